@@ -1,0 +1,17 @@
+import type { CommandModule } from 'yargs';
+import { clock, loadMesh, openStore, planRenew } from '@trellis/core';
+import { requireCiPosture } from '../posture.js';
+import { renderPlan } from './renew.js';
+
+interface Args { store?: string; scope?: string; now?: string; json?: boolean }
+
+export const plan: CommandModule<object, Args> = {
+  command: 'plan',
+  describe: 'Print what renew would mint, and why',
+  builder: (y) => y.option('scope', { type: 'string' }).option('json', { type: 'boolean' }) as never,
+  handler: async (a) => {
+    requireCiPosture();
+    const p = planRenew(loadMesh(openStore(a.store)), clock(a.now), { scope: a.scope });
+    process.stdout.write(a.json ? `${JSON.stringify(p, null, 2)}\n` : renderPlan(p));
+  },
+};

@@ -1,0 +1,16 @@
+import type { CommandModule } from 'yargs';
+import { clock, loadMesh, meshStatus, openStore, renderStatus } from '@trellis/core';
+import { requireCiPosture } from '../posture.js';
+
+interface Args { store?: string; json?: boolean; now?: string }
+
+export const status: CommandModule<object, Args> = {
+  command: 'status',
+  describe: 'Show the root, each scope and its leaves',
+  builder: (y) => y.option('json', { type: 'boolean', describe: 'machine-readable output' }) as never,
+  handler: async (a) => {
+    requireCiPosture();
+    const s = meshStatus(loadMesh(openStore(a.store)), clock(a.now));
+    process.stdout.write(a.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+  },
+};

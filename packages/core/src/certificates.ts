@@ -1,0 +1,80 @@
+/** Parsing, fingerprints and signing of X.509 certificates, shared by every tier. */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, sha256Hex, type KeyAlgorithm } from './crypto.js';
+
+export type Certificate = x509.X509Certificate;
+
+export function parseCertificate(pemOrDer: string | Uint8Array): Certificate {
+  return new x509.X509Certificate(typeof pemOrDer === 'string' ? pemOrDer : new Uint8Array(pemOrDer));
+}
+
+/** Every `CERTIFICATE` block in a PEM file, in order. */
+export function parseCertificates(pem: string): Certificate[] {
+  return pemDecodeAll(pem, 'CERTIFICATE').map((der) => parseCertificate(der));
+}
+
+export function certificatePem(cert: Certificate): string {
+  return pemEncode('CERTIFICATE', new Uint8Array(cert.rawData));
+}
+
+/** `sha256:<hex>` of the DER: how the store names a certificate. */
+export function fingerprint(cert: Certificate): string {
+  return `sha256:${sha256Hex(new Uint8Array(cert.rawData))}`;
+}
+
+export function spkiDer(cert: Certificate): Buffer {
+  return Buffer.from(cert.publicKey.rawData);
+}
+
+export interface IssueParams {
+  serial: string;
+  subject: string;
+  issuer: string;
+  notBefore: Date;
+  notAfter: Date;
+  subjectPublicKey: CryptoKey;
+  signingKey: CryptoKey;
+  signingAlgorithm: KeyAlgorithm;
+  extensions: x509.Extension[];
+}
+
+/** Signs a certificate; the profile's extensions are decided by the caller's tier. */
+export async function signCertificate(p: IssueParams): Promise<Certificate> {
+  return x509.X509CertificateGenerator.create({
+    serialNumber: p.serial,
+    subject: p.subject,
+    issuer: p.issuer,
+    notBefore: p.notBefore,
+    notAfter: p.notAfter,
+    publicKey: p.subjectPublicKey,
+    signingKey: p.signingKey,
+    signingAlgorithm: ALGORITHM_SPECS[p.signingAlgorithm].signing,
+    extensions: p.extensions,
+  });
+}
+
+/** True when `cert`'s signature verifies under `issuer`'s public key. */
+export async function signedBy(cert: Certificate, issuer: Certificate): Promise<boolean> {
+  try {
+    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+  } catch {
+    return false;
+  }
+}
+
+export function isSelfIssued(cert: Certificate): boolean {
+  return cert.subject === cert.issuer;
+}
+
+/** The SANs of a certificate, by kind. */
+export function subjectAltNames(cert: Certificate): { dns: string[]; uris: string[]; other: number } {
+  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const out = { dns: [] as string[], uris: [] as string[], other: 0 };
+  for (const n of ext?.names.items ?? []) {
+    if (n.type === 'dns') out.dns.push(n.value);
+    else if (n.type === 'url') out.uris.push(n.value);
+    else out.other++;
+  }
+  return out;
+}

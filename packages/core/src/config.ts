@@ -1,0 +1,191 @@
+/**
+ * The store's declared inputs: `trellis.yaml` and `scopes/<scope>.yaml`.
+ * Parsing fails closed: unknown keys, wrong types and out-of-scope names are
+ * errors naming the file and the field.
+ */
+import { parseDocument, stringify } from 'yaml';
+import { TrellisError, type Reason } from './errors.js';
+import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, isDnsName, dnsWithin, scopeDomain } from './names.js';
+import { parseDuration } from './time.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
+
+export interface MeshConfig {
+  version: 1;
+  mesh: string;
+  trustDomain: string;
+  recipients: { offline: string[]; ci: string };
+  algorithms: { root: KeyAlgorithm; intermediate: KeyAlgorithm; leaf: KeyAlgorithm };
+  /** Lifetimes in milliseconds. */
+  ttl: { root: number; intermediate: number; leaf: number };
+  overlap: { propagation: number };
+}
+
+export type ScopeKind = 'global' | 'region';
+
+export interface DeployTarget {
+  type: 'dir' | 'ssh' | 'kubernetes' | 'sealed';
+  [setting: string]: unknown;
+}
+
+export interface ServiceDef {
+  name: string;
+  /** Extra DNS SANs beyond `<service>.<scope>.<trust domain>`. */
+  dns: string[];
+  /** Leaf lifetime in ms; undefined means the mesh default. */
+  ttl?: number;
+  deploy: DeployTarget[];
+}
+
+export interface ScopeDef {
+  name: string;
+  kind: ScopeKind;
+  services: ServiceDef[];
+}
+
+export const MESH_DEFAULTS = {
+  algorithms: { root: 'ecdsa-p256', intermediate: 'ecdsa-p256', leaf: 'ecdsa-p256' } as const,
+  ttl: { root: '10y', intermediate: '3y', leaf: '7d' },
+  overlap: { propagation: '24h' },
+};
+
+/** Walks a parsed YAML value, naming the field at fault in every error. */
+class Reader {
+  constructor(readonly file: string, readonly reason: Reason) {}
+
+  fail(field: string, detail: string, hint?: string): never {
+    throw new TrellisError(this.reason, detail, { file: this.file, field: field || undefined, hint });
+  }
+
+  map(v: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be a mapping');
+    const unknown = Object.keys(v as object).filter((k) => !allowed.includes(k));
+    if (unknown.length) {
+      this.fail(
+        field ? `${field}.${unknown[0]}` : unknown[0]!,
+        `unknown key "${unknown[0]}"`,
+        allowed.length ? `allowed here: ${allowed.join(', ')} (a typo must not silently drop a setting)` : undefined,
+      );
+    }
+    return v as Record<string, unknown>;
+  }
+
+  string(v: unknown, field: string, pattern?: RegExp, hint?: string): string {
+    if (typeof v !== 'string' || v.length === 0) this.fail(field, 'must be a non-empty string', hint);
+    if (pattern && !pattern.test(v)) this.fail(field, `"${v}" is not valid`, hint);
+    return v;
+  }
+
+  list(v: unknown, field: string): unknown[] {
+    if (!Array.isArray(v)) this.fail(field, 'must be a list');
+    return v;
+  }
+
+  duration(v: unknown, field: string): number {
+    if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d');
+    return parseDuration(v, { file: this.file, field });
+  }
+
+  oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
+    if (!values.includes(v as T)) this.fail(field, `must be one of ${values.join(', ')} (got ${JSON.stringify(v)})`);
+    return v as T;
+  }
+}
+
+function parseYaml(text: string, file: string, reason: Reason): unknown {
+  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+  if (doc.errors.length) {
+    const e = doc.errors[0]!;
+    throw new TrellisError(reason, `not valid YAML: ${e.message.split('\n')[0]}`, { file, hint: 'fix the syntax and rerun' });
+  }
+  return doc.toJS() ?? {};
+}
+
+const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
+
+export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig {
+  const r = new Reader(file, 'bad-config');
+  const top = r.map(parseYaml(text, file, 'bad-config'), '', ['version', 'mesh', 'trustDomain', 'recipients', 'defaults']);
+  if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
+  const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
+  const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
+  if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient');
+  const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap']);
+  const alg = r.map(defaults.algorithms ?? {}, 'defaults.algorithms', ['root', 'intermediate', 'leaf']);
+  const ttl = r.map(defaults.ttl ?? {}, 'defaults.ttl', ['root', 'intermediate', 'leaf']);
+  const overlap = r.map(defaults.overlap ?? {}, 'defaults.overlap', ['propagation']);
+  const d = MESH_DEFAULTS;
+  return {
+    version: 1,
+    mesh: r.string(top.mesh, 'mesh', SCOPE_NAME, 'lower-case letters, digits and dashes'),
+    trustDomain: r.string(top.trustDomain, 'trustDomain', TRUST_DOMAIN, 'a lower-case DNS name such as mesh.example'),
+    recipients: { offline, ci: r.string(recipients.ci, 'recipients.ci', /^age1/) },
+    algorithms: {
+      root: r.oneOf(alg.root ?? d.algorithms.root, 'defaults.algorithms.root', KEY_ALGORITHMS),
+      intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, 'defaults.algorithms.intermediate', KEY_ALGORITHMS),
+      leaf: r.oneOf(alg.leaf ?? d.algorithms.leaf, 'defaults.algorithms.leaf', KEY_ALGORITHMS),
+    },
+    ttl: {
+      root: r.duration(ttl.root ?? d.ttl.root, 'defaults.ttl.root'),
+      intermediate: r.duration(ttl.intermediate ?? d.ttl.intermediate, 'defaults.ttl.intermediate'),
+      leaf: r.duration(ttl.leaf ?? d.ttl.leaf, 'defaults.ttl.leaf'),
+    },
+    overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, 'defaults.overlap.propagation') },
+  };
+}
+
+export function serializeMeshConfig(c: { mesh: string; trustDomain: string; recipients: MeshConfig['recipients']; rootAlgorithm?: KeyAlgorithm }): string {
+  return toYaml({
+    version: 1,
+    mesh: c.mesh,
+    trustDomain: c.trustDomain,
+    recipients: { offline: c.recipients.offline, ci: c.recipients.ci },
+    defaults: { ...MESH_DEFAULTS, algorithms: { ...MESH_DEFAULTS.algorithms, root: c.rootAlgorithm ?? MESH_DEFAULTS.algorithms.root } },
+  });
+}
+
+const DEPLOY_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
+
+/** Parses `scopes/<name>.yaml`; the scope's name is the file's. */
+export function parseScope(text: string, name: string, trustDomain: string, file = `scopes/${name}.yaml`): ScopeDef {
+  const r = new Reader(file, 'bad-scope');
+  if (!SCOPE_NAME.test(name)) {
+    r.fail('', `"${name}" is not a scope name`, 'name the file [a-z0-9-]{1,63}.yaml');
+  }
+  const top = r.map(parseYaml(text, file, 'bad-scope'), '', ['kind', 'services']);
+  const kind = r.oneOf(top.kind, 'kind', ['global', 'region'] as const);
+  if ((kind === 'global') !== (name === GLOBAL_SCOPE)) {
+    r.fail('kind', kind === 'global' ? `only scopes/${GLOBAL_SCOPE}.yaml may be kind: global` : `"${GLOBAL_SCOPE}" is reserved for the global scope`,
+      kind === 'global' ? 'use kind: region' : 'set kind: global');
+  }
+  const domain = scopeDomain(name, trustDomain);
+  const services = Object.entries(r.map(top.services ?? {}, 'services', Object.keys(top.services ?? {}))).map(([svc, raw]) => {
+    const at = `services.${svc}`;
+    if (!SERVICE_NAME.test(svc)) r.fail(at, `"${svc}" is not a service name`, 'use [a-z0-9-]{1,63}: it becomes a DNS label');
+    const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy']);
+    const dns = r.list(s.dns ?? [], `${at}.dns`).map((v, i) => {
+      const n = r.string(v, `${at}.dns[${i}]`);
+      if (!isDnsName(n)) r.fail(`${at}.dns[${i}]`, `"${n}" is not a lower-case DNS name`);
+      if (!dnsWithin(n.replace(/^\*\./, ''), domain)) {
+        r.fail(`${at}.dns[${i}]`, `"${n}" is outside the scope's name constraints`, `the intermediate of ${name} may only certify names under ${domain}`);
+      }
+      return n;
+    });
+    const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => {
+      const m = r.map(t, `${at}.deploy[${i}]`, Object.keys((t ?? {}) as object));
+      return { ...m, type: r.oneOf(m.type, `${at}.deploy[${i}].type`, DEPLOY_TYPES) } as DeployTarget;
+    });
+    const def: ServiceDef = { name: svc, dns, deploy };
+    if (s.ttl !== undefined) def.ttl = r.duration(s.ttl, `${at}.ttl`);
+    return def;
+  });
+  return { name, kind, services: services.sort((a, b) => a.name.localeCompare(b.name)) };
+}
+
+/** Deterministic YAML: the key order given, LF, trailing newline. */
+export function toYaml(value: unknown): string {
+  return stringify(value, { lineWidth: 0, indent: 2 });
+}
+
+export function fromYaml(text: string, file: string): unknown {
+  return parseYaml(text, file, 'corrupt-store');
+}

@@ -1,0 +1,87 @@
+/**
+ * The one seam for randomness and key generation. Everything that needs a key
+ * or random bytes takes a `CryptoSeam`, so tests can inject determinism and an
+ * HSM or a faster backend can drop in.
+ */
+import 'reflect-metadata';
+import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+
+x509.cryptoProvider.set(webcrypto as unknown as Crypto);
+
+export const KEY_ALGORITHMS = ['ecdsa-p256', 'ecdsa-p384', 'ed25519'] as const;
+export type KeyAlgorithm = (typeof KEY_ALGORITHMS)[number];
+
+interface AlgorithmSpec {
+  generate: EcKeyGenParams | Algorithm;
+  /** What @peculiar/x509 signs certificates and CRLs with. */
+  signing: Algorithm | EcdsaParams;
+}
+
+export const ALGORITHM_SPECS: Record<KeyAlgorithm, AlgorithmSpec> = {
+  'ecdsa-p256': { generate: { name: 'ECDSA', namedCurve: 'P-256' }, signing: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams },
+  'ecdsa-p384': { generate: { name: 'ECDSA', namedCurve: 'P-384' }, signing: { name: 'ECDSA', hash: 'SHA-384' } as EcdsaParams },
+  ed25519: { generate: { name: 'Ed25519' }, signing: { name: 'Ed25519' } },
+};
+
+export interface CryptoSeam {
+  randomBytes(n: number): Uint8Array;
+  generateKeyPair(alg: KeyAlgorithm): Promise<CryptoKeyPair>;
+}
+
+export const nodeCryptoSeam: CryptoSeam = {
+  randomBytes: (n) => new Uint8Array(randomBytes(n)),
+  generateKeyPair: (alg) =>
+    webcrypto.subtle.generateKey(ALGORITHM_SPECS[alg].generate as EcKeyGenParams, true, ['sign', 'verify']) as Promise<CryptoKeyPair>,
+};
+
+/**
+ * A positive 128-bit serial from the CSPRNG. The fixed 0x01 lead byte keeps the
+ * DER INTEGER positive and minimally encoded without spending random bits.
+ */
+export function randomSerial(seam: CryptoSeam): string {
+  return `01${Buffer.from(seam.randomBytes(16)).toString('hex')}`;
+}
+
+export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
+  const der = Buffer.from(await webcrypto.subtle.exportKey('pkcs8', key as webcrypto.CryptoKey));
+  return pemEncode('PRIVATE KEY', der);
+}
+
+/** The algorithm of a PKCS#8 private key, or undefined when trellis does not use that kind. */
+export function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
+  const k = createPrivateKey(pem);
+  if (k.asymmetricKeyType === 'ed25519') return 'ed25519';
+  if (k.asymmetricKeyType !== 'ec') return undefined;
+  const curve = k.asymmetricKeyDetails?.namedCurve;
+  return curve === 'prime256v1' ? 'ecdsa-p256' : curve === 'secp384r1' ? 'ecdsa-p384' : undefined;
+}
+
+/** Imports a PKCS#8 PEM private key as a signing CryptoKey. */
+export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; algorithm: KeyAlgorithm }> {
+  const algorithm = privateKeyAlgorithm(pem);
+  if (!algorithm) throw new Error('unsupported private key algorithm');
+  const der = createPrivateKey(pem).export({ type: 'pkcs8', format: 'der' });
+  const key = await webcrypto.subtle.importKey('pkcs8', der, ALGORITHM_SPECS[algorithm].generate as EcKeyImportParams, false, ['sign']);
+  return { key: key as unknown as CryptoKey, algorithm };
+}
+
+/** SubjectPublicKeyInfo DER of the public half of a PKCS#8 private key. */
+export function publicKeyDerOf(privatePem: string): Buffer {
+  return createPublicKey(createPrivateKey(privatePem)).export({ type: 'spki', format: 'der' });
+}
+
+export function sha256Hex(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+export function pemEncode(label: string, der: Uint8Array): string {
+  const b64 = Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n');
+  return `-----BEGIN ${label}-----\n${b64}-----END ${label}-----\n`;
+}
+
+/** Every PEM block of `label` in `text`, as DER. */
+export function pemDecodeAll(text: string, label: string): Buffer[] {
+  const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
+  return [...text.matchAll(re)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}

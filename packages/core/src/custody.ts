@@ -1,0 +1,147 @@
+/**
+ * Custody, enforced rather than documented: which posture may hold which
+ * identity, where identities come from, and age encryption to exactly the
+ * recipients a tier allows. Every custody rule of the contract lives here.
+ */
+import { Decrypter, Encrypter, armor, generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { TrellisError } from './errors.js';
+
+export type IdentityKind = 'root' | 'ci';
+export type Env = Readonly<Record<string, string | undefined>>;
+
+const IDENTITY_VARS: Record<IdentityKind, [string, string]> = {
+  root: ['TRELLIS_ROOT_IDENTITY', 'TRELLIS_ROOT_IDENTITY_FILE'],
+  ci: ['TRELLIS_CI_IDENTITY', 'TRELLIS_CI_IDENTITY_FILE'],
+};
+
+const isSet = (env: Env, k: string) => (env[k] ?? '') !== '';
+
+/** The names of the set environment variables that carry an identity of `kind`. */
+function identityVarsSet(env: Env, kind: IdentityKind): string[] {
+  const prefix = IDENTITY_VARS[kind][0];
+  return Object.keys(env).filter((k) => k.startsWith(prefix) && isSet(env, k)).sort();
+}
+
+/** `trellis-ci` refuses to run with the root identity anywhere in its environment. */
+export function assertCiPosture(env: Env): void {
+  const leaked = identityVarsSet(env, 'root');
+  if (leaked.length) {
+    throw new TrellisError('custody-root-identity-in-ci', `${leaked.join(', ')} is set: the root identity must never reach CI`, {
+      hint: 'remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation',
+    });
+  }
+}
+
+export interface RootPostureInputs {
+  env: Env;
+  /** Names of network interfaces other than loopback that are up with an address. */
+  onlineInterfaces: string[];
+  /** `--allow-online` or TRELLIS_ALLOW_ONLINE=1. Overrides only the network check. */
+  allowOnline: boolean;
+}
+
+/**
+ * `trellis-root` refuses to run in CI, next to the CI identity, or on a
+ * networked machine unless the operator explicitly allows it.
+ */
+export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPostureInputs): void {
+  if (isSet(env, 'CI')) {
+    throw new TrellisError('custody-ci-posture', 'CI is set: trellis-root runs on the air-gapped workstation, never in CI', {
+      hint: 'run it on the offline workstation; CI uses trellis-ci',
+    });
+  }
+  const ciVars = identityVarsSet(env, 'ci');
+  if (ciVars.length) {
+    throw new TrellisError('custody-ci-identity-on-root', `${ciVars.join(', ')} is set: the CI identity has no business on the root workstation`, {
+      hint: 'unset it; trellis-root only needs the CI recipient, which trellis.yaml holds',
+    });
+  }
+  if (onlineInterfaces.length && !allowOnline) {
+    throw new TrellisError('custody-online', `network interface(s) up: ${onlineInterfaces.join(', ')}`, {
+      hint: 'disconnect the workstation, or pass --allow-online (TRELLIS_ALLOW_ONLINE=1) if you accept the risk; the ceremony record will note it',
+    });
+  }
+}
+
+/** Age identities from `TRELLIS_<KIND>_IDENTITY` or the file named by `..._FILE`; comments and blanks are skipped. */
+export function readIdentities(kind: IdentityKind, env: Env, readFile: (path: string) => string): string[] | undefined {
+  const [direct, fileVar] = IDENTITY_VARS[kind];
+  let text: string | undefined;
+  let source = direct;
+  if (isSet(env, direct)) text = env[direct];
+  else if (isSet(env, fileVar)) {
+    source = `${fileVar} (${env[fileVar]})`;
+    try {
+      text = readFile(env[fileVar]!);
+    } catch (e) {
+      throw new TrellisError('bad-identity', `cannot read the identity file: ${(e as Error).message}`, { file: env[fileVar], hint: `point ${fileVar} at an age identity file` });
+    }
+  }
+  if (text === undefined) return undefined;
+  const ids = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const bad = ids.find((l) => !/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l));
+  if (!ids.length || bad !== undefined) {
+    throw new TrellisError('bad-identity', `${source} does not hold age identities (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)`, { hint: 'use the file written by trellis-root init or age-keygen' });
+  }
+  return ids;
+}
+
+export function requireIdentities(kind: IdentityKind, env: Env, readFile: (path: string) => string): string[] {
+  const ids = readIdentities(kind, env, readFile);
+  if (!ids) {
+    const [direct, fileVar] = IDENTITY_VARS[kind];
+    throw new TrellisError('custody-missing-identity', `this needs the ${kind === 'root' ? 'offline root' : 'CI'} identity`, { hint: `set ${fileVar} to its file (or ${direct})` });
+  }
+  return ids;
+}
+
+const isPq = (r: string) => r.startsWith('age1pq1');
+
+/** Recipients of one file: age1… strings, all classic or all post-quantum, never mixed. */
+export function validateRecipients(recipients: string[], place: { file?: string; field?: string }): void {
+  const bad = recipients.find((r) => !/^age1[0-9a-z]+$/.test(r));
+  if (bad !== undefined) throw new TrellisError('bad-recipient', `"${bad}" is not an age recipient`, { ...place, hint: 'an age recipient starts with age1 (age-keygen -y prints it)' });
+  if (new Set(recipients.map(isPq)).size > 1) {
+    throw new TrellisError('bad-recipient', 'mixes post-quantum (age1pq1…) and classic recipients', {
+      ...place, hint: 'a classic recipient would undo the post-quantum protection of the file: use one kind',
+    });
+  }
+}
+
+/** Encrypts to exactly `recipients`, ASCII-armored so the store diffs as text. */
+export async function encryptTo(recipients: string[], plaintext: string): Promise<string> {
+  validateRecipients(recipients, {});
+  const e = new Encrypter();
+  for (const r of recipients) e.addRecipient(r);
+  return armor.encode(await e.encrypt(plaintext));
+}
+
+/** Decrypts, or returns undefined when none of `identities` opens the file. */
+export async function tryDecrypt(identities: string[], armored: string): Promise<string | undefined> {
+  const d = new Decrypter();
+  for (const id of identities) d.addIdentity(id);
+  try {
+    return await d.decrypt(armor.decode(armored), 'text');
+  } catch {
+    return undefined;
+  }
+}
+
+export async function decryptWith(identities: string[], armored: string, file: string, kind: IdentityKind): Promise<string> {
+  const out = await tryDecrypt(identities, armored);
+  if (out === undefined) {
+    throw new TrellisError('custody-wrong-identity', `the ${kind === 'root' ? 'offline root' : 'CI'} identity given does not open this key`, {
+      file, hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`,
+    });
+  }
+  return out;
+}
+
+export async function newIdentity(): Promise<{ identity: string; recipient: string }> {
+  const identity = await generateX25519Identity();
+  return { identity, recipient: await identityToRecipient(identity) };
+}
+
+export async function recipientOf(identity: string): Promise<string> {
+  return identityToRecipient(identity);
+}

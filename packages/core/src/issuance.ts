@@ -1,0 +1,80 @@
+/**
+ * The issuance record (`bundles/<scope>/leaves.yaml`): the current leaf of each
+ * service. CI runners start empty, so whether a leaf is due is decided here,
+ * from the record, never from files left on a runner.
+ */
+import { TrellisError } from './errors.js';
+import { fromYaml, toYaml, type ServiceDef } from './config.js';
+import { serviceDnsName, serviceSpiffeId } from './names.js';
+import { renewalPoint } from './profiles.js';
+import { iso } from './time.js';
+
+export interface LeafRecord {
+  serial: string;
+  notBefore: Date;
+  notAfter: Date;
+  /** Fingerprint of the issuing intermediate. */
+  issuer: string;
+  fingerprint: string;
+  uris: string[];
+  dns: string[];
+}
+
+export type IssuanceRecord = Map<string, LeafRecord>;
+
+export function leafNames(scope: string, service: ServiceDef, trustDomain: string): { uris: string[]; dns: string[] } {
+  return {
+    uris: [serviceSpiffeId(scope, service.name, trustDomain)],
+    dns: [serviceDnsName(scope, service.name, trustDomain), ...service.dns],
+  };
+}
+
+export type DueReason = 'new' | 'renewal-window' | 'expired' | 'issuer-changed' | 'names-changed' | 'forced';
+
+/** Why the service's leaf must be minted now, or null when its current leaf stands. */
+export function leafDue(
+  current: LeafRecord | undefined,
+  wanted: { uris: string[]; dns: string[] },
+  activeIssuer: string,
+  now: Date,
+): DueReason | null {
+  if (!current) return 'new';
+  if (current.notAfter <= now) return 'expired';
+  if (current.issuer !== activeIssuer) return 'issuer-changed';
+  if (current.uris.join() !== wanted.uris.join() || current.dns.join() !== wanted.dns.join()) return 'names-changed';
+  if (renewalPoint(current) <= now) return 'renewal-window';
+  return null;
+}
+
+export function parseIssuanceRecord(text: string, file: string): IssuanceRecord {
+  const raw = (fromYaml(text, file) ?? {}) as Record<string, Record<string, unknown>>;
+  const out: IssuanceRecord = new Map();
+  for (const [svc, r] of Object.entries(raw)) {
+    const bad = (field: string): never => {
+      throw new TrellisError('corrupt-store', 'missing or malformed', { file, field: `${svc}.${field}`, hint: 'restore the file from git; it is machine-managed' });
+    };
+    const str = (k: string) => (typeof r?.[k] === 'string' ? (r[k] as string) : bad(k));
+    const date = (k: string) => {
+      const d = new Date(str(k));
+      return Number.isNaN(d.getTime()) ? bad(k) : d;
+    };
+    const list = (k: string) => (Array.isArray(r?.[k]) ? (r[k] as unknown[]).map(String) : bad(k));
+    out.set(svc, {
+      serial: str('serial'), notBefore: date('notBefore'), notAfter: date('notAfter'), issuer: str('issuer'),
+      fingerprint: str('fingerprint'), uris: list('uris'), dns: list('dns'),
+    });
+  }
+  return out;
+}
+
+export function serializeIssuanceRecord(rec: IssuanceRecord): string {
+  const obj: Record<string, unknown> = {};
+  for (const svc of [...rec.keys()].sort()) {
+    const r = rec.get(svc)!;
+    obj[svc] = {
+      serial: r.serial, notBefore: iso(r.notBefore), notAfter: iso(r.notAfter), issuer: r.issuer,
+      fingerprint: r.fingerprint, uris: r.uris, dns: r.dns,
+    };
+  }
+  return rec.size ? toYaml(obj) : '{}\n';
+}

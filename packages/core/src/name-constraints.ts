@@ -1,0 +1,42 @@
+/**
+ * The NameConstraints extension (RFC 5280 §4.2.1.10), encoded by hand because
+ * @peculiar/x509 has no class for it. Only permitted subtrees of dNSName and
+ * URI hosts are produced; decode reads back whatever a certificate carries.
+ */
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints, id_ce_nameConstraints } from '@peculiar/asn1-x509';
+import * as x509 from '@peculiar/x509';
+import type { PermittedNames } from './names.js';
+
+export const NAME_CONSTRAINTS_OID = id_ce_nameConstraints;
+
+export function encodeNameConstraints(p: PermittedNames): ArrayBuffer {
+  const subtrees = [
+    ...p.dns.map((d) => new GeneralSubtree({ base: new GeneralName({ dNSName: d }) })),
+    ...p.uriHosts.map((h) => new GeneralSubtree({ base: new GeneralName({ uniformResourceIdentifier: h }) })),
+  ];
+  return AsnConvert.serialize(new NameConstraints({ permittedSubtrees: new GeneralSubtrees(subtrees) }));
+}
+
+/** Always critical: a verifier that cannot enforce the constraints must reject the chain. */
+export function nameConstraintsExtension(p: PermittedNames): x509.Extension {
+  return new x509.Extension(NAME_CONSTRAINTS_OID, true, encodeNameConstraints(p));
+}
+
+export interface DecodedNameConstraints extends PermittedNames {
+  /** Anything else in permitted subtrees (IP, email, directory names...). */
+  otherPermitted: number;
+  /** Count of excluded subtrees, which trellis never writes. */
+  excluded: number;
+}
+
+export function decodeNameConstraints(der: BufferSource): DecodedNameConstraints {
+  const nc = AsnConvert.parse(der, NameConstraints);
+  const out: DecodedNameConstraints = { dns: [], uriHosts: [], otherPermitted: 0, excluded: nc.excludedSubtrees?.length ?? 0 };
+  for (const st of nc.permittedSubtrees ?? []) {
+    if (st.base.dNSName !== undefined) out.dns.push(st.base.dNSName);
+    else if (st.base.uniformResourceIdentifier !== undefined) out.uriHosts.push(st.base.uniformResourceIdentifier);
+    else out.otherPermitted++;
+  }
+  return out;
+}

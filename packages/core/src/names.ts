@@ -1,0 +1,67 @@
+/**
+ * Names of the mesh in the PKI's own words: a scope's SPIFFE trust domain, a
+ * service's SPIFFE ID and DNS name, and the one test of "inside the scope's
+ * name constraints" that minting and verification both use.
+ */
+
+export const GLOBAL_SCOPE = 'global';
+export const SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+export const SERVICE_NAME = SCOPE_NAME;
+const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+
+/** `us-east-1` in a mesh whose trust domain is `mesh.example` → `us-east-1.mesh.example`. */
+export function scopeDomain(scope: string, trustDomain: string): string {
+  return `${scope}.${trustDomain}`;
+}
+
+export function serviceSpiffeId(scope: string, service: string, trustDomain: string): string {
+  return `spiffe://${scopeDomain(scope, trustDomain)}/${service}`;
+}
+
+export function serviceDnsName(scope: string, service: string, trustDomain: string): string {
+  return `${service}.${scopeDomain(scope, trustDomain)}`;
+}
+
+/** A lower-case DNS name of labels; `*.` is allowed as the whole first label. */
+export function isDnsName(name: string): boolean {
+  if (name.length > 253) return false;
+  const labels = name.split('.');
+  if (labels.length < 2) return false;
+  return labels.every((l, i) => (i === 0 && l === '*') || DNS_LABEL.test(l));
+}
+
+/** RFC 5280 dNSName subtree match: the name is the constraint or lies beneath it. */
+export function dnsWithin(name: string, subtree: string): boolean {
+  const n = name.toLowerCase();
+  const c = subtree.toLowerCase().replace(/^\./, '');
+  return n === c || n.endsWith(`.${c}`);
+}
+
+/** RFC 5280 URI constraint: a bare host matches exactly that host. */
+export function uriHostWithin(uri: string, host: string): boolean {
+  let parsed: URL;
+  try {
+    parsed = new URL(uri);
+  } catch {
+    return false;
+  }
+  return parsed.hostname.toLowerCase() === host.toLowerCase();
+}
+
+export interface PermittedNames {
+  dns: string[];
+  uriHosts: string[];
+}
+
+/** What the intermediate of `scope` may certify: exactly its own trust domain. */
+export function permittedNamesFor(scope: string, trustDomain: string): PermittedNames {
+  const domain = scopeDomain(scope, trustDomain);
+  return { dns: [domain], uriHosts: [domain] };
+}
+
+/** The SANs that fall outside `permitted`; empty when every name is inside. */
+export function namesOutside(sans: { dns: string[]; uris: string[] }, permitted: PermittedNames): string[] {
+  const badDns = sans.dns.filter((d) => !permitted.dns.some((p) => dnsWithin(d, p)));
+  const badUri = sans.uris.filter((u) => !permitted.uriHosts.some((h) => uriHostWithin(u, h)));
+  return [...badDns.map((d) => `DNS:${d}`), ...badUri.map((u) => `URI:${u}`)];
+}

@@ -1,0 +1,78 @@
+/** Pure planning over a loaded Mesh: which leaves renew mints, and the status report. */
+import { fingerprint } from './certificates.js';
+import { leafDue, leafNames, type DueReason } from './issuance.js';
+import { scopeDef, type Mesh } from './mesh.js';
+import { renewalPoint } from './profiles.js';
+import { iso } from './time.js';
+
+export interface RenewItem {
+  scope: string;
+  service: string;
+  reason: DueReason;
+}
+
+export interface RenewPlan {
+  mint: RenewItem[];
+  /** Declared scopes renew cannot serve yet (no intermediate): the offline ceremony is pending. */
+  pending: string[];
+}
+
+export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?: boolean } = {}): RenewPlan {
+  const scopes = opts.scope ? [scopeDef(mesh, opts.scope)] : mesh.scopes;
+  const plan: RenewPlan = { mint: [], pending: [] };
+  for (const scope of scopes) {
+    const m = mesh.material.get(scope.name)!;
+    if (!m.intermediate) {
+      plan.pending.push(scope.name);
+      continue;
+    }
+    const active = fingerprint(m.intermediate);
+    for (const svc of scope.services) {
+      const reason = opts.force ? 'forced' : leafDue(m.leaves.get(svc.name), leafNames(scope.name, svc, mesh.config.trustDomain), active, now);
+      if (reason) plan.mint.push({ scope: scope.name, service: svc.name, reason });
+    }
+  }
+  return plan;
+}
+
+export type LeafState = 'ok' | 'due' | 'expired' | 'missing' | 'stale-issuer';
+
+export interface ScopeStatus {
+  scope: string;
+  kind: string;
+  intermediate: null | { fingerprint: string; subject: string; notAfter: string };
+  leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
+}
+
+export interface MeshStatus {
+  mesh: string;
+  trustDomain: string;
+  now: string;
+  root: null | { fingerprint: string; subject: string; notAfter: string };
+  scopes: ScopeStatus[];
+}
+
+export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
+  return {
+    mesh: mesh.config.mesh,
+    trustDomain: mesh.config.trustDomain,
+    now: iso(now),
+    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter) } : null,
+    scopes: mesh.scopes.map((scope) => {
+      const m = mesh.material.get(scope.name)!;
+      const active = m.intermediate ? fingerprint(m.intermediate) : undefined;
+      return {
+        scope: scope.name,
+        kind: scope.kind,
+        intermediate: m.intermediate ? { fingerprint: active!, subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
+        leaves: scope.services.map((svc) => {
+          const r = m.leaves.get(svc.name);
+          if (!r) return { service: svc.name, state: 'missing' as const };
+          const renewAt = renewalPoint(r);
+          const state: LeafState = r.notAfter <= now ? 'expired' : r.issuer !== active ? 'stale-issuer' : renewAt <= now ? 'due' : 'ok';
+          return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
+        }),
+      };
+    }),
+  };
+}

@@ -1,0 +1,89 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import {
+  KEY_ALGORITHMS, STORE_FILE, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
+  nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
+} from '@trellis/core';
+import { mintRoot } from '../ceremony.js';
+import { requireOfflinePosture } from '../posture.js';
+
+interface Args {
+  store?: string;
+  mesh: string;
+  trustDomain: string;
+  ciRecipient?: string;
+  ciIdentityOut?: string;
+  offlineRecipient?: string[];
+  algorithm: string;
+  allowOnline?: boolean;
+  now?: string;
+}
+
+export const init: CommandModule<object, Args> = {
+  command: 'init',
+  describe: 'Create a store and its root CA (prints a generated offline identity once, on stdout)',
+  builder: (y) => y
+    .option('mesh', { type: 'string', demandOption: true, describe: 'mesh name ([a-z0-9-])' })
+    .option('trust-domain', { type: 'string', demandOption: true, describe: 'trust domain, e.g. mesh.example' })
+    .option('ci-recipient', { type: 'string', describe: 'age recipient of the CI identity (age1…)' })
+    .option('ci-identity-out', { type: 'string', describe: 'generate the CI identity into this file (0600) instead' })
+    .option('offline-recipient', { type: 'string', array: true, describe: 'age recipient(s) the root key is encrypted to; default: generate one identity and print it' })
+    .option('algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'root key algorithm' })
+    .example('$0 init --mesh prod --trust-domain mesh.example --ci-recipient age1…', 'on the air-gapped workstation') as never,
+  handler: (a) => runInit(a),
+};
+
+async function runInit(a: Args): Promise<void> {
+  const posture = requireOfflinePosture(a);
+  if (Boolean(a.ciRecipient) === Boolean(a.ciIdentityOut)) {
+    throw new TrellisError('usage', 'give exactly one of --ci-recipient AGE1 or --ci-identity-out FILE');
+  }
+  const dir = path.resolve(a.store ?? process.env.TRELLIS_STORE ?? process.cwd());
+  if (fs.existsSync(path.join(dir, STORE_FILE))) {
+    throw new TrellisError('store-exists', `${dir} already holds a store`, { file: STORE_FILE, hint: 'init creates a new mesh; to re-key an existing one use trellis-root rotate root' });
+  }
+  if (a.ciIdentityOut && fs.existsSync(a.ciIdentityOut)) {
+    throw new TrellisError('usage', `${a.ciIdentityOut} exists; refusing to overwrite an identity`, { hint: 'choose a new path' });
+  }
+  const offline = a.offlineRecipient ?? [];
+  validateRecipients(offline, { field: '--offline-recipient' });
+  if (a.ciRecipient) validateRecipients([a.ciRecipient], { field: '--ci-recipient' });
+  const now = clock(a.now);
+
+  // Validate the configuration as it will be read back, before any key exists.
+  const offlineId = offline.length ? undefined : await newIdentity();
+  const ciId = a.ciIdentityOut ? await newIdentity() : undefined;
+  const recipients = { offline: offlineId ? [offlineId.recipient] : offline, ci: ciId?.recipient ?? a.ciRecipient! };
+  const configText = serializeMeshConfig({ mesh: a.mesh, trustDomain: a.trustDomain, recipients, rootAlgorithm: a.algorithm as KeyAlgorithm });
+  const config = parseMeshConfig(configText, '--mesh/--trust-domain');
+
+  const root = await mintRoot(config, now, nodeCryptoSeam);
+  const rootPem = certificatePem(root.cert);
+  const { text: ledger } = appendToLedger('', {
+    op: 'init',
+    at: iso(now),
+    actor: actor(),
+    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...posture },
+    created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
+  });
+  fs.mkdirSync(dir, { recursive: true });
+  if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
+  const store = new Store(dir);
+  await store.withLock(async () => store.commit([
+    { path: STORE_FILE, content: configText },
+    { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },
+    { path: paths.rootCert, content: rootPem },
+    { path: paths.roots, content: rootPem },
+    { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
+    { path: paths.rootLedger, content: ledger },
+    { path: '.gitignore', content: '.trellis/\n' },
+  ]));
+
+  process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);
+  if (ciId) process.stderr.write(`CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`);
+  if (offlineId) {
+    process.stderr.write('the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n');
+    process.stdout.write(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`);
+  }
+}

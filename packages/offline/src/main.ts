@@ -1,0 +1,26 @@
+#!/usr/bin/env node
+/** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
+import yargs, { type CommandModule } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { TrellisError, runMain } from '@trellis/core';
+import { init } from './commands/init.js';
+import { intermediate } from './commands/intermediate.js';
+import { status } from './commands/status.js';
+import { verify } from './commands/verify.js';
+
+await runMain('trellis-root', () =>
+  yargs(hideBin(process.argv))
+    .scriptName('trellis-root')
+    .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
+    .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
+    .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
+    .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
+    .command([init, intermediate, status, verify] as CommandModule[])
+    .demandCommand(1, 'name a command')
+    .strict()
+    .epilogue('exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed')
+    .fail((msg, err) => {
+      throw err ?? new TrellisError('usage', msg);
+    })
+    .parseAsync(),
+);
