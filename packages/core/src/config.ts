@@ -82,7 +82,7 @@ class Reader {
 
   duration(v: unknown, field: string): number {
     if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d');
-    return parseDuration(v, { file: this.file, field });
+    return parseDuration(v, { file: this.file, field }, this.reason);
   }
 
   oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {

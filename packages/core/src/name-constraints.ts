@@ -3,6 +3,7 @@
  * @peculiar/x509 has no class for it. Only permitted subtrees of dNSName and
  * URI hosts are produced; decode reads back whatever a certificate carries.
  */
+import 'reflect-metadata';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { GeneralName, GeneralSubtree, GeneralSubtrees, NameConstraints, id_ce_nameConstraints } from '@peculiar/asn1-x509';
 import * as x509 from '@peculiar/x509';

@@ -1,12 +1,12 @@
-import { TrellisError } from './errors.js';
+import { TrellisError, type Reason } from './errors.js';
 
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 } as const;
 
 /** Parses a duration such as `72h`, `7d`, `90s`, `10y` (a year is 365 days) into milliseconds. */
-export function parseDuration(text: string, place: { file?: string; field?: string } = {}): number {
+export function parseDuration(text: string, place: { file?: string; field?: string } = {}, reason: Reason = 'bad-config'): number {
   const m = /^(\d+)(s|m|h|d|w|y)$/.exec(String(text).trim());
   if (!m || Number(m[1]) <= 0) {
-    throw new TrellisError('bad-config', `"${text}" is not a duration`, {
+    throw new TrellisError(reason, `"${text}" is not a duration`, {
       ...place,
       hint: 'write a positive whole number and a unit: 90s, 30m, 72h, 7d, 2w, 3y',
     });

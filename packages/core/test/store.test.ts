@@ -1,0 +1,65 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Store } from '../src/store.js';
+import { TrellisError } from '../src/errors.js';
+
+function scratch(): Store {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
+  fs.writeFileSync(path.join(dir, 'trellis.yaml'), 'version: 1\n');
+  return new Store(dir);
+}
+
+describe('store writes', () => {
+  it('applies a multi-file write and leaves no journal behind', () => {
+    const s = scratch();
+    s.commit([{ path: 'a/one', content: '1\n' }, { path: 'b/two', content: '2\n', mode: 0o600 }]);
+    expect(s.read('a/one')).toBe('1\n');
+    expect(fs.statSync(s.abs('b/two')).mode & 0o777).toBe(0o600);
+    expect(fs.existsSync(s.abs('.trellis/journal'))).toBe(false);
+  });
+  it('refuses (exit 4) to overwrite a file that changed since it was read', () => {
+    const s = scratch();
+    s.commit([{ path: 'f', content: 'old\n' }]);
+    const reader = new Store(s.dir);
+    reader.read('f');
+    fs.writeFileSync(s.abs('f'), 'someone else\n');
+    let err: unknown;
+    try {
+      reader.commit([{ path: 'f', content: 'mine\n' }]);
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(TrellisError);
+    expect((err as TrellisError).exitCode).toBe(4);
+    expect(s.read('f')).toBe('someone else\n');
+  });
+  it('replays a committed journal and discards an uncommitted one', () => {
+    const s = scratch();
+    const journal = s.abs('.trellis/journal');
+    fs.mkdirSync(journal, { recursive: true });
+    fs.writeFileSync(path.join(journal, '0.data'), 'new\n');
+    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [{ path: 'x', data: '0.data', mode: 0o644 }] }));
+    fs.mkdirSync(s.abs('.trellis/journal.tmp'));
+    fs.writeFileSync(s.abs('.trellis/journal.tmp/manifest.json'), '{"writes":[{"path":"y","data":null,"mode":420}]}');
+    expect(s.replayJournal()).toBe(true);
+    expect(s.read('x')).toBe('new\n');
+    expect(fs.existsSync(s.abs('.trellis/journal.tmp'))).toBe(false);
+    expect(s.replayJournal()).toBe(false);
+  });
+  it('a second run cannot take the lock while the first holds it (exit 4)', async () => {
+    const s = scratch();
+    const other = new Store(s.dir);
+    await s.withLock(async () => {
+      await expect(other.withLock(async () => 'never')).rejects.toMatchObject({ reason: 'store-locked' });
+    });
+    await expect(other.withLock(async () => 'free again')).resolves.toBe('free again');
+  });
+  it('takes over a lock left by a process that died', async () => {
+    const s = scratch();
+    fs.mkdirSync(s.abs('.trellis'), { recursive: true });
+    fs.writeFileSync(s.abs('.trellis/lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), since: 'then' }));
+    await expect(s.withLock(async () => 'ok')).resolves.toBe('ok');
+  });
+});

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds the Go crypto/x509 verifier offline: it has no dependencies beyond the standard library.
+set -euo pipefail
+cd "$(dirname "$0")/goverify"
+if [ ! -x goverify ] || [ main.go -nt goverify ]; then
+  GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local go build -o goverify .
+fi

@@ -1,0 +1,3 @@
+module trellis.local/goverify
+
+go 1.19

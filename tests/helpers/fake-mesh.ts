@@ -1,0 +1,108 @@
+/**
+ * FakeMesh: a real store made with the real CLIs from a few lines of spec, so
+ * a test states only what it is about.
+ *
+ *   const m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] } });
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { stringify } from 'yaml';
+import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
+
+export type ServiceSpec = string | Record<string, { dns?: string[]; ttl?: string }>;
+
+export interface MeshSpec {
+  /** scope name → its services; `global` is kind global, every other scope a region. */
+  scopes: Record<string, ServiceSpec[]>;
+  trustDomain?: string;
+  /** When the offline steps and the first renew happen. */
+  now?: string;
+  /** Mint intermediates (default true) and leaves (default true). */
+  intermediates?: boolean;
+  leaves?: boolean;
+  algorithm?: string;
+}
+
+export class FakeMesh {
+  private constructor(readonly dir: string, readonly rootIdentityFile: string, readonly ciIdentityFile: string) {}
+
+  static async create(spec: MeshSpec): Promise<FakeMesh> {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
+    const dir = path.join(base, 'store');
+    const m = new FakeMesh(dir, path.join(base, 'root.identity'), path.join(base, 'ci.identity'));
+    const now = spec.now ? ['--now', spec.now] : [];
+    const init = await trellisRoot(['init', '--store', dir, '--mesh', 'test', '--trust-domain', spec.trustDomain ?? 'mesh.example',
+      '--ci-identity-out', m.ciIdentityFile, '--algorithm', spec.algorithm ?? 'ecdsa-p256', ...now]);
+    if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
+    fs.writeFileSync(m.rootIdentityFile, init.stdout, { mode: 0o600 });
+    for (const [scope, services] of Object.entries(spec.scopes)) m.writeScope(scope, services);
+    if (spec.intermediates !== false) {
+      const r = await m.root(['intermediate', '--pending', ...now]);
+      if (r.code !== 0) throw new Error(`intermediate failed: ${r.stderr}`);
+      if (spec.leaves !== false) {
+        const n = await m.ci(['renew', ...now]);
+        if (n.code !== 0) throw new Error(`renew failed: ${n.stderr}`);
+      }
+    }
+    return m;
+  }
+
+  writeScope(scope: string, services: ServiceSpec[]): void {
+    const svc: Record<string, unknown> = {};
+    for (const s of services) {
+      if (typeof s === 'string') svc[s] = {};
+      else Object.assign(svc, s);
+    }
+    this.write(`scopes/${scope}.yaml`, stringify({ kind: scope === 'global' ? 'global' : 'region', services: svc }));
+  }
+
+  /** trellis-root with the offline identity (unless the test overrides the env). */
+  root(args: string[], env: Env = {}): Promise<Run> {
+    return trellisRoot(['--store', this.dir, ...args], { env: { TRELLIS_ROOT_IDENTITY_FILE: this.rootIdentityFile, ...env } });
+  }
+
+  /** trellis-ci with the CI identity (unless the test overrides the env). */
+  ci(args: string[], env: Env = {}): Promise<Run> {
+    return trellisCi(['--store', this.dir, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: this.ciIdentityFile, ...env } });
+  }
+
+  path(rel: string): string {
+    return path.join(this.dir, rel);
+  }
+
+  out(scope: string, service: string, file: string): string {
+    return path.join(this.dir, '.trellis/out', scope, service, file);
+  }
+
+  read(rel: string): string {
+    return fs.readFileSync(this.path(rel), 'utf8');
+  }
+
+  write(rel: string, text: string): void {
+    fs.mkdirSync(path.dirname(this.path(rel)), { recursive: true });
+    fs.writeFileSync(this.path(rel), text);
+  }
+
+  /** Every file of the store (outside .trellis) with its content: for old-or-new comparisons. */
+  snapshot(): Record<string, string> {
+    const out: Record<string, string> = {};
+    const walk = (d: string) => {
+      for (const e of fs.readdirSync(path.join(this.dir, d), { withFileTypes: true })) {
+        const rel = path.join(d, e.name);
+        if (e.isDirectory()) {
+          if (e.name !== '.trellis') walk(rel);
+        } else out[rel] = fs.readFileSync(path.join(this.dir, rel), 'utf8');
+      }
+    };
+    walk('');
+    return out;
+  }
+
+  /** An independent copy, for tests that damage the store. */
+  clone(): FakeMesh {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
+    fs.cpSync(this.dir, path.join(base, 'store'), { recursive: true });
+    return new FakeMesh(path.join(base, 'store'), this.rootIdentityFile, this.ciIdentityFile);
+  }
+}

@@ -1,0 +1,9 @@
+/** Builds what the tests run: the CLIs (tsc -b is incremental) and the Go verifier. */
+import { execFileSync } from 'node:child_process';
+import path from 'node:path';
+
+export default function setup(): void {
+  const repo = path.resolve(import.meta.dirname, '../..');
+  execFileSync('pnpm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
+  execFileSync('bash', ['scripts/build-goverify.sh'], { cwd: repo, stdio: 'inherit' });
+}
