@@ -1,6 +1,9 @@
+import path from 'node:path';
 import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
+  // Tests import the sources; the CLIs they spawn run the build (global setup keeps it fresh).
+  resolve: { alias: { '@trellis/core': path.resolve(import.meta.dirname, 'packages/core/src/index.ts') } },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
     globalSetup: ['tests/helpers/global-setup.ts'],

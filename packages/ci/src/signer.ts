@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import {
-  TrellisError, activeIntermediate, decryptWith, fingerprint, importSigningKey, paths, publicKeyDerOf, requireIdentities, spkiDer,
+  TrellisError, activeIntermediate, decryptWith, fingerprint, importSigningKey, paths, permittedNamesFor, profileViolations, publicKeyDerOf,
+  requireIdentities, signedBy, spkiDer,
   type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
@@ -11,6 +12,14 @@ export function ciIdentities(): string[] {
 /** Opens a scope's intermediate key with the CI identity, refusing a key that does not match its certificate. */
 export async function openIntermediate(mesh: Mesh, scope: string, ids: string[]): Promise<SigningIntermediate> {
   const cert = activeIntermediate(mesh, scope);
+  // Never sign under an intermediate that does not chain to a trusted root or has drifted from its profile.
+  const chained = (await Promise.all(mesh.roots.map((r) => signedBy(cert, r)))).some(Boolean);
+  const violations = profileViolations(cert, 'intermediate', { permitted: permittedNamesFor(scope, mesh.config.trustDomain) });
+  if (!chained || violations.length) {
+    throw new TrellisError('verification-failed', chained ? `intermediate violates its profile: ${violations.join('; ')}` : 'intermediate is not signed by any root in roots.pem', {
+      file: paths.intermediate(scope), hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised',
+    });
+  }
   const file = paths.intermediateKey(scope);
   const ct = mesh.material.get(scope)?.keyAge;
   if (ct === undefined) throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', { file, hint: 'restore it from git' });

@@ -23,4 +23,4 @@ export { loadMesh, paths, scopeDef, activeIntermediate, trustedIntermediatesOf, 
 export { verifyMesh, custodyFindings, worstLevel, EXPIRY_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
-export { runMain, clock, openStore, actor, onlineInterfaces } from './shell.js';
+export { runMain, clock, openStore, withStore, actor, onlineInterfaces } from './shell.js';

@@ -37,6 +37,15 @@ export function openStore(flag: string | undefined, env: NodeJS.ProcessEnv = pro
   return new Store(findStore(process.cwd(), flag ?? (env.TRELLIS_STORE || undefined)));
 }
 
+/**
+ * Runs `fn` on the store under its lock. Readers take it too: it is what
+ * completes a write that a crash interrupted, before anything is read.
+ */
+export function withStore<T>(flag: string | undefined, fn: (store: Store) => Promise<T>): Promise<T> {
+  const store = openStore(flag);
+  return store.withLock(() => fn(store));
+}
+
 /** Who ran a step, for ledgers and evidence: the CI actor or the local user, and the host. */
 export function actor(env: NodeJS.ProcessEnv = process.env): string {
   const who = env.TRELLIS_ACTOR || env.GITHUB_ACTOR || env.GITLAB_USER_LOGIN || env.USER || os.userInfo().username;

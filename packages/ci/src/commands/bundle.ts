@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { TrellisError, composeTrust, loadMesh, openStore, scopeDef, trustOpensslPem, trustPem, trustedIntermediatesOf } from '@trellis/core';
+import { TrellisError, composeTrust, loadMesh, withStore, scopeDef, trustOpensslPem, trustPem, trustedIntermediatesOf } from '@trellis/core';
 import { requireCiPosture } from '../posture.js';
 
 interface Args { store?: string; scope: string; format: string }
@@ -12,7 +12,7 @@ export const bundle: CommandModule<object, Args> = {
     .option('format', { type: 'string', choices: ['pem', 'openssl'], default: 'pem', describe: 'pem: plain CERTIFICATE blocks (Go, most stacks); openssl: TRUSTED CERTIFICATE blocks' }) as never,
   handler: async (a) => {
     requireCiPosture();
-    const mesh = loadMesh(openStore(a.store));
+    const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = composeTrust(scopeDef(mesh, a.scope), mesh.scopes.map((s) => s.name), trustedIntermediatesOf(mesh));
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
     process.stdout.write(a.format === 'openssl' ? trustOpensslPem(certs) : trustPem(certs));

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { clock, loadMesh, openStore, planRenew } from '@trellis/core';
+import { clock, loadMesh, withStore, planRenew } from '@trellis/core';
 import { requireCiPosture } from '../posture.js';
 import { renderPlan } from './renew.js';
 
@@ -11,7 +11,7 @@ export const plan: CommandModule<object, Args> = {
   builder: (y) => y.option('scope', { type: 'string' }).option('json', { type: 'boolean' }) as never,
   handler: async (a) => {
     requireCiPosture();
-    const p = planRenew(loadMesh(openStore(a.store)), clock(a.now), { scope: a.scope });
+    const p = await withStore(a.store, async (store) => planRenew(loadMesh(store), clock(a.now), { scope: a.scope }));
     process.stdout.write(a.json ? `${JSON.stringify(p, null, 2)}\n` : renderPlan(p));
   },
 };

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  actor, appendToLedger, certificatePem, clock, composeTrust, iso, loadMesh, mintLeaf, nodeCryptoSeam, openStore, paths, planRenew, scopeDef,
+  actor, appendToLedger, certificatePem, clock, composeTrust, iso, loadMesh, mintLeaf, nodeCryptoSeam, withStore, paths, planRenew, scopeDef,
   serializeIssuanceRecord, trustBundleFiles, trustOpensslPem, trustPem, trustedIntermediatesOf, writeFileAtomic,
   type FileWrite, type MintedLeaf, type RenewPlan,
 } from '@trellis/core';
@@ -32,8 +32,7 @@ export function renderPlan(plan: RenewPlan): string {
 
 async function runRenew(a: Args): Promise<void> {
   requireCiPosture();
-  const store = openStore(a.store);
-  await store.withLock(async () => {
+  await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
     const plan = planRenew(mesh, now, { scope: a.scope, force: a.force });

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { clock, loadMesh, meshStatus, openStore, renderStatus } from '@trellis/core';
+import { clock, loadMesh, meshStatus, withStore, renderStatus } from '@trellis/core';
 import { requireCiPosture } from '../posture.js';
 
 interface Args { store?: string; json?: boolean; now?: string }
@@ -10,7 +10,7 @@ export const status: CommandModule<object, Args> = {
   builder: (y) => y.option('json', { type: 'boolean', describe: 'machine-readable output' }) as never,
   handler: async (a) => {
     requireCiPosture();
-    const s = meshStatus(loadMesh(openStore(a.store)), clock(a.now));
+    const s = await withStore(a.store, async (store) => meshStatus(loadMesh(store), clock(a.now)));
     process.stdout.write(a.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
   },
 };

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, openStore, paths,
+  TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, withStore, paths,
   requireIdentities, scopeDef, toYaml, trustBundleFiles, type Certificate, type FileWrite, type Created,
 } from '@trellis/core';
 import { mintIntermediate, openRootKey } from '../ceremony.js';
@@ -29,8 +29,7 @@ export const intermediate: CommandModule<object, Args> = {
 async function runIntermediate(a: Args): Promise<void> {
   const posture = requireOfflinePosture(a);
   if (Boolean(a.scope) === Boolean(a.pending)) throw new TrellisError('usage', 'give a SCOPE or --pending, not both or neither');
-  const store = openStore(a.store);
-  await store.withLock(async () => {
+  await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
     const unminted = (s: string) => !mesh.material.get(s)?.intermediate;

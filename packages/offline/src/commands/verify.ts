@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { clock, custodyFindings, loadMesh, openStore, readIdentities, renderFindings, verifyMesh, worstLevel } from '@trellis/core';
+import { clock, custodyFindings, loadMesh, withStore, readIdentities, renderFindings, verifyMesh, worstLevel } from '@trellis/core';
 import { requireOfflinePosture } from '../posture.js';
 
 interface Args { store?: string; json?: boolean; now?: string; allowOnline?: boolean }
@@ -11,7 +11,7 @@ export const verify: CommandModule<object, Args> = {
   builder: (y) => y.option('json', { type: 'boolean', describe: 'machine-readable output' }) as never,
   handler: async (a) => {
     requireOfflinePosture(a);
-    const mesh = loadMesh(openStore(a.store));
+    const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const root = readIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8'));
     const findings = [...(await verifyMesh(mesh, clock(a.now))), ...(await custodyFindings(mesh, { root }))];
     process.stdout.write(a.json ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n` : renderFindings(findings));

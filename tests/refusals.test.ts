@@ -1,0 +1,179 @@
+/**
+ * Every refusal of the contract, through the real CLIs: the exit code, a
+ * message that names the place and what to do, and a store left as it was.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { newIdentity, parseCertificate } from '@trellis/core';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { trellisRoot } from './helpers/cli.js';
+
+const T0 = '2026-11-22T10:00:00Z';
+let pristine: FakeMesh;
+let strangerFile: string;
+
+beforeAll(async () => {
+  pristine = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
+  strangerFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-stranger-')), 'id');
+  fs.writeFileSync(strangerFile, (await newIdentity()).identity);
+});
+
+/** Runs `act` on a copy of the mesh and checks the refusal left the store byte for byte as it was. */
+async function refused(act: (m: FakeMesh) => Promise<{ code: number; stderr: string }>, code: number, message: RegExp, prepare?: (m: FakeMesh) => void) {
+  const m = pristine.clone();
+  prepare?.(m);
+  const before = m.snapshot();
+  const r = await act(m);
+  expect(r.code, r.stderr).toBe(code);
+  expect(r.stderr).toMatch(message);
+  expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace for an expected failure
+  expect(m.snapshot()).toEqual(before);
+  return m;
+}
+
+const online = Object.values(os.networkInterfaces()).flat().some((a) => a && !a.internal);
+
+describe('custody and posture (exit 3)', () => {
+  it('trellis-ci refuses to run with the root identity in its environment', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }), 3, /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/);
+  });
+  it('trellis-root refuses to run in CI', async () => {
+    await refused((m) => m.root(['intermediate', '--pending'], { CI: 'true' }), 3, /CI is set/);
+  });
+  it('trellis-root refuses to run next to the CI identity', async () => {
+    await refused((m) => m.root(['status'], { TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile }), 3, /TRELLIS_CI_IDENTITY_FILE is set/);
+  });
+  it('trellis-root refuses a networked machine unless --allow-online is given', async () => {
+    const m = pristine.clone();
+    const r = await m.root(['status'], { TRELLIS_ALLOW_ONLINE: '' });
+    expect(r.code).toBe(online ? 3 : 0);
+    if (online) expect(r.stderr).toMatch(/network interface\(s\) up: .*--allow-online/s);
+    expect((await m.root(['status', '--allow-online'], { TRELLIS_ALLOW_ONLINE: '' })).code).toBe(0);
+  });
+  it('renew refuses a CI identity that does not open the intermediate key', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: strangerFile }), 3, /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/);
+  });
+  it('renew refuses to run without the CI identity when a leaf is due', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: '' }), 3, /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s);
+  });
+  it('the root ceremony refuses the CI identity in place of the root identity', async () => {
+    await refused((m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile }), 3,
+      /bundles\/root\/root.key.age: the offline root identity given does not open this key/, (m) => m.writeScope('ap-south-1', ['api']));
+  });
+  it('the root ceremony refuses to run without the root identity', async () => {
+    await refused((m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /needs the offline root identity/,
+      (m) => m.writeScope('ap-south-1', ['api']));
+  });
+});
+
+describe('bad input (exit 2)', () => {
+  it('a scope file with an unknown key names the file and the field', async () => {
+    await refused((m) => m.ci(['renew', '--now', T0]), 2, /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
+      (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dsn: [x]\n'));
+  });
+  it('a scope file that is not YAML names the file', async () => {
+    await refused((m) => m.ci(['renew', '--now', T0]), 2, /scopes\/eu-west-1.yaml: not valid YAML/, (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'));
+  });
+  it('an extra DNS name outside the scope is refused before any leaf is minted', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 2, /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
+      (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n'));
+  });
+  it('trellis.yaml with a typo names the field', async () => {
+    await refused((m) => m.ci(['status']), 2, /trellis.yaml: defaults.ttl.laef: unknown key/,
+      (m) => m.write('trellis.yaml', m.read('trellis.yaml').replace('    leaf: 7d', '    leaf: 7d\n    laef: 1d')));
+  });
+  it('a --now that is not RFC 3339 is refused', async () => {
+    await refused((m) => m.ci(['renew', '--now', 'tomorrow']), 2, /--now "tomorrow" is not an RFC 3339 timestamp/);
+  });
+  it('an unknown scope is refused with the declared ones listed', async () => {
+    await refused((m) => m.root(['intermediate', 'mars-1']), 2, /no scope "mars-1".*declared scopes: eu-west-1, global, us-east-1/s);
+  });
+  it('init refuses to overwrite an existing store', async () => {
+    await refused((m) => trellisRoot(['init', '--store', m.dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', 'age1qqqq']), 2, /already holds a store/);
+  });
+  it('init refuses to mix post-quantum and classic offline recipients', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
+    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient,
+      '--offline-recipient', 'age1pq1qqqqqqqq', '--offline-recipient', (await newIdentity()).recipient]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/mixes post-quantum/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+  it('a command given no store says where it looked', async () => {
+    const r = await trellisRoot(['status'], { cwd: os.tmpdir() });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/no trellis.yaml in .* or any parent directory/);
+  });
+});
+
+describe('refused operations (exit 1)', () => {
+  it('a second ceremony for a minted scope points at rotation and recovery', async () => {
+    await refused((m) => m.root(['intermediate', 'us-east-1']), 1, /already has an intermediate.*rotate intermediate us-east-1.*recover us-east-1/s);
+  });
+  it('a leaf that would outlive its intermediate is refused, not truncated', async () => {
+    const notAfter = parseCertificate(pristine.read('bundles/us-east-1/intermediate.pem')).notAfter;
+    const late = new Date(notAfter.getTime() - 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    await refused((m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late]), 1, /would outlive its issuer.*rotate the intermediate/s);
+  });
+  it('renew refuses to sign under a tampered intermediate certificate', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 1, /intermediate.pem: intermediate is not signed by any root/, (m) => {
+      // Swap in eu-west-1's certificate: a real certificate, but not this scope's key or constraints.
+      m.write('bundles/us-east-1/intermediate.pem', tamper(m.read('bundles/us-east-1/intermediate.pem')));
+    });
+  });
+});
+
+describe('concurrency (exit 4)', () => {
+  it('a run refuses a store locked by another live run', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 4, /locked by pid \d+/, (m) => {
+      fs.mkdirSync(m.path('.trellis'), { recursive: true });
+      fs.writeFileSync(m.path('.trellis/lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }));
+    });
+  });
+});
+
+describe('verify finds what was tampered with (exit 1)', () => {
+  it.each([
+    ['a flipped byte in an intermediate signature', 'bundles/eu-west-1/intermediate.pem', tamper, /\[eu-west-1\] intermediate is not signed by any root/],
+    ['an edited ledger entry', 'bundles/us-east-1/ledger.jsonl', (t: string) => t.replace('"op":"renew"', '"op":"renuw"'), /entry 2: hash does not match/],
+    ['another region smuggled into a bundle', 'bundles/us-east-1/trust.pem', (t: string, m: FakeMesh) => t + m.read('bundles/eu-west-1/intermediate.pem'), /\[us-east-1\] trust.pem does not hold exactly/],
+    ['a trust.openssl.pem that lost its trust settings', 'bundles/global/trust.openssl.pem', (t: string, m: FakeMesh) => m.read('bundles/global/trust.pem'), /\[global\] trust.openssl.pem does not hold exactly/],
+    ['a leaf record not in the ledger', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/fingerprint: sha256:\w+/, 'fingerprint: sha256:00'), /api: leaf \w+ is not recorded in the scope ledger/],
+    ['a root whose key was swapped', 'bundles/root/root.pem', (t: string, m: FakeMesh) => m.read('bundles/us-east-1/intermediate.pem'), /root: basicConstraints|root is not validly self-signed/],
+  ])('%s', async (_, file, edit, finding) => {
+    const m = pristine.clone();
+    m.write(file, (edit as (t: string, m: FakeMesh) => string)(m.read(file), m));
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(finding);
+  });
+  it('an intermediate key that no longer matches its certificate', async () => {
+    const m = pristine.clone();
+    m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age'));
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/\[us-east-1\] the intermediate key does not match intermediate.pem/);
+  });
+  it('an intermediate key encrypted to the root identity is caught by trellis-root verify', async () => {
+    const m = pristine.clone();
+    m.write('bundles/global/intermediate.key.age', m.read('bundles/root/root.key.age'));
+    const v = await m.root(['verify', '--now', T0]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/\[global\] the root identity opens this intermediate key/);
+  });
+  it('trellis-root verify proves the root key opens and matches', async () => {
+    const v = await pristine.root(['verify', '--now', T0]);
+    expect(v.code, v.stdout).toBe(0);
+    expect(v.stdout).toContain('root key opens with the offline identity and matches root.pem');
+  });
+});
+
+/** Flips one byte inside the signature of the first certificate of a PEM file. */
+function tamper(pem: string): string {
+  const b64 = pem.split('\n').filter((l) => !l.startsWith('-----')).join('');
+  const der = Buffer.from(b64, 'base64');
+  der[der.length - 5] ^= 0x01;
+  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
+}
