@@ -177,3 +177,13 @@ function tamper(pem: string): string {
   der[der.length - 5] ^= 0x01;
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
 }
+
+describe('init in an existing repository', () => {
+  it('extends the .gitignore it finds instead of replacing it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-repo-'));
+    fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules/\n');
+    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('node_modules/\n.trellis/\n');
+  });
+});

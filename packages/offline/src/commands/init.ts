@@ -70,6 +70,9 @@ async function runInit(a: Args): Promise<void> {
   fs.mkdirSync(dir, { recursive: true });
   if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
   const store = new Store(dir);
+  // The store may be an existing infrastructure repository: extend its .gitignore, never replace it.
+  const gitignore = store.read('.gitignore') ?? '';
+  const ignoreWork = gitignore.split('\n').includes('.trellis/') ? [] : [{ path: '.gitignore', content: `${gitignore}${gitignore && !gitignore.endsWith('\n') ? '\n' : ''}.trellis/\n` }];
   await store.withLock(async () => store.commit([
     { path: STORE_FILE, content: configText },
     { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },
@@ -77,7 +80,7 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.roots, content: rootPem },
     { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
     { path: paths.rootLedger, content: ledger },
-    { path: '.gitignore', content: '.trellis/\n' },
+    ...ignoreWork,
   ]));
 
   process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs what trellis, its demo and its tests need on a fresh Debian machine
+# with Node 20 and npm: pnpm, the peers (openssl, age, Go, nginx, haproxy) when
+# running as root, the workspace, the build and the Go verifier. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v pnpm >/dev/null 2>&1; then
+  echo "bootstrap: installing pnpm 10" >&2
+  npm install -g pnpm@10 >/dev/null
+fi
+
+need=()
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
+command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "bootstrap: apt-get install ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "bootstrap: missing ${need[*]}; install them (sudo apt-get install ${need[*]})" >&2
+  fi
+fi
+
+pnpm install --frozen-lockfile --reporter=silent
+pnpm run --silent build
+bash scripts/build-goverify.sh
