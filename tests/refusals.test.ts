@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisRoot } from './helpers/cli.js';
@@ -96,7 +97,7 @@ describe('bad input (exit 2)', () => {
   it('init refuses to mix post-quantum and classic offline recipients', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
     const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient,
-      '--offline-recipient', 'age1pq1qqqqqqqq', '--offline-recipient', (await newIdentity()).recipient]);
+      '--offline-recipient', await identityToRecipient(await generateHybridIdentity()), '--offline-recipient', (await newIdentity()).recipient]);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/mixes post-quantum/);
     expect(fs.readdirSync(dir)).toEqual([]);
@@ -154,7 +155,7 @@ describe('verify finds what was tampered with (exit 1)', () => {
     m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age'));
     const v = await m.ci(['verify', '--now', T0]);
     expect(v.code).toBe(1);
-    expect(v.stdout).toMatch(/\[us-east-1\] the intermediate key does not match intermediate.pem/);
+    expect(v.stdout).toMatch(/\[us-east-1\] the intermediate key does not match its certificate/);
   });
   it('an intermediate key encrypted to the root identity is caught by trellis-root verify', async () => {
     const m = pristine.clone();
@@ -166,7 +167,7 @@ describe('verify finds what was tampered with (exit 1)', () => {
   it('trellis-root verify proves the root key opens and matches', async () => {
     const v = await pristine.root(['verify', '--now', T0]);
     expect(v.code, v.stdout).toBe(0);
-    expect(v.stdout).toContain('root key opens with the offline identity and matches root.pem');
+    expect(v.stdout).toContain('root key opens with the offline identity and matches its certificate');
   });
 });
 

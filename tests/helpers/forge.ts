@@ -10,8 +10,9 @@ import type { FakeMesh } from './fake-mesh.js';
 
 export async function forgeLeaf(m: FakeMesh, issuerScope: string, sans: { dns: string[]; uris: string[] }, now = new Date()): Promise<{ cert: string; key: string; chain: string }> {
   const ci = fs.readFileSync(m.ciIdentityFile, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
-  const keyPem = await tryDecrypt(ci, m.read(`bundles/${issuerScope}/intermediate.key.age`));
-  if (!keyPem) throw new Error('cannot open the intermediate key');
+  const opened = await tryDecrypt(ci, m.read(`bundles/${issuerScope}/intermediate.key.age`));
+  if (!opened.ok) throw new Error('cannot open the intermediate key');
+  const keyPem = opened.text;
   const issuer = parseCertificate(m.read(`bundles/${issuerScope}/intermediate.pem`));
   const { key, algorithm } = await importSigningKey(keyPem);
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');

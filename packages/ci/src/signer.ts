@@ -1,30 +1,41 @@
 import fs from 'node:fs';
 import {
-  TrellisError, activeIntermediate, decryptWith, fingerprint, importSigningKey, paths, permittedNamesFor, profileViolations, publicKeyDerOf,
-  requireIdentities, signedBy, spkiDer,
-  type Mesh, type SigningIntermediate,
+  TrellisError, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
+  type Certificate, type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
-export function ciIdentities(): string[] {
-  return requireIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
+export function ciIdentities(mesh: Mesh): Promise<string[]> {
+  const ids = requireIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
+  return refuseRootOpeners(mesh, ids).then(() => ids);
 }
 
-/** Opens a scope's intermediate key with the CI identity, refusing a key that does not match its certificate. */
-export async function openIntermediate(mesh: Mesh, scope: string, ids: string[]): Promise<SigningIntermediate> {
-  const cert = activeIntermediate(mesh, scope);
-  // Never sign under an intermediate that does not chain to a trusted root or has drifted from its profile.
-  const chained = (await Promise.all(mesh.roots.map((r) => signedBy(cert, r)))).some(Boolean);
-  const violations = profileViolations(cert, 'intermediate', { permitted: permittedNamesFor(scope, mesh.config.trustDomain) });
-  if (!chained || violations.length) {
-    throw new TrellisError('verification-failed', chained ? `intermediate violates its profile: ${violations.join('; ')}` : 'intermediate is not signed by any root in roots.pem', {
-      file: paths.intermediate(scope), hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised',
+/** An identity that opens the root key has no place in CI, even if it was handed over as "the CI identity". */
+async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
+  if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
+    throw new TrellisError('custody-root-identity-in-ci', 'the identity given as the CI identity opens the root key', {
+      file: paths.rootKey, hint: 'take it out of CI now and treat the root identity as exposed: plan a root rotation',
     });
   }
-  const file = paths.intermediateKey(scope);
-  const ct = mesh.material.get(scope)?.keyAge;
+}
+
+/**
+ * Opens one of a scope's intermediate keys with the CI identity. Refuses an
+ * intermediate that does not chain to a recorded root or has drifted from its
+ * profile, and a key that does not match its certificate.
+ */
+export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: 'active' | 'previous' = 'active'): Promise<SigningIntermediate> {
+  const m = mesh.material.get(scope);
+  const [cert, ct, certFile, file]: [Certificate | undefined, string | undefined, string, string] = which === 'active'
+    ? [m?.intermediate, m?.keyAge, paths.intermediate(scope), paths.intermediateKey(scope)]
+    : [m?.previous, m?.previousKeyAge, paths.previousIntermediate(scope), paths.previousIntermediateKey(scope)];
+  if (!cert) throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, { file: certFile, hint: `trellis-root intermediate ${scope}` });
+  const problems = await intermediateProblems(mesh, scope, cert);
+  if (problems.length) {
+    throw new TrellisError('verification-failed', problems.join('; '), { file: certFile, hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)' });
+  }
   if (ct === undefined) throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', { file, hint: 'restore it from git' });
   const pem = await decryptWith(ids, ct, file, 'ci');
-  if (!publicKeyDerOf(pem).equals(spkiDer(cert))) {
+  if (!keyMatchesCert(pem, cert)) {
     throw new TrellisError('key-mismatch', `the key does not match intermediate ${fingerprint(cert)}`, { file, hint: 'restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover' });
   }
   const { key, algorithm } = await importSigningKey(pem);

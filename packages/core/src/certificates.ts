@@ -1,7 +1,7 @@
 /** Parsing, fingerprints and signing of X.509 certificates, shared by every tier. */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, sha256Hex, type KeyAlgorithm } from './crypto.js';
+import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, publicKeyDerOf, sha256Hex, type KeyAlgorithm } from './crypto.js';
 
 export type Certificate = x509.X509Certificate;
 
@@ -25,6 +25,11 @@ export function fingerprint(cert: Certificate): string {
 
 export function spkiDer(cert: Certificate): Buffer {
   return Buffer.from(cert.publicKey.rawData);
+}
+
+/** `sha256:<hex>` of the SubjectPublicKeyInfo: names a key across the certificates that carry it (a re-signed intermediate keeps it). */
+export function keyId(cert: Certificate): string {
+  return `sha256:${sha256Hex(spkiDer(cert))}`;
 }
 
 export interface IssueParams {
@@ -77,4 +82,13 @@ export function subjectAltNames(cert: Certificate): { dns: string[]; uris: strin
     else out.other++;
   }
   return out;
+}
+
+/** True when the PKCS#8 private key is the key of `cert`. */
+export function keyMatchesCert(privatePem: string, cert: Certificate): boolean {
+  try {
+    return publicKeyDerOf(privatePem).equals(spkiDer(cert));
+  } catch {
+    return false;
+  }
 }

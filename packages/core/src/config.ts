@@ -18,6 +18,8 @@ export interface MeshConfig {
   /** Lifetimes in milliseconds. */
   ttl: { root: number; intermediate: number; leaf: number };
   overlap: { propagation: number };
+  /** CRL lifetimes, ms: the root CRL is re-signed offline, a scope's leaf CRL by every renew. */
+  crl: { root: number; leaf: number };
 }
 
 export type ScopeKind = 'global' | 'region';
@@ -46,6 +48,7 @@ export const MESH_DEFAULTS = {
   algorithms: { root: 'ecdsa-p256', intermediate: 'ecdsa-p256', leaf: 'ecdsa-p256' } as const,
   ttl: { root: '10y', intermediate: '3y', leaf: '7d' },
   overlap: { propagation: '24h' },
+  crl: { root: '180d', leaf: '72h' },
 };
 
 /** Walks a parsed YAML value, naming the field at fault in every error. */
@@ -109,7 +112,8 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
   if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient');
-  const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap']);
+  const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap', 'crl']);
+  const crl = r.map(defaults.crl ?? {}, 'defaults.crl', ['root', 'leaf']);
   const alg = r.map(defaults.algorithms ?? {}, 'defaults.algorithms', ['root', 'intermediate', 'leaf']);
   const ttl = r.map(defaults.ttl ?? {}, 'defaults.ttl', ['root', 'intermediate', 'leaf']);
   const overlap = r.map(defaults.overlap ?? {}, 'defaults.overlap', ['propagation']);
@@ -130,6 +134,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
       leaf: r.duration(ttl.leaf ?? d.ttl.leaf, 'defaults.ttl.leaf'),
     },
     overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, 'defaults.overlap.propagation') },
+    crl: { root: r.duration(crl.root ?? d.crl.root, 'defaults.crl.root'), leaf: r.duration(crl.leaf ?? d.crl.leaf, 'defaults.crl.leaf') },
   };
 }
 

@@ -95,12 +95,19 @@ export function requireIdentities(kind: IdentityKind, env: Env, readFile: (path:
   return ids;
 }
 
-const isPq = (r: string) => r.startsWith('age1pq1');
+const isPq = (r: string) => r.startsWith('age1pq1') || r.startsWith('age1tagpq1');
 
 /** Recipients of one file: age1… strings, all classic or all post-quantum, never mixed. */
 export function validateRecipients(recipients: string[], place: { file?: string; field?: string }): void {
   const bad = recipients.find((r) => !/^age1[0-9a-z]+$/.test(r));
   if (bad !== undefined) throw new TrellisError('bad-recipient', `"${bad}" is not an age recipient`, { ...place, hint: 'an age recipient starts with age1 (age-keygen -y prints it)' });
+  for (const r of recipients) {
+    try {
+      new Encrypter().addRecipient(r);
+    } catch {
+      throw new TrellisError('bad-recipient', `"${r}" is not a valid age recipient`, { ...place, hint: 'copy it from age-keygen -y or from the file trellis-root init wrote' });
+    }
+  }
   if (new Set(recipients.map(isPq)).size > 1) {
     throw new TrellisError('bad-recipient', 'mixes post-quantum (age1pq1…) and classic recipients', {
       ...place, hint: 'a classic recipient would undo the post-quantum protection of the file: use one kind',
@@ -116,25 +123,51 @@ export async function encryptTo(recipients: string[], plaintext: string): Promis
   return armor.encode(await e.encrypt(plaintext));
 }
 
-/** Decrypts, or returns undefined when none of `identities` opens the file. */
-export async function tryDecrypt(identities: string[], armored: string): Promise<string | undefined> {
+export type Decrypted = { ok: true; text: string } | { ok: false; why: 'no-match' | 'malformed' };
+
+/** Decrypts; tells "none of these identities" apart from "this is not an age file". */
+export async function tryDecrypt(identities: string[], armored: string): Promise<Decrypted> {
   const d = new Decrypter();
-  for (const id of identities) d.addIdentity(id);
+  for (const id of identities) {
+    try {
+      d.addIdentity(id);
+    } catch (e) {
+      throw new TrellisError('bad-identity', `an identity could not be read (${(e as Error).message})`, { hint: 'use the identity file written by trellis-root init or age-keygen' });
+    }
+  }
+  let ct: Uint8Array;
   try {
-    return await d.decrypt(armor.decode(armored), 'text');
+    ct = armor.decode(armored);
   } catch {
-    return undefined;
+    return { ok: false, why: 'malformed' };
+  }
+  try {
+    return { ok: true, text: await d.decrypt(ct, 'text') };
+  } catch (e) {
+    return { ok: false, why: /no identity matched/i.test((e as Error).message) ? 'no-match' : 'malformed' };
   }
 }
 
 export async function decryptWith(identities: string[], armored: string, file: string, kind: IdentityKind): Promise<string> {
   const out = await tryDecrypt(identities, armored);
-  if (out === undefined) {
-    throw new TrellisError('custody-wrong-identity', `the ${kind === 'root' ? 'offline root' : 'CI'} identity given does not open this key`, {
-      file, hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`,
-    });
+  if (out.ok) return out.text;
+  if (out.why === 'malformed') {
+    throw new TrellisError('corrupt-store', 'not a readable age file (damaged or replaced)', { file, hint: 'restore it from git history' });
   }
-  return out;
+  throw new TrellisError('custody-wrong-identity', `the ${kind === 'root' ? 'offline root' : 'CI'} identity given does not open this key`, {
+    file, hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`,
+  });
+}
+
+/** How many recipient stanzas an age file's header carries; undefined when it is not an age file. Needs no secret. */
+export function ageStanzaCount(armored: string): number | undefined {
+  try {
+    const header = Buffer.from(armor.decode(armored)).toString('latin1').split('\n---')[0]!;
+    if (!header.startsWith('age-encryption.org/v1\n')) return undefined;
+    return header.split('\n').filter((l) => l.startsWith('-> ')).length;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function newIdentity(): Promise<{ identity: string; recipient: string }> {

@@ -28,6 +28,7 @@ export type Reason =
   | 'name-outside-constraints'
   | 'not-yet-minted'
   | 'already-minted'
+  | 'wrong-phase'
   | 'key-mismatch'
   | 'corrupt-store'
   | 'verification-failed'
@@ -40,7 +41,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-online': 3, 'custody-missing-identity': 3, 'custody-wrong-identity': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
-  'not-yet-minted': 1, 'already-minted': 1, 'key-mismatch': 1, 'corrupt-store': 1,
+  'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,
   'verification-failed': 1, 'peer-failed': 1,
 };
 

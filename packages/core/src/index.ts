@@ -7,20 +7,30 @@ export {
   KEY_ALGORITHMS, nodeCryptoSeam, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
   type KeyAlgorithm, type CryptoSeam,
 } from './crypto.js';
-export { parseCertificate, parseCertificates, certificatePem, fingerprint, signCertificate, signedBy, subjectAltNames, spkiDer, type Certificate } from './certificates.js';
+export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signCertificate, signedBy, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
 export { PROFILES, extensionsFor, validityWithin, renewalPoint, assertNamesInside, profileViolations, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
-export { leafDue, leafNames, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
+export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export {
-  assertCiPosture, assertRootPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf,
-  type Env, type IdentityKind,
+  assertCiPosture, assertRootPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
-export { Store, findStore, writeFileAtomic, STORE_FILE, type FileWrite } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, trustedIntermediatesOf, trustBundleFiles, type Mesh, type ScopeMaterial } from './mesh.js';
-export { verifyMesh, custodyFindings, worstLevel, EXPIRY_WARNING, type Finding, type Level } from './verify.js';
+export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustedIntermediatesOf, trustedIntermediatesAfter, trustBundleFiles, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces } from './shell.js';
+export {
+  advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
+  type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition,
+} from './rotation.js';
+export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
+export { signCrl, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export {
+  certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
+  type Evidence, type EvidenceStep, type CertRef,
+} from './evidence.js';

@@ -13,8 +13,10 @@ export interface LeafRecord {
   serial: string;
   notBefore: Date;
   notAfter: Date;
-  /** Fingerprint of the issuing intermediate. */
+  /** Fingerprint of the issuing intermediate certificate. */
   issuer: string;
+  /** Key id of the issuing intermediate (absent in records written before it existed). */
+  issuerKey?: string;
   fingerprint: string;
   uris: string[];
   dns: string[];
@@ -29,18 +31,29 @@ export function leafNames(scope: string, service: ServiceDef, trustDomain: strin
   };
 }
 
-export type DueReason = 'new' | 'renewal-window' | 'expired' | 'issuer-changed' | 'names-changed' | 'forced';
+export type DueReason = 'new' | 'renewal-window' | 'expired' | 'issuer-changed' | 'names-changed' | 'forced' | 'revoked';
+
+/** The scope's signing intermediate as leaf records name it: its key, and every certificate of that key. */
+export interface ActiveIssuer {
+  key: string;
+  fingerprints: string[];
+}
+
+/** True when the leaf was issued under the active key (a root rotation re-signs the certificate, not the key). */
+export function issuedBy(record: LeafRecord, active: ActiveIssuer): boolean {
+  return record.issuerKey ? record.issuerKey === active.key : active.fingerprints.includes(record.issuer);
+}
 
 /** Why the service's leaf must be minted now, or null when its current leaf stands. */
 export function leafDue(
   current: LeafRecord | undefined,
   wanted: { uris: string[]; dns: string[] },
-  activeIssuer: string,
+  active: ActiveIssuer,
   now: Date,
 ): DueReason | null {
   if (!current) return 'new';
   if (current.notAfter <= now) return 'expired';
-  if (current.issuer !== activeIssuer) return 'issuer-changed';
+  if (!issuedBy(current, active)) return 'issuer-changed';
   if (current.uris.join() !== wanted.uris.join() || current.dns.join() !== wanted.dns.join()) return 'names-changed';
   if (renewalPoint(current) <= now) return 'renewal-window';
   return null;
@@ -59,10 +72,12 @@ export function parseIssuanceRecord(text: string, file: string): IssuanceRecord 
       return Number.isNaN(d.getTime()) ? bad(k) : d;
     };
     const list = (k: string) => (Array.isArray(r?.[k]) ? (r[k] as unknown[]).map(String) : bad(k));
-    out.set(svc, {
+    const rec: LeafRecord = {
       serial: str('serial'), notBefore: date('notBefore'), notAfter: date('notAfter'), issuer: str('issuer'),
       fingerprint: str('fingerprint'), uris: list('uris'), dns: list('dns'),
-    });
+    };
+    if (r.issuerKey !== undefined) rec.issuerKey = str('issuerKey');
+    out.set(svc, rec);
   }
   return out;
 }
@@ -73,7 +88,7 @@ export function serializeIssuanceRecord(rec: IssuanceRecord): string {
     const r = rec.get(svc)!;
     obj[svc] = {
       serial: r.serial, notBefore: iso(r.notBefore), notAfter: iso(r.notAfter), issuer: r.issuer,
-      fingerprint: r.fingerprint, uris: r.uris, dns: r.dns,
+      ...(r.issuerKey ? { issuerKey: r.issuerKey } : {}), fingerprint: r.fingerprint, uris: r.uris, dns: r.dns,
     };
   }
   return rec.size ? toYaml(obj) : '{}\n';

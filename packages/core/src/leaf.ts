@@ -3,7 +3,7 @@
  * encoder can replace its body without touching them.
  */
 import { exportPrivateKeyPem, randomSerial, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
-import { certificatePem, fingerprint, signCertificate, type Certificate } from './certificates.js';
+import { certificatePem, fingerprint, keyId, signCertificate, type Certificate } from './certificates.js';
 import { PROFILES, assertNamesInside, extensionsFor, validityWithin } from './profiles.js';
 import { leafNames, type LeafRecord } from './issuance.js';
 import { permittedNamesFor } from './names.js';
@@ -54,6 +54,6 @@ export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, se
     cert,
     certPem: certificatePem(cert),
     keyPem: await exportPrivateKeyPem(keys.privateKey),
-    record: { serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: fingerprint(issuer.cert), fingerprint: fingerprint(cert), ...sans },
+    record: { serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: fingerprint(issuer.cert), issuerKey: keyId(issuer.cert), fingerprint: fingerprint(cert), ...sans },
   };
 }

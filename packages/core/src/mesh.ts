@@ -6,8 +6,12 @@
 import { TrellisError } from './errors.js';
 import { parseMeshConfig, parseScope, type MeshConfig, type ScopeDef } from './config.js';
 import { parseCertificate, parseCertificates, type Certificate } from './certificates.js';
-import { parseIssuanceRecord, type IssuanceRecord } from './issuance.js';
-import { STORE_FILE, type Store } from './store.js';
+import { parseIssuanceRecord, type ActiveIssuer, type IssuanceRecord } from './issuance.js';
+import { STORE_FILE, type FileWrite, type Store } from './store.js';
+import { certificatePem, fingerprint, keyId } from './certificates.js';
+import { parseRootState, parseScopeState } from './state-files.js';
+import { iso } from './time.js';
+import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
 import { composeTrust, trustOpensslPem, trustPem } from './trust.js';
 
 export const paths = {
@@ -18,8 +22,20 @@ export const paths = {
   rootKey: 'bundles/root/root.key.age',
   rootCrl: 'bundles/root/crl.pem',
   rootLedger: 'bundles/root/ledger.jsonl',
+  rootPrevious: 'bundles/root/root.previous.pem',
+  rootPreviousKey: 'bundles/root/root.previous.key.age',
+  link: 'bundles/root/link.pem',
+  rootState: 'bundles/root/state.yaml',
   intermediate: (s: string) => `bundles/${s}/intermediate.pem`,
   intermediateKey: (s: string) => `bundles/${s}/intermediate.key.age`,
+  /** publish phase: the intermediate being introduced. */
+  nextIntermediate: (s: string) => `bundles/${s}/intermediate.next.pem`,
+  nextIntermediateKey: (s: string) => `bundles/${s}/intermediate.next.key.age`,
+  /** switch phase: the intermediate being retired. */
+  previousIntermediate: (s: string) => `bundles/${s}/intermediate.previous.pem`,
+  previousIntermediateKey: (s: string) => `bundles/${s}/intermediate.previous.key.age`,
+  /** root overlap: the active intermediate's certificate under the previous root. */
+  oldRootIntermediate: (s: string) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s: string) => `bundles/${s}/trust.pem`,
   trustOpenssl: (s: string) => `bundles/${s}/trust.openssl.pem`,
   scopeCrl: (s: string) => `bundles/${s}/crl.pem`,
@@ -32,6 +48,14 @@ export interface ScopeMaterial {
   intermediatePem?: string;
   intermediate?: Certificate;
   keyAge?: string;
+  next?: Certificate;
+  nextKeyAge?: string;
+  previous?: Certificate;
+  previousKeyAge?: string;
+  oldRootIntermediate?: Certificate;
+  /** Parsed state.yaml; a store without one is steady on its intermediate. */
+  state?: ScopeState;
+  crlPem?: string;
   trustPem?: string;
   trustOpensslPem?: string;
   leaves: IssuanceRecord;
@@ -48,6 +72,11 @@ export interface Mesh {
   roots: Certificate[];
   rootKeyAge?: string;
   rootLedger: string;
+  previousRoot?: Certificate;
+  previousRootKeyAge?: string;
+  link?: Certificate;
+  rootState?: RootState;
+  rootCrlPem?: string;
   /** Material under bundles/<scope>/ for every declared scope (empty when none yet). */
   material: Map<string, ScopeMaterial>;
   /** bundles/<dir> with no scopes/<dir>.yaml: left behind by a deleted scope. */
@@ -77,14 +106,24 @@ export function loadMesh(store: Store): Mesh {
     });
   const root = certAt(store, paths.rootCert);
   const rootsPem = store.read(paths.roots);
+  const rootStateText = store.read(paths.rootState);
   const material = new Map<string, ScopeMaterial>();
   for (const s of scopes) {
     const inter = certAt(store, paths.intermediate(s.name));
     const leavesText = store.read(paths.leaves(s.name));
+    const stateText = store.read(paths.state(s.name));
     material.set(s.name, {
       intermediatePem: inter.pem,
       intermediate: inter.cert,
       keyAge: store.read(paths.intermediateKey(s.name)),
+      next: certAt(store, paths.nextIntermediate(s.name)).cert,
+      nextKeyAge: store.read(paths.nextIntermediateKey(s.name)),
+      previous: certAt(store, paths.previousIntermediate(s.name)).cert,
+      previousKeyAge: store.read(paths.previousIntermediateKey(s.name)),
+      oldRootIntermediate: certAt(store, paths.oldRootIntermediate(s.name)).cert,
+      state: stateText !== undefined ? parseScopeState(stateText, paths.state(s.name))
+        : inter.cert ? { phase: 'steady', active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : undefined,
+      crlPem: store.read(paths.scopeCrl(s.name)),
       trustPem: store.read(paths.trust(s.name)),
       trustOpensslPem: store.read(paths.trustOpenssl(s.name)),
       leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(s.name)),
@@ -102,6 +141,12 @@ export function loadMesh(store: Store): Mesh {
     roots: rootsPem ? parseCertificates(rootsPem) : [],
     rootKeyAge: store.read(paths.rootKey),
     rootLedger: store.read(paths.rootLedger) ?? '',
+    previousRoot: certAt(store, paths.rootPrevious).cert,
+    previousRootKeyAge: store.read(paths.rootPreviousKey),
+    link: certAt(store, paths.link).cert,
+    rootState: rootStateText !== undefined ? parseRootState(rootStateText, paths.rootState)
+      : root.cert ? { phase: 'steady', active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : undefined,
+    rootCrlPem: store.read(paths.rootCrl),
     material,
     orphans: store.list('bundles', 'dir').filter((d) => d !== 'root' && !declared.has(d)),
   };
@@ -115,6 +160,13 @@ export function scopeDef(mesh: Mesh, name: string): ScopeDef {
   return s;
 }
 
+/** The scope's signing key as leaf records name it, or undefined before its ceremony. */
+export function activeIssuer(mesh: Mesh, scope: string): ActiveIssuer | undefined {
+  const m = mesh.material.get(scope);
+  if (!m?.intermediate) return undefined;
+  return { key: keyId(m.intermediate), fingerprints: [m.intermediate, m.oldRootIntermediate].filter((c): c is Certificate => !!c).map(fingerprint) };
+}
+
 /** The scope's signing intermediate, or the not-yet-minted refusal. */
 export function activeIntermediate(mesh: Mesh, scope: string): Certificate {
   const m = mesh.material.get(scope);
@@ -126,12 +178,79 @@ export function activeIntermediate(mesh: Mesh, scope: string): Certificate {
   return m.intermediate;
 }
 
-/** The intermediates each scope's bundle must trust now. */
+/**
+ * The intermediates each scope's bundle must trust now: the active one, and
+ * during a rotation the one being introduced or retired.
+ */
 export function trustedIntermediatesOf(mesh: Mesh): (scope: string) => Certificate[] {
   return (scope) => {
-    const c = mesh.material.get(scope)?.intermediate;
-    return c ? [c] : [];
+    const m = mesh.material.get(scope);
+    return [m?.intermediate, m?.next, m?.previous].filter((c): c is Certificate => c !== undefined);
   };
+}
+
+/** The same, as the store will be once `writes` are applied: for recomposing bundles inside a plan. */
+export function trustedIntermediatesAfter(mesh: Mesh, writes: FileWrite[]): (scope: string) => Certificate[] {
+  const pending = new Map(writes.map((w) => [w.path, w.content]));
+  const current = trustedIntermediatesOf(mesh);
+  return (scope) => {
+    const m = mesh.material.get(scope);
+    const slots: [string, Certificate | undefined][] = [
+      [paths.intermediate(scope), m?.intermediate], [paths.nextIntermediate(scope), m?.next], [paths.previousIntermediate(scope), m?.previous],
+    ];
+    if (!slots.some(([p]) => pending.has(p))) return current(scope);
+    return slots.flatMap(([p, cert]) => {
+      if (!pending.has(p)) return cert ? [cert] : [];
+      const pem = pending.get(p);
+      return pem ? [parseCertificate(pem)] : [];
+    });
+  };
+}
+
+/** The writes that make the scope's files hold `effects` (see rotation.ts). */
+export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], fresh?: { pem: string; keyAge: string }): FileWrite[] {
+  const m = mesh.material.get(scope)!;
+  const pem = (c?: Certificate) => (c ? certificatePem(c) : null);
+  const out: FileWrite[] = [];
+  const put = (path: string, content: string | null | undefined) => out.push({ path, content: content ?? null });
+  for (const e of effects) {
+    switch (e) {
+      case 'stage-next':
+        put(paths.nextIntermediate(scope), fresh!.pem);
+        put(paths.nextIntermediateKey(scope), fresh!.keyAge);
+        break;
+      case 'promote-next':
+        put(paths.previousIntermediate(scope), pem(m.intermediate));
+        put(paths.previousIntermediateKey(scope), m.keyAge);
+        put(paths.intermediate(scope), pem(m.next));
+        put(paths.intermediateKey(scope), m.nextKeyAge);
+        put(paths.nextIntermediate(scope), null);
+        put(paths.nextIntermediateKey(scope), null);
+        put(paths.oldRootIntermediate(scope), null);
+        break;
+      case 'retire-previous':
+        put(paths.previousIntermediate(scope), null);
+        put(paths.previousIntermediateKey(scope), null);
+        break;
+      case 'drop-next':
+        put(paths.nextIntermediate(scope), null);
+        put(paths.nextIntermediateKey(scope), null);
+        break;
+      case 'restore-previous':
+        put(paths.intermediate(scope), pem(m.previous));
+        put(paths.intermediateKey(scope), m.previousKeyAge);
+        put(paths.previousIntermediate(scope), null);
+        put(paths.previousIntermediateKey(scope), null);
+        put(paths.oldRootIntermediate(scope), null);
+        break;
+      case 'replace-all':
+        put(paths.intermediate(scope), fresh!.pem);
+        put(paths.intermediateKey(scope), fresh!.keyAge);
+        for (const p of [paths.nextIntermediate, paths.nextIntermediateKey, paths.previousIntermediate, paths.previousIntermediateKey, paths.oldRootIntermediate]) put(p(scope), null);
+        break;
+    }
+  }
+  return out; // removing a file that is absent is a no-op in Store.commit
 }
 
 /** trust.pem and trust.openssl.pem of every scope with material, composed by the boundary rule. */

@@ -1,7 +1,8 @@
 /** Pure planning over a loaded Mesh: which leaves renew mints, and the status report. */
 import { fingerprint } from './certificates.js';
 import { leafDue, leafNames, type DueReason } from './issuance.js';
-import { scopeDef, type Mesh } from './mesh.js';
+import { nextGate } from './rotation.js';
+import { activeIssuer, scopeDef, type Mesh } from './mesh.js';
 import { renewalPoint } from './profiles.js';
 import { iso } from './time.js';
 
@@ -26,7 +27,7 @@ export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?:
       plan.pending.push(scope.name);
       continue;
     }
-    const active = fingerprint(m.intermediate);
+    const active = activeIssuer(mesh, scope.name)!;
     for (const svc of scope.services) {
       const reason = opts.force ? 'forced' : leafDue(m.leaves.get(svc.name), leafNames(scope.name, svc, mesh.config.trustDomain), active, now);
       if (reason) plan.mint.push({ scope: scope.name, service: svc.name, reason });
@@ -40,6 +41,9 @@ export type LeafState = 'ok' | 'due' | 'expired' | 'missing' | 'stale-issuer';
 export interface ScopeStatus {
   scope: string;
   kind: string;
+  phase: string;
+  /** The next rotation gate and when it opens. */
+  gate?: { gate: string; at: string };
   intermediate: null | { fingerprint: string; subject: string; notAfter: string };
   leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
 }
@@ -48,7 +52,7 @@ export interface MeshStatus {
   mesh: string;
   trustDomain: string;
   now: string;
-  root: null | { fingerprint: string; subject: string; notAfter: string };
+  root: null | { fingerprint: string; subject: string; notAfter: string; phase: string };
   scopes: ScopeStatus[];
 }
 
@@ -57,19 +61,23 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
     mesh: mesh.config.mesh,
     trustDomain: mesh.config.trustDomain,
     now: iso(now),
-    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter) } : null,
+    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? 'steady' } : null,
     scopes: mesh.scopes.map((scope) => {
       const m = mesh.material.get(scope.name)!;
-      const active = m.intermediate ? fingerprint(m.intermediate) : undefined;
+      const active = activeIssuer(mesh, scope.name);
+      const gate = m.state ? nextGate(m.state) : undefined;
       return {
         scope: scope.name,
         kind: scope.kind,
-        intermediate: m.intermediate ? { fingerprint: active!, subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
+        phase: m.state?.phase ?? 'pending',
+        ...(gate ? { gate } : {}),
+        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
         leaves: scope.services.map((svc) => {
           const r = m.leaves.get(svc.name);
           if (!r) return { service: svc.name, state: 'missing' as const };
           const renewAt = renewalPoint(r);
-          const state: LeafState = r.notAfter <= now ? 'expired' : r.issuer !== active ? 'stale-issuer' : renewAt <= now ? 'due' : 'ok';
+          const due = leafDue(r, leafNames(scope.name, svc, mesh.config.trustDomain), active!, now);
+          const state: LeafState = due === 'expired' ? 'expired' : due === 'issuer-changed' ? 'stale-issuer' : due ? 'due' : 'ok';
           return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
         }),
       };

@@ -44,6 +44,16 @@ interface JournalManifest {
   writes: { path: string; data: string | null; mode: number }[];
 }
 
+/** Later writes to a path replace earlier ones; order of first appearance is kept. */
+export function mergeWrites(...lists: FileWrite[][]): FileWrite[] {
+  const byPath = new Map<string, FileWrite>();
+  for (const w of lists.flat()) {
+    byPath.delete(w.path);
+    byPath.set(w.path, w);
+  }
+  return [...byPath.values()];
+}
+
 export class Store {
   /** Hash of each file as this run read it; null when it was absent. */
   private readonly seen = new Map<string, string | null>();
@@ -67,6 +77,11 @@ export class Store {
 
   exists(rel: string): boolean {
     return fs.existsSync(this.abs(rel));
+  }
+
+  /** A read-only view of the store as it will be once `writes` are committed: plans are computed on it. */
+  withPending(writes: FileWrite[]): Store {
+    return new PendingView(this, writes);
   }
 
   /** Names of the entries of a store directory, sorted; empty when it does not exist. */
@@ -160,6 +175,27 @@ export class Store {
     } finally {
       fs.rmSync(lock, { force: true });
     }
+  }
+}
+
+class PendingView extends Store {
+  private readonly pending: Map<string, string | null>;
+
+  constructor(private readonly base: Store, writes: FileWrite[]) {
+    super(base.dir);
+    this.pending = new Map(mergeWrites(writes).map((w) => [w.path, w.content]));
+  }
+
+  override read(rel: string): string | undefined {
+    return this.pending.has(rel) ? (this.pending.get(rel) ?? undefined) : this.base.read(rel);
+  }
+
+  override exists(rel: string): boolean {
+    return this.pending.has(rel) ? this.pending.get(rel) !== null : this.base.exists(rel);
+  }
+
+  override commit(): never {
+    throw new Error('a pending view is read-only: commit on the store it was made from');
   }
 }
 

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { assertCiPosture, assertRootPosture, encryptTo, newIdentity, readIdentities, tryDecrypt, validateRecipients } from '../src/custody.js';
+import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
+import { ageStanzaCount, assertCiPosture, assertRootPosture, encryptTo, newIdentity, readIdentities, tryDecrypt, validateRecipients } from '../src/custody.js';
 import { TrellisError } from '../src/errors.js';
 
 function reasonOf(fn: () => unknown): string | undefined {
@@ -48,16 +49,31 @@ describe('identities and recipients', () => {
   it('refuses a file that holds no age identity, naming the variable', () => {
     expect(() => readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: '/f' }, () => 'ssh-ed25519 AAAA')).toThrow(/TRELLIS_CI_IDENTITY_FILE/);
   });
-  it('refuses mixed post-quantum and classic recipients in one file', () => {
-    expect(reasonOf(() => validateRecipients(['age1pq1abc', 'age1abc'], {}))).toBe('bad-recipient/2');
-    expect(reasonOf(() => validateRecipients(['age1pq1abc', 'age1pq1def'], {}))).toBeUndefined();
+  it('refuses mixed post-quantum and classic recipients in one file', async () => {
+    const pq = [await identityToRecipient(await generateHybridIdentity()), await identityToRecipient(await generateHybridIdentity())];
+    const classic = (await newIdentity()).recipient;
+    expect(reasonOf(() => validateRecipients([pq[0]!, classic], {}))).toBe('bad-recipient/2');
+    expect(reasonOf(() => validateRecipients(pq, {}))).toBeUndefined();
+  });
+  it('refuses a string that only looks like a recipient, before anything is encrypted', () => {
+    expect(reasonOf(() => validateRecipients(['age1qqqq'], { field: '--ci-recipient' }))).toBe('bad-recipient/2');
+  });
+  it('round-trips a post-quantum (ML-KEM-768 hybrid) identity', async () => {
+    const id = await generateHybridIdentity();
+    const ct = await encryptTo([await identityToRecipient(id)], 'secret');
+    expect(await tryDecrypt([id], ct)).toEqual({ ok: true, text: 'secret' });
+    expect(ageStanzaCount(ct)).toBe(1);
   });
   it('encrypts to exactly the recipients given: another identity cannot open it', async () => {
     const a = await newIdentity();
     const b = await newIdentity();
     const ct = await encryptTo([a.recipient], 'secret');
-    expect(await tryDecrypt([a.identity], ct)).toBe('secret');
-    expect(await tryDecrypt([b.identity], ct)).toBeUndefined();
+    expect(await tryDecrypt([a.identity], ct)).toEqual({ ok: true, text: 'secret' });
+    expect(await tryDecrypt([b.identity], ct)).toEqual({ ok: false, why: 'no-match' });
+    expect(await tryDecrypt([a.identity], 'garbage')).toEqual({ ok: false, why: 'malformed' });
+  });
+  it('refuses an identity that does not parse with bad input (exit 2), not a crash', async () => {
+    await expect(tryDecrypt(['AGE-SECRET-KEY-1QQQQ'], 'x')).rejects.toMatchObject({ reason: 'bad-identity' });
   });
   it('writes ciphertext the real age CLI opens with the right identity and refuses with another', async () => {
     const a = await newIdentity();

@@ -16,9 +16,11 @@ describe('is a leaf due? (decided from the record, never from a runner)', () => 
     ['a leaf with a third of its life left is due', leaf, names, at('2026-11-05T00:00:00Z'), 'renewal-window'],
     ['an expired leaf is due', leaf, names, at('2026-11-07T00:00:00Z'), 'expired'],
     ['a leaf of a retired intermediate is due', { ...leaf, issuer: 'sha256:old' }, names, at('2026-11-02T00:00:00Z'), 'issuer-changed'],
+    ['a leaf of the active key under a re-signed certificate stands', { ...leaf, issuer: 'sha256:resigned', issuerKey: 'sha256:key' }, names, at('2026-11-02T00:00:00Z'), null],
+    ['a leaf of another key is due even if the fingerprint list were stale', { ...leaf, issuerKey: 'sha256:other' }, names, at('2026-11-02T00:00:00Z'), 'issuer-changed'],
     ['a leaf whose names changed in the scope file is due', leaf, { ...names, dns: [...names.dns, 'x.us-east-1.mesh.example'] }, at('2026-11-02T00:00:00Z'), 'names-changed'],
   ])('%s', (_, rec, wanted, now, want) => {
-    expect(leafDue(rec, wanted, 'sha256:active', now)).toBe(want);
+    expect(leafDue(rec, wanted, { key: 'sha256:key', fingerprints: ['sha256:active'] }, now)).toBe(want);
   });
 });
 

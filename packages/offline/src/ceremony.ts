@@ -4,9 +4,9 @@
  * reachable from trellis-ci can sign with the root (a test holds this).
  */
 import {
-  PROFILES, TrellisError, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, paths, permittedNamesFor,
-  publicKeyDerOf, randomSerial, signCertificate, spkiDer, validityWithin,
-  type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig,
+  BACKDATE_MS, PROFILES, TrellisError, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, paths, permittedNamesFor,
+  publicKeyDerOf, randomSerial, signCertificate, signCrl, spkiDer, validityWithin,
+  type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
 
 export interface MintedCa {
@@ -59,15 +59,72 @@ export async function mintIntermediate(scope: string, config: MeshConfig, root: 
   return { cert, keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
-/** Opens the root key with the offline identity: the proof of custody every root operation starts with. */
-export async function openRootKey(mesh: Mesh, rootIdentities: string[]): Promise<RootSigner> {
-  if (!mesh.root || mesh.rootKeyAge === undefined) {
-    throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file: paths.rootKey, hint: 'restore bundles/root/ from git' });
+/** Opens a root key with the offline identity and checks it is the key of `cert`: the proof of custody every root operation starts with. */
+async function openRoot(cert: Certificate | undefined, keyAge: string | undefined, file: string, certFile: string, ids: string[]): Promise<RootSigner> {
+  if (!cert || keyAge === undefined) {
+    throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file, hint: 'restore bundles/root/ from git' });
   }
-  const pem = await decryptWith(rootIdentities, mesh.rootKeyAge, paths.rootKey, 'root');
-  if (!publicKeyDerOf(pem).equals(spkiDer(mesh.root))) {
-    throw new TrellisError('key-mismatch', `the root key does not match root.pem (${fingerprint(mesh.root)})`, { file: paths.rootKey, hint: 'restore bundles/root/ from git history' });
+  const pem = await decryptWith(ids, keyAge, file, 'root');
+  if (!publicKeyDerOf(pem).equals(spkiDer(cert))) {
+    throw new TrellisError('key-mismatch', `the key does not match ${certFile} (${fingerprint(cert)})`, { file, hint: 'restore bundles/root/ from git history' });
   }
   const { key, algorithm } = await importSigningKey(pem);
-  return { cert: mesh.root, key, algorithm };
+  return { cert, key, algorithm };
+}
+
+export function openRootKey(mesh: Mesh, rootIdentities: string[]): Promise<RootSigner> {
+  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities);
+}
+
+/** During a root overlap, the retiring root's key too (for its CRL). */
+export async function openRootKeys(mesh: Mesh, rootIdentities: string[]): Promise<RootSigner[]> {
+  const active = await openRootKey(mesh, rootIdentities);
+  if (!mesh.previousRoot) return [active];
+  return [active, await openRoot(mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey, paths.rootPrevious, rootIdentities)];
+}
+
+/**
+ * The same intermediate under a new root: same subject, key, name constraints
+ * and expiry, a new serial. Leaves it signed keep verifying under either.
+ */
+export async function resignIntermediate(cert: Certificate, scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<Certificate> {
+  const publicKey = await cert.publicKey.export();
+  const { notBefore } = validityWithin('intermediate', now, cert.notAfter.getTime() - now.getTime(), { notAfter: root.cert.notAfter, label: 'the new root' });
+  return signCertificate({
+    serial: randomSerial(seam),
+    subject: cert.subject,
+    issuer: root.cert.subject,
+    notBefore,
+    notAfter: cert.notAfter,
+    subjectPublicKey: publicKey,
+    signingKey: root.key,
+    signingAlgorithm: root.algorithm,
+    extensions: await extensionsFor(PROFILES.intermediate, { subjectPublicKey: publicKey, issuerPublicKey: root.cert.publicKey, permitted: permittedNamesFor(scope, config.trustDomain) }),
+  });
+}
+
+/** The link certificate: the new root's name and key, signed by the old root, for consumers that only know the old one. */
+export async function linkCertificate(newRoot: Certificate, oldRoot: RootSigner, now: Date, seam: CryptoSeam): Promise<Certificate> {
+  const publicKey = await newRoot.publicKey.export();
+  const notAfter = newRoot.notAfter < oldRoot.cert.notAfter ? newRoot.notAfter : oldRoot.cert.notAfter;
+  return signCertificate({
+    serial: randomSerial(seam),
+    subject: newRoot.subject,
+    issuer: oldRoot.cert.subject,
+    notBefore: new Date(now.getTime() - BACKDATE_MS),
+    notAfter,
+    subjectPublicKey: publicKey,
+    signingKey: oldRoot.key,
+    signingAlgorithm: oldRoot.algorithm,
+    extensions: await extensionsFor({ ...PROFILES.root, authorityKeyId: true }, { subjectPublicKey: publicKey, issuerPublicKey: oldRoot.cert.publicKey }),
+  });
+}
+
+/** `bundles/root/crl.pem`: one CRL per root trusted now, each listing the intermediates it revoked. */
+export async function rootCrlPem(signers: RootSigner[], revoked: Revocation[], now: Date, validity: number): Promise<string> {
+  const crls = await Promise.all(signers.map((s) => signCrl({
+    issuer: s.cert, key: s.key, algorithm: s.algorithm, thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + validity),
+    entries: crlEntriesFor(s.cert, revoked, now),
+  })));
+  return crls.join('');
 }

@@ -7,6 +7,9 @@ import { init } from './commands/init.js';
 import { intermediate } from './commands/intermediate.js';
 import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
+import { rotate } from './commands/rotate.js';
+import { recover } from './commands/recover.js';
+import { crl } from './commands/crl.js';
 
 await runMain('trellis-root', () =>
   yargs(hideBin(process.argv))
@@ -15,7 +18,7 @@ await runMain('trellis-root', () =>
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
-    .command([init, intermediate, status, verify] as CommandModule[])
+    .command([init, intermediate, rotate, recover, crl, status, verify] as CommandModule[])
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue('exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed')

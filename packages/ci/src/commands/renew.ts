@@ -1,10 +1,11 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  actor, appendToLedger, certificatePem, clock, composeTrust, iso, loadMesh, mintLeaf, nodeCryptoSeam, withStore, paths, planRenew, scopeDef,
-  serializeIssuanceRecord, trustBundleFiles, trustOpensslPem, trustPem, trustedIntermediatesOf, writeFileAtomic,
-  type FileWrite, type MintedLeaf, type RenewPlan,
+  actor, advanceScope, appendToLedger, clock, effectWrites, evidenceFiles, evidencePaths, iso, loadMesh, mergeWrites, parseEvidence, paths, planRenew,
+  recordRemint, scopeDef, serializeIssuanceRecord, serializeScopeState, trustBundleFiles, withStore,
+  type FileWrite, type Mesh, type MintedLeaf, type RenewPlan, type Store,
 } from '@trellis/core';
+import { crlIssuers, leafCreated, leafCrlStaleness, leafCrlWrite, mintScopeLeaves, writeLeafOutput } from '../issue.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 import { requireCiPosture } from '../posture.js';
 
@@ -12,7 +13,7 @@ interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boole
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
-  describe: 'Mint the leaves that are due, new, or from a retired intermediate; refresh trust bundles',
+  describe: 'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
   builder: (y) => y
     .option('scope', { type: 'string', describe: 'only this scope' })
     .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
@@ -30,64 +31,117 @@ export function renderPlan(plan: RenewPlan): string {
   return `${lines.join('\n')}\n`;
 }
 
+interface PhaseStep {
+  scope: string;
+  step: string;
+}
+
+/** Advances every scope whose rotation gate is met; returns the writes and the steps taken. */
+function advancePhases(store: Store, mesh: Mesh, scopes: string[], now: Date): { writes: FileWrite[]; steps: PhaseStep[] } {
+  const writes: FileWrite[] = [];
+  const steps: PhaseStep[] = [];
+  for (const scope of scopes) {
+    const m = mesh.material.get(scope)!;
+    if (!m.state || !m.intermediate) continue;
+    const def = scopeDef(mesh, scope);
+    const longestLeafTtl = Math.max(mesh.config.ttl.leaf, ...def.services.map((s) => s.ttl ?? 0));
+    const t = advanceScope(m.state, { type: 'tick', longestLeafTtl }, now, scope);
+    if (!t.step) continue;
+    steps.push({ scope, step: t.step });
+    let state = t.state;
+    const text = state.evidence ? store.read(evidencePaths(scope, state.evidence).json) : undefined;
+    if (text) {
+      const prior = parseEvidence(text);
+      const done = t.step === 'retire';
+      const note = t.step === 'switch' ? 'signing moved to the new intermediate; every leaf re-minted by this renew' : 'every old-key leaf has expired: the old intermediate and its key are removed';
+      writes.push(...evidenceFiles({
+        ...prior, steps: [...prior.steps, { step: t.step, at: iso(now), actor: actor(), tool: 'trellis-ci renew', note }],
+        ...(done ? { status: 'completed' as const, ended: iso(now) } : {}),
+      }).writes);
+      if (done) state = { ...state, evidence: undefined };
+    }
+    writes.push(...effectWrites(mesh, scope, t.effects), { path: paths.state(scope), content: serializeScopeState(state) });
+  }
+  return { writes, steps };
+}
+
 async function runRenew(a: Args): Promise<void> {
   requireCiPosture();
   await withStore(a.store, async (store) => {
-    const mesh = loadMesh(store);
     const now = clock(a.now);
+    const before = loadMesh(store);
+    const scopes = a.scope ? [scopeDef(before, a.scope).name] : before.scopes.map((s) => s.name);
+    const phases = advancePhases(store, before, scopes, now);
+    // Everything after this is planned on the store as the phase steps leave it.
+    const view = store.withPending(phases.writes);
+    const mesh = loadMesh(view);
+
     const plan = planRenew(mesh, now, { scope: a.scope, force: a.force });
+    for (const p of phases.steps) process.stdout.write(`phase ${p.scope}: ${p.step}\n`);
     process.stdout.write(renderPlan(plan));
-    const staleBundles: FileWrite[] = trustBundleFiles(mesh).filter((f) => store.read(f.path) !== f.content);
-    if (a.dryRun || (!plan.mint.length && !staleBundles.length)) return;
-
-    const ids = plan.mint.length ? ciIdentities() : [];
-    const byScope = new Map<string, MintedLeaf[]>();
-    for (const scope of new Set(plan.mint.map((i) => i.scope))) {
-      const signer = await openIntermediate(mesh, scope, ids);
-      const def = scopeDef(mesh, scope);
-      const leaves: MintedLeaf[] = [];
-      for (const item of plan.mint.filter((i) => i.scope === scope)) {
-        const service = def.services.find((s) => s.name === item.service)!;
-        leaves.push(await mintLeaf({
-          scope, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now,
-        }, signer, nodeCryptoSeam));
-      }
-      byScope.set(scope, leaves);
+    const minted = mesh.scopes.filter((s) => mesh.material.get(s.name)!.intermediate && scopes.includes(s.name)).map((s) => s.name);
+    const staleCrls = new Map<string, string>();
+    for (const s of minted) {
+      const why = await leafCrlStaleness(mesh, s, now);
+      if (why) staleCrls.set(s, why);
     }
+    // Only this run's scopes: a CI job sharded by scope touches its own files.
+    const staleBundles = trustBundleFiles(mesh).filter((f) => scopes.some((s) => f.path.startsWith(`bundles/${s}/`)) && store.read(f.path) !== f.content);
+    for (const [s, why] of staleCrls) process.stdout.write(`crl ${s}: re-sign (${why})\n`);
+    if (a.dryRun) return;
+    const touched = new Set([...plan.mint.map((i) => i.scope), ...staleCrls.keys(), ...staleBundles.map((f) => f.path.split('/')[1]!), ...phases.steps.map((p) => p.scope)]);
+    if (!touched.size) return;
 
-    // Keys reach the output before the record says they exist: a crash in between re-mints, never strands a service.
+    const ids = plan.mint.length || staleCrls.size ? await ciIdentities(mesh) : [];
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    const all = mesh.scopes.map((s) => s.name);
-    for (const [scope, leaves] of byScope) {
-      const trust = composeTrust(scopeDef(mesh, scope), all, trustedIntermediatesOf(mesh));
-      const inter = certificatePem(mesh.material.get(scope)!.intermediate!);
-      for (const l of leaves) {
-        const dir = path.join(out, scope, l.service);
-        writeFileAtomic(path.join(dir, 'key.pem'), l.keyPem, 0o600);
-        writeFileAtomic(path.join(dir, 'cert.pem'), l.certPem);
-        writeFileAtomic(path.join(dir, 'chain.pem'), l.certPem + inter);
-        writeFileAtomic(path.join(dir, 'trust.pem'), trustPem(trust));
-        writeFileAtomic(path.join(dir, 'trust.openssl.pem'), trustOpensslPem(trust));
-      }
-    }
-
-    const writes: FileWrite[] = [...staleBundles];
-    for (const [scope, leaves] of byScope) {
+    const writes: FileWrite[] = [...phases.writes, ...staleBundles];
+    let count = 0;
+    for (const scope of touched) {
       const m = mesh.material.get(scope)!;
-      const record = new Map(m.leaves);
-      for (const l of leaves) record.set(l.service, l.record);
-      writes.push({ path: paths.leaves(scope), content: serializeIssuanceRecord(record) });
+      const services = plan.mint.filter((i) => i.scope === scope).map((i) => i.service);
+      const signer = services.length || staleCrls.has(scope) ? await openIntermediate(mesh, scope, ids) : undefined;
+      let crl: FileWrite | undefined;
+      if (staleCrls.has(scope)) {
+        const signers = [signer!, ...(crlIssuers(mesh, scope).includes('previous') ? [await openIntermediate(mesh, scope, ids, 'previous')] : [])];
+        crl = await leafCrlWrite(mesh, scope, signers, now);
+        writes.push(crl);
+      }
+      const leaves: MintedLeaf[] = services.length ? await mintScopeLeaves(mesh, scope, services, signer!, now) : [];
+      writeLeafOutput(mesh, scope, leaves, out, crl?.content ?? m.crlPem);
+      count += leaves.length;
+      if (leaves.length) {
+        const record = new Map(m.leaves);
+        for (const l of leaves) record.set(l.service, l.record);
+        writes.push({ path: paths.leaves(scope), content: serializeIssuanceRecord(record) });
+        writes.push(...remintEvidence(view, mesh, scope, leaves, now));
+      }
       writes.push({
         path: paths.ledger(scope),
         content: appendToLedger(m.ledger, {
           op: 'renew', at: iso(now), actor: actor(),
-          details: { reasons: Object.fromEntries(plan.mint.filter((i) => i.scope === scope).map((i) => [i.service, i.reason])) },
-          created: leaves.map((l) => ({ kind: 'leaf' as const, fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: iso(l.record.notAfter) })),
+          details: {
+            ...(phases.steps.some((p) => p.scope === scope) ? { phase: phases.steps.find((p) => p.scope === scope)!.step } : {}),
+            reasons: Object.fromEntries(plan.mint.filter((i) => i.scope === scope).map((i) => [i.service, i.reason])),
+            ...(crl ? { crl: staleCrls.get(scope) } : {}),
+            ...(staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
+          },
+          created: leaves.map(leafCreated),
         }).text,
       });
     }
-    store.commit(writes);
-    const n = plan.mint.length;
-    process.stdout.write(`minted ${n} ${n === 1 ? 'leaf' : 'leaves'}${n ? ` into ${out}` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}\n`);
+    store.commit(mergeWrites(writes));
+    process.stdout.write(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} leaf CRL(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}\n`);
   });
+}
+
+/** Leaves re-minted under an open rotation or recovery are recorded in its evidence. */
+function remintEvidence(view: Store, mesh: Mesh, scope: string, leaves: MintedLeaf[], now: Date): FileWrite[] {
+  const state = mesh.material.get(scope)!.state!;
+  const text = state.evidence ? view.read(evidencePaths(scope, state.evidence).json) : undefined;
+  if (!text) return [];
+  const prior = parseEvidence(text);
+  const e = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor(), tool: 'trellis-ci renew' }, prior.kind === 'compromise-recovery');
+  const writes = evidenceFiles(e).writes;
+  if (e.status === 'completed') writes.push({ path: paths.state(scope), content: serializeScopeState({ ...state, evidence: undefined }) });
+  return writes;
 }

@@ -2,10 +2,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  KEY_ALGORITHMS, STORE_FILE, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
+  KEY_ALGORITHMS, STORE_FILE, importSigningKey, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
   nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
-import { mintRoot } from '../ceremony.js';
+import { mintRoot, rootCrlPem } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
 
 interface Args {
@@ -60,6 +60,8 @@ async function runInit(a: Args): Promise<void> {
 
   const root = await mintRoot(config, now, nodeCryptoSeam);
   const rootPem = certificatePem(root.cert);
+  const rootSigner = { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
+  const rootState = { phase: 'steady' as const, active: fingerprint(root.cert), since: iso(now), revoked: [] };
   const { text: ledger } = appendToLedger('', {
     op: 'init',
     at: iso(now),
@@ -80,6 +82,8 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.roots, content: rootPem },
     { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
     { path: paths.rootLedger, content: ledger },
+    { path: paths.rootState, content: serializeRootState(rootState) },
+    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root) },
     ...ignoreWork,
   ]));
 

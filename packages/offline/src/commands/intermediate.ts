@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, withStore, paths,
-  requireIdentities, scopeDef, toYaml, trustBundleFiles, type Certificate, type FileWrite, type Created,
+  requireIdentities, scopeDef, serializeScopeState, trustBundleFiles, type Certificate, type FileWrite, type Created,
 } from '@trellis/core';
 import { mintIntermediate, openRootKey } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -62,7 +62,7 @@ async function runIntermediate(a: Args): Promise<void> {
         { path: paths.intermediate(scope), content: certificatePem(ca.cert) },
         // The CI recipient only: the root identity must not open what CI signs with.
         { path: paths.intermediateKey(scope), content: await encryptTo([mesh.config.recipients.ci], ca.keyPem) },
-        { path: paths.state(scope), content: toYaml({ phase: 'steady', active: fp, since: iso(now) }) },
+        { path: paths.state(scope), content: serializeScopeState({ phase: 'steady', active: fp, since: iso(now), revoked: [] }) },
         { path: paths.leaves(scope), content: '{}\n' },
         {
           path: paths.ledger(scope),

@@ -1,0 +1,112 @@
+import { fingerprint, type Certificate } from './certificates.js';
+import { sha256Hex } from './crypto.js';
+import type { FileWrite } from './store.js';
+import { iso } from './time.js';
+
+/**
+ * Evidence records: what an auditor asks for after a rotation, recovery or
+ * revocation. JSON for machines, Markdown for people, linked from the ledger.
+ */
+export interface CertRef {
+  fingerprint: string;
+  serial: string;
+  subject: string;
+  notAfter: string;
+}
+
+export interface EvidenceStep {
+  step: string;
+  at: string;
+  actor: string;
+  tool: string;
+  note?: string;
+}
+
+export interface Evidence {
+  id: string;
+  kind: 'intermediate-rotation' | 'compromise-recovery' | 'root-rotation' | 'leaf-revocation';
+  scope: string;
+  status: 'in-progress' | 'completed' | 'aborted';
+  reason?: string;
+  started: string;
+  ended?: string;
+  old: CertRef[];
+  new: CertRef[];
+  steps: EvidenceStep[];
+  /** Leaves affected: the serial retired and, once re-minted, the one replacing it. */
+  affected: { service: string; oldSerial: string; newSerial?: string; hosts?: string[] }[];
+}
+
+export function evidencePaths(scope: string, id: string): { json: string; md: string } {
+  return { json: `bundles/${scope}/evidence/${id}.json`, md: `bundles/${scope}/evidence/${id}.md` };
+}
+
+export function serializeEvidence(e: Evidence): string {
+  return `${JSON.stringify(e, null, 2)}\n`;
+}
+
+export function renderEvidenceMarkdown(e: Evidence): string {
+  const cert = (c: CertRef) => `- \`${c.fingerprint}\` serial \`${c.serial}\`, ${c.subject}, expires ${c.notAfter}`;
+  const lines = [
+    `# ${e.kind.replace(/-/g, ' ')}: ${e.scope} (${e.id})`,
+    '',
+    `- status: **${e.status}**`,
+    ...(e.reason ? [`- reason: ${e.reason}`] : []),
+    `- started: ${e.started}`,
+    `- ended: ${e.ended ?? '(under way)'}`,
+    '',
+    '## Old',
+    ...(e.old.length ? e.old.map(cert) : ['- (none)']),
+    '',
+    '## New',
+    ...(e.new.length ? e.new.map(cert) : ['- (none)']),
+    '',
+    '## Steps',
+    '',
+    '| step | at | actor | tool | note |',
+    '|---|---|---|---|---|',
+    ...e.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ''} |`),
+    '',
+    '## Affected leaves',
+    '',
+    '| service | old serial | new serial | hosts |',
+    '|---|---|---|---|',
+    ...e.affected.map((a) => `| ${a.service} | \`${a.oldSerial}\` | ${a.newSerial ? `\`${a.newSerial}\`` : '(not yet re-minted)'} | ${a.hosts?.join(', ') ?? ''} |`),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+/** Records the leaves a renew re-minted under a procedure; completes it when none is left to replace. */
+export function recordRemint(e: Evidence, minted: { service: string; serial: string }[], step: Omit<EvidenceStep, 'step'>, completeWhenDone: boolean): Evidence {
+  const affected = e.affected.map((a) => {
+    const m = minted.find((x) => x.service === a.service);
+    return m && !a.newSerial ? { ...a, newSerial: m.serial } : a;
+  });
+  const done = completeWhenDone && affected.every((a) => a.newSerial);
+  return {
+    ...e,
+    affected,
+    steps: [...e.steps, { step: 'remint', ...step, note: `${minted.length} leaf(s) re-minted` }],
+    ...(done ? { status: 'completed' as const, ended: step.at } : {}),
+  };
+}
+
+export function certRef(cert: Certificate): CertRef {
+  return { fingerprint: fingerprint(cert), serial: cert.serialNumber, subject: cert.subject, notAfter: iso(cert.notAfter) };
+}
+
+/** The JSON and Markdown files of an evidence record, and the ledger's link to them. */
+export function evidenceFiles(e: Evidence): { writes: FileWrite[]; link: { evidence: string; sha256: string } } {
+  const p = evidencePaths(e.scope, e.id);
+  const json = serializeEvidence(e);
+  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
+}
+
+export function parseEvidence(text: string): Evidence {
+  return JSON.parse(text) as Evidence;
+}
+
+/** An id for a procedure, sortable by time: `20261122T1000Z-rotation`. */
+export function procedureId(now: Date, kind: string): string {
+  return `${iso(now).replace(/[-:]/g, '').replace(/00Z$/, 'Z')}-${kind}`;
+}

@@ -1,0 +1,119 @@
+/**
+ * CRLs: the root CRL of intermediates (signed offline) and one leaf CRL per
+ * scope (signed in CI by the scope's intermediates). One function signs both.
+ */
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
+import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type KeyAlgorithm } from './crypto.js';
+import { keyId, type Certificate } from './certificates.js';
+
+export type Crl = x509.X509Crl;
+
+export interface CrlEntry {
+  serial: string;
+  at: Date;
+  reason: string;
+}
+
+const REASONS: Record<string, x509.X509CrlReason> = {
+  keyCompromise: x509.X509CrlReason.keyCompromise,
+  cACompromise: x509.X509CrlReason.cACompromise,
+  affiliationChanged: x509.X509CrlReason.affiliationChanged,
+  superseded: x509.X509CrlReason.superseded,
+  cessationOfOperation: x509.X509CrlReason.cessationOfOperation,
+};
+
+/** A CRL reason code for free text: its own name when it is one of RFC 5280's, else unspecified. */
+export function crlReason(text: string): x509.X509CrlReason {
+  return REASONS[text] ?? x509.X509CrlReason.unspecified;
+}
+
+export async function signCrl(p: {
+  issuer: Certificate;
+  key: CryptoKey;
+  algorithm: KeyAlgorithm;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  entries: CrlEntry[];
+}): Promise<string> {
+  const crl = await x509.X509CrlGenerator.create({
+    issuer: p.issuer.subject,
+    thisUpdate: p.thisUpdate,
+    nextUpdate: p.nextUpdate,
+    signingKey: p.key,
+    signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
+    entries: p.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.at, reason: crlReason(e.reason) })),
+    extensions: [
+      await x509.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
+      // A number that grows with time: RFC 5280 wants it monotonic per issuer.
+      new x509.Extension(id_ce_cRLNumber, false, AsnConvert.serialize(new CRLNumber(Math.floor(p.thisUpdate.getTime() / 1000)))),
+    ],
+  });
+  // @peculiar/x509 labels CRLs "BEGIN CRL", which OpenSSL refuses.
+  return pemEncode('X509 CRL', new Uint8Array(crl.rawData));
+}
+
+export function parseCrls(pem: string): Crl[] {
+  return pemDecodeAll(pem, 'X509 CRL').map((der) => new x509.X509Crl(new Uint8Array(der)));
+}
+
+export async function crlSignedBy(crl: Crl, issuer: Certificate): Promise<boolean> {
+  try {
+    return await crl.verify({ publicKey: issuer.publicKey });
+  } catch {
+    return false;
+  }
+}
+
+/** Normalises a serial as trellis writes it (lower-case hex, no separators). */
+export function serialKey(serial: string): string {
+  return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+(?=.)/, '');
+}
+
+/** A revocation as the store records it: `issuer` is the key id of the issuing CA. */
+export interface Revocation {
+  serial: string;
+  issuer: string;
+  notAfter: string;
+  at: string;
+  reason: string;
+}
+
+/** The entries of `issuer`'s CRL: what it revoked that has not yet expired anyway. */
+export function crlEntriesFor(issuer: Certificate, revoked: Revocation[], now: Date): CrlEntry[] {
+  const id = keyId(issuer);
+  return revoked
+    .filter((r) => r.issuer === id && new Date(r.notAfter) > now)
+    .map((r) => ({ serial: r.serial, at: new Date(r.at), reason: r.reason }))
+    .sort((a, b) => a.serial.localeCompare(b.serial));
+}
+
+/**
+ * Why a CRL file must be re-signed, or undefined when it stands: one CRL per
+ * issuer, each verifying under it, listing exactly its entries, with at least
+ * half its life left.
+ */
+export async function crlStaleness(crlPem: string | undefined, issuers: Certificate[], revoked: Revocation[], now: Date): Promise<string | undefined> {
+  if (crlPem === undefined) return 'missing';
+  let crls: Crl[];
+  try {
+    crls = parseCrls(crlPem);
+  } catch {
+    return 'unreadable';
+  }
+  if (crls.length !== issuers.length) return 'issuers changed';
+  for (const issuer of issuers) {
+    const matches = await Promise.all(crls.map((c) => crlSignedBy(c, issuer)));
+    const crl = crls[matches.indexOf(true)];
+    if (!crl) return `no CRL signed by ${issuer.subject}`;
+    const want = crlEntriesFor(issuer, revoked, now).map((e) => serialKey(e.serial)).sort().join();
+    const got = crl.entries.map((e) => serialKey(e.serialNumber)).sort().join();
+    if (want !== got) return 'revocations changed';
+    const next = crl.nextUpdate?.getTime() ?? 0;
+    const life = next - crl.thisUpdate.getTime();
+    if (next - now.getTime() < life / 2) return 'past half its life';
+  }
+  return undefined;
+}

@@ -1,0 +1,182 @@
+/**
+ * Rotation as reducers: `advance(state, event, now) → { state, effects }`.
+ * Phases and gates are data here; the shells persist the state and carry
+ * out the effects (moving certificate and key files, re-minting leaves).
+ *
+ * Planned intermediate rotation:
+ *   steady ─begin→ publish ─(propagation elapsed)→ switch ─(longest leaf TTL elapsed)→ steady
+ *   publish: bundles trust {old, new}, signing stays on old.
+ *   switch:  bundles trust {old, new}, signing on new, every leaf re-minted.
+ *   abort (until retire): back to old; new dropped from bundles.
+ * Compromise recovery: any phase → steady on a fresh key; everything else revoked.
+ */
+import { TrellisError } from './errors.js';
+import { formatDuration, iso } from './time.js';
+
+export type ScopePhase = 'steady' | 'publish' | 'switch';
+
+export interface RevokedLeaf {
+  service: string;
+  serial: string;
+  /** Key id of the issuing intermediate. */
+  issuer: string;
+  notAfter: string;
+  at: string;
+  reason: string;
+}
+
+export interface ScopeRotation {
+  id: string;
+  /** Bundle propagation window, ms. */
+  propagation: number;
+  started: string;
+  /** When the switch gate opens. */
+  switchAt: string;
+  switched?: string;
+  /** When the retire gate opens: every old-key leaf has expired. */
+  retireAt?: string;
+}
+
+export interface ScopeState {
+  phase: ScopePhase;
+  /** Fingerprint of the signing intermediate. */
+  active: string;
+  /** publish: the intermediate being introduced. */
+  next?: string;
+  /** switch: the intermediate being retired. */
+  previous?: string;
+  since: string;
+  rotation?: ScopeRotation;
+  /** Id of the evidence record of the procedure under way (rotation or recovery). */
+  evidence?: string;
+  revoked: RevokedLeaf[];
+}
+
+export type ScopeEvent =
+  | { type: 'begin'; next: string; propagation: number; id: string }
+  | { type: 'tick'; longestLeafTtl: number }
+  | { type: 'abort' }
+  | { type: 'recover'; fresh: string };
+
+/** What the shell must do to the files for the new state to hold. */
+export type ScopeEffect =
+  | 'stage-next' // write the new intermediate beside the active one
+  | 'promote-next' // active → previous, next → active; every leaf becomes due
+  | 'retire-previous' // delete the previous intermediate and its key
+  | 'drop-next' // delete the next intermediate and its key
+  | 'restore-previous' // previous → active; the aborted one is deleted; every leaf becomes due
+  | 'replace-all'; // a fresh active intermediate; every other one deleted; every leaf becomes due
+
+export interface Transition<S, E> {
+  state: S;
+  effects: E[];
+  /** The phase step taken, for ledgers and evidence; undefined when nothing changed. */
+  step?: string;
+}
+
+function refuse(detail: string, hint: string): never {
+  throw new TrellisError('wrong-phase', detail, { hint });
+}
+
+export function advanceScope(s: ScopeState, e: ScopeEvent, now: Date, scope = 'this scope'): Transition<ScopeState, ScopeEffect> {
+  const at = iso(now);
+  switch (e.type) {
+    case 'begin':
+      if (s.phase !== 'steady') refuse(`${scope} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope} --abort`);
+      return {
+        state: { ...s, phase: 'publish', next: e.next, since: at, rotation: { id: e.id, propagation: e.propagation, started: at, switchAt: iso(new Date(now.getTime() + e.propagation)) } },
+        effects: ['stage-next'],
+        step: 'publish',
+      };
+    case 'tick': {
+      const r = s.rotation;
+      if (s.phase === 'publish' && r && now >= new Date(r.switchAt)) {
+        return {
+          state: { ...s, phase: 'switch', active: s.next!, previous: s.active, next: undefined, since: at, rotation: { ...r, switched: at, retireAt: iso(new Date(now.getTime() + e.longestLeafTtl)) } },
+          effects: ['promote-next'],
+          step: 'switch',
+        };
+      }
+      if (s.phase === 'switch' && r?.retireAt && now >= new Date(r.retireAt)) {
+        return { state: { ...s, phase: 'steady', previous: undefined, since: at, rotation: undefined }, effects: ['retire-previous'], step: 'retire' };
+      }
+      return { state: s, effects: [] };
+    }
+    case 'abort':
+      if (s.phase === 'publish') return { state: { ...s, phase: 'steady', next: undefined, since: at, rotation: undefined }, effects: ['drop-next'], step: 'abort' };
+      if (s.phase === 'switch') {
+        return { state: { ...s, phase: 'steady', active: s.previous!, previous: undefined, since: at, rotation: undefined }, effects: ['restore-previous'], step: 'abort' };
+      }
+      return refuse(`${scope} has no rotation to abort`, 'abort applies during publish and switch, before retire');
+    case 'recover':
+      return { state: { ...s, phase: 'steady', active: e.fresh, next: undefined, previous: undefined, since: at, rotation: undefined }, effects: ['replace-all'], step: 'recover' };
+  }
+}
+
+/** When the next gate of a scope opens, for status. */
+export function nextGate(s: ScopeState): { gate: string; at: string } | undefined {
+  if (s.phase === 'publish' && s.rotation) return { gate: 'switch', at: s.rotation.switchAt };
+  if (s.phase === 'switch' && s.rotation?.retireAt) return { gate: 'retire', at: s.rotation.retireAt };
+  return undefined;
+}
+
+export type RootPhase = 'steady' | 'overlap';
+
+export interface RevokedIntermediate {
+  scope: string;
+  serial: string;
+  fingerprint: string;
+  /** Key id of the root that issued it. */
+  issuer: string;
+  notAfter: string;
+  at: string;
+  reason: string;
+}
+
+export interface RootState {
+  phase: RootPhase;
+  /** Fingerprint of the active root. */
+  active: string;
+  /** overlap: fingerprint and key id of the root being retired. */
+  previous?: string;
+  previousKey?: string;
+  since: string;
+  rotation?: { id: string; started: string };
+  revoked: RevokedIntermediate[];
+}
+
+export type RootEvent = { type: 'begin'; fresh: string; retiringKey: string; id: string } | { type: 'finalize' };
+export type RootEffect = 'stage-new-root' | 'drop-old-root';
+
+export function advanceRoot(s: RootState, e: RootEvent, now: Date): Transition<RootState, RootEffect> {
+  const at = iso(now);
+  if (e.type === 'begin') {
+    if (s.phase !== 'steady') refuse('a root rotation is already in its overlap', 'finish it: trellis-root rotate root --finalize');
+    return {
+      state: { ...s, phase: 'overlap', active: e.fresh, previous: s.active, previousKey: e.retiringKey, since: at, rotation: { id: e.id, started: at } },
+      effects: ['stage-new-root'],
+      step: 'overlap',
+    };
+  }
+  if (s.phase !== 'overlap') refuse('no root rotation to finalize', 'begin one with trellis-root rotate root');
+  return {
+    state: { ...s, phase: 'steady', previous: undefined, previousKey: undefined, since: at, rotation: undefined, revoked: s.revoked.filter((r) => r.issuer !== s.previousKey) },
+    effects: ['drop-old-root'],
+    step: 'finalize',
+  };
+}
+
+/** The guard between the two kinds of rotation. */
+export function assertNoRootOverlap(root: RootState, scope: string): void {
+  if (root.phase === 'overlap') {
+    refuse(`a root rotation is in its overlap: no planned rotation of ${scope} until it is finalized`,
+      'finalize the root rotation (trellis-root rotate root --finalize) first; a compromised intermediate can still be recovered now with trellis-root recover');
+  }
+}
+
+export function describeGate(s: ScopeState, now: Date): string {
+  const g = nextGate(s);
+  if (!g) return s.phase;
+  const wait = new Date(g.at).getTime() - now.getTime();
+  return `${s.phase}; ${g.gate} gate ${wait <= 0 ? 'open now (next renew advances it)' : `opens ${g.at} (in ${formatDuration(Math.ceil(wait / 60_000) * 60_000)})`}`;
+}
