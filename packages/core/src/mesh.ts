@@ -180,12 +180,13 @@ export function activeIntermediate(mesh: Mesh, scope: string): Certificate {
 
 /**
  * The intermediates each scope's bundle must trust now: the active one, and
- * during a rotation the one being introduced or retired.
+ * during a rotation the one being introduced or retired (oldest first, so a
+ * bundle's order does not change when signing switches).
  */
 export function trustedIntermediatesOf(mesh: Mesh): (scope: string) => Certificate[] {
   return (scope) => {
     const m = mesh.material.get(scope);
-    return [m?.intermediate, m?.next, m?.previous].filter((c): c is Certificate => c !== undefined);
+    return [m?.previous, m?.intermediate, m?.next].filter((c): c is Certificate => c !== undefined);
   };
 }
 
@@ -196,7 +197,7 @@ export function trustedIntermediatesAfter(mesh: Mesh, writes: FileWrite[]): (sco
   return (scope) => {
     const m = mesh.material.get(scope);
     const slots: [string, Certificate | undefined][] = [
-      [paths.intermediate(scope), m?.intermediate], [paths.nextIntermediate(scope), m?.next], [paths.previousIntermediate(scope), m?.previous],
+      [paths.previousIntermediate(scope), m?.previous], [paths.intermediate(scope), m?.intermediate], [paths.nextIntermediate(scope), m?.next],
     ];
     if (!slots.some(([p]) => pending.has(p))) return current(scope);
     return slots.flatMap(([p, cert]) => {

@@ -113,7 +113,10 @@ async function runRenew(a: Args): Promise<void> {
         const record = new Map(m.leaves);
         for (const l of leaves) record.set(l.service, l.record);
         writes.push({ path: paths.leaves(scope), content: serializeIssuanceRecord(record) });
-        writes.push(...remintEvidence(view, mesh, scope, leaves, now));
+        // Only the re-mints the procedure caused belong in its evidence, not routine renewals.
+        const caused = new Set(plan.mint.filter((i) => i.scope === scope && i.reason === 'issuer-changed').map((i) => i.service));
+        const remints = leaves.filter((l) => caused.has(l.service));
+        if (remints.length) writes.push(...remintEvidence(view, mesh, scope, remints, now));
       }
       writes.push({
         path: paths.ledger(scope),

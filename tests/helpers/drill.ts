@@ -1,0 +1,59 @@
+/**
+ * Drills: a FakeMesh driven through time with --now, and handshakes judged at
+ * the same simulated instants by real TLS stacks running under libfaketime.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { execa } from 'execa';
+import type { Party } from '../../scripts/lib/mtls.js';
+import { REPO } from './cli.js';
+import type { FakeMesh } from './fake-mesh.js';
+
+export const at = (t: Date) => t.toISOString().replace(/\.\d+Z$/, 'Z');
+export const HOUR = 3_600_000;
+export const DAY = 24 * HOUR;
+
+/** A host of one service: the leaf and the bundle it was last deployed. */
+export interface Host {
+  scope: string;
+  service: string;
+  party: Party;
+}
+
+/** What a deploy at this instant would put on each host: the newest leaf per service and its scope's current bundle. */
+export function deployment(m: FakeMesh, services: [string, string][], outDirs: string[]): Host[] {
+  return services.map(([scope, service]) => {
+    const dir = [...outDirs].reverse().map((d) => path.join(d, scope, service)).find((d) => fs.existsSync(path.join(d, 'cert.pem')));
+    if (!dir) throw new Error(`no leaf for ${scope}/${service}`);
+    const f = (file: string) => fs.readFileSync(path.join(dir, file), 'utf8');
+    return {
+      scope, service,
+      party: { name: `${scope}/${service}`, dns: `${service}.${scope}.mesh.example`, key: f('key.pem'), chain: f('chain.pem'), trust: m.read(`bundles/${scope}/trust.openssl.pem`) },
+    };
+  });
+}
+
+export interface ProbeResult {
+  client: string;
+  server: string;
+  ok: boolean;
+  error?: string;
+}
+
+/** Runs the handshakes in a process whose clock reads `when`. */
+export async function probeAt(when: Date, pairs: { client: Party; server: Party }[], scratch: string): Promise<ProbeResult[]> {
+  const file = path.join(scratch, `pairs-${when.getTime()}.json`);
+  fs.writeFileSync(file, JSON.stringify(pairs));
+  const stamp = when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  const r = await execa('faketime', ['-f', `@${stamp}`, path.join(REPO, 'node_modules/.bin/tsx'), path.join(REPO, 'scripts/lib/probe.ts'), file], { reject: false, env: { TZ: 'UTC' } });
+  if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
+  const out = JSON.parse(r.stdout) as { now: string; results: ProbeResult[] };
+  if (Math.abs(new Date(out.now).getTime() - when.getTime()) > 60_000) throw new Error(`faketime did not take: probe clock ${out.now}, wanted ${when.toISOString()}`);
+  return out.results;
+}
+
+/** Every pair of hosts the regional boundary says must handshake, both directions. */
+export function allowedPairs(hosts: Host[]): { client: Party; server: Party }[] {
+  const ok = (a: Host, b: Host) => a.scope === b.scope || a.scope === 'global' || b.scope === 'global';
+  return hosts.flatMap((c) => hosts.filter((s) => s !== c && ok(c, s)).map((s) => ({ client: c.party, server: s.party })));
+}
