@@ -63,7 +63,7 @@ export async function intermediateProblems(mesh: Mesh, scope: string, cert: Cert
 }
 
 /** A CRL file checked against the issuers that must each sign one and the revocations each must list. */
-async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocation[], now: Date, warnAhead: number, where: Where): Promise<Finding[]> {
+async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocation[], now: Date, warnAhead: number, where: Where, unsigned: { level: Level; hint: string }): Promise<Finding[]> {
   const out: Finding[] = [];
   let crls;
   try {
@@ -75,7 +75,7 @@ async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocat
     const ok = await Promise.all(crls.map((c) => crlSignedBy(c, issuer)));
     const crl = crls[ok.indexOf(true)];
     if (!crl) {
-      out.push({ ...where, level: 'error', check: 'crl', message: `no CRL signed by ${issuer.subject}` });
+      out.push({ ...where, level: unsigned.level, check: 'crl', message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}` });
       continue;
     }
     const listed = new Set(crl.entries.map((e) => serialKey(e.serialNumber)));
@@ -132,7 +132,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
   }
   const revokedIntermediates = (rs?.revoked ?? []).filter((r) => new Date(r.notAfter) > now);
   if (mesh.rootCrlPem === undefined) add('warning', 'crl', 'no root CRL: revocation of intermediates cannot be checked; run trellis-root crl', { file: paths.rootCrl });
-  else out.push(...(await crlFindings(mesh.rootCrlPem, mesh.roots, revokedIntermediates, now, ROOT_CRL_WARNING, { file: paths.rootCrl })));
+  else out.push(...(await crlFindings(mesh.rootCrlPem, mesh.roots, revokedIntermediates, now, ROOT_CRL_WARNING, { file: paths.rootCrl }, { level: 'error', hint: 'run trellis-root crl' })));
 
   // Every scope.
   const allScopes = mesh.scopes.map((s) => s.name);
@@ -188,7 +188,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     // The scope's leaf CRL: one per intermediate whose leaves may be live.
     const crlIssuers = [inter, m.previous].filter((c): c is Certificate => c !== undefined);
     if (m.crlPem === undefined) add('warning', 'crl', 'no leaf CRL yet: the next trellis-ci renew signs it', at(paths.scopeCrl(scope.name)));
-    else out.push(...(await crlFindings(m.crlPem, crlIssuers, st.revoked, now, 0, at(paths.scopeCrl(scope.name)))));
+    else out.push(...(await crlFindings(m.crlPem, crlIssuers, st.revoked, now, 0, at(paths.scopeCrl(scope.name)), { level: 'warning', hint: 'the next trellis-ci renew signs it' })));
 
     // The issuance record.
     const lfile = paths.leaves(scope.name);
