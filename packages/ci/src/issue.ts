@@ -4,8 +4,8 @@
  */
 import path from 'node:path';
 import {
-  BACKDATE_MS, certificatePem, composeTrust, crlEntriesFor, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signCrl, trustOpensslPem, trustPem,
-  trustedIntermediatesOf, writeFileAtomic, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
+  BACKDATE_MS, TrellisError, certificatePem, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signCrl, trustOpensslPem, trustPem,
+  writeFileAtomic, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
 
 export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date): Promise<MintedLeaf[]> {
@@ -26,16 +26,19 @@ export async function mintScopeLeaves(mesh: Mesh, scope: string, services: strin
  * a crash in between re-mints, it never records a leaf whose key was lost.
  */
 export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, crlPem: string | undefined): void {
-  const trust = composeTrust(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name), trustedIntermediatesOf(mesh));
+  const trust = scopeTrust(mesh, scope);
   const inter = certificatePem(mesh.material.get(scope)!.intermediate!);
   for (const l of leaves) {
     const dir = path.join(outDir, scope, l.service);
-    writeFileAtomic(path.join(dir, 'key.pem'), l.keyPem, 0o600);
-    writeFileAtomic(path.join(dir, 'cert.pem'), l.certPem);
-    writeFileAtomic(path.join(dir, 'chain.pem'), l.certPem + inter);
-    writeFileAtomic(path.join(dir, 'trust.pem'), trustPem(trust));
-    writeFileAtomic(path.join(dir, 'trust.openssl.pem'), trustOpensslPem(trust));
-    if (crlPem !== undefined) writeFileAtomic(path.join(dir, 'crl.pem'), crlPem);
+    const files: [string, string, number?][] = [
+      ['key.pem', l.keyPem, 0o600], ['cert.pem', l.certPem], ['chain.pem', l.certPem + inter],
+      ['trust.pem', trustPem(trust)], ['trust.openssl.pem', trustOpensslPem(trust)], ...(crlPem === undefined ? [] : [['crl.pem', crlPem] as [string, string]]),
+    ];
+    try {
+      for (const [name, content, mode] of files) writeFileAtomic(path.join(dir, name), content, mode);
+    } catch (e) {
+      throw new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
+    }
   }
 }
 

@@ -3,6 +3,7 @@
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TrellisError, runMain } from '@trellis/core';
+import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
 import { plan } from './commands/plan.js';
 import { renew } from './commands/renew.js';
@@ -10,8 +11,10 @@ import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
 import { revoke } from './commands/revoke.js';
 
-await runMain('trellis-ci', () =>
-  yargs(hideBin(process.argv))
+await runMain('trellis-ci', () => {
+  // Posture first: the root identity in this environment is refused before anything else runs.
+  requireCiPosture();
+  return yargs(hideBin(process.argv))
     .scriptName('trellis-ci')
     .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
@@ -23,5 +26,5 @@ await runMain('trellis-ci', () =>
     .fail((msg, err) => {
       throw err ?? new TrellisError('usage', msg);
     })
-    .parseAsync(),
-);
+    .parseAsync();
+});

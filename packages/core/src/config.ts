@@ -8,6 +8,7 @@ import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, isDnsName, dnsWithin, scopeDomain } from './names.js';
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
+import { assertSeparateRecipients, validateRecipients } from './custody.js';
 
 export interface MeshConfig {
   version: 1;
@@ -112,6 +113,10 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
   if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient');
+  const ci = r.string(recipients.ci, 'recipients.ci', /^age1/);
+  validateRecipients(offline, { file, field: 'recipients.offline' });
+  validateRecipients([ci], { file, field: 'recipients.ci' });
+  assertSeparateRecipients(offline, ci, { file, field: 'recipients.ci' });
   const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap', 'crl']);
   const crl = r.map(defaults.crl ?? {}, 'defaults.crl', ['root', 'leaf']);
   const alg = r.map(defaults.algorithms ?? {}, 'defaults.algorithms', ['root', 'intermediate', 'leaf']);
@@ -122,7 +127,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     version: 1,
     mesh: r.string(top.mesh, 'mesh', SCOPE_NAME, 'lower-case letters, digits and dashes'),
     trustDomain: r.string(top.trustDomain, 'trustDomain', TRUST_DOMAIN, 'a lower-case DNS name such as mesh.example'),
-    recipients: { offline, ci: r.string(recipients.ci, 'recipients.ci', /^age1/) },
+    recipients: { offline, ci },
     algorithms: {
       root: r.oneOf(alg.root ?? d.algorithms.root, 'defaults.algorithms.root', KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, 'defaults.algorithms.intermediate', KEY_ALGORITHMS),
@@ -166,6 +171,7 @@ export function parseScope(text: string, name: string, trustDomain: string, file
   const services = Object.entries(r.map(top.services ?? {}, 'services', Object.keys(top.services ?? {}))).map(([svc, raw]) => {
     const at = `services.${svc}`;
     if (!SERVICE_NAME.test(svc)) r.fail(at, `"${svc}" is not a service name`, 'use [a-z0-9-]{1,63}: it becomes a DNS label');
+    if (`${svc}.${domain}`.length > 64) r.fail(at, `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`, 'shorten the service name');
     const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy']);
     const dns = r.list(s.dns ?? [], `${at}.dns`).map((v, i) => {
       const n = r.string(v, `${at}.dns[${i}]`);

@@ -115,6 +115,15 @@ export function validateRecipients(recipients: string[], place: { file?: string;
   }
 }
 
+/** The root key's readers and the intermediate keys' reader are different parties: one recipient must never be both. */
+export function assertSeparateRecipients(offline: string[], ci: string, place: { file?: string; field?: string }): void {
+  if (offline.includes(ci)) {
+    throw new TrellisError('custody-recipients', 'the CI recipient is also an offline recipient: CI could open the root key', {
+      ...place, hint: 'give CI its own identity (trellis-root init --ci-identity-out) and keep the offline identities off CI',
+    });
+  }
+}
+
 /** Encrypts to exactly `recipients`, ASCII-armored so the store diffs as text. */
 export async function encryptTo(recipients: string[], plaintext: string): Promise<string> {
   validateRecipients(recipients, {});

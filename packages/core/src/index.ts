@@ -19,7 +19,7 @@ export {
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustedIntermediatesOf, trustedIntermediatesAfter, trustBundleFiles, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustedIntermediatesOf, trustedIntermediatesAfter, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';

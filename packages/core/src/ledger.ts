@@ -4,6 +4,7 @@
  * an edited, dropped or reordered entry breaks the chain.
  */
 import { sha256Hex } from './crypto.js';
+import { TrellisError } from './errors.js';
 
 export interface Created {
   kind: 'root' | 'intermediate' | 'leaf' | 'identity' | 'bundle';
@@ -26,6 +27,13 @@ export interface LedgerEntry {
 
 export type LedgerDraft = Pick<LedgerEntry, 'op' | 'at' | 'actor'> & Partial<Pick<LedgerEntry, 'details' | 'created'>>;
 
+function isEntry(e: unknown): e is LedgerEntry {
+  const o = e as Record<string, unknown>;
+  return !!o && typeof o === 'object' && !Array.isArray(o) && typeof o.seq === 'number' && typeof o.at === 'string' && typeof o.op === 'string'
+    && typeof o.actor === 'string' && typeof o.hash === 'string' && (o.prev === null || typeof o.prev === 'string')
+    && !!o.details && typeof o.details === 'object' && Array.isArray(o.created);
+}
+
 /** JSON with keys sorted at every depth: the bytes that get hashed. */
 export function canonicalJson(v: unknown): string {
   if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
@@ -45,11 +53,15 @@ export function parseLedger(text: string): { entries: LedgerEntry[]; problems: s
   const problems: string[] = [];
   text.split('\n').forEach((line, i) => {
     if (!line.trim()) return;
+    let e: unknown;
     try {
-      entries.push(JSON.parse(line) as LedgerEntry);
+      e = JSON.parse(line);
     } catch {
       problems.push(`line ${i + 1}: not JSON`);
+      return;
     }
+    if (!isEntry(e)) problems.push(`line ${i + 1}: not a ledger entry`);
+    else entries.push(e);
   });
   return { entries, problems };
 }
@@ -72,8 +84,12 @@ export function ledgerHead(text: string): LedgerEntry | undefined {
   return parseLedger(text).entries.at(-1);
 }
 
-/** The ledger text with `draft` appended and chained to the current head. */
-export function appendToLedger(text: string, draft: LedgerDraft): { text: string; entry: LedgerEntry } {
+/** The ledger text with `draft` appended and chained to the current head. Refuses to extend a broken chain. */
+export function appendToLedger(text: string, draft: LedgerDraft, file = 'ledger.jsonl'): { text: string; entry: LedgerEntry } {
+  const problems = ledgerProblems(text);
+  if (problems.length) {
+    throw new TrellisError('corrupt-store', `the ledger's chain is broken (${problems[0]}): refusing to extend it`, { file, hint: 'restore the ledger from git history and rerun' });
+  }
   const head = ledgerHead(text);
   const body: Omit<LedgerEntry, 'hash'> = {
     seq: (head?.seq ?? 0) + 1,

@@ -93,6 +93,14 @@ function certAt(store: Store, rel: string): { pem?: string; cert?: Certificate }
   }
 }
 
+function certsAt(rel: string, pem: string): Certificate[] {
+  try {
+    return parseCertificates(pem);
+  } catch (e) {
+    throw new TrellisError('corrupt-store', `holds a certificate that does not parse (${(e as Error).message})`, { file: rel, hint: 'restore it from git history' });
+  }
+}
+
 export function loadMesh(store: Store): Mesh {
   const configText = store.read(paths.config);
   if (configText === undefined) throw new TrellisError('no-store', `${store.dir} holds no ${STORE_FILE}`);
@@ -138,7 +146,7 @@ export function loadMesh(store: Store): Mesh {
     rootPem: root.pem,
     root: root.cert,
     rootsPem,
-    roots: rootsPem ? parseCertificates(rootsPem) : [],
+    roots: rootsPem ? certsAt(paths.roots, rootsPem) : [],
     rootKeyAge: store.read(paths.rootKey),
     rootLedger: store.read(paths.rootLedger) ?? '',
     previousRoot: certAt(store, paths.rootPrevious).cert,
@@ -254,13 +262,17 @@ export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], 
   return out; // removing a file that is absent is a no-op in Store.commit
 }
 
+/** What a scope's services trust: the boundary rule applied to the mesh's intermediates. */
+export function scopeTrust(mesh: Mesh, scope: string, intermediatesOf = trustedIntermediatesOf(mesh)): Certificate[] {
+  return composeTrust(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name), intermediatesOf);
+}
+
 /** trust.pem and trust.openssl.pem of every scope with material, composed by the boundary rule. */
 export function trustBundleFiles(mesh: Mesh, intermediatesOf = trustedIntermediatesOf(mesh)): { path: string; content: string }[] {
-  const all = mesh.scopes.map((s) => s.name);
   return mesh.scopes
     .filter((s) => intermediatesOf(s.name).length > 0)
     .flatMap((s) => {
-      const certs = composeTrust(s, all, intermediatesOf);
+      const certs = scopeTrust(mesh, s.name, intermediatesOf);
       return [
         { path: paths.trust(s.name), content: trustPem(certs) },
         { path: paths.trustOpenssl(s.name), content: trustOpensslPem(certs) },

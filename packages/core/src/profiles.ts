@@ -91,13 +91,15 @@ export const BACKDATE_MS = 60_000;
  */
 export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: { notAfter: Date; label: string }): Validity {
   const v = { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + ttl) };
+  if (issuer && issuer.notAfter <= now) {
+    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
+      hint: tier === 'leaf' ? 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)' : 'the root has expired: a new mesh root is needed',
+    });
+  }
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError('outlives-issuer',
       `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
       { hint: tier === 'leaf' ? 'rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl' : 'rotate the root first, or shorten defaults.ttl.intermediate' });
-  }
-  if (issuer && issuer.notAfter <= now) {
-    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, { hint: 'its scope needs a new intermediate' });
   }
   return v;
 }

@@ -166,7 +166,12 @@ export class Store {
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockedError(lock);
         if (!lockIsStale(lock)) throw lockedError(lock);
-        fs.rmSync(lock, { force: true });
+        // Move the stale lock aside under a unique name: of two runs racing to take it over, only one rename succeeds.
+        try {
+          fs.renameSync(lock, `${lock}.stale-${process.pid}-${Date.now()}`);
+        } catch {
+          throw lockedError(lock);
+        }
       }
     }
     try {
@@ -213,10 +218,22 @@ function lockedError(lock: string): TrellisError {
   });
 }
 
+/** An unreadable lock this old was left by a run that died while writing it. */
+const UNREADABLE_LOCK_STALE_MS = 5 * 60_000;
+
 function lockIsStale(lock: string): boolean {
+  let h: { pid: number; host: string };
   try {
-    const h = JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid: number; host: string };
-    if (h.host !== os.hostname()) return false;
+    h = JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid: number; host: string };
+  } catch {
+    try {
+      return Date.now() - fs.statSync(lock).mtimeMs > UNREADABLE_LOCK_STALE_MS;
+    } catch {
+      return true;
+    }
+  }
+  if (h.host !== os.hostname()) return false;
+  try {
     process.kill(h.pid, 0);
     return false;
   } catch (e) {

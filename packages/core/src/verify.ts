@@ -7,11 +7,11 @@ import { fingerprint, isSelfIssued, keyId, keyMatchesCert, parseCertificates, si
 import { ageStanzaCount, tryDecrypt } from './custody.js';
 import { leafDue, leafNames } from './issuance.js';
 import { ledgerFingerprints, ledgerProblems } from './ledger.js';
-import { activeIssuer, paths, trustedIntermediatesOf, type Mesh } from './mesh.js';
+import { activeIssuer, paths, scopeTrust, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor } from './names.js';
 import { profileViolations, type Tier } from './profiles.js';
 import { crlEntriesFor, crlSignedBy, parseCrls, serialKey, type Revocation } from './revocation.js';
-import { composeTrust, parseTrustOpensslPem } from './trust.js';
+import { parseTrustOpensslPem } from './trust.js';
 
 export type Level = 'error' | 'warning' | 'pending' | 'ok';
 
@@ -135,8 +135,6 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
   else out.push(...(await crlFindings(mesh.rootCrlPem, mesh.roots, revokedIntermediates, now, ROOT_CRL_WARNING, { file: paths.rootCrl }, { level: 'error', hint: 'run trellis-root crl' })));
 
   // Every scope.
-  const allScopes = mesh.scopes.map((s) => s.name);
-  const intermediatesOf = trustedIntermediatesOf(mesh);
   const revokedFps = new Set(revokedIntermediates.map((r) => r.fingerprint));
   for (const scope of mesh.scopes) {
     const m = mesh.material.get(scope.name)!;
@@ -175,7 +173,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     if ((st.phase === 'switch') !== Boolean(m.previous) || (m.previous && st.previous !== fingerprint(m.previous))) add('error', 'state', `phase ${st.phase} does not match intermediate.previous.pem`, at(sfile));
 
     // The regional boundary, as written in the bundle files.
-    const want = composeTrust(scope, allScopes, intermediatesOf).map(fingerprint);
+    const want = scopeTrust(mesh, scope.name).map(fingerprint);
     const plain = m.trustPem === undefined ? undefined : safeFingerprints(() => parseCertificates(m.trustPem!));
     if (plain?.join() !== want.join()) add('error', 'boundary', 'trust.pem does not hold exactly the intermediates of its trusted scopes', at(paths.trust(scope.name)));
     const trusted = m.trustOpensslPem === undefined ? undefined : safe(() => parseTrustOpensslPem(m.trustOpensslPem!));

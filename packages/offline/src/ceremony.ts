@@ -4,8 +4,8 @@
  * reachable from trellis-ci can sign with the root (a test holds this).
  */
 import {
-  BACKDATE_MS, PROFILES, TrellisError, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, paths, permittedNamesFor,
-  publicKeyDerOf, randomSerial, signCertificate, signCrl, spkiDer, validityWithin,
+  BACKDATE_MS, PROFILES, TrellisError, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
+  randomSerial, signCertificate, signCrl, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
 
@@ -65,7 +65,7 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
     throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file, hint: 'restore bundles/root/ from git' });
   }
   const pem = await decryptWith(ids, keyAge, file, 'root');
-  if (!publicKeyDerOf(pem).equals(spkiDer(cert))) {
+  if (!keyMatchesCert(pem, cert)) {
     throw new TrellisError('key-mismatch', `the key does not match ${certFile} (${fingerprint(cert)})`, { file, hint: 'restore bundles/root/ from git history' });
   }
   const { key, algorithm } = await importSigningKey(pem);

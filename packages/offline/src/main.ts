@@ -3,6 +3,7 @@
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { TrellisError, runMain } from '@trellis/core';
+import { requireOfflinePosture } from './posture.js';
 import { init } from './commands/init.js';
 import { intermediate } from './commands/intermediate.js';
 import { status } from './commands/status.js';
@@ -11,13 +12,16 @@ import { rotate } from './commands/rotate.js';
 import { recover } from './commands/recover.js';
 import { crl } from './commands/crl.js';
 
-await runMain('trellis-root', () =>
-  yargs(hideBin(process.argv))
+await runMain('trellis-root', () => {
+  // Posture first: nothing else of this CLI runs in CI, next to the CI identity, or online unless allowed.
+  requireOfflinePosture({ allowOnline: process.argv.includes('--allow-online') });
+  return yargs(hideBin(process.argv))
     .scriptName('trellis-root')
     .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
+    .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
     .command([init, intermediate, rotate, recover, crl, status, verify] as CommandModule[])
     .demandCommand(1, 'name a command')
     .strict()
@@ -25,5 +29,5 @@ await runMain('trellis-root', () =>
     .fail((msg, err) => {
       throw err ?? new TrellisError('usage', msg);
     })
-    .parseAsync(),
-);
+    .parseAsync();
+});

@@ -1,6 +1,6 @@
 /** What every offline operation records: ledger entries that note the posture, and the root CRL. */
 import {
-  actor, appendToLedger, iso, paths, serializeRootState,
+  TrellisError, actor, appendToLedger, iso, parseLedger, paths, serializeRootState,
   type Created, type FileWrite, type Mesh, type RootState,
 } from '@trellis/core';
 import { rootCrlPem, type RootSigner } from './ceremony.js';
@@ -21,4 +21,26 @@ export async function rootRecordWrites(mesh: Mesh, state: RootState, signers: Ro
     { path: paths.rootState, content: serializeRootState(state) },
     { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, now, mesh.config.crl.root) },
   ];
+}
+
+/**
+ * Keys are encrypted to the recipients in trellis.yaml, a file a pull request
+ * can change. Every ceremony compares them with the last ones the root ledger
+ * recorded, and refuses a change the custodian has not confirmed. Returns what
+ * to record (nothing when unchanged).
+ */
+export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
+  const current = { ciRecipient: mesh.config.recipients.ci, offlineRecipients: mesh.config.recipients.offline };
+  const recorded = parseLedger(mesh.rootLedger).entries.map((e) => e.details).filter((d) => d && typeof d.ciRecipient === 'string').at(-1);
+  if (!recorded) return current;
+  const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients);
+  if (same) return {};
+  if (!confirmed) {
+    const what = recorded.ciRecipient !== current.ciRecipient ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}` : 'recipients.offline';
+    throw new TrellisError('custody-recipients', `changed since the root ledger last recorded it (${what}): new keys would be encrypted to it`, {
+      file: 'trellis.yaml', field: 'recipients',
+      hint: 'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); otherwise restore trellis.yaml: a pull request must not redirect keys',
+    });
+  }
+  return current;
 }

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { TrellisError, composeTrust, loadMesh, withStore, scopeDef, trustOpensslPem, trustPem, trustedIntermediatesOf } from '@trellis/core';
+import { TrellisError, loadMesh, scopeTrust, trustOpensslPem, trustPem, withStore } from '@trellis/core';
 import { requireCiPosture } from '../posture.js';
 
 interface Args { store?: string; scope: string; format: string }
@@ -13,7 +13,7 @@ export const bundle: CommandModule<object, Args> = {
   handler: async (a) => {
     requireCiPosture();
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
-    const certs = composeTrust(scopeDef(mesh, a.scope), mesh.scopes.map((s) => s.name), trustedIntermediatesOf(mesh));
+    const certs = scopeTrust(mesh, a.scope);
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
     process.stdout.write(a.format === 'openssl' ? trustOpensslPem(certs) : trustPem(certs));
   },

@@ -129,7 +129,7 @@ async function runRenew(a: Args): Promise<void> {
             ...(staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
           },
           created: leaves.map(leafCreated),
-        }).text,
+        }, paths.ledger(scope)).text,
       });
     }
     store.commit(mergeWrites(writes));

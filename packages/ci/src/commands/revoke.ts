@@ -47,7 +47,7 @@ export const revoke: CommandModule<object, Args> = {
         { path: paths.state(scope), content: serializeScopeState(state) },
         crl,
         { path: paths.leaves(scope), content: serializeIssuanceRecord(record) },
-        { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor: actor(), details: { service, serial: rec.serial, reason: a.reason }, created: [leafCreated(leaf!)] }).text },
+        { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor: actor(), details: { service, serial: rec.serial, reason: a.reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope)).text },
       ];
       store.commit(mergeWrites(writes));
       process.stdout.write(`revoked ${scope}/${service} serial ${rec.serial} (${a.reason}); replacement ${leaf!.record.serial} in ${path.join(out, scope, service)}; deploy now\n`);

@@ -6,11 +6,13 @@ import {
 } from '@trellis/core';
 import { mintIntermediate, openRootKey } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
+import { recipientsToRecord } from '../records.js';
 
 interface Args {
   store?: string;
   scope?: string;
   pending?: boolean;
+  confirmRecipients?: boolean;
   allowOnline?: boolean;
   now?: string;
 }
@@ -32,7 +34,15 @@ async function runIntermediate(a: Args): Promise<void> {
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
-    const unminted = (s: string) => !mesh.material.get(s)?.intermediate;
+    // A scope that ever had an intermediate is not pending even if intermediate.pem went missing: minting over it would orphan its key and leaves.
+    const unminted = (s: string) => {
+      const m = mesh.material.get(s)!;
+      if (m.intermediate) return false;
+      if (m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"')) {
+        throw new TrellisError('corrupt-store', `scope ${s} had an intermediate but intermediate.pem is missing`, { file: paths.intermediate(s), hint: 'restore it from git; if it is lost for good, the scope needs trellis-root recover' });
+      }
+      return true;
+    };
     let targets: string[];
     if (a.pending) targets = mesh.scopes.map((s) => s.name).filter(unminted);
     else {
@@ -47,6 +57,7 @@ async function runIntermediate(a: Args): Promise<void> {
       process.stdout.write('no scope is pending its intermediate\n');
       return;
     }
+    const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
     const root = await openRootKey(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
 
     const minted = new Map<string, Certificate>();
@@ -72,7 +83,7 @@ async function runIntermediate(a: Args): Promise<void> {
     }
     writes.push({
       path: paths.rootLedger,
-      content: appendToLedger(mesh.rootLedger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scopes: targets, ...posture }, created }).text,
+      content: appendToLedger(mesh.rootLedger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scopes: targets, ...recipients, ...posture }, created }).text,
     });
     // A new scope changes what others trust (global trusts every scope), so every bundle is recomposed.
     writes.push(...trustBundleFiles(mesh, (s) => {

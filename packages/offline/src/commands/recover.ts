@@ -7,9 +7,9 @@ import {
 } from '@trellis/core';
 import { mintIntermediate, openRootKeys } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
-import { offlineEntry, rootRecordWrites } from '../records.js';
+import { offlineEntry, recipientsToRecord, rootRecordWrites } from '../records.js';
 
-interface Args { store?: string; scope: string; reason?: string; now?: string; allowOnline?: boolean }
+interface Args { store?: string; scope: string; reason?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean }
 
 export const recover: CommandModule<object, Args> = {
   command: 'recover <scope>',
@@ -26,6 +26,7 @@ export const recover: CommandModule<object, Args> = {
       const def = scopeDef(mesh, a.scope);
       activeIntermediate(mesh, a.scope);
       const m = mesh.material.get(a.scope)!;
+      const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
       const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
       const fresh = await mintIntermediate(a.scope, mesh.config, signers[0]!, now, nodeCryptoSeam);
       const reason = a.reason ?? 'keyCompromise';
@@ -54,7 +55,7 @@ export const recover: CommandModule<object, Args> = {
         ...(await rootRecordWrites(mesh, rootState, signers, now)),
         ...ev.writes,
         { path: paths.ledger(a.scope), content: offlineEntry(m.ledger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...ev.link }, created) },
-        { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...ev.link }, created) },
+        { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...recipients, ...ev.link }, created) },
       ];
       writes.push(...trustBundleFiles(mesh, trustedIntermediatesAfter(mesh, writes)));
       store.commit(writes);

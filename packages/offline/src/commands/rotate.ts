@@ -8,7 +8,7 @@ import {
 } from '@trellis/core';
 import { linkCertificate, mintIntermediate, mintRoot, openRootKey, resignIntermediate } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
-import { offlineEntry, rootRecordWrites, type Posture } from '../records.js';
+import { offlineEntry, recipientsToRecord, rootRecordWrites, type Posture } from '../records.js';
 
 interface Args {
   store?: string;
@@ -17,6 +17,7 @@ interface Args {
   propagation?: string;
   abort?: boolean;
   finalize?: boolean;
+  confirmRecipients?: boolean;
   now?: string;
   allowOnline?: boolean;
 }
@@ -77,6 +78,7 @@ async function beginIntermediate(store: Store, scope: string, propagationFlag: n
   const propagation = propagationFlag ?? mesh.config.overlap.propagation;
   const id = procedureId(now, 'rotation');
   advanceScope(m.state!, { type: 'begin', next: '', propagation, id }, now, scope); // refuses a wrong phase before the root key is touched
+  const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
   const root = await openRootKey(mesh, rootIds());
   const ca = await mintIntermediate(scope, mesh.config, root, now, nodeCryptoSeam);
   const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
@@ -90,7 +92,7 @@ async function beginIntermediate(store: Store, scope: string, propagationFlag: n
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
   ];
   const created = [{ kind: 'intermediate' as const, ...certRef(ca.cert) }];
-  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation) }, now, posture, created));
+  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation), ...recipients }, now, posture, created));
   say(`${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ${fingerprint(current)}; signing stays on the old one.`);
   say(`the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the phases (evidence: ${evidencePaths(scope, id).md})`);
 }
@@ -124,6 +126,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
   if (rotating.length) {
     throw new TrellisError('wrong-phase', `scope(s) ${rotating.join(', ')} are mid-rotation`, { hint: 'let CI retire the rotation, or abort it (trellis-root rotate intermediate SCOPE --abort), before rotating the root' });
   }
+  const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
   const old = await openRootKey(mesh, rootIds());
   const fresh = await mintRoot(mesh.config, now, nodeCryptoSeam);
   const freshSigner = { cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) };
@@ -161,7 +164,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
   writes.push(...ev.writes);
   writes.push({
     path: paths.rootLedger,
-    content: offlineEntry(mesh.rootLedger, 'rotate-root', now, posture, { phase: 'overlap', ...ev.link }, [
+    content: offlineEntry(mesh.rootLedger, 'rotate-root', now, posture, { phase: 'overlap', ...recipients, ...ev.link }, [
       { kind: 'root', ...certRef(fresh.cert) }, { kind: 'root', ...certRef(link) }, ...resigned.map((c) => ({ kind: 'intermediate' as const, ...certRef(c) })),
     ]),
   });
