@@ -50,6 +50,15 @@ describe('custody split in the dependency graph', () => {
     const offenders = [...graph].filter((f) => /\b(mintRoot|mintIntermediate|openRootKey)\b/.test(fs.readFileSync(f, 'utf8')));
     expect(offenders).toEqual([]);
   });
+  it('the only profile minted anywhere in trellis-ci\'s graph is the leaf profile', () => {
+    const caMinting = [...graph].filter((f) => /extensionsFor\(\s*(\{\s*\.\.\.)?PROFILES\.(root|intermediate)/.test(fs.readFileSync(f, 'utf8')));
+    expect(caMinting).toEqual([]);
+    const offline = fs.readFileSync(path.join(REPO, 'packages/offline/dist/ceremony.js'), 'utf8');
+    expect(offline).toMatch(/extensionsFor\(PROFILES\.intermediate/); // the pattern does find CA minting where it lives
+  });
+  it('every module trellis-ci reaches is trellis-ci\'s own or @trellis/core\'s', () => {
+    expect(rel.filter((f) => !f.startsWith('packages/ci/dist/') && !f.startsWith('packages/core/dist/'))).toEqual([]);
+  });
   it('the root-signing functions do exist, in @trellis/offline (so the check above can fail)', () => {
     const ceremony = fs.readFileSync(path.join(REPO, 'packages/offline/dist/ceremony.js'), 'utf8');
     expect(ceremony).toMatch(/export async function mintIntermediate/);

@@ -85,9 +85,11 @@ describe('a mesh stood up end to end', () => {
 
   it('--dry-run prints the plan and writes nothing; --force and --scope mint what they name', async () => {
     const snap = m.snapshot();
+    const outBefore = fs.readdirSync(m.path('.trellis/out'), { recursive: true }).map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`).sort();
     const dry = await m.ci(['renew', '--force', '--dry-run', '--now', '2026-11-24T12:00:00Z']);
     expect(dry.stdout.match(/^mint /gm)).toHaveLength(4);
     expect(m.snapshot()).toEqual(snap);
+    expect(fs.readdirSync(m.path('.trellis/out'), { recursive: true }).map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`).sort()).toEqual(outBefore);
     const forced = await m.ci(['renew', '--force', '--scope', 'eu-west-1', '--now', '2026-11-24T12:00:00Z']);
     expect(forced.stdout).toContain('mint eu-west-1/api (forced)');
     expect(forced.stdout).toContain('minted 1 leaf');
@@ -103,6 +105,8 @@ describe('a mesh stood up end to end', () => {
     const s = JSON.parse((await m.ci(['status', '--json', '--now', '2026-11-24T12:00:00Z'])).stdout);
     const us = s.scopes.find((x: { scope: string }) => x.scope === 'us-east-1');
     expect(us.intermediate.subject).toMatch(/us-east-1 intermediate/);
+    expect(us.phase).toBe('steady');
+    expect(s.root.phase).toBe('steady');
     expect(us.leaves.map((l: { state: string }) => l.state)).toEqual(['ok', 'ok']);
     const text = (await m.root(['status', '--now', '2026-11-24T12:00:00Z'])).stdout;
     expect(text).toMatch(/scope us-east-1 \(region\)/);

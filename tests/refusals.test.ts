@@ -7,7 +7,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
-import { newIdentity, parseCertificate } from '@trellis/core';
+import { encryptTo, newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisRoot } from './helpers/cli.js';
 
@@ -188,3 +188,115 @@ describe('init in an existing repository', () => {
     expect(fs.readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('node_modules/\n.trellis/\n');
   });
 });
+
+describe('custody of recipients (exit 3)', () => {
+  it('init refuses a CI recipient that is also an offline recipient', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
+    const shared = (await newIdentity()).recipient;
+    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', shared, '--offline-recipient', shared]);
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/CI recipient is also an offline recipient/);
+    expect(fs.readdirSync(dir)).toEqual([]);
+  });
+  it('a pull request that changes recipients.ci cannot redirect the next intermediate key', async () => {
+    const attacker = (await newIdentity()).recipient;
+    const m = await refused((x) => x.root(['intermediate', 'ap-south-1']), 3, /trellis.yaml: recipients: changed since the root ledger last recorded it.*--confirm-recipients/s, (x) => {
+      x.write('trellis.yaml', x.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
+      x.writeScope('ap-south-1', ['api']);
+    });
+    const ok = await m.root(['intermediate', 'ap-south-1', '--confirm-recipients']);
+    expect(ok.code, ok.stderr).toBe(0);
+    expect(m.read('bundles/root/ledger.jsonl').trim().split('\n').at(-1)).toContain(attacker);
+  });
+  it('renew refuses an identity that opens the root key, even when handed over as the CI identity', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }), 3, /opens the root key/);
+  });
+  it('a usage error with the root identity set is still a custody refusal', async () => {
+    await refused((m) => m.ci(['renw'], { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1QQQQ' }), 3, /root identity must never reach CI/);
+  });
+});
+
+describe('a damaged store is refused before anything is signed', () => {
+  it('a garbage intermediate key file is called damaged, not a wrong identity (exit 1)', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 1, /intermediate.key.age: not a readable age file/, (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'));
+  });
+  it('an intermediate key swapped with another scope\'s does not sign (exit 1)', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]), 1, /key does not match intermediate/, (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')));
+  });
+  it('a missing intermediate.pem is not a pending scope: the ceremony refuses to mint over it', async () => {
+    const m = await refused((x) => x.root(['intermediate', '--pending']), 1, /had an intermediate but intermediate.pem is missing/, (x) => fs.rmSync(x.path('bundles/us-east-1/intermediate.pem')));
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/intermediate.pem is missing but the scope had an intermediate/);
+  });
+  it('a ledger whose chain is broken is not extended (exit 1)', async () => {
+    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]), 1, /ledger.jsonl: the ledger's chain is broken/, (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`));
+  });
+  it('--out that is not a directory is bad input (exit 2)', async () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-')), 'f');
+    fs.writeFileSync(file, 'x');
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--out', file]), 2, /cannot write leaves under/);
+  });
+});
+
+describe('verify without secrets', () => {
+  it.each([
+    ['a root in roots.pem the root ledger never recorded', (m: FakeMesh, o: FakeMesh) => m.write('bundles/root/roots.pem', m.read('bundles/root/roots.pem') + o.read('bundles/root/root.pem')), /in roots.pem is not recorded in the root ledger/],
+    ['a key file that is not age ciphertext to one recipient', (m: FakeMesh) => m.write('bundles/global/intermediate.key.age', 'garbage\n'), /\[global\] the key file is not age ciphertext to exactly one/],
+    ['a root key re-encrypted to an extra recipient', (m: FakeMesh, _o: FakeMesh, twoRecipients: string) => m.write('bundles/root/root.key.age', twoRecipients), /root key file is not age ciphertext to exactly the 1 offline recipient/],
+    ['a ledger line that is JSON but not an entry', (m: FakeMesh) => m.write('bundles/global/ledger.jsonl', `${m.read('bundles/global/ledger.jsonl')}null\n`), /line \d+: not a ledger entry/],
+  ])('finds %s', async (_, edit, finding) => {
+    const other = await otherMesh();
+    const m = pristine.clone();
+    const twoRecipients = await encryptTo([(await newIdentity()).recipient, (await newIdentity()).recipient], 'not a key');
+    (edit as (m: FakeMesh, o: FakeMesh, t: string) => void)(m, other, twoRecipients);
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.code, v.stdout).toBe(1);
+    expect(v.stdout).toMatch(finding);
+  });
+  it('warns before expiry and errs after: leaf due, leaf expired, intermediate within 90 days, root within a year', async () => {
+    const m = pristine.clone();
+    // Five days without a renew: the leaves are due (a warning) and the 72-hour leaf CRLs have lapsed (an error).
+    const due = await m.ci(['verify', '--now', '2026-11-27T12:00:00Z']);
+    expect(due.code).toBe(1);
+    expect(due.stdout).toMatch(/! warning expiry +\[us-east-1\] api: leaf is due/);
+    expect(due.stdout).toMatch(/✗ error +crl +\[us-east-1\] CRL of .* past its nextUpdate/);
+    const expired = await m.ci(['verify', '--now', '2026-11-30T12:00:00Z']);
+    expect(expired.code).toBe(1);
+    expect(expired.stdout).toMatch(/✗ error +expiry +\[us-east-1\] api: leaf expired/);
+    const inter = parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).notAfter;
+    const lateInter = await m.ci(['verify', '--json', '--now', new Date(inter.getTime() - 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')]);
+    const findings = JSON.parse(lateInter.stdout).findings as { level: string; check: string; message: string; scope?: string }[];
+    expect(findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', scope: 'us-east-1', message: expect.stringMatching(/intermediate expires in 30 days/) }));
+    const root = parseCertificate(m.read('bundles/root/root.pem')).notAfter;
+    const lateRoot = await m.ci(['verify', '--json', '--now', new Date(root.getTime() - 100 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')]);
+    expect(JSON.parse(lateRoot.stdout).findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', message: expect.stringMatching(/root expires in 100 days/) }));
+  });
+  it('trellis-root verify --json proves root custody in machine-readable form', async () => {
+    const v = await pristine.root(['verify', '--json', '--now', T0]);
+    expect(v.code).toBe(0);
+    const out = JSON.parse(v.stdout);
+    expect(out.ok).toBe(true);
+    expect(out.findings).toContainEqual(expect.objectContaining({ level: 'ok', check: 'custody', file: 'bundles/root/root.key.age' }));
+  });
+});
+
+describe('scoped renew', () => {
+  it('renew --scope touches only that scope\'s files', async () => {
+    const m = pristine.clone();
+    m.write('bundles/global/trust.pem', 'stale\n');
+    const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(m.read('bundles/global/trust.pem')).toBe('stale\n');
+    const g = await m.ci(['renew', '--scope', 'global', '--now', T0]);
+    expect(g.stdout).toMatch(/refreshed 1 bundle file/);
+    expect(m.read('bundles/global/ledger.jsonl').trim().split('\n').at(-1)).toContain('"bundles":"recomposed"');
+    expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
+  });
+});
+
+let other: FakeMesh | undefined;
+async function otherMesh(): Promise<FakeMesh> {
+  other ??= await FakeMesh.create({ now: T0, scopes: { global: [], 'us-east-1': ['api'] }, leaves: false });
+  return other;
+}

@@ -31,6 +31,12 @@ describe('the regional boundary in the handshake itself', () => {
     expect(cells).toHaveLength(9);
     for (const cell of cells) expect(cell.outcome.ok, `${cell.client} → ${cell.server}: ${cell.outcome.error}`).toBe(cell.expected);
   });
+  it('a server refuses another region\'s client by itself, even when the client trusts the server', async () => {
+    const server = party(m, 'us-east-1', 'web');
+    const r = await handshake({ ...party(m, 'eu-west-1', 'api'), trust: server.trust }, server);
+    expect(r.ok).toBe(false);
+    expect(r.error).toMatch(/server: UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
+  });
   it('two services of one region handshake both ways', async () => {
     const api = party(m, 'us-east-1', 'api');
     const web = party(m, 'us-east-1', 'web');

@@ -63,3 +63,15 @@ describe('store writes', () => {
     await expect(s.withLock(async () => 'ok')).resolves.toBe('ok');
   });
 });
+
+describe('stale locks', () => {
+  it('an unreadable lock older than five minutes is taken over; a fresh one is not', async () => {
+    const s = scratch();
+    fs.mkdirSync(s.abs('.trellis'), { recursive: true });
+    fs.writeFileSync(s.abs('.trellis/lock'), '');
+    await expect(s.withLock(async () => 'x')).rejects.toMatchObject({ reason: 'store-locked' });
+    const old = new Date(Date.now() - 10 * 60_000);
+    fs.utimesSync(s.abs('.trellis/lock'), old, old);
+    await expect(s.withLock(async () => 'taken over')).resolves.toBe('taken over');
+  });
+});
