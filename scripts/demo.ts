@@ -1,8 +1,11 @@
 /**
  * The trellis lifecycle on a scratch store, end to end with the real CLIs:
  * the offline ceremony, a region added by pull request, CI renew, verify,
- * then real mTLS handshakes between the minted leaves, printed as a matrix.
- * Exits non-zero if any cell differs from the regional boundary rule.
+ * then real mTLS handshakes between the minted leaves, printed as a matrix;
+ * then the three procedures (planned intermediate rotation, compromise
+ * recovery, root rotation) on a simulated clock, a matrix at each phase
+ * (handshakes run under libfaketime at that instant).
+ * Exits non-zero if any cell differs from its expectation.
  *
  *   pnpm exec tsx scripts/demo.ts [--keep]
  */
@@ -10,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { handshakeMatrix, renderMatrix, type Party } from './lib/mtls.js';
+import { renderMatrix, type Cell, type Party } from './lib/mtls.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
@@ -41,13 +44,13 @@ async function ci(store: string, ciId: string, args: string[]): Promise<string> 
 
 const indent = (s: string) => s.trimEnd().split('\n').map((l) => `   ${l}`).join('\n') + '\n';
 
-interface Mesh {
+interface MeshDirs {
   store: string;
   rootId: string;
   ciId: string;
 }
 
-async function standUp(name: string, at: string): Promise<Mesh> {
+async function standUp(name: string, at: string): Promise<MeshDirs> {
   const dir = path.join(work, name);
   const m = { store: path.join(dir, 'store'), rootId: path.join(dir, 'root.identity'), ciId: path.join(dir, 'ci.identity') };
   fs.mkdirSync(dir, { recursive: true });
@@ -59,9 +62,15 @@ async function standUp(name: string, at: string): Promise<Mesh> {
   return m;
 }
 
-function party(m: Mesh, scope: string, service: string, label = `${scope}/${service}`, out = path.join(m.store, '.trellis/out')): Party {
+/**
+ * A service as a deploy would leave its host: the newest leaf from renew's
+ * output and its scope's trust bundle as the store holds it now (a deploy
+ * ships the current bundle to every host, re-minted or not).
+ */
+function party(m: MeshDirs, scope: string, service: string, label = `${scope}/${service}`, out = path.join(m.store, '.trellis/out')): Party {
   const f = (file: string) => fs.readFileSync(path.join(out, scope, service, file), 'utf8');
-  return { name: label, dns: `${service}.${scope}.mesh.example`, key: f('key.pem'), chain: f('chain.pem'), trust: f('trust.openssl.pem') };
+  const trust = fs.readFileSync(path.join(m.store, 'bundles', scope, 'trust.openssl.pem'), 'utf8');
+  return { name: label, dns: `${service}.${scope}.mesh.example`, key: f('key.pem'), chain: f('chain.pem'), trust };
 }
 
 async function main(): Promise<number> {
@@ -95,33 +104,115 @@ async function main(): Promise<number> {
   process.stdout.write('   minted\n');
 
   step('real mTLS handshakes on 127.0.0.1 (Node TLS; each side trusts only its scope\'s trust.openssl.pem)');
-  const servers = [party(mesh, 'us-east-1', 'api'), party(mesh, 'eu-west-1', 'api'), party(mesh, 'global', 'control')];
+  const servers = () => [party(mesh, 'us-east-1', 'api'), party(mesh, 'eu-west-1', 'api'), party(mesh, 'global', 'control')];
   // The stranger and the expired leaf trust our bundles, so each refusal is the server's judgement of the client.
-  const clients = [
-    party(mesh, 'us-east-1', 'web'),
-    ...servers,
-    { ...party(stranger, 'us-east-1', 'api', 'unknown CA'), trust: servers[0]!.trust },
+  const first = servers();
+  const results: Matrix[] = [];
+  results.push(await matrix('the regional boundary', NOW, [
+    party(mesh, 'us-east-1', 'web'), ...first,
+    { ...party(stranger, 'us-east-1', 'api', 'unknown CA'), trust: first[0]!.trust },
     party(mesh, 'us-east-1', 'api', 'expired (us-east-1)', expiredOut),
+  ], first));
+
+  // ── Procedure 1: planned intermediate rotation, CI running the phases on a simulated clock.
+  const at = (ms: number) => new Date(NOW.getTime() + ms);
+  const H = 3_600_000;
+  step('procedure 1: planned rotation of the us-east-1 intermediate (offline: begin; CI: publish → switch → retire)');
+  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'intermediate', 'us-east-1', '--now', rfc3339(at(H))], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
+  const behind = snapshot(mesh, 'us-east-1', 'api', 'us-east-1/api (a deploy behind)');
+  results.push(await matrix('publish: bundles trust {old, new}, signing on old', at(H + 60_000), [behind, ...servers()], servers()));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(at(26 * H))])));
+  results.push(await matrix('switch: signing on new, every leaf re-minted', at(26 * H + 60_000), [behind, ...servers()], servers()));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(at(26 * H + 7 * 24 * H))])));
+  results.push(await matrix('retire: old intermediate out of the bundles, its key removed', at(26 * H + 7 * 24 * H + 60_000), servers(), servers()));
+
+  // ── Procedure 2: compromise recovery.
+  const T2 = at(26 * H + 7 * 24 * H + 2 * H);
+  step('procedure 2: the us-east-1 intermediate is compromised: trellis-root recover');
+  const compromised = snapshot(mesh, 'us-east-1', 'api', 'us-east-1/api (compromised key)');
+  process.stdout.write(indent(await offline(mesh.store, ['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', rfc3339(T2)], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
+  results.push(await matrix('after recover, before renew: leaves of the old key refused at once', new Date(T2.getTime() + 60_000), [{ ...compromised, trust: servers()[2]!.trust }], servers().slice(2), () => false));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(new Date(T2.getTime() + H))])));
+  results.push(await matrix('after renew: every leaf of the scope re-minted', new Date(T2.getTime() + H + 60_000), servers(), servers()));
+  const crlCheck = await execa('openssl', ['verify', '-crl_check', '-attime', String(Math.floor(T2.getTime() / 1000) + 3600), '-CAfile', path.join(mesh.store, 'bundles/root/roots.pem'), '-CRLfile', path.join(mesh.store, 'bundles/root/crl.pem'), compromised.intermediatePath!], { reject: false });
+  process.stdout.write(`   openssl verify -crl_check on the old intermediate: ${crlCheck.stderr.split('\n').find((l) => /^error \d+/.test(l)) ?? 'accepted'}\n`);
+  if (!/error 23 /.test(crlCheck.stderr)) results.push({ title: 'root CRL', wrong: 1, total: 1 });
+
+  // ── Procedure 3: root rotation.
+  const T3 = new Date(T2.getTime() + 3 * H);
+  step('procedure 3: root rotation (offline: begin, overlap, finalize)');
+  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'root', '--now', rfc3339(T3)], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
+  results.push(await matrix('overlap: intermediates re-signed, keys kept, no leaf re-minted', new Date(T3.getTime() + 60_000), servers(), servers()));
+  const leaf = path.join(mesh.store, '.trellis/out/us-east-1/api/cert.pem');
+  const b = (f: string) => path.join(mesh.store, 'bundles', f);
+  const chains: [string, string, string, boolean][] = [
+    ['old root, old-root intermediate', b('root/root.previous.pem'), b('us-east-1/intermediate.old-root.pem'), true],
+    ['new root, re-signed intermediate', b('root/root.pem'), b('us-east-1/intermediate.pem'), true],
+    ['new root, old-root intermediate (crossed)', b('root/root.pem'), b('us-east-1/intermediate.old-root.pem'), false],
+    ['old root, re-signed intermediate (crossed)', b('root/root.previous.pem'), b('us-east-1/intermediate.pem'), false],
   ];
-  const scopeOf = (p: Party) => p.name.split('/')[0]!;
-  // The rule, written out: same region ✓; region → global ✓; global → region ✓; region A ↔ region B ✗; unknown CA ✗; expired ✗.
-  const expected = (c: Party, s: Party) => {
-    if (c.name.startsWith('unknown') || c.name.startsWith('expired')) return false;
-    return scopeOf(c) === scopeOf(s) || scopeOf(c) === 'global' || scopeOf(s) === 'global';
-  };
-  const cells = await handshakeMatrix(clients, servers, expected);
-  process.stdout.write(indent(renderMatrix(cells)));
-  const wrong = cells.filter((c) => c.outcome.ok !== c.expected);
-  for (const c of cells.filter((x) => !x.outcome.ok)) process.stdout.write(`   ${c.client} → ${c.server}: refused (${c.outcome.error})\n`);
+  let chainWrong = 0;
+  for (const [label, root, inter, want] of chains) {
+    const r = await execa('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-attime', String(Math.floor(T3.getTime() / 1000) + 120), '-CAfile', root, '-untrusted', inter, leaf], { reject: false });
+    const ok = r.exitCode === 0;
+    if (ok !== want) chainWrong++;
+    process.stdout.write(`   the same live leaf under ${label.padEnd(42)} ${ok ? '✓' : '✗'}${ok === want ? '' : ' UNEXPECTED'}\n`);
+  }
+  results.push({ title: 'root overlap chains (OpenSSL)', wrong: chainWrong, total: chains.length });
+  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'root', '--finalize', '--now', rfc3339(new Date(T3.getTime() + 24 * H))], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(new Date(T3.getTime() + 24 * H))])));
+  results.push(await matrix('after finalize: only the new root remains', new Date(T3.getTime() + 24 * H + 60_000), servers(), servers()));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['verify', '--now', rfc3339(new Date(T3.getTime() + 24 * H + 60_000))])));
 
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
   else process.stdout.write(`\nkept ${work}\n`);
+  const wrong = results.filter((r) => r.wrong);
+  const total = results.reduce((n, r) => n + r.total, 0);
   if (wrong.length) {
-    process.stdout.write(`\nFAIL: ${wrong.length} cell(s) differ from the rule: ${wrong.map((c) => `${c.client} → ${c.server}`).join(', ')}\n`);
+    process.stdout.write(`\nFAIL: ${wrong.map((r) => `${r.title}: ${r.wrong} cell(s) differ`).join('; ')}\n`);
     return 1;
   }
-  process.stdout.write(`\nOK: all ${cells.length} handshakes match the regional boundary rule\n`);
+  process.stdout.write(`\nOK: all ${total} checks across ${results.length} matrices match their expectation\n`);
   return 0;
+}
+
+interface Matrix {
+  title: string;
+  wrong: number;
+  total: number;
+}
+
+type Host = Party & { intermediatePath?: string };
+
+/** A copy of a service's deployed files as they are now: what a host that has not redeployed still presents. */
+function snapshot(m: MeshDirs, scope: string, service: string, label: string): Host {
+  const dir = path.join(work, 'snapshots', `${Date.now()}-${scope}-${service}`);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.copyFileSync(path.join(m.store, 'bundles', scope, 'intermediate.pem'), path.join(dir, 'intermediate.pem'));
+  return { ...party(m, scope, service, label), intermediatePath: path.join(dir, 'intermediate.pem') };
+}
+
+/** The rule, written out: same region ✓; region → global ✓; global → region ✓; region A ↔ region B ✗; unknown CA ✗; expired ✗. */
+function boundary(c: Party, s: Party): boolean {
+  if (/unknown|expired|compromised/.test(c.name)) return false;
+  const scopeOf = (p: Party) => p.name.split('/')[0]!;
+  return scopeOf(c) === scopeOf(s) || scopeOf(c) === 'global' || scopeOf(s) === 'global';
+}
+
+/** Runs a handshake matrix as of `when` (under libfaketime when that is not now) and prints it. */
+async function matrix(title: string, when: Date, clients: Party[], servers: Party[], expect = boundary): Promise<Matrix> {
+  const pairs = clients.flatMap((client) => servers.map((server) => ({ client, server })));
+  const file = path.join(work, `pairs-${Date.now()}.json`);
+  fs.writeFileSync(file, JSON.stringify(pairs));
+  const stamp = when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
+  const tsx = path.join(REPO, 'node_modules/.bin/tsx');
+  const r = await execa('faketime', ['-f', `@${stamp}`, tsx, path.join(REPO, 'scripts/lib/probe.ts'), file], { env: { TZ: 'UTC' }, reject: false });
+  if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
+  const outcomes = (JSON.parse(r.stdout) as { results: { ok: boolean; error?: string }[] }).results;
+  const cells: Cell[] = pairs.map((p, i) => ({ client: p.client.name, server: p.server.name, expected: expect(p.client, p.server), outcome: outcomes[i]! }));
+  process.stdout.write(`\n   ${title} (as of ${rfc3339(when)})\n`);
+  process.stdout.write(indent(renderMatrix(cells)));
+  return { title, wrong: cells.filter((c) => c.outcome.ok !== c.expected).length, total: cells.length };
 }
 
 main().then((code) => process.exit(code), (e) => {
