@@ -4,9 +4,10 @@
  */
 import path from 'node:path';
 import {
-  BACKDATE_MS, TrellisError, certificatePem, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signCrl, trustOpensslPem, trustPem,
-  writeFileAtomic, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
+  BACKDATE_MS, TrellisError, certificatePem, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
+  writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
+import { openIntermediate } from './signer.js';
 
 export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
@@ -46,23 +47,42 @@ export function leafCreated(l: MintedLeaf): Created {
   return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: l.record.notAfter.toISOString().replace(/\.\d{3}Z$/, 'Z') };
 }
 
-/** The intermediates whose leaves may be live, each of which signs a CRL: active, and the previous one during a switch. */
-export function crlIssuers(mesh: Mesh, scope: string): ('active' | 'previous')[] {
-  return mesh.material.get(scope)!.previous ? ['active', 'previous'] : ['active'];
-}
-
-/** Why the scope's leaf CRL must be re-signed now, or undefined. */
-export function leafCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise<string | undefined> {
+/** Why the scope's crl.pem must be re-signed now, or undefined. */
+export function scopeCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise<string | undefined> {
   const m = mesh.material.get(scope)!;
-  const issuers = [m.intermediate, m.previous].filter((c) => c !== undefined);
-  return crlStaleness(m.crlPem, issuers, m.state!.revoked, now);
+  const defined = (cs: (Certificate | undefined)[]) => cs.filter((c): c is Certificate => c !== undefined);
+  return crlStaleness(m.crlPem, defined([m.intermediate, m.previous]), defined([m.previous, m.intermediate, m.next]), m.state!.revoked, now);
 }
 
-export async function leafCrlWrite(mesh: Mesh, scope: string, signers: SigningIntermediate[], now: Date): Promise<{ path: string; content: string }> {
+export interface CrlSigners {
+  active: SigningIntermediate;
+  previous?: SigningIntermediate;
+  next?: SigningIntermediate;
+}
+
+/** Opens every intermediate key the scope's crl.pem needs. */
+export async function openCrlSigners(mesh: Mesh, scope: string, ids: string[], active: SigningIntermediate): Promise<CrlSigners> {
+  const m = mesh.material.get(scope)!;
+  return {
+    active,
+    ...(m.previous ? { previous: await openIntermediate(mesh, scope, ids, 'previous') } : {}),
+    ...(m.next ? { next: await openIntermediate(mesh, scope, ids, 'next') } : {}),
+  };
+}
+
+/**
+ * The scope's crl.pem: a leaf CRL from each intermediate whose leaves may be
+ * live (active; previous during a switch), and an anchor CRL for each
+ * intermediate a bundle trusts (previous, active, next).
+ */
+export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigners, now: Date): Promise<{ path: string; content: string }> {
   const revoked = mesh.material.get(scope)!.state!.revoked;
-  const crls = await Promise.all(signers.map((s) => signCrl({
-    issuer: s.cert, key: s.key, algorithm: s.algorithm, thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf),
-    entries: crlEntriesFor(s.cert, revoked, now),
-  })));
+  const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
+  const issuing = [signers.active, signers.previous].filter((s): s is SigningIntermediate => s !== undefined);
+  const anchored = [signers.previous, signers.active, signers.next].filter((s): s is SigningIntermediate => s !== undefined);
+  const crls = [
+    ...(await Promise.all(issuing.map((s) => signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window, entries: crlEntriesFor(s.cert, revoked, now) })))),
+    ...(await Promise.all(anchored.map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window })))),
+  ];
   return { path: paths.scopeCrl(scope), content: crls.join('') };
 }

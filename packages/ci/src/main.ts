@@ -10,6 +10,7 @@ import { renew } from './commands/renew.js';
 import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
 import { revoke } from './commands/revoke.js';
+import { deploy } from './commands/deploy.js';
 
 await runMain('trellis-ci', () => {
   // Posture first: the root identity in this environment is refused before anything else runs.
@@ -19,7 +20,7 @@ await runMain('trellis-ci', () => {
     .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
-    .command([renew, plan, revoke, bundle, status, verify] as CommandModule[])
+    .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue('exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed')

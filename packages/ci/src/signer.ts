@@ -23,11 +23,14 @@ async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
  * intermediate that does not chain to a recorded root or has drifted from its
  * profile, and a key that does not match its certificate.
  */
-export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: 'active' | 'previous' = 'active'): Promise<SigningIntermediate> {
+export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: 'active' | 'previous' | 'next' = 'active'): Promise<SigningIntermediate> {
   const m = mesh.material.get(scope);
-  const [cert, ct, certFile, file]: [Certificate | undefined, string | undefined, string, string] = which === 'active'
-    ? [m?.intermediate, m?.keyAge, paths.intermediate(scope), paths.intermediateKey(scope)]
-    : [m?.previous, m?.previousKeyAge, paths.previousIntermediate(scope), paths.previousIntermediateKey(scope)];
+  const slots: Record<typeof which, [Certificate | undefined, string | undefined, string, string]> = {
+    active: [m?.intermediate, m?.keyAge, paths.intermediate(scope), paths.intermediateKey(scope)],
+    previous: [m?.previous, m?.previousKeyAge, paths.previousIntermediate(scope), paths.previousIntermediateKey(scope)],
+    next: [m?.next, m?.nextKeyAge, paths.nextIntermediate(scope), paths.nextIntermediateKey(scope)],
+  };
+  const [cert, ct, certFile, file] = slots[which];
   if (!cert) throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, { file: certFile, hint: `trellis-root intermediate ${scope}` });
   const problems = await intermediateProblems(mesh, scope, cert);
   if (problems.length) {

@@ -25,10 +25,12 @@ export interface MeshConfig {
 
 export type ScopeKind = 'global' | 'region';
 
-export interface DeployTarget {
-  type: 'dir' | 'ssh' | 'kubernetes' | 'sealed';
-  [setting: string]: unknown;
-}
+/** Where a service's releases go (see the delivery section of the README). */
+export type DeployTarget =
+  | { type: 'dir'; path: string; reload?: string; check?: string }
+  | { type: 'ssh'; host: string; port: number; user?: string; hostKey: string; path: string; reload?: string; identityFile?: string; check?: string }
+  | { type: 'kubernetes'; name: string; namespace: string; context?: string }
+  | { type: 'sealed'; host: string; recipient: string };
 
 export interface ServiceDef {
   name: string;
@@ -154,6 +156,42 @@ export function serializeMeshConfig(c: { mesh: string; trustDomain: string; reci
 }
 
 const DEPLOY_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
+const ABSOLUTE = /^\/[^\0]*$/;
+const HOST_PORT = /^[A-Za-z0-9.:[\]-]+:\d{1,5}$/;
+const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+const SSH_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ssh-rsa) [A-Za-z0-9+/=]+$/;
+
+function parseTarget(r: Reader, raw: unknown, at: string): DeployTarget {
+  const type = r.oneOf((raw as Record<string, unknown> | null)?.type, `${at}.type`, DEPLOY_TYPES);
+  const opt = (m: Record<string, unknown>, k: string, pattern?: RegExp, hint?: string) => (m[k] === undefined ? {} : { [k]: r.string(m[k], `${at}.${k}`, pattern, hint) });
+  switch (type) {
+    case 'dir': {
+      const m = r.map(raw, at, ['type', 'path', 'reload', 'check']);
+      return { type, path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path'), ...opt(m, 'reload'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check') } as DeployTarget;
+    }
+    case 'ssh': {
+      const m = r.map(raw, at, ['type', 'host', 'port', 'user', 'hostKey', 'path', 'reload', 'identityFile', 'check']);
+      const port = m.port ?? 22;
+      if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) r.fail(`${at}.port`, 'must be a TCP port number');
+      return {
+        type, host: r.string(m.host, `${at}.host`), port: port as number,
+        hostKey: r.string(m.hostKey, `${at}.hostKey`, SSH_KEY, 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use'),
+        path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path on the host'),
+        ...opt(m, 'user'), ...opt(m, 'reload'), ...opt(m, 'identityFile'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check'),
+      } as DeployTarget;
+    }
+    case 'kubernetes': {
+      const m = r.map(raw, at, ['type', 'name', 'namespace', 'context']);
+      return { type, name: r.string(m.name, `${at}.name`, K8S_NAME, 'a Kubernetes object name'), namespace: m.namespace === undefined ? 'default' : r.string(m.namespace, `${at}.namespace`, K8S_NAME), ...opt(m, 'context') } as DeployTarget;
+    }
+    case 'sealed': {
+      const m = r.map(raw, at, ['type', 'host', 'recipient']);
+      const recipient = r.string(m.recipient, `${at}.recipient`, /^age1/, 'the host agent\'s age recipient');
+      validateRecipients([recipient], { file: r.file, field: `${at}.recipient` });
+      return { type, host: r.string(m.host, `${at}.host`, /^[A-Za-z0-9.-]+$/, 'a host name'), recipient };
+    }
+  }
+}
 
 /** Parses `scopes/<name>.yaml`; the scope's name is the file's. */
 export function parseScope(text: string, name: string, trustDomain: string, file = `scopes/${name}.yaml`): ScopeDef {
@@ -181,10 +219,7 @@ export function parseScope(text: string, name: string, trustDomain: string, file
       }
       return n;
     });
-    const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => {
-      const m = r.map(t, `${at}.deploy[${i}]`, Object.keys((t ?? {}) as object));
-      return { ...m, type: r.oneOf(m.type, `${at}.deploy[${i}].type`, DEPLOY_TYPES) } as DeployTarget;
-    });
+    const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => parseTarget(r, t, `${at}.deploy[${i}]`));
     const def: ServiceDef = { name: svc, dns, deploy };
     if (s.ttl !== undefined) def.ttl = r.duration(s.ttl, `${at}.ttl`);
     return def;
@@ -199,4 +234,14 @@ export function toYaml(value: unknown): string {
 
 export function fromYaml(text: string, file: string): unknown {
   return parseYaml(text, file, 'corrupt-store');
+}
+
+/** A deploy target as one line: where it delivers, for reports and the blast radius. */
+export function describeTarget(t: DeployTarget): string {
+  switch (t.type) {
+    case 'dir': return `dir:${t.path}`;
+    case 'ssh': return `ssh:${t.user ? `${t.user}@` : ''}${t.host}:${t.port}${t.path}`;
+    case 'kubernetes': return `kubernetes:${t.context ? `${t.context}/` : ''}${t.namespace}/${t.name}`;
+    case 'sealed': return `sealed:${t.host}`;
+  }
 }

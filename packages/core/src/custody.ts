@@ -6,13 +6,16 @@
 import { Decrypter, Encrypter, armor, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { TrellisError } from './errors.js';
 
-export type IdentityKind = 'root' | 'ci';
+export type IdentityKind = 'root' | 'ci' | 'agent';
 export type Env = Readonly<Record<string, string | undefined>>;
 
 const IDENTITY_VARS: Record<IdentityKind, [string, string]> = {
   root: ['TRELLIS_ROOT_IDENTITY', 'TRELLIS_ROOT_IDENTITY_FILE'],
   ci: ['TRELLIS_CI_IDENTITY', 'TRELLIS_CI_IDENTITY_FILE'],
+  agent: ['TRELLIS_AGENT_IDENTITY', 'TRELLIS_AGENT_IDENTITY_FILE'],
 };
+
+const WHO: Record<IdentityKind, string> = { root: 'offline root', ci: 'CI', agent: "host's agent" };
 
 const isSet = (env: Env, k: string) => (env[k] ?? '') !== '';
 
@@ -20,6 +23,14 @@ const isSet = (env: Env, k: string) => (env[k] ?? '') !== '';
 function identityVarsSet(env: Env, kind: IdentityKind): string[] {
   const prefix = IDENTITY_VARS[kind][0];
   return Object.keys(env).filter((k) => k.startsWith(prefix) && isSet(env, k)).sort();
+}
+
+/** `trellis-agent` runs on service hosts: neither the root nor the CI identity belongs there. */
+export function assertAgentPosture(env: Env): void {
+  const leaked = [...identityVarsSet(env, 'root'), ...identityVarsSet(env, 'ci')];
+  if (leaked.length) {
+    throw new TrellisError('custody-root-identity-in-ci', `${leaked.join(', ')} is set on a service host`, { hint: 'hosts hold only their own agent identity: remove it, and treat that identity as exposed' });
+  }
 }
 
 /** `trellis-ci` refuses to run with the root identity anywhere in its environment. */
@@ -90,7 +101,7 @@ export function requireIdentities(kind: IdentityKind, env: Env, readFile: (path:
   const ids = readIdentities(kind, env, readFile);
   if (!ids) {
     const [direct, fileVar] = IDENTITY_VARS[kind];
-    throw new TrellisError('custody-missing-identity', `this needs the ${kind === 'root' ? 'offline root' : 'CI'} identity`, { hint: `set ${fileVar} to its file (or ${direct})` });
+    throw new TrellisError('custody-missing-identity', `this needs the ${WHO[kind]} identity`, { hint: `set ${fileVar} to its file (or ${direct})` });
   }
   return ids;
 }
@@ -163,7 +174,7 @@ export async function decryptWith(identities: string[], armored: string, file: s
   if (out.why === 'malformed') {
     throw new TrellisError('corrupt-store', 'not a readable age file (damaged or replaced)', { file, hint: 'restore it from git history' });
   }
-  throw new TrellisError('custody-wrong-identity', `the ${kind === 'root' ? 'offline root' : 'CI'} identity given does not open this key`, {
+  throw new TrellisError('custody-wrong-identity', `the ${WHO[kind]} identity given does not open this ${kind === 'agent' ? 'bundle' : 'key'}`, {
     file, hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`,
   });
 }

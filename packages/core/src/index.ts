@@ -2,7 +2,7 @@
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
 export { parseDuration, formatDuration, parseInstant, iso } from './time.js';
 export * from './names.js';
-export { parseMeshConfig, serializeMeshConfig, parseScope, toYaml, MESH_DEFAULTS, type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget } from './config.js';
+export { parseMeshConfig, serializeMeshConfig, parseScope, describeTarget, toYaml, MESH_DEFAULTS, type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget } from './config.js';
 export {
   KEY_ALGORITHMS, nodeCryptoSeam, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
   type KeyAlgorithm, type CryptoSeam,
@@ -15,7 +15,7 @@ export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest }
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export {
-  assertCiPosture, assertRootPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
@@ -29,8 +29,9 @@ export {
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition,
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
-export { signCrl, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export { signCrl, signAnchorCrl, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
+export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type LeafFiles } from './release.js';

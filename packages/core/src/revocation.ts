@@ -31,7 +31,9 @@ export function crlReason(text: string): x509.X509CrlReason {
 }
 
 export async function signCrl(p: {
+  /** The CA whose key signs: its subject is the CRL's issuer, unless `issuerName` says otherwise. */
   issuer: Certificate;
+  issuerName?: string;
   key: CryptoKey;
   algorithm: KeyAlgorithm;
   thisUpdate: Date;
@@ -39,7 +41,7 @@ export async function signCrl(p: {
   entries: CrlEntry[];
 }): Promise<string> {
   const crl = await x509.X509CrlGenerator.create({
-    issuer: p.issuer.subject,
+    issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
     nextUpdate: p.nextUpdate,
     signingKey: p.key,
@@ -72,6 +74,32 @@ export function serialKey(serial: string): string {
   return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+(?=.)/, '');
 }
 
+/**
+ * An intermediate's "anchor CRL": empty, named for the intermediate's own
+ * issuer (the root), signed by the intermediate's key. OpenSSL's full-chain
+ * CRL checking (nginx `ssl_crl`, haproxy `crl-file`) wants a CRL for every
+ * certificate up to the anchor, and when the anchor is a non-self-signed
+ * intermediate it checks that CRL's signature with the anchor's own key; a
+ * real root CRL fails there (error 8), no CRL fails too (error 3). This one
+ * passes, and says only what the anchor's explicit trust already says.
+ * Revoking an intermediate is done by removing it from every bundle.
+ */
+export function signAnchorCrl(p: { issuer: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; thisUpdate: Date; nextUpdate: Date }): Promise<string> {
+  return signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
+}
+
+/** The CRL `cert` signs for the certificates it issued. */
+export async function crlOf(crls: Crl[], cert: Certificate): Promise<Crl | undefined> {
+  for (const c of crls) if (c.issuer === cert.subject && (await crlSignedBy(c, cert))) return c;
+  return undefined;
+}
+
+/** The anchor CRL of `cert` (see signAnchorCrl). */
+export async function anchorCrlOf(crls: Crl[], cert: Certificate): Promise<Crl | undefined> {
+  for (const c of crls) if (c.issuer === cert.issuer && c.issuer !== cert.subject && (await crlSignedBy(c, cert))) return c;
+  return undefined;
+}
+
 /** A revocation as the store records it: `issuer` is the key id of the issuing CA. */
 export interface Revocation {
   serial: string;
@@ -95,7 +123,7 @@ export function crlEntriesFor(issuer: Certificate, revoked: Revocation[], now: D
  * issuer, each verifying under it, listing exactly its entries, with at least
  * half its life left.
  */
-export async function crlStaleness(crlPem: string | undefined, issuers: Certificate[], revoked: Revocation[], now: Date): Promise<string | undefined> {
+export async function crlStaleness(crlPem: string | undefined, issuers: Certificate[], anchors: Certificate[], revoked: Revocation[], now: Date): Promise<string | undefined> {
   if (crlPem === undefined) return 'missing';
   let crls: Crl[];
   try {
@@ -103,17 +131,23 @@ export async function crlStaleness(crlPem: string | undefined, issuers: Certific
   } catch {
     return 'unreadable';
   }
-  if (crls.length !== issuers.length) return 'issuers changed';
+  if (crls.length !== issuers.length + anchors.length) return 'issuers changed';
+  const halfLife = (crl: Crl) => {
+    const next = crl.nextUpdate?.getTime() ?? 0;
+    return next - now.getTime() < (next - crl.thisUpdate.getTime()) / 2;
+  };
   for (const issuer of issuers) {
-    const matches = await Promise.all(crls.map((c) => crlSignedBy(c, issuer)));
-    const crl = crls[matches.indexOf(true)];
+    const crl = await crlOf(crls, issuer);
     if (!crl) return `no CRL signed by ${issuer.subject}`;
     const want = crlEntriesFor(issuer, revoked, now).map((e) => serialKey(e.serial)).sort().join();
     const got = crl.entries.map((e) => serialKey(e.serialNumber)).sort().join();
     if (want !== got) return 'revocations changed';
-    const next = crl.nextUpdate?.getTime() ?? 0;
-    const life = next - crl.thisUpdate.getTime();
-    if (next - now.getTime() < life / 2) return 'past half its life';
+    if (halfLife(crl)) return 'past half its life';
+  }
+  for (const anchor of anchors) {
+    const crl = await anchorCrlOf(crls, anchor);
+    if (!crl) return `no anchor CRL of ${anchor.subject}`;
+    if (halfLife(crl)) return 'past half its life';
   }
   return undefined;
 }

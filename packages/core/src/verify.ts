@@ -10,7 +10,7 @@ import { ledgerFingerprints, ledgerProblems } from './ledger.js';
 import { activeIssuer, paths, scopeTrust, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor } from './names.js';
 import { profileViolations, type Tier } from './profiles.js';
-import { crlEntriesFor, crlSignedBy, parseCrls, serialKey, type Revocation } from './revocation.js';
+import { anchorCrlOf, crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from './revocation.js';
 import { parseTrustOpensslPem } from './trust.js';
 
 export type Level = 'error' | 'warning' | 'pending' | 'ok';
@@ -72,8 +72,7 @@ async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocat
     return [{ ...where, level: 'error', check: 'crl', message: 'not a readable CRL file' }];
   }
   for (const issuer of issuers) {
-    const ok = await Promise.all(crls.map((c) => crlSignedBy(c, issuer)));
-    const crl = crls[ok.indexOf(true)];
+    const crl = await crlOf(crls, issuer);
     if (!crl) {
       out.push({ ...where, level: unsigned.level, check: 'crl', message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}` });
       continue;
@@ -186,7 +185,15 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     // The scope's leaf CRL: one per intermediate whose leaves may be live.
     const crlIssuers = [inter, m.previous].filter((c): c is Certificate => c !== undefined);
     if (m.crlPem === undefined) add('warning', 'crl', 'no leaf CRL yet: the next trellis-ci renew signs it', at(paths.scopeCrl(scope.name)));
-    else out.push(...(await crlFindings(m.crlPem, crlIssuers, st.revoked, now, 0, at(paths.scopeCrl(scope.name)), { level: 'warning', hint: 'the next trellis-ci renew signs it' })));
+    else {
+      out.push(...(await crlFindings(m.crlPem, crlIssuers, st.revoked, now, 0, at(paths.scopeCrl(scope.name)), { level: 'warning', hint: 'the next trellis-ci renew signs it' })));
+      const crls = safe(() => parseCrls(m.crlPem!)) ?? [];
+      for (const anchor of [m.previous, inter, m.next].filter((c): c is Certificate => c !== undefined)) {
+        const crl = await anchorCrlOf(crls, anchor);
+        if (!crl) add('warning', 'crl', `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, at(paths.scopeCrl(scope.name)));
+        else if (!crl.nextUpdate || crl.nextUpdate <= now) add('error', 'crl', `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, at(paths.scopeCrl(scope.name)));
+      }
+    }
 
     // The issuance record.
     const lfile = paths.leaves(scope.name);

@@ -5,7 +5,7 @@ import {
   recordRemint, scopeDef, serializeIssuanceRecord, serializeScopeState, trustBundleFiles, withStore,
   type FileWrite, type Mesh, type MintedLeaf, type RenewPlan, type Store,
 } from '@trellis/core';
-import { crlIssuers, leafCreated, leafCrlStaleness, leafCrlWrite, mintScopeLeaves, writeLeafOutput } from '../issue.js';
+import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlStaleness, scopeCrlWrite, writeLeafOutput } from '../issue.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 import { requireCiPosture } from '../posture.js';
 
@@ -82,7 +82,7 @@ async function runRenew(a: Args): Promise<void> {
     const minted = mesh.scopes.filter((s) => mesh.material.get(s.name)!.intermediate && scopes.includes(s.name)).map((s) => s.name);
     const staleCrls = new Map<string, string>();
     for (const s of minted) {
-      const why = await leafCrlStaleness(mesh, s, now);
+      const why = await scopeCrlStaleness(mesh, s, now);
       if (why) staleCrls.set(s, why);
     }
     // Only this run's scopes: a CI job sharded by scope touches its own files.
@@ -102,8 +102,7 @@ async function runRenew(a: Args): Promise<void> {
       const signer = services.length || staleCrls.has(scope) ? await openIntermediate(mesh, scope, ids) : undefined;
       let crl: FileWrite | undefined;
       if (staleCrls.has(scope)) {
-        const signers = [signer!, ...(crlIssuers(mesh, scope).includes('previous') ? [await openIntermediate(mesh, scope, ids, 'previous')] : [])];
-        crl = await leafCrlWrite(mesh, scope, signers, now);
+        crl = await scopeCrlWrite(mesh, scope, await openCrlSigners(mesh, scope, ids, signer!), now);
         writes.push(crl);
       }
       const leaves: MintedLeaf[] = services.length ? await mintScopeLeaves(mesh, scope, services, signer!, now) : [];
@@ -133,7 +132,7 @@ async function runRenew(a: Args): Promise<void> {
       });
     }
     store.commit(mergeWrites(writes));
-    process.stdout.write(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} leaf CRL(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}\n`);
+    process.stdout.write(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}\n`);
   });
 }
 

@@ -4,7 +4,7 @@ import {
   TrellisError, actor, appendToLedger, clock, iso, keyId, loadMesh, mergeWrites, paths, scopeDef, serializeIssuanceRecord, serializeScopeState, withStore,
   type Certificate, type FileWrite,
 } from '@trellis/core';
-import { leafCreated, leafCrlWrite, mintScopeLeaves, writeLeafOutput } from '../issue.js';
+import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlWrite, writeLeafOutput } from '../issue.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 import { requireCiPosture } from '../posture.js';
 
@@ -37,8 +37,7 @@ export const revoke: CommandModule<object, Args> = {
       const state = { ...m.state!, revoked: [...m.state!.revoked, { service, serial: rec.serial, issuer: rec.issuerKey ?? keyId(issuerCert), notAfter: iso(rec.notAfter), at: iso(now), reason: a.reason ?? 'unspecified' }] };
       const view = store.withPending([{ path: paths.state(scope), content: serializeScopeState(state) }]);
       const after = loadMesh(view);
-      const signers = [signer, ...(m.previous ? [await openIntermediate(mesh, scope, ids, 'previous')] : [])];
-      const crl = await leafCrlWrite(after, scope, signers, now);
+      const crl = await scopeCrlWrite(after, scope, await openCrlSigners(mesh, scope, ids, signer), now);
       const [leaf] = await mintScopeLeaves(mesh, scope, [service], signer, now);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
       writeLeafOutput(mesh, scope, [leaf!], out, crl.content);

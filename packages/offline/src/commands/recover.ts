@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
-  activeIntermediate, actor, advanceScope, certRef, certificatePem, clock, effectWrites, encryptTo, evidenceFiles, evidencePaths, fingerprint, iso, keyId,
+  activeIntermediate, actor, describeTarget, advanceScope, certRef, certificatePem, clock, effectWrites, encryptTo, evidenceFiles, evidencePaths, fingerprint, iso, keyId,
   loadMesh, nodeCryptoSeam, paths, procedureId, requireIdentities, scopeDef, serializeScopeState, signedBy, trustBundleFiles, trustedIntermediatesAfter,
   withStore, type Certificate, type Evidence, type RevokedIntermediate,
 } from '@trellis/core';
@@ -41,7 +41,7 @@ export const recover: CommandModule<object, Args> = {
       const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
       const id = procedureId(now, 'recovery');
       const t = advanceScope(m.state!, { type: 'recover', fresh: fingerprint(fresh.cert) }, now, a.scope);
-      const hosts = (service: string) => def.services.find((s) => s.name === service)?.deploy.flatMap((d) => [d.host, ...(Array.isArray(d.hosts) ? d.hosts : []), d.path].filter((x): x is string => typeof x === 'string')) ?? [];
+      const hosts = (service: string) => def.services.find((s) => s.name === service)?.deploy.map(describeTarget) ?? [];
       const evidence: Evidence = {
         id, kind: 'compromise-recovery', scope: a.scope, status: 'in-progress', reason, started: iso(now), old: compromised.map(certRef), new: [certRef(fresh.cert)],
         steps: [{ step: 'recover', at: iso(now), actor: actor(), tool: 'trellis-root recover', note: `${compromised.length} certificate(s) revoked in the root CRL and removed from every bundle` }],

@@ -1,0 +1,42 @@
+/**
+ * Installing a release on a host, through the one installer script
+ * (installer.sh) that every target uses: locally here, or over SSH.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execa } from 'execa';
+import { RELEASE_FILES, TrellisError, writeFileAtomic, type Release } from '@trellis/core';
+
+export const INSTALLER_PATH = fileURLToPath(new URL('../installer.sh', import.meta.url));
+
+export function installerScript(): string {
+  return fs.readFileSync(INSTALLER_PATH, 'utf8');
+}
+
+export interface InstallOutcome {
+  status: 'installed' | 'unchanged';
+  detail: string;
+}
+
+/** Reads the installer's verdict; a refusal becomes a TrellisError naming the target. */
+export function installOutcome(target: string, exitCode: number | undefined, stdout: string, stderr: string): InstallOutcome {
+  const line = stdout.split('\n').filter((l) => l.startsWith('trellis-install: ')).at(-1)?.slice('trellis-install: '.length) ?? stderr.trim();
+  if (exitCode === 0) return { status: line.startsWith('unchanged') ? 'unchanged' : 'installed', detail: line };
+  const what = exitCode === 10 ? 'refused an invalid release (the current one stays)' : exitCode === 11 ? 'reload failed and rolled back' : `failed (exit ${exitCode})`;
+  throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}`, { hint: 'fix the target and rerun trellis-ci deploy' });
+}
+
+/** Stages `release` beside the target (same filesystem, for the atomic rename) and runs the installer locally. */
+export async function installLocally(targetDir: string, release: Release, reload?: string): Promise<InstallOutcome> {
+  const target = path.resolve(targetDir);
+  fs.mkdirSync(target, { recursive: true });
+  const staging = fs.mkdtempSync(path.join(target, '.staging-'));
+  for (const [name, content] of Object.entries(release)) {
+    if (!(RELEASE_FILES as readonly string[]).includes(name)) throw new Error(`unexpected release file ${name}`);
+    writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
+  }
+  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.homedir() }, extendEnv: false });
+  return installOutcome(target, r.exitCode, String(r.stdout), String(r.stderr));
+}

@@ -1,0 +1,97 @@
+/**
+ * What a host receives for one service: a release. Composed here, once, for
+ * every delivery target: the leaf (when one was minted), the scope's trust
+ * bundles, the CRLs its TLS stack needs, and the names-only CA list nginx wants.
+ */
+import { fingerprint, parseCertificate } from './certificates.js';
+import { decryptWith, encryptTo } from './custody.js';
+import { TrellisError } from './errors.js';
+import { scopeDef, scopeTrust, type Mesh } from './mesh.js';
+import { trustOpensslPem, trustPem, trustedScopes } from './trust.js';
+
+export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
+export type ReleaseFile = (typeof RELEASE_FILES)[number];
+export type Release = Partial<Record<ReleaseFile, string>>;
+
+/**
+ * nginx sends the subjects of `ssl_client_certificate` as its acceptable CA
+ * list, and would let a plain copy of an intermediate there shadow the
+ * trusted one. This self-signed certificate carries a name only; its key was
+ * discarded when it was made, so nothing can ever chain to it.
+ */
+export const NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
+MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
+TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
+dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP
+MjEyNjEwMjkwMTA2MThaMEwxEDAOBgNVBAoMB3RyZWxsaXMxODA2BgNVBAMML3Ry
+ZWxsaXMgY2xpZW50IGNlcnRpZmljYXRlIHJlcXVlc3QgKG5hbWVzIG9ubHkpMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH72NmYhkfqPQQgXnkljngn/Q4S1fpkYV
+EPByjVQ7HrjuI7MlzVnM9IT3j/zFmvsQuFuf5pe3pp+AXg97rBTzRqNTMFEwHQYD
+VR0OBBYEFJHBkSGWWbt9uVZB3wQNPwZ8/LfoMB8GA1UdIwQYMBaAFJHBkSGWWbt9
+uVZB3wQNPwZ8/LfoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg
+EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
+lS3VAq1U2YhLD0xgN3hnM0gCvA==
+-----END CERTIFICATE-----
+`;
+
+/**
+ * Every CRL a verifier of this scope needs for full-chain checking: the
+ * crl.pem (leaf CRLs and anchor CRLs) of each scope the boundary rule trusts.
+ */
+export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
+  const def = scopeDef(mesh, scope);
+  const parts = trustedScopes(def, mesh.scopes.map((s) => s.name)).map((s) => mesh.material.get(s)?.crlPem).filter((p): p is string => p !== undefined);
+  return parts.length ? parts.join('') : undefined;
+}
+
+export interface LeafFiles {
+  cert: string;
+  key: string;
+  chain: string;
+}
+
+/** The release of one service: trust and CRLs always, the leaf when one is given. */
+export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release {
+  const trust = scopeTrust(mesh, scope);
+  const crl = edgeCrl(mesh, scope);
+  return {
+    ...(leaf ? { 'cert.pem': leaf.cert, 'key.pem': leaf.key, 'chain.pem': leaf.chain } : {}),
+    'trust.pem': trustPem(trust),
+    'trust.openssl.pem': trustOpensslPem(trust),
+    ...(crl ? { 'crl.pem': crl } : {}),
+    'client-ca-names.pem': NAMES_ONLY_CA,
+  };
+}
+
+/** A release sealed to one host's age recipient: safe to commit or push; only that host's agent opens it. */
+export interface SealedRelease {
+  version: 1;
+  scope: string;
+  service: string;
+  host: string;
+  created: string;
+  files: Release;
+}
+
+export function sealRelease(r: SealedRelease, recipient: string): Promise<string> {
+  return encryptTo([recipient], JSON.stringify(r));
+}
+
+export async function openSealedRelease(identities: string[], armored: string, file: string): Promise<SealedRelease> {
+  const text = await decryptWith(identities, armored, file, 'agent');
+  let r: SealedRelease;
+  try {
+    r = JSON.parse(text) as SealedRelease;
+  } catch {
+    throw new TrellisError('corrupt-store', 'not a trellis sealed release', { file });
+  }
+  const bad = Object.keys(r.files ?? {}).find((f) => !(RELEASE_FILES as readonly string[]).includes(f));
+  if (r.version !== 1 || typeof r.files !== 'object' || bad) throw new TrellisError('corrupt-store', `not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`, { file });
+  return r;
+}
+
+/** A one-line description of what a release carries, for logs. */
+export function describeRelease(r: Release): string {
+  const leaf = r['cert.pem'] ? `leaf ${fingerprint(parseCertificate(r['cert.pem'])).slice(0, 19)}…` : 'no new leaf';
+  return `${leaf}, trust${r['crl.pem'] ? ', CRLs' : ''}`;
+}
