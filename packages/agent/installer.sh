@@ -4,8 +4,8 @@
 #
 #   sh installer.sh TARGET STAGING [RELOAD_COMMAND]
 #
-# STAGING holds the new files (any of cert.pem key.pem chain.pem trust.pem
-# trust.openssl.pem crl.pem client-ca-names.pem). A release is the full set: files
+# STAGING holds the new files (any of cert.pem key.pem chain.pem
+# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem). A release is the full set: files
 # not staged are taken from the current release. It is validated with OpenSSL
 # before TARGET/current is switched to it by an atomic rename; an identical
 # release is not installed; a failed reload switches back. TARGET/previous
@@ -14,7 +14,7 @@
 set -eu
 umask 077
 target=$1 staging=$2 reload=${3:-}
-files="cert.pem key.pem chain.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
+files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
 say() { echo "trellis-install: $*"; }
 cleanup() { rm -rf "$staging"; }
 trap cleanup EXIT
@@ -31,7 +31,7 @@ for f in $files; do
   fi
 done
 chmod 0644 "$release"/*.pem 2>/dev/null || true
-chmod 0600 "$release/key.pem" 2>/dev/null || true
+chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" 2>/dev/null || true
 chmod 0755 "$release"
 
 invalid() { rm -rf "$release"; say "invalid release: $*; current release kept"; exit 10; }

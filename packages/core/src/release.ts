@@ -9,7 +9,7 @@ import { TrellisError } from './errors.js';
 import { scopeDef, scopeTrust, type Mesh } from './mesh.js';
 import { trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 
-export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
+export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
 export type ReleaseFile = (typeof RELEASE_FILES)[number];
 export type Release = Partial<Record<ReleaseFile, string>>;
 
@@ -55,7 +55,8 @@ export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release
   const trust = scopeTrust(mesh, scope);
   const crl = edgeCrl(mesh, scope);
   return {
-    ...(leaf ? { 'cert.pem': leaf.cert, 'key.pem': leaf.key, 'chain.pem': leaf.chain } : {}),
+    // haproxy's `crt` wants the chain and its key in one file.
+    ...(leaf ? { 'cert.pem': leaf.cert, 'key.pem': leaf.key, 'chain.pem': leaf.chain, 'chain-and-key.pem': leaf.chain + leaf.key } : {}),
     'trust.pem': trustPem(trust),
     'trust.openssl.pem': trustOpensslPem(trust),
     ...(crl ? { 'crl.pem': crl } : {}),

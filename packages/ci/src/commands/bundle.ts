@@ -1,20 +1,130 @@
+import path from 'node:path';
+import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
-import { TrellisError, loadMesh, scopeTrust, trustOpensslPem, trustPem, withStore } from '@trellis/core';
+import {
+  NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
+  trustedIntermediatesOf, withStore, writeFileAtomic, type Mesh,
+} from '@trellis/core';
 import { requireCiPosture } from '../posture.js';
 
-interface Args { store?: string; scope: string; format: string }
+const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
+interface Args { store?: string; scope: string; format: (typeof FORMATS)[number]; out?: string; releaseDir?: string; upstream?: string }
 
 export const bundle: CommandModule<object, Args> = {
   command: 'bundle <scope>',
-  describe: "Print a scope's trust bundle",
+  describe: "Print a scope's trust bundle, or the nginx / haproxy configuration that enforces it",
   builder: (y) => y
     .positional('scope', { type: 'string', demandOption: true })
-    .option('format', { type: 'string', choices: ['pem', 'openssl'], default: 'pem', describe: 'pem: plain CERTIFICATE blocks (Go, most stacks); openssl: TRUSTED CERTIFICATE blocks' }) as never,
+    .option('format', { choices: FORMATS, default: 'pem' as const, describe: 'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)' })
+    .option('out', { type: 'string', describe: 'nginx/haproxy/spiffe: where referenced files are written (default <store>/.trellis/bundle/<scope>)' })
+    .option('release-dir', { type: 'string', describe: 'nginx/haproxy: a deploy target\'s directory; directives then point at <dir>/current/*, which deploy keeps up to date' })
+    .option('upstream', { type: 'string', describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives' })
+    .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block') as never,
   handler: async (a) => {
     requireCiPosture();
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a.scope);
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
-    process.stdout.write(a.format === 'openssl' ? trustOpensslPem(certs) : trustPem(certs));
+    if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
+    if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
+    const out = path.resolve(a.out ?? path.join(mesh.dir, '.trellis', 'bundle', a.scope));
+    if (a.format === 'spiffe') return void process.stdout.write(spiffeBundles(mesh, a.scope, out));
+    const files = writeTrustFiles(mesh, a.scope, out);
+    const at = (f: string) => (a.releaseDir ? path.join(path.resolve(a.releaseDir), 'current', f) : files[f] ?? `<your release>/current/${f}`);
+    const upstream = a.upstream ? upstreamName(mesh, a.scope, a.upstream) : undefined;
+    process.stdout.write(a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream));
   },
 };
+
+/** The files directives point at when no release directory is given. */
+function writeTrustFiles(mesh: Mesh, scope: string, out: string): Record<string, string> {
+  const certs = scopeTrust(mesh, scope);
+  const files: Record<string, string> = { 'trust.openssl.pem': trustOpensslPem(certs), 'client-ca-names.pem': NAMES_ONLY_CA };
+  const crl = edgeCrl(mesh, scope);
+  if (crl) files['crl.pem'] = crl;
+  const paths: Record<string, string> = {};
+  for (const [name, content] of Object.entries(files)) {
+    writeFileAtomic(path.join(out, name), content);
+    paths[name] = path.join(out, name);
+  }
+  return paths;
+}
+
+/** An upstream this scope's services may call: the boundary rule decides, not the operator's typing. */
+function upstreamName(mesh: Mesh, scope: string, target: string): string {
+  const [s, service] = target.split('/');
+  const def = scopeDef(mesh, s!);
+  if (!service || !def.services.some((x) => x.name === service)) throw new TrellisError('usage', `--upstream ${target}: no such service`, { hint: 'write it SCOPE/SERVICE' });
+  if (!trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((x) => x.name)).includes(s!)) {
+    throw new TrellisError('usage', `--upstream ${target}: ${scope} does not trust ${s}: the handshake would fail`, { hint: 'a region reaches its own and the global scope only' });
+  }
+  return serviceDnsName(s!, service, mesh.config.trustDomain);
+}
+
+function nginxDirectives(scope: string, at: (f: string) => string, upstream?: string): string {
+  const lines = [
+    `# trellis: mTLS for scope ${scope} (server block). A client outside the scope's trust gets 400.`,
+    `ssl_certificate         ${at('chain.pem')};`,
+    `ssl_certificate_key     ${at('key.pem')};`,
+    'ssl_verify_client       on;',
+    'ssl_verify_depth        2;',
+    `ssl_trusted_certificate ${at('trust.openssl.pem')};`,
+    '# names only (its key was discarded): a plain copy of an intermediate here would shadow the trusted one',
+    `ssl_client_certificate  ${at('client-ca-names.pem')};`,
+    '# leaf CRLs and anchor CRLs of every trusted scope: ssl_crl checks the whole chain',
+    `ssl_crl                 ${at('crl.pem')};`,
+  ];
+  if (upstream) {
+    lines.push(
+      `# upstream ${upstream} (location block with proxy_pass https://…)`,
+      `proxy_ssl_certificate         ${at('chain.pem')};`,
+      `proxy_ssl_certificate_key     ${at('key.pem')};`,
+      `proxy_ssl_trusted_certificate ${at('trust.openssl.pem')};`,
+      `proxy_ssl_crl                 ${at('crl.pem')};`,
+      'proxy_ssl_verify              on;',
+      'proxy_ssl_verify_depth        2;',
+      `proxy_ssl_name                ${upstream};`,
+      'proxy_ssl_server_name         on;',
+    );
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+function haproxyLines(scope: string, at: (f: string) => string, upstream?: string): string {
+  const tls = `ca-file ${at('trust.openssl.pem')} crl-file ${at('crl.pem')} verify required`;
+  const lines = [
+    `# trellis: mTLS for scope ${scope}; append to your bind line (a client outside the scope's trust fails the handshake)`,
+    `bind <address>:<port> ssl crt ${at('chain-and-key.pem')} ${tls}`,
+  ];
+  if (upstream) lines.push(`# upstream ${upstream}`, `server ${upstream.split('.')[0]} ${upstream}:<port> ssl crt ${at('chain-and-key.pem')} ${tls} verifyhost ${upstream} sni str(${upstream})`);
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * SPIFFE trust bundles (the SPIFFE Trust Domain and Bundle spec): one JWKS per
+ * trust domain this scope trusts, each key an `x509-svid` authority with its
+ * certificate in x5c. Written to <out>/<trust domain>.json, printed as a map.
+ */
+function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
+  const trusted = trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name));
+  const of = trustedIntermediatesOf(mesh);
+  const map: Record<string, unknown> = {};
+  for (const s of trusted) {
+    const certs = of(s);
+    if (!certs.length) continue;
+    const domain = scopeDomain(s, mesh.config.trustDomain);
+    const bundle = {
+      keys: certs.map((c) => ({
+        use: 'x509-svid',
+        ...createPublicKey({ key: Buffer.from(c.publicKey.rawData), format: 'der', type: 'spki' }).export({ format: 'jwk' }),
+        x5c: [Buffer.from(c.rawData).toString('base64')],
+      })),
+      // Grows with every operation on the scope, so a consumer can tell a newer bundle from an older one.
+      spiffe_sequence: ledgerHead(mesh.material.get(s)!.ledger)?.seq ?? 0,
+      spiffe_refresh_hint: 3600,
+    };
+    writeFileAtomic(path.join(out, `${domain}.json`), `${JSON.stringify(bundle, null, 2)}\n`);
+    map[`spiffe://${domain}`] = bundle;
+  }
+  return `${JSON.stringify(map, null, 2)}\n`;
+}
