@@ -10,7 +10,7 @@ import path from 'node:path';
 import { stringify } from 'yaml';
 import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
-export type ServiceSpec = string | Record<string, { dns?: string[]; ttl?: string }>;
+export type ServiceSpec = string | Record<string, { dns?: string[]; ttl?: string; deploy?: Record<string, unknown>[] }>;
 
 export interface MeshSpec {
   /** scope name → its services; `global` is kind global, every other scope a region. */

@@ -3,7 +3,6 @@
  * (installer.sh) that every target uses: locally here, or over SSH.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
@@ -28,6 +27,11 @@ export function installOutcome(target: string, exitCode: number | undefined, std
   throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}`, { hint: 'fix the target and rerun trellis-ci deploy' });
 }
 
+/** The environment the installer and the reload command see: ours, minus every trellis variable (identities above all). */
+export function hostEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TRELLIS_')));
+}
+
 /** Stages `release` beside the target (same filesystem, for the atomic rename) and runs the installer locally. */
 export async function installLocally(targetDir: string, release: Release, reload?: string): Promise<InstallOutcome> {
   const target = path.resolve(targetDir);
@@ -37,6 +41,6 @@ export async function installLocally(targetDir: string, release: Release, reload
     if (!(RELEASE_FILES as readonly string[]).includes(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
   }
-  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: os.homedir() }, extendEnv: false });
+  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: hostEnv(), extendEnv: false });
   return installOutcome(target, r.exitCode, String(r.stdout), String(r.stderr));
 }
