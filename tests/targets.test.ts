@@ -1,0 +1,219 @@
+/**
+ * Each delivery target's guarantees: the dir installer (atomic, validated,
+ * rolled back), ssh against a real sshd with a pinned host key, sealed
+ * bundles opened by trellis-agent, Kubernetes manifests, and the canary.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { newIdentity } from '@trellis/core';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { REPO, baseEnv } from './helpers/cli.js';
+import { freePort, nginxFor, waitForPort, type Terminator } from './helpers/servers.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-targets-'));
+let pristine: FakeMesh;
+
+beforeAll(async () => {
+  pristine = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api', 'web'] } });
+});
+
+function withTargets(deploy: Record<string, unknown>[], service = 'api'): FakeMesh {
+  const m = pristine.clone();
+  m.writeScope('us-east-1', [{ [service]: { deploy } }, ...(service === 'api' ? ['web'] : ['api'])]);
+  return m;
+}
+
+const current = (dir: string) => fs.readlinkSync(path.join(dir, 'current'));
+
+describe('dir target', () => {
+  it('installs a versioned release by an atomic symlink, key 0600, and reloads only when something changed', async () => {
+    const dir = path.join(root, 'dir-basic');
+    const count = path.join(root, 'reloads');
+    const m = withTargets([{ type: 'dir', path: dir, reload: `echo x >> ${count}` }]);
+    const d1 = await m.ci(['deploy']);
+    expect(d1.code, d1.stdout).toBe(0);
+    expect(current(dir)).toMatch(/^releases\//);
+    expect(fs.statSync(path.join(dir, 'current', 'key.pem')).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    const d2 = await m.ci(['deploy']);
+    expect(d2.stdout).toMatch(/^unchanged/m);
+    expect(fs.readFileSync(count, 'utf8').trim().split('\n')).toHaveLength(1);
+    const first = current(dir);
+    expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
+    expect((await m.ci(['deploy'])).stdout).toMatch(/^installed/m);
+    expect(fs.readlinkSync(path.join(dir, 'previous'))).toBe(first);
+    expect(fs.readFileSync(count, 'utf8').trim().split('\n')).toHaveLength(2);
+    expect(m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').at(-1)).toContain('"op":"deploy"');
+  });
+  it('a release whose key does not match its certificate never replaces the good one', async () => {
+    const dir = path.join(root, 'dir-bad');
+    const m = withTargets([{ type: 'dir', path: dir }]);
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    const good = current(dir);
+    expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
+    fs.copyFileSync(m.out('us-east-1', 'web', 'key.pem'), m.out('us-east-1', 'api', 'key.pem'));
+    const d = await m.ci(['deploy']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/^failed .*invalid release: key.pem does not match cert.pem; current release kept/m);
+    expect(current(dir)).toBe(good);
+    expect(fs.readdirSync(path.join(dir, 'releases'))).toHaveLength(1);
+  });
+  it('a failed reload rolls back to the previous release', async () => {
+    const dir = path.join(root, 'dir-reload');
+    const m = withTargets([{ type: 'dir', path: dir }]);
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    const good = current(dir);
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: 'exit 3' }] } }, 'web']);
+    expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
+    const d = await m.ci(['deploy']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/reload failed and rolled back/);
+    expect(current(dir)).toBe(good);
+  });
+  it('a fresh runner without the leaf ships trust and CRL updates, keeping the installed leaf', async () => {
+    const dir = path.join(root, 'dir-partial');
+    const m = withTargets([{ type: 'dir', path: dir }]);
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    const cert = fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8');
+    fs.rmSync(m.path('.trellis/out'), { recursive: true });
+    // A rotation's publish changes the scope's bundle and CRLs without minting a leaf.
+    expect((await m.root(['rotate', 'intermediate', 'us-east-1'])).code).toBe(0);
+    expect((await m.ci(['renew', '--scope', 'us-east-1', '--out', path.join(root, 'elsewhere')])).stdout).toMatch(/no leaf is due/);
+    const d = await m.ci(['deploy', '--scope', 'us-east-1']);
+    expect(d.stdout).toMatch(/^installed .*no new leaf/m);
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(cert);
+    expect(fs.readFileSync(path.join(dir, 'current', 'trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
+  });
+});
+
+describe('ssh target against a real sshd', () => {
+  let sshd: { port: number; hostKey: string; clientKey: string; stop: () => void };
+  beforeAll(async () => {
+    const d = path.join(root, 'sshd');
+    fs.mkdirSync(d, { recursive: true });
+    fs.mkdirSync('/run/sshd', { recursive: true });
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(d, 'host')]);
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(d, 'client')]);
+    fs.writeFileSync(path.join(d, 'authorized_keys'), fs.readFileSync(path.join(d, 'client.pub')));
+    const port = freePort();
+    fs.writeFileSync(path.join(d, 'sshd_config'), [
+      `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${d}/host`, `PidFile ${d}/sshd.pid`, `AuthorizedKeysFile ${d}/authorized_keys`,
+      'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'StrictModes no', 'UsePAM no', '',
+    ].join('\n'));
+    await execa('/usr/sbin/sshd', ['-f', path.join(d, 'sshd_config')]);
+    await waitForPort(port);
+    const hostKey = fs.readFileSync(path.join(d, 'host.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+    sshd = { port, hostKey, clientKey: path.join(d, 'client'), stop: () => process.kill(Number(fs.readFileSync(path.join(d, 'sshd.pid'), 'utf8'))) };
+  });
+  afterAll(() => sshd?.stop());
+
+  it('installs over SSH with the host key pinned', async () => {
+    const dir = path.join(root, 'ssh-target');
+    const m = withTargets([{ type: 'ssh', host: '127.0.0.1', port: sshd.port, user: os.userInfo().username, hostKey: sshd.hostKey, identityFile: sshd.clientKey, path: dir, reload: 'true' }]);
+    const d = await m.ci(['deploy']);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^installed .*ssh:/m);
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    expect(fs.statSync(path.join(dir, 'current', 'key.pem')).mode & 0o777).toBe(0o600);
+  });
+  it('refuses a host whose key is not the pinned one, and still serves the other targets', async () => {
+    const dir = path.join(root, 'ssh-wrong');
+    const other = path.join(root, 'ssh-wrong-other');
+    await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(root, 'impostor')]);
+    const wrong = fs.readFileSync(path.join(root, 'impostor.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
+    const m = withTargets([
+      { type: 'ssh', host: '127.0.0.1', port: sshd.port, user: os.userInfo().username, hostKey: wrong, identityFile: sshd.clientKey, path: dir },
+      { type: 'dir', path: other },
+    ]);
+    const d = await m.ci(['deploy']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/^failed .*does not match the pinned hostKey: refused/m);
+    expect(d.stdout).toMatch(/^installed .*dir:/m);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+  });
+  it('refuses a scope file whose ssh target has no pinned host key (no trust on first use)', async () => {
+    const m = withTargets([{ type: 'ssh', host: '127.0.0.1', path: '/tmp/x' }]);
+    const d = await m.ci(['deploy']);
+    expect(d.code).toBe(2);
+    expect(d.stderr).toMatch(/services.api.deploy\[0\].hostKey: must be a non-empty string.*pinned, never learned on first use/s);
+  });
+});
+
+describe('sealed target and trellis-agent', () => {
+  const agent = (args: string[], env: Record<string, string>) => execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+  it('seals a release to the host; only its agent opens it, installs it atomically and reloads', async () => {
+    const host = await newIdentity();
+    const idFile = path.join(root, 'host.identity');
+    fs.writeFileSync(idFile, host.identity);
+    const m = withTargets([{ type: 'sealed', host: 'web-1', recipient: host.recipient }]);
+    const d = await m.ci(['deploy', '--sealed-out', path.join(root, 'sealed')]);
+    expect(d.code, d.stdout).toBe(0);
+    const bundle = path.join(root, 'sealed', 'us-east-1', 'api', 'web-1.age');
+    expect(fs.readFileSync(bundle, 'utf8')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----/);
+    expect(fs.readFileSync(bundle, 'utf8')).not.toMatch(/PRIVATE KEY/);
+    const dir = path.join(root, 'agent-target');
+    const marker = path.join(root, 'agent-reloaded');
+    const r = await agent(['install', '--bundle', bundle, '--dir', dir, '--reload', `touch ${marker}`, '--expect', 'us-east-1/api'], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout)).toMatch(/us-east-1\/api .*installed releases\//);
+    expect(fs.existsSync(marker)).toBe(true);
+    expect(fs.readFileSync(path.join(dir, 'current', 'key.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'));
+    const wrong = await newIdentity();
+    const denied = await agent(['install', '--bundle', bundle, '--dir', dir], { TRELLIS_AGENT_IDENTITY: wrong.identity });
+    expect(denied.exitCode).toBe(3);
+    expect(String(denied.stderr)).toMatch(/host's agent identity given does not open this bundle/);
+    const posture = await agent(['install', '--bundle', bundle, '--dir', dir], { TRELLIS_AGENT_IDENTITY_FILE: idFile, TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' });
+    expect(posture.exitCode).toBe(3);
+  });
+});
+
+describe('kubernetes target', () => {
+  it('writes a kubernetes.io/tls Secret with ca.crt and a trust ConfigMap', async () => {
+    const m = withTargets([{ type: 'kubernetes', name: 'api-tls', namespace: 'mesh' }]);
+    const d = await m.ci(['deploy', '--manifests', path.join(root, 'k8s')]);
+    expect(d.code, d.stdout).toBe(0);
+    const docs = fs.readFileSync(path.join(root, 'k8s', 'us-east-1', 'api-api-tls.yaml'), 'utf8').split(/^---\n/m).filter(Boolean).map((x) => parse(x));
+    const secret = docs.find((x) => x.kind === 'Secret');
+    expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { name: 'api-tls', namespace: 'mesh' } });
+    const b = (s: string) => Buffer.from(s, 'base64').toString();
+    expect(b(secret.data['tls.crt'])).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'chain.pem'), 'utf8'));
+    expect(b(secret.data['tls.key'])).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'));
+    expect(b(secret.data['ca.crt'])).toBe(m.read('bundles/us-east-1/trust.pem'));
+    expect(docs.find((x) => x.kind === 'ConfigMap').data['ca.crt']).toBe(m.read('bundles/us-east-1/trust.pem'));
+  });
+  it('applies with kubectl when a context is named, and reports its failure per target', async () => {
+    const m = withTargets([{ type: 'kubernetes', name: 'api-tls', context: 'no-such-context' }, { type: 'dir', path: path.join(root, 'k8s-other') }]);
+    const d = await m.ci(['deploy', '--manifests', path.join(root, 'k8s2')]);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/^failed .*kubectl apply failed: .*no-such-context/m);
+    expect(d.stdout).toMatch(/^installed .*dir:/m);
+  });
+});
+
+describe('canary', () => {
+  let nginx: Terminator;
+  afterAll(() => nginx?.stop());
+  it('deploys the canary, checks a real handshake against it, then the rest', async () => {
+    nginx = nginxFor(root, 'canary', path.join(root, 'canary-release'));
+    const rest = path.join(root, 'canary-rest');
+    const m = withTargets([{ type: 'dir', path: nginx.releaseDir, reload: nginx.reload, check: `127.0.0.1:${nginx.port}` }, { type: 'dir', path: rest }]);
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code, d.stdout).toBe(0);
+    expect(d.stdout).toMatch(/canary handshake ok/);
+    expect(fs.existsSync(path.join(rest, 'current'))).toBe(true);
+  });
+  it('stops the rollout at the first failed canary', async () => {
+    const rest = path.join(root, 'canary-stopped');
+    const m = withTargets([{ type: 'dir', path: path.join(root, 'canary-dead'), check: `127.0.0.1:${freePort()}` }, { type: 'dir', path: rest }]);
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/^failed .*canary check of 127.0.0.1:\d+ failed/m);
+    expect(d.stdout).toMatch(/^skipped .*rollout stopped by a failed canary/m);
+    expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
+  });
+});
+
