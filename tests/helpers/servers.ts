@@ -31,9 +31,13 @@ export function nginxFor(root: string, name: string, releaseDir: string): Termin
   fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   const cur = (f: string) => path.join(releaseDir, 'current', f);
   const conf = path.join(prefix, 'nginx.conf');
+  // nginx strips its workers' environment; drills keep the libfaketime clock in it.
   fs.writeFileSync(conf, `worker_processes 1;
+env LD_PRELOAD;
+env FAKETIME_TIMESTAMP_FILE;
+env FAKETIME_NO_CACHE;
 pid ${prefix}/nginx.pid;
-error_log ${prefix}/logs/error.log;
+error_log ${prefix}/logs/error.log info;
 events { worker_connections 256; }
 http {
   access_log off;
@@ -112,10 +116,6 @@ export function request(port: number, servername: string, c: Client, agent = fal
 /** Runs a command under a shared libfaketime clock file, so servers and tools agree on a simulated instant. */
 export function fakeClockEnv(file: string): Record<string, string> {
   return { LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: file, FAKETIME_NO_CACHE: '1', TZ: 'UTC' };
-}
-
-export function setFakeClock(file: string, when: Date): void {
-  fs.writeFileSync(file, `@${when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '')}\n`);
 }
 
 export async function waitForPort(port: number, ms = 5000): Promise<void> {

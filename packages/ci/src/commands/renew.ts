@@ -44,7 +44,7 @@ function advancePhases(store: Store, mesh: Mesh, scopes: string[], now: Date): {
     const m = mesh.material.get(scope)!;
     if (!m.state || !m.intermediate) continue;
     const def = scopeDef(mesh, scope);
-    const longestLeafTtl = Math.max(mesh.config.ttl.leaf, ...def.services.map((s) => s.ttl ?? 0));
+    const longestLeafTtl = Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf));
     const t = advanceScope(m.state, { type: 'tick', longestLeafTtl }, now, scope);
     if (!t.step) continue;
     steps.push({ scope, step: t.step });

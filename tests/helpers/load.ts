@@ -1,0 +1,35 @@
+/**
+ * Steady HTTPS traffic between deployed hosts, for drills: each request reads
+ * the client's key, chain and trust from its deploy target's current release
+ * (so it follows deploys, as a real host would). Runs until the stop file
+ * appears; writes its tally.
+ *
+ *   tsx tests/helpers/load.ts spec.json
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { request } from './servers.js';
+
+interface Pair {
+  name: string;
+  port: number;
+  servername: string;
+  clientDir: string;
+}
+
+const spec = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as { pairs: Pair[]; stopFile: string; resultFile: string; workers: number };
+let total = 0;
+const failures: { pair: string; at: string; result: string }[] = [];
+
+async function worker(offset: number): Promise<void> {
+  for (let i = offset; !fs.existsSync(spec.stopFile); i++) {
+    const p = spec.pairs[i % spec.pairs.length]!;
+    const f = (x: string) => fs.readFileSync(path.join(p.clientDir, 'current', x), 'utf8');
+    const r = await request(p.port, p.servername, { name: p.name, key: f('key.pem'), chain: f('chain.pem'), ca: f('trust.openssl.pem') });
+    total++;
+    if (r !== 200) failures.push({ pair: p.name, at: new Date().toISOString(), result: String(r) });
+  }
+}
+
+await Promise.all(Array.from({ length: spec.workers }, (_, i) => worker(i)));
+fs.writeFileSync(spec.resultFile, JSON.stringify({ total, failures }));
