@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { renderMatrix, type Cell, type Party } from './lib/mtls.js';
+import { httpsStatus, renderMatrix, type Cell, type Party } from './lib/mtls.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
@@ -114,6 +114,9 @@ async function main(): Promise<number> {
     party(mesh, 'us-east-1', 'api', 'expired (us-east-1)', expiredOut),
   ], first));
 
+  // ── Delivery: deploy to dir targets and run the matrix through real nginx, where it is installed.
+  results.push(...(await throughNginx(mesh, stranger, expiredOut)));
+
   // ── Procedure 1: planned intermediate rotation, CI running the phases on a simulated clock.
   const at = (ms: number) => new Date(NOW.getTime() + ms);
   const H = 3_600_000;
@@ -174,6 +177,53 @@ async function main(): Promise<number> {
   }
   process.stdout.write(`\nOK: all ${total} checks across ${results.length} matrices match their expectation\n`);
   return 0;
+}
+
+/**
+ * Two services get a `dir` deploy target served by nginx, configured by what
+ * `trellis-ci bundle --format nginx` prints; `trellis-ci deploy` installs and
+ * (re)loads; then clients of every kind make HTTPS requests through nginx.
+ */
+async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: string): Promise<Matrix[]> {
+  if ((await execa('nginx', ['-v'], { reject: false })).exitCode !== 0) {
+    process.stdout.write('\n== delivery through nginx: nginx is not installed here, skipped\n');
+    return [];
+  }
+  step('delivery: trellis-ci deploy to dir targets, served by real nginx on 127.0.0.1');
+  const served: { scope: string; service: string; port: number; prefix: string }[] = [];
+  let port = 19443;
+  for (const [scope, service] of [['us-east-1', 'api'], ['global', 'control']] as const) {
+    const release = path.join(work, 'hosts', `${scope}-${service}`);
+    const prefix = path.join(work, `nginx-${scope}-${service}`);
+    fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
+    const base = `nginx -p ${prefix} -c ${prefix}/nginx.conf`;
+    const file = path.join(mesh.store, 'scopes', `${scope}.yaml`);
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(`  ${service}: {}`, `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: "${base} -s reload 2>/dev/null || ${base}"\n        check: 127.0.0.1:${port}`));
+    const directives = (await ci(mesh.store, mesh.ciId, ['bundle', scope, '--format', 'nginx', '--release-dir', release])).split('\n').filter((l) => l && !l.startsWith('#'));
+    fs.writeFileSync(path.join(prefix, 'nginx.conf'), `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`);
+    served.push({ scope, service, port: port++, prefix });
+  }
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['deploy', '--canary', '1'])));
+  await new Promise((r) => setTimeout(r, 300));
+  const client = (m: MeshDirs, scope: string, service: string, label: string, out = path.join(m.store, '.trellis/out')) => {
+    const f = (x: string) => fs.readFileSync(path.join(out, scope, service, x), 'utf8');
+    return { name: label, key: f('key.pem'), chain: f('chain.pem'), ca: fs.readFileSync(path.join(mesh.store, 'bundles/global/trust.openssl.pem'), 'utf8') };
+  };
+  const clients = [
+    client(mesh, 'us-east-1', 'web', 'us-east-1/web'), client(mesh, 'eu-west-1', 'api', 'eu-west-1/api'), client(mesh, 'global', 'control', 'global/control'),
+    client(stranger, 'us-east-1', 'api', 'unknown CA'), client(mesh, 'us-east-1', 'api', 'expired (us-east-1)', expiredOut),
+  ];
+  const cells: Cell[] = [];
+  for (const c of clients) {
+    for (const s of served) {
+      const status = await httpsStatus(s.port, `${s.service}.${s.scope}.mesh.example`, c);
+      cells.push({ client: c.name, server: `nginx ${s.scope}/${s.service}`, expected: boundary({ ...c, dns: '', trust: '' }, { name: `${s.scope}/${s.service}`, dns: '', key: '', chain: '', trust: '' }), outcome: { ok: status === 200, error: String(status) } });
+    }
+  }
+  for (const s of served) await execa('nginx', ['-p', s.prefix, '-c', `${s.prefix}/nginx.conf`, '-s', 'stop'], { reject: false });
+  process.stdout.write(`\n   HTTPS through nginx (200 = ✓; nginx answers 400 to a client it refuses)\n`);
+  process.stdout.write(indent(renderMatrix(cells)));
+  return [{ title: 'delivery through nginx', wrong: cells.filter((c) => c.outcome.ok !== c.expected).length, total: cells.length }];
 }
 
 interface Matrix {

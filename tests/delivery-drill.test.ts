@@ -4,8 +4,8 @@
  * It runs on the real clock, compressed: leaves live 90 seconds, the
  * propagation window is 20 seconds, and CI's schedule (renew, then deploy)
  * runs every 10 seconds, so publish → switch → retire takes about two
- * minutes. (nginx workers do not follow a libfaketime clock file under load,
- * so a simulated clock would judge nginx's clock, not trellis.)
+ * minutes. (A simulated clock does not work here: nginx workers do not
+ * follow a libfaketime clock file under load.)
  */
 import fs from 'node:fs';
 import os from 'node:os';

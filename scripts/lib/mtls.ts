@@ -4,6 +4,7 @@
  */
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
+import https from 'node:https';
 import tls from 'node:tls';
 
 export interface Party {
@@ -93,4 +94,17 @@ export function renderMatrix(cells: Cell[]): string {
     lines.push(`${c.padEnd(w + 2)}${row.join('')}`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** One HTTPS request with a client certificate: the status, or 'refused' when the handshake failed. */
+export function httpsStatus(port: number, servername: string, c: { key: string; chain: string; ca: string }): Promise<number | 'refused'> {
+  return new Promise((resolve) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/', servername, key: c.key, cert: c.chain, ca: c.ca, agent: false, timeout: 5000 }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', () => resolve('refused'));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
 }

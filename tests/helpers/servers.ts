@@ -4,12 +4,10 @@
  * probe them. Each server gets its own prefix and port; stop() ends them.
  */
 import fs from 'node:fs';
-import https from 'node:https';
 import path from 'node:path';
 import net from 'node:net';
 import { execaSync } from 'execa';
-
-export const FAKETIME_LIB = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+import { httpsStatus } from '../../scripts/lib/mtls.js';
 
 // Below the ephemeral range (32768+), so an outgoing connection never holds a test port.
 let nextPort = 20000 + (process.pid % 1200) * 10;
@@ -31,11 +29,7 @@ export function nginxFor(root: string, name: string, releaseDir: string): Termin
   fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   const cur = (f: string) => path.join(releaseDir, 'current', f);
   const conf = path.join(prefix, 'nginx.conf');
-  // nginx strips its workers' environment; drills keep the libfaketime clock in it.
   fs.writeFileSync(conf, `worker_processes 1;
-env LD_PRELOAD;
-env FAKETIME_TIMESTAMP_FILE;
-env FAKETIME_NO_CACHE;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log info;
 events { worker_connections 256; }
@@ -100,22 +94,9 @@ export interface Client {
   ca: string;
 }
 
-/** One HTTPS request with a client certificate: the status, or 'refused' when the handshake failed. */
-export function request(port: number, servername: string, c: Client, agent = false): Promise<number | 'refused'> {
-  return new Promise((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/', servername, key: c.key, cert: c.chain, ca: c.ca, agent: agent ? undefined : false, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
-    req.on('error', () => resolve('refused'));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
-/** Runs a command under a shared libfaketime clock file, so servers and tools agree on a simulated instant. */
-export function fakeClockEnv(file: string): Record<string, string> {
-  return { LD_PRELOAD: FAKETIME_LIB, FAKETIME_TIMESTAMP_FILE: file, FAKETIME_NO_CACHE: '1', TZ: 'UTC' };
+/** One HTTPS request with a client certificate (the demo's helper). */
+export function request(port: number, servername: string, c: Client): Promise<number | 'refused'> {
+  return httpsStatus(port, servername, c);
 }
 
 export async function waitForPort(port: number, ms = 5000): Promise<void> {
