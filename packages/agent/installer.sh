@@ -1,5 +1,5 @@
 #!/bin/sh
-# trellis release installer: one implementation for every target that lands
+# trellis release installer (sh, GNU coreutils, OpenSSL): one implementation for every target that lands
 # files on a host (dir locally, ssh remotely, sealed through trellis-agent).
 #
 #   sh installer.sh TARGET STAGING [RELOAD_COMMAND]
@@ -39,10 +39,11 @@ for f in cert.pem key.pem chain.pem trust.openssl.pem; do [ -f "$release/$f" ] |
 openssl x509 -in "$release/cert.pem" -noout 2>/dev/null || invalid "cert.pem does not parse"
 openssl pkey -in "$release/key.pem" -noout 2>/dev/null || invalid "key.pem does not parse"
 [ "$(openssl pkey -in "$release/key.pem" -pubout)" = "$(openssl x509 -in "$release/cert.pem" -noout -pubkey)" ] || invalid "key.pem does not match cert.pem"
-crl=""
-[ -f "$release/crl.pem" ] && crl="-crl_check_all -CRLfile $release/crl.pem"
-# shellcheck disable=SC2086
-out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" $crl "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle: $(echo "$out" | grep '^error' | head -1)"
+if [ -f "$release/crl.pem" ]; then
+  out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" -crl_check_all -CRLfile "$release/crl.pem" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle and CRLs: $(echo "$out" | grep '^error' | head -1)"
+else
+  out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle: $(echo "$out" | grep '^error' | head -1)"
+fi
 
 if [ -n "$current" ]; then
   same=yes

@@ -157,7 +157,7 @@ export function serializeMeshConfig(c: { mesh: string; trustDomain: string; reci
 
 const DEPLOY_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
 const ABSOLUTE = /^\/[^\0]*$/;
-const HOST_PORT = /^[A-Za-z0-9.:[\]-]+:\d{1,5}$/;
+const HOST_PORT = /^([A-Za-z0-9.:[\]-]+:\d{1,5}|https:\/\/[A-Za-z0-9.:[\]-]+:\d{1,5}(\/\S*)?)$/;
 const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 const SSH_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ssh-rsa) [A-Za-z0-9+/=]+$/;
 
@@ -167,7 +167,7 @@ function parseTarget(r: Reader, raw: unknown, at: string): DeployTarget {
   switch (type) {
     case 'dir': {
       const m = r.map(raw, at, ['type', 'path', 'reload', 'check']);
-      return { type, path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path'), ...opt(m, 'reload'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check') } as DeployTarget;
+      return { type, path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path'), ...opt(m, 'reload'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400') } as DeployTarget;
     }
     case 'ssh': {
       const m = r.map(raw, at, ['type', 'host', 'port', 'user', 'hostKey', 'path', 'reload', 'identityFile', 'check']);
@@ -177,7 +177,7 @@ function parseTarget(r: Reader, raw: unknown, at: string): DeployTarget {
         type, host: r.string(m.host, `${at}.host`), port: port as number,
         hostKey: r.string(m.hostKey, `${at}.hostKey`, SSH_KEY, 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use'),
         path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path on the host'),
-        ...opt(m, 'user'), ...opt(m, 'reload'), ...opt(m, 'identityFile'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check'),
+        ...opt(m, 'user'), ...opt(m, 'reload'), ...opt(m, 'identityFile'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check, or https://host:port/path'),
       } as DeployTarget;
     }
     case 'kubernetes': {

@@ -4,7 +4,7 @@
  * HSM or a faster backend can drop in.
  */
 import 'reflect-metadata';
-import { createHash, createPrivateKey, createPublicKey, randomBytes, webcrypto } from 'node:crypto';
+import { KeyObject, createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
@@ -84,4 +84,22 @@ export function pemEncode(label: string, der: Uint8Array): string {
 export function pemDecodeAll(text: string, label: string): Buffer[] {
   const re = new RegExp(`-----BEGIN ${label}-----([\\s\\S]*?)-----END ${label}-----`, 'g');
   return [...text.matchAll(re)].map((m) => Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
+const DIGEST: Record<KeyAlgorithm, string | null> = { 'ecdsa-p256': 'sha256', 'ecdsa-p384': 'sha384', ed25519: null };
+
+/** A detached signature over `data` (DER-encoded for ECDSA). */
+export function signBytes(key: CryptoKey, algorithm: KeyAlgorithm, data: Uint8Array): Buffer {
+  return sign(DIGEST[algorithm], data, KeyObject.from(key as webcrypto.CryptoKey));
+}
+
+/** Checks a signature made by signBytes against a SubjectPublicKeyInfo. */
+export function verifyBytes(spki: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
+  const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  const alg: KeyAlgorithm = key.asymmetricKeyType === 'ed25519' ? 'ed25519' : key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ecdsa-p384' : 'ecdsa-p256';
+  try {
+    return verify(DIGEST[alg], data, key, signature);
+  } catch {
+    return false;
+  }
 }

@@ -3,11 +3,16 @@
  * every delivery target: the leaf (when one was minted), the scope's trust
  * bundles, the CRLs its TLS stack needs, and the names-only CA list nginx wants.
  */
-import { fingerprint, parseCertificate } from './certificates.js';
+import { certificatePem, fingerprint, parseCertificate, parseCertificates, signedBy, type Certificate } from './certificates.js';
 import { decryptWith, encryptTo } from './custody.js';
+import { signBytes, verifyBytes } from './crypto.js';
+import { canonicalJson } from './ledger.js';
+import type { SigningIntermediate } from './leaf.js';
+import { decodeNameConstraints } from './name-constraints.js';
+import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
 import { scopeDef, scopeTrust, type Mesh } from './mesh.js';
-import { trustOpensslPem, trustPem, trustedScopes } from './trust.js';
+import { parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 
 export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
 export type ReleaseFile = (typeof RELEASE_FILES)[number];
@@ -64,30 +69,74 @@ export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release
   };
 }
 
-/** A release sealed to one host's age recipient: safe to commit or push; only that host's agent opens it. */
+/**
+ * A release sealed to one host: signed by the scope's intermediate (so it
+ * cannot be forged by anyone who merely knows the host's public recipient),
+ * then age-encrypted to the host (so only it reads the key). Safe to commit
+ * or push.
+ */
 export interface SealedRelease {
   version: 1;
   scope: string;
   service: string;
   host: string;
+  /** Millisecond RFC 3339: the agent refuses a release older than the one it installed (replay). */
   created: string;
   files: Release;
 }
 
-export function sealRelease(r: SealedRelease, recipient: string): Promise<string> {
-  return encryptTo([recipient], JSON.stringify(r));
+interface SealedEnvelope {
+  release: SealedRelease;
+  /** The signing intermediate's certificate. */
+  signer: string;
+  signature: string;
 }
 
-export async function openSealedRelease(identities: string[], armored: string, file: string): Promise<SealedRelease> {
+export async function sealRelease(r: SealedRelease, recipient: string, signer: SigningIntermediate): Promise<string> {
+  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
+  const envelope: SealedEnvelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString('base64') };
+  return encryptTo([recipient], JSON.stringify(envelope));
+}
+
+/**
+ * Opens a sealed release and proves it came from the mesh: signed by an
+ * intermediate of the release's own scope under one of `roots` (pinned on the
+ * host), every trust anchor it installs issued by those roots, and not older
+ * than `notBefore` (the release installed last).
+ */
+export async function openSealedRelease(identities: string[], armored: string, file: string, roots: Certificate[], notBefore?: string): Promise<SealedRelease> {
   const text = await decryptWith(identities, armored, file, 'agent');
-  let r: SealedRelease;
+  const refuse = (why: string): never => {
+    throw new TrellisError('verification-failed', `refused sealed release: ${why}`, { file, hint: 'install only what trellis-ci deploy sealed for this host' });
+  };
+  let e: SealedEnvelope;
   try {
-    r = JSON.parse(text) as SealedRelease;
+    e = JSON.parse(text) as SealedEnvelope;
   } catch {
-    throw new TrellisError('corrupt-store', 'not a trellis sealed release', { file });
+    return refuse('not a trellis sealed release');
   }
-  const bad = Object.keys(r.files ?? {}).find((f) => !(RELEASE_FILES as readonly string[]).includes(f));
-  if (r.version !== 1 || typeof r.files !== 'object' || bad) throw new TrellisError('corrupt-store', `not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`, { file });
+  const r = e?.release;
+  const bad = Object.keys(r?.files ?? {}).find((f) => !(RELEASE_FILES as readonly string[]).includes(f));
+  if (r?.version !== 1 || typeof r.files !== 'object' || bad || typeof e.signer !== 'string' || typeof e.signature !== 'string') refuse(`not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`);
+  let signer: Certificate;
+  try {
+    signer = parseCertificate(e.signer);
+  } catch {
+    return refuse('the signer certificate does not parse');
+  }
+  const underRoot = async (c: Certificate) => (await Promise.all(roots.map((root) => signedBy(c, root)))).some(Boolean);
+  if (!(await underRoot(signer))) refuse('not signed by an intermediate of the pinned roots');
+  const nc = signer.extensions.find((x) => x.type === '2.5.29.30');
+  const permits = nc ? decodeNameConstraints(nc.value).dns : [];
+  if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${r.scope}.`)) || !permits.length) refuse(`the signer is not an intermediate of scope ${r.scope}`);
+  if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(r)), Buffer.from(e.signature, 'base64'))) refuse('the signature does not verify');
+  for (const f of ['trust.pem', 'trust.openssl.pem'] as const) {
+    const pem = r.files[f];
+    if (pem === undefined) continue;
+    const certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
+    for (const c of certs) if (!(await underRoot(c))) refuse(`${f} holds ${c.subject}, which the pinned roots did not issue`);
+  }
+  if (notBefore && r.created < notBefore) refuse(`it is older (${r.created}) than the release installed last (${notBefore}): a replay`);
   return r;
 }
 

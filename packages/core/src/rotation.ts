@@ -54,7 +54,7 @@ export interface ScopeState {
 
 export type ScopeEvent =
   | { type: 'begin'; next: string; propagation: number; id: string }
-  | { type: 'tick'; longestLeafTtl: number }
+  | { type: 'tick'; longestLeafTtl: number; /** The latest expiry among leaves the record holds. */ latestLeafExpiry?: Date }
   | { type: 'abort' }
   | { type: 'recover'; fresh: string };
 
@@ -92,7 +92,11 @@ export function advanceScope(s: ScopeState, e: ScopeEvent, now: Date, scope = 't
       const r = s.rotation;
       if (s.phase === 'publish' && r && now >= new Date(r.switchAt)) {
         return {
-          state: { ...s, phase: 'switch', active: s.next!, previous: s.active, next: undefined, since: at, rotation: { ...r, switched: at, retireAt: iso(new Date(now.getTime() + e.longestLeafTtl)) } },
+          state: {
+            ...s, phase: 'switch', active: s.next!, previous: s.active, next: undefined, since: at,
+            // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives longer (a TTL lowered since).
+            rotation: { ...r, switched: at, retireAt: iso(new Date(Math.max(now.getTime() + e.longestLeafTtl, e.latestLeafExpiry?.getTime() ?? 0))) },
+          },
           effects: ['promote-next'],
           step: 'switch',
         };

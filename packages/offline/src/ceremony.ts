@@ -60,9 +60,15 @@ export async function mintIntermediate(scope: string, config: MeshConfig, root: 
 }
 
 /** Opens a root key with the offline identity and checks it is the key of `cert`: the proof of custody every root operation starts with. */
-async function openRoot(cert: Certificate | undefined, keyAge: string | undefined, file: string, certFile: string, ids: string[]): Promise<RootSigner> {
+async function openRoot(cert: Certificate | undefined, keyAge: string | undefined, file: string, certFile: string, ids: string[], now: Date): Promise<RootSigner> {
   if (!cert || keyAge === undefined) {
     throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file, hint: 'restore bundles/root/ from git' });
+  }
+  // An expired root vouches for nothing: not a successor, not an intermediate, not a CRL.
+  if (cert.notAfter <= now) {
+    throw new TrellisError('issuer-expiring', `the root ${fingerprint(cert)} expired at ${cert.notAfter.toISOString()}`, {
+      file: certFile, hint: 'a root rotation must finish before the old root expires; past that, stand up a new mesh (trellis-root init) and re-establish trust in it out of band',
+    });
   }
   const pem = await decryptWith(ids, keyAge, file, 'root');
   if (!keyMatchesCert(pem, cert)) {
@@ -72,15 +78,15 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
   return { cert, key, algorithm };
 }
 
-export function openRootKey(mesh: Mesh, rootIdentities: string[]): Promise<RootSigner> {
-  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities);
+export function openRootKey(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner> {
+  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities, now);
 }
 
 /** During a root overlap, the retiring root's key too (for its CRL). */
-export async function openRootKeys(mesh: Mesh, rootIdentities: string[]): Promise<RootSigner[]> {
-  const active = await openRootKey(mesh, rootIdentities);
+export async function openRootKeys(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner[]> {
+  const active = await openRootKey(mesh, rootIdentities, now);
   if (!mesh.previousRoot) return [active];
-  return [active, await openRoot(mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey, paths.rootPrevious, rootIdentities)];
+  return [active, await openRoot(mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey, paths.rootPrevious, rootIdentities, now)];
 }
 
 /**

@@ -5,10 +5,11 @@ import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
-  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release,
+  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
 import { installLocally } from '@trellis/agent';
 import { handshakeCheck } from '../check.js';
+import { ciIdentities, openIntermediate } from '../signer.js';
 import { requireCiPosture } from '../posture.js';
 import { installOverSsh } from '../targets/ssh.js';
 import { applyManifests, manifests } from '../targets/kubernetes.js';
@@ -33,6 +34,15 @@ interface Job {
   scope: string;
   service: string;
   target: DeployTarget;
+}
+
+interface DeliverContext {
+  now: Date;
+  sealedOut: string;
+  manifestDir: string;
+  scratch: string;
+  /** The scope's active intermediate, opened with the CI identity: it signs sealed releases. */
+  signerOf: (scope: string) => Promise<SigningIntermediate>;
 }
 
 interface Outcome {
@@ -79,6 +89,11 @@ async function runDeploy(a: Args): Promise<void> {
       return releases.get(key)!;
     };
 
+    const signers = new Map<string, Promise<SigningIntermediate>>();
+    const signerOf = (scope: string) => {
+      if (!signers.has(scope)) signers.set(scope, ciIdentities(mesh).then((ids) => openIntermediate(mesh, scope, ids)));
+      return signers.get(scope)!;
+    };
     const outcomes: Outcome[] = [];
     let stopped = false;
     for (const [i, job] of jobs.entries()) {
@@ -88,9 +103,11 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf });
         if (i < canary && 'check' in job.target && job.target.check) {
-          const c = await handshakeCheck(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), release);
+          // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
+          const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
+          const c = await handshakeCheck(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), material);
           if (!c.ok) throw new TrellisError('peer-failed', `canary check of ${job.target.check} failed: ${c.error}`);
           done.detail += `; canary handshake ok`;
         }
@@ -123,7 +140,13 @@ async function runDeploy(a: Args): Promise<void> {
   });
 }
 
-async function deliver(job: Job, release: Release, ctx: { now: Date; sealedOut: string; manifestDir: string; scratch: string }): Promise<Outcome> {
+/** The release a dir target holds now. */
+function installedRelease(dir: string): Release {
+  const read = (f: string) => fs.readFileSync(path.join(dir, 'current', f), 'utf8');
+  return { 'key.pem': read('key.pem'), 'chain.pem': read('chain.pem'), 'cert.pem': read('cert.pem'), 'trust.openssl.pem': read('trust.openssl.pem') };
+}
+
+async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise<Outcome> {
   const t = job.target;
   switch (t.type) {
     case 'dir': {
@@ -136,7 +159,8 @@ async function deliver(job: Job, release: Release, ctx: { now: Date; sealedOut: 
     }
     case 'sealed': {
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: iso(ctx.now), files: release }, t.recipient));
+      const signer = await ctx.signerOf(job.scope);
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {

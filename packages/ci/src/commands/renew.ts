@@ -45,7 +45,8 @@ function advancePhases(store: Store, mesh: Mesh, scopes: string[], now: Date): {
     if (!m.state || !m.intermediate) continue;
     const def = scopeDef(mesh, scope);
     const longestLeafTtl = Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf));
-    const t = advanceScope(m.state, { type: 'tick', longestLeafTtl }, now, scope);
+    const latestLeafExpiry = new Date(Math.max(0, ...[...m.leaves.values()].map((l) => l.notAfter.getTime())));
+    const t = advanceScope(m.state, { type: 'tick', longestLeafTtl, latestLeafExpiry }, now, scope);
     if (!t.step) continue;
     steps.push({ scope, step: t.step });
     let state = t.state;

@@ -16,7 +16,7 @@ export const crl: CommandModule<object, Args> = {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+      const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
       const writes = await rootRecordWrites(mesh, mesh.rootState!, signers, now);
       writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate: iso(new Date(now.getTime() + mesh.config.crl.root)) }) });
       store.commit(writes);

@@ -58,7 +58,7 @@ async function runIntermediate(a: Args): Promise<void> {
       return;
     }
     const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-    const root = await openRootKey(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+    const root = await openRootKey(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
 
     const minted = new Map<string, Certificate>();
     const writes: FileWrite[] = [];

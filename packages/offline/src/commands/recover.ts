@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
   activeIntermediate, actor, describeTarget, advanceScope, certRef, certificatePem, clock, effectWrites, encryptTo, evidenceFiles, evidencePaths, fingerprint, iso, keyId,
-  loadMesh, nodeCryptoSeam, paths, procedureId, requireIdentities, scopeDef, serializeScopeState, signedBy, trustBundleFiles, trustedIntermediatesAfter,
+  loadMesh, nodeCryptoSeam, parseEvidence, paths, procedureId, requireIdentities, scopeDef, serializeScopeState, signedBy, trustBundleFiles, trustedIntermediatesAfter,
   withStore, type Certificate, type Evidence, type RevokedIntermediate,
 } from '@trellis/core';
 import { mintIntermediate, openRootKeys } from '../ceremony.js';
@@ -27,7 +27,7 @@ export const recover: CommandModule<object, Args> = {
       activeIntermediate(mesh, a.scope);
       const m = mesh.material.get(a.scope)!;
       const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-      const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+      const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
       const fresh = await mintIntermediate(a.scope, mesh.config, signers[0]!, now, nodeCryptoSeam);
       const reason = a.reason ?? 'keyCompromise';
 
@@ -48,12 +48,19 @@ export const recover: CommandModule<object, Args> = {
         affected: [...m.leaves].map(([service, r]) => ({ service, oldSerial: r.serial, hosts: hosts(service) })),
       };
       const ev = evidenceFiles(evidence);
+      // A rotation under way is over: record it as aborted by this recovery.
+      const open = m.state!.evidence ? store.read(evidencePaths(a.scope, m.state!.evidence).json) : undefined;
+      const superseded = open ? evidenceFiles({
+        ...parseEvidence(open), status: 'aborted', ended: iso(now),
+        steps: [...parseEvidence(open).steps, { step: 'abort', at: iso(now), actor: actor(), tool: 'trellis-root recover', note: `superseded by compromise recovery ${id}` }],
+      }).writes : [];
       const created = [{ kind: 'intermediate' as const, ...certRef(fresh.cert) }];
       const writes = [
         ...effectWrites(mesh, a.scope, t.effects, { pem: certificatePem(fresh.cert), keyAge: await encryptTo([mesh.config.recipients.ci], fresh.keyPem) }),
         { path: paths.state(a.scope), content: serializeScopeState({ ...t.state, evidence: id }) },
         ...(await rootRecordWrites(mesh, rootState, signers, now)),
         ...ev.writes,
+        ...superseded,
         { path: paths.ledger(a.scope), content: offlineEntry(m.ledger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...ev.link }, created) },
         { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...recipients, ...ev.link }, created) },
       ];

@@ -79,7 +79,7 @@ async function beginIntermediate(store: Store, scope: string, propagationFlag: n
   const id = procedureId(now, 'rotation');
   advanceScope(m.state!, { type: 'begin', next: '', propagation, id }, now, scope); // refuses a wrong phase before the root key is touched
   const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-  const root = await openRootKey(mesh, rootIds());
+  const root = await openRootKey(mesh, rootIds(), now);
   const ca = await mintIntermediate(scope, mesh.config, root, now, nodeCryptoSeam);
   const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
   const evidence: Evidence = {
@@ -127,7 +127,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
     throw new TrellisError('wrong-phase', `scope(s) ${rotating.join(', ')} are mid-rotation`, { hint: 'let CI retire the rotation, or abort it (trellis-root rotate intermediate SCOPE --abort), before rotating the root' });
   }
   const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-  const old = await openRootKey(mesh, rootIds());
+  const old = await openRootKey(mesh, rootIds(), now);
   const fresh = await mintRoot(mesh.config, now, nodeCryptoSeam);
   const freshSigner = { cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) };
   const link = await linkCertificate(fresh.cert, old, now, nodeCryptoSeam);
@@ -179,7 +179,7 @@ async function finalizeRoot(store: Store, a: Args, posture: Posture): Promise<vo
   const now = clock(a.now);
   const t = advanceRoot(mesh.rootState!, { type: 'finalize' }, now);
   // Custody gate: the offline identity must open the new root key before the old root is dropped.
-  const active = await openRootKey(mesh, rootIds());
+  const active = await openRootKey(mesh, rootIds(), now);
   const writes: FileWrite[] = [
     { path: paths.roots, content: certificatePem(active.cert) },
     { path: paths.rootPrevious, content: null },
