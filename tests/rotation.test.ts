@@ -167,6 +167,8 @@ describe('refused transitions', () => {
     ['a root rotation while a scope is mid-rotation', async (m: FakeMesh) => {
       await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1)]);
     }, ['rotate', 'root', '--now', later(2)], 1, /us-east-1 are mid-rotation/],
+    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', '2040-01-01T00:00:00Z'], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
+    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', '2040-01-01T00:00:00Z'], 1, /expired at 20[0-9]{2}-/],
     ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon'], 2, /--propagation: "soon" is not a duration/],
   ] as const)('refuses %s, leaving the store as it was', async (_, prepare, args, code, message) => {
     const m = pristine.clone();
@@ -175,6 +177,18 @@ describe('refused transitions', () => {
     const r = await m.root([...args]);
     expect(r.code, r.stderr).toBe(code);
     expect(r.stderr).toMatch(message);
+    expect(m.snapshot()).toEqual(before);
+  });
+  it.each([
+    ['a root rotation', ['rotate', 'root']],
+    ['a recovery', ['recover', 'us-east-1']],
+    ['a planned intermediate rotation', ['rotate', 'intermediate', 'us-east-1']],
+  ])('%s without custody of the root is refused (exit 3)', async (_, args) => {
+    const m = pristine.clone();
+    const before = m.snapshot();
+    const r = await m.root([...args, '--now', later(1)], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
+    expect(r.code).toBe(3);
+    expect(r.stderr).toMatch(/offline root identity given does not open this key/);
     expect(m.snapshot()).toEqual(before);
   });
   it('finalize is custody-gated: without the root identity it is refused (exit 3)', async () => {

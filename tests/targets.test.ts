@@ -62,17 +62,22 @@ describe('dir target', () => {
     expect(current(dir)).toBe(good);
     expect(fs.readdirSync(path.join(dir, 'releases'))).toHaveLength(1);
   });
-  it('a failed reload rolls back to the previous release', async () => {
+  it('a failed reload rolls back to the previous release, and reloads that one', async () => {
     const dir = path.join(root, 'dir-reload');
     const m = withTargets([{ type: 'dir', path: dir }]);
     expect((await m.ci(['deploy'])).code).toBe(0);
     const good = current(dir);
-    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: 'exit 3' }] } }, 'web']);
+    const seen = path.join(root, 'reload-saw');
+    // The reload fails whenever the new release is current, and records which release it saw.
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: `readlink ${dir}/current >> ${seen}; [ "$(readlink ${dir}/current)" = "${good}" ]` }] } }, 'web']);
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     const d = await m.ci(['deploy']);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/reload failed and rolled back/);
     expect(current(dir)).toBe(good);
+    const saw = fs.readFileSync(seen, 'utf8').trim().split('\n');
+    expect(saw).toHaveLength(2);
+    expect(saw[1]).toBe(good); // the rollback reloaded the previous release
   });
   it('a fresh runner without the leaf ships trust and CRL updates, keeping the installed leaf', async () => {
     const dir = path.join(root, 'dir-partial');
@@ -145,29 +150,64 @@ describe('ssh target against a real sshd', () => {
 
 describe('sealed target and trellis-agent', () => {
   const agent = (args: string[], env: Record<string, string>) => execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false });
-  it('seals a release to the host; only its agent opens it, installs it atomically and reloads', async () => {
-    const host = await newIdentity();
-    const idFile = path.join(root, 'host.identity');
+  let host: { identity: string; recipient: string };
+  let idFile: string;
+  let m: FakeMesh;
+  let roots: string;
+  beforeAll(async () => {
+    host = await newIdentity();
+    idFile = path.join(root, 'host.identity');
     fs.writeFileSync(idFile, host.identity);
-    const m = withTargets([{ type: 'sealed', host: 'web-1', recipient: host.recipient }]);
+    m = withTargets([{ type: 'sealed', host: 'web-1', recipient: host.recipient }]);
+    roots = path.join(root, 'pinned-roots.pem');
+    fs.writeFileSync(roots, m.read('bundles/root/roots.pem'));
+  });
+  const bundleAt = (out: string) => path.join(out, 'us-east-1', 'api', 'web-1.age');
+
+  it('seals a signed release to the host; only its agent opens it, installs it atomically and reloads', async () => {
     const d = await m.ci(['deploy', '--sealed-out', path.join(root, 'sealed')]);
     expect(d.code, d.stdout).toBe(0);
-    const bundle = path.join(root, 'sealed', 'us-east-1', 'api', 'web-1.age');
+    const bundle = bundleAt(path.join(root, 'sealed'));
     expect(fs.readFileSync(bundle, 'utf8')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----/);
     expect(fs.readFileSync(bundle, 'utf8')).not.toMatch(/PRIVATE KEY/);
     const dir = path.join(root, 'agent-target');
     const marker = path.join(root, 'agent-reloaded');
-    const r = await agent(['install', '--bundle', bundle, '--dir', dir, '--reload', `touch ${marker}`, '--expect', 'us-east-1/api'], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    const r = await agent(['install', '--bundle', bundle, '--dir', dir, '--roots', roots, '--reload', `touch ${marker}`, '--expect', 'us-east-1/api'], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stdout)).toMatch(/us-east-1\/api .*installed releases\//);
     expect(fs.existsSync(marker)).toBe(true);
     expect(fs.readFileSync(path.join(dir, 'current', 'key.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'));
-    const wrong = await newIdentity();
-    const denied = await agent(['install', '--bundle', bundle, '--dir', dir], { TRELLIS_AGENT_IDENTITY: wrong.identity });
+  });
+  it('refuses another identity, and the CI identity on the host', async () => {
+    const bundle = bundleAt(path.join(root, 'sealed'));
+    const denied = await agent(['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots], { TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity });
     expect(denied.exitCode).toBe(3);
     expect(String(denied.stderr)).toMatch(/host's agent identity given does not open this bundle/);
-    const posture = await agent(['install', '--bundle', bundle, '--dir', dir], { TRELLIS_AGENT_IDENTITY_FILE: idFile, TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' });
+    const posture = await agent(['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile, TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' });
     expect(posture.exitCode).toBe(3);
+  });
+  it('refuses a bundle forged by anyone who knows the host\'s recipient: signed outside the pinned roots', async () => {
+    // Another mesh seals to the same host: a real, well-formed, validly signed release of the wrong mesh.
+    const forger = withTargets([{ type: 'sealed', host: 'web-1', recipient: host.recipient }]);
+    const other = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] } });
+    other.writeScope('us-east-1', [{ api: { deploy: [{ type: 'sealed', host: 'web-1', recipient: host.recipient }] } }]);
+    expect((await other.ci(['deploy', '--sealed-out', path.join(root, 'forged')])).code).toBe(0);
+    const dir = path.join(root, 'agent-forged');
+    const r = await agent(['install', '--bundle', bundleAt(path.join(root, 'forged')), '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    expect(r.exitCode).toBe(1);
+    expect(String(r.stderr)).toMatch(/refused sealed release: not signed by an intermediate of the pinned roots/);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+    expect(forger.dir).toBeTruthy();
+  });
+  it('refuses a replay: a release older than the one installed', async () => {
+    const dir = path.join(root, 'agent-replay');
+    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'old'), '--now', '2026-11-23T00:00:00Z'])).code).toBe(0);
+    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'new'), '--now', '2026-11-24T00:00:00Z'])).code).toBe(0);
+    const install = (b: string) => agent(['install', '--bundle', b, '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    expect((await install(bundleAt(path.join(root, 'new')))).exitCode).toBe(0);
+    const replay = await install(bundleAt(path.join(root, 'old')));
+    expect(replay.exitCode).toBe(1);
+    expect(String(replay.stderr)).toMatch(/older .* than the release installed last .*a replay/);
   });
 });
 
@@ -194,6 +234,38 @@ describe('kubernetes target', () => {
   });
 });
 
+describe('the installer refuses a release that does not validate', () => {
+  const installer = path.join(REPO, 'packages/agent/installer.sh');
+  async function stageAndInstall(target: string, files: Record<string, string>) {
+    const staging = fs.mkdtempSync(path.join(root, 'staging-'));
+    for (const [n, c] of Object.entries(files)) fs.writeFileSync(path.join(staging, n), c);
+    return execa('sh', [installer, target, staging, ''], { reject: false });
+  }
+  it.each([
+    ['a leaf of another CA', 'unknown'],
+    ['a revoked leaf (the CRL in the release lists it)', 'revoked'],
+  ])('%s: exit 10, nothing installed', async (_, kind) => {
+    const m = pristine.clone();
+    let cert = fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8');
+    let key = fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8');
+    if (kind === 'unknown') {
+      const other = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] } });
+      cert = fs.readFileSync(other.out('us-east-1', 'api', 'cert.pem'), 'utf8');
+      key = fs.readFileSync(other.out('us-east-1', 'api', 'key.pem'), 'utf8');
+    } else {
+      expect((await m.ci(['revoke', 'us-east-1/api', '--out', path.join(root, 'revoke-out')])).code).toBe(0);
+    }
+    const target = path.join(root, `installer-${kind}`);
+    const r = await stageAndInstall(target, {
+      'cert.pem': cert, 'key.pem': key, 'chain.pem': cert, 'trust.openssl.pem': m.read('bundles/us-east-1/trust.openssl.pem'),
+      'crl.pem': m.read('bundles/global/crl.pem') + m.read('bundles/us-east-1/crl.pem'),
+    });
+    expect(r.exitCode).toBe(10);
+    expect(String(r.stdout)).toMatch(/invalid release: cert.pem does not verify/);
+    expect(fs.existsSync(path.join(target, 'current'))).toBe(false);
+  });
+});
+
 describe('canary', () => {
   let nginx: Terminator;
   afterAll(() => nginx?.stop());
@@ -205,6 +277,16 @@ describe('canary', () => {
     expect(d.code, d.stdout).toBe(0);
     expect(d.stdout).toMatch(/canary handshake ok/);
     expect(fs.existsSync(path.join(rest, 'current'))).toBe(true);
+  });
+  it('fails a canary whose endpoint does not present the leaf just deployed', async () => {
+    const rest = path.join(root, 'canary-wrong-rest');
+    // The check points at the nginx of the first canary test, which serves another release.
+    const m = withTargets([{ type: 'dir', path: path.join(root, 'canary-wrong'), check: `https://127.0.0.1:${nginx.port}/` }, { type: 'dir', path: rest }]);
+    expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/canary check of https:\/\/127.0.0.1:\d+\/ failed: the endpoint presents .*, not the leaf just deployed/);
+    expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
   });
   it('stops the rollout at the first failed canary', async () => {
     const rest = path.join(root, 'canary-stopped');

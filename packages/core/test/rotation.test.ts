@@ -40,6 +40,10 @@ describe('planned intermediate rotation, as a table', () => {
     expect(switched).toMatchObject({ active: 'B', previous: 'A', next: undefined });
     expect(nextGate(switched)).toEqual({ gate: 'retire', at: '2027-01-09T00:00:00Z' });
   });
+  it('the retire gate waits for a recorded leaf that outlives the longest declared TTL (a TTL lowered since)', () => {
+    const t = advanceScope(publish, { type: 'tick', longestLeafTtl: DAY, latestLeafExpiry: T(24 + 5 * 24) }, T(24));
+    expect(t.state.rotation!.retireAt).toBe(T(24 + 5 * 24).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+  });
   it('abort during switch puts signing back on the old key', () => {
     expect(advanceScope(switched, { type: 'abort' }, T(30)).state).toMatchObject({ active: 'A', previous: undefined });
   });
