@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TrellisError, assertAgentPosture, describeRelease, openSealedRelease, parseCertificates, requireIdentities, runMain, writeFileAtomic } from '@trellis/core';
+import { TrellisError, assertAgentPosture, describeRelease, failAsUsage, openSealedRelease, parseCertificates, requireIdentities, runMain, writeFileAtomic } from '@trellis/core';
 import { installLocally } from './install.js';
 
 interface Args { bundle: string; dir: string; roots: string; reload?: string; expect?: string }
@@ -53,8 +53,6 @@ await runMain('trellis-agent', () => {
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue('exit codes: 0 installed or unchanged, 1 the release was refused or the reload failed (rolled back), 2 usage, 3 custody')
-    .fail((msg, err) => {
-      throw err ?? new TrellisError('usage', msg);
-    })
+    .fail(failAsUsage)
     .parseAsync();
 });

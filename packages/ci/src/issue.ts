@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import {
-  BACKDATE_MS, TrellisError, certificatePem, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
+  BACKDATE_MS, TrellisError, certificatePem, iso, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
   writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
@@ -44,7 +44,7 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
 }
 
 export function leafCreated(l: MintedLeaf): Created {
-  return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: l.record.notAfter.toISOString().replace(/\.\d{3}Z$/, 'Z') };
+  return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: iso(l.record.notAfter) };
 }
 
 /** Why the scope's crl.pem must be re-signed now, or undefined. */

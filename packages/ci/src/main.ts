@@ -2,7 +2,7 @@
 /** trellis-ci: the CI CLI. It never sees the root identity, and imports no root-signing code. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TrellisError, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, failAsUsage, runMain } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
 import { plan } from './commands/plan.js';
@@ -13,7 +13,7 @@ import { revoke } from './commands/revoke.js';
 import { deploy } from './commands/deploy.js';
 
 await runMain('trellis-ci', () => {
-  // Posture first: the root identity in this environment is refused before anything else runs.
+  // Posture first, for every command: the root identity in this environment is refused before anything else runs.
   requireCiPosture();
   return yargs(hideBin(process.argv))
     .scriptName('trellis-ci')
@@ -23,9 +23,7 @@ await runMain('trellis-ci', () => {
     .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
     .demandCommand(1, 'name a command')
     .strict()
-    .epilogue('exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed')
-    .fail((msg, err) => {
-      throw err ?? new TrellisError('usage', msg);
-    })
+    .epilogue(EXIT_CODES_HELP)
+    .fail(failAsUsage)
     .parseAsync();
 });

@@ -3,7 +3,7 @@
  * to exit codes, the clock, the store location, and who is acting.
  */
 import os from 'node:os';
-import { isTrellisError } from './errors.js';
+import { TrellisError, isTrellisError } from './errors.js';
 import { findStore, Store } from './store.js';
 import { parseInstant } from './time.js';
 
@@ -59,4 +59,12 @@ export function onlineInterfaces(): string[] {
     .filter(([, addrs]) => (addrs ?? []).some((a) => !a.internal))
     .map(([name]) => name)
     .sort();
+}
+
+/** The contract's exit codes, for every CLI's help. */
+export const EXIT_CODES_HELP = 'exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed';
+
+/** yargs `.fail()` for every CLI: its own errors pass through, a parse error is bad usage (exit 2). */
+export function failAsUsage(msg: string | undefined, err: Error | undefined): never {
+  throw err ?? new TrellisError('usage', msg ?? 'bad usage');
 }

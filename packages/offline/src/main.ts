@@ -2,7 +2,7 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TrellisError, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, failAsUsage, runMain } from '@trellis/core';
 import { requireOfflinePosture } from './posture.js';
 import { init } from './commands/init.js';
 import { intermediate } from './commands/intermediate.js';
@@ -13,7 +13,8 @@ import { recover } from './commands/recover.js';
 import { crl } from './commands/crl.js';
 
 await runMain('trellis-root', () => {
-  // Posture first: nothing else of this CLI runs in CI, next to the CI identity, or online unless allowed.
+  // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
+  // Ceremonies ask again, for the record their ledger entry keeps.
   requireOfflinePosture({ allowOnline: process.argv.includes('--allow-online') });
   return yargs(hideBin(process.argv))
     .scriptName('trellis-root')
@@ -25,9 +26,7 @@ await runMain('trellis-root', () => {
     .command([init, intermediate, rotate, recover, crl, status, verify] as CommandModule[])
     .demandCommand(1, 'name a command')
     .strict()
-    .epilogue('exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed')
-    .fail((msg, err) => {
-      throw err ?? new TrellisError('usage', msg);
-    })
+    .epilogue(EXIT_CODES_HELP)
+    .fail(failAsUsage)
     .parseAsync();
 });

@@ -5,7 +5,6 @@ import {
   NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
   trustedIntermediatesOf, withStore, writeFileAtomic, type Mesh,
 } from '@trellis/core';
-import { requireCiPosture } from '../posture.js';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
 interface Args { store?: string; scope: string; format: (typeof FORMATS)[number]; out?: string; releaseDir?: string; upstream?: string }
@@ -21,7 +20,6 @@ export const bundle: CommandModule<object, Args> = {
     .option('upstream', { type: 'string', describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives' })
     .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block') as never,
   handler: async (a) => {
-    requireCiPosture();
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a.scope);
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });

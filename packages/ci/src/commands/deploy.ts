@@ -10,7 +10,6 @@ import {
 import { installLocally } from '@trellis/agent';
 import { handshakeCheck } from '../check.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
-import { requireCiPosture } from '../posture.js';
 import { installOverSsh } from '../targets/ssh.js';
 import { applyManifests, manifests } from '../targets/kubernetes.js';
 
@@ -64,7 +63,6 @@ function leafFrom(mesh: Mesh, from: string, scope: string, service: string): Lea
 }
 
 async function runDeploy(a: Args): Promise<void> {
-  requireCiPosture();
   if (a.canary !== undefined && (!Number.isInteger(a.canary) || a.canary < 1)) throw new TrellisError('usage', '--canary takes a positive whole number');
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
@@ -89,9 +87,11 @@ async function runDeploy(a: Args): Promise<void> {
       return releases.get(key)!;
     };
 
+    let ids: Promise<string[]> | undefined;
     const signers = new Map<string, Promise<SigningIntermediate>>();
     const signerOf = (scope: string) => {
-      if (!signers.has(scope)) signers.set(scope, ciIdentities(mesh).then((ids) => openIntermediate(mesh, scope, ids)));
+      ids ??= ciIdentities(mesh);
+      if (!signers.has(scope)) signers.set(scope, ids.then((i) => openIntermediate(mesh, scope, i)));
       return signers.get(scope)!;
     };
     const outcomes: Outcome[] = [];

@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import { clock, loadMesh, withStore, planRenew } from '@trellis/core';
-import { requireCiPosture } from '../posture.js';
 import { renderPlan } from './renew.js';
 
 interface Args { store?: string; scope?: string; now?: string; json?: boolean }
@@ -10,7 +9,6 @@ export const plan: CommandModule<object, Args> = {
   describe: 'Print what renew would mint, and why',
   builder: (y) => y.option('scope', { type: 'string' }).option('json', { type: 'boolean' }) as never,
   handler: async (a) => {
-    requireCiPosture();
     const p = await withStore(a.store, async (store) => planRenew(loadMesh(store), clock(a.now), { scope: a.scope }));
     process.stdout.write(a.json ? `${JSON.stringify(p, null, 2)}\n` : renderPlan(p));
   },

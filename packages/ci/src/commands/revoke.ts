@@ -6,7 +6,6 @@ import {
 } from '@trellis/core';
 import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlWrite, writeLeafOutput } from '../issue.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
-import { requireCiPosture } from '../posture.js';
 
 interface Args { store?: string; target: string; reason?: string; out?: string; now?: string }
 
@@ -19,7 +18,6 @@ export const revoke: CommandModule<object, Args> = {
     .option('out', { type: 'string', describe: 'where the replacement is written (default <store>/.trellis/out)' })
     .example('$0 revoke us-east-1/api --reason keyCompromise', 'then deploy: the CRL and the new leaf ship together') as never,
   handler: async (a) => {
-    requireCiPosture();
     const [scope, service, ...rest] = a.target.split('/');
     if (!scope || !service || rest.length) throw new TrellisError('usage', `"${a.target}" is not SCOPE/SERVICE`);
     await withStore(a.store, async (store) => {

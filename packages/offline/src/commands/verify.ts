@@ -1,16 +1,14 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import { clock, custodyFindings, loadMesh, withStore, readIdentities, renderFindings, verifyMesh, worstLevel } from '@trellis/core';
-import { requireOfflinePosture } from '../posture.js';
 
-interface Args { store?: string; json?: boolean; now?: string; allowOnline?: boolean }
+interface Args { store?: string; json?: boolean; now?: string }
 
 export const verify: CommandModule<object, Args> = {
   command: 'verify',
   describe: 'Check the store; with the offline identity, also prove root custody',
   builder: (y) => y.option('json', { type: 'boolean', describe: 'machine-readable output' }) as never,
   handler: async (a) => {
-    requireOfflinePosture(a);
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const root = readIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8'));
     const findings = [...(await verifyMesh(mesh, clock(a.now))), ...(await custodyFindings(mesh, { root }))];
