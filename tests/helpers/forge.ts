@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import {
-  PROFILES, certificatePem, exportPrivateKeyPem, extensionsFor, importSigningKey, nodeCryptoSeam, parseCertificate, randomSerial, signCertificate, tryDecrypt,
+  PROFILES, certificatePem, exportPrivateKeyPem, extensionsFor, importSigningKey, nodeCryptoSeam, parseCertificate, randomSerial, tryDecrypt,
 } from '@trellis/core';
 import type { FakeMesh } from './fake-mesh.js';
 
@@ -16,7 +16,7 @@ export async function forgeLeaf(m: FakeMesh, issuerScope: string, sans: { dns: s
   const issuer = parseCertificate(m.read(`bundles/${issuerScope}/intermediate.pem`));
   const { key, algorithm } = await importSigningKey(keyPem);
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
-  const cert = await signCertificate({
+  const cert = await nodeCryptoSeam.signCertificate({
     serial: randomSerial(nodeCryptoSeam), subject: `CN=${sans.dns[0]}`, issuer: issuer.subject,
     notBefore: new Date(now.getTime() - 60_000), notAfter: new Date(now.getTime() + 86_400_000),
     subjectPublicKey: keys.publicKey, signingKey: key, signingAlgorithm: algorithm,

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import {
   TrellisError, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
-  type Certificate, type Mesh, type SigningIntermediate,
+  inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
 export function ciIdentities(mesh: Mesh): Promise<string[]> {
@@ -23,15 +23,10 @@ async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
  * intermediate that does not chain to a recorded root or has drifted from its
  * profile, and a key that does not match its certificate.
  */
-export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: 'active' | 'previous' | 'next' = 'active'): Promise<SigningIntermediate> {
-  const m = mesh.material.get(scope);
-  const slots: Record<typeof which, [Certificate | undefined, string | undefined, string, string]> = {
-    active: [m?.intermediate, m?.keyAge, paths.intermediate(scope), paths.intermediateKey(scope)],
-    previous: [m?.previous, m?.previousKeyAge, paths.previousIntermediate(scope), paths.previousIntermediateKey(scope)],
-    next: [m?.next, m?.nextKeyAge, paths.nextIntermediate(scope), paths.nextIntermediateKey(scope)],
-  };
-  const [cert, ct, certFile, file] = slots[which];
-  if (!cert) throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, { file: certFile, hint: `trellis-root intermediate ${scope}` });
+export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: IntermediateRole = 'active'): Promise<SigningIntermediate> {
+  const live = inRole(liveIntermediates(mesh, scope), which);
+  if (!live) throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
+  const { cert, keyAge: ct, file: certFile, keyFile: file } = live;
   const problems = await intermediateProblems(mesh, scope, cert);
   if (problems.length) {
     throw new TrellisError('verification-failed', problems.join('; '), { file: certFile, hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)' });

@@ -44,7 +44,7 @@ export interface IssueParams {
   extensions: x509.Extension[];
 }
 
-/** Signs a certificate; the profile's extensions are decided by the caller's tier. */
+/** The default encoder behind `CryptoSeam.signCertificate`: call it through a seam. The profile's extensions are decided by the caller's tier. */
 export async function signCertificate(p: IssueParams): Promise<Certificate> {
   return x509.X509CertificateGenerator.create({
     serialNumber: p.serial,

@@ -6,6 +6,8 @@
 import 'reflect-metadata';
 import { KeyObject, createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import type { Certificate, IssueParams } from './certificates.js';
+import type { CrlParams } from './revocation.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -24,16 +26,20 @@ export const ALGORITHM_SPECS: Record<KeyAlgorithm, AlgorithmSpec> = {
   ed25519: { generate: { name: 'Ed25519' }, signing: { name: 'Ed25519' } },
 };
 
+/**
+ * Every primitive a certificate or CRL goes through: randomness, key
+ * generation, and the encode-and-sign of certificates and CRLs. A token
+ * signer or a faster leaf encoder replaces one member; tests inject one.
+ */
 export interface CryptoSeam {
   randomBytes(n: number): Uint8Array;
   generateKeyPair(alg: KeyAlgorithm): Promise<CryptoKeyPair>;
+  /** Encodes the TBSCertificate and signs it with `p.signingKey`. */
+  signCertificate(p: IssueParams): Promise<Certificate>;
+  /** Encodes and signs a CRL; returns it as `X509 CRL` PEM. */
+  signCrl(p: CrlParams): Promise<string>;
 }
 
-export const nodeCryptoSeam: CryptoSeam = {
-  randomBytes: (n) => new Uint8Array(randomBytes(n)),
-  generateKeyPair: (alg) =>
-    webcrypto.subtle.generateKey(ALGORITHM_SPECS[alg].generate as EcKeyGenParams, true, ['sign', 'verify']) as Promise<CryptoKeyPair>,
-};
 
 /**
  * A positive 128-bit serial from the CSPRNG. The fixed 0x01 lead byte keeps the

@@ -2,6 +2,7 @@ import { fingerprint, type Certificate } from './certificates.js';
 import { sha256Hex } from './crypto.js';
 import type { FileWrite } from './store.js';
 import { iso } from './time.js';
+import { TrellisError } from './errors.js';
 
 /**
  * Evidence records: what an auditor asks for after a rotation, recovery or
@@ -37,7 +38,13 @@ export interface Evidence {
   affected: { service: string; oldSerial: string; newSerial?: string; hosts?: string[] }[];
 }
 
+/** Evidence ids are generated (procedureId); one read from a record that could name another path is refused. */
+const EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 export function evidencePaths(scope: string, id: string): { json: string; md: string } {
+  if (!EVIDENCE_ID.test(id) || id.includes('..')) {
+    throw new TrellisError('corrupt-store', `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`, { file: `bundles/${scope}/state.yaml`, field: 'evidence', hint: 'restore the file from git history' });
+  }
   return { json: `bundles/${scope}/evidence/${id}.json`, md: `bundles/${scope}/evidence/${id}.md` };
 }
 

@@ -4,10 +4,10 @@ export { parseDuration, formatDuration, parseInstant, iso } from './time.js';
 export * from './names.js';
 export { parseMeshConfig, serializeMeshConfig, parseScope, describeTarget, toYaml, MESH_DEFAULTS, type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget } from './config.js';
 export {
-  KEY_ALGORITHMS, nodeCryptoSeam, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
+  KEY_ALGORITHMS, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
   type KeyAlgorithm, type CryptoSeam,
 } from './crypto.js';
-export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signCertificate, signedBy, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
+export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signedBy, type IssueParams, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
 export { PROFILES, extensionsFor, validityWithin, renewalPoint, assertNamesInside, profileViolations, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
@@ -19,7 +19,8 @@ export {
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustedIntermediatesOf, trustedIntermediatesAfter, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
@@ -29,9 +30,15 @@ export {
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition,
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
-export { signCrl, signAnchorCrl, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export { nodeCryptoSeam } from './seam.js';
+export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type LeafFiles } from './release.js';
+export { statusCommand, verifyCommand } from './inspect-commands.js';
+export {
+  advancePhases, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, leafCreated, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
+  type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
+} from './procedures.js';

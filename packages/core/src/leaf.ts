@@ -3,7 +3,7 @@
  * encoder can replace its body without touching them.
  */
 import { exportPrivateKeyPem, randomSerial, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
-import { certificatePem, fingerprint, keyId, signCertificate, type Certificate } from './certificates.js';
+import { certificatePem, fingerprint, keyId, type Certificate } from './certificates.js';
 import { PROFILES, assertNamesInside, extensionsFor, validityWithin } from './profiles.js';
 import { leafNames, type LeafRecord } from './issuance.js';
 import { permittedNamesFor } from './names.js';
@@ -39,7 +39,7 @@ export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, se
   const validity = validityWithin('leaf', req.now, req.ttl, { notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate` });
   const keys = await seam.generateKeyPair(req.algorithm);
   const serial = randomSerial(seam);
-  const cert = await signCertificate({
+  const cert = await seam.signCertificate({
     serial,
     subject: `CN=${sans.dns[0]}`,
     issuer: issuer.cert.subject,

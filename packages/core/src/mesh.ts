@@ -8,41 +8,17 @@ import { parseMeshConfig, parseScope, type MeshConfig, type ScopeDef } from './c
 import { parseCertificate, parseCertificates, type Certificate } from './certificates.js';
 import { parseIssuanceRecord, type ActiveIssuer, type IssuanceRecord } from './issuance.js';
 import { STORE_FILE, type FileWrite, type Store } from './store.js';
+import { paths } from './paths.js';
+import { anchorsBy, inRole, liveIntermediates } from './live.js';
 import { certificatePem, fingerprint, keyId } from './certificates.js';
 import { parseRootState, parseScopeState } from './state-files.js';
 import { iso } from './time.js';
+import { SCOPE_NAME } from './names.js';
+import { evidencePaths } from './evidence.js';
 import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
 import { composeTrust, trustOpensslPem, trustPem } from './trust.js';
 
-export const paths = {
-  config: STORE_FILE,
-  scopeFile: (s: string) => `scopes/${s}.yaml`,
-  rootCert: 'bundles/root/root.pem',
-  roots: 'bundles/root/roots.pem',
-  rootKey: 'bundles/root/root.key.age',
-  rootCrl: 'bundles/root/crl.pem',
-  rootLedger: 'bundles/root/ledger.jsonl',
-  rootPrevious: 'bundles/root/root.previous.pem',
-  rootPreviousKey: 'bundles/root/root.previous.key.age',
-  link: 'bundles/root/link.pem',
-  rootState: 'bundles/root/state.yaml',
-  intermediate: (s: string) => `bundles/${s}/intermediate.pem`,
-  intermediateKey: (s: string) => `bundles/${s}/intermediate.key.age`,
-  /** publish phase: the intermediate being introduced. */
-  nextIntermediate: (s: string) => `bundles/${s}/intermediate.next.pem`,
-  nextIntermediateKey: (s: string) => `bundles/${s}/intermediate.next.key.age`,
-  /** switch phase: the intermediate being retired. */
-  previousIntermediate: (s: string) => `bundles/${s}/intermediate.previous.pem`,
-  previousIntermediateKey: (s: string) => `bundles/${s}/intermediate.previous.key.age`,
-  /** root overlap: the active intermediate's certificate under the previous root. */
-  oldRootIntermediate: (s: string) => `bundles/${s}/intermediate.old-root.pem`,
-  trust: (s: string) => `bundles/${s}/trust.pem`,
-  trustOpenssl: (s: string) => `bundles/${s}/trust.openssl.pem`,
-  scopeCrl: (s: string) => `bundles/${s}/crl.pem`,
-  state: (s: string) => `bundles/${s}/state.yaml`,
-  leaves: (s: string) => `bundles/${s}/leaves.yaml`,
-  ledger: (s: string) => `bundles/${s}/ledger.jsonl`,
-};
+export { paths } from './paths.js';
 
 export interface ScopeMaterial {
   intermediatePem?: string;
@@ -55,6 +31,8 @@ export interface ScopeMaterial {
   oldRootIntermediate?: Certificate;
   /** Parsed state.yaml; a store without one is steady on its intermediate. */
   state?: ScopeState;
+  /** The evidence JSON of the procedure under way (state.evidence), as the store holds it. */
+  openEvidence?: string;
   crlPem?: string;
   trustPem?: string;
   trustOpensslPem?: string;
@@ -77,10 +55,14 @@ export interface Mesh {
   link?: Certificate;
   rootState?: RootState;
   rootCrlPem?: string;
+  /** The evidence JSON of a root rotation under way, as the store holds it. */
+  rootOpenEvidence?: string;
   /** Material under bundles/<scope>/ for every declared scope (empty when none yet). */
   material: Map<string, ScopeMaterial>;
   /** bundles/<dir> with no scopes/<dir>.yaml: left behind by a deleted scope. */
   orphans: string[];
+  /** The material of each orphan named like a scope: what `trellis-root retire` revokes and removes. */
+  retired: Map<string, ScopeMaterial>;
 }
 
 function certAt(store: Store, rel: string): { pem?: string; cert?: Certificate } {
@@ -101,6 +83,32 @@ function certsAt(rel: string, pem: string): Certificate[] {
   }
 }
 
+function loadMaterial(store: Store, scope: string): ScopeMaterial {
+  const inter = certAt(store, paths.intermediate(scope));
+  const leavesText = store.read(paths.leaves(scope));
+  const stateText = store.read(paths.state(scope));
+  const state = stateText !== undefined ? parseScopeState(stateText, paths.state(scope))
+    : inter.cert ? { phase: 'steady' as const, active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : undefined;
+  const evidencePath = state?.evidence ? evidencePaths(scope, state.evidence).json : undefined;
+  return {
+    intermediatePem: inter.pem,
+    intermediate: inter.cert,
+    keyAge: store.read(paths.intermediateKey(scope)),
+    next: certAt(store, paths.nextIntermediate(scope)).cert,
+    nextKeyAge: store.read(paths.nextIntermediateKey(scope)),
+    previous: certAt(store, paths.previousIntermediate(scope)).cert,
+    previousKeyAge: store.read(paths.previousIntermediateKey(scope)),
+    oldRootIntermediate: certAt(store, paths.oldRootIntermediate(scope)).cert,
+    state,
+    openEvidence: evidencePath ? store.read(evidencePath) : undefined,
+    crlPem: store.read(paths.scopeCrl(scope)),
+    trustPem: store.read(paths.trust(scope)),
+    trustOpensslPem: store.read(paths.trustOpenssl(scope)),
+    leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
+    ledger: store.read(paths.ledger(scope)) ?? '',
+  };
+}
+
 export function loadMesh(store: Store): Mesh {
   const configText = store.read(paths.config);
   if (configText === undefined) throw new TrellisError('no-store', `${store.dir} holds no ${STORE_FILE}`);
@@ -116,29 +124,11 @@ export function loadMesh(store: Store): Mesh {
   const rootsPem = store.read(paths.roots);
   const rootStateText = store.read(paths.rootState);
   const material = new Map<string, ScopeMaterial>();
-  for (const s of scopes) {
-    const inter = certAt(store, paths.intermediate(s.name));
-    const leavesText = store.read(paths.leaves(s.name));
-    const stateText = store.read(paths.state(s.name));
-    material.set(s.name, {
-      intermediatePem: inter.pem,
-      intermediate: inter.cert,
-      keyAge: store.read(paths.intermediateKey(s.name)),
-      next: certAt(store, paths.nextIntermediate(s.name)).cert,
-      nextKeyAge: store.read(paths.nextIntermediateKey(s.name)),
-      previous: certAt(store, paths.previousIntermediate(s.name)).cert,
-      previousKeyAge: store.read(paths.previousIntermediateKey(s.name)),
-      oldRootIntermediate: certAt(store, paths.oldRootIntermediate(s.name)).cert,
-      state: stateText !== undefined ? parseScopeState(stateText, paths.state(s.name))
-        : inter.cert ? { phase: 'steady', active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : undefined,
-      crlPem: store.read(paths.scopeCrl(s.name)),
-      trustPem: store.read(paths.trust(s.name)),
-      trustOpensslPem: store.read(paths.trustOpenssl(s.name)),
-      leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(s.name)),
-      ledger: store.read(paths.ledger(s.name)) ?? '',
-    });
-  }
+  for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
   const declared = new Set(scopes.map((s) => s.name));
+  const orphans = store.list('bundles', 'dir').filter((d) => d !== 'root' && !declared.has(d));
+  const rootState = rootStateText !== undefined ? parseRootState(rootStateText, paths.rootState)
+    : root.cert ? { phase: 'steady' as const, active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : undefined;
   return {
     dir: store.dir,
     config,
@@ -152,11 +142,12 @@ export function loadMesh(store: Store): Mesh {
     previousRoot: certAt(store, paths.rootPrevious).cert,
     previousRootKeyAge: store.read(paths.rootPreviousKey),
     link: certAt(store, paths.link).cert,
-    rootState: rootStateText !== undefined ? parseRootState(rootStateText, paths.rootState)
-      : root.cert ? { phase: 'steady', active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : undefined,
+    rootState,
+    rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths('root', rootState.rotation.id).json) : undefined,
     rootCrlPem: store.read(paths.rootCrl),
     material,
-    orphans: store.list('bundles', 'dir').filter((d) => d !== 'root' && !declared.has(d)),
+    orphans,
+    retired: new Map(orphans.filter((d) => SCOPE_NAME.test(d)).map((d) => [d, loadMaterial(store, d)])),
   };
 }
 
@@ -170,9 +161,11 @@ export function scopeDef(mesh: Mesh, name: string): ScopeDef {
 
 /** The scope's signing key as leaf records name it, or undefined before its ceremony. */
 export function activeIssuer(mesh: Mesh, scope: string): ActiveIssuer | undefined {
-  const m = mesh.material.get(scope);
-  if (!m?.intermediate) return undefined;
-  return { key: keyId(m.intermediate), fingerprints: [m.intermediate, m.oldRootIntermediate].filter((c): c is Certificate => !!c).map(fingerprint) };
+  const live = liveIntermediates(mesh, scope);
+  const active = inRole(live, 'active');
+  if (!active) return undefined;
+  // The old-root twin carries the same key: leaves it vouches for are the active key's.
+  return { key: keyId(active.cert), fingerprints: live.filter((l) => l.role === 'active' || l.role === 'old-root').map((l) => fingerprint(l.cert)) };
 }
 
 /** The scope's signing intermediate, or the not-yet-minted refusal. */
@@ -184,36 +177,6 @@ export function activeIntermediate(mesh: Mesh, scope: string): Certificate {
     });
   }
   return m.intermediate;
-}
-
-/**
- * The intermediates each scope's bundle must trust now: the active one, and
- * during a rotation the one being introduced or retired (oldest first, so a
- * bundle's order does not change when signing switches).
- */
-export function trustedIntermediatesOf(mesh: Mesh): (scope: string) => Certificate[] {
-  return (scope) => {
-    const m = mesh.material.get(scope);
-    return [m?.previous, m?.intermediate, m?.next].filter((c): c is Certificate => c !== undefined);
-  };
-}
-
-/** The same, as the store will be once `writes` are applied: for recomposing bundles inside a plan. */
-export function trustedIntermediatesAfter(mesh: Mesh, writes: FileWrite[]): (scope: string) => Certificate[] {
-  const pending = new Map(writes.map((w) => [w.path, w.content]));
-  const current = trustedIntermediatesOf(mesh);
-  return (scope) => {
-    const m = mesh.material.get(scope);
-    const slots: [string, Certificate | undefined][] = [
-      [paths.previousIntermediate(scope), m?.previous], [paths.intermediate(scope), m?.intermediate], [paths.nextIntermediate(scope), m?.next],
-    ];
-    if (!slots.some(([p]) => pending.has(p))) return current(scope);
-    return slots.flatMap(([p, cert]) => {
-      if (!pending.has(p)) return cert ? [cert] : [];
-      const pem = pending.get(p);
-      return pem ? [parseCertificate(pem)] : [];
-    });
-  };
 }
 
 /** The writes that make the scope's files hold `effects` (see rotation.ts). */
@@ -263,12 +226,12 @@ export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], 
 }
 
 /** What a scope's services trust: the boundary rule applied to the mesh's intermediates. */
-export function scopeTrust(mesh: Mesh, scope: string, intermediatesOf = trustedIntermediatesOf(mesh)): Certificate[] {
+export function scopeTrust(mesh: Mesh, scope: string, intermediatesOf = anchorsBy(mesh)): Certificate[] {
   return composeTrust(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name), intermediatesOf);
 }
 
 /** trust.pem and trust.openssl.pem of every scope with material, composed by the boundary rule. */
-export function trustBundleFiles(mesh: Mesh, intermediatesOf = trustedIntermediatesOf(mesh)): { path: string; content: string }[] {
+export function trustBundleFiles(mesh: Mesh, intermediatesOf = anchorsBy(mesh)): { path: string; content: string }[] {
   return mesh.scopes
     .filter((s) => intermediatesOf(s.name).length > 0)
     .flatMap((s) => {

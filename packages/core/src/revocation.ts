@@ -6,7 +6,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
-import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type KeyAlgorithm } from './crypto.js';
+import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
 import { keyId, type Certificate } from './certificates.js';
 
 export type Crl = x509.X509Crl;
@@ -30,7 +30,7 @@ export function crlReason(text: string): x509.X509CrlReason {
   return REASONS[text] ?? x509.X509CrlReason.unspecified;
 }
 
-export async function signCrl(p: {
+export interface CrlParams {
   /** The CA whose key signs: its subject is the CRL's issuer, unless `issuerName` says otherwise. */
   issuer: Certificate;
   issuerName?: string;
@@ -39,7 +39,10 @@ export async function signCrl(p: {
   thisUpdate: Date;
   nextUpdate: Date;
   entries: CrlEntry[];
-}): Promise<string> {
+}
+
+/** The default encoder behind `CryptoSeam.signCrl`: call it through a seam. */
+export async function signCrl(p: CrlParams): Promise<string> {
   const crl = await x509.X509CrlGenerator.create({
     issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
@@ -84,8 +87,8 @@ export function serialKey(serial: string): string {
  * passes, and says only what the anchor's explicit trust already says.
  * Revoking an intermediate is done by removing it from every bundle.
  */
-export function signAnchorCrl(p: { issuer: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; thisUpdate: Date; nextUpdate: Date }): Promise<string> {
-  return signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
+export function signAnchorCrl(p: { issuer: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; thisUpdate: Date; nextUpdate: Date }, seam: Pick<CryptoSeam, 'signCrl'>): Promise<string> {
+  return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
 }
 
 /** The CRL `cert` signs for the certificates it issued. */

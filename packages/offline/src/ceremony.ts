@@ -5,7 +5,7 @@
  */
 import {
   BACKDATE_MS, PROFILES, TrellisError, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
-  randomSerial, signCertificate, signCrl, validityWithin,
+  randomSerial, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
 
@@ -26,7 +26,7 @@ const stamp = (now: Date) => now.toISOString().slice(0, 16).replace(/[-:]/g, '')
 export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam): Promise<MintedCa> {
   const keys = await seam.generateKeyPair(config.algorithms.root);
   const name = `O=${config.mesh}, OU=trellis, CN=${config.mesh} root ${stamp(now)}`;
-  const cert = await signCertificate({
+  const cert = await seam.signCertificate({
     serial: randomSerial(seam),
     subject: name,
     issuer: name,
@@ -42,7 +42,7 @@ export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 
 /** A scope's intermediate: pathLen 0 and critical name constraints to the scope's own trust domain. */
 export async function mintIntermediate(scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<MintedCa> {
   const keys = await seam.generateKeyPair(config.algorithms.intermediate);
-  const cert = await signCertificate({
+  const cert = await seam.signCertificate({
     serial: randomSerial(seam),
     subject: `O=${config.mesh}, OU=${scope}, CN=${scope} intermediate ${stamp(now)}`,
     issuer: root.cert.subject,
@@ -96,7 +96,7 @@ export async function openRootKeys(mesh: Mesh, rootIdentities: string[], now: Da
 export async function resignIntermediate(cert: Certificate, scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<Certificate> {
   const publicKey = await cert.publicKey.export();
   const { notBefore } = validityWithin('intermediate', now, cert.notAfter.getTime() - now.getTime(), { notAfter: root.cert.notAfter, label: 'the new root' });
-  return signCertificate({
+  return seam.signCertificate({
     serial: randomSerial(seam),
     subject: cert.subject,
     issuer: root.cert.subject,
@@ -113,7 +113,7 @@ export async function resignIntermediate(cert: Certificate, scope: string, confi
 export async function linkCertificate(newRoot: Certificate, oldRoot: RootSigner, now: Date, seam: CryptoSeam): Promise<Certificate> {
   const publicKey = await newRoot.publicKey.export();
   const notAfter = newRoot.notAfter < oldRoot.cert.notAfter ? newRoot.notAfter : oldRoot.cert.notAfter;
-  return signCertificate({
+  return seam.signCertificate({
     serial: randomSerial(seam),
     subject: newRoot.subject,
     issuer: oldRoot.cert.subject,
@@ -127,8 +127,8 @@ export async function linkCertificate(newRoot: Certificate, oldRoot: RootSigner,
 }
 
 /** `bundles/root/crl.pem`: one CRL per root trusted now, each listing the intermediates it revoked. */
-export async function rootCrlPem(signers: RootSigner[], revoked: Revocation[], now: Date, validity: number): Promise<string> {
-  const crls = await Promise.all(signers.map((s) => signCrl({
+export async function rootCrlPem(signers: RootSigner[], revoked: Revocation[], now: Date, validity: number, seam: CryptoSeam): Promise<string> {
+  const crls = await Promise.all(signers.map((s) => seam.signCrl({
     issuer: s.cert, key: s.key, algorithm: s.algorithm, thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + validity),
     entries: crlEntriesFor(s.cert, revoked, now),
   })));

@@ -1,6 +1,6 @@
 /** What every offline operation records: ledger entries that note the posture, and the root CRL. */
 import {
-  TrellisError, actor, appendToLedger, iso, parseLedger, paths, serializeRootState,
+  TrellisError, actor, appendToLedger, iso, nodeCryptoSeam, parseLedger, paths, serializeRootState,
   type Created, type FileWrite, type Mesh, type RootState,
 } from '@trellis/core';
 import { rootCrlPem, type RootSigner } from './ceremony.js';
@@ -19,7 +19,7 @@ export function offlineEntry(ledger: string, op: string, now: Date, posture: Pos
 export async function rootRecordWrites(mesh: Mesh, state: RootState, signers: RootSigner[], now: Date): Promise<FileWrite[]> {
   return [
     { path: paths.rootState, content: serializeRootState(state) },
-    { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, now, mesh.config.crl.root) },
+    { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, now, mesh.config.crl.root, nodeCryptoSeam) },
   ];
 }
 

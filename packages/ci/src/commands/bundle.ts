@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
 import {
   NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
-  trustedIntermediatesOf, withStore, writeFileAtomic, type Mesh,
+  anchorsBy, withStore, writeFileAtomic, type Mesh,
 } from '@trellis/core';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
@@ -105,7 +105,7 @@ function haproxyLines(scope: string, at: (f: string) => string, upstream?: strin
  */
 function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
   const trusted = trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name));
-  const of = trustedIntermediatesOf(mesh);
+  const of = anchorsBy(mesh);
   const map: Record<string, unknown> = {};
   for (const s of trusted) {
     const certs = of(s);

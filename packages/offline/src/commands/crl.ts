@@ -1,11 +1,11 @@
-import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { clock, iso, loadMesh, paths, requireIdentities, withStore } from '@trellis/core';
+import { clock, loadMesh, withStore } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
+import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { offlineEntry, rootRecordWrites } from '../records.js';
+import { resignRootCrl } from '../procedures.js';
 
-interface Args { store?: string; now?: string; allowOnline?: boolean }
+interface Args { store?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean }
 
 export const crl: CommandModule<object, Args> = {
   command: 'crl',
@@ -16,11 +16,9 @@ export const crl: CommandModule<object, Args> = {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
-      const writes = await rootRecordWrites(mesh, mesh.rootState!, signers, now);
-      writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate: iso(new Date(now.getTime() + mesh.config.crl.root)) }) });
-      store.commit(writes);
-      process.stdout.write(`root CRL re-signed by ${signers.length} root(s), ${mesh.rootState!.revoked.length} revoked intermediate(s), next update ${iso(new Date(now.getTime() + mesh.config.crl.root))}\n`);
+      const result = await resignRootCrl({ ...ceremony(mesh, now, posture, true), recipients: {} }, await openRootKeys(mesh, rootIdentities(), now));
+      store.commit(result.writes);
+      say(result.report);
     });
   },
 };

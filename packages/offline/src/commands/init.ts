@@ -83,7 +83,7 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
     { path: paths.rootLedger, content: ledger },
     { path: paths.rootState, content: serializeRootState(rootState) },
-    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root) },
+    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, nodeCryptoSeam) },
     ...ignoreWork,
   ]));
 

@@ -1,12 +1,9 @@
-import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import {
-  TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, withStore, paths,
-  requireIdentities, scopeDef, serializeScopeState, trustBundleFiles, type Certificate, type FileWrite, type Created,
-} from '@trellis/core';
-import { mintIntermediate, openRootKey } from '../ceremony.js';
+import { TrellisError, clock, loadMesh, withStore, paths, scopeDef } from '@trellis/core';
+import { openRootKey } from '../ceremony.js';
+import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { recipientsToRecord } from '../records.js';
+import { ceremonyIntermediates } from '../procedures.js';
 
 interface Args {
   store?: string;
@@ -57,41 +54,10 @@ async function runIntermediate(a: Args): Promise<void> {
       process.stdout.write('no scope is pending its intermediate\n');
       return;
     }
-    const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-    const root = await openRootKey(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
-
-    const minted = new Map<string, Certificate>();
-    const writes: FileWrite[] = [];
-    const created: Created[] = [];
-    for (const scope of targets) {
-      const ca = await mintIntermediate(scope, mesh.config, root, now, nodeCryptoSeam);
-      const fp = fingerprint(ca.cert);
-      const record: Created = { kind: 'intermediate', fingerprint: fp, serial: ca.cert.serialNumber, subject: ca.cert.subject, notAfter: iso(ca.cert.notAfter) };
-      created.push(record);
-      minted.set(scope, ca.cert);
-      writes.push(
-        { path: paths.intermediate(scope), content: certificatePem(ca.cert) },
-        // The CI recipient only: the root identity must not open what CI signs with.
-        { path: paths.intermediateKey(scope), content: await encryptTo([mesh.config.recipients.ci], ca.keyPem) },
-        { path: paths.state(scope), content: serializeScopeState({ phase: 'steady', active: fp, since: iso(now), revoked: [] }) },
-        { path: paths.leaves(scope), content: '{}\n' },
-        {
-          path: paths.ledger(scope),
-          content: appendToLedger(mesh.material.get(scope)!.ledger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scope, root: fingerprint(root.cert), ...posture }, created: [record] }).text,
-        },
-      );
-    }
-    writes.push({
-      path: paths.rootLedger,
-      content: appendToLedger(mesh.rootLedger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scopes: targets, ...recipients, ...posture }, created }).text,
-    });
-    // A new scope changes what others trust (global trusts every scope), so every bundle is recomposed.
-    writes.push(...trustBundleFiles(mesh, (s) => {
-      const c = minted.get(s) ?? mesh.material.get(s)?.intermediate;
-      return c ? [c] : [];
-    }));
-    store.commit(writes);
-    for (const [scope, cert] of minted) process.stdout.write(`minted ${scope} intermediate ${fingerprint(cert)} (expires ${iso(cert.notAfter)})\n`);
-    process.stdout.write('commit the store and open a pull request; CI mints the leaves on its next renew\n');
+    const c = ceremony(mesh, now, posture, a.confirmRecipients);
+    const root = await openRootKey(mesh, rootIdentities(), now);
+    const result = await ceremonyIntermediates(c, targets, root);
+    store.commit(result.writes);
+    say(result.report);
   });
 }

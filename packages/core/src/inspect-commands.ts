@@ -1,0 +1,44 @@
+/**
+ * `status` and `verify`: the two read-only commands both CLIs offer, defined
+ * once. Each CLI registers them; only which identity verify may use to prove
+ * custody differs (the CLI's own: CI's in trellis-ci, the offline one in trellis-root).
+ */
+import fs from 'node:fs';
+import { readIdentities, type IdentityKind } from './custody.js';
+import { loadMesh } from './mesh.js';
+import { meshStatus } from './plan.js';
+import { renderFindings, renderStatus } from './report.js';
+import { clock, withStore } from './shell.js';
+import { custodyFindings, verifyMesh, worstLevel } from './verify.js';
+
+interface InspectArgs { store?: string; json?: boolean; now?: string }
+/** The part of yargs' builder these commands use: core does not depend on yargs. */
+interface OptionBuilder { option(name: string, opts: { type: 'boolean'; describe: string }): unknown }
+
+const jsonFlag = (y: OptionBuilder) => y.option('json', { type: 'boolean', describe: 'machine-readable output' });
+
+export const statusCommand = {
+  command: 'status',
+  describe: 'Show the root, each scope and its leaves',
+  builder: jsonFlag,
+  handler: async (a: InspectArgs): Promise<void> => {
+    const s = await withStore(a.store, async (store) => meshStatus(loadMesh(store), clock(a.now)));
+    process.stdout.write(a.json ? `${JSON.stringify(s, null, 2)}\n` : renderStatus(s));
+  },
+};
+
+/** verify, proving custody with the identity this CLI's posture holds. */
+export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>) {
+  return {
+    command: 'verify',
+    describe: identity === 'ci' ? 'Check the store without secrets; with the CI identity, also prove key custody' : 'Check the store; with the offline identity, also prove root custody',
+    builder: jsonFlag,
+    handler: async (a: InspectArgs): Promise<void> => {
+      const mesh = await withStore(a.store, async (store) => loadMesh(store));
+      const ids = readIdentities(identity, process.env, (p) => fs.readFileSync(p, 'utf8'));
+      const findings = [...(await verifyMesh(mesh, clock(a.now))), ...(await custodyFindings(mesh, { [identity]: ids }))];
+      process.stdout.write(a.json ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n` : renderFindings(findings));
+      if (worstLevel(findings) === 'error') process.exitCode = 1;
+    },
+  };
+}

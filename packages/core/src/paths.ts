@@ -1,0 +1,32 @@
+/** The one table of where each file of the store lives. */
+import { STORE_FILE } from './store.js';
+
+export const paths = {
+  config: STORE_FILE,
+  scopeFile: (s: string) => `scopes/${s}.yaml`,
+  rootCert: 'bundles/root/root.pem',
+  roots: 'bundles/root/roots.pem',
+  rootKey: 'bundles/root/root.key.age',
+  rootCrl: 'bundles/root/crl.pem',
+  rootLedger: 'bundles/root/ledger.jsonl',
+  rootPrevious: 'bundles/root/root.previous.pem',
+  rootPreviousKey: 'bundles/root/root.previous.key.age',
+  link: 'bundles/root/link.pem',
+  rootState: 'bundles/root/state.yaml',
+  intermediate: (s: string) => `bundles/${s}/intermediate.pem`,
+  intermediateKey: (s: string) => `bundles/${s}/intermediate.key.age`,
+  /** publish phase: the intermediate being introduced. */
+  nextIntermediate: (s: string) => `bundles/${s}/intermediate.next.pem`,
+  nextIntermediateKey: (s: string) => `bundles/${s}/intermediate.next.key.age`,
+  /** switch phase: the intermediate being retired. */
+  previousIntermediate: (s: string) => `bundles/${s}/intermediate.previous.pem`,
+  previousIntermediateKey: (s: string) => `bundles/${s}/intermediate.previous.key.age`,
+  /** root overlap: the active intermediate's certificate under the previous root. */
+  oldRootIntermediate: (s: string) => `bundles/${s}/intermediate.old-root.pem`,
+  trust: (s: string) => `bundles/${s}/trust.pem`,
+  trustOpenssl: (s: string) => `bundles/${s}/trust.openssl.pem`,
+  scopeCrl: (s: string) => `bundles/${s}/crl.pem`,
+  state: (s: string) => `bundles/${s}/state.yaml`,
+  leaves: (s: string) => `bundles/${s}/leaves.yaml`,
+  ledger: (s: string) => `bundles/${s}/ledger.jsonl`,
+};

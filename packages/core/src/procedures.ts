@@ -1,0 +1,217 @@
+/**
+ * The CI procedures as plain functions beside the reducers: from the loaded
+ * mesh, `now` and the opened intermediate keys to the writes, the leaves to
+ * hand out, and what to tell the operator. trellis-ci only loads, opens keys,
+ * calls these, writes the output directory, commits and prints.
+ */
+import { keyId, type Certificate } from './certificates.js';
+import type { CryptoSeam } from './crypto.js';
+import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
+import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
+import { appendToLedger, type Created } from './ledger.js';
+import { mintLeaf, type MintedLeaf, type SigningIntermediate } from './leaf.js';
+import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
+import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
+import type { RenewPlan } from './plan.js';
+import { BACKDATE_MS } from './profiles.js';
+import { crlEntriesFor, crlStaleness, signAnchorCrl } from './revocation.js';
+import { advanceScope } from './rotation.js';
+import { serializeScopeState } from './state-files.js';
+import { mergeWrites, type FileWrite } from './store.js';
+import { iso } from './time.js';
+import { TrellisError } from './errors.js';
+
+/** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs. */
+export interface CrlSigner extends SigningIntermediate {
+  /** Signs a leaf CRL: leaves it issued may be live. */
+  issuing: boolean;
+  /** Signs an anchor CRL: bundles anchor on it. */
+  anchored: boolean;
+}
+
+/** The keys a CI procedure holds for one scope: the active signer, and every live key crl.pem needs. */
+export interface ScopeKeys {
+  signer: SigningIntermediate;
+  crl: CrlSigner[];
+}
+
+export interface PhaseStep { scope: string; step: string }
+
+/** Advances every scope whose rotation gate is met (the tick of advanceScope); pure. */
+export function advancePhases(mesh: Mesh, scopes: string[], now: Date, actor: string): { writes: FileWrite[]; steps: PhaseStep[] } {
+  const writes: FileWrite[] = [];
+  const steps: PhaseStep[] = [];
+  for (const scope of scopes) {
+    const m = mesh.material.get(scope)!;
+    if (!m.state || !m.intermediate) continue;
+    const def = scopeDef(mesh, scope);
+    const longestLeafTtl = Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf));
+    const latestLeafExpiry = new Date(Math.max(0, ...[...m.leaves.values()].map((l) => l.notAfter.getTime())));
+    const t = advanceScope(m.state, { type: 'tick', longestLeafTtl, latestLeafExpiry }, now, scope);
+    if (!t.step) continue;
+    steps.push({ scope, step: t.step });
+    let state = t.state;
+    if (m.openEvidence) {
+      const prior = parseEvidence(m.openEvidence);
+      const done = t.step === 'retire';
+      const note = t.step === 'switch' ? 'signing moved to the new intermediate; every leaf re-minted by this renew' : 'every old-key leaf has expired: the old intermediate and its key are removed';
+      writes.push(...evidenceFiles({
+        ...prior, steps: [...prior.steps, { step: t.step, at: iso(now), actor, tool: 'trellis-ci renew', note }],
+        ...(done ? { status: 'completed' as const, ended: iso(now) } : {}),
+      }).writes);
+      if (done) state = { ...state, evidence: undefined };
+    }
+    writes.push(...effectWrites(mesh, scope, t.effects), { path: paths.state(scope), content: serializeScopeState(state) });
+  }
+  return { writes, steps };
+}
+
+/** Why the scope's crl.pem must be re-signed now, or undefined. */
+export function scopeCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise<string | undefined> {
+  const live = liveIntermediates(mesh, scope);
+  const m = mesh.material.get(scope)!;
+  return crlStaleness(m.crlPem, issuersOf(live), anchorsOf(live), m.state!.revoked, now);
+}
+
+/** The scope's crl.pem: a leaf CRL from each issuing intermediate, an anchor CRL for each anchored one. */
+export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigner[], now: Date, seam: CryptoSeam): Promise<FileWrite> {
+  const revoked = mesh.material.get(scope)!.state!.revoked;
+  const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
+  const crls = [
+    ...(await Promise.all(signers.filter((s) => s.issuing).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window, entries: crlEntriesFor(s.cert, revoked, now) })))),
+    ...(await Promise.all(signers.filter((s) => s.anchored).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window }, seam)))),
+  ];
+  return { path: paths.scopeCrl(scope), content: crls.join('') };
+}
+
+export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date, seam: CryptoSeam): Promise<MintedLeaf[]> {
+  const def = scopeDef(mesh, scope);
+  const out: MintedLeaf[] = [];
+  for (const name of services) {
+    const service = def.services.find((s) => s.name === name)!;
+    out.push(await mintLeaf({ scope, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now }, signer, seam));
+  }
+  return out;
+}
+
+export function leafCreated(l: MintedLeaf): Created {
+  return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: iso(l.record.notAfter) };
+}
+
+/** Leaves re-minted under an open rotation or recovery are recorded in its evidence; the recovery completes when all are. */
+function remintEvidence(mesh: Mesh, scope: string, leaves: MintedLeaf[], now: Date, actor: string): FileWrite[] {
+  const m = mesh.material.get(scope)!;
+  if (!m.openEvidence) return [];
+  const prior = parseEvidence(m.openEvidence);
+  const e = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor, tool: 'trellis-ci renew' }, prior.kind === 'compromise-recovery');
+  const writes = evidenceFiles(e).writes;
+  if (e.status === 'completed') writes.push({ path: paths.state(scope), content: serializeScopeState({ ...m.state!, evidence: undefined }) });
+  return writes;
+}
+
+export interface RenewInput {
+  /** The mesh as the phase steps leave it. */
+  mesh: Mesh;
+  plan: RenewPlan;
+  phases: { writes: FileWrite[]; steps: PhaseStep[] };
+  /** Scopes whose crl.pem is stale, with why. */
+  staleCrls: Map<string, string>;
+  /** Bundle files whose content changed. */
+  staleBundles: FileWrite[];
+  /** Opened keys of every scope that mints or re-signs its CRL. */
+  keys: Map<string, ScopeKeys>;
+  now: Date;
+  actor: string;
+  seam: CryptoSeam;
+}
+
+export interface RenewResult {
+  writes: FileWrite[];
+  /** Minted leaves by scope, with the crl.pem each scope's output carries. */
+  minted: { scope: string; leaves: MintedLeaf[]; crlPem?: string }[];
+  count: number;
+}
+
+/** The scopes a renew touches: they mint, re-sign a CRL, refresh a bundle, or took a phase step. */
+export function renewTouched(i: Pick<RenewInput, 'plan' | 'phases' | 'staleCrls' | 'staleBundles'>): string[] {
+  return [...new Set([...i.plan.mint.map((x) => x.scope), ...i.staleCrls.keys(), ...i.staleBundles.map((f) => f.path.split('/')[1]!), ...i.phases.steps.map((p) => p.scope)])];
+}
+
+/** `trellis-ci renew`, after its plan: mint, re-sign CRLs, record, and append each touched scope's ledger. */
+export async function renewScopes(i: RenewInput): Promise<RenewResult> {
+  const { mesh, plan, phases, now } = i;
+  const writes: FileWrite[] = [...phases.writes, ...i.staleBundles];
+  const minted: RenewResult['minted'] = [];
+  let count = 0;
+  for (const scope of renewTouched(i)) {
+    const m = mesh.material.get(scope)!;
+    const services = plan.mint.filter((x) => x.scope === scope).map((x) => x.service);
+    const keys = i.keys.get(scope);
+    if ((services.length || i.staleCrls.has(scope)) && !keys) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
+    let crl: FileWrite | undefined;
+    if (i.staleCrls.has(scope)) {
+      crl = await scopeCrlWrite(mesh, scope, keys!.crl, now, i.seam);
+      writes.push(crl);
+    }
+    const leaves = services.length ? await mintScopeLeaves(mesh, scope, services, keys!.signer, now, i.seam) : [];
+    minted.push({ scope, leaves, crlPem: crl?.content ?? m.crlPem });
+    count += leaves.length;
+    if (leaves.length) {
+      const record = new Map(m.leaves);
+      for (const l of leaves) record.set(l.service, l.record);
+      writes.push({ path: paths.leaves(scope), content: serializeIssuanceRecord(record) });
+      // Only the re-mints the procedure caused belong in its evidence, not routine renewals.
+      const caused = new Set(plan.mint.filter((x) => x.scope === scope && x.reason === 'issuer-changed').map((x) => x.service));
+      const remints = leaves.filter((l) => caused.has(l.service));
+      if (remints.length) writes.push(...remintEvidence(mesh, scope, remints, now, i.actor));
+    }
+    const step = phases.steps.find((p) => p.scope === scope);
+    writes.push({
+      path: paths.ledger(scope),
+      content: appendToLedger(m.ledger, {
+        op: 'renew', at: iso(now), actor: i.actor,
+        details: {
+          ...(step ? { phase: step.step } : {}),
+          reasons: Object.fromEntries(plan.mint.filter((x) => x.scope === scope).map((x) => [x.service, x.reason])),
+          ...(crl ? { crl: i.staleCrls.get(scope) } : {}),
+          ...(i.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
+        },
+        created: leaves.map(leafCreated),
+      }, paths.ledger(scope)).text,
+    });
+  }
+  return { writes: mergeWrites(writes), minted, count };
+}
+
+/** The bundle files of `scopes` whose composed content differs from what the store holds. */
+export function staleBundleFiles(mesh: Mesh, scopes: string[], current: (path: string) => string | undefined): FileWrite[] {
+  return trustBundleFiles(mesh).filter((f) => scopes.some((s) => f.path.startsWith(`bundles/${s}/`)) && current(f.path) !== f.content);
+}
+
+/** The record of the leaf `revoke` would revoke, or the refusal; checked before any key is opened. */
+export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafRecord {
+  const def = scopeDef(mesh, scope);
+  if (!def.services.some((s) => s.name === service)) throw new TrellisError('unknown-service', `scope ${scope} declares no service "${service}"`, { file: paths.scopeFile(scope) });
+  const rec = mesh.material.get(scope)!.leaves.get(service);
+  if (!rec) throw new TrellisError('not-yet-minted', `${scope}/${service} has no leaf to revoke`, { file: paths.leaves(scope), hint: 'trellis-ci renew mints it' });
+  return rec;
+}
+
+/** `trellis-ci revoke SCOPE/SERVICE`: the current leaf into the scope's CRL, and its replacement minted. */
+export async function revokeLeaf(mesh: Mesh, scope: string, service: string, reason: string, keys: ScopeKeys, now: Date, actor: string, seam: CryptoSeam): Promise<{ writes: FileWrite[]; leaf: MintedLeaf; crlPem: string; serial: string }> {
+  const m = mesh.material.get(scope)!;
+  const rec = revocableLeaf(mesh, scope, service);
+  // The revocation names its issuer by key, so it lands in the right CRL whatever certificate carries that key now.
+  const issuer: Certificate = liveIntermediates(mesh, scope).map((l) => l.cert).find((c) => (rec.issuerKey ? keyId(c) === rec.issuerKey : false)) ?? m.intermediate!;
+  const state = { ...m.state!, revoked: [...m.state!.revoked, { service, serial: rec.serial, issuer: rec.issuerKey ?? keyId(issuer), notAfter: iso(rec.notAfter), at: iso(now), reason }] };
+  const after: Mesh = { ...mesh, material: new Map(mesh.material).set(scope, { ...m, state }) };
+  const crl = await scopeCrlWrite(after, scope, keys.crl, now, seam);
+  const [leaf] = await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
+  const writes: FileWrite[] = [
+    { path: paths.state(scope), content: serializeScopeState(state) },
+    crl,
+    { path: paths.leaves(scope), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf!.record)) },
+    { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope)).text },
+  ];
+  return { writes: mergeWrites(writes), leaf: leaf!, crlPem: crl.content!, serial: rec.serial };
+}

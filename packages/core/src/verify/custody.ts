@@ -1,0 +1,47 @@
+/** What an identity proves about custody, beyond what the store shows without secrets. */
+import { keyMatchesCert } from '../certificates.js';
+import { tryDecrypt } from '../custody.js';
+import { liveIntermediates } from '../live.js';
+import { paths, type Mesh } from '../mesh.js';
+import type { Finding } from './finding.js';
+
+/**
+ * What an identity proves about custody. With the CI identity: every
+ * intermediate key opens and matches its certificate, and the root key does
+ * not open. With the root identity: the root key opens and matches, and no
+ * intermediate key opens.
+ */
+export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: string[] }): Promise<Finding[]> {
+  const out: Finding[] = [];
+  const open = async (who: string[], ct: string | undefined) => (ct === undefined ? undefined : tryDecrypt(who, ct));
+  // Each key file once (the old-root twin shares the active key).
+  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.keyAge !== undefined)
+    .map((l) => ({ scope, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  if (ids.ci) {
+    if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
+      out.push({ level: 'error', check: 'custody', file: paths.rootKey, message: 'the CI identity opens the root key: the root key is exposed to CI; rotate the root' });
+    } else if (mesh.rootKeyAge !== undefined) out.push({ level: 'ok', check: 'custody', file: paths.rootKey, message: 'the CI identity cannot open the root key' });
+    for (const k of keys) {
+      const r = (await open(ids.ci, k.ct))!;
+      if (!r.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: r.why === 'malformed' ? 'this intermediate key file is not readable age ciphertext' : 'the CI identity does not open this intermediate key' });
+      else if (!keyMatchesCert(r.text, k.cert!)) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the intermediate key does not match its certificate' });
+      else out.push({ level: 'ok', check: 'custody', scope: k.scope, file: k.file, message: 'intermediate key opens with the CI identity and matches its certificate' });
+    }
+  }
+  if (ids.root) {
+    for (const [cert, ct, file] of [[mesh.root, mesh.rootKeyAge, paths.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey]] as const) {
+      if (!cert) continue;
+      const r = await open(ids.root, ct);
+      if (!r?.ok) out.push({ level: 'error', check: 'custody', file, message: 'the root identity does not open this root key' });
+      else if (!keyMatchesCert(r.text, cert)) out.push({ level: 'error', check: 'custody', file, message: 'the root key does not match its certificate' });
+      else out.push({ level: 'ok', check: 'custody', file, message: 'root key opens with the offline identity and matches its certificate' });
+    }
+    for (const k of keys) {
+      if ((await open(ids.root, k.ct))?.ok) {
+        out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the root identity opens this intermediate key: it must be encrypted to the CI recipient only' });
+      }
+    }
+  }
+  return out;
+}
+

@@ -1,0 +1,17 @@
+/** What each offline command does around a procedure: the posture, the root identity, the ceremony context. */
+import fs from 'node:fs';
+import { actor, nodeCryptoSeam, requireIdentities, type Mesh } from '@trellis/core';
+import type { Ceremony } from './procedures.js';
+import type { Posture } from './records.js';
+import { recipientsToRecord } from './records.js';
+
+export const rootIdentities = (): string[] => requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8'));
+
+/** The context of one ceremony; refuses unconfirmed recipient changes before any key is opened. */
+export function ceremony(mesh: Mesh, now: Date, posture: Posture, confirmRecipients: boolean | undefined): Ceremony {
+  return { mesh, now, posture, actor: actor(), recipients: recipientsToRecord(mesh, Boolean(confirmRecipients)), seam: nodeCryptoSeam };
+}
+
+export const say = (lines: string[]): void => {
+  process.stdout.write(lines.map((l) => `${l}\n`).join(''));
+};

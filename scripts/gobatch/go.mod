@@ -1,0 +1,3 @@
+module trellis/gobatch
+
+go 1.19
