@@ -213,20 +213,28 @@ describe('rollback', () => {
     expect(fs.existsSync(m.path('bundles/us-east-1/intermediate.next.pem'))).toBe(false);
     expect((await m.ci(['verify', '--now', later(2)])).code).toBe(0);
   });
-  it('abort after the switch returns signing to the old key; renew re-mints from it', async () => {
+  it('abort after the switch returns signing to the old key, keeps the aborted one trusted until its leaves expire; renew re-mints from the old key', async () => {
     const m = pristine.clone();
     const oldInter = m.read('bundles/us-east-1/intermediate.pem');
     await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1)]);
     expect((await m.ci(['renew', '--now', later(3)])).stdout).toContain('phase us-east-1: switch');
     expect(m.read('bundles/us-east-1/intermediate.pem')).not.toBe(oldInter);
+    const mintedByAborted = keep(m, '.trellis/out/us-east-1/api/cert.pem');
     const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(4)]);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/re-minted by the next trellis-ci renew/);
+    expect(r.stdout).toMatch(/stays in the bundles until the leaves it signed have expired/);
     expect(m.read('bundles/us-east-1/intermediate.pem')).toBe(oldInter);
+    // A host still presenting a leaf of the aborted key keeps passing its handshakes.
+    const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Math.floor(new Date(later(4)).getTime() / 1000)), '-CAfile', m.path('bundles/us-east-1/trust.openssl.pem'), mintedByAborted]);
+    expect(ok.code, ok.stderr).toBe(0);
     const renew = await m.ci(['renew', '--now', later(5)]);
     expect(renew.stdout).toContain('mint us-east-1/api (issuer-changed)');
-    expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(2);
+    expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(3);
     expect((await m.ci(['verify', '--now', later(5)])).code).toBe(0);
+    const retire = await m.ci(['renew', '--now', later(5 + 7 * 24)]);
+    expect(retire.stdout).toContain('phase us-east-1: retire');
+    expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(2);
+    expect((await m.ci(['verify', '--now', later(5 + 7 * 24)])).code).toBe(0);
     const e = JSON.parse(fs.readFileSync(path.join(m.path('bundles/us-east-1/evidence'), fs.readdirSync(m.path('bundles/us-east-1/evidence')).find((x) => x.endsWith('.json'))!), 'utf8'));
     expect(e.status).toBe('aborted');
     expect(e.steps.map((s: { step: string }) => s.step)).toEqual(['publish', 'switch', 'remint', 'abort']);

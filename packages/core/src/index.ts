@@ -27,7 +27,7 @@ export { renderFindings, renderStatus } from './report.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
-  type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition,
+  type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
 export { nodeCryptoSeam } from './seam.js';
@@ -39,6 +39,6 @@ export {
 export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
 export {
-  advancePhases, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, leafCreated, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
+  advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, leafCreated, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';

@@ -208,11 +208,11 @@ export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], 
         put(paths.nextIntermediate(scope), null);
         put(paths.nextIntermediateKey(scope), null);
         break;
-      case 'restore-previous':
+      case 'swap-previous':
         put(paths.intermediate(scope), pem(m.previous));
         put(paths.intermediateKey(scope), m.previousKeyAge);
-        put(paths.previousIntermediate(scope), null);
-        put(paths.previousIntermediateKey(scope), null);
+        put(paths.previousIntermediate(scope), pem(m.intermediate));
+        put(paths.previousIntermediateKey(scope), m.keyAge);
         put(paths.oldRootIntermediate(scope), null);
         break;
       case 'replace-all':

@@ -15,7 +15,7 @@ import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './me
 import type { RenewPlan } from './plan.js';
 import { BACKDATE_MS } from './profiles.js';
 import { crlEntriesFor, crlStaleness, signAnchorCrl } from './revocation.js';
-import { advanceScope } from './rotation.js';
+import { advanceScope, type LeafLifetimes } from './rotation.js';
 import { serializeScopeState } from './state-files.js';
 import { mergeWrites, type FileWrite } from './store.js';
 import { iso } from './time.js';
@@ -37,6 +37,16 @@ export interface ScopeKeys {
 
 export interface PhaseStep { scope: string; step: string }
 
+/** What a scope's retire gate waits for: its longest declared leaf TTL and its latest recorded leaf expiry. */
+export function leafLifetimes(mesh: Mesh, scope: string): LeafLifetimes {
+  const def = scopeDef(mesh, scope);
+  const m = mesh.material.get(scope)!;
+  return {
+    longestLeafTtl: Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf)),
+    latestLeafExpiry: new Date(Math.max(0, ...[...m.leaves.values()].map((l) => l.notAfter.getTime()))),
+  };
+}
+
 /** Advances every scope whose rotation gate is met (the tick of advanceScope); pure. */
 export function advancePhases(mesh: Mesh, scopes: string[], now: Date, actor: string): { writes: FileWrite[]; steps: PhaseStep[] } {
   const writes: FileWrite[] = [];
@@ -44,10 +54,7 @@ export function advancePhases(mesh: Mesh, scopes: string[], now: Date, actor: st
   for (const scope of scopes) {
     const m = mesh.material.get(scope)!;
     if (!m.state || !m.intermediate) continue;
-    const def = scopeDef(mesh, scope);
-    const longestLeafTtl = Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf));
-    const latestLeafExpiry = new Date(Math.max(0, ...[...m.leaves.values()].map((l) => l.notAfter.getTime())));
-    const t = advanceScope(m.state, { type: 'tick', longestLeafTtl, latestLeafExpiry }, now, scope);
+    const t = advanceScope(m.state, { type: 'tick', ...leafLifetimes(mesh, scope) }, now, scope);
     if (!t.step) continue;
     steps.push({ scope, step: t.step });
     let state = t.state;

@@ -7,7 +7,10 @@
  *   steady ─begin→ publish ─(propagation elapsed)→ switch ─(longest leaf TTL elapsed)→ steady
  *   publish: bundles trust {old, new}, signing stays on old.
  *   switch:  bundles trust {old, new}, signing on new, every leaf re-minted.
- *   abort (until retire): back to old; new dropped from bundles.
+ *   abort in publish: back to steady; new dropped from bundles (it signed nothing).
+ *   abort in switch: signing back on old, and new stays trusted as the one being
+ *     retired until the leaves it signed have expired (the same retire gate), so
+ *     an abort never fails a handshake.
  * Compromise recovery: any phase → steady on a fresh key; everything else revoked.
  */
 import { TrellisError } from './errors.js';
@@ -35,6 +38,8 @@ export interface ScopeRotation {
   switched?: string;
   /** When the retire gate opens: every old-key leaf has expired. */
   retireAt?: string;
+  /** Set when the rotation was aborted after its switch: it winds down through the retire gate. */
+  aborted?: string;
 }
 
 export interface ScopeState {
@@ -52,10 +57,16 @@ export interface ScopeState {
   revoked: RevokedLeaf[];
 }
 
+/** What the retire gate waits for: the longest declared leaf TTL, and the latest expiry among leaves the record holds. */
+export interface LeafLifetimes { longestLeafTtl: number; latestLeafExpiry?: Date }
+
+/** When every leaf signed before `now` has expired. */
+const retireGate = (now: Date, l: LeafLifetimes): string => iso(new Date(Math.max(now.getTime() + l.longestLeafTtl, l.latestLeafExpiry?.getTime() ?? 0)));
+
 export type ScopeEvent =
   | { type: 'begin'; next: string; propagation: number; id: string }
-  | { type: 'tick'; longestLeafTtl: number; /** The latest expiry among leaves the record holds. */ latestLeafExpiry?: Date }
-  | { type: 'abort' }
+  | ({ type: 'tick' } & LeafLifetimes)
+  | ({ type: 'abort' } & LeafLifetimes)
   | { type: 'recover'; fresh: string };
 
 /** What the shell must do to the files for the new state to hold. */
@@ -64,7 +75,7 @@ export type ScopeEffect =
   | 'promote-next' // active → previous, next → active; every leaf becomes due
   | 'retire-previous' // delete the previous intermediate and its key
   | 'drop-next' // delete the next intermediate and its key
-  | 'restore-previous' // previous → active; the aborted one is deleted; every leaf becomes due
+  | 'swap-previous' // previous ↔ active: signing returns to the old key, the aborted one is retired like an old one; every leaf becomes due
   | 'replace-all'; // a fresh active intermediate; every other one deleted; every leaf becomes due
 
 export interface Transition<S, E> {
@@ -95,7 +106,7 @@ export function advanceScope(s: ScopeState, e: ScopeEvent, now: Date, scope = 't
           state: {
             ...s, phase: 'switch', active: s.next!, previous: s.active, next: undefined, since: at,
             // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives longer (a TTL lowered since).
-            rotation: { ...r, switched: at, retireAt: iso(new Date(Math.max(now.getTime() + e.longestLeafTtl, e.latestLeafExpiry?.getTime() ?? 0))) },
+            rotation: { ...r, switched: at, retireAt: retireGate(now, e) },
           },
           effects: ['promote-next'],
           step: 'switch',
@@ -109,7 +120,13 @@ export function advanceScope(s: ScopeState, e: ScopeEvent, now: Date, scope = 't
     case 'abort':
       if (s.phase === 'publish') return { state: { ...s, phase: 'steady', next: undefined, since: at, rotation: undefined }, effects: ['drop-next'], step: 'abort' };
       if (s.phase === 'switch') {
-        return { state: { ...s, phase: 'steady', active: s.previous!, previous: undefined, since: at, rotation: undefined }, effects: ['restore-previous'], step: 'abort' };
+        if (s.rotation?.aborted) refuse(`${scope}'s rotation was already aborted at ${s.rotation.aborted}`, 'it winds down by itself at its retire gate; if the key is compromised, trellis-root recover');
+        // Leaves the aborted key signed are live on hosts: it stays trusted until they expire.
+        return {
+          state: { ...s, active: s.previous!, previous: s.active, since: at, rotation: { ...s.rotation!, aborted: at, retireAt: retireGate(now, e) } },
+          effects: ['swap-previous'],
+          step: 'abort',
+        };
       }
       return refuse(`${scope} has no rotation to abort`, 'abort applies during publish and switch, before retire');
     case 'recover':

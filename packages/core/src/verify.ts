@@ -5,6 +5,7 @@
  */
 import { liveIntermediates } from './live.js';
 import { paths, type Mesh } from './mesh.js';
+import { parseLedger } from './ledger.js';
 import { liveRevokedIntermediates, verifyRootTier } from './verify/root.js';
 import { verifyBoundary, verifyIntermediates, verifyIssuance, verifyPhase, verifyScopeCrl, verifyScopeLedger, type ScopeView } from './verify/scope.js';
 import type { Finding } from './verify/finding.js';
@@ -36,7 +37,17 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     );
   }
   for (const o of mesh.orphans) {
+    // A retired scope keeps its ledger and evidence as its record; any intermediate left would still be trusted by someone.
+    if (mesh.retired.has(o) && retiredScopes(mesh).has(o)) {
+      if (liveIntermediates(mesh, o).length) out.push({ level: 'error', check: 'retire', message: `scope ${o} was retired but an intermediate of it is still in the store`, file: `bundles/${o}/intermediate.pem` });
+      continue;
+    }
     out.push({ level: 'warning', check: 'orphan', message: `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store; the custodian runs trellis-root retire ${o}`, file: `bundles/${o}` });
   }
   return out;
+}
+
+/** Scopes the root ledger records as retired (trellis-root retire). */
+function retiredScopes(mesh: Mesh): Set<string> {
+  return new Set(parseLedger(mesh.rootLedger).entries.filter((e) => e.op === 'retire' && typeof e.details.scope === 'string').map((e) => e.details.scope as string));
 }

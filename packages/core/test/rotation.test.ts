@@ -8,6 +8,7 @@ const steady: ScopeState = { phase: 'steady', active: 'A', since: '2027-01-01T00
 const DAY = 24 * 3_600_000;
 const begin: ScopeEvent = { type: 'begin', next: 'B', propagation: DAY, id: 'r1' };
 const tick: ScopeEvent = { type: 'tick', longestLeafTtl: 7 * DAY };
+const abort: ScopeEvent = { type: 'abort', longestLeafTtl: 7 * DAY };
 
 function refused(fn: () => unknown): string | undefined {
   try {
@@ -28,8 +29,9 @@ describe('planned intermediate rotation, as a table', () => {
     ['a tick at the gate switches signing to the new intermediate', publish, tick, T(24), 'switch', ['promote-next']],
     ['a tick before every old-key leaf has expired changes nothing', switched, tick, T(24 + 7 * 24 - 1), 'switch', []],
     ['a tick once the longest leaf TTL has passed retires the old one', switched, tick, T(24 + 7 * 24), 'steady', ['retire-previous']],
-    ['abort during publish drops the new one', publish, { type: 'abort' }, T(1), 'steady', ['drop-next']],
-    ['abort during switch restores the old one', switched, { type: 'abort' }, T(30), 'steady', ['restore-previous']],
+    ['abort during publish drops the new one', publish, abort, T(1), 'steady', ['drop-next']],
+    ['abort during switch switches back: the old key signs, the aborted one is retired like an old one', switched, abort, T(30), 'switch', ['swap-previous']],
+    ['an aborted switch retires the aborted key at its own retire gate', advanceScope(switched, abort, T(30)).state, tick, T(30 + 7 * 24), 'steady', ['retire-previous']],
     ['recover from any phase replaces everything', switched, { type: 'recover', fresh: 'C' }, T(30), 'steady', ['replace-all']],
   ] as const)('%s', (_, state, event, now, phase, effects) => {
     const t = advanceScope(state as ScopeState, event as ScopeEvent, now);
@@ -44,13 +46,16 @@ describe('planned intermediate rotation, as a table', () => {
     const t = advanceScope(publish, { type: 'tick', longestLeafTtl: DAY, latestLeafExpiry: T(24 + 5 * 24) }, T(24));
     expect(t.state.rotation!.retireAt).toBe(T(24 + 5 * 24).toISOString().replace(/\.\d{3}Z$/, 'Z'));
   });
-  it('abort during switch puts signing back on the old key', () => {
-    expect(advanceScope(switched, { type: 'abort' }, T(30)).state).toMatchObject({ active: 'A', previous: undefined });
+  it('abort during switch puts signing back on the old key and keeps the aborted one trusted until its leaves expire', () => {
+    const t = advanceScope(switched, abort, T(30)).state;
+    expect(t).toMatchObject({ phase: 'switch', active: 'A', previous: 'B' });
+    expect(nextGate(t)).toEqual({ gate: 'retire', at: '2027-01-09T06:00:00Z' });
   });
   it.each([
     ['a second begin during publish', publish, begin],
     ['a begin during switch', switched, begin],
-    ['an abort with nothing to abort', steady, { type: 'abort' }],
+    ['an abort with nothing to abort', steady, abort],
+    ['a second abort of an aborted switch', advanceScope(switched, abort, T(30)).state, abort],
   ] as const)('refuses %s (exit 1)', (_, state, event) => {
     expect(refused(() => advanceScope(state as ScopeState, event as ScopeEvent, T(2)))).toBe('wrong-phase/1');
   });
@@ -59,7 +64,7 @@ describe('planned intermediate rotation, as a table', () => {
 describe('rotation invariants under any sequence of events', () => {
   it('publish holds exactly a next, switch exactly a previous, steady neither; the active key is always defined', () => {
     const event = fc.oneof(
-      fc.constant<ScopeEvent>(begin), fc.constant<ScopeEvent>(tick), fc.constant<ScopeEvent>({ type: 'abort' }),
+      fc.constant<ScopeEvent>(begin), fc.constant<ScopeEvent>(tick), fc.constant<ScopeEvent>(abort),
       fc.constant<ScopeEvent>({ type: 'recover', fresh: 'C' }),
     );
     fc.assert(fc.property(fc.array(fc.tuple(event, fc.integer({ min: 0, max: 400 })), { maxLength: 30 }), (steps) => {

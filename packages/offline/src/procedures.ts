@@ -8,7 +8,7 @@
 import {
   TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
-  serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
+  leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
 } from '@trellis/core';
 import { linkCertificate, mintIntermediate, mintRoot, resignIntermediate, rootCrlPem, type RootSigner } from './ceremony.js';
@@ -124,7 +124,7 @@ export function abortIntermediateRotation(c: Ceremony, scope: string): Procedure
   scopeDef(mesh, scope);
   const m = mesh.material.get(scope)!;
   const from = m.state!.phase;
-  const t = advanceScope(m.state!, { type: 'abort' }, now, scope);
+  const t = advanceScope(m.state!, { type: 'abort', ...leafLifetimes(mesh, scope) }, now, scope);
   const prior = openEvidence(mesh, scope);
   const evidence: Evidence = {
     ...(prior ?? { id: procedureId(now, 'rotation'), kind: 'intermediate-rotation', scope, started: iso(now), old: [], new: [], affected: [] }),
@@ -133,7 +133,9 @@ export function abortIntermediateRotation(c: Ceremony, scope: string): Procedure
   };
   const writes = [...effectWrites(mesh, scope, t.effects), { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: undefined }) }];
   const report = [`${scope}: rotation aborted in ${from}; signing is back on ${t.state.active}.`];
-  if (from === 'switch') report.push('leaves minted by the aborted intermediate are re-minted by the next trellis-ci renew');
+  if (from === 'switch') {
+    report.push(`the aborted intermediate stays in the bundles until the leaves it signed have expired (retire gate ${t.state.rotation!.retireAt}); the next trellis-ci renew re-mints them from the old key`);
+  }
   return { writes: scopeStep(c, scope, writes, [evidence], 'rotate-intermediate-abort', { from }), report };
 }
 
@@ -202,6 +204,9 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
   }
   const m = mesh.retired.get(scope);
   if (!m) throw new TrellisError('unknown-scope', `no retired scope "${scope}": bundles/${scope}/ does not exist`, { file: `bundles/${scope}`, hint: `orphaned scopes: ${[...mesh.retired.keys()].join(', ') || 'none'}` });
+  if (!liveIntermediates(mesh, scope).length) {
+    throw new TrellisError('wrong-phase', `scope ${scope} is already retired: it has no intermediate left`, { file: `bundles/${scope}`, hint: 'nothing to do; its ledger and evidence stay as its record' });
+  }
   const revoked = await revocationsOf(c, scope, signers, reason);
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const removed = [
