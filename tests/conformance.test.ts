@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { permittedNamesFor } from '@trellis/core';
+import { anchorCrlOf, parseCertificate, parseCrls, pemEncode, permittedNamesFor, type Certificate } from '@trellis/core';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { PROFILES, forgeCertificate, forgeLeafCrl, openCa, type KeyPair } from './helpers/forge-chain.js';
@@ -28,13 +28,15 @@ interface World {
   now: Date;
   region: KeyPair;
   root: KeyPair;
-  /** renew's output of us-east-1/web: the good peer on the other side of a Node handshake. */
-  peer: Presented;
+  /** The judge's own leaf, for its side of a Node handshake. */
+  peer: Record<Anchor, Presented>;
   leaf(scope: string, service: string, outDir?: string): Presented;
   expiredOut: string;
   futureOut: string;
   revoked: Presented;
 }
+
+type Anchor = 'region' | 'global' | 'root';
 
 /** A chain as a row presents it, and any CRLs its forged CAs publish. */
 interface Built {
@@ -46,8 +48,12 @@ interface Row {
   /** The case, in a sentence. */
   name: string;
   purpose: Purpose;
-  /** `region`: a us-east-1 service (its trust bundle and CRLs); `root`: a consumer anchored on roots.pem. */
-  anchor: 'region' | 'root';
+  /**
+   * Who judges: `region` a us-east-1 service, `global` a global service (it
+   * trusts every scope's intermediate), each with the trust bundle and CRLs
+   * deploy ships it; `root` a consumer outside the mesh anchored on roots.pem.
+   */
+  anchor: Anchor;
   accepted: boolean;
   /** Why the table refuses it: each verifier's refusal must say so in its own words (REASONS). */
   refusedFor?: Refusal;
@@ -127,6 +133,15 @@ const ROWS: Row[] = [
     build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] }) }),
   },
   {
+    name: 'the DNS forgery, judged by a global service (it trusts every region\'s intermediate)', purpose: 'client', anchor: 'global', accepted: false, refusedFor: 'name constraints',
+    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] }) }),
+  },
+  {
+    name: 'the URI forgery, judged by a global service (it trusts every region\'s intermediate)', purpose: 'client', anchor: 'global', accepted: false, refusedFor: 'name constraints',
+    diverges: { gnutls: GNUTLS_URI },
+    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] }) }),
+  },
+  {
     name: 'the DNS forgery, judged by a consumer anchored on the root', purpose: 'client', anchor: 'root', accepted: false, refusedFor: 'name constraints',
     build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] }) }),
   },
@@ -200,6 +215,14 @@ async function bounded<T>(limit: number, jobs: (() => Promise<T>)[]): Promise<T[
   return out;
 }
 
+/** Sorts a crl.pem into real CRLs and the anchor CRLs of `intermediates` (core's own test for one). */
+async function splitAnchorCrls(pem: string, intermediates: Certificate[]): Promise<{ crls: string[]; anchorCrls: string[] }> {
+  const all = parseCrls(pem);
+  const anchors = new Set(await Promise.all(intermediates.map((i) => anchorCrlOf(all, i))));
+  const toPem = (c: (typeof all)[number]) => pemEncode('X509 CRL', new Uint8Array(c.rawData));
+  return { crls: all.filter((c) => !anchors.has(c)).map(toPem), anchorCrls: all.filter((c) => anchors.has(c)).map(toPem) };
+}
+
 async function makeWorld(): Promise<World> {
   const now = new Date();
   const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -223,7 +246,7 @@ async function makeWorld(): Promise<World> {
   const revoked = leaf('us-east-1', 'gone');
   await must(m.ci(['revoke', 'us-east-1/gone', '--reason', 'keyCompromise']));
   return {
-    m, now, expiredOut, futureOut, revoked, leaf, peer: leaf('us-east-1', 'web'),
+    m, now, expiredOut, futureOut, revoked, leaf, peer: { region: leaf('us-east-1', 'web'), global: leaf('global', 'control'), root: leaf('us-east-1', 'web') },
     region: await openCa(m.ciIdentityFile, m.read('bundles/us-east-1/intermediate.key.age'), m.read('bundles/us-east-1/intermediate.pem')),
     root: await openCa(m.rootIdentityFile, m.read('bundles/root/root.key.age'), m.read('bundles/root/root.pem')),
   };
@@ -232,19 +255,26 @@ async function makeWorld(): Promise<World> {
 beforeAll(async () => {
   const w = await makeWorld();
   const built = await Promise.all(ROWS.map((r) => r.build(w)));
-  const forgedCrls = (anchor: Row['anchor']) => built.flatMap((b, i) => (ROWS[i]!.anchor === anchor ? b.crls ?? [] : []));
-  // What deploy ships a us-east-1 service: its trust bundle and the CRLs of every scope it trusts.
-  const edge = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-edge-'));
-  const b = await w.m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]);
-  if (b.code !== 0) throw new Error(b.stderr);
-  const trusts: Record<Row['anchor'], Trust> = {
-    region: { anchors: w.m.read('bundles/us-east-1/trust.pem'), crls: [fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'), ...forgedCrls('region')] },
+  const forgedCrls = (anchor: Anchor) => built.flatMap((b, i) => (ROWS[i]!.anchor === anchor ? b.crls ?? [] : []));
+  const intermediates = ['global', 'us-east-1', 'eu-west-1'].map((s) => parseCertificate(w.m.read(`bundles/${s}/intermediate.pem`)));
+  // What deploy ships a service of `scope`: its trust bundle and the CRLs of every scope it trusts.
+  const shipped = async (scope: string, anchor: Anchor): Promise<Trust> => {
+    const edge = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-edge-'));
+    const b = await w.m.ci(['bundle', scope, '--format', 'nginx', '--out', edge]);
+    if (b.code !== 0) throw new Error(b.stderr);
+    const crls = await splitAnchorCrls(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'), intermediates);
+    return { anchors: w.m.read(`bundles/${scope}/trust.pem`), crls: [...crls.crls, ...forgedCrls(anchor)], anchorCrls: crls.anchorCrls };
+  };
+  const scopeCrls = await splitAnchorCrls(w.m.read('bundles/us-east-1/crl.pem'), intermediates);
+  const trusts: Record<Anchor, Trust> = {
+    region: await shipped('us-east-1', 'region'),
+    global: await shipped('global', 'global'),
     // A root-anchored consumer: roots.pem, the root's CRL of intermediates and the scope's leaf CRL.
-    root: { anchors: w.m.read('bundles/root/roots.pem'), crls: [w.m.read('bundles/root/crl.pem'), w.m.read('bundles/us-east-1/crl.pem'), ...forgedCrls('root')] },
+    root: { anchors: w.m.read('bundles/root/roots.pem'), crls: [w.m.read('bundles/root/crl.pem'), ...scopeCrls.crls, ...forgedCrls('root')], anchorCrls: [] },
   };
   const verifiers = new Verifiers(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-verifiers-')));
   const cells = ROWS.flatMap((row, i) => VERIFIERS.map((v) => ({ row, v, built: built[i]! })));
-  const results = await bounded(2, cells.map((c) => () => verifiers.run(c.v, { presented: c.built.presented, trust: trusts[c.row.anchor], purpose: c.row.purpose, peer: w.peer })));
+  const results = await bounded(2, cells.map((c) => () => verifiers.run(c.v, { presented: c.built.presented, trust: trusts[c.row.anchor], purpose: c.row.purpose, peer: w.peer[c.row.anchor] })));
   verdicts = new Map(cells.map((c, i) => [cellKey(c.row, c.v), results[i]!]));
   // On demand, each verifier's own words per cell: the source of docs/conformance.md's reasons.
   if (process.env.CONFORMANCE_REPORT) {

@@ -28,10 +28,17 @@ export interface Presented {
   chain: string;
 }
 
-/** What the verifying peer holds: anchors (plain PEM certificates) and CRLs (PEM, any number). */
+/** What the verifying peer holds: anchors (plain PEM certificates) and CRLs (PEM, any number each). */
 export interface Trust {
   anchors: string;
+  /** CRLs of leaves and of intermediates, each signed by the CA it names. */
   crls: string[];
+  /**
+   * trellis's anchor CRLs (see signAnchorCrl): for OpenSSL's full-chain CRL
+   * checking only. NSS gets none: it keeps one CRL per issuer name, and these
+   * all name the root.
+   */
+  anchorCrls: string[];
 }
 
 export interface Verdict {
@@ -92,7 +99,7 @@ export class Verifiers {
     const inters = caCerts(c.presented.chain);
     const args = ['verify', '-x509_strict', '-purpose', c.purpose === 'client' ? 'sslclient' : 'sslserver',
       '-CAfile', file(this.dir, 'pem', trustOpensslPem(parseCertificates(c.trust.anchors)))];
-    if (c.trust.crls.length) args.push('-crl_check', '-CRLfile', file(this.dir, 'crl', c.trust.crls.join('')));
+    if (c.trust.crls.length) args.push('-crl_check', '-CRLfile', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
     if (inters) args.push('-untrusted', file(this.dir, 'pem', inters));
     const r = await tool('openssl', [...args, file(this.dir, 'pem', firstCert(c.presented.chain))]);
     return { accepted: r.code === 0, detail: r.code === 0 ? 'OK' : (r.stderr.match(/error \d+ at \d+ depth lookup: .*/)?.[0] ?? lastLine(r.stderr)) };
@@ -151,7 +158,7 @@ export class Verifiers {
   /** certtool --verify against the anchors, the purpose's EKU and the CRLs. */
   private async gnutls(c: Cell): Promise<Verdict> {
     const args = ['--verify', '--load-ca-certificate', file(this.dir, 'pem', c.trust.anchors), '--infile', file(this.dir, 'pem', c.presented.chain), '--verify-purpose', EKU_OID[c.purpose]];
-    if (c.trust.crls.length) args.push('--load-crl', file(this.dir, 'crl', c.trust.crls.join('')));
+    if (c.trust.crls.length) args.push('--load-crl', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
     const r = await tool('certtool', args);
     const out = r.stdout + r.stderr;
     const verdict = out.match(/Chain verification output: (.*)/)?.[1]?.trim() ?? lastLine(out);
@@ -167,7 +174,7 @@ export class Verifiers {
  */
 export async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
   // Node reads only the first CRL of a PEM string: pass one CRL per string.
-  const crl = c.trust.crls.flatMap((p) => p.split(/(?=-----BEGIN X509 CRL-----)/)).filter((p) => p.includes('BEGIN X509 CRL'));
+  const crl = [...c.trust.crls, ...c.trust.anchorCrls].flatMap((p) => p.split(/(?=-----BEGIN X509 CRL-----)/)).filter((p) => p.includes('BEGIN X509 CRL'));
   const ca = [trustOpensslPem(parseCertificates(c.trust.anchors))];
   const judgeIsServer = c.purpose === 'client';
   const server = judgeIsServer ? { key: c.peer.key, cert: c.peer.chain } : { key: c.presented.key, cert: c.presented.chain };
