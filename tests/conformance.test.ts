@@ -6,13 +6,17 @@
  * and why; a divergence that goes away fails too. docs/conformance.md holds the
  * same table as a matrix, and a test keeps the two equal.
  */
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
+import tls from 'node:tls';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { anchorCrlOf, parseCertificate, parseCrls, pemEncode, permittedNamesFor, type Certificate } from '@trellis/core';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { freePort } from './helpers/servers.js';
 import { PROFILES, forgeCertificate, forgeLeafCrl, openCa, type KeyPair } from './helpers/forge-chain.js';
 import { VERIFIERS, VERIFIER_LABEL, Verifiers, type Presented, type Purpose, type Trust, type Verdict, type Verifier } from './helpers/verifiers.js';
 
@@ -200,6 +204,9 @@ function expectedOf(row: Row, v: Verifier): boolean {
 }
 
 let verdicts: Map<string, Verdict>;
+let world: World;
+let builtByName: Map<string, Built>;
+let trustOf: Record<Anchor, Trust>;
 const cellKey = (row: Row, v: Verifier) => `${v}\u0000${row.name}`;
 
 /** Runs `jobs` with at most `limit` at once: the machine has 2 cores. */
@@ -253,8 +260,9 @@ async function makeWorld(): Promise<World> {
 }
 
 beforeAll(async () => {
-  const w = await makeWorld();
+  const w = (world = await makeWorld());
   const built = await Promise.all(ROWS.map((r) => r.build(w)));
+  builtByName = new Map(ROWS.map((r, i) => [r.name, built[i]!]));
   const forgedCrls = (anchor: Anchor) => built.flatMap((b, i) => (ROWS[i]!.anchor === anchor ? b.crls ?? [] : []));
   const intermediates = ['global', 'us-east-1', 'eu-west-1'].map((s) => parseCertificate(w.m.read(`bundles/${s}/intermediate.pem`)));
   // What deploy ships a service of `scope`: its trust bundle and the CRLs of every scope it trusts.
@@ -272,12 +280,14 @@ beforeAll(async () => {
     // A root-anchored consumer: roots.pem, the root's CRL of intermediates and the scope's leaf CRL.
     root: { anchors: w.m.read('bundles/root/roots.pem'), crls: [w.m.read('bundles/root/crl.pem'), ...scopeCrls.crls, ...forgedCrls('root')], anchorCrls: [] },
   };
+  trustOf = trusts;
   const verifiers = new Verifiers(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-verifiers-')));
   const cells = ROWS.flatMap((row, i) => VERIFIERS.map((v) => ({ row, v, built: built[i]! })));
   const results = await bounded(2, cells.map((c) => () => verifiers.run(c.v, { presented: c.built.presented, trust: trusts[c.row.anchor], purpose: c.row.purpose, peer: w.peer[c.row.anchor] })));
   verdicts = new Map(cells.map((c, i) => [cellKey(c.row, c.v), results[i]!]));
-  // On demand, each verifier's own words per cell: the source of docs/conformance.md's reasons.
+  // On demand, each verifier's own words per cell and the matrix docs/conformance.md shows: to refresh the doc.
   if (process.env.CONFORMANCE_REPORT) {
+    fs.writeFileSync(`${process.env.CONFORMANCE_REPORT}.md`, `${renderMatrix(ROWS)}\n`);
     fs.writeFileSync(process.env.CONFORMANCE_REPORT, cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n') + '\n');
   }
 }, 120_000);
@@ -288,6 +298,57 @@ describe.each(VERIFIERS.map((v) => [VERIFIER_LABEL[v], v] as const))('%s', (_, v
     const want = expectedOf(row, v);
     expect(got.accepted, `${VERIFIER_LABEL[v]} said ${got.detail}; the table wants ${want ? 'accepted' : 'refused'}${row.diverges?.[v] ? ` (declared divergence: ${row.diverges[v]})` : ''}`).toBe(want);
     if (!want) expect(got.detail, `${VERIFIER_LABEL[v]} refused, but not for ${row.refusedFor}`).toMatch(REASONS[v][row.refusedFor!]!);
+  });
+});
+
+/** A client handshake with `gnutls-serv --echo` (it requires and verifies client certificates): true when the echo comes back. */
+async function gnutlsServAccepts(port: number, client: Presented): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = tls.connect({ host: '127.0.0.1', port, key: client.key, cert: client.chain, rejectUnauthorized: false });
+    const timer = setTimeout(() => done(false), 5000);
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.on('secureConnect', () => sock.write('ping\n'));
+    sock.on('data', (d) => done(String(d).includes('ping')));
+    sock.on('error', () => done(false));
+    sock.on('close', () => done(false));
+  });
+}
+
+async function listening(port: number): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => resolve(true)).on('error', () => resolve(false));
+      s.on('connect', () => s.destroy());
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`gnutls-serv did not listen on ${port}`);
+}
+
+describe('what a declared divergence rests on', () => {
+  it('GnuTLS refuses the keyEncipherment-only client in a handshake (gnutls-serv), though certtool --verify accepts its chain', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-gnutls-serv-'));
+    const f = (name: string, text: string) => {
+      fs.writeFileSync(path.join(dir, name), text);
+      return path.join(dir, name);
+    };
+    const port = freePort();
+    const serv = spawn('gnutls-serv', ['--port', String(port), '--echo', '--require-client-cert', '--verify-client-cert',
+      '--x509cafile', f('trust.pem', trustOf.region.anchors), '--x509certfile', f('chain.pem', world.peer.region.chain), '--x509keyfile', f('key.pem', world.peer.region.key)], { stdio: 'ignore' });
+    try {
+      await listening(port);
+      const kuRow = ROWS.find((r) => r.refusedFor === 'leaf key usage')!;
+      expect(kuRow.diverges?.gnutls).toBeDefined();
+      expect(await gnutlsServAccepts(port, world.leaf('us-east-1', 'api'))).toBe(true);
+      expect(await gnutlsServAccepts(port, builtByName.get(kuRow.name)!.presented)).toBe(false);
+    } finally {
+      serv.kill();
+    }
   });
 });
 
