@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what trellis, its demo and its tests need on a fresh Debian machine
-# with Node 20 and npm: pnpm, the peers (openssl, age, Go, nginx, haproxy, NSS and GnuTLS tools) when
+# with Node 20 and npm: pnpm, the peers (openssl, age, Go, nginx, haproxy) when
 # running as root, the workspace, the build and the Go verifier. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."

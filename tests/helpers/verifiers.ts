@@ -47,20 +47,12 @@ export interface Verdict {
   detail: string;
 }
 
-/** The verifying peer's own certificate, for the Node handshake's other side. */
-export interface Peer {
-  cert: string;
-  key: string;
-  chain: string;
-  trust: Trust;
-}
-
 export interface Cell {
   presented: Presented;
   trust: Trust;
   purpose: Purpose;
-  /** Who the leaf talks to in the Node handshake: a peer the leaf's side trusts. */
-  peer: Peer;
+  /** The judge's own leaf, for its side of the Node handshake (the leaf's side does not judge it). */
+  peer: Presented;
 }
 
 const EKU_OID: Record<Purpose, string> = { client: '1.3.6.1.5.5.7.3.2', server: '1.3.6.1.5.5.7.3.1' };
