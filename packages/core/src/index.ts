@@ -29,9 +29,10 @@ export {
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition,
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
-export { signCrl, signAnchorCrl, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export { signCrl, signAnchorCrl, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
-export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type LeafFiles } from './release.js';
+export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
+export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';

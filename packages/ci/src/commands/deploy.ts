@@ -42,6 +42,8 @@ interface DeliverContext {
   scratch: string;
   /** The scope's active intermediate, opened with the CI identity: it signs sealed releases. */
   signerOf: (scope: string) => Promise<SigningIntermediate>;
+  /** bundles/root/crl.pem: a sealed release carries it, so hosts can refuse a revoked signer. */
+  rootCrl: string | undefined;
 }
 
 interface Outcome {
@@ -103,7 +105,7 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem });
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
           const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
@@ -159,8 +161,9 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
     }
     case 'sealed': {
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
       const signer = await ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), files: release }, t.recipient, signer));
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {
