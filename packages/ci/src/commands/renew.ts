@@ -6,6 +6,7 @@ import {
   type FileWrite, type Mesh, type MintedLeaf, type RenewPlan, type Store,
 } from '@trellis/core';
 import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlStaleness, scopeCrlWrite, writeLeafOutput } from '../issue.js';
+import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
 interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string }
@@ -93,6 +94,7 @@ async function runRenew(a: Args): Promise<void> {
 
     const ids = plan.mint.length || staleCrls.size ? await ciIdentities(mesh) : [];
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+    if (plan.mint.length) process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir }) ?? '');
     const writes: FileWrite[] = [...phases.writes, ...staleBundles];
     let count = 0;
     for (const scope of touched) {

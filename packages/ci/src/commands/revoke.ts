@@ -5,6 +5,7 @@ import {
   type Certificate, type FileWrite,
 } from '@trellis/core';
 import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlWrite, writeLeafOutput } from '../issue.js';
+import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
 interface Args { store?: string; target: string; reason?: string; out?: string; now?: string }
@@ -38,6 +39,7 @@ export const revoke: CommandModule<object, Args> = {
       const crl = await scopeCrlWrite(after, scope, await openCrlSigners(mesh, scope, ids, signer), now);
       const [leaf] = await mintScopeLeaves(mesh, scope, [service], signer, now);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+      process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir }) ?? '');
       writeLeafOutput(mesh, scope, [leaf!], out, crl.content);
       const record = new Map(m.leaves).set(service, leaf!.record);
       const writes: FileWrite[] = [
