@@ -38,7 +38,7 @@ export function isReleaseInstant(text: unknown): text is string {
 
 export function parseHostState(text: string | undefined, file: string): HostState {
   if (text === undefined) return { rootCrls: {} };
-  const bad = (field: string, why: string): never => {
+  const bad = (field: string | undefined, why: string): never => {
     throw new TrellisError('bad-host-state', why, {
       file, field,
       hint: 'restore it from a backup; deleting it makes this host forget the newest release and root CRL it saw, so replay and revocation-rollback protection start over',
@@ -48,9 +48,9 @@ export function parseHostState(text: string | undefined, file: string): HostStat
   try {
     j = JSON.parse(text);
   } catch {
-    return bad('', 'is not JSON');
+    return bad(undefined, 'is not JSON');
   }
-  if (j === null || typeof j !== 'object' || Array.isArray(j)) return bad('', 'is not a trellis-agent host state');
+  if (j === null || typeof j !== 'object' || Array.isArray(j)) return bad(undefined, 'is not a trellis-agent host state');
   const unknown = Object.keys(j).find((k) => !['version', 'newestRelease', 'rootCrls'].includes(k));
   if (unknown) bad(unknown, 'is not a field of the host state');
   if (j.version !== HOST_STATE_VERSION) bad('version', `must be ${HOST_STATE_VERSION}`);
@@ -94,7 +94,12 @@ async function rootCrlsIn(pem: string, roots: Certificate[], what: string, r: Re
   const out: RootCrl[] = [];
   for (const crl of crls) {
     let root: Certificate | undefined;
-    for (const c of roots) if (crl.issuer === c.subject && (await crlSignedBy(crl, c))) root = c;
+    for (const c of roots) {
+      if (crl.issuer === c.subject && (await crlSignedBy(crl, c))) {
+        root = c;
+        break;
+      }
+    }
     if (!root) r.refuse(`${what}: the CRL issued by "${crl.issuer}" is not signed by a pinned root`);
     let number: bigint | undefined;
     try {
@@ -156,10 +161,11 @@ export async function admitRelease(p: {
   for (const root of p.roots) {
     const pem = p.host.rootCrls[fingerprint(root)];
     if (pem === undefined) continue;
-    const [seen] = await rootCrlsIn(pem, [root], `${p.hostStateFile}: the remembered CRL`, {
-      malformed: (why) => { throw new TrellisError('bad-host-state', why, { file: p.hostStateFile, field: `rootCrls.${fingerprint(root)}`, hint: 'restore it from a backup' }); },
-      refuse: (why) => { throw new TrellisError('bad-host-state', why, { file: p.hostStateFile, field: `rootCrls.${fingerprint(root)}`, hint: 'restore it from a backup' }); },
-    });
+    // What the host wrote itself is re-verified; any fault in it is a damaged state file, not a refused release.
+    const corrupt = (why: string): never => {
+      throw new TrellisError('bad-host-state', why, { file: p.hostStateFile, field: `rootCrls.${fingerprint(root)}`, hint: 'restore it from a backup' });
+    };
+    const [seen] = await rootCrlsIn(pem, [root], 'the remembered CRL', { malformed: corrupt, refuse: corrupt });
     remembered.set(root, seen!);
     newest.set(root, seen!);
   }
