@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encryptTo, importSigningKey, newIdentity, parseCertificate, sealRelease, tryDecrypt, type Release } from '@trellis/core';
+import { encryptTo, fingerprint, importSigningKey, newIdentity, parseCertificate, sealRelease, serializeHostState, tryDecrypt, type Release } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, baseEnv } from './helpers/cli.js';
 
@@ -265,6 +265,7 @@ describe('malformed input and host state', () => {
       return f;
     }, /refused sealed release: not a trellis sealed release/],
     ['a root CRL that does not parse', async () => forge(await intermediateOf(m), { rootCrl: '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n', files: {} }), /its root CRL does not parse as X509 CRLs/],
+    ['a trust bundle that does not parse', async () => forge(await intermediateOf(m), { rootCrl: m.read('bundles/root/crl.pem'), files: { 'trust.pem': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' } }), /refused sealed release: trust.pem does not parse/],
     ['a created date that is not RFC 3339', async () => forge(await intermediateOf(m), { rootCrl: m.read('bundles/root/crl.pem'), files: {}, created: 'yesterday' }), /its created date is not a millisecond RFC 3339 UTC timestamp/],
   ])('%s exits 2', async (name, make, message) => {
     const dir = path.join(work, `host-${name.replace(/\W+/g, '-')}`);
@@ -276,6 +277,15 @@ describe('malformed input and host state', () => {
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, STATE), '{"version":1,"newestRelease":"soon"}\n');
     await expectRefused(install(good, dir, roots), dir, 2, new RegExp(`${STATE}: newestRelease: must be a millisecond RFC 3339 UTC timestamp\\n  → restore it from a backup`));
+  });
+
+  it('a remembered root CRL that its root did not sign exits 2: the host state is damaged, not the release', async () => {
+    const dir = path.join(work, 'host-forged-state');
+    expect((await install(good, dir, roots)).code).toBe(0);
+    const other = await meshAt();
+    const root = fingerprint(parseCertificate(m.read('bundles/root/roots.pem')));
+    fs.writeFileSync(path.join(dir, STATE), serializeHostState({ rootCrls: { [root]: other.read('bundles/root/crl.pem') } }));
+    await expectRefused(install(good, dir, roots), dir, 2, new RegExp(`${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned root\n  → restore it from a backup`));
   });
 
   it('a --clock-skew that is not a duration exits 2', async () => {

@@ -165,7 +165,12 @@ export async function openSealedRelease(p: {
   for (const f of ['trust.pem', 'trust.openssl.pem'] as const) {
     const pem = rel.files[f];
     if (pem === undefined) continue;
-    const certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
+    let certs: Certificate[];
+    try {
+      certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
+    } catch {
+      return r.malformed(`${f} does not parse`);
+    }
     for (const c of certs) if (!(await rootOf(c))) r.refuse(`${f} holds ${c.subject}, which the pinned roots did not issue`);
   }
   const admission = await admitRelease({ created: rel.created, rootCrl: rel.rootCrl, signer, signerRoot, roots, host: p.host, now: p.now, policy: p.policy, hostStateFile: p.hostStateFile }, r);
