@@ -52,18 +52,18 @@ describe('renew output directory', () => {
       const link = path.join(work, `link-${path.basename(elsewhere)}`);
       fs.symlinkSync(elsewhere, link);
       return { args: ['--out', link], untouched: elsewhere };
-    }, /is a symbolic link: leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/],
+    }, /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/],
     ['a default whose .trellis is a symbolic link out of the store', 3, (m: FakeMesh) => {
       const elsewhere = fs.mkdtempSync(path.join(work, 'served-'));
       fs.rmSync(m.path('.trellis'), { recursive: true });
       fs.symlinkSync(elsewhere, m.path('.trellis'));
       return { args: [], untouched: elsewhere };
-    }, /\.trellis\/out: resolves to .* through a symbolic link inside the store: leaf keys would leave it/],
+    }, /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/],
     ['--out at a file', 2, () => {
       const file = path.join(work, 'a-file');
       fs.writeFileSync(file, 'x');
       return { args: ['--out', file], untouched: undefined };
-    }, /a-file: is not a directory\n  → point --out at a directory/],
+    }, /cannot write leaves under .*a-file: it is not a directory\n  → point --out at a directory/],
   ])('renew refuses %s (exit %i), the store byte-identical and no key written', async (_name, code, setup, message) => {
     const m = pristine.clone();
     const { args, untouched } = setup(m);

@@ -20,19 +20,19 @@ export function prepareOutDir(dir: string, opts: { flag?: string; store?: string
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new TrellisError('usage', `cannot create the leaf output directory: ${(e as Error).message}`, { file: dir, hint: `point ${flag} at a writable directory` });
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new TrellisError('usage', `cannot write leaves under ${dir}: ${(e as Error).message}`, { hint: `point ${flag} at a writable directory` });
   }
   const st = fs.lstatSync(dir);
   if (st.isSymbolicLink()) {
-    throw new TrellisError('custody-out-dir', 'is a symbolic link: leaf keys would be written wherever it points', { file: dir, hint: `remove the link, or point ${flag} at a real directory` });
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
-  if (!st.isDirectory()) throw new TrellisError('usage', 'is not a directory', { file: dir, hint: `point ${flag} at a directory` });
+  if (!st.isDirectory()) throw new TrellisError('usage', `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
   // The default lies inside the store, where a committed symlink (say .trellis -> a served directory) would reroute keys.
   if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir))) {
-    throw new TrellisError('custody-out-dir', `resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store: leaf keys would leave it`, { file: dir, hint: 'remove the link (.trellis is a work area, never committed)' });
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: 'remove the link (.trellis is a work area, never committed)' });
   }
   if (process.getuid && st.uid !== process.getuid()) {
-    throw new TrellisError('custody-out-dir', `belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}): its owner could read the leaf keys`, { file: dir, hint: `point ${flag} at a directory of your own` });
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
