@@ -59,6 +59,12 @@ describe('renew output directory', () => {
       fs.symlinkSync(elsewhere, m.path('.trellis'));
       return { args: [], untouched: elsewhere };
     }, /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/],
+    ['--out owned by another user', 3, () => {
+      // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
+      const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));
+      fs.chownSync(theirs, 65534, 65534);
+      return { args: ['--out', theirs], untouched: theirs };
+    }, /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), and its owner could read the leaf keys/],
     ['--out at a file', 2, () => {
       const file = path.join(work, 'a-file');
       fs.writeFileSync(file, 'x');
