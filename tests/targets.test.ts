@@ -194,7 +194,7 @@ describe('sealed target and trellis-agent', () => {
     expect((await other.ci(['deploy', '--sealed-out', path.join(root, 'forged')])).code).toBe(0);
     const dir = path.join(root, 'agent-forged');
     const r = await agent(['install', '--bundle', bundleAt(path.join(root, 'forged')), '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
-    expect(r.exitCode).toBe(1);
+    expect(r.exitCode).toBe(3);
     expect(String(r.stderr)).toMatch(/refused sealed release: not signed by an intermediate of the pinned roots/);
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
     expect(forger.dir).toBeTruthy();
@@ -206,7 +206,7 @@ describe('sealed target and trellis-agent', () => {
     const install = (b: string) => agent(['install', '--bundle', b, '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
     expect((await install(bundleAt(path.join(root, 'new')))).exitCode).toBe(0);
     const replay = await install(bundleAt(path.join(root, 'old')));
-    expect(replay.exitCode).toBe(1);
+    expect(replay.exitCode, String(replay.stderr)).toBe(3);
     expect(String(replay.stderr)).toMatch(/older .* than the release installed last .*a replay/);
   });
 });

@@ -4,10 +4,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { TrellisError, assertAgentPosture, describeRelease, failAsUsage, openSealedRelease, parseCertificates, requireIdentities, runMain, writeFileAtomic } from '@trellis/core';
+import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain } from '@trellis/core';
+import { hostStatePath, readHostState, writeHostState } from './host-state.js';
 import { installLocally } from './install.js';
 
-interface Args { bundle: string; dir: string; roots: string; reload?: string; expect?: string }
+interface Args { bundle: string; dir: string; roots: string; reload?: string; expect?: string; clockSkew: string; crlGrace: string }
 
 await runMain('trellis-agent', () => {
   assertAgentPosture(process.env);
@@ -22,6 +23,8 @@ await runMain('trellis-agent', () => {
         .option('roots', { type: 'string', demandOption: true, describe: 'the mesh roots this host pins (bundles/root/roots.pem, installed out of band): the release must be signed under them' })
         .option('reload', { type: 'string', describe: 'command run after a change (e.g. "systemctl reload nginx"); a failure rolls back' })
         .option('expect', { type: 'string', describe: 'refuse a bundle that is not for SCOPE/SERVICE' })
+        .option('clock-skew', { type: 'string', default: formatDuration(DEFAULT_HOST_POLICY.clockSkew), describe: 'how far in this host\'s future a release or root CRL may be dated' })
+        .option('crl-grace', { type: 'string', default: formatDuration(DEFAULT_HOST_POLICY.crlGrace), describe: 'how long past its nextUpdate the newest root CRL is still relied on (with a warning) before every release is refused' })
         .example('$0 install --bundle api.age --dir /etc/trellis/api --roots /etc/trellis/roots.pem --reload "systemctl reload nginx"', '') as never,
       async (a) => {
         let text: string;
@@ -38,21 +41,26 @@ await runMain('trellis-agent', () => {
           throw new TrellisError('usage', `cannot read the pinned roots: ${(e as Error).message}`, { file: a.roots });
         }
         if (!roots.length) throw new TrellisError('usage', 'holds no root certificate', { file: a.roots });
-        // The newest release installed from a sealed bundle: an older one is a replay.
-        const stamp = path.join(a.dir, '.sealed-created');
-        const last = fs.existsSync(stamp) ? fs.readFileSync(stamp, 'utf8').trim() : undefined;
-        const sealed = await openSealedRelease(ids, text, a.bundle, roots, last);
+        const policy = {
+          clockSkew: parseDuration(a.clockSkew, { field: '--clock-skew' }, 'usage'),
+          crlGrace: parseDuration(a.crlGrace, { field: '--crl-grace' }, 'usage'),
+        };
+        // Judged against what this host remembers; nothing is written until the release is installed.
+        const host = readHostState(a.dir);
+        const opened = await openSealedRelease({ identities: ids, armored: text, file: a.bundle, roots, host, hostStateFile: hostStatePath(a.dir), now: clock(undefined), policy });
+        const sealed = opened.release;
         if (a.expect && a.expect !== `${sealed.scope}/${sealed.service}`) {
           throw new TrellisError('usage', `this bundle is for ${sealed.scope}/${sealed.service}, not ${a.expect}`, { file: a.bundle });
         }
+        for (const w of opened.warnings) process.stderr.write(`${w}\n`);
         const outcome = await installLocally(a.dir, sealed.files, a.reload);
-        writeFileAtomic(stamp, `${sealed.created}\n`);
+        writeHostState(a.dir, opened.host);
         process.stdout.write(`${sealed.scope}/${sealed.service} (${describeRelease(sealed.files)}): ${outcome.detail}\n`);
       },
     )
     .demandCommand(1, 'name a command')
     .strict()
-    .epilogue('exit codes: 0 installed or unchanged, 1 the release was refused or the reload failed (rolled back), 2 usage, 3 custody')
+    .epilogue('exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace')
     .fail(failAsUsage)
     .parseAsync();
 });

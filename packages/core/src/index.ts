@@ -31,14 +31,15 @@ export {
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
 export { nodeCryptoSeam } from './seam.js';
-export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
-export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type LeafFiles } from './release.js';
+export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, leafCreated, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
+export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';

@@ -11,6 +11,7 @@ import type { SigningIntermediate } from './leaf.js';
 import { decodeNameConstraints } from './name-constraints.js';
 import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
+import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
 import { scopeDef, scopeTrust, type Mesh } from './mesh.js';
 import { parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 
@@ -80,8 +81,15 @@ export interface SealedRelease {
   scope: string;
   service: string;
   host: string;
-  /** Millisecond RFC 3339: the agent refuses a release older than the one it installed (replay). */
+  /** Millisecond RFC 3339: the agent refuses a release older than the one it installed (replay), or dated in its future. */
   created: string;
+  /**
+   * `bundles/root/crl.pem` (one CRL per root trusted now), signed with the
+   * rest: the host checks the signer against it and remembers the newest.
+   * Added without a version bump: agents that predate it ignore it, agents
+   * that know it require it.
+   */
+  rootCrl: string;
   files: Release;
 }
 
@@ -98,46 +106,75 @@ export async function sealRelease(r: SealedRelease, recipient: string, signer: S
   return encryptTo([recipient], JSON.stringify(envelope));
 }
 
+export interface OpenedRelease extends Admission {
+  release: SealedRelease;
+}
+
 /**
- * Opens a sealed release and proves it came from the mesh: signed by an
- * intermediate of the release's own scope under one of `roots` (pinned on the
- * host), every trust anchor it installs issued by those roots, and not older
- * than `notBefore` (the release installed last).
+ * Opens a sealed release and proves it came from the mesh and may be
+ * installed now: signed by an intermediate of the release's own scope under
+ * one of `roots` (pinned on the host), every trust anchor it installs issued
+ * by those roots, then admitted against what the host remembers (admitRelease:
+ * root CRLs, signer validity, clock skew, replay). Malformed input exits 2,
+ * anything not to be trusted 3; nothing is written here.
  */
-export async function openSealedRelease(identities: string[], armored: string, file: string, roots: Certificate[], notBefore?: string): Promise<SealedRelease> {
-  const text = await decryptWith(identities, armored, file, 'agent');
-  const refuse = (why: string): never => {
-    throw new TrellisError('verification-failed', `refused sealed release: ${why}`, { file, hint: 'install only what trellis-ci deploy sealed for this host' });
+export async function openSealedRelease(p: {
+  identities: string[];
+  armored: string;
+  file: string;
+  roots: Certificate[];
+  host: HostState;
+  hostStateFile: string;
+  now: Date;
+  policy: HostPolicy;
+}): Promise<OpenedRelease> {
+  const { file, roots } = p;
+  const text = await decryptWith(p.identities, p.armored, file, 'agent');
+  const hint = 'install only what trellis-ci deploy sealed for this host';
+  const r: Refusals = {
+    malformed: (why) => { throw new TrellisError('bad-release', `refused sealed release: ${why}`, { file, hint }); },
+    refuse: (why) => { throw new TrellisError('release-refused', `refused sealed release: ${why}`, { file, hint }); },
   };
   let e: SealedEnvelope;
   try {
     e = JSON.parse(text) as SealedEnvelope;
   } catch {
-    return refuse('not a trellis sealed release');
+    return r.malformed('not a trellis sealed release');
   }
-  const r = e?.release;
-  const bad = Object.keys(r?.files ?? {}).find((f) => !(RELEASE_FILES as readonly string[]).includes(f));
-  if (r?.version !== 1 || typeof r.files !== 'object' || bad || typeof e.signer !== 'string' || typeof e.signature !== 'string') refuse(`not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`);
+  const rel = e?.release;
+  const bad = Object.entries(rel?.files ?? {}).find(([f, v]) => !(RELEASE_FILES as readonly string[]).includes(f) || typeof v !== 'string')?.[0];
+  if (rel?.version !== 1 || typeof rel.files !== 'object' || rel.files === null || typeof rel.scope !== 'string' || typeof rel.service !== 'string' || bad || typeof e.signer !== 'string' || typeof e.signature !== 'string') {
+    r.malformed(`not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`);
+  }
   let signer: Certificate;
   try {
     signer = parseCertificate(e.signer);
   } catch {
-    return refuse('the signer certificate does not parse');
+    return r.malformed('the signer certificate does not parse');
   }
-  const underRoot = async (c: Certificate) => (await Promise.all(roots.map((root) => signedBy(c, root)))).some(Boolean);
-  if (!(await underRoot(signer))) refuse('not signed by an intermediate of the pinned roots');
+  const rootOf = async (c: Certificate) => {
+    for (const root of roots) if (await signedBy(c, root)) return root;
+    return undefined;
+  };
+  const signerRoot = await rootOf(signer);
+  if (!signerRoot) return r.refuse('not signed by an intermediate of the pinned roots');
   const nc = signer.extensions.find((x) => x.type === '2.5.29.30');
   const permits = nc ? decodeNameConstraints(nc.value).dns : [];
-  if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${r.scope}.`)) || !permits.length) refuse(`the signer is not an intermediate of scope ${r.scope}`);
-  if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(r)), Buffer.from(e.signature, 'base64'))) refuse('the signature does not verify');
+  if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${rel.scope}.`)) || !permits.length) r.refuse(`the signer is not an intermediate of scope ${rel.scope}`);
+  if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(rel)), Buffer.from(e.signature, 'base64'))) r.refuse('the signature does not verify');
   for (const f of ['trust.pem', 'trust.openssl.pem'] as const) {
-    const pem = r.files[f];
+    const pem = rel.files[f];
     if (pem === undefined) continue;
-    const certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
-    for (const c of certs) if (!(await underRoot(c))) refuse(`${f} holds ${c.subject}, which the pinned roots did not issue`);
+    let certs: Certificate[];
+    try {
+      certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
+    } catch {
+      return r.malformed(`${f} does not parse`);
+    }
+    for (const c of certs) if (!(await rootOf(c))) r.refuse(`${f} holds ${c.subject}, which the pinned roots did not issue`);
   }
-  if (notBefore && r.created < notBefore) refuse(`it is older (${r.created}) than the release installed last (${notBefore}): a replay`);
-  return r;
+  const admission = await admitRelease({ created: rel.created, rootCrl: rel.rootCrl, signer, signerRoot, roots, host: p.host, now: p.now, policy: p.policy, hostStateFile: p.hostStateFile }, r);
+  return { release: rel, ...admission };
 }
 
 /** A one-line description of what a release carries, for logs. */

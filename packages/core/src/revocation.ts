@@ -154,3 +154,9 @@ export async function crlStaleness(crlPem: string | undefined, issuers: Certific
   }
   return undefined;
 }
+
+/** A CRL's number (RFC 5280 5.2.3), or undefined when it carries none. */
+export function crlNumber(crl: Crl): bigint | undefined {
+  const ext = crl.extensions.find((x) => x.type === id_ce_cRLNumber);
+  return ext ? BigInt(String(AsnConvert.parse(ext.value, CRLNumber).value)) : undefined;
+}

@@ -9,11 +9,12 @@ import {
 } from '@trellis/core';
 import { installLocally } from '@trellis/agent';
 import { handshakeCheck } from '../check.js';
+import { wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 import { installOverSsh } from '../targets/ssh.js';
 import { applyManifests, manifests } from '../targets/kubernetes.js';
 
-interface Args { store?: string; scope?: string; from?: string; canary?: number; sealedOut?: string; manifests?: string; now?: string }
+interface Args { store?: string; scope?: string; from?: string; canary?: number; sealedOut?: string; manifests?: string; wipeOut?: boolean; now?: string }
 
 export const deploy: CommandModule<object, Args> = {
   command: 'deploy',
@@ -24,8 +25,10 @@ export const deploy: CommandModule<object, Args> = {
     .option('canary', { type: 'number', describe: 'deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure' })
     .option('sealed-out', { type: 'string', describe: 'where sealed releases are written (default <store>/.trellis/sealed)' })
     .option('manifests', { type: 'string', describe: 'where Kubernetes manifests are written (default <store>/.trellis/k8s)' })
+    .option('wipe-out', { type: 'boolean', describe: 'after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry' })
     .example('$0 renew && $0 deploy', 'the scheduled CI job')
-    .example('$0 deploy --canary 1', 'one target first, checked, then the rest') as never,
+    .example('$0 deploy --canary 1', 'one target first, checked, then the rest')
+    .example('$0 renew && $0 deploy --wipe-out', 'in CI: no plaintext leaf key outlives the job') as never,
   handler: (a) => runDeploy(a),
 };
 
@@ -42,6 +45,8 @@ interface DeliverContext {
   scratch: string;
   /** The scope's active intermediate, opened with the CI identity: it signs sealed releases. */
   signerOf: (scope: string) => Promise<SigningIntermediate>;
+  /** bundles/root/crl.pem: a sealed release carries it, so hosts can refuse a revoked signer. */
+  rootCrl: string | undefined;
 }
 
 interface Outcome {
@@ -103,7 +108,7 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem });
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
           const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
@@ -137,6 +142,13 @@ async function runDeploy(a: Args): Promise<void> {
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     process.stdout.write(`${outcomes.length - failed} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`);
     if (failed || stopped) process.exitCode = 1;
+    if (a.wipeOut) {
+      if (failed || stopped) process.stdout.write(`kept ${from}: a target failed, and a rerun of deploy needs the leaves\n`);
+      else {
+        const n = wipeOutDir(from, jobs.map((j) => `${j.scope}/${j.service}`));
+        process.stdout.write(`wiped ${n} delivered leaf ${n === 1 ? 'directory' : 'directories'} from ${from}\n`);
+      }
+    }
   });
 }
 
@@ -159,8 +171,9 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
     }
     case 'sealed': {
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
       const signer = await ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), files: release }, t.recipient, signer));
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {

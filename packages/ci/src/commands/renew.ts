@@ -5,6 +5,7 @@ import {
   type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
+import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
 
 interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string }
@@ -32,11 +33,15 @@ export function renderPlan(plan: RenewPlan): string {
 async function runRenew(a: Args): Promise<void> {
   await withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    await renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+    await renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
   });
 }
 
-export interface RenewOptions { now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string }
+export interface RenewOptions {
+  now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
+  /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
+  defaultOutOf?: string;
+}
 
 /** The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process. */
 export async function renewStore(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void): Promise<RenewResult | undefined> {
@@ -63,6 +68,9 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   if (!touched.length) return undefined;
 
   const ids = plan.mint.length || staleCrls.size ? await identities(mesh) : [];
+  // It holds plaintext leaf keys: 0700, ours, not a link.
+  const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf }) : undefined;
+  if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) if (plan.mint.some((i) => i.scope === s) || staleCrls.has(s)) keys.set(s, await openScopeKeys(mesh, s, ids));
   const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });

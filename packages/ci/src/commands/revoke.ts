@@ -3,6 +3,7 @@ import type { CommandModule } from 'yargs';
 import { TrellisError, actor, clock, loadMesh, nodeCryptoSeam, revocableLeaf, revokeLeaf, withStore } from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
 import { ciIdentities } from '../signer.js';
+import { prepareOutDir } from '../out-dir.js';
 
 interface Args { store?: string; target: string; reason?: string; out?: string; now?: string }
 
@@ -24,6 +25,7 @@ export const revoke: CommandModule<object, Args> = {
       const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh));
       const r = await revokeLeaf(mesh, scope, service, a.reason ?? 'unspecified', keys, now, actor(), nodeCryptoSeam);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+      process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir }) ?? '');
       writeLeafOutput(mesh, scope, [r.leaf], out, r.crlPem);
       store.commit(r.writes);
       process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a.reason}); replacement ${r.leaf.record.serial} in ${path.join(out, scope, service)}; deploy now\n`);

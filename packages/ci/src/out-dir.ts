@@ -1,0 +1,60 @@
+/**
+ * Renew's output directory holds plaintext leaf keys: only its owner may
+ * enter it, and it must be the directory named, not a link to elsewhere.
+ * deploy --wipe-out removes what it delivered.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { TrellisError } from '@trellis/core';
+
+/**
+ * Creates `dir` 0700, or tightens an existing one of ours to 0700 (a looser
+ * directory left by an older trellis must not stop CI). Refuses a symlink,
+ * a non-directory, another user's directory and, for the default inside
+ * `store`, a path that leaves the store through a link. Returns a note when
+ * it tightened one.
+ */
+export function prepareOutDir(dir: string, opts: { flag?: string; store?: string } = {}): string | undefined {
+  const flag = opts.flag ?? '--out';
+  try {
+    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new TrellisError('usage', `cannot write leaves under ${dir}: ${(e as Error).message}`, { hint: `point ${flag} at a writable directory` });
+  }
+  const st = fs.lstatSync(dir);
+  if (st.isSymbolicLink()) {
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
+  }
+  if (!st.isDirectory()) throw new TrellisError('usage', `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
+  // The default lies inside the store, where a committed symlink (say .trellis -> a served directory) would reroute keys.
+  if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir))) {
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: 'remove the link (.trellis is a work area, never committed)' });
+  }
+  if (process.getuid && st.uid !== process.getuid()) {
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
+  }
+  const loose = st.mode & 0o077;
+  fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
+  return loose ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n` : undefined;
+}
+
+/** Removes the leaf directories of `services` (SCOPE/SERVICE) under `dir`: never `dir` itself, nor anything else in it. */
+export function wipeOutDir(dir: string, services: string[]): number {
+  let wiped = 0;
+  for (const s of new Set(services)) {
+    const target = path.join(dir, s);
+    if (!fs.existsSync(target)) continue;
+    fs.rmSync(target, { recursive: true, force: true });
+    wiped++;
+  }
+  for (const scope of new Set(services.map((s) => s.split('/')[0]!))) {
+    // An emptied scope directory goes too; one still holding another service's leaf stays.
+    try {
+      fs.rmdirSync(path.join(dir, scope));
+    } catch {
+      /* not empty, or already gone */
+    }
+  }
+  return wiped;
+}

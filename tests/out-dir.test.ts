@@ -1,0 +1,123 @@
+/**
+ * Renew's output directory holds plaintext leaf keys: created 0700, a looser
+ * one of ours tightened, a link or a file refused with the store unchanged;
+ * deploy --wipe-out removes what it delivered once every target succeeded.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FakeMesh } from './helpers/fake-mesh.js';
+
+const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-dir-'));
+const mode = (p: string) => fs.statSync(p).mode & 0o777;
+/** The store's files outside the .trellis work area (which a case below turns into a link). */
+const storeFiles = (m: FakeMesh) => Object.fromEntries(fs.readdirSync(m.dir, { recursive: true, withFileTypes: true })
+  .filter((e) => e.isFile() && !path.relative(m.dir, e.parentPath).startsWith('.trellis'))
+  .map((e) => [path.relative(m.dir, path.join(e.parentPath, e.name)), fs.readFileSync(path.join(e.parentPath, e.name), 'utf8')]));
+let pristine: FakeMesh;
+
+beforeAll(async () => {
+  pristine = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api', 'web'] } });
+});
+
+describe('renew output directory', () => {
+  it('the default .trellis/out is created 0700', () => {
+    expect(mode(pristine.path('.trellis/out'))).toBe(0o700);
+    expect(mode(pristine.out('us-east-1', 'api', 'key.pem'))).toBe(0o600);
+  });
+
+  it('a new --out directory is created 0700, and so is revoke\'s', async () => {
+    const m = pristine.clone();
+    const out = path.join(work, 'fresh', 'out');
+    expect((await m.ci(['renew', '--force', '--out', out])).code).toBe(0);
+    expect(mode(out)).toBe(0o700);
+    const rev = path.join(work, 'revoke-out');
+    expect((await m.ci(['revoke', 'us-east-1/api', '--out', rev])).code).toBe(0);
+    expect(mode(rev)).toBe(0o700);
+  });
+
+  it('an existing looser directory of ours is tightened to 0700, and renew says so', async () => {
+    const m = pristine.clone();
+    fs.chmodSync(m.path('.trellis/out'), 0o755);
+    const r = await m.ci(['renew', '--force']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/^tightened .*\.trellis\/out from 0755 to 0700: it holds plaintext leaf keys$/m);
+    expect(mode(m.path('.trellis/out'))).toBe(0o700);
+  });
+
+  it.each([
+    ['--out that is a symbolic link', 3, (m: FakeMesh) => {
+      const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'));
+      const link = path.join(work, `link-${path.basename(elsewhere)}`);
+      fs.symlinkSync(elsewhere, link);
+      return { args: ['--out', link], untouched: elsewhere };
+    }, /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/],
+    ['a default whose .trellis is a symbolic link out of the store', 3, (m: FakeMesh) => {
+      const elsewhere = fs.mkdtempSync(path.join(work, 'served-'));
+      fs.rmSync(m.path('.trellis'), { recursive: true });
+      fs.symlinkSync(elsewhere, m.path('.trellis'));
+      return { args: [], untouched: elsewhere };
+    }, /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/],
+    ['--out owned by another user', 3, () => {
+      // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
+      const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));
+      fs.chownSync(theirs, 65534, 65534);
+      return { args: ['--out', theirs], untouched: theirs };
+    }, /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), and its owner could read the leaf keys/],
+    ['--out at a file', 2, () => {
+      const file = path.join(work, 'a-file');
+      fs.writeFileSync(file, 'x');
+      return { args: ['--out', file], untouched: undefined };
+    }, /cannot write leaves under .*a-file: it is not a directory\n  → point --out at a directory/],
+  ])('renew refuses %s (exit %i), the store byte-identical and no key written', async (_name, code, setup, message) => {
+    const m = pristine.clone();
+    const { args, untouched } = setup(m);
+    const before = storeFiles(m);
+    expect(Object.keys(before)).toContain(path.join('bundles', 'us-east-1', 'leaves.yaml'));
+    const r = await m.ci(['renew', '--force', ...args]);
+    expect(r.code, r.stderr).toBe(code);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr).not.toMatch(/\n\s+at .*\.js:\d+/);
+    expect(storeFiles(m)).toEqual(before);
+    if (untouched) expect(fs.readdirSync(untouched, { recursive: true }).filter((f) => String(f).endsWith('.pem'))).toEqual([]);
+  });
+});
+
+describe('deploy --wipe-out', () => {
+  const withDir = (reload?: string) => {
+    const m = pristine.clone();
+    const dir = fs.mkdtempSync(path.join(work, 'target-'));
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, ...(reload ? { reload } : {}) }] } }, 'web']);
+    return { m, dir };
+  };
+
+  it('removes the leaves it delivered once every target succeeded, and keeps the others', async () => {
+    const { m, dir } = withDir();
+    const d = await m.ci(['deploy', '--wipe-out']);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^wiped 1 delivered leaf directory from .*\.trellis\/out$/m);
+    expect(fs.existsSync(path.join(dir, 'current', 'key.pem'))).toBe(true);
+    expect(fs.existsSync(m.path('.trellis/out/us-east-1/api'))).toBe(false);
+    // web has no deploy target: its leaf was not delivered, so it stays.
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'key.pem'))).toBe(true);
+    // The next deploy ships trust and CRLs and keeps the installed leaf.
+    const again = await m.ci(['deploy', '--wipe-out']);
+    expect(again.code, again.stdout).toBe(0);
+    expect(again.stdout).toMatch(/^unchanged .*no new leaf/m);
+  });
+
+  it('keeps everything when a target failed, so a rerun can deliver it', async () => {
+    const { m } = withDir('false');
+    const d = await m.ci(['deploy', '--wipe-out']);
+    expect(d.code).toBe(1);
+    expect(d.stdout).toMatch(/^kept .*\.trellis\/out: a target failed, and a rerun of deploy needs the leaves$/m);
+    expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
+  });
+
+  it('without the flag, deploy leaves the output alone', async () => {
+    const { m } = withDir();
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
+  });
+});
