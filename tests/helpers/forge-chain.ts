@@ -6,7 +6,7 @@
  */
 import fs from 'node:fs';
 import {
-  PROFILES, certificatePem, exportPrivateKeyPem, extensionsFor, importSigningKey, nodeCryptoSeam, parseCertificate, randomSerial, signCertificate, signCrl,
+  PROFILES, certificatePem, exportPrivateKeyPem, extensionsFor, importSigningKey, nodeCryptoSeam, parseCertificate, randomSerial,
   tryDecrypt, type PermittedNames, type Profile,
 } from '@trellis/core';
 
@@ -39,7 +39,7 @@ export async function forgeCertificate(issuer: KeyPair, spec: ForgeSpec): Promis
   const issuerCert = parseCertificate(issuer.cert);
   const { key, algorithm } = await importSigningKey(issuer.key);
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
-  const cert = await signCertificate({
+  const cert = await nodeCryptoSeam.signCertificate({
     serial: randomSerial(nodeCryptoSeam), subject: spec.subject, issuer: issuerCert.subject, notBefore: spec.notBefore, notAfter: spec.notAfter,
     subjectPublicKey: keys.publicKey, signingKey: key, signingAlgorithm: algorithm,
     extensions: await extensionsFor(spec.profile, { subjectPublicKey: keys.publicKey, issuerPublicKey: issuerCert.publicKey, permitted: spec.permitted, sans: spec.sans }),
@@ -50,7 +50,7 @@ export async function forgeCertificate(issuer: KeyPair, spec: ForgeSpec): Promis
 /** The empty leaf CRL a forged CA would publish, as trellis does for its intermediates (CRL checking wants one). */
 export async function forgeLeafCrl(ca: KeyPair, now: Date): Promise<string> {
   const { key, algorithm } = await importSigningKey(ca.key);
-  return signCrl({ issuer: parseCertificate(ca.cert), key, algorithm, thisUpdate: new Date(now.getTime() - 60_000), nextUpdate: new Date(now.getTime() + 86_400_000), entries: [] });
+  return nodeCryptoSeam.signCrl({ issuer: parseCertificate(ca.cert), key, algorithm, thisUpdate: new Date(now.getTime() - 60_000), nextUpdate: new Date(now.getTime() + 86_400_000), entries: [] });
 }
 
 export { PROFILES };
