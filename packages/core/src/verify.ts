@@ -12,6 +12,7 @@ import { namesOutside, permittedNamesFor } from './names.js';
 import { profileViolations, type Tier } from './profiles.js';
 import { anchorCrlOf, crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from './revocation.js';
 import { parseTrustOpensslPem } from './trust.js';
+import { deployFindings } from './verify-deploy.js';
 
 export type Level = 'error' | 'warning' | 'pending' | 'ok';
 
@@ -222,6 +223,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       if (!scope.services.some((s) => s.name === svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, at(lfile));
     }
   }
+  out.push(...deployFindings(mesh));
   for (const o of mesh.orphans) add('warning', 'orphan', `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store`, { file: `bundles/${o}` });
   return out;
 }

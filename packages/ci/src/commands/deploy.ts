@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
-  scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
+  requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
 import { installLocally } from '@trellis/agent';
@@ -40,8 +40,8 @@ interface DeliverContext {
   sealedOut: string;
   manifestDir: string;
   scratch: string;
-  /** The scope's active intermediate, opened with the CI identity: it signs sealed releases. */
-  signerOf: (scope: string) => Promise<SigningIntermediate>;
+  /** The scope's active intermediate, opened with the CI identity before anything ran: it signs sealed releases. */
+  signerOf: (scope: string) => SigningIntermediate;
 }
 
 interface Outcome {
@@ -68,7 +68,9 @@ async function runDeploy(a: Args): Promise<void> {
     const mesh = loadMesh(store);
     const now = clock(a.now);
     const scopes = a.scope ? [scopeDef(mesh, a.scope)] : mesh.scopes;
-    const jobs: Job[] = scopes.flatMap((s) => s.services.flatMap((svc) => svc.deploy.map((target) => ({ scope: s.name, service: svc.name, target }))));
+    // Pull requests only select: the allow-list must be the custodian's, and every target inside it, before anything runs.
+    requireConfirmedAllowList(mesh);
+    const jobs: Job[] = resolveDeployTargets(mesh, scopes);
     if (!jobs.length) {
       process.stdout.write('no service declares a deploy target\n');
       return;
@@ -87,12 +89,18 @@ async function runDeploy(a: Args): Promise<void> {
       return releases.get(key)!;
     };
 
-    let ids: Promise<string[]> | undefined;
-    const signers = new Map<string, Promise<SigningIntermediate>>();
+    // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
+    // every child gets an environment without it (childEnv).
+    const signers = new Map<string, SigningIntermediate | TrellisError>();
+    const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
+    if (sealedScopes.length) {
+      const ids = await ciIdentities(mesh);
+      for (const s of sealedScopes) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
+    }
     const signerOf = (scope: string) => {
-      ids ??= ciIdentities(mesh);
-      if (!signers.has(scope)) signers.set(scope, ids.then((i) => openIntermediate(mesh, scope, i)));
-      return signers.get(scope)!;
+      const s = signers.get(scope)!;
+      if (s instanceof TrellisError) throw s;
+      return s;
     };
     const outcomes: Outcome[] = [];
     let stopped = false;
@@ -150,7 +158,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
   const t = job.target;
   switch (t.type) {
     case 'dir': {
-      const r = await installLocally(t.path, release, t.reload);
+      const r = await installLocally(t.path, release, t.reloadCommand);
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'ssh': {
@@ -159,7 +167,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
     }
     case 'sealed': {
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
-      const signer = await ctx.signerOf(job.scope);
+      const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
