@@ -239,7 +239,8 @@ describe('the same targets, confirmed by the custodian, deploy', () => {
     const c = await m.root(['confirm']);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/confirmed 1 change\(s\) .*\n {2}deploy.reload.second added/);
-    expect(m.read('bundles/root/ledger.jsonl').trim().split('\n').at(-1)).toMatch(/"op":"confirm-allow-list".*"allowListDigest":"sha256:[0-9a-f]{64}"/);
+    const entry = JSON.parse(m.read('bundles/root/ledger.jsonl').trim().split('\n').at(-1)!);
+    expect(entry).toMatchObject({ op: 'confirm-allow-list', details: { allowList: { reload: { second: 'true' } }, allowListDigest: expect.stringMatching(/^sha256:[0-9a-f]{64}$/) } });
     const v = await m.ci(['verify']);
     expect(v.stdout).not.toMatch(/allow-list/);
     expect((await m.root(['confirm'])).stdout).toMatch(/nothing to record/);
