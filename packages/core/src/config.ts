@@ -211,7 +211,8 @@ const COMMAND = /^[^\0-\x1f\x7f]+$/;
 const SSH_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ssh-rsa'];
 
 const isIpLiteral = (s: string) => IPV4.test(s) || (IPV6.test(s) && /^[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:(\d+\.){3}\d+)?$/.test(s));
-const isHost = (s: string) => HOST_NAME.test(s) || isIpLiteral(s);
+// A name whose last label is numeric would be read as an IPv4 address: it must be a valid one.
+const isHost = (s: string) => (HOST_NAME.test(s) && !/(^|\.)\d+$/.test(s)) || isIpLiteral(s);
 
 /** An absolute, normalized path: no `.`/`..` segment, no empty segment, no whitespace or control character. */
 export function isNormalizedPath(p: string): boolean {
