@@ -78,17 +78,6 @@ async function runDeploy(a: Args): Promise<void> {
     const canary = a.canary ?? 0;
     const unchecked = jobs.slice(0, canary).filter((j) => !('check' in j.target) || !j.target.check);
     if (unchecked.length) throw new TrellisError('usage', `canary target ${describeTarget(unchecked[0]!.target)} has no check (host:port) to run a handshake against`, { file: paths.scopeFile(unchecked[0]!.scope) });
-    const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
-    const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
-    const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
-    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
-    const releases = new Map<string, Release>();
-    const releaseOf = (j: Job) => {
-      const key = `${j.scope}/${j.service}`;
-      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
-      return releases.get(key)!;
-    };
-
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
     // every child gets an environment without it (childEnv).
     const signers = new Map<string, SigningIntermediate | TrellisError>();
@@ -102,6 +91,17 @@ async function runDeploy(a: Args): Promise<void> {
       if (s instanceof TrellisError) throw s;
       return s;
     };
+    const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
+    const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
+    const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
+    const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
+    const releases = new Map<string, Release>();
+    const releaseOf = (j: Job) => {
+      const key = `${j.scope}/${j.service}`;
+      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
+      return releases.get(key)!;
+    };
+
     const outcomes: Outcome[] = [];
     let stopped = false;
     for (const [i, job] of jobs.entries()) {
