@@ -147,3 +147,12 @@ describe('selections resolve only through the allow-list', () => {
     expect(allowListChanges(before, allow())).toEqual([]);
   });
 });
+
+describe('arguments reach ssh after --', () => {
+  it('every option comes before --, the destination after it', async () => {
+    const { sshArgs } = await import('../packages/ci/src/targets/ssh.js');
+    const args = sshArgs({ type: 'ssh', host: 'web-1', path: '/srv/a', address: '10.0.0.5', port: 2222, user: 'deploy', hostKey: KEY, identityFile: '/run/key' }, '/tmp/kh');
+    expect(args.slice(args.indexOf('--'))).toEqual(['--', 'deploy@10.0.0.5']);
+    expect(args.slice(0, args.indexOf('--'))).toEqual(expect.arrayContaining(['-p', '2222', '-i', '/run/key', '-o', 'StrictHostKeyChecking=yes']));
+  });
+});
