@@ -282,6 +282,23 @@ describe('what deploy executes cannot reach the CI identity', () => {
     // kubectl got every value as --flag=value: none can be read as another option.
     expect(fs.readFileSync(path.join(dir, 'kubectl-args'), 'utf8').split('\n')).toEqual(['--context=prod-eu', '--namespace=mesh', 'apply', `--filename=${path.join(dir, 'k8s', 'us-east-1', 'web-web-tls.yaml')}`, '']);
   });
+  it('split in two CI steps, the identity is never where a command runs: --type sealed seals and executes nothing; the rest needs no identity', async () => {
+    const m = pristine.clone();
+    scopeWith(m, { type: 'sealed', host: 'edge-1' });
+    const out = fs.mkdtempSync(path.join(root, 'split-'));
+    const seal = await m.ci(['deploy', '--type', 'sealed', '--sealed-out', out]);
+    expect(seal.code, seal.stdout + seal.stderr).toBe(0);
+    expect(seal.stdout).toMatch(/^1 of 1 target\(s\) done/m);
+    expect((await tryDecrypt([edge.identity], fs.readFileSync(path.join(out, 'us-east-1', 'api', 'edge-1.age'), 'utf8'))).ok).toBe(true);
+    expect(fs.existsSync(allowedRan)).toBe(false);
+    const rest = await m.ci(['deploy', '--type', 'dir', 'ssh', 'kubernetes'], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    expect(rest.code, rest.stdout + rest.stderr).toBe(0);
+    expect(rest.stdout).toMatch(/^installed .*dir:.*srv\/web/m);
+    expect(rest.stdout).not.toMatch(/sealed/);
+    expect(fs.existsSync(allowedRan)).toBe(true);
+    fs.rmSync(allowedRan);
+    fs.rmSync(path.join(srv, 'web'), { recursive: true });
+  });
   it('a deploy that must seal opens the CI identity before anything runs: without it, no reload ran', async () => {
     const m = pristine.clone();
     scopeWith(m, { type: 'sealed', host: 'edge-1' });

@@ -13,19 +13,23 @@ import { ciIdentities, openIntermediate } from '../signer.js';
 import { installOverSsh } from '../targets/ssh.js';
 import { applyManifests, manifests } from '../targets/kubernetes.js';
 
-interface Args { store?: string; scope?: string; from?: string; canary?: number; sealedOut?: string; manifests?: string; now?: string }
+const TARGET_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
+
+interface Args { store?: string; scope?: string; type?: (typeof TARGET_TYPES)[number][]; from?: string; canary?: number; sealedOut?: string; manifests?: string; now?: string }
 
 export const deploy: CommandModule<object, Args> = {
   command: 'deploy',
   describe: "Ship each service's release (leaf, key, chain, trust bundle, CRLs) to its deploy targets",
   builder: (y) => y
     .option('scope', { type: 'string', describe: 'only this scope' })
+    .option('type', { type: 'string', array: true, choices: TARGET_TYPES, describe: 'only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not' })
     .option('from', { type: 'string', describe: "where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only" })
     .option('canary', { type: 'number', describe: 'deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure' })
     .option('sealed-out', { type: 'string', describe: 'where sealed releases are written (default <store>/.trellis/sealed)' })
     .option('manifests', { type: 'string', describe: 'where Kubernetes manifests are written (default <store>/.trellis/k8s)' })
     .example('$0 renew && $0 deploy', 'the scheduled CI job')
-    .example('$0 deploy --canary 1', 'one target first, checked, then the rest') as never,
+    .example('$0 deploy --canary 1', 'one target first, checked, then the rest')
+    .example('$0 deploy --type sealed', 'the CI step with the CI identity: seals, executes nothing') as never,
   handler: (a) => runDeploy(a),
 };
 
@@ -70,7 +74,7 @@ async function runDeploy(a: Args): Promise<void> {
     const scopes = a.scope ? [scopeDef(mesh, a.scope)] : mesh.scopes;
     // Pull requests only select: the allow-list must be the custodian's, and every target inside it, before anything runs.
     requireConfirmedAllowList(mesh);
-    const jobs: Job[] = resolveDeployTargets(mesh, scopes);
+    const jobs: Job[] = resolveDeployTargets(mesh, scopes).filter((j) => !a.type || a.type.includes(j.target.type));
     if (!jobs.length) {
       process.stdout.write('no service declares a deploy target\n');
       return;
