@@ -3,6 +3,7 @@
  * Parsing fails closed: unknown keys, wrong types and out-of-scope names are
  * errors naming the file and the field.
  */
+import { isIP } from 'node:net';
 import { parseDocument, stringify } from 'yaml';
 import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, isDnsName, dnsWithin, scopeDomain } from './names.js';
@@ -198,8 +199,6 @@ const DEPLOY_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
 
 // Deploy fields, by pattern. Every one ends up in an argument vector or a path, so none may begin with "-".
 const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
-const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
-const IPV6 = /^(?=.*:)[0-9A-Fa-f:.]{2,45}$/;
 const POSIX_USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
 const PATH_SEGMENT = /^[A-Za-z0-9._@%+=:,~-]+$/;
 const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
@@ -210,7 +209,7 @@ const ENTRY_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const COMMAND = /^[^\0-\x1f\x7f]+$/;
 const SSH_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ssh-rsa'];
 
-const isIpLiteral = (s: string) => IPV4.test(s) || (IPV6.test(s) && /^[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){1,7}(:(\d+\.){3}\d+)?$/.test(s));
+const isIpLiteral = (s: string) => isIP(s) !== 0;
 // A name whose last label is numeric would be read as an IPv4 address: it must be a valid one.
 const isHost = (s: string) => (HOST_NAME.test(s) && !/(^|\.)\d+$/.test(s)) || isIpLiteral(s);
 
@@ -245,17 +244,18 @@ const HINT = {
   hostKey: 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use',
   namespace: 'a Kubernetes namespace (DNS-1123 label: lower-case letters, digits, "-")',
   context: 'a kubectl context name (letters, digits, ".", "_", ":", "@", "/", "-"), not beginning with "-"',
+  command: 'one line, no control characters',
 };
 
 /** One deploy field and its pattern, so the scope file and trellis.yaml share each rule. */
-function field(r: Reader, v: unknown, at: string, kind: keyof typeof HINT | 'command'): string {
+function field(r: Reader, v: unknown, at: string, kind: keyof typeof HINT): string {
   const s = r.string(v, at);
   const ok = {
     host: isHost, user: (x: string) => POSIX_USER.test(x), path: isNormalizedPath, entry: (x: string) => ENTRY_NAME.test(x),
     check: isCheckEndpoint, hostKey: isSshPublicKey, namespace: (x: string) => DNS_1123_LABEL.test(x), context: (x: string) => KUBE_CONTEXT.test(x),
     command: (x: string) => COMMAND.test(x),
   }[kind];
-  if (!ok(s)) r.fail(at, `${JSON.stringify(s)} is not valid`, kind === 'command' ? 'one line, no control characters' : HINT[kind]);
+  if (!ok(s)) r.fail(at, `${JSON.stringify(s)} is not valid`, HINT[kind]);
   return s;
 }
 
