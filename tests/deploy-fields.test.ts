@@ -55,6 +55,7 @@ describe('a scope file\'s deploy fields', () => {
     ['an object name over 247 characters', { type: 'kubernetes', name: 'a'.repeat(248) }, 'name'],
     ['a context that is an option', { type: 'kubernetes', name: 'api', context: '--kubeconfig=/x' }, 'context'],
     ['a sealed host with a slash', { type: 'sealed', host: '../x' }, 'host'],
+    ['a sealed host with an empty label', { type: 'sealed', host: 'web..x' }, 'host'],
     ['a sealed recipient that is not one', { type: 'sealed', host: 'web-2', recipient: 'age1NOTONE' }, 'recipient'],
     ['a check that is an option', { type: 'dir', path: '/srv/a', check: '-x:443' }, 'check'],
     ['a check with a port out of range', { type: 'dir', path: '/srv/a', check: '127.0.0.1:0' }, 'check'],
@@ -73,6 +74,7 @@ describe('a scope file\'s deploy fields', () => {
     ['an ssh target naming an entry', { type: 'ssh', host: 'web-1', path: '/srv/tls/api' }],
     ['a kubernetes target with an EKS context', { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: 'arn:aws:eks:us-east-1:123:cluster/prod' }],
     ['a sealed target naming a host', { type: 'sealed', host: 'web-2' }],
+    ['an ssh target naming an entry by its host name', { type: 'ssh', host: 'web-1.internal', path: '/srv/a' }],
   ])('accepts %s', (_, target) => {
     expect(parseScope(scopeWith(target), 'us-east-1', 'mesh.example').services[0]!.deploy[0]).toMatchObject(target);
   });

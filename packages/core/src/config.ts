@@ -205,7 +205,8 @@ const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 // Room for the "-trust" suffix of the ConfigMap.
 const DNS_1123_SUBDOMAIN = /^(?=.{1,247}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const KUBE_CONTEXT = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,252}$/;
-const ENTRY_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+// Lower-case DNS-style names, so a host entry can be called by its host name (no "/", no leading "-", no "..").
+const ENTRY_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
 const COMMAND = /^[^\0-\x1f\x7f]+$/;
 const SSH_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ssh-rsa'];
 
@@ -239,7 +240,7 @@ const HINT = {
   host: 'a host name or an IP literal (it must not begin with "-")',
   user: 'a POSIX user name: letters, digits, "_", ".", "-", not beginning with "-"',
   path: 'an absolute, normalized path: no "..", "." or empty segments, no spaces or control characters',
-  entry: 'the name of an entry of the deploy allow-list in trellis.yaml ([a-z0-9-])',
+  entry: 'the name of an entry of the deploy allow-list in trellis.yaml (lower-case letters, digits, "-" and ".")',
   check: 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400',
   hostKey: 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use',
   namespace: 'a Kubernetes namespace (DNS-1123 label: lower-case letters, digits, "-")',
