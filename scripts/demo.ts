@@ -13,6 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
+import { stringify } from 'yaml';
 import { httpsStatus, renderMatrix, type Cell, type Party } from './lib/mtls.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -192,17 +193,23 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
   step('delivery: trellis-ci deploy to dir targets, served by real nginx on 127.0.0.1');
   const served: { scope: string; service: string; port: number; prefix: string }[] = [];
   let port = 19443;
+  const reloads: Record<string, string> = {};
   for (const [scope, service] of [['us-east-1', 'api'], ['global', 'control']] as const) {
     const release = path.join(work, 'hosts', `${scope}-${service}`);
     const prefix = path.join(work, `nginx-${scope}-${service}`);
     fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
     const base = `nginx -p ${prefix} -c ${prefix}/nginx.conf`;
     const file = path.join(mesh.store, 'scopes', `${scope}.yaml`);
-    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(`  ${service}: {}`, `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: "${base} -s reload 2>/dev/null || ${base}"\n        check: 127.0.0.1:${port}`));
+    // The scope file (a pull request's to edit) only names the reload command; the custodian allows it below.
+    fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace(`  ${service}: {}`, `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: nginx-${scope}-${service}\n        check: 127.0.0.1:${port}`));
+    reloads[`nginx-${scope}-${service}`] = `${base} -s reload 2>/dev/null || ${base}`;
     const directives = (await ci(mesh.store, mesh.ciId, ['bundle', scope, '--format', 'nginx', '--release-dir', release])).split('\n').filter((l) => l && !l.startsWith('#'));
     fs.writeFileSync(path.join(prefix, 'nginx.conf'), `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`);
     served.push({ scope, service, port: port++, prefix });
   }
+  // The custodian's part: what deploy may run and where it may write, in trellis.yaml, confirmed offline with the root key.
+  fs.appendFileSync(path.join(mesh.store, 'trellis.yaml'), stringify({ deploy: { reload: reloads, dir: { paths: [path.join(work, 'hosts')] } } }));
+  process.stdout.write(indent(await offline(mesh.store, ['confirm'], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['deploy', '--canary', '1'])));
   await new Promise((r) => setTimeout(r, 300));
   const client = (m: MeshDirs, scope: string, service: string, label: string, out = path.join(m.store, '.trellis/out')) => {

@@ -22,6 +22,7 @@ function client(scope: string, service: string): Client {
 beforeAll(async () => {
   m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] } });
   m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: release }] } }, 'web']);
+  await m.allow({ dir: { paths: [root] } });
   expect((await m.ci(['deploy'])).code).toBe(0);
 });
 afterAll(() => stops.forEach((s) => s()));

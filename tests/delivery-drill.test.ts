@@ -36,7 +36,9 @@ describe('drill: deploy at every phase of a planned intermediate rotation, traff
     const api = serve('us-east-1', 'api');
     const control = serve('global', 'control');
     const clientDir = (s: string) => path.join(root, `client-${s}`);
-    const dirTargets = (ts: Terminator[]) => ts.map((t) => ({ type: 'dir', path: t.releaseDir, reload: t.reload }));
+    // The custodian allows each terminator's reload (named after its release directory) and the directories under root.
+    await m.allow({ dir: { paths: [root] }, reload: Object.fromEntries(servers.map((t) => [path.basename(t.releaseDir), t.reload])) });
+    const dirTargets = (ts: Terminator[]) => ts.map((t) => ({ type: 'dir', path: t.releaseDir, reload: path.basename(t.releaseDir) }));
     m.writeScope('us-east-1', [{ api: { ttl: '90s', deploy: dirTargets(api) } }, { web: { ttl: '90s', deploy: [{ type: 'dir', path: clientDir('web') }] } }]);
     m.writeScope('global', [{ control: { ttl: '90s', deploy: [...dirTargets(control), { type: 'dir', path: clientDir('control') }] } }]);
     const step = async (label: string) => {

@@ -38,8 +38,11 @@ beforeAll(async () => {
   }
   const targets = (scope: string, service: string) => (['nginx', 'haproxy'] as const).map((k) => {
     const t = servers[`${k} ${scope}/${service}`]!;
-    return { type: 'dir', path: t.releaseDir, reload: t.reload, check: `127.0.0.1:${t.port}` };
+    return { type: 'dir', path: t.releaseDir, reload: reloadName(`${k} ${scope}/${service}`), check: `127.0.0.1:${t.port}` };
   });
+  // The custodian allows each terminator's reload command and the release directories; the scope files name them.
+  const reloadName = (server: string) => server.replace(/[ /]/g, '-');
+  await m.allow({ dir: { paths: [root] }, reload: Object.fromEntries(Object.entries(servers).map(([k, t]) => [reloadName(k), t.reload])) });
   m.writeScope('us-east-1', [{ api: { deploy: targets('us-east-1', 'api') } }, 'web']);
   m.writeScope('global', [{ control: { deploy: targets('global', 'control') } }]);
   expect((await m.ci(['renew'])).code).toBe(0);

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { stringify } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
 export type ServiceSpec = string | Record<string, { dns?: string[]; ttl?: string; deploy?: Record<string, unknown>[] }>;
@@ -55,6 +55,17 @@ export class FakeMesh {
       else Object.assign(svc, s);
     }
     this.write(`scopes/${scope}.yaml`, stringify({ kind: scope === 'global' ? 'global' : 'region', services: svc }));
+  }
+
+  /**
+   * Sets trellis.yaml's deploy allow-list and has the custodian confirm it
+   * (trellis-root confirm), as deploy requires before it runs anything.
+   */
+  async allow(deploy: Record<string, unknown>, opts: { confirm?: boolean } = {}): Promise<void> {
+    this.write('trellis.yaml', stringify({ ...parse(this.read('trellis.yaml')), deploy }));
+    if (opts.confirm === false) return;
+    const r = await this.root(['confirm']);
+    if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);
   }
 
   /** trellis-root with the offline identity (unless the test overrides the env). */

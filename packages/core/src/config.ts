@@ -3,6 +3,7 @@
  * Parsing fails closed: unknown keys, wrong types and out-of-scope names are
  * errors naming the file and the field.
  */
+import { isIP } from 'node:net';
 import { parseDocument, stringify } from 'yaml';
 import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, isDnsName, dnsWithin, scopeDomain } from './names.js';
@@ -21,16 +22,54 @@ export interface MeshConfig {
   overlap: { propagation: number };
   /** CRL lifetimes, ms: the root CRL is re-signed offline, a scope's leaf CRL by every renew. */
   crl: { root: number; leaf: number };
+  /** The deploy allow-list; empty when trellis.yaml has no `deploy:`. */
+  deploy: DeployAllowList;
 }
 
 export type ScopeKind = 'global' | 'region';
 
-/** Where a service's releases go (see the delivery section of the README). */
-export type DeployTarget =
+/**
+ * What a scope file (pull-request editable) asks for: it only selects from the
+ * custodian's allow-list in trellis.yaml (see docs/deploy-allow-list.md).
+ * `misplaced` holds custodian-owned fields the scope file set anyway (older
+ * stores kept them there): deploy refuses them, verify names them.
+ */
+export type DeploySelection =
   | { type: 'dir'; path: string; reload?: string; check?: string }
-  | { type: 'ssh'; host: string; port: number; user?: string; hostKey: string; path: string; reload?: string; identityFile?: string; check?: string }
+  | { type: 'ssh'; host: string; path: string; reload?: string; check?: string; misplaced?: Record<string, string> }
+  | { type: 'kubernetes'; name: string; namespace: string; context?: string }
+  | { type: 'sealed'; host: string; misplaced?: Record<string, string> };
+
+/** A selection resolved against the confirmed allow-list: what deploy executes and where it delivers. */
+export type DeployTarget =
+  | { type: 'dir'; path: string; reload?: string; reloadCommand?: string; check?: string }
+  | { type: 'ssh'; host: string; path: string; reload?: string; reloadCommand?: string; check?: string; address: string; port: number; user?: string; hostKey: string; identityFile?: string }
   | { type: 'kubernetes'; name: string; namespace: string; context?: string }
   | { type: 'sealed'; host: string; recipient: string };
+
+/** An ssh host a scope file may name: every field that decides where CI connects, and as whom. */
+export interface SshHostEntry {
+  host: string;
+  port: number;
+  user?: string;
+  hostKey: string;
+  identityFile?: string;
+  /** Directories on the host a target's path must be at or under. */
+  paths: string[];
+}
+
+/** trellis.yaml `deploy:`, custodian-owned: everything a deploy may execute, or deliver key material to. */
+export interface DeployAllowList {
+  /** name → shell command (run after an install, on the runner or the ssh host). */
+  reload: Record<string, string>;
+  /** Directories on the CI runner a dir target's path must be at or under. */
+  dir: { paths: string[] };
+  ssh: Record<string, SshHostEntry>;
+  /** kubectl context → the namespaces deploy may apply into. */
+  kubernetes: Record<string, { namespaces: string[] }>;
+  /** host name → its agent's age recipient. */
+  sealed: Record<string, { recipient: string }>;
+}
 
 export interface ServiceDef {
   name: string;
@@ -38,7 +77,7 @@ export interface ServiceDef {
   dns: string[];
   /** Leaf lifetime in ms; undefined means the mesh default. */
   ttl?: number;
-  deploy: DeployTarget[];
+  deploy: DeploySelection[];
 }
 
 export interface ScopeDef {
@@ -110,7 +149,7 @@ const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-
 
 export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig {
   const r = new Reader(file, 'bad-config');
-  const top = r.map(parseYaml(text, file, 'bad-config'), '', ['version', 'mesh', 'trustDomain', 'recipients', 'defaults']);
+  const top = r.map(parseYaml(text, file, 'bad-config'), '', ['version', 'mesh', 'trustDomain', 'recipients', 'defaults', 'deploy']);
   if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
   const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
@@ -142,6 +181,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     },
     overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, 'defaults.overlap.propagation') },
     crl: { root: r.duration(crl.root ?? d.crl.root, 'defaults.crl.root'), leaf: r.duration(crl.leaf ?? d.crl.leaf, 'defaults.crl.leaf') },
+    deploy: readAllowList(r, top.deploy ?? {}, 'deploy'),
   };
 }
 
@@ -156,39 +196,153 @@ export function serializeMeshConfig(c: { mesh: string; trustDomain: string; reci
 }
 
 const DEPLOY_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
-const ABSOLUTE = /^\/[^\0]*$/;
-const HOST_PORT = /^([A-Za-z0-9.:[\]-]+:\d{1,5}|https:\/\/[A-Za-z0-9.:[\]-]+:\d{1,5}(\/\S*)?)$/;
-const K8S_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
-const SSH_KEY = /^(ssh-ed25519|ecdsa-sha2-nistp256|ecdsa-sha2-nistp384|ssh-rsa) [A-Za-z0-9+/=]+$/;
 
-function parseTarget(r: Reader, raw: unknown, at: string): DeployTarget {
+// Deploy fields, by pattern. Every one ends up in an argument vector or a path, so none may begin with "-".
+const HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
+const POSIX_USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
+const PATH_SEGMENT = /^[A-Za-z0-9._@%+=:,~-]+$/;
+const DNS_1123_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+// Room for the "-trust" suffix of the ConfigMap.
+const DNS_1123_SUBDOMAIN = /^(?=.{1,247}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const KUBE_CONTEXT = /^[A-Za-z0-9][A-Za-z0-9._:@/-]{0,252}$/;
+// Lower-case DNS-style names, so a host entry can be called by its host name (no "/", no leading "-", no "..").
+const ENTRY_NAME = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/;
+const COMMAND = /^[^\0-\x1f\x7f]+$/;
+const SSH_KEY_TYPES = ['ssh-ed25519', 'ecdsa-sha2-nistp256', 'ecdsa-sha2-nistp384', 'ssh-rsa'];
+
+const isIpLiteral = (s: string) => isIP(s) !== 0;
+// A name whose last label is numeric would be read as an IPv4 address: it must be a valid one.
+const isHost = (s: string) => (HOST_NAME.test(s) && !/(^|\.)\d+$/.test(s)) || isIpLiteral(s);
+
+/** An absolute, normalized path: no `.`/`..` segment, no empty segment, no whitespace or control character. */
+export function isNormalizedPath(p: string): boolean {
+  return p.startsWith('/') && p.slice(1).split('/').every((s) => s !== '.' && s !== '..' && PATH_SEGMENT.test(s));
+}
+
+/** `host:port`, `[v6]:port`, or `https://host:port/path`. */
+function isCheckEndpoint(v: string): boolean {
+  const m = /^(https:\/\/)?(\[([0-9A-Fa-f:.]+)\]|[^/:[\]]+):(\d{1,5})(\/[!-~]*)?$/.exec(v);
+  if (!m || (m[5] && !m[1])) return false;
+  const port = Number(m[4]);
+  return port >= 1 && port <= 65535 && (m[3] !== undefined ? isIpLiteral(m[3]) : isHost(m[2]!));
+}
+
+/** An OpenSSH public key whose key blob names the same algorithm as its prefix. */
+function isSshPublicKey(v: string): boolean {
+  const [type, b64, ...rest] = v.split(' ');
+  if (rest.length || !SSH_KEY_TYPES.includes(type!) || !b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) return false;
+  const blob = Buffer.from(b64, 'base64');
+  const n = blob.length >= 4 ? blob.readUInt32BE(0) : -1;
+  return n > 0 && blob.length > 4 + n && blob.subarray(4, 4 + n).toString('latin1') === type;
+}
+
+const HINT = {
+  host: 'a host name or an IP literal (it must not begin with "-")',
+  user: 'a POSIX user name: letters, digits, "_", ".", "-", not beginning with "-"',
+  path: 'an absolute, normalized path: no "..", "." or empty segments, no spaces or control characters',
+  entry: 'the name of an entry of the deploy allow-list in trellis.yaml (lower-case letters, digits, "-" and ".")',
+  check: 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400',
+  hostKey: 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use',
+  namespace: 'a Kubernetes namespace (DNS-1123 label: lower-case letters, digits, "-")',
+  context: 'a kubectl context name (letters, digits, ".", "_", ":", "@", "/", "-"), not beginning with "-"',
+  command: 'one line, no control characters',
+};
+
+/** One deploy field and its pattern, so the scope file and trellis.yaml share each rule. */
+function field(r: Reader, v: unknown, at: string, kind: keyof typeof HINT): string {
+  const s = r.string(v, at);
+  const ok = {
+    host: isHost, user: (x: string) => POSIX_USER.test(x), path: isNormalizedPath, entry: (x: string) => ENTRY_NAME.test(x),
+    check: isCheckEndpoint, hostKey: isSshPublicKey, namespace: (x: string) => DNS_1123_LABEL.test(x), context: (x: string) => KUBE_CONTEXT.test(x),
+    command: (x: string) => COMMAND.test(x),
+  }[kind];
+  if (!ok(s)) r.fail(at, `${JSON.stringify(s)} is not valid`, HINT[kind]);
+  return s;
+}
+
+function port(r: Reader, v: unknown, at: string): number {
+  if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > 65535) r.fail(at, 'must be a TCP port number');
+  return v as number;
+}
+
+function paths(r: Reader, v: unknown, at: string): string[] {
+  return r.list(v, at).map((p, i) => field(r, p, `${at}[${i}]`, 'path'));
+}
+
+function entries<T>(r: Reader, v: unknown, at: string, read: (raw: unknown, at: string) => T, key: 'entry' | 'context' = 'entry'): Record<string, T> {
+  const m = r.map(v ?? {}, at, Object.keys((v as object | null) ?? {}));
+  return Object.fromEntries(Object.keys(m).sort().map((k) => {
+    if (!(key === 'entry' ? ENTRY_NAME : KUBE_CONTEXT).test(k)) r.fail(`${at}.${k}`, `"${k}" is not a valid name here`, HINT[key]);
+    return [k, read(m[k], `${at}.${k}`)];
+  }));
+}
+
+function readAllowList(r: Reader, raw: unknown, at: string): DeployAllowList {
+  const d = r.map(raw, at, ['reload', 'dir', 'ssh', 'kubernetes', 'sealed']);
+  const dir = r.map(d.dir ?? {}, `${at}.dir`, ['paths']);
+  return {
+    reload: entries(r, d.reload, `${at}.reload`, (v, f) => field(r, v, f, 'command')),
+    dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
+    ssh: entries(r, d.ssh, `${at}.ssh`, (v, f) => {
+      const m = r.map(v, f, ['host', 'port', 'user', 'hostKey', 'identityFile', 'paths']);
+      return {
+        host: field(r, m.host, `${f}.host`, 'host'), port: port(r, m.port ?? 22, `${f}.port`),
+        ...(m.user === undefined ? {} : { user: field(r, m.user, `${f}.user`, 'user') }),
+        hostKey: field(r, m.hostKey, `${f}.hostKey`, 'hostKey'),
+        ...(m.identityFile === undefined ? {} : { identityFile: field(r, m.identityFile, `${f}.identityFile`, 'path') }),
+        paths: paths(r, m.paths ?? [], `${f}.paths`),
+      };
+    }),
+    kubernetes: entries(r, d.kubernetes, `${at}.kubernetes`, (v, f) => {
+      const m = r.map(v, f, ['namespaces']);
+      return { namespaces: r.list(m.namespaces ?? [], `${f}.namespaces`).map((n, i) => field(r, n, `${f}.namespaces[${i}]`, 'namespace')) };
+    }, 'context'),
+    sealed: entries(r, d.sealed, `${at}.sealed`, (v, f) => {
+      const m = r.map(v, f, ['recipient']);
+      const recipient = r.string(m.recipient, `${f}.recipient`, /^age1/, 'the host agent\'s age recipient');
+      validateRecipients([recipient], { file: r.file, field: `${f}.recipient` });
+      return { recipient };
+    }),
+  };
+}
+
+/** An allow-list as recorded elsewhere (the root ledger's confirmations), read by the same rules. */
+export function parseDeployAllowList(raw: unknown, file: string, at = 'deploy'): DeployAllowList {
+  return readAllowList(new Reader(file, 'corrupt-store'), raw, at);
+}
+
+function parseTarget(r: Reader, raw: unknown, at: string): DeploySelection {
   const type = r.oneOf((raw as Record<string, unknown> | null)?.type, `${at}.type`, DEPLOY_TYPES);
-  const opt = (m: Record<string, unknown>, k: string, pattern?: RegExp, hint?: string) => (m[k] === undefined ? {} : { [k]: r.string(m[k], `${at}.${k}`, pattern, hint) });
+  const opt = (m: Record<string, unknown>, k: string, kind: Parameters<typeof field>[3]) => (m[k] === undefined ? {} : { [k]: field(r, m[k], `${at}.${k}`, kind) });
+  // Custodian-owned fields older scope files carried: still checked by pattern, then refused by deploy (they live in trellis.yaml).
+  const misplaced = (m: Record<string, unknown>, kinds: Record<string, Parameters<typeof field>[3] | 'port' | 'recipient'>) => {
+    const set = Object.entries(kinds).filter(([k]) => m[k] !== undefined).map(([k, kind]) => [k,
+      kind === 'port' ? String(port(r, m[k], `${at}.${k}`)) : kind === 'recipient' ? r.string(m[k], `${at}.${k}`, /^age1[0-9a-z]+$/, 'an age recipient') : field(r, m[k], `${at}.${k}`, kind)]);
+    return set.length ? { misplaced: Object.fromEntries(set) } : {};
+  };
   switch (type) {
     case 'dir': {
       const m = r.map(raw, at, ['type', 'path', 'reload', 'check']);
-      return { type, path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path'), ...opt(m, 'reload'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400') } as DeployTarget;
+      return { type, path: field(r, m.path, `${at}.path`, 'path'), ...opt(m, 'reload', 'entry'), ...opt(m, 'check', 'check') } as DeploySelection;
     }
     case 'ssh': {
-      const m = r.map(raw, at, ['type', 'host', 'port', 'user', 'hostKey', 'path', 'reload', 'identityFile', 'check']);
-      const port = m.port ?? 22;
-      if (!Number.isInteger(port) || (port as number) < 1 || (port as number) > 65535) r.fail(`${at}.port`, 'must be a TCP port number');
+      const m = r.map(raw, at, ['type', 'host', 'path', 'reload', 'check', 'port', 'user', 'hostKey', 'identityFile']);
       return {
-        type, host: r.string(m.host, `${at}.host`), port: port as number,
-        hostKey: r.string(m.hostKey, `${at}.hostKey`, SSH_KEY, 'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use'),
-        path: r.string(m.path, `${at}.path`, ABSOLUTE, 'an absolute path on the host'),
-        ...opt(m, 'user'), ...opt(m, 'reload'), ...opt(m, 'identityFile'), ...opt(m, 'check', HOST_PORT, 'host:port of the TLS endpoint to check, or https://host:port/path'),
-      } as DeployTarget;
+        type, host: field(r, m.host, `${at}.host`, 'entry'), path: field(r, m.path, `${at}.path`, 'path'),
+        ...opt(m, 'reload', 'entry'), ...opt(m, 'check', 'check'),
+        ...misplaced(m, { port: 'port', user: 'user', hostKey: 'hostKey', identityFile: 'path' }),
+      } as DeploySelection;
     }
     case 'kubernetes': {
       const m = r.map(raw, at, ['type', 'name', 'namespace', 'context']);
-      return { type, name: r.string(m.name, `${at}.name`, K8S_NAME, 'a Kubernetes object name'), namespace: m.namespace === undefined ? 'default' : r.string(m.namespace, `${at}.namespace`, K8S_NAME), ...opt(m, 'context') } as DeployTarget;
+      return {
+        type, name: r.string(m.name, `${at}.name`, DNS_1123_SUBDOMAIN, 'a Kubernetes object name (DNS-1123, at most 247 characters)'),
+        namespace: m.namespace === undefined ? 'default' : field(r, m.namespace, `${at}.namespace`, 'namespace'), ...opt(m, 'context', 'context'),
+      } as DeploySelection;
     }
     case 'sealed': {
       const m = r.map(raw, at, ['type', 'host', 'recipient']);
-      const recipient = r.string(m.recipient, `${at}.recipient`, /^age1/, 'the host agent\'s age recipient');
-      validateRecipients([recipient], { file: r.file, field: `${at}.recipient` });
-      return { type, host: r.string(m.host, `${at}.host`, /^[A-Za-z0-9.-]+$/, 'a host name'), recipient };
+      return { type, host: field(r, m.host, `${at}.host`, 'entry'), ...misplaced(m, { recipient: 'recipient' }) } as DeploySelection;
     }
   }
 }
@@ -237,10 +391,10 @@ export function fromYaml(text: string, file: string): unknown {
 }
 
 /** A deploy target as one line: where it delivers, for reports and the blast radius. */
-export function describeTarget(t: DeployTarget): string {
+export function describeTarget(t: DeploySelection): string {
   switch (t.type) {
     case 'dir': return `dir:${t.path}`;
-    case 'ssh': return `ssh:${t.user ? `${t.user}@` : ''}${t.host}:${t.port}${t.path}`;
+    case 'ssh': return `ssh:${t.host}:${t.path}`;
     case 'kubernetes': return `kubernetes:${t.context ? `${t.context}/` : ''}${t.namespace}/${t.name}`;
     case 'sealed': return `sealed:${t.host}`;
   }

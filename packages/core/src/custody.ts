@@ -25,6 +25,15 @@ function identityVarsSet(env: Env, kind: IdentityKind): string[] {
   return Object.keys(env).filter((k) => k.startsWith(prefix) && isSet(env, k)).sort();
 }
 
+/**
+ * The environment of every process a trellis command spawns (reload, ssh,
+ * kubectl): ours without any TRELLIS_ variable, identities above all, so no
+ * child inherits one. (The agent's installer applies the same rule.)
+ */
+export function childEnv(env: Env): Record<string, string> {
+  return Object.fromEntries(Object.entries(env).filter((e): e is [string, string] => !e[0].startsWith('TRELLIS_') && e[1] !== undefined));
+}
+
 /** `trellis-agent` runs on service hosts: neither the root nor the CI identity belongs there. */
 export function assertAgentPosture(env: Env): void {
   const leaked = [...identityVarsSet(env, 'root'), ...identityVarsSet(env, 'ci')];

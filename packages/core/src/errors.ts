@@ -23,6 +23,8 @@ export type Reason =
   | 'custody-recipients'
   | 'release-refused'
   | 'custody-out-dir'
+  | 'custody-not-allowed'
+  | 'custody-allow-list-unconfirmed'
   // exit 4: concurrency
   | 'store-locked'
   | 'store-changed'
@@ -45,6 +47,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-root-identity-in-ci': 3, 'custody-ci-posture': 3, 'custody-ci-identity-on-root': 3,
   'custody-online': 3, 'custody-missing-identity': 3, 'custody-wrong-identity': 3, 'custody-recipients': 3,
   'release-refused': 3, 'custody-out-dir': 3,
+  'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,

@@ -2,7 +2,9 @@
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
 export { parseDuration, formatDuration, parseInstant, iso } from './time.js';
 export * from './names.js';
-export { parseMeshConfig, serializeMeshConfig, parseScope, describeTarget, toYaml, MESH_DEFAULTS, type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget } from './config.js';
+export { parseMeshConfig, serializeMeshConfig, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
+  type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
+} from './config.js';
 export {
   KEY_ALGORITHMS, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
   type KeyAlgorithm, type CryptoSeam,
@@ -15,12 +17,17 @@ export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest }
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, childEnv, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
+export {
+  EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
+  type Confirmation, type Refusal,
+} from './deploy-allow-list.js';
+export { deployFindings } from './verify-deploy.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';

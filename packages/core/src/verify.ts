@@ -9,6 +9,7 @@ import { parseLedger } from './ledger.js';
 import { liveRevokedIntermediates, verifyRootTier } from './verify/root.js';
 import { verifyBoundary, verifyIntermediates, verifyIssuance, verifyPhase, verifyScopeCrl, verifyScopeLedger, type ScopeView } from './verify/scope.js';
 import type { Finding } from './verify/finding.js';
+import { deployFindings } from './verify-deploy.js';
 
 export { worstLevel, type Finding, type Level } from './verify/finding.js';
 export { EXPIRY_WARNING, intermediateProblems } from './verify/chain.js';
@@ -36,6 +37,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       ...verifyIssuance(view),
     );
   }
+  out.push(...deployFindings(mesh));
   for (const o of mesh.orphans) {
     // A retired scope keeps its ledger and evidence as its record; any intermediate left would still be trusted by someone.
     if (mesh.retired.has(o) && retiredScopes(mesh).has(o)) {

@@ -1,7 +1,7 @@
 /** What every offline operation records: ledger entries that note the posture, and the root CRL. */
 import {
-  TrellisError, actor, appendToLedger, iso, nodeCryptoSeam, parseLedger, paths, serializeRootState,
-  type Created, type FileWrite, type Mesh, type RootState,
+  TrellisError, actor, allowListDigest, appendToLedger, iso, nodeCryptoSeam, parseLedger, paths, serializeRootState,
+  type Created, type DeployAllowList, type FileWrite, type Mesh, type RootState,
 } from '@trellis/core';
 import { rootCrlPem, type RootSigner } from './ceremony.js';
 
@@ -43,4 +43,12 @@ export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<strin
     });
   }
   return current;
+}
+
+/**
+ * The deploy allow-list in trellis.yaml, as `trellis-root confirm` records it:
+ * the entries themselves (so verify can name each later change) and their digest.
+ */
+export function allowListToRecord(mesh: Mesh): { allowList: DeployAllowList; allowListDigest: string } {
+  return { allowList: mesh.config.deploy, allowListDigest: allowListDigest(mesh.config.deploy) };
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
-  scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
+  requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
 import { installLocally } from '@trellis/agent';
@@ -14,13 +14,16 @@ import { ciIdentities, openIntermediate } from '../signer.js';
 import { installOverSsh } from '../targets/ssh.js';
 import { applyManifests, manifests } from '../targets/kubernetes.js';
 
-interface Args { store?: string; scope?: string; from?: string; canary?: number; sealedOut?: string; manifests?: string; wipeOut?: boolean; now?: string }
+const TARGET_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
+
+interface Args { store?: string; scope?: string; type?: (typeof TARGET_TYPES)[number][]; from?: string; canary?: number; sealedOut?: string; manifests?: string; wipeOut?: boolean; now?: string }
 
 export const deploy: CommandModule<object, Args> = {
   command: 'deploy',
   describe: "Ship each service's release (leaf, key, chain, trust bundle, CRLs) to its deploy targets",
   builder: (y) => y
     .option('scope', { type: 'string', describe: 'only this scope' })
+    .option('type', { type: 'string', array: true, choices: TARGET_TYPES, describe: 'only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not' })
     .option('from', { type: 'string', describe: "where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only" })
     .option('canary', { type: 'number', describe: 'deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure' })
     .option('sealed-out', { type: 'string', describe: 'where sealed releases are written (default <store>/.trellis/sealed)' })
@@ -28,7 +31,8 @@ export const deploy: CommandModule<object, Args> = {
     .option('wipe-out', { type: 'boolean', describe: 'after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry' })
     .example('$0 renew && $0 deploy', 'the scheduled CI job')
     .example('$0 deploy --canary 1', 'one target first, checked, then the rest')
-    .example('$0 renew && $0 deploy --wipe-out', 'in CI: no plaintext leaf key outlives the job') as never,
+    .example('$0 renew && $0 deploy --wipe-out', 'in CI: no plaintext leaf key outlives the job')
+    .example('$0 deploy --type sealed', 'the CI step with the CI identity: seals, executes nothing') as never,
   handler: (a) => runDeploy(a),
 };
 
@@ -43,8 +47,8 @@ interface DeliverContext {
   sealedOut: string;
   manifestDir: string;
   scratch: string;
-  /** The scope's active intermediate, opened with the CI identity: it signs sealed releases. */
-  signerOf: (scope: string) => Promise<SigningIntermediate>;
+  /** The scope's active intermediate, opened with the CI identity before anything ran: it signs sealed releases. */
+  signerOf: (scope: string) => SigningIntermediate;
   /** bundles/root/crl.pem: a sealed release carries it, so hosts can refuse a revoked signer. */
   rootCrl: string | undefined;
 }
@@ -73,7 +77,9 @@ async function runDeploy(a: Args): Promise<void> {
     const mesh = loadMesh(store);
     const now = clock(a.now);
     const scopes = a.scope ? [scopeDef(mesh, a.scope)] : mesh.scopes;
-    const jobs: Job[] = scopes.flatMap((s) => s.services.flatMap((svc) => svc.deploy.map((target) => ({ scope: s.name, service: svc.name, target }))));
+    // Pull requests only select: the allow-list must be the custodian's, and every target inside it, before anything runs.
+    requireConfirmedAllowList(mesh);
+    const jobs: Job[] = resolveDeployTargets(mesh, scopes).filter((j) => !a.type || a.type.includes(j.target.type));
     if (!jobs.length) {
       process.stdout.write('no service declares a deploy target\n');
       return;
@@ -81,6 +87,19 @@ async function runDeploy(a: Args): Promise<void> {
     const canary = a.canary ?? 0;
     const unchecked = jobs.slice(0, canary).filter((j) => !('check' in j.target) || !j.target.check);
     if (unchecked.length) throw new TrellisError('usage', `canary target ${describeTarget(unchecked[0]!.target)} has no check (host:port) to run a handshake against`, { file: paths.scopeFile(unchecked[0]!.scope) });
+    // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
+    // every child gets an environment without it (childEnv).
+    const signers = new Map<string, SigningIntermediate | TrellisError>();
+    const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
+    if (sealedScopes.length) {
+      const ids = await ciIdentities(mesh);
+      for (const s of sealedScopes) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
+    }
+    const signerOf = (scope: string) => {
+      const s = signers.get(scope)!;
+      if (s instanceof TrellisError) throw s;
+      return s;
+    };
     const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
     const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
     const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
@@ -92,13 +111,6 @@ async function runDeploy(a: Args): Promise<void> {
       return releases.get(key)!;
     };
 
-    let ids: Promise<string[]> | undefined;
-    const signers = new Map<string, Promise<SigningIntermediate>>();
-    const signerOf = (scope: string) => {
-      ids ??= ciIdentities(mesh);
-      if (!signers.has(scope)) signers.set(scope, ids.then((i) => openIntermediate(mesh, scope, i)));
-      return signers.get(scope)!;
-    };
     const outcomes: Outcome[] = [];
     let stopped = false;
     for (const [i, job] of jobs.entries()) {
@@ -162,7 +174,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
   const t = job.target;
   switch (t.type) {
     case 'dir': {
-      const r = await installLocally(t.path, release, t.reload);
+      const r = await installLocally(t.path, release, t.reloadCommand);
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'ssh': {
@@ -172,7 +184,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
     case 'sealed': {
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
-      const signer = await ctx.signerOf(job.scope);
+      const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }

@@ -6,7 +6,7 @@
  */
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { TrellisError, describeTarget, type DeployTarget, type Release } from '@trellis/core';
+import { TrellisError, childEnv, describeTarget, type DeployTarget, type Release } from '@trellis/core';
 
 type K8sTarget = Extract<DeployTarget, { type: 'kubernetes' }>;
 
@@ -31,7 +31,8 @@ export function manifests(t: K8sTarget, scope: string, service: string, release:
 }
 
 export async function applyManifests(t: K8sTarget, file: string): Promise<string> {
-  const r = await execa('kubectl', ['--context', t.context!, 'apply', '-f', file], { reject: false });
+  // `--flag=value`: a value is never read as another option; the environment carries no trellis identity.
+  const r = await execa('kubectl', [`--context=${t.context!}`, `--namespace=${t.namespace}`, 'apply', `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
   if (r.exitCode !== 0) {
     throw new TrellisError('peer-failed', `${describeTarget(t)}: kubectl apply failed: ${String(r.stderr).trim().split('\n').at(-1)}`, { hint: `the manifests are in ${file}; check the context` });
   }

@@ -1,12 +1,13 @@
 /**
  * The ssh target: the same installer as `dir`, run on the host over SSH. The
- * host key is pinned from the scope file (never learned on first use); the
+ * host, user, identity file and pinned host key come from the allow-list in
+ * trellis.yaml (never learned on first use, never from a scope file); the
  * release travels on the SSH channel's stdin.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { TrellisError, describeTarget, type DeployTarget, type Release } from '@trellis/core';
+import { TrellisError, childEnv, describeTarget, type DeployTarget, type Release } from '@trellis/core';
 import { installOutcome, installerScript, type InstallOutcome } from '@trellis/agent';
 
 type SshTarget = Extract<DeployTarget, { type: 'ssh' }>;
@@ -38,19 +39,20 @@ export function sshArgs(t: SshTarget, knownHosts: string): string[] {
     '-o', 'BatchMode=yes', '-o', 'StrictHostKeyChecking=yes', '-o', `UserKnownHostsFile=${knownHosts}`, '-o', 'GlobalKnownHostsFile=/dev/null',
     '-o', 'HostKeyAlias=trellis-pinned', '-o', 'ConnectTimeout=10', '-p', String(t.port),
     ...(t.identityFile ? ['-i', t.identityFile, '-o', 'IdentitiesOnly=yes'] : []),
-    `${t.user ? `${t.user}@` : ''}${t.host}`,
+    // Every field is checked by pattern already; "--" keeps even a bad one from being read as an option.
+    '--', `${t.user ? `${t.user}@` : ''}${t.address}`,
   ];
 }
 
 export async function installOverSsh(t: SshTarget, release: Release, scratch: string): Promise<InstallOutcome> {
-  const knownHosts = path.join(scratch, `known_hosts-${t.host}-${t.port}`);
+  const knownHosts = path.join(scratch, `known_hosts-${t.host}`);
   fs.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}\n`);
-  const r = await execa('ssh', [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reload ?? '')}`], { input: remoteScript(release), reject: false });
+  const r = await execa('ssh', [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? '')}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
   if (r.exitCode === 255) {
     const err = String(r.stderr);
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(err)) {
-      throw new TrellisError('peer-failed', `${label}: the host's key does not match the pinned hostKey: refused`, { hint: 'check the host out of band; if it was re-keyed on purpose, update hostKey in the scope file' });
+      throw new TrellisError('peer-failed', `${label}: the host's key does not match the pinned hostKey: refused`, { hint: 'check the host out of band; if it was re-keyed on purpose, the custodian updates deploy.ssh.<host>.hostKey in trellis.yaml and confirms it (trellis-root confirm)' });
     }
     throw new TrellisError('peer-failed', `${label}: ssh failed: ${err.trim().split('\n').at(-1)}`, { hint: 'check the host, user and identityFile' });
   }

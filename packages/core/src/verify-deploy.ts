@@ -1,0 +1,24 @@
+/**
+ * What `verify` says about deploy on a pull request: every change to the
+ * allow-list since the custodian last confirmed it, and every scope target
+ * that selects something the allow-list does not hold.
+ */
+import { allowListChanges, confirmedAllowList, isRefusal, resolveTarget } from './deploy-allow-list.js';
+import { paths, type Mesh } from './mesh.js';
+import type { Finding } from './verify.js';
+
+export function deployFindings(mesh: Mesh): Finding[] {
+  const out: Finding[] = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy).map((change) => ({
+    level: 'error', check: 'allow-list', file: paths.config,
+    message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`,
+  }));
+  for (const s of mesh.scopes) {
+    for (const svc of s.services) {
+      svc.deploy.forEach((sel, i) => {
+        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i}]`);
+        if (isRefusal(r)) out.push({ level: 'error', check: 'allow-list', scope: s.name, file: paths.scopeFile(s.name), message: `${r.field}: ${r.detail}` });
+      });
+    }
+  }
+  return out;
+}

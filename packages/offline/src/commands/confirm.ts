@@ -1,0 +1,39 @@
+import fs from 'node:fs';
+import type { CommandModule } from 'yargs';
+import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, requireIdentities, withStore } from '@trellis/core';
+import { openRootKeys } from '../ceremony.js';
+import { requireOfflinePosture } from '../posture.js';
+import { allowListToRecord, offlineEntry, recipientsToRecord } from '../records.js';
+
+interface Args { store?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean; dryRun?: boolean }
+
+export const confirm: CommandModule<object, Args> = {
+  command: 'confirm',
+  describe: "Confirm trellis.yaml's deploy allow-list: opens the root key to prove custody, then records the allow-list in the root ledger",
+  builder: (y) => y
+    .option('dry-run', { type: 'boolean', describe: 'print what would be confirmed and stop' })
+    .example('$0 confirm --dry-run', 'review each change to the allow-list since the last confirmation')
+    .example('$0 confirm', 'after reviewing: deploy accepts the allow-list from now on') as never,
+  handler: async (a) => {
+    const posture = requireOfflinePosture(a);
+    await withStore(a.store, async (store) => {
+      const mesh = loadMesh(store);
+      const now = clock(a.now);
+      const changes = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy);
+      if (!changes.length) {
+        process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');
+        return;
+      }
+      const list = changes.map((c) => `  ${c}\n`).join('');
+      if (a.dryRun) {
+        process.stdout.write(`would confirm ${changes.length} change(s) to the deploy allow-list:\n${list}`);
+        return;
+      }
+      // Only the holder of the root identity confirms: opening the root key is the proof.
+      await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
+      const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
+      store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-allow-list', now, posture, { ...allowListToRecord(mesh), ...recipients }) }]);
+      process.stdout.write(`confirmed ${changes.length} change(s) to the deploy allow-list (recorded in ${paths.rootLedger}):\n${list}`);
+    });
+  },
+};
