@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import {
-  BACKDATE_MS, TrellisError, certificatePem, iso, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
+  BACKDATE_MS, TrellisError, assertSignsAt, certificatePem, fingerprint, iso, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
   writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
@@ -77,6 +77,9 @@ export async function openCrlSigners(mesh: Mesh, scope: string, ids: string[], a
  */
 export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigners, now: Date): Promise<{ path: string; content: string }> {
   const revoked = mesh.material.get(scope)!.state!.revoked;
+  for (const s of [signers.active, signers.previous, signers.next]) {
+    if (s) assertSignsAt({ label: `${scope} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths.intermediate(scope), tier: 'intermediate' }, now);
+  }
   const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const issuing = [signers.active, signers.previous].filter((s): s is SigningIntermediate => s !== undefined);
   const anchored = [signers.previous, signers.active, signers.next].filter((s): s is SigningIntermediate => s !== undefined);

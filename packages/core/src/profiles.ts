@@ -85,17 +85,53 @@ export interface Validity {
 /** Backdating absorbs clock skew between the minting runner and peers. */
 export const BACKDATE_MS = 60_000;
 
+/** The last instant an X.509 GeneralizedTime can carry. */
+export const MAX_NOT_AFTER = new Date('9999-12-31T23:59:59Z');
+
+/** The certificate a command signs with, as the signing-time check needs it. */
+export interface SigningIssuer {
+  label: string;
+  notAfter: Date;
+  notBefore: Date;
+  /** The issuer's file, for the message. */
+  file?: string;
+  /** Whose key it is: 'root' for the root, 'intermediate' for a scope's. */
+  tier?: 'root' | 'intermediate';
+}
+
+/**
+ * DESIGN §7a: `now` (the clock or `--now`) must lie inside the validity of
+ * every issuer a command signs with. Before it, the command would mint
+ * certificates (or CRLs) older than their issuer; after it, the issuer vouches
+ * for nothing. Every signing path of both CLIs calls this.
+ */
+export function assertSignsAt(issuer: SigningIssuer, now: Date): void {
+  const place = issuer.file ? { file: issuer.file } : {};
+  if (now < issuer.notBefore) {
+    throw new TrellisError('bad-time', `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it cannot sign as of then`, {
+      ...place, hint: 'check the clock, and give --now only times inside the issuer\'s validity',
+    });
+  }
+  if (issuer.notAfter <= now) {
+    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
+      ...place,
+      hint: issuer.tier === 'root' ? 'the root has expired: a new mesh root is needed' : 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)',
+    });
+  }
+}
+
 /**
  * The validity of a new certificate of `ttl` at `now`, refused (never
  * truncated) when it would outlive its issuer.
  */
-export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: { notAfter: Date; label: string }): Validity {
+export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: SigningIssuer): Validity {
   const v = { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + ttl) };
-  if (issuer && issuer.notAfter <= now) {
-    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
-      hint: tier === 'leaf' ? 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)' : 'the root has expired: a new mesh root is needed',
+  if (!Number.isFinite(ttl) || ttl <= 0 || Number.isNaN(v.notAfter.getTime()) || v.notAfter > MAX_NOT_AFTER) {
+    throw new TrellisError('bad-config', `a ${tier} lifetime of ${ttl} ms from ${now.toISOString()} ends past 9999-12-31, the last date a certificate can carry`, {
+      hint: 'shorten the ttl (docs/input-limits.md)',
     });
   }
+  if (issuer) assertSignsAt({ tier: tier === 'leaf' ? 'intermediate' : 'root', ...issuer }, now);
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError('outlives-issuer',
       `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
