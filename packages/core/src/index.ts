@@ -9,7 +9,7 @@ export {
 } from './crypto.js';
 export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signCertificate, signedBy, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
-export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, type SigningIssuer, renewalPoint, assertNamesInside, profileViolations, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
+export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, type SigningIssuer, renewalPoint, assertNamesInside, profileViolations, lacksIpExclusion, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';

@@ -72,12 +72,21 @@ export function uriHostWithin(uri: string, host: string): boolean {
 export interface PermittedNames {
   dns: string[];
   uriHosts: string[];
+  /**
+   * Excluded iPAddress subtrees (CIDR). Permitted DNS and URI subtrees say
+   * nothing about IP SANs, so without these a stolen intermediate key could
+   * certify any IP address.
+   */
+  excludedIps: string[];
 }
 
-/** What the intermediate of `scope` may certify: exactly its own trust domain. */
+/** Every IPv4 and every IPv6 address. */
+export const ALL_IPS = ['0.0.0.0/0', '::/0'];
+
+/** What the intermediate of `scope` may certify: exactly its own trust domain, and no IP address. */
 export function permittedNamesFor(scope: string, trustDomain: string): PermittedNames {
   const domain = scopeDomain(scope, trustDomain);
-  return { dns: [domain], uriHosts: [domain] };
+  return { dns: [domain], uriHosts: [domain], excludedIps: [...ALL_IPS] };
 }
 
 /** The SANs that fall outside `permitted`; empty when every name is inside. */

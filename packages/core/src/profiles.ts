@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { TrellisError } from './errors.js';
-import { namesOutside, type PermittedNames } from './names.js';
+import { ALL_IPS, namesOutside, type PermittedNames } from './names.js';
 import { decodeNameConstraints, nameConstraintsExtension, NAME_CONSTRAINTS_OID } from './name-constraints.js';
 import { subjectAltNames, type Certificate } from './certificates.js';
 
@@ -155,6 +155,12 @@ export function assertNamesInside(sans: { dns: string[]; uris: string[] }, permi
   }
 }
 
+/** An intermediate minted before intermediates excluded every IP subtree: its key could certify any IP address. */
+export function lacksIpExclusion(cert: Certificate): boolean {
+  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+  return nc !== undefined && decodeNameConstraints(nc.value).excludedIps.length === 0;
+}
+
 /** Every way `cert` departs from its tier's profile; empty when it conforms. */
 export function profileViolations(cert: Certificate, tier: Tier, expected: { permitted?: PermittedNames } = {}): string[] {
   const p = PROFILES[tier];
@@ -181,7 +187,9 @@ export function profileViolations(cert: Certificate, tier: Tier, expected: { per
       if (!nc.critical) out.push('nameConstraints not critical');
       const got = decodeNameConstraints(nc.value);
       const want = expected.permitted;
-      if (got.excluded || got.otherPermitted) out.push('nameConstraints carry subtrees trellis does not write');
+      if (got.otherExcluded || got.otherPermitted) out.push('nameConstraints carry subtrees trellis does not write');
+      // Intermediates minted before the IP exclusion carry none: verify warns about those (lacksIpExclusion), it is no error.
+      if (got.excludedIps.length && got.excludedIps.join() !== ALL_IPS.join()) out.push(`nameConstraints exclude IP [${got.excludedIps}], want [${ALL_IPS}]`);
       if (want && (got.dns.join() !== want.dns.join() || got.uriHosts.join() !== want.uriHosts.join())) {
         out.push(`nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI [${want.uriHosts}]`);
       }
@@ -193,6 +201,7 @@ export function profileViolations(cert: Certificate, tier: Tier, expected: { per
     if (!san) out.push('no subjectAltName');
     else if (san.critical) out.push('subjectAltName critical with a non-empty subject');
     if (names.uris.length !== 1) out.push(`${names.uris.length} URI SANs, want exactly one SPIFFE ID`);
+    if (names.other) out.push(`${names.other} SAN(s) that are neither DNS names nor URIs (IP addresses, email...): trellis certifies neither`);
     if (expected.permitted) {
       const outside = namesOutside(names, expected.permitted);
       if (outside.length) out.push(`SANs outside the scope: ${outside.join(', ')}`);

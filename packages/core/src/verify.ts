@@ -9,7 +9,7 @@ import { leafDue, leafNames } from './issuance.js';
 import { ledgerFingerprints, ledgerProblems } from './ledger.js';
 import { activeIssuer, paths, scopeTrust, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor } from './names.js';
-import { profileViolations, type Tier } from './profiles.js';
+import { lacksIpExclusion, profileViolations, type Tier } from './profiles.js';
 import { anchorCrlOf, crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from './revocation.js';
 import { parseTrustOpensslPem } from './trust.js';
 
@@ -156,6 +156,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     for (const s of slots) {
       if (!s.cert) continue;
       for (const p of await intermediateProblems(mesh, scope.name, s.cert)) add('error', 'chain', p, at(s.file));
+      if (lacksIpExclusion(s.cert)) add('warning', 'profile', 'its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation', at(s.file));
       if (s.key === undefined) add('error', 'custody', 'its encrypted key is missing', at(s.keyFile));
       else if (ageStanzaCount(s.key) !== 1) add('error', 'custody', 'the key file is not age ciphertext to exactly one (the CI) recipient', at(s.keyFile));
       const fp = fingerprint(s.cert);
