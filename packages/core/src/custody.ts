@@ -88,6 +88,24 @@ export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPo
   }
 }
 
+/**
+ * The root workstation's clock (or `--now`) must not be earlier than the
+ * newest entry of the root ledger: a clock set back is how an expired root,
+ * intermediate or CRL gets used again. `at` of an entry is RFC 3339.
+ */
+export function assertClockNotBehindLedger(now: Date, entries: { at: string }[], file: string): void {
+  let newest: Date | undefined;
+  for (const e of entries) {
+    const at = new Date(e.at);
+    if (!Number.isNaN(at.getTime()) && (!newest || at > newest)) newest = at;
+  }
+  if (newest && now < newest) {
+    throw new TrellisError('custody-clock-behind', `the time ${now.toISOString()} is earlier than the newest root ledger entry (${newest.toISOString()})`, {
+      file, hint: 'set the workstation clock right (or give a --now after that entry); a clock set back would let expired roots and CRLs be used again',
+    });
+  }
+}
+
 /** Age identities from `TRELLIS_<KIND>_IDENTITY` or the file named by `..._FILE`; comments and blanks are skipped. */
 export function readIdentities(kind: IdentityKind, env: Env, readFile: (path: string) => string): string[] | undefined {
   const [direct, fileVar] = IDENTITY_VARS[kind];
