@@ -131,6 +131,8 @@ function refuseHostileNodes(root: unknown, file: string, reason: Reason, allowAl
     if (n.anchor && !allowAliases) fail(path, `defines the anchor &${n.anchor}`, 'remove the anchor: anchors and aliases are not accepted in trellis files');
     if (n.tag) fail(path, `carries the tag ${n.tag}`, 'remove the tag: trellis files hold plain strings, numbers, lists and mappings');
     if (path.length > 32) fail(path, 'is nested deeper than 32 levels', 'trellis files are a few levels deep: this is not one');
+    // Children go on the stack last-first, so the first offender in the file is the one reported.
+    const children: { node: unknown; path: (string | number)[] }[] = [];
     if (isMap(n)) {
       const seen = new Set<string>();
       for (const pair of n.items) {
@@ -138,14 +140,15 @@ function refuseHostileNodes(root: unknown, file: string, reason: Reason, allowAl
         const key = pair.key;
         if (isNode(key) && !isScalar(key)) fail(path, 'has a key that is not a plain string', 'keys are names such as kind or services');
         const k = String(isScalar(key) ? key.value : key);
-        if (seen.has(k)) fail([...path, k], `duplicate key "${k}"`, 'keep one: a second value would silently replace the first');
+        if (seen.has(k)) fail([...path, k], `duplicate key ${quoteInput(k)}`, 'keep one: a second value would silently replace the first');
         seen.add(k);
-        if (isNode(key) && (key.anchor || key.tag)) stack.push({ node: key, path: [...path, k] });
-        stack.push({ node: pair.value, path: [...path, k] });
+        if (isNode(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path, k] });
+        children.push({ node: pair.value, path: [...path, k] });
       }
     } else if (isSeq(n)) {
-      n.items.forEach((item, i) => stack.push({ node: item, path: [...path, i] }));
+      n.items.forEach((item, i) => children.push({ node: item, path: [...path, i] }));
     }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
   }
 }
 

@@ -41,7 +41,7 @@ const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})
 export function parseInstant(text: string, flag = '--now'): Date {
   const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
   const fail = (why: string): never => {
-    throw new TrellisError('bad-time', `${shown} ${why}`, { field: flag, hint: 'write an RFC 3339 time with its offset, like 2026-11-22T10:00:00Z' });
+    throw new TrellisError('bad-time', `${flag} ${shown} ${why}`, { hint: 'write an RFC 3339 time with its offset, like 2026-11-22T10:00:00Z' });
   };
   const m = RFC3339.exec(text);
   if (!m) return fail('is not an RFC 3339 timestamp');
