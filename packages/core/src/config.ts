@@ -64,13 +64,13 @@ class Reader {
 
   /** `allowed` undefined: any key (the keys are names, such as services). */
   map(v: unknown, field: string, allowed?: readonly string[]): Record<string, unknown> {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be a mapping', field ? undefined : 'the file holds keys and values, such as kind: region');
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be a mapping', field ? `write ${field} as indented key: value lines` : 'the file holds keys and values, such as kind: region');
     if (!allowed) return v as Record<string, unknown>;
     const unknown = Object.keys(v as object).filter((k) => !allowed.includes(k));
     if (unknown.length) {
       this.fail(
         field ? `${field}.${unknown[0]}` : unknown[0]!,
-        `unknown key "${unknown[0]}"`,
+        `unknown key ${quoteInput(unknown[0])}`,
         allowed.length ? `allowed here: ${allowed.join(', ')} (a typo must not silently drop a setting)` : undefined,
       );
     }
@@ -78,23 +78,23 @@ class Reader {
   }
 
   string(v: unknown, field: string, pattern?: RegExp, hint?: string): string {
-    if (typeof v !== 'string' || v.length === 0) this.fail(field, 'must be a non-empty string', hint);
-    if (pattern && !pattern.test(v)) this.fail(field, `${quoteInput(v)} is not valid`, hint);
+    if (typeof v !== 'string' || v.length === 0) this.fail(field, 'must be a non-empty string', hint ?? 'write it as a string');
+    if (pattern && !pattern.test(v)) this.fail(field, `${quoteInput(v)} is not valid`, hint ?? `it must match ${pattern.source}`);
     return v;
   }
 
   list(v: unknown, field: string): unknown[] {
-    if (!Array.isArray(v)) this.fail(field, 'must be a list');
+    if (!Array.isArray(v)) this.fail(field, 'must be a list', 'write it as a YAML list, such as [a, b] or lines starting with "- "');
     return v;
   }
 
   duration(v: unknown, field: string): number {
-    if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d');
+    if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d', 'write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit');
     return parseDuration(v, { file: this.file, field }, this.reason);
   }
 
   oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
-    if (!values.includes(v as T)) this.fail(field, `must be one of ${values.join(', ')} (got ${quoteInput(v)})`);
+    if (!values.includes(v as T)) this.fail(field, `must be one of ${values.join(', ')} (got ${quoteInput(v)})`, `write one of: ${values.join(', ')}`);
     return v as T;
   }
 }
@@ -196,7 +196,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
   const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
-  if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient');
+  if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient', 'list the age recipient of each offline identity (age-keygen -y prints it)');
   const ci = r.string(recipients.ci, 'recipients.ci', /^age1/);
   validateRecipients(offline, { file, field: 'recipients.offline' });
   validateRecipients([ci], { file, field: 'recipients.ci' });

@@ -135,7 +135,7 @@ export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: Sign
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError('outlives-issuer',
       `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
-      { hint: tier === 'leaf' ? 'rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl' : 'rotate the root first, or shorten defaults.ttl.intermediate' });
+      { ...(issuer.file ? { file: issuer.file } : {}), hint: tier === 'leaf' ? 'rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl' : 'rotate the root first, or shorten defaults.ttl.intermediate' });
   }
   return v;
 }
