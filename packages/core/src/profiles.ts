@@ -127,8 +127,8 @@ export function assertSignsAt(issuer: SigningIssuer, now: Date): void {
 export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: SigningIssuer): Validity {
   const v = { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + ttl) };
   if (!Number.isFinite(ttl) || ttl <= 0 || Number.isNaN(v.notAfter.getTime()) || v.notAfter > MAX_NOT_AFTER) {
-    throw new TrellisError('bad-config', `a ${tier} lifetime of ${ttl} ms from ${now.toISOString()} ends past 9999-12-31, the last date a certificate can carry`, {
-      hint: 'shorten the ttl (docs/input-limits.md)',
+    throw new TrellisError('bad-config', `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive and end by 9999-12-31T23:59:59Z`, {
+      hint: 'shorten the ttl (docs/input-limits.md); an expired certificate cannot be extended, only replaced',
     });
   }
   if (issuer) assertSignsAt({ tier: tier === 'leaf' ? 'intermediate' : 'root', ...issuer }, now);
