@@ -157,6 +157,8 @@ const CASES: [string, Case][] = [
   ['an alias in trellis.yaml is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'mesh: test', 'mesh: &m test\nx: *m'), code: 2, file: 'trellis.yaml', field: 'mesh', says: /anchor/ }],
   ['a duplicate recipients block in trellis.yaml is refused', { cli: 'ci', args: renew, damage: (m) => m.write('trellis.yaml', `${m.read('trellis.yaml')}recipients:\n  offline: [${stranger.recipient}]\n  ci: ${stranger.recipient}\n`), code: 2, file: 'trellis.yaml', field: 'recipients', says: /duplicate key/ }],
   ['trellis.yaml over the size limit is refused', { cli: 'ci', args: renew, damage: (m) => m.write('trellis.yaml', `${m.read('trellis.yaml')}${'#'.repeat(5 * 1024 * 1024)}\n`), code: 2, file: 'trellis.yaml', says: /over the limit/ }],
+  ['trellis.yaml swapped for a symlink to the CI identity does not echo it', { cli: 'ci', args: renew, damage: (m) => { fs.rmSync(m.path('trellis.yaml')); fs.symlinkSync(m.ciIdentityFile, m.path('trellis.yaml')); }, code: 2, file: 'trellis.yaml', says: /must be a mapping/ }],
+  ['trellis.yaml swapped for a symlink to a private key does not echo it', { cli: 'ci', args: renew, damage: (m, s) => { fs.rmSync(m.path('trellis.yaml')); fs.symlinkSync(writeScratch(s, 'key.pem', '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg: [\n-----END PRIVATE KEY-----\n'), m.path('trellis.yaml')); }, code: 2, file: 'trellis.yaml' }],
   ['trellis.yaml as binary junk is refused', { cli: 'ci', args: renew, damage: (m) => fs.writeFileSync(m.path('trellis.yaml'), Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])), code: 2, file: 'trellis.yaml', says: /not a text file/ }],
 
   // --now.
@@ -209,7 +211,7 @@ function resolveArgs(args: string[], scratch: string): string[] {
 
 function assertNoSecret(out: string, extra: string[]): void {
   expect(out).not.toMatch(/AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]{6}/i);
-  expect(out).not.toMatch(/PRIVATE KEY/);
+  expect(out).not.toMatch(/PRIVATE KEY|MIGHAgEAMBMG/);
   for (const id of [...secrets, ...extra]) {
     const body = id.replace(/^AGE-SECRET-KEY-(PQ-)?1/, '');
     // Not even a part: no 10-character window of the identity's body.

@@ -8,7 +8,7 @@ import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
-import { assertSeparateRecipients, quoteInput, validateRecipients } from './custody.js';
+import { assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
   version: 1;
@@ -167,7 +167,7 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
-    throw new TrellisError(reason, `not valid YAML: ${e.message.split('\n')[0]!.slice(0, 200)}`, { file, hint: 'fix the syntax and rerun' });
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e.message)}`, { file, hint: 'fix the syntax and rerun' });
   }
   refuseHostileNodes(doc.contents, file, reason);
   return doc.toJS() ?? {};
@@ -177,7 +177,7 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
 function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why: string): never => {
-    throw new TrellisError(reason, `not valid YAML: ${why.split('\n')[0]!.slice(0, 200)}`, { file, hint: 'restore it from git history' });
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: 'restore it from git history' });
   };
   if (doc.errors.length) fail(doc.errors[0]!.message);
   refuseHostileNodes(doc.contents, file, reason, true);

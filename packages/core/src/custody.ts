@@ -29,8 +29,14 @@ const SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
 export function quoteInput(v: unknown): string {
   const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
   if (SECRET.test(text)) return '(a secret key, not shown: treat it as exposed)';
-  const shown = JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
-  return shown;
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/** A message from a library that may quote its input (a parser's error): one line, cut short, and never a secret. */
+export function withoutSecrets(message: string, max = 200): string {
+  const line = message.split('\n')[0]!;
+  if (SECRET.test(message)) return 'the offending text is a secret key, not shown: treat it as exposed';
+  return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
 /** The names of the set environment variables that carry an identity of `kind`. */

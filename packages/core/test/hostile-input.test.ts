@@ -6,7 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateX25519Identity } from 'age-encryption';
 import { MAX_INPUT_BYTES, parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config.js';
-import { assertClockNotBehindLedger, quoteInput, readIdentities, tryDecrypt } from '../src/custody.js';
+import { assertClockNotBehindLedger, quoteInput, readIdentities, tryDecrypt, withoutSecrets } from '../src/custody.js';
 import { TrellisError } from '../src/errors.js';
 import { dnsSanRefusal } from '../src/names.js';
 import { assertSignsAt, validityWithin } from '../src/profiles.js';
@@ -137,6 +137,11 @@ describe('identities are never echoed', () => {
     expect(quoteInput('AGE-SECRET-KEY-1QQQQ')).not.toMatch(/QQQQ/);
     expect(quoteInput('-----BEGIN PRIVATE KEY-----\nMIIE')).not.toMatch(/MIIE/);
     expect(quoteInput('x'.repeat(5000)).length).toBeLessThan(100);
+  });
+  it('a parser message that shows a secret in its context is not passed on', () => {
+    expect(withoutSecrets('Unexpected scalar token in YAML stream: "AGE-SECRET-KEY-1QQQQ" at line 2')).not.toMatch(/QQQQ/);
+    expect(withoutSecrets('Implicit keys need to be on a single line at line 1:\n\n-----BEGIN PRIVATE KEY-----\nMIGHAg')).not.toMatch(/MIGHAg/);
+    expect(withoutSecrets('Unexpected "]" at line 3, column 1:\n\n]x\n^')).toBe('Unexpected "]" at line 3, column 1:');
   });
   it('a secret pasted as the CI recipient of trellis.yaml is not echoed', () => {
     const good = serializeMeshConfig({ mesh: 'prod', trustDomain: 'mesh.example', recipients: { offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'], ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d' } });
