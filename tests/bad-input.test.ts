@@ -16,7 +16,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { trellisCi, trellisRoot, type Env, type Run } from './helpers/cli.js';
+import { ROOT_BIN, baseEnv, tool, trellisCi, trellisRoot, type Env, type Run } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 const T0 = '2026-11-22T10:00:00Z';
@@ -267,6 +267,18 @@ describe('init with bad input creates nothing', () => {
     expect(r.stderr).toMatch(/→ \S/);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/AGE-SECRET-KEY|\n\s+at \S|internal error/);
     expect(fs.existsSync(dir)).toBe(false);
+  });
+});
+
+describe('the workstation clock set back (faketime, no --now)', () => {
+  it('trellis-root refuses every command, even status, with exit 3, and the store stays as it was', async () => {
+    const m = pristine.clone();
+    const snap = snapshotStore(m.dir);
+    // faketime sets the clock of the process; tool() runs it with the test's environment, so the posture opt-in and identity go on the command line.
+    const r = await tool('env', ['-i', `PATH=${baseEnv().PATH}`, 'TRELLIS_ALLOW_ONLINE=1', `TRELLIS_ROOT_IDENTITY_FILE=${m.rootIdentityFile}`, 'faketime', '2026-01-01 00:00:00', 'node', ROOT_BIN, 'status', '--store', m.dir]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/bundles\/root\/ledger.jsonl: the time 2026-01-01T.* is earlier than the newest root ledger entry \(2026-11-22T10:00:00.000Z\)\n\s+→ set the workstation clock right/);
+    expect(snap.now()).toEqual(snap.before);
   });
 });
 
