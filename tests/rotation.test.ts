@@ -169,7 +169,7 @@ describe('refused transitions', () => {
     }, ['rotate', 'root', '--now', later(2)], 1, /us-east-1 are mid-rotation/],
     ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', '2040-01-01T00:00:00Z'], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
     ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', '2040-01-01T00:00:00Z'], 1, /expired at 20[0-9]{2}-/],
-    ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon'], 2, /--propagation: "soon" is not a duration/],
+    ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1)], 2, /--propagation: "soon" is not a duration/],
   ] as const)('refuses %s, leaving the store as it was', async (_, prepare, args, code, message) => {
     const m = pristine.clone();
     if (prepare) await prepare(m);

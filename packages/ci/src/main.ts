@@ -2,7 +2,7 @@
 /** trellis-ci: the CI CLI. It never sees the root identity, and imports no root-signing code. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, failAsUsage, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
 import { plan } from './commands/plan.js';
@@ -21,6 +21,7 @@ await runMain('trellis-ci', () => {
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
     .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
+    .middleware((argv) => refuseRepeatedFlags(argv))
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

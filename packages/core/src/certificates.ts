@@ -5,7 +5,13 @@ import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, publicKeyDerOf, sha256Hex, ty
 
 export type Certificate = x509.X509Certificate;
 
+/** One certificate: a PEM text must hold exactly one CERTIFICATE block and nothing else (a second block or trailing data is refused). */
 export function parseCertificate(pemOrDer: string | Uint8Array): Certificate {
+  if (typeof pemOrDer === 'string') {
+    const blocks = pemOrDer.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
+    if (blocks.length > 1) throw new Error(`${blocks.length} certificates where one certificate belongs`);
+    if (blocks.length === 1 && pemOrDer.replace(blocks[0]!, '').trim()) throw new Error('data outside its one certificate block');
+  }
   return new x509.X509Certificate(typeof pemOrDer === 'string' ? pemOrDer : new Uint8Array(pemOrDer));
 }
 

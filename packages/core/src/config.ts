@@ -4,12 +4,12 @@
  * errors naming the file and the field.
  */
 import { isIP } from 'node:net';
-import { parseDocument, stringify } from 'yaml';
+import { isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, stringify, type Node } from 'yaml';
 import { TrellisError, type Reason } from './errors.js';
-import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, isDnsName, dnsWithin, scopeDomain } from './names.js';
+import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
-import { assertSeparateRecipients, validateRecipients } from './custody.js';
+import { assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
   version: 1;
@@ -101,13 +101,15 @@ class Reader {
     throw new TrellisError(this.reason, detail, { file: this.file, field: field || undefined, hint });
   }
 
-  map(v: unknown, field: string, allowed: readonly string[]): Record<string, unknown> {
-    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be a mapping');
+  /** `allowed` undefined: any key (the keys are names, such as services). */
+  map(v: unknown, field: string, allowed?: readonly string[]): Record<string, unknown> {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) this.fail(field, 'must be a mapping', field ? `write ${field} as indented key: value lines` : 'the file holds keys and values, such as kind: region');
+    if (!allowed) return v as Record<string, unknown>;
     const unknown = Object.keys(v as object).filter((k) => !allowed.includes(k));
     if (unknown.length) {
       this.fail(
         field ? `${field}.${unknown[0]}` : unknown[0]!,
-        `unknown key "${unknown[0]}"`,
+        `unknown key ${quoteInput(unknown[0])}`,
         allowed.length ? `allowed here: ${allowed.join(', ')} (a typo must not silently drop a setting)` : undefined,
       );
     }
@@ -115,34 +117,114 @@ class Reader {
   }
 
   string(v: unknown, field: string, pattern?: RegExp, hint?: string): string {
-    if (typeof v !== 'string' || v.length === 0) this.fail(field, 'must be a non-empty string', hint);
-    if (pattern && !pattern.test(v)) this.fail(field, `"${v}" is not valid`, hint);
+    if (typeof v !== 'string' || v.length === 0) this.fail(field, 'must be a non-empty string', hint ?? 'write it as a string');
+    if (pattern && !pattern.test(v)) this.fail(field, `${quoteInput(v)} is not valid`, hint ?? `it must match ${pattern.source}`);
     return v;
   }
 
   list(v: unknown, field: string): unknown[] {
-    if (!Array.isArray(v)) this.fail(field, 'must be a list');
+    if (!Array.isArray(v)) this.fail(field, 'must be a list', 'write it as a YAML list, such as [a, b] or lines starting with "- "');
     return v;
   }
 
   duration(v: unknown, field: string): number {
-    if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d');
+    if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d', 'write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit');
     return parseDuration(v, { file: this.file, field }, this.reason);
   }
 
   oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
-    if (!values.includes(v as T)) this.fail(field, `must be one of ${values.join(', ')} (got ${JSON.stringify(v)})`);
+    if (!values.includes(v as T)) this.fail(field, `must be one of ${values.join(', ')} (got ${quoteInput(v)})`, `write one of: ${values.join(', ')}`);
     return v as T;
   }
 }
 
-function parseYaml(text: string, file: string, reason: Reason): unknown {
-  const doc = parseDocument(text, { uniqueKeys: true, prettyErrors: false });
+/**
+ * Inputs a pull request can change are bounded before they are parsed: 4 MiB
+ * holds a scope of 60,000 services with room to spare (see docs/input-limits.md).
+ */
+export const MAX_INPUT_BYTES = 4 * 1024 * 1024;
+
+/** A path in the document, as the Reader names fields: `services.api.dns[0]`. */
+const fieldOf = (path: (string | number)[]) => path.map((p, i) => (typeof p === 'number' ? `[${p}]` : i ? `.${p}` : p)).join('');
+
+/**
+ * Anchors, aliases and tags have no use in trellis files and are how YAML is
+ * turned into a resource bomb or a type confusion, so they are refused; the
+ * duplicate-key check is done here in one pass (the yaml package's own is
+ * quadratic in the number of keys of a mapping).
+ */
+function refuseHostileNodes(root: unknown, file: string, reason: Reason, allowAliases = false): void {
+  const fail = (path: (string | number)[], detail: string, hint: string): never => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path) || undefined, hint });
+  };
+  // An explicit stack: a deeply nested document must not exhaust the call stack.
+  const stack: { node: unknown; path: (string | number)[] }[] = [{ node: root, path: [] }];
+  while (stack.length) {
+    const { node, path } = stack.pop()!;
+    if (!isNode(node)) continue;
+    if (isAlias(node)) {
+      if (allowAliases) continue;
+      fail(path, `uses the alias *${node.source}`, 'write the value out in full: anchors and aliases are not accepted in trellis files');
+    }
+    const n = node as Node;
+    if (n.anchor && !allowAliases) fail(path, `defines the anchor &${n.anchor}`, 'remove the anchor: anchors and aliases are not accepted in trellis files');
+    if (n.tag) fail(path, `carries the tag ${n.tag}`, 'remove the tag: trellis files hold plain strings, numbers, lists and mappings');
+    if (path.length > 32) fail(path, 'is nested deeper than 32 levels', 'trellis files are a few levels deep: this is not one');
+    // Children go on the stack last-first, so the first offender in the file is the one reported.
+    const children: { node: unknown; path: (string | number)[] }[] = [];
+    if (isMap(n)) {
+      const seen = new Set<string>();
+      for (const pair of n.items) {
+        if (!isPair(pair)) continue;
+        const key = pair.key;
+        if (isNode(key) && !isScalar(key)) fail(path, 'has a key that is not a plain string', 'keys are names such as kind or services');
+        const k = String(isScalar(key) ? key.value : key);
+        if (seen.has(k)) fail([...path, k], `duplicate key ${quoteInput(k)}`, 'keep one: a second value would silently replace the first');
+        seen.add(k);
+        if (isNode(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path, k] });
+        children.push({ node: pair.value, path: [...path, k] });
+      }
+    } else if (isSeq(n)) {
+      n.items.forEach((item, i) => children.push({ node: item, path: [...path, i] }));
+    }
+    for (let i = children.length - 1; i >= 0; i--) stack.push(children[i]!);
+  }
+}
+
+/** `input`: a file people write (trellis.yaml, a scope file), held to the input limits; otherwise a record trellis wrote. */
+function parseYaml(text: string, file: string, reason: Reason, input = true): unknown {
+  if (!input) return parseRecordYaml(text, file, reason);
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_INPUT_BYTES) {
+    throw new TrellisError(reason, `is ${bytes} bytes, over the limit of ${MAX_INPUT_BYTES} (4 MiB)`, { file, hint: reason === 'bad-scope' ? 'split the scope into several scopes (see docs/input-limits.md)' : 'trellis.yaml is a few lines: restore it from git history' });
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text)) {
+    throw new TrellisError(reason, 'holds control characters or bytes that are not UTF-8: this is not a text file', { file, hint: 'restore it from git history, or rewrite it as plain YAML' });
+  }
+  // Duplicate keys are checked by refuseHostileNodes; aliases are refused there before anything expands them.
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
     const e = doc.errors[0]!;
-    throw new TrellisError(reason, `not valid YAML: ${e.message.split('\n')[0]}`, { file, hint: 'fix the syntax and rerun' });
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e.message)}`, { file, hint: 'fix the syntax and rerun' });
   }
+  refuseHostileNodes(doc.contents, file, reason);
   return doc.toJS() ?? {};
+}
+
+/** Records may carry the aliases `stringify` writes for a shared value; the yaml package's alias cap still applies. */
+function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+  const fail = (why: string): never => {
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: 'restore it from git history' });
+  };
+  if (doc.errors.length) fail(doc.errors[0]!.message);
+  refuseHostileNodes(doc.contents, file, reason, true);
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+  } catch (e) {
+    return fail((e as Error).message);
+  }
 }
 
 const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
@@ -153,7 +235,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
   const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
-  if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient');
+  if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient', 'list the age recipient of each offline identity (age-keygen -y prints it)');
   const ci = r.string(recipients.ci, 'recipients.ci', /^age1/);
   validateRecipients(offline, { file, field: 'recipients.offline' });
   validateRecipients([ci], { file, field: 'recipients.ci' });
@@ -351,7 +433,7 @@ function parseTarget(r: Reader, raw: unknown, at: string): DeploySelection {
 export function parseScope(text: string, name: string, trustDomain: string, file = `scopes/${name}.yaml`): ScopeDef {
   const r = new Reader(file, 'bad-scope');
   if (!SCOPE_NAME.test(name)) {
-    r.fail('', `"${name}" is not a scope name`, 'name the file [a-z0-9-]{1,63}.yaml');
+    r.fail('', `${quoteInput(name)} is not a scope name`, 'name the file [a-z0-9-]{1,63}.yaml: lower-case letters, digits and dashes');
   }
   const top = r.map(parseYaml(text, file, 'bad-scope'), '', ['kind', 'services']);
   const kind = r.oneOf(top.kind, 'kind', ['global', 'region'] as const);
@@ -360,17 +442,15 @@ export function parseScope(text: string, name: string, trustDomain: string, file
       kind === 'global' ? 'use kind: region' : 'set kind: global');
   }
   const domain = scopeDomain(name, trustDomain);
-  const services = Object.entries(r.map(top.services ?? {}, 'services', Object.keys(top.services ?? {}))).map(([svc, raw]) => {
+  const services = Object.entries(r.map(top.services ?? {}, 'services')).map(([svc, raw]) => {
     const at = `services.${svc}`;
-    if (!SERVICE_NAME.test(svc)) r.fail(at, `"${svc}" is not a service name`, 'use [a-z0-9-]{1,63}: it becomes a DNS label');
+    if (!SERVICE_NAME.test(svc)) r.fail(quoteInput(svc) === JSON.stringify(svc) ? at : 'services', `${quoteInput(svc)} is not a service name`, 'use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label');
     if (`${svc}.${domain}`.length > 64) r.fail(at, `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`, 'shorten the service name');
     const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy']);
     const dns = r.list(s.dns ?? [], `${at}.dns`).map((v, i) => {
       const n = r.string(v, `${at}.dns[${i}]`);
-      if (!isDnsName(n)) r.fail(`${at}.dns[${i}]`, `"${n}" is not a lower-case DNS name`);
-      if (!dnsWithin(n.replace(/^\*\./, ''), domain)) {
-        r.fail(`${at}.dns[${i}]`, `"${n}" is outside the scope's name constraints`, `the intermediate of ${name} may only certify names under ${domain}`);
-      }
+      const refused = dnsSanRefusal(n, domain);
+      if (refused) r.fail(`${at}.dns[${i}]`, `${quoteInput(n)} ${refused.detail}`, refused.hint);
       return n;
     });
     const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => parseTarget(r, t, `${at}.deploy[${i}]`));
@@ -387,7 +467,7 @@ export function toYaml(value: unknown): string {
 }
 
 export function fromYaml(text: string, file: string): unknown {
-  return parseYaml(text, file, 'corrupt-store');
+  return parseYaml(text, file, 'corrupt-store', false);
 }
 
 /** A deploy target as one line: where it delivers, for reports and the blast radius. */

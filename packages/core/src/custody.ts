@@ -19,6 +19,26 @@ const WHO: Record<IdentityKind, string> = { root: 'offline root', ci: 'CI', agen
 
 const isSet = (env: Env, k: string) => (env[k] ?? '') !== '';
 
+const SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
+
+/**
+ * A value from input as an error message may quote it: never a secret (a
+ * pasted identity is described, not echoed, not even in part) and never more
+ * than a line.
+ */
+export function quoteInput(v: unknown): string {
+  const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  if (SECRET.test(text)) return '(a secret key, not shown: treat it as exposed)';
+  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+}
+
+/** A message from a library that may quote its input (a parser's error): one line, cut short, and never a secret. */
+export function withoutSecrets(message: string, max = 200): string {
+  const line = message.split('\n')[0]!;
+  if (SECRET.test(message)) return 'the offending text is a secret key, not shown: treat it as exposed';
+  return line.length > max ? `${line.slice(0, max)}…` : line;
+}
+
 /** The names of the set environment variables that carry an identity of `kind`. */
 function identityVarsSet(env: Env, kind: IdentityKind): string[] {
   const prefix = IDENTITY_VARS[kind][0];
@@ -83,6 +103,24 @@ export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPo
   }
 }
 
+/**
+ * The root workstation's clock (or `--now`) must not be earlier than the
+ * newest entry of the root ledger: a clock set back is how an expired root,
+ * intermediate or CRL gets used again. `at` of an entry is RFC 3339.
+ */
+export function assertClockNotBehindLedger(now: Date, entries: { at: string }[], file: string): void {
+  let newest: Date | undefined;
+  for (const e of entries) {
+    const at = new Date(e.at);
+    if (!Number.isNaN(at.getTime()) && (!newest || at > newest)) newest = at;
+  }
+  if (newest && now < newest) {
+    throw new TrellisError('custody-clock-behind', `the time ${now.toISOString()} is earlier than the newest root ledger entry (${newest.toISOString()})`, {
+      file, hint: 'set the workstation clock right (or give a --now after that entry); a clock set back would let expired roots and CRLs be used again',
+    });
+  }
+}
+
 /** Age identities from `TRELLIS_<KIND>_IDENTITY` or the file named by `..._FILE`; comments and blanks are skipped. */
 export function readIdentities(kind: IdentityKind, env: Env, readFile: (path: string) => string): string[] | undefined {
   const [direct, fileVar] = IDENTITY_VARS[kind];
@@ -99,11 +137,23 @@ export function readIdentities(kind: IdentityKind, env: Env, readFile: (path: st
   }
   if (text === undefined) return undefined;
   const ids = text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
-  const bad = ids.find((l) => !/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l));
-  if (!ids.length || bad !== undefined) {
-    throw new TrellisError('bad-identity', `${source} does not hold age identities (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)`, { hint: 'use the file written by trellis-root init or age-keygen' });
+  const bad = ids.findIndex((l) => !/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l) || !identityParses(l));
+  if (!ids.length || bad !== -1) {
+    // Which line, never what it holds: a near-miss identity is still almost the whole secret.
+    const which = ids.length ? ` (identity ${bad + 1} of ${ids.length} is damaged: a character is wrong, missing or extra)` : '';
+    throw new TrellisError('bad-identity', `${source} does not hold age identities (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)${which}`, { hint: 'use the file written by trellis-root init or age-keygen, copied whole' });
   }
   return ids;
+}
+
+/** Whether age reads `identity` (its checksum included); the reason is not kept, since age quotes the identity in it. */
+function identityParses(identity: string): boolean {
+  try {
+    new Decrypter().addIdentity(identity);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 export function requireIdentities(kind: IdentityKind, env: Env, readFile: (path: string) => string): string[] {
@@ -120,12 +170,12 @@ const isPq = (r: string) => r.startsWith('age1pq1') || r.startsWith('age1tagpq1'
 /** Recipients of one file: age1… strings, all classic or all post-quantum, never mixed. */
 export function validateRecipients(recipients: string[], place: { file?: string; field?: string }): void {
   const bad = recipients.find((r) => !/^age1[0-9a-z]+$/.test(r));
-  if (bad !== undefined) throw new TrellisError('bad-recipient', `"${bad}" is not an age recipient`, { ...place, hint: 'an age recipient starts with age1 (age-keygen -y prints it)' });
+  if (bad !== undefined) throw new TrellisError('bad-recipient', `${quoteInput(bad)} is not an age recipient`, { ...place, hint: 'an age recipient starts with age1 (age-keygen -y prints it)' });
   for (const r of recipients) {
     try {
       new Encrypter().addRecipient(r);
     } catch {
-      throw new TrellisError('bad-recipient', `"${r}" is not a valid age recipient`, { ...place, hint: 'copy it from age-keygen -y or from the file trellis-root init wrote' });
+      throw new TrellisError('bad-recipient', `${quoteInput(r)} is not a valid age recipient`, { ...place, hint: 'copy it from age-keygen -y or from the file trellis-root init wrote' });
     }
   }
   if (new Set(recipients.map(isPq)).size > 1) {
@@ -157,13 +207,14 @@ export type Decrypted = { ok: true; text: string } | { ok: false; why: 'no-match
 /** Decrypts; tells "none of these identities" apart from "this is not an age file". */
 export async function tryDecrypt(identities: string[], armored: string): Promise<Decrypted> {
   const d = new Decrypter();
-  for (const id of identities) {
+  identities.forEach((id, i) => {
     try {
       d.addIdentity(id);
-    } catch (e) {
-      throw new TrellisError('bad-identity', `an identity could not be read (${(e as Error).message})`, { hint: 'use the identity file written by trellis-root init or age-keygen' });
+    } catch {
+      // age's message quotes the identity: say which one, never what it holds.
+      throw new TrellisError('bad-identity', `identity ${i + 1} of ${identities.length} could not be read (a character is wrong, missing or extra)`, { hint: 'use the identity file written by trellis-root init or age-keygen, copied whole' });
     }
-  }
+  });
   let ct: Uint8Array;
   try {
     ct = armor.decode(armored);

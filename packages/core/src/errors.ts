@@ -25,6 +25,7 @@ export type Reason =
   | 'custody-out-dir'
   | 'custody-not-allowed'
   | 'custody-allow-list-unconfirmed'
+  | 'custody-clock-behind'
   // exit 4: concurrency
   | 'store-locked'
   | 'store-changed'
@@ -39,7 +40,8 @@ export type Reason =
   | 'key-mismatch'
   | 'corrupt-store'
   | 'verification-failed'
-  | 'peer-failed';
+  | 'peer-failed'
+  | 'output-failed';
 
 const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   usage: 2, 'bad-config': 2, 'bad-scope': 2, 'unknown-scope': 2, 'unknown-service': 2,
@@ -48,10 +50,11 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-online': 3, 'custody-missing-identity': 3, 'custody-wrong-identity': 3, 'custody-recipients': 3,
   'release-refused': 3, 'custody-out-dir': 3,
   'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3,
+  'custody-clock-behind': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,
-  'verification-failed': 1, 'peer-failed': 1,
+  'verification-failed': 1, 'peer-failed': 1, 'output-failed': 1,
 };
 
 export interface ErrorPlace {

@@ -1,6 +1,6 @@
 /** @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives in @trellis/offline. */
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
-export { parseDuration, formatDuration, parseInstant, iso } from './time.js';
+export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
 export * from './names.js';
 export { parseMeshConfig, serializeMeshConfig, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
   type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
@@ -11,13 +11,13 @@ export {
 } from './crypto.js';
 export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signedBy, type IssueParams, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
-export { PROFILES, extensionsFor, validityWithin, renewalPoint, assertNamesInside, profileViolations, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
+export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, type SigningIssuer, renewalPoint, assertNamesInside, profileViolations, lacksIpExclusion, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, childEnv, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
@@ -31,6 +31,7 @@ export { deployFindings } from './verify-deploy.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
+export { refuseRepeatedFlags } from './flags.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,

@@ -36,7 +36,7 @@ export interface MintedLeaf {
 export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, seam: CryptoSeam): Promise<MintedLeaf> {
   const sans = leafNames(req.scope, req.service, req.trustDomain);
   assertNamesInside(sans, permittedNamesFor(issuer.scope, req.trustDomain), issuer.scope);
-  const validity = validityWithin('leaf', req.now, req.ttl, { notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate` });
+  const validity = validityWithin('leaf', req.now, req.ttl, { notBefore: issuer.cert.notBefore, notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate`, file: `bundles/${issuer.scope}/intermediate.pem` });
   const keys = await seam.generateKeyPair(req.algorithm);
   const serial = randomSerial(seam);
   const cert = await seam.signCertificate({

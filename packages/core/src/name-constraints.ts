@@ -1,7 +1,8 @@
 /**
  * The NameConstraints extension (RFC 5280 §4.2.1.10), encoded by hand because
- * @peculiar/x509 has no class for it. Only permitted subtrees of dNSName and
- * URI hosts are produced; decode reads back whatever a certificate carries.
+ * @peculiar/x509 has no class for it. Permitted subtrees of dNSName and URI
+ * hosts and excluded iPAddress subtrees are produced; decode reads back
+ * whatever a certificate carries.
  */
 import 'reflect-metadata';
 import { AsnConvert } from '@peculiar/asn1-schema';
@@ -16,7 +17,11 @@ export function encodeNameConstraints(p: PermittedNames): ArrayBuffer {
     ...p.dns.map((d) => new GeneralSubtree({ base: new GeneralName({ dNSName: d }) })),
     ...p.uriHosts.map((h) => new GeneralSubtree({ base: new GeneralName({ uniformResourceIdentifier: h }) })),
   ];
-  return AsnConvert.serialize(new NameConstraints({ permittedSubtrees: new GeneralSubtrees(subtrees) }));
+  const excluded = p.excludedIps.map((cidr) => new GeneralSubtree({ base: new GeneralName({ iPAddress: cidr }) }));
+  return AsnConvert.serialize(new NameConstraints({
+    permittedSubtrees: new GeneralSubtrees(subtrees),
+    ...(excluded.length ? { excludedSubtrees: new GeneralSubtrees(excluded) } : {}),
+  }));
 }
 
 /** Always critical: a verifier that cannot enforce the constraints must reject the chain. */
@@ -27,17 +32,21 @@ export function nameConstraintsExtension(p: PermittedNames): x509.Extension {
 export interface DecodedNameConstraints extends PermittedNames {
   /** Anything else in permitted subtrees (IP, email, directory names...). */
   otherPermitted: number;
-  /** Count of excluded subtrees, which trellis never writes. */
-  excluded: number;
+  /** Excluded subtrees other than iPAddress ones, which trellis never writes. */
+  otherExcluded: number;
 }
 
 export function decodeNameConstraints(der: BufferSource): DecodedNameConstraints {
   const nc = AsnConvert.parse(der, NameConstraints);
-  const out: DecodedNameConstraints = { dns: [], uriHosts: [], otherPermitted: 0, excluded: nc.excludedSubtrees?.length ?? 0 };
+  const out: DecodedNameConstraints = { dns: [], uriHosts: [], excludedIps: [], otherPermitted: 0, otherExcluded: 0 };
   for (const st of nc.permittedSubtrees ?? []) {
     if (st.base.dNSName !== undefined) out.dns.push(st.base.dNSName);
     else if (st.base.uniformResourceIdentifier !== undefined) out.uriHosts.push(st.base.uniformResourceIdentifier);
     else out.otherPermitted++;
+  }
+  for (const st of nc.excludedSubtrees ?? []) {
+    if (st.base.iPAddress !== undefined) out.excludedIps.push(st.base.iPAddress);
+    else out.otherExcluded++;
   }
   return out;
 }

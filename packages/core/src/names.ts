@@ -30,6 +30,27 @@ export function isDnsName(name: string): boolean {
   return labels.every((l, i) => (i === 0 && l === '*') || DNS_LABEL.test(l));
 }
 
+const IPV4ISH = /^[0-9.]+$/;
+
+/**
+ * Why `name` may not be an extra DNS SAN of a leaf in the scope whose trust
+ * domain is `domain`, or undefined when it may. Wildcards and IP addresses are
+ * refused outright (see docs/input-limits.md): a wildcard key answers for every
+ * service the scope will ever have, and IP SANs are excluded by every
+ * intermediate's name constraints.
+ */
+export function dnsSanRefusal(name: string, domain: string): { detail: string; hint: string } | undefined {
+  if (IPV4ISH.test(name) || name.includes(':')) {
+    return { detail: 'is an IP address: trellis certifies DNS names and SPIFFE IDs only', hint: `give the service a DNS name under ${domain}; intermediates exclude every IP address (docs/input-limits.md)` };
+  }
+  if (name.startsWith('*.')) {
+    return { detail: 'is a wildcard: trellis certifies one service per leaf', hint: `list each name under ${domain} that the service answers to` };
+  }
+  if (!isDnsName(name)) return { detail: 'is not a lower-case DNS name', hint: 'write labels of a-z, 0-9 and dashes, separated by dots, at most 253 characters' };
+  if (!dnsWithin(name, domain)) return { detail: "is outside the scope's name constraints", hint: `the intermediate of this scope may only certify names under ${domain}` };
+  return undefined;
+}
+
 /** RFC 5280 dNSName subtree match: the name is the constraint or lies beneath it. */
 export function dnsWithin(name: string, subtree: string): boolean {
   const n = name.toLowerCase();
@@ -51,12 +72,21 @@ export function uriHostWithin(uri: string, host: string): boolean {
 export interface PermittedNames {
   dns: string[];
   uriHosts: string[];
+  /**
+   * Excluded iPAddress subtrees (CIDR). Permitted DNS and URI subtrees say
+   * nothing about IP SANs, so without these a stolen intermediate key could
+   * certify any IP address.
+   */
+  excludedIps: string[];
 }
 
-/** What the intermediate of `scope` may certify: exactly its own trust domain. */
+/** Every IPv4 and every IPv6 address. */
+export const ALL_IPS = ['0.0.0.0/0', '::/0'];
+
+/** What the intermediate of `scope` may certify: exactly its own trust domain, and no IP address. */
 export function permittedNamesFor(scope: string, trustDomain: string): PermittedNames {
   const domain = scopeDomain(scope, trustDomain);
-  return { dns: [domain], uriHosts: [domain] };
+  return { dns: [domain], uriHosts: [domain], excludedIps: [...ALL_IPS] };
 }
 
 /** The SANs that fall outside `permitted`; empty when every name is inside. */

@@ -4,7 +4,7 @@
  * hand out, and what to tell the operator. trellis-ci only loads, opens keys,
  * calls these, writes the output directory, commits and prints.
  */
-import { keyId, type Certificate } from './certificates.js';
+import { fingerprint, keyId, type Certificate } from './certificates.js';
 import type { CryptoSeam } from './crypto.js';
 import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
@@ -13,7 +13,7 @@ import { mintLeaf, type MintedLeaf, type SigningIntermediate } from './leaf.js';
 import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
 import type { RenewPlan } from './plan.js';
-import { BACKDATE_MS } from './profiles.js';
+import { BACKDATE_MS, assertSignsAt } from './profiles.js';
 import { crlEntriesFor, crlStaleness, signAnchorCrl } from './revocation.js';
 import { advanceScope, type LeafLifetimes } from './rotation.js';
 import { serializeScopeState } from './state-files.js';
@@ -83,6 +83,8 @@ export function scopeCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise
 /** The scope's crl.pem: a leaf CRL from each issuing intermediate, an anchor CRL for each anchored one. */
 export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigner[], now: Date, seam: CryptoSeam): Promise<FileWrite> {
   const revoked = mesh.material.get(scope)!.state!.revoked;
+  // --now must lie inside the validity of every key that signs.
+  for (const s of signers) assertSignsAt({ label: `${scope} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths.intermediate(scope), tier: 'intermediate' }, now);
   const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const crls = [
     ...(await Promise.all(signers.filter((s) => s.issuing).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window, entries: crlEntriesFor(s.cert, revoked, now) })))),

@@ -6,7 +6,7 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { TrellisError } from './errors.js';
-import { namesOutside, type PermittedNames } from './names.js';
+import { ALL_IPS, namesOutside, type PermittedNames } from './names.js';
 import { decodeNameConstraints, nameConstraintsExtension, NAME_CONSTRAINTS_OID } from './name-constraints.js';
 import { subjectAltNames, type Certificate } from './certificates.js';
 
@@ -85,21 +85,57 @@ export interface Validity {
 /** Backdating absorbs clock skew between the minting runner and peers. */
 export const BACKDATE_MS = 60_000;
 
+/** The last instant an X.509 GeneralizedTime can carry. */
+export const MAX_NOT_AFTER = new Date('9999-12-31T23:59:59Z');
+
+/** The certificate a command signs with, as the signing-time check needs it. */
+export interface SigningIssuer {
+  label: string;
+  notAfter: Date;
+  notBefore: Date;
+  /** The issuer's file, for the message. */
+  file?: string;
+  /** Whose key it is: 'root' for the root, 'intermediate' for a scope's. */
+  tier?: 'root' | 'intermediate';
+}
+
+/**
+ * DESIGN §7a: `now` (the clock or `--now`) must lie inside the validity of
+ * every issuer a command signs with. Before it, the command would mint
+ * certificates (or CRLs) older than their issuer; after it, the issuer vouches
+ * for nothing. Every signing path of both CLIs calls this.
+ */
+export function assertSignsAt(issuer: SigningIssuer, now: Date): void {
+  const place = issuer.file ? { file: issuer.file } : {};
+  if (now < issuer.notBefore) {
+    throw new TrellisError('bad-time', `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it cannot sign as of then`, {
+      ...place, hint: 'check the clock, and give --now only times inside the issuer\'s validity',
+    });
+  }
+  if (issuer.notAfter <= now) {
+    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
+      ...place,
+      hint: issuer.tier === 'root' ? 'the root has expired: a new mesh root is needed' : 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)',
+    });
+  }
+}
+
 /**
  * The validity of a new certificate of `ttl` at `now`, refused (never
  * truncated) when it would outlive its issuer.
  */
-export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: { notAfter: Date; label: string }): Validity {
+export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: SigningIssuer): Validity {
   const v = { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + ttl) };
-  if (issuer && issuer.notAfter <= now) {
-    throw new TrellisError('issuer-expiring', `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
-      hint: tier === 'leaf' ? 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)' : 'the root has expired: a new mesh root is needed',
+  if (!Number.isFinite(ttl) || ttl <= 0 || Number.isNaN(v.notAfter.getTime()) || v.notAfter > MAX_NOT_AFTER) {
+    throw new TrellisError('bad-config', `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive and end by 9999-12-31T23:59:59Z`, {
+      hint: 'shorten the ttl (docs/input-limits.md); an expired certificate cannot be extended, only replaced',
     });
   }
+  if (issuer) assertSignsAt({ tier: tier === 'leaf' ? 'intermediate' : 'root', ...issuer }, now);
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError('outlives-issuer',
       `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
-      { hint: tier === 'leaf' ? 'rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl' : 'rotate the root first, or shorten defaults.ttl.intermediate' });
+      { ...(issuer.file ? { file: issuer.file } : {}), hint: tier === 'leaf' ? 'rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl' : 'rotate the root first, or shorten defaults.ttl.intermediate' });
   }
   return v;
 }
@@ -117,6 +153,12 @@ export function assertNamesInside(sans: { dns: string[]; uris: string[] }, permi
     throw new TrellisError('name-outside-constraints', `${outside.join(', ')} outside the name constraints of scope ${scope}`,
       { hint: `names must fall under ${permitted.dns.join(', ')}` });
   }
+}
+
+/** An intermediate minted before intermediates excluded every IP subtree: its key could certify any IP address. */
+export function lacksIpExclusion(cert: Certificate): boolean {
+  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+  return nc !== undefined && decodeNameConstraints(nc.value).excludedIps.length === 0;
 }
 
 /** Every way `cert` departs from its tier's profile; empty when it conforms. */
@@ -145,7 +187,9 @@ export function profileViolations(cert: Certificate, tier: Tier, expected: { per
       if (!nc.critical) out.push('nameConstraints not critical');
       const got = decodeNameConstraints(nc.value);
       const want = expected.permitted;
-      if (got.excluded || got.otherPermitted) out.push('nameConstraints carry subtrees trellis does not write');
+      if (got.otherExcluded || got.otherPermitted) out.push('nameConstraints carry subtrees trellis does not write');
+      // Intermediates minted before the IP exclusion carry none: verify warns about those (lacksIpExclusion), it is no error.
+      if (got.excludedIps.length && got.excludedIps.join() !== ALL_IPS.join()) out.push(`nameConstraints exclude IP [${got.excludedIps}], want [${ALL_IPS}]`);
       if (want && (got.dns.join() !== want.dns.join() || got.uriHosts.join() !== want.uriHosts.join())) {
         out.push(`nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI [${want.uriHosts}]`);
       }
@@ -157,6 +201,7 @@ export function profileViolations(cert: Certificate, tier: Tier, expected: { per
     if (!san) out.push('no subjectAltName');
     else if (san.critical) out.push('subjectAltName critical with a non-empty subject');
     if (names.uris.length !== 1) out.push(`${names.uris.length} URI SANs, want exactly one SPIFFE ID`);
+    if (names.other) out.push(`${names.other} SAN(s) that are neither DNS names nor URIs (IP addresses, email...): trellis certifies neither`);
     if (expected.permitted) {
       const outside = namesOutside(names, expected.permitted);
       if (outside.length) out.push(`SANs outside the scope: ${outside.join(', ')}`);

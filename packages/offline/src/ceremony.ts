@@ -4,7 +4,7 @@
  * reachable from trellis-ci can sign with the root (a test holds this).
  */
 import {
-  BACKDATE_MS, PROFILES, TrellisError, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
+  BACKDATE_MS, PROFILES, TrellisError, assertSignsAt, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
   randomSerial, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
@@ -46,7 +46,7 @@ export async function mintIntermediate(scope: string, config: MeshConfig, root: 
     serial: randomSerial(seam),
     subject: `O=${config.mesh}, OU=${scope}, CN=${scope} intermediate ${stamp(now)}`,
     issuer: root.cert.subject,
-    ...validityWithin('intermediate', now, config.ttl.intermediate, { notAfter: root.cert.notAfter, label: 'the root' }),
+    ...validityWithin('intermediate', now, config.ttl.intermediate, { notBefore: root.cert.notBefore, notAfter: root.cert.notAfter, label: 'the root', file: paths.rootCert }),
     subjectPublicKey: keys.publicKey,
     signingKey: root.key,
     signingAlgorithm: root.algorithm,
@@ -64,12 +64,13 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
   if (!cert || keyAge === undefined) {
     throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file, hint: 'restore bundles/root/ from git' });
   }
-  // An expired root vouches for nothing: not a successor, not an intermediate, not a CRL.
+  // An expired root vouches for nothing (not a successor, an intermediate, a CRL); before its notBefore it cannot have signed anything.
   if (cert.notAfter <= now) {
     throw new TrellisError('issuer-expiring', `the root ${fingerprint(cert)} expired at ${cert.notAfter.toISOString()}`, {
       file: certFile, hint: 'a root rotation must finish before the old root expires; past that, stand up a new mesh (trellis-root init) and re-establish trust in it out of band',
     });
   }
+  assertSignsAt({ label: `the root ${fingerprint(cert)}`, notBefore: cert.notBefore, notAfter: cert.notAfter, file: certFile, tier: 'root' }, now);
   const pem = await decryptWith(ids, keyAge, file, 'root');
   if (!keyMatchesCert(pem, cert)) {
     throw new TrellisError('key-mismatch', `the key does not match ${certFile} (${fingerprint(cert)})`, { file, hint: 'restore bundles/root/ from git history' });
@@ -95,7 +96,7 @@ export async function openRootKeys(mesh: Mesh, rootIdentities: string[], now: Da
  */
 export async function resignIntermediate(cert: Certificate, scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<Certificate> {
   const publicKey = await cert.publicKey.export();
-  const { notBefore } = validityWithin('intermediate', now, cert.notAfter.getTime() - now.getTime(), { notAfter: root.cert.notAfter, label: 'the new root' });
+  const { notBefore } = validityWithin('intermediate', now, cert.notAfter.getTime() - now.getTime(), { notBefore: root.cert.notBefore, notAfter: root.cert.notAfter, label: 'the new root', file: paths.rootCert });
   return seam.signCertificate({
     serial: randomSerial(seam),
     subject: cert.subject,

@@ -2,8 +2,8 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, failAsUsage, runMain } from '@trellis/core';
-import { requireOfflinePosture } from './posture.js';
+import { EXIT_CODES_HELP, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
+import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { init } from './commands/init.js';
 import { intermediate } from './commands/intermediate.js';
 import { status } from './commands/status.js';
@@ -26,6 +26,11 @@ await runMain('trellis-root', () => {
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
     .command([init, intermediate, rotate, recover, retire, crl, confirm, status, verify] as CommandModule[])
+    // After parsing, before any command: a clock behind the root ledger is refused for every command.
+    .middleware((argv) => {
+      refuseRepeatedFlags(argv, ['offline-recipient']);
+      requireClockNotBehindLedger(argv as { store?: string; now?: string });
+    })
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

@@ -1,4 +1,6 @@
-import { assertRootPosture, onlineInterfaces } from '@trellis/core';
+import fs from 'node:fs';
+import path from 'node:path';
+import { assertClockNotBehindLedger, assertRootPosture, clock, findStore, isTrellisError, onlineInterfaces, parseLedger, paths } from '@trellis/core';
 
 export interface PostureFlags {
   allowOnline?: boolean;
@@ -10,4 +12,25 @@ export function requireOfflinePosture(flags: PostureFlags, env: NodeJS.ProcessEn
   const online = onlineInterfaces();
   assertRootPosture({ env, onlineInterfaces: online, allowOnline });
   return { allowOnline, onlineInterfaces: online };
+}
+
+/**
+ * Before any command: refuses a clock (or --now) earlier than the newest root
+ * ledger entry. Without a store yet (init) there is nothing to compare with.
+ */
+export function requireClockNotBehindLedger(flags: { store?: string; now?: string }, env: NodeJS.ProcessEnv = process.env): void {
+  let dir: string;
+  try {
+    dir = findStore(process.cwd(), flags.store ?? (env.TRELLIS_STORE || undefined));
+  } catch (e) {
+    if (isTrellisError(e)) return; // the command itself reports the missing store
+    throw e;
+  }
+  let text: string;
+  try {
+    text = fs.readFileSync(path.join(dir, paths.rootLedger), 'utf8');
+  } catch {
+    return; // no root ledger: verify reports that
+  }
+  assertClockNotBehindLedger(clock(flags.now), parseLedger(text).entries, paths.rootLedger);
 }

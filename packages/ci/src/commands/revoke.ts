@@ -17,7 +17,7 @@ export const revoke: CommandModule<object, Args> = {
     .example('$0 revoke us-east-1/api --reason keyCompromise', 'then deploy: the CRL and the new leaf ship together') as never,
   handler: async (a) => {
     const [scope, service, ...rest] = a.target.split('/');
-    if (!scope || !service || rest.length) throw new TrellisError('usage', `"${a.target}" is not SCOPE/SERVICE`);
+    if (!scope || !service || rest.length) throw new TrellisError('usage', `"${a.target}" is not SCOPE/SERVICE`, { hint: 'name one service as its scope and service, such as us-east-1/api' });
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);

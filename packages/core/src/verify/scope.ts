@@ -11,6 +11,7 @@ import { anchorsOf, inRole, issuersOf, type LiveIntermediate } from '../live.js'
 import { activeIssuer, paths, scopeTrust, type Mesh, type ScopeMaterial } from '../mesh.js';
 import { namesOutside, permittedNamesFor } from '../names.js';
 import { anchorCrlOf, parseCrls, serialKey } from '../revocation.js';
+import { lacksIpExclusion } from '../profiles.js';
 import { parseTrustOpensslPem } from '../trust.js';
 import type { ScopeDef } from '../config.js';
 import { expiry, intermediateProblems } from './chain.js';
@@ -36,6 +37,7 @@ export async function verifyIntermediates({ mesh, def, m, live, now }: ScopeView
   const scopeLedgerFps = ledgerFingerprints(m.ledger);
   for (const l of live) {
     for (const p of await intermediateProblems(mesh, def.name, l.cert)) add('error', 'chain', p, l.file);
+    if (lacksIpExclusion(l.cert)) add('warning', 'profile', 'its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation', l.file);
     if (l.role === 'old-root') continue; // its key is the active one's, checked there
     if (l.keyAge === undefined) add('error', 'custody', 'its encrypted key is missing', l.keyFile);
     else if (ageStanzaCount(l.keyAge) !== 1) add('error', 'custody', 'the key file is not age ciphertext to exactly one (the CI) recipient', l.keyFile);

@@ -69,13 +69,7 @@ async function runInit(a: Args): Promise<void> {
     details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...posture },
     created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
   });
-  fs.mkdirSync(dir, { recursive: true });
-  if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
-  const store = new Store(dir);
-  // The store may be an existing infrastructure repository: extend its .gitignore, never replace it.
-  const gitignore = store.read('.gitignore') ?? '';
-  const ignoreWork = gitignore.split('\n').includes('.trellis/') ? [] : [{ path: '.gitignore', content: `${gitignore}${gitignore && !gitignore.endsWith('\n') ? '\n' : ''}.trellis/\n` }];
-  await store.withLock(async () => store.commit([
+  const writes = [
     { path: STORE_FILE, content: configText },
     { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },
     { path: paths.rootCert, content: rootPem },
@@ -84,13 +78,49 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.rootLedger, content: ledger },
     { path: paths.rootState, content: serializeRootState(rootState) },
     { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, nodeCryptoSeam) },
-    ...ignoreWork,
-  ]));
+  ];
+  // The generated identity is the only way into the root key: it must have reached stdout before anything opens with it.
+  if (offlineId) {
+    process.stderr.write('the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n');
+    writeAllToStdout(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`);
+  }
+  fs.mkdirSync(dir, { recursive: true });
+  if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
+  const store = new Store(dir);
+  // The store may be an existing infrastructure repository: extend its .gitignore, never replace it.
+  const gitignore = store.read('.gitignore') ?? '';
+  const ignoreWork = gitignore.split('\n').includes('.trellis/') ? [] : [{ path: '.gitignore', content: `${gitignore}${gitignore && !gitignore.endsWith('\n') ? '\n' : ''}.trellis/\n` }];
+  await store.withLock(async () => store.commit([...writes, ...ignoreWork]));
 
   process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);
   if (ciId) process.stderr.write(`CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`);
-  if (offlineId) {
-    process.stderr.write('the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n');
-    process.stdout.write(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`);
+  if (offlineId) process.stderr.write('the offline root identity was printed above (stdout): the root key opens with it alone\n');
+}
+
+/**
+ * Writes `text` to stdout synchronously and confirms every byte went out;
+ * refuses (exit 1) otherwise, before the store exists, so a lost identity
+ * never leaves a store nobody can open.
+ */
+function writeAllToStdout(text: string): void {
+  const buf = Buffer.from(text);
+  let done = 0;
+  let waits = 0;
+  while (done < buf.length) {
+    try {
+      done += fs.writeSync(1, buf, done);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      // A non-blocking pipe that is full: wait for the reader, up to 30 s.
+      if (code === 'EAGAIN' && waits++ < 3000) {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+        continue;
+      }
+      // stdout is broken: later writes to it (the CLI's final flush) must not turn this refusal into a crash.
+      process.stdout.on('error', () => {});
+      throw new TrellisError('output-failed', `cannot write the offline root identity to stdout (${code ?? 'write failed'}); nothing was created`, {
+        hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root init … > /media/offline/root.identity), or pass --offline-recipient',
+      });
+    }
   }
 }

@@ -1,0 +1,40 @@
+/**
+ * trellis-root init prints the only copy of a generated offline identity. If
+ * stdout cannot take it, nothing may be created: a store whose root key opens
+ * with an identity nobody has is a mesh nobody can rotate or recover.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ROOT_BIN, baseEnv } from './helpers/cli.js';
+
+/** Runs init with stdout on `stdout` (a file descriptor), collecting stderr. */
+function initWithStdout(stdout: number | 'pipe-closed', args: string[]): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn('node', [ROOT_BIN, 'init', ...args], { env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, stdio: ['ignore', stdout === 'pipe-closed' ? 'pipe' : stdout, 'pipe'] });
+    if (stdout === 'pipe-closed') child.stdout!.destroy(); // the reader is gone before init writes anything
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    child.on('close', (code) => resolve({ code, stderr }));
+  });
+}
+
+describe('init whose stdout cannot be written creates nothing', () => {
+  it.each([
+    ['stdout on a full device', () => fs.openSync('/dev/full', 'w'), /ENOSPC/],
+    ['stdout a pipe whose reader has gone', () => 'pipe-closed' as const, /EPIPE/],
+  ])('%s: exit 1, a clear message, no store, no CI identity file', async (_, open, errno) => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-out-'));
+    const store = path.join(base, 'store');
+    const ciOut = path.join(base, 'ci.identity');
+    const r = await initWithStdout(open(), ['--store', store, '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-identity-out', ciOut]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cannot write the offline root identity to stdout/);
+    expect(r.stderr).toMatch(errno);
+    expect(r.stderr).toMatch(/nothing was created\n\s+→ rerun with stdout going to a terminal or a file/);
+    expect(r.stderr).not.toMatch(/\n\s+at \S|internal error|AGE-SECRET-KEY-1[0-9A-Z]{6}/);
+    expect(fs.readdirSync(base)).toEqual([]);
+  });
+});
