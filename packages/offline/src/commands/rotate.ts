@@ -25,11 +25,11 @@ export const rotate: CommandModule<object, Args> = {
     .positional('what', { choices: ['intermediate', 'root'] as const, demandOption: true })
     .positional('scope', { type: 'string', describe: 'the scope (rotate intermediate)' })
     .option('propagation', { type: 'string', describe: 'how long bundles trusting {old, new} propagate before CI switches signing (default defaults.overlap.propagation, 24h)' })
-    .option('abort', { type: 'boolean', describe: 'intermediate: return the scope to its old intermediate (until retire)' })
+    .option('abort', { type: 'boolean', describe: 'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one stays trusted until its leaves expire' })
     .option('finalize', { type: 'boolean', describe: 'root: drop the old root, the link and the old intermediate certificates' })
     .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
     .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
-    .example('$0 rotate intermediate us-east-1 --abort', 'the new key is defective')
+    .example('$0 rotate intermediate us-east-1 --abort', 'the rollout went wrong (a stolen new key is a job for recover)')
     .example('$0 rotate root', 'then, once consumers have the new root: $0 rotate root --finalize') as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
