@@ -5,7 +5,7 @@
 import path from 'node:path';
 import {
   BACKDATE_MS, TrellisError, certificatePem, iso, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
-  writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
+  writeFileAtomic, leafCreated as createdOfLeaf, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 
@@ -43,8 +43,9 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
   }
 }
 
+/** What the scope ledger records of a leaf: every field leaves.yaml claims, so verify can prove the record. */
 export function leafCreated(l: MintedLeaf): Created {
-  return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: iso(l.record.notAfter) };
+  return createdOfLeaf(l);
 }
 
 /** Why the scope's crl.pem must be re-signed now, or undefined. */

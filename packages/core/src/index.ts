@@ -13,7 +13,11 @@ export { PROFILES, extensionsFor, validityWithin, renewalPoint, assertNamesInsid
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
-export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
+export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
+export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
+export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
+export { leafCreated, leafRecordProblems, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
+export { verifyLedgers } from './verify-ledgers.js';
 export {
   assertCiPosture, assertRootPosture, assertAgentPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,

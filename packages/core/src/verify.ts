@@ -12,6 +12,7 @@ import { namesOutside, permittedNamesFor } from './names.js';
 import { profileViolations, type Tier } from './profiles.js';
 import { anchorCrlOf, crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from './revocation.js';
 import { parseTrustOpensslPem } from './trust.js';
+import { verifyLedgers } from './verify-ledgers.js';
 
 export type Level = 'error' | 'warning' | 'pending' | 'ok';
 
@@ -211,7 +212,6 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
         add('pending', 'leaf', `${svc.name}: no leaf yet; the next trellis-ci renew mints it`, at(lfile));
         continue;
       }
-      if (!scopeLedgerFps.has(rec.fingerprint)) add('error', 'ledger', `${svc.name}: leaf ${rec.serial} is not recorded in the scope ledger`, at(lfile));
       const outside = namesOutside(rec, permitted);
       if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, at(lfile));
       if (st.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${scope.name}`, at(lfile));
@@ -222,6 +222,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       if (!scope.services.some((s) => s.name === svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, at(lfile));
     }
   }
+  out.push(...verifyLedgers(mesh, now));
   for (const o of mesh.orphans) add('warning', 'orphan', `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store`, { file: `bundles/${o}` });
   return out;
 }

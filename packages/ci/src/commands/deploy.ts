@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
+  TrellisError, actor, appendToLedger, ledgerSigner, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
@@ -129,7 +129,7 @@ async function runDeploy(a: Args): Promise<void> {
         content: appendToLedger(mesh.material.get(s)!.ledger, {
           op: 'deploy', at: iso(now), actor: actor(),
           details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), status: o.status, detail: o.detail })) },
-        }, paths.ledger(s)).text,
+        }, paths.ledger(s), ledgerSigner(await signerOf(s))).text,
       });
     }
     store.commit(mergeWrites(writes));

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  actor, advanceScope, appendToLedger, clock, effectWrites, evidenceFiles, evidencePaths, iso, loadMesh, mergeWrites, parseEvidence, paths, planRenew,
+  actor, advanceScope, appendToLedger, ledgerSigner, clock, effectWrites, evidenceFiles, evidencePaths, iso, loadMesh, mergeWrites, parseEvidence, paths, planRenew,
   recordRemint, scopeDef, serializeIssuanceRecord, serializeScopeState, trustBundleFiles, withStore,
   type FileWrite, type Mesh, type MintedLeaf, type RenewPlan, type Store,
 } from '@trellis/core';
@@ -91,14 +91,15 @@ async function runRenew(a: Args): Promise<void> {
     const touched = new Set([...plan.mint.map((i) => i.scope), ...staleCrls.keys(), ...staleBundles.map((f) => f.path.split('/')[1]!), ...phases.steps.map((p) => p.scope)]);
     if (!touched.size) return;
 
-    const ids = plan.mint.length || staleCrls.size ? await ciIdentities(mesh) : [];
+    // Every write signs a scope-ledger entry with the scope's intermediate, so the CI identity is needed whenever anything is written.
+    const ids = await ciIdentities(mesh);
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
     const writes: FileWrite[] = [...phases.writes, ...staleBundles];
     let count = 0;
     for (const scope of touched) {
       const m = mesh.material.get(scope)!;
       const services = plan.mint.filter((i) => i.scope === scope).map((i) => i.service);
-      const signer = services.length || staleCrls.has(scope) ? await openIntermediate(mesh, scope, ids) : undefined;
+      const signer = await openIntermediate(mesh, scope, ids);
       let crl: FileWrite | undefined;
       if (staleCrls.has(scope)) {
         crl = await scopeCrlWrite(mesh, scope, await openCrlSigners(mesh, scope, ids, signer!), now);
@@ -127,7 +128,7 @@ async function runRenew(a: Args): Promise<void> {
             ...(staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
           },
           created: leaves.map(leafCreated),
-        }, paths.ledger(scope)).text,
+        }, paths.ledger(scope), ledgerSigner(signer)).text,
       });
     }
     store.commit(mergeWrites(writes));

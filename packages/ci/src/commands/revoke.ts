@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, clock, iso, keyId, loadMesh, mergeWrites, paths, scopeDef, serializeIssuanceRecord, serializeScopeState, withStore,
+  TrellisError, actor, appendToLedger, ledgerSigner, provenLeafRecord, clock, iso, keyId, loadMesh, mergeWrites, paths, scopeDef, serializeIssuanceRecord, serializeScopeState, withStore,
   type Certificate, type FileWrite,
 } from '@trellis/core';
 import { leafCreated, mintScopeLeaves, openCrlSigners, scopeCrlWrite, writeLeafOutput } from '../issue.js';
@@ -26,7 +26,7 @@ export const revoke: CommandModule<object, Args> = {
       const def = scopeDef(mesh, scope);
       if (!def.services.some((s) => s.name === service)) throw new TrellisError('unknown-service', `scope ${scope} declares no service "${service}"`, { file: paths.scopeFile(scope) });
       const m = mesh.material.get(scope)!;
-      const rec = m.leaves.get(service);
+      const rec = provenLeafRecord(mesh, scope, service);
       if (!rec) throw new TrellisError('not-yet-minted', `${scope}/${service} has no leaf to revoke`, { file: paths.leaves(scope), hint: 'trellis-ci renew mints it' });
       const ids = await ciIdentities(mesh);
       const signer = await openIntermediate(mesh, scope, ids);
@@ -44,7 +44,7 @@ export const revoke: CommandModule<object, Args> = {
         { path: paths.state(scope), content: serializeScopeState(state) },
         crl,
         { path: paths.leaves(scope), content: serializeIssuanceRecord(record) },
-        { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor: actor(), details: { service, serial: rec.serial, reason: a.reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope)).text },
+        { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor: actor(), details: { service, serial: rec.serial, reason: a.reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope), ledgerSigner(signer)).text },
       ];
       store.commit(mergeWrites(writes));
       process.stdout.write(`revoked ${scope}/${service} serial ${rec.serial} (${a.reason}); replacement ${leaf!.record.serial} in ${path.join(out, scope, service)}; deploy now\n`);

@@ -18,7 +18,7 @@ export const crl: CommandModule<object, Args> = {
       const now = clock(a.now);
       const signers = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
       const writes = await rootRecordWrites(mesh, mesh.rootState!, signers, now);
-      writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate: iso(new Date(now.getTime() + mesh.config.crl.root)) }) });
+      writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate: iso(new Date(now.getTime() + mesh.config.crl.root)) }, [], signers[0]!) });
       store.commit(writes);
       process.stdout.write(`root CRL re-signed by ${signers.length} root(s), ${mesh.rootState!.revoked.length} revoked intermediate(s), next update ${iso(new Date(now.getTime() + mesh.config.crl.root))}\n`);
     });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, withStore, paths,
+  TrellisError, actor, appendToLedger, ledgerSigner, certificatePem, clock, encryptTo, fingerprint, iso, loadMesh, nodeCryptoSeam, withStore, paths,
   requireIdentities, scopeDef, serializeScopeState, trustBundleFiles, type Certificate, type FileWrite, type Created,
 } from '@trellis/core';
 import { mintIntermediate, openRootKey } from '../ceremony.js';
@@ -77,13 +77,13 @@ async function runIntermediate(a: Args): Promise<void> {
         { path: paths.leaves(scope), content: '{}\n' },
         {
           path: paths.ledger(scope),
-          content: appendToLedger(mesh.material.get(scope)!.ledger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scope, root: fingerprint(root.cert), ...posture }, created: [record] }).text,
+          content: appendToLedger(mesh.material.get(scope)!.ledger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scope, root: fingerprint(root.cert), ...posture }, created: [record] }, paths.ledger(scope), ledgerSigner(root)).text,
         },
       );
     }
     writes.push({
       path: paths.rootLedger,
-      content: appendToLedger(mesh.rootLedger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scopes: targets, ...recipients, ...posture }, created }).text,
+      content: appendToLedger(mesh.rootLedger, { op: 'intermediate', at: iso(now), actor: actor(), details: { scopes: targets, ...recipients, ...posture }, created }, paths.rootLedger, ledgerSigner(root)).text,
     });
     // A new scope changes what others trust (global trusts every scope), so every bundle is recomposed.
     writes.push(...trustBundleFiles(mesh, (s) => {

@@ -61,8 +61,8 @@ export const recover: CommandModule<object, Args> = {
         ...(await rootRecordWrites(mesh, rootState, signers, now)),
         ...ev.writes,
         ...superseded,
-        { path: paths.ledger(a.scope), content: offlineEntry(m.ledger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...ev.link }, created) },
-        { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...recipients, ...ev.link }, created) },
+        { path: paths.ledger(a.scope), content: offlineEntry(m.ledger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...ev.link }, created, signers[0]!) },
+        { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'recover', now, posture, { scope: a.scope, reason, revoked: revoked.map((r) => r.fingerprint), ...recipients, ...ev.link }, created, signers[0]!) },
       ];
       writes.push(...trustBundleFiles(mesh, trustedIntermediatesAfter(mesh, writes)));
       store.commit(writes);

@@ -6,7 +6,7 @@ import {
   paths, procedureId, requireIdentities, scopeDef, serializeScopeState, trustBundleFiles, trustedIntermediatesAfter, withStore,
   type Evidence, type FileWrite, type Mesh, type Store,
 } from '@trellis/core';
-import { linkCertificate, mintIntermediate, mintRoot, openRootKey, resignIntermediate } from '../ceremony.js';
+import { linkCertificate, mintIntermediate, mintRoot, openRootKey, resignIntermediate, type RootSigner } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
 import { offlineEntry, recipientsToRecord, rootRecordWrites, type Posture } from '../records.js';
 
@@ -59,11 +59,11 @@ function readEvidence(store: Store, scope: string, id: string | undefined): Evid
 }
 
 /** Every write of a scope-changing step: its effects, state, evidence, both ledgers, and the recomposed bundles. */
-function scopeStepWrites(mesh: Mesh, scope: string, writes: FileWrite[], evidence: Evidence, op: string, details: Record<string, unknown>, now: Date, posture: Posture, created: { kind: 'intermediate'; fingerprint: string; serial: string; subject: string; notAfter: string }[] = []): FileWrite[] {
+function scopeStepWrites(mesh: Mesh, scope: string, writes: FileWrite[], evidence: Evidence, op: string, details: Record<string, unknown>, now: Date, posture: Posture, root: RootSigner, created: { kind: 'intermediate'; fingerprint: string; serial: string; subject: string; notAfter: string }[] = []): FileWrite[] {
   const ev = evidenceFiles(evidence);
   const out = [...writes, ...ev.writes];
-  out.push({ path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, op, now, posture, { scope, ...details, ...ev.link }, created) });
-  out.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, op, now, posture, { scope, ...details, ...ev.link }, created) });
+  out.push({ path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, op, now, posture, { scope, ...details, ...ev.link }, created, root) });
+  out.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, op, now, posture, { scope, ...details, ...ev.link }, created, root) });
   out.push(...trustBundleFiles(mesh, trustedIntermediatesAfter(mesh, out)));
   return out;
 }
@@ -92,7 +92,7 @@ async function beginIntermediate(store: Store, scope: string, propagationFlag: n
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
   ];
   const created = [{ kind: 'intermediate' as const, ...certRef(ca.cert) }];
-  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation), ...recipients }, now, posture, created));
+  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation), ...recipients }, now, posture, root, created));
   say(`${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ${fingerprint(current)}; signing stays on the old one.`);
   say(`the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the phases (evidence: ${evidencePaths(scope, id).md})`);
 }
@@ -112,7 +112,9 @@ async function abortIntermediate(store: Store, scope: string, a: Args, posture: 
     steps: [...(prior?.steps ?? []), { step: 'abort', at: iso(now), actor: actor(), tool: 'trellis-root rotate intermediate --abort', note: `aborted in ${from}: the new intermediate leaves every bundle` }],
   };
   const writes = [...effectWrites(mesh, scope, t.effects), { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: undefined }) }];
-  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate-abort', { from }, now, posture));
+  // Both ledgers' entries are root-signed, so an abort opens the root key too.
+  const root = await openRootKey(mesh, rootIds(), now);
+  store.commit(scopeStepWrites(mesh, scope, writes, evidence, 'rotate-intermediate-abort', { from }, now, posture, root));
   say(`${scope}: rotation aborted in ${from}; signing is back on ${t.state.active}.`);
   if (from === 'switch') say('leaves minted by the aborted intermediate are re-minted by the next trellis-ci renew');
 }
@@ -152,7 +154,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
       { path: paths.intermediate(s.name), content: certificatePem(cert) },
       { path: paths.oldRootIntermediate(s.name), content: certificatePem(m.intermediate) },
       { path: paths.state(s.name), content: serializeScopeState({ ...m.state!, active: fingerprint(cert) }) },
-      { path: paths.ledger(s.name), content: offlineEntry(m.ledger, 'resign-intermediate', now, posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id }, [{ kind: 'intermediate', ...certRef(cert) }]) },
+      { path: paths.ledger(s.name), content: offlineEntry(m.ledger, 'resign-intermediate', now, posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id }, [{ kind: 'intermediate', ...certRef(cert) }], old) },
     );
   }
   const evidence: Evidence = {
@@ -166,7 +168,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
     path: paths.rootLedger,
     content: offlineEntry(mesh.rootLedger, 'rotate-root', now, posture, { phase: 'overlap', ...recipients, ...ev.link }, [
       { kind: 'root', ...certRef(fresh.cert) }, { kind: 'root', ...certRef(link) }, ...resigned.map((c) => ({ kind: 'intermediate' as const, ...certRef(c) })),
-    ]),
+    ], old),
   });
   writes.push(...trustBundleFiles(mesh, trustedIntermediatesAfter(mesh, writes)));
   store.commit(writes);
@@ -195,7 +197,7 @@ async function finalizeRoot(store: Store, a: Args, posture: Posture): Promise<vo
     steps: [...(prior?.steps ?? []), { step: 'finalize', at: iso(now), actor: actor(), tool: 'trellis-root rotate root --finalize', note: 'custody of the new root proven; old root, link and old-root intermediate certificates dropped' }],
   };
   const ev = evidenceFiles(evidence);
-  writes.push(...ev.writes, { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'rotate-root-finalize', now, posture, { dropped: mesh.rootState!.previous, ...ev.link }) });
+  writes.push(...ev.writes, { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'rotate-root-finalize', now, posture, { dropped: mesh.rootState!.previous, ...ev.link }, [], active) });
   store.commit(writes);
   say(`root rotation finalized: ${fingerprint(active.cert)} is the only root.`);
 }
