@@ -59,7 +59,7 @@ export function leafRecordProblems(mesh: Mesh, scope: string, service: string, r
   const file = paths.leaves(scope);
   const leaves = t.counted.flatMap((e) => e.created.filter((c) => c.kind === 'leaf').map((c) => ({ e, c })));
   const hit = leaves.filter((x) => x.c.fingerprint === rec.fingerprint).at(-1);
-  if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} (${rec.fingerprint}) is not recorded in the scope ledger` }];
+  if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
   const out: RecordProblem[] = [];
   for (const [field, claim] of LEAF_FIELDS) {
     const want = recorded(hit.c, field);
