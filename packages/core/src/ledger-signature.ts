@@ -10,7 +10,7 @@
  * leaves the store); `signature` covers the entry's hash, which chains to
  * `prev`, so one signature vouches for the whole chain before it.
  */
-import { X509Certificate, createPublicKey } from 'node:crypto';
+import { KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
 import { fingerprint, keyId, parseCertificate, spkiDer, type Certificate } from './certificates.js';
 import { signBytes, verifyBytes, type KeyAlgorithm } from './crypto.js';
 
@@ -61,16 +61,32 @@ export function signerCertificate(signer: EntrySigner, known: Map<string, Certif
   return cert;
 }
 
+// A ledger names the same few keys thousands of times: build each public key, and check each issuer pair, once.
+const publicKeys = new WeakMap<Certificate, KeyObject>();
+const publicKeyOf = (cert: Certificate) => {
+  let k = publicKeys.get(cert);
+  if (!k) publicKeys.set(cert, (k = createPublicKey({ key: spkiDer(cert), format: 'der', type: 'spki' })));
+  return k;
+};
+const issued = new WeakMap<Certificate, WeakMap<Certificate, boolean>>();
+
 /** True when `signature` (base64) is `cert`'s key signing the entry hash. */
 export function entrySignatureValid(hash: string, signature: string, cert: Certificate): boolean {
-  return verifyBytes(spkiDer(cert), signedPayload(hash), Buffer.from(signature, 'base64'));
+  return verifyBytes(publicKeyOf(cert), signedPayload(hash), Buffer.from(signature, 'base64'));
 }
 
 /** Synchronous X.509 signature check (node:crypto), so ledger proofs need no event loop. */
 export function issuedUnder(cert: Certificate, issuer: Certificate): boolean {
-  try {
-    return new X509Certificate(Buffer.from(cert.rawData)).verify(createPublicKey({ key: spkiDer(issuer), format: 'der', type: 'spki' }));
-  } catch {
-    return false;
+  let byIssuer = issued.get(cert);
+  if (!byIssuer) issued.set(cert, (byIssuer = new WeakMap()));
+  let ok = byIssuer.get(issuer);
+  if (ok === undefined) {
+    try {
+      ok = new X509Certificate(Buffer.from(cert.rawData)).verify(publicKeyOf(issuer));
+    } catch {
+      ok = false;
+    }
+    byIssuer.set(issuer, ok);
   }
+  return ok;
 }
