@@ -11,7 +11,7 @@ import type { Finding } from './verify.js';
 
 function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
   const where = { file: t.file, ...(scope ? { scope } : {}) };
-  const out: Finding[] = t.problems.map((p) => ({ ...where, level: 'error' as const, check: 'ledger', message: `entry ${p.seq}: ${p.message}` }));
+  const out: Finding[] = t.problems.map((p) => ({ ...where, level: 'error' as const, check: 'ledger', message: `entry ${p.seq}: ${p.message}; restore the ledger from git history before anything signs on top of it` }));
   if (t.legacy && t.entries.length) {
     out.push({ ...where, level: 'warning', check: 'ledger', message: 'unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write' });
   }
@@ -19,7 +19,7 @@ function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
 }
 
 const asFindings = (ps: RecordProblem[], scope?: string): Finding[] =>
-  ps.map((p) => ({ level: 'error', check: 'record', message: `${p.field}: ${p.message}`, file: p.file, ...(scope ? { scope } : {}) }));
+  ps.map((p) => ({ level: 'error', check: 'record', message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`, file: p.file, ...(scope ? { scope } : {}) }));
 
 /**
  * Findings for every ledger and record of the store. `read` reads a store file

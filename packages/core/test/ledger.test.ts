@@ -4,6 +4,7 @@ import { nodeCryptoSeam, sha256Hex } from '../src/crypto.js';
 import { TrellisError } from '../src/errors.js';
 import { appendToLedger, canonicalJson, ledgerFingerprints, ledgerProblems, parseLedger, unsignedAfterSigned } from '../src/ledger.js';
 import { entrySignatureValid, ledgerSigner, signerCertificate, type LedgerSigner } from '../src/ledger-signature.js';
+import { evidencePathProblem } from '../src/record-proofs.js';
 
 const FILE = 'bundles/x/ledger.jsonl';
 const sha = (o: unknown) => sha256Hex(canonicalJson(o));
@@ -123,4 +124,21 @@ describe('signed ledger entries', () => {
     const hash = sha(rest);
     return `${signed}${JSON.stringify({ ...rest, hash })}\n`;
   }
+});
+
+describe('evidence paths read from ledgers stay inside the store', () => {
+  it.each([
+    ['a scope\'s own evidence', 'bundles/us-east-1/evidence/20261122T1000Z-rotation.json', 'us-east-1', undefined],
+    ['any scope\'s evidence, from the root ledger', 'bundles/us-east-1/evidence/20261122T1000Z-recovery.json', 'root', undefined],
+    ['another scope\'s evidence, from a scope ledger', 'bundles/eu-west-1/evidence/x.json', 'us-east-1', /not a file under bundles\/us-east-1\/evidence/],
+    ['a path that climbs out', '../../etc/passwd.json', 'us-east-1', /not read/],
+    ['a path that climbs out from inside', 'bundles/us-east-1/evidence/../../../x.json', 'us-east-1', /not read/],
+    ['an absolute path', '/etc/passwd.json', 'root', /not read/],
+    ['a file that is not a JSON record', 'bundles/us-east-1/evidence/x.md', 'us-east-1', /not read/],
+    ['a value that is not a string', 42, 'us-east-1', /not a path/],
+  ])('%s', (_, rel, scope, want) => {
+    const why = evidencePathProblem(rel, scope);
+    if (want) expect(why).toMatch(want);
+    else expect(why).toBeUndefined();
+  });
 });
