@@ -122,6 +122,18 @@ describe('every entry is signed by a key its writer holds', () => {
     expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file, message: expect.stringMatching(finding) }));
   });
 
+  it('an abort signs both ledgers with the root, so it needs the root identity now (exit 3 without, store unchanged)', async () => {
+    const m = pristine.clone();
+    expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1])).code).toBe(0);
+    await refused(m, () => m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /root identity/);
+    const ok = await m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const [scopeEntry, rootEntry] = ['bundles/eu-west-1/ledger.jsonl', ROOT_LEDGER].map((f) => parseLedger(m.read(f)).entries.at(-1)!);
+    expect([scopeEntry!.op, rootEntry!.op]).toEqual(['rotate-intermediate-abort', 'rotate-intermediate-abort']);
+    expect(scopeEntry!.signer!.fingerprint).toBe(parseLedger(m.read(ROOT_LEDGER)).entries[0]!.signer!.fingerprint);
+    expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
+  });
+
   it('CI does not sign on top of an entry a pull request appended (exit 1, store unchanged)', async () => {
     const m = pristine.clone();
     m.write(US, appendUnsigned(m.read(US), { op: 'renew', at: T1, actor: 'pr' }));
