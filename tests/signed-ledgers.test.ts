@@ -134,10 +134,18 @@ describe('every entry is signed by a key its writer holds', () => {
     expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
   });
 
-  it('CI does not sign on top of an entry a pull request appended (exit 1, store unchanged)', async () => {
+  it.each([
+    ['CI (renew) on a scope ledger a pull request appended an unsigned entry to', US, async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
+      (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), /unsigned, after signed entries/],
+    ['CI (revoke) on a scope ledger with an entry signed by a stranger', US, async () => { const k = await strangerKey(); return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text; },
+      (m: FakeMesh) => m.ci(['revoke', 'us-east-1/api', '--now', T1]), /signed by sha256:\w+, which is neither a recorded root/],
+    ['a ceremony (crl) on a root ledger with an entry signed by a scope\'s intermediate', ROOT_LEDGER, async (m: FakeMesh) => { const k = await intermediateKey(m, 'global'); return (t: string) => appendToLedger(t, { op: 'crl', at: T1, actor: 'ci' }, ROOT_LEDGER, k).text; },
+      (m: FakeMesh) => m.root(['crl', '--now', T1]), /signed by sha256:\w+, which is not a root certificate/],
+  ])('%s refuses to sign on top of it (exit 1, store unchanged)', async (_, file, make, act, why) => {
     const m = pristine.clone();
-    m.write(US, appendUnsigned(m.read(US), { op: 'renew', at: T1, actor: 'pr' }));
-    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), 1, /ledger.jsonl: seq 3: entry 3 is unsigned but follows signed entries.*restore the ledger from git/s);
+    const edit = await make(m);
+    m.write(file, edit(m.read(file)));
+    await refused(m, () => act(m), 1, new RegExp(`${file}: seq 3: entry 3: ${why.source}.*refusing to sign on top of it.*restore the ledger from git history`, 's'));
   });
 });
 

@@ -15,7 +15,7 @@ export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest }
 export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
-export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
+export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
 export { leafCreated, leafRecordProblems, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {

@@ -16,6 +16,7 @@
  * Pure and synchronous: ceremonies ask it before they touch a key.
  */
 import { fingerprint, isSelfIssued, type Certificate } from './certificates.js';
+import { TrellisError } from './errors.js';
 import { entrySignatureValid, issuedUnder, signerCertificate } from './ledger-signature.js';
 import { parseLedger, type LedgerEntry } from './ledger.js';
 import { paths, type Mesh } from './mesh.js';
@@ -136,6 +137,22 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
   }, () => {});
   c.scopes.set(scope, t);
   return t;
+}
+
+/**
+ * The signing gate's ledger check: a key that signs on top of an entry that
+ * does not count makes the ledger unrepairable without a rewrite (removing the
+ * entry breaks the chain of everything signed after it), so CI refuses before
+ * opening an intermediate key and a ceremony before opening the root key.
+ */
+export function assertLedgerCounts(mesh: Mesh, ledger: 'root' | string): void {
+  const t = ledger === 'root' ? rootLedgerTrust(mesh) : scopeLedgerTrust(mesh, ledger);
+  const p = t.problems[0];
+  if (p) {
+    throw new TrellisError('verification-failed', `entry ${p.seq}: ${p.message}: refusing to sign on top of it`, {
+      file: t.file, field: `seq ${p.seq}`, hint: 'restore the ledger from git history to before that entry (entries a pull request appended do not belong in it), run trellis-ci verify, then rerun',
+    });
+  }
 }
 
 /**
