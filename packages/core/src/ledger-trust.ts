@@ -10,8 +10,8 @@
  *   introduced a successor in a later signed entry.
  * - Scope ledger: signed by a recorded root, or by an intermediate this
  *   scope's ledger recorded in an entry that counts and is not itself
- *   intermediate-signed, that chains to a recorded root, was valid at the
- *   entry's time and was not revoked (root-ledger `recover`) before it.
+ *   intermediate-signed, that chains to a recorded root, had not expired at
+ *   the entry's time and was not revoked (root-ledger `recover`) before it.
  *
  * Pure and synchronous: ceremonies ask it before they touch a key.
  */
@@ -128,8 +128,8 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
     const recordedBy = counted.find((x) => x.created.some((k) => k.kind === 'intermediate' && k.fingerprint === fp));
     if (!recordedBy) return { why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`, root: false };
     if (!recordedRoots.some((r) => issuedUnder(cert, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
-    const at = new Date(e.at);
-    if (!(at >= cert.notBefore && at <= cert.notAfter)) return { why: `signed by intermediate ${fp} outside its validity (${e.at})`, root: false };
+    // Dated after expiry: an expired key vouches for nothing. (An entry dated before notBefore is the --now rule's to refuse at write time.)
+    if (new Date(e.at) > cert.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e.at})`, root: false };
     const revokedAt = rt.revoked.get(fp);
     if (revokedAt && e.at >= revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
     if (e.created.some((k) => k.kind === 'intermediate' || k.kind === 'root')) return { why: 'records a CA certificate but is signed by an intermediate: only a root-signed entry can', root: false };
