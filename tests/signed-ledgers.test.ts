@@ -134,6 +134,16 @@ describe('every entry is signed by a key its writer holds', () => {
     expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
   });
 
+  it('an entry signed with an intermediate key after recover burned it (a thief with the stolen key) is an error', async () => {
+    const m = pristine.clone();
+    const stolen = await intermediateKey(m, 'us-east-1');
+    const r = await m.root(['recover', 'us-east-1', '--now', T1]);
+    expect(r.code, r.stderr).toBe(0);
+    m.write(US, appendToLedger(m.read(US), { op: 'renew', at: '2026-11-22T12:00:00Z', actor: 'thief' }, US, stolen).text);
+    const v = await verify(m, '2026-11-22T12:00:00Z');
+    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file: US, message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after it was revoked \(2026-11-22T11:00:00Z\)/) }));
+  });
+
   it.each([
     ['CI (renew) on a scope ledger a pull request appended an unsigned entry to', US, async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
       (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), /unsigned, after signed entries/],
