@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import {
-  TrellisError, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
+  TrellisError, assertLedgerCounts, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
   inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
@@ -31,6 +31,7 @@ export async function openIntermediate(mesh: Mesh, scope: string, ids: string[],
   if (problems.length) {
     throw new TrellisError('verification-failed', problems.join('; '), { file: certFile, hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)' });
   }
+  assertLedgerCounts(mesh, scope);
   if (ct === undefined) throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', { file, hint: 'restore it from git' });
   const pem = await decryptWith(ids, ct, file, 'ci');
   if (!keyMatchesCert(pem, cert)) {

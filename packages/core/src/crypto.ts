@@ -99,9 +99,9 @@ export function signBytes(key: CryptoKey, algorithm: KeyAlgorithm, data: Uint8Ar
   return sign(DIGEST[algorithm], data, KeyObject.from(key as webcrypto.CryptoKey));
 }
 
-/** Checks a signature made by signBytes against a SubjectPublicKeyInfo. */
-export function verifyBytes(spki: Uint8Array, data: Uint8Array, signature: Uint8Array): boolean {
-  const key = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+/** Checks a signature made by signBytes against a SubjectPublicKeyInfo (or the public key already built from one). */
+export function verifyBytes(spki: Uint8Array | KeyObject, data: Uint8Array, signature: Uint8Array): boolean {
+  const key = spki instanceof KeyObject ? spki : createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
   const alg: KeyAlgorithm = key.asymmetricKeyType === 'ed25519' ? 'ed25519' : key.asymmetricKeyDetails?.namedCurve === 'secp384r1' ? 'ecdsa-p384' : 'ecdsa-p256';
   try {
     return verify(DIGEST[alg], data, key, signature);

@@ -7,7 +7,8 @@
 import { parseDeployAllowList, type DeployAllowList, type DeploySelection, type DeployTarget } from './config.js';
 import { sha256Hex } from './crypto.js';
 import { TrellisError } from './errors.js';
-import { canonicalJson, parseLedger } from './ledger.js';
+import { canonicalJson } from './ledger.js';
+import { rootLedgerTrust } from './ledger-trust.js';
 import { paths, type Mesh } from './mesh.js';
 
 export const EMPTY_ALLOW_LIST: DeployAllowList = { reload: {}, dir: { paths: [] }, ssh: {}, kubernetes: {}, sealed: {} };
@@ -28,7 +29,8 @@ export interface Confirmation {
  * goes through here, so restricting them (to root-signed entries) is one edit.
  */
 export function confirmedAllowList(mesh: Mesh): Confirmation {
-  const e = parseLedger(mesh.rootLedger).entries.filter((x) => x.details && typeof x.details.allowListDigest === 'string').at(-1);
+  // Only an entry that counts (root-signed, or a legacy ledger's unsigned prefix) confirms: a pull request can append anything else.
+  const e = rootLedgerTrust(mesh).counted.filter((x) => x.details && typeof x.details.allowListDigest === 'string').at(-1);
   if (!e) return { allowList: EMPTY_ALLOW_LIST };
   const allowList = parseDeployAllowList(e.details.allowList, paths.rootLedger, `seq ${e.seq}.details.allowList`);
   if (allowListDigest(allowList) !== e.details.allowListDigest) {

@@ -8,7 +8,9 @@ import { fingerprint, keyId, type Certificate } from './certificates.js';
 import type { CryptoSeam } from './crypto.js';
 import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
-import { appendToLedger, type Created } from './ledger.js';
+import { appendToLedger } from './ledger.js';
+import { ledgerSigner } from './ledger-signature.js';
+import { leafCreated, provenLeafRecord } from './record-proofs.js';
 import { mintLeaf, type MintedLeaf, type SigningIntermediate } from './leaf.js';
 import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
@@ -103,10 +105,6 @@ export async function mintScopeLeaves(mesh: Mesh, scope: string, services: strin
   return out;
 }
 
-export function leafCreated(l: MintedLeaf): Created {
-  return { kind: 'leaf', fingerprint: l.record.fingerprint, serial: l.record.serial, subject: l.cert.subject, notAfter: iso(l.record.notAfter) };
-}
-
 /** Leaves re-minted under an open rotation or recovery are recorded in its evidence; the recovery completes when all are. */
 function remintEvidence(mesh: Mesh, scope: string, leaves: MintedLeaf[], now: Date, actor: string): FileWrite[] {
   const m = mesh.material.get(scope)!;
@@ -156,7 +154,8 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
     const m = mesh.material.get(scope)!;
     const services = plan.mint.filter((x) => x.scope === scope).map((x) => x.service);
     const keys = i.keys.get(scope);
-    if ((services.length || i.staleCrls.has(scope)) && !keys) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
+    // Every scope-ledger entry is signed by the scope's intermediate, so every touched scope needs its keys.
+    if (!keys) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
     let crl: FileWrite | undefined;
     if (i.staleCrls.has(scope)) {
       crl = await scopeCrlWrite(mesh, scope, keys!.crl, now, i.seam);
@@ -186,7 +185,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
           ...(i.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
         },
         created: leaves.map(leafCreated),
-      }, paths.ledger(scope)).text,
+      }, paths.ledger(scope), ledgerSigner(keys.signer)).text,
     });
   }
   return { writes: mergeWrites(writes), minted, count };
@@ -201,7 +200,8 @@ export function staleBundleFiles(mesh: Mesh, scopes: string[], current: (path: s
 export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafRecord {
   const def = scopeDef(mesh, scope);
   if (!def.services.some((s) => s.name === service)) throw new TrellisError('unknown-service', `scope ${scope} declares no service "${service}"`, { file: paths.scopeFile(scope) });
-  const rec = mesh.material.get(scope)!.leaves.get(service);
+  // The record as the signed ledger proves it: an edited serial must not make revoke revoke the wrong certificate.
+  const rec = provenLeafRecord(mesh, scope, service);
   if (!rec) throw new TrellisError('not-yet-minted', `${scope}/${service} has no leaf to revoke`, { file: paths.leaves(scope), hint: 'trellis-ci renew mints it' });
   return rec;
 }
@@ -220,7 +220,7 @@ export async function revokeLeaf(mesh: Mesh, scope: string, service: string, rea
     { path: paths.state(scope), content: serializeScopeState(state) },
     crl,
     { path: paths.leaves(scope), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf!.record)) },
-    { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope)).text },
+    { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope), ledgerSigner(keys.signer)).text },
   ];
   return { writes: mergeWrites(writes), leaf: leaf!, crlPem: crl.content!, serial: rec.serial };
 }

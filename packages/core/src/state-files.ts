@@ -20,6 +20,11 @@ function reader(file: string) {
 
 const strip = <T extends object>(o: T): T => Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as T;
 
+/** The evidence id names a file under bundles/<scope>/evidence/: a path that could climb out of the store is refused, never read. */
+function evidenceId(id: string | undefined, bad: (field: string) => never): string | undefined {
+  return id === undefined || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad('evidence');
+}
+
 export function parseScopeState(text: string, file: string): ScopeState {
   const o = (fromYaml(text, file) ?? {}) as Raw;
   const r = reader(file);
@@ -32,7 +37,7 @@ export function parseScopeState(text: string, file: string): ScopeState {
     next: r.opt(o, 'next'),
     previous: r.opt(o, 'previous'),
     since: r.str(o, 'since'),
-    evidence: r.opt(o, 'evidence'),
+    evidence: evidenceId(r.opt(o, 'evidence'), r.bad),
     rotation: rot
       ? strip({
         id: r.str(rot, 'id', 'rotation.id'),

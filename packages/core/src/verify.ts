@@ -10,6 +10,7 @@ import { liveRevokedIntermediates, verifyRootTier } from './verify/root.js';
 import { verifyBoundary, verifyIntermediates, verifyIssuance, verifyPhase, verifyScopeCrl, verifyScopeLedger, type ScopeView } from './verify/scope.js';
 import type { Finding } from './verify/finding.js';
 import { deployFindings } from './verify-deploy.js';
+import { verifyLedgers } from './verify-ledgers.js';
 
 export { worstLevel, type Finding, type Level } from './verify/finding.js';
 export { EXPIRY_WARNING, intermediateProblems } from './verify/chain.js';
@@ -38,6 +39,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     );
   }
   out.push(...deployFindings(mesh));
+  out.push(...verifyLedgers(mesh, now));
   for (const o of mesh.orphans) {
     // A retired scope keeps its ledger and evidence as its record; any intermediate left would still be trusted by someone.
     if (mesh.retired.has(o) && retiredScopes(mesh).has(o)) {

@@ -4,7 +4,7 @@
  * reachable from trellis-ci can sign with the root (a test holds this).
  */
 import {
-  BACKDATE_MS, PROFILES, TrellisError, assertSignsAt, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
+  BACKDATE_MS, PROFILES, TrellisError, assertLedgerCounts, assertSignsAt, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
   randomSerial, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
@@ -80,6 +80,7 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
 }
 
 export function openRootKey(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner> {
+  assertLedgerCounts(mesh, 'root');
   return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities, now);
 }
 

@@ -47,13 +47,13 @@ async function rootRecords(c: Ceremony, state: RootState, signers: RootSigner[])
 const intermediateCreated = (cert: Certificate): Created => ({ kind: 'intermediate', ...certRef(cert) });
 
 /** Both ledgers and the evidence of one step on a scope, then every bundle recomposed. */
-function scopeStep(c: Ceremony, scope: string, writes: FileWrite[], evidence: Evidence[], op: string, details: Record<string, unknown>, created: Created[] = []): FileWrite[] {
+function scopeStep(c: Ceremony, scope: string, root: RootSigner, writes: FileWrite[], evidence: Evidence[], op: string, details: Record<string, unknown>, created: Created[] = []): FileWrite[] {
   const files = evidence.map(evidenceFiles);
   const link = files[0]?.link ?? {};
   const out = [...writes, ...files.flatMap((f) => f.writes)];
   const ledger = (c.mesh.material.get(scope) ?? c.mesh.retired.get(scope))!.ledger;
-  out.push({ path: paths.ledger(scope), content: offlineEntry(ledger, op, c.now, c.posture, { scope, ...details, ...link }, created) });
-  out.push({ path: paths.rootLedger, content: offlineEntry(c.mesh.rootLedger, op, c.now, c.posture, { scope, ...details, ...c.recipients, ...link }, created) });
+  out.push({ path: paths.ledger(scope), content: offlineEntry(ledger, op, c.now, c.posture, { scope, ...details, ...link }, created, root) });
+  out.push({ path: paths.rootLedger, content: offlineEntry(c.mesh.rootLedger, op, c.now, c.posture, { scope, ...details, ...c.recipients, ...link }, created, root) });
   return withBundles(c.mesh, out);
 }
 
@@ -77,12 +77,12 @@ export async function ceremonyIntermediates(c: Ceremony, targets: string[], root
       { path: paths.intermediateKey(scope), content: await encryptTo([mesh.config.recipients.ci], ca.keyPem) },
       { path: paths.state(scope), content: serializeScopeState({ phase: 'steady', active: fingerprint(ca.cert), since: iso(now), revoked: [] }) },
       { path: paths.leaves(scope), content: '{}\n' },
-      { path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, 'intermediate', now, c.posture, { scope, root: fingerprint(root.cert) }, [intermediateCreated(ca.cert)]) },
+      { path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, 'intermediate', now, c.posture, { scope, root: fingerprint(root.cert) }, [intermediateCreated(ca.cert)], root) },
     );
   }
   writes.push({
     path: paths.rootLedger,
-    content: offlineEntry(mesh.rootLedger, 'intermediate', now, c.posture, { scopes: targets, ...c.recipients }, [...minted.values()].map(intermediateCreated)),
+    content: offlineEntry(mesh.rootLedger, 'intermediate', now, c.posture, { scopes: targets, ...c.recipients }, [...minted.values()].map(intermediateCreated), root),
   });
   const report = [...minted].map(([scope, cert]) => `minted ${scope} intermediate ${fingerprint(cert)} (expires ${iso(cert.notAfter)})`);
   report.push('commit the store and open a pull request; CI mints the leaves on its next renew');
@@ -110,7 +110,7 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
   ];
   return {
-    writes: scopeStep(c, scope, writes, [evidence], 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation) }, [intermediateCreated(ca.cert)]),
+    writes: scopeStep(c, scope, root, writes, [evidence], 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation) }, [intermediateCreated(ca.cert)]),
     report: [
       `${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ${fingerprint(current)}; signing stays on the old one.`,
       `the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the phases (evidence: ${evidencePaths(scope, id).md})`,
@@ -118,8 +118,8 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
   };
 }
 
-/** `trellis-root rotate intermediate SCOPE --abort`: back to the old intermediate, until retire. Needs no key. */
-export function abortIntermediateRotation(c: Ceremony, scope: string): ProcedureResult {
+/** `trellis-root rotate intermediate SCOPE --abort`: back to the old intermediate, until retire. The root signs its ledger entries. */
+export function abortIntermediateRotation(c: Ceremony, scope: string, root: RootSigner): ProcedureResult {
   const { mesh, now } = c;
   scopeDef(mesh, scope);
   const m = mesh.material.get(scope)!;
@@ -136,7 +136,7 @@ export function abortIntermediateRotation(c: Ceremony, scope: string): Procedure
   if (from === 'switch') {
     report.push(`the aborted intermediate stays in the bundles until the leaves it signed have expired (retire gate ${t.state.rotation!.retireAt}); the next trellis-ci renew re-mints them from the old key`);
   }
-  return { writes: scopeStep(c, scope, writes, [evidence], 'rotate-intermediate-abort', { from }), report };
+  return { writes: scopeStep(c, scope, root, writes, [evidence], 'rotate-intermediate-abort', { from }), report };
 }
 
 /** Every live intermediate of a scope as a root-CRL revocation, named by the root (of `signers`) that issued it. */
@@ -189,7 +189,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
     `evidence: ${evidencePaths(scope, id).md}`,
     'next: commit and push now; run trellis-ci renew and deploy at once.',
   ];
-  return { writes: scopeStep(c, scope, writes, [evidence, ...superseded], 'recover', { reason, revoked: revoked.map((r) => r.fingerprint) }, [intermediateCreated(fresh.cert)]), report };
+  return { writes: scopeStep(c, scope, signers[0]!, writes, [evidence, ...superseded], 'recover', { reason, revoked: revoked.map((r) => r.fingerprint) }, [intermediateCreated(fresh.cert)]), report };
 }
 
 /**
@@ -215,8 +215,8 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
   const open = m.state?.evidence ? evidencePaths(scope, m.state.evidence).json : undefined;
   const writes: FileWrite[] = [...removed, ...(await rootRecords(c, rootState, signers))];
   // The scope ledger is kept as the scope's last record, closed by a root-signed entry; the root ledger holds the decision.
-  writes.push({ path: paths.ledger(scope), content: offlineEntry(m.ledger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint) }) });
-  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint), ...c.recipients }) });
+  writes.push({ path: paths.ledger(scope), content: offlineEntry(m.ledger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint) }, [], signers[0]!) });
+  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint), ...c.recipients }, [], signers[0]!) });
   return {
     writes: withBundles(mesh, writes),
     report: [
@@ -261,7 +261,7 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<P
       { path: paths.intermediate(s.name), content: certificatePem(cert) },
       { path: paths.oldRootIntermediate(s.name), content: certificatePem(active.cert) },
       { path: paths.state(s.name), content: serializeScopeState({ ...m.state!, active: fingerprint(cert) }) },
-      { path: paths.ledger(s.name), content: offlineEntry(m.ledger, 'resign-intermediate', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id }, [intermediateCreated(cert)]) },
+      { path: paths.ledger(s.name), content: offlineEntry(m.ledger, 'resign-intermediate', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id }, [intermediateCreated(cert)], old) },
     );
   }
   const evidence: Evidence = {
@@ -275,7 +275,7 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<P
     path: paths.rootLedger,
     content: offlineEntry(mesh.rootLedger, 'rotate-root', now, c.posture, { phase: 'overlap', ...c.recipients, ...ev.link }, [
       { kind: 'root', ...certRef(fresh.cert) }, { kind: 'root', ...certRef(link) }, ...resigned.map(intermediateCreated),
-    ]),
+    ], old),
   });
   return {
     writes: withBundles(mesh, writes),
@@ -306,7 +306,7 @@ export async function finalizeRootRotation(c: Ceremony, active: RootSigner): Pro
     steps: [...(prior?.steps ?? []), { step: 'finalize', at: iso(now), actor: c.actor, tool: 'trellis-root rotate root --finalize', note: 'custody of the new root proven; old root, link and old-root intermediate certificates dropped' }],
   };
   const ev = evidenceFiles(evidence);
-  writes.push(...ev.writes, { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'rotate-root-finalize', now, c.posture, { dropped: mesh.rootState!.previous, ...ev.link }) });
+  writes.push(...ev.writes, { path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'rotate-root-finalize', now, c.posture, { dropped: mesh.rootState!.previous, ...ev.link }, [], active) });
   return { writes: withBundles(mesh, writes), report: [`root rotation finalized: ${fingerprint(active.cert)} is the only root.`] };
 }
 
@@ -315,6 +315,6 @@ export async function resignRootCrl(c: Ceremony, signers: RootSigner[]): Promise
   const { mesh, now } = c;
   const nextUpdate = iso(new Date(now.getTime() + mesh.config.crl.root));
   const writes = await rootRecords(c, mesh.rootState!, signers);
-  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, c.posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate }) });
+  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'crl', now, c.posture, { revoked: mesh.rootState!.revoked.map((r) => r.serial), nextUpdate }, [], signers[0]!) });
   return { writes, report: [`root CRL re-signed by ${signers.length} root(s), ${mesh.rootState!.revoked.length} revoked intermediate(s), next update ${nextUpdate}`] };
 }

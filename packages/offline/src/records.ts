@@ -1,6 +1,6 @@
 /** What every offline operation records: ledger entries that note the posture, and the root CRL. */
 import {
-  TrellisError, actor, allowListDigest, appendToLedger, iso, nodeCryptoSeam, parseLedger, paths, serializeRootState,
+  TrellisError, actor, allowListDigest, appendToLedger, iso, lastConfirmedRecord, ledgerSigner, nodeCryptoSeam, paths, serializeRootState,
   type Created, type DeployAllowList, type FileWrite, type Mesh, type RootState,
 } from '@trellis/core';
 import { rootCrlPem, type RootSigner } from './ceremony.js';
@@ -10,9 +10,9 @@ export interface Posture {
   onlineInterfaces: string[];
 }
 
-/** Appends one entry to a ledger text; offline entries always carry the posture they ran in. */
-export function offlineEntry(ledger: string, op: string, now: Date, posture: Posture, details: Record<string, unknown>, created: Created[] = []): string {
-  return appendToLedger(ledger, { op, at: iso(now), actor: actor(), details: { ...details, ...posture }, created }).text;
+/** Appends one entry to a ledger text, signed by `root` (the active root of the ceremony); offline entries always carry the posture they ran in. */
+export function offlineEntry(ledger: string, op: string, now: Date, posture: Posture, details: Record<string, unknown>, created: Created[], root: RootSigner): string {
+  return appendToLedger(ledger, { op, at: iso(now), actor: actor(), details: { ...details, ...posture }, created }, 'ledger.jsonl', ledgerSigner(root)).text;
 }
 
 /** The root state file and a freshly signed root CRL for it. */
@@ -31,7 +31,8 @@ export async function rootRecordWrites(mesh: Mesh, state: RootState, signers: Ro
  */
 export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
   const current = { ciRecipient: mesh.config.recipients.ci, offlineRecipients: mesh.config.recipients.offline };
-  const recorded = parseLedger(mesh.rootLedger).entries.map((e) => e.details).filter((d) => d && typeof d.ciRecipient === 'string').at(-1);
+  // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull request can append anything else.
+  const recorded = lastConfirmedRecord(mesh, 'ciRecipient');
   if (!recorded) return current;
   const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients);
   if (same) return {};

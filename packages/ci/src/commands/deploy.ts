@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
+  TrellisError, actor, appendToLedger, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
@@ -89,11 +89,14 @@ async function runDeploy(a: Args): Promise<void> {
     if (unchecked.length) throw new TrellisError('usage', `canary target ${describeTarget(unchecked[0]!.target)} has no check (host:port) to run a handshake against`, { file: paths.scopeFile(unchecked[0]!.scope) });
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
     // every child gets an environment without it (childEnv).
+    // With the identity, every scope's intermediate is opened now: it signs sealed releases and the deploy's ledger entries.
+    // A step without it (deploy --type dir ssh kubernetes) delivers and records nothing in the ledger: its CI log is the record.
     const signers = new Map<string, SigningIntermediate | TrellisError>();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
-    if (sealedScopes.length) {
+    const held = readIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
+    if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh);
-      for (const s of sealedScopes) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
+      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
     }
     const signerOf = (scope: string) => {
       const s = signers.get(scope)!;
@@ -140,16 +143,19 @@ async function runDeploy(a: Args): Promise<void> {
     // The deploy is recorded in each scope's ledger: what went where, and how it ended.
     const writes: FileWrite[] = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
+      const key = signers.get(s);
+      if (!key || key instanceof TrellisError) continue; // unsigned, so unrecorded: a ledger holds only what its keys vouch for
       const mine = outcomes.filter((o) => o.job.scope === s);
       writes.push({
         path: paths.ledger(s),
         content: appendToLedger(mesh.material.get(s)!.ledger, {
           op: 'deploy', at: iso(now), actor: actor(),
           details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), status: o.status, detail: o.detail })) },
-        }, paths.ledger(s)).text,
+        }, paths.ledger(s), ledgerSigner(key)).text,
       });
     }
-    store.commit(mergeWrites(writes));
+    if (writes.length) store.commit(mergeWrites(writes));
+    else process.stdout.write('deploy not recorded in the ledgers: no CI identity in this step to sign the entries\n');
     for (const o of outcomes) process.stdout.write(`${o.status.padEnd(9)} ${`${o.job.scope}/${o.job.service}`.padEnd(24)} ${describeTarget(o.job.target)}  ${o.detail}\n`);
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     process.stdout.write(`${outcomes.length - failed} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`);

@@ -67,12 +67,13 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
   if (!touched.length) return undefined;
 
-  const ids = plan.mint.length || staleCrls.size ? await identities(mesh) : [];
+  // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
+  const ids = await identities(mesh);
   // It holds plaintext leaf keys: 0700, ours, not a link.
   const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf }) : undefined;
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
-  for (const s of touched) if (plan.mint.some((i) => i.scope === s) || staleCrls.has(s)) keys.set(s, await openScopeKeys(mesh, s, ids));
+  for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
   const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
   for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem);
   store.commit(result.writes);

@@ -106,7 +106,6 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
   const out: Finding[] = [];
   const add = collector(def.name, out);
   const file = paths.leaves(def.name);
-  const scopeLedgerFps = ledgerFingerprints(m.ledger);
   const active = activeIssuer(mesh, def.name)!;
   const permitted = permittedNamesFor(def.name, mesh.config.trustDomain);
   for (const svc of def.services) {
@@ -115,7 +114,6 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
       add('pending', 'leaf', `${svc.name}: no leaf yet; the next trellis-ci renew mints it`, file);
       continue;
     }
-    if (!scopeLedgerFps.has(rec.fingerprint)) add('error', 'ledger', `${svc.name}: leaf ${rec.serial} is not recorded in the scope ledger`, file);
     const outside = namesOutside(rec, permitted);
     if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, file);
     if (m.state!.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);

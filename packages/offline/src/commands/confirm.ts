@@ -30,9 +30,9 @@ export const confirm: CommandModule<object, Args> = {
         return;
       }
       // Only the holder of the root identity confirms: opening the root key is the proof.
-      await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
+      const [root] = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
       const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-      store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-allow-list', now, posture, { ...allowListToRecord(mesh), ...recipients }) }]);
+      store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-allow-list', now, posture, { ...allowListToRecord(mesh), ...recipients }, [], root!) }]);
       process.stdout.write(`confirmed ${changes.length} change(s) to the deploy allow-list (recorded in ${paths.rootLedger}):\n${list}`);
     });
   },

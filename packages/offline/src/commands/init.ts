@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  KEY_ALGORITHMS, STORE_FILE, importSigningKey, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
+  KEY_ALGORITHMS, STORE_FILE, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
   nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem } from '../ceremony.js';
@@ -68,7 +68,7 @@ async function runInit(a: Args): Promise<void> {
     actor: actor(),
     details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...posture },
     created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
-  });
+  }, paths.rootLedger, ledgerSigner(rootSigner));
   const writes = [
     { path: STORE_FILE, content: configText },
     { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },

@@ -64,7 +64,10 @@ async function abortIntermediate(store: Store, scope: string, a: Args, posture: 
   const mesh = loadMesh(store);
   scopeDef(mesh, scope);
   activeIntermediate(mesh, scope);
-  const result = abortIntermediateRotation(ceremony(mesh, clock(a.now), posture, a.confirmRecipients), scope);
+  const now = clock(a.now);
+  advanceScope(mesh.material.get(scope)!.state!, { type: 'abort', longestLeafTtl: 0 }, now, scope); // refuses before the root key is touched
+  // Both ledgers' entries are root-signed, so an abort opens the root key too.
+  const result = abortIntermediateRotation(ceremony(mesh, now, posture, a.confirmRecipients), scope, await openRootKey(mesh, rootIdentities(), now));
   store.commit(result.writes);
   say(result.report);
 }
