@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  appendToLedger, canonicalJson, importSigningKey, ledgerSigner, newIdentity, parseCertificate, parseLedger, sha256Hex, signCertificate, nodeCryptoSeam, tryDecrypt,
+  appendToLedger, canonicalJson, importSigningKey, ledgerSigner, newIdentity, parseCertificate, parseLedger, sha256Hex, nodeCryptoSeam, tryDecrypt,
   type LedgerDraft, type LedgerSigner,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -38,7 +38,7 @@ const intermediateKey = (m: FakeMesh, scope: string) => keyOf(m, `bundles/${scop
 /** A key trellis never heard of, with a self-signed certificate. */
 async function strangerKey(): Promise<LedgerSigner> {
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
-  const cert = await signCertificate({
+  const cert = await nodeCryptoSeam.signCertificate({
     serial: '01', subject: 'CN=stranger', issuer: 'CN=stranger', notBefore: new Date('2026-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z'),
     subjectPublicKey: keys.publicKey, signingKey: keys.privateKey, signingAlgorithm: 'ecdsa-p256', extensions: [],
   });

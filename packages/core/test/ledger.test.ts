@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { signCertificate, type Certificate } from '../src/certificates.js';
-import { nodeCryptoSeam, sha256Hex } from '../src/crypto.js';
+import { sha256Hex } from '../src/crypto.js';
+import { nodeCryptoSeam } from '../src/seam.js';
 import { TrellisError } from '../src/errors.js';
 import { appendToLedger, canonicalJson, ledgerFingerprints, ledgerProblems, parseLedger, unsignedAfterSigned } from '../src/ledger.js';
 import { entrySignatureValid, ledgerSigner, signerCertificate, type LedgerSigner } from '../src/ledger-signature.js';
