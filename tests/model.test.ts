@@ -149,7 +149,7 @@ class Model {
       }
       case 'abort': {
         const scope = this.pick(mesh, s.scope)!;
-        this.store.commit(abortIntermediateRotation(c, scope).writes);
+        this.store.commit(abortIntermediateRotation(c, scope, await openRootKey(mesh, this.rootIds, this.now)).writes);
         return 'done';
       }
       case 'recover': {

@@ -37,7 +37,7 @@ export interface LedgerTrust {
 export interface RootLedgerTrust extends LedgerTrust {
   /** Roots the counted entries recorded, by fingerprint (the certificate when the store or ledger holds it). */
   roots: Map<string, Certificate | undefined>;
-  /** Intermediates revoked by counted `recover` entries: fingerprint → when. */
+  /** Intermediates revoked by counted `recover` and `retire` entries: fingerprint → when. */
   revoked: Map<string, string>;
 }
 
@@ -97,7 +97,7 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
     return selfCertifying ? { root: true } : { why: `signed by ${fp}, which the root ledger does not record as a root before this entry`, root: false };
   }, (e) => {
     for (const x of e.created) if (x.kind === 'root') roots.set(x.fingerprint, known.get(x.fingerprint));
-    const list = e.op === 'recover' && Array.isArray(e.details.revoked) ? e.details.revoked : [];
+    const list = revokes(e);
     for (const fp of list) if (typeof fp === 'string' && !revoked.has(fp)) revoked.set(fp, e.at);
   });
   // A root that left the store (finalized) is still known by the certificate its first signed entry carried.
@@ -115,6 +115,11 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
   return c.root;
 }
 
+/** The intermediates an entry revokes: a recovery's or a retirement's. */
+function revokes(e: LedgerEntry): string[] {
+  return (e.op === 'recover' || e.op === 'retire') && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x): x is string => typeof x === 'string') : [];
+}
+
 export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
   const c = cached(mesh);
   const hit = c.scopes.get(scope);
@@ -130,8 +135,10 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
     if (!recordedRoots.some((r) => issuedUnder(cert, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
     // Dated after expiry: an expired key vouches for nothing. (An entry dated before notBefore is the --now rule's to refuse at write time.)
     if (new Date(e.at) > cert.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e.at})`, root: false };
+    // Revoked: the ledger's own order decides (an entry after the recovery in the chain), and the root's record of when, for a ledger cut short.
+    if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
     const revokedAt = rt.revoked.get(fp);
-    if (revokedAt && e.at >= revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
+    if (revokedAt && e.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
     if (e.created.some((k) => k.kind === 'intermediate' || k.kind === 'root')) return { why: 'records a CA certificate but is signed by an intermediate: only a root-signed entry can', root: false };
     return { root: false };
   }, () => {});

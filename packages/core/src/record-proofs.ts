@@ -185,7 +185,7 @@ export function rootStateProblems(mesh: Mesh): RecordProblem[] {
   diff('active', rs.active, s.active);
   diff('previous', rs.previous, s.previous);
   rs.revoked.forEach((r, i) => {
-    if (!t.revoked.has(r.fingerprint)) out.push({ file, field: `revoked[${i}].fingerprint`, message: `revocation of ${r.fingerprint} is in no recover entry of the root ledger` });
+    if (!t.revoked.has(r.fingerprint)) out.push({ file, field: `revoked[${i}].fingerprint`, message: `revocation of ${r.fingerprint} is in no recover or retire entry of the root ledger` });
   });
   return out;
 }
