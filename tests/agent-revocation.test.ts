@@ -29,8 +29,13 @@ beforeAll(async () => {
   fs.writeFileSync(idFile, host.identity);
 });
 
-const sealedTo = () => [{ api: { deploy: [{ type: 'sealed', host: 'web-1', recipient: host.recipient }] } }];
-const meshAt = async (now?: string, extra: { intermediates?: boolean } = {}) => FakeMesh.create({ scopes: { global: [], 'us-east-1': sealedTo() }, ...(now ? { now } : {}), ...extra });
+const sealedTo = () => [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }];
+/** A mesh whose us-east-1/api is sealed to web-1, the host's recipient confirmed in trellis.yaml's allow-list. */
+const meshAt = async (now?: string, extra: { intermediates?: boolean } = {}) => {
+  const m = await FakeMesh.create({ scopes: { global: [], 'us-east-1': sealedTo() }, ...(now ? { now } : {}), ...extra });
+  if (extra.intermediates !== false) await m.allow({ sealed: { 'web-1': { recipient: host.recipient } } }, { now });
+  return m;
+};
 
 interface Agent { code: number; stdout: string; stderr: string }
 async function install(bundle: string, dir: string, roots: string, flags: string[] = []): Promise<Agent> {

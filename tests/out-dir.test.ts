@@ -85,15 +85,17 @@ describe('renew output directory', () => {
 });
 
 describe('deploy --wipe-out', () => {
-  const withDir = (reload?: string) => {
+  /** us-east-1/api deployed to a fresh dir target, the directory (and a failing reload, when asked) confirmed in the allow-list. */
+  const withDir = async (reload?: string) => {
     const m = pristine.clone();
     const dir = fs.mkdtempSync(path.join(work, 'target-'));
-    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, ...(reload ? { reload } : {}) }] } }, 'web']);
+    await m.allow({ dir: { paths: [dir] }, ...(reload ? { reload: { failing: reload } } : {}) });
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, ...(reload ? { reload: 'failing' } : {}) }] } }, 'web']);
     return { m, dir };
   };
 
   it('removes the leaves it delivered once every target succeeded, and keeps the others', async () => {
-    const { m, dir } = withDir();
+    const { m, dir } = await withDir();
     const d = await m.ci(['deploy', '--wipe-out']);
     expect(d.code, d.stdout + d.stderr).toBe(0);
     expect(d.stdout).toMatch(/^wiped 1 delivered leaf directory from .*\.trellis\/out$/m);
@@ -108,7 +110,7 @@ describe('deploy --wipe-out', () => {
   });
 
   it('keeps everything when a target failed, so a rerun can deliver it', async () => {
-    const { m } = withDir('false');
+    const { m } = await withDir('false');
     const d = await m.ci(['deploy', '--wipe-out']);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/^kept .*\.trellis\/out: a target failed, and a rerun of deploy needs the leaves$/m);
@@ -116,7 +118,7 @@ describe('deploy --wipe-out', () => {
   });
 
   it('without the flag, deploy leaves the output alone', async () => {
-    const { m } = withDir();
+    const { m } = await withDir();
     expect((await m.ci(['deploy'])).code).toBe(0);
     expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
   });

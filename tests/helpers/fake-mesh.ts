@@ -61,10 +61,10 @@ export class FakeMesh {
    * Sets trellis.yaml's deploy allow-list and has the custodian confirm it
    * (trellis-root confirm), as deploy requires before it runs anything.
    */
-  async allow(deploy: Record<string, unknown>, opts: { confirm?: boolean } = {}): Promise<void> {
+  async allow(deploy: Record<string, unknown>, opts: { confirm?: boolean; now?: string } = {}): Promise<void> {
     this.write('trellis.yaml', stringify({ ...parse(this.read('trellis.yaml')), deploy }));
     if (opts.confirm === false) return;
-    const r = await this.root(['confirm']);
+    const r = await this.root(['confirm', ...(opts.now ? ['--now', opts.now] : [])]);
     if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);
   }
 

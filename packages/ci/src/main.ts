@@ -21,7 +21,7 @@ await runMain('trellis-ci', () => {
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
     .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
-    .middleware((argv) => refuseRepeatedFlags(argv))
+    .middleware((argv) => refuseRepeatedFlags(argv, ['type'])) // deploy --type takes a list
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)
