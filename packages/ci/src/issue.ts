@@ -5,7 +5,7 @@
 import path from 'node:path';
 import {
   BACKDATE_MS, TrellisError, certificatePem, iso, crlEntriesFor, scopeTrust, crlStaleness, mintLeaf, nodeCryptoSeam, paths, scopeDef, signAnchorCrl, signCrl, trustOpensslPem, trustPem,
-  writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
+  isMachineFailure, writeFileAtomic, type Certificate, type Created, type Mesh, type MintedLeaf, type SigningIntermediate,
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 
@@ -38,6 +38,7 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
     try {
       for (const [name, content, mode] of files) writeFileAtomic(path.join(dir, name), content, mode);
     } catch (e) {
+      if (isMachineFailure(e)) throw e; // a full disk is not bad usage: runMain reports it (exit 1)
       throw new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
     }
   }

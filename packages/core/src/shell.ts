@@ -69,6 +69,11 @@ function describeErrno(e: NodeJS.ErrnoException): string {
   return e.code && ERRNO[e.code] ? `${ERRNO[e.code]} (${e.code})` : (e.message ?? String(e));
 }
 
+/** The disk, not the input, failed (full, over quota, I/O error): exit 1, never "bad usage". */
+export function isMachineFailure(e: unknown): boolean {
+  return ['ENOSPC', 'EDQUOT', 'EIO'].includes((e as NodeJS.ErrnoException)?.code ?? '');
+}
+
 /** A failure of the machine (disk full, permissions, I/O) as one line that says what to do; undefined for a bug. */
 export function ioFailure(e: unknown): string | undefined {
   const err = e as NodeJS.ErrnoException;

@@ -351,7 +351,7 @@ export type WritePointKind = 'fsync' | 'rename';
 interface Fault {
   kind: WritePointKind | 'point' | 'count';
   at: number;
-  action: 'kill' | 'ENOSPC' | 'EIO';
+  action: 'KILL' | 'ENOSPC' | 'EIO';
 }
 
 const passed: Record<WritePointKind, number> = { fsync: 0, rename: 0 };
@@ -364,7 +364,7 @@ function armedFault(): Fault | null {
   if (spec === 'count') {
     const file = process.env.TRELLIS_FAULT_COUNT_FILE;
     if (file) process.on('exit', () => fs.writeFileSync(file, JSON.stringify(passed)));
-    return (fault = { kind: 'count', at: 0, action: 'kill' });
+    return (fault = { kind: 'count', at: 0, action: 'KILL' });
   }
   const m = /^(fsync|rename|point):([1-9][0-9]*)(?::(kill|enospc|eio))?$/.exec(spec);
   if (!m) throw new Error(`TRELLIS_FAULT=${spec}: expected count or KIND:N[:ACTION] (KIND fsync|rename|point, ACTION kill|enospc|eio)`);
@@ -379,7 +379,7 @@ export function writePoint(kind: WritePointKind): void {
   if (f.kind === 'count' || (f.kind !== 'point' && f.kind !== kind)) return;
   const n = f.kind === 'point' ? passed.fsync + passed.rename : passed[kind];
   if (n !== f.at) return;
-  if (f.action === 'kill') process.kill(process.pid, 'SIGKILL');
+  if (f.action === 'KILL') process.kill(process.pid, 'SIGKILL');
   const what = f.action === 'ENOSPC' ? 'no space left on device' : 'i/o error';
   throw Object.assign(new Error(`${f.action}: ${what} (injected at ${kind} ${n})`), { code: f.action, syscall: kind });
 }
