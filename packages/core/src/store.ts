@@ -186,11 +186,13 @@ export class Store {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
           if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
           // Move the stale lock aside under a unique name: of two runs racing to take it over, only one rename succeeds.
+          const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
           try {
-            fs.renameSync(lock, `${lock}.stale-${process.pid}-${randomSuffix()}`);
+            fs.renameSync(lock, aside);
           } catch {
             throw lockedError(lock);
           }
+          fs.rmSync(aside, { force: true });
         }
       }
     } finally {
