@@ -197,7 +197,7 @@ describe('a crash at any write point of any mutating command', () => {
     tally.new += labels.filter((l) => l === 'new').length;
     // The first point is before the commit, the last after it: both outcomes are seen.
     expect(new Set(labels)).toEqual(new Set(['old', 'new']));
-  }, 600_000);
+  }, ALL ? 7_200_000 : 600_000);
 
   it.each([
     ['trellis-root intermediate (a new region)', 2],
