@@ -52,6 +52,7 @@ interface Case {
 const worlds: Record<string, World> = {};
 let initRecipients: string[] = [];
 const tally = { points: 0, tried: 0, old: 0, new: 0, thrown: 0, external: 0 };
+const pointsOf: Record<string, number> = {};
 
 function fromMesh(m: FakeMesh): World {
   return worldAt(path.dirname(m.dir));
@@ -191,6 +192,7 @@ describe('a crash at any write point of any mutating command', () => {
     });
     const labels = await bounded(CONCURRENCY, [...kills, ...throws]);
     tally.points += total;
+    pointsOf[c.name] = total;
     tally.tried += kills.length;
     tally.thrown += throws.length;
     tally.old += labels.filter((l) => l === 'old').length;
@@ -223,6 +225,7 @@ describe('a crash at any write point of any mutating command', () => {
   it('reports the points tried', () => {
     // The summary line for the report: every point tried ended old or new and recovered.
     process.stdout.write(`crash sweep: ${CASES.length} commands, ${tally.points} write points, ${tally.tried} kill points tried and recovered (${tally.old} old, ${tally.new} new incl. ${tally.thrown} ENOSPC), ${tally.external} external SIGKILLs recovered\n`);
+    for (const [name, n] of Object.entries(pointsOf)) process.stdout.write(`  ${name}: ${n} write points\n`);
     expect(tally.tried).toBeGreaterThanOrEqual(CASES.length * 2);
   });
 });
