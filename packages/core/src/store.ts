@@ -295,6 +295,7 @@ function writeExclusive(file: string, content: string, mode: number, durable = f
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
+    (e as NodeJS.ErrnoException).path ??= file; // a write through an fd names no file: say which one
     throw e;
   }
   fs.closeSync(fd);
