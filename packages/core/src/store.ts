@@ -184,12 +184,22 @@ export class Store {
           break;
         } catch (e) {
           if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          const judged = inode(lock);
           if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
           // Move the stale lock aside under a unique name: of two runs racing to take it over, only one rename succeeds.
           const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
           try {
             fs.renameSync(lock, aside);
           } catch {
+            throw lockedError(lock);
+          }
+          if (inode(aside) !== judged) {
+            // The race was lost: what moved is the winner's fresh lock. Put it back and yield.
+            try {
+              fs.linkSync(aside, lock);
+            } finally {
+              fs.rmSync(aside, { force: true });
+            }
             throw lockedError(lock);
           }
           fs.rmSync(aside, { force: true });
@@ -225,6 +235,14 @@ class PendingView extends Store {
 
   override commit(): never {
     throw new Error('a pending view is read-only: commit on the store it was made from');
+  }
+}
+
+function inode(file: string): number | undefined {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return undefined;
   }
 }
 
