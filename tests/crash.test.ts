@@ -67,5 +67,5 @@ describe('a crash mid-write', () => {
       expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
     }
     expect([...outcomes].sort()).toEqual(['finished', 'new', 'old']);
-  });
+  }, 180_000); // eight ceremonies and their reruns: about a minute on the shared 2-core machine
 });
