@@ -134,13 +134,34 @@ async function settle(c: Case, w: World): Promise<Outcome | undefined> {
 }
 
 /** Old or new, never in between: the store (and the target) after a failure, once the next command ran. */
-async function judge(c: Case, w: World, before: Record<string, string>, changedByCleanRun: string[], what: string): Promise<Label> {
+/** What a clean run of the command did: the files it changed, and each ledger's length after it. */
+interface CleanRun {
+  changed: string[];
+  ledgerLines: Record<string, number>;
+}
+
+const lines = (text: string | undefined) => (text ?? '').split('\n').filter(Boolean);
+
+function cleanRun(before: Record<string, string>, after: Record<string, string>): CleanRun {
+  const changed = changedPaths(before, after);
+  return { changed, ledgerLines: Object.fromEntries(changed.filter((p) => p.endsWith('.jsonl')).map((p) => [p, lines(after[p]).length])) };
+}
+
+async function judge(c: Case, w: World, before: Record<string, string>, clean: CleanRun, what: string): Promise<Label> {
+  const changedByCleanRun = clean.changed;
   // `before` is this world's own start: copies differ in the paths their scope files name.
   const v = await settle(c, w);
   const after = snapshot(w.store);
   const changed = changedPaths(before, after);
   const storeLabel: Label | string = changed.length === 0 ? 'old' : JSON.stringify(changed) === JSON.stringify(changedByCleanRun) ? 'new' : `half-applied: changed ${changed.join(', ')}`;
   expect(storeLabel, what).toMatch(/^(old|new)$/);
+  if (storeLabel === 'new') {
+    // Each ledger head is the clean run's: the old entries untouched, and exactly its new ones after them.
+    for (const [p, n] of Object.entries(clean.ledgerLines)) {
+      expect(lines(after[p]).length, `${what}: ${p}`).toBe(n);
+      expect(lines(after[p]).slice(0, lines(before[p]).length), `${what}: ${p} keeps its old entries`).toEqual(lines(before[p]));
+    }
+  }
   if (v && !(c.name.endsWith('init') && storeLabel === 'old')) expect(v.code, `${what}: verify after settling\n${v.stdout}${v.stderr}`).toBe(0);
   const work = fs.existsSync(path.join(w.store, '.trellis')) ? fs.readdirSync(path.join(w.store, '.trellis')) : [];
   if (!isAgent(c) && !(c.name.endsWith('init') && storeLabel === 'old')) expect(work.filter((n) => n === 'lock' || n.startsWith('journal')), `${what}: left in .trellis`).toEqual([]);
@@ -164,7 +185,8 @@ describe('a crash at any write point of any mutating command', () => {
     const before = snapshot(clean.store);
     const counted = await countPoints(c.tool, c.args(clean), clean);
     expect(counted.outcome.code, counted.outcome.stderr).toBe(0);
-    const changedByCleanRun = changedPaths(before, snapshot(clean.store));
+    const cleanResult = cleanRun(before, snapshot(clean.store));
+    const changedByCleanRun = cleanResult.changed;
     const total = counted.fsync + counted.rename;
     expect(total, 'a mutating command passes write points').toBeGreaterThan(0);
     expect(counted.outcome.stderr).not.toMatch(STACK_TRACE);
@@ -177,7 +199,7 @@ describe('a crash at any write point of any mutating command', () => {
       const start = snapshot(w.store);
       const crashed = await runTool(c.tool, c.args(w), w, { TRELLIS_FAULT: `point:${n}` });
       expect(crashed.signal, `point ${n} of ${total} is reached: ${crashed.stderr}`).toBe('SIGKILL');
-      return judge(c, w, start, changedByCleanRun, `killed at point ${n} of ${total}`);
+      return judge(c, w, start, cleanResult, `killed at point ${n} of ${total}`);
     });
     // A thrown I/O error (a full disk at that moment) at the first point; for the journal sweep, at the last too.
     const throws = (THROWN.has(c.name) ? [...new Set([1, ...(total <= FULL_UP_TO ? [total] : [])])] : []).map((n) => async () => {
@@ -188,7 +210,7 @@ describe('a crash at any write point of any mutating command', () => {
       expect(failed.stderr, `ENOSPC at point ${n}`).toMatch(/no space left on (the )?device.*ENOSPC|ENOSPC: no space left/);
       expect(failed.stderr).not.toMatch(STACK_TRACE);
       expect(fs.existsSync(path.join(w.store, '.trellis/lock')), 'the lock is released').toBe(false);
-      return judge(c, w, start, changedByCleanRun, `ENOSPC at point ${n} of ${total}`);
+      return judge(c, w, start, cleanResult, `ENOSPC at point ${n} of ${total}`);
     });
     const labels = await bounded(CONCURRENCY, [...kills, ...throws]);
     tally.points += total;
@@ -211,13 +233,13 @@ describe('a crash at any write point of any mutating command', () => {
     const t0 = Date.now();
     expect((await runTool(c.tool, c.args(clean), clean)).code).toBe(0);
     const duration = Date.now() - t0;
-    const changedByCleanRun = changedPaths(cleanStart, snapshot(clean.store));
+    const cleanResult = cleanRun(cleanStart, snapshot(clean.store));
     for (let i = 0; i < trials; i++) {
       const w = copyWorld(c.start());
       const before = snapshot(w.store);
       const delay = Math.floor(Math.random() * duration);
       const r = await runTool(c.tool, c.args(w), w, {}, { killAfterMs: delay });
-      await judge(c, w, before, changedByCleanRun, `killed from outside after ${delay} ms (${r.signal ?? `exit ${r.code}`})`);
+      await judge(c, w, before, cleanResult, `killed from outside after ${delay} ms (${r.signal ?? `exit ${r.code}`})`);
       tally.external++;
     }
   }, 300_000);
