@@ -199,7 +199,9 @@ describe('a crash at any write point of any mutating command', () => {
       const start = snapshot(w.store);
       const crashed = await runTool(c.tool, c.args(w), w, { TRELLIS_FAULT: `point:${n}` });
       expect(crashed.signal, `point ${n} of ${total} is reached: ${crashed.stderr}`).toBe('SIGKILL');
-      return judge(c, w, start, cleanResult, `killed at point ${n} of ${total}`);
+      const label = await judge(c, w, start, cleanResult, `killed at point ${n} of ${total}`);
+      fs.rmSync(w.dir, { recursive: true, force: true });
+      return label;
     });
     // A thrown I/O error (a full disk at that moment) at the first point; for the journal sweep, at the last too.
     const throws = (THROWN.has(c.name) ? [...new Set([1, ...(total <= FULL_UP_TO ? [total] : [])])] : []).map((n) => async () => {
@@ -210,7 +212,9 @@ describe('a crash at any write point of any mutating command', () => {
       expect(failed.stderr, `ENOSPC at point ${n}`).toMatch(/no space left on (the )?device.*ENOSPC|ENOSPC: no space left/);
       expect(failed.stderr).not.toMatch(STACK_TRACE);
       expect(fs.existsSync(path.join(w.store, '.trellis/lock')), 'the lock is released').toBe(false);
-      return judge(c, w, start, cleanResult, `ENOSPC at point ${n} of ${total}`);
+      const label = await judge(c, w, start, cleanResult, `ENOSPC at point ${n} of ${total}`);
+      fs.rmSync(w.dir, { recursive: true, force: true });
+      return label;
     });
     const labels = await bounded(CONCURRENCY, [...kills, ...throws]);
     tally.points += total;
@@ -240,6 +244,7 @@ describe('a crash at any write point of any mutating command', () => {
       const delay = Math.floor(Math.random() * duration);
       const r = await runTool(c.tool, c.args(w), w, {}, { killAfterMs: delay });
       await judge(c, w, before, cleanResult, `killed from outside after ${delay} ms (${r.signal ?? `exit ${r.code}`})`);
+      fs.rmSync(w.dir, { recursive: true, force: true });
       tally.external++;
     }
   }, 300_000);
