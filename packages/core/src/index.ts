@@ -18,7 +18,7 @@ export {
   assertCiPosture, assertRootPosture, assertAgentPosture, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
-export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
+export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustedIntermediatesOf, trustedIntermediatesAfter, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';

@@ -22,16 +22,30 @@ const WORK_DIR = '.trellis';
 export function findStore(from: string, explicit?: string): string {
   if (explicit) {
     const dir = path.resolve(explicit);
-    if (!fs.existsSync(path.join(dir, STORE_FILE))) {
+    if (!holdsStore(dir)) {
       throw new TrellisError('no-store', `${dir} holds no ${STORE_FILE}`, { hint: 'point --store (or TRELLIS_STORE) at the directory trellis-root init created' });
     }
     return dir;
   }
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, STORE_FILE))) return dir;
+    if (holdsStore(dir)) return dir;
     if (path.dirname(dir) === dir) break;
   }
   throw new TrellisError('no-store', `no ${STORE_FILE} in ${from} or any parent directory`, { hint: 'run inside the store, or pass --store DIR' });
+}
+
+/**
+ * Whether `dir` is a store: it holds trellis.yaml, or a committed journal that
+ * writes it (an init that died after its commit point, which the lock completes).
+ */
+export function holdsStore(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, STORE_FILE))) return true;
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, WORK_DIR, 'journal', 'manifest.json'), 'utf8')) as JournalManifest;
+    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
+  } catch {
+    return false;
+  }
 }
 
 export interface FileWrite {

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Store } from '../src/store.js';
+import { Store, findStore } from '../src/store.js';
 import { TrellisError } from '../src/errors.js';
 
 function scratch(): Store {
@@ -100,5 +100,24 @@ describe('journal replay', () => {
     expect([s.read('x'), s.read('sub/y'), s.exists('z')]).toEqual(['new x\n', 'new y\n', false]);
     expect(fs.statSync(s.abs('sub/y')).mode & 0o777).toBe(0o600);
     expect(fs.existsSync(journal)).toBe(false);
+  });
+});
+
+describe('finding a store', () => {
+  it('an init that died after its commit point is a store: the lock completes it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
+    const journal = path.join(dir, '.trellis/journal');
+    fs.mkdirSync(journal, { recursive: true });
+    fs.writeFileSync(path.join(journal, '0.data'), 'version: 1\n');
+    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [{ path: 'trellis.yaml', data: '0.data', mode: 0o644 }] }));
+    expect(findStore('/', dir)).toBe(dir);
+    expect(findStore(path.join(dir, '.trellis'))).toBe(dir);
+    await new Store(dir).withLock(async () => undefined);
+    expect(fs.readFileSync(path.join(dir, 'trellis.yaml'), 'utf8')).toBe('version: 1\n');
+  });
+  it('an uncommitted staging directory is not a store', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
+    fs.mkdirSync(path.join(dir, '.trellis/journal.tmp-x'), { recursive: true });
+    expect(() => findStore('/', dir)).toThrow(/holds no trellis.yaml/);
   });
 });
