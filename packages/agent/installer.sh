@@ -16,15 +16,31 @@ umask 077
 target=$1 staging=$2 reload=${3:-}
 files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
 say() { echo "trellis-install: $*"; }
-cleanup() { rm -rf "$staging"; }
+
+# Test-only crash seam (docs/crash-safety.md), inert unless TRELLIS_FAULT is set: each fsync and rename
+# below is a numbered write point, numbered on from the agent's (TRELLIS_FAULT_FSYNCS/RENAMES).
+fault=${TRELLIS_FAULT:-} fsyncs=${TRELLIS_FAULT_FSYNCS:-0} renames=${TRELLIS_FAULT_RENAMES:-0}
+point() {
+  [ -n "$fault" ] || return 0
+  if [ "$1" = fsync ]; then fsyncs=$((fsyncs + 1)); else renames=$((renames + 1)); fi
+  kind=${fault%%:*} rest=${fault#*:} at=${rest%%:*}
+  case $kind:$1 in point:*) n=$((fsyncs + renames)) ;; fsync:fsync) n=$fsyncs ;; rename:rename) n=$renames ;; *) return 0 ;; esac
+  [ "$n" = "$at" ] || return 0
+  case $rest in *:enospc|*:eio) say "injected ${rest##*:} at $1 $n"; exit 12 ;; esac
+  kill -9 "$PPID" "$$" # a crash of the whole install: the agent (or trellis-ci deploy) and this script
+}
+durable() { point fsync; sync -- "$@"; }
+rename() { point rename; mv -T -- "$1" "$2"; }
+
+cleanup() { rm -rf "$staging"; [ -z "$fault" ] || echo "trellis-fault: fsync $fsyncs rename $renames" >&2; }
 trap cleanup EXIT
 
 mkdir -p "$target/releases"
 current=""
 [ -L "$target/current" ] && current=$(readlink "$target/current")
-id=$(date -u +%Y%m%dT%H%M%SZ)-$$
-release="$target/releases/$id"
-mkdir "$release"
+# mktemp -d: created exclusively (never through a planted symlink) under an unpredictable name.
+release=$(mktemp -d "$target/releases/$(date -u +%Y%m%dT%H%M%SZ)-XXXXXXXXXX")
+id=$(basename "$release")
 for f in $files; do
   if [ -f "$staging/$f" ]; then cp "$staging/$f" "$release/$f"
   elif [ -n "$current" ] && [ -f "$target/$current/$f" ]; then cp "$target/$current/$f" "$release/$f"
@@ -53,7 +69,10 @@ if [ -n "$current" ]; then
   if [ $same = yes ]; then rm -rf "$release"; say "unchanged $current"; exit 0; fi
 fi
 
-swap() { ln -sfn "$1" "$target/.current.tmp" && mv -T "$target/.current.tmp" "$target/current"; }
+# A new symlink under an unpredictable name (ln -s without -f refuses an existing one), renamed over the old.
+relink() { tmp=$(mktemp -u "$target/.$2.XXXXXXXXXX") && ln -s -- "$1" "$tmp" && rename "$tmp" "$target/$2" && durable "$target"; }
+swap() { relink "$1" current; }
+durable "$release"/* "$release"
 swap "releases/$id"
 if [ -n "$reload" ] && ! sh -c "$reload" >/dev/null 2>&1; then
   if [ -n "$current" ]; then swap "$current"; sh -c "$reload" >/dev/null 2>&1 || true; else rm -f "$target/current"; fi
@@ -61,7 +80,7 @@ if [ -n "$reload" ] && ! sh -c "$reload" >/dev/null 2>&1; then
   say "reload failed; rolled back to ${current:-nothing}"
   exit 11
 fi
-if [ -n "$current" ]; then ln -sfn "$current" "$target/.previous.tmp" && mv -T "$target/.previous.tmp" "$target/previous"; fi
+if [ -n "$current" ]; then relink "$current" previous; fi
 # Keep the current and the previous release only.
 for r in "$target"/releases/*; do
   case "releases/$(basename "$r")" in "releases/$id"|"$current") ;; *) rm -rf "$r" ;; esac

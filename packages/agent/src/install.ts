@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { RELEASE_FILES, TrellisError, writeFileAtomic, type Release } from '@trellis/core';
+import { RELEASE_FILES, TrellisError, adoptFaultCount, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
 
 export const INSTALLER_PATH = fileURLToPath(new URL('../installer.sh', import.meta.url));
 
@@ -41,6 +41,8 @@ export async function installLocally(targetDir: string, release: Release, reload
     if (!(RELEASE_FILES as readonly string[]).includes(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
   }
-  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: hostEnv(), extendEnv: false });
+  // faultEnv: the test-only crash seam numbers the installer's fsyncs and renames after ours (empty unless TRELLIS_FAULT is set).
+  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: { ...hostEnv(), ...faultEnv() }, extendEnv: false });
+  adoptFaultCount(String(r.stderr));
   return installOutcome(target, r.exitCode, String(r.stdout), String(r.stderr));
 }

@@ -3,7 +3,7 @@
  * writing minted leaves into the output directory.
  */
 import path from 'node:path';
-import { TrellisError, certificatePem, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, writeFileAtomic, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
+import { TrellisError, certificatePem, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, writeFileAtomic, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 
 /**
@@ -23,6 +23,7 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
     try {
       for (const [name, content, mode] of files) writeFileAtomic(path.join(dir, name), content, mode);
     } catch (e) {
+      if (isMachineFailure(e)) throw e; // a full disk is not bad usage: runMain reports it (exit 1)
       throw new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
     }
   }

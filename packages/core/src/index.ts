@@ -24,7 +24,7 @@ export {
   assertCiPosture, assertRootPosture, assertAgentPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
-export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, type FileWrite } from './store.js';
+export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
@@ -36,7 +36,7 @@ export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_W
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
 export { refuseRepeatedFlags } from './flags.js';
-export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, EXIT_CODES_HELP } from './shell.js';
+export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,

@@ -2,6 +2,7 @@
  * What both CLIs share at their edge: the top-level catch that maps reasons
  * to exit codes, the clock, the store location, and who is acting.
  */
+import fs from 'node:fs';
 import os from 'node:os';
 import { TrellisError, isTrellisError } from './errors.js';
 import { findStore, Store } from './store.js';
@@ -9,24 +10,98 @@ import { parseInstant } from './time.js';
 
 /** Runs a CLI's main; every expected failure becomes its contract exit code, without a stack trace. */
 export async function runMain(tool: string, main: () => Promise<unknown>): Promise<never> {
+  const say = (text: string) => {
+    try {
+      process.stderr.write(text);
+    } catch {
+      /* stderr gone too: the exit code is all that is left */
+    }
+  };
+  // A failed stdout (closed pipe, full disk) is reported once at the end, not thrown from wherever the write was queued.
+  let stdoutFailed: NodeJS.ErrnoException | undefined;
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    stdoutFailed ??= e;
+  });
   let code: number;
   try {
+    if (stdoutWasClosed()) {
+      // Refused before anything is written: a machine failure (exit 1), like a full disk.
+      throw Object.assign(new Error('standard output is closed'), { code: 'EBADF', path: 'standard output' });
+    }
     await main();
     code = Number(process.exitCode ?? 0);
   } catch (e) {
+    const io = isTrellisError(e) ? undefined : ioFailure(e);
     if (isTrellisError(e)) {
-      process.stderr.write(`${tool}: ${e.message}\n`);
+      say(`${tool}: ${e.message}\n`);
       code = e.exitCode;
+    } else if (io) {
+      say(`${tool}: ${io}\n`);
+      code = 1;
     } else {
-      process.stderr.write(`${tool}: internal error: ${(e as Error)?.message ?? e}\n  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …\n`);
-      if (process.env.TRELLIS_DEBUG) process.stderr.write(`${(e as Error)?.stack}\n`);
+      say(`${tool}: internal error: ${(e as Error)?.message ?? e}\n  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …\n`);
+      if (process.env.TRELLIS_DEBUG) say(`${(e as Error)?.stack}\n`);
       code = 1;
     }
   }
-  process.exitCode = code;
   // Let stdout drain before exiting.
   await new Promise((r) => process.stdout.write('', r));
+  if (stdoutFailed) {
+    say(`${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost\n  → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open\n`);
+    code = code || 1;
+  }
+  process.exitCode = code;
   process.exit(code);
+}
+
+const ERRNO: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EIO: 'input/output error',
+  EROFS: 'read-only file system',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EPIPE: 'the reading end of the pipe is closed',
+  EBADF: 'not open for writing',
+};
+
+function describeErrno(e: NodeJS.ErrnoException): string {
+  return e.code && ERRNO[e.code] ? `${ERRNO[e.code]} (${e.code})` : (e.message ?? String(e));
+}
+
+/** The disk, not the input, failed (full, over quota, I/O error): exit 1, never "bad usage". */
+export function isMachineFailure(e: unknown): boolean {
+  return ['ENOSPC', 'EDQUOT', 'EIO'].includes((e as NodeJS.ErrnoException)?.code ?? '');
+}
+
+/** A failure of the machine (disk full, permissions, I/O) as one line that says what to do; undefined for a bug. */
+export function ioFailure(e: unknown): string | undefined {
+  const err = e as NodeJS.ErrnoException;
+  if (!err || typeof err.code !== 'string' || !ERRNO[err.code]) return undefined;
+  const where = err.path ? `${err.path}: ` : '';
+  const op = err.syscall ? `${err.syscall} failed: ` : '';
+  const hint = err.code === 'ENOSPC' || err.code === 'EDQUOT'
+    ? 'free space on that disk and rerun: an interrupted write is completed or discarded by the next run'
+    : err.code === 'EIO'
+      ? 'check the disk, then rerun: an interrupted write is completed or discarded by the next run'
+      : err.code === 'EBADF'
+        ? 'run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost'
+        : 'make it writable by this user (or choose another place) and rerun';
+  return `${where}${op}${describeErrno(err)}\n  → ${hint}`;
+}
+
+/**
+ * Node reopens a closed fd 1 on /dev/null read-write before any code runs; a
+ * shell's `>/dev/null` opens it write-only. Linux only (elsewhere: not detected).
+ */
+function stdoutWasClosed(): boolean {
+  try {
+    if (fs.readlinkSync('/proc/self/fd/1') !== '/dev/null') return false;
+    const flags = /^flags:\s*([0-7]+)$/m.exec(fs.readFileSync('/proc/self/fdinfo/1', 'utf8'))?.[1];
+    return flags !== undefined && (parseInt(flags, 8) & 0o3) === fs.constants.O_RDWR;
+  } catch {
+    return false;
+  }
 }
 
 export function clock(nowFlag: string | undefined): Date {

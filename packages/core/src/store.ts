@@ -2,9 +2,9 @@
  * The store on disk: finding it, reading it, a lock so two runs cannot
  * interleave, and all-or-nothing multi-file writes.
  *
- * A write goes through a journal: every new file is staged and fsynced under
- * `.trellis/journal.tmp`, the directory is renamed to `.trellis/journal` (the
- * commit point), then each file is renamed into place. A crash before the
+ * A write goes through a journal: every new file is staged and fsynced in a
+ * fresh `.trellis/journal.tmp-XXXX`, the directory is renamed to
+ * `.trellis/journal` (the commit point), then each file is renamed into place. A crash before the
  * commit point leaves the old store; after it, the next run under the lock
  * replays the journal and completes the new one.
  */
@@ -12,6 +12,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { TrellisError } from './errors.js';
+import { randomBytes } from 'node:crypto';
 import { sha256Hex } from './crypto.js';
 
 export const STORE_FILE = 'trellis.yaml';
@@ -21,16 +22,30 @@ const WORK_DIR = '.trellis';
 export function findStore(from: string, explicit?: string): string {
   if (explicit) {
     const dir = path.resolve(explicit);
-    if (!fs.existsSync(path.join(dir, STORE_FILE))) {
+    if (!holdsStore(dir)) {
       throw new TrellisError('no-store', `${dir} holds no ${STORE_FILE}`, { hint: 'point --store (or TRELLIS_STORE) at the directory trellis-root init created' });
     }
     return dir;
   }
   for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (fs.existsSync(path.join(dir, STORE_FILE))) return dir;
+    if (holdsStore(dir)) return dir;
     if (path.dirname(dir) === dir) break;
   }
   throw new TrellisError('no-store', `no ${STORE_FILE} in ${from} or any parent directory`, { hint: 'run inside the store, or pass --store DIR' });
+}
+
+/**
+ * Whether `dir` is a store: it holds trellis.yaml, or a committed journal that
+ * writes it (an init that died after its commit point, which the lock completes).
+ */
+export function holdsStore(dir: string): boolean {
+  if (fs.existsSync(path.join(dir, STORE_FILE))) return true;
+  try {
+    const manifest = JSON.parse(fs.readFileSync(path.join(dir, WORK_DIR, 'journal', 'manifest.json'), 'utf8')) as JournalManifest;
+    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
+  } catch {
+    return false;
+  }
 }
 
 export interface FileWrite {
@@ -101,6 +116,8 @@ export class Store {
    * has changed since: someone else wrote the store underneath it.
    */
   commit(writes: FileWrite[]): void {
+    // One entry per path: replay renames each staged file into place once, so a later write must not follow an earlier one.
+    writes = mergeWrites(writes);
     for (const w of writes) {
       if (!this.seen.has(w.path)) continue;
       const now = fs.existsSync(this.abs(w.path)) ? sha256Hex(fs.readFileSync(this.abs(w.path), 'utf8')) : null;
@@ -109,28 +126,39 @@ export class Store {
       }
     }
     const work = this.abs(WORK_DIR);
-    const staging = path.join(work, 'journal.tmp');
+    fs.mkdirSync(work, { recursive: true });
+    discardStaging(work);
+    // mkdtemp: created exclusively under an unpredictable name.
+    const staging = fs.mkdtempSync(path.join(work, STAGING_PREFIX));
     const journal = path.join(work, 'journal');
-    fs.rmSync(staging, { recursive: true, force: true });
-    fs.mkdirSync(staging, { recursive: true });
-    const manifest: JournalManifest = { writes: [] };
-    writes.forEach((w, i) => {
-      const data = w.content === null ? null : `${i}.data`;
-      if (data) writeDurably(path.join(staging, data), w.content!, 0o600);
-      manifest.writes.push({ path: w.path, data, mode: w.mode ?? 0o644 });
-    });
-    writeDurably(path.join(staging, 'manifest.json'), JSON.stringify(manifest), 0o600);
-    fsyncDir(staging);
-    fs.renameSync(staging, journal); // the commit point
+    try {
+      const manifest: JournalManifest = { writes: [] };
+      writes.forEach((w, i) => {
+        const data = w.content === null ? null : `${i}.data`;
+        if (data) writeDurably(path.join(staging, data), w.content!, w.mode ?? 0o644);
+        manifest.writes.push({ path: w.path, data, mode: w.mode ?? 0o644 });
+      });
+      writeDurably(path.join(staging, 'manifest.json'), JSON.stringify(manifest), 0o600);
+      fsyncDir(staging);
+      renameDurably(staging, journal); // the commit point
+    } catch (e) {
+      // Before the commit point the store is untouched: give back the space a full disk needs.
+      fs.rmSync(staging, { recursive: true, force: true });
+      throw e;
+    }
     fsyncDir(work);
     this.replayJournal();
     for (const w of writes) this.seen.set(w.path, w.content === null ? null : sha256Hex(w.content));
   }
 
-  /** Completes a committed journal and discards an uncommitted one. Idempotent. */
+  /**
+   * Completes a committed journal and discards an uncommitted one. Idempotent:
+   * each staged file is renamed into place (no copy, so a full disk cannot stop
+   * it), and one already moved is simply gone from the journal.
+   */
   replayJournal(): boolean {
     const work = this.abs(WORK_DIR);
-    fs.rmSync(path.join(work, 'journal.tmp'), { recursive: true, force: true });
+    discardStaging(work);
     const journal = path.join(work, 'journal');
     if (!fs.existsSync(journal)) return false;
     const manifest = JSON.parse(fs.readFileSync(path.join(journal, 'manifest.json'), 'utf8')) as JournalManifest;
@@ -138,10 +166,12 @@ export class Store {
       const target = this.abs(w.path);
       if (w.data === null) fs.rmSync(target, { force: true });
       else {
-        fs.mkdirSync(path.dirname(target), { recursive: true });
-        const tmp = `${target}.trellis-tmp`;
-        writeDurably(tmp, fs.readFileSync(path.join(journal, w.data), 'utf8'), w.mode);
-        fs.renameSync(tmp, target);
+        const staged = path.join(journal, w.data);
+        if (!fs.existsSync(staged)) continue; // moved into place by an earlier, interrupted replay
+        const created = fs.mkdirSync(path.dirname(target), { recursive: true });
+        if (created) fsyncDir(path.dirname(created));
+        fs.chmodSync(staged, w.mode);
+        renameDurably(staged, target);
         fsyncDir(path.dirname(target));
       }
     }
@@ -158,21 +188,39 @@ export class Store {
     const work = this.abs(WORK_DIR);
     fs.mkdirSync(work, { recursive: true });
     const lock = path.join(work, 'lock');
-    const me = JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() });
-    for (let attempt = 0; ; attempt++) {
-      try {
-        fs.writeFileSync(lock, me, { flag: 'wx' });
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw lockedError(lock);
-        if (!lockIsStale(lock)) throw lockedError(lock);
-        // Move the stale lock aside under a unique name: of two runs racing to take it over, only one rename succeeds.
+    // The lock is written whole under a private name, then linked into place: it is complete or absent, even on a full disk.
+    const mine = `${lock}.${process.pid}.${randomSuffix()}.tmp`;
+    try {
+      writeExclusive(mine, JSON.stringify({ pid: process.pid, host: os.hostname(), since: new Date().toISOString() }), 0o644);
+      for (let attempt = 0; ; attempt++) {
         try {
-          fs.renameSync(lock, `${lock}.stale-${process.pid}-${Date.now()}`);
-        } catch {
-          throw lockedError(lock);
+          fs.linkSync(mine, lock);
+          break;
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+          const judged = inode(lock);
+          if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
+          // Move the stale lock aside under a unique name: of two runs racing to take it over, only one rename succeeds.
+          const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
+          try {
+            fs.renameSync(lock, aside);
+          } catch {
+            throw lockedError(lock);
+          }
+          if (inode(aside) !== judged) {
+            // The race was lost: what moved is the winner's fresh lock. Put it back and yield.
+            try {
+              fs.linkSync(aside, lock);
+            } finally {
+              fs.rmSync(aside, { force: true });
+            }
+            throw lockedError(lock);
+          }
+          fs.rmSync(aside, { force: true });
         }
       }
+    } finally {
+      fs.rmSync(mine, { force: true });
     }
     try {
       this.replayJournal();
@@ -204,6 +252,14 @@ class PendingView extends Store {
   }
 }
 
+function inode(file: string): number | undefined {
+  try {
+    return fs.statSync(file).ino;
+  } catch {
+    return undefined;
+  }
+}
+
 function lockedError(lock: string): TrellisError {
   let holder = 'another run';
   try {
@@ -218,19 +274,16 @@ function lockedError(lock: string): TrellisError {
   });
 }
 
-/** An unreadable lock this old was left by a run that died while writing it. */
-const UNREADABLE_LOCK_STALE_MS = 5 * 60_000;
-
+/**
+ * Whether a lock was left by a run that is gone. Locks are linked into place
+ * whole, so an unreadable one (empty, cut short) predates that and is stale.
+ */
 function lockIsStale(lock: string): boolean {
   let h: { pid: number; host: string };
   try {
     h = JSON.parse(fs.readFileSync(lock, 'utf8')) as { pid: number; host: string };
   } catch {
-    try {
-      return Date.now() - fs.statSync(lock).mtimeMs > UNREADABLE_LOCK_STALE_MS;
-    } catch {
-      return true;
-    }
+    return true;
   }
   if (h.host !== os.hostname()) return false;
   try {
@@ -241,30 +294,145 @@ function lockIsStale(lock: string): boolean {
   }
 }
 
-function writeDurably(file: string, content: string, mode: number): void {
-  const fd = fs.openSync(file, 'w', mode);
+const STAGING_PREFIX = 'journal.tmp-';
+
+/** Removes uncommitted staging directories (and the fixed-name one older versions used). */
+function discardStaging(work: string): void {
+  let names: string[] = [];
+  try {
+    names = fs.readdirSync(work);
+  } catch {
+    return;
+  }
+  for (const n of names) if (n === 'journal.tmp' || n.startsWith(STAGING_PREFIX)) fs.rmSync(path.join(work, n), { recursive: true, force: true });
+}
+
+function randomSuffix(): string {
+  return randomBytes(8).toString('hex');
+}
+
+// O_EXCL with O_CREAT never follows a symlink; O_NOFOLLOW says so twice.
+const EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+
+/** Creates `file` (which must not exist, not even as a symlink) holding `content`. */
+function writeExclusive(file: string, content: string, mode: number, durable = false): void {
+  const fd = fs.openSync(file, EXCLUSIVE, mode);
   try {
     fs.writeFileSync(fd, content);
     fs.fchmodSync(fd, mode);
-    fs.fsyncSync(fd);
-  } finally {
+    if (durable) {
+      writePoint('fsync');
+      fs.fsyncSync(fd);
+    }
+  } catch (e) {
     fs.closeSync(fd);
+    fs.rmSync(file, { force: true });
+    (e as NodeJS.ErrnoException).path ??= file; // a write through an fd names no file: say which one
+    throw e;
   }
+  fs.closeSync(fd);
+}
+
+function writeDurably(file: string, content: string, mode: number): void {
+  writeExclusive(file, content, mode, true);
+}
+
+function renameDurably(from: string, to: string): void {
+  writePoint('rename');
+  fs.renameSync(from, to);
 }
 
 function fsyncDir(dir: string): void {
   const fd = fs.openSync(dir, 'r');
   try {
+    writePoint('fsync');
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }
 }
 
-/** Writes a file outside the store (renew --out, identity files) atomically. */
+/**
+ * Writes a file outside the store (renew --out, identity files, releases)
+ * atomically: a private temp file beside it, created exclusively under an
+ * unpredictable name, fsynced, then renamed over it.
+ */
 export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  const tmp = `${file}.trellis-tmp`;
+  const dir = path.dirname(file);
+  fs.mkdirSync(dir, { recursive: true });
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomSuffix()}.tmp`);
   writeDurably(tmp, content, mode);
-  fs.renameSync(tmp, file);
+  try {
+    renameDurably(tmp, file);
+  } catch (e) {
+    fs.rmSync(tmp, { force: true });
+    throw e;
+  }
+  fsyncDir(dir);
+}
+
+// ---------------------------------------------------------------------------
+// The fault seam. TEST-ONLY, inert unless TRELLIS_FAULT is set (docs/crash-safety.md).
+// Every durable write passes through a numbered point (each fsync, each
+// rename); the crash sweep fails one of them to prove the store ends old or new.
+//
+//   TRELLIS_FAULT=count   TRELLIS_FAULT_COUNT_FILE=F   on exit, writes {"fsync":n,"rename":m} to F
+//   TRELLIS_FAULT=KIND:N[:ACTION]   KIND fsync | rename | point (either, counted together);
+//                                   ACTION kill (SIGKILL on the spot, the default) | enospc | eio (throw)
+// ---------------------------------------------------------------------------
+
+export type WritePointKind = 'fsync' | 'rename';
+
+interface Fault {
+  kind: WritePointKind | 'point' | 'count';
+  at: number;
+  action: 'KILL' | 'ENOSPC' | 'EIO';
+}
+
+const passed: Record<WritePointKind, number> = { fsync: 0, rename: 0 };
+let fault: Fault | null | undefined;
+
+function armedFault(): Fault | null {
+  if (fault !== undefined) return fault;
+  const spec = process.env.TRELLIS_FAULT;
+  if (!spec) return (fault = null);
+  if (spec === 'count') {
+    const file = process.env.TRELLIS_FAULT_COUNT_FILE;
+    if (file) process.on('exit', () => fs.writeFileSync(file, JSON.stringify(passed)));
+    return (fault = { kind: 'count', at: 0, action: 'KILL' });
+  }
+  const m = /^(fsync|rename|point):([1-9][0-9]*)(?::(kill|enospc|eio))?$/.exec(spec);
+  if (!m) throw new Error(`TRELLIS_FAULT=${spec}: expected count or KIND:N[:ACTION] (KIND fsync|rename|point, ACTION kill|enospc|eio)`);
+  return (fault = { kind: m[1] as Fault['kind'], at: Number(m[2]), action: (m[3] ?? 'kill').toUpperCase() as Fault['action'] });
+}
+
+/** Passes one numbered write point: where an armed fault kills the process or fails the operation. */
+export function writePoint(kind: WritePointKind): void {
+  const f = armedFault();
+  if (!f) return;
+  passed[kind]++;
+  if (f.kind === 'count' || (f.kind !== 'point' && f.kind !== kind)) return;
+  const n = f.kind === 'point' ? passed.fsync + passed.rename : passed[kind];
+  if (n !== f.at) return;
+  if (f.action === 'KILL') process.kill(process.pid, 'SIGKILL');
+  const what = f.action === 'ENOSPC' ? 'no space left on device' : 'i/o error';
+  throw Object.assign(new Error(`${f.action}: ${what} (injected at ${kind} ${n})`), { code: f.action, syscall: kind });
+}
+
+/**
+ * The seam's variables for a child process that has its own write points (the
+ * installer): the fault, and the points passed so far, so numbering continues.
+ */
+export function faultEnv(): Record<string, string> {
+  const f = armedFault();
+  if (!f) return {};
+  return { TRELLIS_FAULT: process.env.TRELLIS_FAULT!, TRELLIS_FAULT_FSYNCS: String(passed.fsync), TRELLIS_FAULT_RENAMES: String(passed.rename) };
+}
+
+/** Takes back the count a child reported (`trellis-fault: fsync N rename M` on its stderr). */
+export function adoptFaultCount(childStderr: string): void {
+  const m = /^trellis-fault: fsync ([0-9]+) rename ([0-9]+)$/m.exec(childStderr);
+  if (!armedFault() || !m) return;
+  passed.fsync = Number(m[1]);
+  passed.rename = Number(m[2]);
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Store } from '../src/store.js';
+import { Store, findStore } from '../src/store.js';
 import { TrellisError } from '../src/errors.js';
 
 function scratch(): Store {
@@ -65,13 +65,59 @@ describe('store writes', () => {
 });
 
 describe('stale locks', () => {
-  it('an unreadable lock older than five minutes is taken over; a fresh one is not', async () => {
+  it.each([
+    ['empty (a run that died on a full disk, before locks were linked whole)', ''],
+    ['cut short', '{"pid": 4'],
+  ])('an unreadable lock, %s, is taken over at once', async (_name, text) => {
     const s = scratch();
     fs.mkdirSync(s.abs('.trellis'), { recursive: true });
-    fs.writeFileSync(s.abs('.trellis/lock'), '');
-    await expect(s.withLock(async () => 'x')).rejects.toMatchObject({ reason: 'store-locked' });
-    const old = new Date(Date.now() - 10 * 60_000);
-    fs.utimesSync(s.abs('.trellis/lock'), old, old);
+    fs.writeFileSync(s.abs('.trellis/lock'), text);
     await expect(s.withLock(async () => 'taken over')).resolves.toBe('taken over');
+    expect(fs.readdirSync(s.abs('.trellis'))).toEqual([]);
+  });
+  it('the lock a run holds is complete from the moment it exists', async () => {
+    const s = scratch();
+    await s.withLock(async () => {
+      expect(JSON.parse(fs.readFileSync(s.abs('.trellis/lock'), 'utf8'))).toMatchObject({ pid: process.pid, host: os.hostname() });
+      expect(fs.readdirSync(s.abs('.trellis'))).toEqual(['lock']);
+    });
+  });
+});
+
+describe('journal replay', () => {
+  it('completes a replay that was interrupted after moving some files into place', () => {
+    const s = scratch();
+    const journal = s.abs('.trellis/journal');
+    fs.mkdirSync(journal, { recursive: true });
+    // Entry 0 was already renamed into place by the interrupted replay; entry 1 was not; entry 2 removes a file.
+    fs.writeFileSync(s.abs('x'), 'new x\n');
+    fs.writeFileSync(path.join(journal, '1.data'), 'new y\n');
+    fs.writeFileSync(s.abs('z'), 'doomed\n');
+    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [
+      { path: 'x', data: '0.data', mode: 0o644 }, { path: 'sub/y', data: '1.data', mode: 0o600 }, { path: 'z', data: null, mode: 0o644 },
+    ] }));
+    expect(s.replayJournal()).toBe(true);
+    expect([s.read('x'), s.read('sub/y'), s.exists('z')]).toEqual(['new x\n', 'new y\n', false]);
+    expect(fs.statSync(s.abs('sub/y')).mode & 0o777).toBe(0o600);
+    expect(fs.existsSync(journal)).toBe(false);
+  });
+});
+
+describe('finding a store', () => {
+  it('an init that died after its commit point is a store: the lock completes it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
+    const journal = path.join(dir, '.trellis/journal');
+    fs.mkdirSync(journal, { recursive: true });
+    fs.writeFileSync(path.join(journal, '0.data'), 'version: 1\n');
+    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [{ path: 'trellis.yaml', data: '0.data', mode: 0o644 }] }));
+    expect(findStore('/', dir)).toBe(dir);
+    expect(findStore(path.join(dir, '.trellis'))).toBe(dir);
+    await new Store(dir).withLock(async () => undefined);
+    expect(fs.readFileSync(path.join(dir, 'trellis.yaml'), 'utf8')).toBe('version: 1\n');
+  });
+  it('an uncommitted staging directory is not a store', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
+    fs.mkdirSync(path.join(dir, '.trellis/journal.tmp-x'), { recursive: true });
+    expect(() => findStore('/', dir)).toThrow(/holds no trellis.yaml/);
   });
 });
