@@ -16,6 +16,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import {
@@ -92,20 +93,31 @@ beforeAll(async () => {
   worlds.service = copyWorld(worlds.base);
   fs.writeFileSync(path.join(worlds.service.store, 'scopes/eu-west-1.yaml'), 'kind: region\nservices:\n  api: {}\n  web: {}\n');
 
+  // Deploy targets select from the custodian-confirmed allow-list in trellis.yaml.
+  const allow = async (w: World, deploy: Record<string, unknown>) => {
+    const file = path.join(w.store, 'trellis.yaml');
+    fs.writeFileSync(file, stringify({ ...parse(fs.readFileSync(file, 'utf8')), deploy }));
+    await must(w, 'root', ['confirm', '--now', T1]);
+  };
+  worlds.retiring = copyWorld(worlds.base);
+  fs.rmSync(path.join(worlds.retiring.store, 'scopes/eu-west-1.yaml'));
+
   worlds.deploy = copyWorld(worlds.base);
+  await allow(worlds.deploy, { dir: { paths: [os.tmpdir()] } });
   fs.writeFileSync(path.join(worlds.deploy.store, 'scopes/us-east-1.yaml'), `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: ${path.join(worlds.deploy.dir, 'target')}\n`);
 
   const host = await newIdentity();
   worlds.agent = copyWorld(worlds.base);
   fs.writeFileSync(path.join(worlds.agent.dir, 'host.identity'), `${host.identity}\n`, { mode: 0o600 });
-  fs.writeFileSync(path.join(worlds.agent.store, 'scopes/us-east-1.yaml'), `kind: region\nservices:\n  api:\n    deploy:\n      - type: sealed\n        host: web-1\n        recipient: ${host.recipient}\n`);
+  await allow(worlds.agent, { sealed: { 'web-1': { recipient: host.recipient } } });
+  fs.writeFileSync(path.join(worlds.agent.store, 'scopes/us-east-1.yaml'), 'kind: region\nservices:\n  api:\n    deploy:\n      - type: sealed\n        host: web-1\n');
   await must(worlds.agent, 'ci', ['deploy', '--now', T1, '--sealed-out', path.join(worlds.agent.dir, 'sealed')]);
   fs.copyFileSync(path.join(worlds.agent.store, 'bundles/root/roots.pem'), path.join(worlds.agent.dir, 'roots.pem'));
 }, 300_000);
 
 const store = (w: World) => ['--store', w.store];
 
-// One row per mutating command. (`trellis-root retire SCOPE` joins here when it lands: start from worlds.base with a scope file deleted.)
+// One row per mutating command.
 const CASES: Case[] = [
   { name: 'trellis-root init', at: T0, start: () => worlds.empty!, tool: 'root',
     args: (w) => ['init', ...store(w), '--mesh', 'test', '--trust-domain', 'mesh.example', '--now', T0, ...initRecipients] },
@@ -115,6 +127,7 @@ const CASES: Case[] = [
   { name: 'trellis-root recover', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'recover', 'eu-west-1', '--reason', 'keyCompromise', '--now', T1] },
   { name: 'trellis-root rotate root', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--now', T1] },
   { name: 'trellis-root rotate root --finalize', at: T2, start: () => worlds.overlap!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--finalize', '--now', T2] },
+  { name: 'trellis-root retire', at: T1, start: () => worlds.retiring!, tool: 'root', args: (w) => [...store(w), 'retire', 'eu-west-1', '--now', T1] },
   { name: 'trellis-root crl', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'crl', '--now', T1] },
   { name: 'trellis-ci renew (a new service)', at: T1, start: () => worlds.service!, tool: 'ci', args: (w) => [...store(w), 'renew', '--now', T1] },
   { name: 'trellis-ci revoke', at: T1, start: () => worlds.base!, tool: 'ci', args: (w) => [...store(w), 'revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1] },

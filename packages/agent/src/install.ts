@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { RELEASE_FILES, TrellisError, adoptFaultCount, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
+import { RELEASE_FILES, TrellisError, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
 
 export const INSTALLER_PATH = fileURLToPath(new URL('../installer.sh', import.meta.url));
 
@@ -27,11 +27,6 @@ export function installOutcome(target: string, exitCode: number | undefined, std
   throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}`, { hint: 'fix the target and rerun trellis-ci deploy' });
 }
 
-/** The environment the installer and the reload command see: ours, minus every trellis variable (identities above all). */
-export function hostEnv(env: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith('TRELLIS_')));
-}
-
 /** Stages `release` beside the target (same filesystem, for the atomic rename) and runs the installer locally. */
 export async function installLocally(targetDir: string, release: Release, reload?: string): Promise<InstallOutcome> {
   const target = path.resolve(targetDir);
@@ -42,7 +37,7 @@ export async function installLocally(targetDir: string, release: Release, reload
     writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
   }
   // faultEnv: the test-only crash seam numbers the installer's fsyncs and renames after ours (empty unless TRELLIS_FAULT is set).
-  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: { ...hostEnv(), ...faultEnv() }, extendEnv: false });
+  const r = await execa('sh', [INSTALLER_PATH, target, staging, reload ?? ''], { reject: false, env: { ...childEnv(process.env), ...faultEnv() } /* no trellis variable (identities above all) reaches the installer or reload */, extendEnv: false });
   adoptFaultCount(String(r.stderr));
   return installOutcome(target, r.exitCode, String(r.stdout), String(r.stderr));
 }

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  KEY_ALGORITHMS, STORE_FILE, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
+  KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
   nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem } from '../ceremony.js';
@@ -40,7 +40,8 @@ async function runInit(a: Args): Promise<void> {
     throw new TrellisError('usage', 'give exactly one of --ci-recipient AGE1 or --ci-identity-out FILE');
   }
   const dir = path.resolve(a.store ?? process.env.TRELLIS_STORE ?? process.cwd());
-  if (fs.existsSync(path.join(dir, STORE_FILE))) {
+  // A store whose init was interrupted after its commit point counts too: the next command completes it.
+  if (holdsStore(dir)) {
     throw new TrellisError('store-exists', `${dir} already holds a store`, { file: STORE_FILE, hint: 'init creates a new mesh; to re-key an existing one use trellis-root rotate root' });
   }
   if (a.ciIdentityOut && fs.existsSync(a.ciIdentityOut)) {
