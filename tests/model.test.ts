@@ -43,6 +43,7 @@ export type Step =
   | { kind: 'revoke'; scope: number; service: number }
   | { kind: 'root-rotate' }
   | { kind: 'root-finalize' }
+  | { kind: 'delete-scope'; scope: number }
   | { kind: 'retire'; scope: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
@@ -54,6 +55,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('revoke' as const), scope: fc.nat(5), service: fc.nat(3) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'root-rotate' as const }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'root-finalize' as const }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete-scope' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const), scope: fc.nat(5) }) },
 );
 
@@ -68,6 +70,8 @@ class Model {
   /** Issuer keys recovery or retirement burned: their leaves must verify nowhere. */
   readonly burned = new Set<string>();
   readonly log: string[] = [];
+  /** Regions a pull request deleted that the custodian has not retired yet: still trusted by the global scope. */
+  readonly pendingRetire = new Set<string>();
   protected regions = 0;
 
   constructor(readonly dir: string, readonly scratch: string, private readonly rootIds: string[], private readonly ciIds: string[]) {
@@ -176,7 +180,23 @@ class Model {
       case 'root-finalize':
         this.store.commit((await finalizeRootRotation(c, await openRootKey(mesh, this.rootIds, this.now))).writes);
         return 'done';
+      case 'delete-scope': {
+        const scope = this.pick(mesh, s.scope, true);
+        if (!scope || mesh.scopes.filter((x) => x.kind === 'region').length < 2) return 'skipped';
+        // The pull request that deletes a region merges; its retire ceremony comes later.
+        fs.rmSync(path.join(this.dir, `scopes/${scope}.yaml`));
+        this.pendingRetire.add(scope);
+        return 'done';
+      }
       case 'retire': {
+        const pending = [...this.pendingRetire][0];
+        if (pending) {
+          const r = await retireScope(c, pending, 'cessationOfOperation', await openRootKeys(mesh, this.rootIds, this.now));
+          this.burn(mesh, pending);
+          this.store.commit(r.writes);
+          this.pendingRetire.delete(pending);
+          return 'done';
+        }
         const scope = this.pick(mesh, s.scope, true);
         if (!scope || mesh.scopes.filter((x) => x.kind === 'region').length < 2) return 'skipped';
         // The pull request deletes the scope file; the custodian's retire follows.
@@ -207,7 +227,7 @@ class Model {
     const live = this.leaves.filter((l) => l.cert.notAfter > this.now);
     this.leaves.splice(0, this.leaves.length, ...live);
     const mustTrust = (bundle: string, l: Tracked) =>
-      !this.revoked.has(l.serial) && !this.burned.has(l.issuerKey) && kind.has(l.scope) && l.cert.notBefore <= this.now
+      !this.revoked.has(l.serial) && !this.burned.has(l.issuerKey) && (kind.has(l.scope) || this.pendingRetire.has(l.scope)) && l.cert.notBefore <= this.now
       && (bundle === l.scope || l.scope === 'global' || kind.get(bundle) === 'global');
     // A revoked leaf still chains (no CRL in this check): it is judged by the CRL tests, not here.
     const judged = live.filter((l) => !this.revoked.has(l.serial));
@@ -309,7 +329,22 @@ class CliModel extends Model {
         return this.cli(this.fake.root(['rotate', 'root', ...now()]));
       case 'root-finalize':
         return this.cli(this.fake.root(['rotate', 'root', '--finalize', ...now()]));
+      case 'delete-scope': {
+        const scope = this.pick(mesh, s.scope, true);
+        if (!scope || mesh.scopes.filter((x) => x.kind === 'region').length < 2) return 'skipped';
+        fs.rmSync(this.fake.path(`scopes/${scope}.yaml`));
+        this.pendingRetire.add(scope);
+        return 'done';
+      }
       case 'retire': {
+        const pending = [...this.pendingRetire][0];
+        if (pending) {
+          const burned = liveIntermediates(mesh, pending).map((l) => keyId(l.cert));
+          await this.cli(this.fake.root(['retire', pending, ...now()]));
+          burned.forEach((k) => this.burned.add(k));
+          this.pendingRetire.delete(pending);
+          return 'done';
+        }
         const scope = this.pick(mesh, s.scope, true);
         if (!scope || mesh.scopes.filter((x) => x.kind === 'region').length < 2) return 'skipped';
         const text = this.fake.read(`scopes/${scope}.yaml`);
@@ -397,6 +432,9 @@ const REGRESSIONS: [string, Step[]][] = [
   ['a region added during a switch keeps the previous intermediate, so leaves it signed still verify', [
     { kind: 'rotate', scope: 2, propagationHours: 1 }, { kind: 'renew', hours: 2 }, { kind: 'add-region' }, { kind: 'renew', hours: 1 },
   ]],
+  ['a region deleted by pull request stays trusted by the global scope until its retire ceremony; renew in between recomposes nothing away', [
+    { kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'delete-scope', scope: 3 }, { kind: 'renew', hours: 2 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 },
+  ]],
   ['a retired region\'s leaves verify nowhere, the rest keep verifying', [
     { kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 },
   ]],
@@ -411,7 +449,7 @@ const REGRESSIONS: [string, Step[]][] = [
 /** One sequence of every procedure, replayed through the real CLIs: the in-process model and the commands must agree. */
 const CLI_SAMPLE: Step[] = [
   { kind: 'rotate', scope: 1, propagationHours: 2 }, { kind: 'add-region' }, { kind: 'renew', hours: 3 }, { kind: 'revoke', scope: 2, service: 0 },
-  { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 24 }, { kind: 'recover', scope: 2 }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 },
+  { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 24 }, { kind: 'recover', scope: 2 }, { kind: 'renew', hours: 1 }, { kind: 'delete-scope', scope: 0 }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 },
   { kind: 'renew', hours: 200 }, { kind: 'root-rotate' }, { kind: 'renew', hours: 1 }, { kind: 'root-finalize' }, { kind: 'renew', hours: 1 },
 ];
 

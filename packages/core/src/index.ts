@@ -25,7 +25,7 @@ export {
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,

@@ -225,9 +225,19 @@ export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], 
   return out; // removing a file that is absent is a no-op in Store.commit
 }
 
+/**
+ * Every scope whose intermediates may be trusted: the declared ones, and a
+ * scope whose file a pull request deleted but the custodian has not retired
+ * yet (its bundles keep trusting it, so merging the PR breaks no handshake;
+ * `trellis-root retire` then revokes it and drops it everywhere).
+ */
+export function trustedScopeNames(mesh: Mesh): string[] {
+  return [...mesh.scopes.map((s) => s.name), ...[...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s)];
+}
+
 /** What a scope's services trust: the boundary rule applied to the mesh's intermediates. */
 export function scopeTrust(mesh: Mesh, scope: string, intermediatesOf = anchorsBy(mesh)): Certificate[] {
-  return composeTrust(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name), intermediatesOf);
+  return composeTrust(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
 }
 
 /** trust.pem and trust.openssl.pem of every scope with material, composed by the boundary rule. */

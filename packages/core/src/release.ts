@@ -12,7 +12,7 @@ import { decodeNameConstraints } from './name-constraints.js';
 import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
 import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
-import { scopeDef, scopeTrust, type Mesh } from './mesh.js';
+import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
 import { parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 
 export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
@@ -46,7 +46,7 @@ lS3VAq1U2YhLD0xgN3hnM0gCvA==
  */
 export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
   const def = scopeDef(mesh, scope);
-  const parts = trustedScopes(def, mesh.scopes.map((s) => s.name)).map((s) => mesh.material.get(s)?.crlPem).filter((p): p is string => p !== undefined);
+  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p): p is string => p !== undefined);
   return parts.length ? parts.join('') : undefined;
 }
 

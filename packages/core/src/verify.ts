@@ -46,6 +46,10 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       if (liveIntermediates(mesh, o).length) out.push({ level: 'error', check: 'retire', message: `scope ${o} was retired but an intermediate of it is still in the store`, file: `bundles/${o}/intermediate.pem` });
       continue;
     }
+    if (mesh.retired.get(o)?.intermediate) {
+      out.push({ level: 'pending', check: 'retire', message: `scopes/${o}.yaml was deleted: its intermediates stay trusted until the custodian runs trellis-root retire ${o}`, file: `bundles/${o}` });
+      continue;
+    }
     out.push({ level: 'warning', check: 'orphan', message: `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store; the custodian runs trellis-root retire ${o}`, file: `bundles/${o}` });
   }
   return out;
