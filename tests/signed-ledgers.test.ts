@@ -141,7 +141,7 @@ describe('every entry is signed by a key its writer holds', () => {
     expect(r.code, r.stderr).toBe(0);
     m.write(US, appendToLedger(m.read(US), { op: 'renew', at: '2026-11-22T12:00:00Z', actor: 'thief' }, US, stolen).text);
     const v = await verify(m, '2026-11-22T12:00:00Z');
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file: US, message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after it was revoked \(2026-11-22T11:00:00Z\)/) }));
+    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file: US, message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after the entry that revoked it/) }));
   });
 
   it.each([
