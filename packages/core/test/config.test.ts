@@ -1,19 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config.js';
-import { TrellisError } from '../src/errors.js';
+import { failure } from './helpers.js';
 
 const recipients = { offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'], ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d' };
 const good = serializeMeshConfig({ mesh: 'prod', trustDomain: 'mesh.example', recipients });
 
-function failure(fn: () => unknown): TrellisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TrellisError) return e;
-    throw e;
-  }
-  throw new Error('expected a TrellisError');
-}
 
 describe('trellis.yaml', () => {
   it('round-trips what init writes, with the contract defaults', () => {

@@ -1,21 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Certificate } from '../src/certificates.js';
-import { TrellisError } from '../src/errors.js';
 import { parseHostState, serializeHostState, validityProblem } from '../src/host-trust.js';
+import { failure } from './helpers.js';
 
 const FILE = '/etc/trellis/api/.trellis-host-state.json';
 const FP = `sha256:${'ab'.repeat(32)}`;
 const CRL = '-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n';
 
-function failure(fn: () => unknown): TrellisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TrellisError) return e;
-    throw e;
-  }
-  throw new Error('expected a TrellisError');
-}
 
 describe('host state', () => {
   it('is empty on a host that never installed a sealed release', () => {

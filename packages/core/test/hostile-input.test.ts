@@ -11,16 +11,8 @@ import { TrellisError } from '../src/errors.js';
 import { dnsSanRefusal } from '../src/names.js';
 import { assertSignsAt, validityWithin } from '../src/profiles.js';
 import { parseDuration, parseInstant } from '../src/time.js';
+import { failure } from './helpers.js';
 
-function failure(fn: () => unknown): TrellisError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof TrellisError) return e;
-    throw e;
-  }
-  throw new Error('expected a TrellisError');
-}
 
 async function asyncFailure(fn: () => Promise<unknown>): Promise<TrellisError> {
   try {
