@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 /** trellis-agent: on a service host, installs a release CI sealed to this host's identity. */
 import fs from 'node:fs';
-import path from 'node:path';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain } from '@trellis/core';

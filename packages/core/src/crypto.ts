@@ -4,7 +4,7 @@
  * HSM or a faster backend can drop in.
  */
 import 'reflect-metadata';
-import { KeyObject, createHash, createPrivateKey, createPublicKey, randomBytes, sign, verify, webcrypto } from 'node:crypto';
+import { KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { Certificate, IssueParams } from './certificates.js';
 import type { CrlParams } from './revocation.js';
