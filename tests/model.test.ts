@@ -438,6 +438,9 @@ const REGRESSIONS: [string, Step[]][] = [
   ['a retired region\'s leaves verify nowhere, the rest keep verifying', [
     { kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 },
   ]],
+  ['two recoveries of one scope at one instant keep two evidence records (the second used to overwrite the first, which its ledger entry had linked)', [
+    { kind: 'recover', scope: 1 }, { kind: 'recover', scope: 1 }, { kind: 'renew', hours: 1 },
+  ]],
   ['recovery during a root overlap, then finalize', [
     { kind: 'root-rotate' }, { kind: 'recover', scope: 1 }, { kind: 'renew', hours: 1 }, { kind: 'root-finalize' }, { kind: 'renew', hours: 1 },
   ]],

@@ -57,6 +57,19 @@ function scopeStep(c: Ceremony, scope: string, root: RootSigner, writes: FileWri
   return withBundles(c.mesh, out);
 }
 
+/**
+ * A procedure id no evidence of this scope has used: two procedures at one
+ * instant (two recoveries in a row, an abort and a new rotation) must not
+ * overwrite each other's record. The ledger links every evidence file by path.
+ */
+function freshId(ledger: string, scope: string, now: Date, kind: string): string {
+  const base = procedureId(now, kind);
+  for (let n = 1; ; n++) {
+    const id = n === 1 ? base : `${base}-${n}`;
+    if (!ledger.includes(JSON.stringify(evidencePaths(scope, id).json))) return id;
+  }
+}
+
 /** The evidence of the procedure under way on a scope, if any. */
 function openEvidence(mesh: Mesh, scope: string): Evidence | undefined {
   const text = mesh.material.get(scope)?.openEvidence;
@@ -97,7 +110,7 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
   const m = mesh.material.get(scope)!;
   const current = inRole(liveIntermediates(mesh, scope), 'active')!.cert;
   assertNoRootOverlap(mesh.rootState!, scope);
-  const id = procedureId(now, 'rotation');
+  const id = freshId(m.ledger, scope, now, 'rotation');
   const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam);
   const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
   const evidence: Evidence = {
@@ -127,7 +140,7 @@ export function abortIntermediateRotation(c: Ceremony, scope: string, root: Root
   const t = advanceScope(m.state!, { type: 'abort', ...leafLifetimes(mesh, scope) }, now, scope);
   const prior = openEvidence(mesh, scope);
   const evidence: Evidence = {
-    ...(prior ?? { id: procedureId(now, 'rotation'), kind: 'intermediate-rotation', scope, started: iso(now), old: [], new: [], affected: [] }),
+    ...(prior ?? { id: freshId(m.ledger, scope, now, 'rotation'), kind: 'intermediate-rotation', scope, started: iso(now), old: [], new: [], affected: [] }),
     status: 'aborted', ended: iso(now),
     steps: [...(prior?.steps ?? []), { step: 'abort', at: iso(now), actor: c.actor, tool: 'trellis-root rotate intermediate --abort', note: `aborted in ${from}: the new intermediate leaves every bundle` }],
   };
@@ -160,7 +173,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam);
   const revoked = await revocationsOf(c, scope, signers, reason);
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
-  const id = procedureId(now, 'recovery');
+  const id = freshId(m.ledger, scope, now, 'recovery');
   const t = advanceScope(m.state!, { type: 'recover', fresh: fingerprint(fresh.cert) }, now, scope);
   const hosts = (service: string) => def.services.find((s) => s.name === service)?.deploy.map(describeTarget) ?? [];
   const evidence: Evidence = {
@@ -231,7 +244,7 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
 /** `trellis-root rotate root`: a new root, every intermediate re-signed with its key kept, a link certificate, roots.pem = {old, new}. */
 export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<ProcedureResult> {
   const { mesh, now } = c;
-  const id = procedureId(now, 'root-rotation');
+  const id = freshId(mesh.rootLedger, 'root', now, 'root-rotation');
   advanceRoot(mesh.rootState!, { type: 'begin', fresh: '', retiringKey: '', id }, now);
   const rotating = mesh.scopes.filter((s) => mesh.material.get(s.name)!.state && mesh.material.get(s.name)!.state!.phase !== 'steady').map((s) => s.name);
   if (rotating.length) {
@@ -301,7 +314,7 @@ export async function finalizeRootRotation(c: Ceremony, active: RootSigner): Pro
   const text = mesh.rootOpenEvidence;
   const prior = text ? parseEvidence(text) : undefined;
   const evidence: Evidence = {
-    ...(prior ?? { id: procedureId(now, 'root-rotation'), kind: 'root-rotation', scope: 'root', started: iso(now), old: [], new: [certRef(active.cert)], affected: [] }),
+    ...(prior ?? { id: freshId(mesh.rootLedger, 'root', now, 'root-rotation'), kind: 'root-rotation', scope: 'root', started: iso(now), old: [], new: [certRef(active.cert)], affected: [] }),
     status: 'completed', ended: iso(now),
     steps: [...(prior?.steps ?? []), { step: 'finalize', at: iso(now), actor: c.actor, tool: 'trellis-root rotate root --finalize', note: 'custody of the new root proven; old root, link and old-root intermediate certificates dropped' }],
   };
