@@ -1,9 +1,9 @@
-/** What every offline operation records: ledger entries that note the posture, and the root CRL. */
+/** What every offline operation records: ledger entries that note the posture, and the custodian's confirmations. */
 import {
-  TrellisError, actor, allowListDigest, appendToLedger, iso, lastConfirmedRecord, ledgerSigner, nodeCryptoSeam, paths, serializeRootState,
-  type Created, type DeployAllowList, type FileWrite, type Mesh, type RootState,
+  TrellisError, actor, allowListDigest, appendToLedger, iso, lastConfirmedRecord, ledgerSigner,
+  type Created, type DeployAllowList, type Mesh,
 } from '@trellis/core';
-import { rootCrlPem, type RootSigner } from './ceremony.js';
+import type { RootSigner } from './ceremony.js';
 
 export interface Posture {
   allowOnline: boolean;
@@ -13,14 +13,6 @@ export interface Posture {
 /** Appends one entry to a ledger text, signed by `root` (the active root of the ceremony); offline entries always carry the posture they ran in. */
 export function offlineEntry(ledger: string, op: string, now: Date, posture: Posture, details: Record<string, unknown>, created: Created[], root: RootSigner): string {
   return appendToLedger(ledger, { op, at: iso(now), actor: actor(), details: { ...details, ...posture }, created }, 'ledger.jsonl', ledgerSigner(root)).text;
-}
-
-/** The root state file and a freshly signed root CRL for it. */
-export async function rootRecordWrites(mesh: Mesh, state: RootState, signers: RootSigner[], now: Date): Promise<FileWrite[]> {
-  return [
-    { path: paths.rootState, content: serializeRootState(state) },
-    { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, now, mesh.config.crl.root, nodeCryptoSeam) },
-  ];
 }
 
 /**

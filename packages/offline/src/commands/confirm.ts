@@ -1,7 +1,7 @@
-import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, requireIdentities, withStore } from '@trellis/core';
+import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, withStore } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
+import { rootIdentities } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
 import { allowListToRecord, offlineEntry, recipientsToRecord } from '../records.js';
 
@@ -30,7 +30,7 @@ export const confirm: CommandModule<object, Args> = {
         return;
       }
       // Only the holder of the root identity confirms: opening the root key is the proof.
-      const [root] = await openRootKeys(mesh, requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')), now);
+      const [root] = await openRootKeys(mesh, rootIdentities(), now);
       const recipients = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
       store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-allow-list', now, posture, { ...allowListToRecord(mesh), ...recipients }, [], root!) }]);
       process.stdout.write(`confirmed ${changes.length} change(s) to the deploy allow-list (recorded in ${paths.rootLedger}):\n${list}`);
