@@ -21,7 +21,7 @@ export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCou
 export { leafCreated, leafRecordProblems, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
