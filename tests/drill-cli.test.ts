@@ -94,14 +94,17 @@ describe('trellis-drill', () => {
     expect(r.stdout).toMatch(/OK: all \d+ checks across 3 phases/);
   }, 180_000);
 
-  it.concurrent('a drill whose handshakes go wrong fails: a tampered scratch bundle makes its cells UNEXPECTED and the exit 1', async () => {
-    const r = await drill(['recover', 'us-east-1', '--store', mesh.dir, '--now', NOW], { TRELLIS_DRILL_TAMPER: 'renewed' });
+  it.concurrent('a drill whose handshakes go wrong fails: a tampered scratch bundle makes its cells UNEXPECTED, stops the drill and exits 1', async () => {
+    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW], { TRELLIS_DRILL_TAMPER: 'publish' });
     expect(r.code).toBe(1);
-    const m = matrixOf(r.stdout, 'after renew');
-    expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗'); // a valid client refused: its server trusts a stranger
-    expect(r.stdout).toMatch(/us-east-1\/web → us-east-1\/api: server: /);
-    expect(r.stdout).toMatch(/^FAIL: after renew and deploy: the scope serves again: \d+ of \d+ cell\(s\) differ$/m);
-    expect(matrixOf(r.stdout, 'before').get('us-east-1/web')!.get('us-east-1/api')).toBe('✓'); // the phases before were fine
+    const m = matrixOf(r.stdout, 'publish');
+    expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗'); // a valid pair refused: both trust a stranger's intermediate now
+    expect(r.stdout).toMatch(/us-east-1\/web → us-east-1\/api: (client|server): /);
+    expect(r.stdout).toMatch(/trellis-ci verify \(errors\)\s+1: .*UNEXPECTED \(want none\)/); // verify sees the tampered bundle too
+    expect(r.stdout).toMatch(/^FAIL: publish: bundles trust \{old, new\}, signing on old: \d+ of \d+ cell\(s\) differ$/m);
+    expect(r.stdout).toContain('stopped after publish');
+    expect(r.stdout).not.toContain('checklist, switch');
+    expect(matrixOf(r.stdout, 'before').get('us-east-1/web')!.get('us-east-1/api')).toBe('✓'); // the phase before was fine
   }, 180_000);
 
   it.each([

@@ -19,6 +19,8 @@ export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
 /** At most this many services of the rehearsed scope take part in the matrix: the checklist needs a few, not a fleet. */
 const SERVICES_PER_SCOPE = 3;
+/** Longer than any rehearsal's span. */
+const STRANGER_LEAF_TTL = 400 * DAY;
 
 export interface RehearsalOptions {
   scope: string;
@@ -29,6 +31,9 @@ export interface RehearsalOptions {
   /** Test-only: before this phase's checks, the rehearsed scope's bundle is replaced by a stranger's (the drill must then fail). */
   tamper?: string;
 }
+
+/** A phase whose checklist differs from its expectation: the rehearsal stops and reports. */
+export class PhaseFailed extends Error {}
 
 export class Rehearsal {
   readonly work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-drill-'));
@@ -87,7 +92,10 @@ export class Rehearsal {
     const revokedService = mine[mine.length - 1]!;
     const revoked = leafOf(path.join(this.mesh.store, '.trellis/out'), revokedService);
     await this.mesh.ci(['revoke', `${scope}/${revokedService}`, '--reason', 'keyCompromise', '--now', rfc3339(now)], { quiet: true });
-    this.stranger = await ScratchMesh.create(path.join(this.work, 'stranger'), 'stranger', this.shape, new Date(now.getTime() - HOUR), this.log, [target]);
+    // The stranger's leaves live long, so at every phase its client is unknown rather than expired.
+    const strangerShape = { ...this.shape, defaults: undefined };
+    const longLived = { ...target, services: target.services.map((v) => ({ ...v, ttl: STRANGER_LEAF_TTL })) };
+    this.stranger = await ScratchMesh.create(path.join(this.work, 'stranger'), 'stranger', strangerShape, new Date(now.getTime() - HOUR), this.log, [longLived]);
     await this.stranger.root(['intermediate', '--pending', '--now', rfc3339(new Date(now.getTime() - HOUR))], { quiet: true });
     await this.stranger.ci(['renew', '--now', rfc3339(new Date(now.getTime() - HOUR))], { quiet: true });
     this.fixed = [
@@ -116,10 +124,9 @@ export class Rehearsal {
     return this.hostsNow().filter((h) => h.scope === this.opts.scope).slice(0, 1).map((h) => ({ ...h, name: `${h.name} (${label})`, role }));
   }
 
-  /** Ordinary CI: renew at `at` (and the stranger mesh too, so its leaf is unknown rather than expired). */
+  /** Ordinary CI: renew at `at`. */
   async renew(at: Date, quiet = false): Promise<void> {
     await this.mesh.ci(['renew', '--now', rfc3339(at)], { quiet });
-    await this.stranger.ci(['renew', '--now', rfc3339(at)], { quiet: true });
   }
 
   /** The next gate of the rehearsed scope, from its state file. */
@@ -158,6 +165,8 @@ export class Rehearsal {
     this.results.push(result);
     this.opts.out(`\n   checklist, ${title} (as of ${rfc3339(at)})\n`);
     this.opts.out(renderPhase(result).trimEnd().split('\n').map((l) => `   ${l}`).join('\n') + '\n');
+    // The real run would stop here too: later phases would build on a state that already fails its checklist.
+    if (wrongCells(result)) throw new PhaseFailed(title);
   }
 
   /**

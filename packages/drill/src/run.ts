@@ -1,6 +1,6 @@
 /** What every drill command does around its procedure: read the shape, stand the scratch mesh up, rehearse, judge. */
 import { clock, type ScopeDef } from '@trellis/core';
-import { Rehearsal } from './rehearsal.js';
+import { PhaseFailed, Rehearsal } from './rehearsal.js';
 import { readShape } from './shape.js';
 
 export interface DrillArgs {
@@ -26,8 +26,11 @@ export async function runDrill(a: DrillArgs, procedure: (r: Rehearsal) => Promis
     await r.setUp();
     await procedure(r);
   } catch (e) {
-    if (!a.keep) r.discard();
-    throw e;
+    if (!(e instanceof PhaseFailed)) {
+      if (!a.keep) r.discard();
+      throw e;
+    }
+    process.stdout.write(`\nstopped after ${e.message}: the phases after it were not rehearsed\n`);
   }
   process.exitCode = r.finish();
 }
