@@ -27,6 +27,7 @@ export type Reason =
   | 'custody-allow-list-unconfirmed'
   | 'custody-clock-behind'
   | 'custody-identity-in-drill'
+  | 'custody-not-confirmed'
   // exit 4: concurrency
   | 'store-locked'
   | 'store-changed'
@@ -53,6 +54,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3,
   'custody-clock-behind': 3,
   'custody-identity-in-drill': 3,
+  'custody-not-confirmed': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,
