@@ -113,6 +113,7 @@ describe('trellis-drill', () => {
     ['TRELLIS_CI_IDENTITY', 'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ'],
     ['TRELLIS_CI_IDENTITY_FILE', '/run/secrets/ci.identity'],
     ['TRELLIS_AGENT_IDENTITY_FILE', '/etc/trellis/agent.identity'],
+    ['TRELLIS_BREAKGLASS_IDENTITY_FILE', '/media/oncall/breakglass.identity'],
   ])('refuses to run (exit 3) with %s set, before reading anything', async (name, value) => {
     const r = await drill(['rotate-intermediate', 'us-east-1', '--store', '/nonexistent', '--now', NOW], { [name]: value });
     expect(r.code).toBe(3);
