@@ -48,12 +48,20 @@ export function intermediatePlan(scope: string, config: MeshConfig, root: Certif
   };
 }
 
+/**
+ * Whether a declared scope has had its ceremony. A scope that ever had an
+ * intermediate is not pending even if intermediate.pem went missing ('lost'):
+ * minting over it would orphan its key and leaves.
+ */
+export function ceremonyState(mesh: Mesh, scope: string): 'minted' | 'pending' | 'lost' {
+  const m = mesh.material.get(scope)!;
+  if (m.intermediate) return 'minted';
+  return m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"') ? 'lost' : 'pending';
+}
+
 /** The scopes declared but never minted: what `trellis-root intermediate --pending` would mint. */
 export function pendingScopes(mesh: Mesh): string[] {
-  return mesh.scopes.map((s) => s.name).filter((s) => {
-    const m = mesh.material.get(s)!;
-    return !m.intermediate && m.keyAge === undefined && !m.ledger.includes('"kind":"intermediate"');
-  });
+  return mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === 'pending');
 }
 
 /** One scope's plan, or why the ceremony would refuse it. */

@@ -50,7 +50,7 @@ export {
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
-export { caStamp, intermediatePlan, pendingScopes, planOrRefusal, renderCeremonySummary, type IntermediatePlan } from './ceremony-plan.js';
+export { caStamp, ceremonyState, intermediatePlan, pendingScopes, planOrRefusal, renderCeremonySummary, type IntermediatePlan } from './ceremony-plan.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,

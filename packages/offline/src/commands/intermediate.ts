@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import readline from 'node:readline';
-import { TrellisError, clock, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
+import { TrellisError, ceremonyState, clock, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -34,11 +34,10 @@ async function runIntermediate(a: Args): Promise<void> {
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
-    // A scope that ever had an intermediate is not pending even if intermediate.pem went missing: minting over it would orphan its key and leaves.
     const unminted = (s: string) => {
-      const m = mesh.material.get(s)!;
-      if (m.intermediate) return false;
-      if (m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"')) {
+      const state = ceremonyState(mesh, s);
+      if (state === 'minted') return false;
+      if (state === 'lost') {
         throw new TrellisError('corrupt-store', `scope ${s} had an intermediate but intermediate.pem is missing`, { file: paths.intermediate(s), hint: 'restore it from git; if it is lost for good, the scope needs trellis-root recover' });
       }
       return true;
