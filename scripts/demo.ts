@@ -85,9 +85,11 @@ async function main(): Promise<number> {
   step(`CI, ${PAST}: trellis-ci renew (these leaves are long expired by now)`);
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', PAST, '--out', expiredOut])));
 
-  step(`${PR_TIME}: a pull request adds scopes/eu-west-1.yaml; CI verify reports it pending the ceremony, not broken`);
-  fs.writeFileSync(path.join(mesh.store, 'scopes/eu-west-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
+  step(`${PR_TIME}: a pull request adds scopes/eu-west-1.yaml (trellis-ci scope add); CI verify reports it pending the ceremony, not broken`);
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['scope', 'add', 'eu-west-1', '--service', 'api'])));
   process.stdout.write(indent((await ci(mesh.store, mesh.ciId, ['verify', '--now', PR_TIME])).split('\n').filter((l) => /pending|error/.test(l)).join('\n')));
+  const comment = await ci(mesh.store, mesh.ciId, ['verify', '--format', 'markdown', '--now', PR_TIME]);
+  process.stdout.write(`   the pull request's comment (verify --format markdown), what the ceremony will sign:\n${indent(comment.slice(comment.indexOf('#### eu-west-1'), comment.indexOf('\n\n|')))}`);
 
   step('now, offline: the custodian runs trellis-root intermediate --pending and commits');
   process.stdout.write(indent(await offline(mesh.store, ['intermediate', '--pending'], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
