@@ -50,6 +50,9 @@ export {
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
+export { checkCommand, thresholdsFrom, writeMetricsFile } from './check-command.js';
+export { meshHealth, summaryLine, renderHealth, NAGIOS, DEFAULT_THRESHOLDS, type MeshHealth, type HealthItem, type HealthLevel, type Thresholds } from './health.js';
+export { healthMetrics, renewMetrics, lastRenewSuccess, type RenewRun } from './metrics.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,

@@ -7,8 +7,9 @@ import {
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
+import { withRenewMetrics } from '../renew-metrics.js';
 
-interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string }
+interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string }
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
@@ -18,9 +19,10 @@ export const renew: CommandModule<object, Args> = {
     .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
     .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
+    .option('metrics', { type: 'string', describe: 'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)' })
     .example('$0 renew', 'the scheduled CI job')
     .example('$0 renew --scope us-east-1 --force', 're-mint one scope') as never,
-  handler: (a) => runRenew(a),
+  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a)), // a dry run is not a run to record
 };
 
 export function renderPlan(plan: RenewPlan): string {
@@ -30,10 +32,10 @@ export function renderPlan(plan: RenewPlan): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runRenew(a: Args): Promise<void> {
-  await withStore(a.store, async (store) => {
+async function runRenew(a: Args): Promise<RenewResult | undefined> {
+  return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    await renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+    return renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
   });
 }
 
