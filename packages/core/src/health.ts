@@ -105,12 +105,17 @@ export interface MeshHealth {
 const WORST: Record<HealthLevel, number> = { ok: 0, warning: 1, critical: 2 };
 const worse = (a: HealthLevel, b: HealthLevel): HealthLevel => (WORST[b] > WORST[a] ? b : a);
 
-/** "in 20d 4h" / "3d ago", to the hour: what a pager line needs. */
+/** "20d 4h", "3h", "25m": a span to the hour (to the minute under one), what a pager line needs. */
+function span(ms: number, round: (x: number) => number = Math.floor): string {
+  const h = round(Math.abs(ms) / 3_600_000);
+  if (h < 1) return `${round(Math.abs(ms) / 60_000)}m`;
+  return h >= 48 ? `${Math.floor(h / 24)}d${h % 24 ? ` ${h % 24}h` : ''}` : `${h}h`;
+}
+
+/** "in 20d 4h" / "3h ago". */
 function when(at: Date, now: Date): string {
   const ms = at.getTime() - now.getTime();
-  const h = Math.floor(Math.abs(ms) / 3_600_000);
-  const text = h >= 48 ? `${Math.floor(h / 24)}d${h % 24 ? ` ${h % 24}h` : ''}` : h >= 1 ? `${h}h` : `${Math.floor(Math.abs(ms) / 60_000)}m`;
-  return ms >= 0 ? `in ${text}` : `${text} ago`;
+  return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
 }
 
 /** Judges a remaining time against a window. */
@@ -138,7 +143,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   const scopes: ScopeFact[] = [];
   const add = (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => items.push({ level, kind, subject, message, ...(file ? { file } : {}) });
   const certText = (notAfter: Date, serial: string, level: HealthLevel, w?: Window) =>
-    `serial ${serial} expires ${iso(notAfter)} (${when(notAfter, now)})${level !== 'ok' && w ? `: ${level} under ${formatDuration(level === 'critical' ? w.crit : w.warn)}` : ''}`;
+    `serial ${serial} expires ${iso(notAfter)} (${when(notAfter, now)})${level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
 
   // The root tier.
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
@@ -267,7 +272,7 @@ async function judgeCrlFile(
     const w = window(crl);
     const level = byWindow(crl.nextUpdate, now, w);
     const past = crl.nextUpdate <= now;
-    add(level, 'crl', subject, `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ': stale, verifiers that check CRLs refuse every chain through it' : level !== 'ok' ? `: ${level} under ${formatDuration(Math.round((level === 'critical' ? w.crit : w.warn) / 60_000) * 60_000)}` : ''}${level !== 'ok' ? `; ${say.fix}` : ''}`, file);
+    add(level, 'crl', subject, `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ': stale, verifiers that check CRLs refuse every chain through it' : level !== 'ok' ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}${level !== 'ok' ? `; ${say.fix}` : ''}`, file);
   }
 }
 
