@@ -18,7 +18,7 @@ interface CheckArgs {
   rootWarn?: string; rootCrit?: string; intermediateWarn?: string; intermediateCrit?: string; rootCrlWarn?: string; rootCrlCrit?: string;
   leafWarn?: string; leafCrit?: string; crlWarn?: string; crlCrit?: string; gateOverdue?: string;
 }
-interface OptionBuilder { option(name: string, opts: { type: 'string'; describe: string }): OptionBuilder; example(cmd: string, what: string): OptionBuilder }
+interface OptionBuilder { option(name: string, opts: { type: 'string'; describe: string }): OptionBuilder; example(cmd: string, what: string): OptionBuilder; epilogue(text: string): OptionBuilder }
 
 const d = formatDuration;
 const FLAGS: [string, string][] = [
@@ -81,7 +81,7 @@ export const checkCommand = {
     return b
       .example('$0 check', 'from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2')
       .example('$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom', 'stricter, and feed Prometheus')
-      .example('exit codes (this command only)', '0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store unreadable, bad threshold, metrics not written)');
+      .epilogue('exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md');
   },
   handler: async (a: CheckArgs): Promise<void> => {
     const unknown = (why: string) => {

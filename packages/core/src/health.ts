@@ -5,7 +5,7 @@
  * `--metrics` renders the same facts for Prometheus (metrics.ts). Pure: the
  * shell passes `now`. Not verify: this judges time, verify judges correctness.
  */
-import { fingerprint } from './certificates.js';
+import { fingerprint, type Certificate } from './certificates.js';
 import { leafDue, leafNames, type DueReason } from './issuance.js';
 import { inRole, liveIntermediates, type IntermediateRole } from './live.js';
 import { activeIssuer, paths, type Mesh } from './mesh.js';
@@ -242,7 +242,7 @@ type Add = (level: HealthLevel, kind: HealthKind, subject: string, message: stri
 
 /** One CRL file: each expected signer's CRL found and its nextUpdate judged. */
 async function judgeCrlFile(
-  pem: string | undefined, signers: { cert: Parameters<typeof crlOf>[1]; kind: CrlFact['kind'] }[], scope: string, subject: string, file: string,
+  pem: string | undefined, signers: { cert: Certificate; kind: CrlFact['kind'] }[], scope: string, subject: string, file: string,
   window: (c: Crl) => Window, out: CrlFact[], add: Add, now: Date,
   say: { missing: [HealthLevel, string]; unsigned: HealthLevel; fix: string },
 ): Promise<void> {
