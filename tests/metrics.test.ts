@@ -164,6 +164,20 @@ describe('the metrics file is replaced atomically', () => {
     expect(fs.readdirSync(d)).toEqual(['trellis.prom']);
   });
 
+  it('renew: a metrics file it cannot write after a committed run is exit 1 saying the store was committed', async () => {
+    const d = fresh();
+    expect((await tool('chattr', ['+i', d])).code, 'chattr +i').toBe(0);
+    try {
+      // On a copy: this renew commits (it signs the incoming intermediate's anchor CRL).
+      const r = await m.clone().ci(['renew', '--now', at(T), '--metrics', path.join(d, 'trellis.prom')]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not written: .*(permission denied|operation not permitted)/);
+    } finally {
+      await tool('chattr', ['-i', d]);
+    }
+    expect(fs.readFileSync(path.join(d, 'trellis.prom'), 'utf8')).toBe(OLD);
+  });
+
   it('a failed rename (EIO) leaves the old file and no temporary file', async () => {
     const d = fresh();
     const r = await run(path.join(d, 'trellis.prom'), { TRELLIS_FAULT: 'rename:1:eio' });

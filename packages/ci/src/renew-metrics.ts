@@ -1,6 +1,6 @@
 /** `renew --metrics FILE`: the run's time, result and count, written after every run, success or failure. */
 import fs from 'node:fs';
-import { clock, lastRenewSuccess, renewMetrics, writeMetricsFile } from '@trellis/core';
+import { TrellisError, clock, ioFailure, lastRenewSuccess, renewMetrics, writeMetricsFile } from '@trellis/core';
 
 /**
  * Runs `renew` and records it. A failure is recorded and then rethrown, so
@@ -37,5 +37,13 @@ export async function withRenewMetrics(file: string | undefined, nowFlag: string
     }
     throw e;
   }
-  record(true, result?.count ?? 0);
+  try {
+    record(true, result?.count ?? 0);
+  } catch (e) {
+    // The store is committed: say so, so nobody reruns renew to "fix" a metrics directory.
+    const why = (ioFailure(e) ?? (e as Error).message).split('\n')[0];
+    throw new TrellisError('output-failed', `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
+      hint: 'make the directory writable by this user (the previous file is left as it was)',
+    });
+  }
 }
