@@ -67,7 +67,7 @@ describe('exit codes from real store states', () => {
     expect(soon.stdout).toMatch(/^CRITICAL certificate global\/control +leaf .*\(in 3h\): critical under 4h/m);
     const gone = await check(day, ['--now', later(25 * HOUR)]);
     expect(gone.code).toBe(2);
-    expect(gone.stdout).toMatch(/^CRITICAL certificate us-east-1\/api +leaf .*\(1h ago\)/m);
+    expect(gone.stdout).toMatch(/^CRITICAL certificate us-east-1\/api +leaf serial \w+ expired 2027-09-02T00:00:00Z \(1h ago\), renew at/m);
   });
 
   it('--leaf-warn and --leaf-crit replace the life fractions with fixed remaining times', async () => {
@@ -181,6 +181,15 @@ describe('CRLs by nextUpdate', () => {
       expect(overdue.code).toBeGreaterThanOrEqual(1);
       expect(overdue.stdout).toMatch(/^WARNING +gate +us-east-1 +phase publish: its switch gate opened .* overdue by more than 1d: trellis-ci renew has not advanced it/m);
       expect((await check(r, ['--now', later(50 * HOUR), '--gate-overdue', '2d'])).stdout).toMatch(/^OK +gate +us-east-1/m);
+    });
+
+    it('after the switch the previous intermediate is listed, not judged; the new one is', async () => {
+      const sw = r.clone();
+      expect((await sw.ci(['renew', '--now', later(26 * HOUR)])).code).toBe(0);
+      const x = await check(sw, ['--now', later(26 * HOUR), '--intermediate-warn', '4y']);
+      expect(x.stdout).toMatch(/^OK +certificate us-east-1 +previous intermediate .*\(being retired: not judged, its leaves are re-minted\)/m);
+      expect(x.stdout).toMatch(/^WARNING +certificate us-east-1 +active intermediate/m);
+      expect(x.stdout).toMatch(/^OK +gate +us-east-1 +phase switch: its retire gate opens/m);
     });
 
     it('during publish the active intermediate is not judged alone: the incoming one is', async () => {

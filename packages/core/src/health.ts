@@ -143,7 +143,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   const scopes: ScopeFact[] = [];
   const add = (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => items.push({ level, kind, subject, message, ...(file ? { file } : {}) });
   const certText = (notAfter: Date, serial: string, level: HealthLevel, w?: Window) =>
-    `serial ${serial} expires ${iso(notAfter)} (${when(notAfter, now)})${level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
+    `serial ${serial} ${notAfter <= now ? 'expired' : 'expires'} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? '' : level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
 
   // The root tier.
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
