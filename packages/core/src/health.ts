@@ -283,7 +283,7 @@ export function summaryLine(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS): 
   const count = (l: HealthLevel) => h.items.filter((i) => i.level === l).length;
   const bad = h.items.filter((i) => i.level !== 'ok').sort((a, b) => WORST[b.level] - WORST[a.level]);
   const head = h.level === 'ok'
-    ? `${h.certificates.length} certificates, ${h.crls.length} CRLs, ${h.scopes.filter((s) => s.phase !== 'pending').length} scopes in service`
+    ? `${h.certificates.length} certificates, ${h.crls.length} CRLs, ${h.scopes.filter((s) => s.phase !== 'pending' && s.phase !== 'retiring').length} scopes in service`
     : `${count('critical')} critical, ${count('warning')} warning: ${bad.slice(0, 3).map((i) => `${i.subject}: ${i.message.split(/[;:] /)[0]}`).join('; ')}${bad.length > 3 ? `; and ${bad.length - 3} more` : ''}`;
   return `TRELLIS ${WORD[h.level]} - ${head} | ${perfdata(h, t)}`;
 }
