@@ -178,6 +178,16 @@ describe('the metrics file is replaced atomically', () => {
     expect(fs.readFileSync(path.join(d, 'trellis.prom'), 'utf8')).toBe(OLD);
   });
 
+  it('a check that cannot judge (UNKNOWN) leaves the previous file: an empty one would silence every expiry alert', async () => {
+    const d = fresh();
+    const broken = m.clone();
+    broken.write('bundles/global/leaves.yaml', 'control: 42\n');
+    const r = await trellisCi(['--store', broken.dir, 'check', '--now', at(T), '--metrics', path.join(d, 'trellis.prom')]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^TRELLIS UNKNOWN - .*bundles\/global\/leaves\.yaml/);
+    expect(fs.readFileSync(path.join(d, 'trellis.prom'), 'utf8')).toBe(OLD);
+  });
+
   it('a failed rename (EIO) leaves the old file and no temporary file', async () => {
     const d = fresh();
     const r = await run(path.join(d, 'trellis.prom'), { TRELLIS_FAULT: 'rename:1:eio' });
