@@ -9,7 +9,7 @@
  *
  *   node scripts/dist/build.mjs [--out DIR] [--sign-key FILE] [--action DIR]
  *
- * Run `pnpm run build` first (pnpm dist does): the bundles are made from the tsc output.
+ * The bundles are made from the TypeScript sources (pnpm dist type-checks them with tsc first).
  * --sign-key (or TRELLIS_RELEASE_KEY): the release key, an SSH private key (or a
  * public key whose private half is in ssh-agent). --action DIR also refreshes the
  * bundle the GitHub Action runs (committed under action/; docs/installing.md).
@@ -27,9 +27,9 @@ export const NAMESPACE = 'trellis-release';
 
 /** The CLIs; each bundle's `needs` ship beside it (installer.sh: dir, ssh and sealed installs run it). */
 export const CLIS = [
-  { file: 'trellis-root.mjs', entry: 'packages/offline/dist/main.js', needs: [] },
-  { file: 'trellis-ci.mjs', entry: 'packages/ci/dist/main.js', needs: ['installer.sh'] },
-  { file: 'trellis-agent.mjs', entry: 'packages/agent/dist/main.js', needs: ['installer.sh'] },
+  { file: 'trellis-root.mjs', entry: 'packages/offline/src/main.ts', needs: [] },
+  { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh'] },
+  { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
 ];
 /**
  * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
@@ -74,6 +74,8 @@ async function bundle(entry, outfile, info) {
     // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
     banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
+    // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their source.
+    alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     metafile: true,
     write: false,
     logLevel: 'warning',

@@ -11,7 +11,7 @@ export interface Manifest {
   artifacts: { file: string; sha256: string; bytes: number; run?: string; needs?: string[] }[];
 }
 
-/** Builds the release of the checkout at `repo` (its tsc output must be current) into `out`, signed with `key` if given. */
+/** Builds the release of the checkout at `repo` into `out`, signed with `key` if given. */
 export function buildRelease(out: string, opts: { key?: string; repo?: string; env?: NodeJS.ProcessEnv } = {}): Manifest {
   const repo = opts.repo ?? REPO;
   execFileSync('node', [path.join(repo, 'scripts/dist/build.mjs'), '--out', out, ...(opts.key ? ['--sign-key', opts.key] : [])], {
