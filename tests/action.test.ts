@@ -4,7 +4,8 @@
  * `${{ inputs.x }}` substituted where GitHub substitutes it), against a real
  * store: renew and deploy to a dir target through the committed bundle and the
  * installer beside it, the identity only in the environment, args split
- * without expansion. (That action/ is the build of this commit: tests/dist.test.ts.)
+ * without expansion; and what it seals for a host, the release's
+ * trellis-agent.mjs installs there. (That action/ is the build of this commit: tests/dist.test.ts.)
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,8 +13,10 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { newIdentity } from '@trellis/core';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { buildRelease, noNodeModulesAbove } from './helpers/release.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-action-'));
 const target = path.join(work, 'host', 'api');
@@ -59,9 +62,12 @@ async function runAction(given: Record<string, string>, actionPath = REPO) {
   return { code: 0, step: -1, stdout, stderr };
 }
 
+let host: { identity: string; recipient: string };
+
 beforeAll(async () => {
-  mesh = await FakeMesh.create({ scopes: { global: [], 'us-east-1': [{ api: { deploy: [{ type: 'dir', path: target }] } }, 'web'] } });
-  await mesh.allow({ dir: { paths: [path.join(work, 'host')] } });
+  host = await newIdentity();
+  mesh = await FakeMesh.create({ scopes: { global: [], 'us-east-1': [{ api: { deploy: [{ type: 'dir', path: target }] } }, { web: { deploy: [{ type: 'sealed', host: 'web-1' }] } }] } });
+  await mesh.allow({ dir: { paths: [path.join(work, 'host')] }, sealed: { 'web-1': { recipient: host.recipient } } });
   identity = fs.readFileSync(mesh.ciIdentityFile, 'utf8');
 });
 
@@ -86,16 +92,34 @@ describe('action.yml', () => {
     const renew = await runAction({ args: 'renew --force', 'ci-identity': identity, 'working-directory': 'store' });
     expect(renew.code, renew.stderr).toBe(0);
     expect(renew.stdout).toMatch(/minted 2 lea(f|ves)/);
-    const deploy = await runAction({ args: 'deploy --scope us-east-1', 'ci-identity': identity, 'working-directory': 'store' });
+    const deploy = await runAction({ args: `deploy --scope us-east-1 --sealed-out '${path.join(work, 'sealed')}'`, 'ci-identity': identity, 'working-directory': 'store' });
     expect(deploy.code, deploy.stderr).toBe(0);
     expect(deploy.stdout).toMatch(/installed/);
     expect(fs.readlinkSync(path.join(target, 'current'))).toMatch(/^releases\//);
     expect(fs.readFileSync(path.join(target, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(mesh.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
 
     const log = fs.readFileSync(argvLog, 'utf8');
-    expect(log).toContain(`${path.join(REPO, 'action/trellis-ci.mjs')} deploy --scope us-east-1`);
+    expect(log).toContain(`${path.join(REPO, 'action/trellis-ci.mjs')} deploy --scope us-east-1 --sealed-out ${path.join(work, 'sealed')}`);
     const secret = identity.split('\n').find((l) => l.startsWith('AGE-SECRET-KEY-'))!;
     for (const text of [log, renew.stdout, renew.stderr, deploy.stdout, deploy.stderr]) expect(text).not.toContain(secret);
+  });
+
+  it('what it sealed for a host, the release\'s trellis-agent.mjs installs there, run by node alone with installer.sh beside it', async () => {
+    const bin = path.join(work, 'host-bin');
+    fs.mkdirSync(bin);
+    buildRelease(path.join(work, 'release'));
+    for (const f of ['trellis-agent.mjs', 'installer.sh']) fs.copyFileSync(path.join(work, 'release', f), path.join(bin, f));
+    expect(noNodeModulesAbove(bin)).toBe(true);
+    const idFile = path.join(work, 'host.identity');
+    fs.writeFileSync(idFile, host.identity, { mode: 0o600 });
+    fs.writeFileSync(path.join(work, 'roots.pem'), mesh.read('bundles/root/roots.pem'));
+    const dir = path.join(work, 'host', 'web');
+    const r = await execa('node', [path.join(bin, 'trellis-agent.mjs'), 'install', '--bundle', path.join(work, 'sealed/us-east-1/web/web-1.age'), '--dir', dir, '--roots', path.join(work, 'roots.pem'), '--expect', 'us-east-1/web'], {
+      cwd: bin, env: { PATH: process.env.PATH!, TRELLIS_AGENT_IDENTITY_FILE: idFile }, extendEnv: false, reject: false, stdin: 'ignore',
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    expect(String(r.stdout)).toMatch(/us-east-1\/web .*installed releases\//);
+    expect(fs.readFileSync(path.join(dir, 'current', 'key.pem'), 'utf8')).toBe(fs.readFileSync(mesh.out('us-east-1', 'web', 'key.pem'), 'utf8'));
   });
 
   it('without ci-identity trellis-ci runs without one (verify still checks everything that needs no secret)', async () => {

@@ -11,6 +11,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import * as CDX from '@cyclonedx/cyclonedx-library';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from './helpers/cli.js';
@@ -91,6 +92,14 @@ describe('the release pnpm dist writes', () => {
     }
     const refused = await run('node', ['trellis-root.mjs', 'status'], { cwd: scratch, env: { CI: 'true' } });
     expect(refused.code).toBe(3);
+  });
+
+  it('the SBOM is valid CycloneDX 1.5 (the CycloneDX library\'s strict JSON schema validator)', async () => {
+    const validator = new CDX.Validation.JsonStrictValidator(CDX.Spec.Version.v1dot5);
+    expect(await validator.validate(fs.readFileSync(path.join(rel, 'sbom.cdx.json'), 'utf8'))).toBeNull();
+    // and it does find fault: a licence id outside SPDX's list
+    const broken = fs.readFileSync(path.join(rel, 'sbom.cdx.json'), 'utf8').replace('"id": "MIT"', '"id": "NOT-A-LICENCE"');
+    expect(await validator.validate(broken)).not.toBeNull();
   });
 
   it('the SBOM (CycloneDX) names every package in each bundle with the version and licence installed', () => {

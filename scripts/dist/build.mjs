@@ -20,6 +20,7 @@ import fs from 'node:fs';
 import { isBuiltin } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { SPDX } from '@cyclonedx/cyclonedx-library';
 import { build } from 'esbuild';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -120,7 +121,12 @@ function sbom(info, artifacts, contents) {
     for (const p of inside) packages.set(purl(p), p);
     dependencies.push({ ref: a.file, dependsOn: [...new Set(inside.map(purl))] });
   }
-  const license = (p) => (p.license ? [{ license: /^[A-Za-z0-9.+-]+$/.test(p.license) ? { id: p.license } : { name: p.license } }] : undefined);
+  // An SPDX id as an id, an SPDX expression as one, anything else by name (the schema accepts only listed ids).
+  const license = (p) => {
+    if (!p.license) return undefined;
+    if (SPDX.isSupportedSpdxId(p.license)) return [{ license: { id: p.license } }];
+    return /\s(OR|AND|WITH)\s/.test(p.license) ? [{ expression: p.license }] : [{ license: { name: p.license } }];
+  };
   return {
     bomFormat: 'CycloneDX',
     specVersion: '1.5',
