@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "699da47dd85d3d3a474646afe3826e7eed340a1c", date: "2026-12-01T23:02:38Z" };
+    define_TRELLIS_BUILD_default = { commit: "3d99e76d09bda8811fcd459a876ff4b1dd0c6f97", date: "2026-12-01T23:07:58Z" };
   }
 });
 
