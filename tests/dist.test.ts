@@ -63,12 +63,22 @@ describe('the release pnpm dist writes', () => {
     expect(sums).toBe([...manifest.artifacts, { file: 'manifest.json', sha256: sha256(path.join(rel, 'manifest.json')) }].map((a) => `${a.sha256}  ${a.file}\n`).join(''));
   });
 
+  it('--out replaces an earlier release but refuses to empty any other directory', async () => {
+    const precious = path.join(work, 'precious');
+    fs.mkdirSync(precious);
+    fs.writeFileSync(path.join(precious, 'notes.txt'), 'keep');
+    const r = await run('node', [path.join(REPO, 'scripts/dist/build.mjs'), '--out', precious], { cwd: REPO });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(`${precious}: not empty and not a release (no manifest.json)`);
+    expect(fs.readdirSync(precious)).toEqual(['notes.txt']);
+  });
+
   it('names the commit whose sources it was built from: HEAD, or the newest commit before it that changed them', () => {
     const commit = manifest.commit.replace(/-dirty$/, '');
     expect(commit).toMatch(/^[0-9a-f]{40}$/);
     const git = (...a: string[]) => execFileSync('git', a, { cwd: REPO, encoding: 'utf8' });
     git('merge-base', '--is-ancestor', commit, 'HEAD'); // throws if not
-    expect(git('diff', '--name-only', commit, 'HEAD', '--', 'packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'scripts/dist/build.mjs')).toBe('');
+    expect(git('diff', '--name-only', commit, 'HEAD', '--', 'packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs')).toBe('');
     expect(manifest.date).toBe(new Date(git('log', '-1', '--format=%cI', commit).trim()).toISOString().replace('.000Z', 'Z'));
   });
 

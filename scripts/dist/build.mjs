@@ -38,7 +38,7 @@ export const CLIS = [
  */
 export const BESIDE = [{ file: 'installer.sh', from: 'packages/agent/installer.sh' }];
 /** What the bundles are made of: the newest commit touching these names the build (tests and docs do not count). */
-const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'scripts/dist/build.mjs'];
+const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs'];
 /** What the GitHub Action runs (action.yml): trellis-ci and what it needs. */
 const ACTION_FILES = ['trellis-ci.mjs', 'installer.sh'];
 
@@ -155,6 +155,11 @@ const json = (v) => `${JSON.stringify(v, null, 2)}\n`;
 
 /** Builds the release into `out`; returns the manifest. */
 export async function buildRelease(out, { info = sourceCommit() } = {}) {
+  // Replaces an earlier release, never anything else (--out . or --out ~ must not empty a directory).
+  if (fs.existsSync(out) && fs.readdirSync(out).length && !fs.existsSync(path.join(out, 'manifest.json'))) {
+    throw new Error(`${out}: not empty and not a release (no manifest.json): choose an empty or new directory`);
+  }
+  if (!path.relative(out, ROOT).startsWith('..')) throw new Error(`${out}: holds the checkout itself`);
   fs.rmSync(out, { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   const files = new Map(); // name → bytes
