@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "3d99e76d09bda8811fcd459a876ff4b1dd0c6f97", date: "2026-12-01T23:07:58Z" };
+    define_TRELLIS_BUILD_default = { commit: "acebe82898a1563d3fa68b21396c0ae024135e7e", date: "2026-12-01T23:09:20Z" };
   }
 });
 
