@@ -93,17 +93,17 @@ describe('the release pnpm dist writes', () => {
       expect(help.stdout).toMatch(/version/);
     }
     for (const cli of CLIS) {
-      // version reads no store, key or identity: trellis-root answers it on any machine (posture is for everything else).
-      const v = await run('node', [cli, 'version'], { cwd: scratch, env: { CI: 'true' } });
+      // trellis-root keeps its posture for every command, version included: this machine is online, so the test opts in.
+      const v = await run('node', [cli, 'version'], { cwd: scratch, env: cli === 'trellis-root.mjs' ? { TRELLIS_ALLOW_ONLINE: '1' } : { CI: 'true' } });
       expect(v.code, `${cli}: ${v.stderr}`).toBe(0);
       expect(v.stdout).toContain(`commit  ${manifest.commit}`);
       expect(v.stdout).toContain(`sha256  ${manifest.artifacts.find((a) => a.file === cli)!.sha256}`);
       expect(v.stdout).toContain(`file    ${path.join(scratch, cli)}`);
     }
-    const refused = await run('node', ['trellis-root.mjs', 'status'], { cwd: scratch, env: { CI: 'true' } });
+    const refused = await run('node', ['trellis-root.mjs', 'version'], { cwd: scratch, env: { CI: 'true', TRELLIS_ALLOW_ONLINE: '1' } });
     expect(refused.code).toBe(3);
     // Run from the workspace, version says it is no release build rather than invent a digest.
-    const dev = await run('node', [path.join(REPO, 'packages/offline/dist/main.js'), 'version'], { cwd: scratch });
+    const dev = await run('node', [path.join(REPO, 'packages/offline/dist/main.js'), 'version'], { cwd: scratch, env: { TRELLIS_ALLOW_ONLINE: '1' } });
     expect(dev.stdout).toBe('trellis-root: not a self-contained build (run from the workspace); build one with pnpm dist'); // execa drops the final newline
   });
 
@@ -219,7 +219,8 @@ describe("README's Installing: Workstation", () => {
     fs.cpSync(rel, path.join(media, 'usb/trellis-release'), { recursive: true });
     const script = block.replaceAll('/media/usb/', `${media}/usb/`).replaceAll('/opt/trellis', path.join(opt, 'trellis')).replaceAll('/etc/trellis/allowed_signers', allowedFile);
     const argv = ['bash', '-euo', 'pipefail', '-c', script];
-    const r = await run(isRoot ? 'unshare' : argv[0], isRoot ? ['-n', '--', ...argv] : argv.slice(1));
+    // Offline as the workstation is (root makes the namespace; elsewhere the online machine opts in).
+    const r = isRoot ? await run('unshare', ['-n', '--', ...argv]) : await run(argv[0], argv.slice(1), { env: { TRELLIS_ALLOW_ONLINE: '1' } });
     expect(r.code, r.stderr + r.stdout).toBe(0);
     expect(r.stdout + r.stderr).toContain('Good "trellis-release" signature for release@example.org');
     for (const a of manifest.artifacts) expect(r.stdout).toContain(`${a.file}: OK`);

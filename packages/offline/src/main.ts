@@ -18,8 +18,7 @@ import { version } from './commands/version.js';
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
   // Ceremonies ask again, for the record their ledger entry keeps.
-  // `version` alone is exempt: it reads no store, key or identity, and a custodian checks a file before carrying it over.
-  if (hideBin(process.argv)[0] !== 'version') requireOfflinePosture({ allowOnline: process.argv.includes('--allow-online') });
+  requireOfflinePosture({ allowOnline: process.argv.includes('--allow-online') });
   return yargs(hideBin(process.argv))
     .scriptName('trellis-root')
     .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
