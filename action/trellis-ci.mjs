@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "acebe82898a1563d3fa68b21396c0ae024135e7e", date: "2026-12-01T23:09:20Z" };
+    define_TRELLIS_BUILD_default = { commit: "890e3c76cd4449249e4f2d0bcea45035b9d755bc", date: "2026-12-01T23:12:49Z" };
   }
 });
 
