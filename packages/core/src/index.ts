@@ -36,6 +36,7 @@ export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_W
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
 export { refuseRepeatedFlags } from './flags.js';
+export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
