@@ -75,7 +75,7 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     sha = (await mustGit(origin, ['rev-parse', 'main'])).trim();
   });
 
-  it('scopes → a shard job per scope (concurrently) → compose: conflict-free, committed to main, verified, deployed', async () => {
+  it('scopes → a shard job per scope (concurrently) → compose: conflict-free, committed to main, verified, deployed; then a pull request verified', async () => {
     const wf = load('renew.yml');
     const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: fs.readFileSync(mesh.ciIdentityFile, 'utf8') }, needs: {} };
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test' };
@@ -134,6 +134,21 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     const again = await trellisCi(['--store', fresh, 'compose']);
     expect(again.stdout).toContain('nothing to compose');
     expect((await git(fresh, ['status', '--porcelain'])).stdout).toBe('');
+
+    // A pull request adding a region: verify.yml's job passes and reports the scope pending its ceremony, with no secret.
+    const pr = path.join(work, 'contributor');
+    await mustGit(work, ['clone', '-q', origin, pr]);
+    fs.writeFileSync(path.join(pr, 'scopes/ap-south-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
+    await mustGit(pr, ['add', '-A']);
+    await mustGit(pr, ['commit', '-qm', 'add ap-south-1']);
+    await mustGit(pr, ['push', '-q', 'origin', 'HEAD:refs/heads/add-ap-south-1']);
+    const head = (await mustGit(pr, ['rev-parse', 'HEAD'])).trim();
+    const prJob = await runJob({ name: 'verify', job: load('verify.yml').jobs.verify!, ctx: { github: { sha: head, run_id: '4243', ref_name: 'add-ap-south-1' }, secrets: {}, needs: {} }, workspace: path.join(work, 'runner-pr'), origin, env });
+    expect(failures(prJob)).toEqual([]);
+    const [verified, planned] = prJob.log.filter((l) => l.kind === 'action');
+    expect(verified!.stdout).toMatch(/… pending .*ap-south-1.*awaiting its intermediate/);
+    expect(verified!.stdout).toMatch(/0 error\(s\), 0 warning\(s\), 1 pending/);
+    expect(planned!.stdout).toContain('skip ap-south-1: pending its offline intermediate ceremony');
   });
 });
 
