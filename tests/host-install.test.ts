@@ -138,6 +138,15 @@ describe('the host install guide, run', () => {
     expect(fs.readlinkSync(path.join(root, 'etc/trellis/api/current'))).toBe(before);
   });
 
+  it('fails closed: a service whose env file names no EXPECT installs nothing', async () => {
+    fs.writeFileSync(path.join(root, 'etc/trellis-agent/web.env'), 'RELEASE_DIR=/etc/trellis/web\n');
+    expect((await sh(delivery, { SERVICE: 'web', BUNDLE: path.join(sealed, 'us-east-1/web/web-1.age') })).code).toBe(0);
+    const r = await runService('web');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/this bundle is for us-east-1\/web, not SCOPE-NOT-SET\/web/);
+    expect(fs.existsSync(path.join(root, 'etc/trellis/web/current'))).toBe(false);
+  });
+
   it.each([
     ['a mistyped hardening key', (u: string) => u.replace('PrivateNetwork=yes', 'PrivateNetwrk=yes'), /Unknown key 'PrivateNetwrk'/],
     ['a command that does not exist', (u: string) => u.replace('/usr/local/bin/trellis-agent install', '/usr/local/bin/trellis-agnt install'), /trellis-agnt is not executable/],
