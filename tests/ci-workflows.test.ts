@@ -12,8 +12,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { execa } from 'execa';
+import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, tool, trellisCi } from './helpers/cli.js';
+import { REPO, baseEnv, tool, trellisCi } from './helpers/cli.js';
 import { git, mustGit, publishAsOrigin } from './helpers/git.js';
 import { matrixOf, runJob, type Context, type JobResult, type Workflow } from './helpers/workflow.js';
 
@@ -55,6 +57,7 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
   let origin: string;
   let target: string;
   let sha: string;
+  let host: { identity: string; recipient: string };
   const day = 86_400_000;
   // Real time: the workflow passes no --now. The mesh was set up four days ago, us-east-1 rotated then and switched
   // two hours later, so today every 24h leaf has expired and its retire gate is open.
@@ -67,7 +70,9 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     target = path.join(work, 'hosts', 'us-east-1-api');
     mesh = await FakeMesh.create({ now: iso(T0), scopes: { global: [svc('control')], 'us-east-1': [svc('api')], 'eu-west-1': [svc('api')] } });
     mesh.writeScope('us-east-1', [svc('api', { deploy: [{ type: 'dir', path: target }] })]);
-    await mesh.allow({ dir: { paths: [path.join(work, 'hosts')] } }, { now: iso(T0) });
+    mesh.writeScope('eu-west-1', [svc('api', { deploy: [{ type: 'sealed', host: 'web-1' }] })]);
+    host = await newIdentity();
+    await mesh.allow({ dir: { paths: [path.join(work, 'hosts')] }, sealed: { 'web-1': { recipient: host.recipient } } }, { now: iso(T0) });
     expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0)])).code).toBe(0);
     expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000))])).stdout).toContain('phase us-east-1: switch');
     origin = path.join(work, 'origin.git');
@@ -79,7 +84,8 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     const wf = load('renew.yml');
     const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: fs.readFileSync(mesh.ciIdentityFile, 'utf8') }, needs: {} };
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test' };
-    const run = (name: string, c: Context, ws: string) => runJob({ name, job: wf.jobs[name]!, ctx: c, workspace: path.join(work, ws), origin, env });
+    const artifacts = path.join(work, 'artifacts');
+    const run = (name: string, c: Context, ws: string) => runJob({ name, job: wf.jobs[name]!, ctx: c, workspace: path.join(work, ws), origin, artifacts, env });
     const failures = (r: JobResult) => r.log.filter((l) => l.code !== 0).map((l) => `${l.job}/${l.step}: ${l.stderr}${l.stdout}`);
 
     const scopes = await run('scopes', ctx, 'runner-scopes');
@@ -101,6 +107,12 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     const branches = (await mustGit(origin, ['for-each-ref', '--format=%(refname:short)', 'refs/heads/trellis-shard/'])).trim().split('\n').sort();
     expect(branches).toEqual(['trellis-shard/4242/eu-west-1', 'trellis-shard/4242/global', 'trellis-shard/4242/us-east-1']);
     const installedBefore = fs.readlinkSync(path.join(target, 'current'));
+    // The eu-west-1 shard sealed its leaf for its host and handed it on; the host's agent installs it under the pinned roots.
+    const bundle = path.join(artifacts, 'sealed-eu-west-1', 'eu-west-1/api/web-1.age');
+    const agent = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', path.join(work, 'web-1/api'), '--roots', mesh.path('bundles/root/roots.pem'), '--expect', 'eu-west-1/api'],
+      { reject: false, extendEnv: false, env: baseEnv({ TRELLIS_AGENT_IDENTITY: host.identity }) });
+    expect(agent.exitCode, String(agent.stderr)).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'web-1/api/current/cert.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
 
     ctx.needs.shard = { outputs: {}, result: 'success' };
     const compose = await run('compose', ctx, 'runner-compose');
@@ -111,6 +123,7 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     const trustDeploy = compose.log.find((l) => l.step === 'deploy the recomposed bundles to the other targets')!;
     expect(trustDeploy.kind).toBe('action');
     expect(trustDeploy.stdout).toMatch(/^installed .*dir:/m);
+    expect(fs.existsSync(path.join(artifacts, 'sealed-composed', 'eu-west-1/api/web-1.age'))).toBe(true);
 
     // main now holds the merged, composed store; the shard branches are gone.
     expect((await mustGit(origin, ['for-each-ref', 'refs/heads/trellis-shard/'])).trim()).toBe('');
@@ -143,13 +156,13 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     await mustGit(pr, ['commit', '-qm', 'add ap-south-1']);
     await mustGit(pr, ['push', '-q', 'origin', 'HEAD:refs/heads/add-ap-south-1']);
     const head = (await mustGit(pr, ['rev-parse', 'HEAD'])).trim();
-    const prJob = await runJob({ name: 'verify', job: load('verify.yml').jobs.verify!, ctx: { github: { sha: head, run_id: '4243', ref_name: 'add-ap-south-1' }, secrets: {}, needs: {} }, workspace: path.join(work, 'runner-pr'), origin, env });
+    const prJob = await runJob({ name: 'verify', job: load('verify.yml').jobs.verify!, ctx: { github: { sha: head, run_id: '4243', ref_name: 'add-ap-south-1' }, secrets: {}, needs: {} }, workspace: path.join(work, 'runner-pr'), origin, artifacts, env });
     expect(failures(prJob)).toEqual([]);
     const [verified, planned] = prJob.log.filter((l) => l.kind === 'action');
     expect(verified!.stdout).toMatch(/… pending .*ap-south-1.*awaiting its intermediate/);
     expect(verified!.stdout).toMatch(/0 error\(s\), 0 warning\(s\), 1 pending/);
     expect(planned!.stdout).toContain('skip ap-south-1: pending its offline intermediate ceremony');
-  });
+  }, 240_000); // a dozen CLI runs and git operations: slow on a loaded 2-core machine, never a timing assertion
 });
 
 

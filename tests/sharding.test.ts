@@ -131,7 +131,7 @@ describe('renew sharded by scope, then compose', () => {
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('nothing to compose');
     expect(hashTree(path.join(merged, 'bundles'))).toEqual(snap);
-  });
+  }, 180_000);
 });
 
 describe('refusals', () => {

@@ -2,8 +2,9 @@
  * Runs a GitHub Actions workflow's jobs on this machine, step by step, as a
  * runner would: `run:` steps in bash with GITHUB_OUTPUT and the env the
  * workflow sets, outputs passed between steps and jobs, `if:` honoured.
- * Two kinds of `uses:` step are stood in for, and nothing else is accepted:
- * actions/checkout (a clone of the local origin at the requested ref) and the
+ * Three kinds of `uses:` step are stood in for, and nothing else is accepted:
+ * actions/checkout (a clone of the local origin at the requested ref),
+ * actions/upload-artifact (a copy of `path` into <artifacts>/<name>) and the
  * repository's own action `./` (trellis-ci run with the same `args` in its
  * `working-directory`, the `ci-identity` input as TRELLIS_CI_IDENTITY).
  * Expressions: context paths, fromJSON(), == between a path and a string,
@@ -27,7 +28,7 @@ export interface Context {
   steps?: Record<string, { outputs: Record<string, string> }>;
 }
 
-export interface StepLog { job: string; step: string; kind: 'run' | 'checkout' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string }
+export interface StepLog { job: string; step: string; kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string }
 
 export interface JobResult { outputs: Record<string, string>; result: 'success' | 'failure'; log: StepLog[] }
 
@@ -82,6 +83,8 @@ export interface RunOptions {
   workspace: string;
   /** The repository checkout clones. */
   origin: string;
+  /** Where upload-artifact puts what it uploads. */
+  artifacts: string;
   /** PATH and HOME for the steps. */
   env: Record<string, string | undefined>;
 }
@@ -89,6 +92,7 @@ export interface RunOptions {
 export async function runJob(o: RunOptions): Promise<JobResult> {
   const ctx: Context = { ...o.ctx, steps: {} };
   const log: StepLog[] = [];
+  if (!condition(o.job.if, ctx)) return { outputs: {}, result: 'success', log: [{ job: o.name, step: '(job)', kind: 'skipped', code: 0, stdout: '', stderr: '' }] };
   const outputs = path.join(path.dirname(o.workspace), `${path.basename(o.workspace)}.outputs`);
   let failed = false;
   for (const [i, step] of o.job.steps.entries()) {
@@ -112,6 +116,13 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       const clone = await execa('git', ['clone', '-q', o.origin, o.workspace], { reject: false });
       const co = clone.exitCode === 0 ? await execa('git', ['-c', 'advice.detachedHead=false', 'checkout', '-q', ref], { cwd: o.workspace, reject: false }) : clone;
       r = { code: co.exitCode ?? -1, stdout: String(co.stdout), stderr: String(clone.stderr) + String(co.stderr), command: `git clone + checkout ${ref}` };
+    } else if (step.uses?.startsWith('actions/upload-artifact@')) {
+      kind = 'upload';
+      const from = path.resolve(o.workspace, w.path ?? '');
+      const present = fs.existsSync(from) && fs.readdirSync(from).length > 0;
+      if (present) fs.cpSync(from, path.join(o.artifacts, w.name!), { recursive: true });
+      const missing = !present && w['if-no-files-found'] !== 'ignore';
+      r = { code: missing ? 1 : 0, stdout: present ? `uploaded ${w.name}` : 'no files', stderr: missing ? `no files at ${w.path}` : '', command: `upload-artifact ${w.name}` };
     } else if (step.uses === './') {
       kind = 'action';
       const unknown = Object.keys(w).filter((k) => !['args', 'ci-identity', 'working-directory'].includes(k));
