@@ -24,6 +24,7 @@ command -v vfychain >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool: the metrics format and the example alert rules (tests/metrics.test.ts)
 command -v ip >/dev/null 2>&1 || need+=(iproute2) # tests/airgap.test.ts: network namespaces and veth
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2

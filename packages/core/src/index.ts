@@ -59,3 +59,4 @@ export {
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
+export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';
