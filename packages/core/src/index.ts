@@ -36,6 +36,7 @@ export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_W
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
 export { refuseRepeatedFlags } from './flags.js';
+export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
@@ -50,9 +51,13 @@ export {
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
+export { checkCommand, thresholdsFrom, writeMetricsFile } from './check-command.js';
+export { meshHealth, summaryLine, renderHealth, NAGIOS, DEFAULT_THRESHOLDS, type MeshHealth, type HealthItem, type HealthLevel, type Thresholds } from './health.js';
+export { healthMetrics, renewMetrics, lastRenewSuccess, type RenewRun } from './metrics.js';
 export { caStamp, ceremonyState, intermediatePlan, pendingScopes, planOrRefusal, renderCeremonySummary, type IntermediatePlan } from './ceremony-plan.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
+export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';
