@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "890e3c76cd4449249e4f2d0bcea45035b9d755bc", date: "2026-12-01T23:12:49Z" };
+    define_TRELLIS_BUILD_default = { commit: "aa484727c7f45292aece877ff0e2214adc607ae6", date: "2026-12-01T23:36:29Z" };
   }
 });
 
@@ -172,17 +172,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path16) {
+      const ctrl = callVisitor(key, node, visitor, path16);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visit_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -193,13 +193,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = visit_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -220,17 +220,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path16) {
+      const ctrl = await callVisitor(key, node, visitor, path16);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path16, ctrl);
+        return visitAsync_(key, ctrl, visitor, path16);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path16 = Object.freeze(path16.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path16);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -241,13 +241,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path16 = Object.freeze(path16.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path16);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path16);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -274,23 +274,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path16) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path16);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path16);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path16);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path16);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path16);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path16);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path16, node) {
+      const parent = path16[path16.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -911,10 +911,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path16, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path16.length - 1; i2 >= 0; --i2) {
+        const k = path16[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -933,7 +933,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path16) => path16 == null || typeof path16 === "object" && !!path16[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -963,11 +963,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path16, value) {
+        if (isEmptyPath(path16))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path16;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -981,8 +981,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -996,8 +996,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path16, keepScalar) {
+        const [key, ...rest] = path16;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1015,8 +1015,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path16) {
+        const [key, ...rest] = path16;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1026,8 +1026,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path16, value) {
+        const [key, ...rest] = path16;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -2125,7 +2125,7 @@ var require_YAMLMap = __commonJS({
       static from(schema, obj, ctx) {
         const { keepUndefined, replacer } = ctx;
         const map = new this(schema);
-        const add2 = (key, value) => {
+        const add3 = (key, value) => {
           if (typeof replacer === "function")
             value = replacer.call(obj, key, value);
           else if (Array.isArray(replacer) && !replacer.includes(key))
@@ -2135,10 +2135,10 @@ var require_YAMLMap = __commonJS({
         };
         if (obj instanceof Map) {
           for (const [key, value] of obj)
-            add2(key, value);
+            add3(key, value);
         } else if (obj && typeof obj === "object") {
           for (const key of Object.keys(obj))
-            add2(key, obj[key]);
+            add3(key, obj[key]);
         }
         if (typeof schema.sortMapEntries === "function") {
           map.items.sort(schema.sortMapEntries);
@@ -2477,8 +2477,8 @@ var require_stringifyNumber = __commonJS({
           i2 = n2.length;
           n2 += ".";
         }
-        let d = minFractionDigits - (n2.length - i2 - 1);
-        while (d-- > 0)
+        let d2 = minFractionDigits - (n2.length - i2 - 1);
+        while (d2-- > 0)
           n2 += "0";
       }
       return n2;
@@ -3229,10 +3229,10 @@ var require_timestamp = __commonJS({
         let date = Date.UTC(year, month - 1, day, hour || 0, minute || 0, second || 0, millisec);
         const tz = match[8];
         if (tz && tz !== "Z") {
-          let d = parseSexagesimal(tz, false);
-          if (Math.abs(d) < 30)
-            d *= 60;
-          date -= 6e4 * d;
+          let d2 = parseSexagesimal(tz, false);
+          if (Math.abs(d2) < 30)
+            d2 *= 60;
+          date -= 6e4 * d2;
         }
         return new Date(date);
       },
@@ -3577,9 +3577,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path16, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path16, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3654,14 +3654,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection.isEmptyPath(path15)) {
+      deleteIn(path16) {
+        if (Collection.isEmptyPath(path16)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path16) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3676,10 +3676,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection.isEmptyPath(path15))
+      getIn(path16, keepScalar) {
+        if (Collection.isEmptyPath(path16))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path16, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3690,10 +3690,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection.isEmptyPath(path15))
+      hasIn(path16) {
+        if (Collection.isEmptyPath(path16))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path16) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3710,13 +3710,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection.isEmptyPath(path15)) {
+      setIn(path16, value) {
+        if (Collection.isEmptyPath(path16)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path16), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path16, value);
         }
       }
       /**
@@ -5697,9 +5697,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path16) => {
       let item = cst;
-      for (const [field2, index] of path15) {
+      for (const [field2, index] of path16) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5708,23 +5708,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field2 = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path16) => {
+      const parent = visit.itemAtPath(cst, path16.slice(0, -1));
+      const field2 = path16[path16.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path16, item, visitor) {
+      let ctrl = visitor(item, path16);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path16.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -5735,10 +5735,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path16);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path16) : ctrl;
     }
     exports.visit = visit;
   }
@@ -7044,14 +7044,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs10, sep: [] });
+                map.items.push({ start, key: fs11, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs10);
+                this.stack.push(fs11);
               } else {
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7179,13 +7179,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs11 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs10, sep: [] });
+                fc.items.push({ start: [], key: fs11, sep: [] });
               else if (it.sep)
-                this.stack.push(fs10);
+                this.stack.push(fs11);
               else
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs11, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -8618,14 +8618,14 @@ __export(tslib_es6_exports, {
   __values: () => __values,
   default: () => tslib_es6_default
 });
-function __extends(d, b) {
+function __extends(d2, b) {
   if (typeof b !== "function" && b !== null)
     throw new TypeError("Class extends value " + String(b) + " is not a constructor or null");
-  extendStatics(d, b);
+  extendStatics(d2, b);
   function __() {
-    this.constructor = d;
+    this.constructor = d2;
   }
-  d.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
+  d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
 function __rest(s, e) {
   var t = {};
@@ -8639,9 +8639,9 @@ function __rest(s, e) {
   return t;
 }
 function __decorate(decorators, target, key, desc) {
-  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d;
+  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d2;
   if (typeof Reflect === "object" && typeof Reflect.decorate === "function") r = Reflect.decorate(decorators, target, key, desc);
-  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d = decorators[i2]) r = (c3 < 3 ? d(r) : c3 > 3 ? d(target, key, r) : d(target, key)) || r;
+  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d2 = decorators[i2]) r = (c3 < 3 ? d2(r) : c3 > 3 ? d2(target, key, r) : d2(target, key)) || r;
   return c3 > 3 && r && Object.defineProperty(target, key, r), r;
 }
 function __param(paramIndex, decorator) {
@@ -8916,9 +8916,9 @@ function __asyncValues(o2) {
       });
     };
   }
-  function settle(resolve5, reject, d, v) {
+  function settle(resolve5, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d });
+      resolve5({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -9010,34 +9010,34 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path15, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path15 === "string" && /^\.\.?\//.test(path15)) {
+function __rewriteRelativeImportExtension(path16, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path16 === "string" && /^\.\.?\//.test(path16)) {
     if (extraExtensions) {
       for (var extension in extraExtensions) {
-        var suffix = path15.slice(-extension.length);
+        var suffix = path16.slice(-extension.length);
         if (suffix === extension || ignoreCase && suffix.toLowerCase() === extension.toLowerCase()) {
           var output = extraExtensions[extension];
-          return output === extension ? path15 : path15.slice(0, -extension.length) + output;
+          return output === extension ? path16 : path16.slice(0, -extension.length) + output;
         }
       }
     }
-    return path15.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d, ext, cm) {
-      return tsx ? preserveJsx ? ".jsx" : ".js" : d && (!ext || !cm) ? m : d + ext + "." + cm.toLowerCase() + "js";
+    return path16.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+      return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path15;
+  return path16;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
   "node_modules/.pnpm/tslib@2.9.1/node_modules/tslib/tslib.es6.mjs"() {
     init_define_TRELLIS_BUILD();
-    extendStatics = function(d, b) {
-      extendStatics = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d2, b2) {
-        d2.__proto__ = b2;
-      } || function(d2, b2) {
-        for (var p in b2) if (Object.prototype.hasOwnProperty.call(b2, p)) d2[p] = b2[p];
+    extendStatics = function(d2, b) {
+      extendStatics = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d3, b2) {
+        d3.__proto__ = b2;
+      } || function(d3, b2) {
+        for (var p in b2) if (Object.prototype.hasOwnProperty.call(b2, p)) d3[p] = b2[p];
       };
-      return extendStatics(d, b);
+      return extendStatics(d2, b);
     };
     __assign = function() {
       __assign = Object.assign || function __assign3(t) {
@@ -9847,8 +9847,8 @@ var require_build2 = __commonJS({
       if (e) {
         Object.keys(e).forEach(function(k) {
           if (k !== "default") {
-            var d = Object.getOwnPropertyDescriptor(e, k);
-            Object.defineProperty(n2, k, d.get ? d : {
+            var d2 = Object.getOwnPropertyDescriptor(e, k);
+            Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
                 return e[k];
@@ -21273,12 +21273,12 @@ __export(tslib_es6_exports2, {
   __spreadArrays: () => __spreadArrays2,
   __values: () => __values2
 });
-function __extends2(d, b) {
-  extendStatics2(d, b);
+function __extends2(d2, b) {
+  extendStatics2(d2, b);
   function __() {
-    this.constructor = d;
+    this.constructor = d2;
   }
-  d.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
+  d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
 function __rest2(s, e) {
   var t = {};
@@ -21292,9 +21292,9 @@ function __rest2(s, e) {
   return t;
 }
 function __decorate2(decorators, target, key, desc) {
-  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d;
+  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d2;
   if (typeof Reflect === "object" && typeof Reflect.decorate === "function") r = Reflect.decorate(decorators, target, key, desc);
-  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d = decorators[i2]) r = (c3 < 3 ? d(r) : c3 > 3 ? d(target, key, r) : d(target, key)) || r;
+  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d2 = decorators[i2]) r = (c3 < 3 ? d2(r) : c3 > 3 ? d2(target, key, r) : d2(target, key)) || r;
   return c3 > 3 && r && Object.defineProperty(target, key, r), r;
 }
 function __param2(paramIndex, decorator) {
@@ -21510,9 +21510,9 @@ function __asyncValues2(o2) {
       });
     };
   }
-  function settle(resolve5, reject, d, v) {
+  function settle(resolve5, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d });
+      resolve5({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -21553,13 +21553,13 @@ var extendStatics2, __assign2;
 var init_tslib_es62 = __esm({
   "node_modules/.pnpm/tslib@1.14.1/node_modules/tslib/tslib.es6.js"() {
     init_define_TRELLIS_BUILD();
-    extendStatics2 = function(d, b) {
-      extendStatics2 = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d2, b2) {
-        d2.__proto__ = b2;
-      } || function(d2, b2) {
-        for (var p in b2) if (b2.hasOwnProperty(p)) d2[p] = b2[p];
+    extendStatics2 = function(d2, b) {
+      extendStatics2 = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d3, b2) {
+        d3.__proto__ = b2;
+      } || function(d3, b2) {
+        for (var p in b2) if (b2.hasOwnProperty(p)) d3[p] = b2[p];
       };
-      return extendStatics2(d, b);
+      return extendStatics2(d2, b);
     };
     __assign2 = function() {
       __assign2 = Object.assign || function __assign3(t) {
@@ -22007,14 +22007,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path15 = [token];
+          const path16 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path15.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path15, currentToken].join(" -> ")}`);
+            if (path16.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path16, currentToken].join(" -> ")}`);
             }
-            path15.push(currentToken);
+            path16.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -23829,8 +23829,8 @@ var require_x509_cjs = __commonJS({
       if (e) {
         Object.keys(e).forEach(function(k) {
           if (k !== "default") {
-            var d = Object.getOwnPropertyDescriptor(e, k);
-            Object.defineProperty(n2, k, d.get ? d : {
+            var d2 = Object.getOwnPropertyDescriptor(e, k);
+            Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
                 return e[k];
@@ -24521,7 +24521,7 @@ var require_x509_cjs = __commonJS({
     function replaceUnknownCharacter(text, char) {
       return `\\${pvtsutils.Convert.ToHex(pvtsutils.Convert.FromUtf8String(char)).toUpperCase()}`;
     }
-    function escape3(data) {
+    function escape4(data) {
       return data.replace(/([,+"\\<>;])/g, "\\$1").replace(/^([ #])/, "\\$1").replace(/([ ]$)/, "\\$1").replace(/([\r\n\t])/, replaceUnknownCharacter);
     }
     var Name = class _Name {
@@ -24574,7 +24574,7 @@ var require_x509_cjs = __commonJS({
       toString() {
         return this.asn.map((rdn) => rdn.map((o2) => {
           const type = this.getName(o2.type) || o2.type;
-          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape3(o2.value.toString());
+          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape4(o2.value.toString());
           return `${type}=${value}`;
         }).join("+")).join(", ");
       }
@@ -27257,8 +27257,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs10 = __require("fs");
-    function checkPathExt(path15, options) {
+    var fs11 = __require("fs");
+    function checkPathExt(path16, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -27269,25 +27269,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path15.substr(-p.length).toLowerCase() === p) {
+        if (p && path16.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path15, options) {
+    function checkStat(stat, path16, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path15, options);
+      return checkPathExt(path16, options);
     }
-    function isexe(path15, options, cb) {
-      fs10.stat(path15, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path15, options));
+    function isexe(path16, options, cb) {
+      fs11.stat(path16, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path16, options));
       });
     }
-    function sync(path15, options) {
-      return checkStat(fs10.statSync(path15), path15, options);
+    function sync(path16, options) {
+      return checkStat(fs11.statSync(path16), path16, options);
     }
   }
 });
@@ -27298,14 +27298,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs10 = __require("fs");
-    function isexe(path15, options, cb) {
-      fs10.stat(path15, function(er, stat) {
+    var fs11 = __require("fs");
+    function isexe(path16, options, cb) {
+      fs11.stat(path16, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path15, options) {
-      return checkStat(fs10.statSync(path15), options);
+    function sync(path16, options) {
+      return checkStat(fs11.statSync(path16), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -27330,7 +27330,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs10 = __require("fs");
+    var fs11 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -27339,7 +27339,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path15, options, cb) {
+    function isexe(path16, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -27349,7 +27349,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path15, options || {}, function(er, is) {
+          isexe(path16, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -27358,7 +27358,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path15, options || {}, function(er, is) {
+      core(path16, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -27368,9 +27368,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path15, options) {
+    function sync(path16, options) {
       try {
-        return core.sync(path15, options || {});
+        return core.sync(path16, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -27387,7 +27387,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path15 = __require("path");
+    var path16 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -27425,7 +27425,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path15.join(pathPart, cmd);
+        const pCmd = path16.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -27452,7 +27452,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path15.join(pathPart, cmd);
+        const pCmd = path16.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -27502,7 +27502,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path15 = __require("path");
+    var path16 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -27520,7 +27520,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path15.delimiter : void 0
+          pathExt: withoutPathExt ? path16.delimiter : void 0
         });
       } catch (e) {
       } finally {
@@ -27529,7 +27529,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path15.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path16.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -27586,8 +27586,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path15, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path15.split("/").pop();
+      const [path16, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path16.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -27601,16 +27601,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs10 = __require("fs");
+    var fs11 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs10.openSync(command2, "r");
-        fs10.readSync(fd, buffer, 0, size, 0);
-        fs10.closeSync(fd);
+        fd = fs11.openSync(command2, "r");
+        fs11.readSync(fd, buffer, 0, size, 0);
+        fs11.closeSync(fd);
       } catch (e) {
       }
       return shebangCommand(buffer.toString());
@@ -27624,9 +27624,9 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path15 = __require("path");
+    var path16 = __require("path");
     var resolveCommand = require_resolveCommand();
-    var escape3 = require_escape();
+    var escape4 = require_escape();
     var readShebang = require_readShebang();
     var isWin = process.platform === "win32";
     var isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -27649,9 +27649,9 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path15.normalize(parsed.command);
-        parsed.command = escape3.command(parsed.command);
-        parsed.args = parsed.args.map((arg) => escape3.argument(arg, needsDoubleEscapeMetaChars));
+        parsed.command = path16.normalize(parsed.command);
+        parsed.command = escape4.command(parsed.command);
+        parsed.args = parsed.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
         parsed.args = ["/d", "/s", "/c", `"${shellCommand}"`];
         parsed.command = process.env.comspec || "cmd.exe";
@@ -29550,11 +29550,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path15) => {
+  require: (path16) => {
     if (typeof require2 !== "undefined") {
-      return require2(path15);
-    } else if (path15.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path15, "utf8"));
+      return require2(path16);
+    } else if (path16.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path16, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -30478,9 +30478,9 @@ var CommandInstance = class {
       demand: {}
     };
     const parsed = parseCommand(cmdString);
-    parsed.demanded.forEach((d) => {
-      const [cmd, ...aliases] = d.cmd;
-      if (d.variadic) {
+    parsed.demanded.forEach((d2) => {
+      const [cmd, ...aliases] = d2.cmd;
+      if (d2.variadic) {
         parseOptions.array.push(cmd);
         parseOptions.default[cmd] = [];
       }
@@ -31756,9 +31756,9 @@ ${customMsgs.join("\n")}` : "";
     let recommended = null;
     let bestDistance = Infinity;
     for (let i2 = 0, candidate; (candidate = potentialCommands[i2]) !== void 0; i2++) {
-      const d = levenshtein(cmd, candidate);
-      if (d <= threshold && d < bestDistance) {
-        bestDistance = d;
+      const d2 = levenshtein(cmd, candidate);
+      if (d2 <= threshold && d2 < bestDistance) {
+        bestDistance = d2;
         recommended = candidate;
       }
     }
@@ -33377,6 +33377,8 @@ var EXIT = {
   "custody-not-allowed": 3,
   "custody-allow-list-unconfirmed": 3,
   "custody-clock-behind": 3,
+  "custody-identity-in-drill": 3,
+  "custody-not-confirmed": 3,
   "store-locked": 4,
   "store-changed": 4,
   "profile-violation": 1,
@@ -33390,7 +33392,8 @@ var EXIT = {
   "corrupt-store": 1,
   "verification-failed": 1,
   "peer-failed": 1,
-  "output-failed": 1
+  "output-failed": 1,
+  "shard-outside-scope": 1
 };
 var TrellisError = class extends Error {
   reason;
@@ -33452,13 +33455,13 @@ function parseInstant(text, flag = "--now") {
   if (month < 1 || month > 12 || day < 1 || day > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
   if (hour > 23 || minute > 59 || second > 59) fail("has a time of day out of range (00:00:00 to 23:59:59)");
   if (m[8] && (Number(m[9]) > 23 || Number(m[10]) > 59)) fail("has an offset out of range (-23:59 to +23:59)");
-  const d = new Date(text.replace(" ", "T"));
-  if (Number.isNaN(d.getTime())) fail("is not an RFC 3339 timestamp");
-  if (d.getUTCFullYear() < 1970) fail("is before 1970: no certificate of a trellis mesh is that old");
-  return d;
+  const d2 = new Date(text.replace(" ", "T"));
+  if (Number.isNaN(d2.getTime())) fail("is not an RFC 3339 timestamp");
+  if (d2.getUTCFullYear() < 1970) fail("is before 1970: no certificate of a trellis mesh is that old");
+  return d2;
 }
-function iso(d) {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+function iso(d2) {
+  return d2.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 // packages/core/src/names.ts
@@ -33467,14 +33470,14 @@ var GLOBAL_SCOPE = "global";
 var SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 var SERVICE_NAME = SCOPE_NAME;
 var DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
-function scopeDomain(scope, trustDomain) {
-  return `${scope}.${trustDomain}`;
+function scopeDomain(scope2, trustDomain) {
+  return `${scope2}.${trustDomain}`;
 }
-function serviceSpiffeId(scope, service, trustDomain) {
-  return `spiffe://${scopeDomain(scope, trustDomain)}/${service}`;
+function serviceSpiffeId(scope2, service, trustDomain) {
+  return `spiffe://${scopeDomain(scope2, trustDomain)}/${service}`;
 }
-function serviceDnsName(scope, service, trustDomain) {
-  return `${service}.${scopeDomain(scope, trustDomain)}`;
+function serviceDnsName(scope2, service, trustDomain) {
+  return `${service}.${scopeDomain(scope2, trustDomain)}`;
 }
 function isDnsName(name) {
   if (name.length > 253) return false;
@@ -33509,14 +33512,14 @@ function uriHostWithin(uri, host) {
   return parsed.hostname.toLowerCase() === host.toLowerCase();
 }
 var ALL_IPS = ["0.0.0.0/0", "::/0"];
-function permittedNamesFor(scope, trustDomain) {
-  const domain = scopeDomain(scope, trustDomain);
+function permittedNamesFor(scope2, trustDomain) {
+  const domain = scopeDomain(scope2, trustDomain);
   return { dns: [domain], uriHosts: [domain], excludedIps: [...ALL_IPS] };
 }
 function namesOutside(sans, permitted) {
-  const badDns = sans.dns.filter((d) => !permitted.dns.some((p) => dnsWithin(d, p)));
+  const badDns = sans.dns.filter((d2) => !permitted.dns.some((p) => dnsWithin(d2, p)));
   const badUri = sans.uris.filter((u2) => !permitted.uriHosts.some((h2) => uriHostWithin(u2, h2)));
-  return [...badDns.map((d) => `DNS:${d}`), ...badUri.map((u2) => `URI:${u2}`)];
+  return [...badDns.map((d2) => `DNS:${d2}`), ...badUri.map((u2) => `URI:${u2}`)];
 }
 
 // packages/core/src/config.ts
@@ -34398,10 +34401,10 @@ function alphabet(letters, aliases) {
     encode: (digits) => {
       const codes = new Uint8Array(digits.length);
       for (let i2 = 0; i2 < digits.length; i2++) {
-        const d = digits[i2];
-        const code = encTable[d];
+        const d2 = digits[i2];
+        const code = encTable[d2];
         if (code === void 0)
-          throw new Error(`alphabet.encode: invalid digit ${d}`);
+          throw new Error(`alphabet.encode: invalid digit ${d2}`);
         codes[i2] = code;
       }
       return charcodesToString(codes);
@@ -36072,11 +36075,11 @@ function FpPow(Fp, num, power) {
   if (power === _1n2)
     return num;
   let p = Fp.ONE;
-  let d = num;
+  let d2 = num;
   while (power > _0n2) {
     if (power & _1n2)
-      p = Fp.mul(p, d);
-    d = Fp.sqr(d);
+      p = Fp.mul(p, d2);
+    d2 = Fp.sqr(d2);
     power >>= _1n2;
   }
   return p;
@@ -36338,11 +36341,11 @@ var wNAF = class {
   }
   // non-const time multiplication ladder
   _unsafeLadder(elm, n2, p = this.ZERO) {
-    let d = elm;
+    let d2 = elm;
     while (n2 > _0n3) {
       if (n2 & _1n3)
-        p = p.add(d);
-      d = d.double();
+        p = p.add(d2);
+      d2 = d2.double();
       n2 >>= _1n3;
     }
     return p;
@@ -37485,10 +37488,10 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     const { lowS, prehash, extraEntropy } = validateSigOpts(opts2, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     const h1int = bits2int_modN(message);
-    const d = Fn.fromBytes(secretKey);
-    if (!Fn.isValidNot0(d))
+    const d2 = Fn.fromBytes(secretKey);
+    if (!Fn.isValidNot0(d2))
       throw new Error("invalid private key");
-    const seedArgs = [int2octets(d), int2octets(h1int)];
+    const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
       const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e, void 0, "extraEntropy"));
@@ -37504,7 +37507,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       const r = Fn.create(q2.x);
       if (r === _0n5)
         return;
-      const s = Fn.create(ik * Fn.create(m + r * d));
+      const s = Fn.create(ik * Fn.create(m + r * d2));
       if (s === _0n5)
         return;
       let recovery = (q2.x === r ? 0 : 2) | Number(q2.y & _1n5);
@@ -38632,16 +38635,16 @@ var genCrystals = (opts2) => {
       return r;
     }
   };
-  const bitsCoder2 = (d, c3) => {
-    const mask = getMask(d);
-    const bytesLen = d * (N2 / 8);
+  const bitsCoder2 = (d2, c3) => {
+    const mask = getMask(d2);
+    const bytesLen = d2 * (N2 / 8);
     return {
       bytesLen,
       encode: (poly) => {
         const r = new Uint8Array(bytesLen);
         for (let i2 = 0, buf = 0, bufLen = 0, pos = 0; i2 < poly.length; i2++) {
           buf |= (c3.encode(poly[i2]) & mask) << bufLen;
-          bufLen += d;
+          bufLen += d2;
           for (; bufLen >= 8; bufLen -= 8, buf >>= 8)
             r[pos++] = buf & getMask(bufLen);
         }
@@ -38652,7 +38655,7 @@ var genCrystals = (opts2) => {
         for (let i2 = 0, buf = 0, bufLen = 0, pos = 0; i2 < bytes.length; i2++) {
           buf |= bytes[i2] << bufLen;
           bufLen += 8;
-          for (; bufLen >= d; bufLen -= d, buf >>= d)
+          for (; bufLen >= d2; bufLen -= d2, buf >>= d2)
             r[pos++] = c3.decode(buf & mask);
         }
         return r;
@@ -38711,18 +38714,18 @@ var PARAMS = {
   768: { N, Q, K: 3, ETA1: 2, ETA2: 2, du: 10, dv: 4, RBGstrength: 192 },
   1024: { N, Q, K: 4, ETA1: 2, ETA2: 2, du: 11, dv: 5, RBGstrength: 256 }
 };
-var compress = (d) => {
-  if (d >= 12)
+var compress = (d2) => {
+  if (d2 >= 12)
     return { encode: (i2) => i2, decode: (i2) => i2 };
-  const a2 = 2 ** (d - 1);
+  const a2 = 2 ** (d2 - 1);
   return {
     // const compress = (i: number) => round((2 ** d / Q) * i) % 2 ** d;
-    encode: (i2) => ((i2 << d) + Q / 2) / Q,
+    encode: (i2) => ((i2 << d2) + Q / 2) / Q,
     // const decompress = (i: number) => round((Q / 2 ** d) * i);
-    decode: (i2) => i2 * Q + a2 >>> d
+    decode: (i2) => i2 * Q + a2 >>> d2
   };
 };
-var polyCoder = (d) => bitsCoder(d, compress(d));
+var polyCoder = (d2) => bitsCoder(d2, compress(d2));
 function polyAdd(a2, b) {
   for (let i2 = 0; i2 < N; i2++)
     a2[i2] = mod2(a2[i2] + b[i2]);
@@ -39397,15 +39400,15 @@ function pow(num, power, modulo) {
     return _1n9;
   if (power === _1n9)
     return num;
-  let d = num % modulo;
-  if (d < _0n8)
-    d += modulo;
+  let d2 = num % modulo;
+  if (d2 < _0n8)
+    d2 += modulo;
   if (power < POW_WINDOWED_MIN) {
     let p2 = _1n9;
     while (power > _0n8) {
       if (power & _1n9)
-        p2 = p2 * d % modulo;
-      d = d * d % modulo;
+        p2 = p2 * d2 % modulo;
+      d2 = d2 * d2 % modulo;
       power >>= _1n9;
     }
     return p2;
@@ -39417,9 +39420,9 @@ function pow(num, power, modulo) {
   }
   const table = new Array(16);
   table[0] = _1n9;
-  table[1] = d;
+  table[1] = d2;
   for (let i2 = 2; i2 < 16; i2++)
-    table[i2] = table[i2 - 1] * d % modulo;
+    table[i2] = table[i2 - 1] * d2 % modulo;
   let p = table[digits[digits.length - 1]];
   for (let w = digits.length - 2; w >= 0; w--) {
     p = p * p % modulo;
@@ -39909,7 +39912,7 @@ function wnafDigits(n2, W) {
   const size = 2 ** W;
   const half = size / 2;
   const mask = BigInt(size - 1);
-  const d = [];
+  const d2 = [];
   while (n2 > _0n9) {
     let w = 0;
     if (n2 & _1n10) {
@@ -39918,17 +39921,17 @@ function wnafDigits(n2, W) {
         w -= size;
       n2 -= BigInt(w);
     }
-    d.push(w);
+    d2.push(w);
     n2 >>= _1n10;
   }
-  return d;
+  return d2;
 }
 function signedWindowDigits(n2, W, windows) {
   const size = 2 ** W;
   const half = size / 2;
   const mask = BigInt(size - 1);
   const shiftBy = BigInt(W);
-  const d = [];
+  const d2 = [];
   for (let w = 0; w < windows; w++) {
     let v = Number(n2 & mask);
     n2 >>= shiftBy;
@@ -39936,16 +39939,16 @@ function signedWindowDigits(n2, W, windows) {
       v -= size;
       n2 += _1n10;
     }
-    d.push(v);
+    d2.push(v);
   }
   if (n2 !== _0n9)
     throw new Error("invalid wnaf");
-  return d;
+  return d2;
 }
 function wnafWalk(zero, tables, digits) {
   let max = 0;
-  for (const d of digits)
-    max = Math.max(max, d.length);
+  for (const d2 of digits)
+    max = Math.max(max, d2.length);
   let acc = zero;
   for (let bit = max - 1; bit >= 0; bit--) {
     if (bit !== max - 1)
@@ -40114,7 +40117,7 @@ var ScalarMultiplier = class {
     let acc = this.ZERO;
     for (let window2 = windows - 1; window2 >= 0; window2--) {
       if (window2 !== windows - 1)
-        for (let d = 0; d < W; d++)
+        for (let d2 = 0; d2 < W; d2++)
           acc = acc.double();
       const digit = Number(n2 >> BigInt(window2 * W) & mask);
       let sel = table[0];
@@ -41078,10 +41081,10 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     const { lowS, prehash, extraEntropy } = validateSigOpts2(opts3, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     const h1int = bits2int_modN(message);
-    const d = Fn.fromBytes(secretKey);
-    if (!Fn.isValidNot0(d))
+    const d2 = Fn.fromBytes(secretKey);
+    if (!Fn.isValidNot0(d2))
       throw new Error("invalid private key");
-    const seedArgs = [int2octets(d), int2octets(h1int)];
+    const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
       const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e, void 0, "extraEntropy"));
@@ -41101,11 +41104,11 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
         const b = bytesToNumberBE2(mapHashToField2(csprng(blindLength), CURVE_ORDER));
         const ibk = Fn.inv(Fn.mul(b, k));
         const bm = Fn.mul(b, m);
-        const bd = Fn.mul(b, d);
+        const bd = Fn.mul(b, d2);
         s = Fn.create(ibk * Fn.create(bm + bd * r));
       } else {
         const ik = invertCt(k, CURVE_ORDER);
-        s = Fn.create(ik * Fn.create(m + r * d));
+        s = Fn.create(ik * Fn.create(m + r * d2));
       }
       if (s === _0n11)
         return;
@@ -41286,7 +41289,7 @@ function edwards(params, extraOpts = {}) {
     // Uses algo from RFC8032 5.1.3.
     static fromBytes(bytes, zip215 = false) {
       const len = Fp.BYTES;
-      const { a: a2, d } = CURVE;
+      const { a: a2, d: d2 } = CURVE;
       bytes = copyBytes4(abytes5(bytes, len, "point"));
       abool3(zip215, "zip215");
       const normed = copyBytes4(bytes);
@@ -41297,7 +41300,7 @@ function edwards(params, extraOpts = {}) {
       aInRange2("point.y", y, _0n12, max);
       const y2 = Fp.sqr(y);
       const u2 = Fp.sub(y2, Fp.ONE);
-      const v = Fp.sub(Fp.mulN(d, y2), a2);
+      const v = Fp.sub(Fp.mulN(d2, y2), a2);
       let { isValid, value: x } = uvRatio2(u2, v);
       if (!isValid)
         throw new Error("bad point: invalid y coordinate");
@@ -41327,7 +41330,7 @@ function edwards(params, extraOpts = {}) {
     // Useful in fromAffine() - not for fromBytes(), which always created valid points.
     assertValidity() {
       const p = this;
-      const { a: a2, d } = CURVE;
+      const { a: a2, d: d2 } = CURVE;
       if (p.is0())
         throw new Error("bad point: ZERO");
       const { X, Y, Z, T } = p;
@@ -41337,7 +41340,7 @@ function edwards(params, extraOpts = {}) {
       const Z4 = Fp.sqr(Z2);
       const aX2 = Fp.mul(X2, a2);
       const left2 = Fp.mul(Fp.add(aX2, Y2), Z2);
-      const right2 = Fp.add(Z4, Fp.mul(d, Fp.mul(X2, Y2)));
+      const right2 = Fp.add(Z4, Fp.mul(d2, Fp.mul(X2, Y2)));
       if (!Fp.eql(left2, right2))
         throw new Error("bad point: equation left != right (1)");
       const XY = Fp.mul(X, Y);
@@ -41387,12 +41390,12 @@ function edwards(params, extraOpts = {}) {
     // Cost: 9M + 1*a + 1*d + 7add.
     add(other) {
       aedpoint(other);
-      const { d } = CURVE;
+      const { d: d2 } = CURVE;
       const { X: X1, Y: Y1, Z: Z1, T: T1 } = this;
       const { X: X2, Y: Y2, Z: Z2, T: T2 } = other;
       const A = Fp.mul(X1, X2);
       const B = Fp.mul(Y1, Y2);
-      const C = Fp.mul(Fp.mulN(T1, d), T2);
+      const C = Fp.mul(Fp.mulN(T1, d2), T2);
       const D = Fp.mul(Z1, Z2);
       const E = Fp.sub(Fp.subN(Fp.mulN(Fp.addN(X1, Y1), Fp.addN(X2, Y2)), A), B);
       const F2 = Fp.subN(D, C);
@@ -41506,8 +41509,8 @@ function cswap(P) {
   const offset = BigInt(6) * P;
   return (mask, x_2, x_3) => {
     const sum = x_2 + x_3;
-    const d = offset + x_3 - x_2;
-    const a2 = (d * mask + x_2) % P;
+    const d2 = offset + x_3 - x_2;
+    const a2 = (d2 * mask + x_2) % P;
     return { x_2: a2, x_3: sum - a2 };
   };
 }
@@ -42778,10 +42781,10 @@ async function encryptTo(recipients, plaintext) {
   return armor_exports.encode(await e.encrypt(plaintext));
 }
 async function tryDecrypt(identities, armored) {
-  const d = new Decrypter();
+  const d2 = new Decrypter();
   identities.forEach((id, i2) => {
     try {
-      d.addIdentity(id);
+      d2.addIdentity(id);
     } catch {
       throw new TrellisError("bad-identity", `identity ${i2 + 1} of ${identities.length} could not be read (a character is wrong, missing or extra)`, { hint: "use the identity file written by trellis-root init or age-keygen, copied whole" });
     }
@@ -42793,7 +42796,7 @@ async function tryDecrypt(identities, armored) {
     return { ok: false, why: "malformed" };
   }
   try {
-    return { ok: true, text: await d.decrypt(ct, "text") };
+    return { ok: true, text: await d2.decrypt(ct, "text") };
   } catch (e) {
     return { ok: false, why: /no identity matched/i.test(e.message) ? "no-match" : "malformed" };
   }
@@ -42869,38 +42872,38 @@ var Reader = class {
   }
 };
 var MAX_INPUT_BYTES = 4 * 1024 * 1024;
-var fieldOf = (path15) => path15.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+var fieldOf = (path16) => path16.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path15, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path15) || void 0, hint });
+  const fail = (path16, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path16) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path15 } = stack.pop();
+    const { node, path: path16 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path15, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(path16, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path15, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path15, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path15.length > 32) fail(path15, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (n2.anchor && !allowAliases) fail(path16, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
+    if (n2.tag) fail(path16, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
+    if (path16.length > 32) fail(path16, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path15, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path16, "has a key that is not a plain string", "keys are names such as kind or services");
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path15, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k)) fail([...path16, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path15, k] });
-        children.push({ node: pair.value, path: [...path15, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path16, k] });
+        children.push({ node: pair.value, path: [...path16, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children.push({ node: item, path: [...path15, i2] }));
+      n2.items.forEach((item, i2) => children.push({ node: item, path: [...path16, i2] }));
     }
     for (let i2 = children.length - 1; i2 >= 0; i2--) stack.push(children[i2]);
   }
@@ -42952,24 +42955,24 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const alg = r.map(defaults.algorithms ?? {}, "defaults.algorithms", ["root", "intermediate", "leaf"]);
   const ttl = r.map(defaults.ttl ?? {}, "defaults.ttl", ["root", "intermediate", "leaf"]);
   const overlap = r.map(defaults.overlap ?? {}, "defaults.overlap", ["propagation"]);
-  const d = MESH_DEFAULTS;
+  const d2 = MESH_DEFAULTS;
   return {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
     trustDomain: r.string(top2.trustDomain, "trustDomain", TRUST_DOMAIN, "a lower-case DNS name such as mesh.example"),
     recipients: { offline, ci },
     algorithms: {
-      root: r.oneOf(alg.root ?? d.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
-      intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
-      leaf: r.oneOf(alg.leaf ?? d.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
+      root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
+      intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
+      leaf: r.oneOf(alg.leaf ?? d2.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
     },
     ttl: {
-      root: r.duration(ttl.root ?? d.ttl.root, "defaults.ttl.root"),
-      intermediate: r.duration(ttl.intermediate ?? d.ttl.intermediate, "defaults.ttl.intermediate"),
-      leaf: r.duration(ttl.leaf ?? d.ttl.leaf, "defaults.ttl.leaf")
+      root: r.duration(ttl.root ?? d2.ttl.root, "defaults.ttl.root"),
+      intermediate: r.duration(ttl.intermediate ?? d2.ttl.intermediate, "defaults.ttl.intermediate"),
+      leaf: r.duration(ttl.leaf ?? d2.ttl.leaf, "defaults.ttl.leaf")
     },
-    overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, "defaults.overlap.propagation") },
-    crl: { root: r.duration(crl.root ?? d.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d.crl.leaf, "defaults.crl.leaf") },
+    overlap: { propagation: r.duration(overlap.propagation ?? d2.overlap.propagation, "defaults.overlap.propagation") },
+    crl: { root: r.duration(crl.root ?? d2.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf") },
     deploy: readAllowList(r, top2.deploy ?? {}, "deploy")
   };
 }
@@ -43043,12 +43046,12 @@ function entries(r, v, at, read2, key = "entry") {
   }));
 }
 function readAllowList(r, raw, at) {
-  const d = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
-  const dir = r.map(d.dir ?? {}, `${at}.dir`, ["paths"]);
+  const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
+  const dir = r.map(d2.dir ?? {}, `${at}.dir`, ["paths"]);
   return {
-    reload: entries(r, d.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
+    reload: entries(r, d2.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
     dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
-    ssh: entries(r, d.ssh, `${at}.ssh`, (v, f) => {
+    ssh: entries(r, d2.ssh, `${at}.ssh`, (v, f) => {
       const m = r.map(v, f, ["host", "port", "user", "hostKey", "identityFile", "paths"]);
       return {
         host: field(r, m.host, `${f}.host`, "host"),
@@ -43059,11 +43062,11 @@ function readAllowList(r, raw, at) {
         paths: paths(r, m.paths ?? [], `${f}.paths`)
       };
     }),
-    kubernetes: entries(r, d.kubernetes, `${at}.kubernetes`, (v, f) => {
+    kubernetes: entries(r, d2.kubernetes, `${at}.kubernetes`, (v, f) => {
       const m = r.map(v, f, ["namespaces"]);
       return { namespaces: r.list(m.namespaces ?? [], `${f}.namespaces`).map((n2, i2) => field(r, n2, `${f}.namespaces[${i2}]`, "namespace")) };
     }, "context"),
-    sealed: entries(r, d.sealed, `${at}.sealed`, (v, f) => {
+    sealed: entries(r, d2.sealed, `${at}.sealed`, (v, f) => {
       const m = r.map(v, f, ["recipient"]);
       const recipient = r.string(m.recipient, `${f}.recipient`, /^age1/, "the host agent's age recipient");
       validateRecipients([recipient], { file: r.file, field: `${f}.recipient` });
@@ -43244,7 +43247,7 @@ var x5093 = __toESM(require_x509_cjs(), 1);
 var NAME_CONSTRAINTS_OID = import_asn1_x509.id_ce_nameConstraints;
 function encodeNameConstraints(p) {
   const subtrees = [
-    ...p.dns.map((d) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ dNSName: d }) })),
+    ...p.dns.map((d2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ dNSName: d2 }) })),
     ...p.uriHosts.map((h2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ uniformResourceIdentifier: h2 }) }))
   ];
   const excluded = p.excludedIps.map((cidr) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ iPAddress: cidr }) }));
@@ -43369,12 +43372,12 @@ function renewalPoint(v) {
   const life = v.notAfter.getTime() - v.notBefore.getTime();
   return new Date(v.notAfter.getTime() - Math.floor(life / 3));
 }
-function assertNamesInside(sans, permitted, scope) {
+function assertNamesInside(sans, permitted, scope2) {
   const outside = namesOutside(sans, permitted);
   if (outside.length) {
     throw new TrellisError(
       "name-outside-constraints",
-      `${outside.join(", ")} outside the name constraints of scope ${scope}`,
+      `${outside.join(", ")} outside the name constraints of scope ${scope2}`,
       { hint: `names must fall under ${permitted.dns.join(", ")}` }
     );
   }
@@ -43432,10 +43435,10 @@ function profileViolations(cert, tier, expected = {}) {
 
 // packages/core/src/issuance.ts
 init_define_TRELLIS_BUILD();
-function leafNames(scope, service, trustDomain) {
+function leafNames(scope2, service, trustDomain) {
   return {
-    uris: [serviceSpiffeId(scope, service.name, trustDomain)],
-    dns: [serviceDnsName(scope, service.name, trustDomain), ...service.dns]
+    uris: [serviceSpiffeId(scope2, service.name, trustDomain)],
+    dns: [serviceDnsName(scope2, service.name, trustDomain), ...service.dns]
   };
 }
 function issuedBy(record, active) {
@@ -43458,8 +43461,8 @@ function parseIssuanceRecord(text, file) {
     };
     const str = (k) => typeof r?.[k] === "string" ? r[k] : bad(k);
     const date = (k) => {
-      const d = new Date(str(k));
-      return Number.isNaN(d.getTime()) ? bad(k) : d;
+      const d2 = new Date(str(k));
+      return Number.isNaN(d2.getTime()) ? bad(k) : d2;
     };
     const list = (k) => Array.isArray(r?.[k]) ? r[k].map(String) : bad(k);
     const rec = {
@@ -43523,12 +43526,12 @@ async function mintLeaf(req, issuer, seam) {
 
 // packages/core/src/trust.ts
 init_define_TRELLIS_BUILD();
-function trustedScopes(scope, allScopes) {
-  const trusted = scope.kind === "global" ? allScopes : [scope.name, GLOBAL_SCOPE].filter((s) => allScopes.includes(s));
+function trustedScopes(scope2, allScopes) {
+  const trusted = scope2.kind === "global" ? allScopes : [scope2.name, GLOBAL_SCOPE].filter((s) => allScopes.includes(s));
   return [...new Set(trusted)].sort();
 }
-function composeTrust(scope, allScopes, intermediatesOf) {
-  return trustedScopes(scope, allScopes).flatMap((s) => intermediatesOf(s));
+function composeTrust(scope2, allScopes, intermediatesOf) {
+  return trustedScopes(scope2, allScopes).flatMap((s) => intermediatesOf(s));
 }
 function trustPem(certs) {
   return certs.map(certificatePem).join("");
@@ -43777,7 +43780,7 @@ var Store = class {
   /** Names of the entries of a store directory, sorted; empty when it does not exist. */
   list(rel, kind = "file") {
     try {
-      return fs.readdirSync(this.abs(rel), { withFileTypes: true }).filter((d) => kind === "dir" ? d.isDirectory() : d.isFile()).map((d) => d.name).sort();
+      return fs.readdirSync(this.abs(rel), { withFileTypes: true }).filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
     } catch {
       return [];
     }
@@ -44083,13 +44086,13 @@ var SLOTS = [
   { role: "next", file: paths2.nextIntermediate, keyFile: paths2.nextIntermediateKey, cert: (m) => m.next, key: (m) => m.nextKeyAge, anchored: true, issuing: false },
   { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false }
 ];
-function liveIntermediates(mesh, scope, pending = []) {
-  const m = mesh.material.get(scope) ?? mesh.retired.get(scope);
+function liveIntermediates(mesh, scope2, pending = []) {
+  const m = mesh.material.get(scope2) ?? mesh.retired.get(scope2);
   const staged = new Map(pending.map((w) => [w.path, w.content]));
   const out = [];
   for (const slot of SLOTS) {
-    const file = slot.file(scope);
-    const keyFile = slot.keyFile(scope);
+    const file = slot.file(scope2);
+    const keyFile = slot.keyFile(scope2);
     let cert;
     if (staged.has(file)) {
       const pem = staged.get(file);
@@ -44112,7 +44115,7 @@ var anchorsOf = (live) => live.filter((l) => l.anchored).map((l) => l.cert);
 var issuersOf = (live) => live.filter((l) => l.issuing).map((l) => l.cert);
 var inRole = (live, role) => live.find((l) => l.role === role);
 function anchorsBy(mesh, pending = []) {
-  return (scope) => anchorsOf(liveIntermediates(mesh, scope, pending));
+  return (scope2) => anchorsOf(liveIntermediates(mesh, scope2, pending));
 }
 
 // packages/core/src/state-files.ts
@@ -44198,11 +44201,11 @@ function parseRootState(text, file) {
 // packages/core/src/evidence.ts
 init_define_TRELLIS_BUILD();
 var EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-function evidencePaths(scope, id) {
+function evidencePaths(scope2, id) {
   if (!EVIDENCE_ID.test(id) || id.includes("..")) {
-    throw new TrellisError("corrupt-store", `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`, { file: `bundles/${scope}/state.yaml`, field: "evidence", hint: "restore the file from git history" });
+    throw new TrellisError("corrupt-store", `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`, { file: `bundles/${scope2}/state.yaml`, field: "evidence", hint: "restore the file from git history" });
   }
-  return { json: `bundles/${scope}/evidence/${id}.json`, md: `bundles/${scope}/evidence/${id}.md` };
+  return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
 }
 function serializeEvidence(e) {
   return `${JSON.stringify(e, null, 2)}
@@ -44278,28 +44281,28 @@ function certsAt(rel, pem) {
     throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e.message})`, { file: rel, hint: "restore it from git history" });
   }
 }
-function loadMaterial(store, scope) {
-  const inter = certAt(store, paths2.intermediate(scope));
-  const leavesText = store.read(paths2.leaves(scope));
-  const stateText = store.read(paths2.state(scope));
-  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
-  const evidencePath = state?.evidence ? evidencePaths(scope, state.evidence).json : void 0;
+function loadMaterial(store, scope2) {
+  const inter = certAt(store, paths2.intermediate(scope2));
+  const leavesText = store.read(paths2.leaves(scope2));
+  const stateText = store.read(paths2.state(scope2));
+  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope2)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
+  const evidencePath = state?.evidence ? evidencePaths(scope2, state.evidence).json : void 0;
   return {
     intermediatePem: inter.pem,
     intermediate: inter.cert,
-    keyAge: store.read(paths2.intermediateKey(scope)),
-    next: certAt(store, paths2.nextIntermediate(scope)).cert,
-    nextKeyAge: store.read(paths2.nextIntermediateKey(scope)),
-    previous: certAt(store, paths2.previousIntermediate(scope)).cert,
-    previousKeyAge: store.read(paths2.previousIntermediateKey(scope)),
-    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope)).cert,
+    keyAge: store.read(paths2.intermediateKey(scope2)),
+    next: certAt(store, paths2.nextIntermediate(scope2)).cert,
+    nextKeyAge: store.read(paths2.nextIntermediateKey(scope2)),
+    previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
+    previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
+    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
     state,
     openEvidence: evidencePath ? store.read(evidencePath) : void 0,
-    crlPem: store.read(paths2.scopeCrl(scope)),
-    trustPem: store.read(paths2.trust(scope)),
-    trustOpensslPem: store.read(paths2.trustOpenssl(scope)),
-    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope)),
-    ledger: store.read(paths2.ledger(scope)) ?? ""
+    crlPem: store.read(paths2.scopeCrl(scope2)),
+    trustPem: store.read(paths2.trust(scope2)),
+    trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
+    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
+    ledger: store.read(paths2.ledger(scope2)) ?? ""
   };
 }
 function loadMesh(store) {
@@ -44317,7 +44320,7 @@ function loadMesh(store) {
   const material = /* @__PURE__ */ new Map();
   for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
   const declared = new Set(scopes.map((s) => s.name));
-  const orphans = store.list("bundles", "dir").filter((d) => d !== "root" && !declared.has(d));
+  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
   const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
   return {
     dir: store.dir,
@@ -44337,7 +44340,7 @@ function loadMesh(store) {
     rootCrlPem: store.read(paths2.rootCrl),
     material,
     orphans,
-    retired: new Map(orphans.filter((d) => SCOPE_NAME.test(d)).map((d) => [d, loadMaterial(store, d)]))
+    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
   };
 }
 function scopeDef(mesh, name) {
@@ -44347,51 +44350,51 @@ function scopeDef(mesh, name) {
   }
   return s;
 }
-function activeIssuer(mesh, scope) {
-  const live = liveIntermediates(mesh, scope);
+function activeIssuer(mesh, scope2) {
+  const live = liveIntermediates(mesh, scope2);
   const active = inRole(live, "active");
   if (!active) return void 0;
   return { key: keyId(active.cert), fingerprints: live.filter((l) => l.role === "active" || l.role === "old-root").map((l) => fingerprint(l.cert)) };
 }
-function effectWrites(mesh, scope, effects, fresh) {
-  const m = mesh.material.get(scope);
+function effectWrites(mesh, scope2, effects, fresh) {
+  const m = mesh.material.get(scope2);
   const pem = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path15, content) => out.push({ path: path15, content: content ?? null });
+  const put = (path16, content) => out.push({ path: path16, content: content ?? null });
   for (const e of effects) {
     switch (e) {
       case "stage-next":
-        put(paths2.nextIntermediate(scope), fresh.pem);
-        put(paths2.nextIntermediateKey(scope), fresh.keyAge);
+        put(paths2.nextIntermediate(scope2), fresh.pem);
+        put(paths2.nextIntermediateKey(scope2), fresh.keyAge);
         break;
       case "promote-next":
-        put(paths2.previousIntermediate(scope), pem(m.intermediate));
-        put(paths2.previousIntermediateKey(scope), m.keyAge);
-        put(paths2.intermediate(scope), pem(m.next));
-        put(paths2.intermediateKey(scope), m.nextKeyAge);
-        put(paths2.nextIntermediate(scope), null);
-        put(paths2.nextIntermediateKey(scope), null);
-        put(paths2.oldRootIntermediate(scope), null);
+        put(paths2.previousIntermediate(scope2), pem(m.intermediate));
+        put(paths2.previousIntermediateKey(scope2), m.keyAge);
+        put(paths2.intermediate(scope2), pem(m.next));
+        put(paths2.intermediateKey(scope2), m.nextKeyAge);
+        put(paths2.nextIntermediate(scope2), null);
+        put(paths2.nextIntermediateKey(scope2), null);
+        put(paths2.oldRootIntermediate(scope2), null);
         break;
       case "retire-previous":
-        put(paths2.previousIntermediate(scope), null);
-        put(paths2.previousIntermediateKey(scope), null);
+        put(paths2.previousIntermediate(scope2), null);
+        put(paths2.previousIntermediateKey(scope2), null);
         break;
       case "drop-next":
-        put(paths2.nextIntermediate(scope), null);
-        put(paths2.nextIntermediateKey(scope), null);
+        put(paths2.nextIntermediate(scope2), null);
+        put(paths2.nextIntermediateKey(scope2), null);
         break;
       case "swap-previous":
-        put(paths2.intermediate(scope), pem(m.previous));
-        put(paths2.intermediateKey(scope), m.previousKeyAge);
-        put(paths2.previousIntermediate(scope), pem(m.intermediate));
-        put(paths2.previousIntermediateKey(scope), m.keyAge);
-        put(paths2.oldRootIntermediate(scope), null);
+        put(paths2.intermediate(scope2), pem(m.previous));
+        put(paths2.intermediateKey(scope2), m.previousKeyAge);
+        put(paths2.previousIntermediate(scope2), pem(m.intermediate));
+        put(paths2.previousIntermediateKey(scope2), m.keyAge);
+        put(paths2.oldRootIntermediate(scope2), null);
         break;
       case "replace-all":
-        put(paths2.intermediate(scope), fresh.pem);
-        put(paths2.intermediateKey(scope), fresh.keyAge);
-        for (const p of [paths2.nextIntermediate, paths2.nextIntermediateKey, paths2.previousIntermediate, paths2.previousIntermediateKey, paths2.oldRootIntermediate]) put(p(scope), null);
+        put(paths2.intermediate(scope2), fresh.pem);
+        put(paths2.intermediateKey(scope2), fresh.keyAge);
+        for (const p of [paths2.nextIntermediate, paths2.nextIntermediateKey, paths2.previousIntermediate, paths2.previousIntermediateKey, paths2.oldRootIntermediate]) put(p(scope2), null);
         break;
     }
   }
@@ -44400,8 +44403,8 @@ function effectWrites(mesh, scope, effects, fresh) {
 function trustedScopeNames(mesh) {
   return [...mesh.scopes.map((s) => s.name), ...[...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s)];
 }
-function scopeTrust(mesh, scope, intermediatesOf = anchorsBy(mesh)) {
-  return composeTrust(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
+function scopeTrust(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
+  return composeTrust(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
 }
 function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
   return mesh.scopes.filter((s) => intermediatesOf(s.name).length > 0).flatMap((s) => {
@@ -44482,14 +44485,14 @@ function rootLedgerTrust(mesh) {
 function revokes(e) {
   return (e.op === "recover" || e.op === "retire") && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x) => typeof x === "string") : [];
 }
-function scopeLedgerTrust(mesh, scope) {
+function scopeLedgerTrust(mesh, scope2) {
   const c3 = cached(mesh);
-  const hit = c3.scopes.get(scope);
+  const hit = c3.scopes.get(scope2);
   if (hit) return hit;
   const rt = rootLedgerTrust(mesh);
   const recordedRoots2 = [...rt.roots.values()].filter((r) => r !== void 0);
-  const ledger = mesh.material.get(scope)?.ledger ?? "";
-  const t = walk(ledger, paths2.ledger(scope), storeCertificates(mesh), (e, cert, counted) => {
+  const ledger = mesh.material.get(scope2)?.ledger ?? "";
+  const t = walk(ledger, paths2.ledger(scope2), storeCertificates(mesh), (e, cert, counted) => {
     const fp = fingerprint(cert);
     if (rt.roots.has(fp) && selfSigned(cert)) return { root: true };
     const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
@@ -44503,7 +44506,7 @@ function scopeLedgerTrust(mesh, scope) {
     return { root: false };
   }, () => {
   });
-  c3.scopes.set(scope, t);
+  c3.scopes.set(scope2, t);
   return t;
 }
 function assertLedgerCounts(mesh, ledger) {
@@ -44527,11 +44530,11 @@ var retireGate = (now, l) => iso(new Date(Math.max(now.getTime() + l.longestLeaf
 function refuse(detail, hint) {
   throw new TrellisError("wrong-phase", detail, { hint });
 }
-function advanceScope(s, e, now, scope = "this scope") {
+function advanceScope(s, e, now, scope2 = "this scope") {
   const at = iso(now);
   switch (e.type) {
     case "begin":
-      if (s.phase !== "steady") refuse(`${scope} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope} --abort`);
+      if (s.phase !== "steady") refuse(`${scope2} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope2} --abort`);
       return {
         state: { ...s, phase: "publish", next: e.next, since: at, rotation: { id: e.id, propagation: e.propagation, started: at, switchAt: iso(new Date(now.getTime() + e.propagation)) } },
         effects: ["stage-next"],
@@ -44563,14 +44566,14 @@ function advanceScope(s, e, now, scope = "this scope") {
     case "abort":
       if (s.phase === "publish") return { state: { ...s, phase: "steady", next: void 0, since: at, rotation: void 0 }, effects: ["drop-next"], step: "abort" };
       if (s.phase === "switch") {
-        if (s.rotation?.aborted) refuse(`${scope}'s rotation was already aborted at ${s.rotation.aborted}`, "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover");
+        if (s.rotation?.aborted) refuse(`${scope2}'s rotation was already aborted at ${s.rotation.aborted}`, "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover");
         return {
           state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e) } },
           effects: ["swap-previous"],
           step: "abort"
         };
       }
-      return refuse(`${scope} has no rotation to abort`, "abort applies during publish and switch, before retire");
+      return refuse(`${scope2} has no rotation to abort`, "abort applies during publish and switch, before retire");
     case "recover":
       return { state: { ...s, phase: "steady", active: e.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
   }
@@ -44631,9 +44634,9 @@ var recorded = (c3, field2) => {
   return v === void 0 ? void 0 : Array.isArray(v) ? v.join(",") : String(v);
 };
 var isSigned = (t, e) => t.signers.has(e.seq);
-function leafRecordProblems(mesh, scope, service, rec) {
-  const t = scopeLedgerTrust(mesh, scope);
-  const file = paths2.leaves(scope);
+function leafRecordProblems(mesh, scope2, service, rec) {
+  const t = scopeLedgerTrust(mesh, scope2);
+  const file = paths2.leaves(scope2);
   const leaves = t.counted.flatMap((e) => e.created.filter((c3) => c3.kind === "leaf").map((c3) => ({ e, c: c3 })));
   const hit = leaves.filter((x) => x.c.fingerprint === rec.fingerprint).at(-1);
   if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
@@ -44652,10 +44655,10 @@ function leafRecordProblems(mesh, scope, service, rec) {
   }
   return out;
 }
-function provenLeafRecord(mesh, scope, service) {
-  const rec = mesh.material.get(scope)?.leaves.get(service);
+function provenLeafRecord(mesh, scope2, service) {
+  const rec = mesh.material.get(scope2)?.leaves.get(service);
   if (!rec) return void 0;
-  const p = leafRecordProblems(mesh, scope, service, rec)[0];
+  const p = leafRecordProblems(mesh, scope2, service, rec)[0];
   if (p) {
     throw new TrellisError("verification-failed", `${p.message}; refusing to act on a record the ledger does not prove`, {
       file: p.file,
@@ -44689,14 +44692,14 @@ function replayScope(t) {
   }
   return { state: s };
 }
-function scopeStateProblems(mesh, scope, now) {
-  const m = mesh.material.get(scope);
+function scopeStateProblems(mesh, scope2, now) {
+  const m = mesh.material.get(scope2);
   const st = m?.state;
   if (!m?.intermediate || !st) return [];
-  const t = scopeLedgerTrust(mesh, scope);
-  const file = paths2.state(scope);
+  const t = scopeLedgerTrust(mesh, scope2);
+  const file = paths2.state(scope2);
   const { state: want, problem } = replayScope(t);
-  if (problem) return [{ file: paths2.ledger(scope), field: `seq ${problem.seq}`, message: problem.message }];
+  if (problem) return [{ file: paths2.ledger(scope2), field: `seq ${problem.seq}`, message: problem.message }];
   if (!want) return [{ file, field: "phase", message: "no entry of the scope ledger establishes this scope's intermediate" }];
   const out = [];
   const diff = (field2, have, should) => {
@@ -44755,21 +44758,21 @@ function rootStateProblems(mesh) {
   });
   return out;
 }
-function evidencePathProblem(rel, scope) {
+function evidencePathProblem(rel, scope2) {
   if (typeof rel !== "string") return "is not a path";
   const m = /^bundles\/([a-z0-9-]{1,63})\/evidence\/[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z_-]+)*\.json$/.exec(rel);
-  if (!m || scope !== "root" && m[1] !== scope) return `${JSON.stringify(rel)} is not a file under bundles/${scope === "root" ? "<scope>" : scope}/evidence/: not read`;
+  if (!m || scope2 !== "root" && m[1] !== scope2) return `${JSON.stringify(rel)} is not a file under bundles/${scope2 === "root" ? "<scope>" : scope2}/evidence/: not read`;
   return void 0;
 }
-function evidenceProblems(t, scope, read2, sha2563) {
+function evidenceProblems(t, scope2, read2, sha2563) {
   const out = [];
   t.entries.forEach((e, i2) => {
     if (e.details.evidence === void 0) return;
     const field2 = `seq ${e.seq} details.evidence`;
-    const why = evidencePathProblem(e.details.evidence, scope);
+    const why = evidencePathProblem(e.details.evidence, scope2);
     if (why) return out.push({ file: t.file, field: field2, message: `evidence path ${why}` });
     const rel = e.details.evidence;
-    if (!t.counted.includes(e) || scope === "root" && !rel.startsWith("bundles/root/")) return;
+    if (!t.counted.includes(e) || scope2 === "root" && !rel.startsWith("bundles/root/")) return;
     const text = read2(rel);
     if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e.seq} but missing: restore it from git` });
     const later = t.entries.slice(i2 + 1);
@@ -44782,24 +44785,24 @@ function evidenceProblems(t, scope, read2, sha2563) {
 
 // packages/core/src/verify-ledgers.ts
 init_define_TRELLIS_BUILD();
-function ledgerFindings(t, scope) {
-  const where = { file: t.file, ...scope ? { scope } : {} };
+function ledgerFindings(t, scope2) {
+  const where = { file: t.file, ...scope2 ? { scope: scope2 } : {} };
   const out = t.problems.map((p) => ({ ...where, level: "error", check: "ledger", message: `entry ${p.seq}: ${p.message}; restore the ledger from git history before anything signs on top of it` }));
   if (t.legacy && t.entries.length) {
     out.push({ ...where, level: "warning", check: "ledger", message: "unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write" });
   }
   return out;
 }
-var asFindings = (ps, scope) => ps.map((p) => ({ level: "error", check: "record", message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`, file: p.file, ...scope ? { scope } : {} }));
+var asFindings = (ps, scope2) => ps.map((p) => ({ level: "error", check: "record", message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`, file: p.file, ...scope2 ? { scope: scope2 } : {} }));
 function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)) {
   const root = rootLedgerTrust(mesh);
   const out = [...ledgerFindings(root), ...asFindings(rootStateProblems(mesh)), ...asFindings(evidenceProblems(root, "root", read2, sha256Hex))];
-  for (const scope of mesh.scopes) {
-    const m = mesh.material.get(scope.name);
+  for (const scope2 of mesh.scopes) {
+    const m = mesh.material.get(scope2.name);
     if (!m.ledger) continue;
-    const t = scopeLedgerTrust(mesh, scope.name);
-    out.push(...ledgerFindings(t, scope.name), ...asFindings(scopeStateProblems(mesh, scope.name, now), scope.name), ...asFindings(evidenceProblems(t, scope.name, read2, sha256Hex), scope.name));
-    for (const [service, rec] of m.leaves) out.push(...asFindings(leafRecordProblems(mesh, scope.name, service, rec), scope.name));
+    const t = scopeLedgerTrust(mesh, scope2.name);
+    out.push(...ledgerFindings(t, scope2.name), ...asFindings(scopeStateProblems(mesh, scope2.name, now), scope2.name), ...asFindings(evidenceProblems(t, scope2.name, read2, sha256Hex), scope2.name));
+    for (const [service, rec] of m.leaves) out.push(...asFindings(leafRecordProblems(mesh, scope2.name, service, rec), scope2.name));
   }
   return out;
 }
@@ -44962,12 +44965,12 @@ function recordedRoots(mesh) {
   const recorded2 = ledgerFingerprints(mesh.rootLedger);
   return mesh.roots.filter((r) => recorded2.has(fingerprint(r)));
 }
-async function intermediateProblems(mesh, scope, cert) {
+async function intermediateProblems(mesh, scope2, cert) {
   const out = [];
   const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert, r) ? r : void 0))).find(Boolean);
   if (!signer) out.push("intermediate is not signed by any root in roots.pem that the root ledger records");
   else if (cert.notAfter > signer.notAfter) out.push("intermediate outlives its root");
-  out.push(...profileViolations(cert, "intermediate", { permitted: permittedNamesFor(scope, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
+  out.push(...profileViolations(cert, "intermediate", { permitted: permittedNamesFor(scope2, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
   if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert))) out.push("intermediate is revoked in the root CRL");
   return out;
 }
@@ -45093,43 +45096,43 @@ async function crlFindings(pem, issuers, revoked, now, warnAhead, where, unsigne
 var ROOT_CRL_WARNING = 30 * DAY;
 async function verifyRootTier(mesh, now) {
   const out = [];
-  const add2 = (level, check, message, where = {}) => out.push({ level, check, message, ...where });
+  const add3 = (level, check2, message, where = {}) => out.push({ level, check: check2, message, ...where });
   const rootLedgerFps = ledgerFingerprints(mesh.rootLedger);
   const root = mesh.root;
-  if (!root) add2("error", "root", "no root certificate", { file: paths2.rootCert });
+  if (!root) add3("error", "root", "no root certificate", { file: paths2.rootCert });
   else {
     const file = paths2.rootCert;
-    if (!isSelfIssued(root) || !await signedBy(root, root)) add2("error", "signature", "root is not validly self-signed", { file });
-    for (const v of profileViolations(root, "root")) add2("error", "profile", `root: ${v}`, { file });
+    if (!isSelfIssued(root) || !await signedBy(root, root)) add3("error", "signature", "root is not validly self-signed", { file });
+    for (const v of profileViolations(root, "root")) add3("error", "profile", `root: ${v}`, { file });
     out.push(...expiry(root, "root", now, { file }));
-    if (!mesh.roots.some((r) => fingerprint(r) === fingerprint(root))) add2("error", "roots", "roots.pem does not contain the active root", { file: paths2.roots });
+    if (!mesh.roots.some((r) => fingerprint(r) === fingerprint(root))) add3("error", "roots", "roots.pem does not contain the active root", { file: paths2.roots });
   }
   for (const r of mesh.roots) {
-    if (!await signedBy(r, r) || profileViolations(r, "root").length) add2("error", "roots", `${r.subject} in roots.pem is not a valid root`, { file: paths2.roots });
-    if (!rootLedgerFps.has(fingerprint(r))) add2("error", "ledger", `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths2.roots });
+    if (!await signedBy(r, r) || profileViolations(r, "root").length) add3("error", "roots", `${r.subject} in roots.pem is not a valid root`, { file: paths2.roots });
+    if (!rootLedgerFps.has(fingerprint(r))) add3("error", "ledger", `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths2.roots });
   }
-  if (mesh.rootKeyAge === void 0) add2("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
+  if (mesh.rootKeyAge === void 0) add3("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
   else if (ageStanzaCount(mesh.rootKeyAge) !== mesh.config.recipients.offline.length) {
-    add2("error", "custody", `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`, { file: paths2.rootKey });
+    add3("error", "custody", `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`, { file: paths2.rootKey });
   }
-  for (const p of ledgerProblems(mesh.rootLedger)) add2("error", "ledger", p, { file: paths2.rootLedger });
+  for (const p of ledgerProblems(mesh.rootLedger)) add3("error", "ledger", p, { file: paths2.rootLedger });
   const rs = mesh.rootState;
   if (rs && root) {
-    if (rs.active !== fingerprint(root)) add2("error", "state", "root state names another active root than root.pem", { file: paths2.rootState });
+    if (rs.active !== fingerprint(root)) add3("error", "state", "root state names another active root than root.pem", { file: paths2.rootState });
     if (rs.phase === "overlap") {
       const prev = mesh.previousRoot;
-      if (!prev || fingerprint(prev) !== rs.previous) add2("error", "state", "root overlap without its previous root", { file: paths2.rootPrevious });
-      if (mesh.roots.map(fingerprint).sort().join() !== [rs.previous, rs.active].sort().join()) add2("error", "roots", "roots.pem must hold exactly {old, new} during the overlap", { file: paths2.roots });
+      if (!prev || fingerprint(prev) !== rs.previous) add3("error", "state", "root overlap without its previous root", { file: paths2.rootPrevious });
+      if (mesh.roots.map(fingerprint).sort().join() !== [rs.previous, rs.active].sort().join()) add3("error", "roots", "roots.pem must hold exactly {old, new} during the overlap", { file: paths2.roots });
       const link = mesh.link;
       if (!link || !prev || !await signedBy(link, prev) || keyId(link) !== keyId(root) || link.subject !== root.subject) {
-        add2("error", "link", "the link certificate must carry the new root's name and key, signed by the old root", { file: paths2.link });
+        add3("error", "link", "the link certificate must carry the new root's name and key, signed by the old root", { file: paths2.link });
       }
     } else {
-      if (mesh.previousRoot || mesh.link) add2("error", "state", "old root or link certificate present outside an overlap", { file: paths2.rootPrevious });
-      if (mesh.roots.length !== 1) add2("error", "roots", "roots.pem must hold only the active root", { file: paths2.roots });
+      if (mesh.previousRoot || mesh.link) add3("error", "state", "old root or link certificate present outside an overlap", { file: paths2.rootPrevious });
+      if (mesh.roots.length !== 1) add3("error", "roots", "roots.pem must hold only the active root", { file: paths2.roots });
     }
   }
-  if (mesh.rootCrlPem === void 0) add2("warning", "crl", "no root CRL: revocation of intermediates cannot be checked; run trellis-root crl", { file: paths2.rootCrl });
+  if (mesh.rootCrlPem === void 0) add3("warning", "crl", "no root CRL: revocation of intermediates cannot be checked; run trellis-root crl", { file: paths2.rootCrl });
   else out.push(...await crlFindings(mesh.rootCrlPem, mesh.roots, liveRevokedIntermediates(mesh, now), now, ROOT_CRL_WARNING, { file: paths2.rootCrl }, { level: "error", hint: "run trellis-root crl" }));
   return out;
 }
@@ -45139,21 +45142,21 @@ function liveRevokedIntermediates(mesh, now) {
 
 // packages/core/src/verify/scope.ts
 init_define_TRELLIS_BUILD();
-var collector = (scope, out) => (level, check, message, file) => out.push({ level, check, message, scope, file });
+var collector = (scope2, out) => (level, check2, message, file) => out.push({ level, check: check2, message, scope: scope2, file });
 async function verifyIntermediates({ mesh, def, m, live, now }) {
   const out = [];
-  const add2 = collector(def.name, out);
+  const add3 = collector(def.name, out);
   const rootLedgerFps = ledgerFingerprints(mesh.rootLedger);
   const scopeLedgerFps = ledgerFingerprints(m.ledger);
   for (const l of live) {
-    for (const p of await intermediateProblems(mesh, def.name, l.cert)) add2("error", "chain", p, l.file);
-    if (lacksIpExclusion(l.cert)) add2("warning", "profile", "its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation", l.file);
+    for (const p of await intermediateProblems(mesh, def.name, l.cert)) add3("error", "chain", p, l.file);
+    if (lacksIpExclusion(l.cert)) add3("warning", "profile", "its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation", l.file);
     if (l.role === "old-root") continue;
-    if (l.keyAge === void 0) add2("error", "custody", "its encrypted key is missing", l.keyFile);
-    else if (ageStanzaCount(l.keyAge) !== 1) add2("error", "custody", "the key file is not age ciphertext to exactly one (the CI) recipient", l.keyFile);
+    if (l.keyAge === void 0) add3("error", "custody", "its encrypted key is missing", l.keyFile);
+    else if (ageStanzaCount(l.keyAge) !== 1) add3("error", "custody", "the key file is not age ciphertext to exactly one (the CI) recipient", l.keyFile);
     const fp = fingerprint(l.cert);
-    if (!scopeLedgerFps.has(fp)) add2("error", "ledger", "not recorded in the scope ledger", l.file);
-    if (!rootLedgerFps.has(fp)) add2("error", "ledger", "not recorded in the root ledger", l.file);
+    if (!scopeLedgerFps.has(fp)) add3("error", "ledger", "not recorded in the scope ledger", l.file);
+    if (!rootLedgerFps.has(fp)) add3("error", "ledger", "not recorded in the root ledger", l.file);
   }
   const active = inRole(live, "active");
   out.push(...expiry(active.cert, "intermediate", now, { scope: def.name, file: active.file }));
@@ -45161,42 +45164,42 @@ async function verifyIntermediates({ mesh, def, m, live, now }) {
 }
 function verifyPhase({ def, m, live }) {
   const out = [];
-  const add2 = collector(def.name, out);
+  const add3 = collector(def.name, out);
   const st = m.state;
   const file = paths2.state(def.name);
   const fp = (role) => {
     const l = inRole(live, role);
     return l ? fingerprint(l.cert) : void 0;
   };
-  if (st.active !== fp("active")) add2("error", "state", "state.yaml names another active intermediate than intermediate.pem", file);
-  if (st.phase === "publish" !== Boolean(fp("next")) || fp("next") && st.next !== fp("next")) add2("error", "state", `phase ${st.phase} does not match intermediate.next.pem`, file);
-  if (st.phase === "switch" !== Boolean(fp("previous")) || fp("previous") && st.previous !== fp("previous")) add2("error", "state", `phase ${st.phase} does not match intermediate.previous.pem`, file);
+  if (st.active !== fp("active")) add3("error", "state", "state.yaml names another active intermediate than intermediate.pem", file);
+  if (st.phase === "publish" !== Boolean(fp("next")) || fp("next") && st.next !== fp("next")) add3("error", "state", `phase ${st.phase} does not match intermediate.next.pem`, file);
+  if (st.phase === "switch" !== Boolean(fp("previous")) || fp("previous") && st.previous !== fp("previous")) add3("error", "state", `phase ${st.phase} does not match intermediate.previous.pem`, file);
   return out;
 }
 function verifyBoundary({ mesh, def, m }, revokedFps) {
   const out = [];
-  const add2 = collector(def.name, out);
+  const add3 = collector(def.name, out);
   const want = scopeTrust(mesh, def.name).map(fingerprint);
   const plain = m.trustPem === void 0 ? void 0 : safe(() => parseCertificates(m.trustPem).map(fingerprint));
-  if (plain?.join() !== want.join()) add2("error", "boundary", "trust.pem does not hold exactly the intermediates of its trusted scopes", paths2.trust(def.name));
+  if (plain?.join() !== want.join()) add3("error", "boundary", "trust.pem does not hold exactly the intermediates of its trusted scopes", paths2.trust(def.name));
   const trusted = m.trustOpensslPem === void 0 ? void 0 : safe(() => parseTrustOpensslPem(m.trustOpensslPem));
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
-    add2("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
+    add3("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
   }
   const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
-  if (revokedInBundle.length) add2("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
+  if (revokedInBundle.length) add3("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
   return out;
 }
 async function verifyScopeCrl({ def, m, live, now }) {
   const file = paths2.scopeCrl(def.name);
   if (m.crlPem === void 0) return [{ level: "warning", check: "crl", message: "no leaf CRL yet: the next trellis-ci renew signs it", scope: def.name, file }];
   const out = await crlFindings(m.crlPem, issuersOf(live), m.state.revoked, now, 0, { scope: def.name, file }, { level: "warning", hint: "the next trellis-ci renew signs it" });
-  const add2 = collector(def.name, out);
+  const add3 = collector(def.name, out);
   const crls = safe(() => parseCrls(m.crlPem)) ?? [];
   for (const anchor of anchorsOf(live)) {
     const crl = await anchorCrlOf(crls, anchor);
-    if (!crl) add2("warning", "crl", `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
-    else if (!crl.nextUpdate || crl.nextUpdate <= now) add2("error", "crl", `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
+    if (!crl) add3("warning", "crl", `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
+    else if (!crl.nextUpdate || crl.nextUpdate <= now) add3("error", "crl", `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
   }
   return out;
 }
@@ -45208,24 +45211,24 @@ var DUE = {
 };
 function verifyIssuance({ mesh, def, m, now }) {
   const out = [];
-  const add2 = collector(def.name, out);
+  const add3 = collector(def.name, out);
   const file = paths2.leaves(def.name);
   const active = activeIssuer(mesh, def.name);
   const permitted = permittedNamesFor(def.name, mesh.config.trustDomain);
   for (const svc of def.services) {
     const rec = m.leaves.get(svc.name);
     if (!rec) {
-      add2("pending", "leaf", `${svc.name}: no leaf yet; the next trellis-ci renew mints it`, file);
+      add3("pending", "leaf", `${svc.name}: no leaf yet; the next trellis-ci renew mints it`, file);
       continue;
     }
     const outside = namesOutside(rec, permitted);
-    if (outside.length) add2("error", "constraints", `${svc.name}: ${outside.join(", ")} outside the scope`, file);
-    if (m.state.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add2("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (outside.length) add3("error", "constraints", `${svc.name}: ${outside.join(", ")} outside the scope`, file);
+    if (m.state.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add3("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due]) add2(DUE[due][0], due === "expired" || due === "renewal-window" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
+    if (due && DUE[due]) add3(DUE[due][0], due === "expired" || due === "renewal-window" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
   }
   for (const svc of m.leaves.keys()) {
-    if (!def.services.some((s) => s.name === svc)) add2("warning", "leaf", `${svc}: recorded but no longer declared`, file);
+    if (!def.services.some((s) => s.name === svc)) add3("warning", "leaf", `${svc}: recorded but no longer declared`, file);
   }
   return out;
 }
@@ -45238,7 +45241,7 @@ init_define_TRELLIS_BUILD();
 async function custodyFindings(mesh, ids) {
   const out = [];
   const open = async (who, ct) => ct === void 0 ? void 0 : tryDecrypt(who, ct);
-  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== "old-root" && l.keyAge !== void 0).map((l) => ({ scope, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
@@ -45313,16 +45316,16 @@ init_define_TRELLIS_BUILD();
 function planRenew(mesh, now, opts2 = {}) {
   const scopes = opts2.scope ? [scopeDef(mesh, opts2.scope)] : mesh.scopes;
   const plan2 = { mint: [], pending: [] };
-  for (const scope of scopes) {
-    const m = mesh.material.get(scope.name);
+  for (const scope2 of scopes) {
+    const m = mesh.material.get(scope2.name);
     if (!m.intermediate) {
-      plan2.pending.push(scope.name);
+      plan2.pending.push(scope2.name);
       continue;
     }
-    const active = activeIssuer(mesh, scope.name);
-    for (const svc of scope.services) {
-      const reason = opts2.force ? "forced" : leafDue(m.leaves.get(svc.name), leafNames(scope.name, svc, mesh.config.trustDomain), active, now);
-      if (reason) plan2.mint.push({ scope: scope.name, service: svc.name, reason });
+    const active = activeIssuer(mesh, scope2.name);
+    for (const svc of scope2.services) {
+      const reason = opts2.force ? "forced" : leafDue(m.leaves.get(svc.name), leafNames(scope2.name, svc, mesh.config.trustDomain), active, now);
+      if (reason) plan2.mint.push({ scope: scope2.name, service: svc.name, reason });
     }
   }
   return plan2;
@@ -45333,21 +45336,21 @@ function meshStatus(mesh, now) {
     trustDomain: mesh.config.trustDomain,
     now: iso(now),
     root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? "steady" } : null,
-    scopes: mesh.scopes.map((scope) => {
-      const m = mesh.material.get(scope.name);
-      const active = activeIssuer(mesh, scope.name);
+    scopes: mesh.scopes.map((scope2) => {
+      const m = mesh.material.get(scope2.name);
+      const active = activeIssuer(mesh, scope2.name);
       const gate = m.state ? nextGate(m.state) : void 0;
       return {
-        scope: scope.name,
-        kind: scope.kind,
+        scope: scope2.name,
+        kind: scope2.kind,
         phase: m.state?.phase ?? "pending",
         ...gate ? { gate } : {},
         intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
-        leaves: scope.services.map((svc) => {
+        leaves: scope2.services.map((svc) => {
           const r = m.leaves.get(svc.name);
           if (!r) return { service: svc.name, state: "missing" };
           const renewAt = renewalPoint(r);
-          const due = leafDue(r, leafNames(scope.name, svc, mesh.config.trustDomain), active, now);
+          const due = leafDue(r, leafNames(scope2.name, svc, mesh.config.trustDomain), active, now);
           const state = due === "expired" ? "expired" : due === "issuer-changed" ? "stale-issuer" : due ? "due" : "ok";
           return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
         })
@@ -45568,14 +45571,14 @@ EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
 lS3VAq1U2YhLD0xgN3hnM0gCvA==
 -----END CERTIFICATE-----
 `;
-function edgeCrl(mesh, scope) {
-  const def = scopeDef(mesh, scope);
+function edgeCrl(mesh, scope2) {
+  const def = scopeDef(mesh, scope2);
   const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
   return parts.length ? parts.join("") : void 0;
 }
-function releaseFor(mesh, scope, leaf) {
-  const trust = scopeTrust(mesh, scope);
-  const crl = edgeCrl(mesh, scope);
+function releaseFor(mesh, scope2, leaf) {
+  const trust = scopeTrust(mesh, scope2);
+  const crl = edgeCrl(mesh, scope2);
   return {
     // haproxy's `crt` wants the chain and its key in one file.
     ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
@@ -45598,7 +45601,104 @@ function describeRelease(r) {
 // packages/core/src/inspect-commands.ts
 init_define_TRELLIS_BUILD();
 import fs4 from "node:fs";
+
+// packages/core/src/verify-markdown.ts
+init_define_TRELLIS_BUILD();
+
+// packages/core/src/ceremony-plan.ts
+init_define_TRELLIS_BUILD();
+var caStamp = (now) => now.toISOString().slice(0, 16).replace(/[-:]/g, "") + "Z";
+function intermediatePlan(scope2, config, root, now) {
+  const validity = validityWithin("intermediate", now, config.ttl.intermediate, { notBefore: root.notBefore, notAfter: root.notAfter, label: "the root", file: paths2.rootCert });
+  return {
+    scope: scope2,
+    subject: `O=${config.mesh}, OU=${scope2}, CN=${scope2} intermediate ${caStamp(now)}`,
+    issuer: root.subject,
+    root: fingerprint(root),
+    ...validity,
+    pathLength: PROFILES.intermediate.pathLength,
+    permitted: permittedNamesFor(scope2, config.trustDomain),
+    algorithm: config.algorithms.intermediate,
+    recipient: config.recipients.ci
+  };
+}
+function ceremonyState(mesh, scope2) {
+  const m = mesh.material.get(scope2);
+  if (m.intermediate) return "minted";
+  return m.keyAge !== void 0 || m.ledger.includes('"kind":"intermediate"') ? "lost" : "pending";
+}
+function pendingScopes(mesh) {
+  return mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === "pending");
+}
+function planOrRefusal(mesh, scope2, now) {
+  if (!mesh.root) return { scope: scope2, refused: "the store has no root (run trellis-root init)" };
+  try {
+    return intermediatePlan(scope2, mesh.config, mesh.root, now);
+  } catch (e) {
+    if (e instanceof TrellisError) return { scope: scope2, refused: e.message.split("\n")[0] };
+    throw e;
+  }
+}
+function renderCeremonySummary(mesh, scopes, now) {
+  if (!scopes.length) return "No scope is pending its ceremony.\n";
+  const out = [`The ceremony (\`trellis-root intermediate --pending\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
+  for (const scope2 of scopes) {
+    const p = planOrRefusal(mesh, scope2, now);
+    out.push(`#### ${scope2}`, "");
+    if ("refused" in p) {
+      out.push(`- **refused**: ${p.refused}`, "");
+      continue;
+    }
+    const services = mesh.scopes.find((s) => s.name === scope2)?.services ?? [];
+    out.push(
+      `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
+      `- issuer: \`${p.issuer}\` (${p.root})`,
+      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)}), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
+      `- name constraints (critical): permitted DNS \`${p.permitted.dns.join("`, `")}\`, URI host \`${p.permitted.uriHosts.join("`, `")}\`; excluded IP \`${p.permitted.excludedIps.join("`, `")}\``,
+      `- key encrypted to the CI recipient only: \`${p.recipient}\``,
+      `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(", ") : "none yet"}`,
+      ""
+    );
+  }
+  return `${out.join("\n").trimEnd()}
+`;
+}
+
+// packages/core/src/verify-markdown.ts
+var MARK2 = { error: "❌", warning: "⚠️", pending: "⏳", ok: "✅" };
+var cell = (s) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+function renderVerifyMarkdown(mesh, findings, now) {
+  const count2 = (l) => findings.filter((f) => f.level === l).length;
+  const worst = worstLevel(findings);
+  const out = [
+    `### ${MARK2[worst]} trellis verify: ${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`,
+    "",
+    `Mesh \`${mesh.config.mesh}\` (trust domain \`${mesh.config.trustDomain}\`), as of ${iso(now)}.`,
+    ""
+  ];
+  const pending = pendingScopes(mesh);
+  if (pending.length) {
+    out.push(`**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(", ")}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`, "");
+    out.push(renderCeremonySummary(mesh, pending, now).trimEnd(), "");
+  }
+  const notable = findings.filter((f) => f.level !== "ok");
+  if (notable.length) {
+    out.push("| | level | check | scope | finding | file |", "|---|---|---|---|---|---|");
+    for (const f of notable) out.push(`| ${MARK2[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ""} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ""} |`);
+    out.push("");
+  }
+  if (count2("ok")) {
+    out.push(`<details><summary>${count2("ok")} check(s) passed</summary>`, "");
+    for (const f of findings.filter((x) => x.level === "ok")) out.push(`- ${f.check}${f.scope ? ` [${f.scope}]` : ""}: ${cell(f.message)}`);
+    out.push("", "</details>");
+  }
+  return `${out.join("\n")}
+`;
+}
+
+// packages/core/src/inspect-commands.ts
 var jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
+var formatFlag = (y) => jsonFlag(y).option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign" });
 var statusCommand = {
   command: "status",
   describe: "Show the root, each scope and its leaves",
@@ -45613,23 +45713,33 @@ function verifyCommand(identity3) {
   return {
     command: "verify",
     describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
-    builder: jsonFlag,
+    builder: formatFlag,
     handler: async (a2) => {
+      if (a2.json && a2.format && a2.format !== "json") throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, { field: "--format", hint: "give one of them" });
       const mesh = await withStore(a2.store, async (store) => loadMesh(store));
       const ids = readIdentities(identity3, process.env, (p) => fs4.readFileSync(p, "utf8"));
-      const findings = [...await verifyMesh(mesh, clock(a2.now)), ...await custodyFindings(mesh, { [identity3]: ids })];
-      process.stdout.write(a2.json ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
-` : renderFindings(findings));
+      const now = clock(a2.now);
+      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids })];
+      const format4 = a2.json ? "json" : a2.format ?? "text";
+      process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
+` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
       if (worstLevel(findings) === "error") process.exitCode = 1;
     }
   };
 }
 
+// packages/core/src/check-command.ts
+init_define_TRELLIS_BUILD();
+import path2 from "node:path";
+
+// packages/core/src/health.ts
+init_define_TRELLIS_BUILD();
+
 // packages/core/src/procedures.ts
 init_define_TRELLIS_BUILD();
-function leafLifetimes(mesh, scope) {
-  const def = scopeDef(mesh, scope);
-  const m = mesh.material.get(scope);
+function leafLifetimes(mesh, scope2) {
+  const def = scopeDef(mesh, scope2);
+  const m = mesh.material.get(scope2);
   return {
     longestLeafTtl: Math.max(0, ...def.services.map((s) => s.ttl ?? mesh.config.ttl.leaf)),
     latestLeafExpiry: new Date(Math.max(0, ...[...m.leaves.values()].map((l) => l.notAfter.getTime())))
@@ -45638,12 +45748,12 @@ function leafLifetimes(mesh, scope) {
 function advancePhases(mesh, scopes, now, actor2) {
   const writes = [];
   const steps = [];
-  for (const scope of scopes) {
-    const m = mesh.material.get(scope);
+  for (const scope2 of scopes) {
+    const m = mesh.material.get(scope2);
     if (!m.state || !m.intermediate) continue;
-    const t = advanceScope(m.state, { type: "tick", ...leafLifetimes(mesh, scope) }, now, scope);
+    const t = advanceScope(m.state, { type: "tick", ...leafLifetimes(mesh, scope2) }, now, scope2);
     if (!t.step) continue;
-    steps.push({ scope, step: t.step });
+    steps.push({ scope: scope2, step: t.step });
     let state = t.state;
     if (m.openEvidence) {
       const prior = parseEvidence(m.openEvidence);
@@ -45656,41 +45766,41 @@ function advancePhases(mesh, scopes, now, actor2) {
       }).writes);
       if (done) state = { ...state, evidence: void 0 };
     }
-    writes.push(...effectWrites(mesh, scope, t.effects), { path: paths2.state(scope), content: serializeScopeState(state) });
+    writes.push(...effectWrites(mesh, scope2, t.effects), { path: paths2.state(scope2), content: serializeScopeState(state) });
   }
   return { writes, steps };
 }
-function scopeCrlStaleness(mesh, scope, now) {
-  const live = liveIntermediates(mesh, scope);
-  const m = mesh.material.get(scope);
+function scopeCrlStaleness(mesh, scope2, now) {
+  const live = liveIntermediates(mesh, scope2);
+  const m = mesh.material.get(scope2);
   return crlStaleness(m.crlPem, issuersOf(live), anchorsOf(live), m.state.revoked, now);
 }
-async function scopeCrlWrite(mesh, scope, signers, now, seam) {
-  const revoked = mesh.material.get(scope).state.revoked;
-  for (const s of signers) assertSignsAt({ label: `${scope} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths2.intermediate(scope), tier: "intermediate" }, now);
+async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
+  const revoked = mesh.material.get(scope2).state.revoked;
+  for (const s of signers) assertSignsAt({ label: `${scope2} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, now);
   const window2 = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const crls = [
     ...await Promise.all(signers.filter((s) => s.issuing).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2, entries: crlEntriesFor(s.cert, revoked, now) }))),
     ...await Promise.all(signers.filter((s) => s.anchored).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2 }, seam)))
   ];
-  return { path: paths2.scopeCrl(scope), content: crls.join("") };
+  return { path: paths2.scopeCrl(scope2), content: crls.join("") };
 }
-async function mintScopeLeaves(mesh, scope, services, signer, now, seam) {
-  const def = scopeDef(mesh, scope);
+async function mintScopeLeaves(mesh, scope2, services, signer, now, seam) {
+  const def = scopeDef(mesh, scope2);
   const out = [];
   for (const name of services) {
     const service = def.services.find((s) => s.name === name);
-    out.push(await mintLeaf({ scope, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now }, signer, seam));
+    out.push(await mintLeaf({ scope: scope2, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now }, signer, seam));
   }
   return out;
 }
-function remintEvidence(mesh, scope, leaves, now, actor2) {
-  const m = mesh.material.get(scope);
+function remintEvidence(mesh, scope2, leaves, now, actor2) {
+  const m = mesh.material.get(scope2);
   if (!m.openEvidence) return [];
   const prior = parseEvidence(m.openEvidence);
   const e = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
   const writes = evidenceFiles(e).writes;
-  if (e.status === "completed") writes.push({ path: paths2.state(scope), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
+  if (e.status === "completed") writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
   return writes;
 }
 function renewTouched(i2) {
@@ -45701,42 +45811,42 @@ async function renewScopes(i2) {
   const writes = [...phases.writes, ...i2.staleBundles];
   const minted = [];
   let count2 = 0;
-  for (const scope of renewTouched(i2)) {
-    const m = mesh.material.get(scope);
-    const services = plan2.mint.filter((x) => x.scope === scope).map((x) => x.service);
-    const keys = i2.keys.get(scope);
-    if (!keys) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope}`, { file: paths2.intermediateKey(scope) });
+  for (const scope2 of renewTouched(i2)) {
+    const m = mesh.material.get(scope2);
+    const services = plan2.mint.filter((x) => x.scope === scope2).map((x) => x.service);
+    const keys = i2.keys.get(scope2);
+    if (!keys) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, { file: paths2.intermediateKey(scope2) });
     let crl;
-    if (i2.staleCrls.has(scope)) {
-      crl = await scopeCrlWrite(mesh, scope, keys.crl, now, i2.seam);
+    if (i2.staleCrls.has(scope2)) {
+      crl = await scopeCrlWrite(mesh, scope2, keys.crl, now, i2.seam);
       writes.push(crl);
     }
-    const leaves = services.length ? await mintScopeLeaves(mesh, scope, services, keys.signer, now, i2.seam) : [];
-    minted.push({ scope, leaves, crlPem: crl?.content ?? m.crlPem });
+    const leaves = services.length ? await mintScopeLeaves(mesh, scope2, services, keys.signer, now, i2.seam) : [];
+    minted.push({ scope: scope2, leaves, crlPem: crl?.content ?? m.crlPem });
     count2 += leaves.length;
     if (leaves.length) {
       const record = new Map(m.leaves);
       for (const l of leaves) record.set(l.service, l.record);
-      writes.push({ path: paths2.leaves(scope), content: serializeIssuanceRecord(record) });
-      const caused = new Set(plan2.mint.filter((x) => x.scope === scope && x.reason === "issuer-changed").map((x) => x.service));
+      writes.push({ path: paths2.leaves(scope2), content: serializeIssuanceRecord(record) });
+      const caused = new Set(plan2.mint.filter((x) => x.scope === scope2 && x.reason === "issuer-changed").map((x) => x.service));
       const remints = leaves.filter((l) => caused.has(l.service));
-      if (remints.length) writes.push(...remintEvidence(mesh, scope, remints, now, i2.actor));
+      if (remints.length) writes.push(...remintEvidence(mesh, scope2, remints, now, i2.actor));
     }
-    const step = phases.steps.find((p) => p.scope === scope);
+    const step = phases.steps.find((p) => p.scope === scope2);
     writes.push({
-      path: paths2.ledger(scope),
+      path: paths2.ledger(scope2),
       content: appendToLedger(m.ledger, {
         op: "renew",
         at: iso(now),
         actor: i2.actor,
         details: {
           ...step ? { phase: step.step } : {},
-          reasons: Object.fromEntries(plan2.mint.filter((x) => x.scope === scope).map((x) => [x.service, x.reason])),
-          ...crl ? { crl: i2.staleCrls.get(scope) } : {},
-          ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: "recomposed" } : {}
+          reasons: Object.fromEntries(plan2.mint.filter((x) => x.scope === scope2).map((x) => [x.service, x.reason])),
+          ...crl ? { crl: i2.staleCrls.get(scope2) } : {},
+          ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope2}/`)) ? { bundles: "recomposed" } : {}
         },
         created: leaves.map(leafCreated)
-      }, paths2.ledger(scope), ledgerSigner(keys.signer)).text
+      }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text
     });
   }
   return { writes: mergeWrites(writes), minted, count: count2 };
@@ -45744,28 +45854,446 @@ async function renewScopes(i2) {
 function staleBundleFiles(mesh, scopes, current) {
   return trustBundleFiles(mesh).filter((f) => scopes.some((s) => f.path.startsWith(`bundles/${s}/`)) && current(f.path) !== f.content);
 }
-function revocableLeaf(mesh, scope, service) {
-  const def = scopeDef(mesh, scope);
-  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope} declares no service "${service}"`, { file: paths2.scopeFile(scope) });
-  const rec = provenLeafRecord(mesh, scope, service);
-  if (!rec) throw new TrellisError("not-yet-minted", `${scope}/${service} has no leaf to revoke`, { file: paths2.leaves(scope), hint: "trellis-ci renew mints it" });
+function revocableLeaf(mesh, scope2, service) {
+  const def = scopeDef(mesh, scope2);
+  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, { file: paths2.scopeFile(scope2) });
+  const rec = provenLeafRecord(mesh, scope2, service);
+  if (!rec) throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf to revoke`, { file: paths2.leaves(scope2), hint: "trellis-ci renew mints it" });
   return rec;
 }
-async function revokeLeaf(mesh, scope, service, reason, keys, now, actor2, seam) {
-  const m = mesh.material.get(scope);
-  const rec = revocableLeaf(mesh, scope, service);
-  const issuer = liveIntermediates(mesh, scope).map((l) => l.cert).find((c3) => rec.issuerKey ? keyId(c3) === rec.issuerKey : false) ?? m.intermediate;
+async function revokeLeaf(mesh, scope2, service, reason, keys, now, actor2, seam) {
+  const m = mesh.material.get(scope2);
+  const rec = revocableLeaf(mesh, scope2, service);
+  const issuer = liveIntermediates(mesh, scope2).map((l) => l.cert).find((c3) => rec.issuerKey ? keyId(c3) === rec.issuerKey : false) ?? m.intermediate;
   const state = { ...m.state, revoked: [...m.state.revoked, { service, serial: rec.serial, issuer: rec.issuerKey ?? keyId(issuer), notAfter: iso(rec.notAfter), at: iso(now), reason }] };
-  const after = { ...mesh, material: new Map(mesh.material).set(scope, { ...m, state }) };
-  const crl = await scopeCrlWrite(after, scope, keys.crl, now, seam);
-  const [leaf] = await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
+  const after = { ...mesh, material: new Map(mesh.material).set(scope2, { ...m, state }) };
+  const crl = await scopeCrlWrite(after, scope2, keys.crl, now, seam);
+  const [leaf] = await mintScopeLeaves(mesh, scope2, [service], keys.signer, now, seam);
   const writes = [
-    { path: paths2.state(scope), content: serializeScopeState(state) },
+    { path: paths2.state(scope2), content: serializeScopeState(state) },
     crl,
-    { path: paths2.leaves(scope), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf.record)) },
-    { path: paths2.ledger(scope), content: appendToLedger(m.ledger, { op: "revoke", at: iso(now), actor: actor2, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf)] }, paths2.ledger(scope), ledgerSigner(keys.signer)).text }
+    { path: paths2.leaves(scope2), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf.record)) },
+    { path: paths2.ledger(scope2), content: appendToLedger(m.ledger, { op: "revoke", at: iso(now), actor: actor2, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf)] }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text }
   ];
   return { writes: mergeWrites(writes), leaf, crlPem: crl.content, serial: rec.serial };
+}
+
+// packages/core/src/health.ts
+var DAY2 = 864e5;
+var NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 };
+var DEFAULT_THRESHOLDS = {
+  root: { warn: 365 * DAY2, crit: 90 * DAY2 },
+  intermediate: { warn: 90 * DAY2, crit: 30 * DAY2 },
+  rootCrl: { warn: 30 * DAY2, crit: 7 * DAY2 },
+  leaf: {},
+  crl: {},
+  gateOverdue: DAY2
+};
+var WORST = { ok: 0, warning: 1, critical: 2 };
+var worse = (a2, b) => WORST[b] > WORST[a2] ? b : a2;
+function span(ms, round = Math.floor) {
+  const h2 = round(Math.abs(ms) / 36e5);
+  if (h2 < 1) return `${round(Math.abs(ms) / 6e4)}m`;
+  return h2 >= 48 ? `${Math.floor(h2 / 24)}d${h2 % 24 ? ` ${h2 % 24}h` : ""}` : `${h2}h`;
+}
+function when(at, now) {
+  const ms = at.getTime() - now.getTime();
+  return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
+}
+function byWindow(notAfter, now, w) {
+  const left2 = notAfter.getTime() - now.getTime();
+  return left2 <= 0 || left2 < w.crit ? "critical" : left2 < w.warn ? "warning" : "ok";
+}
+function lifeWindow(notBefore, notAfter, fixed, warnAtLeft) {
+  const life = notAfter.getTime() - notBefore.getTime();
+  return { warn: fixed.warn ?? life * warnAtLeft, crit: fixed.crit ?? life / 6 };
+}
+var DUE_TEXT = {
+  "renewal-window": "past its renewal point: trellis-ci renew has not re-minted it",
+  "issuer-changed": "signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it",
+  "names-changed": "its names changed in the scope file: trellis-ci renew has not re-minted it"
+};
+async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
+  const items = [];
+  const certificates = [];
+  const crls = [];
+  const scopes = [];
+  const add3 = (level2, kind, subject, message, file) => items.push({ level: level2, kind, subject, message, ...file ? { file } : {} });
+  const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? `: ${level2} under ${span(level2 === "critical" ? w.crit : w.warn, Math.round)}` : ""}`;
+  if (!mesh.root) add3("critical", "certificate", "root", "no root certificate", paths2.rootCert);
+  else {
+    const level2 = byWindow(mesh.root.notAfter, now, t.root);
+    certificates.push({ tier: "root", scope: "", service: "", role: "active", serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
+    add3(level2, "certificate", "root", `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`, paths2.rootCert);
+  }
+  const rootPhase = mesh.rootState?.phase ?? "steady";
+  if (mesh.previousRoot) {
+    const p = mesh.previousRoot;
+    certificates.push({ tier: "root", scope: "", service: "", role: "previous", serial: serialKey(p.serialNumber), notBefore: p.notBefore, notAfter: p.notAfter });
+    add3("ok", "certificate", "root", `previous root (being retired) ${certText(p.notAfter, serialKey(p.serialNumber), "ok")}`, paths2.rootPrevious);
+  }
+  if (rootPhase === "overlap") add3("ok", "rotation", "root", `root rotation in its overlap since ${mesh.rootState.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`);
+  await judgeCrlFile(
+    mesh.rootCrlPem,
+    mesh.roots.map((c3) => ({ cert: c3, kind: "root" })),
+    "",
+    "root",
+    paths2.rootCrl,
+    () => t.rootCrl,
+    crls,
+    add3,
+    now,
+    { missing: ["warning", "no root CRL: revocation of intermediates cannot be checked; the custodian runs trellis-root crl"], unsigned: "critical", fix: "the custodian runs trellis-root crl" }
+  );
+  for (const def of mesh.scopes) {
+    const m = mesh.material.get(def.name);
+    if (!m.intermediate) {
+      scopes.push({ scope: def.name, phase: "pending" });
+      add3("warning", "ceremony", def.name, `pending its offline ceremony: declared in ${paths2.scopeFile(def.name)}, no intermediate yet, so none of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ${def.name}`, paths2.scopeFile(def.name));
+      continue;
+    }
+    const live = liveIntermediates(mesh, def.name);
+    const next = inRole(live, "next");
+    for (const l of live) {
+      const serial = serialKey(l.cert.serialNumber);
+      certificates.push({ tier: "intermediate", scope: def.name, service: "", role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
+      const judged = l.role === "next" || l.role === "active" && !next;
+      const level2 = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : "ok";
+      add3(level2, "certificate", def.name, `${l.role} intermediate ${certText(l.cert.notAfter, serial, level2, t.intermediate)}${roleNote(l.role, level2, def.name)}`, l.file);
+    }
+    const signer = next ?? inRole(live, "active");
+    const unsafeAt = new Date(signer.cert.notAfter.getTime() - leafLifetimes(mesh, def.name).longestLeafTtl);
+    if (unsafeAt <= now) add3("critical", "issuer", def.name, `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ${def.name}) or shorten the leaf ttl`, signer.file);
+    const state = m.state;
+    const gate = nextGate(state);
+    scopes.push({ scope: def.name, phase: state.phase, ...gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {}, unsafeAt });
+    if (gate) {
+      const open = now.getTime() - new Date(gate.at).getTime();
+      const overdue = open > t.gateOverdue;
+      add3(overdue ? "warning" : "ok", "gate", def.name, `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ""}`, paths2.state(def.name));
+    }
+    const active = activeIssuer(mesh, def.name);
+    for (const svc of def.services) {
+      const who = `${def.name}/${svc.name}`;
+      const r = m.leaves.get(svc.name);
+      if (!r) {
+        add3("warning", "certificate", who, "no leaf yet: the next trellis-ci renew mints it", paths2.leaves(def.name));
+        continue;
+      }
+      const renewAt = renewalPoint(r);
+      certificates.push({ tier: "leaf", scope: def.name, service: svc.name, role: "current", serial: serialKey(r.serial), notBefore: r.notBefore, notAfter: r.notAfter, renewAt });
+      const w = lifeWindow(r.notBefore, r.notAfter, t.leaf, 1 / 3);
+      const due = leafDue(r, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
+      let level2 = byWindow(r.notAfter, now, w);
+      if (t.leaf.warn === void 0 && level2 === "warning" && due !== "renewal-window") level2 = "ok";
+      const reason = due && DUE_TEXT[due] ? DUE_TEXT[due] : void 0;
+      if (reason && (due !== "renewal-window" || t.leaf.warn === void 0)) level2 = worse(level2, "warning");
+      const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
+      add3(level2, "certificate", who, text, paths2.leaves(def.name));
+    }
+    await judgeCrlFile(
+      m.crlPem,
+      [
+        ...live.filter((l) => l.issuing).map((l) => ({ cert: l.cert, kind: "leaf" })),
+        ...live.filter((l) => l.anchored).map((l) => ({ cert: l.cert, kind: "anchor" }))
+      ],
+      def.name,
+      def.name,
+      paths2.scopeCrl(def.name),
+      (c3) => lifeWindow(c3.thisUpdate, c3.nextUpdate ?? c3.thisUpdate, t.crl, 1 / 2),
+      crls,
+      add3,
+      now,
+      { missing: ["warning", "no leaf CRL yet: the next trellis-ci renew signs it"], unsigned: "warning", fix: "trellis-ci renew re-signs it" }
+    );
+  }
+  for (const [scope2, m] of mesh.retired) {
+    if (!m.intermediate) continue;
+    scopes.push({ scope: scope2, phase: "retiring" });
+    add3("warning", "ceremony", scope2, `scopes/${scope2}.yaml was deleted but its intermediates are still trusted: pending the custodian's trellis-root retire ${scope2}`, paths2.intermediate(scope2));
+  }
+  const level = items.reduce((a2, i2) => worse(a2, i2.level), "ok");
+  return { now, level, items, certificates, crls, scopes, rootPhase };
+}
+function roleNote(role, level, scope2) {
+  if (role === "active") return level === "ok" ? "" : `; rotate it: trellis-root rotate intermediate ${scope2}`;
+  if (role === "next") return level === "ok" ? " (being introduced: signs after the switch gate)" : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate intermediate ${scope2} --abort)`;
+  if (role === "previous") return " (being retired: not judged, its leaves are re-minted)";
+  return " (the active key under the retiring root: not judged)";
+}
+async function judgeCrlFile(pem, signers, scope2, subject, file, window2, out, add3, now, say) {
+  if (pem === void 0) {
+    add3(say.missing[0], "crl", subject, say.missing[1], file);
+    return;
+  }
+  let parsed;
+  try {
+    parsed = parseCrls(pem);
+  } catch {
+    add3("critical", "crl", subject, `not a readable CRL file: ${say.fix}`, file);
+    return;
+  }
+  for (const s of signers) {
+    const crl = s.kind === "anchor" ? await anchorCrlOf(parsed, s.cert) : await crlOf(parsed, s.cert);
+    const label = `${s.kind} CRL of ${s.cert.subject}`;
+    if (!crl) {
+      add3(say.unsigned, "crl", subject, `no ${label} (${fingerprint(s.cert).slice(0, 19)}…): ${say.fix}`, file);
+      continue;
+    }
+    out.push({ kind: s.kind, scope: scope2, issuerSerial: serialKey(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {} });
+    if (!crl.nextUpdate) {
+      add3("critical", "crl", subject, `${label} has no nextUpdate: ${say.fix}`, file);
+      continue;
+    }
+    const w = window2(crl);
+    const level = byWindow(crl.nextUpdate, now, w);
+    const past = crl.nextUpdate <= now;
+    add3(level, "crl", subject, `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}` : ""}${level !== "ok" ? `; ${say.fix}` : ""}`, file);
+  }
+}
+var WORD = { ok: "OK", warning: "WARNING", critical: "CRITICAL", unknown: "UNKNOWN" };
+function summaryLine(h2, t = DEFAULT_THRESHOLDS) {
+  const count2 = (l) => h2.items.filter((i2) => i2.level === l).length;
+  const bad = h2.items.filter((i2) => i2.level !== "ok").sort((a2, b) => WORST[b.level] - WORST[a2.level]);
+  const head = h2.level === "ok" ? `${h2.certificates.length} certificates, ${h2.crls.length} CRLs, ${h2.scopes.filter((s) => s.phase !== "pending" && s.phase !== "retiring").length} scopes in service` : `${count2("critical")} critical, ${count2("warning")} warning: ${bad.slice(0, 3).map((i2) => `${i2.subject}: ${i2.message.split(/[;:] /)[0]}`).join("; ")}${bad.length > 3 ? `; and ${bad.length - 3} more` : ""}`;
+  return `TRELLIS ${WORD[h2.level]} - ${head} | ${perfdata(h2, t)}`;
+}
+function perfdata(h2, t) {
+  const count2 = (l) => h2.items.filter((i2) => i2.level === l).length;
+  const s = (ms) => Math.floor(ms / 1e3);
+  const left2 = (d2) => s(d2.getTime() - h2.now.getTime());
+  const soonest = (c3) => c3.length ? Math.min(...c3.map((x) => left2(x.notAfter))) : void 0;
+  const fields = [
+    `critical=${count2("critical")}`,
+    `warning=${count2("warning")}`,
+    `certificates=${h2.certificates.length}`,
+    `pending=${h2.scopes.filter((x) => x.phase === "pending" || x.phase === "retiring").length}`
+  ];
+  const root = soonest(h2.certificates.filter((c3) => c3.tier === "root" && c3.role === "active"));
+  if (root !== void 0) fields.push(`root_left=${root}s;${s(t.root.warn)};${s(t.root.crit)}`);
+  const inter = soonest(h2.certificates.filter((c3) => c3.tier === "intermediate" && (c3.role === "active" || c3.role === "next")));
+  if (inter !== void 0) fields.push(`intermediate_left=${inter}s;${s(t.intermediate.warn)};${s(t.intermediate.crit)}`);
+  const leaf = soonest(h2.certificates.filter((c3) => c3.tier === "leaf"));
+  if (leaf !== void 0) fields.push(`leaf_left=${leaf}s`);
+  const crl = h2.crls.filter((c3) => c3.nextUpdate).map((c3) => left2(c3.nextUpdate));
+  if (crl.length) fields.push(`crl_left=${Math.min(...crl)}s`);
+  return fields.join(" ");
+}
+function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
+  const sorted = [...h2.items].sort((a2, b) => WORST[b.level] - WORST[a2.level]);
+  const lines = sorted.map((i2) => `${WORD[i2.level].padEnd(8)} ${i2.kind.padEnd(11)} ${i2.subject.padEnd(22)} ${i2.message}${i2.file ? `  (${i2.file})` : ""}`);
+  return `${[summaryLine(h2, t), `as of ${iso(h2.now)}`, ...lines].join("\n")}
+`;
+}
+function unknownLine(why) {
+  return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
+}
+
+// packages/core/src/metrics.ts
+init_define_TRELLIS_BUILD();
+var escape3 = (v) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+var seconds = (d2) => Math.floor(d2.getTime() / 1e3);
+function render(families) {
+  const out = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape3(v)}"`).join(",");
+      out.push(`${f.name}${labels ? `{${labels}}` : ""} ${s.value}`);
+    }
+  }
+  return `${out.join("\n")}
+`;
+}
+var SCOPE_PHASES = ["pending", "retiring", "steady", "publish", "switch"];
+var ROOT_PHASES = ["steady", "overlap"];
+function healthMetrics(h2, m) {
+  const cert = (c3) => ({ tier: c3.tier, scope: c3.scope, service: c3.service, role: c3.role, serial: c3.serial });
+  const families = [
+    { name: "trellis_mesh_info", help: "The mesh these metrics describe.", samples: [{ labels: { mesh: m.mesh, trust_domain: m.trustDomain }, value: 1 }] },
+    { name: "trellis_check_timestamp_seconds", help: "When trellis check judged the mesh (its --now).", samples: [{ labels: {}, value: seconds(h2.now) }] },
+    { name: "trellis_check_status", help: "The Nagios code of trellis check: 0 ok, 1 warning, 2 critical.", samples: [{ labels: {}, value: NAGIOS[h2.level] }] },
+    {
+      name: "trellis_check_findings",
+      help: "Things trellis check judged, by level.",
+      samples: ["ok", "warning", "critical"].map((level) => ({ labels: { level }, value: h2.items.filter((i2) => i2.level === level).length }))
+    },
+    { name: "trellis_certificate_not_after_seconds", help: "Expiry (notAfter) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert(c3), value: seconds(c3.notAfter) })) },
+    { name: "trellis_certificate_not_before_seconds", help: "Start (notBefore) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert(c3), value: seconds(c3.notBefore) })) },
+    {
+      name: "trellis_leaf_renew_at_seconds",
+      help: "When renew re-mints each current leaf (its renewal point, a third of its life left), unix seconds.",
+      samples: h2.certificates.filter((c3) => c3.renewAt).map((c3) => ({ labels: { scope: c3.scope, service: c3.service, serial: c3.serial }, value: seconds(c3.renewAt) }))
+    },
+    {
+      name: "trellis_crl_next_update_seconds",
+      help: "nextUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
+      samples: h2.crls.filter((c3) => c3.nextUpdate).map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.nextUpdate) }))
+    },
+    {
+      name: "trellis_crl_this_update_seconds",
+      help: "thisUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
+      samples: h2.crls.map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.thisUpdate) }))
+    },
+    {
+      name: "trellis_rotation_phase",
+      help: "Phase of each scope (1 for the current one): pending, retiring, steady, publish, switch.",
+      samples: h2.scopes.flatMap((s) => SCOPE_PHASES.map((phase) => ({ labels: { scope: s.scope, phase }, value: s.phase === phase ? 1 : 0 })))
+    },
+    {
+      name: "trellis_rotation_next_gate_seconds",
+      help: "When the next rotation gate of a scope opens (gate switch or retire), unix seconds.",
+      samples: h2.scopes.filter((s) => s.gate).map((s) => ({ labels: { scope: s.scope, gate: s.gate.gate }, value: seconds(s.gate.at) }))
+    },
+    {
+      name: "trellis_root_rotation_phase",
+      help: "Phase of the root (1 for the current one): steady, overlap.",
+      samples: ROOT_PHASES.map((phase) => ({ labels: { phase }, value: h2.rootPhase === phase ? 1 : 0 }))
+    },
+    {
+      name: "trellis_scope_unsafe_at_seconds",
+      help: "From when a new leaf of the scope would outlive its signing intermediate (renew refuses), unix seconds.",
+      samples: h2.scopes.filter((s) => s.unsafeAt).map((s) => ({ labels: { scope: s.scope }, value: seconds(s.unsafeAt) }))
+    }
+  ];
+  return render(families);
+}
+function renewMetrics(r) {
+  const lastSuccess = r.success ? r.now : r.lastSuccess;
+  return render([
+    { name: "trellis_renew_last_run_timestamp_seconds", help: "When trellis-ci renew last ran (its --now), unix seconds.", samples: [{ labels: {}, value: seconds(r.now) }] },
+    { name: "trellis_renew_success", help: "1 when the last trellis-ci renew succeeded, 0 when it failed.", samples: [{ labels: {}, value: r.success ? 1 : 0 }] },
+    { name: "trellis_renew_leaves_minted", help: "Leaves the last trellis-ci renew minted (0 when it failed).", samples: [{ labels: {}, value: r.success ? r.minted : 0 }] },
+    ...lastSuccess ? [{ name: "trellis_renew_last_success_timestamp_seconds", help: "When trellis-ci renew last succeeded, unix seconds.", samples: [{ labels: {}, value: seconds(lastSuccess) }] }] : []
+  ]);
+}
+function lastRenewSuccess(previous) {
+  const m = previous ? /^trellis_renew_last_success_timestamp_seconds (\d+)$/m.exec(previous) : null;
+  return m ? new Date(Number(m[1]) * 1e3) : void 0;
+}
+
+// packages/core/src/check-command.ts
+var d = formatDuration;
+var FLAGS = [
+  ["root-warn", `warning when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.warn)})`],
+  ["root-crit", `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
+  ["intermediate-warn", `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`],
+  ["intermediate-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
+  ["root-crl-warn", `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`],
+  ["root-crl-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.rootCrl.crit)})`],
+  ["leaf-warn", "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"],
+  ["leaf-crit", "critical when a leaf has less than this left (default: a sixth of its life)"],
+  ["crl-warn", "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"],
+  ["crl-crit", "critical when a scope CRL has less than this left (default: a sixth of its life)"],
+  ["gate-overdue", `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`]
+];
+function thresholdsFrom(a2) {
+  const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
+  const win = (w, warn, crit, flag) => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
+  const opt = (warn, crit, flag) => {
+    const w = dur(warn, `${flag}-warn`);
+    const c3 = dur(crit, `${flag}-crit`);
+    return { ...w !== void 0 ? { warn: w } : {}, ...c3 !== void 0 ? { crit: c3 } : {} };
+  };
+  return {
+    root: win(DEFAULT_THRESHOLDS.root, a2.rootWarn, a2.rootCrit, "root"),
+    intermediate: win(DEFAULT_THRESHOLDS.intermediate, a2.intermediateWarn, a2.intermediateCrit, "intermediate"),
+    rootCrl: win(DEFAULT_THRESHOLDS.rootCrl, a2.rootCrlWarn, a2.rootCrlCrit, "root-crl"),
+    leaf: opt(a2.leafWarn, a2.leafCrit, "leaf"),
+    crl: opt(a2.crlWarn, a2.crlCrit, "crl"),
+    gateOverdue: dur(a2.gateOverdue, "gate-overdue") ?? DEFAULT_THRESHOLDS.gateOverdue
+  };
+}
+function describeFailure(e) {
+  if (isTrellisError(e)) return e.message.split("\n")[0];
+  const io = ioFailure(e);
+  if (io) return io.split("\n")[0];
+  const err = e;
+  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e);
+}
+function writeMetricsFile(file, text) {
+  writeFileAtomic(path2.resolve(file), text, 420);
+}
+var checkCommand = {
+  command: "check",
+  describe: "Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)",
+  builder: (y) => {
+    let b = y.option("metrics", { type: "string", describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)" });
+    for (const [flag, describe] of FLAGS) b = b.option(flag, { type: "string", describe });
+    return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example("$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom", "stricter, and feed Prometheus").epilogue("exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md");
+  },
+  handler: async (a2) => {
+    const unknown = (why) => {
+      process.stdout.write(`${unknownLine(why)}
+`);
+      process.exitCode = NAGIOS.unknown;
+    };
+    let report;
+    let code;
+    let metrics;
+    try {
+      const t = thresholdsFrom(a2);
+      const now = clock(a2.now);
+      const mesh = await withStore(a2.store, async (store) => loadMesh(store));
+      const h2 = await meshHealth(mesh, now, t);
+      report = renderHealth(h2, t);
+      code = NAGIOS[h2.level];
+      if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
+    } catch (e) {
+      return unknown(describeFailure(e));
+    }
+    if (a2.metrics && metrics !== void 0) {
+      try {
+        writeMetricsFile(a2.metrics, metrics);
+      } catch (e) {
+        const [first, ...rest] = report.split("\n");
+        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path2.resolve(a2.metrics)}: ${describeFailure(e)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+${rest.join("\n")}`);
+        process.exitCode = NAGIOS.unknown;
+        return;
+      }
+    }
+    process.stdout.write(report);
+    process.exitCode = code;
+  }
+};
+
+// packages/core/src/shard.ts
+init_define_TRELLIS_BUILD();
+function spanningFiles(scope2) {
+  return [paths2.trust(scope2), paths2.trustOpenssl(scope2)];
+}
+function shardOwns(scope2, file) {
+  return file.startsWith(`bundles/${scope2}/`) && !file.slice(`bundles/${scope2}/`.length).split("/").includes("..") && !spanningFiles(scope2).includes(file);
+}
+function assertShardWrites(scope2, writes) {
+  const stray = writes.find((w) => !shardOwns(scope2, w.path));
+  if (stray) {
+    throw new TrellisError("shard-outside-scope", `a renew sharded to scope ${scope2} would write ${stray.path}, which is not the scope's own file: nothing was written`, {
+      file: stray.path,
+      hint: `shards write only bundles/${scope2}/ (its trust bundles excepted); run trellis-ci compose after merging the shards`
+    });
+  }
+}
+function composePlan(mesh, current) {
+  return staleBundleFiles(mesh, mesh.scopes.map((s) => s.name), current);
+}
+function composeTouched(stale) {
+  return [...new Set(stale.map((f) => f.path.split("/")[1]))];
+}
+function composeScopes(i2) {
+  const writes = [...i2.stale];
+  for (const scope2 of composeTouched(i2.stale)) {
+    const signer = i2.signers.get(scope2);
+    if (!signer) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, { file: paths2.intermediateKey(scope2) });
+    assertSignsAt({ label: `${scope2} intermediate ${fingerprint(signer.cert)}`, notBefore: signer.cert.notBefore, notAfter: signer.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, i2.now);
+    const files = i2.stale.filter((f) => f.path.startsWith(`bundles/${scope2}/`)).map((f) => f.path.slice(`bundles/${scope2}/`.length));
+    writes.push({
+      path: paths2.ledger(scope2),
+      content: appendToLedger(i2.mesh.material.get(scope2).ledger, { op: "compose", at: iso(i2.now), actor: i2.actor, details: { bundles: "recomposed", files } }, paths2.ledger(scope2), ledgerSigner(signer)).text
+    });
+  }
+  return mergeWrites(writes);
 }
 
 // packages/ci/src/posture.ts
@@ -45776,7 +46304,7 @@ function requireCiPosture(env2 = process.env) {
 
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
-import path2 from "node:path";
+import path3 from "node:path";
 import { createPublicKey as createPublicKey3 } from "node:crypto";
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
@@ -45789,38 +46317,38 @@ var bundle = {
     if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path2.resolve(a2.out ?? path2.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    const out = path3.resolve(a2.out ?? path3.join(mesh.dir, ".trellis", "bundle", a2.scope));
     if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path2.join(path2.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    const at = (f) => a2.releaseDir ? path3.join(path3.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
     process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
   }
 };
-function writeTrustFiles(mesh, scope, out) {
-  const certs = scopeTrust(mesh, scope);
+function writeTrustFiles(mesh, scope2, out) {
+  const certs = scopeTrust(mesh, scope2);
   const files = { "trust.openssl.pem": trustOpensslPem(certs), "client-ca-names.pem": NAMES_ONLY_CA };
-  const crl = edgeCrl(mesh, scope);
+  const crl = edgeCrl(mesh, scope2);
   if (crl) files["crl.pem"] = crl;
   const paths3 = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path2.join(out, name), content);
-    paths3[name] = path2.join(out, name);
+    writeFileAtomic(path3.join(out, name), content);
+    paths3[name] = path3.join(out, name);
   }
   return paths3;
 }
-function upstreamName(mesh, scope, target) {
+function upstreamName(mesh, scope2, target) {
   const [s, service] = target.split("/");
   const def = scopeDef(mesh, s);
   if (!service || !def.services.some((x) => x.name === service)) throw new TrellisError("usage", `--upstream ${target}: no such service`, { hint: "write it SCOPE/SERVICE" });
-  if (!trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((x) => x.name)).includes(s)) {
-    throw new TrellisError("usage", `--upstream ${target}: ${scope} does not trust ${s}: the handshake would fail`, { hint: "a region reaches its own and the global scope only" });
+  if (!trustedScopes(scopeDef(mesh, scope2), mesh.scopes.map((x) => x.name)).includes(s)) {
+    throw new TrellisError("usage", `--upstream ${target}: ${scope2} does not trust ${s}: the handshake would fail`, { hint: "a region reaches its own and the global scope only" });
   }
   return serviceDnsName(s, service, mesh.config.trustDomain);
 }
-function nginxDirectives(scope, at, upstream) {
+function nginxDirectives(scope2, at, upstream) {
   const lines = [
-    `# trellis: mTLS for scope ${scope} (server block). A client outside the scope's trust gets 400.`,
+    `# trellis: mTLS for scope ${scope2} (server block). A client outside the scope's trust gets 400.`,
     `ssl_certificate         ${at("chain.pem")};`,
     `ssl_certificate_key     ${at("key.pem")};`,
     "ssl_verify_client       on;",
@@ -45847,18 +46375,18 @@ function nginxDirectives(scope, at, upstream) {
   return `${lines.join("\n")}
 `;
 }
-function haproxyLines(scope, at, upstream) {
+function haproxyLines(scope2, at, upstream) {
   const tls2 = `ca-file ${at("trust.openssl.pem")} crl-file ${at("crl.pem")} verify required`;
   const lines = [
-    `# trellis: mTLS for scope ${scope}; append to your bind line (a client outside the scope's trust fails the handshake)`,
+    `# trellis: mTLS for scope ${scope2}; append to your bind line (a client outside the scope's trust fails the handshake)`,
     `bind <address>:<port> ssl crt ${at("chain-and-key.pem")} ${tls2}`
   ];
   if (upstream) lines.push(`# upstream ${upstream}`, `server ${upstream.split(".")[0]} ${upstream}:<port> ssl crt ${at("chain-and-key.pem")} ${tls2} verifyhost ${upstream} sni str(${upstream})`);
   return `${lines.join("\n")}
 `;
 }
-function spiffeBundles(mesh, scope, out) {
-  const trusted = trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name));
+function spiffeBundles(mesh, scope2, out) {
+  const trusted = trustedScopes(scopeDef(mesh, scope2), mesh.scopes.map((s) => s.name));
   const of = anchorsBy(mesh);
   const map = {};
   for (const s of trusted) {
@@ -45875,7 +46403,7 @@ function spiffeBundles(mesh, scope, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeFileAtomic(path2.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+    writeFileAtomic(path3.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
 `);
     map[`spiffe://${domain}`] = bundle2;
   }
@@ -45888,11 +46416,11 @@ init_define_TRELLIS_BUILD();
 
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
-import path5 from "node:path";
+import path6 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
-import path3 from "node:path";
+import path4 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
@@ -45909,30 +46437,30 @@ async function refuseRootOpeners(mesh, ids) {
     });
   }
 }
-async function openIntermediate(mesh, scope, ids, which = "active") {
-  const live = inRole(liveIntermediates(mesh, scope), which);
-  if (!live) throw new TrellisError("not-yet-minted", `scope ${scope} has no ${which} intermediate`, { file: paths2.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
+async function openIntermediate(mesh, scope2, ids, which = "active") {
+  const live = inRole(liveIntermediates(mesh, scope2), which);
+  if (!live) throw new TrellisError("not-yet-minted", `scope ${scope2} has no ${which} intermediate`, { file: paths2.intermediate(scope2), hint: `trellis-root intermediate ${scope2}` });
   const { cert, keyAge: ct, file: certFile, keyFile: file } = live;
-  const problems = await intermediateProblems(mesh, scope, cert);
+  const problems = await intermediateProblems(mesh, scope2, cert);
   if (problems.length) {
     throw new TrellisError("verification-failed", problems.join("; "), { file: certFile, hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)" });
   }
-  assertLedgerCounts(mesh, scope);
+  assertLedgerCounts(mesh, scope2);
   if (ct === void 0) throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", { file, hint: "restore it from git" });
   const pem = await decryptWith(ids, ct, file, "ci");
   if (!keyMatchesCert(pem, cert)) {
     throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
   }
   const { key, algorithm } = await importSigningKey(pem);
-  return { scope, cert, key, algorithm };
+  return { scope: scope2, cert, key, algorithm };
 }
 
 // packages/ci/src/issue.ts
-function writeLeafOutput(mesh, scope, leaves, outDir, crlPem) {
-  const trust = scopeTrust(mesh, scope);
-  const inter = certificatePem(mesh.material.get(scope).intermediate);
+function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem) {
+  const trust = scopeTrust(mesh, scope2);
+  const inter = certificatePem(mesh.material.get(scope2).intermediate);
   for (const l of leaves) {
-    const dir = path3.join(outDir, scope, l.service);
+    const dir = path4.join(outDir, scope2, l.service);
     const files = [
       ["key.pem", l.keyPem, 384],
       ["cert.pem", l.certPem],
@@ -45942,28 +46470,28 @@ function writeLeafOutput(mesh, scope, leaves, outDir, crlPem) {
       ...crlPem === void 0 ? [] : [["crl.pem", crlPem]]
     ];
     try {
-      for (const [name, content, mode] of files) writeFileAtomic(path3.join(dir, name), content, mode);
+      for (const [name, content, mode] of files) writeFileAtomic(path4.join(dir, name), content, mode);
     } catch (e) {
       if (isMachineFailure(e)) throw e;
       throw new TrellisError("usage", `cannot write leaves under ${outDir}: ${e.message}`, { hint: "point --out at a writable directory" });
     }
   }
 }
-async function openScopeKeys(mesh, scope, ids) {
-  const signer = await openIntermediate(mesh, scope, ids, "active");
-  const live = liveIntermediates(mesh, scope).filter((l) => l.issuing || l.anchored);
-  const crl = await Promise.all(live.map(async (l) => ({ ...l.role === "active" ? signer : await openIntermediate(mesh, scope, ids, l.role), issuing: l.issuing, anchored: l.anchored })));
+async function openScopeKeys(mesh, scope2, ids) {
+  const signer = await openIntermediate(mesh, scope2, ids, "active");
+  const live = liveIntermediates(mesh, scope2).filter((l) => l.issuing || l.anchored);
+  const crl = await Promise.all(live.map(async (l) => ({ ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role), issuing: l.issuing, anchored: l.anchored })));
   return { signer, crl };
 }
 
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 import fs6 from "node:fs";
-import path4 from "node:path";
+import path5 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   try {
-    fs6.mkdirSync(path4.dirname(dir), { recursive: true });
+    fs6.mkdirSync(path5.dirname(dir), { recursive: true });
     fs6.mkdirSync(dir, { mode: 448 });
   } catch (e) {
     if (e.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e.message}`, { hint: `point ${flag} at a writable directory` });
@@ -45973,7 +46501,7 @@ function prepareOutDir(dir, opts2 = {}) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs6.realpathSync(dir) !== path4.join(fs6.realpathSync(opts2.store), path4.relative(opts2.store, dir))) {
+  if (opts2.store && fs6.realpathSync(dir) !== path5.join(fs6.realpathSync(opts2.store), path5.relative(opts2.store, dir))) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs6.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
@@ -45987,26 +46515,72 @@ function prepareOutDir(dir, opts2 = {}) {
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path4.join(dir, s);
+    const target = path5.join(dir, s);
     if (!fs6.existsSync(target)) continue;
     fs6.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
-  for (const scope of new Set(services.map((s) => s.split("/")[0]))) {
+  for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
     try {
-      fs6.rmdirSync(path4.join(dir, scope));
+      fs6.rmdirSync(path5.join(dir, scope2));
     } catch {
     }
   }
   return wiped;
 }
 
+// packages/ci/src/renew-metrics.ts
+init_define_TRELLIS_BUILD();
+import fs7 from "node:fs";
+async function withRenewMetrics(file, nowFlag, run) {
+  if (!file) {
+    await run();
+    return;
+  }
+  let now;
+  try {
+    now = clock(nowFlag);
+  } catch {
+    now = /* @__PURE__ */ new Date();
+  }
+  const record = (success, minted) => {
+    let previous;
+    try {
+      previous = fs7.readFileSync(file, "utf8");
+    } catch {
+      previous = void 0;
+    }
+    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }));
+  };
+  let result;
+  try {
+    result = await run();
+  } catch (e) {
+    try {
+      record(false, 0);
+    } catch (w) {
+      process.stderr.write(`trellis-ci: could not record the failed run in ${file}: ${w.message}
+`);
+    }
+    throw e;
+  }
+  try {
+    record(true, result?.count ?? 0);
+  } catch (e) {
+    const why = (ioFailure(e) ?? e.message).split("\n")[0];
+    throw new TrellisError("output-failed", `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
+      hint: "make the directory writable by this user (the previous file is left as it was)"
+    });
+  }
+}
+
 // packages/ci/src/commands/renew.ts
 var renew = {
   command: "renew",
   describe: "Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope"),
-  handler: (a2) => runRenew(a2)
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", { type: "boolean", describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", { type: "string", describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)"),
+  handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2))
+  // a dry run is not a run to record
 };
 function renderPlan(plan2) {
   const lines = plan2.mint.map((i2) => `mint ${i2.scope}/${i2.service} (${i2.reason})`);
@@ -46016,9 +46590,10 @@ function renderPlan(plan2) {
 `;
 }
 async function runRenew(a2) {
-  await withStore(a2.store, async (store) => {
-    const out = path5.resolve(a2.out ?? path5.join(store.dir, ".trellis", "out"));
-    await renewStore(store, { now: clock(a2.now), scope: a2.scope, force: a2.force, dryRun: a2.dryRun, out, defaultOutOf: a2.out ? void 0 : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}
+  return withStore(a2.store, async (store) => {
+    const out = path6.resolve(a2.out ?? path6.join(store.dir, ".trellis", "out"));
+    if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
+    return renewStore(store, { now: clock(a2.now), scope: a2.scope, shard: a2.shard, force: a2.force, dryRun: a2.dryRun, out, defaultOutOf: a2.out ? void 0 : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}
 `));
   });
 }
@@ -46036,7 +46611,7 @@ async function renewStore(store, o2, identities, say) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
   }
-  const staleBundles = staleBundleFiles(mesh, scopes, (p) => store.read(p));
+  const staleBundles = o2.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
   for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
   if (o2.dryRun) return void 0;
   const touched = renewTouched({ plan: plan2, phases, staleCrls, staleBundles });
@@ -46047,6 +46622,7 @@ async function renewStore(store, o2, identities, say) {
   const keys = /* @__PURE__ */ new Map();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
   const result = await renewScopes({ mesh, plan: plan2, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
+  if (o2.shard) assertShardWrites(scopes[0], result.writes);
   for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o2.out, m.crlPem);
   store.commit(result.writes);
   const count2 = result.count;
@@ -46076,25 +46652,25 @@ var verify2 = verifyCommand("ci");
 
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
-import path6 from "node:path";
+import path7 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
   builder: (y) => y.positional("target", { type: "string", demandOption: true, describe: "SCOPE/SERVICE" }).option("reason", { type: "string", default: "unspecified", describe: "why (an RFC 5280 reason name such as keyCompromise is also the CRL reason code)" }).option("out", { type: "string", describe: "where the replacement is written (default <store>/.trellis/out)" }).example("$0 revoke us-east-1/api --reason keyCompromise", "then deploy: the CRL and the new leaf ship together"),
   handler: async (a2) => {
-    const [scope, service, ...rest] = a2.target.split("/");
-    if (!scope || !service || rest.length) throw new TrellisError("usage", `"${a2.target}" is not SCOPE/SERVICE`, { hint: "name one service as its scope and service, such as us-east-1/api" });
+    const [scope2, service, ...rest] = a2.target.split("/");
+    if (!scope2 || !service || rest.length) throw new TrellisError("usage", `"${a2.target}" is not SCOPE/SERVICE`, { hint: "name one service as its scope and service, such as us-east-1/api" });
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
-      revocableLeaf(mesh, scope, service);
-      const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh));
-      const r = await revokeLeaf(mesh, scope, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path6.resolve(a2.out ?? path6.join(store.dir, ".trellis", "out"));
+      revocableLeaf(mesh, scope2, service);
+      const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh));
+      const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
+      const out = path7.resolve(a2.out ?? path7.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir }) ?? "");
-      writeLeafOutput(mesh, scope, [r.leaf], out, r.crlPem);
+      writeLeafOutput(mesh, scope2, [r.leaf], out, r.crlPem);
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path6.join(out, scope, service)}; deploy now
+      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path7.join(out, scope2, service)}; deploy now
 `);
     });
   }
@@ -46102,17 +46678,17 @@ var revoke = {
 
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
-import fs9 from "node:fs";
+import fs10 from "node:fs";
 import os3 from "node:os";
-import path14 from "node:path";
+import path15 from "node:path";
 
 // packages/agent/src/index.ts
 init_define_TRELLIS_BUILD();
 
 // packages/agent/src/install.ts
 init_define_TRELLIS_BUILD();
-import fs7 from "node:fs";
-import path12 from "node:path";
+import fs8 from "node:fs";
+import path13 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/index.js
@@ -47019,13 +47595,13 @@ var handleCommand = (filePath, rawArguments, rawOptions) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
 init_define_TRELLIS_BUILD();
 var import_cross_spawn = __toESM(require_cross_spawn(), 1);
-import path11 from "node:path";
+import path12 from "node:path";
 import process6 from "node:process";
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 init_define_TRELLIS_BUILD();
 import process4 from "node:process";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // node_modules/.pnpm/path-key@4.0.0/node_modules/path-key/index.js
 init_define_TRELLIS_BUILD();
@@ -47044,7 +47620,7 @@ function pathKey(options = {}) {
 init_define_TRELLIS_BUILD();
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path7 from "node:path";
+import path8 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 var execFileOriginal = promisify(execFileCallback);
 function toPath(urlOrPath) {
@@ -47053,12 +47629,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path7.resolve(toPath(startPath));
+      let currentPath = path8.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path7.resolve(currentPath, "..");
+        currentPath = path8.resolve(currentPath, "..");
       }
     }
   };
@@ -47073,27 +47649,27 @@ var npmRunPath = ({
   execPath: execPath2 = process4.execPath,
   addExecPath = true
 } = {}) => {
-  const cwdPath = path8.resolve(toPath(cwd));
+  const cwdPath = path9.resolve(toPath(cwd));
   const result = [];
-  const pathParts = pathOption.split(path8.delimiter);
+  const pathParts = pathOption.split(path9.delimiter);
   if (preferLocal) {
     applyPreferLocal(result, pathParts, cwdPath);
   }
   if (addExecPath) {
     applyExecPath(result, pathParts, execPath2, cwdPath);
   }
-  return pathOption === "" || pathOption === path8.delimiter ? `${result.join(path8.delimiter)}${pathOption}` : [...result, pathOption].join(path8.delimiter);
+  return pathOption === "" || pathOption === path9.delimiter ? `${result.join(path9.delimiter)}${pathOption}` : [...result, pathOption].join(path9.delimiter);
 };
 var applyPreferLocal = (result, pathParts, cwdPath) => {
   for (const directory of traversePathUp(cwdPath)) {
-    const pathPart = path8.join(directory, "node_modules/.bin");
+    const pathPart = path9.join(directory, "node_modules/.bin");
     if (!pathParts.includes(pathPart)) {
       result.push(pathPart);
     }
   }
 };
 var applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-  const pathPart = path8.resolve(cwdPath, toPath(execPath2), "..");
+  const pathPart = path9.resolve(cwdPath, toPath(execPath2), "..");
   if (!pathParts.includes(pathPart)) {
     result.push(pathPart);
   }
@@ -48277,7 +48853,7 @@ var killAfterTimeout = async (subprocess, timeout, context, { signal }) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 init_define_TRELLIS_BUILD();
 import { execPath, execArgv } from "node:process";
-import path9 from "node:path";
+import path10 from "node:path";
 var mapNode = ({ options }) => {
   if (options.node === false) {
     throw new TypeError('The "node" option cannot be false with `execaNode()`.');
@@ -48296,7 +48872,7 @@ var handleNodeOption = (file, commandArguments, {
     throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
   }
   const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-  const resolvedNodePath = path9.resolve(cwd, normalizedNodePath);
+  const resolvedNodePath = path10.resolve(cwd, normalizedNodePath);
   const newOptions = {
     ...options,
     nodePath: resolvedNodePath,
@@ -48306,7 +48882,7 @@ var handleNodeOption = (file, commandArguments, {
   if (!shouldHandleNode) {
     return [file, commandArguments, newOptions];
   }
-  if (path9.basename(file, ".exe") === "node") {
+  if (path10.basename(file, ".exe") === "node") {
     throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
   }
   return [
@@ -48399,11 +48975,11 @@ var serializeEncoding = (encoding) => typeof encoding === "string" ? `"${encodin
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 init_define_TRELLIS_BUILD();
 import { statSync as statSync3 } from "node:fs";
-import path10 from "node:path";
+import path11 from "node:path";
 import process5 from "node:process";
 var normalizeCwd = (cwd = getDefaultCwd()) => {
   const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-  return path10.resolve(cwdString);
+  return path11.resolve(cwdString);
 };
 var getDefaultCwd = () => {
   try {
@@ -48450,7 +49026,7 @@ var normalizeOptions = (filePath, rawArguments, rawOptions) => {
   options.killSignal = normalizeKillSignal(options.killSignal);
   options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
   options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-  if (process6.platform === "win32" && path11.basename(file, ".exe") === "cmd") {
+  if (process6.platform === "win32" && path12.basename(file, ".exe") === "cmd") {
     commandArguments.unshift("/q");
   }
   return { file, commandArguments, options };
@@ -49357,7 +49933,7 @@ function prettyMilliseconds(milliseconds, options) {
     const flooredValue = Math.round(flooredInterimValue) / 10 ** decimalDigits;
     return flooredValue.toFixed(decimalDigits);
   };
-  const add2 = (value, long, short, valueString) => {
+  const add3 = (value, long, short, valueString) => {
     if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short === "m")) {
       return;
     }
@@ -49374,35 +49950,35 @@ function prettyMilliseconds(milliseconds, options) {
   const parsed = parseMilliseconds(milliseconds);
   const days = BigInt(parsed.days);
   if (options.hideYearAndDays) {
-    add2(BigInt(days) * 24n + BigInt(parsed.hours), "hour", "h");
+    add3(BigInt(days) * 24n + BigInt(parsed.hours), "hour", "h");
   } else {
     if (options.hideYear) {
-      add2(days, "day", "d");
+      add3(days, "day", "d");
     } else {
-      add2(days / 365n, "year", "y");
-      add2(days % 365n, "day", "d");
+      add3(days / 365n, "year", "y");
+      add3(days % 365n, "day", "d");
     }
-    add2(Number(parsed.hours), "hour", "h");
+    add3(Number(parsed.hours), "hour", "h");
   }
-  add2(Number(parsed.minutes), "minute", "m");
+  add3(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds = Number(parsed.seconds);
+      const seconds2 = Number(parsed.seconds);
       const milliseconds2 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add2(seconds, "second", "s");
+      add3(seconds2, "second", "s");
       if (options.formatSubMilliseconds) {
-        add2(milliseconds2, "millisecond", "ms");
-        add2(microseconds, "microsecond", "µs");
-        add2(nanoseconds, "nanosecond", "ns");
+        add3(milliseconds2, "millisecond", "ms");
+        add3(microseconds, "microsecond", "µs");
+        add3(nanoseconds, "nanosecond", "ns");
       } else {
         const millisecondsAndBelow = milliseconds2 + microseconds / 1e3 + nanoseconds / 1e6;
         const millisecondsDecimalDigits = typeof options.millisecondsDecimalDigits === "number" ? options.millisecondsDecimalDigits : 0;
         const roundedMilliseconds = millisecondsAndBelow >= 1 ? Math.round(millisecondsAndBelow) : Math.ceil(millisecondsAndBelow);
         const maximumMilliseconds = 1e3 - 10 ** -millisecondsDecimalDigits;
         const millisecondsString = millisecondsDecimalDigits ? Math.min(millisecondsAndBelow, maximumMilliseconds).toFixed(millisecondsDecimalDigits) : Math.min(roundedMilliseconds, maximumMilliseconds);
-        add2(
+        add3(
           Number.parseFloat(millisecondsString),
           "millisecond",
           "ms",
@@ -49410,11 +49986,11 @@ function prettyMilliseconds(milliseconds, options) {
         );
       }
     } else {
-      const seconds = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
+      const seconds2 = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds2, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
-      add2(Number.parseFloat(secondsString), "second", "s", secondsString);
+      add3(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
   }
   if (result.length === 0) {
@@ -50662,13 +51238,13 @@ var logOutputSync = ({ serializedResult, fdNumber, state, verboseInfo, encoding,
   }
 };
 var writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-  for (const { path: path15, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-    const pathString = typeof path15 === "string" ? path15 : path15.toString();
+  for (const { path: path16, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+    const pathString = typeof path16 === "string" ? path16 : path16.toString();
     if (append || outputFiles.has(pathString)) {
-      appendFileSync(path15, serializedResult);
+      appendFileSync(path16, serializedResult);
     } else {
       outputFiles.add(pathString);
-      writeFileSync(path15, serializedResult);
+      writeFileSync(path16, serializedResult);
     }
   }
 };
@@ -53120,7 +53696,7 @@ var {
 // packages/agent/src/install.ts
 var INSTALLER_PATH = fileURLToPath5(new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url));
 function installerScript() {
-  return fs7.readFileSync(INSTALLER_PATH, "utf8");
+  return fs8.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -53129,12 +53705,12 @@ function installOutcome(target, exitCode, stdout, stderr) {
   throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
 }
 async function installLocally(targetDir, release, reload) {
-  const target = path12.resolve(targetDir);
-  fs7.mkdirSync(target, { recursive: true });
-  const staging = fs7.mkdtempSync(path12.join(target, ".staging-"));
+  const target = path13.resolve(targetDir);
+  fs8.mkdirSync(target, { recursive: true });
+  const staging = fs8.mkdtempSync(path13.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!RELEASE_FILES.includes(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path12.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    writeFileAtomic(path13.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
   adoptFaultCount(String(r.stderr));
@@ -53145,10 +53721,10 @@ async function installLocally(targetDir, release, reload) {
 init_define_TRELLIS_BUILD();
 import https from "node:https";
 import tls from "node:tls";
-async function handshakeCheck(check, servername, release, timeoutMs = 5e3) {
-  const tlsOk = await tlsCheck(check.replace(/^https:\/\//, "").replace(/\/.*$/, ""), servername, release, timeoutMs);
-  if (!tlsOk.ok || !check.startsWith("https://")) return tlsOk;
-  const url = new URL(check);
+async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
+  const tlsOk = await tlsCheck(check2.replace(/^https:\/\//, "").replace(/\/.*$/, ""), servername, release, timeoutMs);
+  if (!tlsOk.ok || !check2.startsWith("https://")) return tlsOk;
+  const url = new URL(check2);
   return new Promise((resolve5) => {
     const req = https.request({
       host: url.hostname,
@@ -53198,8 +53774,8 @@ async function tlsCheck(address, servername, release, timeoutMs) {
 
 // packages/ci/src/targets/ssh.ts
 init_define_TRELLIS_BUILD();
-import fs8 from "node:fs";
-import path13 from "node:path";
+import fs9 from "node:fs";
+import path14 from "node:path";
 var q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 var heredoc = (dest, content) => `base64 -d > ${dest} <<'TRELLIS_EOF'
 ${Buffer.from(content).toString("base64").replace(/.{1,76}/g, "$&\n")}TRELLIS_EOF
@@ -53244,8 +53820,8 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path13.join(scratch, `known_hosts-${t.host}`);
-  fs8.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  const knownHosts = path14.join(scratch, `known_hosts-${t.host}`);
+  fs9.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -53263,8 +53839,8 @@ async function installOverSsh(t, release, scratch) {
 init_define_TRELLIS_BUILD();
 var import_yaml2 = __toESM(require_dist(), 1);
 var b64 = (s) => Buffer.from(s).toString("base64");
-function manifests(t, scope, service, release) {
-  const labels = { "app.kubernetes.io/managed-by": "trellis", "trellis/scope": scope, "trellis/service": service };
+function manifests(t, scope2, service, release) {
+  const labels = { "app.kubernetes.io/managed-by": "trellis", "trellis/scope": scope2, "trellis/service": service };
   const docs = [];
   if (release["cert.pem"] && release["key.pem"] && release["chain.pem"]) {
     docs.push({
@@ -53281,8 +53857,8 @@ function manifests(t, scope, service, release) {
     metadata: { name: `${t.name}-trust`, namespace: t.namespace, labels },
     data: { "ca.crt": release["trust.pem"], "trust.openssl.pem": release["trust.openssl.pem"], ...release["crl.pem"] ? { "crl.pem": release["crl.pem"] } : {} }
   });
-  return docs.map((d) => `---
-${(0, import_yaml2.stringify)(d, { lineWidth: 0 })}`).join("");
+  return docs.map((d2) => `---
+${(0, import_yaml2.stringify)(d2, { lineWidth: 0 })}`).join("");
 }
 async function applyManifests(t, file) {
   const r = await execa("kubectl", [`--context=${t.context}`, `--namespace=${t.namespace}`, "apply", `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
@@ -53300,12 +53876,12 @@ var deploy = {
   builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("type", { type: "string", array: true, choices: TARGET_TYPES, describe: "only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not" }).option("from", { type: "string", describe: "where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only" }).option("canary", { type: "number", describe: "deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure" }).option("sealed-out", { type: "string", describe: "where sealed releases are written (default <store>/.trellis/sealed)" }).option("manifests", { type: "string", describe: "where Kubernetes manifests are written (default <store>/.trellis/k8s)" }).option("wipe-out", { type: "boolean", describe: "after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry" }).example("$0 renew && $0 deploy", "the scheduled CI job").example("$0 deploy --canary 1", "one target first, checked, then the rest").example("$0 renew && $0 deploy --wipe-out", "in CI: no plaintext leaf key outlives the job").example("$0 deploy --type sealed", "the CI step with the CI identity: seals, executes nothing"),
   handler: (a2) => runDeploy(a2)
 };
-function leafFrom(mesh, from, scope, service) {
-  const dir = path14.join(from, scope, service);
-  const read2 = (f) => fs9.readFileSync(path14.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs9.existsSync(path14.join(dir, f)))) return void 0;
+function leafFrom(mesh, from, scope2, service) {
+  const dir = path15.join(from, scope2, service);
+  const read2 = (f) => fs10.readFileSync(path15.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs10.existsSync(path15.join(dir, f)))) return void 0;
   const cert = read2("cert.pem");
-  const current = mesh.material.get(scope)?.leaves.get(service);
+  const current = mesh.material.get(scope2)?.leaves.get(service);
   if (!current || parseCertificate(cert).serialNumber !== current.serial) return void 0;
   return { cert, key: read2("key.pem"), chain: read2("chain.pem") };
 }
@@ -53326,7 +53902,7 @@ async function runDeploy(a2) {
     if (unchecked.length) throw new TrellisError("usage", `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`, { file: paths2.scopeFile(unchecked[0].scope) });
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
-    const held = readIdentities("ci", process.env, (p) => fs9.readFileSync(p, "utf8"));
+    const held = readIdentities("ci", process.env, (p) => fs10.readFileSync(p, "utf8"));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e) => {
@@ -53334,15 +53910,15 @@ async function runDeploy(a2) {
         throw e;
       }));
     }
-    const signerOf = (scope) => {
-      const s = signers.get(scope);
+    const signerOf = (scope2) => {
+      const s = signers.get(scope2);
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path14.resolve(a2.from ?? path14.join(store.dir, ".trellis", "out"));
-    const sealedOut = path14.resolve(a2.sealedOut ?? path14.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path14.resolve(a2.manifests ?? path14.join(store.dir, ".trellis", "k8s"));
-    const scratch = fs9.mkdtempSync(path14.join(os3.tmpdir(), "trellis-deploy-"));
+    const from = path15.resolve(a2.from ?? path15.join(store.dir, ".trellis", "out"));
+    const sealedOut = path15.resolve(a2.sealedOut ?? path15.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path15.resolve(a2.manifests ?? path15.join(store.dir, ".trellis", "k8s"));
+    const scratch = fs10.mkdtempSync(path15.join(os3.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
@@ -53372,7 +53948,7 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs9.rmSync(scratch, { recursive: true, force: true });
+    fs10.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -53408,7 +53984,7 @@ async function runDeploy(a2) {
   });
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs9.readFileSync(path14.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs10.readFileSync(path15.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -53423,14 +53999,14 @@ async function deliver(job, release, ctx) {
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "sealed": {
-      const file = path14.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = path15.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
-      const file = path14.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
+      const file = path15.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
       writeFileAtomic(file, manifests(t, job.scope, job.service, release), 384);
       if (!t.context) return { job, status: "written", detail: `${describeRelease(release)}: ${file}` };
       return { job, status: "applied", detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };
@@ -53438,14 +54014,80 @@ async function deliver(job, release, ctx) {
   }
 }
 
+// packages/ci/src/commands/check.ts
+init_define_TRELLIS_BUILD();
+var check = checkCommand;
+
 // packages/ci/src/commands/version.ts
 init_define_TRELLIS_BUILD();
 var version = versionCommand("trellis-ci");
 
+// packages/ci/src/commands/compose.ts
+init_define_TRELLIS_BUILD();
+var compose = {
+  command: "compose",
+  describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
+  builder: (y) => y.option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example("$0 compose", "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)"),
+  handler: (a2) => runCompose(a2)
+};
+async function runCompose(a2) {
+  const say = (line) => process.stdout.write(`${line}
+`);
+  await withStore(a2.store, async (store) => {
+    const now = clock(a2.now);
+    const mesh = loadMesh(store);
+    const stale = composePlan(mesh, (p) => store.read(p));
+    for (const f of stale) say(`compose ${f.path}`);
+    if (!stale.length) {
+      say("nothing to compose: every bundle holds what its scope trusts");
+      return;
+    }
+    if (a2.dryRun) return;
+    const ids = await ciIdentities(mesh);
+    const signers = /* @__PURE__ */ new Map();
+    for (const s of composeTouched(stale)) signers.set(s, await openIntermediate(mesh, s, ids, "active"));
+    store.commit(composeScopes({ mesh, stale, signers, now, actor: actor() }));
+    say(`recomposed ${stale.length} bundle file(s) of ${signers.size} scope(s)`);
+  });
+}
+
+// packages/ci/src/commands/scope.ts
+init_define_TRELLIS_BUILD();
+var add2 = {
+  command: "add <name>",
+  describe: "Scaffold scopes/<name>.yaml for a new region and validate it",
+  builder: (y) => y.positional("name", { type: "string", describe: "the region, [a-z0-9-]{1,63}" }).option("service", { type: "string", array: true, describe: "a service of the region (repeat for each)" }).example("$0 scope add ap-south-1 --service api --service web", "then open a pull request with scopes/ap-south-1.yaml"),
+  handler: (a2) => withStore(a2.store, async (store) => {
+    const mesh = loadMesh(store);
+    const name = String(a2.name);
+    const file = paths2.scopeFile(name);
+    const services = (a2.service ?? []).map(String);
+    const twice = services.find((s, i2) => services.indexOf(s) !== i2);
+    if (twice !== void 0) throw new TrellisError("usage", `--service ${quoteInput(twice)} is given twice`, { field: "--service", hint: "name each service once" });
+    if (SCOPE_NAME.test(name) && store.exists(file)) throw new TrellisError("bad-scope", `already exists: scope ${name} is declared`, { file, hint: "edit it in your pull request instead (add services under services:)" });
+    const text = toYaml({ kind: "region", services: Object.fromEntries(services.map((s) => [s, {}])) });
+    const def = parseScope(text, name, mesh.config.trustDomain, file);
+    if (mesh.retired.has(name) || store.exists(paths2.ledger(name))) {
+      throw new TrellisError("bad-scope", `bundles/${name}/ holds the record of a scope of that name (retired or not yet cleaned up)`, { file: `bundles/${name}`, hint: "a region name is never reused: pick another" });
+    }
+    store.commit([{ path: file, content: text }]);
+    process.stdout.write(`wrote ${file}: region ${def.name}, ${def.services.length ? `services ${def.services.map((s) => s.name).join(", ")}` : "no service yet"}
+`);
+    process.stdout.write(`next: open a pull request with it; CI's trellis-ci verify --format markdown comments what the ceremony will sign
+`);
+  })
+};
+var scope = {
+  command: "scope <command>",
+  describe: "Declare scopes (pull-request side)",
+  builder: (y) => y.command(add2).demandCommand(1, "name a scope command: add"),
+  handler: () => void 0
+};
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, status, verify2, version]).middleware((argv) => refuseRepeatedFlags(argv, ["type"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, version, compose]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
