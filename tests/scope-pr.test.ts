@@ -90,7 +90,7 @@ describe('the pull-request comment and the ceremony summary', () => {
     const recipient = /ci: (age1\w+)/.exec(m.read('trellis.yaml'))![1]!;
     const summary = block(v.stdout, 'ap-south-1')!;
     expect(summary).toContain('- subject: `O=test, OU=ap-south-1, CN=ap-south-1 intermediate 20270110T0930Z`');
-    expect(summary).toContain('- validity: 2027-01-10T09:29:00Z → 2030-01-09T09:30:00Z (3y), CA pathLen 0, key ecdsa-p256');
+    expect(summary).toContain('- validity: 2027-01-10T09:29:00Z → 2030-01-09T09:30:00Z (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256');
     expect(summary).toContain('permitted DNS `ap-south-1.mesh.example`, URI host `ap-south-1.mesh.example`; excluded IP `0.0.0.0/0`, `::/0`');
     expect(summary).toContain(`- key encrypted to the CI recipient only: \`${recipient}\``);
     expect((await m.ci(['verify', '--json', '--format', 'markdown'])).code).toBe(2);

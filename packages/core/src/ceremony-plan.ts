@@ -90,7 +90,7 @@ export function renderCeremonySummary(mesh: Mesh, scopes: string[], now: Date): 
     out.push(
       `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
       `- issuer: \`${p.issuer}\` (${p.root})`,
-      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)}), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
+      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
       `- name constraints (critical): permitted DNS \`${p.permitted.dns.join('`, `')}\`, URI host \`${p.permitted.uriHosts.join('`, `')}\`; excluded IP \`${p.permitted.excludedIps.join('`, `')}\``,
       `- key encrypted to the CI recipient only: \`${p.recipient}\``,
       `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(', ') : 'none yet'}`,
