@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "aa484727c7f45292aece877ff0e2214adc607ae6", date: "2026-12-01T23:36:29Z" };
+    define_TRELLIS_BUILD_default = { commit: "50974a9c889251566c158883119da996480dbaec", date: "2026-12-01T23:42:49Z" };
   }
 });
 
@@ -45653,7 +45653,7 @@ function renderCeremonySummary(mesh, scopes, now) {
     out.push(
       `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
       `- issuer: \`${p.issuer}\` (${p.root})`,
-      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)}), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
+      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
       `- name constraints (critical): permitted DNS \`${p.permitted.dns.join("`, `")}\`, URI host \`${p.permitted.uriHosts.join("`, `")}\`; excluded IP \`${p.permitted.excludedIps.join("`, `")}\``,
       `- key encrypted to the CI recipient only: \`${p.recipient}\``,
       `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(", ") : "none yet"}`,
