@@ -14,7 +14,8 @@ export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension 
 export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, type SigningIssuer, renewalPoint, assertNamesInside, profileViolations, lacksIpExclusion, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
-export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
+export { trustedScopes, composeTrust, composeTrustByScope, trustPem, trustOpensslPem, parseTrustOpensslPem, anchorFileSet, CAPATH_DIR, ANCHORS_DIR, type ScopedAnchor } from './trust.js';
+export { subjectHash, subjectDer, canonicalNameEncoding } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
 export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
@@ -25,7 +26,7 @@ export {
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
