@@ -11,6 +11,8 @@ import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
 import { revoke } from './commands/revoke.js';
 import { deploy } from './commands/deploy.js';
+import { explain } from './commands/explain.js';
+import { report } from './commands/report.js';
 
 await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
@@ -21,6 +23,7 @@ await runMain('trellis-ci', () => {
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
     .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
+    .command([explain, report] as CommandModule[])
     .middleware((argv) => refuseRepeatedFlags(argv, ['type'])) // deploy --type takes a list
     .demandCommand(1, 'name a command')
     .strict()

@@ -36,6 +36,8 @@ export { deployFindings } from './verify-deploy.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
+export { explainHandshake, recordParty, certificateParty, renderExplanation, type Explanation, type Direction, type Check, type Party, type PresentedLeaf, type AnchorRef } from './explain.js';
+export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
