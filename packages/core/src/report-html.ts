@@ -13,6 +13,7 @@ import { meshStatus, type MeshStatus } from './plan.js';
 import { parseCrls } from './revocation.js';
 import { parseTrustOpensslPem, trustedScopes } from './trust.js';
 import type { Finding } from './verify.js';
+import { iso } from './time.js';
 
 export interface CertRow {
   label: string;
@@ -35,7 +36,7 @@ export interface ReportInput {
 }
 
 const cert = (label: string, tier: CertRow['tier'], c: Certificate): CertRow => ({
-  label, tier, serial: c.serialNumber, fingerprint: fingerprint(c), notBefore: c.notBefore.toISOString(), notAfter: c.notAfter.toISOString(),
+  label, tier, serial: c.serialNumber, fingerprint: fingerprint(c), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter),
 });
 
 /** The report's model: everything the page shows, read from the mesh as of `now`. */
@@ -62,13 +63,13 @@ export async function reportInput(mesh: Mesh, now: Date, findings: Finding[], re
     let crlNextUpdate: string | undefined;
     try {
       const next = (m.crlPem ? parseCrls(m.crlPem) : []).map((c) => c.nextUpdate).filter((d): d is Date => !!d).sort((a, b) => a.getTime() - b.getTime())[0];
-      crlNextUpdate = next?.toISOString();
+      crlNextUpdate = next ? iso(next) : undefined;
     } catch { /* verify reports an unreadable CRL */ }
     return {
       scope: s.scope, kind: s.kind, phase: s.phase, gate: s.gate, switchAt: m.state?.rotation?.switchAt, retireAt: m.state?.rotation?.retireAt, crlNextUpdate,
       leaves: s.leaves.map((l) => {
         const rec = m.leaves.get(l.service);
-        return { label: `${s.scope}/${l.service}`, tier: 'leaf' as const, service: l.service, serial: l.serial ?? '', fingerprint: rec?.fingerprint ?? '', notBefore: rec?.notBefore.toISOString() ?? '', notAfter: l.notAfter ?? '', state: l.state, renewAt: l.renewAt };
+        return { label: `${s.scope}/${l.service}`, tier: 'leaf' as const, service: l.service, serial: l.serial ?? '', fingerprint: rec?.fingerprint ?? '', notBefore: rec ? iso(rec.notBefore) : '', notAfter: l.notAfter ?? '', state: l.state, renewAt: l.renewAt };
       }),
     };
   });
@@ -100,7 +101,7 @@ section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-wid
 ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}ul.tree{padding-left:0}ul.tree li{margin:3px 0;position:relative}
 ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;border-top:1px solid var(--line)}
 .node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
-code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace}.mute{color:var(--mute)}
+code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
 .ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.missing{color:var(--err)}.pending{color:var(--pend)}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
