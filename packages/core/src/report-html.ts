@@ -30,7 +30,7 @@ export interface ReportInput {
   roots: (CertRow & { current: boolean; intermediates: (CertRow & { scope: string; role: IntermediateRole })[] })[];
   scopes: { scope: string; kind: string; phase: string; gate?: { gate: string; at: string }; switchAt?: string; retireAt?: string; crlNextUpdate?: string; leaves: (CertRow & { service: string; renewAt?: string })[] }[];
   /** rows: verifier scope; cells: whether its bundle (as written) holds an anchor of each scope, and whether the rule agrees. */
-  matrix: { scopes: string[]; rows: { scope: string; cells: { scope: string; trusted: boolean; rule: boolean }[] }[] };
+  matrix: { scopes: string[]; rows: { scope: string; bundle: boolean; cells: { scope: string; trusted: boolean; rule: boolean }[] }[] };
   ledger: { at: string; ledger: string; seq: number; op: string; actor: string }[];
   findings: Finding[];
 }
@@ -55,7 +55,9 @@ export async function reportInput(mesh: Mesh, now: Date, findings: Finding[], re
       const pem = mesh.material.get(def.name)?.trustOpensslPem;
       const held = new Set((pem ? parseTrustOpensslPem(pem) : []).map((t) => byFp.get(fingerprint(t.cert))));
       const rule = new Set(trustedScopes(scopeDef(mesh, def.name), trustedScopeNames(mesh)));
-      return { scope: def.name, cells: mesh.scopes.map((s) => ({ scope: s.name, trusted: held.has(s.name), rule: rule.has(s.name) })) };
+      // The rule can only ask for a scope that has an intermediate to trust.
+      const anchored = (s: string) => liveIntermediates(mesh, s).some((l) => l.anchored);
+      return { scope: def.name, bundle: pem !== undefined, cells: mesh.scopes.map((s) => ({ scope: s.name, trusted: held.has(s.name), rule: rule.has(s.name) && anchored(s.name) })) };
     }),
   };
   const scopeRows = status.scopes.map((s) => {
@@ -123,7 +125,7 @@ function treeHtml(r: ReportInput): string {
 
 function matrixHtml(r: ReportInput): string {
   const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join('');
-  const rows = r.matrix.rows.map((row) => `<tr><th scope="row">${e(row.scope)}</th>${row.cells.map((c) => {
+  const rows = r.matrix.rows.map((row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c) => {
     const cls = c.trusted !== c.rule ? 'drift' : c.trusted ? 'yes' : 'no';
     const text = c.trusted !== c.rule ? (c.trusted ? '✓ ≠ rule' : '✗ ≠ rule') : c.trusted ? '✓' : '✗';
     return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c.scope)}" data-trusted="${c.trusted}" title="${e(`${row.scope} ${c.trusted ? 'trusts' : 'does not trust'} ${c.scope}`)}">${text}</td>`;
