@@ -234,3 +234,42 @@ describe('verify judges the anchor files; renew repairs them', () => {
     for (const s of Object.keys(SPEC)) expect(ls(d, `bundles/${s}/capath`)).toEqual(ls(m, `bundles/${s}/capath`));
   });
 });
+
+describe('each release carries the anchor files too', () => {
+  let d: FakeMesh;
+  const target = path.join(scratch, 'release-api');
+  const cur = (rel: string) => path.join(target, 'current', rel);
+  beforeAll(async () => {
+    d = m.clone();
+    d.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: target }] } }]);
+    await d.allow({ dir: { paths: [scratch] } }, { now: NOW });
+    const r = await d.ci(['deploy', '--now', NOW]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+  });
+  it('current/capath and current/anchors hold exactly the scope bundle\'s files, as regular files', () => {
+    for (const dir of ['capath', 'anchors']) {
+      const names = ls(d, `bundles/us-east-1/${dir}`);
+      expect(fs.readdirSync(cur(dir)).sort()).toEqual(names);
+      for (const n of names) {
+        expect(fs.lstatSync(cur(`${dir}/${n}`)).isFile()).toBe(true);
+        expect(fs.readFileSync(cur(`${dir}/${n}`), 'utf8')).toBe(d.read(`bundles/us-east-1/${dir}/${n}`));
+      }
+    }
+  });
+  it('openssl verify -CApath on the installed release: the scope\'s leaf accepted, another region\'s refused', async () => {
+    const ok = await tool('openssl', ['verify', '-x509_strict', '-attime', ATTIME, '-purpose', 'sslclient', '-CApath', cur('capath'), cur('cert.pem')]);
+    expect(ok.code, ok.stderr).toBe(0);
+    const eu = await tool('openssl', ['verify', '-x509_strict', '-attime', ATTIME, '-purpose', 'sslclient', '-CApath', cur('capath'), '-untrusted', d.path('bundles/eu-west-1/intermediate.pem'), d.out('eu-west-1', 'api', 'cert.pem')]);
+    expect(eu.stderr).toMatch(/error 20 at 1 depth lookup/);
+  });
+  it('an intermediate that leaves the bundle leaves the next release: no stale anchor file stays installed', async () => {
+    const rot = await d.root(['rotate', 'intermediate', 'global', '--now', NOW]);
+    expect(rot.code, rot.stderr).toBe(0);
+    expect((await d.ci(['deploy', '--now', NOW])).code).toBe(0);
+    expect(fs.readdirSync(cur('capath'))).toHaveLength(3);
+    expect((await d.root(['rotate', 'intermediate', 'global', '--abort', '--now', NOW])).code).toBe(0);
+    expect((await d.ci(['deploy', '--now', NOW])).code).toBe(0);
+    expect(fs.readdirSync(cur('capath')).sort()).toEqual(ls(d, 'bundles/us-east-1/capath'));
+    expect(fs.readdirSync(cur('capath'))).toHaveLength(2);
+  });
+});
