@@ -22,6 +22,7 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v vfychain >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
+[ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2
