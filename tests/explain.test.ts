@@ -25,6 +25,12 @@ beforeAll(async () => {
   fs.copyFileSync(m.out('us-east-1', 'web', 'chain.pem'), revokedWeb);
   const r = await m.ci(['revoke', 'us-east-1/web', '--reason', 'keyCompromise', '--now', plus(0.5)]);
   expect(r.code, r.stderr).toBe(0);
+  // A leaf claiming a us-east-1 identity, from a CA this mesh never saw.
+  const o = (args: string[]) => tool('openssl', args, { cwd: scratch });
+  expect((await o(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=foreign CA'])).code).toBe(0);
+  expect((await o(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=api.us-east-1.mesh.example'])).code).toBe(0);
+  fs.writeFileSync(path.join(scratch, 'ext'), 'subjectAltName=URI:spiffe://us-east-1.mesh.example/api,DNS:api.us-east-1.mesh.example\nextendedKeyUsage=serverAuth,clientAuth\n');
+  expect((await o(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '10', '-extfile', 'ext', '-out', 'foreign.pem'])).code).toBe(0);
 });
 
 interface Party { ref: string; scope: string; chain: () => string }
@@ -63,6 +69,7 @@ const TABLE: Row[] = [
   ['region ↔ other region', rec('us-east-1/web'), 'us-east-1', rec('eu-west-1/api'), 'eu-west-1', plus(1), [false, false]],
   ['an expired leaf (--now past its 24h)', rec('us-east-1/short'), 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(30), [false, true]],
   ['a revoked leaf, given as a certificate file', () => revokedWeb, 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, true]],
+  ['a leaf of a foreign CA claiming a us-east-1 identity', () => path.join(scratch, 'foreign.pem'), 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, true]],
   ['another region\'s leaf, given as a certificate file', () => m.out('eu-west-1', 'api', 'chain.pem'), 'eu-west-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, false]],
 ];
 
