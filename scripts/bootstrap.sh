@@ -22,6 +22,9 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v vfychain >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool: the metrics format and the example alert rules (tests/metrics.test.ts)
+command -v ip >/dev/null 2>&1 || need+=(iproute2) # tests/airgap.test.ts: network namespaces and veth
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 [ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

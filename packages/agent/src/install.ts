@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { isReleaseFile, TrellisError, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
+import { isReleaseFile, TrellisError, isSelfContainedBuild, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
 
-export const INSTALLER_PATH = fileURLToPath(new URL('../installer.sh', import.meta.url));
+// The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
+export const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
 
 export function installerScript(): string {
   return fs.readFileSync(INSTALLER_PATH, 'utf8');

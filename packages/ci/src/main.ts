@@ -11,6 +11,9 @@ import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
 import { revoke } from './commands/revoke.js';
 import { deploy } from './commands/deploy.js';
+import { check } from './commands/check.js';
+import { version } from './commands/version.js';
+import { compose } from './commands/compose.js';
 import { explain } from './commands/explain.js';
 import { report } from './commands/report.js';
 
@@ -22,7 +25,7 @@ await runMain('trellis-ci', () => {
     .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
-    .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
+    .command([renew, plan, revoke, deploy, bundle, status, verify, check, version, compose] as CommandModule[])
     .command([explain, report] as CommandModule[])
     .middleware((argv) => refuseRepeatedFlags(argv, ['type'])) // deploy --type takes a list
     .demandCommand(1, 'name a command')

@@ -41,7 +41,8 @@ export type Reason =
   | 'corrupt-store'
   | 'verification-failed'
   | 'peer-failed'
-  | 'output-failed';
+  | 'output-failed'
+  | 'shard-outside-scope';
 
 const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   usage: 2, 'bad-config': 2, 'bad-scope': 2, 'unknown-scope': 2, 'unknown-service': 2,
@@ -54,7 +55,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,
-  'verification-failed': 1, 'peer-failed': 1, 'output-failed': 1,
+  'verification-failed': 1, 'peer-failed': 1, 'output-failed': 1, 'shard-outside-scope': 1,
 };
 
 export interface ErrorPlace {

@@ -39,6 +39,7 @@ export { renderFindings, renderStatus } from './report.js';
 export { explainHandshake, recordParty, certificateParty, renderExplanation, type Explanation, type Direction, type Check, type Party, type PresentedLeaf, type AnchorRef } from './explain.js';
 export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
+export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
@@ -53,8 +54,12 @@ export {
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, isReleaseFile, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
+export { checkCommand, thresholdsFrom, writeMetricsFile } from './check-command.js';
+export { meshHealth, summaryLine, renderHealth, NAGIOS, DEFAULT_THRESHOLDS, type MeshHealth, type HealthItem, type HealthLevel, type Thresholds } from './health.js';
+export { healthMetrics, renewMetrics, lastRenewSuccess, type RenewRun } from './metrics.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
+export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';

@@ -1,26 +1,30 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  actor, advancePhases, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
+  TrellisError, actor, advancePhases, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
   type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
+import { withRenewMetrics } from '../renew-metrics.js';
 
-interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string }
+interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string }
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
   describe: 'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
   builder: (y) => y
     .option('scope', { type: 'string', describe: 'only this scope' })
+    .option('shard', { type: 'boolean', describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" })
     .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
     .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
+    .option('metrics', { type: 'string', describe: 'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)' })
     .example('$0 renew', 'the scheduled CI job')
-    .example('$0 renew --scope us-east-1 --force', 're-mint one scope') as never,
-  handler: (a) => runRenew(a),
+    .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
+    .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)') as never,
+  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a)), // a dry run is not a run to record
 };
 
 export function renderPlan(plan: RenewPlan): string {
@@ -30,15 +34,18 @@ export function renderPlan(plan: RenewPlan): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runRenew(a: Args): Promise<void> {
-  await withStore(a.store, async (store) => {
+async function runRenew(a: Args): Promise<RenewResult | undefined> {
+  return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    await renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+    if (a.shard && !a.scope) throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', { hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)' });
+    return renewStore(store, { now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
   });
 }
 
 export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
+  /** One job of a matrix over scopes: only the scope's own files; trust bundles are left to compose. */
+  shard?: boolean;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
 }
@@ -61,7 +68,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
     if (why) staleCrls.set(s, why);
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
-  const staleBundles = staleBundleFiles(mesh, scopes, (p) => store.read(p));
+  const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
   for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
   if (o.dryRun) return undefined;
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
@@ -75,6 +82,8 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
   const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
+  // Before any output: a shard that would write another scope's file writes nothing.
+  if (o.shard) assertShardWrites(scopes[0]!, result.writes);
   for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem);
   store.commit(result.writes);
   const count = result.count;
