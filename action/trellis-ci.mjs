@@ -17,15 +17,15 @@ var __esm = (fn, res, err) => function __init() {
   if (err) throw err[0];
   try {
     return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
-  } catch (e) {
-    throw err = [e], e;
+  } catch (e2) {
+    throw err = [e2], e2;
   }
 };
 var __commonJS = (cb, mod4) => function __require2() {
   try {
     return mod4 || (0, cb[__getOwnPropNames(cb)[0]])((mod4 = { exports: {} }).exports, mod4), mod4.exports;
-  } catch (e) {
-    throw mod4 = 0, e;
+  } catch (e2) {
+    throw mod4 = 0, e2;
   }
 };
 var __export = (target, all) => {
@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "890e3c76cd4449249e4f2d0bcea45035b9d755bc", date: "2026-12-01T23:12:49Z" };
+    define_TRELLIS_BUILD_default = { commit: "e36f1c5accf4d07aa1df58757184597336481f27", date: "2026-12-01T23:32:02Z" };
   }
 });
 
@@ -172,17 +172,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path15) {
-      const ctrl = callVisitor(key, node, visitor, path15);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visit_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path15);
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -193,13 +193,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = visit_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path15);
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -220,17 +220,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path15) {
-      const ctrl = await callVisitor(key, node, visitor, path15);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path15, ctrl);
-        return visitAsync_(key, ctrl, visitor, path15);
+        replaceNode(key, path17, ctrl);
+        return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path15 = Object.freeze(path15.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path15);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -241,13 +241,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path15 = Object.freeze(path15.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path15);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path15);
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -274,23 +274,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path15) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node, path15);
+        return visitor(key, node, path17);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path15);
+        return visitor.Map?.(key, node, path17);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path15);
+        return visitor.Seq?.(key, node, path17);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path15);
+        return visitor.Pair?.(key, node, path17);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path15);
+        return visitor.Scalar?.(key, node, path17);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path15);
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path15, node) {
-      const parent = path15[path15.length - 1];
+    function replaceNode(key, path17, node) {
+      const parent = path17[path17.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -911,10 +911,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path15, value) {
+    function collectionFromPath(schema, path17, value) {
       let v = value;
-      for (let i2 = path15.length - 1; i2 >= 0; --i2) {
-        const k = path15[i2];
+      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
+        const k = path17[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -933,7 +933,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path15) => path15 == null || typeof path15 === "object" && !!path15[Symbol.iterator]().next().done;
+    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -963,11 +963,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path15, value) {
-        if (isEmptyPath(path15))
+      addIn(path17, value) {
+        if (isEmptyPath(path17))
           this.add(value);
         else {
-          const [key, ...rest] = path15;
+          const [key, ...rest] = path17;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -981,8 +981,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        const [key, ...rest] = path15;
+      deleteIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -996,8 +996,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        const [key, ...rest] = path15;
+      getIn(path17, keepScalar) {
+        const [key, ...rest] = path17;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1015,8 +1015,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path15) {
-        const [key, ...rest] = path15;
+      hasIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1026,8 +1026,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        const [key, ...rest] = path15;
+      setIn(path17, value) {
+        const [key, ...rest] = path17;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -2477,8 +2477,8 @@ var require_stringifyNumber = __commonJS({
           i2 = n2.length;
           n2 += ".";
         }
-        let d = minFractionDigits - (n2.length - i2 - 1);
-        while (d-- > 0)
+        let d2 = minFractionDigits - (n2.length - i2 - 1);
+        while (d2-- > 0)
           n2 += "0";
       }
       return n2;
@@ -3224,15 +3224,15 @@ var require_timestamp = __commonJS({
         const match = str.match(timestamp.test);
         if (!match)
           throw new Error("!!timestamp expects a date, starting with yyyy-mm-dd");
-        const [, year, month, day, hour, minute, second] = match.map(Number);
+        const [, year, month, day2, hour, minute, second] = match.map(Number);
         const millisec = match[7] ? Number((match[7] + "00").substr(1, 3)) : 0;
-        let date = Date.UTC(year, month - 1, day, hour || 0, minute || 0, second || 0, millisec);
+        let date = Date.UTC(year, month - 1, day2, hour || 0, minute || 0, second || 0, millisec);
         const tz = match[8];
         if (tz && tz !== "Z") {
-          let d = parseSexagesimal(tz, false);
-          if (Math.abs(d) < 30)
-            d *= 60;
-          date -= 6e4 * d;
+          let d2 = parseSexagesimal(tz, false);
+          if (Math.abs(d2) < 30)
+            d2 *= 60;
+          date -= 6e4 * d2;
         }
         return new Date(date);
       },
@@ -3577,9 +3577,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path15, value) {
+      addIn(path17, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path15, value);
+          this.contents.addIn(path17, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3654,14 +3654,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path15) {
-        if (Collection.isEmptyPath(path15)) {
+      deleteIn(path17) {
+        if (Collection.isEmptyPath(path17)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path15) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3676,10 +3676,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path15, keepScalar) {
-        if (Collection.isEmptyPath(path15))
+      getIn(path17, keepScalar) {
+        if (Collection.isEmptyPath(path17))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path15, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3690,10 +3690,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path15) {
-        if (Collection.isEmptyPath(path15))
+      hasIn(path17) {
+        if (Collection.isEmptyPath(path17))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path15) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3710,13 +3710,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path15, value) {
-        if (Collection.isEmptyPath(path15)) {
+      setIn(path17, value) {
+        if (Collection.isEmptyPath(path17)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path15), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path15, value);
+          this.contents.setIn(path17, value);
         }
       }
       /**
@@ -5697,9 +5697,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path15) => {
+    visit.itemAtPath = (cst, path17) => {
       let item = cst;
-      for (const [field2, index] of path15) {
+      for (const [field2, index] of path17) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5708,23 +5708,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path15) => {
-      const parent = visit.itemAtPath(cst, path15.slice(0, -1));
-      const field2 = path15[path15.length - 1][0];
+    visit.parentCollection = (cst, path17) => {
+      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
+      const field2 = path17[path17.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path15, item, visitor) {
-      let ctrl = visitor(item, path15);
+    function _visit(path17, item, visitor) {
+      let ctrl = visitor(item, path17);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path15.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path17.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -5735,10 +5735,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path15);
+            ctrl = ctrl(item, path17);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path15) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
     }
     exports.visit = visit;
   }
@@ -7044,14 +7044,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs12 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs10, sep: [] });
+                map.items.push({ start, key: fs12, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs10);
+                this.stack.push(fs12);
               } else {
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs12, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7179,13 +7179,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs10 = this.flowScalar(this.type);
+              const fs12 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs10, sep: [] });
+                fc.items.push({ start: [], key: fs12, sep: [] });
               else if (it.sep)
-                this.stack.push(fs10);
+                this.stack.push(fs12);
               else
-                Object.assign(it, { key: fs10, sep: [] });
+                Object.assign(it, { key: fs12, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -8186,11 +8186,11 @@ var require_Reflect = __commonJS({
               var nextValue = IteratorValue(next);
               try {
                 keys[k] = nextValue;
-              } catch (e) {
+              } catch (e2) {
                 try {
                   IteratorClose(iterator);
                 } finally {
-                  throw e;
+                  throw e2;
                 }
               }
               k++;
@@ -8618,30 +8618,30 @@ __export(tslib_es6_exports, {
   __values: () => __values,
   default: () => tslib_es6_default
 });
-function __extends(d, b) {
+function __extends(d2, b) {
   if (typeof b !== "function" && b !== null)
     throw new TypeError("Class extends value " + String(b) + " is not a constructor or null");
-  extendStatics(d, b);
+  extendStatics(d2, b);
   function __() {
-    this.constructor = d;
+    this.constructor = d2;
   }
-  d.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
+  d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
-function __rest(s, e) {
+function __rest(s, e2) {
   var t = {};
-  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e.indexOf(p) < 0)
+  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e2.indexOf(p) < 0)
     t[p] = s[p];
   if (s != null && typeof Object.getOwnPropertySymbols === "function")
     for (var i2 = 0, p = Object.getOwnPropertySymbols(s); i2 < p.length; i2++) {
-      if (e.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
+      if (e2.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
         t[p[i2]] = s[p[i2]];
     }
   return t;
 }
 function __decorate(decorators, target, key, desc) {
-  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d;
+  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d2;
   if (typeof Reflect === "object" && typeof Reflect.decorate === "function") r = Reflect.decorate(decorators, target, key, desc);
-  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d = decorators[i2]) r = (c3 < 3 ? d(r) : c3 > 3 ? d(target, key, r) : d(target, key)) || r;
+  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d2 = decorators[i2]) r = (c3 < 3 ? d2(r) : c3 > 3 ? d2(target, key, r) : d2(target, key)) || r;
   return c3 > 3 && r && Object.defineProperty(target, key, r), r;
 }
 function __param(paramIndex, decorator) {
@@ -8708,15 +8708,15 @@ function __awaiter(thisArg, _arguments, P, generator) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function rejected(value) {
       try {
         step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function step(result) {
@@ -8784,8 +8784,8 @@ function __generator(thisArg, body) {
           continue;
       }
       op = body.call(thisArg, _);
-    } catch (e) {
-      op = [6, e];
+    } catch (e2) {
+      op = [6, e2];
       y = 0;
     } finally {
       f = t = 0;
@@ -8811,16 +8811,16 @@ function __values(o2) {
 function __read(o2, n2) {
   var m = typeof Symbol === "function" && o2[Symbol.iterator];
   if (!m) return o2;
-  var i2 = m.call(o2), r, ar = [], e;
+  var i2 = m.call(o2), r, ar = [], e2;
   try {
     while ((n2 === void 0 || n2-- > 0) && !(r = i2.next()).done) ar.push(r.value);
   } catch (error) {
-    e = { error };
+    e2 = { error };
   } finally {
     try {
       if (r && !r.done && (m = i2["return"])) m.call(i2);
     } finally {
-      if (e) throw e.error;
+      if (e2) throw e2.error;
     }
   }
   return ar;
@@ -8873,8 +8873,8 @@ function __asyncGenerator(thisArg, _arguments, generator) {
   function resume(n2, v) {
     try {
       step(g[n2](v));
-    } catch (e) {
-      settle(q2[0][3], e);
+    } catch (e2) {
+      settle(q2[0][3], e2);
     }
   }
   function step(r) {
@@ -8892,8 +8892,8 @@ function __asyncGenerator(thisArg, _arguments, generator) {
 }
 function __asyncDelegator(o2) {
   var i2, p;
-  return i2 = {}, verb("next"), verb("throw", function(e) {
-    throw e;
+  return i2 = {}, verb("next"), verb("throw", function(e2) {
+    throw e2;
   }), verb("return"), i2[Symbol.iterator] = function() {
     return this;
   }, i2;
@@ -8916,9 +8916,9 @@ function __asyncValues(o2) {
       });
     };
   }
-  function settle(resolve5, reject, d, v) {
+  function settle(resolve5, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d });
+      resolve5({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -8974,8 +8974,8 @@ function __addDisposableResource(env2, value, async) {
     if (inner) dispose = function() {
       try {
         inner.call(this);
-      } catch (e) {
-        return Promise.reject(e);
+      } catch (e2) {
+        return Promise.reject(e2);
       }
     };
     env2.stack.push({ value, dispose, async });
@@ -8985,8 +8985,8 @@ function __addDisposableResource(env2, value, async) {
   return value;
 }
 function __disposeResources(env2) {
-  function fail(e) {
-    env2.error = env2.hasError ? new _SuppressedError(e, env2.error, "An error was suppressed during disposal.") : e;
+  function fail(e2) {
+    env2.error = env2.hasError ? new _SuppressedError(e2, env2.error, "An error was suppressed during disposal.") : e2;
     env2.hasError = true;
   }
   var r, s = 0;
@@ -8996,13 +8996,13 @@ function __disposeResources(env2) {
         if (!r.async && s === 1) return s = 0, env2.stack.push(r), Promise.resolve().then(next);
         if (r.dispose) {
           var result = r.dispose.call(r.value);
-          if (r.async) return s |= 2, Promise.resolve(result).then(next, function(e) {
-            fail(e);
+          if (r.async) return s |= 2, Promise.resolve(result).then(next, function(e2) {
+            fail(e2);
             return next();
           });
         } else s |= 1;
-      } catch (e) {
-        fail(e);
+      } catch (e2) {
+        fail(e2);
       }
     }
     if (s === 1) return env2.hasError ? Promise.reject(env2.error) : Promise.resolve();
@@ -9010,34 +9010,34 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path15, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path15 === "string" && /^\.\.?\//.test(path15)) {
+function __rewriteRelativeImportExtension(path17, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path17 === "string" && /^\.\.?\//.test(path17)) {
     if (extraExtensions) {
       for (var extension in extraExtensions) {
-        var suffix = path15.slice(-extension.length);
+        var suffix = path17.slice(-extension.length);
         if (suffix === extension || ignoreCase && suffix.toLowerCase() === extension.toLowerCase()) {
           var output = extraExtensions[extension];
-          return output === extension ? path15 : path15.slice(0, -extension.length) + output;
+          return output === extension ? path17 : path17.slice(0, -extension.length) + output;
         }
       }
     }
-    return path15.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d, ext, cm) {
-      return tsx ? preserveJsx ? ".jsx" : ".js" : d && (!ext || !cm) ? m : d + ext + "." + cm.toLowerCase() + "js";
+    return path17.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+      return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path15;
+  return path17;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
   "node_modules/.pnpm/tslib@2.9.1/node_modules/tslib/tslib.es6.mjs"() {
     init_define_TRELLIS_BUILD();
-    extendStatics = function(d, b) {
-      extendStatics = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d2, b2) {
-        d2.__proto__ = b2;
-      } || function(d2, b2) {
-        for (var p in b2) if (Object.prototype.hasOwnProperty.call(b2, p)) d2[p] = b2[p];
+    extendStatics = function(d2, b) {
+      extendStatics = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d3, b2) {
+        d3.__proto__ = b2;
+      } || function(d3, b2) {
+        for (var p in b2) if (Object.prototype.hasOwnProperty.call(b2, p)) d3[p] = b2[p];
       };
-      return extendStatics(d, b);
+      return extendStatics(d2, b);
     };
     __assign = function() {
       __assign = Object.assign || function __assign3(t) {
@@ -9076,8 +9076,8 @@ var init_tslib_es6 = __esm({
       return ownKeys(o2);
     };
     _SuppressedError = typeof SuppressedError === "function" ? SuppressedError : function(error, suppressed, message) {
-      var e = new Error(message);
-      return e.name = "SuppressedError", e.error = error, e.suppressed = suppressed, e;
+      var e2 = new Error(message);
+      return e2.name = "SuppressedError", e2.error = error, e2.suppressed = suppressed, e2;
     };
     tslib_es6_default = {
       __extends,
@@ -9842,22 +9842,22 @@ var require_build2 = __commonJS({
     init_define_TRELLIS_BUILD();
     var pvtsutils = require_build();
     var pvutils = require_utils();
-    function _interopNamespaceDefault(e) {
+    function _interopNamespaceDefault(e2) {
       var n2 = /* @__PURE__ */ Object.create(null);
-      if (e) {
-        Object.keys(e).forEach(function(k) {
+      if (e2) {
+        Object.keys(e2).forEach(function(k) {
           if (k !== "default") {
-            var d = Object.getOwnPropertyDescriptor(e, k);
-            Object.defineProperty(n2, k, d.get ? d : {
+            var d2 = Object.getOwnPropertyDescriptor(e2, k);
+            Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
-                return e[k];
+                return e2[k];
               }
             });
           }
         });
       }
-      n2.default = e;
+      n2.default = e2;
       return Object.freeze(n2);
     }
     var pvtsutils__namespace = /* @__PURE__ */ _interopNamespaceDefault(pvtsutils);
@@ -21273,28 +21273,28 @@ __export(tslib_es6_exports2, {
   __spreadArrays: () => __spreadArrays2,
   __values: () => __values2
 });
-function __extends2(d, b) {
-  extendStatics2(d, b);
+function __extends2(d2, b) {
+  extendStatics2(d2, b);
   function __() {
-    this.constructor = d;
+    this.constructor = d2;
   }
-  d.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
+  d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
-function __rest2(s, e) {
+function __rest2(s, e2) {
   var t = {};
-  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e.indexOf(p) < 0)
+  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e2.indexOf(p) < 0)
     t[p] = s[p];
   if (s != null && typeof Object.getOwnPropertySymbols === "function")
     for (var i2 = 0, p = Object.getOwnPropertySymbols(s); i2 < p.length; i2++) {
-      if (e.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
+      if (e2.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
         t[p[i2]] = s[p[i2]];
     }
   return t;
 }
 function __decorate2(decorators, target, key, desc) {
-  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d;
+  var c3 = arguments.length, r = c3 < 3 ? target : desc === null ? desc = Object.getOwnPropertyDescriptor(target, key) : desc, d2;
   if (typeof Reflect === "object" && typeof Reflect.decorate === "function") r = Reflect.decorate(decorators, target, key, desc);
-  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d = decorators[i2]) r = (c3 < 3 ? d(r) : c3 > 3 ? d(target, key, r) : d(target, key)) || r;
+  else for (var i2 = decorators.length - 1; i2 >= 0; i2--) if (d2 = decorators[i2]) r = (c3 < 3 ? d2(r) : c3 > 3 ? d2(target, key, r) : d2(target, key)) || r;
   return c3 > 3 && r && Object.defineProperty(target, key, r), r;
 }
 function __param2(paramIndex, decorator) {
@@ -21315,15 +21315,15 @@ function __awaiter2(thisArg, _arguments, P, generator) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function rejected(value) {
       try {
         step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function step(result) {
@@ -21391,8 +21391,8 @@ function __generator2(thisArg, body) {
           continue;
       }
       op = body.call(thisArg, _);
-    } catch (e) {
-      op = [6, e];
+    } catch (e2) {
+      op = [6, e2];
       y = 0;
     } finally {
       f = t = 0;
@@ -21422,16 +21422,16 @@ function __values2(o2) {
 function __read2(o2, n2) {
   var m = typeof Symbol === "function" && o2[Symbol.iterator];
   if (!m) return o2;
-  var i2 = m.call(o2), r, ar = [], e;
+  var i2 = m.call(o2), r, ar = [], e2;
   try {
     while ((n2 === void 0 || n2-- > 0) && !(r = i2.next()).done) ar.push(r.value);
   } catch (error) {
-    e = { error };
+    e2 = { error };
   } finally {
     try {
       if (r && !r.done && (m = i2["return"])) m.call(i2);
     } finally {
-      if (e) throw e.error;
+      if (e2) throw e2.error;
     }
   }
   return ar;
@@ -21467,8 +21467,8 @@ function __asyncGenerator2(thisArg, _arguments, generator) {
   function resume(n2, v) {
     try {
       step(g[n2](v));
-    } catch (e) {
-      settle(q2[0][3], e);
+    } catch (e2) {
+      settle(q2[0][3], e2);
     }
   }
   function step(r) {
@@ -21486,8 +21486,8 @@ function __asyncGenerator2(thisArg, _arguments, generator) {
 }
 function __asyncDelegator2(o2) {
   var i2, p;
-  return i2 = {}, verb("next"), verb("throw", function(e) {
-    throw e;
+  return i2 = {}, verb("next"), verb("throw", function(e2) {
+    throw e2;
   }), verb("return"), i2[Symbol.iterator] = function() {
     return this;
   }, i2;
@@ -21510,9 +21510,9 @@ function __asyncValues2(o2) {
       });
     };
   }
-  function settle(resolve5, reject, d, v) {
+  function settle(resolve5, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d });
+      resolve5({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -21553,13 +21553,13 @@ var extendStatics2, __assign2;
 var init_tslib_es62 = __esm({
   "node_modules/.pnpm/tslib@1.14.1/node_modules/tslib/tslib.es6.js"() {
     init_define_TRELLIS_BUILD();
-    extendStatics2 = function(d, b) {
-      extendStatics2 = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d2, b2) {
-        d2.__proto__ = b2;
-      } || function(d2, b2) {
-        for (var p in b2) if (b2.hasOwnProperty(p)) d2[p] = b2[p];
+    extendStatics2 = function(d2, b) {
+      extendStatics2 = Object.setPrototypeOf || { __proto__: [] } instanceof Array && function(d3, b2) {
+        d3.__proto__ = b2;
+      } || function(d3, b2) {
+        for (var p in b2) if (b2.hasOwnProperty(p)) d3[p] = b2[p];
       };
-      return extendStatics2(d, b);
+      return extendStatics2(d2, b);
     };
     __assign2 = function() {
       __assign2 = Object.assign || function __assign3(t) {
@@ -21915,8 +21915,8 @@ var require_error_helpers = __commonJS({
       const argName = params.split(",")[idx].trim();
       return `"${argName}" at position #${idx}`;
     }
-    function composeErrorMessage(msg, e, indent = "    ") {
-      return [msg, ...e.message.split("\n").map((l) => indent + l)].join("\n");
+    function composeErrorMessage(msg, e2, indent = "    ") {
+      return [msg, ...e2.message.split("\n").map((l) => indent + l)].join("\n");
     }
     function formatErrorCtor(ctor, paramIdx, error) {
       const [, params = null] = ctor.toString().match(/constructor\(([\w, ]+)\)/) || [];
@@ -22007,14 +22007,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path15 = [token];
+          const path17 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path15.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path15, currentToken].join(" -> ")}`);
+            if (path17.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path17, currentToken].join(" -> ")}`);
             }
-            path15.push(currentToken);
+            path17.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -22274,8 +22274,8 @@ var require_dependency_container = __commonJS({
               return this.resolve(param.transform, context).transform(this.resolve(param.token, context), ...param.transformArgs);
             }
             return this.resolve(param, context);
-          } catch (e) {
-            throw new Error(error_helpers_1.formatErrorCtor(ctor, idx, e));
+          } catch (e2) {
+            throw new Error(error_helpers_1.formatErrorCtor(ctor, idx, e2));
           }
         };
       }
@@ -22317,9 +22317,9 @@ var require_auto_injectable = __commonJS({
                   return dependency_container_1.instance.resolve(type.transform).transform(dependency_container_1.instance.resolve(type.token), ...type.transformArgs);
                 }
                 return dependency_container_1.instance.resolve(type);
-              } catch (e) {
+              } catch (e2) {
                 const argIndex = index + args.length;
-                throw new Error(error_helpers_1.formatErrorCtor(target, argIndex, e));
+                throw new Error(error_helpers_1.formatErrorCtor(target, argIndex, e2));
               }
             })));
           }
@@ -23164,7 +23164,7 @@ var require_cjs11 = __commonJS({
     var cms = tslib_1.__importStar(require_cjs5());
     var pfx = tslib_1.__importStar(require_cjs10());
     var pkcs8 = tslib_1.__importStar(require_cjs9());
-    var x5096 = tslib_1.__importStar(require_cjs3());
+    var x5097 = tslib_1.__importStar(require_cjs3());
     var attr = tslib_1.__importStar(require_cjs4());
     exports.id_pkcs9 = "1.2.840.113549.1.9";
     exports.id_pkcs9_mo = `${exports.id_pkcs9}.0`;
@@ -23208,7 +23208,7 @@ var require_cjs11 = __commonJS({
     exports.id_certTypes = `${exports.id_pkcs9}.22`;
     exports.crlTypes = `${exports.id_pkcs9}.23`;
     exports.id_at_pseudonym = `${attr.id_at}.65`;
-    var PKCS9String = class PKCS9String extends x5096.DirectoryString {
+    var PKCS9String = class PKCS9String extends x5097.DirectoryString {
       ia5String;
       constructor(params = {}) {
         super(params);
@@ -23266,7 +23266,7 @@ var require_cjs11 = __commonJS({
     exports.UnstructuredName = UnstructuredName = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], UnstructuredName);
-    var UnstructuredAddress = class UnstructuredAddress extends x5096.DirectoryString {
+    var UnstructuredAddress = class UnstructuredAddress extends x5097.DirectoryString {
     };
     exports.UnstructuredAddress = UnstructuredAddress;
     exports.UnstructuredAddress = UnstructuredAddress = tslib_1.__decorate([
@@ -23285,7 +23285,7 @@ var require_cjs11 = __commonJS({
     exports.DateOfBirth = DateOfBirth = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], DateOfBirth);
-    var PlaceOfBirth = class PlaceOfBirth extends x5096.DirectoryString {
+    var PlaceOfBirth = class PlaceOfBirth extends x5097.DirectoryString {
     };
     exports.PlaceOfBirth = PlaceOfBirth;
     exports.PlaceOfBirth = PlaceOfBirth = tslib_1.__decorate([
@@ -23329,7 +23329,7 @@ var require_cjs11 = __commonJS({
     exports.CountryOfResidence = CountryOfResidence = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], CountryOfResidence);
-    var Pseudonym = class Pseudonym extends x5096.DirectoryString {
+    var Pseudonym = class Pseudonym extends x5097.DirectoryString {
     };
     exports.Pseudonym = Pseudonym;
     exports.Pseudonym = Pseudonym = tslib_1.__decorate([
@@ -23354,7 +23354,7 @@ var require_cjs11 = __commonJS({
     var MessageDigest = class extends asn1_schema_1.OctetString {
     };
     exports.MessageDigest = MessageDigest;
-    var SigningTime = class SigningTime extends x5096.Time {
+    var SigningTime = class SigningTime extends x5097.Time {
     };
     exports.SigningTime = SigningTime;
     exports.SigningTime = SigningTime = tslib_1.__decorate([
@@ -23385,13 +23385,13 @@ var require_cjs11 = __commonJS({
     exports.CounterSignature = CounterSignature = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
     ], CounterSignature);
-    var ChallengePassword = class ChallengePassword extends x5096.DirectoryString {
+    var ChallengePassword = class ChallengePassword extends x5097.DirectoryString {
     };
     exports.ChallengePassword = ChallengePassword;
     exports.ChallengePassword = ChallengePassword = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], ChallengePassword);
-    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5096.Extensions {
+    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5097.Extensions {
       constructor(items) {
         super(items);
         Object.setPrototypeOf(this, ExtensionRequest_1.prototype);
@@ -23433,10 +23433,10 @@ var require_cjs11 = __commonJS({
     var LocalKeyId = class extends asn1_schema_1.OctetString {
     };
     exports.LocalKeyId = LocalKeyId;
-    var SigningDescription = class extends x5096.DirectoryString {
+    var SigningDescription = class extends x5097.DirectoryString {
     };
     exports.SigningDescription = SigningDescription;
-    var SMIMECapability = class SMIMECapability extends x5096.AlgorithmIdentifier {
+    var SMIMECapability = class SMIMECapability extends x5097.AlgorithmIdentifier {
     };
     exports.SMIMECapability = SMIMECapability;
     exports.SMIMECapability = SMIMECapability = tslib_1.__decorate([
@@ -23824,22 +23824,22 @@ var require_x509_cjs = __commonJS({
     var asnPkcs9 = require_cjs11();
     var asn1X509PostQuantum = require_cjs13();
     var asn1Csr = require_cjs14();
-    function _interopNamespaceDefault(e) {
+    function _interopNamespaceDefault(e2) {
       var n2 = /* @__PURE__ */ Object.create(null);
-      if (e) {
-        Object.keys(e).forEach(function(k) {
+      if (e2) {
+        Object.keys(e2).forEach(function(k) {
           if (k !== "default") {
-            var d = Object.getOwnPropertyDescriptor(e, k);
-            Object.defineProperty(n2, k, d.get ? d : {
+            var d2 = Object.getOwnPropertyDescriptor(e2, k);
+            Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
-                return e[k];
+                return e2[k];
               }
             });
           }
         });
       }
-      n2.default = e;
+      n2.default = e2;
       return Object.freeze(n2);
     }
     var asn1X509__namespace = /* @__PURE__ */ _interopNamespaceDefault(asn1X509);
@@ -24521,7 +24521,7 @@ var require_x509_cjs = __commonJS({
     function replaceUnknownCharacter(text, char) {
       return `\\${pvtsutils.Convert.ToHex(pvtsutils.Convert.FromUtf8String(char)).toUpperCase()}`;
     }
-    function escape3(data) {
+    function escape4(data) {
       return data.replace(/([,+"\\<>;])/g, "\\$1").replace(/^([ #])/, "\\$1").replace(/([ ]$)/, "\\$1").replace(/([\r\n\t])/, replaceUnknownCharacter);
     }
     var Name = class _Name {
@@ -24574,7 +24574,7 @@ var require_x509_cjs = __commonJS({
       toString() {
         return this.asn.map((rdn) => rdn.map((o2) => {
           const type = this.getName(o2.type) || o2.type;
-          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape3(o2.value.toString());
+          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape4(o2.value.toString());
           return `${type}=${value}`;
         }).join("+")).join(", ");
       }
@@ -25299,7 +25299,7 @@ var require_x509_cjs = __commonJS({
       ExtendedKeyUsage["timeStamping"] = "1.3.6.1.5.5.7.3.8";
       ExtendedKeyUsage["ocspSigning"] = "1.3.6.1.5.5.7.3.9";
     })(exports.ExtendedKeyUsage || (exports.ExtendedKeyUsage = {}));
-    var ExtendedKeyUsageExtension2 = class extends Extension3 {
+    var ExtendedKeyUsageExtension3 = class extends Extension3 {
       constructor(...args) {
         if (pvtsutils.BufferSourceConverter.isBufferSource(args[0])) {
           super(args[0], args[1]);
@@ -25317,7 +25317,7 @@ var require_x509_cjs = __commonJS({
         return obj;
       }
     };
-    ExtendedKeyUsageExtension2.NAME = "Extended Key Usages";
+    ExtendedKeyUsageExtension3.NAME = "Extended Key Usages";
     exports.KeyUsageFlags = void 0;
     (function(KeyUsageFlags2) {
       KeyUsageFlags2[KeyUsageFlags2["digitalSignature"] = 1] = "digitalSignature";
@@ -26531,8 +26531,8 @@ var require_x509_cjs = __commonJS({
       }
       toTextObject() {
         const obj = this.toTextObjectEmpty();
-        const cert = asn1Schema.AsnConvert.parse(this.rawData, asn1X509.Certificate, this.parseOptions);
-        const tbs = cert.tbsCertificate;
+        const cert2 = asn1Schema.AsnConvert.parse(this.rawData, asn1X509.Certificate, this.parseOptions);
+        const tbs = cert2.tbsCertificate;
         const data = new TextObject("", {
           Version: `${asn1X509.Version[tbs.version]} (${tbs.version})`,
           "Serial Number": tbs.serialNumber,
@@ -26561,8 +26561,8 @@ var require_x509_cjs = __commonJS({
         }
         obj["Data"] = data;
         obj["Signature"] = new TextObject("", {
-          Algorithm: TextConverter.serializeAlgorithm(cert.signatureAlgorithm),
-          "": cert.signatureValue
+          Algorithm: TextConverter.serializeAlgorithm(cert2.signatureAlgorithm),
+          "": cert2.signatureValue
         });
         return obj;
       }
@@ -26669,9 +26669,9 @@ var require_x509_cjs = __commonJS({
           this.certificates = params.certificates;
         }
       }
-      async build(cert, crypto3 = cryptoProvider2.get()) {
-        const chain2 = new X509Certificates(cert);
-        let current = cert;
+      async build(cert2, crypto3 = cryptoProvider2.get()) {
+        const chain2 = new X509Certificates(cert2);
+        let current = cert2;
         while (current = await this.findIssuer(current, crypto3)) {
           const thumbprint = await current.getThumbprint(crypto3);
           for (const item of chain2) {
@@ -26684,11 +26684,11 @@ var require_x509_cjs = __commonJS({
         }
         return chain2;
       }
-      async findIssuer(cert, crypto3 = cryptoProvider2.get()) {
-        if (!await cert.isSelfSigned(crypto3)) {
-          const akiExt = cert.getExtension(asn1X509__namespace.id_ce_authorityKeyIdentifier);
+      async findIssuer(cert2, crypto3 = cryptoProvider2.get()) {
+        if (!await cert2.isSelfSigned(crypto3)) {
+          const akiExt = cert2.getExtension(asn1X509__namespace.id_ce_authorityKeyIdentifier);
           for (const item of this.certificates) {
-            if (item.subject !== cert.issuer) {
+            if (item.subject !== cert2.issuer) {
               continue;
             }
             if (akiExt) {
@@ -26707,10 +26707,10 @@ var require_x509_cjs = __commonJS({
             try {
               const algorithm = {
                 ...item.publicKey.algorithm,
-                ...cert.signatureAlgorithm
+                ...cert2.signatureAlgorithm
               };
               const publicKey = await item.publicKey.export(algorithm, ["verify"], crypto3);
-              const ok = await cert.verify({
+              const ok = await cert2.verify({
                 publicKey,
                 signatureOnly: true
               }, crypto3);
@@ -27111,7 +27111,7 @@ var require_x509_cjs = __commonJS({
           asnX509Crl.tbsCertList.revokedCertificates = [];
           for (const entry of params.entries) {
             const userCertificate = normalizeCertificateSerialNumber(entry.serialNumber);
-            const index = asnX509Crl.tbsCertList.revokedCertificates.findIndex((cert) => pvtsutils.isEqual(cert.userCertificate, userCertificate));
+            const index = asnX509Crl.tbsCertList.revokedCertificates.findIndex((cert2) => pvtsutils.isEqual(cert2.userCertificate, userCertificate));
             if (index > -1) {
               throw new Error(`Certificate serial number ${entry.serialNumber} already exists in tbsCertList`);
             }
@@ -27175,7 +27175,7 @@ var require_x509_cjs = __commonJS({
       }
     };
     ExtensionFactory.register(asn1X509__namespace.id_ce_basicConstraints, BasicConstraintsExtension2);
-    ExtensionFactory.register(asn1X509__namespace.id_ce_extKeyUsage, ExtendedKeyUsageExtension2);
+    ExtensionFactory.register(asn1X509__namespace.id_ce_extKeyUsage, ExtendedKeyUsageExtension3);
     ExtensionFactory.register(asn1X509__namespace.id_ce_keyUsage, KeyUsagesExtension2);
     ExtensionFactory.register(asn1X509__namespace.id_ce_subjectKeyIdentifier, SubjectKeyIdentifierExtension2);
     ExtensionFactory.register(asn1X509__namespace.id_ce_authorityKeyIdentifier, AuthorityKeyIdentifierExtension3);
@@ -27208,7 +27208,7 @@ var require_x509_cjs = __commonJS({
     exports.DNS = DNS;
     exports.DefaultAlgorithmSerializer = DefaultAlgorithmSerializer;
     exports.EMAIL = EMAIL;
-    exports.ExtendedKeyUsageExtension = ExtendedKeyUsageExtension2;
+    exports.ExtendedKeyUsageExtension = ExtendedKeyUsageExtension3;
     exports.Extension = Extension3;
     exports.ExtensionFactory = ExtensionFactory;
     exports.ExtensionsAttribute = ExtensionsAttribute;
@@ -27257,8 +27257,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs10 = __require("fs");
-    function checkPathExt(path15, options) {
+    var fs12 = __require("fs");
+    function checkPathExt(path17, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -27269,25 +27269,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path15.substr(-p.length).toLowerCase() === p) {
+        if (p && path17.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path15, options) {
+    function checkStat(stat, path17, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path15, options);
+      return checkPathExt(path17, options);
     }
-    function isexe(path15, options, cb) {
-      fs10.stat(path15, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path15, options));
+    function isexe(path17, options, cb) {
+      fs12.stat(path17, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path17, options));
       });
     }
-    function sync(path15, options) {
-      return checkStat(fs10.statSync(path15), path15, options);
+    function sync(path17, options) {
+      return checkStat(fs12.statSync(path17), path17, options);
     }
   }
 });
@@ -27298,14 +27298,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs10 = __require("fs");
-    function isexe(path15, options, cb) {
-      fs10.stat(path15, function(er, stat) {
+    var fs12 = __require("fs");
+    function isexe(path17, options, cb) {
+      fs12.stat(path17, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path15, options) {
-      return checkStat(fs10.statSync(path15), options);
+    function sync(path17, options) {
+      return checkStat(fs12.statSync(path17), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -27330,7 +27330,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs10 = __require("fs");
+    var fs12 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -27339,7 +27339,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path15, options, cb) {
+    function isexe(path17, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -27349,7 +27349,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path15, options || {}, function(er, is) {
+          isexe(path17, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -27358,7 +27358,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path15, options || {}, function(er, is) {
+      core(path17, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -27368,9 +27368,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path15, options) {
+    function sync(path17, options) {
       try {
-        return core.sync(path15, options || {});
+        return core.sync(path17, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -27387,7 +27387,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path15 = __require("path");
+    var path17 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -27425,7 +27425,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path15.join(pathPart, cmd);
+        const pCmd = path17.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -27452,7 +27452,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path15.join(pathPart, cmd);
+        const pCmd = path17.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -27502,7 +27502,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path15 = __require("path");
+    var path17 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed, withoutPathExt) {
@@ -27520,16 +27520,16 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path15.delimiter : void 0
+          pathExt: withoutPathExt ? path17.delimiter : void 0
         });
-      } catch (e) {
+      } catch (e2) {
       } finally {
         if (shouldSwitchCwd) {
           process.chdir(cwd);
         }
       }
       if (resolved) {
-        resolved = path15.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path17.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -27586,8 +27586,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path15, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path15.split("/").pop();
+      const [path17, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path17.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -27601,17 +27601,17 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs10 = __require("fs");
+    var fs12 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs10.openSync(command2, "r");
-        fs10.readSync(fd, buffer, 0, size, 0);
-        fs10.closeSync(fd);
-      } catch (e) {
+        fd = fs12.openSync(command2, "r");
+        fs12.readSync(fd, buffer, 0, size, 0);
+        fs12.closeSync(fd);
+      } catch (e2) {
       }
       return shebangCommand(buffer.toString());
     }
@@ -27624,9 +27624,9 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path15 = __require("path");
+    var path17 = __require("path");
     var resolveCommand = require_resolveCommand();
-    var escape3 = require_escape();
+    var escape4 = require_escape();
     var readShebang = require_readShebang();
     var isWin = process.platform === "win32";
     var isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -27649,9 +27649,9 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path15.normalize(parsed.command);
-        parsed.command = escape3.command(parsed.command);
-        parsed.args = parsed.args.map((arg) => escape3.argument(arg, needsDoubleEscapeMetaChars));
+        parsed.command = path17.normalize(parsed.command);
+        parsed.command = escape4.command(parsed.command);
+        parsed.args = parsed.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed.command].concat(parsed.args).join(" ");
         parsed.args = ["/d", "/s", "/c", `"${shellCommand}"`];
         parsed.command = process.env.comspec || "cmd.exe";
@@ -28647,7 +28647,7 @@ init_define_TRELLIS_BUILD();
 init_define_TRELLIS_BUILD();
 function tokenizeArgString(argString) {
   if (Array.isArray(argString)) {
-    return argString.map((e) => typeof e !== "string" ? e + "" : e);
+    return argString.map((e2) => typeof e2 !== "string" ? e2 + "" : e2);
   }
   argString = argString.trim();
   let i2 = 0;
@@ -29175,8 +29175,8 @@ var YargsParser = class {
             if (typeof resolveConfig === "function") {
               try {
                 config = resolveConfig(resolvedConfigPath);
-              } catch (e) {
-                config = e;
+              } catch (e2) {
+                config = e2;
               }
               if (config instanceof Error) {
                 error = config;
@@ -29550,11 +29550,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path15) => {
+  require: (path17) => {
     if (typeof require2 !== "undefined") {
-      return require2(path15);
-    } else if (path15.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path15, "utf8"));
+      return require2(path17);
+    } else if (path17.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path17, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -30478,9 +30478,9 @@ var CommandInstance = class {
       demand: {}
     };
     const parsed = parseCommand(cmdString);
-    parsed.demanded.forEach((d) => {
-      const [cmd, ...aliases] = d.cmd;
-      if (d.variadic) {
+    parsed.demanded.forEach((d2) => {
+      const [cmd, ...aliases] = d2.cmd;
+      if (d2.variadic) {
         parseOptions.array.push(cmd);
         parseOptions.default[cmd] = [];
       }
@@ -30978,8 +30978,8 @@ function usage(yargs, shim3) {
       ui2.div();
     }
     if (epilogs.length > 0) {
-      const e = epilogs.map((epilog) => epilog.replace(/\$0/g, base$0)).join("\n");
-      ui2.div(`${e}
+      const e2 = epilogs.map((epilog) => epilog.replace(/\$0/g, base$0)).join("\n");
+      ui2.div(`${e2}
 `);
     }
     return ui2.toString().replace(/\s*$/, "");
@@ -31756,9 +31756,9 @@ ${customMsgs.join("\n")}` : "";
     let recommended = null;
     let bestDistance = Infinity;
     for (let i2 = 0, candidate; (candidate = potentialCommands[i2]) !== void 0; i2++) {
-      const d = levenshtein(cmd, candidate);
-      if (d <= threshold && d < bestDistance) {
-        bestDistance = d;
+      const d2 = levenshtein(cmd, candidate);
+      if (d2 <= threshold && d2 < bestDistance) {
+        bestDistance = d2;
         recommended = candidate;
       }
     }
@@ -33390,7 +33390,8 @@ var EXIT = {
   "corrupt-store": 1,
   "verification-failed": 1,
   "peer-failed": 1,
-  "output-failed": 1
+  "output-failed": 1,
+  "shard-outside-scope": 1
 };
 var TrellisError = class extends Error {
   reason;
@@ -33409,8 +33410,8 @@ var TrellisError = class extends Error {
     return EXIT[this.reason];
   }
 };
-function isTrellisError(e) {
-  return e instanceof TrellisError;
+function isTrellisError(e2) {
+  return e2 instanceof TrellisError;
 }
 
 // packages/core/src/time.ts
@@ -33447,18 +33448,18 @@ function parseInstant(text, flag = "--now") {
   };
   const m = RFC3339.exec(text);
   if (!m) return fail("is not an RFC 3339 timestamp");
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const [year, month, day2, hour, minute, second] = m.slice(1, 7).map(Number);
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
+  if (month < 1 || month > 12 || day2 < 1 || day2 > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
   if (hour > 23 || minute > 59 || second > 59) fail("has a time of day out of range (00:00:00 to 23:59:59)");
   if (m[8] && (Number(m[9]) > 23 || Number(m[10]) > 59)) fail("has an offset out of range (-23:59 to +23:59)");
-  const d = new Date(text.replace(" ", "T"));
-  if (Number.isNaN(d.getTime())) fail("is not an RFC 3339 timestamp");
-  if (d.getUTCFullYear() < 1970) fail("is before 1970: no certificate of a trellis mesh is that old");
-  return d;
+  const d2 = new Date(text.replace(" ", "T"));
+  if (Number.isNaN(d2.getTime())) fail("is not an RFC 3339 timestamp");
+  if (d2.getUTCFullYear() < 1970) fail("is before 1970: no certificate of a trellis mesh is that old");
+  return d2;
 }
-function iso(d) {
-  return d.toISOString().replace(/\.\d{3}Z$/, "Z");
+function iso(d2) {
+  return d2.toISOString().replace(/\.\d{3}Z$/, "Z");
 }
 
 // packages/core/src/names.ts
@@ -33514,9 +33515,9 @@ function permittedNamesFor(scope, trustDomain) {
   return { dns: [domain], uriHosts: [domain], excludedIps: [...ALL_IPS] };
 }
 function namesOutside(sans, permitted) {
-  const badDns = sans.dns.filter((d) => !permitted.dns.some((p) => dnsWithin(d, p)));
+  const badDns = sans.dns.filter((d2) => !permitted.dns.some((p) => dnsWithin(d2, p)));
   const badUri = sans.uris.filter((u2) => !permitted.uriHosts.some((h2) => uriHostWithin(u2, h2)));
-  return [...badDns.map((d) => `DNS:${d}`), ...badUri.map((u2) => `URI:${u2}`)];
+  return [...badDns.map((d2) => `DNS:${d2}`), ...badUri.map((u2) => `URI:${u2}`)];
 }
 
 // packages/core/src/config.ts
@@ -34301,7 +34302,7 @@ var asciiDecoder = /* @__PURE__ */ (() => {
   try {
     const decoder = new TextDecoder();
     return decoder.decode(Uint8Array.of(65, 48, 43, 127)) === "A0+" ? decoder : void 0;
-  } catch (e) {
+  } catch (e2) {
     return void 0;
   }
 })();
@@ -34398,10 +34399,10 @@ function alphabet(letters, aliases) {
     encode: (digits) => {
       const codes = new Uint8Array(digits.length);
       for (let i2 = 0; i2 < digits.length; i2++) {
-        const d = digits[i2];
-        const code = encTable[d];
+        const d2 = digits[i2];
+        const code = encTable[d2];
         if (code === void 0)
-          throw new Error(`alphabet.encode: invalid digit ${d}`);
+          throw new Error(`alphabet.encode: invalid digit ${d2}`);
         codes[i2] = code;
       }
       return charcodesToString(codes);
@@ -34449,7 +34450,7 @@ function unsafeWrapper(fn) {
   return function(...args) {
     try {
       return fn.apply(null, args);
-    } catch (e) {
+    } catch (e2) {
     }
   };
 }
@@ -34827,9 +34828,9 @@ function scryptInit(password, salt, _opts) {
       if (onProgress && (!(blockMixCnt % callbackPer) || blockMixCnt === totalBlockMix)) {
         try {
           onProgress(blockMixCnt / totalBlockMix);
-        } catch (e) {
+        } catch (e2) {
           clean(B, V, tmp);
-          throw e;
+          throw e2;
         }
       }
     };
@@ -36072,11 +36073,11 @@ function FpPow(Fp, num, power) {
   if (power === _1n2)
     return num;
   let p = Fp.ONE;
-  let d = num;
+  let d2 = num;
   while (power > _0n2) {
     if (power & _1n2)
-      p = Fp.mul(p, d);
-    d = Fp.sqr(d);
+      p = Fp.mul(p, d2);
+    d2 = Fp.sqr(d2);
     power >>= _1n2;
   }
   return p;
@@ -36338,11 +36339,11 @@ var wNAF = class {
   }
   // non-const time multiplication ladder
   _unsafeLadder(elm, n2, p = this.ZERO) {
-    let d = elm;
+    let d2 = elm;
     while (n2 > _0n3) {
       if (n2 & _1n3)
-        p = p.add(d);
-      d = d.double();
+        p = p.add(d2);
+      d2 = d2.double();
       n2 >>= _1n3;
     }
     return p;
@@ -36821,23 +36822,23 @@ var DER = {
     }
   },
   toSig(bytes) {
-    const { Err: E, _int: int, _tlv: tlv } = DER;
+    const { Err: E, _int: int, _tlv: tlv2 } = DER;
     const data = abytes4(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+    const { v: seqBytes, l: seqLeftBytes } = tlv2.decode(48, data);
     if (seqLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+    const { v: rBytes, l: rLeftBytes } = tlv2.decode(2, seqBytes);
+    const { v: sBytes, l: sLeftBytes } = tlv2.decode(2, rLeftBytes);
     if (sLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
     return { r: int.decode(rBytes), s: int.decode(sBytes) };
   },
   hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = DER;
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
+    const { _tlv: tlv2, _int: int } = DER;
+    const rs = tlv2.encode(2, int.encode(sig.r));
+    const ss = tlv2.encode(2, int.encode(sig.s));
     const seq = rs + ss;
-    return tlv.encode(48, seq);
+    return tlv2.encode(48, seq);
   }
 };
 var _0n5 = BigInt(0);
@@ -37485,13 +37486,13 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     const { lowS, prehash, extraEntropy } = validateSigOpts(opts2, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     const h1int = bits2int_modN(message);
-    const d = Fn.fromBytes(secretKey);
-    if (!Fn.isValidNot0(d))
+    const d2 = Fn.fromBytes(secretKey);
+    if (!Fn.isValidNot0(d2))
       throw new Error("invalid private key");
-    const seedArgs = [int2octets(d), int2octets(h1int)];
+    const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
-      seedArgs.push(abytes4(e, void 0, "extraEntropy"));
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
     const m = h1int;
@@ -37504,7 +37505,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       const r = Fn.create(q2.x);
       if (r === _0n5)
         return;
-      const s = Fn.create(ik * Fn.create(m + r * d));
+      const s = Fn.create(ik * Fn.create(m + r * d2));
       if (s === _0n5)
         return;
       let recovery = (q2.x === r ? 0 : 2) | Number(q2.y & _1n5);
@@ -37547,7 +37548,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
         return false;
       const v = Fn.create(R.x);
       return v === r;
-    } catch (e) {
+    } catch (e2) {
       return false;
     }
   }
@@ -38632,16 +38633,16 @@ var genCrystals = (opts2) => {
       return r;
     }
   };
-  const bitsCoder2 = (d, c3) => {
-    const mask = getMask(d);
-    const bytesLen = d * (N2 / 8);
+  const bitsCoder2 = (d2, c3) => {
+    const mask = getMask(d2);
+    const bytesLen = d2 * (N2 / 8);
     return {
       bytesLen,
       encode: (poly) => {
         const r = new Uint8Array(bytesLen);
         for (let i2 = 0, buf = 0, bufLen = 0, pos = 0; i2 < poly.length; i2++) {
           buf |= (c3.encode(poly[i2]) & mask) << bufLen;
-          bufLen += d;
+          bufLen += d2;
           for (; bufLen >= 8; bufLen -= 8, buf >>= 8)
             r[pos++] = buf & getMask(bufLen);
         }
@@ -38652,7 +38653,7 @@ var genCrystals = (opts2) => {
         for (let i2 = 0, buf = 0, bufLen = 0, pos = 0; i2 < bytes.length; i2++) {
           buf |= bytes[i2] << bufLen;
           bufLen += 8;
-          for (; bufLen >= d; bufLen -= d, buf >>= d)
+          for (; bufLen >= d2; bufLen -= d2, buf >>= d2)
             r[pos++] = c3.decode(buf & mask);
         }
         return r;
@@ -38711,18 +38712,18 @@ var PARAMS = {
   768: { N, Q, K: 3, ETA1: 2, ETA2: 2, du: 10, dv: 4, RBGstrength: 192 },
   1024: { N, Q, K: 4, ETA1: 2, ETA2: 2, du: 11, dv: 5, RBGstrength: 256 }
 };
-var compress = (d) => {
-  if (d >= 12)
+var compress = (d2) => {
+  if (d2 >= 12)
     return { encode: (i2) => i2, decode: (i2) => i2 };
-  const a2 = 2 ** (d - 1);
+  const a2 = 2 ** (d2 - 1);
   return {
     // const compress = (i: number) => round((2 ** d / Q) * i) % 2 ** d;
-    encode: (i2) => ((i2 << d) + Q / 2) / Q,
+    encode: (i2) => ((i2 << d2) + Q / 2) / Q,
     // const decompress = (i: number) => round((Q / 2 ** d) * i);
-    decode: (i2) => i2 * Q + a2 >>> d
+    decode: (i2) => i2 * Q + a2 >>> d2
   };
 };
-var polyCoder = (d) => bitsCoder(d, compress(d));
+var polyCoder = (d2) => bitsCoder(d2, compress(d2));
 function polyAdd(a2, b) {
   for (let i2 = 0; i2 < N; i2++)
     a2[i2] = mod2(a2[i2] + b[i2]);
@@ -38818,12 +38819,12 @@ var genKPKE = (opts2) => {
         sHat.push(NTT.encode(sampleCBD(PRF, sigma, i2, ETA1)));
       const x = XOF(rho);
       for (let i2 = 0; i2 < K; i2++) {
-        const e = NTT.encode(sampleCBD(PRF, sigma, K + i2, ETA1));
+        const e2 = NTT.encode(sampleCBD(PRF, sigma, K + i2, ETA1));
         for (let j = 0; j < K; j++) {
           const aji = SampleNTT(x.get(j, i2));
-          polyAdd(e, MultiplyNTTs(aji, sHat[j]));
+          polyAdd(e2, MultiplyNTTs(aji, sHat[j]));
         }
-        tHat.push(e);
+        tHat.push(e2);
       }
       x.clean();
       const res = {
@@ -39397,15 +39398,15 @@ function pow(num, power, modulo) {
     return _1n9;
   if (power === _1n9)
     return num;
-  let d = num % modulo;
-  if (d < _0n8)
-    d += modulo;
+  let d2 = num % modulo;
+  if (d2 < _0n8)
+    d2 += modulo;
   if (power < POW_WINDOWED_MIN) {
     let p2 = _1n9;
     while (power > _0n8) {
       if (power & _1n9)
-        p2 = p2 * d % modulo;
-      d = d * d % modulo;
+        p2 = p2 * d2 % modulo;
+      d2 = d2 * d2 % modulo;
       power >>= _1n9;
     }
     return p2;
@@ -39417,9 +39418,9 @@ function pow(num, power, modulo) {
   }
   const table = new Array(16);
   table[0] = _1n9;
-  table[1] = d;
+  table[1] = d2;
   for (let i2 = 2; i2 < 16; i2++)
-    table[i2] = table[i2 - 1] * d % modulo;
+    table[i2] = table[i2 - 1] * d2 % modulo;
   let p = table[digits[digits.length - 1]];
   for (let w = digits.length - 2; w >= 0; w--) {
     p = p * p % modulo;
@@ -39909,7 +39910,7 @@ function wnafDigits(n2, W) {
   const size = 2 ** W;
   const half = size / 2;
   const mask = BigInt(size - 1);
-  const d = [];
+  const d2 = [];
   while (n2 > _0n9) {
     let w = 0;
     if (n2 & _1n10) {
@@ -39918,17 +39919,17 @@ function wnafDigits(n2, W) {
         w -= size;
       n2 -= BigInt(w);
     }
-    d.push(w);
+    d2.push(w);
     n2 >>= _1n10;
   }
-  return d;
+  return d2;
 }
 function signedWindowDigits(n2, W, windows) {
   const size = 2 ** W;
   const half = size / 2;
   const mask = BigInt(size - 1);
   const shiftBy = BigInt(W);
-  const d = [];
+  const d2 = [];
   for (let w = 0; w < windows; w++) {
     let v = Number(n2 & mask);
     n2 >>= shiftBy;
@@ -39936,16 +39937,16 @@ function signedWindowDigits(n2, W, windows) {
       v -= size;
       n2 += _1n10;
     }
-    d.push(v);
+    d2.push(v);
   }
   if (n2 !== _0n9)
     throw new Error("invalid wnaf");
-  return d;
+  return d2;
 }
 function wnafWalk(zero, tables, digits) {
   let max = 0;
-  for (const d of digits)
-    max = Math.max(max, d.length);
+  for (const d2 of digits)
+    max = Math.max(max, d2.length);
   let acc = zero;
   for (let bit = max - 1; bit >= 0; bit--) {
     if (bit !== max - 1)
@@ -40114,7 +40115,7 @@ var ScalarMultiplier = class {
     let acc = this.ZERO;
     for (let window2 = windows - 1; window2 >= 0; window2--) {
       if (window2 !== windows - 1)
-        for (let d = 0; d < W; d++)
+        for (let d2 = 0; d2 < W; d2++)
           acc = acc.double();
       const digit = Number(n2 >> BigInt(window2 * W) & mask);
       let sel = table[0];
@@ -40315,18 +40316,18 @@ var _DER = {
     }
   },
   toSig(bytes, maxScalarBytes) {
-    const { Err: E, _int: int, _tlv: tlv } = _DER;
+    const { Err: E, _int: int, _tlv: tlv2 } = _DER;
     if (maxScalarBytes !== void 0) {
       asafenumber(maxScalarBytes, "maxScalarBytes");
       if (maxScalarBytes < 1)
         throw new E("invalid signature: maxScalarBytes must be positive");
     }
     const data = abytes5(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+    const { v: seqBytes, l: seqLeftBytes } = tlv2.decode(48, data);
     if (seqLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+    const { v: rBytes, l: rLeftBytes } = tlv2.decode(2, seqBytes);
+    const { v: sBytes, l: sLeftBytes } = tlv2.decode(2, rLeftBytes);
     if (sLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
     if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
@@ -40334,12 +40335,12 @@ var _DER = {
     return { r: int.decode(rBytes), s: int.decode(sBytes) };
   },
   hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = _DER;
+    const { _tlv: tlv2, _int: int } = _DER;
     validateObject2(sig, { r: "bigint", s: "bigint" }, {}, "sig");
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
+    const rs = tlv2.encode(2, int.encode(sig.r));
+    const ss = tlv2.encode(2, int.encode(sig.s));
     const seq = rs + ss;
-    return tlv.encode(48, seq);
+    return tlv2.encode(48, seq);
   }
 };
 var DER2 = /* @__PURE__ */ (() => {
@@ -41078,13 +41079,13 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     const { lowS, prehash, extraEntropy } = validateSigOpts2(opts3, defaultSigOpts);
     message = validateMsgAndHash(message, prehash);
     const h1int = bits2int_modN(message);
-    const d = Fn.fromBytes(secretKey);
-    if (!Fn.isValidNot0(d))
+    const d2 = Fn.fromBytes(secretKey);
+    if (!Fn.isValidNot0(d2))
       throw new Error("invalid private key");
-    const seedArgs = [int2octets(d), int2octets(h1int)];
+    const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
-      seedArgs.push(abytes5(e, void 0, "extraEntropy"));
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
     const m = h1int;
@@ -41101,11 +41102,11 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
         const b = bytesToNumberBE2(mapHashToField2(csprng(blindLength), CURVE_ORDER));
         const ibk = Fn.inv(Fn.mul(b, k));
         const bm = Fn.mul(b, m);
-        const bd = Fn.mul(b, d);
+        const bd = Fn.mul(b, d2);
         s = Fn.create(ibk * Fn.create(bm + bd * r));
       } else {
         const ik = invertCt(k, CURVE_ORDER);
-        s = Fn.create(ik * Fn.create(m + r * d));
+        s = Fn.create(ik * Fn.create(m + r * d2));
       }
       if (s === _0n11)
         return;
@@ -41156,7 +41157,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       if (format4 === "recovered" && sig.recovery !== getRecoveryBit(q2.x, q2.y, r))
         return false;
       return true;
-    } catch (e) {
+    } catch (e2) {
       return false;
     }
   }
@@ -41235,7 +41236,7 @@ function edwards(params, extraOpts = {}) {
   const uvRatio2 = opts2.uvRatio === void 0 ? (u2, v) => {
     try {
       return { isValid: true, value: Fp.sqrt(Fp.div(u2, v)) };
-    } catch (e) {
+    } catch (e2) {
       return { isValid: false, value: _0n12 };
     }
   } : opts2.uvRatio;
@@ -41286,7 +41287,7 @@ function edwards(params, extraOpts = {}) {
     // Uses algo from RFC8032 5.1.3.
     static fromBytes(bytes, zip215 = false) {
       const len = Fp.BYTES;
-      const { a: a2, d } = CURVE;
+      const { a: a2, d: d2 } = CURVE;
       bytes = copyBytes4(abytes5(bytes, len, "point"));
       abool3(zip215, "zip215");
       const normed = copyBytes4(bytes);
@@ -41297,7 +41298,7 @@ function edwards(params, extraOpts = {}) {
       aInRange2("point.y", y, _0n12, max);
       const y2 = Fp.sqr(y);
       const u2 = Fp.sub(y2, Fp.ONE);
-      const v = Fp.sub(Fp.mulN(d, y2), a2);
+      const v = Fp.sub(Fp.mulN(d2, y2), a2);
       let { isValid, value: x } = uvRatio2(u2, v);
       if (!isValid)
         throw new Error("bad point: invalid y coordinate");
@@ -41327,7 +41328,7 @@ function edwards(params, extraOpts = {}) {
     // Useful in fromAffine() - not for fromBytes(), which always created valid points.
     assertValidity() {
       const p = this;
-      const { a: a2, d } = CURVE;
+      const { a: a2, d: d2 } = CURVE;
       if (p.is0())
         throw new Error("bad point: ZERO");
       const { X, Y, Z, T } = p;
@@ -41337,7 +41338,7 @@ function edwards(params, extraOpts = {}) {
       const Z4 = Fp.sqr(Z2);
       const aX2 = Fp.mul(X2, a2);
       const left2 = Fp.mul(Fp.add(aX2, Y2), Z2);
-      const right2 = Fp.add(Z4, Fp.mul(d, Fp.mul(X2, Y2)));
+      const right2 = Fp.add(Z4, Fp.mul(d2, Fp.mul(X2, Y2)));
       if (!Fp.eql(left2, right2))
         throw new Error("bad point: equation left != right (1)");
       const XY = Fp.mul(X, Y);
@@ -41387,12 +41388,12 @@ function edwards(params, extraOpts = {}) {
     // Cost: 9M + 1*a + 1*d + 7add.
     add(other) {
       aedpoint(other);
-      const { d } = CURVE;
+      const { d: d2 } = CURVE;
       const { X: X1, Y: Y1, Z: Z1, T: T1 } = this;
       const { X: X2, Y: Y2, Z: Z2, T: T2 } = other;
       const A = Fp.mul(X1, X2);
       const B = Fp.mul(Y1, Y2);
-      const C = Fp.mul(Fp.mulN(T1, d), T2);
+      const C = Fp.mul(Fp.mulN(T1, d2), T2);
       const D = Fp.mul(Z1, Z2);
       const E = Fp.sub(Fp.subN(Fp.mulN(Fp.addN(X1, Y1), Fp.addN(X2, Y2)), A), B);
       const F2 = Fp.subN(D, C);
@@ -41506,8 +41507,8 @@ function cswap(P) {
   const offset = BigInt(6) * P;
   return (mask, x_2, x_3) => {
     const sum = x_2 + x_3;
-    const d = offset + x_3 - x_2;
-    const a2 = (d * mask + x_2) % P;
+    const d2 = offset + x_3 - x_2;
+    const a2 = (d2 * mask + x_2) % P;
     return { x_2: a2, x_3: sum - a2 };
   };
 }
@@ -42697,7 +42698,7 @@ function identityVarsSet(env2, kind) {
   return Object.keys(env2).filter((k) => k.startsWith(prefix) && isSet(env2, k)).sort();
 }
 function childEnv(env2) {
-  return Object.fromEntries(Object.entries(env2).filter((e) => !e[0].startsWith("TRELLIS_") && e[1] !== void 0));
+  return Object.fromEntries(Object.entries(env2).filter((e2) => !e2[0].startsWith("TRELLIS_") && e2[1] !== void 0));
 }
 function assertCiPosture(env2) {
   const leaked = identityVarsSet(env2, "root");
@@ -42716,8 +42717,8 @@ function readIdentities(kind, env2, readFile) {
     source = `${fileVar} (${env2[fileVar]})`;
     try {
       text = readFile(env2[fileVar]);
-    } catch (e) {
-      throw new TrellisError("bad-identity", `cannot read the identity file: ${e.message}`, { file: env2[fileVar], hint: `point ${fileVar} at an age identity file` });
+    } catch (e2) {
+      throw new TrellisError("bad-identity", `cannot read the identity file: ${e2.message}`, { file: env2[fileVar], hint: `point ${fileVar} at an age identity file` });
     }
   }
   if (text === void 0) return void 0;
@@ -42773,15 +42774,15 @@ function assertSeparateRecipients(offline, ci, place) {
 }
 async function encryptTo(recipients, plaintext) {
   validateRecipients(recipients, {});
-  const e = new Encrypter();
-  for (const r of recipients) e.addRecipient(r);
-  return armor_exports.encode(await e.encrypt(plaintext));
+  const e2 = new Encrypter();
+  for (const r of recipients) e2.addRecipient(r);
+  return armor_exports.encode(await e2.encrypt(plaintext));
 }
 async function tryDecrypt(identities, armored) {
-  const d = new Decrypter();
+  const d2 = new Decrypter();
   identities.forEach((id, i2) => {
     try {
-      d.addIdentity(id);
+      d2.addIdentity(id);
     } catch {
       throw new TrellisError("bad-identity", `identity ${i2 + 1} of ${identities.length} could not be read (a character is wrong, missing or extra)`, { hint: "use the identity file written by trellis-root init or age-keygen, copied whole" });
     }
@@ -42793,9 +42794,9 @@ async function tryDecrypt(identities, armored) {
     return { ok: false, why: "malformed" };
   }
   try {
-    return { ok: true, text: await d.decrypt(ct, "text") };
-  } catch (e) {
-    return { ok: false, why: /no identity matched/i.test(e.message) ? "no-match" : "malformed" };
+    return { ok: true, text: await d2.decrypt(ct, "text") };
+  } catch (e2) {
+    return { ok: false, why: /no identity matched/i.test(e2.message) ? "no-match" : "malformed" };
   }
 }
 async function decryptWith(identities, armored, file, kind) {
@@ -42869,40 +42870,40 @@ var Reader = class {
   }
 };
 var MAX_INPUT_BYTES = 4 * 1024 * 1024;
-var fieldOf = (path15) => path15.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+var fieldOf = (path17) => path17.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path15, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path15) || void 0, hint });
+  const fail = (path17, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path17) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path15 } = stack.pop();
+    const { node, path: path17 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path15, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(path17, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path15, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path15, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path15.length > 32) fail(path15, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
-    const children = [];
+    if (n2.anchor && !allowAliases) fail(path17, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
+    if (n2.tag) fail(path17, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
+    if (path17.length > 32) fail(path17, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path15, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path17, "has a key that is not a plain string", "keys are names such as kind or services");
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path15, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k)) fail([...path17, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path15, k] });
-        children.push({ node: pair.value, path: [...path15, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path17, k] });
+        children2.push({ node: pair.value, path: [...path17, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children.push({ node: item, path: [...path15, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path17, i2] }));
     }
-    for (let i2 = children.length - 1; i2 >= 0; i2--) stack.push(children[i2]);
+    for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
 }
 function parseYaml(text, file, reason, input = true) {
@@ -42916,8 +42917,8 @@ function parseYaml(text, file, reason, input = true) {
   }
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
-    const e = doc.errors[0];
-    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e.message)}`, { file, hint: "fix the syntax and rerun" });
+    const e2 = doc.errors[0];
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e2.message)}`, { file, hint: "fix the syntax and rerun" });
   }
   refuseHostileNodes(doc.contents, file, reason);
   return doc.toJS() ?? {};
@@ -42931,8 +42932,8 @@ function parseRecordYaml(text, file, reason) {
   refuseHostileNodes(doc.contents, file, reason, true);
   try {
     return doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    return fail(e.message);
+  } catch (e2) {
+    return fail(e2.message);
   }
 }
 var TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
@@ -42952,24 +42953,24 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const alg = r.map(defaults.algorithms ?? {}, "defaults.algorithms", ["root", "intermediate", "leaf"]);
   const ttl = r.map(defaults.ttl ?? {}, "defaults.ttl", ["root", "intermediate", "leaf"]);
   const overlap = r.map(defaults.overlap ?? {}, "defaults.overlap", ["propagation"]);
-  const d = MESH_DEFAULTS;
+  const d2 = MESH_DEFAULTS;
   return {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
     trustDomain: r.string(top2.trustDomain, "trustDomain", TRUST_DOMAIN, "a lower-case DNS name such as mesh.example"),
     recipients: { offline, ci },
     algorithms: {
-      root: r.oneOf(alg.root ?? d.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
-      intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
-      leaf: r.oneOf(alg.leaf ?? d.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
+      root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
+      intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
+      leaf: r.oneOf(alg.leaf ?? d2.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
     },
     ttl: {
-      root: r.duration(ttl.root ?? d.ttl.root, "defaults.ttl.root"),
-      intermediate: r.duration(ttl.intermediate ?? d.ttl.intermediate, "defaults.ttl.intermediate"),
-      leaf: r.duration(ttl.leaf ?? d.ttl.leaf, "defaults.ttl.leaf")
+      root: r.duration(ttl.root ?? d2.ttl.root, "defaults.ttl.root"),
+      intermediate: r.duration(ttl.intermediate ?? d2.ttl.intermediate, "defaults.ttl.intermediate"),
+      leaf: r.duration(ttl.leaf ?? d2.ttl.leaf, "defaults.ttl.leaf")
     },
-    overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, "defaults.overlap.propagation") },
-    crl: { root: r.duration(crl.root ?? d.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d.crl.leaf, "defaults.crl.leaf") },
+    overlap: { propagation: r.duration(overlap.propagation ?? d2.overlap.propagation, "defaults.overlap.propagation") },
+    crl: { root: r.duration(crl.root ?? d2.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf") },
     deploy: readAllowList(r, top2.deploy ?? {}, "deploy")
   };
 }
@@ -43043,12 +43044,12 @@ function entries(r, v, at, read2, key = "entry") {
   }));
 }
 function readAllowList(r, raw, at) {
-  const d = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
-  const dir = r.map(d.dir ?? {}, `${at}.dir`, ["paths"]);
+  const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
+  const dir = r.map(d2.dir ?? {}, `${at}.dir`, ["paths"]);
   return {
-    reload: entries(r, d.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
+    reload: entries(r, d2.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
     dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
-    ssh: entries(r, d.ssh, `${at}.ssh`, (v, f) => {
+    ssh: entries(r, d2.ssh, `${at}.ssh`, (v, f) => {
       const m = r.map(v, f, ["host", "port", "user", "hostKey", "identityFile", "paths"]);
       return {
         host: field(r, m.host, `${f}.host`, "host"),
@@ -43059,11 +43060,11 @@ function readAllowList(r, raw, at) {
         paths: paths(r, m.paths ?? [], `${f}.paths`)
       };
     }),
-    kubernetes: entries(r, d.kubernetes, `${at}.kubernetes`, (v, f) => {
+    kubernetes: entries(r, d2.kubernetes, `${at}.kubernetes`, (v, f) => {
       const m = r.map(v, f, ["namespaces"]);
       return { namespaces: r.list(m.namespaces ?? [], `${f}.namespaces`).map((n2, i2) => field(r, n2, `${f}.namespaces[${i2}]`, "namespace")) };
     }, "context"),
-    sealed: entries(r, d.sealed, `${at}.sealed`, (v, f) => {
+    sealed: entries(r, d2.sealed, `${at}.sealed`, (v, f) => {
       const m = r.map(v, f, ["recipient"]);
       const recipient = r.string(m.recipient, `${f}.recipient`, /^age1/, "the host agent's age recipient");
       validateRecipients([recipient], { file: r.file, field: `${f}.recipient` });
@@ -43182,17 +43183,17 @@ function parseCertificate(pemOrDer) {
 function parseCertificates(pem) {
   return pemDecodeAll(pem, "CERTIFICATE").map((der) => parseCertificate(der));
 }
-function certificatePem(cert) {
-  return pemEncode("CERTIFICATE", new Uint8Array(cert.rawData));
+function certificatePem(cert2) {
+  return pemEncode("CERTIFICATE", new Uint8Array(cert2.rawData));
 }
-function fingerprint(cert) {
-  return `sha256:${sha256Hex(new Uint8Array(cert.rawData))}`;
+function fingerprint(cert2) {
+  return `sha256:${sha256Hex(new Uint8Array(cert2.rawData))}`;
 }
-function spkiDer(cert) {
-  return Buffer.from(cert.publicKey.rawData);
+function spkiDer(cert2) {
+  return Buffer.from(cert2.publicKey.rawData);
 }
-function keyId(cert) {
-  return `sha256:${sha256Hex(spkiDer(cert))}`;
+function keyId(cert2) {
+  return `sha256:${sha256Hex(spkiDer(cert2))}`;
 }
 async function signCertificate(p) {
   return x5092.X509CertificateGenerator.create({
@@ -43207,18 +43208,18 @@ async function signCertificate(p) {
     extensions: p.extensions
   });
 }
-async function signedBy(cert, issuer) {
+async function signedBy(cert2, issuer) {
   try {
-    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+    return await cert2.verify({ publicKey: issuer.publicKey, signatureOnly: true });
   } catch {
     return false;
   }
 }
-function isSelfIssued(cert) {
-  return cert.subject === cert.issuer;
+function isSelfIssued(cert2) {
+  return cert2.subject === cert2.issuer;
 }
-function subjectAltNames(cert) {
-  const ext = cert.getExtension(x5092.SubjectAlternativeNameExtension);
+function subjectAltNames(cert2) {
+  const ext = cert2.getExtension(x5092.SubjectAlternativeNameExtension);
   const out = { dns: [], uris: [], other: 0 };
   for (const n2 of ext?.names.items ?? []) {
     if (n2.type === "dns") out.dns.push(n2.value);
@@ -43227,9 +43228,9 @@ function subjectAltNames(cert) {
   }
   return out;
 }
-function keyMatchesCert(privatePem, cert) {
+function keyMatchesCert(privatePem, cert2) {
   try {
-    return publicKeyDerOf(privatePem).equals(spkiDer(cert));
+    return publicKeyDerOf(privatePem).equals(spkiDer(cert2));
   } catch {
     return false;
   }
@@ -43244,7 +43245,7 @@ var x5093 = __toESM(require_x509_cjs(), 1);
 var NAME_CONSTRAINTS_OID = import_asn1_x509.id_ce_nameConstraints;
 function encodeNameConstraints(p) {
   const subtrees = [
-    ...p.dns.map((d) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ dNSName: d }) })),
+    ...p.dns.map((d2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ dNSName: d2 }) })),
     ...p.uriHosts.map((h2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ uniformResourceIdentifier: h2 }) }))
   ];
   const excluded = p.excludedIps.map((cidr) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ iPAddress: cidr }) }));
@@ -43379,29 +43380,29 @@ function assertNamesInside(sans, permitted, scope) {
     );
   }
 }
-function lacksIpExclusion(cert) {
-  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+function lacksIpExclusion(cert2) {
+  const nc = cert2.extensions.find((e2) => e2.type === NAME_CONSTRAINTS_OID);
   return nc !== void 0 && decodeNameConstraints(nc.value).excludedIps.length === 0;
 }
-function profileViolations(cert, tier, expected = {}) {
+function profileViolations(cert2, tier, expected = {}) {
   const p = PROFILES[tier];
   const out = [];
-  const bc = cert.getExtension(x5094.BasicConstraintsExtension);
+  const bc = cert2.getExtension(x5094.BasicConstraintsExtension);
   if (!bc) out.push("no basicConstraints");
   else {
     if (bc.ca !== p.ca) out.push(`basicConstraints CA=${bc.ca}, want ${p.ca}`);
     if (!bc.critical) out.push("basicConstraints not critical");
     if (bc.pathLength !== p.pathLength) out.push(`pathLen ${bc.pathLength ?? "none"}, want ${p.pathLength ?? "none"}`);
   }
-  const ku = cert.getExtension(x5094.KeyUsagesExtension);
+  const ku = cert2.getExtension(x5094.KeyUsagesExtension);
   if (!ku) out.push("no keyUsage");
   else if (ku.usages !== p.keyUsage) out.push(`keyUsage ${ku.usages}, want ${p.keyUsage}`);
-  if (!cert.getExtension(x5094.SubjectKeyIdentifierExtension)) out.push("no subjectKeyIdentifier");
-  if (p.authorityKeyId && !cert.getExtension(x5094.AuthorityKeyIdentifierExtension)) out.push("no authorityKeyIdentifier");
-  const eku = cert.getExtension(x5094.ExtendedKeyUsageExtension);
+  if (!cert2.getExtension(x5094.SubjectKeyIdentifierExtension)) out.push("no subjectKeyIdentifier");
+  if (p.authorityKeyId && !cert2.getExtension(x5094.AuthorityKeyIdentifierExtension)) out.push("no authorityKeyIdentifier");
+  const eku = cert2.getExtension(x5094.ExtendedKeyUsageExtension);
   const ekus = (eku?.usages ?? []).map(String).sort();
   if (ekus.join() !== [...p.extendedKeyUsage].sort().join()) out.push(`extendedKeyUsage [${ekus}], want [${p.extendedKeyUsage}]`);
-  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+  const nc = cert2.extensions.find((e2) => e2.type === NAME_CONSTRAINTS_OID);
   if (p.nameConstraints) {
     if (!nc) out.push("no nameConstraints");
     else {
@@ -43415,9 +43416,9 @@ function profileViolations(cert, tier, expected = {}) {
       }
     }
   } else if (nc) out.push("unexpected nameConstraints");
-  const san = cert.getExtension(x5094.SubjectAlternativeNameExtension);
+  const san = cert2.getExtension(x5094.SubjectAlternativeNameExtension);
   if (p.subjectAltName) {
-    const names = subjectAltNames(cert);
+    const names = subjectAltNames(cert2);
     if (!san) out.push("no subjectAltName");
     else if (san.critical) out.push("subjectAltName critical with a non-empty subject");
     if (names.uris.length !== 1) out.push(`${names.uris.length} URI SANs, want exactly one SPIFFE ID`);
@@ -43458,8 +43459,8 @@ function parseIssuanceRecord(text, file) {
     };
     const str = (k) => typeof r?.[k] === "string" ? r[k] : bad(k);
     const date = (k) => {
-      const d = new Date(str(k));
-      return Number.isNaN(d.getTime()) ? bad(k) : d;
+      const d2 = new Date(str(k));
+      return Number.isNaN(d2.getTime()) ? bad(k) : d2;
     };
     const list = (k) => Array.isArray(r?.[k]) ? r[k].map(String) : bad(k);
     const rec = {
@@ -43502,7 +43503,7 @@ async function mintLeaf(req, issuer, seam) {
   const validity = validityWithin("leaf", req.now, req.ttl, { notBefore: issuer.cert.notBefore, notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate`, file: `bundles/${issuer.scope}/intermediate.pem` });
   const keys = await seam.generateKeyPair(req.algorithm);
   const serial = randomSerial(seam);
-  const cert = await seam.signCertificate({
+  const cert2 = await seam.signCertificate({
     serial,
     subject: `CN=${sans.dns[0]}`,
     issuer: issuer.cert.subject,
@@ -43514,21 +43515,113 @@ async function mintLeaf(req, issuer, seam) {
   });
   return {
     service: req.service.name,
-    cert,
-    certPem: certificatePem(cert),
+    cert: cert2,
+    certPem: certificatePem(cert2),
     keyPem: await exportPrivateKeyPem(keys.privateKey),
-    record: { serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: fingerprint(issuer.cert), issuerKey: keyId(issuer.cert), fingerprint: fingerprint(cert), ...sans }
+    record: { serial: cert2.serialNumber, notBefore: cert2.notBefore, notAfter: cert2.notAfter, issuer: fingerprint(issuer.cert), issuerKey: keyId(issuer.cert), fingerprint: fingerprint(cert2), ...sans }
   };
 }
 
 // packages/core/src/trust.ts
 init_define_TRELLIS_BUILD();
+
+// packages/core/src/subject-hash.ts
+init_define_TRELLIS_BUILD();
+import { createHash as createHash2 } from "node:crypto";
+function tlvAt(der, at) {
+  if (at + 2 > der.length) throw new Error("truncated DER");
+  const tag = der[at];
+  if ((tag & 31) === 31) throw new Error("multi-byte DER tags are not expected in a name");
+  let len = der[at + 1];
+  let body = at + 2;
+  if (len & 128) {
+    const n2 = len & 127;
+    if (n2 === 0 || n2 > 4) throw new Error("unsupported DER length");
+    len = 0;
+    for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der[body + i2];
+    body += n2;
+  }
+  if (body + len > der.length) throw new Error("truncated DER");
+  return { tag, start: at, body, end: body + len };
+}
+function children(der, parent) {
+  const out = [];
+  for (let at = parent.body; at < parent.end; at = out.at(-1).end) out.push(tlvAt(der, at));
+  return out;
+}
+function encodeLength(n2) {
+  if (n2 < 128) return Buffer.from([n2]);
+  const bytes = [];
+  for (let v = n2; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 255);
+  return Buffer.from([128 | bytes.length, ...bytes]);
+}
+var tlv = (tag, content) => Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+function subjectDer(certDer) {
+  const tbs = children(certDer, tlvAt(certDer, 0))[0];
+  const fields = children(certDer, tbs);
+  const subject = fields[fields[0].tag === 160 ? 5 : 4];
+  return Buffer.from(certDer.subarray(subject.start, subject.end));
+}
+var UTF8 = 12;
+var TEXT = {
+  [UTF8]: (b) => b.toString("utf8"),
+  19: (b) => b.toString("latin1"),
+  // PrintableString
+  20: (b) => b.toString("latin1"),
+  // T61String, read by OpenSSL as Latin-1
+  22: (b) => b.toString("latin1"),
+  // IA5String
+  26: (b) => b.toString("latin1"),
+  // VisibleString
+  30: (b) => Buffer.from(b).swap16().toString("utf16le"),
+  // BMPString: UTF-16BE
+  28: (b) => [...Array(b.length / 4).keys()].map((i2) => String.fromCodePoint(b.readUInt32BE(i2 * 4))).join("")
+  // UniversalString
+};
+var isSpace = (c3) => c3 === 32 || c3 >= 9 && c3 <= 13;
+function canonText(utf8) {
+  let from = 0;
+  let to = utf8.length;
+  while (from < to && isSpace(utf8[from])) from++;
+  while (to > from && isSpace(utf8[to - 1])) to--;
+  const out = [];
+  for (let i2 = from; i2 < to; i2++) {
+    const c3 = utf8[i2];
+    if (isSpace(c3)) {
+      out.push(32);
+      while (i2 + 1 < to && isSpace(utf8[i2 + 1])) i2++;
+    } else out.push(c3 >= 65 && c3 <= 90 ? c3 + 32 : c3);
+  }
+  return Buffer.from(out);
+}
+function canonicalNameEncoding(nameDer) {
+  const name = tlvAt(nameDer, 0);
+  return Buffer.concat(children(nameDer, name).map((rdn) => {
+    const avas = children(nameDer, rdn).map((ava) => {
+      const [oid, value] = children(nameDer, ava);
+      const raw = Buffer.from(nameDer.subarray(value.body, value.end));
+      const decode2 = TEXT[value.tag];
+      const canon = decode2 ? tlv(UTF8, canonText(Buffer.from(decode2(raw), "utf8"))) : Buffer.from(nameDer.subarray(value.start, value.end));
+      return tlv(48, Buffer.concat([Buffer.from(nameDer.subarray(oid.start, oid.end)), canon]));
+    });
+    return tlv(49, Buffer.concat(avas.sort(Buffer.compare)));
+  }));
+}
+function subjectHash(cert2) {
+  const md = createHash2("sha1").update(canonicalNameEncoding(subjectDer(new Uint8Array(cert2.rawData)))).digest();
+  return md.readUInt32LE(0).toString(16).padStart(8, "0");
+}
+
+// packages/core/src/trust.ts
 function trustedScopes(scope, allScopes) {
   const trusted = scope.kind === "global" ? allScopes : [scope.name, GLOBAL_SCOPE].filter((s) => allScopes.includes(s));
   return [...new Set(trusted)].sort();
 }
 function composeTrust(scope, allScopes, intermediatesOf) {
-  return trustedScopes(scope, allScopes).flatMap((s) => intermediatesOf(s));
+  return composeTrustByScope(scope, allScopes, intermediatesOf).map((a2) => a2.cert);
+}
+function composeTrustByScope(scope, allScopes, intermediatesOf) {
+  return trustedScopes(scope, allScopes).flatMap((s) => intermediatesOf(s).map((cert2) => ({ scope: s, cert: cert2 })));
 }
 function trustPem(certs) {
   return certs.map(certificatePem).join("");
@@ -43540,6 +43633,20 @@ var TRUST_AUX = Buffer.from(
 function trustOpensslPem(certs) {
   return certs.map((c3) => pemEncode("TRUSTED CERTIFICATE", Buffer.concat([Buffer.from(c3.rawData), TRUST_AUX]))).join("");
 }
+function anchorFileSet(anchors) {
+  const seen = /* @__PURE__ */ new Map();
+  return anchors.flatMap(({ scope, cert: cert2 }) => {
+    const h2 = subjectHash(cert2);
+    const n2 = seen.get(h2) ?? 0;
+    seen.set(h2, n2 + 1);
+    return [
+      { name: `${CAPATH_DIR}/${h2}.${n2}`, content: trustOpensslPem([cert2]) },
+      { name: `${ANCHORS_DIR}/${scope}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}.pem`, content: certificatePem(cert2) }
+    ];
+  });
+}
+var CAPATH_DIR = "capath";
+var ANCHORS_DIR = "anchors";
 function tlvLength(der) {
   const first = der[1];
   if (first < 128) return 2 + first;
@@ -43574,34 +43681,34 @@ function ledgerSigner(holder) {
   };
 }
 function signerCertificate(signer, known) {
-  let cert = known.get(signer.fingerprint);
-  if (!cert && signer.certificate) {
+  let cert2 = known.get(signer.fingerprint);
+  if (!cert2 && signer.certificate) {
     try {
-      cert = parseCertificate(Buffer.from(signer.certificate, "base64"));
+      cert2 = parseCertificate(Buffer.from(signer.certificate, "base64"));
     } catch {
       return void 0;
     }
   }
-  if (!cert || fingerprint(cert) !== signer.fingerprint || keyId(cert) !== signer.keyId) return void 0;
-  return cert;
+  if (!cert2 || fingerprint(cert2) !== signer.fingerprint || keyId(cert2) !== signer.keyId) return void 0;
+  return cert2;
 }
 var publicKeys = /* @__PURE__ */ new WeakMap();
-var publicKeyOf = (cert) => {
-  let k = publicKeys.get(cert);
-  if (!k) publicKeys.set(cert, k = createPublicKey2({ key: spkiDer(cert), format: "der", type: "spki" }));
+var publicKeyOf = (cert2) => {
+  let k = publicKeys.get(cert2);
+  if (!k) publicKeys.set(cert2, k = createPublicKey2({ key: spkiDer(cert2), format: "der", type: "spki" }));
   return k;
 };
 var issued = /* @__PURE__ */ new WeakMap();
-function entrySignatureValid(hash, signature, cert) {
-  return verifyBytes(publicKeyOf(cert), signedPayload(hash), Buffer.from(signature, "base64"));
+function entrySignatureValid(hash, signature, cert2) {
+  return verifyBytes(publicKeyOf(cert2), signedPayload(hash), Buffer.from(signature, "base64"));
 }
-function issuedUnder(cert, issuer) {
-  let byIssuer = issued.get(cert);
-  if (!byIssuer) issued.set(cert, byIssuer = /* @__PURE__ */ new WeakMap());
+function issuedUnder(cert2, issuer) {
+  let byIssuer = issued.get(cert2);
+  if (!byIssuer) issued.set(cert2, byIssuer = /* @__PURE__ */ new WeakMap());
   let ok = byIssuer.get(issuer);
   if (ok === void 0) {
     try {
-      ok = new X509Certificate2(Buffer.from(cert.rawData)).verify(publicKeyOf(issuer));
+      ok = new X509Certificate2(Buffer.from(cert2.rawData)).verify(publicKeyOf(issuer));
     } catch {
       ok = false;
     }
@@ -43611,8 +43718,8 @@ function issuedUnder(cert, issuer) {
 }
 
 // packages/core/src/ledger.ts
-function isEntry(e) {
-  const o2 = e;
+function isEntry(e2) {
+  const o2 = e2;
   return !!o2 && typeof o2 === "object" && !Array.isArray(o2) && typeof o2.seq === "number" && typeof o2.at === "string" && typeof o2.op === "string" && typeof o2.actor === "string" && typeof o2.hash === "string" && (o2.prev === null || typeof o2.prev === "string") && !!o2.details && typeof o2.details === "object" && Array.isArray(o2.created) && (o2.signature === void 0 || typeof o2.signature === "string") && (o2.signer === void 0 || isSigner(o2.signer));
 }
 function isSigner(s) {
@@ -43627,37 +43734,37 @@ function canonicalJson(v) {
   }
   return JSON.stringify(v);
 }
-function entryHash(e) {
-  return sha256Hex(canonicalJson(e));
+function entryHash(e2) {
+  return sha256Hex(canonicalJson(e2));
 }
 function unsignedAfterSigned(entries2) {
-  const first = entries2.findIndex((e) => e.signer || e.signature);
-  return first < 0 ? void 0 : entries2.slice(first).find((e) => !e.signer || !e.signature);
+  const first = entries2.findIndex((e2) => e2.signer || e2.signature);
+  return first < 0 ? void 0 : entries2.slice(first).find((e2) => !e2.signer || !e2.signature);
 }
 function parseLedger(text) {
   const entries2 = [];
   const problems = [];
   text.split("\n").forEach((line, i2) => {
     if (!line.trim()) return;
-    let e;
+    let e2;
     try {
-      e = JSON.parse(line);
+      e2 = JSON.parse(line);
     } catch {
       problems.push(`line ${i2 + 1}: not JSON`);
       return;
     }
-    if (!isEntry(e)) problems.push(`line ${i2 + 1}: not a ledger entry`);
-    else entries2.push(e);
+    if (!isEntry(e2)) problems.push(`line ${i2 + 1}: not a ledger entry`);
+    else entries2.push(e2);
   });
   return { entries: entries2, problems };
 }
 function ledgerProblems(text) {
   const { entries: entries2, problems } = parseLedger(text);
   let prev = null;
-  entries2.forEach((e, i2) => {
-    const { hash, signature: _sig, ...body } = e;
-    if (e.seq !== i2 + 1) problems.push(`entry ${i2 + 1}: seq is ${e.seq}`);
-    if (e.prev !== prev) problems.push(`entry ${i2 + 1}: prev does not match the hash of entry ${i2}`);
+  entries2.forEach((e2, i2) => {
+    const { hash, signature: _sig, ...body } = e2;
+    if (e2.seq !== i2 + 1) problems.push(`entry ${i2 + 1}: seq is ${e2.seq}`);
+    if (e2.prev !== prev) problems.push(`entry ${i2 + 1}: prev does not match the hash of entry ${i2}`);
     if (entryHash(body) !== hash) problems.push(`entry ${i2 + 1}: hash does not match its contents (edited?)`);
     prev = hash;
   });
@@ -43680,9 +43787,9 @@ function appendToLedger(text, draft, file, signer) {
       hint: "remove the entries a pull request appended (restore the ledger from git), run trellis-ci verify, and rerun"
     });
   }
-  if (!signer && entries2.some((e) => e.signer)) throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
+  if (!signer && entries2.some((e2) => e2.signer)) throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
   const head = entries2.at(-1);
-  const known = signer && entries2.some((e) => e.signer?.fingerprint === signer.fingerprint && e.signer.certificate);
+  const known = signer && entries2.some((e2) => e2.signer?.fingerprint === signer.fingerprint && e2.signer.certificate);
   const body = {
     seq: (head?.seq ?? 0) + 1,
     at: draft.at,
@@ -43699,7 +43806,7 @@ function appendToLedger(text, draft, file, signer) {
 `, entry };
 }
 function ledgerFingerprints(text) {
-  return new Set(parseLedger(text).entries.flatMap((e) => e.created.map((c3) => c3.fingerprint)));
+  return new Set(parseLedger(text).entries.flatMap((e2) => e2.created.map((c3) => c3.fingerprint)));
 }
 
 // packages/core/src/ledger-trust.ts
@@ -43761,8 +43868,8 @@ var Store = class {
     let text;
     try {
       text = fs.readFileSync(this.abs(rel), "utf8");
-    } catch (e) {
-      if (e.code !== "ENOENT") throw e;
+    } catch (e2) {
+      if (e2.code !== "ENOENT") throw e2;
     }
     this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
     return text;
@@ -43777,7 +43884,7 @@ var Store = class {
   /** Names of the entries of a store directory, sorted; empty when it does not exist. */
   list(rel, kind = "file") {
     try {
-      return fs.readdirSync(this.abs(rel), { withFileTypes: true }).filter((d) => kind === "dir" ? d.isDirectory() : d.isFile()).map((d) => d.name).sort();
+      return fs.readdirSync(this.abs(rel), { withFileTypes: true }).filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
     } catch {
       return [];
     }
@@ -43810,9 +43917,9 @@ var Store = class {
       writeDurably(path.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
       fsyncDir(staging);
       renameDurably(staging, journal);
-    } catch (e) {
+    } catch (e2) {
       fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
+      throw e2;
     }
     fsyncDir(work);
     this.replayJournal();
@@ -43861,8 +43968,8 @@ var Store = class {
         try {
           fs.linkSync(mine, lock);
           break;
-        } catch (e) {
-          if (e.code !== "EEXIST") throw e;
+        } catch (e2) {
+          if (e2.code !== "EEXIST") throw e2;
           const judged = inode(lock);
           if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
           const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
@@ -43941,8 +44048,8 @@ function lockIsStale(lock) {
   try {
     process.kill(h2.pid, 0);
     return false;
-  } catch (e) {
-    return e.code === "ESRCH";
+  } catch (e2) {
+    return e2.code === "ESRCH";
   }
 }
 var STAGING_PREFIX = "journal.tmp-";
@@ -43968,11 +44075,11 @@ function writeExclusive(file, content, mode, durable = false) {
       writePoint("fsync");
       fs.fsyncSync(fd);
     }
-  } catch (e) {
+  } catch (e2) {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
-    e.path ??= file;
-    throw e;
+    e2.path ??= file;
+    throw e2;
   }
   fs.closeSync(fd);
 }
@@ -43999,9 +44106,9 @@ function writeFileAtomic(file, content, mode = 420) {
   writeDurably(tmp, content, mode);
   try {
     renameDurably(tmp, file);
-  } catch (e) {
+  } catch (e2) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw e2;
   }
   fsyncDir(dir);
 }
@@ -44069,6 +44176,9 @@ var paths2 = {
   oldRootIntermediate: (s) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s) => `bundles/${s}/trust.pem`,
   trustOpenssl: (s) => `bundles/${s}/trust.openssl.pem`,
+  /** One anchor per file: hash-named OpenSSL trusted form (CApath), and plain PEM. */
+  capath: (s) => `bundles/${s}/${CAPATH_DIR}`,
+  anchors: (s) => `bundles/${s}/${ANCHORS_DIR}`,
   scopeCrl: (s) => `bundles/${s}/crl.pem`,
   state: (s) => `bundles/${s}/state.yaml`,
   leaves: (s) => `bundles/${s}/leaves.yaml`,
@@ -44090,22 +44200,22 @@ function liveIntermediates(mesh, scope, pending = []) {
   for (const slot of SLOTS) {
     const file = slot.file(scope);
     const keyFile = slot.keyFile(scope);
-    let cert;
+    let cert2;
     if (staged.has(file)) {
       const pem = staged.get(file);
-      cert = pem ? parseStaged(pem, file) : void 0;
-    } else cert = m ? slot.cert(m) : void 0;
-    if (!cert) continue;
+      cert2 = pem ? parseStaged(pem, file) : void 0;
+    } else cert2 = m ? slot.cert(m) : void 0;
+    if (!cert2) continue;
     const keyAge = staged.has(keyFile) ? staged.get(keyFile) ?? void 0 : m ? slot.key(m) : void 0;
-    out.push({ role: slot.role, cert, file, keyFile, keyAge, anchored: slot.anchored, issuing: slot.issuing });
+    out.push({ role: slot.role, cert: cert2, file, keyFile, keyAge, anchored: slot.anchored, issuing: slot.issuing });
   }
   return out;
 }
 function parseStaged(pem, file) {
   try {
     return parseCertificate(pem);
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e.message})`, { file });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e2.message})`, { file });
   }
 }
 var anchorsOf = (live) => live.filter((l) => l.anchored).map((l) => l.cert);
@@ -44204,58 +44314,58 @@ function evidencePaths(scope, id) {
   }
   return { json: `bundles/${scope}/evidence/${id}.json`, md: `bundles/${scope}/evidence/${id}.md` };
 }
-function serializeEvidence(e) {
-  return `${JSON.stringify(e, null, 2)}
+function serializeEvidence(e2) {
+  return `${JSON.stringify(e2, null, 2)}
 `;
 }
-function renderEvidenceMarkdown(e) {
-  const cert = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
+function renderEvidenceMarkdown(e2) {
+  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
   const lines = [
-    `# ${e.kind.replace(/-/g, " ")}: ${e.scope} (${e.id})`,
+    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
     "",
-    `- status: **${e.status}**`,
-    ...e.reason ? [`- reason: ${e.reason}`] : [],
-    `- started: ${e.started}`,
-    `- ended: ${e.ended ?? "(under way)"}`,
+    `- status: **${e2.status}**`,
+    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
+    `- started: ${e2.started}`,
+    `- ended: ${e2.ended ?? "(under way)"}`,
     "",
     "## Old",
-    ...e.old.length ? e.old.map(cert) : ["- (none)"],
+    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
     "",
     "## New",
-    ...e.new.length ? e.new.map(cert) : ["- (none)"],
+    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
     "",
     "## Steps",
     "",
     "| step | at | actor | tool | note |",
     "|---|---|---|---|---|",
-    ...e.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
+    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
     "",
     "## Affected leaves",
     "",
     "| service | old serial | new serial | hosts |",
     "|---|---|---|---|",
-    ...e.affected.map((a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`)
+    ...e2.affected.map((a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`)
   ];
   return `${lines.join("\n")}
 `;
 }
-function recordRemint(e, minted, step, completeWhenDone) {
-  const affected = e.affected.map((a2) => {
+function recordRemint(e2, minted, step, completeWhenDone) {
+  const affected = e2.affected.map((a2) => {
     const m = minted.find((x) => x.service === a2.service);
     return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
   });
   const done = completeWhenDone && affected.every((a2) => a2.newSerial);
   return {
-    ...e,
+    ...e2,
     affected,
-    steps: [...e.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
+    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
     ...done ? { status: "completed", ended: step.at } : {}
   };
 }
-function evidenceFiles(e) {
-  const p = evidencePaths(e.scope, e.id);
-  const json = serializeEvidence(e);
-  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
+function evidenceFiles(e2) {
+  const p = evidencePaths(e2.scope, e2.id);
+  const json = serializeEvidence(e2);
+  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e2) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
 }
 function parseEvidence(text) {
   return JSON.parse(text);
@@ -44267,15 +44377,15 @@ function certAt(store, rel) {
   if (pem === void 0) return {};
   try {
     return { pem, cert: parseCertificate(pem) };
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `not a PEM certificate (${e.message})`, { file: rel, hint: "restore it from git history" });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, { file: rel, hint: "restore it from git history" });
   }
 }
 function certsAt(rel, pem) {
   try {
     return parseCertificates(pem);
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e.message})`, { file: rel, hint: "restore it from git history" });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, { file: rel, hint: "restore it from git history" });
   }
 }
 function loadMaterial(store, scope) {
@@ -44298,6 +44408,7 @@ function loadMaterial(store, scope) {
     crlPem: store.read(paths2.scopeCrl(scope)),
     trustPem: store.read(paths2.trust(scope)),
     trustOpensslPem: store.read(paths2.trustOpenssl(scope)),
+    anchorFiles: new Map([paths2.capath(scope), paths2.anchors(scope)].flatMap((d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)]))),
     leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope)),
     ledger: store.read(paths2.ledger(scope)) ?? ""
   };
@@ -44317,7 +44428,7 @@ function loadMesh(store) {
   const material = /* @__PURE__ */ new Map();
   for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
   const declared = new Set(scopes.map((s) => s.name));
-  const orphans = store.list("bundles", "dir").filter((d) => d !== "root" && !declared.has(d));
+  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
   const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
   return {
     dir: store.dir,
@@ -44337,7 +44448,7 @@ function loadMesh(store) {
     rootCrlPem: store.read(paths2.rootCrl),
     material,
     orphans,
-    retired: new Map(orphans.filter((d) => SCOPE_NAME.test(d)).map((d) => [d, loadMaterial(store, d)]))
+    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
   };
 }
 function scopeDef(mesh, name) {
@@ -44357,9 +44468,9 @@ function effectWrites(mesh, scope, effects, fresh) {
   const m = mesh.material.get(scope);
   const pem = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path15, content) => out.push({ path: path15, content: content ?? null });
-  for (const e of effects) {
-    switch (e) {
+  const put = (path17, content) => out.push({ path: path17, content: content ?? null });
+  for (const e2 of effects) {
+    switch (e2) {
       case "stage-next":
         put(paths2.nextIntermediate(scope), fresh.pem);
         put(paths2.nextIntermediateKey(scope), fresh.keyAge);
@@ -44403,12 +44514,21 @@ function trustedScopeNames(mesh) {
 function scopeTrust(mesh, scope, intermediatesOf = anchorsBy(mesh)) {
   return composeTrust(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
 }
+function scopeAnchorFiles(mesh, scope, intermediatesOf = anchorsBy(mesh)) {
+  const anchors = composeTrustByScope(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
+  return anchorFileSet(anchors).map((f) => ({ path: `bundles/${scope}/${f.name}`, content: f.content }));
+}
 function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
   return mesh.scopes.filter((s) => intermediatesOf(s.name).length > 0).flatMap((s) => {
     const certs = scopeTrust(mesh, s.name, intermediatesOf);
+    const perFile = scopeAnchorFiles(mesh, s.name, intermediatesOf);
+    const kept = new Set(perFile.map((f) => f.path));
+    const stale = [...mesh.material.get(s.name)?.anchorFiles.keys() ?? []].filter((p) => !kept.has(p)).map((p) => ({ path: p, content: null }));
     return [
       { path: paths2.trust(s.name), content: trustPem(certs) },
-      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) }
+      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) },
+      ...perFile,
+      ...stale
     ];
   });
 }
@@ -44421,26 +44541,26 @@ function storeCertificates(mesh) {
 var selfSigned = (c3) => isSelfIssued(c3) && issuedUnder(c3, c3);
 function walk(text, file, known, authorize, onCounted) {
   const { entries: entries2 } = parseLedger(text);
-  const firstSigned = entries2.findIndex((e) => e.signer || e.signature);
+  const firstSigned = entries2.findIndex((e2) => e2.signer || e2.signature);
   const out = { file, entries: entries2, legacy: firstSigned < 0, counted: [], problems: [], signers: /* @__PURE__ */ new Map() };
   const pool = new Map(known);
-  entries2.forEach((e, i2) => {
-    const fail = (message) => out.problems.push({ seq: e.seq, message });
+  entries2.forEach((e2, i2) => {
+    const fail = (message) => out.problems.push({ seq: e2.seq, message });
     if (firstSigned < 0 || i2 < firstSigned) {
-      out.counted.push(e);
-      onCounted(e);
+      out.counted.push(e2);
+      onCounted(e2);
       return;
     }
-    if (!e.signer || !e.signature) return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
-    const cert = signerCertificate(e.signer, pool);
-    if (!cert) return fail(`signed by an unknown key ${e.signer.keyId}: no certificate of it in the store or this ledger`);
-    if (!entrySignatureValid(e.hash, e.signature, cert)) return fail(`its signature does not verify under ${e.signer.fingerprint} (edited after signing, or signed by another key)`);
-    const { why, root } = authorize(e, cert, out.counted);
+    if (!e2.signer || !e2.signature) return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
+    const cert2 = signerCertificate(e2.signer, pool);
+    if (!cert2) return fail(`signed by an unknown key ${e2.signer.keyId}: no certificate of it in the store or this ledger`);
+    if (!entrySignatureValid(e2.hash, e2.signature, cert2)) return fail(`its signature does not verify under ${e2.signer.fingerprint} (edited after signing, or signed by another key)`);
+    const { why, root } = authorize(e2, cert2, out.counted);
     if (why) return fail(why);
-    pool.set(fingerprint(cert), cert);
-    out.signers.set(e.seq, { cert, root });
-    out.counted.push(e);
-    onCounted(e);
+    pool.set(fingerprint(cert2), cert2);
+    out.signers.set(e2.seq, { cert: cert2, root });
+    out.counted.push(e2);
+    onCounted(e2);
   });
   return out;
 }
@@ -44456,16 +44576,16 @@ function rootLedgerTrust(mesh) {
   const known = storeCertificates(mesh);
   const roots = /* @__PURE__ */ new Map();
   const revoked = /* @__PURE__ */ new Map();
-  const t = walk(mesh.rootLedger, paths2.rootLedger, known, (e, cert, counted) => {
-    const fp = fingerprint(cert);
-    if (!selfSigned(cert)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
+  const t = walk(mesh.rootLedger, paths2.rootLedger, known, (e2, cert2, counted) => {
+    const fp = fingerprint(cert2);
+    if (!selfSigned(cert2)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
     if (roots.has(fp)) return { root: true };
-    const selfCertifying = counted.length === 0 && e.seq === 1 && e.created.some((x) => x.kind === "root" && x.fingerprint === fp);
+    const selfCertifying = counted.length === 0 && e2.seq === 1 && e2.created.some((x) => x.kind === "root" && x.fingerprint === fp);
     return selfCertifying ? { root: true } : { why: `signed by ${fp}, which the root ledger does not record as a root before this entry`, root: false };
-  }, (e) => {
-    for (const x of e.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
-    const list = revokes(e);
-    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, e.at);
+  }, (e2) => {
+    for (const x of e2.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
+    const list = revokes(e2);
+    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, e2.at);
   });
   for (const s of t.signers.values()) if (s.root) roots.set(fingerprint(s.cert), s.cert);
   const first = t.entries[0];
@@ -44473,14 +44593,14 @@ function rootLedgerTrust(mesh) {
   if (first && firstSigner) {
     const fp = fingerprint(firstSigner.cert);
     const held = known.has(fp);
-    const vouched = t.counted.slice(1).some((e) => t.signers.get(e.seq) && fingerprint(t.signers.get(e.seq).cert) === fp && e.created.some((x) => x.kind === "root"));
+    const vouched = t.counted.slice(1).some((e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root"));
     if (!held && !vouched) t.problems.push({ seq: first.seq, message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh` });
   }
   c3.root = { ...t, roots, revoked };
   return c3.root;
 }
-function revokes(e) {
-  return (e.op === "recover" || e.op === "retire") && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x) => typeof x === "string") : [];
+function revokes(e2) {
+  return (e2.op === "recover" || e2.op === "retire") && Array.isArray(e2.details.revoked) ? e2.details.revoked.filter((x) => typeof x === "string") : [];
 }
 function scopeLedgerTrust(mesh, scope) {
   const c3 = cached(mesh);
@@ -44489,17 +44609,17 @@ function scopeLedgerTrust(mesh, scope) {
   const rt = rootLedgerTrust(mesh);
   const recordedRoots2 = [...rt.roots.values()].filter((r) => r !== void 0);
   const ledger = mesh.material.get(scope)?.ledger ?? "";
-  const t = walk(ledger, paths2.ledger(scope), storeCertificates(mesh), (e, cert, counted) => {
-    const fp = fingerprint(cert);
-    if (rt.roots.has(fp) && selfSigned(cert)) return { root: true };
+  const t = walk(ledger, paths2.ledger(scope), storeCertificates(mesh), (e2, cert2, counted) => {
+    const fp = fingerprint(cert2);
+    if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
     const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
     if (!recordedBy) return { why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`, root: false };
-    if (!recordedRoots2.some((r) => issuedUnder(cert, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
-    if (new Date(e.at) > cert.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e.at})`, root: false };
+    if (!recordedRoots2.some((r) => issuedUnder(cert2, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
+    if (new Date(e2.at) > cert2.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e2.at})`, root: false };
     if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
     const revokedAt = rt.revoked.get(fp);
-    if (revokedAt && e.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
-    if (e.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
+    if (revokedAt && e2.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
+    if (e2.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
     return { root: false };
   }, () => {
   });
@@ -44527,13 +44647,13 @@ var retireGate = (now, l) => iso(new Date(Math.max(now.getTime() + l.longestLeaf
 function refuse(detail, hint) {
   throw new TrellisError("wrong-phase", detail, { hint });
 }
-function advanceScope(s, e, now, scope = "this scope") {
+function advanceScope(s, e2, now, scope = "this scope") {
   const at = iso(now);
-  switch (e.type) {
+  switch (e2.type) {
     case "begin":
       if (s.phase !== "steady") refuse(`${scope} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope} --abort`);
       return {
-        state: { ...s, phase: "publish", next: e.next, since: at, rotation: { id: e.id, propagation: e.propagation, started: at, switchAt: iso(new Date(now.getTime() + e.propagation)) } },
+        state: { ...s, phase: "publish", next: e2.next, since: at, rotation: { id: e2.id, propagation: e2.propagation, started: at, switchAt: iso(new Date(now.getTime() + e2.propagation)) } },
         effects: ["stage-next"],
         step: "publish"
       };
@@ -44549,7 +44669,7 @@ function advanceScope(s, e, now, scope = "this scope") {
             next: void 0,
             since: at,
             // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives longer (a TTL lowered since).
-            rotation: { ...r, switched: at, retireAt: retireGate(now, e) }
+            rotation: { ...r, switched: at, retireAt: retireGate(now, e2) }
           },
           effects: ["promote-next"],
           step: "switch"
@@ -44565,14 +44685,14 @@ function advanceScope(s, e, now, scope = "this scope") {
       if (s.phase === "switch") {
         if (s.rotation?.aborted) refuse(`${scope}'s rotation was already aborted at ${s.rotation.aborted}`, "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover");
         return {
-          state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e) } },
+          state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e2) } },
           effects: ["swap-previous"],
           step: "abort"
         };
       }
       return refuse(`${scope} has no rotation to abort`, "abort applies during publish and switch, before retire");
     case "recover":
-      return { state: { ...s, phase: "steady", active: e.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
+      return { state: { ...s, phase: "steady", active: e2.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
   }
 }
 function nextGate(s) {
@@ -44580,12 +44700,12 @@ function nextGate(s) {
   if (s.phase === "switch" && s.rotation?.retireAt) return { gate: "retire", at: s.rotation.retireAt };
   return void 0;
 }
-function advanceRoot(s, e, now) {
+function advanceRoot(s, e2, now) {
   const at = iso(now);
-  if (e.type === "begin") {
+  if (e2.type === "begin") {
     if (s.phase !== "steady") refuse("a root rotation is already in its overlap", "finish it: trellis-root rotate root --finalize");
     return {
-      state: { ...s, phase: "overlap", active: e.fresh, previous: s.active, previousKey: e.retiringKey, since: at, rotation: { id: e.id, started: at } },
+      state: { ...s, phase: "overlap", active: e2.fresh, previous: s.active, previousKey: e2.retiringKey, since: at, rotation: { id: e2.id, started: at } },
       effects: ["stage-new-root"],
       step: "overlap"
     };
@@ -44630,11 +44750,11 @@ var recorded = (c3, field2) => {
   const v = c3[field2];
   return v === void 0 ? void 0 : Array.isArray(v) ? v.join(",") : String(v);
 };
-var isSigned = (t, e) => t.signers.has(e.seq);
+var isSigned = (t, e2) => t.signers.has(e2.seq);
 function leafRecordProblems(mesh, scope, service, rec) {
   const t = scopeLedgerTrust(mesh, scope);
   const file = paths2.leaves(scope);
-  const leaves = t.counted.flatMap((e) => e.created.filter((c3) => c3.kind === "leaf").map((c3) => ({ e, c: c3 })));
+  const leaves = t.counted.flatMap((e2) => e2.created.filter((c3) => c3.kind === "leaf").map((c3) => ({ e: e2, c: c3 })));
   const hit = leaves.filter((x) => x.c.fingerprint === rec.fingerprint).at(-1);
   if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
   const out = [];
@@ -44667,24 +44787,24 @@ function provenLeafRecord(mesh, scope, service) {
 }
 function replayScope(t) {
   let s;
-  for (const e of t.counted) {
-    const ca = e.created.find((c3) => c3.kind === "intermediate")?.fingerprint;
-    const at = new Date(e.at);
+  for (const e2 of t.counted) {
+    const ca = e2.created.find((c3) => c3.kind === "intermediate")?.fingerprint;
+    const at = new Date(e2.at);
     try {
-      if (e.op === "intermediate" && ca) s = { phase: "steady", active: ca, since: e.at, revoked: [] };
+      if (e2.op === "intermediate" && ca) s = { phase: "steady", active: ca, since: e2.at, revoked: [] };
       else if (!s) continue;
-      else if (e.op === "rotate-intermediate" && ca && typeof e.details.propagation === "string") {
-        s = advanceScope(s, { type: "begin", next: ca, propagation: parseDuration(e.details.propagation, {}, "corrupt-store"), id: s.rotation?.id ?? "" }, at).state;
-      } else if (e.op === "renew" && (e.details.phase === "switch" || e.details.phase === "retire")) {
+      else if (e2.op === "rotate-intermediate" && ca && typeof e2.details.propagation === "string") {
+        s = advanceScope(s, { type: "begin", next: ca, propagation: parseDuration(e2.details.propagation, {}, "corrupt-store"), id: s.rotation?.id ?? "" }, at).state;
+      } else if (e2.op === "renew" && (e2.details.phase === "switch" || e2.details.phase === "retire")) {
         const step = advanceScope(s, { type: "tick", longestLeafTtl: 0 }, at);
-        if (step.step !== e.details.phase) return { problem: { seq: e.seq, message: `records a ${String(e.details.phase)} step its gate had not opened for (phase ${s.phase})` } };
+        if (step.step !== e2.details.phase) return { problem: { seq: e2.seq, message: `records a ${String(e2.details.phase)} step its gate had not opened for (phase ${s.phase})` } };
         s = step.state;
-      } else if (e.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
-      else if (e.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
-      else if (e.op === "resign-intermediate" && ca) s = { ...s, active: ca };
+      } else if (e2.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
+      else if (e2.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
+      else if (e2.op === "resign-intermediate" && ca) s = { ...s, active: ca };
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return { problem: { seq: e.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
+      return { problem: { seq: e2.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
     }
   }
   return { state: s };
@@ -44707,16 +44827,16 @@ function scopeStateProblems(mesh, scope, now) {
   diff("next", st.next, want.next);
   diff("previous", st.previous, want.previous);
   if (want.phase !== "steady") diff("rotation.switchAt", st.rotation?.switchAt, want.rotation?.switchAt);
-  const revokes2 = t.counted.filter((e) => e.op === "revoke" && typeof e.details.serial === "string");
+  const revokes2 = t.counted.filter((e2) => e2.op === "revoke" && typeof e2.details.serial === "string");
   st.revoked.forEach((r, i2) => {
-    if (!revokes2.some((e) => e.details.serial === r.serial && e.details.service === r.service)) out.push({ file, field: `revoked[${i2}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
+    if (!revokes2.some((e2) => e2.details.serial === r.serial && e2.details.service === r.service)) out.push({ file, field: `revoked[${i2}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
   });
-  const leafExpiry = new Map(t.counted.flatMap((e) => e.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])));
-  for (const e of revokes2) {
-    const serial = e.details.serial;
+  const leafExpiry = new Map(t.counted.flatMap((e2) => e2.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])));
+  for (const e2 of revokes2) {
+    const serial = e2.details.serial;
     const expires = leafExpiry.get(serial);
     if (!st.revoked.some((r) => r.serial === serial) && (!expires || new Date(expires) > now)) {
-      out.push({ file, field: "revoked", message: `the scope ledger revoked ${String(e.details.service)} ${serial} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?` });
+      out.push({ file, field: "revoked", message: `the scope ledger revoked ${String(e2.details.service)} ${serial} (entry ${e2.seq}) but state.yaml no longer lists it: un-revoked?` });
     }
   }
   return out;
@@ -44728,18 +44848,18 @@ function rootStateProblems(mesh) {
   const file = paths2.rootState;
   let s;
   const dropped = /* @__PURE__ */ new Set();
-  for (const e of t.counted) {
-    const root = e.created.find((c3) => c3.kind === "root")?.fingerprint;
+  for (const e2 of t.counted) {
+    const root = e2.created.find((c3) => c3.kind === "root")?.fingerprint;
     try {
-      if (e.op === "init" && root) s = { phase: "steady", active: root, since: e.at, revoked: [] };
-      else if (s && e.op === "rotate-root" && root) s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e.at)).state;
-      else if (s && e.op === "rotate-root-finalize") {
+      if (e2.op === "init" && root) s = { phase: "steady", active: root, since: e2.at, revoked: [] };
+      else if (s && e2.op === "rotate-root" && root) s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e2.at)).state;
+      else if (s && e2.op === "rotate-root-finalize") {
         for (const fp of t.revoked.keys()) dropped.add(fp);
-        s = advanceRoot(s, { type: "finalize" }, new Date(e.at)).state;
+        s = advanceRoot(s, { type: "finalize" }, new Date(e2.at)).state;
       }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return [{ file: paths2.rootLedger, field: `seq ${e.seq}`, message: "its phase step does not follow from the entries before it" }];
+      return [{ file: paths2.rootLedger, field: `seq ${e2.seq}`, message: "its phase step does not follow from the entries before it" }];
     }
   }
   if (!s) return t.entries.length ? [{ file, field: "active", message: "no init entry of the root ledger establishes the root" }] : [];
@@ -44763,19 +44883,19 @@ function evidencePathProblem(rel, scope) {
 }
 function evidenceProblems(t, scope, read2, sha2563) {
   const out = [];
-  t.entries.forEach((e, i2) => {
-    if (e.details.evidence === void 0) return;
-    const field2 = `seq ${e.seq} details.evidence`;
-    const why = evidencePathProblem(e.details.evidence, scope);
+  t.entries.forEach((e2, i2) => {
+    if (e2.details.evidence === void 0) return;
+    const field2 = `seq ${e2.seq} details.evidence`;
+    const why = evidencePathProblem(e2.details.evidence, scope);
     if (why) return out.push({ file: t.file, field: field2, message: `evidence path ${why}` });
-    const rel = e.details.evidence;
-    if (!t.counted.includes(e) || scope === "root" && !rel.startsWith("bundles/root/")) return;
+    const rel = e2.details.evidence;
+    if (!t.counted.includes(e2) || scope === "root" && !rel.startsWith("bundles/root/")) return;
     const text = read2(rel);
-    if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e.seq} but missing: restore it from git` });
+    if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e2.seq} but missing: restore it from git` });
     const later = t.entries.slice(i2 + 1);
     const relinked = later.some((x) => x.details.evidence === rel);
     const updatedSince = later.some((x) => x.op === "recover" || x.op === "renew" && (x.details.phase !== void 0 || Object.values(x.details.reasons ?? {}).includes("issuer-changed")));
-    if (!relinked && !updatedSince && sha2563(text) !== e.details.sha256) out.push({ file: rel, field: "sha256", message: `does not hash to what ${t.file} entry ${e.seq} linked: edited?` });
+    if (!relinked && !updatedSince && sha2563(text) !== e2.details.sha256) out.push({ file: rel, field: "sha256", message: `does not hash to what ${t.file} entry ${e2.seq} linked: edited?` });
   });
   return out;
 }
@@ -44811,13 +44931,13 @@ function allowListDigest(a2) {
   return `sha256:${sha256Hex(canonicalJson(a2))}`;
 }
 function confirmedAllowList(mesh) {
-  const e = rootLedgerTrust(mesh).counted.filter((x) => x.details && typeof x.details.allowListDigest === "string").at(-1);
-  if (!e) return { allowList: EMPTY_ALLOW_LIST };
-  const allowList = parseDeployAllowList(e.details.allowList, paths2.rootLedger, `seq ${e.seq}.details.allowList`);
-  if (allowListDigest(allowList) !== e.details.allowListDigest) {
-    throw new TrellisError("corrupt-store", `the confirmation at seq ${e.seq} does not match its own digest`, { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+  const e2 = rootLedgerTrust(mesh).counted.filter((x) => x.details && typeof x.details.allowListDigest === "string").at(-1);
+  if (!e2) return { allowList: EMPTY_ALLOW_LIST };
+  const allowList = parseDeployAllowList(e2.details.allowList, paths2.rootLedger, `seq ${e2.seq}.details.allowList`);
+  if (allowListDigest(allowList) !== e2.details.allowListDigest) {
+    throw new TrellisError("corrupt-store", `the confirmation at seq ${e2.seq} does not match its own digest`, { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
   }
-  return { allowList, seq: e.seq, at: e.at };
+  return { allowList, seq: e2.seq, at: e2.at };
 }
 function allowListChanges(before, after) {
   const out = [];
@@ -44949,12 +45069,12 @@ function safe(fn) {
 
 // packages/core/src/verify/chain.ts
 var EXPIRY_WARNING = { root: 365 * DAY, intermediate: 90 * DAY };
-function expiry(cert, tier, now, where) {
-  if (cert.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert.notAfter.toISOString()}` }];
-  if (cert.notBefore > now) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert.notBefore.toISOString()}` }];
-  const left2 = cert.notAfter.getTime() - now.getTime();
+function expiry(cert2, tier, now, where) {
+  if (cert2.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert2.notAfter.toISOString()}` }];
+  if (cert2.notBefore > now) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert2.notBefore.toISOString()}` }];
+  const left2 = cert2.notAfter.getTime() - now.getTime();
   if (left2 < EXPIRY_WARNING[tier]) {
-    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY)} days (${cert.notAfter.toISOString()}): plan its rotation` }];
+    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY)} days (${cert2.notAfter.toISOString()}): plan its rotation` }];
   }
   return [];
 }
@@ -44962,13 +45082,13 @@ function recordedRoots(mesh) {
   const recorded2 = ledgerFingerprints(mesh.rootLedger);
   return mesh.roots.filter((r) => recorded2.has(fingerprint(r)));
 }
-async function intermediateProblems(mesh, scope, cert) {
+async function intermediateProblems(mesh, scope, cert2) {
   const out = [];
-  const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert, r) ? r : void 0))).find(Boolean);
+  const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert2, r) ? r : void 0))).find(Boolean);
   if (!signer) out.push("intermediate is not signed by any root in roots.pem that the root ledger records");
-  else if (cert.notAfter > signer.notAfter) out.push("intermediate outlives its root");
-  out.push(...profileViolations(cert, "intermediate", { permitted: permittedNamesFor(scope, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
-  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert))) out.push("intermediate is revoked in the root CRL");
+  else if (cert2.notAfter > signer.notAfter) out.push("intermediate outlives its root");
+  out.push(...profileViolations(cert2, "intermediate", { permitted: permittedNamesFor(scope, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
+  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert2))) out.push("intermediate is revoked in the root CRL");
   return out;
 }
 
@@ -44998,7 +45118,7 @@ async function signCrl(p) {
     nextUpdate: p.nextUpdate,
     signingKey: p.key,
     signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
-    entries: p.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.at, reason: crlReason(e.reason) })),
+    entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
     extensions: [
       await x5095.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
       // A number that grows with time: RFC 5280 wants it monotonic per issuer.
@@ -45023,12 +45143,12 @@ function serialKey(serial) {
 function signAnchorCrl(p, seam) {
   return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
 }
-async function crlOf(crls, cert) {
-  for (const c3 of crls) if (c3.issuer === cert.subject && await crlSignedBy(c3, cert)) return c3;
+async function crlOf(crls, cert2) {
+  for (const c3 of crls) if (c3.issuer === cert2.subject && await crlSignedBy(c3, cert2)) return c3;
   return void 0;
 }
-async function anchorCrlOf(crls, cert) {
-  for (const c3 of crls) if (c3.issuer === cert.issuer && c3.issuer !== cert.subject && await crlSignedBy(c3, cert)) return c3;
+async function anchorCrlOf(crls, cert2) {
+  for (const c3 of crls) if (c3.issuer === cert2.issuer && c3.issuer !== cert2.subject && await crlSignedBy(c3, cert2)) return c3;
   return void 0;
 }
 function crlEntriesFor(issuer, revoked, now) {
@@ -45051,8 +45171,8 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
   for (const issuer of issuers) {
     const crl = await crlOf(crls, issuer);
     if (!crl) return `no CRL signed by ${issuer.subject}`;
-    const want = crlEntriesFor(issuer, revoked, now).map((e) => serialKey(e.serial)).sort().join();
-    const got = crl.entries.map((e) => serialKey(e.serialNumber)).sort().join();
+    const want = crlEntriesFor(issuer, revoked, now).map((e2) => serialKey(e2.serial)).sort().join();
+    const got = crl.entries.map((e2) => serialKey(e2.serialNumber)).sort().join();
     if (want !== got) return "revocations changed";
     if (halfLife(crl)) return "past half its life";
   }
@@ -45079,9 +45199,9 @@ async function crlFindings(pem, issuers, revoked, now, warnAhead, where, unsigne
       out.push({ ...where, level: unsigned.level, check: "crl", message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}` });
       continue;
     }
-    const listed = new Set(crl.entries.map((e) => serialKey(e.serialNumber)));
-    const missing = crlEntriesFor(issuer, revoked, now).filter((e) => !listed.has(serialKey(e.serial)));
-    if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => e.serial).join(", ")}` });
+    const listed = new Set(crl.entries.map((e2) => serialKey(e2.serialNumber)));
+    const missing = crlEntriesFor(issuer, revoked, now).filter((e2) => !listed.has(serialKey(e2.serial)));
+    if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e2) => e2.serial).join(", ")}` });
     const next = crl.nextUpdate;
     if (!next || next <= now) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
     else if (next.getTime() - now.getTime() < warnAhead) out.push({ ...where, level: "warning", check: "crl", message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon` });
@@ -45093,7 +45213,7 @@ async function crlFindings(pem, issuers, revoked, now, warnAhead, where, unsigne
 var ROOT_CRL_WARNING = 30 * DAY;
 async function verifyRootTier(mesh, now) {
   const out = [];
-  const add2 = (level, check, message, where = {}) => out.push({ level, check, message, ...where });
+  const add2 = (level, check2, message, where = {}) => out.push({ level, check: check2, message, ...where });
   const rootLedgerFps = ledgerFingerprints(mesh.rootLedger);
   const root = mesh.root;
   if (!root) add2("error", "root", "no root certificate", { file: paths2.rootCert });
@@ -45139,7 +45259,7 @@ function liveRevokedIntermediates(mesh, now) {
 
 // packages/core/src/verify/scope.ts
 init_define_TRELLIS_BUILD();
-var collector = (scope, out) => (level, check, message, file) => out.push({ level, check, message, scope, file });
+var collector = (scope, out) => (level, check2, message, file) => out.push({ level, check: check2, message, scope, file });
 async function verifyIntermediates({ mesh, def, m, live, now }) {
   const out = [];
   const add2 = collector(def.name, out);
@@ -45183,8 +45303,28 @@ function verifyBoundary({ mesh, def, m }, revokedFps) {
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
     add2("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
   }
+  out.push(...verifyAnchorFiles(mesh, def.name, m));
   const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
   if (revokedInBundle.length) add2("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
+  return out;
+}
+function verifyAnchorFiles(mesh, scope, m) {
+  const out = [];
+  const add2 = collector(scope, out);
+  const want = scopeAnchorFiles(mesh, scope);
+  if (m.anchorFiles.size === 0) {
+    add2("warning", "boundary", `no one-anchor-per-file bundle yet (${paths2.capath(scope)}/, ${paths2.anchors(scope)}/; the store predates them): the next trellis-ci renew writes them`, paths2.capath(scope));
+    return out;
+  }
+  for (const f of want) {
+    const held = m.anchorFiles.get(f.path);
+    if (held === void 0) add2("error", "boundary", "anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it", f.path);
+    else if (held !== f.content) add2("error", "boundary", "anchor file does not hold exactly the anchor its name stands for; trellis-ci renew rewrites it", f.path);
+  }
+  const wanted = new Set(want.map((f) => f.path));
+  for (const p of m.anchorFiles.keys()) {
+    if (!wanted.has(p)) add2("error", "boundary", "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it", p);
+  }
   return out;
 }
 async function verifyScopeCrl({ def, m, live, now }) {
@@ -45251,11 +45391,11 @@ async function custodyFindings(mesh, ids) {
     }
   }
   if (ids.root) {
-    for (const [cert, ct, file] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey]]) {
-      if (!cert) continue;
+    for (const [cert2, ct, file] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey]]) {
+      if (!cert2) continue;
       const r = await open(ids.root, ct);
       if (!r?.ok) out.push({ level: "error", check: "custody", file, message: "the root identity does not open this root key" });
-      else if (!keyMatchesCert(r.text, cert)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
+      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
       else out.push({ level: "ok", check: "custody", file, message: "root key opens with the offline identity and matches its certificate" });
     }
     for (const k of keys) {
@@ -45305,7 +45445,7 @@ async function verifyMesh(mesh, now) {
   return out;
 }
 function retiredScopes(mesh) {
-  return new Set(parseLedger(mesh.rootLedger).entries.filter((e) => e.op === "retire" && typeof e.details.scope === "string").map((e) => e.details.scope));
+  return new Set(parseLedger(mesh.rootLedger).entries.filter((e2) => e2.op === "retire" && typeof e2.details.scope === "string").map((e2) => e2.details.scope));
 }
 
 // packages/core/src/plan.ts
@@ -45382,6 +45522,394 @@ function renderStatus(s) {
 `;
 }
 
+// packages/core/src/explain.ts
+init_define_TRELLIS_BUILD();
+var import_reflect_metadata6 = __toESM(require_Reflect(), 1);
+var x5096 = __toESM(require_x509_cjs(), 1);
+
+// packages/core/src/release.ts
+init_define_TRELLIS_BUILD();
+
+// packages/core/src/host-trust.ts
+init_define_TRELLIS_BUILD();
+var DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
+
+// packages/core/src/release.ts
+var RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
+var ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
+function isReleaseFile(name) {
+  return RELEASE_FILES.includes(name) || ANCHOR_FILE.test(name);
+}
+var NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
+MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
+TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
+dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP
+MjEyNjEwMjkwMTA2MThaMEwxEDAOBgNVBAoMB3RyZWxsaXMxODA2BgNVBAMML3Ry
+ZWxsaXMgY2xpZW50IGNlcnRpZmljYXRlIHJlcXVlc3QgKG5hbWVzIG9ubHkpMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH72NmYhkfqPQQgXnkljngn/Q4S1fpkYV
+EPByjVQ7HrjuI7MlzVnM9IT3j/zFmvsQuFuf5pe3pp+AXg97rBTzRqNTMFEwHQYD
+VR0OBBYEFJHBkSGWWbt9uVZB3wQNPwZ8/LfoMB8GA1UdIwQYMBaAFJHBkSGWWbt9
+uVZB3wQNPwZ8/LfoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg
+EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
+lS3VAq1U2YhLD0xgN3hnM0gCvA==
+-----END CERTIFICATE-----
+`;
+function edgeCrl(mesh, scope) {
+  const def = scopeDef(mesh, scope);
+  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
+  return parts.length ? parts.join("") : void 0;
+}
+function releaseFor(mesh, scope, leaf) {
+  const trust = scopeTrust(mesh, scope);
+  const crl = edgeCrl(mesh, scope);
+  const perFile = anchorFileSet(composeTrustByScope(scopeDef(mesh, scope), trustedScopeNames(mesh), anchorsBy(mesh)));
+  return {
+    // haproxy's `crt` wants the chain and its key in one file.
+    ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
+    "trust.pem": trustPem(trust),
+    "trust.openssl.pem": trustOpensslPem(trust),
+    ...crl ? { "crl.pem": crl } : {},
+    "client-ca-names.pem": NAMES_ONLY_CA,
+    ...Object.fromEntries(perFile.map((f) => [f.name, f.content]))
+  };
+}
+async function sealRelease(r, recipient, signer) {
+  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
+  const envelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  return encryptTo([recipient], JSON.stringify(envelope));
+}
+function describeRelease(r) {
+  const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
+  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
+}
+
+// packages/core/src/explain.ts
+var EKU = { client: "1.3.6.1.5.5.7.3.2", server: "1.3.6.1.5.5.7.3.1" };
+function recordParty(mesh, ref) {
+  const [scope, service, ...rest] = ref.split("/");
+  if (!scope || !service || rest.length) throw new TrellisError("usage", `"${ref}" is neither SCOPE/SERVICE nor a certificate file`, { hint: "name a party as us-east-1/api, or give the path of a PEM certificate" });
+  const def = scopeDef(mesh, scope);
+  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope} declares no service "${service}"`, { file: paths2.scopeFile(scope) });
+  const rec = mesh.material.get(scope)?.leaves.get(service);
+  if (!rec) throw new TrellisError("not-yet-minted", `${scope}/${service} has no leaf yet`, { file: paths2.leaves(scope), hint: "trellis-ci renew mints it" });
+  return {
+    label: ref,
+    scope,
+    leaf: { serial: rec.serial, notBefore: rec.notBefore, notAfter: rec.notAfter, dns: rec.dns, uris: rec.uris, ekus: [EKU.server, EKU.client], issuerKey: rec.issuerKey, issuerFingerprint: rec.issuer }
+  };
+}
+function certificateParty(mesh, label, cert2) {
+  const sans = subjectAltNames(cert2);
+  const eku = cert2.getExtension(x5096.ExtendedKeyUsageExtension);
+  const scope = mesh.scopes.find((s) => sans.uris.some((u2) => {
+    try {
+      return new URL(u2).hostname === scopeDomain(s.name, mesh.config.trustDomain);
+    } catch {
+      return false;
+    }
+  }))?.name;
+  return {
+    label,
+    scope,
+    leaf: { serial: cert2.serialNumber, notBefore: cert2.notBefore, notAfter: cert2.notAfter, dns: sans.dns, uris: sans.uris, ekus: eku ? eku.usages.map(String) : void 0, cert: cert2, issuerName: cert2.issuer }
+  };
+}
+function meshIntermediates(mesh) {
+  return trustedScopeNames(mesh).flatMap((scope) => liveIntermediates(mesh, scope).map((l) => ({ scope, role: l.role, cert: l.cert })));
+}
+function refOf(mesh, cert2) {
+  const known = meshIntermediates(mesh).find((i2) => fingerprint(i2.cert) === fingerprint(cert2));
+  return { scope: known?.scope ?? "?", role: known?.role ?? "unknown", fingerprint: fingerprint(cert2), subject: cert2.subject, notAfter: cert2.notAfter.toISOString() };
+}
+async function issues(leaf, ca) {
+  if (leaf.cert) return ca.subject === leaf.cert.issuer && await signedBy(leaf.cert, ca);
+  if (leaf.issuerKey) return keyId(ca) === leaf.issuerKey;
+  return fingerprint(ca) === leaf.issuerFingerprint;
+}
+var describeAnchor = (a2) => `${a2.scope} intermediate (${a2.role}, ${a2.fingerprint.slice(0, 23)}…)`;
+async function judge(mesh, verifier, presenter, purpose, now) {
+  const base = { verifier: verifier.label, presenter: presenter.label, purpose };
+  const leaf = presenter.leaf;
+  const checks = [];
+  const done = (anchor2, change) => {
+    const decidedBy = checks.find((c3) => !c3.ok);
+    return { ...base, bundle: verifier.scope ? paths2.trustOpenssl(verifier.scope) : void 0, passes: !decidedBy, anchor: anchor2?.ref, checks, decidedBy, change };
+  };
+  if (!verifier.scope) {
+    checks.push({ check: "chain", ok: false, detail: `${verifier.label} names no scope of this mesh, so it has no bundle to verify with` });
+    return done(void 0, "give the party as SCOPE/SERVICE, or a certificate whose SPIFFE ID names a declared scope");
+  }
+  const vs = verifier.scope;
+  const m = mesh.material.get(vs);
+  const bundle2 = m?.trustOpensslPem ? parseTrustOpensslPem(m.trustOpensslPem).map((t) => t.cert) : [];
+  const anchors = bundle2.map((cert2) => ({ cert: cert2, ref: refOf(mesh, cert2) }));
+  let anchor;
+  for (const a2 of anchors) if (await issues(leaf, a2.cert)) {
+    anchor = a2;
+    break;
+  }
+  if (!anchor) {
+    let issuer;
+    for (const i2 of meshIntermediates(mesh)) if (await issues(leaf, i2.cert)) {
+      issuer = i2;
+      break;
+    }
+    const holds = anchors.map((a2) => `${a2.ref.scope} (${a2.ref.role})`).join(", ") || "nothing";
+    const openssl = "error 20: unable to get local issuer certificate";
+    if (issuer) {
+      const rule = trustedScopes(scopeDef(mesh, vs), trustedScopeNames(mesh)).includes(issuer.scope);
+      if (!rule) {
+        const why = vs === GLOBAL_SCOPE ? "" : `${vs} does not trust ${issuer.scope}: the regional boundary; only global intermediates cross it`;
+        checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it holds ${holds})`, openssl });
+        return done(void 0, `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to the global scope`);
+      }
+      checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ${paths2.trustOpenssl(vs)} does not hold: the bundle is stale`, openssl });
+      return done(void 0, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
+    }
+    checks.push({ check: "chain", ok: false, detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA")}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`, openssl });
+    return done(void 0, presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : "only a leaf of a live intermediate of this mesh can pass");
+  }
+  checks.push({ check: "chain", ok: true, detail: `leaf ${leaf.serial} → ${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}` });
+  const eku = EKU[purpose];
+  const purposeOk = leaf.ekus === void 0 || leaf.ekus.includes(eku);
+  checks.push({ check: "purpose", ok: purposeOk, detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus.join(", ") || "empty"}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`, ...purposeOk ? {} : { openssl: "error 26: unsupported certificate purpose" } });
+  const crls = await Promise.all((parseCrlsSafe(edgeCrl(mesh, vs)) ?? []).map(async (c3) => c3.issuer === anchor.cert.subject && await crlSignedBy(c3, anchor.cert) ? c3 : void 0));
+  const crl = crls.find(Boolean);
+  if (!crl) checks.push({ check: "crl", ok: false, detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`, openssl: "error 3: unable to get certificate CRL" });
+  else {
+    const entry = crl.entries.find((e2) => serialKey(e2.serialNumber) === serialKey(leaf.serial));
+    if (crl.nextUpdate && crl.nextUpdate <= now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`, openssl: "error 12: CRL has expired" });
+    else if (crl.thisUpdate > now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`, openssl: "error 11: CRL is not yet valid" });
+    else if (entry) checks.push({ check: "crl", ok: false, detail: `serial ${leaf.serial} is revoked in ${paths2.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: "error 23: certificate revoked" });
+    else checks.push({ check: "crl", ok: true, detail: `not revoked in ${paths2.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? "none"})` });
+  }
+  const validity = (what, nb, na) => now < nb ? { check: "validity", ok: false, detail: `${what} is not valid before ${nb.toISOString()}`, openssl: "error 9: certificate is not yet valid" } : now >= na ? { check: "validity", ok: false, detail: `${what} expired at ${na.toISOString()}`, openssl: "error 10: certificate has expired" } : void 0;
+  const bad = validity(`leaf ${leaf.serial}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
+  checks.push(bad ?? { check: "validity", ok: true, detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}` });
+  const outside = namesOutside(leaf, permittedNamesFor(anchor.ref.scope, mesh.config.trustDomain));
+  checks.push(outside.length ? { check: "name-constraints", ok: false, detail: `${outside.join(", ")} outside the ${anchor.ref.scope} intermediate's permitted subtree ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`, openssl: "error 47: permitted subtree violation" } : { check: "name-constraints", ok: true, detail: `every name inside ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}` });
+  const failed = checks.find((c3) => !c3.ok);
+  return done(anchor, failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? void 0, presenter));
+}
+function parseCrlsSafe(pem) {
+  try {
+    return pem ? parseCrls(pem) : [];
+  } catch {
+    return void 0;
+  }
+}
+function changeFor(c3, presenter, vs) {
+  switch (c3.check) {
+    case "purpose":
+      return "only a leaf minted with the purpose EKU passes: trellis leaves carry serverAuth and clientAuth";
+    case "crl":
+      return c3.openssl?.startsWith("error 23") ? `the leaf is revoked: deploy the replacement leaf (trellis-ci revoke minted it; renew --force --scope ${presenter.scope ?? "SCOPE"} mints another)` : `trellis-ci renew re-signs the CRL; deploy it to ${vs}'s hosts`;
+    case "validity":
+      return presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf; deploy it` : "a current leaf is needed";
+    case "name-constraints":
+      return "only names inside the issuing scope pass; a leaf is minted for its own scope only";
+    default:
+      return "";
+  }
+}
+function passingUntil(leaf, anchor, crlNext, presenter) {
+  const events = [
+    { at: leaf.notAfter, what: `the leaf expires (renew re-mints it before: ${presenter.label})` },
+    { at: anchor.cert.notAfter, what: `the ${anchor.ref.scope} intermediate expires` },
+    ...crlNext ? [{ at: crlNext, what: `the ${anchor.ref.scope} leaf CRL lapses unless renew re-signs it` }] : []
+  ].sort((a2, b) => a2.at.getTime() - b.at.getTime());
+  return `passes until ${events[0].at.toISOString()}, when ${events[0].what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
+}
+async function explainHandshake(mesh, client, server, now) {
+  const directions = [await judge(mesh, server, client, "client", now), await judge(mesh, client, server, "server", now)];
+  return { client: client.label, server: server.label, at: now.toISOString(), passes: directions.every((d2) => d2.passes), directions };
+}
+function renderExplanation(e2) {
+  const lines = [`client ${e2.client} → server ${e2.server}, as of ${e2.at}: the handshake ${e2.passes ? "PASSES" : "FAILS"}`];
+  for (const d2 of e2.directions) {
+    lines.push("", `${d2.passes ? "✓" : "✗"} ${d2.verifier} verifies ${d2.presenter} as a ${d2.purpose}${d2.bundle ? ` with ${d2.bundle}` : ""}: ${d2.passes ? "accepted" : "REFUSED"}`);
+    if (d2.anchor) lines.push(`    anchor: ${describeAnchor(d2.anchor)}  ${d2.anchor.subject}`);
+    for (const c3 of d2.checks) lines.push(`    ${c3.ok ? "✓" : "✗"} ${c3.check.padEnd(16)} ${c3.detail}`);
+    if (d2.decidedBy) lines.push(`    decided by: ${d2.decidedBy.check}${d2.decidedBy.openssl ? ` (OpenSSL ${d2.decidedBy.openssl})` : ""}`);
+    lines.push(`    what would change it: ${d2.change}`);
+  }
+  return `${lines.join("\n")}
+`;
+}
+
+// packages/core/src/report-html.ts
+init_define_TRELLIS_BUILD();
+var cert = (label, tier, c3) => ({
+  label,
+  tier,
+  serial: c3.serialNumber,
+  fingerprint: fingerprint(c3),
+  notBefore: iso(c3.notBefore),
+  notAfter: iso(c3.notAfter)
+});
+async function reportInput(mesh, now, findings, recent = 25) {
+  const status2 = meshStatus(mesh, now);
+  const scopes = trustedScopeNames(mesh);
+  const inters = scopes.flatMap((s) => liveIntermediates(mesh, s).map((l) => ({ ...cert(`${s} ${l.role}`, "intermediate", l.cert), scope: s, role: l.role, c: l.cert })));
+  const roots = await Promise.all(mesh.roots.map(async (r) => ({
+    ...cert(r.subject, "root", r),
+    current: mesh.root ? fingerprint(mesh.root) === fingerprint(r) : false,
+    intermediates: (await Promise.all(inters.map(async (i2) => await signedBy(i2.c, r) ? i2 : void 0))).filter((i2) => i2 !== void 0).map(({ c: _c2, ...i2 }) => i2)
+  })));
+  const byFp = new Map(inters.map((i2) => [i2.fingerprint, i2.scope]));
+  const matrix = {
+    scopes: mesh.scopes.map((s) => s.name),
+    rows: mesh.scopes.map((def) => {
+      const pem = mesh.material.get(def.name)?.trustOpensslPem;
+      const held = new Set((pem ? parseTrustOpensslPem(pem) : []).map((t) => byFp.get(fingerprint(t.cert))));
+      const rule = new Set(trustedScopes(scopeDef(mesh, def.name), trustedScopeNames(mesh)));
+      const anchored = (s) => liveIntermediates(mesh, s).some((l) => l.anchored);
+      return { scope: def.name, bundle: pem !== void 0, cells: mesh.scopes.map((s) => ({ scope: s.name, trusted: held.has(s.name), rule: rule.has(s.name) && anchored(s.name) })) };
+    })
+  };
+  const scopeRows = status2.scopes.map((s) => {
+    const m = mesh.material.get(s.scope);
+    let crlNextUpdate;
+    try {
+      const next = (m.crlPem ? parseCrls(m.crlPem) : []).map((c3) => c3.nextUpdate).filter((d2) => !!d2).sort((a2, b) => a2.getTime() - b.getTime())[0];
+      crlNextUpdate = next ? iso(next) : void 0;
+    } catch {
+    }
+    return {
+      scope: s.scope,
+      kind: s.kind,
+      phase: s.phase,
+      gate: s.gate,
+      switchAt: m.state?.rotation?.switchAt,
+      retireAt: m.state?.rotation?.retireAt,
+      crlNextUpdate,
+      leaves: s.leaves.map((l) => {
+        const rec = m.leaves.get(l.service);
+        return { label: `${s.scope}/${l.service}`, tier: "leaf", service: l.service, serial: l.serial ?? "", fingerprint: rec?.fingerprint ?? "", notBefore: rec ? iso(rec.notBefore) : "", notAfter: l.notAfter ?? "", state: l.state, renewAt: l.renewAt };
+      })
+    };
+  });
+  const ledgers = [["root", mesh.rootLedger], ...mesh.scopes.map((s) => [s.name, mesh.material.get(s.name).ledger])];
+  const ledger = ledgers.flatMap(([name, text]) => {
+    try {
+      return parseLedger(text).entries.map((e2) => ({ at: e2.at, ledger: name, seq: e2.seq, op: e2.op, actor: e2.actor }));
+    } catch {
+      return [];
+    }
+  }).sort((a2, b) => b.at.localeCompare(a2.at) || b.seq - a2.seq).slice(0, recent);
+  return { status: status2, roots, scopes: scopeRows, matrix, ledger, findings: findings.filter((f) => f.level !== "ok") };
+}
+function escapeHtml(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c3) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c3]);
+}
+var e = escapeHtml;
+var day = (iso2) => iso2.slice(0, 10);
+var short = (s) => s.length > 16 ? `${s.slice(0, 16)}…` : s;
+var CSS = `
+:root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
+*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
+header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:var(--mute)}
+main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}
+section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}section.wide{grid-column:1/-1}h2{font-size:15px;margin:0 0 10px}
+ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}ul.tree{padding-left:0}ul.tree li{margin:3px 0;position:relative}
+ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;border-top:1px solid var(--line)}
+.node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
+code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
+.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
+.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.missing{color:var(--err)}.pending{color:var(--pend)}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
+table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
+td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
+svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}svg .now{stroke:var(--err);stroke-width:1.5}
+`;
+function treeHtml(r) {
+  const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
+  const roots = r.roots.map((root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
+ <span class="mono mute">serial ${e(short(root.serial))} · until ${e(day(root.notAfter))}</span>
+ <ul>${root.intermediates.map((i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
+  <span class="mono mute">serial ${e(short(i2.serial))} · until ${e(day(i2.notAfter))}</span>
+  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`).join("")}</ul></li>`);
+  const pending = r.scopes.filter((s) => s.phase === "pending").map((s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`);
+  return `<ul class="tree" id="tree">${[...roots, ...pending].join("")}</ul>`;
+}
+function matrixHtml(r) {
+  const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join("");
+  const rows = r.matrix.rows.map((row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => {
+    const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
+    const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
+    return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(`${row.scope} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`)}">${text}</td>`;
+  }).join("")}</tr>`).join("");
+  return `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>
+<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
+}
+function timelineSvg(id, rows, now, from, to) {
+  const W = 900;
+  const L = 210;
+  const R = 110;
+  const H = 22;
+  const top2 = 24;
+  const x = (t) => L + (Math.min(Math.max(t, from), to) - from) / (to - from) * (W - L - R);
+  const ticks = Array.from({ length: 6 }, (_, i2) => from + (to - from) * i2 / 5);
+  const colour = (r) => r.state === "expired" || Date.parse(r.notAfter) <= Date.parse(now) ? "#cf222e" : r.state === "due" || r.state === "stale-issuer" ? "#d4a72c" : r.tier === "root" ? "#54aeff" : r.tier === "intermediate" ? "#eac54f" : "#4ac26b";
+  const bars = rows.map((r, i2) => {
+    const y = top2 + i2 * H;
+    const x0 = x(Date.parse(r.notBefore || now));
+    const x1 = x(Date.parse(r.notAfter));
+    return `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}"><text x="4" y="${y + 14}">${e(r.label)}</text>
+<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" fill="${colour(r)}"><title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title></rect>
+<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(r.notAfter.slice(0, 16).replace("T", " "))}</text></g>`;
+  }).join("");
+  const h2 = top2 + rows.length * H + 8;
+  const axis = ticks.map((t) => `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h2}"/><text x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`).join("");
+  const n2 = x(Date.parse(now));
+  return `<svg id="${e(id)}" viewBox="0 0 ${W} ${h2}" width="100%" role="img" aria-label="${e(id)}">${axis}<line class="now" x1="${n2.toFixed(1)}" x2="${n2.toFixed(1)}" y1="16" y2="${h2}"/><text x="${n2.toFixed(1)}" y="${h2 - 1}" text-anchor="middle" fill="#cf222e">now</text>${bars}</svg>`;
+}
+function timelinesHtml(r) {
+  const now = Date.parse(r.status.now);
+  const cas = r.roots.flatMap((root) => [{ ...root, label: `root${root.current ? "" : " (previous)"}` }, ...root.intermediates.map((i2) => ({ ...i2, label: `${i2.scope} ${i2.role}` }))]);
+  const casTo = Math.max(now + 864e5, ...cas.map((c3) => Date.parse(c3.notAfter)));
+  const casFrom = Math.min(now, ...cas.map((c3) => Date.parse(c3.notBefore)));
+  const leaves = r.scopes.flatMap((s) => s.leaves.filter((l) => l.notAfter));
+  const leavesFrom = Math.min(now - 864e5, ...leaves.map((l) => Date.parse(l.notBefore)));
+  const leavesTo = Math.max(now + 864e5, ...leaves.map((l) => Date.parse(l.notAfter)));
+  return `<h3>root and intermediates</h3>${timelineSvg("timeline-cas", cas, r.status.now, casFrom, casTo)}
+<h3>leaves</h3>${leaves.length ? timelineSvg("timeline-leaves", leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>'}`;
+}
+function rotationsHtml(r) {
+  const rows = r.scopes.map((s) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning"}">${e(s.phase)}</span></td>
+<td>${s.switchAt ? `switch ${e(s.switchAt)}` : ""}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ""}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ""}</td>
+<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ""}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`).join("");
+  const root = r.status.root ? `<p>root phase <span class="tag ${r.status.root.phase === "steady" ? "ok" : "warning"}">${e(r.status.root.phase)}</span></p>` : "";
+  return `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+function ledgerHtml(r) {
+  return `<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr></thead><tbody>${r.ledger.map((l) => `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td><td>${e(l.actor)}</td></tr>`).join("")}</tbody></table>`;
+}
+function findingsHtml(r) {
+  if (!r.findings.length) return '<p class="ok" id="findings">✓ verify found nothing to report</p>';
+  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
+  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[...r.findings].sort((a2, b) => order[a2.level] - order[b.level]).map((f) => `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? "")}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? "")}</td></tr>`).join("")}</tbody></table>`;
+}
+function renderReportHtml(r) {
+  const count2 = (l) => r.findings.filter((f) => f.level === l).length;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
+<body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: <span class="error">${count2("error")} error(s)</span>, <span class="warning">${count2("warning")} warning(s)</span>, <span class="pending">${count2("pending")} pending</span></p></header>
+<main>
+<section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
+<section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>
+<section class="wide"><h2>expiry timeline</h2>${timelinesHtml(r)}</section>
+<section><h2>rotations: phase and gates</h2>${rotationsHtml(r)}</section>
+<section><h2>recent ledger entries</h2>${ledgerHtml(r)}</section>
+<section class="wide"><h2>verify findings</h2>${findingsHtml(r)}</section>
+</main></body></html>
+`;
+}
+
 // packages/core/src/flags.ts
 init_define_TRELLIS_BUILD();
 function refuseRepeatedFlags(argv, lists = []) {
@@ -45442,8 +45970,8 @@ async function runMain(tool, main) {
     }
   };
   let stdoutFailed;
-  process.stdout.on("error", (e) => {
-    stdoutFailed ??= e;
+  process.stdout.on("error", (e2) => {
+    stdoutFailed ??= e2;
   });
   let code;
   try {
@@ -45452,21 +45980,21 @@ async function runMain(tool, main) {
     }
     await main();
     code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    const io = isTrellisError(e) ? void 0 : ioFailure(e);
-    if (isTrellisError(e)) {
-      say(`${tool}: ${e.message}
+  } catch (e2) {
+    const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
+    if (isTrellisError(e2)) {
+      say(`${tool}: ${e2.message}
 `);
-      code = e.exitCode;
+      code = e2.exitCode;
     } else if (io) {
       say(`${tool}: ${io}
 `);
       code = 1;
     } else {
-      say(`${tool}: internal error: ${e?.message ?? e}
+      say(`${tool}: internal error: ${e2?.message ?? e2}
   this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
 `);
-      if (process.env.TRELLIS_DEBUG) say(`${e?.stack}
+      if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
 `);
       code = 1;
     }
@@ -45491,14 +46019,14 @@ var ERRNO = {
   EPIPE: "the reading end of the pipe is closed",
   EBADF: "not open for writing"
 };
-function describeErrno(e) {
-  return e.code && ERRNO[e.code] ? `${ERRNO[e.code]} (${e.code})` : e.message ?? String(e);
+function describeErrno(e2) {
+  return e2.code && ERRNO[e2.code] ? `${ERRNO[e2.code]} (${e2.code})` : e2.message ?? String(e2);
 }
-function isMachineFailure(e) {
-  return ["ENOSPC", "EDQUOT", "EIO"].includes(e?.code ?? "");
+function isMachineFailure(e2) {
+  return ["ENOSPC", "EDQUOT", "EIO"].includes(e2?.code ?? "");
 }
-function ioFailure(e) {
-  const err = e;
+function ioFailure(e2) {
+  const err = e2;
   if (!err || typeof err.code !== "string" || !ERRNO[err.code]) return void 0;
   const where = err.path ? `${err.path}: ` : "";
   const op = err.syscall ? `${err.syscall} failed: ` : "";
@@ -45545,56 +46073,6 @@ var nodeCryptoSeam = {
   signCrl: (p) => signCrl(p)
 };
 
-// packages/core/src/release.ts
-init_define_TRELLIS_BUILD();
-
-// packages/core/src/host-trust.ts
-init_define_TRELLIS_BUILD();
-var DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
-
-// packages/core/src/release.ts
-var RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
-var NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
-MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
-TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
-dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP
-MjEyNjEwMjkwMTA2MThaMEwxEDAOBgNVBAoMB3RyZWxsaXMxODA2BgNVBAMML3Ry
-ZWxsaXMgY2xpZW50IGNlcnRpZmljYXRlIHJlcXVlc3QgKG5hbWVzIG9ubHkpMFkw
-EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH72NmYhkfqPQQgXnkljngn/Q4S1fpkYV
-EPByjVQ7HrjuI7MlzVnM9IT3j/zFmvsQuFuf5pe3pp+AXg97rBTzRqNTMFEwHQYD
-VR0OBBYEFJHBkSGWWbt9uVZB3wQNPwZ8/LfoMB8GA1UdIwQYMBaAFJHBkSGWWbt9
-uVZB3wQNPwZ8/LfoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg
-EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
-lS3VAq1U2YhLD0xgN3hnM0gCvA==
------END CERTIFICATE-----
-`;
-function edgeCrl(mesh, scope) {
-  const def = scopeDef(mesh, scope);
-  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
-  return parts.length ? parts.join("") : void 0;
-}
-function releaseFor(mesh, scope, leaf) {
-  const trust = scopeTrust(mesh, scope);
-  const crl = edgeCrl(mesh, scope);
-  return {
-    // haproxy's `crt` wants the chain and its key in one file.
-    ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
-    "trust.pem": trustPem(trust),
-    "trust.openssl.pem": trustOpensslPem(trust),
-    ...crl ? { "crl.pem": crl } : {},
-    "client-ca-names.pem": NAMES_ONLY_CA
-  };
-}
-async function sealRelease(r, recipient, signer) {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
-  const envelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
-  return encryptTo([recipient], JSON.stringify(envelope));
-}
-function describeRelease(r) {
-  const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
-  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
-}
-
 // packages/core/src/inspect-commands.ts
 init_define_TRELLIS_BUILD();
 import fs4 from "node:fs";
@@ -45624,6 +46102,13 @@ function verifyCommand(identity3) {
     }
   };
 }
+
+// packages/core/src/check-command.ts
+init_define_TRELLIS_BUILD();
+import path2 from "node:path";
+
+// packages/core/src/health.ts
+init_define_TRELLIS_BUILD();
 
 // packages/core/src/procedures.ts
 init_define_TRELLIS_BUILD();
@@ -45688,9 +46173,9 @@ function remintEvidence(mesh, scope, leaves, now, actor2) {
   const m = mesh.material.get(scope);
   if (!m.openEvidence) return [];
   const prior = parseEvidence(m.openEvidence);
-  const e = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
-  const writes = evidenceFiles(e).writes;
-  if (e.status === "completed") writes.push({ path: paths2.state(scope), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
+  const e2 = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
+  const writes = evidenceFiles(e2).writes;
+  if (e2.status === "completed") writes.push({ path: paths2.state(scope), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
   return writes;
 }
 function renewTouched(i2) {
@@ -45768,6 +46253,424 @@ async function revokeLeaf(mesh, scope, service, reason, keys, now, actor2, seam)
   return { writes: mergeWrites(writes), leaf, crlPem: crl.content, serial: rec.serial };
 }
 
+// packages/core/src/health.ts
+var DAY2 = 864e5;
+var NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 };
+var DEFAULT_THRESHOLDS = {
+  root: { warn: 365 * DAY2, crit: 90 * DAY2 },
+  intermediate: { warn: 90 * DAY2, crit: 30 * DAY2 },
+  rootCrl: { warn: 30 * DAY2, crit: 7 * DAY2 },
+  leaf: {},
+  crl: {},
+  gateOverdue: DAY2
+};
+var WORST = { ok: 0, warning: 1, critical: 2 };
+var worse = (a2, b) => WORST[b] > WORST[a2] ? b : a2;
+function span(ms, round = Math.floor) {
+  const h2 = round(Math.abs(ms) / 36e5);
+  if (h2 < 1) return `${round(Math.abs(ms) / 6e4)}m`;
+  return h2 >= 48 ? `${Math.floor(h2 / 24)}d${h2 % 24 ? ` ${h2 % 24}h` : ""}` : `${h2}h`;
+}
+function when(at, now) {
+  const ms = at.getTime() - now.getTime();
+  return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
+}
+function byWindow(notAfter, now, w) {
+  const left2 = notAfter.getTime() - now.getTime();
+  return left2 <= 0 || left2 < w.crit ? "critical" : left2 < w.warn ? "warning" : "ok";
+}
+function lifeWindow(notBefore, notAfter, fixed, warnAtLeft) {
+  const life = notAfter.getTime() - notBefore.getTime();
+  return { warn: fixed.warn ?? life * warnAtLeft, crit: fixed.crit ?? life / 6 };
+}
+var DUE_TEXT = {
+  "renewal-window": "past its renewal point: trellis-ci renew has not re-minted it",
+  "issuer-changed": "signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it",
+  "names-changed": "its names changed in the scope file: trellis-ci renew has not re-minted it"
+};
+async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
+  const items = [];
+  const certificates = [];
+  const crls = [];
+  const scopes = [];
+  const add2 = (level2, kind, subject, message, file) => items.push({ level: level2, kind, subject, message, ...file ? { file } : {} });
+  const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? `: ${level2} under ${span(level2 === "critical" ? w.crit : w.warn, Math.round)}` : ""}`;
+  if (!mesh.root) add2("critical", "certificate", "root", "no root certificate", paths2.rootCert);
+  else {
+    const level2 = byWindow(mesh.root.notAfter, now, t.root);
+    certificates.push({ tier: "root", scope: "", service: "", role: "active", serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
+    add2(level2, "certificate", "root", `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`, paths2.rootCert);
+  }
+  const rootPhase = mesh.rootState?.phase ?? "steady";
+  if (mesh.previousRoot) {
+    const p = mesh.previousRoot;
+    certificates.push({ tier: "root", scope: "", service: "", role: "previous", serial: serialKey(p.serialNumber), notBefore: p.notBefore, notAfter: p.notAfter });
+    add2("ok", "certificate", "root", `previous root (being retired) ${certText(p.notAfter, serialKey(p.serialNumber), "ok")}`, paths2.rootPrevious);
+  }
+  if (rootPhase === "overlap") add2("ok", "rotation", "root", `root rotation in its overlap since ${mesh.rootState.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`);
+  await judgeCrlFile(
+    mesh.rootCrlPem,
+    mesh.roots.map((c3) => ({ cert: c3, kind: "root" })),
+    "",
+    "root",
+    paths2.rootCrl,
+    () => t.rootCrl,
+    crls,
+    add2,
+    now,
+    { missing: ["warning", "no root CRL: revocation of intermediates cannot be checked; the custodian runs trellis-root crl"], unsigned: "critical", fix: "the custodian runs trellis-root crl" }
+  );
+  for (const def of mesh.scopes) {
+    const m = mesh.material.get(def.name);
+    if (!m.intermediate) {
+      scopes.push({ scope: def.name, phase: "pending" });
+      add2("warning", "ceremony", def.name, `pending its offline ceremony: declared in ${paths2.scopeFile(def.name)}, no intermediate yet, so none of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ${def.name}`, paths2.scopeFile(def.name));
+      continue;
+    }
+    const live = liveIntermediates(mesh, def.name);
+    const next = inRole(live, "next");
+    for (const l of live) {
+      const serial = serialKey(l.cert.serialNumber);
+      certificates.push({ tier: "intermediate", scope: def.name, service: "", role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
+      const judged = l.role === "next" || l.role === "active" && !next;
+      const level2 = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : "ok";
+      add2(level2, "certificate", def.name, `${l.role} intermediate ${certText(l.cert.notAfter, serial, level2, t.intermediate)}${roleNote(l.role, level2, def.name)}`, l.file);
+    }
+    const signer = next ?? inRole(live, "active");
+    const unsafeAt = new Date(signer.cert.notAfter.getTime() - leafLifetimes(mesh, def.name).longestLeafTtl);
+    if (unsafeAt <= now) add2("critical", "issuer", def.name, `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ${def.name}) or shorten the leaf ttl`, signer.file);
+    const state = m.state;
+    const gate = nextGate(state);
+    scopes.push({ scope: def.name, phase: state.phase, ...gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {}, unsafeAt });
+    if (gate) {
+      const open = now.getTime() - new Date(gate.at).getTime();
+      const overdue = open > t.gateOverdue;
+      add2(overdue ? "warning" : "ok", "gate", def.name, `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ""}`, paths2.state(def.name));
+    }
+    const active = activeIssuer(mesh, def.name);
+    for (const svc of def.services) {
+      const who = `${def.name}/${svc.name}`;
+      const r = m.leaves.get(svc.name);
+      if (!r) {
+        add2("warning", "certificate", who, "no leaf yet: the next trellis-ci renew mints it", paths2.leaves(def.name));
+        continue;
+      }
+      const renewAt = renewalPoint(r);
+      certificates.push({ tier: "leaf", scope: def.name, service: svc.name, role: "current", serial: serialKey(r.serial), notBefore: r.notBefore, notAfter: r.notAfter, renewAt });
+      const w = lifeWindow(r.notBefore, r.notAfter, t.leaf, 1 / 3);
+      const due = leafDue(r, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
+      let level2 = byWindow(r.notAfter, now, w);
+      if (t.leaf.warn === void 0 && level2 === "warning" && due !== "renewal-window") level2 = "ok";
+      const reason = due && DUE_TEXT[due] ? DUE_TEXT[due] : void 0;
+      if (reason && (due !== "renewal-window" || t.leaf.warn === void 0)) level2 = worse(level2, "warning");
+      const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
+      add2(level2, "certificate", who, text, paths2.leaves(def.name));
+    }
+    await judgeCrlFile(
+      m.crlPem,
+      [
+        ...live.filter((l) => l.issuing).map((l) => ({ cert: l.cert, kind: "leaf" })),
+        ...live.filter((l) => l.anchored).map((l) => ({ cert: l.cert, kind: "anchor" }))
+      ],
+      def.name,
+      def.name,
+      paths2.scopeCrl(def.name),
+      (c3) => lifeWindow(c3.thisUpdate, c3.nextUpdate ?? c3.thisUpdate, t.crl, 1 / 2),
+      crls,
+      add2,
+      now,
+      { missing: ["warning", "no leaf CRL yet: the next trellis-ci renew signs it"], unsigned: "warning", fix: "trellis-ci renew re-signs it" }
+    );
+  }
+  for (const [scope, m] of mesh.retired) {
+    if (!m.intermediate) continue;
+    scopes.push({ scope, phase: "retiring" });
+    add2("warning", "ceremony", scope, `scopes/${scope}.yaml was deleted but its intermediates are still trusted: pending the custodian's trellis-root retire ${scope}`, paths2.intermediate(scope));
+  }
+  const level = items.reduce((a2, i2) => worse(a2, i2.level), "ok");
+  return { now, level, items, certificates, crls, scopes, rootPhase };
+}
+function roleNote(role, level, scope) {
+  if (role === "active") return level === "ok" ? "" : `; rotate it: trellis-root rotate intermediate ${scope}`;
+  if (role === "next") return level === "ok" ? " (being introduced: signs after the switch gate)" : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate intermediate ${scope} --abort)`;
+  if (role === "previous") return " (being retired: not judged, its leaves are re-minted)";
+  return " (the active key under the retiring root: not judged)";
+}
+async function judgeCrlFile(pem, signers, scope, subject, file, window2, out, add2, now, say) {
+  if (pem === void 0) {
+    add2(say.missing[0], "crl", subject, say.missing[1], file);
+    return;
+  }
+  let parsed;
+  try {
+    parsed = parseCrls(pem);
+  } catch {
+    add2("critical", "crl", subject, `not a readable CRL file: ${say.fix}`, file);
+    return;
+  }
+  for (const s of signers) {
+    const crl = s.kind === "anchor" ? await anchorCrlOf(parsed, s.cert) : await crlOf(parsed, s.cert);
+    const label = `${s.kind} CRL of ${s.cert.subject}`;
+    if (!crl) {
+      add2(say.unsigned, "crl", subject, `no ${label} (${fingerprint(s.cert).slice(0, 19)}…): ${say.fix}`, file);
+      continue;
+    }
+    out.push({ kind: s.kind, scope, issuerSerial: serialKey(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {} });
+    if (!crl.nextUpdate) {
+      add2("critical", "crl", subject, `${label} has no nextUpdate: ${say.fix}`, file);
+      continue;
+    }
+    const w = window2(crl);
+    const level = byWindow(crl.nextUpdate, now, w);
+    const past = crl.nextUpdate <= now;
+    add2(level, "crl", subject, `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}` : ""}${level !== "ok" ? `; ${say.fix}` : ""}`, file);
+  }
+}
+var WORD = { ok: "OK", warning: "WARNING", critical: "CRITICAL", unknown: "UNKNOWN" };
+function summaryLine(h2, t = DEFAULT_THRESHOLDS) {
+  const count2 = (l) => h2.items.filter((i2) => i2.level === l).length;
+  const bad = h2.items.filter((i2) => i2.level !== "ok").sort((a2, b) => WORST[b.level] - WORST[a2.level]);
+  const head = h2.level === "ok" ? `${h2.certificates.length} certificates, ${h2.crls.length} CRLs, ${h2.scopes.filter((s) => s.phase !== "pending" && s.phase !== "retiring").length} scopes in service` : `${count2("critical")} critical, ${count2("warning")} warning: ${bad.slice(0, 3).map((i2) => `${i2.subject}: ${i2.message.split(/[;:] /)[0]}`).join("; ")}${bad.length > 3 ? `; and ${bad.length - 3} more` : ""}`;
+  return `TRELLIS ${WORD[h2.level]} - ${head} | ${perfdata(h2, t)}`;
+}
+function perfdata(h2, t) {
+  const count2 = (l) => h2.items.filter((i2) => i2.level === l).length;
+  const s = (ms) => Math.floor(ms / 1e3);
+  const left2 = (d2) => s(d2.getTime() - h2.now.getTime());
+  const soonest = (c3) => c3.length ? Math.min(...c3.map((x) => left2(x.notAfter))) : void 0;
+  const fields = [
+    `critical=${count2("critical")}`,
+    `warning=${count2("warning")}`,
+    `certificates=${h2.certificates.length}`,
+    `pending=${h2.scopes.filter((x) => x.phase === "pending" || x.phase === "retiring").length}`
+  ];
+  const root = soonest(h2.certificates.filter((c3) => c3.tier === "root" && c3.role === "active"));
+  if (root !== void 0) fields.push(`root_left=${root}s;${s(t.root.warn)};${s(t.root.crit)}`);
+  const inter = soonest(h2.certificates.filter((c3) => c3.tier === "intermediate" && (c3.role === "active" || c3.role === "next")));
+  if (inter !== void 0) fields.push(`intermediate_left=${inter}s;${s(t.intermediate.warn)};${s(t.intermediate.crit)}`);
+  const leaf = soonest(h2.certificates.filter((c3) => c3.tier === "leaf"));
+  if (leaf !== void 0) fields.push(`leaf_left=${leaf}s`);
+  const crl = h2.crls.filter((c3) => c3.nextUpdate).map((c3) => left2(c3.nextUpdate));
+  if (crl.length) fields.push(`crl_left=${Math.min(...crl)}s`);
+  return fields.join(" ");
+}
+function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
+  const sorted = [...h2.items].sort((a2, b) => WORST[b.level] - WORST[a2.level]);
+  const lines = sorted.map((i2) => `${WORD[i2.level].padEnd(8)} ${i2.kind.padEnd(11)} ${i2.subject.padEnd(22)} ${i2.message}${i2.file ? `  (${i2.file})` : ""}`);
+  return `${[summaryLine(h2, t), `as of ${iso(h2.now)}`, ...lines].join("\n")}
+`;
+}
+function unknownLine(why) {
+  return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
+}
+
+// packages/core/src/metrics.ts
+init_define_TRELLIS_BUILD();
+var escape3 = (v) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+var seconds = (d2) => Math.floor(d2.getTime() / 1e3);
+function render(families) {
+  const out = [];
+  for (const f of families) {
+    out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
+    for (const s of f.samples) {
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape3(v)}"`).join(",");
+      out.push(`${f.name}${labels ? `{${labels}}` : ""} ${s.value}`);
+    }
+  }
+  return `${out.join("\n")}
+`;
+}
+var SCOPE_PHASES = ["pending", "retiring", "steady", "publish", "switch"];
+var ROOT_PHASES = ["steady", "overlap"];
+function healthMetrics(h2, m) {
+  const cert2 = (c3) => ({ tier: c3.tier, scope: c3.scope, service: c3.service, role: c3.role, serial: c3.serial });
+  const families = [
+    { name: "trellis_mesh_info", help: "The mesh these metrics describe.", samples: [{ labels: { mesh: m.mesh, trust_domain: m.trustDomain }, value: 1 }] },
+    { name: "trellis_check_timestamp_seconds", help: "When trellis check judged the mesh (its --now).", samples: [{ labels: {}, value: seconds(h2.now) }] },
+    { name: "trellis_check_status", help: "The Nagios code of trellis check: 0 ok, 1 warning, 2 critical.", samples: [{ labels: {}, value: NAGIOS[h2.level] }] },
+    {
+      name: "trellis_check_findings",
+      help: "Things trellis check judged, by level.",
+      samples: ["ok", "warning", "critical"].map((level) => ({ labels: { level }, value: h2.items.filter((i2) => i2.level === level).length }))
+    },
+    { name: "trellis_certificate_not_after_seconds", help: "Expiry (notAfter) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notAfter) })) },
+    { name: "trellis_certificate_not_before_seconds", help: "Start (notBefore) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notBefore) })) },
+    {
+      name: "trellis_leaf_renew_at_seconds",
+      help: "When renew re-mints each current leaf (its renewal point, a third of its life left), unix seconds.",
+      samples: h2.certificates.filter((c3) => c3.renewAt).map((c3) => ({ labels: { scope: c3.scope, service: c3.service, serial: c3.serial }, value: seconds(c3.renewAt) }))
+    },
+    {
+      name: "trellis_crl_next_update_seconds",
+      help: "nextUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
+      samples: h2.crls.filter((c3) => c3.nextUpdate).map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.nextUpdate) }))
+    },
+    {
+      name: "trellis_crl_this_update_seconds",
+      help: "thisUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
+      samples: h2.crls.map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.thisUpdate) }))
+    },
+    {
+      name: "trellis_rotation_phase",
+      help: "Phase of each scope (1 for the current one): pending, retiring, steady, publish, switch.",
+      samples: h2.scopes.flatMap((s) => SCOPE_PHASES.map((phase) => ({ labels: { scope: s.scope, phase }, value: s.phase === phase ? 1 : 0 })))
+    },
+    {
+      name: "trellis_rotation_next_gate_seconds",
+      help: "When the next rotation gate of a scope opens (gate switch or retire), unix seconds.",
+      samples: h2.scopes.filter((s) => s.gate).map((s) => ({ labels: { scope: s.scope, gate: s.gate.gate }, value: seconds(s.gate.at) }))
+    },
+    {
+      name: "trellis_root_rotation_phase",
+      help: "Phase of the root (1 for the current one): steady, overlap.",
+      samples: ROOT_PHASES.map((phase) => ({ labels: { phase }, value: h2.rootPhase === phase ? 1 : 0 }))
+    },
+    {
+      name: "trellis_scope_unsafe_at_seconds",
+      help: "From when a new leaf of the scope would outlive its signing intermediate (renew refuses), unix seconds.",
+      samples: h2.scopes.filter((s) => s.unsafeAt).map((s) => ({ labels: { scope: s.scope }, value: seconds(s.unsafeAt) }))
+    }
+  ];
+  return render(families);
+}
+function renewMetrics(r) {
+  const lastSuccess = r.success ? r.now : r.lastSuccess;
+  return render([
+    { name: "trellis_renew_last_run_timestamp_seconds", help: "When trellis-ci renew last ran (its --now), unix seconds.", samples: [{ labels: {}, value: seconds(r.now) }] },
+    { name: "trellis_renew_success", help: "1 when the last trellis-ci renew succeeded, 0 when it failed.", samples: [{ labels: {}, value: r.success ? 1 : 0 }] },
+    { name: "trellis_renew_leaves_minted", help: "Leaves the last trellis-ci renew minted (0 when it failed).", samples: [{ labels: {}, value: r.success ? r.minted : 0 }] },
+    ...lastSuccess ? [{ name: "trellis_renew_last_success_timestamp_seconds", help: "When trellis-ci renew last succeeded, unix seconds.", samples: [{ labels: {}, value: seconds(lastSuccess) }] }] : []
+  ]);
+}
+function lastRenewSuccess(previous) {
+  const m = previous ? /^trellis_renew_last_success_timestamp_seconds (\d+)$/m.exec(previous) : null;
+  return m ? new Date(Number(m[1]) * 1e3) : void 0;
+}
+
+// packages/core/src/check-command.ts
+var d = formatDuration;
+var FLAGS = [
+  ["root-warn", `warning when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.warn)})`],
+  ["root-crit", `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
+  ["intermediate-warn", `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`],
+  ["intermediate-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
+  ["root-crl-warn", `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`],
+  ["root-crl-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.rootCrl.crit)})`],
+  ["leaf-warn", "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"],
+  ["leaf-crit", "critical when a leaf has less than this left (default: a sixth of its life)"],
+  ["crl-warn", "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"],
+  ["crl-crit", "critical when a scope CRL has less than this left (default: a sixth of its life)"],
+  ["gate-overdue", `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`]
+];
+function thresholdsFrom(a2) {
+  const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
+  const win = (w, warn, crit, flag) => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
+  const opt = (warn, crit, flag) => {
+    const w = dur(warn, `${flag}-warn`);
+    const c3 = dur(crit, `${flag}-crit`);
+    return { ...w !== void 0 ? { warn: w } : {}, ...c3 !== void 0 ? { crit: c3 } : {} };
+  };
+  return {
+    root: win(DEFAULT_THRESHOLDS.root, a2.rootWarn, a2.rootCrit, "root"),
+    intermediate: win(DEFAULT_THRESHOLDS.intermediate, a2.intermediateWarn, a2.intermediateCrit, "intermediate"),
+    rootCrl: win(DEFAULT_THRESHOLDS.rootCrl, a2.rootCrlWarn, a2.rootCrlCrit, "root-crl"),
+    leaf: opt(a2.leafWarn, a2.leafCrit, "leaf"),
+    crl: opt(a2.crlWarn, a2.crlCrit, "crl"),
+    gateOverdue: dur(a2.gateOverdue, "gate-overdue") ?? DEFAULT_THRESHOLDS.gateOverdue
+  };
+}
+function describeFailure(e2) {
+  if (isTrellisError(e2)) return e2.message.split("\n")[0];
+  const io = ioFailure(e2);
+  if (io) return io.split("\n")[0];
+  const err = e2;
+  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
+}
+function writeMetricsFile(file, text) {
+  writeFileAtomic(path2.resolve(file), text, 420);
+}
+var checkCommand = {
+  command: "check",
+  describe: "Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)",
+  builder: (y) => {
+    let b = y.option("metrics", { type: "string", describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)" });
+    for (const [flag, describe] of FLAGS) b = b.option(flag, { type: "string", describe });
+    return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example("$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom", "stricter, and feed Prometheus").epilogue("exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md");
+  },
+  handler: async (a2) => {
+    const unknown = (why) => {
+      process.stdout.write(`${unknownLine(why)}
+`);
+      process.exitCode = NAGIOS.unknown;
+    };
+    let report2;
+    let code;
+    let metrics;
+    try {
+      const t = thresholdsFrom(a2);
+      const now = clock(a2.now);
+      const mesh = await withStore(a2.store, async (store) => loadMesh(store));
+      const h2 = await meshHealth(mesh, now, t);
+      report2 = renderHealth(h2, t);
+      code = NAGIOS[h2.level];
+      if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
+    } catch (e2) {
+      return unknown(describeFailure(e2));
+    }
+    if (a2.metrics && metrics !== void 0) {
+      try {
+        writeMetricsFile(a2.metrics, metrics);
+      } catch (e2) {
+        const [first, ...rest] = report2.split("\n");
+        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path2.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+${rest.join("\n")}`);
+        process.exitCode = NAGIOS.unknown;
+        return;
+      }
+    }
+    process.stdout.write(report2);
+    process.exitCode = code;
+  }
+};
+
+// packages/core/src/shard.ts
+init_define_TRELLIS_BUILD();
+function spanningFiles(scope) {
+  return [paths2.trust(scope), paths2.trustOpenssl(scope)];
+}
+function shardOwns(scope, file) {
+  return file.startsWith(`bundles/${scope}/`) && !file.slice(`bundles/${scope}/`.length).split("/").includes("..") && !spanningFiles(scope).includes(file) && ![paths2.capath(scope), paths2.anchors(scope)].some((d2) => file.startsWith(`${d2}/`));
+}
+function assertShardWrites(scope, writes) {
+  const stray = writes.find((w) => !shardOwns(scope, w.path));
+  if (stray) {
+    throw new TrellisError("shard-outside-scope", `a renew sharded to scope ${scope} would write ${stray.path}, which is not the scope's own file: nothing was written`, {
+      file: stray.path,
+      hint: `shards write only bundles/${scope}/ (its trust bundles excepted); run trellis-ci compose after merging the shards`
+    });
+  }
+}
+function composePlan(mesh, current) {
+  return staleBundleFiles(mesh, mesh.scopes.map((s) => s.name), current);
+}
+function composeTouched(stale) {
+  return [...new Set(stale.map((f) => f.path.split("/")[1]))];
+}
+function composeScopes(i2) {
+  const writes = [...i2.stale];
+  for (const scope of composeTouched(i2.stale)) {
+    const signer = i2.signers.get(scope);
+    if (!signer) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope}`, { file: paths2.intermediateKey(scope) });
+    assertSignsAt({ label: `${scope} intermediate ${fingerprint(signer.cert)}`, notBefore: signer.cert.notBefore, notAfter: signer.cert.notAfter, file: paths2.intermediate(scope), tier: "intermediate" }, i2.now);
+    const files = i2.stale.filter((f) => f.path.startsWith(`bundles/${scope}/`)).map((f) => f.path.slice(`bundles/${scope}/`.length));
+    writes.push({
+      path: paths2.ledger(scope),
+      content: appendToLedger(i2.mesh.material.get(scope).ledger, { op: "compose", at: iso(i2.now), actor: i2.actor, details: { bundles: "recomposed", files } }, paths2.ledger(scope), ledgerSigner(signer)).text
+    });
+  }
+  return mergeWrites(writes);
+}
+
 // packages/ci/src/posture.ts
 init_define_TRELLIS_BUILD();
 function requireCiPosture(env2 = process.env) {
@@ -45776,7 +46679,7 @@ function requireCiPosture(env2 = process.env) {
 
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
-import path2 from "node:path";
+import path3 from "node:path";
 import { createPublicKey as createPublicKey3 } from "node:crypto";
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
@@ -45789,10 +46692,10 @@ var bundle = {
     if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path2.resolve(a2.out ?? path2.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    const out = path3.resolve(a2.out ?? path3.join(mesh.dir, ".trellis", "bundle", a2.scope));
     if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path2.join(path2.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    const at = (f) => a2.releaseDir ? path3.join(path3.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
     process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
   }
@@ -45804,8 +46707,8 @@ function writeTrustFiles(mesh, scope, out) {
   if (crl) files["crl.pem"] = crl;
   const paths3 = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path2.join(out, name), content);
-    paths3[name] = path2.join(out, name);
+    writeFileAtomic(path3.join(out, name), content);
+    paths3[name] = path3.join(out, name);
   }
   return paths3;
 }
@@ -45875,7 +46778,7 @@ function spiffeBundles(mesh, scope, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeFileAtomic(path2.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+    writeFileAtomic(path3.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
 `);
     map[`spiffe://${domain}`] = bundle2;
   }
@@ -45888,11 +46791,11 @@ init_define_TRELLIS_BUILD();
 
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
-import path5 from "node:path";
+import path6 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
-import path3 from "node:path";
+import path4 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
@@ -45912,19 +46815,19 @@ async function refuseRootOpeners(mesh, ids) {
 async function openIntermediate(mesh, scope, ids, which = "active") {
   const live = inRole(liveIntermediates(mesh, scope), which);
   if (!live) throw new TrellisError("not-yet-minted", `scope ${scope} has no ${which} intermediate`, { file: paths2.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
-  const { cert, keyAge: ct, file: certFile, keyFile: file } = live;
-  const problems = await intermediateProblems(mesh, scope, cert);
+  const { cert: cert2, keyAge: ct, file: certFile, keyFile: file } = live;
+  const problems = await intermediateProblems(mesh, scope, cert2);
   if (problems.length) {
     throw new TrellisError("verification-failed", problems.join("; "), { file: certFile, hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)" });
   }
   assertLedgerCounts(mesh, scope);
   if (ct === void 0) throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", { file, hint: "restore it from git" });
   const pem = await decryptWith(ids, ct, file, "ci");
-  if (!keyMatchesCert(pem, cert)) {
-    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
+  if (!keyMatchesCert(pem, cert2)) {
+    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert2)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
   }
   const { key, algorithm } = await importSigningKey(pem);
-  return { scope, cert, key, algorithm };
+  return { scope, cert: cert2, key, algorithm };
 }
 
 // packages/ci/src/issue.ts
@@ -45932,7 +46835,7 @@ function writeLeafOutput(mesh, scope, leaves, outDir, crlPem) {
   const trust = scopeTrust(mesh, scope);
   const inter = certificatePem(mesh.material.get(scope).intermediate);
   for (const l of leaves) {
-    const dir = path3.join(outDir, scope, l.service);
+    const dir = path4.join(outDir, scope, l.service);
     const files = [
       ["key.pem", l.keyPem, 384],
       ["cert.pem", l.certPem],
@@ -45942,10 +46845,10 @@ function writeLeafOutput(mesh, scope, leaves, outDir, crlPem) {
       ...crlPem === void 0 ? [] : [["crl.pem", crlPem]]
     ];
     try {
-      for (const [name, content, mode] of files) writeFileAtomic(path3.join(dir, name), content, mode);
-    } catch (e) {
-      if (isMachineFailure(e)) throw e;
-      throw new TrellisError("usage", `cannot write leaves under ${outDir}: ${e.message}`, { hint: "point --out at a writable directory" });
+      for (const [name, content, mode] of files) writeFileAtomic(path4.join(dir, name), content, mode);
+    } catch (e2) {
+      if (isMachineFailure(e2)) throw e2;
+      throw new TrellisError("usage", `cannot write leaves under ${outDir}: ${e2.message}`, { hint: "point --out at a writable directory" });
     }
   }
 }
@@ -45959,21 +46862,21 @@ async function openScopeKeys(mesh, scope, ids) {
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 import fs6 from "node:fs";
-import path4 from "node:path";
+import path5 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   try {
-    fs6.mkdirSync(path4.dirname(dir), { recursive: true });
+    fs6.mkdirSync(path5.dirname(dir), { recursive: true });
     fs6.mkdirSync(dir, { mode: 448 });
-  } catch (e) {
-    if (e.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e.message}`, { hint: `point ${flag} at a writable directory` });
+  } catch (e2) {
+    if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
   }
   const st = fs6.lstatSync(dir);
   if (st.isSymbolicLink()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs6.realpathSync(dir) !== path4.join(fs6.realpathSync(opts2.store), path4.relative(opts2.store, dir))) {
+  if (opts2.store && fs6.realpathSync(dir) !== path5.join(fs6.realpathSync(opts2.store), path5.relative(opts2.store, dir))) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs6.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
@@ -45987,26 +46890,72 @@ function prepareOutDir(dir, opts2 = {}) {
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path4.join(dir, s);
+    const target = path5.join(dir, s);
     if (!fs6.existsSync(target)) continue;
     fs6.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope of new Set(services.map((s) => s.split("/")[0]))) {
     try {
-      fs6.rmdirSync(path4.join(dir, scope));
+      fs6.rmdirSync(path5.join(dir, scope));
     } catch {
     }
   }
   return wiped;
 }
 
+// packages/ci/src/renew-metrics.ts
+init_define_TRELLIS_BUILD();
+import fs7 from "node:fs";
+async function withRenewMetrics(file, nowFlag, run) {
+  if (!file) {
+    await run();
+    return;
+  }
+  let now;
+  try {
+    now = clock(nowFlag);
+  } catch {
+    now = /* @__PURE__ */ new Date();
+  }
+  const record = (success, minted) => {
+    let previous;
+    try {
+      previous = fs7.readFileSync(file, "utf8");
+    } catch {
+      previous = void 0;
+    }
+    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }));
+  };
+  let result;
+  try {
+    result = await run();
+  } catch (e2) {
+    try {
+      record(false, 0);
+    } catch (w) {
+      process.stderr.write(`trellis-ci: could not record the failed run in ${file}: ${w.message}
+`);
+    }
+    throw e2;
+  }
+  try {
+    record(true, result?.count ?? 0);
+  } catch (e2) {
+    const why = (ioFailure(e2) ?? e2.message).split("\n")[0];
+    throw new TrellisError("output-failed", `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
+      hint: "make the directory writable by this user (the previous file is left as it was)"
+    });
+  }
+}
+
 // packages/ci/src/commands/renew.ts
 var renew = {
   command: "renew",
   describe: "Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope"),
-  handler: (a2) => runRenew(a2)
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", { type: "boolean", describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", { type: "string", describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)"),
+  handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2))
+  // a dry run is not a run to record
 };
 function renderPlan(plan2) {
   const lines = plan2.mint.map((i2) => `mint ${i2.scope}/${i2.service} (${i2.reason})`);
@@ -46016,9 +46965,10 @@ function renderPlan(plan2) {
 `;
 }
 async function runRenew(a2) {
-  await withStore(a2.store, async (store) => {
-    const out = path5.resolve(a2.out ?? path5.join(store.dir, ".trellis", "out"));
-    await renewStore(store, { now: clock(a2.now), scope: a2.scope, force: a2.force, dryRun: a2.dryRun, out, defaultOutOf: a2.out ? void 0 : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}
+  return withStore(a2.store, async (store) => {
+    const out = path6.resolve(a2.out ?? path6.join(store.dir, ".trellis", "out"));
+    if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
+    return renewStore(store, { now: clock(a2.now), scope: a2.scope, shard: a2.shard, force: a2.force, dryRun: a2.dryRun, out, defaultOutOf: a2.out ? void 0 : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}
 `));
   });
 }
@@ -46036,7 +46986,7 @@ async function renewStore(store, o2, identities, say) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
   }
-  const staleBundles = staleBundleFiles(mesh, scopes, (p) => store.read(p));
+  const staleBundles = o2.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
   for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
   if (o2.dryRun) return void 0;
   const touched = renewTouched({ plan: plan2, phases, staleCrls, staleBundles });
@@ -46047,6 +46997,7 @@ async function renewStore(store, o2, identities, say) {
   const keys = /* @__PURE__ */ new Map();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
   const result = await renewScopes({ mesh, plan: plan2, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
+  if (o2.shard) assertShardWrites(scopes[0], result.writes);
   for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o2.out, m.crlPem);
   store.commit(result.writes);
   const count2 = result.count;
@@ -46076,7 +47027,7 @@ var verify2 = verifyCommand("ci");
 
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
-import path6 from "node:path";
+import path7 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
@@ -46090,11 +47041,11 @@ var revoke = {
       revocableLeaf(mesh, scope, service);
       const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh));
       const r = await revokeLeaf(mesh, scope, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path6.resolve(a2.out ?? path6.join(store.dir, ".trellis", "out"));
+      const out = path7.resolve(a2.out ?? path7.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir }) ?? "");
       writeLeafOutput(mesh, scope, [r.leaf], out, r.crlPem);
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path6.join(out, scope, service)}; deploy now
+      process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path7.join(out, scope, service)}; deploy now
 `);
     });
   }
@@ -46102,17 +47053,17 @@ var revoke = {
 
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
-import fs9 from "node:fs";
+import fs10 from "node:fs";
 import os3 from "node:os";
-import path14 from "node:path";
+import path15 from "node:path";
 
 // packages/agent/src/index.ts
 init_define_TRELLIS_BUILD();
 
 // packages/agent/src/install.ts
 init_define_TRELLIS_BUILD();
-import fs7 from "node:fs";
-import path12 from "node:path";
+import fs8 from "node:fs";
+import path13 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/index.js
@@ -47019,13 +47970,13 @@ var handleCommand = (filePath, rawArguments, rawOptions) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
 init_define_TRELLIS_BUILD();
 var import_cross_spawn = __toESM(require_cross_spawn(), 1);
-import path11 from "node:path";
+import path12 from "node:path";
 import process6 from "node:process";
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 init_define_TRELLIS_BUILD();
 import process4 from "node:process";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // node_modules/.pnpm/path-key@4.0.0/node_modules/path-key/index.js
 init_define_TRELLIS_BUILD();
@@ -47044,7 +47995,7 @@ function pathKey(options = {}) {
 init_define_TRELLIS_BUILD();
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path7 from "node:path";
+import path8 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 var execFileOriginal = promisify(execFileCallback);
 function toPath(urlOrPath) {
@@ -47053,12 +48004,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path7.resolve(toPath(startPath));
+      let currentPath = path8.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path7.resolve(currentPath, "..");
+        currentPath = path8.resolve(currentPath, "..");
       }
     }
   };
@@ -47073,27 +48024,27 @@ var npmRunPath = ({
   execPath: execPath2 = process4.execPath,
   addExecPath = true
 } = {}) => {
-  const cwdPath = path8.resolve(toPath(cwd));
+  const cwdPath = path9.resolve(toPath(cwd));
   const result = [];
-  const pathParts = pathOption.split(path8.delimiter);
+  const pathParts = pathOption.split(path9.delimiter);
   if (preferLocal) {
     applyPreferLocal(result, pathParts, cwdPath);
   }
   if (addExecPath) {
     applyExecPath(result, pathParts, execPath2, cwdPath);
   }
-  return pathOption === "" || pathOption === path8.delimiter ? `${result.join(path8.delimiter)}${pathOption}` : [...result, pathOption].join(path8.delimiter);
+  return pathOption === "" || pathOption === path9.delimiter ? `${result.join(path9.delimiter)}${pathOption}` : [...result, pathOption].join(path9.delimiter);
 };
 var applyPreferLocal = (result, pathParts, cwdPath) => {
   for (const directory of traversePathUp(cwdPath)) {
-    const pathPart = path8.join(directory, "node_modules/.bin");
+    const pathPart = path9.join(directory, "node_modules/.bin");
     if (!pathParts.includes(pathPart)) {
       result.push(pathPart);
     }
   }
 };
 var applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-  const pathPart = path8.resolve(cwdPath, toPath(execPath2), "..");
+  const pathPart = path9.resolve(cwdPath, toPath(execPath2), "..");
   if (!pathParts.includes(pathPart)) {
     result.push(pathPart);
   }
@@ -48277,7 +49228,7 @@ var killAfterTimeout = async (subprocess, timeout, context, { signal }) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 init_define_TRELLIS_BUILD();
 import { execPath, execArgv } from "node:process";
-import path9 from "node:path";
+import path10 from "node:path";
 var mapNode = ({ options }) => {
   if (options.node === false) {
     throw new TypeError('The "node" option cannot be false with `execaNode()`.');
@@ -48296,7 +49247,7 @@ var handleNodeOption = (file, commandArguments, {
     throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
   }
   const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-  const resolvedNodePath = path9.resolve(cwd, normalizedNodePath);
+  const resolvedNodePath = path10.resolve(cwd, normalizedNodePath);
   const newOptions = {
     ...options,
     nodePath: resolvedNodePath,
@@ -48306,7 +49257,7 @@ var handleNodeOption = (file, commandArguments, {
   if (!shouldHandleNode) {
     return [file, commandArguments, newOptions];
   }
-  if (path9.basename(file, ".exe") === "node") {
+  if (path10.basename(file, ".exe") === "node") {
     throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
   }
   return [
@@ -48399,11 +49350,11 @@ var serializeEncoding = (encoding) => typeof encoding === "string" ? `"${encodin
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 init_define_TRELLIS_BUILD();
 import { statSync as statSync3 } from "node:fs";
-import path10 from "node:path";
+import path11 from "node:path";
 import process5 from "node:process";
 var normalizeCwd = (cwd = getDefaultCwd()) => {
   const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-  return path10.resolve(cwdString);
+  return path11.resolve(cwdString);
 };
 var getDefaultCwd = () => {
   try {
@@ -48450,7 +49401,7 @@ var normalizeOptions = (filePath, rawArguments, rawOptions) => {
   options.killSignal = normalizeKillSignal(options.killSignal);
   options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
   options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-  if (process6.platform === "win32" && path11.basename(file, ".exe") === "cmd") {
+  if (process6.platform === "win32" && path12.basename(file, ".exe") === "cmd") {
     commandArguments.unshift("/q");
   }
   return { file, commandArguments, options };
@@ -48576,15 +49527,15 @@ var c = class {
   #n;
   #r = false;
   #e = void 0;
-  constructor(e, t) {
-    this.#t = e, this.#n = t;
+  constructor(e2, t) {
+    this.#t = e2, this.#n = t;
   }
   next() {
-    const e = () => this.#s();
-    return this.#e = this.#e ? this.#e.then(e, e) : e(), this.#e;
+    const e2 = () => this.#s();
+    return this.#e = this.#e ? this.#e.then(e2, e2) : e2(), this.#e;
   }
-  return(e) {
-    const t = () => this.#i(e);
+  return(e2) {
+    const t = () => this.#i(e2);
     return this.#e ? this.#e.then(t, t) : t();
   }
   async #s() {
@@ -48593,30 +49544,30 @@ var c = class {
         done: true,
         value: void 0
       };
-    let e;
+    let e2;
     try {
-      e = await this.#t.read();
+      e2 = await this.#t.read();
     } catch (t) {
       throw this.#e = void 0, this.#r = true, this.#t.releaseLock(), t;
     }
-    return e.done && (this.#e = void 0, this.#r = true, this.#t.releaseLock()), e;
+    return e2.done && (this.#e = void 0, this.#r = true, this.#t.releaseLock()), e2;
   }
-  async #i(e) {
+  async #i(e2) {
     if (this.#r)
       return {
         done: true,
-        value: e
+        value: e2
       };
     if (this.#r = true, !this.#n) {
-      const t = this.#t.cancel(e);
+      const t = this.#t.cancel(e2);
       return this.#t.releaseLock(), await t, {
         done: true,
-        value: e
+        value: e2
       };
     }
     return this.#t.releaseLock(), {
       done: true,
-      value: e
+      value: e2
     };
   }
 };
@@ -48644,8 +49595,8 @@ var u = Object.create(a, {
   }
 });
 function h({ preventCancel: r = false } = {}) {
-  const e = this.getReader(), t = new c(
-    e,
+  const e2 = this.getReader(), t = new c(
+    e2,
     r
   ), s = Object.create(u);
   return s[n] = t, s;
@@ -49357,8 +50308,8 @@ function prettyMilliseconds(milliseconds, options) {
     const flooredValue = Math.round(flooredInterimValue) / 10 ** decimalDigits;
     return flooredValue.toFixed(decimalDigits);
   };
-  const add2 = (value, long, short, valueString) => {
-    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short === "m")) {
+  const add2 = (value, long, short2, valueString) => {
+    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short2 === "m")) {
       return;
     }
     valueString ??= String(value);
@@ -49367,7 +50318,7 @@ function prettyMilliseconds(milliseconds, options) {
       const minLength = result.length > 0 ? 2 : 1;
       valueString = "0".repeat(Math.max(0, minLength - wholeDigits)) + valueString;
     } else {
-      valueString += options.verbose ? " " + pluralize(long, value) : short;
+      valueString += options.verbose ? " " + pluralize(long, value) : short2;
     }
     result.push(valueString);
   };
@@ -49387,11 +50338,11 @@ function prettyMilliseconds(milliseconds, options) {
   add2(Number(parsed.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds = Number(parsed.seconds);
+      const seconds2 = Number(parsed.seconds);
       const milliseconds2 = Number(parsed.milliseconds);
       const microseconds = Number(parsed.microseconds);
       const nanoseconds = Number(parsed.nanoseconds);
-      add2(seconds, "second", "s");
+      add2(seconds2, "second", "s");
       if (options.formatSubMilliseconds) {
         add2(milliseconds2, "millisecond", "ms");
         add2(microseconds, "microsecond", "µs");
@@ -49410,9 +50361,9 @@ function prettyMilliseconds(milliseconds, options) {
         );
       }
     } else {
-      const seconds = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
+      const seconds2 = (isBigInt ? Number(milliseconds % ONE_DAY_IN_MILLISECONDS) : milliseconds) / 1e3 % 60;
       const secondsDecimalDigits = typeof options.secondsDecimalDigits === "number" ? options.secondsDecimalDigits : 1;
-      const secondsFixed = floorDecimals(seconds, secondsDecimalDigits);
+      const secondsFixed = floorDecimals(seconds2, secondsDecimalDigits);
       const secondsString = options.keepDecimalsOnWholeSeconds ? secondsFixed : secondsFixed.replace(/\.0+$/, "");
       add2(Number.parseFloat(secondsString), "second", "s", secondsString);
     }
@@ -50662,13 +51613,13 @@ var logOutputSync = ({ serializedResult, fdNumber, state, verboseInfo, encoding,
   }
 };
 var writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-  for (const { path: path15, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-    const pathString = typeof path15 === "string" ? path15 : path15.toString();
+  for (const { path: path17, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+    const pathString = typeof path17 === "string" ? path17 : path17.toString();
     if (append || outputFiles.has(pathString)) {
-      appendFileSync(path15, serializedResult);
+      appendFileSync(path17, serializedResult);
     } else {
       outputFiles.add(pathString);
-      writeFileSync(path15, serializedResult);
+      writeFileSync(path17, serializedResult);
     }
   }
 };
@@ -53120,7 +54071,7 @@ var {
 // packages/agent/src/install.ts
 var INSTALLER_PATH = fileURLToPath5(new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url));
 function installerScript() {
-  return fs7.readFileSync(INSTALLER_PATH, "utf8");
+  return fs8.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -53129,12 +54080,12 @@ function installOutcome(target, exitCode, stdout, stderr) {
   throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
 }
 async function installLocally(targetDir, release, reload) {
-  const target = path12.resolve(targetDir);
-  fs7.mkdirSync(target, { recursive: true });
-  const staging = fs7.mkdtempSync(path12.join(target, ".staging-"));
+  const target = path13.resolve(targetDir);
+  fs8.mkdirSync(target, { recursive: true });
+  const staging = fs8.mkdtempSync(path13.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
-    if (!RELEASE_FILES.includes(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path12.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
+    writeFileAtomic(path13.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
   adoptFaultCount(String(r.stderr));
@@ -53145,10 +54096,10 @@ async function installLocally(targetDir, release, reload) {
 init_define_TRELLIS_BUILD();
 import https from "node:https";
 import tls from "node:tls";
-async function handshakeCheck(check, servername, release, timeoutMs = 5e3) {
-  const tlsOk = await tlsCheck(check.replace(/^https:\/\//, "").replace(/\/.*$/, ""), servername, release, timeoutMs);
-  if (!tlsOk.ok || !check.startsWith("https://")) return tlsOk;
-  const url = new URL(check);
+async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
+  const tlsOk = await tlsCheck(check2.replace(/^https:\/\//, "").replace(/\/.*$/, ""), servername, release, timeoutMs);
+  if (!tlsOk.ok || !check2.startsWith("https://")) return tlsOk;
+  const url = new URL(check2);
   return new Promise((resolve5) => {
     const req = https.request({
       host: url.hostname,
@@ -53164,7 +54115,7 @@ async function handshakeCheck(check, servername, release, timeoutMs = 5e3) {
       const status2 = res.statusCode ?? 0;
       resolve5(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
     });
-    req.on("error", (e) => resolve5({ ok: false, error: e.message }));
+    req.on("error", (e2) => resolve5({ ok: false, error: e2.message }));
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.end();
   });
@@ -53192,14 +54143,14 @@ async function tlsCheck(address, servername, release, timeoutMs) {
       if (expected && got !== expected) done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
       else setTimeout(() => done({ ok: !sock.destroyed }), 200);
     });
-    sock.on("error", (e) => done({ ok: false, error: e.message }));
+    sock.on("error", (e2) => done({ ok: false, error: e2.message }));
   });
 }
 
 // packages/ci/src/targets/ssh.ts
 init_define_TRELLIS_BUILD();
-import fs8 from "node:fs";
-import path13 from "node:path";
+import fs9 from "node:fs";
+import path14 from "node:path";
 var q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 var heredoc = (dest, content) => `base64 -d > ${dest} <<'TRELLIS_EOF'
 ${Buffer.from(content).toString("base64").replace(/.{1,76}/g, "$&\n")}TRELLIS_EOF
@@ -53212,6 +54163,8 @@ function remoteScript(release) {
     'staging=$(mktemp -d "$1/.staging-XXXXXX")',
     "installer=$(mktemp)",
     heredoc('"$installer"', installerScript()),
+    // Anchor files live in capath/ and anchors/ (names checked by isReleaseFile).
+    ...[...new Set(Object.keys(release).filter((n2) => n2.includes("/")).map((n2) => n2.split("/")[0]))].map((d2) => `mkdir -p "$staging/${d2}"`),
     ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content)),
     "set +e",
     'sh "$installer" "$1" "$staging" "$2"',
@@ -53244,8 +54197,8 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path13.join(scratch, `known_hosts-${t.host}`);
-  fs8.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  const knownHosts = path14.join(scratch, `known_hosts-${t.host}`);
+  fs9.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -53281,8 +54234,8 @@ function manifests(t, scope, service, release) {
     metadata: { name: `${t.name}-trust`, namespace: t.namespace, labels },
     data: { "ca.crt": release["trust.pem"], "trust.openssl.pem": release["trust.openssl.pem"], ...release["crl.pem"] ? { "crl.pem": release["crl.pem"] } : {} }
   });
-  return docs.map((d) => `---
-${(0, import_yaml2.stringify)(d, { lineWidth: 0 })}`).join("");
+  return docs.map((d2) => `---
+${(0, import_yaml2.stringify)(d2, { lineWidth: 0 })}`).join("");
 }
 async function applyManifests(t, file) {
   const r = await execa("kubectl", [`--context=${t.context}`, `--namespace=${t.namespace}`, "apply", `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
@@ -53301,13 +54254,13 @@ var deploy = {
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope, service) {
-  const dir = path14.join(from, scope, service);
-  const read2 = (f) => fs9.readFileSync(path14.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs9.existsSync(path14.join(dir, f)))) return void 0;
-  const cert = read2("cert.pem");
+  const dir = path15.join(from, scope, service);
+  const read2 = (f) => fs10.readFileSync(path15.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs10.existsSync(path15.join(dir, f)))) return void 0;
+  const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope)?.leaves.get(service);
-  if (!current || parseCertificate(cert).serialNumber !== current.serial) return void 0;
-  return { cert, key: read2("key.pem"), chain: read2("chain.pem") };
+  if (!current || parseCertificate(cert2).serialNumber !== current.serial) return void 0;
+  return { cert: cert2, key: read2("key.pem"), chain: read2("chain.pem") };
 }
 async function runDeploy(a2) {
   if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1)) throw new TrellisError("usage", "--canary takes a positive whole number");
@@ -53326,12 +54279,12 @@ async function runDeploy(a2) {
     if (unchecked.length) throw new TrellisError("usage", `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`, { file: paths2.scopeFile(unchecked[0].scope) });
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
-    const held = readIdentities("ci", process.env, (p) => fs9.readFileSync(p, "utf8"));
+    const held = readIdentities("ci", process.env, (p) => fs10.readFileSync(p, "utf8"));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh);
-      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e) => {
-        if (e instanceof TrellisError) return e;
-        throw e;
+      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
+        if (e2 instanceof TrellisError) return e2;
+        throw e2;
       }));
     }
     const signerOf = (scope) => {
@@ -53339,10 +54292,10 @@ async function runDeploy(a2) {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path14.resolve(a2.from ?? path14.join(store.dir, ".trellis", "out"));
-    const sealedOut = path14.resolve(a2.sealedOut ?? path14.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path14.resolve(a2.manifests ?? path14.join(store.dir, ".trellis", "k8s"));
-    const scratch = fs9.mkdtempSync(path14.join(os3.tmpdir(), "trellis-deploy-"));
+    const from = path15.resolve(a2.from ?? path15.join(store.dir, ".trellis", "out"));
+    const sealedOut = path15.resolve(a2.sealedOut ?? path15.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path15.resolve(a2.manifests ?? path15.join(store.dir, ".trellis", "k8s"));
+    const scratch = fs10.mkdtempSync(path15.join(os3.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
@@ -53366,13 +54319,13 @@ async function runDeploy(a2) {
           done.detail += `; canary handshake ok`;
         }
         outcomes.push(done);
-      } catch (e) {
-        if (!(e instanceof TrellisError)) throw e;
-        outcomes.push({ job, status: "failed", detail: e.message.split("\n")[0] });
+      } catch (e2) {
+        if (!(e2 instanceof TrellisError)) throw e2;
+        outcomes.push({ job, status: "failed", detail: e2.message.split("\n")[0] });
         if (i2 < canary) stopped = true;
       }
     }
-    fs9.rmSync(scratch, { recursive: true, force: true });
+    fs10.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -53408,7 +54361,7 @@ async function runDeploy(a2) {
   });
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs9.readFileSync(path14.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs10.readFileSync(path15.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -53423,14 +54376,14 @@ async function deliver(job, release, ctx) {
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "sealed": {
-      const file = path14.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = path15.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
-      const file = path14.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
+      const file = path15.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
       writeFileAtomic(file, manifests(t, job.scope, job.service, release), 384);
       if (!t.context) return { job, status: "written", detail: `${describeRelease(release)}: ${file}` };
       return { job, status: "applied", detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };
@@ -53438,14 +54391,96 @@ async function deliver(job, release, ctx) {
   }
 }
 
+// packages/ci/src/commands/check.ts
+init_define_TRELLIS_BUILD();
+var check = checkCommand;
+
 // packages/ci/src/commands/version.ts
 init_define_TRELLIS_BUILD();
 var version = versionCommand("trellis-ci");
 
+// packages/ci/src/commands/compose.ts
+init_define_TRELLIS_BUILD();
+var compose = {
+  command: "compose",
+  describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
+  builder: (y) => y.option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example("$0 compose", "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)"),
+  handler: (a2) => runCompose(a2)
+};
+async function runCompose(a2) {
+  const say = (line) => process.stdout.write(`${line}
+`);
+  await withStore(a2.store, async (store) => {
+    const now = clock(a2.now);
+    const mesh = loadMesh(store);
+    const stale = composePlan(mesh, (p) => store.read(p));
+    for (const f of stale) say(`compose ${f.path}`);
+    if (!stale.length) {
+      say("nothing to compose: every bundle holds what its scope trusts");
+      return;
+    }
+    if (a2.dryRun) return;
+    const ids = await ciIdentities(mesh);
+    const signers = /* @__PURE__ */ new Map();
+    for (const s of composeTouched(stale)) signers.set(s, await openIntermediate(mesh, s, ids, "active"));
+    store.commit(composeScopes({ mesh, stale, signers, now, actor: actor() }));
+    say(`recomposed ${stale.length} bundle file(s) of ${signers.size} scope(s)`);
+  });
+}
+
+// packages/ci/src/commands/explain.ts
+init_define_TRELLIS_BUILD();
+import fs11 from "node:fs";
+function partyOf(mesh, ref) {
+  if (!fs11.existsSync(ref)) return recordParty(mesh, ref);
+  let certs;
+  try {
+    certs = parseCertificates(fs11.readFileSync(ref, "utf8"));
+  } catch (e2) {
+    throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
+  }
+  if (!certs.length) throw new TrellisError("usage", "holds no PEM certificate", { file: ref, hint: "give a leaf (cert.pem or chain.pem), or SCOPE/SERVICE" });
+  return certificateParty(mesh, ref, certs[0]);
+}
+var explain = {
+  command: "explain <client> <server>",
+  describe: "Would the mTLS handshake between CLIENT and SERVER pass, each direction, and why",
+  builder: (y) => y.positional("client", { type: "string", demandOption: true, describe: "SCOPE/SERVICE (its current leaf in leaves.yaml) or a certificate file" }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example("$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z", "a certificate file, judged as of a time").epilogue("Exit 0 when both directions pass, 1 when either is refused."),
+  handler: async (a2) => {
+    const e2 = await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      return explainHandshake(mesh, partyOf(mesh, a2.client), partyOf(mesh, a2.server), clock(a2.now));
+    });
+    process.stdout.write(a2.json ? `${JSON.stringify(e2, null, 2)}
+` : renderExplanation(e2));
+    if (!e2.passes) process.exitCode = 1;
+  }
+};
+
+// packages/ci/src/commands/report.ts
+init_define_TRELLIS_BUILD();
+import path16 from "node:path";
+var report = {
+  command: "report",
+  describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
+  builder: (y) => y.option("out", { type: "string", demandOption: true, describe: "the HTML file to write" }).option("ledger", { type: "number", default: 25, describe: "how many recent ledger entries to show" }).example("$0 report --out report.html", "open it in any browser: it loads nothing from anywhere"),
+  handler: async (a2) => {
+    const now = clock(a2.now);
+    const html = await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger));
+    });
+    const out = path16.resolve(a2.out);
+    writeFileAtomic(out, html, 420);
+    process.stdout.write(`wrote ${out}
+`);
+  }
+};
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, status, verify2, version]).middleware((argv) => refuseRepeatedFlags(argv, ["type"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, status, verify2, check, version, compose]).command([explain, report]).middleware((argv) => refuseRepeatedFlags(argv, ["type"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
