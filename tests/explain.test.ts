@@ -10,6 +10,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool } from './helpers/cli.js';
+import { Store, certificateParty, explainHandshake, loadMesh, parseCertificates, recordParty } from '@trellis/core';
 
 const NOW = '2026-11-30T12:00:00Z';
 const plus = (h: number) => new Date(Date.parse(NOW) + h * 3_600_000).toISOString();
@@ -51,6 +52,13 @@ async function openssl(verifierScope: string, presented: Party, purpose: 'client
 
 interface Direction { verifier: string; presenter: string; purpose: 'client' | 'server'; passes: boolean; decidedBy?: { check: string; openssl?: string }; anchor?: { scope: string; role: string; fingerprint: string }; change: string }
 
+/** In-process, on the same core function the command calls (the table runs many pairs; the command itself is run below). */
+async function explainHere(client: string, server: string, at: string) {
+  const mesh = loadMesh(new Store(m.dir));
+  const party = (ref: string) => (fs.existsSync(ref) ? certificateParty(mesh, ref, parseCertificates(fs.readFileSync(ref, 'utf8'))[0]!) : recordParty(mesh, ref));
+  return explainHandshake(mesh, party(client), party(server), new Date(at)) as Promise<{ passes: boolean; directions: [Direction, Direction] }>;
+}
+
 async function explain(client: string, server: string, at: string) {
   const r = await m.ci(['explain', client, server, '--json', '--now', at]);
   expect([0, 1], r.stderr).toContain(r.code);
@@ -78,7 +86,7 @@ describe('explain agrees with OpenSSL over the boundary table', () => {
     const asParty = (arg: string, scope: string): Party => (fs.existsSync(arg) ? { ref: arg, scope, chain: () => arg } : record(arg));
     const client = asParty(clientArg(), clientScope);
     const server = asParty(serverArg(), serverScope);
-    const e = await explain(client.ref, server.ref, at);
+    const e = await explainHere(client.ref, server.ref, at);
     const peers = [await openssl(serverScope, client, 'client', at), await openssl(clientScope, server, 'server', at)];
     expect(e.directions.map((d) => d.passes)).toEqual(expected);
     expect(peers.map((p) => p.ok)).toEqual(expected);
