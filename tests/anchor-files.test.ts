@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCertificate, subjectHash } from '@trellis/core';
+import { DEFAULT_HOST_POLICY, Store, decryptWith, importSigningKey, loadMesh, newIdentity, openSealedRelease, parseCertificate, parseCertificates, releaseFor, sealRelease, subjectHash, trustOpensslPem } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { GOVERIFY, tool } from './helpers/cli.js';
 import { freePort, request, waitForPort, type Client } from './helpers/servers.js';
@@ -271,5 +271,33 @@ describe('each release carries the anchor files too', () => {
     expect((await d.ci(['deploy', '--now', NOW])).code).toBe(0);
     expect(fs.readdirSync(cur('capath')).sort()).toEqual(ls(d, 'bundles/us-east-1/capath'));
     expect(fs.readdirSync(cur('capath'))).toHaveLength(2);
+  });
+});
+
+describe('a host admits only anchor files the pinned roots issued, at the names a release may carry', () => {
+  async function sealed(extra: Record<string, string>) {
+    const mesh = loadMesh(new Store(m.dir));
+    const ids = [fs.readFileSync(m.ciIdentityFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY'))!];
+    const keyPem = await decryptWith(ids, m.read('bundles/us-east-1/intermediate.key.age'), 'bundles/us-east-1/intermediate.key.age', 'ci');
+    const signer = { cert: parseCertificate(m.read('bundles/us-east-1/intermediate.pem')), ...(await importSigningKey(keyPem)) };
+    const host = await newIdentity();
+    const files = { ...releaseFor(mesh, 'us-east-1'), ...extra };
+    const armored = await sealRelease({ version: 1, scope: 'us-east-1', service: 'api', host: 'web-1', created: new Date(Date.parse(NOW) + 60_000).toISOString(), rootCrl: m.read('bundles/root/crl.pem'), files }, host.recipient, signer);
+    return openSealedRelease({ identities: [host.identity], armored, file: 'web-1.age', roots: parseCertificates(m.read('bundles/root/roots.pem')), host: { rootCrls: {} }, hostStateFile: 'state.json', now: new Date(Date.parse(NOW) + 120_000), policy: DEFAULT_HOST_POLICY });
+  }
+  it('the release as composed opens, carrying its scope\'s anchor files', async () => {
+    const opened = await sealed({});
+    expect(Object.keys(opened.release.files).filter((f) => f.startsWith('capath/')).sort()).toEqual(ls(m, 'bundles/us-east-1/capath').map((n) => `capath/${n}`));
+  });
+  it('a capath file holding a CA the pinned roots did not issue is refused (exit 3)', async () => {
+    const ca = path.join(scratch, 'foreign-ca.pem');
+    expect((await tool('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', path.join(scratch, 'foreign-ca.key'), '-out', ca, '-days', '30', '-subj', '/CN=foreign CA'])).code).toBe(0);
+    const foreign = fs.readFileSync(ca, 'utf8');
+    await expect(sealed({ 'capath/0badc0de.0': trustOpensslPem([parseCertificate(foreign)]) })).rejects.toMatchObject({ reason: 'release-refused', message: expect.stringMatching(/capath\/0badc0de\.0 holds .*pinned roots did not issue/) });
+    await expect(sealed({ 'anchors/x-0123456789abcdef.pem': foreign })).rejects.toMatchObject({ reason: 'release-refused' });
+  });
+  it('a path outside the two directories\' patterns is malformed (exit 2): nothing is installed there', async () => {
+    await expect(sealed({ 'capath/../../etc/cron.d/x': 'x' })).rejects.toMatchObject({ reason: 'bad-release', message: expect.stringMatching(/unexpected file/) });
+    await expect(sealed({ 'anchors/evil.sh': 'x' })).rejects.toMatchObject({ reason: 'bad-release' });
   });
 });

@@ -174,7 +174,7 @@ export async function openSealedRelease(p: {
   if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${rel.scope}.`)) || !permits.length) r.refuse(`the signer is not an intermediate of scope ${rel.scope}`);
   if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(rel)), Buffer.from(e.signature, 'base64'))) r.refuse('the signature does not verify');
   // Every file that makes an anchor: the bundles and each one-anchor file.
-  for (const f of Object.keys(rel.files).filter((n) => n === 'trust.pem' || n === 'trust.openssl.pem' || (n !== 'trust.pem' && ANCHOR_FILE.test(n)))) {
+  for (const f of Object.keys(rel.files).filter((n) => n === 'trust.pem' || n === 'trust.openssl.pem' || ANCHOR_FILE.test(n))) {
     const pem = rel.files[f];
     if (pem === undefined) continue;
     let certs: Certificate[];
