@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e36f1c5accf4d07aa1df58757184597336481f27", date: "2026-12-01T23:32:02Z" };
+    define_TRELLIS_BUILD_default = { commit: "489d0d73b7e2a694aba8106ae770a2a4b8e105aa", date: "2026-12-01T23:38:14Z" };
   }
 });
 
