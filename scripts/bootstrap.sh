@@ -27,6 +27,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2) # tests/airgap.test.ts: networ
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # tests/scope-pr.test.ts drives a real pty
 command -v git >/dev/null 2>&1 || need+=(git)           # tests/disaster-recovery.test.ts restores from a clone
+[ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2

@@ -23,7 +23,9 @@ export function spanningFiles(scope: string): string[] {
 
 /** Whether a shard of `scope` may write `file` (a store-relative path). */
 export function shardOwns(scope: string, file: string): boolean {
-  return file.startsWith(`bundles/${scope}/`) && !file.slice(`bundles/${scope}/`.length).split('/').includes('..') && !spanningFiles(scope).includes(file);
+  return file.startsWith(`bundles/${scope}/`) && !file.slice(`bundles/${scope}/`.length).split('/').includes('..') && !spanningFiles(scope).includes(file)
+    // The one-anchor-per-file directories hold the same cross-scope composition as the bundles.
+    && ![paths.capath(scope), paths.anchors(scope)].some((d) => file.startsWith(`${d}/`));
 }
 
 /** Refuses a shard's writes before anything is committed if one of them belongs to another scope or to compose. */
