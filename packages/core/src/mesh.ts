@@ -13,6 +13,7 @@ import { anchorsBy, inRole, liveIntermediates } from './live.js';
 import { certificatePem, fingerprint, keyId } from './certificates.js';
 import { parseRootState, parseScopeState } from './state-files.js';
 import { iso } from './time.js';
+import { sha256Hex } from './crypto.js';
 import { SCOPE_NAME } from './names.js';
 import { evidencePaths } from './evidence.js';
 import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
@@ -37,6 +38,8 @@ export interface ScopeMaterial {
   trustPem?: string;
   trustOpensslPem?: string;
   leaves: IssuanceRecord;
+  /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
+  leavesSha256?: string;
   ledger: string;
 }
 
@@ -105,6 +108,7 @@ function loadMaterial(store: Store, scope: string): ScopeMaterial {
     trustPem: store.read(paths.trust(scope)),
     trustOpensslPem: store.read(paths.trustOpenssl(scope)),
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
+    leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
   };
 }
