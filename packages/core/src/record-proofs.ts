@@ -163,7 +163,7 @@ export function issuanceRecordProblems(mesh: Mesh, scope: string): RecordProblem
 export function assertIssuanceProven(mesh: Mesh, scope: string): void {
   const p = issuanceRecordProblems(mesh, scope)[0];
   if (p) {
-    throw new TrellisError('verification-failed', `${p.field}: ${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`, {
+    throw new TrellisError('verification-failed', `${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`, {
       file: p.file, field: p.field, hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`,
     });
   }
