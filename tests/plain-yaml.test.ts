@@ -7,7 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parseDocument, stringify } from 'yaml';
-import { parseScope, readPlainYaml, serializeIssuanceRecord, parseIssuanceRecord } from '@trellis/core';
+import { parseScope, readPlainYaml, writePlainYaml, serializeIssuanceRecord, parseIssuanceRecord } from '@trellis/core';
 
 /** What the yaml package reads, or undefined when it reports an error. */
 function full(text: string): unknown {
@@ -87,5 +87,31 @@ describe('the plain YAML reader', () => {
     expect(readPlainYaml(leaves)).not.toBeUndefined();
     expect(readPlainYaml(leaves)).toEqual(full(leaves));
     expect(parseIssuanceRecord(leaves, 'leaves.yaml').get('web')!.serial).toBe('0123');
+  });
+
+  it('writes, when it writes at all, the very bytes the yaml package writes', () => {
+    // Mostly values the writer takes, some on its edges: it must write those exactly as the yaml package, or decline.
+    const value = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9:._\/@+=-]{0,9}$/) }, { weight: 1, arbitrary: atom });
+    const name = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,5}$/) }, { weight: 1, arbitrary: key });
+    const record: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
+      t: fc.dictionary(name, fc.oneof({ depthSize: 'small' }, value, fc.array(value, { maxLength: 3 }), tie('t')), { minKeys: 1, maxKeys: 4 }),
+    })).t;
+    let written = 0;
+    fc.assert(fc.property(record, (t) => {
+      const fast = writePlainYaml(t);
+      if (fast === undefined) return;
+      written++;
+      expect(fast).toBe(stringify(t, { lineWidth: 0, indent: 2 }));
+      expect(readPlainYaml(fast)).toEqual(t);
+    }), { numRuns: 2000 });
+    expect(written).toBeGreaterThan(200);
+  });
+
+  it('writes leaves.yaml as trellis always wrote it, and leaves quoting to the yaml package', () => {
+    const rec = { serial: '01ab', notBefore: '2026-11-22T10:00:00Z', uris: ['spiffe://us-east-1.mesh.example/api'], dns: [] as string[], x: {} };
+    expect(writePlainYaml({ api: rec })).toBe(stringify({ api: rec }, { lineWidth: 0, indent: 2 }));
+    expect(writePlainYaml({ api: { serial: '0123' } })).toBeUndefined();
+    expect(writePlainYaml({ api: { n: 1 } })).toBeUndefined();
+    expect(writePlainYaml({})).toBeUndefined();
   });
 });

@@ -9,7 +9,7 @@ import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
-import { readPlainYaml } from './plain-yaml.js';
+import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 import { assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
@@ -470,7 +470,8 @@ export function parseScope(text: string, name: string, trustDomain: string, file
 
 /** Deterministic YAML: the key order given, LF, trailing newline. */
 export function toYaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0, indent: 2 });
+  // Records are written by the linear writer when it can (the same bytes; see plain-yaml.ts), else by the yaml package.
+  return writePlainYaml(value) ?? stringify(value, { lineWidth: 0, indent: 2 });
 }
 
 export function fromYaml(text: string, file: string): unknown {

@@ -55,4 +55,4 @@ export {
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
-export { readPlainYaml } from './plain-yaml.js';
+export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
