@@ -13,6 +13,7 @@ import { anchorsBy, inRole, liveIntermediates } from './live.js';
 import { certificatePem, fingerprint, keyId } from './certificates.js';
 import { parseRootState, parseScopeState } from './state-files.js';
 import { iso } from './time.js';
+import { sha256Hex } from './crypto.js';
 import { SCOPE_NAME } from './names.js';
 import { evidencePaths } from './evidence.js';
 import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
@@ -39,6 +40,8 @@ export interface ScopeMaterial {
   /** Every regular file under capath/ and anchors/, by store path: the one-anchor-per-file bundle as the store holds it. */
   anchorFiles: Map<string, string>;
   leaves: IssuanceRecord;
+  /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
+  leavesSha256?: string;
   ledger: string;
 }
 
@@ -108,6 +111,7 @@ function loadMaterial(store: Store, scope: string): ScopeMaterial {
     trustOpensslPem: store.read(paths.trustOpenssl(scope)),
     anchorFiles: new Map([paths.capath(scope), paths.anchors(scope)].flatMap((d) => store.list(d).map((f) => [`${d}/${f}`, store.read(`${d}/${f}`)!] as const))),
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
+    leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
   };
 }

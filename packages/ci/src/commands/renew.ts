@@ -57,7 +57,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   // Everything after this is planned on the store as the phase steps leave it.
-  const mesh = loadMesh(store.withPending(phases.writes));
+  const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
 
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);

@@ -134,6 +134,8 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
   const file = paths.leaves(def.name);
   const active = activeIssuer(mesh, def.name)!;
   const permitted = permittedNamesFor(def.name, mesh.config.trustDomain);
+  // Sets, not scans: a scope may hold 60,000 services.
+  const revokedSerials = new Set(m.state!.revoked.map((r) => serialKey(r.serial)));
   for (const svc of def.services) {
     const rec = m.leaves.get(svc.name);
     if (!rec) {
@@ -142,12 +144,13 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
     }
     const outside = namesOutside(rec, permitted);
     if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, file);
-    if (m.state!.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (revokedSerials.has(serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
     if (due && DUE[due]) add(DUE[due][0], due === 'expired' || due === 'renewal-window' ? 'expiry' : 'leaf', `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
   }
+  const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
-    if (!def.services.some((s) => s.name === svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, file);
+    if (!declared.has(svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, file);
   }
   return out;
 }
