@@ -28,7 +28,7 @@ const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [-
   --layouts         mesh: global + 20 regions; single: one region holds every service (default both)
   --quick           a smoke run: 1k, mesh layout, small samples
   --json FILE       keep the raw numbers
-  --deploy-targets  how many services get a dir target (default 1000, spread over the scopes; all: every one)
+  --deploy-targets  how many services get a dir target (default 210, spread over the scopes; all: every one)
   --keep            keep the scratch meshes (their paths are printed)`;
 
 export interface Options {
@@ -48,7 +48,7 @@ function parseSize(s: string): number {
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 1000, keep: false, samples: { openssl: 200, x509: 300, ceilingMs: 1500 } };
+  const o: Options = { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 210, keep: false, samples: { openssl: 200, x509: 300, ceilingMs: 1500 } };
   let quick = false;
   let sizes: number[] | undefined;
   let layouts: Layout[] | undefined;
