@@ -80,8 +80,8 @@ export function parseArgs(argv: string[]): Options {
   if (quick) {
     o.sizes = [1000];
     o.layouts = ['mesh'];
-    o.deployTargets = 20;
-    o.samples = { openssl: 30, x509: 60, ceilingMs: 400 };
+    o.deployTargets = 10;
+    o.samples = { openssl: 20, x509: 40, ceilingMs: 300 };
   }
   if (sizes) o.sizes = sizes;
   if (layouts) o.layouts = layouts;
@@ -218,7 +218,7 @@ async function profileOf(pem: string): Promise<string> {
   await import(req.resolve('reflect-metadata'));
   const x509 = (await import(req.resolve('@peculiar/x509'))) as typeof import('@peculiar/x509');
   const c = new x509.X509Certificate(pem);
-  const exts = c.extensions.map((e) => `${e.type}${e.critical ? '!' : ''}`).sort();
+  const exts = c.extensions.map((e: { type: string; critical: boolean }) => `${e.type}${e.critical ? '!' : ''}`).sort();
   const days = Math.round((c.notAfter.getTime() - c.notBefore.getTime()) / 86_400_000);
   return `${JSON.stringify(c.publicKey.algorithm)} ${JSON.stringify(c.signatureAlgorithm)} ${exts.join(',')} ${days}d`;
 }
@@ -231,6 +231,13 @@ function machine(): Record<string, string | number> {
 export async function main(argv: string[]): Promise<number> {
   const o = parseArgs(argv);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-'));
+  // An interrupted run leaves no mesh behind (big ones are gigabytes of small files); the children get the same signal from the terminal.
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(sig, () => {
+      if (!o.keep) fs.rmSync(scratch, { recursive: true, force: true });
+      process.exit(130);
+    });
+  }
   const threads = os.availableParallelism();
   const started = new Date();
   const mach = machine();
