@@ -20,7 +20,7 @@ describe('pnpm bench --quick', () => {
   it('prints one table with every baseline and every command row, each number positive and finite', async () => {
     const json = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-test-')), 'bench.json');
     const r = await execa(process.execPath, ['--import', 'tsx', 'scripts/bench/run.ts', '--quick', '--sizes', '210', '--json', json],
-      { cwd: REPO, reject: false, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false });
+      { cwd: REPO, reject: false, env: { PATH: process.env.PATH, HOME: process.env.HOME }, extendEnv: false, timeout: 280_000 });
     expect(r.stderr).not.toMatch(/failed|Error/);
     expect(r.exitCode).toBe(0);
 
@@ -60,7 +60,7 @@ describe('pnpm bench --quick', () => {
     const count = (c: string) => raw.rows.find((x) => x.command === c)!.count;
     expect([count('renew-cold'), count('renew-none'), count('renew-third')]).toEqual([210, 0, 70]);
     for (const x of raw.rows) expect([x.seconds, x.rssMb].every(positive), x.command).toBe(true);
-  }, 180_000);
+  }, 300_000);
 });
 
 describe('the synthetic mesh', () => {

@@ -59,6 +59,18 @@ function treeRssKb(pid: number): number {
   return sum;
 }
 
+/** Process groups of the commands running now, so an interrupted bench can end them (and only them). */
+const running = new Set<number>();
+
+/** Ends every command `measure` started that is still running: each is its own process group. */
+export function stopRunning(): void {
+  for (const pgid of running) {
+    try {
+      process.kill(-pgid, 'SIGKILL');
+    } catch { /* already gone */ }
+  }
+}
+
 /** Runs `cmd args` under GNU time with `env` only (nothing inherited), in `cwd`. */
 export function measure(cmd: string, args: string[], opts: { env: Record<string, string | undefined>; cwd?: string }): Promise<Measured> {
   if (!fs.existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} is missing: apt-get install time (scripts/bootstrap.sh does)`);
@@ -67,16 +79,18 @@ export function measure(cmd: string, args: string[], opts: { env: Record<string,
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     const child = spawn(GNU_TIME, ['-f', '%M', '-o', timeFile, cmd, ...args], {
-      env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'],
+      env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
     });
+    running.add(child.pid!);
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     let polled = 0;
     const poll = setInterval(() => { polled = Math.max(polled, treeRssKb(child.pid!)); }, 20);
-    child.on('error', (e) => { clearInterval(poll); reject(e); });
+    child.on('error', (e) => { clearInterval(poll); running.delete(child.pid!); reject(e); });
     child.on('close', (code) => {
+      running.delete(child.pid!);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
       clearInterval(poll);
       let timeKb = 0;

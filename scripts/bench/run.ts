@@ -19,7 +19,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { makeIssuer, opensslLoop } from './baselines.js';
 import { at, buildMesh, REPO, type BenchMesh } from './mesh.js';
-import { measure, type Measured } from './measure.js';
+import { measure, stopRunning, type Measured } from './measure.js';
 import { judge, renderTable, sizeLabel, type BaselineRow, type CommandRow, type Layout } from './table.js';
 
 const HOUR = 3_600_000;
@@ -231,9 +231,10 @@ function machine(): Record<string, string | number> {
 export async function main(argv: string[]): Promise<number> {
   const o = parseArgs(argv);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-'));
-  // An interrupted run leaves no mesh behind (big ones are gigabytes of small files); the children get the same signal from the terminal.
+  // An interrupted run leaves no process and no mesh behind (big ones are gigabytes of small files).
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.once(sig, () => {
+      stopRunning();
       if (!o.keep) fs.rmSync(scratch, { recursive: true, force: true });
       process.exit(130);
     });
