@@ -73,7 +73,8 @@ export const TARGETS = {
 /** Each command row with its rate, its ratios to the (best measured) baselines and the issue's checks that apply to it. */
 export function judge(rows: CommandRow[], baselines: BaselineRow[], opts: { sampledDeploy: boolean }): JudgedRow[] {
   const best = (b: Baseline) => Math.max(...baselines.filter((x) => x.baseline === b).map((x) => rate(x) ?? 0));
-  const base = { openssl: best('openssl'), x509: best('x509'), ceiling1: best('ceiling-1'), ceilingAll: best('ceiling-all') };
+  // Every core can always do what one does: on a loaded machine the threaded round can come out lower, and the bar must not drop with it.
+  const base = { openssl: best('openssl'), x509: best('x509'), ceiling1: best('ceiling-1'), ceilingAll: Math.max(best('ceiling-all'), best('ceiling-1')) };
   return rows.map((r) => {
     const rt = rate(r);
     const minting = r.command.startsWith('renew') && rt !== undefined;
@@ -102,7 +103,9 @@ export function judge(rows: CommandRow[], baselines: BaselineRow[], opts: { samp
 export const HEADER = ['layout', 'services', 'row', 's', 'leaves/s', 'peak RSS MB', '× openssl', '× x509', '× ceiling 1 core', '× ½ ceiling all cores', 'target (issue 9)', 'result'];
 
 const num = (v: number | undefined, digits: number): string => (v === undefined ? '—' : v.toFixed(digits));
-const ratio = (v: number | undefined): string => (v === undefined ? '—' : `${v.toFixed(2)}×`);
+/** Whole numbers from 100 up, three significant digits below, so a small rate or ratio never rounds to 0. */
+const sig = (v: number | undefined): string => (v === undefined ? '—' : v >= 100 ? v.toFixed(0) : String(Number(v.toPrecision(3))));
+const ratio = (v: number | undefined): string => (v === undefined ? '—' : `${sig(v)}×`);
 
 export function sizeLabel(n: number): string {
   return n % 1000 === 0 ? `${n / 1000}k` : String(n);
@@ -113,13 +116,13 @@ export function renderTable(baselines: BaselineRow[], rows: JudgedRow[], ceiling
   const cells: string[][] = [HEADER];
   for (const b of baselines) {
     const label = b.baseline === 'ceiling-all' ? `${b.label} (${b.threads ?? ceilingThreads} threads)` : b.label;
-    cells.push(['baseline', '—', `${label}, n=${b.count}`, num(b.seconds, 2), num(rate(b), 0), num(b.rssMb, 0), '—', '—', '—', '—', '—', '']);
+    cells.push(['baseline', '—', `${label}, n=${b.count}`, num(b.seconds, 2), sig(rate(b)), num(b.rssMb, 0), '—', '—', '—', '—', '—', '']);
   }
   for (const r of rows) {
     const target = r.checks.map((c) => `${c.ok ? '✓' : '✗'} ${c.label}`).join(' · ');
     const result = r.checks.length ? (r.checks.every((c) => c.ok) ? 'pass' : 'FAIL') : '';
     const what = r.command === 'deploy' && r.count !== undefined ? `${COMMAND_LABEL.deploy} (${r.count})` : COMMAND_LABEL[r.command];
-    cells.push([r.layout, sizeLabel(r.services), what, num(r.seconds, 2), num(r.rate, 0), num(r.rssMb, 0),
+    cells.push([r.layout, sizeLabel(r.services), what, num(r.seconds, 2), sig(r.rate), num(r.rssMb, 0),
       ratio(r.ratios?.openssl), ratio(r.ratios?.x509), ratio(r.ratios?.ceiling1), ratio(r.ratios?.halfCeilingAll), target || '—', result]);
   }
   const width = HEADER.map((_, i) => Math.max(...cells.map((c) => [...c[i]!].length)));
