@@ -18,7 +18,7 @@ export const REPO = path.resolve(import.meta.dirname, '../..');
 export const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
 export const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
 
-/** `mesh`: global + `regions` regions sharing the services evenly; `single`: one region holds them all (global stays empty). */
+/** `mesh`: global + `regions` regions sharing the services evenly; `single`: the same scopes, one region holding every service (the rest empty). */
 export type Layout = 'mesh' | 'single';
 
 export interface MeshOptions {

@@ -41,9 +41,12 @@ export interface Options {
   samples: { openssl: number; x509: number; ceilingMs: number };
 }
 
+/** Bad flags: exit 2, as for every trellis command. */
+class UsageError extends Error {}
+
 function parseSize(s: string): number {
   const m = /^(\d+)(k?)$/i.exec(s.trim());
-  if (!m || Number(m[1]) === 0) throw new Error(`--sizes: ${s} is not a size like 1k or 10000`);
+  if (!m || Number(m[1]) === 0) throw new UsageError(`--sizes: ${s} is not a size like 1k or 10000`);
   return Number(m[1]) * (m[2] ? 1000 : 1);
 }
 
@@ -56,7 +59,7 @@ export function parseArgs(argv: string[]): Options {
     const a = argv[i]!;
     const value = () => {
       const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
+      if (v === undefined) throw new UsageError(`${a} needs a value`);
       return v;
     };
     if (a === '--') continue;
@@ -66,7 +69,7 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--sizes') sizes = value().split(',').map(parseSize);
     else if (a === '--layouts') {
       layouts = value().split(',').map((l) => {
-        if (l !== 'mesh' && l !== 'single') throw new Error(`--layouts: ${l} is neither mesh nor single`);
+        if (l !== 'mesh' && l !== 'single') throw new UsageError(`--layouts: ${l} is neither mesh nor single`);
         return l;
       });
     } else if (a === '--deploy-targets') {
@@ -75,7 +78,7 @@ export function parseArgs(argv: string[]): Options {
     } else if (a === '--help' || a === '-h') {
       process.stdout.write(`${USAGE}\n`);
       process.exit(0);
-    } else throw new Error(`unknown argument ${a}\n${USAGE}`);
+    } else throw new UsageError(`unknown argument ${a}\n${USAGE}`);
   }
   if (quick) {
     o.sizes = [1000];
@@ -290,6 +293,6 @@ export async function main(argv: string[]): Promise<number> {
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
   main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
     process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(1);
+    process.exit(e instanceof UsageError ? 2 : 1);
   });
 }
