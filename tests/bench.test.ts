@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { distribute } from '../scripts/bench/mesh.js';
 import { HEADER, judge, type BaselineRow, type CommandRow } from '../scripts/bench/table.js';
+import { parseArgs, UsageError } from '../scripts/bench/run.js';
 import { REPO } from './helpers/cli.js';
 
 const COMMANDS = ['renew, every leaf new', 'renew, nothing due', 'verify', 'status', 'plan', 'deploy to dir targets', 'renew, a third due'];
@@ -104,5 +105,28 @@ describe("the issue's targets", () => {
     const [cold, status] = judge([row(10_000, 'renew-cold', 10), row(10_000, 'status', 1)], baselines, { sampledDeploy: true });
     expect(cold!.ratios).toEqual({ openssl: 10, x509: 1000 / 150, ceiling1: 1000 / 6000, halfCeilingAll: 0.2 });
     expect(status!.ratios).toBeUndefined();
+  });
+});
+
+describe('the flags', () => {
+  it.each([
+    ['every size and both layouts by default', [], { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 210 }],
+    ['sizes in thousands or plain', ['--sizes', '1k,2500'], { sizes: [1000, 2500] }],
+    ['--quick is 1k, the mesh layout and small samples', ['--quick'], { sizes: [1000], layouts: ['mesh'], deployTargets: 10 }],
+    ['--sizes after --quick still wins', ['--quick', '--sizes', '105'], { sizes: [105], layouts: ['mesh'] }],
+    ['every service deployed', ['--deploy-targets', 'all'], { deployTargets: 'all' }],
+  ] as const)('%s', (_name, argv, want) => {
+    expect(parseArgs([...argv])).toMatchObject(want);
+  });
+
+  it.each([
+    [['--sizes', '0'], /--sizes: 0/],
+    [['--sizes', '10m'], /--sizes: 10m/],
+    [['--layouts', 'mesh,ring'], /--layouts: ring/],
+    [['--json'], /--json needs a value/],
+    [['--bogus'], /unknown argument --bogus/],
+  ])('refuses %j', (argv, message) => {
+    expect(() => parseArgs(argv)).toThrow(UsageError);
+    expect(() => parseArgs(argv)).toThrow(message);
   });
 });

@@ -42,7 +42,7 @@ export interface Options {
 }
 
 /** Bad flags: exit 2, as for every trellis command. */
-class UsageError extends Error {}
+export class UsageError extends Error {}
 
 function parseSize(s: string): number {
   const m = /^(\d+)(k?)$/i.exec(s.trim());
