@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { distribute } from '../scripts/bench/mesh.js';
+import { at, buildMesh, distribute } from '../scripts/bench/mesh.js';
 import { HEADER, judge, type BaselineRow, type CommandRow } from '../scripts/bench/table.js';
 import { parseArgs, UsageError } from '../scripts/bench/run.js';
 import { REPO } from './helpers/cli.js';
@@ -65,6 +65,19 @@ describe('pnpm bench --quick', () => {
 });
 
 describe('the synthetic mesh', () => {
+  it('buildMesh with leaves makes a store that verifies, with every leaf minted and the allow-list confirmed', async () => {
+    const now = new Date(Math.floor(Date.now() / 1000) * 1000 - 3_600_000);
+    const m = await buildMesh(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-mesh-')), { services: 42, now, leaves: true, deploy: { every: 21 } });
+    expect([m.services, m.shortTtl, m.deployTargets]).toEqual([42, 14, 2]);
+    const verify = await m.ci(['verify', '--now', at(now)]);
+    expect(verify.stderr).toBe('');
+    expect(verify.code).toBe(0);
+    expect(JSON.parse((await m.ci(['plan', '--json', '--now', at(now)])).stdout)).toMatchObject({ mint: [] });
+    // 49 h on, exactly the 72 h third is due.
+    expect(JSON.parse((await m.ci(['plan', '--json', '--now', at(new Date(now.getTime() + 49 * 3_600_000))])).stdout).mint).toHaveLength(14);
+    fs.rmSync(m.base, { recursive: true, force: true });
+  }, 120_000);
+
   it.each([
     ['spreads services evenly over global and 20 regions', 'mesh', 1000, 21, [48, 47]],
     ['puts every service in one region when one scope holds them all', 'single', 1000, 21, [0, 1000]],
