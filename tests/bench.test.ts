@@ -61,6 +61,7 @@ describe('pnpm bench --quick', () => {
     const count = (c: string) => raw.rows.find((x) => x.command === c)!.count;
     expect([count('renew-cold'), count('renew-none'), count('renew-third')]).toEqual([105, 0, 35]);
     for (const x of raw.rows) expect([x.seconds, x.rssMb].every(positive), x.command).toBe(true);
+    fs.rmSync(path.dirname(json), { recursive: true, force: true });
   }, 300_000);
 });
 
