@@ -2,13 +2,16 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   actor, advancePhases, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
-  type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
+  TrellisError, type LeafSigner, type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
+import { mintPool } from '../mint-pool.js';
+import { outputBarrier } from '../out-write.js';
+import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progress } from '../progress.js';
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
 
-interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string }
+interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string; quiet?: boolean; progress?: boolean }
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
@@ -18,6 +21,8 @@ export const renew: CommandModule<object, Args> = {
     .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
     .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
+    .option('progress', { type: 'boolean', describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` })
+    .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
     .example('$0 renew', 'the scheduled CI job')
     .example('$0 renew --scope us-east-1 --force', 're-mint one scope') as never,
   handler: (a) => runRenew(a),
@@ -31,16 +36,35 @@ export function renderPlan(plan: RenewPlan): string {
 }
 
 async function runRenew(a: Args): Promise<void> {
-  await withStore(a.store, async (store) => {
-    const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    await renewStore(store, { now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
-  });
+  if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
+  const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
+  let progress: Progress = NO_PROGRESS;
+  // Workers sign on every core; the bar follows what they have signed.
+  const pool = mintPool((n) => progress.tick(n));
+  try {
+    await withStore(a.store, async (store) => {
+      const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+      await renewStore(store, {
+        now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
+        signLeaves: pool.sign, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
+      }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+    });
+  } finally {
+    progress.stop();
+    await pool.close();
+  }
 }
+
+const WORKER_MIN_LEAVES = 256;
 
 export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
+  /** Who signs the leaves (trellis-ci: worker threads); in-process when unset. */
+  signLeaves?: LeafSigner;
+  /** The progress of signing `total` leaves; told nothing when unset. */
+  progress?: (total: number) => Progress;
 }
 
 /** The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process. */
@@ -74,8 +98,15 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
-  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
+  const progress = o.progress?.(plan.mint.length) ?? NO_PROGRESS;
+  progress.start(plan.mint.length);
+  // Below a few hundred leaves, starting threads costs more than it saves.
+  const signLeaves = plan.mint.length >= WORKER_MIN_LEAVES ? o.signLeaves : undefined;
+  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...(signLeaves ? { signLeaves } : {}) });
+  if (!signLeaves) progress.tick(result.count);
   for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem);
+  // One durability barrier for every leaf written, before the store records any of them.
+  outputBarrier(o.out);
   store.commit(result.writes);
   const count = result.count;
   say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`);
