@@ -12,7 +12,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   PROFILES, certificatePem, extensionsFor, importSigningKey, keyMatchesCert, leafBatch, leafKeyPair, leafNames, leafTbs, leafTemplateFor, mintedFromBatch,
-  nodeCryptoSeam, parseCertificate, profileViolations, permittedNamesFor, signInProcess, signingKeyObject, LEAF_SECRET_BYTES,
+  nodeCryptoSeam, parseCertificate, profileViolations, permittedNamesFor, signInProcess, signingKeyObject, LEAF_SECRET_BYTES, iso, parseIssuanceRecord, serializeIssuanceRecord, toYaml,
   type CryptoSeam, type KeyAlgorithm, type SigningIntermediate,
 } from '@trellis/core';
 import { mintIntermediate, mintRoot } from '../packages/offline/src/ceremony.js';
@@ -157,5 +157,29 @@ describe('the leaf template', () => {
     const { inter } = chains.get('ecdsa-p256')!;
     const req = { scope: 'eu-west-1', service: { name: 'api', dns: [], deploy: [] }, trustDomain: 'mesh.example', ttl: 86_400_000, algorithm: 'ecdsa-p256' as const, now: NOW };
     await expect(leafBatch('us-east-1', [req], inter, nodeCryptoSeam)).rejects.toMatchObject({ reason: 'name-outside-constraints' });
+  });
+});
+
+describe('leaves.yaml written by string concatenation', () => {
+  const rec = (svc: string, o: Partial<Record<'serial' | 'issuer' | 'fingerprint' | 'uri' | 'dns', string>> = {}) => [svc, {
+    serial: o.serial ?? '015af5f043e44da39bcba9117b6cda0e67', notBefore: new Date('2026-12-01T23:20:27Z'), notAfter: new Date('2026-12-08T23:21:27.500Z'),
+    issuer: o.issuer ?? 'sha256:f072', issuerKey: 'sha256:c936', fingerprint: o.fingerprint ?? 'sha256:9e5e', uris: [o.uri ?? `spiffe://r03.mesh.example/${svc}`], dns: [o.dns ?? `${svc}.r03.mesh.example`, 'edge.r03.mesh.example'],
+  }] as const;
+  const generic = (r: Map<string, ReturnType<typeof rec>[1]>) => toYaml(Object.fromEntries([...r.keys()].sort().map((k) => {
+    const x = r.get(k)!;
+    return [k, { serial: x.serial, notBefore: iso(x.notBefore), notAfter: iso(x.notAfter), issuer: x.issuer, issuerKey: x.issuerKey, fingerprint: x.fingerprint, uris: x.uris, dns: x.dns }];
+  })));
+  it.each([
+    ['ordinary services', [rec('svc-00001'), rec('api'), rec('web')]],
+    ['a service named like a boolean, a number or null', [rec('true'), rec('123'), rec('null'), rec('1e5'), rec('0x1f')]],
+    ['an all-digit serial, which YAML would read as a number', [rec('api', { serial: '0112345678901234567890123456789012' })]],
+    ['a serial that reads as a float', [rec('api', { serial: '01e5' })]],
+    ['a value with a space or a colon at its end', [rec('api', { issuer: 'sha256 :x' }), rec('web', { fingerprint: 'x:' })]],
+    ['a value starting with an indicator', [rec('api', { dns: '-x.example' }), rec('web', { uri: '*x' })]],
+  ] as const)('equals the yaml package\'s output for %s', (_, entries) => {
+    const r = new Map(entries.map(([k, v]) => [k, v]));
+    const text = serializeIssuanceRecord(r as never);
+    expect(text).toBe(generic(r));
+    expect(parseIssuanceRecord(text, 'leaves.yaml').get(entries[0]![0])?.serial).toBe(entries[0]![1].serial);
   });
 });

@@ -1,5 +1,6 @@
 /** Standing a mesh up from nothing with the real CLIs: init, a region added by PR, the ceremony, CI renew. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ledgerProblems, parseCertificate, subjectAltNames } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
