@@ -7,6 +7,7 @@ import path from 'node:path';
 import { TrellisError, certificatePem, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
+import { LEAF_FILES, writeLeafDir } from './leaf-files.js';
 
 /** What renew writes once per scope beside the leaf directories: `<out>/<scope>/<file>`. */
 export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const;
@@ -18,31 +19,35 @@ export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as 
  * before it does: a crash in between re-mints, it never records a leaf whose
  * key was lost.
  */
-export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, crlPem: string | undefined): void {
-  if (!leaves.length) return;
+export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, crlPem: string | undefined, opts: { leafFiles: boolean } = { leafFiles: true }): string[] {
+  if (!leaves.length) return [];
   const trust = scopeTrust(mesh, scope);
   const inter = certificatePem(mesh.material.get(scope)!.intermediate!);
   const scopeDir = path.join(outDir, scope);
+  const written: string[] = [];
   try {
     fs.mkdirSync(scopeDir, { recursive: true });
-    replaceFile(path.join(scopeDir, 'trust.pem'), trustPem(trust));
-    replaceFile(path.join(scopeDir, 'trust.openssl.pem'), trustOpensslPem(trust));
-    if (crlPem !== undefined) replaceFile(path.join(scopeDir, 'crl.pem'), crlPem);
+    const scopeFiles: [string, string | undefined][] = [['trust.pem', trustPem(trust)], ['trust.openssl.pem', trustOpensslPem(trust)], ['crl.pem', crlPem]];
+    for (const [name, content] of scopeFiles) {
+      if (content === undefined) continue;
+      replaceFile(path.join(scopeDir, name), content);
+      written.push(path.join(scopeDir, name));
+    }
     for (const l of leaves) {
-      const dir = path.join(scopeDir, l.service);
-      try {
-        fs.mkdirSync(dir);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      }
-      replaceFile(path.join(dir, 'key.pem'), l.keyPem, 0o600);
-      replaceFile(path.join(dir, 'cert.pem'), l.certPem);
-      replaceFile(path.join(dir, 'chain.pem'), l.certPem + inter);
+      // The worker threads that signed them wrote them already when `leafFiles` is false.
+      if (opts.leafFiles) writeLeafDir(scopeDir, l, inter);
+      for (const f of LEAF_FILES) written.push(path.join(scopeDir, l.service, f));
     }
   } catch (e) {
-    if (isMachineFailure(e)) throw e; // a full disk is not bad usage: runMain reports it (exit 1)
-    throw new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
+    throw outputFailure(e, outDir);
   }
+  return written;
+}
+
+/** A failed write into the output directory: a full disk is not bad usage (runMain reports it, exit 1), a bad --out is. */
+export function outputFailure(e: unknown, outDir: string): unknown {
+  if (isMachineFailure(e) || e instanceof TrellisError) return e;
+  return new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
 }
 
 /** Opens the scope's signing key and every live key its crl.pem needs (each checked against its certificate). */

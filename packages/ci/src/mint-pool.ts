@@ -15,14 +15,18 @@ interface Job { id: number; batch: LeafBatch; from: number; to: number; key: Key
 
 export interface MintPool {
   sign: LeafSigner;
+  /** True when the workers write each leaf's files into `outDir` as they sign. */
+  writesLeafFiles: boolean;
   close(): Promise<void>;
 }
 
 /**
  * A pool of `threads` workers (default: every core), started lazily on the
- * first batch. `onSigned(n)` is told of every chunk signed (progress).
+ * first batch. `onSigned(n)` is told of every chunk signed (progress). With
+ * `outDir`, the workers also write the leaves' files there (in parallel).
  */
-export function mintPool(onSigned: (n: number) => void = () => {}, threads = os.availableParallelism()): MintPool {
+export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDir?: string; threads?: number } = {}): MintPool {
+  const threads = opts.threads ?? os.availableParallelism();
   const workers: Worker[] = [];
   const idle: Worker[] = [];
   const queue: Job[] = [];
@@ -33,10 +37,11 @@ export function mintPool(onSigned: (n: number) => void = () => {}, threads = os.
   const start = () => {
     for (let i = 0; i < threads; i++) {
       const w = new Worker(new URL('./mint-worker.js', import.meta.url));
-      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; error?: string }) => {
+      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; error?: { message: string; code?: string; path?: string } }) => {
         const job = running.get(w)!;
         running.delete(w);
-        if (m.error !== undefined) job.fail(new Error(`leaf signing failed: ${m.error}`));
+        // The worker's error as the main thread would have thrown it: its code decides the exit (a full disk is exit 1).
+        if (m.error !== undefined) job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
         else {
           onSigned(m.leaves!.length);
           job.done(m.leaves!);
@@ -58,7 +63,8 @@ export function mintPool(onSigned: (n: number) => void = () => {}, threads = os.
       const w = idle.pop()!;
       const job = queue.shift()!;
       running.set(w, job);
-      w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key });
+      const out = opts.outDir === undefined ? undefined : { dir: opts.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
+      w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key, out });
     }
   };
 
@@ -72,5 +78,5 @@ export function mintPool(onSigned: (n: number) => void = () => {}, threads = os.
     pump();
     return (await Promise.all(parts)).flat();
   };
-  return { sign, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+  return { sign, writesLeafFiles: opts.outDir !== undefined, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
 }

@@ -1,16 +1,30 @@
 /**
- * A leaf-signing worker thread: fills the scope's template and signs, one
- * chunk of orders a message. It loads the template module alone (node:crypto
- * only), so it starts in milliseconds.
+ * A leaf-signing worker thread: fills the scope's template, signs, and (when
+ * told the output directory) writes the leaves' files, one chunk of orders a
+ * message. It loads the template module and node:fs only, so it starts fast.
  */
-import { parentPort } from 'node:worker_threads';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, threadId } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import { signLeaves, type LeafOrder, type LeafTemplate } from '@trellis/core/leaf-template';
+import { setThreadTag, writeLeafDir } from './leaf-files.js';
 
-parentPort!.on('message', (m: { id: number; template: LeafTemplate; orders: LeafOrder[]; key: KeyObject }) => {
+setThreadTag(threadId);
+
+interface Message { id: number; template: LeafTemplate; orders: LeafOrder[]; key: KeyObject; out?: { dir: string; scope: string; intermediatePem: string } }
+
+parentPort!.on('message', (m: Message) => {
   try {
-    parentPort!.postMessage({ id: m.id, leaves: signLeaves(m.template, m.orders, m.key) });
+    const leaves = signLeaves(m.template, m.orders, m.key);
+    if (m.out) {
+      const scopeDir = path.join(m.out.dir, m.out.scope);
+      fs.mkdirSync(scopeDir, { recursive: true });
+      for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
+    }
+    parentPort!.postMessage({ id: m.id, leaves });
   } catch (e) {
-    parentPort!.postMessage({ id: m.id, error: (e as Error).message });
+    const err = e as NodeJS.ErrnoException;
+    parentPort!.postMessage({ id: m.id, error: { message: err.message, code: err.code, path: err.path } });
   }
 });

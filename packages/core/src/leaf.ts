@@ -90,7 +90,8 @@ export interface LeafBatch {
   scope: string;
   template: LeafTemplate;
   orders: LeafOrder[];
-  issuer: { fingerprint: string; key: string };
+  /** The issuing intermediate as records name it, and its PEM (chain.pem is leaf + intermediate). */
+  issuer: { fingerprint: string; key: string; pem: string };
 }
 
 /** Signs a batch: in-process by default; trellis-ci hands batches to worker threads. */
@@ -123,7 +124,7 @@ export async function leafBatch(scope: string, reqs: LeafRequest[], issuer: Sign
       secret: random.subarray(at + 16, at + 16 + secretBytes),
     };
   });
-  return { scope, template, orders, issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert) } };
+  return { scope, template, orders, issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert), pem: certificatePem(issuer.cert) } };
 }
 
 /** The KeyObject a LeafSigner signs with (it crosses to worker threads; a CryptoKey does not sign there). */

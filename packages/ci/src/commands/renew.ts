@@ -2,10 +2,10 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   actor, advancePhases, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
-  TrellisError, type LeafSigner, type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
+  TrellisError, type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
-import { openScopeKeys, writeLeafOutput } from '../issue.js';
-import { mintPool } from '../mint-pool.js';
+import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
+import { mintPool, type MintPool } from '../mint-pool.js';
 import { outputBarrier } from '../out-write.js';
 import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progress } from '../progress.js';
 import { prepareOutDir } from '../out-dir.js';
@@ -39,20 +39,20 @@ async function runRenew(a: Args): Promise<void> {
   if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
   const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress: Progress = NO_PROGRESS;
-  // Workers sign on every core; the bar follows what they have signed.
-  const pool = mintPool((n) => progress.tick(n));
-  try {
-    await withStore(a.store, async (store) => {
-      const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+  await withStore(a.store, async (store) => {
+    const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+    // Workers sign and write leaves on every core; the bar follows what they have done.
+    const pool = mintPool((n) => progress.tick(n), { outDir: out });
+    try {
       await renewStore(store, {
         now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
-        signLeaves: pool.sign, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
+        pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
       }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
-    });
-  } finally {
-    progress.stop();
-    await pool.close();
-  }
+    } finally {
+      progress.stop();
+      await pool.close();
+    }
+  });
 }
 
 const WORKER_MIN_LEAVES = 256;
@@ -61,8 +61,8 @@ export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
-  /** Who signs the leaves (trellis-ci: worker threads); in-process when unset. */
-  signLeaves?: LeafSigner;
+  /** Who signs (and writes) large batches of leaves: trellis-ci's worker threads; in-process when unset. */
+  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'>;
   /** The progress of signing `total` leaves; told nothing when unset. */
   progress?: (total: number) => Progress;
 }
@@ -101,12 +101,17 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const progress = o.progress?.(plan.mint.length) ?? NO_PROGRESS;
   progress.start(plan.mint.length);
   // Below a few hundred leaves, starting threads costs more than it saves.
-  const signLeaves = plan.mint.length >= WORKER_MIN_LEAVES ? o.signLeaves : undefined;
-  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...(signLeaves ? { signLeaves } : {}) });
+  const pool = plan.mint.length >= WORKER_MIN_LEAVES ? o.pool : undefined;
+  const signLeaves = pool?.sign;
+  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...(signLeaves ? { signLeaves } : {}) })
+    .catch((e) => {
+      // A worker that could not write a leaf file fails as the main thread's write would have.
+      throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out) ? outputFailure(e, o.out) : e;
+    });
   if (!signLeaves) progress.tick(result.count);
-  for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem);
+  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
   // One durability barrier for every leaf written, before the store records any of them.
-  outputBarrier(o.out);
+  outputBarrier(o.out, written);
   store.commit(result.writes);
   const count = result.count;
   say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`);
