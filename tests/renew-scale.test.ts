@@ -10,6 +10,9 @@ import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificate } from '@trellis/core';
+import os from 'node:os';
+import { wipeOutDir } from '../packages/ci/src/out-dir.js';
+import { outputBarrier } from '../packages/ci/src/out-write.js';
 import { LineProgress, NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode } from '../packages/ci/src/progress.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 
@@ -139,5 +142,45 @@ describe('progress', () => {
     p.stop();
     expect(text).toMatch(/renew \[[█░]+\] 100% \| 2000\/2000 leaves/);
     expect(text).toMatch(/\x1b\[/); // cursor control: the bar redraws its line
+  });
+});
+
+describe('the output directory', () => {
+  const scratch = () => {
+    const out = fs.mkdtempSync(path.join(os.tmpdir(), 'renew-scale-out-'));
+    fs.mkdirSync(path.join(out, 's'));
+    for (const f of ['trust.pem', 'trust.openssl.pem', 'crl.pem']) fs.writeFileSync(path.join(out, 's', f), 'x');
+    for (const svc of ['a', 'b']) {
+      fs.mkdirSync(path.join(out, 's', svc));
+      fs.writeFileSync(path.join(out, 's', svc, 'key.pem'), 'k');
+    }
+    return out;
+  };
+
+  it('deploy --wipe-out keeps a scope\'s trust and CRL while a leaf is left, and removes them with its last leaf', () => {
+    const out = scratch();
+    expect(wipeOutDir(out, ['s/a'])).toBe(1);
+    expect(fs.readdirSync(path.join(out, 's')).sort()).toEqual(['b', 'crl.pem', 'trust.openssl.pem', 'trust.pem']);
+    expect(wipeOutDir(out, ['s/b'])).toBe(1);
+    expect(fs.existsSync(path.join(out, 's'))).toBe(false);
+  });
+
+  it('deploy --wipe-out leaves a scope directory holding a file that is not ours', () => {
+    const out = scratch();
+    fs.writeFileSync(path.join(out, 's', 'notes.txt'), 'mine');
+    wipeOutDir(out, ['s/a', 's/b']);
+    expect(fs.readdirSync(path.join(out, 's'))).toEqual(['notes.txt']);
+  });
+
+  it('without sync -f, the barrier fsyncs every file it is given (a missing one fails it)', () => {
+    const out = scratch();
+    const saved = process.env.PATH;
+    process.env.PATH = '/nonexistent';
+    try {
+      expect(() => outputBarrier(out, [path.join(out, 's', 'a', 'key.pem'), path.join(out, 's', 'trust.pem')])).not.toThrow();
+      expect(() => outputBarrier(out, [path.join(out, 's', 'gone.pem')])).toThrow(/ENOENT/);
+    } finally {
+      process.env.PATH = saved;
+    }
   });
 });
