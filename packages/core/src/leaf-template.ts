@@ -106,6 +106,11 @@ const CURVES: Record<'ecdsa-p256' | 'ecdsa-p384', Curve> = {
 };
 
 const VERSION_V3 = hex('a003020102');
+const ZERO = Buffer.from([0]);
+const INTEGER_0 = hex('020100');
+const INTEGER_1 = hex('020101');
+const ECDH_BY_CURVE: Record<string, ReturnType<typeof createECDH>> = {};
+const ALG_ID: Partial<Record<KeyAlgorithm, Buffer>> = {};
 const OID_COMMON_NAME = hex('0603550403');
 const OID_SKI = hex('0603551d0e');
 const OID_SAN = hex('0603551d11');
@@ -132,17 +137,15 @@ export function leafKeyPair(algorithm: KeyAlgorithm, secret: Uint8Array): LeafKe
   const c = CURVES[algorithm];
   const d = (BigInt(`0x${Buffer.from(secret).toString('hex')}`) % (c.n - 1n)) + 1n;
   const scalar = Buffer.from(d.toString(16).padStart(c.bytes * 2, '0'), 'hex');
-  const ecdh = createECDH(c.name);
+  // One ECDH object per curve and thread: setPrivateKey replaces its key and computes the point.
+  const ecdh = (ECDH_BY_CURVE[c.name] ??= createECDH(c.name));
   ecdh.setPrivateKey(scalar);
   const point = ecdh.getPublicKey();
-  const algId = tlv(SEQUENCE, EC_PUBLIC_KEY, c.oid);
+  const algId = (ALG_ID[algorithm] ??= tlv(SEQUENCE, EC_PUBLIC_KEY, c.oid));
+  const bits = tlv(0x03, ZERO, point);
   // The ECPrivateKey (RFC 5915) as OpenSSL writes it inside PKCS#8: the curve is in the AlgorithmIdentifier, the public key in [1].
-  const ecPrivateKey = tlv(SEQUENCE, hex('020101'), tlv(0x04, scalar), tlv(0xa1, tlv(0x03, Buffer.from([0]), point)));
-  return {
-    pkcs8: tlv(SEQUENCE, hex('020100'), algId, tlv(0x04, ecPrivateKey)),
-    spki: tlv(SEQUENCE, algId, tlv(0x03, Buffer.from([0]), point)),
-    point,
-  };
+  const ecPrivateKey = tlv(SEQUENCE, INTEGER_1, tlv(0x04, scalar), tlv(0xa1, bits));
+  return { pkcs8: tlv(SEQUENCE, INTEGER_0, algId, tlv(0x04, ecPrivateKey)), spki: tlv(SEQUENCE, algId, bits), point };
 }
 
 // ---------------------------------------------------------------------------
@@ -166,6 +169,19 @@ function subjectAltNameDer(uris: string[], dns: string[]): Buffer {
   return extension(OID_SAN, tlv(SEQUENCE, ...uris.map((u) => tlv(0x86, Buffer.from(u, 'latin1'))), ...dns.map((n) => tlv(0x82, Buffer.from(n, 'latin1')))));
 }
 
+// A batch's leaves share their validity: encode each distinct one once.
+const validities = new Map<string, Buffer>();
+function validityDer(notBefore: Date, notAfter: Date): Buffer {
+  const k = `${notBefore.getTime()}/${notAfter.getTime()}`;
+  let v = validities.get(k);
+  if (!v) {
+    if (validities.size > 64) validities.clear();
+    v = tlv(SEQUENCE, derTime(notBefore), derTime(notAfter));
+    validities.set(k, v);
+  }
+  return v;
+}
+
 /** The TBSCertificate of one leaf, DER. */
 export function leafTbs(t: LeafTemplate, o: Omit<LeafOrder, 'secret'>, key: Pick<LeafKeyPair, 'spki' | 'point'>): Buffer {
   const exts = t.extensions.map((e) => {
@@ -175,7 +191,7 @@ export function leafTbs(t: LeafTemplate, o: Omit<LeafOrder, 'secret'>, key: Pick
   });
   return tlv(SEQUENCE,
     VERSION_V3, derIntegerHex(o.serial), SIGNATURE_ALGORITHM[t.signing], t.issuerName,
-    tlv(SEQUENCE, derTime(o.notBefore), derTime(o.notAfter)),
+    validityDer(o.notBefore, o.notAfter),
     commonNameDer(o.dns[0]!), key.spki,
     tlv(0xa3, tlv(SEQUENCE, ...exts)));
 }
@@ -191,7 +207,7 @@ export function signLeaves(t: LeafTemplate, orders: LeafOrder[], signingKey: Key
     const key = leafKeyPair(t.algorithm, o.secret);
     const tbs = leafTbs(t, o, key);
     const signature = sign(DIGEST[t.signing], tbs, signingKey);
-    const der = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(0x03, Buffer.from([0]), signature));
+    const der = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(0x03, ZERO, signature));
     return { service: o.service, der, certPem: pem('CERTIFICATE', der), keyPem: pem('PRIVATE KEY', key.pkcs8), fingerprint: `sha256:${createHash('sha256').update(der).digest('hex')}` };
   });
 }
