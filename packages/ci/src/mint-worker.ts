@@ -22,7 +22,8 @@ parentPort!.on('message', (m: Message) => {
       fs.mkdirSync(scopeDir, { recursive: true });
       for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
     }
-    parentPort!.postMessage({ id: m.id, leaves });
+    // The DER stays here: the main thread needs the PEM, the fingerprint and the record only.
+    parentPort!.postMessage({ id: m.id, leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })) });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     parentPort!.postMessage({ id: m.id, error: { message: err.message, code: err.code, path: err.path } });

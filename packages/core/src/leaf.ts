@@ -137,12 +137,13 @@ export function mintedFromBatch(b: LeafBatch, encoded: EncodedLeaf[]): MintedLea
   const byService = new Map(b.orders.map((o) => [o.service, o]));
   return encoded.map((e) => {
     const o = byService.get(e.service)!;
-    const der = Buffer.from(e.der.buffer, e.der.byteOffset, e.der.byteLength);
     let cert: Certificate | undefined;
+    // Parsed from the PEM when asked: holding no DER keeps a 50k-leaf renew smaller.
+    const certPem = e.certPem;
     return {
       service: e.service,
       get cert() {
-        return (cert ??= parseCertificate(der));
+        return (cert ??= parseCertificate(certPem));
       },
       subject: `CN=${o.dns[0]}`,
       certPem: e.certPem,
