@@ -17,11 +17,18 @@ command -v go >/dev/null 2>&1 || need+=(golang-go)
 command -v nginx >/dev/null 2>&1 || need+=(nginx-light)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v faketime >/dev/null 2>&1 || need+=(faketime)
+[ -x /usr/bin/time ] || need+=(time)   # GNU time: the benchmark's peak RSS (scripts/bench)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 command -v kubectl >/dev/null 2>&1 || need+=(kubernetes-client)
 command -v vfychain >/dev/null 2>&1 || need+=(libnss3-tools)
 command -v certtool >/dev/null 2>&1 || need+=(gnutls-bin)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus) # promtool: the metrics format and the example alert rules (tests/metrics.test.ts)
+command -v ip >/dev/null 2>&1 || need+=(iproute2) # tests/airgap.test.ts: network namespaces and veth
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+command -v python3 >/dev/null 2>&1 || need+=(python3)   # tests/scope-pr.test.ts drives a real pty
+command -v git >/dev/null 2>&1 || need+=(git)           # tests/disaster-recovery.test.ts restores from a clone
+[ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2

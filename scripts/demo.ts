@@ -3,8 +3,8 @@
  * the offline ceremony, a region added by pull request, CI renew, verify,
  * then real mTLS handshakes between the minted leaves, printed as a matrix;
  * then the three procedures (planned intermediate rotation, compromise
- * recovery, root rotation) on a simulated clock, a matrix at each phase
- * (handshakes run under libfaketime at that instant).
+ * recovery, root rotation) rehearsed by trellis-drill on this mesh's shape,
+ * a checklist matrix at each phase (handshakes under libfaketime at that instant).
  * Exits non-zero if any cell differs from its expectation.
  *
  *   pnpm exec tsx scripts/demo.ts [--keep]
@@ -14,11 +14,12 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
-import { httpsStatus, renderMatrix, type Cell, type Party } from './lib/mtls.js';
+import { expectHandshake, httpsStatus, probeAt, renderMatrix, type Cell, type Host, type Party, type Role } from '../packages/drill/src/index.js';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
 const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
+const DRILL_BIN = path.join(REPO, 'packages/drill/dist/main.js');
 const keep = process.argv.includes('--keep');
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-demo-'));
 const rfc3339 = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -84,9 +85,11 @@ async function main(): Promise<number> {
   step(`CI, ${PAST}: trellis-ci renew (these leaves are long expired by now)`);
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', PAST, '--out', expiredOut])));
 
-  step(`${PR_TIME}: a pull request adds scopes/eu-west-1.yaml; CI verify reports it pending the ceremony, not broken`);
-  fs.writeFileSync(path.join(mesh.store, 'scopes/eu-west-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
+  step(`${PR_TIME}: a pull request adds scopes/eu-west-1.yaml (trellis-ci scope add); CI verify reports it pending the ceremony, not broken`);
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['scope', 'add', 'eu-west-1', '--service', 'api'])));
   process.stdout.write(indent((await ci(mesh.store, mesh.ciId, ['verify', '--now', PR_TIME])).split('\n').filter((l) => /pending|error/.test(l)).join('\n')));
+  const comment = await ci(mesh.store, mesh.ciId, ['verify', '--format', 'markdown', '--now', PR_TIME]);
+  process.stdout.write(`   the pull request's comment (verify --format markdown), what the ceremony will sign:\n${indent(comment.slice(comment.indexOf('#### eu-west-1'), comment.indexOf('\n\n|')))}`);
 
   step('now, offline: the custodian runs trellis-root intermediate --pending and commits');
   process.stdout.write(indent(await offline(mesh.store, ['intermediate', '--pending'], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
@@ -118,55 +121,10 @@ async function main(): Promise<number> {
   // ── Delivery: deploy to dir targets and run the matrix through real nginx, where it is installed.
   results.push(...(await throughNginx(mesh, stranger, expiredOut)));
 
-  // ── Procedure 1: planned intermediate rotation, CI running the phases on a simulated clock.
-  const at = (ms: number) => new Date(NOW.getTime() + ms);
-  const H = 3_600_000;
-  step('procedure 1: planned rotation of the us-east-1 intermediate (offline: begin; CI: publish → switch → retire)');
-  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'intermediate', 'us-east-1', '--now', rfc3339(at(H))], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
-  const behind = snapshot(mesh, 'us-east-1', 'api', 'us-east-1/api (a deploy behind)');
-  results.push(await matrix('publish: bundles trust {old, new}, signing on old', at(H + 60_000), [behind, ...servers()], servers()));
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(at(26 * H))])));
-  results.push(await matrix('switch: signing on new, every leaf re-minted', at(26 * H + 60_000), [behind, ...servers()], servers()));
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(at(26 * H + 7 * 24 * H))])));
-  results.push(await matrix('retire: old intermediate out of the bundles, its key removed', at(26 * H + 7 * 24 * H + 60_000), servers(), servers()));
-
-  // ── Procedure 2: compromise recovery.
-  const T2 = at(26 * H + 7 * 24 * H + 2 * H);
-  step('procedure 2: the us-east-1 intermediate is compromised: trellis-root recover');
-  const compromised = snapshot(mesh, 'us-east-1', 'api', 'us-east-1/api (compromised key)');
-  process.stdout.write(indent(await offline(mesh.store, ['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', rfc3339(T2)], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
-  results.push(await matrix('after recover, before renew: leaves of the old key refused at once', new Date(T2.getTime() + 60_000), [{ ...compromised, trust: servers()[2]!.trust }], servers().slice(2), () => false));
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(new Date(T2.getTime() + H))])));
-  results.push(await matrix('after renew: every leaf of the scope re-minted', new Date(T2.getTime() + H + 60_000), servers(), servers()));
-  const crlCheck = await execa('openssl', ['verify', '-crl_check', '-attime', String(Math.floor(T2.getTime() / 1000) + 3600), '-CAfile', path.join(mesh.store, 'bundles/root/roots.pem'), '-CRLfile', path.join(mesh.store, 'bundles/root/crl.pem'), compromised.intermediatePath!], { reject: false });
-  process.stdout.write(`   openssl verify -crl_check on the old intermediate: ${crlCheck.stderr.split('\n').find((l) => /^error \d+/.test(l)) ?? 'accepted'}\n`);
-  if (!/error 23 /.test(crlCheck.stderr)) results.push({ title: 'root CRL', wrong: 1, total: 1 });
-
-  // ── Procedure 3: root rotation.
-  const T3 = new Date(T2.getTime() + 3 * H);
-  step('procedure 3: root rotation (offline: begin, overlap, finalize)');
-  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'root', '--now', rfc3339(T3)], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
-  results.push(await matrix('overlap: intermediates re-signed, keys kept, no leaf re-minted', new Date(T3.getTime() + 60_000), servers(), servers()));
-  const leaf = path.join(mesh.store, '.trellis/out/us-east-1/api/cert.pem');
-  const b = (f: string) => path.join(mesh.store, 'bundles', f);
-  const chains: [string, string, string, boolean][] = [
-    ['old root, old-root intermediate', b('root/root.previous.pem'), b('us-east-1/intermediate.old-root.pem'), true],
-    ['new root, re-signed intermediate', b('root/root.pem'), b('us-east-1/intermediate.pem'), true],
-    ['new root, old-root intermediate (crossed)', b('root/root.pem'), b('us-east-1/intermediate.old-root.pem'), false],
-    ['old root, re-signed intermediate (crossed)', b('root/root.previous.pem'), b('us-east-1/intermediate.pem'), false],
-  ];
-  let chainWrong = 0;
-  for (const [label, root, inter, want] of chains) {
-    const r = await execa('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-attime', String(Math.floor(T3.getTime() / 1000) + 120), '-CAfile', root, '-untrusted', inter, leaf], { reject: false });
-    const ok = r.exitCode === 0;
-    if (ok !== want) chainWrong++;
-    process.stdout.write(`   the same live leaf under ${label.padEnd(42)} ${ok ? '✓' : '✗'}${ok === want ? '' : ' UNEXPECTED'}\n`);
-  }
-  results.push({ title: 'root overlap chains (OpenSSL)', wrong: chainWrong, total: chains.length });
-  process.stdout.write(indent(await offline(mesh.store, ['rotate', 'root', '--finalize', '--now', rfc3339(new Date(T3.getTime() + 24 * H))], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', rfc3339(new Date(T3.getTime() + 24 * H))])));
-  results.push(await matrix('after finalize: only the new root remains', new Date(T3.getTime() + 24 * H + 60_000), servers(), servers()));
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['verify', '--now', rfc3339(new Date(T3.getTime() + 24 * H + 60_000))])));
+  // ── The three procedures, rehearsed by trellis-drill on a scratch copy of this mesh's shape (its own throwaway keys, a simulated clock).
+  results.push(await drill(mesh, ['rotate-intermediate', 'us-east-1'], 'procedure 1: planned rotation of the us-east-1 intermediate (offline: begin; CI: publish → switch → retire)'));
+  results.push(await drill(mesh, ['recover', 'us-east-1'], 'procedure 2: the us-east-1 intermediate is compromised: trellis-root recover, then renew'));
+  results.push(await drill(mesh, ['rotate-root', 'us-east-1'], 'procedure 3: root rotation (offline: begin, overlap, finalize)'));
 
   if (!keep) fs.rmSync(work, { recursive: true, force: true });
   else process.stdout.write(`\nkept ${work}\n`);
@@ -239,34 +197,39 @@ interface Matrix {
   total: number;
 }
 
-type Host = Party & { intermediatePath?: string };
-
-/** A copy of a service's deployed files as they are now: what a host that has not redeployed still presents. */
-function snapshot(m: MeshDirs, scope: string, service: string, label: string): Host {
-  const dir = path.join(work, 'snapshots', `${Date.now()}-${scope}-${service}`);
-  fs.mkdirSync(dir, { recursive: true });
-  fs.copyFileSync(path.join(m.store, 'bundles', scope, 'intermediate.pem'), path.join(dir, 'intermediate.pem'));
-  return { ...party(m, scope, service, label), intermediatePath: path.join(dir, 'intermediate.pem') };
+/**
+ * One runbook through trellis-drill, as an operator would rehearse it before
+ * the real run: its checklist matrices print as it goes; its summary line is
+ * the count. Run in a clean environment, since the drill refuses any real identity.
+ */
+async function drill(m: MeshDirs, args: string[], title: string): Promise<Matrix> {
+  step(`${title}\n   $ trellis-drill ${args.join(' ')} --store <this mesh>`);
+  const r = await execa('node', [DRILL_BIN, ...args, '--store', m.store], { env: base, extendEnv: false, reject: false });
+  process.stdout.write(indent(String(r.stdout)));
+  const summary = /^OK: all (\d+) checks across (\d+) phases/m.exec(String(r.stdout));
+  if (r.exitCode !== 0 || !summary) {
+    process.stdout.write(indent(String(r.stderr)));
+    return { title: `trellis-drill ${args.join(' ')}`, wrong: 1, total: 1 };
+  }
+  return { title: `trellis-drill ${args.join(' ')}`, wrong: 0, total: Number(summary[1]) };
 }
 
-/** The rule, written out: same region ✓; region → global ✓; global → region ✓; region A ↔ region B ✗; unknown CA ✗; expired ✗. */
+/** The matrix's expectation: the drill's checklist rule (same scope ✓, either side global ✓, two regions ✗; refused clients ✗). */
 function boundary(c: Party, s: Party): boolean {
-  if (/unknown|expired|compromised/.test(c.name)) return false;
-  const scopeOf = (p: Party) => p.name.split('/')[0]!;
-  return scopeOf(c) === scopeOf(s) || scopeOf(c) === 'global' || scopeOf(s) === 'global';
+  return expectHandshake(host(c), host(s));
 }
 
-/** Runs a handshake matrix as of `when` (under libfaketime when that is not now) and prints it. */
-async function matrix(title: string, when: Date, clients: Party[], servers: Party[], expect = boundary): Promise<Matrix> {
+const host = (p: Party): Host => {
+  const scope = p.name.split('/')[0]!;
+  const role: Role = /unknown/.test(p.name) ? 'unknown-ca' : /expired/.test(p.name) ? 'expired' : 'service';
+  return { ...p, scope, kind: scope === 'global' ? 'global' : 'region', service: p.name.split('/')[1] ?? '', role };
+};
+
+/** Runs a handshake matrix as of `when` (the drill's probe, under libfaketime) and prints it. */
+async function matrix(title: string, when: Date, clients: Party[], servers: Party[]): Promise<Matrix> {
   const pairs = clients.flatMap((client) => servers.map((server) => ({ client, server })));
-  const file = path.join(work, `pairs-${Date.now()}.json`);
-  fs.writeFileSync(file, JSON.stringify(pairs));
-  const stamp = when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
-  const tsx = path.join(REPO, 'node_modules/.bin/tsx');
-  const r = await execa('faketime', ['-f', `@${stamp}`, tsx, path.join(REPO, 'scripts/lib/probe.ts'), file], { env: { TZ: 'UTC' }, reject: false });
-  if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
-  const outcomes = (JSON.parse(r.stdout) as { results: { ok: boolean; error?: string }[] }).results;
-  const cells: Cell[] = pairs.map((p, i) => ({ client: p.client.name, server: p.server.name, expected: expect(p.client, p.server), outcome: outcomes[i]! }));
+  const outcomes = await probeAt(when, pairs, work);
+  const cells: Cell[] = pairs.map((p, i) => ({ client: p.client.name, server: p.server.name, expected: boundary(p.client, p.server), outcome: outcomes[i]! }));
   process.stdout.write(`\n   ${title} (as of ${rfc3339(when)})\n`);
   process.stdout.write(indent(renderMatrix(cells)));
   return { title, wrong: cells.filter((c) => c.outcome.ok !== c.expected).length, total: cells.length };

@@ -12,15 +12,16 @@ import { REPO, GOVERIFY, tool, trellisCi } from './helpers/cli.js';
 const AS_OF = '2026-11-22T12:00:00Z';
 
 describe('the example store at the repository root', () => {
-  it('verifies with no error or pending finding; its only warnings ask to re-mint the intermediates minted before the IP exclusion and say its ledgers predate signing', async () => {
+  it('verifies with no error or pending finding; its only warnings ask to re-mint the intermediates minted before the IP exclusion and say its ledgers predate signing and its bundles the one-anchor-per-file directories', async () => {
     const r = await trellisCi(['verify', '--json', '--store', REPO, '--now', AS_OF]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const notOk = JSON.parse(r.stdout).findings.filter((f: { level: string }) => f.level !== 'ok') as { level: string; file: string; message: string }[];
     expect(notOk.map((f) => `${f.level} ${f.file}`).sort()).toEqual([
       ...['eu-west-1', 'global', 'us-east-1'].map((s) => `warning bundles/${s}/intermediate.pem`),
       ...['root', 'eu-west-1', 'global', 'us-east-1'].map((s) => `warning bundles/${s}/ledger.jsonl`),
+      ...['eu-west-1', 'global', 'us-east-1'].map((s) => `warning bundles/${s}/capath`),
     ].sort());
-    for (const f of notOk) expect(f.message).toMatch(f.file.endsWith('ledger.jsonl') ? /unsigned \(legacy\) ledger.*signed from its next write/ : /do not exclude IP addresses.*re-mint it at the next rotation/);
+    for (const f of notOk) expect(f.message).toMatch(f.file.endsWith('ledger.jsonl') ? /unsigned \(legacy\) ledger.*signed from its next write/ : f.file.endsWith('capath') ? /predate.*next trellis-ci renew writes them/ : /do not exclude IP addresses.*re-mint it at the next rotation/);
   });
   it('renew would mint nothing at that time (the issuance record is read as written)', async () => {
     const r = await trellisCi(['plan', '--json', '--store', REPO, '--now', AS_OF]);

@@ -231,11 +231,12 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
 });
 
 describe('records are claims: verify proves them from the ledger', () => {
+  // leaves.yaml is proven by the hash renew's signed entry binds (tests/store-growth.test.ts has the per-field proofs of older stores).
   it.each([
-    ['a later notAfter hiding an expiring leaf', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/notAfter: \S+/, 'notAfter: 2027-11-22T10:00:00Z'), /api\.notAfter: 2027-11-22T10:00:00Z is not what scope-ledger entry 2 recorded/],
-    ['a changed serial', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /api\.serial: 01deadbeef is not what scope-ledger entry 2 recorded/],
-    ['a changed fingerprint', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/  fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /api: leaf \w+ is not recorded in the scope ledger/],
-    ['an extra DNS name', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'), /api\.dns: evil\.us-east-1\.mesh\.example,api\.us-east-1\.mesh\.example is not what/],
+    ['a later notAfter hiding an expiring leaf', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/notAfter: \S+/, 'notAfter: 2027-11-22T10:00:00Z'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
+    ['a changed serial', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
+    ['a changed fingerprint', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/  fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
+    ['an extra DNS name', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['an edited phase', 'bundles/us-east-1/state.yaml', (t: string) => t.replace('phase: steady', 'phase: switch'), /phase: switch, but the scope ledger's phase steps lead to steady/],
     ['an edited active intermediate', 'bundles/eu-west-1/state.yaml', (t: string, m: FakeMesh) => t.replace(/active: \S+/, `active: ${/active: (\S+)/.exec(m.read('bundles/us-east-1/state.yaml'))![1]}`), /active: sha256:\w+, but the scope ledger's phase steps lead to sha256:/],
     ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: 2026-11-29T10:00:00Z\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01aa is in no revoke entry/],
@@ -302,7 +303,7 @@ describe('revoke acts only on a proven record', () => {
     // The serial of another live leaf: revoking it would take down the wrong service.
     const other = /serial: (\w+)/.exec(m.read('bundles/eu-west-1/leaves.yaml'))![1]!;
     m.write('bundles/us-east-1/leaves.yaml', m.read('bundles/us-east-1/leaves.yaml').replace(/serial: \w+/, `serial: ${other}`));
-    await refused(m, () => m.ci(['revoke', 'us-east-1/api', '--now', T1]), 1, /bundles\/us-east-1\/leaves.yaml: api\.serial: .*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s);
+    await refused(m, () => m.ci(['revoke', 'us-east-1/api', '--now', T1]), 1, /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s);
   });
   it('with the record as the ledger proves it, revoke revokes exactly that serial', async () => {
     const m = pristine.clone();

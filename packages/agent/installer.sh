@@ -5,7 +5,8 @@
 #   sh installer.sh TARGET STAGING [RELOAD_COMMAND]
 #
 # STAGING holds the new files (any of cert.pem key.pem chain.pem
-# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem). A release is the full set: files
+# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem, and the
+# directories capath/ and anchors/, which go with trust.pem). A release is the full set: files
 # not staged are taken from the current release. It is validated with OpenSSL
 # before TARGET/current is switched to it by an atomic rename; an identical
 # release is not installed; a failed reload switches back. TARGET/previous
@@ -15,6 +16,7 @@ set -eu
 umask 077
 target=$1 staging=$2 reload=${3:-}
 files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
+dirs="capath anchors"
 say() { echo "trellis-install: $*"; }
 
 # Test-only crash seam (docs/crash-safety.md), inert unless TRELLIS_FAULT is set: each fsync and rename
@@ -48,6 +50,13 @@ for f in $files; do
 done
 chmod 0644 "$release"/*.pem 2>/dev/null || true
 chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" 2>/dev/null || true
+# The bundle one anchor per file (capath/, anchors/) travels with trust.pem: staged with it, or kept with it from the current release.
+for d in $dirs; do
+  if [ -f "$staging/trust.pem" ]; then src="$staging/$d"; elif [ -n "$current" ]; then src="$target/$current/$d"; else src=""; fi
+  if [ -n "$src" ] && [ -d "$src" ] && [ -n "$(ls -A "$src")" ]; then
+    mkdir "$release/$d" && cp "$src"/* "$release/$d/" && chmod 0644 "$release/$d"/* && chmod 0755 "$release/$d"
+  fi
+done
 chmod 0755 "$release"
 
 invalid() { rm -rf "$release"; say "invalid release: $*; current release kept"; exit 10; }
@@ -60,9 +69,15 @@ if [ -f "$release/crl.pem" ]; then
 else
   out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle: $(echo "$out" | grep '^error' | head -1)"
 fi
+if [ -d "$release/capath" ]; then
+  out=$(openssl verify -x509_strict -purpose sslserver -CApath "$release/capath" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against capath/: $(echo "$out" | grep '^error' | head -1)"
+fi
 
 if [ -n "$current" ]; then
   same=yes
+  for d in $dirs; do
+    if [ -d "$release/$d" ] || [ -d "$target/$current/$d" ]; then diff -r -q "$release/$d" "$target/$current/$d" >/dev/null 2>&1 || same=no; fi
+  done
   for f in $files; do
     if [ -f "$release/$f" ] || [ -f "$target/$current/$f" ]; then cmp -s "$release/$f" "$target/$current/$f" || same=no; fi
   done
@@ -73,6 +88,7 @@ fi
 relink() { tmp=$(mktemp -u "$target/.$2.XXXXXXXXXX") && ln -s -- "$1" "$tmp" && rename "$tmp" "$target/$2" && durable "$target"; }
 swap() { relink "$1" current; }
 durable "$release"/* "$release"
+for d in $dirs; do if [ -d "$release/$d" ]; then durable "$release/$d"/* "$release/$d"; fi; done
 swap "releases/$id"
 if [ -n "$reload" ] && ! sh -c "$reload" >/dev/null 2>&1; then
   if [ -n "$current" ]; then swap "$current"; sh -c "$reload" >/dev/null 2>&1 || true; else rm -f "$target/current"; fi

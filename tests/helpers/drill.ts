@@ -4,9 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { execa } from 'execa';
 import type { Party } from '../../scripts/lib/mtls.js';
-import { REPO } from './cli.js';
 import type { FakeMesh } from './fake-mesh.js';
 
 export const at = (t: Date) => t.toISOString().replace(/\.\d+Z$/, 'Z');
@@ -33,24 +31,8 @@ export function deployment(m: FakeMesh, services: [string, string][], outDirs: s
   });
 }
 
-export interface ProbeResult {
-  client: string;
-  server: string;
-  ok: boolean;
-  error?: string;
-}
-
-/** Runs the handshakes in a process whose clock reads `when`. */
-export async function probeAt(when: Date, pairs: { client: Party; server: Party }[], scratch: string): Promise<ProbeResult[]> {
-  const file = path.join(scratch, `pairs-${when.getTime()}.json`);
-  fs.writeFileSync(file, JSON.stringify(pairs));
-  const stamp = when.toISOString().replace('T', ' ').replace(/\.\d+Z$/, '');
-  const r = await execa('faketime', ['-f', `@${stamp}`, path.join(REPO, 'node_modules/.bin/tsx'), path.join(REPO, 'scripts/lib/probe.ts'), file], { reject: false, env: { TZ: 'UTC' } });
-  if (r.exitCode !== 0) throw new Error(`probe failed: ${r.stderr}`);
-  const out = JSON.parse(r.stdout) as { now: string; results: ProbeResult[] };
-  if (Math.abs(new Date(out.now).getTime() - when.getTime()) > 60_000) throw new Error(`faketime did not take: probe clock ${out.now}, wanted ${when.toISOString()}`);
-  return out.results;
-}
+/** The drill package's probe: handshakes in a process whose clock reads the drill's instant. */
+export { probeAt, type ProbeResult } from '../../packages/drill/src/probe-at.js';
 
 /** Every pair of hosts the regional boundary says must handshake, both directions. */
 export function allowedPairs(hosts: Host[]): { client: Party; server: Party }[] {

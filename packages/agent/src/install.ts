@@ -6,9 +6,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { RELEASE_FILES, TrellisError, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
+import { isReleaseFile, TrellisError, isSelfContainedBuild, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
 
-export const INSTALLER_PATH = fileURLToPath(new URL('../installer.sh', import.meta.url));
+// The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
+export const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
 
 export function installerScript(): string {
   return fs.readFileSync(INSTALLER_PATH, 'utf8');
@@ -33,7 +34,7 @@ export async function installLocally(targetDir: string, release: Release, reload
   fs.mkdirSync(target, { recursive: true });
   const staging = fs.mkdtempSync(path.join(target, '.staging-'));
   for (const [name, content] of Object.entries(release)) {
-    if (!(RELEASE_FILES as readonly string[]).includes(name)) throw new Error(`unexpected release file ${name}`);
+    if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
   }
   // faultEnv: the test-only crash seam numbers the installer's fsyncs and renames after ours (empty unless TRELLIS_FAULT is set).

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain } from '@trellis/core';
+import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain, versionCommand } from '@trellis/core';
 import { hostStatePath, readHostState, writeHostState } from './host-state.js';
 import { installLocally } from './install.js';
 
@@ -57,6 +57,7 @@ await runMain('trellis-agent', () => {
         process.stdout.write(`${sealed.scope}/${sealed.service} (${describeRelease(sealed.files)}): ${outcome.detail}\n`);
       },
     )
+    .command(versionCommand('trellis-agent'))
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue('exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace')

@@ -11,6 +11,12 @@ import { status } from './commands/status.js';
 import { verify } from './commands/verify.js';
 import { revoke } from './commands/revoke.js';
 import { deploy } from './commands/deploy.js';
+import { check } from './commands/check.js';
+import { version } from './commands/version.js';
+import { compose } from './commands/compose.js';
+import { scope } from './commands/scope.js';
+import { explain } from './commands/explain.js';
+import { report } from './commands/report.js';
 
 await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
@@ -20,8 +26,8 @@ await runMain('trellis-ci', () => {
     .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
-    .command([renew, plan, revoke, deploy, bundle, status, verify] as CommandModule[])
-    .middleware((argv) => refuseRepeatedFlags(argv, ['type'])) // deploy --type takes a list
+    .command([renew, plan, revoke, deploy, bundle, scope, status, verify, check, explain, report, version, compose] as CommandModule[])
+    .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

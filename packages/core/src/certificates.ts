@@ -12,8 +12,19 @@ export function parseCertificate(pemOrDer: string | Uint8Array): Certificate {
     if (blocks.length > 1) throw new Error(`${blocks.length} certificates where one certificate belongs`);
     if (blocks.length === 1 && pemOrDer.replace(blocks[0]!, '').trim()) throw new Error('data outside its one certificate block');
   }
-  return new x509.X509Certificate(typeof pemOrDer === 'string' ? pemOrDer : new Uint8Array(pemOrDer));
+  // A store holds each CA certificate many times over (every trust bundle, CRL issuer and ledger signer): each is parsed once.
+  const k = typeof pemOrDer === 'string' ? pemOrDer : Buffer.from(pemOrDer).toString('base64');
+  let cert = parsed.get(k);
+  if (!cert) {
+    cert = new x509.X509Certificate(typeof pemOrDer === 'string' ? pemOrDer : new Uint8Array(pemOrDer));
+    if (parsed.size >= 4096) parsed.delete(parsed.keys().next().value!);
+    parsed.set(k, cert);
+  }
+  return cert;
 }
+
+/** Parsed certificates by their PEM or base64 DER; they are never mutated, so callers share them. */
+const parsed = new Map<string, Certificate>();
 
 /** Every `CERTIFICATE` block in a PEM file, in order. */
 export function parseCertificates(pem: string): Certificate[] {

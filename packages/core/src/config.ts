@@ -9,6 +9,7 @@ import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
+import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 import { assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
@@ -202,6 +203,9 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
   if (/[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text)) {
     throw new TrellisError(reason, 'holds control characters or bytes that are not UTF-8: this is not a text file', { file, hint: 'restore it from git history, or rewrite it as plain YAML' });
   }
+  // The common shape (`svc: {}` lines) is read linearly; anything else, a duplicate key included, goes through the full parser and its checks.
+  const plain = readPlainYaml(text);
+  if (plain !== undefined) return plain;
   // Duplicate keys are checked by refuseHostileNodes; aliases are refused there before anything expands them.
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
@@ -214,6 +218,9 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
 
 /** Records may carry the aliases `stringify` writes for a shared value; the yaml package's alias cap still applies. */
 function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
+  // What toYaml wrote is read linearly (see plain-yaml.ts); anything else by the yaml package.
+  const plain = readPlainYaml(text);
+  if (plain !== undefined) return plain;
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why: string): never => {
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: 'restore it from git history' });
@@ -463,7 +470,8 @@ export function parseScope(text: string, name: string, trustDomain: string, file
 
 /** Deterministic YAML: the key order given, LF, trailing newline. */
 export function toYaml(value: unknown): string {
-  return stringify(value, { lineWidth: 0, indent: 2 });
+  // Records are written by the linear writer when it can (the same bytes; see plain-yaml.ts), else by the yaml package.
+  return writePlainYaml(value) ?? stringify(value, { lineWidth: 0, indent: 2 });
 }
 
 export function fromYaml(text: string, file: string): unknown {

@@ -72,6 +72,20 @@ export function assertCiPosture(env: Env): void {
   }
 }
 
+/**
+ * `trellis-drill` rehearses on throwaway keys only: with any real identity in
+ * its environment (root, CI, a host's agent, break-glass) it refuses, so a
+ * rehearsal can never sign with, or leak, the real thing.
+ */
+export function assertDrillPosture(env: Env): void {
+  const real = Object.keys(env).filter((k) => /^TRELLIS_[A-Z_]*IDENTITY/.test(k) && isSet(env, k)).sort();
+  if (real.length) {
+    throw new TrellisError('custody-identity-in-drill', `${real.join(', ')} is set: a drill runs on throwaway identities only`, {
+      hint: 'run the drill in a shell without any real trellis identity (unset it); the drill mints and discards its own',
+    });
+  }
+}
+
 export interface RootPostureInputs {
   env: Env;
   /** Names of network interfaces other than loopback that are up with an address. */

@@ -26,6 +26,8 @@ export type Reason =
   | 'custody-not-allowed'
   | 'custody-allow-list-unconfirmed'
   | 'custody-clock-behind'
+  | 'custody-identity-in-drill'
+  | 'custody-not-confirmed'
   // exit 4: concurrency
   | 'store-locked'
   | 'store-changed'
@@ -41,7 +43,8 @@ export type Reason =
   | 'corrupt-store'
   | 'verification-failed'
   | 'peer-failed'
-  | 'output-failed';
+  | 'output-failed'
+  | 'shard-outside-scope';
 
 const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   usage: 2, 'bad-config': 2, 'bad-scope': 2, 'unknown-scope': 2, 'unknown-service': 2,
@@ -51,10 +54,12 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'release-refused': 3, 'custody-out-dir': 3,
   'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3,
   'custody-clock-behind': 3,
+  'custody-identity-in-drill': 3,
+  'custody-not-confirmed': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,
-  'verification-failed': 1, 'peer-failed': 1, 'output-failed': 1,
+  'verification-failed': 1, 'peer-failed': 1, 'output-failed': 1, 'shard-outside-scope': 1,
 };
 
 export interface ErrorPlace {

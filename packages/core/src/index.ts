@@ -15,18 +15,20 @@ export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, 
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
 export { mintLeaf, leafTemplateFor, leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type MintedLeaf, type SigningIntermediate, type LeafRequest, type LeafBatch, type LeafSigner } from './leaf.js';
 export { leafTbs, leafKeyPair, signLeaves, LEAF_SECRET_BYTES, type LeafTemplate, type LeafOrder, type EncodedLeaf } from './leaf-template.js';
-export { trustedScopes, composeTrust, trustPem, trustOpensslPem, parseTrustOpensslPem } from './trust.js';
+export { trustedScopes, composeTrust, composeTrustByScope, trustPem, trustOpensslPem, parseTrustOpensslPem, anchorFileSet, CAPATH_DIR, ANCHORS_DIR, type ScopedAnchor } from './trust.js';
+export { subjectHash, subjectDer, canonicalNameEncoding } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
 export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
-export { leafCreated, leafRecordProblems, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
+export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBinding, assertIssuanceProven, mintedFor, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
+export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
@@ -36,7 +38,10 @@ export { deployFindings } from './verify-deploy.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
+export { explainHandshake, recordParty, certificateParty, renderExplanation, type Explanation, type Direction, type Check, type Party, type PresentedLeaf, type AnchorRef } from './explain.js';
+export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
+export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
 export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
@@ -49,10 +54,15 @@ export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
-export { NAMES_ONLY_CA, RELEASE_FILES, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
+export { NAMES_ONLY_CA, RELEASE_FILES, isReleaseFile, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
+export { checkCommand, thresholdsFrom, writeMetricsFile } from './check-command.js';
+export { meshHealth, summaryLine, renderHealth, NAGIOS, DEFAULT_THRESHOLDS, type MeshHealth, type HealthItem, type HealthLevel, type Thresholds } from './health.js';
+export { healthMetrics, renewMetrics, lastRenewSuccess, type RenewRun } from './metrics.js';
+export { caStamp, ceremonyState, intermediatePlan, pendingScopes, planOrRefusal, renderCeremonySummary, type IntermediatePlan } from './ceremony-plan.js';
 export {
   advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
+export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';

@@ -10,12 +10,15 @@ import { meshStatus } from './plan.js';
 import { renderFindings, renderStatus } from './report.js';
 import { clock, withStore } from './shell.js';
 import { custodyFindings, verifyMesh, worstLevel } from './verify.js';
+import { renderVerifyMarkdown } from './verify-markdown.js';
+import { TrellisError } from './errors.js';
 
-interface InspectArgs { store?: string; json?: boolean; now?: string }
+interface InspectArgs { store?: string; json?: boolean; now?: string; format?: string }
 /** The part of yargs' builder these commands use: core does not depend on yargs. */
-interface OptionBuilder { option(name: string, opts: { type: 'boolean'; describe: string }): unknown }
+interface OptionBuilder { option(name: string, opts: { type: 'boolean' | 'string'; describe: string; choices?: string[] }): OptionBuilder }
 
 const jsonFlag = (y: OptionBuilder) => y.option('json', { type: 'boolean', describe: 'machine-readable output' });
+const formatFlag = (y: OptionBuilder) => jsonFlag(y).option('format', { type: 'string', choices: ['text', 'json', 'markdown'], describe: 'text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign' });
 
 export const statusCommand = {
   command: 'status',
@@ -32,12 +35,16 @@ export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>) {
   return {
     command: 'verify',
     describe: identity === 'ci' ? 'Check the store without secrets; with the CI identity, also prove key custody' : 'Check the store; with the offline identity, also prove root custody',
-    builder: jsonFlag,
+    builder: formatFlag,
     handler: async (a: InspectArgs): Promise<void> => {
+      if (a.json && a.format && a.format !== 'json') throw new TrellisError('usage', `--json and --format ${a.format} ask for two formats`, { field: '--format', hint: 'give one of them' });
       const mesh = await withStore(a.store, async (store) => loadMesh(store));
       const ids = readIdentities(identity, process.env, (p) => fs.readFileSync(p, 'utf8'));
-      const findings = [...(await verifyMesh(mesh, clock(a.now))), ...(await custodyFindings(mesh, { [identity]: ids }))];
-      process.stdout.write(a.json ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n` : renderFindings(findings));
+      const now = clock(a.now);
+      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids }))];
+      const format = a.json ? 'json' : a.format ?? 'text';
+      process.stdout.write(format === 'json' ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n`
+        : format === 'markdown' ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
       if (worstLevel(findings) === 'error') process.exitCode = 1;
     },
   };

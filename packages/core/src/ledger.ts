@@ -72,7 +72,7 @@ export function unsignedAfterSigned(entries: LedgerEntry[]): LedgerEntry | undef
   return first < 0 ? undefined : entries.slice(first).find((e) => !e.signer || !e.signature);
 }
 
-export function parseLedger(text: string): { entries: LedgerEntry[]; problems: string[] } {
+function readLedger(text: string): { entries: LedgerEntry[]; problems: string[] } {
   const entries: LedgerEntry[] = [];
   const problems: string[] = [];
   text.split('\n').forEach((line, i) => {
@@ -90,18 +90,43 @@ export function parseLedger(text: string): { entries: LedgerEntry[]; problems: s
   return { entries, problems };
 }
 
+/**
+ * A command reads each ledger in several places (verify's chain check, the
+ * trust walk, the fingerprints each check looks up, the append): each text
+ * is parsed and hashed once. Entries are shared between callers: read-only.
+ */
+const memo = new Map<string, { parsed: { entries: LedgerEntry[]; problems: string[] }; chain?: string[] }>();
+function memoOf(text: string) {
+  let m = memo.get(text);
+  if (!m) {
+    if (memo.size >= 64) memo.delete(memo.keys().next().value!);
+    memo.set(text, (m = { parsed: readLedger(text) }));
+  }
+  return m;
+}
+
+export function parseLedger(text: string): { entries: LedgerEntry[]; problems: string[] } {
+  const { entries, problems } = memoOf(text).parsed;
+  return { entries: [...entries], problems: [...problems] };
+}
+
 /** Every break in the chain; empty when each entry hashes right and links to the one before. */
 export function ledgerProblems(text: string): string[] {
-  const { entries, problems } = parseLedger(text);
-  let prev: string | null = null;
-  entries.forEach((e, i) => {
-    const { hash, signature: _sig, ...body } = e;
-    if (e.seq !== i + 1) problems.push(`entry ${i + 1}: seq is ${e.seq}`);
-    if (e.prev !== prev) problems.push(`entry ${i + 1}: prev does not match the hash of entry ${i}`);
-    if (entryHash(body) !== hash) problems.push(`entry ${i + 1}: hash does not match its contents (edited?)`);
-    prev = hash;
-  });
-  return problems;
+  const m = memoOf(text);
+  if (!m.chain) {
+    const { entries } = m.parsed;
+    const problems = [...m.parsed.problems];
+    let prev: string | null = null;
+    entries.forEach((e, i) => {
+      const { hash, signature: _sig, ...body } = e;
+      if (e.seq !== i + 1) problems.push(`entry ${i + 1}: seq is ${e.seq}`);
+      if (e.prev !== prev) problems.push(`entry ${i + 1}: prev does not match the hash of entry ${i}`);
+      if (entryHash(body) !== hash) problems.push(`entry ${i + 1}: hash does not match its contents (edited?)`);
+      prev = hash;
+    });
+    m.chain = problems;
+  }
+  return [...m.chain];
 }
 
 export function ledgerHead(text: string): LedgerEntry | undefined {

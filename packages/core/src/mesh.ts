@@ -13,10 +13,11 @@ import { anchorsBy, inRole, liveIntermediates } from './live.js';
 import { certificatePem, fingerprint, keyId } from './certificates.js';
 import { parseRootState, parseScopeState } from './state-files.js';
 import { iso } from './time.js';
+import { sha256Hex } from './crypto.js';
 import { SCOPE_NAME } from './names.js';
 import { evidencePaths } from './evidence.js';
 import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
-import { composeTrust, trustOpensslPem, trustPem } from './trust.js';
+import { anchorFileSet, composeTrust, composeTrustByScope, trustOpensslPem, trustPem } from './trust.js';
 
 export { paths } from './paths.js';
 
@@ -36,7 +37,11 @@ export interface ScopeMaterial {
   crlPem?: string;
   trustPem?: string;
   trustOpensslPem?: string;
+  /** Every regular file under capath/ and anchors/, by store path: the one-anchor-per-file bundle as the store holds it. */
+  anchorFiles: Map<string, string>;
   leaves: IssuanceRecord;
+  /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
+  leavesSha256?: string;
   ledger: string;
 }
 
@@ -104,7 +109,9 @@ function loadMaterial(store: Store, scope: string): ScopeMaterial {
     crlPem: store.read(paths.scopeCrl(scope)),
     trustPem: store.read(paths.trust(scope)),
     trustOpensslPem: store.read(paths.trustOpenssl(scope)),
+    anchorFiles: new Map([paths.capath(scope), paths.anchors(scope)].flatMap((d) => store.list(d).map((f) => [`${d}/${f}`, store.read(`${d}/${f}`)!] as const))),
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
+    leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
   };
 }
@@ -240,15 +247,30 @@ export function scopeTrust(mesh: Mesh, scope: string, intermediatesOf = anchorsB
   return composeTrust(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
 }
 
-/** trust.pem and trust.openssl.pem of every scope with material, composed by the boundary rule. */
-export function trustBundleFiles(mesh: Mesh, intermediatesOf = anchorsBy(mesh)): { path: string; content: string }[] {
+/** A scope's bundle one anchor per file (capath/ and anchors/), by store path. */
+export function scopeAnchorFiles(mesh: Mesh, scope: string, intermediatesOf = anchorsBy(mesh)): FileWrite[] {
+  const anchors = composeTrustByScope(scopeDef(mesh, scope), trustedScopeNames(mesh), intermediatesOf);
+  return anchorFileSet(anchors).map((f) => ({ path: `bundles/${scope}/${f.name}`, content: f.content }));
+}
+
+/**
+ * trust.pem, trust.openssl.pem and the one-anchor-per-file directories of
+ * every scope with material, composed by the boundary rule; an anchor file
+ * the composition no longer holds (an intermediate left) is removed.
+ */
+export function trustBundleFiles(mesh: Mesh, intermediatesOf = anchorsBy(mesh)): FileWrite[] {
   return mesh.scopes
     .filter((s) => intermediatesOf(s.name).length > 0)
     .flatMap((s) => {
       const certs = scopeTrust(mesh, s.name, intermediatesOf);
+      const perFile = scopeAnchorFiles(mesh, s.name, intermediatesOf);
+      const kept = new Set(perFile.map((f) => f.path));
+      const stale = [...(mesh.material.get(s.name)?.anchorFiles.keys() ?? [])].filter((p) => !kept.has(p)).map((p) => ({ path: p, content: null }));
       return [
         { path: paths.trust(s.name), content: trustPem(certs) },
         { path: paths.trustOpenssl(s.name), content: trustOpensslPem(certs) },
+        ...perFile,
+        ...stale,
       ];
     });
 }

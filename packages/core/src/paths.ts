@@ -1,5 +1,6 @@
 /** The one table of where each file of the store lives. */
 import { STORE_FILE } from './store.js';
+import { ANCHORS_DIR, CAPATH_DIR } from './trust.js';
 
 export const paths = {
   config: STORE_FILE,
@@ -25,6 +26,9 @@ export const paths = {
   oldRootIntermediate: (s: string) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s: string) => `bundles/${s}/trust.pem`,
   trustOpenssl: (s: string) => `bundles/${s}/trust.openssl.pem`,
+  /** One anchor per file: hash-named OpenSSL trusted form (CApath), and plain PEM. */
+  capath: (s: string) => `bundles/${s}/${CAPATH_DIR}`,
+  anchors: (s: string) => `bundles/${s}/${ANCHORS_DIR}`,
   scopeCrl: (s: string) => `bundles/${s}/crl.pem`,
   state: (s: string) => `bundles/${s}/state.yaml`,
   leaves: (s: string) => `bundles/${s}/leaves.yaml`,

@@ -10,7 +10,8 @@ import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
 import { appendToLedger } from './ledger.js';
 import { ledgerSigner } from './ledger-signature.js';
-import { leafCreated, provenLeafRecord } from './record-proofs.js';
+import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from './record-proofs.js';
+import { renewRecord } from './renew-record.js';
 import { leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type LeafSigner, type MintedLeaf, type SigningIntermediate } from './leaf.js';
 import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
@@ -158,6 +159,8 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
   for (const scope of touched) {
     // Every scope-ledger entry is signed by the scope's intermediate, so every touched scope needs its keys.
     if (!i.keys.get(scope)) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
+    // The records carried forward must be proven before a signed entry binds them (else it would launder an edited record).
+    if (plan.mint.some((x) => x.scope === scope)) assertIssuanceProven(mesh, scope);
   }
   // Every scope's leaves are handed to the signer before any is awaited: workers sign one scope while this thread records another.
   const signing = new Map(touched.map((scope) => {
@@ -177,10 +180,13 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
     const leaves = await signing.get(scope)!;
     minted.push({ scope, leaves, crlPem: crl?.content ?? m.crlPem });
     count += leaves.length;
+    let binding: { sha256: string; count: number } | undefined;
     if (leaves.length) {
       const record = new Map(m.leaves);
       for (const l of leaves) record.set(l.service, l.record);
-      writes.push({ path: paths.leaves(scope), content: serializeIssuanceRecord(record) });
+      const text = serializeIssuanceRecord(record);
+      binding = issuanceBinding(text, record.size);
+      writes.push({ path: paths.leaves(scope), content: text });
       // Only the re-mints the procedure caused belong in its evidence, not routine renewals.
       const caused = new Set(plan.mint.filter((x) => x.scope === scope && x.reason === 'issuer-changed').map((x) => x.service));
       const remints = leaves.filter((l) => caused.has(l.service));
@@ -193,11 +199,10 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
         op: 'renew', at: iso(now), actor: i.actor,
         details: {
           ...(step ? { phase: step.step } : {}),
-          reasons: Object.fromEntries(plan.mint.filter((x) => x.scope === scope).map((x) => [x.service, x.reason])),
+          ...renewRecord(plan.mint.filter((x) => x.scope === scope), binding),
           ...(crl ? { crl: i.staleCrls.get(scope) } : {}),
           ...(i.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
         },
-        created: leaves.map(leafCreated),
       }, paths.ledger(scope), ledgerSigner(keys.signer)).text,
     });
   }
@@ -229,11 +234,14 @@ export async function revokeLeaf(mesh: Mesh, scope: string, service: string, rea
   const after: Mesh = { ...mesh, material: new Map(mesh.material).set(scope, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope, keys.crl, now, seam);
   const [leaf] = await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
+  const record = new Map(m.leaves).set(service, leaf!.record);
+  const leavesText = serializeIssuanceRecord(record);
+  const details = { service, serial: rec.serial, notAfter: iso(rec.notAfter), reason, leaves: issuanceBinding(leavesText, record.size) };
   const writes: FileWrite[] = [
     { path: paths.state(scope), content: serializeScopeState(state) },
     crl,
-    { path: paths.leaves(scope), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf!.record)) },
-    { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf!)] }, paths.ledger(scope), ledgerSigner(keys.signer)).text },
+    { path: paths.leaves(scope), content: leavesText },
+    { path: paths.ledger(scope), content: appendToLedger(m.ledger, { op: 'revoke', at: iso(now), actor, details, created: [leafCreated(leaf!)] }, paths.ledger(scope), ledgerSigner(keys.signer)).text },
   ];
   return { writes: mergeWrites(writes), leaf: leaf!, crlPem: crl.content!, serial: rec.serial };
 }

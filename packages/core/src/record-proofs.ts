@@ -4,6 +4,7 @@
  * so each is proven from the ledger entries that count (ledger-trust.ts):
  * what cannot be proven is a problem naming the file and field.
  */
+import { sha256Hex } from './crypto.js';
 import { TrellisError } from './errors.js';
 import type { Created, LedgerEntry } from './ledger.js';
 import { rootLedgerTrust, scopeLedgerTrust, type LedgerTrust } from './ledger-trust.js';
@@ -48,17 +49,84 @@ const recorded = (c: Created, field: string): string | undefined => {
 const isSigned = (t: LedgerTrust, e: LedgerEntry) => t.signers.has(e.seq);
 
 /**
+ * What a renew or revoke entry records about the issuance record it writes:
+ * the SHA-256 of leaves.yaml as written and how many records it holds. One
+ * hash in the signed entry proves every record, so an entry stays a few
+ * hundred bytes however many leaves it mints (entries before this recorded
+ * each leaf in `created`; they are still read, see issuanceProof).
+ */
+export function issuanceBinding(leavesText: string, count: number): { sha256: string; count: number } {
+  return { sha256: sha256Hex(leavesText), count };
+}
+
+/** How many leaves an entry minted for a reason: the summary renew records, or the per-service reasons older entries carried. */
+export function mintedFor(e: LedgerEntry, reason: string): number {
+  const minted = e.details.minted as Record<string, unknown> | undefined;
+  if (minted && typeof minted[reason] === 'number') return minted[reason];
+  return Object.values((e.details.reasons ?? {}) as Record<string, unknown>).filter((r) => r === reason).length;
+}
+
+type LeafHit = { e: LedgerEntry; c: Created };
+
+/** What the scope ledger proves about leaves.yaml, built once per ledger read (a linear pass, however many leaves). */
+interface IssuanceProof {
+  /** The newest counting entry binding leaves.yaml by hash, when no entry listing leaves came after it: that hash proves the whole file. */
+  binding?: { e: LedgerEntry; sha256: string };
+  /** Entries listing leaves (older format): the last entry creating each fingerprint, and each service's newest leaf. */
+  byFingerprint: Map<string, LeafHit>;
+  newestByService: Map<string, LeafHit>;
+}
+
+const proofs = new WeakMap<LedgerTrust, IssuanceProof>();
+
+function issuanceProof(t: LedgerTrust): IssuanceProof {
+  let p = proofs.get(t);
+  if (p) return p;
+  p = { byFingerprint: new Map(), newestByService: new Map() };
+  for (const e of t.counted) {
+    // A scope's first intermediate starts an empty issuance record (a scope re-created under a retired one's name starts over).
+    if (e.op === 'intermediate') p.binding = undefined;
+    const leaves = e.created.filter((c) => c.kind === 'leaf');
+    for (const c of leaves) {
+      const hit = { e, c };
+      p.byFingerprint.set(c.fingerprint, hit);
+      if (c.service !== undefined) p.newestByService.set(c.service, hit);
+    }
+    const b = e.details.leaves as { sha256?: unknown } | undefined;
+    if (b && typeof b.sha256 === 'string') p.binding = { e, sha256: b.sha256 };
+    else if (leaves.length) p.binding = undefined;
+  }
+  proofs.set(t, p);
+  return p;
+}
+
+/** The file-level problem when a hash binds leaves.yaml: it must hash to what the newest binding entry recorded. */
+function bindingProblem(mesh: Mesh, scope: string, b: NonNullable<IssuanceProof['binding']>): RecordProblem | undefined {
+  const file = paths.leaves(scope);
+  const have = mesh.material.get(scope)?.leavesSha256;
+  if (have === b.sha256) return undefined;
+  if (have === undefined) return { file, field: 'sha256', message: `missing, but scope-ledger entry ${b.e.seq} recorded it (sha256 ${b.sha256}): restore it from git` };
+  return { file, field: 'sha256', message: `does not hash to what scope-ledger entry ${b.e.seq} recorded (${b.sha256}): edited or rolled back?` };
+}
+
+/**
  * Why a leaves.yaml record of `service` is not what the scope ledger
- * recorded: the entry that created its fingerprint must count, and agree on
- * every field it holds (entries written before signed ledgers hold fewer:
- * serial, notAfter, subject); a signed ledger must not name a newer leaf for
- * the service (a rolled-back record).
+ * recorded. Since renew binds the file by hash (issuanceBinding), the whole
+ * file must hash to the newest binding entry. Before that, the entry that
+ * created the record's fingerprint must count, and agree on every field it
+ * holds (entries written before signed ledgers hold fewer: serial, notAfter,
+ * subject); a signed ledger must not name a newer leaf for the service (a
+ * rolled-back record).
  */
 export function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: LeafRecord): RecordProblem[] {
   const t = scopeLedgerTrust(mesh, scope);
+  const proof = issuanceProof(t);
+  if (proof.binding) {
+    const p = bindingProblem(mesh, scope, proof.binding);
+    return p ? [p] : [];
+  }
   const file = paths.leaves(scope);
-  const leaves = t.counted.flatMap((e) => e.created.filter((c) => c.kind === 'leaf').map((c) => ({ e, c })));
-  const hit = leaves.filter((x) => x.c.fingerprint === rec.fingerprint).at(-1);
+  const hit = proof.byFingerprint.get(rec.fingerprint);
   if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
   const out: RecordProblem[] = [];
   for (const [field, claim] of LEAF_FIELDS) {
@@ -69,11 +137,36 @@ export function leafRecordProblems(mesh: Mesh, scope: string, service: string, r
     }
     if (want !== claim(service, rec)) out.push({ file, field: `${service}.${field}`, message: `${claim(service, rec) || '(none)'} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): edited?` });
   }
-  const newest = leaves.filter((x) => x.c.service === service).at(-1);
+  const newest = proof.newestByService.get(service);
   if (newest && newest.c.fingerprint !== rec.fingerprint) {
     out.push({ file, field: `${service}.fingerprint`, message: `the scope ledger's newest leaf for ${service} is ${newest.c.serial} (entry ${newest.e.seq}), not ${rec.serial}: rolled back?` });
   }
   return out;
+}
+
+/** Every problem of a scope's leaves.yaml: one file-level problem under a hash binding, else each record's. */
+export function issuanceRecordProblems(mesh: Mesh, scope: string): RecordProblem[] {
+  const proof = issuanceProof(scopeLedgerTrust(mesh, scope));
+  if (proof.binding) {
+    const p = bindingProblem(mesh, scope, proof.binding);
+    return p ? [p] : [];
+  }
+  const leaves = mesh.material.get(scope)?.leaves ?? new Map<string, LeafRecord>();
+  return [...leaves].flatMap(([service, rec]) => leafRecordProblems(mesh, scope, service, rec));
+}
+
+/**
+ * The refusal before a renew or revoke signs a new binding of leaves.yaml:
+ * the records it carries forward must be proven, or the signature would
+ * launder a record a pull request edited.
+ */
+export function assertIssuanceProven(mesh: Mesh, scope: string): void {
+  const p = issuanceRecordProblems(mesh, scope)[0];
+  if (p) {
+    throw new TrellisError('verification-failed', `${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`, {
+      file: p.file, field: p.field, hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`,
+    });
+  }
 }
 
 /** The current leaf of a service as proven by the scope ledger, or the refusal: revoke must never act on an edited record. */
@@ -146,7 +239,8 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
   const leafExpiry = new Map(t.counted.flatMap((e) => e.created.filter((c) => c.kind === 'leaf' && c.serial && c.notAfter).map((c) => [c.serial!, c.notAfter!])));
   for (const e of revokes) {
     const serial = e.details.serial as string;
-    const expires = leafExpiry.get(serial);
+    // A revoke entry records the revoked leaf's notAfter: since renew binds leaves.yaml by hash, no entry lists that leaf.
+    const expires = typeof e.details.notAfter === 'string' ? e.details.notAfter : leafExpiry.get(serial);
     if (!st.revoked.some((r) => r.serial === serial) && (!expires || new Date(expires) > now)) {
       out.push({ file, field: 'revoked', message: `the scope ledger revoked ${String(e.details.service)} ${serial} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?` });
     }
@@ -223,7 +317,7 @@ export function evidenceProblems(t: LedgerTrust, scope: string, read: (rel: stri
     if (text === undefined) return out.push({ file: rel, field, message: `linked from ${t.file} entry ${e.seq} but missing: restore it from git` });
     const later = t.entries.slice(i + 1);
     const relinked = later.some((x) => x.details.evidence === rel);
-    const updatedSince = later.some((x) => x.op === 'recover' || (x.op === 'renew' && (x.details.phase !== undefined || Object.values((x.details.reasons ?? {}) as Record<string, unknown>).includes('issuer-changed'))));
+    const updatedSince = later.some((x) => x.op === 'recover' || (x.op === 'renew' && (x.details.phase !== undefined || mintedFor(x, 'issuer-changed') > 0)));
     if (!relinked && !updatedSince && sha256(text) !== e.details.sha256) out.push({ file: rel, field: 'sha256', message: `does not hash to what ${t.file} entry ${e.seq} linked: edited?` });
   });
   return out;

@@ -13,11 +13,20 @@ import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
 import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
 import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
-import { parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
+import { anchorsBy } from './live.js';
+import { ANCHORS_DIR, CAPATH_DIR, anchorFileSet, composeTrustByScope, parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 
 export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
 export type ReleaseFile = (typeof RELEASE_FILES)[number];
-export type Release = Partial<Record<ReleaseFile, string>>;
+/** The fixed files, plus the bundle one anchor per file: `capath/<subject-hash>.<n>` and `anchors/<scope>-<fingerprint>.pem`. */
+export type Release = Partial<Record<ReleaseFile, string>> & { [anchorFile: string]: string | undefined };
+
+const ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
+
+/** A name a release may carry: one of the fixed files or an anchor file; nothing else (a sealed release naming another path is refused). */
+export function isReleaseFile(name: string): boolean {
+  return (RELEASE_FILES as readonly string[]).includes(name) || ANCHOR_FILE.test(name);
+}
 
 /**
  * nginx sends the subjects of `ssl_client_certificate` as its acceptable CA
@@ -60,6 +69,7 @@ export interface LeafFiles {
 export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release {
   const trust = scopeTrust(mesh, scope);
   const crl = edgeCrl(mesh, scope);
+  const perFile = anchorFileSet(composeTrustByScope(scopeDef(mesh, scope), trustedScopeNames(mesh), anchorsBy(mesh)));
   return {
     // haproxy's `crt` wants the chain and its key in one file.
     ...(leaf ? { 'cert.pem': leaf.cert, 'key.pem': leaf.key, 'chain.pem': leaf.chain, 'chain-and-key.pem': leaf.chain + leaf.key } : {}),
@@ -67,6 +77,7 @@ export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release
     'trust.openssl.pem': trustOpensslPem(trust),
     ...(crl ? { 'crl.pem': crl } : {}),
     'client-ca-names.pem': NAMES_ONLY_CA,
+    ...Object.fromEntries(perFile.map((f) => [f.name, f.content])),
   };
 }
 
@@ -142,7 +153,7 @@ export async function openSealedRelease(p: {
     return r.malformed('not a trellis sealed release');
   }
   const rel = e?.release;
-  const bad = Object.entries(rel?.files ?? {}).find(([f, v]) => !(RELEASE_FILES as readonly string[]).includes(f) || typeof v !== 'string')?.[0];
+  const bad = Object.entries(rel?.files ?? {}).find(([f, v]) => !isReleaseFile(f) || typeof v !== 'string')?.[0];
   if (rel?.version !== 1 || typeof rel.files !== 'object' || rel.files === null || typeof rel.scope !== 'string' || typeof rel.service !== 'string' || bad || typeof e.signer !== 'string' || typeof e.signature !== 'string') {
     r.malformed(`not a trellis sealed release${bad ? ` (unexpected file ${bad})` : ''}`);
   }
@@ -162,12 +173,13 @@ export async function openSealedRelease(p: {
   const permits = nc ? decodeNameConstraints(nc.value).dns : [];
   if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${rel.scope}.`)) || !permits.length) r.refuse(`the signer is not an intermediate of scope ${rel.scope}`);
   if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(rel)), Buffer.from(e.signature, 'base64'))) r.refuse('the signature does not verify');
-  for (const f of ['trust.pem', 'trust.openssl.pem'] as const) {
+  // Every file that makes an anchor: the bundles and each one-anchor file.
+  for (const f of Object.keys(rel.files).filter((n) => n === 'trust.pem' || n === 'trust.openssl.pem' || ANCHOR_FILE.test(n))) {
     const pem = rel.files[f];
     if (pem === undefined) continue;
     let certs: Certificate[];
     try {
-      certs = f === 'trust.pem' ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
+      certs = f === 'trust.pem' || f.startsWith(`${ANCHORS_DIR}/`) ? parseCertificates(pem) : parseTrustOpensslPem(pem).map((t) => t.cert);
     } catch {
       return r.malformed(`${f} does not parse`);
     }

@@ -6,6 +6,7 @@ import { GLOBAL_SCOPE } from './names.js';
 import { pemDecodeAll, pemEncode } from './crypto.js';
 import { certificatePem, fingerprint, parseCertificate, type Certificate } from './certificates.js';
 import type { ScopeKind } from './config.js';
+import { subjectHash } from './subject-hash.js';
 
 /**
  * A region trusts its own and the global intermediates; the global scope
@@ -27,7 +28,19 @@ export function composeTrust(
   allScopes: readonly string[],
   intermediatesOf: (scope: string) => Certificate[],
 ): Certificate[] {
-  return trustedScopes(scope, allScopes).flatMap((s) => intermediatesOf(s));
+  return composeTrustByScope(scope, allScopes, intermediatesOf).map((a) => a.cert);
+}
+
+/** An anchor of a bundle, with the scope whose intermediate it is. */
+export interface ScopedAnchor { scope: string; cert: Certificate }
+
+/** composeTrust, keeping which scope each anchor belongs to (for per-anchor files and the report's matrix). */
+export function composeTrustByScope(
+  scope: { name: string; kind: ScopeKind },
+  allScopes: readonly string[],
+  intermediatesOf: (scope: string) => Certificate[],
+): ScopedAnchor[] {
+  return trustedScopes(scope, allScopes).flatMap((s) => intermediatesOf(s).map((cert) => ({ scope: s, cert })));
 }
 
 /** `trust.pem`: plain CERTIFICATE blocks, for Go and other stacks that anchor on any listed certificate. */
@@ -50,6 +63,32 @@ const TRUST_AUX = Buffer.from(
 export function trustOpensslPem(certs: Certificate[]): string {
   return certs.map((c) => pemEncode('TRUSTED CERTIFICATE', Buffer.concat([Buffer.from(c.rawData), TRUST_AUX]))).join('');
 }
+
+/**
+ * One anchor per file, in both encodings, named as their consumers look them
+ * up: `capath/<subject-hash>.<n>` (the OpenSSL trusted form, for `CApath`;
+ * `n` counts anchors sharing a subject hash in bundle order, as c_rehash
+ * does, and old and new intermediates of one scope share a subject during a
+ * rotation) and `anchors/<scope>-<fingerprint prefix>.pem` (plain PEM, for
+ * servers that load one CA certificate per file or directive). Regular files,
+ * never links. Paths are relative to the bundle's directory.
+ */
+export function anchorFileSet(anchors: ScopedAnchor[]): { name: string; content: string }[] {
+  const seen = new Map<string, number>();
+  return anchors.flatMap(({ scope, cert }) => {
+    const h = subjectHash(cert);
+    const n = seen.get(h) ?? 0;
+    seen.set(h, n + 1);
+    return [
+      { name: `${CAPATH_DIR}/${h}.${n}`, content: trustOpensslPem([cert]) },
+      { name: `${ANCHORS_DIR}/${scope}-${fingerprint(cert).slice('sha256:'.length, 'sha256:'.length + 16)}.pem`, content: certificatePem(cert) },
+    ];
+  });
+}
+
+/** The directories of a bundle (and of a release) that hold one anchor per file. */
+export const CAPATH_DIR = 'capath';
+export const ANCHORS_DIR = 'anchors';
 
 /** Length in bytes of the DER TLV at the start of `der`. */
 function tlvLength(der: Buffer): number {

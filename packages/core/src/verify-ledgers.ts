@@ -5,7 +5,7 @@
 import { sha256Hex } from './crypto.js';
 import { rootLedgerTrust, scopeLedgerTrust, type LedgerTrust } from './ledger-trust.js';
 import type { Mesh } from './mesh.js';
-import { evidenceProblems, leafRecordProblems, rootStateProblems, scopeStateProblems, type RecordProblem } from './record-proofs.js';
+import { evidenceProblems, issuanceRecordProblems, rootStateProblems, scopeStateProblems, type RecordProblem } from './record-proofs.js';
 import { Store } from './store.js';
 import type { Finding } from './verify.js';
 
@@ -33,7 +33,7 @@ export function verifyLedgers(mesh: Mesh, now: Date, read: (rel: string) => stri
     if (!m.ledger) continue;
     const t = scopeLedgerTrust(mesh, scope.name);
     out.push(...ledgerFindings(t, scope.name), ...asFindings(scopeStateProblems(mesh, scope.name, now), scope.name), ...asFindings(evidenceProblems(t, scope.name, read, sha256Hex), scope.name));
-    for (const [service, rec] of m.leaves) out.push(...asFindings(leafRecordProblems(mesh, scope.name, service, rec), scope.name));
+    out.push(...asFindings(issuanceRecordProblems(mesh, scope.name), scope.name));
   }
   return out;
 }

@@ -4,7 +4,7 @@
  * reachable from trellis-ci can sign with the root (a test holds this).
  */
 import {
-  BACKDATE_MS, PROFILES, TrellisError, assertLedgerCounts, assertSignsAt, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
+  BACKDATE_MS, PROFILES, TrellisError, caStamp, intermediatePlan, assertLedgerCounts, assertSignsAt, crlEntriesFor, decryptWith, exportPrivateKeyPem, extensionsFor, fingerprint, importSigningKey, keyMatchesCert, paths, permittedNamesFor,
   randomSerial, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
@@ -20,12 +20,9 @@ export interface RootSigner {
   algorithm: KeyAlgorithm;
 }
 
-/** `YYYYMMDDTHHMMZ`: tells generations of a CA apart in its subject. */
-const stamp = (now: Date) => now.toISOString().slice(0, 16).replace(/[-:]/g, '') + 'Z';
-
 export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam): Promise<MintedCa> {
   const keys = await seam.generateKeyPair(config.algorithms.root);
-  const name = `O=${config.mesh}, OU=trellis, CN=${config.mesh} root ${stamp(now)}`;
+  const name = `O=${config.mesh}, OU=trellis, CN=${config.mesh} root ${caStamp(now)}`;
   const cert = await seam.signCertificate({
     serial: randomSerial(seam),
     subject: name,
@@ -39,21 +36,26 @@ export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 
   return { cert, keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
-/** A scope's intermediate: pathLen 0 and critical name constraints to the scope's own trust domain. */
+/**
+ * A scope's intermediate: pathLen 0 and critical name constraints to the scope's own trust domain.
+ * Its subject, validity and constraints are `intermediatePlan`'s, the summary the custodian was shown.
+ */
 export async function mintIntermediate(scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<MintedCa> {
-  const keys = await seam.generateKeyPair(config.algorithms.intermediate);
+  const plan = intermediatePlan(scope, config, root.cert, now);
+  const keys = await seam.generateKeyPair(plan.algorithm);
   const cert = await seam.signCertificate({
     serial: randomSerial(seam),
-    subject: `O=${config.mesh}, OU=${scope}, CN=${scope} intermediate ${stamp(now)}`,
-    issuer: root.cert.subject,
-    ...validityWithin('intermediate', now, config.ttl.intermediate, { notBefore: root.cert.notBefore, notAfter: root.cert.notAfter, label: 'the root', file: paths.rootCert }),
+    subject: plan.subject,
+    issuer: plan.issuer,
+    notBefore: plan.notBefore,
+    notAfter: plan.notAfter,
     subjectPublicKey: keys.publicKey,
     signingKey: root.key,
     signingAlgorithm: root.algorithm,
     extensions: await extensionsFor(PROFILES.intermediate, {
       subjectPublicKey: keys.publicKey,
       issuerPublicKey: root.cert.publicKey,
-      permitted: permittedNamesFor(scope, config.trustDomain),
+      permitted: plan.permitted,
     }),
   });
   return { cert, keyPem: await exportPrivateKeyPem(keys.privateKey) };

@@ -13,6 +13,8 @@ import { recover } from './commands/recover.js';
 import { crl } from './commands/crl.js';
 import { retire } from './commands/retire.js';
 import { confirm } from './commands/confirm.js';
+import { check } from './commands/check.js';
+import { version } from './commands/version.js';
 
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
@@ -25,7 +27,7 @@ await runMain('trellis-root', () => {
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
-    .command([init, intermediate, rotate, recover, retire, crl, confirm, status, verify] as CommandModule[])
+    .command([init, intermediate, rotate, recover, retire, crl, confirm, status, verify, check, version] as CommandModule[])
     // After parsing, before any command: a clock behind the root ledger is refused for every command.
     .middleware((argv) => {
       refuseRepeatedFlags(argv, ['offline-recipient']);

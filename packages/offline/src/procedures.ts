@@ -223,7 +223,7 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
   const revoked = await revocationsOf(c, scope, signers, reason);
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const removed = [
-    ...intermediateFiles(scope), paths.state(scope), paths.leaves(scope), paths.scopeCrl(scope), paths.trust(scope), paths.trustOpenssl(scope),
+    ...intermediateFiles(scope), paths.state(scope), paths.leaves(scope), paths.scopeCrl(scope), paths.trust(scope), paths.trustOpenssl(scope), ...m.anchorFiles.keys(),
   ].map((p) => ({ path: p, content: null }));
   const open = m.state?.evidence ? evidencePaths(scope, m.state.evidence).json : undefined;
   const writes: FileWrite[] = [...removed, ...(await rootRecords(c, rootState, signers))];

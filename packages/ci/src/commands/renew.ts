@@ -1,8 +1,8 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  actor, advancePhases, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
-  TrellisError, type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
+  TrellisError, actor, advancePhases, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
+  type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
@@ -10,22 +10,26 @@ import { outputBarrier } from '../out-write.js';
 import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progress } from '../progress.js';
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
+import { withRenewMetrics } from '../renew-metrics.js';
 
-interface Args { store?: string; scope?: string; force?: boolean; dryRun?: boolean; out?: string; now?: string; quiet?: boolean; progress?: boolean }
+interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string; quiet?: boolean; progress?: boolean }
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
   describe: 'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
   builder: (y) => y
     .option('scope', { type: 'string', describe: 'only this scope' })
+    .option('shard', { type: 'boolean', describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" })
     .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
     .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
     .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
+    .option('metrics', { type: 'string', describe: 'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)' })
     .option('progress', { type: 'boolean', describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` })
     .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
     .example('$0 renew', 'the scheduled CI job')
-    .example('$0 renew --scope us-east-1 --force', 're-mint one scope') as never,
-  handler: (a) => runRenew(a),
+    .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
+    .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)') as never,
+  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a)), // a dry run is not a run to record
 };
 
 export function renderPlan(plan: RenewPlan): string {
@@ -35,19 +39,21 @@ export function renderPlan(plan: RenewPlan): string {
   return `${lines.join('\n')}\n`;
 }
 
-async function runRenew(a: Args): Promise<void> {
+async function runRenew(a: Args): Promise<RenewResult | undefined> {
   if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
   const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress: Progress = NO_PROGRESS;
-  await withStore(a.store, async (store) => {
+  return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
+    if (a.shard && !a.scope) throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', { hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)' });
     // Workers sign and write leaves on every core; the bar follows what they have done.
     const pool = mintPool((n) => progress.tick(n), { outDir: out });
     try {
-      await renewStore(store, {
-        now: clock(a.now), scope: a.scope, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
+      return await renewStore(store, {
+        now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
         pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
-      }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+      }, ciIdentities, (line) => process.stdout.write(`${line}
+`));
     } finally {
       progress.stop();
       await pool.close();
@@ -59,6 +65,8 @@ const WORKER_MIN_LEAVES = 256;
 
 export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
+  /** One job of a matrix over scopes: only the scope's own files; trust bundles are left to compose. */
+  shard?: boolean;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
   /** Who signs (and writes) large batches of leaves: trellis-ci's worker threads; in-process when unset. */
@@ -74,7 +82,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   // Everything after this is planned on the store as the phase steps leave it.
-  const mesh = loadMesh(store.withPending(phases.writes));
+  const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
 
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
@@ -85,7 +93,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
     if (why) staleCrls.set(s, why);
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
-  const staleBundles = staleBundleFiles(mesh, scopes, (p) => store.read(p));
+  const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
   for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
   if (o.dryRun) return undefined;
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
@@ -109,6 +117,8 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
       throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out) ? outputFailure(e, o.out) : e;
     });
   if (!signLeaves) progress.tick(result.count);
+  // Before any output: a shard that would write another scope's file writes nothing.
+  if (o.shard) assertShardWrites(scopes[0]!, result.writes);
   const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
   // One durability barrier for every leaf written, before the store records any of them.
   outputBarrier(o.out, written);

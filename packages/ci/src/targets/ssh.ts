@@ -24,6 +24,8 @@ export function remoteScript(release: Release): string {
     'staging=$(mktemp -d "$1/.staging-XXXXXX")',
     'installer=$(mktemp)',
     heredoc('"$installer"', installerScript()),
+    // Anchor files live in capath/ and anchors/ (names checked by isReleaseFile).
+    ...[...new Set(Object.keys(release).filter((n) => n.includes('/')).map((n) => n.split('/')[0]!))].map((d) => `mkdir -p "$staging/${d}"`),
     ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content!)),
     'set +e',
     'sh "$installer" "$1" "$staging" "$2"',

@@ -8,7 +8,7 @@ import { ageStanzaCount } from '../custody.js';
 import { leafDue, leafNames } from '../issuance.js';
 import { ledgerFingerprints, ledgerProblems } from '../ledger.js';
 import { anchorsOf, inRole, issuersOf, type LiveIntermediate } from '../live.js';
-import { activeIssuer, paths, scopeTrust, type Mesh, type ScopeMaterial } from '../mesh.js';
+import { activeIssuer, paths, scopeAnchorFiles, scopeTrust, type Mesh, type ScopeMaterial } from '../mesh.js';
 import { namesOutside, permittedNamesFor } from '../names.js';
 import { anchorCrlOf, parseCrls, serialKey } from '../revocation.js';
 import { lacksIpExclusion } from '../profiles.js';
@@ -74,8 +74,34 @@ export function verifyBoundary({ mesh, def, m }: ScopeView, revokedFps: Set<stri
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
     add('error', 'boundary', 'trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth', paths.trustOpenssl(def.name));
   }
+  out.push(...verifyAnchorFiles(mesh, def.name, m));
   const revokedInBundle = [...(plain ?? []), ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
   if (revokedInBundle.length) add('error', 'boundary', `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(', ')}`, paths.trust(def.name));
+  return out;
+}
+
+/**
+ * capath/ and anchors/ against the composition: each anchor file present,
+ * holding exactly its anchor, and nothing else there. A store written before
+ * these files existed (none at all) is a warning: the next renew writes them.
+ */
+export function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding[] {
+  const out: Finding[] = [];
+  const add = collector(scope, out);
+  const want = scopeAnchorFiles(mesh, scope);
+  if (m.anchorFiles.size === 0) {
+    add('warning', 'boundary', `no one-anchor-per-file bundle yet (${paths.capath(scope)}/, ${paths.anchors(scope)}/; the store predates them): the next trellis-ci renew writes them`, paths.capath(scope));
+    return out;
+  }
+  for (const f of want) {
+    const held = m.anchorFiles.get(f.path);
+    if (held === undefined) add('error', 'boundary', 'anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it', f.path);
+    else if (held !== f.content) add('error', 'boundary', 'anchor file does not hold exactly the anchor its name stands for; trellis-ci renew rewrites it', f.path);
+  }
+  const wanted = new Set(want.map((f) => f.path));
+  for (const p of m.anchorFiles.keys()) {
+    if (!wanted.has(p)) add('error', 'boundary', 'extra anchor file: it is not in the scope\'s trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it', p);
+  }
   return out;
 }
 
@@ -108,6 +134,8 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
   const file = paths.leaves(def.name);
   const active = activeIssuer(mesh, def.name)!;
   const permitted = permittedNamesFor(def.name, mesh.config.trustDomain);
+  // Sets, not scans: a scope may hold 60,000 services.
+  const revokedSerials = new Set(m.state!.revoked.map((r) => serialKey(r.serial)));
   for (const svc of def.services) {
     const rec = m.leaves.get(svc.name);
     if (!rec) {
@@ -116,12 +144,13 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
     }
     const outside = namesOutside(rec, permitted);
     if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, file);
-    if (m.state!.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (revokedSerials.has(serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
     if (due && DUE[due]) add(DUE[due][0], due === 'expired' || due === 'renewal-window' ? 'expiry' : 'leaf', `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
   }
+  const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
-    if (!def.services.some((s) => s.name === svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, file);
+    if (!declared.has(svc)) add('warning', 'leaf', `${svc}: recorded but no longer declared`, file);
   }
   return out;
 }

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { TrellisError, clock, loadMesh, withStore, paths, scopeDef } from '@trellis/core';
+import readline from 'node:readline';
+import { TrellisError, ceremonyState, clock, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -9,6 +10,7 @@ interface Args {
   store?: string;
   scope?: string;
   pending?: boolean;
+  yes?: boolean;
   confirmRecipients?: boolean;
   allowOnline?: boolean;
   now?: string;
@@ -20,6 +22,7 @@ export const intermediate: CommandModule<object, Args> = {
   builder: (y) => y
     .positional('scope', { type: 'string', describe: 'the scope, as named by scopes/<scope>.yaml' })
     .option('pending', { type: 'boolean', describe: 'mint every declared scope that has no intermediate yet' })
+    .option('yes', { type: 'boolean', describe: 'sign without typing the scope names back (on a terminal, the ceremony asks for them)' })
     .example('$0 intermediate us-east-1', 'after merging the PR that adds scopes/us-east-1.yaml')
     .example('$0 intermediate --pending', 'every scope awaiting its ceremony') as never,
   handler: (a) => runIntermediate(a),
@@ -31,11 +34,10 @@ async function runIntermediate(a: Args): Promise<void> {
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
-    // A scope that ever had an intermediate is not pending even if intermediate.pem went missing: minting over it would orphan its key and leaves.
     const unminted = (s: string) => {
-      const m = mesh.material.get(s)!;
-      if (m.intermediate) return false;
-      if (m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"')) {
+      const state = ceremonyState(mesh, s);
+      if (state === 'minted') return false;
+      if (state === 'lost') {
         throw new TrellisError('corrupt-store', `scope ${s} had an intermediate but intermediate.pem is missing`, { file: paths.intermediate(s), hint: 'restore it from git; if it is lost for good, the scope needs trellis-root recover' });
       }
       return true;
@@ -55,9 +57,36 @@ async function runIntermediate(a: Args): Promise<void> {
       return;
     }
     const c = ceremony(mesh, now, posture, a.confirmRecipients);
+    await confirmSummary(mesh, targets, now, Boolean(a.yes));
     const root = await openRootKey(mesh, rootIdentities(), now);
     const result = await ceremonyIntermediates(c, targets, root);
     store.commit(result.writes);
     say(result.report);
   });
+}
+
+/**
+ * Shows exactly what will be signed (the summary verify --format markdown put
+ * on the pull request) and, at a terminal, has the custodian type the scope
+ * names back before the root key is opened. Without a terminal (scripted
+ * ceremonies, tests) the summary is printed and the ceremony proceeds, as
+ * with --yes: the root identity is the gate there.
+ */
+async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boolean): Promise<void> {
+  process.stdout.write(renderCeremonySummary(mesh, targets, now));
+  // A plan that would be refused fails at minting with its own error; there is nothing to confirm.
+  if (yes || !process.stdin.isTTY || targets.some((t) => 'refused' in planOrRefusal(mesh, t, now))) return;
+  const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
+  const answer = await new Promise<string>((resolve) => {
+    rl.on('close', () => resolve(''));
+    rl.question(`type the scope name${targets.length === 1 ? '' : 's'} to sign (${targets.length}), separated by spaces: `, resolve);
+  });
+  rl.close();
+  const typed = answer.split(/[\s,]+/).filter(Boolean).sort();
+  const want = [...targets].sort();
+  if (typed.join(' ') !== want.join(' ')) {
+    throw new TrellisError('custody-not-confirmed', `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes this ceremony signs (${want.join(' ')}): nothing was signed`, {
+      hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed',
+    });
+  }
 }

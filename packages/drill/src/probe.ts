@@ -3,7 +3,7 @@
  * under libfaketime (`faketime -f @TIME`), so both TLS stacks judge validity
  * at the drill's simulated instant, exactly as hosts would then.
  *
- *   faketime -f '@2027-03-01 10:00:00' tsx scripts/lib/probe.ts pairs.json
+ *   faketime -f '@2027-03-01 10:00:00' node packages/drill/dist/probe.js pairs.json
  */
 import fs from 'node:fs';
 import { handshake, type Party } from './mtls.js';

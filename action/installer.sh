@@ -1,0 +1,104 @@
+#!/bin/sh
+# trellis release installer (sh, GNU coreutils, OpenSSL): one implementation for every target that lands
+# files on a host (dir locally, ssh remotely, sealed through trellis-agent).
+#
+#   sh installer.sh TARGET STAGING [RELOAD_COMMAND]
+#
+# STAGING holds the new files (any of cert.pem key.pem chain.pem
+# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem, and the
+# directories capath/ and anchors/, which go with trust.pem). A release is the full set: files
+# not staged are taken from the current release. It is validated with OpenSSL
+# before TARGET/current is switched to it by an atomic rename; an identical
+# release is not installed; a failed reload switches back. TARGET/previous
+# keeps the release before, for rollback. Exit codes: 0 installed or
+# unchanged, 10 invalid release (current kept), 11 reload failed (rolled back).
+set -eu
+umask 077
+target=$1 staging=$2 reload=${3:-}
+files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
+dirs="capath anchors"
+say() { echo "trellis-install: $*"; }
+
+# Test-only crash seam (docs/crash-safety.md), inert unless TRELLIS_FAULT is set: each fsync and rename
+# below is a numbered write point, numbered on from the agent's (TRELLIS_FAULT_FSYNCS/RENAMES).
+fault=${TRELLIS_FAULT:-} fsyncs=${TRELLIS_FAULT_FSYNCS:-0} renames=${TRELLIS_FAULT_RENAMES:-0}
+point() {
+  [ -n "$fault" ] || return 0
+  if [ "$1" = fsync ]; then fsyncs=$((fsyncs + 1)); else renames=$((renames + 1)); fi
+  kind=${fault%%:*} rest=${fault#*:} at=${rest%%:*}
+  case $kind:$1 in point:*) n=$((fsyncs + renames)) ;; fsync:fsync) n=$fsyncs ;; rename:rename) n=$renames ;; *) return 0 ;; esac
+  [ "$n" = "$at" ] || return 0
+  case $rest in *:enospc|*:eio) say "injected ${rest##*:} at $1 $n"; exit 12 ;; esac
+  kill -9 "$PPID" "$$" # a crash of the whole install: the agent (or trellis-ci deploy) and this script
+}
+durable() { point fsync; sync -- "$@"; }
+rename() { point rename; mv -T -- "$1" "$2"; }
+
+cleanup() { rm -rf "$staging"; [ -z "$fault" ] || echo "trellis-fault: fsync $fsyncs rename $renames" >&2; }
+trap cleanup EXIT
+
+mkdir -p "$target/releases"
+current=""
+[ -L "$target/current" ] && current=$(readlink "$target/current")
+# mktemp -d: created exclusively (never through a planted symlink) under an unpredictable name.
+release=$(mktemp -d "$target/releases/$(date -u +%Y%m%dT%H%M%SZ)-XXXXXXXXXX")
+id=$(basename "$release")
+for f in $files; do
+  if [ -f "$staging/$f" ]; then cp "$staging/$f" "$release/$f"
+  elif [ -n "$current" ] && [ -f "$target/$current/$f" ]; then cp "$target/$current/$f" "$release/$f"
+  fi
+done
+chmod 0644 "$release"/*.pem 2>/dev/null || true
+chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" 2>/dev/null || true
+# The bundle one anchor per file (capath/, anchors/) travels with trust.pem: staged with it, or kept with it from the current release.
+for d in $dirs; do
+  if [ -f "$staging/trust.pem" ]; then src="$staging/$d"; elif [ -n "$current" ]; then src="$target/$current/$d"; else src=""; fi
+  if [ -n "$src" ] && [ -d "$src" ] && [ -n "$(ls -A "$src")" ]; then
+    mkdir "$release/$d" && cp "$src"/* "$release/$d/" && chmod 0644 "$release/$d"/* && chmod 0755 "$release/$d"
+  fi
+done
+chmod 0755 "$release"
+
+invalid() { rm -rf "$release"; say "invalid release: $*; current release kept"; exit 10; }
+for f in cert.pem key.pem chain.pem trust.openssl.pem; do [ -f "$release/$f" ] || invalid "$f missing (a first release needs a leaf)"; done
+openssl x509 -in "$release/cert.pem" -noout 2>/dev/null || invalid "cert.pem does not parse"
+openssl pkey -in "$release/key.pem" -noout 2>/dev/null || invalid "key.pem does not parse"
+[ "$(openssl pkey -in "$release/key.pem" -pubout)" = "$(openssl x509 -in "$release/cert.pem" -noout -pubkey)" ] || invalid "key.pem does not match cert.pem"
+if [ -f "$release/crl.pem" ]; then
+  out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" -crl_check_all -CRLfile "$release/crl.pem" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle and CRLs: $(echo "$out" | grep '^error' | head -1)"
+else
+  out=$(openssl verify -x509_strict -purpose sslserver -CAfile "$release/trust.openssl.pem" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against its trust bundle: $(echo "$out" | grep '^error' | head -1)"
+fi
+if [ -d "$release/capath" ]; then
+  out=$(openssl verify -x509_strict -purpose sslserver -CApath "$release/capath" "$release/cert.pem" 2>&1) || invalid "cert.pem does not verify against capath/: $(echo "$out" | grep '^error' | head -1)"
+fi
+
+if [ -n "$current" ]; then
+  same=yes
+  for d in $dirs; do
+    if [ -d "$release/$d" ] || [ -d "$target/$current/$d" ]; then diff -r -q "$release/$d" "$target/$current/$d" >/dev/null 2>&1 || same=no; fi
+  done
+  for f in $files; do
+    if [ -f "$release/$f" ] || [ -f "$target/$current/$f" ]; then cmp -s "$release/$f" "$target/$current/$f" || same=no; fi
+  done
+  if [ $same = yes ]; then rm -rf "$release"; say "unchanged $current"; exit 0; fi
+fi
+
+# A new symlink under an unpredictable name (ln -s without -f refuses an existing one), renamed over the old.
+relink() { tmp=$(mktemp -u "$target/.$2.XXXXXXXXXX") && ln -s -- "$1" "$tmp" && rename "$tmp" "$target/$2" && durable "$target"; }
+swap() { relink "$1" current; }
+durable "$release"/* "$release"
+for d in $dirs; do if [ -d "$release/$d" ]; then durable "$release/$d"/* "$release/$d"; fi; done
+swap "releases/$id"
+if [ -n "$reload" ] && ! sh -c "$reload" >/dev/null 2>&1; then
+  if [ -n "$current" ]; then swap "$current"; sh -c "$reload" >/dev/null 2>&1 || true; else rm -f "$target/current"; fi
+  rm -rf "$release"
+  say "reload failed; rolled back to ${current:-nothing}"
+  exit 11
+fi
+if [ -n "$current" ]; then relink "$current" previous; fi
+# Keep the current and the previous release only.
+for r in "$target"/releases/*; do
+  case "releases/$(basename "$r")" in "releases/$id"|"$current") ;; *) rm -rf "$r" ;; esac
+done
+say "installed releases/$id"

@@ -1,0 +1,35 @@
+import type { CommandModule } from 'yargs';
+import { actor, clock, composePlan, composeScopes, composeTouched, loadMesh, withStore, type SigningIntermediate } from '@trellis/core';
+import { ciIdentities, openIntermediate } from '../signer.js';
+
+interface Args { store?: string; dryRun?: boolean; now?: string }
+
+export const compose: CommandModule<object, Args> = {
+  command: 'compose',
+  describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
+  builder: (y) => y
+    .option('dry-run', { type: 'boolean', describe: 'print what would be recomposed and stop' })
+    .example('$0 compose', 'the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)') as never,
+  handler: (a) => runCompose(a),
+};
+
+async function runCompose(a: Args): Promise<void> {
+  const say = (line: string) => process.stdout.write(`${line}\n`);
+  await withStore(a.store, async (store) => {
+    const now = clock(a.now);
+    const mesh = loadMesh(store);
+    const stale = composePlan(mesh, (p) => store.read(p));
+    for (const f of stale) say(`compose ${f.path}`);
+    if (!stale.length) {
+      say('nothing to compose: every bundle holds what its scope trusts');
+      return;
+    }
+    if (a.dryRun) return;
+    // The ledger entry recording each recomposition is signed by the scope's intermediate: the CI identity is needed.
+    const ids = await ciIdentities(mesh);
+    const signers = new Map<string, SigningIntermediate>();
+    for (const s of composeTouched(stale)) signers.set(s, await openIntermediate(mesh, s, ids, 'active'));
+    store.commit(composeScopes({ mesh, stale, signers, now, actor: actor() }));
+    say(`recomposed ${stale.length} bundle file(s) of ${signers.size} scope(s)`);
+  });
+}

@@ -1,0 +1,24 @@
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import { clock, loadMesh, renderReportHtml, reportInput, verifyMesh, withStore, writeFileAtomic } from '@trellis/core';
+
+interface Args { store?: string; out: string; now?: string; ledger?: number }
+
+export const report: CommandModule<object, Args> = {
+  command: 'report',
+  describe: 'Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings',
+  builder: (y) => y
+    .option('out', { type: 'string', demandOption: true, describe: 'the HTML file to write' })
+    .option('ledger', { type: 'number', default: 25, describe: 'how many recent ledger entries to show' })
+    .example('$0 report --out report.html', 'open it in any browser: it loads nothing from anywhere') as never,
+  handler: async (a) => {
+    const now = clock(a.now);
+    const html = await withStore(a.store, async (store) => {
+      const mesh = loadMesh(store);
+      return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a.ledger));
+    });
+    const out = path.resolve(a.out);
+    writeFileAtomic(out, html, 0o644);
+    process.stdout.write(`wrote ${out}\n`);
+  },
+};

@@ -1,0 +1,49 @@
+/** `renew --metrics FILE`: the run's time, result and count, written after every run, success or failure. */
+import fs from 'node:fs';
+import { TrellisError, clock, ioFailure, lastRenewSuccess, renewMetrics, writeMetricsFile } from '@trellis/core';
+
+/**
+ * Runs `renew` and records it. A failure is recorded and then rethrown, so
+ * renew's own exit code and message stand; the last success is carried over.
+ */
+export async function withRenewMetrics(file: string | undefined, nowFlag: string | undefined, run: () => Promise<{ count: number } | undefined>): Promise<void> {
+  if (!file) {
+    await run();
+    return;
+  }
+  let now: Date;
+  try {
+    now = clock(nowFlag);
+  } catch {
+    now = new Date(); // a bad --now fails the run below; the record still says when it was tried
+  }
+  const record = (success: boolean, minted: number) => {
+    let previous: string | undefined;
+    try {
+      previous = fs.readFileSync(file, 'utf8');
+    } catch {
+      previous = undefined; // the first run
+    }
+    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }));
+  };
+  let result: { count: number } | undefined;
+  try {
+    result = await run();
+  } catch (e) {
+    try {
+      record(false, 0);
+    } catch (w) {
+      process.stderr.write(`trellis-ci: could not record the failed run in ${file}: ${(w as Error).message}\n`);
+    }
+    throw e;
+  }
+  try {
+    record(true, result?.count ?? 0);
+  } catch (e) {
+    // The store is committed: say so, so nobody reruns renew to "fix" a metrics directory.
+    const why = (ioFailure(e) ?? (e as Error).message).split('\n')[0];
+    throw new TrellisError('output-failed', `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
+      hint: 'make the directory writable by this user (the previous file is left as it was)',
+    });
+  }
+}

@@ -1,0 +1,229 @@
+#!/usr/bin/env node
+/**
+ * pnpm dist: the self-contained release. One ES module per CLI that runs with
+ * `node` alone (no node_modules, no network), the scripts they run beside them,
+ * a CycloneDX SBOM from esbuild's metafile, and manifest.json listing every
+ * file's SHA-256; signed with `ssh-keygen -Y sign -n trellis-release` when a key
+ * is given. Reproducible: nothing depends on the directory, the clock or the
+ * machine, only on the sources of the newest commit that changed them.
+ *
+ *   node scripts/dist/build.mjs [--out DIR] [--sign-key FILE] [--action DIR]
+ *
+ * The bundles are made from the TypeScript sources (pnpm dist type-checks them with tsc first).
+ * --sign-key (or TRELLIS_RELEASE_KEY): the release key, an SSH private key (or a
+ * public key whose private half is in ssh-agent). --action DIR also refreshes the
+ * bundle the GitHub Action runs (committed under action/; docs/installing.md).
+ */
+import { execFileSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { isBuiltin } from 'node:module';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SPDX } from '@cyclonedx/cyclonedx-library';
+import { build } from 'esbuild';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const NAMESPACE = 'trellis-release';
+
+/** The CLIs; each bundle's `needs` ship beside it (installer.sh: dir, ssh and sealed installs run it). */
+export const CLIS = [
+  { file: 'trellis-root.mjs', entry: 'packages/offline/src/main.ts', needs: [] },
+  { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh'] },
+  { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
+];
+/**
+ * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
+ * A worker thread script is added here as { file, entry } and bundled like a CLI; a copied one as { file, from }.
+ */
+export const BESIDE = [{ file: 'installer.sh', from: 'packages/agent/installer.sh' }];
+/** What the bundles are made of: the newest commit touching these names the build (tests and docs do not count). */
+const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs'];
+/** What the GitHub Action runs (action.yml): trellis-ci and what it needs. */
+const ACTION_FILES = ['trellis-ci.mjs', 'installer.sh'];
+
+const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
+const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+
+/** The commit the sources are, and its date: the only clock this build reads. */
+export function sourceCommit() {
+  try {
+    if (git('rev-parse', '--is-shallow-repository') === 'true') {
+      throw new Error('a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch --unshallow)');
+    }
+    const commit = git('log', '-1', '--format=%H', '--', ...INPUTS);
+    const date = new Date(git('log', '-1', '--format=%cI', commit)).toISOString().replace(/\.000Z$/, 'Z');
+    const dirty = git('status', '--porcelain', '--untracked-files=all', '--', ...INPUTS) !== '';
+    return { commit: dirty ? `${commit}-dirty` : commit, date };
+  } catch (e) {
+    if (/shallow/.test(e.message)) throw e;
+    throw new Error(`not a git checkout (${ROOT}): the build is named by the commit of its sources`);
+  }
+}
+
+async function bundle(entry, outfile, info) {
+  const result = await build({
+    absWorkingDir: ROOT, // paths in the output and the metafile are relative to it: the checkout's location never shows
+    entryPoints: [entry],
+    outfile,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20.19',
+    charset: 'utf8',
+    legalComments: 'eof', // the bundled packages' licence notices travel with them
+    // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
+    banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
+    define: { TRELLIS_BUILD: JSON.stringify(info) },
+    // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their source.
+    alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    metafile: true,
+    write: false,
+    logLevel: 'warning',
+  });
+  // Self-contained means every import left in the output is one of Node's own modules.
+  for (const [out, o] of Object.entries(result.metafile.outputs)) {
+    const outside = o.imports.filter((i) => i.external && !isBuiltin(i.path));
+    if (outside.length) throw new Error(`${out} would import ${outside.map((i) => i.path).join(', ')} at run time: bundle it or ship it beside`);
+  }
+  // Inputs named <...> are esbuild's own (the define, its runtime), not files.
+  return { bytes: result.outputFiles[0].contents, inputs: Object.keys(result.metafile.inputs).filter((i) => !i.startsWith('<')).sort() };
+}
+
+/** The package an input file belongs to: its nearest package.json with a name. */
+function packageOf(input, cache) {
+  let dir = path.dirname(path.join(ROOT, input));
+  while (dir.startsWith(ROOT) && dir !== ROOT) {
+    if (cache.has(dir)) return cache.get(dir);
+    const file = path.join(dir, 'package.json');
+    if (fs.existsSync(file)) {
+      const pkg = JSON.parse(fs.readFileSync(file, 'utf8'));
+      if (pkg.name && pkg.version) {
+        const license = typeof pkg.license === 'string' ? pkg.license : pkg.license?.type;
+        const found = { name: pkg.name, version: pkg.version, license, workspace: !path.relative(ROOT, dir).startsWith('node_modules') };
+        cache.set(dir, found);
+        return found;
+      }
+    }
+    dir = path.dirname(dir);
+  }
+  throw new Error(`${input}: no package.json with a name and version above it`);
+}
+
+const purl = (p) => `pkg:npm/${p.name.replace(/^@/, '%40')}@${p.version}`;
+
+/** CycloneDX 1.5: each bundle an application, the packages inside it libraries, and which went into which. */
+function sbom(info, artifacts, contents) {
+  const packages = new Map();
+  const dependencies = [];
+  for (const a of artifacts.filter((x) => contents.has(x.file))) {
+    const inside = [...contents.get(a.file)].sort((x, y) => purl(x).localeCompare(purl(y)));
+    for (const p of inside) packages.set(purl(p), p);
+    dependencies.push({ ref: a.file, dependsOn: [...new Set(inside.map(purl))] });
+  }
+  // An SPDX id as an id, an SPDX expression as one, anything else by name (the schema accepts only listed ids).
+  const license = (p) => {
+    if (!p.license) return undefined;
+    if (SPDX.isSupportedSpdxId(p.license)) return [{ license: { id: p.license } }];
+    return /\s(OR|AND|WITH)\s/.test(p.license) ? [{ expression: p.license }] : [{ license: { name: p.license } }];
+  };
+  return {
+    bomFormat: 'CycloneDX',
+    specVersion: '1.5',
+    version: 1,
+    metadata: {
+      timestamp: info.date,
+      tools: { components: [{ type: 'application', name: 'trellis scripts/dist/build.mjs' }, { type: 'application', name: 'esbuild', version: esbuildVersion() }] },
+      component: { type: 'application', 'bom-ref': 'trellis', name: 'trellis', version: info.commit },
+    },
+    components: [
+      ...artifacts.filter((a) => contents.has(a.file)).map((a) => ({ type: 'application', 'bom-ref': a.file, name: a.file, version: info.commit, hashes: [{ alg: 'SHA-256', content: a.sha256 }] })),
+      ...[...packages.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([ref, p]) => ({
+        type: 'library', 'bom-ref': ref, name: p.name, version: p.version, purl: ref, licenses: license(p),
+        ...(p.workspace ? { description: 'trellis workspace package' } : {}),
+      })),
+    ],
+    dependencies: [{ ref: 'trellis', dependsOn: dependencies.map((d) => d.ref) }, ...dependencies],
+  };
+}
+
+function esbuildVersion() {
+  return JSON.parse(fs.readFileSync(path.join(ROOT, 'node_modules/esbuild/package.json'), 'utf8')).version;
+}
+
+const json = (v) => `${JSON.stringify(v, null, 2)}\n`;
+
+/** Builds the release into `out`; returns the manifest. */
+export async function buildRelease(out, { info = sourceCommit() } = {}) {
+  // Replaces an earlier release, never anything else (--out . or --out ~ must not empty a directory).
+  if (fs.existsSync(out) && fs.readdirSync(out).length && !fs.existsSync(path.join(out, 'manifest.json'))) {
+    throw new Error(`${out}: not empty and not a release (no manifest.json): choose an empty or new directory`);
+  }
+  if (!path.relative(out, ROOT).startsWith('..')) throw new Error(`${out}: holds the checkout itself`);
+  fs.rmSync(out, { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  const files = new Map(); // name → bytes
+  const contents = new Map(); // bundle → its packages
+  for (const cli of [...CLIS, ...BESIDE.filter((b) => b.entry)]) {
+    const b = await bundle(cli.entry, path.join(out, cli.file), info);
+    files.set(cli.file, b.bytes);
+    const cache = new Map();
+    contents.set(cli.file, new Set(b.inputs.map((i) => packageOf(i, cache))));
+  }
+  for (const b of BESIDE.filter((x) => x.from)) files.set(b.file, fs.readFileSync(path.join(ROOT, b.from)));
+  const needs = Object.fromEntries(CLIS.map((c) => [c.file, c.needs]));
+  const artifacts = [...files.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([file, bytes]) => ({
+    file, sha256: sha256(bytes), bytes: bytes.length,
+    ...(needs[file] ? { run: `node ${file}`, needs: needs[file] } : {}),
+  }));
+  files.set('sbom.cdx.json', Buffer.from(json(sbom(info, artifacts, contents))));
+  artifacts.push({ file: 'sbom.cdx.json', sha256: sha256(files.get('sbom.cdx.json')), bytes: files.get('sbom.cdx.json').length });
+  const manifest = { format: 'trellis-release/1', commit: info.commit, date: info.date, node: '>=20.19', artifacts };
+  for (const [file, bytes] of files) fs.writeFileSync(path.join(out, file), bytes, { mode: file.endsWith('.mjs') || file.endsWith('.sh') ? 0o755 : 0o644 });
+  fs.writeFileSync(path.join(out, 'manifest.json'), json(manifest));
+  // The same hashes in the form sha256sum -c reads, manifest included: a custodian checks with standard tools alone.
+  const sums = [...artifacts, { file: 'manifest.json', sha256: sha256(fs.readFileSync(path.join(out, 'manifest.json'))) }];
+  fs.writeFileSync(path.join(out, 'SHA256SUMS'), sums.map((a) => `${a.sha256}  ${a.file}\n`).join(''));
+  return manifest;
+}
+
+/** The two signed views, manifest.json.sig and SHA256SUMS.sig: SSH signatures in the trellis-release namespace. */
+export const SIGNED = ['manifest.json', 'SHA256SUMS'];
+export function signRelease(out, key) {
+  for (const f of SIGNED) fs.rmSync(path.join(out, `${f}.sig`), { force: true });
+  execFileSync('ssh-keygen', ['-q', '-Y', 'sign', '-f', key, '-n', NAMESPACE, ...SIGNED.map((f) => path.join(out, f))], { stdio: ['inherit', 'ignore', 'inherit'] });
+}
+
+/** The action's copy: the same bytes as the release's, and a manifest of just those. */
+export function copyForAction(out, actionDir, manifest) {
+  fs.mkdirSync(actionDir, { recursive: true });
+  for (const f of ACTION_FILES) fs.copyFileSync(path.join(out, f), path.join(actionDir, f));
+  const artifacts = manifest.artifacts.filter((a) => ACTION_FILES.includes(a.file));
+  fs.writeFileSync(path.join(actionDir, 'manifest.json'), json({ ...manifest, artifacts }));
+}
+
+function flag(args, name) {
+  const i = args.indexOf(name);
+  if (i < 0) return undefined;
+  if (!args[i + 1] || args[i + 1].startsWith('--')) throw new Error(`${name} needs a value`);
+  return args[i + 1];
+}
+
+if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const args = process.argv.slice(2);
+  try {
+    const unknown = args.filter((a, i) => a.startsWith('--') && !['--out', '--sign-key', '--action'].includes(a) && !['--out', '--sign-key', '--action'].includes(args[i - 1]));
+    if (unknown.length) throw new Error(`unknown flag ${unknown[0]} (known: --out DIR, --sign-key FILE, --action DIR)`);
+    const out = path.resolve(flag(args, '--out') ?? path.join(ROOT, 'dist'));
+    const key = flag(args, '--sign-key') ?? (process.env.TRELLIS_RELEASE_KEY || undefined);
+    const manifest = await buildRelease(out);
+    if (key) signRelease(out, key);
+    const action = flag(args, '--action');
+    if (action) copyForAction(out, path.resolve(action), manifest);
+    for (const a of manifest.artifacts) process.stdout.write(`${a.sha256}  ${a.file}\n`);
+    process.stdout.write(`${path.relative(process.cwd(), out) || '.'}: ${manifest.artifacts.length} files of commit ${manifest.commit}${key ? ', manifest signed' : ', manifest not signed (no --sign-key or TRELLIS_RELEASE_KEY)'}\n`);
+  } catch (e) {
+    process.stderr.write(`pnpm dist: ${e.message}\n`);
+    process.exit(1);
+  }
+}

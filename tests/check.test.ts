@@ -1,0 +1,211 @@
+/**
+ * `check` on both CLIs: every Nagios code reached by a real store state (time
+ * moved with --now), the summary line first, thresholds per tier and their
+ * flags, and `status` keeping the contract's codes.
+ */
+import fs from 'node:fs';
+import { parse, stringify } from 'yaml';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { trellisCi } from './helpers/cli.js';
+import { DAY, HOUR, at } from './helpers/drill.js';
+
+const T0 = new Date('2027-09-01T00:00:00Z');
+const later = (ms: number) => at(new Date(T0.getTime() + ms));
+const SUMMARY = /^TRELLIS (OK|WARNING|CRITICAL|UNKNOWN) - [^\n]+$/;
+
+/** A mesh made with the real CLIs at T0, after editing trellis.yaml's defaults before the first ceremony. */
+async function meshWith(scopes: Record<string, Parameters<FakeMesh['writeScope']>[1]>, defaults: Record<string, unknown> = {}): Promise<FakeMesh> {
+  const m = await FakeMesh.create({ scopes, now: at(T0), intermediates: false });
+  const config = parse(m.read('trellis.yaml'));
+  for (const [k, v] of Object.entries(defaults)) config.defaults[k] = { ...config.defaults[k], ...(v as object) };
+  m.write('trellis.yaml', stringify(config));
+  for (const step of [() => m.root(['intermediate', '--pending', '--now', at(T0)]), () => m.ci(['renew', '--now', at(T0)])]) {
+    const r = await step();
+    if (r.code !== 0) throw new Error(r.stderr);
+  }
+  return m;
+}
+
+/** check without any identity: it needs none. */
+const check = (m: FakeMesh | string, args: string[]) =>
+  trellisCi(['check', '--store', typeof m === 'string' ? m : m.dir, ...args]);
+const lines = (out: string) => out.split('\n');
+
+let day: FakeMesh; // leaves of 24h, CRLs of 72h
+beforeAll(async () => {
+  day = await meshWith({ global: [{ control: { ttl: '24h' } }], 'us-east-1': [{ api: { ttl: '24h' } }] });
+});
+
+describe('exit codes from real store states', () => {
+  it('0: a fresh mesh is OK, on both CLIs, and the first line is the summary', async () => {
+    for (const r of [await check(day, ['--now', later(HOUR)]), await day.root(['check', '--now', later(HOUR)], { TRELLIS_ROOT_IDENTITY_FILE: undefined })]) {
+      expect(r.code, r.stdout + r.stderr).toBe(0);
+      expect(lines(r.stdout)[0]).toMatch(SUMMARY);
+      expect(lines(r.stdout)[0]).toMatch(/^TRELLIS OK - 5 certificates, 5 CRLs, 2 scopes in service \| critical=0 warning=0 certificates=5 /);
+      // Details follow: every certificate and CRL has its line.
+      expect(r.stdout).toMatch(/^OK +certificate root +root serial/m);
+      expect(r.stdout).toMatch(/^OK +certificate us-east-1\/api +leaf serial/m);
+      expect(r.stdout.match(/^OK +crl /gm)).toHaveLength(5);
+    }
+  });
+
+  it('1: a leaf past its renewal point (⅓ of 24h left) is a WARNING naming it; trellis-root says the same', async () => {
+    const r = await check(day, ['--now', later(17 * HOUR)]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(lines(r.stdout)[0]).toMatch(/^TRELLIS WARNING - 0 critical, 2 warning: global\/control: leaf serial \w+ expires 2027-09-02T00:00:00Z \(in 7h\)/);
+    expect(r.stdout).toMatch(/^WARNING +certificate us-east-1\/api +leaf .*past its renewal point: trellis-ci renew has not re-minted it/m);
+    const root = await day.root(['check', '--now', later(17 * HOUR)], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
+    expect(root.code).toBe(1);
+    expect(lines(root.stdout)[0]).toBe(lines(r.stdout)[0]);
+  });
+
+  it('2: a leaf under a sixth of its life (4h of 24h) is CRITICAL; an expired one too', async () => {
+    const soon = await check(day, ['--now', later(21 * HOUR)]);
+    expect(soon.code, soon.stdout).toBe(2);
+    expect(lines(soon.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 2 critical, 0 warning: /);
+    expect(soon.stdout).toMatch(/^CRITICAL certificate global\/control +leaf .*\(in 3h\): critical under 4h/m);
+    const gone = await check(day, ['--now', later(25 * HOUR)]);
+    expect(gone.code).toBe(2);
+    expect(gone.stdout).toMatch(/^CRITICAL certificate us-east-1\/api +leaf serial \w+ expired 2027-09-02T00:00:00Z \(1h ago\), renew at/m);
+  });
+
+  it('--leaf-warn and --leaf-crit replace the life fractions with fixed remaining times', async () => {
+    const r = await check(day, ['--now', later(17 * HOUR), '--leaf-warn', '2h', '--leaf-crit', '1h']);
+    expect(r.code, r.stdout).toBe(0);
+    const strict = await check(day, ['--now', later(17 * HOUR), '--leaf-crit', '8h']);
+    expect(strict.code).toBe(2);
+  });
+
+  it('a pending ceremony (a declared scope without its intermediate) is a WARNING', async () => {
+    const m = day.clone();
+    m.writeScope('eu-west-1', ['api']);
+    const r = await check(m, ['--now', later(HOUR)]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(lines(r.stdout)[0]).toMatch(/^TRELLIS WARNING - 0 critical, 1 warning: eu-west-1: pending its offline ceremony/);
+    expect(r.stdout).toMatch(/trellis-root intermediate eu-west-1/);
+  });
+
+  it('3: a missing store, a corrupt record and a bad threshold are UNKNOWN, with the summary line first', async () => {
+    const missing = await check('/nonexistent/trellis-store', []);
+    expect(missing.code).toBe(3);
+    expect(lines(missing.stdout)[0]).toMatch(/^TRELLIS UNKNOWN - .*\/nonexistent\/trellis-store/);
+
+    const m = day.clone();
+    m.write('bundles/us-east-1/leaves.yaml', 'api: [not, a, record]\n');
+    const corrupt = await check(m, ['--now', later(HOUR)]);
+    expect(corrupt.code).toBe(3);
+    expect(lines(corrupt.stdout)[0]).toMatch(/^TRELLIS UNKNOWN - .*bundles\/us-east-1\/leaves\.yaml/);
+
+    const bad = await check(day, ['--leaf-crit', 'soon']);
+    expect(bad.code).toBe(3);
+    expect(lines(bad.stdout)[0]).toMatch(/^TRELLIS UNKNOWN - --leaf-crit: "soon" is not a duration/);
+  });
+
+  it('status keeps the contract codes: 0 on a state check calls CRITICAL', async () => {
+    const r = await day.ci(['status', '--now', later(25 * HOUR)]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/expired/);
+  });
+});
+
+describe('intermediates, by remaining time (warn 90d, crit 30d)', () => {
+  // 20 days before the intermediates end: the root CRL and the leaves are made fresh, so only the intermediates speak.
+  const end = new Date(T0.getTime() + 3 * 365 * DAY);
+  const tx = at(new Date(end.getTime() - 20 * DAY));
+  let m: FakeMesh;
+  beforeAll(async () => {
+    m = day.clone();
+    for (const r of [await m.root(['crl', '--now', tx]), await m.ci(['renew', '--now', tx])]) expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('2: an intermediate within the critical window; the summary counts both scopes', async () => {
+    const r = await check(m, ['--now', tx]);
+    expect(r.code, r.stdout).toBe(2);
+    expect(lines(r.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 2 critical, 0 warning: global: active intermediate serial \w+ expires 2030-08-31T00:00:00Z \(in 20d\)/);
+    expect(lines(r.stdout)[0]).toMatch(/ \| critical=2 warning=0 .* intermediate_left=1728000s;7776000;2592000 /);
+    expect(r.stdout).toMatch(/^CRITICAL certificate us-east-1 +active intermediate .*critical under 30d; rotate it: trellis-root rotate intermediate us-east-1/m);
+  });
+
+  it('the flags move the windows: --intermediate-crit 10d makes it a WARNING, a narrower warn window OK', async () => {
+    expect((await check(m, ['--now', tx, '--intermediate-crit', '10d'])).code).toBe(1);
+    expect((await check(m, ['--now', tx, '--intermediate-warn', '15d', '--intermediate-crit', '10d'])).code).toBe(0);
+  });
+});
+
+describe('CRLs by nextUpdate', () => {
+  let m: FakeMesh; // leaf CRLs of 6h, leaves of 7d
+  beforeAll(async () => {
+    m = await meshWith({ global: ['control'], 'us-east-1': ['api'] }, { crl: { leaf: '6h' } });
+  });
+
+  it('a scope CRL past half its life (renew re-signs there) is a WARNING, a stale one CRITICAL, and renew clears both', async () => {
+    const half = await check(m, ['--now', later(4 * HOUR)]);
+    expect(half.code, half.stdout).toBe(1);
+    expect(half.stdout).toMatch(/^WARNING +crl +us-east-1 +leaf CRL of .* next update 2027-09-01T06:00:00Z \(in 2h\): warning under 3h; trellis-ci renew re-signs it/m);
+    const stale = await check(m, ['--now', later(7 * HOUR)]);
+    expect(stale.code).toBe(2);
+    expect(lines(stale.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 4 critical, 0 warning: /);
+    expect(stale.stdout).toMatch(/^CRITICAL crl +global +anchor CRL of .*\(1h ago\): stale, verifiers that check CRLs refuse every chain through it/m);
+    const fresh = m.clone();
+    expect((await fresh.ci(['renew', '--now', later(7 * HOUR)])).code).toBe(0);
+    expect((await check(fresh, ['--now', later(7 * HOUR)])).code).toBe(0);
+  });
+
+  it('the root CRL: a WARNING 30 days before its nextUpdate (180d); --root-crl-warn and --root-crl-crit move it', async () => {
+    const soon = m.clone();
+    // Leaves and scope CRLs fresh at that instant: only the root CRL is judged.
+    const t = later(160 * DAY);
+    expect((await soon.ci(['renew', '--now', t])).code).toBe(0);
+    const r = await check(soon, ['--now', t]);
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toMatch(/^WARNING +crl +root +root CRL of .*\(in 20d\): warning under 30d; the custodian runs trellis-root crl/m);
+    expect((await check(soon, ['--now', t, '--root-crl-warn', '10d'])).code).toBe(0);
+    expect((await check(soon, ['--now', t, '--root-crl-crit', '25d'])).code).toBe(2);
+  });
+
+  describe('rotation gates', () => {
+    let r: FakeMesh;
+    beforeAll(async () => {
+      r = m.clone();
+      const x = await r.root(['rotate', 'intermediate', 'us-east-1', '--now', later(HOUR)]);
+      expect(x.code, x.stderr).toBe(0);
+    });
+
+    it('an open gate renew has not advanced for over a day is overdue (WARNING); before that it is reported OK', async () => {
+      const state = parse(r.read('bundles/us-east-1/state.yaml'));
+      expect(state.phase).toBe('publish');
+      const ontime = await check(r, ['--now', later(30 * HOUR)]);
+      expect(ontime.stdout).toMatch(new RegExp(`^OK +gate +us-east-1 +phase publish: its switch gate opened ${state.rotation.switchAt}`, 'm'));
+      const overdue = await check(r, ['--now', later(50 * HOUR)]);
+      expect(overdue.code).toBeGreaterThanOrEqual(1);
+      expect(overdue.stdout).toMatch(/^WARNING +gate +us-east-1 +phase publish: its switch gate opened .* overdue by more than 1d: trellis-ci renew has not advanced it/m);
+      expect((await check(r, ['--now', later(50 * HOUR), '--gate-overdue', '2d'])).stdout).toMatch(/^OK +gate +us-east-1/m);
+    });
+
+    it('after the switch the previous intermediate is listed, not judged; the new one is', async () => {
+      const sw = r.clone();
+      expect((await sw.ci(['renew', '--now', later(26 * HOUR)])).code).toBe(0);
+      const x = await check(sw, ['--now', later(26 * HOUR), '--intermediate-warn', '4y']);
+      expect(x.stdout).toMatch(/^OK +certificate us-east-1 +previous intermediate .*\(being retired: not judged, its leaves are re-minted\)/m);
+      expect(x.stdout).toMatch(/^WARNING +certificate us-east-1 +active intermediate/m);
+      expect(x.stdout).toMatch(/^OK +gate +us-east-1 +phase switch: its retire gate opens/m);
+    });
+
+    it('during publish the active intermediate is not judged alone: the incoming one is', async () => {
+      const x = await check(r, ['--now', later(2 * HOUR), '--intermediate-warn', '4y']);
+      expect(x.stdout).toMatch(/^WARNING +certificate us-east-1 +next intermediate/m);
+      expect(x.stdout).toMatch(/^OK +certificate us-east-1 +active intermediate/m);
+      expect(x.stdout).toMatch(/^WARNING +certificate global +active intermediate/m);
+    });
+  });
+});
+
+describe('the output is for a pager', () => {
+  it('only the first line carries the verdict; no identity appears', async () => {
+    const r = await day.ci(['check', '--now', later(HOUR)]);
+    expect(lines(r.stdout).filter((l) => /^TRELLIS /.test(l))).toHaveLength(1);
+    const identity = fs.readFileSync(day.ciIdentityFile, 'utf8').trim();
+    expect(r.stdout + r.stderr).not.toContain(identity.split('\n').pop()!.slice(0, 30));
+  });
+});

@@ -1,0 +1,168 @@
+/**
+ * The GitHub workflow templates (scripts/ci/github/): checked by a workflow
+ * validator from npm (@action-validator/cli), then the scheduled renew run
+ * here as GitHub would run it: the scopes job, the shard matrix (one job per
+ * scope, concurrently, each on its own clone), then compose, against a local
+ * bare origin. The local runner (tests/helpers/workflow.ts) stands in for
+ * actions/checkout with a clone and for the repository's action (`uses: ./`)
+ * with trellis-ci and the same args.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { execa } from 'execa';
+import { newIdentity } from '@trellis/core';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { REPO, baseEnv, tool, trellisCi } from './helpers/cli.js';
+import { git, mustGit, publishAsOrigin } from './helpers/git.js';
+import { matrixOf, runJob, type Context, type JobResult, type Workflow } from './helpers/workflow.js';
+
+const TEMPLATES = path.join(REPO, 'scripts/ci/github');
+const VALIDATOR = path.join(REPO, 'node_modules/.bin/action-validator');
+const load = (f: string) => parse(fs.readFileSync(path.join(TEMPLATES, f), 'utf8')) as Workflow & { on: Record<string, unknown>; permissions: Record<string, string> };
+
+describe('workflow templates pass the validator', () => {
+  it.each(['verify.yml', 'renew.yml'])('%s is a valid workflow', async (f) => {
+    const r = await tool(VALIDATOR, [path.join(TEMPLATES, f)]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+  });
+
+  it('the validator refuses a template with a mistyped event (it is not a rubber stamp)', async () => {
+    const bad = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-wf-')), 'verify.yml');
+    fs.writeFileSync(bad, fs.readFileSync(path.join(TEMPLATES, 'verify.yml'), 'utf8').replace('  pull_request:', '  pull_requests:'));
+    const r = await tool(VALIDATOR, [bad]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/Additional property 'pull_requests' is not allowed/);
+  });
+
+  it('the pull-request workflow holds no secret and only reads; no script splices an expression', () => {
+    const pr = fs.readFileSync(path.join(TEMPLATES, 'verify.yml'), 'utf8');
+    expect(pr).not.toMatch(/secrets\./);
+    expect(load('verify.yml').permissions).toEqual({ contents: 'read' });
+    for (const f of ['verify.yml', 'renew.yml']) {
+      for (const [name, job] of Object.entries(load(f).jobs)) {
+        for (const s of job.steps) if (s.run) expect(s.run, `${f} ${name}: ${s.name}`).not.toMatch(/\$\{\{/);
+      }
+    }
+    const verifyArgs = load('verify.yml').jobs.verify!.steps.filter((s) => s.uses === './').map((s) => s.with?.args);
+    expect(verifyArgs).toEqual(['verify', 'plan']);
+  });
+});
+
+describe('the scheduled renew, run locally as the workflow runs', () => {
+  let mesh: FakeMesh;
+  let work: string;
+  let origin: string;
+  let target: string;
+  let sha: string;
+  let host: { identity: string; recipient: string };
+  const day = 86_400_000;
+  // Real time: the workflow passes no --now. The mesh was set up four days ago, us-east-1 rotated then and switched
+  // two hours later, so today every 24h leaf has expired and its retire gate is open.
+  const T0 = new Date(Math.floor((Date.now() - 4 * day) / 60_000) * 60_000);
+  const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+
+  beforeAll(async () => {
+    const svc = (n: string, extra: Record<string, unknown> = {}) => ({ [n]: { ttl: '24h', ...extra } });
+    work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-wf-run-'));
+    target = path.join(work, 'hosts', 'us-east-1-api');
+    mesh = await FakeMesh.create({ now: iso(T0), scopes: { global: [svc('control')], 'us-east-1': [svc('api')], 'eu-west-1': [svc('api')] } });
+    mesh.writeScope('us-east-1', [svc('api', { deploy: [{ type: 'dir', path: target }] })]);
+    mesh.writeScope('eu-west-1', [svc('api', { deploy: [{ type: 'sealed', host: 'web-1' }] })]);
+    host = await newIdentity();
+    await mesh.allow({ dir: { paths: [path.join(work, 'hosts')] }, sealed: { 'web-1': { recipient: host.recipient } } }, { now: iso(T0) });
+    expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0)])).code).toBe(0);
+    expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000))])).stdout).toContain('phase us-east-1: switch');
+    origin = path.join(work, 'origin.git');
+    await publishAsOrigin(mesh.dir, origin);
+    sha = (await mustGit(origin, ['rev-parse', 'main'])).trim();
+  });
+
+  it('scopes → a shard job per scope (concurrently) → compose: conflict-free, committed to main, verified, deployed; then a pull request verified', async () => {
+    const wf = load('renew.yml');
+    const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: fs.readFileSync(mesh.ciIdentityFile, 'utf8') }, needs: {} };
+    const env = { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test' };
+    const artifacts = path.join(work, 'artifacts');
+    const run = (name: string, c: Context, ws: string) => runJob({ name, job: wf.jobs[name]!, ctx: c, workspace: path.join(work, ws), origin, artifacts, env });
+    const failures = (r: JobResult) => r.log.filter((l) => l.code !== 0).map((l) => `${l.job}/${l.step}: ${l.stderr}${l.stdout}`);
+
+    const scopes = await run('scopes', ctx, 'runner-scopes');
+    expect(failures(scopes)).toEqual([]);
+    expect(JSON.parse(scopes.outputs.scopes!).sort()).toEqual(['eu-west-1', 'global', 'us-east-1']);
+
+    ctx.needs.scopes = { outputs: scopes.outputs, result: scopes.result };
+    const combos = matrixOf(wf.jobs.shard!, ctx);
+    expect(combos.map((c) => c.scope).sort()).toEqual(['eu-west-1', 'global', 'us-east-1']);
+    const shards = await Promise.all(combos.map((m) => run('shard', { ...ctx, matrix: m }, `runner-shard-${m.scope}`)));
+    for (const s of shards) expect(failures(s)).toEqual([]);
+    const renewLog = (scope: string) => shards[combos.findIndex((c) => c.scope === scope)]!.log.find((l) => l.command?.startsWith('trellis-ci renew'))!;
+    expect(renewLog('us-east-1').command).toBe('trellis-ci renew --scope us-east-1 --shard');
+    expect(renewLog('us-east-1').stdout).toContain('phase us-east-1: retire');
+    // The shard's leaf reached its host, and no plaintext key stayed on any runner.
+    const deployed = shards[combos.findIndex((c) => c.scope === 'us-east-1')]!.log.find((l) => l.command?.includes('--type dir'))!;
+    expect(deployed.stdout).toMatch(/^installed .*dir:/m);
+    for (const c of combos) expect(fs.existsSync(path.join(work, `runner-shard-${c.scope}`, '.trellis/out'))).toBe(false);
+    const branches = (await mustGit(origin, ['for-each-ref', '--format=%(refname:short)', 'refs/heads/trellis-shard/'])).trim().split('\n').sort();
+    expect(branches).toEqual(['trellis-shard/4242/eu-west-1', 'trellis-shard/4242/global', 'trellis-shard/4242/us-east-1']);
+    const installedBefore = fs.readlinkSync(path.join(target, 'current'));
+    // The eu-west-1 shard sealed its leaf for its host and handed it on; the host's agent installs it under the pinned roots.
+    const bundle = path.join(artifacts, 'sealed-eu-west-1', 'eu-west-1/api/web-1.age');
+    const agent = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', path.join(work, 'web-1/api'), '--roots', mesh.path('bundles/root/roots.pem'), '--expect', 'eu-west-1/api'],
+      { reject: false, extendEnv: false, env: baseEnv({ TRELLIS_AGENT_IDENTITY: host.identity }) });
+    expect(agent.exitCode, String(agent.stderr)).toBe(0);
+    expect(fs.readFileSync(path.join(work, 'web-1/api/current/cert.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
+
+    ctx.needs.shard = { outputs: {}, result: 'success' };
+    const compose = await run('compose', ctx, 'runner-compose');
+    expect(failures(compose)).toEqual([]);
+    const composeLog = compose.log.find((l) => l.command === 'trellis-ci compose')!;
+    expect(composeLog.stdout).toContain('compose bundles/global/trust.pem');
+    // compose changed bundles, so the recomposed trust was deployed after it.
+    const trustDeploy = compose.log.find((l) => l.step === 'deploy the recomposed bundles to the other targets')!;
+    expect(trustDeploy.kind).toBe('action');
+    expect(trustDeploy.stdout).toMatch(/^installed .*dir:/m);
+    expect(fs.existsSync(path.join(artifacts, 'sealed-composed', 'eu-west-1/api/web-1.age'))).toBe(true);
+
+    // main now holds the merged, composed store; the shard branches are gone.
+    expect((await mustGit(origin, ['for-each-ref', 'refs/heads/trellis-shard/'])).trim()).toBe('');
+    // Below compose's commit, one octopus merge whose parents are the three shards' commits (git fast-forwards to the first).
+    const parents = (await mustGit(origin, ['log', '--format=%P', '-n', '1', 'main~1'])).trim().split(' ').sort();
+    const tips = await Promise.all(combos.map(async (c) => (await mustGit(path.join(work, `runner-shard-${c.scope}`), ['rev-parse', 'HEAD'])).trim()));
+    expect(parents).toEqual(tips.sort());
+    const fresh = path.join(work, 'after');
+    await mustGit(work, ['clone', '-q', origin, fresh]);
+    const verify = await trellisCi(['--store', fresh, 'verify'], { env: { TRELLIS_CI_IDENTITY_FILE: mesh.ciIdentityFile } });
+    expect(verify.code, verify.stdout).toBe(0);
+
+    // The host's release is the one with the composed trust, and its leaf verifies against it (OpenSSL, -x509_strict).
+    const current = path.join(target, 'current');
+    expect(fs.readlinkSync(current)).not.toBe(installedBefore);
+    expect(fs.readFileSync(path.join(current, 'trust.openssl.pem'), 'utf8')).toBe(fs.readFileSync(path.join(fresh, 'bundles/us-east-1/trust.openssl.pem'), 'utf8'));
+    const v = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', path.join(current, 'trust.openssl.pem'), path.join(current, 'cert.pem')]);
+    expect(v.code, v.stderr).toBe(0);
+
+    // A rerun of compose on main finds nothing: the next schedule's compose deploys nothing it need not.
+    const again = await trellisCi(['--store', fresh, 'compose']);
+    expect(again.stdout).toContain('nothing to compose');
+    expect((await git(fresh, ['status', '--porcelain'])).stdout).toBe('');
+
+    // A pull request adding a region: verify.yml's job passes and reports the scope pending its ceremony, with no secret.
+    const pr = path.join(work, 'contributor');
+    await mustGit(work, ['clone', '-q', origin, pr]);
+    fs.writeFileSync(path.join(pr, 'scopes/ap-south-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
+    await mustGit(pr, ['add', '-A']);
+    await mustGit(pr, ['commit', '-qm', 'add ap-south-1']);
+    await mustGit(pr, ['push', '-q', 'origin', 'HEAD:refs/heads/add-ap-south-1']);
+    const head = (await mustGit(pr, ['rev-parse', 'HEAD'])).trim();
+    const prJob = await runJob({ name: 'verify', job: load('verify.yml').jobs.verify!, ctx: { github: { sha: head, run_id: '4243', ref_name: 'add-ap-south-1' }, secrets: {}, needs: {} }, workspace: path.join(work, 'runner-pr'), origin, artifacts, env });
+    expect(failures(prJob)).toEqual([]);
+    const [verified, planned] = prJob.log.filter((l) => l.kind === 'action');
+    expect(verified!.stdout).toMatch(/… pending .*ap-south-1.*awaiting its intermediate/);
+    expect(verified!.stdout).toMatch(/0 error\(s\), 0 warning\(s\), 1 pending/);
+    expect(planned!.stdout).toContain('skip ap-south-1: pending its offline intermediate ceremony');
+  }, 240_000); // a dozen CLI runs and git operations: slow on a loaded 2-core machine, never a timing assertion
+});
+
+

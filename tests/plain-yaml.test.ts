@@ -1,0 +1,117 @@
+/**
+ * The linear YAML reader (packages/core/src/plain-yaml.ts) is an accelerator:
+ * whatever it accepts it must read exactly as the yaml package does, and it
+ * must decline (undefined) what it does not understand, a duplicate key above
+ * all, so the full parser and its checks see that text.
+ */
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { parseDocument, stringify } from 'yaml';
+import { parseScope, readPlainYaml, writePlainYaml, serializeIssuanceRecord, parseIssuanceRecord } from '@trellis/core';
+
+/** What the yaml package reads, or undefined when it reports an error. */
+function full(text: string): unknown {
+  const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
+  return doc.errors.length ? undefined : doc.toJS();
+}
+
+// Tokens chosen to sit on the subset's edges: numbers, booleans, null, colons, indicators, quotes, spaces.
+const atom = fc.oneof(
+  fc.constantFrom('a', 'svc-0001', 'sha256:ab', 'spiffe://x.mesh.example/api', '2026-11-22T10:00:00Z', '01ec8a', '1e5', '0x1f', '0o7', '.5', '12', '-3', '+1', 'true', 'False', 'null', '~', '.inf',
+    'a:', 'a: b', 'a #b', '#x', '-a', '- a', '&x', '*x', '!t', '"q"', "'q'", '"a\\"b"', '{}', '[]', '@x', '`x', 'é', 'a b', '', ' ', 'x\ty'),
+  fc.stringMatching(/^[a-z0-9:._\/-]{1,8}$/),
+);
+const key = fc.oneof(fc.constantFrom('kind', 'services', 'serial', '1', 'true', 'null', '__proto__', 'a.b', 'a:b', '-k', 'k k'), fc.stringMatching(/^[a-z0-9-]{1,6}$/));
+
+type Tree = string | Tree[] | { [k: string]: Tree };
+const tree: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
+  t: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atom, fc.array(atom, { maxLength: 3 }), fc.dictionary(key, tie('t'), { maxKeys: 4 })),
+})).t;
+
+/** Emits a tree as block YAML the way a person might: any indent step, raw atoms (unquoted), optional comments. */
+function emit(t: Tree, indent: number, step: number, comments: boolean): string {
+  const pad = ' '.repeat(indent);
+  if (typeof t === 'string') return `${pad}${t}\n`;
+  if (Array.isArray(t)) return t.map((x) => `${pad}- ${typeof x === 'string' ? x : '{}'}\n`).join('');
+  return Object.entries(t).map(([k, v]) => {
+    const c = comments ? `${pad}# about ${k}\n` : '';
+    if (typeof v === 'string') return `${c}${pad}${k}: ${v}\n`;
+    if (Array.isArray(v) && !v.length) return `${c}${pad}${k}: []\n`;
+    if (!Array.isArray(v) && !Object.keys(v).length) return `${c}${pad}${k}: {}\n`;
+    return `${c}${pad}${k}:\n${emit(v, indent + step, step, comments)}`;
+  }).join('');
+}
+
+describe('the plain YAML reader', () => {
+  it('reads whatever it accepts exactly as the yaml package does', () => {
+    let accepted = 0;
+    fc.assert(fc.property(tree, fc.integer({ min: 1, max: 4 }), fc.boolean(), fc.nat(40), (t, step, comments, dup) => {
+      const texts = [stringify(t, { lineWidth: 0, indent: 2 }), emit(t, 0, step, comments)];
+      // A duplicated line: a duplicate key (or a second list item) the reader must not read past.
+      const lines = texts[1]!.split('\n');
+      if (lines.length > 1) texts.push([...lines.slice(0, dup % lines.length + 1), lines[dup % lines.length], ...lines.slice(dup % lines.length + 1)].join('\n'));
+      for (const text of texts) {
+        const fast = readPlainYaml(text);
+        if (fast !== undefined) accepted++;
+        if (fast !== undefined) expect(fast, text).toEqual(full(text));
+      }
+    }), { numRuns: 2000 });
+    // The property is about something only if the reader accepts a fair share of the texts.
+    expect(accepted).toBeGreaterThan(500);
+  });
+
+  it('declines a duplicate key, at any depth, so the full parser refuses it', () => {
+    expect(readPlainYaml('kind: region\nservices:\n  api: {}\n  api: {}\n')).toBeUndefined();
+    expect(readPlainYaml('a:\n  b:\n    c: x\n    c: y\n')).toBeUndefined();
+    expect(readPlainYaml('kind: region\nkind: global\n')).toBeUndefined();
+    expect(() => parseScope('kind: region\nservices:\n  api: {}\n  api: {}\n', 'us-east-1', 'mesh.example')).toThrow(/duplicate key "api"/);
+  });
+
+  it('declines what YAML reads as other than a string, and anchors, tags, flow and tabs', () => {
+    for (const text of ['a: 1\n', 'a: true\n', 'a: null\n', 'a: 1e3\n', '1e3: a\n', 'a: &x b\n', 'a: *x\n', 'a: !t b\n', 'a: [b]\n', 'a:\tb\n', 'a: b # c\n', 'a:\n', '---\na: b\n', 'a: "b\\n"\n']) {
+      expect(readPlainYaml(text), text).toBeUndefined();
+    }
+  });
+
+  it('accepts the shapes trellis reads at scale: a scope of `svc: {}` lines and leaves.yaml as trellis writes it', () => {
+    const scope = `kind: region\nservices:\n${Array.from({ length: 50 }, (_, i) => `  svc-${i}: {}\n`).join('')}`;
+    expect(readPlainYaml(scope)).toEqual(full(scope));
+    const leaves = serializeIssuanceRecord(new Map([['api', {
+      serial: '01ab', notBefore: new Date('2026-11-22T10:00:00Z'), notAfter: new Date('2026-11-29T10:00:00Z'), issuer: 'sha256:aa', issuerKey: 'sha256:bb', fingerprint: 'sha256:cc',
+      uris: ['spiffe://us-east-1.mesh.example/api'], dns: ['api.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'],
+    }], ['web', {
+      serial: '0123', notBefore: new Date('2026-11-22T10:00:00Z'), notAfter: new Date('2026-11-29T10:00:00Z'), issuer: 'sha256:aa', fingerprint: 'sha256:dd', uris: ['spiffe://us-east-1.mesh.example/web'], dns: ['web.us-east-1.mesh.example'],
+    }]]));
+    // An all-digit serial is quoted by the writer and read back as a string.
+    expect(leaves).toContain('serial: "0123"');
+    expect(readPlainYaml(leaves)).not.toBeUndefined();
+    expect(readPlainYaml(leaves)).toEqual(full(leaves));
+    expect(parseIssuanceRecord(leaves, 'leaves.yaml').get('web')!.serial).toBe('0123');
+  });
+
+  it('writes, when it writes at all, the very bytes the yaml package writes', () => {
+    // Mostly values the writer takes, some on its edges: it must write those exactly as the yaml package, or decline.
+    const value = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9:._\/@+=-]{0,9}$/) }, { weight: 1, arbitrary: atom });
+    const name = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,5}$/) }, { weight: 1, arbitrary: key });
+    const record: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
+      t: fc.dictionary(name, fc.oneof({ depthSize: 'small' }, value, fc.array(value, { maxLength: 3 }), tie('t')), { minKeys: 1, maxKeys: 4 }),
+    })).t;
+    let written = 0;
+    fc.assert(fc.property(record, (t) => {
+      const fast = writePlainYaml(t);
+      if (fast === undefined) return;
+      written++;
+      expect(fast).toBe(stringify(t, { lineWidth: 0, indent: 2 }));
+      expect(readPlainYaml(fast)).toEqual(t);
+    }), { numRuns: 2000 });
+    expect(written).toBeGreaterThan(200);
+  });
+
+  it('writes leaves.yaml as trellis always wrote it, and leaves quoting to the yaml package', () => {
+    const rec = { serial: '01ab', notBefore: '2026-11-22T10:00:00Z', uris: ['spiffe://us-east-1.mesh.example/api'], dns: [] as string[], x: {} };
+    expect(writePlainYaml({ api: rec })).toBe(stringify({ api: rec }, { lineWidth: 0, indent: 2 }));
+    expect(writePlainYaml({ api: { serial: '0123' } })).toBeUndefined();
+    expect(writePlainYaml({ api: { n: 1 } })).toBeUndefined();
+    expect(writePlainYaml({})).toBeUndefined();
+  });
+});
