@@ -1,5 +1,6 @@
 /** Standing a mesh up from nothing with the real CLIs: init, a region added by PR, the ceremony, CI renew. */
 import fs from 'node:fs';
+import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ledgerProblems, parseCertificate, subjectAltNames } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -51,7 +52,10 @@ describe('a mesh stood up end to end', () => {
     expect(subjectAltNames(leaf)).toEqual({ uris: ['spiffe://us-east-1.mesh.example/web'], dns: ['web.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'], other: 0 });
     expect(leaf.subject).toBe('CN=web.us-east-1.mesh.example');
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(72 * 3_600_000 + 60_000);
-    expect(fs.readFileSync(m.out('us-east-1', 'web', 'trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
+    // The trust bundles sit once per scope beside the leaf directories, not in each of them.
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.openssl.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.openssl.pem'));
+    expect(fs.readdirSync(path.dirname(key)).sort()).toEqual(['cert.pem', 'chain.pem', 'key.pem']);
   });
 
   it('verify passes, and with the CI identity proves key custody', async () => {

@@ -277,7 +277,8 @@ class CliModel extends Model {
     const out = path.join(this.scratch, 'out');
     if (!fs.existsSync(out)) return;
     for (const scope of fs.readdirSync(out)) {
-      for (const service of fs.readdirSync(path.join(out, scope))) {
+      // Leaf directories only: the scope's trust and CRL files sit beside them.
+      for (const service of fs.readdirSync(path.join(out, scope), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)) {
         const pem = fs.readFileSync(path.join(out, scope, service, 'cert.pem'), 'utf8');
         const cert = parseCertificate(pem);
         if (this.leaves.some((l) => l.serial === cert.serialNumber)) continue;

@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { TrellisError } from '@trellis/core';
+import { SCOPE_OUT_FILES } from './issue.js';
 
 /**
  * Creates `dir` 0700, or tightens an existing one of ours to 0700 (a looser
@@ -49,11 +50,20 @@ export function wipeOutDir(dir: string, services: string[]): number {
     wiped++;
   }
   for (const scope of new Set(services.map((s) => s.split('/')[0]!))) {
-    // An emptied scope directory goes too; one still holding another service's leaf stays.
+    // A scope directory without a leaf left goes too, with its trust and CRL files; one still holding another service's leaf stays.
+    const scopeDir = path.join(dir, scope);
+    let entries: fs.Dirent[];
     try {
-      fs.rmdirSync(path.join(dir, scope));
+      entries = fs.readdirSync(scopeDir, { withFileTypes: true });
     } catch {
-      /* not empty, or already gone */
+      continue; // already gone
+    }
+    if (entries.some((e) => e.isDirectory())) continue;
+    for (const f of SCOPE_OUT_FILES) fs.rmSync(path.join(scopeDir, f), { force: true });
+    try {
+      fs.rmdirSync(scopeDir);
+    } catch {
+      /* something else lives there: not ours to remove */
     }
   }
   return wiped;

@@ -13,7 +13,8 @@ export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
 export { PROFILES, extensionsFor, validityWithin, assertSignsAt, MAX_NOT_AFTER, type SigningIssuer, renewalPoint, assertNamesInside, profileViolations, lacksIpExclusion, BACKDATE_MS, type Tier, type Profile } from './profiles.js';
 export { leafDue, leafNames, issuedBy, type ActiveIssuer, parseIssuanceRecord, serializeIssuanceRecord, type LeafRecord, type IssuanceRecord, type DueReason } from './issuance.js';
-export { mintLeaf, type MintedLeaf, type SigningIntermediate, type LeafRequest } from './leaf.js';
+export { mintLeaf, leafTemplateFor, leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type MintedLeaf, type SigningIntermediate, type LeafRequest, type LeafBatch, type LeafSigner } from './leaf.js';
+export { leafTbs, leafKeyPair, signLeaves, LEAF_SECRET_BYTES, type LeafTemplate, type LeafOrder, type EncodedLeaf } from './leaf-template.js';
 export { trustedScopes, composeTrust, composeTrustByScope, trustPem, trustOpensslPem, parseTrustOpensslPem, anchorFileSet, CAPATH_DIR, ANCHORS_DIR, type ScopedAnchor } from './trust.js';
 export { subjectHash, subjectDer, canonicalNameEncoding } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';

@@ -12,7 +12,7 @@ import { appendToLedger } from './ledger.js';
 import { ledgerSigner } from './ledger-signature.js';
 import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from './record-proofs.js';
 import { renewRecord } from './renew-record.js';
-import { mintLeaf, type MintedLeaf, type SigningIntermediate } from './leaf.js';
+import { leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type LeafSigner, type MintedLeaf, type SigningIntermediate } from './leaf.js';
 import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
 import type { RenewPlan } from './plan.js';
@@ -96,14 +96,16 @@ export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigne
   return { path: paths.scopeCrl(scope), content: crls.join('') };
 }
 
-export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date, seam: CryptoSeam): Promise<MintedLeaf[]> {
+/** Mints the scope's leaves from its template: checks and randomness here, signing by `sign` (worker threads in trellis-ci). */
+export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date, seam: CryptoSeam, sign: LeafSigner = signInProcess): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
-  const out: MintedLeaf[] = [];
-  for (const name of services) {
-    const service = def.services.find((s) => s.name === name)!;
-    out.push(await mintLeaf({ scope, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now }, signer, seam));
-  }
-  return out;
+  const byName = new Map(def.services.map((s) => [s.name, s]));
+  const reqs = services.map((name) => {
+    const service = byName.get(name)!;
+    return { scope, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now };
+  });
+  const batch = await leafBatch(scope, reqs, signer, seam);
+  return mintedFromBatch(batch, await sign(batch, signingKeyObject(signer)));
 }
 
 /** Leaves re-minted under an open rotation or recovery are recorded in its evidence; the recovery completes when all are. */
@@ -131,6 +133,8 @@ export interface RenewInput {
   now: Date;
   actor: string;
   seam: CryptoSeam;
+  /** Who signs the leaf batches: in-process unless the shell brings worker threads. */
+  signLeaves?: LeafSigner;
 }
 
 export interface RenewResult {
@@ -151,20 +155,29 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
   const writes: FileWrite[] = [...phases.writes, ...i.staleBundles];
   const minted: RenewResult['minted'] = [];
   let count = 0;
-  for (const scope of renewTouched(i)) {
-    const m = mesh.material.get(scope)!;
-    const services = plan.mint.filter((x) => x.scope === scope).map((x) => x.service);
-    const keys = i.keys.get(scope);
+  const touched = renewTouched(i);
+  for (const scope of touched) {
     // Every scope-ledger entry is signed by the scope's intermediate, so every touched scope needs its keys.
-    if (!keys) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
+    if (!i.keys.get(scope)) throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, { file: paths.intermediateKey(scope) });
+    // The records carried forward must be proven before a signed entry binds them (else it would launder an edited record).
+    if (plan.mint.some((x) => x.scope === scope)) assertIssuanceProven(mesh, scope);
+  }
+  // Every scope's leaves are handed to the signer before any is awaited: workers sign one scope while this thread records another.
+  const signing = new Map(touched.map((scope) => {
+    const services = plan.mint.filter((x) => x.scope === scope).map((x) => x.service);
+    return [scope, services.length ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam, i.signLeaves) : Promise.resolve([])];
+  }));
+  // A refusal in one scope must not leave the others' promises unhandled.
+  for (const p of signing.values()) p.catch(() => {});
+  for (const scope of touched) {
+    const m = mesh.material.get(scope)!;
+    const keys = i.keys.get(scope)!;
     let crl: FileWrite | undefined;
     if (i.staleCrls.has(scope)) {
-      crl = await scopeCrlWrite(mesh, scope, keys!.crl, now, i.seam);
+      crl = await scopeCrlWrite(mesh, scope, keys.crl, now, i.seam);
       writes.push(crl);
     }
-    // The records carried forward must be proven before a signed entry binds them (else it would launder an edited record).
-    if (services.length) assertIssuanceProven(mesh, scope);
-    const leaves = services.length ? await mintScopeLeaves(mesh, scope, services, keys!.signer, now, i.seam) : [];
+    const leaves = await signing.get(scope)!;
     minted.push({ scope, leaves, crlPem: crl?.content ?? m.crlPem });
     count += leaves.length;
     let binding: { sha256: string; count: number } | undefined;

@@ -21,10 +21,10 @@ export interface RecordProblem {
 }
 
 /** What a ledger records about a minted leaf: every field leaves.yaml will claim. */
-export function leafCreated(l: Pick<MintedLeaf, 'service' | 'record'> & { cert: { subject: string } }): Created {
+export function leafCreated(l: Pick<MintedLeaf, 'service' | 'record' | 'subject'>): Created {
   const r = l.record;
   return {
-    kind: 'leaf', fingerprint: r.fingerprint, serial: r.serial, subject: l.cert.subject, notAfter: iso(r.notAfter),
+    kind: 'leaf', fingerprint: r.fingerprint, serial: r.serial, subject: l.subject, notAfter: iso(r.notAfter),
     service: l.service, notBefore: iso(r.notBefore), issuer: r.issuer, ...(r.issuerKey ? { issuerKey: r.issuerKey } : {}), uris: r.uris, dns: r.dns,
   };
 }

@@ -4,12 +4,15 @@ import {
   TrellisError, actor, advancePhases, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
   type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
-import { openScopeKeys, writeLeafOutput } from '../issue.js';
+import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
+import { mintPool, type MintPool } from '../mint-pool.js';
+import { outputBarrier } from '../out-write.js';
+import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progress } from '../progress.js';
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
 import { withRenewMetrics } from '../renew-metrics.js';
 
-interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string }
+interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string; quiet?: boolean; progress?: boolean }
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
@@ -21,6 +24,8 @@ export const renew: CommandModule<object, Args> = {
     .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
     .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
     .option('metrics', { type: 'string', describe: 'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)' })
+    .option('progress', { type: 'boolean', describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` })
+    .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
     .example('$0 renew', 'the scheduled CI job')
     .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
     .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)') as never,
@@ -35,12 +40,28 @@ export function renderPlan(plan: RenewPlan): string {
 }
 
 async function runRenew(a: Args): Promise<RenewResult | undefined> {
+  if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
+  const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
+  let progress: Progress = NO_PROGRESS;
   return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
     if (a.shard && !a.scope) throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', { hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)' });
-    return renewStore(store, { now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir }, ciIdentities, (line) => process.stdout.write(`${line}\n`));
+    // Workers sign and write leaves on every core; the bar follows what they have done.
+    const pool = mintPool((n) => progress.tick(n), { outDir: out });
+    try {
+      return await renewStore(store, {
+        now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
+        pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
+      }, ciIdentities, (line) => process.stdout.write(`${line}
+`));
+    } finally {
+      progress.stop();
+      await pool.close();
+    }
   });
 }
+
+const WORKER_MIN_LEAVES = 256;
 
 export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
@@ -48,6 +69,10 @@ export interface RenewOptions {
   shard?: boolean;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
+  /** Who signs (and writes) large batches of leaves: trellis-ci's worker threads; in-process when unset. */
+  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'>;
+  /** The progress of signing `total` leaves; told nothing when unset. */
+  progress?: (total: number) => Progress;
 }
 
 /** The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process. */
@@ -81,10 +106,22 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
-  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam });
+  const progress = o.progress?.(plan.mint.length) ?? NO_PROGRESS;
+  progress.start(plan.mint.length);
+  // Below a few hundred leaves, starting threads costs more than it saves.
+  const pool = plan.mint.length >= WORKER_MIN_LEAVES ? o.pool : undefined;
+  const signLeaves = pool?.sign;
+  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...(signLeaves ? { signLeaves } : {}) })
+    .catch((e) => {
+      // A worker that could not write a leaf file fails as the main thread's write would have.
+      throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out) ? outputFailure(e, o.out) : e;
+    });
+  if (!signLeaves) progress.tick(result.count);
   // Before any output: a shard that would write another scope's file writes nothing.
   if (o.shard) assertShardWrites(scopes[0]!, result.writes);
-  for (const m of result.minted) writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem);
+  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
+  // One durability barrier for every leaf written, before the store records any of them.
+  outputBarrier(o.out, written);
   store.commit(result.writes);
   const count = result.count;
   say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`);

@@ -1,0 +1,82 @@
+/**
+ * Leaf signing on every core: a pool of worker threads (mint-worker.js) that
+ * signs a scope's batch in chunks. Key derivation and signing are the cost of
+ * a large renew; the main thread meanwhile records the scopes already signed.
+ */
+import os from 'node:os';
+import { Worker } from 'node:worker_threads';
+import type { KeyObject } from 'node:crypto';
+import type { EncodedLeaf, LeafBatch, LeafSigner } from '@trellis/core';
+
+/** Leaves per message: big enough that messaging is noise, small enough that both cores stay busy to the end. */
+const CHUNK = 128;
+
+interface Job { id: number; batch: LeafBatch; from: number; to: number; key: KeyObject; done: (l: EncodedLeaf[]) => void; fail: (e: Error) => void }
+
+export interface MintPool {
+  sign: LeafSigner;
+  /** True when the workers write each leaf's files into `outDir` as they sign. */
+  writesLeafFiles: boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * A pool of `threads` workers (default: every core), started lazily on the
+ * first batch. `onSigned(n)` is told of every chunk signed (progress). With
+ * `outDir`, the workers also write the leaves' files there (in parallel).
+ */
+export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDir?: string; threads?: number } = {}): MintPool {
+  const threads = opts.threads ?? os.availableParallelism();
+  const workers: Worker[] = [];
+  const idle: Worker[] = [];
+  const queue: Job[] = [];
+  const running = new Map<Worker, Job>();
+  let next = 0;
+  let broken: Error | undefined;
+
+  const start = () => {
+    for (let i = 0; i < threads; i++) {
+      const w = new Worker(new URL('./mint-worker.js', import.meta.url));
+      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; error?: { message: string; code?: string; path?: string } }) => {
+        const job = running.get(w)!;
+        running.delete(w);
+        // The worker's error as the main thread would have thrown it: its code decides the exit (a full disk is exit 1).
+        if (m.error !== undefined) job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
+        else {
+          onSigned(m.leaves!.length);
+          job.done(m.leaves!);
+        }
+        idle.push(w);
+        pump();
+      });
+      w.on('error', (e) => {
+        broken = e;
+        running.get(w)?.fail(e);
+        for (const j of queue.splice(0)) j.fail(e);
+      });
+      workers.push(w);
+      idle.push(w);
+    }
+  };
+  const pump = () => {
+    while (idle.length && queue.length) {
+      const w = idle.pop()!;
+      const job = queue.shift()!;
+      running.set(w, job);
+      const out = opts.outDir === undefined ? undefined : { dir: opts.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
+      w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key, out });
+    }
+  };
+
+  const sign: LeafSigner = async (batch, key) => {
+    if (broken) throw broken;
+    if (!workers.length) start();
+    const parts: Promise<EncodedLeaf[]>[] = [];
+    for (let from = 0; from < batch.orders.length; from += CHUNK) {
+      parts.push(new Promise((done, fail) => queue.push({ id: next++, batch, from, to: Math.min(from + CHUNK, batch.orders.length), key, done, fail })));
+    }
+    pump();
+    return (await Promise.all(parts)).flat();
+  };
+  return { sign, writesLeafFiles: opts.outDir !== undefined, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+}

@@ -1,0 +1,31 @@
+/**
+ * A leaf-signing worker thread: fills the scope's template, signs, and (when
+ * told the output directory) writes the leaves' files, one chunk of orders a
+ * message. It loads the template module and node:fs only, so it starts fast.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { parentPort, threadId } from 'node:worker_threads';
+import type { KeyObject } from 'node:crypto';
+import { signLeaves, type LeafOrder, type LeafTemplate } from '@trellis/core/leaf-template';
+import { setThreadTag, writeLeafDir } from './leaf-files.js';
+
+setThreadTag(threadId);
+
+interface Message { id: number; template: LeafTemplate; orders: LeafOrder[]; key: KeyObject; out?: { dir: string; scope: string; intermediatePem: string } }
+
+parentPort!.on('message', (m: Message) => {
+  try {
+    const leaves = signLeaves(m.template, m.orders, m.key);
+    if (m.out) {
+      const scopeDir = path.join(m.out.dir, m.out.scope);
+      fs.mkdirSync(scopeDir, { recursive: true });
+      for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
+    }
+    // The DER stays here: the main thread needs the PEM, the fingerprint and the record only.
+    parentPort!.postMessage({ id: m.id, leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })) });
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    parentPort!.postMessage({ id: m.id, error: { message: err.message, code: err.code, path: err.path } });
+  }
+});
