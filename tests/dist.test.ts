@@ -50,14 +50,14 @@ beforeAll(() => {
 
 describe('the release pnpm dist writes', () => {
   it('holds the three CLIs, installer.sh, the SBOM, and manifest.json and SHA256SUMS, both signed', () => {
-    expect(fs.readdirSync(rel).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'installer.sh', 'manifest.json', 'manifest.json.sig', 'sbom.cdx.json', ...CLIS].sort());
+    expect(fs.readdirSync(rel).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'installer.sh', 'manifest.json', 'manifest.json.sig', 'mint-worker.mjs', 'sbom.cdx.json', ...CLIS].sort());
     expect(manifest.format).toBe('trellis-release/1');
     for (const a of manifest.artifacts) {
       expect(a.sha256, a.file).toBe(sha256(path.join(rel, a.file)));
       expect(a.bytes, a.file).toBe(fs.statSync(path.join(rel, a.file)).size);
     }
-    expect(manifest.artifacts.map((a) => a.file).sort()).toEqual(['installer.sh', 'sbom.cdx.json', ...CLIS].sort());
-    expect(manifest.artifacts.find((a) => a.file === 'trellis-ci.mjs')!.needs).toEqual(['installer.sh']);
+    expect(manifest.artifacts.map((a) => a.file).sort()).toEqual(['installer.sh', 'mint-worker.mjs', 'sbom.cdx.json', ...CLIS].sort());
+    expect(manifest.artifacts.find((a) => a.file === 'trellis-ci.mjs')!.needs).toEqual(['installer.sh', 'mint-worker.mjs']);
     // SHA256SUMS: the same hashes for sha256sum -c, and the manifest's own.
     const sums = fs.readFileSync(path.join(rel, 'SHA256SUMS'), 'utf8');
     expect(sums).toBe([...manifest.artifacts, { file: 'manifest.json', sha256: sha256(path.join(rel, 'manifest.json')) }].map((a) => `${a.sha256}  ${a.file}\n`).join(''));
@@ -106,6 +106,32 @@ describe('the release pnpm dist writes', () => {
     const dev = await run('node', [path.join(REPO, 'packages/offline/dist/main.js'), 'version'], { cwd: scratch, env: { TRELLIS_ALLOW_ONLINE: '1' } });
     expect(dev.stdout).toBe('trellis-root: not a self-contained build (run from the workspace); build one with pnpm dist'); // execa drops the final newline
   });
+
+  it('trellis-ci.mjs signs a big renew on worker threads from mint-worker.mjs beside it, and fails loudly without it', async () => {
+    const scratch = path.join(work, 'workers');
+    fs.mkdirSync(scratch);
+    for (const f of ['trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs']) fs.copyFileSync(path.join(rel, f), path.join(scratch, f));
+    // A 300-service store from the workspace CLIs (renew uses workers from 256 leaves).
+    const store = path.join(scratch, 'store');
+    const root = path.join(REPO, 'packages/offline/dist/main.js');
+    const online = { TRELLIS_ALLOW_ONLINE: '1' };
+    const init = await run('node', [root, 'init', '--store', store, '--mesh', 'm', '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(scratch, 'ci.id')], { env: online });
+    expect(init.code, init.stderr).toBe(0);
+    fs.writeFileSync(path.join(scratch, 'root.id'), init.stdout, { mode: 0o600 });
+    fs.writeFileSync(path.join(store, 'scopes/global.yaml'), `kind: global\nservices:\n${Array.from({ length: 300 }, (_, i) => `  svc-${i}: {}\n`).join('')}`);
+    const cer = await run('node', [root, 'intermediate', '--pending', '--store', store], { env: { ...online, TRELLIS_ROOT_IDENTITY_FILE: path.join(scratch, 'root.id') } });
+    expect(cer.code, cer.stderr).toBe(0);
+    const ci = { CI: 'true', TRELLIS_CI_IDENTITY_FILE: path.join(scratch, 'ci.id') };
+    const renew = await run('node', ['trellis-ci.mjs', 'renew', '--store', store], { cwd: scratch, env: ci });
+    expect(renew.code, renew.stderr).toBe(0);
+    expect(renew.stdout).toContain('minted 300 leaves');
+    const verify = await run('node', ['trellis-ci.mjs', 'verify', '--store', store], { cwd: scratch, env: ci });
+    expect(verify.code, verify.stdout).toBe(0);
+    fs.rmSync(path.join(scratch, 'mint-worker.mjs'));
+    const without = await run('node', ['trellis-ci.mjs', 'renew', '--force', '--store', store], { cwd: scratch, env: ci });
+    expect(without.code).not.toBe(0);
+    expect(without.stderr).toContain('mint-worker');
+  }, 120_000);
 
   it('the SBOM is valid CycloneDX 1.5 (the CycloneDX library\'s strict JSON schema validator)', async () => {
     const validator = new CDX.Validation.JsonStrictValidator(CDX.Spec.Version.v1dot5);

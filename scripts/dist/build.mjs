@@ -29,18 +29,21 @@ export const NAMESPACE = 'trellis-release';
 /** The CLIs; each bundle's `needs` ship beside it (installer.sh: dir, ssh and sealed installs run it). */
 export const CLIS = [
   { file: 'trellis-root.mjs', entry: 'packages/offline/src/main.ts', needs: [] },
-  { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh'] },
+  { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh', 'mint-worker.mjs'] },
   { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
 ];
 /**
  * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
  * A worker thread script is added here as { file, entry } and bundled like a CLI; a copied one as { file, from }.
  */
-export const BESIDE = [{ file: 'installer.sh', from: 'packages/agent/installer.sh' }];
+export const BESIDE = [
+  { file: 'installer.sh', from: 'packages/agent/installer.sh' },
+  { file: 'mint-worker.mjs', entry: 'packages/ci/src/mint-worker.ts' }, // renew's leaf-signing threads (packages/ci/src/mint-pool.ts)
+];
 /** What the bundles are made of: the newest commit touching these names the build (tests and docs do not count). */
 const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs'];
 /** What the GitHub Action runs (action.yml): trellis-ci and what it needs. */
-const ACTION_FILES = ['trellis-ci.mjs', 'installer.sh'];
+const ACTION_FILES = ['trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs'];
 
 const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
 const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -76,7 +79,7 @@ async function bundle(entry, outfile, info) {
     banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their source.
-    alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    alias: { '@trellis/core/leaf-template': './packages/core/src/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     metafile: true,
     write: false,
     logLevel: 'warning',

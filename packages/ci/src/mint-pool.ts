@@ -4,6 +4,7 @@
  * a large renew; the main thread meanwhile records the scopes already signed.
  */
 import os from 'node:os';
+import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import type { EncodedLeaf, LeafBatch, LeafSigner } from '@trellis/core';
@@ -35,8 +36,9 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
   let broken: Error | undefined;
 
   const start = () => {
+    const script = workerScript();
     for (let i = 0; i < threads; i++) {
-      const w = new Worker(new URL('./mint-worker.js', import.meta.url));
+      const w = new Worker(script);
       w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; error?: { message: string; code?: string; path?: string } }) => {
         const job = running.get(w)!;
         running.delete(w);
@@ -79,4 +81,10 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     return (await Promise.all(parts)).flat();
   };
   return { sign, writesLeafFiles: opts.outDir !== undefined, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+}
+
+/** The worker beside this module: mint-worker.js in the workspace build, mint-worker.mjs beside a single-file release (scripts/dist). */
+function workerScript(): URL {
+  const release = new URL('./mint-worker.mjs', import.meta.url);
+  return fs.existsSync(release) ? release : new URL('./mint-worker.js', import.meta.url);
 }
