@@ -160,7 +160,7 @@ describe('the leaf template', () => {
   });
 });
 
-describe('leaves.yaml written by string concatenation', () => {
+describe('leaves.yaml through the linear writer (plain-yaml.ts)', () => {
   const rec = (svc: string, o: Partial<Record<'serial' | 'issuer' | 'fingerprint' | 'uri' | 'dns', string>> = {}) => [svc, {
     serial: o.serial ?? '015af5f043e44da39bcba9117b6cda0e67', notBefore: new Date('2026-12-01T23:20:27Z'), notAfter: new Date('2026-12-08T23:21:27.500Z'),
     issuer: o.issuer ?? 'sha256:f072', issuerKey: 'sha256:c936', fingerprint: o.fingerprint ?? 'sha256:9e5e', uris: [o.uri ?? `spiffe://r03.mesh.example/${svc}`], dns: [o.dns ?? `${svc}.r03.mesh.example`, 'edge.r03.mesh.example'],

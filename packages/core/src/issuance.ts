@@ -82,11 +82,8 @@ export function parseIssuanceRecord(text: string, file: string): IssuanceRecord 
   return out;
 }
 
+/** leaves.yaml as toYaml writes it (linear for plain records: config.ts's writePlainYaml). */
 export function serializeIssuanceRecord(rec: IssuanceRecord): string {
-  return fastIssuanceYaml(rec) ?? slowIssuanceYaml(rec);
-}
-
-function slowIssuanceYaml(rec: IssuanceRecord): string {
   const obj: Record<string, unknown> = {};
   for (const svc of [...rec.keys()].sort()) {
     const r = rec.get(svc)!;
@@ -96,39 +93,4 @@ function slowIssuanceYaml(rec: IssuanceRecord): string {
     };
   }
   return rec.size ? toYaml(obj) : '{}\n';
-}
-
-// A scalar the yaml package writes plain, as is: no indicator, space or quote, and nothing the core schema reads as another type.
-const PLAIN = /^[A-Za-z0-9][A-Za-z0-9._/:+-]*$/;
-const NOT_A_STRING = /^([-+]?(\d[\d_]*(\.\d*)?([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|null|true|false|y|n|yes|no|on|off)$/i;
-const plain = (v: string) => PLAIN.test(v) && !NOT_A_STRING.test(v) && !v.endsWith(':');
-
-/**
- * leaves.yaml as toYaml writes it, built by string concatenation: a renew of
- * thousands of leaves spent seconds in the generic stringifier. Undefined when
- * any scalar is not plain-safe: the generic path then writes it (tested equal).
- */
-function fastIssuanceYaml(rec: IssuanceRecord): string | undefined {
-  if (!rec.size) return undefined;
-  const out: string[] = [];
-  for (const svc of [...rec.keys()].sort()) {
-    const r = rec.get(svc)!;
-    const fields: [string, string][] = [['serial', r.serial], ['notBefore', iso(r.notBefore)], ['notAfter', iso(r.notAfter)], ['issuer', r.issuer]];
-    if (r.issuerKey) fields.push(['issuerKey', r.issuerKey]);
-    fields.push(['fingerprint', r.fingerprint]);
-    if (!plain(svc) || !r.uris.length || !r.dns.length) return undefined;
-    out.push(`${svc}:\n`);
-    for (const [k, v] of fields) {
-      if (!plain(v)) return undefined;
-      out.push(`  ${k}: ${v}\n`);
-    }
-    for (const [k, list] of [['uris', r.uris], ['dns', r.dns]] as const) {
-      out.push(`  ${k}:\n`);
-      for (const v of list) {
-        if (!plain(v)) return undefined;
-        out.push(`    - ${v}\n`);
-      }
-    }
-  }
-  return out.join('');
 }
