@@ -23,7 +23,7 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, isPq,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, recipientFingerprint, splitIdentity, type IdentityShare } from './shares.js';
