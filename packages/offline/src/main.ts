@@ -16,6 +16,7 @@ import { retire } from './commands/retire.js';
 import { confirm } from './commands/confirm.js';
 import { check } from './commands/check.js';
 import { version } from './commands/version.js';
+import { rekey } from './commands/rekey.js';
 
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
@@ -29,7 +30,7 @@ await runMain('trellis-root', () => {
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
     .option('shares-from', { type: 'string', array: true, global: true, describe: 'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE' })
-    .command([init, intermediate, rotate, recover, retire, crl, confirm, status, verify, check, version] as CommandModule[])
+    .command([init, intermediate, rotate, recover, retire, crl, confirm, rekey, status, verify, check, version] as CommandModule[])
     // After parsing, before any command: a clock behind the root ledger is refused for every command.
     .middleware((argv) => {
       refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
