@@ -71,7 +71,7 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
   it('3-of-5: a sample of triples opens the root key; two shares are refused (exit 3, store unchanged, nothing echoed)', async () => {
     const s = await splitMesh('3-of-5');
     expect(s.shares).toHaveLength(5);
-    const sample = [[0, 1, 2], [0, 2, 4], [1, 3, 4], [4, 3, 2]].map((ix) => ix.map((i) => s.shares[i]!));
+    const sample = [[0, 2, 4], [4, 3, 1]].map((ix) => ix.map((i) => s.shares[i]!));
     for (const triple of sample) {
       const r = await trellisRoot(['crl', '--shares-from', ...triple], { cwd: s.store });
       expect(r.code, r.stderr).toBe(0);
