@@ -3,7 +3,7 @@
  * identity, where identities come from, and age encryption to exactly the
  * recipients a tier allows. Every custody rule of the contract lives here.
  */
-import { Decrypter, Encrypter, armor, generateX25519Identity, identityToRecipient } from 'age-encryption';
+import { Decrypter, Encrypter, armor, generateHybridIdentity, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { TrellisError } from './errors.js';
 
 export type IdentityKind = 'root' | 'ci' | 'agent';
@@ -179,7 +179,7 @@ export function requireIdentities(kind: IdentityKind, env: Env, readFile: (path:
   return ids;
 }
 
-const isPq = (r: string) => r.startsWith('age1pq1') || r.startsWith('age1tagpq1');
+export const isPq = (r: string): boolean => r.startsWith('age1pq1') || r.startsWith('age1tagpq1');
 
 /** Recipients of one file: age1… strings, all classic or all post-quantum, never mixed. */
 export function validateRecipients(recipients: string[], place: { file?: string; field?: string }): void {
@@ -264,8 +264,9 @@ export function ageStanzaCount(armored: string): number | undefined {
   }
 }
 
-export async function newIdentity(): Promise<{ identity: string; recipient: string }> {
-  const identity = await generateX25519Identity();
+/** A new age identity: X25519, or with `pq` the ML-KEM-768 + X25519 hybrid (AGE-SECRET-KEY-PQ-1…, recipient age1pq1…). */
+export async function newIdentity(pq = false): Promise<{ identity: string; recipient: string }> {
+  const identity = await (pq ? generateHybridIdentity() : generateX25519Identity());
   return { identity, recipient: await identityToRecipient(identity) };
 }
 

@@ -24,9 +24,12 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, isPq,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
+export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, recipientFingerprint, splitIdentity, type IdentityShare } from './shares.js';
+export { reencrypt, withRecipients } from './rekey.js';
+export { ageFilesIn } from './verify/retired.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';

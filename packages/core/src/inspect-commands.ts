@@ -12,8 +12,9 @@ import { clock, withStore } from './shell.js';
 import { custodyFindings, verifyMesh, worstLevel } from './verify.js';
 import { renderVerifyMarkdown } from './verify-markdown.js';
 import { TrellisError } from './errors.js';
+import { retiredIdentityFindings } from './verify/retired.js';
 
-interface InspectArgs { store?: string; json?: boolean; now?: string; format?: string }
+interface InspectArgs { store?: string; json?: boolean; now?: string; format?: string; retiredIdentity?: string }
 /** The part of yargs' builder these commands use: core does not depend on yargs. */
 interface OptionBuilder { option(name: string, opts: { type: 'boolean' | 'string'; describe: string; choices?: string[] }): OptionBuilder }
 
@@ -35,13 +36,14 @@ export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>) {
   return {
     command: 'verify',
     describe: identity === 'ci' ? 'Check the store without secrets; with the CI identity, also prove key custody' : 'Check the store; with the offline identity, also prove root custody',
-    builder: formatFlag,
+    builder: (y: OptionBuilder) => formatFlag(y).option('retired-identity', { type: 'string', describe: 'an identity file retired by rekey: prove it opens no key file in the working tree' }),
     handler: async (a: InspectArgs): Promise<void> => {
       if (a.json && a.format && a.format !== 'json') throw new TrellisError('usage', `--json and --format ${a.format} ask for two formats`, { field: '--format', hint: 'give one of them' });
-      const mesh = await withStore(a.store, async (store) => loadMesh(store));
+      const { mesh, dir } = await withStore(a.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir }));
       const ids = readIdentities(identity, process.env, (p) => fs.readFileSync(p, 'utf8'));
+      const retired = a.retiredIdentity === undefined ? undefined : readIdentities(identity, { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity }, (p) => fs.readFileSync(p, 'utf8'));
       const now = clock(a.now);
-      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids }))];
+      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids })), ...(retired ? await retiredIdentityFindings(dir, retired) : [])];
       const format = a.json ? 'json' : a.format ?? 'text';
       process.stdout.write(format === 'json' ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n`
         : format === 'markdown' ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));

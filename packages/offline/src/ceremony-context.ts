@@ -1,11 +1,56 @@
 /** What each offline command does around a procedure: the posture, the root identity, the ceremony context. */
 import fs from 'node:fs';
-import { actor, nodeCryptoSeam, requireIdentities, type Mesh } from '@trellis/core';
+import path from 'node:path';
+import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh } from '@trellis/core';
 import type { Ceremony } from './procedures.js';
 import type { Posture } from './records.js';
 import { recipientsToRecord } from './records.js';
 
-export const rootIdentities = (): string[] => requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8'));
+/** The offline identity recombined from shares, held in this process's memory only (never written, never printed). */
+let fromShares: string | undefined;
+
+/** The root identity: recombined from shares when they were given, else TRELLIS_ROOT_IDENTITY(_FILE). */
+export const rootIdentities = (): string[] => (fromShares ? [fromShares] : requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+
+/** Share files from --shares-from or TRELLIS_ROOT_IDENTITY_SHARES (comma-separated); none given: nothing to do. */
+export function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+  if (flag?.length) return flag;
+  return (env.TRELLIS_ROOT_IDENTITY_SHARES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+/**
+ * Before any command, when shares are given: reads each, checks it belongs to
+ * this store's offline identity and recombines K of them in memory; fewer than
+ * K is refused (exit 3) before anything is opened.
+ */
+export async function loadRootShares(flags: { store?: string; sharesFrom?: string[] }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const sources = shareSources(flags.sharesFrom, env);
+  if (!sources.length) return;
+  if ((env.TRELLIS_ROOT_IDENTITY ?? '') !== '' || (env.TRELLIS_ROOT_IDENTITY_FILE ?? '') !== '') {
+    throw new TrellisError('usage', 'both identity shares and TRELLIS_ROOT_IDENTITY(_FILE) are given', { hint: 'give one source of the offline identity' });
+  }
+  const shares = sources.map((source) => {
+    let text: string;
+    try {
+      text = fs.readFileSync(source, 'utf8');
+    } catch (e) {
+      throw new TrellisError('bad-identity', `cannot read the identity share: ${(e as NodeJS.ErrnoException).code ?? 'read failed'}`, { file: source, hint: 'name each custodian\'s share file' });
+    }
+    return { share: parseShare(text, source), source };
+  });
+  fromShares = await combineShares(shares, storeOfflineRecipients(flags.store, env));
+}
+
+/** The offline recipients trellis.yaml names, to refuse a share of another mesh; undefined before init. */
+function storeOfflineRecipients(store: string | undefined, env: NodeJS.ProcessEnv): string[] | undefined {
+  try {
+    const dir = findStore(process.cwd(), store ?? (env.TRELLIS_STORE || undefined));
+    return parseMeshConfig(fs.readFileSync(path.join(dir, STORE_FILE), 'utf8'), STORE_FILE).recipients.offline;
+  } catch (e) {
+    if (isTrellisError(e) || (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // the command reports the store itself
+    throw e;
+  }
+}
 
 /** The context of one ceremony; refuses unconfirmed recipient changes before any key is opened. */
 export function ceremony(mesh: Mesh, now: Date, posture: Posture, confirmRecipients: boolean | undefined): Ceremony {

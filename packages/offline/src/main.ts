@@ -4,6 +4,7 @@ import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
 import { EXIT_CODES_HELP, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
+import { loadRootShares } from './ceremony-context.js';
 import { init } from './commands/init.js';
 import { intermediate } from './commands/intermediate.js';
 import { status } from './commands/status.js';
@@ -15,6 +16,7 @@ import { retire } from './commands/retire.js';
 import { confirm } from './commands/confirm.js';
 import { check } from './commands/check.js';
 import { version } from './commands/version.js';
+import { rekey } from './commands/rekey.js';
 
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
@@ -27,12 +29,14 @@ await runMain('trellis-root', () => {
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
-    .command([init, intermediate, rotate, recover, retire, crl, confirm, status, verify, check, version] as CommandModule[])
+    .option('shares-from', { type: 'string', array: true, global: true, describe: 'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE' })
+    .command([init, intermediate, rotate, recover, retire, crl, confirm, rekey, status, verify, check, version] as CommandModule[])
     // After parsing, before any command: a clock behind the root ledger is refused for every command.
     .middleware((argv) => {
-      refuseRepeatedFlags(argv, ['offline-recipient']);
+      refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
       requireClockNotBehindLedger(argv as { store?: string; now?: string });
     })
+    .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[] }))
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

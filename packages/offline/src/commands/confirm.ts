@@ -21,6 +21,13 @@ export const confirm: CommandModule<object, Args> = {
       const now = clock(a.now);
       const changes = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy);
       if (!changes.length) {
+        // A recipients change alone (a new CI recipient before trellis-ci rekey) is confirmed here too, with --confirm-recipients.
+        if (a.confirmRecipients && !a.dryRun && Object.keys(recipientsToRecord(mesh, true)).length) {
+          const [root] = await openRootKeys(mesh, rootIdentities(), now);
+          store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-recipients', now, posture, recipientsToRecord(mesh, true), [], root!) }]);
+          process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}\n`);
+          return;
+        }
         process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');
         return;
       }

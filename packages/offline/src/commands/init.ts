@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
-  nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
+  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, splitIdentity, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -16,6 +16,8 @@ interface Args {
   ciIdentityOut?: string;
   offlineRecipient?: string[];
   algorithm: string;
+  shares?: string;
+  pq?: boolean;
   allowOnline?: boolean;
   now?: string;
 }
@@ -29,6 +31,8 @@ export const init: CommandModule<object, Args> = {
     .option('ci-recipient', { type: 'string', describe: 'age recipient of the CI identity (age1…)' })
     .option('ci-identity-out', { type: 'string', describe: 'generate the CI identity into this file (0600) instead' })
     .option('offline-recipient', { type: 'string', array: true, describe: 'age recipient(s) the root key is encrypted to; default: generate one identity and print it' })
+    .option('shares', { type: 'string', describe: 'print the generated offline identity as N Shamir shares, any K of which open the root key (K-of-N, e.g. 2-of-3)' })
+    .option('pq', { type: 'boolean', describe: 'post-quantum at rest: generate ML-KEM-768 hybrid identities (age1pq1…) for the offline and CI postures; the age CLI before 1.3 cannot read them' })
     .option('algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'root key algorithm' })
     .example('$0 init --mesh prod --trust-domain mesh.example --ci-recipient age1…', 'on the air-gapped workstation') as never,
   handler: (a) => runInit(a),
@@ -48,13 +52,19 @@ async function runInit(a: Args): Promise<void> {
     throw new TrellisError('usage', `${a.ciIdentityOut} exists; refusing to overwrite an identity`, { hint: 'choose a new path' });
   }
   const offline = a.offlineRecipient ?? [];
+  const shares = a.shares === undefined ? undefined : parseSharesSpec(a.shares);
+  if (shares && offline.length) throw new TrellisError('usage', '--shares splits the generated offline identity: it cannot be combined with --offline-recipient', { field: '--shares' });
   validateRecipients(offline, { field: '--offline-recipient' });
   if (a.ciRecipient) validateRecipients([a.ciRecipient], { field: '--ci-recipient' });
+  // --pq is for both postures: a classic recipient given beside it would leave one tier classic.
+  for (const [field, given] of [['--offline-recipient', offline], ['--ci-recipient', a.ciRecipient ? [a.ciRecipient] : []]] as const) {
+    if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('bad-recipient', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
+  }
   const now = clock(a.now);
 
   // Validate the configuration as it will be read back, before any key exists.
-  const offlineId = offline.length ? undefined : await newIdentity();
-  const ciId = a.ciIdentityOut ? await newIdentity() : undefined;
+  const offlineId = offline.length ? undefined : await newIdentity(a.pq);
+  const ciId = a.ciIdentityOut ? await newIdentity(a.pq) : undefined;
   const recipients = { offline: offlineId ? [offlineId.recipient] : offline, ci: ciId?.recipient ?? a.ciRecipient! };
   const configText = serializeMeshConfig({ mesh: a.mesh, trustDomain: a.trustDomain, recipients, rootAlgorithm: a.algorithm as KeyAlgorithm });
   const config = parseMeshConfig(configText, '--mesh/--trust-domain');
@@ -81,7 +91,12 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, nodeCryptoSeam) },
   ];
   // The generated identity is the only way into the root key: it must have reached stdout before anything opens with it.
-  if (offlineId) {
+  if (offlineId && shares) {
+    // The whole identity is never printed: only the shares, each its own block for its own custodian.
+    const blocks = await splitIdentity(offlineId.identity, config.mesh, shares.k, shares.n);
+    process.stderr.write(`${shares.n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or separate media); any ${shares.k} open the root key, fewer reveal nothing\n`);
+    writeAllToStdout(blocks.join('\n'));
+  } else if (offlineId) {
     process.stderr.write('the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n');
     writeAllToStdout(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`);
   }
@@ -95,7 +110,8 @@ async function runInit(a: Args): Promise<void> {
 
   process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);
   if (ciId) process.stderr.write(`CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`);
-  if (offlineId) process.stderr.write('the offline root identity was printed above (stdout): the root key opens with it alone\n');
+  if (offlineId && shares) process.stderr.write(`the shares were printed above (stdout): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)\n`);
+  else if (offlineId) process.stderr.write('the offline root identity was printed above (stdout): the root key opens with it alone\n');
 }
 
 /**
