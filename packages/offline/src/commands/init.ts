@@ -5,8 +5,9 @@ import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
   nodeCryptoSeam, parseMeshConfig, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
-import { mintRoot, rootCrlPem } from '../ceremony.js';
+import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
+import { parseTokenUri, tokenAwareSeam } from '../token.js';
 
 interface Args {
   store?: string;
@@ -16,6 +17,7 @@ interface Args {
   ciIdentityOut?: string;
   offlineRecipient?: string[];
   algorithm: string;
+  rootKey?: string;
   allowOnline?: boolean;
   now?: string;
 }
@@ -30,6 +32,7 @@ export const init: CommandModule<object, Args> = {
     .option('ci-identity-out', { type: 'string', describe: 'generate the CI identity into this file (0600) instead' })
     .option('offline-recipient', { type: 'string', array: true, describe: 'age recipient(s) the root key is encrypted to; default: generate one identity and print it' })
     .option('algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'root key algorithm' })
+    .option('root-key', { type: 'string', describe: "generate the root key on a PKCS#11 token instead of a file: an RFC 7512 URI, e.g. 'pkcs11:token=trellis-root;object=root' (docs/root-on-token.md)" })
     .example('$0 init --mesh prod --trust-domain mesh.example --ci-recipient age1…', 'on the air-gapped workstation') as never,
   handler: (a) => runInit(a),
 };
@@ -50,6 +53,7 @@ async function runInit(a: Args): Promise<void> {
   const offline = a.offlineRecipient ?? [];
   validateRecipients(offline, { field: '--offline-recipient' });
   if (a.ciRecipient) validateRecipients([a.ciRecipient], { field: '--ci-recipient' });
+  if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
   const now = clock(a.now);
 
   // Validate the configuration as it will be read back, before any key exists.
@@ -59,15 +63,17 @@ async function runInit(a: Args): Promise<void> {
   const configText = serializeMeshConfig({ mesh: a.mesh, trustDomain: a.trustDomain, recipients, rootAlgorithm: a.algorithm as KeyAlgorithm });
   const config = parseMeshConfig(configText, '--mesh/--trust-domain');
 
-  const root = await mintRoot(config, now, nodeCryptoSeam);
+  const seam = tokenAwareSeam(nodeCryptoSeam);
+  // On a token the key is generated there and never leaves it: the store records only its URI.
+  const root: MintedCa & { signer?: RootSigner } = a.rootKey ? await mintRoot(config, now, seam, a.rootKey) : await mintRoot(config, now, seam);
   const rootPem = certificatePem(root.cert);
-  const rootSigner = { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
+  const rootSigner = root.signer ?? { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
   const rootState = { phase: 'steady' as const, active: fingerprint(root.cert), since: iso(now), revoked: [] };
   const { text: ledger } = appendToLedger('', {
     op: 'init',
     at: iso(now),
     actor: actor(),
-    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...posture },
+    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...(a.rootKey ? { rootKeyUri: a.rootKey } : {}), ...posture },
     created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
   }, paths.rootLedger, ledgerSigner(rootSigner));
   const writes = [
@@ -75,10 +81,10 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },
     { path: paths.rootCert, content: rootPem },
     { path: paths.roots, content: rootPem },
-    { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
+    a.rootKey ? { path: paths.rootKeyUri, content: `${a.rootKey}\n` } : { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
     { path: paths.rootLedger, content: ledger },
     { path: paths.rootState, content: serializeRootState(rootState) },
-    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, nodeCryptoSeam) },
+    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, seam) },
   ];
   // The generated identity is the only way into the root key: it must have reached stdout before anything opens with it.
   if (offlineId) {
@@ -95,7 +101,8 @@ async function runInit(a: Args): Promise<void> {
 
   process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);
   if (ciId) process.stderr.write(`CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`);
-  if (offlineId) process.stderr.write('the offline root identity was printed above (stdout): the root key opens with it alone\n');
+  if (a.rootKey) process.stderr.write(`the root key was generated on the token (${a.rootKey}) and never left it; every root signature needs the token and its PIN\n`);
+  if (offlineId) process.stderr.write(a.rootKey ? 'the offline identity was printed above (stdout): it opens no root key now; keep it for a rotation back to a file root\n' : 'the offline root identity was printed above (stdout): the root key opens with it alone\n');
 }
 
 /**
