@@ -155,9 +155,10 @@ function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffe
       && (!uri.manufacturer || trim(t.manufacturerID) === uri.manufacturer) && (!uri.model || trim(t.model) === uri.model);
   });
   if (!slot) throw tokenError(`no token matching ${text} is present`, 'insert the token, or check the URI (softhsm2-util --show-slots / pkcs11-tool -L)');
+  const pin = readPin();
   const s = lib.C_OpenSession(slot, mod.CKF_RW_SESSION | mod.CKF_SERIAL_SESSION);
   try {
-    lib.C_Login(s, mod.CKU_USER, readPin());
+    lib.C_Login(s, mod.CKU_USER, pin);
   } catch (e) {
     const code = (e as { code?: number }).code;
     if (code === mod.CKR_USER_ALREADY_LOGGED_IN) return { mod, lib, s };

@@ -20,7 +20,7 @@ async function tokenCustody(mesh: Mesh): Promise<Finding[]> {
       out.push({ level: 'ok', check: 'custody', file, message: `the token key signs a fresh challenge that ${certFile}'s public key verifies: it is this root's key` });
     } catch (e) {
       if (!isTrellisError(e)) throw e;
-      out.push({ level: 'error', check: 'custody', file, message: `the token does not prove this root key: ${e.message}` });
+      out.push({ level: 'error', check: 'custody', file, message: `the token does not prove this root key: ${e.message.split('\n')[0]}` });
     }
   }
   return out;
