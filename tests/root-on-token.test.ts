@@ -5,11 +5,13 @@
  * the token key is root.pem's.
  */
 import fs from 'node:fs';
+import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
+import { build } from 'esbuild';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { trellisRoot, tool, type Env, type Run } from './helpers/cli.js';
+import { REPO, baseEnv, trellisRoot, tool, type Env, type Run } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
 
 const MODULE = ['/usr/lib/softhsm/libsofthsm2.so', '/usr/lib/x86_64-linux-gnu/softhsm/libsofthsm2.so'].find((p) => fs.existsSync(p)) ?? '/usr/lib/softhsm/libsofthsm2.so';
@@ -185,5 +187,34 @@ describe('a root key on a PKCS#11 token', () => {
     expect(r.stderr).toMatch(/a token root must be ecdsa-p256 or ecdsa-p384/);
     expect(fs.existsSync(path.join(t.dir, 's'))).toBe(false);
     expect(await pkcs11Objects(t)).not.toMatch(/Private Key Object/);
+  });
+});
+
+describe('the single-file build and the optional addon', () => {
+  it('without pkcs11js beside the bundle a token root is refused clearly; with it beside, the bundle signs on the token', async () => {
+    const t = await newToken();
+    const { store } = await initStore(t, URI);
+    // The bundle as scripts/dist/build.mjs makes it (its banner and aliases), into a directory with no node_modules.
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bundle-'));
+    const outfile = path.join(dir, 'trellis-root.mjs');
+    await build({
+      absWorkingDir: REPO, entryPoints: ['packages/offline/src/main.ts'], outfile, bundle: true, platform: 'node', format: 'esm', target: 'node20.19', logLevel: 'warning',
+      banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
+      define: { TRELLIS_BUILD: JSON.stringify({ commit: 'test', version: '0.0.0' }) },
+      alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    });
+    const env = baseEnv({ TRELLIS_ALLOW_ONLINE: '1', ...t.env }) as NodeJS.ProcessEnv;
+    const runBundle = (args: string[]) => execa('node', [outfile, ...args], { env, extendEnv: false, reject: false, cwd: dir });
+    const before = hashTree(store);
+    const missing = await runBundle(['crl', '--store', store]);
+    expect(missing.exitCode).toBe(3);
+    expect(String(missing.stderr)).toMatch(/the PKCS#11 binding \(pkcs11js\) is not installed beside trellis-root/);
+    expect(hashTree(store)).toEqual(before);
+    fs.mkdirSync(path.join(dir, 'node_modules'));
+    fs.symlinkSync(path.dirname(createRequire(path.join(REPO, 'packages/offline/package.json')).resolve('pkcs11js/package.json')), path.join(dir, 'node_modules/pkcs11js'));
+    const beside = await runBundle(['crl', '--store', store]);
+    expect(beside.exitCode, String(beside.stderr)).toBe(0);
+    const crl = await tool('openssl', ['crl', '-in', path.join(store, 'bundles/root/crl.pem'), '-CAfile', path.join(store, 'bundles/root/root.pem'), '-noout']);
+    expect(crl.stderr).toMatch(/verify OK/);
   });
 });
