@@ -50,8 +50,8 @@ export interface TokenUri {
 const PATH_ATTRS = new Set(['token', 'object', 'id', 'serial', 'manufacturer', 'model', 'type', 'library-manufacturer', 'library-description', 'library-version', 'slot-id', 'slot-description', 'slot-manufacturer']);
 
 /** Parses an RFC 7512 PKCS#11 URI. A PIN in the URI is refused: the URI is recorded in the store, the PIN is a secret. */
-export function parseTokenUri(uri: string, field = '--root-key'): TokenUri {
-  const bad = (why: string) => new TrellisError('usage', `${field} is not a usable PKCS#11 URI: ${why}`, { field, hint: "e.g. 'pkcs11:token=trellis-root;object=root' (RFC 7512)" });
+export function parseTokenUri(uri: string, place: { field: string } | { file: string } = { field: '--root-key' }): TokenUri {
+  const bad = (why: string) => new TrellisError('file' in place ? 'corrupt-store' : 'usage', `not a usable PKCS#11 URI: ${why}`, { ...place, hint: "e.g. 'pkcs11:token=trellis-root;object=root' (RFC 7512)" });
   if (!uri.startsWith('pkcs11:')) throw bad('it must start with pkcs11:');
   const [pathPart, query = ''] = uri.slice('pkcs11:'.length).split('?', 2) as [string, string?];
   const dec = (v: string) => {
@@ -90,15 +90,15 @@ const CURVES: Partial<Record<KeyAlgorithm, { params: string; spkiPrefix: string;
   'ecdsa-p384': { params: '06052b81040022', spkiPrefix: '3076301006072a8648ce3d020106052b81040022036200', size: 48, hash: 'sha384', namedCurve: 'P-384' },
 };
 
-type Pkcs11 = any; // eslint-disable-line @typescript-eslint/no-explicit-any
-let binding: { mod: any; lib: Pkcs11; path: string } | undefined; // eslint-disable-line @typescript-eslint/no-explicit-any
+type Pkcs11 = any;
+let binding: { mod: any; lib: Pkcs11; path: string } | undefined;
 
 function tokenError(message: string, hint: string): TrellisError {
   return new TrellisError('custody-token', message, { file: 'bundles/root/root.key.uri', hint });
 }
 
 /** Loads pkcs11js and the token's module once per process. */
-function load(uri: TokenUri): { mod: any; lib: Pkcs11 } { // eslint-disable-line @typescript-eslint/no-explicit-any
+function load(uri: TokenUri): { mod: any; lib: Pkcs11 } {
   const modulePath = flags.module ?? process.env.TRELLIS_PKCS11_MODULE ?? uri.modulePath;
   if (!modulePath) throw tokenError('no PKCS#11 module to reach the token with', 'pass --pkcs11-module /path/to/module.so or set TRELLIS_PKCS11_MODULE (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; YubiKey: libykcs11.so)');
   if (binding) {
@@ -146,7 +146,7 @@ function readPin(): string {
 }
 
 /** Opens a logged-in session on the token the URI names. */
-function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffer } { // eslint-disable-line @typescript-eslint/no-explicit-any
+function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffer } {
   const { mod, lib } = load(uri);
   const slots: Buffer[] = lib.C_GetSlotList(true);
   const slot = slots.find((sl) => {
@@ -168,7 +168,7 @@ function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffe
   return { mod, lib, s };
 }
 
-function keyTemplate(mod: any, uri: TokenUri, cls: number) { // eslint-disable-line @typescript-eslint/no-explicit-any
+function keyTemplate(mod: any, uri: TokenUri, cls: number) {
   return [
     { type: mod.CKA_CLASS, value: cls },
     ...(uri.object ? [{ type: mod.CKA_LABEL, value: uri.object }] : []),
@@ -197,7 +197,7 @@ function rawToDer(raw: Buffer): Buffer {
   return Buffer.concat([Buffer.from(body.length < 128 ? [0x30, body.length] : [0x30, 0x81, body.length]), body]);
 }
 
-function tokenKey(text: string, algorithm: KeyAlgorithm, lib: Pkcs11, mod: any, s: Buffer, handle: Buffer): TokenKey { // eslint-disable-line @typescript-eslint/no-explicit-any
+function tokenKey(text: string, algorithm: KeyAlgorithm, lib: Pkcs11, mod: any, s: Buffer, handle: Buffer): TokenKey {
   const curve = CURVES[algorithm]!;
   const signRaw = (data: Uint8Array) => {
     lib.C_SignInit(s, { mechanism: mod.CKM_ECDSA }, handle);
@@ -252,7 +252,7 @@ export function openTokenKey(text: string, cert: Certificate, certFile: string):
   const named = pub.asymmetricKeyDetails?.namedCurve;
   const algorithm: KeyAlgorithm | undefined = named === 'prime256v1' ? 'ecdsa-p256' : named === 'secp384r1' ? 'ecdsa-p384' : undefined;
   if (!algorithm) throw new TrellisError('corrupt-store', `${certFile} does not hold an ECDSA P-256/P-384 key, so it cannot be a token root`, { file: certFile });
-  const uri = parseTokenUri(text, 'bundles/root/root.key.uri');
+  const uri = parseTokenUri(text, { file: paths.rootKeyUri });
   const { mod, lib, s } = session(uri, text);
   const found = find(lib, s, keyTemplate(mod, uri, mod.CKO_PRIVATE_KEY));
   if (found.length !== 1) {
