@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "bdd67a9582d70e6ed6ac31caf3e8caa5fb41c41f", date: "2026-12-02T00:00:45Z" };
+    define_TRELLIS_BUILD_default = { commit: "38a2a651d95ad267526347ef00c299beebcb13b5", date: "2026-12-02T00:13:13Z" };
   }
 });
 
