@@ -29,6 +29,8 @@ command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # tests/scope-pr.test.ts drives a real pty
 command -v git >/dev/null 2>&1 || need+=(git)           # tests/disaster-recovery.test.ts restores from a clone
 [ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
+command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)   # tests/root-on-token.test.ts: a PKCS#11 token for the root key
+command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)       # pkcs11-tool: what the token holds (docs/root-on-token.md)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2
@@ -43,3 +45,4 @@ fi
 pnpm install --frozen-lockfile --reporter=silent
 pnpm run --silent build
 bash scripts/build-goverify.sh
+bash scripts/build-pkcs11.sh   # the optional PKCS#11 addon (token roots)

@@ -62,7 +62,7 @@ export interface IssueParams {
 }
 
 /** The default encoder behind `CryptoSeam.signCertificate`: call it through a seam. The profile's extensions are decided by the caller's tier. */
-export async function signCertificate(p: IssueParams): Promise<Certificate> {
+export async function signCertificate(p: IssueParams, crypto?: Crypto): Promise<Certificate> {
   return x509.X509CertificateGenerator.create({
     serialNumber: p.serial,
     subject: p.subject,
@@ -73,7 +73,7 @@ export async function signCertificate(p: IssueParams): Promise<Certificate> {
     signingKey: p.signingKey,
     signingAlgorithm: ALGORITHM_SPECS[p.signingAlgorithm].signing,
     extensions: p.extensions,
-  });
+  }, crypto);
 }
 
 /** True when `cert`'s signature verifies under `issuer`'s public key. */

@@ -69,3 +69,6 @@ export {
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
 export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';
+// The default encoders, for a seam that signs elsewhere (a PKCS#11 token) and passes its own WebCrypto provider.
+export { signCertificate as encodeCertificate } from './certificates.js';
+export { signCrl as encodeCrl } from './revocation.js';

@@ -5,11 +5,11 @@
  */
 import fs from 'node:fs';
 import { readIdentities, type IdentityKind } from './custody.js';
-import { loadMesh } from './mesh.js';
+import { loadMesh, type Mesh } from './mesh.js';
 import { meshStatus } from './plan.js';
 import { renderFindings, renderStatus } from './report.js';
 import { clock, withStore } from './shell.js';
-import { custodyFindings, verifyMesh, worstLevel } from './verify.js';
+import { custodyFindings, verifyMesh, worstLevel, type Finding } from './verify.js';
 import { renderVerifyMarkdown } from './verify-markdown.js';
 import { TrellisError } from './errors.js';
 import { retiredIdentityFindings } from './verify/retired.js';
@@ -32,7 +32,7 @@ export const statusCommand = {
 };
 
 /** verify, proving custody with the identity this CLI's posture holds. */
-export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>) {
+export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>, extraCustody?: (mesh: Mesh, now: Date) => Promise<Finding[]>) {
   return {
     command: 'verify',
     describe: identity === 'ci' ? 'Check the store without secrets; with the CI identity, also prove key custody' : 'Check the store; with the offline identity, also prove root custody',
@@ -43,7 +43,7 @@ export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>) {
       const ids = readIdentities(identity, process.env, (p) => fs.readFileSync(p, 'utf8'));
       const retired = a.retiredIdentity === undefined ? undefined : readIdentities(identity, { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity }, (p) => fs.readFileSync(p, 'utf8'));
       const now = clock(a.now);
-      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids })), ...(retired ? await retiredIdentityFindings(dir, retired) : [])];
+      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids })), ...(retired ? await retiredIdentityFindings(dir, retired) : []), ...((await extraCustody?.(mesh, now)) ?? [])];
       const format = a.json ? 'json' : a.format ?? 'text';
       process.stdout.write(format === 'json' ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n`
         : format === 'markdown' ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));

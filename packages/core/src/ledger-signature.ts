@@ -38,12 +38,13 @@ export function signedPayload(hash: string): Buffer {
 }
 
 /** A ledger signer from what the CLIs already hold: a certificate, its WebCrypto key and algorithm (a RootSigner or SigningIntermediate). */
-export function ledgerSigner(holder: { cert: Certificate; key: CryptoKey; algorithm: KeyAlgorithm }): LedgerSigner {
+export function ledgerSigner(holder: { cert: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; signDer?: (data: Uint8Array) => Uint8Array }): LedgerSigner {
   return {
     keyId: keyId(holder.cert),
     fingerprint: fingerprint(holder.cert),
     certificate: Buffer.from(holder.cert.rawData).toString('base64'),
-    sign: (data) => signBytes(holder.key, holder.algorithm, data),
+    // A key that cannot leave its token (a PKCS#11 root) brings its own synchronous signer.
+    sign: holder.signDer ?? ((data) => signBytes(holder.key, holder.algorithm, data)),
   };
 }
 

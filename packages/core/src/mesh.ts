@@ -54,9 +54,12 @@ export interface Mesh {
   rootsPem?: string;
   roots: Certificate[];
   rootKeyAge?: string;
+  /** The PKCS#11 URI of a root key held on a token (root.key.uri), instead of rootKeyAge. */
+  rootKeyUri?: string;
   rootLedger: string;
   previousRoot?: Certificate;
   previousRootKeyAge?: string;
+  previousRootKeyUri?: string;
   link?: Certificate;
   rootState?: RootState;
   rootCrlPem?: string;
@@ -145,9 +148,11 @@ export function loadMesh(store: Store): Mesh {
     rootsPem,
     roots: rootsPem ? certsAt(paths.roots, rootsPem) : [],
     rootKeyAge: store.read(paths.rootKey),
+    rootKeyUri: store.read(paths.rootKeyUri)?.trim(),
     rootLedger: store.read(paths.rootLedger) ?? '',
     previousRoot: certAt(store, paths.rootPrevious).cert,
     previousRootKeyAge: store.read(paths.rootPreviousKey),
+    previousRootKeyUri: store.read(paths.rootPreviousKeyUri)?.trim(),
     link: certAt(store, paths.link).cert,
     rootState,
     rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths('root', rootState.rotation.id).json) : undefined,

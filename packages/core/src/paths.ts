@@ -8,10 +8,13 @@ export const paths = {
   rootCert: 'bundles/root/root.pem',
   roots: 'bundles/root/roots.pem',
   rootKey: 'bundles/root/root.key.age',
+  /** A root key on a PKCS#11 token: its RFC 7512 URI, in place of root.key.age. */
+  rootKeyUri: 'bundles/root/root.key.uri',
   rootCrl: 'bundles/root/crl.pem',
   rootLedger: 'bundles/root/ledger.jsonl',
   rootPrevious: 'bundles/root/root.previous.pem',
   rootPreviousKey: 'bundles/root/root.previous.key.age',
+  rootPreviousKeyUri: 'bundles/root/root.previous.key.uri',
   link: 'bundles/root/link.pem',
   rootState: 'bundles/root/state.yaml',
   intermediate: (s: string) => `bundles/${s}/intermediate.pem`,

@@ -42,7 +42,7 @@ export interface CrlParams {
 }
 
 /** The default encoder behind `CryptoSeam.signCrl`: call it through a seam. */
-export async function signCrl(p: CrlParams): Promise<string> {
+export async function signCrl(p: CrlParams, crypto?: Crypto): Promise<string> {
   const crl = await x509.X509CrlGenerator.create({
     issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
@@ -55,7 +55,7 @@ export async function signCrl(p: CrlParams): Promise<string> {
       // A number that grows with time: RFC 5280 wants it monotonic per issuer.
       new x509.Extension(id_ce_cRLNumber, false, AsnConvert.serialize(new CRLNumber(Math.floor(p.thisUpdate.getTime() / 1000)))),
     ],
-  });
+  }, crypto);
   // @peculiar/x509 labels CRLs "BEGIN CRL", which OpenSSL refuses.
   return pemEncode('X509 CRL', new Uint8Array(crl.rawData));
 }

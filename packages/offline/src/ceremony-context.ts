@@ -3,14 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh } from '@trellis/core';
 import type { Ceremony } from './procedures.js';
+import { tokenAwareSeam, tokenRootsOnly } from './token.js';
 import type { Posture } from './records.js';
 import { recipientsToRecord } from './records.js';
 
 /** The offline identity recombined from shares, held in this process's memory only (never written, never printed). */
 let fromShares: string | undefined;
 
-/** The root identity: recombined from shares when they were given, else TRELLIS_ROOT_IDENTITY(_FILE). */
-export const rootIdentities = (): string[] => (fromShares ? [fromShares] : requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+/**
+ * The root identity: recombined from shares when they were given, else TRELLIS_ROOT_IDENTITY(_FILE);
+ * not asked for when every root key of the store is on a token (only its PIN is).
+ */
+export const rootIdentities = (): string[] => (fromShares ? [fromShares] : tokenRootsOnly() ? [] : requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
 
 /** Share files from --shares-from or TRELLIS_ROOT_IDENTITY_SHARES (comma-separated); none given: nothing to do. */
 export function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
@@ -54,7 +58,7 @@ function storeOfflineRecipients(store: string | undefined, env: NodeJS.ProcessEn
 
 /** The context of one ceremony; refuses unconfirmed recipient changes before any key is opened. */
 export function ceremony(mesh: Mesh, now: Date, posture: Posture, confirmRecipients: boolean | undefined): Ceremony {
-  return { mesh, now, posture, actor: actor(), recipients: recipientsToRecord(mesh, Boolean(confirmRecipients)), seam: nodeCryptoSeam };
+  return { mesh, now, posture, actor: actor(), recipients: recipientsToRecord(mesh, Boolean(confirmRecipients)), seam: tokenAwareSeam(nodeCryptoSeam) };
 }
 
 export const say = (lines: string[]): void => {

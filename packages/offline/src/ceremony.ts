@@ -8,6 +8,7 @@ import {
   randomSerial, validityWithin,
   type Certificate, type CryptoSeam, type KeyAlgorithm, type Mesh, type MeshConfig, type Revocation,
 } from '@trellis/core';
+import { generateOnToken, openTokenKey, type TokenKey } from './token.js';
 
 export interface MintedCa {
   cert: Certificate;
@@ -18,10 +19,15 @@ export interface RootSigner {
   cert: Certificate;
   key: CryptoKey;
   algorithm: KeyAlgorithm;
+  /** A token root's own synchronous signer (ledger entries); a file root signs through node:crypto. */
+  signDer?: (data: Uint8Array) => Uint8Array;
 }
 
-export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam): Promise<MintedCa> {
-  const keys = await seam.generateKeyPair(config.algorithms.root);
+/** A new root: its key in a file (keyPem, for the caller to encrypt) or, given `tokenUri`, generated on that PKCS#11 token (`signer`, no keyPem). */
+export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam): Promise<MintedCa>;
+export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam, tokenUri: string): Promise<MintedCa & { signer: RootSigner }>;
+export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 'ttl'>, now: Date, seam: CryptoSeam, tokenUri?: string): Promise<MintedCa & { signer?: RootSigner }> {
+  const keys = tokenUri ? await generateOnToken(tokenUri, config.algorithms.root) as unknown as CryptoKeyPair : await seam.generateKeyPair(config.algorithms.root);
   const name = `O=${config.mesh}, OU=trellis, CN=${config.mesh} root ${caStamp(now)}`;
   const cert = await seam.signCertificate({
     serial: randomSerial(seam),
@@ -33,8 +39,11 @@ export async function mintRoot(config: Pick<MeshConfig, 'mesh' | 'algorithms' | 
     signingAlgorithm: config.algorithms.root,
     extensions: await extensionsFor(PROFILES.root, { subjectPublicKey: keys.publicKey }),
   });
+  if (tokenUri) return { cert, keyPem: '', signer: tokenSigner(cert, keys.privateKey as unknown as TokenKey, config.algorithms.root) };
   return { cert, keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
+
+const tokenSigner = (cert: Certificate, key: TokenKey, algorithm: KeyAlgorithm): RootSigner => ({ cert, key: key as unknown as CryptoKey, algorithm, signDer: key.signDer });
 
 /**
  * A scope's intermediate: pathLen 0 and critical name constraints to the scope's own trust domain.
@@ -62,8 +71,8 @@ export async function mintIntermediate(scope: string, config: MeshConfig, root: 
 }
 
 /** Opens a root key with the offline identity and checks it is the key of `cert`: the proof of custody every root operation starts with. */
-async function openRoot(cert: Certificate | undefined, keyAge: string | undefined, file: string, certFile: string, ids: string[], now: Date): Promise<RootSigner> {
-  if (!cert || keyAge === undefined) {
+async function openRoot(cert: Certificate | undefined, keyAge: string | undefined, file: string, certFile: string, ids: string[], now: Date, keyUri?: string): Promise<RootSigner> {
+  if (!cert || (keyAge === undefined && keyUri === undefined)) {
     throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', { file, hint: 'restore bundles/root/ from git' });
   }
   // An expired root vouches for nothing (not a successor, an intermediate, a CRL); before its notBefore it cannot have signed anything.
@@ -73,7 +82,11 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
     });
   }
   assertSignsAt({ label: `the root ${fingerprint(cert)}`, notBefore: cert.notBefore, notAfter: cert.notAfter, file: certFile, tier: 'root' }, now);
-  const pem = await decryptWith(ids, keyAge, file, 'root');
+  if (keyUri !== undefined) {
+    const { key, algorithm } = openTokenKey(keyUri, cert, certFile);
+    return tokenSigner(cert, key, algorithm);
+  }
+  const pem = await decryptWith(ids, keyAge!, file, 'root');
   if (!keyMatchesCert(pem, cert)) {
     throw new TrellisError('key-mismatch', `the key does not match ${certFile} (${fingerprint(cert)})`, { file, hint: 'restore bundles/root/ from git history' });
   }
@@ -81,16 +94,18 @@ async function openRoot(cert: Certificate | undefined, keyAge: string | undefine
   return { cert, key, algorithm };
 }
 
+/** A token root opens with its PIN (root.key.uri); a file root with the offline identity. */
 export function openRootKey(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner> {
   assertLedgerCounts(mesh, 'root');
-  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities, now);
+  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities, now, mesh.rootKeyUri);
 }
 
 /** During a root overlap, the retiring root's key too (for its CRL). */
 export async function openRootKeys(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner[]> {
   const active = await openRootKey(mesh, rootIdentities, now);
   if (!mesh.previousRoot) return [active];
-  return [active, await openRoot(mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey, paths.rootPrevious, rootIdentities, now)];
+  const uri = mesh.previousRootKeyUri;
+  return [active, await openRoot(mesh.previousRoot, mesh.previousRootKeyAge, uri ? paths.rootPreviousKeyUri : paths.rootPreviousKey, paths.rootPrevious, rootIdentities, now, uri)];
 }
 
 /**

@@ -2,7 +2,7 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, failAsUsage, findStore, refuseRepeatedFlags, runMain } from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
 import { init } from './commands/init.js';
@@ -17,6 +17,7 @@ import { confirm } from './commands/confirm.js';
 import { check } from './commands/check.js';
 import { version } from './commands/version.js';
 import { rekey } from './commands/rekey.js';
+import { setTokenFlags } from './token.js';
 
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
@@ -28,6 +29,8 @@ await runMain('trellis-root', () => {
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
+    .option('pkcs11-module', { type: 'string', global: true, describe: 'PKCS#11 module of a token root (default TRELLIS_PKCS11_MODULE)' })
+    .option('pin-file', { type: 'string', global: true, describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
     .option('shares-from', { type: 'string', array: true, global: true, describe: 'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE' })
     .command([init, intermediate, rotate, recover, retire, crl, confirm, rekey, status, verify, check, version] as CommandModule[])
@@ -35,6 +38,7 @@ await runMain('trellis-root', () => {
     .middleware((argv) => {
       refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
       requireClockNotBehindLedger(argv as { store?: string; now?: string });
+      setTokenFlags({ ...(argv as { pkcs11Module?: string; pinFile?: string }), storeDir: storeDirOrUndefined(argv.store as string | undefined) });
     })
     .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[] }))
     .demandCommand(1, 'name a command')
@@ -43,3 +47,11 @@ await runMain('trellis-root', () => {
     .fail(failAsUsage)
     .parseAsync();
 });
+
+function storeDirOrUndefined(flag: string | undefined): string | undefined {
+  try {
+    return findStore(process.cwd(), flag ?? (process.env.TRELLIS_STORE || undefined));
+  } catch {
+    return undefined; // init, or no store: the command reports it
+  }
+}

@@ -242,7 +242,7 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
 }
 
 /** `trellis-root rotate root`: a new root, every intermediate re-signed with its key kept, a link certificate, roots.pem = {old, new}. */
-export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<ProcedureResult> {
+export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUri?: string): Promise<ProcedureResult> {
   const { mesh, now } = c;
   const id = freshId(mesh.rootLedger, 'root', now, 'root-rotation');
   advanceRoot(mesh.rootState!, { type: 'begin', fresh: '', retiringKey: '', id }, now);
@@ -250,16 +250,20 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<P
   if (rotating.length) {
     throw new TrellisError('wrong-phase', `scope(s) ${rotating.join(', ')} are mid-rotation`, { hint: 'let CI retire the rotation, or abort it (trellis-root rotate intermediate SCOPE --abort), before rotating the root' });
   }
-  const fresh = await mintRoot(mesh.config, now, c.seam);
-  const freshSigner = { cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) };
+  // The new root's key on a token (freshKeyUri) or in a file: either way the old key's custody stays where it was, as root.previous.key.*.
+  const onToken = freshKeyUri ? await mintRoot(mesh.config, now, c.seam, freshKeyUri) : undefined;
+  const fresh = onToken ?? await mintRoot(mesh.config, now, c.seam);
+  const freshSigner: RootSigner = onToken?.signer ?? { cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) };
   const link = await linkCertificate(fresh.cert, old, now, c.seam);
   const t = advanceRoot(mesh.rootState!, { type: 'begin', fresh: fingerprint(fresh.cert), retiringKey: keyId(old.cert), id }, now);
   const writes: FileWrite[] = [
     { path: paths.rootCert, content: certificatePem(fresh.cert) },
     { path: paths.roots, content: certificatePem(old.cert) + certificatePem(fresh.cert) },
-    { path: paths.rootKey, content: await encryptTo(mesh.config.recipients.offline, fresh.keyPem) },
+    { path: paths.rootKey, content: freshKeyUri ? null : await encryptTo(mesh.config.recipients.offline, fresh.keyPem) },
+    { path: paths.rootKeyUri, content: freshKeyUri ? `${freshKeyUri}\n` : null },
     { path: paths.rootPrevious, content: certificatePem(old.cert) },
-    { path: paths.rootPreviousKey, content: mesh.rootKeyAge! },
+    { path: paths.rootPreviousKey, content: mesh.rootKeyAge ?? null },
+    { path: paths.rootPreviousKeyUri, content: mesh.rootKeyUri ? `${mesh.rootKeyUri}\n` : null },
     { path: paths.link, content: certificatePem(link) },
     ...(await rootRecords(c, t.state, [freshSigner, old])),
   ];
@@ -286,7 +290,7 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<P
   writes.push(...ev.writes);
   writes.push({
     path: paths.rootLedger,
-    content: offlineEntry(mesh.rootLedger, 'rotate-root', now, c.posture, { phase: 'overlap', ...c.recipients, ...ev.link }, [
+    content: offlineEntry(mesh.rootLedger, 'rotate-root', now, c.posture, { phase: 'overlap', ...(freshKeyUri ? { rootKeyUri: freshKeyUri } : {}), ...c.recipients, ...ev.link }, [
       { kind: 'root', ...certRef(fresh.cert) }, { kind: 'root', ...certRef(link) }, ...resigned.map(intermediateCreated),
     ], old),
   });
@@ -307,6 +311,7 @@ export async function finalizeRootRotation(c: Ceremony, active: RootSigner): Pro
     { path: paths.roots, content: certificatePem(active.cert) },
     { path: paths.rootPrevious, content: null },
     { path: paths.rootPreviousKey, content: null },
+    { path: paths.rootPreviousKeyUri, content: null },
     { path: paths.link, content: null },
     ...mesh.scopes.map((s) => ({ path: paths.oldRootIntermediate(s.name), content: null })),
     ...(await rootRecords(c, t.state, [active])),

@@ -29,8 +29,9 @@ export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: s
     }
   }
   if (ids.root) {
-    for (const [cert, ct, file] of [[mesh.root, mesh.rootKeyAge, paths.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey]] as const) {
-      if (!cert) continue;
+    for (const [cert, ct, file, uri] of [[mesh.root, mesh.rootKeyAge, paths.rootKey, mesh.rootKeyUri], [mesh.previousRoot, mesh.previousRootKeyAge, paths.rootPreviousKey, mesh.previousRootKeyUri]] as const) {
+      // A root on a token has no key file to open: trellis-root verify proves it on the token.
+      if (!cert || (ct === undefined && uri !== undefined)) continue;
       const r = await open(ids.root, ct);
       if (!r?.ok) out.push({ level: 'error', check: 'custody', file, message: 'the root identity does not open this root key' });
       else if (!keyMatchesCert(r.text, cert)) out.push({ level: 'error', check: 'custody', file, message: 'the root key does not match its certificate' });

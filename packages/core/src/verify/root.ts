@@ -29,7 +29,12 @@ export async function verifyRootTier(mesh: Mesh, now: Date): Promise<Finding[]> 
     if (!(await signedBy(r, r)) || profileViolations(r, 'root').length) add('error', 'roots', `${r.subject} in roots.pem is not a valid root`, { file: paths.roots });
     if (!rootLedgerFps.has(fingerprint(r))) add('error', 'ledger', `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths.roots });
   }
-  if (mesh.rootKeyAge === undefined) add('error', 'custody', 'the encrypted root key is missing', { file: paths.rootKey });
+  if (mesh.rootKeyUri !== undefined) {
+    // A token root: the store holds only where the key is; verify with the token proves it matches root.pem.
+    if (mesh.rootKeyAge !== undefined) add('error', 'custody', 'the root key is both on a token and in a file: one of them is not the root key', { file: paths.rootKey });
+    else if (!mesh.rootKeyUri.startsWith('pkcs11:')) add('error', 'custody', 'root.key.uri does not hold a PKCS#11 URI', { file: paths.rootKeyUri });
+    else add('ok', 'custody', 'the root key is on a PKCS#11 token (root.key.uri); no key file', { file: paths.rootKeyUri });
+  } else if (mesh.rootKeyAge === undefined) add('error', 'custody', 'the encrypted root key is missing', { file: paths.rootKey });
   else if (ageStanzaCount(mesh.rootKeyAge) !== mesh.config.recipients.offline.length) {
     add('error', 'custody', `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`, { file: paths.rootKey });
   }

@@ -5,8 +5,9 @@ import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
   isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, splitIdentity, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
-import { mintRoot, rootCrlPem } from '../ceremony.js';
+import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { requireOfflinePosture } from '../posture.js';
+import { parseTokenUri, tokenAwareSeam } from '../token.js';
 
 interface Args {
   store?: string;
@@ -18,6 +19,7 @@ interface Args {
   algorithm: string;
   shares?: string;
   pq?: boolean;
+  rootKey?: string;
   allowOnline?: boolean;
   now?: string;
 }
@@ -34,6 +36,7 @@ export const init: CommandModule<object, Args> = {
     .option('shares', { type: 'string', describe: 'print the generated offline identity as N Shamir shares, any K of which open the root key (K-of-N, e.g. 2-of-3)' })
     .option('pq', { type: 'boolean', describe: 'post-quantum at rest: generate ML-KEM-768 hybrid identities (age1pq1…) for the offline and CI postures; the age CLI before 1.3 cannot read them' })
     .option('algorithm', { type: 'string', choices: [...KEY_ALGORITHMS], default: 'ecdsa-p256', describe: 'root key algorithm' })
+    .option('root-key', { type: 'string', describe: "generate the root key on a PKCS#11 token instead of a file: an RFC 7512 URI, e.g. 'pkcs11:token=trellis-root;object=root' (docs/root-on-token.md)" })
     .example('$0 init --mesh prod --trust-domain mesh.example --ci-recipient age1…', 'on the air-gapped workstation') as never,
   handler: (a) => runInit(a),
 };
@@ -60,6 +63,7 @@ async function runInit(a: Args): Promise<void> {
   for (const [field, given] of [['--offline-recipient', offline], ['--ci-recipient', a.ciRecipient ? [a.ciRecipient] : []]] as const) {
     if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('bad-recipient', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
   }
+  if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
   const now = clock(a.now);
 
   // Validate the configuration as it will be read back, before any key exists.
@@ -69,15 +73,17 @@ async function runInit(a: Args): Promise<void> {
   const configText = serializeMeshConfig({ mesh: a.mesh, trustDomain: a.trustDomain, recipients, rootAlgorithm: a.algorithm as KeyAlgorithm });
   const config = parseMeshConfig(configText, '--mesh/--trust-domain');
 
-  const root = await mintRoot(config, now, nodeCryptoSeam);
+  const seam = tokenAwareSeam(nodeCryptoSeam);
+  // On a token the key is generated there and never leaves it: the store records only its URI.
+  const root: MintedCa & { signer?: RootSigner } = a.rootKey ? await mintRoot(config, now, seam, a.rootKey) : await mintRoot(config, now, seam);
   const rootPem = certificatePem(root.cert);
-  const rootSigner = { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
+  const rootSigner = root.signer ?? { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
   const rootState = { phase: 'steady' as const, active: fingerprint(root.cert), since: iso(now), revoked: [] };
   const { text: ledger } = appendToLedger('', {
     op: 'init',
     at: iso(now),
     actor: actor(),
-    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...posture },
+    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...(a.rootKey ? { rootKeyUri: a.rootKey } : {}), ...posture },
     created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
   }, paths.rootLedger, ledgerSigner(rootSigner));
   const writes = [
@@ -85,10 +91,10 @@ async function runInit(a: Args): Promise<void> {
     { path: paths.scopeFile('global'), content: toYaml({ kind: 'global', services: {} }) },
     { path: paths.rootCert, content: rootPem },
     { path: paths.roots, content: rootPem },
-    { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
+    a.rootKey ? { path: paths.rootKeyUri, content: `${a.rootKey}\n` } : { path: paths.rootKey, content: await encryptTo(recipients.offline, root.keyPem) },
     { path: paths.rootLedger, content: ledger },
     { path: paths.rootState, content: serializeRootState(rootState) },
-    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, nodeCryptoSeam) },
+    { path: paths.rootCrl, content: await rootCrlPem([rootSigner], [], now, config.crl.root, seam) },
   ];
   // The generated identity is the only way into the root key: it must have reached stdout before anything opens with it.
   if (offlineId && shares) {
@@ -110,8 +116,9 @@ async function runInit(a: Args): Promise<void> {
 
   process.stderr.write(`created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`);
   if (ciId) process.stderr.write(`CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`);
-  if (offlineId && shares) process.stderr.write(`the shares were printed above (stdout): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)\n`);
-  else if (offlineId) process.stderr.write('the offline root identity was printed above (stdout): the root key opens with it alone\n');
+  if (a.rootKey) process.stderr.write(`the root key was generated on the token (${a.rootKey}) and never left it; every root signature needs the token and its PIN\n`);
+  if (offlineId && shares) process.stderr.write(`the shares were printed above (stdout): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`);
+  else if (offlineId) process.stderr.write(a.rootKey ? 'the offline identity was printed above (stdout): it opens no root key now; keep it for a rotation back to a file root\n' : 'the offline root identity was printed above (stdout): the root key opens with it alone\n');
 }
 
 /**

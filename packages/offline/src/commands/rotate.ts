@@ -5,6 +5,7 @@ import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
 import { abortIntermediateRotation, beginIntermediateRotation, beginRootRotation, finalizeRootRotation } from '../procedures.js';
 import type { Posture } from '../records.js';
+import { parseTokenUri } from '../token.js';
 
 interface Args {
   store?: string;
@@ -13,6 +14,7 @@ interface Args {
   propagation?: string;
   abort?: boolean;
   finalize?: boolean;
+  rootKey?: string;
   confirmRecipients?: boolean;
   now?: string;
   allowOnline?: boolean;
@@ -27,6 +29,7 @@ export const rotate: CommandModule<object, Args> = {
     .option('propagation', { type: 'string', describe: 'how long bundles trusting {old, new} propagate before CI switches signing (default defaults.overlap.propagation, 24h)' })
     .option('abort', { type: 'boolean', describe: 'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one stays trusted until its leaves expire' })
     .option('finalize', { type: 'boolean', describe: 'root: drop the old root, the link and the old intermediate certificates' })
+    .option('root-key', { type: 'string', describe: "root: generate the new root's key on this PKCS#11 token (RFC 7512 URI); without it the new key is a file encrypted to the offline recipients" })
     .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
     .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
     .example('$0 rotate intermediate us-east-1 --abort', 'the rollout went wrong (a stolen new key is a job for recover)')
@@ -35,12 +38,14 @@ export const rotate: CommandModule<object, Args> = {
     const posture = requireOfflinePosture(a);
     if (a.what === 'intermediate') {
       if (!a.scope) throw new TrellisError('usage', 'rotate intermediate needs a SCOPE');
-      if (a.finalize) throw new TrellisError('usage', '--finalize belongs to rotate root');
+      if (a.finalize || a.rootKey !== undefined) throw new TrellisError('usage', `${a.finalize ? '--finalize' : '--root-key'} belongs to rotate root`);
       if (a.abort && a.propagation) throw new TrellisError('usage', '--abort takes no --propagation');
       const propagation = a.propagation === undefined ? undefined : parseDuration(a.propagation, { field: '--propagation' }, 'usage');
       await withStore(a.store, (store) => (a.abort ? abortIntermediate(store, a.scope!, a, posture) : beginIntermediate(store, a.scope!, propagation, a, posture)));
     } else {
-      if (a.scope || a.abort || a.propagation) throw new TrellisError('usage', 'rotate root takes only --finalize');
+      if (a.scope || a.abort || a.propagation) throw new TrellisError('usage', 'rotate root takes only --finalize or --root-key');
+      if (a.finalize && a.rootKey !== undefined) throw new TrellisError('usage', '--root-key names where the new root key is made: it belongs to the start of a rotation, not --finalize');
+      if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
       await withStore(a.store, (store) => (a.finalize ? finalizeRoot(store, a, posture) : beginRoot(store, a, posture)));
     }
   },
@@ -77,7 +82,7 @@ async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void>
   const now = clock(a.now);
   advanceRoot(mesh.rootState!, { type: 'begin', fresh: '', retiringKey: '', id: '' }, now); // refuses a second rotation before the root key is touched
   const c = ceremony(mesh, now, posture, a.confirmRecipients);
-  const result = await beginRootRotation(c, await openRootKey(mesh, rootIdentities(), now));
+  const result = await beginRootRotation(c, await openRootKey(mesh, rootIdentities(), now), a.rootKey);
   store.commit(result.writes);
   say(result.report);
 }
