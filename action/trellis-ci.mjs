@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "56687cbf3b9110432c415f1644a8560068d604e8", date: "2026-12-02T00:07:35Z" };
+    define_TRELLIS_BUILD_default = { commit: "49c1d74691d345effdc5c38d276045ad9723f7b1", date: "2026-12-02T00:19:36Z" };
   }
 });
 
@@ -172,17 +172,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path19) {
-      const ctrl = callVisitor(key, node, visitor, path19);
+    function visit_(key, node, visitor, path20) {
+      const ctrl = callVisitor(key, node, visitor, path20);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path19, ctrl);
-        return visit_(key, ctrl, visitor, path19);
+        replaceNode(key, path20, ctrl);
+        return visit_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path19 = Object.freeze(path19.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path19);
+            const ci = visit_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -193,13 +193,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path19 = Object.freeze(path19.concat(node));
-          const ck = visit_("key", node.key, visitor, path19);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = visit_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path19);
+          const cv = visit_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -220,17 +220,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path19) {
-      const ctrl = await callVisitor(key, node, visitor, path19);
+    async function visitAsync_(key, node, visitor, path20) {
+      const ctrl = await callVisitor(key, node, visitor, path20);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path19, ctrl);
-        return visitAsync_(key, ctrl, visitor, path19);
+        replaceNode(key, path20, ctrl);
+        return visitAsync_(key, ctrl, visitor, path20);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path19 = Object.freeze(path19.concat(node));
+          path20 = Object.freeze(path20.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path19);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -241,13 +241,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path19 = Object.freeze(path19.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path19);
+          path20 = Object.freeze(path20.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path20);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path19);
+          const cv = await visitAsync_("value", node.value, visitor, path20);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -274,23 +274,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path19) {
+    function callVisitor(key, node, visitor, path20) {
       if (typeof visitor === "function")
-        return visitor(key, node, path19);
+        return visitor(key, node, path20);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path19);
+        return visitor.Map?.(key, node, path20);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path19);
+        return visitor.Seq?.(key, node, path20);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path19);
+        return visitor.Pair?.(key, node, path20);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path19);
+        return visitor.Scalar?.(key, node, path20);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path19);
+        return visitor.Alias?.(key, node, path20);
       return void 0;
     }
-    function replaceNode(key, path19, node) {
-      const parent = path19[path19.length - 1];
+    function replaceNode(key, path20, node) {
+      const parent = path20[path20.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -911,10 +911,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path19, value) {
+    function collectionFromPath(schema, path20, value) {
       let v = value;
-      for (let i2 = path19.length - 1; i2 >= 0; --i2) {
-        const k = path19[i2];
+      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
+        const k = path20[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -933,7 +933,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path19) => path19 == null || typeof path19 === "object" && !!path19[Symbol.iterator]().next().done;
+    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -963,11 +963,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path19, value) {
-        if (isEmptyPath(path19))
+      addIn(path20, value) {
+        if (isEmptyPath(path20))
           this.add(value);
         else {
-          const [key, ...rest] = path19;
+          const [key, ...rest] = path20;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -981,8 +981,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path19) {
-        const [key, ...rest] = path19;
+      deleteIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -996,8 +996,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path19, keepScalar) {
-        const [key, ...rest] = path19;
+      getIn(path20, keepScalar) {
+        const [key, ...rest] = path20;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1015,8 +1015,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path19) {
-        const [key, ...rest] = path19;
+      hasIn(path20) {
+        const [key, ...rest] = path20;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1026,8 +1026,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path19, value) {
-        const [key, ...rest] = path19;
+      setIn(path20, value) {
+        const [key, ...rest] = path20;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -1090,7 +1090,7 @@ var require_foldFlowLines = __commonJS({
         else
           end = lineWidth - indentAtStart;
       }
-      let split2 = void 0;
+      let split3 = void 0;
       let prev = void 0;
       let overflow = false;
       let i2 = -1;
@@ -1123,18 +1123,18 @@ var require_foldFlowLines = __commonJS({
           if (mode === FOLD_BLOCK)
             i2 = consumeMoreIndentedLines(text, i2, indent.length);
           end = i2 + indent.length + endStep;
-          split2 = void 0;
+          split3 = void 0;
         } else {
           if (ch === " " && prev && prev !== " " && prev !== "\n" && prev !== "	") {
             const next = text[i2 + 1];
             if (next && next !== " " && next !== "\n" && next !== "	")
-              split2 = i2;
+              split3 = i2;
           }
           if (i2 >= end) {
-            if (split2) {
-              folds.push(split2);
-              end = split2 + endStep;
-              split2 = void 0;
+            if (split3) {
+              folds.push(split3);
+              end = split3 + endStep;
+              split3 = void 0;
             } else if (mode === FOLD_QUOTED) {
               while (prev === " " || prev === "	") {
                 prev = ch;
@@ -1147,7 +1147,7 @@ var require_foldFlowLines = __commonJS({
               folds.push(j);
               escapedFolds[j] = true;
               end = j + endStep;
-              split2 = void 0;
+              split3 = void 0;
             } else {
               overflow = true;
             }
@@ -3577,9 +3577,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path19, value) {
+      addIn(path20, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path19, value);
+          this.contents.addIn(path20, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3654,14 +3654,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path19) {
-        if (Collection.isEmptyPath(path19)) {
+      deleteIn(path20) {
+        if (Collection.isEmptyPath(path20)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path19) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3676,10 +3676,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path19, keepScalar) {
-        if (Collection.isEmptyPath(path19))
+      getIn(path20, keepScalar) {
+        if (Collection.isEmptyPath(path20))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path19, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3690,10 +3690,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path19) {
-        if (Collection.isEmptyPath(path19))
+      hasIn(path20) {
+        if (Collection.isEmptyPath(path20))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path19) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3710,13 +3710,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path19, value) {
-        if (Collection.isEmptyPath(path19)) {
+      setIn(path20, value) {
+        if (Collection.isEmptyPath(path20)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path19), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path20), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path19, value);
+          this.contents.setIn(path20, value);
         }
       }
       /**
@@ -4725,13 +4725,13 @@ var require_resolve_block_scalar = __commonJS({
       return { mode, indent, chomp, comment, length };
     }
     function splitLines(source) {
-      const split2 = source.split(/\n( *)/);
-      const first = split2[0];
+      const split3 = source.split(/\n( *)/);
+      const first = split3[0];
       const m = first.match(/^( *)/);
       const line0 = m?.[1] ? [m[1], first.slice(m[1].length)] : ["", first];
       const lines = [line0];
-      for (let i2 = 1; i2 < split2.length; i2 += 2)
-        lines.push([split2[i2], split2[i2 + 1]]);
+      for (let i2 = 1; i2 < split3.length; i2 += 2)
+        lines.push([split3[i2], split3[i2 + 1]]);
       return lines;
     }
     exports.resolveBlockScalar = resolveBlockScalar;
@@ -5697,9 +5697,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path19) => {
+    visit.itemAtPath = (cst, path20) => {
       let item = cst;
-      for (const [field2, index] of path19) {
+      for (const [field2, index] of path20) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5708,23 +5708,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path19) => {
-      const parent = visit.itemAtPath(cst, path19.slice(0, -1));
-      const field2 = path19[path19.length - 1][0];
+    visit.parentCollection = (cst, path20) => {
+      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
+      const field2 = path20[path20.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path19, item, visitor) {
-      let ctrl = visitor(item, path19);
+    function _visit(path20, item, visitor) {
+      let ctrl = visitor(item, path20);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path19.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path20.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -5735,10 +5735,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path19);
+            ctrl = ctrl(item, path20);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path19) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
     }
     exports.visit = visit;
   }
@@ -7044,14 +7044,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs16, sep: [] });
+                map.items.push({ start, key: fs17, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               } else {
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7179,13 +7179,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs16, sep: [] });
+                fc.items.push({ start: [], key: fs17, sep: [] });
               else if (it.sep)
-                this.stack.push(fs16);
+                this.stack.push(fs17);
               else
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -7375,7 +7375,7 @@ var require_public_api = __commonJS({
         return docs;
       return Object.assign([], { empty: true }, composer$1.streamInfo());
     }
-    function parseDocument2(source, options = {}) {
+    function parseDocument3(source, options = {}) {
       const { lineCounter: lineCounter2, prettyErrors } = parseOptions(options);
       const parser$1 = new parser2.Parser(lineCounter2?.addNewLine);
       const composer$1 = new composer.Composer(options);
@@ -7401,7 +7401,7 @@ var require_public_api = __commonJS({
       } else if (options === void 0 && reviver && typeof reviver === "object") {
         options = reviver;
       }
-      const doc = parseDocument2(src, options);
+      const doc = parseDocument3(src, options);
       if (!doc)
         return null;
       doc.warnings.forEach((warning) => log.warn(doc.options.logLevel, warning));
@@ -7437,7 +7437,7 @@ var require_public_api = __commonJS({
     }
     exports.parse = parse;
     exports.parseAllDocuments = parseAllDocuments;
-    exports.parseDocument = parseDocument2;
+    exports.parseDocument = parseDocument3;
     exports.stringify = stringify3;
   }
 });
@@ -9010,22 +9010,22 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path19, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path19 === "string" && /^\.\.?\//.test(path19)) {
+function __rewriteRelativeImportExtension(path20, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path20 === "string" && /^\.\.?\//.test(path20)) {
     if (extraExtensions) {
       for (var extension2 in extraExtensions) {
-        var suffix = path19.slice(-extension2.length);
+        var suffix = path20.slice(-extension2.length);
         if (suffix === extension2 || ignoreCase && suffix.toLowerCase() === extension2.toLowerCase()) {
           var output = extraExtensions[extension2];
-          return output === extension2 ? path19 : path19.slice(0, -extension2.length) + output;
+          return output === extension2 ? path20 : path20.slice(0, -extension2.length) + output;
         }
       }
     }
-    return path19.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+    return path20.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
       return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path19;
+  return path20;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
@@ -9446,7 +9446,7 @@ var require_build = __commonJS({
       }
       return res;
     }
-    function combine(...buf) {
+    function combine2(...buf) {
       const totalByteLength = buf.map((item) => item.byteLength).reduce((prev, cur) => prev + cur);
       const res = new Uint8Array(totalByteLength);
       let currentPos = 0;
@@ -9476,7 +9476,7 @@ var require_build = __commonJS({
     exports.BufferSourceConverter = BufferSourceConverter;
     exports.Convert = Convert;
     exports.assign = assign;
-    exports.combine = combine;
+    exports.combine = combine2;
     exports.isEqual = isEqual;
   }
 });
@@ -14990,7 +14990,7 @@ var require_functions = __commonJS({
     init_define_TRELLIS_BUILD();
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.assign = assign;
-    exports.combine = combine;
+    exports.combine = combine2;
     exports.isEqual = isEqual;
     var index_js_1 = require_bytes();
     function assign(target, ...sources) {
@@ -15004,7 +15004,7 @@ var require_functions = __commonJS({
       }
       return target;
     }
-    function combine(...buf) {
+    function combine2(...buf) {
       return (0, index_js_1.concat)(buf);
     }
     function isEqual(bytes1, bytes2) {
@@ -22007,14 +22007,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path19 = [token];
+          const path20 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path19.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path19, currentToken].join(" -> ")}`);
+            if (path20.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path20, currentToken].join(" -> ")}`);
             }
-            path19.push(currentToken);
+            path20.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -28149,8 +28149,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs16 = __require("fs");
-    function checkPathExt(path19, options) {
+    var fs17 = __require("fs");
+    function checkPathExt(path20, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -28161,25 +28161,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path19.substr(-p.length).toLowerCase() === p) {
+        if (p && path20.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path19, options) {
+    function checkStat(stat, path20, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path19, options);
+      return checkPathExt(path20, options);
     }
-    function isexe(path19, options, cb) {
-      fs16.stat(path19, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path19, options));
+    function isexe(path20, options, cb) {
+      fs17.stat(path20, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path20, options));
       });
     }
-    function sync(path19, options) {
-      return checkStat(fs16.statSync(path19), path19, options);
+    function sync(path20, options) {
+      return checkStat(fs17.statSync(path20), path20, options);
     }
   }
 });
@@ -28190,14 +28190,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs16 = __require("fs");
-    function isexe(path19, options, cb) {
-      fs16.stat(path19, function(er, stat) {
+    var fs17 = __require("fs");
+    function isexe(path20, options, cb) {
+      fs17.stat(path20, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path19, options) {
-      return checkStat(fs16.statSync(path19), options);
+    function sync(path20, options) {
+      return checkStat(fs17.statSync(path20), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -28222,7 +28222,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs16 = __require("fs");
+    var fs17 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -28231,7 +28231,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path19, options, cb) {
+    function isexe(path20, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -28241,7 +28241,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path19, options || {}, function(er, is) {
+          isexe(path20, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -28250,7 +28250,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path19, options || {}, function(er, is) {
+      core(path20, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -28260,9 +28260,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path19, options) {
+    function sync(path20, options) {
       try {
-        return core.sync(path19, options || {});
+        return core.sync(path20, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -28279,7 +28279,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path19 = __require("path");
+    var path20 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -28317,7 +28317,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path19.join(pathPart, cmd);
+        const pCmd = path20.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -28344,7 +28344,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path19.join(pathPart, cmd);
+        const pCmd = path20.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -28394,7 +28394,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path19 = __require("path");
+    var path20 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed2, withoutPathExt) {
@@ -28412,7 +28412,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed2.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path19.delimiter : void 0
+          pathExt: withoutPathExt ? path20.delimiter : void 0
         });
       } catch (e2) {
       } finally {
@@ -28421,7 +28421,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path19.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
+        resolved = path20.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -28478,8 +28478,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path19, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path19.split("/").pop();
+      const [path20, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path20.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -28493,16 +28493,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs16 = __require("fs");
+    var fs17 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs16.openSync(command2, "r");
-        fs16.readSync(fd, buffer, 0, size, 0);
-        fs16.closeSync(fd);
+        fd = fs17.openSync(command2, "r");
+        fs17.readSync(fd, buffer, 0, size, 0);
+        fs17.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -28516,7 +28516,7 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path19 = __require("path");
+    var path20 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape4 = require_escape();
     var readShebang = require_readShebang();
@@ -28541,7 +28541,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed2.command = path19.normalize(parsed2.command);
+        parsed2.command = path20.normalize(parsed2.command);
         parsed2.command = escape4.command(parsed2.command);
         parsed2.args = parsed2.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
@@ -30442,11 +30442,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path19) => {
+  require: (path20) => {
     if (typeof require2 !== "undefined") {
-      return require2(path19);
-    } else if (path19.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path19, "utf8"));
+      return require2(path20);
+    } else if (path20.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path20, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -34271,6 +34271,7 @@ var EXIT = {
   "custody-clock-behind": 3,
   "custody-identity-in-drill": 3,
   "custody-not-confirmed": 3,
+  "custody-token": 3,
   "store-locked": 4,
   "store-changed": 4,
   "profile-violation": 1,
@@ -43020,6 +43021,27 @@ function encodeHeader(recipients, MAC) {
 }
 
 // node_modules/.pnpm/age-encryption@0.3.1/node_modules/age-encryption/dist/recipients.js
+async function identityToRecipient(identity3) {
+  let scalar2;
+  if (isCryptoKey2(identity3)) {
+    scalar2 = identity3;
+  } else if (identity3.startsWith("AGE-SECRET-KEY-PQ-1")) {
+    const res = bech32.decodeToBytes(identity3);
+    if (res.prefix.toUpperCase() !== "AGE-SECRET-KEY-PQ-" || res.bytes.length !== 32) {
+      throw Error("invalid identity");
+    }
+    const recipient2 = MLKEM768X25519.getPublicKey(res.bytes);
+    return bech32.encode("age1pq", bech32.toWords(recipient2), false);
+  } else {
+    const res = bech32.decodeToBytes(identity3);
+    if (!identity3.startsWith("AGE-SECRET-KEY-1") || res.prefix.toUpperCase() !== "AGE-SECRET-KEY-" || res.bytes.length !== 32) {
+      throw Error("invalid identity");
+    }
+    scalar2 = res.bytes;
+  }
+  const recipient = await scalarMultBase(scalar2);
+  return bech32.encodeFromBytes("age", recipient);
+}
 var HybridRecipient = class {
   recipient;
   constructor(s) {
@@ -43836,6 +43858,9 @@ function ageStanzaCount(armored) {
     return void 0;
   }
 }
+async function recipientOf(identity3) {
+  return identityToRecipient(identity3);
+}
 
 // packages/core/src/config.ts
 var MESH_DEFAULTS = {
@@ -43887,38 +43912,38 @@ var Reader = class {
   }
 };
 var MAX_INPUT_BYTES = 4 * 1024 * 1024;
-var fieldOf = (path19) => path19.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+var fieldOf = (path20) => path20.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path19, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path19) || void 0, hint });
+  const fail = (path20, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path20) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path19 } = stack.pop();
+    const { node, path: path20 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path19, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(path20, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path19, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path19, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path19.length > 32) fail(path19, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (n2.anchor && !allowAliases) fail(path20, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
+    if (n2.tag) fail(path20, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
+    if (path20.length > 32) fail(path20, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path19, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path20, "has a key that is not a plain string", "keys are names such as kind or services");
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path19, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k)) fail([...path20, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path19, k] });
-        children2.push({ node: pair.value, path: [...path19, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path20, k] });
+        children2.push({ node: pair.value, path: [...path20, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path19, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path20, i2] }));
     }
     for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
@@ -43932,8 +43957,8 @@ function parseYaml(text, file, reason, input = true) {
   if (/[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text)) {
     throw new TrellisError(reason, "holds control characters or bytes that are not UTF-8: this is not a text file", { file, hint: "restore it from git history, or rewrite it as plain YAML" });
   }
-  const plain2 = readPlainYaml(text);
-  if (plain2 !== void 0) return plain2;
+  const plain = readPlainYaml(text);
+  if (plain !== void 0) return plain;
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
     const e2 = doc.errors[0];
@@ -43943,8 +43968,8 @@ function parseYaml(text, file, reason, input = true) {
   return doc.toJS() ?? {};
 }
 function parseRecordYaml(text, file, reason) {
-  const plain2 = readPlainYaml(text);
-  if (plain2 !== void 0) return plain2;
+  const plain = readPlainYaml(text);
+  if (plain !== void 0) return plain;
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why) => {
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: "restore it from git history" });
@@ -44224,7 +44249,7 @@ function spkiDer(cert2) {
 function keyId(cert2) {
   return `sha256:${sha256Hex(spkiDer(cert2))}`;
 }
-async function signCertificate(p) {
+async function signCertificate(p, crypto3) {
   return x5092.X509CertificateGenerator.create({
     serialNumber: p.serial,
     subject: p.subject,
@@ -44235,7 +44260,7 @@ async function signCertificate(p) {
     signingKey: p.signingKey,
     signingAlgorithm: ALGORITHM_SPECS[p.signingAlgorithm].signing,
     extensions: p.extensions
-  });
+  }, crypto3);
 }
 async function signedBy(cert2, issuer) {
   try {
@@ -44507,9 +44532,6 @@ function parseIssuanceRecord(text, file) {
   return out;
 }
 function serializeIssuanceRecord(rec) {
-  return fastIssuanceYaml(rec) ?? slowIssuanceYaml(rec);
-}
-function slowIssuanceYaml(rec) {
   const obj = {};
   for (const svc of [...rec.keys()].sort()) {
     const r = rec.get(svc);
@@ -44525,37 +44547,6 @@ function slowIssuanceYaml(rec) {
     };
   }
   return rec.size ? toYaml(obj) : "{}\n";
-}
-var PLAIN2 = /^[A-Za-z0-9][A-Za-z0-9._/:+-]*$/;
-var NOT_A_STRING2 = /^([-+]?(\d[\d_]*(\.\d*)?([eE][-+]?\d+)?|\.\d+([eE][-+]?\d+)?|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan)|null|true|false|y|n|yes|no|on|off)$/i;
-var plain = (v) => PLAIN2.test(v) && !NOT_A_STRING2.test(v) && !v.endsWith(":");
-function fastIssuanceYaml(rec) {
-  if (!rec.size) return void 0;
-  const out = [];
-  for (const svc of [...rec.keys()].sort()) {
-    const r = rec.get(svc);
-    const fields = [["serial", r.serial], ["notBefore", iso(r.notBefore)], ["notAfter", iso(r.notAfter)], ["issuer", r.issuer]];
-    if (r.issuerKey) fields.push(["issuerKey", r.issuerKey]);
-    fields.push(["fingerprint", r.fingerprint]);
-    if (!plain(svc) || !r.uris.length || !r.dns.length) return void 0;
-    out.push(`${svc}:
-`);
-    for (const [k, v] of fields) {
-      if (!plain(v)) return void 0;
-      out.push(`  ${k}: ${v}
-`);
-    }
-    for (const [k, list] of [["uris", r.uris], ["dns", r.dns]]) {
-      out.push(`  ${k}:
-`);
-      for (const v of list) {
-        if (!plain(v)) return void 0;
-        out.push(`    - ${v}
-`);
-      }
-    }
-  }
-  return out.join("");
 }
 
 // packages/core/src/leaf.ts
@@ -44917,7 +44908,8 @@ function ledgerSigner(holder) {
     keyId: keyId(holder.cert),
     fingerprint: fingerprint(holder.cert),
     certificate: Buffer.from(holder.cert.rawData).toString("base64"),
-    sign: (data) => signBytes(holder.key, holder.algorithm, data)
+    // A key that cannot leave its token (a PKCS#11 root) brings its own synchronous signer.
+    sign: holder.signDer ?? ((data) => signBytes(holder.key, holder.algorithm, data))
   };
 }
 function signerCertificate(signer, known) {
@@ -45416,10 +45408,13 @@ var paths2 = {
   rootCert: "bundles/root/root.pem",
   roots: "bundles/root/roots.pem",
   rootKey: "bundles/root/root.key.age",
+  /** A root key on a PKCS#11 token: its RFC 7512 URI, in place of root.key.age. */
+  rootKeyUri: "bundles/root/root.key.uri",
   rootCrl: "bundles/root/crl.pem",
   rootLedger: "bundles/root/ledger.jsonl",
   rootPrevious: "bundles/root/root.previous.pem",
   rootPreviousKey: "bundles/root/root.previous.key.age",
+  rootPreviousKeyUri: "bundles/root/root.previous.key.uri",
   link: "bundles/root/link.pem",
   rootState: "bundles/root/state.yaml",
   intermediate: (s) => `bundles/${s}/intermediate.pem`,
@@ -45698,9 +45693,11 @@ function loadMesh(store) {
     rootsPem,
     roots: rootsPem ? certsAt(paths2.roots, rootsPem) : [],
     rootKeyAge: store.read(paths2.rootKey),
+    rootKeyUri: store.read(paths2.rootKeyUri)?.trim(),
     rootLedger: store.read(paths2.rootLedger) ?? "",
     previousRoot: certAt(store, paths2.rootPrevious).cert,
     previousRootKeyAge: store.read(paths2.rootPreviousKey),
+    previousRootKeyUri: store.read(paths2.rootPreviousKeyUri)?.trim(),
     link: certAt(store, paths2.link).cert,
     rootState,
     rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths("root", rootState.rotation.id).json) : void 0,
@@ -45727,7 +45724,7 @@ function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem2 = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path19, content) => out.push({ path: path19, content: content ?? null });
+  const put = (path20, content) => out.push({ path: path20, content: content ?? null });
   for (const e2 of effects) {
     switch (e2) {
       case "stage-next":
@@ -45895,6 +45892,9 @@ function assertLedgerCounts(mesh, ledger) {
       hint: "restore the ledger from git history to before that entry (entries a pull request appended do not belong in it), run trellis-ci verify, then rerun"
     });
   }
+}
+function lastConfirmedRecord(mesh, field2) {
+  return rootLedgerTrust(mesh).counted.map((e2) => e2.details).filter((d2) => d2 && d2[field2] !== void 0).at(-1);
 }
 
 // packages/core/src/record-proofs.ts
@@ -46241,6 +46241,556 @@ function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)
   return out;
 }
 
+// packages/core/src/shares.ts
+init_define_TRELLIS_BUILD();
+
+// node_modules/.pnpm/shamir-secret-sharing@0.0.4/node_modules/shamir-secret-sharing/esm/index.js
+init_define_TRELLIS_BUILD();
+
+// node_modules/.pnpm/shamir-secret-sharing@0.0.4/node_modules/shamir-secret-sharing/esm/csprng.node.js
+init_define_TRELLIS_BUILD();
+
+// node_modules/.pnpm/shamir-secret-sharing@0.0.4/node_modules/shamir-secret-sharing/esm/index.js
+var LOG_TABLE = new Uint8Array([
+  0,
+  255,
+  200,
+  8,
+  145,
+  16,
+  208,
+  54,
+  90,
+  62,
+  216,
+  67,
+  153,
+  119,
+  254,
+  24,
+  35,
+  32,
+  7,
+  112,
+  161,
+  108,
+  12,
+  127,
+  98,
+  139,
+  64,
+  70,
+  199,
+  75,
+  224,
+  14,
+  235,
+  22,
+  232,
+  173,
+  207,
+  205,
+  57,
+  83,
+  106,
+  39,
+  53,
+  147,
+  212,
+  78,
+  72,
+  195,
+  43,
+  121,
+  84,
+  40,
+  9,
+  120,
+  15,
+  33,
+  144,
+  135,
+  20,
+  42,
+  169,
+  156,
+  214,
+  116,
+  180,
+  124,
+  222,
+  237,
+  177,
+  134,
+  118,
+  164,
+  152,
+  226,
+  150,
+  143,
+  2,
+  50,
+  28,
+  193,
+  51,
+  238,
+  239,
+  129,
+  253,
+  48,
+  92,
+  19,
+  157,
+  41,
+  23,
+  196,
+  17,
+  68,
+  140,
+  128,
+  243,
+  115,
+  66,
+  30,
+  29,
+  181,
+  240,
+  18,
+  209,
+  91,
+  65,
+  162,
+  215,
+  44,
+  233,
+  213,
+  89,
+  203,
+  80,
+  168,
+  220,
+  252,
+  242,
+  86,
+  114,
+  166,
+  101,
+  47,
+  159,
+  155,
+  61,
+  186,
+  125,
+  194,
+  69,
+  130,
+  167,
+  87,
+  182,
+  163,
+  122,
+  117,
+  79,
+  174,
+  63,
+  55,
+  109,
+  71,
+  97,
+  190,
+  171,
+  211,
+  95,
+  176,
+  88,
+  175,
+  202,
+  94,
+  250,
+  133,
+  228,
+  77,
+  138,
+  5,
+  251,
+  96,
+  183,
+  123,
+  184,
+  38,
+  74,
+  103,
+  198,
+  26,
+  248,
+  105,
+  37,
+  179,
+  219,
+  189,
+  102,
+  221,
+  241,
+  210,
+  223,
+  3,
+  141,
+  52,
+  217,
+  146,
+  13,
+  99,
+  85,
+  170,
+  73,
+  236,
+  188,
+  149,
+  60,
+  132,
+  11,
+  245,
+  230,
+  231,
+  229,
+  172,
+  126,
+  110,
+  185,
+  249,
+  218,
+  142,
+  154,
+  201,
+  36,
+  225,
+  10,
+  21,
+  107,
+  58,
+  160,
+  81,
+  244,
+  234,
+  178,
+  151,
+  158,
+  93,
+  34,
+  136,
+  148,
+  206,
+  25,
+  1,
+  113,
+  76,
+  165,
+  227,
+  197,
+  49,
+  187,
+  204,
+  31,
+  45,
+  59,
+  82,
+  111,
+  246,
+  46,
+  137,
+  247,
+  192,
+  104,
+  27,
+  100,
+  4,
+  6,
+  191,
+  131,
+  56
+]);
+var EXP_TABLE = new Uint8Array([
+  1,
+  229,
+  76,
+  181,
+  251,
+  159,
+  252,
+  18,
+  3,
+  52,
+  212,
+  196,
+  22,
+  186,
+  31,
+  54,
+  5,
+  92,
+  103,
+  87,
+  58,
+  213,
+  33,
+  90,
+  15,
+  228,
+  169,
+  249,
+  78,
+  100,
+  99,
+  238,
+  17,
+  55,
+  224,
+  16,
+  210,
+  172,
+  165,
+  41,
+  51,
+  89,
+  59,
+  48,
+  109,
+  239,
+  244,
+  123,
+  85,
+  235,
+  77,
+  80,
+  183,
+  42,
+  7,
+  141,
+  255,
+  38,
+  215,
+  240,
+  194,
+  126,
+  9,
+  140,
+  26,
+  106,
+  98,
+  11,
+  93,
+  130,
+  27,
+  143,
+  46,
+  190,
+  166,
+  29,
+  231,
+  157,
+  45,
+  138,
+  114,
+  217,
+  241,
+  39,
+  50,
+  188,
+  119,
+  133,
+  150,
+  112,
+  8,
+  105,
+  86,
+  223,
+  153,
+  148,
+  161,
+  144,
+  24,
+  187,
+  250,
+  122,
+  176,
+  167,
+  248,
+  171,
+  40,
+  214,
+  21,
+  142,
+  203,
+  242,
+  19,
+  230,
+  120,
+  97,
+  63,
+  137,
+  70,
+  13,
+  53,
+  49,
+  136,
+  163,
+  65,
+  128,
+  202,
+  23,
+  95,
+  83,
+  131,
+  254,
+  195,
+  155,
+  69,
+  57,
+  225,
+  245,
+  158,
+  25,
+  94,
+  182,
+  207,
+  75,
+  56,
+  4,
+  185,
+  43,
+  226,
+  193,
+  74,
+  221,
+  72,
+  12,
+  208,
+  125,
+  61,
+  88,
+  222,
+  124,
+  216,
+  20,
+  107,
+  135,
+  71,
+  232,
+  121,
+  132,
+  115,
+  60,
+  189,
+  146,
+  201,
+  35,
+  139,
+  151,
+  149,
+  68,
+  220,
+  173,
+  64,
+  101,
+  134,
+  162,
+  164,
+  204,
+  127,
+  236,
+  192,
+  175,
+  145,
+  253,
+  247,
+  79,
+  129,
+  47,
+  91,
+  234,
+  168,
+  28,
+  2,
+  209,
+  152,
+  113,
+  237,
+  37,
+  227,
+  36,
+  6,
+  104,
+  179,
+  147,
+  44,
+  111,
+  62,
+  108,
+  10,
+  184,
+  206,
+  174,
+  116,
+  177,
+  66,
+  180,
+  30,
+  211,
+  73,
+  233,
+  156,
+  200,
+  198,
+  199,
+  34,
+  110,
+  219,
+  32,
+  191,
+  67,
+  81,
+  82,
+  102,
+  178,
+  118,
+  96,
+  218,
+  197,
+  243,
+  246,
+  170,
+  205,
+  154,
+  160,
+  117,
+  84,
+  14,
+  1
+]);
+
+// packages/core/src/rekey.ts
+init_define_TRELLIS_BUILD();
+var import_yaml2 = __toESM(require_dist(), 1);
+
+// packages/core/src/verify/retired.ts
+init_define_TRELLIS_BUILD();
+import fs2 from "node:fs";
+import path2 from "node:path";
+function ageFilesIn(dir) {
+  return fs2.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e2) => e2.isFile() && e2.name.endsWith(".age")).map((e2) => path2.relative(dir, path2.join(e2.parentPath, e2.name))).filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f)).sort();
+}
+async function retiredIdentityFindings(dir, retired) {
+  const files = ageFilesIn(dir);
+  const out = [];
+  for (const file of files) {
+    if ((await tryDecrypt(retired, fs2.readFileSync(path2.join(dir, file), "utf8"))).ok) {
+      out.push({ level: "error", check: "retired-identity", file, message: "the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)" });
+    }
+  }
+  if (!out.length) out.push({ level: "ok", check: "retired-identity", message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)` });
+  return out;
+}
+
 // packages/core/src/deploy-allow-list.ts
 init_define_TRELLIS_BUILD();
 var EMPTY_ALLOW_LIST = { reload: {}, dir: { paths: [] }, ssh: {}, kubernetes: {}, sealed: {} };
@@ -46428,7 +46978,7 @@ var REASONS = {
 function crlReason(text) {
   return REASONS[text] ?? x5096.X509CrlReason.unspecified;
 }
-async function signCrl(p) {
+async function signCrl(p, crypto3) {
   const crl = await x5096.X509CrlGenerator.create({
     issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
@@ -46441,7 +46991,7 @@ async function signCrl(p) {
       // A number that grows with time: RFC 5280 wants it monotonic per issuer.
       new x5096.Extension(import_asn1_x5092.id_ce_cRLNumber, false, import_asn1_schema2.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3))))
     ]
-  });
+  }, crypto3);
   return pemEncode("X509 CRL", new Uint8Array(crl.rawData));
 }
 function parseCrls(pem2) {
@@ -46545,7 +47095,11 @@ async function verifyRootTier(mesh, now) {
     if (!await signedBy(r, r) || profileViolations(r, "root").length) add3("error", "roots", `${r.subject} in roots.pem is not a valid root`, { file: paths2.roots });
     if (!rootLedgerFps.has(fingerprint(r))) add3("error", "ledger", `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths2.roots });
   }
-  if (mesh.rootKeyAge === void 0) add3("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
+  if (mesh.rootKeyUri !== void 0) {
+    if (mesh.rootKeyAge !== void 0) add3("error", "custody", "the root key is both on a token and in a file: one of them is not the root key", { file: paths2.rootKey });
+    else if (!mesh.rootKeyUri.startsWith("pkcs11:")) add3("error", "custody", "root.key.uri does not hold a PKCS#11 URI", { file: paths2.rootKeyUri });
+    else add3("ok", "custody", "the root key is on a PKCS#11 token (root.key.uri); no key file", { file: paths2.rootKeyUri });
+  } else if (mesh.rootKeyAge === void 0) add3("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
   else if (ageStanzaCount(mesh.rootKeyAge) !== mesh.config.recipients.offline.length) {
     add3("error", "custody", `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`, { file: paths2.rootKey });
   }
@@ -46614,14 +47168,14 @@ function verifyBoundary({ mesh, def, m }, revokedFps) {
   const out = [];
   const add3 = collector(def.name, out);
   const want = scopeTrust(mesh, def.name).map(fingerprint);
-  const plain2 = m.trustPem === void 0 ? void 0 : safe(() => parseCertificates(m.trustPem).map(fingerprint));
-  if (plain2?.join() !== want.join()) add3("error", "boundary", "trust.pem does not hold exactly the intermediates of its trusted scopes", paths2.trust(def.name));
+  const plain = m.trustPem === void 0 ? void 0 : safe(() => parseCertificates(m.trustPem).map(fingerprint));
+  if (plain?.join() !== want.join()) add3("error", "boundary", "trust.pem does not hold exactly the intermediates of its trusted scopes", paths2.trust(def.name));
   const trusted = m.trustOpensslPem === void 0 ? void 0 : safe(() => parseTrustOpensslPem(m.trustOpensslPem));
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
     add3("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
   }
   out.push(...verifyAnchorFiles(mesh, def.name, m));
-  const revokedInBundle = [...plain2 ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
+  const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
   if (revokedInBundle.length) add3("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
   return out;
 }
@@ -46710,8 +47264,8 @@ async function custodyFindings(mesh, ids) {
     }
   }
   if (ids.root) {
-    for (const [cert2, ct, file] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey]]) {
-      if (!cert2) continue;
+    for (const [cert2, ct, file, uri] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey, mesh.rootKeyUri], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey, mesh.previousRootKeyUri]]) {
+      if (!cert2 || ct === void 0 && uri !== void 0) continue;
       const r = await open(ids.root, ct);
       if (!r?.ok) out.push({ level: "error", check: "custody", file, message: "the root identity does not open this root key" });
       else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
@@ -47243,12 +47797,12 @@ function refuseRepeatedFlags(argv, lists = []) {
 // packages/core/src/build-info.ts
 init_define_TRELLIS_BUILD();
 import crypto2 from "node:crypto";
-import fs2 from "node:fs";
+import fs3 from "node:fs";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function buildInfo() {
   if (typeof define_TRELLIS_BUILD_default === "undefined") return void 0;
   const file = fileURLToPath2(import.meta.url);
-  const sha2563 = crypto2.createHash("sha256").update(fs2.readFileSync(file)).digest("hex");
+  const sha2563 = crypto2.createHash("sha256").update(fs3.readFileSync(file)).digest("hex");
   return { commit: define_TRELLIS_BUILD_default.commit, date: define_TRELLIS_BUILD_default.date, file, sha256: sha2563 };
 }
 function isSelfContainedBuild() {
@@ -47279,7 +47833,7 @@ function versionCommand(tool) {
 
 // packages/core/src/shell.ts
 init_define_TRELLIS_BUILD();
-import fs3 from "node:fs";
+import fs4 from "node:fs";
 import os2 from "node:os";
 async function runMain(tool, main) {
   const say = (text) => {
@@ -47355,9 +47909,9 @@ function ioFailure(e2) {
 }
 function stdoutWasClosed() {
   try {
-    if (fs3.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
-    const flags = /^flags:\s*([0-7]+)$/m.exec(fs3.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
-    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs3.constants.O_RDWR;
+    if (fs4.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
+    const flags = /^flags:\s*([0-7]+)$/m.exec(fs4.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
+    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs4.constants.O_RDWR;
   } catch {
     return false;
   }
@@ -47394,7 +47948,7 @@ var nodeCryptoSeam = {
 
 // packages/core/src/inspect-commands.ts
 init_define_TRELLIS_BUILD();
-import fs4 from "node:fs";
+import fs5 from "node:fs";
 
 // packages/core/src/verify-markdown.ts
 init_define_TRELLIS_BUILD();
@@ -47503,17 +48057,18 @@ var statusCommand = {
 ` : renderStatus(s));
   }
 };
-function verifyCommand(identity3) {
+function verifyCommand(identity3, extraCustody) {
   return {
     command: "verify",
     describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
-    builder: formatFlag,
+    builder: (y) => formatFlag(y).option("retired-identity", { type: "string", describe: "an identity file retired by rekey: prove it opens no key file in the working tree" }),
     handler: async (a2) => {
       if (a2.json && a2.format && a2.format !== "json") throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, { field: "--format", hint: "give one of them" });
-      const mesh = await withStore(a2.store, async (store) => loadMesh(store));
-      const ids = readIdentities(identity3, process.env, (p) => fs4.readFileSync(p, "utf8"));
+      const { mesh, dir } = await withStore(a2.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir }));
+      const ids = readIdentities(identity3, process.env, (p) => fs5.readFileSync(p, "utf8"));
+      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => fs5.readFileSync(p, "utf8"));
       const now = clock(a2.now);
-      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids })];
+      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
       const format4 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
 ` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
@@ -47524,7 +48079,7 @@ function verifyCommand(identity3) {
 
 // packages/core/src/check-command.ts
 init_define_TRELLIS_BUILD();
-import path2 from "node:path";
+import path3 from "node:path";
 
 // packages/core/src/health.ts
 init_define_TRELLIS_BUILD();
@@ -48032,7 +48587,7 @@ function describeFailure(e2) {
   return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
 }
 function writeMetricsFile(file, text) {
-  writeFileAtomic(path2.resolve(file), text, 420);
+  writeFileAtomic(path3.resolve(file), text, 420);
 }
 var checkCommand = {
   command: "check",
@@ -48067,7 +48622,7 @@ var checkCommand = {
         writeMetricsFile(a2.metrics, metrics);
       } catch (e2) {
         const [first, ...rest] = report2.split("\n");
-        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path2.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path3.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
 ${rest.join("\n")}`);
         process.exitCode = NAGIOS.unknown;
         return;
@@ -48124,7 +48679,7 @@ function requireCiPosture(env2 = process.env) {
 
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
-import path3 from "node:path";
+import path4 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
@@ -48137,10 +48692,10 @@ var bundle = {
     if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path3.resolve(a2.out ?? path3.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    const out = path4.resolve(a2.out ?? path4.join(mesh.dir, ".trellis", "bundle", a2.scope));
     if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path3.join(path3.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    const at = (f) => a2.releaseDir ? path4.join(path4.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
     process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
   }
@@ -48152,8 +48707,8 @@ function writeTrustFiles(mesh, scope2, out) {
   if (crl) files["crl.pem"] = crl;
   const paths3 = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path3.join(out, name), content);
-    paths3[name] = path3.join(out, name);
+    writeFileAtomic(path4.join(out, name), content);
+    paths3[name] = path4.join(out, name);
   }
   return paths3;
 }
@@ -48223,7 +48778,7 @@ function spiffeBundles(mesh, scope2, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeFileAtomic(path3.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+    writeFileAtomic(path4.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
 `);
     map[`spiffe://${domain}`] = bundle2;
   }
@@ -48236,18 +48791,18 @@ init_define_TRELLIS_BUILD();
 
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
-import path8 from "node:path";
+import path9 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
-import fs8 from "node:fs";
-import path6 from "node:path";
+import fs9 from "node:fs";
+import path7 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
-import fs5 from "node:fs";
+import fs6 from "node:fs";
 function ciIdentities(mesh) {
-  const ids = requireIdentities("ci", process.env, (p) => fs5.readFileSync(p, "utf8"));
+  const ids = requireIdentities("ci", process.env, (p) => fs6.readFileSync(p, "utf8"));
   return refuseRootOpeners(mesh, ids).then(() => ids);
 }
 async function refuseRootOpeners(mesh, ids) {
@@ -48279,47 +48834,47 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
 // packages/ci/src/out-write.ts
 init_define_TRELLIS_BUILD();
 import { spawnSync } from "node:child_process";
-import fs7 from "node:fs";
-import path5 from "node:path";
+import fs8 from "node:fs";
+import path6 from "node:path";
 
 // packages/ci/src/leaf-files.ts
 init_define_TRELLIS_BUILD();
-import fs6 from "node:fs";
-import path4 from "node:path";
-var EXCLUSIVE2 = fs6.constants.O_WRONLY | fs6.constants.O_CREAT | fs6.constants.O_EXCL | fs6.constants.O_NOFOLLOW;
+import fs7 from "node:fs";
+import path5 from "node:path";
+var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
 var counter = 0;
 function replaceFileNow(file, content, mode = 420) {
-  const tmp = path4.join(path4.dirname(file), `.${path4.basename(file)}.${process.pid}-${threadTag}-${counter++}.tmp`);
-  const fd = fs6.openSync(tmp, EXCLUSIVE2, mode);
+  const tmp = path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.tmp`);
+  const fd = fs7.openSync(tmp, EXCLUSIVE2, mode);
   try {
-    fs6.writeFileSync(fd, content);
-    fs6.fchmodSync(fd, mode);
+    fs7.writeFileSync(fd, content);
+    fs7.fchmodSync(fd, mode);
   } catch (e2) {
-    fs6.closeSync(fd);
-    fs6.rmSync(tmp, { force: true });
+    fs7.closeSync(fd);
+    fs7.rmSync(tmp, { force: true });
     e2.path ??= file;
     throw e2;
   }
-  fs6.closeSync(fd);
+  fs7.closeSync(fd);
   try {
-    fs6.renameSync(tmp, file);
+    fs7.renameSync(tmp, file);
   } catch (e2) {
-    fs6.rmSync(tmp, { force: true });
+    fs7.rmSync(tmp, { force: true });
     throw e2;
   }
 }
 var threadTag = 0;
 var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
 function writeLeafDir(scopeDir, l, intermediatePem) {
-  const dir = path4.join(scopeDir, l.service);
+  const dir = path5.join(scopeDir, l.service);
   try {
-    fs6.mkdirSync(dir);
+    fs7.mkdirSync(dir);
   } catch (e2) {
     if (e2.code !== "EEXIST") throw e2;
   }
-  replaceFileNow(path4.join(dir, "key.pem"), l.keyPem, 384);
-  replaceFileNow(path4.join(dir, "cert.pem"), l.certPem);
-  replaceFileNow(path4.join(dir, "chain.pem"), l.certPem + intermediatePem);
+  replaceFileNow(path5.join(dir, "key.pem"), l.keyPem, 384);
+  replaceFileNow(path5.join(dir, "cert.pem"), l.certPem);
+  replaceFileNow(path5.join(dir, "chain.pem"), l.certPem + intermediatePem);
 }
 
 // packages/ci/src/out-write.ts
@@ -48335,16 +48890,16 @@ function outputBarrier(dir, files) {
   const dirs = /* @__PURE__ */ new Set();
   for (const f of files) {
     fsyncPath(f);
-    dirs.add(path5.dirname(f));
+    dirs.add(path6.dirname(f));
   }
   for (const d2 of dirs) fsyncPath(d2);
 }
 function fsyncPath(p) {
-  const fd = fs7.openSync(p, "r");
+  const fd = fs8.openSync(p, "r");
   try {
-    fs7.fsyncSync(fd);
+    fs8.fsyncSync(fd);
   } finally {
-    fs7.closeSync(fd);
+    fs8.closeSync(fd);
   }
 }
 
@@ -48354,19 +48909,19 @@ function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem, opts2 = { leafFil
   if (!leaves.length) return [];
   const trust = scopeTrust(mesh, scope2);
   const inter = certificatePem(mesh.material.get(scope2).intermediate);
-  const scopeDir = path6.join(outDir, scope2);
+  const scopeDir = path7.join(outDir, scope2);
   const written = [];
   try {
-    fs8.mkdirSync(scopeDir, { recursive: true });
+    fs9.mkdirSync(scopeDir, { recursive: true });
     const scopeFiles = [["trust.pem", trustPem(trust)], ["trust.openssl.pem", trustOpensslPem(trust)], ["crl.pem", crlPem]];
     for (const [name, content] of scopeFiles) {
       if (content === void 0) continue;
-      replaceFile(path6.join(scopeDir, name), content);
-      written.push(path6.join(scopeDir, name));
+      replaceFile(path7.join(scopeDir, name), content);
+      written.push(path7.join(scopeDir, name));
     }
     for (const l of leaves) {
       if (opts2.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES) written.push(path6.join(scopeDir, l.service, f));
+      for (const f of LEAF_FILES) written.push(path7.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
@@ -48387,7 +48942,7 @@ async function openScopeKeys(mesh, scope2, ids) {
 // packages/ci/src/mint-pool.ts
 init_define_TRELLIS_BUILD();
 import os3 from "node:os";
-import fs9 from "node:fs";
+import fs10 from "node:fs";
 import { Worker } from "node:worker_threads";
 var CHUNK = 128;
 function mintPool(onSigned = () => {
@@ -48446,7 +49001,7 @@ function mintPool(onSigned = () => {
 }
 function workerScript() {
   const release = new URL("./mint-worker.mjs", import.meta.url);
-  return fs9.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
+  return fs10.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
 }
 
 // packages/ci/src/progress.ts
@@ -48523,52 +49078,52 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
-import fs10 from "node:fs";
-import path7 from "node:path";
+import fs11 from "node:fs";
+import path8 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   try {
-    fs10.mkdirSync(path7.dirname(dir), { recursive: true });
-    fs10.mkdirSync(dir, { mode: 448 });
+    fs11.mkdirSync(path8.dirname(dir), { recursive: true });
+    fs11.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
   }
-  const st = fs10.lstatSync(dir);
+  const st = fs11.lstatSync(dir);
   if (st.isSymbolicLink()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs10.realpathSync(dir) !== path7.join(fs10.realpathSync(opts2.store), path7.relative(opts2.store, dir))) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs10.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
+  if (opts2.store && fs11.realpathSync(dir) !== path8.join(fs11.realpathSync(opts2.store), path8.relative(opts2.store, dir))) {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs11.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
   const loose = st.mode & 63;
-  fs10.chmodSync(dir, 448);
+  fs11.chmodSync(dir, 448);
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path7.join(dir, s);
-    if (!fs10.existsSync(target)) continue;
-    fs10.rmSync(target, { recursive: true, force: true });
+    const target = path8.join(dir, s);
+    if (!fs11.existsSync(target)) continue;
+    fs11.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
-    const scopeDir = path7.join(dir, scope2);
+    const scopeDir = path8.join(dir, scope2);
     let entries2;
     try {
-      entries2 = fs10.readdirSync(scopeDir, { withFileTypes: true });
+      entries2 = fs11.readdirSync(scopeDir, { withFileTypes: true });
     } catch {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs10.rmSync(path7.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs11.rmSync(path8.join(scopeDir, f), { force: true });
     try {
-      fs10.rmdirSync(scopeDir);
+      fs11.rmdirSync(scopeDir);
     } catch {
     }
   }
@@ -48577,7 +49132,7 @@ function wipeOutDir(dir, services) {
 
 // packages/ci/src/renew-metrics.ts
 init_define_TRELLIS_BUILD();
-import fs11 from "node:fs";
+import fs12 from "node:fs";
 async function withRenewMetrics(file, nowFlag, run) {
   if (!file) {
     await run();
@@ -48592,7 +49147,7 @@ async function withRenewMetrics(file, nowFlag, run) {
   const record = (success, minted) => {
     let previous;
     try {
-      previous = fs11.readFileSync(file, "utf8");
+      previous = fs12.readFileSync(file, "utf8");
     } catch {
       previous = void 0;
     }
@@ -48640,7 +49195,7 @@ async function runRenew(a2) {
   const mode = progressMode({ quiet: a2.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress = NO_PROGRESS;
   return withStore(a2.store, async (store) => {
-    const out = path8.resolve(a2.out ?? path8.join(store.dir, ".trellis", "out"));
+    const out = path9.resolve(a2.out ?? path9.join(store.dir, ".trellis", "out"));
     if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
     const pool = mintPool((n2) => progress.tick(n2), { outDir: out });
     try {
@@ -48726,7 +49281,7 @@ var verify2 = verifyCommand("ci");
 
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
-import path9 from "node:path";
+import path10 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
@@ -48740,11 +49295,11 @@ var revoke = {
       revocableLeaf(mesh, scope2, service);
       const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh));
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path9.resolve(a2.out ?? path9.join(store.dir, ".trellis", "out"));
+      const out = path10.resolve(a2.out ?? path10.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir }) ?? "");
       outputBarrier(out, writeLeafOutput(mesh, scope2, [r.leaf], out, r.crlPem));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path9.join(out, scope2, service)}; deploy now
+      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path10.join(out, scope2, service)}; deploy now
 `);
     });
   }
@@ -48752,17 +49307,17 @@ var revoke = {
 
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
-import fs14 from "node:fs";
+import fs15 from "node:fs";
 import os4 from "node:os";
-import path17 from "node:path";
+import path18 from "node:path";
 
 // packages/agent/src/index.ts
 init_define_TRELLIS_BUILD();
 
 // packages/agent/src/install.ts
 init_define_TRELLIS_BUILD();
-import fs12 from "node:fs";
-import path15 from "node:path";
+import fs13 from "node:fs";
+import path16 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/index.js
@@ -49669,13 +50224,13 @@ var handleCommand = (filePath, rawArguments, rawOptions) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
 init_define_TRELLIS_BUILD();
 var import_cross_spawn = __toESM(require_cross_spawn(), 1);
-import path14 from "node:path";
+import path15 from "node:path";
 import process6 from "node:process";
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 init_define_TRELLIS_BUILD();
 import process4 from "node:process";
-import path11 from "node:path";
+import path12 from "node:path";
 
 // node_modules/.pnpm/path-key@4.0.0/node_modules/path-key/index.js
 init_define_TRELLIS_BUILD();
@@ -49694,7 +50249,7 @@ function pathKey(options = {}) {
 init_define_TRELLIS_BUILD();
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path10 from "node:path";
+import path11 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 var execFileOriginal = promisify(execFileCallback);
 function toPath(urlOrPath) {
@@ -49703,12 +50258,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path10.resolve(toPath(startPath));
+      let currentPath = path11.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path10.resolve(currentPath, "..");
+        currentPath = path11.resolve(currentPath, "..");
       }
     }
   };
@@ -49723,27 +50278,27 @@ var npmRunPath = ({
   execPath: execPath2 = process4.execPath,
   addExecPath = true
 } = {}) => {
-  const cwdPath = path11.resolve(toPath(cwd));
+  const cwdPath = path12.resolve(toPath(cwd));
   const result = [];
-  const pathParts = pathOption.split(path11.delimiter);
+  const pathParts = pathOption.split(path12.delimiter);
   if (preferLocal) {
     applyPreferLocal(result, pathParts, cwdPath);
   }
   if (addExecPath) {
     applyExecPath(result, pathParts, execPath2, cwdPath);
   }
-  return pathOption === "" || pathOption === path11.delimiter ? `${result.join(path11.delimiter)}${pathOption}` : [...result, pathOption].join(path11.delimiter);
+  return pathOption === "" || pathOption === path12.delimiter ? `${result.join(path12.delimiter)}${pathOption}` : [...result, pathOption].join(path12.delimiter);
 };
 var applyPreferLocal = (result, pathParts, cwdPath) => {
   for (const directory of traversePathUp(cwdPath)) {
-    const pathPart = path11.join(directory, "node_modules/.bin");
+    const pathPart = path12.join(directory, "node_modules/.bin");
     if (!pathParts.includes(pathPart)) {
       result.push(pathPart);
     }
   }
 };
 var applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-  const pathPart = path11.resolve(cwdPath, toPath(execPath2), "..");
+  const pathPart = path12.resolve(cwdPath, toPath(execPath2), "..");
   if (!pathParts.includes(pathPart)) {
     result.push(pathPart);
   }
@@ -50927,7 +51482,7 @@ var killAfterTimeout = async (subprocess, timeout, context, { signal }) => {
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 init_define_TRELLIS_BUILD();
 import { execPath, execArgv } from "node:process";
-import path12 from "node:path";
+import path13 from "node:path";
 var mapNode = ({ options }) => {
   if (options.node === false) {
     throw new TypeError('The "node" option cannot be false with `execaNode()`.');
@@ -50946,7 +51501,7 @@ var handleNodeOption = (file, commandArguments, {
     throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
   }
   const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-  const resolvedNodePath = path12.resolve(cwd, normalizedNodePath);
+  const resolvedNodePath = path13.resolve(cwd, normalizedNodePath);
   const newOptions = {
     ...options,
     nodePath: resolvedNodePath,
@@ -50956,7 +51511,7 @@ var handleNodeOption = (file, commandArguments, {
   if (!shouldHandleNode) {
     return [file, commandArguments, newOptions];
   }
-  if (path12.basename(file, ".exe") === "node") {
+  if (path13.basename(file, ".exe") === "node") {
     throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
   }
   return [
@@ -51049,11 +51604,11 @@ var serializeEncoding = (encoding) => typeof encoding === "string" ? `"${encodin
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 init_define_TRELLIS_BUILD();
 import { statSync as statSync3 } from "node:fs";
-import path13 from "node:path";
+import path14 from "node:path";
 import process5 from "node:process";
 var normalizeCwd = (cwd = getDefaultCwd()) => {
   const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-  return path13.resolve(cwdString);
+  return path14.resolve(cwdString);
 };
 var getDefaultCwd = () => {
   try {
@@ -51100,7 +51655,7 @@ var normalizeOptions = (filePath, rawArguments, rawOptions) => {
   options.killSignal = normalizeKillSignal(options.killSignal);
   options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
   options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-  if (process6.platform === "win32" && path14.basename(file, ".exe") === "cmd") {
+  if (process6.platform === "win32" && path15.basename(file, ".exe") === "cmd") {
     commandArguments.unshift("/q");
   }
   return { file, commandArguments, options };
@@ -52007,8 +52562,8 @@ function prettyMilliseconds(milliseconds, options) {
     const flooredValue = Math.round(flooredInterimValue) / 10 ** decimalDigits;
     return flooredValue.toFixed(decimalDigits);
   };
-  const add3 = (value, long, short2, valueString) => {
-    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short2 === "m")) {
+  const add3 = (value, long, short3, valueString) => {
+    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short3 === "m")) {
       return;
     }
     valueString ??= String(value);
@@ -52017,7 +52572,7 @@ function prettyMilliseconds(milliseconds, options) {
       const minLength = result.length > 0 ? 2 : 1;
       valueString = "0".repeat(Math.max(0, minLength - wholeDigits)) + valueString;
     } else {
-      valueString += options.verbose ? " " + pluralize(long, value) : short2;
+      valueString += options.verbose ? " " + pluralize(long, value) : short3;
     }
     result.push(valueString);
   };
@@ -53312,13 +53867,13 @@ var logOutputSync = ({ serializedResult, fdNumber, state, verboseInfo, encoding,
   }
 };
 var writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-  for (const { path: path19, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-    const pathString = typeof path19 === "string" ? path19 : path19.toString();
+  for (const { path: path20, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+    const pathString = typeof path20 === "string" ? path20 : path20.toString();
     if (append || outputFiles.has(pathString)) {
-      appendFileSync(path19, serializedResult);
+      appendFileSync(path20, serializedResult);
     } else {
       outputFiles.add(pathString);
-      writeFileSync(path19, serializedResult);
+      writeFileSync(path20, serializedResult);
     }
   }
 };
@@ -55770,7 +56325,7 @@ var {
 // packages/agent/src/install.ts
 var INSTALLER_PATH = fileURLToPath5(new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url));
 function installerScript() {
-  return fs12.readFileSync(INSTALLER_PATH, "utf8");
+  return fs13.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -55779,12 +56334,12 @@ function installOutcome(target, exitCode, stdout, stderr) {
   throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
 }
 async function installLocally(targetDir, release, reload) {
-  const target = path15.resolve(targetDir);
-  fs12.mkdirSync(target, { recursive: true });
-  const staging = fs12.mkdtempSync(path15.join(target, ".staging-"));
+  const target = path16.resolve(targetDir);
+  fs13.mkdirSync(target, { recursive: true });
+  const staging = fs13.mkdtempSync(path16.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path15.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    writeFileAtomic(path16.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
   adoptFaultCount(String(r.stderr));
@@ -55848,8 +56403,8 @@ async function tlsCheck(address, servername, release, timeoutMs) {
 
 // packages/ci/src/targets/ssh.ts
 init_define_TRELLIS_BUILD();
-import fs13 from "node:fs";
-import path16 from "node:path";
+import fs14 from "node:fs";
+import path17 from "node:path";
 var q = (s) => `'${s.replace(/'/g, `'\\''`)}'`;
 var heredoc = (dest, content) => `base64 -d > ${dest} <<'TRELLIS_EOF'
 ${Buffer.from(content).toString("base64").replace(/.{1,76}/g, "$&\n")}TRELLIS_EOF
@@ -55896,8 +56451,8 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path16.join(scratch, `known_hosts-${t.host}`);
-  fs13.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  const knownHosts = path17.join(scratch, `known_hosts-${t.host}`);
+  fs14.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -55913,7 +56468,7 @@ async function installOverSsh(t, release, scratch) {
 
 // packages/ci/src/targets/kubernetes.ts
 init_define_TRELLIS_BUILD();
-var import_yaml2 = __toESM(require_dist(), 1);
+var import_yaml3 = __toESM(require_dist(), 1);
 var b64 = (s) => Buffer.from(s).toString("base64");
 function manifests(t, scope2, service, release) {
   const labels = { "app.kubernetes.io/managed-by": "trellis", "trellis/scope": scope2, "trellis/service": service };
@@ -55934,7 +56489,7 @@ function manifests(t, scope2, service, release) {
     data: { "ca.crt": release["trust.pem"], "trust.openssl.pem": release["trust.openssl.pem"], ...release["crl.pem"] ? { "crl.pem": release["crl.pem"] } : {} }
   });
   return docs.map((d2) => `---
-${(0, import_yaml2.stringify)(d2, { lineWidth: 0 })}`).join("");
+${(0, import_yaml3.stringify)(d2, { lineWidth: 0 })}`).join("");
 }
 async function applyManifests(t, file) {
   const r = await execa("kubectl", [`--context=${t.context}`, `--namespace=${t.namespace}`, "apply", `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
@@ -55953,9 +56508,9 @@ var deploy = {
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
-  const dir = path17.join(from, scope2, service);
-  const read2 = (f) => fs14.readFileSync(path17.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs14.existsSync(path17.join(dir, f)))) return void 0;
+  const dir = path18.join(from, scope2, service);
+  const read2 = (f) => fs15.readFileSync(path18.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs15.existsSync(path18.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   if (!current || parseCertificate(cert2).serialNumber !== current.serial) return void 0;
@@ -55978,7 +56533,7 @@ async function runDeploy(a2) {
     if (unchecked.length) throw new TrellisError("usage", `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`, { file: paths2.scopeFile(unchecked[0].scope) });
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
-    const held = readIdentities("ci", process.env, (p) => fs14.readFileSync(p, "utf8"));
+    const held = readIdentities("ci", process.env, (p) => fs15.readFileSync(p, "utf8"));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
@@ -55991,10 +56546,10 @@ async function runDeploy(a2) {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path17.resolve(a2.from ?? path17.join(store.dir, ".trellis", "out"));
-    const sealedOut = path17.resolve(a2.sealedOut ?? path17.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path17.resolve(a2.manifests ?? path17.join(store.dir, ".trellis", "k8s"));
-    const scratch = fs14.mkdtempSync(path17.join(os4.tmpdir(), "trellis-deploy-"));
+    const from = path18.resolve(a2.from ?? path18.join(store.dir, ".trellis", "out"));
+    const sealedOut = path18.resolve(a2.sealedOut ?? path18.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path18.resolve(a2.manifests ?? path18.join(store.dir, ".trellis", "k8s"));
+    const scratch = fs15.mkdtempSync(path18.join(os4.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
@@ -56024,7 +56579,7 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs14.rmSync(scratch, { recursive: true, force: true });
+    fs15.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -56060,7 +56615,7 @@ async function runDeploy(a2) {
   });
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs14.readFileSync(path17.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs15.readFileSync(path18.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -56075,14 +56630,14 @@ async function deliver(job, release, ctx) {
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "sealed": {
-      const file = path17.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = path18.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
-      const file = path17.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
+      const file = path18.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
       writeFileAtomic(file, manifests(t, job.scope, job.service, release), 384);
       if (!t.context) return { job, status: "written", detail: `${describeRelease(release)}: ${file}` };
       return { job, status: "applied", detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };
@@ -56162,12 +56717,12 @@ var scope = {
 
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
-import fs15 from "node:fs";
+import fs16 from "node:fs";
 function partyOf(mesh, ref) {
-  if (!fs15.existsSync(ref)) return recordParty(mesh, ref);
+  if (!fs16.existsSync(ref)) return recordParty(mesh, ref);
   let certs;
   try {
-    certs = parseCertificates(fs15.readFileSync(ref, "utf8"));
+    certs = parseCertificates(fs16.readFileSync(ref, "utf8"));
   } catch (e2) {
     throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
   }
@@ -56191,7 +56746,7 @@ var explain = {
 
 // packages/ci/src/commands/report.ts
 init_define_TRELLIS_BUILD();
-import path18 from "node:path";
+import path19 from "node:path";
 var report = {
   command: "report",
   describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
@@ -56202,17 +56757,72 @@ var report = {
       const mesh = loadMesh(store);
       return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger));
     });
-    const out = path18.resolve(a2.out);
+    const out = path19.resolve(a2.out);
     writeFileAtomic(out, html, 420);
     process.stdout.write(`wrote ${out}
 `);
   }
 };
 
+// packages/ci/src/commands/rekey.ts
+init_define_TRELLIS_BUILD();
+var short2 = (r) => typeof r === "string" && r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : String(r);
+var rekey = {
+  command: "rekey",
+  describe: "Re-encrypt every intermediate key the CI identity opens to trellis.yaml's new CI recipient, once a custodian confirmed it (retires the current CI identity)",
+  builder: (y) => y.example("$0 rekey", "with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci"),
+  handler: async (a2) => {
+    await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      const now = clock(a2.now);
+      const next = mesh.config.recipients.ci;
+      const confirmed = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+      if (confirmed !== next) {
+        throw new TrellisError("custody-not-confirmed", `recipients.ci ${short2(next)} is not the CI recipient a custodian last confirmed${confirmed ? ` (${short2(confirmed)})` : ""}`, {
+          file: "trellis.yaml",
+          field: "recipients.ci",
+          hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
+        });
+      }
+      const held = await ciIdentities(mesh);
+      const old = await Promise.all(held.map(recipientOf));
+      if (old.includes(next)) {
+        process.stdout.write(`the CI identity given is already the one for ${short2(next)}: nothing to rekey (run rekey with the identity being retired)
+`);
+        return;
+      }
+      const writes = [];
+      let files = 0;
+      for (const scope2 of [...mesh.material.keys()].sort()) {
+        const mine = [];
+        for (const file of ageFilesIn(store.dir).filter((f) => f.startsWith(`bundles/${scope2}/`))) {
+          const r = await tryDecrypt(held, store.read(file));
+          if (r.ok) mine.push({ path: file, content: await encryptTo([next], r.text) });
+        }
+        if (!mine.length) continue;
+        const signer = await openIntermediate(mesh, scope2, held);
+        writes.push(...mine, {
+          path: paths2.ledger(scope2),
+          content: appendToLedger(mesh.material.get(scope2).ledger, {
+            op: "rekey",
+            at: iso(now),
+            actor: actor(),
+            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path) }
+          }, paths2.ledger(scope2), ledgerSigner(signer)).text
+        });
+        files += mine.length;
+      }
+      if (writes.length) store.commit(mergeWrites(writes));
+      process.stdout.write(`rekeyed ${files} intermediate key file(s) to ${short2(next)}${isPq(next) ? " (post-quantum)" : ""}; recorded in each scope's ledger. The old CI identity is retired: remove it from CI's secrets
+`);
+    });
+  }
+};
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
