@@ -23,7 +23,7 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
+  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';

@@ -15,8 +15,15 @@ export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: s
   const out: Finding[] = [];
   const open = async (who: string[], ct: string | undefined) => (ct === undefined ? undefined : tryDecrypt(who, ct));
   // Each key file once (the old-root twin shares the active key).
-  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.keyAge !== undefined)
+  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.role !== 'standby' && l.keyAge !== undefined)
     .map((l) => ({ scope, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  // Standby keys are the break-glass party's: CI must not open them.
+  const standbys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role === 'standby' && l.keyAge !== undefined).map((l) => ({ scope, file: l.keyFile, ct: l.keyAge })));
+  for (const [who, id] of [['CI', ids.ci], ['root', ids.root]] as const) {
+    for (const k of id ? standbys : []) {
+      if ((await open(id!, k.ct))?.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+    }
+  }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: 'error', check: 'custody', file: paths.rootKey, message: 'the CI identity opens the root key: the root key is exposed to CI; rotate the root' });
