@@ -17,6 +17,7 @@ import { compose } from './commands/compose.js';
 import { scope } from './commands/scope.js';
 import { explain } from './commands/explain.js';
 import { report } from './commands/report.js';
+import { activateStandby } from './commands/activate-standby.js';
 
 await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
@@ -26,7 +27,7 @@ await runMain('trellis-ci', () => {
     .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
-    .command([renew, plan, revoke, deploy, bundle, scope, status, verify, check, explain, report, version, compose] as CommandModule[])
+    .command([renew, plan, revoke, deploy, bundle, scope, status, verify, check, explain, report, version, compose, activateStandby] as CommandModule[])
     .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
     .demandCommand(1, 'name a command')
     .strict()

@@ -65,3 +65,4 @@ export {
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';
 export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns, spanningFiles } from './shard.js';
+export { signBurnStatement, readBurnStatement, type Burn } from './burn.js';

@@ -117,7 +117,7 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
 
 /** The intermediates an entry revokes: a recovery's, a retirement's, or the key a standby activation burned. */
 function revokes(e: LedgerEntry): string[] {
-  return (e.op === 'recover' || e.op === 'retire' || e.op === 'activate-standby') && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x): x is string => typeof x === 'string') : [];
+  return (e.op === 'recover' || e.op === 'retire' || e.op === 'activate-standby' || e.op === 'standby') && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x): x is string => typeof x === 'string') : [];
 }
 
 export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {

@@ -37,7 +37,7 @@ function withBundles(mesh: Mesh, writes: FileWrite[]): FileWrite[] {
 }
 
 /** The root state file and a freshly signed root CRL for it. */
-async function rootRecords(c: Ceremony, state: RootState, signers: RootSigner[]): Promise<FileWrite[]> {
+export async function rootRecords(c: Ceremony, state: RootState, signers: RootSigner[]): Promise<FileWrite[]> {
   return [
     { path: paths.rootState, content: serializeRootState(state) },
     { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, c.now, c.mesh.config.crl.root, c.seam) },
