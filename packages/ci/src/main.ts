@@ -2,7 +2,7 @@
 /** trellis-ci: the CI CLI. It never sees the root identity, and imports no root-signing code. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, assertNoBreakglass, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
 import { plan } from './commands/plan.js';
@@ -29,6 +29,8 @@ await runMain('trellis-ci', () => {
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
     .command([renew, plan, revoke, deploy, bundle, scope, status, verify, check, explain, report, version, compose, activateStandby] as CommandModule[])
     .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
+    // The break-glass identity belongs to activate-standby alone: every other command refuses it before it runs.
+    .middleware((argv) => { if (argv._[0] !== 'activate-standby') assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? '')}`); })
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

@@ -282,7 +282,7 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner): Promise<P
       const sb = await resignIntermediate(standby.cert, s.name, mesh.config, freshSigner, now, c.seam);
       resigned.push(sb);
       const ledger = [...writes].reverse().find((w) => w.path === paths.ledger(s.name))!;
-      ledger.content = offlineEntry(ledger.content!, 'resign-intermediate', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id, standby: fingerprint(sb) }, [intermediateCreated(sb)], old);
+      ledger.content = offlineEntry(ledger.content!, 'resign-standby', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id, standby: fingerprint(sb) }, [intermediateCreated(sb)], old);
       writes.push({ path: paths.standbyIntermediate(s.name), content: certificatePem(sb) });
     }
   }
