@@ -90,6 +90,27 @@ describe('standby intermediates and break-glass activation', () => {
     await verifyClean();
   });
 
+  it('root rotation re-signs the standby with its key kept; after finalize it still activates', async () => {
+    const c = m.clone();
+    const before = parseCertificates(c.read('bundles/us-east-1/intermediate.standby.pem'))[0]!;
+    const standbyKey = c.read('bundles/us-east-1/intermediate.standby.key.age');
+    expect((await c.root(['rotate', 'root'])).code).toBe(0);
+    const after = parseCertificates(c.read('bundles/us-east-1/intermediate.standby.pem'))[0]!;
+    expect(fingerprint(after)).not.toBe(fingerprint(before));
+    expect(Buffer.from(after.publicKey.rawData).equals(Buffer.from(before.publicKey.rawData))).toBe(true);
+    expect(c.read('bundles/us-east-1/intermediate.standby.key.age')).toBe(standbyKey);
+    const w = path.join(scratch, 'rotated-standby.pem');
+    fs.writeFileSync(w, c.read('bundles/us-east-1/intermediate.standby.pem'));
+    const o = await tool('openssl', ['verify', '-x509_strict', '-CAfile', c.path('bundles/root/root.pem'), w]);
+    expect(o.code, o.stderr).toBe(0);
+    expect((await c.root(['rotate', 'root', '--finalize'])).code).toBe(0);
+    const v = await trellisCi(['--store', c.dir, 'verify', '--json'], { env: asCi() });
+    expect(JSON.parse(v.stdout).findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
+    const a = await trellisCi(['--store', c.dir, 'activate-standby', 'us-east-1'], { env: asBreakglass() });
+    expect(a.code, a.stderr).toBe(0);
+    expect(parseCertificates(c.read('bundles/us-east-1/trust.pem')).map(fingerprint)).toContain(fingerprint(after));
+  }, 60_000);
+
   it('custody rules refuse activation without the break-glass identity alone (exit 3, store unchanged)', async () => {
     await refused(() => ci(['activate-standby', 'us-east-1'], {}), /needs the break-glass identity/);
     await refused(() => ci(['activate-standby', 'us-east-1'], asCi()), /TRELLIS_CI_IDENTITY_FILE is set: activate-standby runs with the break-glass identity alone/);
