@@ -17,15 +17,15 @@ var __esm = (fn, res, err) => function __init() {
   if (err) throw err[0];
   try {
     return fn && (res = (0, fn[__getOwnPropNames(fn)[0]])(fn = 0)), res;
-  } catch (e) {
-    throw err = [e], e;
+  } catch (e2) {
+    throw err = [e2], e2;
   }
 };
 var __commonJS = (cb, mod4) => function __require2() {
   try {
     return mod4 || (0, cb[__getOwnPropNames(cb)[0]])((mod4 = { exports: {} }).exports, mod4), mod4.exports;
-  } catch (e) {
-    throw mod4 = 0, e;
+  } catch (e2) {
+    throw mod4 = 0, e2;
   }
 };
 var __export = (target, all) => {
@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "50974a9c889251566c158883119da996480dbaec", date: "2026-12-01T23:42:49Z" };
+    define_TRELLIS_BUILD_default = { commit: "4081150672cd99be3dfcfdc52a5bde723fa3b04b", date: "2026-12-02T00:05:08Z" };
   }
 });
 
@@ -172,17 +172,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path16) {
-      const ctrl = callVisitor(key, node, visitor, path16);
+    function visit_(key, node, visitor, path17) {
+      const ctrl = callVisitor(key, node, visitor, path17);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path16, ctrl);
-        return visit_(key, ctrl, visitor, path16);
+        replaceNode(key, path17, ctrl);
+        return visit_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path16 = Object.freeze(path16.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path16);
+            const ci = visit_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -193,13 +193,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path16 = Object.freeze(path16.concat(node));
-          const ck = visit_("key", node.key, visitor, path16);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = visit_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path16);
+          const cv = visit_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -220,17 +220,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path16) {
-      const ctrl = await callVisitor(key, node, visitor, path16);
+    async function visitAsync_(key, node, visitor, path17) {
+      const ctrl = await callVisitor(key, node, visitor, path17);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path16, ctrl);
-        return visitAsync_(key, ctrl, visitor, path16);
+        replaceNode(key, path17, ctrl);
+        return visitAsync_(key, ctrl, visitor, path17);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path16 = Object.freeze(path16.concat(node));
+          path17 = Object.freeze(path17.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path16);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path17);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -241,13 +241,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path16 = Object.freeze(path16.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path16);
+          path17 = Object.freeze(path17.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path17);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path16);
+          const cv = await visitAsync_("value", node.value, visitor, path17);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -274,23 +274,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path16) {
+    function callVisitor(key, node, visitor, path17) {
       if (typeof visitor === "function")
-        return visitor(key, node, path16);
+        return visitor(key, node, path17);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path16);
+        return visitor.Map?.(key, node, path17);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path16);
+        return visitor.Seq?.(key, node, path17);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path16);
+        return visitor.Pair?.(key, node, path17);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path16);
+        return visitor.Scalar?.(key, node, path17);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path16);
+        return visitor.Alias?.(key, node, path17);
       return void 0;
     }
-    function replaceNode(key, path16, node) {
-      const parent = path16[path16.length - 1];
+    function replaceNode(key, path17, node) {
+      const parent = path17[path17.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -911,10 +911,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path16, value) {
+    function collectionFromPath(schema, path17, value) {
       let v = value;
-      for (let i2 = path16.length - 1; i2 >= 0; --i2) {
-        const k = path16[i2];
+      for (let i2 = path17.length - 1; i2 >= 0; --i2) {
+        const k = path17[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -933,7 +933,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path16) => path16 == null || typeof path16 === "object" && !!path16[Symbol.iterator]().next().done;
+    var isEmptyPath = (path17) => path17 == null || typeof path17 === "object" && !!path17[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -963,11 +963,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path16, value) {
-        if (isEmptyPath(path16))
+      addIn(path17, value) {
+        if (isEmptyPath(path17))
           this.add(value);
         else {
-          const [key, ...rest] = path16;
+          const [key, ...rest] = path17;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -981,8 +981,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path16) {
-        const [key, ...rest] = path16;
+      deleteIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -996,8 +996,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path16, keepScalar) {
-        const [key, ...rest] = path16;
+      getIn(path17, keepScalar) {
+        const [key, ...rest] = path17;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1015,8 +1015,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path16) {
-        const [key, ...rest] = path16;
+      hasIn(path17) {
+        const [key, ...rest] = path17;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1026,8 +1026,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path16, value) {
-        const [key, ...rest] = path16;
+      setIn(path17, value) {
+        const [key, ...rest] = path17;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -1419,7 +1419,7 @@ ${indent}${body}`;
       return `|${header}
 ${indent}${start}${value}${end}`;
     }
-    function plainString(item, ctx, onComment, onChompKeep) {
+    function plainString2(item, ctx, onComment, onChompKeep) {
       const { type, value } = item;
       const { actualString, implicitKey, indent, indentStep, inFlow } = ctx;
       if (implicitKey && value.includes("\n") || inFlow && /[[\]{},]/.test(value)) {
@@ -1467,7 +1467,7 @@ ${indent}`);
           case Scalar.Scalar.QUOTE_SINGLE:
             return singleQuotedString(ss.value, ctx);
           case Scalar.Scalar.PLAIN:
-            return plainString(ss, ctx, onComment, onChompKeep);
+            return plainString2(ss, ctx, onComment, onChompKeep);
           default:
             return null;
         }
@@ -3224,9 +3224,9 @@ var require_timestamp = __commonJS({
         const match = str.match(timestamp.test);
         if (!match)
           throw new Error("!!timestamp expects a date, starting with yyyy-mm-dd");
-        const [, year, month, day, hour, minute, second] = match.map(Number);
+        const [, year, month, day2, hour, minute, second] = match.map(Number);
         const millisec = match[7] ? Number((match[7] + "00").substr(1, 3)) : 0;
-        let date = Date.UTC(year, month - 1, day, hour || 0, minute || 0, second || 0, millisec);
+        let date = Date.UTC(year, month - 1, day2, hour || 0, minute || 0, second || 0, millisec);
         const tz = match[8];
         if (tz && tz !== "Z") {
           let d2 = parseSexagesimal(tz, false);
@@ -3577,9 +3577,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path16, value) {
+      addIn(path17, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path16, value);
+          this.contents.addIn(path17, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3654,14 +3654,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path16) {
-        if (Collection.isEmptyPath(path16)) {
+      deleteIn(path17) {
+        if (Collection.isEmptyPath(path17)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path16) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path17) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3676,10 +3676,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path16, keepScalar) {
-        if (Collection.isEmptyPath(path16))
+      getIn(path17, keepScalar) {
+        if (Collection.isEmptyPath(path17))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path16, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path17, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3690,10 +3690,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path16) {
-        if (Collection.isEmptyPath(path16))
+      hasIn(path17) {
+        if (Collection.isEmptyPath(path17))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path16) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path17) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3710,13 +3710,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path16, value) {
-        if (Collection.isEmptyPath(path16)) {
+      setIn(path17, value) {
+        if (Collection.isEmptyPath(path17)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path16), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path17), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path16, value);
+          this.contents.setIn(path17, value);
         }
       }
       /**
@@ -4560,13 +4560,13 @@ var require_resolve_block_scalar = __commonJS({
     "use strict";
     init_define_TRELLIS_BUILD();
     var Scalar = require_Scalar();
-    function resolveBlockScalar(ctx, scalar, onError) {
-      const start = scalar.offset;
-      const header = parseBlockScalarHeader(scalar, ctx.options.strict, onError);
+    function resolveBlockScalar(ctx, scalar2, onError) {
+      const start = scalar2.offset;
+      const header = parseBlockScalarHeader(scalar2, ctx.options.strict, onError);
       if (!header)
         return { value: "", type: null, comment: "", range: [start, start, start] };
       const type = header.mode === ">" ? Scalar.Scalar.BLOCK_FOLDED : Scalar.Scalar.BLOCK_LITERAL;
-      const lines = scalar.source ? splitLines(scalar.source) : [];
+      const lines = scalar2.source ? splitLines(scalar2.source) : [];
       let chompStart = lines.length;
       for (let i2 = lines.length - 1; i2 >= 0; --i2) {
         const content = lines[i2][1];
@@ -4578,12 +4578,12 @@ var require_resolve_block_scalar = __commonJS({
       if (chompStart === 0) {
         const value2 = header.chomp === "+" && lines.length > 0 ? "\n".repeat(Math.max(1, lines.length - 1)) : "";
         let end2 = start + header.length;
-        if (scalar.source)
-          end2 += scalar.source.length;
+        if (scalar2.source)
+          end2 += scalar2.source.length;
         return { value: value2, type, comment: header.comment, range: [start, end2, end2] };
       }
-      let trimIndent = scalar.indent + header.indent;
-      let offset = scalar.offset + header.length;
+      let trimIndent = scalar2.indent + header.indent;
+      let offset = scalar2.offset + header.length;
       let contentStart = 0;
       for (let i2 = 0; i2 < chompStart; ++i2) {
         const [indent, content] = lines[i2];
@@ -4661,7 +4661,7 @@ var require_resolve_block_scalar = __commonJS({
         default:
           value += "\n";
       }
-      const end = start + header.length + scalar.source.length;
+      const end = start + header.length + scalar2.source.length;
       return { value, type, comment: header.comment, range: [start, end, end] };
     }
     function parseBlockScalarHeader({ offset, props }, strict, onError) {
@@ -4745,8 +4745,8 @@ var require_resolve_flow_scalar = __commonJS({
     init_define_TRELLIS_BUILD();
     var Scalar = require_Scalar();
     var resolveEnd = require_resolve_end();
-    function resolveFlowScalar(scalar, strict, onError) {
-      const { offset, type, source, end } = scalar;
+    function resolveFlowScalar(scalar2, strict, onError) {
+      const { offset, type, source, end } = scalar2;
       let _type;
       let value;
       const _onError = (rel, code, msg) => onError(offset + rel, code, msg);
@@ -4765,7 +4765,7 @@ var require_resolve_flow_scalar = __commonJS({
           break;
         /* istanbul ignore next should not happen */
         default:
-          onError(scalar, "UNEXPECTED_TOKEN", `Expected a flow scalar value, but found: ${type}`);
+          onError(scalar2, "UNEXPECTED_TOKEN", `Expected a flow scalar value, but found: ${type}`);
           return {
             value: "",
             type: null,
@@ -4981,26 +4981,26 @@ var require_compose_scalar = __commonJS({
         tag = findScalarTagByTest(ctx, value, token, onError);
       else
         tag = ctx.schema[identity3.SCALAR];
-      let scalar;
+      let scalar2;
       try {
         const res = tag.resolve(value, (msg) => onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg), ctx.options);
-        scalar = identity3.isScalar(res) ? res : new Scalar.Scalar(res);
+        scalar2 = identity3.isScalar(res) ? res : new Scalar.Scalar(res);
       } catch (error) {
         const msg = error instanceof Error ? error.message : String(error);
         onError(tagToken ?? token, "TAG_RESOLVE_FAILED", msg);
-        scalar = new Scalar.Scalar(value);
+        scalar2 = new Scalar.Scalar(value);
       }
-      scalar.range = range;
-      scalar.source = value;
+      scalar2.range = range;
+      scalar2.source = value;
       if (type)
-        scalar.type = type;
+        scalar2.type = type;
       if (tagName)
-        scalar.tag = tagName;
+        scalar2.tag = tagName;
       if (tag.format)
-        scalar.format = tag.format;
+        scalar2.format = tag.format;
       if (comment)
-        scalar.comment = comment;
-      return scalar;
+        scalar2.comment = comment;
+      return scalar2;
     }
     function findScalarTagByName(schema, value, tagName, tagToken, onError) {
       if (tagName === "!")
@@ -5697,9 +5697,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path16) => {
+    visit.itemAtPath = (cst, path17) => {
       let item = cst;
-      for (const [field2, index] of path16) {
+      for (const [field2, index] of path17) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5708,23 +5708,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path16) => {
-      const parent = visit.itemAtPath(cst, path16.slice(0, -1));
-      const field2 = path16[path16.length - 1][0];
+    visit.parentCollection = (cst, path17) => {
+      const parent = visit.itemAtPath(cst, path17.slice(0, -1));
+      const field2 = path17[path17.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path16, item, visitor) {
-      let ctrl = visitor(item, path16);
+    function _visit(path17, item, visitor) {
+      let ctrl = visitor(item, path17);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path16.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path17.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -5735,10 +5735,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path16);
+            ctrl = ctrl(item, path17);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path16) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path17) : ctrl;
     }
     exports.visit = visit;
   }
@@ -6839,37 +6839,37 @@ var require_parser = __commonJS({
           };
         }
       }
-      *scalar(scalar) {
+      *scalar(scalar2) {
         if (this.type === "map-value-ind") {
           const prev = getPrevProps(this.peek(2));
           const start = getFirstKeyStartProps(prev);
           let sep;
-          if (scalar.end) {
-            sep = scalar.end;
+          if (scalar2.end) {
+            sep = scalar2.end;
             sep.push(this.sourceToken);
-            delete scalar.end;
+            delete scalar2.end;
           } else
             sep = [this.sourceToken];
           const map = {
             type: "block-map",
-            offset: scalar.offset,
-            indent: scalar.indent,
-            items: [{ start, key: scalar, sep }]
+            offset: scalar2.offset,
+            indent: scalar2.indent,
+            items: [{ start, key: scalar2, sep }]
           };
           this.onKeyLine = true;
           this.stack[this.stack.length - 1] = map;
         } else
-          yield* this.lineEnd(scalar);
+          yield* this.lineEnd(scalar2);
       }
-      *blockScalar(scalar) {
+      *blockScalar(scalar2) {
         switch (this.type) {
           case "space":
           case "comment":
           case "newline":
-            scalar.props.push(this.sourceToken);
+            scalar2.props.push(this.sourceToken);
             return;
           case "scalar":
-            scalar.source = this.source;
+            scalar2.source = this.source;
             this.atNewLine = true;
             this.indent = 0;
             if (this.onNewLine) {
@@ -7044,14 +7044,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs11 = this.flowScalar(this.type);
+              const fs13 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs11, sep: [] });
+                map.items.push({ start, key: fs13, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs11);
+                this.stack.push(fs13);
               } else {
-                Object.assign(it, { key: fs11, sep: [] });
+                Object.assign(it, { key: fs13, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7179,13 +7179,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs11 = this.flowScalar(this.type);
+              const fs13 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs11, sep: [] });
+                fc.items.push({ start: [], key: fs13, sep: [] });
               else if (it.sep)
-                this.stack.push(fs11);
+                this.stack.push(fs13);
               else
-                Object.assign(it, { key: fs11, sep: [] });
+                Object.assign(it, { key: fs13, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -8186,11 +8186,11 @@ var require_Reflect = __commonJS({
               var nextValue = IteratorValue(next);
               try {
                 keys[k] = nextValue;
-              } catch (e) {
+              } catch (e2) {
                 try {
                   IteratorClose(iterator);
                 } finally {
-                  throw e;
+                  throw e2;
                 }
               }
               k++;
@@ -8627,13 +8627,13 @@ function __extends(d2, b) {
   }
   d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
-function __rest(s, e) {
+function __rest(s, e2) {
   var t = {};
-  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e.indexOf(p) < 0)
+  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e2.indexOf(p) < 0)
     t[p] = s[p];
   if (s != null && typeof Object.getOwnPropertySymbols === "function")
     for (var i2 = 0, p = Object.getOwnPropertySymbols(s); i2 < p.length; i2++) {
-      if (e.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
+      if (e2.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
         t[p[i2]] = s[p[i2]];
     }
   return t;
@@ -8708,15 +8708,15 @@ function __awaiter(thisArg, _arguments, P, generator) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function rejected(value) {
       try {
         step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function step(result) {
@@ -8784,8 +8784,8 @@ function __generator(thisArg, body) {
           continue;
       }
       op = body.call(thisArg, _);
-    } catch (e) {
-      op = [6, e];
+    } catch (e2) {
+      op = [6, e2];
       y = 0;
     } finally {
       f = t = 0;
@@ -8811,16 +8811,16 @@ function __values(o2) {
 function __read(o2, n2) {
   var m = typeof Symbol === "function" && o2[Symbol.iterator];
   if (!m) return o2;
-  var i2 = m.call(o2), r, ar = [], e;
+  var i2 = m.call(o2), r, ar = [], e2;
   try {
     while ((n2 === void 0 || n2-- > 0) && !(r = i2.next()).done) ar.push(r.value);
   } catch (error) {
-    e = { error };
+    e2 = { error };
   } finally {
     try {
       if (r && !r.done && (m = i2["return"])) m.call(i2);
     } finally {
-      if (e) throw e.error;
+      if (e2) throw e2.error;
     }
   }
   return ar;
@@ -8873,8 +8873,8 @@ function __asyncGenerator(thisArg, _arguments, generator) {
   function resume(n2, v) {
     try {
       step(g[n2](v));
-    } catch (e) {
-      settle(q2[0][3], e);
+    } catch (e2) {
+      settle(q2[0][3], e2);
     }
   }
   function step(r) {
@@ -8892,8 +8892,8 @@ function __asyncGenerator(thisArg, _arguments, generator) {
 }
 function __asyncDelegator(o2) {
   var i2, p;
-  return i2 = {}, verb("next"), verb("throw", function(e) {
-    throw e;
+  return i2 = {}, verb("next"), verb("throw", function(e2) {
+    throw e2;
   }), verb("return"), i2[Symbol.iterator] = function() {
     return this;
   }, i2;
@@ -8974,8 +8974,8 @@ function __addDisposableResource(env2, value, async) {
     if (inner) dispose = function() {
       try {
         inner.call(this);
-      } catch (e) {
-        return Promise.reject(e);
+      } catch (e2) {
+        return Promise.reject(e2);
       }
     };
     env2.stack.push({ value, dispose, async });
@@ -8985,8 +8985,8 @@ function __addDisposableResource(env2, value, async) {
   return value;
 }
 function __disposeResources(env2) {
-  function fail(e) {
-    env2.error = env2.hasError ? new _SuppressedError(e, env2.error, "An error was suppressed during disposal.") : e;
+  function fail(e2) {
+    env2.error = env2.hasError ? new _SuppressedError(e2, env2.error, "An error was suppressed during disposal.") : e2;
     env2.hasError = true;
   }
   var r, s = 0;
@@ -8996,13 +8996,13 @@ function __disposeResources(env2) {
         if (!r.async && s === 1) return s = 0, env2.stack.push(r), Promise.resolve().then(next);
         if (r.dispose) {
           var result = r.dispose.call(r.value);
-          if (r.async) return s |= 2, Promise.resolve(result).then(next, function(e) {
-            fail(e);
+          if (r.async) return s |= 2, Promise.resolve(result).then(next, function(e2) {
+            fail(e2);
             return next();
           });
         } else s |= 1;
-      } catch (e) {
-        fail(e);
+      } catch (e2) {
+        fail(e2);
       }
     }
     if (s === 1) return env2.hasError ? Promise.reject(env2.error) : Promise.resolve();
@@ -9010,22 +9010,22 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path16, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path16 === "string" && /^\.\.?\//.test(path16)) {
+function __rewriteRelativeImportExtension(path17, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path17 === "string" && /^\.\.?\//.test(path17)) {
     if (extraExtensions) {
       for (var extension in extraExtensions) {
-        var suffix = path16.slice(-extension.length);
+        var suffix = path17.slice(-extension.length);
         if (suffix === extension || ignoreCase && suffix.toLowerCase() === extension.toLowerCase()) {
           var output = extraExtensions[extension];
-          return output === extension ? path16 : path16.slice(0, -extension.length) + output;
+          return output === extension ? path17 : path17.slice(0, -extension.length) + output;
         }
       }
     }
-    return path16.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+    return path17.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
       return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path16;
+  return path17;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
@@ -9076,8 +9076,8 @@ var init_tslib_es6 = __esm({
       return ownKeys(o2);
     };
     _SuppressedError = typeof SuppressedError === "function" ? SuppressedError : function(error, suppressed, message) {
-      var e = new Error(message);
-      return e.name = "SuppressedError", e.error = error, e.suppressed = suppressed, e;
+      var e2 = new Error(message);
+      return e2.name = "SuppressedError", e2.error = error, e2.suppressed = suppressed, e2;
     };
     tslib_es6_default = {
       __extends,
@@ -9842,22 +9842,22 @@ var require_build2 = __commonJS({
     init_define_TRELLIS_BUILD();
     var pvtsutils = require_build();
     var pvutils = require_utils();
-    function _interopNamespaceDefault(e) {
+    function _interopNamespaceDefault(e2) {
       var n2 = /* @__PURE__ */ Object.create(null);
-      if (e) {
-        Object.keys(e).forEach(function(k) {
+      if (e2) {
+        Object.keys(e2).forEach(function(k) {
           if (k !== "default") {
-            var d2 = Object.getOwnPropertyDescriptor(e, k);
+            var d2 = Object.getOwnPropertyDescriptor(e2, k);
             Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
-                return e[k];
+                return e2[k];
               }
             });
           }
         });
       }
-      n2.default = e;
+      n2.default = e2;
       return Object.freeze(n2);
     }
     var pvtsutils__namespace = /* @__PURE__ */ _interopNamespaceDefault(pvtsutils);
@@ -14339,12 +14339,12 @@ var require_pem = __commonJS({
           continue;
         }
         assertLabel(label);
-        const parsed = parseBody(match[2]);
+        const parsed2 = parseBody(match[2]);
         blocks.push({
           label,
-          data: base64_js_1.base64.decode(parsed.base64Text),
-          headers: parsed.headers,
-          lineLength: parsed.base64Lines[0]?.length ?? 64,
+          data: base64_js_1.base64.decode(parsed2.base64Text),
+          headers: parsed2.headers,
+          lineLength: parsed2.base64Lines[0]?.length ?? 64,
           newline: detectNewline(match[0])
         });
       }
@@ -21280,13 +21280,13 @@ function __extends2(d2, b) {
   }
   d2.prototype = b === null ? Object.create(b) : (__.prototype = b.prototype, new __());
 }
-function __rest2(s, e) {
+function __rest2(s, e2) {
   var t = {};
-  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e.indexOf(p) < 0)
+  for (var p in s) if (Object.prototype.hasOwnProperty.call(s, p) && e2.indexOf(p) < 0)
     t[p] = s[p];
   if (s != null && typeof Object.getOwnPropertySymbols === "function")
     for (var i2 = 0, p = Object.getOwnPropertySymbols(s); i2 < p.length; i2++) {
-      if (e.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
+      if (e2.indexOf(p[i2]) < 0 && Object.prototype.propertyIsEnumerable.call(s, p[i2]))
         t[p[i2]] = s[p[i2]];
     }
   return t;
@@ -21315,15 +21315,15 @@ function __awaiter2(thisArg, _arguments, P, generator) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function rejected(value) {
       try {
         step(generator["throw"](value));
-      } catch (e) {
-        reject(e);
+      } catch (e2) {
+        reject(e2);
       }
     }
     function step(result) {
@@ -21391,8 +21391,8 @@ function __generator2(thisArg, body) {
           continue;
       }
       op = body.call(thisArg, _);
-    } catch (e) {
-      op = [6, e];
+    } catch (e2) {
+      op = [6, e2];
       y = 0;
     } finally {
       f = t = 0;
@@ -21422,16 +21422,16 @@ function __values2(o2) {
 function __read2(o2, n2) {
   var m = typeof Symbol === "function" && o2[Symbol.iterator];
   if (!m) return o2;
-  var i2 = m.call(o2), r, ar = [], e;
+  var i2 = m.call(o2), r, ar = [], e2;
   try {
     while ((n2 === void 0 || n2-- > 0) && !(r = i2.next()).done) ar.push(r.value);
   } catch (error) {
-    e = { error };
+    e2 = { error };
   } finally {
     try {
       if (r && !r.done && (m = i2["return"])) m.call(i2);
     } finally {
-      if (e) throw e.error;
+      if (e2) throw e2.error;
     }
   }
   return ar;
@@ -21467,8 +21467,8 @@ function __asyncGenerator2(thisArg, _arguments, generator) {
   function resume(n2, v) {
     try {
       step(g[n2](v));
-    } catch (e) {
-      settle(q2[0][3], e);
+    } catch (e2) {
+      settle(q2[0][3], e2);
     }
   }
   function step(r) {
@@ -21486,8 +21486,8 @@ function __asyncGenerator2(thisArg, _arguments, generator) {
 }
 function __asyncDelegator2(o2) {
   var i2, p;
-  return i2 = {}, verb("next"), verb("throw", function(e) {
-    throw e;
+  return i2 = {}, verb("next"), verb("throw", function(e2) {
+    throw e2;
   }), verb("return"), i2[Symbol.iterator] = function() {
     return this;
   }, i2;
@@ -21915,8 +21915,8 @@ var require_error_helpers = __commonJS({
       const argName = params.split(",")[idx].trim();
       return `"${argName}" at position #${idx}`;
     }
-    function composeErrorMessage(msg, e, indent = "    ") {
-      return [msg, ...e.message.split("\n").map((l) => indent + l)].join("\n");
+    function composeErrorMessage(msg, e2, indent = "    ") {
+      return [msg, ...e2.message.split("\n").map((l) => indent + l)].join("\n");
     }
     function formatErrorCtor(ctor, paramIdx, error) {
       const [, params = null] = ctor.toString().match(/constructor\(([\w, ]+)\)/) || [];
@@ -22007,14 +22007,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path16 = [token];
+          const path17 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path16.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path16, currentToken].join(" -> ")}`);
+            if (path17.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path17, currentToken].join(" -> ")}`);
             }
-            path16.push(currentToken);
+            path17.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -22274,8 +22274,8 @@ var require_dependency_container = __commonJS({
               return this.resolve(param.transform, context).transform(this.resolve(param.token, context), ...param.transformArgs);
             }
             return this.resolve(param, context);
-          } catch (e) {
-            throw new Error(error_helpers_1.formatErrorCtor(ctor, idx, e));
+          } catch (e2) {
+            throw new Error(error_helpers_1.formatErrorCtor(ctor, idx, e2));
           }
         };
       }
@@ -22317,9 +22317,9 @@ var require_auto_injectable = __commonJS({
                   return dependency_container_1.instance.resolve(type.transform).transform(dependency_container_1.instance.resolve(type.token), ...type.transformArgs);
                 }
                 return dependency_container_1.instance.resolve(type);
-              } catch (e) {
+              } catch (e2) {
                 const argIndex = index + args.length;
-                throw new Error(error_helpers_1.formatErrorCtor(target, argIndex, e));
+                throw new Error(error_helpers_1.formatErrorCtor(target, argIndex, e2));
               }
             })));
           }
@@ -23164,7 +23164,7 @@ var require_cjs11 = __commonJS({
     var cms = tslib_1.__importStar(require_cjs5());
     var pfx = tslib_1.__importStar(require_cjs10());
     var pkcs8 = tslib_1.__importStar(require_cjs9());
-    var x5096 = tslib_1.__importStar(require_cjs3());
+    var x5097 = tslib_1.__importStar(require_cjs3());
     var attr = tslib_1.__importStar(require_cjs4());
     exports.id_pkcs9 = "1.2.840.113549.1.9";
     exports.id_pkcs9_mo = `${exports.id_pkcs9}.0`;
@@ -23208,7 +23208,7 @@ var require_cjs11 = __commonJS({
     exports.id_certTypes = `${exports.id_pkcs9}.22`;
     exports.crlTypes = `${exports.id_pkcs9}.23`;
     exports.id_at_pseudonym = `${attr.id_at}.65`;
-    var PKCS9String = class PKCS9String extends x5096.DirectoryString {
+    var PKCS9String = class PKCS9String extends x5097.DirectoryString {
       ia5String;
       constructor(params = {}) {
         super(params);
@@ -23266,7 +23266,7 @@ var require_cjs11 = __commonJS({
     exports.UnstructuredName = UnstructuredName = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], UnstructuredName);
-    var UnstructuredAddress = class UnstructuredAddress extends x5096.DirectoryString {
+    var UnstructuredAddress = class UnstructuredAddress extends x5097.DirectoryString {
     };
     exports.UnstructuredAddress = UnstructuredAddress;
     exports.UnstructuredAddress = UnstructuredAddress = tslib_1.__decorate([
@@ -23285,7 +23285,7 @@ var require_cjs11 = __commonJS({
     exports.DateOfBirth = DateOfBirth = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], DateOfBirth);
-    var PlaceOfBirth = class PlaceOfBirth extends x5096.DirectoryString {
+    var PlaceOfBirth = class PlaceOfBirth extends x5097.DirectoryString {
     };
     exports.PlaceOfBirth = PlaceOfBirth;
     exports.PlaceOfBirth = PlaceOfBirth = tslib_1.__decorate([
@@ -23329,7 +23329,7 @@ var require_cjs11 = __commonJS({
     exports.CountryOfResidence = CountryOfResidence = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], CountryOfResidence);
-    var Pseudonym = class Pseudonym extends x5096.DirectoryString {
+    var Pseudonym = class Pseudonym extends x5097.DirectoryString {
     };
     exports.Pseudonym = Pseudonym;
     exports.Pseudonym = Pseudonym = tslib_1.__decorate([
@@ -23354,7 +23354,7 @@ var require_cjs11 = __commonJS({
     var MessageDigest = class extends asn1_schema_1.OctetString {
     };
     exports.MessageDigest = MessageDigest;
-    var SigningTime = class SigningTime extends x5096.Time {
+    var SigningTime = class SigningTime extends x5097.Time {
     };
     exports.SigningTime = SigningTime;
     exports.SigningTime = SigningTime = tslib_1.__decorate([
@@ -23385,13 +23385,13 @@ var require_cjs11 = __commonJS({
     exports.CounterSignature = CounterSignature = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
     ], CounterSignature);
-    var ChallengePassword = class ChallengePassword extends x5096.DirectoryString {
+    var ChallengePassword = class ChallengePassword extends x5097.DirectoryString {
     };
     exports.ChallengePassword = ChallengePassword;
     exports.ChallengePassword = ChallengePassword = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], ChallengePassword);
-    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5096.Extensions {
+    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5097.Extensions {
       constructor(items) {
         super(items);
         Object.setPrototypeOf(this, ExtensionRequest_1.prototype);
@@ -23433,10 +23433,10 @@ var require_cjs11 = __commonJS({
     var LocalKeyId = class extends asn1_schema_1.OctetString {
     };
     exports.LocalKeyId = LocalKeyId;
-    var SigningDescription = class extends x5096.DirectoryString {
+    var SigningDescription = class extends x5097.DirectoryString {
     };
     exports.SigningDescription = SigningDescription;
-    var SMIMECapability = class SMIMECapability extends x5096.AlgorithmIdentifier {
+    var SMIMECapability = class SMIMECapability extends x5097.AlgorithmIdentifier {
     };
     exports.SMIMECapability = SMIMECapability;
     exports.SMIMECapability = SMIMECapability = tslib_1.__decorate([
@@ -23824,22 +23824,22 @@ var require_x509_cjs = __commonJS({
     var asnPkcs9 = require_cjs11();
     var asn1X509PostQuantum = require_cjs13();
     var asn1Csr = require_cjs14();
-    function _interopNamespaceDefault(e) {
+    function _interopNamespaceDefault(e2) {
       var n2 = /* @__PURE__ */ Object.create(null);
-      if (e) {
-        Object.keys(e).forEach(function(k) {
+      if (e2) {
+        Object.keys(e2).forEach(function(k) {
           if (k !== "default") {
-            var d2 = Object.getOwnPropertyDescriptor(e, k);
+            var d2 = Object.getOwnPropertyDescriptor(e2, k);
             Object.defineProperty(n2, k, d2.get ? d2 : {
               enumerable: true,
               get: function() {
-                return e[k];
+                return e2[k];
               }
             });
           }
         });
       }
-      n2.default = e;
+      n2.default = e2;
       return Object.freeze(n2);
     }
     var asn1X509__namespace = /* @__PURE__ */ _interopNamespaceDefault(asn1X509);
@@ -25299,7 +25299,7 @@ var require_x509_cjs = __commonJS({
       ExtendedKeyUsage["timeStamping"] = "1.3.6.1.5.5.7.3.8";
       ExtendedKeyUsage["ocspSigning"] = "1.3.6.1.5.5.7.3.9";
     })(exports.ExtendedKeyUsage || (exports.ExtendedKeyUsage = {}));
-    var ExtendedKeyUsageExtension2 = class extends Extension3 {
+    var ExtendedKeyUsageExtension3 = class extends Extension3 {
       constructor(...args) {
         if (pvtsutils.BufferSourceConverter.isBufferSource(args[0])) {
           super(args[0], args[1]);
@@ -25317,7 +25317,7 @@ var require_x509_cjs = __commonJS({
         return obj;
       }
     };
-    ExtendedKeyUsageExtension2.NAME = "Extended Key Usages";
+    ExtendedKeyUsageExtension3.NAME = "Extended Key Usages";
     exports.KeyUsageFlags = void 0;
     (function(KeyUsageFlags2) {
       KeyUsageFlags2[KeyUsageFlags2["digitalSignature"] = 1] = "digitalSignature";
@@ -26531,8 +26531,8 @@ var require_x509_cjs = __commonJS({
       }
       toTextObject() {
         const obj = this.toTextObjectEmpty();
-        const cert = asn1Schema.AsnConvert.parse(this.rawData, asn1X509.Certificate, this.parseOptions);
-        const tbs = cert.tbsCertificate;
+        const cert2 = asn1Schema.AsnConvert.parse(this.rawData, asn1X509.Certificate, this.parseOptions);
+        const tbs = cert2.tbsCertificate;
         const data = new TextObject("", {
           Version: `${asn1X509.Version[tbs.version]} (${tbs.version})`,
           "Serial Number": tbs.serialNumber,
@@ -26561,8 +26561,8 @@ var require_x509_cjs = __commonJS({
         }
         obj["Data"] = data;
         obj["Signature"] = new TextObject("", {
-          Algorithm: TextConverter.serializeAlgorithm(cert.signatureAlgorithm),
-          "": cert.signatureValue
+          Algorithm: TextConverter.serializeAlgorithm(cert2.signatureAlgorithm),
+          "": cert2.signatureValue
         });
         return obj;
       }
@@ -26669,9 +26669,9 @@ var require_x509_cjs = __commonJS({
           this.certificates = params.certificates;
         }
       }
-      async build(cert, crypto3 = cryptoProvider2.get()) {
-        const chain2 = new X509Certificates(cert);
-        let current = cert;
+      async build(cert2, crypto3 = cryptoProvider2.get()) {
+        const chain2 = new X509Certificates(cert2);
+        let current = cert2;
         while (current = await this.findIssuer(current, crypto3)) {
           const thumbprint = await current.getThumbprint(crypto3);
           for (const item of chain2) {
@@ -26684,11 +26684,11 @@ var require_x509_cjs = __commonJS({
         }
         return chain2;
       }
-      async findIssuer(cert, crypto3 = cryptoProvider2.get()) {
-        if (!await cert.isSelfSigned(crypto3)) {
-          const akiExt = cert.getExtension(asn1X509__namespace.id_ce_authorityKeyIdentifier);
+      async findIssuer(cert2, crypto3 = cryptoProvider2.get()) {
+        if (!await cert2.isSelfSigned(crypto3)) {
+          const akiExt = cert2.getExtension(asn1X509__namespace.id_ce_authorityKeyIdentifier);
           for (const item of this.certificates) {
-            if (item.subject !== cert.issuer) {
+            if (item.subject !== cert2.issuer) {
               continue;
             }
             if (akiExt) {
@@ -26707,10 +26707,10 @@ var require_x509_cjs = __commonJS({
             try {
               const algorithm = {
                 ...item.publicKey.algorithm,
-                ...cert.signatureAlgorithm
+                ...cert2.signatureAlgorithm
               };
               const publicKey = await item.publicKey.export(algorithm, ["verify"], crypto3);
-              const ok = await cert.verify({
+              const ok = await cert2.verify({
                 publicKey,
                 signatureOnly: true
               }, crypto3);
@@ -27111,7 +27111,7 @@ var require_x509_cjs = __commonJS({
           asnX509Crl.tbsCertList.revokedCertificates = [];
           for (const entry of params.entries) {
             const userCertificate = normalizeCertificateSerialNumber(entry.serialNumber);
-            const index = asnX509Crl.tbsCertList.revokedCertificates.findIndex((cert) => pvtsutils.isEqual(cert.userCertificate, userCertificate));
+            const index = asnX509Crl.tbsCertList.revokedCertificates.findIndex((cert2) => pvtsutils.isEqual(cert2.userCertificate, userCertificate));
             if (index > -1) {
               throw new Error(`Certificate serial number ${entry.serialNumber} already exists in tbsCertList`);
             }
@@ -27175,7 +27175,7 @@ var require_x509_cjs = __commonJS({
       }
     };
     ExtensionFactory.register(asn1X509__namespace.id_ce_basicConstraints, BasicConstraintsExtension2);
-    ExtensionFactory.register(asn1X509__namespace.id_ce_extKeyUsage, ExtendedKeyUsageExtension2);
+    ExtensionFactory.register(asn1X509__namespace.id_ce_extKeyUsage, ExtendedKeyUsageExtension3);
     ExtensionFactory.register(asn1X509__namespace.id_ce_keyUsage, KeyUsagesExtension2);
     ExtensionFactory.register(asn1X509__namespace.id_ce_subjectKeyIdentifier, SubjectKeyIdentifierExtension2);
     ExtensionFactory.register(asn1X509__namespace.id_ce_authorityKeyIdentifier, AuthorityKeyIdentifierExtension3);
@@ -27208,7 +27208,7 @@ var require_x509_cjs = __commonJS({
     exports.DNS = DNS;
     exports.DefaultAlgorithmSerializer = DefaultAlgorithmSerializer;
     exports.EMAIL = EMAIL;
-    exports.ExtendedKeyUsageExtension = ExtendedKeyUsageExtension2;
+    exports.ExtendedKeyUsageExtension = ExtendedKeyUsageExtension3;
     exports.Extension = Extension3;
     exports.ExtensionFactory = ExtensionFactory;
     exports.ExtensionsAttribute = ExtensionsAttribute;
@@ -27257,8 +27257,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs11 = __require("fs");
-    function checkPathExt(path16, options) {
+    var fs13 = __require("fs");
+    function checkPathExt(path17, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -27269,25 +27269,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path16.substr(-p.length).toLowerCase() === p) {
+        if (p && path17.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path16, options) {
+    function checkStat(stat, path17, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path16, options);
+      return checkPathExt(path17, options);
     }
-    function isexe(path16, options, cb) {
-      fs11.stat(path16, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path16, options));
+    function isexe(path17, options, cb) {
+      fs13.stat(path17, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path17, options));
       });
     }
-    function sync(path16, options) {
-      return checkStat(fs11.statSync(path16), path16, options);
+    function sync(path17, options) {
+      return checkStat(fs13.statSync(path17), path17, options);
     }
   }
 });
@@ -27298,14 +27298,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs11 = __require("fs");
-    function isexe(path16, options, cb) {
-      fs11.stat(path16, function(er, stat) {
+    var fs13 = __require("fs");
+    function isexe(path17, options, cb) {
+      fs13.stat(path17, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path16, options) {
-      return checkStat(fs11.statSync(path16), options);
+    function sync(path17, options) {
+      return checkStat(fs13.statSync(path17), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -27330,7 +27330,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs11 = __require("fs");
+    var fs13 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -27339,7 +27339,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path16, options, cb) {
+    function isexe(path17, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -27349,7 +27349,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path16, options || {}, function(er, is) {
+          isexe(path17, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -27358,7 +27358,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path16, options || {}, function(er, is) {
+      core(path17, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -27368,9 +27368,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path16, options) {
+    function sync(path17, options) {
       try {
-        return core.sync(path16, options || {});
+        return core.sync(path17, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -27387,7 +27387,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path16 = __require("path");
+    var path17 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -27425,7 +27425,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path16.join(pathPart, cmd);
+        const pCmd = path17.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -27452,7 +27452,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path16.join(pathPart, cmd);
+        const pCmd = path17.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -27502,39 +27502,39 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path16 = __require("path");
+    var path17 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
-    function resolveCommandAttempt(parsed, withoutPathExt) {
-      const env2 = parsed.options.env || process.env;
+    function resolveCommandAttempt(parsed2, withoutPathExt) {
+      const env2 = parsed2.options.env || process.env;
       const cwd = process.cwd();
-      const hasCustomCwd = parsed.options.cwd != null;
+      const hasCustomCwd = parsed2.options.cwd != null;
       const shouldSwitchCwd = hasCustomCwd && process.chdir !== void 0 && !process.chdir.disabled;
       if (shouldSwitchCwd) {
         try {
-          process.chdir(parsed.options.cwd);
+          process.chdir(parsed2.options.cwd);
         } catch (err) {
         }
       }
       let resolved;
       try {
-        resolved = which.sync(parsed.command, {
+        resolved = which.sync(parsed2.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path16.delimiter : void 0
+          pathExt: withoutPathExt ? path17.delimiter : void 0
         });
-      } catch (e) {
+      } catch (e2) {
       } finally {
         if (shouldSwitchCwd) {
           process.chdir(cwd);
         }
       }
       if (resolved) {
-        resolved = path16.resolve(hasCustomCwd ? parsed.options.cwd : "", resolved);
+        resolved = path17.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
       }
       return resolved;
     }
-    function resolveCommand(parsed) {
-      return resolveCommandAttempt(parsed) || resolveCommandAttempt(parsed, true);
+    function resolveCommand(parsed2) {
+      return resolveCommandAttempt(parsed2) || resolveCommandAttempt(parsed2, true);
     }
     module.exports = resolveCommand;
   }
@@ -27586,8 +27586,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path16, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path16.split("/").pop();
+      const [path17, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path17.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -27601,17 +27601,17 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs11 = __require("fs");
+    var fs13 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs11.openSync(command2, "r");
-        fs11.readSync(fd, buffer, 0, size, 0);
-        fs11.closeSync(fd);
-      } catch (e) {
+        fd = fs13.openSync(command2, "r");
+        fs13.readSync(fd, buffer, 0, size, 0);
+        fs13.closeSync(fd);
+      } catch (e2) {
       }
       return shebangCommand(buffer.toString());
     }
@@ -27624,40 +27624,40 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path16 = __require("path");
+    var path17 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape4 = require_escape();
     var readShebang = require_readShebang();
     var isWin = process.platform === "win32";
     var isExecutableRegExp = /\.(?:com|exe)$/i;
     var isCmdShimRegExp = /node_modules[\\/].bin[\\/][^\\/]+\.cmd$/i;
-    function detectShebang(parsed) {
-      parsed.file = resolveCommand(parsed);
-      const shebang = parsed.file && readShebang(parsed.file);
+    function detectShebang(parsed2) {
+      parsed2.file = resolveCommand(parsed2);
+      const shebang = parsed2.file && readShebang(parsed2.file);
       if (shebang) {
-        parsed.args.unshift(parsed.file);
-        parsed.command = shebang;
-        return resolveCommand(parsed);
+        parsed2.args.unshift(parsed2.file);
+        parsed2.command = shebang;
+        return resolveCommand(parsed2);
       }
-      return parsed.file;
+      return parsed2.file;
     }
-    function parseNonShell(parsed) {
+    function parseNonShell(parsed2) {
       if (!isWin) {
-        return parsed;
+        return parsed2;
       }
-      const commandFile = detectShebang(parsed);
+      const commandFile = detectShebang(parsed2);
       const needsShell = !isExecutableRegExp.test(commandFile);
-      if (parsed.options.forceShell || needsShell) {
+      if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed.command = path16.normalize(parsed.command);
-        parsed.command = escape4.command(parsed.command);
-        parsed.args = parsed.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
-        const shellCommand = [parsed.command].concat(parsed.args).join(" ");
-        parsed.args = ["/d", "/s", "/c", `"${shellCommand}"`];
-        parsed.command = process.env.comspec || "cmd.exe";
-        parsed.options.windowsVerbatimArguments = true;
+        parsed2.command = path17.normalize(parsed2.command);
+        parsed2.command = escape4.command(parsed2.command);
+        parsed2.args = parsed2.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
+        const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
+        parsed2.args = ["/d", "/s", "/c", `"${shellCommand}"`];
+        parsed2.command = process.env.comspec || "cmd.exe";
+        parsed2.options.windowsVerbatimArguments = true;
       }
-      return parsed;
+      return parsed2;
     }
     function parse(command2, args, options) {
       if (args && !Array.isArray(args)) {
@@ -27666,7 +27666,7 @@ var require_parse = __commonJS({
       }
       args = args ? args.slice(0) : [];
       options = Object.assign({}, options);
-      const parsed = {
+      const parsed2 = {
         command: command2,
         args,
         options,
@@ -27676,7 +27676,7 @@ var require_parse = __commonJS({
           args
         }
       };
-      return options.shell ? parsed : parseNonShell(parsed);
+      return options.shell ? parsed2 : parseNonShell(parsed2);
     }
     module.exports = parse;
   }
@@ -27697,14 +27697,14 @@ var require_enoent = __commonJS({
         spawnargs: original.args
       });
     }
-    function hookChildProcess(cp, parsed) {
+    function hookChildProcess(cp, parsed2) {
       if (!isWin) {
         return;
       }
       const originalEmit = cp.emit;
       cp.emit = function(name, arg1) {
         if (name === "exit") {
-          const err = verifyENOENT(arg1, parsed);
+          const err = verifyENOENT(arg1, parsed2);
           if (err) {
             return originalEmit.call(cp, "error", err);
           }
@@ -27712,15 +27712,15 @@ var require_enoent = __commonJS({
         return originalEmit.apply(cp, arguments);
       };
     }
-    function verifyENOENT(status2, parsed) {
-      if (isWin && status2 === 1 && !parsed.file) {
-        return notFoundError(parsed.original, "spawn");
+    function verifyENOENT(status2, parsed2) {
+      if (isWin && status2 === 1 && !parsed2.file) {
+        return notFoundError(parsed2.original, "spawn");
       }
       return null;
     }
-    function verifyENOENTSync(status2, parsed) {
-      if (isWin && status2 === 1 && !parsed.file) {
-        return notFoundError(parsed.original, "spawnSync");
+    function verifyENOENTSync(status2, parsed2) {
+      if (isWin && status2 === 1 && !parsed2.file) {
+        return notFoundError(parsed2.original, "spawnSync");
       }
       return null;
     }
@@ -27742,15 +27742,15 @@ var require_cross_spawn = __commonJS({
     var parse = require_parse();
     var enoent = require_enoent();
     function spawn2(command2, args, options) {
-      const parsed = parse(command2, args, options);
-      const spawned = cp.spawn(parsed.command, parsed.args, parsed.options);
-      enoent.hookChildProcess(spawned, parsed);
+      const parsed2 = parse(command2, args, options);
+      const spawned = cp.spawn(parsed2.command, parsed2.args, parsed2.options);
+      enoent.hookChildProcess(spawned, parsed2);
       return spawned;
     }
     function spawnSync2(command2, args, options) {
-      const parsed = parse(command2, args, options);
-      const result = cp.spawnSync(parsed.command, parsed.args, parsed.options);
-      result.error = result.error || enoent.verifyENOENTSync(result.status, parsed);
+      const parsed2 = parse(command2, args, options);
+      const result = cp.spawnSync(parsed2.command, parsed2.args, parsed2.options);
+      result.error = result.error || enoent.verifyENOENTSync(result.status, parsed2);
       return result;
     }
     module.exports = spawn2;
@@ -28647,7 +28647,7 @@ init_define_TRELLIS_BUILD();
 init_define_TRELLIS_BUILD();
 function tokenizeArgString(argString) {
   if (Array.isArray(argString)) {
-    return argString.map((e) => typeof e !== "string" ? e + "" : e);
+    return argString.map((e2) => typeof e2 !== "string" ? e2 + "" : e2);
   }
   argString = argString.trim();
   let i2 = 0;
@@ -29175,8 +29175,8 @@ var YargsParser = class {
             if (typeof resolveConfig === "function") {
               try {
                 config = resolveConfig(resolvedConfigPath);
-              } catch (e) {
-                config = e;
+              } catch (e2) {
+                config = e2;
               }
               if (config instanceof Error) {
                 error = config;
@@ -29550,11 +29550,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path16) => {
+  require: (path17) => {
     if (typeof require2 !== "undefined") {
-      return require2(path16);
-    } else if (path16.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path16, "utf8"));
+      return require2(path17);
+    } else if (path17.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path17, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -30053,19 +30053,19 @@ function argsert(arg1, arg2, arg3) {
   }
   try {
     let position = 0;
-    const [parsed, callerArguments, _length] = parseArgs();
+    const [parsed2, callerArguments, _length] = parseArgs();
     const args = [].slice.call(callerArguments);
     while (args.length && args[args.length - 1] === void 0)
       args.pop();
     const length = _length || args.length;
-    if (length < parsed.demanded.length) {
-      throw new YError(`Not enough arguments provided. Expected ${parsed.demanded.length} but received ${args.length}.`);
+    if (length < parsed2.demanded.length) {
+      throw new YError(`Not enough arguments provided. Expected ${parsed2.demanded.length} but received ${args.length}.`);
     }
-    const totalCommands = parsed.demanded.length + parsed.optional.length;
+    const totalCommands = parsed2.demanded.length + parsed2.optional.length;
     if (length > totalCommands) {
       throw new YError(`Too many arguments provided. Expected max ${totalCommands} but received ${length}.`);
     }
-    parsed.demanded.forEach((demanded) => {
+    parsed2.demanded.forEach((demanded) => {
       const arg = args.shift();
       const observedType = guessType(arg);
       const matchingTypes = demanded.cmd.filter((type) => type === observedType || type === "*");
@@ -30073,7 +30073,7 @@ function argsert(arg1, arg2, arg3) {
         argumentTypeError(observedType, demanded.cmd, position);
       position += 1;
     });
-    parsed.optional.forEach((optional) => {
+    parsed2.optional.forEach((optional) => {
       if (args.length === 0)
         return;
       const arg = args.shift();
@@ -30338,7 +30338,7 @@ var CommandInstance = class {
   hasDefaultCommand() {
     return !!this.defaultCommand;
   }
-  runCommand(command2, yargs, parsed, commandIndex, helpOnly, helpOrVersionSet) {
+  runCommand(command2, yargs, parsed2, commandIndex, helpOnly, helpOrVersionSet) {
     const commandHandler = this.handlers[command2] || this.handlers[this.aliasMap[command2]] || this.defaultCommand;
     const currentContext = yargs.getInternalMethods().getContext();
     const parentCommands = currentContext.commands.slice();
@@ -30347,7 +30347,7 @@ var CommandInstance = class {
       currentContext.commands.push(command2);
       currentContext.fullCommands.push(commandHandler.original);
     }
-    const builderResult = this.applyBuilderUpdateUsageAndParse(isDefaultCommand, commandHandler, yargs, parsed.aliases, parentCommands, commandIndex, helpOnly, helpOrVersionSet);
+    const builderResult = this.applyBuilderUpdateUsageAndParse(isDefaultCommand, commandHandler, yargs, parsed2.aliases, parentCommands, commandIndex, helpOnly, helpOrVersionSet);
     return isPromise(builderResult) ? builderResult.then((result) => this.applyMiddlewareAndGetResult(isDefaultCommand, commandHandler, result.innerArgv, currentContext, helpOnly, result.aliases, yargs)) : this.applyMiddlewareAndGetResult(isDefaultCommand, commandHandler, builderResult.innerArgv, currentContext, helpOnly, builderResult.aliases, yargs);
   }
   applyBuilderUpdateUsageAndParse(isDefaultCommand, commandHandler, yargs, aliases, parentCommands, commandIndex, helpOnly, helpOrVersionSet) {
@@ -30477,8 +30477,8 @@ var CommandInstance = class {
       alias: {},
       demand: {}
     };
-    const parsed = parseCommand(cmdString);
-    parsed.demanded.forEach((d2) => {
+    const parsed2 = parseCommand(cmdString);
+    parsed2.demanded.forEach((d2) => {
       const [cmd, ...aliases] = d2.cmd;
       if (d2.variadic) {
         parseOptions.array.push(cmd);
@@ -30487,7 +30487,7 @@ var CommandInstance = class {
       parseOptions.alias[cmd] = aliases;
       parseOptions.demand[cmd] = true;
     });
-    parsed.optional.forEach((o2) => {
+    parsed2.optional.forEach((o2) => {
       const [cmd, ...aliases] = o2.cmd;
       if (o2.variadic) {
         parseOptions.array.push(cmd);
@@ -30519,24 +30519,24 @@ var CommandInstance = class {
     const config = Object.assign({}, options.configuration, {
       "populate--": false
     });
-    const parsed = this.shim.Parser.detailed(unparsed, Object.assign({}, options, {
+    const parsed2 = this.shim.Parser.detailed(unparsed, Object.assign({}, options, {
       configuration: config
     }));
-    if (parsed.error) {
-      yargs.getInternalMethods().getUsageInstance().fail(parsed.error.message, parsed.error);
+    if (parsed2.error) {
+      yargs.getInternalMethods().getUsageInstance().fail(parsed2.error.message, parsed2.error);
     } else {
       const positionalKeys = Object.keys(positionalMap);
       Object.keys(positionalMap).forEach((key) => {
-        positionalKeys.push(...parsed.aliases[key]);
+        positionalKeys.push(...parsed2.aliases[key]);
       });
-      Object.keys(parsed.argv).forEach((key) => {
+      Object.keys(parsed2.argv).forEach((key) => {
         if (positionalKeys.includes(key)) {
           if (!positionalMap[key])
-            positionalMap[key] = parsed.argv[key];
-          if (!this.isInConfigs(yargs, key) && !this.isDefaulted(yargs, key) && Object.prototype.hasOwnProperty.call(argv, key) && Object.prototype.hasOwnProperty.call(parsed.argv, key) && (Array.isArray(argv[key]) || Array.isArray(parsed.argv[key]))) {
-            argv[key] = [].concat(argv[key], parsed.argv[key]);
+            positionalMap[key] = parsed2.argv[key];
+          if (!this.isInConfigs(yargs, key) && !this.isDefaulted(yargs, key) && Object.prototype.hasOwnProperty.call(argv, key) && Object.prototype.hasOwnProperty.call(parsed2.argv, key) && (Array.isArray(argv[key]) || Array.isArray(parsed2.argv[key]))) {
+            argv[key] = [].concat(argv[key], parsed2.argv[key]);
           } else {
-            argv[key] = parsed.argv[key];
+            argv[key] = parsed2.argv[key];
           }
         }
       });
@@ -30978,8 +30978,8 @@ function usage(yargs, shim3) {
       ui2.div();
     }
     if (epilogs.length > 0) {
-      const e = epilogs.map((epilog) => epilog.replace(/\$0/g, base$0)).join("\n");
-      ui2.div(`${e}
+      const e2 = epilogs.map((epilog) => epilog.replace(/\$0/g, base$0)).join("\n");
+      ui2.div(`${e2}
 `);
     }
     return ui2.toString().replace(/\s*$/, "");
@@ -31467,8 +31467,8 @@ var Completion = class {
   registerFunction(fn) {
     this.customCompletionFunction = fn;
   }
-  setParsed(parsed) {
-    this.aliases = parsed.aliases;
+  setParsed(parsed2) {
+    this.aliases = parsed2.aliases;
   }
 };
 function completion(yargs, usage2, command2, shim3) {
@@ -32554,11 +32554,11 @@ var YargsInstance = class {
       __classPrivateFieldSet(this, _YargsInstance_processArgs, args, "f");
     if (__classPrivateFieldGet(this, _YargsInstance_parseFn, "f"))
       __classPrivateFieldSet(this, _YargsInstance_exitProcess, false, "f");
-    const parsed = this[kRunYargsParserAndExecuteCommands](args, !!shortCircuit);
+    const parsed2 = this[kRunYargsParserAndExecuteCommands](args, !!shortCircuit);
     const tmpParsed = this.parsed;
     __classPrivateFieldGet(this, _YargsInstance_completion, "f").setParsed(this.parsed);
-    if (isPromise(parsed)) {
-      return parsed.then((argv) => {
+    if (isPromise(parsed2)) {
+      return parsed2.then((argv) => {
         if (__classPrivateFieldGet(this, _YargsInstance_parseFn, "f"))
           __classPrivateFieldGet(this, _YargsInstance_parseFn, "f").call(this, __classPrivateFieldGet(this, _YargsInstance_exitError, "f"), argv, __classPrivateFieldGet(this, _YargsInstance_output, "f"));
         return argv;
@@ -32573,11 +32573,11 @@ var YargsInstance = class {
       });
     } else {
       if (__classPrivateFieldGet(this, _YargsInstance_parseFn, "f"))
-        __classPrivateFieldGet(this, _YargsInstance_parseFn, "f").call(this, __classPrivateFieldGet(this, _YargsInstance_exitError, "f"), parsed, __classPrivateFieldGet(this, _YargsInstance_output, "f"));
+        __classPrivateFieldGet(this, _YargsInstance_parseFn, "f").call(this, __classPrivateFieldGet(this, _YargsInstance_exitError, "f"), parsed2, __classPrivateFieldGet(this, _YargsInstance_output, "f"));
       this[kUnfreeze]();
       this.parsed = tmpParsed;
     }
-    return parsed;
+    return parsed2;
   }
   parseAsync(args, shortCircuit, _parseFn) {
     const maybePromise = this.parse(args, shortCircuit, _parseFn);
@@ -33176,12 +33176,12 @@ var YargsInstance = class {
     const config = Object.assign({}, __classPrivateFieldGet(this, _YargsInstance_options, "f").configuration, {
       "populate--": true
     });
-    const parsed = __classPrivateFieldGet(this, _YargsInstance_shim, "f").Parser.detailed(args, Object.assign({}, __classPrivateFieldGet(this, _YargsInstance_options, "f"), {
+    const parsed2 = __classPrivateFieldGet(this, _YargsInstance_shim, "f").Parser.detailed(args, Object.assign({}, __classPrivateFieldGet(this, _YargsInstance_options, "f"), {
       configuration: { "parse-positional-numbers": false, ...config }
     }));
-    const argv = Object.assign(parsed.argv, __classPrivateFieldGet(this, _YargsInstance_parseContext, "f"));
+    const argv = Object.assign(parsed2.argv, __classPrivateFieldGet(this, _YargsInstance_parseContext, "f"));
     let argvPromise = void 0;
-    const aliases = parsed.aliases;
+    const aliases = parsed2.aliases;
     let helpOptSet = false;
     let versionOptSet = false;
     Object.keys(argv).forEach((key) => {
@@ -33192,7 +33192,7 @@ var YargsInstance = class {
       }
     });
     argv.$0 = this.$0;
-    this.parsed = parsed;
+    this.parsed = parsed2;
     if (commandIndex === 0) {
       __classPrivateFieldGet(this, _YargsInstance_usage, "f").clearCachedHelpMessage();
     }
@@ -33221,7 +33221,7 @@ var YargsInstance = class {
           for (let i2 = commandIndex || 0, cmd; argv._[i2] !== void 0; i2++) {
             cmd = String(argv._[i2]);
             if (handlerKeys.includes(cmd) && cmd !== __classPrivateFieldGet(this, _YargsInstance_completionCommand, "f")) {
-              const innerArgv = __classPrivateFieldGet(this, _YargsInstance_command, "f").runCommand(cmd, this, parsed, i2 + 1, helpOnly, helpOptSet || versionOptSet || helpOnly);
+              const innerArgv = __classPrivateFieldGet(this, _YargsInstance_command, "f").runCommand(cmd, this, parsed2, i2 + 1, helpOnly, helpOptSet || versionOptSet || helpOnly);
               return this[kPostProcess](innerArgv, populateDoubleDash, !!calledFromCommand, false);
             } else if (!firstUnknownCommand && cmd !== __classPrivateFieldGet(this, _YargsInstance_completionCommand, "f")) {
               firstUnknownCommand = cmd;
@@ -33240,7 +33240,7 @@ var YargsInstance = class {
         }
       }
       if (__classPrivateFieldGet(this, _YargsInstance_command, "f").hasDefaultCommand() && !skipRecommendation) {
-        const innerArgv = __classPrivateFieldGet(this, _YargsInstance_command, "f").runCommand(null, this, parsed, 0, helpOnly, helpOptSet || versionOptSet || helpOnly);
+        const innerArgv = __classPrivateFieldGet(this, _YargsInstance_command, "f").runCommand(null, this, parsed2, 0, helpOnly, helpOptSet || versionOptSet || helpOnly);
         return this[kPostProcess](innerArgv, populateDoubleDash, !!calledFromCommand, false);
       }
       if (requestCompletions) {
@@ -33279,10 +33279,10 @@ var YargsInstance = class {
         skipValidation = Object.keys(argv).some((key) => __classPrivateFieldGet(this, _YargsInstance_options, "f").skipValidation.indexOf(key) >= 0 && argv[key] === true);
       }
       if (!skipValidation) {
-        if (parsed.error)
-          throw new YError(parsed.error.message);
+        if (parsed2.error)
+          throw new YError(parsed2.error.message);
         if (!requestCompletions) {
-          const validation2 = this[kRunValidation](aliases, {}, parsed.error);
+          const validation2 = this[kRunValidation](aliases, {}, parsed2.error);
           if (!calledFromCommand) {
             argvPromise = applyMiddleware(argv, this, __classPrivateFieldGet(this, _YargsInstance_globalMiddleware, "f").getMiddleware(), true);
           }
@@ -33379,6 +33379,7 @@ var EXIT = {
   "custody-clock-behind": 3,
   "custody-identity-in-drill": 3,
   "custody-not-confirmed": 3,
+  "custody-breakglass-misplaced": 3,
   "store-locked": 4,
   "store-changed": 4,
   "profile-violation": 1,
@@ -33412,8 +33413,8 @@ var TrellisError = class extends Error {
     return EXIT[this.reason];
   }
 };
-function isTrellisError(e) {
-  return e instanceof TrellisError;
+function isTrellisError(e2) {
+  return e2 instanceof TrellisError;
 }
 
 // packages/core/src/time.ts
@@ -33450,9 +33451,9 @@ function parseInstant(text, flag = "--now") {
   };
   const m = RFC3339.exec(text);
   if (!m) return fail("is not an RFC 3339 timestamp");
-  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number);
+  const [year, month, day2, hour, minute, second] = m.slice(1, 7).map(Number);
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day < 1 || day > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
+  if (month < 1 || month > 12 || day2 < 1 || day2 > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
   if (hour > 23 || minute > 59 || second > 59) fail("has a time of day out of range (00:00:00 to 23:59:59)");
   if (m[8] && (Number(m[9]) > 23 || Number(m[10]) > 59)) fail("has an offset out of range (-23:59 to +23:59)");
   const d2 = new Date(text.replace(" ", "T"));
@@ -33503,13 +33504,13 @@ function dnsWithin(name, subtree) {
   return n2 === c3 || n2.endsWith(`.${c3}`);
 }
 function uriHostWithin(uri, host) {
-  let parsed;
+  let parsed2;
   try {
-    parsed = new URL(uri);
+    parsed2 = new URL(uri);
   } catch {
     return false;
   }
-  return parsed.hostname.toLowerCase() === host.toLowerCase();
+  return parsed2.hostname.toLowerCase() === host.toLowerCase();
 }
 var ALL_IPS = ["0.0.0.0/0", "::/0"];
 function permittedNamesFor(scope2, trustDomain) {
@@ -33588,6 +33589,136 @@ function verifyBytes(spki, data, signature) {
   } catch {
     return false;
   }
+}
+
+// packages/core/src/plain-yaml.ts
+init_define_TRELLIS_BUILD();
+var PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:+=@-]*$/;
+var KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
+var NOT_A_STRING = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+var MAX_DEPTH = 32;
+var NO = /* @__PURE__ */ Symbol("not plain");
+function scalar(raw) {
+  if (raw === "{}") return {};
+  if (raw === "[]") return [];
+  const q2 = raw[0];
+  if (q2 === '"' || q2 === "'") {
+    const inner = raw.slice(1, -1);
+    if (raw.length < 2 || raw.at(-1) !== q2 || inner.includes(q2) || q2 === '"' && inner.includes("\\") || /[\0-\x1f\x7f]/.test(inner)) return NO;
+    return inner;
+  }
+  if (!PLAIN.test(raw) || raw.endsWith(":") || NOT_A_STRING.test(raw)) return NO;
+  return raw;
+}
+function tokenize(text) {
+  const out = [];
+  for (const line of text.split("\n")) {
+    if (line === "") continue;
+    let indent = 0;
+    while (line.charCodeAt(indent) === 32) indent++;
+    const rest = line.slice(indent);
+    if (rest === "" || rest[0] === "#") {
+      if (rest === "" || /[\0-\x1f\x7f]/.test(rest)) return void 0;
+      continue;
+    }
+    if (rest.endsWith(" ")) return void 0;
+    if (rest.startsWith("- ")) {
+      out.push({ indent, value: rest.slice(2) });
+      continue;
+    }
+    const colon = rest.indexOf(":");
+    if (colon <= 0) return void 0;
+    const key = rest.slice(0, colon);
+    if (!KEY.test(key) || NOT_A_STRING.test(key)) return void 0;
+    const after = rest.slice(colon + 1);
+    if (after === "") out.push({ indent, key });
+    else if (after[0] === " " && after[1] !== " ") out.push({ indent, key, value: after.slice(1) });
+    else return void 0;
+  }
+  return out;
+}
+function readPlainYaml(text) {
+  if (text.includes("\r") || text.includes("	") || text.charCodeAt(0) === 65279) return void 0;
+  const lines = tokenize(text);
+  if (!lines) return void 0;
+  if (!lines.length) return void 0;
+  let i2 = 0;
+  const block = (indent, depth) => {
+    if (depth > MAX_DEPTH) return NO;
+    const first = lines[i2];
+    if (first.key === void 0) {
+      const seq = [];
+      while (i2 < lines.length && lines[i2].indent === indent) {
+        const l = lines[i2];
+        if (l.key !== void 0) return NO;
+        const v2 = scalar(l.value);
+        if (v2 === NO) return NO;
+        seq.push(v2);
+        i2++;
+      }
+      return i2 < lines.length && lines[i2].indent > indent ? NO : seq;
+    }
+    const map = {};
+    const seen = /* @__PURE__ */ new Set();
+    while (i2 < lines.length && lines[i2].indent === indent) {
+      const l = lines[i2];
+      if (l.key === void 0 || seen.has(l.key) || l.key === "__proto__") return NO;
+      seen.add(l.key);
+      i2++;
+      let v2;
+      if (l.value !== void 0) v2 = scalar(l.value);
+      else if (i2 < lines.length && lines[i2].indent > indent) v2 = block(lines[i2].indent, depth + 1);
+      else return NO;
+      if (v2 === NO) return NO;
+      map[l.key] = v2;
+    }
+    return i2 < lines.length && lines[i2].indent > indent ? NO : map;
+  };
+  if (lines[0].indent !== 0) return void 0;
+  const v = block(0, 0);
+  return v === NO || i2 < lines.length ? void 0 : v;
+}
+var plainString = (s) => PLAIN.test(s) && !s.endsWith(":") && !NOT_A_STRING.test(s);
+var plainKey = (k) => KEY.test(k) && !NOT_A_STRING.test(k) && k !== "__proto__";
+function writePlainYaml(value) {
+  const out = [];
+  const map = (o2, pad) => {
+    for (const k of Object.keys(o2)) {
+      const v = o2[k];
+      if (v === void 0) continue;
+      if (!plainKey(k)) return false;
+      if (typeof v === "string") {
+        if (!plainString(v)) return false;
+        out.push(`${pad}${k}: ${v}
+`);
+      } else if (Array.isArray(v)) {
+        if (!v.length) out.push(`${pad}${k}: []
+`);
+        else {
+          out.push(`${pad}${k}:
+`);
+          for (const x of v) {
+            if (typeof x !== "string" || !plainString(x)) return false;
+            out.push(`${pad}  - ${x}
+`);
+          }
+        }
+      } else if (v && typeof v === "object" && Object.getPrototypeOf(v) === Object.prototype) {
+        const keys = Object.keys(v).filter((x) => v[x] !== void 0);
+        if (!keys.length) out.push(`${pad}${k}: {}
+`);
+        else {
+          out.push(`${pad}${k}:
+`);
+          if (!map(v, `${pad}  `)) return false;
+        }
+      } else return false;
+    }
+    return true;
+  };
+  if (!value || typeof value !== "object" || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) return void 0;
+  if (!Object.values(value).some((v) => v !== void 0)) return void 0;
+  return map(value, "") ? out.join("") : void 0;
 }
 
 // packages/core/src/custody.ts
@@ -34304,7 +34435,7 @@ var asciiDecoder = /* @__PURE__ */ (() => {
   try {
     const decoder = new TextDecoder();
     return decoder.decode(Uint8Array.of(65, 48, 43, 127)) === "A0+" ? decoder : void 0;
-  } catch (e) {
+  } catch (e2) {
     return void 0;
   }
 })();
@@ -34452,7 +34583,7 @@ function unsafeWrapper(fn) {
   return function(...args) {
     try {
       return fn.apply(null, args);
-    } catch (e) {
+    } catch (e2) {
     }
   };
 }
@@ -34830,9 +34961,9 @@ function scryptInit(password, salt, _opts) {
       if (onProgress && (!(blockMixCnt % callbackPer) || blockMixCnt === totalBlockMix)) {
         try {
           onProgress(blockMixCnt / totalBlockMix);
-        } catch (e) {
+        } catch (e2) {
           clean(B, V, tmp);
-          throw e;
+          throw e2;
         }
       }
     };
@@ -36234,14 +36365,14 @@ var _Field = class {
     }
     if (bytes.length !== BYTES)
       throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
+    let scalar2 = isLE4 ? bytesToNumberLE(bytes) : bytesToNumberBE(bytes);
     if (modFromBytes)
-      scalar = mod(scalar, ORDER);
+      scalar2 = mod(scalar2, ORDER);
     if (!skipValidation) {
-      if (!this.isValid(scalar))
+      if (!this.isValid(scalar2))
         throw new Error("invalid field element: outside of range 0..ORDER");
     }
-    return scalar;
+    return scalar2;
   }
   // TODO: we don't need it here, move out to separate fn
   invertBatch(lst) {
@@ -36436,15 +36567,15 @@ var wNAF = class {
     }
     return comp;
   }
-  cached(point, scalar, transform) {
+  cached(point, scalar2, transform) {
     const W = getW(point);
-    return this.wNAF(W, this.getPrecomputes(W, point, transform), scalar);
+    return this.wNAF(W, this.getPrecomputes(W, point, transform), scalar2);
   }
-  unsafe(point, scalar, transform, prev) {
+  unsafe(point, scalar2, transform, prev) {
     const W = getW(point);
     if (W === 1)
-      return this._unsafeLadder(point, scalar, prev);
-    return this.wNAFUnsafe(W, this.getPrecomputes(W, point, transform), scalar, prev);
+      return this._unsafeLadder(point, scalar2, prev);
+    return this.wNAFUnsafe(W, this.getPrecomputes(W, point, transform), scalar2, prev);
   }
   // We calculate precomputes for elliptic curve point multiplication
   // using windowed method. This specifies window size and
@@ -36548,17 +36679,17 @@ function montgomery(curveDef) {
       _u[31] &= 127;
     return modP(bytesToNumberLE(_u));
   }
-  function decodeScalar(scalar) {
-    return bytesToNumberLE(adjustScalarBytes3(copyBytes2(abytes4(scalar, fieldLen, "scalar"))));
+  function decodeScalar(scalar2) {
+    return bytesToNumberLE(adjustScalarBytes3(copyBytes2(abytes4(scalar2, fieldLen, "scalar"))));
   }
-  function scalarMult2(scalar, u2) {
-    const pu = montgomeryLadder(decodeU(u2), decodeScalar(scalar));
+  function scalarMult2(scalar2, u2) {
+    const pu = montgomeryLadder(decodeU(u2), decodeScalar(scalar2));
     if (pu === _0n4)
       throw new Error("invalid private or public key received");
     return encodeU(pu);
   }
-  function scalarMultBase2(scalar) {
-    return scalarMult2(scalar, GuBytes);
+  function scalarMultBase2(scalar2) {
+    return scalarMult2(scalar2, GuBytes);
   }
   const getPublicKey = scalarMultBase2;
   const getSharedSecret = scalarMult2;
@@ -36568,10 +36699,10 @@ function montgomery(curveDef) {
     x_3 = modP(x_3 + dummy);
     return { x_2, x_3 };
   }
-  function montgomeryLadder(u2, scalar) {
+  function montgomeryLadder(u2, scalar2) {
     aInRange("u", u2, _0n4, P);
-    aInRange("scalar", scalar, minScalar, maxScalar);
-    const k = scalar;
+    aInRange("scalar", scalar2, minScalar, maxScalar);
+    const k = scalar2;
     const x_1 = u2;
     let x_2 = _1n4;
     let z_2 = _0n4;
@@ -36824,23 +36955,23 @@ var DER = {
     }
   },
   toSig(bytes) {
-    const { Err: E, _int: int, _tlv: tlv } = DER;
+    const { Err: E, _int: int, _tlv: tlv2 } = DER;
     const data = abytes4(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+    const { v: seqBytes, l: seqLeftBytes } = tlv2.decode(48, data);
     if (seqLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+    const { v: rBytes, l: rLeftBytes } = tlv2.decode(2, seqBytes);
+    const { v: sBytes, l: sLeftBytes } = tlv2.decode(2, rLeftBytes);
     if (sLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
     return { r: int.decode(rBytes), s: int.decode(sBytes) };
   },
   hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = DER;
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
+    const { _tlv: tlv2, _int: int } = DER;
+    const rs = tlv2.encode(2, int.encode(sig.r));
+    const ss = tlv2.encode(2, int.encode(sig.s));
     const seq = rs + ss;
-    return tlv.encode(48, seq);
+    return tlv2.encode(48, seq);
   }
 };
 var _0n5 = BigInt(0);
@@ -37182,20 +37313,20 @@ function weierstrass(params, extraOpts = {}) {
      * @param scalar by which the point would be multiplied
      * @returns New point
      */
-    multiply(scalar) {
+    multiply(scalar2) {
       const { endo: endo2 } = extraOpts;
-      if (!Fn.isValidNot0(scalar))
+      if (!Fn.isValidNot0(scalar2))
         throw new Error("invalid scalar: out of range");
       let point, fake;
       const mul = (n2) => wnaf.cached(this, n2, (p) => normalizeZ(Point, p));
       if (endo2) {
-        const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(scalar);
+        const { k1neg, k1, k2neg, k2 } = splitEndoScalarN(scalar2);
         const { p: k1p, f: k1f } = mul(k1);
         const { p: k2p, f: k2f } = mul(k2);
         fake = k1f.add(k2f);
         point = finishEndo(endo2.beta, k1p, k2p, k1neg, k2neg);
       } else {
-        const { p, f } = mul(scalar);
+        const { p, f } = mul(scalar2);
         point = p;
         fake = f;
       }
@@ -37493,8 +37624,8 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
-      seedArgs.push(abytes4(e, void 0, "extraEntropy"));
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
     const m = h1int;
@@ -37550,7 +37681,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
         return false;
       const v = Fn.create(R.x);
       return v === r;
-    } catch (e) {
+    } catch (e2) {
       return false;
     }
   }
@@ -38821,12 +38952,12 @@ var genKPKE = (opts2) => {
         sHat.push(NTT.encode(sampleCBD(PRF, sigma, i2, ETA1)));
       const x = XOF(rho);
       for (let i2 = 0; i2 < K; i2++) {
-        const e = NTT.encode(sampleCBD(PRF, sigma, K + i2, ETA1));
+        const e2 = NTT.encode(sampleCBD(PRF, sigma, K + i2, ETA1));
         for (let j = 0; j < K; j++) {
           const aji = SampleNTT(x.get(j, i2));
-          polyAdd(e, MultiplyNTTs(aji, sHat[j]));
+          polyAdd(e2, MultiplyNTTs(aji, sHat[j]));
         }
-        tHat.push(e);
+        tHat.push(e2);
       }
       x.clean();
       const res = {
@@ -39785,14 +39916,14 @@ var _Field2 = class {
     }
     if (bytes.length !== BYTES)
       throw new Error("Field.fromBytes: expected " + BYTES + " bytes, got " + bytes.length);
-    let scalar = isLE4 ? bytesToNumberLE2(bytes) : bytesToNumberBE2(bytes);
+    let scalar2 = isLE4 ? bytesToNumberLE2(bytes) : bytesToNumberBE2(bytes);
     if (modFromBytes)
-      scalar = mod3(scalar, ORDER);
+      scalar2 = mod3(scalar2, ORDER);
     if (!skipValidation) {
-      if (!this.isValid(scalar))
+      if (!this.isValid(scalar2))
         throw new Error("invalid field element: outside of range 0..ORDER");
     }
-    return scalar;
+    return scalar2;
   }
   // TODO: we don't need it here, move out to separate fn
   invertBatch(lst) {
@@ -40060,9 +40191,9 @@ var ScalarMultiplier = class {
   // Shared prologue of the constant-time entry points. Rejects scalar 0: in key/signature-style
   // callers a zero scalar means broken upstream plumbing, and concrete Points already reject it.
   // Uses inRange instead of Fn.isValidNot0: validateField() only certifies the arithmetic subset.
-  validateMulInput(point, scalar) {
+  validateMulInput(point, scalar2) {
     this.assertPoint(point);
-    if (!inRange2(scalar, _1n10, this.Point.Fn.ORDER))
+    if (!inRange2(scalar2, _1n10, this.Point.Fn.ORDER))
       throw new Error("invalid scalar");
   }
   // Constant-time dispatch shared by mulCT / mulCTBlinded. Un-precomputed points (W===1, e.g.
@@ -40074,12 +40205,12 @@ var ScalarMultiplier = class {
       return this.fixedWindowCT(point, n2, bits);
     return this.wnafCachedCT(this.getWnafPrecomputes(W, point, bits, transform), n2);
   }
-  mulCT(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
-    return this.runCT(point, scalar, this.bits, transform);
+  mulCT(point, scalar2, transform) {
+    this.validateMulInput(point, scalar2);
+    return this.runCT(point, scalar2, this.bits, transform);
   }
-  mulCTBlinded(point, scalar, transform) {
-    this.validateMulInput(point, scalar);
+  mulCTBlinded(point, scalar2, transform) {
+    this.validateMulInput(point, scalar2);
     if (this.randomBytes === void 0)
       throw new Error("randomBytes is required for scalar blinding");
     const bits = this.Point.Fn.BITS + BLIND_BITS;
@@ -40087,7 +40218,7 @@ var ScalarMultiplier = class {
     if (!isBytes5(blind) || blind.length !== BLIND_BYTES)
       throw new Error("randomBytes returned invalid byte array");
     blind[0] = blind[0] & 63 | 128;
-    const n2 = scalar + bytesToNumberBE2(blind) * this.Point.Fn.ORDER;
+    const n2 = scalar2 + bytesToNumberBE2(blind) * this.Point.Fn.ORDER;
     return this.runCT(point, n2, bits, transform);
   }
   /**
@@ -40138,18 +40269,18 @@ var ScalarMultiplier = class {
       this.baseCanBeBlinded = this.mulUnsafe(this.BASE, this.Point.Fn.ORDER).is0();
     return this.baseCanBeBlinded;
   }
-  mulSecret(point, scalar, cofactor, transform) {
-    return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar, transform) : this.mulCT(point, scalar, transform);
+  mulSecret(point, scalar2, cofactor, transform) {
+    return this.shouldBlind(point, cofactor) ? this.mulCTBlinded(point, scalar2, transform) : this.mulCT(point, scalar2, transform);
   }
-  mulUnsafe(point, scalar, transform) {
+  mulUnsafe(point, scalar2, transform) {
     this.assertPoint(point);
-    if (!isPosBig2(scalar))
+    if (!isPosBig2(scalar2))
       throw new Error("invalid scalar");
     const W = getWindowSize(point);
-    if (W === 1 || scalar >= this.Point.Fn.ORDER)
-      return mulAddUnsafe(this.Point, [point], [scalar], true);
+    if (W === 1 || scalar2 >= this.Point.Fn.ORDER)
+      return mulAddUnsafe(this.Point, [point], [scalar2], true);
     const precomputes = this.getWnafPrecomputes(W, point, this.bits, transform);
-    return this.wnafCachedCT(precomputes, scalar).p;
+    return this.wnafCachedCT(precomputes, scalar2).p;
   }
   // Remembers the window size used for precomputed wNAF multiplication of the given point
   // and drops any previously built tables. Usually only the base point is precomputed.
@@ -40318,18 +40449,18 @@ var _DER = {
     }
   },
   toSig(bytes, maxScalarBytes) {
-    const { Err: E, _int: int, _tlv: tlv } = _DER;
+    const { Err: E, _int: int, _tlv: tlv2 } = _DER;
     if (maxScalarBytes !== void 0) {
       asafenumber(maxScalarBytes, "maxScalarBytes");
       if (maxScalarBytes < 1)
         throw new E("invalid signature: maxScalarBytes must be positive");
     }
     const data = abytes5(bytes, void 0, "signature");
-    const { v: seqBytes, l: seqLeftBytes } = tlv.decode(48, data);
+    const { v: seqBytes, l: seqLeftBytes } = tlv2.decode(48, data);
     if (seqLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
-    const { v: rBytes, l: rLeftBytes } = tlv.decode(2, seqBytes);
-    const { v: sBytes, l: sLeftBytes } = tlv.decode(2, rLeftBytes);
+    const { v: rBytes, l: rLeftBytes } = tlv2.decode(2, seqBytes);
+    const { v: sBytes, l: sLeftBytes } = tlv2.decode(2, rLeftBytes);
     if (sLeftBytes.length)
       throw new E("invalid signature: left bytes after parsing");
     if (maxScalarBytes !== void 0 && (rBytes.length > maxScalarBytes || sBytes.length > maxScalarBytes))
@@ -40337,12 +40468,12 @@ var _DER = {
     return { r: int.decode(rBytes), s: int.decode(sBytes) };
   },
   hexFromSig(sig) {
-    const { _tlv: tlv, _int: int } = _DER;
+    const { _tlv: tlv2, _int: int } = _DER;
     validateObject2(sig, { r: "bigint", s: "bigint" }, {}, "sig");
-    const rs = tlv.encode(2, int.encode(sig.r));
-    const ss = tlv.encode(2, int.encode(sig.s));
+    const rs = tlv2.encode(2, int.encode(sig.r));
+    const ss = tlv2.encode(2, int.encode(sig.s));
     const seq = rs + ss;
-    return tlv.encode(48, seq);
+    return tlv2.encode(48, seq);
   }
 };
 var DER2 = /* @__PURE__ */ (() => {
@@ -40723,10 +40854,10 @@ function weierstrass2(params, extraOpts = {}) {
      * @param scalar - by which the point would be multiplied
      * @returns New point
      */
-    multiply(scalar) {
-      if (!Fn.isValidNot0(scalar))
+    multiply(scalar2) {
+      if (!Fn.isValidNot0(scalar2))
         throw new RangeError("invalid scalar: out of range");
-      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize2);
+      const { p, f } = wnaf.mulSecret(this, scalar2, cofactor, normalize2);
       return normalize2([p, f])[0];
     }
     /**
@@ -40735,9 +40866,9 @@ function weierstrass2(params, extraOpts = {}) {
      * It's faster, but should only be used when you don't care about
      * an exposed secret key e.g. sig verification, which works over *public* keys.
      */
-    multiplyUnsafe(scalar) {
+    multiplyUnsafe(scalar2) {
       const p = this;
-      const sc = scalar;
+      const sc = scalar2;
       if (!Fn.isValid(sc))
         throw new RangeError("invalid scalar: out of range");
       if (sc === _0n11 || p.is0())
@@ -41086,8 +41217,8 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
-      seedArgs.push(abytes5(e, void 0, "extraEntropy"));
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
     const m = h1int;
@@ -41159,7 +41290,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       if (format4 === "recovered" && sig.recovery !== getRecoveryBit(q2.x, q2.y, r))
         return false;
       return true;
-    } catch (e) {
+    } catch (e2) {
       return false;
     }
   }
@@ -41238,7 +41369,7 @@ function edwards(params, extraOpts = {}) {
   const uvRatio2 = opts2.uvRatio === void 0 ? (u2, v) => {
     try {
       return { isValid: true, value: Fp.sqrt(Fp.div(u2, v)) };
-    } catch (e) {
+    } catch (e2) {
       return { isValid: false, value: _0n12 };
     }
   } : opts2.uvRatio;
@@ -41412,10 +41543,10 @@ function edwards(params, extraOpts = {}) {
       return this.add(other.negate());
     }
     // Constant-time multiplication.
-    multiply(scalar) {
-      if (!Fn.isValidNot0(scalar))
+    multiply(scalar2) {
+      if (!Fn.isValidNot0(scalar2))
         throw new RangeError("invalid scalar: expected 1 <= sc < curve.n");
-      const { p, f } = wnaf.mulSecret(this, scalar, cofactor, normalize2);
+      const { p, f } = wnaf.mulSecret(this, scalar2, cofactor, normalize2);
       return normalize2([p, f])[0];
     }
     // Non-constant-time multiplication. Uses double-and-add algorithm.
@@ -41423,14 +41554,14 @@ function edwards(params, extraOpts = {}) {
     // an exposed private key e.g. sig verification.
     // Keeps the same subgroup-scalar contract: 0 is allowed for public-scalar callers, but
     // n and larger values are rejected instead of being reduced mod n to the identity point.
-    multiplyUnsafe(scalar) {
-      if (!Fn.isValid(scalar))
+    multiplyUnsafe(scalar2) {
+      if (!Fn.isValid(scalar2))
         throw new RangeError("invalid scalar: expected 0 <= sc < curve.n");
-      if (scalar === _0n12)
+      if (scalar2 === _0n12)
         return Point.ZERO;
-      if (this.is0() || scalar === _1n12)
+      if (this.is0() || scalar2 === _1n12)
         return this;
-      return wnaf.mulUnsafe(this, scalar, normalize2);
+      return wnaf.mulUnsafe(this, scalar2, normalize2);
     }
     // Checks if point is of small order.
     // If you add something to small order point, you will have "dirty"
@@ -41553,8 +41684,8 @@ function montgomery2(curveDef) {
       _u[31] &= 127;
     return modP(bytesToNumberLE2(_u));
   }
-  function decodeScalar(scalar) {
-    return bytesToNumberLE2(adjustScalarBytes3(copyBytes4(abytes5(scalar, fieldLen, "scalar"))));
+  function decodeScalar(scalar2) {
+    return bytesToNumberLE2(adjustScalarBytes3(copyBytes4(abytes5(scalar2, fieldLen, "scalar"))));
   }
   const lowOrderU = new Set(is25519 ? [
     _0n13,
@@ -41563,19 +41694,19 @@ function montgomery2(curveDef) {
     BigInt("325606250916557431795983626356110631294008115727848805560023387167927233504"),
     BigInt("39382357235489614581723060781553021112529911719440698176882885853963445705823")
   ] : [_0n13, _1n13, P - _1n13]);
-  function scalarMult2(scalar, u2) {
+  function scalarMult2(scalar2, u2) {
     const pointU = decodeU(u2);
     if (lowOrderU.has(pointU))
       throw new Error("invalid private or public key received");
-    const pu = montgomeryLadder(pointU, decodeScalar(scalar));
+    const pu = montgomeryLadder(pointU, decodeScalar(scalar2));
     if (pu === _0n13)
       throw new Error("invalid private or public key received");
     return encodeU(pu);
   }
-  function scalarMultBase2(scalar) {
+  function scalarMultBase2(scalar2) {
     if (mulBaseHook === void 0)
-      return scalarMult2(scalar, GuBytes);
-    const k = decodeScalar(scalar);
+      return scalarMult2(scalar2, GuBytes);
+    const k = decodeScalar(scalar2);
     aInRange2("scalar", k, minScalar, maxScalar);
     const pu = modP(mulBaseHook(k));
     if (pu === _0n13)
@@ -41584,10 +41715,10 @@ function montgomery2(curveDef) {
   }
   const getPublicKey = scalarMultBase2;
   const getSharedSecret = scalarMult2;
-  function montgomeryLadder(u2, scalar) {
+  function montgomeryLadder(u2, scalar2) {
     aInRange2("u", u2, _0n13, P);
-    aInRange2("scalar", scalar, minScalar, maxScalar);
-    const k = scalar;
+    aInRange2("scalar", scalar2, minScalar, maxScalar);
+    const k = scalar2;
     const x_1 = u2;
     let x_2 = _1n13;
     let z_2 = _0n13;
@@ -41748,26 +41879,26 @@ async function webCryptoFallback(func, fallback) {
     }
   }
 }
-async function scalarMult(scalar, u2) {
+async function scalarMult(scalar2, u2) {
   return await webCryptoFallback(async () => {
-    const key = isCryptoKey(scalar) ? scalar : await importX25519Key(scalar);
+    const key = isCryptoKey(scalar2) ? scalar2 : await importX25519Key(scalar2);
     const peer = await crypto.subtle.importKey("raw", domBuffer(u2), { name: "X25519" }, exportable, []);
     return new Uint8Array(await crypto.subtle.deriveBits({ name: "X25519", public: peer }, key, 256));
   }, () => {
-    if (isCryptoKey(scalar)) {
+    if (isCryptoKey(scalar2)) {
       throw new Error("CryptoKey provided but X25519 WebCrypto is not supported");
     }
-    return x255192.scalarMult(scalar, u2);
+    return x255192.scalarMult(scalar2, u2);
   });
 }
-async function scalarMultBase(scalar) {
+async function scalarMultBase(scalar2) {
   return await webCryptoFallback(async () => {
-    return scalarMult(scalar, x255192.GuBytes);
+    return scalarMult(scalar2, x255192.GuBytes);
   }, () => {
-    if (isCryptoKey(scalar)) {
+    if (isCryptoKey(scalar2)) {
       throw new Error("CryptoKey provided but X25519 WebCrypto is not supported");
     }
-    return x255192.scalarMultBase(scalar);
+    return x255192.scalarMultBase(scalar2);
   });
 }
 var pkcs8Prefix = /* @__PURE__ */ new Uint8Array([
@@ -42680,9 +42811,10 @@ function isCryptoKey3(key) {
 var IDENTITY_VARS = {
   root: ["TRELLIS_ROOT_IDENTITY", "TRELLIS_ROOT_IDENTITY_FILE"],
   ci: ["TRELLIS_CI_IDENTITY", "TRELLIS_CI_IDENTITY_FILE"],
-  agent: ["TRELLIS_AGENT_IDENTITY", "TRELLIS_AGENT_IDENTITY_FILE"]
+  agent: ["TRELLIS_AGENT_IDENTITY", "TRELLIS_AGENT_IDENTITY_FILE"],
+  breakglass: ["TRELLIS_BREAKGLASS_IDENTITY", "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
 };
-var WHO = { root: "offline root", ci: "CI", agent: "host's agent" };
+var WHO = { root: "offline root", ci: "CI", agent: "host's agent", breakglass: "break-glass" };
 var isSet = (env2, k) => (env2[k] ?? "") !== "";
 var SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
 function quoteInput(v) {
@@ -42700,13 +42832,29 @@ function identityVarsSet(env2, kind) {
   return Object.keys(env2).filter((k) => k.startsWith(prefix) && isSet(env2, k)).sort();
 }
 function childEnv(env2) {
-  return Object.fromEntries(Object.entries(env2).filter((e) => !e[0].startsWith("TRELLIS_") && e[1] !== void 0));
+  return Object.fromEntries(Object.entries(env2).filter((e2) => !e2[0].startsWith("TRELLIS_") && e2[1] !== void 0));
 }
 function assertCiPosture(env2) {
   const leaked = identityVarsSet(env2, "root");
   if (leaked.length) {
     throw new TrellisError("custody-root-identity-in-ci", `${leaked.join(", ")} is set: the root identity must never reach CI`, {
       hint: "remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation"
+    });
+  }
+}
+function assertNoBreakglass(env2, where) {
+  const set = identityVarsSet(env2, "breakglass");
+  if (set.length) {
+    throw new TrellisError("custody-breakglass-misplaced", `${set.join(", ")} is set: the break-glass identity has no business in ${where}`, {
+      hint: "unset it; it is for trellis-ci activate-standby only, held by the on-call security team"
+    });
+  }
+}
+function assertBreakglassPosture(env2) {
+  const ci = identityVarsSet(env2, "ci");
+  if (ci.length) {
+    throw new TrellisError("custody-breakglass-misplaced", `${ci.join(", ")} is set: activate-standby runs with the break-glass identity alone`, {
+      hint: "unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present"
     });
   }
 }
@@ -42719,8 +42867,8 @@ function readIdentities(kind, env2, readFile) {
     source = `${fileVar} (${env2[fileVar]})`;
     try {
       text = readFile(env2[fileVar]);
-    } catch (e) {
-      throw new TrellisError("bad-identity", `cannot read the identity file: ${e.message}`, { file: env2[fileVar], hint: `point ${fileVar} at an age identity file` });
+    } catch (e2) {
+      throw new TrellisError("bad-identity", `cannot read the identity file: ${e2.message}`, { file: env2[fileVar], hint: `point ${fileVar} at an age identity file` });
     }
   }
   if (text === void 0) return void 0;
@@ -42766,6 +42914,14 @@ function validateRecipients(recipients, place) {
     });
   }
 }
+function assertBreakglassRecipient(offline, ci, breakglass, place) {
+  if (offline.includes(breakglass) || ci === breakglass) {
+    throw new TrellisError("custody-recipients", `the break-glass recipient is also ${ci === breakglass ? "the CI" : "an offline"} recipient: standby keys would not be the on-call team's alone`, {
+      ...place,
+      hint: "give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass"
+    });
+  }
+}
 function assertSeparateRecipients(offline, ci, place) {
   if (offline.includes(ci)) {
     throw new TrellisError("custody-recipients", "the CI recipient is also an offline recipient: CI could open the root key", {
@@ -42776,9 +42932,9 @@ function assertSeparateRecipients(offline, ci, place) {
 }
 async function encryptTo(recipients, plaintext) {
   validateRecipients(recipients, {});
-  const e = new Encrypter();
-  for (const r of recipients) e.addRecipient(r);
-  return armor_exports.encode(await e.encrypt(plaintext));
+  const e2 = new Encrypter();
+  for (const r of recipients) e2.addRecipient(r);
+  return armor_exports.encode(await e2.encrypt(plaintext));
 }
 async function tryDecrypt(identities, armored) {
   const d2 = new Decrypter();
@@ -42797,8 +42953,8 @@ async function tryDecrypt(identities, armored) {
   }
   try {
     return { ok: true, text: await d2.decrypt(ct, "text") };
-  } catch (e) {
-    return { ok: false, why: /no identity matched/i.test(e.message) ? "no-match" : "malformed" };
+  } catch (e2) {
+    return { ok: false, why: /no identity matched/i.test(e2.message) ? "no-match" : "malformed" };
   }
 }
 async function decryptWith(identities, armored, file, kind) {
@@ -42872,40 +43028,40 @@ var Reader = class {
   }
 };
 var MAX_INPUT_BYTES = 4 * 1024 * 1024;
-var fieldOf = (path16) => path16.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+var fieldOf = (path17) => path17.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path16, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path16) || void 0, hint });
+  const fail = (path17, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path17) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path16 } = stack.pop();
+    const { node, path: path17 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path16, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(path17, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path16, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path16, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path16.length > 32) fail(path16, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
-    const children = [];
+    if (n2.anchor && !allowAliases) fail(path17, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
+    if (n2.tag) fail(path17, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
+    if (path17.length > 32) fail(path17, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path16, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path17, "has a key that is not a plain string", "keys are names such as kind or services");
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path16, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k)) fail([...path17, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children.push({ node: key, path: [...path16, k] });
-        children.push({ node: pair.value, path: [...path16, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path17, k] });
+        children2.push({ node: pair.value, path: [...path17, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children.push({ node: item, path: [...path16, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path17, i2] }));
     }
-    for (let i2 = children.length - 1; i2 >= 0; i2--) stack.push(children[i2]);
+    for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
 }
 function parseYaml(text, file, reason, input = true) {
@@ -42917,15 +43073,19 @@ function parseYaml(text, file, reason, input = true) {
   if (/[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text)) {
     throw new TrellisError(reason, "holds control characters or bytes that are not UTF-8: this is not a text file", { file, hint: "restore it from git history, or rewrite it as plain YAML" });
   }
+  const plain = readPlainYaml(text);
+  if (plain !== void 0) return plain;
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
-    const e = doc.errors[0];
-    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e.message)}`, { file, hint: "fix the syntax and rerun" });
+    const e2 = doc.errors[0];
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e2.message)}`, { file, hint: "fix the syntax and rerun" });
   }
   refuseHostileNodes(doc.contents, file, reason);
   return doc.toJS() ?? {};
 }
 function parseRecordYaml(text, file, reason) {
+  const plain = readPlainYaml(text);
+  if (plain !== void 0) return plain;
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why) => {
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: "restore it from git history" });
@@ -42934,8 +43094,8 @@ function parseRecordYaml(text, file, reason) {
   refuseHostileNodes(doc.contents, file, reason, true);
   try {
     return doc.toJS({ maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    return fail(e.message);
+  } catch (e2) {
+    return fail(e2.message);
   }
 }
 var TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
@@ -42943,13 +43103,18 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const r = new Reader(file, "bad-config");
   const top2 = r.map(parseYaml(text, file, "bad-config"), "", ["version", "mesh", "trustDomain", "recipients", "defaults", "deploy"]);
   if (top2.version !== 1) r.fail("version", `unsupported store version ${JSON.stringify(top2.version)}`, "this trellis reads version 1");
-  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci"]);
+  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci", "breakglass"]);
   const offline = r.list(recipients.offline, "recipients.offline").map((v, i2) => r.string(v, `recipients.offline[${i2}]`, /^age1/));
   if (offline.length === 0) r.fail("recipients.offline", "needs at least one offline recipient", "list the age recipient of each offline identity (age-keygen -y prints it)");
   const ci = r.string(recipients.ci, "recipients.ci", /^age1/);
   validateRecipients(offline, { file, field: "recipients.offline" });
   validateRecipients([ci], { file, field: "recipients.ci" });
   assertSeparateRecipients(offline, ci, { file, field: "recipients.ci" });
+  const breakglass = recipients.breakglass === void 0 ? void 0 : r.string(recipients.breakglass, "recipients.breakglass", /^age1/);
+  if (breakglass !== void 0) {
+    validateRecipients([breakglass], { file, field: "recipients.breakglass" });
+    assertBreakglassRecipient(offline, ci, breakglass, { file, field: "recipients.breakglass" });
+  }
   const defaults = r.map(top2.defaults ?? {}, "defaults", ["algorithms", "ttl", "overlap", "crl"]);
   const crl = r.map(defaults.crl ?? {}, "defaults.crl", ["root", "leaf"]);
   const alg = r.map(defaults.algorithms ?? {}, "defaults.algorithms", ["root", "intermediate", "leaf"]);
@@ -42960,7 +43125,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
     trustDomain: r.string(top2.trustDomain, "trustDomain", TRUST_DOMAIN, "a lower-case DNS name such as mesh.example"),
-    recipients: { offline, ci },
+    recipients: { offline, ci, ...breakglass !== void 0 ? { breakglass } : {} },
     algorithms: {
       root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
@@ -43152,7 +43317,7 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
   return { name, kind, services: services.sort((a2, b) => a2.name.localeCompare(b.name)) };
 }
 function toYaml(value) {
-  return (0, import_yaml.stringify)(value, { lineWidth: 0, indent: 2 });
+  return writePlainYaml(value) ?? (0, import_yaml.stringify)(value, { lineWidth: 0, indent: 2 });
 }
 function fromYaml(text, file) {
   return parseYaml(text, file, "corrupt-store", false);
@@ -43180,22 +43345,30 @@ function parseCertificate(pemOrDer) {
     if (blocks.length > 1) throw new Error(`${blocks.length} certificates where one certificate belongs`);
     if (blocks.length === 1 && pemOrDer.replace(blocks[0], "").trim()) throw new Error("data outside its one certificate block");
   }
-  return new x5092.X509Certificate(typeof pemOrDer === "string" ? pemOrDer : new Uint8Array(pemOrDer));
+  const k = typeof pemOrDer === "string" ? pemOrDer : Buffer.from(pemOrDer).toString("base64");
+  let cert2 = parsed.get(k);
+  if (!cert2) {
+    cert2 = new x5092.X509Certificate(typeof pemOrDer === "string" ? pemOrDer : new Uint8Array(pemOrDer));
+    if (parsed.size >= 4096) parsed.delete(parsed.keys().next().value);
+    parsed.set(k, cert2);
+  }
+  return cert2;
 }
+var parsed = /* @__PURE__ */ new Map();
 function parseCertificates(pem) {
   return pemDecodeAll(pem, "CERTIFICATE").map((der) => parseCertificate(der));
 }
-function certificatePem(cert) {
-  return pemEncode("CERTIFICATE", new Uint8Array(cert.rawData));
+function certificatePem(cert2) {
+  return pemEncode("CERTIFICATE", new Uint8Array(cert2.rawData));
 }
-function fingerprint(cert) {
-  return `sha256:${sha256Hex(new Uint8Array(cert.rawData))}`;
+function fingerprint(cert2) {
+  return `sha256:${sha256Hex(new Uint8Array(cert2.rawData))}`;
 }
-function spkiDer(cert) {
-  return Buffer.from(cert.publicKey.rawData);
+function spkiDer(cert2) {
+  return Buffer.from(cert2.publicKey.rawData);
 }
-function keyId(cert) {
-  return `sha256:${sha256Hex(spkiDer(cert))}`;
+function keyId(cert2) {
+  return `sha256:${sha256Hex(spkiDer(cert2))}`;
 }
 async function signCertificate(p) {
   return x5092.X509CertificateGenerator.create({
@@ -43210,18 +43383,18 @@ async function signCertificate(p) {
     extensions: p.extensions
   });
 }
-async function signedBy(cert, issuer) {
+async function signedBy(cert2, issuer) {
   try {
-    return await cert.verify({ publicKey: issuer.publicKey, signatureOnly: true });
+    return await cert2.verify({ publicKey: issuer.publicKey, signatureOnly: true });
   } catch {
     return false;
   }
 }
-function isSelfIssued(cert) {
-  return cert.subject === cert.issuer;
+function isSelfIssued(cert2) {
+  return cert2.subject === cert2.issuer;
 }
-function subjectAltNames(cert) {
-  const ext = cert.getExtension(x5092.SubjectAlternativeNameExtension);
+function subjectAltNames(cert2) {
+  const ext = cert2.getExtension(x5092.SubjectAlternativeNameExtension);
   const out = { dns: [], uris: [], other: 0 };
   for (const n2 of ext?.names.items ?? []) {
     if (n2.type === "dns") out.dns.push(n2.value);
@@ -43230,9 +43403,9 @@ function subjectAltNames(cert) {
   }
   return out;
 }
-function keyMatchesCert(privatePem, cert) {
+function keyMatchesCert(privatePem, cert2) {
   try {
-    return publicKeyDerOf(privatePem).equals(spkiDer(cert));
+    return publicKeyDerOf(privatePem).equals(spkiDer(cert2));
   } catch {
     return false;
   }
@@ -43382,29 +43555,29 @@ function assertNamesInside(sans, permitted, scope2) {
     );
   }
 }
-function lacksIpExclusion(cert) {
-  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+function lacksIpExclusion(cert2) {
+  const nc = cert2.extensions.find((e2) => e2.type === NAME_CONSTRAINTS_OID);
   return nc !== void 0 && decodeNameConstraints(nc.value).excludedIps.length === 0;
 }
-function profileViolations(cert, tier, expected = {}) {
+function profileViolations(cert2, tier, expected = {}) {
   const p = PROFILES[tier];
   const out = [];
-  const bc = cert.getExtension(x5094.BasicConstraintsExtension);
+  const bc = cert2.getExtension(x5094.BasicConstraintsExtension);
   if (!bc) out.push("no basicConstraints");
   else {
     if (bc.ca !== p.ca) out.push(`basicConstraints CA=${bc.ca}, want ${p.ca}`);
     if (!bc.critical) out.push("basicConstraints not critical");
     if (bc.pathLength !== p.pathLength) out.push(`pathLen ${bc.pathLength ?? "none"}, want ${p.pathLength ?? "none"}`);
   }
-  const ku = cert.getExtension(x5094.KeyUsagesExtension);
+  const ku = cert2.getExtension(x5094.KeyUsagesExtension);
   if (!ku) out.push("no keyUsage");
   else if (ku.usages !== p.keyUsage) out.push(`keyUsage ${ku.usages}, want ${p.keyUsage}`);
-  if (!cert.getExtension(x5094.SubjectKeyIdentifierExtension)) out.push("no subjectKeyIdentifier");
-  if (p.authorityKeyId && !cert.getExtension(x5094.AuthorityKeyIdentifierExtension)) out.push("no authorityKeyIdentifier");
-  const eku = cert.getExtension(x5094.ExtendedKeyUsageExtension);
+  if (!cert2.getExtension(x5094.SubjectKeyIdentifierExtension)) out.push("no subjectKeyIdentifier");
+  if (p.authorityKeyId && !cert2.getExtension(x5094.AuthorityKeyIdentifierExtension)) out.push("no authorityKeyIdentifier");
+  const eku = cert2.getExtension(x5094.ExtendedKeyUsageExtension);
   const ekus = (eku?.usages ?? []).map(String).sort();
   if (ekus.join() !== [...p.extendedKeyUsage].sort().join()) out.push(`extendedKeyUsage [${ekus}], want [${p.extendedKeyUsage}]`);
-  const nc = cert.extensions.find((e) => e.type === NAME_CONSTRAINTS_OID);
+  const nc = cert2.extensions.find((e2) => e2.type === NAME_CONSTRAINTS_OID);
   if (p.nameConstraints) {
     if (!nc) out.push("no nameConstraints");
     else {
@@ -43418,9 +43591,9 @@ function profileViolations(cert, tier, expected = {}) {
       }
     }
   } else if (nc) out.push("unexpected nameConstraints");
-  const san = cert.getExtension(x5094.SubjectAlternativeNameExtension);
+  const san = cert2.getExtension(x5094.SubjectAlternativeNameExtension);
   if (p.subjectAltName) {
-    const names = subjectAltNames(cert);
+    const names = subjectAltNames(cert2);
     if (!san) out.push("no subjectAltName");
     else if (san.critical) out.push("subjectAltName critical with a non-empty subject");
     if (names.uris.length !== 1) out.push(`${names.uris.length} URI SANs, want exactly one SPIFFE ID`);
@@ -43505,7 +43678,7 @@ async function mintLeaf(req, issuer, seam) {
   const validity = validityWithin("leaf", req.now, req.ttl, { notBefore: issuer.cert.notBefore, notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate`, file: `bundles/${issuer.scope}/intermediate.pem` });
   const keys = await seam.generateKeyPair(req.algorithm);
   const serial = randomSerial(seam);
-  const cert = await seam.signCertificate({
+  const cert2 = await seam.signCertificate({
     serial,
     subject: `CN=${sans.dns[0]}`,
     issuer: issuer.cert.subject,
@@ -43517,21 +43690,113 @@ async function mintLeaf(req, issuer, seam) {
   });
   return {
     service: req.service.name,
-    cert,
-    certPem: certificatePem(cert),
+    cert: cert2,
+    certPem: certificatePem(cert2),
     keyPem: await exportPrivateKeyPem(keys.privateKey),
-    record: { serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter, issuer: fingerprint(issuer.cert), issuerKey: keyId(issuer.cert), fingerprint: fingerprint(cert), ...sans }
+    record: { serial: cert2.serialNumber, notBefore: cert2.notBefore, notAfter: cert2.notAfter, issuer: fingerprint(issuer.cert), issuerKey: keyId(issuer.cert), fingerprint: fingerprint(cert2), ...sans }
   };
 }
 
 // packages/core/src/trust.ts
 init_define_TRELLIS_BUILD();
+
+// packages/core/src/subject-hash.ts
+init_define_TRELLIS_BUILD();
+import { createHash as createHash2 } from "node:crypto";
+function tlvAt(der, at) {
+  if (at + 2 > der.length) throw new Error("truncated DER");
+  const tag = der[at];
+  if ((tag & 31) === 31) throw new Error("multi-byte DER tags are not expected in a name");
+  let len = der[at + 1];
+  let body = at + 2;
+  if (len & 128) {
+    const n2 = len & 127;
+    if (n2 === 0 || n2 > 4) throw new Error("unsupported DER length");
+    len = 0;
+    for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der[body + i2];
+    body += n2;
+  }
+  if (body + len > der.length) throw new Error("truncated DER");
+  return { tag, start: at, body, end: body + len };
+}
+function children(der, parent) {
+  const out = [];
+  for (let at = parent.body; at < parent.end; at = out.at(-1).end) out.push(tlvAt(der, at));
+  return out;
+}
+function encodeLength(n2) {
+  if (n2 < 128) return Buffer.from([n2]);
+  const bytes = [];
+  for (let v = n2; v > 0; v = Math.floor(v / 256)) bytes.unshift(v & 255);
+  return Buffer.from([128 | bytes.length, ...bytes]);
+}
+var tlv = (tag, content) => Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
+function subjectDer(certDer) {
+  const tbs = children(certDer, tlvAt(certDer, 0))[0];
+  const fields = children(certDer, tbs);
+  const subject = fields[fields[0].tag === 160 ? 5 : 4];
+  return Buffer.from(certDer.subarray(subject.start, subject.end));
+}
+var UTF8 = 12;
+var TEXT = {
+  [UTF8]: (b) => b.toString("utf8"),
+  19: (b) => b.toString("latin1"),
+  // PrintableString
+  20: (b) => b.toString("latin1"),
+  // T61String, read by OpenSSL as Latin-1
+  22: (b) => b.toString("latin1"),
+  // IA5String
+  26: (b) => b.toString("latin1"),
+  // VisibleString
+  30: (b) => Buffer.from(b).swap16().toString("utf16le"),
+  // BMPString: UTF-16BE
+  28: (b) => [...Array(b.length / 4).keys()].map((i2) => String.fromCodePoint(b.readUInt32BE(i2 * 4))).join("")
+  // UniversalString
+};
+var isSpace = (c3) => c3 === 32 || c3 >= 9 && c3 <= 13;
+function canonText(utf8) {
+  let from = 0;
+  let to = utf8.length;
+  while (from < to && isSpace(utf8[from])) from++;
+  while (to > from && isSpace(utf8[to - 1])) to--;
+  const out = [];
+  for (let i2 = from; i2 < to; i2++) {
+    const c3 = utf8[i2];
+    if (isSpace(c3)) {
+      out.push(32);
+      while (i2 + 1 < to && isSpace(utf8[i2 + 1])) i2++;
+    } else out.push(c3 >= 65 && c3 <= 90 ? c3 + 32 : c3);
+  }
+  return Buffer.from(out);
+}
+function canonicalNameEncoding(nameDer) {
+  const name = tlvAt(nameDer, 0);
+  return Buffer.concat(children(nameDer, name).map((rdn) => {
+    const avas = children(nameDer, rdn).map((ava) => {
+      const [oid, value] = children(nameDer, ava);
+      const raw = Buffer.from(nameDer.subarray(value.body, value.end));
+      const decode2 = TEXT[value.tag];
+      const canon = decode2 ? tlv(UTF8, canonText(Buffer.from(decode2(raw), "utf8"))) : Buffer.from(nameDer.subarray(value.start, value.end));
+      return tlv(48, Buffer.concat([Buffer.from(nameDer.subarray(oid.start, oid.end)), canon]));
+    });
+    return tlv(49, Buffer.concat(avas.sort(Buffer.compare)));
+  }));
+}
+function subjectHash(cert2) {
+  const md = createHash2("sha1").update(canonicalNameEncoding(subjectDer(new Uint8Array(cert2.rawData)))).digest();
+  return md.readUInt32LE(0).toString(16).padStart(8, "0");
+}
+
+// packages/core/src/trust.ts
 function trustedScopes(scope2, allScopes) {
   const trusted = scope2.kind === "global" ? allScopes : [scope2.name, GLOBAL_SCOPE].filter((s) => allScopes.includes(s));
   return [...new Set(trusted)].sort();
 }
 function composeTrust(scope2, allScopes, intermediatesOf) {
-  return trustedScopes(scope2, allScopes).flatMap((s) => intermediatesOf(s));
+  return composeTrustByScope(scope2, allScopes, intermediatesOf).map((a2) => a2.cert);
+}
+function composeTrustByScope(scope2, allScopes, intermediatesOf) {
+  return trustedScopes(scope2, allScopes).flatMap((s) => intermediatesOf(s).map((cert2) => ({ scope: s, cert: cert2 })));
 }
 function trustPem(certs) {
   return certs.map(certificatePem).join("");
@@ -43543,6 +43808,20 @@ var TRUST_AUX = Buffer.from(
 function trustOpensslPem(certs) {
   return certs.map((c3) => pemEncode("TRUSTED CERTIFICATE", Buffer.concat([Buffer.from(c3.rawData), TRUST_AUX]))).join("");
 }
+function anchorFileSet(anchors) {
+  const seen = /* @__PURE__ */ new Map();
+  return anchors.flatMap(({ scope: scope2, cert: cert2 }) => {
+    const h2 = subjectHash(cert2);
+    const n2 = seen.get(h2) ?? 0;
+    seen.set(h2, n2 + 1);
+    return [
+      { name: `${CAPATH_DIR}/${h2}.${n2}`, content: trustOpensslPem([cert2]) },
+      { name: `${ANCHORS_DIR}/${scope2}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}.pem`, content: certificatePem(cert2) }
+    ];
+  });
+}
+var CAPATH_DIR = "capath";
+var ANCHORS_DIR = "anchors";
 function tlvLength(der) {
   const first = der[1];
   if (first < 128) return 2 + first;
@@ -43577,34 +43856,34 @@ function ledgerSigner(holder) {
   };
 }
 function signerCertificate(signer, known) {
-  let cert = known.get(signer.fingerprint);
-  if (!cert && signer.certificate) {
+  let cert2 = known.get(signer.fingerprint);
+  if (!cert2 && signer.certificate) {
     try {
-      cert = parseCertificate(Buffer.from(signer.certificate, "base64"));
+      cert2 = parseCertificate(Buffer.from(signer.certificate, "base64"));
     } catch {
       return void 0;
     }
   }
-  if (!cert || fingerprint(cert) !== signer.fingerprint || keyId(cert) !== signer.keyId) return void 0;
-  return cert;
+  if (!cert2 || fingerprint(cert2) !== signer.fingerprint || keyId(cert2) !== signer.keyId) return void 0;
+  return cert2;
 }
 var publicKeys = /* @__PURE__ */ new WeakMap();
-var publicKeyOf = (cert) => {
-  let k = publicKeys.get(cert);
-  if (!k) publicKeys.set(cert, k = createPublicKey2({ key: spkiDer(cert), format: "der", type: "spki" }));
+var publicKeyOf = (cert2) => {
+  let k = publicKeys.get(cert2);
+  if (!k) publicKeys.set(cert2, k = createPublicKey2({ key: spkiDer(cert2), format: "der", type: "spki" }));
   return k;
 };
 var issued = /* @__PURE__ */ new WeakMap();
-function entrySignatureValid(hash, signature, cert) {
-  return verifyBytes(publicKeyOf(cert), signedPayload(hash), Buffer.from(signature, "base64"));
+function entrySignatureValid(hash, signature, cert2) {
+  return verifyBytes(publicKeyOf(cert2), signedPayload(hash), Buffer.from(signature, "base64"));
 }
-function issuedUnder(cert, issuer) {
-  let byIssuer = issued.get(cert);
-  if (!byIssuer) issued.set(cert, byIssuer = /* @__PURE__ */ new WeakMap());
+function issuedUnder(cert2, issuer) {
+  let byIssuer = issued.get(cert2);
+  if (!byIssuer) issued.set(cert2, byIssuer = /* @__PURE__ */ new WeakMap());
   let ok = byIssuer.get(issuer);
   if (ok === void 0) {
     try {
-      ok = new X509Certificate2(Buffer.from(cert.rawData)).verify(publicKeyOf(issuer));
+      ok = new X509Certificate2(Buffer.from(cert2.rawData)).verify(publicKeyOf(issuer));
     } catch {
       ok = false;
     }
@@ -43614,8 +43893,8 @@ function issuedUnder(cert, issuer) {
 }
 
 // packages/core/src/ledger.ts
-function isEntry(e) {
-  const o2 = e;
+function isEntry(e2) {
+  const o2 = e2;
   return !!o2 && typeof o2 === "object" && !Array.isArray(o2) && typeof o2.seq === "number" && typeof o2.at === "string" && typeof o2.op === "string" && typeof o2.actor === "string" && typeof o2.hash === "string" && (o2.prev === null || typeof o2.prev === "string") && !!o2.details && typeof o2.details === "object" && Array.isArray(o2.created) && (o2.signature === void 0 || typeof o2.signature === "string") && (o2.signer === void 0 || isSigner(o2.signer));
 }
 function isSigner(s) {
@@ -43630,41 +43909,59 @@ function canonicalJson(v) {
   }
   return JSON.stringify(v);
 }
-function entryHash(e) {
-  return sha256Hex(canonicalJson(e));
+function entryHash(e2) {
+  return sha256Hex(canonicalJson(e2));
 }
 function unsignedAfterSigned(entries2) {
-  const first = entries2.findIndex((e) => e.signer || e.signature);
-  return first < 0 ? void 0 : entries2.slice(first).find((e) => !e.signer || !e.signature);
+  const first = entries2.findIndex((e2) => e2.signer || e2.signature);
+  return first < 0 ? void 0 : entries2.slice(first).find((e2) => !e2.signer || !e2.signature);
 }
-function parseLedger(text) {
+function readLedger(text) {
   const entries2 = [];
   const problems = [];
   text.split("\n").forEach((line, i2) => {
     if (!line.trim()) return;
-    let e;
+    let e2;
     try {
-      e = JSON.parse(line);
+      e2 = JSON.parse(line);
     } catch {
       problems.push(`line ${i2 + 1}: not JSON`);
       return;
     }
-    if (!isEntry(e)) problems.push(`line ${i2 + 1}: not a ledger entry`);
-    else entries2.push(e);
+    if (!isEntry(e2)) problems.push(`line ${i2 + 1}: not a ledger entry`);
+    else entries2.push(e2);
   });
   return { entries: entries2, problems };
 }
+var memo = /* @__PURE__ */ new Map();
+function memoOf(text) {
+  let m = memo.get(text);
+  if (!m) {
+    if (memo.size >= 64) memo.delete(memo.keys().next().value);
+    memo.set(text, m = { parsed: readLedger(text) });
+  }
+  return m;
+}
+function parseLedger(text) {
+  const { entries: entries2, problems } = memoOf(text).parsed;
+  return { entries: [...entries2], problems: [...problems] };
+}
 function ledgerProblems(text) {
-  const { entries: entries2, problems } = parseLedger(text);
-  let prev = null;
-  entries2.forEach((e, i2) => {
-    const { hash, signature: _sig, ...body } = e;
-    if (e.seq !== i2 + 1) problems.push(`entry ${i2 + 1}: seq is ${e.seq}`);
-    if (e.prev !== prev) problems.push(`entry ${i2 + 1}: prev does not match the hash of entry ${i2}`);
-    if (entryHash(body) !== hash) problems.push(`entry ${i2 + 1}: hash does not match its contents (edited?)`);
-    prev = hash;
-  });
-  return problems;
+  const m = memoOf(text);
+  if (!m.chain) {
+    const { entries: entries2 } = m.parsed;
+    const problems = [...m.parsed.problems];
+    let prev = null;
+    entries2.forEach((e2, i2) => {
+      const { hash, signature: _sig, ...body } = e2;
+      if (e2.seq !== i2 + 1) problems.push(`entry ${i2 + 1}: seq is ${e2.seq}`);
+      if (e2.prev !== prev) problems.push(`entry ${i2 + 1}: prev does not match the hash of entry ${i2}`);
+      if (entryHash(body) !== hash) problems.push(`entry ${i2 + 1}: hash does not match its contents (edited?)`);
+      prev = hash;
+    });
+    m.chain = problems;
+  }
+  return [...m.chain];
 }
 function ledgerHead(text) {
   return parseLedger(text).entries.at(-1);
@@ -43683,9 +43980,9 @@ function appendToLedger(text, draft, file, signer) {
       hint: "remove the entries a pull request appended (restore the ledger from git), run trellis-ci verify, and rerun"
     });
   }
-  if (!signer && entries2.some((e) => e.signer)) throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
+  if (!signer && entries2.some((e2) => e2.signer)) throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
   const head = entries2.at(-1);
-  const known = signer && entries2.some((e) => e.signer?.fingerprint === signer.fingerprint && e.signer.certificate);
+  const known = signer && entries2.some((e2) => e2.signer?.fingerprint === signer.fingerprint && e2.signer.certificate);
   const body = {
     seq: (head?.seq ?? 0) + 1,
     at: draft.at,
@@ -43702,7 +43999,7 @@ function appendToLedger(text, draft, file, signer) {
 `, entry };
 }
 function ledgerFingerprints(text) {
-  return new Set(parseLedger(text).entries.flatMap((e) => e.created.map((c3) => c3.fingerprint)));
+  return new Set(parseLedger(text).entries.flatMap((e2) => e2.created.map((c3) => c3.fingerprint)));
 }
 
 // packages/core/src/ledger-trust.ts
@@ -43764,8 +44061,8 @@ var Store = class {
     let text;
     try {
       text = fs.readFileSync(this.abs(rel), "utf8");
-    } catch (e) {
-      if (e.code !== "ENOENT") throw e;
+    } catch (e2) {
+      if (e2.code !== "ENOENT") throw e2;
     }
     this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
     return text;
@@ -43813,9 +44110,9 @@ var Store = class {
       writeDurably(path.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
       fsyncDir(staging);
       renameDurably(staging, journal);
-    } catch (e) {
+    } catch (e2) {
       fs.rmSync(staging, { recursive: true, force: true });
-      throw e;
+      throw e2;
     }
     fsyncDir(work);
     this.replayJournal();
@@ -43864,8 +44161,8 @@ var Store = class {
         try {
           fs.linkSync(mine, lock);
           break;
-        } catch (e) {
-          if (e.code !== "EEXIST") throw e;
+        } catch (e2) {
+          if (e2.code !== "EEXIST") throw e2;
           const judged = inode(lock);
           if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
           const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
@@ -43944,8 +44241,8 @@ function lockIsStale(lock) {
   try {
     process.kill(h2.pid, 0);
     return false;
-  } catch (e) {
-    return e.code === "ESRCH";
+  } catch (e2) {
+    return e2.code === "ESRCH";
   }
 }
 var STAGING_PREFIX = "journal.tmp-";
@@ -43971,11 +44268,11 @@ function writeExclusive(file, content, mode, durable = false) {
       writePoint("fsync");
       fs.fsyncSync(fd);
     }
-  } catch (e) {
+  } catch (e2) {
     fs.closeSync(fd);
     fs.rmSync(file, { force: true });
-    e.path ??= file;
-    throw e;
+    e2.path ??= file;
+    throw e2;
   }
   fs.closeSync(fd);
 }
@@ -44002,9 +44299,9 @@ function writeFileAtomic(file, content, mode = 420) {
   writeDurably(tmp, content, mode);
   try {
     renameDurably(tmp, file);
-  } catch (e) {
+  } catch (e2) {
     fs.rmSync(tmp, { force: true });
-    throw e;
+    throw e2;
   }
   fsyncDir(dir);
 }
@@ -44068,10 +44365,18 @@ var paths2 = {
   /** switch phase: the intermediate being retired. */
   previousIntermediate: (s) => `bundles/${s}/intermediate.previous.pem`,
   previousIntermediateKey: (s) => `bundles/${s}/intermediate.previous.key.age`,
+  /** standby: minted by a ceremony, its key to the break-glass recipient only; in no bundle until activate-standby. */
+  standbyIntermediate: (s) => `bundles/${s}/intermediate.standby.pem`,
+  standbyIntermediateKey: (s) => `bundles/${s}/intermediate.standby.key.age`,
+  /** activate-standby: the standby's signed statement naming the keys it replaced, carried in sealed releases. */
+  burned: (s) => `bundles/${s}/burned.json`,
   /** root overlap: the active intermediate's certificate under the previous root. */
   oldRootIntermediate: (s) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s) => `bundles/${s}/trust.pem`,
   trustOpenssl: (s) => `bundles/${s}/trust.openssl.pem`,
+  /** One anchor per file: hash-named OpenSSL trusted form (CApath), and plain PEM. */
+  capath: (s) => `bundles/${s}/${CAPATH_DIR}`,
+  anchors: (s) => `bundles/${s}/${ANCHORS_DIR}`,
   scopeCrl: (s) => `bundles/${s}/crl.pem`,
   state: (s) => `bundles/${s}/state.yaml`,
   leaves: (s) => `bundles/${s}/leaves.yaml`,
@@ -44084,7 +44389,8 @@ var SLOTS = [
   { role: "previous", file: paths2.previousIntermediate, keyFile: paths2.previousIntermediateKey, cert: (m) => m.previous, key: (m) => m.previousKeyAge, anchored: true, issuing: true },
   { role: "active", file: paths2.intermediate, keyFile: paths2.intermediateKey, cert: (m) => m.intermediate, key: (m) => m.keyAge, anchored: true, issuing: true },
   { role: "next", file: paths2.nextIntermediate, keyFile: paths2.nextIntermediateKey, cert: (m) => m.next, key: (m) => m.nextKeyAge, anchored: true, issuing: false },
-  { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false }
+  { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false },
+  { role: "standby", file: paths2.standbyIntermediate, keyFile: paths2.standbyIntermediateKey, cert: (m) => m.standby, key: (m) => m.standbyKeyAge, anchored: false, issuing: false }
 ];
 function liveIntermediates(mesh, scope2, pending = []) {
   const m = mesh.material.get(scope2) ?? mesh.retired.get(scope2);
@@ -44093,22 +44399,22 @@ function liveIntermediates(mesh, scope2, pending = []) {
   for (const slot of SLOTS) {
     const file = slot.file(scope2);
     const keyFile = slot.keyFile(scope2);
-    let cert;
+    let cert2;
     if (staged.has(file)) {
       const pem = staged.get(file);
-      cert = pem ? parseStaged(pem, file) : void 0;
-    } else cert = m ? slot.cert(m) : void 0;
-    if (!cert) continue;
+      cert2 = pem ? parseStaged(pem, file) : void 0;
+    } else cert2 = m ? slot.cert(m) : void 0;
+    if (!cert2) continue;
     const keyAge = staged.has(keyFile) ? staged.get(keyFile) ?? void 0 : m ? slot.key(m) : void 0;
-    out.push({ role: slot.role, cert, file, keyFile, keyAge, anchored: slot.anchored, issuing: slot.issuing });
+    out.push({ role: slot.role, cert: cert2, file, keyFile, keyAge, anchored: slot.anchored, issuing: slot.issuing });
   }
   return out;
 }
 function parseStaged(pem, file) {
   try {
     return parseCertificate(pem);
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e.message})`, { file });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e2.message})`, { file });
   }
 }
 var anchorsOf = (live) => live.filter((l) => l.anchored).map((l) => l.cert);
@@ -44207,58 +44513,58 @@ function evidencePaths(scope2, id) {
   }
   return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
 }
-function serializeEvidence(e) {
-  return `${JSON.stringify(e, null, 2)}
+function serializeEvidence(e2) {
+  return `${JSON.stringify(e2, null, 2)}
 `;
 }
-function renderEvidenceMarkdown(e) {
-  const cert = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
+function renderEvidenceMarkdown(e2) {
+  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
   const lines = [
-    `# ${e.kind.replace(/-/g, " ")}: ${e.scope} (${e.id})`,
+    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
     "",
-    `- status: **${e.status}**`,
-    ...e.reason ? [`- reason: ${e.reason}`] : [],
-    `- started: ${e.started}`,
-    `- ended: ${e.ended ?? "(under way)"}`,
+    `- status: **${e2.status}**`,
+    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
+    `- started: ${e2.started}`,
+    `- ended: ${e2.ended ?? "(under way)"}`,
     "",
     "## Old",
-    ...e.old.length ? e.old.map(cert) : ["- (none)"],
+    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
     "",
     "## New",
-    ...e.new.length ? e.new.map(cert) : ["- (none)"],
+    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
     "",
     "## Steps",
     "",
     "| step | at | actor | tool | note |",
     "|---|---|---|---|---|",
-    ...e.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
+    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
     "",
     "## Affected leaves",
     "",
     "| service | old serial | new serial | hosts |",
     "|---|---|---|---|",
-    ...e.affected.map((a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`)
+    ...e2.affected.map((a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`)
   ];
   return `${lines.join("\n")}
 `;
 }
-function recordRemint(e, minted, step, completeWhenDone) {
-  const affected = e.affected.map((a2) => {
+function recordRemint(e2, minted, step, completeWhenDone) {
+  const affected = e2.affected.map((a2) => {
     const m = minted.find((x) => x.service === a2.service);
     return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
   });
   const done = completeWhenDone && affected.every((a2) => a2.newSerial);
   return {
-    ...e,
+    ...e2,
     affected,
-    steps: [...e.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
+    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
     ...done ? { status: "completed", ended: step.at } : {}
   };
 }
-function evidenceFiles(e) {
-  const p = evidencePaths(e.scope, e.id);
-  const json = serializeEvidence(e);
-  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
+function evidenceFiles(e2) {
+  const p = evidencePaths(e2.scope, e2.id);
+  const json = serializeEvidence(e2);
+  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e2) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
 }
 function parseEvidence(text) {
   return JSON.parse(text);
@@ -44270,15 +44576,15 @@ function certAt(store, rel) {
   if (pem === void 0) return {};
   try {
     return { pem, cert: parseCertificate(pem) };
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `not a PEM certificate (${e.message})`, { file: rel, hint: "restore it from git history" });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, { file: rel, hint: "restore it from git history" });
   }
 }
 function certsAt(rel, pem) {
   try {
     return parseCertificates(pem);
-  } catch (e) {
-    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e.message})`, { file: rel, hint: "restore it from git history" });
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, { file: rel, hint: "restore it from git history" });
   }
 }
 function loadMaterial(store, scope2) {
@@ -44296,12 +44602,17 @@ function loadMaterial(store, scope2) {
     previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
     previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
     oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
+    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
+    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
+    burned: store.read(paths2.burned(scope2)),
     state,
     openEvidence: evidencePath ? store.read(evidencePath) : void 0,
     crlPem: store.read(paths2.scopeCrl(scope2)),
     trustPem: store.read(paths2.trust(scope2)),
     trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
+    anchorFiles: new Map([paths2.capath(scope2), paths2.anchors(scope2)].flatMap((d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)]))),
     leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
+    leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
     ledger: store.read(paths2.ledger(scope2)) ?? ""
   };
 }
@@ -44360,9 +44671,9 @@ function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path16, content) => out.push({ path: path16, content: content ?? null });
-  for (const e of effects) {
-    switch (e) {
+  const put = (path17, content) => out.push({ path: path17, content: content ?? null });
+  for (const e2 of effects) {
+    switch (e2) {
       case "stage-next":
         put(paths2.nextIntermediate(scope2), fresh.pem);
         put(paths2.nextIntermediateKey(scope2), fresh.keyAge);
@@ -44406,44 +44717,53 @@ function trustedScopeNames(mesh) {
 function scopeTrust(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
   return composeTrust(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
 }
+function scopeAnchorFiles(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
+  const anchors = composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
+  return anchorFileSet(anchors).map((f) => ({ path: `bundles/${scope2}/${f.name}`, content: f.content }));
+}
 function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
   return mesh.scopes.filter((s) => intermediatesOf(s.name).length > 0).flatMap((s) => {
     const certs = scopeTrust(mesh, s.name, intermediatesOf);
+    const perFile = scopeAnchorFiles(mesh, s.name, intermediatesOf);
+    const kept = new Set(perFile.map((f) => f.path));
+    const stale = [...mesh.material.get(s.name)?.anchorFiles.keys() ?? []].filter((p) => !kept.has(p)).map((p) => ({ path: p, content: null }));
     return [
       { path: paths2.trust(s.name), content: trustPem(certs) },
-      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) }
+      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) },
+      ...perFile,
+      ...stale
     ];
   });
 }
 
 // packages/core/src/ledger-trust.ts
 function storeCertificates(mesh) {
-  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate])];
+  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate, m.standby])];
   return new Map(certs.filter((c3) => c3 !== void 0).map((c3) => [fingerprint(c3), c3]));
 }
 var selfSigned = (c3) => isSelfIssued(c3) && issuedUnder(c3, c3);
 function walk(text, file, known, authorize, onCounted) {
   const { entries: entries2 } = parseLedger(text);
-  const firstSigned = entries2.findIndex((e) => e.signer || e.signature);
+  const firstSigned = entries2.findIndex((e2) => e2.signer || e2.signature);
   const out = { file, entries: entries2, legacy: firstSigned < 0, counted: [], problems: [], signers: /* @__PURE__ */ new Map() };
   const pool = new Map(known);
-  entries2.forEach((e, i2) => {
-    const fail = (message) => out.problems.push({ seq: e.seq, message });
+  entries2.forEach((e2, i2) => {
+    const fail = (message) => out.problems.push({ seq: e2.seq, message });
     if (firstSigned < 0 || i2 < firstSigned) {
-      out.counted.push(e);
-      onCounted(e);
+      out.counted.push(e2);
+      onCounted(e2);
       return;
     }
-    if (!e.signer || !e.signature) return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
-    const cert = signerCertificate(e.signer, pool);
-    if (!cert) return fail(`signed by an unknown key ${e.signer.keyId}: no certificate of it in the store or this ledger`);
-    if (!entrySignatureValid(e.hash, e.signature, cert)) return fail(`its signature does not verify under ${e.signer.fingerprint} (edited after signing, or signed by another key)`);
-    const { why, root } = authorize(e, cert, out.counted);
+    if (!e2.signer || !e2.signature) return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
+    const cert2 = signerCertificate(e2.signer, pool);
+    if (!cert2) return fail(`signed by an unknown key ${e2.signer.keyId}: no certificate of it in the store or this ledger`);
+    if (!entrySignatureValid(e2.hash, e2.signature, cert2)) return fail(`its signature does not verify under ${e2.signer.fingerprint} (edited after signing, or signed by another key)`);
+    const { why, root } = authorize(e2, cert2, out.counted);
     if (why) return fail(why);
-    pool.set(fingerprint(cert), cert);
-    out.signers.set(e.seq, { cert, root });
-    out.counted.push(e);
-    onCounted(e);
+    pool.set(fingerprint(cert2), cert2);
+    out.signers.set(e2.seq, { cert: cert2, root });
+    out.counted.push(e2);
+    onCounted(e2);
   });
   return out;
 }
@@ -44459,16 +44779,16 @@ function rootLedgerTrust(mesh) {
   const known = storeCertificates(mesh);
   const roots = /* @__PURE__ */ new Map();
   const revoked = /* @__PURE__ */ new Map();
-  const t = walk(mesh.rootLedger, paths2.rootLedger, known, (e, cert, counted) => {
-    const fp = fingerprint(cert);
-    if (!selfSigned(cert)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
+  const t = walk(mesh.rootLedger, paths2.rootLedger, known, (e2, cert2, counted) => {
+    const fp = fingerprint(cert2);
+    if (!selfSigned(cert2)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
     if (roots.has(fp)) return { root: true };
-    const selfCertifying = counted.length === 0 && e.seq === 1 && e.created.some((x) => x.kind === "root" && x.fingerprint === fp);
+    const selfCertifying = counted.length === 0 && e2.seq === 1 && e2.created.some((x) => x.kind === "root" && x.fingerprint === fp);
     return selfCertifying ? { root: true } : { why: `signed by ${fp}, which the root ledger does not record as a root before this entry`, root: false };
-  }, (e) => {
-    for (const x of e.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
-    const list = revokes(e);
-    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, e.at);
+  }, (e2) => {
+    for (const x of e2.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
+    const list = revokes(e2);
+    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, e2.at);
   });
   for (const s of t.signers.values()) if (s.root) roots.set(fingerprint(s.cert), s.cert);
   const first = t.entries[0];
@@ -44476,14 +44796,14 @@ function rootLedgerTrust(mesh) {
   if (first && firstSigner) {
     const fp = fingerprint(firstSigner.cert);
     const held = known.has(fp);
-    const vouched = t.counted.slice(1).some((e) => t.signers.get(e.seq) && fingerprint(t.signers.get(e.seq).cert) === fp && e.created.some((x) => x.kind === "root"));
+    const vouched = t.counted.slice(1).some((e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root"));
     if (!held && !vouched) t.problems.push({ seq: first.seq, message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh` });
   }
   c3.root = { ...t, roots, revoked };
   return c3.root;
 }
-function revokes(e) {
-  return (e.op === "recover" || e.op === "retire") && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x) => typeof x === "string") : [];
+function revokes(e2) {
+  return (e2.op === "recover" || e2.op === "retire" || e2.op === "activate-standby" || e2.op === "standby") && Array.isArray(e2.details.revoked) ? e2.details.revoked.filter((x) => typeof x === "string") : [];
 }
 function scopeLedgerTrust(mesh, scope2) {
   const c3 = cached(mesh);
@@ -44492,17 +44812,17 @@ function scopeLedgerTrust(mesh, scope2) {
   const rt = rootLedgerTrust(mesh);
   const recordedRoots2 = [...rt.roots.values()].filter((r) => r !== void 0);
   const ledger = mesh.material.get(scope2)?.ledger ?? "";
-  const t = walk(ledger, paths2.ledger(scope2), storeCertificates(mesh), (e, cert, counted) => {
-    const fp = fingerprint(cert);
-    if (rt.roots.has(fp) && selfSigned(cert)) return { root: true };
+  const t = walk(ledger, paths2.ledger(scope2), storeCertificates(mesh), (e2, cert2, counted) => {
+    const fp = fingerprint(cert2);
+    if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
     const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
     if (!recordedBy) return { why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`, root: false };
-    if (!recordedRoots2.some((r) => issuedUnder(cert, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
-    if (new Date(e.at) > cert.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e.at})`, root: false };
+    if (!recordedRoots2.some((r) => issuedUnder(cert2, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
+    if (new Date(e2.at) > cert2.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e2.at})`, root: false };
     if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
     const revokedAt = rt.revoked.get(fp);
-    if (revokedAt && e.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
-    if (e.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
+    if (revokedAt && e2.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
+    if (e2.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
     return { root: false };
   }, () => {
   });
@@ -44520,6 +44840,9 @@ function assertLedgerCounts(mesh, ledger) {
     });
   }
 }
+function lastConfirmedRecord(mesh, field2) {
+  return rootLedgerTrust(mesh).counted.map((e2) => e2.details).filter((d2) => d2 && d2[field2] !== void 0).at(-1);
+}
 
 // packages/core/src/record-proofs.ts
 init_define_TRELLIS_BUILD();
@@ -44530,13 +44853,13 @@ var retireGate = (now, l) => iso(new Date(Math.max(now.getTime() + l.longestLeaf
 function refuse(detail, hint) {
   throw new TrellisError("wrong-phase", detail, { hint });
 }
-function advanceScope(s, e, now, scope2 = "this scope") {
+function advanceScope(s, e2, now, scope2 = "this scope") {
   const at = iso(now);
-  switch (e.type) {
+  switch (e2.type) {
     case "begin":
       if (s.phase !== "steady") refuse(`${scope2} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope2} --abort`);
       return {
-        state: { ...s, phase: "publish", next: e.next, since: at, rotation: { id: e.id, propagation: e.propagation, started: at, switchAt: iso(new Date(now.getTime() + e.propagation)) } },
+        state: { ...s, phase: "publish", next: e2.next, since: at, rotation: { id: e2.id, propagation: e2.propagation, started: at, switchAt: iso(new Date(now.getTime() + e2.propagation)) } },
         effects: ["stage-next"],
         step: "publish"
       };
@@ -44552,7 +44875,7 @@ function advanceScope(s, e, now, scope2 = "this scope") {
             next: void 0,
             since: at,
             // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives longer (a TTL lowered since).
-            rotation: { ...r, switched: at, retireAt: retireGate(now, e) }
+            rotation: { ...r, switched: at, retireAt: retireGate(now, e2) }
           },
           effects: ["promote-next"],
           step: "switch"
@@ -44568,14 +44891,14 @@ function advanceScope(s, e, now, scope2 = "this scope") {
       if (s.phase === "switch") {
         if (s.rotation?.aborted) refuse(`${scope2}'s rotation was already aborted at ${s.rotation.aborted}`, "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover");
         return {
-          state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e) } },
+          state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e2) } },
           effects: ["swap-previous"],
           step: "abort"
         };
       }
       return refuse(`${scope2} has no rotation to abort`, "abort applies during publish and switch, before retire");
     case "recover":
-      return { state: { ...s, phase: "steady", active: e.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
+      return { state: { ...s, phase: "steady", active: e2.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
   }
 }
 function nextGate(s) {
@@ -44583,12 +44906,12 @@ function nextGate(s) {
   if (s.phase === "switch" && s.rotation?.retireAt) return { gate: "retire", at: s.rotation.retireAt };
   return void 0;
 }
-function advanceRoot(s, e, now) {
+function advanceRoot(s, e2, now) {
   const at = iso(now);
-  if (e.type === "begin") {
+  if (e2.type === "begin") {
     if (s.phase !== "steady") refuse("a root rotation is already in its overlap", "finish it: trellis-root rotate root --finalize");
     return {
-      state: { ...s, phase: "overlap", active: e.fresh, previous: s.active, previousKey: e.retiringKey, since: at, rotation: { id: e.id, started: at } },
+      state: { ...s, phase: "overlap", active: e2.fresh, previous: s.active, previousKey: e2.retiringKey, since: at, rotation: { id: e2.id, started: at } },
       effects: ["stage-new-root"],
       step: "overlap"
     };
@@ -44633,12 +44956,51 @@ var recorded = (c3, field2) => {
   const v = c3[field2];
   return v === void 0 ? void 0 : Array.isArray(v) ? v.join(",") : String(v);
 };
-var isSigned = (t, e) => t.signers.has(e.seq);
+var isSigned = (t, e2) => t.signers.has(e2.seq);
+function issuanceBinding(leavesText, count2) {
+  return { sha256: sha256Hex(leavesText), count: count2 };
+}
+function mintedFor(e2, reason) {
+  const minted = e2.details.minted;
+  if (minted && typeof minted[reason] === "number") return minted[reason];
+  return Object.values(e2.details.reasons ?? {}).filter((r) => r === reason).length;
+}
+var proofs = /* @__PURE__ */ new WeakMap();
+function issuanceProof(t) {
+  let p = proofs.get(t);
+  if (p) return p;
+  p = { byFingerprint: /* @__PURE__ */ new Map(), newestByService: /* @__PURE__ */ new Map() };
+  for (const e2 of t.counted) {
+    if (e2.op === "intermediate") p.binding = void 0;
+    const leaves = e2.created.filter((c3) => c3.kind === "leaf");
+    for (const c3 of leaves) {
+      const hit = { e: e2, c: c3 };
+      p.byFingerprint.set(c3.fingerprint, hit);
+      if (c3.service !== void 0) p.newestByService.set(c3.service, hit);
+    }
+    const b = e2.details.leaves;
+    if (b && typeof b.sha256 === "string") p.binding = { e: e2, sha256: b.sha256 };
+    else if (leaves.length) p.binding = void 0;
+  }
+  proofs.set(t, p);
+  return p;
+}
+function bindingProblem(mesh, scope2, b) {
+  const file = paths2.leaves(scope2);
+  const have = mesh.material.get(scope2)?.leavesSha256;
+  if (have === b.sha256) return void 0;
+  if (have === void 0) return { file, field: "sha256", message: `missing, but scope-ledger entry ${b.e.seq} recorded it (sha256 ${b.sha256}): restore it from git` };
+  return { file, field: "sha256", message: `does not hash to what scope-ledger entry ${b.e.seq} recorded (${b.sha256}): edited or rolled back?` };
+}
 function leafRecordProblems(mesh, scope2, service, rec) {
   const t = scopeLedgerTrust(mesh, scope2);
+  const proof = issuanceProof(t);
+  if (proof.binding) {
+    const p = bindingProblem(mesh, scope2, proof.binding);
+    return p ? [p] : [];
+  }
   const file = paths2.leaves(scope2);
-  const leaves = t.counted.flatMap((e) => e.created.filter((c3) => c3.kind === "leaf").map((c3) => ({ e, c: c3 })));
-  const hit = leaves.filter((x) => x.c.fingerprint === rec.fingerprint).at(-1);
+  const hit = proof.byFingerprint.get(rec.fingerprint);
   if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
   const out = [];
   for (const [field2, claim] of LEAF_FIELDS) {
@@ -44649,11 +45011,30 @@ function leafRecordProblems(mesh, scope2, service, rec) {
     }
     if (want !== claim(service, rec)) out.push({ file, field: `${service}.${field2}`, message: `${claim(service, rec) || "(none)"} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): edited?` });
   }
-  const newest = leaves.filter((x) => x.c.service === service).at(-1);
+  const newest = proof.newestByService.get(service);
   if (newest && newest.c.fingerprint !== rec.fingerprint) {
     out.push({ file, field: `${service}.fingerprint`, message: `the scope ledger's newest leaf for ${service} is ${newest.c.serial} (entry ${newest.e.seq}), not ${rec.serial}: rolled back?` });
   }
   return out;
+}
+function issuanceRecordProblems(mesh, scope2) {
+  const proof = issuanceProof(scopeLedgerTrust(mesh, scope2));
+  if (proof.binding) {
+    const p = bindingProblem(mesh, scope2, proof.binding);
+    return p ? [p] : [];
+  }
+  const leaves = mesh.material.get(scope2)?.leaves ?? /* @__PURE__ */ new Map();
+  return [...leaves].flatMap(([service, rec]) => leafRecordProblems(mesh, scope2, service, rec));
+}
+function assertIssuanceProven(mesh, scope2) {
+  const p = issuanceRecordProblems(mesh, scope2)[0];
+  if (p) {
+    throw new TrellisError("verification-failed", `${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`, {
+      file: p.file,
+      field: p.field,
+      hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`
+    });
+  }
 }
 function provenLeafRecord(mesh, scope2, service) {
   const rec = mesh.material.get(scope2)?.leaves.get(service);
@@ -44670,24 +45051,27 @@ function provenLeafRecord(mesh, scope2, service) {
 }
 function replayScope(t) {
   let s;
-  for (const e of t.counted) {
-    const ca = e.created.find((c3) => c3.kind === "intermediate")?.fingerprint;
-    const at = new Date(e.at);
+  for (const e2 of t.counted) {
+    const ca = e2.created.find((c3) => c3.kind === "intermediate")?.fingerprint;
+    const at = new Date(e2.at);
     try {
-      if (e.op === "intermediate" && ca) s = { phase: "steady", active: ca, since: e.at, revoked: [] };
+      if (e2.op === "intermediate" && ca) s = { phase: "steady", active: ca, since: e2.at, revoked: [] };
       else if (!s) continue;
-      else if (e.op === "rotate-intermediate" && ca && typeof e.details.propagation === "string") {
-        s = advanceScope(s, { type: "begin", next: ca, propagation: parseDuration(e.details.propagation, {}, "corrupt-store"), id: s.rotation?.id ?? "" }, at).state;
-      } else if (e.op === "renew" && (e.details.phase === "switch" || e.details.phase === "retire")) {
+      else if (e2.op === "rotate-intermediate" && ca && typeof e2.details.propagation === "string") {
+        s = advanceScope(s, { type: "begin", next: ca, propagation: parseDuration(e2.details.propagation, {}, "corrupt-store"), id: s.rotation?.id ?? "" }, at).state;
+      } else if (e2.op === "renew" && (e2.details.phase === "switch" || e2.details.phase === "retire")) {
         const step = advanceScope(s, { type: "tick", longestLeafTtl: 0 }, at);
-        if (step.step !== e.details.phase) return { problem: { seq: e.seq, message: `records a ${String(e.details.phase)} step its gate had not opened for (phase ${s.phase})` } };
+        if (step.step !== e2.details.phase) return { problem: { seq: e2.seq, message: `records a ${String(e2.details.phase)} step its gate had not opened for (phase ${s.phase})` } };
         s = step.state;
-      } else if (e.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
-      else if (e.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
-      else if (e.op === "resign-intermediate" && ca) s = { ...s, active: ca };
+      } else if (e2.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
+      else if (e2.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
+      else if (e2.op === "resign-intermediate" && ca) s = { ...s, active: ca };
+      else if (e2.op === "activate-standby" && typeof e2.details.activated === "string" && t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === e2.details.activated) {
+        s = advanceScope(s, { type: "recover", fresh: e2.details.activated }, at).state;
+      }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return { problem: { seq: e.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
+      return { problem: { seq: e2.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
     }
   }
   return { state: s };
@@ -44710,16 +45094,16 @@ function scopeStateProblems(mesh, scope2, now) {
   diff("next", st.next, want.next);
   diff("previous", st.previous, want.previous);
   if (want.phase !== "steady") diff("rotation.switchAt", st.rotation?.switchAt, want.rotation?.switchAt);
-  const revokes2 = t.counted.filter((e) => e.op === "revoke" && typeof e.details.serial === "string");
+  const revokes2 = t.counted.filter((e2) => e2.op === "revoke" && typeof e2.details.serial === "string");
   st.revoked.forEach((r, i2) => {
-    if (!revokes2.some((e) => e.details.serial === r.serial && e.details.service === r.service)) out.push({ file, field: `revoked[${i2}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
+    if (!revokes2.some((e2) => e2.details.serial === r.serial && e2.details.service === r.service)) out.push({ file, field: `revoked[${i2}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
   });
-  const leafExpiry = new Map(t.counted.flatMap((e) => e.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])));
-  for (const e of revokes2) {
-    const serial = e.details.serial;
-    const expires = leafExpiry.get(serial);
+  const leafExpiry = new Map(t.counted.flatMap((e2) => e2.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])));
+  for (const e2 of revokes2) {
+    const serial = e2.details.serial;
+    const expires = typeof e2.details.notAfter === "string" ? e2.details.notAfter : leafExpiry.get(serial);
     if (!st.revoked.some((r) => r.serial === serial) && (!expires || new Date(expires) > now)) {
-      out.push({ file, field: "revoked", message: `the scope ledger revoked ${String(e.details.service)} ${serial} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?` });
+      out.push({ file, field: "revoked", message: `the scope ledger revoked ${String(e2.details.service)} ${serial} (entry ${e2.seq}) but state.yaml no longer lists it: un-revoked?` });
     }
   }
   return out;
@@ -44731,18 +45115,18 @@ function rootStateProblems(mesh) {
   const file = paths2.rootState;
   let s;
   const dropped = /* @__PURE__ */ new Set();
-  for (const e of t.counted) {
-    const root = e.created.find((c3) => c3.kind === "root")?.fingerprint;
+  for (const e2 of t.counted) {
+    const root = e2.created.find((c3) => c3.kind === "root")?.fingerprint;
     try {
-      if (e.op === "init" && root) s = { phase: "steady", active: root, since: e.at, revoked: [] };
-      else if (s && e.op === "rotate-root" && root) s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e.at)).state;
-      else if (s && e.op === "rotate-root-finalize") {
+      if (e2.op === "init" && root) s = { phase: "steady", active: root, since: e2.at, revoked: [] };
+      else if (s && e2.op === "rotate-root" && root) s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e2.at)).state;
+      else if (s && e2.op === "rotate-root-finalize") {
         for (const fp of t.revoked.keys()) dropped.add(fp);
-        s = advanceRoot(s, { type: "finalize" }, new Date(e.at)).state;
+        s = advanceRoot(s, { type: "finalize" }, new Date(e2.at)).state;
       }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return [{ file: paths2.rootLedger, field: `seq ${e.seq}`, message: "its phase step does not follow from the entries before it" }];
+      return [{ file: paths2.rootLedger, field: `seq ${e2.seq}`, message: "its phase step does not follow from the entries before it" }];
     }
   }
   if (!s) return t.entries.length ? [{ file, field: "active", message: "no init entry of the root ledger establishes the root" }] : [];
@@ -44766,19 +45150,19 @@ function evidencePathProblem(rel, scope2) {
 }
 function evidenceProblems(t, scope2, read2, sha2563) {
   const out = [];
-  t.entries.forEach((e, i2) => {
-    if (e.details.evidence === void 0) return;
-    const field2 = `seq ${e.seq} details.evidence`;
-    const why = evidencePathProblem(e.details.evidence, scope2);
+  t.entries.forEach((e2, i2) => {
+    if (e2.details.evidence === void 0) return;
+    const field2 = `seq ${e2.seq} details.evidence`;
+    const why = evidencePathProblem(e2.details.evidence, scope2);
     if (why) return out.push({ file: t.file, field: field2, message: `evidence path ${why}` });
-    const rel = e.details.evidence;
-    if (!t.counted.includes(e) || scope2 === "root" && !rel.startsWith("bundles/root/")) return;
+    const rel = e2.details.evidence;
+    if (!t.counted.includes(e2) || scope2 === "root" && !rel.startsWith("bundles/root/")) return;
     const text = read2(rel);
-    if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e.seq} but missing: restore it from git` });
+    if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e2.seq} but missing: restore it from git` });
     const later = t.entries.slice(i2 + 1);
     const relinked = later.some((x) => x.details.evidence === rel);
-    const updatedSince = later.some((x) => x.op === "recover" || x.op === "renew" && (x.details.phase !== void 0 || Object.values(x.details.reasons ?? {}).includes("issuer-changed")));
-    if (!relinked && !updatedSince && sha2563(text) !== e.details.sha256) out.push({ file: rel, field: "sha256", message: `does not hash to what ${t.file} entry ${e.seq} linked: edited?` });
+    const updatedSince = later.some((x) => x.op === "recover" || x.op === "renew" && (x.details.phase !== void 0 || mintedFor(x, "issuer-changed") > 0));
+    if (!relinked && !updatedSince && sha2563(text) !== e2.details.sha256) out.push({ file: rel, field: "sha256", message: `does not hash to what ${t.file} entry ${e2.seq} linked: edited?` });
   });
   return out;
 }
@@ -44802,7 +45186,7 @@ function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)
     if (!m.ledger) continue;
     const t = scopeLedgerTrust(mesh, scope2.name);
     out.push(...ledgerFindings(t, scope2.name), ...asFindings(scopeStateProblems(mesh, scope2.name, now), scope2.name), ...asFindings(evidenceProblems(t, scope2.name, read2, sha256Hex), scope2.name));
-    for (const [service, rec] of m.leaves) out.push(...asFindings(leafRecordProblems(mesh, scope2.name, service, rec), scope2.name));
+    out.push(...asFindings(issuanceRecordProblems(mesh, scope2.name), scope2.name));
   }
   return out;
 }
@@ -44814,13 +45198,13 @@ function allowListDigest(a2) {
   return `sha256:${sha256Hex(canonicalJson(a2))}`;
 }
 function confirmedAllowList(mesh) {
-  const e = rootLedgerTrust(mesh).counted.filter((x) => x.details && typeof x.details.allowListDigest === "string").at(-1);
-  if (!e) return { allowList: EMPTY_ALLOW_LIST };
-  const allowList = parseDeployAllowList(e.details.allowList, paths2.rootLedger, `seq ${e.seq}.details.allowList`);
-  if (allowListDigest(allowList) !== e.details.allowListDigest) {
-    throw new TrellisError("corrupt-store", `the confirmation at seq ${e.seq} does not match its own digest`, { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+  const e2 = rootLedgerTrust(mesh).counted.filter((x) => x.details && typeof x.details.allowListDigest === "string").at(-1);
+  if (!e2) return { allowList: EMPTY_ALLOW_LIST };
+  const allowList = parseDeployAllowList(e2.details.allowList, paths2.rootLedger, `seq ${e2.seq}.details.allowList`);
+  if (allowListDigest(allowList) !== e2.details.allowListDigest) {
+    throw new TrellisError("corrupt-store", `the confirmation at seq ${e2.seq} does not match its own digest`, { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
   }
-  return { allowList, seq: e.seq, at: e.at };
+  return { allowList, seq: e2.seq, at: e2.at };
 }
 function allowListChanges(before, after) {
   const out = [];
@@ -44952,12 +45336,12 @@ function safe(fn) {
 
 // packages/core/src/verify/chain.ts
 var EXPIRY_WARNING = { root: 365 * DAY, intermediate: 90 * DAY };
-function expiry(cert, tier, now, where) {
-  if (cert.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert.notAfter.toISOString()}` }];
-  if (cert.notBefore > now) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert.notBefore.toISOString()}` }];
-  const left2 = cert.notAfter.getTime() - now.getTime();
+function expiry(cert2, tier, now, where) {
+  if (cert2.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert2.notAfter.toISOString()}` }];
+  if (cert2.notBefore > now) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert2.notBefore.toISOString()}` }];
+  const left2 = cert2.notAfter.getTime() - now.getTime();
   if (left2 < EXPIRY_WARNING[tier]) {
-    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY)} days (${cert.notAfter.toISOString()}): plan its rotation` }];
+    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY)} days (${cert2.notAfter.toISOString()}): plan its rotation` }];
   }
   return [];
 }
@@ -44965,13 +45349,13 @@ function recordedRoots(mesh) {
   const recorded2 = ledgerFingerprints(mesh.rootLedger);
   return mesh.roots.filter((r) => recorded2.has(fingerprint(r)));
 }
-async function intermediateProblems(mesh, scope2, cert) {
+async function intermediateProblems(mesh, scope2, cert2) {
   const out = [];
-  const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert, r) ? r : void 0))).find(Boolean);
+  const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert2, r) ? r : void 0))).find(Boolean);
   if (!signer) out.push("intermediate is not signed by any root in roots.pem that the root ledger records");
-  else if (cert.notAfter > signer.notAfter) out.push("intermediate outlives its root");
-  out.push(...profileViolations(cert, "intermediate", { permitted: permittedNamesFor(scope2, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
-  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert))) out.push("intermediate is revoked in the root CRL");
+  else if (cert2.notAfter > signer.notAfter) out.push("intermediate outlives its root");
+  out.push(...profileViolations(cert2, "intermediate", { permitted: permittedNamesFor(scope2, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
+  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert2))) out.push("intermediate is revoked in the root CRL");
   return out;
 }
 
@@ -45001,7 +45385,7 @@ async function signCrl(p) {
     nextUpdate: p.nextUpdate,
     signingKey: p.key,
     signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
-    entries: p.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.at, reason: crlReason(e.reason) })),
+    entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
     extensions: [
       await x5095.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
       // A number that grows with time: RFC 5280 wants it monotonic per issuer.
@@ -45026,12 +45410,12 @@ function serialKey(serial) {
 function signAnchorCrl(p, seam) {
   return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
 }
-async function crlOf(crls, cert) {
-  for (const c3 of crls) if (c3.issuer === cert.subject && await crlSignedBy(c3, cert)) return c3;
+async function crlOf(crls, cert2) {
+  for (const c3 of crls) if (c3.issuer === cert2.subject && await crlSignedBy(c3, cert2)) return c3;
   return void 0;
 }
-async function anchorCrlOf(crls, cert) {
-  for (const c3 of crls) if (c3.issuer === cert.issuer && c3.issuer !== cert.subject && await crlSignedBy(c3, cert)) return c3;
+async function anchorCrlOf(crls, cert2) {
+  for (const c3 of crls) if (c3.issuer === cert2.issuer && c3.issuer !== cert2.subject && await crlSignedBy(c3, cert2)) return c3;
   return void 0;
 }
 function crlEntriesFor(issuer, revoked, now) {
@@ -45054,8 +45438,8 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
   for (const issuer of issuers) {
     const crl = await crlOf(crls, issuer);
     if (!crl) return `no CRL signed by ${issuer.subject}`;
-    const want = crlEntriesFor(issuer, revoked, now).map((e) => serialKey(e.serial)).sort().join();
-    const got = crl.entries.map((e) => serialKey(e.serialNumber)).sort().join();
+    const want = crlEntriesFor(issuer, revoked, now).map((e2) => serialKey(e2.serial)).sort().join();
+    const got = crl.entries.map((e2) => serialKey(e2.serialNumber)).sort().join();
     if (want !== got) return "revocations changed";
     if (halfLife(crl)) return "past half its life";
   }
@@ -45082,9 +45466,9 @@ async function crlFindings(pem, issuers, revoked, now, warnAhead, where, unsigne
       out.push({ ...where, level: unsigned.level, check: "crl", message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}` });
       continue;
     }
-    const listed = new Set(crl.entries.map((e) => serialKey(e.serialNumber)));
-    const missing = crlEntriesFor(issuer, revoked, now).filter((e) => !listed.has(serialKey(e.serial)));
-    if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => e.serial).join(", ")}` });
+    const listed = new Set(crl.entries.map((e2) => serialKey(e2.serialNumber)));
+    const missing = crlEntriesFor(issuer, revoked, now).filter((e2) => !listed.has(serialKey(e2.serial)));
+    if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e2) => e2.serial).join(", ")}` });
     const next = crl.nextUpdate;
     if (!next || next <= now) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
     else if (next.getTime() - now.getTime() < warnAhead) out.push({ ...where, level: "warning", check: "crl", message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon` });
@@ -45186,8 +45570,28 @@ function verifyBoundary({ mesh, def, m }, revokedFps) {
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
     add3("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
   }
+  out.push(...verifyAnchorFiles(mesh, def.name, m));
   const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
   if (revokedInBundle.length) add3("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
+  return out;
+}
+function verifyAnchorFiles(mesh, scope2, m) {
+  const out = [];
+  const add3 = collector(scope2, out);
+  const want = scopeAnchorFiles(mesh, scope2);
+  if (m.anchorFiles.size === 0) {
+    add3("warning", "boundary", `no one-anchor-per-file bundle yet (${paths2.capath(scope2)}/, ${paths2.anchors(scope2)}/; the store predates them): the next trellis-ci renew writes them`, paths2.capath(scope2));
+    return out;
+  }
+  for (const f of want) {
+    const held = m.anchorFiles.get(f.path);
+    if (held === void 0) add3("error", "boundary", "anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it", f.path);
+    else if (held !== f.content) add3("error", "boundary", "anchor file does not hold exactly the anchor its name stands for; trellis-ci renew rewrites it", f.path);
+  }
+  const wanted = new Set(want.map((f) => f.path));
+  for (const p of m.anchorFiles.keys()) {
+    if (!wanted.has(p)) add3("error", "boundary", "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it", p);
+  }
   return out;
 }
 async function verifyScopeCrl({ def, m, live, now }) {
@@ -45215,6 +45619,7 @@ function verifyIssuance({ mesh, def, m, now }) {
   const file = paths2.leaves(def.name);
   const active = activeIssuer(mesh, def.name);
   const permitted = permittedNamesFor(def.name, mesh.config.trustDomain);
+  const revokedSerials = new Set(m.state.revoked.map((r) => serialKey(r.serial)));
   for (const svc of def.services) {
     const rec = m.leaves.get(svc.name);
     if (!rec) {
@@ -45223,12 +45628,13 @@ function verifyIssuance({ mesh, def, m, now }) {
     }
     const outside = namesOutside(rec, permitted);
     if (outside.length) add3("error", "constraints", `${svc.name}: ${outside.join(", ")} outside the scope`, file);
-    if (m.state.revoked.some((r) => serialKey(r.serial) === serialKey(rec.serial))) add3("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (revokedSerials.has(serialKey(rec.serial))) add3("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
     if (due && DUE[due]) add3(DUE[due][0], due === "expired" || due === "renewal-window" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
   }
+  const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
-    if (!def.services.some((s) => s.name === svc)) add3("warning", "leaf", `${svc}: recorded but no longer declared`, file);
+    if (!declared.has(svc)) add3("warning", "leaf", `${svc}: recorded but no longer declared`, file);
   }
   return out;
 }
@@ -45241,7 +45647,13 @@ init_define_TRELLIS_BUILD();
 async function custodyFindings(mesh, ids) {
   const out = [];
   const open = async (who, ct) => ct === void 0 ? void 0 : tryDecrypt(who, ct);
-  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.role !== "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const standbys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role === "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, file: l.keyFile, ct: l.keyAge })));
+  for (const [who, id] of [["CI", ids.ci], ["root", ids.root]]) {
+    for (const k of id ? standbys : []) {
+      if ((await open(id, k.ct))?.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+    }
+  }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
@@ -45254,11 +45666,11 @@ async function custodyFindings(mesh, ids) {
     }
   }
   if (ids.root) {
-    for (const [cert, ct, file] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey]]) {
-      if (!cert) continue;
+    for (const [cert2, ct, file] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey]]) {
+      if (!cert2) continue;
       const r = await open(ids.root, ct);
       if (!r?.ok) out.push({ level: "error", check: "custody", file, message: "the root identity does not open this root key" });
-      else if (!keyMatchesCert(r.text, cert)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
+      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
       else out.push({ level: "ok", check: "custody", file, message: "root key opens with the offline identity and matches its certificate" });
     }
     for (const k of keys) {
@@ -45308,7 +45720,7 @@ async function verifyMesh(mesh, now) {
   return out;
 }
 function retiredScopes(mesh) {
-  return new Set(parseLedger(mesh.rootLedger).entries.filter((e) => e.op === "retire" && typeof e.details.scope === "string").map((e) => e.details.scope));
+  return new Set(parseLedger(mesh.rootLedger).entries.filter((e2) => e2.op === "retire" && typeof e2.details.scope === "string").map((e2) => e2.details.scope));
 }
 
 // packages/core/src/plan.ts
@@ -45385,6 +45797,403 @@ function renderStatus(s) {
 `;
 }
 
+// packages/core/src/explain.ts
+init_define_TRELLIS_BUILD();
+var import_reflect_metadata6 = __toESM(require_Reflect(), 1);
+var x5096 = __toESM(require_x509_cjs(), 1);
+
+// packages/core/src/release.ts
+init_define_TRELLIS_BUILD();
+
+// packages/core/src/burn.ts
+init_define_TRELLIS_BUILD();
+function signBurnStatement(b, signer) {
+  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(b)));
+  const env2 = { statement: b, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  return `${JSON.stringify(env2, null, 2)}
+`;
+}
+
+// packages/core/src/host-trust.ts
+init_define_TRELLIS_BUILD();
+var DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
+
+// packages/core/src/release.ts
+var RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
+var ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
+function isReleaseFile(name) {
+  return RELEASE_FILES.includes(name) || ANCHOR_FILE.test(name);
+}
+var NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
+MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
+TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
+dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP
+MjEyNjEwMjkwMTA2MThaMEwxEDAOBgNVBAoMB3RyZWxsaXMxODA2BgNVBAMML3Ry
+ZWxsaXMgY2xpZW50IGNlcnRpZmljYXRlIHJlcXVlc3QgKG5hbWVzIG9ubHkpMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH72NmYhkfqPQQgXnkljngn/Q4S1fpkYV
+EPByjVQ7HrjuI7MlzVnM9IT3j/zFmvsQuFuf5pe3pp+AXg97rBTzRqNTMFEwHQYD
+VR0OBBYEFJHBkSGWWbt9uVZB3wQNPwZ8/LfoMB8GA1UdIwQYMBaAFJHBkSGWWbt9
+uVZB3wQNPwZ8/LfoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg
+EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
+lS3VAq1U2YhLD0xgN3hnM0gCvA==
+-----END CERTIFICATE-----
+`;
+function edgeCrl(mesh, scope2) {
+  const def = scopeDef(mesh, scope2);
+  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
+  return parts.length ? parts.join("") : void 0;
+}
+function releaseFor(mesh, scope2, leaf) {
+  const trust = scopeTrust(mesh, scope2);
+  const crl = edgeCrl(mesh, scope2);
+  const perFile = anchorFileSet(composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), anchorsBy(mesh)));
+  return {
+    // haproxy's `crt` wants the chain and its key in one file.
+    ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
+    "trust.pem": trustPem(trust),
+    "trust.openssl.pem": trustOpensslPem(trust),
+    ...crl ? { "crl.pem": crl } : {},
+    "client-ca-names.pem": NAMES_ONLY_CA,
+    ...Object.fromEntries(perFile.map((f) => [f.name, f.content]))
+  };
+}
+async function sealRelease(r, recipient, signer) {
+  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
+  const envelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  return encryptTo([recipient], JSON.stringify(envelope));
+}
+function describeRelease(r) {
+  const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
+  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
+}
+
+// packages/core/src/explain.ts
+var EKU = { client: "1.3.6.1.5.5.7.3.2", server: "1.3.6.1.5.5.7.3.1" };
+function recordParty(mesh, ref) {
+  const [scope2, service, ...rest] = ref.split("/");
+  if (!scope2 || !service || rest.length) throw new TrellisError("usage", `"${ref}" is neither SCOPE/SERVICE nor a certificate file`, { hint: "name a party as us-east-1/api, or give the path of a PEM certificate" });
+  const def = scopeDef(mesh, scope2);
+  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, { file: paths2.scopeFile(scope2) });
+  const rec = mesh.material.get(scope2)?.leaves.get(service);
+  if (!rec) throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf yet`, { file: paths2.leaves(scope2), hint: "trellis-ci renew mints it" });
+  return {
+    label: ref,
+    scope: scope2,
+    leaf: { serial: rec.serial, notBefore: rec.notBefore, notAfter: rec.notAfter, dns: rec.dns, uris: rec.uris, ekus: [EKU.server, EKU.client], issuerKey: rec.issuerKey, issuerFingerprint: rec.issuer }
+  };
+}
+function certificateParty(mesh, label, cert2) {
+  const sans = subjectAltNames(cert2);
+  const eku = cert2.getExtension(x5096.ExtendedKeyUsageExtension);
+  const scope2 = mesh.scopes.find((s) => sans.uris.some((u2) => {
+    try {
+      return new URL(u2).hostname === scopeDomain(s.name, mesh.config.trustDomain);
+    } catch {
+      return false;
+    }
+  }))?.name;
+  return {
+    label,
+    scope: scope2,
+    leaf: { serial: cert2.serialNumber, notBefore: cert2.notBefore, notAfter: cert2.notAfter, dns: sans.dns, uris: sans.uris, ekus: eku ? eku.usages.map(String) : void 0, cert: cert2, issuerName: cert2.issuer }
+  };
+}
+function meshIntermediates(mesh) {
+  return trustedScopeNames(mesh).flatMap((scope2) => liveIntermediates(mesh, scope2).map((l) => ({ scope: scope2, role: l.role, cert: l.cert })));
+}
+function refOf(mesh, cert2) {
+  const known = meshIntermediates(mesh).find((i2) => fingerprint(i2.cert) === fingerprint(cert2));
+  return { scope: known?.scope ?? "?", role: known?.role ?? "unknown", fingerprint: fingerprint(cert2), subject: cert2.subject, notAfter: cert2.notAfter.toISOString() };
+}
+async function issues(leaf, ca) {
+  if (leaf.cert) return ca.subject === leaf.cert.issuer && await signedBy(leaf.cert, ca);
+  if (leaf.issuerKey) return keyId(ca) === leaf.issuerKey;
+  return fingerprint(ca) === leaf.issuerFingerprint;
+}
+var describeAnchor = (a2) => `${a2.scope} intermediate (${a2.role}, ${a2.fingerprint.slice(0, 23)}…)`;
+async function judge(mesh, verifier, presenter, purpose, now) {
+  const base = { verifier: verifier.label, presenter: presenter.label, purpose };
+  const leaf = presenter.leaf;
+  const checks = [];
+  const done = (anchor2, change) => {
+    const decidedBy = checks.find((c3) => !c3.ok);
+    return { ...base, bundle: verifier.scope ? paths2.trustOpenssl(verifier.scope) : void 0, passes: !decidedBy, anchor: anchor2?.ref, checks, decidedBy, change };
+  };
+  if (!verifier.scope) {
+    checks.push({ check: "chain", ok: false, detail: `${verifier.label} names no scope of this mesh, so it has no bundle to verify with` });
+    return done(void 0, "give the party as SCOPE/SERVICE, or a certificate whose SPIFFE ID names a declared scope");
+  }
+  const vs = verifier.scope;
+  const m = mesh.material.get(vs);
+  const bundle2 = m?.trustOpensslPem ? parseTrustOpensslPem(m.trustOpensslPem).map((t) => t.cert) : [];
+  const anchors = bundle2.map((cert2) => ({ cert: cert2, ref: refOf(mesh, cert2) }));
+  let anchor;
+  for (const a2 of anchors) if (await issues(leaf, a2.cert)) {
+    anchor = a2;
+    break;
+  }
+  if (!anchor) {
+    let issuer;
+    for (const i2 of meshIntermediates(mesh)) if (await issues(leaf, i2.cert)) {
+      issuer = i2;
+      break;
+    }
+    const holds = anchors.map((a2) => `${a2.ref.scope} (${a2.ref.role})`).join(", ") || "nothing";
+    const openssl = "error 20: unable to get local issuer certificate";
+    if (issuer) {
+      const rule = trustedScopes(scopeDef(mesh, vs), trustedScopeNames(mesh)).includes(issuer.scope);
+      if (!rule) {
+        const why = vs === GLOBAL_SCOPE ? "" : `${vs} does not trust ${issuer.scope}: the regional boundary; only global intermediates cross it`;
+        checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it holds ${holds})`, openssl });
+        return done(void 0, `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to the global scope`);
+      }
+      checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ${paths2.trustOpenssl(vs)} does not hold: the bundle is stale`, openssl });
+      return done(void 0, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
+    }
+    checks.push({ check: "chain", ok: false, detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA")}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`, openssl });
+    return done(void 0, presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : "only a leaf of a live intermediate of this mesh can pass");
+  }
+  checks.push({ check: "chain", ok: true, detail: `leaf ${leaf.serial} → ${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}` });
+  const eku = EKU[purpose];
+  const purposeOk = leaf.ekus === void 0 || leaf.ekus.includes(eku);
+  checks.push({ check: "purpose", ok: purposeOk, detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus.join(", ") || "empty"}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`, ...purposeOk ? {} : { openssl: "error 26: unsupported certificate purpose" } });
+  const crls = await Promise.all((parseCrlsSafe(edgeCrl(mesh, vs)) ?? []).map(async (c3) => c3.issuer === anchor.cert.subject && await crlSignedBy(c3, anchor.cert) ? c3 : void 0));
+  const crl = crls.find(Boolean);
+  if (!crl) checks.push({ check: "crl", ok: false, detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`, openssl: "error 3: unable to get certificate CRL" });
+  else {
+    const entry = crl.entries.find((e2) => serialKey(e2.serialNumber) === serialKey(leaf.serial));
+    if (crl.nextUpdate && crl.nextUpdate <= now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`, openssl: "error 12: CRL has expired" });
+    else if (crl.thisUpdate > now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`, openssl: "error 11: CRL is not yet valid" });
+    else if (entry) checks.push({ check: "crl", ok: false, detail: `serial ${leaf.serial} is revoked in ${paths2.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: "error 23: certificate revoked" });
+    else checks.push({ check: "crl", ok: true, detail: `not revoked in ${paths2.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? "none"})` });
+  }
+  const validity = (what, nb, na) => now < nb ? { check: "validity", ok: false, detail: `${what} is not valid before ${nb.toISOString()}`, openssl: "error 9: certificate is not yet valid" } : now >= na ? { check: "validity", ok: false, detail: `${what} expired at ${na.toISOString()}`, openssl: "error 10: certificate has expired" } : void 0;
+  const bad = validity(`leaf ${leaf.serial}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
+  checks.push(bad ?? { check: "validity", ok: true, detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}` });
+  const outside = namesOutside(leaf, permittedNamesFor(anchor.ref.scope, mesh.config.trustDomain));
+  checks.push(outside.length ? { check: "name-constraints", ok: false, detail: `${outside.join(", ")} outside the ${anchor.ref.scope} intermediate's permitted subtree ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`, openssl: "error 47: permitted subtree violation" } : { check: "name-constraints", ok: true, detail: `every name inside ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}` });
+  const failed = checks.find((c3) => !c3.ok);
+  return done(anchor, failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? void 0, presenter));
+}
+function parseCrlsSafe(pem) {
+  try {
+    return pem ? parseCrls(pem) : [];
+  } catch {
+    return void 0;
+  }
+}
+function changeFor(c3, presenter, vs) {
+  switch (c3.check) {
+    case "purpose":
+      return "only a leaf minted with the purpose EKU passes: trellis leaves carry serverAuth and clientAuth";
+    case "crl":
+      return c3.openssl?.startsWith("error 23") ? `the leaf is revoked: deploy the replacement leaf (trellis-ci revoke minted it; renew --force --scope ${presenter.scope ?? "SCOPE"} mints another)` : `trellis-ci renew re-signs the CRL; deploy it to ${vs}'s hosts`;
+    case "validity":
+      return presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf; deploy it` : "a current leaf is needed";
+    case "name-constraints":
+      return "only names inside the issuing scope pass; a leaf is minted for its own scope only";
+    default:
+      return "";
+  }
+}
+function passingUntil(leaf, anchor, crlNext, presenter) {
+  const events = [
+    { at: leaf.notAfter, what: `the leaf expires (renew re-mints it before: ${presenter.label})` },
+    { at: anchor.cert.notAfter, what: `the ${anchor.ref.scope} intermediate expires` },
+    ...crlNext ? [{ at: crlNext, what: `the ${anchor.ref.scope} leaf CRL lapses unless renew re-signs it` }] : []
+  ].sort((a2, b) => a2.at.getTime() - b.at.getTime());
+  return `passes until ${events[0].at.toISOString()}, when ${events[0].what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
+}
+async function explainHandshake(mesh, client, server, now) {
+  const directions = [await judge(mesh, server, client, "client", now), await judge(mesh, client, server, "server", now)];
+  return { client: client.label, server: server.label, at: now.toISOString(), passes: directions.every((d2) => d2.passes), directions };
+}
+function renderExplanation(e2) {
+  const lines = [`client ${e2.client} → server ${e2.server}, as of ${e2.at}: the handshake ${e2.passes ? "PASSES" : "FAILS"}`];
+  for (const d2 of e2.directions) {
+    lines.push("", `${d2.passes ? "✓" : "✗"} ${d2.verifier} verifies ${d2.presenter} as a ${d2.purpose}${d2.bundle ? ` with ${d2.bundle}` : ""}: ${d2.passes ? "accepted" : "REFUSED"}`);
+    if (d2.anchor) lines.push(`    anchor: ${describeAnchor(d2.anchor)}  ${d2.anchor.subject}`);
+    for (const c3 of d2.checks) lines.push(`    ${c3.ok ? "✓" : "✗"} ${c3.check.padEnd(16)} ${c3.detail}`);
+    if (d2.decidedBy) lines.push(`    decided by: ${d2.decidedBy.check}${d2.decidedBy.openssl ? ` (OpenSSL ${d2.decidedBy.openssl})` : ""}`);
+    lines.push(`    what would change it: ${d2.change}`);
+  }
+  return `${lines.join("\n")}
+`;
+}
+
+// packages/core/src/report-html.ts
+init_define_TRELLIS_BUILD();
+var cert = (label, tier, c3) => ({
+  label,
+  tier,
+  serial: c3.serialNumber,
+  fingerprint: fingerprint(c3),
+  notBefore: iso(c3.notBefore),
+  notAfter: iso(c3.notAfter)
+});
+async function reportInput(mesh, now, findings, recent = 25) {
+  const status2 = meshStatus(mesh, now);
+  const scopes = trustedScopeNames(mesh);
+  const inters = scopes.flatMap((s) => liveIntermediates(mesh, s).map((l) => ({ ...cert(`${s} ${l.role}`, "intermediate", l.cert), scope: s, role: l.role, c: l.cert })));
+  const roots = await Promise.all(mesh.roots.map(async (r) => ({
+    ...cert(r.subject, "root", r),
+    current: mesh.root ? fingerprint(mesh.root) === fingerprint(r) : false,
+    intermediates: (await Promise.all(inters.map(async (i2) => await signedBy(i2.c, r) ? i2 : void 0))).filter((i2) => i2 !== void 0).map(({ c: _c2, ...i2 }) => i2)
+  })));
+  const byFp = new Map(inters.map((i2) => [i2.fingerprint, i2.scope]));
+  const matrix = {
+    scopes: mesh.scopes.map((s) => s.name),
+    rows: mesh.scopes.map((def) => {
+      const pem = mesh.material.get(def.name)?.trustOpensslPem;
+      const held = new Set((pem ? parseTrustOpensslPem(pem) : []).map((t) => byFp.get(fingerprint(t.cert))));
+      const rule = new Set(trustedScopes(scopeDef(mesh, def.name), trustedScopeNames(mesh)));
+      const anchored = (s) => liveIntermediates(mesh, s).some((l) => l.anchored);
+      return { scope: def.name, bundle: pem !== void 0, cells: mesh.scopes.map((s) => ({ scope: s.name, trusted: held.has(s.name), rule: rule.has(s.name) && anchored(s.name) })) };
+    })
+  };
+  const scopeRows = status2.scopes.map((s) => {
+    const m = mesh.material.get(s.scope);
+    let crlNextUpdate;
+    try {
+      const next = (m.crlPem ? parseCrls(m.crlPem) : []).map((c3) => c3.nextUpdate).filter((d2) => !!d2).sort((a2, b) => a2.getTime() - b.getTime())[0];
+      crlNextUpdate = next ? iso(next) : void 0;
+    } catch {
+    }
+    return {
+      scope: s.scope,
+      kind: s.kind,
+      phase: s.phase,
+      gate: s.gate,
+      switchAt: m.state?.rotation?.switchAt,
+      retireAt: m.state?.rotation?.retireAt,
+      crlNextUpdate,
+      leaves: s.leaves.map((l) => {
+        const rec = m.leaves.get(l.service);
+        return { label: `${s.scope}/${l.service}`, tier: "leaf", service: l.service, serial: l.serial ?? "", fingerprint: rec?.fingerprint ?? "", notBefore: rec ? iso(rec.notBefore) : "", notAfter: l.notAfter ?? "", state: l.state, renewAt: l.renewAt };
+      })
+    };
+  });
+  const ledgers = [["root", mesh.rootLedger], ...mesh.scopes.map((s) => [s.name, mesh.material.get(s.name).ledger])];
+  const ledger = ledgers.flatMap(([name, text]) => {
+    try {
+      return parseLedger(text).entries.map((e2) => ({ at: e2.at, ledger: name, seq: e2.seq, op: e2.op, actor: e2.actor }));
+    } catch {
+      return [];
+    }
+  }).sort((a2, b) => b.at.localeCompare(a2.at) || b.seq - a2.seq).slice(0, recent);
+  return { status: status2, roots, scopes: scopeRows, matrix, ledger, findings: findings.filter((f) => f.level !== "ok") };
+}
+function escapeHtml(s) {
+  return String(s ?? "").replace(/[&<>"']/g, (c3) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c3]);
+}
+var e = escapeHtml;
+var day = (iso2) => iso2.slice(0, 10);
+var short = (s) => s.length > 16 ? `${s.slice(0, 16)}…` : s;
+var CSS = `
+:root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
+*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
+header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:var(--mute)}
+main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}
+section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}section.wide{grid-column:1/-1}h2{font-size:15px;margin:0 0 10px}
+ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}ul.tree{padding-left:0}ul.tree li{margin:3px 0;position:relative}
+ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;border-top:1px solid var(--line)}
+.node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
+code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
+.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
+.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.missing{color:var(--err)}.pending{color:var(--pend)}
+table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
+table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
+td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
+svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}svg .now{stroke:var(--err);stroke-width:1.5}
+`;
+function treeHtml(r) {
+  const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
+  const roots = r.roots.map((root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
+ <span class="mono mute">serial ${e(short(root.serial))} · until ${e(day(root.notAfter))}</span>
+ <ul>${root.intermediates.map((i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
+  <span class="mono mute">serial ${e(short(i2.serial))} · until ${e(day(i2.notAfter))}</span>
+  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`).join("")}</ul></li>`);
+  const pending = r.scopes.filter((s) => s.phase === "pending").map((s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`);
+  return `<ul class="tree" id="tree">${[...roots, ...pending].join("")}</ul>`;
+}
+function matrixHtml(r) {
+  const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join("");
+  const rows = r.matrix.rows.map((row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => {
+    const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
+    const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
+    return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(`${row.scope} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`)}">${text}</td>`;
+  }).join("")}</tr>`).join("");
+  return `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>
+<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
+}
+function timelineSvg(id, rows, now, from, to) {
+  const W = 900;
+  const L = 210;
+  const R = 110;
+  const H = 22;
+  const top2 = 24;
+  const x = (t) => L + (Math.min(Math.max(t, from), to) - from) / (to - from) * (W - L - R);
+  const ticks = Array.from({ length: 6 }, (_, i2) => from + (to - from) * i2 / 5);
+  const colour = (r) => r.state === "expired" || Date.parse(r.notAfter) <= Date.parse(now) ? "#cf222e" : r.state === "due" || r.state === "stale-issuer" ? "#d4a72c" : r.tier === "root" ? "#54aeff" : r.tier === "intermediate" ? "#eac54f" : "#4ac26b";
+  const bars = rows.map((r, i2) => {
+    const y = top2 + i2 * H;
+    const x0 = x(Date.parse(r.notBefore || now));
+    const x1 = x(Date.parse(r.notAfter));
+    return `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}"><text x="4" y="${y + 14}">${e(r.label)}</text>
+<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" fill="${colour(r)}"><title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title></rect>
+<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(r.notAfter.slice(0, 16).replace("T", " "))}</text></g>`;
+  }).join("");
+  const h2 = top2 + rows.length * H + 8;
+  const axis = ticks.map((t) => `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h2}"/><text x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`).join("");
+  const n2 = x(Date.parse(now));
+  return `<svg id="${e(id)}" viewBox="0 0 ${W} ${h2}" width="100%" role="img" aria-label="${e(id)}">${axis}<line class="now" x1="${n2.toFixed(1)}" x2="${n2.toFixed(1)}" y1="16" y2="${h2}"/><text x="${n2.toFixed(1)}" y="${h2 - 1}" text-anchor="middle" fill="#cf222e">now</text>${bars}</svg>`;
+}
+function timelinesHtml(r) {
+  const now = Date.parse(r.status.now);
+  const cas = r.roots.flatMap((root) => [{ ...root, label: `root${root.current ? "" : " (previous)"}` }, ...root.intermediates.map((i2) => ({ ...i2, label: `${i2.scope} ${i2.role}` }))]);
+  const casTo = Math.max(now + 864e5, ...cas.map((c3) => Date.parse(c3.notAfter)));
+  const casFrom = Math.min(now, ...cas.map((c3) => Date.parse(c3.notBefore)));
+  const leaves = r.scopes.flatMap((s) => s.leaves.filter((l) => l.notAfter));
+  const leavesFrom = Math.min(now - 864e5, ...leaves.map((l) => Date.parse(l.notBefore)));
+  const leavesTo = Math.max(now + 864e5, ...leaves.map((l) => Date.parse(l.notAfter)));
+  return `<h3>root and intermediates</h3>${timelineSvg("timeline-cas", cas, r.status.now, casFrom, casTo)}
+<h3>leaves</h3>${leaves.length ? timelineSvg("timeline-leaves", leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>'}`;
+}
+function rotationsHtml(r) {
+  const rows = r.scopes.map((s) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning"}">${e(s.phase)}</span></td>
+<td>${s.switchAt ? `switch ${e(s.switchAt)}` : ""}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ""}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ""}</td>
+<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ""}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`).join("");
+  const root = r.status.root ? `<p>root phase <span class="tag ${r.status.root.phase === "steady" ? "ok" : "warning"}">${e(r.status.root.phase)}</span></p>` : "";
+  return `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`;
+}
+function ledgerHtml(r) {
+  return `<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr></thead><tbody>${r.ledger.map((l) => `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td><td>${e(l.actor)}</td></tr>`).join("")}</tbody></table>`;
+}
+function findingsHtml(r) {
+  if (!r.findings.length) return '<p class="ok" id="findings">✓ verify found nothing to report</p>';
+  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
+  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[...r.findings].sort((a2, b) => order[a2.level] - order[b.level]).map((f) => `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? "")}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? "")}</td></tr>`).join("")}</tbody></table>`;
+}
+function renderReportHtml(r) {
+  const count2 = (l) => r.findings.filter((f) => f.level === l).length;
+  return `<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
+<body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: <span class="error">${count2("error")} error(s)</span>, <span class="warning">${count2("warning")} warning(s)</span>, <span class="pending">${count2("pending")} pending</span></p></header>
+<main>
+<section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
+<section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>
+<section class="wide"><h2>expiry timeline</h2>${timelinesHtml(r)}</section>
+<section><h2>rotations: phase and gates</h2>${rotationsHtml(r)}</section>
+<section><h2>recent ledger entries</h2>${ledgerHtml(r)}</section>
+<section class="wide"><h2>verify findings</h2>${findingsHtml(r)}</section>
+</main></body></html>
+`;
+}
+
 // packages/core/src/flags.ts
 init_define_TRELLIS_BUILD();
 function refuseRepeatedFlags(argv, lists = []) {
@@ -45445,8 +46254,8 @@ async function runMain(tool, main) {
     }
   };
   let stdoutFailed;
-  process.stdout.on("error", (e) => {
-    stdoutFailed ??= e;
+  process.stdout.on("error", (e2) => {
+    stdoutFailed ??= e2;
   });
   let code;
   try {
@@ -45455,21 +46264,21 @@ async function runMain(tool, main) {
     }
     await main();
     code = Number(process.exitCode ?? 0);
-  } catch (e) {
-    const io = isTrellisError(e) ? void 0 : ioFailure(e);
-    if (isTrellisError(e)) {
-      say(`${tool}: ${e.message}
+  } catch (e2) {
+    const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
+    if (isTrellisError(e2)) {
+      say(`${tool}: ${e2.message}
 `);
-      code = e.exitCode;
+      code = e2.exitCode;
     } else if (io) {
       say(`${tool}: ${io}
 `);
       code = 1;
     } else {
-      say(`${tool}: internal error: ${e?.message ?? e}
+      say(`${tool}: internal error: ${e2?.message ?? e2}
   this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
 `);
-      if (process.env.TRELLIS_DEBUG) say(`${e?.stack}
+      if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
 `);
       code = 1;
     }
@@ -45494,14 +46303,14 @@ var ERRNO = {
   EPIPE: "the reading end of the pipe is closed",
   EBADF: "not open for writing"
 };
-function describeErrno(e) {
-  return e.code && ERRNO[e.code] ? `${ERRNO[e.code]} (${e.code})` : e.message ?? String(e);
+function describeErrno(e2) {
+  return e2.code && ERRNO[e2.code] ? `${ERRNO[e2.code]} (${e2.code})` : e2.message ?? String(e2);
 }
-function isMachineFailure(e) {
-  return ["ENOSPC", "EDQUOT", "EIO"].includes(e?.code ?? "");
+function isMachineFailure(e2) {
+  return ["ENOSPC", "EDQUOT", "EIO"].includes(e2?.code ?? "");
 }
-function ioFailure(e) {
-  const err = e;
+function ioFailure(e2) {
+  const err = e2;
   if (!err || typeof err.code !== "string" || !ERRNO[err.code]) return void 0;
   const where = err.path ? `${err.path}: ` : "";
   const op = err.syscall ? `${err.syscall} failed: ` : "";
@@ -45548,56 +46357,6 @@ var nodeCryptoSeam = {
   signCrl: (p) => signCrl(p)
 };
 
-// packages/core/src/release.ts
-init_define_TRELLIS_BUILD();
-
-// packages/core/src/host-trust.ts
-init_define_TRELLIS_BUILD();
-var DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
-
-// packages/core/src/release.ts
-var RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
-var NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
-MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
-TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
-dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP
-MjEyNjEwMjkwMTA2MThaMEwxEDAOBgNVBAoMB3RyZWxsaXMxODA2BgNVBAMML3Ry
-ZWxsaXMgY2xpZW50IGNlcnRpZmljYXRlIHJlcXVlc3QgKG5hbWVzIG9ubHkpMFkw
-EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEH72NmYhkfqPQQgXnkljngn/Q4S1fpkYV
-EPByjVQ7HrjuI7MlzVnM9IT3j/zFmvsQuFuf5pe3pp+AXg97rBTzRqNTMFEwHQYD
-VR0OBBYEFJHBkSGWWbt9uVZB3wQNPwZ8/LfoMB8GA1UdIwQYMBaAFJHBkSGWWbt9
-uVZB3wQNPwZ8/LfoMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDSAAwRQIg
-EbJb1R8e9+ICcELhIv9RK/MfwxG5gXBSs06D6uFzGgACIQCeNEZvVn0WYzBQt4+k
-lS3VAq1U2YhLD0xgN3hnM0gCvA==
------END CERTIFICATE-----
-`;
-function edgeCrl(mesh, scope2) {
-  const def = scopeDef(mesh, scope2);
-  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
-  return parts.length ? parts.join("") : void 0;
-}
-function releaseFor(mesh, scope2, leaf) {
-  const trust = scopeTrust(mesh, scope2);
-  const crl = edgeCrl(mesh, scope2);
-  return {
-    // haproxy's `crt` wants the chain and its key in one file.
-    ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
-    "trust.pem": trustPem(trust),
-    "trust.openssl.pem": trustOpensslPem(trust),
-    ...crl ? { "crl.pem": crl } : {},
-    "client-ca-names.pem": NAMES_ONLY_CA
-  };
-}
-async function sealRelease(r, recipient, signer) {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
-  const envelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
-  return encryptTo([recipient], JSON.stringify(envelope));
-}
-function describeRelease(r) {
-  const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
-  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
-}
-
 // packages/core/src/inspect-commands.ts
 init_define_TRELLIS_BUILD();
 import fs4 from "node:fs";
@@ -45634,9 +46393,9 @@ function planOrRefusal(mesh, scope2, now) {
   if (!mesh.root) return { scope: scope2, refused: "the store has no root (run trellis-root init)" };
   try {
     return intermediatePlan(scope2, mesh.config, mesh.root, now);
-  } catch (e) {
-    if (e instanceof TrellisError) return { scope: scope2, refused: e.message.split("\n")[0] };
-    throw e;
+  } catch (e2) {
+    if (e2 instanceof TrellisError) return { scope: scope2, refused: e2.message.split("\n")[0] };
+    throw e2;
   }
 }
 function renderCeremonySummary(mesh, scopes, now) {
@@ -45737,6 +46496,17 @@ init_define_TRELLIS_BUILD();
 
 // packages/core/src/procedures.ts
 init_define_TRELLIS_BUILD();
+
+// packages/core/src/renew-record.ts
+init_define_TRELLIS_BUILD();
+function renewRecord(mints, leaves) {
+  if (!mints.length) return {};
+  const minted = {};
+  for (const m of mints) minted[m.reason] = (minted[m.reason] ?? 0) + 1;
+  return { minted, ...leaves ? { leaves } : {} };
+}
+
+// packages/core/src/procedures.ts
 function leafLifetimes(mesh, scope2) {
   const def = scopeDef(mesh, scope2);
   const m = mesh.material.get(scope2);
@@ -45798,9 +46568,9 @@ function remintEvidence(mesh, scope2, leaves, now, actor2) {
   const m = mesh.material.get(scope2);
   if (!m.openEvidence) return [];
   const prior = parseEvidence(m.openEvidence);
-  const e = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
-  const writes = evidenceFiles(e).writes;
-  if (e.status === "completed") writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
+  const e2 = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
+  const writes = evidenceFiles(e2).writes;
+  if (e2.status === "completed") writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
   return writes;
 }
 function renewTouched(i2) {
@@ -45821,13 +46591,17 @@ async function renewScopes(i2) {
       crl = await scopeCrlWrite(mesh, scope2, keys.crl, now, i2.seam);
       writes.push(crl);
     }
+    if (services.length) assertIssuanceProven(mesh, scope2);
     const leaves = services.length ? await mintScopeLeaves(mesh, scope2, services, keys.signer, now, i2.seam) : [];
     minted.push({ scope: scope2, leaves, crlPem: crl?.content ?? m.crlPem });
     count2 += leaves.length;
+    let binding;
     if (leaves.length) {
       const record = new Map(m.leaves);
       for (const l of leaves) record.set(l.service, l.record);
-      writes.push({ path: paths2.leaves(scope2), content: serializeIssuanceRecord(record) });
+      const text = serializeIssuanceRecord(record);
+      binding = issuanceBinding(text, record.size);
+      writes.push({ path: paths2.leaves(scope2), content: text });
       const caused = new Set(plan2.mint.filter((x) => x.scope === scope2 && x.reason === "issuer-changed").map((x) => x.service));
       const remints = leaves.filter((l) => caused.has(l.service));
       if (remints.length) writes.push(...remintEvidence(mesh, scope2, remints, now, i2.actor));
@@ -45841,11 +46615,10 @@ async function renewScopes(i2) {
         actor: i2.actor,
         details: {
           ...step ? { phase: step.step } : {},
-          reasons: Object.fromEntries(plan2.mint.filter((x) => x.scope === scope2).map((x) => [x.service, x.reason])),
+          ...renewRecord(plan2.mint.filter((x) => x.scope === scope2), binding),
           ...crl ? { crl: i2.staleCrls.get(scope2) } : {},
           ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope2}/`)) ? { bundles: "recomposed" } : {}
-        },
-        created: leaves.map(leafCreated)
+        }
       }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text
     });
   }
@@ -45869,11 +46642,14 @@ async function revokeLeaf(mesh, scope2, service, reason, keys, now, actor2, seam
   const after = { ...mesh, material: new Map(mesh.material).set(scope2, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope2, keys.crl, now, seam);
   const [leaf] = await mintScopeLeaves(mesh, scope2, [service], keys.signer, now, seam);
+  const record = new Map(m.leaves).set(service, leaf.record);
+  const leavesText = serializeIssuanceRecord(record);
+  const details = { service, serial: rec.serial, notAfter: iso(rec.notAfter), reason, leaves: issuanceBinding(leavesText, record.size) };
   const writes = [
     { path: paths2.state(scope2), content: serializeScopeState(state) },
     crl,
-    { path: paths2.leaves(scope2), content: serializeIssuanceRecord(new Map(m.leaves).set(service, leaf.record)) },
-    { path: paths2.ledger(scope2), content: appendToLedger(m.ledger, { op: "revoke", at: iso(now), actor: actor2, details: { service, serial: rec.serial, reason }, created: [leafCreated(leaf)] }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text }
+    { path: paths2.leaves(scope2), content: leavesText },
+    { path: paths2.ledger(scope2), content: appendToLedger(m.ledger, { op: "revoke", at: iso(now), actor: actor2, details, created: [leafCreated(leaf)] }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text }
   ];
   return { writes: mergeWrites(writes), leaf, crlPem: crl.content, serial: rec.serial };
 }
@@ -46026,15 +46802,15 @@ async function judgeCrlFile(pem, signers, scope2, subject, file, window2, out, a
     add3(say.missing[0], "crl", subject, say.missing[1], file);
     return;
   }
-  let parsed;
+  let parsed2;
   try {
-    parsed = parseCrls(pem);
+    parsed2 = parseCrls(pem);
   } catch {
     add3("critical", "crl", subject, `not a readable CRL file: ${say.fix}`, file);
     return;
   }
   for (const s of signers) {
-    const crl = s.kind === "anchor" ? await anchorCrlOf(parsed, s.cert) : await crlOf(parsed, s.cert);
+    const crl = s.kind === "anchor" ? await anchorCrlOf(parsed2, s.cert) : await crlOf(parsed2, s.cert);
     const label = `${s.kind} CRL of ${s.cert.subject}`;
     if (!crl) {
       add3(say.unsigned, "crl", subject, `no ${label} (${fingerprint(s.cert).slice(0, 19)}…): ${say.fix}`, file);
@@ -46108,7 +46884,7 @@ function render(families) {
 var SCOPE_PHASES = ["pending", "retiring", "steady", "publish", "switch"];
 var ROOT_PHASES = ["steady", "overlap"];
 function healthMetrics(h2, m) {
-  const cert = (c3) => ({ tier: c3.tier, scope: c3.scope, service: c3.service, role: c3.role, serial: c3.serial });
+  const cert2 = (c3) => ({ tier: c3.tier, scope: c3.scope, service: c3.service, role: c3.role, serial: c3.serial });
   const families = [
     { name: "trellis_mesh_info", help: "The mesh these metrics describe.", samples: [{ labels: { mesh: m.mesh, trust_domain: m.trustDomain }, value: 1 }] },
     { name: "trellis_check_timestamp_seconds", help: "When trellis check judged the mesh (its --now).", samples: [{ labels: {}, value: seconds(h2.now) }] },
@@ -46118,8 +46894,8 @@ function healthMetrics(h2, m) {
       help: "Things trellis check judged, by level.",
       samples: ["ok", "warning", "critical"].map((level) => ({ labels: { level }, value: h2.items.filter((i2) => i2.level === level).length }))
     },
-    { name: "trellis_certificate_not_after_seconds", help: "Expiry (notAfter) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert(c3), value: seconds(c3.notAfter) })) },
-    { name: "trellis_certificate_not_before_seconds", help: "Start (notBefore) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert(c3), value: seconds(c3.notBefore) })) },
+    { name: "trellis_certificate_not_after_seconds", help: "Expiry (notAfter) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notAfter) })) },
+    { name: "trellis_certificate_not_before_seconds", help: "Start (notBefore) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notBefore) })) },
     {
       name: "trellis_leaf_renew_at_seconds",
       help: "When renew re-mints each current leaf (its renewal point, a third of its life left), unix seconds.",
@@ -46204,12 +46980,12 @@ function thresholdsFrom(a2) {
     gateOverdue: dur(a2.gateOverdue, "gate-overdue") ?? DEFAULT_THRESHOLDS.gateOverdue
   };
 }
-function describeFailure(e) {
-  if (isTrellisError(e)) return e.message.split("\n")[0];
-  const io = ioFailure(e);
+function describeFailure(e2) {
+  if (isTrellisError(e2)) return e2.message.split("\n")[0];
+  const io = ioFailure(e2);
   if (io) return io.split("\n")[0];
-  const err = e;
-  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e);
+  const err = e2;
+  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
 }
 function writeMetricsFile(file, text) {
   writeFileAtomic(path2.resolve(file), text, 420);
@@ -46228,7 +47004,7 @@ var checkCommand = {
 `);
       process.exitCode = NAGIOS.unknown;
     };
-    let report;
+    let report2;
     let code;
     let metrics;
     try {
@@ -46236,24 +47012,24 @@ var checkCommand = {
       const now = clock(a2.now);
       const mesh = await withStore(a2.store, async (store) => loadMesh(store));
       const h2 = await meshHealth(mesh, now, t);
-      report = renderHealth(h2, t);
+      report2 = renderHealth(h2, t);
       code = NAGIOS[h2.level];
       if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
-    } catch (e) {
-      return unknown(describeFailure(e));
+    } catch (e2) {
+      return unknown(describeFailure(e2));
     }
     if (a2.metrics && metrics !== void 0) {
       try {
         writeMetricsFile(a2.metrics, metrics);
-      } catch (e) {
-        const [first, ...rest] = report.split("\n");
-        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path2.resolve(a2.metrics)}: ${describeFailure(e)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+      } catch (e2) {
+        const [first, ...rest] = report2.split("\n");
+        process.stdout.write(`${unknownLine(`cannot write the metrics file ${path2.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
 ${rest.join("\n")}`);
         process.exitCode = NAGIOS.unknown;
         return;
       }
     }
-    process.stdout.write(report);
+    process.stdout.write(report2);
     process.exitCode = code;
   }
 };
@@ -46264,7 +47040,7 @@ function spanningFiles(scope2) {
   return [paths2.trust(scope2), paths2.trustOpenssl(scope2)];
 }
 function shardOwns(scope2, file) {
-  return file.startsWith(`bundles/${scope2}/`) && !file.slice(`bundles/${scope2}/`.length).split("/").includes("..") && !spanningFiles(scope2).includes(file);
+  return file.startsWith(`bundles/${scope2}/`) && !file.slice(`bundles/${scope2}/`.length).split("/").includes("..") && !spanningFiles(scope2).includes(file) && ![paths2.capath(scope2), paths2.anchors(scope2)].some((d2) => file.startsWith(`${d2}/`));
 }
 function assertShardWrites(scope2, writes) {
   const stray = writes.find((w) => !shardOwns(scope2, w.path));
@@ -46426,6 +47202,7 @@ import path4 from "node:path";
 init_define_TRELLIS_BUILD();
 import fs5 from "node:fs";
 function ciIdentities(mesh) {
+  assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
   const ids = requireIdentities("ci", process.env, (p) => fs5.readFileSync(p, "utf8"));
   return refuseRootOpeners(mesh, ids).then(() => ids);
 }
@@ -46440,19 +47217,19 @@ async function refuseRootOpeners(mesh, ids) {
 async function openIntermediate(mesh, scope2, ids, which = "active") {
   const live = inRole(liveIntermediates(mesh, scope2), which);
   if (!live) throw new TrellisError("not-yet-minted", `scope ${scope2} has no ${which} intermediate`, { file: paths2.intermediate(scope2), hint: `trellis-root intermediate ${scope2}` });
-  const { cert, keyAge: ct, file: certFile, keyFile: file } = live;
-  const problems = await intermediateProblems(mesh, scope2, cert);
+  const { cert: cert2, keyAge: ct, file: certFile, keyFile: file } = live;
+  const problems = await intermediateProblems(mesh, scope2, cert2);
   if (problems.length) {
     throw new TrellisError("verification-failed", problems.join("; "), { file: certFile, hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)" });
   }
   assertLedgerCounts(mesh, scope2);
   if (ct === void 0) throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", { file, hint: "restore it from git" });
   const pem = await decryptWith(ids, ct, file, "ci");
-  if (!keyMatchesCert(pem, cert)) {
-    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
+  if (!keyMatchesCert(pem, cert2)) {
+    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert2)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
   }
   const { key, algorithm } = await importSigningKey(pem);
-  return { scope: scope2, cert, key, algorithm };
+  return { scope: scope2, cert: cert2, key, algorithm };
 }
 
 // packages/ci/src/issue.ts
@@ -46471,9 +47248,9 @@ function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem) {
     ];
     try {
       for (const [name, content, mode] of files) writeFileAtomic(path4.join(dir, name), content, mode);
-    } catch (e) {
-      if (isMachineFailure(e)) throw e;
-      throw new TrellisError("usage", `cannot write leaves under ${outDir}: ${e.message}`, { hint: "point --out at a writable directory" });
+    } catch (e2) {
+      if (isMachineFailure(e2)) throw e2;
+      throw new TrellisError("usage", `cannot write leaves under ${outDir}: ${e2.message}`, { hint: "point --out at a writable directory" });
     }
   }
 }
@@ -46493,8 +47270,8 @@ function prepareOutDir(dir, opts2 = {}) {
   try {
     fs6.mkdirSync(path5.dirname(dir), { recursive: true });
     fs6.mkdirSync(dir, { mode: 448 });
-  } catch (e) {
-    if (e.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e.message}`, { hint: `point ${flag} at a writable directory` });
+  } catch (e2) {
+    if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
   }
   const st = fs6.lstatSync(dir);
   if (st.isSymbolicLink()) {
@@ -46555,19 +47332,19 @@ async function withRenewMetrics(file, nowFlag, run) {
   let result;
   try {
     result = await run();
-  } catch (e) {
+  } catch (e2) {
     try {
       record(false, 0);
     } catch (w) {
       process.stderr.write(`trellis-ci: could not record the failed run in ${file}: ${w.message}
 `);
     }
-    throw e;
+    throw e2;
   }
   try {
     record(true, result?.count ?? 0);
-  } catch (e) {
-    const why = (ioFailure(e) ?? e.message).split("\n")[0];
+  } catch (e2) {
+    const why = (ioFailure(e2) ?? e2.message).split("\n")[0];
     throw new TrellisError("output-failed", `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
       hint: "make the directory writable by this user (the previous file is left as it was)"
     });
@@ -46602,7 +47379,7 @@ async function renewStore(store, o2, identities, say) {
   const before = loadMesh(store);
   const scopes = o2.scope ? [scopeDef(before, o2.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
-  const mesh = loadMesh(store.withPending(phases.writes));
+  const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
   const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
   for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
   say(renderPlan(plan2).trimEnd());
@@ -49152,15 +49929,15 @@ var c = class {
   #n;
   #r = false;
   #e = void 0;
-  constructor(e, t) {
-    this.#t = e, this.#n = t;
+  constructor(e2, t) {
+    this.#t = e2, this.#n = t;
   }
   next() {
-    const e = () => this.#s();
-    return this.#e = this.#e ? this.#e.then(e, e) : e(), this.#e;
+    const e2 = () => this.#s();
+    return this.#e = this.#e ? this.#e.then(e2, e2) : e2(), this.#e;
   }
-  return(e) {
-    const t = () => this.#i(e);
+  return(e2) {
+    const t = () => this.#i(e2);
     return this.#e ? this.#e.then(t, t) : t();
   }
   async #s() {
@@ -49169,30 +49946,30 @@ var c = class {
         done: true,
         value: void 0
       };
-    let e;
+    let e2;
     try {
-      e = await this.#t.read();
+      e2 = await this.#t.read();
     } catch (t) {
       throw this.#e = void 0, this.#r = true, this.#t.releaseLock(), t;
     }
-    return e.done && (this.#e = void 0, this.#r = true, this.#t.releaseLock()), e;
+    return e2.done && (this.#e = void 0, this.#r = true, this.#t.releaseLock()), e2;
   }
-  async #i(e) {
+  async #i(e2) {
     if (this.#r)
       return {
         done: true,
-        value: e
+        value: e2
       };
     if (this.#r = true, !this.#n) {
-      const t = this.#t.cancel(e);
+      const t = this.#t.cancel(e2);
       return this.#t.releaseLock(), await t, {
         done: true,
-        value: e
+        value: e2
       };
     }
     return this.#t.releaseLock(), {
       done: true,
-      value: e
+      value: e2
     };
   }
 };
@@ -49220,8 +49997,8 @@ var u = Object.create(a, {
   }
 });
 function h({ preventCancel: r = false } = {}) {
-  const e = this.getReader(), t = new c(
-    e,
+  const e2 = this.getReader(), t = new c(
+    e2,
     r
   ), s = Object.create(u);
   return s[n] = t, s;
@@ -49933,8 +50710,8 @@ function prettyMilliseconds(milliseconds, options) {
     const flooredValue = Math.round(flooredInterimValue) / 10 ** decimalDigits;
     return flooredValue.toFixed(decimalDigits);
   };
-  const add3 = (value, long, short, valueString) => {
-    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short === "m")) {
+  const add3 = (value, long, short2, valueString) => {
+    if ((result.length === 0 || !options.colonNotation) && isZero(value) && !(options.colonNotation && short2 === "m")) {
       return;
     }
     valueString ??= String(value);
@@ -49943,14 +50720,14 @@ function prettyMilliseconds(milliseconds, options) {
       const minLength = result.length > 0 ? 2 : 1;
       valueString = "0".repeat(Math.max(0, minLength - wholeDigits)) + valueString;
     } else {
-      valueString += options.verbose ? " " + pluralize(long, value) : short;
+      valueString += options.verbose ? " " + pluralize(long, value) : short2;
     }
     result.push(valueString);
   };
-  const parsed = parseMilliseconds(milliseconds);
-  const days = BigInt(parsed.days);
+  const parsed2 = parseMilliseconds(milliseconds);
+  const days = BigInt(parsed2.days);
   if (options.hideYearAndDays) {
-    add3(BigInt(days) * 24n + BigInt(parsed.hours), "hour", "h");
+    add3(BigInt(days) * 24n + BigInt(parsed2.hours), "hour", "h");
   } else {
     if (options.hideYear) {
       add3(days, "day", "d");
@@ -49958,15 +50735,15 @@ function prettyMilliseconds(milliseconds, options) {
       add3(days / 365n, "year", "y");
       add3(days % 365n, "day", "d");
     }
-    add3(Number(parsed.hours), "hour", "h");
+    add3(Number(parsed2.hours), "hour", "h");
   }
-  add3(Number(parsed.minutes), "minute", "m");
+  add3(Number(parsed2.minutes), "minute", "m");
   if (!options.hideSeconds) {
     if (options.separateMilliseconds || options.formatSubMilliseconds || !options.colonNotation && milliseconds < 1e3 && !options.subSecondsAsDecimals) {
-      const seconds2 = Number(parsed.seconds);
-      const milliseconds2 = Number(parsed.milliseconds);
-      const microseconds = Number(parsed.microseconds);
-      const nanoseconds = Number(parsed.nanoseconds);
+      const seconds2 = Number(parsed2.seconds);
+      const milliseconds2 = Number(parsed2.milliseconds);
+      const microseconds = Number(parsed2.microseconds);
+      const nanoseconds = Number(parsed2.nanoseconds);
       add3(seconds2, "second", "s");
       if (options.formatSubMilliseconds) {
         add3(milliseconds2, "millisecond", "ms");
@@ -51238,13 +52015,13 @@ var logOutputSync = ({ serializedResult, fdNumber, state, verboseInfo, encoding,
   }
 };
 var writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-  for (const { path: path16, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-    const pathString = typeof path16 === "string" ? path16 : path16.toString();
+  for (const { path: path17, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+    const pathString = typeof path17 === "string" ? path17 : path17.toString();
     if (append || outputFiles.has(pathString)) {
-      appendFileSync(path16, serializedResult);
+      appendFileSync(path17, serializedResult);
     } else {
       outputFiles.add(pathString);
-      writeFileSync(path16, serializedResult);
+      writeFileSync(path17, serializedResult);
     }
   }
 };
@@ -53709,7 +54486,7 @@ async function installLocally(targetDir, release, reload) {
   fs8.mkdirSync(target, { recursive: true });
   const staging = fs8.mkdtempSync(path13.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
-    if (!RELEASE_FILES.includes(name)) throw new Error(`unexpected release file ${name}`);
+    if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path13.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
@@ -53740,7 +54517,7 @@ async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
       const status2 = res.statusCode ?? 0;
       resolve5(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
     });
-    req.on("error", (e) => resolve5({ ok: false, error: e.message }));
+    req.on("error", (e2) => resolve5({ ok: false, error: e2.message }));
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.end();
   });
@@ -53768,7 +54545,7 @@ async function tlsCheck(address, servername, release, timeoutMs) {
       if (expected && got !== expected) done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
       else setTimeout(() => done({ ok: !sock.destroyed }), 200);
     });
-    sock.on("error", (e) => done({ ok: false, error: e.message }));
+    sock.on("error", (e2) => done({ ok: false, error: e2.message }));
   });
 }
 
@@ -53788,6 +54565,8 @@ function remoteScript(release) {
     'staging=$(mktemp -d "$1/.staging-XXXXXX")',
     "installer=$(mktemp)",
     heredoc('"$installer"', installerScript()),
+    // Anchor files live in capath/ and anchors/ (names checked by isReleaseFile).
+    ...[...new Set(Object.keys(release).filter((n2) => n2.includes("/")).map((n2) => n2.split("/")[0]))].map((d2) => `mkdir -p "$staging/${d2}"`),
     ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content)),
     "set +e",
     'sh "$installer" "$1" "$staging" "$2"',
@@ -53880,10 +54659,10 @@ function leafFrom(mesh, from, scope2, service) {
   const dir = path15.join(from, scope2, service);
   const read2 = (f) => fs10.readFileSync(path15.join(dir, f), "utf8");
   if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs10.existsSync(path15.join(dir, f)))) return void 0;
-  const cert = read2("cert.pem");
+  const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
-  if (!current || parseCertificate(cert).serialNumber !== current.serial) return void 0;
-  return { cert, key: read2("key.pem"), chain: read2("chain.pem") };
+  if (!current || parseCertificate(cert2).serialNumber !== current.serial) return void 0;
+  return { cert: cert2, key: read2("key.pem"), chain: read2("chain.pem") };
 }
 async function runDeploy(a2) {
   if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1)) throw new TrellisError("usage", "--canary takes a positive whole number");
@@ -53905,9 +54684,9 @@ async function runDeploy(a2) {
     const held = readIdentities("ci", process.env, (p) => fs10.readFileSync(p, "utf8"));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh);
-      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e) => {
-        if (e instanceof TrellisError) return e;
-        throw e;
+      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
+        if (e2 instanceof TrellisError) return e2;
+        throw e2;
       }));
     }
     const signerOf = (scope2) => {
@@ -53934,7 +54713,7 @@ async function runDeploy(a2) {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i2 < canary && "check" in job.target && job.target.check) {
           const material = !release["key.pem"] && job.target.type === "dir" ? installedRelease(job.target.path) : release;
           const c3 = await handshakeCheck(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), material);
@@ -53942,9 +54721,9 @@ async function runDeploy(a2) {
           done.detail += `; canary handshake ok`;
         }
         outcomes.push(done);
-      } catch (e) {
-        if (!(e instanceof TrellisError)) throw e;
-        outcomes.push({ job, status: "failed", detail: e.message.split("\n")[0] });
+      } catch (e2) {
+        if (!(e2 instanceof TrellisError)) throw e2;
+        outcomes.push({ job, status: "failed", detail: e2.message.split("\n")[0] });
         if (i2 < canary) stopped = true;
       }
     }
@@ -54002,7 +54781,7 @@ async function deliver(job, release, ctx) {
       const file = path15.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
@@ -54084,10 +54863,128 @@ var scope = {
   handler: () => void 0
 };
 
+// packages/ci/src/commands/explain.ts
+init_define_TRELLIS_BUILD();
+import fs11 from "node:fs";
+function partyOf(mesh, ref) {
+  if (!fs11.existsSync(ref)) return recordParty(mesh, ref);
+  let certs;
+  try {
+    certs = parseCertificates(fs11.readFileSync(ref, "utf8"));
+  } catch (e2) {
+    throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
+  }
+  if (!certs.length) throw new TrellisError("usage", "holds no PEM certificate", { file: ref, hint: "give a leaf (cert.pem or chain.pem), or SCOPE/SERVICE" });
+  return certificateParty(mesh, ref, certs[0]);
+}
+var explain = {
+  command: "explain <client> <server>",
+  describe: "Would the mTLS handshake between CLIENT and SERVER pass, each direction, and why",
+  builder: (y) => y.positional("client", { type: "string", demandOption: true, describe: "SCOPE/SERVICE (its current leaf in leaves.yaml) or a certificate file" }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example("$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z", "a certificate file, judged as of a time").epilogue("Exit 0 when both directions pass, 1 when either is refused."),
+  handler: async (a2) => {
+    const e2 = await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      return explainHandshake(mesh, partyOf(mesh, a2.client), partyOf(mesh, a2.server), clock(a2.now));
+    });
+    process.stdout.write(a2.json ? `${JSON.stringify(e2, null, 2)}
+` : renderExplanation(e2));
+    if (!e2.passes) process.exitCode = 1;
+  }
+};
+
+// packages/ci/src/commands/report.ts
+init_define_TRELLIS_BUILD();
+import path16 from "node:path";
+var report = {
+  command: "report",
+  describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
+  builder: (y) => y.option("out", { type: "string", demandOption: true, describe: "the HTML file to write" }).option("ledger", { type: "number", default: 25, describe: "how many recent ledger entries to show" }).example("$0 report --out report.html", "open it in any browser: it loads nothing from anywhere"),
+  handler: async (a2) => {
+    const now = clock(a2.now);
+    const html = await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger));
+    });
+    const out = path16.resolve(a2.out);
+    writeFileAtomic(out, html, 420);
+    process.stdout.write(`wrote ${out}
+`);
+  }
+};
+
+// packages/ci/src/commands/activate-standby.ts
+init_define_TRELLIS_BUILD();
+import fs12 from "node:fs";
+var activateStandby = {
+  command: "activate-standby <scope>",
+  describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
+  builder: (y) => y.positional("scope", { type: "string", demandOption: true, describe: "the scope whose active intermediate is burned" }).option("reason", { type: "string", default: "keyCompromise", describe: "why, recorded in the ledger and the burn statement" }).example("TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1", "then commit, push, and let renew re-mint the leaves"),
+  handler: async (a2) => {
+    assertBreakglassPosture(process.env);
+    const ids = requireIdentities("breakglass", process.env, (p) => fs12.readFileSync(p, "utf8"));
+    await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      const now = clock(a2.now);
+      const r = await activate(mesh, a2.scope, ids, a2.reason ?? "keyCompromise", now);
+      store.commit(r.writes);
+      process.stdout.write(r.report.map((l) => `${l}
+`).join(""));
+    });
+  }
+};
+async function activate(mesh, scope2, ids, reason, now) {
+  scopeDef(mesh, scope2);
+  if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
+    throw new TrellisError("custody-root-identity-in-ci", "the identity given as the break-glass identity opens the root key", { file: paths2.rootKey, hint: "take it out of this environment and treat the root identity as exposed: plan a root rotation" });
+  }
+  const live = liveIntermediates(mesh, scope2);
+  const standby = inRole(live, "standby");
+  if (!standby) throw new TrellisError("not-yet-minted", `scope ${scope2} has no standby intermediate`, { file: paths2.standbyIntermediate(scope2), hint: `a ceremony mints one: trellis-root intermediate ${scope2} --standby; until then, trellis-root recover ${scope2}` });
+  const problems = await intermediateProblems(mesh, scope2, standby.cert);
+  if (problems.length) throw new TrellisError("verification-failed", problems.join("; "), { file: standby.file, hint: "restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover" });
+  assertLedgerCounts(mesh, scope2);
+  const pem = await decryptWith(ids, standby.keyAge ?? "", standby.keyFile, "breakglass");
+  if (!keyMatchesCert(pem, standby.cert)) throw new TrellisError("key-mismatch", `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: "restore bundles/<scope>/ from git" });
+  const ci = mesh.config.recipients.ci;
+  const confirmed = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+  if (confirmed !== void 0 && confirmed !== ci) {
+    throw new TrellisError("custody-recipients", `recipients.ci changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: "trellis.yaml", field: "recipients.ci", hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first" });
+  }
+  const m = mesh.material.get(scope2);
+  const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
+  const fp = fingerprint(standby.cert);
+  const t = advanceScope(m.state, { type: "recover", fresh: fp }, now, scope2);
+  const signer = { scope: scope2, cert: standby.cert, ...await importSigningKey(pem) };
+  const burnedFps = burned.map((l) => fingerprint(l.cert));
+  const writes = [
+    ...effectWrites(mesh, scope2, t.effects, { pem: certificatePem(standby.cert), keyAge: await encryptTo([ci], pem) }),
+    { path: paths2.standbyIntermediate(scope2), content: null },
+    { path: paths2.standbyIntermediateKey(scope2), content: null },
+    { path: paths2.state(scope2), content: serializeScopeState({ ...t.state, evidence: void 0 }) },
+    { path: paths2.burned(scope2), content: signBurnStatement({ scope: scope2, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) }, signer) }
+  ];
+  writes.push({
+    path: paths2.ledger(scope2),
+    content: appendToLedger(m.ledger, { op: "activate-standby", at: iso(now), actor: actor(), details: { scope: scope2, activated: fp, revoked: burnedFps, reason } }, paths2.ledger(scope2), ledgerSigner(signer)).text
+  });
+  writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
+  writes.push(await scopeCrlWrite(mesh, scope2, [{ ...signer, issuing: true, anchored: true }], now, nodeCryptoSeam));
+  return {
+    writes,
+    report: [
+      `${scope2}: standby ${fp} is the active intermediate; burned and out of every bundle: ${burnedFps.join(", ")}`,
+      `burn statement ${paths2.burned(scope2)} (signed by the standby) ships in the scope's releases: agents refuse the burned key before any root CRL names it`,
+      "commit and push now; the next trellis-ci renew re-mints every leaf of the scope; the next ceremony (trellis-root recover or intermediate --standby) revokes the burned key in the root CRL and mints a new standby"
+    ]
+  };
+}
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, version, compose]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => {
+    if (argv._[0] !== "activate-standby") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
+  }).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
