@@ -88,6 +88,12 @@ describe('standby intermediates and break-glass activation', () => {
     expect((await tool('age', ['-d', '-i', m.ciIdentityFile, key])).code).not.toBe(0);
     expect((await tool('age', ['-d', '-i', m.rootIdentityFile, key])).code).not.toBe(0);
     await verifyClean();
+    // verify with the break-glass identity proves the standby's custody: it opens the standby key and nothing else.
+    const v = JSON.parse((await ci(['verify', '--json'], asBreakglass())).stdout);
+    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'ok', scope: 'us-east-1', message: 'standby key opens with the break-glass identity and matches its certificate' }));
+    expect(v.findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
+    const wrong = JSON.parse((await ci(['verify', '--json'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.ciIdentityFile })).stdout);
+    expect(wrong.findings.map((f: { message: string }) => f.message)).toEqual(expect.arrayContaining(['the break-glass identity does not open this standby key', 'the break-glass identity opens this key: it must open standby keys only']));
   });
 
   it('root rotation re-signs the standby with its key kept; after finalize it still activates', async () => {

@@ -29,8 +29,8 @@ await runMain('trellis-ci', () => {
     .option('now', { type: 'string', global: true, describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests' })
     .command([renew, plan, revoke, deploy, bundle, scope, status, verify, check, explain, report, version, compose, activateStandby] as CommandModule[])
     .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
-    // The break-glass identity belongs to activate-standby alone: every other command refuses it before it runs.
-    .middleware((argv) => { if (argv._[0] !== 'activate-standby') assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? '')}`); })
+    // The break-glass identity belongs to activate-standby (and verify, which proves its custody): every other command refuses it.
+    .middleware((argv) => { if (argv._[0] !== 'activate-standby' && argv._[0] !== 'verify') assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? '')}`); })
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

@@ -11,7 +11,7 @@ import type { Finding } from './finding.js';
  * not open. With the root identity: the root key opens and matches, and no
  * intermediate key opens.
  */
-export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: string[] }): Promise<Finding[]> {
+export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: string[]; breakglass?: string[] }): Promise<Finding[]> {
   const out: Finding[] = [];
   const open = async (who: string[], ct: string | undefined) => (ct === undefined ? undefined : tryDecrypt(who, ct));
   // Each key file once (the old-root twin shares the active key).
@@ -22,6 +22,20 @@ export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: s
   for (const [who, id] of [['CI', ids.ci], ['root', ids.root]] as const) {
     for (const k of id ? standbys : []) {
       if ((await open(id!, k.ct))?.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+    }
+  }
+  // With the break-glass identity: every standby key opens and matches, and it opens nothing else.
+  if (ids.breakglass) {
+    const bg = ids.breakglass;
+    for (const k of standbys) {
+      const cert = [...mesh.material.entries()].find(([s]) => s === k.scope)![1].standby!;
+      const r = (await open(bg, k.ct))!;
+      if (!r.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the break-glass identity does not open this standby key' });
+      else if (!keyMatchesCert(r.text, cert)) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the standby key does not match its certificate' });
+      else out.push({ level: 'ok', check: 'custody', scope: k.scope, file: k.file, message: 'standby key opens with the break-glass identity and matches its certificate' });
+    }
+    for (const [ct, file] of [[mesh.rootKeyAge, paths.rootKey], ...keys.map((k) => [k.ct, k.file] as const)] as const) {
+      if ((await open(bg, ct))?.ok) out.push({ level: 'error', check: 'custody', file, message: 'the break-glass identity opens this key: it must open standby keys only' });
     }
   }
   if (ids.ci) {
