@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "4081150672cd99be3dfcfdc52a5bde723fa3b04b", date: "2026-12-02T00:05:08Z" };
+    define_TRELLIS_BUILD_default = { commit: "089d95de2c8141c7dbb90808ff3c56cc5b44e5b1", date: "2026-12-02T00:17:11Z" };
   }
 });
 
@@ -45654,6 +45654,19 @@ async function custodyFindings(mesh, ids) {
       if ((await open(id, k.ct))?.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
     }
   }
+  if (ids.breakglass) {
+    const bg = ids.breakglass;
+    for (const k of standbys) {
+      const cert2 = [...mesh.material.entries()].find(([s]) => s === k.scope)[1].standby;
+      const r = await open(bg, k.ct);
+      if (!r.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the break-glass identity does not open this standby key" });
+      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the standby key does not match its certificate" });
+      else out.push({ level: "ok", check: "custody", scope: k.scope, file: k.file, message: "standby key opens with the break-glass identity and matches its certificate" });
+    }
+    for (const [ct, file] of [[mesh.rootKeyAge, paths2.rootKey], ...keys.map((k) => [k.ct, k.file])]) {
+      if ((await open(bg, ct))?.ok) out.push({ level: "error", check: "custody", file, message: "the break-glass identity opens this key: it must open standby keys only" });
+    }
+  }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
@@ -46478,7 +46491,8 @@ function verifyCommand(identity3) {
       const mesh = await withStore(a2.store, async (store) => loadMesh(store));
       const ids = readIdentities(identity3, process.env, (p) => fs4.readFileSync(p, "utf8"));
       const now = clock(a2.now);
-      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids })];
+      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => fs4.readFileSync(p, "utf8")) : void 0;
+      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} })];
       const format4 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
 ` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
@@ -54983,7 +54997,7 @@ async function activate(mesh, scope2, ids, reason, now) {
 await runMain("trellis-ci", () => {
   requireCiPosture();
   return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => {
-    if (argv._[0] !== "activate-standby") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
+    if (argv._[0] !== "activate-standby" && argv._[0] !== "verify") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
   }).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
