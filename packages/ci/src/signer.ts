@@ -1,10 +1,12 @@
 import fs from 'node:fs';
 import {
-  TrellisError, assertLedgerCounts, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
+  TrellisError, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
   inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
 export function ciIdentities(mesh: Mesh): Promise<string[]> {
+  // Routine CI work (renew, revoke, compose) never carries the on-call team's secret.
+  assertNoBreakglass(process.env, 'routine CI work (it is for trellis-ci activate-standby only)');
   const ids = requireIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
   return refuseRootOpeners(mesh, ids).then(() => ids);
 }

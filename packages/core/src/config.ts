@@ -10,13 +10,14 @@ import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } fr
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
 import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
-import { assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
+import { assertBreakglassRecipient, assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
   version: 1;
   mesh: string;
   trustDomain: string;
-  recipients: { offline: string[]; ci: string };
+  /** breakglass: the on-call security team's recipient, the only reader of standby keys (optional). */
+  recipients: { offline: string[]; ci: string; breakglass?: string };
   algorithms: { root: KeyAlgorithm; intermediate: KeyAlgorithm; leaf: KeyAlgorithm };
   /** Lifetimes in milliseconds. */
   ttl: { root: number; intermediate: number; leaf: number };
@@ -240,13 +241,18 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   const r = new Reader(file, 'bad-config');
   const top = r.map(parseYaml(text, file, 'bad-config'), '', ['version', 'mesh', 'trustDomain', 'recipients', 'defaults', 'deploy']);
   if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
-  const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci']);
+  const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci', 'breakglass']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
   if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient', 'list the age recipient of each offline identity (age-keygen -y prints it)');
   const ci = r.string(recipients.ci, 'recipients.ci', /^age1/);
   validateRecipients(offline, { file, field: 'recipients.offline' });
   validateRecipients([ci], { file, field: 'recipients.ci' });
   assertSeparateRecipients(offline, ci, { file, field: 'recipients.ci' });
+  const breakglass = recipients.breakglass === undefined ? undefined : r.string(recipients.breakglass, 'recipients.breakglass', /^age1/);
+  if (breakglass !== undefined) {
+    validateRecipients([breakglass], { file, field: 'recipients.breakglass' });
+    assertBreakglassRecipient(offline, ci, breakglass, { file, field: 'recipients.breakglass' });
+  }
   const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap', 'crl']);
   const crl = r.map(defaults.crl ?? {}, 'defaults.crl', ['root', 'leaf']);
   const alg = r.map(defaults.algorithms ?? {}, 'defaults.algorithms', ['root', 'intermediate', 'leaf']);
@@ -257,7 +263,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     version: 1,
     mesh: r.string(top.mesh, 'mesh', SCOPE_NAME, 'lower-case letters, digits and dashes'),
     trustDomain: r.string(top.trustDomain, 'trustDomain', TRUST_DOMAIN, 'a lower-case DNS name such as mesh.example'),
-    recipients: { offline, ci },
+    recipients: { offline, ci, ...(breakglass !== undefined ? { breakglass } : {}) },
     algorithms: {
       root: r.oneOf(alg.root ?? d.algorithms.root, 'defaults.algorithms.root', KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, 'defaults.algorithms.intermediate', KEY_ALGORITHMS),
@@ -279,7 +285,7 @@ export function serializeMeshConfig(c: { mesh: string; trustDomain: string; reci
     version: 1,
     mesh: c.mesh,
     trustDomain: c.trustDomain,
-    recipients: { offline: c.recipients.offline, ci: c.recipients.ci },
+    recipients: { offline: c.recipients.offline, ci: c.recipients.ci, ...(c.recipients.breakglass ? { breakglass: c.recipients.breakglass } : {}) },
     defaults: { ...MESH_DEFAULTS, algorithms: { ...MESH_DEFAULTS.algorithms, root: c.rootAlgorithm ?? MESH_DEFAULTS.algorithms.root } },
   });
 }

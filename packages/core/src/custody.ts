@@ -6,16 +6,17 @@
 import { Decrypter, Encrypter, armor, generateHybridIdentity, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { TrellisError } from './errors.js';
 
-export type IdentityKind = 'root' | 'ci' | 'agent';
+export type IdentityKind = 'root' | 'ci' | 'agent' | 'breakglass';
 export type Env = Readonly<Record<string, string | undefined>>;
 
 const IDENTITY_VARS: Record<IdentityKind, [string, string]> = {
   root: ['TRELLIS_ROOT_IDENTITY', 'TRELLIS_ROOT_IDENTITY_FILE'],
   ci: ['TRELLIS_CI_IDENTITY', 'TRELLIS_CI_IDENTITY_FILE'],
   agent: ['TRELLIS_AGENT_IDENTITY', 'TRELLIS_AGENT_IDENTITY_FILE'],
+  breakglass: ['TRELLIS_BREAKGLASS_IDENTITY', 'TRELLIS_BREAKGLASS_IDENTITY_FILE'],
 };
 
-const WHO: Record<IdentityKind, string> = { root: 'offline root', ci: 'CI', agent: "host's agent" };
+const WHO: Record<IdentityKind, string> = { root: 'offline root', ci: 'CI', agent: "host's agent", breakglass: 'break-glass' };
 
 const isSet = (env: Env, k: string) => (env[k] ?? '') !== '';
 
@@ -56,7 +57,7 @@ export function childEnv(env: Env): Record<string, string> {
 
 /** `trellis-agent` runs on service hosts: neither the root nor the CI identity belongs there. */
 export function assertAgentPosture(env: Env): void {
-  const leaked = [...identityVarsSet(env, 'root'), ...identityVarsSet(env, 'ci')];
+  const leaked = [...identityVarsSet(env, 'root'), ...identityVarsSet(env, 'ci'), ...identityVarsSet(env, 'breakglass')];
   if (leaked.length) {
     throw new TrellisError('custody-root-identity-in-ci', `${leaked.join(', ')} is set on a service host`, { hint: 'hosts hold only their own agent identity: remove it, and treat that identity as exposed' });
   }
@@ -86,6 +87,30 @@ export function assertDrillPosture(env: Env): void {
   }
 }
 
+/**
+ * The break-glass identity opens only standby keys and belongs only to
+ * `trellis-ci activate-standby`: anywhere else (renew, revoke, a ceremony) it
+ * is refused, so the on-call team's secret never rides along with routine work.
+ */
+export function assertNoBreakglass(env: Env, where: string): void {
+  const set = identityVarsSet(env, 'breakglass');
+  if (set.length) {
+    throw new TrellisError('custody-breakglass-misplaced', `${set.join(', ')} is set: the break-glass identity has no business in ${where}`, {
+      hint: 'unset it; it is for trellis-ci activate-standby only, held by the on-call security team',
+    });
+  }
+}
+
+/** `trellis-ci activate-standby`: the break-glass identity, and not the CI one beside it (one party acts, the standby key stays its own). */
+export function assertBreakglassPosture(env: Env): void {
+  const ci = identityVarsSet(env, 'ci');
+  if (ci.length) {
+    throw new TrellisError('custody-breakglass-misplaced', `${ci.join(', ')} is set: activate-standby runs with the break-glass identity alone`, {
+      hint: 'unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present',
+    });
+  }
+}
+
 export interface RootPostureInputs {
   env: Env;
   /** Names of network interfaces other than loopback that are up with an address. */
@@ -110,6 +135,7 @@ export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPo
       hint: 'unset it; trellis-root only needs the CI recipient, which trellis.yaml holds',
     });
   }
+  assertNoBreakglass(env, 'a root ceremony');
   if (onlineInterfaces.length && !allowOnline) {
     throw new TrellisError('custody-online', `network interface(s) up: ${onlineInterfaces.join(', ')}`, {
       hint: 'disconnect the workstation, or pass --allow-online (TRELLIS_ALLOW_ONLINE=1) if you accept the risk; the ceremony record will note it',
@@ -195,6 +221,15 @@ export function validateRecipients(recipients: string[], place: { file?: string;
   if (new Set(recipients.map(isPq)).size > 1) {
     throw new TrellisError('bad-recipient', 'mixes post-quantum (age1pq1…) and classic recipients', {
       ...place, hint: 'a classic recipient would undo the post-quantum protection of the file: use one kind',
+    });
+  }
+}
+
+/** The break-glass recipient is a third party: neither an offline nor the CI recipient. */
+export function assertBreakglassRecipient(offline: string[], ci: string, breakglass: string, place: { file?: string; field?: string }): void {
+  if (offline.includes(breakglass) || ci === breakglass) {
+    throw new TrellisError('custody-recipients', `the break-glass recipient is also ${ci === breakglass ? 'the CI' : 'an offline'} recipient: standby keys would not be the on-call team's alone`, {
+      ...place, hint: 'give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass',
     });
   }
 }

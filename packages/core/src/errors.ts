@@ -21,6 +21,7 @@ export type Reason =
   | 'custody-missing-identity'
   | 'custody-wrong-identity'
   | 'custody-recipients'
+  | 'custody-breakglass-misplaced'
   | 'release-refused'
   | 'custody-out-dir'
   | 'custody-not-allowed'
@@ -58,6 +59,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-identity-in-drill': 3,
   'custody-not-confirmed': 3,
   'custody-token': 3,
+  'custody-breakglass-misplaced': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,
   'not-yet-minted': 1, 'already-minted': 1, 'wrong-phase': 1, 'key-mismatch': 1, 'corrupt-store': 1,

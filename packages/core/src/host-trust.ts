@@ -17,6 +17,8 @@ export interface HostState {
   newestRelease?: string;
   /** The newest root CRL seen, PEM, by the fingerprint of the pinned root that signed it. */
   rootCrls: Record<string, string>;
+  /** scope → intermediates a standby activation burned (burn statements seen): refused for that scope, whatever later releases carry. */
+  burned?: Record<string, string[]>;
 }
 
 export interface HostPolicy {
@@ -44,14 +46,14 @@ export function parseHostState(text: string | undefined, file: string): HostStat
       hint: 'restore it from a backup; deleting it makes this host forget the newest release and root CRL it saw, so replay and revocation-rollback protection start over',
     });
   };
-  let j: { version?: unknown; newestRelease?: unknown; rootCrls?: unknown };
+  let j: { version?: unknown; newestRelease?: unknown; rootCrls?: unknown; burned?: unknown };
   try {
     j = JSON.parse(text);
   } catch {
     return bad(undefined, 'is not JSON');
   }
   if (j === null || typeof j !== 'object' || Array.isArray(j)) return bad(undefined, 'is not a trellis-agent host state');
-  const unknown = Object.keys(j).find((k) => !['version', 'newestRelease', 'rootCrls'].includes(k));
+  const unknown = Object.keys(j).find((k) => !['version', 'newestRelease', 'rootCrls', 'burned'].includes(k));
   if (unknown) bad(unknown, 'is not a field of the host state');
   if (j.version !== HOST_STATE_VERSION) bad('version', `must be ${HOST_STATE_VERSION}`);
   if (j.newestRelease !== undefined && !isReleaseInstant(j.newestRelease)) bad('newestRelease', 'must be a millisecond RFC 3339 UTC timestamp');
@@ -61,13 +63,22 @@ export function parseHostState(text: string | undefined, file: string): HostStat
     if (!/^sha256:[0-9a-f]{64}$/.test(k)) bad(`rootCrls.${k}`, 'is not a root fingerprint');
     if (typeof v !== 'string' || !v.includes('-----BEGIN X509 CRL-----')) bad(`rootCrls.${k}`, 'must be a CRL in PEM');
   }
-  return { ...(j.newestRelease !== undefined ? { newestRelease: j.newestRelease as string } : {}), rootCrls: crls as Record<string, string> };
+  const burned = j.burned ?? {};
+  if (typeof burned !== 'object' || burned === null || Array.isArray(burned)) return bad('burned', 'must map scopes to burned intermediate fingerprints');
+  for (const [k, v] of Object.entries(burned)) {
+    if (!Array.isArray(v) || !v.every((x) => typeof x === 'string' && /^sha256:[0-9a-f]{64}$/.test(x))) bad(`burned.${k}`, 'must list intermediate fingerprints');
+  }
+  return {
+    ...(j.newestRelease !== undefined ? { newestRelease: j.newestRelease as string } : {}), rootCrls: crls as Record<string, string>,
+    ...(j.burned !== undefined ? { burned: burned as Record<string, string[]> } : {}),
+  };
 }
 
 /** Deterministic: stable key order, LF, trailing newline. */
 export function serializeHostState(s: HostState): string {
   const rootCrls = Object.fromEntries(Object.entries(s.rootCrls).sort(([a], [b]) => a.localeCompare(b)));
-  return `${JSON.stringify({ version: HOST_STATE_VERSION, ...(s.newestRelease ? { newestRelease: s.newestRelease } : {}), rootCrls }, null, 2)}\n`;
+  const burned = s.burned && Object.keys(s.burned).length ? { burned: Object.fromEntries(Object.entries(s.burned).sort(([a], [b]) => a.localeCompare(b))) } : {};
+  return `${JSON.stringify({ version: HOST_STATE_VERSION, ...(s.newestRelease ? { newestRelease: s.newestRelease } : {}), rootCrls, ...burned }, null, 2)}\n`;
 }
 
 /** A root CRL a host relies on: signed by a pinned root, named for it, numbered. */

@@ -24,7 +24,7 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, isPq,
+  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, isPq,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, recipientFingerprint, splitIdentity, type IdentityShare } from './shares.js';
@@ -72,3 +72,4 @@ export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwn
 // The default encoders, for a seam that signs elsewhere (a PKCS#11 token) and passes its own WebCrypto provider.
 export { signCertificate as encodeCertificate } from './certificates.js';
 export { signCrl as encodeCrl } from './revocation.js';
+export { signBurnStatement, readBurnStatement, type Burn } from './burn.js';

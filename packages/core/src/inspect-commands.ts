@@ -43,7 +43,9 @@ export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>, extraCus
       const ids = readIdentities(identity, process.env, (p) => fs.readFileSync(p, 'utf8'));
       const retired = a.retiredIdentity === undefined ? undefined : readIdentities(identity, { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity }, (p) => fs.readFileSync(p, 'utf8'));
       const now = clock(a.now);
-      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids })), ...(retired ? await retiredIdentityFindings(dir, retired) : []), ...((await extraCustody?.(mesh, now)) ?? [])];
+      // trellis-ci verify also proves the standby keys' custody when the on-call team runs it with the break-glass identity.
+      const breakglass = identity === 'ci' ? readIdentities('breakglass', process.env, (p) => fs.readFileSync(p, 'utf8')) : undefined;
+      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids, ...(breakglass ? { breakglass } : {}) })), ...(retired ? await retiredIdentityFindings(dir, retired) : []), ...((await extraCustody?.(mesh, now)) ?? [])];
       const format = a.json ? 'json' : a.format ?? 'text';
       process.stdout.write(format === 'json' ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n`
         : format === 'markdown' ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));

@@ -43,7 +43,7 @@ export interface RootLedgerTrust extends LedgerTrust {
 
 /** Every certificate the store holds, by fingerprint: where a signer named in an entry is looked up first. */
 function storeCertificates(mesh: Mesh): Map<string, Certificate> {
-  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate])];
+  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate, m.standby])];
   return new Map(certs.filter((c): c is Certificate => c !== undefined).map((c) => [fingerprint(c), c]));
 }
 
@@ -115,9 +115,9 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
   return c.root;
 }
 
-/** The intermediates an entry revokes: a recovery's or a retirement's. */
+/** The intermediates an entry revokes: a recovery's, a retirement's, or the key a standby activation burned. */
 function revokes(e: LedgerEntry): string[] {
-  return (e.op === 'recover' || e.op === 'retire') && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x): x is string => typeof x === 'string') : [];
+  return (e.op === 'recover' || e.op === 'retire' || e.op === 'activate-standby' || e.op === 'standby') && Array.isArray(e.details.revoked) ? e.details.revoked.filter((x): x is string => typeof x === 'string') : [];
 }
 
 export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {

@@ -14,8 +14,9 @@ import type { Mesh, ScopeMaterial } from './mesh.js';
  * active:   signs new leaves.
  * next:     being introduced (publish phase); trusted, signs nothing yet.
  * old-root: the active key's certificate under the retiring root (root overlap).
+ * standby: held for break-glass (trellis-ci activate-standby); trusted by no bundle, signs nothing.
  */
-export type IntermediateRole = 'previous' | 'active' | 'next' | 'old-root';
+export type IntermediateRole = 'previous' | 'active' | 'next' | 'old-root' | 'standby';
 
 export interface LiveIntermediate {
   role: IntermediateRole;
@@ -47,6 +48,7 @@ const SLOTS: readonly Slot[] = [
   { role: 'active', file: paths.intermediate, keyFile: paths.intermediateKey, cert: (m) => m.intermediate, key: (m) => m.keyAge, anchored: true, issuing: true },
   { role: 'next', file: paths.nextIntermediate, keyFile: paths.nextIntermediateKey, cert: (m) => m.next, key: (m) => m.nextKeyAge, anchored: true, issuing: false },
   { role: 'old-root', file: paths.oldRootIntermediate, keyFile: paths.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false },
+  { role: 'standby', file: paths.standbyIntermediate, keyFile: paths.standbyIntermediateKey, cert: (m) => m.standby, key: (m) => m.standbyKeyAge, anchored: false, issuing: false },
 ];
 
 /** Every store path that holds a scope's intermediate certificate or key. */

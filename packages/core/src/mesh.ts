@@ -30,6 +30,11 @@ export interface ScopeMaterial {
   previous?: Certificate;
   previousKeyAge?: string;
   oldRootIntermediate?: Certificate;
+  /** The standby: anchored nowhere, its key to the break-glass recipient only. */
+  standby?: Certificate;
+  standbyKeyAge?: string;
+  /** burned.json: the burn statement of the last standby activation, as the store holds it. */
+  burned?: string;
   /** Parsed state.yaml; a store without one is steady on its intermediate. */
   state?: ScopeState;
   /** The evidence JSON of the procedure under way (state.evidence), as the store holds it. */
@@ -107,6 +112,9 @@ function loadMaterial(store: Store, scope: string): ScopeMaterial {
     previous: certAt(store, paths.previousIntermediate(scope)).cert,
     previousKeyAge: store.read(paths.previousIntermediateKey(scope)),
     oldRootIntermediate: certAt(store, paths.oldRootIntermediate(scope)).cert,
+    standby: certAt(store, paths.standbyIntermediate(scope)).cert,
+    standbyKeyAge: store.read(paths.standbyIntermediateKey(scope)),
+    burned: store.read(paths.burned(scope)),
     state,
     openEvidence: evidencePath ? store.read(evidencePath) : undefined,
     crlPem: store.read(paths.scopeCrl(scope)),

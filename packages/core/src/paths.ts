@@ -25,6 +25,11 @@ export const paths = {
   /** switch phase: the intermediate being retired. */
   previousIntermediate: (s: string) => `bundles/${s}/intermediate.previous.pem`,
   previousIntermediateKey: (s: string) => `bundles/${s}/intermediate.previous.key.age`,
+  /** standby: minted by a ceremony, its key to the break-glass recipient only; in no bundle until activate-standby. */
+  standbyIntermediate: (s: string) => `bundles/${s}/intermediate.standby.pem`,
+  standbyIntermediateKey: (s: string) => `bundles/${s}/intermediate.standby.key.age`,
+  /** activate-standby: the standby's signed statement naming the keys it replaced, carried in sealed releases. */
+  burned: (s: string) => `bundles/${s}/burned.json`,
   /** root overlap: the active intermediate's certificate under the previous root. */
   oldRootIntermediate: (s: string) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s: string) => `bundles/${s}/trust.pem`,

@@ -4,6 +4,7 @@
  * so each is proven from the ledger entries that count (ledger-trust.ts):
  * what cannot be proven is a problem naming the file and field.
  */
+import { fingerprint } from './certificates.js';
 import { sha256Hex } from './crypto.js';
 import { TrellisError } from './errors.js';
 import type { Created, LedgerEntry } from './ledger.js';
@@ -200,6 +201,10 @@ function replayScope(t: LedgerTrust): { state?: ScopeState; problem?: { seq: num
       } else if (e.op === 'rotate-intermediate-abort') s = advanceScope(s, { type: 'abort', longestLeafTtl: 0 }, at).state;
       else if (e.op === 'recover' && ca) s = advanceScope(s, { type: 'recover', fresh: ca }, at).state;
       else if (e.op === 'resign-intermediate' && ca) s = { ...s, active: ca };
+      // Break-glass: only an entry the activated standby signed itself swaps it in (a recorded intermediate, or the signature would not count).
+      else if (e.op === 'activate-standby' && typeof e.details.activated === 'string' && t.signers.get(e.seq) && fingerprint(t.signers.get(e.seq)!.cert) === e.details.activated) {
+        s = advanceScope(s, { type: 'recover', fresh: e.details.activated }, at).state;
+      }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
       return { problem: { seq: e.seq, message: `its phase step does not follow from the entries before it (${err.message.split('\n')[0]})` } };

@@ -11,6 +11,7 @@ import type { SigningIntermediate } from './leaf.js';
 import { decodeNameConstraints } from './name-constraints.js';
 import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
+import { readBurnStatement } from './burn.js';
 import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
 import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
 import { anchorsBy } from './live.js';
@@ -101,6 +102,8 @@ export interface SealedRelease {
    * that know it require it.
    */
   rootCrl: string;
+  /** bundles/<scope>/burned.json, after trellis-ci activate-standby: the keys the host must refuse for this scope before any root CRL names them. */
+  burned?: string;
   files: Release;
 }
 
@@ -169,10 +172,23 @@ export async function openSealedRelease(p: {
   };
   const signerRoot = await rootOf(signer);
   if (!signerRoot) return r.refuse('not signed by an intermediate of the pinned roots');
-  const nc = signer.extensions.find((x) => x.type === '2.5.29.30');
-  const permits = nc ? decodeNameConstraints(nc.value).dns : [];
-  if (profileViolations(signer, 'intermediate').length || !permits.every((d) => d.startsWith(`${rel.scope}.`)) || !permits.length) r.refuse(`the signer is not an intermediate of scope ${rel.scope}`);
+  const ofScope = (c: Certificate) => {
+    const nc = c.extensions.find((x) => x.type === '2.5.29.30');
+    const permits = nc ? decodeNameConstraints(nc.value).dns : [];
+    return !profileViolations(c, 'intermediate').length && permits.length > 0 && permits.every((d) => d.startsWith(`${rel.scope}.`));
+  };
+  if (!ofScope(signer)) r.refuse(`the signer is not an intermediate of scope ${rel.scope}`);
   if (!verifyBytes(new Uint8Array(signer.publicKey.rawData), Buffer.from(canonicalJson(rel)), Buffer.from(e.signature, 'base64'))) r.refuse('the signature does not verify');
+  // Burned keys: what this host remembers for the release's scope, plus a burn statement it carries (signed by an intermediate of that scope only).
+  const burned = new Set(p.host.burned?.[rel.scope] ?? []);
+  if (rel.burned !== undefined) {
+    const b = typeof rel.burned === 'string' ? readBurnStatement(rel.burned) : { problem: 'its burn statement is not text' };
+    if ('problem' in b) return r.refuse(b.problem);
+    if (b.statement.scope !== rel.scope) r.refuse(`it carries a burn statement of scope ${b.statement.scope} in a release of scope ${rel.scope}: a statement speaks for its own scope only`);
+    if (!(await rootOf(b.signer)) || !ofScope(b.signer)) r.refuse(`its burn statement is not signed by an intermediate of scope ${rel.scope} under the pinned roots`);
+    for (const fp of b.statement.burned) burned.add(fp);
+  }
+  if (burned.has(fingerprint(signer))) r.refuse(`its signer ${fingerprint(signer)} was burned (trellis-ci activate-standby) for scope ${rel.scope}`);
   // Every file that makes an anchor: the bundles and each one-anchor file.
   for (const f of Object.keys(rel.files).filter((n) => n === 'trust.pem' || n === 'trust.openssl.pem' || ANCHOR_FILE.test(n))) {
     const pem = rel.files[f];
@@ -184,9 +200,11 @@ export async function openSealedRelease(p: {
       return r.malformed(`${f} does not parse`);
     }
     for (const c of certs) if (!(await rootOf(c))) r.refuse(`${f} holds ${c.subject}, which the pinned roots did not issue`);
+    for (const c of certs) if (burned.has(fingerprint(c))) r.refuse(`${f} holds intermediate ${fingerprint(c)}, burned (trellis-ci activate-standby) for scope ${rel.scope}`);
   }
   const admission = await admitRelease({ created: rel.created, rootCrl: rel.rootCrl, signer, signerRoot, roots, host: p.host, now: p.now, policy: p.policy, hostStateFile: p.hostStateFile }, r);
-  return { release: rel, ...admission };
+  const host = burned.size ? { ...admission.host, burned: { ...p.host.burned, [rel.scope]: [...burned].sort() } } : { ...admission.host, ...(p.host.burned ? { burned: p.host.burned } : {}) };
+  return { release: rel, ...admission, host };
 }
 
 /** A one-line description of what a release carries, for logs. */

@@ -37,7 +37,7 @@ function withBundles(mesh: Mesh, writes: FileWrite[]): FileWrite[] {
 }
 
 /** The root state file and a freshly signed root CRL for it. */
-async function rootRecords(c: Ceremony, state: RootState, signers: RootSigner[]): Promise<FileWrite[]> {
+export async function rootRecords(c: Ceremony, state: RootState, signers: RootSigner[]): Promise<FileWrite[]> {
   return [
     { path: paths.rootState, content: serializeRootState(state) },
     { path: paths.rootCrl, content: await rootCrlPem(signers, state.revoked, c.now, c.mesh.config.crl.root, c.seam) },
@@ -155,7 +155,7 @@ export function abortIntermediateRotation(c: Ceremony, scope: string, root: Root
 /** Every live intermediate of a scope as a root-CRL revocation, named by the root (of `signers`) that issued it. */
 async function revocationsOf(c: Ceremony, scope: string, signers: RootSigner[], reason: string): Promise<RevokedIntermediate[]> {
   const out: RevokedIntermediate[] = [];
-  for (const l of liveIntermediates(c.mesh, scope)) {
+  for (const l of liveIntermediates(c.mesh, scope).filter((x) => x.role !== 'standby')) {
     const issuer = (await Promise.all(signers.map(async (s) => ((await signedBy(l.cert, s.cert)) ? s.cert : undefined)))).find(Boolean);
     out.push({ scope, serial: l.cert.serialNumber, fingerprint: fingerprint(l.cert), issuer: issuer ? keyId(issuer) : 'unknown', notAfter: iso(l.cert.notAfter), at: iso(c.now), reason });
   }
@@ -280,6 +280,15 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUr
       { path: paths.state(s.name), content: serializeScopeState({ ...m.state!, active: fingerprint(cert) }) },
       { path: paths.ledger(s.name), content: offlineEntry(m.ledger, 'resign-intermediate', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id }, [intermediateCreated(cert)], old) },
     );
+    // The standby too (its key kept, still the break-glass party's): activated after finalize, it must chain to the new root.
+    const standby = inRole(liveIntermediates(mesh, s.name), 'standby');
+    if (standby) {
+      const sb = await resignIntermediate(standby.cert, s.name, mesh.config, freshSigner, now, c.seam);
+      resigned.push(sb);
+      const ledger = [...writes].reverse().find((w) => w.path === paths.ledger(s.name))!;
+      ledger.content = offlineEntry(ledger.content!, 'resign-standby', now, c.posture, { scope: s.name, root: fingerprint(fresh.cert), rotation: id, standby: fingerprint(sb) }, [intermediateCreated(sb)], old);
+      writes.push({ path: paths.standbyIntermediate(s.name), content: certificatePem(sb) });
+    }
   }
   const evidence: Evidence = {
     id, kind: 'root-rotation', scope: 'root', status: 'in-progress', started: iso(now), old: [certRef(old.cert)], new: [certRef(fresh.cert), certRef(link), ...resigned.map(certRef)],

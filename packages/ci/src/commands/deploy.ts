@@ -51,6 +51,8 @@ interface DeliverContext {
   signerOf: (scope: string) => SigningIntermediate;
   /** bundles/root/crl.pem: a sealed release carries it, so hosts can refuse a revoked signer. */
   rootCrl: string | undefined;
+  /** bundles/<scope>/burned.json, when a standby was activated: sealed with the release so hosts refuse the burned key. */
+  burnedOf: (scope: string) => string | undefined;
 }
 
 interface Outcome {
@@ -123,7 +125,7 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
           const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
@@ -191,7 +193,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
       const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
       const signer = ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...(ctx.burnedOf(job.scope) !== undefined ? { burned: ctx.burnedOf(job.scope) } : {}), files: release }, t.recipient, signer));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {

@@ -11,12 +11,33 @@ import type { Finding } from './finding.js';
  * not open. With the root identity: the root key opens and matches, and no
  * intermediate key opens.
  */
-export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: string[] }): Promise<Finding[]> {
+export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: string[]; breakglass?: string[] }): Promise<Finding[]> {
   const out: Finding[] = [];
   const open = async (who: string[], ct: string | undefined) => (ct === undefined ? undefined : tryDecrypt(who, ct));
   // Each key file once (the old-root twin shares the active key).
-  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.keyAge !== undefined)
+  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.role !== 'standby' && l.keyAge !== undefined)
     .map((l) => ({ scope, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  // Standby keys are the break-glass party's: CI must not open them.
+  const standbys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role === 'standby' && l.keyAge !== undefined).map((l) => ({ scope, file: l.keyFile, ct: l.keyAge })));
+  for (const [who, id] of [['CI', ids.ci], ['root', ids.root]] as const) {
+    for (const k of id ? standbys : []) {
+      if ((await open(id!, k.ct))?.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+    }
+  }
+  // With the break-glass identity: every standby key opens and matches, and it opens nothing else.
+  if (ids.breakglass) {
+    const bg = ids.breakglass;
+    for (const k of standbys) {
+      const cert = [...mesh.material.entries()].find(([s]) => s === k.scope)![1].standby!;
+      const r = (await open(bg, k.ct))!;
+      if (!r.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the break-glass identity does not open this standby key' });
+      else if (!keyMatchesCert(r.text, cert)) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the standby key does not match its certificate' });
+      else out.push({ level: 'ok', check: 'custody', scope: k.scope, file: k.file, message: 'standby key opens with the break-glass identity and matches its certificate' });
+    }
+    for (const [ct, file] of [[mesh.rootKeyAge, paths.rootKey], ...keys.map((k) => [k.ct, k.file] as const)] as const) {
+      if ((await open(bg, ct))?.ok) out.push({ level: 'error', check: 'custody', file, message: 'the break-glass identity opens this key: it must open standby keys only' });
+    }
+  }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: 'error', check: 'custody', file: paths.rootKey, message: 'the CI identity opens the root key: the root key is exposed to CI; rotate the root' });

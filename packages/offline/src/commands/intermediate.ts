@@ -5,11 +5,13 @@ import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
 import { ceremonyIntermediates } from '../procedures.js';
+import { breakglassToRecord, mintStandbys } from '../standby.js';
 
 interface Args {
   store?: string;
   scope?: string;
   pending?: boolean;
+  standby?: boolean;
   yes?: boolean;
   confirmRecipients?: boolean;
   allowOnline?: boolean;
@@ -22,8 +24,10 @@ export const intermediate: CommandModule<object, Args> = {
   builder: (y) => y
     .positional('scope', { type: 'string', describe: 'the scope, as named by scopes/<scope>.yaml' })
     .option('pending', { type: 'boolean', describe: 'mint every declared scope that has no intermediate yet' })
+    .option('standby', { type: 'boolean', describe: 'mint a standby beside the active intermediate, its key to the break-glass recipient only (docs/standby.md)' })
     .option('yes', { type: 'boolean', describe: 'sign without typing the scope names back (on a terminal, the ceremony asks for them)' })
     .example('$0 intermediate us-east-1', 'after merging the PR that adds scopes/us-east-1.yaml')
+    .example('$0 intermediate us-east-1 --standby --confirm-recipients', 'a break-glass standby for a minted scope')
     .example('$0 intermediate --pending', 'every scope awaiting its ceremony') as never,
   handler: (a) => runIntermediate(a),
 };
@@ -31,6 +35,7 @@ export const intermediate: CommandModule<object, Args> = {
 async function runIntermediate(a: Args): Promise<void> {
   const posture = requireOfflinePosture(a);
   if (Boolean(a.scope) === Boolean(a.pending)) throw new TrellisError('usage', 'give a SCOPE or --pending, not both or neither');
+  if (a.standby) return runStandby(a, posture);
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
@@ -60,6 +65,27 @@ async function runIntermediate(a: Args): Promise<void> {
     await confirmSummary(mesh, targets, now, Boolean(a.yes));
     const root = await openRootKey(mesh, rootIdentities(), now);
     const result = await ceremonyIntermediates(c, targets, root);
+    store.commit(result.writes);
+    say(result.report);
+  });
+}
+
+/** `--standby`: the named scope, or with --pending every minted scope without a standby. */
+async function runStandby(a: Args, posture: ReturnType<typeof requireOfflinePosture>): Promise<void> {
+  await withStore(a.store, async (store) => {
+    const mesh = loadMesh(store);
+    const now = clock(a.now);
+    const targets = a.pending
+      ? mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === 'minted' && !mesh.material.get(s)?.standby)
+      : [scopeDef(mesh, a.scope!).name];
+    if (!targets.length) {
+      process.stdout.write('every minted scope has its standby\n');
+      return;
+    }
+    const c = ceremony(mesh, now, posture, a.confirmRecipients);
+    breakglassToRecord(c, Boolean(a.confirmRecipients)); // refused before the root key is opened
+    const root = await openRootKey(mesh, rootIdentities(), now);
+    const result = await mintStandbys(c, targets, root, Boolean(a.confirmRecipients));
     store.commit(result.writes);
     say(result.report);
   });
