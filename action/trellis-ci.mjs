@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "49c1d74691d345effdc5c38d276045ad9723f7b1", date: "2026-12-02T00:19:36Z" };
+    define_TRELLIS_BUILD_default = { commit: "e80e724730a755b035b416b1597846bcbb3558b4", date: "2026-12-02T00:25:34Z" };
   }
 });
 
@@ -7044,14 +7044,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs17, sep: [] });
+                map.items.push({ start, key: fs18, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               } else {
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7179,13 +7179,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs17, sep: [] });
+                fc.items.push({ start: [], key: fs18, sep: [] });
               else if (it.sep)
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               else
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -28149,7 +28149,7 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     function checkPathExt(path20, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
@@ -28174,12 +28174,12 @@ var require_windows = __commonJS({
       return checkPathExt(path20, options);
     }
     function isexe(path20, options, cb) {
-      fs17.stat(path20, function(er, stat) {
+      fs18.stat(path20, function(er, stat) {
         cb(er, er ? false : checkStat(stat, path20, options));
       });
     }
     function sync(path20, options) {
-      return checkStat(fs17.statSync(path20), path20, options);
+      return checkStat(fs18.statSync(path20), path20, options);
     }
   }
 });
@@ -28190,14 +28190,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     function isexe(path20, options, cb) {
-      fs17.stat(path20, function(er, stat) {
+      fs18.stat(path20, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
     function sync(path20, options) {
-      return checkStat(fs17.statSync(path20), options);
+      return checkStat(fs18.statSync(path20), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -28222,7 +28222,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -28493,16 +28493,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs17.openSync(command2, "r");
-        fs17.readSync(fd, buffer, 0, size, 0);
-        fs17.closeSync(fd);
+        fd = fs18.openSync(command2, "r");
+        fs18.readSync(fd, buffer, 0, size, 0);
+        fs18.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -34272,6 +34272,7 @@ var EXIT = {
   "custody-identity-in-drill": 3,
   "custody-not-confirmed": 3,
   "custody-token": 3,
+  "custody-breakglass-misplaced": 3,
   "store-locked": 4,
   "store-changed": 4,
   "profile-violation": 1,
@@ -43717,9 +43718,10 @@ function isCryptoKey3(key) {
 var IDENTITY_VARS = {
   root: ["TRELLIS_ROOT_IDENTITY", "TRELLIS_ROOT_IDENTITY_FILE"],
   ci: ["TRELLIS_CI_IDENTITY", "TRELLIS_CI_IDENTITY_FILE"],
-  agent: ["TRELLIS_AGENT_IDENTITY", "TRELLIS_AGENT_IDENTITY_FILE"]
+  agent: ["TRELLIS_AGENT_IDENTITY", "TRELLIS_AGENT_IDENTITY_FILE"],
+  breakglass: ["TRELLIS_BREAKGLASS_IDENTITY", "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
 };
-var WHO = { root: "offline root", ci: "CI", agent: "host's agent" };
+var WHO = { root: "offline root", ci: "CI", agent: "host's agent", breakglass: "break-glass" };
 var isSet = (env2, k) => (env2[k] ?? "") !== "";
 var SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
 function quoteInput(v) {
@@ -43744,6 +43746,22 @@ function assertCiPosture(env2) {
   if (leaked.length) {
     throw new TrellisError("custody-root-identity-in-ci", `${leaked.join(", ")} is set: the root identity must never reach CI`, {
       hint: "remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation"
+    });
+  }
+}
+function assertNoBreakglass(env2, where) {
+  const set = identityVarsSet(env2, "breakglass");
+  if (set.length) {
+    throw new TrellisError("custody-breakglass-misplaced", `${set.join(", ")} is set: the break-glass identity has no business in ${where}`, {
+      hint: "unset it; it is for trellis-ci activate-standby only, held by the on-call security team"
+    });
+  }
+}
+function assertBreakglassPosture(env2) {
+  const ci = identityVarsSet(env2, "ci");
+  if (ci.length) {
+    throw new TrellisError("custody-breakglass-misplaced", `${ci.join(", ")} is set: activate-standby runs with the break-glass identity alone`, {
+      hint: "unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present"
     });
   }
 }
@@ -43800,6 +43818,14 @@ function validateRecipients(recipients, place) {
     throw new TrellisError("bad-recipient", "mixes post-quantum (age1pq1…) and classic recipients", {
       ...place,
       hint: "a classic recipient would undo the post-quantum protection of the file: use one kind"
+    });
+  }
+}
+function assertBreakglassRecipient(offline, ci, breakglass, place) {
+  if (offline.includes(breakglass) || ci === breakglass) {
+    throw new TrellisError("custody-recipients", `the break-glass recipient is also ${ci === breakglass ? "the CI" : "an offline"} recipient: standby keys would not be the on-call team's alone`, {
+      ...place,
+      hint: "give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass"
     });
   }
 }
@@ -43987,13 +44013,18 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const r = new Reader(file, "bad-config");
   const top2 = r.map(parseYaml(text, file, "bad-config"), "", ["version", "mesh", "trustDomain", "recipients", "defaults", "deploy"]);
   if (top2.version !== 1) r.fail("version", `unsupported store version ${JSON.stringify(top2.version)}`, "this trellis reads version 1");
-  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci"]);
+  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci", "breakglass"]);
   const offline = r.list(recipients.offline, "recipients.offline").map((v, i2) => r.string(v, `recipients.offline[${i2}]`, /^age1/));
   if (offline.length === 0) r.fail("recipients.offline", "needs at least one offline recipient", "list the age recipient of each offline identity (age-keygen -y prints it)");
   const ci = r.string(recipients.ci, "recipients.ci", /^age1/);
   validateRecipients(offline, { file, field: "recipients.offline" });
   validateRecipients([ci], { file, field: "recipients.ci" });
   assertSeparateRecipients(offline, ci, { file, field: "recipients.ci" });
+  const breakglass = recipients.breakglass === void 0 ? void 0 : r.string(recipients.breakglass, "recipients.breakglass", /^age1/);
+  if (breakglass !== void 0) {
+    validateRecipients([breakglass], { file, field: "recipients.breakglass" });
+    assertBreakglassRecipient(offline, ci, breakglass, { file, field: "recipients.breakglass" });
+  }
   const defaults = r.map(top2.defaults ?? {}, "defaults", ["algorithms", "ttl", "overlap", "crl"]);
   const crl = r.map(defaults.crl ?? {}, "defaults.crl", ["root", "leaf"]);
   const alg = r.map(defaults.algorithms ?? {}, "defaults.algorithms", ["root", "intermediate", "leaf"]);
@@ -44004,7 +44035,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
     trustDomain: r.string(top2.trustDomain, "trustDomain", TRUST_DOMAIN, "a lower-case DNS name such as mesh.example"),
-    recipients: { offline, ci },
+    recipients: { offline, ci, ...breakglass !== void 0 ? { breakglass } : {} },
     algorithms: {
       root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
@@ -45425,6 +45456,11 @@ var paths2 = {
   /** switch phase: the intermediate being retired. */
   previousIntermediate: (s) => `bundles/${s}/intermediate.previous.pem`,
   previousIntermediateKey: (s) => `bundles/${s}/intermediate.previous.key.age`,
+  /** standby: minted by a ceremony, its key to the break-glass recipient only; in no bundle until activate-standby. */
+  standbyIntermediate: (s) => `bundles/${s}/intermediate.standby.pem`,
+  standbyIntermediateKey: (s) => `bundles/${s}/intermediate.standby.key.age`,
+  /** activate-standby: the standby's signed statement naming the keys it replaced, carried in sealed releases. */
+  burned: (s) => `bundles/${s}/burned.json`,
   /** root overlap: the active intermediate's certificate under the previous root. */
   oldRootIntermediate: (s) => `bundles/${s}/intermediate.old-root.pem`,
   trust: (s) => `bundles/${s}/trust.pem`,
@@ -45444,7 +45480,8 @@ var SLOTS = [
   { role: "previous", file: paths2.previousIntermediate, keyFile: paths2.previousIntermediateKey, cert: (m) => m.previous, key: (m) => m.previousKeyAge, anchored: true, issuing: true },
   { role: "active", file: paths2.intermediate, keyFile: paths2.intermediateKey, cert: (m) => m.intermediate, key: (m) => m.keyAge, anchored: true, issuing: true },
   { role: "next", file: paths2.nextIntermediate, keyFile: paths2.nextIntermediateKey, cert: (m) => m.next, key: (m) => m.nextKeyAge, anchored: true, issuing: false },
-  { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false }
+  { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false },
+  { role: "standby", file: paths2.standbyIntermediate, keyFile: paths2.standbyIntermediateKey, cert: (m) => m.standby, key: (m) => m.standbyKeyAge, anchored: false, issuing: false }
 ];
 function liveIntermediates(mesh, scope2, pending = []) {
   const m = mesh.material.get(scope2) ?? mesh.retired.get(scope2);
@@ -45656,6 +45693,9 @@ function loadMaterial(store, scope2) {
     previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
     previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
     oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
+    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
+    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
+    burned: store.read(paths2.burned(scope2)),
     state,
     openEvidence: evidencePath ? store.read(evidencePath) : void 0,
     crlPem: store.read(paths2.scopeCrl(scope2)),
@@ -45791,7 +45831,7 @@ function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
 
 // packages/core/src/ledger-trust.ts
 function storeCertificates(mesh) {
-  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate])];
+  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate, m.standby])];
   return new Map(certs.filter((c3) => c3 !== void 0).map((c3) => [fingerprint(c3), c3]));
 }
 var selfSigned = (c3) => isSelfIssued(c3) && issuedUnder(c3, c3);
@@ -45856,7 +45896,7 @@ function rootLedgerTrust(mesh) {
   return c3.root;
 }
 function revokes(e2) {
-  return (e2.op === "recover" || e2.op === "retire") && Array.isArray(e2.details.revoked) ? e2.details.revoked.filter((x) => typeof x === "string") : [];
+  return (e2.op === "recover" || e2.op === "retire" || e2.op === "activate-standby" || e2.op === "standby") && Array.isArray(e2.details.revoked) ? e2.details.revoked.filter((x) => typeof x === "string") : [];
 }
 function scopeLedgerTrust(mesh, scope2) {
   const c3 = cached(mesh);
@@ -46119,6 +46159,9 @@ function replayScope(t) {
       } else if (e2.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
       else if (e2.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
       else if (e2.op === "resign-intermediate" && ca) s = { ...s, active: ca };
+      else if (e2.op === "activate-standby" && typeof e2.details.activated === "string" && t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === e2.details.activated) {
+        s = advanceScope(s, { type: "recover", fresh: e2.details.activated }, at).state;
+      }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
       return { problem: { seq: e2.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
@@ -47251,7 +47294,26 @@ init_define_TRELLIS_BUILD();
 async function custodyFindings(mesh, ids) {
   const out = [];
   const open = async (who, ct) => ct === void 0 ? void 0 : tryDecrypt(who, ct);
-  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.role !== "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const standbys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role === "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, file: l.keyFile, ct: l.keyAge })));
+  for (const [who, id] of [["CI", ids.ci], ["root", ids.root]]) {
+    for (const k of id ? standbys : []) {
+      if ((await open(id, k.ct))?.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+    }
+  }
+  if (ids.breakglass) {
+    const bg = ids.breakglass;
+    for (const k of standbys) {
+      const cert2 = [...mesh.material.entries()].find(([s]) => s === k.scope)[1].standby;
+      const r = await open(bg, k.ct);
+      if (!r.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the break-glass identity does not open this standby key" });
+      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the standby key does not match its certificate" });
+      else out.push({ level: "ok", check: "custody", scope: k.scope, file: k.file, message: "standby key opens with the break-glass identity and matches its certificate" });
+    }
+    for (const [ct, file] of [[mesh.rootKeyAge, paths2.rootKey], ...keys.map((k) => [k.ct, k.file])]) {
+      if ((await open(bg, ct))?.ok) out.push({ level: "error", check: "custody", file, message: "the break-glass identity opens this key: it must open standby keys only" });
+    }
+  }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
@@ -47402,6 +47464,15 @@ var x5097 = __toESM(require_x509_cjs(), 1);
 
 // packages/core/src/release.ts
 init_define_TRELLIS_BUILD();
+
+// packages/core/src/burn.ts
+init_define_TRELLIS_BUILD();
+function signBurnStatement(b, signer) {
+  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(b)));
+  const env2 = { statement: b, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  return `${JSON.stringify(env2, null, 2)}
+`;
+}
 
 // packages/core/src/host-trust.ts
 init_define_TRELLIS_BUILD();
@@ -48068,7 +48139,8 @@ function verifyCommand(identity3, extraCustody) {
       const ids = readIdentities(identity3, process.env, (p) => fs5.readFileSync(p, "utf8"));
       const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => fs5.readFileSync(p, "utf8"));
       const now = clock(a2.now);
-      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
+      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => fs5.readFileSync(p, "utf8")) : void 0;
+      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
       const format4 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
 ` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
@@ -48802,6 +48874,7 @@ import path7 from "node:path";
 init_define_TRELLIS_BUILD();
 import fs6 from "node:fs";
 function ciIdentities(mesh) {
+  assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
   const ids = requireIdentities("ci", process.env, (p) => fs6.readFileSync(p, "utf8"));
   return refuseRootOpeners(mesh, ids).then(() => ids);
 }
@@ -56565,7 +56638,7 @@ async function runDeploy(a2) {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem });
+        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i2 < canary && "check" in job.target && job.target.check) {
           const material = !release["key.pem"] && job.target.type === "dir" ? installedRelease(job.target.path) : release;
           const c3 = await handshakeCheck(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), material);
@@ -56633,7 +56706,7 @@ async function deliver(job, release, ctx) {
       const file = path18.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, files: release }, t.recipient, signer));
+      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
@@ -56819,10 +56892,79 @@ var rekey = {
   }
 };
 
+// packages/ci/src/commands/activate-standby.ts
+init_define_TRELLIS_BUILD();
+import fs17 from "node:fs";
+var activateStandby = {
+  command: "activate-standby <scope>",
+  describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
+  builder: (y) => y.positional("scope", { type: "string", demandOption: true, describe: "the scope whose active intermediate is burned" }).option("reason", { type: "string", default: "keyCompromise", describe: "why, recorded in the ledger and the burn statement" }).example("TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1", "then commit, push, and let renew re-mint the leaves"),
+  handler: async (a2) => {
+    assertBreakglassPosture(process.env);
+    const ids = requireIdentities("breakglass", process.env, (p) => fs17.readFileSync(p, "utf8"));
+    await withStore(a2.store, async (store) => {
+      const mesh = loadMesh(store);
+      const now = clock(a2.now);
+      const r = await activate(mesh, a2.scope, ids, a2.reason ?? "keyCompromise", now);
+      store.commit(r.writes);
+      process.stdout.write(r.report.map((l) => `${l}
+`).join(""));
+    });
+  }
+};
+async function activate(mesh, scope2, ids, reason, now) {
+  scopeDef(mesh, scope2);
+  if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
+    throw new TrellisError("custody-root-identity-in-ci", "the identity given as the break-glass identity opens the root key", { file: paths2.rootKey, hint: "take it out of this environment and treat the root identity as exposed: plan a root rotation" });
+  }
+  const live = liveIntermediates(mesh, scope2);
+  const standby = inRole(live, "standby");
+  if (!standby) throw new TrellisError("not-yet-minted", `scope ${scope2} has no standby intermediate`, { file: paths2.standbyIntermediate(scope2), hint: `a ceremony mints one: trellis-root intermediate ${scope2} --standby; until then, trellis-root recover ${scope2}` });
+  const problems = await intermediateProblems(mesh, scope2, standby.cert);
+  if (problems.length) throw new TrellisError("verification-failed", problems.join("; "), { file: standby.file, hint: "restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover" });
+  assertLedgerCounts(mesh, scope2);
+  const pem2 = await decryptWith(ids, standby.keyAge ?? "", standby.keyFile, "breakglass");
+  if (!keyMatchesCert(pem2, standby.cert)) throw new TrellisError("key-mismatch", `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: "restore bundles/<scope>/ from git" });
+  const ci = mesh.config.recipients.ci;
+  const confirmed = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+  if (confirmed !== void 0 && confirmed !== ci) {
+    throw new TrellisError("custody-recipients", `recipients.ci changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: "trellis.yaml", field: "recipients.ci", hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first" });
+  }
+  const m = mesh.material.get(scope2);
+  const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
+  const fp = fingerprint(standby.cert);
+  const t = advanceScope(m.state, { type: "recover", fresh: fp }, now, scope2);
+  const signer = { scope: scope2, cert: standby.cert, ...await importSigningKey(pem2) };
+  const burnedFps = burned.map((l) => fingerprint(l.cert));
+  const writes = [
+    ...effectWrites(mesh, scope2, t.effects, { pem: certificatePem(standby.cert), keyAge: await encryptTo([ci], pem2) }),
+    { path: paths2.standbyIntermediate(scope2), content: null },
+    { path: paths2.standbyIntermediateKey(scope2), content: null },
+    { path: paths2.state(scope2), content: serializeScopeState({ ...t.state, evidence: void 0 }) },
+    { path: paths2.burned(scope2), content: signBurnStatement({ scope: scope2, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) }, signer) }
+  ];
+  writes.push({
+    path: paths2.ledger(scope2),
+    content: appendToLedger(m.ledger, { op: "activate-standby", at: iso(now), actor: actor(), details: { scope: scope2, activated: fp, revoked: burnedFps, reason } }, paths2.ledger(scope2), ledgerSigner(signer)).text
+  });
+  writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
+  writes.push(await scopeCrlWrite(mesh, scope2, [{ ...signer, issuing: true, anchored: true }], now, nodeCryptoSeam));
+  return {
+    writes,
+    report: [
+      `${scope2}: standby ${fp} is the active intermediate; burned and out of every bundle: ${burnedFps.join(", ")}`,
+      `burn statement ${paths2.burned(scope2)} (signed by the standby) ships in the scope's releases: agents refuse the burned key before any root CRL names it`,
+      "commit and push now; the next trellis-ci renew re-mints every leaf of the scope; the next ceremony (trellis-root recover or intermediate --standby) revokes the burned key in the root CRL and mints a new standby"
+    ]
+  };
+}
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => {
+    if (argv._[0] !== "activate-standby" && argv._[0] !== "verify") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
+  }).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
