@@ -160,7 +160,7 @@ async function asOlderFormat(m: FakeMesh): Promise<FakeMesh> {
   const c = m.clone();
   const [first, renew] = parseLedger(c.read(US)).entries;
   const records = parseIssuanceRecord(c.read(LEAVES), LEAVES);
-  const created = [...records].map(([service, record]) => leafCreated({ service, record, cert: { subject: `CN=${record.dns[0]}` } }));
+  const created = [...records].map(([service, record]) => leafCreated({ service, record, subject: `CN=${record.dns[0]}` }));
   const prefix = `${c.read(US).split('\n')[0]}\n`;
   expect(parseLedger(prefix).entries[0]!.hash).toBe(first!.hash);
   const text = appendToLedger(prefix, { op: 'renew', at: renew!.at, actor: renew!.actor, details: { reasons: Object.fromEntries([...records.keys()].map((s) => [s, 'new'])), crl: renew!.details.crl }, created }, US, await intermediateSigner(c, 'us-east-1')).text;
