@@ -77,7 +77,7 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('minted 4 leaves');
     const out = (s: string, v: string, f: string) => path.join(store, '.trellis/out', s, v, f);
-    const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Date.parse(now) / 1000 + 60), '-CAfile', out('us-east-1', 'api', 'trust.openssl.pem'), out('us-east-1', 'api', 'cert.pem')]);
+    const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Date.parse(now) / 1000 + 60), '-CAfile', path.join(store, '.trellis/out', 'us-east-1', 'trust.openssl.pem'), out('us-east-1', 'api', 'cert.pem')]);
     expect(ok.stdout.trim()).toMatch(/: OK$/);
     await commit('renew after restore');
     await verifyClean(now);
