@@ -3,6 +3,7 @@
  * per concern (verify/*). `verifyMesh` needs no secret; `custodyFindings`
  * adds what an identity can prove. Both CLIs' `verify` print them.
  */
+import { ceremonyState } from './ceremony-plan.js';
 import { liveIntermediates } from './live.js';
 import { paths, type Mesh } from './mesh.js';
 import { parseLedger } from './ledger.js';
@@ -26,7 +27,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     out.push(...verifyScopeLedger(view));
     if (!m.intermediate) {
       const file = paths.intermediate(def.name);
-      if (m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"')) out.push({ level: 'error', check: 'custody', message: 'intermediate.pem is missing but the scope had an intermediate: restore it from git', scope: def.name, file });
+      if (ceremonyState(mesh, def.name) === 'lost') out.push({ level: 'error', check: 'custody', message: 'intermediate.pem is missing but the scope had an intermediate: restore it from git', scope: def.name, file });
       else out.push({ level: 'pending', check: 'ceremony', message: `declared in ${paths.scopeFile(def.name)}, awaiting its intermediate: the custodian runs trellis-root intermediate ${def.name} offline`, scope: def.name, file });
       continue;
     }
