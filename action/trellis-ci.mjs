@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e80e724730a755b035b416b1597846bcbb3558b4", date: "2026-12-02T00:25:34Z" };
+    define_TRELLIS_BUILD_default = { commit: "b60e003f60636c2177720942806677948800d93f", date: "2026-12-02T01:14:10Z" };
   }
 });
 
@@ -46956,6 +46956,65 @@ function deployFindings(mesh) {
 // packages/core/src/verify.ts
 init_define_TRELLIS_BUILD();
 
+// packages/core/src/ceremony-plan.ts
+init_define_TRELLIS_BUILD();
+var caStamp = (now) => now.toISOString().slice(0, 16).replace(/[-:]/g, "") + "Z";
+function intermediatePlan(scope2, config, root, now) {
+  const validity = validityWithin("intermediate", now, config.ttl.intermediate, { notBefore: root.notBefore, notAfter: root.notAfter, label: "the root", file: paths2.rootCert });
+  return {
+    scope: scope2,
+    subject: `O=${config.mesh}, OU=${scope2}, CN=${scope2} intermediate ${caStamp(now)}`,
+    issuer: root.subject,
+    root: fingerprint(root),
+    ...validity,
+    pathLength: PROFILES.intermediate.pathLength,
+    permitted: permittedNamesFor(scope2, config.trustDomain),
+    algorithm: config.algorithms.intermediate,
+    recipient: config.recipients.ci
+  };
+}
+function ceremonyState(mesh, scope2) {
+  const m = mesh.material.get(scope2);
+  if (m.intermediate) return "minted";
+  return m.keyAge !== void 0 || m.ledger.includes('"kind":"intermediate"') ? "lost" : "pending";
+}
+function pendingScopes(mesh) {
+  return mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === "pending");
+}
+function planOrRefusal(mesh, scope2, now) {
+  if (!mesh.root) return { scope: scope2, refused: "the store has no root (run trellis-root init)" };
+  try {
+    return intermediatePlan(scope2, mesh.config, mesh.root, now);
+  } catch (e2) {
+    if (e2 instanceof TrellisError) return { scope: scope2, refused: e2.message.split("\n")[0] };
+    throw e2;
+  }
+}
+function renderCeremonySummary(mesh, scopes, now) {
+  if (!scopes.length) return "No scope is pending its ceremony.\n";
+  const out = [`The ceremony (\`trellis-root intermediate --pending\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
+  for (const scope2 of scopes) {
+    const p = planOrRefusal(mesh, scope2, now);
+    out.push(`#### ${scope2}`, "");
+    if ("refused" in p) {
+      out.push(`- **refused**: ${p.refused}`, "");
+      continue;
+    }
+    const services = mesh.scopes.find((s) => s.name === scope2)?.services ?? [];
+    out.push(
+      `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
+      `- issuer: \`${p.issuer}\` (${p.root})`,
+      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
+      `- name constraints (critical): permitted DNS \`${p.permitted.dns.join("`, `")}\`, URI host \`${p.permitted.uriHosts.join("`, `")}\`; excluded IP \`${p.permitted.excludedIps.join("`, `")}\``,
+      `- key encrypted to the CI recipient only: \`${p.recipient}\``,
+      `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(", ") : "none yet"}`,
+      ""
+    );
+  }
+  return `${out.join("\n").trimEnd()}
+`;
+}
+
 // packages/core/src/verify/root.ts
 init_define_TRELLIS_BUILD();
 
@@ -47352,7 +47411,7 @@ async function verifyMesh(mesh, now) {
     out.push(...verifyScopeLedger(view));
     if (!m.intermediate) {
       const file = paths2.intermediate(def.name);
-      if (m.keyAge !== void 0 || m.ledger.includes('"kind":"intermediate"')) out.push({ level: "error", check: "custody", message: "intermediate.pem is missing but the scope had an intermediate: restore it from git", scope: def.name, file });
+      if (ceremonyState(mesh, def.name) === "lost") out.push({ level: "error", check: "custody", message: "intermediate.pem is missing but the scope had an intermediate: restore it from git", scope: def.name, file });
       else out.push({ level: "pending", check: "ceremony", message: `declared in ${paths2.scopeFile(def.name)}, awaiting its intermediate: the custodian runs trellis-root intermediate ${def.name} offline`, scope: def.name, file });
       continue;
     }
@@ -48023,67 +48082,6 @@ import fs5 from "node:fs";
 
 // packages/core/src/verify-markdown.ts
 init_define_TRELLIS_BUILD();
-
-// packages/core/src/ceremony-plan.ts
-init_define_TRELLIS_BUILD();
-var caStamp = (now) => now.toISOString().slice(0, 16).replace(/[-:]/g, "") + "Z";
-function intermediatePlan(scope2, config, root, now) {
-  const validity = validityWithin("intermediate", now, config.ttl.intermediate, { notBefore: root.notBefore, notAfter: root.notAfter, label: "the root", file: paths2.rootCert });
-  return {
-    scope: scope2,
-    subject: `O=${config.mesh}, OU=${scope2}, CN=${scope2} intermediate ${caStamp(now)}`,
-    issuer: root.subject,
-    root: fingerprint(root),
-    ...validity,
-    pathLength: PROFILES.intermediate.pathLength,
-    permitted: permittedNamesFor(scope2, config.trustDomain),
-    algorithm: config.algorithms.intermediate,
-    recipient: config.recipients.ci
-  };
-}
-function ceremonyState(mesh, scope2) {
-  const m = mesh.material.get(scope2);
-  if (m.intermediate) return "minted";
-  return m.keyAge !== void 0 || m.ledger.includes('"kind":"intermediate"') ? "lost" : "pending";
-}
-function pendingScopes(mesh) {
-  return mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === "pending");
-}
-function planOrRefusal(mesh, scope2, now) {
-  if (!mesh.root) return { scope: scope2, refused: "the store has no root (run trellis-root init)" };
-  try {
-    return intermediatePlan(scope2, mesh.config, mesh.root, now);
-  } catch (e2) {
-    if (e2 instanceof TrellisError) return { scope: scope2, refused: e2.message.split("\n")[0] };
-    throw e2;
-  }
-}
-function renderCeremonySummary(mesh, scopes, now) {
-  if (!scopes.length) return "No scope is pending its ceremony.\n";
-  const out = [`The ceremony (\`trellis-root intermediate --pending\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
-  for (const scope2 of scopes) {
-    const p = planOrRefusal(mesh, scope2, now);
-    out.push(`#### ${scope2}`, "");
-    if ("refused" in p) {
-      out.push(`- **refused**: ${p.refused}`, "");
-      continue;
-    }
-    const services = mesh.scopes.find((s) => s.name === scope2)?.services ?? [];
-    out.push(
-      `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
-      `- issuer: \`${p.issuer}\` (${p.root})`,
-      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
-      `- name constraints (critical): permitted DNS \`${p.permitted.dns.join("`, `")}\`, URI host \`${p.permitted.uriHosts.join("`, `")}\`; excluded IP \`${p.permitted.excludedIps.join("`, `")}\``,
-      `- key encrypted to the CI recipient only: \`${p.recipient}\``,
-      `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(", ") : "none yet"}`,
-      ""
-    );
-  }
-  return `${out.join("\n").trimEnd()}
-`;
-}
-
-// packages/core/src/verify-markdown.ts
 var MARK2 = { error: "❌", warning: "⚠️", pending: "⏳", ok: "✅" };
 var cell = (s) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
 function renderVerifyMarkdown(mesh, findings, now) {
