@@ -299,6 +299,17 @@ export function ageStanzaCount(armored: string): number | undefined {
   }
 }
 
+/** The type of each recipient stanza of an age file's header (X25519, mlkem768x25519, …); undefined when it is not an age file. */
+export function ageStanzaTypes(armored: string): string[] | undefined {
+  try {
+    const header = Buffer.from(armor.decode(armored)).toString('latin1').split('\n---')[0]!;
+    if (!header.startsWith('age-encryption.org/v1\n')) return undefined;
+    return header.split('\n').filter((l) => l.startsWith('-> ')).map((l) => l.split(' ')[1] ?? '');
+  } catch {
+    return undefined;
+  }
+}
+
 /** A new age identity: X25519, or with `pq` the ML-KEM-768 + X25519 hybrid (AGE-SECRET-KEY-PQ-1…, recipient age1pq1…). */
 export async function newIdentity(pq = false): Promise<{ identity: string; recipient: string }> {
   const identity = await (pq ? generateHybridIdentity() : generateX25519Identity());

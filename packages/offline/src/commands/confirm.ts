@@ -25,7 +25,8 @@ export const confirm: CommandModule<object, Args> = {
         if (a.confirmRecipients && !a.dryRun && Object.keys(recipientsToRecord(mesh, true)).length) {
           const [root] = await openRootKeys(mesh, rootIdentities(), now);
           store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-recipients', now, posture, recipientsToRecord(mesh, true), [], root!) }]);
-          process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}\n`);
+          const own = Object.entries(mesh.config.recipients.ciScopes ?? {}).map(([s, r]) => `; ${s}: ${r}`).join('');
+          process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}${own}\n`);
           return;
         }
         process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  STORE_FILE, TrellisError, clock, parseMeshConfig, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, writeFileAtomic, type FileWrite,
+  STORE_FILE, TrellisError, ciScopesRecord, clock, parseMeshConfig, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, writeFileAtomic, type FileWrite,
 } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities, say } from '../ceremony-context.js';
@@ -51,7 +51,7 @@ export const rekey: CommandModule<object, Args> = {
       writes.push({
         path: paths.rootLedger,
         content: offlineEntry(mesh.rootLedger, 'rekey-root', now, posture, {
-          ...confirmed, oldOfflineRecipients: old, offlineRecipients: next, ciRecipient: mesh.config.recipients.ci,
+          ...confirmed, oldOfflineRecipients: old, offlineRecipients: next, ciRecipient: mesh.config.recipients.ci, ...ciScopesRecord(mesh.config),
           postQuantum: next.every(isPq), keys: writes.map((w) => w.path).filter((p) => p.endsWith('.age')),
         }, [], root!),
       });
