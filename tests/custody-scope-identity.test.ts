@@ -233,14 +233,44 @@ describe('a CI identity per scope, end to end', () => {
     setCiScopes(m, { ...cfg.recipients.ciScopes, 'ap-south-1': ap.recipient });
     const refused = await m.root(['intermediate', 'ap-south-1']);
     expect(refused.code).toBe(3);
-    const mint = await m.root(['intermediate', 'ap-south-1', '--confirm-recipients']);
+    const dry = await m.root(['confirm', '--confirm-recipients', '--dry-run']);
+    expect(dry.stdout).toMatch(/would confirm \(with --confirm-recipients\) 1 CI recipient change\(s\):\n {2}recipients\.ciScopes\.ap-south-1 age1\S+ \(confirmed: none, the shared one\)/);
+    expect((await m.root(['confirm', '--confirm-recipients'])).code).toBe(0);
+    // ap-south-1's identity provisioned before its ceremony opens nothing yet: beside us-east-1's it is not too broad, until the key exists.
+    const pair = path.join(path.dirname(m.dir), 'ci-us+ap.identity');
+    fs.writeFileSync(pair, `${idLines(ids['us-east-1']!.file)[0]}\n${ap.identity}\n`);
+    const early = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: pair });
+    expect(early.code, early.stderr).toBe(0);
+    const mint = await m.root(['intermediate', 'ap-south-1']);
     expect(mint.code, mint.stderr).toBe(0);
+    const late = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: pair });
+    expect(late.code).toBe(3);
+    expect(late.stderr).toMatch(/also opens the intermediate key of ap-south-1/);
     const key = m.path('bundles/ap-south-1/intermediate.key.age');
     expect(await ageOpens(apFile, key)).toBe(true);
     expect(await ageOpens(m.ciIdentityFile, key)).toBe(false);
     const renew = await m.ci(['renew', '--scope', 'ap-south-1', '--shard'], { TRELLIS_CI_IDENTITY_FILE: apFile });
     expect(renew.code, renew.stderr).toBe(0);
     expect(renew.stdout).toMatch(/mint ap-south-1\/api/);
+  });
+
+  it("activate-standby re-encrypts the activated key to the scope's own recipient (age CLI)", async () => {
+    const w = await rekeyed();
+    const { m, ids } = w;
+    const bg = path.join(path.dirname(m.dir), 'breakglass.identity');
+    expect((await tool('age-keygen', ['-o', bg])).code).toBe(0);
+    const cfg = parse(m.read('trellis.yaml')) as { recipients: Record<string, unknown> };
+    cfg.recipients.breakglass = (await tool('age-keygen', ['-y', bg])).stdout.trim();
+    m.write('trellis.yaml', stringify(cfg));
+    const sb = await m.root(['intermediate', 'us-east-1', '--standby', '--confirm-recipients']);
+    expect(sb.code, sb.stderr).toBe(0);
+    const a = await trellisCi(['--store', m.dir, 'activate-standby', 'us-east-1'], { env: { TRELLIS_BREAKGLASS_IDENTITY_FILE: bg } });
+    expect(a.code, a.stderr).toBe(0);
+    const key = m.path('bundles/us-east-1/intermediate.key.age');
+    expect(await ageOpens(ids['us-east-1']!.file, key)).toBe(true);
+    expect(await ageOpens(m.ciIdentityFile, key)).toBe(false);
+    const renew = await m.ci(['renew', '--scope', 'us-east-1', '--shard'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
+    expect(renew.code, renew.stderr).toBe(0);
   });
 
   it('verify: with a scope identity it proves that scope and reports nothing out of its reach; a key on the wrong recipient (either way) and a kind mismatch are errors', async () => {

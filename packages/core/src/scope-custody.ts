@@ -85,7 +85,8 @@ export async function assertIdentityScoped(mesh: Mesh, ids: string[], asked: str
   if (!Object.keys(c.scopes).length) return; // no scope is separated: one shared identity is the design
   const mine = new Set(asked);
   const strict = asked.some((s) => s in c.scopes);
-  const others = [...mesh.material.keys()].filter((s) => !mine.has(s) && (strict || s in c.scopes)).sort();
+  // Only scopes with a key to open: a scope pending its ceremony holds nothing.
+  const others = [...mesh.material.keys()].filter((s) => !mine.has(s) && (strict || s in c.scopes) && ciKeyFiles(mesh, s).length).sort();
   if (!others.length) return;
   const held = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
   const scoped = new Set(Object.values(c.scopes));

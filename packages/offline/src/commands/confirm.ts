@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, withStore } from '@trellis/core';
+import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, unconfirmedCiRecipients, withStore } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -29,6 +29,9 @@ export const confirm: CommandModule<object, Args> = {
           process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}${own}\n`);
           return;
         }
+        // What --confirm-recipients would record, for the custodian to review first.
+        const pending = unconfirmedCiRecipients(mesh);
+        if (a.dryRun && pending.length) process.stdout.write(`would confirm (with --confirm-recipients) ${pending.length} CI recipient change(s):\n${pending.map((l) => `  ${l}\n`).join('')}`);
         process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');
         return;
       }
