@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "b60e003f60636c2177720942806677948800d93f", date: "2026-12-02T01:14:10Z" };
+    define_TRELLIS_BUILD_default = { commit: "c2108d6b4fbeef6c176f64287ac345d85ed5cc1a", date: "2026-12-02T04:31:46Z" };
   }
 });
 
@@ -34272,6 +34272,7 @@ var EXIT = {
   "custody-identity-in-drill": 3,
   "custody-not-confirmed": 3,
   "custody-token": 3,
+  "custody-identity-too-broad": 3,
   "custody-breakglass-misplaced": 3,
   "store-locked": 4,
   "store-changed": 4,
@@ -43884,6 +43885,15 @@ function ageStanzaCount(armored) {
     return void 0;
   }
 }
+function ageStanzaTypes(armored) {
+  try {
+    const header = Buffer.from(armor_exports.decode(armored)).toString("latin1").split("\n---")[0];
+    if (!header.startsWith("age-encryption.org/v1\n")) return void 0;
+    return header.split("\n").filter((l) => l.startsWith("-> ")).map((l) => l.split(" ")[1] ?? "");
+  } catch {
+    return void 0;
+  }
+}
 async function recipientOf(identity3) {
   return identityToRecipient(identity3);
 }
@@ -44013,7 +44023,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const r = new Reader(file, "bad-config");
   const top2 = r.map(parseYaml(text, file, "bad-config"), "", ["version", "mesh", "trustDomain", "recipients", "defaults", "deploy"]);
   if (top2.version !== 1) r.fail("version", `unsupported store version ${JSON.stringify(top2.version)}`, "this trellis reads version 1");
-  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci", "breakglass"]);
+  const recipients = r.map(top2.recipients, "recipients", ["offline", "ci", "breakglass", "ciScopes"]);
   const offline = r.list(recipients.offline, "recipients.offline").map((v, i2) => r.string(v, `recipients.offline[${i2}]`, /^age1/));
   if (offline.length === 0) r.fail("recipients.offline", "needs at least one offline recipient", "list the age recipient of each offline identity (age-keygen -y prints it)");
   const ci = r.string(recipients.ci, "recipients.ci", /^age1/);
@@ -44025,6 +44035,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     validateRecipients([breakglass], { file, field: "recipients.breakglass" });
     assertBreakglassRecipient(offline, ci, breakglass, { file, field: "recipients.breakglass" });
   }
+  const ciScopes = readCiScopes(r, recipients.ciScopes, { offline, ci, breakglass });
   const defaults = r.map(top2.defaults ?? {}, "defaults", ["algorithms", "ttl", "overlap", "crl"]);
   const crl = r.map(defaults.crl ?? {}, "defaults.crl", ["root", "leaf"]);
   const alg = r.map(defaults.algorithms ?? {}, "defaults.algorithms", ["root", "intermediate", "leaf"]);
@@ -44035,7 +44046,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
     trustDomain: r.string(top2.trustDomain, "trustDomain", TRUST_DOMAIN, "a lower-case DNS name such as mesh.example"),
-    recipients: { offline, ci, ...breakglass !== void 0 ? { breakglass } : {} },
+    recipients: { offline, ci, ...breakglass !== void 0 ? { breakglass } : {}, ...ciScopes ? { ciScopes } : {} },
     algorithms: {
       root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
@@ -44050,6 +44061,29 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     crl: { root: r.duration(crl.root ?? d2.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf") },
     deploy: readAllowList(r, top2.deploy ?? {}, "deploy")
   };
+}
+function readCiScopes(r, raw, others) {
+  if (raw === void 0) return void 0;
+  const m = r.map(raw, "recipients.ciScopes");
+  const out = {};
+  const seen = /* @__PURE__ */ new Map();
+  for (const scope2 of Object.keys(m).sort()) {
+    const at = `recipients.ciScopes.${scope2}`;
+    if (!SCOPE_NAME.test(scope2)) r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
+    const rec = r.string(m[scope2], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
+    validateRecipients([rec], { file: r.file, field: at });
+    if (isPq(rec) !== isPq(others.ci)) r.fail(at, `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`, "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)");
+    assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
+    if (others.breakglass !== void 0) assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
+    if (rec === others.ci) r.fail(at, "is recipients.ci, the shared CI recipient: the scope would not be separated", "give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one");
+    if (seen.has(rec)) r.fail(at, `is also the recipient of scope ${seen.get(rec)}: one identity would open both`, "give each scope its own identity (age-keygen)");
+    seen.set(rec, scope2);
+    out[scope2] = rec;
+  }
+  return Object.keys(out).length ? out : void 0;
+}
+function ciRecipientIn(config, scope2) {
+  return config.recipients.ciScopes?.[scope2] ?? config.recipients.ci;
 }
 var DEPLOY_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
 var HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -46815,6 +46849,128 @@ var EXP_TABLE = new Uint8Array([
 init_define_TRELLIS_BUILD();
 var import_yaml2 = __toESM(require_dist(), 1);
 
+// packages/core/src/scope-custody.ts
+init_define_TRELLIS_BUILD();
+var configuredCiCustody = (config) => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? {} });
+function confirmedCiCustody(mesh) {
+  const rec = lastConfirmedRecord(mesh, "ciRecipient");
+  if (!rec) return configuredCiCustody(mesh.config);
+  const raw = rec.ciScopeRecipients ?? {};
+  const ok = raw && typeof raw === "object" && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string" && v.startsWith("age1"));
+  if (!ok || typeof rec.ciRecipient !== "string") throw new TrellisError("corrupt-store", "the last confirmation of the CI recipients is not a recipient map", { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+  return { shared: rec.ciRecipient, scopes: raw };
+}
+var ciRecipientOf = (c3, scope2) => c3.scopes[scope2] ?? c3.shared;
+function unconfirmedCiRecipients(mesh) {
+  const c3 = confirmedCiCustody(mesh);
+  const want = configuredCiCustody(mesh.config);
+  const out = [];
+  if (want.shared !== c3.shared) out.push(`recipients.ci ${short(want.shared)} (confirmed: ${short(c3.shared)})`);
+  for (const s of [.../* @__PURE__ */ new Set([...Object.keys(c3.scopes), ...Object.keys(want.scopes)])].sort()) {
+    if (want.scopes[s] !== c3.scopes[s]) out.push(`recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : "(none)"} (confirmed: ${c3.scopes[s] ? short(c3.scopes[s]) : "none, the shared one"})`);
+  }
+  return out;
+}
+var short = (r) => r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : r;
+function ciKeyFiles(mesh, scope2) {
+  return liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.role !== "standby" && l.keyAge !== void 0).map((l) => ({ file: l.keyFile, ct: l.keyAge, cert: l.cert }));
+}
+function whose(c3, r) {
+  if (r === c3.shared) return "the shared CI recipient (recipients.ci)";
+  const s = Object.keys(c3.scopes).find((k) => c3.scopes[k] === r);
+  return s ? `scope ${s}'s own CI recipient (recipients.ciScopes.${s})` : `a recipient trellis.yaml does not name (${short(r)})`;
+}
+async function assertIdentityScoped(mesh, ids, asked) {
+  const c3 = confirmedCiCustody(mesh);
+  if (!Object.keys(c3.scopes).length) return;
+  const mine = new Set(asked);
+  const strict = asked.some((s) => s in c3.scopes);
+  const others = [...mesh.material.keys()].filter((s) => !mine.has(s) && (strict || s in c3.scopes) && ciKeyFiles(mesh, s).length).sort();
+  if (!others.length) return;
+  const held = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
+  const scoped = new Set(Object.values(c3.scopes));
+  const unscoped = held.filter((h2) => !scoped.has(h2.recipient)).map((h2) => h2.id);
+  const opened = [];
+  for (const s of others) {
+    if (held.some((h2) => h2.recipient === ciRecipientOf(c3, s))) {
+      opened.push({ scope: s, byTrial: false });
+      continue;
+    }
+    for (const k of unscoped.length ? ciKeyFiles(mesh, s) : []) {
+      if ((await tryDecrypt(unscoped, k.ct)).ok) {
+        opened.push({ scope: s, byTrial: true });
+        break;
+      }
+    }
+  }
+  if (!opened.length) return;
+  const list = opened.map((o2) => o2.scope).join(", ");
+  const stale = opened.filter((o2) => o2.byTrial && o2.scope in c3.scopes).map((o2) => o2.scope);
+  const who = [...new Set(held.map((h2) => whose(c3, h2.recipient)))].join(" and ");
+  throw new TrellisError("custody-identity-too-broad", `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked to work on (${asked.join(", ")})`, {
+    file: paths2.config,
+    field: "recipients.ciScopes",
+    hint: stale.length ? `${stale.join(", ")} ${stale.length === 1 ? "has" : "have"} its own confirmed recipient but ${stale.length === 1 ? "its key is" : "their keys are"} still on the identity given: run trellis-ci rekey (with that identity) to move ${stale.length === 1 ? "it" : "them"}, then give each job its scope's identity only` : `give this job only the identity of ${asked.join(", ")} (the renew workflow passes TRELLIS_CI_IDENTITY_<SCOPE>, docs/sharding.md); a runner must not hold another scope's identity`
+  });
+}
+function ciScopeFindings(mesh) {
+  const out = [];
+  const c3 = confirmedCiCustody(mesh);
+  for (const line of unconfirmedCiRecipients(mesh)) {
+    out.push({ level: "warning", check: "custody", file: paths2.config, message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it` });
+  }
+  const declared = new Set(mesh.scopes.map((s) => s.name));
+  for (const s of Object.keys(mesh.config.recipients.ciScopes ?? {}).filter((x) => !declared.has(x))) {
+    out.push({ level: "warning", check: "custody", file: paths2.config, message: `recipients.ciScopes.${s} names no declared scope (no scopes/${s}.yaml): a typo would leave the scope it meant on the shared identity` });
+  }
+  for (const scope2 of [...mesh.material.keys()].sort()) {
+    const want = ciRecipientOf(c3, scope2);
+    for (const k of ciKeyFiles(mesh, scope2)) {
+      const types = ageStanzaTypes(k.ct);
+      if (!types || types.length !== 1) continue;
+      if (types[0] === "mlkem768x25519" !== isPq(want)) {
+        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: `encrypted to a ${isPq(want) ? "classic" : "post-quantum"} recipient, but its CI recipient is ${whose(c3, want)}, ${isPq(want) ? "post-quantum" : "classic"}: run trellis-ci rekey` });
+      }
+    }
+  }
+  return out;
+}
+async function ciScopeCustodyFindings(mesh, ids) {
+  const out = [];
+  const c3 = confirmedCiCustody(mesh);
+  const held = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
+  let reached = 0;
+  for (const scope2 of [...mesh.material.keys()].sort()) {
+    const want = ciRecipientOf(c3, scope2);
+    const own = held.filter((h2) => h2.recipient === want);
+    for (const k of ciKeyFiles(mesh, scope2)) {
+      const r = own.length ? await tryDecrypt(own.map((h2) => h2.id), k.ct) : void 0;
+      if (r?.ok) {
+        reached++;
+        if (!keyMatchesCert(r.text, k.cert)) out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: "the intermediate key does not match its certificate" });
+        else out.push({ level: "ok", check: "custody", scope: scope2, file: k.file, message: `intermediate key opens with the identity of ${whose(c3, want)} and matches its certificate` });
+        continue;
+      }
+      let by;
+      for (const h2 of held.filter((x) => x.recipient !== want)) {
+        if ((await tryDecrypt([h2.id], k.ct)).ok) {
+          by = h2.recipient;
+          break;
+        }
+      }
+      if (by !== void 0) {
+        reached++;
+        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: `encrypted to ${whose(c3, by)}, but ${scope2}'s confirmed CI recipient is ${whose(c3, want)}: run trellis-ci rekey with the identity that opens it` });
+      } else if (own.length) {
+        reached++;
+        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: r?.ok === false && r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : `the identity of ${whose(c3, want)} does not open this intermediate key` });
+      }
+    }
+  }
+  if (!reached) out.push({ level: "error", check: "custody", message: "the CI identity given opens no intermediate key and is the identity of no confirmed CI recipient (recipients.ci, recipients.ciScopes)" });
+  return out;
+}
+
 // packages/core/src/verify/retired.ts
 init_define_TRELLIS_BUILD();
 import fs2 from "node:fs";
@@ -46970,7 +47126,7 @@ function intermediatePlan(scope2, config, root, now) {
     pathLength: PROFILES.intermediate.pathLength,
     permitted: permittedNamesFor(scope2, config.trustDomain),
     algorithm: config.algorithms.intermediate,
-    recipient: config.recipients.ci
+    recipient: ciRecipientIn(config, scope2)
   };
 }
 function ceremonyState(mesh, scope2) {
@@ -47377,7 +47533,10 @@ async function custodyFindings(mesh, ids) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
     } else if (mesh.rootKeyAge !== void 0) out.push({ level: "ok", check: "custody", file: paths2.rootKey, message: "the CI identity cannot open the root key" });
-    for (const k of keys) {
+    if (Object.keys(confirmedCiCustody(mesh).scopes).length) {
+      out.push(...await ciScopeCustodyFindings(mesh, ids.ci));
+    }
+    for (const k of Object.keys(confirmedCiCustody(mesh).scopes).length ? [] : keys) {
       const r = await open(ids.ci, k.ct);
       if (!r.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : "the CI identity does not open this intermediate key" });
       else if (!keyMatchesCert(r.text, k.cert)) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the intermediate key does not match its certificate" });
@@ -47423,6 +47582,7 @@ async function verifyMesh(mesh, now) {
       ...verifyIssuance(view)
     );
   }
+  out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o2 of mesh.orphans) {
@@ -47807,7 +47967,7 @@ function escapeHtml(s) {
 }
 var e = escapeHtml;
 var day = (iso2) => iso2.slice(0, 10);
-var short = (s) => s.length > 16 ? `${s.slice(0, 16)}…` : s;
+var short2 = (s) => s.length > 16 ? `${s.slice(0, 16)}…` : s;
 var CSS = `
 :root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
 *{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
@@ -47828,10 +47988,10 @@ svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--li
 function treeHtml(r) {
   const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
   const roots = r.roots.map((root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
- <span class="mono mute">serial ${e(short(root.serial))} · until ${e(day(root.notAfter))}</span>
+ <span class="mono mute">serial ${e(short2(root.serial))} · until ${e(day(root.notAfter))}</span>
  <ul>${root.intermediates.map((i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
-  <span class="mono mute">serial ${e(short(i2.serial))} · until ${e(day(i2.notAfter))}</span>
-  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`).join("")}</ul></li>`);
+  <span class="mono mute">serial ${e(short2(i2.serial))} · until ${e(day(i2.notAfter))}</span>
+  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short2(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`).join("")}</ul></li>`);
   const pending = r.scopes.filter((s) => s.phase === "pending").map((s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`);
   return `<ul class="tree" id="tree">${[...roots, ...pending].join("")}</ul>`;
 }
@@ -48871,10 +49031,12 @@ import path7 from "node:path";
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
 import fs6 from "node:fs";
-function ciIdentities(mesh) {
+async function ciIdentities(mesh, scopes) {
   assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
   const ids = requireIdentities("ci", process.env, (p) => fs6.readFileSync(p, "utf8"));
-  return refuseRootOpeners(mesh, ids).then(() => ids);
+  await refuseRootOpeners(mesh, ids);
+  if (scopes) await assertIdentityScoped(mesh, ids, scopes);
+  return ids;
 }
 async function refuseRootOpeners(mesh, ids) {
   if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
@@ -49280,7 +49442,7 @@ async function runRenew(a2) {
         defaultOutOf: a2.out ? void 0 : store.dir,
         pool,
         progress: (total) => progress = progressFor(mode, total, Boolean(a2.progress))
-      }, ciIdentities, (line) => process.stdout.write(`${line}
+      }, (mesh) => ciIdentities(mesh, a2.scope ? [a2.scope] : void 0), (line) => process.stdout.write(`${line}
 `));
     } finally {
       progress.stop();
@@ -49364,7 +49526,7 @@ var revoke = {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
       revocableLeaf(mesh, scope2, service);
-      const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh));
+      const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh, [scope2]));
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
       const out = path10.resolve(a2.out ?? path10.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir }) ?? "");
@@ -56606,7 +56768,7 @@ async function runDeploy(a2) {
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
     const held = readIdentities("ci", process.env, (p) => fs15.readFileSync(p, "utf8"));
     if (sealedScopes.length || held) {
-      const ids = await ciIdentities(mesh);
+      const ids = await ciIdentities(mesh, a2.scope ? [a2.scope] : void 0);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
         if (e2 instanceof TrellisError) return e2;
         throw e2;
@@ -56837,37 +56999,38 @@ var report = {
 
 // packages/ci/src/commands/rekey.ts
 init_define_TRELLIS_BUILD();
-var short2 = (r) => typeof r === "string" && r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : String(r);
 var rekey = {
   command: "rekey",
-  describe: "Re-encrypt every intermediate key the CI identity opens to trellis.yaml's new CI recipient, once a custodian confirmed it (retires the current CI identity)",
-  builder: (y) => y.example("$0 rekey", "with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci"),
+  describe: "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
+  builder: (y) => y.example("$0 rekey", "with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci").example("$0 rekey", "with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity"),
   handler: async (a2) => {
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
-      const next = mesh.config.recipients.ci;
-      const confirmed = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
-      if (confirmed !== next) {
-        throw new TrellisError("custody-not-confirmed", `recipients.ci ${short2(next)} is not the CI recipient a custodian last confirmed${confirmed ? ` (${short2(confirmed)})` : ""}`, {
+      const unconfirmed = unconfirmedCiRecipients(mesh);
+      if (unconfirmed.length) {
+        const ci = unconfirmed.find((l) => l.startsWith("recipients.ci "));
+        const confirmedCi = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+        throw new TrellisError("custody-not-confirmed", ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.join("; ")}: not what a custodian last confirmed`, {
           file: "trellis.yaml",
-          field: "recipients.ci",
+          field: ci ? "recipients.ci" : "recipients.ciScopes",
           hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
         });
       }
+      const custody = confirmedCiCustody(mesh);
       const held = await ciIdentities(mesh);
-      const old = await Promise.all(held.map(recipientOf));
-      if (old.includes(next)) {
-        process.stdout.write(`the CI identity given is already the one for ${short2(next)}: nothing to rekey (run rekey with the identity being retired)
-`);
-        return;
-      }
+      const heldRecipients = await Promise.all(held.map(recipientOf));
       const writes = [];
+      const moved = /* @__PURE__ */ new Map();
       let files = 0;
       for (const scope2 of [...mesh.material.keys()].sort()) {
+        const next = ciRecipientOf(custody, scope2);
+        const retiring = held.filter((_, i2) => heldRecipients[i2] !== next);
+        const old = heldRecipients.filter((r) => r !== next);
+        if (!retiring.length) continue;
         const mine = [];
         for (const file of ageFilesIn(store.dir).filter((f) => f.startsWith(`bundles/${scope2}/`))) {
-          const r = await tryDecrypt(held, store.read(file));
+          const r = await tryDecrypt(retiring, store.read(file));
           if (r.ok) mine.push({ path: file, content: await encryptTo([next], r.text) });
         }
         if (!mine.length) continue;
@@ -56878,13 +57041,20 @@ var rekey = {
             op: "rekey",
             at: iso(now),
             actor: actor(),
-            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path) }
+            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path), ...scope2 in custody.scopes ? { scopeRecipient: true } : {} }
           }, paths2.ledger(scope2), ledgerSigner(signer)).text
         });
+        moved.set(scope2, next);
         files += mine.length;
       }
-      if (writes.length) store.commit(mergeWrites(writes));
-      process.stdout.write(`rekeyed ${files} intermediate key file(s) to ${short2(next)}${isPq(next) ? " (post-quantum)" : ""}; recorded in each scope's ledger. The old CI identity is retired: remove it from CI's secrets
+      if (!writes.length) {
+        process.stdout.write("every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n");
+        return;
+      }
+      store.commit(mergeWrites(writes));
+      const targets = [...new Set(moved.values())];
+      const to = targets.length === 1 ? `to ${short(targets[0])}${isPq(targets[0]) ? " (post-quantum)" : ""}` : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(", ")})`;
+      process.stdout.write(`rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's
 `);
     });
   }
@@ -56923,10 +57093,12 @@ async function activate(mesh, scope2, ids, reason, now) {
   assertLedgerCounts(mesh, scope2);
   const pem2 = await decryptWith(ids, standby.keyAge ?? "", standby.keyFile, "breakglass");
   if (!keyMatchesCert(pem2, standby.cert)) throw new TrellisError("key-mismatch", `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: "restore bundles/<scope>/ from git" });
-  const ci = mesh.config.recipients.ci;
-  const confirmed = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+  const ci = ciRecipientIn(mesh.config, scope2);
+  const custody = lastConfirmedRecord(mesh, "ciRecipient") ? confirmedCiCustody(mesh) : void 0;
+  const confirmed = custody && ciRecipientOf(custody, scope2);
   if (confirmed !== void 0 && confirmed !== ci) {
-    throw new TrellisError("custody-recipients", `recipients.ci changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: "trellis.yaml", field: "recipients.ci", hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first" });
+    const field2 = scope2 in (mesh.config.recipients.ciScopes ?? {}) || scope2 in custody.scopes ? `recipients.ciScopes.${scope2}` : "recipients.ci";
+    throw new TrellisError("custody-recipients", `${field2 === "recipients.ci" ? "recipients.ci" : `the CI recipient of ${scope2}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: "trellis.yaml", field: field2, hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first" });
   }
   const m = mesh.material.get(scope2);
   const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
