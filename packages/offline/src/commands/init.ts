@@ -61,7 +61,7 @@ async function runInit(a: Args): Promise<void> {
   if (a.ciRecipient) validateRecipients([a.ciRecipient], { field: '--ci-recipient' });
   // --pq is for both postures: a classic recipient given beside it would leave one tier classic.
   for (const [field, given] of [['--offline-recipient', offline], ['--ci-recipient', a.ciRecipient ? [a.ciRecipient] : []]] as const) {
-    if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('bad-recipient', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
+    if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('custody-recipients', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
   }
   if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
   const now = clock(a.now);
