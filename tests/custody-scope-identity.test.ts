@@ -89,9 +89,10 @@ describe('recipients.ciScopes in trellis.yaml', () => {
 
   it('refuses, naming the field: a mixed classic/post-quantum CI tier, the shared or an offline recipient, one recipient for two scopes, a bad scope name, a non-recipient', () => {
     let e = refusal(cfg({ 'us-east-1': base.pq }));
-    expect([e.reason, e.place.field]).toEqual(['bad-config', 'recipients.ciScopes.us-east-1']);
+    expect([e.reason, e.exitCode, e.place.field]).toEqual(['custody-recipients', 3, 'recipients.ciScopes.us-east-1']);
     expect(e.message).toMatch(/post-quantum but recipients\.ci is classic/);
     e = refusal(cfg({ 'us-east-1': base.ci }));
+    expect([e.reason, e.exitCode]).toEqual(['bad-config', 2]);
     expect(e.message).toMatch(/is recipients\.ci, the shared CI recipient/);
     e = refusal(cfg({ 'us-east-1': base.offline }));
     expect([e.reason, e.exitCode]).toEqual(['custody-recipients', 3]);

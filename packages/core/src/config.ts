@@ -301,7 +301,12 @@ function readCiScopes(r: Reader, raw: unknown, others: { offline: string[]; ci: 
     if (!SCOPE_NAME.test(scope)) r.fail(at, `${quoteInput(scope)} is not a scope name`, 'name a scope as its file is named: scopes/<scope>.yaml');
     const rec = r.string(m[scope], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
     validateRecipients([rec], { file: r.file, field: at });
-    if (isPq(rec) !== isPq(others.ci)) r.fail(at, `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(others.ci) ? 'post-quantum' : 'classic'}`, 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)');
+    // A custody rule like a mixed file (exit 3): a classic scope would undo the post-quantum protection of the CI tier.
+    if (isPq(rec) !== isPq(others.ci)) {
+      throw new TrellisError('custody-recipients', `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(others.ci) ? 'post-quantum' : 'classic'}`, {
+        file: r.file, field: at, hint: 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)',
+      });
+    }
     assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
     if (others.breakglass !== undefined) assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
     if (rec === others.ci) r.fail(at, 'is recipients.ci, the shared CI recipient: the scope would not be separated', 'give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one');

@@ -219,7 +219,8 @@ export function validateRecipients(recipients: string[], place: { file?: string;
     }
   }
   if (new Set(recipients.map(isPq)).size > 1) {
-    throw new TrellisError('bad-recipient', 'mixes post-quantum (age1pq1…) and classic recipients', {
+    // a custody rule, not a typo: exit 3 like every other recipient-custody refusal
+    throw new TrellisError('custody-recipients', 'mixes post-quantum (age1pq1…) and classic recipients', {
       ...place, hint: 'a classic recipient would undo the post-quantum protection of the file: use one kind',
     });
   }
