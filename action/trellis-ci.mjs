@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c2108d6b4fbeef6c176f64287ac345d85ed5cc1a", date: "2026-12-02T04:31:46Z" };
+    define_TRELLIS_BUILD_default = { commit: "e5231df9ac42d5f1e11d389638b76f29cd80eb9e", date: "2026-12-02T04:39:55Z" };
   }
 });
 
@@ -43816,7 +43816,7 @@ function validateRecipients(recipients, place) {
     }
   }
   if (new Set(recipients.map(isPq)).size > 1) {
-    throw new TrellisError("bad-recipient", "mixes post-quantum (age1pq1…) and classic recipients", {
+    throw new TrellisError("custody-recipients", "mixes post-quantum (age1pq1…) and classic recipients", {
       ...place,
       hint: "a classic recipient would undo the post-quantum protection of the file: use one kind"
     });
@@ -44072,7 +44072,13 @@ function readCiScopes(r, raw, others) {
     if (!SCOPE_NAME.test(scope2)) r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
     const rec = r.string(m[scope2], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
     validateRecipients([rec], { file: r.file, field: at });
-    if (isPq(rec) !== isPq(others.ci)) r.fail(at, `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`, "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)");
+    if (isPq(rec) !== isPq(others.ci)) {
+      throw new TrellisError("custody-recipients", `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`, {
+        file: r.file,
+        field: at,
+        hint: "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)"
+      });
+    }
     assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
     if (others.breakglass !== void 0) assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
     if (rec === others.ci) r.fail(at, "is recipients.ci, the shared CI recipient: the scope would not be separated", "give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one");
