@@ -2,8 +2,9 @@
  * The GitHub workflow templates (scripts/ci/github/): checked by a workflow
  * validator from npm (@action-validator/cli), then the scheduled renew run
  * here as GitHub would run it: the scopes job, the shard matrix (one job per
- * scope, concurrently, each on its own clone), then compose, against a local
- * bare origin. The local runner (tests/helpers/workflow.ts) stands in for
+ * scope, concurrently, each on its own clone), the merge of the shards, the
+ * compose matrix (one job per scope, each with its scope's identity only),
+ * then publish, against a local bare origin. The local runner (tests/helpers/workflow.ts) stands in for
  * actions/checkout with a clone and for the repository's action (`uses: ./`)
  * with trellis-ci and the same args.
  */
@@ -89,12 +90,30 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     sha = (await mustGit(origin, ['rev-parse', 'main'])).trim();
   });
 
-  it('scopes → a shard job per scope (concurrently) → compose: conflict-free, committed to main, verified, deployed; then a pull request verified', async () => {
+  it('no job holds more than one scope\'s CI identity: secrets reach only ci-identity inputs of the scope matrices', () => {
+    const text = fs.readFileSync(path.join(TEMPLATES, 'renew.yml'), 'utf8');
+    expect(text).not.toMatch(/TRELLIS_CI_IDENTITY_COMPOSE/);
+    for (const line of text.split('\n').filter((l) => /secrets/.test(l) && !l.trim().startsWith('#'))) {
+      expect(line.trim()).toBe('ci-identity: ${{ secrets[matrix.secret] || secrets.TRELLIS_CI_IDENTITY }}');
+    }
+    const jobs = load('renew.yml').jobs;
+    const holding = Object.entries(jobs).filter(([, j]) => j.steps.some((s) => s.with?.['ci-identity'])).map(([n]) => n);
+    expect(holding.sort()).toEqual(['compose', 'shard']);
+    for (const n of holding) expect(JSON.stringify(jobs[n]!.strategy?.matrix)).toContain('needs.scopes.outputs.shards');
+  });
+
+  it('scopes → a shard job per scope → renewed → a compose job per scope (concurrently, own identities) → publish: conflict-free, committed to main, verified, deployed; then a pull request verified', async () => {
     const wf = load('renew.yml');
-    // Each separated region's shard its own secret; global falls back to the shared one; compose holds them all.
+    // Each separated region's jobs get its own secret; global's fall back to the shared one. No job gets more.
     const shared = fs.readFileSync(mesh.ciIdentityFile, 'utf8');
     const own = { TRELLIS_CI_IDENTITY_US_EAST_1: `${regions['us-east-1']!.identity}\n`, TRELLIS_CI_IDENTITY_EU_WEST_1: `${regions['eu-west-1']!.identity}\n` };
-    const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: shared, ...own, TRELLIS_CI_IDENTITY_COMPOSE: shared + Object.values(own).join('') }, needs: {} };
+    const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: shared, ...own }, needs: {} };
+    const identityOf: Record<string, string> = { global: shared, 'us-east-1': own.TRELLIS_CI_IDENTITY_US_EAST_1, 'eu-west-1': own.TRELLIS_CI_IDENTITY_EU_WEST_1 };
+    /** Every identity a job's steps were given is its scope's (none for a job of no scope). */
+    const heldOnly = (r: JobResult, scope?: string) => {
+      const held = [...new Set(r.log.map((l) => l.identity).filter((x): x is string => x !== undefined))];
+      expect(held, `${r.log[0]?.job} ${scope ?? ''}`).toEqual(scope ? [identityOf[scope]] : []);
+    };
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test' };
     const artifacts = path.join(work, 'artifacts');
     const run = (name: string, c: Context, ws: string) => runJob({ name, job: wf.jobs[name]!, ctx: c, workspace: path.join(work, ws), origin, artifacts, env });
@@ -134,23 +153,60 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     expect(agent.exitCode, String(agent.stderr)).toBe(0);
     expect(fs.readFileSync(path.join(work, 'web-1/api/current/cert.pem'), 'utf8')).toContain('BEGIN CERTIFICATE');
 
-    ctx.needs.shard = { outputs: {}, result: 'success' };
-    const compose = await run('compose', ctx, 'runner-compose');
-    expect(failures(compose)).toEqual([]);
-    const composeLog = compose.log.find((l) => l.command === 'trellis-ci compose')!;
-    expect(composeLog.stdout).toContain('compose bundles/global/trust.pem');
-    // compose changed bundles, so the recomposed trust was deployed after it.
-    const trustDeploy = compose.log.find((l) => l.step === 'deploy the recomposed bundles to the other targets')!;
-    expect(trustDeploy.kind).toBe('action');
-    expect(trustDeploy.stdout).toMatch(/^installed .*dir:/m);
-    expect(fs.existsSync(path.join(artifacts, 'sealed-composed', 'eu-west-1/api/web-1.age'))).toBe(true);
+    for (const [i, c] of combos.entries()) heldOnly(shards[i]!, c.scope);
 
-    // main now holds the merged, composed store; the shard branches are gone.
-    expect((await mustGit(origin, ['for-each-ref', 'refs/heads/trellis-shard/'])).trim()).toBe('');
-    // Below compose's commit, one octopus merge whose parents are the three shards' commits (git fast-forwards to the first).
-    const parents = (await mustGit(origin, ['log', '--format=%P', '-n', '1', 'main~1'])).trim().split(' ').sort();
+    ctx.needs.shard = { outputs: {}, result: 'success' };
+    const renewed = await run('renewed', ctx, 'runner-renewed');
+    expect(failures(renewed)).toEqual([]);
+    heldOnly(renewed);
+    // The merged commit: one octopus merge whose parents are the three shards' commits (git fast-forwards to the first).
+    const parents = (await mustGit(origin, ['log', '--format=%P', '-n', '1', renewed.outputs.sha!])).trim().split(' ').sort();
     const tips = await Promise.all(combos.map(async (c) => (await mustGit(path.join(work, `runner-shard-${c.scope}`), ['rev-parse', 'HEAD'])).trim()));
     expect(parents).toEqual(tips.sort());
+
+    ctx.needs.renewed = { outputs: renewed.outputs, result: renewed.result };
+    const composeCombos = matrixOf(wf.jobs.compose!, ctx);
+    expect(composeCombos).toEqual(combos);
+    // A region compose job whose own secret is missing falls back to the shared identity: refused (exit 3), nothing pushed.
+    const composeFallback = await run('compose', { ...ctx, secrets: withoutOwn, matrix: combos.find((c) => c.scope === 'us-east-1')! }, 'runner-compose-fallback');
+    const composeRefused = composeFallback.log.find((l) => l.command?.startsWith('trellis-ci compose'))!;
+    expect([composeFallback.result, composeRefused.code]).toEqual(['failure', 3]);
+    expect(composeRefused.stderr).toMatch(/also opens the intermediate key of global/);
+    expect(composeFallback.log.find((l) => l.step === "push the scope's composition to its own branch")!.kind).toBe('skipped');
+    const composed = await Promise.all(combos.map((m) => run('compose', { ...ctx, matrix: m }, `runner-compose-${m.scope}`)));
+    for (const [i, c] of combos.entries()) {
+      expect(failures(composed[i]!)).toEqual([]);
+      heldOnly(composed[i]!, c.scope);
+      // Each compose job wrote its own scope's files only.
+      const files = (await mustGit(path.join(work, `runner-compose-${c.scope}`), ['diff', '--name-only', renewed.outputs.sha!, 'HEAD'])).trim().split('\n').filter(Boolean);
+      for (const f of files) expect(f.startsWith(`bundles/${c.scope}/`), f).toBe(true);
+    }
+    const composeLog = (scope: string) => composed[combos.findIndex((c) => c.scope === scope)]!.log.find((l) => l.command?.startsWith('trellis-ci compose'))!;
+    expect(composeLog('global').command).toBe('trellis-ci compose --scope global');
+    expect(composeLog('global').stdout).toContain('compose bundles/global/trust.pem');
+    expect(composeLog('global').stdout).not.toMatch(/bundles\/(us-east-1|eu-west-1)\//);
+    // eu-west-1 trusts no intermediate that changed: its job composes nothing, re-seals nothing, pushes nothing.
+    expect(composeLog('eu-west-1').stdout).toContain('nothing to compose: every bundle of eu-west-1 holds what its scope trusts');
+    const euSteps = composed[combos.findIndex((c) => c.scope === 'eu-west-1')]!.log;
+    expect(euSteps.filter((l) => l.kind === 'skipped').map((l) => l.step)).toEqual(["seal the scope's recomposed bundles (trust-only releases)", 'hand the recomposed sealed releases to the delivery', "push the scope's composition to its own branch"]);
+    const branchesComposed = (await mustGit(origin, ['for-each-ref', '--format=%(refname:short)', 'refs/heads/trellis-compose/'])).trim().split('\n').sort();
+    expect(branchesComposed).toEqual(['trellis-compose/4242/global', 'trellis-compose/4242/us-east-1']);
+
+    ctx.needs.compose = { outputs: {}, result: 'success' };
+    const publish = await run('publish', ctx, 'runner-publish');
+    expect(failures(publish)).toEqual([]);
+    heldOnly(publish);
+    // compose changed bundles, so the recomposed trust was deployed after the commit.
+    const trustDeploy = publish.log.find((l) => l.command === 'trellis-ci deploy --type dir ssh kubernetes')!;
+    expect(trustDeploy.kind).toBe('action');
+    expect(trustDeploy.stdout).toMatch(/^installed .*dir:/m);
+
+    // main now holds the merged, composed store; the run's branches are gone.
+    for (const prefix of ['trellis-shard/', 'trellis-renewed/', 'trellis-compose/']) expect((await mustGit(origin, ['for-each-ref', `refs/heads/${prefix}`])).trim()).toBe('');
+    // Every compose job's commit is on main, above the merged shards.
+    const composeTips = (await Promise.all(combos.map(async (c) => (await git(path.join(work, `runner-compose-${c.scope}`), ['log', '-1', '--format=%H %s'])).stdout.trim()))).filter((l) => l.includes('trellis compose --scope'));
+    expect(composeTips.length).toBeGreaterThan(1);
+    for (const t of composeTips) expect((await git(origin, ['merge-base', '--is-ancestor', t.split(' ')[0]!, 'main'])).code).toBe(0);
     const fresh = path.join(work, 'after');
     await mustGit(work, ['clone', '-q', origin, fresh]);
     const verify = await trellisCi(['--store', fresh, 'verify'], { env: { TRELLIS_CI_IDENTITY_FILE: mesh.ciIdentityFile } });

@@ -29,7 +29,11 @@ export interface Context {
   steps?: Record<string, { outputs: Record<string, string> }>;
 }
 
-export interface StepLog { job: string; step: string; kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string }
+export interface StepLog {
+  job: string; step: string; kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string;
+  /** The `ci-identity` the action step was given (what a test asserts a job held); unset when none. */
+  identity?: string;
+}
 
 export interface JobResult { outputs: Record<string, string>; result: 'success' | 'failure'; log: StepLog[] }
 
@@ -140,6 +144,7 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
     const w = Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, interpolate(String(v), ctx)]));
     let r: { code: number; stdout: string; stderr: string; command?: string };
     let kind: StepLog['kind'];
+    let identity: string | undefined;
     if (step.uses?.startsWith('actions/checkout@')) {
       kind = 'checkout';
       const ref = w.ref || ctx.github.sha!;
@@ -155,6 +160,7 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       r = { code: missing ? 1 : 0, stdout: present ? `uploaded ${w.name}` : 'no files', stderr: missing ? `no files at ${w.path}` : '', command: `upload-artifact ${w.name}` };
     } else if (step.uses === './') {
       kind = 'action';
+      identity = w['ci-identity'] || undefined;
       const unknown = Object.keys(w).filter((k) => !['args', 'ci-identity', 'working-directory'].includes(k));
       if (unknown.length) throw new Error(`${label}: the action has no input ${unknown.join(', ')}`);
       const args = (w.args ?? '').split(/\s+/).filter(Boolean);
@@ -178,7 +184,7 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
     } else {
       throw new Error(`${label}: the local runner does not stand in for uses: ${step.uses}`);
     }
-    log.push({ job: o.name, step: label, kind, command: r.command, code: r.code, stdout: r.stdout, stderr: r.stderr });
+    log.push({ job: o.name, step: label, kind, command: r.command, code: r.code, stdout: r.stdout, stderr: r.stderr, ...(identity ? { identity } : {}) });
     if (r.code !== 0) failed = true;
   }
   const jobOutputs = Object.fromEntries(Object.entries(o.job.outputs ?? {}).map(([k, v]) => [k, interpolate(v, ctx)]));

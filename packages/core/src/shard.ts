@@ -3,7 +3,12 @@
  * separate runners, each committing only files that are a function of scope
  * S alone, so their branches merge with git without a conflict. What spans
  * scopes (a trust bundle holds other scopes' intermediates) is written
- * afterwards, once, by `trellis-ci compose` on the merged store.
+ * afterwards by `trellis-ci compose` on the merged store: once for all
+ * scopes, or as a matrix of `compose --scope S` jobs, each writing only
+ * bundles/S/ (its bundles and its ledger entry, signed with S's key alone),
+ * so those merge without a conflict too. A scope's composition reads only
+ * the merged intermediates, never another scope's bundles: the order of the
+ * compose jobs does not matter.
  */
 import { TrellisError } from './errors.js';
 import { appendToLedger } from './ledger.js';
@@ -38,9 +43,9 @@ export function assertShardWrites(scope: string, writes: FileWrite[]): void {
   }
 }
 
-/** What compose would write: every scope's bundle files whose composition differs from the store. */
-export function composePlan(mesh: Mesh, current: (path: string) => string | undefined): FileWrite[] {
-  return staleBundleFiles(mesh, mesh.scopes.map((s) => s.name), current);
+/** What compose would write: the bundle files of `scopes` (every scope when unset) whose composition differs from the store. */
+export function composePlan(mesh: Mesh, current: (path: string) => string | undefined, scopes: string[] = mesh.scopes.map((s) => s.name)): FileWrite[] {
+  return staleBundleFiles(mesh, scopes, current);
 }
 
 /** The scopes a compose touches, in the order of the mesh. */
