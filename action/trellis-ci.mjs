@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e5231df9ac42d5f1e11d389638b76f29cd80eb9e", date: "2026-12-02T04:39:55Z" };
+    define_TRELLIS_BUILD_default = { commit: "c45012e83c611ceb53137b449e96fd7eeced3ffc", date: "2026-12-02T04:52:02Z" };
   }
 });
 
@@ -48886,8 +48886,8 @@ function assertShardWrites(scope2, writes) {
     });
   }
 }
-function composePlan(mesh, current) {
-  return staleBundleFiles(mesh, mesh.scopes.map((s) => s.name), current);
+function composePlan(mesh, current, scopes = mesh.scopes.map((s) => s.name)) {
+  return staleBundleFiles(mesh, scopes, current);
 }
 function composeTouched(stale) {
   return [...new Set(stale.map((f) => f.path.split("/")[1]))];
@@ -56897,7 +56897,7 @@ init_define_TRELLIS_BUILD();
 var compose = {
   command: "compose",
   describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
-  builder: (y) => y.option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example("$0 compose", "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)"),
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity" }).option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example("$0 compose", "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)").example("$0 compose --scope us-east-1", "one job of a compose matrix over scopes, with that scope's CI identity only (docs/sharding.md)"),
   handler: (a2) => runCompose(a2)
 };
 async function runCompose(a2) {
@@ -56906,14 +56906,15 @@ async function runCompose(a2) {
   await withStore(a2.store, async (store) => {
     const now = clock(a2.now);
     const mesh = loadMesh(store);
-    const stale = composePlan(mesh, (p) => store.read(p));
+    const scopes = a2.scope === void 0 ? void 0 : [scopeDef(mesh, a2.scope).name];
+    const stale = composePlan(mesh, (p) => store.read(p), scopes);
     for (const f of stale) say(`compose ${f.path}`);
     if (!stale.length) {
-      say("nothing to compose: every bundle holds what its scope trusts");
+      say(`nothing to compose: every bundle${a2.scope ? ` of ${a2.scope}` : ""} holds what its scope trusts`);
       return;
     }
     if (a2.dryRun) return;
-    const ids = await ciIdentities(mesh);
+    const ids = await ciIdentities(mesh, scopes);
     const signers = /* @__PURE__ */ new Map();
     for (const s of composeTouched(stale)) signers.set(s, await openIntermediate(mesh, s, ids, "active"));
     store.commit(composeScopes({ mesh, stale, signers, now, actor: actor() }));
