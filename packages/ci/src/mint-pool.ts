@@ -20,6 +20,8 @@ export interface MintPool {
   sign: LeafSigner;
   /** True when the workers write each leaf's files into `outDir` as they sign. */
   writesLeafFiles: boolean;
+  /** Starts the threads now (they load while the main thread opens the scope keys), rather than on the first batch. */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -86,7 +88,7 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     pump();
     return (await Promise.all(parts)).flat();
   };
-  return { sign, writesLeafFiles: opts.outDir !== undefined, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+  return { sign, writesLeafFiles: opts.outDir !== undefined, warm: () => { if (!workers.length) start(); }, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
 }
 
 /** The worker beside this module: mint-worker.js in the workspace build, mint-worker.mjs beside a single-file release (scripts/dist). */

@@ -75,7 +75,7 @@ export interface RenewOptions {
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
   /** Who signs (and writes) large batches of leaves: trellis-ci's worker threads; in-process when unset. */
-  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'>;
+  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'> & Partial<Pick<MintPool, 'warm'>>;
   /** The progress of signing `total` leaves; told nothing when unset. */
   progress?: (total: number) => Progress;
   /** TRELLIS_TIMINGS: each phase marked as it ends (timings.ts). */
@@ -108,6 +108,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
   if (!touched.length) return undefined;
 
+  if (plan.mint.length >= WORKER_MIN_LEAVES) o.pool?.warm?.(); // the threads load while the keys are opened
   // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
   const ids = await identities(mesh);
   // It holds plaintext leaf keys: 0700, ours, not a link.
