@@ -118,11 +118,16 @@ async function planned(m: BenchMesh, now: Date): Promise<number> {
   return (JSON.parse(r.stdout) as { mint: unknown[] }).mint.length;
 }
 
-/** Renew's minting phase from its TRELLIS_TIMINGS line on stderr; none when it minted in-process (below the pool's threshold). */
-export function mintPhase(stderr: string): MintPhase | undefined {
+/** Renew's TRELLIS_TIMINGS line on stderr (packages/ci/src/timings.ts). */
+function timingsLine(stderr: string): { ms: Record<string, number>; mint?: { leaves: number; threads: number; wallMs: number; signMs: number[] } } {
   const line = stderr.split('\n').find((l) => l.startsWith('{"trellis":"timings"'));
   if (!line) throw new Error(`renew printed no TRELLIS_TIMINGS line: ${stderr.slice(-500)}`);
-  const m = (JSON.parse(line) as { mint?: { leaves: number; threads: number; wallMs: number; signMs: number[] } }).mint;
+  return JSON.parse(line) as ReturnType<typeof timingsLine>;
+}
+
+/** Renew's minting phase from its TRELLIS_TIMINGS line; none when it minted in-process (below the pool's threshold). */
+export function mintPhase(stderr: string): MintPhase | undefined {
+  const m = timingsLine(stderr).mint;
   return m && { leaves: m.leaves, threads: m.threads, seconds: Math.max(...m.signMs) / 1000, wallSeconds: m.wallMs / 1000 };
 }
 
@@ -163,7 +168,7 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
   say(`${layout} ${sizeLabel(services)}: building the mesh in ${dir}`);
   const m = await buildMesh(dir, { services, layout, now: t0, deploy: { every }, bins });
   const rows: CommandRow[] = [];
-  const row = (command: CommandRow['command'], r: Measured, count?: number, extra: Pick<CommandRow, 'tscSeconds' | 'mint'> = {}) => {
+  const row = (command: CommandRow['command'], r: Measured, count?: number, extra: Pick<CommandRow, 'tscSeconds' | 'mint' | 'phasesMs'> = {}) => {
     rows.push({ layout, services, command, seconds: r.seconds, rssMb: r.rssMb, ...(count !== undefined ? { count } : {}), ...extra });
     say(`${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`);
   };
@@ -171,7 +176,7 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
   const renew = async (command: CommandRow['command'], now: Date, count: number) => {
     const r = await ci('renew', ['renew'], now, { extra: { TRELLIS_TIMINGS: '1' } });
     const mint = mintPhase(r.stderr);
-    row(command, r, count, mint ? { mint } : {});
+    row(command, r, count, { ...(mint ? { mint } : {}), phasesMs: timingsLine(r.stderr).ms });
   };
   // A row that changes nothing, timed again with the tsc build as a reference (the release build is what users run).
   const read = async (command: CommandRow['command'], args: string[], now: Date) => {

@@ -43,6 +43,8 @@ export interface CommandRow extends Measurement {
   tscSeconds?: number;
   /** Renew's minting phase, where its worker pool minted. */
   mint?: MintPhase;
+  /** Renew's phases as TRELLIS_TIMINGS printed them, in ms (kept in --json only). */
+  phasesMs?: Record<string, number>;
 }
 
 export interface BaselineRow extends Measurement {
