@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "d22d3f4b4c3e6de22c2f615506c6cd4cd72602c6", date: "2026-12-02T04:42:41Z" };
+    define_TRELLIS_BUILD_default = { commit: "fce2724b58118b44e10e93bb3b7772c08ccc7dc3", date: "2026-12-02T04:49:49Z" };
   }
 });
 
