@@ -5,10 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v pnpm >/dev/null 2>&1; then
-  echo "bootstrap: installing pnpm 10" >&2
-  npm install -g pnpm@10 >/dev/null
-fi
+# pnpm 10, as package.json pins it: a missing pnpm, or another major that cannot switch to the pinned one offline.
+case "$(pnpm --version 2>/dev/null)" in
+  10.*) ;;
+  *) echo "bootstrap: installing pnpm 10" >&2
+     npm install -g pnpm@10 >/dev/null ;;
+esac
 
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)

@@ -11,7 +11,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { execa } from 'execa';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -58,6 +58,7 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
   let target: string;
   let sha: string;
   let host: { identity: string; recipient: string };
+  const regions: Record<string, { identity: string; recipient: string }> = {};
   const day = 86_400_000;
   // Real time: the workflow passes no --now. The mesh was set up four days ago, us-east-1 rotated then and switched
   // two hours later, so today every 24h leaf has expired and its retire gate is open.
@@ -75,6 +76,14 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     await mesh.allow({ dir: { paths: [path.join(work, 'hosts')] }, sealed: { 'web-1': { recipient: host.recipient } } }, { now: iso(T0) });
     expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0)])).code).toBe(0);
     expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000))])).stdout).toContain('phase us-east-1: switch');
+    // us-east-1 and eu-west-1 each get their own CI identity (confirmed, then rekeyed); global stays on the shared one.
+    for (const s of ['us-east-1', 'eu-west-1']) regions[s] = await newIdentity();
+    const cfg = parse(fs.readFileSync(mesh.path('trellis.yaml'), 'utf8')) as { recipients: Record<string, unknown> };
+    cfg.recipients.ciScopes = { 'us-east-1': regions['us-east-1']!.recipient, 'eu-west-1': regions['eu-west-1']!.recipient };
+    mesh.write('trellis.yaml', stringify(cfg));
+    expect((await mesh.root(['confirm', '--confirm-recipients'])).code).toBe(0);
+    const rekey = await mesh.ci(['rekey']);
+    expect(rekey.code, rekey.stderr).toBe(0);
     origin = path.join(work, 'origin.git');
     await publishAsOrigin(mesh.dir, origin);
     sha = (await mustGit(origin, ['rev-parse', 'main'])).trim();
@@ -82,7 +91,10 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
 
   it('scopes → a shard job per scope (concurrently) → compose: conflict-free, committed to main, verified, deployed; then a pull request verified', async () => {
     const wf = load('renew.yml');
-    const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: fs.readFileSync(mesh.ciIdentityFile, 'utf8') }, needs: {} };
+    // Each separated region's shard its own secret; global falls back to the shared one; compose holds them all.
+    const shared = fs.readFileSync(mesh.ciIdentityFile, 'utf8');
+    const own = { TRELLIS_CI_IDENTITY_US_EAST_1: `${regions['us-east-1']!.identity}\n`, TRELLIS_CI_IDENTITY_EU_WEST_1: `${regions['eu-west-1']!.identity}\n` };
+    const ctx: Context = { github: { sha, run_id: '4242', ref_name: 'main' }, secrets: { TRELLIS_CI_IDENTITY: shared, ...own, TRELLIS_CI_IDENTITY_COMPOSE: shared + Object.values(own).join('') }, needs: {} };
     const env = { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test' };
     const artifacts = path.join(work, 'artifacts');
     const run = (name: string, c: Context, ws: string) => runJob({ name, job: wf.jobs[name]!, ctx: c, workspace: path.join(work, ws), origin, artifacts, env });
@@ -95,6 +107,14 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     ctx.needs.scopes = { outputs: scopes.outputs, result: scopes.result };
     const combos = matrixOf(wf.jobs.shard!, ctx);
     expect(combos.map((c) => c.scope).sort()).toEqual(['eu-west-1', 'global', 'us-east-1']);
+    expect(combos.find((c) => c.scope === 'us-east-1')!.secret).toBe('TRELLIS_CI_IDENTITY_US_EAST_1');
+    // A region shard whose own secret is missing falls back to the shared identity, which trellis-ci refuses (exit 3): it opens global's key.
+    const { TRELLIS_CI_IDENTITY_US_EAST_1: _, ...withoutOwn } = ctx.secrets;
+    const fallback = await run('shard', { ...ctx, secrets: withoutOwn, matrix: combos.find((c) => c.scope === 'us-east-1')! }, 'runner-shard-fallback');
+    const refused = fallback.log.find((l) => l.command?.startsWith('trellis-ci renew'))!;
+    expect([fallback.result, refused.code]).toEqual(['failure', 3]);
+    expect(refused.stderr).toMatch(/also opens the intermediate key of global/);
+    expect(fallback.log.find((l) => l.step === "push the shard's commit to its own branch")!.kind).toBe('skipped');
     const shards = await Promise.all(combos.map((m) => run('shard', { ...ctx, matrix: m }, `runner-shard-${m.scope}`)));
     for (const s of shards) expect(failures(s)).toEqual([]);
     const renewLog = (scope: string) => shards[combos.findIndex((c) => c.scope === scope)]!.log.find((l) => l.command?.startsWith('trellis-ci renew'))!;

@@ -55,10 +55,10 @@ describe('post-quantum at rest (init --pq)', () => {
     }
   });
 
-  it('--pq with a classic recipient is refused (exit 2, nothing created)', async () => {
+  it('--pq with a classic recipient is refused (exit 3, nothing created)', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-pq-'));
     const r = await trellisRoot(['init', '--store', path.join(base, 'store'), '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-recipient', 'age107a3fjz7jecs7adv37xdyjjkpxq6gjy8mtspz0jgrp5xxd6khytqv3ft42', '--pq']);
-    expect(r.code, r.stderr).toBe(2);
+    expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/--ci-recipient: with --pq every recipient must be post-quantum/);
     expect(fs.readdirSync(base)).toEqual([]);
   });

@@ -7,9 +7,11 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 import { combine } from 'shamir-secret-sharing';
 import { describe, expect, it } from 'vitest';
-import { trellisCi, trellisRoot, tool } from './helpers/cli.js';
+import { REPO, ROOT_BIN, baseEnv, trellisCi, trellisRoot, tool } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 interface Split { base: string; store: string; shares: string[] }
@@ -152,5 +154,91 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
     const r = await trellisCi(['status'], { env: { TRELLIS_ROOT_IDENTITY_SHARES: '/media/a,/media/b' } });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/TRELLIS_ROOT_IDENTITY_SHARES is set/);
+  });
+});
+
+describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey --shares)', () => {
+  const dataOf = (file: string) => /^data: ([0-9a-f]+)$/m.exec(fs.readFileSync(file, 'utf8'))![1]!;
+
+  it('typed at a terminal: echo off, a damaged share asked again, K shares run a real ceremony, nothing typed is shown', async () => {
+    const s = await splitMesh('2-of-3');
+    const crlBefore = fs.readFileSync(path.join(s.store, 'bundles/root/crl.pem'), 'utf8');
+    const share1 = fs.readFileSync(s.shares[0]!, 'utf8');
+    const damaged = share1.replace(/^(data: [0-9a-f]{10})([0-9a-f])/m, (_, a: string, d: string) => `${a}${d === '0' ? '1' : '0'}`);
+    const prompt = 'type or paste it';
+    const env = baseEnv({ TRELLIS_ALLOW_ONLINE: '1' });
+    const r = await execa('python3', [path.join(REPO, 'tests/helpers/on-tty.py'), damaged, prompt, share1, prompt, fs.readFileSync(s.shares[2]!, 'utf8'), prompt,
+      '--', 'node', ROOT_BIN, '--store', s.store, 'crl', '--shares-stdin'], { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+    const out = String(r.stdout);
+    expect(r.exitCode, out).toBe(0);
+    expect(out).toContain('[answered]');
+    expect(out).toMatch(/checksum does not match[\s\S]*try again \(2 attempt\(s\) left\)/);
+    expect(out).toMatch(/share 1 of 3 read \(1 of the 2 needed\)/);
+    expect(out).toMatch(/share 3 of 3 read \(2 of the 2 needed\)/);
+    // The terminal never showed a share: neither the line discipline's echo nor trellis printed one back.
+    for (const f of s.shares) expect(out).not.toContain(dataOf(f).slice(0, 24));
+    expect(out).not.toMatch(/AGE-SECRET-KEY/);
+    expect(fs.readFileSync(path.join(s.store, 'bundles/root/crl.pem'), 'utf8')).not.toBe(crlBefore);
+  });
+
+  it('piped: share blocks on stdin, also beside a share file; one share alone is refused (exit 3, store unchanged)', async () => {
+    const s = await splitMesh('2-of-3');
+    const both = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: [s.shares[1]!, s.shares[2]!].map((f) => fs.readFileSync(f, 'utf8')).join('\n') });
+    expect(both.code, both.stderr).toBe(0);
+    const mixed = await trellisRoot(['crl', '--shares-from', s.shares[0]!, '--shares-stdin'], { cwd: s.store, input: fs.readFileSync(s.shares[2]!, 'utf8') });
+    expect(mixed.code, mixed.stderr).toBe(0);
+    const snap = snapshotStore(s.store);
+    const one = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: fs.readFileSync(s.shares[0]!, 'utf8') });
+    expect(one.code, one.stderr).toBe(3);
+    expect(one.stderr).toMatch(/1 distinct share\(s\) of 3 given \(1\); the offline identity needs 2/);
+    expect(snap.now()).toEqual(snap.before);
+    const none = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: 'nothing here\n' });
+    expect(none.code, none.stderr).toBe(2);
+    expect(none.stderr).toMatch(/stdin holds no trellis identity share/);
+  });
+
+  it('rekey --shares 3-of-4 hands the root key to new share holders: the old shares open nothing, any 3 new ones do', async () => {
+    const s = await splitMesh('2-of-3');
+    const r = await trellisRoot(['rekey', '--shares', '3-of-4', '--shares-from', s.shares[0]!, s.shares[1]!, '--confirm-recipients'], { cwd: s.store });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).not.toMatch(/AGE-SECRET-KEY/);
+    expect(r.stdout + r.stderr).toMatch(/the 4 shares printed above \(stdout\) are now the only way into the root key/);
+    const fresh = r.stdout.split(/\n(?=# trellis offline root identity, share )/).map((b, i) => {
+      const f = path.join(s.base, `new-share-${i + 1}`);
+      fs.writeFileSync(f, b.endsWith('\n') ? b : `${b}\n`);
+      return f;
+    });
+    expect(fresh).toHaveLength(4);
+    expect(fs.readFileSync(fresh[0]!, 'utf8')).toMatch(/^of: 4$\n^threshold: 3$/m);
+    const ledger = fs.readFileSync(path.join(s.store, 'bundles/root/ledger.jsonl'), 'utf8');
+    expect(ledger).toMatch(/rekey-root/);
+    const old = await trellisRoot(['crl', '--shares-from', s.shares[0]!, s.shares[1]!], { cwd: s.store });
+    expect(old.code, old.stderr).toBe(3);
+    expect(old.stderr).toMatch(/a share of another identity/);
+    const two = await trellisRoot(['crl', '--shares-from', fresh[0]!, fresh[3]!], { cwd: s.store });
+    expect(two.code, two.stderr).toBe(3);
+    const three = await trellisRoot(['crl', '--shares-from', fresh[0]!, fresh[2]!, fresh[3]!], { cwd: s.store });
+    expect(three.code, three.stderr).toBe(0);
+    const v = await trellisRoot(['verify'], { cwd: s.store });
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+  });
+
+  it('rekey --shares whose stdout is a full device rekeys nothing (exit 1, store unchanged, no share printed anywhere)', async () => {
+    const s = await splitMesh('2-of-3');
+    const snap = snapshotStore(s.store);
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = spawn('node', [ROOT_BIN, 'rekey', '--shares', '2-of-3', '--shares-from', s.shares[0]!, s.shares[2]!, '--confirm-recipients'], {
+        cwd: s.store, env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'],
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      child.on('close', (code) => resolve({ code, stderr }));
+    });
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr).toMatch(/cannot write the shares of the offline root identity to stdout \(ENOSPC\); the root key was not rekeyed/);
+    expect(r.stderr).not.toMatch(/data: [0-9a-f]{8}|AGE-SECRET-KEY/);
+    expect(snap.now()).toEqual(snap.before);
+    const still = await trellisRoot(['crl', '--shares-from', s.shares[1]!, s.shares[2]!], { cwd: s.store });
+    expect(still.code, still.stderr).toBe(0);
   });
 });

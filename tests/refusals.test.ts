@@ -98,7 +98,7 @@ describe('bad input (exit 2)', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
     const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient,
       '--offline-recipient', await identityToRecipient(await generateHybridIdentity()), '--offline-recipient', (await newIdentity()).recipient]);
-    expect(r.code).toBe(2);
+    expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/mixes post-quantum/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });

@@ -1,17 +1,20 @@
 """Runs a command on a real pseudo-terminal (so the child's stdin is a TTY),
-answers its first prompt with argv[1] once the prompt text argv[2] appears,
-and prints everything the terminal showed; exits with the child's code.
+answers its prompts in order: each ANSWER is typed once its PROMPT text has
+appeared (again) after the previous answer; prints everything the terminal
+showed; exits with the child's code.
 
-    python3 tests/helpers/on-tty.py ANSWER PROMPT -- CMD ARGS...
+    python3 tests/helpers/on-tty.py ANSWER PROMPT [ANSWER PROMPT ...] -- CMD ARGS...
 """
 import os, pty, select, sys
 
-answer, prompt = sys.argv[1], sys.argv[2].encode()
-cmd = sys.argv[sys.argv.index('--') + 1:]
+sep = sys.argv.index('--')
+pairs = sys.argv[1:sep]
+steps = [(pairs[i], pairs[i + 1].encode()) for i in range(0, len(pairs), 2)]
+cmd = sys.argv[sep + 1:]
 pid, fd = pty.fork()
 if pid == 0:
     os.execvp(cmd[0], cmd)
-seen, answered = b'', False
+seen, mark, done = b'', 0, 0
 while True:
     try:
         ready, _, _ = select.select([fd], [], [], 30)
@@ -23,10 +26,12 @@ while True:
     if not chunk:
         break
     seen += chunk
-    if not answered and prompt in seen:
-        os.write(fd, (answer + '\n').encode())
-        answered = True
+    while done < len(steps) and steps[done][1] in seen[mark:]:
+        mark = seen.index(steps[done][1], mark) + len(steps[done][1])
+        answer = steps[done][0]
+        os.write(fd, (answer if answer.endswith('\n') else answer + '\n').encode())
+        done += 1
 _, status = os.waitpid(pid, 0)
 sys.stdout.write(seen.decode('utf-8', 'replace'))
-sys.stdout.write('\n[answered]\n' if answered else '\n[no prompt]\n')
+sys.stdout.write('\n[answered]\n' if steps and done == len(steps) else '\n[no prompt]\n')
 sys.exit(os.waitstatus_to_exitcode(status))

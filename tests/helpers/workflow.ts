@@ -7,8 +7,9 @@
  * actions/upload-artifact (a copy of `path` into <artifacts>/<name>) and the
  * repository's own action `./` (trellis-ci run with the same `args` in its
  * `working-directory`, the `ci-identity` input as TRELLIS_CI_IDENTITY).
- * Expressions: context paths, fromJSON(), == between a path and a string,
- * always() and !cancelled(); anything else is an error, so a template using
+ * Expressions: context paths, index syntax (secrets[matrix.secret]), ||,
+ * fromJSON(), == between a path and a string, always() and !cancelled(); a
+ * matrix of one axis or of `include` combinations; anything else is an error, so a template using
  * more fails here instead of passing untested.
  */
 import fs from 'node:fs';
@@ -41,9 +42,37 @@ function lookup(ctx: Context, ref: string): unknown {
   return v;
 }
 
+/** `expr` cut at each `||` outside parentheses and brackets. */
+function alternatives(expr: string): string[] {
+  const out: string[] = [];
+  let depth = 0;
+  let from = 0;
+  for (let i = 0; i < expr.length; i++) {
+    const c = expr[i];
+    if (c === '(' || c === '[') depth++;
+    else if (c === ')' || c === ']') depth--;
+    else if (c === '|' && expr[i + 1] === '|' && depth === 0) {
+      out.push(expr.slice(from, i));
+      from = i + 2;
+      i++;
+    }
+  }
+  return [...out, expr.slice(from)];
+}
+
 export function evaluate(expr: string, ctx: Context): unknown {
   const e = expr.trim();
   if (e === 'always()' || e === '!cancelled()') return true;
+  // a || b: the first truthy value, as GitHub's operator returns it (a missing secret is '').
+  const alts = alternatives(e);
+  if (alts.length > 1) return alts.map((a) => evaluate(a, ctx)).find(Boolean) ?? '';
+  // Index syntax with an expression inside: secrets[matrix.secret].
+  const index = e.match(/^([A-Za-z_][\w-]*(?:\.[\w-]+)*)\[([^\]]+)\]$/);
+  if (index) {
+    const base = lookup(ctx, index[1]!);
+    const key = String(evaluate(index[2]!, ctx) ?? '');
+    return base && typeof base === 'object' ? (base as Record<string, unknown>)[key] : undefined;
+  }
   const json = e.match(/^fromJSON\((.*)\)$/);
   if (json) return JSON.parse(String(evaluate(json[1]!, ctx)));
   const eq = e.match(/^([\w.-]+)\s*==\s*'([^']*)'$/);
@@ -63,7 +92,7 @@ function condition(cond: string | undefined, ctx: Context): boolean {
   return Boolean(evaluate(inner, ctx));
 }
 
-/** The matrix combinations of a job (one axis is all these templates use). */
+/** The matrix combinations of a job: one axis, or an `include` list of combinations (all these templates use). */
 export function matrixOf(job: Job, ctx: Context): Record<string, string>[] {
   const m = job.strategy?.matrix;
   if (!m) return [{}];
@@ -72,6 +101,7 @@ export function matrixOf(job: Job, ctx: Context): Record<string, string>[] {
   const [axis, values] = axes[0]!;
   const list = typeof values === 'string' ? evaluate(values.trim().replace(/^\$\{\{(.*)\}\}$/, '$1'), ctx) : values;
   if (!Array.isArray(list)) throw new Error(`matrix ${axis} is not a list`);
+  if (axis === 'include') return list.map((v) => Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])));
   return list.map((v) => ({ [axis]: String(v) }));
 }
 

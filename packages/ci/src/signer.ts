@@ -1,14 +1,21 @@
 import fs from 'node:fs';
 import {
-  TrellisError, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
+  TrellisError, assertIdentityScoped, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
   inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate,
 } from '@trellis/core';
 
-export function ciIdentities(mesh: Mesh): Promise<string[]> {
+/**
+ * The CI identity, for work on `scopes` (all of them when unset): refused if it
+ * opens the root key, or the key of a separated scope the run was not asked
+ * to work on (assertIdentityScoped, recipients.ciScopes).
+ */
+export async function ciIdentities(mesh: Mesh, scopes?: string[]): Promise<string[]> {
   // Routine CI work (renew, revoke, compose) never carries the on-call team's secret.
   assertNoBreakglass(process.env, 'routine CI work (it is for trellis-ci activate-standby only)');
   const ids = requireIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
-  return refuseRootOpeners(mesh, ids).then(() => ids);
+  await refuseRootOpeners(mesh, ids);
+  if (scopes) await assertIdentityScoped(mesh, ids, scopes);
+  return ids;
 }
 
 /** An identity that opens the root key has no place in CI, even if it was handed over as "the CI identity". */

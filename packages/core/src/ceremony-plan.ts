@@ -6,7 +6,7 @@
  */
 import type { Certificate } from './certificates.js';
 import { fingerprint } from './certificates.js';
-import type { MeshConfig } from './config.js';
+import { ciRecipientIn, type MeshConfig } from './config.js';
 import { TrellisError } from './errors.js';
 import type { Mesh } from './mesh.js';
 import { paths } from './mesh.js';
@@ -44,7 +44,7 @@ export function intermediatePlan(scope: string, config: MeshConfig, root: Certif
     pathLength: PROFILES.intermediate.pathLength!,
     permitted: permittedNamesFor(scope, config.trustDomain),
     algorithm: config.algorithms.intermediate,
-    recipient: config.recipients.ci,
+    recipient: ciRecipientIn(config, scope),
   };
 }
 

@@ -10,14 +10,18 @@ import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } fr
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
 import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
-import { assertBreakglassRecipient, assertSeparateRecipients, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
+import { assertBreakglassRecipient, assertSeparateRecipients, isPq, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
   version: 1;
   mesh: string;
   trustDomain: string;
-  /** breakglass: the on-call security team's recipient, the only reader of standby keys (optional). */
-  recipients: { offline: string[]; ci: string; breakglass?: string };
+  /**
+   * breakglass: the on-call security team's recipient, the only reader of standby keys (optional).
+   * ciScopes: a scope's own CI recipient (optional, per scope), so one runner secret opens one scope's keys;
+   * a scope without one uses `ci`. It counts once a custodian confirmed it (see docs/custody-keys.md).
+   */
+  recipients: { offline: string[]; ci: string; breakglass?: string; ciScopes?: Record<string, string> };
   algorithms: { root: KeyAlgorithm; intermediate: KeyAlgorithm; leaf: KeyAlgorithm };
   /** Lifetimes in milliseconds. */
   ttl: { root: number; intermediate: number; leaf: number };
@@ -241,7 +245,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   const r = new Reader(file, 'bad-config');
   const top = r.map(parseYaml(text, file, 'bad-config'), '', ['version', 'mesh', 'trustDomain', 'recipients', 'defaults', 'deploy']);
   if (top.version !== 1) r.fail('version', `unsupported store version ${JSON.stringify(top.version)}`, 'this trellis reads version 1');
-  const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci', 'breakglass']);
+  const recipients = r.map(top.recipients, 'recipients', ['offline', 'ci', 'breakglass', 'ciScopes']);
   const offline = r.list(recipients.offline, 'recipients.offline').map((v, i) => r.string(v, `recipients.offline[${i}]`, /^age1/));
   if (offline.length === 0) r.fail('recipients.offline', 'needs at least one offline recipient', 'list the age recipient of each offline identity (age-keygen -y prints it)');
   const ci = r.string(recipients.ci, 'recipients.ci', /^age1/);
@@ -253,6 +257,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     validateRecipients([breakglass], { file, field: 'recipients.breakglass' });
     assertBreakglassRecipient(offline, ci, breakglass, { file, field: 'recipients.breakglass' });
   }
+  const ciScopes = readCiScopes(r, recipients.ciScopes, { offline, ci, breakglass });
   const defaults = r.map(top.defaults ?? {}, 'defaults', ['algorithms', 'ttl', 'overlap', 'crl']);
   const crl = r.map(defaults.crl ?? {}, 'defaults.crl', ['root', 'leaf']);
   const alg = r.map(defaults.algorithms ?? {}, 'defaults.algorithms', ['root', 'intermediate', 'leaf']);
@@ -263,7 +268,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     version: 1,
     mesh: r.string(top.mesh, 'mesh', SCOPE_NAME, 'lower-case letters, digits and dashes'),
     trustDomain: r.string(top.trustDomain, 'trustDomain', TRUST_DOMAIN, 'a lower-case DNS name such as mesh.example'),
-    recipients: { offline, ci, ...(breakglass !== undefined ? { breakglass } : {}) },
+    recipients: { offline, ci, ...(breakglass !== undefined ? { breakglass } : {}), ...(ciScopes ? { ciScopes } : {}) },
     algorithms: {
       root: r.oneOf(alg.root ?? d.algorithms.root, 'defaults.algorithms.root', KEY_ALGORITHMS),
       intermediate: r.oneOf(alg.intermediate ?? d.algorithms.intermediate, 'defaults.algorithms.intermediate', KEY_ALGORITHMS),
@@ -278,6 +283,43 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
     crl: { root: r.duration(crl.root ?? d.crl.root, 'defaults.crl.root'), leaf: r.duration(crl.leaf ?? d.crl.leaf, 'defaults.crl.leaf') },
     deploy: readAllowList(r, top.deploy ?? {}, 'deploy'),
   };
+}
+
+/**
+ * recipients.ciScopes: scope → its own CI recipient. Each is a CI recipient
+ * like recipients.ci (never an offline or the break-glass one), one kind with
+ * it (the CI tier is post-quantum or not as a whole), and each scope's alone:
+ * a recipient shared by two scopes, or equal to recipients.ci, separates nothing.
+ */
+function readCiScopes(r: Reader, raw: unknown, others: { offline: string[]; ci: string; breakglass?: string }): Record<string, string> | undefined {
+  if (raw === undefined) return undefined;
+  const m = r.map(raw, 'recipients.ciScopes');
+  const out: Record<string, string> = {};
+  const seen = new Map<string, string>();
+  for (const scope of Object.keys(m).sort()) {
+    const at = `recipients.ciScopes.${scope}`;
+    if (!SCOPE_NAME.test(scope)) r.fail(at, `${quoteInput(scope)} is not a scope name`, 'name a scope as its file is named: scopes/<scope>.yaml');
+    const rec = r.string(m[scope], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
+    validateRecipients([rec], { file: r.file, field: at });
+    // A custody rule like a mixed file (exit 3): a classic scope would undo the post-quantum protection of the CI tier.
+    if (isPq(rec) !== isPq(others.ci)) {
+      throw new TrellisError('custody-recipients', `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(others.ci) ? 'post-quantum' : 'classic'}`, {
+        file: r.file, field: at, hint: 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)',
+      });
+    }
+    assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
+    if (others.breakglass !== undefined) assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
+    if (rec === others.ci) r.fail(at, 'is recipients.ci, the shared CI recipient: the scope would not be separated', 'give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one');
+    if (seen.has(rec)) r.fail(at, `is also the recipient of scope ${seen.get(rec)}: one identity would open both`, 'give each scope its own identity (age-keygen)');
+    seen.set(rec, scope);
+    out[scope] = rec;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
+
+/** The CI recipient trellis.yaml gives `scope`'s intermediate keys: its own, else the shared one. */
+export function ciRecipientIn(config: MeshConfig, scope: string): string {
+  return config.recipients.ciScopes?.[scope] ?? config.recipients.ci;
 }
 
 export function serializeMeshConfig(c: { mesh: string; trustDomain: string; recipients: MeshConfig['recipients']; rootAlgorithm?: KeyAlgorithm }): string {

@@ -219,7 +219,8 @@ export function validateRecipients(recipients: string[], place: { file?: string;
     }
   }
   if (new Set(recipients.map(isPq)).size > 1) {
-    throw new TrellisError('bad-recipient', 'mixes post-quantum (age1pq1…) and classic recipients', {
+    // a custody rule, not a typo: exit 3 like every other recipient-custody refusal
+    throw new TrellisError('custody-recipients', 'mixes post-quantum (age1pq1…) and classic recipients', {
       ...place, hint: 'a classic recipient would undo the post-quantum protection of the file: use one kind',
     });
   }
@@ -294,6 +295,17 @@ export function ageStanzaCount(armored: string): number | undefined {
     const header = Buffer.from(armor.decode(armored)).toString('latin1').split('\n---')[0]!;
     if (!header.startsWith('age-encryption.org/v1\n')) return undefined;
     return header.split('\n').filter((l) => l.startsWith('-> ')).length;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The type of each recipient stanza of an age file's header (X25519, mlkem768x25519, …); undefined when it is not an age file. */
+export function ageStanzaTypes(armored: string): string[] | undefined {
+  try {
+    const header = Buffer.from(armor.decode(armored)).toString('latin1').split('\n---')[0]!;
+    if (!header.startsWith('age-encryption.org/v1\n')) return undefined;
+    return header.split('\n').filter((l) => l.startsWith('-> ')).map((l) => l.split(' ')[1] ?? '');
   } catch {
     return undefined;
   }

@@ -30,6 +30,7 @@ export type Reason =
   | 'custody-identity-in-drill'
   | 'custody-not-confirmed'
   | 'custody-token'
+  | 'custody-identity-too-broad'
   // exit 4: concurrency
   | 'store-locked'
   | 'store-changed'
@@ -59,6 +60,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-identity-in-drill': 3,
   'custody-not-confirmed': 3,
   'custody-token': 3,
+  'custody-identity-too-broad': 3,
   'custody-breakglass-misplaced': 3,
   'store-locked': 4, 'store-changed': 4,
   'profile-violation': 1, 'outlives-issuer': 1, 'issuer-expiring': 1, 'name-outside-constraints': 1,

@@ -2,7 +2,7 @@
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
 export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
 export * from './names.js';
-export { parseMeshConfig, serializeMeshConfig, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
+export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
   type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
 } from './config.js';
 export {
@@ -24,11 +24,14 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, isPq,
+  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, ageStanzaTypes, isPq,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, recipientFingerprint, splitIdentity, type IdentityShare } from './shares.js';
 export { reencrypt, withRecipients } from './rekey.js';
+export {
+  assertIdentityScoped, ciKeyFiles, ciRecipientOf, ciScopesRecord, confirmedCiCustody, configuredCiCustody, sameCiCustody, short, unconfirmedCiRecipients, type CiCustody,
+} from './scope-custody.js';
 export { ageFilesIn } from './verify/retired.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';

@@ -11,6 +11,7 @@ import { liveRevokedIntermediates, verifyRootTier } from './verify/root.js';
 import { verifyBoundary, verifyIntermediates, verifyIssuance, verifyPhase, verifyScopeCrl, verifyScopeLedger, type ScopeView } from './verify/scope.js';
 import type { Finding } from './verify/finding.js';
 import { deployFindings } from './verify-deploy.js';
+import { ciScopeFindings } from './scope-custody.js';
 import { verifyLedgers } from './verify-ledgers.js';
 
 export { worstLevel, type Finding, type Level } from './verify/finding.js';
@@ -39,6 +40,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       ...verifyIssuance(view),
     );
   }
+  out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o of mesh.orphans) {

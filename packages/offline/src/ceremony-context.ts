@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh } from '@trellis/core';
 import type { Ceremony } from './procedures.js';
+import { sharesFromStdin } from './typed-shares.js';
 import { tokenAwareSeam, tokenRootsOnly } from './token.js';
 import type { Posture } from './records.js';
 import { recipientsToRecord } from './records.js';
@@ -27,13 +28,13 @@ export function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv 
  * this store's offline identity and recombines K of them in memory; fewer than
  * K is refused (exit 3) before anything is opened.
  */
-export async function loadRootShares(flags: { store?: string; sharesFrom?: string[] }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
+export async function loadRootShares(flags: { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const sources = shareSources(flags.sharesFrom, env);
-  if (!sources.length) return;
+  if (!sources.length && !flags.sharesStdin) return;
   if ((env.TRELLIS_ROOT_IDENTITY ?? '') !== '' || (env.TRELLIS_ROOT_IDENTITY_FILE ?? '') !== '') {
     throw new TrellisError('usage', 'both identity shares and TRELLIS_ROOT_IDENTITY(_FILE) are given', { hint: 'give one source of the offline identity' });
   }
-  const shares = sources.map((source) => {
+  const files = sources.map((source) => {
     let text: string;
     try {
       text = fs.readFileSync(source, 'utf8');
@@ -42,6 +43,8 @@ export async function loadRootShares(flags: { store?: string; sharesFrom?: strin
     }
     return { share: parseShare(text, source), source };
   });
+  // --shares-stdin: the custodians type (or pipe) their shares on stdin, after the files.
+  const shares = flags.sharesStdin ? [...files, ...await sharesFromStdin(files)] : files;
   fromShares = await combineShares(shares, storeOfflineRecipients(flags.store, env));
 }
 

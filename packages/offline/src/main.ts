@@ -33,6 +33,7 @@ await runMain('trellis-root', () => {
     .option('pin-file', { type: 'string', global: true, describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
     .option('shares-from', { type: 'string', array: true, global: true, describe: 'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE' })
+    .option('shares-stdin', { type: 'boolean', global: true, describe: 'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until K) or piped; with --shares-from, after its files' })
     .command([init, intermediate, rotate, recover, retire, crl, confirm, rekey, status, verify, check, version] as CommandModule[])
     // After parsing, before any command: a clock behind the root ledger is refused for every command.
     .middleware((argv) => {
@@ -40,7 +41,7 @@ await runMain('trellis-root', () => {
       requireClockNotBehindLedger(argv as { store?: string; now?: string });
       setTokenFlags({ ...(argv as { pkcs11Module?: string; pinFile?: string }), storeDir: storeDirOrUndefined(argv.store as string | undefined) });
     })
-    .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[] }))
+    .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }))
     .demandCommand(1, 'name a command')
     .strict()
     .epilogue(EXIT_CODES_HELP)

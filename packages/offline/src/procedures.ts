@@ -6,7 +6,7 @@
  * because they sign with the root and trellis-ci must not reach them.
  */
 import {
-  TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
+  TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
   leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
@@ -86,8 +86,8 @@ export async function ceremonyIntermediates(c: Ceremony, targets: string[], root
     minted.set(scope, ca.cert);
     writes.push(
       { path: paths.intermediate(scope), content: certificatePem(ca.cert) },
-      // The CI recipient only: the root identity must not open what CI signs with.
-      { path: paths.intermediateKey(scope), content: await encryptTo([mesh.config.recipients.ci], ca.keyPem) },
+      // The scope's CI recipient only (its own, else the shared one): the root identity must not open what CI signs with.
+      { path: paths.intermediateKey(scope), content: await encryptTo([ciRecipientIn(mesh.config, scope)], ca.keyPem) },
       { path: paths.state(scope), content: serializeScopeState({ phase: 'steady', active: fingerprint(ca.cert), since: iso(now), revoked: [] }) },
       { path: paths.leaves(scope), content: '{}\n' },
       { path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, 'intermediate', now, c.posture, { scope, root: fingerprint(root.cert) }, [intermediateCreated(ca.cert)], root) },
@@ -119,7 +119,7 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
     affected: [...m.leaves].map(([service, r]) => ({ service, oldSerial: r.serial })),
   };
   const writes = [
-    ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(ca.cert), keyAge: await encryptTo([mesh.config.recipients.ci], ca.keyPem) }),
+    ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(ca.cert), keyAge: await encryptTo([ciRecipientIn(mesh.config, scope)], ca.keyPem) }),
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
   ];
   return {
@@ -188,7 +188,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
     steps: [...open.steps, { step: 'abort', at: iso(now), actor: c.actor, tool: 'trellis-root recover', note: `superseded by compromise recovery ${id}` }],
   }] : [];
   const writes = [
-    ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(fresh.cert), keyAge: await encryptTo([mesh.config.recipients.ci], fresh.keyPem) }),
+    ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(fresh.cert), keyAge: await encryptTo([ciRecipientIn(mesh.config, scope)], fresh.keyPem) }),
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
     ...(await rootRecords(c, rootState, signers)),
   ];

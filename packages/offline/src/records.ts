@@ -1,6 +1,6 @@
 /** What every offline operation records: ledger entries that note the posture, and the custodian's confirmations. */
 import {
-  TrellisError, actor, allowListDigest, appendToLedger, iso, lastConfirmedRecord, ledgerSigner,
+  TrellisError, actor, allowListDigest, appendToLedger, ciScopesRecord, iso, lastConfirmedRecord, ledgerSigner, unconfirmedCiRecipients,
   type Created, type DeployAllowList, type Mesh,
 } from '@trellis/core';
 import type { RootSigner } from './ceremony.js';
@@ -22,14 +22,15 @@ export function offlineEntry(ledger: string, op: string, now: Date, posture: Pos
  * to record (nothing when unchanged).
  */
 export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
-  const current = { ciRecipient: mesh.config.recipients.ci, offlineRecipients: mesh.config.recipients.offline };
+  const current = { ciRecipient: mesh.config.recipients.ci, offlineRecipients: mesh.config.recipients.offline, ...ciScopesRecord(mesh.config) };
   // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull request can append anything else.
   const recorded = lastConfirmedRecord(mesh, 'ciRecipient');
   if (!recorded) return current;
-  const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients);
+  const scopes = unconfirmedCiRecipients(mesh).filter((l) => l.startsWith('recipients.ciScopes.'));
+  const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients) && !scopes.length;
   if (same) return {};
   if (!confirmed) {
-    const what = recorded.ciRecipient !== current.ciRecipient ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}` : 'recipients.offline';
+    const what = recorded.ciRecipient !== current.ciRecipient ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}` : scopes.length ? scopes.join('; ') : 'recipients.offline';
     throw new TrellisError('custody-recipients', `changed since the root ledger last recorded it (${what}): new keys would be encrypted to it`, {
       file: 'trellis.yaml', field: 'recipients',
       hint: 'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); otherwise restore trellis.yaml: a pull request must not redirect keys',

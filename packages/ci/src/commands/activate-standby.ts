@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, advanceScope, anchorsBy, appendToLedger, assertBreakglassPosture, assertLedgerCounts, certificatePem, clock, decryptWith, effectWrites,
-  encryptTo, fingerprint, importSigningKey, inRole, intermediateProblems, iso, keyMatchesCert, lastConfirmedRecord, ledgerSigner, liveIntermediates, loadMesh,
+  ciRecipientIn, ciRecipientOf, confirmedCiCustody, encryptTo, fingerprint, importSigningKey, inRole, intermediateProblems, iso, keyMatchesCert, lastConfirmedRecord, ledgerSigner, liveIntermediates, loadMesh,
   nodeCryptoSeam, paths, requireIdentities, scopeCrlWrite, scopeDef, serializeScopeState, signBurnStatement, trustBundleFiles, tryDecrypt, withStore, type FileWrite, type Mesh,
 } from '@trellis/core';
 
@@ -48,10 +48,13 @@ async function activate(mesh: Mesh, scope: string, ids: string[], reason: string
   const pem = await decryptWith(ids, standby.keyAge ?? '', standby.keyFile, 'breakglass');
   if (!keyMatchesCert(pem, standby.cert)) throw new TrellisError('key-mismatch', `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: 'restore bundles/<scope>/ from git' });
   // The key goes to CI next: only to the CI recipient the custodian confirmed, never one a pull request wrote into trellis.yaml.
-  const ci = mesh.config.recipients.ci;
-  const confirmed = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
+  // The scope's own CI recipient when it has one (recipients.ciScopes), else the shared one; as confirmed, never as a pull request wrote it.
+  const ci = ciRecipientIn(mesh.config, scope);
+  const custody = lastConfirmedRecord(mesh, 'ciRecipient') ? confirmedCiCustody(mesh) : undefined;
+  const confirmed = custody && ciRecipientOf(custody, scope);
   if (confirmed !== undefined && confirmed !== ci) {
-    throw new TrellisError('custody-recipients', `recipients.ci changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: 'trellis.yaml', field: 'recipients.ci', hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first' });
+    const field = scope in (mesh.config.recipients.ciScopes ?? {}) || scope in custody!.scopes ? `recipients.ciScopes.${scope}` : 'recipients.ci';
+    throw new TrellisError('custody-recipients', `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: 'trellis.yaml', field, hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first' });
   }
   const m = mesh.material.get(scope)!;
   const burned = live.filter((l) => l.role !== 'standby' && l.role !== 'old-root');

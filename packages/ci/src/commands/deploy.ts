@@ -94,7 +94,7 @@ async function runDeploy(a: Args): Promise<void> {
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
     const held = readIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
     if (sealedScopes.length || held) {
-      const ids = await ciIdentities(mesh);
+      const ids = await ciIdentities(mesh, a.scope ? [a.scope] : undefined);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
     }
     const signerOf = (scope: string) => {

@@ -1,44 +1,49 @@
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, ageFilesIn, appendToLedger, clock, iso, isPq, lastConfirmedRecord, ledgerSigner, loadMesh, mergeWrites, paths, recipientOf, tryDecrypt, encryptTo, withStore, type FileWrite,
+  TrellisError, actor, ageFilesIn, appendToLedger, ciRecipientOf, clock, confirmedCiCustody, iso, isPq, lastConfirmedRecord, ledgerSigner, loadMesh, mergeWrites, paths, recipientOf, short, tryDecrypt,
+  unconfirmedCiRecipients, encryptTo, withStore, type FileWrite,
 } from '@trellis/core';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
 interface Args { store?: string; now?: string }
 
-/** A recipient as a message names it: post-quantum ones are ~2,000 characters. */
-const short = (r: unknown) => (typeof r === 'string' && r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : String(r));
-
 export const rekey: CommandModule<object, Args> = {
   command: 'rekey',
-  describe: "Re-encrypt every intermediate key the CI identity opens to trellis.yaml's new CI recipient, once a custodian confirmed it (retires the current CI identity)",
+  describe: "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
   builder: (y) => y
-    .example('$0 rekey', 'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci') as never,
+    .example('$0 rekey', 'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci')
+    .example('$0 rekey', 'with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity') as never,
   handler: async (a) => {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      const next = mesh.config.recipients.ci;
-      // Only a root-signed confirmation counts: a pull request that edits recipients.ci must not get the keys.
-      const confirmed = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
-      if (confirmed !== next) {
-        throw new TrellisError('custody-not-confirmed', `recipients.ci ${short(next)} is not the CI recipient a custodian last confirmed${confirmed ? ` (${short(confirmed)})` : ''}`, {
-          file: 'trellis.yaml', field: 'recipients.ci', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
+      // Only a root-signed confirmation counts: a pull request that edits recipients.ci or recipients.ciScopes must not get the keys.
+      const unconfirmed = unconfirmedCiRecipients(mesh);
+      if (unconfirmed.length) {
+        const ci = unconfirmed.find((l) => l.startsWith('recipients.ci '));
+        const confirmedCi = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
+        throw new TrellisError('custody-not-confirmed', ci
+          ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
+          : `${unconfirmed.join('; ')}: not what a custodian last confirmed`, {
+          file: 'trellis.yaml', field: ci ? 'recipients.ci' : 'recipients.ciScopes', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
         });
       }
+      const custody = confirmedCiCustody(mesh);
       const held = await ciIdentities(mesh);
-      const old = await Promise.all(held.map(recipientOf));
-      if (old.includes(next)) {
-        process.stdout.write(`the CI identity given is already the one for ${short(next)}: nothing to rekey (run rekey with the identity being retired)\n`);
-        return;
-      }
+      const heldRecipients = await Promise.all(held.map(recipientOf));
       const writes: FileWrite[] = [];
+      const moved = new Map<string, string>();
       let files = 0;
       for (const scope of [...mesh.material.keys()].sort()) {
+        const next = ciRecipientOf(custody, scope);
+        // The identities being retired for this scope: a key that opens with one of them moves; one already on `next` stays.
+        const retiring = held.filter((_, i) => heldRecipients[i] !== next);
+        const old = heldRecipients.filter((r) => r !== next);
+        if (!retiring.length) continue;
         // Every key file of the scope the CI identity opens; others (another party's) are not CI's to move.
         const mine: FileWrite[] = [];
         for (const file of ageFilesIn(store.dir).filter((f) => f.startsWith(`bundles/${scope}/`))) {
-          const r = await tryDecrypt(held, store.read(file)!);
+          const r = await tryDecrypt(retiring, store.read(file)!);
           if (r.ok) mine.push({ path: file, content: await encryptTo([next], r.text) });
         }
         if (!mine.length) continue;
@@ -47,14 +52,21 @@ export const rekey: CommandModule<object, Args> = {
           path: paths.ledger(scope),
           content: appendToLedger(mesh.material.get(scope)!.ledger, {
             op: 'rekey', at: iso(now), actor: actor(),
-            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path) },
+            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path), ...(scope in custody.scopes ? { scopeRecipient: true } : {}) },
           }, paths.ledger(scope), ledgerSigner(signer)).text,
         });
+        moved.set(scope, next);
         files += mine.length;
       }
+      if (!writes.length) {
+        process.stdout.write('every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n');
+        return;
+      }
       // One commit for every scope: a crash leaves all keys on the old recipient or all on the new.
-      if (writes.length) store.commit(mergeWrites(writes));
-      process.stdout.write(`rekeyed ${files} intermediate key file(s) to ${short(next)}${isPq(next) ? ' (post-quantum)' : ''}; recorded in each scope's ledger. The old CI identity is retired: remove it from CI's secrets\n`);
+      store.commit(mergeWrites(writes));
+      const targets = [...new Set(moved.values())];
+      const to = targets.length === 1 ? `to ${short(targets[0]!)}${isPq(targets[0]!) ? ' (post-quantum)' : ''}` : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(', ')})`;
+      process.stdout.write(`rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's\n`);
     });
   },
 };

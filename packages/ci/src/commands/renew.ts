@@ -54,7 +54,7 @@ async function runRenew(a: Args): Promise<RenewResult | undefined> {
       return await renewStore(store, {
         now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
         pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))), timings,
-      }, ciIdentities, (line) => process.stdout.write(`${line}
+      }, (mesh) => ciIdentities(mesh, a.scope ? [a.scope] : undefined), (line) => process.stdout.write(`${line}
 `));
     } finally {
       progress.stop();

@@ -23,7 +23,7 @@ export const revoke: CommandModule<object, Args> = {
       const mesh = loadMesh(store);
       const now = clock(a.now);
       revocableLeaf(mesh, scope, service);
-      const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh));
+      const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh, [scope]));
       const r = await revokeLeaf(mesh, scope, service, a.reason ?? 'unspecified', keys, now, actor(), nodeCryptoSeam);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
       process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir }) ?? '');

@@ -2,6 +2,7 @@
 import { keyMatchesCert } from '../certificates.js';
 import { tryDecrypt } from '../custody.js';
 import { liveIntermediates } from '../live.js';
+import { ciScopeCustodyFindings, confirmedCiCustody } from '../scope-custody.js';
 import { paths, type Mesh } from '../mesh.js';
 import type { Finding } from './finding.js';
 
@@ -42,7 +43,11 @@ export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: s
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
       out.push({ level: 'error', check: 'custody', file: paths.rootKey, message: 'the CI identity opens the root key: the root key is exposed to CI; rotate the root' });
     } else if (mesh.rootKeyAge !== undefined) out.push({ level: 'ok', check: 'custody', file: paths.rootKey, message: 'the CI identity cannot open the root key' });
-    for (const k of keys) {
+    // Scopes with their own CI recipient: each key must open with its scope's identity and no other (scope-custody.ts).
+    if (Object.keys(confirmedCiCustody(mesh).scopes).length) {
+      out.push(...(await ciScopeCustodyFindings(mesh, ids.ci)));
+    }
+    for (const k of Object.keys(confirmedCiCustody(mesh).scopes).length ? [] : keys) {
       const r = (await open(ids.ci, k.ct))!;
       if (!r.ok) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: r.why === 'malformed' ? 'this intermediate key file is not readable age ciphertext' : 'the CI identity does not open this intermediate key' });
       else if (!keyMatchesCert(r.text, k.cert!)) out.push({ level: 'error', check: 'custody', scope: k.scope, file: k.file, message: 'the intermediate key does not match its certificate' });

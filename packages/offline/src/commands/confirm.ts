@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, withStore } from '@trellis/core';
+import { allowListChanges, clock, confirmedAllowList, loadMesh, paths, unconfirmedCiRecipients, withStore } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -25,9 +25,13 @@ export const confirm: CommandModule<object, Args> = {
         if (a.confirmRecipients && !a.dryRun && Object.keys(recipientsToRecord(mesh, true)).length) {
           const [root] = await openRootKeys(mesh, rootIdentities(), now);
           store.commit([{ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'confirm-recipients', now, posture, recipientsToRecord(mesh, true), [], root!) }]);
-          process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}\n`);
+          const own = Object.entries(mesh.config.recipients.ciScopes ?? {}).map(([s, r]) => `; ${s}: ${r}`).join('');
+          process.stdout.write(`confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}${own}\n`);
           return;
         }
+        // What --confirm-recipients would record, for the custodian to review first.
+        const pending = unconfirmedCiRecipients(mesh);
+        if (a.dryRun && pending.length) process.stdout.write(`would confirm (with --confirm-recipients) ${pending.length} CI recipient change(s):\n${pending.map((l) => `  ${l}\n`).join('')}`);
         process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');
         return;
       }

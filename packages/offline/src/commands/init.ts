@@ -3,9 +3,10 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
-  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, splitIdentity, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
+  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
+import { printShares, writeAllToStdout } from '../identity-out.js';
 import { requireOfflinePosture } from '../posture.js';
 import { parseTokenUri, tokenAwareSeam } from '../token.js';
 
@@ -61,7 +62,7 @@ async function runInit(a: Args): Promise<void> {
   if (a.ciRecipient) validateRecipients([a.ciRecipient], { field: '--ci-recipient' });
   // --pq is for both postures: a classic recipient given beside it would leave one tier classic.
   for (const [field, given] of [['--offline-recipient', offline], ['--ci-recipient', a.ciRecipient ? [a.ciRecipient] : []]] as const) {
-    if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('bad-recipient', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
+    if (a.pq && given.some((r) => !isPq(r))) throw new TrellisError('custody-recipients', 'with --pq every recipient must be post-quantum (age1pq1…)', { field, hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one' });
   }
   if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
   const now = clock(a.now);
@@ -98,13 +99,10 @@ async function runInit(a: Args): Promise<void> {
   ];
   // The generated identity is the only way into the root key: it must have reached stdout before anything opens with it.
   if (offlineId && shares) {
-    // The whole identity is never printed: only the shares, each its own block for its own custodian.
-    const blocks = await splitIdentity(offlineId.identity, config.mesh, shares.k, shares.n);
-    process.stderr.write(`${shares.n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or separate media); any ${shares.k} open the root key, fewer reveal nothing\n`);
-    writeAllToStdout(blocks.join('\n'));
+    await printShares(offlineId.identity, config.mesh, shares.k, shares.n, INIT_STDOUT);
   } else if (offlineId) {
     process.stderr.write('the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n');
-    writeAllToStdout(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`);
+    writeAllToStdout(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`, { what: 'the offline root identity', ...INIT_STDOUT });
   }
   fs.mkdirSync(dir, { recursive: true });
   if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
@@ -121,30 +119,7 @@ async function runInit(a: Args): Promise<void> {
   else if (offlineId) process.stderr.write(a.rootKey ? 'the offline identity was printed above (stdout): it opens no root key now; keep it for a rotation back to a file root\n' : 'the offline root identity was printed above (stdout): the root key opens with it alone\n');
 }
 
-/**
- * Writes `text` to stdout synchronously and confirms every byte went out;
- * refuses (exit 1) otherwise, before the store exists, so a lost identity
- * never leaves a store nobody can open.
- */
-function writeAllToStdout(text: string): void {
-  const buf = Buffer.from(text);
-  let done = 0;
-  let waits = 0;
-  while (done < buf.length) {
-    try {
-      done += fs.writeSync(1, buf, done);
-    } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      // A non-blocking pipe that is full: wait for the reader, up to 30 s.
-      if (code === 'EAGAIN' && waits++ < 3000) {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-        continue;
-      }
-      // stdout is broken: later writes to it (the CLI's final flush) must not turn this refusal into a crash.
-      process.stdout.on('error', () => {});
-      throw new TrellisError('output-failed', `cannot write the offline root identity to stdout (${code ?? 'write failed'}); nothing was created`, {
-        hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root init … > /media/offline/root.identity), or pass --offline-recipient',
-      });
-    }
-  }
-}
+const INIT_STDOUT = {
+  outcome: 'nothing was created',
+  hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root init … > /media/offline/root.identity), or pass --offline-recipient',
+};

@@ -2,14 +2,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  STORE_FILE, TrellisError, clock, parseMeshConfig, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, writeFileAtomic, type FileWrite,
+  STORE_FILE, TrellisError, ciScopesRecord, clock, parseMeshConfig, parseSharesSpec, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, writeFileAtomic, type FileWrite,
 } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities, say } from '../ceremony-context.js';
+import { printShares } from '../identity-out.js';
 import { requireOfflinePosture } from '../posture.js';
 import { offlineEntry, recipientsToRecord } from '../records.js';
 
-interface Args { store?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean; offlineRecipient?: string[]; identityOut?: string; pq?: boolean }
+interface Args { store?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean; offlineRecipient?: string[]; identityOut?: string; shares?: string; pq?: boolean }
 
 export const rekey: CommandModule<object, Args> = {
   command: 'rekey',
@@ -17,12 +18,17 @@ export const rekey: CommandModule<object, Args> = {
   builder: (y) => y
     .option('offline-recipient', { type: 'string', array: true, describe: 'the new offline recipient(s) (age1… or age1pq1…)' })
     .option('identity-out', { type: 'string', describe: 'generate the new offline identity into this file (0600) instead' })
-    .option('pq', { type: 'boolean', describe: 'with --identity-out: generate an ML-KEM-768 hybrid identity (classic → post-quantum)' })
-    .example('$0 rekey --identity-out /media/offline/root-2.identity --pq', 'move the root key to a new, post-quantum offline identity') as never,
+    .option('shares', { type: 'string', describe: 'generate the new offline identity and print it as N Shamir shares on stdout, never whole (K-of-N, e.g. 3-of-5): new share holders' })
+    .option('pq', { type: 'boolean', describe: 'with --identity-out or --shares: generate an ML-KEM-768 hybrid identity (classic → post-quantum)' })
+    .example('$0 rekey --identity-out /media/offline/root-2.identity --pq', 'move the root key to a new, post-quantum offline identity')
+    .example('$0 rekey --shares-from /media/a/share /media/b/share --shares 2-of-3 > /media/offline/new-shares.txt', 'hand the root key to new share holders') as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
-    if (Boolean(a.offlineRecipient?.length) === Boolean(a.identityOut)) throw new TrellisError('usage', 'give exactly one of --offline-recipient AGE1… or --identity-out FILE');
-    if (a.pq && !a.identityOut) throw new TrellisError('usage', '--pq generates the new identity: give --identity-out FILE (or pass age1pq1… recipients)', { field: '--pq' });
+    if ([Boolean(a.offlineRecipient?.length), Boolean(a.identityOut), a.shares !== undefined].filter(Boolean).length !== 1) {
+      throw new TrellisError('usage', 'give exactly one of --offline-recipient AGE1…, --identity-out FILE or --shares K-of-N');
+    }
+    const split = a.shares === undefined ? undefined : parseSharesSpec(a.shares);
+    if (a.pq && !a.identityOut && !split) throw new TrellisError('usage', '--pq generates the new identity: give --identity-out FILE or --shares K-of-N (or pass age1pq1… recipients)', { field: '--pq' });
     if (a.identityOut && fs.existsSync(a.identityOut)) throw new TrellisError('usage', `${a.identityOut} exists; refusing to overwrite an identity`, { field: '--identity-out', hint: 'choose a new path' });
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
@@ -32,7 +38,7 @@ export const rekey: CommandModule<object, Args> = {
       const [root] = await openRootKeys(mesh, held, now);
       // trellis.yaml must be the confirmed one: a pull request must not choose who the root key is handed to.
       const confirmed = recipientsToRecord(mesh, Boolean(a.confirmRecipients));
-      const generated = a.identityOut ? await newIdentity(a.pq) : undefined;
+      const generated = a.identityOut || split ? await newIdentity(a.pq) : undefined;
       const next = generated ? [generated.recipient] : a.offlineRecipient!;
       validateRecipients(next, { field: '--offline-recipient' });
       const old = mesh.config.recipients.offline;
@@ -51,15 +57,18 @@ export const rekey: CommandModule<object, Args> = {
       writes.push({
         path: paths.rootLedger,
         content: offlineEntry(mesh.rootLedger, 'rekey-root', now, posture, {
-          ...confirmed, oldOfflineRecipients: old, offlineRecipients: next, ciRecipient: mesh.config.recipients.ci,
+          ...confirmed, oldOfflineRecipients: old, offlineRecipients: next, ciRecipient: mesh.config.recipients.ci, ...ciScopesRecord(mesh.config),
           postQuantum: next.every(isPq), keys: writes.map((w) => w.path).filter((p) => p.endsWith('.age')),
         }, [], root!),
       });
       // The new identity is written before the commit: a crash after it leaves a file nobody needs, never a key nobody can open.
-      if (generated) writeFileAtomic(path.resolve(a.identityOut!), `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`, 0o600);
+      if (generated && split) await printShares(generated.identity, mesh.config.mesh, split.k, split.n, { outcome: 'the root key was not rekeyed', hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root rekey … > /media/offline/shares.txt)' });
+      else if (generated) writeFileAtomic(path.resolve(a.identityOut!), `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`, 0o600);
       store.commit(writes);
-      say([`rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
-        ...(generated ? [`the new offline identity is in ${a.identityOut}: move it to offline media; the old identity is retired (it still opens the old ciphertext in git history)`] : [])]);
+      // With --shares, stdout holds the shares alone (as init prints them), so the summary goes to stderr.
+      (split ? (lines: string[]) => process.stderr.write(lines.map((l) => `${l}\n`).join('')) : say)([`rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
+        ...(split ? [`the ${split.n} shares printed above (stdout) are now the only way into the root key: give each to its own custodian; the old identity and its shares are retired (they still open the old ciphertext in git history)`]
+          : generated ? [`the new offline identity is in ${a.identityOut}: move it to offline media; the old identity is retired (it still opens the old ciphertext in git history)`] : [])]);
     });
   },
 };
