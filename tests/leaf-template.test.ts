@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  PROFILES, certificatePem, extensionsFor, importSigningKey, keyMatchesCert, leafBatch, leafKeyPair, leafNames, leafTbs, leafTemplateFor, mintedFromBatch,
+  PROFILES, certificatePem, extensionsFor, pemEncode, importSigningKey, keyMatchesCert, leafBatch, leafKeyPair, leafNames, leafTbs, leafTemplateFor, mintedFromBatch,
   nodeCryptoSeam, parseCertificate, profileViolations, permittedNamesFor, signInProcess, signingKeyObject, LEAF_SECRET_BYTES, iso, parseIssuanceRecord, serializeIssuanceRecord, toYaml,
   type CryptoSeam, type KeyAlgorithm, type SigningIntermediate,
 } from '@trellis/core';
@@ -119,6 +119,7 @@ describe('the leaf template', () => {
     const b = await leafBatch('us-east-1', [{ scope: 'us-east-1', service: { name: 'api', dns: ['edge.us-east-1.mesh.example'], deploy: [] }, trustDomain: 'mesh.example', ttl: 86_400_000, algorithm: 'ecdsa-p256', now: NOW }], inter, nodeCryptoSeam);
     const [l] = mintedFromBatch(b, await signInProcess(b, signingKeyObject(inter)));
     const cert = parseCertificate(l!.certPem);
+    expect(l!.certPem).toBe(certificatePem(cert)); // the worker's PEM is crypto.ts's, byte for byte
     expect(l!.subject).toBe(cert.subject);
     expect(l!.record).toMatchObject({ serial: cert.serialNumber, notBefore: cert.notBefore, notAfter: cert.notAfter, dns: ['api.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'] });
     expect(keyMatchesCert(l!.keyPem, cert)).toBe(true);
@@ -181,5 +182,15 @@ describe('leaves.yaml through the linear writer (plain-yaml.ts)', () => {
     const text = serializeIssuanceRecord(r as never);
     expect(text).toBe(generic(r));
     expect(parseIssuanceRecord(text, 'leaves.yaml').get(entries[0]![0])?.serial).toBe(entries[0]![1].serial);
+  });
+});
+
+describe('PEM', () => {
+  it('pemEncode wraps base64 at 64 columns exactly as the regex form did, at every length, from a view at an offset', () => {
+    const reference = (label: string, der: Uint8Array) => `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+    for (let n = 0; n <= 200; n++) {
+      const der = webcrypto.getRandomValues(new Uint8Array(n + 3)).subarray(3); // a view at an offset, as DER slices are
+      expect(pemEncode('CERTIFICATE', der), `${n} bytes`).toBe(reference('CERTIFICATE', der));
+    }
   });
 });

@@ -25,14 +25,20 @@ const key = fc.oneof(fc.constantFrom('kind', 'services', 'serial', '1', 'true', 
 
 type Tree = string | Tree[] | { [k: string]: Tree };
 const tree: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
-  t: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atom, fc.array(atom, { maxLength: 3 }), fc.dictionary(key, tie('t'), { maxKeys: 4 })),
+  t: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atom, fc.array(fc.oneof(atom, atom, fc.dictionary(key, tie('t'), { maxKeys: 3 })), { maxLength: 3 }), fc.dictionary(key, tie('t'), { maxKeys: 4 })),
 })).t;
 
 /** Emits a tree as block YAML the way a person might: any indent step, raw atoms (unquoted), optional comments. */
 function emit(t: Tree, indent: number, step: number, comments: boolean): string {
   const pad = ' '.repeat(indent);
   if (typeof t === 'string') return `${pad}${t}\n`;
-  if (Array.isArray(t)) return t.map((x) => `${pad}- ${typeof x === 'string' ? x : '{}'}\n`).join('');
+  if (Array.isArray(t)) {
+    return t.map((x) => {
+      if (typeof x === 'string' || Array.isArray(x) || !Object.keys(x).length) return `${pad}- ${typeof x === 'string' ? x : '{}'}\n`;
+      // A mapping item in the compact form (a scope file's deploy targets): its first key on the dash's line, the rest 2 columns in.
+      return `${pad}- ${emit(x, indent + 2, step, false).slice(indent + 2)}`;
+    }).join('');
+  }
   return Object.entries(t).map(([k, v]) => {
     const c = comments ? `${pad}# about ${k}\n` : '';
     if (typeof v === 'string') return `${c}${pad}${k}: ${v}\n`;
@@ -69,6 +75,17 @@ describe('the plain YAML reader', () => {
 
   it('declines what YAML reads as other than a string, and anchors, tags, flow and tabs', () => {
     for (const text of ['a: 1\n', 'a: true\n', 'a: null\n', 'a: 1e3\n', '1e3: a\n', 'a: &x b\n', 'a: *x\n', 'a: !t b\n', 'a: [b]\n', 'a:\tb\n', 'a: b # c\n', 'a:\n', '---\na: b\n', 'a: "b\\n"\n']) {
+      expect(readPlainYaml(text), text).toBeUndefined();
+    }
+  });
+
+  it('reads a sequence of compact mappings (deploy targets) as the yaml package does, and declines the shapes around it', () => {
+    const scope = 'kind: region\nservices:\n  api:\n    ttl: 72h\n    deploy:\n      - type: dir\n        path: /srv/tls/api\n      - type: ssh\n        host: a.example\n        path: /etc/tls\n  web: {}\n';
+    expect(readPlainYaml(scope)).toEqual(full(scope));
+    expect(readPlainYaml(scope)).toEqual({ kind: 'region', services: { api: { ttl: '72h', deploy: [{ type: 'dir', path: '/srv/tls/api' }, { type: 'ssh', host: 'a.example', path: '/etc/tls' }] }, web: {} } });
+    expect(readPlainYaml('a:\n  - b:\n      c: d\n  - e\n')).toEqual(full('a:\n  - b:\n      c: d\n  - e\n'));
+    // A key at the dash's column, a duplicate inside the item, an empty first value with a sibling, a misaligned key: the full parser's.
+    for (const text of ['a:\n  - b: c\n  d: e\n', 'a:\n  - b: c\n    b: d\n', 'a:\n  - b:\n    c: d\n', 'a:\n  - b: c\n     d: e\n', 'a:\n  - b: c\n    - d\n', 'a:\n  - b: 1\n']) {
       expect(readPlainYaml(text), text).toBeUndefined();
     }
   });

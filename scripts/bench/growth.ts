@@ -6,11 +6,12 @@
  * wall time of whole `verify` and nothing-due `renew` processes after the
  * first cycle and after the last, with their ratio (the target is ≤ 1.5×).
  *
- *   pnpm bench:growth [--services 10000] [--regions 20] [--cycles 30] [--from DIR] [--keep DIR]
+ *   pnpm bench:growth [--services 10000] [--regions 20] [--cycles 30] [--from DIR] [--keep DIR] [--cli release|tsc]
  *
  * --from DIR reuses a mesh made by an earlier run (DIR/store, DIR/ci.id), which
- * saves the init and ceremony; it is copied, never changed. Run after
- * `pnpm build`: it times the built CLIs.
+ * saves the init and ceremony; it is copied, never changed. --cli: which CLIs
+ * run, the single-file release built into the scratch directory at the start
+ * (default, what users run; see BENCHMARKS.md) or the tsc build (run `pnpm build`).
  */
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,8 +19,8 @@ import os from 'node:os';
 import path from 'node:path';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
-const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
-const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
+let ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
+let CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
 const DAY = 86_400_000;
 // Past the renewal point of a 7-day leaf (⅓ of its life left, ~4.7 days), inside its life.
 const STEP = 5 * DAY;
@@ -83,6 +84,17 @@ function readCosts(store: string, ci: Record<string, string>, now: number): { ve
 }
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-growth-'));
+const cli = arg('cli', 'release');
+if (cli !== 'release' && cli !== 'tsc') throw new Error(`--cli: ${cli} is neither release nor tsc`);
+if (cli === 'release') {
+  // Beside the mesh, not in it: --keep copies the work directory.
+  const release = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-growth-release-'));
+  const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as { buildRelease: (out: string) => Promise<unknown> };
+  await buildRelease(release);
+  ROOT_BIN = path.join(release, 'trellis-root.mjs');
+  CI_BIN = path.join(release, 'trellis-ci.mjs');
+  process.on('exit', () => fs.rmSync(release, { recursive: true, force: true }));
+}
 const from = arg('from');
 if (from) fs.cpSync(from, work, { recursive: true });
 else makeMesh(work);

@@ -18,6 +18,12 @@ export const REPO = path.resolve(import.meta.dirname, '../..');
 export const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
 export const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
 
+/** Which build of the CLIs runs: the tsc build in the workspace (`pnpm run build`), or a single-file release (`pnpm dist`, what the action and releases run). */
+export interface Bins { root: string; ci: string }
+export const TSC_BINS: Bins = { root: ROOT_BIN, ci: CI_BIN };
+/** The CLIs of a release built into `dir` by scripts/dist/build.mjs. */
+export const releaseBins = (dir: string): Bins => ({ root: path.join(dir, 'trellis-root.mjs'), ci: path.join(dir, 'trellis-ci.mjs') });
+
 /** `mesh`: global + `regions` regions sharing the services evenly; `single`: the same scopes, one region holding every service (the rest empty). */
 export type Layout = 'mesh' | 'single';
 
@@ -34,6 +40,8 @@ export interface MeshOptions {
   shortTtlEvery?: number;
   /** Also run the first renew at `now` (default false: the benchmark times that one itself). */
   leaves?: boolean;
+  /** The CLIs to run (default the tsc build). */
+  bins?: Bins;
 }
 
 export interface BenchMesh {
@@ -56,7 +64,8 @@ export interface BenchMesh {
   /** Each setup step, measured (seconds, peak RSS). */
   setup: Record<string, Measured>;
   root(args: string[]): Promise<Measured>;
-  ci(args: string[]): Promise<Measured>;
+  /** trellis-ci with the mesh's CI environment, `extra` added to it; `bins` overrides the mesh's own. */
+  ci(args: string[], o?: { extra?: Record<string, string>; bins?: Bins }): Promise<Measured>;
 }
 
 /** RFC 3339 to the second, as --now takes it. */
@@ -88,6 +97,7 @@ function env(extra: Record<string, string>): Record<string, string | undefined> 
 
 export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh> {
   const layout = o.layout ?? 'mesh';
+  const bins = o.bins ?? TSC_BINS;
   const every = o.shortTtlEvery ?? 3;
   const withDeploy = o.deploy !== false;
   const deployEvery = typeof o.deploy === 'object' ? Math.max(1, o.deploy.every) : 1;
@@ -107,7 +117,7 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
   const now = ['--now', at(o.now)];
 
   // init without the root identity in its environment: it generates one and prints it once.
-  const init = must('init', await measure('node', [ROOT_BIN, 'init', '--store', store, '--mesh', 'bench', '--trust-domain', 'mesh.example',
+  const init = must('init', await measure('node', [bins.root, 'init', '--store', store, '--mesh', 'bench', '--trust-domain', 'mesh.example',
     '--ci-identity-out', ciIdentityFile, ...now], { env: env({ TRELLIS_ALLOW_ONLINE: '1' }), cwd: base }));
   fs.writeFileSync(rootIdentityFile, init.stdout, { mode: 0o600 });
 
@@ -127,8 +137,9 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
     fs.writeFileSync(path.join(store, 'scopes', `${scope}.yaml`), stringify({ kind: scope === 'global' ? 'global' : 'region', services }));
   }
 
-  const root = (args: string[]) => measure('node', [ROOT_BIN, '--store', store, ...args], { env: rootEnv, cwd: base });
-  const ci = (args: string[]) => measure('node', [CI_BIN, '--store', store, ...args], { env: ciEnv, cwd: base });
+  const root = (args: string[]) => measure('node', [bins.root, '--store', store, ...args], { env: rootEnv, cwd: base });
+  const ci = (args: string[], c: { extra?: Record<string, string>; bins?: Bins } = {}) =>
+    measure('node', [(c.bins ?? bins).ci, '--store', store, ...args], { env: { ...ciEnv, ...c.extra }, cwd: base });
   must('intermediate --pending', await root(['intermediate', '--pending', ...now]));
   if (withDeploy) {
     fs.mkdirSync(targets, { recursive: true });

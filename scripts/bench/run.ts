@@ -11,24 +11,31 @@
  * core; the ratios to those are the result. See BENCHMARKS.md.
  *
  *   pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE]
- *              [--deploy-targets N|all] [--keep]
+ *              [--deploy-targets N|all] [--cli release|tsc] [--keep]
+ *
+ * The CLIs timed are, by default, the single-file release (scripts/dist/build.mjs,
+ * built into the scratch directory at the start: what the GitHub Action and the
+ * releases run); the tsc build's time is a reference column on the rows that
+ * change nothing. Renew runs with TRELLIS_TIMINGS=1, so its minting phase has
+ * a rate of its own beside the whole process's.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { makeIssuer, opensslLoop } from './baselines.js';
-import { at, buildMesh, REPO, type BenchMesh } from './mesh.js';
+import { at, buildMesh, releaseBins, REPO, TSC_BINS, type BenchMesh, type Bins } from './mesh.js';
 import { measure, stopRunning, type Measured } from './measure.js';
-import { judge, renderTable, sizeLabel, type BaselineRow, type CommandRow, type Layout } from './table.js';
+import { judge, renderTable, sizeLabel, type BaselineRow, type CommandRow, type Layout, type MintPhase } from './table.js';
 
 const HOUR = 3_600_000;
-const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE] [--deploy-targets N|all] [--keep]
+const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE] [--deploy-targets N|all] [--cli release|tsc] [--keep]
   --sizes           services per mesh (default 1k,10k,50k)
   --layouts         mesh: global + 20 regions; single: one region holds every service (default both)
   --quick           a smoke run: 1k, mesh layout, small samples
   --json FILE       keep the raw numbers
   --deploy-targets  how many services get a dir target (default 210, spread over the scopes; all: every one)
+  --cli             which build runs: release (default; the single-file bundles of pnpm dist, built into the scratch directory) or tsc (packages/*/dist)
   --keep            keep the scratch meshes (their paths are printed)`;
 
 export interface Options {
@@ -37,6 +44,8 @@ export interface Options {
   json?: string;
   deployTargets: number | 'all';
   keep: boolean;
+  /** Which build of the CLIs is timed. */
+  cli: 'release' | 'tsc';
   /** Baseline sample sizes: openssl leaves, x509 leaves, ceiling milliseconds. */
   samples: { openssl: number; x509: number; ceilingMs: number };
 }
@@ -51,7 +60,7 @@ function parseSize(s: string): number {
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 210, keep: false, samples: { openssl: 200, x509: 300, ceilingMs: 1500 } };
+  const o: Options = { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 210, keep: false, cli: 'release', samples: { openssl: 200, x509: 300, ceilingMs: 1500 } };
   let quick = false;
   let sizes: number[] | undefined;
   let layouts: Layout[] | undefined;
@@ -66,6 +75,11 @@ export function parseArgs(argv: string[]): Options {
     else if (a === '--quick') quick = true;
     else if (a === '--keep') o.keep = true;
     else if (a === '--json') o.json = path.resolve(value());
+    else if (a === '--cli') {
+      const v = value();
+      if (v !== 'release' && v !== 'tsc') throw new UsageError(`--cli: ${v} is neither release nor tsc`);
+      o.cli = v;
+    }
     else if (a === '--sizes') sizes = value().split(',').map(parseSize);
     else if (a === '--layouts') {
       layouts = value().split(',').map((l) => {
@@ -104,6 +118,19 @@ async function planned(m: BenchMesh, now: Date): Promise<number> {
   return (JSON.parse(r.stdout) as { mint: unknown[] }).mint.length;
 }
 
+/** Renew's TRELLIS_TIMINGS line on stderr (packages/ci/src/timings.ts). */
+function timingsLine(stderr: string): { ms: Record<string, number>; mint?: { leaves: number; threads: number; wallMs: number; signMs: number[] } } {
+  const line = stderr.split('\n').find((l) => l.startsWith('{"trellis":"timings"'));
+  if (!line) throw new Error(`renew printed no TRELLIS_TIMINGS line: ${stderr.slice(-500)}`);
+  return JSON.parse(line) as ReturnType<typeof timingsLine>;
+}
+
+/** Renew's minting phase from its TRELLIS_TIMINGS line; none when it minted in-process (below the pool's threshold). */
+export function mintPhase(stderr: string): MintPhase | undefined {
+  const m = timingsLine(stderr).mint;
+  return m && { leaves: m.leaves, threads: m.threads, seconds: Math.max(...m.signMs) / 1000, wallSeconds: m.wallMs / 1000 };
+}
+
 /** The first cert.pem renew left in its output directory (for the profile check), if its layout still has one. */
 function someLeaf(dir: string): string | undefined {
   const todo = [dir];
@@ -132,45 +159,62 @@ interface MeshRun {
 }
 
 /** Builds one mesh and times every command on it, in the order a fleet lives them. */
-async function runMesh(layout: Layout, services: number, o: Options, scratch: string): Promise<MeshRun> {
+async function runMesh(layout: Layout, services: number, o: Options, scratch: string, bins: Bins): Promise<MeshRun> {
   const dir = path.join(scratch, `${layout}-${sizeLabel(services)}`);
   // In the past, so that deploy's installer (which checks releases against the real clock) sees valid leaves and CRLs, and the 49 h step is not in the future.
   const t0 = new Date(Math.floor((Date.now() - 50 * HOUR) / 1000) * 1000);
   const step = (ms: number) => new Date(t0.getTime() + ms);
   const every = o.deployTargets === 'all' ? 1 : Math.max(1, Math.ceil(services / o.deployTargets));
   say(`${layout} ${sizeLabel(services)}: building the mesh in ${dir}`);
-  const m = await buildMesh(dir, { services, layout, now: t0, deploy: { every } });
+  const m = await buildMesh(dir, { services, layout, now: t0, deploy: { every }, bins });
   const rows: CommandRow[] = [];
-  const row = (command: CommandRow['command'], r: Measured, count?: number) => {
-    rows.push({ layout, services, command, seconds: r.seconds, rssMb: r.rssMb, ...(count !== undefined ? { count } : {}) });
-    say(`${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}`);
+  const row = (command: CommandRow['command'], r: Measured, count?: number, extra: Pick<CommandRow, 'tscSeconds' | 'mint' | 'phasesMs'> = {}) => {
+    rows.push({ layout, services, command, seconds: r.seconds, rssMb: r.rssMb, ...(count !== undefined ? { count } : {}), ...extra });
+    say(`${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`);
   };
-  const ci = async (what: string, args: string[], now: Date) => must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now)]));
+  const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) => must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now)], c));
+  const renew = async (command: CommandRow['command'], now: Date, count: number) => {
+    const r = await ci('renew', ['renew'], now, { extra: { TRELLIS_TIMINGS: '1' } });
+    const mint = mintPhase(r.stderr);
+    row(command, r, count, { ...(mint ? { mint } : {}), phasesMs: timingsLine(r.stderr).ms });
+  };
+  // A row that changes nothing, timed again with the tsc build as a reference (the release build is what users run).
+  const read = async (command: CommandRow['command'], args: string[], now: Date) => {
+    const r = await ci(command, args, now);
+    const tsc = o.cli === 'release' ? await ci(`${command} (tsc build)`, args, now, { bins: TSC_BINS }) : undefined;
+    row(command, r, command === 'renew-none' ? 0 : undefined, tsc ? { tscSeconds: tsc.seconds } : {});
+  };
 
   const cold = step(60_000);
   const fresh = await planned(m, cold);
   if (fresh !== services) throw new Error(`plan expects ${fresh} new leaves, the mesh has ${services} services`);
-  row('renew-cold', await ci('renew', ['renew'], cold), fresh);
+  await renew('renew-cold', cold, fresh);
   const leaf = someLeaf(path.join(m.store, '.trellis', 'out'));
 
   const later = step(120_000);
   const none = await planned(m, later);
   if (none !== 0) throw new Error(`plan expects ${none} leaves due two minutes after the first renew`);
-  row('renew-none', await ci('renew', ['renew'], later), 0);
-  row('verify', await ci('verify', ['verify'], later));
-  row('status', await ci('status', ['status'], later));
-  row('plan', await ci('plan', ['plan'], later));
+  await read('renew-none', ['renew'], later);
+  await read('verify', ['verify'], later);
+  await read('status', ['status'], later);
+  await read('plan', ['plan'], later);
   row('deploy', await ci('deploy', ['deploy', '--type', 'dir'], later), m.deployTargets);
 
   const third = step(49 * HOUR);
   const due = await planned(m, third);
   if (due !== m.shortTtl) throw new Error(`plan expects ${due} leaves due at +49 h, the mesh has ${m.shortTtl} services with ttl 72h`);
-  row('renew-third', await ci('renew', ['renew'], third), due);
+  await renew('renew-third', third, due);
 
   const setup = Object.fromEntries(Object.entries(m.setup).map(([k, v]) => [k, { seconds: v.seconds, rssMb: v.rssMb }]));
   if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });
   return { layout, services, dir, setup, rows, ...(leaf ? { leaf } : {}) };
 }
+
+/** The line above the table saying what `s` timed. */
+export const CLI_LABEL = {
+  release: 'cli: the single-file release (node trellis-ci.mjs, built by scripts/dist/build.mjs at the start: what the GitHub Action and releases run); "s, tsc build": node packages/ci/dist/main.js on the same store',
+  tsc: 'cli: the tsc build (node packages/ci/dist/main.js)',
+} as const;
 
 const NODE_TS = [process.execPath, '--import', 'tsx'] as const;
 
@@ -246,6 +290,15 @@ export async function main(argv: string[]): Promise<number> {
   const started = new Date();
   const mach = machine();
   say(`scratch ${scratch}; ${mach.nproc} cores, ${mach.cpu}, node ${mach.node}, load ${mach.load}`);
+  // The release build users run, from this checkout's sources (scripts/dist/build.mjs, as pnpm dist makes it).
+  let bins = TSC_BINS;
+  if (o.cli === 'release') {
+    const releaseDir = path.join(scratch, 'release');
+    say(`building the release into ${releaseDir}`);
+    const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as { buildRelease: (out: string) => Promise<unknown> };
+    await buildRelease(releaseDir);
+    bins = releaseBins(releaseDir);
+  }
   const issuerDir = path.join(scratch, 'baseline');
   makeIssuer(issuerDir);
   // A TBS the size of a trellis leaf's (measured on the first mesh's leaf for the second round; 500 bytes until then).
@@ -253,7 +306,7 @@ export async function main(argv: string[]): Promise<number> {
   say('baselines, round 1');
   const first = await runBaselines(o, issuerDir, tbs, threads);
   const meshes: MeshRun[] = [];
-  for (const services of o.sizes) for (const layout of o.layouts) meshes.push(await runMesh(layout, services, o, scratch));
+  for (const services of o.sizes) for (const layout of o.layouts) meshes.push(await runMesh(layout, services, o, scratch, bins));
   const leaf = meshes.find((m) => m.leaf)?.leaf;
   if (leaf) tbs = tbsLength(leaf);
   say('baselines, round 2');
@@ -277,7 +330,7 @@ export async function main(argv: string[]): Promise<number> {
   const rows = judge(meshes.flatMap((m) => m.rows), best, { sampledDeploy: o.deployTargets !== 'all' });
   const table = renderTable(best, rows, threads);
   process.stdout.write(`trellis bench, ${started.toISOString()}: ${mach.nproc} cores (${mach.cpu}), ${mach.memoryGiB} GiB, node ${mach.node}, load at start ${mach.load}\n`);
-  process.stdout.write(`${table}\n`);
+  process.stdout.write(`${CLI_LABEL[o.cli]}\n${table}\n`);
   process.stdout.write(`baselines: the faster of two rounds (before and after the meshes). ${profile}\n`);
   if (o.json) {
     fs.writeFileSync(o.json, `${JSON.stringify({

@@ -89,8 +89,11 @@ async function bundle(entry, outfile, info) {
     const outside = o.imports.filter((i) => i.external && !isBuiltin(i.path));
     if (outside.length) throw new Error(`${out} would import ${outside.map((i) => i.path).join(', ')} at run time: bundle it or ship it beside`);
   }
+  // What is in the bundle: inputs with bytes in the output (a module reached only by an import() of code tree-shaken away is an input of none).
   // Inputs named <...> are esbuild's own (the define, its runtime), not files.
-  return { bytes: result.outputFiles[0].contents, inputs: Object.keys(result.metafile.inputs).filter((i) => !i.startsWith('<')).sort() };
+  const [output] = Object.values(result.metafile.outputs);
+  const inside = Object.entries(output.inputs).filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<')).map(([i]) => i);
+  return { bytes: result.outputFiles[0].contents, inputs: inside.sort() };
 }
 
 /** The package an input file belongs to: its nearest package.json with a name. */

@@ -7,17 +7,21 @@ import os from 'node:os';
 import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { EncodedLeaf, LeafBatch, LeafSigner } from '@trellis/core';
+import type { Timings } from './timings.js';
 
 /** Leaves per message: big enough that messaging is noise, small enough that both cores stay busy to the end. */
 const CHUNK = 128;
 
-interface Job { id: number; batch: LeafBatch; from: number; to: number; key: KeyObject; done: (l: EncodedLeaf[]) => void; fail: (e: Error) => void }
+interface Job { id: number; batch: LeafBatch; from: number; to: number; key: KeyObject; done: (l: EncodedLeaf[]) => void; fail: (e: Error) => void; posted?: number }
 
 export interface MintPool {
   sign: LeafSigner;
   /** True when the workers write each leaf's files into `outDir` as they sign. */
   writesLeafFiles: boolean;
+  /** Starts the threads now (they load while the main thread opens the scope keys), rather than on the first batch. */
+  warm(): void;
   close(): Promise<void>;
 }
 
@@ -25,8 +29,9 @@ export interface MintPool {
  * A pool of `threads` workers (default: every core), started lazily on the
  * first batch. `onSigned(n)` is told of every chunk signed (progress). With
  * `outDir`, the workers also write the leaves' files there (in parallel).
+ * With `timings`, each chunk's times are recorded there (TRELLIS_TIMINGS).
  */
-export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDir?: string; threads?: number } = {}): MintPool {
+export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDir?: string; threads?: number; timings?: Timings } = {}): MintPool {
   const threads = opts.threads ?? os.availableParallelism();
   const workers: Worker[] = [];
   const idle: Worker[] = [];
@@ -39,9 +44,11 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     const script = workerScript();
     for (let i = 0; i < threads; i++) {
       const w = new Worker(script);
-      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; error?: { message: string; code?: string; path?: string } }) => {
+      const thread = i;
+      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; signMs?: number; filesMs?: number; error?: { message: string; code?: string; path?: string } }) => {
         const job = running.get(w)!;
         running.delete(w);
+        if (m.leaves) opts.timings?.chunk(thread, threads, m.leaves.length, job.posted!, performance.now(), m.signMs!, m.filesMs!);
         // The worker's error as the main thread would have thrown it: its code decides the exit (a full disk is exit 1).
         if (m.error !== undefined) job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
         else {
@@ -65,6 +72,7 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
       const w = idle.pop()!;
       const job = queue.shift()!;
       running.set(w, job);
+      job.posted = performance.now();
       const out = opts.outDir === undefined ? undefined : { dir: opts.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
       w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key, out });
     }
@@ -80,7 +88,7 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     pump();
     return (await Promise.all(parts)).flat();
   };
-  return { sign, writesLeafFiles: opts.outDir !== undefined, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+  return { sign, writesLeafFiles: opts.outDir !== undefined, warm: () => { if (!workers.length) start(); }, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
 }
 
 /** The worker beside this module: mint-worker.js in the workspace build, mint-worker.mjs beside a single-file release (scripts/dist). */

@@ -82,8 +82,11 @@ export function sha256Hex(data: Uint8Array | string): string {
 }
 
 export function pemEncode(label: string, der: Uint8Array): string {
-  const b64 = Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n');
-  return `-----BEGIN ${label}-----\n${b64}-----END ${label}-----\n`;
+  // Lines of 64 by slicing, not a regex: a renew PEM-encodes two of these a leaf (leaf-template.ts repeats this).
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.length).toString('base64');
+  let out = `-----BEGIN ${label}-----\n`;
+  for (let i = 0; i < b64.length; i += 64) out += `${b64.slice(i, i + 64)}\n`;
+  return `${out}-----END ${label}-----\n`;
 }
 
 /** Every PEM block of `label` in `text`, as DER. */

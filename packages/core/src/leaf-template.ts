@@ -198,7 +198,10 @@ export function leafTbs(t: LeafTemplate, o: Omit<LeafOrder, 'secret'>, key: Pick
 
 /** crypto.ts's pemEncode, repeated here so a worker loads node:crypto alone. */
 function pem(label: string, der: Uint8Array): string {
-  return `-----BEGIN ${label}-----\n${Buffer.from(der).toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+  const b64 = Buffer.from(der.buffer, der.byteOffset, der.length).toString('base64');
+  let out = `-----BEGIN ${label}-----\n`;
+  for (let i = 0; i < b64.length; i += 64) out += `${b64.slice(i, i + 64)}\n`;
+  return `${out}-----END ${label}-----\n`;
 }
 
 /** Derives each order's key, fills the template and signs it with the intermediate's key. */

@@ -6,7 +6,8 @@
  *
  * It is an accelerator, never a second grammar: it accepts only a strict
  * subset whose meaning is the same under the `yaml` package (block mappings
- * and sequences indented by spaces, plain scalars that YAML's core schema
+ * and sequences indented by spaces, a sequence's mapping items in the compact
+ * `- key: value` form (a scope file's deploy targets), plain scalars that YAML's core schema
  * reads as strings, quoted scalars without escapes, `{}` and `[]`), and
  * returns undefined for anything else — a duplicate key, an anchor, a tag, a
  * comment after a value, a number — so the caller parses that text with the
@@ -20,7 +21,8 @@ const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const NOT_A_STRING = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const MAX_DEPTH = 32;
 
-interface Line { indent: number; key?: string; value?: string }
+/** `item`: a `- ` that opens a compact mapping, whose first key follows on the same line (tokenized as the next Line, 2 columns in). */
+interface Line { indent: number; key?: string; value?: string; item?: true }
 
 const NO = Symbol('not plain');
 
@@ -50,20 +52,34 @@ function tokenize(text: string): Line[] | undefined {
     }
     if (rest.endsWith(' ')) return undefined;
     if (rest.startsWith('- ')) {
-      out.push({ indent, value: rest.slice(2) });
+      // `- key: value` (or `- key:`) opens a mapping whose keys sit 2 columns in; anything else after the dash is a scalar item.
+      const m = COMPACT_KEY.exec(rest.slice(2));
+      if (m) {
+        out.push({ indent, item: true });
+        if (!keyLine(indent + 2, rest.slice(2), out)) return undefined;
+      } else out.push({ indent, value: rest.slice(2) });
       continue;
     }
-    const colon = rest.indexOf(':');
-    if (colon <= 0) return undefined;
-    const key = rest.slice(0, colon);
-    // A key YAML reads as a number, boolean or null becomes another string in toJS (1e3 → "1000", null → ""): left to the full parser.
-    if (!KEY.test(key) || NOT_A_STRING.test(key)) return undefined;
-    const after = rest.slice(colon + 1);
-    if (after === '') out.push({ indent, key });
-    else if (after[0] === ' ' && after[1] !== ' ') out.push({ indent, key, value: after.slice(1) });
-    else return undefined;
+    if (!keyLine(indent, rest, out)) return undefined;
   }
   return out;
+}
+
+/** A key at the start of a sequence item: a key-shaped run, then `:` with a space or the end of the line. */
+const COMPACT_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*:(?: |$)/;
+
+/** `key: value` or `key:` at `indent`; false when it is outside the subset. */
+function keyLine(indent: number, rest: string, out: Line[]): boolean {
+  const colon = rest.indexOf(':');
+  if (colon <= 0) return false;
+  const key = rest.slice(0, colon);
+  // A key YAML reads as a number, boolean or null becomes another string in toJS (1e3 → "1000", null → ""): left to the full parser.
+  if (!KEY.test(key) || NOT_A_STRING.test(key)) return false;
+  const after = rest.slice(colon + 1);
+  if (after === '') out.push({ indent, key });
+  else if (after[0] === ' ' && after[1] !== ' ') out.push({ indent, key, value: after.slice(1) });
+  else return false;
+  return true;
 }
 
 /** The value of `text` as the yaml package would read it, or undefined when the text is outside the subset. */
@@ -81,10 +97,11 @@ export function readPlainYaml(text: string): unknown {
       while (i < lines.length && lines[i]!.indent === indent) {
         const l = lines[i]!;
         if (l.key !== undefined) return NO;
-        const v = scalar(l.value!);
+        i++;
+        // A compact mapping item: its block starts on the token after the dash, 2 columns in.
+        const v = l.item ? block(indent + 2, depth + 1) : scalar(l.value!);
         if (v === NO) return NO;
         seq.push(v);
-        i++;
       }
       return i < lines.length && lines[i]!.indent > indent ? NO : seq;
     }

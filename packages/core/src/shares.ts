@@ -5,7 +5,8 @@
  * this module only frames, checks and recombines, in memory.
  */
 import { createHash } from 'node:crypto';
-import { combine, split } from 'shamir-secret-sharing';
+// shamir-secret-sharing loads when shares are split or combined: no other command pays for it at start-up.
+const shamir = () => import('shamir-secret-sharing');
 import { recipientOf } from './custody.js';
 import { TrellisError } from './errors.js';
 
@@ -40,6 +41,7 @@ export function parseSharesSpec(spec: string): { k: number; n: number } {
 /** Splits `identity` into N shares, any K of which recombine it; each share is a text block. */
 export async function splitIdentity(identity: string, mesh: string, k: number, n: number): Promise<string[]> {
   const recipient = recipientFingerprint(await recipientOf(identity));
+  const { split } = await shamir();
   const parts = await split(new TextEncoder().encode(identity), n, k);
   return parts.map((data, i) => {
     const lines = [SHARE_MAGIC, `mesh: ${mesh}`, `share: ${i + 1}`, `of: ${n}`, `threshold: ${k}`, `recipient: ${recipient}`, `data: ${Buffer.from(data).toString('hex')}`];
@@ -96,6 +98,7 @@ export async function combineShares(shares: { share: IdentityShare; source: stri
   if (distinct.size < k) {
     throw new TrellisError('custody-missing-identity', `${distinct.size} distinct share(s) of ${n} given (${[...distinct.keys()].sort().join(', ')}); the offline identity needs ${k}`, { hint: `bring ${k - distinct.size} more custodian(s) with their share; nothing was opened` });
   }
+  const { combine } = await shamir();
   let identity: string;
   try {
     identity = new TextDecoder('utf-8', { fatal: true }).decode(await combine([...distinct.values()].map((s) => s.share.data)));

@@ -7,12 +7,9 @@ import {
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
-import { installLocally } from '@trellis/agent';
-import { handshakeCheck } from '../check.js';
 import { wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
-import { installOverSsh } from '../targets/ssh.js';
-import { applyManifests, manifests } from '../targets/kubernetes.js';
+// The agent's installer, the targets' execa and the handshake check load when a delivery needs them: every other command starts without them.
 
 const TARGET_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
 
@@ -129,6 +126,7 @@ async function runDeploy(a: Args): Promise<void> {
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
           const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
+          const { handshakeCheck } = await import('../check.js');
           const c = await handshakeCheck(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), material);
           if (!c.ok) throw new TrellisError('peer-failed', `canary check of ${job.target.check} failed: ${c.error}`);
           done.detail += `; canary handshake ok`;
@@ -182,10 +180,12 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
   const t = job.target;
   switch (t.type) {
     case 'dir': {
+      const { installLocally } = await import('@trellis/agent');
       const r = await installLocally(t.path, release, t.reloadCommand);
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'ssh': {
+      const { installOverSsh } = await import('../targets/ssh.js');
       const r = await installOverSsh(t, release, ctx.scratch);
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
@@ -197,6 +197,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {
+      const { applyManifests, manifests } = await import('../targets/kubernetes.js');
       const file = path.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
       writeFileAtomic(file, manifests(t, job.scope, job.service, release), 0o600);
       if (!t.context) return { job, status: 'written', detail: `${describeRelease(release)}: ${file}` };

@@ -11,6 +11,7 @@ import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progr
 import { prepareOutDir } from '../out-dir.js';
 import { ciIdentities } from '../signer.js';
 import { withRenewMetrics } from '../renew-metrics.js';
+import { timingsFor, type Timings } from '../timings.js';
 
 interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string; quiet?: boolean; progress?: boolean }
 
@@ -43,21 +44,25 @@ async function runRenew(a: Args): Promise<RenewResult | undefined> {
   if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
   const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress: Progress = NO_PROGRESS;
+  const timings = timingsFor('renew');
   return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
     if (a.shard && !a.scope) throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', { hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)' });
     // Workers sign and write leaves on every core; the bar follows what they have done.
-    const pool = mintPool((n) => progress.tick(n), { outDir: out });
+    const pool = mintPool((n) => progress.tick(n), { outDir: out, timings });
     try {
       return await renewStore(store, {
         now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
-        pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
+        pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))), timings,
       }, (mesh) => ciIdentities(mesh, a.scope ? [a.scope] : undefined), (line) => process.stdout.write(`${line}
 `));
     } finally {
       progress.stop();
       await pool.close();
     }
+  }).then((r) => {
+    if (timings) process.stderr.write(timings.line());
+    return r;
   });
 }
 
@@ -70,19 +75,22 @@ export interface RenewOptions {
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
   defaultOutOf?: string;
   /** Who signs (and writes) large batches of leaves: trellis-ci's worker threads; in-process when unset. */
-  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'>;
+  pool?: Pick<MintPool, 'sign' | 'writesLeafFiles'> & Partial<Pick<MintPool, 'warm'>>;
   /** The progress of signing `total` leaves; told nothing when unset. */
   progress?: (total: number) => Progress;
+  /** TRELLIS_TIMINGS: each phase marked as it ends (timings.ts). */
+  timings?: Timings;
 }
 
 /** The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process. */
 export async function renewStore(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void): Promise<RenewResult | undefined> {
-  const { now } = o;
+  const { now, timings: t } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   // Everything after this is planned on the store as the phase steps leave it.
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
+  t?.mark('load');
 
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
@@ -95,10 +103,12 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   // Only this run's scopes: a CI job sharded by scope touches its own files.
   const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
   for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
+  t?.mark('plan');
   if (o.dryRun) return undefined;
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
   if (!touched.length) return undefined;
 
+  if (plan.mint.length >= WORKER_MIN_LEAVES) o.pool?.warm?.(); // the threads load while the keys are opened
   // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
   const ids = await identities(mesh);
   // It holds plaintext leaf keys: 0700, ours, not a link.
@@ -106,6 +116,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
+  t?.mark('keys');
   const progress = o.progress?.(plan.mint.length) ?? NO_PROGRESS;
   progress.start(plan.mint.length);
   // Below a few hundred leaves, starting threads costs more than it saves.
@@ -119,10 +130,13 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   if (!signLeaves) progress.tick(result.count);
   // Before any output: a shard that would write another scope's file writes nothing.
   if (o.shard) assertShardWrites(scopes[0]!, result.writes);
+  t?.mark('procedures');
   const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
   // One durability barrier for every leaf written, before the store records any of them.
   outputBarrier(o.out, written);
+  t?.mark('write');
   store.commit(result.writes);
+  t?.mark('ledger');
   const count = result.count;
   say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`);
   return result;
