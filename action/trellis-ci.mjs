@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c45012e83c611ceb53137b449e96fd7eeced3ffc-dirty", date: "2026-12-02T04:52:02Z" };
+    define_TRELLIS_BUILD_default = { commit: "6204657b088bec492fb8446248001c69e219fe73", date: "2026-12-02T05:00:15Z" };
   }
 });
 
