@@ -25,14 +25,22 @@ const key = fc.oneof(fc.constantFrom('kind', 'services', 'serial', '1', 'true', 
 
 type Tree = string | Tree[] | { [k: string]: Tree };
 const tree: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
-  t: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atom, fc.array(atom, { maxLength: 3 }), fc.dictionary(key, tie('t'), { maxKeys: 4 })),
+  // Lists of atoms, and lists of mappings (a scope file's deploy targets: `- type: dir` then `path: …` under `type`).
+  t: fc.oneof({ depthSize: 'small', withCrossShrink: true }, atom, fc.array(atom, { maxLength: 3 }), fc.dictionary(key, tie('t'), { maxKeys: 4 }),
+    fc.array(fc.dictionary(key, tie('t'), { maxKeys: 3 }), { maxLength: 3 })),
 })).t;
 
 /** Emits a tree as block YAML the way a person might: any indent step, raw atoms (unquoted), optional comments. */
 function emit(t: Tree, indent: number, step: number, comments: boolean): string {
   const pad = ' '.repeat(indent);
   if (typeof t === 'string') return `${pad}${t}\n`;
-  if (Array.isArray(t)) return t.map((x) => `${pad}- ${typeof x === 'string' ? x : '{}'}\n`).join('');
+  if (Array.isArray(t)) {
+    return t.map((x) => {
+      if (typeof x === 'string' || Array.isArray(x) || !Object.keys(x).length) return `${pad}- ${typeof x === 'string' ? x : Array.isArray(x) ? '[]' : '{}'}\n`;
+      // The item's mapping two columns in, its first line moved up onto the dash.
+      return `${pad}- ${emit(x, indent + 2, step, false).slice(indent + 2)}`;
+    }).join('');
+  }
   return Object.entries(t).map(([k, v]) => {
     const c = comments ? `${pad}# about ${k}\n` : '';
     if (typeof v === 'string') return `${c}${pad}${k}: ${v}\n`;
@@ -76,6 +84,15 @@ describe('the plain YAML reader', () => {
   it('accepts the shapes trellis reads at scale: a scope of `svc: {}` lines and leaves.yaml as trellis writes it', () => {
     const scope = `kind: region\nservices:\n${Array.from({ length: 50 }, (_, i) => `  svc-${i}: {}\n`).join('')}`;
     expect(readPlainYaml(scope)).toEqual(full(scope));
+    // Services with a ttl and deploy targets, as the yaml package writes them (the benchmark's scope files).
+    const targets = stringify({ kind: 'region', services: { api: { ttl: '72h', deploy: [{ type: 'dir', path: '/srv/tls/api' }, { type: 'ssh', target: 'edge', path: '/etc/tls' }] }, web: {} } });
+    expect(targets).toContain('      - type: dir\n        path: /srv/tls/api\n');
+    expect(readPlainYaml(targets)).not.toBeUndefined();
+    expect(readPlainYaml(targets)).toEqual(full(targets));
+    for (const text of ['a:\n  - b: c\n   d: e\n', 'a:\n  - b: c\n  - d\n    e: f\n', 'a:\n  - b: c\n    b: d\n', 'a:\n  - b:\n  - c\n', 'a:\n  -  b: c\n', 'a:\n  - 1: c\n']) {
+      expect(readPlainYaml(text), text).toBeUndefined();
+    }
+    expect(readPlainYaml('a:\n  - "b: c"\n  - sha256:ab\n')).toEqual({ a: ['b: c', 'sha256:ab'] });
     const leaves = serializeIssuanceRecord(new Map([['api', {
       serial: '01ab', notBefore: new Date('2026-11-22T10:00:00Z'), notAfter: new Date('2026-11-29T10:00:00Z'), issuer: 'sha256:aa', issuerKey: 'sha256:bb', fingerprint: 'sha256:cc',
       uris: ['spiffe://us-east-1.mesh.example/api'], dns: ['api.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'],

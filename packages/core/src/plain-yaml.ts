@@ -20,7 +20,8 @@ const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
 const NOT_A_STRING = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
 const MAX_DEPTH = 32;
 
-interface Line { indent: number; key?: string; value?: string }
+/** A line: `key: value`, `key:`, `- value`, or (`item`) the dash of a `- key: …` list item, whose mapping follows as its own lines. */
+interface Line { indent: number; key?: string; value?: string; item?: true }
 
 const NO = Symbol('not plain');
 
@@ -50,20 +51,33 @@ function tokenize(text: string): Line[] | undefined {
     }
     if (rest.endsWith(' ')) return undefined;
     if (rest.startsWith('- ')) {
-      out.push({ indent, value: rest.slice(2) });
+      const item = rest.slice(2);
+      // `- key: value` opens a mapping two columns in (a deploy target in a scope file); its next keys line up under `key`.
+      // Anything else is a scalar item, which scalar() judges (a quoted "a: b" is one).
+      const pair = keyLine(item, indent + 2);
+      if (pair && pair !== NO) out.push({ indent, item: true }, pair);
+      else out.push({ indent, value: item });
       continue;
     }
-    const colon = rest.indexOf(':');
-    if (colon <= 0) return undefined;
-    const key = rest.slice(0, colon);
-    // A key YAML reads as a number, boolean or null becomes another string in toJS (1e3 → "1000", null → ""): left to the full parser.
-    if (!KEY.test(key) || NOT_A_STRING.test(key)) return undefined;
-    const after = rest.slice(colon + 1);
-    if (after === '') out.push({ indent, key });
-    else if (after[0] === ' ' && after[1] !== ' ') out.push({ indent, key, value: after.slice(1) });
-    else return undefined;
+    const pair = keyLine(rest, indent);
+    if (!pair || pair === NO) return undefined;
+    out.push(pair);
   }
   return out;
+}
+
+/** `key: value` or `key:` at `indent`; undefined when `rest` holds no `: ` or ends in `:` (a scalar such as sha256:ab), NO when it is a key the subset does not take. */
+function keyLine(rest: string, indent: number): Line | undefined | typeof NO {
+  const colon = rest.indexOf(':');
+  if (colon <= 0) return undefined;
+  const after = rest.slice(colon + 1);
+  if (after !== '' && after[0] !== ' ') return undefined;
+  const key = rest.slice(0, colon);
+  // A key YAML reads as a number, boolean or null becomes another string in toJS (1e3 → "1000", null → ""): left to the full parser.
+  if (!KEY.test(key) || NOT_A_STRING.test(key)) return NO;
+  if (after === '') return { indent, key };
+  if (after[1] !== ' ') return { indent, key, value: after.slice(1) };
+  return NO;
 }
 
 /** The value of `text` as the yaml package would read it, or undefined when the text is outside the subset. */
@@ -81,10 +95,11 @@ export function readPlainYaml(text: string): unknown {
       while (i < lines.length && lines[i]!.indent === indent) {
         const l = lines[i]!;
         if (l.key !== undefined) return NO;
-        const v = scalar(l.value!);
+        i++;
+        // The item's mapping starts on the dash's own line (tokenize put it on the next, two columns in).
+        const v = l.item ? block(indent + 2, depth + 1) : scalar(l.value!);
         if (v === NO) return NO;
         seq.push(v);
-        i++;
       }
       return i < lines.length && lines[i]!.indent > indent ? NO : seq;
     }
