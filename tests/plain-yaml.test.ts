@@ -124,6 +124,28 @@ describe('the plain YAML reader', () => {
     expect(written).toBeGreaterThan(200);
   });
 
+  it('serializeIssuanceRecord writes the very bytes the yaml package writes for the records, quoting included', () => {
+    const text = fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[0-9a-f]{1,12}$/) }, { weight: 1, arbitrary: atom });
+    const date = fc.date({ min: new Date('1999-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true });
+    const record = fc.record({
+      serial: text, notBefore: date, notAfter: date, issuer: fc.oneof(fc.constant('sha256:aa'), text), issuerKey: fc.option(text, { nil: undefined }),
+      fingerprint: text, uris: fc.array(text, { maxLength: 2 }), dns: fc.array(text, { maxLength: 3 }),
+    });
+    let plain = 0;
+    fc.assert(fc.property(fc.dictionary(fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,6}$/) }, { weight: 1, arbitrary: key.filter((k) => k !== '__proto__') }), record, { minKeys: 1, maxKeys: 5 }), (recs) => {
+      const map = new Map(Object.entries(recs).map(([k, r]) => [k, Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as never]));
+      const obj = Object.fromEntries([...map.keys()].sort().map((k) => {
+        const r = map.get(k) as Record<string, unknown>;
+        const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+        return [k, { serial: r.serial, notBefore: iso(r.notBefore as Date), notAfter: iso(r.notAfter as Date), issuer: r.issuer, ...(r.issuerKey ? { issuerKey: r.issuerKey } : {}), fingerprint: r.fingerprint, uris: r.uris, dns: r.dns }];
+      }));
+      const written = serializeIssuanceRecord(map);
+      if (writePlainYaml(obj) !== undefined) plain++;
+      expect(written).toBe(stringify(obj, { lineWidth: 0, indent: 2 }));
+    }), { numRuns: 1500 });
+    expect(plain).toBeGreaterThan(100);
+  });
+
   it('writes leaves.yaml as trellis always wrote it, and leaves quoting to the yaml package', () => {
     const rec = { serial: '01ab', notBefore: '2026-11-22T10:00:00Z', uris: ['spiffe://us-east-1.mesh.example/api'], dns: [] as string[], x: {} };
     expect(writePlainYaml({ api: rec })).toBe(stringify({ api: rec }, { lineWidth: 0, indent: 2 }));
