@@ -18,7 +18,7 @@ const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 export function replaceFileNow(file: string, content: string, mode = 0o644): void {
   const tmp = tempName(file, 'tmp');
   const fd = fs.openSync(tmp, EXCLUSIVE, mode);
-  fill(fd, tmp, file, content, mode);
+  fill(fd, tmp, file, content, mode, false);
   try {
     fs.renameSync(tmp, file);
   } catch (e) {
@@ -28,11 +28,11 @@ export function replaceFileNow(file: string, content: string, mode = 0o644): voi
 }
 
 /** Writes `content` into the open `fd` of `at` (a temp or spare for `file`) and closes it; on failure removes `at`. */
-function fill(fd: number, at: string, file: string, content: string, mode: number): void {
+function fill(fd: number, at: string, file: string, content: string, mode: number, reused: boolean): void {
   try {
     fs.writeFileSync(fd, content);
     // A reused spare may hold a longer previous content.
-    fs.ftruncateSync(fd, Buffer.byteLength(content));
+    if (reused) fs.ftruncateSync(fd, Buffer.byteLength(content));
     fs.fchmodSync(fd, mode);
   } catch (e) {
     fs.closeSync(fd);
@@ -51,19 +51,19 @@ export const spareOf = (file: string) => path.join(path.dirname(file), `.${path.
  * it is a plain file of ours with no other name, else a new one; undefined
  * when neither can be had (replaceFileNow's temp file does then).
  */
-function openSpare(spare: string, mode: number): number | undefined {
+function openSpare(spare: string, mode: number): { fd: number; reused: boolean } | undefined {
   try {
     const fd = fs.openSync(spare, REUSE);
     const st = fs.fstatSync(fd);
     // Another name on the inode (a hard link) would see this write: never reuse it.
-    if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return fd;
+    if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
     fs.closeSync(fd);
     return undefined;
   } catch (e) {
     if (code(e) !== 'ENOENT') return undefined;
   }
   try {
-    return fs.openSync(spare, EXCLUSIVE, mode);
+    return { fd: fs.openSync(spare, EXCLUSIVE, mode), reused: false };
   } catch (e) {
     if (code(e) === 'EEXIST') return undefined;
     throw e;
@@ -84,9 +84,9 @@ function openSpare(spare: string, mode: number): number | undefined {
  */
 export function replaceRecycling(file: string, content: string, mode: number, scrub: boolean): void {
   const spare = spareOf(file);
-  const fd = openSpare(spare, mode);
-  if (fd === undefined) return replaceFileNow(file, content, mode);
-  fill(fd, spare, file, content, mode);
+  const opened = openSpare(spare, mode);
+  if (opened === undefined) return replaceFileNow(file, content, mode);
+  fill(opened.fd, spare, file, content, mode, opened.reused);
   // The replaced inode keeps a second name while the spare takes its place, so the rename frees nothing.
   const old = tempName(file, 'old');
   let kept = true;
@@ -133,15 +133,19 @@ export function setThreadTag(n: number): void {
 
 export const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
 
-/** Writes `<scopeDir>/<service>/{key,cert,chain}.pem` (each beside its spare: replaceRecycling). */
+/** Writes `<scopeDir>/<service>/{key,cert,chain}.pem`: into a new directory directly, into an existing one through the spares (replaceRecycling). */
 export function writeLeafDir(scopeDir: string, l: { service: string; certPem: string; keyPem: string }, intermediatePem: string): void {
   const dir = path.join(scopeDir, l.service);
+  let fresh = true;
   try {
     fs.mkdirSync(dir);
   } catch (e) {
     if (code(e) !== 'EEXIST') throw e;
+    fresh = false;
   }
-  replaceRecycling(path.join(dir, 'key.pem'), l.keyPem, 0o600, true);
-  replaceRecycling(path.join(dir, 'cert.pem'), l.certPem, 0o644, false);
-  replaceRecycling(path.join(dir, 'chain.pem'), l.certPem + intermediatePem, 0o644, false);
+  // A directory just made holds nothing to replace: a first mint costs what it always did.
+  const put = fresh ? (f: string, c: string, mode: number) => replaceFileNow(f, c, mode) : replaceRecycling;
+  put(path.join(dir, 'key.pem'), l.keyPem, 0o600, true);
+  put(path.join(dir, 'cert.pem'), l.certPem, 0o644, false);
+  put(path.join(dir, 'chain.pem'), l.certPem + intermediatePem, 0o644, false);
 }
