@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "b60e003f60636c2177720942806677948800d93f", date: "2026-12-02T01:14:10Z" };
+    define_TRELLIS_BUILD_default = { commit: "57603c0a64851719bea501eb7d5f9517b0465a60", date: "2026-12-02T04:56:06Z" };
   }
 });
 
@@ -1254,8 +1254,8 @@ var require_stringifyString = __commonJS({
             case "u":
               {
                 str += json.slice(start, i2);
-                const code = json.substr(i2 + 2, 4);
-                switch (code) {
+                const code2 = json.substr(i2 + 2, 4);
+                switch (code2) {
                   case "0000":
                     str += "\\0";
                     break;
@@ -1281,8 +1281,8 @@ var require_stringifyString = __commonJS({
                     str += "\\P";
                     break;
                   default:
-                    if (code.substr(0, 2) === "00")
-                      str += "\\x" + code.substr(2);
+                    if (code2.substr(0, 2) === "00")
+                      str += "\\x" + code2.substr(2);
                     else
                       str += json.substr(i2, 6);
                 }
@@ -3814,22 +3814,22 @@ var require_errors = __commonJS({
     "use strict";
     init_define_TRELLIS_BUILD();
     var YAMLError = class extends Error {
-      constructor(name, pos, code, message) {
+      constructor(name, pos, code2, message) {
         super();
         this.name = name;
-        this.code = code;
+        this.code = code2;
         this.message = message;
         this.pos = pos;
       }
     };
     var YAMLParseError = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLParseError", pos, code, message);
+      constructor(pos, code2, message) {
+        super("YAMLParseError", pos, code2, message);
       }
     };
     var YAMLWarning = class extends YAMLError {
-      constructor(pos, code, message) {
-        super("YAMLWarning", pos, code, message);
+      constructor(pos, code2, message) {
+        super("YAMLWarning", pos, code2, message);
       }
     };
     var prettifyError = (src, lc) => (error) => {
@@ -4749,7 +4749,7 @@ var require_resolve_flow_scalar = __commonJS({
       const { offset, type, source, end } = scalar2;
       let _type;
       let value;
-      const _onError = (rel, code, msg) => onError(offset + rel, code, msg);
+      const _onError = (rel, code2, msg) => onError(offset + rel, code2, msg);
       switch (type) {
         case "scalar":
           _type = Scalar.Scalar.PLAIN;
@@ -4947,9 +4947,9 @@ var require_resolve_flow_scalar = __commonJS({
     function parseCharCode(source, offset, length, onError) {
       const cc = source.substr(offset, length);
       const ok = cc.length === length && /^[0-9a-fA-F]+$/.test(cc);
-      const code = ok ? parseInt(cc, 16) : NaN;
+      const code2 = ok ? parseInt(cc, 16) : NaN;
       try {
-        return String.fromCodePoint(code);
+        return String.fromCodePoint(code2);
       } catch {
         const raw = source.substr(offset - 2, length + 2);
         onError(offset - 2, "BAD_DQ_ESCAPE", `Invalid escape sequence ${raw}`);
@@ -5276,12 +5276,12 @@ var require_composer = __commonJS({
         this.prelude = [];
         this.errors = [];
         this.warnings = [];
-        this.onError = (source, code, message, warning) => {
+        this.onError = (source, code2, message, warning) => {
           const pos = getErrorPos(source);
           if (warning)
-            this.warnings.push(new errors.YAMLWarning(pos, code, message));
+            this.warnings.push(new errors.YAMLWarning(pos, code2, message));
           else
-            this.errors.push(new errors.YAMLParseError(pos, code, message));
+            this.errors.push(new errors.YAMLParseError(pos, code2, message));
         };
         this.directives = new directives.Directives({ version: options.version || "1.2" });
         this.options = options;
@@ -5444,12 +5444,12 @@ var require_cst_scalar = __commonJS({
     var stringifyString = require_stringifyString();
     function resolveAsScalar(token, strict = true, onError) {
       if (token) {
-        const _onError = (pos, code, message) => {
+        const _onError = (pos, code2, message) => {
           const offset = typeof pos === "number" ? pos : Array.isArray(pos) ? pos[0] : pos.offset;
           if (onError)
-            onError(offset, code, message);
+            onError(offset, code2, message);
           else
-            throw new errors.YAMLParseError([offset, offset + 1], code, message);
+            throw new errors.YAMLParseError([offset, offset + 1], code2, message);
         };
         switch (token.type) {
           case "scalar":
@@ -9231,8 +9231,8 @@ var require_build = __commonJS({
         const dataView = new DataView(arrayBuffer);
         let res = "";
         for (let i2 = 0; i2 < arrayBuffer.byteLength; i2 += 2) {
-          const code = dataView.getUint16(i2, littleEndian);
-          res += String.fromCharCode(code);
+          const code2 = dataView.getUint16(i2, littleEndian);
+          res += String.fromCharCode(code2);
         }
         return res;
       }
@@ -24527,8 +24527,8 @@ var require_x509_cjs = __commonJS({
     var Name2 = class _Name {
       static isASCII(text) {
         for (let i2 = 0; i2 < text.length; i2++) {
-          const code = text.charCodeAt(i2);
-          if (code > 255) {
+          const code2 = text.charCodeAt(i2);
+          if (code2 > 255) {
             return false;
           }
         }
@@ -27508,17 +27508,17 @@ var require_string_width = __commonJS({
       string = string.replace(emojiRegex2(), "  ");
       let width = 0;
       for (let i2 = 0; i2 < string.length; i2++) {
-        const code = string.codePointAt(i2);
-        if (code <= 31 || code >= 127 && code <= 159) {
+        const code2 = string.codePointAt(i2);
+        if (code2 <= 31 || code2 >= 127 && code2 <= 159) {
           continue;
         }
-        if (code >= 768 && code <= 879) {
+        if (code2 >= 768 && code2 <= 879) {
           continue;
         }
-        if (code > 65535) {
+        if (code2 > 65535) {
           i2++;
         }
-        width += isFullwidthCodePoint(code) ? 2 : 1;
+        width += isFullwidthCodePoint(code2) ? 2 : 1;
       }
       return width;
     };
@@ -29102,8 +29102,8 @@ init_define_TRELLIS_BUILD();
 // node_modules/.pnpm/ansi-styles@6.2.3/node_modules/ansi-styles/index.js
 init_define_TRELLIS_BUILD();
 var ANSI_BACKGROUND_OFFSET = 10;
-var wrapAnsi16 = (offset = 0) => (code) => `\x1B[${code + offset}m`;
-var wrapAnsi256 = (offset = 0) => (code) => `\x1B[${38 + offset};5;${code}m`;
+var wrapAnsi16 = (offset = 0) => (code2) => `\x1B[${code2 + offset}m`;
+var wrapAnsi256 = (offset = 0) => (code2) => `\x1B[${38 + offset};5;${code2}m`;
 var wrapAnsi16m = (offset = 0) => (red2, green2, blue2) => `\x1B[${38 + offset};2;${red2};${green2};${blue2}m`;
 var styles = {
   modifier: {
@@ -29239,24 +29239,24 @@ function assembleStyles() {
       enumerable: false
     },
     ansi256ToAnsi: {
-      value(code) {
-        if (code < 8) {
-          return 30 + code;
+      value(code2) {
+        if (code2 < 8) {
+          return 30 + code2;
         }
-        if (code < 16) {
-          return 90 + (code - 8);
+        if (code2 < 16) {
+          return 90 + (code2 - 8);
         }
         let red2;
         let green2;
         let blue2;
-        if (code >= 232) {
-          red2 = ((code - 232) * 10 + 8) / 255;
+        if (code2 >= 232) {
+          red2 = ((code2 - 232) * 10 + 8) / 255;
           green2 = red2;
           blue2 = red2;
         } else {
-          code -= 16;
-          const remainder = code % 36;
-          red2 = Math.floor(code / 36) / 5;
+          code2 -= 16;
+          const remainder = code2 % 36;
+          red2 = Math.floor(code2 / 36) / 5;
           green2 = Math.floor(remainder / 6) / 5;
           blue2 = remainder % 6 / 5;
         }
@@ -29297,7 +29297,7 @@ var ANSI_CSI = "[";
 var ANSI_OSC = "]";
 var ANSI_SGR_TERMINATOR = "m";
 var ANSI_ESCAPE_LINK = `${ANSI_OSC}8;;`;
-var wrapAnsiCode = (code) => `${ESCAPES.values().next().value}${ANSI_CSI}${code}${ANSI_SGR_TERMINATOR}`;
+var wrapAnsiCode = (code2) => `${ESCAPES.values().next().value}${ANSI_CSI}${code2}${ANSI_SGR_TERMINATOR}`;
 var wrapAnsiHyperlink = (url) => `${ESCAPES.values().next().value}${ANSI_ESCAPE_LINK}${url}${ANSI_ESCAPE_BELL}`;
 var wordLengths = (string) => string.split(" ").map((character) => stringWidth(character));
 var wrapWord = (rows, word, columns) => {
@@ -29411,22 +29411,22 @@ var exec = (string, columns, options = {}) => {
     if (ESCAPES.has(character)) {
       const { groups } = new RegExp(`(?:\\${ANSI_CSI}(?<code>\\d+)m|\\${ANSI_ESCAPE_LINK}(?<uri>.*)${ANSI_ESCAPE_BELL})`).exec(preString.slice(preStringIndex)) || { groups: {} };
       if (groups.code !== void 0) {
-        const code2 = Number.parseFloat(groups.code);
-        escapeCode = code2 === END_CODE ? void 0 : code2;
+        const code3 = Number.parseFloat(groups.code);
+        escapeCode = code3 === END_CODE ? void 0 : code3;
       } else if (groups.uri !== void 0) {
         escapeUrl = groups.uri.length === 0 ? void 0 : groups.uri;
       }
     }
-    const code = ansi_styles_default.codes.get(Number(escapeCode));
+    const code2 = ansi_styles_default.codes.get(Number(escapeCode));
     if (pre[index + 1] === "\n") {
       if (escapeUrl) {
         returnValue += wrapAnsiHyperlink("");
       }
-      if (escapeCode && code) {
-        returnValue += wrapAnsiCode(code);
+      if (escapeCode && code2) {
+        returnValue += wrapAnsiCode(code2);
       }
     } else if (character === "\n") {
-      if (escapeCode && code) {
+      if (escapeCode && code2) {
         returnValue += wrapAnsiCode(escapeCode);
       }
       if (escapeUrl) {
@@ -30837,8 +30837,8 @@ var esm_default = {
     cwd: process.cwd,
     emitWarning: (warning, type) => process.emitWarning(warning, type),
     execPath: () => process.execPath,
-    exit: (code) => {
-      process.exit(code);
+    exit: (code2) => {
+      process.exit(code2);
     },
     nextTick: process.nextTick,
     stdColumns: typeof process.stdout.columns !== "undefined" ? process.stdout.columns : null
@@ -33161,11 +33161,11 @@ var YargsInstance = class {
     }
     return this;
   }
-  exit(code, err) {
+  exit(code2, err) {
     __classPrivateFieldSet(this, _YargsInstance_hasOutput, true, "f");
     __classPrivateFieldSet(this, _YargsInstance_exitError, err, "f");
     if (__classPrivateFieldGet(this, _YargsInstance_exitProcess, "f"))
-      __classPrivateFieldGet(this, _YargsInstance_shim, "f").process.exit(code);
+      __classPrivateFieldGet(this, _YargsInstance_shim, "f").process.exit(code2);
   }
   exitProcess(enabled = true) {
     argsert("[boolean]", [enabled], arguments.length);
@@ -34355,7 +34355,8 @@ function parseInstant(text, flag = "--now") {
   return d2;
 }
 function iso(d2) {
-  return d2.toISOString().replace(/\.\d{3}Z$/, "Z");
+  const s = d2.toISOString();
+  return `${s.slice(0, -5)}Z`;
 }
 
 // packages/core/src/names.ts
@@ -34509,19 +34510,28 @@ function tokenize(text) {
     }
     if (rest.endsWith(" ")) return void 0;
     if (rest.startsWith("- ")) {
-      out.push({ indent, value: rest.slice(2) });
+      const item = rest.slice(2);
+      const pair2 = keyLine(item, indent + 2);
+      if (pair2 && pair2 !== NO) out.push({ indent, item: true }, pair2);
+      else out.push({ indent, value: item });
       continue;
     }
-    const colon = rest.indexOf(":");
-    if (colon <= 0) return void 0;
-    const key = rest.slice(0, colon);
-    if (!KEY.test(key) || NOT_A_STRING.test(key)) return void 0;
-    const after = rest.slice(colon + 1);
-    if (after === "") out.push({ indent, key });
-    else if (after[0] === " " && after[1] !== " ") out.push({ indent, key, value: after.slice(1) });
-    else return void 0;
+    const pair = keyLine(rest, indent);
+    if (!pair || pair === NO) return void 0;
+    out.push(pair);
   }
   return out;
+}
+function keyLine(rest, indent) {
+  const colon = rest.indexOf(":");
+  if (colon <= 0) return void 0;
+  const after = rest.slice(colon + 1);
+  if (after !== "" && after[0] !== " ") return void 0;
+  const key = rest.slice(0, colon);
+  if (!KEY.test(key) || NOT_A_STRING.test(key)) return NO;
+  if (after === "") return { indent, key };
+  if (after[1] !== " ") return { indent, key, value: after.slice(1) };
+  return NO;
 }
 function readPlainYaml(text) {
   if (text.includes("\r") || text.includes("	") || text.charCodeAt(0) === 65279) return void 0;
@@ -34537,10 +34547,10 @@ function readPlainYaml(text) {
       while (i2 < lines.length && lines[i2].indent === indent) {
         const l = lines[i2];
         if (l.key !== void 0) return NO;
-        const v2 = scalar(l.value);
+        i2++;
+        const v2 = l.item ? block(indent + 2, depth + 1) : scalar(l.value);
         if (v2 === NO) return NO;
         seq.push(v2);
-        i2++;
       }
       return i2 < lines.length && lines[i2].indent > indent ? NO : seq;
     }
@@ -35399,19 +35409,19 @@ function alphabet(letters, aliases) {
   const encTable = new Uint8Array(len);
   const decTable = new Int8Array(128).fill(-1);
   for (let i2 = 0; i2 < len; i2++) {
-    const code = letters.charCodeAt(i2);
-    if (letters.codePointAt(i2) !== code || code > 127)
+    const code2 = letters.charCodeAt(i2);
+    if (letters.codePointAt(i2) !== code2 || code2 > 127)
       throw new Error("alphabet: single-char ASCII letters only");
-    encTable[i2] = code;
-    decTable[code] = i2;
+    encTable[i2] = code2;
+    decTable[code2] = i2;
   }
   if (aliases !== void 0) {
     for (const alias of Object.keys(aliases)) {
-      const code = alias.charCodeAt(0);
+      const code2 = alias.charCodeAt(0);
       const target = decTable[aliases[alias].charCodeAt(0)];
-      if (alias.length !== 1 || code > 127 || target === void 0 || target === -1)
+      if (alias.length !== 1 || code2 > 127 || target === void 0 || target === -1)
         throw new Error(`alphabet: invalid alias ${alias}`);
-      decTable[code] = target;
+      decTable[code2] = target;
     }
   }
   return {
@@ -35419,10 +35429,10 @@ function alphabet(letters, aliases) {
       const codes = new Uint8Array(digits.length);
       for (let i2 = 0; i2 < digits.length; i2++) {
         const d2 = digits[i2];
-        const code = encTable[d2];
-        if (code === void 0)
+        const code2 = encTable[d2];
+        if (code2 === void 0)
           throw new Error(`alphabet.encode: invalid digit ${d2}`);
-        codes[i2] = code;
+        codes[i2] = code2;
       }
       return charcodesToString(codes);
     },
@@ -35431,8 +35441,8 @@ function alphabet(letters, aliases) {
       const slen = input.length;
       const digits = new Uint8Array(slen);
       for (let i2 = 0; i2 < slen; i2++) {
-        const code = input.charCodeAt(i2);
-        const digit = code < 128 ? decTable[code] : -1;
+        const code2 = input.charCodeAt(i2);
+        const digit = code2 < 128 ? decTable[code2] : -1;
         if (digit === -1)
           throw new Error(`Unknown letter "${input[i2]}". Allowed: ${letters}`);
         digits[i2] = digit;
@@ -37122,11 +37132,11 @@ function FpLegendre(Fp, n2) {
   const p1mod2 = (Fp.ORDER - _1n2) / _2n;
   const powered = Fp.pow(n2, p1mod2);
   const yes = Fp.eql(powered, Fp.ONE);
-  const zero = Fp.eql(powered, Fp.ZERO);
+  const zero2 = Fp.eql(powered, Fp.ZERO);
   const no = Fp.eql(powered, Fp.neg(Fp.ONE));
-  if (!yes && !zero && !no)
+  if (!yes && !zero2 && !no)
     throw new Error("invalid Legendre symbol result");
-  return yes ? 1 : zero ? 0 : -1;
+  return yes ? 1 : zero2 ? 0 : -1;
 }
 function nLength(n2, nBitLength) {
   if (nBitLength !== void 0)
@@ -40667,11 +40677,11 @@ function FpLegendre2(Fp, n2) {
   const p1mod2 = (F2.ORDER - _1n9) / _2n6;
   const powered = F2.pow(n2, p1mod2);
   const yes = F2.eql(powered, F2.ONE);
-  const zero = F2.eql(powered, F2.ZERO);
+  const zero2 = F2.eql(powered, F2.ZERO);
   const no = F2.eql(powered, F2.neg(F2.ONE));
-  if (!yes && !zero && !no)
+  if (!yes && !zero2 && !no)
     throw new Error("invalid Legendre symbol result");
-  return yes ? 1 : zero ? 0 : -1;
+  return yes ? 1 : zero2 ? 0 : -1;
 }
 function nLength2(n2, nBitLength) {
   if (nBitLength !== void 0)
@@ -40962,11 +40972,11 @@ function signedWindowDigits(n2, W, windows) {
     throw new Error("invalid wnaf");
   return d2;
 }
-function wnafWalk(zero, tables, digits) {
+function wnafWalk(zero2, tables, digits) {
   let max = 0;
   for (const d2 of digits)
     max = Math.max(max, d2.length);
-  let acc = zero;
+  let acc = zero2;
   for (let bit = max - 1; bit >= 0; bit--) {
     if (bit !== max - 1)
       acc = acc.double();
@@ -44563,6 +44573,40 @@ function parseIssuanceRecord(text, file) {
   return out;
 }
 function serializeIssuanceRecord(rec) {
+  if (!rec.size) return "{}\n";
+  return plainRecords(rec) ?? objectRecords(rec);
+}
+function plainRecords(rec) {
+  const out = [];
+  const field2 = (k, v) => {
+    if (!plainString(v)) return false;
+    out.push(`  ${k}: ${v}
+`);
+    return true;
+  };
+  const list = (k, vs) => {
+    if (!vs.length) return out.push(`  ${k}: []
+`) > 0;
+    out.push(`  ${k}:
+`);
+    for (const v of vs) {
+      if (!plainString(v)) return false;
+      out.push(`    - ${v}
+`);
+    }
+    return true;
+  };
+  for (const svc of [...rec.keys()].sort()) {
+    const r = rec.get(svc);
+    if (!plainKey(svc)) return void 0;
+    out.push(`${svc}:
+`);
+    const ok = field2("serial", r.serial) && field2("notBefore", iso(r.notBefore)) && field2("notAfter", iso(r.notAfter)) && field2("issuer", r.issuer) && (!r.issuerKey || field2("issuerKey", r.issuerKey)) && field2("fingerprint", r.fingerprint) && list("uris", r.uris) && list("dns", r.dns);
+    if (!ok) return void 0;
+  }
+  return out.join("");
+}
+function objectRecords(rec) {
   const obj = {};
   for (const svc of [...rec.keys()].sort()) {
     const r = rec.get(svc);
@@ -44577,7 +44621,7 @@ function serializeIssuanceRecord(rec) {
       dns: r.dns
     };
   }
-  return rec.size ? toYaml(obj) : "{}\n";
+  return toYaml(obj);
 }
 
 // packages/core/src/leaf.ts
@@ -47976,30 +48020,30 @@ async function runMain(tool, main) {
   process.stdout.on("error", (e2) => {
     stdoutFailed ??= e2;
   });
-  let code;
+  let code2;
   try {
     if (stdoutWasClosed()) {
       throw Object.assign(new Error("standard output is closed"), { code: "EBADF", path: "standard output" });
     }
     await main();
-    code = Number(process.exitCode ?? 0);
+    code2 = Number(process.exitCode ?? 0);
   } catch (e2) {
     const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
     if (isTrellisError(e2)) {
       say(`${tool}: ${e2.message}
 `);
-      code = e2.exitCode;
+      code2 = e2.exitCode;
     } else if (io) {
       say(`${tool}: ${io}
 `);
-      code = 1;
+      code2 = 1;
     } else {
       say(`${tool}: internal error: ${e2?.message ?? e2}
   this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
 `);
       if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
 `);
-      code = 1;
+      code2 = 1;
     }
   }
   await new Promise((r) => process.stdout.write("", r));
@@ -48007,10 +48051,10 @@ async function runMain(tool, main) {
     say(`${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost
   → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open
 `);
-    code = code || 1;
+    code2 = code2 || 1;
   }
-  process.exitCode = code;
-  process.exit(code);
+  process.exitCode = code2;
+  process.exit(code2);
 }
 var ERRNO = {
   ENOSPC: "no space left on the device",
@@ -48674,7 +48718,7 @@ var checkCommand = {
       process.exitCode = NAGIOS.unknown;
     };
     let report2;
-    let code;
+    let code2;
     let metrics;
     try {
       const t = thresholdsFrom(a2);
@@ -48682,7 +48726,7 @@ var checkCommand = {
       const mesh = await withStore(a2.store, async (store) => loadMesh(store));
       const h2 = await meshHealth(mesh, now, t);
       report2 = renderHealth(h2, t);
-      code = NAGIOS[h2.level];
+      code2 = NAGIOS[h2.level];
       if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
     } catch (e2) {
       return unknown(describeFailure(e2));
@@ -48699,7 +48743,7 @@ ${rest.join("\n")}`);
       }
     }
     process.stdout.write(report2);
-    process.exitCode = code;
+    process.exitCode = code2;
   }
 };
 
@@ -48913,20 +48957,14 @@ init_define_TRELLIS_BUILD();
 import fs7 from "node:fs";
 import path5 from "node:path";
 var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
+var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW;
 var counter = 0;
+var tempName = (file, ext) => path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+var code = (e2) => e2.code;
 function replaceFileNow(file, content, mode = 420) {
-  const tmp = path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.tmp`);
+  const tmp = tempName(file, "tmp");
   const fd = fs7.openSync(tmp, EXCLUSIVE2, mode);
-  try {
-    fs7.writeFileSync(fd, content);
-    fs7.fchmodSync(fd, mode);
-  } catch (e2) {
-    fs7.closeSync(fd);
-    fs7.rmSync(tmp, { force: true });
-    e2.path ??= file;
-    throw e2;
-  }
-  fs7.closeSync(fd);
+  fill(fd, tmp, file, content, mode, false);
   try {
     fs7.renameSync(tmp, file);
   } catch (e2) {
@@ -48934,18 +48972,90 @@ function replaceFileNow(file, content, mode = 420) {
     throw e2;
   }
 }
+function fill(fd, at, file, content, mode, reused) {
+  try {
+    fs7.writeFileSync(fd, content);
+    if (reused) fs7.ftruncateSync(fd, Buffer.byteLength(content));
+    fs7.fchmodSync(fd, mode);
+  } catch (e2) {
+    fs7.closeSync(fd);
+    fs7.rmSync(at, { force: true });
+    e2.path ??= file;
+    throw e2;
+  }
+  fs7.closeSync(fd);
+}
+var spareOf = (file) => path5.join(path5.dirname(file), `.${path5.basename(file)}.spare`);
+function openSpare(spare, mode) {
+  try {
+    const fd = fs7.openSync(spare, REUSE);
+    const st = fs7.fstatSync(fd);
+    if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
+    fs7.closeSync(fd);
+    return void 0;
+  } catch (e2) {
+    if (code(e2) !== "ENOENT") return void 0;
+  }
+  try {
+    return { fd: fs7.openSync(spare, EXCLUSIVE2, mode), reused: false };
+  } catch (e2) {
+    if (code(e2) === "EEXIST") return void 0;
+    throw e2;
+  }
+}
+function replaceRecycling(file, content, mode, scrub) {
+  const spare = spareOf(file);
+  const opened = openSpare(spare, mode);
+  if (opened === void 0) return replaceFileNow(file, content, mode);
+  fill(opened.fd, spare, file, content, mode, opened.reused);
+  const old = tempName(file, "old");
+  let kept = true;
+  try {
+    fs7.linkSync(file, old);
+  } catch (e2) {
+    if (code(e2) !== "ENOENT") {
+      fs7.rmSync(spare, { force: true });
+      e2.path ??= file;
+      throw e2;
+    }
+    kept = false;
+  }
+  try {
+    fs7.renameSync(spare, file);
+  } catch (e2) {
+    fs7.rmSync(spare, { force: true });
+    if (kept) fs7.rmSync(old, { force: true });
+    throw e2;
+  }
+  if (!kept) return;
+  fs7.renameSync(old, spare);
+  if (scrub) zero(spare);
+}
+function zero(file) {
+  const fd = fs7.openSync(file, REUSE);
+  try {
+    const st = fs7.fstatSync(fd);
+    if (st.nlink !== 1) fs7.rmSync(file, { force: true });
+    else if (st.size) fs7.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
+  } finally {
+    fs7.closeSync(fd);
+  }
+}
 var threadTag = 0;
 var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
 function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path5.join(scopeDir, l.service);
+  let fresh = true;
   try {
     fs7.mkdirSync(dir);
   } catch (e2) {
-    if (e2.code !== "EEXIST") throw e2;
+    if (code(e2) !== "EEXIST") throw e2;
+    fresh = false;
   }
-  replaceFileNow(path5.join(dir, "key.pem"), l.keyPem, 384);
-  replaceFileNow(path5.join(dir, "cert.pem"), l.certPem);
-  replaceFileNow(path5.join(dir, "chain.pem"), l.certPem + intermediatePem);
+  const put = fresh ? (f, c3, mode) => replaceFileNow(f, c3, mode) : replaceRecycling;
+  put(path5.join(dir, "key.pem"), l.keyPem, 384, true);
+  put(path5.join(dir, "cert.pem"), l.certPem, 420, false);
+  put(path5.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
 
 // packages/ci/src/out-write.ts
@@ -50991,7 +51101,7 @@ var handleSerializationError = ({ error, methodName, isSubprocess, message }) =>
     throw new Error(`${getMethodName(methodName, isSubprocess)}'s argument type is invalid: the message cannot be serialized: ${String(message)}.`, { cause: error });
   }
 };
-var isSerializationError = ({ code, message }) => SERIALIZATION_ERROR_CODES.has(code) || SERIALIZATION_ERROR_MESSAGES.some((serializationErrorMessage) => message.includes(serializationErrorMessage));
+var isSerializationError = ({ code: code2, message }) => SERIALIZATION_ERROR_CODES.has(code2) || SERIALIZATION_ERROR_MESSAGES.some((serializationErrorMessage) => message.includes(serializationErrorMessage));
 var SERIALIZATION_ERROR_CODES = /* @__PURE__ */ new Set([
   // Message is `undefined`
   "ERR_MISSING_ARGS",
@@ -54834,17 +54944,17 @@ var Emitter = class {
       list.splice(i2, 1);
     }
   }
-  emit(ev, code, signal) {
+  emit(ev, code2, signal) {
     if (this.emitted[ev]) {
       return false;
     }
     this.emitted[ev] = true;
     let ret = false;
     for (const fn of this.listeners[ev]) {
-      ret = fn(code, signal) === true || ret;
+      ret = fn(code2, signal) === true || ret;
     }
     if (ev === "exit") {
-      ret = this.emit("afterExit", code, signal) || ret;
+      ret = this.emit("afterExit", code2, signal) || ret;
     }
     return ret;
   }
@@ -54944,8 +55054,8 @@ var SignalExit = class extends SignalExitBase {
     this.#process.emit = (ev, ...a2) => {
       return this.#processEmit(ev, ...a2);
     };
-    this.#process.reallyExit = (code) => {
-      return this.#processReallyExit(code);
+    this.#process.reallyExit = (code2) => {
+      return this.#processReallyExit(code2);
     };
   }
   unload() {
@@ -54967,11 +55077,11 @@ var SignalExit = class extends SignalExitBase {
     this.#process.reallyExit = this.#originalProcessReallyExit;
     this.#emitter.count -= 1;
   }
-  #processReallyExit(code) {
+  #processReallyExit(code2) {
     if (!processOk(this.#process)) {
       return 0;
     }
-    this.#process.exitCode = code || 0;
+    this.#process.exitCode = code2 || 0;
     this.#emitter.emit("exit", this.#process.exitCode, null);
     return this.#originalProcessReallyExit.call(this.#process, this.#process.exitCode);
   }
