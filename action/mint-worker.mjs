@@ -143,25 +143,88 @@ function signLeaves(t, orders, signingKey) {
 import fs from "node:fs";
 import path from "node:path";
 var EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
+var REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW;
 var counter = 0;
+var tempName = (file, ext) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+var code = (e) => e.code;
 function replaceFileNow(file, content, mode = 420) {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${threadTag}-${counter++}.tmp`);
+  const tmp = tempName(file, "tmp");
   const fd = fs.openSync(tmp, EXCLUSIVE, mode);
-  try {
-    fs.writeFileSync(fd, content);
-    fs.fchmodSync(fd, mode);
-  } catch (e) {
-    fs.closeSync(fd);
-    fs.rmSync(tmp, { force: true });
-    e.path ??= file;
-    throw e;
-  }
-  fs.closeSync(fd);
+  fill(fd, tmp, file, content, mode, false);
   try {
     fs.renameSync(tmp, file);
   } catch (e) {
     fs.rmSync(tmp, { force: true });
     throw e;
+  }
+}
+function fill(fd, at, file, content, mode, reused) {
+  try {
+    fs.writeFileSync(fd, content);
+    if (reused) fs.ftruncateSync(fd, Buffer.byteLength(content));
+    fs.fchmodSync(fd, mode);
+  } catch (e) {
+    fs.closeSync(fd);
+    fs.rmSync(at, { force: true });
+    e.path ??= file;
+    throw e;
+  }
+  fs.closeSync(fd);
+}
+var spareOf = (file) => path.join(path.dirname(file), `.${path.basename(file)}.spare`);
+function openSpare(spare, mode) {
+  try {
+    const fd = fs.openSync(spare, REUSE);
+    const st = fs.fstatSync(fd);
+    if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
+    fs.closeSync(fd);
+    return void 0;
+  } catch (e) {
+    if (code(e) !== "ENOENT") return void 0;
+  }
+  try {
+    return { fd: fs.openSync(spare, EXCLUSIVE, mode), reused: false };
+  } catch (e) {
+    if (code(e) === "EEXIST") return void 0;
+    throw e;
+  }
+}
+function replaceRecycling(file, content, mode, scrub) {
+  const spare = spareOf(file);
+  const opened = openSpare(spare, mode);
+  if (opened === void 0) return replaceFileNow(file, content, mode);
+  fill(opened.fd, spare, file, content, mode, opened.reused);
+  const old = tempName(file, "old");
+  let kept = true;
+  try {
+    fs.linkSync(file, old);
+  } catch (e) {
+    if (code(e) !== "ENOENT") {
+      fs.rmSync(spare, { force: true });
+      e.path ??= file;
+      throw e;
+    }
+    kept = false;
+  }
+  try {
+    fs.renameSync(spare, file);
+  } catch (e) {
+    fs.rmSync(spare, { force: true });
+    if (kept) fs.rmSync(old, { force: true });
+    throw e;
+  }
+  if (!kept) return;
+  fs.renameSync(old, spare);
+  if (scrub) zero(spare);
+}
+function zero(file) {
+  const fd = fs.openSync(file, REUSE);
+  try {
+    const st = fs.fstatSync(fd);
+    if (st.nlink !== 1) fs.rmSync(file, { force: true });
+    else if (st.size) fs.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
+  } finally {
+    fs.closeSync(fd);
   }
 }
 var threadTag = 0;
@@ -170,14 +233,17 @@ function setThreadTag(n) {
 }
 function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path.join(scopeDir, l.service);
+  let fresh = true;
   try {
     fs.mkdirSync(dir);
   } catch (e) {
-    if (e.code !== "EEXIST") throw e;
+    if (code(e) !== "EEXIST") throw e;
+    fresh = false;
   }
-  replaceFileNow(path.join(dir, "key.pem"), l.keyPem, 384);
-  replaceFileNow(path.join(dir, "cert.pem"), l.certPem);
-  replaceFileNow(path.join(dir, "chain.pem"), l.certPem + intermediatePem);
+  const put = fresh ? (f, c, mode) => replaceFileNow(f, c, mode) : replaceRecycling;
+  put(path.join(dir, "key.pem"), l.keyPem, 384, true);
+  put(path.join(dir, "cert.pem"), l.certPem, 420, false);
+  put(path.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
 
 // packages/ci/src/mint-worker.ts

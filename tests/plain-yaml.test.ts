@@ -93,6 +93,15 @@ describe('the plain YAML reader', () => {
   it('accepts the shapes trellis reads at scale: a scope of `svc: {}` lines and leaves.yaml as trellis writes it', () => {
     const scope = `kind: region\nservices:\n${Array.from({ length: 50 }, (_, i) => `  svc-${i}: {}\n`).join('')}`;
     expect(readPlainYaml(scope)).toEqual(full(scope));
+    // Services with a ttl and deploy targets, as the yaml package writes them (the benchmark's scope files).
+    const targets = stringify({ kind: 'region', services: { api: { ttl: '72h', deploy: [{ type: 'dir', path: '/srv/tls/api' }, { type: 'ssh', target: 'edge', path: '/etc/tls' }] }, web: {} } });
+    expect(targets).toContain('      - type: dir\n        path: /srv/tls/api\n');
+    expect(readPlainYaml(targets)).not.toBeUndefined();
+    expect(readPlainYaml(targets)).toEqual(full(targets));
+    for (const text of ['a:\n  - b: c\n   d: e\n', 'a:\n  - b: c\n  - d\n    e: f\n', 'a:\n  - b: c\n    b: d\n', 'a:\n  - b:\n  - c\n', 'a:\n  -  b: c\n', 'a:\n  - 1: c\n']) {
+      expect(readPlainYaml(text), text).toBeUndefined();
+    }
+    expect(readPlainYaml('a:\n  - "b: c"\n  - sha256:ab\n')).toEqual({ a: ['b: c', 'sha256:ab'] });
     const leaves = serializeIssuanceRecord(new Map([['api', {
       serial: '01ab', notBefore: new Date('2026-11-22T10:00:00Z'), notAfter: new Date('2026-11-29T10:00:00Z'), issuer: 'sha256:aa', issuerKey: 'sha256:bb', fingerprint: 'sha256:cc',
       uris: ['spiffe://us-east-1.mesh.example/api'], dns: ['api.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'],
@@ -122,6 +131,28 @@ describe('the plain YAML reader', () => {
       expect(readPlainYaml(fast)).toEqual(t);
     }), { numRuns: 2000 });
     expect(written).toBeGreaterThan(200);
+  });
+
+  it('serializeIssuanceRecord writes the very bytes the yaml package writes for the records, quoting included', () => {
+    const text = fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[0-9a-f]{1,12}$/) }, { weight: 1, arbitrary: atom });
+    const date = fc.date({ min: new Date('1999-01-01T00:00:00Z'), max: new Date('2100-01-01T00:00:00Z'), noInvalidDate: true });
+    const record = fc.record({
+      serial: text, notBefore: date, notAfter: date, issuer: fc.oneof(fc.constant('sha256:aa'), text), issuerKey: fc.option(text, { nil: undefined }),
+      fingerprint: text, uris: fc.array(text, { maxLength: 2 }), dns: fc.array(text, { maxLength: 3 }),
+    });
+    let plain = 0;
+    fc.assert(fc.property(fc.dictionary(fc.oneof({ weight: 8, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,6}$/) }, { weight: 1, arbitrary: key.filter((k) => k !== '__proto__') }), record, { minKeys: 1, maxKeys: 5 }), (recs) => {
+      const map = new Map(Object.entries(recs).map(([k, r]) => [k, Object.fromEntries(Object.entries(r).filter(([, v]) => v !== undefined)) as never]));
+      const obj = Object.fromEntries([...map.keys()].sort().map((k) => {
+        const r = map.get(k) as Record<string, unknown>;
+        const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+        return [k, { serial: r.serial, notBefore: iso(r.notBefore as Date), notAfter: iso(r.notAfter as Date), issuer: r.issuer, ...(r.issuerKey ? { issuerKey: r.issuerKey } : {}), fingerprint: r.fingerprint, uris: r.uris, dns: r.dns }];
+      }));
+      const written = serializeIssuanceRecord(map);
+      if (writePlainYaml(obj) !== undefined) plain++;
+      expect(written).toBe(stringify(obj, { lineWidth: 0, indent: 2 }));
+    }), { numRuns: 1500 });
+    expect(plain).toBeGreaterThan(100);
   });
 
   it('writes leaves.yaml as trellis always wrote it, and leaves quoting to the yaml package', () => {

@@ -8,6 +8,7 @@ import { fromYaml, toYaml, type ServiceDef } from './config.js';
 import { serviceDnsName, serviceSpiffeId } from './names.js';
 import { renewalPoint } from './profiles.js';
 import { iso } from './time.js';
+import { plainKey, plainString } from './plain-yaml.js';
 
 export interface LeafRecord {
   serial: string;
@@ -84,6 +85,43 @@ export function parseIssuanceRecord(text: string, file: string): IssuanceRecord 
 
 /** leaves.yaml as toYaml writes it (linear for plain records: config.ts's writePlainYaml). */
 export function serializeIssuanceRecord(rec: IssuanceRecord): string {
+  if (!rec.size) return '{}\n';
+  return plainRecords(rec) ?? objectRecords(rec);
+}
+
+/**
+ * The bytes writePlainYaml writes for the records' object form, without
+ * building it (a renew rewrites every record of a scope, 10k at a time);
+ * undefined when a value needs quoting, which objectRecords then does.
+ */
+function plainRecords(rec: IssuanceRecord): string | undefined {
+  const out: string[] = [];
+  const field = (k: string, v: string) => {
+    if (!plainString(v)) return false;
+    out.push(`  ${k}: ${v}\n`);
+    return true;
+  };
+  const list = (k: string, vs: string[]) => {
+    if (!vs.length) return out.push(`  ${k}: []\n`) > 0;
+    out.push(`  ${k}:\n`);
+    for (const v of vs) {
+      if (!plainString(v)) return false;
+      out.push(`    - ${v}\n`);
+    }
+    return true;
+  };
+  for (const svc of [...rec.keys()].sort()) {
+    const r = rec.get(svc)!;
+    if (!plainKey(svc)) return undefined;
+    out.push(`${svc}:\n`);
+    const ok = field('serial', r.serial) && field('notBefore', iso(r.notBefore)) && field('notAfter', iso(r.notAfter)) && field('issuer', r.issuer)
+      && (!r.issuerKey || field('issuerKey', r.issuerKey)) && field('fingerprint', r.fingerprint) && list('uris', r.uris) && list('dns', r.dns);
+    if (!ok) return undefined;
+  }
+  return out.join('');
+}
+
+function objectRecords(rec: IssuanceRecord): string {
   const obj: Record<string, unknown> = {};
   for (const svc of [...rec.keys()].sort()) {
     const r = rec.get(svc)!;
@@ -92,5 +130,5 @@ export function serializeIssuanceRecord(rec: IssuanceRecord): string {
       ...(r.issuerKey ? { issuerKey: r.issuerKey } : {}), fingerprint: r.fingerprint, uris: r.uris, dns: r.dns,
     };
   }
-  return rec.size ? toYaml(obj) : '{}\n';
+  return toYaml(obj);
 }

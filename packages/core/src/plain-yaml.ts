@@ -126,8 +126,10 @@ export function readPlainYaml(text: string): unknown {
   return v === NO || i < lines.length ? undefined : v;
 }
 
-const plainString = (s: string) => PLAIN.test(s) && !s.endsWith(':') && !NOT_A_STRING.test(s);
-const plainKey = (k: string) => KEY.test(k) && !NOT_A_STRING.test(k) && k !== '__proto__';
+/** True when writePlainYaml writes `s` as a value unquoted (else it declines). */
+export const plainString = (s: string) => PLAIN.test(s) && !s.endsWith(':') && !NOT_A_STRING.test(s);
+/** True when writePlainYaml writes `k` as a key unquoted. */
+export const plainKey = (k: string) => KEY.test(k) && !NOT_A_STRING.test(k) && k !== '__proto__';
 
 /**
  * The same bytes `toYaml` (the yaml package's stringify, indent 2, no line

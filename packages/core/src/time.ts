@@ -58,5 +58,6 @@ export function parseInstant(text: string, flag = '--now'): Date {
 
 /** Second-precision RFC 3339 in UTC: what every file of the store records. */
 export function iso(d: Date): string {
-  return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const s = d.toISOString(); // always ….sssZ: drop the milliseconds
+  return `${s.slice(0, -5)}Z`;
 }
