@@ -52,7 +52,7 @@ describe('identities and recipients', () => {
   it('refuses mixed post-quantum and classic recipients in one file', async () => {
     const pq = [await identityToRecipient(await generateHybridIdentity()), await identityToRecipient(await generateHybridIdentity())];
     const classic = (await newIdentity()).recipient;
-    expect(reasonOf(() => validateRecipients([pq[0]!, classic], {}))).toBe('bad-recipient/2');
+    expect(reasonOf(() => validateRecipients([pq[0]!, classic], {}))).toBe('custody-recipients/3');
     expect(reasonOf(() => validateRecipients(pq, {}))).toBeUndefined();
   });
   it('refuses a string that only looks like a recipient, before anything is encrypted', () => {
