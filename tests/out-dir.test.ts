@@ -59,6 +59,17 @@ describe('renew output directory', () => {
       fs.symlinkSync(elsewhere, m.path('.trellis'));
       return { args: [], untouched: elsewhere };
     }, /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/],
+    ['a scope directory in the output that links into bundles/ (keys git would commit)', 3, (m: FakeMesh) => {
+      fs.rmSync(m.path('.trellis/out/us-east-1'), { recursive: true, force: true });
+      fs.symlinkSync('../../bundles/us-east-1', m.path('.trellis/out/us-east-1'));
+      return { args: [], untouched: undefined }; // the store, bundles/ included, stays byte-identical
+    }, /cannot write leaves under .*\.trellis\/out: us-east-1 in it is a symbolic link, and leaf keys would be written wherever it points/],
+    ['a service directory in the output that links elsewhere', 3, (m: FakeMesh) => {
+      const elsewhere = fs.mkdtempSync(path.join(work, 'service-'));
+      fs.rmSync(m.path('.trellis/out/us-east-1/api'), { recursive: true, force: true });
+      fs.symlinkSync(elsewhere, m.path('.trellis/out/us-east-1/api'));
+      return { args: [], untouched: elsewhere };
+    }, /cannot write leaves under .*\.trellis\/out: us-east-1\/api in it is a symbolic link/],
     ['--out owned by another user', 3, () => {
       // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
       const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 const EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-const REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW;
+// O_NONBLOCK: a FIFO planted as a spare fails the open instead of hanging renew (isFile() then refuses it).
+const REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 let counter = 0;
 
 // pid, thread and a counter name a temp file: unique among writers, without a random draw per file.
@@ -30,10 +31,10 @@ export function replaceFileNow(file: string, content: string, mode = 0o644): voi
 /** Writes `content` into the open `fd` of `at` (a temp or spare for `file`) and closes it; on failure removes `at`. */
 function fill(fd: number, at: string, file: string, content: string, mode: number, reused: boolean): void {
   try {
+    fs.fchmodSync(fd, mode); // before the content: a key never sits in a looser inode, even for a moment
     fs.writeFileSync(fd, content);
     // A reused spare may hold a longer previous content.
     if (reused) fs.ftruncateSync(fd, Buffer.byteLength(content));
-    fs.fchmodSync(fd, mode);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(at, { force: true });
@@ -89,6 +90,8 @@ export function replaceRecycling(file: string, content: string, mode: number, sc
   fill(opened.fd, spare, file, content, mode, opened.reused);
   // The replaced inode keeps a second name while the spare takes its place, so the rename frees nothing.
   const old = tempName(file, 'old');
+  // A crash of an earlier run with the same pid, thread and counter may have left this name: it is ours and stale.
+  fs.rmSync(old, { force: true });
   let kept = true;
   try {
     fs.linkSync(file, old);

@@ -35,9 +35,31 @@ export function prepareOutDir(dir: string, opts: { flag?: string; store?: string
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
+  refuseLinksInside(dir, flag);
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
   return loose ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n` : undefined;
+}
+
+/**
+ * Refuses a symbolic link among the scope directories, the scope files and
+ * the service directories renew writes into: O_NOFOLLOW guards only a path's
+ * last component, so a planted `out/S -> ../../bundles/S` would put plaintext
+ * keys where git commits them. Leaf files themselves are replaced by rename,
+ * which never follows a link.
+ */
+function refuseLinksInside(dir: string, flag: string): void {
+  const refuse = (at: string): never => {
+    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
+      hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`,
+    });
+  };
+  for (const scope of fs.readdirSync(dir, { withFileTypes: true })) {
+    const at = path.join(dir, scope.name);
+    if (scope.isSymbolicLink()) refuse(at);
+    if (!scope.isDirectory()) continue;
+    for (const entry of fs.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse(path.join(at, entry.name));
+  }
 }
 
 /** Removes the leaf directories of `services` (SCOPE/SERVICE) under `dir`: never `dir` itself, nor anything else in it. */

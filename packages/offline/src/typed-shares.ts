@@ -27,7 +27,7 @@ export function pipedShares(text: string): GivenShare[] {
 /** At a terminal: prompts on stderr, reads each share with echo off, re-asks a damaged one, stops at K distinct shares. */
 async function typedShares(alsoGiven: GivenShare[]): Promise<GivenShare[]> {
   const muted = new Writable({ write: (_chunk, _enc, done) => done() }); // readline echoes into this, not the terminal
-  const rl = readline.createInterface({ input: process.stdin, output: muted, terminal: true });
+  const rl = readline.createInterface({ input: process.stdin, output: muted, terminal: true, historySize: 0 });
   const lines: string[] = [];
   let wake: (() => void) | undefined;
   let interrupted = false;

@@ -18,6 +18,12 @@ export const rekey: CommandModule<object, Args> = {
       const mesh = loadMesh(store);
       const now = clock(a.now);
       // Only a root-signed confirmation counts: a pull request that edits recipients.ci or recipients.ciScopes must not get the keys.
+      // A store whose root ledger confirms no CI recipient at all has nothing rekey may hand the keys to (never fall back to trellis.yaml here).
+      if (!lastConfirmedRecord(mesh, 'ciRecipient')) {
+        throw new TrellisError('custody-not-confirmed', 'no custodian has confirmed a CI recipient in the root ledger', {
+          file: 'trellis.yaml', field: 'recipients.ci', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first',
+        });
+      }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
         const ci = unconfirmed.find((l) => l.startsWith('recipients.ci '));

@@ -21,7 +21,7 @@ export const rekey: CommandModule<object, Args> = {
     .option('shares', { type: 'string', describe: 'generate the new offline identity and print it as N Shamir shares on stdout, never whole (K-of-N, e.g. 3-of-5): new share holders' })
     .option('pq', { type: 'boolean', describe: 'with --identity-out or --shares: generate an ML-KEM-768 hybrid identity (classic → post-quantum)' })
     .example('$0 rekey --identity-out /media/offline/root-2.identity --pq', 'move the root key to a new, post-quantum offline identity')
-    .example('$0 rekey --shares-from /media/a/share /media/b/share --shares 2-of-3 > /media/offline/new-shares.txt', 'hand the root key to new share holders') as never,
+    .example('$0 rekey --shares-from /media/a/share /media/b/share --shares 2-of-3', 'hand the root key to new share holders: the shares print on the terminal, each copied to its own custodian\'s medium') as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
     if ([Boolean(a.offlineRecipient?.length), Boolean(a.identityOut), a.shares !== undefined].filter(Boolean).length !== 1) {
@@ -62,7 +62,7 @@ export const rekey: CommandModule<object, Args> = {
         }, [], root!),
       });
       // The new identity is written before the commit: a crash after it leaves a file nobody needs, never a key nobody can open.
-      if (generated && split) await printShares(generated.identity, mesh.config.mesh, split.k, split.n, { outcome: 'the root key was not rekeyed', hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root rekey … > /media/offline/shares.txt)' });
+      if (generated && split) await printShares(generated.identity, mesh.config.mesh, split.k, split.n, { outcome: 'the root key was not rekeyed', hint: 'rerun with stdout going to the terminal, and copy each share to its own custodian\'s medium' });
       else if (generated) writeFileAtomic(path.resolve(a.identityOut!), `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`, 0o600);
       store.commit(writes);
       // With --shares, stdout holds the shares alone (as init prints them), so the summary goes to stderr.
