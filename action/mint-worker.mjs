@@ -143,7 +143,7 @@ function signLeaves(t, orders, signingKey) {
 import fs from "node:fs";
 import path from "node:path";
 var EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-var REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW;
+var REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_NONBLOCK;
 var counter = 0;
 var tempName = (file, ext) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e) => e.code;
@@ -160,9 +160,9 @@ function replaceFileNow(file, content, mode = 420) {
 }
 function fill(fd, at, file, content, mode, reused) {
   try {
+    fs.fchmodSync(fd, mode);
     fs.writeFileSync(fd, content);
     if (reused) fs.ftruncateSync(fd, Buffer.byteLength(content));
-    fs.fchmodSync(fd, mode);
   } catch (e) {
     fs.closeSync(fd);
     fs.rmSync(at, { force: true });
@@ -195,6 +195,7 @@ function replaceRecycling(file, content, mode, scrub) {
   if (opened === void 0) return replaceFileNow(file, content, mode);
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
+  fs.rmSync(old, { force: true });
   let kept = true;
   try {
     fs.linkSync(file, old);

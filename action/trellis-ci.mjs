@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "df164ae5a46cb435c2b1f20ee7db247a2951c82a", date: "2026-12-02T05:29:35Z" };
+    define_TRELLIS_BUILD_default = { commit: "c1461ae2ed35d0367158ae50bf943cdda4104519", date: "2026-12-02T05:54:47Z" };
   }
 });
 
@@ -57707,7 +57707,7 @@ init_define_TRELLIS_BUILD();
 import fs7 from "node:fs";
 import path5 from "node:path";
 var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
-var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW;
+var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW | fs7.constants.O_NONBLOCK;
 var counter = 0;
 var tempName = (file, ext) => path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e2) => e2.code;
@@ -57724,9 +57724,9 @@ function replaceFileNow(file, content, mode = 420) {
 }
 function fill(fd, at, file, content, mode, reused) {
   try {
+    fs7.fchmodSync(fd, mode);
     fs7.writeFileSync(fd, content);
     if (reused) fs7.ftruncateSync(fd, Buffer.byteLength(content));
-    fs7.fchmodSync(fd, mode);
   } catch (e2) {
     fs7.closeSync(fd);
     fs7.rmSync(at, { force: true });
@@ -57759,6 +57759,7 @@ function replaceRecycling(file, content, mode, scrub) {
   if (opened === void 0) return replaceFileNow(file, content, mode);
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
+  fs7.rmSync(old, { force: true });
   let kept = true;
   try {
     fs7.linkSync(file, old);
@@ -58037,10 +58038,24 @@ function prepareOutDir(dir, opts2 = {}) {
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
+  refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
   fs11.chmodSync(dir, 448);
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
+}
+function refuseLinksInside(dir, flag) {
+  const refuse2 = (at) => {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path8.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
+      hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
+    });
+  };
+  for (const scope2 of fs11.readdirSync(dir, { withFileTypes: true })) {
+    const at = path8.join(dir, scope2.name);
+    if (scope2.isSymbolicLink()) refuse2(at);
+    if (!scope2.isDirectory()) continue;
+    for (const entry of fs11.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path8.join(at, entry.name));
+  }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
@@ -58595,6 +58610,13 @@ var rekey = {
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
+      if (!lastConfirmedRecord(mesh, "ciRecipient")) {
+        throw new TrellisError("custody-not-confirmed", "no custodian has confirmed a CI recipient in the root ledger", {
+          file: "trellis.yaml",
+          field: "recipients.ci",
+          hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first"
+        });
+      }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
         const ci = unconfirmed.find((l) => l.startsWith("recipients.ci "));
