@@ -24,6 +24,48 @@ const TEMPLATES = path.join(REPO, 'scripts/ci/github');
 const VALIDATOR = path.join(REPO, 'node_modules/.bin/action-validator');
 const load = (f: string) => parse(fs.readFileSync(path.join(TEMPLATES, f), 'utf8')) as Workflow & { on: Record<string, unknown>; permissions: Record<string, string> };
 
+/** Runs one `run:` step of renew.yml in bash in `cwd`, as the runner would (GITHUB_OUTPUT a file). */
+async function runStep(job: string, name: string, cwd: string): Promise<{ code: number; out: string; output: string }> {
+  const step = load('renew.yml').jobs[job]!.steps.find((s) => s.name === name || s.id === name)!;
+  const output = path.join(cwd, '.github-output');
+  fs.writeFileSync(output, '');
+  const r = await execa('bash', ['--noprofile', '--norc', '-eo', 'pipefail', '-c', step.run!], { cwd, reject: false, env: { PATH: process.env.PATH!, GITHUB_OUTPUT: output }, extendEnv: false });
+  return { code: r.exitCode ?? -1, out: `${r.stdout}${r.stderr}`, output: fs.readFileSync(output, 'utf8') };
+}
+
+describe('renew.yml guards what a pull request names', () => {
+  it('a scope file whose name is not one whole scope name (a newline inside) stops the scopes job: no matrix entry, no secret name chosen', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-wf-names-'));
+    fs.mkdirSync(path.join(dir, 'scopes'));
+    fs.writeFileSync(path.join(dir, 'scopes/us-east-1.yaml'), 'kind: region\n');
+    const fine = await runStep('scopes', 'list', dir);
+    expect(fine.code, fine.out).toBe(0);
+    expect(fine.output).toContain('{"scope":"us-east-1","secret":"TRELLIS_CI_IDENTITY_US_EAST_1"}');
+    for (const bad of ['ok\nx","secret":"TRELLIS_CI_IDENTITY"}', '-lead', 'UPPER']) {
+      const f = path.join(dir, 'scopes', `${bad}.yaml`);
+      fs.writeFileSync(f, 'kind: region\n');
+      const r = await runStep('scopes', 'list', dir);
+      expect(r.code, `${JSON.stringify(bad)}: ${r.out}`).toBe(1);
+      expect(r.out).toMatch(/a scope file is not named for a scope/);
+      expect(r.output).toBe('');
+      fs.rmSync(f);
+    }
+  });
+
+  it('a commit that tracks anything under .trellis/ (a symlink rerouting keys) stops every shard before trellis-ci runs', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-wf-work-'));
+    await mustGit(dir, ['init', '-q']);
+    const clean = await runStep('shard', 'refuse a tracked work area', dir);
+    expect(clean.code, clean.out).toBe(0);
+    fs.mkdirSync(path.join(dir, '.trellis/out'), { recursive: true });
+    fs.symlinkSync('../../bundles/us-east-1', path.join(dir, '.trellis/out/us-east-1'));
+    await mustGit(dir, ['add', '-f', '.trellis/out/us-east-1']);
+    const r = await runStep('shard', 'refuse a tracked work area', dir);
+    expect(r.code).toBe(1);
+    expect(r.out).toMatch(/files under \.trellis\/ are tracked/);
+  });
+});
+
 describe('workflow templates pass the validator', () => {
   it.each(['verify.yml', 'renew.yml'])('%s is a valid workflow', async (f) => {
     const r = await tool(VALIDATOR, [path.join(TEMPLATES, f)]);
