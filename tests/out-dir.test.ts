@@ -105,6 +105,17 @@ describe('deploy --wipe-out', () => {
     return { m, dir };
   };
 
+  it('refuses a leaf whose key is not its certificate\'s (a write cut short by a power loss): exit 1, naming the file, nothing installed', async () => {
+    const { m, dir } = await withDir();
+    const key = m.out('us-east-1', 'api', 'key.pem');
+    fs.writeFileSync(key, Buffer.alloc(fs.statSync(key).size)); // what a zeroed spare would read as
+    const d = await m.ci(['deploy']);
+    expect(d.code, d.stdout + d.stderr).toBe(1);
+    expect(d.stdout + d.stderr).toMatch(/us-east-1\/api\/key\.pem is not the key of the certificate beside it/);
+    expect(d.stdout + d.stderr).toMatch(/renew --force --scope us-east-1/);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+  });
+
   it('removes the leaves it delivered once every target succeeded, and keeps the others', async () => {
     const { m, dir } = await withDir();
     const d = await m.ci(['deploy', '--wipe-out']);

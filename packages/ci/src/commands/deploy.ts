@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
+  TrellisError, actor, appendToLedger, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
@@ -66,8 +66,14 @@ function leafFrom(mesh: Mesh, from: string, scope: string, service: string): Lea
   const cert = read('cert.pem');
   const current = mesh.material.get(scope)?.leaves.get(service);
   // A leaf left over from an older run must never replace the one the record names.
-  if (!current || parseCertificate(cert).serialNumber !== current.serial) return undefined;
-  return { cert, key: read('key.pem'), chain: read('chain.pem') };
+  const parsed = parseCertificate(cert);
+  if (!current || parsed.serialNumber !== current.serial) return undefined;
+  const key = read('key.pem');
+  // The output directory has one durability barrier, not one per file: after a power loss a key may not be its certificate's.
+  if (!keyMatchesCert(key, parsed)) {
+    throw new TrellisError('output-failed', `${path.join(dir, 'key.pem')} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope}, then deploy`);
+  }
+  return { cert, key, chain: read('chain.pem') };
 }
 
 async function runDeploy(a: Args): Promise<void> {
