@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c1461ae2ed35d0367158ae50bf943cdda4104519", date: "2026-12-02T05:54:47Z" };
+    define_TRELLIS_BUILD_default = { commit: "030d8165d4b5def7b65688d26680a82c74ed874a", date: "2026-12-02T05:57:16Z" };
   }
 });
 
@@ -58337,8 +58337,13 @@ function leafFrom(mesh, from, scope2, service) {
   if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs15.existsSync(path18.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
-  if (!current || parseCertificate(cert2).serialNumber !== current.serial) return void 0;
-  return { cert: cert2, key: read2("key.pem"), chain: read2("chain.pem") };
+  const parsed2 = parseCertificate(cert2);
+  if (!current || parsed2.serialNumber !== current.serial) return void 0;
+  const key = read2("key.pem");
+  if (!keyMatchesCert(key, parsed2)) {
+    throw new TrellisError("output-failed", `${path18.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
+  }
+  return { cert: cert2, key, chain: read2("chain.pem") };
 }
 async function runDeploy(a2) {
   if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1)) throw new TrellisError("usage", "--canary takes a positive whole number");
