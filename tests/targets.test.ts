@@ -58,9 +58,20 @@ describe('dir target', () => {
     const good = current(dir);
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     fs.copyFileSync(m.out('us-east-1', 'web', 'key.pem'), m.out('us-east-1', 'api', 'key.pem'));
+    // deploy refuses it before any target sees it...
     const d = await m.ci(['deploy']);
     expect(d.code).toBe(1);
-    expect(d.stdout).toMatch(/^failed .*invalid release: key.pem does not match cert.pem; current release kept/m);
+    expect(d.stdout).toMatch(/^failed .*us-east-1\/api\/key\.pem is not the key of the certificate beside it/m);
+    expect(current(dir)).toBe(good);
+    expect(fs.readdirSync(path.join(dir, 'releases'))).toHaveLength(1);
+    // ...and the target's installer refuses it on its own (what an ssh host runs, whoever staged the release).
+    const staging = fs.mkdtempSync(path.join(dir, '.staging-'));
+    const installed = path.resolve(dir, good);
+    fs.cpSync(installed, staging, { recursive: true });
+    fs.copyFileSync(m.out('us-east-1', 'web', 'key.pem'), path.join(staging, 'key.pem'));
+    const r = await execa('sh', [path.join(REPO, 'packages/agent/installer.sh'), dir, staging, ''], { reject: false });
+    expect(r.exitCode, `${installed}: ${r.stdout}${r.stderr}`).toBe(10);
+    expect(r.stdout).toMatch(/invalid release: key.pem does not match cert.pem; current release kept/);
     expect(current(dir)).toBe(good);
     expect(fs.readdirSync(path.join(dir, 'releases'))).toHaveLength(1);
   });
