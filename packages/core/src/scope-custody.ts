@@ -42,14 +42,17 @@ export function confirmedCiCustody(mesh: Mesh): CiCustody {
 
 export const ciRecipientOf = (c: CiCustody, scope: string): string => c.scopes[scope] ?? c.shared;
 
-/** Each scope whose CI recipient in trellis.yaml is not the confirmed one, as `recipients.ci…` lines; empty when all are. */
-export function unconfirmedCiRecipients(mesh: Mesh): string[] {
+/** A CI recipient in trellis.yaml that is not the confirmed one: its field, and a line saying both. */
+export interface UnconfirmedCiRecipient { field: 'recipients.ci' | `recipients.ciScopes.${string}`; text: string }
+
+/** Each CI recipient in trellis.yaml (shared, then per scope) that is not the confirmed one; empty when all are. */
+export function unconfirmedCiRecipients(mesh: Mesh): UnconfirmedCiRecipient[] {
   const c = confirmedCiCustody(mesh);
   const want = configuredCiCustody(mesh.config);
-  const out: string[] = [];
-  if (want.shared !== c.shared) out.push(`recipients.ci ${short(want.shared)} (confirmed: ${short(c.shared)})`);
+  const out: UnconfirmedCiRecipient[] = [];
+  if (want.shared !== c.shared) out.push({ field: 'recipients.ci', text: `recipients.ci ${short(want.shared)} (confirmed: ${short(c.shared)})` });
   for (const s of [...new Set([...Object.keys(c.scopes), ...Object.keys(want.scopes)])].sort()) {
-    if (want.scopes[s] !== c.scopes[s]) out.push(`recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : '(none)'} (confirmed: ${c.scopes[s] ? short(c.scopes[s]) : 'none, the shared one'})`);
+    if (want.scopes[s] !== c.scopes[s]) out.push({ field: `recipients.ciScopes.${s}`, text: `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : '(none)'} (confirmed: ${c.scopes[s] ? short(c.scopes[s]) : 'none, the shared one'})` });
   }
   return out;
 }
@@ -126,7 +129,7 @@ export async function assertIdentityScoped(mesh: Mesh, ids: string[], asked: str
 export function ciScopeFindings(mesh: Mesh): Finding[] {
   const out: Finding[] = [];
   const c = confirmedCiCustody(mesh);
-  for (const line of unconfirmedCiRecipients(mesh)) {
+  for (const { text: line } of unconfirmedCiRecipients(mesh)) {
     out.push({ level: 'warning', check: 'custody', file: paths.config, message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it` });
   }
   const declared = new Set(mesh.scopes.map((s) => s.name));

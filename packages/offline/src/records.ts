@@ -26,7 +26,7 @@ export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<strin
   // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull request can append anything else.
   const recorded = lastConfirmedRecord(mesh, 'ciRecipient');
   if (!recorded) return current;
-  const scopes = unconfirmedCiRecipients(mesh).filter((l) => l.startsWith('recipients.ciScopes.'));
+  const scopes = unconfirmedCiRecipients(mesh).filter((u) => u.field !== 'recipients.ci').map((u) => u.text);
   const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients) && !scopes.length;
   if (same) return {};
   if (!confirmed) {

@@ -26,11 +26,11 @@ export const rekey: CommandModule<object, Args> = {
       }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
-        const ci = unconfirmed.find((l) => l.startsWith('recipients.ci '));
+        const ci = unconfirmed.some((u) => u.field === 'recipients.ci');
         const confirmedCi = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
         throw new TrellisError('custody-not-confirmed', ci
           ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
-          : `${unconfirmed.join('; ')}: not what a custodian last confirmed`, {
+          : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`, {
           file: 'trellis.yaml', field: ci ? 'recipients.ci' : 'recipients.ciScopes', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
         });
       }

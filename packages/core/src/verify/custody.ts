@@ -2,7 +2,7 @@
 import { keyMatchesCert } from '../certificates.js';
 import { tryDecrypt } from '../custody.js';
 import { liveIntermediates } from '../live.js';
-import { ciScopeCustodyFindings, confirmedCiCustody } from '../scope-custody.js';
+import { ciKeyFiles, ciScopeCustodyFindings, confirmedCiCustody } from '../scope-custody.js';
 import { paths, type Mesh } from '../mesh.js';
 import type { Finding } from './finding.js';
 
@@ -16,8 +16,7 @@ export async function custodyFindings(mesh: Mesh, ids: { ci?: string[]; root?: s
   const out: Finding[] = [];
   const open = async (who: string[], ct: string | undefined) => (ct === undefined ? undefined : tryDecrypt(who, ct));
   // Each key file once (the old-root twin shares the active key).
-  const keys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role !== 'old-root' && l.role !== 'standby' && l.keyAge !== undefined)
-    .map((l) => ({ scope, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const keys = [...mesh.material.keys()].flatMap((scope) => ciKeyFiles(mesh, scope).map((k) => ({ scope, ...k })));
   // Standby keys are the break-glass party's: CI must not open them.
   const standbys = [...mesh.material.keys()].flatMap((scope) => liveIntermediates(mesh, scope).filter((l) => l.role === 'standby' && l.keyAge !== undefined).map((l) => ({ scope, file: l.keyFile, ct: l.keyAge })));
   for (const [who, id] of [['CI', ids.ci], ['root', ids.root]] as const) {

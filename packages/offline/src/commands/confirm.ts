@@ -31,7 +31,7 @@ export const confirm: CommandModule<object, Args> = {
         }
         // What --confirm-recipients would record, for the custodian to review first.
         const pending = unconfirmedCiRecipients(mesh);
-        if (a.dryRun && pending.length) process.stdout.write(`would confirm (with --confirm-recipients) ${pending.length} CI recipient change(s):\n${pending.map((l) => `  ${l}\n`).join('')}`);
+        if (a.dryRun && pending.length) process.stdout.write(`would confirm (with --confirm-recipients) ${pending.length} CI recipient change(s):\n${pending.map((u) => `  ${u.text}\n`).join('')}`);
         process.stdout.write('the deploy allow-list in trellis.yaml is the one last confirmed: nothing to record\n');
         return;
       }
