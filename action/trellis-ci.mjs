@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "030d8165d4b5def7b65688d26680a82c74ed874a", date: "2026-12-02T05:57:16Z" };
+    define_TRELLIS_BUILD_default = { commit: "79343d33a01c9e72ea8d933287ceeebc0a402986", date: "2026-12-02T06:36:38Z" };
   }
 });
 
@@ -39965,9 +39965,9 @@ function unconfirmedCiRecipients(mesh) {
   const c3 = confirmedCiCustody(mesh);
   const want = configuredCiCustody(mesh.config);
   const out = [];
-  if (want.shared !== c3.shared) out.push(`recipients.ci ${short(want.shared)} (confirmed: ${short(c3.shared)})`);
+  if (want.shared !== c3.shared) out.push({ field: "recipients.ci", text: `recipients.ci ${short(want.shared)} (confirmed: ${short(c3.shared)})` });
   for (const s of [.../* @__PURE__ */ new Set([...Object.keys(c3.scopes), ...Object.keys(want.scopes)])].sort()) {
-    if (want.scopes[s] !== c3.scopes[s]) out.push(`recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : "(none)"} (confirmed: ${c3.scopes[s] ? short(c3.scopes[s]) : "none, the shared one"})`);
+    if (want.scopes[s] !== c3.scopes[s]) out.push({ field: `recipients.ciScopes.${s}`, text: `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : "(none)"} (confirmed: ${c3.scopes[s] ? short(c3.scopes[s]) : "none, the shared one"})` });
   }
   return out;
 }
@@ -40015,7 +40015,7 @@ async function assertIdentityScoped(mesh, ids, asked) {
 function ciScopeFindings(mesh) {
   const out = [];
   const c3 = confirmedCiCustody(mesh);
-  for (const line of unconfirmedCiRecipients(mesh)) {
+  for (const { text: line } of unconfirmedCiRecipients(mesh)) {
     out.push({ level: "warning", check: "custody", file: paths2.config, message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it` });
   }
   const declared = new Set(mesh.scopes.map((s) => s.name));
@@ -40717,7 +40717,7 @@ var init_scope = __esm({
 async function custodyFindings(mesh, ids) {
   const out = [];
   const open = async (who, ct) => ct === void 0 ? void 0 : tryDecrypt(who, ct);
-  const keys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role !== "old-root" && l.role !== "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, cert: l.cert, ct: l.keyAge, file: l.keyFile })));
+  const keys = [...mesh.material.keys()].flatMap((scope2) => ciKeyFiles(mesh, scope2).map((k) => ({ scope: scope2, ...k })));
   const standbys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role === "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, file: l.keyFile, ct: l.keyAge })));
   for (const [who, id] of [["CI", ids.ci], ["root", ids.root]]) {
     for (const k of id ? standbys : []) {
@@ -58624,9 +58624,9 @@ var rekey = {
       }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
-        const ci = unconfirmed.find((l) => l.startsWith("recipients.ci "));
+        const ci = unconfirmed.some((u2) => u2.field === "recipients.ci");
         const confirmedCi = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
-        throw new TrellisError("custody-not-confirmed", ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.join("; ")}: not what a custodian last confirmed`, {
+        throw new TrellisError("custody-not-confirmed", ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.map((u2) => u2.text).join("; ")}: not what a custodian last confirmed`, {
           file: "trellis.yaml",
           field: ci ? "recipients.ci" : "recipients.ciScopes",
           hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
