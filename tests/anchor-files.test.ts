@@ -11,10 +11,11 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEFAULT_HOST_POLICY, Store, decryptWith, importSigningKey, loadMesh, newIdentity, openSealedRelease, parseCertificate, parseCertificates, releaseFor, sealRelease, subjectHash, trustOpensslPem } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { GOVERIFY, tool } from './helpers/cli.js';
+import { goverify, tool } from './helpers/cli.js';
 import { freePort, request, waitForPort, type Client } from './helpers/servers.js';
+import { RUN_NOW, at } from './helpers/clock.js';
 
-const NOW = '2026-11-30T12:00:00Z';
+const NOW = at(RUN_NOW);
 const ATTIME = String(Date.parse(NOW) / 1000 + 3600);
 const SPEC = { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] };
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-anchors-'));
@@ -151,7 +152,7 @@ describe('the plain PEM files, for stacks that anchor on any listed certificate 
   it('each scope\'s own anchor file alone verifies its leaf; another region\'s does not', async () => {
     const at = new Date((Number(ATTIME)) * 1000).toISOString();
     const anchorOf = (holder: string, scope: string) => m.path(`bundles/${holder}/anchors/${ls(m, `bundles/${holder}/anchors`).find((n) => n.startsWith(`${scope}-`))!}`);
-    const go = (roots: string, scope: string, service: string) => tool(GOVERIFY, ['-roots', roots, '-cert', m.out(scope, service, 'cert.pem'), '-intermediates', m.path(`bundles/${scope}/intermediate.pem`), '-eku', 'client', '-at', at]);
+    const go = (roots: string, scope: string, service: string) => goverify(['-roots', roots, '-cert', m.out(scope, service, 'cert.pem'), '-intermediates', m.path(`bundles/${scope}/intermediate.pem`), '-eku', 'client', '-at', at]);
     expect((await go(anchorOf('us-east-1', 'us-east-1'), 'us-east-1', 'api')).stdout).toBe('OK');
     expect((await go(anchorOf('global', 'eu-west-1'), 'eu-west-1', 'api')).stdout).toBe('OK');
     expect((await go(anchorOf('us-east-1', 'global'), 'us-east-1', 'api')).stdout).not.toBe('OK');

@@ -18,10 +18,10 @@ import { newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { ROOT_BIN, baseEnv, tool, trellisCi, trellisRoot, type Env, type Run } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
+import { at, DAY, RUN_NOW } from './helpers/clock.js';
 
-const T0 = '2026-11-22T10:00:00Z';
-const DAY = 86_400_000;
-const isoAt = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
+const T0 = at(RUN_NOW);
+const isoAt = (ms: number) => at(new Date(ms));
 
 let pristine: FakeMesh;
 /** Every identity the cases use, whose secret part must never appear in output. */
@@ -164,13 +164,13 @@ const CASES: [string, Case][] = [
   // --now.
   ['--now yesterday is refused', { cli: 'ci', args: ['renew', '--now', 'yesterday'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
   ['--now 2026-02-30 is refused, not rolled into March', { cli: 'ci', args: ['renew', '--now', '2026-02-30T00:00:00Z'], code: 2, file: '--now', says: /day that does not exist/ }],
-  ['--now without a time zone is refused', { cli: 'root', args: ['crl', '--now', '2026-11-22T10:00:00'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
+  ['--now without a time zone is refused', { cli: 'root', args: ['crl', '--now', T0.replace(/Z$/, '')], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
   ['--now before 1970 is refused', { cli: 'ci', args: ['renew', '--now', '1969-07-20T20:17:00Z'], code: 2, file: '--now', says: /before 1970/ }],
   ['--now in the year 10000 is refused', { cli: 'root', args: ['crl', '--now', '10000-01-01T00:00:00Z'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
-  ['--now before the intermediate exists mints no leaf', { cli: 'ci', args: ['renew', '--force', '--now', '2026-11-01T00:00:00Z'], code: 2, file: 'bundles/', says: /before .* became valid/ }],
+  ['--now before the intermediate exists mints no leaf', { cli: 'ci', args: ['renew', '--force', '--now', at(T0, -21 * DAY)], code: 2, file: 'bundles/', says: /before .* became valid/ }],
   ['--now after the intermediate expired mints no leaf', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'EXPIRED'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /expired/ }],
-  ['revoke with --now before the intermediate exists signs nothing', { cli: 'ci', args: ['revoke', 'us-east-1/api', '--now', '2026-11-01T00:00:00Z'], code: 2, file: 'bundles/us-east-1/intermediate.pem', says: /before .* became valid/ }],
-  ['a root CRL with --now behind the root ledger is refused', { cli: 'root', args: ['crl', '--now', '2026-11-21T10:00:00Z'], code: 3, file: 'bundles/root/ledger.jsonl', says: /earlier than the newest root ledger entry/ }],
+  ['revoke with --now before the intermediate exists signs nothing', { cli: 'ci', args: ['revoke', 'us-east-1/api', '--now', at(T0, -21 * DAY)], code: 2, file: 'bundles/us-east-1/intermediate.pem', says: /before .* became valid/ }],
+  ['a root CRL with --now behind the root ledger is refused', { cli: 'root', args: ['crl', '--now', at(T0, -DAY)], code: 3, file: 'bundles/root/ledger.jsonl', says: /earlier than the newest root ledger entry/ }],
   ['a root CRL with --now after the root expired is refused', { cli: 'root', args: ['crl', '--now', 'ROOT_EXPIRED'], code: 1, file: 'bundles/root/root.pem', says: /expired/ }],
 
   // Files.
@@ -275,9 +275,9 @@ describe('the workstation clock set back (faketime, no --now)', () => {
     const m = pristine.clone();
     const snap = snapshotStore(m.dir);
     // faketime sets the clock of the process; tool() runs it with the test's environment, so the posture opt-in and identity go on the command line.
-    const r = await tool('env', ['-i', `PATH=${baseEnv().PATH}`, 'TRELLIS_ALLOW_ONLINE=1', `TRELLIS_ROOT_IDENTITY_FILE=${m.rootIdentityFile}`, 'faketime', '2026-01-01 00:00:00', 'node', ROOT_BIN, 'status', '--store', m.dir]);
+    const r = await tool('env', ['-i', `PATH=${baseEnv().PATH}`, 'TRELLIS_ALLOW_ONLINE=1', `TRELLIS_ROOT_IDENTITY_FILE=${m.rootIdentityFile}`, 'faketime', at(T0, -30 * DAY).replace('T', ' ').replace('Z', ''), 'node', ROOT_BIN, 'status', '--store', m.dir]);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/bundles\/root\/ledger.jsonl: the time 2026-01-01T.* is earlier than the newest root ledger entry \(2026-11-22T10:00:00.000Z\)\n\s+→ set the workstation clock right/);
+    expect(r.stderr).toMatch(new RegExp(String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than the newest root ledger entry \(${new Date(T0).toISOString()}\)\n\s+→ set the workstation clock right`));
     expect(snap.now()).toEqual(snap.before);
   });
 });

@@ -8,9 +8,10 @@ import { parse, stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisCi } from './helpers/cli.js';
+import { RUN_HOUR } from './helpers/clock.js';
 import { DAY, HOUR, at } from './helpers/drill.js';
 
-const T0 = new Date('2027-09-01T00:00:00Z');
+const T0 = RUN_HOUR;
 const later = (ms: number) => at(new Date(T0.getTime() + ms));
 const SUMMARY = /^TRELLIS (OK|WARNING|CRITICAL|UNKNOWN) - [^\n]+$/;
 
@@ -53,7 +54,7 @@ describe('exit codes from real store states', () => {
   it('1: a leaf past its renewal point (⅓ of 24h left) is a WARNING naming it; trellis-root says the same', async () => {
     const r = await check(day, ['--now', later(17 * HOUR)]);
     expect(r.code, r.stdout).toBe(1);
-    expect(lines(r.stdout)[0]).toMatch(/^TRELLIS WARNING - 0 critical, 2 warning: global\/control: leaf serial \w+ expires 2027-09-02T00:00:00Z \(in 7h\)/);
+    expect(lines(r.stdout)[0]).toMatch(new RegExp(String.raw`^TRELLIS WARNING - 0 critical, 2 warning: global\/control: leaf serial \w+ expires ${later(DAY)} \(in 7h\)`));
     expect(r.stdout).toMatch(/^WARNING +certificate us-east-1\/api +leaf .*past its renewal point: trellis-ci renew has not re-minted it/m);
     const root = await day.root(['check', '--now', later(17 * HOUR)], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
     expect(root.code).toBe(1);
@@ -67,7 +68,7 @@ describe('exit codes from real store states', () => {
     expect(soon.stdout).toMatch(/^CRITICAL certificate global\/control +leaf .*\(in 3h\): critical under 4h/m);
     const gone = await check(day, ['--now', later(25 * HOUR)]);
     expect(gone.code).toBe(2);
-    expect(gone.stdout).toMatch(/^CRITICAL certificate us-east-1\/api +leaf serial \w+ expired 2027-09-02T00:00:00Z \(1h ago\), renew at/m);
+    expect(gone.stdout).toMatch(new RegExp(String.raw`^CRITICAL certificate us-east-1\/api +leaf serial \w+ expired ${later(DAY)} \(1h ago\), renew at`, 'm'));
   });
 
   it('--leaf-warn and --leaf-crit replace the life fractions with fixed remaining times', async () => {
@@ -122,7 +123,7 @@ describe('intermediates, by remaining time (warn 90d, crit 30d)', () => {
   it('2: an intermediate within the critical window; the summary counts both scopes', async () => {
     const r = await check(m, ['--now', tx]);
     expect(r.code, r.stdout).toBe(2);
-    expect(lines(r.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 2 critical, 0 warning: global: active intermediate serial \w+ expires 2030-08-31T00:00:00Z \(in 20d\)/);
+    expect(lines(r.stdout)[0]).toMatch(new RegExp(String.raw`^TRELLIS CRITICAL - 2 critical, 0 warning: global: active intermediate serial \w+ expires ${at(end)} \(in 20d\)`));
     expect(lines(r.stdout)[0]).toMatch(/ \| critical=2 warning=0 .* intermediate_left=1728000s;7776000;2592000 /);
     expect(r.stdout).toMatch(/^CRITICAL certificate us-east-1 +active intermediate .*critical under 30d; rotate it: trellis-root rotate intermediate us-east-1/m);
   });
@@ -142,7 +143,7 @@ describe('CRLs by nextUpdate', () => {
   it('a scope CRL past half its life (renew re-signs there) is a WARNING, a stale one CRITICAL, and renew clears both', async () => {
     const half = await check(m, ['--now', later(4 * HOUR)]);
     expect(half.code, half.stdout).toBe(1);
-    expect(half.stdout).toMatch(/^WARNING +crl +us-east-1 +leaf CRL of .* next update 2027-09-01T06:00:00Z \(in 2h\): warning under 3h; trellis-ci renew re-signs it/m);
+    expect(half.stdout).toMatch(new RegExp(String.raw`^WARNING +crl +us-east-1 +leaf CRL of .* next update ${later(6 * HOUR)} \(in 2h\): warning under 3h; trellis-ci renew re-signs it`, 'm'));
     const stale = await check(m, ['--now', later(7 * HOUR)]);
     expect(stale.code).toBe(2);
     expect(lines(stale.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 4 critical, 0 warning: /);

@@ -11,8 +11,9 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { ROOT_BIN, baseEnv } from './helpers/cli.js';
+import { RUN_NOW, at } from './helpers/clock.js';
 
-const T0 = '2026-11-22T10:00:00Z';
+const T0 = at(RUN_NOW);
 let pristine: FakeMesh;
 
 beforeAll(async () => {

@@ -10,8 +10,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisCi, trellisRoot, tool, type Env } from './helpers/cli.js';
+import { RUN_NOW, stamp } from './helpers/clock.js';
 
-const T0 = '2027-02-01T08:00:00Z';
+const T0 = stamp(RUN_NOW);
 const at = (days: number, hours = 0) => new Date(Date.parse(T0) + days * 86_400_000 + hours * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
 
 async function git(cwd: string, ...args: string[]): Promise<string> {

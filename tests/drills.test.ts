@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { MINUTE, RUN_HOUR, plus } from './helpers/clock.js';
 import { DAY, HOUR, allowedPairs, at, deployment, probeAt, type Host, type ProbeResult } from './helpers/drill.js';
 
 const SERVICES: [string, string][] = [['us-east-1', 'api'], ['us-east-1', 'web'], ['global', 'control'], ['eu-west-1', 'api']];
@@ -50,7 +51,7 @@ async function handshakesThroughout(ticks: Tick[], scratch: string): Promise<{ t
 }
 
 describe('drill: planned intermediate rotation', () => {
-  const T0 = new Date('2027-03-01T00:00:00Z');
+  const T0 = RUN_HOUR;
   let m: FakeMesh;
   let ticks: Tick[];
   let scratch: string;
@@ -66,8 +67,8 @@ describe('drill: planned intermediate rotation', () => {
 
   it('CI runs the phases in order when their gates open: publish (offline) → switch after 24 h → retire after the longest leaf TTL', () => {
     const steps = ticks.flatMap((k) => [...k.renew.matchAll(/^phase us-east-1: (\w+)/gm)].map((x) => [x[1], at(k.t)]));
-    expect(steps).toEqual([['switch', '2027-03-04T00:00:00Z'], ['retire', '2027-03-11T00:00:00Z']]);
-    const switchTick = ticks.find((k) => at(k.t) === '2027-03-04T00:00:00Z')!;
+    expect(steps).toEqual([['switch', at(T0, 3 * DAY)], ['retire', at(T0, 10 * DAY)]]);
+    const switchTick = ticks.find((k) => at(k.t) === at(T0, 3 * DAY))!;
     expect(switchTick.renew).toContain('mint us-east-1/api (issuer-changed)');
     expect(switchTick.renew).toContain('mint us-east-1/web (issuer-changed)');
     expect(m.read('bundles/us-east-1/state.yaml')).toMatch(/^phase: steady/);
@@ -81,9 +82,9 @@ describe('drill: planned intermediate rotation', () => {
   }, 240_000);
 
   it('control: the harness does fail a host that never got the publish bundle', async () => {
-    const before = ticks.find((k) => at(k.t) === '2027-03-02T12:00:00Z')!.hosts.find((h) => h.service === 'web' && h.scope === 'us-east-1')!;
-    const after = ticks.find((k) => at(k.t) === '2027-03-04T00:00:00Z')!.hosts.find((h) => h.service === 'api' && h.scope === 'us-east-1')!;
-    const [r] = await probeAt(new Date('2027-03-04T00:01:00Z'), [{ client: after.party, server: before.party }], scratch);
+    const before = ticks.find((k) => at(k.t) === at(T0, 1.5 * DAY))!.hosts.find((h) => h.service === 'web' && h.scope === 'us-east-1')!;
+    const after = ticks.find((k) => at(k.t) === at(T0, 3 * DAY))!.hosts.find((h) => h.service === 'api' && h.scope === 'us-east-1')!;
+    const [r] = await probeAt(plus(T0, 3 * DAY + MINUTE), [{ client: after.party, server: before.party }], scratch);
     expect(r!.ok).toBe(false);
     expect(r!.error).toMatch(/server: UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
   }, 60_000);
@@ -102,7 +103,7 @@ describe('drill: planned intermediate rotation', () => {
 });
 
 describe('drill: root rotation', () => {
-  const T0 = new Date('2027-06-01T00:00:00Z');
+  const T0 = RUN_HOUR;
   let m: FakeMesh;
   let ticks: Tick[];
   let scratch: string;

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO, GOVERIFY, tool, trellisCi } from './helpers/cli.js';
+import { REPO, goverify, tool, trellisCi } from './helpers/cli.js';
 
 const AS_OF = '2026-11-22T12:00:00Z';
 
@@ -38,7 +38,7 @@ describe('the example store at the repository root', () => {
     for (const s of ['global', 'us-east-1', 'eu-west-1']) {
       const inter = path.join(REPO, `bundles/${s}/intermediate.pem`);
       expect((await tool('openssl', ['verify', '-x509_strict', '-attime', String(Date.parse(AS_OF) / 1000), '-CAfile', path.join(REPO, 'bundles/root/roots.pem'), inter])).code).toBe(0);
-      expect((await tool(GOVERIFY, ['-roots', path.join(REPO, 'bundles/root/roots.pem'), '-cert', inter, '-at', AS_OF])).stdout).toBe('OK');
+      expect((await goverify(['-roots', path.join(REPO, 'bundles/root/roots.pem'), '-cert', inter, '-at', AS_OF])).stdout).toBe('OK');
     }
   });
 });

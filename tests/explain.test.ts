@@ -11,8 +11,9 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool } from './helpers/cli.js';
 import { Store, certificateParty, explainHandshake, loadMesh, parseCertificates, recordParty } from '@trellis/core';
+import { RUN_NOW, at } from './helpers/clock.js';
 
-const NOW = '2026-11-30T12:00:00Z';
+const NOW = at(RUN_NOW);
 const plus = (h: number) => new Date(Date.parse(NOW) + h * 3_600_000).toISOString();
 const SPEC = { global: ['control'], 'us-east-1': ['api', 'web', { short: { ttl: '24h' } }], 'eu-west-1': ['api'] };
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-explain-'));

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { GOVERIFY, tool } from './helpers/cli.js';
+import { goverify, tool } from './helpers/cli.js';
 
 let m: FakeMesh;
 let dir: string;
@@ -67,7 +67,7 @@ beforeAll(async () => {
 
 const verifyOpenssl = (leaf: string, intermediate: string) =>
   openssl(['verify', '-x509_strict', '-purpose', 'sslclient', '-CAfile', m.path('bundles/root/roots.pem'), '-untrusted', intermediate, leaf]);
-const verifyGo = (leaf: string, intermediate: string) => tool(GOVERIFY, ['-roots', m.path('bundles/root/roots.pem'), '-intermediates', intermediate, '-cert', leaf]);
+const verifyGo = (leaf: string, intermediate: string) => goverify(['-roots', m.path('bundles/root/roots.pem'), '-intermediates', intermediate, '-cert', leaf]);
 
 describe('intermediates exclude every IP subtree', () => {
   it('a minted intermediate carries 0.0.0.0/0 and ::/0 as excluded subtrees of its critical name constraints', async () => {

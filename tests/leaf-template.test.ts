@@ -18,8 +18,9 @@ import {
 import { mintIntermediate, mintRoot } from '../packages/offline/src/ceremony.js';
 import { parseMeshConfig, serializeMeshConfig } from '../packages/core/src/config.js';
 import { newIdentity } from '../packages/core/src/custody.js';
+import { DAY, RUN_NOW, plus } from './helpers/clock.js';
 
-const NOW = new Date('2027-01-01T00:00:00.250Z');
+const NOW = plus(RUN_NOW, 250); // a quarter second: notBefore and notAfter round to whole seconds
 const REPO = path.resolve(__dirname, '..');
 const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'leaf-template-'));
@@ -31,8 +32,8 @@ beforeAll(async () => {
   const base = parseMeshConfig(serializeMeshConfig({ mesh: 't', trustDomain: 'mesh.example', recipients: { offline: [(await newIdentity()).recipient], ci: (await newIdentity()).recipient } }));
   for (const alg of ['ecdsa-p256', 'ecdsa-p384', 'ed25519'] as const) {
     const config = { ...base, algorithms: { root: alg, intermediate: alg, leaf: alg } };
-    const r = await mintRoot(config, new Date('2026-01-01T00:00:00Z'), nodeCryptoSeam);
-    const i = await mintIntermediate('us-east-1', config, { cert: r.cert, ...(await importSigningKey(r.keyPem)) }, new Date('2026-01-01T00:00:00Z'), nodeCryptoSeam);
+    const r = await mintRoot(config, plus(RUN_NOW, -365 * DAY), nodeCryptoSeam);
+    const i = await mintIntermediate('us-east-1', config, { cert: r.cert, ...(await importSigningKey(r.keyPem)) }, plus(RUN_NOW, -365 * DAY), nodeCryptoSeam);
     chains.set(alg, { rootPem: certificatePem(r.cert), inter: { scope: 'us-east-1', cert: i.cert, ...(await importSigningKey(i.keyPem)) } });
   }
 });

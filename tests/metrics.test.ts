@@ -11,9 +11,10 @@ import { parse, stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, tool, trellisCi } from './helpers/cli.js';
+import { RUN_HOUR } from './helpers/clock.js';
 import { HOUR, at } from './helpers/drill.js';
 
-const T0 = new Date('2027-09-01T00:00:00Z');
+const T0 = RUN_HOUR;
 const T = new Date(T0.getTime() + HOUR); // the instant of the snapshot (see docs/alerts/trellis.rules.test.yml)
 const RULES = path.join(REPO, 'docs/alerts/trellis.rules.yml');
 const RULES_TEST = path.join(REPO, 'docs/alerts/trellis.rules.test.yml');

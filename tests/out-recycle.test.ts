@@ -13,6 +13,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { replaceRecycling, spareOf, writeLeafDir } from '../packages/ci/src/leaf-files.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { RUN_NOW, at } from './helpers/clock.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-recycle-'));
 const ino = (p: string) => fs.lstatSync(p).ino;
@@ -106,7 +107,7 @@ describe('replaceRecycling', () => {
 });
 
 describe('renew re-minting into an existing output directory (worker threads)', () => {
-  const NOW = '2027-03-01T10:00:00Z';
+  const NOW = at(RUN_NOW);
   // Past the worker threshold (renew.ts WORKER_MIN_LEAVES): the workers write the files.
   const names = Array.from({ length: 300 }, (_, i) => `svc-${String(i).padStart(4, '0')}`);
   let m: FakeMesh;

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { forgeLeaf } from './helpers/forge.js';
-import { GOVERIFY, tool } from './helpers/cli.js';
+import { goverify, tool } from './helpers/cli.js';
 
 const SCOPES = ['global', 'us-east-1', 'eu-west-1'] as const;
 const LEAVES: Record<string, string> = { global: 'global/control', 'us-east-1': 'us-east-1/api', 'eu-west-1': 'eu-west-1/api' };
@@ -70,19 +70,19 @@ describe('Go crypto/x509 (anchors on trust.pem)', () => {
   it.each(pairs.flatMap(([b, l, ok]) => (['client', 'server'] as const).map((e) => [b, l, e, ok] as const)))(
     'a %s service verifying a %s leaf for %s auth: %s',
     async (bundle, leaf, eku, ok) => {
-      const r = await tool(GOVERIFY, ['-roots', m.path(`bundles/${bundle}/trust.pem`), '-cert', leafFile(leaf), '-eku', eku]);
+      const r = await goverify(['-roots', m.path(`bundles/${bundle}/trust.pem`), '-cert', leafFile(leaf), '-eku', eku]);
       expect(r.code === 0, r.stdout).toBe(ok);
       if (!ok) expect(r.stdout).toMatch(/unknown authority/);
     },
   );
   it('checks the DNS SAN and the root-anchored chain', async () => {
-    const ok = await tool(GOVERIFY, ['-roots', m.path('bundles/root/roots.pem'), '-intermediates', m.path('bundles/us-east-1/intermediate.pem'), '-cert', leafFile('us-east-1'), '-eku', 'server', '-dns', 'api.us-east-1.mesh.example']);
+    const ok = await goverify(['-roots', m.path('bundles/root/roots.pem'), '-intermediates', m.path('bundles/us-east-1/intermediate.pem'), '-cert', leafFile('us-east-1'), '-eku', 'server', '-dns', 'api.us-east-1.mesh.example']);
     expect(ok.stdout).toBe('OK');
-    const wrong = await tool(GOVERIFY, ['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leafFile('us-east-1'), '-dns', 'api.eu-west-1.mesh.example']);
+    const wrong = await goverify(['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leafFile('us-east-1'), '-dns', 'api.eu-west-1.mesh.example']);
     expect(wrong.stdout).toMatch(/FAIL: .*not api.eu-west-1.mesh.example/);
   });
   it('refuses a leaf after it expires', async () => {
-    const r = await tool(GOVERIFY, ['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leafFile('us-east-1'), '-at', new Date(Date.now() + 8 * 86_400_000).toISOString()]);
+    const r = await goverify(['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leafFile('us-east-1'), '-at', new Date(Date.now() + 8 * 86_400_000).toISOString()]);
     expect(r.stdout).toMatch(/FAIL: .*expired/);
   });
 });
@@ -98,7 +98,7 @@ describe('a stolen regional key cannot mint another region\'s identity', () => {
     expect(viaGlobal.stderr).toMatch(/error 47 .*permitted subtree violation/);
     const viaRoot = await opensslVerify(['-purpose', 'sslclient', '-CAfile', m.path('bundles/root/roots.pem'), '-untrusted', m.path('bundles/us-east-1/intermediate.pem'), leaf]);
     expect(viaRoot.stderr).toMatch(/error 47 /);
-    const go = await tool(GOVERIFY, ['-roots', m.path('bundles/root/roots.pem'), '-intermediates', m.path('bundles/us-east-1/intermediate.pem'), '-cert', leaf]);
+    const go = await goverify(['-roots', m.path('bundles/root/roots.pem'), '-intermediates', m.path('bundles/us-east-1/intermediate.pem'), '-cert', leaf]);
     expect(go.stdout).toMatch(/FAIL: .*not permitted/);
   });
   it('the same forger staying inside its scope is accepted: the refusal above is the constraint, not the forgery', async () => {
@@ -115,7 +115,7 @@ describe('tampered certificates', () => {
     const leaf = write('tampered.pem', `-----BEGIN CERTIFICATE-----\n${der.toString('base64')}\n-----END CERTIFICATE-----\n`);
     const o = await opensslVerify(['-purpose', 'sslclient', '-CAfile', m.path('bundles/us-east-1/trust.openssl.pem'), leaf]);
     expect(o.stderr).toMatch(/error 7 .*signature failure/);
-    const g = await tool(GOVERIFY, ['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leaf]);
+    const g = await goverify(['-roots', m.path('bundles/us-east-1/trust.pem'), '-cert', leaf]);
     expect(g.stdout).toMatch(/FAIL/);
   });
 });

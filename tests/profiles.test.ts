@@ -4,8 +4,9 @@ import { TrellisError, mintLeaf, nodeCryptoSeam, parseScope, permittedNamesFor, 
 import { mintIntermediate, mintRoot } from '../packages/offline/src/ceremony.js';
 import { parseMeshConfig, serializeMeshConfig } from '../packages/core/src/config.js';
 import { newIdentity } from '../packages/core/src/custody.js';
+import { RUN_NOW } from './helpers/clock.js';
 
-const NOW = new Date('2027-01-01T00:00:00Z');
+const NOW = RUN_NOW;
 let config: ReturnType<typeof parseMeshConfig>;
 let root: Certificate;
 let inter: SigningIntermediate;

@@ -10,8 +10,9 @@ import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { encryptTo, newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisRoot } from './helpers/cli.js';
+import { at, HOUR, RUN_NOW } from './helpers/clock.js';
 
-const T0 = '2026-11-22T10:00:00Z';
+const T0 = at(RUN_NOW);
 let pristine: FakeMesh;
 let strangerFile: string;
 
@@ -257,11 +258,11 @@ describe('verify without secrets', () => {
   it('warns before expiry and errs after: leaf due, leaf expired, intermediate within 90 days, root within a year', async () => {
     const m = pristine.clone();
     // Five days without a renew: the leaves are due (a warning) and the 72-hour leaf CRLs have lapsed (an error).
-    const due = await m.ci(['verify', '--now', '2026-11-27T12:00:00Z']);
+    const due = await m.ci(['verify', '--now', at(T0, 122 * HOUR)]);
     expect(due.code).toBe(1);
     expect(due.stdout).toMatch(/! warning expiry +\[us-east-1\] api: leaf is due/);
     expect(due.stdout).toMatch(/✗ error +crl +\[us-east-1\] CRL of .* past its nextUpdate/);
-    const expired = await m.ci(['verify', '--now', '2026-11-30T12:00:00Z']);
+    const expired = await m.ci(['verify', '--now', at(T0, 194 * HOUR)]);
     expect(expired.code).toBe(1);
     expect(expired.stdout).toMatch(/✗ error +expiry +\[us-east-1\] api: leaf expired/);
     const inter = parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).notAfter;

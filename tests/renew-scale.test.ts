@@ -15,10 +15,11 @@ import { wipeOutDir } from '../packages/ci/src/out-dir.js';
 import { outputBarrier } from '../packages/ci/src/out-write.js';
 import { LineProgress, NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode } from '../packages/ci/src/progress.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { RUN_NOW, at } from './helpers/clock.js';
 
 const REPO = path.resolve(__dirname, '..');
 const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
-const NOW = '2027-03-01T10:00:00Z';
+const NOW = at(RUN_NOW);
 /** Past the threshold above which renew signs on worker threads (renew.ts WORKER_MIN_LEAVES). */
 const N = 300;
 const names = Array.from({ length: N }, (_, i) => `svc-${String(i).padStart(4, '0')}`);

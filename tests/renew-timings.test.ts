@@ -8,9 +8,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { Timings, timingsFor } from '../packages/ci/src/timings.js';
 import { mintPhase } from '../scripts/bench/run.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { MINUTE, RUN_NOW, at } from './helpers/clock.js';
 
-const NOW = '2027-03-01T10:00:00Z';
-const LATER = '2027-03-01T10:05:00Z';
+const NOW = at(RUN_NOW);
+const LATER = at(RUN_NOW, 5 * MINUTE);
 /** Past renew's worker threshold (renew.ts WORKER_MIN_LEAVES), so the pool mints. */
 const N = 300;
 const names = Array.from({ length: N }, (_, i) => `svc-${String(i).padStart(4, '0')}`);

@@ -14,9 +14,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, loadMesh, renderReportHtml, reportInput, verifyMesh } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, tool } from './helpers/cli.js';
+import { HOUR, RUN_NOW, at } from './helpers/clock.js';
 
-const NOW = '2026-11-30T12:00:00Z';
-const AT = '2026-11-30T13:00:00Z';
+const NOW = at(RUN_NOW);
+const AT = at(RUN_NOW, HOUR);
 const HOSTILE = '<img src=x onerror=alert(1)>';
 const SCOPES = ['global', 'us-east-1', 'eu-west-1'];
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-report-'));

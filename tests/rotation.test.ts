@@ -8,11 +8,12 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { sha256Hex } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { GOVERIFY, tool } from './helpers/cli.js';
+import { goverify, tool } from './helpers/cli.js';
+import { RUN_HOUR } from './helpers/clock.js';
 import { DAY, at, probeAt } from './helpers/drill.js';
 import { party } from './helpers/parties.js';
 
-const T0 = new Date('2027-09-01T00:00:00Z');
+const T0 = RUN_HOUR;
 const later = (h: number) => at(new Date(T0.getTime() + h * 3_600_000));
 const SPEC = { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] };
 let pristine: FakeMesh;
@@ -136,7 +137,7 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
     expect(r.code === 0, r.stderr).toBe(ok);
   });
   it.each(cases)('the same live leaf %s: Go', async (_, root, inter, ok) => {
-    const r = await tool(GOVERIFY, ['-roots', f[root]!, '-intermediates', f[inter]!, '-cert', f.leaf!, '-eku', 'server', '-at', later(2)]);
+    const r = await goverify(['-roots', f[root]!, '-intermediates', f[inter]!, '-cert', f.leaf!, '-eku', 'server', '-at', later(2)]);
     expect(r.stdout === 'OK', r.stdout).toBe(ok);
   });
   it('a recovery during the overlap revokes the compromised key under both roots', async () => {
@@ -167,8 +168,8 @@ describe('refused transitions', () => {
     ['a root rotation while a scope is mid-rotation', async (m: FakeMesh) => {
       await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1)]);
     }, ['rotate', 'root', '--now', later(2)], 1, /us-east-1 are mid-rotation/],
-    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', '2040-01-01T00:00:00Z'], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
-    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', '2040-01-01T00:00:00Z'], 1, /expired at 20[0-9]{2}-/],
+    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY))], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
+    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY))], 1, /expired at 20[0-9]{2}-/],
     ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1)], 2, /--propagation: "soon" is not a duration/],
   ] as const)('refuses %s, leaving the store as it was', async (_, prepare, args, code, message) => {
     const m = pristine.clone();

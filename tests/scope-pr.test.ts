@@ -12,8 +12,9 @@ import { parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, ROOT_BIN, baseEnv, tool } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
+import { at, compact, DAY, MINUTE, RUN_NOW, stamp } from './helpers/clock.js';
 
-const T = '2027-01-10T09:30:00Z';
+const T = at(RUN_NOW);
 const PROMPT = 'type the scope name';
 
 /** trellis-root on a real pseudo-terminal, answering its prompt with `answer`. */
@@ -89,8 +90,8 @@ describe('the pull-request comment and the ceremony summary', () => {
     expect(v.stdout).toContain('**Pending the offline ceremony**: `ap-south-1`');
     const recipient = /ci: (age1\w+)/.exec(m.read('trellis.yaml'))![1]!;
     const summary = block(v.stdout, 'ap-south-1')!;
-    expect(summary).toContain('- subject: `O=test, OU=ap-south-1, CN=ap-south-1 intermediate 20270110T0930Z`');
-    expect(summary).toContain('- validity: 2027-01-10T09:29:00Z → 2030-01-09T09:30:00Z (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256');
+    expect(summary).toContain(`- subject: \`O=test, OU=ap-south-1, CN=ap-south-1 intermediate ${compact(T)}\``);
+    expect(summary).toContain(`- validity: ${at(T, -MINUTE)} → ${at(T, 3 * 365 * DAY)} (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256`);
     expect(summary).toContain('permitted DNS `ap-south-1.mesh.example`, URI host `ap-south-1.mesh.example`; excluded IP `0.0.0.0/0`, `::/0`');
     expect(summary).toContain(`- key encrypted to the CI recipient only: \`${recipient}\``);
     expect((await m.ci(['verify', '--json', '--format', 'markdown'])).code).toBe(2);
@@ -101,8 +102,8 @@ describe('the pull-request comment and the ceremony summary', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(block(r.stdout, 'ap-south-1')).toBe(summary);
     const cert = parseCertificate(c.read('bundles/ap-south-1/intermediate.pem'));
-    expect(cert.subject).toBe('O=test, OU=ap-south-1, CN=ap-south-1 intermediate 20270110T0930Z');
-    expect(cert.notAfter.toISOString()).toBe('2030-01-09T09:30:00.000Z');
+    expect(cert.subject).toBe(`O=test, OU=ap-south-1, CN=ap-south-1 intermediate ${compact(T)}`);
+    expect(stamp(cert.notAfter)).toBe(at(T, 3 * 365 * DAY));
     const text = (await tool('openssl', ['x509', '-noout', '-text', '-in', c.path('bundles/ap-south-1/intermediate.pem')])).stdout;
     expect(text).toMatch(/X509v3 Name Constraints: critical\s+Permitted:\s+DNS:ap-south-1\.mesh\.example\s+URI:ap-south-1\.mesh\.example\s+Excluded:\s+IP:0\.0\.0\.0\/0\.0\.0\.0\s+IP:0:0:0:0:0:0:0:0\/0:0:0:0:0:0:0:0/);
   });

@@ -13,11 +13,12 @@ import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool, trellisCi, type Run } from './helpers/cli.js';
 import { git, mustGit, publishAsOrigin } from './helpers/git.js';
 import { hashTree } from './helpers/store-hash.js';
+import { at, compact, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
 
-const T0 = '2026-06-01T00:00:00Z';
-const SWITCH = '2026-06-01T02:00:00Z';
+const T0 = at(RUN_NOW, -3 * DAY);
+const SWITCH = at(T0, 2 * HOUR);
 // Every 24h leaf has expired, and us-east-1's retire gate (its longest leaf TTL after the switch) is open.
-const T1 = '2026-06-02T03:00:00Z';
+const T1 = at(T0, 27 * HOUR);
 const SCOPES = ['global', 'us-east-1', 'eu-west-1'];
 const SERVICE: Record<string, string> = { global: 'control', 'us-east-1': 'api', 'eu-west-1': 'api' };
 
@@ -154,7 +155,7 @@ describe('refusals', () => {
   });
 
   it('a shard may write every file of its own scope but the trust bundles', () => {
-    const own = ['leaves.yaml', 'ledger.jsonl', 'state.yaml', 'crl.pem', 'intermediate.pem', 'intermediate.key.age', 'intermediate.previous.pem', 'evidence/20260601T0000Z-rotation.json'];
+    const own = ['leaves.yaml', 'ledger.jsonl', 'state.yaml', 'crl.pem', 'intermediate.pem', 'intermediate.key.age', 'intermediate.previous.pem', `evidence/${compact(T0)}-rotation.json`];
     expect(() => assertShardWrites('us-east-1', own.map((f) => ({ path: `bundles/us-east-1/${f}`, content: null })))).not.toThrow();
   });
 

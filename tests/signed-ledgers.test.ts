@@ -13,9 +13,10 @@ import {
   type LedgerDraft, type LedgerSigner,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
 
-const T0 = '2026-11-22T10:00:00Z';
-const T1 = '2026-11-22T11:00:00Z';
+const T0 = at(RUN_NOW);
+const T1 = at(T0, HOUR);
 const ROOT_LEDGER = 'bundles/root/ledger.jsonl';
 const US = 'bundles/us-east-1/ledger.jsonl';
 let pristine: FakeMesh;
@@ -39,7 +40,7 @@ const intermediateKey = (m: FakeMesh, scope: string) => keyOf(m, `bundles/${scop
 async function strangerKey(): Promise<LedgerSigner> {
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
   const cert = await nodeCryptoSeam.signCertificate({
-    serial: '01', subject: 'CN=stranger', issuer: 'CN=stranger', notBefore: new Date('2026-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z'),
+    serial: '01', subject: 'CN=stranger', issuer: 'CN=stranger', notBefore: new Date(at(T0, -7810 * HOUR)), notAfter: new Date(at(T0, 27254 * HOUR)),
     subjectPublicKey: keys.publicKey, signingKey: keys.privateKey, signingAlgorithm: 'ecdsa-p256', extensions: [],
   });
   return ledgerSigner({ cert, key: keys.privateKey, algorithm: 'ecdsa-p256' });
@@ -139,8 +140,8 @@ describe('every entry is signed by a key its writer holds', () => {
     const stolen = await intermediateKey(m, 'us-east-1');
     const r = await m.root(['recover', 'us-east-1', '--now', T1]);
     expect(r.code, r.stderr).toBe(0);
-    m.write(US, appendToLedger(m.read(US), { op: 'renew', at: '2026-11-22T12:00:00Z', actor: 'thief' }, US, stolen).text);
-    const v = await verify(m, '2026-11-22T12:00:00Z');
+    m.write(US, appendToLedger(m.read(US), { op: 'renew', at: at(T0, 2 * HOUR), actor: 'thief' }, US, stolen).text);
+    const v = await verify(m, at(T0, 2 * HOUR));
     expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file: US, message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after the entry that revoked it/) }));
   });
 
@@ -233,13 +234,13 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
 describe('records are claims: verify proves them from the ledger', () => {
   // leaves.yaml is proven by the hash renew's signed entry binds (tests/store-growth.test.ts has the per-field proofs of older stores).
   it.each([
-    ['a later notAfter hiding an expiring leaf', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/notAfter: \S+/, 'notAfter: 2027-11-22T10:00:00Z'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
+    ['a later notAfter hiding an expiring leaf', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['a changed serial', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['a changed fingerprint', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/  fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['an extra DNS name', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['an edited phase', 'bundles/us-east-1/state.yaml', (t: string) => t.replace('phase: steady', 'phase: switch'), /phase: switch, but the scope ledger's phase steps lead to steady/],
     ['an edited active intermediate', 'bundles/eu-west-1/state.yaml', (t: string, m: FakeMesh) => t.replace(/active: \S+/, `active: ${/active: (\S+)/.exec(m.read('bundles/us-east-1/state.yaml'))![1]}`), /active: sha256:\w+, but the scope ledger's phase steps lead to sha256:/],
-    ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: 2026-11-29T10:00:00Z\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01aa is in no revoke entry/],
+    ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01aa is in no revoke entry/],
     ['an edited root phase', 'bundles/root/state.yaml', (t: string) => t.replace('phase: steady', 'phase: overlap'), /phase: overlap, but the root ledger's steps lead to steady/],
   ])('%s is an error naming the file and field', async (_, file, edit, finding) => {
     const m = pristine.clone();
@@ -265,7 +266,7 @@ describe('records are claims: verify proves them from the ledger', () => {
     const evidence = parseLedger(m.read('bundles/eu-west-1/ledger.jsonl')).entries.at(-1)!.details.evidence as string;
     m.write(evidence, m.read(evidence).replace('"in-progress"', '"completed"'));
     const v = await verify(m);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: 'bundles/eu-west-1/state.yaml', message: expect.stringMatching(/rotation\.switchAt: 2026-11-22T11:00:00Z, but the scope ledger's phase steps lead to 2026-11-23T11:00:00Z/) }));
+    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: 'bundles/eu-west-1/state.yaml', message: expect.stringMatching(new RegExp(String.raw`rotation\.switchAt: ${T1}, but the scope ledger's phase steps lead to ${at(T0, 25 * HOUR)}`)) }));
     expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: evidence, message: expect.stringMatching(/sha256: does not hash to what bundles\/eu-west-1\/ledger.jsonl entry 3 linked/) }));
   });
 });

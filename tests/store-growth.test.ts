@@ -12,11 +12,12 @@ import {
   appendToLedger, importSigningKey, leafCreated, ledgerSigner, parseCertificate, parseIssuanceRecord, parseLedger, sha256Hex, tryDecrypt, type LedgerEntry,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
 
-const T0 = '2026-11-22T10:00:00Z';
-const T1 = '2026-11-22T11:00:00Z';
+const T0 = at(RUN_NOW);
+const T1 = at(T0, HOUR);
 // Past every 7-day leaf's renewal point (⅓ of its life left), inside its life.
-const T_DUE = '2026-11-27T12:00:00Z';
+const T_DUE = at(T0, 122 * HOUR);
 const LEAVES = 'bundles/us-east-1/leaves.yaml';
 const US = 'bundles/us-east-1/ledger.jsonl';
 const services = (n: number) => Array.from({ length: n }, (_, i) => `svc-${String(i + 1).padStart(3, '0')}`);
@@ -89,7 +90,7 @@ describe('a renew adds a bounded entry to the scope ledger, however many leaves 
 
 describe('the hash proves every record of leaves.yaml', () => {
   it.each([
-    ['a later notAfter hiding an expiring leaf', (t: string) => t.replace(/notAfter: \S+/, 'notAfter: 2027-11-22T10:00:00Z')],
+    ['a later notAfter hiding an expiring leaf', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`)],
     ['a changed serial', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef')],
     ['a changed fingerprint', (t: string) => t.replace(/ {2}fingerprint: sha256:\w+/, '  fingerprint: sha256:00')],
     ['an extra DNS name', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n')],
@@ -180,7 +181,7 @@ describe('stores written before the hash binding', () => {
   });
 
   it.each([
-    ['a later notAfter', (t: string) => t.replace(/notAfter: \S+/, 'notAfter: 2027-11-22T10:00:00Z'), /svc-001\.notAfter: 2027-11-22T10:00:00Z is not what scope-ledger entry 2 recorded/],
+    ['a later notAfter', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`), new RegExp(String.raw`svc-001\.notAfter: ${at(T0, 365 * DAY)} is not what scope-ledger entry 2 recorded`)],
     ['a changed serial', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /svc-001\.serial: 01deadbeef is not what scope-ledger entry 2 recorded/],
     ['a changed fingerprint', (t: string) => t.replace(/ {2}fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /svc-001: leaf \w+ is not recorded in the scope ledger/],
   ])('%s is still an error naming the record and field', async (_, edit, finding) => {

@@ -9,9 +9,12 @@ export const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
 
 export type Env = Record<string, string | undefined>;
 
-/** PATH and HOME only: no CI, no identities, unless a test adds them. */
+/** libfaketime's variables: under scripts/test-ahead.sh the CLIs read the run's faked clock, as the test does. */
+const FAKED_CLOCK: Env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'LD_PRELOAD' || k === 'DONT_FAKE_MONOTONIC' || k.startsWith('FAKETIME')));
+
+/** PATH and HOME only (and a faked clock, if the run has one): no CI, no identities, unless a test adds them. */
 export function baseEnv(extra: Env = {}): Env {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test', ...extra };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test', ...FAKED_CLOCK, ...extra };
 }
 
 export interface Run {
@@ -32,6 +35,15 @@ export function trellisRoot(args: string[], opts: { env?: Env; cwd?: string; inp
 
 export function trellisCi(args: string[], opts: { env?: Env; cwd?: string } = {}): Promise<Run> {
   return run(CI_BIN, args, baseEnv({ CI: 'true', ...opts.env }), opts.cwd ?? REPO);
+}
+
+/**
+ * Go's crypto/x509 (scripts/goverify). Go reads the clock without libc, so
+ * libfaketime cannot reach it: every call is given this process's time as -at
+ * unless the test names its own instant.
+ */
+export function goverify(args: string[]): Promise<Run> {
+  return tool(GOVERIFY, args.includes('-at') ? args : [...args, '-at', new Date().toISOString()]);
 }
 
 export async function tool(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Run> {

@@ -7,9 +7,7 @@ import path from 'node:path';
 import type { Party } from '../../scripts/lib/mtls.js';
 import type { FakeMesh } from './fake-mesh.js';
 
-export const at = (t: Date) => t.toISOString().replace(/\.\d+Z$/, 'Z');
-export const HOUR = 3_600_000;
-export const DAY = 24 * HOUR;
+export { at, DAY, HOUR } from './clock.js';
 
 /** A host of one service: the leaf and the bundle it was last deployed. */
 export interface Host {

@@ -12,7 +12,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { parseCertificates, pemDecodeAll, pemEncode, trustOpensslPem } from '@trellis/core';
-import { GOVERIFY, tool } from './cli.js';
+import { goverify, tool } from './cli.js';
 
 export const VERIFIERS = ['openssl', 'go', 'nss', 'gnutls', 'node'] as const;
 export type Verifier = (typeof VERIFIERS)[number];
@@ -100,7 +100,7 @@ export class Verifiers {
   /** crypto/x509 Verify with the bundle as Roots and the sent CAs as Intermediates; it takes no CRL. */
   private async go(c: Cell): Promise<Verdict> {
     const inters = caCerts(c.presented.chain);
-    const r = await tool(GOVERIFY, ['-roots', file(this.dir, 'pem', c.trust.anchors), '-cert', file(this.dir, 'pem', firstCert(c.presented.chain)), '-eku', c.purpose,
+    const r = await goverify(['-roots', file(this.dir, 'pem', c.trust.anchors), '-cert', file(this.dir, 'pem', firstCert(c.presented.chain)), '-eku', c.purpose,
       ...(inters ? ['-intermediates', file(this.dir, 'pem', inters)] : [])]);
     return { accepted: r.code === 0 && r.stdout.trim() === 'OK', detail: r.stdout.trim() || lastLine(r.stderr) };
   }

@@ -1,0 +1,36 @@
+/**
+ * The run's one clock. Every test date derives from RUN_NOW: the real clock when
+ * the run began (libfaketime's under scripts/test-ahead.sh), to the whole minute.
+ * A fixed date would be a fuse: the peers that judge at the real clock (the
+ * installer's OpenSSL, nginx, haproxy, Node's TLS, the agent) would see it age.
+ *
+ * The global setup stamps TRELLIS_TEST_NOW once, so every worker and every
+ * process a test spawns agrees on it; a file run alone falls back to its own start.
+ */
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+export const DAY = 24 * HOUR;
+
+function runStart(): number {
+  const stamped = process.env.TRELLIS_TEST_NOW;
+  const t = stamped ? Date.parse(stamped) : Number.NaN;
+  return Number.isFinite(t) ? t : Date.now();
+}
+
+/** When the run began, to the whole minute. */
+export const RUN_NOW: Date = new Date(Math.floor(runStart() / MINUTE) * MINUTE);
+
+/** The whole hour the run began in: for tests whose arithmetic reads best on the hour. */
+export const RUN_HOUR: Date = new Date(Math.floor(RUN_NOW.getTime() / HOUR) * HOUR);
+
+/** `base` moved by `ms` (negative: earlier). */
+export const plus = (base: Date | string, ms: number): Date => new Date(new Date(base).getTime() + ms);
+
+/** RFC 3339 as the CLIs' --now takes it and their output prints it: whole seconds, Z. */
+export const stamp = (d: Date | string): string => new Date(d).toISOString().replace(/\.\d+Z$/, 'Z');
+
+/** `stamp(plus(base, ms))`: the usual way a test names an instant. */
+export const at = (base: Date | string, ms = 0): string => stamp(plus(base, ms));
+
+/** The compact form names and file names carry (`20261206T1713Z`): whole minutes. */
+export const compact = (d: Date | string): string => stamp(d).replace(/[-:]/g, '').replace(/\d\dZ$/, 'Z');
