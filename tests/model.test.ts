@@ -17,7 +17,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Store, TrellisError, isTrellisError, parseCertificate, keyId, liveIntermediates, loadMesh, nodeCryptoSeam, readIdentities, revocableLeaf, revokeLeaf, sha256Hex, verifyMesh,
+  Store, TrellisError, isTrellisError, parseCertificate, parseCertificates, parseCrls, keyId, liveIntermediates, loadMesh, nodeCryptoSeam, readIdentities, releaseFor, releaseCrlGaps, revocableLeaf, revokeLeaf, sha256Hex, verifyMesh,
   type Certificate, type Mesh,
 } from '@trellis/core';
 import { openRootKey, openRootKeys } from '../packages/offline/src/ceremony.js';
@@ -28,10 +28,11 @@ import { renewStore } from '../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../packages/ci/src/issue.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO } from './helpers/cli.js';
+import { RUN_HOUR } from './helpers/clock.js';
 import { at, DAY, HOUR } from './helpers/drill.js';
 
 const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
-const T0 = new Date('2027-03-01T00:00:00Z');
+const T0 = RUN_HOUR;
 const RUNS = Number(process.env.TRELLIS_MODEL_RUNS ?? 10);
 
 export type Step =
@@ -62,6 +63,12 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 /** A leaf minted during the sequence, kept until it expires: hosts may still present it. */
 interface Tracked { scope: string; service: string; file: string; cert: Certificate; issuerKey: string; serial: string }
 
+/** What a host of one scope holds after a deploy (the `deploy`-th): its release's trust and CRLs, as files the verifiers read. */
+interface Held { deploy: number; trust: string; trustOpenssl: string; crl: string; anchorKeys: Set<string>; crlsUntil: number; crlsFrom: number }
+
+/** How many deploys behind the fleet's slowest hosts may be: each is judged with the release it holds. */
+const BEHIND = [0, 1, 2] as const;
+
 class Model {
   now = T0;
   readonly store: Store;
@@ -72,6 +79,12 @@ class Model {
   readonly log: string[] = [];
   /** Regions a pull request deleted that the custodian has not retired yet: still trusted by the global scope. */
   readonly pendingRetire = new Set<string>();
+  /** Per scope, the release of every deploy so far (a deploy follows each CI run: renew, revoke), newest last. */
+  readonly deploys = new Map<string, Held[]>();
+  protected deployCount = 0;
+  private deployDue = true;
+  /** Revoked serials, by the first deploy that carries the revocation. */
+  protected readonly revokedFrom = new Map<string, number>();
   protected regions = 0;
 
   constructor(readonly dir: string, readonly scratch: string, private readonly rootIds: string[], private readonly ciIds: string[]) {
@@ -97,7 +110,8 @@ class Model {
 
   protected track(scope: string, leaves: { service: string; certPem: string; cert: Certificate; record: { serial: string; issuerKey: string } }[]): void {
     for (const l of leaves) {
-      const file = path.join(this.scratch, `${this.leaves.length}-${scope}-${l.service}.pem`);
+      // Named by serial: an index into `leaves` repeats once expired leaves are dropped, and a reused name would swap a tracked leaf's file.
+      const file = path.join(this.scratch, `${scope}-${l.service}-${l.record.serial}.pem`);
       fs.writeFileSync(file, l.certPem);
       this.leaves.push({ scope, service: l.service, file, cert: l.cert, issuerKey: l.record.issuerKey, serial: l.record.serial });
     }
@@ -113,6 +127,7 @@ class Model {
     try {
       const r = await this.locked(() => this.run(s));
       this.log.push(`${JSON.stringify(s)} → ${r}`);
+      if (r === 'done' && (s.kind === 'renew' || s.kind === 'revoke')) this.deployDue = true;
       return r;
     } catch (e) {
       if (!isTrellisError(e)) throw e;
@@ -171,6 +186,7 @@ class Model {
         const r = await revokeLeaf(mesh, scope, service, 'keyCompromise', await openScopeKeys(mesh, scope, this.ciIds), this.now, 'model', nodeCryptoSeam);
         this.store.commit(r.writes);
         this.revoked.add(serial);
+        this.revokedFrom.set(serial, this.deployCount);
         this.track(scope, [r.leaf]);
         return 'done';
       }
@@ -217,11 +233,40 @@ class Model {
     }
   }
 
+  /**
+   * Each scope's hosts receive the release as the store composes it now
+   * (releaseFor: what deploy ships), unless deploy refuses it for a CRL gap
+   * (releaseCrlGaps): then every host keeps what it holds. A renew leaves no gap.
+   */
+  private async deploy(mesh: Mesh, afterRenew: boolean): Promise<void> {
+    const gaps = (await Promise.all(mesh.scopes.map((def) => releaseCrlGaps(mesh, def.name, this.now)))).flat();
+    if (afterRenew) expect(gaps, `deploy refused after a renew: ${this.log.join(' | ')}`).toEqual([]);
+    if (gaps.length) return;
+    const deploy = this.deployCount++;
+    for (const def of mesh.scopes) {
+      const r = releaseFor(mesh, def.name);
+      const file = (ext: string, text: string) => {
+        const f = path.join(this.scratch, `release-${sha256Hex(Buffer.from(text)).slice(0, 16)}.${ext}`);
+        if (!fs.existsSync(f)) fs.writeFileSync(f, text);
+        return f;
+      };
+      const crls = parseCrls(r['crl.pem'] ?? '');
+      const held: Held = {
+        deploy, trust: file('pem', r['trust.pem']!), trustOpenssl: file('pem', r['trust.openssl.pem']!), crl: file('crl', r['crl.pem'] ?? ''),
+        anchorKeys: new Set(parseCertificates(r['trust.pem']!).map(keyId)),
+        crlsFrom: Math.max(...crls.map((c) => c.thisUpdate.getTime())), crlsUntil: Math.min(...crls.map((c) => c.nextUpdate?.getTime() ?? 0)),
+      };
+      this.deploys.set(def.name, [...(this.deploys.get(def.name) ?? []), held]);
+    }
+  }
+
   /** The invariants, after every step. */
   async check(): Promise<void> {
     const mesh = this.mesh();
     const errors = (await verifyMesh(mesh, this.now)).filter((f) => f.level === 'error');
     expect(errors, `verify after: ${this.log.join(' | ')}`).toEqual([]);
+    if (this.deployDue) await this.deploy(mesh, this.log.at(-1)?.startsWith('{"kind":"renew"') === true && this.log.at(-1)?.endsWith('done') === true);
+    this.deployDue = false;
 
     const kind = new Map(mesh.scopes.map((s) => [s.name, s.kind]));
     const live = this.leaves.filter((l) => l.cert.notAfter > this.now);
@@ -248,6 +293,50 @@ class Model {
       const what = `${p.l.scope}/${p.l.service} serial ${p.l.serial} against bundles/${p.bundle} at ${when}; steps: ${this.log.join(' | ')}`;
       expect(sslOk.get(p.bundle)!.has(p.l.file), `OpenSSL: ${what}`).toBe(p.want);
       expect(goVerdicts[i] === 'OK', `Go: ${what}: ${goVerdicts[i]}`).toBe(p.want);
+    });
+    this.checkEdge(kind, live, mustTrust);
+  }
+
+  /**
+   * As the edge verifies (nginx ssl_crl, haproxy crl-file: CRLs along the whole
+   * chain), with the release each host actually holds: the newest deploy, and
+   * hosts one and two deploys behind. A held release must accept every leaf
+   * that must be trusted now and whose issuer it anchors on, for as long as its
+   * CRLs are current (a host must be deployed within a CRL's life); it refuses
+   * a leaf across the regional boundary, and a revoked one once it carries the
+   * revocation. (What a release from before a recovery still trusts is not
+   * judged: offline steps reach hosts with the next deploy.)
+   */
+  private checkEdge(kind: Map<string, string>, live: Tracked[], mustTrust: (bundle: string, l: Tracked) => boolean): void {
+    const now = this.now.getTime();
+    const cases = [...kind.keys()].flatMap((bundle) => BEHIND.flatMap((behind) => {
+      const history = this.deploys.get(bundle) ?? [];
+      const held = history[history.length - 1 - behind];
+      if (!held || held.crlsFrom > now || held.crlsUntil <= now) return [];
+      return live.flatMap((l) => {
+        const revokedFrom = this.revokedFrom.get(l.serial);
+        const knowsRevoked = revokedFrom !== undefined && held.deploy >= revokedFrom;
+        const must = mustTrust(bundle, l) && held.anchorKeys.has(l.issuerKey);
+        const crossRegion = kind.get(bundle) === 'region' && kind.get(l.scope) === 'region' && bundle !== l.scope;
+        return must || crossRegion || knowsRevoked ? [{ bundle, behind, held, l, want: must && !knowsRevoked }] : [];
+      });
+    }));
+    if (!cases.length) return;
+    const when = at(this.now);
+    const epoch = String(Math.floor(now / 1000));
+    const go = spawnSync(GOBATCH, { input: cases.map((c) => `${c.held.trust}\t${c.l.file}\t${when}\t${c.held.crl}`).join('\n') + '\n', encoding: 'utf8' });
+    expect(go.status, go.stderr).toBe(0);
+    const goVerdicts = go.stdout.trim().split('\n');
+    const sslOk = new Map<Held, Set<string>>();
+    for (const held of new Set(cases.map((c) => c.held))) {
+      const leaves = [...new Set(cases.filter((c) => c.held === held).map((c) => c.l.file))];
+      const ssl = spawnSync('openssl', ['verify', '-x509_strict', '-crl_check_all', '-purpose', 'sslclient', '-attime', epoch, '-CAfile', held.trustOpenssl, '-CRLfile', held.crl, ...leaves], { encoding: 'utf8' });
+      sslOk.set(held, new Set(ssl.stdout.split('\n').filter((l) => l.endsWith(': OK')).map((l) => l.slice(0, -': OK'.length))));
+    }
+    cases.forEach((c, i) => {
+      const what = `${c.l.scope}/${c.l.service} serial ${c.l.serial} against the release of ${c.bundle} a host holds ${c.behind} deploy(s) behind, CRLs checked along the chain, at ${when}; steps: ${this.log.join(' | ')}`;
+      expect(sslOk.get(c.held)!.has(c.l.file), `OpenSSL: ${what}`).toBe(c.want);
+      expect(goVerdicts[i] === 'OK', `Go: ${what}: ${goVerdicts[i]}`).toBe(c.want);
     });
   }
 }
@@ -322,7 +411,10 @@ class CliModel extends Model {
         const service = services[s.service % services.length]!;
         const serial = mesh.material.get(scope)!.leaves.get(service)?.serial;
         await this.cli(this.fake.ci(['revoke', `${scope}/${service}`, ...out, ...now()]));
-        if (serial) this.revoked.add(serial);
+        if (serial) {
+          this.revoked.add(serial);
+          this.revokedFrom.set(serial, this.deployCount);
+        }
         this.collect();
         return 'done';
       }
@@ -444,6 +536,19 @@ const REGRESSIONS: [string, Step[]][] = [
   ]],
   ['recovery during a root overlap, then finalize', [
     { kind: 'root-rotate' }, { kind: 'recover', scope: 1 }, { kind: 'renew', hours: 1 }, { kind: 'root-finalize' }, { kind: 'renew', hours: 1 },
+  ]],
+  ['hosts a deploy behind, checking CRLs along the chain, accept the leaves the switch mints (the publish release carries the next intermediate\'s leaf CRL)', [
+    { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'renew', hours: 0 }, { kind: 'renew', hours: 2 }, { kind: 'renew', hours: 1 },
+  ]],
+  ['a region\'s first leaves verify at hosts a deploy behind, CRLs checked, when the deploy before them came from a revoke elsewhere', [
+    { kind: 'add-region' }, { kind: 'revoke', scope: 4, service: 0 }, { kind: 'renew', hours: 37 },
+  ]],
+  ['a root rotation, then a deploy from a revoke before any renew: every scope\'s release still checks along the chain', [
+    { kind: 'root-rotate' }, { kind: 'revoke', scope: 1, service: 0 }, { kind: 'renew', hours: 1 },
+  ]],
+  ['a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf\'s file name), and a rotation in the minute the scope was minted names its new key apart', [
+    { kind: 'rotate', scope: 4, propagationHours: 46 }, { kind: 'renew', hours: 69 }, { kind: 'add-region' }, { kind: 'renew', hours: 78 }, { kind: 'renew', hours: 22 },
+    { kind: 'revoke', scope: 4, service: 0 },
   ]],
   ['an abort after the switch keeps trusting the aborted key until the leaves it signed have expired', [
     { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'renew', hours: 2 }, { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 1 },

@@ -9,12 +9,9 @@ export const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
 
 export type Env = Record<string, string | undefined>;
 
-/** libfaketime's variables: under scripts/test-ahead.sh the CLIs read the run's faked clock, as the test does. */
-const FAKED_CLOCK: Env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k === 'LD_PRELOAD' || k === 'DONT_FAKE_MONOTONIC' || k.startsWith('FAKETIME')));
-
-/** PATH and HOME only (and a faked clock, if the run has one): no CI, no identities, unless a test adds them. */
+/** PATH and HOME only: no CI, no identities, unless a test adds them. */
 export function baseEnv(extra: Env = {}): Env {
-  return { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test', ...FAKED_CLOCK, ...extra };
+  return { PATH: process.env.PATH, HOME: process.env.HOME, TRELLIS_ACTOR: 'test', ...extra };
 }
 
 export interface Run {

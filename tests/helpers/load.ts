@@ -1,7 +1,7 @@
 /**
  * Steady HTTPS traffic between deployed hosts, for drills: each request reads
- * the client's key, chain and trust from its deploy target's current release
- * (so it follows deploys, as a real host would). Runs until the stop file
+ * the client's key, chain, trust and CRLs from its deploy target's current
+ * release (so it follows deploys, as a real host would). Runs until the stop file
  * appears; writes its tally.
  *
  *   tsx tests/helpers/load.ts spec.json
@@ -25,7 +25,8 @@ async function worker(offset: number): Promise<void> {
   for (let i = offset; !fs.existsSync(spec.stopFile); i++) {
     const p = spec.pairs[i % spec.pairs.length]!;
     const f = (x: string) => fs.readFileSync(path.join(p.clientDir, 'current', x), 'utf8');
-    const r = await request(p.port, p.servername, { name: p.name, key: f('key.pem'), chain: f('chain.pem'), ca: f('trust.openssl.pem') });
+    // The client checks the server as the edge does: CRLs along the whole chain, from its own release.
+    const r = await request(p.port, p.servername, { name: p.name, key: f('key.pem'), chain: f('chain.pem'), ca: f('trust.openssl.pem'), crl: f('crl.pem') });
     total++;
     if (r !== 200) failures.push({ pair: p.name, at: new Date().toISOString(), result: String(r) });
   }

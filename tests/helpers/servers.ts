@@ -92,6 +92,8 @@ export interface Client {
   chain: string;
   /** What the client trusts (its scope's trust.pem or trust.openssl.pem). */
   ca: string;
+  /** The CRLs it checks the server's chain against (a release's crl.pem); none: no revocation checking. */
+  crl?: string;
 }
 
 /** One HTTPS request with a client certificate (the demo's helper). */

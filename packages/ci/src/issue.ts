@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, certificatePem, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
+import { TrellisError, certificatePem, crlSetOf, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
 import { LEAF_FILES, writeLeafDir } from './leaf-files.js';
@@ -53,7 +53,10 @@ export function outputFailure(e: unknown, outDir: string): unknown {
 /** Opens the scope's signing key and every live key its crl.pem needs (each checked against its certificate). */
 export async function openScopeKeys(mesh: Mesh, scope: string, ids: string[]): Promise<ScopeKeys> {
   const signer = await openIntermediate(mesh, scope, ids, 'active');
-  const live = liveIntermediates(mesh, scope).filter((l) => l.issuing || l.anchored);
-  const crl = await Promise.all(live.map(async (l) => ({ ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role)), issuing: l.issuing, anchored: l.anchored })));
+  const set = crlSetOf(liveIntermediates(mesh, scope));
+  const signers = [...new Set([...set.leaf, ...set.anchor])];
+  const crl = await Promise.all(signers.map(async (l) => ({
+    ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role)), leafCrl: set.leaf.includes(l), anchorCrl: set.anchor.includes(l),
+  })));
   return { signer, crl };
 }

@@ -4,6 +4,7 @@
  * elsewhere (CI logs), nothing on a quiet run.
  */
 import cliProgress from 'cli-progress';
+import { rawStderr } from '@trellis/core';
 
 export interface Progress {
   start(total: number): void;
@@ -83,5 +84,6 @@ class BarProgress implements Progress {
  */
 export function progressFor(mode: ProgressMode, total: number, forced: boolean, stream: NodeJS.WritableStream = process.stderr): Progress {
   if (mode === 'none' || total === 0 || (!forced && total < PROGRESS_MIN_LEAVES)) return NO_PROGRESS;
-  return mode === 'bar' ? new BarProgress(stream) : new LineProgress(stream);
+  // The bar's cursor control bypasses the output guard (runMain): it prints numbers only.
+  return mode === 'bar' ? new BarProgress(stream === process.stderr ? rawStderr : stream) : new LineProgress(stream);
 }

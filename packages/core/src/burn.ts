@@ -8,6 +8,7 @@ import { certificatePem, fingerprint, parseCertificate, type Certificate } from 
 import { signBytes, verifyBytes } from './crypto.js';
 import { canonicalJson } from './ledger.js';
 import type { SigningIntermediate } from './leaf.js';
+import { parseJsonData } from './data.js';
 
 export interface Burn {
   scope: string;
@@ -35,7 +36,7 @@ export function signBurnStatement(b: Burn, signer: Pick<SigningIntermediate, 'ce
 export function readBurnStatement(text: string): { statement: Burn; signer: Certificate } | { problem: string } {
   let e: BurnEnvelope;
   try {
-    e = JSON.parse(text) as BurnEnvelope;
+    e = parseJsonData<BurnEnvelope>(text);
   } catch {
     return { problem: 'the burn statement is not JSON' };
   }

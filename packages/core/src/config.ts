@@ -10,6 +10,7 @@ import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } fr
 import { parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
 import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
+import { dataOnly, dict } from './data.js';
 import { assertBreakglassRecipient, assertSeparateRecipients, isPq, quoteInput, validateRecipients, withoutSecrets } from './custody.js';
 
 export interface MeshConfig {
@@ -184,6 +185,11 @@ function refuseHostileNodes(root: unknown, file: string, reason: Reason, allowAl
         if (!isPair(pair)) continue;
         const key = pair.key;
         if (isNode(key) && !isScalar(key)) fail(path, 'has a key that is not a plain string', 'keys are names such as kind or services');
+        // A name YAML reads as a number, a boolean or null (0x10, 1e3, true, ~) would be renamed (0x10 becomes 16): refused, never renamed.
+        if (isScalar(key) && typeof key.value !== 'string') {
+          const written = (key as { source?: string }).source ?? String(key.value);
+          fail([...path, written], `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? 'null' : `the ${typeof key.value} ${String(key.value)}`}, not as a name`, `quote it ("${written}") or choose a name that starts with a letter`);
+        }
         const k = String(isScalar(key) ? key.value : key);
         if (seen.has(k)) fail([...path, k], `duplicate key ${quoteInput(k)}`, 'keep one: a second value would silently replace the first');
         seen.add(k);
@@ -210,7 +216,7 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
   }
   // The common shape (`svc: {}` lines) is read linearly; anything else, a duplicate key included, goes through the full parser and its checks.
   const plain = readPlainYaml(text);
-  if (plain !== undefined) return plain;
+  if (plain !== undefined) return dataOnly(plain);
   // Duplicate keys are checked by refuseHostileNodes; aliases are refused there before anything expands them.
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
@@ -218,14 +224,14 @@ function parseYaml(text: string, file: string, reason: Reason, input = true): un
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e.message)}`, { file, hint: 'fix the syntax and rerun' });
   }
   refuseHostileNodes(doc.contents, file, reason);
-  return doc.toJS() ?? {};
+  return dataOnly(doc.toJS() ?? {});
 }
 
 /** Records may carry the aliases `stringify` writes for a shared value; the yaml package's alias cap still applies. */
 function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
   // What toYaml wrote is read linearly (see plain-yaml.ts); anything else by the yaml package.
   const plain = readPlainYaml(text);
-  if (plain !== undefined) return plain;
+  if (plain !== undefined) return dataOnly(plain);
   const doc = parseDocument(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why: string): never => {
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: 'restore it from git history' });
@@ -233,7 +239,7 @@ function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
   if (doc.errors.length) fail(doc.errors[0]!.message);
   refuseHostileNodes(doc.contents, file, reason, true);
   try {
-    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+    return dataOnly(doc.toJS({ maxAliasCount: 100 }) ?? {});
   } catch (e) {
     return fail((e as Error).message);
   }
@@ -294,7 +300,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
 function readCiScopes(r: Reader, raw: unknown, others: { offline: string[]; ci: string; breakglass?: string }): Record<string, string> | undefined {
   if (raw === undefined) return undefined;
   const m = r.map(raw, 'recipients.ciScopes');
-  const out: Record<string, string> = {};
+  const out = dict<string>();
   const seen = new Map<string, string>();
   for (const scope of Object.keys(m).sort()) {
     const at = `recipients.ciScopes.${scope}`;
@@ -408,9 +414,9 @@ function paths(r: Reader, v: unknown, at: string): string[] {
 
 function entries<T>(r: Reader, v: unknown, at: string, read: (raw: unknown, at: string) => T, key: 'entry' | 'context' = 'entry'): Record<string, T> {
   const m = r.map(v ?? {}, at, Object.keys((v as object | null) ?? {}));
-  return Object.fromEntries(Object.keys(m).sort().map((k) => {
+  return dict(Object.keys(m).sort().map((k) => {
     if (!(key === 'entry' ? ENTRY_NAME : KUBE_CONTEXT).test(k)) r.fail(`${at}.${k}`, `"${k}" is not a valid name here`, HINT[key]);
-    return [k, read(m[k], `${at}.${k}`)];
+    return [k, read(m[k], `${at}.${k}`)] as const;
   }));
 }
 

@@ -5,6 +5,7 @@
  */
 import { Decrypter, Encrypter, armor, generateHybridIdentity, generateX25519Identity, identityToRecipient } from 'age-encryption';
 import { TrellisError } from './errors.js';
+import { escapeUnsafe } from './untrusted.js';
 
 export type IdentityKind = 'root' | 'ci' | 'agent' | 'breakglass';
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -30,7 +31,7 @@ const SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
 export function quoteInput(v: unknown): string {
   const text = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
   if (SECRET.test(text)) return '(a secret key, not shown: treat it as exposed)';
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+  return escapeUnsafe(JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text));
 }
 
 /** A message from a library that may quote its input (a parser's error): one line, cut short, and never a secret. */

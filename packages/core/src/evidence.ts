@@ -3,6 +3,7 @@ import { sha256Hex } from './crypto.js';
 import type { FileWrite } from './store.js';
 import { iso } from './time.js';
 import { TrellisError } from './errors.js';
+import { parseJsonData } from './data.js';
 
 /**
  * Evidence records: what an auditor asks for after a rotation, recovery or
@@ -110,7 +111,7 @@ export function evidenceFiles(e: Evidence): { writes: FileWrite[]; link: { evide
 }
 
 export function parseEvidence(text: string): Evidence {
-  return JSON.parse(text) as Evidence;
+  return parseJsonData<Evidence>(text);
 }
 
 /** An id for a procedure, sortable by time: `20261122T1000Z-rotation`. */

@@ -7,7 +7,7 @@
  */
 import { fingerprint, type Certificate } from './certificates.js';
 import { leafDue, leafNames, type DueReason } from './issuance.js';
-import { inRole, liveIntermediates, type IntermediateRole } from './live.js';
+import { crlSetOf, inRole, liveIntermediates, type IntermediateRole } from './live.js';
 import { activeIssuer, paths, type Mesh } from './mesh.js';
 import { leafLifetimes } from './procedures.js';
 import { renewalPoint } from './profiles.js';
@@ -215,8 +215,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
     }
 
     await judgeCrlFile(m.crlPem, [
-      ...live.filter((l) => l.issuing).map((l) => ({ cert: l.cert, kind: 'leaf' as const })),
-      ...live.filter((l) => l.anchored).map((l) => ({ cert: l.cert, kind: 'anchor' as const })),
+      ...crlSetOf(live).leaf.map((l) => ({ cert: l.cert, kind: 'leaf' as const })),
+      ...crlSetOf(live).anchor.map((l) => ({ cert: l.cert, kind: 'anchor' as const })),
     ], def.name, def.name, paths.scopeCrl(def.name), (c) => lifeWindow(c.thisUpdate, c.nextUpdate ?? c.thisUpdate, t.crl, 1 / 2), crls, add, now,
     { missing: ['warning', 'no leaf CRL yet: the next trellis-ci renew signs it'], unsigned: 'warning', fix: 'trellis-ci renew re-signs it' });
   }

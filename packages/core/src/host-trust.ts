@@ -11,6 +11,7 @@ import { pemEncode } from './crypto.js';
 import { TrellisError } from './errors.js';
 import { crlNumber, crlSignedBy, parseCrls, serialKey, type Crl } from './revocation.js';
 import { formatDuration } from './time.js';
+import { parseJsonData } from './data.js';
 
 export interface HostState {
   /** The `created` (millisecond RFC 3339) of the newest release installed: the replay high-water mark. */
@@ -48,7 +49,7 @@ export function parseHostState(text: string | undefined, file: string): HostStat
   };
   let j: { version?: unknown; newestRelease?: unknown; rootCrls?: unknown; burned?: unknown };
   try {
-    j = JSON.parse(text);
+    j = parseJsonData(text);
   } catch {
     return bad(undefined, 'is not JSON');
   }

@@ -35,7 +35,7 @@ export {
 export { ageFilesIn } from './verify/retired.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
-export { liveIntermediates, anchorsOf, anchorsBy, issuersOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
+export { liveIntermediates, anchorsOf, anchorsBy, crlSetOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
   type Confirmation, type Refusal,
@@ -48,7 +48,7 @@ export { explainHandshake, recordParty, certificateParty, renderExplanation, typ
 export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
 export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
-export { runMain, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
+export { runMain, rawStderr, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,
@@ -60,14 +60,14 @@ export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
-export { NAMES_ONLY_CA, RELEASE_FILES, isReleaseFile, edgeCrl, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
+export { NAMES_ONLY_CA, RELEASE_FILES, isReleaseFile, edgeCrl, releaseCrlGaps, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
 export { checkCommand, thresholdsFrom, writeMetricsFile } from './check-command.js';
 export { meshHealth, summaryLine, renderHealth, NAGIOS, DEFAULT_THRESHOLDS, type MeshHealth, type HealthItem, type HealthLevel, type Thresholds } from './health.js';
 export { healthMetrics, renewMetrics, lastRenewSuccess, type RenewRun } from './metrics.js';
 export { caStamp, ceremonyState, intermediatePlan, pendingScopes, planOrRefusal, renderCeremonySummary, type IntermediatePlan } from './ceremony-plan.js';
 export {
-  advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
+  advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, ceremonyCrlWrite, mintScopeLeaves, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf,
   type CrlSigner, type ScopeKeys, type PhaseStep, type RenewInput, type RenewResult,
 } from './procedures.js';
 export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState, type HostPolicy } from './host-trust.js';

@@ -6,6 +6,7 @@
 import { sha256Hex } from './crypto.js';
 import { TrellisError } from './errors.js';
 import { signedPayload, type EntrySigner, type LedgerSigner } from './ledger-signature.js';
+import { parseJsonData } from './data.js';
 
 export interface Created {
   kind: 'root' | 'intermediate' | 'leaf' | 'identity' | 'bundle';
@@ -79,7 +80,7 @@ function readLedger(text: string): { entries: LedgerEntry[]; problems: string[] 
     if (!line.trim()) return;
     let e: unknown;
     try {
-      e = JSON.parse(line);
+      e = parseJsonData(line);
     } catch {
       problems.push(`line ${i + 1}: not JSON`);
       return;

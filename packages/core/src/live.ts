@@ -90,8 +90,25 @@ function parseStaged(pem: string, file: string): Certificate {
 
 /** The intermediates a scope's bundles anchor on. */
 export const anchorsOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.anchored).map((l) => l.cert);
-/** The intermediates whose leaves may be live: each signs a leaf CRL. */
-export const issuersOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.issuing).map((l) => l.cert);
+
+/** What a scope's crl.pem holds: which live intermediates sign a leaf CRL, and which an anchor CRL. */
+export interface CrlSet {
+  leaf: LiveIntermediate[];
+  anchor: LiveIntermediate[];
+}
+
+/**
+ * The one rule for a scope's CRL set. A leaf CRL from every intermediate whose
+ * leaves may be live, and from every one a bundle anchors on even before it
+ * signs its first leaf: a host a deploy behind holds the release published
+ * then, and with full-chain CRL checking (nginx ssl_crl, haproxy crl-file)
+ * it refuses a leaf whose issuer has no CRL in it. An anchor CRL from every
+ * anchored one (see signAnchorCrl). The old-root twin shares the active key
+ * and name, so the active's CRLs serve its chains too.
+ */
+export function crlSetOf(live: LiveIntermediate[]): CrlSet {
+  return { leaf: live.filter((l) => l.issuing || l.anchored), anchor: live.filter((l) => l.anchored) };
+}
 /** The one live intermediate in `role`, if any. */
 export const inRole = (live: LiveIntermediate[], role: IntermediateRole): LiveIntermediate | undefined => live.find((l) => l.role === role);
 

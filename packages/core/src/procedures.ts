@@ -5,7 +5,7 @@
  * calls these, writes the output directory, commits and prints.
  */
 import { fingerprint, keyId, type Certificate } from './certificates.js';
-import type { CryptoSeam } from './crypto.js';
+import { pemEncode, type CryptoSeam } from './crypto.js';
 import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
 import { appendToLedger } from './ledger.js';
@@ -13,23 +13,21 @@ import { ledgerSigner } from './ledger-signature.js';
 import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from './record-proofs.js';
 import { renewRecord } from './renew-record.js';
 import { leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type LeafSigner, type MintedLeaf, type SigningIntermediate } from './leaf.js';
-import { anchorsOf, issuersOf, liveIntermediates } from './live.js';
+import { crlSetOf, liveIntermediates } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
 import type { RenewPlan } from './plan.js';
 import { BACKDATE_MS, assertSignsAt } from './profiles.js';
-import { crlEntriesFor, crlStaleness, signAnchorCrl } from './revocation.js';
+import { crlEntriesFor, crlSignedBy, crlStaleness, parseCrls, signAnchorCrl, type Crl } from './revocation.js';
 import { advanceScope, type LeafLifetimes } from './rotation.js';
 import { serializeScopeState } from './state-files.js';
 import { mergeWrites, type FileWrite } from './store.js';
 import { iso } from './time.js';
 import { TrellisError } from './errors.js';
 
-/** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs. */
+/** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs (crlSetOf decides). */
 export interface CrlSigner extends SigningIntermediate {
-  /** Signs a leaf CRL: leaves it issued may be live. */
-  issuing: boolean;
-  /** Signs an anchor CRL: bundles anchor on it. */
-  anchored: boolean;
+  leafCrl: boolean;
+  anchorCrl: boolean;
 }
 
 /** The keys a CI procedure holds for one scope: the active signer, and every live key crl.pem needs. */
@@ -78,22 +76,57 @@ export function advancePhases(mesh: Mesh, scopes: string[], now: Date, actor: st
 
 /** Why the scope's crl.pem must be re-signed now, or undefined. */
 export function scopeCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise<string | undefined> {
-  const live = liveIntermediates(mesh, scope);
+  const set = crlSetOf(liveIntermediates(mesh, scope));
   const m = mesh.material.get(scope)!;
-  return crlStaleness(m.crlPem, issuersOf(live), anchorsOf(live), m.state!.revoked, now);
+  return crlStaleness(m.crlPem, set.leaf.map((l) => l.cert), set.anchor.map((l) => l.cert), m.state!.revoked, now);
 }
 
-/** The scope's crl.pem: a leaf CRL from each issuing intermediate, an anchor CRL for each anchored one. */
+/** The scope's crl.pem, as crlSetOf says: each signer's leaf CRL and anchor CRL. */
 export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigner[], now: Date, seam: CryptoSeam): Promise<FileWrite> {
-  const revoked = mesh.material.get(scope)!.state!.revoked;
+  const revoked = mesh.material.get(scope)?.state?.revoked ?? []; // a scope its first ceremony mints has revoked nothing
   // --now must lie inside the validity of every key that signs.
   for (const s of signers) assertSignsAt({ label: `${scope} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths.intermediate(scope), tier: 'intermediate' }, now);
   const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const crls = [
-    ...(await Promise.all(signers.filter((s) => s.issuing).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window, entries: crlEntriesFor(s.cert, revoked, now) })))),
-    ...(await Promise.all(signers.filter((s) => s.anchored).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window }, seam)))),
+    ...(await Promise.all(signers.filter((s) => s.leafCrl).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window, entries: crlEntriesFor(s.cert, revoked, now) })))),
+    ...(await Promise.all(signers.filter((s) => s.anchorCrl).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window }, seam)))),
   ];
   return { path: paths.scopeCrl(scope), content: crls.join('') };
+}
+
+/**
+ * The scope's crl.pem after a ceremony that mints `fresh` (`pending`: the
+ * ceremony's writes): the fresh intermediate's leaf and anchor CRLs, signed now
+ * by the one key the ceremony holds, beside the CRLs already there that a
+ * still-live intermediate signed. So the first release that anchors it already
+ * carries what full-chain CRL checking needs, whatever deploys before the next
+ * renew (which re-signs the whole file).
+ */
+export async function ceremonyCrlWrite(mesh: Mesh, scope: string, pending: readonly FileWrite[], fresh: SigningIntermediate, now: Date, seam: CryptoSeam): Promise<FileWrite> {
+  const set = crlSetOf(liveIntermediates(mesh, scope, pending));
+  const isFresh = (c: Certificate) => fingerprint(c) === fingerprint(fresh.cert);
+  const others = [...new Set([...set.leaf, ...set.anchor])].map((l) => l.cert).filter((c) => !isFresh(c));
+  const existing = mesh.material.get(scope)?.crlPem;
+  const kept: string[] = [];
+  for (const crl of existing ? safeParseCrls(existing) : []) {
+    if (await someSigned(crl, others)) kept.push(pemEncode('X509 CRL', new Uint8Array(crl.rawData)));
+  }
+  const signer: CrlSigner = { ...fresh, leafCrl: set.leaf.some((l) => isFresh(l.cert)), anchorCrl: set.anchor.some((l) => isFresh(l.cert)) };
+  const signed = await scopeCrlWrite(mesh, scope, [signer], now, seam);
+  return { path: paths.scopeCrl(scope), content: kept.join('') + signed.content };
+}
+
+function safeParseCrls(pem: string): Crl[] {
+  try {
+    return parseCrls(pem);
+  } catch {
+    return []; // an unreadable file is replaced: renew re-signs every CRL it is missing
+  }
+}
+
+async function someSigned(crl: Crl, issuers: Certificate[]): Promise<boolean> {
+  for (const c of issuers) if (await crlSignedBy(crl, c)) return true;
+  return false;
 }
 
 /** Mints the scope's leaves from its template: checks and randomness here, signing by `sign` (worker threads in trellis-ci). */

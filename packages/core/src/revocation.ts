@@ -8,6 +8,7 @@ import { AsnConvert } from '@peculiar/asn1-schema';
 import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
 import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
 import { keyId, type Certificate } from './certificates.js';
+import { own } from './data.js';
 
 export type Crl = x509.X509Crl;
 
@@ -27,7 +28,7 @@ const REASONS: Record<string, x509.X509CrlReason> = {
 
 /** A CRL reason code for free text: its own name when it is one of RFC 5280's, else unspecified. */
 export function crlReason(text: string): x509.X509CrlReason {
-  return REASONS[text] ?? x509.X509CrlReason.unspecified;
+  return own(REASONS, text) ?? x509.X509CrlReason.unspecified;
 }
 
 export interface CrlParams {

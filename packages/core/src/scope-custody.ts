@@ -13,6 +13,7 @@ import { lastConfirmedRecord } from './ledger-trust.js';
 import { liveIntermediates } from './live.js';
 import { paths, type Mesh } from './mesh.js';
 import type { Finding } from './verify/finding.js';
+import { dict } from './data.js';
 
 /** The CI recipients in force: the shared one and each separated scope's own. */
 export interface CiCustody { shared: string; scopes: Record<string, string> }
@@ -24,7 +25,7 @@ export function ciScopesRecord(config: MeshConfig): { ciScopeRecipients?: Record
 }
 
 /** trellis.yaml's CI recipients, as `confirmedCiCustody` returns the confirmed ones. */
-export const configuredCiCustody = (config: MeshConfig): CiCustody => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? {} });
+export const configuredCiCustody = (config: MeshConfig): CiCustody => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? dict() });
 
 /**
  * The CI recipients a custodian last confirmed (a root-signed root-ledger
@@ -34,7 +35,7 @@ export const configuredCiCustody = (config: MeshConfig): CiCustody => ({ shared:
 export function confirmedCiCustody(mesh: Mesh): CiCustody {
   const rec = lastConfirmedRecord(mesh, 'ciRecipient');
   if (!rec) return configuredCiCustody(mesh.config);
-  const raw = rec.ciScopeRecipients ?? {};
+  const raw = rec.ciScopeRecipients ?? dict();
   const ok = raw && typeof raw === 'object' && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === 'string' && v.startsWith('age1'));
   if (!ok || typeof rec.ciRecipient !== 'string') throw new TrellisError('corrupt-store', 'the last confirmation of the CI recipients is not a recipient map', { file: paths.rootLedger, hint: 'restore the root ledger from git history' });
   return { shared: rec.ciRecipient, scopes: raw as Record<string, string> };

@@ -7,9 +7,29 @@ import os from 'node:os';
 import { TrellisError, isTrellisError } from './errors.js';
 import { findStore, Store } from './store.js';
 import { parseInstant } from './time.js';
+import { escapeUnsafe } from './untrusted.js';
+
+/**
+ * Every string a CLI prints passes escapeUnsafe: whatever a message, a finding
+ * or a prompt interpolates, no input can forge or hide a line of the output.
+ * The progress bar's own cursor control (numbers only) goes through rawStderr.
+ */
+function guardOutput(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream) as (chunk: unknown, ...rest: unknown[]) => boolean;
+    stream.write = ((chunk: unknown, ...rest: unknown[]) => write(typeof chunk === 'string' ? escapeUnsafe(chunk) : chunk, ...rest)) as typeof stream.write;
+  }
+}
+
+const unguardedStderrWrite = process.stderr.write.bind(process.stderr);
+/** stderr as the terminal takes it, for a live progress bar's cursor control: it prints no input. */
+export const rawStderr: NodeJS.WriteStream = new Proxy(process.stderr, {
+  get: (target, prop) => (prop === 'write' ? unguardedStderrWrite : Reflect.get(target, prop, target)),
+});
 
 /** Runs a CLI's main; every expected failure becomes its contract exit code, without a stack trace. */
 export async function runMain(tool: string, main: () => Promise<unknown>): Promise<never> {
+  guardOutput();
   const say = (text: string) => {
     try {
       process.stderr.write(text);

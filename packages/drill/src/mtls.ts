@@ -102,10 +102,15 @@ export function renderMatrix(cells: Cell[]): string {
   return `${lines.join('\n')}\n`;
 }
 
-/** One HTTPS request with a client certificate: the status, or 'refused' when the handshake failed. */
-export function httpsStatus(port: number, servername: string, c: { key: string; chain: string; ca: string }): Promise<number | 'refused'> {
+/**
+ * One HTTPS request with a client certificate: the status, or 'refused' when
+ * the handshake failed. Given CRLs, the client checks the server's chain
+ * against them as the edge does (every certificate of the chain).
+ */
+export function httpsStatus(port: number, servername: string, c: { key: string; chain: string; ca: string; crl?: string }): Promise<number | 'refused'> {
+  const crl = c.crl ? { crl: c.crl.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n?/g) ?? [] } : {};
   return new Promise((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/', servername, key: c.key, cert: c.chain, ca: c.ca, agent: false, timeout: 5000 }, (res) => {
+    const req = https.request({ host: '127.0.0.1', port, path: '/', servername, key: c.key, cert: c.chain, ca: c.ca, ...crl, agent: false, timeout: 5000 }, (res) => {
       res.resume();
       res.on('end', () => resolve(res.statusCode ?? 0));
     });

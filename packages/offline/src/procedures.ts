@@ -8,7 +8,7 @@
 import {
   TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
-  leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
+  ceremonyCrlWrite, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
 } from '@trellis/core';
 import { linkCertificate, mintIntermediate, mintRoot, resignIntermediate, rootCrlPem, type RootSigner } from './ceremony.js';
@@ -30,6 +30,9 @@ export interface ProcedureResult {
   /** Lines for the operator, in order. */
   report: string[];
 }
+
+/** The subjects a new intermediate of `scope` must not take: every live one's. */
+export const takenNames = (mesh: Mesh, scope: string): string[] => liveIntermediates(mesh, scope).map((l) => l.cert.subject);
 
 /** Recomposes every bundle as the store will be once `writes` are applied, and appends them. */
 function withBundles(mesh: Mesh, writes: FileWrite[]): FileWrite[] {
@@ -92,6 +95,7 @@ export async function ceremonyIntermediates(c: Ceremony, targets: string[], root
       { path: paths.leaves(scope), content: '{}\n' },
       { path: paths.ledger(scope), content: offlineEntry(mesh.material.get(scope)!.ledger, 'intermediate', now, c.posture, { scope, root: fingerprint(root.cert) }, [intermediateCreated(ca.cert)], root) },
     );
+    writes.push(await ceremonyCrlWrite(mesh, scope, writes, { scope, cert: ca.cert, ...(await importSigningKey(ca.keyPem)) }, now, c.seam));
   }
   writes.push({
     path: paths.rootLedger,
@@ -111,7 +115,7 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
   const current = inRole(liveIntermediates(mesh, scope), 'active')!.cert;
   assertNoRootOverlap(mesh.rootState!, scope);
   const id = freshId(m.ledger, scope, now, 'rotation');
-  const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam);
+  const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam, takenNames(mesh, scope));
   const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
   const evidence: Evidence = {
     id, kind: 'intermediate-rotation', scope, status: 'in-progress', started: iso(now), old: [certRef(current)], new: [certRef(ca.cert)],
@@ -122,6 +126,8 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
     ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(ca.cert), keyAge: await encryptTo([ciRecipientIn(mesh.config, scope)], ca.keyPem) }),
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
   ];
+  // The publish release must already carry the next intermediate's CRLs: hosts still on it meet its leaves at the switch.
+  writes.push(await ceremonyCrlWrite(mesh, scope, writes, { scope, cert: ca.cert, ...(await importSigningKey(ca.keyPem)) }, now, c.seam));
   return {
     writes: scopeStep(c, scope, root, writes, [evidence], 'rotate-intermediate', { phase: 'publish', propagation: formatDuration(propagation) }, [intermediateCreated(ca.cert)]),
     report: [
@@ -170,7 +176,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   if (!inRole(liveIntermediates(mesh, scope), 'active')) {
     throw new TrellisError('not-yet-minted', `scope ${scope} has no intermediate to recover`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
   }
-  const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam);
+  const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam, takenNames(mesh, scope));
   const revoked = await revocationsOf(c, scope, signers, reason);
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const id = freshId(m.ledger, scope, now, 'recovery');
@@ -192,6 +198,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: id }) },
     ...(await rootRecords(c, rootState, signers)),
   ];
+  writes.push(await ceremonyCrlWrite(mesh, scope, writes, { scope, cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) }, now, c.seam));
   const report = [
     `RECOVERY of ${scope} (${reason}) at ${iso(now)}`,
     `revoked (root CRL) and removed from every bundle:`,

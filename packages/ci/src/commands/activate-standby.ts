@@ -77,7 +77,7 @@ async function activate(mesh: Mesh, scope: string, ids: string[], reason: string
   // Every bundle of the mesh, as the store will be: the burned key leaves them all at once.
   writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
   // A fresh mesh view is not needed for the CRL: the revoked-leaf list is unchanged, and the standby is its only signer now.
-  writes.push(await scopeCrlWrite(mesh, scope, [{ ...signer, issuing: true, anchored: true }], now, nodeCryptoSeam));
+  writes.push(await scopeCrlWrite(mesh, scope, [{ ...signer, leafCrl: true, anchorCrl: true }], now, nodeCryptoSeam));
   return {
     writes,
     report: [

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
+  TrellisError, actor, appendToLedger, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
 } from '@trellis/core';
@@ -88,6 +88,15 @@ async function runDeploy(a: Args): Promise<void> {
     if (!jobs.length) {
       process.stdout.write('no service declares a deploy target\n');
       return;
+    }
+    // Hosts that check CRLs along the chain would refuse every leaf under an anchor whose CRLs the release lacks: ship nothing.
+    for (const scope of new Set(jobs.map((j) => j.scope))) {
+      const gaps = await releaseCrlGaps(mesh, scope, now);
+      if (gaps.length) {
+        throw new TrellisError('verification-failed', `the release of ${scope} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ''}; nothing was deployed`, {
+          file: paths.scopeCrl(scope), hint: 'run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy',
+        });
+      }
     }
     const canary = a.canary ?? 0;
     const unchecked = jobs.slice(0, canary).filter((j) => !('check' in j.target) || !j.target.check);

@@ -7,7 +7,7 @@ import { fingerprint, parseCertificates } from '../certificates.js';
 import { ageStanzaCount } from '../custody.js';
 import { leafDue, leafNames } from '../issuance.js';
 import { ledgerFingerprints, ledgerProblems } from '../ledger.js';
-import { anchorsOf, inRole, issuersOf, type LiveIntermediate } from '../live.js';
+import { crlSetOf, inRole, type LiveIntermediate } from '../live.js';
 import { activeIssuer, paths, scopeAnchorFiles, scopeTrust, type Mesh, type ScopeMaterial } from '../mesh.js';
 import { namesOutside, permittedNamesFor } from '../names.js';
 import { anchorCrlOf, parseCrls, serialKey } from '../revocation.js';
@@ -105,14 +105,15 @@ export function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): 
   return out;
 }
 
-/** The scope's crl.pem: a leaf CRL per issuing intermediate, an anchor CRL per anchored one. */
+/** The scope's crl.pem: the leaf CRLs and anchor CRLs crlSetOf names. */
 export async function verifyScopeCrl({ def, m, live, now }: ScopeView): Promise<Finding[]> {
   const file = paths.scopeCrl(def.name);
   if (m.crlPem === undefined) return [{ level: 'warning', check: 'crl', message: 'no leaf CRL yet: the next trellis-ci renew signs it', scope: def.name, file }];
-  const out = await crlFindings(m.crlPem, issuersOf(live), m.state!.revoked, now, 0, { scope: def.name, file }, { level: 'warning', hint: 'the next trellis-ci renew signs it' });
+  const set = crlSetOf(live);
+  const out = await crlFindings(m.crlPem, set.leaf.map((l) => l.cert), m.state!.revoked, now, 0, { scope: def.name, file }, { level: 'warning', hint: 'the next trellis-ci renew signs it' });
   const add = collector(def.name, out);
   const crls = safe(() => parseCrls(m.crlPem!)) ?? [];
-  for (const anchor of anchorsOf(live)) {
+  for (const anchor of set.anchor.map((l) => l.cert)) {
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) add('warning', 'crl', `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
     else if (!crl.nextUpdate || crl.nextUpdate <= now) add('error', 'crl', `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
