@@ -13,7 +13,7 @@ import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, baseEnv } from './helpers/cli.js';
 import { freePort, nginxFor, waitForPort, type Terminator } from './helpers/servers.js';
-import { at, DAY, RUN_NOW } from './helpers/clock.js';
+import { stamp } from './helpers/clock.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-targets-'));
 let pristine: FakeMesh;
@@ -215,8 +215,8 @@ describe('sealed target and trellis-agent', () => {
   });
   it('refuses a replay: a release older than the one installed', async () => {
     const dir = path.join(root, 'agent-replay');
-    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'old'), '--now', at(RUN_NOW, -2 * DAY)])).code).toBe(0);
-    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'new'), '--now', at(RUN_NOW, -DAY)])).code).toBe(0);
+    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'old'), '--now', stamp(Date.now() - 20_000)])).code).toBe(0);
+    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'new'), '--now', stamp(Date.now() - 10_000)])).code).toBe(0);
     const install = (b: string) => agent(['install', '--bundle', b, '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
     expect((await install(bundleAt(path.join(root, 'new')))).exitCode).toBe(0);
     const replay = await install(bundleAt(path.join(root, 'old')));
