@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, parseHostState, serializeHostState, type HostState } from '@trellis/core';
+import { TrellisError, parseHostState, serializeHostState, type HostState, readBounded, READ_LIMITS } from '@trellis/core';
 
 export const HOST_STATE_FILE = '.trellis-host-state.json';
 /** Written by agents before host state existed: the newest release's `created` only. */
@@ -20,7 +20,7 @@ export function hostStatePath(dir: string): string {
 
 function readIfPresent(file: string): string | undefined {
   try {
-    return fs.readFileSync(file, 'utf8');
+    return readBounded(file, READ_LIMITS.small);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new TrellisError('bad-host-state', `cannot read it: ${(e as Error).message}`, { file, hint: 'run trellis-agent as the user that owns --dir' });

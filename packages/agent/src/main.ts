@@ -1,9 +1,8 @@
 #!/usr/bin/env node
 /** trellis-agent: on a service host, installs a release CI sealed to this host's identity. */
-import fs from 'node:fs';
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain, versionCommand } from '@trellis/core';
+import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain, versionCommand, readBounded, READ_LIMITS } from '@trellis/core';
 import { hostStatePath, readHostState, writeHostState } from './host-state.js';
 import { installLocally } from './install.js';
 
@@ -28,14 +27,14 @@ await runMain('trellis-agent', () => {
       async (a) => {
         let text: string;
         try {
-          text = fs.readFileSync(a.bundle, 'utf8');
+          text = readBounded(a.bundle, READ_LIMITS.release, { followLink: true });
         } catch (e) {
           throw new TrellisError('usage', `cannot read the bundle: ${(e as Error).message}`, { file: a.bundle });
         }
-        const ids = requireIdentities('agent', process.env, (p) => fs.readFileSync(p, 'utf8'));
+        const ids = requireIdentities('agent', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
         let roots;
         try {
-          roots = parseCertificates(fs.readFileSync(a.roots, 'utf8'));
+          roots = parseCertificates(readBounded(a.roots, READ_LIMITS.small, { followLink: true }));
         } catch (e) {
           throw new TrellisError('usage', `cannot read the pinned roots: ${(e as Error).message}`, { file: a.roots });
         }

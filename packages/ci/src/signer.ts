@@ -1,7 +1,6 @@
-import fs from 'node:fs';
 import {
   TrellisError, assertIdentityScoped, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
-  inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate,
+  inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 
 /**
@@ -12,7 +11,7 @@ import {
 export async function ciIdentities(mesh: Mesh, scopes?: string[]): Promise<string[]> {
   // Routine CI work (renew, revoke, compose) never carries the on-call team's secret.
   assertNoBreakglass(process.env, 'routine CI work (it is for trellis-ci activate-standby only)');
-  const ids = requireIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
+  const ids = requireIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
   await refuseRootOpeners(mesh, ids);
   if (scopes) await assertIdentityScoped(mesh, ids, scopes);
   return ids;

@@ -33,16 +33,11 @@ export interface IntermediatePlan {
 }
 
 /** The certificate a scope's new intermediate will be, at `now` under `root`; refused (outlives-issuer) as minting would refuse it. */
-export function intermediatePlan(scope: string, config: MeshConfig, root: Certificate, now: Date, taken: readonly string[] = []): IntermediatePlan {
+export function intermediatePlan(scope: string, config: MeshConfig, root: Certificate, now: Date): IntermediatePlan {
   const validity = validityWithin('intermediate', now, config.ttl.intermediate, { notBefore: root.notBefore, notAfter: root.notAfter, label: 'the root', file: paths.rootCert });
-  // Two keys must never share a name: verifiers pick CRLs (and build chains) by issuer name, so a second
-  // intermediate minted in the same minute as a live one (a rotation, a recovery) gets a number.
-  const base = `O=${config.mesh}, OU=${scope}, CN=${scope} intermediate ${caStamp(now)}`;
-  let subject = base;
-  for (let n = 2; taken.includes(subject); n++) subject = `${base} ${n}`;
   return {
     scope,
-    subject,
+    subject: `O=${config.mesh}, OU=${scope}, CN=${scope} intermediate ${caStamp(now)}`,
     issuer: root.subject,
     root: fingerprint(root),
     ...validity,

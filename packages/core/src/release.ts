@@ -12,7 +12,7 @@ import { decodeNameConstraints } from './name-constraints.js';
 import { profileViolations } from './profiles.js';
 import { TrellisError } from './errors.js';
 import { readBurnStatement } from './burn.js';
-import { anchorCrlOf, crlOf, parseCrls, type Crl } from './revocation.js';
+import { anchorCrlOf, crlOf, parseCrls } from './revocation.js';
 import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
 import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
 import { anchorsBy } from './live.js';
@@ -64,22 +64,22 @@ export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
 
 /**
  * What a scope's release lacks for a verifier that checks CRLs along the whole
- * chain (nginx ssl_crl, haproxy crl-file), at `now`: per anchor, a current
- * leaf CRL and a current anchor CRL (see crlSetOf). Empty when hosts can take
- * it. A ceremony that cannot sign an anchor's CRLs (a root rotation re-certifies
+ * chain (nginx ssl_crl, haproxy crl-file): per anchor, a leaf CRL and an anchor
+ * CRL (see crlSetOf). Empty when hosts can take it. A CRL past its nextUpdate
+ * is no gap here: the release a host holds is older still, so withholding this
+ * one helps nobody (check and verify report it; renew re-signs it). A ceremony that cannot sign an anchor's CRLs (a root rotation re-certifies
  * keys CI holds) leaves a gap that the next renew closes. A region a pull
  * request deleted is not judged: renew no longer renews its leaves or its CRLs
  * (retire it), and it must not hold back every other scope's deploy.
  */
-export async function releaseCrlGaps(mesh: Mesh, scope: string, now: Date): Promise<string[]> {
+export async function releaseCrlGaps(mesh: Mesh, scope: string): Promise<string[]> {
   const crls = parseCrls(edgeCrl(mesh, scope) ?? '');
-  const current = (c: Crl | undefined) => c !== undefined && c.thisUpdate <= now && c.nextUpdate !== undefined && now < c.nextUpdate;
   const gaps: string[] = [];
   const served = new Set(mesh.scopes.map((s) => s.name));
   const anchors = composeTrustByScope(scopeDef(mesh, scope), trustedScopeNames(mesh), anchorsBy(mesh)).filter((a) => served.has(a.scope)).map((a) => a.cert);
   for (const anchor of anchors) {
-    if (!current(await crlOf(crls, anchor))) gaps.push(`no current leaf CRL from ${anchor.subject}`);
-    if (!current(await anchorCrlOf(crls, anchor))) gaps.push(`no current anchor CRL of ${anchor.subject}`);
+    if (!(await crlOf(crls, anchor))) gaps.push(`no leaf CRL from ${anchor.subject}`);
+    if (!(await anchorCrlOf(crls, anchor))) gaps.push(`no anchor CRL of ${anchor.subject}`);
   }
   return gaps;
 }

@@ -16,6 +16,50 @@ import { randomBytes } from 'node:crypto';
 import { sha256Hex } from './crypto.js';
 
 export const STORE_FILE = 'trellis.yaml';
+
+const MiB = 1024 * 1024;
+/** The most trellis reads from one file, by kind: a larger one is refused before it is read (docs/input-limits.md). */
+export const READ_LIMITS = {
+  /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
+  store: 256 * MiB,
+  /** An identity file (a few lines), a pinned roots file, a host's state file. */
+  small: 1 * MiB,
+  /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
+  release: 64 * MiB,
+} as const;
+
+/** The code of readBounded's refusals. */
+export const UNREADABLE = 'TRELLIS_UNREADABLE';
+
+/**
+ * Reads a regular file of at most `limit` bytes. A symbolic link at `file`
+ * (unless `followLink`: files the operator names, such as identities mounted by
+ * a secret store), a device, a FIFO or a directory is refused before a byte is
+ * read (O_NOFOLLOW, O_NONBLOCK, fstat), and so is a file over the limit; the read stops at the
+ * limit even if the file grows meanwhile. ENOENT is thrown as it is.
+ */
+export function readBounded(file: string, limit: number, o: { followLink?: boolean } = {}): string {
+  const refuse = (why: string) => Object.assign(new Error(why), { code: UNREADABLE });
+  let fd: number;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (o.followLink ? 0 : fs.constants.O_NOFOLLOW));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ELOOP') throw refuse(`${file} is a symbolic link: trellis reads only regular files`);
+    throw e;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw refuse(`${file} is not a regular file (a ${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})`);
+    if (st.size > limit) throw refuse(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let n = 0;
+    for (let r = 1; r > 0 && n < buf.length; n += r) r = fs.readSync(fd, buf, n, buf.length - n, null);
+    if (n > limit) throw refuse(`${file} grew past the limit of ${limit} bytes while it was read`);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 const WORK_DIR = '.trellis';
 
 /** The nearest ancestor of `from` holding trellis.yaml, or `explicit` (`--store`, TRELLIS_STORE). */
@@ -82,9 +126,12 @@ export class Store {
   read(rel: string): string | undefined {
     let text: string | undefined;
     try {
-      text = fs.readFileSync(this.abs(rel), 'utf8');
+      text = readBounded(this.abs(rel), READ_LIMITS.store);
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') text = undefined;
+      else if (code === UNREADABLE) throw new TrellisError('corrupt-store', (e as Error).message, { file: rel, hint: 'restore it from git history as a regular file' });
+      else throw e;
     }
     this.seen.set(rel, text === undefined ? null : sha256Hex(text));
     return text;
@@ -101,14 +148,16 @@ export class Store {
 
   /** Names of the entries of a store directory, sorted; empty when it does not exist. */
   list(rel: string, kind: 'file' | 'dir' = 'file'): string[] {
+    let entries: fs.Dirent[];
     try {
-      return fs.readdirSync(this.abs(rel), { withFileTypes: true })
-        .filter((d) => (kind === 'dir' ? d.isDirectory() : d.isFile()))
-        .map((d) => d.name)
-        .sort();
+      entries = fs.readdirSync(this.abs(rel), { withFileTypes: true });
     } catch {
       return [];
     }
+    // A link, a FIFO or a device among the files is refused, not skipped: a skipped scope file would read as a deleted scope.
+    const odd = kind === 'file' ? entries.find((d) => !d.isFile() && !d.isDirectory()) : undefined;
+    if (odd) throw new TrellisError('corrupt-store', `is ${odd.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}: trellis reads only regular files in the store`, { file: `${rel}/${odd.name}`, hint: 'replace it with the regular file git history holds, or remove it' });
+    return entries.filter((d) => (kind === 'dir' ? d.isDirectory() : d.isFile())).map((d) => d.name).sort();
   }
 
   /**

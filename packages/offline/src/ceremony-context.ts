@@ -1,7 +1,7 @@
 /** What each offline command does around a procedure: the posture, the root identity, the ceremony context. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh } from '@trellis/core';
+import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh, readBounded, READ_LIMITS } from '@trellis/core';
 import type { Ceremony } from './procedures.js';
 import { sharesFromStdin } from './typed-shares.js';
 import { tokenAwareSeam, tokenRootsOnly } from './token.js';
@@ -15,7 +15,7 @@ let fromShares: string | undefined;
  * The root identity: recombined from shares when they were given, else TRELLIS_ROOT_IDENTITY(_FILE);
  * not asked for when every root key of the store is on a token (only its PIN is).
  */
-export const rootIdentities = (): string[] => (fromShares ? [fromShares] : tokenRootsOnly() ? [] : requireIdentities('root', process.env, (p) => fs.readFileSync(p, 'utf8')));
+export const rootIdentities = (): string[] => (fromShares ? [fromShares] : tokenRootsOnly() ? [] : requireIdentities('root', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })));
 
 /** Share files from --shares-from or TRELLIS_ROOT_IDENTITY_SHARES (comma-separated); none given: nothing to do. */
 export function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {

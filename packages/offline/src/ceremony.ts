@@ -49,9 +49,8 @@ const tokenSigner = (cert: Certificate, key: TokenKey, algorithm: KeyAlgorithm):
  * A scope's intermediate: pathLen 0 and critical name constraints to the scope's own trust domain.
  * Its subject, validity and constraints are `intermediatePlan`'s, the summary the custodian was shown.
  */
-/** `taken`: the subjects of the scope's live intermediates, which the new one must not share. */
-export async function mintIntermediate(scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam, taken: readonly string[] = []): Promise<MintedCa> {
-  const plan = intermediatePlan(scope, config, root.cert, now, taken);
+export async function mintIntermediate(scope: string, config: MeshConfig, root: RootSigner, now: Date, seam: CryptoSeam): Promise<MintedCa> {
+  const plan = intermediatePlan(scope, config, root.cert, now);
   const keys = await seam.generateKeyPair(plan.algorithm);
   const cert = await seam.signCertificate({
     serial: randomSerial(seam),

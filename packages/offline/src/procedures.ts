@@ -31,9 +31,6 @@ export interface ProcedureResult {
   report: string[];
 }
 
-/** The subjects a new intermediate of `scope` must not take: every live one's. */
-export const takenNames = (mesh: Mesh, scope: string): string[] => liveIntermediates(mesh, scope).map((l) => l.cert.subject);
-
 /** Recomposes every bundle as the store will be once `writes` are applied, and appends them. */
 function withBundles(mesh: Mesh, writes: FileWrite[]): FileWrite[] {
   return [...writes, ...trustBundleFiles(mesh, anchorsBy(mesh, writes))];
@@ -115,7 +112,7 @@ export async function beginIntermediateRotation(c: Ceremony, scope: string, prop
   const current = inRole(liveIntermediates(mesh, scope), 'active')!.cert;
   assertNoRootOverlap(mesh.rootState!, scope);
   const id = freshId(m.ledger, scope, now, 'rotation');
-  const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam, takenNames(mesh, scope));
+  const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam);
   const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
   const evidence: Evidence = {
     id, kind: 'intermediate-rotation', scope, status: 'in-progress', started: iso(now), old: [certRef(current)], new: [certRef(ca.cert)],
@@ -176,7 +173,7 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   if (!inRole(liveIntermediates(mesh, scope), 'active')) {
     throw new TrellisError('not-yet-minted', `scope ${scope} has no intermediate to recover`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
   }
-  const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam, takenNames(mesh, scope));
+  const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam);
   const revoked = await revocationsOf(c, scope, signers, reason);
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const id = freshId(m.ledger, scope, now, 'recovery');

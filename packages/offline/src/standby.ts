@@ -48,7 +48,7 @@ export async function mintStandbys(c: Ceremony, targets: string[], root: RootSig
     const live = liveIntermediates(mesh, scope);
     if (!inRole(live, 'active')) throw new TrellisError('not-yet-minted', `scope ${scope} has no intermediate yet: a standby stands beside one`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope} first` });
     if (inRole(live, 'standby')) throw new TrellisError('already-minted', `scope ${scope} already has a standby intermediate`, { file: paths.standbyIntermediate(scope), hint: 'one standby per scope; it is replaced after activate-standby, at the next ceremony' });
-    const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam, live.map((l) => l.cert.subject));
+    const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam);
     const ref = certRef(ca.cert);
     minted.push({ scope, fp: fingerprint(ca.cert), ref });
     writes.push(

@@ -1,9 +1,8 @@
-import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, advanceScope, anchorsBy, appendToLedger, assertBreakglassPosture, assertLedgerCounts, certificatePem, clock, decryptWith, effectWrites,
   ciRecipientIn, ciRecipientOf, confirmedCiCustody, encryptTo, fingerprint, importSigningKey, inRole, intermediateProblems, iso, keyMatchesCert, lastConfirmedRecord, ledgerSigner, liveIntermediates, loadMesh,
-  nodeCryptoSeam, paths, requireIdentities, scopeCrlWrite, scopeDef, serializeScopeState, signBurnStatement, trustBundleFiles, tryDecrypt, withStore, type FileWrite, type Mesh,
+  nodeCryptoSeam, paths, requireIdentities, scopeCrlWrite, scopeDef, serializeScopeState, signBurnStatement, trustBundleFiles, tryDecrypt, withStore, type FileWrite, type Mesh, readBounded, READ_LIMITS
 } from '@trellis/core';
 
 interface Args { store?: string; scope: string; reason?: string; now?: string }
@@ -23,7 +22,7 @@ export const activateStandby: CommandModule<object, Args> = {
     .example('TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1', 'then commit, push, and let renew re-mint the leaves') as never,
   handler: async (a) => {
     assertBreakglassPosture(process.env);
-    const ids = requireIdentities('breakglass', process.env, (p) => fs.readFileSync(p, 'utf8'));
+    const ids = requireIdentities('breakglass', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);

@@ -5,7 +5,7 @@ import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
-  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate,
+  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
@@ -91,7 +91,7 @@ async function runDeploy(a: Args): Promise<void> {
     }
     // Hosts that check CRLs along the chain would refuse every leaf under an anchor whose CRLs the release lacks: ship nothing.
     for (const scope of new Set(jobs.map((j) => j.scope))) {
-      const gaps = await releaseCrlGaps(mesh, scope, now);
+      const gaps = await releaseCrlGaps(mesh, scope);
       if (gaps.length) {
         throw new TrellisError('verification-failed', `the release of ${scope} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ''}; nothing was deployed`, {
           file: paths.scopeCrl(scope), hint: 'run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy',
@@ -107,7 +107,7 @@ async function runDeploy(a: Args): Promise<void> {
     // A step without it (deploy --type dir ssh kubernetes) delivers and records nothing in the ledger: its CI log is the record.
     const signers = new Map<string, SigningIntermediate | TrellisError>();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
-    const held = readIdentities('ci', process.env, (p) => fs.readFileSync(p, 'utf8'));
+    const held = readIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh, a.scope ? [a.scope] : undefined);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));

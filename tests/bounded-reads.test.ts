@@ -1,0 +1,81 @@
+/**
+ * Reads without a bound, closed by one function (readBounded, store.ts): every
+ * store file, identity file, pinned roots file, host state and sealed release
+ * is a regular file under its documented limit, refused before it is read;
+ * store files are never read through a symbolic link. Each case must end fast
+ * (a read of /dev/zero used to never end), with its documented exit code, and
+ * leave the store as it was.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { REPO, baseEnv } from './helpers/cli.js';
+import { snapshotStore } from './helpers/store-hash.js';
+import { newIdentity } from '@trellis/core';
+
+let pristine: FakeMesh;
+beforeAll(async () => {
+  pristine = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] } });
+});
+
+const timed = async <T>(fn: () => Promise<T>): Promise<{ r: T; ms: number }> => {
+  const t0 = Date.now();
+  const r = await fn();
+  return { r, ms: Date.now() - t0 };
+};
+
+describe('every read is bounded and of a regular file', () => {
+  it.each([
+    ['a committed crl.pem linked to /dev/zero', 'bundles/us-east-1/crl.pem', (f: string) => fs.symlinkSync('/dev/zero', f), /symbolic link/],
+    ['a committed crl.pem linked to a file outside the store', 'bundles/us-east-1/crl.pem', (f: string) => fs.symlinkSync('/etc/hostname', f), /symbolic link/],
+    ['a leaves.yaml of 300 MB (sparse)', 'bundles/us-east-1/leaves.yaml', (f: string) => { fs.writeFileSync(f, ''); fs.truncateSync(f, 300 * 1024 * 1024); }, /over the limit/],
+    ['a scope file that is a FIFO', 'scopes/us-east-1.yaml', (f: string) => void execa('mkfifo', [f]).catch(() => undefined), /not a regular file/],
+  ])('%s: verify (no identity, as on a pull request) refuses it at once, naming it, the store unchanged', async (_, rel, damage, says) => {
+    const m = pristine.clone();
+    fs.rmSync(m.path(rel));
+    await damage(m.path(rel));
+    await new Promise((r) => setTimeout(r, 50));
+    const snap = snapshotStore(m.dir);
+    const { r, ms } = await timed(() => m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined }));
+    expect(ms).toBeLessThan(20_000);
+    expect(r.code, r.stderr).not.toBe(0);
+    expect(r.stdout + r.stderr).toContain(rel);
+    expect(r.stdout + r.stderr).toMatch(says);
+    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+    expect(snap.now()).toEqual(snap.before);
+  }, 30_000);
+
+  it.each([['/dev/zero'], ['/dev/urandom']])('TRELLIS_CI_IDENTITY_FILE=%s is refused at once (exit 2)', async (dev) => {
+    const m = pristine.clone();
+    const { r, ms } = await timed(() => m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: dev }));
+    expect(ms).toBeLessThan(20_000);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/cannot read the identity file: .*not a regular file/);
+  }, 30_000);
+
+  it('an identity file over its limit is refused before it is read', async () => {
+    const m = pristine.clone();
+    const big = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-big-')), 'id');
+    fs.writeFileSync(big, '');
+    fs.truncateSync(big, 2 * 1024 * 1024);
+    const r = await m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: big });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/over the limit/);
+  });
+
+  it.each([['--bundle', '/dev/zero'], ['--roots', '/dev/zero']])('trellis-agent install %s %s is refused at once (exit 2)', async (flag, dev) => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-bounded-'));
+    const args = { '--bundle': path.join(dir, 'none.age'), '--roots': pristine.path('bundles/root/roots.pem'), [flag]: dev };
+    fs.writeFileSync(args['--bundle'] === dev ? path.join(dir, 'unused') : args['--bundle'], 'not a bundle\n');
+    const identity = (await newIdentity()).identity;
+    const { r, ms } = await timed(() => execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', args['--bundle'], '--dir', path.join(dir, 'svc'), '--roots', args['--roots']], {
+      env: baseEnv({ TRELLIS_AGENT_IDENTITY: identity }) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000,
+    }));
+    expect(ms).toBeLessThan(20_000);
+    expect(r.exitCode, String(r.stderr)).toBe(2);
+    expect(String(r.stderr)).toMatch(/not a regular file/);
+  }, 40_000);
+});
