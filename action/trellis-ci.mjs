@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "79343d33a01c9e72ea8d933287ceeebc0a402986", date: "2026-12-02T06:36:38Z" };
+    define_TRELLIS_BUILD_default = { commit: "cd05e426878a7baffe964085dbdc2742d2f4f869", date: "2026-12-06T18:16:48Z" };
   }
 });
 
@@ -7239,14 +7239,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs18 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs18, sep: [] });
+                map.items.push({ start, key: fs15, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs18);
+                this.stack.push(fs15);
               } else {
-                Object.assign(it, { key: fs18, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7374,13 +7374,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs18 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs18, sep: [] });
+                fc.items.push({ start: [], key: fs15, sep: [] });
               else if (it.sep)
-                this.stack.push(fs18);
+                this.stack.push(fs15);
               else
-                Object.assign(it, { key: fs18, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -27656,6 +27656,31 @@ var init_plain_yaml = __esm({
   }
 });
 
+// packages/core/src/data.ts
+function dict(entries2 = []) {
+  const out = /* @__PURE__ */ Object.create(null);
+  for (const [k, v] of entries2) out[k] = v;
+  return out;
+}
+function dataOnly(value) {
+  if (Array.isArray(value)) return value.map((v) => dataOnly(v));
+  if (value === null || typeof value !== "object") return value;
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
+  return dict(Object.entries(value).map(([k, v]) => [k, dataOnly(v)]));
+}
+function own(table, key) {
+  return Object.hasOwn(table, key) ? table[key] : void 0;
+}
+var parseJsonData;
+var init_data = __esm({
+  "packages/core/src/data.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    parseJsonData = (text) => dataOnly(JSON.parse(text));
+  }
+});
+
 // node_modules/.pnpm/@noble+hashes@2.4.0/node_modules/@noble/hashes/utils.js
 function isBytes(a2) {
   return a2 instanceof Uint8Array || ArrayBuffer.isView(a2) && a2.constructor.name === "Uint8Array" && "BYTES_PER_ELEMENT" in a2 && a2.BYTES_PER_ELEMENT === 1;
@@ -37082,11 +37107,24 @@ var init_dist = __esm({
   }
 });
 
+// packages/core/src/untrusted.ts
+function escapeUnsafe(text) {
+  return text.replace(UNSAFE, (c3) => `\\u${c3.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+var UNSAFE;
+var init_untrusted = __esm({
+  "packages/core/src/untrusted.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
+  }
+});
+
 // packages/core/src/custody.ts
 function quoteInput(v) {
   const text = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
   if (SECRET.test(text)) return "(a secret key, not shown: treat it as exposed)";
-  return JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text);
+  return escapeUnsafe(JSON.stringify(text.length > 80 ? `${text.slice(0, 80)}…` : text));
 }
 function withoutSecrets(message, max = 200) {
   const line = message.split("\n")[0];
@@ -37261,6 +37299,7 @@ var init_custody = __esm({
     init_define_TRELLIS_BUILD();
     init_dist();
     init_errors();
+    init_untrusted();
     IDENTITY_VARS = {
       root: ["TRELLIS_ROOT_IDENTITY", "TRELLIS_ROOT_IDENTITY_FILE"],
       ci: ["TRELLIS_CI_IDENTITY", "TRELLIS_CI_IDENTITY_FILE"],
@@ -37299,6 +37338,10 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
         if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path20, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isScalar)(key) && typeof key.value !== "string") {
+          const written = key.source ?? String(key.value);
+          fail([...path20, written], `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`, `quote it ("${written}") or choose a name that starts with a letter`);
+        }
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
         if (seen.has(k)) fail([...path20, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
@@ -37321,18 +37364,18 @@ function parseYaml(text, file, reason, input = true) {
     throw new TrellisError(reason, "holds control characters or bytes that are not UTF-8: this is not a text file", { file, hint: "restore it from git history, or rewrite it as plain YAML" });
   }
   const plain = readPlainYaml(text);
-  if (plain !== void 0) return plain;
+  if (plain !== void 0) return dataOnly(plain);
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
     const e2 = doc.errors[0];
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e2.message)}`, { file, hint: "fix the syntax and rerun" });
   }
   refuseHostileNodes(doc.contents, file, reason);
-  return doc.toJS() ?? {};
+  return dataOnly(doc.toJS() ?? {});
 }
 function parseRecordYaml(text, file, reason) {
   const plain = readPlainYaml(text);
-  if (plain !== void 0) return plain;
+  if (plain !== void 0) return dataOnly(plain);
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why) => {
     throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: "restore it from git history" });
@@ -37340,7 +37383,7 @@ function parseRecordYaml(text, file, reason) {
   if (doc.errors.length) fail(doc.errors[0].message);
   refuseHostileNodes(doc.contents, file, reason, true);
   try {
-    return doc.toJS({ maxAliasCount: 100 }) ?? {};
+    return dataOnly(doc.toJS({ maxAliasCount: 100 }) ?? {});
   } catch (e2) {
     return fail(e2.message);
   }
@@ -37391,7 +37434,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
 function readCiScopes(r, raw, others) {
   if (raw === void 0) return void 0;
   const m = r.map(raw, "recipients.ciScopes");
-  const out = {};
+  const out = dict();
   const seen = /* @__PURE__ */ new Map();
   for (const scope2 of Object.keys(m).sort()) {
     const at = `recipients.ciScopes.${scope2}`;
@@ -37458,7 +37501,7 @@ function paths(r, v, at) {
 }
 function entries(r, v, at, read2, key = "entry") {
   const m = r.map(v ?? {}, at, Object.keys(v ?? {}));
-  return Object.fromEntries(Object.keys(m).sort().map((k) => {
+  return dict(Object.keys(m).sort().map((k) => {
     if (!(key === "entry" ? ENTRY_NAME : KUBE_CONTEXT).test(k)) r.fail(`${at}.${k}`, `"${k}" is not a valid name here`, HINT[key]);
     return [k, read2(m[k], `${at}.${k}`)];
   }));
@@ -37598,6 +37641,7 @@ var init_config = __esm({
     init_time();
     init_crypto();
     init_plain_yaml();
+    init_data();
     init_custody();
     MESH_DEFAULTS = {
       algorithms: { root: "ecdsa-p256", intermediate: "ecdsa-p256", leaf: "ecdsa-p256" },
@@ -38549,7 +38593,7 @@ function readLedger(text) {
     if (!line.trim()) return;
     let e2;
     try {
-      e2 = JSON.parse(line);
+      e2 = parseJsonData(line);
     } catch {
       problems.push(`line ${i2 + 1}: not JSON`);
       return;
@@ -38634,6 +38678,7 @@ var init_ledger = __esm({
     init_crypto();
     init_errors();
     init_ledger_signature();
+    init_data();
     memo = /* @__PURE__ */ new Map();
   }
 });
@@ -38643,6 +38688,28 @@ import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { randomBytes as randomBytes6 } from "node:crypto";
+function readBounded(file, limit, o2 = {}) {
+  const refuse2 = (why) => Object.assign(new Error(why), { code: UNREADABLE });
+  let fd;
+  try {
+    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (o2.followLink ? 0 : fs.constants.O_NOFOLLOW));
+  } catch (e2) {
+    if (e2.code === "ELOOP") throw refuse2(`${file} is a symbolic link: trellis reads only regular files`);
+    throw e2;
+  }
+  try {
+    const st = fs.fstatSync(fd);
+    if (!st.isFile()) throw refuse2(`${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`);
+    if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let n2 = 0;
+    for (let r = 1; r > 0 && n2 < buf.length; n2 += r) r = fs.readSync(fd, buf, n2, buf.length - n2, null);
+    if (n2 > limit) throw refuse2(`${file} grew past the limit of ${limit} bytes while it was read`);
+    return buf.subarray(0, n2).toString("utf8");
+  } finally {
+    fs.closeSync(fd);
+  }
+}
 function findStore(from, explicit) {
   if (explicit) {
     const dir = path.resolve(explicit);
@@ -38801,7 +38868,7 @@ function adoptFaultCount(childStderr) {
   passed.fsync = Number(m[1]);
   passed.rename = Number(m[2]);
 }
-var STORE_FILE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE, passed, fault;
+var STORE_FILE, MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE, passed, fault;
 var init_store = __esm({
   "packages/core/src/store.ts"() {
     "use strict";
@@ -38809,6 +38876,16 @@ var init_store = __esm({
     init_errors();
     init_crypto();
     STORE_FILE = "trellis.yaml";
+    MiB = 1024 * 1024;
+    READ_LIMITS = {
+      /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
+      store: 256 * MiB,
+      /** An identity file (a few lines), a pinned roots file, a host's state file. */
+      small: 1 * MiB,
+      /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
+      release: 64 * MiB
+    };
+    UNREADABLE = "TRELLIS_UNREADABLE";
     WORK_DIR = ".trellis";
     Store = class {
       constructor(dir) {
@@ -38823,9 +38900,12 @@ var init_store = __esm({
       read(rel) {
         let text;
         try {
-          text = fs.readFileSync(this.abs(rel), "utf8");
+          text = readBounded(this.abs(rel), READ_LIMITS.store);
         } catch (e2) {
-          if (e2.code !== "ENOENT") throw e2;
+          const code2 = e2.code;
+          if (code2 === "ENOENT") text = void 0;
+          else if (code2 === UNREADABLE) throw new TrellisError("corrupt-store", e2.message, { file: rel, hint: "restore it from git history as a regular file" });
+          else throw e2;
         }
         this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
         return text;
@@ -38839,11 +38919,15 @@ var init_store = __esm({
       }
       /** Names of the entries of a store directory, sorted; empty when it does not exist. */
       list(rel, kind = "file") {
+        let entries2;
         try {
-          return fs.readdirSync(this.abs(rel), { withFileTypes: true }).filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
+          entries2 = fs.readdirSync(this.abs(rel), { withFileTypes: true });
         } catch {
           return [];
         }
+        const odd = kind === "file" ? entries2.find((d2) => !d2.isFile() && !d2.isDirectory()) : void 0;
+        if (odd) throw new TrellisError("corrupt-store", `is ${odd.isSymbolicLink() ? "a symbolic link" : "not a regular file"}: trellis reads only regular files in the store`, { file: `${rel}/${odd.name}`, hint: "replace it with the regular file git history holds, or remove it" });
+        return entries2.filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
       }
       /**
        * Applies every write or none. Refuses (exit 4) when a file this run read
@@ -39057,10 +39141,13 @@ function parseStaged(pem2, file) {
     throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e2.message})`, { file });
   }
 }
+function crlSetOf(live) {
+  return { leaf: live.filter((l) => l.issuing || l.anchored), anchor: live.filter((l) => l.anchored) };
+}
 function anchorsBy(mesh, pending = []) {
   return (scope2) => anchorsOf(liveIntermediates(mesh, scope2, pending));
 }
-var SLOTS, anchorsOf, issuersOf, inRole;
+var SLOTS, anchorsOf, inRole;
 var init_live = __esm({
   "packages/core/src/live.ts"() {
     "use strict";
@@ -39076,7 +39163,6 @@ var init_live = __esm({
       { role: "standby", file: paths2.standbyIntermediate, keyFile: paths2.standbyIntermediateKey, cert: (m) => m.standby, key: (m) => m.standbyKeyAge, anchored: false, issuing: false }
     ];
     anchorsOf = (live) => live.filter((l) => l.anchored).map((l) => l.cert);
-    issuersOf = (live) => live.filter((l) => l.issuing).map((l) => l.cert);
     inRole = (live, role) => live.find((l) => l.role === role);
   }
 });
@@ -39231,7 +39317,7 @@ function evidenceFiles(e2) {
   return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e2) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
 }
 function parseEvidence(text) {
-  return JSON.parse(text);
+  return parseJsonData(text);
 }
 var EVIDENCE_ID;
 var init_evidence = __esm({
@@ -39242,6 +39328,7 @@ var init_evidence = __esm({
     init_crypto();
     init_time();
     init_errors();
+    init_data();
     EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
   }
 });
@@ -39956,7 +40043,7 @@ var init_rekey = __esm({
 function confirmedCiCustody(mesh) {
   const rec = lastConfirmedRecord(mesh, "ciRecipient");
   if (!rec) return configuredCiCustody(mesh.config);
-  const raw = rec.ciScopeRecipients ?? {};
+  const raw = rec.ciScopeRecipients ?? dict();
   const ok = raw && typeof raw === "object" && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string" && v.startsWith("age1"));
   if (!ok || typeof rec.ciRecipient !== "string") throw new TrellisError("corrupt-store", "the last confirmation of the CI recipients is not a recipient map", { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
   return { shared: rec.ciRecipient, scopes: raw };
@@ -40041,9 +40128,9 @@ async function ciScopeCustodyFindings(mesh, ids) {
   let reached = 0;
   for (const scope2 of [...mesh.material.keys()].sort()) {
     const want = ciRecipientOf(c3, scope2);
-    const own = held.filter((h2) => h2.recipient === want);
+    const own2 = held.filter((h2) => h2.recipient === want);
     for (const k of ciKeyFiles(mesh, scope2)) {
-      const r = own.length ? await tryDecrypt(own.map((h2) => h2.id), k.ct) : void 0;
+      const r = own2.length ? await tryDecrypt(own2.map((h2) => h2.id), k.ct) : void 0;
       if (r?.ok) {
         reached++;
         if (!keyMatchesCert(r.text, k.cert)) out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: "the intermediate key does not match its certificate" });
@@ -40060,7 +40147,7 @@ async function ciScopeCustodyFindings(mesh, ids) {
       if (by !== void 0) {
         reached++;
         out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: `encrypted to ${whose(c3, by)}, but ${scope2}'s confirmed CI recipient is ${whose(c3, want)}: run trellis-ci rekey with the identity that opens it` });
-      } else if (own.length) {
+      } else if (own2.length) {
         reached++;
         out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: r?.ok === false && r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : `the identity of ${whose(c3, want)} does not open this intermediate key` });
       }
@@ -40081,7 +40168,8 @@ var init_scope_custody = __esm({
     init_ledger_trust();
     init_live();
     init_mesh();
-    configuredCiCustody = (config) => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? {} });
+    init_data();
+    configuredCiCustody = (config) => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? dict() });
     ciRecipientOf = (c3, scope2) => c3.scopes[scope2] ?? c3.shared;
     short = (r) => r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : r;
   }
@@ -40382,7 +40470,7 @@ var init_chain = __esm({
 
 // packages/core/src/revocation.ts
 function crlReason(text) {
-  return REASONS[text] ?? x5096.X509CrlReason.unspecified;
+  return own(REASONS, text) ?? x5096.X509CrlReason.unspecified;
 }
 async function signCrl(p, crypto3) {
   const crl = await x5096.X509CrlGenerator.create({
@@ -40467,6 +40555,7 @@ var init_revocation = __esm({
     import_asn1_x5092 = __toESM(require_cjs3(), 1);
     init_crypto();
     init_certificates();
+    init_data();
     REASONS = {
       keyCompromise: x5096.X509CrlReason.keyCompromise,
       cACompromise: x5096.X509CrlReason.cACompromise,
@@ -40647,10 +40736,11 @@ function verifyAnchorFiles(mesh, scope2, m) {
 async function verifyScopeCrl({ def, m, live, now }) {
   const file = paths2.scopeCrl(def.name);
   if (m.crlPem === void 0) return [{ level: "warning", check: "crl", message: "no leaf CRL yet: the next trellis-ci renew signs it", scope: def.name, file }];
-  const out = await crlFindings(m.crlPem, issuersOf(live), m.state.revoked, now, 0, { scope: def.name, file }, { level: "warning", hint: "the next trellis-ci renew signs it" });
+  const set = crlSetOf(live);
+  const out = await crlFindings(m.crlPem, set.leaf.map((l) => l.cert), m.state.revoked, now, 0, { scope: def.name, file }, { level: "warning", hint: "the next trellis-ci renew signs it" });
   const add3 = collector(def.name, out);
   const crls = safe(() => parseCrls(m.crlPem)) ?? [];
-  for (const anchor of anchorsOf(live)) {
+  for (const anchor of set.anchor.map((l) => l.cert)) {
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) add3("warning", "crl", `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
     else if (!crl.nextUpdate || crl.nextUpdate <= now) add3("error", "crl", `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
@@ -40945,6 +41035,7 @@ var init_burn = __esm({
     init_certificates();
     init_crypto();
     init_ledger();
+    init_data();
   }
 });
 
@@ -40959,6 +41050,7 @@ var init_host_trust = __esm({
     init_errors();
     init_revocation();
     init_time();
+    init_data();
     DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
   }
 });
@@ -40971,6 +41063,17 @@ function edgeCrl(mesh, scope2) {
   const def = scopeDef(mesh, scope2);
   const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
   return parts.length ? parts.join("") : void 0;
+}
+async function releaseCrlGaps(mesh, scope2) {
+  const crls = parseCrls(edgeCrl(mesh, scope2) ?? "");
+  const gaps = [];
+  const served = new Set(mesh.scopes.map((s) => s.name));
+  const anchors = composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), anchorsBy(mesh)).filter((a2) => served.has(a2.scope)).map((a2) => a2.cert);
+  for (const anchor of anchors) {
+    if (!await crlOf(crls, anchor)) gaps.push(`no leaf CRL from ${anchor.subject}`);
+    if (!await anchorCrlOf(crls, anchor)) gaps.push(`no anchor CRL of ${anchor.subject}`);
+  }
+  return gaps;
 }
 function releaseFor(mesh, scope2, leaf) {
   const trust = scopeTrust(mesh, scope2);
@@ -41008,10 +41111,12 @@ var init_release = __esm({
     init_profiles();
     init_errors();
     init_burn();
+    init_revocation();
     init_host_trust();
     init_mesh();
     init_live();
     init_trust();
+    init_data();
     RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
     ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
     NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
@@ -41452,7 +41557,14 @@ var init_build_info = __esm({
 // packages/core/src/shell.ts
 import fs4 from "node:fs";
 import os2 from "node:os";
+function guardOutput() {
+  for (const stream2 of [process.stdout, process.stderr]) {
+    const write = stream2.write.bind(stream2);
+    stream2.write = ((chunk, ...rest) => write(typeof chunk === "string" ? escapeUnsafe(chunk) : chunk, ...rest));
+  }
+}
 async function runMain(tool, main) {
+  guardOutput();
   const say = (text) => {
     try {
       process.stderr.write(text);
@@ -41541,7 +41653,7 @@ function actor(env2 = process.env) {
 function failAsUsage(msg, err) {
   throw err ?? new TrellisError("usage", msg ?? "bad usage");
 }
-var ERRNO, EXIT_CODES_HELP;
+var unguardedStderrWrite, rawStderr, ERRNO, EXIT_CODES_HELP;
 var init_shell = __esm({
   "packages/core/src/shell.ts"() {
     "use strict";
@@ -41549,6 +41661,11 @@ var init_shell = __esm({
     init_errors();
     init_store();
     init_time();
+    init_untrusted();
+    unguardedStderrWrite = process.stderr.write.bind(process.stderr);
+    rawStderr = new Proxy(process.stderr, {
+      get: (target, prop) => prop === "write" ? unguardedStderrWrite : Reflect.get(target, prop, target)
+    });
     ERRNO = {
       ENOSPC: "no space left on the device",
       EDQUOT: "disk quota exceeded",
@@ -41625,7 +41742,6 @@ var init_verify_markdown = __esm({
 });
 
 // packages/core/src/inspect-commands.ts
-import fs5 from "node:fs";
 function verifyCommand(identity3, extraCustody) {
   return {
     command: "verify",
@@ -41634,10 +41750,10 @@ function verifyCommand(identity3, extraCustody) {
     handler: async (a2) => {
       if (a2.json && a2.format && a2.format !== "json") throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, { field: "--format", hint: "give one of them" });
       const { mesh, dir } = await withStore(a2.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir }));
-      const ids = readIdentities(identity3, process.env, (p) => fs5.readFileSync(p, "utf8"));
-      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => fs5.readFileSync(p, "utf8"));
+      const ids = readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const now = clock(a2.now);
-      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => fs5.readFileSync(p, "utf8")) : void 0;
+      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
       const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
       const format4 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
@@ -41660,6 +41776,7 @@ var init_inspect_commands = __esm({
     init_verify_markdown();
     init_errors();
     init_retired();
+    init_store();
     jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
     formatFlag = (y) => jsonFlag(y).option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign" });
     statusCommand = {
@@ -41724,17 +41841,17 @@ function advancePhases(mesh, scopes, now, actor2) {
   return { writes, steps };
 }
 function scopeCrlStaleness(mesh, scope2, now) {
-  const live = liveIntermediates(mesh, scope2);
+  const set = crlSetOf(liveIntermediates(mesh, scope2));
   const m = mesh.material.get(scope2);
-  return crlStaleness(m.crlPem, issuersOf(live), anchorsOf(live), m.state.revoked, now);
+  return crlStaleness(m.crlPem, set.leaf.map((l) => l.cert), set.anchor.map((l) => l.cert), m.state.revoked, now);
 }
 async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
-  const revoked = mesh.material.get(scope2).state.revoked;
+  const revoked = mesh.material.get(scope2)?.state?.revoked ?? [];
   for (const s of signers) assertSignsAt({ label: `${scope2} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, now);
   const window2 = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const crls = [
-    ...await Promise.all(signers.filter((s) => s.issuing).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2, entries: crlEntriesFor(s.cert, revoked, now) }))),
-    ...await Promise.all(signers.filter((s) => s.anchored).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2 }, seam)))
+    ...await Promise.all(signers.filter((s) => s.leafCrl).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2, entries: crlEntriesFor(s.cert, revoked, now) }))),
+    ...await Promise.all(signers.filter((s) => s.anchorCrl).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2 }, seam)))
   ];
   return { path: paths2.scopeCrl(scope2), content: crls.join("") };
 }
@@ -41850,6 +41967,7 @@ var init_procedures = __esm({
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
+    init_crypto();
     init_evidence();
     init_issuance();
     init_ledger();
@@ -41968,8 +42086,8 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
     await judgeCrlFile(
       m.crlPem,
       [
-        ...live.filter((l) => l.issuing).map((l) => ({ cert: l.cert, kind: "leaf" })),
-        ...live.filter((l) => l.anchored).map((l) => ({ cert: l.cert, kind: "anchor" }))
+        ...crlSetOf(live).leaf.map((l) => ({ cert: l.cert, kind: "leaf" })),
+        ...crlSetOf(live).anchor.map((l) => ({ cert: l.cert, kind: "anchor" }))
       ],
       def.name,
       def.name,
@@ -44361,7 +44479,7 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs18 = __require("fs");
+    var fs15 = __require("fs");
     function checkPathExt(path20, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
@@ -44386,12 +44504,12 @@ var require_windows = __commonJS({
       return checkPathExt(path20, options);
     }
     function isexe(path20, options, cb) {
-      fs18.stat(path20, function(er, stat) {
+      fs15.stat(path20, function(er, stat) {
         cb(er, er ? false : checkStat(stat, path20, options));
       });
     }
     function sync(path20, options) {
-      return checkStat(fs18.statSync(path20), path20, options);
+      return checkStat(fs15.statSync(path20), path20, options);
     }
   }
 });
@@ -44402,14 +44520,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs18 = __require("fs");
+    var fs15 = __require("fs");
     function isexe(path20, options, cb) {
-      fs18.stat(path20, function(er, stat) {
+      fs15.stat(path20, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
     function sync(path20, options) {
-      return checkStat(fs18.statSync(path20), options);
+      return checkStat(fs15.statSync(path20), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -44434,7 +44552,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs18 = __require("fs");
+    var fs15 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -44705,16 +44823,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs18 = __require("fs");
+    var fs15 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs18.openSync(command2, "r");
-        fs18.readSync(fd, buffer, 0, size, 0);
-        fs18.closeSync(fd);
+        fd = fs15.openSync(command2, "r");
+        fs15.readSync(fd, buffer, 0, size, 0);
+        fs15.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -51760,11 +51878,11 @@ var init_execa = __esm({
 });
 
 // packages/agent/src/install.ts
-import fs13 from "node:fs";
+import fs11 from "node:fs";
 import path16 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 function installerScript() {
-  return fs13.readFileSync(INSTALLER_PATH, "utf8");
+  return fs11.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -51774,8 +51892,8 @@ function installOutcome(target, exitCode, stdout, stderr) {
 }
 async function installLocally(targetDir, release, reload) {
   const target = path16.resolve(targetDir);
-  fs13.mkdirSync(target, { recursive: true });
-  const staging = fs13.mkdtempSync(path16.join(target, ".staging-"));
+  fs11.mkdirSync(target, { recursive: true });
+  const staging = fs11.mkdtempSync(path16.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path16.join(staging, name), content, name === "key.pem" ? 384 : 420);
@@ -51818,7 +51936,7 @@ __export(ssh_exports, {
   remoteScript: () => remoteScript,
   sshArgs: () => sshArgs
 });
-import fs14 from "node:fs";
+import fs12 from "node:fs";
 import path17 from "node:path";
 function remoteScript(release) {
   return [
@@ -51863,7 +51981,7 @@ function sshArgs(t, knownHosts) {
 }
 async function installOverSsh(t, release, scratch) {
   const knownHosts = path17.join(scratch, `known_hosts-${t.host}`);
-  fs14.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  fs12.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -57655,16 +57773,15 @@ import path9 from "node:path";
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs9 from "node:fs";
+import fs7 from "node:fs";
 import path7 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs6 from "node:fs";
 async function ciIdentities(mesh, scopes) {
   assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
-  const ids = requireIdentities("ci", process.env, (p) => fs6.readFileSync(p, "utf8"));
+  const ids = requireIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
   await refuseRootOpeners(mesh, ids);
   if (scopes) await assertIdentityScoped(mesh, ids, scopes);
   return ids;
@@ -57699,55 +57816,55 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
 init_define_TRELLIS_BUILD();
 init_src();
 import { spawnSync } from "node:child_process";
-import fs8 from "node:fs";
+import fs6 from "node:fs";
 import path6 from "node:path";
 
 // packages/ci/src/leaf-files.ts
 init_define_TRELLIS_BUILD();
-import fs7 from "node:fs";
+import fs5 from "node:fs";
 import path5 from "node:path";
-var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
-var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW | fs7.constants.O_NONBLOCK;
+var EXCLUSIVE2 = fs5.constants.O_WRONLY | fs5.constants.O_CREAT | fs5.constants.O_EXCL | fs5.constants.O_NOFOLLOW;
+var REUSE = fs5.constants.O_WRONLY | fs5.constants.O_NOFOLLOW | fs5.constants.O_NONBLOCK;
 var counter = 0;
 var tempName = (file, ext) => path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e2) => e2.code;
 function replaceFileNow(file, content, mode = 420) {
   const tmp = tempName(file, "tmp");
-  const fd = fs7.openSync(tmp, EXCLUSIVE2, mode);
+  const fd = fs5.openSync(tmp, EXCLUSIVE2, mode);
   fill(fd, tmp, file, content, mode, false);
   try {
-    fs7.renameSync(tmp, file);
+    fs5.renameSync(tmp, file);
   } catch (e2) {
-    fs7.rmSync(tmp, { force: true });
+    fs5.rmSync(tmp, { force: true });
     throw e2;
   }
 }
 function fill(fd, at, file, content, mode, reused) {
   try {
-    fs7.fchmodSync(fd, mode);
-    fs7.writeFileSync(fd, content);
-    if (reused) fs7.ftruncateSync(fd, Buffer.byteLength(content));
+    fs5.fchmodSync(fd, mode);
+    fs5.writeFileSync(fd, content);
+    if (reused) fs5.ftruncateSync(fd, Buffer.byteLength(content));
   } catch (e2) {
-    fs7.closeSync(fd);
-    fs7.rmSync(at, { force: true });
+    fs5.closeSync(fd);
+    fs5.rmSync(at, { force: true });
     e2.path ??= file;
     throw e2;
   }
-  fs7.closeSync(fd);
+  fs5.closeSync(fd);
 }
 var spareOf = (file) => path5.join(path5.dirname(file), `.${path5.basename(file)}.spare`);
 function openSpare(spare, mode) {
   try {
-    const fd = fs7.openSync(spare, REUSE);
-    const st = fs7.fstatSync(fd);
+    const fd = fs5.openSync(spare, REUSE);
+    const st = fs5.fstatSync(fd);
     if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
-    fs7.closeSync(fd);
+    fs5.closeSync(fd);
     return void 0;
   } catch (e2) {
     if (code(e2) !== "ENOENT") return void 0;
   }
   try {
-    return { fd: fs7.openSync(spare, EXCLUSIVE2, mode), reused: false };
+    return { fd: fs5.openSync(spare, EXCLUSIVE2, mode), reused: false };
   } catch (e2) {
     if (code(e2) === "EEXIST") return void 0;
     throw e2;
@@ -57759,37 +57876,37 @@ function replaceRecycling(file, content, mode, scrub) {
   if (opened === void 0) return replaceFileNow(file, content, mode);
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
-  fs7.rmSync(old, { force: true });
+  fs5.rmSync(old, { force: true });
   let kept = true;
   try {
-    fs7.linkSync(file, old);
+    fs5.linkSync(file, old);
   } catch (e2) {
     if (code(e2) !== "ENOENT") {
-      fs7.rmSync(spare, { force: true });
+      fs5.rmSync(spare, { force: true });
       e2.path ??= file;
       throw e2;
     }
     kept = false;
   }
   try {
-    fs7.renameSync(spare, file);
+    fs5.renameSync(spare, file);
   } catch (e2) {
-    fs7.rmSync(spare, { force: true });
-    if (kept) fs7.rmSync(old, { force: true });
+    fs5.rmSync(spare, { force: true });
+    if (kept) fs5.rmSync(old, { force: true });
     throw e2;
   }
   if (!kept) return;
-  fs7.renameSync(old, spare);
+  fs5.renameSync(old, spare);
   if (scrub) zero(spare);
 }
 function zero(file) {
-  const fd = fs7.openSync(file, REUSE);
+  const fd = fs5.openSync(file, REUSE);
   try {
-    const st = fs7.fstatSync(fd);
-    if (st.nlink !== 1) fs7.rmSync(file, { force: true });
-    else if (st.size) fs7.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
+    const st = fs5.fstatSync(fd);
+    if (st.nlink !== 1) fs5.rmSync(file, { force: true });
+    else if (st.size) fs5.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
   } finally {
-    fs7.closeSync(fd);
+    fs5.closeSync(fd);
   }
 }
 var threadTag = 0;
@@ -57798,7 +57915,7 @@ function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path5.join(scopeDir, l.service);
   let fresh = true;
   try {
-    fs7.mkdirSync(dir);
+    fs5.mkdirSync(dir);
   } catch (e2) {
     if (code(e2) !== "EEXIST") throw e2;
     fresh = false;
@@ -57827,11 +57944,11 @@ function outputBarrier(dir, files) {
   for (const d2 of dirs) fsyncPath(d2);
 }
 function fsyncPath(p) {
-  const fd = fs8.openSync(p, "r");
+  const fd = fs6.openSync(p, "r");
   try {
-    fs8.fsyncSync(fd);
+    fs6.fsyncSync(fd);
   } finally {
-    fs8.closeSync(fd);
+    fs6.closeSync(fd);
   }
 }
 
@@ -57844,7 +57961,7 @@ function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem, opts2 = { leafFil
   const scopeDir = path7.join(outDir, scope2);
   const written = [];
   try {
-    fs9.mkdirSync(scopeDir, { recursive: true });
+    fs7.mkdirSync(scopeDir, { recursive: true });
     const scopeFiles = [["trust.pem", trustPem(trust)], ["trust.openssl.pem", trustOpensslPem(trust)], ["crl.pem", crlPem]];
     for (const [name, content] of scopeFiles) {
       if (content === void 0) continue;
@@ -57866,15 +57983,20 @@ function outputFailure(e2, outDir) {
 }
 async function openScopeKeys(mesh, scope2, ids) {
   const signer = await openIntermediate(mesh, scope2, ids, "active");
-  const live = liveIntermediates(mesh, scope2).filter((l) => l.issuing || l.anchored);
-  const crl = await Promise.all(live.map(async (l) => ({ ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role), issuing: l.issuing, anchored: l.anchored })));
+  const set = crlSetOf(liveIntermediates(mesh, scope2));
+  const signers = [.../* @__PURE__ */ new Set([...set.leaf, ...set.anchor])];
+  const crl = await Promise.all(signers.map(async (l) => ({
+    ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role),
+    leafCrl: set.leaf.includes(l),
+    anchorCrl: set.anchor.includes(l)
+  })));
   return { signer, crl };
 }
 
 // packages/ci/src/mint-pool.ts
 init_define_TRELLIS_BUILD();
 import os3 from "node:os";
-import fs10 from "node:fs";
+import fs8 from "node:fs";
 import { Worker } from "node:worker_threads";
 import { performance as performance2 } from "node:perf_hooks";
 var CHUNK = 128;
@@ -57939,12 +58061,13 @@ function mintPool(onSigned = () => {
 }
 function workerScript() {
   const release = new URL("./mint-worker.mjs", import.meta.url);
-  return fs10.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
+  return fs8.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
 }
 
 // packages/ci/src/progress.ts
 init_define_TRELLIS_BUILD();
 var import_cli_progress = __toESM(require_cli_progress(), 1);
+init_src();
 var NO_PROGRESS = { start() {
 }, tick() {
 }, stop() {
@@ -58011,36 +58134,36 @@ var BarProgress = class {
 };
 function progressFor(mode, total, forced, stream2 = process.stderr) {
   if (mode === "none" || total === 0 || !forced && total < PROGRESS_MIN_LEAVES) return NO_PROGRESS;
-  return mode === "bar" ? new BarProgress(stream2) : new LineProgress(stream2);
+  return mode === "bar" ? new BarProgress(stream2 === process.stderr ? rawStderr : stream2) : new LineProgress(stream2);
 }
 
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs11 from "node:fs";
+import fs9 from "node:fs";
 import path8 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   try {
-    fs11.mkdirSync(path8.dirname(dir), { recursive: true });
-    fs11.mkdirSync(dir, { mode: 448 });
+    fs9.mkdirSync(path8.dirname(dir), { recursive: true });
+    fs9.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
   }
-  const st = fs11.lstatSync(dir);
+  const st = fs9.lstatSync(dir);
   if (st.isSymbolicLink()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs11.realpathSync(dir) !== path8.join(fs11.realpathSync(opts2.store), path8.relative(opts2.store, dir))) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs11.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
+  if (opts2.store && fs9.realpathSync(dir) !== path8.join(fs9.realpathSync(opts2.store), path8.relative(opts2.store, dir))) {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs9.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
   refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
-  fs11.chmodSync(dir, 448);
+  fs9.chmodSync(dir, 448);
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
@@ -58050,33 +58173,33 @@ function refuseLinksInside(dir, flag) {
       hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
     });
   };
-  for (const scope2 of fs11.readdirSync(dir, { withFileTypes: true })) {
+  for (const scope2 of fs9.readdirSync(dir, { withFileTypes: true })) {
     const at = path8.join(dir, scope2.name);
     if (scope2.isSymbolicLink()) refuse2(at);
     if (!scope2.isDirectory()) continue;
-    for (const entry of fs11.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path8.join(at, entry.name));
+    for (const entry of fs9.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path8.join(at, entry.name));
   }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
     const target = path8.join(dir, s);
-    if (!fs11.existsSync(target)) continue;
-    fs11.rmSync(target, { recursive: true, force: true });
+    if (!fs9.existsSync(target)) continue;
+    fs9.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
     const scopeDir = path8.join(dir, scope2);
     let entries2;
     try {
-      entries2 = fs11.readdirSync(scopeDir, { withFileTypes: true });
+      entries2 = fs9.readdirSync(scopeDir, { withFileTypes: true });
     } catch {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs11.rmSync(path8.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs9.rmSync(path8.join(scopeDir, f), { force: true });
     try {
-      fs11.rmdirSync(scopeDir);
+      fs9.rmdirSync(scopeDir);
     } catch {
     }
   }
@@ -58086,7 +58209,7 @@ function wipeOutDir(dir, services) {
 // packages/ci/src/renew-metrics.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs12 from "node:fs";
+import fs10 from "node:fs";
 async function withRenewMetrics(file, nowFlag, run) {
   if (!file) {
     await run();
@@ -58101,7 +58224,7 @@ async function withRenewMetrics(file, nowFlag, run) {
   const record = (success, minted) => {
     let previous;
     try {
-      previous = fs12.readFileSync(file, "utf8");
+      previous = fs10.readFileSync(file, "utf8");
     } catch {
       previous = void 0;
     }
@@ -58321,7 +58444,7 @@ var revoke = {
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs15 from "node:fs";
+import fs13 from "node:fs";
 import os4 from "node:os";
 import path18 from "node:path";
 var TARGET_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
@@ -58333,8 +58456,8 @@ var deploy = {
 };
 function leafFrom(mesh, from, scope2, service) {
   const dir = path18.join(from, scope2, service);
-  const read2 = (f) => fs15.readFileSync(path18.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs15.existsSync(path18.join(dir, f)))) return void 0;
+  const read2 = (f) => fs13.readFileSync(path18.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs13.existsSync(path18.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
@@ -58357,12 +58480,21 @@ async function runDeploy(a2) {
       process.stdout.write("no service declares a deploy target\n");
       return;
     }
+    for (const scope2 of new Set(jobs.map((j) => j.scope))) {
+      const gaps = await releaseCrlGaps(mesh, scope2);
+      if (gaps.length) {
+        throw new TrellisError("verification-failed", `the release of ${scope2} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ""}; nothing was deployed`, {
+          file: paths2.scopeCrl(scope2),
+          hint: "run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy"
+        });
+      }
+    }
     const canary = a2.canary ?? 0;
     const unchecked = jobs.slice(0, canary).filter((j) => !("check" in j.target) || !j.target.check);
     if (unchecked.length) throw new TrellisError("usage", `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`, { file: paths2.scopeFile(unchecked[0].scope) });
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
-    const held = readIdentities("ci", process.env, (p) => fs15.readFileSync(p, "utf8"));
+    const held = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh, a2.scope ? [a2.scope] : void 0);
       for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
@@ -58378,7 +58510,7 @@ async function runDeploy(a2) {
     const from = path18.resolve(a2.from ?? path18.join(store.dir, ".trellis", "out"));
     const sealedOut = path18.resolve(a2.sealedOut ?? path18.join(store.dir, ".trellis", "sealed"));
     const manifestDir = path18.resolve(a2.manifests ?? path18.join(store.dir, ".trellis", "k8s"));
-    const scratch = fs15.mkdtempSync(path18.join(os4.tmpdir(), "trellis-deploy-"));
+    const scratch = fs13.mkdtempSync(path18.join(os4.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
@@ -58409,7 +58541,7 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs15.rmSync(scratch, { recursive: true, force: true });
+    fs13.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -58445,7 +58577,7 @@ async function runDeploy(a2) {
   });
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs15.readFileSync(path18.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs13.readFileSync(path18.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -58556,12 +58688,12 @@ var scope = {
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs16 from "node:fs";
+import fs14 from "node:fs";
 function partyOf(mesh, ref) {
-  if (!fs16.existsSync(ref)) return recordParty(mesh, ref);
+  if (!fs14.existsSync(ref)) return recordParty(mesh, ref);
   let certs;
   try {
-    certs = parseCertificates(fs16.readFileSync(ref, "utf8"));
+    certs = parseCertificates(fs14.readFileSync(ref, "utf8"));
   } catch (e2) {
     throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
   }
@@ -58678,14 +58810,13 @@ var rekey = {
 // packages/ci/src/commands/activate-standby.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs17 from "node:fs";
 var activateStandby = {
   command: "activate-standby <scope>",
   describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
   builder: (y) => y.positional("scope", { type: "string", demandOption: true, describe: "the scope whose active intermediate is burned" }).option("reason", { type: "string", default: "keyCompromise", describe: "why, recorded in the ledger and the burn statement" }).example("TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1", "then commit, push, and let renew re-mint the leaves"),
   handler: async (a2) => {
     assertBreakglassPosture(process.env);
-    const ids = requireIdentities("breakglass", process.env, (p) => fs17.readFileSync(p, "utf8"));
+    const ids = requireIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
@@ -58734,7 +58865,7 @@ async function activate(mesh, scope2, ids, reason, now) {
     content: appendToLedger(m.ledger, { op: "activate-standby", at: iso(now), actor: actor(), details: { scope: scope2, activated: fp, revoked: burnedFps, reason } }, paths2.ledger(scope2), ledgerSigner(signer)).text
   });
   writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
-  writes.push(await scopeCrlWrite(mesh, scope2, [{ ...signer, issuing: true, anchored: true }], now, nodeCryptoSeam));
+  writes.push(await scopeCrlWrite(mesh, scope2, [{ ...signer, leafCrl: true, anchorCrl: true }], now, nodeCryptoSeam));
   return {
     writes,
     report: [
