@@ -79,3 +79,51 @@ describe('every read is bounded and of a regular file', () => {
     expect(String(r.stderr)).toMatch(/not a regular file/);
   }, 40_000);
 });
+
+describe('no secret in the committed tree', () => {
+  it.each([
+    ['a leaf key renew wrote into bundles/', 'bundles/us-east-1/leak/key.pem', (m: FakeMesh) => m.read('.trellis/out/us-east-1/api/key.pem'), /a PEM private key/],
+    ['the CI identity at the top level', 'ci.identity', (m: FakeMesh) => fs.readFileSync(m.ciIdentityFile, 'utf8'), /an age identity/],
+    ['an identity pasted into a scope file comment', 'scopes/us-east-1.yaml', (m: FakeMesh) => `# ${fs.readFileSync(m.rootIdentityFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY'))}\n${m.read('scopes/us-east-1.yaml')}`, /an age identity/],
+  ])('verify without any identity names %s (exit 1)', async (_, rel, content, says) => {
+    const m = pristine.clone();
+    m.write(rel, content(m));
+    const r = await m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    expect(r.code, r.stdout).toBe(1);
+    expect(r.stdout).toContain(rel);
+    expect(r.stdout).toMatch(says);
+    expect(r.stdout + r.stderr).not.toMatch(/AGE-SECRET-KEY-1[0-9A-Z]{20}|BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/]/);
+  });
+  it('the shape of an identity in a document is no identity: the example store verifies clean of secrets', async () => {
+    const m = pristine.clone();
+    m.write('NOTES.md', 'the CI identity looks like AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n');
+    const r = await m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    expect(r.code, r.stdout).toBe(0);
+  });
+});
+
+describe('plaintext keys go nowhere git commits', () => {
+  it.each([
+    ['bundles/leak', (m: FakeMesh) => m.path('bundles/leak')],
+    ['scopes', (m: FakeMesh) => m.path('scopes')],
+    ['the store itself', (m: FakeMesh) => m.dir],
+    ['a link under .trellis/ that points into bundles/', (m: FakeMesh) => {
+      fs.mkdirSync(m.path('bundles/leak2'), { recursive: true });
+      fs.symlinkSync('../bundles/leak2', m.path('.trellis/elsewhere'));
+      return m.path('.trellis/elsewhere/out');
+    }],
+  ])('renew --out into %s is refused (exit 3), no key written, the store unchanged', async (_, where) => {
+    const m = pristine.clone();
+    const out = where(m);
+    const snap = snapshotStore(m.dir);
+    const r = await m.ci(['renew', '--force', '--out', out]);
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/tracked tree .*git would commit/);
+    expect(snap.now()).toEqual(snap.before);
+  });
+  it('renew --out under .trellis/ or outside the store is allowed', async () => {
+    const m = pristine.clone();
+    expect((await m.ci(['renew', '--force', '--out', m.path('.trellis/other')])).code).toBe(0);
+    expect((await m.ci(['renew', '--force', '--out', fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-'))])).code).toBe(0);
+  });
+});

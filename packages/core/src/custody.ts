@@ -187,6 +187,18 @@ export function readIdentities(kind: IdentityKind, env: Env, readFile: (path: st
   return ids;
 }
 
+/**
+ * What secret `text` holds, if any: a PEM private key (encrypted or not), an
+ * age identity that age reads (its checksum included, so a document showing
+ * the shape is none), a trellis identity share. Never the secret itself.
+ */
+export function secretIn(text: string): string | undefined {
+  if (/-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/.test(text)) return 'a PEM private key';
+  for (const m of text.matchAll(/AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{20,}/g)) if (identityParses(m[0])) return 'an age identity';
+  if (/^trellis-share: v1$/m.test(text) && /^data: [0-9a-f]+$/m.test(text)) return 'an identity share';
+  return undefined;
+}
+
 /** Whether age reads `identity` (its checksum included); the reason is not kept, since age quotes the identity in it. */
 function identityParses(identity: string): boolean {
   try {

@@ -12,6 +12,7 @@ import { custodyFindings, verifyMesh, worstLevel, type Finding } from './verify.
 import { renderVerifyMarkdown } from './verify-markdown.js';
 import { TrellisError } from './errors.js';
 import { retiredIdentityFindings } from './verify/retired.js';
+import { secretFindings } from './verify/secrets.js';
 import { READ_LIMITS, readBounded } from './store.js';
 
 interface InspectArgs { store?: string; json?: boolean; now?: string; format?: string; retiredIdentity?: string }
@@ -39,13 +40,13 @@ export function verifyCommand(identity: Exclude<IdentityKind, 'agent'>, extraCus
     builder: (y: OptionBuilder) => formatFlag(y).option('retired-identity', { type: 'string', describe: 'an identity file retired by rekey: prove it opens no key file in the working tree' }),
     handler: async (a: InspectArgs): Promise<void> => {
       if (a.json && a.format && a.format !== 'json') throw new TrellisError('usage', `--json and --format ${a.format} ask for two formats`, { field: '--format', hint: 'give one of them' });
-      const { mesh, dir } = await withStore(a.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir }));
+      const { mesh, dir, secrets } = await withStore(a.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir, secrets: secretFindings(store) }));
       const ids = readIdentities(identity, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const retired = a.retiredIdentity === undefined ? undefined : readIdentities(identity, { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity }, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const now = clock(a.now);
       // trellis-ci verify also proves the standby keys' custody when the on-call team runs it with the break-glass identity.
       const breakglass = identity === 'ci' ? readIdentities('breakglass', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : undefined;
-      const findings = [...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids, ...(breakglass ? { breakglass } : {}) })), ...(retired ? await retiredIdentityFindings(dir, retired) : []), ...((await extraCustody?.(mesh, now)) ?? [])];
+      const findings = [...secrets, ...(await verifyMesh(mesh, now)), ...(await custodyFindings(mesh, { [identity]: ids, ...(breakglass ? { breakglass } : {}) })), ...(retired ? await retiredIdentityFindings(dir, retired) : []), ...((await extraCustody?.(mesh, now)) ?? [])];
       const format = a.json ? 'json' : a.format ?? 'text';
       process.stdout.write(format === 'json' ? `${JSON.stringify({ ok: worstLevel(findings) !== 'error', findings }, null, 2)}\n`
         : format === 'markdown' ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));

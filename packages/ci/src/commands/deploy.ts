@@ -7,7 +7,7 @@ import {
   requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
-import { wipeOutDir } from '../out-dir.js';
+import { assertOutsideTrackedTree, wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 // The agent's installer, the targets' execa and the handshake check load when a delivery needs them: every other command starts without them.
 
@@ -120,6 +120,8 @@ async function runDeploy(a: Args): Promise<void> {
     const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
     const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
     const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
+    // Secrets carry tls.key: the manifests go where git does not commit.
+    if (jobs.some((j) => j.target.type === 'kubernetes')) assertOutsideTrackedTree(manifestDir, store.dir, '--manifests');
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
     const releases = new Map<string, Release>();
     const releaseOf = (j: Job) => {

@@ -112,7 +112,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
   const ids = await identities(mesh);
   // It holds plaintext leaf keys: 0700, ours, not a link.
-  const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf }) : undefined;
+  const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir }) : undefined;
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));

@@ -26,7 +26,7 @@ export const revoke: CommandModule<object, Args> = {
       const keys = await openScopeKeys(mesh, scope, await ciIdentities(mesh, [scope]));
       const r = await revokeLeaf(mesh, scope, service, a.reason ?? 'unspecified', keys, now, actor(), nodeCryptoSeam);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-      process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir }) ?? '');
+      process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir, storeDir: store.dir }) ?? '');
       outputBarrier(out, writeLeafOutput(mesh, scope, [r.leaf], out, r.crlPem));
       store.commit(r.writes);
       process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a.reason}); replacement ${r.leaf.record.serial} in ${path.join(out, scope, service)}; deploy now\n`);
