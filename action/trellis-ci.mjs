@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "cd05e426878a7baffe964085dbdc2742d2f4f869", date: "2026-12-06T18:16:48Z" };
+    define_TRELLIS_BUILD_default = { commit: "95f3cc63536c3515a85a9c2247f6e98633f4a322", date: "2026-12-06T18:22:10Z" };
   }
 });
 
@@ -367,17 +367,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path20) {
-      const ctrl = callVisitor(key, node, visitor, path20);
+    function visit_(key, node, visitor, path21) {
+      const ctrl = callVisitor(key, node, visitor, path21);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visit_(key, ctrl, visitor, path20);
+        replaceNode(key, path21, ctrl);
+        return visit_(key, ctrl, visitor, path21);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path21 = Object.freeze(path21.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path20);
+            const ci = visit_(i2, node.items[i2], visitor, path21);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -388,13 +388,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = visit_("key", node.key, visitor, path20);
+          path21 = Object.freeze(path21.concat(node));
+          const ck = visit_("key", node.key, visitor, path21);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path20);
+          const cv = visit_("value", node.value, visitor, path21);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -415,17 +415,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path20) {
-      const ctrl = await callVisitor(key, node, visitor, path20);
+    async function visitAsync_(key, node, visitor, path21) {
+      const ctrl = await callVisitor(key, node, visitor, path21);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path20, ctrl);
-        return visitAsync_(key, ctrl, visitor, path20);
+        replaceNode(key, path21, ctrl);
+        return visitAsync_(key, ctrl, visitor, path21);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path20 = Object.freeze(path20.concat(node));
+          path21 = Object.freeze(path21.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path20);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path21);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -436,13 +436,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path20 = Object.freeze(path20.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path20);
+          path21 = Object.freeze(path21.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path21);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path20);
+          const cv = await visitAsync_("value", node.value, visitor, path21);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -469,23 +469,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path20) {
+    function callVisitor(key, node, visitor, path21) {
       if (typeof visitor === "function")
-        return visitor(key, node, path20);
+        return visitor(key, node, path21);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path20);
+        return visitor.Map?.(key, node, path21);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path20);
+        return visitor.Seq?.(key, node, path21);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path20);
+        return visitor.Pair?.(key, node, path21);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path20);
+        return visitor.Scalar?.(key, node, path21);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path20);
+        return visitor.Alias?.(key, node, path21);
       return void 0;
     }
-    function replaceNode(key, path20, node) {
-      const parent = path20[path20.length - 1];
+    function replaceNode(key, path21, node) {
+      const parent = path21[path21.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -1106,10 +1106,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path20, value) {
+    function collectionFromPath(schema, path21, value) {
       let v = value;
-      for (let i2 = path20.length - 1; i2 >= 0; --i2) {
-        const k = path20[i2];
+      for (let i2 = path21.length - 1; i2 >= 0; --i2) {
+        const k = path21[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -1128,7 +1128,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path20) => path20 == null || typeof path20 === "object" && !!path20[Symbol.iterator]().next().done;
+    var isEmptyPath = (path21) => path21 == null || typeof path21 === "object" && !!path21[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -1158,11 +1158,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path20, value) {
-        if (isEmptyPath(path20))
+      addIn(path21, value) {
+        if (isEmptyPath(path21))
           this.add(value);
         else {
-          const [key, ...rest] = path20;
+          const [key, ...rest] = path21;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -1176,8 +1176,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        const [key, ...rest] = path20;
+      deleteIn(path21) {
+        const [key, ...rest] = path21;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -1191,8 +1191,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        const [key, ...rest] = path20;
+      getIn(path21, keepScalar) {
+        const [key, ...rest] = path21;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1210,8 +1210,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path20) {
-        const [key, ...rest] = path20;
+      hasIn(path21) {
+        const [key, ...rest] = path21;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1221,8 +1221,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        const [key, ...rest] = path20;
+      setIn(path21, value) {
+        const [key, ...rest] = path21;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -3772,9 +3772,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path20, value) {
+      addIn(path21, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path20, value);
+          this.contents.addIn(path21, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3849,14 +3849,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path20) {
-        if (Collection.isEmptyPath(path20)) {
+      deleteIn(path21) {
+        if (Collection.isEmptyPath(path21)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path20) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path21) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3871,10 +3871,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path20, keepScalar) {
-        if (Collection.isEmptyPath(path20))
+      getIn(path21, keepScalar) {
+        if (Collection.isEmptyPath(path21))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path20, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path21, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -3885,10 +3885,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path20) {
-        if (Collection.isEmptyPath(path20))
+      hasIn(path21) {
+        if (Collection.isEmptyPath(path21))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path20) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path21) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -3905,13 +3905,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path20, value) {
-        if (Collection.isEmptyPath(path20)) {
+      setIn(path21, value) {
+        if (Collection.isEmptyPath(path21)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path20), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path21), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path20, value);
+          this.contents.setIn(path21, value);
         }
       }
       /**
@@ -5892,9 +5892,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path20) => {
+    visit.itemAtPath = (cst, path21) => {
       let item = cst;
-      for (const [field2, index] of path20) {
+      for (const [field2, index] of path21) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -5903,23 +5903,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path20) => {
-      const parent = visit.itemAtPath(cst, path20.slice(0, -1));
-      const field2 = path20[path20.length - 1][0];
+    visit.parentCollection = (cst, path21) => {
+      const parent = visit.itemAtPath(cst, path21.slice(0, -1));
+      const field2 = path21[path21.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path20, item, visitor) {
-      let ctrl = visitor(item, path20);
+    function _visit(path21, item, visitor) {
+      let ctrl = visitor(item, path21);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path20.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path21.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -5930,10 +5930,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path20);
+            ctrl = ctrl(item, path21);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path20) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path21) : ctrl;
     }
     exports.visit = visit;
   }
@@ -7239,14 +7239,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs15, sep: [] });
+                map.items.push({ start, key: fs16, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               } else {
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7374,13 +7374,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs16 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs15, sep: [] });
+                fc.items.push({ start: [], key: fs16, sep: [] });
               else if (it.sep)
-                this.stack.push(fs15);
+                this.stack.push(fs16);
               else
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs16, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -9205,22 +9205,22 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path20, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path20 === "string" && /^\.\.?\//.test(path20)) {
+function __rewriteRelativeImportExtension(path21, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path21 === "string" && /^\.\.?\//.test(path21)) {
     if (extraExtensions) {
       for (var extension2 in extraExtensions) {
-        var suffix = path20.slice(-extension2.length);
+        var suffix = path21.slice(-extension2.length);
         if (suffix === extension2 || ignoreCase && suffix.toLowerCase() === extension2.toLowerCase()) {
           var output = extraExtensions[extension2];
-          return output === extension2 ? path20 : path20.slice(0, -extension2.length) + output;
+          return output === extension2 ? path21 : path21.slice(0, -extension2.length) + output;
         }
       }
     }
-    return path20.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+    return path21.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
       return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path20;
+  return path21;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
@@ -22202,14 +22202,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path20 = [token];
+          const path21 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path20.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path20, currentToken].join(" -> ")}`);
+            if (path21.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path21, currentToken].join(" -> ")}`);
             }
-            path20.push(currentToken);
+            path21.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -37184,6 +37184,12 @@ function readIdentities(kind, env2, readFile) {
   }
   return ids;
 }
+function secretIn(text) {
+  if (/-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/.test(text)) return "a PEM private key";
+  for (const m of text.matchAll(/AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{20,}/g)) if (identityParses(m[0])) return "an age identity";
+  if (/^trellis-share: v1$/m.test(text) && /^data: [0-9a-f]+$/m.test(text)) return "an identity share";
+  return void 0;
+}
 function identityParses(identity3) {
   try {
     new Decrypter().addIdentity(identity3);
@@ -37316,40 +37322,40 @@ var init_custody = __esm({
 // packages/core/src/config.ts
 import { isIP } from "node:net";
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path20, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path20) || void 0, hint });
+  const fail = (path21, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path21) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path20 } = stack.pop();
+    const { node, path: path21 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path20, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(path21, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path20, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path20, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path20.length > 32) fail(path20, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (n2.anchor && !allowAliases) fail(path21, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
+    if (n2.tag) fail(path21, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
+    if (path21.length > 32) fail(path21, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path20, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path21, "has a key that is not a plain string", "keys are names such as kind or services");
         if ((0, import_yaml.isScalar)(key) && typeof key.value !== "string") {
           const written = key.source ?? String(key.value);
-          fail([...path20, written], `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`, `quote it ("${written}") or choose a name that starts with a letter`);
+          fail([...path21, written], `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`, `quote it ("${written}") or choose a name that starts with a letter`);
         }
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path20, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k)) fail([...path21, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path20, k] });
-        children2.push({ node: pair.value, path: [...path20, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path21, k] });
+        children2.push({ node: pair.value, path: [...path21, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path20, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path21, i2] }));
     }
     for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
@@ -37692,7 +37698,7 @@ var init_config = __esm({
       }
     };
     MAX_INPUT_BYTES = 4 * 1024 * 1024;
-    fieldOf = (path20) => path20.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+    fieldOf = (path21) => path21.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
     TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
     DEPLOY_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
     HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -39436,7 +39442,7 @@ function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem2 = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path20, content) => out.push({ path: path20, content: content ?? null });
+  const put = (path21, content) => out.push({ path: path21, content: content ?? null });
   for (const e2 of effects) {
     switch (e2) {
       case "stage-next":
@@ -41741,6 +41747,34 @@ var init_verify_markdown = __esm({
   }
 });
 
+// packages/core/src/verify/secrets.ts
+import fs5 from "node:fs";
+import path3 from "node:path";
+function committedFiles(store) {
+  const walk2 = (rel) => [
+    ...store.list(rel).map((f) => path3.posix.join(rel, f)),
+    ...store.list(rel, "dir").flatMap((d2) => walk2(path3.posix.join(rel, d2)))
+  ];
+  const top2 = fs5.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
+  return [...top2, ...walk2("bundles"), ...walk2("scopes")];
+}
+function secretFindings(store) {
+  const out = [];
+  for (const file of committedFiles(store)) {
+    const what = secretIn(readBounded(store.abs(file), READ_LIMITS.store));
+    if (what) out.push({ level: "error", check: "custody", file, message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)` });
+  }
+  return out;
+}
+var init_secrets = __esm({
+  "packages/core/src/verify/secrets.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_custody();
+    init_store();
+  }
+});
+
 // packages/core/src/inspect-commands.ts
 function verifyCommand(identity3, extraCustody) {
   return {
@@ -41749,12 +41783,12 @@ function verifyCommand(identity3, extraCustody) {
     builder: (y) => formatFlag(y).option("retired-identity", { type: "string", describe: "an identity file retired by rekey: prove it opens no key file in the working tree" }),
     handler: async (a2) => {
       if (a2.json && a2.format && a2.format !== "json") throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, { field: "--format", hint: "give one of them" });
-      const { mesh, dir } = await withStore(a2.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir }));
+      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir, secrets: secretFindings(store) }));
       const ids = readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const now = clock(a2.now);
       const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
-      const findings = [...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
+      const findings = [...secrets, ...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
       const format4 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
 ` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
@@ -41776,6 +41810,7 @@ var init_inspect_commands = __esm({
     init_verify_markdown();
     init_errors();
     init_retired();
+    init_secrets();
     init_store();
     jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
     formatFlag = (y) => jsonFlag(y).option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign" });
@@ -42305,7 +42340,7 @@ var init_metrics = __esm({
 });
 
 // packages/core/src/check-command.ts
-import path3 from "node:path";
+import path4 from "node:path";
 function thresholdsFrom(a2) {
   const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
   const win = (w, warn, crit, flag) => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
@@ -42331,7 +42366,7 @@ function describeFailure(e2) {
   return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
 }
 function writeMetricsFile(file, text) {
-  writeFileAtomic(path3.resolve(file), text, 420);
+  writeFileAtomic(path4.resolve(file), text, 420);
 }
 var d, FLAGS, checkCommand;
 var init_check_command = __esm({
@@ -42392,7 +42427,7 @@ var init_check_command = __esm({
             writeMetricsFile(a2.metrics, metrics);
           } catch (e2) {
             const [first, ...rest] = report2.split("\n");
-            process.stdout.write(`${unknownLine(`cannot write the metrics file ${path3.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+            process.stdout.write(`${unknownLine(`cannot write the metrics file ${path4.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
 ${rest.join("\n")}`);
             process.exitCode = NAGIOS.unknown;
             return;
@@ -44479,8 +44514,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs15 = __require("fs");
-    function checkPathExt(path20, options) {
+    var fs16 = __require("fs");
+    function checkPathExt(path21, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -44491,25 +44526,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path20.substr(-p.length).toLowerCase() === p) {
+        if (p && path21.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path20, options) {
+    function checkStat(stat, path21, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path20, options);
+      return checkPathExt(path21, options);
     }
-    function isexe(path20, options, cb) {
-      fs15.stat(path20, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path20, options));
+    function isexe(path21, options, cb) {
+      fs16.stat(path21, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path21, options));
       });
     }
-    function sync(path20, options) {
-      return checkStat(fs15.statSync(path20), path20, options);
+    function sync(path21, options) {
+      return checkStat(fs16.statSync(path21), path21, options);
     }
   }
 });
@@ -44520,14 +44555,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs15 = __require("fs");
-    function isexe(path20, options, cb) {
-      fs15.stat(path20, function(er, stat) {
+    var fs16 = __require("fs");
+    function isexe(path21, options, cb) {
+      fs16.stat(path21, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path20, options) {
-      return checkStat(fs15.statSync(path20), options);
+    function sync(path21, options) {
+      return checkStat(fs16.statSync(path21), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -44552,7 +44587,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs15 = __require("fs");
+    var fs16 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -44561,7 +44596,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path20, options, cb) {
+    function isexe(path21, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -44571,7 +44606,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path20, options || {}, function(er, is) {
+          isexe(path21, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -44580,7 +44615,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path20, options || {}, function(er, is) {
+      core(path21, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -44590,9 +44625,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path20, options) {
+    function sync(path21, options) {
       try {
-        return core.sync(path20, options || {});
+        return core.sync(path21, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -44609,7 +44644,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path20 = __require("path");
+    var path21 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -44647,7 +44682,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path20.join(pathPart, cmd);
+        const pCmd = path21.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -44674,7 +44709,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path20.join(pathPart, cmd);
+        const pCmd = path21.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -44724,7 +44759,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path20 = __require("path");
+    var path21 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed2, withoutPathExt) {
@@ -44742,7 +44777,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed2.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path20.delimiter : void 0
+          pathExt: withoutPathExt ? path21.delimiter : void 0
         });
       } catch (e2) {
       } finally {
@@ -44751,7 +44786,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path20.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
+        resolved = path21.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -44808,8 +44843,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path20, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path20.split("/").pop();
+      const [path21, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path21.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -44823,16 +44858,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs15 = __require("fs");
+    var fs16 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs15.openSync(command2, "r");
-        fs15.readSync(fd, buffer, 0, size, 0);
-        fs15.closeSync(fd);
+        fd = fs16.openSync(command2, "r");
+        fs16.readSync(fd, buffer, 0, size, 0);
+        fs16.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -44846,7 +44881,7 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path20 = __require("path");
+    var path21 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape4 = require_escape();
     var readShebang = require_readShebang();
@@ -44871,7 +44906,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed2.command = path20.normalize(parsed2.command);
+        parsed2.command = path21.normalize(parsed2.command);
         parsed2.command = escape4.command(parsed2.command);
         parsed2.args = parsed2.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
@@ -45010,7 +45045,7 @@ var init_default2 = __esm({
 // node_modules/.pnpm/unicorn-magic@0.3.0/node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path11 from "node:path";
+import path12 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath4(urlOrPath) : urlOrPath;
@@ -45018,12 +45053,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path11.resolve(toPath(startPath));
+      let currentPath = path12.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path11.resolve(currentPath, "..");
+        currentPath = path12.resolve(currentPath, "..");
       }
     }
   };
@@ -45040,7 +45075,7 @@ var init_node = __esm({
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 import process4 from "node:process";
-import path12 from "node:path";
+import path13 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js"() {
@@ -45054,27 +45089,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process4.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path12.resolve(toPath(cwd));
+      const cwdPath = path13.resolve(toPath(cwd));
       const result = [];
-      const pathParts = pathOption.split(path12.delimiter);
+      const pathParts = pathOption.split(path13.delimiter);
       if (preferLocal) {
         applyPreferLocal(result, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path12.delimiter ? `${result.join(path12.delimiter)}${pathOption}` : [...result, pathOption].join(path12.delimiter);
+      return pathOption === "" || pathOption === path13.delimiter ? `${result.join(path13.delimiter)}${pathOption}` : [...result, pathOption].join(path13.delimiter);
     };
     applyPreferLocal = (result, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path12.join(directory, "node_modules/.bin");
+        const pathPart = path13.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result.push(pathPart);
         }
       }
     };
     applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-      const pathPart = path12.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path13.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result.push(pathPart);
       }
@@ -46380,7 +46415,7 @@ var init_timeout = __esm({
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path13 from "node:path";
+import path14 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js"() {
@@ -46404,7 +46439,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path13.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path14.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46414,7 +46449,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path13.basename(file, ".exe") === "node") {
+      if (path14.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -46518,7 +46553,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path14 from "node:path";
+import path15 from "node:path";
 import process5 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -46527,7 +46562,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path14.resolve(cwdString);
+      return path15.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -46560,7 +46595,7 @@ ${originalMessage}`;
 });
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
-import path15 from "node:path";
+import path16 from "node:path";
 import process6 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -46595,7 +46630,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process6.platform === "win32" && path15.basename(file, ".exe") === "cmd") {
+      if (process6.platform === "win32" && path16.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -49078,13 +49113,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path20, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path20 === "string" ? path20 : path20.toString();
+      for (const { path: path21, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path21 === "string" ? path21 : path21.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync(path20, serializedResult);
+          appendFileSync(path21, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path20, serializedResult);
+          writeFileSync(path21, serializedResult);
         }
       }
     };
@@ -51878,11 +51913,11 @@ var init_execa = __esm({
 });
 
 // packages/agent/src/install.ts
-import fs11 from "node:fs";
-import path16 from "node:path";
+import fs12 from "node:fs";
+import path17 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 function installerScript() {
-  return fs11.readFileSync(INSTALLER_PATH, "utf8");
+  return fs12.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -51891,12 +51926,12 @@ function installOutcome(target, exitCode, stdout, stderr) {
   throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
 }
 async function installLocally(targetDir, release, reload) {
-  const target = path16.resolve(targetDir);
-  fs11.mkdirSync(target, { recursive: true });
-  const staging = fs11.mkdtempSync(path16.join(target, ".staging-"));
+  const target = path17.resolve(targetDir);
+  fs12.mkdirSync(target, { recursive: true });
+  const staging = fs12.mkdtempSync(path17.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path16.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    writeFileAtomic(path17.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
   adoptFaultCount(String(r.stderr));
@@ -51936,8 +51971,8 @@ __export(ssh_exports, {
   remoteScript: () => remoteScript,
   sshArgs: () => sshArgs
 });
-import fs12 from "node:fs";
-import path17 from "node:path";
+import fs13 from "node:fs";
+import path18 from "node:path";
 function remoteScript(release) {
   return [
     "set -eu",
@@ -51980,8 +52015,8 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path17.join(scratch, `known_hosts-${t.host}`);
-  fs12.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  const knownHosts = path18.join(scratch, `known_hosts-${t.host}`);
+  fs13.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -53844,11 +53879,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path20) => {
+  require: (path21) => {
     if (typeof require2 !== "undefined") {
-      return require2(path20);
-    } else if (path20.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path20, "utf8"));
+      return require2(path21);
+    } else if (path21.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path21, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -57654,7 +57689,7 @@ function requireCiPosture(env2 = process.env) {
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path4 from "node:path";
+import path5 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
@@ -57667,10 +57702,10 @@ var bundle = {
     if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path4.resolve(a2.out ?? path4.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    const out = path5.resolve(a2.out ?? path5.join(mesh.dir, ".trellis", "bundle", a2.scope));
     if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path4.join(path4.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    const at = (f) => a2.releaseDir ? path5.join(path5.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
     process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
   }
@@ -57682,8 +57717,8 @@ function writeTrustFiles(mesh, scope2, out) {
   if (crl) files["crl.pem"] = crl;
   const paths3 = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path4.join(out, name), content);
-    paths3[name] = path4.join(out, name);
+    writeFileAtomic(path5.join(out, name), content);
+    paths3[name] = path5.join(out, name);
   }
   return paths3;
 }
@@ -57753,7 +57788,7 @@ function spiffeBundles(mesh, scope2, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeFileAtomic(path4.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+    writeFileAtomic(path5.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
 `);
     map[`spiffe://${domain}`] = bundle2;
   }
@@ -57768,13 +57803,13 @@ init_src();
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path9 from "node:path";
+import path10 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs7 from "node:fs";
-import path7 from "node:path";
+import fs8 from "node:fs";
+import path8 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
@@ -57816,55 +57851,55 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
 init_define_TRELLIS_BUILD();
 init_src();
 import { spawnSync } from "node:child_process";
-import fs6 from "node:fs";
-import path6 from "node:path";
+import fs7 from "node:fs";
+import path7 from "node:path";
 
 // packages/ci/src/leaf-files.ts
 init_define_TRELLIS_BUILD();
-import fs5 from "node:fs";
-import path5 from "node:path";
-var EXCLUSIVE2 = fs5.constants.O_WRONLY | fs5.constants.O_CREAT | fs5.constants.O_EXCL | fs5.constants.O_NOFOLLOW;
-var REUSE = fs5.constants.O_WRONLY | fs5.constants.O_NOFOLLOW | fs5.constants.O_NONBLOCK;
+import fs6 from "node:fs";
+import path6 from "node:path";
+var EXCLUSIVE2 = fs6.constants.O_WRONLY | fs6.constants.O_CREAT | fs6.constants.O_EXCL | fs6.constants.O_NOFOLLOW;
+var REUSE = fs6.constants.O_WRONLY | fs6.constants.O_NOFOLLOW | fs6.constants.O_NONBLOCK;
 var counter = 0;
-var tempName = (file, ext) => path5.join(path5.dirname(file), `.${path5.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+var tempName = (file, ext) => path6.join(path6.dirname(file), `.${path6.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e2) => e2.code;
 function replaceFileNow(file, content, mode = 420) {
   const tmp = tempName(file, "tmp");
-  const fd = fs5.openSync(tmp, EXCLUSIVE2, mode);
+  const fd = fs6.openSync(tmp, EXCLUSIVE2, mode);
   fill(fd, tmp, file, content, mode, false);
   try {
-    fs5.renameSync(tmp, file);
+    fs6.renameSync(tmp, file);
   } catch (e2) {
-    fs5.rmSync(tmp, { force: true });
+    fs6.rmSync(tmp, { force: true });
     throw e2;
   }
 }
 function fill(fd, at, file, content, mode, reused) {
   try {
-    fs5.fchmodSync(fd, mode);
-    fs5.writeFileSync(fd, content);
-    if (reused) fs5.ftruncateSync(fd, Buffer.byteLength(content));
+    fs6.fchmodSync(fd, mode);
+    fs6.writeFileSync(fd, content);
+    if (reused) fs6.ftruncateSync(fd, Buffer.byteLength(content));
   } catch (e2) {
-    fs5.closeSync(fd);
-    fs5.rmSync(at, { force: true });
+    fs6.closeSync(fd);
+    fs6.rmSync(at, { force: true });
     e2.path ??= file;
     throw e2;
   }
-  fs5.closeSync(fd);
+  fs6.closeSync(fd);
 }
-var spareOf = (file) => path5.join(path5.dirname(file), `.${path5.basename(file)}.spare`);
+var spareOf = (file) => path6.join(path6.dirname(file), `.${path6.basename(file)}.spare`);
 function openSpare(spare, mode) {
   try {
-    const fd = fs5.openSync(spare, REUSE);
-    const st = fs5.fstatSync(fd);
+    const fd = fs6.openSync(spare, REUSE);
+    const st = fs6.fstatSync(fd);
     if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
-    fs5.closeSync(fd);
+    fs6.closeSync(fd);
     return void 0;
   } catch (e2) {
     if (code(e2) !== "ENOENT") return void 0;
   }
   try {
-    return { fd: fs5.openSync(spare, EXCLUSIVE2, mode), reused: false };
+    return { fd: fs6.openSync(spare, EXCLUSIVE2, mode), reused: false };
   } catch (e2) {
     if (code(e2) === "EEXIST") return void 0;
     throw e2;
@@ -57876,54 +57911,54 @@ function replaceRecycling(file, content, mode, scrub) {
   if (opened === void 0) return replaceFileNow(file, content, mode);
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
-  fs5.rmSync(old, { force: true });
+  fs6.rmSync(old, { force: true });
   let kept = true;
   try {
-    fs5.linkSync(file, old);
+    fs6.linkSync(file, old);
   } catch (e2) {
     if (code(e2) !== "ENOENT") {
-      fs5.rmSync(spare, { force: true });
+      fs6.rmSync(spare, { force: true });
       e2.path ??= file;
       throw e2;
     }
     kept = false;
   }
   try {
-    fs5.renameSync(spare, file);
+    fs6.renameSync(spare, file);
   } catch (e2) {
-    fs5.rmSync(spare, { force: true });
-    if (kept) fs5.rmSync(old, { force: true });
+    fs6.rmSync(spare, { force: true });
+    if (kept) fs6.rmSync(old, { force: true });
     throw e2;
   }
   if (!kept) return;
-  fs5.renameSync(old, spare);
+  fs6.renameSync(old, spare);
   if (scrub) zero(spare);
 }
 function zero(file) {
-  const fd = fs5.openSync(file, REUSE);
+  const fd = fs6.openSync(file, REUSE);
   try {
-    const st = fs5.fstatSync(fd);
-    if (st.nlink !== 1) fs5.rmSync(file, { force: true });
-    else if (st.size) fs5.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
+    const st = fs6.fstatSync(fd);
+    if (st.nlink !== 1) fs6.rmSync(file, { force: true });
+    else if (st.size) fs6.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
   } finally {
-    fs5.closeSync(fd);
+    fs6.closeSync(fd);
   }
 }
 var threadTag = 0;
 var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
 function writeLeafDir(scopeDir, l, intermediatePem) {
-  const dir = path5.join(scopeDir, l.service);
+  const dir = path6.join(scopeDir, l.service);
   let fresh = true;
   try {
-    fs5.mkdirSync(dir);
+    fs6.mkdirSync(dir);
   } catch (e2) {
     if (code(e2) !== "EEXIST") throw e2;
     fresh = false;
   }
   const put = fresh ? (f, c3, mode) => replaceFileNow(f, c3, mode) : replaceRecycling;
-  put(path5.join(dir, "key.pem"), l.keyPem, 384, true);
-  put(path5.join(dir, "cert.pem"), l.certPem, 420, false);
-  put(path5.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
+  put(path6.join(dir, "key.pem"), l.keyPem, 384, true);
+  put(path6.join(dir, "cert.pem"), l.certPem, 420, false);
+  put(path6.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
 
 // packages/ci/src/out-write.ts
@@ -57939,16 +57974,16 @@ function outputBarrier(dir, files) {
   const dirs = /* @__PURE__ */ new Set();
   for (const f of files) {
     fsyncPath(f);
-    dirs.add(path6.dirname(f));
+    dirs.add(path7.dirname(f));
   }
   for (const d2 of dirs) fsyncPath(d2);
 }
 function fsyncPath(p) {
-  const fd = fs6.openSync(p, "r");
+  const fd = fs7.openSync(p, "r");
   try {
-    fs6.fsyncSync(fd);
+    fs7.fsyncSync(fd);
   } finally {
-    fs6.closeSync(fd);
+    fs7.closeSync(fd);
   }
 }
 
@@ -57958,19 +57993,19 @@ function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem, opts2 = { leafFil
   if (!leaves.length) return [];
   const trust = scopeTrust(mesh, scope2);
   const inter = certificatePem(mesh.material.get(scope2).intermediate);
-  const scopeDir = path7.join(outDir, scope2);
+  const scopeDir = path8.join(outDir, scope2);
   const written = [];
   try {
-    fs7.mkdirSync(scopeDir, { recursive: true });
+    fs8.mkdirSync(scopeDir, { recursive: true });
     const scopeFiles = [["trust.pem", trustPem(trust)], ["trust.openssl.pem", trustOpensslPem(trust)], ["crl.pem", crlPem]];
     for (const [name, content] of scopeFiles) {
       if (content === void 0) continue;
-      replaceFile(path7.join(scopeDir, name), content);
-      written.push(path7.join(scopeDir, name));
+      replaceFile(path8.join(scopeDir, name), content);
+      written.push(path8.join(scopeDir, name));
     }
     for (const l of leaves) {
       if (opts2.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES) written.push(path7.join(scopeDir, l.service, f));
+      for (const f of LEAF_FILES) written.push(path8.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
@@ -57996,7 +58031,7 @@ async function openScopeKeys(mesh, scope2, ids) {
 // packages/ci/src/mint-pool.ts
 init_define_TRELLIS_BUILD();
 import os3 from "node:os";
-import fs8 from "node:fs";
+import fs9 from "node:fs";
 import { Worker } from "node:worker_threads";
 import { performance as performance2 } from "node:perf_hooks";
 var CHUNK = 128;
@@ -58061,7 +58096,7 @@ function mintPool(onSigned = () => {
 }
 function workerScript() {
   const release = new URL("./mint-worker.mjs", import.meta.url);
-  return fs8.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
+  return fs9.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
 }
 
 // packages/ci/src/progress.ts
@@ -58140,66 +58175,85 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs9 from "node:fs";
-import path8 from "node:path";
+import fs10 from "node:fs";
+import path9 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
+  if (opts2.storeDir) assertOutsideTrackedTree(dir, opts2.storeDir, flag);
   try {
-    fs9.mkdirSync(path8.dirname(dir), { recursive: true });
-    fs9.mkdirSync(dir, { mode: 448 });
+    fs10.mkdirSync(path9.dirname(dir), { recursive: true });
+    fs10.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
   }
-  const st = fs9.lstatSync(dir);
+  const st = fs10.lstatSync(dir);
   if (st.isSymbolicLink()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs9.realpathSync(dir) !== path8.join(fs9.realpathSync(opts2.store), path8.relative(opts2.store, dir))) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs9.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
+  if (opts2.store && fs10.realpathSync(dir) !== path9.join(fs10.realpathSync(opts2.store), path9.relative(opts2.store, dir))) {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs10.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
   }
   refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
-  fs9.chmodSync(dir, 448);
+  fs10.chmodSync(dir, 448);
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
+function assertOutsideTrackedTree(dir, storeDir, flag) {
+  const store = fs10.realpathSync(storeDir);
+  let existing = path9.resolve(dir);
+  const rest = [];
+  while (!fs10.existsSync(existing)) {
+    rest.unshift(path9.basename(existing));
+    existing = path9.dirname(existing);
+  }
+  const target = path9.join(fs10.realpathSync(existing), ...rest);
+  const rel = path9.relative(store, target);
+  const inside = rel === "" || !rel.startsWith("..") && !path9.isAbsolute(rel);
+  if (inside && rel !== ".trellis" && !rel.startsWith(`.trellis${path9.sep}`)) {
+    throw new TrellisError("custody-out-dir", `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`, {
+      field: flag,
+      hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
+    });
+  }
+}
 function refuseLinksInside(dir, flag) {
   const refuse2 = (at) => {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path8.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path9.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
       hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
     });
   };
-  for (const scope2 of fs9.readdirSync(dir, { withFileTypes: true })) {
-    const at = path8.join(dir, scope2.name);
+  for (const scope2 of fs10.readdirSync(dir, { withFileTypes: true })) {
+    const at = path9.join(dir, scope2.name);
     if (scope2.isSymbolicLink()) refuse2(at);
     if (!scope2.isDirectory()) continue;
-    for (const entry of fs9.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path8.join(at, entry.name));
+    for (const entry of fs10.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path9.join(at, entry.name));
   }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path8.join(dir, s);
-    if (!fs9.existsSync(target)) continue;
-    fs9.rmSync(target, { recursive: true, force: true });
+    const target = path9.join(dir, s);
+    if (!fs10.existsSync(target)) continue;
+    fs10.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
-    const scopeDir = path8.join(dir, scope2);
+    const scopeDir = path9.join(dir, scope2);
     let entries2;
     try {
-      entries2 = fs9.readdirSync(scopeDir, { withFileTypes: true });
+      entries2 = fs10.readdirSync(scopeDir, { withFileTypes: true });
     } catch {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs9.rmSync(path8.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs10.rmSync(path9.join(scopeDir, f), { force: true });
     try {
-      fs9.rmdirSync(scopeDir);
+      fs10.rmdirSync(scopeDir);
     } catch {
     }
   }
@@ -58209,7 +58263,7 @@ function wipeOutDir(dir, services) {
 // packages/ci/src/renew-metrics.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs10 from "node:fs";
+import fs11 from "node:fs";
 async function withRenewMetrics(file, nowFlag, run) {
   if (!file) {
     await run();
@@ -58224,7 +58278,7 @@ async function withRenewMetrics(file, nowFlag, run) {
   const record = (success, minted) => {
     let previous;
     try {
-      previous = fs10.readFileSync(file, "utf8");
+      previous = fs11.readFileSync(file, "utf8");
     } catch {
       previous = void 0;
     }
@@ -58317,7 +58371,7 @@ async function runRenew(a2) {
   let progress = NO_PROGRESS;
   const timings = timingsFor("renew");
   return withStore(a2.store, async (store) => {
-    const out = path9.resolve(a2.out ?? path9.join(store.dir, ".trellis", "out"));
+    const out = path10.resolve(a2.out ?? path10.join(store.dir, ".trellis", "out"));
     if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
     const pool = mintPool((n2) => progress.tick(n2), { outDir: out, timings });
     try {
@@ -58367,7 +58421,7 @@ async function renewStore(store, o2, identities, say) {
   if (!touched.length) return void 0;
   if (plan2.mint.length >= WORKER_MIN_LEAVES) o2.pool?.warm?.();
   const ids = await identities(mesh);
-  const note = plan2.mint.length ? prepareOutDir(o2.out, { store: o2.defaultOutOf }) : void 0;
+  const note = plan2.mint.length ? prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir: store.dir }) : void 0;
   if (note) say(note.trimEnd());
   const keys = /* @__PURE__ */ new Map();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
@@ -58417,7 +58471,7 @@ var verify2 = verifyCommand("ci");
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path10 from "node:path";
+import path11 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
@@ -58431,11 +58485,11 @@ var revoke = {
       revocableLeaf(mesh, scope2, service);
       const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh, [scope2]));
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path10.resolve(a2.out ?? path10.join(store.dir, ".trellis", "out"));
-      process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir }) ?? "");
+      const out = path11.resolve(a2.out ?? path11.join(store.dir, ".trellis", "out"));
+      process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir, storeDir: store.dir }) ?? "");
       outputBarrier(out, writeLeafOutput(mesh, scope2, [r.leaf], out, r.crlPem));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path10.join(out, scope2, service)}; deploy now
+      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path11.join(out, scope2, service)}; deploy now
 `);
     });
   }
@@ -58444,9 +58498,9 @@ var revoke = {
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs13 from "node:fs";
+import fs14 from "node:fs";
 import os4 from "node:os";
-import path18 from "node:path";
+import path19 from "node:path";
 var TARGET_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
 var deploy = {
   command: "deploy",
@@ -58455,16 +58509,16 @@ var deploy = {
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
-  const dir = path18.join(from, scope2, service);
-  const read2 = (f) => fs13.readFileSync(path18.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs13.existsSync(path18.join(dir, f)))) return void 0;
+  const dir = path19.join(from, scope2, service);
+  const read2 = (f) => fs14.readFileSync(path19.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs14.existsSync(path19.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
   if (!current || parsed2.serialNumber !== current.serial) return void 0;
   const key = read2("key.pem");
   if (!keyMatchesCert(key, parsed2)) {
-    throw new TrellisError("output-failed", `${path18.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
+    throw new TrellisError("output-failed", `${path19.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
   }
   return { cert: cert2, key, chain: read2("chain.pem") };
 }
@@ -58507,10 +58561,11 @@ async function runDeploy(a2) {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path18.resolve(a2.from ?? path18.join(store.dir, ".trellis", "out"));
-    const sealedOut = path18.resolve(a2.sealedOut ?? path18.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path18.resolve(a2.manifests ?? path18.join(store.dir, ".trellis", "k8s"));
-    const scratch = fs13.mkdtempSync(path18.join(os4.tmpdir(), "trellis-deploy-"));
+    const from = path19.resolve(a2.from ?? path19.join(store.dir, ".trellis", "out"));
+    const sealedOut = path19.resolve(a2.sealedOut ?? path19.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path19.resolve(a2.manifests ?? path19.join(store.dir, ".trellis", "k8s"));
+    if (jobs.some((j) => j.target.type === "kubernetes")) assertOutsideTrackedTree(manifestDir, store.dir, "--manifests");
+    const scratch = fs14.mkdtempSync(path19.join(os4.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
@@ -58541,7 +58596,7 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs13.rmSync(scratch, { recursive: true, force: true });
+    fs14.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
     for (const s of new Set(jobs.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -58577,7 +58632,7 @@ async function runDeploy(a2) {
   });
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs13.readFileSync(path18.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs14.readFileSync(path19.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -58594,7 +58649,7 @@ async function deliver(job, release, ctx) {
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "sealed": {
-      const file = path18.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = path19.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
       writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer));
@@ -58602,7 +58657,7 @@ async function deliver(job, release, ctx) {
     }
     case "kubernetes": {
       const { applyManifests: applyManifests2, manifests: manifests2 } = await Promise.resolve().then(() => (init_kubernetes(), kubernetes_exports));
-      const file = path18.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
+      const file = path19.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
       writeFileAtomic(file, manifests2(t, job.scope, job.service, release), 384);
       if (!t.context) return { job, status: "written", detail: `${describeRelease(release)}: ${file}` };
       return { job, status: "applied", detail: `${describeRelease(release)}: ${await applyManifests2(t, file)}` };
@@ -58688,12 +58743,12 @@ var scope = {
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs14 from "node:fs";
+import fs15 from "node:fs";
 function partyOf(mesh, ref) {
-  if (!fs14.existsSync(ref)) return recordParty(mesh, ref);
+  if (!fs15.existsSync(ref)) return recordParty(mesh, ref);
   let certs;
   try {
-    certs = parseCertificates(fs14.readFileSync(ref, "utf8"));
+    certs = parseCertificates(fs15.readFileSync(ref, "utf8"));
   } catch (e2) {
     throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
   }
@@ -58718,7 +58773,7 @@ var explain = {
 // packages/ci/src/commands/report.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path19 from "node:path";
+import path20 from "node:path";
 var report = {
   command: "report",
   describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
@@ -58729,7 +58784,7 @@ var report = {
       const mesh = loadMesh(store);
       return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger));
     });
-    const out = path19.resolve(a2.out);
+    const out = path20.resolve(a2.out);
     writeFileAtomic(out, html, 420);
     process.stdout.write(`wrote ${out}
 `);
