@@ -67,8 +67,9 @@ export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
  * chain (nginx ssl_crl, haproxy crl-file): per anchor, a leaf CRL and an anchor
  * CRL (see crlSetOf). Empty when hosts can take it. A CRL past its nextUpdate
  * is no gap here: the release a host holds is older still, so withholding this
- * one helps nobody (check and verify report it; renew re-signs it). A ceremony that cannot sign an anchor's CRLs (a root rotation re-certifies
- * keys CI holds) leaves a gap that the next renew closes. A region a pull
+ * one helps nobody (check and verify report it; renew re-signs it). A ceremony
+ * that cannot sign an anchor's CRLs (a root rotation re-certifies keys CI
+ * holds) leaves a gap that the next renew closes. A region a pull
  * request deleted is not judged: renew no longer renews its leaves or its CRLs
  * (retire it), and it must not hold back every other scope's deploy.
  */
