@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "95f3cc63536c3515a85a9c2247f6e98633f4a322", date: "2026-12-06T18:22:10Z" };
+    define_TRELLIS_BUILD_default = { commit: "50807d7ca12912c6c0a328b6f3923b021fcb2eea", date: "2026-12-06T18:52:38Z" };
   }
 });
 
