@@ -8,9 +8,11 @@
  * release, the hosts a deploy behind refused every leaf minted at the switch
  * ("unable to get certificate CRL").
  *
- * It runs on the real clock, compressed as tests/delivery-drill.test.ts is:
- * leaves live 90 seconds, the propagation window is 20 seconds, CI's schedule
- * (renew, then deploy) runs every 10 seconds.
+ * It runs on the real clock, compressed: leaves live 90 seconds, the
+ * propagation window is 20 seconds, CI's schedule (renew, then deploy) runs
+ * every 10 seconds (docs/decisions.md: a libfaketime clock does not hold nginx
+ * workers under load). It replaced the drill with every host current: the
+ * current half of this fleet is that drill.
  */
 import fs from 'node:fs';
 import os from 'node:os';
