@@ -9,8 +9,10 @@ import net from 'node:net';
 import { execaSync } from 'execa';
 import { httpsStatus } from '../../scripts/lib/mtls.js';
 
-// Below the ephemeral range (32768+), so an outgoing connection never holds a test port.
-let nextPort = 20000 + (process.pid % 1200) * 10;
+// Below the ephemeral range (32768+), so an outgoing connection never holds a test port. A random block per
+// file: vitest reuses one worker process for many files, so a pid-derived block would hand the next file the
+// ports of servers the last one is still stopping.
+let nextPort = 20000 + Math.floor(Math.random() * 1200) * 10;
 export const freePort = () => nextPort++;
 
 export interface Terminator {
