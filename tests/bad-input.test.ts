@@ -18,7 +18,7 @@ import { newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { ROOT_BIN, baseEnv, tool, trellisCi, trellisRoot, type Env, type Run } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
-import { at, DAY, RUN_NOW } from './helpers/clock.js';
+import { at, DAY, RUN_NOW, fakedClockEnv, plus } from './helpers/clock.js';
 
 const T0 = at(RUN_NOW);
 const isoAt = (ms: number) => at(new Date(ms));
@@ -274,8 +274,9 @@ describe('the workstation clock set back (faketime, no --now)', () => {
   it('trellis-root refuses every command, even status, with exit 3, and the store stays as it was', async () => {
     const m = pristine.clone();
     const snap = snapshotStore(m.dir);
-    // faketime sets the clock of the process; tool() runs it with the test's environment, so the posture opt-in and identity go on the command line.
-    const r = await tool('env', ['-i', `PATH=${baseEnv().PATH}`, 'TRELLIS_ALLOW_ONLINE=1', `TRELLIS_ROOT_IDENTITY_FILE=${m.rootIdentityFile}`, 'faketime', at(T0, -30 * DAY).replace('T', ' ').replace('Z', ''), 'node', ROOT_BIN, 'status', '--store', m.dir]);
+    // libfaketime sets the clock of the process; env -i gives it only what it needs: the posture opt-in, the identity, the clock.
+    const clockEnv = Object.entries(fakedClockEnv(plus(T0, -30 * DAY))).map(([k, v]) => `${k}=${v}`);
+    const r = await tool('env', ['-i', `PATH=${baseEnv().PATH}`, 'TRELLIS_ALLOW_ONLINE=1', `TRELLIS_ROOT_IDENTITY_FILE=${m.rootIdentityFile}`, ...clockEnv, 'node', ROOT_BIN, 'status', '--store', m.dir]);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(new RegExp(String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than the newest root ledger entry \(${new Date(T0).toISOString()}\)\n\s+→ set the workstation clock right`));
     expect(snap.now()).toEqual(snap.before);

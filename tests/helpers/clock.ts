@@ -7,6 +7,8 @@
  * The global setup stamps TRELLIS_TEST_NOW once, so every worker and every
  * process a test spawns agrees on it; a file run alone falls back to its own start.
  */
+import fs from 'node:fs';
+
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
@@ -34,3 +36,17 @@ export const at = (base: Date | string, ms = 0): string => stamp(plus(base, ms))
 
 /** The compact form names and file names carry (`20261206T1713Z`): whole minutes. */
 export const compact = (d: Date | string): string => stamp(d).replace(/[-:]/g, '').replace(/\d\dZ$/, 'Z');
+
+/** libfaketime where Debian puts it (the `faketime` package), for a process whose clock a test sets. */
+const LIBFAKETIME = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/faketime/libfaketime.so.1`, '/usr/lib/faketime/libfaketime.so.1'];
+
+/**
+ * The environment that sets a child's clock to `when` (libfaketime, preloaded
+ * by variable: the `faketime` wrapper refuses to run where libfaketime is
+ * already loaded, as under scripts/test-ahead.sh).
+ */
+export function fakedClockEnv(when: Date): Record<string, string> {
+  const lib = LIBFAKETIME.find((f) => fs.existsSync(f));
+  if (!lib) throw new Error('libfaketime not found: apt-get install faketime');
+  return { LD_PRELOAD: lib, FAKETIME: `@${stamp(when).replace('T', ' ').replace('Z', '')}` };
+}
