@@ -40,12 +40,20 @@ async function rootViaShell(m: FakeMesh, args: string[], redirect: string): Prom
 
 const leftInWork = (m: FakeMesh) => (fs.existsSync(m.path('.trellis')) ? fs.readdirSync(m.path('.trellis')).filter((n) => n.startsWith('lock') || n.startsWith('journal')) : []);
 
+/**
+ * Under scripts/test-ahead.sh, libfaketime is preloaded into every process and opens a file as it starts,
+ * taking the lowest free descriptor: a stdout closed at exec is no longer closed when trellis looks. The
+ * closed-stdout cases judge no time, so that run leaves them out (TRELLIS_TEST_AHEAD); every other run has them.
+ */
+const CLOSED_STDOUT_HOLDS = !process.env.TRELLIS_TEST_AHEAD;
+
 describe('standard output that cannot be written', () => {
   it.each([
     ['closed (>&-): refused before anything is written', '>&-', /standard output: not open for writing \(EBADF\)/, 'old'],
     ['the full device (/dev/full)', '>/dev/full', /cannot write standard output: no space left on the device \(ENOSPC\)/, 'new'],
     ['a pipe whose reader is gone (EPIPE)', '| true', /cannot write standard output: the reading end of the pipe is closed \(EPIPE\)/, 'new'],
   ] as const)('%s: one message, exit 1, no stack trace, the lock released', async (_name, redirect, message, state) => {
+    if (redirect === '>&-' && !CLOSED_STDOUT_HOLDS) return;
     const m = pristine.clone();
     const before = m.snapshot();
     const r = await rootViaShell(m, ['crl', '--now', T0], redirect);
@@ -60,7 +68,7 @@ describe('standard output that cannot be written', () => {
     expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
   });
 
-  it('init with stdout closed creates nothing: the offline identity it would print is never lost', async () => {
+  it.skipIf(!CLOSED_STDOUT_HOLDS)('init with stdout closed creates nothing: the offline identity it would print is never lost', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-closed-'));
     const ciOut = path.join(dir, 'ci.identity');
     const r = await execa('bash', ['-c', `node ${q(ROOT_BIN)} init --store ${q(path.join(dir, 'store'))} --mesh t --trust-domain mesh.example --ci-identity-out ${q(ciOut)} >&-`],
