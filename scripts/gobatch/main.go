@@ -27,27 +27,36 @@ import (
 	"time"
 )
 
-func readCerts(path string) ([]*x509.Certificate, error) {
+// readPem parses every PEM block of type typ in the file at path.
+func readPem[T any](path, typ string, parse func([]byte) (T, error)) ([]T, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var out []*x509.Certificate
+	var out []T
 	for {
 		var block *pem.Block
 		block, data = pem.Decode(data)
 		if block == nil {
 			return out, nil
 		}
-		if block.Type != "CERTIFICATE" {
+		if block.Type != typ {
 			continue
 		}
-		c, err := x509.ParseCertificate(block.Bytes)
+		v, err := parse(block.Bytes)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
+}
+
+func readCerts(path string) ([]*x509.Certificate, error) {
+	return readPem(path, "CERTIFICATE", x509.ParseCertificate)
+}
+
+func readCrls(path string) ([]*x509.RevocationList, error) {
+	return readPem(path, "X509 CRL", x509.ParseRevocationList)
 }
 
 func judge(line string) string {
@@ -92,29 +101,6 @@ func judge(line string) string {
 		return "FAIL: " + why
 	}
 	return "OK"
-}
-
-func readCrls(path string) ([]*x509.RevocationList, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var out []*x509.RevocationList
-	for {
-		var block *pem.Block
-		block, data = pem.Decode(data)
-		if block == nil {
-			return out, nil
-		}
-		if block.Type != "X509 CRL" {
-			continue
-		}
-		rl, err := x509.ParseRevocationList(block.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", path, err)
-		}
-		out = append(out, rl)
-	}
 }
 
 // revocationFailure is "" when every certificate below the chain's anchor has a
