@@ -47,8 +47,10 @@ for off in "${offsets[@]}"; do
   # DONT_FAKE_MONOTONIC: timers and timeouts keep the real pace (both spellings: libfaketime 0.9.10 and later).
   # TRELLIS_TEST_AHEAD: the two closed-stdout cases step aside (libfaketime takes fd 1 first; tests/crash-machine.test.ts).
   TRELLIS_TEST_AHEAD="$off" DONT_FAKE_MONOTONIC=1 FAKETIME_DONT_FAKE_MONOTONIC=1 unshare --mount --propagation private sh -c \
-    "mount -t overlay overlay -o lowerdir=/etc,upperdir=$work/upper,workdir=$work/work /etc && exec pnpm exec vitest run --outputFile.json=$out"
+    "mount -t overlay overlay -o lowerdir=/etc,upperdir=$work/upper,workdir=$work/work /etc && exec pnpm exec vitest run"
   code=$?
+  # vitest.config.ts's json reporter writes test-results/vitest.json; each offset keeps its own copy.
+  cp test-results/vitest.json "$out" 2>/dev/null
   [ $code = 0 ] || status=1
   counts="$(node -e '
     let r = { numPassedTests: 0, numFailedTests: 0 };
