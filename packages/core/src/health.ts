@@ -214,9 +214,10 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       add(level, 'certificate', who, text, paths.leaves(def.name));
     }
 
+    const crlSet = crlSetOf(live);
     await judgeCrlFile(m.crlPem, [
-      ...crlSetOf(live).leaf.map((l) => ({ cert: l.cert, kind: 'leaf' as const })),
-      ...crlSetOf(live).anchor.map((l) => ({ cert: l.cert, kind: 'anchor' as const })),
+      ...crlSet.leaf.map((l) => ({ cert: l.cert, kind: 'leaf' as const })),
+      ...crlSet.anchor.map((l) => ({ cert: l.cert, kind: 'anchor' as const })),
     ], def.name, def.name, paths.scopeCrl(def.name), (c) => lifeWindow(c.thisUpdate, c.nextUpdate ?? c.thisUpdate, t.crl, 1 / 2), crls, add, now,
     { missing: ['warning', 'no leaf CRL yet: the next trellis-ci renew signs it'], unsigned: 'warning', fix: 'trellis-ci renew re-signs it' });
   }

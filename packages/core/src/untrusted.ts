@@ -11,6 +11,3 @@ const UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u202
 export function escapeUnsafe(text: string): string {
   return text.replace(UNSAFE, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
-
-/** True when `text` holds a character escapeUnsafe would escape. */
-export const hasUnsafe = (text: string): boolean => new RegExp(UNSAFE.source).test(text);
