@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "50807d7ca12912c6c0a328b6f3923b021fcb2eea", date: "2026-12-06T18:52:38Z" };
+    define_TRELLIS_BUILD_default = { commit: "75a66baeba896d2ad8e9ec6d1bee6261e2153b8d", date: "2026-12-06T20:03:31Z" };
   }
 });
 
@@ -42118,11 +42118,12 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
       add3(level2, "certificate", who, text, paths2.leaves(def.name));
     }
+    const crlSet = crlSetOf(live);
     await judgeCrlFile(
       m.crlPem,
       [
-        ...crlSetOf(live).leaf.map((l) => ({ cert: l.cert, kind: "leaf" })),
-        ...crlSetOf(live).anchor.map((l) => ({ cert: l.cert, kind: "anchor" }))
+        ...crlSet.leaf.map((l) => ({ cert: l.cert, kind: "leaf" })),
+        ...crlSet.anchor.map((l) => ({ cert: l.cert, kind: "anchor" }))
       ],
       def.name,
       def.name,
