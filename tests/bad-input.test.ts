@@ -52,7 +52,7 @@ interface Case {
   cli: 'ci' | 'root';
   args: string[];
   /** Damage done to the copy of the store before the run (the snapshot is taken after it). */
-  damage?: (m: FakeMesh, scratch: string) => void;
+  damage?: (m: FakeMesh, scratch: string) => void | Promise<void>;
   env?: (m: FakeMesh, scratch: string) => Env;
   code: number;
   /** The file the message must name (a store-relative path, or any text that names it). */
@@ -137,9 +137,15 @@ const CASES: [string, Case][] = [
   ['a leaf ttl of 1e400d is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api('    ttl: 1e400d\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /not a duration/ }],
   ['a leaf ttl of 400 nines is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api(`    ttl: ${'9'.repeat(400)}d\n`)), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /not a duration/ }],
   ['a leaf ttl given as a number is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api('    ttl: 86400\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /must be a duration/ }],
-  ['a leaf ttl past its intermediate is refused, not truncated', { cli: 'ci', args: renewUsEast, damage: onScope('us-east-1', api('    ttl: 4y\n')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer/ }],
+  ['a leaf ttl past its ceiling is refused, not truncated', { cli: 'ci', args: renewUsEast, damage: onScope('us-east-1', api('    ttl: 4y\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /longer than 398d/ }],
   ['defaults.ttl.intermediate of 300000y is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 300000y'); m.writeScope('ap-south-1', ['api']); }, code: 2, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /longer than 100 years/ }],
-  ['defaults.ttl.intermediate past the root is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 20y'); m.writeScope('ap-south-1', ['api']); }, code: 1, file: 'bundles/root/root.pem', says: /would outlive its issuer/ }],
+  ['defaults.ttl.intermediate past its ceiling is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 20y'); m.writeScope('ap-south-1', ['api']); }, code: 2, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /longer than 10y/ }],
+  ['defaults.ttl.intermediate past the root is refused, even confirmed', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', at(RUN_NOW, DAY)], damage: async (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 10y'); await m.root(['confirm', '--now', T0]); m.writeScope('ap-south-1', ['api']); }, code: 1, file: 'bundles/root/root.pem', says: /would outlive its issuer/ }],
+  ['an unconfirmed change to defaults.crl.leaf is refused by renew', { cli: 'ci', args: renewForce, damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 30d'), code: 3, file: 'trellis.yaml', field: 'defaults.crl.leaf', says: /3d → 30d/ }],
+  ['an unconfirmed change to defaults.ttl.intermediate is refused by the ceremony', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 1y'); m.writeScope('ap-south-1', ['api']); }, code: 3, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /3y → 1y/ }],
+  ['defaults.crl.leaf past its ceiling is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 50y'), code: 2, file: 'trellis.yaml', field: 'defaults.crl.leaf', says: /longer than 30d/ }],
+  ['a trust domain with a 70-character label is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'trustDomain: mesh.example', `trustDomain: ${'a'.repeat(70)}.example`), code: 2, file: 'trellis.yaml', field: 'trustDomain' }],
+  ['101 extra DNS names on one service are refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api(`    dns:\n${Array.from({ length: 101 }, (_, i) => `      - n${i}.us-east-1.mesh.example\n`).join('')}`)), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.dns', says: /more than 100/ }],
   ['defaults.ttl.leaf of 1e400d is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'leaf: 7d', 'leaf: 1e400d'), code: 2, file: 'trellis.yaml', field: 'defaults.ttl.leaf', says: /not a duration/ }],
   ['a renewal window past the intermediate\'s remaining life is refused', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'LATE'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer.*rotate the intermediate/s }],
 
@@ -223,7 +229,7 @@ async function runCase(c: Case): Promise<void> {
   const m = pristine.clone();
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bad-'));
   fs.writeFileSync(path.join(scratch, 'file'), 'not a directory\n');
-  c.damage?.(m, scratch);
+  await c.damage?.(m, scratch);
   const env = c.env?.(m, scratch) ?? {};
   const extraSecrets = Object.values(env).filter((v): v is string => typeof v === 'string' && /AGE-SECRET-KEY/.test(v));
   for (const v of Object.values(env)) {

@@ -4,7 +4,7 @@
  * flags, and `status` keeping the contract's codes.
  */
 import fs from 'node:fs';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { trellisCi } from './helpers/cli.js';
@@ -17,10 +17,7 @@ const SUMMARY = /^TRELLIS (OK|WARNING|CRITICAL|UNKNOWN) - [^\n]+$/;
 
 /** A mesh made with the real CLIs at T0, after editing trellis.yaml's defaults before the first ceremony. */
 async function meshWith(scopes: Record<string, Parameters<FakeMesh['writeScope']>[1]>, defaults: Record<string, unknown> = {}): Promise<FakeMesh> {
-  const m = await FakeMesh.create({ scopes, now: at(T0), intermediates: false });
-  const config = parse(m.read('trellis.yaml'));
-  for (const [k, v] of Object.entries(defaults)) config.defaults[k] = { ...config.defaults[k], ...(v as object) };
-  m.write('trellis.yaml', stringify(config));
+  const m = await FakeMesh.create({ scopes, now: at(T0), intermediates: false, defaults: defaults as Record<string, Record<string, string>> });
   for (const step of [() => m.root(['intermediate', '--pending', '--now', at(T0)]), () => m.ci(['renew', '--now', at(T0)])]) {
     const r = await step();
     if (r.code !== 0) throw new Error(r.stderr);

@@ -41,10 +41,7 @@ let renewFailure: { code: number; stderr: string };
 let checkRun: { code: number; stdout: string };
 
 beforeAll(async () => {
-  m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] }, now: at(T0), intermediates: false });
-  const config = parse(m.read('trellis.yaml'));
-  config.defaults.ttl = { ...config.defaults.ttl, intermediate: '100d' };
-  m.write('trellis.yaml', stringify(config));
+  m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] }, now: at(T0), intermediates: false, defaults: { ttl: { intermediate: '100d' } } });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-metrics-'));
   checkFile = path.join(dir, 'trellis.prom');
   renewFile = path.join(dir, 'trellis_renew.prom');

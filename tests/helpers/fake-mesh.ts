@@ -22,6 +22,8 @@ export interface MeshSpec {
   intermediates?: boolean;
   leaves?: boolean;
   algorithm?: string;
+  /** trellis.yaml's `defaults:` groups to change after init, confirmed by the custodian (trellis-root confirm) before any ceremony. */
+  defaults?: Record<string, Record<string, string>>;
 }
 
 export class FakeMesh {
@@ -37,6 +39,7 @@ export class FakeMesh {
     if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
     fs.writeFileSync(m.rootIdentityFile, init.stdout, { mode: 0o600 });
     for (const [scope, services] of Object.entries(spec.scopes)) m.writeScope(scope, services);
+    if (spec.defaults) await m.setDefaults(spec.defaults, { now: spec.now });
     if (spec.intermediates !== false) {
       const r = await m.root(['intermediate', '--pending', ...now]);
       if (r.code !== 0) throw new Error(`intermediate failed: ${r.stderr}`);
@@ -63,6 +66,16 @@ export class FakeMesh {
    */
   async allow(deploy: Record<string, unknown>, opts: { confirm?: boolean; now?: string } = {}): Promise<void> {
     this.write('trellis.yaml', stringify({ ...parse(this.read('trellis.yaml')), deploy }));
+    if (opts.confirm === false) return;
+    const r = await this.root(['confirm', ...(opts.now ? ['--now', opts.now] : [])]);
+    if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);
+  }
+
+  /** Changes groups of trellis.yaml's `defaults:` (the signing policy) and, unless told not to, has the custodian confirm them. */
+  async setDefaults(defaults: Record<string, Record<string, string>>, opts: { confirm?: boolean; now?: string } = {}): Promise<void> {
+    const config = parse(this.read('trellis.yaml'));
+    for (const [k, v] of Object.entries(defaults)) config.defaults[k] = { ...config.defaults[k], ...v };
+    this.write('trellis.yaml', stringify(config));
     if (opts.confirm === false) return;
     const r = await this.root(['confirm', ...(opts.now ? ['--now', opts.now] : [])]);
     if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);

@@ -1,5 +1,5 @@
 import {
-  TrellisError, assertIdentityScoped, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireIdentities, tryDecrypt,
+  TrellisError, assertIdentityScoped, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireConfirmedPolicy, requireIdentities, tryDecrypt,
   inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 
@@ -40,6 +40,7 @@ export async function openIntermediate(mesh: Mesh, scope: string, ids: string[],
     throw new TrellisError('verification-failed', problems.join('; '), { file: certFile, hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)' });
   }
   assertLedgerCounts(mesh, scope);
+  requireConfirmedPolicy(mesh);
   if (ct === undefined) throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', { file, hint: 'restore it from git' });
   const pem = await decryptWith(ids, ct, file, 'ci');
   if (!keyMatchesCert(pem, cert)) {

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, stringify, type Node } from 'yaml';
 import { TrellisError, type Reason } from './errors.js';
 import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
-import { parseDuration } from './time.js';
+import { formatDuration, parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
 import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 import { dataOnly, dict } from './data.js';
@@ -100,6 +100,22 @@ export const MESH_DEFAULTS = {
   crl: { root: '180d', leaf: '72h' },
 };
 
+const DAY = 86_400_000;
+const YEAR = 365 * DAY;
+
+/**
+ * The most a pull request can set (docs/input-limits.md): past these a value
+ * is a typo or an attack, never a policy. CRLs are also cut at their issuer's
+ * notAfter when signed, whatever the lifetime.
+ */
+export const POLICY_CEILINGS = {
+  ttl: { root: 30 * YEAR, intermediate: 10 * YEAR, leaf: 398 * DAY },
+  overlap: { propagation: 30 * DAY },
+  crl: { root: YEAR, leaf: 30 * DAY },
+  /** Extra DNS names per service: a leaf past a few KB is refused by TLS stacks (OpenSSL's handshake refuses a 200 KB one). */
+  dnsPerService: 100,
+} as const;
+
 /** Walks a parsed YAML value, naming the field at fault in every error. */
 class Reader {
   constructor(readonly file: string, readonly reason: Reason) {}
@@ -137,6 +153,13 @@ class Reader {
   duration(v: unknown, field: string): number {
     if (typeof v !== 'string') this.fail(field, 'must be a duration such as 72h or 7d', 'write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit');
     return parseDuration(v, { file: this.file, field }, this.reason);
+  }
+
+  /** A duration with a ceiling, refused (never cut) above it. */
+  boundedDuration(v: unknown, field: string, ceiling: number): number {
+    const ms = this.duration(v, field);
+    if (ms > ceiling) this.fail(field, `${formatDuration(ms)} is longer than ${formatDuration(ceiling)}, the most trellis accepts here`, 'see docs/input-limits.md for each lifetime\'s ceiling and why');
+    return ms;
   }
 
   oneOf<T extends string>(v: unknown, field: string, values: readonly T[]): T {
@@ -245,7 +268,8 @@ function parseRecordYaml(text: string, file: string, reason: Reason): unknown {
   }
 }
 
-const TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
+// RFC 1035: labels of at most 63 characters, the whole name at most 253.
+const TRUST_DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
 
 export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig {
   const r = new Reader(file, 'bad-config');
@@ -270,6 +294,7 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
   const ttl = r.map(defaults.ttl ?? {}, 'defaults.ttl', ['root', 'intermediate', 'leaf']);
   const overlap = r.map(defaults.overlap ?? {}, 'defaults.overlap', ['propagation']);
   const d = MESH_DEFAULTS;
+  const c = POLICY_CEILINGS;
   return {
     version: 1,
     mesh: r.string(top.mesh, 'mesh', SCOPE_NAME, 'lower-case letters, digits and dashes'),
@@ -281,12 +306,12 @@ export function parseMeshConfig(text: string, file = 'trellis.yaml'): MeshConfig
       leaf: r.oneOf(alg.leaf ?? d.algorithms.leaf, 'defaults.algorithms.leaf', KEY_ALGORITHMS),
     },
     ttl: {
-      root: r.duration(ttl.root ?? d.ttl.root, 'defaults.ttl.root'),
-      intermediate: r.duration(ttl.intermediate ?? d.ttl.intermediate, 'defaults.ttl.intermediate'),
-      leaf: r.duration(ttl.leaf ?? d.ttl.leaf, 'defaults.ttl.leaf'),
+      root: r.boundedDuration(ttl.root ?? d.ttl.root, 'defaults.ttl.root', c.ttl.root),
+      intermediate: r.boundedDuration(ttl.intermediate ?? d.ttl.intermediate, 'defaults.ttl.intermediate', c.ttl.intermediate),
+      leaf: r.boundedDuration(ttl.leaf ?? d.ttl.leaf, 'defaults.ttl.leaf', c.ttl.leaf),
     },
-    overlap: { propagation: r.duration(overlap.propagation ?? d.overlap.propagation, 'defaults.overlap.propagation') },
-    crl: { root: r.duration(crl.root ?? d.crl.root, 'defaults.crl.root'), leaf: r.duration(crl.leaf ?? d.crl.leaf, 'defaults.crl.leaf') },
+    overlap: { propagation: r.boundedDuration(overlap.propagation ?? d.overlap.propagation, 'defaults.overlap.propagation', c.overlap.propagation) },
+    crl: { root: r.boundedDuration(crl.root ?? d.crl.root, 'defaults.crl.root', c.crl.root), leaf: r.boundedDuration(crl.leaf ?? d.crl.leaf, 'defaults.crl.leaf', c.crl.leaf) },
     deploy: readAllowList(r, top.deploy ?? {}, 'deploy'),
   };
 }
@@ -508,7 +533,9 @@ export function parseScope(text: string, name: string, trustDomain: string, file
     if (!SERVICE_NAME.test(svc)) r.fail(quoteInput(svc) === JSON.stringify(svc) ? at : 'services', `${quoteInput(svc)} is not a service name`, 'use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label');
     if (`${svc}.${domain}`.length > 64) r.fail(at, `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`, 'shorten the service name');
     const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy']);
-    const dns = r.list(s.dns ?? [], `${at}.dns`).map((v, i) => {
+    const listed = r.list(s.dns ?? [], `${at}.dns`);
+    if (listed.length > POLICY_CEILINGS.dnsPerService) r.fail(`${at}.dns`, `lists ${listed.length} names, more than ${POLICY_CEILINGS.dnsPerService}`, 'a leaf with that many names is refused by TLS stacks: split the service, or give its clients fewer names');
+    const dns = listed.map((v, i) => {
       const n = r.string(v, `${at}.dns[${i}]`);
       const refused = dnsSanRefusal(n, domain);
       if (refused) r.fail(`${at}.dns[${i}]`, `${quoteInput(n)} ${refused.detail}`, refused.hint);
@@ -516,7 +543,7 @@ export function parseScope(text: string, name: string, trustDomain: string, file
     });
     const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => parseTarget(r, t, `${at}.deploy[${i}]`));
     const def: ServiceDef = { name: svc, dns, deploy };
-    if (s.ttl !== undefined) def.ttl = r.duration(s.ttl, `${at}.ttl`);
+    if (s.ttl !== undefined) def.ttl = r.boundedDuration(s.ttl, `${at}.ttl`, POLICY_CEILINGS.ttl.leaf);
     return def;
   });
   return { name, kind, services: services.sort((a, b) => a.name.localeCompare(b.name)) };

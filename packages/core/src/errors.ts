@@ -26,6 +26,7 @@ export type Reason =
   | 'custody-out-dir'
   | 'custody-not-allowed'
   | 'custody-allow-list-unconfirmed'
+  | 'custody-policy-unconfirmed'
   | 'custody-clock-behind'
   | 'custody-identity-in-drill'
   | 'custody-not-confirmed'
@@ -55,7 +56,7 @@ const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   'custody-root-identity-in-ci': 3, 'custody-ci-posture': 3, 'custody-ci-identity-on-root': 3,
   'custody-online': 3, 'custody-missing-identity': 3, 'custody-wrong-identity': 3, 'custody-recipients': 3,
   'release-refused': 3, 'custody-out-dir': 3,
-  'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3,
+  'custody-not-allowed': 3, 'custody-allow-list-unconfirmed': 3, 'custody-policy-unconfirmed': 3,
   'custody-clock-behind': 3,
   'custody-identity-in-drill': 3,
   'custody-not-confirmed': 3,

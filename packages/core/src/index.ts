@@ -40,6 +40,7 @@ export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
   type Confirmation, type Refusal,
 } from './deploy-allow-list.js';
+export { confirmedPolicy, policyRecord, requireConfirmedPolicy, unconfirmedPolicyChanges, type SigningPolicy } from './signing-policy.js';
 export { deployFindings } from './verify-deploy.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';

@@ -47,7 +47,8 @@ export async function signCrl(p: CrlParams, crypto?: Crypto): Promise<string> {
   const crl = await x509.X509CrlGenerator.create({
     issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
-    nextUpdate: p.nextUpdate,
+    // A CRL promises nothing past its issuer's life: whatever lifetime trellis.yaml sets, it ends with the issuer.
+    nextUpdate: p.nextUpdate > p.issuer.notAfter ? p.issuer.notAfter : p.nextUpdate,
     signingKey: p.key,
     signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
     entries: p.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.at, reason: crlReason(e.reason) })),

@@ -1,10 +1,12 @@
 /**
- * What `verify` says about deploy on a pull request: every change to the
- * allow-list since the custodian last confirmed it, and every scope target
- * that selects something the allow-list does not hold.
+ * What `verify` says about the custodian-owned parts of trellis.yaml on a pull
+ * request: every change to the allow-list or the signing policy since the
+ * custodian last confirmed it, and every scope target that selects something
+ * the allow-list does not hold.
  */
 import { allowListChanges, confirmedAllowList, isRefusal, resolveTarget } from './deploy-allow-list.js';
 import { paths, type Mesh } from './mesh.js';
+import { unconfirmedPolicyChanges } from './signing-policy.js';
 import type { Finding } from './verify.js';
 
 export function deployFindings(mesh: Mesh): Finding[] {
@@ -12,6 +14,9 @@ export function deployFindings(mesh: Mesh): Finding[] {
     level: 'error', check: 'allow-list', file: paths.config,
     message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`,
   }));
+  for (const change of unconfirmedPolicyChanges(mesh)) {
+    out.push({ level: 'error', check: 'signing-policy', file: paths.config, message: `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root confirm (or the change is reverted)` });
+  }
   for (const s of mesh.scopes) {
     for (const svc of s.services) {
       svc.deploy.forEach((sel, i) => {

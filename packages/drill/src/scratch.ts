@@ -52,7 +52,11 @@ export class ScratchMesh {
     const id = await m.root(['init', '--mesh', `${shape.mesh}-${label}`, '--trust-domain', shape.trustDomain, '--ci-identity-out', m.ciId, '--now', rfc3339(at)], { quiet: true, identity: false });
     fs.writeFileSync(m.rootId, id, { mode: 0o600 });
     const config = parse(fs.readFileSync(path.join(m.store, 'trellis.yaml'), 'utf8')) as Record<string, unknown>;
-    if (shape.defaults !== undefined) fs.writeFileSync(path.join(m.store, 'trellis.yaml'), stringify({ ...config, defaults: shape.defaults }));
+    if (shape.defaults !== undefined) {
+      fs.writeFileSync(path.join(m.store, 'trellis.yaml'), stringify({ ...config, defaults: shape.defaults }));
+      // The mesh's own defaults are a signing policy like any other: the (throwaway) custodian confirms them.
+      await m.root(['confirm', '--now', rfc3339(at)], { quiet: true });
+    }
     for (const s of scopes) fs.writeFileSync(path.join(m.store, 'scopes', `${s.name}.yaml`), scratchScopeYaml(s));
     return m;
   }

@@ -1,7 +1,7 @@
 /** What each offline command does around a procedure: the posture, the root identity, the ceremony context. */
 import fs from 'node:fs';
 import path from 'node:path';
-import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, type Mesh, readBounded, READ_LIMITS } from '@trellis/core';
+import { STORE_FILE, TrellisError, actor, combineShares, findStore, isTrellisError, nodeCryptoSeam, parseMeshConfig, parseShare, requireIdentities, requireConfirmedPolicy, type Mesh, readBounded, READ_LIMITS } from '@trellis/core';
 import type { Ceremony } from './procedures.js';
 import { sharesFromStdin } from './typed-shares.js';
 import { tokenAwareSeam, tokenRootsOnly } from './token.js';
@@ -59,8 +59,9 @@ function storeOfflineRecipients(store: string | undefined, env: NodeJS.ProcessEn
   }
 }
 
-/** The context of one ceremony; refuses unconfirmed recipient changes before any key is opened. */
+/** The context of one ceremony; refuses unconfirmed recipient and signing-policy changes before any key is opened. */
 export function ceremony(mesh: Mesh, now: Date, posture: Posture, confirmRecipients: boolean | undefined): Ceremony {
+  requireConfirmedPolicy(mesh);
   return { mesh, now, posture, actor: actor(), recipients: recipientsToRecord(mesh, Boolean(confirmRecipients)), seam: tokenAwareSeam(nodeCryptoSeam) };
 }
 

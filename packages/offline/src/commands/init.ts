@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
-  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, paths, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
+  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, paths, policyRecord, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { printShares, writeAllToStdout } from '../identity-out.js';
@@ -84,7 +84,7 @@ async function runInit(a: Args): Promise<void> {
     op: 'init',
     at: iso(now),
     actor: actor(),
-    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...(a.rootKey ? { rootKeyUri: a.rootKey } : {}), ...posture },
+    details: { mesh: config.mesh, trustDomain: config.trustDomain, offlineRecipients: recipients.offline, ciRecipient: recipients.ci, ...(a.rootKey ? { rootKeyUri: a.rootKey } : {}), ...policyRecord(config), ...posture },
     created: [{ kind: 'root', fingerprint: fingerprint(root.cert), serial: root.cert.serialNumber, subject: root.cert.subject, notAfter: iso(root.cert.notAfter) }],
   }, paths.rootLedger, ledgerSigner(rootSigner));
   const writes = [
