@@ -233,7 +233,7 @@ describe('the same targets, confirmed by the custodian, deploy', () => {
     expect((await m.ci(['verify'])).stdout).toMatch(/deploy.reload.second added: "true", not confirmed/);
     const dry = await m.root(['confirm', '--dry-run']);
     expect(dry.code).toBe(0);
-    expect(dry.stdout).toMatch(/would confirm 1 change\(s\) to the deploy allow-list:\n {2}deploy.reload.second added: "true"/);
+    expect(dry.stdout).toMatch(/would confirm 1 change\(s\) to the deploy allow-list and signing policy:\n {2}deploy.reload.second added: "true"/);
     const noRoot = await m.root(['confirm'], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
     expect(noRoot.code).toBe(3);
     const c = await m.root(['confirm']);
