@@ -280,7 +280,7 @@ describe('what deploy executes cannot reach the CI identity', () => {
       expect(seen).not.toMatch(/AGE-SECRET-KEY|TRELLIS_/);
     }
     // kubectl got every value as --flag=value: none can be read as another option.
-    expect(fs.readFileSync(path.join(dir, 'kubectl-args'), 'utf8').split('\n')).toEqual(['--context=prod-eu', '--namespace=mesh', 'apply', `--filename=${path.join(dir, 'k8s', 'us-east-1', 'web-web-tls.yaml')}`, '']);
+    expect(fs.readFileSync(path.join(dir, 'kubectl-args'), 'utf8').split('\n')).toEqual(['--context=prod-eu', '--namespace=mesh', 'apply', `--filename=${path.join(dir, 'k8s', 'us-east-1', 'web', 'mesh', 'web-tls.yaml')}`, '']);
   });
   it('split in two CI steps, the identity is never where a command runs: --type sealed seals and executes nothing; the rest needs no identity', async () => {
     const m = pristine.clone();

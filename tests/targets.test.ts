@@ -230,7 +230,7 @@ describe('kubernetes target', () => {
     const m = await withTargets([{ type: 'kubernetes', name: 'api-tls', namespace: 'mesh' }]);
     const d = await m.ci(['deploy', '--manifests', path.join(root, 'k8s')]);
     expect(d.code, d.stdout).toBe(0);
-    const docs = fs.readFileSync(path.join(root, 'k8s', 'us-east-1', 'api-api-tls.yaml'), 'utf8').split(/^---\n/m).filter(Boolean).map((x) => parse(x));
+    const docs = fs.readFileSync(path.join(root, 'k8s', 'us-east-1', 'api', 'mesh', 'api-tls.yaml'), 'utf8').split(/^---\n/m).filter(Boolean).map((x) => parse(x));
     const secret = docs.find((x) => x.kind === 'Secret');
     expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { name: 'api-tls', namespace: 'mesh' } });
     const b = (s: string) => Buffer.from(s, 'base64').toString();

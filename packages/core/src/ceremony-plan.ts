@@ -9,7 +9,7 @@ import { fingerprint } from './certificates.js';
 import { ciRecipientIn, type MeshConfig } from './config.js';
 import { TrellisError } from './errors.js';
 import type { Mesh } from './mesh.js';
-import { paths } from './mesh.js';
+import { intermediateLost, paths } from './mesh.js';
 import { permittedNamesFor, type PermittedNames } from './names.js';
 import { PROFILES, validityWithin } from './profiles.js';
 import { formatDuration, iso } from './time.js';
@@ -54,9 +54,8 @@ export function intermediatePlan(scope: string, config: MeshConfig, root: Certif
  * minting over it would orphan its key and leaves.
  */
 export function ceremonyState(mesh: Mesh, scope: string): 'minted' | 'pending' | 'lost' {
-  const m = mesh.material.get(scope)!;
-  if (m.intermediate) return 'minted';
-  return m.keyAge !== undefined || m.ledger.includes('"kind":"intermediate"') ? 'lost' : 'pending';
+  if (mesh.material.get(scope)!.intermediate) return 'minted';
+  return intermediateLost(mesh, scope) ? 'lost' : 'pending';
 }
 
 /** The scopes declared but never minted: what `trellis-root intermediate --pending` would mint. */

@@ -6,7 +6,7 @@
 import { isIP } from 'node:net';
 import { isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, stringify, type Node } from 'yaml';
 import { TrellisError, type Reason } from './errors.js';
-import { GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
+import { GLOBAL_SCOPE, RESERVED_SCOPE_NAMES, SCOPE_NAME, SERVICE_NAME, dnsSanRefusal, scopeDomain } from './names.js';
 import { formatDuration, parseDuration } from './time.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './crypto.js';
 import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
@@ -329,7 +329,7 @@ function readCiScopes(r: Reader, raw: unknown, others: { offline: string[]; ci: 
   const seen = new Map<string, string>();
   for (const scope of Object.keys(m).sort()) {
     const at = `recipients.ciScopes.${scope}`;
-    if (!SCOPE_NAME.test(scope)) r.fail(at, `${quoteInput(scope)} is not a scope name`, 'name a scope as its file is named: scopes/<scope>.yaml');
+    if (!SCOPE_NAME.test(scope) || RESERVED_SCOPE_NAMES.includes(scope)) r.fail(at, `${quoteInput(scope)} is not a scope name`, 'name a scope as its file is named: scopes/<scope>.yaml');
     const rec = r.string(m[scope], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
     validateRecipients([rec], { file: r.file, field: at });
     // A custody rule like a mixed file (exit 3): a classic scope would undo the post-quantum protection of the CI tier.
@@ -521,6 +521,7 @@ export function parseScope(text: string, name: string, trustDomain: string, file
   if (!SCOPE_NAME.test(name)) {
     r.fail('', `${quoteInput(name)} is not a scope name`, 'name the file [a-z0-9-]{1,63}.yaml: lower-case letters, digits and dashes');
   }
+  if (RESERVED_SCOPE_NAMES.includes(name)) r.fail('', `"${name}" is reserved: bundles/${name}/ holds the root CA`, 'rename the scope file (and the region it names)');
   const top = r.map(parseYaml(text, file, 'bad-scope'), '', ['kind', 'services']);
   const kind = r.oneOf(top.kind, 'kind', ['global', 'region'] as const);
   if ((kind === 'global') !== (name === GLOBAL_SCOPE)) {

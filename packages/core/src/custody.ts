@@ -295,6 +295,8 @@ export async function decryptWith(identities: string[], armored: string, file: s
   const out = await tryDecrypt(identities, armored);
   if (out.ok) return out.text;
   if (out.why === 'malformed') {
+    // A host has no git: a damaged release is bad input there (exit 2), and what it needs is the release again.
+    if (kind === 'agent') throw new TrellisError('bad-release', 'not a readable age file (truncated, damaged or replaced)', { file, hint: 'copy the release from CI again (trellis-ci deploy --type sealed writes it)' });
     throw new TrellisError('corrupt-store', 'not a readable age file (damaged or replaced)', { file, hint: 'restore it from git history' });
   }
   throw new TrellisError('custody-wrong-identity', `the ${WHO[kind]} identity given does not open this ${kind === 'agent' ? 'bundle' : 'key'}`, {

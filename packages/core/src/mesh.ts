@@ -188,9 +188,21 @@ export function activeIssuer(mesh: Mesh, scope: string): ActiveIssuer | undefine
   return { key: keyId(active.cert), fingerprints: live.filter((l) => l.role === 'active' || l.role === 'old-root').map((l) => fingerprint(l.cert)) };
 }
 
-/** The scope's signing intermediate, or the not-yet-minted refusal. */
+/** A scope whose intermediate.pem is gone though its key or ledger says it had one: never "not minted yet", which would send the custodian to mint over it. */
+export function intermediateLost(mesh: Mesh, scope: string): TrellisError | undefined {
+  const m = mesh.material.get(scope);
+  if (!m || m.intermediate || (m.keyAge === undefined && !m.ledger.includes('"kind":"intermediate"'))) return undefined;
+  return new TrellisError('corrupt-store', `scope ${scope} had an intermediate but intermediate.pem is missing`, {
+    file: paths.intermediate(scope),
+    hint: `restore it from git history (git log -- ${paths.intermediate(scope)}): every procedure needs it, recover included, to revoke it; a scope is minted only once`,
+  });
+}
+
+/** The scope's signing intermediate, or the not-yet-minted (or lost) refusal. */
 export function activeIntermediate(mesh: Mesh, scope: string): Certificate {
   const m = mesh.material.get(scope);
+  const lost = intermediateLost(mesh, scope);
+  if (lost) throw lost;
   if (!m?.intermediate) {
     throw new TrellisError('not-yet-minted', `scope ${scope} has no intermediate yet`, {
       file: paths.intermediate(scope), hint: `the custodian runs trellis-root intermediate ${scope} (or --pending) offline and commits`,

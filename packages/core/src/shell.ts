@@ -57,7 +57,7 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
       code = e.exitCode;
     } else if (io) {
       say(`${tool}: ${io}\n`);
-      code = 1;
+      code = PATH_ERRORS.includes((e as NodeJS.ErrnoException).code ?? '') ? 2 : 1;
     } else {
       say(`${tool}: internal error: ${(e as Error)?.message ?? e}\n  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …\n`);
       if (process.env.TRELLIS_DEBUG) say(`${(e as Error)?.stack}\n`);
@@ -83,7 +83,18 @@ const ERRNO: Record<string, string> = {
   EPERM: 'operation not permitted',
   EPIPE: 'the reading end of the pipe is closed',
   EBADF: 'not open for writing',
+  // A path the user gave (a flag, TMPDIR, a link) that cannot be used: their input, not a bug.
+  ENOENT: 'no such file or directory',
+  ENOTDIR: 'a part of the path is not a directory',
+  EISDIR: 'is a directory',
+  ENAMETOOLONG: 'the path is too long',
+  ELOOP: 'too many symbolic links',
+  EMFILE: 'too many open files',
+  ENFILE: 'too many open files on the system',
 };
+
+/** Errors of a path the user named: exit 2 (bad input); the rest of ERRNO is the machine's (exit 1). */
+const PATH_ERRORS = ['ENOENT', 'ENOTDIR', 'EISDIR', 'ENAMETOOLONG', 'ELOOP'];
 
 function describeErrno(e: NodeJS.ErrnoException): string {
   return e.code && ERRNO[e.code] ? `${ERRNO[e.code]} (${e.code})` : (e.message ?? String(e));
@@ -106,7 +117,11 @@ export function ioFailure(e: unknown): string | undefined {
       ? 'check the disk, then rerun: an interrupted write is completed or discarded by the next run'
       : err.code === 'EBADF'
         ? 'run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost'
-        : 'make it writable by this user (or choose another place) and rerun';
+        : PATH_ERRORS.includes(err.code)
+          ? 'check the path (the flag or variable that named it: --out, --store, TMPDIR …) and rerun'
+          : err.code === 'EMFILE' || err.code === 'ENFILE'
+            ? 'raise the open-file limit (ulimit -n) and rerun'
+            : 'make it writable by this user (or choose another place) and rerun';
   return `${where}${op}${describeErrno(err)}\n  → ${hint}`;
 }
 

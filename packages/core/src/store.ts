@@ -409,7 +409,8 @@ function fsyncDir(dir: string): void {
 export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomSuffix()}.tmp`);
+  // A short name of its own: the target's name may already be as long as the file system allows.
+  const tmp = path.join(dir, `.trellis-${randomSuffix()}.tmp`);
   writeDurably(tmp, content, mode);
   try {
     renameDurably(tmp, file);

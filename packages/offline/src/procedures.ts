@@ -8,7 +8,7 @@
 import {
   TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
-  ceremonyCrlWrite, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
+  ceremonyCrlWrite, intermediateLost, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
 } from '@trellis/core';
 import { linkCertificate, mintIntermediate, mintRoot, resignIntermediate, rootCrlPem, type RootSigner } from './ceremony.js';
@@ -171,6 +171,8 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const def = scopeDef(mesh, scope);
   const m = mesh.material.get(scope)!;
   if (!inRole(liveIntermediates(mesh, scope), 'active')) {
+    const lost = intermediateLost(mesh, scope);
+    if (lost) throw lost;
     throw new TrellisError('not-yet-minted', `scope ${scope} has no intermediate to recover`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
   }
   const fresh = await mintIntermediate(scope, mesh.config, signers[0]!, now, c.seam);

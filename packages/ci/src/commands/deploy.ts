@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
-  requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
+  quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 import { assertOutsideTrackedTree, wipeOutDir } from '../out-dir.js';
@@ -118,6 +118,10 @@ async function runDeploy(a: Args): Promise<void> {
       return s;
     };
     const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
+    // The default may not exist (no leaf was minted); a directory named on purpose must, or a typo would ship no leaf at exit 0.
+    if (a.from !== undefined && !fs.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new TrellisError('usage', `--from ${quoteInput(a.from)} is not a directory`, { field: '--from', hint: 'name the directory renew --out wrote the leaves to (default <store>/.trellis/out)' });
+    }
     const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
     const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
     // Secrets carry tls.key: the manifests go where git does not commit.
@@ -215,7 +219,8 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
     }
     case 'kubernetes': {
       const { applyManifests, manifests } = await import('../targets/kubernetes.js');
-      const file = path.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
+      // One directory level per name: a 247-character object name still fits a file name (255 bytes).
+      const file = path.join(ctx.manifestDir, job.scope, job.service, t.namespace, `${t.name}.yaml`);
       writeFileAtomic(file, manifests(t, job.scope, job.service, release), 0o600);
       if (!t.context) return { job, status: 'written', detail: `${describeRelease(release)}: ${file}` };
       return { job, status: 'applied', detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };

@@ -1,6 +1,6 @@
 import type { CommandModule } from 'yargs';
 import readline from 'node:readline';
-import { TrellisError, ceremonyState, clock, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
+import { TrellisError, ceremonyState, clock, intermediateLost, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
@@ -42,9 +42,7 @@ async function runIntermediate(a: Args): Promise<void> {
     const unminted = (s: string) => {
       const state = ceremonyState(mesh, s);
       if (state === 'minted') return false;
-      if (state === 'lost') {
-        throw new TrellisError('corrupt-store', `scope ${s} had an intermediate but intermediate.pem is missing`, { file: paths.intermediate(s), hint: 'restore it from git; if it is lost for good, the scope needs trellis-root recover' });
-      }
+      if (state === 'lost') throw intermediateLost(mesh, s)!;
       return true;
     };
     let targets: string[];

@@ -1,0 +1,106 @@
+/**
+ * Errors that fit where they run: a host has no git, a reserved name is named
+ * reserved, two commands never point at each other, a path a user named that
+ * cannot be used is bad input (exit 2) and never "internal error", and a
+ * directory named on purpose that does not exist is refused, not read as empty.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { newIdentity } from '@trellis/core';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { REPO, tool } from './helpers/cli.js';
+import { snapshotStore } from './helpers/store-hash.js';
+import { at, RUN_NOW } from './helpers/clock.js';
+
+const T0 = at(RUN_NOW);
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-errors-'));
+let pristine: FakeMesh;
+
+beforeAll(async () => {
+  pristine = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] }, now: T0 });
+});
+
+const noBug = (out: string) => expect(out, 'no internal error, no stack trace').not.toMatch(/internal error|\n\s+at \S/);
+
+describe('errors that fit where they run', () => {
+  it('a truncated sealed release: exit 2 on the host, and no word of git (a host has none)', async () => {
+    const host = await newIdentity();
+    const idFile = path.join(scratch, 'host.identity');
+    fs.writeFileSync(idFile, `${host.identity}\n`, { mode: 0o600 });
+    const sealed = (await tool('age', ['-a', '-r', host.recipient], { input: '{"release":{}}' })).stdout;
+    const bundle = path.join(scratch, 'truncated.age');
+    fs.writeFileSync(bundle, `${sealed.slice(0, Math.floor(sealed.length / 2))}\n-----END AGE ENCRYPTED FILE-----\n`);
+    const r = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', path.join(scratch, 'releases'), '--roots', pristine.path('bundles/root/roots.pem')], {
+      env: { PATH: process.env.PATH, TRELLIS_AGENT_IDENTITY_FILE: idFile }, extendEnv: false, reject: false, stdin: 'ignore',
+    });
+    expect(r.exitCode, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/not a readable age file/);
+    expect(r.stderr).not.toMatch(/git/);
+    noBug(r.stderr);
+  });
+
+  it('scopes/root.yaml is named reserved (bundles/root is the root CA), and no ceremony writes over the root', async () => {
+    const m = pristine.clone();
+    m.writeScope('root', ['api']);
+    const snap = snapshotStore(m.dir);
+    const cer = await m.root(['intermediate', '--pending', '--now', T0]);
+    expect(cer.code, cer.stdout + cer.stderr).toBe(2);
+    expect(cer.stderr).toMatch(/scopes\/root\.yaml: "root" is reserved/);
+    expect(snap.now()).toEqual(snap.before);
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.code).toBe(2);
+    expect(v.stderr).toMatch(/reserved/);
+    const add = await m.ci(['scope', 'add', 'root', '--service', 'api']);
+    expect(add.code, add.stderr).toBe(2);
+    expect(snap.now()).toEqual(snap.before);
+  });
+
+  it('a lost intermediate.pem: intermediate and recover both say to restore it from git, neither sends to the other', async () => {
+    const m = pristine.clone();
+    fs.rmSync(m.path('bundles/us-east-1/intermediate.pem'));
+    const inter = await m.root(['intermediate', 'us-east-1', '--now', T0]);
+    const rec = await m.root(['recover', 'us-east-1', '--now', T0]);
+    for (const r of [inter, rec]) {
+      expect(r.code, r.stderr).toBe(1);
+      expect(r.stderr).toMatch(/git log -- bundles\/us-east-1\/intermediate\.pem/);
+      noBug(r.stderr);
+    }
+    expect(rec.stderr).not.toMatch(/→ trellis-root intermediate/);
+  });
+
+  it('deploy with TMPDIR missing: exit 2 naming the path, never "internal error"', async () => {
+    const m = pristine.clone();
+    const srv = path.join(scratch, 'srv');
+    await m.allow({ dir: { paths: [srv] } });
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: path.join(srv, 'api') }] } }]);
+    const r = await m.ci(['deploy', '--type', 'dir', '--now', T0], { TMPDIR: path.join(scratch, 'no-such-tmp') });
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/no-such-tmp.*no such file or directory/);
+    noBug(r.stdout + r.stderr);
+  });
+
+  it('deploy --from a directory that does not exist is refused (exit 2), not read as "no new leaf"', async () => {
+    const m = pristine.clone();
+    const srv = path.join(scratch, 'srv2');
+    await m.allow({ dir: { paths: [srv] } });
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: path.join(srv, 'api') }] } }]);
+    const r = await m.ci(['deploy', '--type', 'dir', '--from', path.join(scratch, 'ouf'), '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/--from .*ouf.* is not a directory/);
+    expect(fs.existsSync(srv), 'nothing shipped').toBe(false);
+  });
+
+  it('a Kubernetes object name of 247 characters is written (one directory per name part), not "internal error"', async () => {
+    const m = pristine.clone();
+    const name = `a${'b'.repeat(245)}c`;
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'kubernetes', name, namespace: 'mesh' }] } }]);
+    const manifests = path.join(scratch, 'k8s');
+    const r = await m.ci(['deploy', '--type', 'kubernetes', '--manifests', manifests, '--now', T0]);
+    noBug(r.stdout + r.stderr);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(fs.existsSync(path.join(manifests, 'us-east-1', 'api', 'mesh', `${name}.yaml`))).toBe(true);
+  });
+});
