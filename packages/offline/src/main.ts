@@ -22,7 +22,8 @@ import { setTokenFlags } from './token.js';
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
   // Ceremonies ask again, for the record their ledger entry keeps.
-  requireOfflinePosture({ allowOnline: process.argv.includes('--allow-online') });
+  // Help and version open no key: they answer on a connected machine too (the other posture refusals stay).
+  requireOfflinePosture({ allowOnline: asksOnlyForHelp(hideBin(process.argv)) || process.argv.includes('--allow-online') });
   return yargs(hideBin(process.argv))
     .scriptName('trellis-root')
     .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
@@ -55,4 +56,12 @@ function storeDirOrUndefined(flag: string | undefined): string | undefined {
   } catch {
     return undefined; // init, or no store: the command reports it
   }
+}
+
+/** `--help` anywhere, `version`, or no command at all: what prints text and touches nothing. */
+function asksOnlyForHelp(args: string[]): boolean {
+  if (args.includes('--help') || args.includes('-h')) return true;
+  const valued = new Set(['--store', '--now', '--pkcs11-module', '--pin-file', '--shares-from']);
+  const positionals = args.filter((a, i) => !a.startsWith('-') && !valued.has(args[i - 1] ?? ''));
+  return positionals.length === 0 || (positionals.length === 1 && positionals[0] === 'version');
 }

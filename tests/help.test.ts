@@ -1,0 +1,35 @@
+/**
+ * Help never touches a key: `trellis-root --help`, every subcommand's `--help`
+ * and `version` answer on a machine whose network is up, while every other
+ * posture refusal stays (CI=true, a CI identity beside it, any real command online).
+ */
+import { describe, expect, it } from 'vitest';
+import { baseEnv, ROOT_BIN } from './helpers/cli.js';
+import { execa } from 'execa';
+
+const COMMANDS = ['init', 'intermediate', 'rotate', 'recover', 'retire', 'crl', 'confirm', 'rekey', 'status', 'verify', 'check', 'version'];
+
+/** trellis-root as on a connected machine: no TRELLIS_ALLOW_ONLINE. */
+async function root(args: string[], env: Record<string, string> = {}) {
+  const r = await execa('node', [ROOT_BIN, ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore' });
+  return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}` };
+}
+
+/** A network interface other than loopback is up: the test is only meaningful then. */
+const online = (await root(['status'])).out.includes('network interface(s) up');
+
+describe('trellis-root help on a connected machine', () => {
+  it.skipIf(!online)('--help, every subcommand\'s --help and version exit 0', async () => {
+    for (const args of [['--help'], ['version'], ...COMMANDS.map((c) => [c, '--help'])]) {
+      const r = await root(args);
+      expect(r.code, `${args.join(' ')}: ${r.out}`).toBe(0);
+      expect(r.out).not.toMatch(/network interface\(s\) up/);
+    }
+  });
+
+  it.skipIf(!online)('a real command still refuses online (exit 3), and help in CI still refuses', async () => {
+    expect((await root(['status'])).code).toBe(3);
+    expect((await root(['--help'], { CI: 'true' })).code).toBe(3);
+    expect((await root(['status', '--help'], { TRELLIS_CI_IDENTITY: 'x' })).code).toBe(3);
+  });
+});
