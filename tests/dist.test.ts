@@ -20,7 +20,7 @@ import { buildRelease, noNodeModulesAbove, readManifest, releaseKey, type Manife
 const isRoot = process.getuid?.() === 0;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-dist-'));
 const rel = path.join(work, 'release');
-const CLIS = ['trellis-root.mjs', 'trellis-ci.mjs', 'trellis-agent.mjs'];
+const CLIS = ['trellis-root.mjs', 'trellis-ci.mjs', 'trellis-agent.mjs', 'trellis-drill.mjs'];
 let manifest: Manifest;
 let release: { key: string; allowed: string };
 let stranger: { key: string; allowed: string };
@@ -50,13 +50,13 @@ beforeAll(() => {
 
 describe('the release pnpm dist writes', () => {
   it('holds the three CLIs, installer.sh, the SBOM, and manifest.json and SHA256SUMS, both signed', () => {
-    expect(fs.readdirSync(rel).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'installer.sh', 'manifest.json', 'manifest.json.sig', 'mint-worker.mjs', 'sbom.cdx.json', ...CLIS].sort());
+    expect(fs.readdirSync(rel).sort()).toEqual(['SHA256SUMS', 'SHA256SUMS.sig', 'installer.sh', 'manifest.json', 'manifest.json.sig', 'mint-worker.mjs', 'drill-probe.mjs', 'sbom.cdx.json', ...CLIS].sort());
     expect(manifest.format).toBe('trellis-release/1');
     for (const a of manifest.artifacts) {
       expect(a.sha256, a.file).toBe(sha256(path.join(rel, a.file)));
       expect(a.bytes, a.file).toBe(fs.statSync(path.join(rel, a.file)).size);
     }
-    expect(manifest.artifacts.map((a) => a.file).sort()).toEqual(['installer.sh', 'mint-worker.mjs', 'sbom.cdx.json', ...CLIS].sort());
+    expect(manifest.artifacts.map((a) => a.file).sort()).toEqual(['installer.sh', 'mint-worker.mjs', 'drill-probe.mjs', 'sbom.cdx.json', ...CLIS].sort());
     expect(manifest.artifacts.find((a) => a.file === 'trellis-ci.mjs')!.needs).toEqual(['installer.sh', 'mint-worker.mjs']);
     // SHA256SUMS: the same hashes for sha256sum -c, and the manifest's own.
     const sums = fs.readFileSync(path.join(rel, 'SHA256SUMS'), 'utf8');
@@ -87,14 +87,14 @@ describe('the release pnpm dist writes', () => {
     fs.mkdirSync(scratch);
     for (const f of [...CLIS, 'installer.sh']) fs.copyFileSync(path.join(rel, f), path.join(scratch, f));
     expect(noNodeModulesAbove(scratch)).toBe(true);
-    for (const cli of ['trellis-ci.mjs', 'trellis-agent.mjs']) {
+    for (const cli of ['trellis-ci.mjs', 'trellis-agent.mjs', 'trellis-drill.mjs']) {
       const help = await run('node', [cli, '--help'], { cwd: scratch });
       expect(help.code, `${cli}: ${help.stderr}`).toBe(0);
       expect(help.stdout).toMatch(/version/);
     }
     for (const cli of CLIS) {
-      // trellis-root keeps its posture for every command, version included: this machine is online, so the test opts in.
-      const v = await run('node', [cli, 'version'], { cwd: scratch, env: cli === 'trellis-root.mjs' ? { TRELLIS_ALLOW_ONLINE: '1' } : { CI: 'true' } });
+      // version opens no key: trellis-root answers it online too (tests/help.test.ts); the drill runs outside CI.
+      const v = await run('node', [cli, 'version'], { cwd: scratch, env: cli === 'trellis-ci.mjs' || cli === 'trellis-agent.mjs' ? { CI: 'true' } : {} });
       expect(v.code, `${cli}: ${v.stderr}`).toBe(0);
       expect(v.stdout).toContain(`commit  ${manifest.commit}`);
       expect(v.stdout).toContain(`sha256  ${manifest.artifacts.find((a) => a.file === cli)!.sha256}`);
@@ -106,6 +106,21 @@ describe('the release pnpm dist writes', () => {
     const dev = await run('node', [path.join(REPO, 'packages/offline/dist/main.js'), 'version'], { cwd: scratch, env: { TRELLIS_ALLOW_ONLINE: '1' } });
     expect(dev.stdout).toBe('trellis-root: not a self-contained build (run from the workspace); build one with pnpm dist'); // execa drops the final newline
   });
+
+  it('trellis-drill.mjs rehearses a recovery with the trellis-root.mjs, trellis-ci.mjs and drill-probe.mjs beside it, no workspace above', async () => {
+    const scratch = path.join(work, 'drill');
+    fs.mkdirSync(scratch);
+    for (const f of ['trellis-drill.mjs', 'trellis-root.mjs', 'trellis-ci.mjs', 'drill-probe.mjs', 'mint-worker.mjs', 'installer.sh']) fs.copyFileSync(path.join(rel, f), path.join(scratch, f));
+    expect(noNodeModulesAbove(scratch)).toBe(true);
+    const root = path.join(REPO, 'packages/offline/dist/main.js');
+    const store = path.join(scratch, 'store');
+    const init = await run('node', [root, 'init', '--store', store, '--mesh', 'm', '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(scratch, 'ci.id')], { env: { TRELLIS_ALLOW_ONLINE: '1' } });
+    expect(init.code, init.stderr).toBe(0);
+    fs.writeFileSync(path.join(store, 'scopes/us-east-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
+    const drill = await run('node', ['trellis-drill.mjs', 'recover', 'us-east-1', '--store', store], { cwd: scratch });
+    expect(drill.code, drill.stdout + drill.stderr).toBe(0);
+    expect(drill.stdout).toMatch(/^OK: all \d+ checks across \d+ phases match their expectation/m);
+  }, 180_000);
 
   it('trellis-ci.mjs signs a big renew on worker threads from mint-worker.mjs beside it, and fails loudly without it', async () => {
     const scratch = path.join(work, 'workers');

@@ -31,6 +31,8 @@ export const CLIS = [
   { file: 'trellis-root.mjs', entry: 'packages/offline/src/main.ts', needs: [] },
   { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh', 'mint-worker.mjs'] },
   { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
+  // The drill runs the real trellis-root and trellis-ci of the same release, beside it.
+  { file: 'trellis-drill.mjs', entry: 'packages/drill/src/main.ts', needs: ['trellis-root.mjs', 'trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs', 'drill-probe.mjs'] },
 ];
 /**
  * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
@@ -39,6 +41,7 @@ export const CLIS = [
 export const BESIDE = [
   { file: 'installer.sh', from: 'packages/agent/installer.sh' },
   { file: 'mint-worker.mjs', entry: 'packages/ci/src/mint-worker.ts' }, // renew's leaf-signing threads (packages/ci/src/mint-pool.ts)
+  { file: 'drill-probe.mjs', entry: 'packages/drill/src/probe.ts' }, // the drill's handshakes, run under libfaketime (packages/drill/src/probe-at.ts)
 ];
 /** What the bundles are made of: the newest commit touching these names the build (tests and docs do not count). */
 const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs'];

@@ -2,7 +2,7 @@
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
 export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
 export * from './names.js';
-export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
+export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS, POLICY_CEILINGS,
   type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
 } from './config.js';
 export {

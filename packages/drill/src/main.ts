@@ -7,7 +7,7 @@
  */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { assertDrillPosture, failAsUsage, refuseRepeatedFlags, runMain } from '@trellis/core';
+import { assertDrillPosture, failAsUsage, refuseRepeatedFlags, runMain, versionCommand } from '@trellis/core';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
 import { rotateRoot } from './commands/rotate-root.js';
@@ -22,6 +22,7 @@ await runMain('trellis-drill', () => {
     .option('now', { type: 'string', global: true, describe: 'start the simulated clock at this RFC 3339 time (default: now)' })
     .option('keep', { type: 'boolean', global: true, describe: 'keep the scratch directory' })
     .command([rotateIntermediate, recover, rotateRoot] as CommandModule[])
+    .command(versionCommand('trellis-drill'))
     .middleware((argv) => refuseRepeatedFlags(argv))
     .demandCommand(1, 'name a command')
     .strict()

@@ -13,8 +13,10 @@ export interface ProbeResult extends Outcome {
   server: string;
 }
 
-/** The built probe, whether this module runs from src (tests, tsx) or dist. */
-const PROBE = path.resolve(import.meta.dirname, '../dist/probe.js');
+/** The built probe: beside the bundle in a release (drill-probe.mjs), else the workspace's dist, whether this module runs from src or dist. */
+const PROBE = import.meta.url.endsWith('.mjs') && fs.existsSync(path.join(import.meta.dirname, 'drill-probe.mjs'))
+  ? path.join(import.meta.dirname, 'drill-probe.mjs')
+  : path.resolve(import.meta.dirname, '../dist/probe.js');
 
 /** Runs `pairs` in a process whose clock reads `when`; refuses a probe whose clock did not take. */
 export async function probeAt(when: Date, pairs: { client: Party; server: Party }[], scratch: string): Promise<ProbeResult[]> {

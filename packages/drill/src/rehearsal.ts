@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { GLOBAL_SCOPE, Store, edgeCrl, loadMesh, nextGate, type Finding, type ScopeDef } from '@trellis/core';
+import { GLOBAL_SCOPE, POLICY_CEILINGS, Store, edgeCrl, loadMesh, nextGate, type Finding, type ScopeDef } from '@trellis/core';
 import { expectHandshake, renderPhase, totalCells, wrongCells, type Check, type Host, type PhaseResult, type Role } from './checklist.js';
 import type { Cell } from './mtls.js';
 import { probeAt } from './probe-at.js';
@@ -19,8 +19,8 @@ export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
 /** At most this many services of the rehearsed scope take part in the matrix: the checklist needs a few, not a fleet. */
 const SERVICES_PER_SCOPE = 3;
-/** Longer than any rehearsal's span. */
-const STRANGER_LEAF_TTL = 400 * DAY;
+/** Longer than any rehearsal's span: the longest leaf a mesh accepts. */
+const STRANGER_LEAF_TTL = POLICY_CEILINGS.ttl.leaf;
 
 export interface RehearsalOptions {
   scope: string;

@@ -6,15 +6,23 @@
 import fs from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { stringify, parse } from 'yaml';
 import { TrellisError, formatDuration, toYaml, type ScopeDef } from '@trellis/core';
 import type { MeshShape } from './shape.js';
 
-const require = createRequire(import.meta.url);
-const binOf = (pkg: string) => path.join(path.dirname(require.resolve(`${pkg}/package.json`)), 'dist/main.js');
-const ROOT_BIN = binOf('@trellis/offline');
-const CI_BIN = binOf('@trellis/ci');
+/**
+ * The CLIs the drill runs: beside it in a release (dist/trellis-root.mjs …), else the workspace's
+ * builds. Resolved when first used: a release has no workspace to resolve from.
+ */
+const binOf = (pkg: string, released: string) => (): string => {
+  const beside = fileURLToPath(new URL(`./${released}`, import.meta.url));
+  if (import.meta.url.endsWith('.mjs') && fs.existsSync(beside)) return beside;
+  return path.join(path.dirname(createRequire(import.meta.url).resolve(`${pkg}/package.json`)), 'dist/main.js');
+};
+const ROOT_BIN = binOf('@trellis/offline', 'trellis-root.mjs');
+const CI_BIN = binOf('@trellis/ci', 'trellis-ci.mjs');
 
 export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
@@ -64,12 +72,12 @@ export class ScratchMesh {
   /** trellis-root on the scratch store with the throwaway root identity (online by design: nothing real is at stake). */
   async root(args: string[], opts: { quiet?: boolean; identity?: boolean } = {}): Promise<string> {
     const env = { TRELLIS_ALLOW_ONLINE: '1', ...(opts.identity === false ? {} : { TRELLIS_ROOT_IDENTITY_FILE: this.rootId }) };
-    return this.run('trellis-root', ROOT_BIN, args, env, opts.quiet);
+    return this.run('trellis-root', ROOT_BIN(), args, env, opts.quiet);
   }
 
   /** trellis-ci on the scratch store: CI=true and the throwaway CI identity. */
   async ci(args: string[], opts: { quiet?: boolean; allowFail?: boolean } = {}): Promise<string> {
-    return this.run('trellis-ci', CI_BIN, args, { CI: 'true', TRELLIS_CI_IDENTITY_FILE: this.ciId }, opts.quiet, opts.allowFail);
+    return this.run('trellis-ci', CI_BIN(), args, { CI: 'true', TRELLIS_CI_IDENTITY_FILE: this.ciId }, opts.quiet, opts.allowFail);
   }
 
   private async run(tool: string, bin: string, args: string[], extra: Record<string, string>, quiet = false, allowFail = false): Promise<string> {
