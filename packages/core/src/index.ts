@@ -41,6 +41,10 @@ export {
   type Confirmation, type Refusal,
 } from './deploy-allow-list.js';
 export { deployFindings } from './verify-deploy.js';
+export {
+  ownershipCollisions, meshCollisions, heldServices, ownershipFindings, collisionRefusal, describeCollision, collisionHint, canonicalDns, canonicalDir, canonicalSpiffe,
+  type Collision, type ClaimKind, type Owner, type OwnershipInput,
+} from './uniqueness.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';
