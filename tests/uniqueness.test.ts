@@ -214,6 +214,7 @@ describe('through the real commands', () => {
     expect(plan.stderr).toContain('renew would hold the claimants of 1 collision');
 
     const before = serials(m, 'us-east-1');
+    const webCert = fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8');
     const r = await m.ci(['renew', '--force', '--now', T]);
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain('renew held the claimants of 1 collision');
@@ -226,7 +227,7 @@ describe('through the real commands', () => {
     expect(after.api).not.toBe(before.api);
     expect(after.db).not.toBe(before.db);
     expect(serials(m, 'eu-west-1').api).not.toBe(undefined);
-    expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(false);
+    expect(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).toBe(webCert);
     // The store is consistent: the collision is verify's only error.
     const again = await findings(m);
     expect(again.findings.filter((f) => f.level === 'error').map((f) => f.check)).toEqual(['ownership']);
@@ -257,8 +258,7 @@ describe('through the real commands', () => {
     const v = await findings(m);
     expect(v.code).toBe(1);
     const msg = v.findings.find((f) => f.check === 'ownership')!.message;
-    expect(msg).toContain(`deploy directory "local:${base}/${p}" is claimed by us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].path`);
-    expect(msg).toContain('us-east-1/db (scopes/us-east-1.yaml services.db.deploy[0].path');
+    expect(msg).toContain(`deploy directory "local:${base}/${p}" is claimed by us-east-1/db (scopes/us-east-1.yaml services.db.deploy[0].path "${base}/${q}") and us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].path "${base}/${p}")`);
 
     const r = await m.ci(['renew', '--now', T]);
     expect(r.code).toBe(2);
@@ -293,7 +293,7 @@ describe('through the real commands', () => {
     expect(v.code).toBe(1);
     const msgs = v.findings.filter((f) => f.check === 'ownership').map((f) => f.message);
     expect(msgs).toEqual([
-      expect.stringContaining('Kubernetes object "mesh/Secret/mesh-tls" is claimed by us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].name) and eu-west-1/api (scopes/eu-west-1.yaml services.api.deploy[0].name)'),
+      expect.stringContaining('Kubernetes object "mesh/Secret/mesh-tls" is claimed by eu-west-1/api (scopes/eu-west-1.yaml services.api.deploy[0].name) and us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].name)'),
       expect.stringContaining('Kubernetes object "mesh/ConfigMap/mesh-tls-trust"'),
     ]);
     const before = { us: serials(m, 'us-east-1'), eu: serials(m, 'eu-west-1') };
