@@ -60,6 +60,13 @@ describe('the rule (pure)', () => {
     if (collide) expect(c[0]!.kind).toBe('directory');
   });
 
+  it('a resolver the shell gives (deploy: links on the runner) decides local directories; the owners keep the path as written', () => {
+    const input = mesh({ s: [{ name: 'a', deploy: [dir('/srv/real/x')] }, { name: 'b', deploy: [dir('/srv/link/x')] }] });
+    expect(ownershipCollisions(input)).toEqual([]);
+    const c = ownershipCollisions({ ...input, localDir: (p) => p.replace('/srv/link', '/srv/real') });
+    expect(c.map((x) => [x.value, x.owners.map((o) => o.value)])).toEqual([['local:/srv/real/x', ['/srv/real/x', '/srv/link/x']]]);
+  });
+
   it('ssh directories are compared on the machine the entry connects to, not by entry name', () => {
     const ssh = { h1: { host: 'Web.internal', port: 22 }, h2: { host: 'web.internal', port: 22 }, h3: { host: 'web.internal', port: 2222 } };
     const two = (x: string, y: string) => ownershipCollisions(mesh({ s: [{ name: 'a', deploy: [{ type: 'ssh', host: x, path: '/srv/a' }] }, { name: 'b', deploy: [{ type: 'ssh', host: y, path: '/srv/a' }] }] }, ssh));
@@ -273,6 +280,20 @@ describe('through the real commands', () => {
     expect(fs.existsSync(`${base}/${q}`)).toBe(false);
     // Held targets are recorded in the scope's ledger as held.
     expect(m.read('bundles/us-east-1/ledger.jsonl')).toMatch(/"status":"held"/);
+  });
+
+  it('two dir targets that are one directory through a symbolic link on the runner: deploy holds both (exit 2); verify, which sees no runner, cannot', async () => {
+    const m = pristine.clone();
+    const base = fs.mkdtempSync(path.join(targets, 'link-'));
+    fs.mkdirSync(`${base}/real`);
+    fs.symlinkSync(`${base}/real`, `${base}/link`);
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: `${base}/api` }] } }, { web: { deploy: [{ type: 'dir', path: `${base}/real/tls` }] } }, { db: { deploy: [{ type: 'dir', path: `${base}/link/tls` }] } }]);
+    expect((await findings(m)).code).toBe(0);
+    const d = await m.ci(['deploy', '--now', T]);
+    expect(d.code, d.stdout + d.stderr).toBe(2);
+    expect(d.stderr).toContain(`deploy directory "local:${base}/real/tls" is claimed by us-east-1/db (scopes/us-east-1.yaml services.db.deploy[0].path "${base}/link/tls")`);
+    expect(d.stdout).toMatch(/installed\s+us-east-1\/api/);
+    expect(fs.readdirSync(`${base}/real`)).toEqual([]);
   });
 
   it('a directory written with .. or a trailing slash is refused by its pattern before any comparison (exit 2, naming the field)', async () => {

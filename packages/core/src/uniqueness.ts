@@ -41,6 +41,8 @@ export interface OwnershipInput {
   scopes: readonly { name: string; services: readonly { name: string; dns: readonly string[]; deploy: readonly DeploySelection[] }[] }[];
   /** The ssh allow-list: where an ssh target's entry actually connects (two entries may name one machine). */
   ssh?: Readonly<Record<string, { host: string; port: number }>>;
+  /** How the shell resolves a dir target's path on this runner (deploy: links followed); lexical when unset. */
+  localDir?: (path: string) => string;
 }
 
 interface Claim extends Owner {
@@ -81,7 +83,7 @@ function claimsOf(input: OwnershipInput): Claim[] {
         if (t.type === 'dir' || t.type === 'ssh') {
           const entry = t.type === 'ssh' ? input.ssh?.[t.host] : undefined;
           const machine = t.type === 'dir' ? 'local' : entry ? `${entry.host.toLowerCase()}:${entry.port}` : t.host;
-          const dir = canonicalDir(t.path);
+          const dir = canonicalDir(t.type === 'dir' && input.localDir ? input.localDir(canonicalDir(t.path)) : t.path);
           out.push({ ...own, kind: 'directory', key: `${machine}:${dir}`, machine, dir, field: `${f}.path`, value: t.path });
         } else if (t.type === 'kubernetes') {
           // The Secret and the trust ConfigMap deploy applies, and the manifest file it writes them to.
@@ -171,8 +173,8 @@ export function collisionHint(c: Collision): string {
 }
 
 /** The mesh's collisions: its declared scopes, and where each ssh entry of trellis.yaml connects. */
-export function meshCollisions(mesh: Pick<Mesh, 'config' | 'scopes'>): Collision[] {
-  return ownershipCollisions({ trustDomain: mesh.config.trustDomain, scopes: mesh.scopes, ssh: mesh.config.deploy.ssh });
+export function meshCollisions(mesh: Pick<Mesh, 'config' | 'scopes'>, localDir?: OwnershipInput['localDir']): Collision[] {
+  return ownershipCollisions({ trustDomain: mesh.config.trustDomain, scopes: mesh.scopes, ssh: mesh.config.deploy.ssh, ...(localDir ? { localDir } : {}) });
 }
 
 /** verify: each collision an error naming every owner. */
@@ -182,11 +184,15 @@ export function ownershipFindings(mesh: Pick<Mesh, 'config' | 'scopes'>): Findin
   }));
 }
 
-/** What renew, plan and deploy exit with after doing everything else: exit 2, naming each collision. */
-export function collisionRefusal(collisions: readonly Collision[], what: string): TrellisError | undefined {
+/**
+ * What renew, plan and deploy exit with after doing everything else: exit 2, naming each
+ * collision. `did`: what the command did, such as "renew held" or "renew would hold".
+ */
+export function collisionRefusal(collisions: readonly Collision[], did: string): TrellisError | undefined {
   if (!collisions.length) return undefined;
   const first = collisions[0]!;
-  return new TrellisError('ownership-collision', `${what}: ${collisions.map(describeCollision).join('; ')}`, {
-    file: `scopes/${first.owners[0]!.scope}.yaml`, field: first.owners[0]!.field, hint: `${collisionHint(first)}; every other service went ahead as usual`,
+  const n = collisions.length;
+  return new TrellisError('ownership-collision', `${did} the claimants of ${n} collision${n === 1 ? '' : 's'}, every other service as usual: ${collisions.map(describeCollision).join('; ')}`, {
+    file: `scopes/${first.owners[0]!.scope}.yaml`, field: first.owners[0]!.field, hint: collisionHint(first),
   });
 }

@@ -90,7 +90,7 @@ async function runDeploy(a: Args): Promise<void> {
       return;
     }
     // A service in a collision (two services in one directory, one Kubernetes object…) gets nothing; the others deploy as usual.
-    const heldBy = heldServices(meshCollisions(mesh));
+    const heldBy = heldServices(meshCollisions(mesh, onThisRunner));
     const heldOf = (j: Job) => heldBy.get(`${j.scope}/${j.service}`);
     const jobs = selected.filter((j) => !heldOf(j));
     const heldOutcomes: Outcome[] = selected.filter((j) => heldOf(j)).map((job) => ({ job, status: 'held', detail: `not delivered: ${heldOf(job)!.map(describeCollision).join('; ')}` }));
@@ -191,9 +191,22 @@ async function runDeploy(a: Args): Promise<void> {
       }
     }
     const collisions = [...new Set(selected.flatMap((j) => heldOf(j) ?? []))];
-    const refusal = collisionRefusal(collisions, `deploy held the claimants of ${collisions.length} collision${collisions.length === 1 ? '' : 's'}`);
+    const refusal = collisionRefusal(collisions, 'deploy held');
     if (refusal) throw refusal;
   });
+}
+
+/** A dir target's path as this runner resolves it, symbolic links followed as far as it exists: two spellings of one directory are one. */
+function onThisRunner(p: string): string {
+  const rest: string[] = [];
+  for (let head = p; ; head = path.dirname(head)) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest);
+    } catch {
+      if (head === path.dirname(head)) return p;
+      rest.unshift(path.basename(head));
+    }
+  }
 }
 
 /** The release a dir target holds now. */

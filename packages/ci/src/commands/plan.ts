@@ -12,7 +12,7 @@ export const plan: CommandModule<object, Args> = {
     const p = await withStore(a.store, async (store) => planRenew(loadMesh(store), clock(a.now), { scope: a.scope }));
     process.stdout.write(a.json ? `${JSON.stringify(p, null, 2)}\n` : renderPlan(p));
     // As renew would: the plan is printed, then the collisions fail it (exit 2).
-    const refusal = collisionRefusal(p.collisions, `renew would hold the claimants of ${p.collisions.length} collision${p.collisions.length === 1 ? '' : 's'}`);
+    const refusal = collisionRefusal(p.collisions, 'renew would hold');
     if (refusal) throw refusal;
   },
 };

@@ -90,7 +90,7 @@ export interface RenewOptions {
 export async function renewStore(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void): Promise<RenewResult | undefined> {
   let collisions: RenewPlan['collisions'] = [];
   const result = await renewPlanned(store, o, identities, say, (plan) => (collisions = plan.collisions));
-  const refusal = collisionRefusal(collisions, `renew ${o.dryRun ? 'would hold' : 'held'} the claimants of ${collisions.length} collision${collisions.length === 1 ? '' : 's'}`);
+  const refusal = collisionRefusal(collisions, o.dryRun ? 'renew would hold' : 'renew held');
   if (refusal) throw refusal;
   return result;
 }
