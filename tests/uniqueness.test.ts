@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import type { DeploySelection } from '@trellis/core';
+import type { DeploySelection } from '../packages/core/src/config.js';
 import { heldServices, ownershipCollisions, type Collision, type OwnershipInput } from '../packages/core/src/uniqueness.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { hashTree } from './helpers/store-hash.js';

@@ -82,7 +82,7 @@ function claimsOf(input: OwnershipInput): Claim[] {
         const f = `${at}.deploy[${i}]`;
         if (t.type === 'dir' || t.type === 'ssh') {
           const entry = t.type === 'ssh' ? input.ssh?.[t.host] : undefined;
-          const machine = t.type === 'dir' ? 'local' : entry ? `${entry.host.toLowerCase()}:${entry.port}` : t.host;
+          const machine = t.type === 'dir' ? 'local' : entry ? `${entry.host.toLowerCase()}:${entry.port}` : `ssh-entry ${t.host}`; // an entry outside the allow-list: by its name
           const dir = canonicalDir(t.type === 'dir' && input.localDir ? input.localDir(canonicalDir(t.path)) : t.path);
           out.push({ ...own, kind: 'directory', key: `${machine}:${dir}`, machine, dir, field: `${f}.path`, value: t.path });
         } else if (t.type === 'kubernetes') {
