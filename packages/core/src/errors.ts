@@ -13,6 +13,7 @@ export type Reason =
   | 'bad-time'
   | 'bad-release'
   | 'bad-host-state'
+  | 'ownership-collision'
   // exit 3: custody or posture
   | 'custody-root-identity-in-ci'
   | 'custody-ci-posture'
@@ -52,7 +53,7 @@ export type Reason =
 
 const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
   usage: 2, 'bad-config': 2, 'bad-scope': 2, 'unknown-scope': 2, 'unknown-service': 2,
-  'bad-recipient': 2, 'bad-identity': 2, 'no-store': 2, 'store-exists': 2, 'bad-time': 2, 'bad-release': 2, 'bad-host-state': 2,
+  'bad-recipient': 2, 'bad-identity': 2, 'no-store': 2, 'store-exists': 2, 'bad-time': 2, 'bad-release': 2, 'bad-host-state': 2, 'ownership-collision': 2,
   'custody-root-identity-in-ci': 3, 'custody-ci-posture': 3, 'custody-ci-identity-on-root': 3,
   'custody-online': 3, 'custody-missing-identity': 3, 'custody-wrong-identity': 3, 'custody-recipients': 3,
   'release-refused': 3, 'custody-out-dir': 3,

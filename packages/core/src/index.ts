@@ -42,6 +42,10 @@ export {
 } from './deploy-allow-list.js';
 export { confirmedPolicy, policyRecord, requireConfirmedPolicy, unconfirmedPolicyChanges, type SigningPolicy } from './signing-policy.js';
 export { deployFindings } from './verify-deploy.js';
+export {
+  ownershipCollisions, meshCollisions, heldServices, ownershipFindings, collisionRefusal, describeCollision, collisionHint, canonicalDns, canonicalDir, canonicalSpiffe,
+  type Collision, type ClaimKind, type Owner, type OwnershipInput,
+} from './uniqueness.js';
 export { verifyMesh, custodyFindings, intermediateProblems, worstLevel, EXPIRY_WARNING, ROOT_CRL_WARNING, type Finding, type Level } from './verify.js';
 export { planRenew, meshStatus, type RenewPlan, type RenewItem, type MeshStatus, type ScopeStatus, type LeafState } from './plan.js';
 export { renderFindings, renderStatus } from './report.js';

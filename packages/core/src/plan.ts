@@ -5,6 +5,7 @@ import { nextGate } from './rotation.js';
 import { activeIssuer, scopeDef, type Mesh } from './mesh.js';
 import { renewalPoint } from './profiles.js';
 import { iso } from './time.js';
+import { heldServices, meshCollisions, type Collision } from './uniqueness.js';
 
 export interface RenewItem {
   scope: string;
@@ -16,11 +17,20 @@ export interface RenewPlan {
   mint: RenewItem[];
   /** Declared scopes renew cannot serve yet (no intermediate): the offline ceremony is pending. */
   pending: string[];
+  /** Services of the planned scopes in a collision (uniqueness.ts): not minted, whether due or not. */
+  held: { scope: string; service: string; collisions: Collision[] }[];
+  /** The collisions with an owner in the planned scopes: renew exits 2 naming them, after minting every other service. */
+  collisions: Collision[];
 }
 
 export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?: boolean } = {}): RenewPlan {
   const scopes = opts.scope ? [scopeDef(mesh, opts.scope)] : mesh.scopes;
-  const plan: RenewPlan = { mint: [], pending: [] };
+  const plan: RenewPlan = { mint: [], pending: [], held: [], collisions: [] };
+  // Ownership is mesh-wide: a service of another scope can claim this scope's names.
+  const all = meshCollisions(mesh);
+  const held = heldServices(all);
+  const planned = new Set(scopes.map((s) => s.name));
+  plan.collisions = all.filter((c) => c.owners.some((o) => planned.has(o.scope)));
   for (const scope of scopes) {
     const m = mesh.material.get(scope.name)!;
     if (!m.intermediate) {
@@ -29,6 +39,11 @@ export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?:
     }
     const active = activeIssuer(mesh, scope.name)!;
     for (const svc of scope.services) {
+      const claims = held.get(`${scope.name}/${svc.name}`);
+      if (claims) {
+        plan.held.push({ scope: scope.name, service: svc.name, collisions: claims });
+        continue;
+      }
       const reason = opts.force ? 'forced' : leafDue(m.leaves.get(svc.name), leafNames(scope.name, svc, mesh.config.trustDomain), active, now);
       if (reason) plan.mint.push({ scope: scope.name, service: svc.name, reason });
     }

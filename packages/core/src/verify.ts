@@ -13,6 +13,7 @@ import type { Finding } from './verify/finding.js';
 import { deployFindings } from './verify-deploy.js';
 import { ciScopeFindings } from './scope-custody.js';
 import { verifyLedgers } from './verify-ledgers.js';
+import { ownershipFindings } from './uniqueness.js';
 
 export { worstLevel, type Finding, type Level } from './verify/finding.js';
 export { EXPIRY_WARNING, intermediateProblems } from './verify/chain.js';
@@ -42,6 +43,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
   }
   out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
+  out.push(...ownershipFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o of mesh.orphans) {
     // A retired scope keeps its ledger and evidence as its record; any intermediate left would still be trusted by someone.

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, appendToLedger, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
+  TrellisError, actor, appendToLedger, collisionRefusal, describeCollision, heldServices, meshCollisions, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
@@ -54,7 +54,7 @@ interface DeliverContext {
 
 interface Outcome {
   job: Job;
-  status: 'installed' | 'unchanged' | 'sealed' | 'written' | 'applied' | 'failed' | 'skipped';
+  status: 'installed' | 'unchanged' | 'sealed' | 'written' | 'applied' | 'failed' | 'skipped' | 'held';
   detail: string;
 }
 
@@ -84,11 +84,16 @@ async function runDeploy(a: Args): Promise<void> {
     const scopes = a.scope ? [scopeDef(mesh, a.scope)] : mesh.scopes;
     // Pull requests only select: the allow-list must be the custodian's, and every target inside it, before anything runs.
     requireConfirmedAllowList(mesh);
-    const jobs: Job[] = resolveDeployTargets(mesh, scopes).filter((j) => !a.type || a.type.includes(j.target.type));
-    if (!jobs.length) {
+    const selected: Job[] = resolveDeployTargets(mesh, scopes).filter((j) => !a.type || a.type.includes(j.target.type));
+    if (!selected.length) {
       process.stdout.write('no service declares a deploy target\n');
       return;
     }
+    // A service in a collision (two services in one directory, one Kubernetes object…) gets nothing; the others deploy as usual.
+    const heldBy = heldServices(meshCollisions(mesh, onThisRunner));
+    const heldOf = (j: Job) => heldBy.get(`${j.scope}/${j.service}`);
+    const jobs = selected.filter((j) => !heldOf(j));
+    const heldOutcomes: Outcome[] = selected.filter((j) => heldOf(j)).map((job) => ({ job, status: 'held', detail: `not delivered: ${heldOf(job)!.map(describeCollision).join('; ')}` }));
     // Hosts that check CRLs along the chain would refuse every leaf under an anchor whose CRLs the release lacks: ship nothing.
     for (const scope of new Set(jobs.map((j) => j.scope))) {
       const gaps = await releaseCrlGaps(mesh, scope);
@@ -110,7 +115,7 @@ async function runDeploy(a: Args): Promise<void> {
     const held = readIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh, a.scope ? [a.scope] : undefined);
-      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
+      for (const s of new Set(selected.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e: unknown) => { if (e instanceof TrellisError) return e; throw e; }));
     }
     const signerOf = (scope: string) => {
       const s = signers.get(scope)!;
@@ -134,7 +139,7 @@ async function runDeploy(a: Args): Promise<void> {
       return releases.get(key)!;
     };
 
-    const outcomes: Outcome[] = [];
+    const outcomes: Outcome[] = [...heldOutcomes];
     let stopped = false;
     for (const [i, job] of jobs.entries()) {
       if (stopped) {
@@ -163,7 +168,7 @@ async function runDeploy(a: Args): Promise<void> {
 
     // The deploy is recorded in each scope's ledger: what went where, and how it ended.
     const writes: FileWrite[] = [];
-    for (const s of new Set(jobs.map((j) => j.scope))) {
+    for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
       if (!key || key instanceof TrellisError) continue; // unsigned, so unrecorded: a ledger holds only what its keys vouch for
       const mine = outcomes.filter((o) => o.job.scope === s);
@@ -179,7 +184,8 @@ async function runDeploy(a: Args): Promise<void> {
     else process.stdout.write('deploy not recorded in the ledgers: no CI identity in this step to sign the entries\n');
     for (const o of outcomes) process.stdout.write(`${o.status.padEnd(9)} ${`${o.job.scope}/${o.job.service}`.padEnd(24)} ${describeTarget(o.job.target)}  ${o.detail}\n`);
     const failed = outcomes.filter((o) => o.status === 'failed').length;
-    process.stdout.write(`${outcomes.length - failed} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`);
+    const notDone = failed + heldOutcomes.length;
+    process.stdout.write(`${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ''}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`);
     if (failed || stopped) process.exitCode = 1;
     if (a.wipeOut) {
       if (failed || stopped) process.stdout.write(`kept ${from}: a target failed, and a rerun of deploy needs the leaves\n`);
@@ -188,7 +194,23 @@ async function runDeploy(a: Args): Promise<void> {
         process.stdout.write(`wiped ${n} delivered leaf ${n === 1 ? 'directory' : 'directories'} from ${from}\n`);
       }
     }
+    const collisions = [...new Set(selected.flatMap((j) => heldOf(j) ?? []))];
+    const refusal = collisionRefusal(collisions, 'deploy held');
+    if (refusal) throw refusal;
   });
+}
+
+/** A dir target's path as this runner resolves it, symbolic links followed as far as it exists: two spellings of one directory are one. */
+function onThisRunner(p: string): string {
+  const rest: string[] = [];
+  for (let head = p; ; head = path.dirname(head)) {
+    try {
+      return path.join(fs.realpathSync(head), ...rest);
+    } catch {
+      if (head === path.dirname(head)) return p;
+      rest.unshift(path.basename(head));
+    }
+  }
 }
 
 /** The release a dir target holds now. */

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, advancePhases, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
+  TrellisError, actor, advancePhases, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
   type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
@@ -36,6 +36,7 @@ export const renew: CommandModule<object, Args> = {
 export function renderPlan(plan: RenewPlan): string {
   const lines = plan.mint.map((i) => `mint ${i.scope}/${i.service} (${i.reason})`);
   for (const s of plan.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
+  for (const h of plan.held) lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
   if (!plan.mint.length) lines.push('no leaf is due');
   return `${lines.join('\n')}\n`;
 }
@@ -82,8 +83,19 @@ export interface RenewOptions {
   timings?: Timings;
 }
 
-/** The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process. */
+/**
+ * The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process.
+ * A collision (uniqueness.ts) holds its services and fails the run (exit 2) only after every other service was renewed.
+ */
 export async function renewStore(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void): Promise<RenewResult | undefined> {
+  let collisions: RenewPlan['collisions'] = [];
+  const result = await renewPlanned(store, o, identities, say, (plan) => (collisions = plan.collisions));
+  const refusal = collisionRefusal(collisions, o.dryRun ? 'renew would hold' : 'renew held');
+  if (refusal) throw refusal;
+  return result;
+}
+
+async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void, planned: (plan: RenewPlan) => void): Promise<RenewResult | undefined> {
   const { now, timings: t } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
@@ -93,6 +105,7 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   t?.mark('load');
 
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
+  planned(plan);
   for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
   say(renderPlan(plan).trimEnd());
   const staleCrls = new Map<string, string>();
