@@ -51,7 +51,8 @@ export type Reason =
   | 'output-failed'
   | 'shard-outside-scope';
 
-const EXIT: Record<Reason, 1 | 2 | 3 | 4> = {
+/** Every reason's exit code; docs/errors.md lists the same (tests/errors-table.test.ts). */
+export const REASON_EXIT_CODES: Readonly<Record<Reason, 1 | 2 | 3 | 4>> = {
   usage: 2, 'bad-config': 2, 'bad-scope': 2, 'unknown-scope': 2, 'unknown-service': 2,
   'bad-recipient': 2, 'bad-identity': 2, 'no-store': 2, 'store-exists': 2, 'bad-time': 2, 'bad-release': 2, 'bad-host-state': 2, 'ownership-collision': 2,
   'custody-root-identity-in-ci': 3, 'custody-ci-posture': 3, 'custody-ci-identity-on-root': 3,
@@ -93,7 +94,7 @@ export class TrellisError extends Error {
   }
 
   get exitCode(): 1 | 2 | 3 | 4 {
-    return EXIT[this.reason];
+    return REASON_EXIT_CODES[this.reason];
   }
 }
 

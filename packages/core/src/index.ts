@@ -1,5 +1,5 @@
 /** @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives in @trellis/offline. */
-export { TrellisError, isTrellisError, type Reason } from './errors.js';
+export { TrellisError, isTrellisError, REASON_EXIT_CODES, type Reason } from './errors.js';
 export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
 export * from './names.js';
 export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS, POLICY_CEILINGS,

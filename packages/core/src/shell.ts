@@ -53,7 +53,12 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
   } catch (e) {
     const io = isTrellisError(e) ? undefined : ioFailure(e);
     if (isTrellisError(e)) {
-      say(`${tool}: ${e.message}\n`);
+      // The reason first: what a user searches for (docs/errors.md) and a test asserts.
+      say(`${tool}: ${e.reason}: ${e.message}\n`);
+      if (process.argv.includes('--json')) {
+        const { file, field } = e.place;
+        process.stdout.write(`${JSON.stringify({ error: { reason: e.reason, exitCode: e.exitCode, ...(file ? { file } : {}), ...(field ? { field } : {}), message: e.message.split('\n')[0], ...(e.hint ? { hint: e.hint } : {}) } })}\n`);
+      }
       code = e.exitCode;
     } else if (io) {
       say(`${tool}: ${io}\n`);
