@@ -93,6 +93,26 @@ describe('errors that fit where they run', () => {
     expect(fs.existsSync(srv), 'nothing shipped').toBe(false);
   });
 
+  it('renew without the CI identity says only that (exit 3): no "mint …" line that reads as done', async () => {
+    const m = pristine.clone();
+    const r = await m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    expect(r.code, r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/custody-missing-identity/);
+    expect(r.stdout).not.toMatch(/^mint /m);
+    const dry = await m.ci(['renew', '--force', '--dry-run', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    expect(dry.code, dry.stderr).toBe(0);
+    expect(dry.stdout).toMatch(/^mint us-east-1\/api/m);
+  });
+
+  it('after a ceremony the CLI says commit and push, as the README does', async () => {
+    const m = pristine.clone();
+    m.writeScope('eu-west-1', ['api']);
+    const r = await m.root(['intermediate', 'eu-west-1', '--now', T0]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/commit and push the store/);
+    expect(r.stdout).not.toMatch(/open a pull request/);
+  });
+
   it('a Kubernetes object name of 247 characters is written (one directory per name part), not "internal error"', async () => {
     const m = pristine.clone();
     const name = `a${'b'.repeat(245)}c`;

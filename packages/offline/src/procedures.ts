@@ -99,7 +99,7 @@ export async function ceremonyIntermediates(c: Ceremony, targets: string[], root
     content: offlineEntry(mesh.rootLedger, 'intermediate', now, c.posture, { scopes: targets, ...c.recipients }, [...minted.values()].map(intermediateCreated), root),
   });
   const report = [...minted].map(([scope, cert]) => `minted ${scope} intermediate ${fingerprint(cert)} (expires ${iso(cert.notAfter)})`);
-  report.push('commit the store and open a pull request; CI mints the leaves on its next renew');
+  report.push('commit and push the store (the ceremony is already reviewed: the pull request that declared the scope); CI mints the leaves on its next renew');
   // A new scope changes what others trust (global trusts every scope), so every bundle is recomposed.
   return { writes: withBundles(mesh, writes), report, minted };
 }

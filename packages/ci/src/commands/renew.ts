@@ -106,8 +106,6 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
 
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   planned(plan);
-  for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
-  say(renderPlan(plan).trimEnd());
   const staleCrls = new Map<string, string>();
   for (const s of scopes.filter((x) => mesh.material.get(x)!.intermediate)) {
     const why = await scopeCrlStaleness(mesh, s, now);
@@ -115,15 +113,23 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
   const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
+  const tell = () => {
+    for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
+    say(renderPlan(plan).trimEnd());
+    for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
+  };
   t?.mark('plan');
-  if (o.dryRun) return undefined;
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
-  if (!touched.length) return undefined;
+  if (o.dryRun || !touched.length) {
+    tell();
+    return undefined;
+  }
 
   if (plan.mint.length >= WORKER_MIN_LEAVES) o.pool?.warm?.(); // the threads load while the keys are opened
   // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
   const ids = await identities(mesh);
+  // Only now: "mint …" printed by a run that then lacks its identity would read as done.
+  tell();
   // It holds plaintext leaf keys: 0700, ours, not a link.
   const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir }) : undefined;
   if (note) say(note.trimEnd());
