@@ -59,6 +59,7 @@ await runMain('trellis-agent', () => {
     .command(versionCommand('trellis-agent'))
     .demandCommand(1, 'name a command')
     .strict()
+    .recommendCommands()
     .epilogue('exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace')
     .fail(failAsUsage)
     .parseAsync();

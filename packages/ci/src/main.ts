@@ -34,7 +34,8 @@ await runMain('trellis-ci', () => {
     .middleware((argv) => { if (argv._[0] !== 'activate-standby' && argv._[0] !== 'verify') assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? '')}`); })
     .demandCommand(1, 'name a command')
     .strict()
-    .epilogue(EXIT_CODES_HELP)
+    .recommendCommands()
+    .epilogue(`environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`)
     .fail(failAsUsage)
     .parseAsync();
 });

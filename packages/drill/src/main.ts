@@ -26,6 +26,7 @@ await runMain('trellis-drill', () => {
     .middleware((argv) => refuseRepeatedFlags(argv))
     .demandCommand(1, 'name a command')
     .strict()
+    .recommendCommands()
     .epilogue('exit codes: 0 every check matched its expectation, 1 a check differed or a step failed, 2 usage or bad input, 3 a real identity is set')
     .fail(failAsUsage)
     .parseAsync();

@@ -45,7 +45,8 @@ await runMain('trellis-root', () => {
     .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }))
     .demandCommand(1, 'name a command')
     .strict()
-    .epilogue(EXIT_CODES_HELP)
+    .recommendCommands()
+    .epilogue(`environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`)
     .fail(failAsUsage)
     .parseAsync();
 });

@@ -33,7 +33,7 @@ export const rotate: CommandModule<object, Args> = {
     .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
     .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
     .example('$0 rotate intermediate us-east-1 --abort', 'the rollout went wrong (a stolen new key is a job for recover)')
-    .example('$0 rotate root', 'then, once consumers have the new root: $0 rotate root --finalize') as never,
+    .example('$0 rotate root', 'then, once consumers have the new root: trellis-root rotate root --finalize') as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
     if (a.what === 'intermediate') {
