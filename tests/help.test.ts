@@ -4,7 +4,7 @@
  * posture refusal stays (CI=true, a CI identity beside it, any real command online).
  */
 import { describe, expect, it } from 'vitest';
-import { baseEnv, ROOT_BIN } from './helpers/cli.js';
+import { baseEnv, ROOT_BIN, trellisCi } from './helpers/cli.js';
 import { execa } from 'execa';
 
 const COMMANDS = ['init', 'intermediate', 'rotate', 'recover', 'retire', 'crl', 'confirm', 'rekey', 'status', 'verify', 'check', 'version'];
@@ -31,5 +31,22 @@ describe('trellis-root help on a connected machine', () => {
     expect((await root(['status'])).code).toBe(3);
     expect((await root(['--help'], { CI: 'true' })).code).toBe(3);
     expect((await root(['status', '--help'], { TRELLIS_CI_IDENTITY: 'x' })).code).toBe(3);
+  });
+});
+
+describe('help that tells', () => {
+  it('a mistyped command gets the nearest one (exit 2)', async () => {
+    const r = await trellisCi(['renwe'], { env: { CI: 'true' } });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/Did you mean renew\?/);
+  });
+
+  it('renew --help names the identity it reads; plan --help describes its flags; no literal $0 in trellis-root rotate --help', async () => {
+    expect((await trellisCi(['renew', '--help'], { env: { CI: 'true' } })).stdout).toMatch(/TRELLIS_CI_IDENTITY_FILE \(or TRELLIS_CI_IDENTITY\)/);
+    const plan = (await trellisCi(['plan', '--help'], { env: { CI: 'true' } })).stdout;
+    expect(plan).toMatch(/--scope\s+only this scope/);
+    expect(plan).toMatch(/--json\s+machine-readable output/);
+    expect((await root(['rotate', '--help'])).out).not.toMatch(/\$0/);
+    expect((await root(['--help'])).out).toMatch(/TRELLIS_ROOT_IDENTITY_FILE/);
   });
 });
