@@ -25,7 +25,7 @@ describe('the example store at the repository root', () => {
   });
   it('renew would mint nothing at that time (the issuance record is read as written)', async () => {
     const r = await trellisCi(['plan', '--json', '--store', REPO, '--now', AS_OF]);
-    expect(JSON.parse(r.stdout)).toEqual({ mint: [], pending: [], held: [], collisions: [] });
+    expect(JSON.parse(r.stdout)).toEqual({ mint: [], pending: [], held: [], collisions: [], phases: [], crls: {} });
   });
   it('holds public material only: no unencrypted private key anywhere in the store', () => {
     const files = fs.readdirSync(path.join(REPO, 'bundles'), { recursive: true, withFileTypes: true }).filter((e) => e.isFile());

@@ -96,17 +96,19 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
   return result;
 }
 
-async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void, planned: (plan: RenewPlan) => void): Promise<RenewResult | undefined> {
-  const { now, timings: t } = o;
+/**
+ * What a renew will do, computed once for renew and for plan (so plan is exactly renew --dry-run):
+ * the phase steps whose gates are met, then, on the store as they leave it, the leaves to mint,
+ * the CRLs to re-sign and the bundles to rewrite.
+ */
+export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard'>) {
+  const { now } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   // Everything after this is planned on the store as the phase steps leave it.
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
-  t?.mark('load');
-
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
-  planned(plan);
   const staleCrls = new Map<string, string>();
   for (const s of scopes.filter((x) => mesh.material.get(x)!.intermediate)) {
     const why = await scopeCrlStaleness(mesh, s, now);
@@ -114,11 +116,24 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
   const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  const tell = () => {
-    for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
-    say(renderPlan(plan).trimEnd());
-    for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
-  };
+  return { scopes, phases, mesh, plan, staleCrls, staleBundles };
+}
+
+/** The outlook as renew and plan print it. */
+export function renderOutlook(x: Pick<Awaited<ReturnType<typeof renewOutlook>>, 'phases' | 'plan' | 'staleCrls'>): string {
+  return [
+    ...x.phases.steps.map((p) => `phase ${p.scope}: ${p.step}`),
+    renderPlan(x.plan).trimEnd(),
+    ...[...x.staleCrls].map(([s, why]) => `crl ${s}: re-sign (${why})`),
+  ].join('\n');
+}
+
+async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void, planned: (plan: RenewPlan) => void): Promise<RenewResult | undefined> {
+  const { now, timings: t } = o;
+  const outlook = await renewOutlook(store, o);
+  const { scopes, phases, mesh, plan, staleCrls, staleBundles } = outlook;
+  planned(plan);
+  const tell = () => say(renderOutlook(outlook));
   t?.mark('plan');
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
   if (o.dryRun || !touched.length) {
