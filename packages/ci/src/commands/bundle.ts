@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
 import {
   NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
-  anchorsBy, withStore, writeFileAtomic, type Mesh,
+  anchorsBy, withStore, writeOutFile, type Mesh,
 } from '@trellis/core';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
@@ -42,7 +42,7 @@ function writeTrustFiles(mesh: Mesh, scope: string, out: string): Record<string,
   if (crl) files['crl.pem'] = crl;
   const paths: Record<string, string> = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path.join(out, name), content);
+    writeOutFile(path.join(out, name), content, { flag: '--out', store: mesh.dir });
     paths[name] = path.join(out, name);
   }
   return paths;
@@ -121,7 +121,7 @@ function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
       spiffe_sequence: ledgerHead(mesh.material.get(s)!.ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600,
     };
-    writeFileAtomic(path.join(out, `${domain}.json`), `${JSON.stringify(bundle, null, 2)}\n`);
+    writeOutFile(path.join(out, `${domain}.json`), `${JSON.stringify(bundle, null, 2)}\n`, { flag: '--out', store: mesh.dir });
     map[`spiffe://${domain}`] = bundle;
   }
   return `${JSON.stringify(map, null, 2)}\n`;
