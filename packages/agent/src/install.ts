@@ -35,7 +35,7 @@ export function installOutcome(target: string, exitCode: number | undefined, std
  * missing target is made 0755 whatever the umask (out-path.ts).
  */
 export async function installLocally(targetDir: string, release: Release, reload?: string, allowedRoot?: string, at: { file?: string; field?: string } = {}): Promise<InstallOutcome> {
-  const o = { flag: at.field ?? '--dir', file: at.file, allowedRoot: allowedRoot ?? targetDir };
+  const o = { flag: at.field ?? '--dir', file: at.file, anchor: allowedRoot ?? targetDir, allowList: allowedRoot !== undefined };
   const target = makeOutDir(targetDir, o);
   checkOutDir(path.join(target, 'releases'), o);
   const staging = fs.mkdtempSync(path.join(target, '.staging-'));

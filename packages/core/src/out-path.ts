@@ -22,8 +22,10 @@ export interface OutPath {
   secret?: boolean;
   /** The store: below it no link is followed; a secret must lie outside its tracked tree. */
   store?: string;
-  /** The allow-listed directory a deploy target lies under: below it no link is followed. */
-  allowedRoot?: string;
+  /** A directory below which no link is followed: the one the flag named (--sealed-out), or the allow-listed one a deploy target lies under. */
+  anchor?: string;
+  /** The anchor is the custodian's allow-list: a link below it is a custody refusal of the allow-list's. */
+  allowList?: boolean;
   /** The store file that named the path (a scope file, for a deploy target), for messages. */
   file?: string;
 }
@@ -49,20 +51,19 @@ function kindAt(p: string): { what: string; link: boolean; file: boolean; dir: b
   return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
 }
 
-/** The directory below which no link is followed: the allow-listed root, or the store when the path lies in it. */
+/** The directory below which no link is followed: the store when the path lies in it (a pull request can commit a link there), else the anchor given. */
 function anchorOf(p: string, o: OutPath): string | undefined {
-  if (o.allowedRoot !== undefined) return path.resolve(o.allowedRoot);
   if (o.store !== undefined && within(path.resolve(o.store), p)) return path.resolve(o.store);
-  return undefined;
+  return o.anchor === undefined ? undefined : path.resolve(o.anchor);
 }
 
 function linkRefusal(o: OutPath, p: string, at: string, anchor: string | undefined): TrellisError {
-  const reason: Reason = o.allowedRoot !== undefined ? 'custody-not-allowed' : o.secret ? 'custody-out-dir' : 'usage';
+  const reason: Reason = o.allowList ? 'custody-not-allowed' : o.secret ? 'custody-out-dir' : 'usage';
   const where = at === p ? 'it is a symbolic link' : `${anchor ? path.relative(anchor, at) : at} on the way to it is a symbolic link${anchor ? ` inside ${anchor}` : ''}`;
-  const goes = o.allowedRoot !== undefined ? 'and the release (its key included) would land wherever it points, outside the allow-list'
+  const goes = o.allowList ? 'and the release (its key included) would land wherever it points, outside the allow-list'
     : o.secret ? 'and the plaintext key would be written wherever it points' : 'and trellis would write wherever it points';
   return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
-    file: o.file, field: o.flag, hint: o.allowedRoot !== undefined ? 'replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)' : `remove the link, or point ${o.flag} at a real path`,
+    file: o.file, field: o.flag, hint: o.allowList ? 'replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)' : `remove the link, or point ${o.flag} at a real path`,
   });
 }
 
@@ -129,13 +130,15 @@ export function checkOutFile(file: string, o: OutPath): string {
 
 /**
  * Checks, before any work is done, that `dir` may be written under: no link
- * at it or below its anchor, and a directory when it exists. Returns the
- * absolute path.
+ * below its anchor (nor at it when `named`: the directory a flag named), and a
+ * directory when it exists. Returns the absolute path.
  */
-export function checkOutDir(dir: string, o: OutPath): string {
+export function checkOutDir(dir: string, o: OutPath, named = false): string {
   const p = path.resolve(dir);
   refuseLinksBelowAnchor(p, o, true);
-  if (kindAt(p) === undefined) return p;
+  const k = kindAt(p);
+  if (k === undefined) return p;
+  if (named && k.link) throw linkRefusal(o, p, p, undefined);
   // A link here lies above the anchor (refuseLinksBelowAnchor judged the rest): the operator's, followed.
   let isDir = false;
   try {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
-  requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeOutFile, checkOutDir, assertOutsideTrackedTree,
+  requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeOutFile, checkOutDir, checkOutFile, assertOutsideTrackedTree,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
@@ -126,11 +126,15 @@ async function runDeploy(a: Args): Promise<void> {
     // Secrets carry tls.key: the manifests go where git does not commit.
     if (jobs.some((j) => j.target.type === 'kubernetes')) {
       assertOutsideTrackedTree(manifestDir, store.dir, '--manifests');
-      checkOutDir(manifestDir, { flag: '--manifests', secret: true, store: store.dir });
+      checkOutDir(manifestDir, manifestsOut(store.dir, manifestDir), true);
     }
-    if (jobs.some((j) => j.target.type === 'sealed')) checkOutDir(sealedOut, { flag: '--sealed-out', store: store.dir });
-    // A link below the allowed directory would take the release, key included, outside the allow-list: refused before anything runs.
-    for (const j of jobs) if (j.target.type === 'dir') dirTargetChecks(j, j.target);
+    if (jobs.some((j) => j.target.type === 'sealed')) checkOutDir(sealedOut, sealedOutOf(store.dir, sealedOut), true);
+    // Every path a job writes, checked before anything runs: a link below the allowed directory would take the release, key included, outside the allow-list.
+    for (const j of jobs) {
+      if (j.target.type === 'dir') dirTargetChecks(j, j.target);
+      if (j.target.type === 'sealed') checkOutFile(sealedFile(sealedOut, j, j.target.host), sealedOutOf(store.dir, sealedOut));
+      if (j.target.type === 'kubernetes') checkOutFile(manifestFile(manifestDir, j, j.target.name), manifestsOut(store.dir, manifestDir));
+    }
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
     const releases = new Map<string, Release>();
     const releaseOf = (j: Job) => {
@@ -196,9 +200,15 @@ async function runDeploy(a: Args): Promise<void> {
   });
 }
 
+const sealedFile = (dir: string, j: Job, host: string) => path.join(dir, j.scope, j.service, `${host}.age`);
+const manifestFile = (dir: string, j: Job, name: string) => path.join(dir, j.scope, `${j.service}-${name}.yaml`);
+// Sealed releases are encrypted (0644); manifests carry tls.key in the clear (0600, outside the tracked tree). No link below the named directory.
+const sealedOutOf = (store: string, dir: string) => ({ flag: '--sealed-out', store, anchor: dir });
+const manifestsOut = (store: string, dir: string) => ({ flag: '--manifests', secret: true, store, anchor: dir });
+
 /** A dir target and the release directory the installer writes under it: no link below the allowed directory. */
 function dirTargetChecks(j: Job, t: Extract<DeployTarget, { type: 'dir' }>): void {
-  const o = { flag: `${j.field}.path`, file: paths.scopeFile(j.scope), allowedRoot: t.allowedRoot };
+  const o = { flag: `${j.field}.path`, file: paths.scopeFile(j.scope), anchor: t.allowedRoot, allowList: true };
   checkOutDir(t.path, o);
   checkOutDir(path.join(t.path, 'releases'), o);
 }
@@ -223,16 +233,16 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'sealed': {
-      const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = sealedFile(ctx.sealedOut, job, t.host);
       if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
       const signer = ctx.signerOf(job.scope);
-      writeOutFile(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...(ctx.burnedOf(job.scope) !== undefined ? { burned: ctx.burnedOf(job.scope) } : {}), files: release }, t.recipient, signer), { flag: '--sealed-out', store: ctx.storeDir });
+      writeOutFile(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...(ctx.burnedOf(job.scope) !== undefined ? { burned: ctx.burnedOf(job.scope) } : {}), files: release }, t.recipient, signer), sealedOutOf(ctx.storeDir, ctx.sealedOut));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {
       const { applyManifests, manifests } = await import('../targets/kubernetes.js');
-      const file = path.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
-      writeOutFile(file, manifests(t, job.scope, job.service, release), { flag: '--manifests', secret: true, store: ctx.storeDir });
+      const file = manifestFile(ctx.manifestDir, job, t.name);
+      writeOutFile(file, manifests(t, job.scope, job.service, release), manifestsOut(ctx.storeDir, ctx.manifestDir));
       if (!t.context) return { job, status: 'written', detail: `${describeRelease(release)}: ${file}` };
       return { job, status: 'applied', detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };
     }
