@@ -59,7 +59,8 @@ function anchorOf(p: string, o: OutPath): string | undefined {
 
 function linkRefusal(o: OutPath, p: string, at: string, anchor: string | undefined): TrellisError {
   const reason: Reason = o.allowList ? 'custody-not-allowed' : o.secret ? 'custody-out-dir' : 'usage';
-  const where = at === p ? 'it is a symbolic link' : `${anchor ? path.relative(anchor, at) : at} on the way to it is a symbolic link${anchor ? ` inside ${anchor}` : ''}`;
+  const inside = anchor ? ` inside ${anchor}` : '';
+  const where = at === p ? `it is a symbolic link${inside}` : `${anchor ? path.relative(anchor, at) : at} on the way to it is a symbolic link${inside}`;
   const goes = o.allowList ? 'and the release (its key included) would land wherever it points, outside the allow-list'
     : o.secret ? 'and the plaintext key would be written wherever it points' : 'and trellis would write wherever it points';
   return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
