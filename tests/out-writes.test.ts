@@ -226,6 +226,22 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
   }, 120_000);
 });
 
+describe('a file where a directory goes', () => {
+  it('report --out and check --metrics under a regular file: exit 2 and UNKNOWN, naming it, no stack', async () => {
+    const m = pristine.clone();
+    const file = path.join(fs.mkdtempSync(path.join(work, 'case-')), 'plain');
+    fs.writeFileSync(file, 'mine\n');
+    const r = await m.ci(['report', '--out', path.join(file, 'sub', 'report.html')]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/--out: cannot write under .*plain\/sub: .*plain is not a directory/);
+    const c = await m.ci(['check', '--metrics', path.join(file, 'trellis.prom')]);
+    expect(c.code, c.stdout).toBe(3);
+    expect(c.stdout).toMatch(/cannot write the metrics file .*: --metrics: cannot write under .*plain: it is a regular file, not a directory/);
+    expect(`${r.stderr}${c.stdout}`).not.toMatch(NO_TRACE);
+    expect(fs.readFileSync(file, 'utf8')).toBe('mine\n');
+  }, 60_000);
+});
+
 describe('what the policy still allows', () => {
   it('re-writing its own regular file, through a link above the store (the operator\'s filesystem)', async () => {
     const m = pristine.clone();
