@@ -158,6 +158,23 @@ describe('a write that follows a link: every writing flag refuses every shape', 
     await refusesEveryShape([...DIR_SHAPES, 'tracked-tree'], 'dir', () => m0.clone(), code, (m, at) => m.ci(['deploy', '--type', 'kubernetes', '--manifests', at]), /--manifests/);
   }, 240_000);
 
+  it('bundle --out: exit 2, no trust file written', async () => {
+    await refusesEveryShape(DIR_SHAPES.filter((x) => x !== 'linked-child'), 'dir', () => pristine.clone(), () => 2, (m, at) => m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', at]), /--out: cannot write/);
+  }, 240_000);
+
+  it('trellis-root rekey --identity-out: a link or the tracked tree exit 3, nothing rekeyed', async () => {
+    for (const shape of ['link-to-file', 'dangling-link', 'tracked-tree', 'linked-parent-in-store'] as const) {
+      const m = pristine.clone();
+      const p = plant(shape, m.dir, 'new.identity', 'file');
+      const before = hashTree(m.dir);
+      const r = await m.root(['rekey', '--identity-out', p.at]);
+      expect(r.code, `${shape}: ${r.stderr}`).toBe(3);
+      expect(r.stderr).toMatch(/--identity-out/);
+      p.untouched();
+      expect(hashTree(m.dir)).toEqual(before);
+    }
+  }, 120_000);
+
   it('trellis-root init --ci-identity-out: a link or the tracked tree exit 3, a non-file exit 2; no store is made', async () => {
     const code = (s: Shape) => (['fifo', 'directory', 'device'].includes(s) ? 2 : 3);
     const stores: string[] = [];
