@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { isReleaseFile, TrellisError, isSelfContainedBuild, adoptFaultCount, childEnv, faultEnv, writeFileAtomic, type Release } from '@trellis/core';
+import { isReleaseFile, TrellisError, isSelfContainedBuild, adoptFaultCount, checkOutDir, childEnv, faultEnv, makeOutDir, writeFileAtomic, type Release } from '@trellis/core';
 
 // The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
 export const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
@@ -28,10 +28,16 @@ export function installOutcome(target: string, exitCode: number | undefined, std
   throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}`, { hint: 'fix the target and rerun trellis-ci deploy' });
 }
 
-/** Stages `release` beside the target (same filesystem, for the atomic rename) and runs the installer locally. */
-export async function installLocally(targetDir: string, release: Release, reload?: string): Promise<InstallOutcome> {
-  const target = path.resolve(targetDir);
-  fs.mkdirSync(target, { recursive: true });
+/**
+ * Stages `release` beside the target (same filesystem, for the atomic rename)
+ * and runs the installer locally. No link is followed below `allowedRoot` (the
+ * allow-listed directory; the target itself for the agent's own --dir), and a
+ * missing target is made 0755 whatever the umask (out-path.ts).
+ */
+export async function installLocally(targetDir: string, release: Release, reload?: string, allowedRoot?: string, at: { file?: string; field?: string } = {}): Promise<InstallOutcome> {
+  const o = { flag: at.field ?? '--dir', file: at.file, anchor: allowedRoot ?? targetDir, allowList: allowedRoot !== undefined };
+  const target = makeOutDir(targetDir, o);
+  checkOutDir(path.join(target, 'releases'), o);
   const staging = fs.mkdtempSync(path.join(target, '.staging-'));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);

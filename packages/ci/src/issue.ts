@@ -2,12 +2,11 @@
  * The shell side of issuing: opening the keys a scope's procedures need, and
  * writing minted leaves into the output directory.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { TrellisError, certificatePem, crlSetOf, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
-import { LEAF_FILES, writeLeafDir } from './leaf-files.js';
+import { LEAF_FILES, makeKeyDir, writeLeafDir } from './leaf-files.js';
 
 /** What renew writes once per scope beside the leaf directories: `<out>/<scope>/<file>`. */
 export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const;
@@ -26,7 +25,7 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
   const scopeDir = path.join(outDir, scope);
   const written: string[] = [];
   try {
-    fs.mkdirSync(scopeDir, { recursive: true });
+    makeKeyDir(scopeDir); // inside the output directory prepareOutDir made
     const scopeFiles: [string, string | undefined][] = [['trust.pem', trustPem(trust)], ['trust.openssl.pem', trustOpensslPem(trust)], ['crl.pem', crlPem]];
     for (const [name, content] of scopeFiles) {
       if (content === undefined) continue;

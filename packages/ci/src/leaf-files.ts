@@ -134,18 +134,24 @@ export function setThreadTag(n: number): void {
   threadTag = n;
 }
 
+/** Makes `dir` 0700 whatever the umask (it holds plaintext keys); true when it was made, false when it was there. */
+export function makeKeyDir(dir: string): boolean {
+  try {
+    fs.mkdirSync(dir, { mode: 0o700 });
+  } catch (e) {
+    if (code(e) !== 'EEXIST') throw e;
+    return false;
+  }
+  fs.chmodSync(dir, 0o700);
+  return true;
+}
+
 export const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
 
 /** Writes `<scopeDir>/<service>/{key,cert,chain}.pem`: into a new directory directly, into an existing one through the spares (replaceRecycling). */
 export function writeLeafDir(scopeDir: string, l: { service: string; certPem: string; keyPem: string }, intermediatePem: string): void {
   const dir = path.join(scopeDir, l.service);
-  let fresh = true;
-  try {
-    fs.mkdirSync(dir);
-  } catch (e) {
-    if (code(e) !== 'EEXIST') throw e;
-    fresh = false;
-  }
+  const fresh = makeKeyDir(dir);
   // A directory just made holds nothing to replace: a first mint costs what it always did.
   const put = fresh ? (f: string, c: string, mode: number) => replaceFileNow(f, c, mode) : replaceRecycling;
   put(path.join(dir, 'key.pem'), l.keyPem, 0o600, true);

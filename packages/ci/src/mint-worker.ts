@@ -3,13 +3,12 @@
  * told the output directory) writes the leaves' files, one chunk of orders a
  * message. It loads the template module and node:fs only, so it starts fast.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parentPort, threadId } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import { signLeaves, type LeafOrder, type LeafTemplate } from '@trellis/core/leaf-template';
-import { setThreadTag, writeLeafDir } from './leaf-files.js';
+import { makeKeyDir, setThreadTag, writeLeafDir } from './leaf-files.js';
 
 setThreadTag(threadId);
 
@@ -22,7 +21,7 @@ parentPort!.on('message', (m: Message) => {
     const t1 = performance.now();
     if (m.out) {
       const scopeDir = path.join(m.out.dir, m.out.scope);
-      fs.mkdirSync(scopeDir, { recursive: true });
+      makeKeyDir(scopeDir); // inside the output directory prepareOutDir made
       for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
     }
     // The DER stays here: the main thread needs the PEM, the fingerprint and the record only.

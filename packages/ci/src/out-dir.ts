@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError } from '@trellis/core';
+import { TrellisError, assertOutsideTrackedTree, makeOutDir } from '@trellis/core';
 import { SCOPE_OUT_FILES } from './issue.js';
 
 /**
@@ -19,7 +19,7 @@ export function prepareOutDir(dir: string, opts: { flag?: string; store?: string
   const flag = opts.flag ?? '--out';
   if (opts.storeDir) assertOutsideTrackedTree(dir, opts.storeDir, flag);
   try {
-    fs.mkdirSync(path.dirname(dir), { recursive: true });
+    makeOutDir(path.dirname(dir), { flag, secret: true }); // parents 0700 whatever the umask
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new TrellisError('usage', `cannot write leaves under ${dir}: ${(e as Error).message}`, { hint: `point ${flag} at a writable directory` });
@@ -40,30 +40,6 @@ export function prepareOutDir(dir: string, opts: { flag?: string; store?: string
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
   return loose ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n` : undefined;
-}
-
-/**
- * Where plaintext keys may be written: outside the store, or under its
- * git-ignored .trellis/. Anywhere else in the store a `git add` (the renew
- * workflow's `git add bundles`) would commit them. Judged on the real path of
- * the nearest existing ancestor, so a committed link cannot route around it.
- */
-export function assertOutsideTrackedTree(dir: string, storeDir: string, flag: string): void {
-  const store = fs.realpathSync(storeDir);
-  let existing = path.resolve(dir);
-  const rest: string[] = [];
-  while (!fs.existsSync(existing)) {
-    rest.unshift(path.basename(existing));
-    existing = path.dirname(existing);
-  }
-  const target = path.join(fs.realpathSync(existing), ...rest);
-  const rel = path.relative(store, target);
-  const inside = rel === '' || (!rel.startsWith('..') && !path.isAbsolute(rel));
-  if (inside && rel !== '.trellis' && !rel.startsWith(`.trellis${path.sep}`)) {
-    throw new TrellisError('custody-out-dir', `${flag} ${dir} lies in the store's tracked tree (${rel || '.'}), where git would commit the plaintext keys written there`, {
-      field: flag, hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`,
-    });
-  }
 }
 
 /**

@@ -1,16 +1,24 @@
 /** `renew --metrics FILE`: the run's time, result and count, written after every run, success or failure. */
-import fs from 'node:fs';
-import { TrellisError, clock, ioFailure, lastRenewSuccess, renewMetrics, writeMetricsFile } from '@trellis/core';
+import { READ_LIMITS, TrellisError, checkOutFile, clock, ioFailure, lastRenewSuccess, openStore, readBounded, renewMetrics, writeMetricsFile } from '@trellis/core';
 
 /**
  * Runs `renew` and records it. A failure is recorded and then rethrown, so
  * renew's own exit code and message stand; the last success is carried over.
+ * A FILE the output-path policy refuses (a link, a device, a directory) is
+ * refused before renew mints anything.
  */
-export async function withRenewMetrics(file: string | undefined, nowFlag: string | undefined, run: () => Promise<{ count: number } | undefined>): Promise<void> {
+export async function withRenewMetrics(file: string | undefined, nowFlag: string | undefined, run: () => Promise<{ count: number } | undefined>, storeFlag?: string): Promise<void> {
   if (!file) {
     await run();
     return;
   }
+  let store: string | undefined;
+  try {
+    store = openStore(storeFlag).dir;
+  } catch {
+    store = undefined; // no store: renew itself says so, and the failed run is recorded
+  }
+  checkOutFile(file, { flag: '--metrics', store });
   let now: Date;
   try {
     now = clock(nowFlag);
@@ -20,11 +28,11 @@ export async function withRenewMetrics(file: string | undefined, nowFlag: string
   const record = (success: boolean, minted: number) => {
     let previous: string | undefined;
     try {
-      previous = fs.readFileSync(file, 'utf8');
+      previous = readBounded(file, READ_LIMITS.small);
     } catch {
       previous = undefined; // the first run
     }
-    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }));
+    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }), store);
   };
   let result: { count: number } | undefined;
   try {

@@ -10,7 +10,7 @@ import { DEFAULT_THRESHOLDS, NAGIOS, meshHealth, renderHealth, unknownLine, type
 import { loadMesh } from './mesh.js';
 import { healthMetrics } from './metrics.js';
 import { clock, ioFailure, withStore } from './shell.js';
-import { writeFileAtomic } from './store.js';
+import { writeOutFile } from './out-path.js';
 import { formatDuration, parseDuration } from './time.js';
 
 interface CheckArgs {
@@ -66,10 +66,11 @@ function describeFailure(e: unknown): string {
 /**
  * Writes a textfile-collector file atomically: a temporary file in the same
  * directory, fsynced, renamed over the old one. A reader sees the old file or
- * the new, never half; a failed write leaves the old one as it was.
+ * the new, never half; a failed write leaves the old one as it was. Under the
+ * output-path policy (out-path.ts): never through a link, never onto a device.
  */
-export function writeMetricsFile(file: string, text: string): void {
-  writeFileAtomic(path.resolve(file), text, 0o644);
+export function writeMetricsFile(file: string, text: string, store?: string): void {
+  writeOutFile(file, text, { flag: '--metrics', store });
 }
 
 export const checkCommand = {
@@ -91,10 +92,12 @@ export const checkCommand = {
     let report: string;
     let code: number;
     let metrics: string | undefined;
+    let storeDir: string | undefined;
     try {
       const t = thresholdsFrom(a);
       const now = clock(a.now);
       const mesh = await withStore(a.store, async (store) => loadMesh(store));
+      storeDir = mesh.dir;
       const h = await meshHealth(mesh, now, t);
       report = renderHealth(h, t);
       code = NAGIOS[h.level];
@@ -104,7 +107,7 @@ export const checkCommand = {
     }
     if (a.metrics && metrics !== undefined) {
       try {
-        writeMetricsFile(a.metrics, metrics);
+        writeMetricsFile(a.metrics, metrics, storeDir);
       } catch (e) {
         // The verdict stands in the details; the monitoring that reads the file is blind, which is its own alarm.
         const [first, ...rest] = report.split('\n');

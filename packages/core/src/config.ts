@@ -49,7 +49,7 @@ export type DeploySelection =
 
 /** A selection resolved against the confirmed allow-list: what deploy executes and where it delivers. */
 export type DeployTarget =
-  | { type: 'dir'; path: string; reload?: string; reloadCommand?: string; check?: string }
+  | { type: 'dir'; path: string; reload?: string; reloadCommand?: string; check?: string; allowedRoot: string }
   | { type: 'ssh'; host: string; path: string; reload?: string; reloadCommand?: string; check?: string; address: string; port: number; user?: string; hostKey: string; identityFile?: string }
   | { type: 'kubernetes'; name: string; namespace: string; context?: string }
   | { type: 'sealed'; host: string; recipient: string };

@@ -99,7 +99,9 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
     case 'dir': {
       if (!under(t.path, allow.dir.paths)) return refuse('path', `path ${t.path} is not at or under an allowed directory (deploy.dir.paths in trellis.yaml)`, `use a path under: ${allow.dir.paths.join(', ') || '(none)'}; ${addOne}`);
       const r = reload(t.reload);
-      return 'field' in r ? r : { ...t, ...r };
+      // The most specific grant: below it, deploy follows no link (out-path.ts), so the release stays where the custodian allowed.
+      const allowedRoot = allow.dir.paths.filter((x) => under(t.path, [x])).sort((a, b) => b.length - a.length)[0]!;
+      return 'field' in r ? r : { ...t, ...r, allowedRoot };
     }
     case 'ssh': {
       const host = allow.ssh[t.host];
@@ -131,10 +133,10 @@ export function isRefusal(r: DeployTarget | Refusal): r is Refusal {
 }
 
 /** Every target of the scopes given, resolved; the first refusal is an exit-3 error naming the scope file, field and value. */
-export function resolveDeployTargets(mesh: Mesh, scopes = mesh.scopes): { scope: string; service: string; target: DeployTarget }[] {
+export function resolveDeployTargets(mesh: Mesh, scopes = mesh.scopes): { scope: string; service: string; target: DeployTarget; field: string }[] {
   return scopes.flatMap((s) => s.services.flatMap((svc) => svc.deploy.map((sel, i) => {
     const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i}]`);
     if (isRefusal(r)) throw new TrellisError('custody-not-allowed', r.detail, { file: paths.scopeFile(s.name), field: r.field, hint: r.hint });
-    return { scope: s.name, service: svc.name, target: r };
+    return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i}]` };
   })));
 }

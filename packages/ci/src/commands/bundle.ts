@@ -3,7 +3,7 @@ import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
 import {
   NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
-  anchorsBy, withStore, writeFileAtomic, type Mesh,
+  anchorsBy, checkOutDir, withStore, writeOutFile, type Mesh,
 } from '@trellis/core';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
@@ -26,6 +26,7 @@ export const bundle: CommandModule<object, Args> = {
     if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
     if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
     const out = path.resolve(a.out ?? path.join(mesh.dir, '.trellis', 'bundle', a.scope));
+    checkOutDir(out, bundleOut(mesh, out), true); // no link at it, nor below it (out-path.ts)
     if (a.format === 'spiffe') return void process.stdout.write(spiffeBundles(mesh, a.scope, out));
     const files = writeTrustFiles(mesh, a.scope, out);
     const at = (f: string) => (a.releaseDir ? path.join(path.resolve(a.releaseDir), 'current', f) : files[f] ?? `<your release>/current/${f}`);
@@ -33,6 +34,8 @@ export const bundle: CommandModule<object, Args> = {
     process.stdout.write(a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream));
   },
 };
+
+const bundleOut = (mesh: Mesh, out: string) => ({ flag: '--out', store: mesh.dir, anchor: out });
 
 /** The files directives point at when no release directory is given. */
 function writeTrustFiles(mesh: Mesh, scope: string, out: string): Record<string, string> {
@@ -42,7 +45,7 @@ function writeTrustFiles(mesh: Mesh, scope: string, out: string): Record<string,
   if (crl) files['crl.pem'] = crl;
   const paths: Record<string, string> = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path.join(out, name), content);
+    writeOutFile(path.join(out, name), content, bundleOut(mesh, out));
     paths[name] = path.join(out, name);
   }
   return paths;
@@ -121,7 +124,7 @@ function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
       spiffe_sequence: ledgerHead(mesh.material.get(s)!.ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600,
     };
-    writeFileAtomic(path.join(out, `${domain}.json`), `${JSON.stringify(bundle, null, 2)}\n`);
+    writeOutFile(path.join(out, `${domain}.json`), `${JSON.stringify(bundle, null, 2)}\n`, bundleOut(mesh, out));
     map[`spiffe://${domain}`] = bundle;
   }
   return `${JSON.stringify(map, null, 2)}\n`;

@@ -4,10 +4,10 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, collisionRefusal, describeCollision, heldServices, meshCollisions, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
-  quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeFileAtomic,
+  quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeOutFile, checkOutDir, checkOutFile, assertOutsideTrackedTree,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
-import { assertOutsideTrackedTree, wipeOutDir } from '../out-dir.js';
+import { wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 // The agent's installer, the targets' execa and the handshake check load when a delivery needs them: every other command starts without them.
 
@@ -37,10 +37,13 @@ interface Job {
   scope: string;
   service: string;
   target: DeployTarget;
+  /** Where the scope file selected it, for refusals. */
+  field: string;
 }
 
 interface DeliverContext {
   now: Date;
+  storeDir: string;
   sealedOut: string;
   manifestDir: string;
   scratch: string;
@@ -130,7 +133,17 @@ async function runDeploy(a: Args): Promise<void> {
     const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
     const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
     // Secrets carry tls.key: the manifests go where git does not commit.
-    if (jobs.some((j) => j.target.type === 'kubernetes')) assertOutsideTrackedTree(manifestDir, store.dir, '--manifests');
+    if (jobs.some((j) => j.target.type === 'kubernetes')) {
+      assertOutsideTrackedTree(manifestDir, store.dir, '--manifests');
+      checkOutDir(manifestDir, manifestsOut(store.dir, manifestDir), true);
+    }
+    if (jobs.some((j) => j.target.type === 'sealed')) checkOutDir(sealedOut, sealedOutOf(store.dir, sealedOut), true);
+    // Every path a job writes, checked before anything runs: a link below the allowed directory would take the release, key included, outside the allow-list.
+    for (const j of jobs) {
+      if (j.target.type === 'dir') dirTargetChecks(j, j.target);
+      if (j.target.type === 'sealed') checkOutFile(sealedFile(sealedOut, j, j.target.host), sealedOutOf(store.dir, sealedOut));
+      if (j.target.type === 'kubernetes') checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
+    }
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
     const releases = new Map<string, Release>();
     const releaseOf = (j: Job) => {
@@ -148,7 +161,7 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
+        const done = await deliver(job, release, { now, storeDir: store.dir, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
           const material = !release['key.pem'] && job.target.type === 'dir' ? installedRelease(job.target.path) : release;
@@ -213,6 +226,20 @@ function onThisRunner(p: string): string {
   }
 }
 
+const sealedFile = (dir: string, j: Job, host: string) => path.join(dir, j.scope, j.service, `${host}.age`);
+// One directory level per name part: a 247-character object name still fits a file name (255 bytes).
+const manifestFile = (dir: string, j: Job, t: { namespace: string; name: string }) => path.join(dir, j.scope, j.service, t.namespace, `${t.name}.yaml`);
+// Sealed releases are encrypted (0644); manifests carry tls.key in the clear (0600, outside the tracked tree). No link below the named directory.
+const sealedOutOf = (store: string, dir: string) => ({ flag: '--sealed-out', store, anchor: dir });
+const manifestsOut = (store: string, dir: string) => ({ flag: '--manifests', secret: true, store, anchor: dir });
+
+/** A dir target and the release directory the installer writes under it: no link below the allowed directory. */
+function dirTargetChecks(j: Job, t: Extract<DeployTarget, { type: 'dir' }>): void {
+  const o = { flag: `${j.field}.path`, file: paths.scopeFile(j.scope), anchor: t.allowedRoot, allowList: true };
+  checkOutDir(t.path, o);
+  checkOutDir(path.join(t.path, 'releases'), o);
+}
+
 /** The release a dir target holds now. */
 function installedRelease(dir: string): Release {
   const read = (f: string) => fs.readFileSync(path.join(dir, 'current', f), 'utf8');
@@ -224,7 +251,7 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
   switch (t.type) {
     case 'dir': {
       const { installLocally } = await import('@trellis/agent');
-      const r = await installLocally(t.path, release, t.reloadCommand);
+      const r = await installLocally(t.path, release, t.reloadCommand, t.allowedRoot, { file: paths.scopeFile(job.scope), field: `${job.field}.path` });
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'ssh': {
@@ -233,17 +260,16 @@ async function deliver(job: Job, release: Release, ctx: DeliverContext): Promise
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case 'sealed': {
-      const file = path.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = sealedFile(ctx.sealedOut, job, t.host);
       if (ctx.rootCrl === undefined) throw new TrellisError('corrupt-store', 'there is no root CRL to seal with the release, and hosts refuse a release without one', { file: paths.rootCrl, hint: 'the custodian runs trellis-root crl, then deploy again' });
       const signer = ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...(ctx.burnedOf(job.scope) !== undefined ? { burned: ctx.burnedOf(job.scope) } : {}), files: release }, t.recipient, signer));
+      writeOutFile(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...(ctx.burnedOf(job.scope) !== undefined ? { burned: ctx.burnedOf(job.scope) } : {}), files: release }, t.recipient, signer), sealedOutOf(ctx.storeDir, ctx.sealedOut));
       return { job, status: 'sealed', detail: `${describeRelease(release)}: ${file}` };
     }
     case 'kubernetes': {
       const { applyManifests, manifests } = await import('../targets/kubernetes.js');
-      // One directory level per name: a 247-character object name still fits a file name (255 bytes).
-      const file = path.join(ctx.manifestDir, job.scope, job.service, t.namespace, `${t.name}.yaml`);
-      writeFileAtomic(file, manifests(t, job.scope, job.service, release), 0o600);
+      const file = manifestFile(ctx.manifestDir, job, t);
+      writeOutFile(file, manifests(t, job.scope, job.service, release), manifestsOut(ctx.storeDir, ctx.manifestDir));
       if (!t.context) return { job, status: 'written', detail: `${describeRelease(release)}: ${file}` };
       return { job, status: 'applied', detail: `${describeRelease(release)}: ${await applyManifests(t, file)}` };
     }

@@ -31,7 +31,7 @@ export const renew: CommandModule<object, Args> = {
     .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
     .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)')
     .epilogue('environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true') as never,
-  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a)), // a dry run is not a run to record
+  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store), // a dry run is not a run to record
 };
 
 export function renderPlan(plan: RenewPlan): string {

@@ -1,6 +1,5 @@
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { clock, loadMesh, renderReportHtml, reportInput, verifyMesh, withStore, writeFileAtomic } from '@trellis/core';
+import { checkOutFile, clock, loadMesh, renderReportHtml, reportInput, verifyMesh, withStore, writeOutFile } from '@trellis/core';
 
 interface Args { store?: string; out: string; now?: string; ledger?: number }
 
@@ -13,12 +12,12 @@ export const report: CommandModule<object, Args> = {
     .example('$0 report --out report.html', 'open it in any browser: it loads nothing from anywhere') as never,
   handler: async (a) => {
     const now = clock(a.now);
-    const html = await withStore(a.store, async (store) => {
+    const out = await withStore(a.store, async (store) => {
+      const to = { flag: '--out', store: store.dir };
+      checkOutFile(a.out, to); // a directory, a device or a link is refused before the mesh is verified
       const mesh = loadMesh(store);
-      return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a.ledger));
+      return writeOutFile(a.out, renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a.ledger)), to);
     });
-    const out = path.resolve(a.out);
-    writeFileAtomic(out, html, 0o644);
     process.stdout.write(`wrote ${out}\n`);
   },
 };

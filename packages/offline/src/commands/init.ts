@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   KEY_ALGORITHMS, STORE_FILE, holdsStore, importSigningKey, ledgerSigner, serializeRootState, Store, TrellisError, actor, appendToLedger, certificatePem, clock, encryptTo, fingerprint, iso, newIdentity,
-  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, paths, policyRecord, serializeMeshConfig, toYaml, validateRecipients, writeFileAtomic, type KeyAlgorithm,
+  isPq, nodeCryptoSeam, parseMeshConfig, parseSharesSpec, paths, policyRecord, serializeMeshConfig, toYaml, validateRecipients, checkOutFile, writeOutFile, type KeyAlgorithm,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { printShares, writeAllToStdout } from '../identity-out.js';
@@ -52,8 +52,10 @@ async function runInit(a: Args): Promise<void> {
   if (holdsStore(dir)) {
     throw new TrellisError('store-exists', `${dir} already holds a store`, { file: STORE_FILE, hint: 'init creates a new mesh; to re-key an existing one use trellis-root rotate root' });
   }
-  if (a.ciIdentityOut && fs.existsSync(a.ciIdentityOut)) {
-    throw new TrellisError('usage', `${a.ciIdentityOut} exists; refusing to overwrite an identity`, { hint: 'choose a new path' });
+  // A plaintext identity: outside the store's tracked tree, never through a link, never onto a device (out-path.ts).
+  const identityOut = { flag: '--ci-identity-out', secret: true, store: dir };
+  if (a.ciIdentityOut && fs.existsSync(checkOutFile(a.ciIdentityOut, identityOut))) {
+    throw new TrellisError('usage', `${a.ciIdentityOut} exists; refusing to overwrite an identity`, { field: '--ci-identity-out', hint: 'choose a new path' });
   }
   const offline = a.offlineRecipient ?? [];
   const shares = a.shares === undefined ? undefined : parseSharesSpec(a.shares);
@@ -105,7 +107,7 @@ async function runInit(a: Args): Promise<void> {
     writeAllToStdout(`# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`, { what: 'the offline root identity', ...INIT_STDOUT });
   }
   fs.mkdirSync(dir, { recursive: true });
-  if (ciId) writeFileAtomic(path.resolve(a.ciIdentityOut!), `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, 0o600);
+  if (ciId) writeOutFile(a.ciIdentityOut!, `# trellis CI identity for mesh ${config.mesh}\n# recipient: ${ciId.recipient}\n${ciId.identity}\n`, identityOut);
   const store = new Store(dir);
   // The store may be an existing infrastructure repository: extend its .gitignore, never replace it.
   const gitignore = store.read('.gitignore') ?? '';

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  STORE_FILE, TrellisError, ciScopesRecord, clock, parseMeshConfig, parseSharesSpec, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, writeFileAtomic, type FileWrite,
+  STORE_FILE, TrellisError, ciScopesRecord, clock, parseMeshConfig, parseSharesSpec, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, checkOutFile, openStore, writeOutFile, type FileWrite,
 } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities, say } from '../ceremony-context.js';
@@ -29,7 +29,9 @@ export const rekey: CommandModule<object, Args> = {
     }
     const split = a.shares === undefined ? undefined : parseSharesSpec(a.shares);
     if (a.pq && !a.identityOut && !split) throw new TrellisError('usage', '--pq generates the new identity: give --identity-out FILE or --shares K-of-N (or pass age1pq1… recipients)', { field: '--pq' });
-    if (a.identityOut && fs.existsSync(a.identityOut)) throw new TrellisError('usage', `${a.identityOut} exists; refusing to overwrite an identity`, { field: '--identity-out', hint: 'choose a new path' });
+    // A plaintext identity: outside the store's tracked tree, never through a link, never onto a device (out-path.ts).
+    const identityOut = { flag: '--identity-out', secret: true, store: openStore(a.store).dir };
+    if (a.identityOut && fs.existsSync(checkOutFile(a.identityOut, identityOut))) throw new TrellisError('usage', `${a.identityOut} exists; refusing to overwrite an identity`, { field: '--identity-out', hint: 'choose a new path' });
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
@@ -63,7 +65,7 @@ export const rekey: CommandModule<object, Args> = {
       });
       // The new identity is written before the commit: a crash after it leaves a file nobody needs, never a key nobody can open.
       if (generated && split) await printShares(generated.identity, mesh.config.mesh, split.k, split.n, { outcome: 'the root key was not rekeyed', hint: 'rerun with stdout going to the terminal, and copy each share to its own custodian\'s medium' });
-      else if (generated) writeFileAtomic(path.resolve(a.identityOut!), `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`, 0o600);
+      else if (generated) writeOutFile(a.identityOut!, `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`, identityOut);
       store.commit(writes);
       // With --shares, stdout holds the shares alone (as init prints them), so the summary goes to stderr.
       (split ? (lines: string[]) => process.stderr.write(lines.map((l) => `${l}\n`).join('')) : say)([`rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
