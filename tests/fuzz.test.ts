@@ -42,8 +42,12 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(scratch, 'file'), 'not a directory\n');
   fs.mkdirSync(path.join(scratch, 'dir'));
   execFileSync('mkfifo', [path.join(scratch, 'fifo')]);
+  // A device of our own, never the machine's: as root, a write that replaced /dev/null would break everything after it.
+  if (process.getuid?.() === 0) execFileSync('mknod', ['-m', '666', path.join(scratch, 'null-device'), 'c', '1', '3']);
+  else fs.symlinkSync(path.join(scratch, 'fifo'), path.join(scratch, 'null-device'));
   fs.symlinkSync('/dev/zero', path.join(scratch, 'zero-link'));
   fs.symlinkSync(path.join(scratch, 'nowhere'), path.join(scratch, 'dangling'));
+  SCRATCH_KINDS = ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map((f) => `${f}:${fs.lstatSync(path.join(scratch, f)).mode.toString(8)}`);
 });
 
 // ---------------------------------------------------------------------------
@@ -101,7 +105,7 @@ const configPaths = ['mesh', 'trustDomain', 'defaults.ttl.leaf', 'defaults.crl.l
 const configChange = fc.record({ at: fc.constantFrom(...configPaths), value: hostileValue });
 
 /** A path a flag names: ordinary, or a link, a device, a FIFO, a directory, the tracked tree. */
-const pathShape = fc.constantFrom('OUT', 'FILE', 'DIR', 'FIFO', 'ZERO_LINK', 'DANGLING', '/dev/null', 'TRACKED', 'TRACKED_BUNDLES', 'MISSING_PARENT', 'LONG');
+const pathShape = fc.constantFrom('OUT', 'FILE', 'DIR', 'FIFO', 'DEVICE', 'ZERO_LINK', 'DANGLING', 'TRACKED', 'TRACKED_BUNDLES', 'MISSING_PARENT', 'LONG');
 const command = fc.oneof(
   fc.constant(['verify']), fc.constant(['verify', '--format', 'markdown']), fc.constant(['status']), fc.constant(['check']),
   fc.constant(['plan']), fc.constant(['renew', '--dry-run']), fc.constant(['renew']), fc.constant(['deploy', '--type', 'dir']),
@@ -135,7 +139,7 @@ function resolvePath(shape: string, m: FakeMesh, n: number): string {
   const fresh = path.join(scratch, `run-${n}`);
   // A Map: the shapes are looked up by generated text (`__proto__` found this in the fuzzer itself).
   return new Map(Object.entries({
-    OUT: path.join(fresh, 'out'), FILE: path.join(scratch, 'file'), DIR: path.join(scratch, 'dir'), FIFO: path.join(scratch, 'fifo'),
+    OUT: path.join(fresh, 'out'), FILE: path.join(scratch, 'file'), DIR: path.join(scratch, 'dir'), FIFO: path.join(scratch, 'fifo'), DEVICE: path.join(scratch, 'null-device'),
     ZERO_LINK: path.join(scratch, 'zero-link'), DANGLING: path.join(scratch, 'dangling'), TRACKED: m.path('scopes/leak'),
     TRACKED_BUNDLES: m.path('bundles/leak'), MISSING_PARENT: path.join(scratch, 'file', 'below'), LONG: path.join(fresh, 'x'.repeat(300)),
   })).get(shape) ?? shape;
@@ -172,6 +176,7 @@ const READ_ONLY = new Set(['verify', 'status', 'check', 'plan', 'explain', 'bund
 const UNSAFE_OUT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/;
 
 let n = 0;
+let SCRATCH_KINDS: string[] = [];
 async function runAttempt(a: Attempt): Promise<void> {
   const m = pristine.clone();
   const i = n++;
@@ -195,6 +200,9 @@ async function runAttempt(a: Attempt): Promise<void> {
     const tracked = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).filter(([f]) => !f.startsWith('.trellis/')));
     expect(tracked(after), `the store is byte-identical: ${what}`).toEqual(tracked(before));
   }
+  // Nothing a flag named was replaced: the device, the FIFO, the links and the directory are what they were.
+  const kinds = () => ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map((f) => { const st = fs.lstatSync(path.join(scratch, f)); return `${f}:${st.mode.toString(8)}`; });
+  expect(kinds(), `what the flags named is left as it was: ${what}`).toEqual(SCRATCH_KINDS);
   for (const [f, h] of Object.entries(after)) {
     if (f.startsWith('.trellis/') || before[f] === h || h.startsWith('symlink:')) continue;
     const text = fs.readFileSync(m.path(f), 'utf8');
@@ -206,6 +214,9 @@ async function runAttempt(a: Attempt): Promise<void> {
 /** Shrunk counterexamples, kept: each ran into a hole the class's mechanism now closes. */
 const KEPT: [string, Attempt][] = [
   ['explain with a path that leaves the scope and a server named __proto__', { scopes: [], config: undefined, command: ['explain', 'us-east-1/../../etc/passwd', '__proto__'], env: {} }],
+  // Before out-path.ts, these (run as root, at /dev/null) replaced the machine's /dev/null with a regular file.
+  ['report --out at a device', { scopes: [], config: undefined, command: ['report', '--out', 'DEVICE'], env: {} }],
+  ['check --metrics at a device', { scopes: [], config: undefined, command: ['check', '--metrics', 'DEVICE'], env: {} }],
 ];
 
 describe('the fuzzer: hostile pull requests, flags, paths and environments through the real trellis-ci', () => {

@@ -313,7 +313,7 @@ describe('umask 000 widens nothing trellis creates', () => {
     const d = await ci(['deploy', '--from', path.join(out, 'leaves'), '--sealed-out', sealed, '--manifests', manifests]);
     expect(d.code, d.stdout + d.stderr).toBe(0);
     expect([mode(sealed), mode(path.join(sealed, 'us-east-1')), mode(path.join(sealed, 'us-east-1', 'web')), mode(path.join(sealed, 'us-east-1', 'web', 'web-1.age'))]).toEqual([0o755, 0o755, 0o755, 0o644]);
-    expect([mode(manifests), mode(path.join(manifests, 'us-east-1')), mode(path.join(manifests, 'us-east-1', 'api-api-tls.yaml'))]).toEqual([0o700, 0o700, 0o600]);
+    expect([mode(manifests), mode(path.join(manifests, 'us-east-1')), mode(path.join(manifests, 'us-east-1', 'api', 'mesh')), mode(path.join(manifests, 'us-east-1', 'api', 'mesh', 'api-tls.yaml'))]).toEqual([0o700, 0o700, 0o700, 0o600]);
     expect([mode(path.dirname(target)), mode(target), mode(path.join(target, 'current', 'key.pem'))]).toEqual([0o755, 0o755, 0o600]);
   }, 240_000);
 
