@@ -1,6 +1,6 @@
 /** @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives in @trellis/offline. */
 export { TrellisError, isTrellisError, type Reason } from './errors.js';
-export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
+export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS, CLOCK_SKEW_MS, notYetValid, assertNowNotAhead } from './time.js';
 export * from './names.js';
 export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS,
   type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
@@ -48,7 +48,7 @@ export { explainHandshake, recordParty, certificateParty, renderExplanation, typ
 export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
 export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
-export { runMain, rawStderr, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
+export { runMain, rawStderr, clock, checkNowFlag, NOW_AHEAD_OPTION, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,
