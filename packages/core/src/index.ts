@@ -19,7 +19,7 @@ export { trustedScopes, composeTrust, composeTrustByScope, trustPem, trustOpenss
 export { subjectHash, subjectDer, canonicalNameEncoding } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
-export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
+export { rootLedgerTrust, rootLedgerTrustOf, rootClockBound, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
 export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBinding, assertIssuanceProven, mintedFor, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
