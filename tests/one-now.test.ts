@@ -94,9 +94,33 @@ describe('--now through the CLIs', () => {
       }
     }), { numRuns: RUNS });
   });
+
+  it('check answers a --now ahead as Nagios UNKNOWN (exit 3), its own code for a run it cannot judge', async () => {
+    const when = at(new Date(), DAY);
+    const r = await m.ci(['check', '--now', when]);
+    expect(r.code).toBe(3);
+    expect(r.stdout).toMatch(/^TRELLIS UNKNOWN - --now .* is ahead of this machine's clock/);
+    expect((await m.ci(['check', '--now', when, '--now-ahead'])).stdout).not.toMatch(/UNKNOWN/);
+  });
 });
 
 const leafStates = (json: string) => (JSON.parse(json) as { scopes: { scope: string; leaves: { state: string }[] }[] }).scopes.find((s) => s.scope === 'us-east-1')!.leaves.map((l) => l.state);
+
+describe('leaves minted at generated offsets, judged at the real clock', () => {
+  it('status says not-yet-valid exactly for a leaf dated beyond the skew allowance, and renew at the real clock re-mints it', async () => {
+    const m = await FakeMesh.create({ scopes: { 'us-east-1': ['api'] } });
+    // Leaves are backdated a minute; a minute's margin either side of the boundary, for the real clock moving meanwhile.
+    const away = fc.oneof(fc.integer({ min: 0, max: CLOCK_SKEW_MS - MINUTE }), fc.integer({ min: CLOCK_SKEW_MS + 3 * MINUTE, max: 30 * DAY }));
+    await fc.assert(fc.asyncProperty(away, async (off) => {
+      const r = await m.ci(['renew', '--force', '--now', at(new Date(), off), '--now-ahead']);
+      expect(r.code, r.stderr).toBe(0);
+      const early = off > CLOCK_SKEW_MS;
+      expect(leafStates((await m.ci(['status', '--json'])).stdout)).toEqual([early ? 'not-yet-valid' : 'ok']);
+      const renew = await m.ci(['renew', '--dry-run']);
+      expect(renew.stdout.includes('not-yet-valid'), renew.stdout).toBe(early);
+    }), { numRuns: Math.min(RUNS, 4) });
+  });
+});
 
 describe('a renew with --now far ahead, judged at the real clock', () => {
   let m: FakeMesh;

@@ -9,12 +9,12 @@ import { isTrellisError } from './errors.js';
 import { DEFAULT_THRESHOLDS, NAGIOS, meshHealth, renderHealth, unknownLine, type Thresholds, type Window } from './health.js';
 import { loadMesh } from './mesh.js';
 import { healthMetrics } from './metrics.js';
-import { clock, ioFailure, withStore } from './shell.js';
+import { checkNowFlag, clock, ioFailure, withStore } from './shell.js';
 import { writeFileAtomic } from './store.js';
 import { formatDuration, parseDuration } from './time.js';
 
 interface CheckArgs {
-  store?: string; now?: string; metrics?: string;
+  store?: string; now?: string; nowAhead?: boolean; metrics?: string;
   rootWarn?: string; rootCrit?: string; intermediateWarn?: string; intermediateCrit?: string; rootCrlWarn?: string; rootCrlCrit?: string;
   leafWarn?: string; leafCrit?: string; crlWarn?: string; crlCrit?: string; gateOverdue?: string;
 }
@@ -93,6 +93,7 @@ export const checkCommand = {
     let metrics: string | undefined;
     try {
       const t = thresholdsFrom(a);
+      checkNowFlag(a, true);
       const now = clock(a.now);
       const mesh = await withStore(a.store, async (store) => loadMesh(store));
       const h = await meshHealth(mesh, now, t);

@@ -128,8 +128,12 @@ export function clock(nowFlag: string | undefined): Date {
   return nowFlag ? parseInstant(nowFlag) : new Date();
 }
 
-/** Every CLI's middleware: a `--now` ahead of the real clock is refused unless `--now-ahead` says so. */
-export function checkNowFlag(argv: { now?: unknown; nowAhead?: unknown }): void {
+/**
+ * Every CLI's middleware: a `--now` ahead of the real clock is refused unless
+ * `--now-ahead` says so. `check` asks it in its handler, to answer Nagios UNKNOWN.
+ */
+export function checkNowFlag(argv: { _?: unknown[]; now?: unknown; nowAhead?: unknown }, inHandler = false): void {
+  if (!inHandler && argv._?.[0] === 'check') return;
   if (typeof argv.now === 'string') assertNowNotAhead(parseInstant(argv.now), new Date(), argv.nowAhead === true);
 }
 
