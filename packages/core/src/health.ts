@@ -135,7 +135,7 @@ function lifeWindow(notBefore: Date, notAfter: Date, fixed: Partial<Window>, war
 
 const DUE_TEXT: Partial<Record<DueReason, string>> = {
   'renewal-window': 'past its renewal point: trellis-ci renew has not re-minted it',
-  'not-yet-valid': 'minted under a --now ahead of this clock: trellis-ci renew re-mints it',
+  'not-yet-valid': 'minted under a --now ahead of this clock: run trellis-ci renew, which re-mints it',
   'issuer-changed': 'signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it',
   'names-changed': 'its names changed in the scope file: trellis-ci renew has not re-minted it',
 };
@@ -153,7 +153,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
   else {
     const notYet = early(mesh.root.notBefore, now);
-    const level = notYet ? 'critical' : byWindow(mesh.root.notAfter, now, t.root);
+    const level = byWindow(mesh.root.notAfter, now, t.root);
     if (notYet) add('critical', 'certificate', 'root', `root serial ${serialKey(mesh.root.serialNumber)} ${notYet}`, paths.rootCert);
     certificates.push({ tier: 'root', scope: '', service: '', role: 'active', serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
     add(level, 'certificate', 'root', `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level, t.root)}${level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : ''}`, paths.rootCert);
@@ -219,7 +219,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       const reason = due && DUE_TEXT[due] ? DUE_TEXT[due]! : undefined;
       if (reason && (due !== 'renewal-window' || t.leaf.warn === undefined)) level = worse(level, 'warning');
       if (due === 'not-yet-valid') {
-        add('critical', 'certificate', who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}; run trellis-ci renew`, paths.leaves(def.name));
+        add('critical', 'certificate', who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths.leaves(def.name));
         continue;
       }
       const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, renew at ${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
