@@ -56,7 +56,7 @@ async function standUp(name: string, at: string): Promise<MeshDirs> {
   const dir = path.join(work, name);
   const m = { store: path.join(dir, 'store'), rootId: path.join(dir, 'root.identity'), ciId: path.join(dir, 'ci.identity') };
   fs.mkdirSync(dir, { recursive: true });
-  const id = await offline(m.store, ['init', '--mesh', name, '--trust-domain', 'mesh.example', '--ci-identity-out', m.ciId, '--now', at]);
+  const id = await offline(m.store, ['init', '--mesh', name, '--trust-domain', 'mesh.example', '--ci-identity-out', m.ciId, '--now', at, '--now-ahead']);
   fs.writeFileSync(m.rootId, id, { mode: 0o600 });
   const scope = (s: string, text: string) => fs.writeFileSync(path.join(m.store, 'scopes', `${s}.yaml`), text);
   scope('global', 'kind: global\nservices:\n  control: {}\n');
@@ -80,15 +80,15 @@ async function main(): Promise<number> {
 
   step(`offline, ${PAST}: trellis-root init, then the first ceremony (global, us-east-1)`);
   const mesh = await standUp('demo', PAST);
-  process.stdout.write(indent(await offline(mesh.store, ['intermediate', '--pending', '--now', PAST], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
+  process.stdout.write(indent(await offline(mesh.store, ['intermediate', '--pending', '--now', PAST, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
   const expiredOut = path.join(work, 'expired-out');
   step(`CI, ${PAST}: trellis-ci renew (these leaves are long expired by now)`);
-  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', PAST, '--out', expiredOut])));
+  process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['renew', '--now', PAST, '--now-ahead', '--out', expiredOut])));
 
   step(`${PR_TIME}: a pull request adds scopes/eu-west-1.yaml (trellis-ci scope add); CI verify reports it pending the ceremony, not broken`);
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['scope', 'add', 'eu-west-1', '--service', 'api'])));
-  process.stdout.write(indent((await ci(mesh.store, mesh.ciId, ['verify', '--now', PR_TIME])).split('\n').filter((l) => /pending|error/.test(l)).join('\n')));
-  const comment = await ci(mesh.store, mesh.ciId, ['verify', '--format', 'markdown', '--now', PR_TIME]);
+  process.stdout.write(indent((await ci(mesh.store, mesh.ciId, ['verify', '--now', PR_TIME, '--now-ahead'])).split('\n').filter((l) => /pending|error/.test(l)).join('\n')));
+  const comment = await ci(mesh.store, mesh.ciId, ['verify', '--format', 'markdown', '--now', PR_TIME, '--now-ahead']);
   process.stdout.write(`   the pull request's comment (verify --format markdown), what the ceremony will sign:\n${indent(comment.slice(comment.indexOf('#### eu-west-1'), comment.indexOf('\n\n|')))}`);
 
   step('now, offline: the custodian runs trellis-root intermediate --pending and commits');

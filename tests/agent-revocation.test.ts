@@ -100,7 +100,7 @@ async function forge(signer: Signer, p: { rootCrl: string; files: Release; creat
 }
 
 async function deploy(m: FakeMesh, out: string, now?: string): Promise<string> {
-  const d = await m.ci(['deploy', '--sealed-out', out, ...(now ? ['--now', now] : [])]);
+  const d = await m.ci(['deploy', '--sealed-out', out, ...(now ? ['--now', now, '--now-ahead'] : [])]);
   expect(d.code, d.stdout + d.stderr).toBe(0);
   return path.join(out, 'us-east-1', 'api', 'web-1.age');
 }
@@ -198,7 +198,7 @@ describe('a release dated in the future cannot lock out later ones', () => {
   it('a root CRL dated beyond the allowance is refused (it would otherwise raise the remembered CRL number)', async () => {
     const dir = path.join(work, 'host-future-crl');
     const ahead = m.clone();
-    expect((await ahead.root(['crl', '--now', at(DAY)])).code).toBe(0);
+    expect((await ahead.root(['crl', '--now', at(DAY), '--now-ahead'])).code).toBe(0);
     const files = (await openAsHost(await deploy(m, path.join(work, 'now-crl')))).files;
     const bundle = await forge(await intermediateOf(m), { rootCrl: ahead.read('bundles/root/crl.pem'), files });
     await expectRefused(install(bundle, dir, roots), dir, 3, /its root CRL of .* is dated .*, beyond the 5m clock-skew allowance/);
@@ -220,7 +220,7 @@ describe('the signer must be valid now', () => {
   it('an intermediate not yet valid is refused', async () => {
     const m = await meshAt(at(-DAY), { intermediates: false });
     const crl = m.read('bundles/root/crl.pem');
-    expect((await m.root(['intermediate', '--pending', '--now', at(DAY)])).code).toBe(0);
+    expect((await m.root(['intermediate', '--pending', '--now', at(DAY), '--now-ahead'])).code).toBe(0);
     const dir = path.join(work, 'host-not-yet');
     const bundle = await forge(await intermediateOf(m), { rootCrl: crl, files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') } });
     await expectRefused(install(bundle, dir, pinRoots(m, 'not-yet')), dir, 3, /its signer .*us-east-1.* is not valid until \d{4}-/);

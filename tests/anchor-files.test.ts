@@ -165,7 +165,7 @@ describe('during a rotation, old and new intermediates of one scope share a subj
   beforeAll(async () => {
     r = m.clone();
     // The same minute as the first ceremony: the new intermediate's subject is the old one's.
-    const rot = await r.root(['rotate', 'intermediate', 'us-east-1', '--now', NOW]);
+    const rot = await r.root(['rotate', 'intermediate', 'us-east-1', '--now', NOW, '--now-ahead']);
     expect(rot.code, rot.stderr).toBe(0);
   });
   it('capath holds <hash>.0 and <hash>.1, both regular files, and -CApath verifies the live leaf', async () => {
@@ -177,23 +177,23 @@ describe('during a rotation, old and new intermediates of one scope share a subj
     }
     const v = await verifyCapath(r.path('bundles/us-east-1/capath'), 'us-east-1', 'api', 'sslclient', r);
     expect(v.code, v.stderr).toBe(0);
-    const verify = await r.ci(['verify', '--json', '--now', NOW]);
+    const verify = await r.ci(['verify', '--json', '--now', NOW, '--now-ahead']);
     expect(JSON.parse(verify.stdout).findings.filter((f: { level: string; check: string }) => f.level === 'error')).toEqual([]);
   });
   it('an abort drops the new intermediate: its anchor files go from every bundle, and verify stays clean', async () => {
     const h = await opensslHash(r.path('bundles/us-east-1/intermediate.pem'));
-    const a = await r.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', NOW]);
+    const a = await r.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', NOW, '--now-ahead']);
     expect(a.code, a.stderr).toBe(0);
     for (const holder of ['us-east-1', 'global']) {
       expect(ls(r, `bundles/${holder}/capath`).filter((n) => n.startsWith(h))).toEqual([`${h}.0`]);
       expect(ls(r, `bundles/${holder}/anchors`)).toHaveLength(ls(m, `bundles/${holder}/anchors`).length);
     }
-    expect((await r.ci(['verify', '--now', NOW])).code).toBe(0);
+    expect((await r.ci(['verify', '--now', NOW, '--now-ahead'])).code).toBe(0);
   });
 });
 
 describe('verify judges the anchor files; renew repairs them', () => {
-  const errorsOf = async (mesh: FakeMesh) => JSON.parse((await mesh.ci(['verify', '--json', '--now', NOW])).stdout).findings.filter((f: { level: string }) => f.level === 'error') as { file: string; message: string }[];
+  const errorsOf = async (mesh: FakeMesh) => JSON.parse((await mesh.ci(['verify', '--json', '--now', NOW, '--now-ahead'])).stdout).findings.filter((f: { level: string }) => f.level === 'error') as { file: string; message: string }[];
   it.each([
     ['missing', (d: FakeMesh, f: string) => fs.rmSync(d.path(f)), /anchor file missing/],
     ['stale (another anchor in it)', (d: FakeMesh, f: string) => fs.writeFileSync(d.path(f), d.read(`bundles/eu-west-1/capath/${ls(d, 'bundles/eu-west-1/capath').find((n) => !ls(d, 'bundles/us-east-1/capath').includes(n))!}`)), /does not hold exactly the anchor/],
@@ -205,8 +205,8 @@ describe('verify judges the anchor files; renew repairs them', () => {
     const errs = await errorsOf(d);
     expect(errs.map((e) => e.file)).toEqual([f]);
     expect(errs[0]!.message).toMatch(message);
-    expect((await d.ci(['verify', '--now', NOW])).code).toBe(1);
-    expect((await d.ci(['renew', '--now', NOW])).code).toBe(0);
+    expect((await d.ci(['verify', '--now', NOW, '--now-ahead'])).code).toBe(1);
+    expect((await d.ci(['renew', '--now', NOW, '--now-ahead'])).code).toBe(0);
     expect(d.read(f)).toBe(before);
     expect(await errorsOf(d)).toEqual([]);
   });
@@ -220,18 +220,18 @@ describe('verify judges the anchor files; renew repairs them', () => {
     const errs = await errorsOf(d);
     expect(errs.map((e) => e.file)).toEqual([planted]);
     expect(errs[0]!.message).toMatch(/extra anchor file/);
-    expect((await d.ci(['renew', '--now', NOW])).code).toBe(0);
+    expect((await d.ci(['renew', '--now', NOW, '--now-ahead'])).code).toBe(0);
     expect(fs.existsSync(d.path(planted))).toBe(false);
     expect(await errorsOf(d)).toEqual([]);
   });
   it('a store written before anchor files existed is a warning, not an error; the next renew writes them', async () => {
     const d = m.clone();
     for (const s of Object.keys(SPEC)) for (const dir of ['capath', 'anchors']) fs.rmSync(d.path(`bundles/${s}/${dir}`), { recursive: true });
-    const r = await d.ci(['verify', '--json', '--now', NOW]);
+    const r = await d.ci(['verify', '--json', '--now', NOW, '--now-ahead']);
     expect(r.code).toBe(0);
     const warnings = JSON.parse(r.stdout).findings.filter((f: { message: string }) => /one-anchor-per-file/.test(f.message));
     expect(warnings.map((w: { level: string; scope: string }) => `${w.level} ${w.scope}`).sort()).toEqual(Object.keys(SPEC).map((s) => `warning ${s}`).sort());
-    expect((await d.ci(['renew', '--now', NOW])).code).toBe(0);
+    expect((await d.ci(['renew', '--now', NOW, '--now-ahead'])).code).toBe(0);
     for (const s of Object.keys(SPEC)) expect(ls(d, `bundles/${s}/capath`)).toEqual(ls(m, `bundles/${s}/capath`));
   });
 });
@@ -244,7 +244,7 @@ describe('each release carries the anchor files too', () => {
     d = m.clone();
     d.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: target }] } }]);
     await d.allow({ dir: { paths: [scratch] } }, { now: NOW });
-    const r = await d.ci(['deploy', '--now', NOW]);
+    const r = await d.ci(['deploy', '--now', NOW, '--now-ahead']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
   });
   it('current/capath and current/anchors hold exactly the scope bundle\'s files, as regular files', () => {
@@ -264,12 +264,12 @@ describe('each release carries the anchor files too', () => {
     expect(eu.stderr).toMatch(/error 20 at 1 depth lookup/);
   });
   it('an intermediate that leaves the bundle leaves the next release: no stale anchor file stays installed', async () => {
-    const rot = await d.root(['rotate', 'intermediate', 'global', '--now', NOW]);
+    const rot = await d.root(['rotate', 'intermediate', 'global', '--now', NOW, '--now-ahead']);
     expect(rot.code, rot.stderr).toBe(0);
-    expect((await d.ci(['deploy', '--now', NOW])).code).toBe(0);
+    expect((await d.ci(['deploy', '--now', NOW, '--now-ahead'])).code).toBe(0);
     expect(fs.readdirSync(cur('capath'))).toHaveLength(3);
-    expect((await d.root(['rotate', 'intermediate', 'global', '--abort', '--now', NOW])).code).toBe(0);
-    expect((await d.ci(['deploy', '--now', NOW])).code).toBe(0);
+    expect((await d.root(['rotate', 'intermediate', 'global', '--abort', '--now', NOW, '--now-ahead'])).code).toBe(0);
+    expect((await d.ci(['deploy', '--now', NOW, '--now-ahead'])).code).toBe(0);
     expect(fs.readdirSync(cur('capath')).sort()).toEqual(ls(d, 'bundles/us-east-1/capath'));
     expect(fs.readdirSync(cur('capath'))).toHaveLength(2);
   });

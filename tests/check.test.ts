@@ -18,7 +18,7 @@ const SUMMARY = /^TRELLIS (OK|WARNING|CRITICAL|UNKNOWN) - [^\n]+$/;
 /** A mesh made with the real CLIs at T0, after editing trellis.yaml's defaults before the first ceremony. */
 async function meshWith(scopes: Record<string, Parameters<FakeMesh['writeScope']>[1]>, defaults: Record<string, unknown> = {}): Promise<FakeMesh> {
   const m = await FakeMesh.create({ scopes, now: at(T0), intermediates: false, defaults: defaults as Record<string, Record<string, string>> });
-  for (const step of [() => m.root(['intermediate', '--pending', '--now', at(T0)]), () => m.ci(['renew', '--now', at(T0)])]) {
+  for (const step of [() => m.root(['intermediate', '--pending', '--now', at(T0), '--now-ahead']), () => m.ci(['renew', '--now', at(T0), '--now-ahead'])]) {
     const r = await step();
     if (r.code !== 0) throw new Error(r.stderr);
   }
@@ -37,7 +37,7 @@ beforeAll(async () => {
 
 describe('exit codes from real store states', () => {
   it('0: a fresh mesh is OK, on both CLIs, and the first line is the summary', async () => {
-    for (const r of [await check(day, ['--now', later(HOUR)]), await day.root(['check', '--now', later(HOUR)], { TRELLIS_ROOT_IDENTITY_FILE: undefined })]) {
+    for (const r of [await check(day, ['--now', later(HOUR), '--now-ahead']), await day.root(['check', '--now', later(HOUR), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: undefined })]) {
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(lines(r.stdout)[0]).toMatch(SUMMARY);
       expect(lines(r.stdout)[0]).toMatch(/^TRELLIS OK - 5 certificates, 5 CRLs, 2 scopes in service \| critical=0 warning=0 certificates=5 /);
@@ -49,36 +49,36 @@ describe('exit codes from real store states', () => {
   });
 
   it('1: a leaf past its renewal point (⅓ of 24h left) is a WARNING naming it; trellis-root says the same', async () => {
-    const r = await check(day, ['--now', later(17 * HOUR)]);
+    const r = await check(day, ['--now', later(17 * HOUR), '--now-ahead']);
     expect(r.code, r.stdout).toBe(1);
     expect(lines(r.stdout)[0]).toMatch(new RegExp(String.raw`^TRELLIS WARNING - 0 critical, 2 warning: global\/control: leaf serial \w+ expires ${later(DAY)} \(in 7h\)`));
     expect(r.stdout).toMatch(/^WARNING +certificate us-east-1\/api +leaf .*past its renewal point: trellis-ci renew has not re-minted it/m);
-    const root = await day.root(['check', '--now', later(17 * HOUR)], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
+    const root = await day.root(['check', '--now', later(17 * HOUR), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
     expect(root.code).toBe(1);
     expect(lines(root.stdout)[0]).toBe(lines(r.stdout)[0]);
   });
 
   it('2: a leaf under a sixth of its life (4h of 24h) is CRITICAL; an expired one too', async () => {
-    const soon = await check(day, ['--now', later(21 * HOUR)]);
+    const soon = await check(day, ['--now', later(21 * HOUR), '--now-ahead']);
     expect(soon.code, soon.stdout).toBe(2);
     expect(lines(soon.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 2 critical, 0 warning: /);
     expect(soon.stdout).toMatch(/^CRITICAL certificate global\/control +leaf .*\(in 3h\): critical under 4h/m);
-    const gone = await check(day, ['--now', later(25 * HOUR)]);
+    const gone = await check(day, ['--now', later(25 * HOUR), '--now-ahead']);
     expect(gone.code).toBe(2);
     expect(gone.stdout).toMatch(new RegExp(String.raw`^CRITICAL certificate us-east-1\/api +leaf serial \w+ expired ${later(DAY)} \(1h ago\), renew at`, 'm'));
   });
 
   it('--leaf-warn and --leaf-crit replace the life fractions with fixed remaining times', async () => {
-    const r = await check(day, ['--now', later(17 * HOUR), '--leaf-warn', '2h', '--leaf-crit', '1h']);
+    const r = await check(day, ['--now', later(17 * HOUR), '--now-ahead', '--leaf-warn', '2h', '--leaf-crit', '1h']);
     expect(r.code, r.stdout).toBe(0);
-    const strict = await check(day, ['--now', later(17 * HOUR), '--leaf-crit', '8h']);
+    const strict = await check(day, ['--now', later(17 * HOUR), '--now-ahead', '--leaf-crit', '8h']);
     expect(strict.code).toBe(2);
   });
 
   it('a pending ceremony (a declared scope without its intermediate) is a WARNING', async () => {
     const m = day.clone();
     m.writeScope('eu-west-1', ['api']);
-    const r = await check(m, ['--now', later(HOUR)]);
+    const r = await check(m, ['--now', later(HOUR), '--now-ahead']);
     expect(r.code, r.stdout).toBe(1);
     expect(lines(r.stdout)[0]).toMatch(/^TRELLIS WARNING - 0 critical, 1 warning: eu-west-1: pending its offline ceremony/);
     expect(r.stdout).toMatch(/trellis-root intermediate eu-west-1/);
@@ -91,7 +91,7 @@ describe('exit codes from real store states', () => {
 
     const m = day.clone();
     m.write('bundles/us-east-1/leaves.yaml', 'api: [not, a, record]\n');
-    const corrupt = await check(m, ['--now', later(HOUR)]);
+    const corrupt = await check(m, ['--now', later(HOUR), '--now-ahead']);
     expect(corrupt.code).toBe(3);
     expect(lines(corrupt.stdout)[0]).toMatch(/^TRELLIS UNKNOWN - .*bundles\/us-east-1\/leaves\.yaml/);
 
@@ -101,7 +101,7 @@ describe('exit codes from real store states', () => {
   });
 
   it('status keeps the contract codes: 0 on a state check calls CRITICAL', async () => {
-    const r = await day.ci(['status', '--now', later(25 * HOUR)]);
+    const r = await day.ci(['status', '--now', later(25 * HOUR), '--now-ahead']);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/expired/);
   });
@@ -114,11 +114,11 @@ describe('intermediates, by remaining time (warn 90d, crit 30d)', () => {
   let m: FakeMesh;
   beforeAll(async () => {
     m = day.clone();
-    for (const r of [await m.root(['crl', '--now', tx]), await m.ci(['renew', '--now', tx])]) expect(r.code, r.stderr).toBe(0);
+    for (const r of [await m.root(['crl', '--now', tx, '--now-ahead']), await m.ci(['renew', '--now', tx, '--now-ahead'])]) expect(r.code, r.stderr).toBe(0);
   });
 
   it('2: an intermediate within the critical window; the summary counts both scopes', async () => {
-    const r = await check(m, ['--now', tx]);
+    const r = await check(m, ['--now', tx, '--now-ahead']);
     expect(r.code, r.stdout).toBe(2);
     expect(lines(r.stdout)[0]).toMatch(new RegExp(String.raw`^TRELLIS CRITICAL - 2 critical, 0 warning: global: active intermediate serial \w+ expires ${at(end)} \(in 20d\)`));
     expect(lines(r.stdout)[0]).toMatch(/ \| critical=2 warning=0 .* intermediate_left=1728000s;7776000;2592000 /);
@@ -126,8 +126,8 @@ describe('intermediates, by remaining time (warn 90d, crit 30d)', () => {
   });
 
   it('the flags move the windows: --intermediate-crit 10d makes it a WARNING, a narrower warn window OK', async () => {
-    expect((await check(m, ['--now', tx, '--intermediate-crit', '10d'])).code).toBe(1);
-    expect((await check(m, ['--now', tx, '--intermediate-warn', '15d', '--intermediate-crit', '10d'])).code).toBe(0);
+    expect((await check(m, ['--now', tx, '--now-ahead', '--intermediate-crit', '10d'])).code).toBe(1);
+    expect((await check(m, ['--now', tx, '--now-ahead', '--intermediate-warn', '15d', '--intermediate-crit', '10d'])).code).toBe(0);
   });
 });
 
@@ -138,60 +138,60 @@ describe('CRLs by nextUpdate', () => {
   });
 
   it('a scope CRL past half its life (renew re-signs there) is a WARNING, a stale one CRITICAL, and renew clears both', async () => {
-    const half = await check(m, ['--now', later(4 * HOUR)]);
+    const half = await check(m, ['--now', later(4 * HOUR), '--now-ahead']);
     expect(half.code, half.stdout).toBe(1);
     expect(half.stdout).toMatch(new RegExp(String.raw`^WARNING +crl +us-east-1 +leaf CRL of .* next update ${later(6 * HOUR)} \(in 2h\): warning under 3h; trellis-ci renew re-signs it`, 'm'));
-    const stale = await check(m, ['--now', later(7 * HOUR)]);
+    const stale = await check(m, ['--now', later(7 * HOUR), '--now-ahead']);
     expect(stale.code).toBe(2);
     expect(lines(stale.stdout)[0]).toMatch(/^TRELLIS CRITICAL - 4 critical, 0 warning: /);
     expect(stale.stdout).toMatch(/^CRITICAL crl +global +anchor CRL of .*\(1h ago\): stale, verifiers that check CRLs refuse every chain through it/m);
     const fresh = m.clone();
-    expect((await fresh.ci(['renew', '--now', later(7 * HOUR)])).code).toBe(0);
-    expect((await check(fresh, ['--now', later(7 * HOUR)])).code).toBe(0);
+    expect((await fresh.ci(['renew', '--now', later(7 * HOUR), '--now-ahead'])).code).toBe(0);
+    expect((await check(fresh, ['--now', later(7 * HOUR), '--now-ahead'])).code).toBe(0);
   });
 
   it('the root CRL: a WARNING 30 days before its nextUpdate (180d); --root-crl-warn and --root-crl-crit move it', async () => {
     const soon = m.clone();
     // Leaves and scope CRLs fresh at that instant: only the root CRL is judged.
     const t = later(160 * DAY);
-    expect((await soon.ci(['renew', '--now', t])).code).toBe(0);
-    const r = await check(soon, ['--now', t]);
+    expect((await soon.ci(['renew', '--now', t, '--now-ahead'])).code).toBe(0);
+    const r = await check(soon, ['--now', t, '--now-ahead']);
     expect(r.code, r.stdout).toBe(1);
     expect(r.stdout).toMatch(/^WARNING +crl +root +root CRL of .*\(in 20d\): warning under 30d; the custodian runs trellis-root crl/m);
-    expect((await check(soon, ['--now', t, '--root-crl-warn', '10d'])).code).toBe(0);
-    expect((await check(soon, ['--now', t, '--root-crl-crit', '25d'])).code).toBe(2);
+    expect((await check(soon, ['--now', t, '--now-ahead', '--root-crl-warn', '10d'])).code).toBe(0);
+    expect((await check(soon, ['--now', t, '--now-ahead', '--root-crl-crit', '25d'])).code).toBe(2);
   });
 
   describe('rotation gates', () => {
     let r: FakeMesh;
     beforeAll(async () => {
       r = m.clone();
-      const x = await r.root(['rotate', 'intermediate', 'us-east-1', '--now', later(HOUR)]);
+      const x = await r.root(['rotate', 'intermediate', 'us-east-1', '--now', later(HOUR), '--now-ahead']);
       expect(x.code, x.stderr).toBe(0);
     });
 
     it('an open gate renew has not advanced for over a day is overdue (WARNING); before that it is reported OK', async () => {
       const state = parse(r.read('bundles/us-east-1/state.yaml'));
       expect(state.phase).toBe('publish');
-      const ontime = await check(r, ['--now', later(30 * HOUR)]);
+      const ontime = await check(r, ['--now', later(30 * HOUR), '--now-ahead']);
       expect(ontime.stdout).toMatch(new RegExp(`^OK +gate +us-east-1 +phase publish: its switch gate opened ${state.rotation.switchAt}`, 'm'));
-      const overdue = await check(r, ['--now', later(50 * HOUR)]);
+      const overdue = await check(r, ['--now', later(50 * HOUR), '--now-ahead']);
       expect(overdue.code).toBeGreaterThanOrEqual(1);
       expect(overdue.stdout).toMatch(/^WARNING +gate +us-east-1 +phase publish: its switch gate opened .* overdue by more than 1d: trellis-ci renew has not advanced it/m);
-      expect((await check(r, ['--now', later(50 * HOUR), '--gate-overdue', '2d'])).stdout).toMatch(/^OK +gate +us-east-1/m);
+      expect((await check(r, ['--now', later(50 * HOUR), '--now-ahead', '--gate-overdue', '2d'])).stdout).toMatch(/^OK +gate +us-east-1/m);
     });
 
     it('after the switch the previous intermediate is listed, not judged; the new one is', async () => {
       const sw = r.clone();
-      expect((await sw.ci(['renew', '--now', later(26 * HOUR)])).code).toBe(0);
-      const x = await check(sw, ['--now', later(26 * HOUR), '--intermediate-warn', '4y']);
+      expect((await sw.ci(['renew', '--now', later(26 * HOUR), '--now-ahead'])).code).toBe(0);
+      const x = await check(sw, ['--now', later(26 * HOUR), '--now-ahead', '--intermediate-warn', '4y']);
       expect(x.stdout).toMatch(/^OK +certificate us-east-1 +previous intermediate .*\(being retired: not judged, its leaves are re-minted\)/m);
       expect(x.stdout).toMatch(/^WARNING +certificate us-east-1 +active intermediate/m);
       expect(x.stdout).toMatch(/^OK +gate +us-east-1 +phase switch: its retire gate opens/m);
     });
 
     it('during publish the active intermediate is not judged alone: the incoming one is', async () => {
-      const x = await check(r, ['--now', later(2 * HOUR), '--intermediate-warn', '4y']);
+      const x = await check(r, ['--now', later(2 * HOUR), '--now-ahead', '--intermediate-warn', '4y']);
       expect(x.stdout).toMatch(/^WARNING +certificate us-east-1 +next intermediate/m);
       expect(x.stdout).toMatch(/^OK +certificate us-east-1 +active intermediate/m);
       expect(x.stdout).toMatch(/^WARNING +certificate global +active intermediate/m);
@@ -201,7 +201,7 @@ describe('CRLs by nextUpdate', () => {
 
 describe('the output is for a pager', () => {
   it('only the first line carries the verdict; no identity appears', async () => {
-    const r = await day.ci(['check', '--now', later(HOUR)]);
+    const r = await day.ci(['check', '--now', later(HOUR), '--now-ahead']);
     expect(lines(r.stdout).filter((l) => /^TRELLIS /.test(l))).toHaveLength(1);
     const identity = fs.readFileSync(day.ciIdentityFile, 'utf8').trim();
     expect(r.stdout + r.stderr).not.toContain(identity.split('\n').pop()!.slice(0, 30));

@@ -117,8 +117,8 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     mesh.writeScope('eu-west-1', [svc('api', { deploy: [{ type: 'sealed', host: 'web-1' }] })]);
     host = await newIdentity();
     await mesh.allow({ dir: { paths: [path.join(work, 'hosts')] }, sealed: { 'web-1': { recipient: host.recipient } } }, { now: iso(T0) });
-    expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0)])).code).toBe(0);
-    expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000))])).stdout).toContain('phase us-east-1: switch');
+    expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0), '--now-ahead'])).code).toBe(0);
+    expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000)), '--now-ahead'])).stdout).toContain('phase us-east-1: switch');
     // us-east-1 and eu-west-1 each get their own CI identity (confirmed, then rekeyed); global stays on the shared one.
     for (const s of ['us-east-1', 'eu-west-1']) regions[s] = await newIdentity();
     const cfg = parse(fs.readFileSync(mesh.path('trellis.yaml'), 'utf8')) as { recipients: Record<string, unknown> };

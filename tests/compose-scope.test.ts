@@ -46,8 +46,8 @@ async function runner(name: string): Promise<string> {
 beforeAll(async () => {
   const svc = (n: string) => ({ [n]: { ttl: '24h' } });
   mesh = await FakeMesh.create({ now: iso(T0), scopes: { global: [svc('control')], 'us-east-1': [svc('api')], 'eu-west-1': [svc('api')] } });
-  expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0)])).code).toBe(0);
-  expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000))])).stdout).toContain('phase us-east-1: switch');
+  expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0), '--now-ahead'])).code).toBe(0);
+  expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000)), '--now-ahead'])).stdout).toContain('phase us-east-1: switch');
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-compose-scope-'));
   idFile.global = mesh.ciIdentityFile;
   const ciScopes: Record<string, string> = {};

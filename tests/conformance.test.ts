@@ -245,7 +245,7 @@ async function makeWorld(): Promise<World> {
   await must(m.ci(['renew']));
   // The not-yet-valid leaf comes from a copy of the store, so the real one's records stay current.
   const futureOut = path.join(scratch, 'future');
-  await must(m.clone().ci(['renew', '--now', stamp(new Date(now.getTime() + 30 * DAY)), '--out', futureOut]));
+  await must(m.clone().ci(['renew', '--now', stamp(new Date(now.getTime() + 30 * DAY)), '--now-ahead', '--out', futureOut]));
   const leaf = (scope: string, service: string, outDir?: string): Presented => {
     const f = (name: string) => fs.readFileSync(outDir ? path.join(outDir, scope, service, name) : m.out(scope, service, name), 'utf8');
     return { cert: f('cert.pem'), key: f('key.pem'), chain: f('chain.pem') };

@@ -56,7 +56,7 @@ describe('standard output that cannot be written', () => {
     if (redirect === '>&-' && !CLOSED_STDOUT_HOLDS) return;
     const m = pristine.clone();
     const before = m.snapshot();
-    const r = await rootViaShell(m, ['crl', '--now', T0], redirect);
+    const r = await rootViaShell(m, ['crl', '--now', T0, '--now-ahead'], redirect);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(STACK_TRACE);
@@ -65,7 +65,7 @@ describe('standard output that cannot be written', () => {
     const changed = changedPaths(before, m.snapshot());
     if (state === 'old') expect(changed).toEqual([]);
     else expect(changed).toEqual(['bundles/root/crl.pem', 'bundles/root/ledger.jsonl']);
-    expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 
   it.skipIf(!CLOSED_STDOUT_HOLDS)('init with stdout closed creates nothing: the offline identity it would print is never lost', async () => {
@@ -103,29 +103,29 @@ describe('a full disk', () => {
     const disk = await storeOnTinyDisk('2m');
     const before = disk.m.snapshot();
     disk.fill(12 * 1024); // room for the lock and a few staged files, not the whole journal
-    const r = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0]);
+    const r = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/\.trellis\/journal\.tmp-\w+\/[\w.]+: write failed: no space left on the device \(ENOSPC\)\n  → free space on that disk and rerun/);
     expect(r.stderr).not.toMatch(STACK_TRACE);
     expect(disk.m.snapshot()).toEqual(before);
     expect(leftInWork(disk.m)).toEqual([]);
     disk.unfill();
-    const again = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0]);
+    const again = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0, '--now-ahead']);
     expect(again.code, again.stderr).toBe(0);
-    expect((await disk.m.ci(['verify', '--now', T0])).code).toBe(0);
+    expect((await disk.m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 
   it('so full the lock cannot be written: no lock file is left, empty or otherwise', async () => {
     const disk = await storeOnTinyDisk('2m');
     const before = disk.m.snapshot();
     disk.fill(0);
-    const r = await disk.m.ci(['renew', '--force', '--now', T0]);
+    const r = await disk.m.ci(['renew', '--force', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/\.trellis\/lock\.[0-9]+\.[0-9a-f]{16}\.tmp: write failed: no space left on the device \(ENOSPC\)/);
     expect(leftInWork(disk.m)).toEqual([]);
     expect(disk.m.snapshot()).toEqual(before);
     disk.unfill();
-    expect((await disk.m.ci(['renew', '--force', '--now', T0])).code).toBe(0);
+    expect((await disk.m.ci(['renew', '--force', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 
   it.each([
@@ -134,7 +134,7 @@ describe('a full disk', () => {
   ])('%s left behind does not block the next command', async (_name, text) => {
     const m = pristine.clone();
     fs.writeFileSync(m.path('.trellis/lock'), text);
-    const r = await m.ci(['renew', '--force', '--now', T0]);
+    const r = await m.ci(['renew', '--force', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(leftInWork(m)).toEqual([]);
   });
@@ -145,7 +145,7 @@ describe('a store that cannot be written', () => {
     const disk = await storeOnTinyDisk('4m');
     const before = disk.m.snapshot();
     await execa('mount', ['-o', 'remount,ro', disk.mount]);
-    const r = await disk.m.root(['crl', '--now', T0]);
+    const r = await disk.m.root(['crl', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/read-only file system \(EROFS\)\n  → make it writable by this user/);
     expect(r.stderr).not.toMatch(STACK_TRACE);
@@ -181,7 +181,7 @@ describe('two commands at once on one store', () => {
   ] as const)('%s: one completes, the other exits 4 saying why (or runs after); nothing is lost once it is rerun', async (_name, a, b, ledger, ops) => {
     const m = pristine.clone();
     const before = ledgerOps(m, ledger).length;
-    const run = (c: readonly string[]) => (c[0] === 'ci' ? m.ci([...c.slice(1), '--now', T0]) : m.root([...c.slice(1), '--now', T0]));
+    const run = (c: readonly string[]) => (c[0] === 'ci' ? m.ci([...c.slice(1), '--now', T0, '--now-ahead']) : m.root([...c.slice(1), '--now', T0, '--now-ahead']));
     const results = await Promise.all([run(a), run(b)]);
     expect(results.map((r) => r.code).sort(), results.map((r) => r.stderr).join('\n')).toEqual(expect.arrayContaining([0]));
     for (const [i, r] of results.entries()) {
@@ -193,6 +193,6 @@ describe('two commands at once on one store', () => {
     }
     expect(ledgerOps(m, ledger).slice(before).sort()).toEqual([...ops].sort());
     expect(leftInWork(m)).toEqual([]);
-    expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 });

@@ -85,9 +85,9 @@ beforeAll(async () => {
     if (r.code !== 0) throw new Error(`${args.join(' ')}: ${r.stderr}`);
   };
   worlds.rotating = copyWorld(worlds.base);
-  await must(worlds.rotating, 'root', ['rotate', 'intermediate', 'us-east-1', '--now', T1]);
+  await must(worlds.rotating, 'root', ['rotate', 'intermediate', 'us-east-1', '--now', T1, '--now-ahead']);
   worlds.overlap = copyWorld(worlds.base);
-  await must(worlds.overlap, 'root', ['rotate', 'root', '--now', T1]);
+  await must(worlds.overlap, 'root', ['rotate', 'root', '--now', T1, '--now-ahead']);
   worlds.region = copyWorld(worlds.base);
   fs.writeFileSync(path.join(worlds.region.store, 'scopes/ap-south-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
   worlds.service = copyWorld(worlds.base);
@@ -97,7 +97,7 @@ beforeAll(async () => {
   const allow = async (w: World, deploy: Record<string, unknown>) => {
     const file = path.join(w.store, 'trellis.yaml');
     fs.writeFileSync(file, stringify({ ...parse(fs.readFileSync(file, 'utf8')), deploy }));
-    await must(w, 'root', ['confirm', '--now', T1]);
+    await must(w, 'root', ['confirm', '--now', T1, '--now-ahead']);
   };
   worlds.retiring = copyWorld(worlds.base);
   fs.rmSync(path.join(worlds.retiring.store, 'scopes/eu-west-1.yaml'));
@@ -111,7 +111,7 @@ beforeAll(async () => {
   fs.writeFileSync(path.join(worlds.agent.dir, 'host.identity'), `${host.identity}\n`, { mode: 0o600 });
   await allow(worlds.agent, { sealed: { 'web-1': { recipient: host.recipient } } });
   fs.writeFileSync(path.join(worlds.agent.store, 'scopes/us-east-1.yaml'), 'kind: region\nservices:\n  api:\n    deploy:\n      - type: sealed\n        host: web-1\n');
-  await must(worlds.agent, 'ci', ['deploy', '--now', T1, '--sealed-out', path.join(worlds.agent.dir, 'sealed')]);
+  await must(worlds.agent, 'ci', ['deploy', '--now', T1, '--now-ahead', '--sealed-out', path.join(worlds.agent.dir, 'sealed')]);
   fs.copyFileSync(path.join(worlds.agent.store, 'bundles/root/roots.pem'), path.join(worlds.agent.dir, 'roots.pem'));
 }, 300_000);
 
@@ -120,18 +120,18 @@ const store = (w: World) => ['--store', w.store];
 // One row per mutating command.
 const CASES: Case[] = [
   { name: 'trellis-root init', at: T0, start: () => worlds.empty!, tool: 'root',
-    args: (w) => ['init', ...store(w), '--mesh', 'test', '--trust-domain', 'mesh.example', '--now', T0, ...initRecipients] },
-  { name: 'trellis-root intermediate (a new region)', at: T1, start: () => worlds.region!, tool: 'root', args: (w) => [...store(w), 'intermediate', 'ap-south-1', '--now', T1] },
-  { name: 'trellis-root rotate intermediate', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'rotate', 'intermediate', 'us-east-1', '--now', T1] },
-  { name: 'trellis-root rotate intermediate --abort', at: T2, start: () => worlds.rotating!, tool: 'root', args: (w) => [...store(w), 'rotate', 'intermediate', 'us-east-1', '--abort', '--now', T2] },
-  { name: 'trellis-root recover', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'recover', 'eu-west-1', '--reason', 'keyCompromise', '--now', T1] },
-  { name: 'trellis-root rotate root', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--now', T1] },
-  { name: 'trellis-root rotate root --finalize', at: T2, start: () => worlds.overlap!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--finalize', '--now', T2] },
-  { name: 'trellis-root retire', at: T1, start: () => worlds.retiring!, tool: 'root', args: (w) => [...store(w), 'retire', 'eu-west-1', '--now', T1] },
-  { name: 'trellis-root crl', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'crl', '--now', T1] },
-  { name: 'trellis-ci renew (a new service)', at: T1, start: () => worlds.service!, tool: 'ci', args: (w) => [...store(w), 'renew', '--now', T1] },
-  { name: 'trellis-ci revoke', at: T1, start: () => worlds.base!, tool: 'ci', args: (w) => [...store(w), 'revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1] },
-  { name: 'trellis-ci deploy (dir target)', at: T1, start: () => worlds.deploy!, tool: 'ci', args: (w) => [...store(w), 'deploy', '--now', T1],
+    args: (w) => ['init', ...store(w), '--mesh', 'test', '--trust-domain', 'mesh.example', '--now', T0, '--now-ahead', ...initRecipients] },
+  { name: 'trellis-root intermediate (a new region)', at: T1, start: () => worlds.region!, tool: 'root', args: (w) => [...store(w), 'intermediate', 'ap-south-1', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-root rotate intermediate', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'rotate', 'intermediate', 'us-east-1', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-root rotate intermediate --abort', at: T2, start: () => worlds.rotating!, tool: 'root', args: (w) => [...store(w), 'rotate', 'intermediate', 'us-east-1', '--abort', '--now', T2, '--now-ahead'] },
+  { name: 'trellis-root recover', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'recover', 'eu-west-1', '--reason', 'keyCompromise', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-root rotate root', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-root rotate root --finalize', at: T2, start: () => worlds.overlap!, tool: 'root', args: (w) => [...store(w), 'rotate', 'root', '--finalize', '--now', T2, '--now-ahead'] },
+  { name: 'trellis-root retire', at: T1, start: () => worlds.retiring!, tool: 'root', args: (w) => [...store(w), 'retire', 'eu-west-1', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-root crl', at: T1, start: () => worlds.base!, tool: 'root', args: (w) => [...store(w), 'crl', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-ci renew (a new service)', at: T1, start: () => worlds.service!, tool: 'ci', args: (w) => [...store(w), 'renew', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-ci revoke', at: T1, start: () => worlds.base!, tool: 'ci', args: (w) => [...store(w), 'revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1, '--now-ahead'] },
+  { name: 'trellis-ci deploy (dir target)', at: T1, start: () => worlds.deploy!, tool: 'ci', args: (w) => [...store(w), 'deploy', '--now', T1, '--now-ahead'],
     outside: (w) => releaseState(path.join(w.dir, 'target'), targetCert(w)) },
   { name: 'trellis-agent install (and its installer)', at: T1, start: () => worlds.agent!, tool: 'agent',
     args: (w) => ['install', '--bundle', path.join(w.dir, 'sealed/us-east-1/api/web-1.age'), '--dir', path.join(w.dir, 'host'), '--roots', path.join(w.dir, 'roots.pem')],
@@ -143,7 +143,7 @@ const isAgent = (c: Case) => c.tool === 'agent';
 /** The next command on the store: takes the lock, completes or discards the interrupted write, and checks everything. */
 async function settle(c: Case, w: World): Promise<Outcome | undefined> {
   if (isAgent(c)) return undefined; // the agent keeps no store: its release directory is switched by one rename
-  return runTool('ci', ['--store', w.store, 'verify', '--now', c.at], w);
+  return runTool('ci', ['--store', w.store, 'verify', '--now', c.at, '--now-ahead'], w);
 }
 
 /** Old or new, never in between: the store (and the target) after a failure, once the next command ran. */

@@ -24,7 +24,7 @@ beforeAll(async () => {
 async function ceremonyCrashingAt(m: FakeMesh, n: number) {
   const countFile = path.join(path.dirname(m.dir), 'fault-count.json');
   const fault = n === 0 ? { TRELLIS_FAULT: 'count', TRELLIS_FAULT_COUNT_FILE: countFile } : { TRELLIS_FAULT: `fsync:${n}` };
-  const r = await execa('node', [ROOT_BIN, '--store', m.dir, 'intermediate', '--pending', '--now', T0], {
+  const r = await execa('node', [ROOT_BIN, '--store', m.dir, 'intermediate', '--pending', '--now', T0, '--now-ahead'], {
     env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1', TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile, ...fault }) as NodeJS.ProcessEnv,
     extendEnv: false, reject: false, stdin: 'ignore',
   });
@@ -49,7 +49,7 @@ describe('a crash mid-write', () => {
         continue;
       }
       // Any command first completes or discards the interrupted write under the lock.
-      const status = await m.ci(['status', '--json', '--now', T0]);
+      const status = await m.ci(['status', '--json', '--now', T0, '--now-ahead']);
       expect(status.code, status.stderr).toBe(0);
       const minted = JSON.parse(status.stdout).scopes.filter((s: { intermediate: unknown }) => s.intermediate).length;
       if (minted === 0) {
@@ -57,15 +57,15 @@ describe('a crash mid-write', () => {
         outcomes.add('old');
       } else {
         expect(minted, `crash at fsync ${n}: half-applied`).toBe(3);
-        const v = await m.ci(['verify', '--now', T0]);
+        const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
         expect(v.code, `crash at fsync ${n}: ${v.stdout}`).toBe(0);
         outcomes.add('new');
       }
       // And a rerun completes the job either way.
-      const rerun = await m.root(['intermediate', '--pending', '--now', T0]);
+      const rerun = await m.root(['intermediate', '--pending', '--now', T0, '--now-ahead']);
       expect(rerun.code).toBe(0);
-      expect((await m.ci(['renew', '--now', T0])).code).toBe(0);
-      expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
+      expect((await m.ci(['renew', '--now', T0, '--now-ahead'])).code).toBe(0);
+      expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
     }
     expect([...outcomes].sort()).toEqual(['finished', 'new', 'old']);
   }, 180_000); // eight ceremonies and their reruns: about a minute on the shared 2-core machine

@@ -31,7 +31,7 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
   const root = (args: string[], env: Env = {}) => trellisRoot(['--store', store, ...args], { env: { TRELLIS_ROOT_IDENTITY_FILE: rootId, ...env } });
   const ci = (args: string[]) => trellisCi(['--store', store, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: ciId } });
   const verifyClean = async (now: string) => {
-    for (const r of [await ci(['verify', '--json', '--now', now]), await root(['verify', '--json', '--now', now])]) {
+    for (const r of [await ci(['verify', '--json', '--now', now, '--now-ahead']), await root(['verify', '--json', '--now', now, '--now-ahead'])]) {
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
     }
@@ -68,13 +68,13 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
     expect(files.some((f) => f.endsWith('.key.age'))).toBe(true);
     for (const f of files) expect(fs.readFileSync(path.join(store, f), 'utf8')).not.toMatch(/AGE-SECRET-KEY|BEGIN (EC )?PRIVATE KEY/);
     await verifyClean(at(0, 1));
-    const v = await ci(['verify', '--now', at(0, 1)]);
+    const v = await ci(['verify', '--now', at(0, 1), '--now-ahead']);
     expect(v.stdout).toMatch(/CI identity cannot open the root key|cannot open the root key/i);
   });
 
   it('issues: renew on the fresh runner mints what is due, from leaves.yaml, and the leaves verify (OpenSSL)', async () => {
     const now = at(5); // past every 7-day leaf's renewal point
-    const r = await ci(['renew', '--now', now]);
+    const r = await ci(['renew', '--now', now, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('minted 4 leaves');
     const out = (s: string, v: string, f: string) => path.join(store, '.trellis/out', s, v, f);
@@ -85,16 +85,16 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
   });
 
   it('rotates: a planned intermediate rotation through publish, switch and retire on the simulated clock', async () => {
-    const begin = await root(['rotate', 'intermediate', 'us-east-1', '--now', at(5, 1)]);
+    const begin = await root(['rotate', 'intermediate', 'us-east-1', '--now', at(5, 1), '--now-ahead']);
     expect(begin.code, begin.stderr).toBe(0);
     await commit('rotate us-east-1: publish');
     await verifyClean(at(5, 1));
-    const sw = await ci(['renew', '--now', at(6, 2)]); // the 24h propagation gate is open
+    const sw = await ci(['renew', '--now', at(6, 2), '--now-ahead']); // the 24h propagation gate is open
     expect(sw.code, sw.stderr).toBe(0);
     expect(sw.stdout).toMatch(/us-east-1.*switch|issuer-changed/);
     await commit('rotate us-east-1: switch');
     await verifyClean(at(6, 2));
-    const retire = await ci(['renew', '--now', at(13, 3)]); // a leaf lifetime later
+    const retire = await ci(['renew', '--now', at(13, 3), '--now-ahead']); // a leaf lifetime later
     expect(retire.code, retire.stderr).toBe(0);
     expect(fs.existsSync(path.join(store, 'bundles/us-east-1/intermediate.previous.pem'))).toBe(false);
     expect(fs.readFileSync(path.join(store, 'bundles/us-east-1/state.yaml'), 'utf8')).toMatch(/phase: steady/);
@@ -105,7 +105,7 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
   it('revokes: a leaf revoked in CI is refused by OpenSSL with the scope CRL (error 23), and the store verifies', async () => {
     const old = path.join(base, 'revoked-leaf.pem');
     fs.copyFileSync(path.join(store, '.trellis/out/us-east-1/api/cert.pem'), old);
-    const r = await ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', at(13, 4)]);
+    const r = await ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', at(13, 4), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const v = await tool('openssl', ['verify', '-purpose', 'sslclient', '-crl_check', '-attime', String(Date.parse(at(13, 5)) / 1000), '-CAfile', path.join(store, 'bundles/us-east-1/trust.openssl.pem'), '-CRLfile', path.join(store, 'bundles/us-east-1/crl.pem'), old]);
     expect(v.code).not.toBe(0);

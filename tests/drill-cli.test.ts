@@ -55,7 +55,7 @@ describe('trellis-drill', () => {
 
   it.concurrent('rotate-intermediate: publish, switch and retire each pass the checklist, a host a deploy behind included', async () => {
     const before = hashTree(mesh.dir);
-    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW]);
+    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead']);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('UNEXPECTED');
@@ -71,7 +71,7 @@ describe('trellis-drill', () => {
   }, 180_000);
 
   it.concurrent('recover: the burned key\'s leaves are refused at once (and its intermediate is revoked, error 23), then served again after renew', async () => {
-    const r = await drill(['recover', 'us-east-1', '--store', mesh.dir, '--now', NOW]);
+    const r = await drill(['recover', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const burned = matrixOf(r.stdout, 'recovered');
     for (const row of ['us-east-1/api', 'us-east-1/web']) expect([...burned.get(row)!.values()]).toEqual(['✗', '✗', '✗', '✗']);
@@ -82,7 +82,7 @@ describe('trellis-drill', () => {
   }, 180_000);
 
   it.concurrent('rotate-root: the overlap keeps every handshake, the same leaf verifies under old and new root and crossed pairings fail', async () => {
-    const r = await drill(['rotate-root', '--store', mesh.dir, '--now', NOW]);
+    const r = await drill(['rotate-root', '--store', mesh.dir, '--now', NOW, '--now-ahead']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     // Without a scope, the checklist looks through the first region (eu-west-1 here).
     const overlap = matrixOf(r.stdout, 'overlap');
@@ -96,7 +96,7 @@ describe('trellis-drill', () => {
   }, 180_000);
 
   it.concurrent('a drill whose handshakes go wrong fails: a tampered scratch bundle makes its cells UNEXPECTED, stops the drill and exits 1', async () => {
-    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW], { TRELLIS_DRILL_TAMPER: 'publish' });
+    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead'], { TRELLIS_DRILL_TAMPER: 'publish' });
     expect(r.code).toBe(1);
     const m = matrixOf(r.stdout, 'publish');
     expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗'); // a valid pair refused: both trust a stranger's intermediate now
@@ -116,7 +116,7 @@ describe('trellis-drill', () => {
     ['TRELLIS_AGENT_IDENTITY_FILE', '/etc/trellis/agent.identity'],
     ['TRELLIS_BREAKGLASS_IDENTITY_FILE', '/media/oncall/breakglass.identity'],
   ])('refuses to run (exit 3) with %s set, before reading anything', async (name, value) => {
-    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', '/nonexistent', '--now', NOW], { [name]: value });
+    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', '/nonexistent', '--now', NOW, '--now-ahead'], { [name]: value });
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`${name} is set: a drill runs on throwaway identities only`);
     expect(r.stderr).not.toContain('AGE-SECRET-KEY');

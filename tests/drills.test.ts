@@ -28,7 +28,7 @@ async function drill(m: FakeMesh, start: Date, end: Date, offline: Map<number, (
   for (let t = start; t <= end; t = new Date(t.getTime() + 12 * HOUR)) {
     await offline.get(t.getTime())?.(t);
     const out = path.join(scratch, `out-${t.getTime()}`);
-    const r = await m.ci(['renew', '--now', at(t), '--out', out]);
+    const r = await m.ci(['renew', '--now', at(t), '--now-ahead', '--out', out]);
     expect(r.code, `renew at ${at(t)}: ${r.stderr}`).toBe(0);
     outs.push(out);
     ticks.push({ t, renew: r.stdout, hosts: deployment(m, SERVICES, outs) });
@@ -60,7 +60,7 @@ describe('drill: planned intermediate rotation', () => {
     m = await FakeMesh.create({ scopes: SPEC, now: at(T0), leaves: false });
     const rotateAt = new Date(T0.getTime() + 2 * DAY);
     ticks = await drill(m, T0, new Date(T0.getTime() + 11 * DAY), new Map([[rotateAt.getTime(), async (t) => {
-      const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(t)]);
+      const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(t), '--now-ahead']);
       expect(r.code, r.stderr).toBe(0);
     }]]), scratch);
   }, 240_000);
@@ -90,7 +90,7 @@ describe('drill: planned intermediate rotation', () => {
   }, 60_000);
 
   it('verify is clean after the drill, and the evidence records every phase', async () => {
-    expect((await m.ci(['verify', '--now', at(ticks.at(-1)!.t)])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', at(ticks.at(-1)!.t), '--now-ahead'])).code).toBe(0);
     const dir = m.path('bundles/us-east-1/evidence');
     const json = fs.readdirSync(dir).find((f) => f.endsWith('.json'))!;
     const e = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8'));
@@ -115,13 +115,13 @@ describe('drill: root rotation', () => {
     const finalize = new Date(T0.getTime() + 3 * DAY);
     ticks = await drill(m, T0, new Date(T0.getTime() + 5 * DAY), new Map([
       [begin.getTime(), async (t) => {
-        const r = await m.root(['rotate', 'root', '--now', at(t)]);
+        const r = await m.root(['rotate', 'root', '--now', at(t), '--now-ahead']);
         expect(r.code, r.stderr).toBe(0);
         overlap = Object.fromEntries(['bundles/root/roots.pem', 'bundles/root/root.previous.pem', 'bundles/root/root.pem', 'bundles/root/link.pem', 'bundles/us-east-1/intermediate.pem', 'bundles/us-east-1/intermediate.old-root.pem']
           .map((f) => [f, m.read(f)]));
       }],
       [finalize.getTime(), async (t) => {
-        const r = await m.root(['rotate', 'root', '--finalize', '--now', at(t)]);
+        const r = await m.root(['rotate', 'root', '--finalize', '--now', at(t), '--now-ahead']);
         expect(r.code, r.stderr).toBe(0);
       }],
     ]), scratch);
@@ -145,8 +145,8 @@ describe('drill: root rotation', () => {
     for (const gone of ['bundles/root/root.previous.pem', 'bundles/root/root.previous.key.age', 'bundles/root/link.pem', 'bundles/us-east-1/intermediate.old-root.pem']) {
       expect(fs.existsSync(m.path(gone)), gone).toBe(false);
     }
-    expect((await m.root(['verify', '--now', at(ticks.at(-1)!.t)])).code).toBe(0);
-    expect((await m.ci(['verify', '--now', at(ticks.at(-1)!.t)])).code).toBe(0);
+    expect((await m.root(['verify', '--now', at(ticks.at(-1)!.t), '--now-ahead'])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', at(ticks.at(-1)!.t), '--now-ahead'])).code).toBe(0);
   });
 
   it('the overlap material was in place: {old, new} roots and a link', () => {

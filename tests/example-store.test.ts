@@ -13,7 +13,7 @@ const AS_OF = '2026-11-22T12:00:00Z';
 
 describe('the example store at the repository root', () => {
   it('verifies with no error or pending finding; its only warnings ask to re-mint the intermediates minted before the IP exclusion and say its ledgers predate signing and its bundles the one-anchor-per-file directories', async () => {
-    const r = await trellisCi(['verify', '--json', '--store', REPO, '--now', AS_OF]);
+    const r = await trellisCi(['verify', '--json', '--store', REPO, '--now', AS_OF, '--now-ahead']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const notOk = JSON.parse(r.stdout).findings.filter((f: { level: string }) => f.level !== 'ok') as { level: string; file: string; message: string }[];
     expect(notOk.map((f) => `${f.level} ${f.file}`).sort()).toEqual([
@@ -24,7 +24,7 @@ describe('the example store at the repository root', () => {
     for (const f of notOk) expect(f.message).toMatch(f.file.endsWith('ledger.jsonl') ? /unsigned \(legacy\) ledger.*signed from its next write/ : f.file.endsWith('capath') ? /predate.*next trellis-ci renew writes them/ : /do not exclude IP addresses.*re-mint it at the next rotation/);
   });
   it('renew would mint nothing at that time (the issuance record is read as written)', async () => {
-    const r = await trellisCi(['plan', '--json', '--store', REPO, '--now', AS_OF]);
+    const r = await trellisCi(['plan', '--json', '--store', REPO, '--now', AS_OF, '--now-ahead']);
     expect(JSON.parse(r.stdout)).toEqual({ mint: [], pending: [], held: [], collisions: [], phases: [], crls: {} });
   });
   it('holds public material only: no unencrypted private key anywhere in the store', () => {

@@ -25,7 +25,7 @@ beforeAll(async () => {
   m = await FakeMesh.create({ scopes: SPEC, now: NOW });
   revokedWeb = path.join(scratch, 'revoked-web.pem');
   fs.copyFileSync(m.out('us-east-1', 'web', 'chain.pem'), revokedWeb);
-  const r = await m.ci(['revoke', 'us-east-1/web', '--reason', 'keyCompromise', '--now', plus(0.5)]);
+  const r = await m.ci(['revoke', 'us-east-1/web', '--reason', 'keyCompromise', '--now', plus(0.5), '--now-ahead']);
   expect(r.code, r.stderr).toBe(0);
   // A leaf claiming a us-east-1 identity, from a CA this mesh never saw.
   const o = (args: string[]) => tool('openssl', args, { cwd: scratch });
@@ -61,7 +61,7 @@ async function explainHere(client: string, server: string, at: string) {
 }
 
 async function explain(client: string, server: string, at: string) {
-  const r = await m.ci(['explain', client, server, '--json', '--now', at]);
+  const r = await m.ci(['explain', client, server, '--json', '--now', at, '--now-ahead']);
   expect([0, 1], r.stderr).toContain(r.code);
   const e = JSON.parse(r.stdout) as { passes: boolean; directions: [Direction, Direction] };
   expect(r.code).toBe(e.passes ? 0 : 1);
@@ -112,7 +112,7 @@ describe('what explain says', () => {
     const fp = (await tool('openssl', ['x509', '-in', m.path('bundles/global/intermediate.pem'), '-noout', '-fingerprint', '-sha256'])).stdout.split('=')[1]!.replace(/:/g, '').trim().toLowerCase();
     expect(e.directions[0].anchor).toMatchObject({ scope: 'global', role: 'active', fingerprint: `sha256:${fp}` });
     expect(e.directions[0].change).toMatch(/^passes until /);
-    const text = (await m.ci(['explain', 'global/control', 'us-east-1/api', '--now', plus(1)])).stdout;
+    const text = (await m.ci(['explain', 'global/control', 'us-east-1/api', '--now', plus(1), '--now-ahead'])).stdout;
     expect(text).toMatch(/the handshake PASSES/);
     expect(text).toMatch(/✓ name-constraints every name inside global\.mesh\.example/);
   });

@@ -49,14 +49,14 @@ beforeAll(async () => {
     const x = await r;
     if (x.code !== 0) throw new Error(x.stderr);
   };
-  await ok(m.root(['intermediate', '--pending', '--now', at(T0)]));
-  await ok(m.ci(['renew', '--now', at(T0), '--metrics', renewFile]));
+  await ok(m.root(['intermediate', '--pending', '--now', at(T0), '--now-ahead']));
+  await ok(m.ci(['renew', '--now', at(T0), '--now-ahead', '--metrics', renewFile]));
   renewAfterSuccess = fs.readFileSync(renewFile, 'utf8');
-  await ok(m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(new Date(T0.getTime() + HOUR / 2))]));
+  await ok(m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(new Date(T0.getTime() + HOUR / 2)), '--now-ahead']));
   m.writeScope('eu-west-1', ['api']);
   // A renew that must sign but has no CI identity: it fails, and says so in the file.
-  renewFailure = await trellisCi(['--store', m.dir, 'renew', '--force', '--now', at(T), '--metrics', renewFile]);
-  checkRun = await trellisCi(['--store', m.dir, 'check', '--now', at(T), '--metrics', checkFile]);
+  renewFailure = await trellisCi(['--store', m.dir, 'renew', '--force', '--now', at(T), '--now-ahead', '--metrics', renewFile]);
+  checkRun = await trellisCi(['--store', m.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', checkFile]);
 });
 
 describe('check --metrics', () => {
@@ -129,7 +129,7 @@ describe('renew --metrics', () => {
 
   it('a dry run is not recorded', async () => {
     const f = path.join(dir, 'dry.prom');
-    const r = await m.ci(['renew', '--dry-run', '--now', at(T), '--metrics', f]);
+    const r = await m.ci(['renew', '--dry-run', '--now', at(T), '--now-ahead', '--metrics', f]);
     expect(r.code, r.stderr).toBe(0);
     expect(fs.existsSync(f)).toBe(false);
   });
@@ -142,7 +142,7 @@ describe('the metrics file is replaced atomically', () => {
     fs.writeFileSync(path.join(d, 'trellis.prom'), OLD);
     return d;
   };
-  const run = (file: string, env: Record<string, string> = {}) => trellisCi(['--store', m.dir, 'check', '--now', at(T), '--metrics', file], { env });
+  const run = (file: string, env: Record<string, string> = {}) => trellisCi(['--store', m.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', file], { env });
 
   it('an unwritable directory: UNKNOWN naming the file, the old file intact, nothing left beside it', async () => {
     const d = fresh();
@@ -167,7 +167,7 @@ describe('the metrics file is replaced atomically', () => {
     expect((await tool('chattr', ['+i', d])).code, 'chattr +i').toBe(0);
     try {
       // On a copy: this renew commits (it signs the incoming intermediate's anchor CRL).
-      const r = await m.clone().ci(['renew', '--now', at(T), '--metrics', path.join(d, 'trellis.prom')]);
+      const r = await m.clone().ci(['renew', '--now', at(T), '--now-ahead', '--metrics', path.join(d, 'trellis.prom')]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(/renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not written: .*(permission denied|operation not permitted)/);
     } finally {
@@ -180,7 +180,7 @@ describe('the metrics file is replaced atomically', () => {
     const d = fresh();
     const broken = m.clone();
     broken.write('bundles/global/leaves.yaml', 'control: 42\n');
-    const r = await trellisCi(['--store', broken.dir, 'check', '--now', at(T), '--metrics', path.join(d, 'trellis.prom')]);
+    const r = await trellisCi(['--store', broken.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', path.join(d, 'trellis.prom')]);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/^TRELLIS UNKNOWN - .*bundles\/global\/leaves\.yaml/);
     expect(fs.readFileSync(path.join(d, 'trellis.prom'), 'utf8')).toBe(OLD);

@@ -380,7 +380,7 @@ class CliModel extends Model {
   protected override async run(s: Step): Promise<'done' | 'skipped'> {
     const mesh = this.mesh();
     const out = ['--out', path.join(this.scratch, 'out')];
-    const now = () => ['--now', at(this.now)];
+    const now = () => ['--now', at(this.now), '--now-ahead'];
     switch (s.kind) {
       case 'renew':
         this.now = new Date(this.now.getTime() + s.hours * HOUR);
@@ -453,7 +453,7 @@ class CliModel extends Model {
   }
 
   override async check(): Promise<void> {
-    const v = await this.fake.ci(['verify', '--now', at(this.now)]);
+    const v = await this.fake.ci(['verify', '--now', at(this.now), '--now-ahead']);
     expect(v.code, `trellis-ci verify after: ${this.log.join(' | ')}\n${v.stdout}`).toBe(0);
     await super.check();
   }

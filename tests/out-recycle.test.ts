@@ -116,14 +116,14 @@ describe('renew re-minting into an existing output directory (worker threads)', 
 
   beforeAll(async () => {
     m = await FakeMesh.create({ scopes: { global: [], 'us-east-1': names }, now: NOW, leaves: false });
-    expect((await m.ci(['renew', '--now', NOW, '--quiet'])).code).toBe(0);
-    expect((await m.ci(['renew', '--now', NOW, '--quiet', '--force'])).code).toBe(0);
+    expect((await m.ci(['renew', '--now', NOW, '--now-ahead', '--quiet'])).code).toBe(0);
+    expect((await m.ci(['renew', '--now', NOW, '--now-ahead', '--quiet', '--force'])).code).toBe(0);
   }, 180_000);
 
   it('a third renew allocates no inode: every file takes its spare\'s, every spare the replaced one', async () => {
     const files2 = inodes((f) => f);
     const spares2 = inodes(spareOf);
-    const r = await m.ci(['renew', '--now', NOW, '--quiet', '--force']);
+    const r = await m.ci(['renew', '--now', NOW, '--now-ahead', '--quiet', '--force']);
     expect(r.code, r.stderr).toBe(0);
     expect(inodes((f) => f)).toEqual(spares2);
     expect(inodes(spareOf)).toEqual(files2);
@@ -145,7 +145,7 @@ describe('renew re-minting into an existing output directory (worker threads)', 
   });
 
   it('verify accepts the store, and deploy --wipe-out removes a leaf directory with its spares', async () => {
-    expect((await m.ci(['verify', '--now', NOW])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', NOW, '--now-ahead'])).code).toBe(0);
     const { wipeOutDir } = await import('../packages/ci/src/out-dir.js');
     const out = m.path('.trellis/out');
     expect(wipeOutDir(out, names.map((s) => `us-east-1/${s}`))).toBe(names.length);

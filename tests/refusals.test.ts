@@ -39,7 +39,7 @@ const online = Object.values(os.networkInterfaces()).flat().some((a) => a && !a.
 
 describe('custody and posture (exit 3)', () => {
   it('trellis-ci refuses to run with the root identity in its environment', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }), 3, /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/);
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }), 3, /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/);
   });
   it('trellis-root refuses to run in CI', async () => {
     await refused((m) => m.root(['intermediate', '--pending'], { CI: 'true' }), 3, /CI is set/);
@@ -55,10 +55,10 @@ describe('custody and posture (exit 3)', () => {
     expect((await m.root(['status', '--allow-online'], { TRELLIS_ALLOW_ONLINE: '' })).code).toBe(0);
   });
   it('renew refuses a CI identity that does not open the intermediate key', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: strangerFile }), 3, /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/);
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: strangerFile }), 3, /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/);
   });
   it('renew refuses to run without the CI identity when a leaf is due', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: '' }), 3, /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s);
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: '' }), 3, /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s);
   });
   it('the root ceremony refuses the CI identity in place of the root identity', async () => {
     await refused((m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile }), 3,
@@ -72,14 +72,14 @@ describe('custody and posture (exit 3)', () => {
 
 describe('bad input (exit 2)', () => {
   it('a scope file with an unknown key names the file and the field', async () => {
-    await refused((m) => m.ci(['renew', '--now', T0]), 2, /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
+    await refused((m) => m.ci(['renew', '--now', T0, '--now-ahead']), 2, /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
       (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dsn: [x]\n'));
   });
   it('a scope file that is not YAML names the file', async () => {
-    await refused((m) => m.ci(['renew', '--now', T0]), 2, /scopes\/eu-west-1.yaml: not valid YAML/, (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'));
+    await refused((m) => m.ci(['renew', '--now', T0, '--now-ahead']), 2, /scopes\/eu-west-1.yaml: not valid YAML/, (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'));
   });
   it('an extra DNS name outside the scope is refused before any leaf is minted', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 2, /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 2, /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
       (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n'));
   });
   it('trellis.yaml with a typo names the field', async () => {
@@ -117,10 +117,10 @@ describe('refused operations (exit 1)', () => {
   it('a leaf that would outlive its intermediate is refused, not truncated', async () => {
     const notAfter = parseCertificate(pristine.read('bundles/us-east-1/intermediate.pem')).notAfter;
     const late = new Date(notAfter.getTime() - 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    await refused((m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late]), 1, /would outlive its issuer.*rotate the intermediate/s);
+    await refused((m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late, '--now-ahead']), 1, /would outlive its issuer.*rotate the intermediate/s);
   });
   it('renew refuses to sign under a tampered intermediate certificate', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 1, /intermediate.pem: intermediate is not signed by any root/, (m) => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 1, /intermediate.pem: intermediate is not signed by any root/, (m) => {
       // Swap in eu-west-1's certificate: a real certificate, but not this scope's key or constraints.
       m.write('bundles/us-east-1/intermediate.pem', tamper(m.read('bundles/us-east-1/intermediate.pem')));
     });
@@ -129,7 +129,7 @@ describe('refused operations (exit 1)', () => {
 
 describe('concurrency (exit 4)', () => {
   it('a run refuses a store locked by another live run', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 4, /locked by pid \d+/, (m) => {
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 4, /locked by pid \d+/, (m) => {
       fs.mkdirSync(m.path('.trellis'), { recursive: true });
       fs.writeFileSync(m.path('.trellis/lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }));
     });
@@ -147,26 +147,26 @@ describe('verify finds what was tampered with (exit 1)', () => {
   ])('%s', async (_, file, edit, finding) => {
     const m = pristine.clone();
     m.write(file, (edit as (t: string, m: FakeMesh) => string)(m.read(file), m));
-    const v = await m.ci(['verify', '--now', T0]);
+    const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(finding);
   });
   it('an intermediate key that no longer matches its certificate', async () => {
     const m = pristine.clone();
     m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age'));
-    const v = await m.ci(['verify', '--now', T0]);
+    const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/\[us-east-1\] the intermediate key does not match its certificate/);
   });
   it('an intermediate key encrypted to the root identity is caught by trellis-root verify', async () => {
     const m = pristine.clone();
     m.write('bundles/global/intermediate.key.age', m.read('bundles/root/root.key.age'));
-    const v = await m.root(['verify', '--now', T0]);
+    const v = await m.root(['verify', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/\[global\] the root identity opens this intermediate key/);
   });
   it('trellis-root verify proves the root key opens and matches', async () => {
-    const v = await pristine.root(['verify', '--now', T0]);
+    const v = await pristine.root(['verify', '--now', T0, '--now-ahead']);
     expect(v.code, v.stdout).toBe(0);
     expect(v.stdout).toContain('root key opens with the offline identity and matches its certificate');
   });
@@ -210,7 +210,7 @@ describe('custody of recipients (exit 3)', () => {
     expect(m.read('bundles/root/ledger.jsonl').trim().split('\n').at(-1)).toContain(attacker);
   });
   it('renew refuses an identity that opens the root key, even when handed over as the CI identity', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }), 3, /opens the root key/);
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }), 3, /opens the root key/);
   });
   it('a usage error with the root identity set is still a custody refusal', async () => {
     await refused((m) => m.ci(['renw'], { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1QQQQ' }), 3, /root identity must never reach CI/);
@@ -219,24 +219,24 @@ describe('custody of recipients (exit 3)', () => {
 
 describe('a damaged store is refused before anything is signed', () => {
   it('a garbage intermediate key file is called damaged, not a wrong identity (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0]), 1, /intermediate.key.age: not a readable age file/, (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'));
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 1, /intermediate.key.age: not a readable age file/, (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'));
   });
   it('an intermediate key swapped with another scope\'s does not sign (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]), 1, /key does not match intermediate/, (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')));
+    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']), 1, /key does not match intermediate/, (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')));
   });
   it('a missing intermediate.pem is not a pending scope: the ceremony refuses to mint over it', async () => {
     const m = await refused((x) => x.root(['intermediate', '--pending']), 1, /had an intermediate but intermediate.pem is missing/, (x) => fs.rmSync(x.path('bundles/us-east-1/intermediate.pem')));
-    const v = await m.ci(['verify', '--now', T0]);
+    const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/intermediate.pem is missing but the scope had an intermediate/);
   });
   it('a ledger whose chain is broken is not extended (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]), 1, /ledger.jsonl: the ledger's chain is broken/, (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`));
+    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']), 1, /ledger.jsonl: the ledger's chain is broken/, (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`));
   });
   it('--out that is not a directory is bad input (exit 2)', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-')), 'f');
     fs.writeFileSync(file, 'x');
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--out', file]), 2, /cannot write leaves under/);
+    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead', '--out', file]), 2, /cannot write leaves under/);
   });
 });
 
@@ -251,30 +251,30 @@ describe('verify without secrets', () => {
     const m = pristine.clone();
     const twoRecipients = await encryptTo([(await newIdentity()).recipient, (await newIdentity()).recipient], 'not a key');
     (edit as (m: FakeMesh, o: FakeMesh, t: string) => void)(m, other, twoRecipients);
-    const v = await m.ci(['verify', '--now', T0]);
+    const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code, v.stdout).toBe(1);
     expect(v.stdout).toMatch(finding);
   });
   it('warns before expiry and errs after: leaf due, leaf expired, intermediate within 90 days, root within a year', async () => {
     const m = pristine.clone();
     // Five days without a renew: the leaves are due (a warning) and the 72-hour leaf CRLs have lapsed (an error).
-    const due = await m.ci(['verify', '--now', at(T0, 122 * HOUR)]);
+    const due = await m.ci(['verify', '--now', at(T0, 122 * HOUR), '--now-ahead']);
     expect(due.code).toBe(1);
     expect(due.stdout).toMatch(/! warning expiry +\[us-east-1\] api: leaf is due/);
     expect(due.stdout).toMatch(/✗ error +crl +\[us-east-1\] CRL of .* past its nextUpdate/);
-    const expired = await m.ci(['verify', '--now', at(T0, 194 * HOUR)]);
+    const expired = await m.ci(['verify', '--now', at(T0, 194 * HOUR), '--now-ahead']);
     expect(expired.code).toBe(1);
     expect(expired.stdout).toMatch(/✗ error +expiry +\[us-east-1\] api: leaf expired/);
     const inter = parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).notAfter;
-    const lateInter = await m.ci(['verify', '--json', '--now', new Date(inter.getTime() - 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')]);
+    const lateInter = await m.ci(['verify', '--json', '--now', new Date(inter.getTime() - 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'), '--now-ahead']);
     const findings = JSON.parse(lateInter.stdout).findings as { level: string; check: string; message: string; scope?: string }[];
     expect(findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', scope: 'us-east-1', message: expect.stringMatching(/intermediate expires in 30 days/) }));
     const root = parseCertificate(m.read('bundles/root/root.pem')).notAfter;
-    const lateRoot = await m.ci(['verify', '--json', '--now', new Date(root.getTime() - 100 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')]);
+    const lateRoot = await m.ci(['verify', '--json', '--now', new Date(root.getTime() - 100 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'), '--now-ahead']);
     expect(JSON.parse(lateRoot.stdout).findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', message: expect.stringMatching(/root expires in 100 days/) }));
   });
   it('trellis-root verify --json proves root custody in machine-readable form', async () => {
-    const v = await pristine.root(['verify', '--json', '--now', T0]);
+    const v = await pristine.root(['verify', '--json', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(0);
     const out = JSON.parse(v.stdout);
     expect(out.ok).toBe(true);
@@ -286,13 +286,13 @@ describe('scoped renew', () => {
   it('renew --scope touches only that scope\'s files', async () => {
     const m = pristine.clone();
     m.write('bundles/global/trust.pem', 'stale\n');
-    const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0]);
+    const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(m.read('bundles/global/trust.pem')).toBe('stale\n');
-    const g = await m.ci(['renew', '--scope', 'global', '--now', T0]);
+    const g = await m.ci(['renew', '--scope', 'global', '--now', T0, '--now-ahead']);
     expect(g.stdout).toMatch(/refreshed 1 bundle file/);
     expect(m.read('bundles/global/ledger.jsonl').trim().split('\n').at(-1)).toContain('"bundles":"recomposed"');
-    expect((await m.ci(['verify', '--now', T0])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 });
 

@@ -32,7 +32,7 @@ beforeAll(async () => {
 describe('a renew of a few hundred leaves', () => {
   let renew: Awaited<ReturnType<FakeMesh['ci']>>;
   beforeAll(async () => {
-    renew = await m.ci(['renew', '--now', NOW, '--progress']);
+    renew = await m.ci(['renew', '--now', NOW, '--now-ahead', '--progress']);
   }, 120_000);
 
   it('mints every leaf, each directory holding its key (0600), cert and chain, the trust and CRL once per scope', () => {
@@ -52,7 +52,7 @@ describe('a renew of a few hundred leaves', () => {
   });
 
   it('verify accepts the store the workers wrote (records proven by the ledger)', async () => {
-    const v = await m.ci(['verify', '--now', NOW]);
+    const v = await m.ci(['verify', '--now', NOW, '--now-ahead']);
     expect(v.code, v.stdout).toBe(0);
   });
 
@@ -84,18 +84,18 @@ describe('a renew of a few hundred leaves', () => {
   });
 
   it('--quiet prints nothing on stderr; --quiet with --progress is refused (exit 2) and writes nothing', async () => {
-    const q = await m.ci(['renew', '--now', NOW, '--force', '--scope', 'us-east-1', '--quiet']);
+    const q = await m.ci(['renew', '--now', NOW, '--now-ahead', '--force', '--scope', 'us-east-1', '--quiet']);
     expect(q.code, q.stderr).toBe(0);
     expect(q.stderr).toBe('');
     const before = m.read('bundles/us-east-1/leaves.yaml');
-    const both = await m.ci(['renew', '--now', NOW, '--force', '--quiet', '--progress']);
+    const both = await m.ci(['renew', '--now', NOW, '--now-ahead', '--force', '--quiet', '--progress']);
     expect(both.code).toBe(2);
     expect(both.stderr).toMatch(/--quiet and --progress contradict each other/);
     expect(m.read('bundles/us-east-1/leaves.yaml')).toBe(before);
   });
 
   it('a small renew shows no progress unless asked', async () => {
-    const r = await m.ci(['renew', '--now', NOW, '--force', '--scope', 'global']);
+    const r = await m.ci(['renew', '--now', NOW, '--now-ahead', '--force', '--scope', 'global']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).toBe('');
   });

@@ -32,8 +32,8 @@ const sameStdout = (s: string, m: FakeMesh) => s.replaceAll(m.dir, '<store>');
 
 describe('renew with TRELLIS_TIMINGS=1', () => {
   it('minting: one parseable JSON line on stderr with every phase and the pool, stdout and the store as without it', async () => {
-    const a = await plain.ci(['renew', '--now', NOW]);
-    const b = await timed.ci(['renew', '--now', NOW], { TRELLIS_TIMINGS: '1' });
+    const a = await plain.ci(['renew', '--now', NOW, '--now-ahead']);
+    const b = await timed.ci(['renew', '--now', NOW, '--now-ahead'], { TRELLIS_TIMINGS: '1' });
     expect(a.code, a.stderr).toBe(0);
     expect(b.code, b.stderr).toBe(0);
     expect(a.stderr).toBe('');
@@ -58,8 +58,8 @@ describe('renew with TRELLIS_TIMINGS=1', () => {
 
   it('nothing due: the line has the phases that ran and no minting phase; stdout as without it, the store unchanged', async () => {
     const before = timed.snapshot();
-    const a = await plain.ci(['renew', '--now', LATER]);
-    const b = await timed.ci(['renew', '--now', LATER], { TRELLIS_TIMINGS: '1' });
+    const a = await plain.ci(['renew', '--now', LATER, '--now-ahead']);
+    const b = await timed.ci(['renew', '--now', LATER, '--now-ahead'], { TRELLIS_TIMINGS: '1' });
     expect([a.code, b.code]).toEqual([0, 0]);
     expect(b.stdout).toBe(a.stdout);
     const lines = b.stderr.split('\n').filter(Boolean);

@@ -31,12 +31,12 @@ const requests: string[] = [];
 beforeAll(async () => {
   m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] }, now: NOW });
   // A rotation under way, so the tree shows two roles and the rotations table a gate.
-  expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--now', AT])).code).toBe(0);
+  expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--now', AT, '--now-ahead'])).code).toBe(0);
   // Strings a pull request or a CI variable controls: an actor in the ledger, a directory name in a finding.
-  const rv = await m.ci(['revoke', 'us-east-1/web', '--now', AT], { TRELLIS_ACTOR: HOSTILE });
+  const rv = await m.ci(['revoke', 'us-east-1/web', '--now', AT, '--now-ahead'], { TRELLIS_ACTOR: HOSTILE });
   expect(rv.code, rv.stderr).toBe(0);
   fs.mkdirSync(m.path(`bundles/${HOSTILE}`));
-  const r = await m.ci(['report', '--out', out, '--now', AT]);
+  const r = await m.ci(['report', '--out', out, '--now', AT, '--now-ahead']);
   expect(r.code, r.stderr).toBe(0);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });

@@ -39,7 +39,7 @@ describe('compromise recovery', () => {
   beforeAll(async () => {
     m = pristine.clone();
     oldInter = keep(m, 'bundles/us-east-1/intermediate.pem');
-    recover = await m.root(['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', later(1)]);
+    recover = await m.root(['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', later(1), '--now-ahead']);
   });
 
   it('prints a blast-radius report: services, serials and what to do', () => {
@@ -63,7 +63,7 @@ describe('compromise recovery', () => {
     const server = { ...party(pristine, 'global', 'control'), trust: m.read('bundles/global/trust.openssl.pem') };
     const [r] = await probeAt(new Date(later(1)), [{ client: oldApi, server }], scratch);
     expect(r!.ok).toBe(false);
-    const renew = await m.ci(['renew', '--now', later(2)]);
+    const renew = await m.ci(['renew', '--now', later(2), '--now-ahead']);
     expect(renew.stdout).toContain('mint us-east-1/api (issuer-changed)');
     expect(renew.stdout).toContain('mint us-east-1/web (issuer-changed)');
     const fresh = { ...party(m, 'us-east-1', 'api'), trust: m.read('bundles/us-east-1/trust.openssl.pem') };
@@ -85,7 +85,7 @@ describe('compromise recovery', () => {
     expect(m.read('bundles/root/ledger.jsonl')).toContain('"op":"recover"');
   });
   it('verify is clean afterwards', async () => {
-    const v = await m.ci(['verify', '--now', later(2)]);
+    const v = await m.ci(['verify', '--now', later(2), '--now-ahead']);
     expect(v.code, v.stdout).toBe(0);
   });
 });
@@ -94,7 +94,7 @@ describe('leaf revocation', () => {
   it('revoke puts the current leaf in the scope CRL, re-mints it, and OpenSSL -crl_check sees both', async () => {
     const m = pristine.clone();
     const old = keep(m, '.trellis/out/us-east-1/api/cert.pem');
-    const r = await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', later(1)]);
+    const r = await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', later(1), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const trust = m.path('bundles/us-east-1/trust.openssl.pem');
     const crl = m.path('bundles/us-east-1/crl.pem');
@@ -103,12 +103,12 @@ describe('leaf revocation', () => {
     const fresh = await opensslVerify('-crl_check', '-purpose', 'sslclient', '-CAfile', trust, '-CRLfile', crl, m.out('us-east-1', 'api', 'cert.pem'));
     expect(fresh.code, fresh.stderr).toBe(0);
     expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/crl.pem'));
-    expect((await m.ci(['verify', '--now', later(1)])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', later(1), '--now-ahead'])).code).toBe(0);
   });
   it('an unknown service is refused (exit 2) and the store is untouched', async () => {
     const m = pristine.clone();
     const before = m.snapshot();
-    const r = await m.ci(['revoke', 'us-east-1/nope', '--now', later(1)]);
+    const r = await m.ci(['revoke', 'us-east-1/nope', '--now', later(1), '--now-ahead']);
     expect(r.code).toBe(2);
     expect(m.snapshot()).toEqual(before);
   });
@@ -120,7 +120,7 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
   beforeAll(async () => {
     m = pristine.clone();
     f.leaf = keep(m, '.trellis/out/us-east-1/api/cert.pem');
-    expect((await m.root(['rotate', 'root', '--now', later(1)])).code).toBe(0);
+    expect((await m.root(['rotate', 'root', '--now', later(1), '--now-ahead'])).code).toBe(0);
     for (const [k, rel] of Object.entries({ oldRoot: 'bundles/root/root.previous.pem', newRoot: 'bundles/root/root.pem', link: 'bundles/root/link.pem', newInter: 'bundles/us-east-1/intermediate.pem', oldInter: 'bundles/us-east-1/intermediate.old-root.pem', roots: 'bundles/root/roots.pem' })) f[k] = keep(m, rel);
     f.newInterAndLink = path.join(scratch, 'new-inter-and-link.pem');
     fs.writeFileSync(f.newInterAndLink, fs.readFileSync(f.newInter, 'utf8') + fs.readFileSync(f.link, 'utf8'));
@@ -142,35 +142,35 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
   });
   it('a recovery during the overlap revokes the compromised key under both roots', async () => {
     const c = m.clone();
-    const r = await c.root(['recover', 'us-east-1', '--now', later(2)]);
+    const r = await c.root(['recover', 'us-east-1', '--now', later(2), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     for (const [root, inter] of [[f.oldRoot, f.oldInter], [f.newRoot, f.newInter]]) {
       const v = await opensslVerify('-crl_check', '-CAfile', root!, '-CRLfile', c.path('bundles/root/crl.pem'), inter!);
       expect(v.stderr).toMatch(/error 23 .*revoked/);
     }
-    expect((await c.ci(['verify', '--now', later(2)])).code).toBe(0);
+    expect((await c.ci(['verify', '--now', later(2), '--now-ahead'])).code).toBe(0);
   });
 });
 
 describe('refused transitions', () => {
   it.each([
     ['a second rotation while one is running', async (m: FakeMesh) => {
-      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1)]);
-    }, ['rotate', 'intermediate', 'us-east-1', '--now', later(2)], 1, /already rotating \(phase publish\).*--abort/s],
-    ['an abort with no rotation', undefined, ['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(1)], 1, /no rotation to abort/],
+      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
+    }, ['rotate', 'intermediate', 'us-east-1', '--now', later(2), '--now-ahead'], 1, /already rotating \(phase publish\).*--abort/s],
+    ['an abort with no rotation', undefined, ['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(1), '--now-ahead'], 1, /no rotation to abort/],
     ['a planned intermediate rotation during a root overlap', async (m: FakeMesh) => {
-      await m.root(['rotate', 'root', '--now', later(1)]);
-    }, ['rotate', 'intermediate', 'eu-west-1', '--now', later(2)], 1, /root rotation is in its overlap.*--finalize/s],
+      await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
+    }, ['rotate', 'intermediate', 'eu-west-1', '--now', later(2), '--now-ahead'], 1, /root rotation is in its overlap.*--finalize/s],
     ['a second root rotation', async (m: FakeMesh) => {
-      await m.root(['rotate', 'root', '--now', later(1)]);
-    }, ['rotate', 'root', '--now', later(2)], 1, /already in its overlap/],
-    ['a finalize without an overlap', undefined, ['rotate', 'root', '--finalize', '--now', later(1)], 1, /no root rotation to finalize/],
+      await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
+    }, ['rotate', 'root', '--now', later(2), '--now-ahead'], 1, /already in its overlap/],
+    ['a finalize without an overlap', undefined, ['rotate', 'root', '--finalize', '--now', later(1), '--now-ahead'], 1, /no root rotation to finalize/],
     ['a root rotation while a scope is mid-rotation', async (m: FakeMesh) => {
-      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1)]);
-    }, ['rotate', 'root', '--now', later(2)], 1, /us-east-1 are mid-rotation/],
-    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY))], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
-    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY))], 1, /expired at 20[0-9]{2}-/],
-    ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1)], 2, /--propagation: "soon" is not a duration/],
+      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
+    }, ['rotate', 'root', '--now', later(2), '--now-ahead'], 1, /us-east-1 are mid-rotation/],
+    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
+    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'], 1, /expired at 20[0-9]{2}-/],
+    ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1), '--now-ahead'], 2, /--propagation: "soon" is not a duration/],
   ] as const)('refuses %s, leaving the store as it was', async (_, prepare, args, code, message) => {
     const m = pristine.clone();
     if (prepare) await prepare(m);
@@ -187,16 +187,16 @@ describe('refused transitions', () => {
   ])('%s without custody of the root is refused (exit 3)', async (_, args) => {
     const m = pristine.clone();
     const before = m.snapshot();
-    const r = await m.root([...args, '--now', later(1)], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
+    const r = await m.root([...args, '--now', later(1), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/offline root identity given does not open this key/);
     expect(m.snapshot()).toEqual(before);
   });
   it('finalize is custody-gated: without the root identity it is refused (exit 3)', async () => {
     const m = pristine.clone();
-    await m.root(['rotate', 'root', '--now', later(1)]);
+    await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
     const before = m.snapshot();
-    const r = await m.root(['rotate', 'root', '--finalize', '--now', later(2)], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
+    const r = await m.root(['rotate', 'root', '--finalize', '--now', later(2), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
     expect(r.code).toBe(3);
     expect(m.snapshot()).toEqual(before);
   });
@@ -206,44 +206,44 @@ describe('rollback', () => {
   it('abort during publish drops the new intermediate from every bundle', async () => {
     const m = pristine.clone();
     const bundle = m.read('bundles/us-east-1/trust.pem');
-    await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1)]);
+    await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
     expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(3);
-    const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(2)]);
+    const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(2), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(m.read('bundles/us-east-1/trust.pem')).toBe(bundle);
     expect(fs.existsSync(m.path('bundles/us-east-1/intermediate.next.pem'))).toBe(false);
-    expect((await m.ci(['verify', '--now', later(2)])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', later(2), '--now-ahead'])).code).toBe(0);
   });
   it('abort after the switch returns signing to the old key, keeps the aborted one trusted until its leaves expire; renew re-mints from the old key', async () => {
     const m = pristine.clone();
     const oldInter = m.read('bundles/us-east-1/intermediate.pem');
-    await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1)]);
-    expect((await m.ci(['renew', '--now', later(3)])).stdout).toContain('phase us-east-1: switch');
+    await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1), '--now-ahead']);
+    expect((await m.ci(['renew', '--now', later(3), '--now-ahead'])).stdout).toContain('phase us-east-1: switch');
     expect(m.read('bundles/us-east-1/intermediate.pem')).not.toBe(oldInter);
     const mintedByAborted = keep(m, '.trellis/out/us-east-1/api/cert.pem');
-    const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(4)]);
+    const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(4), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/stays in the bundles until the leaves it signed have expired/);
     expect(m.read('bundles/us-east-1/intermediate.pem')).toBe(oldInter);
     // A host still presenting a leaf of the aborted key keeps passing its handshakes.
     const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Math.floor(new Date(later(4)).getTime() / 1000)), '-CAfile', m.path('bundles/us-east-1/trust.openssl.pem'), mintedByAborted]);
     expect(ok.code, ok.stderr).toBe(0);
-    const renew = await m.ci(['renew', '--now', later(5)]);
+    const renew = await m.ci(['renew', '--now', later(5), '--now-ahead']);
     expect(renew.stdout).toContain('mint us-east-1/api (issuer-changed)');
     expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(3);
-    expect((await m.ci(['verify', '--now', later(5)])).code).toBe(0);
-    const retire = await m.ci(['renew', '--now', later(5 + 7 * 24)]);
+    expect((await m.ci(['verify', '--now', later(5), '--now-ahead'])).code).toBe(0);
+    const retire = await m.ci(['renew', '--now', later(5 + 7 * 24), '--now-ahead']);
     expect(retire.stdout).toContain('phase us-east-1: retire');
     expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(2);
-    expect((await m.ci(['verify', '--now', later(5 + 7 * 24)])).code).toBe(0);
+    expect((await m.ci(['verify', '--now', later(5 + 7 * 24), '--now-ahead'])).code).toBe(0);
     const e = JSON.parse(fs.readFileSync(path.join(m.path('bundles/us-east-1/evidence'), fs.readdirSync(m.path('bundles/us-east-1/evidence')).find((x) => x.endsWith('.json'))!), 'utf8'));
     expect(e.status).toBe('aborted');
     expect(e.steps.map((s: { step: string }) => s.step)).toEqual(['publish', 'switch', 'remint', 'abort']);
   });
   it('--propagation sets the switch gate for this rotation only', async () => {
     const m = pristine.clone();
-    await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1)]);
-    const s = JSON.parse((await m.ci(['status', '--json', '--now', later(1)])).stdout);
+    await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1), '--now-ahead']);
+    const s = JSON.parse((await m.ci(['status', '--json', '--now', later(1), '--now-ahead'])).stdout);
     expect(s.scopes.find((x: { scope: string }) => x.scope === 'us-east-1').gate).toEqual({ gate: 'switch', at: later(2) });
   });
 });
@@ -253,16 +253,16 @@ describe('root CRL freshness', () => {
     const m = pristine.clone();
     const soon = at(new Date(T0.getTime() + 160 * DAY));
     const past = at(new Date(T0.getTime() + 181 * DAY));
-    const warn = await m.ci(['verify', '--now', soon]);
+    const warn = await m.ci(['verify', '--now', soon, '--now-ahead']);
     expect(warn.stdout).toMatch(/! warning crl +CRL of .*root.* expires/);
-    expect((await m.ci(['verify', '--now', past])).stdout).toMatch(/✗ error +crl +CRL of .*root.* past its nextUpdate/);
-    const r = await m.root(['crl', '--now', soon]);
+    expect((await m.ci(['verify', '--now', past, '--now-ahead'])).stdout).toMatch(/✗ error +crl +CRL of .*root.* past its nextUpdate/);
+    const r = await m.root(['crl', '--now', soon, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    expect((await m.ci(['verify', '--now', soon])).stdout).not.toMatch(/crl +CRL of .*root/);
+    expect((await m.ci(['verify', '--now', soon, '--now-ahead'])).stdout).not.toMatch(/crl +CRL of .*root/);
   });
   it('evidence and ledger hashes agree for a rotation begun offline', async () => {
     const m = pristine.clone();
-    await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', later(1)]);
+    await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', later(1), '--now-ahead']);
     const entry = m.read('bundles/eu-west-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
     expect(sha256Hex(m.read(entry.details.evidence))).toBe(entry.details.sha256);
   });

@@ -39,7 +39,7 @@ describe('scope add', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('wrote scopes/ap-south-1.yaml: region ap-south-1, services api, web');
     expect(c.read('scopes/ap-south-1.yaml')).toBe('kind: region\nservices:\n  api: {}\n  web: {}\n');
-    const v = await c.ci(['verify', '--json', '--now', T]);
+    const v = await c.ci(['verify', '--json', '--now', T, '--now-ahead']);
     expect(v.code).toBe(0);
     expect(JSON.parse(v.stdout).findings.filter((f: { level: string }) => f.level === 'pending').map((f: { scope: string }) => f.scope)).toEqual(['ap-south-1']);
     const bare = await c.ci(['scope', 'add', 'sa-east-1']);
@@ -67,7 +67,7 @@ describe('scope add', () => {
   it('refuses the name of a retired region (its record stays in bundles/)', async () => {
     const c = m.clone();
     fs.rmSync(c.path('scopes/us-east-1.yaml'));
-    expect((await c.root(['retire', 'us-east-1', '--now', T])).code).toBe(0);
+    expect((await c.root(['retire', 'us-east-1', '--now', T, '--now-ahead'])).code).toBe(0);
     const before = hashTree(c.dir);
     const r = await c.ci(['scope', 'add', 'us-east-1']);
     expect(r.code).toBe(2);
@@ -84,7 +84,7 @@ describe('the pull-request comment and the ceremony summary', () => {
   });
 
   it('verify --format markdown names what is pending and exactly what the ceremony will sign, and the ceremony signs that', async () => {
-    const v = await m.ci(['verify', '--format', 'markdown', '--now', T]);
+    const v = await m.ci(['verify', '--format', 'markdown', '--now', T, '--now-ahead']);
     expect(v.code).toBe(0);
     expect(v.stdout).toMatch(/^### ⏳ trellis verify: 0 error\(s\), 0 warning\(s\), 1 pending$/m);
     expect(v.stdout).toContain('**Pending the offline ceremony**: `ap-south-1`');
@@ -98,7 +98,7 @@ describe('the pull-request comment and the ceremony summary', () => {
 
     // The ceremony at the same instant prints the very same block, then mints exactly that certificate.
     const c = m.clone();
-    const r = await c.root(['intermediate', '--pending', '--now', T]);
+    const r = await c.root(['intermediate', '--pending', '--now', T, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(block(r.stdout, 'ap-south-1')).toBe(summary);
     const cert = parseCertificate(c.read('bundles/ap-south-1/intermediate.pem'));
@@ -110,7 +110,7 @@ describe('the pull-request comment and the ceremony summary', () => {
 
   it('on a terminal, the ceremony signs only once the pending names are typed back', async () => {
     const c = m.clone();
-    const r = await rootOnTty(c, ['intermediate', '--pending', '--now', T], 'ap-south-1');
+    const r = await rootOnTty(c, ['intermediate', '--pending', '--now', T, '--now-ahead'], 'ap-south-1');
     expect(r.out).toContain('[answered]');
     expect(r.code, r.out).toBe(0);
     expect(r.out).toMatch(/minted ap-south-1 intermediate sha256:/);
@@ -124,7 +124,7 @@ describe('the pull-request comment and the ceremony summary', () => {
   ])('on a terminal, typing back %s aborts (exit 3) with the store unchanged', async (_, answer) => {
     const c = m.clone();
     const before = hashTree(c.dir);
-    const r = await rootOnTty(c, ['intermediate', '--pending', '--now', T], answer);
+    const r = await rootOnTty(c, ['intermediate', '--pending', '--now', T, '--now-ahead'], answer);
     expect(r.out).toContain('[answered]');
     expect(r.code, r.out).toBe(3);
     expect(r.out).toContain('#### ap-south-1'); // the summary came first
@@ -135,11 +135,11 @@ describe('the pull-request comment and the ceremony summary', () => {
 
   it('--yes on a terminal signs without asking; without a terminal the ceremony proceeds as before (scripted ceremonies)', async () => {
     const c = m.clone();
-    const r = await rootOnTty(c, ['intermediate', 'ap-south-1', '--yes', '--now', T], 'unused');
+    const r = await rootOnTty(c, ['intermediate', 'ap-south-1', '--yes', '--now', T, '--now-ahead'], 'unused');
     expect(r.out).toContain('[no prompt]');
     expect(r.code, r.out).toBe(0);
     const d = m.clone();
-    const piped = await d.root(['intermediate', '--pending', '--now', T]);
+    const piped = await d.root(['intermediate', '--pending', '--now', T, '--now-ahead']);
     expect(piped.code).toBe(0);
     expect(piped.stdout).not.toContain(PROMPT);
     expect(piped.stderr).not.toContain(PROMPT);

@@ -33,7 +33,7 @@ const ci = (store: string, args: string[], env: Record<string, string | undefine
 async function shardJob(scope: string): Promise<{ dir: string; renew: Run }> {
   const dir = path.join(work, `runner-${scope}`);
   await mustGit(work, ['clone', '-q', origin, dir]);
-  const renew = await ci(dir, ['renew', '--scope', scope, '--shard', '--now', T1]);
+  const renew = await ci(dir, ['renew', '--scope', scope, '--shard', '--now', T1, '--now-ahead']);
   if (renew.code === 0) {
     await mustGit(dir, ['add', '-A', 'bundles']);
     await mustGit(dir, ['commit', '-qm', `trellis renew --scope ${scope} --shard`]);
@@ -46,9 +46,9 @@ beforeAll(async () => {
   const svc = (n: string) => ({ [n]: { ttl: '24h' } });
   mesh = await FakeMesh.create({ now: T0, scopes: Object.fromEntries(SCOPES.map((s) => [s, [svc(SERVICE[s]!)]])) });
   // us-east-1 mid-rotation: its shard takes the retire step, which changes what the other scopes' bundles must hold.
-  const rot = await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', T0]);
+  const rot = await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', T0, '--now-ahead']);
   expect(rot.code, rot.stderr).toBe(0);
-  const sw = await mesh.ci(['renew', '--now', SWITCH]);
+  const sw = await mesh.ci(['renew', '--now', SWITCH, '--now-ahead']);
   expect(sw.stdout).toContain('phase us-east-1: switch');
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-shards-'));
   origin = path.join(work, 'origin.git');
@@ -83,13 +83,13 @@ describe('renew sharded by scope, then compose', () => {
     expect(merge.code, merge.stderr + merge.stdout).toBe(0);
 
     // Merged but not composed: the retire in us-east-1 left the global bundle (and its own) trusting the retired key.
-    const before = await ci(merged, ['verify', '--now', T1]);
+    const before = await ci(merged, ['verify', '--now', T1, '--now-ahead']);
     expect(before.code).toBe(1);
     expect(before.stdout).toMatch(/\(bundles\/global\/trust\.pem\)/);
     expect(before.stdout).toMatch(/\(bundles\/us-east-1\/trust\.pem\)/);
     expect(before.stdout).not.toMatch(/\(bundles\/eu-west-1\/trust\.pem\)/);
 
-    const composed = await ci(merged, ['compose', '--now', T1]);
+    const composed = await ci(merged, ['compose', '--now', T1, '--now-ahead']);
     expect(composed.code, composed.stderr).toBe(0);
     expect(composed.stdout).toContain('compose bundles/global/trust.pem');
     expect(composed.stdout).toContain('compose bundles/us-east-1/trust.openssl.pem');
@@ -97,14 +97,14 @@ describe('renew sharded by scope, then compose', () => {
     const ledger = mesh.read('bundles/global/ledger.jsonl'); // the origin's, before compose
     expect(fs.readFileSync(path.join(merged, 'bundles/global/ledger.jsonl'), 'utf8').split('\n').filter(Boolean).length).toBe(ledger.split('\n').filter(Boolean).length + 2); // the shard's renew and compose
 
-    const after = await ci(merged, ['verify', '--now', T1]);
+    const after = await ci(merged, ['verify', '--now', T1, '--now-ahead']);
     expect(after.code, after.stdout).toBe(0);
     expect(after.stdout).toMatch(/0 error\(s\)/);
 
     // The composed bundles are what one unsharded renew of the same store writes.
     const whole = path.join(work, 'unsharded');
     await mustGit(work, ['clone', '-q', origin, whole]);
-    expect((await ci(whole, ['renew', '--now', T1])).code).toBe(0);
+    expect((await ci(whole, ['renew', '--now', T1, '--now-ahead'])).code).toBe(0);
     for (const s of SCOPES) for (const f of ['trust.pem', 'trust.openssl.pem']) {
       expect(fs.readFileSync(path.join(merged, 'bundles', s, f), 'utf8'), `${s}/${f}`).toBe(fs.readFileSync(path.join(whole, 'bundles', s, f), 'utf8'));
     }
@@ -128,7 +128,7 @@ describe('renew sharded by scope, then compose', () => {
 
     // Composing again finds nothing: the step is idempotent and a rerun of the job writes nothing.
     const snap = hashTree(path.join(merged, 'bundles'));
-    const again = await ci(merged, ['compose', '--now', T1], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    const again = await ci(merged, ['compose', '--now', T1, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: undefined });
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toContain('nothing to compose');
     expect(hashTree(path.join(merged, 'bundles'))).toEqual(snap);
@@ -162,7 +162,7 @@ describe('refusals', () => {
   it('renew --shard without --scope is refused (exit 2) and writes nothing', async () => {
     const m = mesh.clone();
     const before = hashTree(m.dir);
-    const r = await m.ci(['renew', '--shard', '--now', T1]);
+    const r = await m.ci(['renew', '--shard', '--now', T1, '--now-ahead']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--shard needs --scope/);
     expect(hashTree(m.dir)).toEqual(before);
@@ -171,13 +171,13 @@ describe('refusals', () => {
   it('compose without the CI identity is refused (exit 3) and writes nothing', async () => {
     const m = mesh.clone();
     // Make something to compose: a sharded retire leaves the bundles stale.
-    expect((await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--now', T1])).code).toBe(0);
+    expect((await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--now', T1, '--now-ahead'])).code).toBe(0);
     const before = hashTree(m.dir);
-    const r = await m.ci(['compose', '--now', T1], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    const r = await m.ci(['compose', '--now', T1, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: undefined });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/TRELLIS_CI_IDENTITY/);
     expect(hashTree(m.dir)).toEqual(before);
-    const dry = await m.ci(['compose', '--dry-run', '--now', T1], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    const dry = await m.ci(['compose', '--dry-run', '--now', T1, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: undefined });
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('compose bundles/global/trust.pem');
     expect(hashTree(m.dir)).toEqual(before);

@@ -67,7 +67,7 @@ const confirmation = (ci: string): LedgerDraft => {
 };
 
 async function verify(m: FakeMesh, now = T1) {
-  const r = await m.ci(['verify', '--json', '--now', now]);
+  const r = await m.ci(['verify', '--json', '--now', now, '--now-ahead']);
   const findings = JSON.parse(r.stdout).findings as { level: string; check: string; message: string; file?: string }[];
   return { code: r.code, findings, problems: findings.filter((f) => f.level !== 'ok').map((f) => `${f.level} ${f.file} ${f.message}`) };
 }
@@ -125,9 +125,9 @@ describe('every entry is signed by a key its writer holds', () => {
 
   it('an abort signs both ledgers with the root, so it needs the root identity now (exit 3 without, store unchanged)', async () => {
     const m = pristine.clone();
-    expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1])).code).toBe(0);
-    await refused(m, () => m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /root identity/);
-    const ok = await m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1]);
+    expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1, '--now-ahead'])).code).toBe(0);
+    await refused(m, () => m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /root identity/);
+    const ok = await m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1, '--now-ahead']);
     expect(ok.code, ok.stderr).toBe(0);
     const [scopeEntry, rootEntry] = ['bundles/eu-west-1/ledger.jsonl', ROOT_LEDGER].map((f) => parseLedger(m.read(f)).entries.at(-1)!);
     expect([scopeEntry!.op, rootEntry!.op]).toEqual(['rotate-intermediate-abort', 'rotate-intermediate-abort']);
@@ -138,7 +138,7 @@ describe('every entry is signed by a key its writer holds', () => {
   it('an entry signed with an intermediate key after recover burned it (a thief with the stolen key) is an error', async () => {
     const m = pristine.clone();
     const stolen = await intermediateKey(m, 'us-east-1');
-    const r = await m.root(['recover', 'us-east-1', '--now', T1]);
+    const r = await m.root(['recover', 'us-east-1', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     m.write(US, appendToLedger(m.read(US), { op: 'renew', at: at(T0, 2 * HOUR), actor: 'thief' }, US, stolen).text);
     const v = await verify(m, at(T0, 2 * HOUR));
@@ -147,11 +147,11 @@ describe('every entry is signed by a key its writer holds', () => {
 
   it.each([
     ['CI (renew) on a scope ledger a pull request appended an unsigned entry to', US, async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
-      (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), /unsigned, after signed entries/],
+      (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), /unsigned, after signed entries/],
     ['CI (revoke) on a scope ledger with an entry signed by a stranger', US, async () => { const k = await strangerKey(); return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text; },
-      (m: FakeMesh) => m.ci(['revoke', 'us-east-1/api', '--now', T1]), /signed by sha256:\w+, which is neither a recorded root/],
+      (m: FakeMesh) => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']), /signed by sha256:\w+, which is neither a recorded root/],
     ['a ceremony (crl) on a root ledger with an entry signed by a scope\'s intermediate', ROOT_LEDGER, async (m: FakeMesh) => { const k = await intermediateKey(m, 'global'); return (t: string) => appendToLedger(t, { op: 'crl', at: T1, actor: 'ci' }, ROOT_LEDGER, k).text; },
-      (m: FakeMesh) => m.root(['crl', '--now', T1]), /signed by sha256:\w+, which is not a root certificate/],
+      (m: FakeMesh) => m.root(['crl', '--now', T1, '--now-ahead']), /signed by sha256:\w+, which is not a root certificate/],
   ])('%s refuses to sign on top of it (exit 1, store unchanged)', async (_, file, make, act, why) => {
     const m = pristine.clone();
     const edit = await make(m);
@@ -172,7 +172,7 @@ describe('a confirmation is a root-signed entry', () => {
     m.write(ROOT_LEDGER, forge(m.read(ROOT_LEDGER), attacker));
     m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
     m.writeScope('ap-south-1', ['api']);
-    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1]), 3, /trellis.yaml: recipients: changed since the root ledger last recorded it/);
+    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']), 3, /trellis.yaml: recipients: changed since the root ledger last recorded it/);
     expect(fs.existsSync(m.path('bundles/ap-south-1/intermediate.key.age'))).toBe(false);
   });
   it('the same confirmation signed by the root (the custodian) is honoured: the refusals above are about who signed', async () => {
@@ -182,7 +182,7 @@ describe('a confirmation is a root-signed entry', () => {
     m.write(ROOT_LEDGER, appendToLedger(m.read(ROOT_LEDGER), confirmation(rotated), ROOT_LEDGER, k).text);
     m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${rotated}`));
     m.writeScope('ap-south-1', ['api']);
-    const r = await m.root(['intermediate', 'ap-south-1', '--now', T1]);
+    const r = await m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
   });
 });
@@ -201,7 +201,7 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
   });
   it('the next renew signs the scope ledger on top of its legacy entries; after that a pull request\'s unsigned entry is an error', async () => {
     const m = legacy.clone();
-    const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]);
+    const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const entries = parseLedger(m.read(US)).entries;
     expect(entries.map((e) => Boolean(e.signature))).toEqual([false, false, true]);
@@ -218,16 +218,16 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
     preMigration.write(ROOT_LEDGER, appendUnsigned(preMigration.read(ROOT_LEDGER), confirmation(attacker)));
     preMigration.write('trellis.yaml', preMigration.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
     preMigration.writeScope('ap-south-1', ['api']);
-    const honoured = await preMigration.root(['intermediate', 'ap-south-1', '--now', T1]);
+    const honoured = await preMigration.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']);
     expect(honoured.code, honoured.stderr).toBe(0);
     // The custodian's next ceremony signs the root ledger; from then on only root-signed entries confirm.
-    const crl = await m.root(['crl', '--now', T1]);
+    const crl = await m.root(['crl', '--now', T1, '--now-ahead']);
     expect(crl.code, crl.stderr).toBe(0);
     expect(parseLedger(m.read(ROOT_LEDGER)).entries.at(-1)!.signature).toBeTruthy();
     m.write(ROOT_LEDGER, appendUnsigned(m.read(ROOT_LEDGER), confirmation(attacker)));
     m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
     m.writeScope('ap-south-1', ['api']);
-    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1]), 3, /recipients: changed since the root ledger last recorded it/);
+    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']), 3, /recipients: changed since the root ledger last recorded it/);
   });
 });
 
@@ -252,7 +252,7 @@ describe('records are claims: verify proves them from the ledger', () => {
 
   it('a revocation dropped from state.yaml (un-revoking a live leaf) is an error', async () => {
     const m = pristine.clone();
-    expect((await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1])).code).toBe(0);
+    expect((await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1, '--now-ahead'])).code).toBe(0);
     expect((await verify(m)).problems).toEqual([]);
     m.write('bundles/us-east-1/state.yaml', m.read('bundles/us-east-1/state.yaml').replace(/revoked:[\s\S]*$/, ''));
     expect((await verify(m)).findings).toContainEqual(expect.objectContaining({ level: 'error', message: expect.stringMatching(/the scope ledger revoked api \w+ \(entry 3\) but state.yaml no longer lists it/) }));
@@ -260,7 +260,7 @@ describe('records are claims: verify proves them from the ledger', () => {
 
   it('a switch gate moved earlier in state.yaml, and evidence edited after it was linked, are errors', async () => {
     const m = pristine.clone();
-    expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1])).code).toBe(0);
+    expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1, '--now-ahead'])).code).toBe(0);
     expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
     m.write('bundles/eu-west-1/state.yaml', m.read('bundles/eu-west-1/state.yaml').replace(/switchAt: \S+/, `switchAt: ${T1}`));
     const evidence = parseLedger(m.read('bundles/eu-west-1/ledger.jsonl')).entries.at(-1)!.details.evidence as string;
@@ -291,8 +291,8 @@ describe('paths read from records stay inside the store', () => {
   it('a state.yaml evidence id that climbs out of the store is refused before anything reads it (exit 1)', async () => {
     const m = pristine.clone();
     m.write('bundles/us-east-1/state.yaml', `${m.read('bundles/us-east-1/state.yaml')}evidence: ../../../../etc/passwd\n`);
-    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), 1, /bundles\/us-east-1\/state.yaml: evidence: missing or malformed/);
-    const v = await m.ci(['verify', '--now', T1]);
+    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), 1, /bundles\/us-east-1\/state.yaml: evidence: missing or malformed/);
+    const v = await m.ci(['verify', '--now', T1, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/state.yaml: evidence: missing or malformed/);
   });
@@ -304,12 +304,12 @@ describe('revoke acts only on a proven record', () => {
     // The serial of another live leaf: revoking it would take down the wrong service.
     const other = /serial: (\w+)/.exec(m.read('bundles/eu-west-1/leaves.yaml'))![1]!;
     m.write('bundles/us-east-1/leaves.yaml', m.read('bundles/us-east-1/leaves.yaml').replace(/serial: \w+/, `serial: ${other}`));
-    await refused(m, () => m.ci(['revoke', 'us-east-1/api', '--now', T1]), 1, /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s);
+    await refused(m, () => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']), 1, /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s);
   });
   it('with the record as the ledger proves it, revoke revokes exactly that serial', async () => {
     const m = pristine.clone();
     const serial = /serial: (\w+)/.exec(m.read('bundles/us-east-1/leaves.yaml'))![1]!;
-    const r = await m.ci(['revoke', 'us-east-1/api', '--now', T1]);
+    const r = await m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(`serial ${serial}`);
     expect(parseLedger(m.read(US)).entries.at(-1)!.details.serial).toBe(serial);

@@ -35,7 +35,7 @@ beforeAll(async () => {
 const lastEntry = (m: FakeMesh, file = US): LedgerEntry => parseLedger(m.read(file)).entries.at(-1)!;
 
 async function verify(m: FakeMesh, now = T1) {
-  const r = await m.ci(['verify', '--json', '--now', now]);
+  const r = await m.ci(['verify', '--json', '--now', now, '--now-ahead']);
   const findings = JSON.parse(r.stdout).findings as { level: string; message: string; file?: string }[];
   return { code: r.code, errors: findings.filter((f) => f.level === 'error') };
 }
@@ -53,7 +53,7 @@ async function refused(m: FakeMesh, act: () => Promise<{ code: number; stderr: s
 async function renewGrowth(m: FakeMesh): Promise<{ bytes: number; minted: number }> {
   const c = m.clone();
   const before = Buffer.byteLength(c.read(US));
-  const r = await c.ci(['renew', '--now', T_DUE]);
+  const r = await c.ci(['renew', '--now', T_DUE, '--now-ahead']);
   expect(r.code, r.stderr).toBe(0);
   const e = lastEntry(c);
   return { bytes: Buffer.byteLength(c.read(US)) - before, minted: e.details.minted ? Object.values(e.details.minted as Record<string, number>).reduce((a, b) => a + b, 0) : 0 };
@@ -104,19 +104,19 @@ describe('the hash proves every record of leaves.yaml', () => {
     expect(v.code).toBe(1);
     expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 2 recorded/) }));
     // Renew would carry the other records forward under a new signed hash: it refuses rather than launder them.
-    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1]), 1, /leaves\.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to sign a new issuance record/s);
+    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to sign a new issuance record/s);
   });
 
   it('revoke refuses (exit 1) to act on a record of an edited leaves.yaml, the store unchanged', async () => {
     const m = small.clone();
     m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
-    await refused(m, () => m.ci(['revoke', 'us-east-1/svc-002', '--now', T1]), 1, /leaves\.yaml: sha256: .*refusing to act on a record the ledger does not prove/s);
+    await refused(m, () => m.ci(['revoke', 'us-east-1/svc-002', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: sha256: .*refusing to act on a record the ledger does not prove/s);
   });
 
   it('a rolled-back leaves.yaml (the one before the last renew) is refused', async () => {
     const m = small.clone();
     const old = m.read(LEAVES);
-    expect((await m.ci(['renew', '--force', '--now', T1])).code).toBe(0);
+    expect((await m.ci(['renew', '--force', '--now', T1, '--now-ahead'])).code).toBe(0);
     m.write(LEAVES, old);
     const v = await verify(m);
     expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded.*rolled back/) }));
@@ -132,7 +132,7 @@ describe('the hash proves every record of leaves.yaml', () => {
   it('revoke binds the new leaves.yaml and records the revoked leaf\'s expiry; dropping the revocation is still caught', async () => {
     const m = small.clone();
     const rec = parseIssuanceRecord(m.read(LEAVES), LEAVES).get('svc-001')!;
-    const r = await m.ci(['revoke', 'us-east-1/svc-001', '--now', T1]);
+    const r = await m.ci(['revoke', 'us-east-1/svc-001', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const e = lastEntry(m);
     expect(e.op).toBe('revoke');
@@ -189,12 +189,12 @@ describe('stores written before the hash binding', () => {
     m.write(LEAVES, edit(m.read(LEAVES)));
     const v = await verify(m);
     expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(finding) }));
-    await refused(m, () => m.ci(['renew', '--force', '--now', T1]), 1, /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s);
+    await refused(m, () => m.ci(['renew', '--force', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s);
   });
 
   it('migrate on their next write: that renew binds leaves.yaml, and the store verifies', async () => {
     const m = old.clone();
-    const r = await m.ci(['renew', '--now', T_DUE]);
+    const r = await m.ci(['renew', '--now', T_DUE, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const e = lastEntry(m);
     expect(e.seq).toBe(3);

@@ -72,10 +72,10 @@ function readCosts(store: string, ci: Record<string, string>, now: number): { ve
   const verify: number[] = [];
   const renew: number[] = [];
   for (let i = 0; i < 3; i++) {
-    verify.push(run(CI_BIN, ['verify', '--store', store, '--now', iso(now)], {}).ms);
+    verify.push(run(CI_BIN, ['verify', '--store', store, '--now', iso(now), '--now-ahead'], {}).ms);
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-growth-copy-'));
     fs.cpSync(store, copy, { recursive: true });
-    const r = run(CI_BIN, ['renew', '--store', copy, '--out', path.join(copy, '.out'), '--now', iso(now)], ci);
+    const r = run(CI_BIN, ['renew', '--store', copy, '--out', path.join(copy, '.out'), '--now', iso(now), '--now-ahead'], ci);
     if (!/no leaf is due/.test(r.out)) throw new Error(`the nothing-due renew minted something:\n${r.out}`);
     renew.push(r.ms);
     fs.rmSync(copy, { recursive: true, force: true });
@@ -112,7 +112,7 @@ process.stderr.write(`growth: ${(regions + 1) * perScope} services (${regions + 
 for (let c = 1; c <= cycles; c++) {
   const before = sizes(store);
   fs.rmSync(out, { recursive: true, force: true });
-  const r = run(CI_BIN, ['renew', '--store', store, '--out', out, '--now', iso(now)], ci);
+  const r = run(CI_BIN, ['renew', '--store', store, '--out', out, '--now', iso(now), '--now-ahead'], ci);
   const minted = Number(/minted (\d+)/.exec(r.out)?.[1] ?? 0);
   const after = sizes(store);
   const deltas = [...after].map(([s, n]) => n - (before.get(s) ?? 0));

@@ -7,7 +7,7 @@
  * need a big store.
  *
  *   const m = await buildMesh('/tmp/x', { services: 10_000, now: new Date() });
- *   await m.ci(['renew', '--now', at(m.now)]);
+ *   await m.ci(['renew', '--now', at(m.now), '--now-ahead']);
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -114,7 +114,7 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
     setup[step] = r;
     return r;
   };
-  const now = ['--now', at(o.now)];
+  const now = ['--now', at(o.now), '--now-ahead'];
 
   // init without the root identity in its environment: it generates one and prints it once.
   const init = must('init', await measure('node', [bins.root, 'init', '--store', store, '--mesh', 'bench', '--trust-domain', 'mesh.example',

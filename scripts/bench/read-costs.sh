@@ -9,7 +9,7 @@ for c in "renew" verify status plan; do
     ts=(); rs=()
     for i in $(seq $N); do
       extra=""; [ "$c" = renew ] && extra="--out ${TMPDIR:-/tmp}/read-costs-out"
-      TRELLIS_CI_IDENTITY_FILE=$ID /usr/bin/time -o ${TMPDIR:-/tmp}/read-costs.time -f "%e %M" node $BIN $c --store $S --now $NOW $extra > ${TMPDIR:-/tmp}/read-costs.out 2>/dev/null; r=$(tail -1 ${TMPDIR:-/tmp}/read-costs.time)
+      TRELLIS_CI_IDENTITY_FILE=$ID /usr/bin/time -o ${TMPDIR:-/tmp}/read-costs.time -f "%e %M" node $BIN $c --store $S --now $NOW --now-ahead $extra > ${TMPDIR:-/tmp}/read-costs.out 2>/dev/null; r=$(tail -1 ${TMPDIR:-/tmp}/read-costs.time)
       ts+=(${r% *}); rs+=(${r#* })
       [ "$c" = renew ] && ! grep -q "no leaf is due" ${TMPDIR:-/tmp}/read-costs.out && echo "WARN renew wrote: $(tail -1 ${TMPDIR:-/tmp}/read-costs.out)"
     done

@@ -114,7 +114,7 @@ function must(what: string, r: Measured): Measured {
 
 /** How many leaves renew would mint at `now`, from `plan --json` (unmeasured): the count renew's rate is computed from. */
 async function planned(m: BenchMesh, now: Date): Promise<number> {
-  const r = must('plan --json', await m.ci(['plan', '--json', '--now', at(now)]));
+  const r = must('plan --json', await m.ci(['plan', '--json', '--now', at(now), '--now-ahead']));
   return (JSON.parse(r.stdout) as { mint: unknown[] }).mint.length;
 }
 
@@ -172,7 +172,7 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
     rows.push({ layout, services, command, seconds: r.seconds, rssMb: r.rssMb, ...(count !== undefined ? { count } : {}), ...extra });
     say(`${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`);
   };
-  const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) => must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now)], c));
+  const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) => must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now), '--now-ahead'], c));
   const renew = async (command: CommandRow['command'], now: Date, count: number) => {
     const r = await ci('renew', ['renew'], now, { extra: { TRELLIS_TIMINGS: '1' } });
     const mint = mintPhase(r.stderr);

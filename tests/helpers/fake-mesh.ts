@@ -33,7 +33,7 @@ export class FakeMesh {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
     const dir = path.join(base, 'store');
     const m = new FakeMesh(dir, path.join(base, 'root.identity'), path.join(base, 'ci.identity'));
-    const now = spec.now ? ['--now', spec.now] : [];
+    const now = spec.now ? ['--now', spec.now, '--now-ahead'] : [];
     const init = await trellisRoot(['init', '--store', dir, '--mesh', 'test', '--trust-domain', spec.trustDomain ?? 'mesh.example',
       '--ci-identity-out', m.ciIdentityFile, '--algorithm', spec.algorithm ?? 'ecdsa-p256', ...now]);
     if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
@@ -67,7 +67,7 @@ export class FakeMesh {
   async allow(deploy: Record<string, unknown>, opts: { confirm?: boolean; now?: string } = {}): Promise<void> {
     this.write('trellis.yaml', stringify({ ...parse(this.read('trellis.yaml')), deploy }));
     if (opts.confirm === false) return;
-    const r = await this.root(['confirm', ...(opts.now ? ['--now', opts.now] : [])]);
+    const r = await this.root(['confirm', ...(opts.now ? ['--now', opts.now, '--now-ahead'] : [])]);
     if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);
   }
 

@@ -9,12 +9,12 @@ import { isTrellisError } from './errors.js';
 import { DEFAULT_THRESHOLDS, NAGIOS, meshHealth, renderHealth, unknownLine, type Thresholds, type Window } from './health.js';
 import { loadMesh } from './mesh.js';
 import { healthMetrics } from './metrics.js';
-import { clock, ioFailure, withStore } from './shell.js';
+import { checkNowFlag, clock, ioFailure, withStore } from './shell.js';
 import { writeOutFile } from './out-path.js';
 import { formatDuration, parseDuration } from './time.js';
 
 interface CheckArgs {
-  store?: string; now?: string; metrics?: string;
+  store?: string; now?: string; nowAhead?: boolean; metrics?: string;
   rootWarn?: string; rootCrit?: string; intermediateWarn?: string; intermediateCrit?: string; rootCrlWarn?: string; rootCrlCrit?: string;
   leafWarn?: string; leafCrit?: string; crlWarn?: string; crlCrit?: string; gateOverdue?: string;
 }
@@ -95,6 +95,7 @@ export const checkCommand = {
     let storeDir: string | undefined;
     try {
       const t = thresholdsFrom(a);
+      checkNowFlag(a, true);
       const now = clock(a.now);
       const mesh = await withStore(a.store, async (store) => loadMesh(store));
       storeDir = mesh.dir;

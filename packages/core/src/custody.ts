@@ -146,8 +146,9 @@ export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPo
 
 /**
  * The root workstation's clock (or `--now`) must not be earlier than the
- * newest entry of the root ledger: a clock set back is how an expired root,
- * intermediate or CRL gets used again. `at` of an entry is RFC 3339.
+ * newest of `entries`: a clock set back is how an expired root, intermediate
+ * or CRL gets used again. The caller passes only entries a held root signed
+ * (rootClockBound). `at` of an entry is RFC 3339.
  */
 export function assertClockNotBehindLedger(now: Date, entries: { at: string }[], file: string): void {
   let newest: Date | undefined;

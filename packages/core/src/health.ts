@@ -13,7 +13,7 @@ import { leafLifetimes } from './procedures.js';
 import { renewalPoint } from './profiles.js';
 import { anchorCrlOf, crlOf, parseCrls, serialKey, type Crl } from './revocation.js';
 import { nextGate } from './rotation.js';
-import { formatDuration, iso } from './time.js';
+import { formatDuration, iso, notYetValid } from './time.js';
 
 const DAY = 86_400_000;
 
@@ -118,6 +118,9 @@ function when(at: Date, now: Date): string {
   return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
 }
 
+/** A certificate or CRL dated after `now` (beyond the skew allowance): every peer refuses it, so critical. */
+const early = (from: Date, now: Date, refused = 'peers refuse it'): string | undefined => (notYetValid(from, now) ? `not valid before ${iso(from)} (${when(from, now)}): ${refused} until then` : undefined);
+
 /** Judges a remaining time against a window. */
 function byWindow(notAfter: Date, now: Date, w: Window): HealthLevel {
   const left = notAfter.getTime() - now.getTime();
@@ -132,6 +135,7 @@ function lifeWindow(notBefore: Date, notAfter: Date, fixed: Partial<Window>, war
 
 const DUE_TEXT: Partial<Record<DueReason, string>> = {
   'renewal-window': 'past its renewal point: trellis-ci renew has not re-minted it',
+  'not-yet-valid': 'minted under a --now ahead of this clock: run trellis-ci renew, which re-mints it',
   'issuer-changed': 'signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it',
   'names-changed': 'its names changed in the scope file: trellis-ci renew has not re-minted it',
 };
@@ -148,7 +152,9 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   // The root tier.
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
   else {
+    const notYet = early(mesh.root.notBefore, now);
     const level = byWindow(mesh.root.notAfter, now, t.root);
+    if (notYet) add('critical', 'certificate', 'root', `root serial ${serialKey(mesh.root.serialNumber)} ${notYet}`, paths.rootCert);
     certificates.push({ tier: 'root', scope: '', service: '', role: 'active', serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
     add(level, 'certificate', 'root', `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level, t.root)}${level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : ''}`, paths.rootCert);
   }
@@ -176,6 +182,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       certificates.push({ tier: 'intermediate', scope: def.name, service: '', role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
       const judged = l.role === 'next' || (l.role === 'active' && !next);
       const level = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : 'ok';
+      const notYet = early(l.cert.notBefore, now);
+      if (notYet) add('critical', 'certificate', def.name, `${l.role} intermediate serial ${serial} ${notYet}`, l.file);
       add(level, 'certificate', def.name, `${l.role} intermediate ${certText(l.cert.notAfter, serial, level, t.intermediate)}${roleNote(l.role, level, def.name)}`, l.file);
     }
 
@@ -210,6 +218,10 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       if (t.leaf.warn === undefined && level === 'warning' && due !== 'renewal-window') level = 'ok';
       const reason = due && DUE_TEXT[due] ? DUE_TEXT[due]! : undefined;
       if (reason && (due !== 'renewal-window' || t.leaf.warn === undefined)) level = worse(level, 'warning');
+      if (due === 'not-yet-valid') {
+        add('critical', 'certificate', who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths.leaves(def.name));
+        continue;
+      }
       const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, renew at ${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
       add(level, 'certificate', who, text, paths.leaves(def.name));
     }
@@ -268,6 +280,11 @@ async function judgeCrlFile(
     out.push({ kind: s.kind, scope, issuerSerial: serialKey(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {}) });
     if (!crl.nextUpdate) {
       add('critical', 'crl', subject, `${label} has no nextUpdate: ${say.fix}`, file);
+      continue;
+    }
+    const notYet = early(crl.thisUpdate, now, 'verifiers that check CRLs refuse every chain through it');
+    if (notYet) {
+      add('critical', 'crl', subject, `${label} ${notYet}; ${say.fix}`, file);
       continue;
     }
     const w = window(crl);

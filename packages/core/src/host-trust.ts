@@ -10,7 +10,7 @@ import { fingerprint, type Certificate } from './certificates.js';
 import { pemEncode } from './crypto.js';
 import { TrellisError } from './errors.js';
 import { crlNumber, crlSignedBy, parseCrls, serialKey, type Crl } from './revocation.js';
-import { formatDuration } from './time.js';
+import { CLOCK_SKEW_MS, formatDuration } from './time.js';
 import { parseJsonData } from './data.js';
 
 export interface HostState {
@@ -29,7 +29,8 @@ export interface HostPolicy {
   crlGrace: number;
 }
 
-export const DEFAULT_HOST_POLICY: HostPolicy = { clockSkew: 5 * 60_000, crlGrace: 30 * 86_400_000 };
+// The agent's default skew is the one trellis allows everywhere (time.ts).
+export const DEFAULT_HOST_POLICY: HostPolicy = { clockSkew: CLOCK_SKEW_MS, crlGrace: 30 * 86_400_000 };
 
 const HOST_STATE_VERSION = 1;
 /** How `created` is written (Date#toISOString): fixed width, so later sorts later as text. */

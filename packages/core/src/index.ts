@@ -1,6 +1,6 @@
 /** @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives in @trellis/offline. */
 export { TrellisError, isTrellisError, REASON_EXIT_CODES, type Reason } from './errors.js';
-export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS } from './time.js';
+export { parseDuration, formatDuration, parseInstant, iso, MAX_DURATION_MS, CLOCK_SKEW_MS, notYetValid, assertNowNotAhead } from './time.js';
 export * from './names.js';
 export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseDeployAllowList, isNormalizedPath, describeTarget, toYaml, MESH_DEFAULTS, POLICY_CEILINGS,
   type MeshConfig, type ScopeDef, type ServiceDef, type ScopeKind, type DeployTarget, type DeploySelection, type DeployAllowList, type SshHostEntry,
@@ -19,7 +19,7 @@ export { trustedScopes, composeTrust, composeTrustByScope, trustPem, trustOpenss
 export { subjectHash, subjectDer, canonicalNameEncoding } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, ledgerFingerprints, parseLedger, canonicalJson, unsignedAfterSigned, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, entrySignatureValid, type LedgerSigner, type EntrySigner } from './ledger-signature.js';
-export { rootLedgerTrust, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
+export { rootLedgerTrust, rootLedgerTrustOf, rootClockBound, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts, type LedgerTrust, type RootLedgerTrust } from './ledger-trust.js';
 export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBinding, assertIssuanceProven, mintedFor, provenLeafRecord, scopeStateProblems, rootStateProblems, evidencePathProblem, type RecordProblem } from './record-proofs.js';
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
@@ -54,7 +54,7 @@ export { explainHandshake, recordParty, certificateParty, renderExplanation, typ
 export { reportInput, renderReportHtml, escapeHtml, type ReportInput } from './report-html.js';
 export { refuseRepeatedFlags } from './flags.js';
 export { buildInfo, isSelfContainedBuild, renderVersion, versionCommand, type BuildInfo } from './build-info.js';
-export { runMain, rawStderr, clock, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
+export { runMain, rawStderr, clock, checkNowFlag, NOW_AHEAD_OPTION, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
 export {
   advanceScope, advanceRoot, nextGate, describeGate, assertNoRootOverlap,
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,

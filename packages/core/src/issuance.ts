@@ -7,7 +7,7 @@ import { TrellisError } from './errors.js';
 import { fromYaml, toYaml, type ServiceDef } from './config.js';
 import { serviceDnsName, serviceSpiffeId } from './names.js';
 import { renewalPoint } from './profiles.js';
-import { iso } from './time.js';
+import { iso, notYetValid } from './time.js';
 import { plainKey, plainString } from './plain-yaml.js';
 
 export interface LeafRecord {
@@ -32,7 +32,7 @@ export function leafNames(scope: string, service: ServiceDef, trustDomain: strin
   };
 }
 
-export type DueReason = 'new' | 'renewal-window' | 'expired' | 'issuer-changed' | 'names-changed' | 'forced' | 'revoked';
+export type DueReason = 'new' | 'renewal-window' | 'expired' | 'not-yet-valid' | 'issuer-changed' | 'names-changed' | 'forced' | 'revoked';
 
 /** The scope's signing intermediate as leaf records name it: its key, and every certificate of that key. */
 export interface ActiveIssuer {
@@ -54,6 +54,8 @@ export function leafDue(
 ): DueReason | null {
   if (!current) return 'new';
   if (current.notAfter <= now) return 'expired';
+  // Minted under a --now ahead of this clock: no peer accepts it yet, so it is re-minted now.
+  if (notYetValid(current.notBefore, now)) return 'not-yet-valid';
   if (!issuedBy(current, active)) return 'issuer-changed';
   if (current.uris.join() !== wanted.uris.join() || current.dns.join() !== wanted.dns.join()) return 'names-changed';
   if (renewalPoint(current) <= now) return 'renewal-window';

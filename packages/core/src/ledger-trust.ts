@@ -37,8 +37,12 @@ export interface LedgerTrust {
 export interface RootLedgerTrust extends LedgerTrust {
   /** Roots the counted entries recorded, by fingerprint (the certificate when the store or ledger holds it). */
   roots: Map<string, Certificate | undefined>;
-  /** Intermediates revoked by counted `recover` and `retire` entries: fingerprint → when. */
-  revoked: Map<string, string>;
+  /**
+   * Intermediates revoked by counted `recover` and `retire` entries: fingerprint
+   * → when, and the last scope-ledger seq their signatures count up to (absent
+   * on entries written before it was recorded: then the time decides).
+   */
+  revoked: Map<string, { at: string; afterSeq?: number }>;
 }
 
 /** Every certificate the store holds, by fingerprint: where a signer named in an entry is looked up first. */
@@ -86,10 +90,15 @@ const cached = (mesh: Mesh) => {
 export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
   const c = cached(mesh);
   if (c.root) return c.root;
-  const known = storeCertificates(mesh);
+  c.root = rootLedgerTrustOf(mesh.rootLedger, storeCertificates(mesh));
+  return c.root;
+}
+
+/** The root ledger's trust from its text and the certificates the store holds (by fingerprint). */
+export function rootLedgerTrustOf(text: string, known: Map<string, Certificate>): RootLedgerTrust {
   const roots = new Map<string, Certificate | undefined>();
-  const revoked = new Map<string, string>();
-  const t = walk(mesh.rootLedger, paths.rootLedger, known, (e, cert, counted) => {
+  const revoked = new Map<string, { at: string; afterSeq?: number }>();
+  const t = walk(text, paths.rootLedger, known, (e, cert, counted) => {
     const fp = fingerprint(cert);
     if (!selfSigned(cert)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
     if (roots.has(fp)) return { root: true };
@@ -98,7 +107,8 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
   }, (e) => {
     for (const x of e.created) if (x.kind === 'root') roots.set(x.fingerprint, known.get(x.fingerprint));
     const list = revokes(e);
-    for (const fp of list) if (typeof fp === 'string' && !revoked.has(fp)) revoked.set(fp, e.at);
+    const afterSeq = Number.isSafeInteger(e.details.revokedAfterSeq) ? (e.details.revokedAfterSeq as number) : undefined;
+    for (const fp of list) if (typeof fp === 'string' && !revoked.has(fp)) revoked.set(fp, { at: e.at, ...(afterSeq !== undefined ? { afterSeq } : {}) });
   });
   // A root that left the store (finalized) is still known by the certificate its first signed entry carried.
   for (const s of t.signers.values()) if (s.root) roots.set(fingerprint(s.cert), s.cert);
@@ -111,8 +121,25 @@ export function rootLedgerTrust(mesh: Mesh): RootLedgerTrust {
     const vouched = t.counted.slice(1).some((e) => t.signers.get(e.seq) && fingerprint(t.signers.get(e.seq)!.cert) === fp && e.created.some((x) => x.kind === 'root'));
     if (!held && !vouched) t.problems.push({ seq: first.seq, message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh` });
   }
-  c.root = { ...t, roots, revoked };
-  return c.root;
+  return { ...t, roots, revoked };
+}
+
+/**
+ * The newest time the workstation's clock must not be behind: of the entries
+ * that count, only those signed by a root the store holds. An unsigned or
+ * badly signed line, a CI-signed one, or a legacy (unsigned) entry bounds
+ * nothing: otherwise anyone who can append a line could lock every
+ * trellis-root command out with a date in 2099.
+ */
+export function rootClockBound(t: RootLedgerTrust, held: Map<string, Certificate>): LedgerEntry | undefined {
+  let newest: LedgerEntry | undefined;
+  for (const e of t.counted) {
+    const s = t.signers.get(e.seq);
+    if (!s?.root || !held.has(fingerprint(s.cert))) continue;
+    const at = Date.parse(e.at);
+    if (Number.isFinite(at) && (!newest || at > Date.parse(newest.at))) newest = e;
+  }
+  return newest;
 }
 
 /** The intermediates an entry revokes: a recovery's, a retirement's, or the key a standby activation burned. */
@@ -137,8 +164,9 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
     if (new Date(e.at) > cert.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e.at})`, root: false };
     // Revoked: the ledger's own order decides (an entry after the recovery in the chain), and the root's record of when, for a ledger cut short.
     if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
-    const revokedAt = rt.revoked.get(fp);
-    if (revokedAt && e.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
+    // The root's record, for a ledger cut short: by sequence, so a workstation clock behind CI's jams nothing the key signed before.
+    const r = rt.revoked.get(fp);
+    if (r && (r.afterSeq !== undefined ? e.seq > r.afterSeq : e.at > r.at)) return { why: `signed by intermediate ${fp} after it was revoked (${r.at}${r.afterSeq !== undefined ? `, after entry ${r.afterSeq}` : ''})`, root: false };
     if (e.created.some((k) => k.kind === 'intermediate' || k.kind === 'root')) return { why: 'records a CA certificate but is signed by an intermediate: only a root-signed entry can', root: false };
     return { root: false };
   }, () => {});

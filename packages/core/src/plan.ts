@@ -4,7 +4,7 @@ import { leafDue, leafNames, type DueReason } from './issuance.js';
 import { nextGate } from './rotation.js';
 import { activeIssuer, scopeDef, type Mesh } from './mesh.js';
 import { renewalPoint } from './profiles.js';
-import { iso } from './time.js';
+import { iso, notYetValid } from './time.js';
 import { heldServices, meshCollisions, type Collision } from './uniqueness.js';
 
 export interface RenewItem {
@@ -51,7 +51,7 @@ export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?:
   return plan;
 }
 
-export type LeafState = 'ok' | 'due' | 'expired' | 'missing' | 'stale-issuer';
+export type LeafState = 'ok' | 'due' | 'expired' | 'not-yet-valid' | 'missing' | 'stale-issuer';
 
 export interface ScopeStatus {
   scope: string;
@@ -59,7 +59,7 @@ export interface ScopeStatus {
   phase: string;
   /** The next rotation gate and when it opens. */
   gate?: { gate: string; at: string };
-  intermediate: null | { fingerprint: string; subject: string; notAfter: string };
+  intermediate: null | { fingerprint: string; subject: string; notAfter: string; notValidBefore?: string };
   leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
 }
 
@@ -67,16 +67,18 @@ export interface MeshStatus {
   mesh: string;
   trustDomain: string;
   now: string;
-  root: null | { fingerprint: string; subject: string; notAfter: string; phase: string };
+  root: null | { fingerprint: string; subject: string; notAfter: string; phase: string; notValidBefore?: string };
   scopes: ScopeStatus[];
 }
 
 export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
+  // Only when it applies: a certificate not yet valid at `now` says from when.
+  const early = (c: { notBefore: Date }) => (notYetValid(c.notBefore, now) ? { notValidBefore: iso(c.notBefore) } : {});
   return {
     mesh: mesh.config.mesh,
     trustDomain: mesh.config.trustDomain,
     now: iso(now),
-    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? 'steady' } : null,
+    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? 'steady', ...early(mesh.root) } : null,
     scopes: mesh.scopes.map((scope) => {
       const m = mesh.material.get(scope.name)!;
       const active = activeIssuer(mesh, scope.name);
@@ -86,13 +88,13 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
         kind: scope.kind,
         phase: m.state?.phase ?? 'pending',
         ...(gate ? { gate } : {}),
-        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
+        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter), ...early(m.intermediate) } : null,
         leaves: scope.services.map((svc) => {
           const r = m.leaves.get(svc.name);
           if (!r) return { service: svc.name, state: 'missing' as const };
           const renewAt = renewalPoint(r);
           const due = leafDue(r, leafNames(scope.name, svc, mesh.config.trustDomain), active!, now);
-          const state: LeafState = due === 'expired' ? 'expired' : due === 'issuer-changed' ? 'stale-issuer' : due ? 'due' : 'ok';
+          const state: LeafState = due === 'expired' || due === 'not-yet-valid' ? due : due === 'issuer-changed' ? 'stale-issuer' : due ? 'due' : 'ok';
           return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
         }),
       };

@@ -105,7 +105,7 @@ ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px
 .node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
 code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
-.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.missing{color:var(--err)}.pending{color:var(--pend)}
+.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.not-yet-valid,.missing{color:var(--err)}.pending{color:var(--pend)}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
 table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
 td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
@@ -139,7 +139,7 @@ function timelineSvg(id: string, rows: CertRow[], now: string, from: number, to:
   const W = 900; const L = 210; const R = 110; const H = 22; const top = 24;
   const x = (t: number) => L + ((Math.min(Math.max(t, from), to) - from) / (to - from)) * (W - L - R);
   const ticks = Array.from({ length: 6 }, (_, i) => from + ((to - from) * i) / 5);
-  const colour = (r: CertRow) => (r.state === 'expired' || Date.parse(r.notAfter) <= Date.parse(now) ? '#cf222e' : r.state === 'due' || r.state === 'stale-issuer' ? '#d4a72c' : r.tier === 'root' ? '#54aeff' : r.tier === 'intermediate' ? '#eac54f' : '#4ac26b');
+  const colour = (r: CertRow) => (r.state === 'expired' || r.state === 'not-yet-valid' || Date.parse(r.notAfter) <= Date.parse(now) ? '#cf222e' : r.state === 'due' || r.state === 'stale-issuer' ? '#d4a72c' : r.tier === 'root' ? '#54aeff' : r.tier === 'intermediate' ? '#eac54f' : '#4ac26b');
   const bars = rows.map((r, i) => {
     const y = top + i * H;
     const x0 = x(Date.parse(r.notBefore || now)); const x1 = x(Date.parse(r.notAfter));

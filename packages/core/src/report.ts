@@ -15,12 +15,12 @@ export function renderFindings(findings: Finding[]): string {
 
 export function renderStatus(s: MeshStatus): string {
   const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.phase !== 'steady' ? `  [${s.root.phase}]` : ''}` : 'root  (none)');
+  lines.push(s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ''}${s.root.phase !== 'steady' ? `  [${s.root.phase}]` : ''}` : 'root  (none)');
   for (const sc of s.scopes) {
-    lines.push(`scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}` : 'PENDING: awaiting its offline intermediate ceremony'}`);
+    lines.push(`scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ''}` : 'PENDING: awaiting its offline intermediate ceremony'}`);
     if (sc.intermediate) lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? ' (open: the next renew advances it)' : ''}` : ''}`);
     for (const l of sc.leaves) {
-      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(12)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ''}`.trimEnd());
+      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ''}`.trimEnd());
     }
   }
   return `${lines.join('\n')}\n`;

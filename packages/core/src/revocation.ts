@@ -9,6 +9,7 @@ import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
 import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
 import { keyId, type Certificate } from './certificates.js';
 import { own } from './data.js';
+import { notYetValid } from './time.js';
 
 export type Crl = x509.X509Crl;
 
@@ -148,11 +149,12 @@ export async function crlStaleness(crlPem: string | undefined, issuers: Certific
     const got = crl.entries.map((e) => serialKey(e.serialNumber)).sort().join();
     if (want !== got) return 'revocations changed';
     if (halfLife(crl)) return 'past half its life';
+    if (notYetValid(crl.thisUpdate, now)) return 'not yet valid';
   }
   for (const anchor of anchors) {
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) return `no anchor CRL of ${anchor.subject}`;
-    if (halfLife(crl)) return 'past half its life';
+    if (halfLife(crl) || notYetValid(crl.thisUpdate, now)) return halfLife(crl) ? 'past half its life' : 'not yet valid';
   }
   return undefined;
 }

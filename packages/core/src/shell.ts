@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { TrellisError, isTrellisError } from './errors.js';
 import { findStore, Store } from './store.js';
-import { parseInstant } from './time.js';
+import { assertNowNotAhead, parseInstant } from './time.js';
 import { escapeUnsafe } from './untrusted.js';
 
 /**
@@ -147,6 +147,18 @@ function stdoutWasClosed(): boolean {
 export function clock(nowFlag: string | undefined): Date {
   return nowFlag ? parseInstant(nowFlag) : new Date();
 }
+
+/**
+ * Every CLI's middleware: a `--now` ahead of the real clock is refused unless
+ * `--now-ahead` says so. `check` asks it in its handler, to answer Nagios UNKNOWN.
+ */
+export function checkNowFlag(argv: { _?: unknown[]; now?: unknown; nowAhead?: unknown }, inHandler = false): void {
+  if (!inHandler && argv._?.[0] === 'check') return;
+  if (typeof argv.now === 'string') assertNowNotAhead(parseInstant(argv.now), new Date(), argv.nowAhead === true);
+}
+
+/** The yargs option every CLI that takes `--now` declares with it. */
+export const NOW_AHEAD_OPTION = { type: 'boolean', global: true, describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then` } as const;
 
 export function openStore(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Store {
   return new Store(findStore(process.cwd(), flag ?? (env.TRELLIS_STORE || undefined)));

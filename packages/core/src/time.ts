@@ -61,3 +61,27 @@ export function iso(d: Date): string {
   const s = d.toISOString(); // always ….sssZ: drop the milliseconds
   return `${s.slice(0, -5)}Z`;
 }
+
+/**
+ * How far ahead of this machine's clock a notBefore, a CRL's thisUpdate or a
+ * `--now` may lie and still count as now: runners and workstations drift by
+ * seconds to minutes, never by more (host-trust's default clock skew agrees).
+ */
+export const CLOCK_SKEW_MS = 5 * 60_000;
+
+/** True when something valid from `from` is not yet valid at `now`, beyond the skew allowance: the one rule for leaves, CRLs, intermediates and `--now`. */
+export function notYetValid(from: Date, now: Date): boolean {
+  return from.getTime() > now.getTime() + CLOCK_SKEW_MS;
+}
+
+/**
+ * `--now` ahead of the real clock signs what no peer accepts yet: only with
+ * `--now-ahead` as well (drills, tests). Usage (exit 2), naming both times.
+ */
+export function assertNowNotAhead(now: Date, real: Date, nowAhead: boolean): void {
+  if (nowAhead || !notYetValid(now, real)) return;
+  throw new TrellisError('usage', `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`, {
+    field: '--now',
+    hint: 'give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid at the real clock, and verify, check and renew say so; or fix this clock',
+  });
+}

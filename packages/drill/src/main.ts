@@ -7,7 +7,7 @@
  */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { assertDrillPosture, failAsUsage, refuseRepeatedFlags, runMain, versionCommand } from '@trellis/core';
+import { NOW_AHEAD_OPTION, assertDrillPosture, checkNowFlag, failAsUsage, refuseRepeatedFlags, runMain, versionCommand } from '@trellis/core';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
 import { rotateRoot } from './commands/rotate-root.js';
@@ -20,10 +20,12 @@ await runMain('trellis-drill', () => {
     .usage('$0 <command>: rehearse a runbook on throwaway keys, with a handshake checklist at every phase')
     .option('store', { type: 'string', global: true, describe: 'the real store whose shape (scopes, services, defaults) is rehearsed; only read' })
     .option('now', { type: 'string', global: true, describe: 'start the simulated clock at this RFC 3339 time (default: now)' })
+    .option('now-ahead', NOW_AHEAD_OPTION)
     .option('keep', { type: 'boolean', global: true, describe: 'keep the scratch directory' })
     .command([rotateIntermediate, recover, rotateRoot] as CommandModule[])
     .command(versionCommand('trellis-drill'))
     .middleware((argv) => refuseRepeatedFlags(argv))
+    .middleware((argv) => checkNowFlag(argv))
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()

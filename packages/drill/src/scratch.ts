@@ -82,7 +82,9 @@ export class ScratchMesh {
 
   private async run(tool: string, bin: string, args: string[], extra: Record<string, string>, quiet = false, allowFail = false): Promise<string> {
     const env = { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? this.dir, TRELLIS_ACTOR: 'trellis-drill', ...extra };
-    const r = await execa(process.execPath, [bin, '--store', this.store, ...args], { env, extendEnv: false, reject: false, stdin: 'ignore' });
+    // The drill's clock is simulated on throwaway keys: its --now runs ahead of the real one by design.
+    const ahead = args.includes('--now') ? ['--now-ahead'] : [];
+    const r = await execa(process.execPath, [bin, '--store', this.store, ...args, ...ahead], { env, extendEnv: false, reject: false, stdin: 'ignore' });
     if (!quiet) this.log(`$ ${tool} ${args.join(' ')}${this.label === 'mesh' ? '' : `   (${this.label})`}`);
     if (r.exitCode !== 0 && !allowFail) {
       throw new TrellisError('peer-failed', `${tool} ${args.join(' ')} failed in the rehearsal (exit ${r.exitCode}): ${String(r.stderr).trim()}`, {

@@ -2,7 +2,7 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, failAsUsage, findStore, refuseRepeatedFlags, runMain } from '@trellis/core';
+import { EXIT_CODES_HELP, NOW_AHEAD_OPTION, checkNowFlag, failAsUsage, findStore, refuseRepeatedFlags, runMain } from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
 import { init } from './commands/init.js';
@@ -30,6 +30,7 @@ await runMain('trellis-root', () => {
     .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
     .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
     .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
+    .option('now-ahead', NOW_AHEAD_OPTION)
     .option('pkcs11-module', { type: 'string', global: true, describe: 'PKCS#11 module of a token root (default TRELLIS_PKCS11_MODULE)' })
     .option('pin-file', { type: 'string', global: true, describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed' })
     .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
@@ -39,6 +40,7 @@ await runMain('trellis-root', () => {
     // After parsing, before any command: a clock behind the root ledger is refused for every command.
     .middleware((argv) => {
       refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
+      checkNowFlag(argv);
       requireClockNotBehindLedger(argv as { store?: string; now?: string });
       setTokenFlags({ ...(argv as { pkcs11Module?: string; pinFile?: string }), storeDir: storeDirOrUndefined(argv.store as string | undefined) });
     })

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertClockNotBehindLedger, assertRootPosture, clock, findStore, isTrellisError, onlineInterfaces, parseLedger, paths } from '@trellis/core';
+import { assertClockNotBehindLedger, assertRootPosture, clock, findStore, fingerprint, isTrellisError, onlineInterfaces, parseCertificates, paths, rootClockBound, rootLedgerTrustOf, type Certificate } from '@trellis/core';
 
 export interface PostureFlags {
   allowOnline?: boolean;
@@ -16,7 +16,9 @@ export function requireOfflinePosture(flags: PostureFlags, env: NodeJS.ProcessEn
 
 /**
  * Before any command: refuses a clock (or --now) earlier than the newest root
- * ledger entry. Without a store yet (init) there is nothing to compare with.
+ * ledger entry that a root this store holds signed (rootClockBound): a forged
+ * or CI-signed line bounds nothing, verify reports it. Without a store yet
+ * (init) there is nothing to compare with.
  */
 export function requireClockNotBehindLedger(flags: { store?: string; now?: string }, env: NodeJS.ProcessEnv = process.env): void {
   let dir: string;
@@ -32,5 +34,20 @@ export function requireClockNotBehindLedger(flags: { store?: string; now?: strin
   } catch {
     return; // no root ledger: verify reports that
   }
-  assertClockNotBehindLedger(clock(flags.now), parseLedger(text).entries, paths.rootLedger);
+  const held = heldRoots(dir);
+  const bound = rootClockBound(rootLedgerTrustOf(text, held), held);
+  assertClockNotBehindLedger(clock(flags.now), bound ? [bound] : [], paths.rootLedger);
+}
+
+/** The roots the store holds (root.pem, roots.pem, the previous root), by fingerprint; an unreadable file holds none (verify reports it). */
+function heldRoots(dir: string): Map<string, Certificate> {
+  const out = new Map<string, Certificate>();
+  for (const rel of [paths.rootCert, paths.roots, paths.rootPrevious]) {
+    try {
+      for (const c of parseCertificates(fs.readFileSync(path.join(dir, rel), 'utf8'))) out.set(fingerprint(c), c);
+    } catch {
+      /* missing or unreadable */
+    }
+  }
+  return out;
 }

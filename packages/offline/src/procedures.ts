@@ -7,7 +7,7 @@
  */
 import {
   TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
-  fingerprint, formatDuration, importSigningKey, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
+  fingerprint, formatDuration, importSigningKey, parseLedger, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
   ceremonyCrlWrite, intermediateLost, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
 } from '@trellis/core';
@@ -165,6 +165,11 @@ async function revocationsOf(c: Ceremony, scope: string, signers: RootSigner[], 
   return out;
 }
 
+/** The seq of a ledger's last entry (0 when empty): a recovery's line between what the burned key signed and what it may not. */
+function lastSeq(ledger: string): number {
+  return parseLedger(ledger).entries.at(-1)?.seq ?? 0;
+}
+
 /** `trellis-root recover SCOPE`: a fresh key now; every live intermediate of the scope revoked and out of every bundle. */
 export async function recoverScope(c: Ceremony, scope: string, reason: string, signers: RootSigner[]): Promise<ProcedureResult> {
   const { mesh, now } = c;
@@ -208,7 +213,9 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
     `evidence: ${evidencePaths(scope, id).md}`,
     'next: commit and push now; run trellis-ci renew and deploy at once.',
   ];
-  return { writes: scopeStep(c, scope, signers[0]!, writes, [evidence, ...superseded], 'recover', { reason, revoked: revoked.map((r) => r.fingerprint) }, [intermediateCreated(fresh.cert)]), report };
+  // By sequence, not by time: what the burned key signed up to this entry counts, whatever the CI runner's clock said.
+  const revokedAfterSeq = lastSeq(m.ledger);
+  return { writes: scopeStep(c, scope, signers[0]!, writes, [evidence, ...superseded], 'recover', { reason, revoked: revoked.map((r) => r.fingerprint), revokedAfterSeq }, [intermediateCreated(fresh.cert)]), report };
 }
 
 /**
@@ -234,8 +241,9 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
   const open = m.state?.evidence ? evidencePaths(scope, m.state.evidence).json : undefined;
   const writes: FileWrite[] = [...removed, ...(await rootRecords(c, rootState, signers))];
   // The scope ledger is kept as the scope's last record, closed by a root-signed entry; the root ledger holds the decision.
-  writes.push({ path: paths.ledger(scope), content: offlineEntry(m.ledger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint) }, [], signers[0]!) });
-  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint), ...c.recipients }, [], signers[0]!) });
+  const revokedAfterSeq = lastSeq(m.ledger);
+  writes.push({ path: paths.ledger(scope), content: offlineEntry(m.ledger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint), revokedAfterSeq }, [], signers[0]!) });
+  writes.push({ path: paths.rootLedger, content: offlineEntry(mesh.rootLedger, 'retire', now, c.posture, { scope, reason, revoked: revoked.map((r) => r.fingerprint), revokedAfterSeq, ...c.recipients }, [], signers[0]!) });
   return {
     writes: withBundles(mesh, writes),
     report: [

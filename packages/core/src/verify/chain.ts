@@ -5,6 +5,7 @@ import type { Mesh } from '../mesh.js';
 import { permittedNamesFor } from '../names.js';
 import { profileViolations, type Tier } from '../profiles.js';
 import { DAY, type Finding, type Where } from './finding.js';
+import { CLOCK_SKEW_MS, formatDuration, notYetValid } from '../time.js';
 
 /** How long before expiry a CA certificate is flagged: a ceremony takes planning. */
 export const EXPIRY_WARNING: Record<Exclude<Tier, 'leaf'>, number> = { root: 365 * DAY, intermediate: 90 * DAY };
@@ -12,7 +13,7 @@ export const EXPIRY_WARNING: Record<Exclude<Tier, 'leaf'>, number> = { root: 365
 
 export function expiry(cert: Certificate, tier: Exclude<Tier, 'leaf'>, now: Date, where: Where): Finding[] {
   if (cert.notAfter <= now) return [{ ...where, level: 'error', check: 'expiry', message: `${tier} expired at ${cert.notAfter.toISOString()}` }];
-  if (cert.notBefore > now) return [{ ...where, level: 'error', check: 'expiry', message: `${tier} not valid before ${cert.notBefore.toISOString()}` }];
+  if (notYetValid(cert.notBefore, now)) return [{ ...where, level: 'error', check: 'expiry', message: `${tier} not valid before ${cert.notBefore.toISOString()} (later than ${now.toISOString()} and the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then` }];
   const left = cert.notAfter.getTime() - now.getTime();
   if (left < EXPIRY_WARNING[tier]) {
     return [{ ...where, level: 'warning', check: 'expiry', message: `${tier} expires in ${Math.floor(left / DAY)} days (${cert.notAfter.toISOString()}): plan its rotation` }];

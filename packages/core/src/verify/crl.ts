@@ -2,6 +2,7 @@
 import type { Certificate } from '../certificates.js';
 import { crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from '../revocation.js';
 import type { Finding, Level, Where } from './finding.js';
+import { notYetValid } from '../time.js';
 
 /** A CRL file checked against the issuers that must each sign one and the revocations each must list. */
 export async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocation[], now: Date, warnAhead: number, where: Where, unsigned: { level: Level; hint: string }): Promise<Finding[]> {
@@ -23,6 +24,7 @@ export async function crlFindings(pem: string, issuers: Certificate[], revoked: 
     if (missing.length) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => e.serial).join(', ')}` });
     const next = crl.nextUpdate;
     if (!next || next <= now) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
+    else if (notYetValid(crl.thisUpdate, now)) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}` });
     else if (next.getTime() - now.getTime() < warnAhead) out.push({ ...where, level: 'warning', check: 'crl', message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon` });
   }
   return out;

@@ -13,6 +13,7 @@ import { namesOutside, permittedNamesFor } from '../names.js';
 import { anchorCrlOf, parseCrls, serialKey } from '../revocation.js';
 import { lacksIpExclusion } from '../profiles.js';
 import { parseTrustOpensslPem } from '../trust.js';
+import { notYetValid } from '../time.js';
 import type { ScopeDef } from '../config.js';
 import { expiry, intermediateProblems } from './chain.js';
 import { crlFindings } from './crl.js';
@@ -117,12 +118,14 @@ export async function verifyScopeCrl({ def, m, live, now }: ScopeView): Promise<
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) add('warning', 'crl', `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
     else if (!crl.nextUpdate || crl.nextUpdate <= now) add('error', 'crl', `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
+    else if (notYetValid(crl.thisUpdate, now)) add('error', 'crl', `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`, file);
   }
   return out;
 }
 
 const DUE: Record<string, [Level, string]> = {
   expired: ['error', 'leaf expired; run trellis-ci renew'],
+  'not-yet-valid': ['error', 'leaf not yet valid (minted under a --now ahead of this clock): peers refuse it; run trellis-ci renew'],
   'issuer-changed': ['warning', 'issued by an intermediate that is no longer active; renew re-mints it'],
   'names-changed': ['warning', 'names changed in the scope file; renew re-mints it'],
   'renewal-window': ['warning', 'leaf is due (⅓ of its life left); run trellis-ci renew'],
@@ -147,7 +150,7 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
     if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, file);
     if (revokedSerials.has(serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due]) add(DUE[due][0], due === 'expired' || due === 'renewal-window' ? 'expiry' : 'leaf', `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
+    if (due && DUE[due]) add(DUE[due][0], due === 'expired' || due === 'renewal-window' || due === 'not-yet-valid' ? 'expiry' : 'leaf', `${svc.name}: ${DUE[due][1]} (${due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`, file);
   }
   const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
