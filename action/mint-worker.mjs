@@ -2,7 +2,6 @@ import { createRequire as __trellisCreateRequire } from 'node:module';
 const require = __trellisCreateRequire(import.meta.url);
 
 // packages/ci/src/mint-worker.ts
-import fs2 from "node:fs";
 import path2 from "node:path";
 import { performance } from "node:perf_hooks";
 import { parentPort, threadId } from "node:worker_threads";
@@ -232,15 +231,19 @@ var threadTag = 0;
 function setThreadTag(n) {
   threadTag = n;
 }
-function writeLeafDir(scopeDir, l, intermediatePem) {
-  const dir = path.join(scopeDir, l.service);
-  let fresh = true;
+function makeKeyDir(dir) {
   try {
-    fs.mkdirSync(dir);
+    fs.mkdirSync(dir, { mode: 448 });
   } catch (e) {
     if (code(e) !== "EEXIST") throw e;
-    fresh = false;
+    return false;
   }
+  fs.chmodSync(dir, 448);
+  return true;
+}
+function writeLeafDir(scopeDir, l, intermediatePem) {
+  const dir = path.join(scopeDir, l.service);
+  const fresh = makeKeyDir(dir);
   const put = fresh ? (f, c, mode) => replaceFileNow(f, c, mode) : replaceRecycling;
   put(path.join(dir, "key.pem"), l.keyPem, 384, true);
   put(path.join(dir, "cert.pem"), l.certPem, 420, false);
@@ -256,7 +259,7 @@ parentPort.on("message", (m) => {
     const t1 = performance.now();
     if (m.out) {
       const scopeDir = path2.join(m.out.dir, m.out.scope);
-      fs2.mkdirSync(scopeDir, { recursive: true });
+      makeKeyDir(scopeDir);
       for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
     }
     parentPort.postMessage({ id: m.id, leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })), signMs: t1 - t0, filesMs: performance.now() - t1 });

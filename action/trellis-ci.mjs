@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "75a66baeba896d2ad8e9ec6d1bee6261e2153b8d", date: "2026-12-06T20:03:31Z" };
+    define_TRELLIS_BUILD_default = { commit: "3c63924129ec21b528a3883c5c97c0c886dced3e", date: "2026-12-06T21:49:21Z" };
   }
 });
 
@@ -97,12 +97,12 @@ var require_get_caller_file = __commonJS({
 function isTrellisError(e2) {
   return e2 instanceof TrellisError;
 }
-var EXIT, TrellisError;
+var REASON_EXIT_CODES, TrellisError;
 var init_errors = __esm({
   "packages/core/src/errors.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    EXIT = {
+    REASON_EXIT_CODES = {
       usage: 2,
       "bad-config": 2,
       "bad-scope": 2,
@@ -115,6 +115,7 @@ var init_errors = __esm({
       "bad-time": 2,
       "bad-release": 2,
       "bad-host-state": 2,
+      "ownership-collision": 2,
       "custody-root-identity-in-ci": 3,
       "custody-ci-posture": 3,
       "custody-ci-identity-on-root": 3,
@@ -126,6 +127,7 @@ var init_errors = __esm({
       "custody-out-dir": 3,
       "custody-not-allowed": 3,
       "custody-allow-list-unconfirmed": 3,
+      "custody-policy-unconfirmed": 3,
       "custody-clock-behind": 3,
       "custody-identity-in-drill": 3,
       "custody-not-confirmed": 3,
@@ -162,7 +164,7 @@ var init_errors = __esm({
         this.hint = opts2.hint;
       }
       get exitCode() {
-        return EXIT[this.reason];
+        return REASON_EXIT_CODES[this.reason];
       }
     };
   }
@@ -212,7 +214,17 @@ function iso(d2) {
   const s = d2.toISOString();
   return `${s.slice(0, -5)}Z`;
 }
-var UNIT_MS, MAX_DURATION_MS, RFC3339;
+function notYetValid(from, now) {
+  return from.getTime() > now.getTime() + CLOCK_SKEW_MS;
+}
+function assertNowNotAhead(now, real, nowAhead) {
+  if (nowAhead || !notYetValid(now, real)) return;
+  throw new TrellisError("usage", `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`, {
+    field: "--now",
+    hint: "give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid at the real clock, and verify, check and renew say so; or fix this clock"
+  });
+}
+var UNIT_MS, MAX_DURATION_MS, RFC3339, CLOCK_SKEW_MS;
 var init_time = __esm({
   "packages/core/src/time.ts"() {
     "use strict";
@@ -221,6 +233,7 @@ var init_time = __esm({
     UNIT_MS = { s: 1e3, m: 6e4, h: 36e5, d: 864e5, w: 6048e5, y: 31536e6 };
     MAX_DURATION_MS = 100 * UNIT_MS.y;
     RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?(?:[Zz]|([+-])(\d{2}):(\d{2}))$/;
+    CLOCK_SKEW_MS = 5 * 6e4;
   }
 });
 
@@ -274,7 +287,7 @@ function namesOutside(sans, permitted) {
   const badUri = sans.uris.filter((u2) => !permitted.uriHosts.some((h2) => uriHostWithin(u2, h2)));
   return [...badDns.map((d2) => `DNS:${d2}`), ...badUri.map((u2) => `URI:${u2}`)];
 }
-var GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, DNS_LABEL, IPV4ISH, ALL_IPS;
+var GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, RESERVED_SCOPE_NAMES, DNS_LABEL, IPV4ISH, ALL_IPS;
 var init_names = __esm({
   "packages/core/src/names.ts"() {
     "use strict";
@@ -282,6 +295,7 @@ var init_names = __esm({
     GLOBAL_SCOPE = "global";
     SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
     SERVICE_NAME = SCOPE_NAME;
+    RESERVED_SCOPE_NAMES = ["root"];
     DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
     IPV4ISH = /^[0-9.]+$/;
     ALL_IPS = ["0.0.0.0/0", "::/0"];
@@ -7239,14 +7253,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs16, sep: [] });
+                map.items.push({ start, key: fs15, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs16);
+                this.stack.push(fs15);
               } else {
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7374,13 +7388,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs16 = this.flowScalar(this.type);
+              const fs15 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs16, sep: [] });
+                fc.items.push({ start: [], key: fs15, sep: [] });
               else if (it.sep)
-                this.stack.push(fs16);
+                this.stack.push(fs15);
               else
-                Object.assign(it, { key: fs16, sep: [] });
+                Object.assign(it, { key: fs15, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -37270,6 +37284,7 @@ async function decryptWith(identities, armored, file, kind) {
   const out = await tryDecrypt(identities, armored);
   if (out.ok) return out.text;
   if (out.why === "malformed") {
+    if (kind === "agent") throw new TrellisError("bad-release", "not a readable age file (truncated, damaged or replaced)", { file, hint: "copy the release from CI again (trellis-ci deploy --type sealed writes it)" });
     throw new TrellisError("corrupt-store", "not a readable age file (damaged or replaced)", { file, hint: "restore it from git history" });
   }
   throw new TrellisError("custody-wrong-identity", `the ${WHO[kind]} identity given does not open this ${kind === "agent" ? "bundle" : "key"}`, {
@@ -37417,6 +37432,7 @@ function parseMeshConfig(text, file = "trellis.yaml") {
   const ttl = r.map(defaults.ttl ?? {}, "defaults.ttl", ["root", "intermediate", "leaf"]);
   const overlap = r.map(defaults.overlap ?? {}, "defaults.overlap", ["propagation"]);
   const d2 = MESH_DEFAULTS;
+  const c3 = POLICY_CEILINGS;
   return {
     version: 1,
     mesh: r.string(top2.mesh, "mesh", SCOPE_NAME, "lower-case letters, digits and dashes"),
@@ -37428,12 +37444,12 @@ function parseMeshConfig(text, file = "trellis.yaml") {
       leaf: r.oneOf(alg.leaf ?? d2.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
     },
     ttl: {
-      root: r.duration(ttl.root ?? d2.ttl.root, "defaults.ttl.root"),
-      intermediate: r.duration(ttl.intermediate ?? d2.ttl.intermediate, "defaults.ttl.intermediate"),
-      leaf: r.duration(ttl.leaf ?? d2.ttl.leaf, "defaults.ttl.leaf")
+      root: r.boundedDuration(ttl.root ?? d2.ttl.root, "defaults.ttl.root", c3.ttl.root),
+      intermediate: r.boundedDuration(ttl.intermediate ?? d2.ttl.intermediate, "defaults.ttl.intermediate", c3.ttl.intermediate),
+      leaf: r.boundedDuration(ttl.leaf ?? d2.ttl.leaf, "defaults.ttl.leaf", c3.ttl.leaf)
     },
-    overlap: { propagation: r.duration(overlap.propagation ?? d2.overlap.propagation, "defaults.overlap.propagation") },
-    crl: { root: r.duration(crl.root ?? d2.crl.root, "defaults.crl.root"), leaf: r.duration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf") },
+    overlap: { propagation: r.boundedDuration(overlap.propagation ?? d2.overlap.propagation, "defaults.overlap.propagation", c3.overlap.propagation) },
+    crl: { root: r.boundedDuration(crl.root ?? d2.crl.root, "defaults.crl.root", c3.crl.root), leaf: r.boundedDuration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf", c3.crl.leaf) },
     deploy: readAllowList(r, top2.deploy ?? {}, "deploy")
   };
 }
@@ -37444,7 +37460,7 @@ function readCiScopes(r, raw, others) {
   const seen = /* @__PURE__ */ new Map();
   for (const scope2 of Object.keys(m).sort()) {
     const at = `recipients.ciScopes.${scope2}`;
-    if (!SCOPE_NAME.test(scope2)) r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
+    if (!SCOPE_NAME.test(scope2) || RESERVED_SCOPE_NAMES.includes(scope2)) r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
     const rec = r.string(m[scope2], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
     validateRecipients([rec], { file: r.file, field: at });
     if (isPq(rec) !== isPq(others.ci)) {
@@ -37590,6 +37606,7 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
   if (!SCOPE_NAME.test(name)) {
     r.fail("", `${quoteInput(name)} is not a scope name`, "name the file [a-z0-9-]{1,63}.yaml: lower-case letters, digits and dashes");
   }
+  if (RESERVED_SCOPE_NAMES.includes(name)) r.fail("", `"${name}" is reserved: bundles/${name}/ holds the root CA`, "rename the scope file (and the region it names)");
   const top2 = r.map(parseYaml(text, file, "bad-scope"), "", ["kind", "services"]);
   const kind = r.oneOf(top2.kind, "kind", ["global", "region"]);
   if (kind === "global" !== (name === GLOBAL_SCOPE)) {
@@ -37605,7 +37622,9 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
     if (!SERVICE_NAME.test(svc)) r.fail(quoteInput(svc) === JSON.stringify(svc) ? at : "services", `${quoteInput(svc)} is not a service name`, "use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label");
     if (`${svc}.${domain}`.length > 64) r.fail(at, `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`, "shorten the service name");
     const s = r.map(raw ?? {}, at, ["dns", "ttl", "deploy"]);
-    const dns = r.list(s.dns ?? [], `${at}.dns`).map((v, i2) => {
+    const listed = r.list(s.dns ?? [], `${at}.dns`);
+    if (listed.length > POLICY_CEILINGS.dnsPerService) r.fail(`${at}.dns`, `lists ${listed.length} names, more than ${POLICY_CEILINGS.dnsPerService}`, "a leaf with that many names is refused by TLS stacks: split the service, or give its clients fewer names");
+    const dns = listed.map((v, i2) => {
       const n2 = r.string(v, `${at}.dns[${i2}]`);
       const refused = dnsSanRefusal(n2, domain);
       if (refused) r.fail(`${at}.dns[${i2}]`, `${quoteInput(n2)} ${refused.detail}`, refused.hint);
@@ -37613,7 +37632,7 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
     });
     const deploy2 = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i2) => parseTarget(r, t, `${at}.deploy[${i2}]`));
     const def = { name: svc, dns, deploy: deploy2 };
-    if (s.ttl !== void 0) def.ttl = r.duration(s.ttl, `${at}.ttl`);
+    if (s.ttl !== void 0) def.ttl = r.boundedDuration(s.ttl, `${at}.ttl`, POLICY_CEILINGS.ttl.leaf);
     return def;
   });
   return { name, kind, services: services.sort((a2, b) => a2.name.localeCompare(b.name)) };
@@ -37636,7 +37655,7 @@ function describeTarget(t) {
       return `sealed:${t.host}`;
   }
 }
-var import_yaml, MESH_DEFAULTS, Reader, MAX_INPUT_BYTES, fieldOf, TRUST_DOMAIN, DEPLOY_TYPES, HOST_NAME, POSIX_USER, PATH_SEGMENT, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, KUBE_CONTEXT, ENTRY_NAME, COMMAND, SSH_KEY_TYPES, isIpLiteral, isHost, HINT;
+var import_yaml, MESH_DEFAULTS, DAY, YEAR, POLICY_CEILINGS, Reader, MAX_INPUT_BYTES, fieldOf, TRUST_DOMAIN, DEPLOY_TYPES, HOST_NAME, POSIX_USER, PATH_SEGMENT, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, KUBE_CONTEXT, ENTRY_NAME, COMMAND, SSH_KEY_TYPES, isIpLiteral, isHost, HINT;
 var init_config = __esm({
   "packages/core/src/config.ts"() {
     "use strict";
@@ -37654,6 +37673,15 @@ var init_config = __esm({
       ttl: { root: "10y", intermediate: "3y", leaf: "7d" },
       overlap: { propagation: "24h" },
       crl: { root: "180d", leaf: "72h" }
+    };
+    DAY = 864e5;
+    YEAR = 365 * DAY;
+    POLICY_CEILINGS = {
+      ttl: { root: 30 * YEAR, intermediate: 10 * YEAR, leaf: 398 * DAY },
+      overlap: { propagation: 30 * DAY },
+      crl: { root: YEAR, leaf: 30 * DAY },
+      /** Extra DNS names per service: a leaf past a few KB is refused by TLS stacks (OpenSSL's handshake refuses a 200 KB one). */
+      dnsPerService: 100
     };
     Reader = class {
       constructor(file, reason) {
@@ -37692,6 +37720,12 @@ var init_config = __esm({
         if (typeof v !== "string") this.fail(field2, "must be a duration such as 72h or 7d", "write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit");
         return parseDuration(v, { file: this.file, field: field2 }, this.reason);
       }
+      /** A duration with a ceiling, refused (never cut) above it. */
+      boundedDuration(v, field2, ceiling) {
+        const ms = this.duration(v, field2);
+        if (ms > ceiling) this.fail(field2, `${formatDuration(ms)} is longer than ${formatDuration(ceiling)}, the most trellis accepts here`, "see docs/input-limits.md for each lifetime's ceiling and why");
+        return ms;
+      }
       oneOf(v, field2, values) {
         if (!values.includes(v)) this.fail(field2, `must be one of ${values.join(", ")} (got ${quoteInput(v)})`, `write one of: ${values.join(", ")}`);
         return v;
@@ -37699,7 +37733,7 @@ var init_config = __esm({
     };
     MAX_INPUT_BYTES = 4 * 1024 * 1024;
     fieldOf = (path21) => path21.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
-    TRUST_DOMAIN = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/;
+    TRUST_DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
     DEPLOY_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
     HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
     POSIX_USER = /^[A-Za-z_][A-Za-z0-9_.-]{0,31}$/;
@@ -38033,6 +38067,7 @@ function issuedBy(record, active) {
 function leafDue(current, wanted, active, now) {
   if (!current) return "new";
   if (current.notAfter <= now) return "expired";
+  if (notYetValid(current.notBefore, now)) return "not-yet-valid";
   if (!issuedBy(current, active)) return "issuer-changed";
   if (current.uris.join() !== wanted.uris.join() || current.dns.join() !== wanted.dns.join()) return "names-changed";
   if (renewalPoint(current) <= now) return "renewal-window";
@@ -38829,7 +38864,7 @@ function fsyncDir(dir) {
 function writeFileAtomic(file, content, mode = 420) {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomSuffix()}.tmp`);
+  const tmp = path.join(dir, `.trellis-${randomSuffix()}.tmp`);
   writeDurably(tmp, content, mode);
   try {
     renameDurably(tmp, file);
@@ -39438,6 +39473,14 @@ function activeIssuer(mesh, scope2) {
   if (!active) return void 0;
   return { key: keyId(active.cert), fingerprints: live.filter((l) => l.role === "active" || l.role === "old-root").map((l) => fingerprint(l.cert)) };
 }
+function intermediateLost(mesh, scope2) {
+  const m = mesh.material.get(scope2);
+  if (!m || m.intermediate || m.keyAge === void 0 && !m.ledger.includes('"kind":"intermediate"')) return void 0;
+  return new TrellisError("corrupt-store", `scope ${scope2} had an intermediate but intermediate.pem is missing`, {
+    file: paths2.intermediate(scope2),
+    hint: `restore it from git history (git log -- ${paths2.intermediate(scope2)}): every procedure needs it, recover included, to revoke it; a scope is minted only once`
+  });
+}
 function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem2 = (c3) => c3 ? certificatePem(c3) : null;
@@ -39561,10 +39604,13 @@ function walk(text, file, known, authorize, onCounted) {
 function rootLedgerTrust(mesh) {
   const c3 = cached(mesh);
   if (c3.root) return c3.root;
-  const known = storeCertificates(mesh);
+  c3.root = rootLedgerTrustOf(mesh.rootLedger, storeCertificates(mesh));
+  return c3.root;
+}
+function rootLedgerTrustOf(text, known) {
   const roots = /* @__PURE__ */ new Map();
   const revoked = /* @__PURE__ */ new Map();
-  const t = walk(mesh.rootLedger, paths2.rootLedger, known, (e2, cert2, counted) => {
+  const t = walk(text, paths2.rootLedger, known, (e2, cert2, counted) => {
     const fp = fingerprint(cert2);
     if (!selfSigned(cert2)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
     if (roots.has(fp)) return { root: true };
@@ -39573,7 +39619,8 @@ function rootLedgerTrust(mesh) {
   }, (e2) => {
     for (const x of e2.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
     const list = revokes(e2);
-    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, e2.at);
+    const afterSeq = Number.isSafeInteger(e2.details.revokedAfterSeq) ? e2.details.revokedAfterSeq : void 0;
+    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, { at: e2.at, ...afterSeq !== void 0 ? { afterSeq } : {} });
   });
   for (const s of t.signers.values()) if (s.root) roots.set(fingerprint(s.cert), s.cert);
   const first = t.entries[0];
@@ -39584,8 +39631,7 @@ function rootLedgerTrust(mesh) {
     const vouched = t.counted.slice(1).some((e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root"));
     if (!held && !vouched) t.problems.push({ seq: first.seq, message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh` });
   }
-  c3.root = { ...t, roots, revoked };
-  return c3.root;
+  return { ...t, roots, revoked };
 }
 function revokes(e2) {
   return (e2.op === "recover" || e2.op === "retire" || e2.op === "activate-standby" || e2.op === "standby") && Array.isArray(e2.details.revoked) ? e2.details.revoked.filter((x) => typeof x === "string") : [];
@@ -39602,11 +39648,11 @@ function scopeLedgerTrust(mesh, scope2) {
     if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
     const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
     if (!recordedBy) return { why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`, root: false };
-    if (!recordedRoots2.some((r) => issuedUnder(cert2, r))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
+    if (!recordedRoots2.some((r2) => issuedUnder(cert2, r2))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
     if (new Date(e2.at) > cert2.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e2.at})`, root: false };
     if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
-    const revokedAt = rt.revoked.get(fp);
-    if (revokedAt && e2.at > revokedAt) return { why: `signed by intermediate ${fp} after it was revoked (${revokedAt})`, root: false };
+    const r = rt.revoked.get(fp);
+    if (r && (r.afterSeq !== void 0 ? e2.seq > r.afterSeq : e2.at > r.at)) return { why: `signed by intermediate ${fp} after it was revoked (${r.at}${r.afterSeq !== void 0 ? `, after entry ${r.afterSeq}` : ""})`, root: false };
     if (e2.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
     return { root: false };
   }, () => {
@@ -40206,6 +40252,135 @@ var init_retired = __esm({
   }
 });
 
+// packages/core/src/out-path.ts
+import fs3 from "node:fs";
+import path3 from "node:path";
+function kindAt(p) {
+  let st;
+  try {
+    st = fs3.lstatSync(p);
+  } catch (e2) {
+    if (["ENOENT", "ENOTDIR"].includes(e2.code ?? "")) return void 0;
+    throw e2;
+  }
+  const what = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "a regular file";
+  return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
+}
+function anchorOf(p, o2) {
+  if (o2.store !== void 0 && within(path3.resolve(o2.store), p)) return path3.resolve(o2.store);
+  return o2.anchor === void 0 ? void 0 : path3.resolve(o2.anchor);
+}
+function linkRefusal(o2, p, at, anchor) {
+  const reason = o2.allowList ? "custody-not-allowed" : o2.secret ? "custody-out-dir" : "usage";
+  const inside = anchor ? ` inside ${anchor}` : "";
+  const where = at === p ? `it is a symbolic link${inside}` : `${anchor ? path3.relative(anchor, at) : at} on the way to it is a symbolic link${inside}`;
+  const goes = o2.allowList ? "and the release (its key included) would land wherever it points, outside the allow-list" : o2.secret ? "and the plaintext key would be written wherever it points" : "and trellis would write wherever it points";
+  return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
+    file: o2.file,
+    field: o2.flag,
+    hint: o2.allowList ? "replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)" : `remove the link, or point ${o2.flag} at a real path`
+  });
+}
+function refuseLinksBelowAnchor(p, o2, self2) {
+  const anchor = anchorOf(p, o2);
+  if (anchor === void 0) return;
+  const parts = path3.relative(anchor, p).split(path3.sep).filter(Boolean);
+  let at = anchor;
+  for (const [i2, part] of parts.entries()) {
+    at = path3.join(at, part);
+    if (i2 === parts.length - 1 && !self2) return;
+    const k = kindAt(at);
+    if (k === void 0) return;
+    if (k.link) throw linkRefusal(o2, p, at, anchor);
+  }
+}
+function assertOutsideTrackedTree(dir, storeDir, flag) {
+  const real = (p) => {
+    let existing = path3.resolve(p);
+    const rest = [];
+    while (!fs3.existsSync(existing)) {
+      rest.unshift(path3.basename(existing));
+      existing = path3.dirname(existing);
+    }
+    return path3.join(fs3.realpathSync(existing), ...rest);
+  };
+  const store = real(storeDir);
+  const rel = path3.relative(store, real(dir));
+  if (within(store, path3.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path3.sep}`)) {
+    throw new TrellisError("custody-out-dir", `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`, {
+      field: flag,
+      hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
+    });
+  }
+}
+function checkOutFile(file, o2) {
+  const p = path3.resolve(file);
+  if (o2.secret && o2.store !== void 0) assertOutsideTrackedTree(p, o2.store, o2.flag);
+  refuseLinksBelowAnchor(p, o2, false);
+  const k = kindAt(p);
+  if (k?.link) throw linkRefusal(o2, p, p, void 0);
+  if (k && !k.file) {
+    throw new TrellisError("usage", `cannot write ${p}: it is ${k.what}, not a regular file, and trellis writes only regular files`, {
+      file: o2.file,
+      field: o2.flag,
+      hint: k.dir ? `name a file inside it (${o2.flag} ${path3.join(file, "…")})` : `point ${o2.flag} at a regular file`
+    });
+  }
+  return p;
+}
+function checkOutDir(dir, o2, named = false) {
+  const p = path3.resolve(dir);
+  refuseLinksBelowAnchor(p, o2, true);
+  const k = kindAt(p);
+  if (k === void 0) return p;
+  if (named && k.link) throw linkRefusal(o2, p, p, void 0);
+  let isDir = false;
+  try {
+    isDir = fs3.statSync(p).isDirectory();
+  } catch {
+  }
+  if (!isDir) throw new TrellisError("usage", `cannot write under ${p}: it is ${kindAt(p).what}, not a directory`, { file: o2.file, field: o2.flag, hint: `point ${o2.flag} elsewhere` });
+  return p;
+}
+function makeOutDir(dir, o2) {
+  const p = checkOutDir(dir, o2);
+  const missing = [];
+  for (let at = p; kindAt(at) === void 0 && path3.dirname(at) !== at; at = path3.dirname(at)) missing.unshift(at);
+  for (const at of missing) {
+    try {
+      fs3.mkdirSync(at, { mode: dirMode(o2) });
+    } catch (e2) {
+      const code2 = e2.code;
+      if (code2 === "EEXIST") continue;
+      if (code2 === "ENOTDIR") throw new TrellisError("usage", `cannot write under ${p}: ${path3.dirname(at)} is not a directory`, { file: o2.file, field: o2.flag, hint: `point ${o2.flag} elsewhere` });
+      throw e2;
+    }
+    fs3.chmodSync(at, dirMode(o2));
+  }
+  return p;
+}
+function writeOutFile(file, content, o2) {
+  const p = checkOutFile(file, o2);
+  makeOutDir(path3.dirname(p), o2);
+  writeFileAtomic(p, content, o2.mode ?? fileMode(o2));
+  return p;
+}
+var fileMode, dirMode, within;
+var init_out_path = __esm({
+  "packages/core/src/out-path.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_store();
+    fileMode = (o2) => o2.secret ? 384 : 420;
+    dirMode = (o2) => o2.secret ? 448 : 493;
+    within = (base, p) => {
+      const rel = path3.relative(base, p);
+      return rel === "" || !rel.startsWith("..") && !path3.isAbsolute(rel);
+    };
+  }
+});
+
 // packages/core/src/deploy-allow-list.ts
 function allowListDigest(a2) {
   return `sha256:${sha256Hex(canonicalJson(a2))}`;
@@ -40266,7 +40441,8 @@ function resolveTarget(allow, t, at) {
     case "dir": {
       if (!under(t.path, allow.dir.paths)) return refuse2("path", `path ${t.path} is not at or under an allowed directory (deploy.dir.paths in trellis.yaml)`, `use a path under: ${allow.dir.paths.join(", ") || "(none)"}; ${addOne}`);
       const r = reload(t.reload);
-      return "field" in r ? r : { ...t, ...r };
+      const allowedRoot = allow.dir.paths.filter((x) => under(t.path, [x])).sort((a2, b) => b.length - a2.length)[0];
+      return "field" in r ? r : { ...t, ...r, allowedRoot };
     }
     case "ssh": {
       const host = allow.ssh[t.host];
@@ -40298,7 +40474,7 @@ function resolveDeployTargets(mesh, scopes = mesh.scopes) {
   return scopes.flatMap((s) => s.services.flatMap((svc) => svc.deploy.map((sel, i2) => {
     const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
     if (isRefusal(r)) throw new TrellisError("custody-not-allowed", r.detail, { file: paths2.scopeFile(s.name), field: r.field, hint: r.hint });
-    return { scope: s.name, service: svc.name, target: r };
+    return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i2}]` };
   })));
 }
 var EMPTY_ALLOW_LIST, under;
@@ -40317,6 +40493,64 @@ var init_deploy_allow_list = __esm({
   }
 });
 
+// packages/core/src/signing-policy.ts
+function signingPolicyOf(config) {
+  const { mesh, trustDomain, algorithms, ttl, overlap, crl } = config;
+  return { mesh, trustDomain, algorithms, ttl, overlap, crl };
+}
+function policyDigest(p) {
+  return `sha256:${sha256Hex(canonicalJson(p))}`;
+}
+function confirmedPolicy(mesh) {
+  const d2 = lastConfirmedRecord(mesh, "policyDigest");
+  if (!d2) return void 0;
+  const p = d2.policy;
+  if (!p || typeof p !== "object" || policyDigest(p) !== d2.policyDigest) {
+    throw new TrellisError("corrupt-store", "a confirmed signing policy in the root ledger does not match its own digest", { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+  }
+  return p;
+}
+function policyChanges(before, after) {
+  const out = [];
+  const line = (field2, b, a2, show) => {
+    if (b !== a2) out.push(`${field2} changed: ${show(b)} → ${show(a2)}`);
+  };
+  const text = (v) => JSON.stringify(v);
+  line("mesh", before.mesh, after.mesh, text);
+  line("trustDomain", before.trustDomain, after.trustDomain, text);
+  for (const group of ["algorithms", "ttl", "overlap", "crl"]) {
+    const b = before[group];
+    const a2 = after[group];
+    for (const k of Object.keys(a2).sort()) line(`defaults.${group}.${k}`, b[k], a2[k], group === "algorithms" ? text : formatDuration);
+  }
+  return out;
+}
+function unconfirmedPolicyChanges(mesh) {
+  const confirmed = confirmedPolicy(mesh);
+  return confirmed ? policyChanges(confirmed, signingPolicyOf(mesh.config)) : [];
+}
+function requireConfirmedPolicy(mesh) {
+  const changes = unconfirmedPolicyChanges(mesh);
+  if (!changes.length) return;
+  throw new TrellisError("custody-policy-unconfirmed", `the signing policy differs from the one the custodian last confirmed: ${changes.join("; ")}`, {
+    file: paths2.config,
+    field: changes[0].split(" ")[0],
+    hint: "if the custodian made this change, they review it with trellis-root confirm --dry-run and record it with trellis-root confirm (offline); otherwise restore trellis.yaml: a pull request must not change what is signed"
+  });
+}
+var init_signing_policy = __esm({
+  "packages/core/src/signing-policy.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_crypto();
+    init_errors();
+    init_ledger();
+    init_ledger_trust();
+    init_mesh();
+    init_time();
+  }
+});
+
 // packages/core/src/verify-deploy.ts
 function deployFindings(mesh) {
   const out = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy).map((change) => ({
@@ -40325,6 +40559,9 @@ function deployFindings(mesh) {
     file: paths2.config,
     message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`
   }));
+  for (const change of unconfirmedPolicyChanges(mesh)) {
+    out.push({ level: "error", check: "signing-policy", file: paths2.config, message: `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root confirm (or the change is reverted)` });
+  }
   for (const s of mesh.scopes) {
     for (const svc of s.services) {
       svc.deploy.forEach((sel, i2) => {
@@ -40341,6 +40578,136 @@ var init_verify_deploy = __esm({
     init_define_TRELLIS_BUILD();
     init_deploy_allow_list();
     init_mesh();
+    init_signing_policy();
+  }
+});
+
+// packages/core/src/uniqueness.ts
+import { posix } from "node:path";
+function canonicalSpiffe(id) {
+  const m = /^([a-z][a-z0-9+.-]*:\/\/[^/]*)(.*)$/i.exec(id);
+  return m ? `${m[1].toLowerCase()}${m[2]}` : id;
+}
+function claimsOf(input) {
+  const out = [];
+  for (const scope2 of input.scopes) {
+    for (const svc of scope2.services) {
+      const at = `services.${svc.name}`;
+      const own2 = { scope: scope2.name, service: svc.name };
+      const dns = serviceDnsName(scope2.name, svc.name, input.trustDomain);
+      const id = serviceSpiffeId(scope2.name, svc.name, input.trustDomain);
+      out.push({ ...own2, kind: "dns", key: canonicalDns(dns), field: at, value: dns, derived: true });
+      out.push({ ...own2, kind: "spiffe", key: canonicalSpiffe(id), field: at, value: id, derived: true });
+      svc.dns.forEach((n2, i2) => out.push({ ...own2, kind: "dns", key: canonicalDns(n2), field: `${at}.dns[${i2}]`, value: n2 }));
+      svc.deploy.forEach((t, i2) => {
+        const f = `${at}.deploy[${i2}]`;
+        if (t.type === "dir" || t.type === "ssh") {
+          const entry = t.type === "ssh" ? input.ssh?.[t.host] : void 0;
+          const machine = t.type === "dir" ? "local" : entry ? `${entry.host.toLowerCase()}:${entry.port}` : `ssh-entry ${t.host}`;
+          const dir = canonicalDir(t.type === "dir" && input.localDir ? input.localDir(canonicalDir(t.path)) : t.path);
+          out.push({ ...own2, kind: "directory", key: `${machine}:${dir}`, machine, dir, field: `${f}.path`, value: t.path });
+        } else if (t.type === "kubernetes") {
+          out.push({ ...own2, kind: "kubernetes", key: `${t.namespace}/Secret/${t.name}`, field: `${f}.name`, value: `${t.namespace}/Secret/${t.name}` });
+          out.push({ ...own2, kind: "kubernetes", key: `${t.namespace}/ConfigMap/${t.name}-trust`, field: `${f}.name`, value: `${t.namespace}/ConfigMap/${t.name}-trust` });
+          out.push({ ...own2, kind: "kubernetes", key: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml`, field: `${f}.name`, value: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml` });
+        }
+      });
+    }
+  }
+  return out;
+}
+function ownershipCollisions(input) {
+  const claims = claimsOf(input);
+  const dirs = new Set(claims.filter((c3) => c3.kind === "directory").map((c3) => c3.key));
+  const groupOf = (c3) => {
+    if (c3.kind !== "directory") return `${c3.kind} ${c3.key}`;
+    const segs = c3.dir.split("/").filter(Boolean);
+    for (let n2 = 0; n2 <= segs.length; n2++) {
+      const key = `${c3.machine}:/${segs.slice(0, n2).join("/")}`;
+      if (dirs.has(key)) return `directory ${key}`;
+    }
+    return `directory ${c3.key}`;
+  };
+  const groups = /* @__PURE__ */ new Map();
+  for (const c3 of claims) {
+    const g = groupOf(c3);
+    const list = groups.get(g);
+    if (list) list.push(c3);
+    else groups.set(g, [c3]);
+  }
+  const out = [];
+  for (const [g, list] of groups) {
+    if (new Set(list.map(ownerKey)).size < 2) continue;
+    const kind = list[0].kind;
+    out.push({ kind, value: g.slice(kind.length + 1), owners: list.map(({ scope: scope2, service, field: field2, value, derived }) => ({ scope: scope2, service, field: field2, value, ...derived ? { derived } : {} })) });
+  }
+  return out;
+}
+function heldServices(collisions) {
+  const held = /* @__PURE__ */ new Map();
+  for (const c3 of collisions) {
+    const rightful = c3.owners.find((o2) => o2.derived);
+    for (const o2 of c3.owners) {
+      if (rightful && ownerKey(o2) === ownerKey(rightful)) continue;
+      const k = ownerKey(o2);
+      const list = held.get(k) ?? [];
+      if (!list.includes(c3)) list.push(c3);
+      held.set(k, list);
+    }
+  }
+  return held;
+}
+function describeCollision(c3) {
+  const owners = c3.owners.map((o2) => `${o2.scope}/${o2.service} (scopes/${o2.scope}.yaml ${o2.field}${o2.value !== c3.value ? ` ${quoteInput(o2.value)}` : ""})`);
+  const list = owners.length === 2 ? owners.join(" and ") : `${owners.slice(0, -1).join(", ")} and ${owners.at(-1)}`;
+  return `${KIND_WORDS[c3.kind]} ${quoteInput(c3.value)} is claimed by ${list}`;
+}
+function collisionHint(c3) {
+  switch (c3.kind) {
+    case "dns":
+      return "each DNS name belongs to one service in the whole mesh: remove it from every service but its owner";
+    case "spiffe":
+      return "each SPIFFE ID belongs to one service: rename one of the services";
+    case "directory":
+      return "each deploy directory (and everything under it) belongs to one service: give each service its own path";
+    case "kubernetes":
+      return "each Kubernetes object (namespace/kind/name, in any context) belongs to one service: give each target its own name";
+  }
+}
+function meshCollisions(mesh, localDir) {
+  return ownershipCollisions({ trustDomain: mesh.config.trustDomain, scopes: mesh.scopes, ssh: mesh.config.deploy.ssh, ...localDir ? { localDir } : {} });
+}
+function ownershipFindings(mesh) {
+  return meshCollisions(mesh).map((c3) => ({
+    level: "error",
+    check: "ownership",
+    scope: c3.owners[0].scope,
+    file: `scopes/${c3.owners[0].scope}.yaml`,
+    message: `${describeCollision(c3)}: ${collisionHint(c3)}`
+  }));
+}
+function collisionRefusal(collisions, did) {
+  if (!collisions.length) return void 0;
+  const first = collisions[0];
+  const n2 = collisions.length;
+  return new TrellisError("ownership-collision", `${did} the claimants of ${n2} collision${n2 === 1 ? "" : "s"}, every other service as usual: ${collisions.map(describeCollision).join("; ")}`, {
+    file: `scopes/${first.owners[0].scope}.yaml`,
+    field: first.owners[0].field,
+    hint: collisionHint(first)
+  });
+}
+var canonicalDns, canonicalDir, ownerKey, KIND_WORDS;
+var init_uniqueness = __esm({
+  "packages/core/src/uniqueness.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_names();
+    init_custody();
+    init_errors();
+    canonicalDns = (name) => name.toLowerCase().replace(/\.+$/, "");
+    canonicalDir = (p) => posix.resolve("/", p);
+    ownerKey = (o2) => `${o2.scope}/${o2.service}`;
+    KIND_WORDS = { dns: "DNS name", spiffe: "SPIFFE ID", directory: "deploy directory", kubernetes: "Kubernetes object" };
   }
 });
 
@@ -40360,9 +40727,8 @@ function intermediatePlan(scope2, config, root, now) {
   };
 }
 function ceremonyState(mesh, scope2) {
-  const m = mesh.material.get(scope2);
-  if (m.intermediate) return "minted";
-  return m.keyAge !== void 0 || m.ledger.includes('"kind":"intermediate"') ? "lost" : "pending";
+  if (mesh.material.get(scope2).intermediate) return "minted";
+  return intermediateLost(mesh, scope2) ? "lost" : "pending";
 }
 function pendingScopes(mesh) {
   return mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === "pending");
@@ -40428,22 +40794,22 @@ function safe(fn) {
     return void 0;
   }
 }
-var DAY;
+var DAY2;
 var init_finding = __esm({
   "packages/core/src/verify/finding.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    DAY = 864e5;
+    DAY2 = 864e5;
   }
 });
 
 // packages/core/src/verify/chain.ts
 function expiry(cert2, tier, now, where) {
   if (cert2.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert2.notAfter.toISOString()}` }];
-  if (cert2.notBefore > now) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert2.notBefore.toISOString()}` }];
+  if (notYetValid(cert2.notBefore, now)) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert2.notBefore.toISOString()} (later than ${now.toISOString()} and the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then` }];
   const left2 = cert2.notAfter.getTime() - now.getTime();
   if (left2 < EXPIRY_WARNING[tier]) {
-    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY)} days (${cert2.notAfter.toISOString()}): plan its rotation` }];
+    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY2)} days (${cert2.notAfter.toISOString()}): plan its rotation` }];
   }
   return [];
 }
@@ -40470,7 +40836,8 @@ var init_chain = __esm({
     init_names();
     init_profiles();
     init_finding();
-    EXPIRY_WARNING = { root: 365 * DAY, intermediate: 90 * DAY };
+    init_time();
+    EXPIRY_WARNING = { root: 365 * DAY2, intermediate: 90 * DAY2 };
   }
 });
 
@@ -40482,7 +40849,8 @@ async function signCrl(p, crypto3) {
   const crl = await x5096.X509CrlGenerator.create({
     issuer: p.issuerName ?? p.issuer.subject,
     thisUpdate: p.thisUpdate,
-    nextUpdate: p.nextUpdate,
+    // A CRL promises nothing past its issuer's life: whatever lifetime trellis.yaml sets, it ends with the issuer.
+    nextUpdate: p.nextUpdate > p.issuer.notAfter ? p.issuer.notAfter : p.nextUpdate,
     signingKey: p.key,
     signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
     entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
@@ -40542,11 +40910,12 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
     const got = crl.entries.map((e2) => serialKey(e2.serialNumber)).sort().join();
     if (want !== got) return "revocations changed";
     if (halfLife(crl)) return "past half its life";
+    if (notYetValid(crl.thisUpdate, now)) return "not yet valid";
   }
   for (const anchor of anchors) {
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) return `no anchor CRL of ${anchor.subject}`;
-    if (halfLife(crl)) return "past half its life";
+    if (halfLife(crl) || notYetValid(crl.thisUpdate, now)) return halfLife(crl) ? "past half its life" : "not yet valid";
   }
   return void 0;
 }
@@ -40562,6 +40931,7 @@ var init_revocation = __esm({
     init_crypto();
     init_certificates();
     init_data();
+    init_time();
     REASONS = {
       keyCompromise: x5096.X509CrlReason.keyCompromise,
       cACompromise: x5096.X509CrlReason.cACompromise,
@@ -40592,6 +40962,7 @@ async function crlFindings(pem2, issuers, revoked, now, warnAhead, where, unsign
     if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e2) => e2.serial).join(", ")}` });
     const next = crl.nextUpdate;
     if (!next || next <= now) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
+    else if (notYetValid(crl.thisUpdate, now)) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}` });
     else if (next.getTime() - now.getTime() < warnAhead) out.push({ ...where, level: "warning", check: "crl", message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon` });
   }
   return out;
@@ -40601,6 +40972,7 @@ var init_crl = __esm({
     "use strict";
     init_define_TRELLIS_BUILD();
     init_revocation();
+    init_time();
   }
 });
 
@@ -40667,7 +41039,7 @@ var init_root = __esm({
     init_chain();
     init_crl();
     init_finding();
-    ROOT_CRL_WARNING = 30 * DAY;
+    ROOT_CRL_WARNING = 30 * DAY2;
   }
 });
 
@@ -40750,6 +41122,7 @@ async function verifyScopeCrl({ def, m, live, now }) {
     const crl = await anchorCrlOf(crls, anchor);
     if (!crl) add3("warning", "crl", `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
     else if (!crl.nextUpdate || crl.nextUpdate <= now) add3("error", "crl", `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
+    else if (notYetValid(crl.thisUpdate, now)) add3("error", "crl", `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`, file);
   }
   return out;
 }
@@ -40770,7 +41143,7 @@ function verifyIssuance({ mesh, def, m, now }) {
     if (outside.length) add3("error", "constraints", `${svc.name}: ${outside.join(", ")} outside the scope`, file);
     if (revokedSerials.has(serialKey(rec.serial))) add3("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due]) add3(DUE[due][0], due === "expired" || due === "renewal-window" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (expires ${rec.notAfter.toISOString()})`, file);
+    if (due && DUE[due]) add3(DUE[due][0], due === "expired" || due === "renewal-window" || due === "not-yet-valid" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (${due === "not-yet-valid" ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`, file);
   }
   const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
@@ -40796,12 +41169,14 @@ var init_scope = __esm({
     init_revocation();
     init_profiles();
     init_trust();
+    init_time();
     init_chain();
     init_crl();
     init_finding();
     collector = (scope2, out) => (level, check2, message, file) => out.push({ level, check: check2, message, scope: scope2, file });
     DUE = {
       expired: ["error", "leaf expired; run trellis-ci renew"],
+      "not-yet-valid": ["error", "leaf not yet valid (minted under a --now ahead of this clock): peers refuse it; run trellis-ci renew"],
       "issuer-changed": ["warning", "issued by an intermediate that is no longer active; renew re-mints it"],
       "names-changed": ["warning", "names changed in the scope file; renew re-mints it"],
       "renewal-window": ["warning", "leaf is due (⅓ of its life left); run trellis-ci renew"]
@@ -40899,6 +41274,7 @@ async function verifyMesh(mesh, now) {
   }
   out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
+  out.push(...ownershipFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o2 of mesh.orphans) {
     if (mesh.retired.has(o2) && retiredScopes(mesh).has(o2)) {
@@ -40929,6 +41305,7 @@ var init_verify = __esm({
     init_verify_deploy();
     init_scope_custody();
     init_verify_ledgers();
+    init_uniqueness();
     init_finding();
     init_chain();
     init_root();
@@ -40939,7 +41316,11 @@ var init_verify = __esm({
 // packages/core/src/plan.ts
 function planRenew(mesh, now, opts2 = {}) {
   const scopes = opts2.scope ? [scopeDef(mesh, opts2.scope)] : mesh.scopes;
-  const plan2 = { mint: [], pending: [] };
+  const plan2 = { mint: [], pending: [], held: [], collisions: [] };
+  const all = meshCollisions(mesh);
+  const held = heldServices(all);
+  const planned = new Set(scopes.map((s) => s.name));
+  plan2.collisions = all.filter((c3) => c3.owners.some((o2) => planned.has(o2.scope)));
   for (const scope2 of scopes) {
     const m = mesh.material.get(scope2.name);
     if (!m.intermediate) {
@@ -40948,6 +41329,11 @@ function planRenew(mesh, now, opts2 = {}) {
     }
     const active = activeIssuer(mesh, scope2.name);
     for (const svc of scope2.services) {
+      const claims = held.get(`${scope2.name}/${svc.name}`);
+      if (claims) {
+        plan2.held.push({ scope: scope2.name, service: svc.name, collisions: claims });
+        continue;
+      }
       const reason = opts2.force ? "forced" : leafDue(m.leaves.get(svc.name), leafNames(scope2.name, svc, mesh.config.trustDomain), active, now);
       if (reason) plan2.mint.push({ scope: scope2.name, service: svc.name, reason });
     }
@@ -40955,11 +41341,12 @@ function planRenew(mesh, now, opts2 = {}) {
   return plan2;
 }
 function meshStatus(mesh, now) {
+  const early2 = (c3) => notYetValid(c3.notBefore, now) ? { notValidBefore: iso(c3.notBefore) } : {};
   return {
     mesh: mesh.config.mesh,
     trustDomain: mesh.config.trustDomain,
     now: iso(now),
-    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? "steady" } : null,
+    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? "steady", ...early2(mesh.root) } : null,
     scopes: mesh.scopes.map((scope2) => {
       const m = mesh.material.get(scope2.name);
       const active = activeIssuer(mesh, scope2.name);
@@ -40969,13 +41356,13 @@ function meshStatus(mesh, now) {
         kind: scope2.kind,
         phase: m.state?.phase ?? "pending",
         ...gate ? { gate } : {},
-        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter) } : null,
+        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter), ...early2(m.intermediate) } : null,
         leaves: scope2.services.map((svc) => {
           const r = m.leaves.get(svc.name);
           if (!r) return { service: svc.name, state: "missing" };
           const renewAt = renewalPoint(r);
           const due = leafDue(r, leafNames(scope2.name, svc, mesh.config.trustDomain), active, now);
-          const state = due === "expired" ? "expired" : due === "issuer-changed" ? "stale-issuer" : due ? "due" : "ok";
+          const state = due === "expired" || due === "not-yet-valid" ? due : due === "issuer-changed" ? "stale-issuer" : due ? "due" : "ok";
           return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
         })
       };
@@ -40992,6 +41379,7 @@ var init_plan = __esm({
     init_mesh();
     init_profiles();
     init_time();
+    init_uniqueness();
   }
 });
 
@@ -41007,12 +41395,12 @@ function renderFindings(findings) {
 }
 function renderStatus(s) {
   const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)");
+  lines.push(s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)");
   for (const sc of s.scopes) {
-    lines.push(`scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}` : "PENDING: awaiting its offline intermediate ceremony"}`);
+    lines.push(`scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`);
     if (sc.intermediate) lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`);
     for (const l of sc.leaves) {
-      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(12)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd());
+      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd());
     }
   }
   return `${lines.join("\n")}
@@ -41057,7 +41445,7 @@ var init_host_trust = __esm({
     init_revocation();
     init_time();
     init_data();
-    DEFAULT_HOST_POLICY = { clockSkew: 5 * 6e4, crlGrace: 30 * 864e5 };
+    DEFAULT_HOST_POLICY = { clockSkew: CLOCK_SKEW_MS, crlGrace: 30 * 864e5 };
   }
 });
 
@@ -41398,7 +41786,7 @@ function timelineSvg(id, rows, now, from, to) {
   const top2 = 24;
   const x = (t) => L + (Math.min(Math.max(t, from), to) - from) / (to - from) * (W - L - R);
   const ticks = Array.from({ length: 6 }, (_, i2) => from + (to - from) * i2 / 5);
-  const colour = (r) => r.state === "expired" || Date.parse(r.notAfter) <= Date.parse(now) ? "#cf222e" : r.state === "due" || r.state === "stale-issuer" ? "#d4a72c" : r.tier === "root" ? "#54aeff" : r.tier === "intermediate" ? "#eac54f" : "#4ac26b";
+  const colour = (r) => r.state === "expired" || r.state === "not-yet-valid" || Date.parse(r.notAfter) <= Date.parse(now) ? "#cf222e" : r.state === "due" || r.state === "stale-issuer" ? "#d4a72c" : r.tier === "root" ? "#54aeff" : r.tier === "intermediate" ? "#eac54f" : "#4ac26b";
   const bars = rows.map((r, i2) => {
     const y = top2 + i2 * H;
     const x0 = x(Date.parse(r.notBefore || now));
@@ -41492,7 +41880,7 @@ ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px
 .node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
 code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
 .tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
-.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.missing{color:var(--err)}.pending{color:var(--pend)}
+.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.not-yet-valid,.missing{color:var(--err)}.pending{color:var(--pend)}
 table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
 table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
 td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
@@ -41520,12 +41908,12 @@ var init_flags = __esm({
 
 // packages/core/src/build-info.ts
 import crypto2 from "node:crypto";
-import fs3 from "node:fs";
+import fs4 from "node:fs";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
 function buildInfo() {
   if (typeof define_TRELLIS_BUILD_default === "undefined") return void 0;
   const file = fileURLToPath2(import.meta.url);
-  const sha2563 = crypto2.createHash("sha256").update(fs3.readFileSync(file)).digest("hex");
+  const sha2563 = crypto2.createHash("sha256").update(fs4.readFileSync(file)).digest("hex");
   return { commit: define_TRELLIS_BUILD_default.commit, date: define_TRELLIS_BUILD_default.date, file, sha256: sha2563 };
 }
 function isSelfContainedBuild() {
@@ -41561,7 +41949,7 @@ var init_build_info = __esm({
 });
 
 // packages/core/src/shell.ts
-import fs4 from "node:fs";
+import fs5 from "node:fs";
 import os2 from "node:os";
 function guardOutput() {
   for (const stream2 of [process.stdout, process.stderr]) {
@@ -41591,13 +41979,18 @@ async function runMain(tool, main) {
   } catch (e2) {
     const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
     if (isTrellisError(e2)) {
-      say(`${tool}: ${e2.message}
+      say(`${tool}: ${e2.reason}: ${e2.message}
 `);
+      if (process.argv.includes("--json")) {
+        const { file, field: field2 } = e2.place;
+        process.stdout.write(`${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
+`);
+      }
       code2 = e2.exitCode;
     } else if (io) {
       say(`${tool}: ${io}
 `);
-      code2 = 1;
+      code2 = PATH_ERRORS.includes(e2.code ?? "") ? 2 : 1;
     } else {
       say(`${tool}: internal error: ${e2?.message ?? e2}
   this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
@@ -41628,21 +42021,25 @@ function ioFailure(e2) {
   if (!err || typeof err.code !== "string" || !ERRNO[err.code]) return void 0;
   const where = err.path ? `${err.path}: ` : "";
   const op = err.syscall ? `${err.syscall} failed: ` : "";
-  const hint = err.code === "ENOSPC" || err.code === "EDQUOT" ? "free space on that disk and rerun: an interrupted write is completed or discarded by the next run" : err.code === "EIO" ? "check the disk, then rerun: an interrupted write is completed or discarded by the next run" : err.code === "EBADF" ? "run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost" : "make it writable by this user (or choose another place) and rerun";
+  const hint = err.code === "ENOSPC" || err.code === "EDQUOT" ? "free space on that disk and rerun: an interrupted write is completed or discarded by the next run" : err.code === "EIO" ? "check the disk, then rerun: an interrupted write is completed or discarded by the next run" : err.code === "EBADF" ? "run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost" : PATH_ERRORS.includes(err.code) ? "check the path (the flag or variable that named it: --out, --store, TMPDIR …) and rerun" : err.code === "EMFILE" || err.code === "ENFILE" ? "raise the open-file limit (ulimit -n) and rerun" : "make it writable by this user (or choose another place) and rerun";
   return `${where}${op}${describeErrno(err)}
   → ${hint}`;
 }
 function stdoutWasClosed() {
   try {
-    if (fs4.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
-    const flags = /^flags:\s*([0-7]+)$/m.exec(fs4.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
-    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs4.constants.O_RDWR;
+    if (fs5.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
+    const flags = /^flags:\s*([0-7]+)$/m.exec(fs5.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
+    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs5.constants.O_RDWR;
   } catch {
     return false;
   }
 }
 function clock(nowFlag) {
   return nowFlag ? parseInstant(nowFlag) : /* @__PURE__ */ new Date();
+}
+function checkNowFlag(argv, inHandler = false) {
+  if (!inHandler && argv._?.[0] === "check") return;
+  if (typeof argv.now === "string") assertNowNotAhead(parseInstant(argv.now), /* @__PURE__ */ new Date(), argv.nowAhead === true);
 }
 function openStore(flag, env2 = process.env) {
   return new Store(findStore(process.cwd(), flag ?? (env2.TRELLIS_STORE || void 0)));
@@ -41659,7 +42056,7 @@ function actor(env2 = process.env) {
 function failAsUsage(msg, err) {
   throw err ?? new TrellisError("usage", msg ?? "bad usage");
 }
-var unguardedStderrWrite, rawStderr, ERRNO, EXIT_CODES_HELP;
+var unguardedStderrWrite, rawStderr, ERRNO, PATH_ERRORS, NOW_AHEAD_OPTION, EXIT_CODES_HELP;
 var init_shell = __esm({
   "packages/core/src/shell.ts"() {
     "use strict";
@@ -41680,8 +42077,18 @@ var init_shell = __esm({
       EACCES: "permission denied",
       EPERM: "operation not permitted",
       EPIPE: "the reading end of the pipe is closed",
-      EBADF: "not open for writing"
+      EBADF: "not open for writing",
+      // A path the user gave (a flag, TMPDIR, a link) that cannot be used: their input, not a bug.
+      ENOENT: "no such file or directory",
+      ENOTDIR: "a part of the path is not a directory",
+      EISDIR: "is a directory",
+      ENAMETOOLONG: "the path is too long",
+      ELOOP: "too many symbolic links",
+      EMFILE: "too many open files",
+      ENFILE: "too many open files on the system"
     };
+    PATH_ERRORS = ["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP"];
+    NOW_AHEAD_OPTION = { type: "boolean", global: true, describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then` };
     EXIT_CODES_HELP = "exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed";
   }
 });
@@ -41748,14 +42155,14 @@ var init_verify_markdown = __esm({
 });
 
 // packages/core/src/verify/secrets.ts
-import fs5 from "node:fs";
-import path3 from "node:path";
+import fs6 from "node:fs";
+import path4 from "node:path";
 function committedFiles(store) {
   const walk2 = (rel) => [
-    ...store.list(rel).map((f) => path3.posix.join(rel, f)),
-    ...store.list(rel, "dir").flatMap((d2) => walk2(path3.posix.join(rel, d2)))
+    ...store.list(rel).map((f) => path4.posix.join(rel, f)),
+    ...store.list(rel, "dir").flatMap((d2) => walk2(path4.posix.join(rel, d2)))
   ];
-  const top2 = fs5.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
+  const top2 = fs6.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
   return [...top2, ...walk2("bundles"), ...walk2("scopes")];
 }
 function secretFindings(store) {
@@ -42049,7 +42456,9 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
   const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? `: ${level2} under ${span(level2 === "critical" ? w.crit : w.warn, Math.round)}` : ""}`;
   if (!mesh.root) add3("critical", "certificate", "root", "no root certificate", paths2.rootCert);
   else {
+    const notYet = early(mesh.root.notBefore, now);
     const level2 = byWindow(mesh.root.notAfter, now, t.root);
+    if (notYet) add3("critical", "certificate", "root", `root serial ${serialKey(mesh.root.serialNumber)} ${notYet}`, paths2.rootCert);
     certificates.push({ tier: "root", scope: "", service: "", role: "active", serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
     add3(level2, "certificate", "root", `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`, paths2.rootCert);
   }
@@ -42086,6 +42495,8 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       certificates.push({ tier: "intermediate", scope: def.name, service: "", role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
       const judged = l.role === "next" || l.role === "active" && !next;
       const level2 = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : "ok";
+      const notYet = early(l.cert.notBefore, now);
+      if (notYet) add3("critical", "certificate", def.name, `${l.role} intermediate serial ${serial} ${notYet}`, l.file);
       add3(level2, "certificate", def.name, `${l.role} intermediate ${certText(l.cert.notAfter, serial, level2, t.intermediate)}${roleNote(l.role, level2, def.name)}`, l.file);
     }
     const signer = next ?? inRole(live, "active");
@@ -42115,6 +42526,10 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       if (t.leaf.warn === void 0 && level2 === "warning" && due !== "renewal-window") level2 = "ok";
       const reason = due && DUE_TEXT[due] ? DUE_TEXT[due] : void 0;
       if (reason && (due !== "renewal-window" || t.leaf.warn === void 0)) level2 = worse(level2, "warning");
+      if (due === "not-yet-valid") {
+        add3("critical", "certificate", who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths2.leaves(def.name));
+        continue;
+      }
       const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
       add3(level2, "certificate", who, text, paths2.leaves(def.name));
     }
@@ -42173,6 +42588,11 @@ async function judgeCrlFile(pem2, signers, scope2, subject, file, window2, out, 
       add3("critical", "crl", subject, `${label} has no nextUpdate: ${say.fix}`, file);
       continue;
     }
+    const notYet = early(crl.thisUpdate, now, "verifiers that check CRLs refuse every chain through it");
+    if (notYet) {
+      add3("critical", "crl", subject, `${label} ${notYet}; ${say.fix}`, file);
+      continue;
+    }
     const w = window2(crl);
     const level = byWindow(crl.nextUpdate, now, w);
     const past = crl.nextUpdate <= now;
@@ -42215,7 +42635,7 @@ function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
 function unknownLine(why) {
   return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
 }
-var DAY2, NAGIOS, DEFAULT_THRESHOLDS, WORST, worse, DUE_TEXT, WORD;
+var DAY3, NAGIOS, DEFAULT_THRESHOLDS, WORST, worse, early, DUE_TEXT, WORD;
 var init_health = __esm({
   "packages/core/src/health.ts"() {
     "use strict";
@@ -42229,20 +42649,22 @@ var init_health = __esm({
     init_revocation();
     init_rotation();
     init_time();
-    DAY2 = 864e5;
+    DAY3 = 864e5;
     NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 };
     DEFAULT_THRESHOLDS = {
-      root: { warn: 365 * DAY2, crit: 90 * DAY2 },
-      intermediate: { warn: 90 * DAY2, crit: 30 * DAY2 },
-      rootCrl: { warn: 30 * DAY2, crit: 7 * DAY2 },
+      root: { warn: 365 * DAY3, crit: 90 * DAY3 },
+      intermediate: { warn: 90 * DAY3, crit: 30 * DAY3 },
+      rootCrl: { warn: 30 * DAY3, crit: 7 * DAY3 },
       leaf: {},
       crl: {},
-      gateOverdue: DAY2
+      gateOverdue: DAY3
     };
     WORST = { ok: 0, warning: 1, critical: 2 };
     worse = (a2, b) => WORST[b] > WORST[a2] ? b : a2;
+    early = (from, now, refused = "peers refuse it") => notYetValid(from, now) ? `not valid before ${iso(from)} (${when(from, now)}): ${refused} until then` : void 0;
     DUE_TEXT = {
       "renewal-window": "past its renewal point: trellis-ci renew has not re-minted it",
+      "not-yet-valid": "minted under a --now ahead of this clock: run trellis-ci renew, which re-mints it",
       "issuer-changed": "signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it",
       "names-changed": "its names changed in the scope file: trellis-ci renew has not re-minted it"
     };
@@ -42341,7 +42763,7 @@ var init_metrics = __esm({
 });
 
 // packages/core/src/check-command.ts
-import path4 from "node:path";
+import path5 from "node:path";
 function thresholdsFrom(a2) {
   const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
   const win = (w, warn, crit, flag) => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
@@ -42366,8 +42788,8 @@ function describeFailure(e2) {
   const err = e2;
   return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
 }
-function writeMetricsFile(file, text) {
-  writeFileAtomic(path4.resolve(file), text, 420);
+function writeMetricsFile(file, text, store) {
+  writeOutFile(file, text, { flag: "--metrics", store });
 }
 var d, FLAGS, checkCommand;
 var init_check_command = __esm({
@@ -42379,7 +42801,7 @@ var init_check_command = __esm({
     init_mesh();
     init_metrics();
     init_shell();
-    init_store();
+    init_out_path();
     init_time();
     d = formatDuration;
     FLAGS = [
@@ -42412,10 +42834,13 @@ var init_check_command = __esm({
         let report2;
         let code2;
         let metrics;
+        let storeDir;
         try {
           const t = thresholdsFrom(a2);
+          checkNowFlag(a2, true);
           const now = clock(a2.now);
           const mesh = await withStore(a2.store, async (store) => loadMesh(store));
+          storeDir = mesh.dir;
           const h2 = await meshHealth(mesh, now, t);
           report2 = renderHealth(h2, t);
           code2 = NAGIOS[h2.level];
@@ -42425,10 +42850,10 @@ var init_check_command = __esm({
         }
         if (a2.metrics && metrics !== void 0) {
           try {
-            writeMetricsFile(a2.metrics, metrics);
+            writeMetricsFile(a2.metrics, metrics, storeDir);
           } catch (e2) {
             const [first, ...rest] = report2.split("\n");
-            process.stdout.write(`${unknownLine(`cannot write the metrics file ${path4.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+            process.stdout.write(`${unknownLine(`cannot write the metrics file ${path5.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
 ${rest.join("\n")}`);
             process.exitCode = NAGIOS.unknown;
             return;
@@ -42523,10 +42948,13 @@ var init_src = __esm({
     init_scope_custody();
     init_retired();
     init_store();
+    init_out_path();
     init_mesh();
     init_live();
     init_deploy_allow_list();
+    init_signing_policy();
     init_verify_deploy();
+    init_uniqueness();
     init_verify();
     init_plan();
     init_report();
@@ -44515,7 +44943,7 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs16 = __require("fs");
+    var fs15 = __require("fs");
     function checkPathExt(path21, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
@@ -44540,12 +44968,12 @@ var require_windows = __commonJS({
       return checkPathExt(path21, options);
     }
     function isexe(path21, options, cb) {
-      fs16.stat(path21, function(er, stat) {
+      fs15.stat(path21, function(er, stat) {
         cb(er, er ? false : checkStat(stat, path21, options));
       });
     }
     function sync(path21, options) {
-      return checkStat(fs16.statSync(path21), path21, options);
+      return checkStat(fs15.statSync(path21), path21, options);
     }
   }
 });
@@ -44556,14 +44984,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs16 = __require("fs");
+    var fs15 = __require("fs");
     function isexe(path21, options, cb) {
-      fs16.stat(path21, function(er, stat) {
+      fs15.stat(path21, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
     function sync(path21, options) {
-      return checkStat(fs16.statSync(path21), options);
+      return checkStat(fs15.statSync(path21), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -44588,7 +45016,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs16 = __require("fs");
+    var fs15 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -44859,16 +45287,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs16 = __require("fs");
+    var fs15 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs16.openSync(command2, "r");
-        fs16.readSync(fd, buffer, 0, size, 0);
-        fs16.closeSync(fd);
+        fd = fs15.openSync(command2, "r");
+        fs15.readSync(fd, buffer, 0, size, 0);
+        fs15.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -45046,7 +45474,7 @@ var init_default2 = __esm({
 // node_modules/.pnpm/unicorn-magic@0.3.0/node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path12 from "node:path";
+import path13 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath4(urlOrPath) : urlOrPath;
@@ -45054,12 +45482,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path12.resolve(toPath(startPath));
+      let currentPath = path13.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path12.resolve(currentPath, "..");
+        currentPath = path13.resolve(currentPath, "..");
       }
     }
   };
@@ -45076,7 +45504,7 @@ var init_node = __esm({
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 import process4 from "node:process";
-import path13 from "node:path";
+import path14 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js"() {
@@ -45090,27 +45518,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process4.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path13.resolve(toPath(cwd));
+      const cwdPath = path14.resolve(toPath(cwd));
       const result = [];
-      const pathParts = pathOption.split(path13.delimiter);
+      const pathParts = pathOption.split(path14.delimiter);
       if (preferLocal) {
         applyPreferLocal(result, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path13.delimiter ? `${result.join(path13.delimiter)}${pathOption}` : [...result, pathOption].join(path13.delimiter);
+      return pathOption === "" || pathOption === path14.delimiter ? `${result.join(path14.delimiter)}${pathOption}` : [...result, pathOption].join(path14.delimiter);
     };
     applyPreferLocal = (result, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path13.join(directory, "node_modules/.bin");
+        const pathPart = path14.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result.push(pathPart);
         }
       }
     };
     applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-      const pathPart = path13.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path14.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result.push(pathPart);
       }
@@ -46416,7 +46844,7 @@ var init_timeout = __esm({
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path14 from "node:path";
+import path15 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js"() {
@@ -46440,7 +46868,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path14.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path15.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -46450,7 +46878,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path14.basename(file, ".exe") === "node") {
+      if (path15.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -46554,7 +46982,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path15 from "node:path";
+import path16 from "node:path";
 import process5 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -46563,7 +46991,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path15.resolve(cwdString);
+      return path16.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -46596,7 +47024,7 @@ ${originalMessage}`;
 });
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
-import path16 from "node:path";
+import path17 from "node:path";
 import process6 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -46631,7 +47059,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process6.platform === "win32" && path16.basename(file, ".exe") === "cmd") {
+      if (process6.platform === "win32" && path17.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -51914,11 +52342,11 @@ var init_execa = __esm({
 });
 
 // packages/agent/src/install.ts
-import fs12 from "node:fs";
-import path17 from "node:path";
+import fs11 from "node:fs";
+import path18 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 function installerScript() {
-  return fs12.readFileSync(INSTALLER_PATH, "utf8");
+  return fs11.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
@@ -51926,13 +52354,14 @@ function installOutcome(target, exitCode, stdout, stderr) {
   const what = exitCode === 10 ? "refused an invalid release (the current one stays)" : exitCode === 11 ? "reload failed and rolled back" : `failed (exit ${exitCode})`;
   throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
 }
-async function installLocally(targetDir, release, reload) {
-  const target = path17.resolve(targetDir);
-  fs12.mkdirSync(target, { recursive: true });
-  const staging = fs12.mkdtempSync(path17.join(target, ".staging-"));
+async function installLocally(targetDir, release, reload, allowedRoot, at = {}) {
+  const o2 = { flag: at.field ?? "--dir", file: at.file, anchor: allowedRoot ?? targetDir, allowList: allowedRoot !== void 0 };
+  const target = makeOutDir(targetDir, o2);
+  checkOutDir(path18.join(target, "releases"), o2);
+  const staging = fs11.mkdtempSync(path18.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path17.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    writeFileAtomic(path18.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
   adoptFaultCount(String(r.stderr));
@@ -51972,8 +52401,8 @@ __export(ssh_exports, {
   remoteScript: () => remoteScript,
   sshArgs: () => sshArgs
 });
-import fs13 from "node:fs";
-import path18 from "node:path";
+import fs12 from "node:fs";
+import path19 from "node:path";
 function remoteScript(release) {
   return [
     "set -eu",
@@ -52016,8 +52445,8 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path18.join(scratch, `known_hosts-${t.host}`);
-  fs13.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  const knownHosts = path19.join(scratch, `known_hosts-${t.host}`);
+  fs12.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
   const label = describeTarget(t);
@@ -57690,7 +58119,7 @@ function requireCiPosture(env2 = process.env) {
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path5 from "node:path";
+import path6 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
@@ -57703,14 +58132,16 @@ var bundle = {
     if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path5.resolve(a2.out ?? path5.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    const out = path6.resolve(a2.out ?? path6.join(mesh.dir, ".trellis", "bundle", a2.scope));
+    checkOutDir(out, bundleOut(mesh, out), true);
     if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path5.join(path5.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    const at = (f) => a2.releaseDir ? path6.join(path6.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
     process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
   }
 };
+var bundleOut = (mesh, out) => ({ flag: "--out", store: mesh.dir, anchor: out });
 function writeTrustFiles(mesh, scope2, out) {
   const certs = scopeTrust(mesh, scope2);
   const files = { "trust.openssl.pem": trustOpensslPem(certs), "client-ca-names.pem": NAMES_ONLY_CA };
@@ -57718,8 +58149,8 @@ function writeTrustFiles(mesh, scope2, out) {
   if (crl) files["crl.pem"] = crl;
   const paths3 = {};
   for (const [name, content] of Object.entries(files)) {
-    writeFileAtomic(path5.join(out, name), content);
-    paths3[name] = path5.join(out, name);
+    writeOutFile(path6.join(out, name), content, bundleOut(mesh, out));
+    paths3[name] = path6.join(out, name);
   }
   return paths3;
 }
@@ -57789,8 +58220,8 @@ function spiffeBundles(mesh, scope2, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeFileAtomic(path5.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
-`);
+    writeOutFile(path6.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+`, bundleOut(mesh, out));
     map[`spiffe://${domain}`] = bundle2;
   }
   return `${JSON.stringify(map, null, 2)}
@@ -57804,13 +58235,12 @@ init_src();
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path10 from "node:path";
+import path11 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs8 from "node:fs";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
@@ -57839,6 +58269,7 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
     throw new TrellisError("verification-failed", problems.join("; "), { file: certFile, hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)" });
   }
   assertLedgerCounts(mesh, scope2);
+  requireConfirmedPolicy(mesh);
   if (ct === void 0) throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", { file, hint: "restore it from git" });
   const pem2 = await decryptWith(ids, ct, file, "ci");
   if (!keyMatchesCert(pem2, cert2)) {
@@ -57852,55 +58283,55 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
 init_define_TRELLIS_BUILD();
 init_src();
 import { spawnSync } from "node:child_process";
-import fs7 from "node:fs";
-import path7 from "node:path";
+import fs8 from "node:fs";
+import path8 from "node:path";
 
 // packages/ci/src/leaf-files.ts
 init_define_TRELLIS_BUILD();
-import fs6 from "node:fs";
-import path6 from "node:path";
-var EXCLUSIVE2 = fs6.constants.O_WRONLY | fs6.constants.O_CREAT | fs6.constants.O_EXCL | fs6.constants.O_NOFOLLOW;
-var REUSE = fs6.constants.O_WRONLY | fs6.constants.O_NOFOLLOW | fs6.constants.O_NONBLOCK;
+import fs7 from "node:fs";
+import path7 from "node:path";
+var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
+var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW | fs7.constants.O_NONBLOCK;
 var counter = 0;
-var tempName = (file, ext) => path6.join(path6.dirname(file), `.${path6.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+var tempName = (file, ext) => path7.join(path7.dirname(file), `.${path7.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e2) => e2.code;
 function replaceFileNow(file, content, mode = 420) {
   const tmp = tempName(file, "tmp");
-  const fd = fs6.openSync(tmp, EXCLUSIVE2, mode);
+  const fd = fs7.openSync(tmp, EXCLUSIVE2, mode);
   fill(fd, tmp, file, content, mode, false);
   try {
-    fs6.renameSync(tmp, file);
+    fs7.renameSync(tmp, file);
   } catch (e2) {
-    fs6.rmSync(tmp, { force: true });
+    fs7.rmSync(tmp, { force: true });
     throw e2;
   }
 }
 function fill(fd, at, file, content, mode, reused) {
   try {
-    fs6.fchmodSync(fd, mode);
-    fs6.writeFileSync(fd, content);
-    if (reused) fs6.ftruncateSync(fd, Buffer.byteLength(content));
+    fs7.fchmodSync(fd, mode);
+    fs7.writeFileSync(fd, content);
+    if (reused) fs7.ftruncateSync(fd, Buffer.byteLength(content));
   } catch (e2) {
-    fs6.closeSync(fd);
-    fs6.rmSync(at, { force: true });
+    fs7.closeSync(fd);
+    fs7.rmSync(at, { force: true });
     e2.path ??= file;
     throw e2;
   }
-  fs6.closeSync(fd);
+  fs7.closeSync(fd);
 }
-var spareOf = (file) => path6.join(path6.dirname(file), `.${path6.basename(file)}.spare`);
+var spareOf = (file) => path7.join(path7.dirname(file), `.${path7.basename(file)}.spare`);
 function openSpare(spare, mode) {
   try {
-    const fd = fs6.openSync(spare, REUSE);
-    const st = fs6.fstatSync(fd);
+    const fd = fs7.openSync(spare, REUSE);
+    const st = fs7.fstatSync(fd);
     if (st.isFile() && st.nlink === 1 && (!process.getuid || st.uid === process.getuid())) return { fd, reused: true };
-    fs6.closeSync(fd);
+    fs7.closeSync(fd);
     return void 0;
   } catch (e2) {
     if (code(e2) !== "ENOENT") return void 0;
   }
   try {
-    return { fd: fs6.openSync(spare, EXCLUSIVE2, mode), reused: false };
+    return { fd: fs7.openSync(spare, EXCLUSIVE2, mode), reused: false };
   } catch (e2) {
     if (code(e2) === "EEXIST") return void 0;
     throw e2;
@@ -57912,54 +58343,58 @@ function replaceRecycling(file, content, mode, scrub) {
   if (opened === void 0) return replaceFileNow(file, content, mode);
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
-  fs6.rmSync(old, { force: true });
+  fs7.rmSync(old, { force: true });
   let kept = true;
   try {
-    fs6.linkSync(file, old);
+    fs7.linkSync(file, old);
   } catch (e2) {
     if (code(e2) !== "ENOENT") {
-      fs6.rmSync(spare, { force: true });
+      fs7.rmSync(spare, { force: true });
       e2.path ??= file;
       throw e2;
     }
     kept = false;
   }
   try {
-    fs6.renameSync(spare, file);
+    fs7.renameSync(spare, file);
   } catch (e2) {
-    fs6.rmSync(spare, { force: true });
-    if (kept) fs6.rmSync(old, { force: true });
+    fs7.rmSync(spare, { force: true });
+    if (kept) fs7.rmSync(old, { force: true });
     throw e2;
   }
   if (!kept) return;
-  fs6.renameSync(old, spare);
+  fs7.renameSync(old, spare);
   if (scrub) zero(spare);
 }
 function zero(file) {
-  const fd = fs6.openSync(file, REUSE);
+  const fd = fs7.openSync(file, REUSE);
   try {
-    const st = fs6.fstatSync(fd);
-    if (st.nlink !== 1) fs6.rmSync(file, { force: true });
-    else if (st.size) fs6.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
+    const st = fs7.fstatSync(fd);
+    if (st.nlink !== 1) fs7.rmSync(file, { force: true });
+    else if (st.size) fs7.writeSync(fd, Buffer.alloc(st.size), 0, st.size, 0);
   } finally {
-    fs6.closeSync(fd);
+    fs7.closeSync(fd);
   }
 }
 var threadTag = 0;
-var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
-function writeLeafDir(scopeDir, l, intermediatePem) {
-  const dir = path6.join(scopeDir, l.service);
-  let fresh = true;
+function makeKeyDir(dir) {
   try {
-    fs6.mkdirSync(dir);
+    fs7.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (code(e2) !== "EEXIST") throw e2;
-    fresh = false;
+    return false;
   }
+  fs7.chmodSync(dir, 448);
+  return true;
+}
+var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
+function writeLeafDir(scopeDir, l, intermediatePem) {
+  const dir = path7.join(scopeDir, l.service);
+  const fresh = makeKeyDir(dir);
   const put = fresh ? (f, c3, mode) => replaceFileNow(f, c3, mode) : replaceRecycling;
-  put(path6.join(dir, "key.pem"), l.keyPem, 384, true);
-  put(path6.join(dir, "cert.pem"), l.certPem, 420, false);
-  put(path6.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
+  put(path7.join(dir, "key.pem"), l.keyPem, 384, true);
+  put(path7.join(dir, "cert.pem"), l.certPem, 420, false);
+  put(path7.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
 
 // packages/ci/src/out-write.ts
@@ -57975,16 +58410,16 @@ function outputBarrier(dir, files) {
   const dirs = /* @__PURE__ */ new Set();
   for (const f of files) {
     fsyncPath(f);
-    dirs.add(path7.dirname(f));
+    dirs.add(path8.dirname(f));
   }
   for (const d2 of dirs) fsyncPath(d2);
 }
 function fsyncPath(p) {
-  const fd = fs7.openSync(p, "r");
+  const fd = fs8.openSync(p, "r");
   try {
-    fs7.fsyncSync(fd);
+    fs8.fsyncSync(fd);
   } finally {
-    fs7.closeSync(fd);
+    fs8.closeSync(fd);
   }
 }
 
@@ -57994,19 +58429,19 @@ function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem, opts2 = { leafFil
   if (!leaves.length) return [];
   const trust = scopeTrust(mesh, scope2);
   const inter = certificatePem(mesh.material.get(scope2).intermediate);
-  const scopeDir = path8.join(outDir, scope2);
+  const scopeDir = path9.join(outDir, scope2);
   const written = [];
   try {
-    fs8.mkdirSync(scopeDir, { recursive: true });
+    makeKeyDir(scopeDir);
     const scopeFiles = [["trust.pem", trustPem(trust)], ["trust.openssl.pem", trustOpensslPem(trust)], ["crl.pem", crlPem]];
     for (const [name, content] of scopeFiles) {
       if (content === void 0) continue;
-      replaceFile(path8.join(scopeDir, name), content);
-      written.push(path8.join(scopeDir, name));
+      replaceFile(path9.join(scopeDir, name), content);
+      written.push(path9.join(scopeDir, name));
     }
     for (const l of leaves) {
       if (opts2.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES) written.push(path8.join(scopeDir, l.service, f));
+      for (const f of LEAF_FILES) written.push(path9.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
@@ -58177,12 +58612,12 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 init_define_TRELLIS_BUILD();
 init_src();
 import fs10 from "node:fs";
-import path9 from "node:path";
+import path10 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   if (opts2.storeDir) assertOutsideTrackedTree(dir, opts2.storeDir, flag);
   try {
-    fs10.mkdirSync(path9.dirname(dir), { recursive: true });
+    makeOutDir(path10.dirname(dir), { flag, secret: true });
     fs10.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
@@ -58192,7 +58627,7 @@ function prepareOutDir(dir, opts2 = {}) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
   }
   if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs10.realpathSync(dir) !== path9.join(fs10.realpathSync(opts2.store), path9.relative(opts2.store, dir))) {
+  if (opts2.store && fs10.realpathSync(dir) !== path10.join(fs10.realpathSync(opts2.store), path10.relative(opts2.store, dir))) {
     throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs10.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
   }
   if (process.getuid && st.uid !== process.getuid()) {
@@ -58204,47 +58639,29 @@ function prepareOutDir(dir, opts2 = {}) {
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
-function assertOutsideTrackedTree(dir, storeDir, flag) {
-  const store = fs10.realpathSync(storeDir);
-  let existing = path9.resolve(dir);
-  const rest = [];
-  while (!fs10.existsSync(existing)) {
-    rest.unshift(path9.basename(existing));
-    existing = path9.dirname(existing);
-  }
-  const target = path9.join(fs10.realpathSync(existing), ...rest);
-  const rel = path9.relative(store, target);
-  const inside = rel === "" || !rel.startsWith("..") && !path9.isAbsolute(rel);
-  if (inside && rel !== ".trellis" && !rel.startsWith(`.trellis${path9.sep}`)) {
-    throw new TrellisError("custody-out-dir", `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`, {
-      field: flag,
-      hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
-    });
-  }
-}
 function refuseLinksInside(dir, flag) {
   const refuse2 = (at) => {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path9.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
+    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path10.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
       hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
     });
   };
   for (const scope2 of fs10.readdirSync(dir, { withFileTypes: true })) {
-    const at = path9.join(dir, scope2.name);
+    const at = path10.join(dir, scope2.name);
     if (scope2.isSymbolicLink()) refuse2(at);
     if (!scope2.isDirectory()) continue;
-    for (const entry of fs10.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path9.join(at, entry.name));
+    for (const entry of fs10.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path10.join(at, entry.name));
   }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path9.join(dir, s);
+    const target = path10.join(dir, s);
     if (!fs10.existsSync(target)) continue;
     fs10.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
-    const scopeDir = path9.join(dir, scope2);
+    const scopeDir = path10.join(dir, scope2);
     let entries2;
     try {
       entries2 = fs10.readdirSync(scopeDir, { withFileTypes: true });
@@ -58252,7 +58669,7 @@ function wipeOutDir(dir, services) {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs10.rmSync(path9.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs10.rmSync(path10.join(scopeDir, f), { force: true });
     try {
       fs10.rmdirSync(scopeDir);
     } catch {
@@ -58264,12 +58681,18 @@ function wipeOutDir(dir, services) {
 // packages/ci/src/renew-metrics.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs11 from "node:fs";
-async function withRenewMetrics(file, nowFlag, run) {
+async function withRenewMetrics(file, nowFlag, run, storeFlag) {
   if (!file) {
     await run();
     return;
   }
+  let store;
+  try {
+    store = openStore(storeFlag).dir;
+  } catch {
+    store = void 0;
+  }
+  checkOutFile(file, { flag: "--metrics", store });
   let now;
   try {
     now = clock(nowFlag);
@@ -58279,11 +58702,11 @@ async function withRenewMetrics(file, nowFlag, run) {
   const record = (success, minted) => {
     let previous;
     try {
-      previous = fs11.readFileSync(file, "utf8");
+      previous = readBounded(file, READ_LIMITS.small);
     } catch {
       previous = void 0;
     }
-    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }));
+    writeMetricsFile(file, renewMetrics({ now, success, minted, lastSuccess: lastRenewSuccess(previous) }), store);
   };
   let result;
   try {
@@ -58355,13 +58778,14 @@ function timingsFor(command2, env2 = process.env) {
 var renew = {
   command: "renew",
   describe: "Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", { type: "boolean", describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", { type: "string", describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)" }).option("progress", { type: "boolean", describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)"),
-  handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2))
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", { type: "boolean", describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", { type: "string", describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)" }).option("progress", { type: "boolean", describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)").epilogue("environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true"),
+  handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2), a2.store)
   // a dry run is not a run to record
 };
 function renderPlan(plan2) {
   const lines = plan2.mint.map((i2) => `mint ${i2.scope}/${i2.service} (${i2.reason})`);
   for (const s of plan2.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
+  for (const h2 of plan2.held) lines.push(`hold ${h2.scope}/${h2.service}: ${h2.collisions.map(describeCollision).join("; ")}`);
   if (!plan2.mint.length) lines.push("no leaf is due");
   return `${lines.join("\n")}
 `;
@@ -58372,7 +58796,7 @@ async function runRenew(a2) {
   let progress = NO_PROGRESS;
   const timings = timingsFor("renew");
   return withStore(a2.store, async (store) => {
-    const out = path10.resolve(a2.out ?? path10.join(store.dir, ".trellis", "out"));
+    const out = path11.resolve(a2.out ?? path11.join(store.dir, ".trellis", "out"));
     if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
     const pool = mintPool((n2) => progress.tick(n2), { outDir: out, timings });
     try {
@@ -58400,28 +58824,49 @@ async function runRenew(a2) {
 }
 var WORKER_MIN_LEAVES = 256;
 async function renewStore(store, o2, identities, say) {
-  const { now, timings: t } = o2;
+  let collisions = [];
+  const result = await renewPlanned(store, o2, identities, say, (plan2) => collisions = plan2.collisions);
+  const refusal = collisionRefusal(collisions, o2.dryRun ? "renew would hold" : "renew held");
+  if (refusal) throw refusal;
+  return result;
+}
+async function renewOutlook(store, o2) {
+  const { now } = o2;
   const before = loadMesh(store);
   const scopes = o2.scope ? [scopeDef(before, o2.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
-  t?.mark("load");
   const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
-  for (const p of phases.steps) say(`phase ${p.scope}: ${p.step}`);
-  say(renderPlan(plan2).trimEnd());
   const staleCrls = /* @__PURE__ */ new Map();
   for (const s of scopes.filter((x) => mesh.material.get(x).intermediate)) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
   }
   const staleBundles = o2.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  for (const [s, why] of staleCrls) say(`crl ${s}: re-sign (${why})`);
+  return { scopes, phases, mesh, plan: plan2, staleCrls, staleBundles };
+}
+function renderOutlook(x) {
+  return [
+    ...x.phases.steps.map((p) => `phase ${p.scope}: ${p.step}`),
+    renderPlan(x.plan).trimEnd(),
+    ...[...x.staleCrls].map(([s, why]) => `crl ${s}: re-sign (${why})`)
+  ].join("\n");
+}
+async function renewPlanned(store, o2, identities, say, planned) {
+  const { now, timings: t } = o2;
+  const outlook = await renewOutlook(store, o2);
+  const { scopes, phases, mesh, plan: plan2, staleCrls, staleBundles } = outlook;
+  planned(plan2);
+  const tell = () => say(renderOutlook(outlook));
   t?.mark("plan");
-  if (o2.dryRun) return void 0;
   const touched = renewTouched({ plan: plan2, phases, staleCrls, staleBundles });
-  if (!touched.length) return void 0;
+  if (o2.dryRun || !touched.length) {
+    tell();
+    return void 0;
+  }
   if (plan2.mint.length >= WORKER_MIN_LEAVES) o2.pool?.warm?.();
   const ids = await identities(mesh);
+  tell();
   const note = plan2.mint.length ? prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir: store.dir }) : void 0;
   if (note) say(note.trimEnd());
   const keys = /* @__PURE__ */ new Map();
@@ -58450,12 +58895,17 @@ async function renewStore(store, o2, identities, say) {
 // packages/ci/src/commands/plan.ts
 var plan = {
   command: "plan",
-  describe: "Print what renew would mint, and why",
-  builder: (y) => y.option("scope", { type: "string" }).option("json", { type: "boolean" }),
+  describe: "Print what renew would do, and why: exactly renew --dry-run (phase steps, leaves, CRLs)",
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("json", { type: "boolean", describe: "machine-readable output" }),
   handler: async (a2) => {
-    const p = await withStore(a2.store, async (store) => planRenew(loadMesh(store), clock(a2.now), { scope: a2.scope }));
-    process.stdout.write(a2.json ? `${JSON.stringify(p, null, 2)}
-` : renderPlan(p));
+    const x = await withStore(a2.store, (store) => renewOutlook(store, { now: clock(a2.now), scope: a2.scope }));
+    const p = x.plan;
+    const json = { ...p, phases: x.phases.steps.map((s) => ({ scope: s.scope, step: s.step })), crls: Object.fromEntries(x.staleCrls) };
+    process.stdout.write(a2.json ? `${JSON.stringify(json, null, 2)}
+` : `${renderOutlook(x)}
+`);
+    const refusal = collisionRefusal(p.collisions, "renew would hold");
+    if (refusal) throw refusal;
   }
 };
 
@@ -58472,7 +58922,7 @@ var verify2 = verifyCommand("ci");
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path11 from "node:path";
+import path12 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
@@ -58486,11 +58936,11 @@ var revoke = {
       revocableLeaf(mesh, scope2, service);
       const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh, [scope2]));
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path11.resolve(a2.out ?? path11.join(store.dir, ".trellis", "out"));
+      const out = path12.resolve(a2.out ?? path12.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir, storeDir: store.dir }) ?? "");
       outputBarrier(out, writeLeafOutput(mesh, scope2, [r.leaf], out, r.crlPem));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path11.join(out, scope2, service)}; deploy now
+      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path12.join(out, scope2, service)}; deploy now
 `);
     });
   }
@@ -58499,9 +58949,9 @@ var revoke = {
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs14 from "node:fs";
+import fs13 from "node:fs";
 import os4 from "node:os";
-import path19 from "node:path";
+import path20 from "node:path";
 var TARGET_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
 var deploy = {
   command: "deploy",
@@ -58510,16 +58960,16 @@ var deploy = {
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
-  const dir = path19.join(from, scope2, service);
-  const read2 = (f) => fs14.readFileSync(path19.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs14.existsSync(path19.join(dir, f)))) return void 0;
+  const dir = path20.join(from, scope2, service);
+  const read2 = (f) => fs13.readFileSync(path20.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs13.existsSync(path20.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
   if (!current || parsed2.serialNumber !== current.serial) return void 0;
   const key = read2("key.pem");
   if (!keyMatchesCert(key, parsed2)) {
-    throw new TrellisError("output-failed", `${path19.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
+    throw new TrellisError("output-failed", `${path20.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
   }
   return { cert: cert2, key, chain: read2("chain.pem") };
 }
@@ -58530,11 +58980,15 @@ async function runDeploy(a2) {
     const now = clock(a2.now);
     const scopes = a2.scope ? [scopeDef(mesh, a2.scope)] : mesh.scopes;
     requireConfirmedAllowList(mesh);
-    const jobs = resolveDeployTargets(mesh, scopes).filter((j) => !a2.type || a2.type.includes(j.target.type));
-    if (!jobs.length) {
+    const selected = resolveDeployTargets(mesh, scopes).filter((j) => !a2.type || a2.type.includes(j.target.type));
+    if (!selected.length) {
       process.stdout.write("no service declares a deploy target\n");
       return;
     }
+    const heldBy = heldServices(meshCollisions(mesh, onThisRunner));
+    const heldOf = (j) => heldBy.get(`${j.scope}/${j.service}`);
+    const jobs = selected.filter((j) => !heldOf(j));
+    const heldOutcomes = selected.filter((j) => heldOf(j)).map((job) => ({ job, status: "held", detail: `not delivered: ${heldOf(job).map(describeCollision).join("; ")}` }));
     for (const scope2 of new Set(jobs.map((j) => j.scope))) {
       const gaps = await releaseCrlGaps(mesh, scope2);
       if (gaps.length) {
@@ -58552,7 +59006,7 @@ async function runDeploy(a2) {
     const held = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh, a2.scope ? [a2.scope] : void 0);
-      for (const s of new Set(jobs.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
+      for (const s of new Set(selected.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
         if (e2 instanceof TrellisError) return e2;
         throw e2;
       }));
@@ -58562,18 +59016,30 @@ async function runDeploy(a2) {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path19.resolve(a2.from ?? path19.join(store.dir, ".trellis", "out"));
-    const sealedOut = path19.resolve(a2.sealedOut ?? path19.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path19.resolve(a2.manifests ?? path19.join(store.dir, ".trellis", "k8s"));
-    if (jobs.some((j) => j.target.type === "kubernetes")) assertOutsideTrackedTree(manifestDir, store.dir, "--manifests");
-    const scratch = fs14.mkdtempSync(path19.join(os4.tmpdir(), "trellis-deploy-"));
+    const from = path20.resolve(a2.from ?? path20.join(store.dir, ".trellis", "out"));
+    if (a2.from !== void 0 && !fs13.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new TrellisError("usage", `--from ${quoteInput(a2.from)} is not a directory`, { field: "--from", hint: "name the directory renew --out wrote the leaves to (default <store>/.trellis/out)" });
+    }
+    const sealedOut = path20.resolve(a2.sealedOut ?? path20.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path20.resolve(a2.manifests ?? path20.join(store.dir, ".trellis", "k8s"));
+    if (jobs.some((j) => j.target.type === "kubernetes")) {
+      assertOutsideTrackedTree(manifestDir, store.dir, "--manifests");
+      checkOutDir(manifestDir, manifestsOut(store.dir, manifestDir), true);
+    }
+    if (jobs.some((j) => j.target.type === "sealed")) checkOutDir(sealedOut, sealedOutOf(store.dir, sealedOut), true);
+    for (const j of jobs) {
+      if (j.target.type === "dir") dirTargetChecks(j, j.target);
+      if (j.target.type === "sealed") checkOutFile(sealedFile(sealedOut, j, j.target.host), sealedOutOf(store.dir, sealedOut));
+      if (j.target.type === "kubernetes") checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
+    }
+    const scratch = fs13.mkdtempSync(path20.join(os4.tmpdir(), "trellis-deploy-"));
     const releases = /* @__PURE__ */ new Map();
     const releaseOf = (j) => {
       const key = `${j.scope}/${j.service}`;
       if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
       return releases.get(key);
     };
-    const outcomes = [];
+    const outcomes = [...heldOutcomes];
     let stopped = false;
     for (const [i2, job] of jobs.entries()) {
       if (stopped) {
@@ -58582,7 +59048,7 @@ async function runDeploy(a2) {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
+        const done = await deliver(job, release, { now, storeDir: store.dir, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i2 < canary && "check" in job.target && job.target.check) {
           const material = !release["key.pem"] && job.target.type === "dir" ? installedRelease(job.target.path) : release;
           const { handshakeCheck: handshakeCheck2 } = await Promise.resolve().then(() => (init_check(), check_exports));
@@ -58597,9 +59063,9 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs14.rmSync(scratch, { recursive: true, force: true });
+    fs13.rmSync(scratch, { recursive: true, force: true });
     const writes = [];
-    for (const s of new Set(jobs.map((j) => j.scope))) {
+    for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
       if (!key || key instanceof TrellisError) continue;
       const mine = outcomes.filter((o2) => o2.job.scope === s);
@@ -58618,7 +59084,8 @@ async function runDeploy(a2) {
     for (const o2 of outcomes) process.stdout.write(`${o2.status.padEnd(9)} ${`${o2.job.scope}/${o2.job.service}`.padEnd(24)} ${describeTarget(o2.job.target)}  ${o2.detail}
 `);
     const failed = outcomes.filter((o2) => o2.status === "failed").length;
-    process.stdout.write(`${outcomes.length - failed} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ""}${stopped ? "; rollout stopped at the canary" : ""}
+    const notDone = failed + heldOutcomes.length;
+    process.stdout.write(`${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ""}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ""}${stopped ? "; rollout stopped at the canary" : ""}
 `);
     if (failed || stopped) process.exitCode = 1;
     if (a2.wipeOut) {
@@ -58630,10 +59097,33 @@ async function runDeploy(a2) {
 `);
       }
     }
+    const collisions = [...new Set(selected.flatMap((j) => heldOf(j) ?? []))];
+    const refusal = collisionRefusal(collisions, "deploy held");
+    if (refusal) throw refusal;
   });
 }
+function onThisRunner(p) {
+  const rest = [];
+  for (let head = p; ; head = path20.dirname(head)) {
+    try {
+      return path20.join(fs13.realpathSync(head), ...rest);
+    } catch {
+      if (head === path20.dirname(head)) return p;
+      rest.unshift(path20.basename(head));
+    }
+  }
+}
+var sealedFile = (dir, j, host) => path20.join(dir, j.scope, j.service, `${host}.age`);
+var manifestFile = (dir, j, t) => path20.join(dir, j.scope, j.service, t.namespace, `${t.name}.yaml`);
+var sealedOutOf = (store, dir) => ({ flag: "--sealed-out", store, anchor: dir });
+var manifestsOut = (store, dir) => ({ flag: "--manifests", secret: true, store, anchor: dir });
+function dirTargetChecks(j, t) {
+  const o2 = { flag: `${j.field}.path`, file: paths2.scopeFile(j.scope), anchor: t.allowedRoot, allowList: true };
+  checkOutDir(t.path, o2);
+  checkOutDir(path20.join(t.path, "releases"), o2);
+}
 function installedRelease(dir) {
-  const read2 = (f) => fs14.readFileSync(path19.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs13.readFileSync(path20.join(dir, "current", f), "utf8");
   return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
 }
 async function deliver(job, release, ctx) {
@@ -58641,7 +59131,7 @@ async function deliver(job, release, ctx) {
   switch (t.type) {
     case "dir": {
       const { installLocally: installLocally2 } = await Promise.resolve().then(() => (init_src2(), src_exports));
-      const r = await installLocally2(t.path, release, t.reloadCommand);
+      const r = await installLocally2(t.path, release, t.reloadCommand, t.allowedRoot, { file: paths2.scopeFile(job.scope), field: `${job.field}.path` });
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "ssh": {
@@ -58650,16 +59140,16 @@ async function deliver(job, release, ctx) {
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "sealed": {
-      const file = path19.join(ctx.sealedOut, job.scope, job.service, `${t.host}.age`);
+      const file = sealedFile(ctx.sealedOut, job, t.host);
       if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
       const signer = ctx.signerOf(job.scope);
-      writeFileAtomic(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer));
+      writeOutFile(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer), sealedOutOf(ctx.storeDir, ctx.sealedOut));
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
       const { applyManifests: applyManifests2, manifests: manifests2 } = await Promise.resolve().then(() => (init_kubernetes(), kubernetes_exports));
-      const file = path19.join(ctx.manifestDir, job.scope, `${job.service}-${t.name}.yaml`);
-      writeFileAtomic(file, manifests2(t, job.scope, job.service, release), 384);
+      const file = manifestFile(ctx.manifestDir, job, t);
+      writeOutFile(file, manifests2(t, job.scope, job.service, release), manifestsOut(ctx.storeDir, ctx.manifestDir));
       if (!t.context) return { job, status: "written", detail: `${describeRelease(release)}: ${file}` };
       return { job, status: "applied", detail: `${describeRelease(release)}: ${await applyManifests2(t, file)}` };
     }
@@ -58744,12 +59234,12 @@ var scope = {
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs15 from "node:fs";
+import fs14 from "node:fs";
 function partyOf(mesh, ref) {
-  if (!fs15.existsSync(ref)) return recordParty(mesh, ref);
+  if (!fs14.existsSync(ref)) return recordParty(mesh, ref);
   let certs;
   try {
-    certs = parseCertificates(fs15.readFileSync(ref, "utf8"));
+    certs = parseCertificates(fs14.readFileSync(ref, "utf8"));
   } catch (e2) {
     throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
   }
@@ -58774,19 +59264,18 @@ var explain = {
 // packages/ci/src/commands/report.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path20 from "node:path";
 var report = {
   command: "report",
   describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
   builder: (y) => y.option("out", { type: "string", demandOption: true, describe: "the HTML file to write" }).option("ledger", { type: "number", default: 25, describe: "how many recent ledger entries to show" }).example("$0 report --out report.html", "open it in any browser: it loads nothing from anywhere"),
   handler: async (a2) => {
     const now = clock(a2.now);
-    const html = await withStore(a2.store, async (store) => {
+    const out = await withStore(a2.store, async (store) => {
+      const to = { flag: "--out", store: store.dir };
+      checkOutFile(a2.out, to);
       const mesh = loadMesh(store);
-      return renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger));
+      return writeOutFile(a2.out, renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger)), to);
     });
-    const out = path20.resolve(a2.out);
-    writeFileAtomic(out, html, 420);
     process.stdout.write(`wrote ${out}
 `);
   }
@@ -58935,9 +59424,11 @@ async function activate(mesh, scope2, ids, reason, now) {
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => {
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).option("now-ahead", NOW_AHEAD_OPTION).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
     if (argv._[0] !== "activate-standby" && argv._[0] !== "verify") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
-  }).demandCommand(1, "name a command").strict().epilogue(EXIT_CODES_HELP).fail(failAsUsage).parseAsync();
+  }).demandCommand(1, "name a command").strict().recommendCommands().epilogue(`environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.
+
+${EXIT_CODES_HELP}; every reason: docs/errors.md`).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
