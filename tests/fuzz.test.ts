@@ -1,7 +1,8 @@
 /**
  * A fuzzer that keeps looking (issue 19, part 9). fast-check generates hostile
  * pull requests (scope files, trellis.yaml edits), flag values, paths (links,
- * devices, FIFOs, the tracked tree) and environments, runs the real CLIs on a
+ * devices, FIFOs, the tracked tree) and environments, runs the real CLIs
+ * (`trellis-ci`, and `trellis-root` with the custodian's identity) on a
  * copy of a real store, and checks what must hold for every input:
  *
  * - the exit code is one the command documents (0–4);
@@ -117,9 +118,15 @@ const command = fc.oneof(
   pathShape.map((p) => ['check', '--metrics', p]),
   pathShape.map((p) => ['renew', '--out', p]),
   pathShape.map((p) => ['deploy', '--type', 'dir', '--from', p]),
+  // trellis-root, the custodian's side, on the same hostile tree: ROOT marks it.
+  fc.constantFrom(['ROOT', 'verify'], ['ROOT', 'status'], ['ROOT', 'check'], ['ROOT', 'confirm', '--dry-run'], ['ROOT', 'intermediate', '--pending'], ['ROOT', 'crl']),
+  hostileText.map((s) => ['ROOT', 'intermediate', s]),
+  hostileText.map((s) => ['ROOT', 'recover', s]),
+  pathShape.map((p) => ['ROOT', 'check', '--metrics', p]),
 );
 const envChange = fc.oneof(
   { weight: 6, arbitrary: fc.constant({}) },
+  fc.constantFrom({ TRELLIS_ROOT_IDENTITY_FILE: '/dev/zero' }, { TRELLIS_ROOT_IDENTITY_FILE: 'FIFO' }, { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' }),
   fc.constantFrom({ TMPDIR: '/nonexistent/tmp' }, { TRELLIS_CI_IDENTITY_FILE: '/dev/zero' }, { TRELLIS_CI_IDENTITY_FILE: 'FIFO' }, { TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' }, { TRELLIS_STORE: '/' }, { TRELLIS_CI_IDENTITY_FILE: 'DIR' }),
 );
 
@@ -172,7 +179,7 @@ function apply(m: FakeMesh, a: Attempt): void {
   }
 }
 
-const READ_ONLY = new Set(['verify', 'status', 'check', 'plan', 'explain', 'bundle', 'report']);
+const READ_ONLY = new Set(['verify', 'status', 'check', 'plan', 'explain', 'bundle', 'report', 'confirm']);
 const UNSAFE_OUT = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f\u200e\u200f\u202a-\u202e\u2028\u2029\u2066-\u2069]/;
 
 let n = 0;
@@ -184,7 +191,10 @@ async function runAttempt(a: Attempt): Promise<void> {
   const args = a.command.map((x) => resolvePath(x, m, i));
   const env = Object.fromEntries(Object.entries(a.env).map(([k, v]) => [k, resolvePath(v as string, m, i)]));
   const before = hashTree(m.dir);
-  const r = await m.ci([...args, ...(args.includes('--now') ? [] : ['--now', at(RUN_NOW, HOUR), '--now-ahead'])], env);
+  const root = args[0] === 'ROOT';
+  const cmd = root ? args.slice(1) : args;
+  const now = cmd.includes('--now') ? [] : ['--now', at(RUN_NOW, HOUR), '--now-ahead'];
+  const r = root ? await m.root([...cmd, ...now], env) : await m.ci([...cmd, ...now], env);
   const out = `${r.stdout}\n${r.stderr}`;
   const what = `${JSON.stringify(a)}\n--- exit ${r.code}\n${out}`;
   expect([0, 1, 2, 3, 4], `exit code in the documented set: ${what}`).toContain(r.code);
@@ -195,7 +205,7 @@ async function runAttempt(a: Attempt): Promise<void> {
   const after = hashTree(m.dir);
   // The one refusal that still serves the rest: renew and deploy hold the claimants of a name collision, do every other service, then exit 2.
   const heldCollisions = r.code === 2 && /the claimants of \d+ collision/.test(r.stderr);
-  if ((r.code !== 0 && !heldCollisions) || READ_ONLY.has(args[0]!) || args.includes('--dry-run')) {
+  if ((r.code !== 0 && !heldCollisions) || READ_ONLY.has(cmd[0]!) || cmd.includes('--dry-run')) {
     // The store lock's work area may be touched by a reader; everything tracked is byte-identical.
     const tracked = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).filter(([f]) => !f.startsWith('.trellis/')));
     expect(tracked(after), `the store is byte-identical: ${what}`).toEqual(tracked(before));
@@ -219,7 +229,7 @@ const KEPT: [string, Attempt][] = [
   ['check --metrics at a device', { scopes: [], config: undefined, command: ['check', '--metrics', 'DEVICE'], env: {} }],
 ];
 
-describe('the fuzzer: hostile pull requests, flags, paths and environments through the real trellis-ci', () => {
+describe('the fuzzer: hostile pull requests, flags, paths and environments through the real trellis-ci and trellis-root', () => {
   for (const [name, a] of KEPT) {
     it(`kept counterexample: ${name}`, async () => {
       await runAttempt(a);
