@@ -101,13 +101,14 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
  * the phase steps whose gates are met, then, on the store as they leave it, the leaves to mint,
  * the CRLs to re-sign and the bundles to rewrite.
  */
-export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard'>) {
+export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard' | 'timings'>) {
   const { now } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   // Everything after this is planned on the store as the phase steps leave it.
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
+  o.timings?.mark('load');
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   const staleCrls = new Map<string, string>();
   for (const s of scopes.filter((x) => mesh.material.get(x)!.intermediate)) {
