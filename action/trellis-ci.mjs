@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "3c63924129ec21b528a3883c5c97c0c886dced3e", date: "2026-12-06T21:49:21Z" };
+    define_TRELLIS_BUILD_default = { commit: "c158ccb9fdee08bcada19ba8b566afce697d6eb6", date: "2026-12-06T22:25:16Z" };
   }
 });
 
@@ -58836,6 +58836,7 @@ async function renewOutlook(store, o2) {
   const scopes = o2.scope ? [scopeDef(before, o2.scope).name] : before.scopes.map((s) => s.name);
   const phases = advancePhases(before, scopes, now, actor());
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
+  o2.timings?.mark("load");
   const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
   const staleCrls = /* @__PURE__ */ new Map();
   for (const s of scopes.filter((x) => mesh.material.get(x).intermediate)) {
