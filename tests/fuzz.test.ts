@@ -188,7 +188,8 @@ async function runAttempt(a: Attempt): Promise<void> {
   const m = pristine.clone();
   const i = n++;
   apply(m, a);
-  const args = a.command.map((x) => resolvePath(x, m, i));
+  // An argument vector cannot carry a NUL byte (the kernel ends the string there): as the shell would, it is cut.
+  const args = a.command.map((x) => resolvePath(x, m, i).split('\u0000')[0]!);
   const env = Object.fromEntries(Object.entries(a.env).map(([k, v]) => [k, resolvePath(v as string, m, i)]));
   const before = hashTree(m.dir);
   const root = args[0] === 'ROOT';
@@ -224,6 +225,7 @@ async function runAttempt(a: Attempt): Promise<void> {
 /** Shrunk counterexamples, kept: each ran into a hole the class's mechanism now closes. */
 const KEPT: [string, Attempt][] = [
   ['explain with a path that leaves the scope and a server named __proto__', { scopes: [], config: undefined, command: ['explain', 'us-east-1/../../etc/passwd', '__proto__'], env: {} }],
+  ['recover a scope named with a NUL byte (argv ends there)', { scopes: [], config: undefined, command: ['ROOT', 'recover', 'api\u0000evil'], env: {} }],
   // Before out-path.ts, these (run as root, at /dev/null) replaced the machine's /dev/null with a regular file.
   ['report --out at a device', { scopes: [], config: undefined, command: ['report', '--out', 'DEVICE'], env: {} }],
   ['check --metrics at a device', { scopes: [], config: undefined, command: ['check', '--metrics', 'DEVICE'], env: {} }],
