@@ -104,12 +104,13 @@ describe('errors that fit where they run', () => {
     expect(dry.stdout).toMatch(/^mint us-east-1\/api/m);
   });
 
-  it('after a ceremony the CLI says commit and push, as the README does', async () => {
+  it('after a ceremony the CLI says commit and push, as the README does, and its summary names the command as run', async () => {
     const m = pristine.clone();
     m.writeScope('eu-west-1', ['api']);
     const r = await m.root(['intermediate', 'eu-west-1', '--now', T0]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/commit and push the store/);
+    expect(r.stdout, 'the summary names the command as run').toMatch(/The ceremony \(`trellis-root intermediate eu-west-1`\) will sign 1 intermediate/);
     expect(r.stdout).not.toMatch(/open a pull request/);
   });
 

@@ -75,9 +75,9 @@ export function planOrRefusal(mesh: Mesh, scope: string, now: Date): Intermediat
 }
 
 /** The summary a reviewer and the custodian read before the ceremony: one block per scope, Markdown. */
-export function renderCeremonySummary(mesh: Mesh, scopes: string[], now: Date): string {
+export function renderCeremonySummary(mesh: Mesh, scopes: string[], now: Date, command = 'trellis-root intermediate --pending'): string {
   if (!scopes.length) return 'No scope is pending its ceremony.\n';
-  const out = [`The ceremony (\`trellis-root intermediate --pending\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? '' : 's'} under the root:`, ''];
+  const out = [`The ceremony (\`${command}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? '' : 's'} under the root:`, ''];
   for (const scope of scopes) {
     const p = planOrRefusal(mesh, scope, now);
     out.push(`#### ${scope}`, '');

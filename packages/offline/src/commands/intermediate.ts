@@ -60,7 +60,7 @@ async function runIntermediate(a: Args): Promise<void> {
       return;
     }
     const c = ceremony(mesh, now, posture, a.confirmRecipients);
-    await confirmSummary(mesh, targets, now, Boolean(a.yes));
+    await confirmSummary(mesh, targets, now, Boolean(a.yes), a.scope ? `trellis-root intermediate ${a.scope}` : undefined);
     const root = await openRootKey(mesh, rootIdentities(), now);
     const result = await ceremonyIntermediates(c, targets, root);
     store.commit(result.writes);
@@ -96,8 +96,9 @@ async function runStandby(a: Args, posture: ReturnType<typeof requireOfflinePost
  * ceremonies, tests) the summary is printed and the ceremony proceeds, as
  * with --yes: the root identity is the gate there.
  */
-async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boolean): Promise<void> {
-  process.stdout.write(renderCeremonySummary(mesh, targets, now));
+async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boolean, command?: string): Promise<void> {
+  // The command as the custodian ran it: a named scope is not --pending.
+  process.stdout.write(renderCeremonySummary(mesh, targets, now, command));
   // A plan that would be refused fails at minting with its own error; there is nothing to confirm.
   if (yes || !process.stdin.isTTY || targets.some((t) => 'refused' in planOrRefusal(mesh, t, now))) return;
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
