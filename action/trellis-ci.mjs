@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c158ccb9fdee08bcada19ba8b566afce697d6eb6", date: "2026-12-06T22:25:16Z" };
+    define_TRELLIS_BUILD_default = { commit: "de6ce3ba4abb6cac6262823f2a9248ec3571e866", date: "2026-12-06T22:43:11Z" };
   }
 });
 
@@ -40742,9 +40742,9 @@ function planOrRefusal(mesh, scope2, now) {
     throw e2;
   }
 }
-function renderCeremonySummary(mesh, scopes, now) {
+function renderCeremonySummary(mesh, scopes, now, command2 = "trellis-root intermediate --pending") {
   if (!scopes.length) return "No scope is pending its ceremony.\n";
-  const out = [`The ceremony (\`trellis-root intermediate --pending\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
+  const out = [`The ceremony (\`${command2}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
   for (const scope2 of scopes) {
     const p = planOrRefusal(mesh, scope2, now);
     out.push(`#### ${scope2}`, "");
