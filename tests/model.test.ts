@@ -582,6 +582,6 @@ describe('model: procedures in any order', () => {
   }, 120_000);
 
   it(`${RUNS} random sequences keep verify clean and every live leaf trusted exactly where it must be`, async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 10 }), runSequence), { numRuns: RUNS, endOnFailure: true });
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 10 }), runSequence), { numRuns: RUNS, endOnFailure: true, ...(process.env.TRELLIS_MODEL_SEED ? { seed: Number(process.env.TRELLIS_MODEL_SEED), path: process.env.TRELLIS_MODEL_PATH } : {}) });
   }, 900_000);
 });
