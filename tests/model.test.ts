@@ -312,6 +312,8 @@ class Model {
     const cases = [...kind.keys()].flatMap((bundle) => BEHIND.flatMap((behind) => {
       const history = this.deploys.get(bundle) ?? [];
       const held = history[history.length - 1 - behind];
+      // The newest release always carries current CRLs (a renew just ran), or every host that takes it fails closed.
+      if (held && held.deploy === this.deployCount - 1) expect(held.crlsUntil > now, `the newest release of ${bundle} carries a CRL past its nextUpdate; steps: ${this.log.join(' | ')}`).toBe(true);
       if (!held || held.crlsFrom > now || held.crlsUntil <= now) return [];
       return live.flatMap((l) => {
         const revokedFrom = this.revokedFrom.get(l.serial);
@@ -549,6 +551,12 @@ const REGRESSIONS: [string, Step[]][] = [
   ['a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf\'s file name); two intermediates of one name keep their own CRLs', [
     { kind: 'rotate', scope: 4, propagationHours: 46 }, { kind: 'renew', hours: 69 }, { kind: 'add-region' }, { kind: 'renew', hours: 78 }, { kind: 'renew', hours: 22 },
     { kind: 'revoke', scope: 4, service: 0 },
+  ]],
+  ['a region deleted by pull request, then a root rotation: renew signs its anchor CRL for the new root, so global\'s hosts checking CRLs along the chain still accept its leaves', [
+    { kind: 'add-region' }, { kind: 'renew', hours: 70 }, { kind: 'root-rotate' }, { kind: 'delete-scope', scope: 2 }, { kind: 'renew', hours: 1 },
+  ]],
+  ['a region deleted by pull request and never retired: renew keeps its CRLs current, so the newest release never carries an expired one', [
+    { kind: 'delete-scope', scope: 2 }, { kind: 'renew', hours: 60 }, { kind: 'renew', hours: 60 }, { kind: 'renew', hours: 60 },
   ]],
   ['an abort after the switch keeps trusting the aborted key until the leaves it signed have expired', [
     { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'renew', hours: 2 }, { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 1 },

@@ -35,8 +35,8 @@ export {
 export { ageFilesIn } from './verify/retired.js';
 export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, readBounded, READ_LIMITS, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
 export { assertOutsideTrackedTree, checkOutDir, checkOutFile, makeOutDir, writeOutFile, type OutPath } from './out-path.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, intermediateLost, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
-export { liveIntermediates, anchorsOf, anchorsBy, crlSetOf, inRole, intermediateFiles, type LiveIntermediate, type IntermediateRole } from './live.js';
+export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, intermediateLost, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, awaitingRetire, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
+export { liveIntermediates, anchorsOf, anchorsBy, crlSetOf, inRole, intermediateFiles, materialOf, type LiveIntermediate, type IntermediateRole } from './live.js';
 export {
   EMPTY_ALLOW_LIST, allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveTarget, resolveDeployTargets, isRefusal,
   type Confirmation, type Refusal,

@@ -19,6 +19,7 @@ import { fingerprint, isSelfIssued, type Certificate } from './certificates.js';
 import { TrellisError } from './errors.js';
 import { entrySignatureValid, issuedUnder, signerCertificate } from './ledger-signature.js';
 import { parseLedger, type LedgerEntry } from './ledger.js';
+import { materialOf } from './live.js';
 import { paths, type Mesh } from './mesh.js';
 
 export interface LedgerTrust {
@@ -153,7 +154,7 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
   if (hit) return hit;
   const rt = rootLedgerTrust(mesh);
   const recordedRoots = [...rt.roots.values()].filter((r): r is Certificate => r !== undefined);
-  const ledger = mesh.material.get(scope)?.ledger ?? '';
+  const ledger = materialOf(mesh, scope)?.ledger ?? '';
   const t = walk(ledger, paths.ledger(scope), storeCertificates(mesh), (e, cert, counted) => {
     const fp = fingerprint(cert);
     if (rt.roots.has(fp) && selfSigned(cert)) return { root: true };

@@ -52,6 +52,11 @@ const SLOTS: readonly Slot[] = [
 ];
 
 /** Every store path that holds a scope's intermediate certificate or key. */
+/** A scope's material, declared or awaiting its retire ceremony. */
+export function materialOf(mesh: Mesh, scope: string): ScopeMaterial | undefined {
+  return mesh.material.get(scope) ?? mesh.retired.get(scope);
+}
+
 export function intermediateFiles(scope: string): string[] {
   return [...new Set(SLOTS.flatMap((s) => [s.file(scope), s.keyFile(scope)]))];
 }
@@ -62,7 +67,7 @@ export function intermediateFiles(scope: string): string[] {
  * what it is about to write, not from what it replaces).
  */
 export function liveIntermediates(mesh: Mesh, scope: string, pending: readonly FileWrite[] = []): LiveIntermediate[] {
-  const m = mesh.material.get(scope) ?? mesh.retired.get(scope);
+  const m = materialOf(mesh, scope);
   const staged = new Map(pending.map((w) => [w.path, w.content]));
   const out: LiveIntermediate[] = [];
   for (const slot of SLOTS) {

@@ -264,7 +264,12 @@ export function effectWrites(mesh: Mesh, scope: string, effects: ScopeEffect[], 
  * `trellis-root retire` then revokes it and drops it everywhere).
  */
 export function trustedScopeNames(mesh: Mesh): string[] {
-  return [...mesh.scopes.map((s) => s.name), ...[...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s)];
+  return [...mesh.scopes.map((s) => s.name), ...awaitingRetire(mesh)];
+}
+
+/** Scopes a pull request deleted whose intermediate is still trusted: renew keeps their CRLs current until the retire ceremony. */
+export function awaitingRetire(mesh: Mesh): string[] {
+  return [...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s);
 }
 
 /** What a scope's services trust: the boundary rule applied to the mesh's intermediates. */

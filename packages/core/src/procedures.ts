@@ -13,7 +13,7 @@ import { ledgerSigner } from './ledger-signature.js';
 import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from './record-proofs.js';
 import { renewRecord } from './renew-record.js';
 import { leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type LeafSigner, type MintedLeaf, type SigningIntermediate } from './leaf.js';
-import { crlSetOf, liveIntermediates } from './live.js';
+import { crlSetOf, liveIntermediates, materialOf } from './live.js';
 import { effectWrites, paths, scopeDef, trustBundleFiles, type Mesh } from './mesh.js';
 import type { RenewPlan } from './plan.js';
 import { BACKDATE_MS, assertSignsAt } from './profiles.js';
@@ -77,13 +77,13 @@ export function advancePhases(mesh: Mesh, scopes: string[], now: Date, actor: st
 /** Why the scope's crl.pem must be re-signed now, or undefined. */
 export function scopeCrlStaleness(mesh: Mesh, scope: string, now: Date): Promise<string | undefined> {
   const set = crlSetOf(liveIntermediates(mesh, scope));
-  const m = mesh.material.get(scope)!;
+  const m = materialOf(mesh, scope)!;
   return crlStaleness(m.crlPem, set.leaf.map((l) => l.cert), set.anchor.map((l) => l.cert), m.state!.revoked, now);
 }
 
 /** The scope's crl.pem, as crlSetOf says: each signer's leaf CRL and anchor CRL. */
 export async function scopeCrlWrite(mesh: Mesh, scope: string, signers: CrlSigner[], now: Date, seam: CryptoSeam): Promise<FileWrite> {
-  const revoked = mesh.material.get(scope)?.state?.revoked ?? []; // a scope its first ceremony mints has revoked nothing
+  const revoked = materialOf(mesh, scope)?.state?.revoked ?? []; // a scope its first ceremony mints has revoked nothing
   // --now must lie inside the validity of every key that signs.
   for (const s of signers) assertSignsAt({ label: `${scope} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths.intermediate(scope), tier: 'intermediate' }, now);
   const window = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
@@ -203,7 +203,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
   // A refusal in one scope must not leave the others' promises unhandled.
   for (const p of signing.values()) p.catch(() => {});
   for (const scope of touched) {
-    const m = mesh.material.get(scope)!;
+    const m = materialOf(mesh, scope)!;
     const keys = i.keys.get(scope)!;
     let crl: FileWrite | undefined;
     if (i.staleCrls.has(scope)) {

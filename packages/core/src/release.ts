@@ -15,7 +15,7 @@ import { readBurnStatement } from './burn.js';
 import { anchorCrlOf, crlOf, parseCrls } from './revocation.js';
 import { admitRelease, type Admission, type HostPolicy, type HostState, type Refusals } from './host-trust.js';
 import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
-import { anchorsBy } from './live.js';
+import { anchorsBy, materialOf } from './live.js';
 import { ANCHORS_DIR, CAPATH_DIR, anchorFileSet, composeTrustByScope, parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 import { parseJsonData } from './data.js';
 
@@ -58,7 +58,7 @@ lS3VAq1U2YhLD0xgN3hnM0gCvA==
  */
 export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
   const def = scopeDef(mesh, scope);
-  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p): p is string => p !== undefined);
+  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => materialOf(mesh, s)?.crlPem).filter((p): p is string => p !== undefined);
   return parts.length ? parts.join('') : undefined;
 }
 
@@ -70,8 +70,9 @@ export function edgeCrl(mesh: Mesh, scope: string): string | undefined {
  * one helps nobody (check and verify report it; renew re-signs it). A ceremony
  * that cannot sign an anchor's CRLs (a root rotation re-certifies keys CI
  * holds) leaves a gap that the next renew closes. A region a pull
- * request deleted is not judged: renew no longer renews its leaves or its CRLs
- * (retire it), and it must not hold back every other scope's deploy.
+ * request deleted is not judged: a whole-mesh renew keeps its CRLs current
+ * until its retire ceremony (a sharded one does not: docs/sharding.md), and it
+ * must not hold back every other scope's deploy.
  */
 export async function releaseCrlGaps(mesh: Mesh, scope: string): Promise<string[]> {
   const crls = parseCrls(edgeCrl(mesh, scope) ?? '');

@@ -1,7 +1,7 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, advancePhases, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
+  TrellisError, actor, advancePhases, awaitingRetire, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
   type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
@@ -111,7 +111,9 @@ export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | '
   o.timings?.mark('load');
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   const staleCrls = new Map<string, string>();
-  for (const s of scopes.filter((x) => mesh.material.get(x)!.intermediate)) {
+  // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current too (a whole-mesh run keeps them).
+  const crlScopes = [...scopes.filter((x) => mesh.material.get(x)!.intermediate), ...(o.scope ? [] : awaitingRetire(mesh))];
+  for (const s of crlScopes) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
   }
