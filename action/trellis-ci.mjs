@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "de6ce3ba4abb6cac6262823f2a9248ec3571e866", date: "2026-12-06T22:43:11Z" };
+    define_TRELLIS_BUILD_default = { commit: "069a79ebff6f2db775f9923f8799b2b37d4a54e4", date: "2026-12-06T23:57:36Z" };
   }
 });
 
@@ -39157,8 +39157,11 @@ var init_paths = __esm({
 });
 
 // packages/core/src/live.ts
+function materialOf(mesh, scope2) {
+  return mesh.material.get(scope2) ?? mesh.retired.get(scope2);
+}
 function liveIntermediates(mesh, scope2, pending = []) {
-  const m = mesh.material.get(scope2) ?? mesh.retired.get(scope2);
+  const m = materialOf(mesh, scope2);
   const staged = new Map(pending.map((w) => [w.path, w.content]));
   const out = [];
   for (const slot of SLOTS) {
@@ -39526,7 +39529,10 @@ function effectWrites(mesh, scope2, effects, fresh) {
   return out;
 }
 function trustedScopeNames(mesh) {
-  return [...mesh.scopes.map((s) => s.name), ...[...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s)];
+  return [...mesh.scopes.map((s) => s.name), ...awaitingRetire(mesh)];
+}
+function awaitingRetire(mesh) {
+  return [...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s);
 }
 function scopeTrust(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
   return composeTrust(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
@@ -39642,7 +39648,7 @@ function scopeLedgerTrust(mesh, scope2) {
   if (hit) return hit;
   const rt = rootLedgerTrust(mesh);
   const recordedRoots2 = [...rt.roots.values()].filter((r) => r !== void 0);
-  const ledger = mesh.material.get(scope2)?.ledger ?? "";
+  const ledger = materialOf(mesh, scope2)?.ledger ?? "";
   const t = walk(ledger, paths2.ledger(scope2), storeCertificates(mesh), (e2, cert2, counted) => {
     const fp = fingerprint(cert2);
     if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
@@ -39683,6 +39689,7 @@ var init_ledger_trust = __esm({
     init_errors();
     init_ledger_signature();
     init_ledger();
+    init_live();
     init_mesh();
     selfSigned = (c3) => isSelfIssued(c3) && issuedUnder(c3, c3);
     cache = /* @__PURE__ */ new WeakMap();
@@ -41455,7 +41462,7 @@ function isReleaseFile(name) {
 }
 function edgeCrl(mesh, scope2) {
   const def = scopeDef(mesh, scope2);
-  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => (mesh.material.get(s) ?? mesh.retired.get(s))?.crlPem).filter((p) => p !== void 0);
+  const parts = trustedScopes(def, trustedScopeNames(mesh)).map((s) => materialOf(mesh, s)?.crlPem).filter((p) => p !== void 0);
   return parts.length ? parts.join("") : void 0;
 }
 async function releaseCrlGaps(mesh, scope2) {
@@ -42284,11 +42291,11 @@ function advancePhases(mesh, scopes, now, actor2) {
 }
 function scopeCrlStaleness(mesh, scope2, now) {
   const set = crlSetOf(liveIntermediates(mesh, scope2));
-  const m = mesh.material.get(scope2);
+  const m = materialOf(mesh, scope2);
   return crlStaleness(m.crlPem, set.leaf.map((l) => l.cert), set.anchor.map((l) => l.cert), m.state.revoked, now);
 }
 async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
-  const revoked = mesh.material.get(scope2)?.state?.revoked ?? [];
+  const revoked = materialOf(mesh, scope2)?.state?.revoked ?? [];
   for (const s of signers) assertSignsAt({ label: `${scope2} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, now);
   const window2 = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
   const crls = [
@@ -42336,7 +42343,7 @@ async function renewScopes(i2) {
   for (const p of signing.values()) p.catch(() => {
   });
   for (const scope2 of touched) {
-    const m = mesh.material.get(scope2);
+    const m = materialOf(mesh, scope2);
     const keys = i2.keys.get(scope2);
     let crl;
     if (i2.staleCrls.has(scope2)) {
@@ -58839,7 +58846,8 @@ async function renewOutlook(store, o2) {
   o2.timings?.mark("load");
   const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
   const staleCrls = /* @__PURE__ */ new Map();
-  for (const s of scopes.filter((x) => mesh.material.get(x).intermediate)) {
+  const crlScopes = [...scopes.filter((x) => mesh.material.get(x).intermediate), ...o2.scope ? [] : awaitingRetire(mesh)];
+  for (const s of crlScopes) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
   }
