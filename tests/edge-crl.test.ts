@@ -108,7 +108,8 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     await step('after retire');
     await sleep(2_000);
     fs.writeFileSync(spec.stopFile, '');
-    await load;
+    const ended = await load;
+    expect(fs.existsSync(spec.resultFile), `the load generator wrote no tally (exit ${ended.exitCode}): ${ended.stderr.slice(-2000)}`).toBe(true);
     tally = JSON.parse(fs.readFileSync(spec.resultFile, 'utf8'));
   }, 420_000);
 
