@@ -10,6 +10,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // Two files at once: most tests wait on the processes they spawn, so one worker leaves a core idle (TRELLIS_TEST_WORKERS overrides).
+    maxWorkers: Number(process.env.TRELLIS_TEST_WORKERS ?? 2),
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
   },
 });
