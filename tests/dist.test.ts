@@ -16,6 +16,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from './helpers/cli.js';
 import { buildRelease, noNodeModulesAbove, readManifest, releaseKey, type Manifest } from './helpers/release.js';
+import { withoutFaultSeam } from '../scripts/dist/build.mjs';
 
 const isRoot = process.getuid?.() === 0;
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-dist-'));
@@ -61,6 +62,15 @@ describe('the release pnpm dist writes', () => {
     // SHA256SUMS: the same hashes for sha256sum -c, and the manifest's own.
     const sums = fs.readFileSync(path.join(rel, 'SHA256SUMS'), 'utf8');
     expect(sums).toBe([...manifest.artifacts, { file: 'manifest.json', sha256: sha256(path.join(rel, 'manifest.json')) }].map((a) => `${a.sha256}  ${a.file}\n`).join(''));
+  });
+
+  it('carries no test-only fault seam: no shipped file reads TRELLIS_FAULT (the inert twin and the stripped installer take its place)', () => {
+    for (const f of fs.readdirSync(rel).filter((x) => /\.(mjs|sh)$/.test(x))) expect(fs.readFileSync(path.join(rel, f), 'utf8'), f).not.toMatch(/TRELLIS_FAULT/);
+    // The seam is still in what the tests run (the tsc build and the installer in the tree), else the crash sweep would test nothing.
+    expect(fs.readFileSync(path.join(REPO, 'packages/agent/installer.sh'), 'utf8')).toMatch(/TRELLIS_FAULT/);
+    expect(fs.readFileSync(path.join(REPO, 'packages/core/dist/fault-seam.js'), 'utf8')).toMatch(/TRELLIS_FAULT/);
+    // A fault hook outside the markers fails the build instead of shipping.
+    expect(() => withoutFaultSeam('#!/bin/sh\necho "$TRELLIS_FAULT"\n')).toThrow(/outside its fault-seam markers/);
   });
 
   it('--out replaces an earlier release but refuses to empty any other directory', async () => {

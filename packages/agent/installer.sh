@@ -19,8 +19,8 @@ files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem 
 dirs="capath anchors"
 say() { echo "trellis-install: $*"; }
 
-# Test-only crash seam (docs/crash-safety.md), inert unless TRELLIS_FAULT is set: each fsync and rename
-# below is a numbered write point, numbered on from the agent's (TRELLIS_FAULT_FSYNCS/RENAMES).
+# fault-seam:begin (test-only crash seam, docs/crash-safety.md; the release's copy holds inert point and fault_report instead)
+# Each fsync and rename below is a numbered write point, numbered on from the agent's (TRELLIS_FAULT_FSYNCS/RENAMES).
 fault=${TRELLIS_FAULT:-} fsyncs=${TRELLIS_FAULT_FSYNCS:-0} renames=${TRELLIS_FAULT_RENAMES:-0}
 point() {
   [ -n "$fault" ] || return 0
@@ -31,10 +31,12 @@ point() {
   case $rest in *:enospc|*:eio) say "injected ${rest##*:} at $1 $n"; exit 12 ;; esac
   kill -9 "$PPID" "$$" # a crash of the whole install: the agent (or trellis-ci deploy) and this script
 }
+fault_report() { [ -z "$fault" ] || echo "trellis-fault: fsync $fsyncs rename $renames" >&2; }
+# fault-seam:end
 durable() { point fsync; sync -- "$@"; }
 rename() { point rename; mv -T -- "$1" "$2"; }
 
-cleanup() { rm -rf "$staging"; [ -z "$fault" ] || echo "trellis-fault: fsync $fsyncs rename $renames" >&2; }
+cleanup() { rm -rf "$staging"; fault_report; }
 trap cleanup EXIT
 
 mkdir -p "$target/releases"

@@ -83,6 +83,8 @@ async function bundle(entry, outfile, info) {
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their source.
     alias: { '@trellis/core/leaf-template': './packages/core/src/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    // The test-only fault seam stays out of the release: its inert twin takes its place.
+    plugins: [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, 'fault-seam.release.ts') })) }],
     metafile: true,
     write: false,
     logLevel: 'warning',
@@ -97,6 +99,15 @@ async function bundle(entry, outfile, info) {
   const [output] = Object.values(result.metafile.outputs);
   const inside = Object.entries(output.inputs).filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<')).map(([i]) => i);
   return { bytes: result.outputFiles[0].contents, inputs: inside.sort() };
+}
+
+/** A shipped script without its test-only fault seam: the lines between its markers become inert definitions. */
+export function withoutFaultSeam(text) {
+  const m = /^# fault-seam:begin.*\n[\s\S]*?^# fault-seam:end\n/m.exec(text);
+  if (!m && /TRELLIS_FAULT/.test(text)) throw new Error('a shipped script reads TRELLIS_FAULT outside its fault-seam markers');
+  const out = m ? text.replace(m[0], 'point() { :; }\nfault_report() { :; }\n') : text;
+  if (/TRELLIS_FAULT/.test(out)) throw new Error('a shipped script reads TRELLIS_FAULT outside its fault-seam markers');
+  return Buffer.from(out);
 }
 
 /** The package an input file belongs to: its nearest package.json with a name. */
@@ -179,7 +190,7 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
     const cache = new Map();
     contents.set(cli.file, new Set(b.inputs.map((i) => packageOf(i, cache))));
   }
-  for (const b of BESIDE.filter((x) => x.from)) files.set(b.file, fs.readFileSync(path.join(ROOT, b.from)));
+  for (const b of BESIDE.filter((x) => x.from)) files.set(b.file, withoutFaultSeam(fs.readFileSync(path.join(ROOT, b.from), 'utf8')));
   const needs = Object.fromEntries(CLIS.map((c) => [c.file, c.needs]));
   const artifacts = [...files.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([file, bytes]) => ({
     file, sha256: sha256(bytes), bytes: bytes.length,

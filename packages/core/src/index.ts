@@ -33,7 +33,8 @@ export {
   assertIdentityScoped, ciKeyFiles, ciRecipientOf, ciScopesRecord, confirmedCiCustody, configuredCiCustody, sameCiCustody, short, unconfirmedCiRecipients, type CiCustody,
 } from './scope-custody.js';
 export { ageFilesIn } from './verify/retired.js';
-export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, readBounded, READ_LIMITS, holdsStore, writePoint, faultEnv, adoptFaultCount, type FileWrite, type WritePointKind } from './store.js';
+export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, readBounded, READ_LIMITS, holdsStore, type FileWrite } from './store.js';
+export { writePoint, faultEnv, adoptFaultCount, type WritePointKind } from './fault-seam.js';
 export { assertOutsideTrackedTree, checkOutDir, checkOutFile, makeOutDir, writeOutFile, type OutPath } from './out-path.js';
 export { loadMesh, paths, scopeDef, activeIntermediate, activeIssuer, intermediateLost, trustBundleFiles, scopeAnchorFiles, scopeTrust, trustedScopeNames, awaitingRetire, effectWrites, type Mesh, type ScopeMaterial } from './mesh.js';
 export { liveIntermediates, anchorsOf, anchorsBy, crlSetOf, inRole, intermediateFiles, materialOf, type LiveIntermediate, type IntermediateRole } from './live.js';
