@@ -19,22 +19,12 @@ files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem 
 dirs="capath anchors"
 say() { echo "trellis-install: $*"; }
 
-# Test-only crash seam (docs/crash-safety.md), inert unless TRELLIS_FAULT is set: each fsync and rename
-# below is a numbered write point, numbered on from the agent's (TRELLIS_FAULT_FSYNCS/RENAMES).
-fault=${TRELLIS_FAULT:-} fsyncs=${TRELLIS_FAULT_FSYNCS:-0} renames=${TRELLIS_FAULT_RENAMES:-0}
-point() {
-  [ -n "$fault" ] || return 0
-  if [ "$1" = fsync ]; then fsyncs=$((fsyncs + 1)); else renames=$((renames + 1)); fi
-  kind=${fault%%:*} rest=${fault#*:} at=${rest%%:*}
-  case $kind:$1 in point:*) n=$((fsyncs + renames)) ;; fsync:fsync) n=$fsyncs ;; rename:rename) n=$renames ;; *) return 0 ;; esac
-  [ "$n" = "$at" ] || return 0
-  case $rest in *:enospc|*:eio) say "injected ${rest##*:} at $1 $n"; exit 12 ;; esac
-  kill -9 "$PPID" "$$" # a crash of the whole install: the agent (or trellis-ci deploy) and this script
-}
+point() { :; }
+fault_report() { :; }
 durable() { point fsync; sync -- "$@"; }
 rename() { point rename; mv -T -- "$1" "$2"; }
 
-cleanup() { rm -rf "$staging"; [ -z "$fault" ] || echo "trellis-fault: fsync $fsyncs rename $renames" >&2; }
+cleanup() { rm -rf "$staging"; fault_report; }
 trap cleanup EXIT
 
 mkdir -p "$target/releases"

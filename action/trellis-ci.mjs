@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "069a79ebff6f2db775f9923f8799b2b37d4a54e4", date: "2026-12-06T23:57:36Z" };
+    define_TRELLIS_BUILD_default = { commit: "72828b268450361f8c8957c3de749cfbe3af7365", date: "2026-12-07T00:05:39Z" };
   }
 });
 
@@ -38724,6 +38724,20 @@ var init_ledger = __esm({
   }
 });
 
+// packages/core/src/fault-seam.release.ts
+function writePoint(_kind) {
+}
+function faultEnv() {
+  return {};
+}
+function adoptFaultCount(_childStderr) {
+}
+var init_fault_seam_release = __esm({
+  "packages/core/src/fault-seam.release.ts"() {
+    init_define_TRELLIS_BUILD();
+  }
+});
+
 // packages/core/src/store.ts
 import fs from "node:fs";
 import os from "node:os";
@@ -38874,48 +38888,14 @@ function writeFileAtomic(file, content, mode = 420) {
   }
   fsyncDir(dir);
 }
-function armedFault() {
-  if (fault !== void 0) return fault;
-  const spec = process.env.TRELLIS_FAULT;
-  if (!spec) return fault = null;
-  if (spec === "count") {
-    const file = process.env.TRELLIS_FAULT_COUNT_FILE;
-    if (file) process.on("exit", () => fs.writeFileSync(file, JSON.stringify(passed)));
-    return fault = { kind: "count", at: 0, action: "KILL" };
-  }
-  const m = /^(fsync|rename|point):([1-9][0-9]*)(?::(kill|enospc|eio))?$/.exec(spec);
-  if (!m) throw new Error(`TRELLIS_FAULT=${spec}: expected count or KIND:N[:ACTION] (KIND fsync|rename|point, ACTION kill|enospc|eio)`);
-  return fault = { kind: m[1], at: Number(m[2]), action: (m[3] ?? "kill").toUpperCase() };
-}
-function writePoint(kind) {
-  const f = armedFault();
-  if (!f) return;
-  passed[kind]++;
-  if (f.kind === "count" || f.kind !== "point" && f.kind !== kind) return;
-  const n2 = f.kind === "point" ? passed.fsync + passed.rename : passed[kind];
-  if (n2 !== f.at) return;
-  if (f.action === "KILL") process.kill(process.pid, "SIGKILL");
-  const what = f.action === "ENOSPC" ? "no space left on device" : "i/o error";
-  throw Object.assign(new Error(`${f.action}: ${what} (injected at ${kind} ${n2})`), { code: f.action, syscall: kind });
-}
-function faultEnv() {
-  const f = armedFault();
-  if (!f) return {};
-  return { TRELLIS_FAULT: process.env.TRELLIS_FAULT, TRELLIS_FAULT_FSYNCS: String(passed.fsync), TRELLIS_FAULT_RENAMES: String(passed.rename) };
-}
-function adoptFaultCount(childStderr) {
-  const m = /^trellis-fault: fsync ([0-9]+) rename ([0-9]+)$/m.exec(childStderr);
-  if (!armedFault() || !m) return;
-  passed.fsync = Number(m[1]);
-  passed.rename = Number(m[2]);
-}
-var STORE_FILE, MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE, passed, fault;
+var STORE_FILE, MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE;
 var init_store = __esm({
   "packages/core/src/store.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
     init_crypto();
+    init_fault_seam_release();
     STORE_FILE = "trellis.yaml";
     MiB = 1024 * 1024;
     READ_LIMITS = {
@@ -39101,7 +39081,6 @@ var init_store = __esm({
     };
     STAGING_PREFIX = "journal.tmp-";
     EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-    passed = { fsync: 0, rename: 0 };
   }
 });
 
@@ -42955,6 +42934,7 @@ var init_src = __esm({
     init_scope_custody();
     init_retired();
     init_store();
+    init_fault_seam_release();
     init_out_path();
     init_mesh();
     init_live();
