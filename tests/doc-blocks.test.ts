@@ -20,7 +20,7 @@ export interface DocBlock {
   file: string;
   line: number;
   lang: string;
-  marker: { kind: 'run' | 'illustrative'; id?: string; in?: string; by?: string } | undefined;
+  marker: { kind: 'run' | 'illustrative'; id?: string; in?: string; by?: string; exit?: string; output?: string } | undefined;
   body: string;
 }
 
@@ -168,8 +168,10 @@ describe.skipIf(!hasNginx)('the run blocks, as a reader runs them', () => {
     it(`${where(b)} runs in the quickstart's store`, async () => {
       expect(fs.existsSync(path.join(store(), 'trellis.yaml')), 'the quickstart ran first').toBe(true);
       const r = await runBlock(m, b, store());
-      expect(r.code, r.out).toBe(0);
-      if (/openssl verify/.test(b.body)) expect(r.stdout, r.out).toMatch(/: OK$/m);
+      // exit=N: the block ends in a refusal the page describes; output=a-b: its words, dashes for spaces.
+      expect(r.code, r.out).toBe(Number(b.marker!.exit ?? 0));
+      if (b.marker!.output) expect(r.stdout + r.stderr, r.out).toContain(b.marker!.output.replaceAll('-', ' '));
+      else if (/openssl verify/.test(b.body)) expect(r.stdout, r.out).toMatch(/: OK$/m);
     }, 60_000);
   }
 
