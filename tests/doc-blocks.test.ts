@@ -99,6 +99,12 @@ describe('the docs speak to users', () => {
     }
     expect(found).toEqual([]);
   });
+  it('every page under docs/ is linked from the index the README links', () => {
+    const index = fs.readFileSync(path.join(REPO, 'docs/README.md'), 'utf8');
+    expect(fs.readFileSync(path.join(REPO, 'README.md'), 'utf8')).toContain('(docs/README.md)');
+    const pages = docPages().filter((f) => f.startsWith('docs/') && f !== path.join('docs', 'README.md'));
+    expect(pages.filter((f) => !index.includes(`](${path.relative('docs', f)})`))).toEqual([]);
+  });
   it('the README stays short', () => {
     expect(fs.readFileSync(path.join(REPO, 'README.md'), 'utf8').split('\n').length).toBeLessThanOrEqual(300);
   });
