@@ -30,6 +30,7 @@ command -v ip >/dev/null 2>&1 || need+=(iproute2) # tests/airgap.test.ts: networ
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v python3 >/dev/null 2>&1 || need+=(python3)   # tests/scope-pr.test.ts drives a real pty
 command -v git >/dev/null 2>&1 || need+=(git)           # tests/disaster-recovery.test.ts restores from a clone
+command -v curl >/dev/null 2>&1 || need+=(curl)         # the README's quickstart (tests/doc-blocks.test.ts) calls nginx with it
 [ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)   # tests/root-on-token.test.ts: a PKCS#11 token for the root key
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)       # pkcs11-tool: what the token holds (docs/root-on-token.md)

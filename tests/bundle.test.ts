@@ -51,6 +51,51 @@ describe('nginx, configured by exactly what bundle --format nginx prints', () =>
   });
 });
 
+describe('bundle --format nginx --server-block', () => {
+  const cur = (f: string) => path.join(release, 'current', f);
+  it('without the flag, prints the directives exactly as before', async () => {
+    const out = await m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--release-dir', release]);
+    expect(out.stdout).toBe([
+      "# trellis: mTLS for scope us-east-1 (server block). A client outside the scope's trust gets 400.",
+      `ssl_certificate         ${cur('chain.pem')};`,
+      `ssl_certificate_key     ${cur('key.pem')};`,
+      'ssl_verify_client       on;',
+      'ssl_verify_depth        2;',
+      `ssl_trusted_certificate ${cur('trust.openssl.pem')};`,
+      '# names only (its key was discarded): a plain copy of an intermediate here would shadow the trusted one',
+      `ssl_client_certificate  ${cur('client-ca-names.pem')};`,
+      '# leaf CRLs and anchor CRLs of every trusted scope: ssl_crl checks the whole chain',
+      `ssl_crl                 ${cur('crl.pem')};`,
+    ].join('\n')); // execa drops the final newline
+  });
+  it('prints a whole server block that an unmodified main config includes: the scope and global get through, another region does not', async () => {
+    const port = freePort();
+    const out = await m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--server-block', '--release-dir', release, '--listen', `127.0.0.1:${port}`]);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).toMatch(new RegExp(`^server \\{\n {4}listen +127\\.0\\.0\\.1:${port} ssl;\n`));
+    expect(out.stdout).toMatch(/ssl_verify_client +on;[\s\S]*ssl_crl +\S+crl\.pem;[\s\S]*location \/ \{[\s\S]*\n\}$/);
+    const prefix = path.join(root, 'nginx-block');
+    fs.mkdirSync(path.join(prefix, 'conf.d'), { recursive: true });
+    fs.writeFileSync(path.join(prefix, 'conf.d', 'trellis-api.conf'), `${out.stdout}\n`);
+    // Debian's nginx.conf, reduced to what matters here: it includes conf.d/*.conf inside http.
+    fs.writeFileSync(path.join(prefix, 'nginx.conf'), `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents {}\nhttp { access_log off; include ${prefix}/conf.d/*.conf; }\n`);
+    const nginx = (...a: string[]) => execa('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf'), '-e', path.join(prefix, 'error.log'), ...a], { reject: false });
+    expect((await nginx('-t')).exitCode).toBe(0);
+    await nginx();
+    stops.push(() => void nginx('-s', 'stop'));
+    await waitForPort(port);
+    expect(await request(port, 'api.us-east-1.mesh.example', client('us-east-1', 'web'))).toBe(200);
+    expect(await request(port, 'api.us-east-1.mesh.example', client('global', 'control'))).toBe(200);
+    expect(await request(port, 'api.us-east-1.mesh.example', client('eu-west-1', 'api'))).toBe(400);
+  });
+  it('refuses --server-block for another format and a listen that is not PORT or ADDRESS:PORT (exit 2)', async () => {
+    const h = await m.ci(['bundle', 'us-east-1', '--format', 'haproxy', '--server-block']);
+    expect([h.code, h.stderr]).toEqual([2, expect.stringMatching(/--server-block is for --format nginx/)]);
+    const l = await m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--server-block', '--listen', '8443; include /etc/passwd']);
+    expect([l.code, l.stderr]).toEqual([2, expect.stringMatching(/--listen .* is not PORT or ADDRESS:PORT/)]);
+  });
+});
+
 describe('haproxy, configured by exactly what bundle --format haproxy prints', () => {
   it('accepts the scope, refuses another region at the handshake', async () => {
     const out = await m.ci(['bundle', 'us-east-1', '--format', 'haproxy', '--release-dir', release]);

@@ -4,7 +4,7 @@
  * are byte-identical (and the Action's committed bundle is that build); the
  * SBOM names what went into each bundle; verify-release.sh and the raw
  * ssh-keygen + sha256sum steps accept the signed release and refuse a changed
- * file or another signer; and the README's Workstation steps run as written.
+ * file or another signer; and docs/installing.md's Workstation steps run as written.
  */
 import { execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
@@ -257,13 +257,13 @@ describe('verifying a release', () => {
   });
 });
 
-describe("README's Installing: Workstation", () => {
+describe("docs/installing.md's Workstation route", () => {
   it('runs as written: copy from removable media, verify, run (offline, in a loopback-only namespace)', async () => {
-    const readme = fs.readFileSync(path.join(REPO, 'README.md'), 'utf8');
-    const section = readme.slice(readme.indexOf('### Workstation'));
+    const guide = fs.readFileSync(path.join(REPO, 'docs/installing.md'), 'utf8');
+    const section = guide.slice(guide.indexOf('### Workstation'));
     const block = /```sh\n([\s\S]*?)```/.exec(section)![1];
     expect(block).toContain('/media/usb/trellis-release');
-    // The README's paths, moved into the scratch directory.
+    // The guide's paths, moved into the scratch directory.
     const media = path.join(work, 'media');
     const opt = path.join(work, 'opt');
     fs.mkdirSync(path.join(opt), { recursive: true });

@@ -20,7 +20,7 @@ import { agentRelease } from './helpers/agent-release.js';
 
 const GUIDE = fs.readFileSync(path.join(REPO, 'docs/install-host.md'), 'utf8');
 const UNITS = path.join(REPO, 'packaging/systemd');
-const blocks = [...GUIDE.matchAll(/(<!-- not run by the test suite[^>]*-->\n)?```sh\n([\s\S]*?)```/g)].filter((m) => !m[1]).map((m) => m[2]!);
+const blocks = [...GUIDE.matchAll(/(<!-- doc-test: illustrative[^>]*-->\n)?```sh\n([\s\S]*?)```/g)].filter((m) => !m[1]).map((m) => m[2]!);
 const [defaults, ...steps] = blocks;
 const delivery = steps.pop()!;
 

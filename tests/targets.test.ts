@@ -94,6 +94,27 @@ describe('dir target', () => {
     expect(saw).toHaveLength(2);
     expect(saw[1]).toBe(good); // the rollback reloaded the previous release
   });
+  it("a failed reload shows the server's own error, escaped and bounded, where the installer used to drop it", async () => {
+    const dir = path.join(root, 'dir-said');
+    const prefix = path.join(root, 'nginx-said');
+    fs.mkdirSync(prefix, { recursive: true });
+    // A first deploy whose reload only reloads: no nginx runs yet, and its config is not there either.
+    const nginx = `nginx -p ${prefix} -c ${prefix}/absent.conf -e ${prefix}/error.log -s reload`;
+    const m = await withTargets([{ type: 'dir', path: dir, reload: 'nginx' }], { reload: { nginx } });
+    const d = await m.ci(['deploy']);
+    expect(d.code, d.stdout + d.stderr).toBe(1);
+    expect(d.stdout).toMatch(/reload failed and rolled back: reload failed; rolled back to nothing; the reload said: nginx: \[emerg\] open\(\) ".*absent\.conf" failed \(2: No such file or directory\)/);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+    // A reload that prints terminal controls and a flood: escaped, one line, cut short.
+    await m.allow({ dir: { paths: [root] }, reload: { loud: `printf 'bad\\033[2J\\n'; yes flood | head -n 500; exit 1` } });
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: 'loud' }] } }, 'web']);
+    const l = await m.ci(['deploy']);
+    expect(l.code).toBe(1);
+    const line = l.stdout.split('\n').find((x) => x.includes('the reload said'))!;
+    expect(line).toContain('the reload said: bad\\u001b[2J | flood | flood');
+    expect(l.stdout + l.stderr).not.toContain('\u001b');
+    expect(line.length).toBeLessThan(900);
+  });
   it('a fresh runner without the leaf ships trust and CRL updates, keeping the installed leaf', async () => {
     const dir = path.join(root, 'dir-partial');
     const m = await withTargets([{ type: 'dir', path: dir }]);

@@ -126,7 +126,7 @@ export function judge(rows: CommandRow[], baselines: BaselineRow[], opts: { samp
 }
 
 export const HEADER = ['layout', 'services', 'row', 's', 'leaves/s', 'peak RSS MB', '× openssl', '× x509', '× ceiling 1 core', '× ½ ceiling all cores',
-  'mint phase leaves/s', 'mint × ½ ceiling all cores', 's, tsc build', 'target (issue 9)', 'result'];
+  'mint phase leaves/s', 'mint × ½ ceiling all cores', 's, tsc build', 'target (scale)', 'result'];
 
 const num = (v: number | undefined, digits: number): string => (v === undefined ? '—' : v.toFixed(digits));
 /** Whole numbers from 100 up, three significant digits below, so a small rate or ratio never rounds to 0. */

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
-import { isReleaseFile, TrellisError, isSelfContainedBuild, adoptFaultCount, checkOutDir, childEnv, faultEnv, makeOutDir, writeFileAtomic, type Release } from '@trellis/core';
+import { isReleaseFile, TrellisError, quotePeerOutput, isSelfContainedBuild, adoptFaultCount, checkOutDir, childEnv, faultEnv, makeOutDir, writeFileAtomic, type Release } from '@trellis/core';
 
 // The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
 export const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
@@ -25,7 +25,10 @@ export function installOutcome(target: string, exitCode: number | undefined, std
   const line = stdout.split('\n').filter((l) => l.startsWith('trellis-install: ')).at(-1)?.slice('trellis-install: '.length) ?? stderr.trim();
   if (exitCode === 0) return { status: line.startsWith('unchanged') ? 'unchanged' : 'installed', detail: line };
   const what = exitCode === 10 ? 'refused an invalid release (the current one stays)' : exitCode === 11 ? 'reload failed and rolled back' : `failed (exit ${exitCode})`;
-  throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}`, { hint: 'fix the target and rerun trellis-ci deploy' });
+  // The server's own words on a failed reload: the one clue to why, text the target wrote, so escaped and bounded.
+  const said = stdout.split('\n').filter((l) => l.startsWith('trellis-reload: ')).map((l) => l.slice('trellis-reload: '.length)).join('\n');
+  const server = exitCode === 11 && said.trim() ? `; the reload said: ${quotePeerOutput(said)}` : '';
+  throw new TrellisError('peer-failed', `${target}: install ${what}: ${line}${server}`, { hint: 'fix the target and rerun trellis-ci deploy' });
 }
 
 /**

@@ -41,6 +41,13 @@ export function withoutSecrets(message: string, max = 200): string {
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
 
+/** A peer's own output (a server's error on reload), shown to the operator: one line, bounded, escaped, never a secret. */
+export function quotePeerOutput(text: string, max = 600): string {
+  if (SECRET.test(text)) return '(it printed a secret key, not shown: treat it as exposed)';
+  const line = text.split('\n').map((l) => l.trim()).filter(Boolean).join(' | ');
+  return escapeUnsafe(line.length > max ? `${line.slice(0, max)}…` : line);
+}
+
 /** The names of the set environment variables that carry an identity of `kind`. */
 function identityVarsSet(env: Env, kind: IdentityKind): string[] {
   const prefix = IDENTITY_VARS[kind][0];

@@ -24,7 +24,7 @@ export { leafCreated, leafRecordProblems, issuanceRecordProblems, issuanceBindin
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { verifyLedgers } from './verify-ledgers.js';
 export {
-  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, ageStanzaTypes, isPq,
+  assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, quotePeerOutput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, ageStanzaCount, ageStanzaTypes, isPq,
   type Env, type IdentityKind, type Decrypted,
 } from './custody.js';
 export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, recipientFingerprint, splitIdentity, type IdentityShare } from './shares.js';

@@ -7,7 +7,7 @@ import {
 } from '@trellis/core';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
-interface Args { store?: string; scope: string; format: (typeof FORMATS)[number]; out?: string; releaseDir?: string; upstream?: string }
+interface Args { store?: string; scope: string; format: (typeof FORMATS)[number]; out?: string; releaseDir?: string; upstream?: string; serverBlock?: boolean; listen: string }
 
 export const bundle: CommandModule<object, Args> = {
   command: 'bundle <scope>',
@@ -18,7 +18,10 @@ export const bundle: CommandModule<object, Args> = {
     .option('out', { type: 'string', describe: 'nginx/haproxy/spiffe: where referenced files are written (default <store>/.trellis/bundle/<scope>)' })
     .option('release-dir', { type: 'string', describe: 'nginx/haproxy: a deploy target\'s directory; directives then point at <dir>/current/*, which deploy keeps up to date' })
     .option('upstream', { type: 'string', describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives' })
-    .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block') as never,
+    .option('server-block', { type: 'boolean', describe: 'nginx: print a complete server { … } block (listen, the directives, a location) for a conf.d file' })
+    .option('listen', { type: 'string', default: '443', describe: 'nginx --server-block: the listen address, PORT or ADDRESS:PORT' })
+    .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block')
+    .example('$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > /etc/nginx/conf.d/trellis-api.conf', 'a whole server block') as never,
   handler: async (a) => {
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a.scope);
@@ -31,7 +34,10 @@ export const bundle: CommandModule<object, Args> = {
     const files = writeTrustFiles(mesh, a.scope, out);
     const at = (f: string) => (a.releaseDir ? path.join(path.resolve(a.releaseDir), 'current', f) : files[f] ?? `<your release>/current/${f}`);
     const upstream = a.upstream ? upstreamName(mesh, a.scope, a.upstream) : undefined;
-    process.stdout.write(a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream));
+    if (a.serverBlock && a.format !== 'nginx') throw new TrellisError('usage', `--server-block is for --format nginx, not ${a.format}`, { hint: 'add --format nginx, or drop --server-block' });
+    if (a.serverBlock && !/^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$/.test(a.listen)) throw new TrellisError('usage', `--listen ${JSON.stringify(a.listen)} is not PORT or ADDRESS:PORT`, { hint: 'e.g. --listen 8443 or --listen 127.0.0.1:8443' });
+    const directives = a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream);
+    process.stdout.write(a.serverBlock ? nginxServerBlock(a.listen, directives) : directives);
   },
 };
 
@@ -89,6 +95,22 @@ function nginxDirectives(scope: string, at: (f: string) => string, upstream?: st
     );
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** The directives inside a whole server block, for a conf.d file an unmodified nginx.conf includes. */
+function nginxServerBlock(listen: string, directives: string): string {
+  const body = directives.trimEnd().split('\n').map((l) => `    ${l}`);
+  return [
+    'server {',
+    `    listen                  ${listen} ssl;`,
+    ...body,
+    '    location / {',
+    '        # your application here, e.g. proxy_pass http://127.0.0.1:8080;',
+    '        return 200 "mTLS ok: $ssl_client_s_dn\\n";',
+    '    }',
+    '}',
+    '',
+  ].join('\n');
 }
 
 function haproxyLines(scope: string, at: (f: string) => string, upstream?: string): string {
