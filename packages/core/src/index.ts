@@ -7,7 +7,7 @@ export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, parseD
 } from './config.js';
 export {
   KEY_ALGORITHMS, randomSerial, exportPrivateKeyPem, importSigningKey, privateKeyAlgorithm, publicKeyDerOf, sha256Hex, pemEncode, pemDecodeAll,
-  type KeyAlgorithm, type CryptoSeam,
+  type KeyAlgorithm,
 } from './crypto.js';
 export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signedBy, type IssueParams, subjectAltNames, spkiDer, isSelfIssued, keyMatchesCert, type Certificate } from './certificates.js';
 export { encodeNameConstraints, decodeNameConstraints, nameConstraintsExtension } from './name-constraints.js';
@@ -60,7 +60,7 @@ export {
   type ScopeState, type ScopePhase, type ScopeEvent, type ScopeEffect, type RootState, type RootEvent, type RootEffect, type RevokedLeaf, type RevokedIntermediate, type Transition, type LeafLifetimes,
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
-export { nodeCryptoSeam } from './seam.js';
+export { nodeCryptoSeam, type CryptoSeam } from './seam.js';
 export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,

@@ -7,7 +7,7 @@ import { parseCertificate, type Certificate } from './certificates.js';
 import { TrellisError } from './errors.js';
 import type { FileWrite } from './store.js';
 import { paths } from './paths.js';
-import type { Mesh, ScopeMaterial } from './mesh.js';
+import type { Mesh, ScopeMaterial } from './mesh-model.js';
 
 /**
  * previous: being retired (switch phase); its leaves may still be live.

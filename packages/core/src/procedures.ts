@@ -5,7 +5,8 @@
  * calls these, writes the output directory, commits and prints.
  */
 import { fingerprint, keyId, type Certificate } from './certificates.js';
-import { pemEncode, type CryptoSeam } from './crypto.js';
+import { pemEncode } from './crypto.js';
+import type { CryptoSeam } from './seam.js';
 import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
 import { appendToLedger } from './ledger.js';
