@@ -35,7 +35,7 @@ const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
 const T0 = RUN_HOUR;
 const RUNS = Number(process.env.TRELLIS_MODEL_RUNS ?? 10);
 
-export type Step =
+type Step =
   | { kind: 'renew'; hours: number }
   | { kind: 'add-region' }
   | { kind: 'rotate'; scope: number; propagationHours: number }

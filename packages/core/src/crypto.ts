@@ -38,7 +38,7 @@ export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
 }
 
 /** The algorithm of a PKCS#8 private key, or undefined when trellis does not use that kind. */
-export function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
+function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
   const k = createPrivateKey(pem);
   if (k.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (k.asymmetricKeyType !== 'ec') return undefined;

@@ -63,7 +63,7 @@ function derLength(n: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
+function tlv(tag: number, ...content: Uint8Array[]): Buffer {
   const body = content.length === 1 ? content[0]! : Buffer.concat(content);
   return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
 }

@@ -94,7 +94,7 @@ function parseStaged(pem: string, file: string): Certificate {
 }
 
 /** The intermediates a scope's bundles anchor on. */
-export const anchorsOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.anchored).map((l) => l.cert);
+const anchorsOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.anchored).map((l) => l.cert);
 
 /** What a scope's crl.pem holds: which live intermediates sign a leaf CRL, and which an anchor CRL. */
 export interface CrlSet {

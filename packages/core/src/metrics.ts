@@ -26,8 +26,8 @@ function render(families: Family[]): string {
   return `${out.join('\n')}\n`;
 }
 
-export const SCOPE_PHASES = ['pending', 'retiring', 'steady', 'publish', 'switch'] as const;
-export const ROOT_PHASES = ['steady', 'overlap'] as const;
+const SCOPE_PHASES = ['pending', 'retiring', 'steady', 'publish', 'switch'] as const;
+const ROOT_PHASES = ['steady', 'overlap'] as const;
 
 /** What `check --metrics` writes: the facts of `meshHealth` and its verdict. */
 export function healthMetrics(h: MeshHealth, m: { mesh: string; trustDomain: string }): string {

@@ -28,7 +28,7 @@ const REASONS: Record<string, x509.X509CrlReason> = {
 };
 
 /** A CRL reason code for free text: its own name when it is one of RFC 5280's, else unspecified. */
-export function crlReason(text: string): x509.X509CrlReason {
+function crlReason(text: string): x509.X509CrlReason {
   return own(REASONS, text) ?? x509.X509CrlReason.unspecified;
 }
 

@@ -31,7 +31,7 @@ export interface StepLog {
 }
 
 /** The scope file of a scratch scope: names and TTLs as declared, without deploy targets (a drill delivers nowhere). */
-export function scratchScopeYaml(s: ScopeDef): string {
+function scratchScopeYaml(s: ScopeDef): string {
   const services: Record<string, unknown> = {};
   for (const svc of s.services) {
     const v: Record<string, unknown> = {};

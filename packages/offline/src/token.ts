@@ -24,8 +24,8 @@ export interface TokenKey {
   signRaw(data: Uint8Array): Buffer;
 }
 
-export const TOKEN_KEY = Symbol('trellis.tokenKey');
-export const isTokenKey = (k: unknown): k is TokenKey => typeof k === 'object' && k !== null && TOKEN_KEY in k;
+const TOKEN_KEY = Symbol('trellis.tokenKey');
+const isTokenKey = (k: unknown): k is TokenKey => typeof k === 'object' && k !== null && TOKEN_KEY in k;
 
 /** Where PIN and module come from besides the environment: flags, set once by trellis-root's middleware, and whether the store's root keys are all on tokens. */
 const flags: { module?: string; pinFile?: string; tokenRootsOnly?: boolean } = {};
