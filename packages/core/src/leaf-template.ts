@@ -10,7 +10,7 @@
  * (`@trellis/core/leaf-template`). Keys are derived from secrets the caller
  * drew from the CryptoSeam: no randomness of its own, no OpenSSL encoder.
  */
-import { KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { type KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 
 type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ed25519';
 

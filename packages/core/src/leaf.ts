@@ -3,7 +3,7 @@
  * encoder can replace its body without touching them.
  */
 import 'reflect-metadata';
-import { KeyObject, webcrypto } from 'node:crypto';
+import { KeyObject, type webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { exportPrivateKeyPem, randomSerial, type KeyAlgorithm } from './crypto.js';
 import type { CryptoSeam } from './seam.js';

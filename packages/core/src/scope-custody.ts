@@ -138,7 +138,7 @@ export function ciScopeFindings(mesh: Mesh): Finding[] {
     const want = ciRecipientOf(c, scope);
     for (const k of ciKeyFiles(mesh, scope)) {
       const types = ageStanzaTypes(k.ct);
-      if (!types || types.length !== 1) continue; // verifyIntermediates reports it
+      if (types?.length !== 1) continue; // verifyIntermediates reports it
       if ((types[0] === 'mlkem768x25519') !== isPq(want)) {
         out.push({ level: 'error', check: 'custody', scope, file: k.file, message: `encrypted to a ${isPq(want) ? 'classic' : 'post-quantum'} recipient, but its CI recipient is ${whose(c, want)}, ${isPq(want) ? 'post-quantum' : 'classic'}: run trellis-ci rekey` });
       }

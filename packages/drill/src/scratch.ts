@@ -26,9 +26,7 @@ const CI_BIN = binOf('@trellis/ci', 'trellis-ci.mjs');
 
 export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
-export interface StepLog {
-  (line: string): void;
-}
+export type StepLog = (line: string) => void
 
 /** The scope file of a scratch scope: names and TTLs as declared, without deploy targets (a drill delivers nowhere). */
 function scratchScopeYaml(s: ScopeDef): string {
