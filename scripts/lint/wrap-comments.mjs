@@ -54,7 +54,7 @@ function fill(prefix, words) {
   return lines;
 }
 
-/** The file with its long comment lines rewrapped, and where a long comment line could not be (after code, a directive). */
+/** The file with its long comment lines rewrapped (not those after code, nor directives). */
 function wrapComments(text, fileName) {
   const lines = text.split('\n');
   const starts = [];
@@ -68,7 +68,6 @@ function wrapComments(text, fileName) {
     }
   }
   const out = [];
-  const left = [];
   lines.forEach((line, i) => {
     const c = inComment[i];
     if (line.length <= WIDTH || !c) return out.push(line);
@@ -80,10 +79,9 @@ function wrapComments(text, fileName) {
     } else if (c.kind === ts.SyntaxKind.MultiLineCommentTrivia && (m = /^(\s* \* )(\S.*)$/.exec(line))) {
       return out.push(...fill(m[1], m[2].split(/\s+/)));
     }
-    left.push(`${fileName}:${i + 1}`);
     out.push(line);
   });
-  return { text: out.join('\n'), left };
+  return { text: out.join('\n') };
 }
 
 function files() {
