@@ -39,19 +39,20 @@ function commentRanges(text, fileName) {
   return [...seen.values()];
 }
 
-/** `words` filled into lines of at most `WIDTH` columns, each starting with `prefix`. */
+/**
+ * `words` filled into lines of at most `WIDTH` columns, each starting with `prefix`. No line starts with `@`
+ * (JSDoc would read it as a tag): such a word takes the word before it along.
+ */
 function fill(prefix, words) {
-  const lines = [];
-  let line = prefix.trimEnd();
+  const lines = [[]];
+  const width = (ws) => prefix.length + ws.join(' ').length;
   for (const w of words) {
-    const next = line === prefix.trimEnd() ? `${prefix}${w}` : `${line} ${w}`;
-    if (next.length > WIDTH && line !== prefix.trimEnd()) {
-      lines.push(line);
-      line = `${prefix}${w}`;
-    } else line = next;
+    const last = lines[lines.length - 1];
+    if (last.length && width([...last, w]) > WIDTH) {
+      lines.push(w.startsWith('@') && last.length > 1 ? [last.pop(), w] : [w]);
+    } else last.push(w);
   }
-  lines.push(line);
-  return lines;
+  return lines.map((ws) => `${prefix}${ws.join(' ')}`);
 }
 
 /** The file with its long comment lines rewrapped (not those after code, nor directives). */
