@@ -76,6 +76,15 @@ export interface Cell {
   outcome: Outcome;
 }
 
+/** Runs every (client, server) pair and compares with `expect(client, server)`. */
+export async function handshakeMatrix(clients: Party[], servers: Party[], expect: (c: Party, s: Party) => boolean): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  for (const c of clients) {
+    for (const s of servers) cells.push({ client: c.name, server: s.name, expected: expect(c, s), outcome: await handshake(c, s) });
+  }
+  return cells;
+}
+
 export function renderMatrix(cells: Cell[]): string {
   const servers = [...new Set(cells.map((c) => c.server))];
   const clients = [...new Set(cells.map((c) => c.client))];
