@@ -37,6 +37,13 @@ module.exports = {
       to: { path: '^packages/(ci|drill)/' },
     },
     {
+      name: 'shell-only-in-commands',
+      severity: 'error',
+      comment: 'The shell (runMain, the wall clock, process exit) is for command modules: a rule that imports it is no longer pure.',
+      from: { path: '^packages/core/src/', pathNot: '^packages/core/src/(index|check-command|inspect-commands|shell)\\.ts$' },
+      to: { path: '^packages/core/src/shell\\.ts$' },
+    },
+    {
       name: 'no-dist-imports',
       severity: 'error',
       comment: 'Sources import sources: a path into a dist/ folder bypasses the build order and the boundaries above.',
