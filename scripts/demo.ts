@@ -44,7 +44,7 @@ async function ci(store: string, ciId: string, args: string[]): Promise<string> 
   return r.stdout;
 }
 
-const indent = (s: string) => s.trimEnd().split('\n').map((l) => `   ${l}`).join('\n') + '\n';
+const indent = (s: string) => `${s.trimEnd().split('\n').map((l) => `   ${l}`).join('\n')}\n`;
 
 interface MeshDirs {
   store: string;

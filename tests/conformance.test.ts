@@ -288,7 +288,7 @@ beforeAll(async () => {
   // On demand, each verifier's own words per cell and the matrix docs/conformance.md shows: to refresh the doc.
   if (process.env.CONFORMANCE_REPORT) {
     fs.writeFileSync(`${process.env.CONFORMANCE_REPORT}.md`, `${renderMatrix(ROWS)}\n`);
-    fs.writeFileSync(process.env.CONFORMANCE_REPORT, cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n') + '\n');
+    fs.writeFileSync(process.env.CONFORMANCE_REPORT, `${cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n')}\n`);
   }
 }, 120_000);
 

@@ -12,7 +12,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeFileAtomic } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { CI_BIN, ROOT_BIN, baseEnv } from './helpers/cli.js';
+import { ROOT_BIN, baseEnv } from './helpers/cli.js';
 import { STACK_TRACE, changedPaths } from './helpers/crash-world.js';
 
 const T0 = new Date(Math.floor(Date.now() / 3_600_000) * 3_600_000 - 7_200_000).toISOString().replace(/\.\d{3}Z$/, 'Z');

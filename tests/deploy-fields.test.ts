@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { parseMeshConfig, parseScope, serializeMeshConfig } from '../packages/core/src/config.js';
 import { newIdentity } from '../packages/core/src/custody.js';
 import { allowListChanges, resolveTarget, EMPTY_ALLOW_LIST } from '../packages/core/src/deploy-allow-list.js';
-import { TrellisError } from '../packages/core/src/errors.js';
+import type { TrellisError } from '../packages/core/src/errors.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA/TKLibEc18gpv+xIYTkcKC5PWK9g4m+7H/U9y/jYl/';
 // A well-formed base64 blob that names ssh-rsa: refused under the ssh-ed25519 prefix.

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO } from './helpers/cli.js';
 import { freePort } from './helpers/servers.js';
 
-export interface DocBlock {
+interface DocBlock {
   file: string;
   line: number;
   lang: string;
@@ -27,14 +27,14 @@ export interface DocBlock {
 const SHELL = new Set(['sh', 'bash', 'console', 'shell', 'zsh']);
 
 /** The pages a reader is pointed at: the README and every page under docs/. */
-export function docPages(): string[] {
+function docPages(): string[] {
   const walk = (d: string): string[] => fs.readdirSync(path.join(REPO, d), { withFileTypes: true })
     .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.md') ? [path.join(d, e.name)] : []));
   return ['README.md', ...walk('docs').sort()];
 }
 
 /** Every fenced shell block of a page, with the marker on the line before it. */
-export function shellBlocks(file: string): DocBlock[] {
+function shellBlocks(file: string): DocBlock[] {
   const lines = fs.readFileSync(path.join(REPO, file), 'utf8').split('\n');
   const out: DocBlock[] = [];
   for (let i = 0; i < lines.length; i++) {

@@ -3,7 +3,6 @@
  * of the mesh's shape, its validation checklist printed per phase; refused
  * next to any real identity; and a drill whose handshakes go wrong fails.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';

@@ -68,6 +68,7 @@ const hostileText = fc.oneof(
 );
 const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
   { weight: 4, arbitrary: hostileText },
+  // biome-ignore lint/correctness/noPrecisionLoss: 1e400 is Infinity on purpose, a number no field may take.
   fc.constantFrom(0, -1, 1e400, 0x10, true, null),
   fc.array(hostileText, { maxLength: 3 }),
   fc.dictionary(hostileText, hostileText, { maxKeys: 2 }),
@@ -152,6 +153,7 @@ function resolvePath(shape: string, m: FakeMesh, n: number): string {
   })).get(shape) ?? shape;
 }
 
+// biome-ignore lint/suspicious/noExplicitAny: walks a parsed YAML document of any shape.
 function setAt(obj: Record<string, any>, dotted: string, value: unknown): void {
   const keys = dotted.split('.');
   let o = obj;

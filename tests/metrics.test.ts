@@ -148,7 +148,11 @@ describe('the metrics file is replaced atomically', () => {
     const d = fresh();
     const file = path.join(d, 'trellis.prom');
     // root ignores mode bits: an immutable directory refuses even root.
-    const locked = (await tool('chattr', ['+i', d])).code === 0 || (process.getuid?.() !== 0 && (fs.chmodSync(d, 0o555), true));
+    const chmodded = () => {
+      fs.chmodSync(d, 0o555);
+      return true;
+    };
+    const locked = (await tool('chattr', ['+i', d])).code === 0 || (process.getuid?.() !== 0 && chmodded());
     expect(locked, 'chattr +i (as root) or a read-only directory').toBe(true);
     try {
       const r = await run(file);

@@ -29,13 +29,13 @@ import { openScopeKeys } from '../packages/ci/src/issue.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO } from './helpers/cli.js';
 import { RUN_HOUR } from './helpers/clock.js';
-import { at, DAY, HOUR } from './helpers/drill.js';
+import { at, HOUR } from './helpers/drill.js';
 
 const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
 const T0 = RUN_HOUR;
 const RUNS = Number(process.env.TRELLIS_MODEL_RUNS ?? 10);
 
-export type Step =
+type Step =
   | { kind: 'renew'; hours: number }
   | { kind: 'add-region' }
   | { kind: 'rotate'; scope: number; propagationHours: number }
@@ -280,7 +280,7 @@ class Model {
     if (!pairs.length) return;
     const when = at(this.now);
     const epoch = String(Math.floor(this.now.getTime() / 1000));
-    const go = spawnSync(GOBATCH, { input: pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`).join('\n') + '\n', encoding: 'utf8' });
+    const go = spawnSync(GOBATCH, { input: `${pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`).join('\n')}\n`, encoding: 'utf8' });
     expect(go.status, go.stderr).toBe(0);
     const goVerdicts = go.stdout.trim().split('\n');
     // One OpenSSL run per bundle, every judged leaf in it: "FILE: OK" for each that verifies.
@@ -326,7 +326,7 @@ class Model {
     if (!cases.length) return;
     const when = at(this.now);
     const epoch = String(Math.floor(now / 1000));
-    const go = spawnSync(GOBATCH, { input: cases.map((c) => `${c.held.trust}\t${c.l.file}\t${when}\t${c.held.crl}`).join('\n') + '\n', encoding: 'utf8' });
+    const go = spawnSync(GOBATCH, { input: `${cases.map((c) => `${c.held.trust}\t${c.l.file}\t${when}\t${c.held.crl}`).join('\n')}\n`, encoding: 'utf8' });
     expect(go.status, go.stderr).toBe(0);
     const goVerdicts = go.stdout.trim().split('\n');
     const sslOk = new Map<Held, Set<string>>();

@@ -47,7 +47,7 @@ describe('renew output directory', () => {
   });
 
   it.each([
-    ['--out that is a symbolic link', 3, (m: FakeMesh) => {
+    ['--out that is a symbolic link', 3, (_m: FakeMesh) => {
       const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'));
       const link = path.join(work, `link-${path.basename(elsewhere)}`);
       fs.symlinkSync(elsewhere, link);

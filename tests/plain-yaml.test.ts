@@ -19,7 +19,7 @@ function full(text: string): unknown {
 const atom = fc.oneof(
   fc.constantFrom('a', 'svc-0001', 'sha256:ab', 'spiffe://x.mesh.example/api', '2026-11-22T10:00:00Z', '01ec8a', '1e5', '0x1f', '0o7', '.5', '12', '-3', '+1', 'true', 'False', 'null', '~', '.inf',
     'a:', 'a: b', 'a #b', '#x', '-a', '- a', '&x', '*x', '!t', '"q"', "'q'", '"a\\"b"', '{}', '[]', '@x', '`x', 'é', 'a b', '', ' ', 'x\ty'),
-  fc.stringMatching(/^[a-z0-9:._\/-]{1,8}$/),
+  fc.stringMatching(/^[a-z0-9:._/-]{1,8}$/),
 );
 const key = fc.oneof(fc.constantFrom('kind', 'services', 'serial', '1', 'true', 'null', '__proto__', 'a.b', 'a:b', '-k', 'k k'), fc.stringMatching(/^[a-z0-9-]{1,6}$/));
 
@@ -117,7 +117,7 @@ describe('the plain YAML reader', () => {
 
   it('writes, when it writes at all, the very bytes the yaml package writes', () => {
     // Mostly values the writer takes, some on its edges: it must write those exactly as the yaml package, or decline.
-    const value = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9:._\/@+=-]{0,9}$/) }, { weight: 1, arbitrary: atom });
+    const value = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z0-9][a-z0-9:._/@+=-]{0,9}$/) }, { weight: 1, arbitrary: atom });
     const name = fc.oneof({ weight: 12, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,5}$/) }, { weight: 1, arbitrary: key });
     const record: fc.Arbitrary<Tree> = fc.letrec<{ t: Tree }>((tie) => ({
       t: fc.dictionary(name, fc.oneof({ depthSize: 'small' }, value, fc.array(value, { maxLength: 3 }), tie('t')), { minKeys: 1, maxKeys: 4 }),

@@ -141,9 +141,9 @@ describe('verify finds what was tampered with (exit 1)', () => {
     ['a flipped byte in an intermediate signature', 'bundles/eu-west-1/intermediate.pem', tamper, /\[eu-west-1\] intermediate is not signed by any root/],
     ['an edited ledger entry', 'bundles/us-east-1/ledger.jsonl', (t: string) => t.replace('"op":"renew"', '"op":"renuw"'), /entry 2: hash does not match/],
     ['another region smuggled into a bundle', 'bundles/us-east-1/trust.pem', (t: string, m: FakeMesh) => t + m.read('bundles/eu-west-1/intermediate.pem'), /\[us-east-1\] trust.pem does not hold exactly/],
-    ['a trust.openssl.pem that lost its trust settings', 'bundles/global/trust.openssl.pem', (t: string, m: FakeMesh) => m.read('bundles/global/trust.pem'), /\[global\] trust.openssl.pem does not hold exactly/],
+    ['a trust.openssl.pem that lost its trust settings', 'bundles/global/trust.openssl.pem', (_t: string, m: FakeMesh) => m.read('bundles/global/trust.pem'), /\[global\] trust.openssl.pem does not hold exactly/],
     ['a leaf record not in the ledger', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/fingerprint: sha256:\w+/, 'fingerprint: sha256:00'), /sha256: does not hash to what scope-ledger entry \d+ recorded/],
-    ['a root whose key was swapped', 'bundles/root/root.pem', (t: string, m: FakeMesh) => m.read('bundles/us-east-1/intermediate.pem'), /root: basicConstraints|root is not validly self-signed/],
+    ['a root whose key was swapped', 'bundles/root/root.pem', (_t: string, m: FakeMesh) => m.read('bundles/us-east-1/intermediate.pem'), /root: basicConstraints|root is not validly self-signed/],
   ])('%s', async (_, file, edit, finding) => {
     const m = pristine.clone();
     m.write(file, (edit as (t: string, m: FakeMesh) => string)(m.read(file), m));

@@ -26,7 +26,7 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 /** The @peculiar/x509 trellis itself resolves (same version), not one of our own. */
 const fromCore = createRequire(path.join(REPO, 'packages/core/package.json'));
 
-export const LEAF_DAYS = 7;
+const LEAF_DAYS = 7;
 const DAY_MS = 86_400_000;
 
 /** A P-256 intermediate-like issuer (CA, pathlen 0, SKI) made with the openssl CLI, shared by every baseline. */
@@ -41,7 +41,7 @@ export function makeIssuer(dir: string): { cert: string; key: string } {
 }
 
 /** The OpenSSL config for one leaf of the trellis profile; SANs come from the environment so one file serves the loop. */
-export function opensslLeafConfig(): string {
+function opensslLeafConfig(): string {
   return [
     '[req]', 'distinguished_name = dn', 'x509_extensions = leaf', 'prompt = no', '[dn]', 'CN = $ENV::LEAF_DNS',
     '[leaf]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = serverAuth,clientAuth',

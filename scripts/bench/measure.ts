@@ -13,7 +13,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 
-export const GNU_TIME = '/usr/bin/time';
+const GNU_TIME = '/usr/bin/time';
 
 export interface Measured {
   code: number;

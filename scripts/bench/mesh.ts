@@ -15,8 +15,8 @@ import { stringify } from 'yaml';
 import { measure, type Measured } from './measure.js';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
-export const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
-export const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
+const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
+const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
 
 /** Which build of the CLIs runs: the tsc build in the workspace (`pnpm run build`), or a single-file release (`pnpm dist`, what the action and releases run). */
 export interface Bins { root: string; ci: string }
@@ -71,9 +71,9 @@ export interface BenchMesh {
 /** RFC 3339 to the second, as --now takes it. */
 export const at = (t: Date): string => t.toISOString().replace(/\.\d+Z$/, 'Z');
 
-export const SHORT_TTL = '72h';
+const SHORT_TTL = '72h';
 
-export function regionName(i: number): string {
+function regionName(i: number): string {
   return `region-${String(i + 1).padStart(2, '0')}`;
 }
 

@@ -246,7 +246,7 @@ async function runBaselines(o: Options, dir: string, tbsBytes: number, threads: 
 }
 
 /** The DER length of a certificate's TBSCertificate (the ceiling signs a buffer of that size). */
-export function tbsLength(pem: string): number {
+function tbsLength(pem: string): number {
   const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
   const header = (at: number): { len: number; head: number } => {
     const b = der[at + 1]!;
@@ -275,7 +275,7 @@ function machine(): Record<string, string | number> {
   return { nproc: os.availableParallelism(), cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, load: os.loadavg().map((l) => l.toFixed(2)).join(' ') };
 }
 
-export async function main(argv: string[]): Promise<number> {
+async function main(argv: string[]): Promise<number> {
   const o = parseArgs(argv);
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-'));
   // An interrupted run leaves no process and no mesh behind (big ones are gigabytes of small files).

@@ -5,10 +5,10 @@
 
 export type Layout = 'mesh' | 'single';
 
-export type Command = 'renew-cold' | 'renew-none' | 'renew-third' | 'verify' | 'status' | 'plan' | 'deploy';
-export type Baseline = 'openssl' | 'x509' | 'ceiling-1' | 'ceiling-all';
+type Command = 'renew-cold' | 'renew-none' | 'renew-third' | 'verify' | 'status' | 'plan' | 'deploy';
+type Baseline = 'openssl' | 'x509' | 'ceiling-1' | 'ceiling-all';
 
-export const COMMAND_LABEL: Record<Command, string> = {
+const COMMAND_LABEL: Record<Command, string> = {
   'renew-cold': 'renew, every leaf new',
   'renew-none': 'renew, nothing due',
   'renew-third': 'renew, a third due',
@@ -18,7 +18,7 @@ export const COMMAND_LABEL: Record<Command, string> = {
   deploy: 'deploy to dir targets',
 };
 
-export interface Measurement {
+interface Measurement {
   seconds: number;
   rssMb: number;
   /** Leaves minted (renew) or targets delivered (deploy); absent where nothing is counted. */
@@ -54,12 +54,12 @@ export interface BaselineRow extends Measurement {
   threads?: number;
 }
 
-export interface Check {
+interface Check {
   label: string;
   ok: boolean;
 }
 
-export interface Ratios {
+interface Ratios {
   openssl: number;
   x509: number;
   ceiling1: number;
@@ -75,10 +75,10 @@ export interface JudgedRow extends CommandRow {
   checks: Check[];
 }
 
-export const rate = (m: Measurement): number | undefined => (m.count ? m.count / m.seconds : undefined);
+const rate = (m: Measurement): number | undefined => (m.count ? m.count / m.seconds : undefined);
 
 /** Issue 9's targets, for the mesh of global + 20 regions at 10k services, on 2 cores. */
-export const TARGETS = {
+const TARGETS = {
   size: 10_000,
   seconds: { 'renew-cold': 3.5, 'renew-none': 1, verify: 2, status: 1, plan: 1 } as Partial<Record<Command, number>>,
   rssMb: 400,

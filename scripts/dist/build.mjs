@@ -24,10 +24,10 @@ import { SPDX } from '@cyclonedx/cyclonedx-library';
 import { build } from 'esbuild';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-export const NAMESPACE = 'trellis-release';
+const NAMESPACE = 'trellis-release';
 
 /** The CLIs; each bundle's `needs` ship beside it (installer.sh: dir, ssh and sealed installs run it). */
-export const CLIS = [
+const CLIS = [
   { file: 'trellis-root.mjs', entry: 'packages/offline/src/main.ts', needs: [] },
   { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh', 'mint-worker.mjs'] },
   { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
@@ -38,7 +38,7 @@ export const CLIS = [
  * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
  * A worker thread script is added here as { file, entry } and bundled like a CLI; a copied one as { file, from }.
  */
-export const BESIDE = [
+const BESIDE = [
   { file: 'installer.sh', from: 'packages/agent/installer.sh' },
   { file: 'mint-worker.mjs', entry: 'packages/ci/src/mint-worker.ts' }, // renew's leaf-signing threads (packages/ci/src/mint-pool.ts)
   { file: 'drill-probe.mjs', entry: 'packages/drill/src/probe.ts' }, // the drill's handshakes, run under libfaketime (packages/drill/src/probe-at.ts)
@@ -52,7 +52,7 @@ const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex'
 const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 
 /** The commit the sources are, and its date: the only clock this build reads. */
-export function sourceCommit() {
+function sourceCommit() {
   try {
     if (git('rev-parse', '--is-shallow-repository') === 'true') {
       throw new Error('a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch --unshallow)');
@@ -173,7 +173,10 @@ function esbuildVersion() {
 
 const json = (v) => `${JSON.stringify(v, null, 2)}\n`;
 
-/** Builds the release into `out`; returns the manifest. */
+/**
+ * Builds the release into `out`; returns the manifest.
+ * @public imported by path (scripts/bench), which knip cannot follow.
+ */
 export async function buildRelease(out, { info = sourceCommit() } = {}) {
   // Replaces an earlier release, never anything else (--out . or --out ~ must not empty a directory).
   if (fs.existsSync(out) && fs.readdirSync(out).length && !fs.existsSync(path.join(out, 'manifest.json'))) {
@@ -208,14 +211,14 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
 }
 
 /** The two signed views, manifest.json.sig and SHA256SUMS.sig: SSH signatures in the trellis-release namespace. */
-export const SIGNED = ['manifest.json', 'SHA256SUMS'];
-export function signRelease(out, key) {
+const SIGNED = ['manifest.json', 'SHA256SUMS'];
+function signRelease(out, key) {
   for (const f of SIGNED) fs.rmSync(path.join(out, `${f}.sig`), { force: true });
   execFileSync('ssh-keygen', ['-q', '-Y', 'sign', '-f', key, '-n', NAMESPACE, ...SIGNED.map((f) => path.join(out, f))], { stdio: ['inherit', 'ignore', 'inherit'] });
 }
 
 /** The action's copy: the same bytes as the release's, and a manifest of just those. */
-export function copyForAction(out, actionDir, manifest) {
+function copyForAction(out, actionDir, manifest) {
   fs.mkdirSync(actionDir, { recursive: true });
   for (const f of ACTION_FILES) fs.copyFileSync(path.join(out, f), path.join(actionDir, f));
   const artifacts = manifest.artifacts.filter((a) => ACTION_FILES.includes(a.file));

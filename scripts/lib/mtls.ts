@@ -1,2 +1,2 @@
 /** Moved to @trellis/drill (packages/drill/src/mtls.ts); kept so scripts and tests import it where they always did. */
-export * from '../../packages/drill/src/mtls.js';
+export { handshake, handshakeMatrix, httpsStatus, type Party } from '../../packages/drill/src/mtls.js';

@@ -5,7 +5,7 @@ import path from 'node:path';
 export const REPO = path.resolve(import.meta.dirname, '../..');
 export const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
 export const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
-export const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
+const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
 
 export type Env = Record<string, string | undefined>;
 

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { CI_BIN, REPO, ROOT_BIN, baseEnv, type Env } from './cli.js';
 
-export const AGENT_BIN = path.join(REPO, 'packages/agent/dist/main.js');
+const AGENT_BIN = path.join(REPO, 'packages/agent/dist/main.js');
 
 export interface World {
   dir: string;
@@ -44,7 +44,7 @@ export function copyWorld(w: World): World {
 }
 
 /** The environment each tool runs with in world `w` (its identity files live in the world). */
-export function toolEnv(tool: Tool, w: World, extra: Env = {}): Env {
+function toolEnv(tool: Tool, w: World, extra: Env = {}): Env {
   const ids: Record<Tool, Env> = {
     root: { TRELLIS_ALLOW_ONLINE: '1', TRELLIS_ROOT_IDENTITY_FILE: path.join(w.dir, 'root.identity') },
     ci: { CI: 'true', TRELLIS_CI_IDENTITY_FILE: path.join(w.dir, 'ci.identity') },

@@ -164,7 +164,7 @@ export class Verifiers {
  * client. The other side is a good peer; host names are not checked, since
  * the other verifiers judge the chain only.
  */
-export async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
+async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
   // Node reads only the first CRL of a PEM string: pass one CRL per string.
   const crl = [...c.trust.crls, ...c.trust.anchorCrls].flatMap((p) => p.split(/(?=-----BEGIN X509 CRL-----)/)).filter((p) => p.includes('BEGIN X509 CRL'));
   const ca = [trustOpensslPem(parseCertificates(c.trust.anchors))];

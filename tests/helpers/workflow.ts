@@ -17,7 +17,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { CI_BIN } from './cli.js';
 
-export interface Step { id?: string; name?: string; if?: string; uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string> }
+interface Step { id?: string; name?: string; if?: string; uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string> }
 export interface Job { needs?: string | string[]; if?: string; env?: Record<string, string>; outputs?: Record<string, string>; strategy?: { matrix?: Record<string, unknown> }; steps: Step[] }
 export interface Workflow { jobs: Record<string, Job> }
 
@@ -29,7 +29,7 @@ export interface Context {
   steps?: Record<string, { outputs: Record<string, string> }>;
 }
 
-export interface StepLog {
+interface StepLog {
   job: string; step: string; kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string;
   /** The `ci-identity` the action step was given (what a test asserts a job held); unset when none. */
   identity?: string;
@@ -64,7 +64,7 @@ function alternatives(expr: string): string[] {
   return [...out, expr.slice(from)];
 }
 
-export function evaluate(expr: string, ctx: Context): unknown {
+function evaluate(expr: string, ctx: Context): unknown {
   const e = expr.trim();
   if (e === 'always()' || e === '!cancelled()') return true;
   // a || b: the first truthy value, as GitHub's operator returns it (a missing secret is '').
@@ -86,7 +86,7 @@ export function evaluate(expr: string, ctx: Context): unknown {
 }
 
 /** A string with every ${{ }} replaced. */
-export function interpolate(s: string, ctx: Context): string {
+function interpolate(s: string, ctx: Context): string {
   return s.replace(/\$\{\{(.*?)\}\}/g, (_m, inner: string) => String(evaluate(inner, ctx) ?? ''));
 }
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { TrellisError, parseHostState, serializeHostState, type HostState, readBounded, READ_LIMITS } from '@trellis/core';
 
-export const HOST_STATE_FILE = '.trellis-host-state.json';
+const HOST_STATE_FILE = '.trellis-host-state.json';
 /** Written by agents before host state existed: the newest release's `created` only. */
 const LEGACY_STAMP = '.sealed-created';
 

@@ -1,2 +1,2 @@
 /** @trellis/agent: installing releases on hosts (the installer every target shares) and opening sealed bundles. */
-export { INSTALLER_PATH, installerScript, installLocally, installOutcome, type InstallOutcome } from './install.js';
+export { installerScript, installLocally, installOutcome, type InstallOutcome } from './install.js';

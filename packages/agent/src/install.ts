@@ -9,7 +9,7 @@ import { execa } from 'execa';
 import { isReleaseFile, TrellisError, quotePeerOutput, isSelfContainedBuild, adoptFaultCount, checkOutDir, childEnv, faultEnv, makeOutDir, writeFileAtomic, type Release } from '@trellis/core';
 
 // The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
-export const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
+const INSTALLER_PATH = fileURLToPath(new URL(isSelfContainedBuild() ? './installer.sh' : '../installer.sh', import.meta.url));
 
 export function installerScript(): string {
   return fs.readFileSync(INSTALLER_PATH, 'utf8');

@@ -2,7 +2,7 @@
 /** trellis-agent: on a service host, installs a release CI sealed to this host's identity. */
 import yargs from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain, versionCommand, readBounded, READ_LIMITS } from '@trellis/core';
+import { DEFAULT_HOST_POLICY, TrellisError, assertAgentPosture, clock, describeRelease, failAsUsage, formatDuration, openSealedRelease, parseCertificates, parseDuration, requireIdentities, runMain, versionCommand, readBounded, READ_LIMITS, type Certificate } from '@trellis/core';
 import { hostStatePath, readHostState, writeHostState } from './host-state.js';
 import { installLocally } from './install.js';
 
@@ -32,7 +32,7 @@ await runMain('trellis-agent', () => {
           throw new TrellisError('usage', `cannot read the bundle: ${(e as Error).message}`, { file: a.bundle });
         }
         const ids = requireIdentities('agent', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-        let roots;
+        let roots: Certificate[];
         try {
           roots = parseCertificates(readBounded(a.roots, READ_LIMITS.small, { followLink: true }));
         } catch (e) {

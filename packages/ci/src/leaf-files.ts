@@ -86,7 +86,10 @@ function openSpare(spare: string, mode: number): { fd: number; reused: boolean }
 export function replaceRecycling(file: string, content: string, mode: number, scrub: boolean): void {
   const spare = spareOf(file);
   const opened = openSpare(spare, mode);
-  if (opened === undefined) return replaceFileNow(file, content, mode);
+  if (opened === undefined) {
+    replaceFileNow(file, content, mode);
+    return;
+  }
   fill(opened.fd, spare, file, content, mode, opened.reused);
   // The replaced inode keeps a second name while the spare takes its place, so the rename frees nothing.
   const old = tempName(file, 'old');

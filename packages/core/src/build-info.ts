@@ -21,7 +21,7 @@ export interface BuildInfo {
 }
 
 /** The build this process runs from, or undefined when it runs from the workspace rather than a self-contained build. */
-export function buildInfo(): BuildInfo | undefined {
+function buildInfo(): BuildInfo | undefined {
   if (typeof TRELLIS_BUILD === 'undefined') return undefined;
   // Inside a bundle, every module's import.meta.url is the bundle's own file.
   const file = fileURLToPath(import.meta.url);
@@ -35,7 +35,7 @@ export function isSelfContainedBuild(): boolean {
 }
 
 /** The lines `version` prints, for every CLI. */
-export function renderVersion(tool: string, info: BuildInfo | undefined): string {
+function renderVersion(tool: string, info: BuildInfo | undefined): string {
   if (!info) return `${tool}: not a self-contained build (run from the workspace); build one with pnpm dist\n`;
   return [
     `${tool}`,

@@ -15,7 +15,7 @@ import { PROFILES, validityWithin } from './profiles.js';
 import { formatDuration, iso } from './time.js';
 
 /** `YYYYMMDDTHHMMZ`: tells generations of a CA apart in its subject. */
-export const caStamp = (now: Date): string => now.toISOString().slice(0, 16).replace(/[-:]/g, '') + 'Z';
+export const caStamp = (now: Date): string => `${now.toISOString().slice(0, 16).replace(/[-:]/g, '')}Z`;
 
 export interface IntermediatePlan {
   scope: string;

@@ -36,7 +36,7 @@ const FLAGS: [string, string][] = [
 ];
 
 /** The thresholds the flags give, defaults for the rest; a flag that is not a duration is refused (UNKNOWN). */
-export function thresholdsFrom(a: CheckArgs): Thresholds {
+function thresholdsFrom(a: CheckArgs): Thresholds {
   const dur = (v: string | undefined, flag: string) => (v === undefined ? undefined : parseDuration(v, { field: `--${flag}` }, 'usage'));
   const win = (w: Window, warn: string | undefined, crit: string | undefined, flag: string): Window => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
   const opt = (warn: string | undefined, crit: string | undefined, flag: string): Partial<Window> => {

@@ -55,7 +55,7 @@ export type DeployTarget =
   | { type: 'sealed'; host: string; recipient: string };
 
 /** An ssh host a scope file may name: every field that decides where CI connects, and as whom. */
-export interface SshHostEntry {
+interface SshHostEntry {
   host: string;
   port: number;
   user?: string;
@@ -93,7 +93,7 @@ export interface ScopeDef {
   services: ServiceDef[];
 }
 
-export const MESH_DEFAULTS = {
+const MESH_DEFAULTS = {
   algorithms: { root: 'ecdsa-p256', intermediate: 'ecdsa-p256', leaf: 'ecdsa-p256' } as const,
   ttl: { root: '10y', intermediate: '3y', leaf: '7d' },
   overlap: { propagation: '24h' },
@@ -383,7 +383,7 @@ const isIpLiteral = (s: string) => isIP(s) !== 0;
 const isHost = (s: string) => (HOST_NAME.test(s) && !/(^|\.)\d+$/.test(s)) || isIpLiteral(s);
 
 /** An absolute, normalized path: no `.`/`..` segment, no empty segment, no whitespace or control character. */
-export function isNormalizedPath(p: string): boolean {
+function isNormalizedPath(p: string): boolean {
   return p.startsWith('/') && p.slice(1).split('/').every((s) => s !== '.' && s !== '..' && PATH_SEGMENT.test(s));
 }
 

@@ -1,13 +1,11 @@
 /**
- * The one seam for randomness and key generation. Everything that needs a key
- * or random bytes takes a `CryptoSeam`, so tests can inject determinism and an
- * HSM or a faster backend can drop in.
+ * Key algorithms and the byte-level primitives (PEM, hashes, raw signatures).
+ * The seam every certificate and CRL goes through is `CryptoSeam` in seam.ts,
+ * so tests can inject determinism and an HSM or a faster backend can drop in.
  */
 import 'reflect-metadata';
 import { KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { Certificate, IssueParams } from './certificates.js';
-import type { CrlParams } from './revocation.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -27,25 +25,10 @@ export const ALGORITHM_SPECS: Record<KeyAlgorithm, AlgorithmSpec> = {
 };
 
 /**
- * Every primitive a certificate or CRL goes through: randomness, key
- * generation, and the encode-and-sign of certificates and CRLs. A token
- * signer or a faster leaf encoder replaces one member; tests inject one.
- */
-export interface CryptoSeam {
-  randomBytes(n: number): Uint8Array;
-  generateKeyPair(alg: KeyAlgorithm): Promise<CryptoKeyPair>;
-  /** Encodes the TBSCertificate and signs it with `p.signingKey`. */
-  signCertificate(p: IssueParams): Promise<Certificate>;
-  /** Encodes and signs a CRL; returns it as `X509 CRL` PEM. */
-  signCrl(p: CrlParams): Promise<string>;
-}
-
-
-/**
  * A positive 128-bit serial from the CSPRNG. The fixed 0x01 lead byte keeps the
  * DER INTEGER positive and minimally encoded without spending random bits.
  */
-export function randomSerial(seam: CryptoSeam): string {
+export function randomSerial(seam: { randomBytes(n: number): Uint8Array }): string {
   return `01${Buffer.from(seam.randomBytes(16)).toString('hex')}`;
 }
 
@@ -55,7 +38,7 @@ export async function exportPrivateKeyPem(key: CryptoKey): Promise<string> {
 }
 
 /** The algorithm of a PKCS#8 private key, or undefined when trellis does not use that kind. */
-export function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
+function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
   const k = createPrivateKey(pem);
   if (k.asymmetricKeyType === 'ed25519') return 'ed25519';
   if (k.asymmetricKeyType !== 'ec') return undefined;

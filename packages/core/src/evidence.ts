@@ -49,11 +49,11 @@ export function evidencePaths(scope: string, id: string): { json: string; md: st
   return { json: `bundles/${scope}/evidence/${id}.json`, md: `bundles/${scope}/evidence/${id}.md` };
 }
 
-export function serializeEvidence(e: Evidence): string {
+function serializeEvidence(e: Evidence): string {
   return `${JSON.stringify(e, null, 2)}\n`;
 }
 
-export function renderEvidenceMarkdown(e: Evidence): string {
+function renderEvidenceMarkdown(e: Evidence): string {
   const cert = (c: CertRef) => `- \`${c.fingerprint}\` serial \`${c.serial}\`, ${c.subject}, expires ${c.notAfter}`;
   const lines = [
     `# ${e.kind.replace(/-/g, ' ')}: ${e.scope} (${e.id})`,

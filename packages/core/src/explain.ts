@@ -28,7 +28,7 @@ export interface Party {
 }
 
 /** The facts of a leaf the verdict depends on, from the issuance record or from the certificate. */
-export interface PresentedLeaf {
+interface PresentedLeaf {
   serial: string;
   notBefore: Date;
   notAfter: Date;
@@ -45,9 +45,9 @@ export interface PresentedLeaf {
   issuerName?: string;
 }
 
-export type CheckName = 'chain' | 'purpose' | 'crl' | 'validity' | 'name-constraints';
+type CheckName = 'chain' | 'purpose' | 'crl' | 'validity' | 'name-constraints';
 
-export interface Check {
+interface Check {
   check: CheckName;
   ok: boolean;
   detail: string;
@@ -55,7 +55,7 @@ export interface Check {
   openssl?: string;
 }
 
-export interface AnchorRef {
+interface AnchorRef {
   scope: string;
   role: IntermediateRole | 'unknown';
   fingerprint: string;
@@ -63,7 +63,7 @@ export interface AnchorRef {
   notAfter: string;
 }
 
-export interface Direction {
+interface Direction {
   /** Who verifies (with its scope's bundle) and who presents. */
   verifier: string;
   presenter: string;

@@ -17,7 +17,7 @@ import { formatDuration, iso, notYetValid } from './time.js';
 
 const DAY = 86_400_000;
 
-export type HealthLevel = 'ok' | 'warning' | 'critical';
+type HealthLevel = 'ok' | 'warning' | 'critical';
 
 /** Nagios plugin exit codes: `check`'s own, which differ from the contract's (DESIGN.md §6). */
 export const NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 } as const;
@@ -46,9 +46,9 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   gateOverdue: DAY,
 };
 
-export type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation';
+type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation';
 
-export interface HealthItem {
+interface HealthItem {
   level: HealthLevel;
   kind: HealthKind;
   /** `root`, `SCOPE`, `SCOPE/SERVICE`: what an operator looks up. */
@@ -57,7 +57,7 @@ export interface HealthItem {
   file?: string;
 }
 
-export interface CertificateFact {
+interface CertificateFact {
   tier: 'root' | 'intermediate' | 'leaf';
   /** Empty for a root. */
   scope: string;
@@ -72,7 +72,7 @@ export interface CertificateFact {
   renewAt?: Date;
 }
 
-export interface CrlFact {
+interface CrlFact {
   /** root: the root CRL; leaf: a scope's CRL of its leaves; anchor: a scope's CRL over an anchored intermediate. */
   kind: 'root' | 'leaf' | 'anchor';
   /** Empty for the root CRL. */
@@ -83,7 +83,7 @@ export interface CrlFact {
   nextUpdate?: Date;
 }
 
-export interface ScopeFact {
+interface ScopeFact {
   scope: string;
   /** pending: declared, no intermediate yet; retiring: its file was deleted, its intermediates are still trusted. */
   phase: 'pending' | 'retiring' | 'steady' | 'publish' | 'switch';
@@ -297,7 +297,7 @@ async function judgeCrlFile(
 const WORD: Record<HealthLevel | 'unknown', string> = { ok: 'OK', warning: 'WARNING', critical: 'CRITICAL', unknown: 'UNKNOWN' };
 
 /** The one summary line, Nagios style: `TRELLIS CRITICAL - 2 critical, 1 warning: …| perfdata`. */
-export function summaryLine(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS): string {
+function summaryLine(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS): string {
   const count = (l: HealthLevel) => h.items.filter((i) => i.level === l).length;
   const bad = h.items.filter((i) => i.level !== 'ok').sort((a, b) => WORST[b.level] - WORST[a.level]);
   const head = h.level === 'ok'

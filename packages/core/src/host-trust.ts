@@ -36,7 +36,7 @@ const HOST_STATE_VERSION = 1;
 /** How `created` is written (Date#toISOString): fixed width, so later sorts later as text. */
 const CREATED = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-export function isReleaseInstant(text: unknown): text is string {
+function isReleaseInstant(text: unknown): text is string {
   return typeof text === 'string' && CREATED.test(text) && !Number.isNaN(new Date(text).getTime()) && new Date(text).toISOString() === text;
 }
 

@@ -41,7 +41,7 @@ export interface ActiveIssuer {
 }
 
 /** True when the leaf was issued under the active key (a root rotation re-signs the certificate, not the key). */
-export function issuedBy(record: LeafRecord, active: ActiveIssuer): boolean {
+function issuedBy(record: LeafRecord, active: ActiveIssuer): boolean {
   return record.issuerKey ? record.issuerKey === active.key : active.fingerprints.includes(record.issuer);
 }
 

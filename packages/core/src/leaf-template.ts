@@ -10,7 +10,7 @@
  * (`@trellis/core/leaf-template`). Keys are derived from secrets the caller
  * drew from the CryptoSeam: no randomness of its own, no OpenSSL encoder.
  */
-import { KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
+import { type KeyObject, createECDH, createHash, createPrivateKey, createPublicKey, sign } from 'node:crypto';
 
 type KeyAlgorithm = 'ecdsa-p256' | 'ecdsa-p384' | 'ed25519';
 
@@ -63,7 +63,7 @@ function derLength(n: number): Buffer {
   return Buffer.from([0x80 | bytes.length, ...bytes]);
 }
 
-export function tlv(tag: number, ...content: Uint8Array[]): Buffer {
+function tlv(tag: number, ...content: Uint8Array[]): Buffer {
   const body = content.length === 1 ? content[0]! : Buffer.concat(content);
   return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
 }

@@ -3,9 +3,10 @@
  * encoder can replace its body without touching them.
  */
 import 'reflect-metadata';
-import { KeyObject, webcrypto } from 'node:crypto';
+import { KeyObject, type webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { exportPrivateKeyPem, randomSerial, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
+import { exportPrivateKeyPem, randomSerial, type KeyAlgorithm } from './crypto.js';
+import type { CryptoSeam } from './seam.js';
 import { certificatePem, fingerprint, keyId, parseCertificate, type Certificate } from './certificates.js';
 import { LEAF_SECRET_BYTES, signLeaves, type EncodedLeaf, type LeafOrder, type LeafTemplate } from './leaf-template.js';
 import { PROFILES, assertNamesInside, extensionsFor, validityWithin } from './profiles.js';

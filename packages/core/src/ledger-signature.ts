@@ -10,7 +10,7 @@
  * leaves the store); `signature` covers the entry's hash, which chains to
  * `prev`, so one signature vouches for the whole chain before it.
  */
-import { KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
+import { type KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
 import { fingerprint, keyId, parseCertificate, spkiDer, type Certificate } from './certificates.js';
 import { signBytes, verifyBytes, type KeyAlgorithm } from './crypto.js';
 

@@ -7,7 +7,7 @@ import { parseCertificate, type Certificate } from './certificates.js';
 import { TrellisError } from './errors.js';
 import type { FileWrite } from './store.js';
 import { paths } from './paths.js';
-import type { Mesh, ScopeMaterial } from './mesh.js';
+import type { Mesh, ScopeMaterial } from './mesh-model.js';
 
 /**
  * previous: being retired (switch phase); its leaves may still be live.
@@ -94,7 +94,7 @@ function parseStaged(pem: string, file: string): Certificate {
 }
 
 /** The intermediates a scope's bundles anchor on. */
-export const anchorsOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.anchored).map((l) => l.cert);
+const anchorsOf = (live: LiveIntermediate[]): Certificate[] => live.filter((l) => l.anchored).map((l) => l.cert);
 
 /** What a scope's crl.pem holds: which live intermediates sign a leaf CRL, and which an anchor CRL. */
 export interface CrlSet {

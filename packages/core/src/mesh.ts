@@ -4,10 +4,11 @@
  * commit the plan's writes in one step.
  */
 import { TrellisError } from './errors.js';
-import { parseMeshConfig, parseScope, type MeshConfig, type ScopeDef } from './config.js';
+import { parseMeshConfig, parseScope, type ScopeDef } from './config.js';
 import { parseCertificate, parseCertificates, type Certificate } from './certificates.js';
-import { parseIssuanceRecord, type ActiveIssuer, type IssuanceRecord } from './issuance.js';
+import { parseIssuanceRecord, type ActiveIssuer } from './issuance.js';
 import { STORE_FILE, type FileWrite, type Store } from './store.js';
+import type { Mesh, ScopeMaterial } from './mesh-model.js';
 import { paths } from './paths.js';
 import { anchorsBy, inRole, liveIntermediates } from './live.js';
 import { certificatePem, fingerprint, keyId } from './certificates.js';
@@ -16,67 +17,12 @@ import { iso } from './time.js';
 import { sha256Hex } from './crypto.js';
 import { SCOPE_NAME } from './names.js';
 import { evidencePaths } from './evidence.js';
-import type { RootState, ScopeEffect, ScopeState } from './rotation.js';
+import type { ScopeEffect } from './rotation.js';
 import { anchorFileSet, composeTrust, composeTrustByScope, trustOpensslPem, trustPem } from './trust.js';
 
 export { paths } from './paths.js';
 
-export interface ScopeMaterial {
-  intermediatePem?: string;
-  intermediate?: Certificate;
-  keyAge?: string;
-  next?: Certificate;
-  nextKeyAge?: string;
-  previous?: Certificate;
-  previousKeyAge?: string;
-  oldRootIntermediate?: Certificate;
-  /** The standby: anchored nowhere, its key to the break-glass recipient only. */
-  standby?: Certificate;
-  standbyKeyAge?: string;
-  /** burned.json: the burn statement of the last standby activation, as the store holds it. */
-  burned?: string;
-  /** Parsed state.yaml; a store without one is steady on its intermediate. */
-  state?: ScopeState;
-  /** The evidence JSON of the procedure under way (state.evidence), as the store holds it. */
-  openEvidence?: string;
-  crlPem?: string;
-  trustPem?: string;
-  trustOpensslPem?: string;
-  /** Every regular file under capath/ and anchors/, by store path: the one-anchor-per-file bundle as the store holds it. */
-  anchorFiles: Map<string, string>;
-  leaves: IssuanceRecord;
-  /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
-  leavesSha256?: string;
-  ledger: string;
-}
-
-export interface Mesh {
-  dir: string;
-  config: MeshConfig;
-  scopes: ScopeDef[];
-  rootPem?: string;
-  root?: Certificate;
-  rootsPem?: string;
-  roots: Certificate[];
-  rootKeyAge?: string;
-  /** The PKCS#11 URI of a root key held on a token (root.key.uri), instead of rootKeyAge. */
-  rootKeyUri?: string;
-  rootLedger: string;
-  previousRoot?: Certificate;
-  previousRootKeyAge?: string;
-  previousRootKeyUri?: string;
-  link?: Certificate;
-  rootState?: RootState;
-  rootCrlPem?: string;
-  /** The evidence JSON of a root rotation under way, as the store holds it. */
-  rootOpenEvidence?: string;
-  /** Material under bundles/<scope>/ for every declared scope (empty when none yet). */
-  material: Map<string, ScopeMaterial>;
-  /** bundles/<dir> with no scopes/<dir>.yaml: left behind by a deleted scope. */
-  orphans: string[];
-  /** The material of each orphan named like a scope: what `trellis-root retire` revokes and removes. */
-  retired: Map<string, ScopeMaterial>;
-}
+export type { Mesh, ScopeMaterial } from './mesh-model.js';
 
 function certAt(store: Store, rel: string): { pem?: string; cert?: Certificate } {
   const pem = store.read(rel);

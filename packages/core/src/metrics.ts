@@ -11,7 +11,7 @@ type Labels = Record<string, string>;
 interface Family { name: string; help: string; samples: { labels: Labels; value: number }[] }
 
 /** Label values escaped as the exposition format requires (backslash, quote, newline). */
-const escape = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+const escapeLabel = (v: string) => v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
 const seconds = (d: Date) => Math.floor(d.getTime() / 1000);
 
 function render(families: Family[]): string {
@@ -19,15 +19,15 @@ function render(families: Family[]): string {
   for (const f of families) {
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
     for (const s of f.samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape(v)}"`).join(',');
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(',');
       out.push(`${f.name}${labels ? `{${labels}}` : ''} ${s.value}`);
     }
   }
   return `${out.join('\n')}\n`;
 }
 
-export const SCOPE_PHASES = ['pending', 'retiring', 'steady', 'publish', 'switch'] as const;
-export const ROOT_PHASES = ['steady', 'overlap'] as const;
+const SCOPE_PHASES = ['pending', 'retiring', 'steady', 'publish', 'switch'] as const;
+const ROOT_PHASES = ['steady', 'overlap'] as const;
 
 /** What `check --metrics` writes: the facts of `meshHealth` and its verdict. */
 export function healthMetrics(h: MeshHealth, m: { mesh: string; trustDomain: string }): string {

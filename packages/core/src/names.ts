@@ -6,6 +6,7 @@
 
 export const GLOBAL_SCOPE = 'global';
 export const SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** @alias A service name is a DNS label, checked like a scope name. */
 export const SERVICE_NAME = SCOPE_NAME;
 /** `bundles/root/` is the root CA's: a scope of that name would write its intermediate over the root's state. */
 export const RESERVED_SCOPE_NAMES: readonly string[] = ['root'];

@@ -7,7 +7,7 @@ import { renewalPoint } from './profiles.js';
 import { iso, notYetValid } from './time.js';
 import { heldServices, meshCollisions, type Collision } from './uniqueness.js';
 
-export interface RenewItem {
+interface RenewItem {
   scope: string;
   service: string;
   reason: DueReason;
@@ -51,9 +51,9 @@ export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?:
   return plan;
 }
 
-export type LeafState = 'ok' | 'due' | 'expired' | 'not-yet-valid' | 'missing' | 'stale-issuer';
+type LeafState = 'ok' | 'due' | 'expired' | 'not-yet-valid' | 'missing' | 'stale-issuer';
 
-export interface ScopeStatus {
+interface ScopeStatus {
   scope: string;
   kind: string;
   phase: string;

@@ -5,7 +5,8 @@
  * calls these, writes the output directory, commits and prints.
  */
 import { fingerprint, keyId, type Certificate } from './certificates.js';
-import { pemEncode, type CryptoSeam } from './crypto.js';
+import { pemEncode } from './crypto.js';
+import type { CryptoSeam } from './seam.js';
 import { evidenceFiles, parseEvidence, recordRemint } from './evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from './issuance.js';
 import { appendToLedger } from './ledger.js';
@@ -130,7 +131,7 @@ async function someSigned(crl: Crl, issuers: Certificate[]): Promise<boolean> {
 }
 
 /** Mints the scope's leaves from its template: checks and randomness here, signing by `sign` (worker threads in trellis-ci). */
-export async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date, seam: CryptoSeam, sign: LeafSigner = signInProcess): Promise<MintedLeaf[]> {
+async function mintScopeLeaves(mesh: Mesh, scope: string, services: string[], signer: SigningIntermediate, now: Date, seam: CryptoSeam, sign: LeafSigner = signInProcess): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
   const byName = new Map(def.services.map((s) => [s.name, s]));
   const reqs = services.map((name) => {

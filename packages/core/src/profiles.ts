@@ -86,7 +86,7 @@ export interface Validity {
 export const BACKDATE_MS = 60_000;
 
 /** The last instant an X.509 GeneralizedTime can carry. */
-export const MAX_NOT_AFTER = new Date('9999-12-31T23:59:59Z');
+const MAX_NOT_AFTER = new Date('9999-12-31T23:59:59Z');
 
 /** The certificate a command signs with, as the signing-time check needs it. */
 export interface SigningIssuer {

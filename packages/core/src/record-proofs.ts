@@ -61,7 +61,7 @@ export function issuanceBinding(leavesText: string, count: number): { sha256: st
 }
 
 /** How many leaves an entry minted for a reason: the summary renew records, or the per-service reasons older entries carried. */
-export function mintedFor(e: LedgerEntry, reason: string): number {
+function mintedFor(e: LedgerEntry, reason: string): number {
   const minted = e.details.minted as Record<string, unknown> | undefined;
   if (minted && typeof minted[reason] === 'number') return minted[reason];
   return Object.values((e.details.reasons ?? {}) as Record<string, unknown>).filter((r) => r === reason).length;
@@ -119,7 +119,7 @@ function bindingProblem(mesh: Mesh, scope: string, b: NonNullable<IssuanceProof[
  * subject); a signed ledger must not name a newer leaf for the service (a
  * rolled-back record).
  */
-export function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: LeafRecord): RecordProblem[] {
+function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: LeafRecord): RecordProblem[] {
   const t = scopeLedgerTrust(mesh, scope);
   const proof = issuanceProof(t);
   if (proof.binding) {

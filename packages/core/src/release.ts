@@ -19,8 +19,8 @@ import { anchorsBy, materialOf } from './live.js';
 import { ANCHORS_DIR, CAPATH_DIR, anchorFileSet, composeTrustByScope, parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 import { parseJsonData } from './data.js';
 
-export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
-export type ReleaseFile = (typeof RELEASE_FILES)[number];
+const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
+type ReleaseFile = (typeof RELEASE_FILES)[number];
 /** The fixed files, plus the bundle one anchor per file: `capath/<subject-hash>.<n>` and `anchors/<scope>-<fingerprint>.pem`. */
 export type Release = Partial<Record<ReleaseFile, string>> & { [anchorFile: string]: string | undefined };
 

@@ -15,7 +15,7 @@ import { parseTrustOpensslPem, trustedScopes } from './trust.js';
 import type { Finding } from './verify.js';
 import { iso } from './time.js';
 
-export interface CertRow {
+interface CertRow {
   label: string;
   tier: 'root' | 'intermediate' | 'leaf';
   serial: string;
@@ -87,7 +87,7 @@ export async function reportInput(mesh: Mesh, now: Date, findings: Finding[], re
 }
 
 /** HTML-escapes text for element content and quoted attribute values. */
-export function escapeHtml(s: unknown): string {
+function escapeHtml(s: unknown): string {
   return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 const e = escapeHtml;

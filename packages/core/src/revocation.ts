@@ -6,7 +6,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { AsnConvert } from '@peculiar/asn1-schema';
 import { CRLNumber, id_ce_cRLNumber } from '@peculiar/asn1-x509';
-import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type CryptoSeam, type KeyAlgorithm } from './crypto.js';
+import { ALGORITHM_SPECS, pemDecodeAll, pemEncode, type KeyAlgorithm } from './crypto.js';
 import { keyId, type Certificate } from './certificates.js';
 import { own } from './data.js';
 import { notYetValid } from './time.js';
@@ -28,7 +28,7 @@ const REASONS: Record<string, x509.X509CrlReason> = {
 };
 
 /** A CRL reason code for free text: its own name when it is one of RFC 5280's, else unspecified. */
-export function crlReason(text: string): x509.X509CrlReason {
+function crlReason(text: string): x509.X509CrlReason {
   return own(REASONS, text) ?? x509.X509CrlReason.unspecified;
 }
 
@@ -90,7 +90,7 @@ export function serialKey(serial: string): string {
  * passes, and says only what the anchor's explicit trust already says.
  * Revoking an intermediate is done by removing it from every bundle.
  */
-export function signAnchorCrl(p: { issuer: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; thisUpdate: Date; nextUpdate: Date }, seam: Pick<CryptoSeam, 'signCrl'>): Promise<string> {
+export function signAnchorCrl(p: { issuer: Certificate; key: CryptoKey; algorithm: KeyAlgorithm; thisUpdate: Date; nextUpdate: Date }, seam: { signCrl(p: CrlParams): Promise<string> }): Promise<string> {
   return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
 }
 

@@ -14,9 +14,9 @@
  * Compromise recovery: any phase → steady on a fresh key; everything else revoked.
  */
 import { TrellisError } from './errors.js';
-import { formatDuration, iso } from './time.js';
+import { iso } from './time.js';
 
-export type ScopePhase = 'steady' | 'publish' | 'switch';
+type ScopePhase = 'steady' | 'publish' | 'switch';
 
 export interface RevokedLeaf {
   service: string;
@@ -28,7 +28,7 @@ export interface RevokedLeaf {
   reason: string;
 }
 
-export interface ScopeRotation {
+interface ScopeRotation {
   id: string;
   /** Bundle propagation window, ms. */
   propagation: number;
@@ -141,7 +141,7 @@ export function nextGate(s: ScopeState): { gate: string; at: string } | undefine
   return undefined;
 }
 
-export type RootPhase = 'steady' | 'overlap';
+type RootPhase = 'steady' | 'overlap';
 
 export interface RevokedIntermediate {
   scope: string;
@@ -193,11 +193,4 @@ export function assertNoRootOverlap(root: RootState, scope: string): void {
     refuse(`a root rotation is in its overlap: no planned rotation of ${scope} until it is finalized`,
       'finalize the root rotation (trellis-root rotate root --finalize) first; a compromised intermediate can still be recovered now with trellis-root recover');
   }
-}
-
-export function describeGate(s: ScopeState, now: Date): string {
-  const g = nextGate(s);
-  if (!g) return s.phase;
-  const wait = new Date(g.at).getTime() - now.getTime();
-  return `${s.phase}; ${g.gate} gate ${wait <= 0 ? 'open now (next renew advances it)' : `opens ${g.at} (in ${formatDuration(Math.ceil(wait / 60_000) * 60_000)})`}`;
 }

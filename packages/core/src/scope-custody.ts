@@ -5,7 +5,6 @@
  * on; and what verify can prove about it. See docs/custody-keys.md.
  */
 import { keyMatchesCert, type Certificate } from './certificates.js';
-import { canonicalJson } from './ledger.js';
 import type { MeshConfig } from './config.js';
 import { ageStanzaTypes, isPq, recipientOf, tryDecrypt } from './custody.js';
 import { TrellisError } from './errors.js';
@@ -25,7 +24,7 @@ export function ciScopesRecord(config: MeshConfig): { ciScopeRecipients?: Record
 }
 
 /** trellis.yaml's CI recipients, as `confirmedCiCustody` returns the confirmed ones. */
-export const configuredCiCustody = (config: MeshConfig): CiCustody => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? dict() });
+const configuredCiCustody = (config: MeshConfig): CiCustody => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? dict() });
 
 /**
  * The CI recipients a custodian last confirmed (a root-signed root-ledger
@@ -57,8 +56,6 @@ export function unconfirmedCiRecipients(mesh: Mesh): UnconfirmedCiRecipient[] {
   }
   return out;
 }
-
-export const sameCiCustody = (a: CiCustody, b: CiCustody): boolean => a.shared === b.shared && canonicalJson(a.scopes) === canonicalJson(b.scopes);
 
 /** A recipient as a message names it: post-quantum ones are ~2,000 characters. */
 export const short = (r: string): string => (r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : r);
@@ -141,7 +138,7 @@ export function ciScopeFindings(mesh: Mesh): Finding[] {
     const want = ciRecipientOf(c, scope);
     for (const k of ciKeyFiles(mesh, scope)) {
       const types = ageStanzaTypes(k.ct);
-      if (!types || types.length !== 1) continue; // verifyIntermediates reports it
+      if (types?.length !== 1) continue; // verifyIntermediates reports it
       if ((types[0] === 'mlkem768x25519') !== isPq(want)) {
         out.push({ level: 'error', check: 'custody', scope, file: k.file, message: `encrypted to a ${isPq(want) ? 'classic' : 'post-quantum'} recipient, but its CI recipient is ${whose(c, want)}, ${isPq(want) ? 'post-quantum' : 'classic'}: run trellis-ci rekey` });
       }

@@ -22,7 +22,7 @@ import { mergeWrites, type FileWrite } from './store.js';
 import { iso } from './time.js';
 
 /** Files of a scope that compose writes, never its shard: their content depends on other scopes. */
-export function spanningFiles(scope: string): string[] {
+function spanningFiles(scope: string): string[] {
   return [paths.trust(scope), paths.trustOpenssl(scope)];
 }
 

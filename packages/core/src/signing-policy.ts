@@ -17,12 +17,12 @@ import { formatDuration } from './time.js';
 
 export type SigningPolicy = Pick<MeshConfig, 'mesh' | 'trustDomain' | 'algorithms' | 'ttl' | 'overlap' | 'crl'>;
 
-export function signingPolicyOf(config: MeshConfig): SigningPolicy {
+function signingPolicyOf(config: MeshConfig): SigningPolicy {
   const { mesh, trustDomain, algorithms, ttl, overlap, crl } = config;
   return { mesh, trustDomain, algorithms, ttl, overlap, crl };
 }
 
-export function policyDigest(p: SigningPolicy): string {
+function policyDigest(p: SigningPolicy): string {
   return `sha256:${sha256Hex(canonicalJson(p))}`;
 }
 
@@ -44,7 +44,7 @@ export function confirmedPolicy(mesh: Mesh): SigningPolicy | undefined {
 }
 
 /** Each field of trellis.yaml's signing policy that differs from `before`, as `defaults.ttl.leaf changed: 7d → 1h` lines. */
-export function policyChanges(before: SigningPolicy, after: SigningPolicy): string[] {
+function policyChanges(before: SigningPolicy, after: SigningPolicy): string[] {
   const out: string[] = [];
   const line = (field: string, b: unknown, a: unknown, show: (v: never) => string) => {
     if (b !== a) out.push(`${field} changed: ${show(b as never)} → ${show(a as never)}`);

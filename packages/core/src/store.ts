@@ -30,7 +30,7 @@ export const READ_LIMITS = {
 } as const;
 
 /** The code of readBounded's refusals. */
-export const UNREADABLE = 'TRELLIS_UNREADABLE';
+const UNREADABLE = 'TRELLIS_UNREADABLE';
 
 /**
  * Reads a regular file of at most `limit` bytes. A symbolic link at `file`

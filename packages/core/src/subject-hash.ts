@@ -55,7 +55,7 @@ function encodeLength(n: number): Buffer {
 const tlv = (tag: number, content: Uint8Array) => Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
 
 /** The DER of the subject Name inside a certificate's DER: Certificate → tbsCertificate → subject. */
-export function subjectDer(certDer: Uint8Array): Buffer {
+function subjectDer(certDer: Uint8Array): Buffer {
   const tbs = children(certDer, tlvAt(certDer, 0))[0]!;
   const fields = children(certDer, tbs);
   // version [0] is optional; then serial, signature, issuer, validity, subject.
@@ -95,7 +95,7 @@ function canonText(utf8: Buffer): Buffer {
 }
 
 /** The canonical encoding of a DER Name, as OpenSSL hashes it. */
-export function canonicalNameEncoding(nameDer: Uint8Array): Buffer {
+function canonicalNameEncoding(nameDer: Uint8Array): Buffer {
   const name = tlvAt(nameDer, 0);
   return Buffer.concat(children(nameDer, name).map((rdn) => {
     const avas = children(nameDer, rdn).map((ava) => {

@@ -3,7 +3,7 @@ import { TrellisError, type Reason } from './errors.js';
 const UNIT_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000, w: 604_800_000, y: 31_536_000_000 } as const;
 
 /** The longest duration trellis accepts anywhere: a root of 100 years outlives any mesh, and a longer one is a typo. */
-export const MAX_DURATION_MS = 100 * UNIT_MS.y;
+const MAX_DURATION_MS = 100 * UNIT_MS.y;
 
 /** Parses a duration such as `72h`, `7d`, `90s`, `10y` (a year is 365 days) into milliseconds, at most 100y. */
 export function parseDuration(text: string, place: { file?: string; field?: string } = {}, reason: Reason = 'bad-config'): number {

@@ -113,7 +113,3 @@ export function parseTrustOpensslPem(text: string): TrustedCertificate[] {
     return { cert: parseCertificate(der.subarray(0, n)), trustsClientAndServer: der.subarray(n).equals(TRUST_AUX) };
   });
 }
-
-export function fingerprints(certs: Certificate[]): string[] {
-  return certs.map(fingerprint);
-}

@@ -12,10 +12,10 @@ import { TrellisError } from './errors.js';
 import type { Mesh } from './mesh.js';
 import type { Finding } from './verify/finding.js';
 
-export type ClaimKind = 'dns' | 'spiffe' | 'directory' | 'kubernetes';
+type ClaimKind = 'dns' | 'spiffe' | 'directory' | 'kubernetes';
 
 /** Who claims a thing: the service and the field of its scope file (`services.web.dns[0]`). */
-export interface Owner {
+interface Owner {
   scope: string;
   service: string;
   field: string;
@@ -55,16 +55,16 @@ interface Claim extends Owner {
 }
 
 /** DNS is case-insensitive and a trailing dot names the same host. */
-export const canonicalDns = (name: string): string => name.toLowerCase().replace(/\.+$/, '');
+const canonicalDns = (name: string): string => name.toLowerCase().replace(/\.+$/, '');
 
 /** A SPIFFE ID's scheme and trust domain are case-insensitive; its path is not. */
-export function canonicalSpiffe(id: string): string {
+function canonicalSpiffe(id: string): string {
   const m = /^([a-z][a-z0-9+.-]*:\/\/[^/]*)(.*)$/i.exec(id);
   return m ? `${m[1]!.toLowerCase()}${m[2]}` : id;
 }
 
 /** A directory by its absolute path, `..`, `.`, doubled and trailing slashes resolved. */
-export const canonicalDir = (p: string): string => posix.resolve('/', p);
+const canonicalDir = (p: string): string => posix.resolve('/', p);
 
 /** Every claim the declared scopes make, in mesh order. */
 function claimsOf(input: OwnershipInput): Claim[] {
@@ -163,7 +163,7 @@ export function describeCollision(c: Collision): string {
 }
 
 /** What to do about a collision, by kind. */
-export function collisionHint(c: Collision): string {
+function collisionHint(c: Collision): string {
   switch (c.kind) {
     case 'dns': return 'each DNS name belongs to one service in the whole mesh: remove it from every service but its owner';
     case 'spiffe': return 'each SPIFFE ID belongs to one service: rename one of the services';

@@ -7,7 +7,7 @@
 import { allowListChanges, confirmedAllowList, isRefusal, resolveTarget } from './deploy-allow-list.js';
 import { paths, type Mesh } from './mesh.js';
 import { unconfirmedPolicyChanges } from './signing-policy.js';
-import type { Finding } from './verify.js';
+import type { Finding } from './verify/finding.js';
 
 export function deployFindings(mesh: Mesh): Finding[] {
   const out: Finding[] = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy).map((change) => ({

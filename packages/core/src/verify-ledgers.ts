@@ -7,7 +7,7 @@ import { rootLedgerTrust, scopeLedgerTrust, type LedgerTrust } from './ledger-tr
 import type { Mesh } from './mesh.js';
 import { evidenceProblems, issuanceRecordProblems, rootStateProblems, scopeStateProblems, type RecordProblem } from './record-proofs.js';
 import { Store } from './store.js';
-import type { Finding } from './verify.js';
+import type { Finding } from './verify/finding.js';
 
 function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
   const where = { file: t.file, ...(scope ? { scope } : {}) };

@@ -15,9 +15,8 @@ import { ciScopeFindings } from './scope-custody.js';
 import { verifyLedgers } from './verify-ledgers.js';
 import { ownershipFindings } from './uniqueness.js';
 
-export { worstLevel, type Finding, type Level } from './verify/finding.js';
-export { EXPIRY_WARNING, intermediateProblems } from './verify/chain.js';
-export { ROOT_CRL_WARNING } from './verify/root.js';
+export { worstLevel, type Finding } from './verify/finding.js';
+export { intermediateProblems } from './verify/chain.js';
 export { custodyFindings } from './verify/custody.js';
 
 export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {

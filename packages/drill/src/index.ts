@@ -1,4 +1,4 @@
 /** @trellis/drill: rehearsals on throwaway keys, and the handshake checklist the demo and the tests share. */
-export { handshake, handshakeMatrix, renderMatrix, httpsStatus, type Party, type Outcome, type Cell } from './mtls.js';
-export { probeAt, type ProbeResult } from './probe-at.js';
-export { expectHandshake, renderPhase, type Host, type Role, type PhaseResult, type Check } from './checklist.js';
+export { renderMatrix, httpsStatus, type Party, type Cell } from './mtls.js';
+export { probeAt } from './probe-at.js';
+export { expectHandshake, type Host, type Role } from './checklist.js';

@@ -164,7 +164,7 @@ export class Rehearsal {
     const result: PhaseResult = { phase, title, at: rfc3339(at), cells, checks: [...(o.more ?? []), verify] };
     this.results.push(result);
     this.opts.out(`\n   checklist, ${title} (as of ${rfc3339(at)})\n`);
-    this.opts.out(renderPhase(result).trimEnd().split('\n').map((l) => `   ${l}`).join('\n') + '\n');
+    this.opts.out(`${renderPhase(result).trimEnd().split('\n').map((l) => `   ${l}`).join('\n')}\n`);
     // The real run would stop here too: later phases would build on a state that already fails its checklist.
     if (wrongCells(result)) throw new PhaseFailed(title);
   }

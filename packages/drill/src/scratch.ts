@@ -26,12 +26,10 @@ const CI_BIN = binOf('@trellis/ci', 'trellis-ci.mjs');
 
 export const rfc3339 = (d: Date): string => d.toISOString().replace(/\.\d+Z$/, 'Z');
 
-export interface StepLog {
-  (line: string): void;
-}
+export type StepLog = (line: string) => void
 
 /** The scope file of a scratch scope: names and TTLs as declared, without deploy targets (a drill delivers nowhere). */
-export function scratchScopeYaml(s: ScopeDef): string {
+function scratchScopeYaml(s: ScopeDef): string {
   const services: Record<string, unknown> = {};
   for (const svc of s.services) {
     const v: Record<string, unknown> = {};

@@ -18,7 +18,7 @@ let fromShares: string | undefined;
 export const rootIdentities = (): string[] => (fromShares ? [fromShares] : tokenRootsOnly() ? [] : requireIdentities('root', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })));
 
 /** Share files from --shares-from or TRELLIS_ROOT_IDENTITY_SHARES (comma-separated); none given: nothing to do. */
-export function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
+function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
   if (flag?.length) return flag;
   return (env.TRELLIS_ROOT_IDENTITY_SHARES ?? '').split(',').map((s) => s.trim()).filter(Boolean);
 }

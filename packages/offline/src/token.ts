@@ -24,8 +24,8 @@ export interface TokenKey {
   signRaw(data: Uint8Array): Buffer;
 }
 
-export const TOKEN_KEY = Symbol('trellis.tokenKey');
-export const isTokenKey = (k: unknown): k is TokenKey => typeof k === 'object' && k !== null && TOKEN_KEY in k;
+const TOKEN_KEY = Symbol('trellis.tokenKey');
+const isTokenKey = (k: unknown): k is TokenKey => typeof k === 'object' && k !== null && TOKEN_KEY in k;
 
 /** Where PIN and module come from besides the environment: flags, set once by trellis-root's middleware, and whether the store's root keys are all on tokens. */
 const flags: { module?: string; pinFile?: string; tokenRootsOnly?: boolean } = {};
@@ -90,22 +90,23 @@ const CURVES: Partial<Record<KeyAlgorithm, { params: string; spkiPrefix: string;
   'ecdsa-p384': { params: '06052b81040022', spkiPrefix: '3076301006072a8648ce3d020106052b81040022036200', size: 48, hash: 'sha384', namedCurve: 'P-384' },
 };
 
+// biome-ignore lint/suspicious/noExplicitAny: pkcs11js is an optional native module, loaded with require; its handles are untyped.
 type Pkcs11 = any;
-let binding: { mod: any; lib: Pkcs11; path: string } | undefined;
+let binding: { mod: Pkcs11; lib: Pkcs11; path: string } | undefined;
 
 function tokenError(message: string, hint: string): TrellisError {
   return new TrellisError('custody-token', message, { file: 'bundles/root/root.key.uri', hint });
 }
 
 /** Loads pkcs11js and the token's module once per process. */
-function load(uri: TokenUri): { mod: any; lib: Pkcs11 } {
+function load(uri: TokenUri): { mod: Pkcs11; lib: Pkcs11 } {
   const modulePath = flags.module ?? process.env.TRELLIS_PKCS11_MODULE ?? uri.modulePath;
   if (!modulePath) throw tokenError('no PKCS#11 module to reach the token with', 'pass --pkcs11-module /path/to/module.so or set TRELLIS_PKCS11_MODULE (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; YubiKey: libykcs11.so)');
   if (binding) {
     if (binding.path !== modulePath) throw tokenError('two PKCS#11 modules in one ceremony', 'use one module for both roots');
     return binding;
   }
-  let mod;
+  let mod: Pkcs11;
   try {
     mod = createRequire(import.meta.url)('pkcs11js');
   } catch {
@@ -146,7 +147,7 @@ function readPin(): string {
 }
 
 /** Opens a logged-in session on the token the URI names. */
-function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffer } {
+function session(uri: TokenUri, text: string): { mod: Pkcs11; lib: Pkcs11; s: Buffer } {
   const { mod, lib } = load(uri);
   const slots: Buffer[] = lib.C_GetSlotList(true);
   const slot = slots.find((sl) => {
@@ -168,7 +169,7 @@ function session(uri: TokenUri, text: string): { mod: any; lib: Pkcs11; s: Buffe
   return { mod, lib, s };
 }
 
-function keyTemplate(mod: any, uri: TokenUri, cls: number) {
+function keyTemplate(mod: Pkcs11, uri: TokenUri, cls: number) {
   return [
     { type: mod.CKA_CLASS, value: cls },
     ...(uri.object ? [{ type: mod.CKA_LABEL, value: uri.object }] : []),
@@ -197,7 +198,7 @@ function rawToDer(raw: Buffer): Buffer {
   return Buffer.concat([Buffer.from(body.length < 128 ? [0x30, body.length] : [0x30, 0x81, body.length]), body]);
 }
 
-function tokenKey(text: string, algorithm: KeyAlgorithm, lib: Pkcs11, mod: any, s: Buffer, handle: Buffer): TokenKey {
+function tokenKey(text: string, algorithm: KeyAlgorithm, lib: Pkcs11, mod: Pkcs11, s: Buffer, handle: Buffer): TokenKey {
   const curve = CURVES[algorithm]!;
   const signRaw = (data: Uint8Array) => {
     lib.C_SignInit(s, { mechanism: mod.CKM_ECDSA }, handle);

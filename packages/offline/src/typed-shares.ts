@@ -18,7 +18,7 @@ export async function sharesFromStdin(alsoGiven: GivenShare[]): Promise<GivenSha
 }
 
 /** Piped text: share blocks separated by blank lines, as init and rekey print them. */
-export function pipedShares(text: string): GivenShare[] {
+function pipedShares(text: string): GivenShare[] {
   const blocks = text.split(/\n\s*\n/).filter((b) => b.includes(SHARE_MAGIC));
   if (!blocks.length) throw new TrellisError('bad-identity', 'stdin holds no trellis identity share', { file: 'stdin', hint: `pipe the share blocks (each starts with "${SHARE_MAGIC}") or type them at a terminal` });
   return blocks.map((b, i) => ({ share: parseShare(b, `stdin (share block ${i + 1})`), source: `stdin (share block ${i + 1})` }));

@@ -1,13 +1,13 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
-import { TrellisError, certificateParty, clock, explainHandshake, loadMesh, parseCertificates, recordParty, renderExplanation, withStore, type Mesh, type Party } from '@trellis/core';
+import { TrellisError, certificateParty, clock, explainHandshake, loadMesh, parseCertificates, recordParty, renderExplanation, withStore, type Certificate, type Mesh, type Party } from '@trellis/core';
 
 interface Args { store?: string; client: string; server: string; now?: string; json?: boolean }
 
 /** A party is a certificate file when the path exists, else SCOPE/SERVICE from the issuance record. */
 function partyOf(mesh: Mesh, ref: string): Party {
   if (!fs.existsSync(ref)) return recordParty(mesh, ref);
-  let certs;
+  let certs: Certificate[];
   try {
     certs = parseCertificates(fs.readFileSync(ref, 'utf8'));
   } catch (e) {

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, advancePhases, awaitingRetire, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
-  type Mesh, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
+  type FileWrite, type Mesh, type PhaseStep, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
@@ -34,7 +34,7 @@ export const renew: CommandModule<object, Args> = {
   handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store), // a dry run is not a run to record
 };
 
-export function renderPlan(plan: RenewPlan): string {
+function renderPlan(plan: RenewPlan): string {
   const lines = plan.mint.map((i) => `mint ${i.scope}/${i.service} (${i.reason})`);
   for (const s of plan.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
   for (const h of plan.held) lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
@@ -101,7 +101,16 @@ export async function renewStore(store: Store, o: RenewOptions, identities: (mes
  * the phase steps whose gates are met, then, on the store as they leave it, the leaves to mint,
  * the CRLs to re-sign and the bundles to rewrite.
  */
-export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard' | 'timings'>) {
+export interface RenewOutlook {
+  scopes: string[];
+  phases: { writes: FileWrite[]; steps: PhaseStep[] };
+  mesh: Mesh;
+  plan: RenewPlan;
+  staleCrls: Map<string, string>;
+  staleBundles: FileWrite[];
+}
+
+export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard' | 'timings'>): Promise<RenewOutlook> {
   const { now } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
@@ -123,7 +132,7 @@ export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | '
 }
 
 /** The outlook as renew and plan print it. */
-export function renderOutlook(x: Pick<Awaited<ReturnType<typeof renewOutlook>>, 'phases' | 'plan' | 'staleCrls'>): string {
+export function renderOutlook(x: Pick<RenewOutlook, 'phases' | 'plan' | 'staleCrls'>): string {
   return [
     ...x.phases.steps.map((p) => `phase ${p.scope}: ${p.step}`),
     renderPlan(x.plan).trimEnd(),

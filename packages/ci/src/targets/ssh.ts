@@ -16,7 +16,7 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 const heredoc = (dest: string, content: string) => `base64 -d > ${dest} <<'TRELLIS_EOF'\n${Buffer.from(content).toString('base64').replace(/.{1,76}/g, '$&\n')}TRELLIS_EOF\n`;
 
 /** The script the host runs: stage the files, then the shared installer on them. */
-export function remoteScript(release: Release): string {
+function remoteScript(release: Release): string {
   return [
     'set -eu',
     'umask 077',

@@ -8,7 +8,7 @@ import { DAY, type Finding, type Where } from './finding.js';
 import { CLOCK_SKEW_MS, formatDuration, notYetValid } from '../time.js';
 
 /** How long before expiry a CA certificate is flagged: a ceremony takes planning. */
-export const EXPIRY_WARNING: Record<Exclude<Tier, 'leaf'>, number> = { root: 365 * DAY, intermediate: 90 * DAY };
+const EXPIRY_WARNING: Record<Exclude<Tier, 'leaf'>, number> = { root: 365 * DAY, intermediate: 90 * DAY };
 
 
 export function expiry(cert: Certificate, tier: Exclude<Tier, 'leaf'>, now: Date, where: Where): Finding[] {
@@ -22,7 +22,7 @@ export function expiry(cert: Certificate, tier: Exclude<Tier, 'leaf'>, now: Date
 }
 
 /** The roots in roots.pem that the root ledger records: the only ones an intermediate may chain to. */
-export function recordedRoots(mesh: Mesh): Certificate[] {
+function recordedRoots(mesh: Mesh): Certificate[] {
   const recorded = ledgerFingerprints(mesh.rootLedger);
   return mesh.roots.filter((r) => recorded.has(fingerprint(r)));
 }

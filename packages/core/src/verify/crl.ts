@@ -1,13 +1,13 @@
 /** CRL files checked against the issuers that must sign them and the revocations they must list. */
 import type { Certificate } from '../certificates.js';
-import { crlEntriesFor, crlOf, parseCrls, serialKey, type Revocation } from '../revocation.js';
+import { crlEntriesFor, crlOf, parseCrls, serialKey, type Crl, type Revocation } from '../revocation.js';
 import type { Finding, Level, Where } from './finding.js';
 import { notYetValid } from '../time.js';
 
 /** A CRL file checked against the issuers that must each sign one and the revocations each must list. */
 export async function crlFindings(pem: string, issuers: Certificate[], revoked: Revocation[], now: Date, warnAhead: number, where: Where, unsigned: { level: Level; hint: string }): Promise<Finding[]> {
   const out: Finding[] = [];
-  let crls;
+  let crls: Crl[];
   try {
     crls = parseCrls(pem);
   } catch {

@@ -9,7 +9,7 @@ import { crlFindings } from './crl.js';
 import { DAY, type Finding, type Level, type Where } from './finding.js';
 
 /** The root CRL needs an offline ceremony to re-sign: warn this long before its nextUpdate. */
-export const ROOT_CRL_WARNING = 30 * DAY;
+const ROOT_CRL_WARNING = 30 * DAY;
 
 export async function verifyRootTier(mesh: Mesh, now: Date): Promise<Finding[]> {
   const out: Finding[] = [];

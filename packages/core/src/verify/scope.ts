@@ -86,7 +86,7 @@ export function verifyBoundary({ mesh, def, m }: ScopeView, revokedFps: Set<stri
  * holding exactly its anchor, and nothing else there. A store written before
  * these files existed (none at all) is a warning: the next renew writes them.
  */
-export function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding[] {
+function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding[] {
   const out: Finding[] = [];
   const add = collector(scope, out);
   const want = scopeAnchorFiles(mesh, scope);

@@ -1,5 +1,4 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   STORE_FILE, TrellisError, ciScopesRecord, clock, parseMeshConfig, parseSharesSpec, isPq, loadMesh, newIdentity, paths, reencrypt, recipientOf, validateRecipients, withRecipients, withStore, checkOutFile, openStore, writeOutFile, type FileWrite,

@@ -1,0 +1,87 @@
+/** Boundaries of the trellis packages, checked by scripts/lint.sh: a rule here fails CI, it is not advice. */
+module.exports = {
+  forbidden: [
+    {
+      name: 'no-cycle',
+      severity: 'error',
+      comment: 'A cycle means a type or function lives in the wrong module: move it, do not import around it.',
+      from: {},
+      to: { circular: true },
+    },
+    {
+      name: 'core-imports-no-package',
+      severity: 'error',
+      comment: '@trellis/core is the shared model and rules: it depends on no other trellis package.',
+      from: { path: '^packages/core/' },
+      to: { path: '^packages/(?!core/)[^/]+/' },
+    },
+    {
+      name: 'ci-cannot-reach-root',
+      severity: 'error',
+      comment: 'The CI side never holds the root key: it may not import trellis-root (offline) or the drills that drive it.',
+      from: { path: '^packages/ci/' },
+      to: { path: '^packages/(offline|drill)/' },
+    },
+    {
+      name: 'agent-is-a-leaf',
+      severity: 'error',
+      comment: 'The host agent installs releases: it reaches neither the root (offline) nor the CI signer (ci) nor the drills.',
+      from: { path: '^packages/agent/' },
+      to: { path: '^packages/(offline|ci|drill)/' },
+    },
+    {
+      name: 'offline-is-not-ci',
+      severity: 'error',
+      comment: 'trellis-root runs on the air-gapped workstation: it does not import the CI package or the drills.',
+      from: { path: '^packages/offline/' },
+      to: { path: '^packages/(ci|drill)/' },
+    },
+    {
+      name: 'shell-only-in-commands',
+      severity: 'error',
+      comment: 'The shell (runMain, the wall clock, process exit) is for command modules: a rule that imports it is no longer pure.',
+      from: { path: '^packages/core/src/', pathNot: '^packages/core/src/(index|check-command|inspect-commands|shell)\\.ts$' },
+      to: { path: '^packages/core/src/shell\\.ts$' },
+    },
+    {
+      name: 'no-dist-imports',
+      severity: 'error',
+      comment: 'Sources import sources: a path into a dist/ folder bypasses the build order and the boundaries above.',
+      from: { path: '^packages/[^/]+/src/' },
+      to: { path: '/dist/' },
+    },
+    {
+      name: 'not-to-unresolvable',
+      severity: 'error',
+      comment: 'An import that does not resolve is a broken build waiting to happen.',
+      from: {},
+      to: { couldNotResolve: true },
+    },
+    {
+      name: 'no-orphans',
+      severity: 'error',
+      comment: 'A source file nothing imports is dead (entry points are reached from package.json, see knip).',
+      from: { orphan: true, pathNot: ['\\.d\\.ts$', '(^|/)main\\.ts$', '(^|/)index\\.ts$', 'fault-seam\\.release\\.ts$'] },
+      to: {},
+    },
+    {
+      name: 'not-to-undeclared-dependency',
+      severity: 'error',
+      comment: "A package imports only what its own package.json declares (node: builtins aside).",
+      from: { path: '^packages/' },
+      to: { dependencyTypes: ['npm-no-pkg', 'npm-unknown'] },
+    },
+  ],
+  options: {
+    doNotFollow: { path: 'node_modules' },
+    exclude: { path: ['(^|/)dist/', '(^|/)node_modules/'] },
+    tsPreCompilationDeps: true,
+    tsConfig: { fileName: 'tsconfig.depcruise.json' },
+    enhancedResolveOptions: {
+      exportsFields: ['exports'],
+      conditionNames: ['import', 'require', 'node', 'default', 'types'],
+      mainFields: ['module', 'main', 'types', 'typings'],
+    },
+    reporterOptions: { text: { highlightFocused: true } },
+  },
+};
