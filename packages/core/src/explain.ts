@@ -14,7 +14,7 @@ import { liveIntermediates, type IntermediateRole } from './live.js';
 import { paths, scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor, scopeDomain } from './names.js';
 import { edgeCrl } from './release.js';
-import { crlSignedBy, parseCrls, serialKey } from './revocation.js';
+import { crlSignedBy, displaySerial, parseCrls, serialKey } from './revocation.js';
 import { parseTrustOpensslPem, trustedScopes } from './trust.js';
 import { GLOBAL_SCOPE } from './names.js';
 
@@ -174,7 +174,7 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
     checks.push({ check: 'chain', ok: false, detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA')}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`, openssl });
     return done(undefined, presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : 'only a leaf of a live intermediate of this mesh can pass');
   }
-  checks.push({ check: 'chain', ok: true, detail: `leaf ${leaf.serial} → ${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}` });
+  checks.push({ check: 'chain', ok: true, detail: `leaf ${displaySerial(leaf.serial)} → ${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}` });
 
   // 2. Purpose: the leaf's EKU must allow the role it plays.
   const eku = EKU[purpose];
@@ -189,7 +189,7 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
     const entry = crl.entries.find((e) => serialKey(e.serialNumber) === serialKey(leaf.serial));
     if (crl.nextUpdate && crl.nextUpdate <= now) checks.push({ check: 'crl', ok: false, detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`, openssl: 'error 12: CRL has expired' });
     else if (crl.thisUpdate > now) checks.push({ check: 'crl', ok: false, detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`, openssl: 'error 11: CRL is not yet valid' });
-    else if (entry) checks.push({ check: 'crl', ok: false, detail: `serial ${leaf.serial} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: 'error 23: certificate revoked' });
+    else if (entry) checks.push({ check: 'crl', ok: false, detail: `serial ${displaySerial(leaf.serial)} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: 'error 23: certificate revoked' });
     else checks.push({ check: 'crl', ok: true, detail: `not revoked in ${paths.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})` });
   }
 
@@ -197,7 +197,7 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
   const validity = (what: string, nb: Date, na: Date): Check | undefined =>
     now < nb ? { check: 'validity', ok: false, detail: `${what} is not valid before ${nb.toISOString()}`, openssl: 'error 9: certificate is not yet valid' }
       : now >= na ? { check: 'validity', ok: false, detail: `${what} expired at ${na.toISOString()}`, openssl: 'error 10: certificate has expired' } : undefined;
-  const bad = validity(`leaf ${leaf.serial}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
+  const bad = validity(`leaf ${displaySerial(leaf.serial)}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
   checks.push(bad ?? { check: 'validity', ok: true, detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}` });
 
   // 5. Name constraints of the anchor over the leaf's names.

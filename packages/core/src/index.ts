@@ -61,7 +61,7 @@ export {
 } from './rotation.js';
 export { parseScopeState, serializeScopeState, parseRootState, serializeRootState } from './state-files.js';
 export { nodeCryptoSeam } from './seam.js';
-export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, type Crl, type CrlEntry, type Revocation } from './revocation.js';
+export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, displaySerial, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
   certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
   type Evidence, type EvidenceStep, type CertRef,

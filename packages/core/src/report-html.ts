@@ -7,6 +7,7 @@
  */
 import { fingerprint, signedBy, type Certificate } from './certificates.js';
 import { parseLedger } from './ledger.js';
+import { displaySerial } from './revocation.js';
 import { liveIntermediates, type IntermediateRole } from './live.js';
 import { scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { meshStatus, type MeshStatus } from './plan.js';
@@ -36,7 +37,7 @@ export interface ReportInput {
 }
 
 const cert = (label: string, tier: CertRow['tier'], c: Certificate): CertRow => ({
-  label, tier, serial: c.serialNumber, fingerprint: fingerprint(c), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter),
+  label, tier, serial: displaySerial(c.serialNumber), fingerprint: fingerprint(c), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter),
 });
 
 /** The report's model: everything the page shows, read from the mesh as of `now`. */

@@ -6,7 +6,7 @@
  * because they sign with the root and trellis-ci must not reach them.
  */
 import {
-  TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
+  TrellisError, advanceRoot, displaySerial, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, parseLedger, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
   ceremonyCrlWrite, intermediateLost, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
@@ -206,10 +206,10 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const report = [
     `RECOVERY of ${scope} (${reason}) at ${iso(now)}`,
     `revoked (root CRL) and removed from every bundle:`,
-    ...revoked.map((r) => `  ${r.fingerprint}  serial ${r.serial}`),
+    ...revoked.map((r) => `  ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
     `new intermediate: ${fingerprint(fresh.cert)}`,
     `blast radius: ${evidence.affected.length} leaf(s) of ${scope}, all re-minted by the next trellis-ci renew whatever their age:`,
-    ...evidence.affected.map((x) => `  ${x.service.padEnd(20)} serial ${x.oldSerial}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`),
+    ...evidence.affected.map((x) => `  ${x.service.padEnd(20)} serial ${displaySerial(x.oldSerial)}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`),
     `evidence: ${evidencePaths(scope, id).md}`,
     'next: commit and push now; run trellis-ci renew and deploy at once.',
   ];
@@ -248,7 +248,7 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
     writes: withBundles(mesh, writes),
     report: [
       `RETIRED ${scope} (${reason}) at ${iso(now)}`,
-      ...revoked.map((r) => `  revoked ${r.fingerprint}  serial ${r.serial}`),
+      ...revoked.map((r) => `  revoked ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
       `removed from every bundle; its leaves are refused by every peer after the next deploy${open ? `; the open procedure ${open} ends with it` : ''}`,
       'next: commit and push; CI deploys the recomposed bundles.',
     ],
