@@ -127,6 +127,31 @@ describe('the report in Chromium', () => {
   });
 });
 
+describe('the header colours verify\'s counts by their value', () => {
+  it('0 error(s) is shown in the ok colour, never red; a count above 0 in its level\'s colour', async () => {
+    const mesh = loadMesh(new Store(m.dir));
+    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
+    const colours = async (findings: typeof model.findings) => {
+      const p = await browser.newPage();
+      try {
+        await p.setContent(renderReportHtml({ ...model, findings }));
+        const colour = (id: string) => p.locator(`#verify-${id}`).evaluate((el) => getComputedStyle(el).color);
+        return { error: await colour('error'), warning: await colour('warning'), text: await p.locator('header p').textContent() };
+      } finally {
+        await p.close();
+      }
+    };
+    const RED = 'rgb(207, 34, 46)';
+    const GREEN = 'rgb(26, 127, 55)';
+    const clean = await colours(model.findings.filter((f) => f.level !== 'error' && f.level !== 'warning'));
+    expect(clean.text).toContain('0 error(s), 0 warning(s)');
+    expect(clean.error).toBe(GREEN);
+    expect(clean.warning).toBe(GREEN);
+    const failing = await colours([...model.findings, { level: 'error', check: 'boundary', scope: 'us-east-1', message: 'x' }]);
+    expect(failing.error).toBe(RED);
+  });
+});
+
 describe('the renderer escapes every store-derived string', () => {
   it('a scope and a service named like markup render as text in the tree, matrix, timeline and rotations', async () => {
     const mesh = loadMesh(new Store(m.dir));
