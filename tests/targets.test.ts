@@ -32,6 +32,30 @@ async function withTargets(deploy: Record<string, unknown>[], allow: Record<stri
 
 const current = (dir: string) => fs.readlinkSync(path.join(dir, 'current'));
 
+describe('the recovery evidence names the host of a dir target', () => {
+  it('a signed deploy records the runner\'s host name; recover\'s hosts column reads it as dir:HOST:/path, and says so when no signed deploy did', async () => {
+    const dir = path.join(root, 'dir-evidence');
+    const m = await withTargets([{ type: 'dir', path: dir }]);
+    const unsigned = m.clone();
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    const entry = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.op === 'deploy').at(-1);
+    expect(entry.details.targets).toEqual([expect.objectContaining({ service: 'api', target: `dir:${dir}`, host: os.hostname(), status: 'installed' })]);
+    const hostsOf = async (x: FakeMesh) => {
+      const r = await x.root(['recover', 'us-east-1', '--reason', 'keyCompromise']);
+      expect(r.code, r.stderr).toBe(0);
+      const evidence = x.path('bundles/us-east-1/evidence');
+      const e = JSON.parse(fs.readFileSync(path.join(evidence, fs.readdirSync(evidence).find((f) => f.endsWith('recovery.json'))!), 'utf8'));
+      return { out: r.stdout, api: e.affected.find((a: { service: string }) => a.service === 'api').hosts };
+    };
+    const signed = await hostsOf(m);
+    expect(signed.api).toEqual([`dir:${os.hostname()}:${dir}`]);
+    expect(signed.out).toContain(`hosts: dir:${os.hostname()}:${dir}`);
+    // Deployed without the CI identity: nothing signed says which machine holds the directory.
+    expect((await unsigned.ci(['deploy'], { TRELLIS_CI_IDENTITY_FILE: undefined })).code).toBe(0);
+    expect((await hostsOf(unsigned)).api).toEqual([`dir:${dir} (no signed deploy recorded its host)`]);
+  });
+});
+
 describe('dir target', () => {
   it('installs a versioned release by an atomic symlink, key 0600, and reloads only when something changed', async () => {
     const dir = path.join(root, 'dir-basic');

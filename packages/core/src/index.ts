@@ -63,7 +63,7 @@ export { parseScopeState, serializeScopeState, parseRootState, serializeRootStat
 export { nodeCryptoSeam } from './seam.js';
 export { signAnchorCrl, type CrlParams, crlOf, anchorCrlOf, parseCrls, crlSignedBy, crlEntriesFor, crlStaleness, crlReason, crlNumber, serialKey, displaySerial, type Crl, type CrlEntry, type Revocation } from './revocation.js';
 export {
-  certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence,
+  certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, recordRemint, renderEvidenceMarkdown, serializeEvidence, targetHosts,
   type Evidence, type EvidenceStep, type CertRef,
 } from './evidence.js';
 export { NAMES_ONLY_CA, RELEASE_FILES, isReleaseFile, edgeCrl, releaseCrlGaps, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type ReleaseFile, type SealedRelease, type OpenedRelease, type LeafFiles } from './release.js';

@@ -6,7 +6,7 @@
  * because they sign with the root and trellis-ci must not reach them.
  */
 import {
-  TrellisError, advanceRoot, displaySerial, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
+  TrellisError, advanceRoot, displaySerial, scopeLedgerTrust, targetHosts, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, parseLedger, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
   ceremonyCrlWrite, intermediateLost, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
@@ -185,7 +185,8 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const id = freshId(m.ledger, scope, now, 'recovery');
   const t = advanceScope(m.state!, { type: 'recover', fresh: fingerprint(fresh.cert) }, now, scope);
-  const hosts = (service: string) => def.services.find((s) => s.name === service)?.deploy.map(describeTarget) ?? [];
+  const counted = scopeLedgerTrust(mesh, scope).counted;
+  const hosts = (service: string) => targetHosts(counted, service, def.services.find((s) => s.name === service)?.deploy ?? []);
   const evidence: Evidence = {
     id, kind: 'compromise-recovery', scope, status: 'in-progress', reason, started: iso(now), old: liveIntermediates(mesh, scope).map((l) => certRef(l.cert)), new: [certRef(fresh.cert)],
     steps: [{ step: 'recover', at: iso(now), actor: c.actor, tool: 'trellis-root recover', note: `${revoked.length} certificate(s) revoked in the root CRL and removed from every bundle` }],

@@ -180,6 +180,7 @@ async function runDeploy(a: Args): Promise<void> {
     fs.rmSync(scratch, { recursive: true, force: true });
 
     // The deploy is recorded in each scope's ledger: what went where, and how it ended.
+    const runner = os.hostname(); // a dir target is a directory on this machine: the evidence's hosts column names it
     const writes: FileWrite[] = [];
     for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -189,7 +190,7 @@ async function runDeploy(a: Args): Promise<void> {
         path: paths.ledger(s),
         content: appendToLedger(mesh.material.get(s)!.ledger, {
           op: 'deploy', at: iso(now), actor: actor(),
-          details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), status: o.status, detail: o.detail })) },
+          details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), ...(o.job.target.type === 'dir' ? { host: runner } : {}), status: o.status, detail: o.detail })) },
         }, paths.ledger(s), ledgerSigner(key)).text,
       });
     }
