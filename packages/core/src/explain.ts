@@ -14,7 +14,7 @@ import { liveIntermediates, type IntermediateRole } from './live.js';
 import { paths, scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor, scopeDomain } from './names.js';
 import { edgeCrl } from './release.js';
-import { crlSignedBy, displaySerial, parseCrls, serialKey } from './revocation.js';
+import { anchorCrlOf, crlSignedBy, displaySerial, parseCrls, serialKey, type Crl } from './revocation.js';
 import { parseTrustOpensslPem, trustedScopes } from './trust.js';
 import { GLOBAL_SCOPE } from './names.js';
 
@@ -182,7 +182,8 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
   checks.push({ check: 'purpose', ok: purposeOk, detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus!.join(', ') || 'empty'}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`, ...(purposeOk ? {} : { openssl: 'error 26: unsupported certificate purpose' }) });
 
   // 3. CRL: the issuer's leaf CRL in the verifier's edge CRLs, current, not listing the serial.
-  const crls = await Promise.all((parseCrlsSafe(edgeCrl(mesh, vs)) ?? []).map(async (c) => ((c.issuer === anchor!.cert.subject && (await crlSignedBy(c, anchor!.cert))) ? c : undefined)));
+  const edge = parseCrlsSafe(edgeCrl(mesh, vs)) ?? [];
+  const crls = await Promise.all(edge.map(async (c) => ((c.issuer === anchor!.cert.subject && (await crlSignedBy(c, anchor!.cert))) ? c : undefined)));
   const crl = crls.find(Boolean);
   if (!crl) checks.push({ check: 'crl', ok: false, detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`, openssl: 'error 3: unable to get certificate CRL' });
   else {
@@ -192,6 +193,8 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
     else if (entry) checks.push({ check: 'crl', ok: false, detail: `serial ${displaySerial(leaf.serial)} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: 'error 23: certificate revoked' });
     else checks.push({ check: 'crl', ok: true, detail: `not revoked in ${paths.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})` });
   }
+  // 3b. The edge checks CRLs along the whole chain (nginx ssl_crl, haproxy crl-file, openssl verify -crl_check_all): the anchor needs its own.
+  if (crl) checks.push(await anchorCrlCheck(edge, anchor, vs, now));
 
   // 4. Validity: the leaf and its anchor at `now`.
   const validity = (what: string, nb: Date, na: Date): Check | undefined =>
@@ -208,6 +211,17 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
 
   const failed = checks.find((c) => !c.ok);
   return done(anchor, failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? undefined, presenter));
+}
+
+/** The anchor CRL (see signAnchorCrl) OpenSSL's full-chain check wants at depth 1: present, current, not listing the anchor. */
+async function anchorCrlCheck(edge: Crl[], anchor: Anchor, vs: string, now: Date): Promise<Check> {
+  const crl = await anchorCrlOf(edge, anchor.cert);
+  const what = `the anchor CRL of ${describeAnchor(anchor.ref)}`;
+  if (!crl) return { check: 'crl', ok: false, detail: `no anchor CRL of ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped: a verifier that checks CRLs along the chain (nginx ssl_crl, haproxy crl-file) wants one for the anchor too`, openssl: 'error 3: unable to get certificate CRL' };
+  if (crl.nextUpdate && crl.nextUpdate <= now) return { check: 'crl', ok: false, detail: `${what} lapsed at ${crl.nextUpdate.toISOString()}`, openssl: 'error 12: CRL has expired' };
+  if (crl.thisUpdate > now) return { check: 'crl', ok: false, detail: `${what} is not valid before ${crl.thisUpdate.toISOString()}`, openssl: 'error 11: CRL is not yet valid' };
+  if (crl.entries.some((e) => serialKey(e.serialNumber) === serialKey(anchor.cert.serialNumber))) return { check: 'crl', ok: false, detail: `${what} lists the anchor itself`, openssl: 'error 23: certificate revoked' };
+  return { check: 'crl', ok: true, detail: `${what} is shipped to ${vs} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})` };
 }
 
 function parseCrlsSafe(pem: string | undefined) {
