@@ -5,6 +5,7 @@ import { iso } from './time.js';
 import { TrellisError } from './errors.js';
 import { parseJsonData } from './data.js';
 import { describeTarget, type DeploySelection } from './config.js';
+import { DEPLOY_RECORD_OP } from './deploy-record.js';
 
 /**
  * Evidence records: what an auditor asks for after a rotation, recovery or
@@ -132,7 +133,7 @@ const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
 export function targetHosts(counted: { op: string; details: Record<string, unknown> }[], service: string, targets: DeploySelection[]): string[] {
   const hostOf = (target: string): string | undefined => {
     for (const e of [...counted].reverse()) {
-      if (e.op !== 'deploy' || !Array.isArray(e.details.targets)) continue;
+      if ((e.op !== 'deploy' && e.op !== DEPLOY_RECORD_OP) || !Array.isArray(e.details.targets)) continue;
       for (const t of e.details.targets as Record<string, unknown>[]) {
         if (t && t.service === service && t.target === target && typeof t.host === 'string' && HOST_NAME.test(t.host)) return t.host;
       }
