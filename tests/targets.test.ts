@@ -68,7 +68,7 @@ describe('every deploy on the record: the identity step signs what the keyless s
     expect(fs.existsSync(dir)).toBe(false);
     const [entry] = records(m);
     expect(entry.signature).toEqual(expect.any(String));
-    expect(entry.details.targets).toEqual([{ service: 'api', target: `dir:${dir}`, release: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), host: os.hostname() }]);
+    expect(entry.details.targets).toEqual([{ service: 'api', target: `dir:${dir}`, release: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), trust: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), host: os.hostname() }]);
     expect(rec.stdout).toContain(`recorded  us-east-1/api`);
     // Nothing new: no second entry.
     const again = await m.ci(['deploy', '--type', 'dir', '--record-only']);
@@ -82,6 +82,10 @@ describe('every deploy on the record: the identity step signs what the keyless s
     // The keyless step writes nothing into the repository: its outcomes are its output.
     expect(m.read('bundles/us-east-1/ledger.jsonl')).toBe(before);
     expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    // A later step without the leaf (a publish job) ships the trust part alone: the record's trust digest covers it.
+    fs.rmSync(m.path('.trellis/out'), { recursive: true });
+    const trustOnly = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
+    expect(trustOnly.code, trustOnly.stdout).toBe(0);
   });
 
   it('a release the ledger did not record is not shipped (exit 1, nothing installed): a new leaf, or an entry added without a signature', async () => {

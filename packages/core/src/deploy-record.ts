@@ -20,6 +20,8 @@ export interface RecordedTarget {
   target: string;
   /** `sha256:` of the release (releaseDigest). */
   release: string;
+  /** `sha256:` of its trust part alone (trustDigest): a later trust-only release of the same trust is on the record too. */
+  trust?: string;
 }
 
 /** Files holding the private key: left out of the digest (the certificate in it binds the key; deploy checks they match). */
@@ -31,6 +33,24 @@ export function releaseDigest(r: Release): string {
   return `sha256:${sha256Hex(canonicalJson(files))}`;
 }
 
+const LEAF_FILES = new Set(['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem']);
+
+/** `sha256:<hex>` of the release without its leaf: the trust bundles and CRLs a trust-only deploy ships. */
+export function trustDigest(r: Release): string {
+  return releaseDigest(Object.fromEntries(Object.entries(r).filter(([name]) => !LEAF_FILES.has(name))));
+}
+
+/** The entry a target's release is recorded by: its digest, and its trust part's. */
+export function recordFor(service: string, target: string, r: Release): RecordedTarget {
+  return { service, target, release: releaseDigest(r), trust: trustDigest(r) };
+}
+
+/** Whether `r` is on the record: the release recorded, or, carrying no leaf, the trust part of the release recorded. */
+export function onRecord(rec: RecordedTarget | undefined, r: Release): boolean {
+  if (!rec) return false;
+  return rec.release === releaseDigest(r) || (r['cert.pem'] === undefined && rec.trust === trustDigest(r));
+}
+
 const keyOf = (service: string, target: string) => `${service}\n${target}`;
 
 /** The newest recorded release of each target, from the entries a scope ledger counts (signed by the scope's keys). */
@@ -39,7 +59,9 @@ export function recordedReleases(counted: LedgerEntry[]): Map<string, RecordedTa
   for (const e of counted) {
     if (e.op !== DEPLOY_RECORD_OP || !Array.isArray(e.details.targets)) continue;
     for (const t of e.details.targets as Partial<RecordedTarget>[]) {
-      if (t && typeof t.service === 'string' && typeof t.target === 'string' && typeof t.release === 'string') out.set(keyOf(t.service, t.target), { service: t.service, target: t.target, release: t.release });
+      if (t && typeof t.service === 'string' && typeof t.target === 'string' && typeof t.release === 'string') {
+        out.set(keyOf(t.service, t.target), { service: t.service, target: t.target, release: t.release, ...(typeof t.trust === 'string' ? { trust: t.trust } : {}) });
+      }
     }
   }
   return out;

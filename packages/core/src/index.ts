@@ -82,4 +82,4 @@ export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwn
 export { signCertificate as encodeCertificate } from './certificates.js';
 export { signCrl as encodeCrl } from './revocation.js';
 export { signBurnStatement, readBurnStatement, type Burn } from './burn.js';
-export { DEPLOY_RECORD_OP, releaseDigest, recordedReleases, recordedRelease, type RecordedTarget } from './deploy-record.js';
+export { DEPLOY_RECORD_OP, releaseDigest, trustDigest, recordFor, onRecord, recordedReleases, recordedRelease, type RecordedTarget } from './deploy-record.js';

@@ -5,7 +5,7 @@ import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, collisionRefusal, describeCollision, heldServices, meshCollisions, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeOutFile, checkOutDir, checkOutFile, assertOutsideTrackedTree,
-  DEPLOY_RECORD_OP, recordedRelease, recordedReleases, releaseDigest, scopeLedgerTrust, type RecordedTarget,
+  DEPLOY_RECORD_OP, onRecord, recordFor, recordedRelease, recordedReleases, releaseDigest, scopeLedgerTrust, type RecordedTarget,
   type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Store, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
@@ -165,10 +165,9 @@ async function runDeploy(a: Args): Promise<void> {
     const notOnRecord = (job: Job, release: Release): string | undefined => {
       if (!a.recorded) return undefined;
       if (!recordOf.has(job.scope)) recordOf.set(job.scope, recordedReleases(scopeLedgerTrust(mesh, job.scope).counted));
-      const want = recordedRelease(recordOf.get(job.scope)!, job.service, describeTarget(job.target))?.release;
-      const have = releaseDigest(release);
-      if (want === have) return undefined;
-      return `not on the record: the release is ${have}, ${paths.ledger(job.scope)} recorded ${want ?? 'none for this target'}; nothing shipped (run deploy --record-only in the step that holds the CI identity, then this again)`;
+      const rec = recordedRelease(recordOf.get(job.scope)!, job.service, describeTarget(job.target));
+      if (onRecord(rec, release)) return undefined;
+      return `not on the record: the release is ${releaseDigest(release)}, ${paths.ledger(job.scope)} recorded ${rec?.release ?? 'none for this target'}; nothing shipped (run deploy --record-only in the step that holds the CI identity, then this again)`;
     };
 
     const outcomes: Outcome[] = [...heldOutcomes];
@@ -247,7 +246,7 @@ async function recordOnly(store: Store, mesh: Mesh, jobs: Job[], releaseOf: (j: 
   const writes: FileWrite[] = [];
   for (const s of new Set(jobs.map((j) => j.scope))) {
     const have = recordedReleases(scopeLedgerTrust(mesh, s).counted);
-    const mine = jobs.filter((j) => j.scope === s).map((j) => ({ service: j.service, target: describeTarget(j.target), release: releaseDigest(releaseOf(j)), ...(j.target.type === 'dir' ? { host: os.hostname() } : {}) }));
+    const mine = jobs.filter((j) => j.scope === s).map((j) => ({ ...recordFor(j.service, describeTarget(j.target), releaseOf(j)), ...(j.target.type === 'dir' ? { host: os.hostname() } : {}) }));
     const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
     for (const t of mine) process.stdout.write(`${fresh.includes(t) ? 'recorded ' : 'on record'} ${`${s}/${t.service}`.padEnd(24)} ${t.target}  ${t.release}\n`);
     if (!fresh.length) continue;
