@@ -120,7 +120,7 @@ async function runDeploy(a: Args): Promise<void> {
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
     // every child gets an environment without it (childEnv).
     // With the identity, every scope's intermediate is opened now: it signs sealed releases and the deploy's ledger entries.
-    // A step without it (deploy --type dir ssh kubernetes) delivers and records nothing in the ledger: its CI log is the record.
+    // A step without it (deploy --type dir ssh kubernetes) writes nothing in the ledger: with --recorded it ships only what the step with it recorded.
     const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
     // The default may not exist (no leaf was minted); a directory named on purpose must, or a typo would ship no leaf at exit 0.
     if (a.from !== undefined && !fs.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
