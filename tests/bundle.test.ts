@@ -112,6 +112,26 @@ describe('haproxy, configured by exactly what bundle --format haproxy prints', (
   });
 });
 
+describe('every path printed is real', () => {
+  it.each(['nginx', 'haproxy'])('%s: each file is the release directory\'s current/, none a placeholder', async (format) => {
+    const out = await m.ci(['bundle', 'us-east-1', '--format', format, '--release-dir', release, '--upstream', 'global/control']);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout).not.toMatch(/<your release>/);
+    const files = [...out.stdout.matchAll(/(\S+\.pem)\b/g)].map((x) => x[1]!);
+    expect(files.length).toBeGreaterThan(3);
+    for (const f of files) expect(path.dirname(f)).toBe(path.join(release, 'current'));
+    // Only what trellis cannot know stays a placeholder: haproxy's address and port.
+    expect(out.stdout.match(/<[^>]*>/g) ?? []).toEqual(format === 'haproxy' ? ['<address>', '<port>', '<port>'] : []);
+  });
+  it.each(['nginx', 'haproxy'])('%s without --release-dir is refused (exit 2), naming the flag and what to give', async (format) => {
+    const r = await m.ci(['bundle', 'us-east-1', '--format', format]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(new RegExp(`--format ${format} needs --release-dir`));
+    expect(r.stderr).toMatch(/→ give the directory of the service's dir deploy target/);
+  });
+});
+
 describe('SPIFFE trust bundles', () => {
   it('one JWKS per trusted trust domain, each key an x509-svid authority whose x5c is the intermediate', async () => {
     const r = await m.ci(['bundle', 'us-east-1', '--format', 'spiffe', '--out', path.join(root, 'spiffe')]);

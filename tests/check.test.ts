@@ -4,6 +4,8 @@
  * flags, and `status` keeping the contract's codes.
  */
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { parse } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -33,6 +35,27 @@ const lines = (out: string) => out.split('\n');
 let day: FakeMesh; // leaves of 24h, CRLs of 72h
 beforeAll(async () => {
   day = await meshWith({ global: [{ control: { ttl: '24h' } }], 'us-east-1': [{ api: { ttl: '24h' } }] });
+});
+
+describe('serials are printed one way: as `openssl x509 -serial` prints them', () => {
+  it('check, metrics, status --json and explain print the leaf\'s serial exactly as OpenSSL does', async () => {
+    const { tool } = await import('./helpers/cli.js');
+    const openssl = (await tool('openssl', ['x509', '-noout', '-serial', '-in', day.out('us-east-1', 'api', 'cert.pem')])).stdout.trim().split('=')[1]!;
+    expect(openssl).toMatch(/^[0-9A-F]+$/);
+    const now = ['--now', later(HOUR), '--now-ahead'];
+    const checked = await check(day, now);
+    expect(checked.stdout).toMatch(new RegExp(`^OK +certificate us-east-1/api +leaf serial ${openssl} `, 'm'));
+    const prom = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-serial-')), 'trellis.prom');
+    expect((await check(day, [...now, '--metrics', prom])).code).toBe(0);
+    expect(fs.readFileSync(prom, 'utf8')).toContain(`service="api",role="current",serial="${openssl}"`);
+    const status = await trellisCi(['status', '--store', day.dir, '--json', ...now]);
+    const leaf = (JSON.parse(status.stdout) as { scopes: { scope: string; leaves: { service: string; serial: string }[] }[] }).scopes.find((s) => s.scope === 'us-east-1')!.leaves.find((l) => l.service === 'api')!;
+    expect(leaf.serial).toBe(openssl);
+    const explained = await trellisCi(['explain', 'us-east-1/api', 'global/control', '--store', day.dir, ...now]);
+    expect(explained.stdout).toContain(`leaf ${openssl} `);
+    // The stored form is unchanged (lower-case): only what is printed changed.
+    expect(day.read('bundles/us-east-1/leaves.yaml')).toContain(openssl.toLowerCase());
+  });
 });
 
 describe('exit codes from real store states', () => {

@@ -183,8 +183,15 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     expect(renewLog('us-east-1').command).toBe('trellis-ci renew --scope us-east-1 --shard');
     expect(renewLog('us-east-1').stdout).toContain('phase us-east-1: retire');
     // The shard's leaf reached its host, and no plaintext key stayed on any runner.
-    const deployed = shards[combos.findIndex((c) => c.scope === 'us-east-1')]!.log.find((l) => l.command?.includes('--type dir'))!;
+    // Every deploy on the record: the step with the scope's identity signed each release digest, the keyless step shipped exactly that.
+    const usShard = shards[combos.findIndex((c) => c.scope === 'us-east-1')]!.log;
+    const recorded = usShard.find((l) => l.command?.includes('--record-only'))!;
+    expect([recorded.command, recorded.identity]).toEqual(['trellis-ci deploy --scope us-east-1 --type dir ssh kubernetes --record-only', identityOf['us-east-1']]);
+    expect(recorded.stdout).toMatch(/^recorded +us-east-1\/api +dir:\S+ +sha256:[0-9a-f]{64}$/m);
+    const deployed = usShard.find((l) => l.command?.includes('--recorded'))!;
+    expect([deployed.command, deployed.identity]).toEqual(['trellis-ci deploy --scope us-east-1 --type dir ssh kubernetes --wipe-out --recorded', undefined]);
     expect(deployed.stdout).toMatch(/^installed .*dir:/m);
+    expect(deployed.stdout).toContain('deploy on the record');
     for (const c of combos) expect(fs.existsSync(path.join(work, `runner-shard-${c.scope}`, '.trellis/out'))).toBe(false);
     const branches = (await mustGit(origin, ['for-each-ref', '--format=%(refname:short)', 'refs/heads/trellis-shard/'])).trim().split('\n').sort();
     expect(branches).toEqual(['trellis-shard/4242/eu-west-1', 'trellis-shard/4242/global', 'trellis-shard/4242/us-east-1']);
@@ -240,9 +247,14 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     expect(failures(publish)).toEqual([]);
     heldOnly(publish);
     // compose changed bundles, so the recomposed trust was deployed after the commit.
-    const trustDeploy = publish.log.find((l) => l.command === 'trellis-ci deploy --type dir ssh kubernetes')!;
+    const trustDeploy = publish.log.find((l) => l.command === 'trellis-ci deploy --type dir ssh kubernetes --recorded')!;
     expect(trustDeploy.kind).toBe('action');
     expect(trustDeploy.stdout).toMatch(/^installed .*dir:/m);
+    // The recomposed trust-only release was recorded by us-east-1's compose job, signed with its identity alone.
+    const composeRecord = composed[combos.findIndex((c) => c.scope === 'us-east-1')]!.log.find((l) => l.command?.includes('--record-only'))!;
+    expect(composeRecord.stdout).toMatch(/^recorded +us-east-1\/api /m);
+    expect(trustDeploy.stdout).toContain('deploy on the record');
+    expect(trustDeploy.stdout).not.toMatch(/not on the record|not recorded in the ledgers/);
 
     // main now holds the merged, composed store; the run's branches are gone.
     for (const prefix of ['trellis-shard/', 'trellis-renewed/', 'trellis-compose/']) expect((await mustGit(origin, ['for-each-ref', `refs/heads/${prefix}`])).trim()).toBe('');

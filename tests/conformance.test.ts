@@ -13,7 +13,7 @@ import os from 'node:os';
 import tls from 'node:tls';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { anchorCrlOf, parseCertificate, parseCrls, pemEncode, permittedNamesFor, type Certificate } from '@trellis/core';
+import { Store, anchorCrlOf, loadMesh, parseCertificate, parseCrls, pemEncode, permittedNamesFor, releaseFor, type Certificate } from '@trellis/core';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { freePort } from './helpers/servers.js';
@@ -267,10 +267,7 @@ beforeAll(async () => {
   const intermediates = ['global', 'us-east-1', 'eu-west-1'].map((s) => parseCertificate(w.m.read(`bundles/${s}/intermediate.pem`)));
   // What deploy ships a service of `scope`: its trust bundle and the CRLs of every scope it trusts.
   const shipped = async (scope: string, anchor: Anchor): Promise<Trust> => {
-    const edge = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-edge-'));
-    const b = await w.m.ci(['bundle', scope, '--format', 'nginx', '--out', edge]);
-    if (b.code !== 0) throw new Error(b.stderr);
-    const crls = await splitAnchorCrls(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'), intermediates);
+    const crls = await splitAnchorCrls(releaseFor(loadMesh(new Store(w.m.dir)), scope)['crl.pem']!, intermediates);
     return { anchors: w.m.read(`bundles/${scope}/trust.pem`), crls: [...crls.crls, ...forgedCrls(anchor)], anchorCrls: crls.anchorCrls };
   };
   const scopeCrls = await splitAnchorCrls(w.m.read('bundles/us-east-1/crl.pem'), intermediates);

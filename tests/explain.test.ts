@@ -10,7 +10,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool } from './helpers/cli.js';
-import { Store, certificateParty, explainHandshake, loadMesh, parseCertificates, recordParty } from '@trellis/core';
+import { Store, certificateParty, explainHandshake, loadMesh, parseCertificates, parseCrls, recordParty, releaseFor } from '@trellis/core';
 import { RUN_NOW, at } from './helpers/clock.js';
 
 const NOW = at(RUN_NOW);
@@ -43,11 +43,11 @@ async function openssl(verifierScope: string, presented: Party, purpose: 'client
   const chain = presented.chain();
   const leaf = path.join(scratch, `leaf-${Math.random().toString(36).slice(2)}.pem`);
   fs.writeFileSync(leaf, fs.readFileSync(chain, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)![0]);
-  // Every CRL of the mesh: OpenSSL picks the one its chain needs.
+  // The CRLs the verifier's release ships, checked along the whole chain as nginx ssl_crl and haproxy crl-file do.
   const crls = path.join(scratch, `crls-${Math.random().toString(36).slice(2)}.pem`);
-  fs.writeFileSync(crls, Object.keys(SPEC).map((s) => m.read(`bundles/${s}/crl.pem`)).join(''));
+  fs.writeFileSync(crls, releaseFor(loadMesh(new Store(m.dir)), verifierScope)['crl.pem'] ?? '');
   const r = await tool('openssl', ['verify', '-x509_strict', '-attime', String(Math.floor(Date.parse(at) / 1000)), '-purpose', purpose === 'client' ? 'sslclient' : 'sslserver',
-    '-CAfile', m.path(`bundles/${verifierScope}/trust.openssl.pem`), '-untrusted', chain, '-crl_check', '-CRLfile', crls, leaf]);
+    '-CAfile', m.path(`bundles/${verifierScope}/trust.openssl.pem`), '-untrusted', chain, '-crl_check_all', '-CRLfile', crls, leaf]);
   return r.code === 0 ? { ok: true } : { ok: false, error: r.stderr.match(/error (\d+) at \d+ depth lookup/)?.[1] ?? r.stderr };
 }
 
@@ -97,6 +97,33 @@ describe('explain agrees with OpenSSL over the boundary table', () => {
       expect(d.decidedBy?.openssl?.match(/^error (\d+)/)?.[1], `${d.verifier} judging ${d.presenter}: ${JSON.stringify(d.decidedBy)}`).toBe(peers[i]!.error);
     }
     expect(e.passes).toBe(expected.every(Boolean));
+  });
+});
+
+describe('explain judges CRLs along the whole chain, as the edge does', () => {
+  it('a release without the anchor CRL of the presenter\'s intermediate: OpenSSL -crl_check_all fails with error 3, and explain says so', async () => {
+    const file = m.path('bundles/us-east-1/crl.pem');
+    const kept = fs.readFileSync(file, 'utf8');
+    const blocks = kept.match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----\n/g)!;
+    // The anchor CRL is the one named for the intermediate's own issuer (the root).
+    const anchorCrl = blocks.filter((b) => parseCrls(b)[0]!.issuer !== parseCertificates(m.read('bundles/us-east-1/intermediate.pem'))[0]!.subject);
+    expect(anchorCrl).toHaveLength(1);
+    fs.writeFileSync(file, blocks.filter((b) => !anchorCrl.includes(b)).join(''));
+    try {
+      const client = record('us-east-1/web');
+      const server = record('global/control');
+      const peer = await openssl('global', client, 'client', plus(1));
+      expect(peer).toEqual({ ok: false, error: '3' });
+      const e = await explainHere(client.ref, server.ref, plus(1));
+      expect(e.directions[0].passes).toBe(false);
+      expect(e.directions[0].decidedBy).toMatchObject({ check: 'crl', openssl: expect.stringMatching(/^error 3: unable to get certificate CRL/) });
+      expect(JSON.stringify(e.directions[0].decidedBy)).toMatch(/no anchor CRL of us-east-1 intermediate/);
+      // The other direction is unaffected: global's own anchor CRL is shipped to us-east-1.
+      expect((await openssl('us-east-1', server, 'server', plus(1))).ok).toBe(true);
+      expect(e.directions[1].passes).toBe(true);
+    } finally {
+      fs.writeFileSync(file, kept);
+    }
   });
 });
 

@@ -95,6 +95,35 @@ describe('renew output directory', () => {
   });
 });
 
+describe('the output directory holds the scope\'s release', () => {
+  const scopeFile = (m: FakeMesh, scope: string, f: string) => fs.readFileSync(m.path(`.trellis/out/${scope}/${f}`), 'utf8');
+  /** What deploy would ship for the scope: composed by releaseFor from the store as it stands. */
+  const release = async (m: FakeMesh, scope: string) => {
+    const { loadMesh, openStore, releaseFor } = await import('@trellis/core');
+    return releaseFor(loadMesh(openStore(m.dir)), scope);
+  };
+  const expectRelease = async (m: FakeMesh, scope: string) => {
+    const r = await release(m, scope);
+    for (const f of ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const) expect(scopeFile(m, scope, f), `${scope}/${f}`).toBe(r[f]);
+  };
+
+  it('after a rotation\'s publish, the next renew brings trust.pem and crl.pem to the release (3 certificates, as bundles/ holds)', async () => {
+    const m = pristine.clone();
+    expect((await m.root(['rotate', 'intermediate', 'us-east-1'])).code).toBe(0);
+    expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
+    const r = await m.ci(['renew']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(scopeFile(m, 'us-east-1', 'trust.pem').match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
+    await expectRelease(m, 'us-east-1');
+  });
+
+  it('revoke writes the release\'s CRLs (every trusted scope\'s, the new revocation included)', async () => {
+    const m = pristine.clone();
+    expect((await m.ci(['revoke', 'us-east-1/api'])).code).toBe(0);
+    await expectRelease(m, 'us-east-1');
+  });
+});
+
 describe('deploy --wipe-out', () => {
   /** us-east-1/api deployed to a fresh dir target, the directory (and a failing reload, when asked) confirmed in the allow-list. */
   const withDir = async (reload?: string) => {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { PassThrough } from 'node:stream';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { parseCertificate } from '@trellis/core';
+import { loadMesh, openStore, parseCertificate, releaseFor } from '@trellis/core';
 import os from 'node:os';
 import { wipeOutDir } from '../packages/ci/src/out-dir.js';
 import { outputBarrier } from '../packages/ci/src/out-write.js';
@@ -46,7 +46,9 @@ describe('a renew of a few hundred leaves', () => {
       expect(fs.readFileSync(path.join(dir, 'chain.pem'), 'utf8')).toBe(fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') + inter);
     }
     expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/crl.pem'));
+    // The release's crl.pem: the CRLs of every scope it trusts, its own included.
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(releaseFor(loadMesh(openStore(m.dir)), 'us-east-1')['crl.pem']);
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(m.read('bundles/us-east-1/crl.pem'));
     // No temp file of the workers is left behind.
     expect(fs.readdirSync(m.path('.trellis/out/us-east-1'), { recursive: true }).filter((f) => String(f).includes('.tmp'))).toEqual([]);
   });

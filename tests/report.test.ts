@@ -47,7 +47,7 @@ afterAll(async () => {
   await browser?.close();
 });
 
-const serialOf = async (rel: string) => (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!.toLowerCase();
+const serialOf = async (rel: string) => (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!; // the page shows serials as OpenSSL prints them
 const notAfterOf = async (rel: string) => new Date((await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-enddate'])).stdout.trim().split('=')[1]!).toISOString();
 
 describe('the report in Chromium', () => {
@@ -65,7 +65,7 @@ describe('the report in Chromium', () => {
       await expect.poll(() => inter.count()).toBe(1);
       expect(await inter.textContent()).toMatch(new RegExp(`${s}\\s*active`));
       for (const [service, rec] of Object.entries(parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>)) {
-        const node = page.locator(`#tree [data-service="${s}/${service}"][data-serial="${rec.serial.toLowerCase()}"]`);
+        const node = page.locator(`#tree [data-service="${s}/${service}"][data-serial="${rec.serial.toUpperCase()}"]`);
         expect(await node.count(), `${s}/${service}`).toBe(1);
         expect(await node.isVisible()).toBe(true);
       }
@@ -90,7 +90,7 @@ describe('the report in Chromium', () => {
   it('the timeline: one drawn bar per certificate, at its real not-after date', async () => {
     for (const s of SCOPES) {
       for (const [service, rec] of Object.entries(parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>)) {
-        const bar = page.locator(`#timeline-leaves g.bar[data-serial="${rec.serial.toLowerCase()}"]`);
+        const bar = page.locator(`#timeline-leaves g.bar[data-serial="${rec.serial.toUpperCase()}"]`);
         expect(Date.parse((await bar.getAttribute('data-not-after'))!), `${s}/${service}`).toBe(Date.parse(rec.notAfter));
         expect(await bar.textContent()).toContain(new Date(rec.notAfter).toISOString().slice(0, 16).replace('T', ' '));
         const box = await bar.locator('rect').boundingBox();
@@ -124,6 +124,31 @@ describe('the report in Chromium', () => {
     fs.mkdirSync(path.dirname(shot), { recursive: true });
     await page.screenshot({ path: shot, fullPage: true });
     expect(fs.statSync(shot).size).toBeGreaterThan(20_000);
+  });
+});
+
+describe('the header colours verify\'s counts by their value', () => {
+  it('0 error(s) is shown in the ok colour, never red; a count above 0 in its level\'s colour', async () => {
+    const mesh = loadMesh(new Store(m.dir));
+    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
+    const colours = async (findings: typeof model.findings) => {
+      const p = await browser.newPage();
+      try {
+        await p.setContent(renderReportHtml({ ...model, findings }));
+        const colour = (id: string) => p.locator(`#verify-${id}`).evaluate((el) => getComputedStyle(el).color);
+        return { error: await colour('error'), warning: await colour('warning'), text: await p.locator('header p').textContent() };
+      } finally {
+        await p.close();
+      }
+    };
+    const RED = 'rgb(207, 34, 46)';
+    const GREEN = 'rgb(26, 127, 55)';
+    const clean = await colours(model.findings.filter((f) => f.level !== 'error' && f.level !== 'warning'));
+    expect(clean.text).toContain('0 error(s), 0 warning(s)');
+    expect(clean.error).toBe(GREEN);
+    expect(clean.warning).toBe(GREEN);
+    const failing = await colours([...model.findings, { level: 'error', check: 'boundary', scope: 'us-east-1', message: 'x' }]);
+    expect(failing.error).toBe(RED);
   });
 });
 

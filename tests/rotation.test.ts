@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { sha256Hex } from '@trellis/core';
+import { Store, loadMesh, releaseFor, sha256Hex } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { goverify, tool } from './helpers/cli.js';
 import { RUN_HOUR } from './helpers/clock.js';
@@ -102,7 +102,9 @@ describe('leaf revocation', () => {
     expect(revoked.stderr).toMatch(/error 23 .*certificate revoked/);
     const fresh = await opensslVerify('-crl_check', '-purpose', 'sslclient', '-CAfile', trust, '-CRLfile', crl, m.out('us-east-1', 'api', 'cert.pem'));
     expect(fresh.code, fresh.stderr).toBe(0);
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/crl.pem'));
+    // The output's crl.pem is the release's: every trusted scope's CRLs, the new revocation included.
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(releaseFor(loadMesh(new Store(m.dir)), 'us-east-1')['crl.pem']);
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(m.read('bundles/us-east-1/crl.pem'));
     expect((await m.ci(['verify', '--now', later(1), '--now-ahead'])).code).toBe(0);
   });
   it('an unknown service is refused (exit 2) and the store is untouched', async () => {

@@ -240,7 +240,7 @@ describe('records are claims: verify proves them from the ledger', () => {
     ['an extra DNS name', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
     ['an edited phase', 'bundles/us-east-1/state.yaml', (t: string) => t.replace('phase: steady', 'phase: switch'), /phase: switch, but the scope ledger's phase steps lead to steady/],
     ['an edited active intermediate', 'bundles/eu-west-1/state.yaml', (t: string, m: FakeMesh) => t.replace(/active: \S+/, `active: ${/active: (\S+)/.exec(m.read('bundles/us-east-1/state.yaml'))![1]}`), /active: sha256:\w+, but the scope ledger's phase steps lead to sha256:/],
-    ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01aa is in no revoke entry/],
+    ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01AA is in no revoke entry/],
     ['an edited root phase', 'bundles/root/state.yaml', (t: string) => t.replace('phase: steady', 'phase: overlap'), /phase: overlap, but the root ledger's steps lead to steady/],
   ])('%s is an error naming the file and field', async (_, file, edit, finding) => {
     const m = pristine.clone();
@@ -311,7 +311,7 @@ describe('revoke acts only on a proven record', () => {
     const serial = /serial: (\w+)/.exec(m.read('bundles/us-east-1/leaves.yaml'))![1]!;
     const r = await m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`serial ${serial}`);
+    expect(r.stdout).toContain(`serial ${serial.toUpperCase()}`); // printed as OpenSSL prints it; the ledger keeps the stored form
     expect(parseLedger(m.read(US)).entries.at(-1)!.details.serial).toBe(serial);
   });
 });

@@ -32,6 +32,99 @@ async function withTargets(deploy: Record<string, unknown>[], allow: Record<stri
 
 const current = (dir: string) => fs.readlinkSync(path.join(dir, 'current'));
 
+describe('the recovery evidence names the host of a dir target', () => {
+  it('a signed deploy records the runner\'s host name; recover\'s hosts column reads it as dir:HOST:/path, and says so when no signed deploy did', async () => {
+    const dir = path.join(root, 'dir-evidence');
+    const m = await withTargets([{ type: 'dir', path: dir }]);
+    const unsigned = m.clone();
+    expect((await m.ci(['deploy'])).code).toBe(0);
+    const entry = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.op === 'deploy').at(-1);
+    expect(entry.details.targets).toEqual([expect.objectContaining({ service: 'api', target: `dir:${dir}`, host: os.hostname(), status: 'installed' })]);
+    const hostsOf = async (x: FakeMesh) => {
+      const r = await x.root(['recover', 'us-east-1', '--reason', 'keyCompromise']);
+      expect(r.code, r.stderr).toBe(0);
+      const evidence = x.path('bundles/us-east-1/evidence');
+      const e = JSON.parse(fs.readFileSync(path.join(evidence, fs.readdirSync(evidence).find((f) => f.endsWith('recovery.json'))!), 'utf8'));
+      return { out: r.stdout, api: e.affected.find((a: { service: string }) => a.service === 'api').hosts };
+    };
+    const signed = await hostsOf(m);
+    expect(signed.api).toEqual([`dir:${os.hostname()}:${dir}`]);
+    expect(signed.out).toContain(`hosts: dir:${os.hostname()}:${dir}`);
+    // Deployed without the CI identity: nothing signed says which machine holds the directory.
+    expect((await unsigned.ci(['deploy'], { TRELLIS_CI_IDENTITY_FILE: undefined })).code).toBe(0);
+    expect((await hostsOf(unsigned)).api).toEqual([`dir:${dir} (no signed deploy recorded its host)`]);
+  });
+});
+
+describe('every deploy on the record: the identity step signs what the keyless step ships', () => {
+  const NO_ID = { TRELLIS_CI_IDENTITY_FILE: undefined };
+  const records = (m: FakeMesh) => m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.op === 'deploy-record');
+
+  it('deploy --record-only signs each target\'s release digest and ships nothing; deploy --recorded without the identity ships exactly that, once', async () => {
+    const dir = path.join(root, 'dir-recorded');
+    const m = await withTargets([{ type: 'dir', path: dir }]);
+    const rec = await m.ci(['deploy', '--type', 'dir', '--record-only']);
+    expect(rec.code, rec.stderr).toBe(0);
+    expect(fs.existsSync(dir)).toBe(false);
+    const [entry] = records(m);
+    expect(entry.signature).toEqual(expect.any(String));
+    expect(entry.details.targets).toEqual([{ service: 'api', target: `dir:${dir}`, release: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), trust: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), host: os.hostname() }]);
+    expect(rec.stdout).toContain(`recorded  us-east-1/api`);
+    // Nothing new: no second entry.
+    const again = await m.ci(['deploy', '--type', 'dir', '--record-only']);
+    expect(again.stdout).toContain('every release is already on the record');
+    expect(records(m)).toHaveLength(1);
+    const before = m.read('bundles/us-east-1/ledger.jsonl');
+    const ship = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
+    expect(ship.code, ship.stdout + ship.stderr).toBe(0);
+    expect(ship.stdout).toMatch(/^installed +us-east-1\/api/m);
+    expect(ship.stdout).toContain('deploy on the record: each release shipped is the one its scope ledger recorded');
+    // The keyless step writes nothing into the repository: its outcomes are its output.
+    expect(m.read('bundles/us-east-1/ledger.jsonl')).toBe(before);
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    // A later step without the leaf (a publish job) ships the trust part alone: the record's trust digest covers it.
+    fs.rmSync(m.path('.trellis/out'), { recursive: true });
+    const trustOnly = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
+    expect(trustOnly.code, trustOnly.stdout).toBe(0);
+  });
+
+  it('a release the ledger did not record is not shipped (exit 1, nothing installed): a new leaf, or an entry added without a signature', async () => {
+    const dir = path.join(root, 'dir-unrecorded');
+    const m = await withTargets([{ type: 'dir', path: dir }]);
+    expect((await m.ci(['deploy', '--type', 'dir', '--record-only'])).code).toBe(0);
+    // A new leaf after the record: its release is not the one signed.
+    expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
+    const r = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^failed +us-east-1\/api .*not on the record: the release is sha256:[0-9a-f]{64}, bundles\/us-east-1\/ledger\.jsonl recorded sha256:/m);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+    // A pull request appends the digest it wants, unsigned: the ledger does not count it, so it ships nothing either.
+    const ledger = m.read('bundles/us-east-1/ledger.jsonl');
+    const last = JSON.parse(ledger.trim().split('\n').at(-1)!);
+    const { releaseDigest, releaseFor, loadMesh, openStore } = await import('@trellis/core');
+    const cert = fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8');
+    const want = releaseDigest(releaseFor(loadMesh(openStore(m.dir)), 'us-east-1', { cert, key: fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'), chain: fs.readFileSync(m.out('us-east-1', 'api', 'chain.pem'), 'utf8') }));
+    expect(r.stdout).toContain(`the release is ${want}`);
+    const forged = { seq: last.seq + 1, at: last.at, op: 'deploy-record', actor: 'pr', details: { targets: [{ service: 'api', target: `dir:${dir}`, release: want }] }, created: [], prev: last.hash, hash: 'x'.repeat(64) };
+    m.write('bundles/us-east-1/ledger.jsonl', `${ledger}${JSON.stringify(forged)}\n`);
+    const f = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
+    expect(f.code).toBe(1);
+    expect(f.stdout).toMatch(/not on the record/);
+    expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
+  });
+
+  it('--record-only needs the CI identity (exit 3) and refuses the flags of a delivery (exit 2)', async () => {
+    const m = await withTargets([{ type: 'dir', path: path.join(root, 'dir-record-refused') }]);
+    const before = m.read('bundles/us-east-1/ledger.jsonl');
+    const none = await m.ci(['deploy', '--record-only'], NO_ID);
+    expect(none.code, none.stderr).toBe(3);
+    const both = await m.ci(['deploy', '--record-only', '--recorded']);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toMatch(/--record-only delivers nothing, so --recorded has nothing to act on/);
+    expect(m.read('bundles/us-east-1/ledger.jsonl')).toBe(before);
+  });
+});
+
 describe('dir target', () => {
   it('installs a versioned release by an atomic symlink, key 0600, and reloads only when something changed', async () => {
     const dir = path.join(root, 'dir-basic');

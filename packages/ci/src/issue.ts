@@ -2,8 +2,9 @@
  * The shell side of issuing: opening the keys a scope's procedures need, and
  * writing minted leaves into the output directory.
  */
+import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, certificatePem, crlSetOf, isMachineFailure, liveIntermediates, scopeTrust, trustOpensslPem, trustPem, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
+import { TrellisError, certificatePem, crlSetOf, isMachineFailure, liveIntermediates, releaseFor, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
 import { LEAF_FILES, makeKeyDir, writeLeafDir } from './leaf-files.js';
@@ -12,26 +13,21 @@ import { LEAF_FILES, makeKeyDir, writeLeafDir } from './leaf-files.js';
 export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const;
 
 /**
- * Writes the scope's trust bundles and CRL once (`<out>/<scope>/`) and each
- * leaf's directory: cert, chain (leaf + intermediate) and key (0600). Called
- * before the store records the leaves, and made durable by `outputBarrier`
- * before it does: a crash in between re-mints, it never records a leaf whose
- * key was lost.
+ * Writes each leaf's directory: cert, chain (leaf + intermediate) and key
+ * (0600), and the scope's trust and CRL files (`scopeOutput`). `mesh` is the
+ * one that signed; `after` the store as this run leaves it, whose release the
+ * scope files must be. Called before the store records the leaves, and made
+ * durable by `outputBarrier` before it does: a crash in between re-mints, it
+ * never records a leaf whose key was lost.
  */
-export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, crlPem: string | undefined, opts: { leafFiles: boolean } = { leafFiles: true }): string[] {
+export function writeLeafOutput(mesh: Mesh, after: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, opts: { leafFiles: boolean } = { leafFiles: true }): string[] {
   if (!leaves.length) return [];
-  const trust = scopeTrust(mesh, scope);
   const inter = certificatePem(mesh.material.get(scope)!.intermediate!);
   const scopeDir = path.join(outDir, scope);
   const written: string[] = [];
   try {
     makeKeyDir(scopeDir); // inside the output directory prepareOutDir made
-    const scopeFiles: [string, string | undefined][] = [['trust.pem', trustPem(trust)], ['trust.openssl.pem', trustOpensslPem(trust)], ['crl.pem', crlPem]];
-    for (const [name, content] of scopeFiles) {
-      if (content === undefined) continue;
-      replaceFile(path.join(scopeDir, name), content);
-      written.push(path.join(scopeDir, name));
-    }
+    written.push(...scopeOutput(after, scope, outDir));
     for (const l of leaves) {
       // The worker threads that signed them wrote them already when `leafFiles` is false.
       if (opts.leafFiles) writeLeafDir(scopeDir, l, inter);
@@ -41,6 +37,44 @@ export function writeLeafOutput(mesh: Mesh, scope: string, leaves: MintedLeaf[],
     throw outputFailure(e, outDir);
   }
   return written;
+}
+
+/**
+ * Brings `<out>/<scope>/{trust.pem,trust.openssl.pem,crl.pem}` to exactly the
+ * scope's release (releaseFor: what deploy ships), writing only what differs
+ * and removing a crl.pem the release no longer has. Returns what it wrote.
+ */
+export function scopeOutput(mesh: Mesh, scope: string, outDir: string): string[] {
+  const release = releaseFor(mesh, scope);
+  const written: string[] = [];
+  for (const name of SCOPE_OUT_FILES) {
+    const file = path.join(outDir, scope, name);
+    const want = release[name];
+    let have: string | undefined;
+    try {
+      have = fs.readFileSync(file, 'utf8');
+    } catch {
+      have = undefined; // not there yet
+    }
+    if (have === want) continue;
+    if (want === undefined) fs.rmSync(file, { force: true });
+    else {
+      replaceFile(file, want);
+      written.push(file);
+    }
+  }
+  return written;
+}
+
+/** The scopes of `scopes` that already have a directory in the output: a renew that mints nothing for them still keeps their release current there. */
+export function scopesInOutput(outDir: string, scopes: string[]): string[] {
+  return scopes.filter((s) => {
+    try {
+      return fs.lstatSync(path.join(outDir, s)).isDirectory();
+    } catch {
+      return false;
+    }
+  });
 }
 
 /** A failed write into the output directory: a full disk is not bad usage (runMain reports it, exit 1), a bad --out is. */

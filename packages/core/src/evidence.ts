@@ -4,6 +4,8 @@ import type { FileWrite } from './store.js';
 import { iso } from './time.js';
 import { TrellisError } from './errors.js';
 import { parseJsonData } from './data.js';
+import { describeTarget, type DeploySelection } from './config.js';
+import { DEPLOY_RECORD_OP } from './deploy-record.js';
 
 /**
  * Evidence records: what an auditor asks for after a rotation, recovery or
@@ -117,4 +119,30 @@ export function parseEvidence(text: string): Evidence {
 /** An id for a procedure, sortable by time: `20261122T1000Z-rotation`. */
 export function procedureId(now: Date, kind: string): string {
   return `${iso(now).replace(/[-:]/g, '').replace(/00Z$/, 'Z')}-${kind}`;
+}
+
+/** A host name as deploy records it (os.hostname() of its runner); anything else read back from a ledger is ignored. */
+const HOST_NAME = /^[A-Za-z0-9][A-Za-z0-9.-]{0,252}$/;
+
+/**
+ * Where a service's leaf lives, for the evidence's hosts column: an ssh or
+ * sealed target names its host; a dir target is a directory on the machine
+ * deploy ran on, which only a deploy entry the scope ledger counts (signed)
+ * records: `dir:HOST:/path`, or `dir:/path (no signed deploy recorded its host)`.
+ */
+export function targetHosts(counted: { op: string; details: Record<string, unknown> }[], service: string, targets: DeploySelection[]): string[] {
+  const hostOf = (target: string): string | undefined => {
+    for (const e of [...counted].reverse()) {
+      if ((e.op !== 'deploy' && e.op !== DEPLOY_RECORD_OP) || !Array.isArray(e.details.targets)) continue;
+      for (const t of e.details.targets as Record<string, unknown>[]) {
+        if (t && t.service === service && t.target === target && typeof t.host === 'string' && HOST_NAME.test(t.host)) return t.host;
+      }
+    }
+    return undefined;
+  };
+  return targets.map((t) => {
+    if (t.type !== 'dir') return describeTarget(t);
+    const host = hostOf(describeTarget(t));
+    return host ? `dir:${host}:${t.path}` : `${describeTarget(t)} (no signed deploy recorded its host)`;
+  });
 }

@@ -14,7 +14,7 @@ import { liveIntermediates, type IntermediateRole } from './live.js';
 import { paths, scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { namesOutside, permittedNamesFor, scopeDomain } from './names.js';
 import { edgeCrl } from './release.js';
-import { crlSignedBy, parseCrls, serialKey } from './revocation.js';
+import { anchorCrlOf, crlSignedBy, displaySerial, parseCrls, serialKey, type Crl } from './revocation.js';
 import { parseTrustOpensslPem, trustedScopes } from './trust.js';
 import { GLOBAL_SCOPE } from './names.js';
 
@@ -174,7 +174,7 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
     checks.push({ check: 'chain', ok: false, detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA')}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`, openssl });
     return done(undefined, presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : 'only a leaf of a live intermediate of this mesh can pass');
   }
-  checks.push({ check: 'chain', ok: true, detail: `leaf ${leaf.serial} → ${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}` });
+  checks.push({ check: 'chain', ok: true, detail: `leaf ${displaySerial(leaf.serial)} → ${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}` });
 
   // 2. Purpose: the leaf's EKU must allow the role it plays.
   const eku = EKU[purpose];
@@ -182,22 +182,25 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
   checks.push({ check: 'purpose', ok: purposeOk, detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus!.join(', ') || 'empty'}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`, ...(purposeOk ? {} : { openssl: 'error 26: unsupported certificate purpose' }) });
 
   // 3. CRL: the issuer's leaf CRL in the verifier's edge CRLs, current, not listing the serial.
-  const crls = await Promise.all((parseCrlsSafe(edgeCrl(mesh, vs)) ?? []).map(async (c) => ((c.issuer === anchor!.cert.subject && (await crlSignedBy(c, anchor!.cert))) ? c : undefined)));
+  const edge = parseCrlsSafe(edgeCrl(mesh, vs)) ?? [];
+  const crls = await Promise.all(edge.map(async (c) => ((c.issuer === anchor!.cert.subject && (await crlSignedBy(c, anchor!.cert))) ? c : undefined)));
   const crl = crls.find(Boolean);
   if (!crl) checks.push({ check: 'crl', ok: false, detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`, openssl: 'error 3: unable to get certificate CRL' });
   else {
     const entry = crl.entries.find((e) => serialKey(e.serialNumber) === serialKey(leaf.serial));
     if (crl.nextUpdate && crl.nextUpdate <= now) checks.push({ check: 'crl', ok: false, detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`, openssl: 'error 12: CRL has expired' });
     else if (crl.thisUpdate > now) checks.push({ check: 'crl', ok: false, detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`, openssl: 'error 11: CRL is not yet valid' });
-    else if (entry) checks.push({ check: 'crl', ok: false, detail: `serial ${leaf.serial} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: 'error 23: certificate revoked' });
+    else if (entry) checks.push({ check: 'crl', ok: false, detail: `serial ${displaySerial(leaf.serial)} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: 'error 23: certificate revoked' });
     else checks.push({ check: 'crl', ok: true, detail: `not revoked in ${paths.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})` });
   }
+  // 3b. The edge checks CRLs along the whole chain (nginx ssl_crl, haproxy crl-file, openssl verify -crl_check_all): the anchor needs its own.
+  if (crl) checks.push(await anchorCrlCheck(edge, anchor, vs, now));
 
   // 4. Validity: the leaf and its anchor at `now`.
   const validity = (what: string, nb: Date, na: Date): Check | undefined =>
     now < nb ? { check: 'validity', ok: false, detail: `${what} is not valid before ${nb.toISOString()}`, openssl: 'error 9: certificate is not yet valid' }
       : now >= na ? { check: 'validity', ok: false, detail: `${what} expired at ${na.toISOString()}`, openssl: 'error 10: certificate has expired' } : undefined;
-  const bad = validity(`leaf ${leaf.serial}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
+  const bad = validity(`leaf ${displaySerial(leaf.serial)}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
   checks.push(bad ?? { check: 'validity', ok: true, detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}` });
 
   // 5. Name constraints of the anchor over the leaf's names.
@@ -208,6 +211,17 @@ async function judge(mesh: Mesh, verifier: Party, presenter: Party, purpose: 'cl
 
   const failed = checks.find((c) => !c.ok);
   return done(anchor, failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? undefined, presenter));
+}
+
+/** The anchor CRL (see signAnchorCrl) OpenSSL's full-chain check wants at depth 1: present, current, not listing the anchor. */
+async function anchorCrlCheck(edge: Crl[], anchor: Anchor, vs: string, now: Date): Promise<Check> {
+  const crl = await anchorCrlOf(edge, anchor.cert);
+  const what = `the anchor CRL of ${describeAnchor(anchor.ref)}`;
+  if (!crl) return { check: 'crl', ok: false, detail: `no anchor CRL of ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped: a verifier that checks CRLs along the chain (nginx ssl_crl, haproxy crl-file) wants one for the anchor too`, openssl: 'error 3: unable to get certificate CRL' };
+  if (crl.nextUpdate && crl.nextUpdate <= now) return { check: 'crl', ok: false, detail: `${what} lapsed at ${crl.nextUpdate.toISOString()}`, openssl: 'error 12: CRL has expired' };
+  if (crl.thisUpdate > now) return { check: 'crl', ok: false, detail: `${what} is not valid before ${crl.thisUpdate.toISOString()}`, openssl: 'error 11: CRL is not yet valid' };
+  if (crl.entries.some((e) => serialKey(e.serialNumber) === serialKey(anchor.cert.serialNumber))) return { check: 'crl', ok: false, detail: `${what} lists the anchor itself`, openssl: 'error 23: certificate revoked' };
+  return { check: 'crl', ok: true, detail: `${what} is shipped to ${vs} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})` };
 }
 
 function parseCrlsSafe(pem: string | undefined) {

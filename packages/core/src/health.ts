@@ -11,7 +11,7 @@ import { crlSetOf, inRole, liveIntermediates, type IntermediateRole } from './li
 import { activeIssuer, paths, type Mesh } from './mesh.js';
 import { leafLifetimes } from './procedures.js';
 import { renewalPoint } from './profiles.js';
-import { anchorCrlOf, crlOf, parseCrls, serialKey, type Crl } from './revocation.js';
+import { anchorCrlOf, crlOf, displaySerial, parseCrls, type Crl } from './revocation.js';
 import { nextGate } from './rotation.js';
 import { formatDuration, iso, notYetValid } from './time.js';
 
@@ -154,15 +154,15 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   else {
     const notYet = early(mesh.root.notBefore, now);
     const level = byWindow(mesh.root.notAfter, now, t.root);
-    if (notYet) add('critical', 'certificate', 'root', `root serial ${serialKey(mesh.root.serialNumber)} ${notYet}`, paths.rootCert);
-    certificates.push({ tier: 'root', scope: '', service: '', role: 'active', serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
-    add(level, 'certificate', 'root', `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level, t.root)}${level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : ''}`, paths.rootCert);
+    if (notYet) add('critical', 'certificate', 'root', `root serial ${displaySerial(mesh.root.serialNumber)} ${notYet}`, paths.rootCert);
+    certificates.push({ tier: 'root', scope: '', service: '', role: 'active', serial: displaySerial(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
+    add(level, 'certificate', 'root', `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level, t.root)}${level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : ''}`, paths.rootCert);
   }
   const rootPhase = mesh.rootState?.phase ?? 'steady';
   if (mesh.previousRoot) {
     const p = mesh.previousRoot;
-    certificates.push({ tier: 'root', scope: '', service: '', role: 'previous', serial: serialKey(p.serialNumber), notBefore: p.notBefore, notAfter: p.notAfter });
-    add('ok', 'certificate', 'root', `previous root (being retired) ${certText(p.notAfter, serialKey(p.serialNumber), 'ok')}`, paths.rootPrevious);
+    certificates.push({ tier: 'root', scope: '', service: '', role: 'previous', serial: displaySerial(p.serialNumber), notBefore: p.notBefore, notAfter: p.notAfter });
+    add('ok', 'certificate', 'root', `previous root (being retired) ${certText(p.notAfter, displaySerial(p.serialNumber), 'ok')}`, paths.rootPrevious);
   }
   if (rootPhase === 'overlap') add('ok', 'rotation', 'root', `root rotation in its overlap since ${mesh.rootState!.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`);
   await judgeCrlFile(mesh.rootCrlPem, mesh.roots.map((c) => ({ cert: c, kind: 'root' as const })), '', 'root', paths.rootCrl, () => t.rootCrl, crls, add, now,
@@ -178,7 +178,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
     const live = liveIntermediates(mesh, def.name);
     const next = inRole(live, 'next');
     for (const l of live) {
-      const serial = serialKey(l.cert.serialNumber);
+      const serial = displaySerial(l.cert.serialNumber);
       certificates.push({ tier: 'intermediate', scope: def.name, service: '', role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
       const judged = l.role === 'next' || (l.role === 'active' && !next);
       const level = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : 'ok';
@@ -210,7 +210,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         continue;
       }
       const renewAt = renewalPoint(r);
-      certificates.push({ tier: 'leaf', scope: def.name, service: svc.name, role: 'current', serial: serialKey(r.serial), notBefore: r.notBefore, notAfter: r.notAfter, renewAt });
+      certificates.push({ tier: 'leaf', scope: def.name, service: svc.name, role: 'current', serial: displaySerial(r.serial), notBefore: r.notBefore, notAfter: r.notAfter, renewAt });
       const w = lifeWindow(r.notBefore, r.notAfter, t.leaf, 1 / 3);
       const due = leafDue(r, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
       let level = byWindow(r.notAfter, now, w);
@@ -219,10 +219,10 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       const reason = due && DUE_TEXT[due] ? DUE_TEXT[due]! : undefined;
       if (reason && (due !== 'renewal-window' || t.leaf.warn === undefined)) level = worse(level, 'warning');
       if (due === 'not-yet-valid') {
-        add('critical', 'certificate', who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths.leaves(def.name));
+        add('critical', 'certificate', who, `leaf serial ${displaySerial(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths.leaves(def.name));
         continue;
       }
-      const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, renew at ${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
+      const text = `leaf ${certText(r.notAfter, displaySerial(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, renew at ${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
       add(level, 'certificate', who, text, paths.leaves(def.name));
     }
 
@@ -277,7 +277,7 @@ async function judgeCrlFile(
       add(say.unsigned, 'crl', subject, `no ${label} (${fingerprint(s.cert).slice(0, 19)}…): ${say.fix}`, file);
       continue;
     }
-    out.push({ kind: s.kind, scope, issuerSerial: serialKey(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {}) });
+    out.push({ kind: s.kind, scope, issuerSerial: displaySerial(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...(crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {}) });
     if (!crl.nextUpdate) {
       add('critical', 'crl', subject, `${label} has no nextUpdate: ${say.fix}`, file);
       continue;

@@ -9,7 +9,7 @@
 import { fingerprint, type Certificate } from './certificates.js';
 import { pemEncode } from './crypto.js';
 import { TrellisError } from './errors.js';
-import { crlNumber, crlSignedBy, parseCrls, serialKey, type Crl } from './revocation.js';
+import { crlNumber, crlSignedBy, displaySerial, parseCrls, serialKey, type Crl } from './revocation.js';
 import { CLOCK_SKEW_MS, formatDuration } from './time.js';
 import { parseJsonData } from './data.js';
 
@@ -192,7 +192,7 @@ export async function admitRelease(p: {
   if (!decisive) return r.refuse(`it carries no CRL of ${signerRoot.subject}, the root that issued its signer, and this host has seen none`);
   const entry = decisive.crl.entries.find((e) => serialKey(e.serialNumber) === serialKey(signer.serialNumber));
   if (entry) {
-    r.refuse(`its signer ${signer.subject} (serial ${serialKey(signer.serialNumber)}) is revoked in root CRL number ${decisive.number} of ${signerRoot.subject}, since ${entry.revocationDate.toISOString()}`);
+    r.refuse(`its signer ${signer.subject} (serial ${displaySerial(signer.serialNumber)}) is revoked in root CRL number ${decisive.number} of ${signerRoot.subject}, since ${entry.revocationDate.toISOString()}`);
   }
   for (const c of carried) {
     const seen = remembered.get(c.root);

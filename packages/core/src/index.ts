@@ -13,7 +13,7 @@ export { trustedScopes, trustPem, trustOpensslPem } from './trust.js';
 export { subjectHash } from './subject-hash.js';
 export { appendToLedger, ledgerProblems, ledgerHead, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
 export { ledgerSigner, type LedgerSigner } from './ledger-signature.js';
-export { rootLedgerTrustOf, rootClockBound, lastConfirmedRecord, assertLedgerCounts } from './ledger-trust.js';
+export { rootLedgerTrustOf, rootClockBound, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts } from './ledger-trust.js';
 export { leafCreated } from './record-proofs.js';
 export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 export { assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, quotePeerOutput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, isPq } from './custody.js';
@@ -39,9 +39,9 @@ export { runMain, rawStderr, clock, checkNowFlag, NOW_AHEAD_OPTION, openStore, w
 export { advanceScope, advanceRoot, nextGate, assertNoRootOverlap, type RootState, type RevokedIntermediate } from './rotation.js';
 export { serializeScopeState, serializeRootState } from './state-files.js';
 export { nodeCryptoSeam, type CryptoSeam } from './seam.js';
-export { anchorCrlOf, parseCrls, crlEntriesFor, type Revocation } from './revocation.js';
-export { certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, type Evidence } from './evidence.js';
-export { NAMES_ONLY_CA, isReleaseFile, edgeCrl, releaseCrlGaps, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type LeafFiles } from './release.js';
+export { anchorCrlOf, parseCrls, crlEntriesFor, displaySerial, type Revocation } from './revocation.js';
+export { certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, targetHosts, type Evidence } from './evidence.js';
+export { isReleaseFile, edgeCrl, releaseCrlGaps, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type LeafFiles } from './release.js';
 export { statusCommand, verifyCommand } from './inspect-commands.js';
 export { checkCommand, writeMetricsFile } from './check-command.js';
 export { renewMetrics, lastRenewSuccess } from './metrics.js';
@@ -52,3 +52,4 @@ export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwn
 export { signCertificate as encodeCertificate } from './certificates.js';
 export { signCrl as encodeCrl } from './revocation.js';
 export { signBurnStatement, readBurnStatement } from './burn.js';
+export { DEPLOY_RECORD_OP, releaseDigest, recordFor, onRecord, recordedReleases, recordedRelease, type RecordedTarget } from './deploy-record.js';

@@ -60,3 +60,8 @@ export interface Mesh {
   /** The material of each orphan named like a scope: what `trellis-root retire` revokes and removes. */
   retired: Map<string, ScopeMaterial>;
 }
+
+export const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
+type ReleaseFile = (typeof RELEASE_FILES)[number];
+/** What a host receives for one service: the fixed files, plus the bundle one anchor per file (`capath/<subject-hash>.<n>`, `anchors/<scope>-<fingerprint>.pem`). */
+export type Release = Partial<Record<ReleaseFile, string>> & { [anchorFile: string]: string | undefined };

@@ -5,6 +5,7 @@ import { nextGate } from './rotation.js';
 import { activeIssuer, scopeDef, type Mesh } from './mesh.js';
 import { renewalPoint } from './profiles.js';
 import { iso, notYetValid } from './time.js';
+import { displaySerial } from './revocation.js';
 import { heldServices, meshCollisions, type Collision } from './uniqueness.js';
 
 interface RenewItem {
@@ -95,7 +96,7 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
           const renewAt = renewalPoint(r);
           const due = leafDue(r, leafNames(scope.name, svc, mesh.config.trustDomain), active!, now);
           const state: LeafState = due === 'expired' || due === 'not-yet-valid' ? due : due === 'issuer-changed' ? 'stale-issuer' : due ? 'due' : 'ok';
-          return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
+          return { service: svc.name, state, serial: displaySerial(r.serial), notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
         }),
       };
     }),

@@ -14,6 +14,7 @@ import type { MintedLeaf } from './leaf.js';
 import { paths, type Mesh } from './mesh.js';
 import { advanceRoot, advanceScope, type RootState, type ScopeState } from './rotation.js';
 import { parseDuration, iso } from './time.js';
+import { displaySerial } from './revocation.js';
 
 export interface RecordProblem {
   file: string;
@@ -128,7 +129,7 @@ function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: Lea
   }
   const file = paths.leaves(scope);
   const hit = proof.byFingerprint.get(rec.fingerprint);
-  if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
+  if (!hit) return [{ file, field: service, message: `leaf ${displaySerial(rec.serial)} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
   const out: RecordProblem[] = [];
   for (const [field, claim] of LEAF_FIELDS) {
     const want = recorded(hit.c, field);
@@ -140,7 +141,7 @@ function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: Lea
   }
   const newest = proof.newestByService.get(service);
   if (newest && newest.c.fingerprint !== rec.fingerprint) {
-    out.push({ file, field: `${service}.fingerprint`, message: `the scope ledger's newest leaf for ${service} is ${newest.c.serial} (entry ${newest.e.seq}), not ${rec.serial}: rolled back?` });
+    out.push({ file, field: `${service}.fingerprint`, message: `the scope ledger's newest leaf for ${service} is ${displaySerial(newest.c.serial!)} (entry ${newest.e.seq}), not ${displaySerial(rec.serial)}: rolled back?` });
   }
   return out;
 }
@@ -239,7 +240,7 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
   if (want.phase !== 'steady') diff('rotation.switchAt', st.rotation?.switchAt, want.rotation?.switchAt);
   const revokes = t.counted.filter((e) => e.op === 'revoke' && typeof e.details.serial === 'string');
   st.revoked.forEach((r, i) => {
-    if (!revokes.some((e) => e.details.serial === r.serial && e.details.service === r.service)) out.push({ file, field: `revoked[${i}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
+    if (!revokes.some((e) => e.details.serial === r.serial && e.details.service === r.service)) out.push({ file, field: `revoked[${i}].serial`, message: `revocation of ${r.service} ${displaySerial(r.serial)} is in no revoke entry of the scope ledger` });
   });
   const leafExpiry = new Map(t.counted.flatMap((e) => e.created.filter((c) => c.kind === 'leaf' && c.serial && c.notAfter).map((c) => [c.serial!, c.notAfter!])));
   for (const e of revokes) {
@@ -247,7 +248,7 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
     // A revoke entry records the revoked leaf's notAfter: since renew binds leaves.yaml by hash, no entry lists that leaf.
     const expires = typeof e.details.notAfter === 'string' ? e.details.notAfter : leafExpiry.get(serial);
     if (!st.revoked.some((r) => r.serial === serial) && (!expires || new Date(expires) > now)) {
-      out.push({ file, field: 'revoked', message: `the scope ledger revoked ${String(e.details.service)} ${serial} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?` });
+      out.push({ file, field: 'revoked', message: `the scope ledger revoked ${String(e.details.service)} ${displaySerial(serial)} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?` });
     }
   }
   return out;

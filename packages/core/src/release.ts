@@ -18,11 +18,10 @@ import { scopeDef, scopeTrust, trustedScopeNames, type Mesh } from './mesh.js';
 import { anchorsBy, materialOf } from './live.js';
 import { ANCHORS_DIR, CAPATH_DIR, anchorFileSet, composeTrustByScope, parseTrustOpensslPem, trustOpensslPem, trustPem, trustedScopes } from './trust.js';
 import { parseJsonData } from './data.js';
+import { RELEASE_FILES, type Release } from './mesh-model.js';
 
-const RELEASE_FILES = ['cert.pem', 'key.pem', 'chain.pem', 'chain-and-key.pem', 'trust.pem', 'trust.openssl.pem', 'crl.pem', 'client-ca-names.pem'] as const;
-type ReleaseFile = (typeof RELEASE_FILES)[number];
-/** The fixed files, plus the bundle one anchor per file: `capath/<subject-hash>.<n>` and `anchors/<scope>-<fingerprint>.pem`. */
-export type Release = Partial<Record<ReleaseFile, string>> & { [anchorFile: string]: string | undefined };
+export type { Release };
+
 
 const ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
 
@@ -37,7 +36,7 @@ export function isReleaseFile(name: string): boolean {
  * trusted one. This self-signed certificate carries a name only; its key was
  * discarded when it was made, so nothing can ever chain to it.
  */
-export const NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
+const NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
 MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
 TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
 dGlmaWNhdGUgcmVxdWVzdCAobmFtZXMgb25seSkwIBcNMjYxMTIyMDEwNjE4WhgP

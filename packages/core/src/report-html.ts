@@ -7,6 +7,7 @@
  */
 import { fingerprint, signedBy, type Certificate } from './certificates.js';
 import { parseLedger } from './ledger.js';
+import { displaySerial } from './revocation.js';
 import { liveIntermediates, type IntermediateRole } from './live.js';
 import { scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { meshStatus, type MeshStatus } from './plan.js';
@@ -36,7 +37,7 @@ export interface ReportInput {
 }
 
 const cert = (label: string, tier: CertRow['tier'], c: Certificate): CertRow => ({
-  label, tier, serial: c.serialNumber, fingerprint: fingerprint(c), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter),
+  label, tier, serial: displaySerial(c.serialNumber), fingerprint: fingerprint(c), notBefore: iso(c.notBefore), notAfter: iso(c.notAfter),
 });
 
 /** The report's model: everything the page shows, read from the mesh as of `now`. */
@@ -186,13 +187,15 @@ function findingsHtml(r: ReportInput): string {
 /** The whole page: no script, no external resource, and a CSP that would refuse one anyway. */
 export function renderReportHtml(r: ReportInput): string {
   const count = (l: Finding['level']) => r.findings.filter((f) => f.level === l).length;
+  // Coloured by its count: "0 error(s)" is good news, not red.
+  const tally = (l: Finding['level'], noun: string) => `<span id="verify-${l}" class="${count(l) ? l : 'ok'}">${count(l)} ${noun}</span>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
 <body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
-<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: <span class="error">${count('error')} error(s)</span>, <span class="warning">${count('warning')} warning(s)</span>, <span class="pending">${count('pending')} pending</span></p></header>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${tally('error', 'error(s)')}, ${tally('warning', 'warning(s)')}, ${tally('pending', 'pending')}</p></header>
 <main>
 <section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
 <section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>

@@ -75,6 +75,16 @@ export async function crlSignedBy(crl: Crl, issuer: Certificate): Promise<boolea
   }
 }
 
+/**
+ * A serial as a user reads it everywhere trellis prints one: upper-case hex in
+ * whole bytes, as `openssl x509 -serial` prints it (what operators grep for).
+ * Stored files keep their own form (serialKey compares any two).
+ */
+export function displaySerial(serial: string): string {
+  const hex = serialKey(serial).toUpperCase();
+  return hex.length % 2 ? `0${hex}` : hex;
+}
+
 /** Normalises a serial as trellis writes it (lower-case hex, no separators). */
 export function serialKey(serial: string): string {
   return serial.toLowerCase().replace(/[^0-9a-f]/g, '').replace(/^0+(?=.)/, '');

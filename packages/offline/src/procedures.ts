@@ -6,7 +6,7 @@
  * because they sign with the root and trellis-ci must not reach them.
  */
 import {
-  TrellisError, advanceRoot, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, describeTarget, effectWrites, encryptTo, evidenceFiles, evidencePaths,
+  TrellisError, advanceRoot, displaySerial, scopeLedgerTrust, targetHosts, advanceScope, assertNoRootOverlap, certRef, certificatePem, ciRecipientIn, effectWrites, encryptTo, evidenceFiles, evidencePaths,
   fingerprint, formatDuration, importSigningKey, parseLedger, inRole, intermediateFiles, iso, keyId, liveIntermediates, paths, parseEvidence, procedureId, scopeDef,
   ceremonyCrlWrite, intermediateLost, leafLifetimes, serializeRootState, serializeScopeState, signedBy, trustBundleFiles, anchorsBy,
   type Certificate, type Created, type CryptoSeam, type Evidence, type FileWrite, type Mesh, type RevokedIntermediate, type RootState,
@@ -185,7 +185,8 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const rootState = { ...mesh.rootState!, revoked: [...mesh.rootState!.revoked, ...revoked] };
   const id = freshId(m.ledger, scope, now, 'recovery');
   const t = advanceScope(m.state!, { type: 'recover', fresh: fingerprint(fresh.cert) }, now, scope);
-  const hosts = (service: string) => def.services.find((s) => s.name === service)?.deploy.map(describeTarget) ?? [];
+  const counted = scopeLedgerTrust(mesh, scope).counted;
+  const hosts = (service: string) => targetHosts(counted, service, def.services.find((s) => s.name === service)?.deploy ?? []);
   const evidence: Evidence = {
     id, kind: 'compromise-recovery', scope, status: 'in-progress', reason, started: iso(now), old: liveIntermediates(mesh, scope).map((l) => certRef(l.cert)), new: [certRef(fresh.cert)],
     steps: [{ step: 'recover', at: iso(now), actor: c.actor, tool: 'trellis-root recover', note: `${revoked.length} certificate(s) revoked in the root CRL and removed from every bundle` }],
@@ -206,10 +207,10 @@ export async function recoverScope(c: Ceremony, scope: string, reason: string, s
   const report = [
     `RECOVERY of ${scope} (${reason}) at ${iso(now)}`,
     `revoked (root CRL) and removed from every bundle:`,
-    ...revoked.map((r) => `  ${r.fingerprint}  serial ${r.serial}`),
+    ...revoked.map((r) => `  ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
     `new intermediate: ${fingerprint(fresh.cert)}`,
     `blast radius: ${evidence.affected.length} leaf(s) of ${scope}, all re-minted by the next trellis-ci renew whatever their age:`,
-    ...evidence.affected.map((x) => `  ${x.service.padEnd(20)} serial ${x.oldSerial}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`),
+    ...evidence.affected.map((x) => `  ${x.service.padEnd(20)} serial ${displaySerial(x.oldSerial)}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`),
     `evidence: ${evidencePaths(scope, id).md}`,
     'next: commit and push now; run trellis-ci renew and deploy at once.',
   ];
@@ -248,7 +249,7 @@ export async function retireScope(c: Ceremony, scope: string, reason: string, si
     writes: withBundles(mesh, writes),
     report: [
       `RETIRED ${scope} (${reason}) at ${iso(now)}`,
-      ...revoked.map((r) => `  revoked ${r.fingerprint}  serial ${r.serial}`),
+      ...revoked.map((r) => `  revoked ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
       `removed from every bundle; its leaves are refused by every peer after the next deploy${open ? `; the open procedure ${open} ends with it` : ''}`,
       'next: commit and push; CI deploys the recomposed bundles.',
     ],

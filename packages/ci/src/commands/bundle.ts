@@ -2,7 +2,7 @@ import path from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
 import {
-  NAMES_ONLY_CA, TrellisError, edgeCrl, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
+  TrellisError, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
   anchorsBy, checkOutDir, withStore, writeOutFile, type Mesh,
 } from '@trellis/core';
 
@@ -15,8 +15,8 @@ export const bundle: CommandModule<object, Args> = {
   builder: (y) => y
     .positional('scope', { type: 'string', demandOption: true })
     .option('format', { choices: FORMATS, default: 'pem' as const, describe: 'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)' })
-    .option('out', { type: 'string', describe: 'nginx/haproxy/spiffe: where referenced files are written (default <store>/.trellis/bundle/<scope>)' })
-    .option('release-dir', { type: 'string', describe: 'nginx/haproxy: a deploy target\'s directory; directives then point at <dir>/current/*, which deploy keeps up to date' })
+    .option('out', { type: 'string', describe: 'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)' })
+    .option('release-dir', { type: 'string', describe: 'nginx/haproxy (required): a dir deploy target\'s directory; every path printed is <dir>/current/*, which deploy keeps up to date' })
     .option('upstream', { type: 'string', describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives' })
     .option('server-block', { type: 'boolean', describe: 'nginx: print a complete server { … } block (listen, the directives, a location) for a conf.d file' })
     .option('listen', { type: 'string', default: '443', describe: 'nginx --server-block: the listen address, PORT or ADDRESS:PORT' })
@@ -28,34 +28,27 @@ export const bundle: CommandModule<object, Args> = {
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
     if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
     if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
-    const out = path.resolve(a.out ?? path.join(mesh.dir, '.trellis', 'bundle', a.scope));
-    checkOutDir(out, bundleOut(mesh, out), true); // no link at it, nor below it (out-path.ts)
-    if (a.format === 'spiffe') return void process.stdout.write(spiffeBundles(mesh, a.scope, out));
-    const files = writeTrustFiles(mesh, a.scope, out);
-    const at = (f: string) => (a.releaseDir ? path.join(path.resolve(a.releaseDir), 'current', f) : files[f] ?? `<your release>/current/${f}`);
+    if (a.format === 'spiffe') {
+      const out = path.resolve(a.out ?? path.join(mesh.dir, '.trellis', 'bundle', a.scope));
+      checkOutDir(out, bundleOut(mesh, out), true); // no link at it, nor below it (out-path.ts)
+      return void process.stdout.write(spiffeBundles(mesh, a.scope, out));
+    }
     const upstream = a.upstream ? upstreamName(mesh, a.scope, a.upstream) : undefined;
     if (a.serverBlock && a.format !== 'nginx') throw new TrellisError('usage', `--server-block is for --format nginx, not ${a.format}`, { hint: 'add --format nginx, or drop --server-block' });
     if (a.serverBlock && !/^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$/.test(a.listen)) throw new TrellisError('usage', `--listen ${JSON.stringify(a.listen)} is not PORT or ADDRESS:PORT`, { hint: 'e.g. --listen 8443 or --listen 127.0.0.1:8443' });
+    // Real paths only: a copy of the trust files elsewhere would never get the CRLs deploy re-ships, and a leaf has no path without a release.
+    if (!a.releaseDir) {
+      throw new TrellisError('usage', `--format ${a.format} needs --release-dir: every path it prints is a file of a deploy target's release`, {
+        field: '--release-dir', hint: `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a.scope} --format ${a.format} --release-dir /etc/trellis/SERVICE`,
+      });
+    }
+    const at = (f: string) => path.join(path.resolve(a.releaseDir!), 'current', f);
     const directives = a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream);
     process.stdout.write(a.serverBlock ? nginxServerBlock(a.listen, directives) : directives);
   },
 };
 
 const bundleOut = (mesh: Mesh, out: string) => ({ flag: '--out', store: mesh.dir, anchor: out });
-
-/** The files directives point at when no release directory is given. */
-function writeTrustFiles(mesh: Mesh, scope: string, out: string): Record<string, string> {
-  const certs = scopeTrust(mesh, scope);
-  const files: Record<string, string> = { 'trust.openssl.pem': trustOpensslPem(certs), 'client-ca-names.pem': NAMES_ONLY_CA };
-  const crl = edgeCrl(mesh, scope);
-  if (crl) files['crl.pem'] = crl;
-  const paths: Record<string, string> = {};
-  for (const [name, content] of Object.entries(files)) {
-    writeOutFile(path.join(out, name), content, bundleOut(mesh, out));
-    paths[name] = path.join(out, name);
-  }
-  return paths;
-}
 
 /** An upstream this scope's services may call: the boundary rule decides, not the operator's typing. */
 function upstreamName(mesh: Mesh, scope: string, target: string): string {

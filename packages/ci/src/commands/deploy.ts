@@ -5,7 +5,8 @@ import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, appendToLedger, collisionRefusal, describeCollision, heldServices, meshCollisions, releaseCrlGaps, ledgerSigner, readIdentities, clock, describeRelease, describeTarget, iso, keyMatchesCert, loadMesh, mergeWrites, parseCertificate, paths, releaseFor,
   quoteInput, requireConfirmedAllowList, resolveDeployTargets, scopeDef, sealRelease, serviceDnsName, withStore, writeOutFile, checkOutDir, checkOutFile, assertOutsideTrackedTree,
-  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Release, type SigningIntermediate, readBounded, READ_LIMITS
+  DEPLOY_RECORD_OP, onRecord, recordFor, recordedRelease, recordedReleases, releaseDigest, scopeLedgerTrust, type RecordedTarget,
+  type DeployTarget, type FileWrite, type LeafFiles, type Mesh, type Store, type Release, type SigningIntermediate, readBounded, READ_LIMITS
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
@@ -13,7 +14,7 @@ import { ciIdentities, openIntermediate } from '../signer.js';
 
 const TARGET_TYPES = ['dir', 'ssh', 'kubernetes', 'sealed'] as const;
 
-interface Args { store?: string; scope?: string; type?: (typeof TARGET_TYPES)[number][]; from?: string; canary?: number; sealedOut?: string; manifests?: string; wipeOut?: boolean; now?: string }
+interface Args { store?: string; scope?: string; type?: (typeof TARGET_TYPES)[number][]; from?: string; canary?: number; sealedOut?: string; manifests?: string; wipeOut?: boolean; recordOnly?: boolean; recorded?: boolean; now?: string }
 
 export const deploy: CommandModule<object, Args> = {
   command: 'deploy',
@@ -26,10 +27,14 @@ export const deploy: CommandModule<object, Args> = {
     .option('sealed-out', { type: 'string', describe: 'where sealed releases are written (default <store>/.trellis/sealed)' })
     .option('manifests', { type: 'string', describe: 'where Kubernetes manifests are written (default <store>/.trellis/k8s)' })
     .option('wipe-out', { type: 'boolean', describe: 'after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry' })
+    .option('record-only', { type: 'boolean', describe: "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's release digest) and deliver nothing; the keyless step then runs deploy --recorded" })
+    .option('recorded', { type: 'boolean', describe: "ship a release only when the scope's ledger recorded it (a signed deploy --record-only entry): for the step that holds no CI identity" })
     .example('$0 renew && $0 deploy', 'the scheduled CI job')
     .example('$0 deploy --canary 1', 'one target first, checked, then the rest')
     .example('$0 renew && $0 deploy --wipe-out', 'in CI: no plaintext leaf key outlives the job')
-    .example('$0 deploy --type sealed', 'the CI step with the CI identity: seals, executes nothing') as never,
+    .example('$0 deploy --type sealed', 'the CI step with the CI identity: seals, executes nothing')
+    .example('$0 deploy --type dir ssh kubernetes --record-only', 'the CI step with the CI identity: signs what the next step ships')
+    .example('$0 deploy --type dir ssh kubernetes --recorded', 'the CI step without it: ships only what was signed') as never,
   handler: (a) => runDeploy(a),
 };
 
@@ -81,6 +86,9 @@ function leafFrom(mesh: Mesh, from: string, scope: string, service: string): Lea
 
 async function runDeploy(a: Args): Promise<void> {
   if (a.canary !== undefined && (!Number.isInteger(a.canary) || a.canary < 1)) throw new TrellisError('usage', '--canary takes a positive whole number');
+  if (a.recordOnly && (a.recorded || a.wipeOut || a.canary !== undefined)) {
+    throw new TrellisError('usage', `--record-only delivers nothing, so ${a.recorded ? '--recorded' : a.wipeOut ? '--wipe-out' : '--canary'} has nothing to act on`, { hint: 'record in the step that holds the CI identity, then deploy --recorded in the next' });
+  }
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
@@ -112,7 +120,19 @@ async function runDeploy(a: Args): Promise<void> {
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
     // every child gets an environment without it (childEnv).
     // With the identity, every scope's intermediate is opened now: it signs sealed releases and the deploy's ledger entries.
-    // A step without it (deploy --type dir ssh kubernetes) delivers and records nothing in the ledger: its CI log is the record.
+    // A step without it (deploy --type dir ssh kubernetes) writes nothing in the ledger: with --recorded it ships only what the step with it recorded.
+    const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
+    // The default may not exist (no leaf was minted); a directory named on purpose must, or a typo would ship no leaf at exit 0.
+    if (a.from !== undefined && !fs.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new TrellisError('usage', `--from ${quoteInput(a.from)} is not a directory`, { field: '--from', hint: 'name the directory renew --out wrote the leaves to (default <store>/.trellis/out)' });
+    }
+    const releases = new Map<string, Release>();
+    const releaseOf = (j: Job) => {
+      const key = `${j.scope}/${j.service}`;
+      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
+      return releases.get(key)!;
+    };
+    if (a.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a.scope);
     const signers = new Map<string, SigningIntermediate | TrellisError>();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
     const held = readIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
@@ -125,11 +145,6 @@ async function runDeploy(a: Args): Promise<void> {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path.resolve(a.from ?? path.join(store.dir, '.trellis', 'out'));
-    // The default may not exist (no leaf was minted); a directory named on purpose must, or a typo would ship no leaf at exit 0.
-    if (a.from !== undefined && !fs.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new TrellisError('usage', `--from ${quoteInput(a.from)} is not a directory`, { field: '--from', hint: 'name the directory renew --out wrote the leaves to (default <store>/.trellis/out)' });
-    }
     const sealedOut = path.resolve(a.sealedOut ?? path.join(store.dir, '.trellis', 'sealed'));
     const manifestDir = path.resolve(a.manifests ?? path.join(store.dir, '.trellis', 'k8s'));
     // Secrets carry tls.key: the manifests go where git does not commit.
@@ -145,11 +160,14 @@ async function runDeploy(a: Args): Promise<void> {
       if (j.target.type === 'kubernetes') checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
     }
     const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-deploy-'));
-    const releases = new Map<string, Release>();
-    const releaseOf = (j: Job) => {
-      const key = `${j.scope}/${j.service}`;
-      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
-      return releases.get(key)!;
+    // --recorded: what the step with the identity signed, read from entries the scope ledgers count.
+    const recordOf = new Map<string, Map<string, RecordedTarget>>();
+    const notOnRecord = (job: Job, release: Release): string | undefined => {
+      if (!a.recorded) return undefined;
+      if (!recordOf.has(job.scope)) recordOf.set(job.scope, recordedReleases(scopeLedgerTrust(mesh, job.scope).counted));
+      const rec = recordedRelease(recordOf.get(job.scope)!, job.service, describeTarget(job.target));
+      if (onRecord(rec, release)) return undefined;
+      return `not on the record: the release is ${releaseDigest(release)}, ${paths.ledger(job.scope)} recorded ${rec?.release ?? 'none for this target'}; nothing shipped (run deploy --record-only in the step that holds the CI identity, then this again)`;
     };
 
     const outcomes: Outcome[] = [...heldOutcomes];
@@ -161,6 +179,8 @@ async function runDeploy(a: Args): Promise<void> {
       }
       try {
         const release = releaseOf(job);
+        const unrecorded = notOnRecord(job, release);
+        if (unrecorded) throw new TrellisError('verification-failed', unrecorded);
         const done = await deliver(job, release, { now, storeDir: store.dir, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
         if (i < canary && 'check' in job.target && job.target.check) {
           // Check as a client of the service: with the leaf just shipped, or for a trust-only release to a dir target, the installed one.
@@ -180,6 +200,7 @@ async function runDeploy(a: Args): Promise<void> {
     fs.rmSync(scratch, { recursive: true, force: true });
 
     // The deploy is recorded in each scope's ledger: what went where, and how it ended.
+    const runner = os.hostname(); // a dir target is a directory on this machine: the evidence's hosts column names it
     const writes: FileWrite[] = [];
     for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -189,12 +210,13 @@ async function runDeploy(a: Args): Promise<void> {
         path: paths.ledger(s),
         content: appendToLedger(mesh.material.get(s)!.ledger, {
           op: 'deploy', at: iso(now), actor: actor(),
-          details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), status: o.status, detail: o.detail })) },
+          details: { targets: mine.map((o) => ({ service: o.job.service, target: describeTarget(o.job.target), ...(o.job.target.type === 'dir' ? { host: runner } : {}), status: o.status, detail: o.detail })) },
         }, paths.ledger(s), ledgerSigner(key)).text,
       });
     }
     if (writes.length) store.commit(mergeWrites(writes));
-    else process.stdout.write('deploy not recorded in the ledgers: no CI identity in this step to sign the entries\n');
+    else if (a.recorded) process.stdout.write('deploy on the record: each release shipped is the one its scope ledger recorded (deploy --record-only); each target\'s outcome is in this output\n');
+    else process.stdout.write('deploy not recorded in the ledgers: no CI identity in this step to sign the entries (sign what it ships first: deploy --record-only in the step that holds it, then deploy --recorded here)\n');
     for (const o of outcomes) process.stdout.write(`${o.status.padEnd(9)} ${`${o.job.scope}/${o.job.service}`.padEnd(24)} ${describeTarget(o.job.target)}  ${o.detail}\n`);
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     const notDone = failed + heldOutcomes.length;
@@ -211,6 +233,28 @@ async function runDeploy(a: Args): Promise<void> {
     const refusal = collisionRefusal(collisions, 'deploy held');
     if (refusal) throw refusal;
   });
+}
+
+/**
+ * deploy --record-only: signs, in each scope's ledger, the release digest each
+ * selected target is about to get, and delivers nothing. A target whose
+ * newest recorded digest is already this one is not recorded again, so a run
+ * with nothing new adds no entry.
+ */
+async function recordOnly(store: Store, mesh: Mesh, jobs: Job[], releaseOf: (j: Job) => Release, now: Date, scope?: string): Promise<void> {
+  const ids = await ciIdentities(mesh, scope ? [scope] : undefined);
+  const writes: FileWrite[] = [];
+  for (const s of new Set(jobs.map((j) => j.scope))) {
+    const have = recordedReleases(scopeLedgerTrust(mesh, s).counted);
+    const mine = jobs.filter((j) => j.scope === s).map((j) => ({ ...recordFor(j.service, describeTarget(j.target), releaseOf(j)), ...(j.target.type === 'dir' ? { host: os.hostname() } : {}) }));
+    const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
+    for (const t of mine) process.stdout.write(`${fresh.includes(t) ? 'recorded ' : 'on record'} ${`${s}/${t.service}`.padEnd(24)} ${t.target}  ${t.release}\n`);
+    if (!fresh.length) continue;
+    const key = await openIntermediate(mesh, s, ids);
+    writes.push({ path: paths.ledger(s), content: appendToLedger(mesh.material.get(s)!.ledger, { op: DEPLOY_RECORD_OP, at: iso(now), actor: actor(), details: { targets: fresh } }, paths.ledger(s), ledgerSigner(key)).text });
+  }
+  if (writes.length) store.commit(mergeWrites(writes));
+  process.stdout.write(writes.length ? `recorded what is about to be deployed in ${writes.length} scope ledger(s); deploy --recorded ships exactly that\n` : 'every release is already on the record\n');
 }
 
 /** A dir target's path as this runner resolves it, symbolic links followed as far as it exists: two spellings of one directory are one. */

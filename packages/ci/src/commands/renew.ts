@@ -1,10 +1,11 @@
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError, actor, advancePhases, awaitingRetire, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
   type FileWrite, type Mesh, type PhaseStep, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
 } from '@trellis/core';
-import { openScopeKeys, outputFailure, writeLeafOutput } from '../issue.js';
+import { openScopeKeys, outputFailure, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
 import { outputBarrier } from '../out-write.js';
 import { NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode, type Progress } from '../progress.js';
@@ -69,6 +70,21 @@ async function runRenew(a: Args): Promise<RenewResult | undefined> {
 }
 
 const WORKER_MIN_LEAVES = 256;
+
+/** Brings the scope files of the output's existing scope directories to their release; no leaf is written, so no key is needed. */
+function refreshOutput(o: RenewOptions, storeDir: string, mesh: Mesh, scopes: string[], say: (line: string) => void): void {
+  if (!fs.existsSync(o.out)) return;
+  const present = scopesInOutput(o.out, scopes);
+  if (!present.length) return;
+  const note = prepareOutDir(o.out, { store: o.defaultOutOf, storeDir });
+  if (note) say(note.trimEnd());
+  try {
+    const written = present.flatMap((s) => scopeOutput(mesh, s, o.out));
+    outputBarrier(o.out, written);
+  } catch (e) {
+    throw outputFailure(e, o.out);
+  }
+}
 
 export interface RenewOptions {
   now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
@@ -150,6 +166,8 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   const touched = renewTouched({ plan, phases, staleCrls, staleBundles });
   if (o.dryRun || !touched.length) {
     tell();
+    // A ceremony (a rotation's publish) changed the release with nothing left for renew to sign: the output follows it.
+    if (!o.dryRun) refreshOutput(o, store.dir, mesh, scopes, say);
     return undefined;
   }
 
@@ -159,7 +177,7 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   // Only now: "mint …" printed by a run that then lacks its identity would read as done.
   tell();
   // It holds plaintext leaf keys: 0700, ours, not a link.
-  const note = plan.mint.length ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir }) : undefined;
+  const note = plan.mint.length || (fs.existsSync(o.out) && scopesInOutput(o.out, scopes).length) ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir }) : undefined;
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
@@ -178,7 +196,15 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   // Before any output: a shard that would write another scope's file writes nothing.
   if (o.shard) assertShardWrites(scopes[0]!, result.writes);
   t?.mark('procedures');
-  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
+  // The output holds each scope's release as this run leaves the store (a stale trust.pem there once lacked a published intermediate).
+  const after = loadMesh(store.withPending(result.writes));
+  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, after, m.scope, m.leaves, o.out, { leafFiles: !pool?.writesLeafFiles }));
+  const minted = new Set(result.minted.filter((m) => m.leaves.length).map((m) => m.scope));
+  try {
+    for (const s of scopesInOutput(o.out, scopes.filter((x) => !minted.has(x)))) written.push(...scopeOutput(after, s, o.out));
+  } catch (e) {
+    throw outputFailure(e, o.out);
+  }
   // One durability barrier for every leaf written, before the store records any of them.
   outputBarrier(o.out, written);
   t?.mark('write');

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { TrellisError, actor, clock, loadMesh, nodeCryptoSeam, revocableLeaf, revokeLeaf, withStore } from '@trellis/core';
+import { TrellisError, actor, clock, displaySerial, loadMesh, nodeCryptoSeam, revocableLeaf, revokeLeaf, withStore } from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
 import { outputBarrier } from '../out-write.js';
 import { ciIdentities } from '../signer.js';
@@ -27,9 +27,9 @@ export const revoke: CommandModule<object, Args> = {
       const r = await revokeLeaf(mesh, scope, service, a.reason ?? 'unspecified', keys, now, actor(), nodeCryptoSeam);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
       process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir, storeDir: store.dir }) ?? '');
-      outputBarrier(out, writeLeafOutput(mesh, scope, [r.leaf], out, r.crlPem));
+      outputBarrier(out, writeLeafOutput(mesh, loadMesh(store.withPending(r.writes)), scope, [r.leaf], out));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope}/${service} serial ${r.serial} (${a.reason}); replacement ${r.leaf.record.serial} in ${path.join(out, scope, service)}; deploy now\n`);
+      process.stdout.write(`revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`);
     });
   },
 };

@@ -1,6 +1,6 @@
 /** CRL files checked against the issuers that must sign them and the revocations they must list. */
 import type { Certificate } from '../certificates.js';
-import { crlEntriesFor, crlOf, parseCrls, serialKey, type Crl, type Revocation } from '../revocation.js';
+import { crlEntriesFor, crlOf, displaySerial, parseCrls, serialKey, type Crl, type Revocation } from '../revocation.js';
 import type { Finding, Level, Where } from './finding.js';
 import { notYetValid } from '../time.js';
 
@@ -21,7 +21,7 @@ export async function crlFindings(pem: string, issuers: Certificate[], revoked: 
     }
     const listed = new Set(crl.entries.map((e) => serialKey(e.serialNumber)));
     const missing = crlEntriesFor(issuer, revoked, now).filter((e) => !listed.has(serialKey(e.serial)));
-    if (missing.length) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => e.serial).join(', ')}` });
+    if (missing.length) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => displaySerial(e.serial)).join(', ')}` });
     const next = crl.nextUpdate;
     if (!next || next <= now) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
     else if (notYetValid(crl.thisUpdate, now)) out.push({ ...where, level: 'error', check: 'crl', message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}` });

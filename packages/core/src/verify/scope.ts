@@ -10,7 +10,7 @@ import { ledgerFingerprints, ledgerProblems } from '../ledger.js';
 import { crlSetOf, inRole, type LiveIntermediate } from '../live.js';
 import { activeIssuer, paths, scopeAnchorFiles, scopeTrust, type Mesh, type ScopeMaterial } from '../mesh.js';
 import { namesOutside, permittedNamesFor } from '../names.js';
-import { anchorCrlOf, parseCrls, serialKey } from '../revocation.js';
+import { anchorCrlOf, displaySerial, parseCrls, serialKey } from '../revocation.js';
 import { lacksIpExclusion } from '../profiles.js';
 import { parseTrustOpensslPem } from '../trust.js';
 import { notYetValid } from '../time.js';
@@ -148,7 +148,7 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
     }
     const outside = namesOutside(rec, permitted);
     if (outside.length) add('error', 'constraints', `${svc.name}: ${outside.join(', ')} outside the scope`, file);
-    if (revokedSerials.has(serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (revokedSerials.has(serialKey(rec.serial))) add('error', 'leaf', `${svc.name}: the current leaf ${displaySerial(rec.serial)} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
     if (due && DUE[due]) add(DUE[due][0], due === 'expired' || due === 'renewal-window' || due === 'not-yet-valid' ? 'expiry' : 'leaf', `${svc.name}: ${DUE[due][1]} (${due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`, file);
   }
