@@ -11,7 +11,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { encryptTo, fingerprint, importSigningKey, newIdentity, parseCertificate, sealRelease, serializeHostState, tryDecrypt, type Release } from '@trellis/core';
+import {
+  encryptTo,
+  fingerprint,
+  importSigningKey,
+  newIdentity,
+  parseCertificate,
+  sealRelease,
+  serializeHostState,
+  tryDecrypt,
+  type Release,
+} from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, baseEnv } from './helpers/cli.js';
 
@@ -32,16 +42,40 @@ beforeAll(async () => {
 const sealedTo = () => [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }];
 /** A mesh whose us-east-1/api is sealed to web-1, the host's recipient confirmed in trellis.yaml's allow-list. */
 const meshAt = async (now?: string, extra: { intermediates?: boolean } = {}) => {
-  const m = await FakeMesh.create({ scopes: { global: [], 'us-east-1': sealedTo() }, ...(now ? { now } : {}), ...extra });
+  const m = await FakeMesh.create({
+    scopes: { global: [], 'us-east-1': sealedTo() },
+    ...(now ? { now } : {}),
+    ...extra,
+  });
   if (extra.intermediates !== false) await m.allow({ sealed: { 'web-1': { recipient: host.recipient } } }, { now });
   return m;
 };
 
-interface Agent { code: number; stdout: string; stderr: string }
+interface Agent {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
 async function install(bundle: string, dir: string, roots: string, flags: string[] = []): Promise<Agent> {
-  const r = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', dir, '--roots', roots, ...flags], {
-    env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv, extendEnv: false, reject: false,
-  });
+  const r = await execa(
+    'node',
+    [
+      path.join(REPO, 'packages/agent/dist/main.js'),
+      'install',
+      '--bundle',
+      bundle,
+      '--dir',
+      dir,
+      '--roots',
+      roots,
+      ...flags,
+    ],
+    {
+      env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
+      extendEnv: false,
+      reject: false,
+    },
+  );
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -79,10 +113,16 @@ async function openAsHost(bundle: string): Promise<{ created: string; rootCrl: s
   return JSON.parse(opened.text).release;
 }
 
-interface Signer { cert: string; keyPem: string }
+interface Signer {
+  cert: string;
+  keyPem: string;
+}
 /** The scope's intermediate as the CI identity opens it: what a thief of CI holds. */
 async function intermediateOf(m: FakeMesh, scope = 'us-east-1'): Promise<Signer> {
-  const ci = fs.readFileSync(m.ciIdentityFile, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
+  const ci = fs
+    .readFileSync(m.ciIdentityFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
   const opened = await tryDecrypt(ci, m.read(`bundles/${scope}/intermediate.key.age`));
   if (!opened.ok) throw new Error('cannot open the intermediate key');
   return { cert: m.read(`bundles/${scope}/intermediate.pem`), keyPem: opened.text };
@@ -93,9 +133,22 @@ let forged = 0;
 async function forge(signer: Signer, p: { rootCrl: string; files: Release; created?: string }): Promise<string> {
   const { key, algorithm } = await importSigningKey(signer.keyPem);
   const file = path.join(work, `forged-${++forged}.age`);
-  fs.writeFileSync(file, await sealRelease({
-    version: 1, scope: 'us-east-1', service: 'api', host: 'web-1', created: p.created ?? at(0), rootCrl: p.rootCrl, files: p.files,
-  }, host.recipient, { scope: 'us-east-1', cert: parseCertificate(signer.cert), key, algorithm }));
+  fs.writeFileSync(
+    file,
+    await sealRelease(
+      {
+        version: 1,
+        scope: 'us-east-1',
+        service: 'api',
+        host: 'web-1',
+        created: p.created ?? at(0),
+        rootCrl: p.rootCrl,
+        files: p.files,
+      },
+      host.recipient,
+      { scope: 'us-east-1', cert: parseCertificate(signer.cert), key, algorithm },
+    ),
+  );
   return file;
 }
 
@@ -149,22 +202,48 @@ describe('a real recover burns the old intermediate on every host that has seen 
   });
 
   it.each([
-    ['carrying the new root CRL, to a host that has only seen the old one', () => seenOld, () => m.read('bundles/root/crl.pem')],
-    ['carrying the old root CRL, to a host that has seen the new one: the remembered CRL wins', () => seenNew, () => oldCrl],
+    [
+      'carrying the new root CRL, to a host that has only seen the old one',
+      () => seenOld,
+      () => m.read('bundles/root/crl.pem'),
+    ],
+    [
+      'carrying the old root CRL, to a host that has seen the new one: the remembered CRL wins',
+      () => seenNew,
+      () => oldCrl,
+    ],
   ])('a release signed with the burned key %s is refused', async (_name, dir, crl) => {
     const bundle = await forge(burned, { rootCrl: crl(), files: oldFiles });
-    await expectRefused(install(bundle, dir(), roots), dir(), 3, /refused sealed release: its signer .*us-east-1.* \(serial [0-9A-F]+\) is revoked in root CRL number \d+ of .*since/);
+    await expectRefused(
+      install(bundle, dir(), roots),
+      dir(),
+      3,
+      /refused sealed release: its signer .*us-east-1.* \(serial [0-9A-F]+\) is revoked in root CRL number \d+ of .*since/,
+    );
   });
 
   it('a root CRL older than the one the host has seen is refused, even from a signer in good standing', async () => {
     const bundle = await forge(await intermediateOf(m), { rootCrl: oldCrl, files: oldFiles });
-    await expectRefused(install(bundle, seenNew, roots), seenNew, 3, /its root CRL of .* is number \d+, older than number \d+ this host has seen: a rollback of revocation/);
+    await expectRefused(
+      install(bundle, seenNew, roots),
+      seenNew,
+      3,
+      /its root CRL of .* is number \d+, older than number \d+ this host has seen: a rollback of revocation/,
+    );
   });
 
   it('a root CRL that no pinned root signed is refused', async () => {
     const other = await meshAt();
-    const bundle = await forge(await intermediateOf(m), { rootCrl: other.read('bundles/root/crl.pem'), files: oldFiles });
-    await expectRefused(install(bundle, seenNew, roots), seenNew, 3, /its root CRL: the CRL issued by .* is not signed by a pinned root/);
+    const bundle = await forge(await intermediateOf(m), {
+      rootCrl: other.read('bundles/root/crl.pem'),
+      files: oldFiles,
+    });
+    await expectRefused(
+      install(bundle, seenNew, roots),
+      seenNew,
+      3,
+      /its root CRL: the CRL issued by .* is not signed by a pinned root/,
+    );
   });
 
   it('a release without a root CRL (sealed by an older trellis-ci) is refused', async () => {
@@ -185,7 +264,12 @@ describe('a release dated in the future cannot lock out later ones', () => {
     const dir = path.join(work, 'host-future');
     // A clone signs the future release, so the real store's ledger never runs ahead of the clock.
     const future = await deploy(m.clone(), path.join(work, 'future'), at(3_600_000));
-    await expectRefused(install(future, dir, roots), dir, 3, /it is dated .*, beyond the 5m clock-skew allowance \(--clock-skew\)/);
+    await expectRefused(
+      install(future, dir, roots),
+      dir,
+      3,
+      /it is dated .*, beyond the 5m clock-skew allowance \(--clock-skew\)/,
+    );
     const now = await deploy(m, path.join(work, 'now'));
     const r = await install(now, dir, roots);
     expect(r.code, r.stderr).toBe(0);
@@ -201,7 +285,12 @@ describe('a release dated in the future cannot lock out later ones', () => {
     expect((await ahead.root(['crl', '--now', at(DAY), '--now-ahead'])).code).toBe(0);
     const files = (await openAsHost(await deploy(m, path.join(work, 'now-crl')))).files;
     const bundle = await forge(await intermediateOf(m), { rootCrl: ahead.read('bundles/root/crl.pem'), files });
-    await expectRefused(install(bundle, dir, roots), dir, 3, /its root CRL of .* is dated .*, beyond the 5m clock-skew allowance/);
+    await expectRefused(
+      install(bundle, dir, roots),
+      dir,
+      3,
+      /its root CRL of .* is dated .*, beyond the 5m clock-skew allowance/,
+    );
   });
 });
 
@@ -213,8 +302,16 @@ describe('the signer must be valid now', () => {
     const signer = await intermediateOf(m);
     expect(parseCertificate(signer.cert).notAfter.getTime()).toBeLessThan(Date.now());
     const dir = path.join(work, 'host-expired');
-    const bundle = await forge(signer, { rootCrl: m.read('bundles/root/crl.pem'), files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') } });
-    await expectRefused(install(bundle, dir, pinRoots(m, 'expired')), dir, 3, /its signer .*us-east-1.* is expired on \d{4}-/);
+    const bundle = await forge(signer, {
+      rootCrl: m.read('bundles/root/crl.pem'),
+      files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') },
+    });
+    await expectRefused(
+      install(bundle, dir, pinRoots(m, 'expired')),
+      dir,
+      3,
+      /its signer .*us-east-1.* is expired on \d{4}-/,
+    );
   });
 
   it('an intermediate not yet valid is refused', async () => {
@@ -222,8 +319,16 @@ describe('the signer must be valid now', () => {
     const crl = m.read('bundles/root/crl.pem');
     expect((await m.root(['intermediate', '--pending', '--now', at(DAY), '--now-ahead'])).code).toBe(0);
     const dir = path.join(work, 'host-not-yet');
-    const bundle = await forge(await intermediateOf(m), { rootCrl: crl, files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') } });
-    await expectRefused(install(bundle, dir, pinRoots(m, 'not-yet')), dir, 3, /its signer .*us-east-1.* is not valid until \d{4}-/);
+    const bundle = await forge(await intermediateOf(m), {
+      rootCrl: crl,
+      files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') },
+    });
+    await expectRefused(
+      install(bundle, dir, pinRoots(m, 'not-yet')),
+      dir,
+      3,
+      /its signer .*us-east-1.* is not valid until \d{4}-/,
+    );
   });
 });
 
@@ -243,13 +348,20 @@ describe('a root CRL past its nextUpdate', () => {
     const dir = path.join(work, 'host-lapsed-grace');
     const r = await install(bundle, dir, roots);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stderr).toMatch(/^WARNING: the root CRL of .* is past its nextUpdate .*; relied on for 30d after it \(--crl-grace\), then this host refuses every release: the custodian must run trellis-root crl/m);
+    expect(r.stderr).toMatch(
+      /^WARNING: the root CRL of .* is past its nextUpdate .*; relied on for 30d after it \(--crl-grace\), then this host refuses every release: the custodian must run trellis-root crl/m,
+    );
     expect(Object.values(rememberedCrls(dir))).toEqual([m.read('bundles/root/crl.pem')]);
   });
 
   it('is refused beyond it', async () => {
     const dir = path.join(work, 'host-lapsed-refused');
-    await expectRefused(install(bundle, dir, roots, ['--crl-grace', '5d']), dir, 3, /the newest root CRL of .* passed its nextUpdate .*, more than the 5d grace \(--crl-grace\) ago; the custodian must run trellis-root crl, then deploy/);
+    await expectRefused(
+      install(bundle, dir, roots, ['--crl-grace', '5d']),
+      dir,
+      3,
+      /the newest root CRL of .* passed its nextUpdate .*, more than the 5d grace \(--crl-grace\) ago; the custodian must run trellis-root crl, then deploy/,
+    );
   });
 });
 
@@ -264,14 +376,39 @@ describe('malformed input and host state', () => {
   });
 
   it.each([
-    ['a bundle that is not a sealed release', async () => {
-      const f = path.join(work, 'not-a-release.age');
-      fs.writeFileSync(f, await encryptTo([host.recipient], 'not json'));
-      return f;
-    }, /refused sealed release: not a trellis sealed release/],
-    ['a root CRL that does not parse', async () => forge(await intermediateOf(m), { rootCrl: '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n', files: {} }), /its root CRL does not parse as X509 CRLs/],
-    ['a trust bundle that does not parse', async () => forge(await intermediateOf(m), { rootCrl: m.read('bundles/root/crl.pem'), files: { 'trust.pem': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' } }), /refused sealed release: trust.pem does not parse/],
-    ['a created date that is not RFC 3339', async () => forge(await intermediateOf(m), { rootCrl: m.read('bundles/root/crl.pem'), files: {}, created: 'yesterday' }), /its created date is not a millisecond RFC 3339 UTC timestamp/],
+    [
+      'a bundle that is not a sealed release',
+      async () => {
+        const f = path.join(work, 'not-a-release.age');
+        fs.writeFileSync(f, await encryptTo([host.recipient], 'not json'));
+        return f;
+      },
+      /refused sealed release: not a trellis sealed release/,
+    ],
+    [
+      'a root CRL that does not parse',
+      async () =>
+        forge(await intermediateOf(m), {
+          rootCrl: '-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n',
+          files: {},
+        }),
+      /its root CRL does not parse as X509 CRLs/,
+    ],
+    [
+      'a trust bundle that does not parse',
+      async () =>
+        forge(await intermediateOf(m), {
+          rootCrl: m.read('bundles/root/crl.pem'),
+          files: { 'trust.pem': '-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n' },
+        }),
+      /refused sealed release: trust.pem does not parse/,
+    ],
+    [
+      'a created date that is not RFC 3339',
+      async () =>
+        forge(await intermediateOf(m), { rootCrl: m.read('bundles/root/crl.pem'), files: {}, created: 'yesterday' }),
+      /its created date is not a millisecond RFC 3339 UTC timestamp/,
+    ],
   ])('%s exits 2', async (name, make, message) => {
     const dir = path.join(work, `host-${name.replace(/\W+/g, '-')}`);
     await expectRefused(install(await make(), dir, roots), dir, 2, message);
@@ -281,7 +418,14 @@ describe('malformed input and host state', () => {
     const dir = path.join(work, 'host-bad-state');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, STATE), '{"version":1,"newestRelease":"soon"}\n');
-    await expectRefused(install(good, dir, roots), dir, 2, new RegExp(`${STATE}: newestRelease: must be a millisecond RFC 3339 UTC timestamp\\n  → restore it from a backup`));
+    await expectRefused(
+      install(good, dir, roots),
+      dir,
+      2,
+      new RegExp(
+        `${STATE}: newestRelease: must be a millisecond RFC 3339 UTC timestamp\\n  → restore it from a backup`,
+      ),
+    );
   });
 
   it('a remembered root CRL that its root did not sign exits 2: the host state is damaged, not the release', async () => {
@@ -289,13 +433,28 @@ describe('malformed input and host state', () => {
     expect((await install(good, dir, roots)).code).toBe(0);
     const other = await meshAt();
     const root = fingerprint(parseCertificate(m.read('bundles/root/roots.pem')));
-    fs.writeFileSync(path.join(dir, STATE), serializeHostState({ rootCrls: { [root]: other.read('bundles/root/crl.pem') } }));
-    await expectRefused(install(good, dir, roots), dir, 2, new RegExp(`${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned root\n  → restore it from a backup`));
+    fs.writeFileSync(
+      path.join(dir, STATE),
+      serializeHostState({ rootCrls: { [root]: other.read('bundles/root/crl.pem') } }),
+    );
+    await expectRefused(
+      install(good, dir, roots),
+      dir,
+      2,
+      new RegExp(
+        `${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned root\n  → restore it from a backup`,
+      ),
+    );
   });
 
   it('a --clock-skew that is not a duration exits 2', async () => {
     const dir = path.join(work, 'host-bad-skew');
-    await expectRefused(install(good, dir, roots, ['--clock-skew', 'soon']), dir, 2, /--clock-skew: "soon" is not a duration/);
+    await expectRefused(
+      install(good, dir, roots, ['--clock-skew', 'soon']),
+      dir,
+      2,
+      /--clock-skew: "soon" is not a duration/,
+    );
   });
 
   it('the replay mark of an agent that predates host state carries over, and its stamp is retired once state is written', async () => {

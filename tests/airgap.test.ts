@@ -15,7 +15,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildRelease, noNodeModulesAbove, type Manifest } from './helpers/release.js';
 
 const isRoot = process.getuid?.() === 0;
-if (!isRoot && process.env.CI === 'true') throw new Error('tests/airgap.test.ts needs root (network namespaces): CI runs as root, so this is a broken CI machine');
+if (!isRoot && process.env.CI === 'true')
+  throw new Error(
+    'tests/airgap.test.ts needs root (network namespaces): CI runs as root, so this is a broken CI machine',
+  );
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-airgap-'));
 const ws = path.join(work, 'workstation'); // the single file, alone
@@ -31,7 +34,11 @@ const rootIdentity = () => ({ TRELLIS_ROOT_IDENTITY_FILE: path.join(ws, 'offline
 async function trellisRoot(where: 'offline' | 'online', args: string[], extra: Record<string, string> = {}) {
   const cmd = where === 'offline' ? ['unshare', '-n', '--'] : ['ip', 'netns', 'exec', online];
   const r = await execa(cmd[0], [...cmd.slice(1), 'node', path.join(ws, 'trellis-root.mjs'), ...args], {
-    cwd: ws, env: env(extra), extendEnv: false, reject: false, stdin: 'ignore',
+    cwd: ws,
+    env: env(extra),
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
@@ -41,19 +48,29 @@ const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', '
 function snapshot(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (e.isFile()) out[path.relative(dir, path.join(e.parentPath, e.name))] = fs.readFileSync(path.join(e.parentPath, e.name), 'base64');
+    if (e.isFile())
+      out[path.relative(dir, path.join(e.parentPath, e.name))] = fs.readFileSync(
+        path.join(e.parentPath, e.name),
+        'base64',
+      );
   }
   return out;
 }
 
-const rootLedger = () => fs.readFileSync(path.join(store, 'bundles/root/ledger.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+const rootLedger = () =>
+  fs
+    .readFileSync(path.join(store, 'bundles/root/ledger.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l));
 
 describe.skipIf(!isRoot)('the single-file trellis-root on an air-gapped machine', () => {
   beforeAll(() => {
     manifest = buildRelease(path.join(work, 'release'));
     fs.mkdirSync(ws);
     fs.copyFileSync(path.join(work, 'release', 'trellis-root.mjs'), path.join(ws, 'trellis-root.mjs'));
-    // The online machine: veth v1 up with an address in its own namespace, its peer up in another (no host interface changes).
+    // The online machine: veth v1 up with an address in its own namespace, its peer up in another (no host interface
+    // changes).
     ip('netns', 'add', online);
     ip('netns', 'add', peer);
     ip('link', 'add', `tv0-${process.pid}`, 'type', 'veth', 'peer', 'name', `tv1-${process.pid}`);
@@ -81,7 +98,17 @@ describe.skipIf(!isRoot)('the single-file trellis-root on an air-gapped machine'
   });
 
   it('offline (loopback only): init, a ceremony (intermediate --pending) and a root rotation, without --allow-online', async () => {
-    const init = await trellisRoot('offline', ['init', '--store', store, '--mesh', 'airgap', '--trust-domain', 'airgap.example', '--ci-identity-out', path.join(ws, 'ci.identity')]);
+    const init = await trellisRoot('offline', [
+      'init',
+      '--store',
+      store,
+      '--mesh',
+      'airgap',
+      '--trust-domain',
+      'airgap.example',
+      '--ci-identity-out',
+      path.join(ws, 'ci.identity'),
+    ]);
     expect(init.code, init.stderr).toBe(0);
     fs.writeFileSync(path.join(ws, 'offline.identity'), init.stdout, { mode: 0o600 });
     fs.writeFileSync(path.join(store, 'scopes/us-east-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
@@ -104,7 +131,17 @@ describe.skipIf(!isRoot)('the single-file trellis-root on an air-gapped machine'
 
   it('online (a veth interface up): the same commands are refused with exit 3, naming the interface, and write nothing', async () => {
     const fresh = path.join(ws, 'online-store');
-    const init = await trellisRoot('online', ['init', '--store', fresh, '--mesh', 'airgap', '--trust-domain', 'airgap.example', '--ci-identity-out', path.join(ws, 'ci2.identity')]);
+    const init = await trellisRoot('online', [
+      'init',
+      '--store',
+      fresh,
+      '--mesh',
+      'airgap',
+      '--trust-domain',
+      'airgap.example',
+      '--ci-identity-out',
+      path.join(ws, 'ci2.identity'),
+    ]);
     expect(init.code, init.stderr).toBe(3);
     expect(init.stderr).toContain(`network interface(s) up: tv1-${process.pid}`);
     expect(init.stdout).toBe('');
@@ -114,7 +151,10 @@ describe.skipIf(!isRoot)('the single-file trellis-root on an air-gapped machine'
     const before = snapshot(store);
     fs.writeFileSync(path.join(store, 'scopes/eu-west-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
     const pending = snapshot(store);
-    for (const args of [['intermediate', '--pending'], ['rotate', 'root', '--finalize']]) {
+    for (const args of [
+      ['intermediate', '--pending'],
+      ['rotate', 'root', '--finalize'],
+    ]) {
       const r = await trellisRoot('online', [...args, '--store', store], rootIdentity());
       expect(r.code, `${args.join(' ')}: ${r.stderr}`).toBe(3);
       expect(r.stderr).toMatch(/network interface\(s\) up/);
@@ -124,7 +164,11 @@ describe.skipIf(!isRoot)('the single-file trellis-root on an air-gapped machine'
   });
 
   it('control: in that same online namespace, --allow-online lets the ceremony run and its record names the interface', async () => {
-    const r = await trellisRoot('online', ['intermediate', '--pending', '--allow-online', '--store', store], rootIdentity());
+    const r = await trellisRoot(
+      'online',
+      ['intermediate', '--pending', '--allow-online', '--store', store],
+      rootIdentity(),
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/minted eu-west-1 intermediate/);
     expect(rootLedger().at(-1).details).toMatchObject({ allowOnline: true, onlineInterfaces: [`tv1-${process.pid}`] });

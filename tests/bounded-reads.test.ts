@@ -29,32 +29,63 @@ const timed = async <T>(fn: () => Promise<T>): Promise<{ r: T; ms: number }> => 
 
 describe('every read is bounded and of a regular file', () => {
   it.each([
-    ['a committed crl.pem linked to /dev/zero', 'bundles/us-east-1/crl.pem', (f: string) => fs.symlinkSync('/dev/zero', f), /symbolic link/],
-    ['a committed crl.pem linked to a file outside the store', 'bundles/us-east-1/crl.pem', (f: string) => fs.symlinkSync('/etc/hostname', f), /symbolic link/],
-    ['a leaves.yaml of 300 MB (sparse)', 'bundles/us-east-1/leaves.yaml', (f: string) => { fs.writeFileSync(f, ''); fs.truncateSync(f, 300 * 1024 * 1024); }, /over the limit/],
-    ['a scope file that is a FIFO', 'scopes/us-east-1.yaml', (f: string) => void execa('mkfifo', [f]).catch(() => undefined), /not a regular file/],
-  ])('%s: verify (no identity, as on a pull request) refuses it at once, naming it, the store unchanged', async (_, rel, damage, says) => {
-    const m = pristine.clone();
-    fs.rmSync(m.path(rel));
-    await damage(m.path(rel));
-    await new Promise((r) => setTimeout(r, 50));
-    const snap = snapshotStore(m.dir);
-    const { r, ms } = await timed(() => m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined }));
-    expect(ms).toBeLessThan(20_000);
-    expect(r.code, r.stderr).not.toBe(0);
-    expect(r.stdout + r.stderr).toContain(rel);
-    expect(r.stdout + r.stderr).toMatch(says);
-    expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
-    expect(snap.now()).toEqual(snap.before);
-  }, 30_000);
+    [
+      'a committed crl.pem linked to /dev/zero',
+      'bundles/us-east-1/crl.pem',
+      (f: string) => fs.symlinkSync('/dev/zero', f),
+      /symbolic link/,
+    ],
+    [
+      'a committed crl.pem linked to a file outside the store',
+      'bundles/us-east-1/crl.pem',
+      (f: string) => fs.symlinkSync('/etc/hostname', f),
+      /symbolic link/,
+    ],
+    [
+      'a leaves.yaml of 300 MB (sparse)',
+      'bundles/us-east-1/leaves.yaml',
+      (f: string) => {
+        fs.writeFileSync(f, '');
+        fs.truncateSync(f, 300 * 1024 * 1024);
+      },
+      /over the limit/,
+    ],
+    [
+      'a scope file that is a FIFO',
+      'scopes/us-east-1.yaml',
+      (f: string) => void execa('mkfifo', [f]).catch(() => undefined),
+      /not a regular file/,
+    ],
+  ])(
+    '%s: verify (no identity, as on a pull request) refuses it at once, naming it, the store unchanged',
+    async (_, rel, damage, says) => {
+      const m = pristine.clone();
+      fs.rmSync(m.path(rel));
+      await damage(m.path(rel));
+      await new Promise((r) => setTimeout(r, 50));
+      const snap = snapshotStore(m.dir);
+      const { r, ms } = await timed(() => m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined }));
+      expect(ms).toBeLessThan(20_000);
+      expect(r.code, r.stderr).not.toBe(0);
+      expect(r.stdout + r.stderr).toContain(rel);
+      expect(r.stdout + r.stderr).toMatch(says);
+      expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
+      expect(snap.now()).toEqual(snap.before);
+    },
+    30_000,
+  );
 
-  it.each([['/dev/zero'], ['/dev/urandom']])('TRELLIS_CI_IDENTITY_FILE=%s is refused at once (exit 2)', async (dev) => {
-    const m = pristine.clone();
-    const { r, ms } = await timed(() => m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: dev }));
-    expect(ms).toBeLessThan(20_000);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/cannot read the identity file: .*not a regular file/);
-  }, 30_000);
+  it.each([['/dev/zero'], ['/dev/urandom']])(
+    'TRELLIS_CI_IDENTITY_FILE=%s is refused at once (exit 2)',
+    async (dev) => {
+      const m = pristine.clone();
+      const { r, ms } = await timed(() => m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: dev }));
+      expect(ms).toBeLessThan(20_000);
+      expect(r.code, r.stderr).toBe(2);
+      expect(r.stderr).toMatch(/cannot read the identity file: .*not a regular file/);
+    },
+    30_000,
+  );
 
   it('an identity file over its limit is refused before it is read', async () => {
     const m = pristine.clone();
@@ -66,25 +97,74 @@ describe('every read is bounded and of a regular file', () => {
     expect(r.stderr).toMatch(/over the limit/);
   });
 
-  it.each([['--bundle', '/dev/zero'], ['--roots', '/dev/zero']])('trellis-agent install %s %s is refused at once (exit 2)', async (flag, dev) => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-bounded-'));
-    const args = { '--bundle': path.join(dir, 'none.age'), '--roots': pristine.path('bundles/root/roots.pem'), [flag]: dev };
-    fs.writeFileSync(args['--bundle'] === dev ? path.join(dir, 'unused') : args['--bundle'], 'not a bundle\n');
-    const identity = (await newIdentity()).identity;
-    const { r, ms } = await timed(() => execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', args['--bundle'], '--dir', path.join(dir, 'svc'), '--roots', args['--roots']], {
-      env: baseEnv({ TRELLIS_AGENT_IDENTITY: identity }) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore', timeout: 30_000,
-    }));
-    expect(ms).toBeLessThan(20_000);
-    expect(r.exitCode, String(r.stderr)).toBe(2);
-    expect(String(r.stderr)).toMatch(/not a regular file/);
-  }, 40_000);
+  it.each([
+    ['--bundle', '/dev/zero'],
+    ['--roots', '/dev/zero'],
+  ])(
+    'trellis-agent install %s %s is refused at once (exit 2)',
+    async (flag, dev) => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-bounded-'));
+      const args = {
+        '--bundle': path.join(dir, 'none.age'),
+        '--roots': pristine.path('bundles/root/roots.pem'),
+        [flag]: dev,
+      };
+      fs.writeFileSync(args['--bundle'] === dev ? path.join(dir, 'unused') : args['--bundle'], 'not a bundle\n');
+      const identity = (await newIdentity()).identity;
+      const { r, ms } = await timed(() =>
+        execa(
+          'node',
+          [
+            path.join(REPO, 'packages/agent/dist/main.js'),
+            'install',
+            '--bundle',
+            args['--bundle'],
+            '--dir',
+            path.join(dir, 'svc'),
+            '--roots',
+            args['--roots'],
+          ],
+          {
+            env: baseEnv({ TRELLIS_AGENT_IDENTITY: identity }) as NodeJS.ProcessEnv,
+            extendEnv: false,
+            reject: false,
+            stdin: 'ignore',
+            timeout: 30_000,
+          },
+        ),
+      );
+      expect(ms).toBeLessThan(20_000);
+      expect(r.exitCode, String(r.stderr)).toBe(2);
+      expect(String(r.stderr)).toMatch(/not a regular file/);
+    },
+    40_000,
+  );
 });
 
 describe('no secret in the committed tree', () => {
   it.each([
-    ['a leaf key renew wrote into bundles/', 'bundles/us-east-1/leak/key.pem', (m: FakeMesh) => m.read('.trellis/out/us-east-1/api/key.pem'), /a PEM private key/],
-    ['the CI identity at the top level', 'ci.identity', (m: FakeMesh) => fs.readFileSync(m.ciIdentityFile, 'utf8'), /an age identity/],
-    ['an identity pasted into a scope file comment', 'scopes/us-east-1.yaml', (m: FakeMesh) => `# ${fs.readFileSync(m.rootIdentityFile, 'utf8').split('\n').find((l) => l.startsWith('AGE-SECRET-KEY'))}\n${m.read('scopes/us-east-1.yaml')}`, /an age identity/],
+    [
+      'a leaf key renew wrote into bundles/',
+      'bundles/us-east-1/leak/key.pem',
+      (m: FakeMesh) => m.read('.trellis/out/us-east-1/api/key.pem'),
+      /a PEM private key/,
+    ],
+    [
+      'the CI identity at the top level',
+      'ci.identity',
+      (m: FakeMesh) => fs.readFileSync(m.ciIdentityFile, 'utf8'),
+      /an age identity/,
+    ],
+    [
+      'an identity pasted into a scope file comment',
+      'scopes/us-east-1.yaml',
+      (m: FakeMesh) =>
+        `# ${fs
+          .readFileSync(m.rootIdentityFile, 'utf8')
+          .split('\n')
+          .find((l) => l.startsWith('AGE-SECRET-KEY'))}\n${m.read('scopes/us-east-1.yaml')}`,
+      /an age identity/,
+    ],
   ])('verify without any identity names %s (exit 1)', async (_, rel, content, says) => {
     const m = pristine.clone();
     m.write(rel, content(m));
@@ -92,11 +172,16 @@ describe('no secret in the committed tree', () => {
     expect(r.code, r.stdout).toBe(1);
     expect(r.stdout).toContain(rel);
     expect(r.stdout).toMatch(says);
-    expect(r.stdout + r.stderr).not.toMatch(/AGE-SECRET-KEY-1[0-9A-Z]{20}|BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/]/);
+    expect(r.stdout + r.stderr).not.toMatch(
+      /AGE-SECRET-KEY-1[0-9A-Z]{20}|BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/]/,
+    );
   });
   it('the shape of an identity in a document is no identity: the example store verifies clean of secrets', async () => {
     const m = pristine.clone();
-    m.write('NOTES.md', 'the CI identity looks like AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n');
+    m.write(
+      'NOTES.md',
+      'the CI identity looks like AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ\n',
+    );
     const r = await m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined });
     expect(r.code, r.stdout).toBe(0);
   });
@@ -107,11 +192,14 @@ describe('plaintext keys go nowhere git commits', () => {
     ['bundles/leak', (m: FakeMesh) => m.path('bundles/leak')],
     ['scopes', (m: FakeMesh) => m.path('scopes')],
     ['the store itself', (m: FakeMesh) => m.dir],
-    ['a link under .trellis/ that points into bundles/', (m: FakeMesh) => {
-      fs.mkdirSync(m.path('bundles/leak2'), { recursive: true });
-      fs.symlinkSync('../bundles/leak2', m.path('.trellis/elsewhere'));
-      return m.path('.trellis/elsewhere/out');
-    }],
+    [
+      'a link under .trellis/ that points into bundles/',
+      (m: FakeMesh) => {
+        fs.mkdirSync(m.path('bundles/leak2'), { recursive: true });
+        fs.symlinkSync('../bundles/leak2', m.path('.trellis/elsewhere'));
+        return m.path('.trellis/elsewhere/out');
+      },
+    ],
   ])('renew --out into %s is refused (exit 3), no key written, the store unchanged', async (_, where) => {
     const m = pristine.clone();
     const out = where(m);
@@ -124,6 +212,8 @@ describe('plaintext keys go nowhere git commits', () => {
   it('renew --out under .trellis/ or outside the store is allowed', async () => {
     const m = pristine.clone();
     expect((await m.ci(['renew', '--force', '--out', m.path('.trellis/other')])).code).toBe(0);
-    expect((await m.ci(['renew', '--force', '--out', fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-'))])).code).toBe(0);
+    expect(
+      (await m.ci(['renew', '--force', '--out', fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-'))])).code,
+    ).toBe(0);
   });
 });

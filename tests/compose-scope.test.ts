@@ -20,8 +20,10 @@ import { hashTree } from './helpers/store-hash.js';
 
 const SCOPES = ['global', 'us-east-1', 'eu-west-1'] as const;
 const day = 86_400_000;
-// Real time (confirm and rekey take no --now): set up four days ago, us-east-1 rotated then and switched two hours later,
-// so today every 24h leaf has expired and us-east-1's retire gate is open; its retire changes global's bundle and its own.
+// Real time (confirm and rekey take no --now): set up four days ago, us-east-1 rotated then and switched two hours
+// later,
+// so today every 24h leaf has expired and us-east-1's retire gate is open; its retire changes global's bundle and its
+// own.
 const T0 = new Date(Math.floor((Date.now() - 4 * day) / 60_000) * 60_000);
 const iso = (d: Date) => d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 
@@ -32,9 +34,19 @@ let origin: string;
 const idFile: Record<string, string> = {};
 let allIds: string;
 
-const ci = (store: string, args: string[], identityFile?: string): Promise<Run> => trellisCi(['--store', store, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: identityFile } });
-const changed = async (dir: string) => (await mustGit(dir, ['status', '--porcelain', '--untracked-files=all'])).split('\n').filter(Boolean).map((l) => l.slice(3));
-const ledgerOps = (dir: string, scope: string) => fs.readFileSync(path.join(dir, 'bundles', scope, 'ledger.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { op: string }).op);
+const ci = (store: string, args: string[], identityFile?: string): Promise<Run> =>
+  trellisCi(['--store', store, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: identityFile } });
+const changed = async (dir: string) =>
+  (await mustGit(dir, ['status', '--porcelain', '--untracked-files=all']))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => l.slice(3));
+const ledgerOps = (dir: string, scope: string) =>
+  fs
+    .readFileSync(path.join(dir, 'bundles', scope, 'ledger.jsonl'), 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => (JSON.parse(l) as { op: string }).op);
 
 /** A fresh clone of the merged shards (branch `renewed`), as a compose job's runner checks it out. */
 async function runner(name: string): Promise<string> {
@@ -45,9 +57,17 @@ async function runner(name: string): Promise<string> {
 
 beforeAll(async () => {
   const svc = (n: string) => ({ [n]: { ttl: '24h' } });
-  mesh = await FakeMesh.create({ now: iso(T0), scopes: { global: [svc('control')], 'us-east-1': [svc('api')], 'eu-west-1': [svc('api')] } });
-  expect((await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0), '--now-ahead'])).code).toBe(0);
-  expect((await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000)), '--now-ahead'])).stdout).toContain('phase us-east-1: switch');
+  mesh = await FakeMesh.create({
+    now: iso(T0),
+    scopes: { global: [svc('control')], 'us-east-1': [svc('api')], 'eu-west-1': [svc('api')] },
+  });
+  expect(
+    (await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', iso(T0), '--now-ahead']))
+      .code,
+  ).toBe(0);
+  expect(
+    (await mesh.ci(['renew', '--now', iso(new Date(T0.getTime() + 2 * 3_600_000)), '--now-ahead'])).stdout,
+  ).toContain('phase us-east-1: switch');
   work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-compose-scope-'));
   idFile.global = mesh.ciIdentityFile;
   const ciScopes: Record<string, string> = {};
@@ -67,7 +87,8 @@ beforeAll(async () => {
   expect(rekey.code, rekey.stderr).toBe(0);
   origin = path.join(work, 'origin.git');
   await publishAsOrigin(mesh.dir, origin);
-  // The renew matrix, each shard with its own scope's identity, merged into one commit: what every compose job starts from.
+  // The renew matrix, each shard with its own scope's identity, merged into one commit: what every compose job starts
+  // from.
   const merged = path.join(work, 'merged');
   await mustGit(work, ['clone', '-q', origin, merged]);
   for (const s of SCOPES) {
@@ -102,14 +123,22 @@ describe('compose --scope S', () => {
     expect(again.stdout).not.toContain('bundles/us-east-1/');
   });
 
-  it('--dry-run lists only S\'s files and needs no identity; an undeclared scope is bad input (exit 2)', async () => {
+  it("--dry-run lists only S's files and needs no identity; an undeclared scope is bad input (exit 2)", async () => {
     const dir = await runner('dry');
     const before = hashTree(dir);
     const dry = await ci(dir, ['compose', '--scope', 'global', '--dry-run']);
     expect(dry.code, dry.stderr).toBe(0);
-    expect(dry.stdout.split('\n').filter(Boolean).every((l) => l.startsWith('compose bundles/global/'))).toBe(true);
+    expect(
+      dry.stdout
+        .split('\n')
+        .filter(Boolean)
+        .every((l) => l.startsWith('compose bundles/global/')),
+    ).toBe(true);
     const none = await ci(dir, ['compose', '--scope', 'eu-west-1'], idFile['us-east-1']);
-    expect([none.code, none.stdout.trim()]).toEqual([0, 'nothing to compose: every bundle of eu-west-1 holds what its scope trusts']);
+    expect([none.code, none.stdout.trim()]).toEqual([
+      0,
+      'nothing to compose: every bundle of eu-west-1 holds what its scope trusts',
+    ]);
     const unknown = await ci(dir, ['compose', '--scope', 'ap-south-1'], idFile['us-east-1']);
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toMatch(/no scope "ap-south-1"/);
@@ -117,9 +146,14 @@ describe('compose --scope S', () => {
   });
 
   it.each([
-    ['us-east-1', 'the shared identity (global\'s)', () => idFile.global!, /also opens the intermediate key of global/],
+    ['us-east-1', "the shared identity (global's)", () => idFile.global!, /also opens the intermediate key of global/],
     ['us-east-1', "eu-west-1's identity", () => idFile['eu-west-1']!, /also opens the intermediate key of eu-west-1/],
-    ['global', "every scope's identity in one file", () => allIds, /also opens the intermediate key of eu-west-1, us-east-1/],
+    [
+      'global',
+      "every scope's identity in one file",
+      () => allIds,
+      /also opens the intermediate key of eu-west-1, us-east-1/,
+    ],
   ])('compose --scope %s with %s is refused (exit 3), the store unchanged', async (scope, _who, file, why) => {
     const dir = await runner(`refused-${scope}-${path.basename(file())}`);
     const before = hashTree(dir);
@@ -131,17 +165,19 @@ describe('compose --scope S', () => {
   });
 
   it('a matrix of compose --scope jobs, concurrently on separate clones, merges with git without a conflict into what one compose of every scope writes; verify passes', async () => {
-    const jobs = await Promise.all(SCOPES.map(async (s) => {
-      const dir = await runner(`matrix-${s}`);
-      const r = await ci(dir, ['compose', '--scope', s], idFile[s]);
-      const files = await changed(dir);
-      if (r.code === 0 && files.length) {
-        await mustGit(dir, ['add', '-A', `bundles/${s}`]);
-        await mustGit(dir, ['commit', '-qm', `compose --scope ${s}`]);
-        await mustGit(dir, ['push', '-q', 'origin', `HEAD:refs/heads/compose/${s}`]);
-      }
-      return { s, r, files };
-    }));
+    const jobs = await Promise.all(
+      SCOPES.map(async (s) => {
+        const dir = await runner(`matrix-${s}`);
+        const r = await ci(dir, ['compose', '--scope', s], idFile[s]);
+        const files = await changed(dir);
+        if (r.code === 0 && files.length) {
+          await mustGit(dir, ['add', '-A', `bundles/${s}`]);
+          await mustGit(dir, ['commit', '-qm', `compose --scope ${s}`]);
+          await mustGit(dir, ['push', '-q', 'origin', `HEAD:refs/heads/compose/${s}`]);
+        }
+        return { s, r, files };
+      }),
+    );
     for (const j of jobs) {
       expect(j.r.code, j.r.stderr).toBe(0);
       expect(j.files.filter((f) => !f.startsWith(`bundles/${j.s}/`))).toEqual([]);
@@ -166,7 +202,10 @@ describe('compose --scope S', () => {
     const all = await ci(whole, ['compose'], allIds);
     expect(all.code, all.stderr).toBe(0);
     expect(all.stdout).toContain('of 2 scope(s)');
-    const bundles = (dir: string) => Object.fromEntries(Object.entries(hashTree(path.join(dir, 'bundles'))).filter(([f]) => !f.endsWith('ledger.jsonl')));
+    const bundles = (dir: string) =>
+      Object.fromEntries(
+        Object.entries(hashTree(path.join(dir, 'bundles'))).filter(([f]) => !f.endsWith('ledger.jsonl')),
+      );
     expect(bundles(published)).toEqual(bundles(whole));
     for (const s of SCOPES) expect(ledgerOps(published, s)).toEqual(ledgerOps(whole, s));
   });

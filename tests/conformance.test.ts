@@ -13,12 +13,31 @@ import os from 'node:os';
 import tls from 'node:tls';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { Store, anchorCrlOf, loadMesh, parseCertificate, parseCrls, pemEncode, permittedNamesFor, releaseFor, type Certificate } from '@trellis/core';
+import {
+  Store,
+  anchorCrlOf,
+  loadMesh,
+  parseCertificate,
+  parseCrls,
+  pemEncode,
+  permittedNamesFor,
+  releaseFor,
+  type Certificate,
+} from '@trellis/core';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { freePort } from './helpers/servers.js';
 import { PROFILES, forgeCertificate, forgeLeafCrl, openCa, type KeyPair } from './helpers/forge-chain.js';
-import { VERIFIERS, VERIFIER_LABEL, Verifiers, type Presented, type Purpose, type Trust, type Verdict, type Verifier } from './helpers/verifiers.js';
+import {
+  VERIFIERS,
+  VERIFIER_LABEL,
+  Verifiers,
+  type Presented,
+  type Purpose,
+  type Trust,
+  type Verdict,
+  type Verifier,
+} from './helpers/verifiers.js';
 
 const DAY = 86_400_000;
 const EKU_SERVER = '1.3.6.1.5.5.7.3.1';
@@ -66,7 +85,16 @@ interface Row {
   build(w: World): Promise<Built>;
 }
 
-type Refusal = 'unknown issuer' | 'name constraints' | 'path length' | 'purpose' | 'expired' | 'not yet valid' | 'revoked' | 'leaf key usage' | 'CA key usage';
+type Refusal =
+  | 'unknown issuer'
+  | 'name constraints'
+  | 'path length'
+  | 'purpose'
+  | 'expired'
+  | 'not yet valid'
+  | 'revoked'
+  | 'leaf key usage'
+  | 'CA key usage';
 
 /**
  * How each verifier words each refusal, so a cell cannot pass by refusing for
@@ -76,32 +104,74 @@ type Refusal = 'unknown issuer' | 'name constraints' | 'path length' | 'purpose'
  */
 const REASONS: Record<Verifier, Partial<Record<Refusal, RegExp>>> = {
   openssl: {
-    'unknown issuer': /^error 20 /, 'name constraints': /^error 47 /, 'path length': /^error 25 /, purpose: /^error 26 /, expired: /^error 10 /,
-    'not yet valid': /^error 9 /, revoked: /^error 23 /, 'leaf key usage': /^error 26 /, 'CA key usage': /^error 79 /,
+    'unknown issuer': /^error 20 /,
+    'name constraints': /^error 47 /,
+    'path length': /^error 25 /,
+    purpose: /^error 26 /,
+    expired: /^error 10 /,
+    'not yet valid': /^error 9 /,
+    revoked: /^error 23 /,
+    'leaf key usage': /^error 26 /,
+    'CA key usage': /^error 79 /,
   },
   go: {
-    'unknown issuer': /signed by unknown authority$/, 'name constraints': /is not permitted by any constraint/, 'path length': /too many intermediates/,
-    purpose: /incompatible key usage/, expired: /current time \S+ is after/, 'not yet valid': /current time \S+ is before/, 'CA key usage': /parent certificate cannot sign/,
+    'unknown issuer': /signed by unknown authority$/,
+    'name constraints': /is not permitted by any constraint/,
+    'path length': /too many intermediates/,
+    purpose: /incompatible key usage/,
+    expired: /current time \S+ is after/,
+    'not yet valid': /current time \S+ is before/,
+    'CA key usage': /parent certificate cannot sign/,
   },
   nss: {
-    'unknown issuer': /^ERROR -8179:/, 'name constraints': /^ERROR -8080:/, 'path length': /^ERROR -8155:/, purpose: /^ERROR -8101:/, expired: /^ERROR -8181:/,
+    'unknown issuer': /^ERROR -8179:/,
+    'name constraints': /^ERROR -8080:/,
+    'path length': /^ERROR -8155:/,
+    purpose: /^ERROR -8101:/,
+    expired: /^ERROR -8181:/,
     // NSS reports a certificate not valid yet as expired (one error code for both).
-    'not yet valid': /^ERROR -8181:/, revoked: /^ERROR -8180:/, 'leaf key usage': /^ERROR -8102:/, 'CA key usage': /^ERROR -8102:/,
+    'not yet valid': /^ERROR -8181:/,
+    revoked: /^ERROR -8180:/,
+    'leaf key usage': /^ERROR -8102:/,
+    'CA key usage': /^ERROR -8102:/,
   },
   gnutls: {
-    'unknown issuer': /issuer is unknown/, 'name constraints': /violates the signer's constraints/, 'path length': /violates the signer's constraints/,
-    purpose: /does not match the intended purpose/, expired: /uses expired certificate/, 'not yet valid': /uses not yet valid certificate/, revoked: /chain is revoked/,
+    'unknown issuer': /issuer is unknown/,
+    'name constraints': /violates the signer's constraints/,
+    'path length': /violates the signer's constraints/,
+    purpose: /does not match the intended purpose/,
+    expired: /uses expired certificate/,
+    'not yet valid': /uses not yet valid certificate/,
+    revoked: /chain is revoked/,
     'CA key usage': /violates the signer's constraints/,
   },
   node: {
-    'unknown issuer': /: UNABLE_TO_GET_CRL$/, 'name constraints': /: UNSPECIFIED$/, 'path length': /: PATH_LENGTH_EXCEEDED$/, purpose: /: INVALID_PURPOSE$/,
-    expired: /: CERT_HAS_EXPIRED$/, 'not yet valid': /: CERT_NOT_YET_VALID$/, revoked: /: CERT_REVOKED$/, 'leaf key usage': /: INVALID_PURPOSE$/, 'CA key usage': /: UNSPECIFIED$/,
+    'unknown issuer': /: UNABLE_TO_GET_CRL$/,
+    'name constraints': /: UNSPECIFIED$/,
+    'path length': /: PATH_LENGTH_EXCEEDED$/,
+    purpose: /: INVALID_PURPOSE$/,
+    expired: /: CERT_HAS_EXPIRED$/,
+    'not yet valid': /: CERT_NOT_YET_VALID$/,
+    revoked: /: CERT_REVOKED$/,
+    'leaf key usage': /: INVALID_PURPOSE$/,
+    'CA key usage': /: UNSPECIFIED$/,
   },
 };
 
 /** A leaf the thief of `issuer`'s key could mint: trellis's leaf profile unless `profile` changes a field. */
-async function forgedLeaf(w: World, issuer: KeyPair, sans: { dns: string[]; uris: string[] }, profile = PROFILES.leaf): Promise<Presented> {
-  const leaf = await forgeCertificate(issuer, { subject: `CN=${sans.dns[0]}`, profile, sans, notBefore: new Date(w.now.getTime() - 60_000), notAfter: new Date(w.now.getTime() + DAY) });
+async function forgedLeaf(
+  w: World,
+  issuer: KeyPair,
+  sans: { dns: string[]; uris: string[] },
+  profile = PROFILES.leaf,
+): Promise<Presented> {
+  const leaf = await forgeCertificate(issuer, {
+    subject: `CN=${sans.dns[0]}`,
+    profile,
+    sans,
+    notBefore: new Date(w.now.getTime() - 60_000),
+    notAfter: new Date(w.now.getTime() + DAY),
+  });
   return { cert: leaf.cert, key: leaf.key, chain: leaf.cert + issuer.cert };
 }
 
@@ -110,90 +180,229 @@ const INSIDE = { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://us-east-1.m
 /** An intermediate the root signed for us-east-1 with `keyUsage`, and an in-scope leaf under it. */
 async function rootSignedIntermediate(w: World, label: string, keyUsage: number): Promise<Built> {
   const ca = await forgeCertificate(w.root, {
-    subject: `O=test, OU=us-east-1, CN=${label}`, profile: { ...PROFILES.intermediate, keyUsage }, permitted: permittedNamesFor('us-east-1', 'mesh.example'),
-    notBefore: new Date(w.now.getTime() - 60_000), notAfter: new Date(w.now.getTime() + 30 * DAY),
+    subject: `O=test, OU=us-east-1, CN=${label}`,
+    profile: { ...PROFILES.intermediate, keyUsage },
+    permitted: permittedNamesFor('us-east-1', 'mesh.example'),
+    notBefore: new Date(w.now.getTime() - 60_000),
+    notAfter: new Date(w.now.getTime() + 30 * DAY),
   });
   return { presented: await forgedLeaf(w, ca, INSIDE), crls: [await forgeLeafCrl(ca, w.now)] };
 }
 
-const GNUTLS_URI = 'GnuTLS 3.7 does not enforce URI name constraints: only the DNS constraint holds this boundary for it';
+const GNUTLS_URI =
+  'GnuTLS 3.7 does not enforce URI name constraints: only the DNS constraint holds this boundary for it';
 
 const ROWS: Row[] = [
-  { name: 'a leaf of the scope, presented as a client', purpose: 'client', anchor: 'region', accepted: true, build: async (w) => ({ presented: w.leaf('us-east-1', 'api') }) },
-  { name: 'a leaf of the scope, presented as a server', purpose: 'server', anchor: 'region', accepted: true, build: async (w) => ({ presented: w.leaf('us-east-1', 'api') }) },
-  { name: 'a leaf of the global scope, which every region trusts', purpose: 'client', anchor: 'region', accepted: true, build: async (w) => ({ presented: w.leaf('global', 'control') }) },
-  { name: 'a leaf of another region, against this region\'s bundle', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'unknown issuer', build: async (w) => ({ presented: w.leaf('eu-west-1', 'api') }) },
   {
-    name: 'a leaf forged with the scope\'s intermediate key, inside its name constraints (the control for the forgeries)', purpose: 'client', anchor: 'region', accepted: true,
+    name: 'a leaf of the scope, presented as a client',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: true,
+    build: async (w) => ({ presented: w.leaf('us-east-1', 'api') }),
+  },
+  {
+    name: 'a leaf of the scope, presented as a server',
+    purpose: 'server',
+    anchor: 'region',
+    accepted: true,
+    build: async (w) => ({ presented: w.leaf('us-east-1', 'api') }),
+  },
+  {
+    name: 'a leaf of the global scope, which every region trusts',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: true,
+    build: async (w) => ({ presented: w.leaf('global', 'control') }),
+  },
+  {
+    name: "a leaf of another region, against this region's bundle",
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'unknown issuer',
+    build: async (w) => ({ presented: w.leaf('eu-west-1', 'api') }),
+  },
+  {
+    name: "a leaf forged with the scope's intermediate key, inside its name constraints (the control for the forgeries)",
+    purpose: 'client',
+    anchor: 'region',
+    accepted: true,
     build: async (w) => ({ presented: await forgedLeaf(w, w.region, INSIDE) }),
   },
   {
-    name: 'a leaf forged with the scope\'s key for another region\'s DNS name', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'name constraints',
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] }) }),
+    name: "a leaf forged with the scope's key for another region's DNS name",
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'name constraints',
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['api.eu-west-1.mesh.example'],
+        uris: ['spiffe://us-east-1.mesh.example/x'],
+      }),
+    }),
   },
   {
-    name: 'a leaf forged with the scope\'s key for another region\'s SPIFFE ID (URI SAN), its DNS name inside', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'name constraints',
+    name: "a leaf forged with the scope's key for another region's SPIFFE ID (URI SAN), its DNS name inside",
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'name constraints',
     diverges: { gnutls: GNUTLS_URI },
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] }) }),
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['x.us-east-1.mesh.example'],
+        uris: ['spiffe://eu-west-1.mesh.example/api'],
+      }),
+    }),
   },
   {
-    name: 'the DNS forgery, judged by a global service (it trusts every region\'s intermediate)', purpose: 'client', anchor: 'global', accepted: false, refusedFor: 'name constraints',
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] }) }),
+    name: "the DNS forgery, judged by a global service (it trusts every region's intermediate)",
+    purpose: 'client',
+    anchor: 'global',
+    accepted: false,
+    refusedFor: 'name constraints',
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['api.eu-west-1.mesh.example'],
+        uris: ['spiffe://us-east-1.mesh.example/x'],
+      }),
+    }),
   },
   {
-    name: 'the URI forgery, judged by a global service (it trusts every region\'s intermediate)', purpose: 'client', anchor: 'global', accepted: false, refusedFor: 'name constraints',
+    name: "the URI forgery, judged by a global service (it trusts every region's intermediate)",
+    purpose: 'client',
+    anchor: 'global',
+    accepted: false,
+    refusedFor: 'name constraints',
     diverges: { gnutls: GNUTLS_URI },
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] }) }),
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['x.us-east-1.mesh.example'],
+        uris: ['spiffe://eu-west-1.mesh.example/api'],
+      }),
+    }),
   },
   {
-    name: 'the DNS forgery, judged by a consumer anchored on the root', purpose: 'client', anchor: 'root', accepted: false, refusedFor: 'name constraints',
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] }) }),
+    name: 'the DNS forgery, judged by a consumer anchored on the root',
+    purpose: 'client',
+    anchor: 'root',
+    accepted: false,
+    refusedFor: 'name constraints',
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['api.eu-west-1.mesh.example'],
+        uris: ['spiffe://us-east-1.mesh.example/x'],
+      }),
+    }),
   },
   {
-    name: 'the URI forgery, judged by a consumer anchored on the root', purpose: 'client', anchor: 'root', accepted: false, refusedFor: 'name constraints',
+    name: 'the URI forgery, judged by a consumer anchored on the root',
+    purpose: 'client',
+    anchor: 'root',
+    accepted: false,
+    refusedFor: 'name constraints',
     diverges: { gnutls: GNUTLS_URI },
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] }) }),
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, {
+        dns: ['x.us-east-1.mesh.example'],
+        uris: ['spiffe://eu-west-1.mesh.example/api'],
+      }),
+    }),
   },
   {
-    name: 'a CA forged under the scope\'s intermediate (pathLen 0) issuing an in-scope leaf', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'path length',
+    name: "a CA forged under the scope's intermediate (pathLen 0) issuing an in-scope leaf",
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'path length',
     build: async (w) => {
       const sub = await forgeCertificate(w.region, {
-        subject: 'O=test, OU=us-east-1, CN=forged sub-CA', profile: PROFILES.intermediate, permitted: permittedNamesFor('us-east-1', 'mesh.example'),
-        notBefore: new Date(w.now.getTime() - 60_000), notAfter: new Date(w.now.getTime() + 30 * DAY),
+        subject: 'O=test, OU=us-east-1, CN=forged sub-CA',
+        profile: PROFILES.intermediate,
+        permitted: permittedNamesFor('us-east-1', 'mesh.example'),
+        notBefore: new Date(w.now.getTime() - 60_000),
+        notAfter: new Date(w.now.getTime() + 30 * DAY),
       });
       const leaf = await forgedLeaf(w, sub, INSIDE);
       return { presented: { ...leaf, chain: leaf.chain + w.region.cert }, crls: [await forgeLeafCrl(sub, w.now)] };
     },
   },
   {
-    name: 'a leaf with serverAuth only, presented as a client', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'purpose',
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, extendedKeyUsage: [EKU_SERVER] }) }),
+    name: 'a leaf with serverAuth only, presented as a client',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'purpose',
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, extendedKeyUsage: [EKU_SERVER] }),
+    }),
   },
   {
-    name: 'a leaf with clientAuth only, presented as a server', purpose: 'server', anchor: 'region', accepted: false, refusedFor: 'purpose',
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, extendedKeyUsage: [EKU_CLIENT] }) }),
+    name: 'a leaf with clientAuth only, presented as a server',
+    purpose: 'server',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'purpose',
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, extendedKeyUsage: [EKU_CLIENT] }),
+    }),
   },
-  { name: 'an expired leaf (renewed 30 days ago, 7-day life)', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'expired', build: async (w) => ({ presented: w.leaf('us-east-1', 'api', w.expiredOut) }) },
-  { name: 'a leaf not valid yet (renewed as of 30 days from now)', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'not yet valid', build: async (w) => ({ presented: w.leaf('us-east-1', 'api', w.futureOut) }) },
   {
-    name: 'a revoked leaf (trellis-ci revoke; the scope CRL lists it)', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'revoked',
-    diverges: { go: 'crypto/x509 Verify takes no CRL and does no revocation checking; an application must check the CRL itself' },
+    name: 'an expired leaf (renewed 30 days ago, 7-day life)',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'expired',
+    build: async (w) => ({ presented: w.leaf('us-east-1', 'api', w.expiredOut) }),
+  },
+  {
+    name: 'a leaf not valid yet (renewed as of 30 days from now)',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'not yet valid',
+    build: async (w) => ({ presented: w.leaf('us-east-1', 'api', w.futureOut) }),
+  },
+  {
+    name: 'a revoked leaf (trellis-ci revoke; the scope CRL lists it)',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'revoked',
+    diverges: {
+      go: 'crypto/x509 Verify takes no CRL and does no revocation checking; an application must check the CRL itself',
+    },
     build: async (w) => ({ presented: w.revoked }),
   },
   {
-    name: 'a leaf with keyEncipherment only (no digitalSignature), presented as a client', purpose: 'client', anchor: 'region', accepted: false, refusedFor: 'leaf key usage',
+    name: 'a leaf with keyEncipherment only (no digitalSignature), presented as a client',
+    purpose: 'client',
+    anchor: 'region',
+    accepted: false,
+    refusedFor: 'leaf key usage',
     diverges: {
-      go: 'Go 1.19 crypto/x509 does not check a leaf\'s key usage (it checks EKU, and keyCertSign on CAs)',
-      gnutls: 'certtool --verify (GnuTLS chain verification) checks EKU, not a leaf\'s key usage; GnuTLS checks that in a handshake, against the signature it verifies',
+      go: "Go 1.19 crypto/x509 does not check a leaf's key usage (it checks EKU, and keyCertSign on CAs)",
+      gnutls:
+        "certtool --verify (GnuTLS chain verification) checks EKU, not a leaf's key usage; GnuTLS checks that in a handshake, against the signature it verifies",
     },
-    build: async (w) => ({ presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, keyUsage: KU_KEY_ENCIPHERMENT }) }),
+    build: async (w) => ({
+      presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, keyUsage: KU_KEY_ENCIPHERMENT }),
+    }),
   },
   {
-    name: 'a second us-east-1 intermediate the root signed to the profile, for a root-anchored consumer (the control for the next row)', purpose: 'client', anchor: 'root', accepted: true,
+    name: 'a second us-east-1 intermediate the root signed to the profile, for a root-anchored consumer (the control for the next row)',
+    purpose: 'client',
+    anchor: 'root',
+    accepted: true,
     build: (w) => rootSignedIntermediate(w, 'second intermediate', PROFILES.intermediate.keyUsage),
   },
   {
-    name: 'an intermediate the root signed without keyCertSign (cRLSign only), for a root-anchored consumer', purpose: 'client', anchor: 'root', accepted: false, refusedFor: 'CA key usage',
+    name: 'an intermediate the root signed without keyCertSign (cRLSign only), for a root-anchored consumer',
+    purpose: 'client',
+    anchor: 'root',
+    accepted: false,
+    refusedFor: 'CA key usage',
     build: (w) => rootSignedIntermediate(w, 'intermediate without keyCertSign', KU_CRL_SIGN),
   },
 ];
@@ -213,21 +422,29 @@ const cellKey = (row: Row, v: Verifier) => `${v}\u0000${row.name}`;
 async function bounded<T>(limit: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
   const out: T[] = new Array(jobs.length);
   let next = 0;
-  await Promise.all(Array.from({ length: limit }, async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      out[i] = await jobs[i]!();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: limit }, async () => {
+      while (next < jobs.length) {
+        const i = next++;
+        out[i] = await jobs[i]!();
+      }
+    }),
+  );
   return out;
 }
 
 /** Sorts a crl.pem into real CRLs and the anchor CRLs of `intermediates` (core's own test for one). */
-async function splitAnchorCrls(pem: string, intermediates: Certificate[]): Promise<{ crls: string[]; anchorCrls: string[] }> {
+async function splitAnchorCrls(
+  pem: string,
+  intermediates: Certificate[],
+): Promise<{ crls: string[]; anchorCrls: string[] }> {
   const all = parseCrls(pem);
   const anchors = new Set(await Promise.all(intermediates.map((i) => anchorCrlOf(all, i))));
   const toPem = (c: (typeof all)[number]) => pemEncode('X509 CRL', new Uint8Array(c.rawData));
-  return { crls: all.filter((c) => !anchors.has(c)).map(toPem), anchorCrls: all.filter((c) => anchors.has(c)).map(toPem) };
+  return {
+    crls: all.filter((c) => !anchors.has(c)).map(toPem),
+    anchorCrls: all.filter((c) => anchors.has(c)).map(toPem),
+  };
 }
 
 async function makeWorld(): Promise<World> {
@@ -235,7 +452,11 @@ async function makeWorld(): Promise<World> {
   const stamp = (d: Date) => d.toISOString().replace(/\.\d+Z$/, 'Z');
   const longAgo = stamp(new Date(now.getTime() - 30 * DAY));
   const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-conformance-'));
-  const m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web', 'gone'], 'eu-west-1': ['api'] }, now: longAgo, leaves: false });
+  const m = await FakeMesh.create({
+    scopes: { global: ['control'], 'us-east-1': ['api', 'web', 'gone'], 'eu-west-1': ['api'] },
+    now: longAgo,
+    leaves: false,
+  });
   const must = async (p: Promise<{ code: number; stderr: string }>) => {
     const r = await p;
     if (r.code !== 0) throw new Error(r.stderr);
@@ -245,16 +466,29 @@ async function makeWorld(): Promise<World> {
   await must(m.ci(['renew']));
   // The not-yet-valid leaf comes from a copy of the store, so the real one's records stay current.
   const futureOut = path.join(scratch, 'future');
-  await must(m.clone().ci(['renew', '--now', stamp(new Date(now.getTime() + 30 * DAY)), '--now-ahead', '--out', futureOut]));
+  await must(
+    m.clone().ci(['renew', '--now', stamp(new Date(now.getTime() + 30 * DAY)), '--now-ahead', '--out', futureOut]),
+  );
   const leaf = (scope: string, service: string, outDir?: string): Presented => {
-    const f = (name: string) => fs.readFileSync(outDir ? path.join(outDir, scope, service, name) : m.out(scope, service, name), 'utf8');
+    const f = (name: string) =>
+      fs.readFileSync(outDir ? path.join(outDir, scope, service, name) : m.out(scope, service, name), 'utf8');
     return { cert: f('cert.pem'), key: f('key.pem'), chain: f('chain.pem') };
   };
   const revoked = leaf('us-east-1', 'gone');
   await must(m.ci(['revoke', 'us-east-1/gone', '--reason', 'keyCompromise']));
   return {
-    m, now, expiredOut, futureOut, revoked, leaf, peer: { region: leaf('us-east-1', 'web'), global: leaf('global', 'control'), root: leaf('us-east-1', 'web') },
-    region: await openCa(m.ciIdentityFile, m.read('bundles/us-east-1/intermediate.key.age'), m.read('bundles/us-east-1/intermediate.pem')),
+    m,
+    now,
+    expiredOut,
+    futureOut,
+    revoked,
+    leaf,
+    peer: { region: leaf('us-east-1', 'web'), global: leaf('global', 'control'), root: leaf('us-east-1', 'web') },
+    region: await openCa(
+      m.ciIdentityFile,
+      m.read('bundles/us-east-1/intermediate.key.age'),
+      m.read('bundles/us-east-1/intermediate.pem'),
+    ),
     root: await openCa(m.rootIdentityFile, m.read('bundles/root/root.key.age'), m.read('bundles/root/root.pem')),
   };
 }
@@ -263,29 +497,53 @@ beforeAll(async () => {
   const w = (world = await makeWorld());
   const built = await Promise.all(ROWS.map((r) => r.build(w)));
   builtByName = new Map(ROWS.map((r, i) => [r.name, built[i]!]));
-  const forgedCrls = (anchor: Anchor) => built.flatMap((b, i) => (ROWS[i]!.anchor === anchor ? b.crls ?? [] : []));
-  const intermediates = ['global', 'us-east-1', 'eu-west-1'].map((s) => parseCertificate(w.m.read(`bundles/${s}/intermediate.pem`)));
+  const forgedCrls = (anchor: Anchor) => built.flatMap((b, i) => (ROWS[i]!.anchor === anchor ? (b.crls ?? []) : []));
+  const intermediates = ['global', 'us-east-1', 'eu-west-1'].map((s) =>
+    parseCertificate(w.m.read(`bundles/${s}/intermediate.pem`)),
+  );
   // What deploy ships a service of `scope`: its trust bundle and the CRLs of every scope it trusts.
   const shipped = async (scope: string, anchor: Anchor): Promise<Trust> => {
     const crls = await splitAnchorCrls(releaseFor(loadMesh(new Store(w.m.dir)), scope)['crl.pem']!, intermediates);
-    return { anchors: w.m.read(`bundles/${scope}/trust.pem`), crls: [...crls.crls, ...forgedCrls(anchor)], anchorCrls: crls.anchorCrls };
+    return {
+      anchors: w.m.read(`bundles/${scope}/trust.pem`),
+      crls: [...crls.crls, ...forgedCrls(anchor)],
+      anchorCrls: crls.anchorCrls,
+    };
   };
   const scopeCrls = await splitAnchorCrls(w.m.read('bundles/us-east-1/crl.pem'), intermediates);
   const trusts: Record<Anchor, Trust> = {
     region: await shipped('us-east-1', 'region'),
     global: await shipped('global', 'global'),
     // A root-anchored consumer: roots.pem, the root's CRL of intermediates and the scope's leaf CRL.
-    root: { anchors: w.m.read('bundles/root/roots.pem'), crls: [w.m.read('bundles/root/crl.pem'), ...scopeCrls.crls, ...forgedCrls('root')], anchorCrls: [] },
+    root: {
+      anchors: w.m.read('bundles/root/roots.pem'),
+      crls: [w.m.read('bundles/root/crl.pem'), ...scopeCrls.crls, ...forgedCrls('root')],
+      anchorCrls: [],
+    },
   };
   trustOf = trusts;
   const verifiers = new Verifiers(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-verifiers-')));
   const cells = ROWS.flatMap((row, i) => VERIFIERS.map((v) => ({ row, v, built: built[i]! })));
-  const results = await bounded(2, cells.map((c) => () => verifiers.run(c.v, { presented: c.built.presented, trust: trusts[c.row.anchor], purpose: c.row.purpose, peer: w.peer[c.row.anchor] })));
+  const results = await bounded(
+    2,
+    cells.map(
+      (c) => () =>
+        verifiers.run(c.v, {
+          presented: c.built.presented,
+          trust: trusts[c.row.anchor],
+          purpose: c.row.purpose,
+          peer: w.peer[c.row.anchor],
+        }),
+    ),
+  );
   verdicts = new Map(cells.map((c, i) => [cellKey(c.row, c.v), results[i]!]));
   // On demand, each verifier's own words per cell and the matrix docs/conformance.md shows: to refresh the doc.
   if (process.env.CONFORMANCE_REPORT) {
     fs.writeFileSync(`${process.env.CONFORMANCE_REPORT}.md`, `${renderMatrix(ROWS)}\n`);
-    fs.writeFileSync(process.env.CONFORMANCE_REPORT, `${cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n')}\n`);
+    fs.writeFileSync(
+      process.env.CONFORMANCE_REPORT,
+      `${cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n')}\n`,
+    );
   }
 }, 120_000);
 
@@ -293,15 +551,30 @@ describe.each(VERIFIERS.map((v) => [VERIFIER_LABEL[v], v] as const))('%s', (_, v
   it.each(ROWS.map((row) => [row.name, row] as const))('%s', (_name, row) => {
     const got = verdicts.get(cellKey(row, v))!;
     const want = expectedOf(row, v);
-    expect(got.accepted, `${VERIFIER_LABEL[v]} said ${got.detail}; the table wants ${want ? 'accepted' : 'refused'}${row.diverges?.[v] ? ` (declared divergence: ${row.diverges[v]})` : ''}`).toBe(want);
-    if (!want) expect(got.detail, `${VERIFIER_LABEL[v]} refused, but not for ${row.refusedFor}`).toMatch(REASONS[v][row.refusedFor!]!);
+    expect(
+      got.accepted,
+      `${VERIFIER_LABEL[v]} said ${got.detail}; the table wants ${want ? 'accepted' : 'refused'}${row.diverges?.[v] ? ` (declared divergence: ${row.diverges[v]})` : ''}`,
+    ).toBe(want);
+    if (!want)
+      expect(got.detail, `${VERIFIER_LABEL[v]} refused, but not for ${row.refusedFor}`).toMatch(
+        REASONS[v][row.refusedFor!]!,
+      );
   });
 });
 
-/** A client handshake with `gnutls-serv --echo` (it requires and verifies client certificates): true when the echo comes back. */
+/**
+ * A client handshake with `gnutls-serv --echo` (it requires and verifies client certificates): true when the echo comes
+ * back.
+ */
 async function gnutlsServAccepts(port: number, client: Presented): Promise<boolean> {
   return new Promise((resolve) => {
-    const sock = tls.connect({ host: '127.0.0.1', port, key: client.key, cert: client.chain, rejectUnauthorized: false });
+    const sock = tls.connect({
+      host: '127.0.0.1',
+      port,
+      key: client.key,
+      cert: client.chain,
+      rejectUnauthorized: false,
+    });
     const timer = setTimeout(() => done(false), 5000);
     const done = (ok: boolean) => {
       clearTimeout(timer);
@@ -335,8 +608,23 @@ describe('what a declared divergence rests on', () => {
       return path.join(dir, name);
     };
     const port = freePort();
-    const serv = spawn('gnutls-serv', ['--port', String(port), '--echo', '--require-client-cert', '--verify-client-cert',
-      '--x509cafile', f('trust.pem', trustOf.region.anchors), '--x509certfile', f('chain.pem', world.peer.region.chain), '--x509keyfile', f('key.pem', world.peer.region.key)], { stdio: 'ignore' });
+    const serv = spawn(
+      'gnutls-serv',
+      [
+        '--port',
+        String(port),
+        '--echo',
+        '--require-client-cert',
+        '--verify-client-cert',
+        '--x509cafile',
+        f('trust.pem', trustOf.region.anchors),
+        '--x509certfile',
+        f('chain.pem', world.peer.region.chain),
+        '--x509keyfile',
+        f('key.pem', world.peer.region.key),
+      ],
+      { stdio: 'ignore' },
+    );
     try {
       await listening(port);
       const kuRow = ROWS.find((r) => r.refusedFor === 'leaf key usage')!;
@@ -354,14 +642,19 @@ function renderMatrix(rows: Row[]): string {
   const head = `| case | purpose | anchor | table | ${VERIFIERS.map((v) => VERIFIER_LABEL[v]).join(' | ')} |`;
   const sep = `|---|---|---|---|${VERIFIERS.map(() => '---').join('|')}|`;
   const mark = (ok: boolean) => (ok ? '✓' : '✗');
-  const lines = rows.map((r) => `| ${r.name} | ${r.purpose} | ${r.anchor} | ${mark(r.accepted)} | ${VERIFIERS.map((v) => (r.diverges?.[v] ? `${mark(!r.accepted)} †` : mark(r.accepted))).join(' | ')} |`);
+  const lines = rows.map(
+    (r) =>
+      `| ${r.name} | ${r.purpose} | ${r.anchor} | ${mark(r.accepted)} | ${VERIFIERS.map((v) => (r.diverges?.[v] ? `${mark(!r.accepted)} †` : mark(r.accepted))).join(' | ')} |`,
+  );
   return [head, sep, ...lines].join('\n');
 }
 
 describe('the table itself', () => {
   it('every declared divergence names its reason, and every refusal says how each verifier words it', () => {
     for (const row of ROWS) {
-      if (!row.accepted) for (const v of VERIFIERS) if (!row.diverges?.[v]) expect(REASONS[v][row.refusedFor!], `${row.name}: ${v}`).toBeInstanceOf(RegExp);
+      if (!row.accepted)
+        for (const v of VERIFIERS)
+          if (!row.diverges?.[v]) expect(REASONS[v][row.refusedFor!], `${row.name}: ${v}`).toBeInstanceOf(RegExp);
       if (row.accepted) expect(row.refusedFor, row.name).toBeUndefined();
       for (const [v, why] of Object.entries(row.diverges ?? {})) {
         expect(VERIFIERS).toContain(v);

@@ -20,7 +20,10 @@ let pristine: FakeMesh;
 const mounts: string[] = [];
 
 beforeAll(async () => {
-  pristine = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
+  pristine = await FakeMesh.create({
+    now: T0,
+    scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] },
+  });
 });
 
 afterAll(async () => {
@@ -34,11 +37,19 @@ const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
 async function rootViaShell(m: FakeMesh, args: string[], redirect: string): Promise<{ code: number; stderr: string }> {
   const cmd = `node ${q(ROOT_BIN)} --store ${q(m.dir)} ${args.map(q).join(' ')}`;
   const script = redirect === '| true' ? `${cmd} | true; exit "\${PIPESTATUS[0]}"` : `${cmd} ${redirect}`;
-  const r = await execa('bash', ['-c', script], { env: rootEnv(m) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore' });
+  const r = await execa('bash', ['-c', script], {
+    env: rootEnv(m) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
   return { code: r.exitCode ?? -1, stderr: String(r.stderr) };
 }
 
-const leftInWork = (m: FakeMesh) => (fs.existsSync(m.path('.trellis')) ? fs.readdirSync(m.path('.trellis')).filter((n) => n.startsWith('lock') || n.startsWith('journal')) : []);
+const leftInWork = (m: FakeMesh) =>
+  fs.existsSync(m.path('.trellis'))
+    ? fs.readdirSync(m.path('.trellis')).filter((n) => n.startsWith('lock') || n.startsWith('journal'))
+    : [];
 
 /**
  * Under scripts/test-ahead.sh, libfaketime is preloaded into every process and opens a file as it starts,
@@ -49,9 +60,24 @@ const CLOSED_STDOUT_HOLDS = !process.env.TRELLIS_TEST_AHEAD;
 
 describe('standard output that cannot be written', () => {
   it.each([
-    ['closed (>&-): refused before anything is written', '>&-', /standard output: not open for writing \(EBADF\)/, 'old'],
-    ['the full device (/dev/full)', '>/dev/full', /cannot write standard output: no space left on the device \(ENOSPC\)/, 'new'],
-    ['a pipe whose reader is gone (EPIPE)', '| true', /cannot write standard output: the reading end of the pipe is closed \(EPIPE\)/, 'new'],
+    [
+      'closed (>&-): refused before anything is written',
+      '>&-',
+      /standard output: not open for writing \(EBADF\)/,
+      'old',
+    ],
+    [
+      'the full device (/dev/full)',
+      '>/dev/full',
+      /cannot write standard output: no space left on the device \(ENOSPC\)/,
+      'new',
+    ],
+    [
+      'a pipe whose reader is gone (EPIPE)',
+      '| true',
+      /cannot write standard output: the reading end of the pipe is closed \(EPIPE\)/,
+      'new',
+    ],
   ] as const)('%s: one message, exit 1, no stack trace, the lock released', async (_name, redirect, message, state) => {
     if (redirect === '>&-' && !CLOSED_STDOUT_HOLDS) return;
     const m = pristine.clone();
@@ -68,28 +94,42 @@ describe('standard output that cannot be written', () => {
     expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
   });
 
-  it.skipIf(!CLOSED_STDOUT_HOLDS)('init with stdout closed creates nothing: the offline identity it would print is never lost', async () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-closed-'));
-    const ciOut = path.join(dir, 'ci.identity');
-    const r = await execa('bash', ['-c', `node ${q(ROOT_BIN)} init --store ${q(path.join(dir, 'store'))} --mesh t --trust-domain mesh.example --ci-identity-out ${q(ciOut)} >&-`],
-      { env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, extendEnv: false, reject: false });
-    expect(r.exitCode).toBe(1);
-    expect(String(r.stderr)).toMatch(/standard output: not open for writing.*\n.*an identity included/);
-    expect(fs.readdirSync(dir)).toEqual([]);
-  });
+  it.skipIf(!CLOSED_STDOUT_HOLDS)(
+    'init with stdout closed creates nothing: the offline identity it would print is never lost',
+    async () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-closed-'));
+      const ciOut = path.join(dir, 'ci.identity');
+      const r = await execa(
+        'bash',
+        [
+          '-c',
+          `node ${q(ROOT_BIN)} init --store ${q(path.join(dir, 'store'))} --mesh t --trust-domain mesh.example --ci-identity-out ${q(ciOut)} >&-`,
+        ],
+        { env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, extendEnv: false, reject: false },
+      );
+      expect(r.exitCode).toBe(1);
+      expect(String(r.stderr)).toMatch(/standard output: not open for writing.*\n.*an identity included/);
+      expect(fs.readdirSync(dir)).toEqual([]);
+    },
+  );
 });
 
 /** A store copied onto its own tmpfs of `size`, and a file filling all but `free` bytes of it. */
-async function storeOnTinyDisk(size: string): Promise<{ m: FakeMesh; mount: string; fill: (free: number) => void; unfill: () => void }> {
+async function storeOnTinyDisk(
+  size: string,
+): Promise<{ m: FakeMesh; mount: string; fill: (free: number) => void; unfill: () => void }> {
   const mount = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-disk-'));
   const r = await execa('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', mount], { reject: false });
   if (r.exitCode !== 0) throw new Error(`this test needs root to mount a tmpfs: ${r.stderr}`);
   mounts.push(mount);
   fs.cpSync(pristine.dir, path.join(mount, 'store'), { recursive: true });
-  const m = Object.assign(Object.create(Object.getPrototypeOf(pristine)), pristine, { dir: path.join(mount, 'store') }) as FakeMesh;
+  const m = Object.assign(Object.create(Object.getPrototypeOf(pristine)), pristine, {
+    dir: path.join(mount, 'store'),
+  }) as FakeMesh;
   const filler = path.join(mount, 'filler');
   return {
-    m, mount,
+    m,
+    mount,
     fill: (free) => {
       const { bavail, bsize } = fs.statfsSync(mount);
       fs.writeFileSync(filler, Buffer.alloc(Math.max(0, bavail * bsize - free)));
@@ -105,7 +145,9 @@ describe('a full disk', () => {
     disk.fill(12 * 1024); // room for the lock and a few staged files, not the whole journal
     const r = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/\.trellis\/journal\.tmp-\w+\/[\w.]+: write failed: no space left on the device \(ENOSPC\)\n  → free space on that disk and rerun/);
+    expect(r.stderr).toMatch(
+      /\.trellis\/journal\.tmp-\w+\/[\w.]+: write failed: no space left on the device \(ENOSPC\)\n  → free space on that disk and rerun/,
+    );
     expect(r.stderr).not.toMatch(STACK_TRACE);
     expect(disk.m.snapshot()).toEqual(before);
     expect(leftInWork(disk.m)).toEqual([]);
@@ -121,7 +163,9 @@ describe('a full disk', () => {
     disk.fill(0);
     const r = await disk.m.ci(['renew', '--force', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/\.trellis\/lock\.[0-9]+\.[0-9a-f]{16}\.tmp: write failed: no space left on the device \(ENOSPC\)/);
+    expect(r.stderr).toMatch(
+      /\.trellis\/lock\.[0-9]+\.[0-9a-f]{16}\.tmp: write failed: no space left on the device \(ENOSPC\)/,
+    );
     expect(leftInWork(disk.m)).toEqual([]);
     expect(disk.m.snapshot()).toEqual(before);
     disk.unfill();
@@ -174,25 +218,52 @@ describe('temp files', () => {
 });
 
 describe('two commands at once on one store', () => {
-  const ledgerOps = (m: FakeMesh, rel: string) => m.read(rel).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { op: string }).op);
+  const ledgerOps = (m: FakeMesh, rel: string) =>
+    m
+      .read(rel)
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => (JSON.parse(l) as { op: string }).op);
   it.each([
-    ['renew and revoke', ['ci', 'renew', '--force', '--scope', 'us-east-1'], ['ci', 'revoke', 'us-east-1/api', '--reason', 'keyCompromise'], 'bundles/us-east-1/ledger.jsonl', ['renew', 'revoke']],
-    ['rotate intermediate and crl', ['root', 'rotate', 'intermediate', 'us-east-1'], ['root', 'crl'], 'bundles/root/ledger.jsonl', ['rotate-intermediate', 'crl']],
-  ] as const)('%s: one completes, the other exits 4 saying why (or runs after); nothing is lost once it is rerun', async (_name, a, b, ledger, ops) => {
-    const m = pristine.clone();
-    const before = ledgerOps(m, ledger).length;
-    const run = (c: readonly string[]) => (c[0] === 'ci' ? m.ci([...c.slice(1), '--now', T0, '--now-ahead']) : m.root([...c.slice(1), '--now', T0, '--now-ahead']));
-    const results = await Promise.all([run(a), run(b)]);
-    expect(results.map((r) => r.code).sort(), results.map((r) => r.stderr).join('\n')).toEqual(expect.arrayContaining([0]));
-    for (const [i, r] of results.entries()) {
-      if (r.code === 0) continue;
-      expect(r.code, r.stderr).toBe(4);
-      expect(r.stderr).toMatch(/the store is locked by pid [0-9]+ on .* since|changed on disk while this run was working/);
-      expect(r.stderr).not.toMatch(STACK_TRACE);
-      expect((await run(i === 0 ? a : b)).code).toBe(0); // the loser, rerun
-    }
-    expect(ledgerOps(m, ledger).slice(before).sort()).toEqual([...ops].sort());
-    expect(leftInWork(m)).toEqual([]);
-    expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
-  });
+    [
+      'renew and revoke',
+      ['ci', 'renew', '--force', '--scope', 'us-east-1'],
+      ['ci', 'revoke', 'us-east-1/api', '--reason', 'keyCompromise'],
+      'bundles/us-east-1/ledger.jsonl',
+      ['renew', 'revoke'],
+    ],
+    [
+      'rotate intermediate and crl',
+      ['root', 'rotate', 'intermediate', 'us-east-1'],
+      ['root', 'crl'],
+      'bundles/root/ledger.jsonl',
+      ['rotate-intermediate', 'crl'],
+    ],
+  ] as const)(
+    '%s: one completes, the other exits 4 saying why (or runs after); nothing is lost once it is rerun',
+    async (_name, a, b, ledger, ops) => {
+      const m = pristine.clone();
+      const before = ledgerOps(m, ledger).length;
+      const run = (c: readonly string[]) =>
+        c[0] === 'ci'
+          ? m.ci([...c.slice(1), '--now', T0, '--now-ahead'])
+          : m.root([...c.slice(1), '--now', T0, '--now-ahead']);
+      const results = await Promise.all([run(a), run(b)]);
+      expect(results.map((r) => r.code).sort(), results.map((r) => r.stderr).join('\n')).toEqual(
+        expect.arrayContaining([0]),
+      );
+      for (const [i, r] of results.entries()) {
+        if (r.code === 0) continue;
+        expect(r.code, r.stderr).toBe(4);
+        expect(r.stderr).toMatch(
+          /the store is locked by pid [0-9]+ on .* since|changed on disk while this run was working/,
+        );
+        expect(r.stderr).not.toMatch(STACK_TRACE);
+        expect((await run(i === 0 ? a : b)).code).toBe(0); // the loser, rerun
+      }
+      expect(ledgerOps(m, ledger).slice(before).sort()).toEqual([...ops].sort());
+      expect(leftInWork(m)).toEqual([]);
+      expect((await m.ci(['verify', '--now', T0, '--now-ahead'])).code).toBe(0);
+    },
+  );
 });

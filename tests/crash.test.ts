@@ -17,18 +17,32 @@ const T0 = at(RUN_NOW);
 let pristine: FakeMesh;
 
 beforeAll(async () => {
-  pristine = await FakeMesh.create({ now: T0, intermediates: false, scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
+  pristine = await FakeMesh.create({
+    now: T0,
+    intermediates: false,
+    scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] },
+  });
 });
 
 /** The ceremony, killed at its nth fsync; n = 0 only counts them. */
 async function ceremonyCrashingAt(m: FakeMesh, n: number) {
   const countFile = path.join(path.dirname(m.dir), 'fault-count.json');
-  const fault = n === 0 ? { TRELLIS_FAULT: 'count', TRELLIS_FAULT_COUNT_FILE: countFile } : { TRELLIS_FAULT: `fsync:${n}` };
+  const fault =
+    n === 0 ? { TRELLIS_FAULT: 'count', TRELLIS_FAULT_COUNT_FILE: countFile } : { TRELLIS_FAULT: `fsync:${n}` };
   const r = await execa('node', [ROOT_BIN, '--store', m.dir, 'intermediate', '--pending', '--now', T0, '--now-ahead'], {
-    env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1', TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile, ...fault }) as NodeJS.ProcessEnv,
-    extendEnv: false, reject: false, stdin: 'ignore',
+    env: baseEnv({
+      TRELLIS_ALLOW_ONLINE: '1',
+      TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile,
+      ...fault,
+    }) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
   });
-  return { ...r, fsyncs: n === 0 ? (JSON.parse(fs.readFileSync(countFile, 'utf8')) as { fsync: number }).fsync : undefined };
+  return {
+    ...r,
+    fsyncs: n === 0 ? (JSON.parse(fs.readFileSync(countFile, 'utf8')) as { fsync: number }).fsync : undefined,
+  };
 }
 
 describe('a crash mid-write', () => {
@@ -38,8 +52,17 @@ describe('a crash mid-write', () => {
     const counted = await ceremonyCrashingAt(pristine.clone(), 0);
     const total = counted.fsyncs!;
     expect(total).toBeGreaterThan(20);
-    // Staging fsyncs come first, then the commit point (the journal rename), then the apply: sample all three stretches and one past the end.
-    const points = [1, Math.floor(total / 4), Math.floor(total / 2) - 1, Math.floor(total / 2) + 2, Math.floor((3 * total) / 4), total - 1, total + 1];
+    // Staging fsyncs come first, then the commit point (the journal rename), then the apply: sample all three stretches
+    // and one past the end.
+    const points = [
+      1,
+      Math.floor(total / 4),
+      Math.floor(total / 2) - 1,
+      Math.floor(total / 2) + 2,
+      Math.floor((3 * total) / 4),
+      total - 1,
+      total + 1,
+    ];
     for (const n of points) {
       const m = pristine.clone();
       const crashed = await ceremonyCrashingAt(m, n);

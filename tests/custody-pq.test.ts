@@ -13,7 +13,12 @@ import { trellisCi, trellisRoot, tool } from './helpers/cli.js';
 
 /** The recipient stanza types in an armored age file's header (needs no secret). */
 const stanzaTypes = (file: string): string[] =>
-  Buffer.from(armor.decode(fs.readFileSync(file, 'utf8'))).toString('latin1').split('\n---')[0]!.split('\n').filter((l) => l.startsWith('-> ')).map((l) => l.split(' ')[1]!);
+  Buffer.from(armor.decode(fs.readFileSync(file, 'utf8')))
+    .toString('latin1')
+    .split('\n---')[0]!
+    .split('\n')
+    .filter((l) => l.startsWith('-> '))
+    .map((l) => l.split(' ')[1]!);
 
 describe('post-quantum at rest (init --pq)', () => {
   it('both postures get hybrid identities; a ceremony, renew and both verifies run on them; the age CLI cannot read them', async () => {
@@ -21,7 +26,18 @@ describe('post-quantum at rest (init --pq)', () => {
     const store = path.join(base, 'store');
     const rootId = path.join(base, 'root.identity');
     const ciId = path.join(base, 'ci.identity');
-    const init = await trellisRoot(['init', '--store', store, '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-identity-out', ciId, '--pq']);
+    const init = await trellisRoot([
+      'init',
+      '--store',
+      store,
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      ciId,
+      '--pq',
+    ]);
     expect(init.code, init.stderr).toBe(0);
     fs.writeFileSync(rootId, init.stdout, { mode: 0o600 });
     expect(init.stdout).toMatch(/^AGE-SECRET-KEY-PQ-1[0-9A-Z]+$/m);
@@ -32,7 +48,10 @@ describe('post-quantum at rest (init --pq)', () => {
     expect(stanzaTypes(path.join(store, 'bundles/root/root.key.age'))).toEqual(['mlkem768x25519']);
 
     fs.writeFileSync(path.join(store, 'scopes/us-east-1.yaml'), 'kind: region\nservices:\n  api: {}\n');
-    const mint = await trellisRoot(['intermediate', '--pending'], { cwd: store, env: { TRELLIS_ROOT_IDENTITY_FILE: rootId } });
+    const mint = await trellisRoot(['intermediate', '--pending'], {
+      cwd: store,
+      env: { TRELLIS_ROOT_IDENTITY_FILE: rootId },
+    });
     expect(mint.code, mint.stderr).toBe(0);
     const intermediateKey = path.join(store, 'bundles/us-east-1/intermediate.key.age');
     expect(stanzaTypes(intermediateKey)).toEqual(['mlkem768x25519']);
@@ -47,7 +66,10 @@ describe('post-quantum at rest (init --pq)', () => {
     expect(rv.code, rv.stdout + rv.stderr).toBe(0);
 
     // The docs' claim: the age CLI here (1.1.x) cannot read hybrid identities, and says so itself.
-    for (const [id, key] of [[rootId, path.join(store, 'bundles/root/root.key.age')], [ciId, intermediateKey]]) {
+    for (const [id, key] of [
+      [rootId, path.join(store, 'bundles/root/root.key.age')],
+      [ciId, intermediateKey],
+    ]) {
       const r = await tool('age', ['-d', '-i', id!, key!]);
       expect(r.code).not.toBe(0);
       expect(r.stderr).toMatch(/age: error: .*unknown identity type/);
@@ -57,7 +79,18 @@ describe('post-quantum at rest (init --pq)', () => {
 
   it('--pq with a classic recipient is refused (exit 3, nothing created)', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-pq-'));
-    const r = await trellisRoot(['init', '--store', path.join(base, 'store'), '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-recipient', 'age107a3fjz7jecs7adv37xdyjjkpxq6gjy8mtspz0jgrp5xxd6khytqv3ft42', '--pq']);
+    const r = await trellisRoot([
+      'init',
+      '--store',
+      path.join(base, 'store'),
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-recipient',
+      'age107a3fjz7jecs7adv37xdyjjkpxq6gjy8mtspz0jgrp5xxd6khytqv3ft42',
+      '--pq',
+    ]);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/--ci-recipient: with --pq every recipient must be post-quantum/);
     expect(fs.readdirSync(base)).toEqual([]);
@@ -66,10 +99,27 @@ describe('post-quantum at rest (init --pq)', () => {
   it('--pq and --shares together: the hybrid identity split 2-of-3 runs a ceremony', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-pq-'));
     const store = path.join(base, 'store');
-    const init = await trellisRoot(['init', '--store', store, '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(base, 'ci.identity'), '--pq', '--shares', '2-of-3']);
+    const init = await trellisRoot([
+      'init',
+      '--store',
+      store,
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      path.join(base, 'ci.identity'),
+      '--pq',
+      '--shares',
+      '2-of-3',
+    ]);
     expect(init.code, init.stderr).toBe(0);
     const blocks = init.stdout.split(/\n(?=# trellis offline root identity, share )/);
-    const files = blocks.slice(1).map((b, i) => { const f = path.join(base, `share-${i}`); fs.writeFileSync(f, `${b}\n`); return f; });
+    const files = blocks.slice(1).map((b, i) => {
+      const f = path.join(base, `share-${i}`);
+      fs.writeFileSync(f, `${b}\n`);
+      return f;
+    });
     const r = await trellisRoot(['crl', '--shares-from', ...files], { cwd: store });
     expect(r.code, r.stderr).toBe(0);
   });

@@ -11,20 +11,45 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { Store, type TrellisError, assertIdentityScoped, encryptTo, loadMesh, newIdentity, parseMeshConfig, tryDecrypt } from '@trellis/core';
+import {
+  Store,
+  type TrellisError,
+  assertIdentityScoped,
+  encryptTo,
+  loadMesh,
+  newIdentity,
+  parseMeshConfig,
+  tryDecrypt,
+} from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool, trellisCi } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 const SCOPES = ['eu-west-1', 'global', 'us-east-1'] as const;
-const idLines = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
-const ledger = (m: FakeMesh, scope: string) => m.read(`bundles/${scope}/ledger.jsonl`).trim().split('\n').map((l) => JSON.parse(l) as { op: string; details: Record<string, unknown> });
+const idLines = (file: string) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
+const ledger = (m: FakeMesh, scope: string) =>
+  m
+    .read(`bundles/${scope}/ledger.jsonl`)
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as { op: string; details: Record<string, unknown> });
 /** The real age CLI: does this identity file open this key file? */
-const ageOpens = async (idFile: string, file: string) => (await tool('age', ['-d', '-i', idFile, '-o', '/dev/null', file])).code === 0;
+const ageOpens = async (idFile: string, file: string) =>
+  (await tool('age', ['-d', '-i', idFile, '-o', '/dev/null', file])).code === 0;
 
-interface Separated { m: FakeMesh; ids: Record<string, { file: string; recipient: string; identity: string }> }
+interface Separated {
+  m: FakeMesh;
+  ids: Record<string, { file: string; recipient: string; identity: string }>;
+}
 
-/** A mesh of three scopes, us-east-1 and eu-west-1 each given its own CI recipient in trellis.yaml (as a pull request would: unconfirmed). */
+/**
+ * A mesh of three scopes, us-east-1 and eu-west-1 each given its own CI recipient in trellis.yaml (as a pull request
+ * would: unconfirmed).
+ */
 async function proposed(): Promise<Separated> {
   const m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
   const ids: Separated['ids'] = {};
@@ -69,9 +94,15 @@ const both = (w: Separated, ...scopes: string[]) => {
 describe('recipients.ciScopes in trellis.yaml', () => {
   let base: { offline: string; ci: string; other: string; pq: string };
   beforeAll(async () => {
-    base = { offline: (await newIdentity()).recipient, ci: (await newIdentity()).recipient, other: (await newIdentity()).recipient, pq: (await newIdentity(true)).recipient };
+    base = {
+      offline: (await newIdentity()).recipient,
+      ci: (await newIdentity()).recipient,
+      other: (await newIdentity()).recipient,
+      pq: (await newIdentity(true)).recipient,
+    };
   });
-  const cfg = (ciScopes: unknown) => `version: 1\nmesh: prod\ntrustDomain: mesh.example\nrecipients:\n  offline: [${base.offline}]\n  ci: ${base.ci}\n  ciScopes: ${JSON.stringify(ciScopes)}\n`;
+  const cfg = (ciScopes: unknown) =>
+    `version: 1\nmesh: prod\ntrustDomain: mesh.example\nrecipients:\n  offline: [${base.offline}]\n  ci: ${base.ci}\n  ciScopes: ${JSON.stringify(ciScopes)}\n`;
   const refusal = (text: string) => {
     try {
       parseMeshConfig(text);
@@ -116,7 +147,9 @@ describe('a CI identity per scope, end to end', () => {
     expect(rotate.stderr).toMatch(/recipients\.ciScopes\.us-east-1 .* \(confirmed: none, the shared one\)/);
     const rekey = await m.ci(['rekey']);
     expect(rekey.code).toBe(3);
-    expect(rekey.stderr).toMatch(/recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\).*not what a custodian last confirmed/);
+    expect(rekey.stderr).toMatch(
+      /recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\).*not what a custodian last confirmed/,
+    );
     expect(snap.now()).toEqual(snap.before);
     // Unconfirmed, the map separates nothing: the shared identity still renews a region, and verify warns.
     expect((await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'])).code).toBe(0);
@@ -126,7 +159,12 @@ describe('a CI identity per scope, end to end', () => {
     const c = await m.root(['confirm', '--confirm-recipients']);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/us-east-1: age1/);
-    const entry = m.read('bundles/root/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l) as { op: string; details: Record<string, unknown> }).at(-1)!;
+    const entry = m
+      .read('bundles/root/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { op: string; details: Record<string, unknown> })
+      .at(-1)!;
     expect(entry.op).toBe('confirm-recipients');
     expect(Object.keys(entry.details.ciScopeRecipients as object).sort()).toEqual(['eu-west-1', 'us-east-1']);
   });
@@ -137,21 +175,28 @@ describe('a CI identity per scope, end to end', () => {
     const snap = snapshotStore(m.dir);
     const r = await m.ci(['renew', '--scope', 'global', '--shard', '--force']);
     expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/the shared CI recipient \(recipients\.ci\)\) also opens the intermediate key of eu-west-1, us-east-1/);
+    expect(r.stderr).toMatch(
+      /the shared CI recipient \(recipients\.ci\)\) also opens the intermediate key of eu-west-1, us-east-1/,
+    );
     expect(r.stderr).toMatch(/run trellis-ci rekey/);
     expect(r.stderr).not.toMatch(/AGE-SECRET-KEY/);
     expect(snap.now()).toEqual(snap.before);
     // verify with the shared identity names each key still on it.
     const v = await m.ci(['verify']);
     expect(v.code).toBe(1);
-    expect(v.stdout).toMatch(/encrypted to the shared CI recipient \(recipients\.ci\), but us-east-1's confirmed CI recipient is scope us-east-1's own/);
+    expect(v.stdout).toMatch(
+      /encrypted to the shared CI recipient \(recipients\.ci\), but us-east-1's confirmed CI recipient is scope us-east-1's own/,
+    );
 
     const k = await m.ci(['rekey']);
     expect(k.code, k.stderr).toBe(0);
     expect(k.stdout).toMatch(/rekeyed 2 intermediate key file\(s\) \(eu-west-1 → age1\S+, us-east-1 → age1\S+\)/);
     const oldShared = /^# recipient: (\S+)$/m.exec(fs.readFileSync(m.ciIdentityFile, 'utf8'))?.[1];
     for (const s of ['us-east-1', 'eu-west-1']) {
-      expect(ledger(m, s).at(-1)).toMatchObject({ op: 'rekey', details: { ciRecipient: ids[s]!.recipient, scopeRecipient: true, keys: [`bundles/${s}/intermediate.key.age`] } });
+      expect(ledger(m, s).at(-1)).toMatchObject({
+        op: 'rekey',
+        details: { ciRecipient: ids[s]!.recipient, scopeRecipient: true, keys: [`bundles/${s}/intermediate.key.age`] },
+      });
       if (oldShared) expect(ledger(m, s).at(-1)!.details.oldCiRecipients).toEqual([oldShared]);
     }
     expect(ledger(m, 'global').at(-1)!.op).not.toBe('rekey');
@@ -172,7 +217,9 @@ describe('a CI identity per scope, end to end', () => {
     // A sealed target, so deploy --scope us-east-1 needs the CI identity.
     m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }]);
     await m.allow({ sealed: { 'web-1': { recipient: (await newIdentity()).recipient } } });
-    const own = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
+    const own = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
+      TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file,
+    });
     expect(own.code, own.stderr).toBe(0);
     expect(own.stdout).toMatch(/minted 1 leaf/);
     const global = await m.ci(['renew', '--scope', 'global', '--shard', '--force']);
@@ -180,9 +227,21 @@ describe('a CI identity per scope, end to end', () => {
 
     const snap = snapshotStore(m.dir);
     const cases: [string, string, RegExp][] = [
-      [ids['eu-west-1']!.file, 'us-east-1', /scope eu-west-1's own CI recipient \(recipients\.ciScopes\.eu-west-1\)\) also opens the intermediate key of eu-west-1/],
-      [m.ciIdentityFile, 'us-east-1', /the shared CI recipient \(recipients\.ci\)\) also opens the intermediate key of global/],
-      [both(w, 'us-east-1', 'eu-west-1'), 'us-east-1', /also opens the intermediate key of eu-west-1, which this run was not asked to work on \(us-east-1\)/],
+      [
+        ids['eu-west-1']!.file,
+        'us-east-1',
+        /scope eu-west-1's own CI recipient \(recipients\.ciScopes\.eu-west-1\)\) also opens the intermediate key of eu-west-1/,
+      ],
+      [
+        m.ciIdentityFile,
+        'us-east-1',
+        /the shared CI recipient \(recipients\.ci\)\) also opens the intermediate key of global/,
+      ],
+      [
+        both(w, 'us-east-1', 'eu-west-1'),
+        'us-east-1',
+        /also opens the intermediate key of eu-west-1, which this run was not asked to work on \(us-east-1\)/,
+      ],
       [ids['us-east-1']!.file, 'global', /also opens the intermediate key of us-east-1/],
     ];
     for (const [file, scope, msg] of cases) {
@@ -193,27 +252,44 @@ describe('a CI identity per scope, end to end', () => {
       expect(snap.now()).toEqual(snap.before);
     }
     // The identity given through TRELLIS_CI_IDENTITY (as the action passes it) is held to the same rule.
-    const direct = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: '', TRELLIS_CI_IDENTITY: idLines(ids['eu-west-1']!.file)[0] });
+    const direct = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
+      TRELLIS_CI_IDENTITY_FILE: '',
+      TRELLIS_CI_IDENTITY: idLines(ids['eu-west-1']!.file)[0],
+    });
     expect(direct.code).toBe(3);
     // revoke and deploy of a scope: the same refusal.
     const revoke = await m.ci(['revoke', 'us-east-1/api'], { TRELLIS_CI_IDENTITY_FILE: ids['eu-west-1']!.file });
     expect(revoke.code, revoke.stderr).toBe(3);
     expect(revoke.stderr).toMatch(/also opens the intermediate key of eu-west-1/);
-    const deploy = await m.ci(['deploy', '--scope', 'us-east-1'], { TRELLIS_CI_IDENTITY_FILE: both(w, 'us-east-1', 'eu-west-1') });
-    expect([deploy.code, deploy.stderr]).toEqual([3, expect.stringMatching(/also opens the intermediate key of eu-west-1/)]);
+    const deploy = await m.ci(['deploy', '--scope', 'us-east-1'], {
+      TRELLIS_CI_IDENTITY_FILE: both(w, 'us-east-1', 'eu-west-1'),
+    });
+    expect([deploy.code, deploy.stderr]).toEqual([
+      3,
+      expect.stringMatching(/also opens the intermediate key of eu-west-1/),
+    ]);
     // The reason, as the contract names it (docs/decisions.md).
-    const e = await assertIdentityScoped(loadMesh(new Store(m.dir)), idLines(ids['eu-west-1']!.file), ['us-east-1']).catch((x: unknown) => x as TrellisError);
+    const e = await assertIdentityScoped(loadMesh(new Store(m.dir)), idLines(ids['eu-west-1']!.file), [
+      'us-east-1',
+    ]).catch((x: unknown) => x as TrellisError);
     expect([e?.reason, e?.exitCode]).toEqual(['custody-identity-too-broad', 3]);
-    await expect(assertIdentityScoped(loadMesh(new Store(m.dir)), idLines(ids['us-east-1']!.file), ['us-east-1'])).resolves.toBeUndefined();
+    await expect(
+      assertIdentityScoped(loadMesh(new Store(m.dir)), idLines(ids['us-east-1']!.file), ['us-east-1']),
+    ).resolves.toBeUndefined();
     expect(snap.now()).toEqual(snap.before);
     // An unsharded run works on every scope: it may hold every identity.
     const all = path.join(path.dirname(m.dir), 'ci-all.identity');
-    fs.writeFileSync(all, fs.readFileSync(m.ciIdentityFile, 'utf8') + fs.readFileSync(both(w, 'us-east-1', 'eu-west-1'), 'utf8'));
+    fs.writeFileSync(
+      all,
+      fs.readFileSync(m.ciIdentityFile, 'utf8') + fs.readFileSync(both(w, 'us-east-1', 'eu-west-1'), 'utf8'),
+    );
     const whole = await m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: all });
     expect(whole.code, whole.stderr).toBe(0);
     const rv = await m.ci(['revoke', 'us-east-1/api'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
     expect(rv.code, rv.stderr).toBe(0);
-    const sealed = await m.ci(['deploy', '--scope', 'us-east-1', '--type', 'sealed'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
+    const sealed = await m.ci(['deploy', '--scope', 'us-east-1', '--type', 'sealed'], {
+      TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file,
+    });
     expect(sealed.code, sealed.stderr).toBe(0);
   });
 
@@ -235,16 +311,23 @@ describe('a CI identity per scope, end to end', () => {
     const refused = await m.root(['intermediate', 'ap-south-1']);
     expect(refused.code).toBe(3);
     const dry = await m.root(['confirm', '--confirm-recipients', '--dry-run']);
-    expect(dry.stdout).toMatch(/would confirm \(with --confirm-recipients\) 1 CI recipient change\(s\):\n {2}recipients\.ciScopes\.ap-south-1 age1\S+ \(confirmed: none, the shared one\)/);
+    expect(dry.stdout).toMatch(
+      /would confirm \(with --confirm-recipients\) 1 CI recipient change\(s\):\n {2}recipients\.ciScopes\.ap-south-1 age1\S+ \(confirmed: none, the shared one\)/,
+    );
     expect((await m.root(['confirm', '--confirm-recipients'])).code).toBe(0);
-    // ap-south-1's identity provisioned before its ceremony opens nothing yet: beside us-east-1's it is not too broad, until the key exists.
+    // ap-south-1's identity provisioned before its ceremony opens nothing yet: beside us-east-1's it is not too broad,
+    // until the key exists.
     const pair = path.join(path.dirname(m.dir), 'ci-us+ap.identity');
     fs.writeFileSync(pair, `${idLines(ids['us-east-1']!.file)[0]}\n${ap.identity}\n`);
-    const early = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: pair });
+    const early = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
+      TRELLIS_CI_IDENTITY_FILE: pair,
+    });
     expect(early.code, early.stderr).toBe(0);
     const mint = await m.root(['intermediate', 'ap-south-1']);
     expect(mint.code, mint.stderr).toBe(0);
-    const late = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: pair });
+    const late = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
+      TRELLIS_CI_IDENTITY_FILE: pair,
+    });
     expect(late.code).toBe(3);
     expect(late.stderr).toMatch(/also opens the intermediate key of ap-south-1/);
     const key = m.path('bundles/ap-south-1/intermediate.key.age');
@@ -265,12 +348,16 @@ describe('a CI identity per scope, end to end', () => {
     m.write('trellis.yaml', stringify(cfg));
     const sb = await m.root(['intermediate', 'us-east-1', '--standby', '--confirm-recipients']);
     expect(sb.code, sb.stderr).toBe(0);
-    const a = await trellisCi(['--store', m.dir, 'activate-standby', 'us-east-1'], { env: { TRELLIS_BREAKGLASS_IDENTITY_FILE: bg } });
+    const a = await trellisCi(['--store', m.dir, 'activate-standby', 'us-east-1'], {
+      env: { TRELLIS_BREAKGLASS_IDENTITY_FILE: bg },
+    });
     expect(a.code, a.stderr).toBe(0);
     const key = m.path('bundles/us-east-1/intermediate.key.age');
     expect(await ageOpens(ids['us-east-1']!.file, key)).toBe(true);
     expect(await ageOpens(m.ciIdentityFile, key)).toBe(false);
-    const renew = await m.ci(['renew', '--scope', 'us-east-1', '--shard'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
+    const renew = await m.ci(['renew', '--scope', 'us-east-1', '--shard'], {
+      TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file,
+    });
     expect(renew.code, renew.stderr).toBe(0);
   });
 
@@ -279,7 +366,9 @@ describe('a CI identity per scope, end to end', () => {
     const { m, ids } = w;
     const own = await m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
     expect(own.code, own.stdout).toBe(0);
-    expect(own.stdout).toMatch(/us-east-1.*intermediate key opens with the identity of scope us-east-1's own CI recipient/);
+    expect(own.stdout).toMatch(
+      /us-east-1.*intermediate key opens with the identity of scope us-east-1's own CI recipient/,
+    );
     expect(own.stdout).not.toMatch(/eu-west-1.*intermediate key opens/);
     expect((await trellisCi(['--store', m.dir, 'verify'])).code).toBe(0);
 
@@ -288,18 +377,28 @@ describe('a CI identity per scope, end to end', () => {
     const shared = idLines(m.ciIdentityFile);
     const opened = await tryDecrypt(shared, g.read('bundles/global/intermediate.key.age'));
     expect(opened.ok).toBe(true);
-    g.write('bundles/global/intermediate.key.age', await encryptTo([ids['us-east-1']!.recipient], (opened as { text: string }).text));
+    g.write(
+      'bundles/global/intermediate.key.age',
+      await encryptTo([ids['us-east-1']!.recipient], (opened as { text: string }).text),
+    );
     const all = path.join(path.dirname(g.dir), 'ci-all.identity');
-    fs.writeFileSync(all, fs.readFileSync(m.ciIdentityFile, 'utf8') + fs.readFileSync(both(w, 'us-east-1', 'eu-west-1'), 'utf8'));
+    fs.writeFileSync(
+      all,
+      fs.readFileSync(m.ciIdentityFile, 'utf8') + fs.readFileSync(both(w, 'us-east-1', 'eu-west-1'), 'utf8'),
+    );
     const v = await g.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: all });
     expect(v.code).toBe(1);
-    expect(v.stdout).toMatch(/global.*encrypted to scope us-east-1's own CI recipient \(recipients\.ciScopes\.us-east-1\), but global's confirmed CI recipient is the shared CI recipient/);
+    expect(v.stdout).toMatch(
+      /global.*encrypted to scope us-east-1's own CI recipient \(recipients\.ciScopes\.us-east-1\), but global's confirmed CI recipient is the shared CI recipient/,
+    );
 
     // Without any secret: a region key on a post-quantum recipient when its recipient is classic.
     g.write('bundles/eu-west-1/intermediate.key.age', await encryptTo([(await newIdentity(true)).recipient], 'x'));
     const kind = await trellisCi(['--store', g.dir, 'verify']);
     expect(kind.code).toBe(1);
-    expect(kind.stdout).toMatch(/eu-west-1.*encrypted to a post-quantum recipient, but its CI recipient is scope eu-west-1's own CI recipient/);
+    expect(kind.stdout).toMatch(
+      /eu-west-1.*encrypted to a post-quantum recipient, but its CI recipient is scope eu-west-1's own CI recipient/,
+    );
   });
 
   it('a pull request that redirects a scope after confirmation changes nothing: rekey and ceremonies refuse, trellis-ci keeps the confirmed map', async () => {
@@ -315,7 +414,9 @@ describe('a CI identity per scope, end to end', () => {
     setCiScopes(m, undefined);
     const r = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force']);
     expect(r.code).toBe(3);
-    const ok = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file });
+    const ok = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
+      TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file,
+    });
     expect(ok.code, ok.stderr).toBe(0);
   });
 
@@ -337,7 +438,9 @@ describe('a CI identity per scope, end to end', () => {
       const states: string[] = [];
       for (const s of ['us-east-1', 'eu-west-1']) {
         const key = copy.path(`bundles/${s}/intermediate.key.age`);
-        states.push((await ageOpens(m.ciIdentityFile, key)) ? 'old' : (await ageOpens(ids[s]!.file, key)) ? 'new' : 'neither');
+        states.push(
+          (await ageOpens(m.ciIdentityFile, key)) ? 'old' : (await ageOpens(ids[s]!.file, key)) ? 'new' : 'neither',
+        );
       }
       expect(states, `point ${n}`).not.toContain('neither');
       expect(new Set(states).size, `point ${n}: ${states.join(',')}`).toBe(1);

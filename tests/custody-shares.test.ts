@@ -14,13 +14,29 @@ import { describe, expect, it } from 'vitest';
 import { REPO, ROOT_BIN, baseEnv, trellisCi, trellisRoot, tool } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
-interface Split { base: string; store: string; shares: string[] }
+interface Split {
+  base: string;
+  store: string;
+  shares: string[];
+}
 
 /** A real mesh whose offline identity exists only as shares, one file per custodian. */
 async function splitMesh(spec: string, mesh = 'prod'): Promise<Split> {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-shares-'));
   const store = path.join(base, 'store');
-  const r = await trellisRoot(['init', '--store', store, '--mesh', mesh, '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(base, 'ci.identity'), '--shares', spec]);
+  const r = await trellisRoot([
+    'init',
+    '--store',
+    store,
+    '--mesh',
+    mesh,
+    '--trust-domain',
+    'mesh.example',
+    '--ci-identity-out',
+    path.join(base, 'ci.identity'),
+    '--shares',
+    spec,
+  ]);
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).not.toMatch(/AGE-SECRET-KEY/);
   const blocks = r.stdout.split(/\n(?=# trellis offline root identity, share )/);
@@ -33,10 +49,12 @@ async function splitMesh(spec: string, mesh = 'prod'): Promise<Split> {
   return { base, store, shares };
 }
 
-const combinations = <T>(xs: T[], k: number): T[][] => (k === 0 ? [[]] : xs.flatMap((x, i) => combinations(xs.slice(i + 1), k - 1).map((c) => [x, ...c])));
+const combinations = <T>(xs: T[], k: number): T[][] =>
+  k === 0 ? [[]] : xs.flatMap((x, i) => combinations(xs.slice(i + 1), k - 1).map((c) => [x, ...c]));
 
 /** The share's raw bytes, as the library split them (the data field). */
-const shareBytes = (file: string) => Uint8Array.from(Buffer.from(/^data: ([0-9a-f]+)$/m.exec(fs.readFileSync(file, 'utf8'))![1]!, 'hex'));
+const shareBytes = (file: string) =>
+  Uint8Array.from(Buffer.from(/^data: ([0-9a-f]+)$/m.exec(fs.readFileSync(file, 'utf8'))![1]!, 'hex'));
 
 /** Runs the real age CLI on the root key with `identity` (bytes as the combination gave them). */
 async function ageOpensRootKey(s: Split, identity: Uint8Array): Promise<{ code: number; stderr: string }> {
@@ -62,7 +80,10 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
     expect(mint.code, mint.stderr).toBe(0);
     expect(mint.stdout).toMatch(/minted \S+ intermediate/);
     for (const [i, pair] of pairs.entries()) {
-      const r = await trellisRoot(['crl'], { cwd: s.store, env: { TRELLIS_ROOT_IDENTITY_SHARES: [...pair].reverse().join(',') } });
+      const r = await trellisRoot(['crl'], {
+        cwd: s.store,
+        env: { TRELLIS_ROOT_IDENTITY_SHARES: [...pair].reverse().join(',') },
+      });
       expect(r.code, `pair ${i}: ${r.stderr}`).toBe(0);
       expect(r.stdout).toMatch(/root CRL re-signed/);
     }
@@ -73,13 +94,19 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
   it('3-of-5: a sample of triples opens the root key; two shares are refused (exit 3, store unchanged, nothing echoed)', async () => {
     const s = await splitMesh('3-of-5');
     expect(s.shares).toHaveLength(5);
-    const sample = [[0, 2, 4], [4, 3, 1]].map((ix) => ix.map((i) => s.shares[i]!));
+    const sample = [
+      [0, 2, 4],
+      [4, 3, 1],
+    ].map((ix) => ix.map((i) => s.shares[i]!));
     for (const triple of sample) {
       const r = await trellisRoot(['crl', '--shares-from', ...triple], { cwd: s.store });
       expect(r.code, r.stderr).toBe(0);
     }
     const snap = snapshotStore(s.store);
-    for (const pair of [[s.shares[0]!, s.shares[3]!], [s.shares[1]!, s.shares[1]!, s.shares[4]!]]) {
+    for (const pair of [
+      [s.shares[0]!, s.shares[3]!],
+      [s.shares[1]!, s.shares[1]!, s.shares[4]!],
+    ]) {
       const r = await trellisRoot(['crl', '--shares-from', ...pair], { cwd: s.store });
       expect(r.code, r.stderr).toBe(3);
       expect(r.stderr).toMatch(/2 distinct share\(s\) of 5 given .*needs 3/);
@@ -113,15 +140,28 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
     const snap = snapshotStore(s.store);
     const forged = path.join(s.base, 'forged-share');
     // One hex digit of the data changed: the checksum catches it (exit 2, the file named, nothing echoed).
-    fs.writeFileSync(forged, fs.readFileSync(s.shares[1]!, 'utf8').replace(/^(data: \S{10})(\S)/m, (_, a: string, c: string) => a + (c === '0' ? '1' : '0')));
+    fs.writeFileSync(
+      forged,
+      fs
+        .readFileSync(s.shares[1]!, 'utf8')
+        .replace(/^(data: \S{10})(\S)/m, (_, a: string, c: string) => a + (c === '0' ? '1' : '0')),
+    );
     let r = await trellisRoot(['crl', '--shares-from', s.shares[0]!, forged], { cwd: s.store });
     expect(r.code, r.stderr).toBe(2);
     expect(r.stderr).toContain(`${forged} is not a trellis identity share: its checksum does not match`);
     expect(r.stderr).not.toMatch(/[0-9a-f]{40}/);
-    // The same change with its checksum recomputed (someone who knows the format): recombination proves it wrong (exit 3).
+    // The same change with its checksum recomputed (someone who knows the format): recombination proves it wrong (exit
+    // 3).
     const { createHash } = await import('node:crypto');
-    const body = fs.readFileSync(forged, 'utf8').split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#') && !l.startsWith('check: '));
-    fs.writeFileSync(forged, `${body.join('\n')}\ncheck: ${createHash('sha256').update(body.join('\n')).digest('hex').slice(0, 16)}\n`);
+    const body = fs
+      .readFileSync(forged, 'utf8')
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l && !l.startsWith('#') && !l.startsWith('check: '));
+    fs.writeFileSync(
+      forged,
+      `${body.join('\n')}\ncheck: ${createHash('sha256').update(body.join('\n')).digest('hex').slice(0, 16)}\n`,
+    );
     r = await trellisRoot(['crl', '--shares-from', s.shares[0]!, forged], { cwd: s.store });
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/do not recombine into the identity they name/);
@@ -142,8 +182,25 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
 
   it('refuses a bad K-of-N and --shares with --offline-recipient (exit 2, nothing created)', async () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-shares-'));
-    for (const [spec, extra] of [['1-of-3', []], ['4-of-3', []], ['2-of-3', ['--offline-recipient', 'age1p64zegg666kqxru0yr0ye4u5avxt05phma2caql96lnyn892va6qrpvl9u']]] as const) {
-      const r = await trellisRoot(['init', '--store', path.join(base, 'store'), '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-recipient', 'age107a3fjz7jecs7adv37xdyjjkpxq6gjy8mtspz0jgrp5xxd6khytqv3ft42', '--shares', spec, ...extra]);
+    for (const [spec, extra] of [
+      ['1-of-3', []],
+      ['4-of-3', []],
+      ['2-of-3', ['--offline-recipient', 'age1p64zegg666kqxru0yr0ye4u5avxt05phma2caql96lnyn892va6qrpvl9u']],
+    ] as const) {
+      const r = await trellisRoot([
+        'init',
+        '--store',
+        path.join(base, 'store'),
+        '--mesh',
+        'prod',
+        '--trust-domain',
+        'mesh.example',
+        '--ci-recipient',
+        'age107a3fjz7jecs7adv37xdyjjkpxq6gjy8mtspz0jgrp5xxd6khytqv3ft42',
+        '--shares',
+        spec,
+        ...extra,
+      ]);
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toMatch(/--shares/);
     }
@@ -164,11 +221,32 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
     const s = await splitMesh('2-of-3');
     const crlBefore = fs.readFileSync(path.join(s.store, 'bundles/root/crl.pem'), 'utf8');
     const share1 = fs.readFileSync(s.shares[0]!, 'utf8');
-    const damaged = share1.replace(/^(data: [0-9a-f]{10})([0-9a-f])/m, (_, a: string, d: string) => `${a}${d === '0' ? '1' : '0'}`);
+    const damaged = share1.replace(
+      /^(data: [0-9a-f]{10})([0-9a-f])/m,
+      (_, a: string, d: string) => `${a}${d === '0' ? '1' : '0'}`,
+    );
     const prompt = 'type or paste it';
     const env = baseEnv({ TRELLIS_ALLOW_ONLINE: '1' });
-    const r = await execa('python3', [path.join(REPO, 'tests/helpers/on-tty.py'), damaged, prompt, share1, prompt, fs.readFileSync(s.shares[2]!, 'utf8'), prompt,
-      '--', 'node', ROOT_BIN, '--store', s.store, 'crl', '--shares-stdin'], { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+    const r = await execa(
+      'python3',
+      [
+        path.join(REPO, 'tests/helpers/on-tty.py'),
+        damaged,
+        prompt,
+        share1,
+        prompt,
+        fs.readFileSync(s.shares[2]!, 'utf8'),
+        prompt,
+        '--',
+        'node',
+        ROOT_BIN,
+        '--store',
+        s.store,
+        'crl',
+        '--shares-stdin',
+      ],
+      { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false },
+    );
     const out = String(r.stdout);
     expect(r.exitCode, out).toBe(0);
     expect(out).toContain('[answered]');
@@ -183,12 +261,21 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
 
   it('piped: share blocks on stdin, also beside a share file; one share alone is refused (exit 3, store unchanged)', async () => {
     const s = await splitMesh('2-of-3');
-    const both = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: [s.shares[1]!, s.shares[2]!].map((f) => fs.readFileSync(f, 'utf8')).join('\n') });
+    const both = await trellisRoot(['crl', '--shares-stdin'], {
+      cwd: s.store,
+      input: [s.shares[1]!, s.shares[2]!].map((f) => fs.readFileSync(f, 'utf8')).join('\n'),
+    });
     expect(both.code, both.stderr).toBe(0);
-    const mixed = await trellisRoot(['crl', '--shares-from', s.shares[0]!, '--shares-stdin'], { cwd: s.store, input: fs.readFileSync(s.shares[2]!, 'utf8') });
+    const mixed = await trellisRoot(['crl', '--shares-from', s.shares[0]!, '--shares-stdin'], {
+      cwd: s.store,
+      input: fs.readFileSync(s.shares[2]!, 'utf8'),
+    });
     expect(mixed.code, mixed.stderr).toBe(0);
     const snap = snapshotStore(s.store);
-    const one = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: fs.readFileSync(s.shares[0]!, 'utf8') });
+    const one = await trellisRoot(['crl', '--shares-stdin'], {
+      cwd: s.store,
+      input: fs.readFileSync(s.shares[0]!, 'utf8'),
+    });
     expect(one.code, one.stderr).toBe(3);
     expect(one.stderr).toMatch(/1 distinct share\(s\) of 3 given \(1\); the offline identity needs 2/);
     expect(snap.now()).toEqual(snap.before);
@@ -199,7 +286,10 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
 
   it('rekey --shares 3-of-4 hands the root key to new share holders: the old shares open nothing, any 3 new ones do', async () => {
     const s = await splitMesh('2-of-3');
-    const r = await trellisRoot(['rekey', '--shares', '3-of-4', '--shares-from', s.shares[0]!, s.shares[1]!, '--confirm-recipients'], { cwd: s.store });
+    const r = await trellisRoot(
+      ['rekey', '--shares', '3-of-4', '--shares-from', s.shares[0]!, s.shares[1]!, '--confirm-recipients'],
+      { cwd: s.store },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/AGE-SECRET-KEY/);
     expect(r.stdout + r.stderr).toMatch(/the 4 shares printed above \(stdout\) are now the only way into the root key/);
@@ -227,15 +317,23 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
     const s = await splitMesh('2-of-3');
     const snap = snapshotStore(s.store);
     const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
-      const child = spawn('node', [ROOT_BIN, 'rekey', '--shares', '2-of-3', '--shares-from', s.shares[0]!, s.shares[2]!, '--confirm-recipients'], {
-        cwd: s.store, env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'],
-      });
+      const child = spawn(
+        'node',
+        [ROOT_BIN, 'rekey', '--shares', '2-of-3', '--shares-from', s.shares[0]!, s.shares[2]!, '--confirm-recipients'],
+        {
+          cwd: s.store,
+          env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv,
+          stdio: ['ignore', fs.openSync('/dev/full', 'w'), 'pipe'],
+        },
+      );
       let stderr = '';
       child.stderr!.on('data', (d) => (stderr += d));
       child.on('close', (code) => resolve({ code, stderr }));
     });
     expect(r.code, r.stderr).toBe(1);
-    expect(r.stderr).toMatch(/cannot write the shares of the offline root identity to stdout \(ENOSPC\); the root key was not rekeyed/);
+    expect(r.stderr).toMatch(
+      /cannot write the shares of the offline root identity to stdout \(ENOSPC\); the root key was not rekeyed/,
+    );
     expect(r.stderr).not.toMatch(/data: [0-9a-f]{8}|AGE-SECRET-KEY/);
     expect(snap.now()).toEqual(snap.before);
     const still = await trellisRoot(['crl', '--shares-from', s.shares[1]!, s.shares[2]!], { cwd: s.store });

@@ -22,27 +22,51 @@ const clients: Record<string, Client> = {};
 function client(mesh: FakeMesh, scope: string, service: string, dir = mesh.path('.trellis/out')): Client {
   const f = (x: string) => fs.readFileSync(path.join(dir, scope, service, x), 'utf8');
   // Every client trusts the whole mesh (global's bundle), so each refusal below is the server's own judgement.
-  return { name: `${scope}/${service}`, key: f('key.pem'), chain: f('chain.pem'), ca: m.read('bundles/global/trust.openssl.pem') };
+  return {
+    name: `${scope}/${service}`,
+    key: f('key.pem'),
+    chain: f('chain.pem'),
+    ca: m.read('bundles/global/trust.openssl.pem'),
+  };
 }
 
 beforeAll(async () => {
   const past = new Date(Date.now() - 20 * 86_400_000);
-  m = await FakeMesh.create({ now: rfc(past), scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] } });
+  m = await FakeMesh.create({
+    now: rfc(past),
+    scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+  });
   const expired = path.join(root, 'expired');
   fs.cpSync(m.path('.trellis/out'), expired, { recursive: true });
   for (const kind of ['nginx', 'haproxy'] as const) {
-    for (const [scope, service] of [['us-east-1', 'api'], ['global', 'control']] as const) {
+    for (const [scope, service] of [
+      ['us-east-1', 'api'],
+      ['global', 'control'],
+    ] as const) {
       const make = kind === 'nginx' ? nginxFor : haproxyFor;
-      servers[`${kind} ${scope}/${service}`] = make(root, `${scope}-${service}`, path.join(root, `${kind}-release-${scope}-${service}`));
+      servers[`${kind} ${scope}/${service}`] = make(
+        root,
+        `${scope}-${service}`,
+        path.join(root, `${kind}-release-${scope}-${service}`),
+      );
     }
   }
-  const targets = (scope: string, service: string) => (['nginx', 'haproxy'] as const).map((k) => {
-    const t = servers[`${k} ${scope}/${service}`]!;
-    return { type: 'dir', path: t.releaseDir, reload: reloadName(`${k} ${scope}/${service}`), check: `127.0.0.1:${t.port}` };
-  });
+  const targets = (scope: string, service: string) =>
+    (['nginx', 'haproxy'] as const).map((k) => {
+      const t = servers[`${k} ${scope}/${service}`]!;
+      return {
+        type: 'dir',
+        path: t.releaseDir,
+        reload: reloadName(`${k} ${scope}/${service}`),
+        check: `127.0.0.1:${t.port}`,
+      };
+    });
   // The custodian allows each terminator's reload command and the release directories; the scope files name them.
   const reloadName = (server: string) => server.replace(/[ /]/g, '-');
-  await m.allow({ dir: { paths: [root] }, reload: Object.fromEntries(Object.entries(servers).map(([k, t]) => [reloadName(k), t.reload])) });
+  await m.allow({
+    dir: { paths: [root] },
+    reload: Object.fromEntries(Object.entries(servers).map(([k, t]) => [reloadName(k), t.reload])),
+  });
   m.writeScope('us-east-1', [{ api: { deploy: targets('us-east-1', 'api') } }, 'web']);
   m.writeScope('global', [{ control: { deploy: targets('global', 'control') } }]);
   expect((await m.ci(['renew'])).code).toBe(0);
@@ -52,13 +76,21 @@ beforeAll(async () => {
   for (const t of Object.values(servers)) await waitForPort(t.port);
 
   stranger = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['web'] } });
-  const forged = await forgeLeaf(m, 'us-east-1', { dns: ['web.eu-west-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/web'] });
+  const forged = await forgeLeaf(m, 'us-east-1', {
+    dns: ['web.eu-west-1.mesh.example'],
+    uris: ['spiffe://eu-west-1.mesh.example/web'],
+  });
   Object.assign(clients, {
     valid: client(m, 'us-east-1', 'web'),
     unknownCa: { ...client(stranger, 'us-east-1', 'web'), name: 'unknown CA' },
     expired: { ...client(m, 'us-east-1', 'web', expired), name: 'expired' },
     otherRegion: client(m, 'eu-west-1', 'api'),
-    forged: { name: 'name-constraint violation', key: forged.key, chain: forged.chain, ca: m.read('bundles/global/trust.openssl.pem') },
+    forged: {
+      name: 'name-constraint violation',
+      key: forged.key,
+      chain: forged.chain,
+      ca: m.read('bundles/global/trust.openssl.pem'),
+    },
     global: client(m, 'global', 'control'),
   });
 }, 180_000);
@@ -69,7 +101,7 @@ afterAll(() => {
 
 const accepted = (r: number | 'refused') => r === 200;
 
-describe.each(['nginx', 'haproxy'])('%s: the operator\'s checklist', (kind) => {
+describe.each(['nginx', 'haproxy'])("%s: the operator's checklist", (kind) => {
   const api = () => servers[`${kind} us-east-1/api`]!;
   const control = () => servers[`${kind} global/control`]!;
   it.each([
@@ -77,7 +109,7 @@ describe.each(['nginx', 'haproxy'])('%s: the operator\'s checklist', (kind) => {
     ['an unknown CA', 'unknownCa', 'api', false],
     ['an expired leaf', 'expired', 'api', false],
     ['another region', 'otherRegion', 'api', false],
-    ['a name-constraint violation (a stolen regional key minting another region\'s name)', 'forged', 'api', false],
+    ["a name-constraint violation (a stolen regional key minting another region's name)", 'forged', 'api', false],
     ['region → global', 'valid', 'control', true],
     ['another region → global', 'otherRegion', 'control', true],
     ['global → region', 'global', 'api', true],

@@ -5,10 +5,10 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
-import { parseMeshConfig, parseScope, serializeMeshConfig } from '../packages/core/src/config.js';
-import { newIdentity } from '../packages/core/src/custody.js';
-import { allowListChanges, resolveTarget, EMPTY_ALLOW_LIST } from '../packages/core/src/deploy-allow-list.js';
-import type { TrellisError } from '../packages/core/src/errors.js';
+import { parseMeshConfig, parseScope, serializeMeshConfig } from '../packages/core/src/config/config.js';
+import { newIdentity } from '../packages/core/src/custody/custody.js';
+import { allowListChanges, resolveTarget, EMPTY_ALLOW_LIST } from '../packages/core/src/config/deploy-allow-list.js';
+import type { TrellisError } from '../packages/core/src/model/errors.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA/TKLibEc18gpv+xIYTkcKC5PWK9g4m+7H/U9y/jYl/';
 // A well-formed base64 blob that names ssh-rsa: refused under the ssh-ed25519 prefix.
@@ -18,10 +18,15 @@ let recipient: string;
 
 beforeAll(async () => {
   recipient = (await newIdentity()).recipient;
-  base = serializeMeshConfig({ mesh: 'p', trustDomain: 'mesh.example', recipients: { offline: [(await newIdentity()).recipient], ci: (await newIdentity()).recipient } });
+  base = serializeMeshConfig({
+    mesh: 'p',
+    trustDomain: 'mesh.example',
+    recipients: { offline: [(await newIdentity()).recipient], ci: (await newIdentity()).recipient },
+  });
 });
 
-const scopeWith = (target: Record<string, unknown>) => stringify({ kind: 'region', services: { api: { deploy: [target] } } });
+const scopeWith = (target: Record<string, unknown>) =>
+  stringify({ kind: 'region', services: { api: { deploy: [target] } } });
 const refusal = (fn: () => unknown): TrellisError | undefined => {
   try {
     fn();
@@ -31,7 +36,7 @@ const refusal = (fn: () => unknown): TrellisError | undefined => {
   }
 };
 
-describe('a scope file\'s deploy fields', () => {
+describe("a scope file's deploy fields", () => {
   it.each([
     ['an ssh entry that is an option', { type: 'ssh', host: '-oProxyCommand=x', path: '/srv/a' }, 'host'],
     ['an ssh entry with upper case', { type: 'ssh', host: 'Web-1', path: '/srv/a' }, 'host'],
@@ -48,8 +53,16 @@ describe('a scope file\'s deploy fields', () => {
     ['a user with a space', { type: 'ssh', host: 'web-1', path: '/srv/a', user: 'a b' }, 'user'],
     ['a port out of range', { type: 'ssh', host: 'web-1', path: '/srv/a', port: 70000 }, 'port'],
     ['a host key with trailing junk', { type: 'ssh', host: 'web-1', path: '/srv/a', hostKey: `${KEY} x` }, 'hostKey'],
-    ['a host key whose blob names another algorithm', { type: 'ssh', host: 'web-1', path: '/srv/a', hostKey: MISLABELLED }, 'hostKey'],
-    ['an identityFile that is relative', { type: 'ssh', host: 'web-1', path: '/srv/a', identityFile: 'id' }, 'identityFile'],
+    [
+      'a host key whose blob names another algorithm',
+      { type: 'ssh', host: 'web-1', path: '/srv/a', hostKey: MISLABELLED },
+      'hostKey',
+    ],
+    [
+      'an identityFile that is relative',
+      { type: 'ssh', host: 'web-1', path: '/srv/a', identityFile: 'id' },
+      'identityFile',
+    ],
     ['a namespace with a dot', { type: 'kubernetes', name: 'api', namespace: 'a.b' }, 'namespace'],
     ['a namespace in upper case', { type: 'kubernetes', name: 'api', namespace: 'Mesh' }, 'namespace'],
     ['an object name over 247 characters', { type: 'kubernetes', name: 'a'.repeat(248) }, 'name'],
@@ -69,10 +82,16 @@ describe('a scope file\'s deploy fields', () => {
   });
 
   it.each([
-    ['a dir target with a named reload and a check', { type: 'dir', path: '/etc/trellis/api', reload: 'nginx', check: '127.0.0.1:443' }],
+    [
+      'a dir target with a named reload and a check',
+      { type: 'dir', path: '/etc/trellis/api', reload: 'nginx', check: '127.0.0.1:443' },
+    ],
     ['an https check on an IPv6 literal', { type: 'dir', path: '/srv/a', check: 'https://[::1]:8443/health' }],
     ['an ssh target naming an entry', { type: 'ssh', host: 'web-1', path: '/srv/tls/api' }],
-    ['a kubernetes target with an EKS context', { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: 'arn:aws:eks:us-east-1:123:cluster/prod' }],
+    [
+      'a kubernetes target with an EKS context',
+      { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: 'arn:aws:eks:us-east-1:123:cluster/prod' },
+    ],
     ['a sealed target naming a host', { type: 'sealed', host: 'web-2' }],
     ['an ssh target naming an entry by its host name', { type: 'ssh', host: 'web-1.internal', path: '/srv/a' }],
   ])('accepts %s', (_, target) => {
@@ -80,9 +99,11 @@ describe('a scope file\'s deploy fields', () => {
   });
 });
 
-describe('trellis.yaml\'s allow-list', () => {
+describe("trellis.yaml's allow-list", () => {
   const withDeploy = (deploy: unknown) => `${base}${stringify({ deploy })}`;
-  const ssh = (over: Record<string, unknown>) => ({ ssh: { 'web-1': { host: 'web-1.internal', hostKey: KEY, paths: ['/srv'], ...over } } });
+  const ssh = (over: Record<string, unknown>) => ({
+    ssh: { 'web-1': { host: 'web-1.internal', hostKey: KEY, paths: ['/srv'], ...over } },
+  });
   it.each([
     ['an ssh host that is an option', ssh({ host: '-oProxyCommand=x' }), 'deploy.ssh.web-1.host'],
     ['an IPv4 literal out of range', ssh({ host: '300.1.1.1' }), 'deploy.ssh.web-1.host'],
@@ -94,9 +115,17 @@ describe('trellis.yaml\'s allow-list', () => {
     ['an allowed path with ..', { dir: { paths: ['/srv/../etc'] } }, 'deploy.dir.paths[0]'],
     ['a reload command over two lines', { reload: { nginx: 'a\nb' } }, 'deploy.reload.nginx'],
     ['a reload name that is not an entry name', { reload: { 'Nginx Reload': 'x' } }, 'deploy.reload.Nginx Reload'],
-    ['a namespace that is not a label', { kubernetes: { prod: { namespaces: ['A_B'] } } }, 'deploy.kubernetes.prod.namespaces[0]'],
+    [
+      'a namespace that is not a label',
+      { kubernetes: { prod: { namespaces: ['A_B'] } } },
+      'deploy.kubernetes.prod.namespaces[0]',
+    ],
     ['a context that is an option', { kubernetes: { '-x': { namespaces: [] } } }, 'deploy.kubernetes.-x'],
-    ['a sealed recipient that does not parse', { sealed: { 'web-2': { recipient: 'age1qqqq' } } }, 'deploy.sealed.web-2.recipient'],
+    [
+      'a sealed recipient that does not parse',
+      { sealed: { 'web-2': { recipient: 'age1qqqq' } } },
+      'deploy.sealed.web-2.recipient',
+    ],
     ['an unknown section', { hooks: {} }, 'deploy.hooks'],
   ])('refuses %s (exit 2, naming the field)', (_, deploy, field) => {
     const e = refusal(() => parseMeshConfig(withDeploy(deploy)));
@@ -106,7 +135,12 @@ describe('trellis.yaml\'s allow-list', () => {
 
   it('accepts host names, IPv4 and IPv6 literals, and fills the default port', () => {
     for (const host of ['web-1.internal', '10.0.0.5', '::1', 'fe80::1:2', 'localhost']) {
-      expect(parseMeshConfig(withDeploy(ssh({ host }))).deploy.ssh['web-1']).toEqual({ host, port: 22, hostKey: KEY, paths: ['/srv'] });
+      expect(parseMeshConfig(withDeploy(ssh({ host }))).deploy.ssh['web-1']).toEqual({
+        host,
+        port: 22,
+        hostKey: KEY,
+        paths: ['/srv'],
+      });
     }
   });
 });
@@ -121,8 +155,16 @@ describe('selections resolve only through the allow-list', () => {
   });
   it.each([
     ['a path at an allowed directory', { type: 'dir', path: '/etc/trellis' }, { type: 'dir', path: '/etc/trellis' }],
-    ['a path under it, with a named reload', { type: 'dir', path: '/etc/trellis/api', reload: 'nginx' }, { reloadCommand: 'systemctl reload nginx' }],
-    ['an ssh entry: address, port, user and key from the allow-list', { type: 'ssh', host: 'web-1', path: '/etc/trellis/api' }, { address: '10.0.0.5', port: 2222, user: 'deploy', hostKey: KEY }],
+    [
+      'a path under it, with a named reload',
+      { type: 'dir', path: '/etc/trellis/api', reload: 'nginx' },
+      { reloadCommand: 'systemctl reload nginx' },
+    ],
+    [
+      'an ssh entry: address, port, user and key from the allow-list',
+      { type: 'ssh', host: 'web-1', path: '/etc/trellis/api' },
+      { address: '10.0.0.5', port: 2222, user: 'deploy', hostKey: KEY },
+    ],
     ['a sealed host: the recipient from the allow-list', { type: 'sealed', host: 'web-2' }, () => ({ recipient })],
   ])('resolves %s', (_, sel, want) => {
     expect(resolveTarget(allow(), sel as never, 'at')).toMatchObject(typeof want === 'function' ? want() : want);
@@ -131,15 +173,28 @@ describe('selections resolve only through the allow-list', () => {
     ['a sibling that shares the prefix', { type: 'dir', path: '/etc/trellis-evil' }, 'at.path'],
     ['a reload not allowed', { type: 'dir', path: '/etc/trellis', reload: 'pwn' }, 'at.reload'],
     ['an unknown ssh entry', { type: 'ssh', host: 'web-9', path: '/etc/trellis' }, 'at.host'],
-    ['an ssh user set in the scope file', { type: 'ssh', host: 'web-1', path: '/etc/trellis', misplaced: { user: 'root' } }, 'at.user'],
+    [
+      'an ssh user set in the scope file',
+      { type: 'ssh', host: 'web-1', path: '/etc/trellis', misplaced: { user: 'root' } },
+      'at.user',
+    ],
     ['an unknown sealed host', { type: 'sealed', host: 'web-9' }, 'at.host'],
-    ['a kubectl context with no entry', { type: 'kubernetes', name: 'a', namespace: 'mesh', context: 'prod' }, 'at.context'],
+    [
+      'a kubectl context with no entry',
+      { type: 'kubernetes', name: 'a', namespace: 'mesh', context: 'prod' },
+      'at.context',
+    ],
   ])('refuses %s', (_, sel, field) => {
     expect(resolveTarget(allow(), sel as never, 'at')).toMatchObject({ field });
   });
   it('names each added, removed and changed entry', () => {
     const before = allow();
-    const after = { ...allow(), reload: { haproxy: 'x' }, dir: { paths: ['/etc/trellis', '/srv'] }, sealed: { 'web-2': { recipient: 'age1other' } } };
+    const after = {
+      ...allow(),
+      reload: { haproxy: 'x' },
+      dir: { paths: ['/etc/trellis', '/srv'] },
+      sealed: { 'web-2': { recipient: 'age1other' } },
+    };
     expect(allowListChanges(before, after)).toEqual([
       'deploy.reload.haproxy added: "x"',
       'deploy.reload.nginx removed (was "systemctl reload nginx")',
@@ -153,8 +208,22 @@ describe('selections resolve only through the allow-list', () => {
 describe('arguments reach ssh after --', () => {
   it('every option comes before --, the destination after it', async () => {
     const { sshArgs } = await import('../packages/ci/src/targets/ssh.js');
-    const args = sshArgs({ type: 'ssh', host: 'web-1', path: '/srv/a', address: '10.0.0.5', port: 2222, user: 'deploy', hostKey: KEY, identityFile: '/run/key' }, '/tmp/kh');
+    const args = sshArgs(
+      {
+        type: 'ssh',
+        host: 'web-1',
+        path: '/srv/a',
+        address: '10.0.0.5',
+        port: 2222,
+        user: 'deploy',
+        hostKey: KEY,
+        identityFile: '/run/key',
+      },
+      '/tmp/kh',
+    );
     expect(args.slice(args.indexOf('--'))).toEqual(['--', 'deploy@10.0.0.5']);
-    expect(args.slice(0, args.indexOf('--'))).toEqual(expect.arrayContaining(['-p', '2222', '-i', '/run/key', '-o', 'StrictHostKeyChecking=yes']));
+    expect(args.slice(0, args.indexOf('--'))).toEqual(
+      expect.arrayContaining(['-p', '2222', '-i', '/run/key', '-o', 'StrictHostKeyChecking=yes']),
+    );
   });
 });

@@ -13,10 +13,15 @@ import { trellisCi, trellisRoot, tool, type Env } from './helpers/cli.js';
 import { RUN_NOW, stamp } from './helpers/clock.js';
 
 const T0 = stamp(RUN_NOW);
-const at = (days: number, hours = 0) => new Date(Date.parse(T0) + days * 86_400_000 + hours * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
+const at = (days: number, hours = 0) =>
+  new Date(Date.parse(T0) + days * 86_400_000 + hours * 3_600_000).toISOString().replace(/\.\d+Z$/, 'Z');
 
 async function git(cwd: string, ...args: string[]): Promise<string> {
-  const r = await tool('git', ['-c', 'user.name=ops', '-c', 'user.email=ops@example.invalid', '-c', 'init.defaultBranch=main', ...args], { cwd });
+  const r = await tool(
+    'git',
+    ['-c', 'user.name=ops', '-c', 'user.email=ops@example.invalid', '-c', 'init.defaultBranch=main', ...args],
+    { cwd },
+  );
   if (r.code !== 0) throw new Error(`git ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -28,10 +33,14 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
   const store = path.join(clean, 'mesh');
   let rootId: string;
   let ciId: string;
-  const root = (args: string[], env: Env = {}) => trellisRoot(['--store', store, ...args], { env: { TRELLIS_ROOT_IDENTITY_FILE: rootId, ...env } });
+  const root = (args: string[], env: Env = {}) =>
+    trellisRoot(['--store', store, ...args], { env: { TRELLIS_ROOT_IDENTITY_FILE: rootId, ...env } });
   const ci = (args: string[]) => trellisCi(['--store', store, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: ciId } });
   const verifyClean = async (now: string) => {
-    for (const r of [await ci(['verify', '--json', '--now', now, '--now-ahead']), await root(['verify', '--json', '--now', now, '--now-ahead'])]) {
+    for (const r of [
+      await ci(['verify', '--json', '--now', now, '--now-ahead']),
+      await root(['verify', '--json', '--now', now, '--now-ahead']),
+    ]) {
       expect(r.code, r.stdout + r.stderr).toBe(0);
       expect(JSON.parse(r.stdout).findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
     }
@@ -45,7 +54,10 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
 
   beforeAll(async () => {
     // Before the disaster: a mesh in production, its store pushed to a bare repository.
-    const m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] }, now: T0 });
+    const m = await FakeMesh.create({
+      scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+      now: T0,
+    });
     await git(m.dir, 'init', '-q');
     await git(m.dir, 'add', '-A');
     await git(m.dir, 'commit', '-q', '-m', 'mesh');
@@ -66,7 +78,8 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
     expect(fs.existsSync(path.join(store, '.trellis'))).toBe(false);
     const files = (await git(store, 'ls-files')).split('\n').filter(Boolean);
     expect(files.some((f) => f.endsWith('.key.age'))).toBe(true);
-    for (const f of files) expect(fs.readFileSync(path.join(store, f), 'utf8')).not.toMatch(/AGE-SECRET-KEY|BEGIN (EC )?PRIVATE KEY/);
+    for (const f of files)
+      expect(fs.readFileSync(path.join(store, f), 'utf8')).not.toMatch(/AGE-SECRET-KEY|BEGIN (EC )?PRIVATE KEY/);
     await verifyClean(at(0, 1));
     const v = await ci(['verify', '--now', at(0, 1), '--now-ahead']);
     expect(v.stdout).toMatch(/CI identity cannot open the root key|cannot open the root key/i);
@@ -78,7 +91,17 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('minted 4 leaves');
     const out = (s: string, v: string, f: string) => path.join(store, '.trellis/out', s, v, f);
-    const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Date.parse(now) / 1000 + 60), '-CAfile', path.join(store, '.trellis/out', 'us-east-1', 'trust.openssl.pem'), out('us-east-1', 'api', 'cert.pem')]);
+    const ok = await tool('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslclient',
+      '-attime',
+      String(Date.parse(now) / 1000 + 60),
+      '-CAfile',
+      path.join(store, '.trellis/out', 'us-east-1', 'trust.openssl.pem'),
+      out('us-east-1', 'api', 'cert.pem'),
+    ]);
     expect(ok.stdout.trim()).toMatch(/: OK$/);
     await commit('renew after restore');
     await verifyClean(now);
@@ -107,7 +130,19 @@ describe('disaster recovery: a fresh clone and the two identities', () => {
     fs.copyFileSync(path.join(store, '.trellis/out/us-east-1/api/cert.pem'), old);
     const r = await ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', at(13, 4), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    const v = await tool('openssl', ['verify', '-purpose', 'sslclient', '-crl_check', '-attime', String(Date.parse(at(13, 5)) / 1000), '-CAfile', path.join(store, 'bundles/us-east-1/trust.openssl.pem'), '-CRLfile', path.join(store, 'bundles/us-east-1/crl.pem'), old]);
+    const v = await tool('openssl', [
+      'verify',
+      '-purpose',
+      'sslclient',
+      '-crl_check',
+      '-attime',
+      String(Date.parse(at(13, 5)) / 1000),
+      '-CAfile',
+      path.join(store, 'bundles/us-east-1/trust.openssl.pem'),
+      '-CRLfile',
+      path.join(store, 'bundles/us-east-1/crl.pem'),
+      old,
+    ]);
     expect(v.code).not.toBe(0);
     expect(v.stderr + v.stdout).toMatch(/error 23 /);
     await commit('revoke us-east-1/api');

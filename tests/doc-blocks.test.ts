@@ -20,7 +20,9 @@ interface DocBlock {
   file: string;
   line: number;
   lang: string;
-  marker: { kind: 'run' | 'illustrative'; id?: string; in?: string; by?: string; exit?: string; output?: string } | undefined;
+  marker:
+    | { kind: 'run' | 'illustrative'; id?: string; in?: string; by?: string; exit?: string; output?: string }
+    | undefined;
   body: string;
 }
 
@@ -28,8 +30,12 @@ const SHELL = new Set(['sh', 'bash', 'console', 'shell', 'zsh']);
 
 /** The pages a reader is pointed at: the README and every page under docs/. */
 function docPages(): string[] {
-  const walk = (d: string): string[] => fs.readdirSync(path.join(REPO, d), { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.md') ? [path.join(d, e.name)] : []));
+  const walk = (d: string): string[] =>
+    fs
+      .readdirSync(path.join(REPO, d), { withFileTypes: true })
+      .flatMap((e) =>
+        e.isDirectory() ? walk(path.join(d, e.name)) : e.name.endsWith('.md') ? [path.join(d, e.name)] : [],
+      );
   return ['README.md', ...walk('docs').sort()];
 }
 
@@ -47,9 +53,14 @@ function shellBlocks(file: string): DocBlock[] {
       const m = /^\s*<!-- doc-test: (run|illustrative)\b([^>]*)-->\s*$/.exec(lines[i - 1] ?? '');
       const attrs = Object.fromEntries([...(m?.[2] ?? '').matchAll(/(\w+)=(\S+)/g)].map((a) => [a[1], a[2]]));
       out.push({
-        file, line: i + 1, lang,
+        file,
+        line: i + 1,
+        lang,
         marker: m ? { kind: m[1] as 'run' | 'illustrative', ...(m[1] === 'run' ? attrs : {}) } : undefined,
-        body: lines.slice(i + 1, close).map((l) => l.slice(open[1]!.length)).join('\n'),
+        body: lines
+          .slice(i + 1, close)
+          .map((l) => l.slice(open[1]!.length))
+          .join('\n'),
       });
     }
     i = close;
@@ -79,12 +90,17 @@ describe('every shell block is marked', () => {
       const m = b.marker!;
       expect(m.id === 'quickstart' || ['quickstart', 'repo'].includes(m.in ?? '') || !!m.by, where(b)).toBe(true);
     }
-    expect(blocks.filter((b) => b.marker?.id === 'quickstart').map(where)).toEqual(['README.md:' + blocks.find((b) => b.marker?.id === 'quickstart')!.line]);
+    expect(blocks.filter((b) => b.marker?.id === 'quickstart').map(where)).toEqual([
+      `README.md:${blocks.find((b) => b.marker?.id === 'quickstart')!.line}`,
+    ]);
   });
   it('the quickstart takes at most 12 commands', () => {
     const q = blocks.find((b) => b.marker?.id === 'quickstart')!.body;
     // A heredoc is one command with its text.
-    const commands = q.replace(/<<'(\w+)'\n[\s\S]*?\n\1(\n|$)/g, '\n').split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+    const commands = q
+      .replace(/<<'(\w+)'\n[\s\S]*?\n\1(\n|$)/g, '\n')
+      .split('\n')
+      .filter((l) => l.trim() && !l.trim().startsWith('#'));
     expect(commands.length).toBeLessThanOrEqual(12);
   });
 });
@@ -93,9 +109,12 @@ describe('the docs speak to users', () => {
   it('no word about issues, deliverables or the contract', () => {
     const found: string[] = [];
     for (const f of [...docPages(), 'BENCHMARKS.md']) {
-      fs.readFileSync(path.join(REPO, f), 'utf8').split('\n').forEach((l, i) => {
-        if (/\bissues? #?\d+|\bthe issue\b|\bdeliverables?\b|\bthe contract\b|\bcontract's\b/i.test(l)) found.push(`${f}:${i + 1}: ${l.trim().slice(0, 80)}`);
-      });
+      fs.readFileSync(path.join(REPO, f), 'utf8')
+        .split('\n')
+        .forEach((l, i) => {
+          if (/\bissues? #?\d+|\bthe issue\b|\bdeliverables?\b|\bthe contract\b|\bcontract's\b/i.test(l))
+            found.push(`${f}:${i + 1}: ${l.trim().slice(0, 80)}`);
+        });
     }
     expect(found).toEqual([]);
   });
@@ -115,38 +134,88 @@ describe('the docs speak to users', () => {
  * out as Debian's (a main nginx.conf including conf.d/*.conf) under the
  * scratch directory, started and reloaded through a wrapper named nginx.
  */
-interface Machine { dir: string; env: Record<string, string>; port: number; fill: (s: string) => string; stop: () => Promise<void> }
+interface Machine {
+  dir: string;
+  env: Record<string, string>;
+  port: number;
+  fill: (s: string) => string;
+  stop: () => Promise<void>;
+}
 
 function scratchMachine(): Machine {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-doc-'));
   const bin = path.join(dir, 'bin');
   const nginx = path.join(dir, 'nginx');
-  for (const d of [bin, path.join(nginx, 'conf.d'), path.join(dir, 'etc'), path.join(dir, 'home'), path.join(dir, 'work')]) fs.mkdirSync(d, { recursive: true });
-  const cli = (name: string, pkg: string) => fs.writeFileSync(path.join(bin, name), `#!/bin/sh\nexec node ${path.join(REPO, 'packages', pkg, 'dist/main.js')} "$@"\n`, { mode: 0o755 });
+  for (const d of [
+    bin,
+    path.join(nginx, 'conf.d'),
+    path.join(dir, 'etc'),
+    path.join(dir, 'home'),
+    path.join(dir, 'work'),
+  ])
+    fs.mkdirSync(d, { recursive: true });
+  const cli = (name: string, pkg: string) =>
+    fs.writeFileSync(
+      path.join(bin, name),
+      `#!/bin/sh\nexec node ${path.join(REPO, 'packages', pkg, 'dist/main.js')} "$@"\n`,
+      { mode: 0o755 },
+    );
   cli('trellis-root', 'offline');
   cli('trellis-ci', 'ci');
   cli('trellis-agent', 'agent');
   cli('trellis-drill', 'drill');
-  fs.writeFileSync(path.join(nginx, 'nginx.conf'), `pid ${nginx}/nginx.pid;\nerror_log ${nginx}/error.log info;\nevents {}\nhttp {\n  access_log off;\n  include ${nginx}/conf.d/*.conf;\n}\n`);
-  fs.writeFileSync(path.join(bin, 'nginx'), `#!/bin/sh\nexec /usr/sbin/nginx -p ${nginx}/ -c ${nginx}/nginx.conf -e ${nginx}/error.log "$@"\n`, { mode: 0o755 });
+  fs.writeFileSync(
+    path.join(nginx, 'nginx.conf'),
+    `pid ${nginx}/nginx.pid;\nerror_log ${nginx}/error.log info;\nevents {}\nhttp {\n  access_log off;\n  include ${nginx}/conf.d/*.conf;\n}\n`,
+  );
+  fs.writeFileSync(
+    path.join(bin, 'nginx'),
+    `#!/bin/sh\nexec /usr/sbin/nginx -p ${nginx}/ -c ${nginx}/nginx.conf -e ${nginx}/error.log "$@"\n`,
+    { mode: 0o755 },
+  );
   // The checkout beside the store, as the CI route has it.
   fs.symlinkSync(REPO, path.join(dir, 'work', 'trellis'));
   const port = freePort();
-  const fill = (s: string) => s
-    .replaceAll('/etc/nginx/conf.d', path.join(nginx, 'conf.d'))
-    .replaceAll('/etc/trellis', path.join(dir, 'etc', 'trellis'))
-    .replaceAll(':8443', `:${port}`);
+  const fill = (s: string) =>
+    s
+      .replaceAll('/etc/nginx/conf.d', path.join(nginx, 'conf.d'))
+      .replaceAll('/etc/trellis', path.join(dir, 'etc', 'trellis'))
+      .replaceAll(':8443', `:${port}`);
   const env = { PATH: `${bin}:${process.env.PATH}`, HOME: path.join(dir, 'home'), LANG: 'C.UTF-8' };
-  return { dir, env, port, fill, stop: async () => void (await execa(path.join(bin, 'nginx'), ['-s', 'stop'], { reject: false })) };
+  return {
+    dir,
+    env,
+    port,
+    fill,
+    stop: async () => void (await execa(path.join(bin, 'nginx'), ['-s', 'stop'], { reject: false })),
+  };
 }
 
 async function runBlock(m: Machine, b: DocBlock, cwd: string) {
-  const r = await execa('bash', ['-euo', 'pipefail', '-c', m.fill(b.body)], { cwd, env: m.env, extendEnv: false, reject: false, stdin: 'ignore', timeout: 90_000 });
-  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr), out: `${where(b)}\n${r.stdout}\n${r.stderr}` };
+  const r = await execa('bash', ['-euo', 'pipefail', '-c', m.fill(b.body)], {
+    cwd,
+    env: m.env,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 90_000,
+  });
+  return {
+    code: r.exitCode,
+    stdout: String(r.stdout),
+    stderr: String(r.stderr),
+    out: `${where(b)}\n${r.stdout}\n${r.stderr}`,
+  };
 }
 
 const hasNginx = fs.existsSync('/usr/sbin/nginx');
-const hasPromtool = (() => { try { return execSync('command -v promtool', { shell: '/bin/sh', encoding: 'utf8' }).trim() !== ''; } catch { return false; } })();
+const hasPromtool = (() => {
+  try {
+    return execSync('command -v promtool', { shell: '/bin/sh', encoding: 'utf8' }).trim() !== '';
+  } catch {
+    return false;
+  }
+})();
 
 describe.skipIf(!hasNginx)('the run blocks, as a reader runs them', () => {
   let m: Machine;
@@ -157,13 +226,15 @@ describe.skipIf(!hasNginx)('the run blocks, as a reader runs them', () => {
     fs.rmSync(m.dir, { recursive: true, force: true });
   });
 
-  it('the quickstart reaches a real mTLS handshake through nginx: a leaf of the region gets through, another region\'s is refused', async () => {
+  it("the quickstart reaches a real mTLS handshake through nginx: a leaf of the region gets through, another region's is refused", async () => {
     const q = blocks.find((b) => b.marker?.id === 'quickstart')!;
     const r = await runBlock(m, q, path.join(m.dir, 'work'));
     expect(r.code, r.out).toBe(0);
     expect(r.stdout.trim().split('\n').slice(-2), r.out).toEqual(['200', '400']);
     // nginx itself refused the other region's certificate (not a client-side failure).
-    expect(fs.readFileSync(path.join(m.dir, 'nginx', 'error.log'), 'utf8')).toMatch(/client SSL certificate verify error/);
+    expect(fs.readFileSync(path.join(m.dir, 'nginx', 'error.log'), 'utf8')).toMatch(
+      /client SSL certificate verify error/,
+    );
     // The server block came from bundle --server-block, pointing at the release deploy installed.
     const conf = fs.readFileSync(path.join(m.dir, 'nginx', 'conf.d', 'trellis-api.conf'), 'utf8');
     expect(conf).toMatch(/^server \{\n {4}listen +127\.0\.0\.1:\d+ ssl;/);
@@ -182,9 +253,13 @@ describe.skipIf(!hasNginx)('the run blocks, as a reader runs them', () => {
   }
 
   for (const b of blocks.filter((x) => x.marker?.kind === 'run' && x.marker.in === 'repo')) {
-    it.skipIf(/^\s*promtool\b/m.test(b.body) && !hasPromtool)(`${where(b)} runs in the checkout`, async () => {
-      const r = await runBlock(m, b, REPO);
-      expect(r.code, r.out).toBe(0);
-    }, 60_000);
+    it.skipIf(/^\s*promtool\b/m.test(b.body) && !hasPromtool)(
+      `${where(b)} runs in the checkout`,
+      async () => {
+        const r = await runBlock(m, b, REPO);
+        expect(r.code, r.out).toBe(0);
+      },
+      60_000,
+    );
   }
 });

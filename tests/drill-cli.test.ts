@@ -15,7 +15,12 @@ const DRILL_BIN = path.join(REPO, 'packages/drill/dist/main.js');
 const NOW = at(RUN_NOW);
 
 async function drill(args: string[], env: Env = {}): Promise<Run> {
-  const r = await execa('node', [DRILL_BIN, ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore' });
+  const r = await execa('node', [DRILL_BIN, ...args], {
+    env: baseEnv(env) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -25,7 +30,11 @@ function matrixOf(stdout: string, title: string): Map<string, Map<string, string
   const start = lines.findIndex((l) => l.trim().startsWith(`checklist, ${title}`));
   expect(start, `no checklist for ${title}`).toBeGreaterThan(-1);
   const header = lines[start + 1]!;
-  const cols = header.trim().split(/\s{2,}/).slice(1).map((name) => ({ name, at: header.indexOf(name) }));
+  const cols = header
+    .trim()
+    .split(/\s{2,}/)
+    .slice(1)
+    .map((name) => ({ name, at: header.indexOf(name) }));
   const out = new Map<string, Map<string, string>>();
   for (const line of lines.slice(start + 2)) {
     if (!line.trim() || !/[✓✗]/.test(line.slice(cols[0]!.at, cols[0]!.at + 1))) break;
@@ -41,7 +50,8 @@ function expectSteadyChecklist(m: Map<string, Map<string, string>>): void {
   expect([...m.get('us-east-1/api')!.values()]).toEqual(['✓', '✓', '✓', '✗']);
   expect([...m.get('global/control')!.values()]).toEqual(['✓', '✓', '✓', '✓']);
   expect([...m.get('eu-west-1/api')!.values()]).toEqual(['✗', '✗', '✓', '✓']); // other region refused, global accepted
-  for (const refused of ['unknown CA', 'expired (us-east-1/api)', 'revoked (us-east-1/web)']) expect([...m.get(refused)!.values()]).toEqual(['✗', '✗', '✗', '✗']);
+  for (const refused of ['unknown CA', 'expired (us-east-1/api)', 'revoked (us-east-1/web)'])
+    expect([...m.get(refused)!.values()]).toEqual(['✗', '✗', '✗', '✗']);
   expect([...m.get('us-east-1/api')!.keys()]).toEqual(SERVERS);
 }
 
@@ -49,7 +59,10 @@ describe('trellis-drill', () => {
   let mesh: FakeMesh;
   // The real store only lends its shape: no intermediate, no leaf, no identity of it is used.
   beforeAll(async () => {
-    mesh = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] }, intermediates: false });
+    mesh = await FakeMesh.create({
+      scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+      intermediates: false,
+    });
   });
 
   it.concurrent('rotate-intermediate: publish, switch and retire each pass the checklist, a host a deploy behind included', async () => {
@@ -59,8 +72,15 @@ describe('trellis-drill', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).not.toContain('UNEXPECTED');
     for (const phase of ['before', 'publish', 'switch', 'retire']) expectSteadyChecklist(matrixOf(r.stdout, phase));
-    for (const phase of ['publish', 'switch', 'retire']) expect([...matrixOf(r.stdout, phase).get('us-east-1/api (a deploy behind)')!.values()]).toEqual(['✓', '✓', '✓', '✗']);
-    // The gates come from the scratch store's own state: publish at +1h, switch after the 24h propagation, retire a leaf lifetime (7d) later.
+    for (const phase of ['publish', 'switch', 'retire'])
+      expect([...matrixOf(r.stdout, phase).get('us-east-1/api (a deploy behind)')!.values()]).toEqual([
+        '✓',
+        '✓',
+        '✓',
+        '✗',
+      ]);
+    // The gates come from the scratch store's own state: publish at +1h, switch after the 24h propagation, retire a
+    // leaf lifetime (7d) later.
     expect(r.stdout).toContain(`== switch, ${at(RUN_NOW, DAY + HOUR)}`);
     expect(r.stdout).toContain(`== retire, ${at(RUN_NOW, 8 * DAY + HOUR)}`);
     expect(r.stdout).toMatch(/the old intermediate's key is deleted\s+yes/);
@@ -69,11 +89,12 @@ describe('trellis-drill', () => {
     expect(hashTree(mesh.dir)).toEqual(before); // the real store is only read
   }, 180_000);
 
-  it.concurrent('recover: the burned key\'s leaves are refused at once (and its intermediate is revoked, error 23), then served again after renew', async () => {
+  it.concurrent("recover: the burned key's leaves are refused at once (and its intermediate is revoked, error 23), then served again after renew", async () => {
     const r = await drill(['recover', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead']);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const burned = matrixOf(r.stdout, 'recovered');
-    for (const row of ['us-east-1/api', 'us-east-1/web']) expect([...burned.get(row)!.values()]).toEqual(['✗', '✗', '✗', '✗']);
+    for (const row of ['us-east-1/api', 'us-east-1/web'])
+      expect([...burned.get(row)!.values()]).toEqual(['✗', '✗', '✗', '✗']);
     expect([...burned.get('global/control')!.values()]).toEqual(['✗', '✗', '✓', '✓']);
     expect(r.stdout).toMatch(/the burned intermediate against the root CRL \(openssl -crl_check\)\s+✗ error 23\n/);
     expectSteadyChecklist(matrixOf(r.stdout, 'after renew'));
@@ -95,13 +116,17 @@ describe('trellis-drill', () => {
   }, 180_000);
 
   it.concurrent('a drill whose handshakes go wrong fails: a tampered scratch bundle makes its cells UNEXPECTED, stops the drill and exits 1', async () => {
-    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead'], { TRELLIS_DRILL_TAMPER: 'publish' });
+    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', mesh.dir, '--now', NOW, '--now-ahead'], {
+      TRELLIS_DRILL_TAMPER: 'publish',
+    });
     expect(r.code).toBe(1);
     const m = matrixOf(r.stdout, 'publish');
     expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗'); // a valid pair refused: both trust a stranger's intermediate now
     expect(r.stdout).toMatch(/us-east-1\/web → us-east-1\/api: (client|server): /);
     expect(r.stdout).toMatch(/trellis-ci verify \(errors\)\s+1: .*UNEXPECTED \(want none\)/); // verify sees the tampered bundle too
-    expect(r.stdout).toMatch(/^FAIL: publish: bundles trust \{old, new\}, signing on old: \d+ of \d+ cell\(s\) differ$/m);
+    expect(r.stdout).toMatch(
+      /^FAIL: publish: bundles trust \{old, new\}, signing on old: \d+ of \d+ cell\(s\) differ$/m,
+    );
     expect(r.stdout).toContain('stopped after publish');
     expect(r.stdout).not.toContain('checklist, switch');
     expect(matrixOf(r.stdout, 'before').get('us-east-1/web')!.get('us-east-1/api')).toBe('✓'); // the phase before was fine
@@ -115,7 +140,10 @@ describe('trellis-drill', () => {
     ['TRELLIS_AGENT_IDENTITY_FILE', '/etc/trellis/agent.identity'],
     ['TRELLIS_BREAKGLASS_IDENTITY_FILE', '/media/oncall/breakglass.identity'],
   ])('refuses to run (exit 3) with %s set, before reading anything', async (name, value) => {
-    const r = await drill(['rotate-intermediate', 'us-east-1', '--store', '/nonexistent', '--now', NOW, '--now-ahead'], { [name]: value });
+    const r = await drill(
+      ['rotate-intermediate', 'us-east-1', '--store', '/nonexistent', '--now', NOW, '--now-ahead'],
+      { [name]: value },
+    );
     expect(r.code).toBe(3);
     expect(r.stderr).toContain(`${name} is set: a drill runs on throwaway identities only`);
     expect(r.stderr).not.toContain('AGE-SECRET-KEY');

@@ -12,7 +12,12 @@ import { FakeMesh } from './helpers/fake-mesh.js';
 import { MINUTE, RUN_HOUR, plus } from './helpers/clock.js';
 import { DAY, HOUR, allowedPairs, at, deployment, probeAt, type Host, type ProbeResult } from './helpers/drill.js';
 
-const SERVICES: [string, string][] = [['us-east-1', 'api'], ['us-east-1', 'web'], ['global', 'control'], ['eu-west-1', 'api']];
+const SERVICES: [string, string][] = [
+  ['us-east-1', 'api'],
+  ['us-east-1', 'web'],
+  ['global', 'control'],
+  ['eu-west-1', 'api'],
+];
 const SPEC = { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] };
 
 interface Tick {
@@ -22,7 +27,13 @@ interface Tick {
 }
 
 /** Runs renew every 12 hours from `start` to `end`, calling `offline` first at the instants it names. */
-async function drill(m: FakeMesh, start: Date, end: Date, offline: Map<number, (t: Date) => Promise<void>>, scratch: string): Promise<Tick[]> {
+async function drill(
+  m: FakeMesh,
+  start: Date,
+  end: Date,
+  offline: Map<number, (t: Date) => Promise<void>>,
+  scratch: string,
+): Promise<Tick[]> {
   const ticks: Tick[] = [];
   const outs: string[] = [];
   for (let t = start; t <= end; t = new Date(t.getTime() + 12 * HOUR)) {
@@ -37,11 +48,17 @@ async function drill(m: FakeMesh, start: Date, end: Date, offline: Map<number, (
 }
 
 /** Fast hosts run the deploy of this tick; slow hosts are one tick (12 h) behind. Every allowed pair, both ways. */
-async function handshakesThroughout(ticks: Tick[], scratch: string): Promise<{ total: number; failures: (ProbeResult & { at: string })[] }> {
+async function handshakesThroughout(
+  ticks: Tick[],
+  scratch: string,
+): Promise<{ total: number; failures: (ProbeResult & { at: string })[] }> {
   let total = 0;
   const failures: (ProbeResult & { at: string })[] = [];
   for (let i = 0; i < ticks.length; i++) {
-    const slow = ticks[Math.max(0, i - 1)]!.hosts.map((h) => ({ ...h, party: { ...h.party, name: `${h.party.name} (slow)` } }));
+    const slow = ticks[Math.max(0, i - 1)]!.hosts.map((h) => ({
+      ...h,
+      party: { ...h.party, name: `${h.party.name} (slow)` },
+    }));
     const pairs = allowedPairs([...ticks[i]!.hosts, ...slow]);
     const results = await probeAt(new Date(ticks[i]!.t.getTime() + 60_000), pairs, scratch);
     total += results.length;
@@ -59,15 +76,29 @@ describe('drill: planned intermediate rotation', () => {
     scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-drill-'));
     m = await FakeMesh.create({ scopes: SPEC, now: at(T0), leaves: false });
     const rotateAt = new Date(T0.getTime() + 2 * DAY);
-    ticks = await drill(m, T0, new Date(T0.getTime() + 11 * DAY), new Map([[rotateAt.getTime(), async (t) => {
-      const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(t), '--now-ahead']);
-      expect(r.code, r.stderr).toBe(0);
-    }]]), scratch);
+    ticks = await drill(
+      m,
+      T0,
+      new Date(T0.getTime() + 11 * DAY),
+      new Map([
+        [
+          rotateAt.getTime(),
+          async (t) => {
+            const r = await m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(t), '--now-ahead']);
+            expect(r.code, r.stderr).toBe(0);
+          },
+        ],
+      ]),
+      scratch,
+    );
   }, 240_000);
 
   it('CI runs the phases in order when their gates open: publish (offline) → switch after 24 h → retire after the longest leaf TTL', () => {
     const steps = ticks.flatMap((k) => [...k.renew.matchAll(/^phase us-east-1: (\w+)/gm)].map((x) => [x[1], at(k.t)]));
-    expect(steps).toEqual([['switch', at(T0, 3 * DAY)], ['retire', at(T0, 10 * DAY)]]);
+    expect(steps).toEqual([
+      ['switch', at(T0, 3 * DAY)],
+      ['retire', at(T0, 10 * DAY)],
+    ]);
     const switchTick = ticks.find((k) => at(k.t) === at(T0, 3 * DAY))!;
     expect(switchTick.renew).toContain('mint us-east-1/api (issuer-changed)');
     expect(switchTick.renew).toContain('mint us-east-1/web (issuer-changed)');
@@ -82,8 +113,12 @@ describe('drill: planned intermediate rotation', () => {
   }, 240_000);
 
   it('control: the harness does fail a host that never got the publish bundle', async () => {
-    const before = ticks.find((k) => at(k.t) === at(T0, 1.5 * DAY))!.hosts.find((h) => h.service === 'web' && h.scope === 'us-east-1')!;
-    const after = ticks.find((k) => at(k.t) === at(T0, 3 * DAY))!.hosts.find((h) => h.service === 'api' && h.scope === 'us-east-1')!;
+    const before = ticks
+      .find((k) => at(k.t) === at(T0, 1.5 * DAY))!
+      .hosts.find((h) => h.service === 'web' && h.scope === 'us-east-1')!;
+    const after = ticks
+      .find((k) => at(k.t) === at(T0, 3 * DAY))!
+      .hosts.find((h) => h.service === 'api' && h.scope === 'us-east-1')!;
     const [r] = await probeAt(plus(T0, 3 * DAY + MINUTE), [{ client: after.party, server: before.party }], scratch);
     expect(r!.ok).toBe(false);
     expect(r!.error).toMatch(/server: UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
@@ -113,18 +148,38 @@ describe('drill: root rotation', () => {
     m = await FakeMesh.create({ scopes: SPEC, now: at(T0), leaves: false });
     const begin = new Date(T0.getTime() + DAY);
     const finalize = new Date(T0.getTime() + 3 * DAY);
-    ticks = await drill(m, T0, new Date(T0.getTime() + 5 * DAY), new Map([
-      [begin.getTime(), async (t) => {
-        const r = await m.root(['rotate', 'root', '--now', at(t), '--now-ahead']);
-        expect(r.code, r.stderr).toBe(0);
-        overlap = Object.fromEntries(['bundles/root/roots.pem', 'bundles/root/root.previous.pem', 'bundles/root/root.pem', 'bundles/root/link.pem', 'bundles/us-east-1/intermediate.pem', 'bundles/us-east-1/intermediate.old-root.pem']
-          .map((f) => [f, m.read(f)]));
-      }],
-      [finalize.getTime(), async (t) => {
-        const r = await m.root(['rotate', 'root', '--finalize', '--now', at(t), '--now-ahead']);
-        expect(r.code, r.stderr).toBe(0);
-      }],
-    ]), scratch);
+    ticks = await drill(
+      m,
+      T0,
+      new Date(T0.getTime() + 5 * DAY),
+      new Map([
+        [
+          begin.getTime(),
+          async (t) => {
+            const r = await m.root(['rotate', 'root', '--now', at(t), '--now-ahead']);
+            expect(r.code, r.stderr).toBe(0);
+            overlap = Object.fromEntries(
+              [
+                'bundles/root/roots.pem',
+                'bundles/root/root.previous.pem',
+                'bundles/root/root.pem',
+                'bundles/root/link.pem',
+                'bundles/us-east-1/intermediate.pem',
+                'bundles/us-east-1/intermediate.old-root.pem',
+              ].map((f) => [f, m.read(f)]),
+            );
+          },
+        ],
+        [
+          finalize.getTime(),
+          async (t) => {
+            const r = await m.root(['rotate', 'root', '--finalize', '--now', at(t), '--now-ahead']);
+            expect(r.code, r.stderr).toBe(0);
+          },
+        ],
+      ]),
+      scratch,
+    );
   }, 240_000);
 
   it('re-signing keeps the intermediate keys: no leaf is re-minted for the root rotation', () => {
@@ -142,7 +197,12 @@ describe('drill: root rotation', () => {
     expect(m.read('bundles/root/roots.pem').match(/BEGIN CERTIFICATE/g)).toHaveLength(1);
     expect(m.read('bundles/root/roots.pem')).toBe(m.read('bundles/root/root.pem'));
     expect(m.read('bundles/root/roots.pem')).toBe(overlap['bundles/root/root.pem']);
-    for (const gone of ['bundles/root/root.previous.pem', 'bundles/root/root.previous.key.age', 'bundles/root/link.pem', 'bundles/us-east-1/intermediate.old-root.pem']) {
+    for (const gone of [
+      'bundles/root/root.previous.pem',
+      'bundles/root/root.previous.key.age',
+      'bundles/root/link.pem',
+      'bundles/us-east-1/intermediate.old-root.pem',
+    ]) {
       expect(fs.existsSync(m.path(gone)), gone).toBe(false);
     }
     expect((await m.root(['verify', '--now', at(ticks.at(-1)!.t), '--now-ahead'])).code).toBe(0);

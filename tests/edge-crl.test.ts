@@ -64,12 +64,27 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
       return { scope, service, server, target: behind ? path.join(root, `stage-${scope}-${service}`) : served, behind };
     };
     // nginx and haproxy on both sides of the lag.
-    const hosts = [host('us-east-1', 'api', 'nginx', false), host('global', 'control', 'haproxy', false), host('us-east-1', 'web', 'haproxy', true), host('global', 'ops', 'nginx', true)];
+    const hosts = [
+      host('us-east-1', 'api', 'nginx', false),
+      host('global', 'control', 'haproxy', false),
+      host('us-east-1', 'web', 'haproxy', true),
+      host('global', 'ops', 'nginx', true),
+    ];
     const current = hosts.filter((h) => !h.behind);
-    await m.allow({ dir: { paths: [root] }, reload: Object.fromEntries(current.map((h) => [`${h.scope}-${h.service}`, h.server.reload])) });
-    const deployOf = (h: Host) => ({ type: 'dir', path: h.target, ...(h.behind ? {} : { reload: `${h.scope}-${h.service}` }) });
+    await m.allow({
+      dir: { paths: [root] },
+      reload: Object.fromEntries(current.map((h) => [`${h.scope}-${h.service}`, h.server.reload])),
+    });
+    const deployOf = (h: Host) => ({
+      type: 'dir',
+      path: h.target,
+      ...(h.behind ? {} : { reload: `${h.scope}-${h.service}` }),
+    });
     for (const scope of ['global', 'us-east-1']) {
-      m.writeScope(scope, hosts.filter((h) => h.scope === scope).map((h) => ({ [h.service]: { ttl: '90s', deploy: [deployOf(h)] } })));
+      m.writeScope(
+        scope,
+        hosts.filter((h) => h.scope === scope).map((h) => ({ [h.service]: { ttl: '90s', deploy: [deployOf(h)] } })),
+      );
     }
     let deploys = 0;
     const step = async (label: string) => {
@@ -87,13 +102,23 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     for (const t of servers) await waitForPort(t.port);
 
     // Every host calls every other: both directions of every pair, each side judging the other with its own release.
-    pairs = hosts.flatMap((c) => hosts.filter((s) => s !== c).map((s) => ({
-      name: `${c.scope}/${c.service}${c.behind ? ' (behind)' : ''} → ${s.scope}/${s.service}${s.behind ? ' (behind)' : ''} (${s.server.kind})`,
-      port: s.server.port, servername: `${s.service}.${s.scope}.mesh.example`, clientDir: c.server.releaseDir,
-    })));
+    pairs = hosts.flatMap((c) =>
+      hosts
+        .filter((s) => s !== c)
+        .map((s) => ({
+          name: `${c.scope}/${c.service}${c.behind ? ' (behind)' : ''} → ${s.scope}/${s.service}${s.behind ? ' (behind)' : ''} (${s.server.kind})`,
+          port: s.server.port,
+          servername: `${s.service}.${s.scope}.mesh.example`,
+          clientDir: c.server.releaseDir,
+        })),
+    );
     const spec = { pairs, stopFile: path.join(root, 'stop'), resultFile: path.join(root, 'tally.json'), workers: 4 };
     fs.writeFileSync(path.join(root, 'load.json'), JSON.stringify(spec));
-    const load = execa(path.join(REPO, 'node_modules/.bin/tsx'), [path.join(REPO, 'tests/helpers/load.ts'), path.join(root, 'load.json')], { reject: false });
+    const load = execa(
+      path.join(REPO, 'node_modules/.bin/tsx'),
+      [path.join(REPO, 'tests/helpers/load.ts'), path.join(root, 'load.json')],
+      { reject: false },
+    );
     await sleep(500);
 
     const begin = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '20s']);
@@ -109,7 +134,10 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     await sleep(2_000);
     fs.writeFileSync(spec.stopFile, '');
     const ended = await load;
-    expect(fs.existsSync(spec.resultFile), `the load generator wrote no tally (exit ${ended.exitCode}): ${ended.stderr.slice(-2000)}`).toBe(true);
+    expect(
+      fs.existsSync(spec.resultFile),
+      `the load generator wrote no tally (exit ${ended.exitCode}): ${ended.stderr.slice(-2000)}`,
+    ).toBe(true);
     tally = JSON.parse(fs.readFileSync(spec.resultFile, 'utf8'));
   }, 420_000);
 

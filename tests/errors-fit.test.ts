@@ -23,7 +23,8 @@ beforeAll(async () => {
   pristine = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] }, now: T0 });
 });
 
-const noBug = (out: string) => expect(out, 'no internal error, no stack trace').not.toMatch(/internal error|\n\s+at \S/);
+const noBug = (out: string) =>
+  expect(out, 'no internal error, no stack trace').not.toMatch(/internal error|\n\s+at \S/);
 
 describe('errors that fit where they run', () => {
   it('a truncated sealed release: exit 2 on the host, and no word of git (a host has none)', async () => {
@@ -33,9 +34,25 @@ describe('errors that fit where they run', () => {
     const sealed = (await tool('age', ['-a', '-r', host.recipient], { input: '{"release":{}}' })).stdout;
     const bundle = path.join(scratch, 'truncated.age');
     fs.writeFileSync(bundle, `${sealed.slice(0, Math.floor(sealed.length / 2))}\n-----END AGE ENCRYPTED FILE-----\n`);
-    const r = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', path.join(scratch, 'releases'), '--roots', pristine.path('bundles/root/roots.pem')], {
-      env: { PATH: process.env.PATH, TRELLIS_AGENT_IDENTITY_FILE: idFile }, extendEnv: false, reject: false, stdin: 'ignore',
-    });
+    const r = await execa(
+      'node',
+      [
+        path.join(REPO, 'packages/agent/dist/main.js'),
+        'install',
+        '--bundle',
+        bundle,
+        '--dir',
+        path.join(scratch, 'releases'),
+        '--roots',
+        pristine.path('bundles/root/roots.pem'),
+      ],
+      {
+        env: { PATH: process.env.PATH, TRELLIS_AGENT_IDENTITY_FILE: idFile },
+        extendEnv: false,
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
     expect(r.exitCode, r.stderr).toBe(2);
     expect(r.stderr).toMatch(/not a readable age file/);
     expect(r.stderr).not.toMatch(/git/);
@@ -110,7 +127,9 @@ describe('errors that fit where they run', () => {
     const r = await m.root(['intermediate', 'eu-west-1', '--now', T0]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/commit and push the store/);
-    expect(r.stdout, 'the summary names the command as run').toMatch(/The ceremony \(`trellis-root intermediate eu-west-1`\) will sign 1 intermediate/);
+    expect(r.stdout, 'the summary names the command as run').toMatch(
+      /The ceremony \(`trellis-root intermediate eu-west-1`\) will sign 1 intermediate/,
+    );
     expect(r.stdout).not.toMatch(/open a pull request/);
   });
 

@@ -9,7 +9,9 @@ import { describe, expect, it } from 'vitest';
 import { REASON_EXIT_CODES } from '@trellis/core';
 import { REPO, trellisCi, trellisRoot } from './helpers/cli.js';
 
-const rows = [...fs.readFileSync(path.join(REPO, 'docs/errors.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| (\d) \| (.+) \|$/gm)].map((m) => ({ reason: m[1]!, exit: Number(m[2]), todo: m[3]! }));
+const rows = [
+  ...fs.readFileSync(path.join(REPO, 'docs/errors.md'), 'utf8').matchAll(/^\| `([a-z-]+)` \| (\d) \| (.+) \|$/gm),
+].map((m) => ({ reason: m[1]!, exit: Number(m[2]), todo: m[3]! }));
 
 describe('docs/errors.md', () => {
   it('lists every reason once, with the exit code the code gives it, and what to do', () => {

@@ -10,7 +10,16 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool } from './helpers/cli.js';
-import { Store, certificateParty, explainHandshake, loadMesh, parseCertificates, parseCrls, recordParty, releaseFor } from '@trellis/core';
+import {
+  Store,
+  certificateParty,
+  explainHandshake,
+  loadMesh,
+  parseCertificates,
+  parseCrls,
+  recordParty,
+  releaseFor,
+} from '@trellis/core';
 import { RUN_NOW, at } from './helpers/clock.js';
 
 const NOW = at(RUN_NOW);
@@ -29,35 +38,143 @@ beforeAll(async () => {
   expect(r.code, r.stderr).toBe(0);
   // A leaf claiming a us-east-1 identity, from a CA this mesh never saw.
   const o = (args: string[]) => tool('openssl', args, { cwd: scratch });
-  expect((await o(['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '30', '-subj', '/CN=foreign CA'])).code).toBe(0);
-  expect((await o(['req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=api.us-east-1.mesh.example'])).code).toBe(0);
-  fs.writeFileSync(path.join(scratch, 'ext'), 'subjectAltName=URI:spiffe://us-east-1.mesh.example/api,DNS:api.us-east-1.mesh.example\nextendedKeyUsage=serverAuth,clientAuth\n');
-  expect((await o(['x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-days', '10', '-extfile', 'ext', '-out', 'foreign.pem'])).code).toBe(0);
+  expect(
+    (
+      await o([
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'ca.key',
+        '-out',
+        'ca.pem',
+        '-days',
+        '30',
+        '-subj',
+        '/CN=foreign CA',
+      ])
+    ).code,
+  ).toBe(0);
+  expect(
+    (
+      await o([
+        'req',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:P-256',
+        '-nodes',
+        '-keyout',
+        'leaf.key',
+        '-out',
+        'leaf.csr',
+        '-subj',
+        '/CN=api.us-east-1.mesh.example',
+      ])
+    ).code,
+  ).toBe(0);
+  fs.writeFileSync(
+    path.join(scratch, 'ext'),
+    'subjectAltName=URI:spiffe://us-east-1.mesh.example/api,DNS:api.us-east-1.mesh.example\nextendedKeyUsage=serverAuth,clientAuth\n',
+  );
+  expect(
+    (
+      await o([
+        'x509',
+        '-req',
+        '-in',
+        'leaf.csr',
+        '-CA',
+        'ca.pem',
+        '-CAkey',
+        'ca.key',
+        '-CAcreateserial',
+        '-days',
+        '10',
+        '-extfile',
+        'ext',
+        '-out',
+        'foreign.pem',
+      ])
+    ).code,
+  ).toBe(0);
 });
 
-interface Party { ref: string; scope: string; chain: () => string }
-const record = (ref: string): Party => ({ ref, scope: ref.split('/')[0]!, chain: () => m.out(ref.split('/')[0]!, ref.split('/')[1]!, 'chain.pem') });
+interface Party {
+  ref: string;
+  scope: string;
+  chain: () => string;
+}
+const record = (ref: string): Party => ({
+  ref,
+  scope: ref.split('/')[0]!,
+  chain: () => m.out(ref.split('/')[0]!, ref.split('/')[1]!, 'chain.pem'),
+});
 
 /** What OpenSSL says when `verifier`'s scope judges `presented` for `purpose`, as the verifiers helper runs it. */
-async function openssl(verifierScope: string, presented: Party, purpose: 'client' | 'server', at: string): Promise<{ ok: boolean; error?: string }> {
+async function openssl(
+  verifierScope: string,
+  presented: Party,
+  purpose: 'client' | 'server',
+  at: string,
+): Promise<{ ok: boolean; error?: string }> {
   const chain = presented.chain();
   const leaf = path.join(scratch, `leaf-${Math.random().toString(36).slice(2)}.pem`);
-  fs.writeFileSync(leaf, fs.readFileSync(chain, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)![0]);
+  fs.writeFileSync(
+    leaf,
+    fs.readFileSync(chain, 'utf8').match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n/)![0],
+  );
   // The CRLs the verifier's release ships, checked along the whole chain as nginx ssl_crl and haproxy crl-file do.
   const crls = path.join(scratch, `crls-${Math.random().toString(36).slice(2)}.pem`);
   fs.writeFileSync(crls, releaseFor(loadMesh(new Store(m.dir)), verifierScope)['crl.pem'] ?? '');
-  const r = await tool('openssl', ['verify', '-x509_strict', '-attime', String(Math.floor(Date.parse(at) / 1000)), '-purpose', purpose === 'client' ? 'sslclient' : 'sslserver',
-    '-CAfile', m.path(`bundles/${verifierScope}/trust.openssl.pem`), '-untrusted', chain, '-crl_check_all', '-CRLfile', crls, leaf]);
-  return r.code === 0 ? { ok: true } : { ok: false, error: r.stderr.match(/error (\d+) at \d+ depth lookup/)?.[1] ?? r.stderr };
+  const r = await tool('openssl', [
+    'verify',
+    '-x509_strict',
+    '-attime',
+    String(Math.floor(Date.parse(at) / 1000)),
+    '-purpose',
+    purpose === 'client' ? 'sslclient' : 'sslserver',
+    '-CAfile',
+    m.path(`bundles/${verifierScope}/trust.openssl.pem`),
+    '-untrusted',
+    chain,
+    '-crl_check_all',
+    '-CRLfile',
+    crls,
+    leaf,
+  ]);
+  return r.code === 0
+    ? { ok: true }
+    : { ok: false, error: r.stderr.match(/error (\d+) at \d+ depth lookup/)?.[1] ?? r.stderr };
 }
 
-interface Direction { verifier: string; presenter: string; purpose: 'client' | 'server'; passes: boolean; decidedBy?: { check: string; openssl?: string }; anchor?: { scope: string; role: string; fingerprint: string }; change: string }
+interface Direction {
+  verifier: string;
+  presenter: string;
+  purpose: 'client' | 'server';
+  passes: boolean;
+  decidedBy?: { check: string; openssl?: string };
+  anchor?: { scope: string; role: string; fingerprint: string };
+  change: string;
+}
 
-/** In-process, on the same core function the command calls (the table runs many pairs; the command itself is run below). */
+/**
+ * In-process, on the same core function the command calls (the table runs many pairs; the command itself is run below).
+ */
 async function explainHere(client: string, server: string, at: string) {
   const mesh = loadMesh(new Store(m.dir));
-  const party = (ref: string) => (fs.existsSync(ref) ? certificateParty(mesh, ref, parseCertificates(fs.readFileSync(ref, 'utf8'))[0]!) : recordParty(mesh, ref));
-  return explainHandshake(mesh, party(client), party(server), new Date(at)) as Promise<{ passes: boolean; directions: [Direction, Direction] }>;
+  const party = (ref: string) =>
+    fs.existsSync(ref)
+      ? certificateParty(mesh, ref, parseCertificates(fs.readFileSync(ref, 'utf8'))[0]!)
+      : recordParty(mesh, ref);
+  return explainHandshake(mesh, party(client), party(server), new Date(at)) as Promise<{
+    passes: boolean;
+    directions: [Direction, Direction];
+  }>;
 }
 
 async function explain(client: string, server: string, at: string) {
@@ -73,18 +190,75 @@ const rec = (ref: string) => () => ref;
 // name, client arg, client scope, server arg, server scope, at, expected [server accepts client, client accepts server]
 const TABLE: Row[] = [
   ['region ↔ same region', rec('us-east-1/web'), 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(1), [true, true]],
-  ['global client → region server', rec('global/control'), 'global', rec('us-east-1/api'), 'us-east-1', plus(1), [true, true]],
-  ['region client → global server', rec('eu-west-1/api'), 'eu-west-1', rec('global/control'), 'global', plus(1), [true, true]],
-  ['region ↔ other region', rec('us-east-1/web'), 'us-east-1', rec('eu-west-1/api'), 'eu-west-1', plus(1), [false, false]],
-  ['an expired leaf (--now past its 24h)', rec('us-east-1/short'), 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(30), [false, true]],
-  ['a revoked leaf, given as a certificate file', () => revokedWeb, 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, true]],
-  ['a leaf of a foreign CA claiming a us-east-1 identity', () => path.join(scratch, 'foreign.pem'), 'us-east-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, true]],
-  ['another region\'s leaf, given as a certificate file', () => m.out('eu-west-1', 'api', 'chain.pem'), 'eu-west-1', rec('us-east-1/api'), 'us-east-1', plus(1), [false, false]],
+  [
+    'global client → region server',
+    rec('global/control'),
+    'global',
+    rec('us-east-1/api'),
+    'us-east-1',
+    plus(1),
+    [true, true],
+  ],
+  [
+    'region client → global server',
+    rec('eu-west-1/api'),
+    'eu-west-1',
+    rec('global/control'),
+    'global',
+    plus(1),
+    [true, true],
+  ],
+  [
+    'region ↔ other region',
+    rec('us-east-1/web'),
+    'us-east-1',
+    rec('eu-west-1/api'),
+    'eu-west-1',
+    plus(1),
+    [false, false],
+  ],
+  [
+    'an expired leaf (--now past its 24h)',
+    rec('us-east-1/short'),
+    'us-east-1',
+    rec('us-east-1/api'),
+    'us-east-1',
+    plus(30),
+    [false, true],
+  ],
+  [
+    'a revoked leaf, given as a certificate file',
+    () => revokedWeb,
+    'us-east-1',
+    rec('us-east-1/api'),
+    'us-east-1',
+    plus(1),
+    [false, true],
+  ],
+  [
+    'a leaf of a foreign CA claiming a us-east-1 identity',
+    () => path.join(scratch, 'foreign.pem'),
+    'us-east-1',
+    rec('us-east-1/api'),
+    'us-east-1',
+    plus(1),
+    [false, true],
+  ],
+  [
+    "another region's leaf, given as a certificate file",
+    () => m.out('eu-west-1', 'api', 'chain.pem'),
+    'eu-west-1',
+    rec('us-east-1/api'),
+    'us-east-1',
+    plus(1),
+    [false, false],
+  ],
 ];
 
 describe('explain agrees with OpenSSL over the boundary table', () => {
   it.each(TABLE)('%s', async (_, clientArg, clientScope, serverArg, serverScope, at, expected) => {
-    const asParty = (arg: string, scope: string): Party => (fs.existsSync(arg) ? { ref: arg, scope, chain: () => arg } : record(arg));
+    const asParty = (arg: string, scope: string): Party =>
+      fs.existsSync(arg) ? { ref: arg, scope, chain: () => arg } : record(arg);
     const client = asParty(clientArg(), clientScope);
     const server = asParty(serverArg(), serverScope);
     const e = await explainHere(client.ref, server.ref, at);
@@ -94,19 +268,24 @@ describe('explain agrees with OpenSSL over the boundary table', () => {
     for (const [i, d] of e.directions.entries()) {
       if (d.passes) continue;
       // The same deciding error: explain names OpenSSL's error number for the check that decides.
-      expect(d.decidedBy?.openssl?.match(/^error (\d+)/)?.[1], `${d.verifier} judging ${d.presenter}: ${JSON.stringify(d.decidedBy)}`).toBe(peers[i]!.error);
+      expect(
+        d.decidedBy?.openssl?.match(/^error (\d+)/)?.[1],
+        `${d.verifier} judging ${d.presenter}: ${JSON.stringify(d.decidedBy)}`,
+      ).toBe(peers[i]!.error);
     }
     expect(e.passes).toBe(expected.every(Boolean));
   });
 });
 
 describe('explain judges CRLs along the whole chain, as the edge does', () => {
-  it('a release without the anchor CRL of the presenter\'s intermediate: OpenSSL -crl_check_all fails with error 3, and explain says so', async () => {
+  it("a release without the anchor CRL of the presenter's intermediate: OpenSSL -crl_check_all fails with error 3, and explain says so", async () => {
     const file = m.path('bundles/us-east-1/crl.pem');
     const kept = fs.readFileSync(file, 'utf8');
     const blocks = kept.match(/-----BEGIN X509 CRL-----[\s\S]*?-----END X509 CRL-----\n/g)!;
     // The anchor CRL is the one named for the intermediate's own issuer (the root).
-    const anchorCrl = blocks.filter((b) => parseCrls(b)[0]!.issuer !== parseCertificates(m.read('bundles/us-east-1/intermediate.pem'))[0]!.subject);
+    const anchorCrl = blocks.filter(
+      (b) => parseCrls(b)[0]!.issuer !== parseCertificates(m.read('bundles/us-east-1/intermediate.pem'))[0]!.subject,
+    );
     expect(anchorCrl).toHaveLength(1);
     fs.writeFileSync(file, blocks.filter((b) => !anchorCrl.includes(b)).join(''));
     try {
@@ -116,7 +295,10 @@ describe('explain judges CRLs along the whole chain, as the edge does', () => {
       expect(peer).toEqual({ ok: false, error: '3' });
       const e = await explainHere(client.ref, server.ref, plus(1));
       expect(e.directions[0].passes).toBe(false);
-      expect(e.directions[0].decidedBy).toMatchObject({ check: 'crl', openssl: expect.stringMatching(/^error 3: unable to get certificate CRL/) });
+      expect(e.directions[0].decidedBy).toMatchObject({
+        check: 'crl',
+        openssl: expect.stringMatching(/^error 3: unable to get certificate CRL/),
+      });
       expect(JSON.stringify(e.directions[0].decidedBy)).toMatch(/no anchor CRL of us-east-1 intermediate/);
       // The other direction is unaffected: global's own anchor CRL is shipped to us-east-1.
       expect((await openssl('us-east-1', server, 'server', plus(1))).ok).toBe(true);
@@ -131,12 +313,27 @@ describe('what explain says', () => {
   it('across regions: the boundary decides, and the answer says only global intermediates cross it', async () => {
     const e = await explain('us-east-1/web', 'eu-west-1/api', plus(1));
     expect(e.directions[0].decidedBy?.check).toBe('chain');
-    expect(e.directions[0].change).toMatch(/eu-west-1 does not trust us-east-1: the regional boundary; only global intermediates cross it/);
+    expect(e.directions[0].change).toMatch(
+      /eu-west-1 does not trust us-east-1: the regional boundary; only global intermediates cross it/,
+    );
     expect(e.directions[1].change).toMatch(/us-east-1 does not trust eu-west-1: the regional boundary/);
   });
-  it('a passing direction names the anchor that ends the chain (the store\'s active intermediate) and what would end it', async () => {
+  it("a passing direction names the anchor that ends the chain (the store's active intermediate) and what would end it", async () => {
     const e = await explain('global/control', 'us-east-1/api', plus(1));
-    const fp = (await tool('openssl', ['x509', '-in', m.path('bundles/global/intermediate.pem'), '-noout', '-fingerprint', '-sha256'])).stdout.split('=')[1]!.replace(/:/g, '').trim().toLowerCase();
+    const fp = (
+      await tool('openssl', [
+        'x509',
+        '-in',
+        m.path('bundles/global/intermediate.pem'),
+        '-noout',
+        '-fingerprint',
+        '-sha256',
+      ])
+    ).stdout
+      .split('=')[1]!
+      .replace(/:/g, '')
+      .trim()
+      .toLowerCase();
     expect(e.directions[0].anchor).toMatchObject({ scope: 'global', role: 'active', fingerprint: `sha256:${fp}` });
     expect(e.directions[0].change).toMatch(/^passes until /);
     const text = (await m.ci(['explain', 'global/control', 'us-east-1/api', '--now', plus(1), '--now-ahead'])).stdout;
@@ -144,8 +341,14 @@ describe('what explain says', () => {
     expect(text).toMatch(/✓ name-constraints every name inside global\.mesh\.example/);
   });
   it('the expired leaf is decided by validity, the revoked one by the CRL', async () => {
-    expect((await explain('us-east-1/short', 'us-east-1/api', plus(30))).directions[0].decidedBy).toMatchObject({ check: 'validity', openssl: expect.stringMatching(/^error 10/) });
-    expect((await explain(revokedWeb, 'us-east-1/api', plus(1))).directions[0].decidedBy).toMatchObject({ check: 'crl', openssl: expect.stringMatching(/^error 23/) });
+    expect((await explain('us-east-1/short', 'us-east-1/api', plus(30))).directions[0].decidedBy).toMatchObject({
+      check: 'validity',
+      openssl: expect.stringMatching(/^error 10/),
+    });
+    expect((await explain(revokedWeb, 'us-east-1/api', plus(1))).directions[0].decidedBy).toMatchObject({
+      check: 'crl',
+      openssl: expect.stringMatching(/^error 23/),
+    });
   });
   it('refuses a party that is neither a declared service nor a certificate file (exit 2, naming the scope file)', async () => {
     const r = await m.ci(['explain', 'us-east-1/nope', 'global/control']);

@@ -39,7 +39,12 @@ let secrets: string[];
 beforeAll(async () => {
   pristine = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'] }, now: T0 });
   await pristine.allow({ reload: { mark: `touch ${path.join(scratch, 'reload-ran')}` }, dir: { paths: [srv] } });
-  secrets = [pristine.rootIdentityFile, pristine.ciIdentityFile].flatMap((f) => fs.readFileSync(f, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY')));
+  secrets = [pristine.rootIdentityFile, pristine.ciIdentityFile].flatMap((f) =>
+    fs
+      .readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((l) => l.startsWith('AGE-SECRET-KEY')),
+  );
   fs.writeFileSync(path.join(scratch, 'file'), 'not a directory\n');
   fs.mkdirSync(path.join(scratch, 'dir'));
   execFileSync('mkfifo', [path.join(scratch, 'fifo')]);
@@ -48,7 +53,9 @@ beforeAll(async () => {
   else fs.symlinkSync(path.join(scratch, 'fifo'), path.join(scratch, 'null-device'));
   fs.symlinkSync('/dev/zero', path.join(scratch, 'zero-link'));
   fs.symlinkSync(path.join(scratch, 'nowhere'), path.join(scratch, 'dangling'));
-  SCRATCH_KINDS = ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map((f) => `${f}:${fs.lstatSync(path.join(scratch, f)).mode.toString(8)}`);
+  SCRATCH_KINDS = ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map(
+    (f) => `${f}:${fs.lstatSync(path.join(scratch, f)).mode.toString(8)}`,
+  );
 });
 
 // ---------------------------------------------------------------------------
@@ -59,9 +66,31 @@ const UNSAFE = ['\u202e', '\u2028', '\u2029', '\u001b[31m', '\u0000', '\r', '\u2
 const hostileText = fc.oneof(
   fc.constantFrom('constructor', '__proto__', 'toString', 'hasOwnProperty', 'valueOf', 'prototype'),
   fc.constantFrom('0x10', '1e3', 'true', 'null', '~', '-1', '.inf', '0o17', 'yes'),
-  fc.constantFrom('../../etc/passwd', '/dev/zero', '-oProxyCommand=touch x', '--help', '$(touch x)', '`id`', '', ' ', '.'),
-  fc.constantFrom('AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ', '-----BEGIN PRIVATE KEY-----'),
-  fc.constantFrom('api', 'web', 'control', 'global', 'us-east-1', 'root', 'api.us-east-1.mesh.example', 'web.us-east-1.mesh.example'),
+  fc.constantFrom(
+    '../../etc/passwd',
+    '/dev/zero',
+    '-oProxyCommand=touch x',
+    '--help',
+    '$(touch x)',
+    '`id`',
+    '',
+    ' ',
+    '.',
+  ),
+  fc.constantFrom(
+    'AGE-SECRET-KEY-1QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ',
+    '-----BEGIN PRIVATE KEY-----',
+  ),
+  fc.constantFrom(
+    'api',
+    'web',
+    'control',
+    'global',
+    'us-east-1',
+    'root',
+    'api.us-east-1.mesh.example',
+    'web.us-east-1.mesh.example',
+  ),
   fc.tuple(fc.constantFrom('api', 'x', ''), fc.constantFrom(...UNSAFE)).map(([a, b]) => `${a}${b}evil`),
   fc.string({ maxLength: 12 }),
   fc.nat(400).map((n) => 'a'.repeat(n)),
@@ -77,20 +106,38 @@ const hostileValue: fc.Arbitrary<unknown> = fc.oneof(
 /** A scope file a pull request writes: a plausible shape with hostile names and values. */
 const scopeFile = fc.record({
   kind: fc.oneof({ weight: 5, arbitrary: fc.constant('region') }, hostileValue),
-  services: fc.dictionary(hostileText, fc.oneof(
-    fc.constant({}),
-    fc.record({
-      dns: fc.oneof(fc.array(hostileText, { maxLength: 3 }), hostileValue),
-      ttl: fc.oneof(fc.constantFrom('1d', '400d', '50y', '0d'), hostileValue),
-      deploy: fc.array(fc.record({
-        type: fc.oneof(fc.constantFrom('dir', 'ssh', 'kubernetes', 'sealed'), hostileText),
-        path: fc.oneof(fc.constantFrom(path.join(srv, 'api'), path.join(srv, 'api'), path.join(srv, 'web')), hostileText),
-        reload: fc.oneof(fc.constant('mark'), hostileText),
-        name: hostileText, namespace: hostileText, host: hostileText,
-      }, { requiredKeys: ['type'] }), { maxLength: 2 }),
-    }, { requiredKeys: [] }),
-    hostileValue,
-  ), { maxKeys: 3 }),
+  services: fc.dictionary(
+    hostileText,
+    fc.oneof(
+      fc.constant({}),
+      fc.record(
+        {
+          dns: fc.oneof(fc.array(hostileText, { maxLength: 3 }), hostileValue),
+          ttl: fc.oneof(fc.constantFrom('1d', '400d', '50y', '0d'), hostileValue),
+          deploy: fc.array(
+            fc.record(
+              {
+                type: fc.oneof(fc.constantFrom('dir', 'ssh', 'kubernetes', 'sealed'), hostileText),
+                path: fc.oneof(
+                  fc.constantFrom(path.join(srv, 'api'), path.join(srv, 'api'), path.join(srv, 'web')),
+                  hostileText,
+                ),
+                reload: fc.oneof(fc.constant('mark'), hostileText),
+                name: hostileText,
+                namespace: hostileText,
+                host: hostileText,
+              },
+              { requiredKeys: ['type'] },
+            ),
+            { maxLength: 2 },
+          ),
+        },
+        { requiredKeys: [] },
+      ),
+      hostileValue,
+    ),
+    { maxKeys: 3 },
+  ),
 });
 
 /** The file name of the scope, the scope file's text (sometimes raw), or a link. */
@@ -98,19 +145,55 @@ const scopeChange = fc.record({
   name: fc.oneof({ weight: 3, arbitrary: fc.constantFrom('us-east-1', 'eu-west-1') }, hostileText),
   body: fc.oneof(
     { weight: 4, arbitrary: scopeFile.map((s) => stringify(s)) },
-    fc.constantFrom('a: &a [1]\nb: *a\n', 'kind: !!js/function x\n', '{{{', 'kind: region\nkind: global\n', '\u0000\u0001'),
+    fc.constantFrom(
+      'a: &a [1]\nb: *a\n',
+      'kind: !!js/function x\n',
+      '{{{',
+      'kind: region\nkind: global\n',
+      '\u0000\u0001',
+    ),
     fc.constantFrom('LINK:/dev/zero', 'LINK:FIFO', 'LINK:DANGLING', 'LINK:CI_IDENTITY'),
   ),
 });
 
-const configPaths = ['mesh', 'trustDomain', 'defaults.ttl.leaf', 'defaults.crl.leaf', 'defaults.overlap.propagation', 'defaults.algorithms.leaf', 'deploy.reload', 'deploy.dir.paths', 'recipients.ci', 'version', 'extra'];
+const configPaths = [
+  'mesh',
+  'trustDomain',
+  'defaults.ttl.leaf',
+  'defaults.crl.leaf',
+  'defaults.overlap.propagation',
+  'defaults.algorithms.leaf',
+  'deploy.reload',
+  'deploy.dir.paths',
+  'recipients.ci',
+  'version',
+  'extra',
+];
 const configChange = fc.record({ at: fc.constantFrom(...configPaths), value: hostileValue });
 
 /** A path a flag names: ordinary, or a link, a device, a FIFO, a directory, the tracked tree. */
-const pathShape = fc.constantFrom('OUT', 'FILE', 'DIR', 'FIFO', 'DEVICE', 'ZERO_LINK', 'DANGLING', 'TRACKED', 'TRACKED_BUNDLES', 'MISSING_PARENT', 'LONG');
+const pathShape = fc.constantFrom(
+  'OUT',
+  'FILE',
+  'DIR',
+  'FIFO',
+  'DEVICE',
+  'ZERO_LINK',
+  'DANGLING',
+  'TRACKED',
+  'TRACKED_BUNDLES',
+  'MISSING_PARENT',
+  'LONG',
+);
 const command = fc.oneof(
-  fc.constant(['verify']), fc.constant(['verify', '--format', 'markdown']), fc.constant(['status']), fc.constant(['check']),
-  fc.constant(['plan']), fc.constant(['renew', '--dry-run']), fc.constant(['renew']), fc.constant(['deploy', '--type', 'dir']),
+  fc.constant(['verify']),
+  fc.constant(['verify', '--format', 'markdown']),
+  fc.constant(['status']),
+  fc.constant(['check']),
+  fc.constant(['plan']),
+  fc.constant(['renew', '--dry-run']),
+  fc.constant(['renew']),
+  fc.constant(['deploy', '--type', 'dir']),
   fc.tuple(hostileText, hostileText).map(([a, b]) => ['explain', `us-east-1/${a}`, b]),
   hostileText.map((s) => ['bundle', s]),
   hostileText.map((s) => ['renew', '--dry-run', '--scope', s]),
@@ -120,15 +203,33 @@ const command = fc.oneof(
   pathShape.map((p) => ['renew', '--out', p]),
   pathShape.map((p) => ['deploy', '--type', 'dir', '--from', p]),
   // trellis-root, the custodian's side, on the same hostile tree: ROOT marks it.
-  fc.constantFrom(['ROOT', 'verify'], ['ROOT', 'status'], ['ROOT', 'check'], ['ROOT', 'confirm', '--dry-run'], ['ROOT', 'intermediate', '--pending'], ['ROOT', 'crl']),
+  fc.constantFrom(
+    ['ROOT', 'verify'],
+    ['ROOT', 'status'],
+    ['ROOT', 'check'],
+    ['ROOT', 'confirm', '--dry-run'],
+    ['ROOT', 'intermediate', '--pending'],
+    ['ROOT', 'crl'],
+  ),
   hostileText.map((s) => ['ROOT', 'intermediate', s]),
   hostileText.map((s) => ['ROOT', 'recover', s]),
   pathShape.map((p) => ['ROOT', 'check', '--metrics', p]),
 );
 const envChange = fc.oneof(
   { weight: 6, arbitrary: fc.constant({}) },
-  fc.constantFrom({ TRELLIS_ROOT_IDENTITY_FILE: '/dev/zero' }, { TRELLIS_ROOT_IDENTITY_FILE: 'FIFO' }, { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' }),
-  fc.constantFrom({ TMPDIR: '/nonexistent/tmp' }, { TRELLIS_CI_IDENTITY_FILE: '/dev/zero' }, { TRELLIS_CI_IDENTITY_FILE: 'FIFO' }, { TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' }, { TRELLIS_STORE: '/' }, { TRELLIS_CI_IDENTITY_FILE: 'DIR' }),
+  fc.constantFrom(
+    { TRELLIS_ROOT_IDENTITY_FILE: '/dev/zero' },
+    { TRELLIS_ROOT_IDENTITY_FILE: 'FIFO' },
+    { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' },
+  ),
+  fc.constantFrom(
+    { TMPDIR: '/nonexistent/tmp' },
+    { TRELLIS_CI_IDENTITY_FILE: '/dev/zero' },
+    { TRELLIS_CI_IDENTITY_FILE: 'FIFO' },
+    { TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1NOTREAL' },
+    { TRELLIS_STORE: '/' },
+    { TRELLIS_CI_IDENTITY_FILE: 'DIR' },
+  ),
 );
 
 const attempt = fc.record({
@@ -146,18 +247,30 @@ type Attempt = typeof attempt extends fc.Arbitrary<infer T> ? T : never;
 function resolvePath(shape: string, m: FakeMesh, n: number): string {
   const fresh = path.join(scratch, `run-${n}`);
   // A Map: the shapes are looked up by generated text (`__proto__` found this in the fuzzer itself).
-  return new Map(Object.entries({
-    OUT: path.join(fresh, 'out'), FILE: path.join(scratch, 'file'), DIR: path.join(scratch, 'dir'), FIFO: path.join(scratch, 'fifo'), DEVICE: path.join(scratch, 'null-device'),
-    ZERO_LINK: path.join(scratch, 'zero-link'), DANGLING: path.join(scratch, 'dangling'), TRACKED: m.path('scopes/leak'),
-    TRACKED_BUNDLES: m.path('bundles/leak'), MISSING_PARENT: path.join(scratch, 'file', 'below'), LONG: path.join(fresh, 'x'.repeat(300)),
-  })).get(shape) ?? shape;
+  return (
+    new Map(
+      Object.entries({
+        OUT: path.join(fresh, 'out'),
+        FILE: path.join(scratch, 'file'),
+        DIR: path.join(scratch, 'dir'),
+        FIFO: path.join(scratch, 'fifo'),
+        DEVICE: path.join(scratch, 'null-device'),
+        ZERO_LINK: path.join(scratch, 'zero-link'),
+        DANGLING: path.join(scratch, 'dangling'),
+        TRACKED: m.path('scopes/leak'),
+        TRACKED_BUNDLES: m.path('bundles/leak'),
+        MISSING_PARENT: path.join(scratch, 'file', 'below'),
+        LONG: path.join(fresh, 'x'.repeat(300)),
+      }),
+    ).get(shape) ?? shape
+  );
 }
 
 // biome-ignore lint/suspicious/noExplicitAny: walks a parsed YAML document of any shape.
 function setAt(obj: Record<string, any>, dotted: string, value: unknown): void {
   const keys = dotted.split('.');
   let o = obj;
-  for (const k of keys.slice(0, -1)) o = (o[k] ??= {});
+  for (const k of keys.slice(0, -1)) o = o[k] ??= {};
   o[keys.at(-1)!] = value;
 }
 
@@ -167,7 +280,12 @@ function apply(m: FakeMesh, a: Attempt): void {
     if (!path.resolve(file).startsWith(m.path('scopes'))) continue; // a name that leaves scopes/ is not a file a pull request adds there
     try {
       fs.rmSync(file, { force: true });
-      const link = { 'LINK:/dev/zero': '/dev/zero', 'LINK:FIFO': path.join(scratch, 'fifo'), 'LINK:DANGLING': path.join(scratch, 'dangling'), 'LINK:CI_IDENTITY': m.ciIdentityFile }[s.body];
+      const link = {
+        'LINK:/dev/zero': '/dev/zero',
+        'LINK:FIFO': path.join(scratch, 'fifo'),
+        'LINK:DANGLING': path.join(scratch, 'dangling'),
+        'LINK:CI_IDENTITY': m.ciIdentityFile,
+      }[s.body];
       if (link) fs.symlinkSync(link, file);
       else fs.writeFileSync(file, s.body);
     } catch {
@@ -206,31 +324,48 @@ async function runAttempt(a: Attempt): Promise<void> {
   for (const s of secrets) expect(out.includes(s.slice(15, 40)), `no identity in the output: ${what}`).toBe(false);
   expect(out, `no private key in the output: ${what}`).not.toMatch(/-----BEGIN [A-Z ]*PRIVATE KEY-----\n[A-Za-z0-9+/]/);
   const after = hashTree(m.dir);
-  // The one refusal that still serves the rest: renew and deploy hold the claimants of a name collision, do every other service, then exit 2.
+  // The one refusal that still serves the rest: renew and deploy hold the claimants of a name collision, do every other
+  // service, then exit 2.
   const heldCollisions = r.code === 2 && /the claimants of \d+ collision/.test(r.stderr);
   if ((r.code !== 0 && !heldCollisions) || READ_ONLY.has(cmd[0]!) || cmd.includes('--dry-run')) {
     // The store lock's work area may be touched by a reader; everything tracked is byte-identical.
-    const tracked = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).filter(([f]) => !f.startsWith('.trellis/')));
+    const tracked = (t: Record<string, string>) =>
+      Object.fromEntries(Object.entries(t).filter(([f]) => !f.startsWith('.trellis/')));
     expect(tracked(after), `the store is byte-identical: ${what}`).toEqual(tracked(before));
   }
   // Nothing a flag named was replaced: the device, the FIFO, the links and the directory are what they were.
-  const kinds = () => ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map((f) => { const st = fs.lstatSync(path.join(scratch, f)); return `${f}:${st.mode.toString(8)}`; });
+  const kinds = () =>
+    ['null-device', 'fifo', 'zero-link', 'dangling', 'dir', 'file'].map((f) => {
+      const st = fs.lstatSync(path.join(scratch, f));
+      return `${f}:${st.mode.toString(8)}`;
+    });
   expect(kinds(), `what the flags named is left as it was: ${what}`).toEqual(SCRATCH_KINDS);
   for (const [f, h] of Object.entries(after)) {
     if (f.startsWith('.trellis/') || before[f] === h || h.startsWith('symlink:')) continue;
     const text = fs.readFileSync(m.path(f), 'utf8');
-    expect(text, `no private key written into the tracked tree (${f}): ${what}`).not.toMatch(/PRIVATE KEY-----|AGE-SECRET-KEY-1/);
+    expect(text, `no private key written into the tracked tree (${f}): ${what}`).not.toMatch(
+      /PRIVATE KEY-----|AGE-SECRET-KEY-1/,
+    );
   }
   fs.rmSync(path.dirname(m.dir), { recursive: true, force: true });
 }
 
 /** Shrunk counterexamples, kept: each ran into a hole the class's mechanism now closes. */
 const KEPT: [string, Attempt][] = [
-  ['explain with a path that leaves the scope and a server named __proto__', { scopes: [], config: undefined, command: ['explain', 'us-east-1/../../etc/passwd', '__proto__'], env: {} }],
-  ['recover a scope named with a NUL byte (argv ends there)', { scopes: [], config: undefined, command: ['ROOT', 'recover', 'api\u0000evil'], env: {} }],
+  [
+    'explain with a path that leaves the scope and a server named __proto__',
+    { scopes: [], config: undefined, command: ['explain', 'us-east-1/../../etc/passwd', '__proto__'], env: {} },
+  ],
+  [
+    'recover a scope named with a NUL byte (argv ends there)',
+    { scopes: [], config: undefined, command: ['ROOT', 'recover', 'api\u0000evil'], env: {} },
+  ],
   // Before out-path.ts, these (run as root, at /dev/null) replaced the machine's /dev/null with a regular file.
   ['report --out at a device', { scopes: [], config: undefined, command: ['report', '--out', 'DEVICE'], env: {} }],
-  ['check --metrics at a device', { scopes: [], config: undefined, command: ['check', '--metrics', 'DEVICE'], env: {} }],
+  [
+    'check --metrics at a device',
+    { scopes: [], config: undefined, command: ['check', '--metrics', 'DEVICE'], env: {} },
+  ],
 ];
 
 describe('the fuzzer: hostile pull requests, flags, paths and environments through the real trellis-ci and trellis-root', () => {
@@ -240,7 +375,15 @@ describe('the fuzzer: hostile pull requests, flags, paths and environments throu
     });
   }
 
-  it(`holds the invariants over ${RUNS} generated attempts (seed ${SEED ?? 'random'})`, async () => {
-    await fc.assert(fc.asyncProperty(attempt, runAttempt), { numRuns: RUNS, ...(SEED !== undefined ? { seed: SEED } : {}), endOnFailure: false });
-  }, 60_000 + RUNS * 10_000);
+  it(
+    `holds the invariants over ${RUNS} generated attempts (seed ${SEED ?? 'random'})`,
+    async () => {
+      await fc.assert(fc.asyncProperty(attempt, runAttempt), {
+        numRuns: RUNS,
+        ...(SEED !== undefined ? { seed: SEED } : {}),
+        endOnFailure: false,
+      });
+    },
+    60_000 + RUNS * 10_000,
+  );
 });

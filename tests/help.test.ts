@@ -7,11 +7,29 @@ import { describe, expect, it } from 'vitest';
 import { baseEnv, ROOT_BIN, trellisCi } from './helpers/cli.js';
 import { execa } from 'execa';
 
-const COMMANDS = ['init', 'intermediate', 'rotate', 'recover', 'retire', 'crl', 'confirm', 'rekey', 'status', 'verify', 'check', 'version'];
+const COMMANDS = [
+  'init',
+  'intermediate',
+  'rotate',
+  'recover',
+  'retire',
+  'crl',
+  'confirm',
+  'rekey',
+  'status',
+  'verify',
+  'check',
+  'version',
+];
 
 /** trellis-root as on a connected machine: no TRELLIS_ALLOW_ONLINE. */
 async function root(args: string[], env: Record<string, string> = {}) {
-  const r = await execa('node', [ROOT_BIN, ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore' });
+  const r = await execa('node', [ROOT_BIN, ...args], {
+    env: baseEnv(env) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
   return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -19,7 +37,7 @@ async function root(args: string[], env: Record<string, string> = {}) {
 const online = (await root(['status'])).out.includes('network interface(s) up');
 
 describe('trellis-root help on a connected machine', () => {
-  it.skipIf(!online)('--help, every subcommand\'s --help and version exit 0', async () => {
+  it.skipIf(!online)("--help, every subcommand's --help and version exit 0", async () => {
     for (const args of [['--help'], ['version'], ...COMMANDS.map((c) => [c, '--help'])]) {
       const r = await root(args);
       expect(r.code, `${args.join(' ')}: ${r.out}`).toBe(0);
@@ -42,7 +60,9 @@ describe('help that tells', () => {
   });
 
   it('renew --help names the identity it reads; plan --help describes its flags; no literal $0 in trellis-root rotate --help', async () => {
-    expect((await trellisCi(['renew', '--help'], { env: { CI: 'true' } })).stdout).toMatch(/TRELLIS_CI_IDENTITY_FILE \(or TRELLIS_CI_IDENTITY\)/);
+    expect((await trellisCi(['renew', '--help'], { env: { CI: 'true' } })).stdout).toMatch(
+      /TRELLIS_CI_IDENTITY_FILE \(or TRELLIS_CI_IDENTITY\)/,
+    );
     const plan = (await trellisCi(['plan', '--help'], { env: { CI: 'true' } })).stdout;
     expect(plan).toMatch(/--scope\s+only this scope/);
     expect(plan).toMatch(/--json\s+machine-readable output/);

@@ -20,7 +20,9 @@ import { agentRelease } from './helpers/agent-release.js';
 
 const GUIDE = fs.readFileSync(path.join(REPO, 'docs/install-host.md'), 'utf8');
 const UNITS = path.join(REPO, 'packaging/systemd');
-const blocks = [...GUIDE.matchAll(/(<!-- doc-test: illustrative[^>]*-->\n)?```sh\n([\s\S]*?)```/g)].filter((m) => !m[1]).map((m) => m[2]!);
+const blocks = [...GUIDE.matchAll(/(<!-- doc-test: illustrative[^>]*-->\n)?```sh\n([\s\S]*?)```/g)]
+  .filter((m) => !m[1])
+  .map((m) => m[2]!);
 const [defaults, ...steps] = blocks;
 const delivery = steps.pop()!;
 
@@ -32,17 +34,27 @@ let setup: { code: number; out: string };
 let env: Record<string, string>;
 
 const sh = async (script: string, extra: Record<string, string> = {}) => {
-  const r = await execa('bash', ['-eu', '-o', 'pipefail', '-c', `${defaults}\n${script}`], { reject: false, all: true, env: { ...env, ...extra }, extendEnv: false, stdin: 'ignore' });
+  const r = await execa('bash', ['-eu', '-o', 'pipefail', '-c', `${defaults}\n${script}`], {
+    reject: false,
+    all: true,
+    env: { ...env, ...extra },
+    extendEnv: false,
+    stdin: 'ignore',
+  });
   return { code: r.exitCode ?? -1, out: String(r.all) };
 };
 
-/** What systemd would run for trellis-agent@<instance>.service: the ExecStart words and the environment, inside the scratch root. */
+/**
+ * What systemd would run for trellis-agent@<instance>.service: the ExecStart words and the environment, inside the
+ * scratch root.
+ */
 function serviceCommand(instance: string, credentials: string): { argv: string[]; env: Record<string, string> } {
   const unit = fs.readFileSync(path.join(root, 'etc/systemd/system/trellis-agent@.service'), 'utf8');
   const service = unit.split(/^\[Service\]$/m)[1]!.split(/^\[/m)[0]!;
   const lines = service.split('\n').filter((l) => l && !l.startsWith('#'));
   const spec = (s: string) => s.replaceAll('%i', instance).replaceAll('%d', credentials);
-  const inRoot = (p: string) => (/^\/(usr\/local|etc\/trellis-agent|etc\/trellis|var\/lib\/trellis-agent)(\/|$)/.test(p) ? path.join(root, p) : p);
+  const inRoot = (p: string) =>
+    /^\/(usr\/local|etc\/trellis-agent|etc\/trellis|var\/lib\/trellis-agent)(\/|$)/.test(p) ? path.join(root, p) : p;
   const vars: Record<string, string> = {};
   for (const l of lines.filter((x) => x.startsWith('Environment='))) {
     const [k, ...v] = spec(l.slice('Environment='.length)).split('=');
@@ -51,7 +63,11 @@ function serviceCommand(instance: string, credentials: string): { argv: string[]
   // EnvironmentFile= settings override Environment= ones.
   for (const l of lines.filter((x) => x.startsWith('EnvironmentFile='))) {
     const f = inRoot(spec(l.slice('EnvironmentFile='.length).replace(/^-/, '')));
-    for (const e of fs.readFileSync(f, 'utf8').split('\n').filter((x) => x.includes('='))) vars[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1).trim();
+    for (const e of fs
+      .readFileSync(f, 'utf8')
+      .split('\n')
+      .filter((x) => x.includes('=')))
+      vars[e.slice(0, e.indexOf('='))] = e.slice(e.indexOf('=') + 1).trim();
   }
   for (const l of lines.filter((x) => x.startsWith('LoadCredential='))) {
     const [name, from] = spec(l.slice('LoadCredential='.length)).split(':');
@@ -60,7 +76,10 @@ function serviceCommand(instance: string, credentials: string): { argv: string[]
   }
   const exec = spec(lines.find((x) => x.startsWith('ExecStart='))!.slice('ExecStart='.length));
   // ${VAR} is one word, however many spaces its value holds.
-  const argv = exec.split(/\s+/).map((w) => w.replace(/^\$\{(\w+)\}$/, (_m, k: string) => vars[k] ?? '')).map(inRoot);
+  const argv = exec
+    .split(/\s+/)
+    .map((w) => w.replace(/^\$\{(\w+)\}$/, (_m, k: string) => vars[k] ?? ''))
+    .map(inRoot);
   return { argv, env: { PATH: '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', ...vars } };
 }
 
@@ -76,17 +95,30 @@ beforeAll(async () => {
   root = path.join(work, 'root');
   // A real host has systemd's own units (sysinit.target, paths.target, ...); a scratch root gets a copy.
   fs.mkdirSync(path.join(root, 'usr/lib/systemd'), { recursive: true });
-  fs.cpSync('/usr/lib/systemd/system', path.join(root, 'usr/lib/systemd/system'), { recursive: true, verbatimSymlinks: true });
+  fs.cpSync('/usr/lib/systemd/system', path.join(root, 'usr/lib/systemd/system'), {
+    recursive: true,
+    verbatimSymlinks: true,
+  });
   mesh = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'] } });
   env = {
-    PATH: process.env.PATH!, HOME: process.env.HOME!, ROOT: root, AGENT: await agentRelease(path.join(work, 'release')), UNITS,
-    ROOTS: mesh.path('bundles/root/roots.pem'), SERVICE: 'api', EXPECT: 'us-east-1/api', RELOAD: `touch ${path.join(work, 'reloaded')}`,
+    PATH: process.env.PATH!,
+    HOME: process.env.HOME!,
+    ROOT: root,
+    AGENT: await agentRelease(path.join(work, 'release')),
+    UNITS,
+    ROOTS: mesh.path('bundles/root/roots.pem'),
+    SERVICE: 'api',
+    EXPECT: 'us-east-1/api',
+    RELOAD: `touch ${path.join(work, 'reloaded')}`,
   };
   setup = await sh(steps.join('\n'));
   // The host's recipient, printed by step 2, goes into the mesh's allow-list; CI seals the service's release to it.
   const recipient = setup.out.match(/^age1[0-9a-z]+$/m)?.[0];
   expect(recipient, setup.out).toBeDefined();
-  mesh.writeScope('us-east-1', ['api', 'web'].map((s) => ({ [s]: { deploy: [{ type: 'sealed', host: 'web-1' }] } })));
+  mesh.writeScope(
+    'us-east-1',
+    ['api', 'web'].map((s) => ({ [s]: { deploy: [{ type: 'sealed', host: 'web-1' }] } })),
+  );
   await mesh.allow({ sealed: { 'web-1': { recipient } } });
   expect((await mesh.ci(['renew'])).code).toBe(0);
   sealed = path.join(work, 'sealed');
@@ -100,15 +132,19 @@ describe('the host install guide, run', () => {
     expect(setup.code, setup.out).toBe(0);
     expect(fs.statSync(path.join(root, 'etc/trellis-agent/identity')).mode & 0o777).toBe(0o600);
     // Everything the setup printed is the recipient and the security score: verify itself said nothing.
-    const rest = setup.out.split('\n').filter((l) => l && !/^age1[0-9a-z]+$/.test(l) && !/Overall exposure level/.test(l));
+    const rest = setup.out
+      .split('\n')
+      .filter((l) => l && !/^age1[0-9a-z]+$/.test(l) && !/Overall exposure level/.test(l));
     expect(rest).toEqual([]);
     const score = setup.out.match(/Overall exposure level for trellis-agent@api\.service: ([\d.]+)/);
     expect(score, setup.out).not.toBeNull();
     expect(Number(score![1])).toBeLessThanOrEqual(2);
-    console.log(`systemd-analyze security: trellis-agent@api.service exposure ${score![1]} (0 = locked down, 10 = unconfined)`);
+    console.log(
+      `systemd-analyze security: trellis-agent@api.service exposure ${score![1]} (0 = locked down, 10 = unconfined)`,
+    );
   });
 
-  it('a delivered bundle is installed by the .service\'s own command line: validated, atomic, reloaded; the same bundle again changes nothing', async () => {
+  it("a delivered bundle is installed by the .service's own command line: validated, atomic, reloaded; the same bundle again changes nothing", async () => {
     const landed = await sh(delivery, { BUNDLE: path.join(sealed, 'us-east-1/api/web-1.age') });
     expect(landed.code, landed.out).toBe(0);
     const r = await runService('api');
@@ -118,9 +154,22 @@ describe('the host install guide, run', () => {
     const current = path.join(root, 'etc/trellis/api/current');
     expect(fs.statSync(path.join(current, 'key.pem')).mode & 0o777).toBe(0o600);
     expect(fs.existsSync(path.join(work, 'reloaded'))).toBe(true);
-    const v = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', path.join(current, 'trust.openssl.pem'), '-crl_check', '-CRLfile', path.join(current, 'crl.pem'), path.join(current, 'cert.pem')]);
+    const v = await tool('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslserver',
+      '-CAfile',
+      path.join(current, 'trust.openssl.pem'),
+      '-crl_check',
+      '-CRLfile',
+      path.join(current, 'crl.pem'),
+      path.join(current, 'cert.pem'),
+    ]);
     expect(v.code, v.stderr).toBe(0);
-    expect(fs.readFileSync(path.join(current, 'cert.pem'), 'utf8')).toBe(fs.readFileSync(mesh.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    expect(fs.readFileSync(path.join(current, 'cert.pem'), 'utf8')).toBe(
+      fs.readFileSync(mesh.out('us-east-1', 'api', 'cert.pem'), 'utf8'),
+    );
 
     fs.rmSync(path.join(work, 'reloaded'));
     const again = await runService('api');
@@ -129,7 +178,7 @@ describe('the host install guide, run', () => {
     expect(fs.existsSync(path.join(work, 'reloaded'))).toBe(false);
   });
 
-  it('refuses a bundle for another service landing in this service\'s inbox (exit 2), and the installed release stays', async () => {
+  it("refuses a bundle for another service landing in this service's inbox (exit 2), and the installed release stays", async () => {
     const before = fs.readlinkSync(path.join(root, 'etc/trellis/api/current'));
     expect((await sh(delivery, { BUNDLE: path.join(sealed, 'us-east-1/web/web-1.age') })).code).toBe(0);
     const r = await runService('api');
@@ -148,14 +197,25 @@ describe('the host install guide, run', () => {
   });
 
   it.each([
-    ['a mistyped hardening key', (u: string) => u.replace('PrivateNetwork=yes', 'PrivateNetwrk=yes'), /Unknown key 'PrivateNetwrk'/],
-    ['a command that does not exist', (u: string) => u.replace('/usr/local/bin/trellis-agent install', '/usr/local/bin/trellis-agnt install'), /trellis-agnt is not executable/],
+    [
+      'a mistyped hardening key',
+      (u: string) => u.replace('PrivateNetwork=yes', 'PrivateNetwrk=yes'),
+      /Unknown key 'PrivateNetwrk'/,
+    ],
+    [
+      'a command that does not exist',
+      (u: string) => u.replace('/usr/local/bin/trellis-agent install', '/usr/local/bin/trellis-agnt install'),
+      /trellis-agnt is not executable/,
+    ],
   ])('systemd-analyze verify speaks up about %s', async (_why, damage, says) => {
     const other = path.join(work, `broken-${Math.random().toString(36).slice(2)}`);
     fs.cpSync(root, other, { recursive: true, verbatimSymlinks: true });
     const unit = path.join(other, 'etc/systemd/system/trellis-agent@.service');
     fs.writeFileSync(unit, damage(fs.readFileSync(unit, 'utf8')));
-    const r = await execa('systemd-analyze', ['verify', `--root=${other}`, 'trellis-agent@api.service'], { reject: false, all: true });
+    const r = await execa('systemd-analyze', ['verify', `--root=${other}`, 'trellis-agent@api.service'], {
+      reject: false,
+      all: true,
+    });
     expect(String(r.all)).toMatch(says);
   });
 });

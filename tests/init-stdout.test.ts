@@ -11,9 +11,15 @@ import { describe, expect, it } from 'vitest';
 import { ROOT_BIN, baseEnv } from './helpers/cli.js';
 
 /** Runs init with stdout on `stdout` (a file descriptor), collecting stderr. */
-function initWithStdout(stdout: number | 'pipe-closed', args: string[]): Promise<{ code: number | null; stderr: string }> {
+function initWithStdout(
+  stdout: number | 'pipe-closed',
+  args: string[],
+): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('node', [ROOT_BIN, 'init', ...args], { env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, stdio: ['ignore', stdout === 'pipe-closed' ? 'pipe' : stdout, 'pipe'] });
+    const child = spawn('node', [ROOT_BIN, 'init', ...args], {
+      env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv,
+      stdio: ['ignore', stdout === 'pipe-closed' ? 'pipe' : stdout, 'pipe'],
+    });
     if (stdout === 'pipe-closed') child.stdout!.destroy(); // the reader is gone before init writes anything
     let stderr = '';
     child.stderr!.on('data', (d) => (stderr += d));
@@ -29,7 +35,16 @@ describe('init whose stdout cannot be written creates nothing', () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-out-'));
     const store = path.join(base, 'store');
     const ciOut = path.join(base, 'ci.identity');
-    const r = await initWithStdout(open(), ['--store', store, '--mesh', 'prod', '--trust-domain', 'mesh.example', '--ci-identity-out', ciOut]);
+    const r = await initWithStdout(open(), [
+      '--store',
+      store,
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      ciOut,
+    ]);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/cannot write the offline root identity to stdout/);
     expect(r.stderr).toMatch(errno);

@@ -14,12 +14,22 @@ describe('a mesh stood up end to end', () => {
     m = await FakeMesh.create({
       now: T0,
       intermediates: false,
-      scopes: { global: ['control'], 'us-east-1': ['api', { web: { dns: ['edge.us-east-1.mesh.example'], ttl: '72h' } }], 'eu-west-1': ['api'] },
+      scopes: {
+        global: ['control'],
+        'us-east-1': ['api', { web: { dns: ['edge.us-east-1.mesh.example'], ttl: '72h' } }],
+        'eu-west-1': ['api'],
+      },
     });
   });
 
   it('init writes the store layout, the root and a root ledger with its fingerprint', () => {
-    for (const f of ['trellis.yaml', 'bundles/root/root.pem', 'bundles/root/roots.pem', 'bundles/root/root.key.age', 'bundles/root/ledger.jsonl']) {
+    for (const f of [
+      'trellis.yaml',
+      'bundles/root/root.pem',
+      'bundles/root/roots.pem',
+      'bundles/root/root.key.age',
+      'bundles/root/ledger.jsonl',
+    ]) {
       expect(fs.existsSync(m.path(f)), f).toBe(true);
     }
     expect(m.read('bundles/root/root.key.age')).toMatch(/^-----BEGIN AGE ENCRYPTED FILE-----/);
@@ -31,7 +41,9 @@ describe('a mesh stood up end to end', () => {
   it('scopes declared without an intermediate are pending the ceremony, not broken', async () => {
     const v = await m.ci(['verify', '--json', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(0);
-    const pending = JSON.parse(v.stdout).findings.filter((f: { level: string }) => f.level === 'pending').map((f: { scope: string }) => f.scope);
+    const pending = JSON.parse(v.stdout)
+      .findings.filter((f: { level: string }) => f.level === 'pending')
+      .map((f: { scope: string }) => f.scope);
     expect(pending.sort()).toEqual(['eu-west-1', 'global', 'us-east-1']);
     const r = await m.ci(['renew', '--now', T0, '--now-ahead']);
     expect(r.code).toBe(0);
@@ -48,14 +60,24 @@ describe('a mesh stood up end to end', () => {
     const key = m.out('us-east-1', 'web', 'key.pem');
     expect(fs.statSync(key).mode & 0o777).toBe(0o600);
     const chain = fs.readFileSync(m.out('us-east-1', 'web', 'chain.pem'), 'utf8');
-    expect(chain).toBe(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8') + m.read('bundles/us-east-1/intermediate.pem'));
+    expect(chain).toBe(
+      fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8') + m.read('bundles/us-east-1/intermediate.pem'),
+    );
     const leaf = parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8'));
-    expect(subjectAltNames(leaf)).toEqual({ uris: ['spiffe://us-east-1.mesh.example/web'], dns: ['web.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'], other: 0 });
+    expect(subjectAltNames(leaf)).toEqual({
+      uris: ['spiffe://us-east-1.mesh.example/web'],
+      dns: ['web.us-east-1.mesh.example', 'edge.us-east-1.mesh.example'],
+      other: 0,
+    });
     expect(leaf.subject).toBe('CN=web.us-east-1.mesh.example');
     expect(leaf.notAfter.getTime() - leaf.notBefore.getTime()).toBe(72 * 3_600_000 + 60_000);
     // The trust bundles sit once per scope beside the leaf directories, not in each of them.
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.openssl.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.openssl.pem'));
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(
+      m.read('bundles/us-east-1/trust.pem'),
+    );
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.openssl.pem'), 'utf8')).toBe(
+      m.read('bundles/us-east-1/trust.openssl.pem'),
+    );
     expect(fs.readdirSync(path.dirname(key)).sort()).toEqual(['cert.pem', 'chain.pem', 'key.pem']);
   });
 
@@ -90,18 +112,30 @@ describe('a mesh stood up end to end', () => {
 
   it('--dry-run prints the plan and writes nothing; --force and --scope mint what they name', async () => {
     const snap = m.snapshot();
-    const outBefore = fs.readdirSync(m.path('.trellis/out'), { recursive: true }).map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`).sort();
+    const outBefore = fs
+      .readdirSync(m.path('.trellis/out'), { recursive: true })
+      .map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`)
+      .sort();
     const dry = await m.ci(['renew', '--force', '--dry-run', '--now', at(T0, 50 * HOUR), '--now-ahead']);
     expect(dry.stdout.match(/^mint /gm)).toHaveLength(4);
     expect(m.snapshot()).toEqual(snap);
-    expect(fs.readdirSync(m.path('.trellis/out'), { recursive: true }).map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`).sort()).toEqual(outBefore);
+    expect(
+      fs
+        .readdirSync(m.path('.trellis/out'), { recursive: true })
+        .map((f) => `${f}:${fs.statSync(m.path(`.trellis/out/${f}`)).mtimeMs}`)
+        .sort(),
+    ).toEqual(outBefore);
     const forced = await m.ci(['renew', '--force', '--scope', 'eu-west-1', '--now', at(T0, 50 * HOUR), '--now-ahead']);
     expect(forced.stdout).toContain('mint eu-west-1/api (forced)');
     expect(forced.stdout).toContain('minted 1 leaf');
   });
 
   it('every operation is one ledger entry, and every leaf in leaves.yaml is in its ledger', async () => {
-    const ledger = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l));
+    const ledger = m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l));
     expect(ledger.map((e) => e.op)).toEqual(['intermediate', 'renew', 'renew']);
     expect(ledgerProblems(m.read('bundles/us-east-1/ledger.jsonl'))).toEqual([]);
   });

@@ -15,21 +15,34 @@ import { lookupSites, scan } from '../scripts/lint/lookups.mjs';
 
 describe('lookups keyed by input (scripts/lint/lookups.mjs)', () => {
   it('every string-keyed lookup on a plain record is one already judged safe', () => {
-    const judged = new Set(fs.readFileSync(path.join(REPO, 'scripts/lint/lookups.baseline'), 'utf8').split('\n').filter((l) => l && !l.startsWith('#')));
+    const judged = new Set(
+      fs
+        .readFileSync(path.join(REPO, 'scripts/lint/lookups.baseline'), 'utf8')
+        .split('\n')
+        .filter((l) => l && !l.startsWith('#')),
+    );
     const sites: string[] = lookupSites();
     expect(sites.length, 'the scanner finds the known sites').toBeGreaterThan(20);
-    expect(sites.filter((s) => !judged.has(s)), 'new lookups keyed by a string on a plain record').toEqual([]);
+    expect(
+      sites.filter((s) => !judged.has(s)),
+      'new lookups keyed by a string on a plain record',
+    ).toEqual([]);
   }, 120_000);
 
   it('finds the unsafe form and passes the safe ones: a {} keyed by a string is caught; a Map, a literal key and an array are not', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-lint-'));
     const file = path.join(dir, 'x.ts');
-    fs.writeFileSync(file, [
-      'const table: Record<string, string> = { a: "x" };',
-      'const byName = new Map<string, string>();',
-      'const list: string[] = [];',
-      'export function look(k: string, i: number) { return [table[k], byName.get(k), table["a"], list[i]]; }',
-    ].join('\n'));
-    expect(scan([file], { strict: true, noEmit: true }, dir).map((s: string) => s.split('\t')[1])).toEqual(['table[k]']);
+    fs.writeFileSync(
+      file,
+      [
+        'const table: Record<string, string> = { a: "x" };',
+        'const byName = new Map<string, string>();',
+        'const list: string[] = [];',
+        'export function look(k: string, i: number) { return [table[k], byName.get(k), table["a"], list[i]]; }',
+      ].join('\n'),
+    );
+    expect(scan([file], { strict: true, noEmit: true }, dir).map((s: string) => s.split('\t')[1])).toEqual([
+      'table[k]',
+    ]);
   });
 });

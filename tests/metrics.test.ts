@@ -19,15 +19,23 @@ const T = new Date(T0.getTime() + HOUR); // the instant of the snapshot (see doc
 const RULES = path.join(REPO, 'docs/alerts/trellis.rules.yml');
 const RULES_TEST = path.join(REPO, 'docs/alerts/trellis.rules.test.yml');
 
-interface Sample { series: string; name: string; labels: string; value: number }
+interface Sample {
+  series: string;
+  name: string;
+  labels: string;
+  value: number;
+}
 
 /** The samples of a textfile, as a Prometheus scrape reads them (no timestamps in ours). */
 function samples(text: string): Sample[] {
-  return text.split('\n').filter((l) => l && !l.startsWith('#')).map((l) => {
-    const m = /^([a-z_]+)(\{.*\})? (\S+)$/.exec(l);
-    if (!m) throw new Error(`not a sample line: ${l}`);
-    return { series: `${m[1]}${m[2] ?? ''}`, name: m[1]!, labels: m[2] ?? '', value: Number(m[3]) };
-  });
+  return text
+    .split('\n')
+    .filter((l) => l && !l.startsWith('#'))
+    .map((l) => {
+      const m = /^([a-z_]+)(\{.*\})? (\S+)$/.exec(l);
+      if (!m) throw new Error(`not a sample line: ${l}`);
+      return { series: `${m[1]}${m[2] ?? ''}`, name: m[1]!, labels: m[2] ?? '', value: Number(m[3]) };
+    });
 }
 const value = (text: string, series: string) => samples(text).find((s) => s.series === series)?.value;
 const unix = (d: Date) => Math.floor(d.getTime() / 1000);
@@ -41,7 +49,12 @@ let renewFailure: { code: number; stderr: string };
 let checkRun: { code: number; stdout: string };
 
 beforeAll(async () => {
-  m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] }, now: at(T0), intermediates: false, defaults: { ttl: { intermediate: '100d' } } });
+  m = await FakeMesh.create({
+    scopes: { global: ['control'], 'us-east-1': ['api'] },
+    now: at(T0),
+    intermediates: false,
+    defaults: { ttl: { intermediate: '100d' } },
+  });
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-metrics-'));
   checkFile = path.join(dir, 'trellis.prom');
   renewFile = path.join(dir, 'trellis_renew.prom');
@@ -52,10 +65,22 @@ beforeAll(async () => {
   await ok(m.root(['intermediate', '--pending', '--now', at(T0), '--now-ahead']));
   await ok(m.ci(['renew', '--now', at(T0), '--now-ahead', '--metrics', renewFile]));
   renewAfterSuccess = fs.readFileSync(renewFile, 'utf8');
-  await ok(m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(new Date(T0.getTime() + HOUR / 2)), '--now-ahead']));
+  await ok(
+    m.root(['rotate', 'intermediate', 'us-east-1', '--now', at(new Date(T0.getTime() + HOUR / 2)), '--now-ahead']),
+  );
   m.writeScope('eu-west-1', ['api']);
   // A renew that must sign but has no CI identity: it fails, and says so in the file.
-  renewFailure = await trellisCi(['--store', m.dir, 'renew', '--force', '--now', at(T), '--now-ahead', '--metrics', renewFile]);
+  renewFailure = await trellisCi([
+    '--store',
+    m.dir,
+    'renew',
+    '--force',
+    '--now',
+    at(T),
+    '--now-ahead',
+    '--metrics',
+    renewFile,
+  ]);
   checkRun = await trellisCi(['--store', m.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', checkFile]);
 });
 
@@ -80,29 +105,61 @@ describe('check --metrics', () => {
       return { notAfter: unix(new Date(/notAfter=(.*)/.exec(r.stdout)![1]!)), serial };
     };
     const root = await expiry('bundles/root/root.pem');
-    expect(value(text, `trellis_certificate_not_after_seconds{tier="root",scope="",service="",role="active",serial="${root.serial}"}`)).toBe(root.notAfter);
+    expect(
+      value(
+        text,
+        `trellis_certificate_not_after_seconds{tier="root",scope="",service="",role="active",serial="${root.serial}"}`,
+      ),
+    ).toBe(root.notAfter);
     const active = await expiry('bundles/us-east-1/intermediate.pem');
-    expect(value(text, `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="active",serial="${active.serial}"}`)).toBe(active.notAfter);
+    expect(
+      value(
+        text,
+        `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="active",serial="${active.serial}"}`,
+      ),
+    ).toBe(active.notAfter);
     const next = await expiry('bundles/us-east-1/intermediate.next.pem');
-    expect(value(text, `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="next",serial="${next.serial}"}`)).toBe(next.notAfter);
+    expect(
+      value(
+        text,
+        `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="next",serial="${next.serial}"}`,
+      ),
+    ).toBe(next.notAfter);
     const leaf = parse(m.read('bundles/us-east-1/leaves.yaml')).api;
-    expect(value(text, `trellis_certificate_not_after_seconds{tier="leaf",scope="us-east-1",service="api",role="current",serial="${leaf.serial.toUpperCase()}"}`)).toBe(unix(new Date(leaf.notAfter)));
+    expect(
+      value(
+        text,
+        `trellis_certificate_not_after_seconds{tier="leaf",scope="us-east-1",service="api",role="current",serial="${leaf.serial.toUpperCase()}"}`,
+      ),
+    ).toBe(unix(new Date(leaf.notAfter)));
     expect(samples(text).filter((s) => s.name === 'trellis_certificate_not_after_seconds')).toHaveLength(6); // root, 3 intermediates, 2 leaves
   });
 
   it('CRL nextUpdate matches OpenSSL; phases, the next gate and time-to-unsafe per scope', async () => {
     const text = fs.readFileSync(checkFile, 'utf8');
     const crl = await tool('openssl', ['crl', '-noout', '-nextupdate', '-in', m.path('bundles/root/crl.pem')]);
-    const rootCrl = samples(text).find((s) => s.name === 'trellis_crl_next_update_seconds' && s.labels.includes('kind="root"'));
+    const rootCrl = samples(text).find(
+      (s) => s.name === 'trellis_crl_next_update_seconds' && s.labels.includes('kind="root"'),
+    );
     expect(rootCrl?.value).toBe(unix(new Date(/nextUpdate=(.*)/.exec(crl.stdout)![1]!)));
     expect(value(text, 'trellis_rotation_phase{scope="us-east-1",phase="publish"}')).toBe(1);
     expect(value(text, 'trellis_rotation_phase{scope="us-east-1",phase="steady"}')).toBe(0);
     expect(value(text, 'trellis_rotation_phase{scope="eu-west-1",phase="pending"}')).toBe(1);
     const state = parse(m.read('bundles/us-east-1/state.yaml'));
-    expect(value(text, 'trellis_rotation_next_gate_seconds{scope="us-east-1",gate="switch"}')).toBe(unix(new Date(state.rotation.switchAt)));
+    expect(value(text, 'trellis_rotation_next_gate_seconds{scope="us-east-1",gate="switch"}')).toBe(
+      unix(new Date(state.rotation.switchAt)),
+    );
     // The incoming intermediate signs after the switch: a 7d leaf is cut short from 7 days before it ends.
-    const next = await tool('openssl', ['x509', '-noout', '-enddate', '-in', m.path('bundles/us-east-1/intermediate.next.pem')]);
-    expect(value(text, 'trellis_scope_unsafe_at_seconds{scope="us-east-1"}')).toBe(unix(new Date(/notAfter=(.*)/.exec(next.stdout)![1]!)) - 7 * 86400);
+    const next = await tool('openssl', [
+      'x509',
+      '-noout',
+      '-enddate',
+      '-in',
+      m.path('bundles/us-east-1/intermediate.next.pem'),
+    ]);
+    expect(value(text, 'trellis_scope_unsafe_at_seconds{scope="us-east-1"}')).toBe(
+      unix(new Date(/notAfter=(.*)/.exec(next.stdout)![1]!)) - 7 * 86400,
+    );
     expect(value(text, 'trellis_check_timestamp_seconds')).toBe(unix(T));
     expect(value(text, 'trellis_check_status')).toBe(1);
   });
@@ -117,7 +174,7 @@ describe('renew --metrics', () => {
     expect(value(renewAfterSuccess, 'trellis_renew_last_success_timestamp_seconds')).toBe(unix(T0));
   });
 
-  it('records a failure with renew\'s own exit code kept, and carries the last success over', async () => {
+  it("records a failure with renew's own exit code kept, and carries the last success over", async () => {
     expect(renewFailure.code).toBe(3); // no CI identity: the contract's custody code, not changed by --metrics
     const text = fs.readFileSync(renewFile, 'utf8');
     expect((await tool('promtool', ['check', 'metrics'], { input: text })).code).toBe(0);
@@ -142,7 +199,8 @@ describe('the metrics file is replaced atomically', () => {
     fs.writeFileSync(path.join(d, 'trellis.prom'), OLD);
     return d;
   };
-  const run = (file: string, env: Record<string, string> = {}) => trellisCi(['--store', m.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', file], { env });
+  const run = (file: string, env: Record<string, string> = {}) =>
+    trellisCi(['--store', m.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', file], { env });
 
   it('an unwritable directory: UNKNOWN naming the file, the old file intact, nothing left beside it', async () => {
     const d = fresh();
@@ -157,7 +215,11 @@ describe('the metrics file is replaced atomically', () => {
     try {
       const r = await run(file);
       expect(r.code).toBe(3);
-      expect(r.stdout.split('\n')[0]).toMatch(new RegExp(`^TRELLIS UNKNOWN - cannot write the metrics file ${file}: .*(permission denied|operation not permitted).*the previous file is left as it was \\(checks: WARNING - `));
+      expect(r.stdout.split('\n')[0]).toMatch(
+        new RegExp(
+          `^TRELLIS UNKNOWN - cannot write the metrics file ${file}: .*(permission denied|operation not permitted).*the previous file is left as it was \\(checks: WARNING - `,
+        ),
+      );
     } finally {
       await tool('chattr', ['-i', d]);
       fs.chmodSync(d, 0o755);
@@ -173,7 +235,9 @@ describe('the metrics file is replaced atomically', () => {
       // On a copy: this renew commits (it signs the incoming intermediate's anchor CRL).
       const r = await m.clone().ci(['renew', '--now', at(T), '--now-ahead', '--metrics', path.join(d, 'trellis.prom')]);
       expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not written: .*(permission denied|operation not permitted)/);
+      expect(r.stderr).toMatch(
+        /renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not written: .*(permission denied|operation not permitted)/,
+      );
     } finally {
       await tool('chattr', ['-i', d]);
     }
@@ -184,7 +248,16 @@ describe('the metrics file is replaced atomically', () => {
     const d = fresh();
     const broken = m.clone();
     broken.write('bundles/global/leaves.yaml', 'control: 42\n');
-    const r = await trellisCi(['--store', broken.dir, 'check', '--now', at(T), '--now-ahead', '--metrics', path.join(d, 'trellis.prom')]);
+    const r = await trellisCi([
+      '--store',
+      broken.dir,
+      'check',
+      '--now',
+      at(T),
+      '--now-ahead',
+      '--metrics',
+      path.join(d, 'trellis.prom'),
+    ]);
     expect(r.code).toBe(3);
     expect(r.stdout).toMatch(/^TRELLIS UNKNOWN - .*bundles\/global\/leaves\.yaml/);
     expect(fs.readFileSync(path.join(d, 'trellis.prom'), 'utf8')).toBe(OLD);
@@ -218,13 +291,22 @@ describe('the example alert rules', () => {
   function rulesTest(transform: (s: Sample) => Sample = (s) => s, only?: number): string {
     const spec = parse(fs.readFileSync(RULES_TEST, 'utf8'));
     spec.rule_files = [RULES];
-    const all = [...samples(fs.readFileSync(checkFile, 'utf8')), ...samples(fs.readFileSync(renewFile, 'utf8'))].map(transform);
-    for (const group of spec.tests as { name: string; input_series: unknown[]; alert_rule_test: { eval_time: string }[] }[]) {
+    const all = [...samples(fs.readFileSync(checkFile, 'utf8')), ...samples(fs.readFileSync(renewFile, 'utf8'))].map(
+      transform,
+    );
+    for (const group of spec.tests as {
+      name: string;
+      input_series: unknown[];
+      alert_rule_test: { eval_time: string }[];
+    }[]) {
       const from = /from T \+ (\d+)h$/.exec(group.name);
       expect(from, `group "${group.name}" names its start`).not.toBeNull();
       const zero = unix(T) + Number(from![1]) * 3600;
       const steps = Math.max(...group.alert_rule_test.map((c) => parseInt(c.eval_time, 10))) + 2;
-      group.input_series = all.map((x) => ({ series: x.series, values: `${x.name.endsWith('_seconds') ? x.value - zero : x.value}+0x${steps}` }));
+      group.input_series = all.map((x) => ({
+        series: x.series,
+        values: `${x.name.endsWith('_seconds') ? x.value - zero : x.value}+0x${steps}`,
+      }));
     }
     if (only !== undefined) spec.tests = [spec.tests[only]];
     const f = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-rules-')), 'trellis.rules.test.yml');
@@ -245,7 +327,11 @@ describe('the example alert rules', () => {
   });
 
   it('fail when a metric name drifts: the rules test is not vacuous', async () => {
-    const drifted = rulesTest((s) => (s.name === 'trellis_leaf_renew_at_seconds' ? { ...s, series: s.series.replace('renew_at', 'renewal') } : s), 0);
+    const drifted = rulesTest(
+      (s) =>
+        s.name === 'trellis_leaf_renew_at_seconds' ? { ...s, series: s.series.replace('renew_at', 'renewal') } : s,
+      0,
+    );
     const r = await tool('promtool', ['test', 'rules', drifted]);
     expect(r.code).not.toBe(0);
     expect(r.stdout + r.stderr).toMatch(/TrellisLeafPastRenewal/);

@@ -17,13 +17,37 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Store, TrellisError, isTrellisError, parseCertificate, parseCertificates, parseCrls, keyId, liveIntermediates, loadMesh, nodeCryptoSeam, readIdentities, releaseFor, releaseCrlGaps, revocableLeaf, revokeLeaf, sha256Hex, verifyMesh,
-  type Certificate, type Mesh,
+  Store,
+  TrellisError,
+  isTrellisError,
+  parseCertificate,
+  parseCertificates,
+  parseCrls,
+  keyId,
+  liveIntermediates,
+  loadMesh,
+  nodeCryptoSeam,
+  readIdentities,
+  releaseFor,
+  releaseCrlGaps,
+  revocableLeaf,
+  revokeLeaf,
+  sha256Hex,
+  verifyMesh,
+  type Certificate,
+  type Mesh,
 } from '@trellis/core';
 import { openRootKey, openRootKeys } from '../packages/offline/src/ceremony.js';
 import {
-  abortIntermediateRotation, beginIntermediateRotation, beginRootRotation, ceremonyIntermediates, finalizeRootRotation, recoverScope, retireScope, type Ceremony,
-} from '../packages/offline/src/procedures.js';
+  abortIntermediateRotation,
+  beginIntermediateRotation,
+  beginRootRotation,
+  ceremonyIntermediates,
+  finalizeRootRotation,
+  recoverScope,
+  retireScope,
+  type Ceremony,
+} from '../packages/offline/src/root-procedures.js';
 import { renewStore } from '../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../packages/ci/src/issue.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -50,7 +74,14 @@ type Step =
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('renew' as const), hours: fc.integer({ min: 0, max: 96 }) }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'add-region' as const }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('rotate' as const), scope: fc.nat(5), propagationHours: fc.integer({ min: 1, max: 48 }) }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('rotate' as const),
+      scope: fc.nat(5),
+      propagationHours: fc.integer({ min: 1, max: 48 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('abort' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('recover' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('revoke' as const), scope: fc.nat(5), service: fc.nat(3) }) },
@@ -61,10 +92,28 @@ const step: fc.Arbitrary<Step> = fc.oneof(
 );
 
 /** A leaf minted during the sequence, kept until it expires: hosts may still present it. */
-interface Tracked { scope: string; service: string; file: string; cert: Certificate; issuerKey: string; serial: string }
+interface Tracked {
+  scope: string;
+  service: string;
+  file: string;
+  cert: Certificate;
+  issuerKey: string;
+  serial: string;
+}
 
-/** What a host of one scope holds after a deploy (the `deploy`-th): its release's trust and CRLs, as files the verifiers read. */
-interface Held { deploy: number; trust: string; trustOpenssl: string; crl: string; anchorKeys: Set<string>; crlsUntil: number; crlsFrom: number }
+/**
+ * What a host of one scope holds after a deploy (the `deploy`-th): its release's trust and CRLs, as files the verifiers
+ * read.
+ */
+interface Held {
+  deploy: number;
+  trust: string;
+  trustOpenssl: string;
+  crl: string;
+  anchorKeys: Set<string>;
+  crlsUntil: number;
+  crlsFrom: number;
+}
 
 /** How many deploys behind the fleet's slowest hosts may be: each is judged with the release it holds. */
 const BEHIND = [0, 1, 2] as const;
@@ -87,7 +136,12 @@ class Model {
   protected readonly revokedFrom = new Map<string, number>();
   protected regions = 0;
 
-  constructor(readonly dir: string, readonly scratch: string, private readonly rootIds: string[], private readonly ciIds: string[]) {
+  constructor(
+    readonly dir: string,
+    readonly scratch: string,
+    private readonly rootIds: string[],
+    private readonly ciIds: string[],
+  ) {
     this.store = new Store(dir);
   }
 
@@ -100,7 +154,14 @@ class Model {
   }
 
   private ceremony(mesh: Mesh): Ceremony {
-    return { mesh, now: this.now, posture: { allowOnline: true, onlineInterfaces: [] }, actor: 'model', recipients: {}, seam: nodeCryptoSeam };
+    return {
+      mesh,
+      now: this.now,
+      posture: { allowOnline: true, onlineInterfaces: [] },
+      actor: 'model',
+      recipients: {},
+      seam: nodeCryptoSeam,
+    };
   }
 
   protected pick(mesh: Mesh, i: number, regionsOnly = false): string | undefined {
@@ -108,12 +169,23 @@ class Model {
     return names.length ? names[i % names.length] : undefined;
   }
 
-  protected track(scope: string, leaves: { service: string; certPem: string; cert: Certificate; record: { serial: string; issuerKey: string } }[]): void {
+  protected track(
+    scope: string,
+    leaves: { service: string; certPem: string; cert: Certificate; record: { serial: string; issuerKey: string } }[],
+  ): void {
     for (const l of leaves) {
-      // Named by serial: an index into `leaves` repeats once expired leaves are dropped, and a reused name would swap a tracked leaf's file.
+      // Named by serial: an index into `leaves` repeats once expired leaves are dropped, and a reused name would swap a
+      // tracked leaf's file.
       const file = path.join(this.scratch, `${scope}-${l.service}-${l.record.serial}.pem`);
       fs.writeFileSync(file, l.certPem);
-      this.leaves.push({ scope, service: l.service, file, cert: l.cert, issuerKey: l.record.issuerKey, serial: l.record.serial });
+      this.leaves.push({
+        scope,
+        service: l.service,
+        file,
+        cert: l.cert,
+        issuerKey: l.record.issuerKey,
+        serial: l.record.serial,
+      });
     }
   }
 
@@ -143,7 +215,12 @@ class Model {
     switch (s.kind) {
       case 'renew': {
         this.now = new Date(this.now.getTime() + s.hours * HOUR);
-        const r = await renewStore(this.store, { now: this.now, out: path.join(this.scratch, 'out') }, async () => this.ciIds, () => {});
+        const r = await renewStore(
+          this.store,
+          { now: this.now, out: path.join(this.scratch, 'out') },
+          async () => this.ciIds,
+          () => {},
+        );
         for (const m of r?.minted ?? []) this.track(m.scope, m.leaves);
         return 'done';
       }
@@ -153,7 +230,11 @@ class Model {
         // The pull request adds the scope file; the custodian's ceremony follows.
         fs.writeFileSync(path.join(this.dir, `scopes/${name}.yaml`), 'kind: region\nservices:\n  api: {}\n');
         try {
-          const r = await ceremonyIntermediates(this.ceremony(this.mesh()), [name], await openRootKey(mesh, this.rootIds, this.now));
+          const r = await ceremonyIntermediates(
+            this.ceremony(this.mesh()),
+            [name],
+            await openRootKey(mesh, this.rootIds, this.now),
+          );
           this.store.commit(r.writes);
         } catch (e) {
           fs.rmSync(path.join(this.dir, `scopes/${name}.yaml`));
@@ -163,7 +244,16 @@ class Model {
       }
       case 'rotate': {
         const scope = this.pick(mesh, s.scope)!;
-        this.store.commit((await beginIntermediateRotation(c, scope, s.propagationHours * HOUR, await openRootKey(mesh, this.rootIds, this.now))).writes);
+        this.store.commit(
+          (
+            await beginIntermediateRotation(
+              c,
+              scope,
+              s.propagationHours * HOUR,
+              await openRootKey(mesh, this.rootIds, this.now),
+            )
+          ).writes,
+        );
         return 'done';
       }
       case 'abort': {
@@ -183,7 +273,16 @@ class Model {
         const services = mesh.scopes.find((x) => x.name === scope)!.services.map((x) => x.name);
         const service = services[s.service % services.length]!;
         const serial = revocableLeaf(mesh, scope, service).serial;
-        const r = await revokeLeaf(mesh, scope, service, 'keyCompromise', await openScopeKeys(mesh, scope, this.ciIds), this.now, 'model', nodeCryptoSeam);
+        const r = await revokeLeaf(
+          mesh,
+          scope,
+          service,
+          'keyCompromise',
+          await openScopeKeys(mesh, scope, this.ciIds),
+          this.now,
+          'model',
+          nodeCryptoSeam,
+        );
         this.store.commit(r.writes);
         this.revoked.add(serial);
         this.revokedFrom.set(serial, this.deployCount);
@@ -207,7 +306,12 @@ class Model {
       case 'retire': {
         const pending = [...this.pendingRetire][0];
         if (pending) {
-          const r = await retireScope(c, pending, 'cessationOfOperation', await openRootKeys(mesh, this.rootIds, this.now));
+          const r = await retireScope(
+            c,
+            pending,
+            'cessationOfOperation',
+            await openRootKeys(mesh, this.rootIds, this.now),
+          );
           this.burn(mesh, pending);
           this.store.commit(r.writes);
           this.pendingRetire.delete(pending);
@@ -221,7 +325,12 @@ class Model {
         fs.rmSync(file);
         try {
           const after = this.mesh();
-          const r = await retireScope(this.ceremony(after), scope, 'cessationOfOperation', await openRootKeys(after, this.rootIds, this.now));
+          const r = await retireScope(
+            this.ceremony(after),
+            scope,
+            'cessationOfOperation',
+            await openRootKeys(after, this.rootIds, this.now),
+          );
           this.burn(after, scope);
           this.store.commit(r.writes);
         } catch (e) {
@@ -252,9 +361,13 @@ class Model {
       };
       const crls = parseCrls(r['crl.pem'] ?? '');
       const held: Held = {
-        deploy, trust: file('pem', r['trust.pem']!), trustOpenssl: file('pem', r['trust.openssl.pem']!), crl: file('crl', r['crl.pem'] ?? ''),
+        deploy,
+        trust: file('pem', r['trust.pem']!),
+        trustOpenssl: file('pem', r['trust.openssl.pem']!),
+        crl: file('crl', r['crl.pem'] ?? ''),
         anchorKeys: new Set(parseCertificates(r['trust.pem']!).map(keyId)),
-        crlsFrom: Math.max(...crls.map((c) => c.thisUpdate.getTime())), crlsUntil: Math.min(...crls.map((c) => c.nextUpdate?.getTime() ?? 0)),
+        crlsFrom: Math.max(...crls.map((c) => c.thisUpdate.getTime())),
+        crlsUntil: Math.min(...crls.map((c) => c.nextUpdate?.getTime() ?? 0)),
       };
       this.deploys.set(def.name, [...(this.deploys.get(def.name) ?? []), held]);
     }
@@ -265,29 +378,61 @@ class Model {
     const mesh = this.mesh();
     const errors = (await verifyMesh(mesh, this.now)).filter((f) => f.level === 'error');
     expect(errors, `verify after: ${this.log.join(' | ')}`).toEqual([]);
-    if (this.deployDue) await this.deploy(mesh, this.log.at(-1)?.startsWith('{"kind":"renew"') === true && this.log.at(-1)?.endsWith('done') === true);
+    if (this.deployDue)
+      await this.deploy(
+        mesh,
+        this.log.at(-1)?.startsWith('{"kind":"renew"') === true && this.log.at(-1)?.endsWith('done') === true,
+      );
     this.deployDue = false;
 
     const kind = new Map(mesh.scopes.map((s) => [s.name, s.kind]));
     const live = this.leaves.filter((l) => l.cert.notAfter > this.now);
     this.leaves.splice(0, this.leaves.length, ...live);
     const mustTrust = (bundle: string, l: Tracked) =>
-      !this.revoked.has(l.serial) && !this.burned.has(l.issuerKey) && (kind.has(l.scope) || this.pendingRetire.has(l.scope)) && l.cert.notBefore <= this.now
-      && (bundle === l.scope || l.scope === 'global' || kind.get(bundle) === 'global');
+      !this.revoked.has(l.serial) &&
+      !this.burned.has(l.issuerKey) &&
+      (kind.has(l.scope) || this.pendingRetire.has(l.scope)) &&
+      l.cert.notBefore <= this.now &&
+      (bundle === l.scope || l.scope === 'global' || kind.get(bundle) === 'global');
     // A revoked leaf still chains (no CRL in this check): it is judged by the CRL tests, not here.
     const judged = live.filter((l) => !this.revoked.has(l.serial));
     const pairs = [...kind.keys()].flatMap((bundle) => judged.map((l) => ({ bundle, l, want: mustTrust(bundle, l) })));
     if (!pairs.length) return;
     const when = at(this.now);
     const epoch = String(Math.floor(this.now.getTime() / 1000));
-    const go = spawnSync(GOBATCH, { input: `${pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`).join('\n')}\n`, encoding: 'utf8' });
+    const go = spawnSync(GOBATCH, {
+      input: `${pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`).join('\n')}\n`,
+      encoding: 'utf8',
+    });
     expect(go.status, go.stderr).toBe(0);
     const goVerdicts = go.stdout.trim().split('\n');
     // One OpenSSL run per bundle, every judged leaf in it: "FILE: OK" for each that verifies.
     const sslOk = new Map<string, Set<string>>();
     for (const bundle of kind.keys()) {
-      const ssl = spawnSync('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', epoch, '-CAfile', path.join(this.dir, `bundles/${bundle}/trust.openssl.pem`), ...judged.map((l) => l.file)], { encoding: 'utf8' });
-      sslOk.set(bundle, new Set(ssl.stdout.split('\n').filter((l) => l.endsWith(': OK')).map((l) => l.slice(0, -': OK'.length))));
+      const ssl = spawnSync(
+        'openssl',
+        [
+          'verify',
+          '-x509_strict',
+          '-purpose',
+          'sslclient',
+          '-attime',
+          epoch,
+          '-CAfile',
+          path.join(this.dir, `bundles/${bundle}/trust.openssl.pem`),
+          ...judged.map((l) => l.file),
+        ],
+        { encoding: 'utf8' },
+      );
+      sslOk.set(
+        bundle,
+        new Set(
+          ssl.stdout
+            .split('\n')
+            .filter((l) => l.endsWith(': OK'))
+            .map((l) => l.slice(0, -': OK'.length)),
+        ),
+      );
     }
     pairs.forEach((p, i) => {
       const what = `${p.l.scope}/${p.l.service} serial ${p.l.serial} against bundles/${p.bundle} at ${when}; steps: ${this.log.join(' | ')}`;
@@ -307,33 +452,71 @@ class Model {
    * revocation. (What a release from before a recovery still trusts is not
    * judged: offline steps reach hosts with the next deploy.)
    */
-  private checkEdge(kind: Map<string, string>, live: Tracked[], mustTrust: (bundle: string, l: Tracked) => boolean): void {
+  private checkEdge(
+    kind: Map<string, string>,
+    live: Tracked[],
+    mustTrust: (bundle: string, l: Tracked) => boolean,
+  ): void {
     const now = this.now.getTime();
-    const cases = [...kind.keys()].flatMap((bundle) => BEHIND.flatMap((behind) => {
-      const history = this.deploys.get(bundle) ?? [];
-      const held = history[history.length - 1 - behind];
-      // The newest release always carries current CRLs (a renew just ran), or every host that takes it fails closed.
-      if (held && held.deploy === this.deployCount - 1) expect(held.crlsUntil > now, `the newest release of ${bundle} carries a CRL past its nextUpdate; steps: ${this.log.join(' | ')}`).toBe(true);
-      if (!held || held.crlsFrom > now || held.crlsUntil <= now) return [];
-      return live.flatMap((l) => {
-        const revokedFrom = this.revokedFrom.get(l.serial);
-        const knowsRevoked = revokedFrom !== undefined && held.deploy >= revokedFrom;
-        const must = mustTrust(bundle, l) && held.anchorKeys.has(l.issuerKey);
-        const crossRegion = kind.get(bundle) === 'region' && kind.get(l.scope) === 'region' && bundle !== l.scope;
-        return must || crossRegion || knowsRevoked ? [{ bundle, behind, held, l, want: must && !knowsRevoked }] : [];
-      });
-    }));
+    const cases = [...kind.keys()].flatMap((bundle) =>
+      BEHIND.flatMap((behind) => {
+        const history = this.deploys.get(bundle) ?? [];
+        const held = history[history.length - 1 - behind];
+        // The newest release always carries current CRLs (a renew just ran), or every host that takes it fails closed.
+        if (held && held.deploy === this.deployCount - 1)
+          expect(
+            held.crlsUntil > now,
+            `the newest release of ${bundle} carries a CRL past its nextUpdate; steps: ${this.log.join(' | ')}`,
+          ).toBe(true);
+        if (!held || held.crlsFrom > now || held.crlsUntil <= now) return [];
+        return live.flatMap((l) => {
+          const revokedFrom = this.revokedFrom.get(l.serial);
+          const knowsRevoked = revokedFrom !== undefined && held.deploy >= revokedFrom;
+          const must = mustTrust(bundle, l) && held.anchorKeys.has(l.issuerKey);
+          const crossRegion = kind.get(bundle) === 'region' && kind.get(l.scope) === 'region' && bundle !== l.scope;
+          return must || crossRegion || knowsRevoked ? [{ bundle, behind, held, l, want: must && !knowsRevoked }] : [];
+        });
+      }),
+    );
     if (!cases.length) return;
     const when = at(this.now);
     const epoch = String(Math.floor(now / 1000));
-    const go = spawnSync(GOBATCH, { input: `${cases.map((c) => `${c.held.trust}\t${c.l.file}\t${when}\t${c.held.crl}`).join('\n')}\n`, encoding: 'utf8' });
+    const go = spawnSync(GOBATCH, {
+      input: `${cases.map((c) => `${c.held.trust}\t${c.l.file}\t${when}\t${c.held.crl}`).join('\n')}\n`,
+      encoding: 'utf8',
+    });
     expect(go.status, go.stderr).toBe(0);
     const goVerdicts = go.stdout.trim().split('\n');
     const sslOk = new Map<Held, Set<string>>();
     for (const held of new Set(cases.map((c) => c.held))) {
       const leaves = [...new Set(cases.filter((c) => c.held === held).map((c) => c.l.file))];
-      const ssl = spawnSync('openssl', ['verify', '-x509_strict', '-crl_check_all', '-purpose', 'sslclient', '-attime', epoch, '-CAfile', held.trustOpenssl, '-CRLfile', held.crl, ...leaves], { encoding: 'utf8' });
-      sslOk.set(held, new Set(ssl.stdout.split('\n').filter((l) => l.endsWith(': OK')).map((l) => l.slice(0, -': OK'.length))));
+      const ssl = spawnSync(
+        'openssl',
+        [
+          'verify',
+          '-x509_strict',
+          '-crl_check_all',
+          '-purpose',
+          'sslclient',
+          '-attime',
+          epoch,
+          '-CAfile',
+          held.trustOpenssl,
+          '-CRLfile',
+          held.crl,
+          ...leaves,
+        ],
+        { encoding: 'utf8' },
+      );
+      sslOk.set(
+        held,
+        new Set(
+          ssl.stdout
+            .split('\n')
+            .filter((l) => l.endsWith(': OK'))
+            .map((l) => l.slice(0, -': OK'.length)),
+        ),
+      );
     }
     cases.forEach((c, i) => {
       const what = `${c.l.scope}/${c.l.service} serial ${c.l.serial} against the release of ${c.bundle} a host holds ${c.behind} deploy(s) behind, CRLs checked along the chain, at ${when}; steps: ${this.log.join(' | ')}`;
@@ -348,7 +531,10 @@ class Model {
  * a non-zero exit, and the leaves are whatever renew and revoke wrote to --out.
  */
 class CliModel extends Model {
-  constructor(private readonly fake: FakeMesh, scratch: string) {
+  constructor(
+    private readonly fake: FakeMesh,
+    scratch: string,
+  ) {
     super(fake.dir, scratch, [], []);
   }
 
@@ -369,12 +555,17 @@ class CliModel extends Model {
     if (!fs.existsSync(out)) return;
     for (const scope of fs.readdirSync(out)) {
       // Leaf directories only: the scope's trust and CRL files sit beside them.
-      for (const service of fs.readdirSync(path.join(out, scope), { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name)) {
+      for (const service of fs
+        .readdirSync(path.join(out, scope), { withFileTypes: true })
+        .filter((e) => e.isDirectory())
+        .map((e) => e.name)) {
         const pem = fs.readFileSync(path.join(out, scope, service, 'cert.pem'), 'utf8');
         const cert = parseCertificate(pem);
         if (this.leaves.some((l) => l.serial === cert.serialNumber)) continue;
         const rec = this.mesh().material.get(scope)?.leaves.get(service);
-        this.track(scope, [{ service, certPem: pem, cert, record: { serial: cert.serialNumber, issuerKey: rec?.issuerKey ?? '' } }]);
+        this.track(scope, [
+          { service, certPem: pem, cert, record: { serial: cert.serialNumber, issuerKey: rec?.issuerKey ?? '' } },
+        ]);
       }
     }
   }
@@ -397,7 +588,16 @@ class CliModel extends Model {
         return this.cli(Promise.resolve(r));
       }
       case 'rotate':
-        return this.cli(this.fake.root(['rotate', 'intermediate', this.pick(mesh, s.scope)!, '--propagation', `${s.propagationHours}h`, ...now()]));
+        return this.cli(
+          this.fake.root([
+            'rotate',
+            'intermediate',
+            this.pick(mesh, s.scope)!,
+            '--propagation',
+            `${s.propagationHours}h`,
+            ...now(),
+          ]),
+        );
       case 'abort':
         return this.cli(this.fake.root(['rotate', 'intermediate', this.pick(mesh, s.scope)!, '--abort', ...now()]));
       case 'recover': {
@@ -480,7 +680,10 @@ let rootIds: string[];
 let ciIds: string[];
 
 beforeAll(async () => {
-  pristine = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] }, now: at(T0) });
+  pristine = await FakeMesh.create({
+    scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+    now: at(T0),
+  });
   const read = (p: string) => fs.readFileSync(p, 'utf8');
   rootIds = readIdentities('root', { TRELLIS_ROOT_IDENTITY_FILE: pristine.rootIdentityFile }, read)!;
   ciIds = readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: pristine.ciIdentityFile }, read)!;
@@ -497,7 +700,14 @@ function freshModel(): Model {
     for (const [service] of mesh.material.get(s.name)!.leaves) {
       const certPem = fs.readFileSync(pristine.out(s.name, service, 'cert.pem'), 'utf8');
       const cert = parseCertificate(certPem);
-      m.leaves.push({ scope: s.name, service, file: pristine.out(s.name, service, 'cert.pem'), cert, issuerKey: mesh.material.get(s.name)!.leaves.get(service)!.issuerKey!, serial: cert.serialNumber });
+      m.leaves.push({
+        scope: s.name,
+        service,
+        file: pristine.out(s.name, service, 'cert.pem'),
+        cert,
+        issuerKey: mesh.material.get(s.name)!.leaves.get(service)!.issuerKey!,
+        serial: cert.serialNumber,
+      });
     }
   }
   return m;
@@ -521,53 +731,135 @@ async function runSequence(steps: Step[]): Promise<void> {
  * Each names what was wrong before it was fixed.
  */
 const REGRESSIONS: [string, Step[]][] = [
-  ['a region added while another scope is in publish keeps that scope\'s next intermediate in every bundle', [
-    { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'add-region' }, { kind: 'renew', hours: 2 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a region added during a switch keeps the previous intermediate, so leaves it signed still verify', [
-    { kind: 'rotate', scope: 2, propagationHours: 1 }, { kind: 'renew', hours: 2 }, { kind: 'add-region' }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a region deleted by pull request stays trusted by the global scope until its retire ceremony; renew in between recomposes nothing away', [
-    { kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'delete-scope', scope: 3 }, { kind: 'renew', hours: 2 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a retired region\'s leaves verify nowhere, the rest keep verifying', [
-    { kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['two recoveries of one scope at one instant keep two evidence records (the second used to overwrite the first, which its ledger entry had linked)', [
-    { kind: 'recover', scope: 1 }, { kind: 'recover', scope: 1 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['recovery during a root overlap, then finalize', [
-    { kind: 'root-rotate' }, { kind: 'recover', scope: 1 }, { kind: 'renew', hours: 1 }, { kind: 'root-finalize' }, { kind: 'renew', hours: 1 },
-  ]],
-  ['hosts a deploy behind, checking CRLs along the chain, accept the leaves the switch mints (the publish release carries the next intermediate\'s leaf CRL)', [
-    { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'renew', hours: 0 }, { kind: 'renew', hours: 2 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a region\'s first leaves verify at hosts a deploy behind, CRLs checked, when the deploy before them came from a revoke elsewhere', [
-    { kind: 'add-region' }, { kind: 'revoke', scope: 4, service: 0 }, { kind: 'renew', hours: 37 },
-  ]],
-  ['a root rotation, then a deploy from a revoke before any renew: every scope\'s release still checks along the chain', [
-    { kind: 'root-rotate' }, { kind: 'revoke', scope: 1, service: 0 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf\'s file name); two intermediates of one name keep their own CRLs', [
-    { kind: 'rotate', scope: 4, propagationHours: 46 }, { kind: 'renew', hours: 69 }, { kind: 'add-region' }, { kind: 'renew', hours: 78 }, { kind: 'renew', hours: 22 },
-    { kind: 'revoke', scope: 4, service: 0 },
-  ]],
-  ['a region deleted by pull request, then a root rotation: renew signs its anchor CRL for the new root, so global\'s hosts checking CRLs along the chain still accept its leaves', [
-    { kind: 'add-region' }, { kind: 'renew', hours: 70 }, { kind: 'root-rotate' }, { kind: 'delete-scope', scope: 2 }, { kind: 'renew', hours: 1 },
-  ]],
-  ['a region deleted by pull request and never retired: renew keeps its CRLs current, so the newest release never carries an expired one', [
-    { kind: 'delete-scope', scope: 2 }, { kind: 'renew', hours: 60 }, { kind: 'renew', hours: 60 }, { kind: 'renew', hours: 60 },
-  ]],
-  ['an abort after the switch keeps trusting the aborted key until the leaves it signed have expired', [
-    { kind: 'rotate', scope: 1, propagationHours: 1 }, { kind: 'renew', hours: 2 }, { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 1 },
-  ]],
+  [
+    "a region added while another scope is in publish keeps that scope's next intermediate in every bundle",
+    [
+      { kind: 'rotate', scope: 1, propagationHours: 1 },
+      { kind: 'add-region' },
+      { kind: 'renew', hours: 2 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    'a region added during a switch keeps the previous intermediate, so leaves it signed still verify',
+    [
+      { kind: 'rotate', scope: 2, propagationHours: 1 },
+      { kind: 'renew', hours: 2 },
+      { kind: 'add-region' },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    'a region deleted by pull request stays trusted by the global scope until its retire ceremony; renew in between recomposes nothing away',
+    [
+      { kind: 'add-region' },
+      { kind: 'renew', hours: 1 },
+      { kind: 'delete-scope', scope: 3 },
+      { kind: 'renew', hours: 2 },
+      { kind: 'retire', scope: 0 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    "a retired region's leaves verify nowhere, the rest keep verifying",
+    [{ kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 }],
+  ],
+  [
+    'two recoveries of one scope at one instant keep two evidence records (the second used to overwrite the first, which its ledger entry had linked)',
+    [
+      { kind: 'recover', scope: 1 },
+      { kind: 'recover', scope: 1 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    'recovery during a root overlap, then finalize',
+    [
+      { kind: 'root-rotate' },
+      { kind: 'recover', scope: 1 },
+      { kind: 'renew', hours: 1 },
+      { kind: 'root-finalize' },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    "hosts a deploy behind, checking CRLs along the chain, accept the leaves the switch mints (the publish release carries the next intermediate's leaf CRL)",
+    [
+      { kind: 'rotate', scope: 1, propagationHours: 1 },
+      { kind: 'renew', hours: 0 },
+      { kind: 'renew', hours: 2 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    "a region's first leaves verify at hosts a deploy behind, CRLs checked, when the deploy before them came from a revoke elsewhere",
+    [{ kind: 'add-region' }, { kind: 'revoke', scope: 4, service: 0 }, { kind: 'renew', hours: 37 }],
+  ],
+  [
+    "a root rotation, then a deploy from a revoke before any renew: every scope's release still checks along the chain",
+    [{ kind: 'root-rotate' }, { kind: 'revoke', scope: 1, service: 0 }, { kind: 'renew', hours: 1 }],
+  ],
+  [
+    "a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf's file name); two intermediates of one name keep their own CRLs",
+    [
+      { kind: 'rotate', scope: 4, propagationHours: 46 },
+      { kind: 'renew', hours: 69 },
+      { kind: 'add-region' },
+      { kind: 'renew', hours: 78 },
+      { kind: 'renew', hours: 22 },
+      { kind: 'revoke', scope: 4, service: 0 },
+    ],
+  ],
+  [
+    "a region deleted by pull request, then a root rotation: renew signs its anchor CRL for the new root, so global's hosts checking CRLs along the chain still accept its leaves",
+    [
+      { kind: 'add-region' },
+      { kind: 'renew', hours: 70 },
+      { kind: 'root-rotate' },
+      { kind: 'delete-scope', scope: 2 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    'a region deleted by pull request and never retired: renew keeps its CRLs current, so the newest release never carries an expired one',
+    [
+      { kind: 'delete-scope', scope: 2 },
+      { kind: 'renew', hours: 60 },
+      { kind: 'renew', hours: 60 },
+      { kind: 'renew', hours: 60 },
+    ],
+  ],
+  [
+    'an abort after the switch keeps trusting the aborted key until the leaves it signed have expired',
+    [
+      { kind: 'rotate', scope: 1, propagationHours: 1 },
+      { kind: 'renew', hours: 2 },
+      { kind: 'abort', scope: 1 },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
 ];
 
-/** One sequence of every procedure, replayed through the real CLIs: the in-process model and the commands must agree. */
+/**
+ * One sequence of every procedure, replayed through the real CLIs: the in-process model and the commands must agree.
+ */
 const CLI_SAMPLE: Step[] = [
-  { kind: 'rotate', scope: 1, propagationHours: 2 }, { kind: 'add-region' }, { kind: 'renew', hours: 3 }, { kind: 'revoke', scope: 2, service: 0 },
-  { kind: 'abort', scope: 1 }, { kind: 'renew', hours: 24 }, { kind: 'recover', scope: 2 }, { kind: 'renew', hours: 1 }, { kind: 'delete-scope', scope: 0 }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 },
-  { kind: 'renew', hours: 200 }, { kind: 'root-rotate' }, { kind: 'renew', hours: 1 }, { kind: 'root-finalize' }, { kind: 'renew', hours: 1 },
+  { kind: 'rotate', scope: 1, propagationHours: 2 },
+  { kind: 'add-region' },
+  { kind: 'renew', hours: 3 },
+  { kind: 'revoke', scope: 2, service: 0 },
+  { kind: 'abort', scope: 1 },
+  { kind: 'renew', hours: 24 },
+  { kind: 'recover', scope: 2 },
+  { kind: 'renew', hours: 1 },
+  { kind: 'delete-scope', scope: 0 },
+  { kind: 'renew', hours: 1 },
+  { kind: 'retire', scope: 0 },
+  { kind: 'renew', hours: 200 },
+  { kind: 'root-rotate' },
+  { kind: 'renew', hours: 1 },
+  { kind: 'root-finalize' },
+  { kind: 'renew', hours: 1 },
 ];
 
 describe('model sampled through the real CLIs', () => {
@@ -585,11 +877,21 @@ describe('model sampled through the real CLIs', () => {
 });
 
 describe('model: procedures in any order', () => {
-  it.each(REGRESSIONS)('%s', async (_name, steps) => {
-    await runSequence(steps);
-  }, 120_000);
+  it.each(REGRESSIONS)(
+    '%s',
+    async (_name, steps) => {
+      await runSequence(steps);
+    },
+    120_000,
+  );
 
   it(`${RUNS} random sequences keep verify clean and every live leaf trusted exactly where it must be`, async () => {
-    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 10 }), runSequence), { numRuns: RUNS, endOnFailure: true, ...(process.env.TRELLIS_MODEL_SEED ? { seed: Number(process.env.TRELLIS_MODEL_SEED), path: process.env.TRELLIS_MODEL_PATH } : {}) });
+    await fc.assert(fc.asyncProperty(fc.array(step, { minLength: 3, maxLength: 10 }), runSequence), {
+      numRuns: RUNS,
+      endOnFailure: true,
+      ...(process.env.TRELLIS_MODEL_SEED
+        ? { seed: Number(process.env.TRELLIS_MODEL_SEED), path: process.env.TRELLIS_MODEL_PATH }
+        : {}),
+    });
   }, 900_000);
 });

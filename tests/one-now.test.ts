@@ -12,8 +12,20 @@
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  CLOCK_SKEW_MS, appendToLedger, assertNowNotAhead, canonicalJson, importSigningKey, isTrellisError, ledgerSigner, notYetValid, parseCertificate, parseLedger, sha256Hex, tryDecrypt,
-  type LedgerDraft, type LedgerSigner,
+  CLOCK_SKEW_MS,
+  appendToLedger,
+  assertNowNotAhead,
+  canonicalJson,
+  importSigningKey,
+  isTrellisError,
+  ledgerSigner,
+  notYetValid,
+  parseCertificate,
+  parseLedger,
+  sha256Hex,
+  tryDecrypt,
+  type LedgerDraft,
+  type LedgerSigner,
 } from '@trellis/core';
 import fs from 'node:fs';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -32,32 +44,42 @@ const offsets = fc.oneof(
 
 describe('the predicate', () => {
   it('is not yet valid exactly when it starts later than now plus the skew allowance', () => {
-    fc.assert(fc.property(fc.integer({ min: 0, max: 4_000_000_000_000 }), offsets, (base, off) => {
-      const now = new Date(base);
-      expect(notYetValid(new Date(base + off), now)).toBe(off > CLOCK_SKEW_MS);
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4_000_000_000_000 }), offsets, (base, off) => {
+        const now = new Date(base);
+        expect(notYetValid(new Date(base + off), now)).toBe(off > CLOCK_SKEW_MS);
+      }),
+      { numRuns: 500 },
+    );
   });
 
   it('--now ahead by more than the allowance is usage (exit 2) naming both times, unless --now-ahead', () => {
-    fc.assert(fc.property(offsets, fc.boolean(), (off, ahead) => {
-      const real = new Date(RUN_NOW);
-      const now = new Date(real.getTime() + off);
-      let thrown: unknown;
-      try {
-        assertNowNotAhead(now, real, ahead);
-      } catch (e) {
-        thrown = e;
-      }
-      if (off > CLOCK_SKEW_MS && !ahead) {
-        expect(isTrellisError(thrown) && thrown.exitCode).toBe(2);
-        expect((thrown as Error).message).toContain(now.toISOString().slice(0, 19));
-        expect((thrown as Error).message).toContain(real.toISOString().slice(0, 19));
-      } else expect(thrown).toBeUndefined();
-    }), { numRuns: 500 });
+    fc.assert(
+      fc.property(offsets, fc.boolean(), (off, ahead) => {
+        const real = new Date(RUN_NOW);
+        const now = new Date(real.getTime() + off);
+        let thrown: unknown;
+        try {
+          assertNowNotAhead(now, real, ahead);
+        } catch (e) {
+          thrown = e;
+        }
+        if (off > CLOCK_SKEW_MS && !ahead) {
+          expect(isTrellisError(thrown) && thrown.exitCode).toBe(2);
+          expect((thrown as Error).message).toContain(now.toISOString().slice(0, 19));
+          expect((thrown as Error).message).toContain(real.toISOString().slice(0, 19));
+        } else expect(thrown).toBeUndefined();
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 
-const identities = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
+const identities = (file: string) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
 async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFile: string): Promise<LedgerSigner> {
   const opened = await tryDecrypt(identities(identityFile), m.read(keyFile));
   if (!opened.ok) throw new Error(`cannot open ${keyFile}`);
@@ -67,7 +89,15 @@ async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFil
 /** What a pull request can write: a well-formed entry chained to the head, unsigned. */
 function appendUnsigned(text: string, draft: LedgerDraft): string {
   const head = parseLedger(text).entries.at(-1);
-  const body = { seq: (head?.seq ?? 0) + 1, at: draft.at, op: draft.op, actor: draft.actor, details: draft.details ?? {}, created: draft.created ?? [], prev: head?.hash ?? null };
+  const body = {
+    seq: (head?.seq ?? 0) + 1,
+    at: draft.at,
+    op: draft.op,
+    actor: draft.actor,
+    details: draft.details ?? {},
+    created: draft.created ?? [],
+    prev: head?.hash ?? null,
+  };
   return `${text}${canonicalJson({ ...body, hash: sha256Hex(canonicalJson(body)) })}\n`;
 }
 
@@ -79,20 +109,27 @@ describe('--now through the CLIs', () => {
 
   it('every CLI refuses --now ahead of its clock without --now-ahead, and takes it with', async () => {
     // Away from the boundary by a minute either side: the real clock moves while a CLI starts.
-    const away = fc.oneof(fc.integer({ min: -30 * DAY, max: CLOCK_SKEW_MS - MINUTE }), fc.integer({ min: CLOCK_SKEW_MS + MINUTE, max: 400 * DAY }));
-    await fc.assert(fc.asyncProperty(away, fc.constantFrom('ci', 'root'), async (off, cli) => {
-      const when = at(new Date(), off);
-      const run = (extra: string[]) => (cli === 'ci' ? m.ci(['status', '--now', when, ...extra]) : m.root(['status', '--now', when, ...extra]));
-      const r = await run([]);
-      if (off > CLOCK_SKEW_MS) {
-        expect(r.code, r.stderr).toBe(2);
-        expect(r.stderr).toContain(`--now ${when} is ahead of this machine's clock (`);
-        expect(r.stderr).toMatch(/--now-ahead/);
-        expect((await run(['--now-ahead'])).code).toBe(0);
-      } else if (cli === 'ci' || off >= 0) {
-        expect(r.code, r.stderr).toBe(0); // trellis-root refuses a time behind its ledger: another rule
-      }
-    }), { numRuns: RUNS });
+    const away = fc.oneof(
+      fc.integer({ min: -30 * DAY, max: CLOCK_SKEW_MS - MINUTE }),
+      fc.integer({ min: CLOCK_SKEW_MS + MINUTE, max: 400 * DAY }),
+    );
+    await fc.assert(
+      fc.asyncProperty(away, fc.constantFrom('ci', 'root'), async (off, cli) => {
+        const when = at(new Date(), off);
+        const run = (extra: string[]) =>
+          cli === 'ci' ? m.ci(['status', '--now', when, ...extra]) : m.root(['status', '--now', when, ...extra]);
+        const r = await run([]);
+        if (off > CLOCK_SKEW_MS) {
+          expect(r.code, r.stderr).toBe(2);
+          expect(r.stderr).toContain(`--now ${when} is ahead of this machine's clock (`);
+          expect(r.stderr).toMatch(/--now-ahead/);
+          expect((await run(['--now-ahead'])).code).toBe(0);
+        } else if (cli === 'ci' || off >= 0) {
+          expect(r.code, r.stderr).toBe(0); // trellis-root refuses a time behind its ledger: another rule
+        }
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it('check answers a --now ahead as Nagios UNKNOWN (exit 3), its own code for a run it cannot judge', async () => {
@@ -104,21 +141,31 @@ describe('--now through the CLIs', () => {
   });
 });
 
-const leafStates = (json: string) => (JSON.parse(json) as { scopes: { scope: string; leaves: { state: string }[] }[] }).scopes.find((s) => s.scope === 'us-east-1')!.leaves.map((l) => l.state);
+const leafStates = (json: string) =>
+  (JSON.parse(json) as { scopes: { scope: string; leaves: { state: string }[] }[] }).scopes
+    .find((s) => s.scope === 'us-east-1')!
+    .leaves.map((l) => l.state);
 
 describe('leaves minted at generated offsets, judged at the real clock', () => {
   it('status says not-yet-valid exactly for a leaf dated beyond the skew allowance, and renew at the real clock re-mints it', async () => {
     const m = await FakeMesh.create({ scopes: { 'us-east-1': ['api'] } });
-    // Leaves are backdated a minute; a minute's margin either side of the boundary, for the real clock moving meanwhile.
-    const away = fc.oneof(fc.integer({ min: 0, max: CLOCK_SKEW_MS - MINUTE }), fc.integer({ min: CLOCK_SKEW_MS + 3 * MINUTE, max: 30 * DAY }));
-    await fc.assert(fc.asyncProperty(away, async (off) => {
-      const r = await m.ci(['renew', '--force', '--now', at(new Date(), off), '--now-ahead']);
-      expect(r.code, r.stderr).toBe(0);
-      const early = off > CLOCK_SKEW_MS;
-      expect(leafStates((await m.ci(['status', '--json'])).stdout)).toEqual([early ? 'not-yet-valid' : 'ok']);
-      const renew = await m.ci(['renew', '--dry-run']);
-      expect(renew.stdout.includes('not-yet-valid'), renew.stdout).toBe(early);
-    }), { numRuns: Math.min(RUNS, 4) });
+    // Leaves are backdated a minute; a minute's margin either side of the boundary, for the real clock moving
+    // meanwhile.
+    const away = fc.oneof(
+      fc.integer({ min: 0, max: CLOCK_SKEW_MS - MINUTE }),
+      fc.integer({ min: CLOCK_SKEW_MS + 3 * MINUTE, max: 30 * DAY }),
+    );
+    await fc.assert(
+      fc.asyncProperty(away, async (off) => {
+        const r = await m.ci(['renew', '--force', '--now', at(new Date(), off), '--now-ahead']);
+        expect(r.code, r.stderr).toBe(0);
+        const early = off > CLOCK_SKEW_MS;
+        expect(leafStates((await m.ci(['status', '--json'])).stdout)).toEqual([early ? 'not-yet-valid' : 'ok']);
+        const renew = await m.ci(['renew', '--dry-run']);
+        expect(renew.stdout.includes('not-yet-valid'), renew.stdout).toBe(early);
+      }),
+      { numRuns: Math.min(RUNS, 4) },
+    );
   });
 });
 
@@ -141,7 +188,9 @@ describe('a renew with --now far ahead, judged at the real clock', () => {
     const check = await m.ci(['check']);
     expect(check.code).toBe(2);
     expect(check.stdout).toMatch(/^TRELLIS CRITICAL/);
-    expect(check.stdout).toMatch(/CRITICAL +certificate +us-east-1\/api +leaf serial \S+ not valid before .*run trellis-ci renew/);
+    expect(check.stdout).toMatch(
+      /CRITICAL +certificate +us-east-1\/api +leaf serial \S+ not valid before .*run trellis-ci renew/,
+    );
     expect(check.stdout).toMatch(/CRITICAL +crl +us-east-1 +leaf CRL of .* not valid before /);
 
     const status = await m.ci(['status', '--json']);
@@ -164,7 +213,9 @@ describe('a renew with --now far ahead, judged at the real clock', () => {
     expect(r.code, r.stderr).toBe(0);
     const verify = await m.ci(['verify']);
     expect(verify.stdout).toMatch(/✗ error +expiry +\[ap-south-1\] intermediate not valid before /);
-    expect((await m.ci(['check'])).stdout).toMatch(/CRITICAL +certificate +ap-south-1 +active intermediate serial \S+ not valid before /);
+    expect((await m.ci(['check'])).stdout).toMatch(
+      /CRITICAL +certificate +ap-south-1 +active intermediate serial \S+ not valid before /,
+    );
     expect((await m.ci(['status'])).stdout).toMatch(/scope ap-south-1 .*NOT YET VALID: valid from /);
   });
 });
@@ -188,8 +239,16 @@ describe('ledger times that count', () => {
   });
 
   it('an entry dated 2099 signed by the CI-held intermediate key does not bound the workstation', async () => {
-    const ci = await keyOf(m, 'bundles/us-east-1/intermediate.pem', 'bundles/us-east-1/intermediate.key.age', m.ciIdentityFile);
-    m.write(ROOT_LEDGER, appendToLedger(pristineLedger, { op: 'crl', at: FAR, actor: 'stolen-key', details: {} }, ROOT_LEDGER, ci).text);
+    const ci = await keyOf(
+      m,
+      'bundles/us-east-1/intermediate.pem',
+      'bundles/us-east-1/intermediate.key.age',
+      m.ciIdentityFile,
+    );
+    m.write(
+      ROOT_LEDGER,
+      appendToLedger(pristineLedger, { op: 'crl', at: FAR, actor: 'stolen-key', details: {} }, ROOT_LEDGER, ci).text,
+    );
     const status = await m.root(['status']);
     expect(status.code, status.stderr).toBe(0);
     expect((await m.root(['verify'])).stdout).toMatch(/which is not a root certificate/);
@@ -197,7 +256,15 @@ describe('ledger times that count', () => {
 
   it('a root-signed entry still bounds it (the rule is intact)', async () => {
     const root = await keyOf(m, 'bundles/root/root.pem', 'bundles/root/root.key.age', m.rootIdentityFile);
-    m.write(ROOT_LEDGER, appendToLedger(pristineLedger, { op: 'crl', at: at(RUN_NOW, DAY), actor: 'custodian', details: {} }, ROOT_LEDGER, root).text);
+    m.write(
+      ROOT_LEDGER,
+      appendToLedger(
+        pristineLedger,
+        { op: 'crl', at: at(RUN_NOW, DAY), actor: 'custodian', details: {} },
+        ROOT_LEDGER,
+        root,
+      ).text,
+    );
     const r = await m.root(['status']);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/earlier than the newest root ledger entry/);
@@ -205,12 +272,17 @@ describe('ledger times that count', () => {
   });
 });
 
-describe('recover with the workstation clock behind CI\'s', () => {
+describe("recover with the workstation clock behind CI's", () => {
   it('orders what the burned key signed by sequence: renew of the recovered scope works', async () => {
     const m = await FakeMesh.create({ now: at(RUN_NOW, -3 * HOUR), scopes: { 'us-east-1': ['api', 'web'] } });
     // CI signs at the real clock; the workstation's clock is an hour behind it.
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
-    const burnedKey = await keyOf(m, 'bundles/us-east-1/intermediate.pem', 'bundles/us-east-1/intermediate.key.age', m.ciIdentityFile);
+    const burnedKey = await keyOf(
+      m,
+      'bundles/us-east-1/intermediate.pem',
+      'bundles/us-east-1/intermediate.key.age',
+      m.ciIdentityFile,
+    );
     const rec = await m.root(['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', at(RUN_NOW, -HOUR)]);
     expect(rec.code, rec.stderr).toBe(0);
     const renew = await m.ci(['renew']);
@@ -219,7 +291,17 @@ describe('recover with the workstation clock behind CI\'s', () => {
     expect(verify.stdout).not.toMatch(/✗ error +ledger/);
     // What the burned key signs after the recovery still counts for nothing, whatever time it claims.
     const US = 'bundles/us-east-1/ledger.jsonl';
-    m.write(US, appendToLedger(m.read(US), { op: 'renew', at: at(RUN_NOW, -2 * HOUR), actor: 'thief', details: {} }, US, burnedKey).text);
-    expect((await m.ci(['verify'])).stdout).toMatch(/✗ error +ledger +\[us-east-1\] entry \d+: signed by intermediate \S+ after the entry that revoked it/);
+    m.write(
+      US,
+      appendToLedger(
+        m.read(US),
+        { op: 'renew', at: at(RUN_NOW, -2 * HOUR), actor: 'thief', details: {} },
+        US,
+        burnedKey,
+      ).text,
+    );
+    expect((await m.ci(['verify'])).stdout).toMatch(
+      /✗ error +ledger +\[us-east-1\] entry \d+: signed by intermediate \S+ after the entry that revoked it/,
+    );
   });
 });

@@ -12,9 +12,16 @@ import { FakeMesh } from './helpers/fake-mesh.js';
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-dir-'));
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
 /** The store's files outside the .trellis work area (which a case below turns into a link). */
-const storeFiles = (m: FakeMesh) => Object.fromEntries(fs.readdirSync(m.dir, { recursive: true, withFileTypes: true })
-  .filter((e) => e.isFile() && !path.relative(m.dir, e.parentPath).startsWith('.trellis'))
-  .map((e) => [path.relative(m.dir, path.join(e.parentPath, e.name)), fs.readFileSync(path.join(e.parentPath, e.name), 'utf8')]));
+const storeFiles = (m: FakeMesh) =>
+  Object.fromEntries(
+    fs
+      .readdirSync(m.dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile() && !path.relative(m.dir, e.parentPath).startsWith('.trellis'))
+      .map((e) => [
+        path.relative(m.dir, path.join(e.parentPath, e.name)),
+        fs.readFileSync(path.join(e.parentPath, e.name), 'utf8'),
+      ]),
+  );
 let pristine: FakeMesh;
 
 beforeAll(async () => {
@@ -27,7 +34,7 @@ describe('renew output directory', () => {
     expect(mode(pristine.out('us-east-1', 'api', 'key.pem'))).toBe(0o600);
   });
 
-  it('a new --out directory is created 0700, and so is revoke\'s', async () => {
+  it("a new --out directory is created 0700, and so is revoke's", async () => {
     const m = pristine.clone();
     const out = path.join(work, 'fresh', 'out');
     expect((await m.ci(['renew', '--force', '--out', out])).code).toBe(0);
@@ -47,40 +54,70 @@ describe('renew output directory', () => {
   });
 
   it.each([
-    ['--out that is a symbolic link', 3, (_m: FakeMesh) => {
-      const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'));
-      const link = path.join(work, `link-${path.basename(elsewhere)}`);
-      fs.symlinkSync(elsewhere, link);
-      return { args: ['--out', link], untouched: elsewhere };
-    }, /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/],
-    ['a default whose .trellis is a symbolic link out of the store', 3, (m: FakeMesh) => {
-      const elsewhere = fs.mkdtempSync(path.join(work, 'served-'));
-      fs.rmSync(m.path('.trellis'), { recursive: true });
-      fs.symlinkSync(elsewhere, m.path('.trellis'));
-      return { args: [], untouched: elsewhere };
-    }, /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/],
-    ['a scope directory in the output that links into bundles/ (keys git would commit)', 3, (m: FakeMesh) => {
-      fs.rmSync(m.path('.trellis/out/us-east-1'), { recursive: true, force: true });
-      fs.symlinkSync('../../bundles/us-east-1', m.path('.trellis/out/us-east-1'));
-      return { args: [], untouched: undefined }; // the store, bundles/ included, stays byte-identical
-    }, /cannot write leaves under .*\.trellis\/out: us-east-1 in it is a symbolic link, and leaf keys would be written wherever it points/],
-    ['a service directory in the output that links elsewhere', 3, (m: FakeMesh) => {
-      const elsewhere = fs.mkdtempSync(path.join(work, 'service-'));
-      fs.rmSync(m.path('.trellis/out/us-east-1/api'), { recursive: true, force: true });
-      fs.symlinkSync(elsewhere, m.path('.trellis/out/us-east-1/api'));
-      return { args: [], untouched: elsewhere };
-    }, /cannot write leaves under .*\.trellis\/out: us-east-1\/api in it is a symbolic link/],
-    ['--out owned by another user', 3, () => {
-      // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
-      const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));
-      fs.chownSync(theirs, 65534, 65534);
-      return { args: ['--out', theirs], untouched: theirs };
-    }, /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), and its owner could read the leaf keys/],
-    ['--out at a file', 2, () => {
-      const file = path.join(work, 'a-file');
-      fs.writeFileSync(file, 'x');
-      return { args: ['--out', file], untouched: undefined };
-    }, /cannot write leaves under .*a-file: it is not a directory\n  → point --out at a directory/],
+    [
+      '--out that is a symbolic link',
+      3,
+      (_m: FakeMesh) => {
+        const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'));
+        const link = path.join(work, `link-${path.basename(elsewhere)}`);
+        fs.symlinkSync(elsewhere, link);
+        return { args: ['--out', link], untouched: elsewhere };
+      },
+      /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/,
+    ],
+    [
+      'a default whose .trellis is a symbolic link out of the store',
+      3,
+      (m: FakeMesh) => {
+        const elsewhere = fs.mkdtempSync(path.join(work, 'served-'));
+        fs.rmSync(m.path('.trellis'), { recursive: true });
+        fs.symlinkSync(elsewhere, m.path('.trellis'));
+        return { args: [], untouched: elsewhere };
+      },
+      /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/,
+    ],
+    [
+      'a scope directory in the output that links into bundles/ (keys git would commit)',
+      3,
+      (m: FakeMesh) => {
+        fs.rmSync(m.path('.trellis/out/us-east-1'), { recursive: true, force: true });
+        fs.symlinkSync('../../bundles/us-east-1', m.path('.trellis/out/us-east-1'));
+        return { args: [], untouched: undefined }; // the store, bundles/ included, stays byte-identical
+      },
+      /cannot write leaves under .*\.trellis\/out: us-east-1 in it is a symbolic link, and leaf keys would be written wherever it points/,
+    ],
+    [
+      'a service directory in the output that links elsewhere',
+      3,
+      (m: FakeMesh) => {
+        const elsewhere = fs.mkdtempSync(path.join(work, 'service-'));
+        fs.rmSync(m.path('.trellis/out/us-east-1/api'), { recursive: true, force: true });
+        fs.symlinkSync(elsewhere, m.path('.trellis/out/us-east-1/api'));
+        return { args: [], untouched: elsewhere };
+      },
+      /cannot write leaves under .*\.trellis\/out: us-east-1\/api in it is a symbolic link/,
+    ],
+    [
+      '--out owned by another user',
+      3,
+      () => {
+        // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
+        const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));
+        fs.chownSync(theirs, 65534, 65534);
+        return { args: ['--out', theirs], untouched: theirs };
+      },
+      /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), and its owner could read the leaf keys/,
+    ],
+    [
+      '--out at a file',
+      2,
+      () => {
+        const file = path.join(work, 'a-file');
+        fs.writeFileSync(file, 'x');
+        return { args: ['--out', file], untouched: undefined };
+      },
+      /cannot write leaves under .*a-file: it is not a directory\n  → point --out at a directory/,
+    ],
   ])('renew refuses %s (exit %i), the store byte-identical and no key written', async (_name, code, setup, message) => {
     const m = pristine.clone();
     const { args, untouched } = setup(m);
@@ -91,12 +128,14 @@ describe('renew output directory', () => {
     expect(r.stderr).toMatch(message);
     expect(r.stderr).not.toMatch(/\n\s+at .*\.js:\d+/);
     expect(storeFiles(m)).toEqual(before);
-    if (untouched) expect(fs.readdirSync(untouched, { recursive: true }).filter((f) => String(f).endsWith('.pem'))).toEqual([]);
+    if (untouched)
+      expect(fs.readdirSync(untouched, { recursive: true }).filter((f) => String(f).endsWith('.pem'))).toEqual([]);
   });
 });
 
-describe('the output directory holds the scope\'s release', () => {
-  const scopeFile = (m: FakeMesh, scope: string, f: string) => fs.readFileSync(m.path(`.trellis/out/${scope}/${f}`), 'utf8');
+describe("the output directory holds the scope's release", () => {
+  const scopeFile = (m: FakeMesh, scope: string, f: string) =>
+    fs.readFileSync(m.path(`.trellis/out/${scope}/${f}`), 'utf8');
   /** What deploy would ship for the scope: composed by releaseFor from the store as it stands. */
   const release = async (m: FakeMesh, scope: string) => {
     const { loadMesh, openStore, releaseFor } = await import('@trellis/core');
@@ -104,10 +143,11 @@ describe('the output directory holds the scope\'s release', () => {
   };
   const expectRelease = async (m: FakeMesh, scope: string) => {
     const r = await release(m, scope);
-    for (const f of ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const) expect(scopeFile(m, scope, f), `${scope}/${f}`).toBe(r[f]);
+    for (const f of ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const)
+      expect(scopeFile(m, scope, f), `${scope}/${f}`).toBe(r[f]);
   };
 
-  it('after a rotation\'s publish, the next renew brings trust.pem and crl.pem to the release (3 certificates, as bundles/ holds)', async () => {
+  it("after a rotation's publish, the next renew brings trust.pem and crl.pem to the release (3 certificates, as bundles/ holds)", async () => {
     const m = pristine.clone();
     expect((await m.root(['rotate', 'intermediate', 'us-east-1'])).code).toBe(0);
     expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN CERTIFICATE/g)).toHaveLength(3);
@@ -117,7 +157,7 @@ describe('the output directory holds the scope\'s release', () => {
     await expectRelease(m, 'us-east-1');
   });
 
-  it('revoke writes the release\'s CRLs (every trusted scope\'s, the new revocation included)', async () => {
+  it("revoke writes the release's CRLs (every trusted scope's, the new revocation included)", async () => {
     const m = pristine.clone();
     expect((await m.ci(['revoke', 'us-east-1/api'])).code).toBe(0);
     await expectRelease(m, 'us-east-1');
@@ -125,16 +165,22 @@ describe('the output directory holds the scope\'s release', () => {
 });
 
 describe('deploy --wipe-out', () => {
-  /** us-east-1/api deployed to a fresh dir target, the directory (and a failing reload, when asked) confirmed in the allow-list. */
+  /**
+   * us-east-1/api deployed to a fresh dir target, the directory (and a failing reload, when asked) confirmed in the
+   * allow-list.
+   */
   const withDir = async (reload?: string) => {
     const m = pristine.clone();
     const dir = fs.mkdtempSync(path.join(work, 'target-'));
     await m.allow({ dir: { paths: [dir] }, ...(reload ? { reload: { failing: reload } } : {}) });
-    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, ...(reload ? { reload: 'failing' } : {}) }] } }, 'web']);
+    m.writeScope('us-east-1', [
+      { api: { deploy: [{ type: 'dir', path: dir, ...(reload ? { reload: 'failing' } : {}) }] } },
+      'web',
+    ]);
     return { m, dir };
   };
 
-  it('refuses a leaf whose key is not its certificate\'s (a write cut short by a power loss): exit 1, naming the file, nothing installed', async () => {
+  it("refuses a leaf whose key is not its certificate's (a write cut short by a power loss): exit 1, naming the file, nothing installed", async () => {
     const { m, dir } = await withDir();
     const key = m.out('us-east-1', 'api', 'key.pem');
     fs.writeFileSync(key, Buffer.alloc(fs.statSync(key).size)); // what a zeroed spare would read as

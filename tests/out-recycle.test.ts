@@ -100,7 +100,11 @@ describe('replaceRecycling', () => {
     writeLeafDir(scope, { service: 'api', certPem: 'C1\n', keyPem: 'K1\n' }, 'I\n');
     writeLeafDir(scope, { service: 'api', certPem: 'C2\n', keyPem: 'K2\n' }, 'I\n');
     const d = path.join(scope, 'api');
-    expect(['key.pem', 'cert.pem', 'chain.pem'].map((n) => fs.readFileSync(path.join(d, n), 'utf8'))).toEqual(['K2\n', 'C2\n', 'C2\nI\n']);
+    expect(['key.pem', 'cert.pem', 'chain.pem'].map((n) => fs.readFileSync(path.join(d, n), 'utf8'))).toEqual([
+      'K2\n',
+      'C2\n',
+      'C2\nI\n',
+    ]);
     expect(zeros(spareOf(path.join(d, 'key.pem')))).toBe(true);
     expect(fs.readFileSync(spareOf(path.join(d, 'cert.pem')), 'utf8')).toBe('C1\n');
   });
@@ -112,7 +116,8 @@ describe('renew re-minting into an existing output directory (worker threads)', 
   const names = Array.from({ length: 300 }, (_, i) => `svc-${String(i).padStart(4, '0')}`);
   let m: FakeMesh;
   const files = ['key.pem', 'cert.pem', 'chain.pem'];
-  const inodes = (which: (f: string) => string) => names.flatMap((s) => files.map((f) => ino(which(m.out('us-east-1', s, f)))));
+  const inodes = (which: (f: string) => string) =>
+    names.flatMap((s) => files.map((f) => ino(which(m.out('us-east-1', s, f)))));
 
   beforeAll(async () => {
     m = await FakeMesh.create({ scopes: { global: [], 'us-east-1': names }, now: NOW, leaves: false });
@@ -120,7 +125,7 @@ describe('renew re-minting into an existing output directory (worker threads)', 
     expect((await m.ci(['renew', '--now', NOW, '--now-ahead', '--quiet', '--force'])).code).toBe(0);
   }, 180_000);
 
-  it('a third renew allocates no inode: every file takes its spare\'s, every spare the replaced one', async () => {
+  it("a third renew allocates no inode: every file takes its spare's, every spare the replaced one", async () => {
     const files2 = inodes((f) => f);
     const spares2 = inodes(spareOf);
     const r = await m.ci(['renew', '--now', NOW, '--now-ahead', '--quiet', '--force']);
@@ -135,12 +140,24 @@ describe('renew re-minting into an existing output directory (worker threads)', 
     for (const s of names) {
       const cert = fs.readFileSync(m.out('us-east-1', s, 'cert.pem'), 'utf8');
       const x = new X509Certificate(cert);
-      expect(x.publicKey.export({ format: 'der', type: 'spki' })).toEqual(createPublicKey(fs.readFileSync(m.out('us-east-1', s, 'key.pem'), 'utf8')).export({ format: 'der', type: 'spki' }));
+      expect(x.publicKey.export({ format: 'der', type: 'spki' })).toEqual(
+        createPublicKey(fs.readFileSync(m.out('us-east-1', s, 'key.pem'), 'utf8')).export({
+          format: 'der',
+          type: 'spki',
+        }),
+      );
       expect(leaves).toContain(x.serialNumber.toLowerCase());
       expect(fs.readFileSync(m.out('us-east-1', s, 'chain.pem'), 'utf8')).toBe(cert + inter);
       expect(fs.statSync(m.out('us-east-1', s, 'key.pem')).mode & 0o777).toBe(0o600);
       expect(zeros(spareOf(m.out('us-east-1', s, 'key.pem')))).toBe(true);
-      expect(fs.readdirSync(path.dirname(m.out('us-east-1', s, 'key.pem'))).sort()).toEqual(['.cert.pem.spare', '.chain.pem.spare', '.key.pem.spare', 'cert.pem', 'chain.pem', 'key.pem']);
+      expect(fs.readdirSync(path.dirname(m.out('us-east-1', s, 'key.pem'))).sort()).toEqual([
+        '.cert.pem.spare',
+        '.chain.pem.spare',
+        '.key.pem.spare',
+        'cert.pem',
+        'chain.pem',
+        'key.pem',
+      ]);
     }
   });
 
@@ -148,7 +165,12 @@ describe('renew re-minting into an existing output directory (worker threads)', 
     expect((await m.ci(['verify', '--now', NOW, '--now-ahead'])).code).toBe(0);
     const { wipeOutDir } = await import('../packages/ci/src/out-dir.js');
     const out = m.path('.trellis/out');
-    expect(wipeOutDir(out, names.map((s) => `us-east-1/${s}`))).toBe(names.length);
+    expect(
+      wipeOutDir(
+        out,
+        names.map((s) => `us-east-1/${s}`),
+      ),
+    ).toBe(names.length);
     expect(fs.existsSync(path.join(out, 'us-east-1'))).toBe(false);
   });
 });

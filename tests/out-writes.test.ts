@@ -27,11 +27,22 @@ const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-writes-'));
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
 
 type Shape =
-  | 'link-to-file' | 'link-to-dir' | 'dangling-link' | 'fifo' | 'device' | 'directory' | 'regular-file'
-  | 'linked-parent-in-store' | 'linked-child' | 'tracked-tree';
+  | 'link-to-file'
+  | 'link-to-dir'
+  | 'dangling-link'
+  | 'fifo'
+  | 'device'
+  | 'directory'
+  | 'regular-file'
+  | 'linked-parent-in-store'
+  | 'linked-child'
+  | 'tracked-tree';
 
 /** What a shape planted: the path to hand the flag, and a check that nothing reached what it points at. */
-interface Planted { at: string; untouched: () => void }
+interface Planted {
+  at: string;
+  untouched: () => void;
+}
 
 /**
  * Plants `shape` for a flag that takes a file (`kind` file) or a directory.
@@ -56,7 +67,13 @@ function plant(shape: Shape, storeDir: string, name: string, kind: 'file' | 'dir
       return { at, untouched: victimSame };
     case 'dangling-link':
       fs.symlinkSync(path.join(victim, 'gone'), at);
-      return { at, untouched: () => { victimSame(); expect(fs.lstatSync(at).isSymbolicLink()).toBe(true); } };
+      return {
+        at,
+        untouched: () => {
+          victimSame();
+          expect(fs.lstatSync(at).isSymbolicLink()).toBe(true);
+        },
+      };
     case 'fifo':
       execFileSync('mkfifo', [at]);
       return { at, untouched: () => expect(fs.lstatSync(at).isFIFO()).toBe(true) };
@@ -83,14 +100,33 @@ function plant(shape: Shape, storeDir: string, name: string, kind: 'file' | 'dir
     }
     case 'tracked-tree': {
       const dir = path.join(storeDir, `t-${name}`);
-      return { at: kind === 'file' ? path.join(dir, 'id') : dir, untouched: () => expect(fs.existsSync(dir)).toBe(false) };
+      return {
+        at: kind === 'file' ? path.join(dir, 'id') : dir,
+        untouched: () => expect(fs.existsSync(dir)).toBe(false),
+      };
     }
   }
 }
 
 const NAME = fc.stringMatching(/^[a-z][a-z0-9._-]{0,11}$/);
-const FILE_SHAPES: Shape[] = ['link-to-file', 'link-to-dir', 'dangling-link', 'fifo', 'directory', 'linked-parent-in-store', ...(ROOT ? ['device' as const] : [])];
-const DIR_SHAPES: Shape[] = ['link-to-dir', 'dangling-link', 'fifo', 'regular-file', 'linked-parent-in-store', 'linked-child', ...(ROOT ? ['device' as const] : [])];
+const FILE_SHAPES: Shape[] = [
+  'link-to-file',
+  'link-to-dir',
+  'dangling-link',
+  'fifo',
+  'directory',
+  'linked-parent-in-store',
+  ...(ROOT ? ['device' as const] : []),
+];
+const DIR_SHAPES: Shape[] = [
+  'link-to-dir',
+  'dangling-link',
+  'fifo',
+  'regular-file',
+  'linked-parent-in-store',
+  'linked-child',
+  ...(ROOT ? ['device' as const] : []),
+];
 const NO_TRACE = /internal error|\n\s+at \S/;
 
 /**
@@ -98,20 +134,29 @@ const NO_TRACE = /internal error|\n\s+at \S/;
  * fast-check draws) and generated names, the command exits `code(shape)`,
  * says `says`, leaves the victim and the store as they were.
  */
-async function refusesEveryShape(shapes: Shape[], kind: 'file' | 'dir', fresh: () => FakeMesh, code: (s: Shape) => number,
-  run: (m: FakeMesh, at: string) => Promise<Run>, says: RegExp): Promise<void> {
-  await fc.assert(fc.asyncProperty(fc.constantFrom(...shapes), NAME, async (shape, name) => {
-    const m = fresh();
-    const p = plant(shape, m.dir, name, kind);
-    const snap = () => (fs.existsSync(m.dir) ? hashTree(m.dir) : null);
-    const before = snap();
-    const r = await run(m, p.at);
-    expect(r.code, `${shape} ${name}: ${r.stdout}${r.stderr}`).toBe(code(shape));
-    expect(r.stdout + r.stderr).toMatch(says);
-    expect(r.stdout + r.stderr).not.toMatch(NO_TRACE);
-    p.untouched();
-    expect(snap()).toEqual(before);
-  }), { numRuns: RUNS + shapes.length, examples: shapes.map((s) => [s, 'a']) });
+async function refusesEveryShape(
+  shapes: Shape[],
+  kind: 'file' | 'dir',
+  fresh: () => FakeMesh,
+  code: (s: Shape) => number,
+  run: (m: FakeMesh, at: string) => Promise<Run>,
+  says: RegExp,
+): Promise<void> {
+  await fc.assert(
+    fc.asyncProperty(fc.constantFrom(...shapes), NAME, async (shape, name) => {
+      const m = fresh();
+      const p = plant(shape, m.dir, name, kind);
+      const snap = () => (fs.existsSync(m.dir) ? hashTree(m.dir) : null);
+      const before = snap();
+      const r = await run(m, p.at);
+      expect(r.code, `${shape} ${name}: ${r.stdout}${r.stderr}`).toBe(code(shape));
+      expect(r.stdout + r.stderr).toMatch(says);
+      expect(r.stdout + r.stderr).not.toMatch(NO_TRACE);
+      p.untouched();
+      expect(snap()).toEqual(before);
+    }),
+    { numRuns: RUNS + shapes.length, examples: shapes.map((s) => [s, 'a']) },
+  );
 }
 
 let pristine: FakeMesh;
@@ -121,21 +166,41 @@ beforeAll(async () => {
   hostRecipient = (await newIdentity()).recipient;
 });
 
-/** A clone whose us-east-1/web deploys sealed to web-1 (allow-listed and confirmed), us-east-1/api to a Kubernetes manifest. */
+/**
+ * A clone whose us-east-1/web deploys sealed to web-1 (allow-listed and confirmed), us-east-1/api to a Kubernetes
+ * manifest.
+ */
 async function withDeployTargets(extra: Record<string, unknown>[] = []): Promise<FakeMesh> {
   const m = pristine.clone();
   await m.allow({ sealed: { 'web-1': { recipient: hostRecipient } }, dir: { paths: [work] } });
-  m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'kubernetes', name: 'api-tls', namespace: 'mesh' }, ...extra] } }, { web: { deploy: [{ type: 'sealed', host: 'web-1' }] } }]);
+  m.writeScope('us-east-1', [
+    { api: { deploy: [{ type: 'kubernetes', name: 'api-tls', namespace: 'mesh' }, ...extra] } },
+    { web: { deploy: [{ type: 'sealed', host: 'web-1' }] } },
+  ]);
   return m;
 }
 
 describe('a write that follows a link: every writing flag refuses every shape', () => {
   it('report --out: exit 2, the file not written', async () => {
-    await refusesEveryShape(FILE_SHAPES, 'file', () => pristine.clone(), () => 2, (m, at) => m.ci(['report', '--out', at]), /cannot write .*: it is|on the way to it is a symbolic link/);
+    await refusesEveryShape(
+      FILE_SHAPES,
+      'file',
+      () => pristine.clone(),
+      () => 2,
+      (m, at) => m.ci(['report', '--out', at]),
+      /cannot write .*: it is|on the way to it is a symbolic link/,
+    );
   }, 240_000);
 
   it('check --metrics (trellis-ci and trellis-root): UNKNOWN (3), the previous file left', async () => {
-    await refusesEveryShape(FILE_SHAPES, 'file', () => pristine.clone(), () => 3, (m, at) => m.ci(['check', '--metrics', at]), /^TRELLIS UNKNOWN .*cannot write the metrics file/m);
+    await refusesEveryShape(
+      FILE_SHAPES,
+      'file',
+      () => pristine.clone(),
+      () => 3,
+      (m, at) => m.ci(['check', '--metrics', at]),
+      /^TRELLIS UNKNOWN .*cannot write the metrics file/m,
+    );
     const m = pristine.clone();
     const p = plant('link-to-file', m.dir, 'trellis.prom', 'file');
     const r = await m.root(['check', '--metrics', p.at]);
@@ -144,23 +209,51 @@ describe('a write that follows a link: every writing flag refuses every shape', 
   }, 240_000);
 
   it('renew --metrics: exit 2 before anything is minted', async () => {
-    await refusesEveryShape(FILE_SHAPES, 'file', () => pristine.clone(), () => 2, (m, at) => m.ci(['renew', '--force', '--metrics', at]), /--metrics: cannot write/);
+    await refusesEveryShape(
+      FILE_SHAPES,
+      'file',
+      () => pristine.clone(),
+      () => 2,
+      (m, at) => m.ci(['renew', '--force', '--metrics', at]),
+      /--metrics: cannot write/,
+    );
   }, 240_000);
 
   it('deploy --sealed-out: exit 2, nothing sealed or delivered', async () => {
     const m0 = await withDeployTargets();
-    await refusesEveryShape(DIR_SHAPES, 'dir', () => m0.clone(), () => 2, (m, at) => m.ci(['deploy', '--type', 'sealed', '--sealed-out', at]), /--sealed-out: cannot write/);
+    await refusesEveryShape(
+      DIR_SHAPES,
+      'dir',
+      () => m0.clone(),
+      () => 2,
+      (m, at) => m.ci(['deploy', '--type', 'sealed', '--sealed-out', at]),
+      /--sealed-out: cannot write/,
+    );
   }, 240_000);
 
   it('deploy --manifests (plaintext tls.key): a link or the tracked tree exit 3, a non-directory exit 2', async () => {
     const m0 = await withDeployTargets();
     const code = (s: Shape) => (['fifo', 'regular-file', 'device'].includes(s) ? 2 : 3);
-    await refusesEveryShape([...DIR_SHAPES, 'tracked-tree'], 'dir', () => m0.clone(), code, (m, at) => m.ci(['deploy', '--type', 'kubernetes', '--manifests', at]), /--manifests/);
+    await refusesEveryShape(
+      [...DIR_SHAPES, 'tracked-tree'],
+      'dir',
+      () => m0.clone(),
+      code,
+      (m, at) => m.ci(['deploy', '--type', 'kubernetes', '--manifests', at]),
+      /--manifests/,
+    );
   }, 240_000);
 
   it('bundle --out: exit 2, no trust file written', async () => {
     // spiffe is the format that writes to --out (nginx and haproxy point at a release directory instead).
-    await refusesEveryShape(DIR_SHAPES.filter((x) => x !== 'linked-child'), 'dir', () => pristine.clone(), () => 2, (m, at) => m.ci(['bundle', 'us-east-1', '--format', 'spiffe', '--out', at]), /--out: cannot write/);
+    await refusesEveryShape(
+      DIR_SHAPES.filter((x) => x !== 'linked-child'),
+      'dir',
+      () => pristine.clone(),
+      () => 2,
+      (m, at) => m.ci(['bundle', 'us-east-1', '--format', 'spiffe', '--out', at]),
+      /--out: cannot write/,
+    );
   }, 240_000);
 
   it('trellis-root rekey --identity-out: a link or the tracked tree exit 3, nothing rekeyed', async () => {
@@ -183,10 +276,32 @@ describe('a write that follows a link: every writing flag refuses every shape', 
     const fresh = () => {
       const dir = path.join(fs.mkdtempSync(path.join(work, 'init-')), 'store');
       stores.push(dir);
-      return { dir, clone: () => { throw new Error('unused'); } } as unknown as FakeMesh;
+      return {
+        dir,
+        clone: () => {
+          throw new Error('unused');
+        },
+      } as unknown as FakeMesh;
     };
-    await refusesEveryShape([...FILE_SHAPES, 'tracked-tree'], 'file', fresh, code,
-      (m, at) => trellisRoot(['init', '--store', m.dir, '--mesh', 'w', '--trust-domain', 'mesh.example', '--ci-identity-out', at]), /--ci-identity-out/);
+    await refusesEveryShape(
+      [...FILE_SHAPES, 'tracked-tree'],
+      'file',
+      fresh,
+      code,
+      (m, at) =>
+        trellisRoot([
+          'init',
+          '--store',
+          m.dir,
+          '--mesh',
+          'w',
+          '--trust-domain',
+          'mesh.example',
+          '--ci-identity-out',
+          at,
+        ]),
+      /--ci-identity-out/,
+    );
     for (const s of stores) expect(fs.existsSync(path.join(s, 'trellis.yaml'))).toBe(false);
   }, 240_000);
 });
@@ -201,24 +316,36 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
   };
 
   it('a link anywhere below the allowed directory, at the target or its releases/: exit 3, nothing delivered, the store byte-identical', async () => {
-    await fc.assert(fc.asyncProperty(fc.constantFrom('parent', 'target', 'releases'), NAME, async (where, name) => {
-      const root = fs.mkdtempSync(path.join(work, 'allowed-'));
-      const victim = fs.mkdtempSync(path.join(work, 'victim-'));
-      const target = where === 'parent' ? path.join(root, name, 'api') : path.join(root, name);
-      if (where === 'parent') fs.symlinkSync(victim, path.join(root, name));
-      if (where === 'target') fs.symlinkSync(victim, target);
-      if (where === 'releases') {
-        fs.mkdirSync(target);
-        fs.symlinkSync(victim, path.join(target, 'releases'));
-      }
-      const m = await withDir(root, target);
-      const before = hashTree(m.dir);
-      const r = await m.ci(['deploy']);
-      expect(r.code, r.stdout + r.stderr).toBe(3);
-      expect(r.stderr).toMatch(/scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic link inside .*, and the release \(its key included\) would land wherever it points, outside the allow-list/);
-      expect(fs.readdirSync(victim)).toEqual([]);
-      expect(hashTree(m.dir)).toEqual(before);
-    }), { numRuns: RUNS, examples: [['parent', 'a'], ['target', 'a'], ['releases', 'a']] });
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom('parent', 'target', 'releases'), NAME, async (where, name) => {
+        const root = fs.mkdtempSync(path.join(work, 'allowed-'));
+        const victim = fs.mkdtempSync(path.join(work, 'victim-'));
+        const target = where === 'parent' ? path.join(root, name, 'api') : path.join(root, name);
+        if (where === 'parent') fs.symlinkSync(victim, path.join(root, name));
+        if (where === 'target') fs.symlinkSync(victim, target);
+        if (where === 'releases') {
+          fs.mkdirSync(target);
+          fs.symlinkSync(victim, path.join(target, 'releases'));
+        }
+        const m = await withDir(root, target);
+        const before = hashTree(m.dir);
+        const r = await m.ci(['deploy']);
+        expect(r.code, r.stdout + r.stderr).toBe(3);
+        expect(r.stderr).toMatch(
+          /scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic link inside .*, and the release \(its key included\) would land wherever it points, outside the allow-list/,
+        );
+        expect(fs.readdirSync(victim)).toEqual([]);
+        expect(hashTree(m.dir)).toEqual(before);
+      }),
+      {
+        numRuns: RUNS,
+        examples: [
+          ['parent', 'a'],
+          ['target', 'a'],
+          ['releases', 'a'],
+        ],
+      },
+    );
   }, 240_000);
 
   it('a target that is a file or a FIFO: exit 2, left as it was', async () => {
@@ -233,7 +360,7 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
     }
   }, 120_000);
 
-  it('a link to the allowed directory itself is the custodian\'s: followed', async () => {
+  it("a link to the allowed directory itself is the custodian's: followed", async () => {
     const real = fs.mkdtempSync(path.join(work, 'real-'));
     const root = path.join(work, `root-link-${path.basename(real)}`);
     fs.symlinkSync(real, root);
@@ -254,14 +381,16 @@ describe('a file where a directory goes', () => {
     expect(r.stderr).toMatch(/--out: cannot write under .*plain\/sub: .*plain is not a directory/);
     const c = await m.ci(['check', '--metrics', path.join(file, 'trellis.prom')]);
     expect(c.code, c.stdout).toBe(3);
-    expect(c.stdout).toMatch(/cannot write the metrics file .*: --metrics: cannot write under .*plain: it is a regular file, not a directory/);
+    expect(c.stdout).toMatch(
+      /cannot write the metrics file .*: --metrics: cannot write under .*plain: it is a regular file, not a directory/,
+    );
     expect(`${r.stderr}${c.stdout}`).not.toMatch(NO_TRACE);
     expect(fs.readFileSync(file, 'utf8')).toBe('mine\n');
   }, 60_000);
 });
 
 describe('what the policy still allows', () => {
-  it('re-writing its own regular file, through a link above the store (the operator\'s filesystem)', async () => {
+  it("re-writing its own regular file, through a link above the store (the operator's filesystem)", async () => {
     const m = pristine.clone();
     const real = fs.mkdtempSync(path.join(work, 'served-'));
     const via = path.join(work, `via-${path.basename(real)}`);
@@ -277,9 +406,19 @@ describe('what the policy still allows', () => {
     expect(again.code, again.stdout).toBe(0);
   }, 120_000);
 
-  it('a plaintext identity under the store\'s git-ignored .trellis/', async () => {
+  it("a plaintext identity under the store's git-ignored .trellis/", async () => {
     const store = path.join(fs.mkdtempSync(path.join(work, 'init-')), 'store');
-    const r = await trellisRoot(['init', '--store', store, '--mesh', 'w', '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(store, '.trellis', 'ci.identity')]);
+    const r = await trellisRoot([
+      'init',
+      '--store',
+      store,
+      '--mesh',
+      'w',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      path.join(store, '.trellis', 'ci.identity'),
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(mode(path.join(store, '.trellis', 'ci.identity'))).toBe(0o600);
     expect(fs.readFileSync(path.join(store, '.gitignore'), 'utf8')).toContain('.trellis/');
@@ -288,40 +427,94 @@ describe('what the policy still allows', () => {
 
 /** Runs a CLI under `umask 000`, as a careless cron job or container might. */
 async function underUmask0(bin: string, args: string[], env: Record<string, string | undefined>): Promise<Run> {
-  const r = await execa('sh', ['-c', 'umask 000; exec node "$@"', 'sh', bin, ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false, stdin: 'ignore' });
+  const r = await execa('sh', ['-c', 'umask 000; exec node "$@"', 'sh', bin, ...args], {
+    env: baseEnv(env) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
 describe('umask 000 widens nothing trellis creates', () => {
-  it('report and metrics 0644 in 0755 directories; renew\'s output 0700/0600; sealed 0755/0644; manifests 0700/0600; a dir target 0755', async () => {
+  it("report and metrics 0644 in 0755 directories; renew's output 0700/0600; sealed 0755/0644; manifests 0700/0600; a dir target 0755", async () => {
     const target = path.join(work, 'umask-target', 'api');
     const m = await withDeployTargets([{ type: 'dir', path: target }]);
     const out = path.join(work, 'umask-out');
-    const ci = (args: string[]) => underUmask0(CI_BIN, ['--store', m.dir, ...args], { CI: 'true', TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile });
+    const ci = (args: string[]) =>
+      underUmask0(CI_BIN, ['--store', m.dir, ...args], { CI: 'true', TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile });
     const report = path.join(work, 'umask-report', 'sub', 'report.html');
     expect((await ci(['report', '--out', report])).code).toBe(0);
-    expect([mode(report), mode(path.dirname(report)), mode(path.dirname(path.dirname(report)))]).toEqual([0o644, 0o755, 0o755]);
+    expect([mode(report), mode(path.dirname(report)), mode(path.dirname(path.dirname(report)))]).toEqual([
+      0o644, 0o755, 0o755,
+    ]);
     const prom = path.join(work, 'umask-prom', 'trellis.prom');
     expect((await ci(['check', '--metrics', prom])).code).toBe(0);
     expect([mode(prom), mode(path.dirname(prom))]).toEqual([0o644, 0o755]);
-    const renewed = await ci(['renew', '--force', '--out', path.join(out, 'leaves'), '--metrics', path.join(work, 'umask-renew-prom', 'renew.prom')]);
+    const renewed = await ci([
+      'renew',
+      '--force',
+      '--out',
+      path.join(out, 'leaves'),
+      '--metrics',
+      path.join(work, 'umask-renew-prom', 'renew.prom'),
+    ]);
     expect(renewed.code, renewed.stderr).toBe(0);
     expect(mode(path.join(work, 'umask-renew-prom', 'renew.prom'))).toBe(0o644);
-    expect([mode(out), mode(path.join(out, 'leaves')), mode(path.join(out, 'leaves', 'us-east-1')), mode(path.join(out, 'leaves', 'us-east-1', 'api')), mode(path.join(out, 'leaves', 'us-east-1', 'api', 'key.pem'))])
-      .toEqual([0o700, 0o700, 0o700, 0o700, 0o600]);
+    expect([
+      mode(out),
+      mode(path.join(out, 'leaves')),
+      mode(path.join(out, 'leaves', 'us-east-1')),
+      mode(path.join(out, 'leaves', 'us-east-1', 'api')),
+      mode(path.join(out, 'leaves', 'us-east-1', 'api', 'key.pem')),
+    ]).toEqual([0o700, 0o700, 0o700, 0o700, 0o600]);
     const sealed = path.join(work, 'umask-sealed');
     const manifests = path.join(work, 'umask-k8s');
-    const d = await ci(['deploy', '--from', path.join(out, 'leaves'), '--sealed-out', sealed, '--manifests', manifests]);
+    const d = await ci([
+      'deploy',
+      '--from',
+      path.join(out, 'leaves'),
+      '--sealed-out',
+      sealed,
+      '--manifests',
+      manifests,
+    ]);
     expect(d.code, d.stdout + d.stderr).toBe(0);
-    expect([mode(sealed), mode(path.join(sealed, 'us-east-1')), mode(path.join(sealed, 'us-east-1', 'web')), mode(path.join(sealed, 'us-east-1', 'web', 'web-1.age'))]).toEqual([0o755, 0o755, 0o755, 0o644]);
-    expect([mode(manifests), mode(path.join(manifests, 'us-east-1')), mode(path.join(manifests, 'us-east-1', 'api', 'mesh')), mode(path.join(manifests, 'us-east-1', 'api', 'mesh', 'api-tls.yaml'))]).toEqual([0o700, 0o700, 0o700, 0o600]);
-    expect([mode(path.dirname(target)), mode(target), mode(path.join(target, 'current', 'key.pem'))]).toEqual([0o755, 0o755, 0o600]);
+    expect([
+      mode(sealed),
+      mode(path.join(sealed, 'us-east-1')),
+      mode(path.join(sealed, 'us-east-1', 'web')),
+      mode(path.join(sealed, 'us-east-1', 'web', 'web-1.age')),
+    ]).toEqual([0o755, 0o755, 0o755, 0o644]);
+    expect([
+      mode(manifests),
+      mode(path.join(manifests, 'us-east-1')),
+      mode(path.join(manifests, 'us-east-1', 'api', 'mesh')),
+      mode(path.join(manifests, 'us-east-1', 'api', 'mesh', 'api-tls.yaml')),
+    ]).toEqual([0o700, 0o700, 0o700, 0o600]);
+    expect([mode(path.dirname(target)), mode(target), mode(path.join(target, 'current', 'key.pem'))]).toEqual([
+      0o755, 0o755, 0o600,
+    ]);
   }, 240_000);
 
   it('trellis-root init: the identity 0600 in new 0700 directories', async () => {
     const base = fs.mkdtempSync(path.join(work, 'umask-init-'));
     const id = path.join(base, 'media', 'ci.identity');
-    const r = await underUmask0(ROOT_BIN, ['init', '--store', path.join(base, 'store'), '--mesh', 'w', '--trust-domain', 'mesh.example', '--ci-identity-out', id], { TRELLIS_ALLOW_ONLINE: '1' });
+    const r = await underUmask0(
+      ROOT_BIN,
+      [
+        'init',
+        '--store',
+        path.join(base, 'store'),
+        '--mesh',
+        'w',
+        '--trust-domain',
+        'mesh.example',
+        '--ci-identity-out',
+        id,
+      ],
+      { TRELLIS_ALLOW_ONLINE: '1' },
+    );
     expect(r.code, r.stderr).toBe(0);
     expect([mode(id), mode(path.dirname(id))]).toEqual([0o600, 0o700]);
   }, 120_000);

@@ -20,13 +20,27 @@ beforeAll(async () => {
 
 describe('plan is renew --dry-run', () => {
   it('property: same output and exit code at any time, for the whole mesh or one scope', async () => {
-    await fc.assert(fc.asyncProperty(fc.integer({ min: 0, max: 10 * 24 }), fc.constantFrom([], ['--scope', 'us-east-1'], ['--scope', 'global']), async (hours, scope) => {
-      const now = at(RUN_NOW, hours * HOUR);
-      const plan = await m.ci(['plan', '--now', now, '--now-ahead', ...scope]);
-      const dry = await m.ci(['renew', '--dry-run', '--now', now, '--now-ahead', ...scope]);
-      expect(plan.code, plan.stderr).toBe(dry.code);
-      expect(plan.stdout, `at +${hours}h ${scope.join(' ')}`).toBe(dry.stdout);
-    }), { numRuns: 8, seed: 21, examples: [[2, []], [3 * 24, ['--scope', 'us-east-1']]] });
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 0, max: 10 * 24 }),
+        fc.constantFrom([], ['--scope', 'us-east-1'], ['--scope', 'global']),
+        async (hours, scope) => {
+          const now = at(RUN_NOW, hours * HOUR);
+          const plan = await m.ci(['plan', '--now', now, '--now-ahead', ...scope]);
+          const dry = await m.ci(['renew', '--dry-run', '--now', now, '--now-ahead', ...scope]);
+          expect(plan.code, plan.stderr).toBe(dry.code);
+          expect(plan.stdout, `at +${hours}h ${scope.join(' ')}`).toBe(dry.stdout);
+        },
+      ),
+      {
+        numRuns: 8,
+        seed: 21,
+        examples: [
+          [2, []],
+          [3 * 24, ['--scope', 'us-east-1']],
+        ],
+      },
+    );
   }, 120_000);
 
   it('after the switch gate opened, plan names the phase step and the mints it brings (the case that disagreed)', async () => {

@@ -17,13 +17,21 @@ let pristine: FakeMesh;
 let strangerFile: string;
 
 beforeAll(async () => {
-  pristine = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
+  pristine = await FakeMesh.create({
+    now: T0,
+    scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] },
+  });
   strangerFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-stranger-')), 'id');
   fs.writeFileSync(strangerFile, (await newIdentity()).identity);
 });
 
 /** Runs `act` on a copy of the mesh and checks the refusal left the store byte for byte as it was. */
-async function refused(act: (m: FakeMesh) => Promise<{ code: number; stderr: string }>, code: number, message: RegExp, prepare?: (m: FakeMesh) => void) {
+async function refused(
+  act: (m: FakeMesh) => Promise<{ code: number; stderr: string }>,
+  code: number,
+  message: RegExp,
+  prepare?: (m: FakeMesh) => void,
+) {
   const m = pristine.clone();
   prepare?.(m);
   const before = m.snapshot();
@@ -35,17 +43,27 @@ async function refused(act: (m: FakeMesh) => Promise<{ code: number; stderr: str
   return m;
 }
 
-const online = Object.values(os.networkInterfaces()).flat().some((a) => a && !a.internal);
+const online = Object.values(os.networkInterfaces())
+  .flat()
+  .some((a) => a && !a.internal);
 
 describe('custody and posture (exit 3)', () => {
   it('trellis-ci refuses to run with the root identity in its environment', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }), 3, /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/);
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }),
+      3,
+      /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/,
+    );
   });
   it('trellis-root refuses to run in CI', async () => {
     await refused((m) => m.root(['intermediate', '--pending'], { CI: 'true' }), 3, /CI is set/);
   });
   it('trellis-root refuses to run next to the CI identity', async () => {
-    await refused((m) => m.root(['status'], { TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile }), 3, /TRELLIS_CI_IDENTITY_FILE is set/);
+    await refused(
+      (m) => m.root(['status'], { TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile }),
+      3,
+      /TRELLIS_CI_IDENTITY_FILE is set/,
+    );
   });
   it('trellis-root refuses a networked machine unless --allow-online is given', async () => {
     const m = pristine.clone();
@@ -55,50 +73,116 @@ describe('custody and posture (exit 3)', () => {
     expect((await m.root(['status', '--allow-online'], { TRELLIS_ALLOW_ONLINE: '' })).code).toBe(0);
   });
   it('renew refuses a CI identity that does not open the intermediate key', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: strangerFile }), 3, /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/);
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: strangerFile }),
+      3,
+      /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/,
+    );
   });
   it('renew refuses to run without the CI identity when a leaf is due', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: '' }), 3, /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s);
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: '' }),
+      3,
+      /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s,
+    );
   });
   it('the root ceremony refuses the CI identity in place of the root identity', async () => {
-    await refused((m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile }), 3,
-      /bundles\/root\/root.key.age: the offline root identity given does not open this key/, (m) => m.writeScope('ap-south-1', ['api']));
+    await refused(
+      (m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile }),
+      3,
+      /bundles\/root\/root.key.age: the offline root identity given does not open this key/,
+      (m) => m.writeScope('ap-south-1', ['api']),
+    );
   });
   it('the root ceremony refuses to run without the root identity', async () => {
-    await refused((m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /needs the offline root identity/,
-      (m) => m.writeScope('ap-south-1', ['api']));
+    await refused(
+      (m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: '' }),
+      3,
+      /needs the offline root identity/,
+      (m) => m.writeScope('ap-south-1', ['api']),
+    );
   });
 });
 
 describe('bad input (exit 2)', () => {
   it('a scope file with an unknown key names the file and the field', async () => {
-    await refused((m) => m.ci(['renew', '--now', T0, '--now-ahead']), 2, /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
-      (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dsn: [x]\n'));
+    await refused(
+      (m) => m.ci(['renew', '--now', T0, '--now-ahead']),
+      2,
+      /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
+      (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dsn: [x]\n'),
+    );
   });
   it('a scope file that is not YAML names the file', async () => {
-    await refused((m) => m.ci(['renew', '--now', T0, '--now-ahead']), 2, /scopes\/eu-west-1.yaml: not valid YAML/, (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'));
+    await refused(
+      (m) => m.ci(['renew', '--now', T0, '--now-ahead']),
+      2,
+      /scopes\/eu-west-1.yaml: not valid YAML/,
+      (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'),
+    );
   });
   it('an extra DNS name outside the scope is refused before any leaf is minted', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 2, /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
-      (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n'));
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
+      2,
+      /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
+      (m) =>
+        m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n'),
+    );
   });
   it('trellis.yaml with a typo names the field', async () => {
-    await refused((m) => m.ci(['status']), 2, /trellis.yaml: defaults.ttl.laef: unknown key/,
-      (m) => m.write('trellis.yaml', m.read('trellis.yaml').replace('    leaf: 7d', '    leaf: 7d\n    laef: 1d')));
+    await refused(
+      (m) => m.ci(['status']),
+      2,
+      /trellis.yaml: defaults.ttl.laef: unknown key/,
+      (m) => m.write('trellis.yaml', m.read('trellis.yaml').replace('    leaf: 7d', '    leaf: 7d\n    laef: 1d')),
+    );
   });
   it('a --now that is not RFC 3339 is refused', async () => {
     await refused((m) => m.ci(['renew', '--now', 'tomorrow']), 2, /--now "tomorrow" is not an RFC 3339 timestamp/);
   });
   it('an unknown scope is refused with the declared ones listed', async () => {
-    await refused((m) => m.root(['intermediate', 'mars-1']), 2, /no scope "mars-1".*declared scopes: eu-west-1, global, us-east-1/s);
+    await refused(
+      (m) => m.root(['intermediate', 'mars-1']),
+      2,
+      /no scope "mars-1".*declared scopes: eu-west-1, global, us-east-1/s,
+    );
   });
   it('init refuses to overwrite an existing store', async () => {
-    await refused((m) => trellisRoot(['init', '--store', m.dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', 'age1qqqq']), 2, /already holds a store/);
+    await refused(
+      (m) =>
+        trellisRoot([
+          'init',
+          '--store',
+          m.dir,
+          '--mesh',
+          'x',
+          '--trust-domain',
+          'mesh.example',
+          '--ci-recipient',
+          'age1qqqq',
+        ]),
+      2,
+      /already holds a store/,
+    );
   });
   it('init refuses to mix post-quantum and classic offline recipients', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
-    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient,
-      '--offline-recipient', await identityToRecipient(await generateHybridIdentity()), '--offline-recipient', (await newIdentity()).recipient]);
+    const r = await trellisRoot([
+      'init',
+      '--store',
+      dir,
+      '--mesh',
+      'x',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-recipient',
+      (await newIdentity()).recipient,
+      '--offline-recipient',
+      await identityToRecipient(await generateHybridIdentity()),
+      '--offline-recipient',
+      (await newIdentity()).recipient,
+    ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/mixes post-quantum/);
     expect(fs.readdirSync(dir)).toEqual([]);
@@ -112,38 +196,89 @@ describe('bad input (exit 2)', () => {
 
 describe('refused operations (exit 1)', () => {
   it('a second ceremony for a minted scope points at rotation and recovery', async () => {
-    await refused((m) => m.root(['intermediate', 'us-east-1']), 1, /already has an intermediate.*rotate intermediate us-east-1.*recover us-east-1/s);
+    await refused(
+      (m) => m.root(['intermediate', 'us-east-1']),
+      1,
+      /already has an intermediate.*rotate intermediate us-east-1.*recover us-east-1/s,
+    );
   });
   it('a leaf that would outlive its intermediate is refused, not truncated', async () => {
     const notAfter = parseCertificate(pristine.read('bundles/us-east-1/intermediate.pem')).notAfter;
     const late = new Date(notAfter.getTime() - 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
-    await refused((m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late, '--now-ahead']), 1, /would outlive its issuer.*rotate the intermediate/s);
+    await refused(
+      (m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late, '--now-ahead']),
+      1,
+      /would outlive its issuer.*rotate the intermediate/s,
+    );
   });
   it('renew refuses to sign under a tampered intermediate certificate', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 1, /intermediate.pem: intermediate is not signed by any root/, (m) => {
-      // Swap in eu-west-1's certificate: a real certificate, but not this scope's key or constraints.
-      m.write('bundles/us-east-1/intermediate.pem', tamper(m.read('bundles/us-east-1/intermediate.pem')));
-    });
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
+      1,
+      /intermediate.pem: intermediate is not signed by any root/,
+      (m) => {
+        // Swap in eu-west-1's certificate: a real certificate, but not this scope's key or constraints.
+        m.write('bundles/us-east-1/intermediate.pem', tamper(m.read('bundles/us-east-1/intermediate.pem')));
+      },
+    );
   });
 });
 
 describe('concurrency (exit 4)', () => {
   it('a run refuses a store locked by another live run', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 4, /locked by pid \d+/, (m) => {
-      fs.mkdirSync(m.path('.trellis'), { recursive: true });
-      fs.writeFileSync(m.path('.trellis/lock'), JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }));
-    });
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
+      4,
+      /locked by pid \d+/,
+      (m) => {
+        fs.mkdirSync(m.path('.trellis'), { recursive: true });
+        fs.writeFileSync(
+          m.path('.trellis/lock'),
+          JSON.stringify({ pid: process.pid, host: os.hostname(), since: 'now' }),
+        );
+      },
+    );
   });
 });
 
 describe('verify finds what was tampered with (exit 1)', () => {
   it.each([
-    ['a flipped byte in an intermediate signature', 'bundles/eu-west-1/intermediate.pem', tamper, /\[eu-west-1\] intermediate is not signed by any root/],
-    ['an edited ledger entry', 'bundles/us-east-1/ledger.jsonl', (t: string) => t.replace('"op":"renew"', '"op":"renuw"'), /entry 2: hash does not match/],
-    ['another region smuggled into a bundle', 'bundles/us-east-1/trust.pem', (t: string, m: FakeMesh) => t + m.read('bundles/eu-west-1/intermediate.pem'), /\[us-east-1\] trust.pem does not hold exactly/],
-    ['a trust.openssl.pem that lost its trust settings', 'bundles/global/trust.openssl.pem', (_t: string, m: FakeMesh) => m.read('bundles/global/trust.pem'), /\[global\] trust.openssl.pem does not hold exactly/],
-    ['a leaf record not in the ledger', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/fingerprint: sha256:\w+/, 'fingerprint: sha256:00'), /sha256: does not hash to what scope-ledger entry \d+ recorded/],
-    ['a root whose key was swapped', 'bundles/root/root.pem', (_t: string, m: FakeMesh) => m.read('bundles/us-east-1/intermediate.pem'), /root: basicConstraints|root is not validly self-signed/],
+    [
+      'a flipped byte in an intermediate signature',
+      'bundles/eu-west-1/intermediate.pem',
+      tamper,
+      /\[eu-west-1\] intermediate is not signed by any root/,
+    ],
+    [
+      'an edited ledger entry',
+      'bundles/us-east-1/ledger.jsonl',
+      (t: string) => t.replace('"op":"renew"', '"op":"renuw"'),
+      /entry 2: hash does not match/,
+    ],
+    [
+      'another region smuggled into a bundle',
+      'bundles/us-east-1/trust.pem',
+      (t: string, m: FakeMesh) => t + m.read('bundles/eu-west-1/intermediate.pem'),
+      /\[us-east-1\] trust.pem does not hold exactly/,
+    ],
+    [
+      'a trust.openssl.pem that lost its trust settings',
+      'bundles/global/trust.openssl.pem',
+      (_t: string, m: FakeMesh) => m.read('bundles/global/trust.pem'),
+      /\[global\] trust.openssl.pem does not hold exactly/,
+    ],
+    [
+      'a leaf record not in the ledger',
+      'bundles/us-east-1/leaves.yaml',
+      (t: string) => t.replace(/fingerprint: sha256:\w+/, 'fingerprint: sha256:00'),
+      /sha256: does not hash to what scope-ledger entry \d+ recorded/,
+    ],
+    [
+      'a root whose key was swapped',
+      'bundles/root/root.pem',
+      (_t: string, m: FakeMesh) => m.read('bundles/us-east-1/intermediate.pem'),
+      /root: basicConstraints|root is not validly self-signed/,
+    ],
   ])('%s', async (_, file, edit, finding) => {
     const m = pristine.clone();
     m.write(file, (edit as (t: string, m: FakeMesh) => string)(m.read(file), m));
@@ -174,7 +309,10 @@ describe('verify finds what was tampered with (exit 1)', () => {
 
 /** Flips one byte inside the signature of the first certificate of a PEM file. */
 function tamper(pem: string): string {
-  const b64 = pem.split('\n').filter((l) => !l.startsWith('-----')).join('');
+  const b64 = pem
+    .split('\n')
+    .filter((l) => !l.startsWith('-----'))
+    .join('');
   const der = Buffer.from(b64, 'base64');
   der[der.length - 5] ^= 0x01;
   return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
@@ -184,7 +322,17 @@ describe('init in an existing repository', () => {
   it('extends the .gitignore it finds instead of replacing it', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-repo-'));
     fs.writeFileSync(path.join(dir, '.gitignore'), 'node_modules/\n');
-    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', (await newIdentity()).recipient]);
+    const r = await trellisRoot([
+      'init',
+      '--store',
+      dir,
+      '--mesh',
+      'x',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-recipient',
+      (await newIdentity()).recipient,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(fs.readFileSync(path.join(dir, '.gitignore'), 'utf8')).toBe('node_modules/\n.trellis/\n');
   });
@@ -194,62 +342,131 @@ describe('custody of recipients (exit 3)', () => {
   it('init refuses a CI recipient that is also an offline recipient', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-'));
     const shared = (await newIdentity()).recipient;
-    const r = await trellisRoot(['init', '--store', dir, '--mesh', 'x', '--trust-domain', 'mesh.example', '--ci-recipient', shared, '--offline-recipient', shared]);
+    const r = await trellisRoot([
+      'init',
+      '--store',
+      dir,
+      '--mesh',
+      'x',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-recipient',
+      shared,
+      '--offline-recipient',
+      shared,
+    ]);
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/CI recipient is also an offline recipient/);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
   it('a pull request that changes recipients.ci cannot redirect the next intermediate key', async () => {
     const attacker = (await newIdentity()).recipient;
-    const m = await refused((x) => x.root(['intermediate', 'ap-south-1']), 3, /trellis.yaml: recipients: changed since the root ledger last recorded it.*--confirm-recipients/s, (x) => {
-      x.write('trellis.yaml', x.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
-      x.writeScope('ap-south-1', ['api']);
-    });
+    const m = await refused(
+      (x) => x.root(['intermediate', 'ap-south-1']),
+      3,
+      /trellis.yaml: recipients: changed since the root ledger last recorded it.*--confirm-recipients/s,
+      (x) => {
+        x.write('trellis.yaml', x.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
+        x.writeScope('ap-south-1', ['api']);
+      },
+    );
     const ok = await m.root(['intermediate', 'ap-south-1', '--confirm-recipients']);
     expect(ok.code, ok.stderr).toBe(0);
     expect(m.read('bundles/root/ledger.jsonl').trim().split('\n').at(-1)).toContain(attacker);
   });
   it('renew refuses an identity that opens the root key, even when handed over as the CI identity', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }), 3, /opens the root key/);
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }),
+      3,
+      /opens the root key/,
+    );
   });
   it('a usage error with the root identity set is still a custody refusal', async () => {
-    await refused((m) => m.ci(['renw'], { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1QQQQ' }), 3, /root identity must never reach CI/);
+    await refused(
+      (m) => m.ci(['renw'], { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1QQQQ' }),
+      3,
+      /root identity must never reach CI/,
+    );
   });
 });
 
 describe('a damaged store is refused before anything is signed', () => {
   it('a garbage intermediate key file is called damaged, not a wrong identity (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']), 1, /intermediate.key.age: not a readable age file/, (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'));
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
+      1,
+      /intermediate.key.age: not a readable age file/,
+      (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'),
+    );
   });
-  it('an intermediate key swapped with another scope\'s does not sign (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']), 1, /key does not match intermediate/, (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')));
+  it("an intermediate key swapped with another scope's does not sign (exit 1)", async () => {
+    await refused(
+      (m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']),
+      1,
+      /key does not match intermediate/,
+      (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')),
+    );
   });
   it('a missing intermediate.pem is not a pending scope: the ceremony refuses to mint over it', async () => {
-    const m = await refused((x) => x.root(['intermediate', '--pending']), 1, /had an intermediate but intermediate.pem is missing/, (x) => fs.rmSync(x.path('bundles/us-east-1/intermediate.pem')));
+    const m = await refused(
+      (x) => x.root(['intermediate', '--pending']),
+      1,
+      /had an intermediate but intermediate.pem is missing/,
+      (x) => fs.rmSync(x.path('bundles/us-east-1/intermediate.pem')),
+    );
     const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/intermediate.pem is missing but the scope had an intermediate/);
   });
   it('a ledger whose chain is broken is not extended (exit 1)', async () => {
-    await refused((m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']), 1, /ledger.jsonl: the ledger's chain is broken/, (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`));
+    await refused(
+      (m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']),
+      1,
+      /ledger.jsonl: the ledger's chain is broken/,
+      (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`),
+    );
   });
   it('--out that is not a directory is bad input (exit 2)', async () => {
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-')), 'f');
     fs.writeFileSync(file, 'x');
-    await refused((m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead', '--out', file]), 2, /cannot write leaves under/);
+    await refused(
+      (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead', '--out', file]),
+      2,
+      /cannot write leaves under/,
+    );
   });
 });
 
 describe('verify without secrets', () => {
   it.each([
-    ['a root in roots.pem the root ledger never recorded', (m: FakeMesh, o: FakeMesh) => m.write('bundles/root/roots.pem', m.read('bundles/root/roots.pem') + o.read('bundles/root/root.pem')), /in roots.pem is not recorded in the root ledger/],
-    ['a key file that is not age ciphertext to one recipient', (m: FakeMesh) => m.write('bundles/global/intermediate.key.age', 'garbage\n'), /\[global\] the key file is not age ciphertext to exactly one/],
-    ['a root key re-encrypted to an extra recipient', (m: FakeMesh, _o: FakeMesh, twoRecipients: string) => m.write('bundles/root/root.key.age', twoRecipients), /root key file is not age ciphertext to exactly the 1 offline recipient/],
-    ['a ledger line that is JSON but not an entry', (m: FakeMesh) => m.write('bundles/global/ledger.jsonl', `${m.read('bundles/global/ledger.jsonl')}null\n`), /line \d+: not a ledger entry/],
+    [
+      'a root in roots.pem the root ledger never recorded',
+      (m: FakeMesh, o: FakeMesh) =>
+        m.write('bundles/root/roots.pem', m.read('bundles/root/roots.pem') + o.read('bundles/root/root.pem')),
+      /in roots.pem is not recorded in the root ledger/,
+    ],
+    [
+      'a key file that is not age ciphertext to one recipient',
+      (m: FakeMesh) => m.write('bundles/global/intermediate.key.age', 'garbage\n'),
+      /\[global\] the key file is not age ciphertext to exactly one/,
+    ],
+    [
+      'a root key re-encrypted to an extra recipient',
+      (m: FakeMesh, _o: FakeMesh, twoRecipients: string) => m.write('bundles/root/root.key.age', twoRecipients),
+      /root key file is not age ciphertext to exactly the 1 offline recipient/,
+    ],
+    [
+      'a ledger line that is JSON but not an entry',
+      (m: FakeMesh) => m.write('bundles/global/ledger.jsonl', `${m.read('bundles/global/ledger.jsonl')}null\n`),
+      /line \d+: not a ledger entry/,
+    ],
   ])('finds %s', async (_, edit, finding) => {
     const other = await otherMesh();
     const m = pristine.clone();
-    const twoRecipients = await encryptTo([(await newIdentity()).recipient, (await newIdentity()).recipient], 'not a key');
+    const twoRecipients = await encryptTo(
+      [(await newIdentity()).recipient, (await newIdentity()).recipient],
+      'not a key',
+    );
     (edit as (m: FakeMesh, o: FakeMesh, t: string) => void)(m, other, twoRecipients);
     const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
     expect(v.code, v.stdout).toBe(1);
@@ -266,24 +483,56 @@ describe('verify without secrets', () => {
     expect(expired.code).toBe(1);
     expect(expired.stdout).toMatch(/✗ error +expiry +\[us-east-1\] api: leaf expired/);
     const inter = parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).notAfter;
-    const lateInter = await m.ci(['verify', '--json', '--now', new Date(inter.getTime() - 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'), '--now-ahead']);
-    const findings = JSON.parse(lateInter.stdout).findings as { level: string; check: string; message: string; scope?: string }[];
-    expect(findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', scope: 'us-east-1', message: expect.stringMatching(/intermediate expires in 30 days/) }));
+    const lateInter = await m.ci([
+      'verify',
+      '--json',
+      '--now',
+      new Date(inter.getTime() - 30 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      '--now-ahead',
+    ]);
+    const findings = JSON.parse(lateInter.stdout).findings as {
+      level: string;
+      check: string;
+      message: string;
+      scope?: string;
+    }[];
+    expect(findings).toContainEqual(
+      expect.objectContaining({
+        level: 'warning',
+        check: 'expiry',
+        scope: 'us-east-1',
+        message: expect.stringMatching(/intermediate expires in 30 days/),
+      }),
+    );
     const root = parseCertificate(m.read('bundles/root/root.pem')).notAfter;
-    const lateRoot = await m.ci(['verify', '--json', '--now', new Date(root.getTime() - 100 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'), '--now-ahead']);
-    expect(JSON.parse(lateRoot.stdout).findings).toContainEqual(expect.objectContaining({ level: 'warning', check: 'expiry', message: expect.stringMatching(/root expires in 100 days/) }));
+    const lateRoot = await m.ci([
+      'verify',
+      '--json',
+      '--now',
+      new Date(root.getTime() - 100 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z'),
+      '--now-ahead',
+    ]);
+    expect(JSON.parse(lateRoot.stdout).findings).toContainEqual(
+      expect.objectContaining({
+        level: 'warning',
+        check: 'expiry',
+        message: expect.stringMatching(/root expires in 100 days/),
+      }),
+    );
   });
   it('trellis-root verify --json proves root custody in machine-readable form', async () => {
     const v = await pristine.root(['verify', '--json', '--now', T0, '--now-ahead']);
     expect(v.code).toBe(0);
     const out = JSON.parse(v.stdout);
     expect(out.ok).toBe(true);
-    expect(out.findings).toContainEqual(expect.objectContaining({ level: 'ok', check: 'custody', file: 'bundles/root/root.key.age' }));
+    expect(out.findings).toContainEqual(
+      expect.objectContaining({ level: 'ok', check: 'custody', file: 'bundles/root/root.key.age' }),
+    );
   });
 });
 
 describe('scoped renew', () => {
-  it('renew --scope touches only that scope\'s files', async () => {
+  it("renew --scope touches only that scope's files", async () => {
     const m = pristine.clone();
     m.write('bundles/global/trust.pem', 'stale\n');
     const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']);

@@ -13,7 +13,13 @@ import { loadMesh, openStore, parseCertificate, releaseFor } from '@trellis/core
 import os from 'node:os';
 import { wipeOutDir } from '../packages/ci/src/out-dir.js';
 import { outputBarrier } from '../packages/ci/src/out-write.js';
-import { LineProgress, NO_PROGRESS, PROGRESS_MIN_LEAVES, progressFor, progressMode } from '../packages/ci/src/progress.js';
+import {
+  LineProgress,
+  NO_PROGRESS,
+  PROGRESS_MIN_LEAVES,
+  progressFor,
+  progressMode,
+} from '../packages/ci/src/progress.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { RUN_NOW, at } from './helpers/clock.js';
 
@@ -43,14 +49,24 @@ describe('a renew of a few hundred leaves', () => {
       const dir = m.path(`.trellis/out/us-east-1/${s}`);
       expect(fs.readdirSync(dir).sort()).toEqual(['cert.pem', 'chain.pem', 'key.pem']);
       expect(fs.statSync(path.join(dir, 'key.pem')).mode & 0o777).toBe(0o600);
-      expect(fs.readFileSync(path.join(dir, 'chain.pem'), 'utf8')).toBe(fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') + inter);
+      expect(fs.readFileSync(path.join(dir, 'chain.pem'), 'utf8')).toBe(
+        fs.readFileSync(path.join(dir, 'cert.pem'), 'utf8') + inter,
+      );
     }
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(m.read('bundles/us-east-1/trust.pem'));
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/trust.pem'), 'utf8')).toBe(
+      m.read('bundles/us-east-1/trust.pem'),
+    );
     // The release's crl.pem: the CRLs of every scope it trusts, its own included.
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(releaseFor(loadMesh(openStore(m.dir)), 'us-east-1')['crl.pem']);
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(m.read('bundles/us-east-1/crl.pem'));
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(
+      releaseFor(loadMesh(openStore(m.dir)), 'us-east-1')['crl.pem'],
+    );
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(
+      m.read('bundles/us-east-1/crl.pem'),
+    );
     // No temp file of the workers is left behind.
-    expect(fs.readdirSync(m.path('.trellis/out/us-east-1'), { recursive: true }).filter((f) => String(f).includes('.tmp'))).toEqual([]);
+    expect(
+      fs.readdirSync(m.path('.trellis/out/us-east-1'), { recursive: true }).filter((f) => String(f).includes('.tmp')),
+    ).toEqual([]);
   });
 
   it('verify accepts the store the workers wrote (records proven by the ledger)', async () => {
@@ -58,17 +74,35 @@ describe('a renew of a few hundred leaves', () => {
     expect(v.code, v.stdout).toBe(0);
   });
 
-  it('Go accepts every leaf against its scope\'s bundle, and OpenSSL -x509_strict a sample as client and as server', () => {
+  it("Go accepts every leaf against its scope's bundle, and OpenSSL -x509_strict a sample as client and as server", () => {
     const bundle = m.path('bundles/us-east-1/trust.pem');
     const root = m.path('bundles/root/roots.pem');
     const lines = names.map((s) => `${bundle}\t${m.out('us-east-1', s, 'chain.pem')}\t${NOW}`);
-    const go = execFileSync(GOBATCH, { input: `${lines.join('\n')}\n`, encoding: 'utf8' }).trim().split('\n');
+    const go = execFileSync(GOBATCH, { input: `${lines.join('\n')}\n`, encoding: 'utf8' })
+      .trim()
+      .split('\n');
     expect(go.filter((l) => l !== 'OK')).toEqual([]);
     expect(go).toHaveLength(N);
     const at = String(Math.floor(Date.parse(NOW) / 1000));
     for (const s of [names[0]!, names[150]!, names[N - 1]!]) {
       for (const purpose of ['sslclient', 'sslserver']) {
-        const r = spawnSync('openssl', ['verify', '-x509_strict', '-purpose', purpose, '-attime', at, '-CAfile', root, '-untrusted', m.path('bundles/us-east-1/intermediate.pem'), m.out('us-east-1', s, 'cert.pem')], { encoding: 'utf8' });
+        const r = spawnSync(
+          'openssl',
+          [
+            'verify',
+            '-x509_strict',
+            '-purpose',
+            purpose,
+            '-attime',
+            at,
+            '-CAfile',
+            root,
+            '-untrusted',
+            m.path('bundles/us-east-1/intermediate.pem'),
+            m.out('us-east-1', s, 'cert.pem'),
+          ],
+          { encoding: 'utf8' },
+        );
         expect(r.status, `${s} ${purpose}: ${r.stdout}${r.stderr}`).toBe(0);
       }
     }
@@ -76,12 +110,16 @@ describe('a renew of a few hundred leaves', () => {
 
   it('every leaf has its own key and serial', () => {
     const keys = new Set(names.map((s) => fs.readFileSync(m.out('us-east-1', s, 'key.pem'), 'utf8')));
-    const serials = new Set(names.map((s) => parseCertificate(fs.readFileSync(m.out('us-east-1', s, 'cert.pem'), 'utf8')).serialNumber));
+    const serials = new Set(
+      names.map((s) => parseCertificate(fs.readFileSync(m.out('us-east-1', s, 'cert.pem'), 'utf8')).serialNumber),
+    );
     expect([keys.size, serials.size]).toEqual([N, N]);
   });
 
   it('--progress off a terminal prints progress lines on stderr, stdout keeps the plan and the result', () => {
-    expect(renew.stderr).toMatch(new RegExp(`^renew: signed ${N + 1}/${N + 1} leaves \\(100%\\) in \\d+\\.\\d s, \\d+ leaves/s$`, 'm'));
+    expect(renew.stderr).toMatch(
+      new RegExp(`^renew: signed ${N + 1}/${N + 1} leaves \\(100%\\) in \\d+\\.\\d s, \\d+ leaves/s$`, 'm'),
+    );
     expect(renew.stdout).not.toMatch(/renew: signed/);
   });
 
@@ -114,7 +152,8 @@ describe('progress', () => {
       p.tick(100);
     }
     p.stop();
-    // Ticks at 1.5 s steps: lines once 5 s have passed since the last (at 6 s and 12 s), none at 15 s when all is done but stop's.
+    // Ticks at 1.5 s steps: lines once 5 s have passed since the last (at 6 s and 12 s), none at 15 s when all is done
+    // but stop's.
     expect(out).toEqual([
       'renew: signed 400/1000 leaves (40%) in 6.0 s, 67 leaves/s\n',
       'renew: signed 800/1000 leaves (80%) in 12.0 s, 67 leaves/s\n',
@@ -160,7 +199,7 @@ describe('the output directory', () => {
     return out;
   };
 
-  it('deploy --wipe-out keeps a scope\'s trust and CRL while a leaf is left, and removes them with its last leaf', () => {
+  it("deploy --wipe-out keeps a scope's trust and CRL while a leaf is left, and removes them with its last leaf", () => {
     const out = scratch();
     expect(wipeOutDir(out, ['s/a'])).toBe(1);
     expect(fs.readdirSync(path.join(out, 's')).sort()).toEqual(['b', 'crl.pem', 'trust.openssl.pem', 'trust.pem']);
@@ -180,7 +219,9 @@ describe('the output directory', () => {
     const saved = process.env.PATH;
     process.env.PATH = '/nonexistent';
     try {
-      expect(() => outputBarrier(out, [path.join(out, 's', 'a', 'key.pem'), path.join(out, 's', 'trust.pem')])).not.toThrow();
+      expect(() =>
+        outputBarrier(out, [path.join(out, 's', 'a', 'key.pem'), path.join(out, 's', 'trust.pem')]),
+      ).not.toThrow();
       expect(() => outputBarrier(out, [path.join(out, 's', 'gone.pem')])).toThrow(/ENOENT/);
     } finally {
       process.env.PATH = saved;

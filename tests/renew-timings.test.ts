@@ -17,7 +17,12 @@ const N = 300;
 const names = Array.from({ length: N }, (_, i) => `svc-${String(i).padStart(4, '0')}`);
 const PHASES = ['start', 'load', 'plan', 'keys', 'procedures', 'write', 'ledger', 'total'];
 
-interface Line { trellis: string; command: string; ms: Record<string, number>; mint?: { leaves: number; threads: number; wallMs: number; signMs: number[]; filesMs: number[] } }
+interface Line {
+  trellis: string;
+  command: string;
+  ms: Record<string, number>;
+  mint?: { leaves: number; threads: number; wallMs: number; signMs: number[]; filesMs: number[] };
+}
 
 let plain: FakeMesh;
 let timed: FakeMesh;
@@ -48,12 +53,18 @@ describe('renew with TRELLIS_TIMINGS=1', () => {
     expect(t.mint!.signMs).toHaveLength(t.mint!.threads);
     expect(t.mint!.filesMs).toHaveLength(t.mint!.threads);
     expect(t.mint!.signMs.every((v) => v > 0)).toBe(true);
-    // The phase of the pool lies inside renew's procedures, and the busiest thread's signing inside the pool's wall time.
+    // The phase of the pool lies inside renew's procedures, and the busiest thread's signing inside the pool's wall
+    // time.
     expect(t.mint!.wallMs).toBeLessThanOrEqual(t.ms.procedures! + 1);
     expect(Math.max(...t.mint!.signMs)).toBeLessThanOrEqual(t.mint!.wallMs + 1);
     // Same store: records, ledgers, bundles (serials and keys are random, so compare which files exist).
     expect(Object.keys(timed.snapshot()).sort()).toEqual(Object.keys(plain.snapshot()).sort());
-    expect(mintPhase(b.stderr)).toMatchObject({ leaves: N + 1, threads: t.mint!.threads, seconds: Math.max(...t.mint!.signMs) / 1000, wallSeconds: t.mint!.wallMs / 1000 });
+    expect(mintPhase(b.stderr)).toMatchObject({
+      leaves: N + 1,
+      threads: t.mint!.threads,
+      seconds: Math.max(...t.mint!.signMs) / 1000,
+      wallSeconds: t.mint!.wallMs / 1000,
+    });
   }, 120_000);
 
   it('nothing due: the line has the phases that ran and no minting phase; stdout as without it, the store unchanged', async () => {

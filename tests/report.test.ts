@@ -22,14 +22,26 @@ const HOSTILE = '<img src=x onerror=alert(1)>';
 const SCOPES = ['global', 'us-east-1', 'eu-west-1'];
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-report-'));
 const out = path.join(scratch, 'report.html');
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
 let m: FakeMesh;
 let browser: Browser;
 let page: Page;
 const requests: string[] = [];
 
 beforeAll(async () => {
-  m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] }, now: NOW });
+  m = await FakeMesh.create({
+    scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+    now: NOW,
+  });
   // A rotation under way, so the tree shows two roles and the rotations table a gate.
   expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--now', AT, '--now-ahead'])).code).toBe(0);
   // Strings a pull request or a CI variable controls: an actor in the ledger, a directory name in a finding.
@@ -47,34 +59,46 @@ afterAll(async () => {
   await browser?.close();
 });
 
-const serialOf = async (rel: string) => (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!; // the page shows serials as OpenSSL prints them
-const notAfterOf = async (rel: string) => new Date((await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-enddate'])).stdout.trim().split('=')[1]!).toISOString();
+const serialOf = async (rel: string) =>
+  (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!; // the page shows serials as OpenSSL prints them
+const notAfterOf = async (rel: string) =>
+  new Date(
+    (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-enddate'])).stdout.trim().split('=')[1]!,
+  ).toISOString();
 
 describe('the report in Chromium', () => {
   it('requests nothing but the file itself, and forbids every fetch by CSP', async () => {
     expect(requests).toEqual([`file://${out}`]);
-    expect(await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content')).toBe("default-src 'none'; style-src 'unsafe-inline'; img-src data:");
+    expect(await page.locator('meta[http-equiv="Content-Security-Policy"]').getAttribute('content')).toBe(
+      "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+    );
     expect(await page.locator('script').count()).toBe(0);
   });
 
-  it('the tree: root → each scope\'s intermediates (with roles) → services, with the store\'s serials', async () => {
+  it("the tree: root → each scope's intermediates (with roles) → services, with the store's serials", async () => {
     const rootSerial = await serialOf('bundles/root/root.pem');
     expect(await page.locator(`#tree .root[data-serial="${rootSerial}"]`).count()).toBe(1);
     for (const s of SCOPES) {
-      const inter = page.locator(`#tree .inter[data-scope="${s}"][data-serial="${await serialOf(`bundles/${s}/intermediate.pem`)}"]`);
+      const inter = page.locator(
+        `#tree .inter[data-scope="${s}"][data-serial="${await serialOf(`bundles/${s}/intermediate.pem`)}"]`,
+      );
       await expect.poll(() => inter.count()).toBe(1);
       expect(await inter.textContent()).toMatch(new RegExp(`${s}\\s*active`));
-      for (const [service, rec] of Object.entries(parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>)) {
+      for (const [service, rec] of Object.entries(
+        parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>,
+      )) {
         const node = page.locator(`#tree [data-service="${s}/${service}"][data-serial="${rec.serial.toUpperCase()}"]`);
         expect(await node.count(), `${s}/${service}`).toBe(1);
         expect(await node.isVisible()).toBe(true);
       }
     }
-    const next = page.locator(`#tree .inter[data-scope="us-east-1"][data-serial="${await serialOf('bundles/us-east-1/intermediate.next.pem')}"]`);
+    const next = page.locator(
+      `#tree .inter[data-scope="us-east-1"][data-serial="${await serialOf('bundles/us-east-1/intermediate.next.pem')}"]`,
+    );
     expect(await next.textContent()).toMatch(/us-east-1\s*next/);
   });
 
-  it('the matrix: each cell is what the scope\'s trust.pem actually holds', async () => {
+  it("the matrix: each cell is what the scope's trust.pem actually holds", async () => {
     const inter = (s: string) => m.read(`bundles/${s}/intermediate.pem`).trim();
     for (const verifier of SCOPES) {
       for (const issuer of SCOPES) {
@@ -84,26 +108,36 @@ describe('the report in Chromium', () => {
       }
     }
     // The boundary as it should read, from the bundles: regions do not trust each other.
-    expect(await page.locator('#matrix td[data-verifier="us-east-1"][data-issuer="eu-west-1"]').textContent()).toBe('✗');
+    expect(await page.locator('#matrix td[data-verifier="us-east-1"][data-issuer="eu-west-1"]').textContent()).toBe(
+      '✗',
+    );
   });
 
   it('the timeline: one drawn bar per certificate, at its real not-after date', async () => {
     for (const s of SCOPES) {
-      for (const [service, rec] of Object.entries(parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>)) {
+      for (const [service, rec] of Object.entries(
+        parse(m.read(`bundles/${s}/leaves.yaml`)) as Record<string, { serial: string; notAfter: string }>,
+      )) {
         const bar = page.locator(`#timeline-leaves g.bar[data-serial="${rec.serial.toUpperCase()}"]`);
-        expect(Date.parse((await bar.getAttribute('data-not-after'))!), `${s}/${service}`).toBe(Date.parse(rec.notAfter));
+        expect(Date.parse((await bar.getAttribute('data-not-after'))!), `${s}/${service}`).toBe(
+          Date.parse(rec.notAfter),
+        );
         expect(await bar.textContent()).toContain(new Date(rec.notAfter).toISOString().slice(0, 16).replace('T', ' '));
         const box = await bar.locator('rect').boundingBox();
         expect(box!.width).toBeGreaterThan(10);
       }
-      const caBar = page.locator(`#timeline-cas g.bar[data-serial="${await serialOf(`bundles/${s}/intermediate.pem`)}"]`);
-      expect(Date.parse((await caBar.getAttribute('data-not-after'))!)).toBe(Date.parse(await notAfterOf(`bundles/${s}/intermediate.pem`)));
+      const caBar = page.locator(
+        `#timeline-cas g.bar[data-serial="${await serialOf(`bundles/${s}/intermediate.pem`)}"]`,
+      );
+      expect(Date.parse((await caBar.getAttribute('data-not-after'))!)).toBe(
+        Date.parse(await notAfterOf(`bundles/${s}/intermediate.pem`)),
+      );
       expect((await caBar.locator('rect').boundingBox())!.width).toBeGreaterThan(10);
     }
     expect(await page.locator('#timeline-leaves .now').count()).toBe(1);
   });
 
-  it('each rotation\'s phase and gate, the recent ledger, and verify\'s findings', async () => {
+  it("each rotation's phase and gate, the recent ledger, and verify's findings", async () => {
     const state = parse(m.read('bundles/us-east-1/state.yaml')) as { phase: string; rotation: { switchAt: string } };
     const row = page.locator('#rotations tr[data-scope="us-east-1"]');
     expect(await row.textContent()).toContain(state.phase);
@@ -127,8 +161,8 @@ describe('the report in Chromium', () => {
   });
 });
 
-describe('the header colours verify\'s counts by their value', () => {
-  it('0 error(s) is shown in the ok colour, never red; a count above 0 in its level\'s colour', async () => {
+describe("the header colours verify's counts by their value", () => {
+  it("0 error(s) is shown in the ok colour, never red; a count above 0 in its level's colour", async () => {
     const mesh = loadMesh(new Store(m.dir));
     const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
     const colours = async (findings: typeof model.findings) => {
@@ -136,7 +170,11 @@ describe('the header colours verify\'s counts by their value', () => {
       try {
         await p.setContent(renderReportHtml({ ...model, findings }));
         const colour = (id: string) => p.locator(`#verify-${id}`).evaluate((el) => getComputedStyle(el).color);
-        return { error: await colour('error'), warning: await colour('warning'), text: await p.locator('header p').textContent() };
+        return {
+          error: await colour('error'),
+          warning: await colour('warning'),
+          text: await p.locator('header p').textContent(),
+        };
       } finally {
         await p.close();
       }
@@ -147,7 +185,10 @@ describe('the header colours verify\'s counts by their value', () => {
     expect(clean.text).toContain('0 error(s), 0 warning(s)');
     expect(clean.error).toBe(GREEN);
     expect(clean.warning).toBe(GREEN);
-    const failing = await colours([...model.findings, { level: 'error', check: 'boundary', scope: 'us-east-1', message: 'x' }]);
+    const failing = await colours([
+      ...model.findings,
+      { level: 'error', check: 'boundary', scope: 'us-east-1', message: 'x' },
+    ]);
     expect(failing.error).toBe(RED);
   });
 });
@@ -157,7 +198,11 @@ describe('the renderer escapes every store-derived string', () => {
     const mesh = loadMesh(new Store(m.dir));
     const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
     // Names a pull request might try, were the schema ever loosened: the renderer must not rely on it.
-    const hostile = JSON.parse(JSON.stringify(model).replaceAll('eu-west-1', HOSTILE.replaceAll('"', '\\"')).replaceAll('"api"', JSON.stringify(`${HOSTILE}"'&`)));
+    const hostile = JSON.parse(
+      JSON.stringify(model)
+        .replaceAll('eu-west-1', HOSTILE.replaceAll('"', '\\"'))
+        .replaceAll('"api"', JSON.stringify(`${HOSTILE}"'&`)),
+    );
     const html = renderReportHtml(hostile);
     expect(html).not.toContain('<img');
     expect(html).toContain('&lt;img src=x onerror=alert(1)&gt;');

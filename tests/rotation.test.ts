@@ -30,7 +30,14 @@ function keep(m: FakeMesh, rel: string): string {
   return f;
 }
 
-const opensslVerify = (...args: string[]) => tool('openssl', ['verify', '-x509_strict', '-attime', String(Math.floor(new Date(later(2)).getTime() / 1000)), ...args]);
+const opensslVerify = (...args: string[]) =>
+  tool('openssl', [
+    'verify',
+    '-x509_strict',
+    '-attime',
+    String(Math.floor(new Date(later(2)).getTime() / 1000)),
+    ...args,
+  ]);
 
 describe('compromise recovery', () => {
   let m: FakeMesh;
@@ -50,12 +57,27 @@ describe('compromise recovery', () => {
   });
   it('the old intermediate leaves every bundle at once', () => {
     const old = fs.readFileSync(oldInter, 'utf8');
-    for (const s of ['global', 'us-east-1', 'eu-west-1']) expect(m.read(`bundles/${s}/trust.pem`)).not.toContain(old.trim());
+    for (const s of ['global', 'us-east-1', 'eu-west-1'])
+      expect(m.read(`bundles/${s}/trust.pem`)).not.toContain(old.trim());
   });
   it('OpenSSL -crl_check reports the old intermediate revoked by the root CRL', async () => {
-    const r = await opensslVerify('-crl_check', '-CAfile', m.path('bundles/root/roots.pem'), '-CRLfile', m.path('bundles/root/crl.pem'), oldInter);
+    const r = await opensslVerify(
+      '-crl_check',
+      '-CAfile',
+      m.path('bundles/root/roots.pem'),
+      '-CRLfile',
+      m.path('bundles/root/crl.pem'),
+      oldInter,
+    );
     expect(r.stderr).toMatch(/error 23 .*certificate revoked/);
-    const fresh = await opensslVerify('-crl_check', '-CAfile', m.path('bundles/root/roots.pem'), '-CRLfile', m.path('bundles/root/crl.pem'), m.path('bundles/us-east-1/intermediate.pem'));
+    const fresh = await opensslVerify(
+      '-crl_check',
+      '-CAfile',
+      m.path('bundles/root/roots.pem'),
+      '-CRLfile',
+      m.path('bundles/root/crl.pem'),
+      m.path('bundles/us-east-1/intermediate.pem'),
+    );
     expect(fresh.code, fresh.stderr).toBe(0);
   });
   it('a leaf of the old key fails against the new bundle immediately; the next renew re-mints every leaf of the scope', async () => {
@@ -72,15 +94,23 @@ describe('compromise recovery', () => {
   });
   it('the evidence lists old and new, the blast radius, and completes once every leaf is re-minted', () => {
     const dir = m.path('bundles/us-east-1/evidence');
-    const e = JSON.parse(fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('recovery.json'))!), 'utf8'));
+    const e = JSON.parse(
+      fs.readFileSync(path.join(dir, fs.readdirSync(dir).find((f) => f.endsWith('recovery.json'))!), 'utf8'),
+    );
     expect(e).toMatchObject({ kind: 'compromise-recovery', status: 'completed', reason: 'keyCompromise' });
     expect(e.affected.map((a: { service: string }) => a.service).sort()).toEqual(['api', 'web']);
     expect(e.affected.every((a: { newSerial?: string }) => a.newSerial)).toBe(true);
   });
   it('the ledgers link the evidence by path and hash', () => {
-    const entry = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).find((e) => e.op === 'recover');
+    const entry = m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .find((e) => e.op === 'recover');
     expect(entry.details.evidence).toMatch(/^bundles\/us-east-1\/evidence\/.*recovery\.json$/);
-    // The renew after completed the record, so the hash names the version the ceremony wrote; the ledger still holds the chain.
+    // The renew after completed the record, so the hash names the version the ceremony wrote; the ledger still holds
+    // the chain.
     expect(entry.details.sha256).toMatch(/^[0-9a-f]{64}$/);
     expect(m.read('bundles/root/ledger.jsonl')).toContain('"op":"recover"');
   });
@@ -100,11 +130,24 @@ describe('leaf revocation', () => {
     const crl = m.path('bundles/us-east-1/crl.pem');
     const revoked = await opensslVerify('-crl_check', '-purpose', 'sslclient', '-CAfile', trust, '-CRLfile', crl, old);
     expect(revoked.stderr).toMatch(/error 23 .*certificate revoked/);
-    const fresh = await opensslVerify('-crl_check', '-purpose', 'sslclient', '-CAfile', trust, '-CRLfile', crl, m.out('us-east-1', 'api', 'cert.pem'));
+    const fresh = await opensslVerify(
+      '-crl_check',
+      '-purpose',
+      'sslclient',
+      '-CAfile',
+      trust,
+      '-CRLfile',
+      crl,
+      m.out('us-east-1', 'api', 'cert.pem'),
+    );
     expect(fresh.code, fresh.stderr).toBe(0);
     // The output's crl.pem is the release's: every trusted scope's CRLs, the new revocation included.
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(releaseFor(loadMesh(new Store(m.dir)), 'us-east-1')['crl.pem']);
-    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(m.read('bundles/us-east-1/crl.pem'));
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toBe(
+      releaseFor(loadMesh(new Store(m.dir)), 'us-east-1')['crl.pem'],
+    );
+    expect(fs.readFileSync(m.path('.trellis/out/us-east-1/crl.pem'), 'utf8')).toContain(
+      m.read('bundles/us-east-1/crl.pem'),
+    );
     expect((await m.ci(['verify', '--now', later(1), '--now-ahead'])).code).toBe(0);
   });
   it('an unknown service is refused (exit 2) and the store is untouched', async () => {
@@ -123,7 +166,15 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
     m = pristine.clone();
     f.leaf = keep(m, '.trellis/out/us-east-1/api/cert.pem');
     expect((await m.root(['rotate', 'root', '--now', later(1), '--now-ahead'])).code).toBe(0);
-    for (const [k, rel] of Object.entries({ oldRoot: 'bundles/root/root.previous.pem', newRoot: 'bundles/root/root.pem', link: 'bundles/root/link.pem', newInter: 'bundles/us-east-1/intermediate.pem', oldInter: 'bundles/us-east-1/intermediate.old-root.pem', roots: 'bundles/root/roots.pem' })) f[k] = keep(m, rel);
+    for (const [k, rel] of Object.entries({
+      oldRoot: 'bundles/root/root.previous.pem',
+      newRoot: 'bundles/root/root.pem',
+      link: 'bundles/root/link.pem',
+      newInter: 'bundles/us-east-1/intermediate.pem',
+      oldInter: 'bundles/us-east-1/intermediate.old-root.pem',
+      roots: 'bundles/root/roots.pem',
+    }))
+      f[k] = keep(m, rel);
     f.newInterAndLink = path.join(scratch, 'new-inter-and-link.pem');
     fs.writeFileSync(f.newInterAndLink, fs.readFileSync(f.newInter, 'utf8') + fs.readFileSync(f.link, 'utf8'));
   });
@@ -139,14 +190,28 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
     expect(r.code === 0, r.stderr).toBe(ok);
   });
   it.each(cases)('the same live leaf %s: Go', async (_, root, inter, ok) => {
-    const r = await goverify(['-roots', f[root]!, '-intermediates', f[inter]!, '-cert', f.leaf!, '-eku', 'server', '-at', later(2)]);
+    const r = await goverify([
+      '-roots',
+      f[root]!,
+      '-intermediates',
+      f[inter]!,
+      '-cert',
+      f.leaf!,
+      '-eku',
+      'server',
+      '-at',
+      later(2),
+    ]);
     expect(r.stdout === 'OK', r.stdout).toBe(ok);
   });
   it('a recovery during the overlap revokes the compromised key under both roots', async () => {
     const c = m.clone();
     const r = await c.root(['recover', 'us-east-1', '--now', later(2), '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    for (const [root, inter] of [[f.oldRoot, f.oldInter], [f.newRoot, f.newInter]]) {
+    for (const [root, inter] of [
+      [f.oldRoot, f.oldInter],
+      [f.newRoot, f.newInter],
+    ]) {
       const v = await opensslVerify('-crl_check', '-CAfile', root!, '-CRLfile', c.path('bundles/root/crl.pem'), inter!);
       expect(v.stderr).toMatch(/error 23 .*revoked/);
     }
@@ -156,23 +221,77 @@ describe('root rotation overlap, judged by OpenSSL and Go', () => {
 
 describe('refused transitions', () => {
   it.each([
-    ['a second rotation while one is running', async (m: FakeMesh) => {
-      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
-    }, ['rotate', 'intermediate', 'us-east-1', '--now', later(2), '--now-ahead'], 1, /already rotating \(phase publish\).*--abort/s],
-    ['an abort with no rotation', undefined, ['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(1), '--now-ahead'], 1, /no rotation to abort/],
-    ['a planned intermediate rotation during a root overlap', async (m: FakeMesh) => {
-      await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
-    }, ['rotate', 'intermediate', 'eu-west-1', '--now', later(2), '--now-ahead'], 1, /root rotation is in its overlap.*--finalize/s],
-    ['a second root rotation', async (m: FakeMesh) => {
-      await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
-    }, ['rotate', 'root', '--now', later(2), '--now-ahead'], 1, /already in its overlap/],
-    ['a finalize without an overlap', undefined, ['rotate', 'root', '--finalize', '--now', later(1), '--now-ahead'], 1, /no root rotation to finalize/],
-    ['a root rotation while a scope is mid-rotation', async (m: FakeMesh) => {
-      await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
-    }, ['rotate', 'root', '--now', later(2), '--now-ahead'], 1, /us-east-1 are mid-rotation/],
-    ['a root rotation after the root expired', undefined, ['rotate', 'root', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'], 1, /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s],
-    ['a ceremony under an expired root', undefined, ['recover', 'us-east-1', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'], 1, /expired at 20[0-9]{2}-/],
-    ['a propagation window that is not a duration', undefined, ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1), '--now-ahead'], 2, /--propagation: "soon" is not a duration/],
+    [
+      'a second rotation while one is running',
+      async (m: FakeMesh) => {
+        await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
+      },
+      ['rotate', 'intermediate', 'us-east-1', '--now', later(2), '--now-ahead'],
+      1,
+      /already rotating \(phase publish\).*--abort/s,
+    ],
+    [
+      'an abort with no rotation',
+      undefined,
+      ['rotate', 'intermediate', 'us-east-1', '--abort', '--now', later(1), '--now-ahead'],
+      1,
+      /no rotation to abort/,
+    ],
+    [
+      'a planned intermediate rotation during a root overlap',
+      async (m: FakeMesh) => {
+        await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
+      },
+      ['rotate', 'intermediate', 'eu-west-1', '--now', later(2), '--now-ahead'],
+      1,
+      /root rotation is in its overlap.*--finalize/s,
+    ],
+    [
+      'a second root rotation',
+      async (m: FakeMesh) => {
+        await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
+      },
+      ['rotate', 'root', '--now', later(2), '--now-ahead'],
+      1,
+      /already in its overlap/,
+    ],
+    [
+      'a finalize without an overlap',
+      undefined,
+      ['rotate', 'root', '--finalize', '--now', later(1), '--now-ahead'],
+      1,
+      /no root rotation to finalize/,
+    ],
+    [
+      'a root rotation while a scope is mid-rotation',
+      async (m: FakeMesh) => {
+        await m.root(['rotate', 'intermediate', 'us-east-1', '--now', later(1), '--now-ahead']);
+      },
+      ['rotate', 'root', '--now', later(2), '--now-ahead'],
+      1,
+      /us-east-1 are mid-rotation/,
+    ],
+    [
+      'a root rotation after the root expired',
+      undefined,
+      ['rotate', 'root', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'],
+      1,
+      /root .* expired at 20[0-9]{2}-.*stand up a new mesh/s,
+    ],
+    [
+      'a ceremony under an expired root',
+      undefined,
+      ['recover', 'us-east-1', '--now', at(new Date(T0.getTime() + 13 * 365 * DAY)), '--now-ahead'],
+      1,
+      /expired at 20[0-9]{2}-/,
+    ],
+    [
+      'a propagation window that is not a duration',
+      undefined,
+      ['rotate', 'intermediate', 'us-east-1', '--propagation', 'soon', '--now', later(1), '--now-ahead'],
+      2,
+      /--propagation: "soon" is not a duration/,
+    ],
   ] as const)('refuses %s, leaving the store as it was', async (_, prepare, args, code, message) => {
     const m = pristine.clone();
     if (prepare) await prepare(m);
@@ -189,7 +308,9 @@ describe('refused transitions', () => {
   ])('%s without custody of the root is refused (exit 3)', async (_, args) => {
     const m = pristine.clone();
     const before = m.snapshot();
-    const r = await m.root([...args, '--now', later(1), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
+    const r = await m.root([...args, '--now', later(1), '--now-ahead'], {
+      TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile,
+    });
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/offline root identity given does not open this key/);
     expect(m.snapshot()).toEqual(before);
@@ -198,7 +319,9 @@ describe('refused transitions', () => {
     const m = pristine.clone();
     await m.root(['rotate', 'root', '--now', later(1), '--now-ahead']);
     const before = m.snapshot();
-    const r = await m.root(['rotate', 'root', '--finalize', '--now', later(2), '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile });
+    const r = await m.root(['rotate', 'root', '--finalize', '--now', later(2), '--now-ahead'], {
+      TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile,
+    });
     expect(r.code).toBe(3);
     expect(m.snapshot()).toEqual(before);
   });
@@ -228,7 +351,17 @@ describe('rollback', () => {
     expect(r.stdout).toMatch(/stays in the bundles until the leaves it signed have expired/);
     expect(m.read('bundles/us-east-1/intermediate.pem')).toBe(oldInter);
     // A host still presenting a leaf of the aborted key keeps passing its handshakes.
-    const ok = await tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslclient', '-attime', String(Math.floor(new Date(later(4)).getTime() / 1000)), '-CAfile', m.path('bundles/us-east-1/trust.openssl.pem'), mintedByAborted]);
+    const ok = await tool('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslclient',
+      '-attime',
+      String(Math.floor(new Date(later(4)).getTime() / 1000)),
+      '-CAfile',
+      m.path('bundles/us-east-1/trust.openssl.pem'),
+      mintedByAborted,
+    ]);
     expect(ok.code, ok.stderr).toBe(0);
     const renew = await m.ci(['renew', '--now', later(5), '--now-ahead']);
     expect(renew.stdout).toContain('mint us-east-1/api (issuer-changed)');
@@ -238,7 +371,15 @@ describe('rollback', () => {
     expect(retire.stdout).toContain('phase us-east-1: retire');
     expect(m.read('bundles/us-east-1/trust.pem').match(/BEGIN/g)).toHaveLength(2);
     expect((await m.ci(['verify', '--now', later(5 + 7 * 24), '--now-ahead'])).code).toBe(0);
-    const e = JSON.parse(fs.readFileSync(path.join(m.path('bundles/us-east-1/evidence'), fs.readdirSync(m.path('bundles/us-east-1/evidence')).find((x) => x.endsWith('.json'))!), 'utf8'));
+    const e = JSON.parse(
+      fs.readFileSync(
+        path.join(
+          m.path('bundles/us-east-1/evidence'),
+          fs.readdirSync(m.path('bundles/us-east-1/evidence')).find((x) => x.endsWith('.json'))!,
+        ),
+        'utf8',
+      ),
+    );
     expect(e.status).toBe('aborted');
     expect(e.steps.map((s: { step: string }) => s.step)).toEqual(['publish', 'switch', 'remint', 'abort']);
   });
@@ -246,7 +387,10 @@ describe('rollback', () => {
     const m = pristine.clone();
     await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', later(1), '--now-ahead']);
     const s = JSON.parse((await m.ci(['status', '--json', '--now', later(1), '--now-ahead'])).stdout);
-    expect(s.scopes.find((x: { scope: string }) => x.scope === 'us-east-1').gate).toEqual({ gate: 'switch', at: later(2) });
+    expect(s.scopes.find((x: { scope: string }) => x.scope === 'us-east-1').gate).toEqual({
+      gate: 'switch',
+      at: later(2),
+    });
   });
 });
 
@@ -257,7 +401,9 @@ describe('root CRL freshness', () => {
     const past = at(new Date(T0.getTime() + 181 * DAY));
     const warn = await m.ci(['verify', '--now', soon, '--now-ahead']);
     expect(warn.stdout).toMatch(/! warning crl +CRL of .*root.* expires/);
-    expect((await m.ci(['verify', '--now', past, '--now-ahead'])).stdout).toMatch(/✗ error +crl +CRL of .*root.* past its nextUpdate/);
+    expect((await m.ci(['verify', '--now', past, '--now-ahead'])).stdout).toMatch(
+      /✗ error +crl +CRL of .*root.* past its nextUpdate/,
+    );
     const r = await m.root(['crl', '--now', soon, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     expect((await m.ci(['verify', '--now', soon, '--now-ahead'])).stdout).not.toMatch(/crl +CRL of .*root/);
@@ -265,7 +411,12 @@ describe('root CRL freshness', () => {
   it('evidence and ledger hashes agree for a rotation begun offline', async () => {
     const m = pristine.clone();
     await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', later(1), '--now-ahead']);
-    const entry = m.read('bundles/eu-west-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
+    const entry = m
+      .read('bundles/eu-west-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .at(-1);
     expect(sha256Hex(m.read(entry.details.evidence))).toBe(entry.details.sha256);
   });
 });

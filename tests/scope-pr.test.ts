@@ -20,12 +20,17 @@ const PROMPT = 'type the scope name';
 /** trellis-root on a real pseudo-terminal, answering its prompt with `answer`. */
 async function rootOnTty(m: FakeMesh, args: string[], answer: string) {
   const env = baseEnv({ TRELLIS_ALLOW_ONLINE: '1', TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile });
-  const r = await execa('python3', [path.join(REPO, 'tests/helpers/on-tty.py'), answer, PROMPT, '--', 'node', ROOT_BIN, '--store', m.dir, ...args], { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+  const r = await execa(
+    'python3',
+    [path.join(REPO, 'tests/helpers/on-tty.py'), answer, PROMPT, '--', 'node', ROOT_BIN, '--store', m.dir, ...args],
+    { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false },
+  );
   return { code: r.exitCode ?? -1, out: String(r.stdout) };
 }
 
 /** The summary block of one scope in a rendering: from its heading to the next blank line after the services. */
-const block = (text: string, scope: string) => /#### (\S+)\n\n(- [^\n]*\n)+/g.exec(text.slice(text.indexOf(`#### ${scope}`)).replace(/\r/g, ''))?.[0];
+const block = (text: string, scope: string) =>
+  /#### (\S+)\n\n(- [^\n]*\n)+/g.exec(text.slice(text.indexOf(`#### ${scope}`)).replace(/\r/g, ''))?.[0];
 
 describe('scope add', () => {
   let m: FakeMesh;
@@ -41,7 +46,11 @@ describe('scope add', () => {
     expect(c.read('scopes/ap-south-1.yaml')).toBe('kind: region\nservices:\n  api: {}\n  web: {}\n');
     const v = await c.ci(['verify', '--json', '--now', T, '--now-ahead']);
     expect(v.code).toBe(0);
-    expect(JSON.parse(v.stdout).findings.filter((f: { level: string }) => f.level === 'pending').map((f: { scope: string }) => f.scope)).toEqual(['ap-south-1']);
+    expect(
+      JSON.parse(v.stdout)
+        .findings.filter((f: { level: string }) => f.level === 'pending')
+        .map((f: { scope: string }) => f.scope),
+    ).toEqual(['ap-south-1']);
     const bare = await c.ci(['scope', 'add', 'sa-east-1']);
     expect(bare.code).toBe(0);
     expect(c.read('scopes/sa-east-1.yaml')).toBe('kind: region\nservices: {}\n');
@@ -49,11 +58,31 @@ describe('scope add', () => {
 
   it.each([
     ['a bad scope name', ['scope', 'add', 'Ap_South'], 2, /scopes\/Ap_South\.yaml: "Ap_South" is not a scope name/],
-    ['an existing scope', ['scope', 'add', 'us-east-1'], 2, /scopes\/us-east-1\.yaml: already exists: scope us-east-1 is declared/],
+    [
+      'an existing scope',
+      ['scope', 'add', 'us-east-1'],
+      2,
+      /scopes\/us-east-1\.yaml: already exists: scope us-east-1 is declared/,
+    ],
     ['the global scope', ['scope', 'add', 'global'], 2, /scopes\/global\.yaml: already exists/],
-    ['a bad service name', ['scope', 'add', 'ap-south-1', '--service', 'Web'], 2, /scopes\/ap-south-1\.yaml: services\.Web: "Web" is not a service name/],
-    ['a service named twice', ['scope', 'add', 'ap-south-1', '--service', 'api', '--service', 'api'], 2, /--service "api" is given twice/],
-    ['a name too long for its DNS names', ['scope', 'add', 'ap-south-1', '--service', 'a'.repeat(45)], 2, /longer than 64 characters/],
+    [
+      'a bad service name',
+      ['scope', 'add', 'ap-south-1', '--service', 'Web'],
+      2,
+      /scopes\/ap-south-1\.yaml: services\.Web: "Web" is not a service name/,
+    ],
+    [
+      'a service named twice',
+      ['scope', 'add', 'ap-south-1', '--service', 'api', '--service', 'api'],
+      2,
+      /--service "api" is given twice/,
+    ],
+    [
+      'a name too long for its DNS names',
+      ['scope', 'add', 'ap-south-1', '--service', 'a'.repeat(45)],
+      2,
+      /longer than 64 characters/,
+    ],
   ])('refuses %s (exit 2), the store unchanged', async (_, args, code, says) => {
     expect(code).toBe(2);
     const before = hashTree(m.dir);
@@ -91,8 +120,12 @@ describe('the pull-request comment and the ceremony summary', () => {
     const recipient = /ci: (age1\w+)/.exec(m.read('trellis.yaml'))![1]!;
     const summary = block(v.stdout, 'ap-south-1')!;
     expect(summary).toContain(`- subject: \`O=test, OU=ap-south-1, CN=ap-south-1 intermediate ${compact(T)}\``);
-    expect(summary).toContain(`- validity: ${at(T, -MINUTE)} → ${at(T, 3 * 365 * DAY)} (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256`);
-    expect(summary).toContain('permitted DNS `ap-south-1.mesh.example`, URI host `ap-south-1.mesh.example`; excluded IP `0.0.0.0/0`, `::/0`');
+    expect(summary).toContain(
+      `- validity: ${at(T, -MINUTE)} → ${at(T, 3 * 365 * DAY)} (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256`,
+    );
+    expect(summary).toContain(
+      'permitted DNS `ap-south-1.mesh.example`, URI host `ap-south-1.mesh.example`; excluded IP `0.0.0.0/0`, `::/0`',
+    );
     expect(summary).toContain(`- key encrypted to the CI recipient only: \`${recipient}\``);
     expect((await m.ci(['verify', '--json', '--format', 'markdown'])).code).toBe(2);
 
@@ -104,8 +137,12 @@ describe('the pull-request comment and the ceremony summary', () => {
     const cert = parseCertificate(c.read('bundles/ap-south-1/intermediate.pem'));
     expect(cert.subject).toBe(`O=test, OU=ap-south-1, CN=ap-south-1 intermediate ${compact(T)}`);
     expect(stamp(cert.notAfter)).toBe(at(T, 3 * 365 * DAY));
-    const text = (await tool('openssl', ['x509', '-noout', '-text', '-in', c.path('bundles/ap-south-1/intermediate.pem')])).stdout;
-    expect(text).toMatch(/X509v3 Name Constraints: critical\s+Permitted:\s+DNS:ap-south-1\.mesh\.example\s+URI:ap-south-1\.mesh\.example\s+Excluded:\s+IP:0\.0\.0\.0\/0\.0\.0\.0\s+IP:0:0:0:0:0:0:0:0\/0:0:0:0:0:0:0:0/);
+    const text = (
+      await tool('openssl', ['x509', '-noout', '-text', '-in', c.path('bundles/ap-south-1/intermediate.pem')])
+    ).stdout;
+    expect(text).toMatch(
+      /X509v3 Name Constraints: critical\s+Permitted:\s+DNS:ap-south-1\.mesh\.example\s+URI:ap-south-1\.mesh\.example\s+Excluded:\s+IP:0\.0\.0\.0\/0\.0\.0\.0\s+IP:0:0:0:0:0:0:0:0\/0:0:0:0:0:0:0:0/,
+    );
   });
 
   it('on a terminal, the ceremony signs only once the pending names are typed back', async () => {

@@ -46,7 +46,16 @@ beforeAll(async () => {
   const svc = (n: string) => ({ [n]: { ttl: '24h' } });
   mesh = await FakeMesh.create({ now: T0, scopes: Object.fromEntries(SCOPES.map((s) => [s, [svc(SERVICE[s]!)]])) });
   // us-east-1 mid-rotation: its shard takes the retire step, which changes what the other scopes' bundles must hold.
-  const rot = await mesh.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h', '--now', T0, '--now-ahead']);
+  const rot = await mesh.root([
+    'rotate',
+    'intermediate',
+    'us-east-1',
+    '--propagation',
+    '1h',
+    '--now',
+    T0,
+    '--now-ahead',
+  ]);
   expect(rot.code, rot.stderr).toBe(0);
   const sw = await mesh.ci(['renew', '--now', SWITCH, '--now-ahead']);
   expect(sw.stdout).toContain('phase us-east-1: switch');
@@ -95,7 +104,9 @@ describe('renew sharded by scope, then compose', () => {
     expect(composed.stdout).toContain('compose bundles/us-east-1/trust.openssl.pem');
     expect(composed.stdout).not.toContain('bundles/eu-west-1/');
     const ledger = mesh.read('bundles/global/ledger.jsonl'); // the origin's, before compose
-    expect(fs.readFileSync(path.join(merged, 'bundles/global/ledger.jsonl'), 'utf8').split('\n').filter(Boolean).length).toBe(ledger.split('\n').filter(Boolean).length + 2); // the shard's renew and compose
+    expect(
+      fs.readFileSync(path.join(merged, 'bundles/global/ledger.jsonl'), 'utf8').split('\n').filter(Boolean).length,
+    ).toBe(ledger.split('\n').filter(Boolean).length + 2); // the shard's renew and compose
 
     const after = await ci(merged, ['verify', '--now', T1, '--now-ahead']);
     expect(after.code, after.stdout).toBe(0);
@@ -105,15 +116,30 @@ describe('renew sharded by scope, then compose', () => {
     const whole = path.join(work, 'unsharded');
     await mustGit(work, ['clone', '-q', origin, whole]);
     expect((await ci(whole, ['renew', '--now', T1, '--now-ahead'])).code).toBe(0);
-    for (const s of SCOPES) for (const f of ['trust.pem', 'trust.openssl.pem']) {
-      expect(fs.readFileSync(path.join(merged, 'bundles', s, f), 'utf8'), `${s}/${f}`).toBe(fs.readFileSync(path.join(whole, 'bundles', s, f), 'utf8'));
-    }
+    for (const s of SCOPES)
+      for (const f of ['trust.pem', 'trust.openssl.pem']) {
+        expect(fs.readFileSync(path.join(merged, 'bundles', s, f), 'utf8'), `${s}/${f}`).toBe(
+          fs.readFileSync(path.join(whole, 'bundles', s, f), 'utf8'),
+        );
+      }
 
     // Each runner's leaves verify with OpenSSL (as of T1) against the composed bundles; the boundary holds.
     const opensslVerify = (leafScope: string, trustScope: string, purpose: string) => {
       const out = path.join(jobs[SCOPES.indexOf(leafScope)]!.dir, '.trellis/out', leafScope, SERVICE[leafScope]!);
-      return tool('openssl', ['verify', '-x509_strict', '-attime', String(Date.parse(T1) / 1000 + 60), '-purpose', purpose, '-CAfile', path.join(merged, 'bundles', trustScope, 'trust.openssl.pem'),
-        '-crl_check', '-CRLfile', path.join(merged, 'bundles', leafScope, 'crl.pem'), path.join(out, 'cert.pem')]);
+      return tool('openssl', [
+        'verify',
+        '-x509_strict',
+        '-attime',
+        String(Date.parse(T1) / 1000 + 60),
+        '-purpose',
+        purpose,
+        '-CAfile',
+        path.join(merged, 'bundles', trustScope, 'trust.openssl.pem'),
+        '-crl_check',
+        '-CRLfile',
+        path.join(merged, 'bundles', leafScope, 'crl.pem'),
+        path.join(out, 'cert.pem'),
+      ]);
     };
     for (const s of SCOPES) {
       for (const purpose of ['sslclient', 'sslserver']) {
@@ -137,7 +163,7 @@ describe('renew sharded by scope, then compose', () => {
 
 describe('refusals', () => {
   it.each([
-    ['another scope\'s ledger', 'bundles/eu-west-1/ledger.jsonl'],
+    ["another scope's ledger", 'bundles/eu-west-1/ledger.jsonl'],
     ['its own trust bundle (compose writes it)', 'bundles/us-east-1/trust.pem'],
     ['its own OpenSSL trust bundle', 'bundles/us-east-1/trust.openssl.pem'],
     ['the root CRL', 'bundles/root/crl.pem'],
@@ -145,9 +171,16 @@ describe('refusals', () => {
     ['a path climbing out of its directory', 'bundles/us-east-1/../global/leaves.yaml'],
     ['a scope whose name extends its own', 'bundles/us-east-1b/leaves.yaml'],
   ])('a shard of us-east-1 cannot write %s', (_why, file) => {
-    const writes = [{ path: 'bundles/us-east-1/leaves.yaml', content: 'x' }, { path: file, content: 'y' }];
+    const writes = [
+      { path: 'bundles/us-east-1/leaves.yaml', content: 'x' },
+      { path: file, content: 'y' },
+    ];
     let err: unknown;
-    try { assertShardWrites('us-east-1', writes); } catch (e) { err = e; }
+    try {
+      assertShardWrites('us-east-1', writes);
+    } catch (e) {
+      err = e;
+    }
     expect(err).toBeInstanceOf(TrellisError);
     expect((err as TrellisError).reason).toBe('shard-outside-scope');
     expect((err as TrellisError).place.file).toBe(file);
@@ -155,8 +188,22 @@ describe('refusals', () => {
   });
 
   it('a shard may write every file of its own scope but the trust bundles', () => {
-    const own = ['leaves.yaml', 'ledger.jsonl', 'state.yaml', 'crl.pem', 'intermediate.pem', 'intermediate.key.age', 'intermediate.previous.pem', `evidence/${compact(T0)}-rotation.json`];
-    expect(() => assertShardWrites('us-east-1', own.map((f) => ({ path: `bundles/us-east-1/${f}`, content: null })))).not.toThrow();
+    const own = [
+      'leaves.yaml',
+      'ledger.jsonl',
+      'state.yaml',
+      'crl.pem',
+      'intermediate.pem',
+      'intermediate.key.age',
+      'intermediate.previous.pem',
+      `evidence/${compact(T0)}-rotation.json`,
+    ];
+    expect(() =>
+      assertShardWrites(
+        'us-east-1',
+        own.map((f) => ({ path: `bundles/us-east-1/${f}`, content: null })),
+      ),
+    ).not.toThrow();
   });
 
   it('renew --shard without --scope is refused (exit 2) and writes nothing', async () => {
@@ -177,7 +224,9 @@ describe('refusals', () => {
     expect(r.code).toBe(3);
     expect(r.stderr).toMatch(/TRELLIS_CI_IDENTITY/);
     expect(hashTree(m.dir)).toEqual(before);
-    const dry = await m.ci(['compose', '--dry-run', '--now', T1, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: undefined });
+    const dry = await m.ci(['compose', '--dry-run', '--now', T1, '--now-ahead'], {
+      TRELLIS_CI_IDENTITY_FILE: undefined,
+    });
     expect(dry.code).toBe(0);
     expect(dry.stdout).toContain('compose bundles/global/trust.pem');
     expect(hashTree(m.dir)).toEqual(before);

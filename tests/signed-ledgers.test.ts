@@ -9,8 +9,18 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  appendToLedger, canonicalJson, importSigningKey, ledgerSigner, newIdentity, parseCertificate, parseLedger, sha256Hex, nodeCryptoSeam, tryDecrypt,
-  type LedgerDraft, type LedgerSigner,
+  appendToLedger,
+  canonicalJson,
+  importSigningKey,
+  ledgerSigner,
+  newIdentity,
+  parseCertificate,
+  parseLedger,
+  sha256Hex,
+  nodeCryptoSeam,
+  tryDecrypt,
+  type LedgerDraft,
+  type LedgerSigner,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
@@ -22,10 +32,17 @@ const US = 'bundles/us-east-1/ledger.jsonl';
 let pristine: FakeMesh;
 
 beforeAll(async () => {
-  pristine = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] } });
+  pristine = await FakeMesh.create({
+    now: T0,
+    scopes: { global: ['control'], 'us-east-1': ['api'], 'eu-west-1': ['api'] },
+  });
 });
 
-const identities = (file: string) => fs.readFileSync(file, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
+const identities = (file: string) =>
+  fs
+    .readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
 
 /** A ledger signer holding a key of the store, opened the way its CLI opens it. */
 async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFile: string): Promise<LedgerSigner> {
@@ -34,14 +51,22 @@ async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFil
   return ledgerSigner({ cert: parseCertificate(m.read(certFile)), ...(await importSigningKey(opened.text)) });
 }
 const rootKey = (m: FakeMesh) => keyOf(m, 'bundles/root/root.pem', 'bundles/root/root.key.age', m.rootIdentityFile);
-const intermediateKey = (m: FakeMesh, scope: string) => keyOf(m, `bundles/${scope}/intermediate.pem`, `bundles/${scope}/intermediate.key.age`, m.ciIdentityFile);
+const intermediateKey = (m: FakeMesh, scope: string) =>
+  keyOf(m, `bundles/${scope}/intermediate.pem`, `bundles/${scope}/intermediate.key.age`, m.ciIdentityFile);
 
 /** A key trellis never heard of, with a self-signed certificate. */
 async function strangerKey(): Promise<LedgerSigner> {
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
   const cert = await nodeCryptoSeam.signCertificate({
-    serial: '01', subject: 'CN=stranger', issuer: 'CN=stranger', notBefore: new Date(at(T0, -7810 * HOUR)), notAfter: new Date(at(T0, 27254 * HOUR)),
-    subjectPublicKey: keys.publicKey, signingKey: keys.privateKey, signingAlgorithm: 'ecdsa-p256', extensions: [],
+    serial: '01',
+    subject: 'CN=stranger',
+    issuer: 'CN=stranger',
+    notBefore: new Date(at(T0, -7810 * HOUR)),
+    notAfter: new Date(at(T0, 27254 * HOUR)),
+    subjectPublicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    signingAlgorithm: 'ecdsa-p256',
+    extensions: [],
   });
   return ledgerSigner({ cert, key: keys.privateKey, algorithm: 'ecdsa-p256' });
 }
@@ -49,18 +74,35 @@ async function strangerKey(): Promise<LedgerSigner> {
 /** What a pull request can write: a well-formed entry chained to the head, unsigned. */
 function appendUnsigned(text: string, draft: LedgerDraft): string {
   const head = parseLedger(text).entries.at(-1);
-  const body = { seq: (head?.seq ?? 0) + 1, at: draft.at, op: draft.op, actor: draft.actor, details: draft.details ?? {}, created: draft.created ?? [], prev: head?.hash ?? null };
+  const body = {
+    seq: (head?.seq ?? 0) + 1,
+    at: draft.at,
+    op: draft.op,
+    actor: draft.actor,
+    details: draft.details ?? {},
+    created: draft.created ?? [],
+    prev: head?.hash ?? null,
+  };
   return `${text}${canonicalJson({ ...body, hash: sha256Hex(canonicalJson(body)) })}\n`;
 }
 
 /** The same ledger as an older trellis wrote it: every entry unsigned, re-chained. */
 function asLegacy(text: string): string {
   let out = '';
-  for (const e of parseLedger(text).entries) out = appendToLedger(out, { op: e.op, at: e.at, actor: e.actor, details: e.details, created: e.created }, 'ledger.jsonl', null).text;
+  for (const e of parseLedger(text).entries)
+    out = appendToLedger(
+      out,
+      { op: e.op, at: e.at, actor: e.actor, details: e.details, created: e.created },
+      'ledger.jsonl',
+      null,
+    ).text;
   return out;
 }
 
-/** A recipients "confirmation" as a ceremony records one: only the CI recipient differs from the store's, so only who signed it decides. */
+/**
+ * A recipients "confirmation" as a ceremony records one: only the CI recipient differs from the store's, so only who
+ * signed it decides.
+ */
 const confirmation = (ci: string): LedgerDraft => {
   const offlineRecipients = parseLedger(pristine.read(ROOT_LEDGER)).entries[0]!.details.offlineRecipients;
   return { op: 'confirm-recipients', at: T1, actor: 'attacker', details: { ciRecipient: ci, offlineRecipients } };
@@ -69,11 +111,20 @@ const confirmation = (ci: string): LedgerDraft => {
 async function verify(m: FakeMesh, now = T1) {
   const r = await m.ci(['verify', '--json', '--now', now, '--now-ahead']);
   const findings = JSON.parse(r.stdout).findings as { level: string; check: string; message: string; file?: string }[];
-  return { code: r.code, findings, problems: findings.filter((f) => f.level !== 'ok').map((f) => `${f.level} ${f.file} ${f.message}`) };
+  return {
+    code: r.code,
+    findings,
+    problems: findings.filter((f) => f.level !== 'ok').map((f) => `${f.level} ${f.file} ${f.message}`),
+  };
 }
 
 /** Runs `act` on a copy and checks the refusal left the store byte for byte as it was. */
-async function refused(m: FakeMesh, act: () => Promise<{ code: number; stderr: string }>, code: number, message: RegExp) {
+async function refused(
+  m: FakeMesh,
+  act: () => Promise<{ code: number; stderr: string }>,
+  code: number,
+  message: RegExp,
+) {
   const before = m.snapshot();
   const r = await act();
   expect(r.code, r.stderr).toBe(code);
@@ -85,51 +136,104 @@ async function refused(m: FakeMesh, act: () => Promise<{ code: number; stderr: s
 describe('every entry is signed by a key its writer holds', () => {
   it('a fresh store: every entry of every ledger is signed, and verify is clean', async () => {
     for (const f of [ROOT_LEDGER, US, 'bundles/global/ledger.jsonl']) {
-      expect(parseLedger(pristine.read(f)).entries.every((e) => e.signer && e.signature), f).toBe(true);
+      expect(
+        parseLedger(pristine.read(f)).entries.every((e) => e.signer && e.signature),
+        f,
+      ).toBe(true);
     }
     const rootFp = `sha256:${sha256Hex(new Uint8Array(parseCertificate(pristine.read('bundles/root/root.pem')).rawData))}`;
     const [init] = parseLedger(pristine.read(ROOT_LEDGER)).entries;
     expect(init!.signer!.fingerprint).toBe(rootFp);
     const us = parseLedger(pristine.read(US)).entries;
-    expect(us.map((e) => [e.op, e.signer!.fingerprint === rootFp ? 'root' : 'intermediate'])).toEqual([['intermediate', 'root'], ['renew', 'intermediate']]);
+    expect(us.map((e) => [e.op, e.signer!.fingerprint === rootFp ? 'root' : 'intermediate'])).toEqual([
+      ['intermediate', 'root'],
+      ['renew', 'intermediate'],
+    ]);
     const v = await verify(pristine);
     expect(v.problems).toEqual([]);
   });
 
   it.each([
-    ['a well-formed unsigned entry a pull request appended to a scope ledger', US, async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
-      /entry 3: unsigned, after signed entries/],
-    ['a well-formed unsigned entry appended to the root ledger', ROOT_LEDGER, async () => (t: string) => appendUnsigned(t, confirmation('age1x')), /entry 3: unsigned, after signed entries/],
-    ['a scope-ledger entry signed by a key trellis never issued', US, async () => { const k = await strangerKey(); return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text; },
-      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/],
-    ['a scope-ledger entry signed by another region\'s intermediate', US, async (m: FakeMesh) => { const k = await intermediateKey(m, 'eu-west-1'); return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'ci' }, US, k).text; },
-      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/],
-    ['a root-ledger entry signed by a scope\'s intermediate (a stolen CI identity)', ROOT_LEDGER, async (m: FakeMesh) => { const k = await intermediateKey(m, 'us-east-1'); return (t: string) => appendToLedger(t, confirmation('age1x'), ROOT_LEDGER, k).text; },
-      /entry 3: signed by sha256:\w+, which is not a root certificate/],
-    ['an entry edited after it was signed, its hash recomputed', US, async () => (t: string) => {
-      const lines = t.trim().split('\n');
-      const e = JSON.parse(lines[1]!);
-      e.details.reasons = { api: 'forced' };
-      const { hash: _h, signature, ...body } = e;
-      lines[1] = canonicalJson({ ...body, hash: sha256Hex(canonicalJson(body)), signature });
-      return `${lines.join('\n')}\n`;
-    }, /entry 2: its signature does not verify/],
+    [
+      'a well-formed unsigned entry a pull request appended to a scope ledger',
+      US,
+      async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
+      /entry 3: unsigned, after signed entries/,
+    ],
+    [
+      'a well-formed unsigned entry appended to the root ledger',
+      ROOT_LEDGER,
+      async () => (t: string) => appendUnsigned(t, confirmation('age1x')),
+      /entry 3: unsigned, after signed entries/,
+    ],
+    [
+      'a scope-ledger entry signed by a key trellis never issued',
+      US,
+      async () => {
+        const k = await strangerKey();
+        return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text;
+      },
+      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/,
+    ],
+    [
+      "a scope-ledger entry signed by another region's intermediate",
+      US,
+      async (m: FakeMesh) => {
+        const k = await intermediateKey(m, 'eu-west-1');
+        return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'ci' }, US, k).text;
+      },
+      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/,
+    ],
+    [
+      "a root-ledger entry signed by a scope's intermediate (a stolen CI identity)",
+      ROOT_LEDGER,
+      async (m: FakeMesh) => {
+        const k = await intermediateKey(m, 'us-east-1');
+        return (t: string) => appendToLedger(t, confirmation('age1x'), ROOT_LEDGER, k).text;
+      },
+      /entry 3: signed by sha256:\w+, which is not a root certificate/,
+    ],
+    [
+      'an entry edited after it was signed, its hash recomputed',
+      US,
+      async () => (t: string) => {
+        const lines = t.trim().split('\n');
+        const e = JSON.parse(lines[1]!);
+        e.details.reasons = { api: 'forced' };
+        const { hash: _h, signature, ...body } = e;
+        lines[1] = canonicalJson({ ...body, hash: sha256Hex(canonicalJson(body)), signature });
+        return `${lines.join('\n')}\n`;
+      },
+      /entry 2: its signature does not verify/,
+    ],
   ])('%s is an error naming the ledger and the entry', async (_, file, make, finding) => {
     const m = pristine.clone();
     const edit = await make(m);
     m.write(file, edit(m.read(file)));
     const v = await verify(m);
     expect(v.code).toBe(1);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file, message: expect.stringMatching(finding) }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({ level: 'error', check: 'ledger', file, message: expect.stringMatching(finding) }),
+    );
   });
 
   it('an abort signs both ledgers with the root, so it needs the root identity now (exit 3 without, store unchanged)', async () => {
     const m = pristine.clone();
     expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1, '--now-ahead'])).code).toBe(0);
-    await refused(m, () => m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: '' }), 3, /root identity/);
+    await refused(
+      m,
+      () =>
+        m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1, '--now-ahead'], {
+          TRELLIS_ROOT_IDENTITY_FILE: '',
+        }),
+      3,
+      /root identity/,
+    );
     const ok = await m.root(['rotate', 'intermediate', 'eu-west-1', '--abort', '--now', T1, '--now-ahead']);
     expect(ok.code, ok.stderr).toBe(0);
-    const [scopeEntry, rootEntry] = ['bundles/eu-west-1/ledger.jsonl', ROOT_LEDGER].map((f) => parseLedger(m.read(f)).entries.at(-1)!);
+    const [scopeEntry, rootEntry] = ['bundles/eu-west-1/ledger.jsonl', ROOT_LEDGER].map(
+      (f) => parseLedger(m.read(f)).entries.at(-1)!,
+    );
     expect([scopeEntry!.op, rootEntry!.op]).toEqual(['rotate-intermediate-abort', 'rotate-intermediate-abort']);
     expect(scopeEntry!.signer!.fingerprint).toBe(parseLedger(m.read(ROOT_LEDGER)).entries[0]!.signer!.fingerprint);
     expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
@@ -142,39 +246,95 @@ describe('every entry is signed by a key its writer holds', () => {
     expect(r.code, r.stderr).toBe(0);
     m.write(US, appendToLedger(m.read(US), { op: 'renew', at: at(T0, 2 * HOUR), actor: 'thief' }, US, stolen).text);
     const v = await verify(m, at(T0, 2 * HOUR));
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', check: 'ledger', file: US, message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after the entry that revoked it/) }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        check: 'ledger',
+        file: US,
+        message: expect.stringMatching(/entry 4: signed by intermediate sha256:\w+ after the entry that revoked it/),
+      }),
+    );
   });
 
   it.each([
-    ['CI (renew) on a scope ledger a pull request appended an unsigned entry to', US, async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
-      (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), /unsigned, after signed entries/],
-    ['CI (revoke) on a scope ledger with an entry signed by a stranger', US, async () => { const k = await strangerKey(); return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text; },
-      (m: FakeMesh) => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']), /signed by sha256:\w+, which is neither a recorded root/],
-    ['a ceremony (crl) on a root ledger with an entry signed by a scope\'s intermediate', ROOT_LEDGER, async (m: FakeMesh) => { const k = await intermediateKey(m, 'global'); return (t: string) => appendToLedger(t, { op: 'crl', at: T1, actor: 'ci' }, ROOT_LEDGER, k).text; },
-      (m: FakeMesh) => m.root(['crl', '--now', T1, '--now-ahead']), /signed by sha256:\w+, which is not a root certificate/],
+    [
+      'CI (renew) on a scope ledger a pull request appended an unsigned entry to',
+      US,
+      async () => (t: string) => appendUnsigned(t, { op: 'renew', at: T1, actor: 'pr' }),
+      (m: FakeMesh) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']),
+      /unsigned, after signed entries/,
+    ],
+    [
+      'CI (revoke) on a scope ledger with an entry signed by a stranger',
+      US,
+      async () => {
+        const k = await strangerKey();
+        return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text;
+      },
+      (m: FakeMesh) => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']),
+      /signed by sha256:\w+, which is neither a recorded root/,
+    ],
+    [
+      "a ceremony (crl) on a root ledger with an entry signed by a scope's intermediate",
+      ROOT_LEDGER,
+      async (m: FakeMesh) => {
+        const k = await intermediateKey(m, 'global');
+        return (t: string) => appendToLedger(t, { op: 'crl', at: T1, actor: 'ci' }, ROOT_LEDGER, k).text;
+      },
+      (m: FakeMesh) => m.root(['crl', '--now', T1, '--now-ahead']),
+      /signed by sha256:\w+, which is not a root certificate/,
+    ],
   ])('%s refuses to sign on top of it (exit 1, store unchanged)', async (_, file, make, act, why) => {
     const m = pristine.clone();
     const edit = await make(m);
     m.write(file, edit(m.read(file)));
-    await refused(m, () => act(m), 1, new RegExp(`${file}: seq 3: entry 3: ${why.source}.*refusing to sign on top of it.*restore the ledger from git history`, 's'));
+    await refused(
+      m,
+      () => act(m),
+      1,
+      new RegExp(
+        `${file}: seq 3: entry 3: ${why.source}.*refusing to sign on top of it.*restore the ledger from git history`,
+        's',
+      ),
+    );
   });
 });
 
 describe('a confirmation is a root-signed entry', () => {
   it.each([
     ['unsigned', async () => (t: string, ci: string) => appendUnsigned(t, confirmation(ci))],
-    ['signed by the CI\'s intermediate, not a root', async (m: FakeMesh) => { const k = await intermediateKey(m, 'us-east-1'); return (t: string, ci: string) => appendToLedger(t, confirmation(ci), ROOT_LEDGER, k).text; }],
-    ['signed by a key trellis never issued', async () => { const k = await strangerKey(); return (t: string, ci: string) => appendToLedger(t, confirmation(ci), ROOT_LEDGER, k).text; }],
-  ])('a forged recipients confirmation (%s) is not honoured: the next ceremony refuses the changed recipient (exit 3)', async (_, make) => {
-    const m = pristine.clone();
-    const attacker = (await newIdentity()).recipient;
-    const forge = await make(m);
-    m.write(ROOT_LEDGER, forge(m.read(ROOT_LEDGER), attacker));
-    m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
-    m.writeScope('ap-south-1', ['api']);
-    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']), 3, /trellis.yaml: recipients: changed since the root ledger last recorded it/);
-    expect(fs.existsSync(m.path('bundles/ap-south-1/intermediate.key.age'))).toBe(false);
-  });
+    [
+      "signed by the CI's intermediate, not a root",
+      async (m: FakeMesh) => {
+        const k = await intermediateKey(m, 'us-east-1');
+        return (t: string, ci: string) => appendToLedger(t, confirmation(ci), ROOT_LEDGER, k).text;
+      },
+    ],
+    [
+      'signed by a key trellis never issued',
+      async () => {
+        const k = await strangerKey();
+        return (t: string, ci: string) => appendToLedger(t, confirmation(ci), ROOT_LEDGER, k).text;
+      },
+    ],
+  ])(
+    'a forged recipients confirmation (%s) is not honoured: the next ceremony refuses the changed recipient (exit 3)',
+    async (_, make) => {
+      const m = pristine.clone();
+      const attacker = (await newIdentity()).recipient;
+      const forge = await make(m);
+      m.write(ROOT_LEDGER, forge(m.read(ROOT_LEDGER), attacker));
+      m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
+      m.writeScope('ap-south-1', ['api']);
+      await refused(
+        m,
+        () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']),
+        3,
+        /trellis.yaml: recipients: changed since the root ledger last recorded it/,
+      );
+      expect(fs.existsSync(m.path('bundles/ap-south-1/intermediate.key.age'))).toBe(false);
+    },
+  );
   it('the same confirmation signed by the root (the custodian) is honoured: the refusals above are about who signed', async () => {
     const m = pristine.clone();
     const rotated = (await newIdentity()).recipient;
@@ -191,15 +351,22 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
   let legacy: FakeMesh;
   beforeAll(() => {
     legacy = pristine.clone();
-    for (const f of [ROOT_LEDGER, US, 'bundles/eu-west-1/ledger.jsonl', 'bundles/global/ledger.jsonl']) legacy.write(f, asLegacy(legacy.read(f)));
+    for (const f of [ROOT_LEDGER, US, 'bundles/eu-west-1/ledger.jsonl', 'bundles/global/ledger.jsonl'])
+      legacy.write(f, asLegacy(legacy.read(f)));
   });
   it('verifies with one warning per ledger, no error', async () => {
     const v = await verify(legacy);
     expect(v.code, v.problems.join('\n')).toBe(0);
-    expect(v.problems.sort()).toEqual([ROOT_LEDGER, 'bundles/eu-west-1/ledger.jsonl', 'bundles/global/ledger.jsonl', US].sort()
-      .map((f) => `warning ${f} unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write`));
+    expect(v.problems.sort()).toEqual(
+      [ROOT_LEDGER, 'bundles/eu-west-1/ledger.jsonl', 'bundles/global/ledger.jsonl', US]
+        .sort()
+        .map(
+          (f) =>
+            `warning ${f} unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write`,
+        ),
+    );
   });
-  it('the next renew signs the scope ledger on top of its legacy entries; after that a pull request\'s unsigned entry is an error', async () => {
+  it("the next renew signs the scope ledger on top of its legacy entries; after that a pull request's unsigned entry is an error", async () => {
     const m = legacy.clone();
     const r = await m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
@@ -208,7 +375,9 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
     expect(entries[2]!.prev).toBe(entries[1]!.hash);
     expect((await verify(m)).problems.filter((p) => p.includes(US))).toEqual([]);
     m.write(US, appendUnsigned(m.read(US), { op: 'renew', at: T1, actor: 'pr' }));
-    expect((await verify(m)).problems).toContainEqual(expect.stringMatching(/^error bundles\/us-east-1\/ledger.jsonl entry 4: unsigned, after signed entries/));
+    expect((await verify(m)).problems).toContainEqual(
+      expect.stringMatching(/^error bundles\/us-east-1\/ledger.jsonl entry 4: unsigned, after signed entries/),
+    );
   });
   it('on a legacy root ledger the old rule holds until its first signed entry; after it, the same forgery is refused', async () => {
     const m = legacy.clone();
@@ -227,54 +396,138 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
     m.write(ROOT_LEDGER, appendUnsigned(m.read(ROOT_LEDGER), confirmation(attacker)));
     m.write('trellis.yaml', m.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
     m.writeScope('ap-south-1', ['api']);
-    await refused(m, () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']), 3, /recipients: changed since the root ledger last recorded it/);
+    await refused(
+      m,
+      () => m.root(['intermediate', 'ap-south-1', '--now', T1, '--now-ahead']),
+      3,
+      /recipients: changed since the root ledger last recorded it/,
+    );
   });
 });
 
 describe('records are claims: verify proves them from the ledger', () => {
-  // leaves.yaml is proven by the hash renew's signed entry binds (tests/store-growth.test.ts has the per-field proofs of older stores).
+  // leaves.yaml is proven by the hash renew's signed entry binds (tests/store-growth.test.ts has the per-field proofs
+  // of older stores).
   it.each([
-    ['a later notAfter hiding an expiring leaf', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
-    ['a changed serial', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
-    ['a changed fingerprint', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/  fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
-    ['an extra DNS name', 'bundles/us-east-1/leaves.yaml', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'), /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/],
-    ['an edited phase', 'bundles/us-east-1/state.yaml', (t: string) => t.replace('phase: steady', 'phase: switch'), /phase: switch, but the scope ledger's phase steps lead to steady/],
-    ['an edited active intermediate', 'bundles/eu-west-1/state.yaml', (t: string, m: FakeMesh) => t.replace(/active: \S+/, `active: ${/active: (\S+)/.exec(m.read('bundles/us-east-1/state.yaml'))![1]}`), /active: sha256:\w+, but the scope ledger's phase steps lead to sha256:/],
-    ['a revocation nobody made', 'bundles/us-east-1/state.yaml', (t: string) => `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`, /revoked\[0\]\.serial: revocation of api 01AA is in no revoke entry/],
-    ['an edited root phase', 'bundles/root/state.yaml', (t: string) => t.replace('phase: steady', 'phase: overlap'), /phase: overlap, but the root ledger's steps lead to steady/],
+    [
+      'a later notAfter hiding an expiring leaf',
+      'bundles/us-east-1/leaves.yaml',
+      (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`),
+      /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/,
+    ],
+    [
+      'a changed serial',
+      'bundles/us-east-1/leaves.yaml',
+      (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'),
+      /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/,
+    ],
+    [
+      'a changed fingerprint',
+      'bundles/us-east-1/leaves.yaml',
+      (t: string) => t.replace(/  fingerprint: sha256:\w+/, '  fingerprint: sha256:00'),
+      /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/,
+    ],
+    [
+      'an extra DNS name',
+      'bundles/us-east-1/leaves.yaml',
+      (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n'),
+      /sha256: does not hash to what scope-ledger entry 2 recorded \(\w+\): edited or rolled back\?/,
+    ],
+    [
+      'an edited phase',
+      'bundles/us-east-1/state.yaml',
+      (t: string) => t.replace('phase: steady', 'phase: switch'),
+      /phase: switch, but the scope ledger's phase steps lead to steady/,
+    ],
+    [
+      'an edited active intermediate',
+      'bundles/eu-west-1/state.yaml',
+      (t: string, m: FakeMesh) =>
+        t.replace(/active: \S+/, `active: ${/active: (\S+)/.exec(m.read('bundles/us-east-1/state.yaml'))![1]}`),
+      /active: sha256:\w+, but the scope ledger's phase steps lead to sha256:/,
+    ],
+    [
+      'a revocation nobody made',
+      'bundles/us-east-1/state.yaml',
+      (t: string) =>
+        `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`,
+      /revoked\[0\]\.serial: revocation of api 01AA is in no revoke entry/,
+    ],
+    [
+      'an edited root phase',
+      'bundles/root/state.yaml',
+      (t: string) => t.replace('phase: steady', 'phase: overlap'),
+      /phase: overlap, but the root ledger's steps lead to steady/,
+    ],
   ])('%s is an error naming the file and field', async (_, file, edit, finding) => {
     const m = pristine.clone();
     m.write(file, edit(m.read(file), m));
     const v = await verify(m);
     expect(v.code).toBe(1);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file, message: expect.stringMatching(finding) }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({ level: 'error', file, message: expect.stringMatching(finding) }),
+    );
   });
 
   it('a revocation dropped from state.yaml (un-revoking a live leaf) is an error', async () => {
     const m = pristine.clone();
-    expect((await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1, '--now-ahead'])).code).toBe(0);
+    expect(
+      (await m.ci(['revoke', 'us-east-1/api', '--reason', 'keyCompromise', '--now', T1, '--now-ahead'])).code,
+    ).toBe(0);
     expect((await verify(m)).problems).toEqual([]);
     m.write('bundles/us-east-1/state.yaml', m.read('bundles/us-east-1/state.yaml').replace(/revoked:[\s\S]*$/, ''));
-    expect((await verify(m)).findings).toContainEqual(expect.objectContaining({ level: 'error', message: expect.stringMatching(/the scope ledger revoked api \w+ \(entry 3\) but state.yaml no longer lists it/) }));
+    expect((await verify(m)).findings).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        message: expect.stringMatching(
+          /the scope ledger revoked api \w+ \(entry 3\) but state.yaml no longer lists it/,
+        ),
+      }),
+    );
   });
 
   it('a switch gate moved earlier in state.yaml, and evidence edited after it was linked, are errors', async () => {
     const m = pristine.clone();
     expect((await m.root(['rotate', 'intermediate', 'eu-west-1', '--now', T1, '--now-ahead'])).code).toBe(0);
     expect((await verify(m)).problems.filter((p) => p.startsWith('error'))).toEqual([]);
-    m.write('bundles/eu-west-1/state.yaml', m.read('bundles/eu-west-1/state.yaml').replace(/switchAt: \S+/, `switchAt: ${T1}`));
+    m.write(
+      'bundles/eu-west-1/state.yaml',
+      m.read('bundles/eu-west-1/state.yaml').replace(/switchAt: \S+/, `switchAt: ${T1}`),
+    );
     const evidence = parseLedger(m.read('bundles/eu-west-1/ledger.jsonl')).entries.at(-1)!.details.evidence as string;
     m.write(evidence, m.read(evidence).replace('"in-progress"', '"completed"'));
     const v = await verify(m);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: 'bundles/eu-west-1/state.yaml', message: expect.stringMatching(new RegExp(String.raw`rotation\.switchAt: ${T1}, but the scope ledger's phase steps lead to ${at(T0, 25 * HOUR)}`)) }));
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: evidence, message: expect.stringMatching(/sha256: does not hash to what bundles\/eu-west-1\/ledger.jsonl entry 3 linked/) }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        file: 'bundles/eu-west-1/state.yaml',
+        message: expect.stringMatching(
+          new RegExp(
+            String.raw`rotation\.switchAt: ${T1}, but the scope ledger's phase steps lead to ${at(T0, 25 * HOUR)}`,
+          ),
+        ),
+      }),
+    );
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        file: evidence,
+        message: expect.stringMatching(/sha256: does not hash to what bundles\/eu-west-1\/ledger.jsonl entry 3 linked/),
+      }),
+    );
   });
 });
 
 describe('paths read from records stay inside the store', () => {
   it.each([
     ['unsigned (a pull request)', async () => (t: string, d: LedgerDraft) => appendUnsigned(t, d)],
-    ['root-signed', async (m: FakeMesh) => { const k = await rootKey(m); return (t: string, d: LedgerDraft) => appendToLedger(t, d, US, k).text; }],
+    [
+      'root-signed',
+      async (m: FakeMesh) => {
+        const k = await rootKey(m);
+        return (t: string, d: LedgerDraft) => appendToLedger(t, d, US, k).text;
+      },
+    ],
   ])('an evidence link with ../ in a %s entry is an error, and the file it names is never opened', async (_, make) => {
     const m = pristine.clone();
     // A FIFO outside the store: opening it for reading would block verify for good.
@@ -283,15 +536,39 @@ describe('paths read from records stay inside the store', () => {
     const rel = path.relative(m.dir, outside);
     expect(rel.startsWith('../')).toBe(true);
     const append = await make(m);
-    m.write(US, append(m.read(US), { op: 'rotate-intermediate-abort', at: T1, actor: 'x', details: { scope: 'us-east-1', evidence: rel, sha256: '00' } }));
+    m.write(
+      US,
+      append(m.read(US), {
+        op: 'rotate-intermediate-abort',
+        at: T1,
+        actor: 'x',
+        details: { scope: 'us-east-1', evidence: rel, sha256: '00' },
+      }),
+    );
     const v = await verify(m);
     expect(v.code).toBe(1);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'error', file: US, message: expect.stringMatching(/seq 3 details\.evidence: evidence path ".*secret\.json" is not a file under bundles\/us-east-1\/evidence\/: not read/) }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'error',
+        file: US,
+        message: expect.stringMatching(
+          /seq 3 details\.evidence: evidence path ".*secret\.json" is not a file under bundles\/us-east-1\/evidence\/: not read/,
+        ),
+      }),
+    );
   });
   it('a state.yaml evidence id that climbs out of the store is refused before anything reads it (exit 1)', async () => {
     const m = pristine.clone();
-    m.write('bundles/us-east-1/state.yaml', `${m.read('bundles/us-east-1/state.yaml')}evidence: ../../../../etc/passwd\n`);
-    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), 1, /bundles\/us-east-1\/state.yaml: evidence: missing or malformed/);
+    m.write(
+      'bundles/us-east-1/state.yaml',
+      `${m.read('bundles/us-east-1/state.yaml')}evidence: ../../../../etc/passwd\n`,
+    );
+    await refused(
+      m,
+      () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']),
+      1,
+      /bundles\/us-east-1\/state.yaml: evidence: missing or malformed/,
+    );
     const v = await m.ci(['verify', '--now', T1, '--now-ahead']);
     expect(v.code).toBe(1);
     expect(v.stderr).toMatch(/state.yaml: evidence: missing or malformed/);
@@ -303,8 +580,16 @@ describe('revoke acts only on a proven record', () => {
     const m = pristine.clone();
     // The serial of another live leaf: revoking it would take down the wrong service.
     const other = /serial: (\w+)/.exec(m.read('bundles/eu-west-1/leaves.yaml'))![1]!;
-    m.write('bundles/us-east-1/leaves.yaml', m.read('bundles/us-east-1/leaves.yaml').replace(/serial: \w+/, `serial: ${other}`));
-    await refused(m, () => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']), 1, /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s);
+    m.write(
+      'bundles/us-east-1/leaves.yaml',
+      m.read('bundles/us-east-1/leaves.yaml').replace(/serial: \w+/, `serial: ${other}`),
+    );
+    await refused(
+      m,
+      () => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']),
+      1,
+      /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s,
+    );
   });
   it('with the record as the ledger proves it, revoke revokes exactly that serial', async () => {
     const m = pristine.clone();

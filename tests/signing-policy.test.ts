@@ -32,12 +32,28 @@ function edit(m: FakeMesh, group: string, field: string, value: string): void {
 
 /** Policy edits within every ceiling, each different from the defaults init writes. */
 const policyEdit = fc.oneof(
-  fc.record({ group: fc.constant('ttl'), field: fc.constant('leaf'), value: fc.constantFrom('1d', '2d', '36h', '30d') }),
-  fc.record({ group: fc.constant('ttl'), field: fc.constant('intermediate'), value: fc.constantFrom('1y', '2y', '400d') }),
-  fc.record({ group: fc.constant('overlap'), field: fc.constant('propagation'), value: fc.constantFrom('1h', '2d', '30d') }),
+  fc.record({
+    group: fc.constant('ttl'),
+    field: fc.constant('leaf'),
+    value: fc.constantFrom('1d', '2d', '36h', '30d'),
+  }),
+  fc.record({
+    group: fc.constant('ttl'),
+    field: fc.constant('intermediate'),
+    value: fc.constantFrom('1y', '2y', '400d'),
+  }),
+  fc.record({
+    group: fc.constant('overlap'),
+    field: fc.constant('propagation'),
+    value: fc.constantFrom('1h', '2d', '30d'),
+  }),
   fc.record({ group: fc.constant('crl'), field: fc.constant('leaf'), value: fc.constantFrom('24h', '7d', '30d') }),
   fc.record({ group: fc.constant('crl'), field: fc.constant('root'), value: fc.constantFrom('30d', '1y') }),
-  fc.record({ group: fc.constant('algorithms'), field: fc.constant('leaf'), value: fc.constantFrom('ecdsa-p384', 'ed25519') }),
+  fc.record({
+    group: fc.constant('algorithms'),
+    field: fc.constant('leaf'),
+    value: fc.constantFrom('ecdsa-p384', 'ed25519'),
+  }),
   fc.record({ group: fc.constant(''), field: fc.constant('mesh'), value: fc.constantFrom('other', 'prod-2') }),
 );
 
@@ -49,26 +65,29 @@ describe('a change to the signing policy counts only once the custodian confirme
   });
 
   it('property: verify names every unconfirmed change; renew and the ceremony refuse it (exit 3, store byte-identical)', async () => {
-    await fc.assert(fc.asyncProperty(policyEdit, async ({ group, field, value }) => {
-      const m = pristine.clone();
-      edit(m, group, field, value);
-      const name = group ? `defaults.${group}.${field}` : field;
-      const verify = await m.ci(['verify', '--format', 'markdown', '--now', T0]);
-      expect(verify.code, verify.stdout + verify.stderr).not.toBe(0);
-      expect(verify.stdout).toContain(`${name} changed:`);
-      expect(verify.stdout).toMatch(/not confirmed by the custodian/);
-      const snap = snapshotStore(m.dir);
-      const renew = await m.ci(['renew', '--force', '--now', T0]);
-      expect(renew.code, renew.stderr).toBe(3);
-      expect(renew.stderr).toContain(`trellis.yaml: ${name}: `);
-      expect(renew.stderr).toMatch(/trellis-root confirm/);
-      expect(snap.now(), 'renew left the store byte-identical').toEqual(snap.before);
-      m.writeScope('eu-west-1', ['api']);
-      const snap2 = snapshotStore(m.dir);
-      const ceremony = await m.root(['intermediate', '--pending', '--now', T0]);
-      expect(ceremony.code, ceremony.stderr).toBe(3);
-      expect(snap2.now(), 'the store is byte-identical').toEqual(snap2.before);
-    }), { numRuns: 4, seed: 1906 });
+    await fc.assert(
+      fc.asyncProperty(policyEdit, async ({ group, field, value }) => {
+        const m = pristine.clone();
+        edit(m, group, field, value);
+        const name = group ? `defaults.${group}.${field}` : field;
+        const verify = await m.ci(['verify', '--format', 'markdown', '--now', T0]);
+        expect(verify.code, verify.stdout + verify.stderr).not.toBe(0);
+        expect(verify.stdout).toContain(`${name} changed:`);
+        expect(verify.stdout).toMatch(/not confirmed by the custodian/);
+        const snap = snapshotStore(m.dir);
+        const renew = await m.ci(['renew', '--force', '--now', T0]);
+        expect(renew.code, renew.stderr).toBe(3);
+        expect(renew.stderr).toContain(`trellis.yaml: ${name}: `);
+        expect(renew.stderr).toMatch(/trellis-root confirm/);
+        expect(snap.now(), 'renew left the store byte-identical').toEqual(snap.before);
+        m.writeScope('eu-west-1', ['api']);
+        const snap2 = snapshotStore(m.dir);
+        const ceremony = await m.root(['intermediate', '--pending', '--now', T0]);
+        expect(ceremony.code, ceremony.stderr).toBe(3);
+        expect(snap2.now(), 'the store is byte-identical').toEqual(snap2.before);
+      }),
+      { numRuns: 4, seed: 1906 },
+    );
   });
 
   it('after confirm --dry-run names it and confirm records it, renew signs under it', async () => {
@@ -104,7 +123,11 @@ describe('a change to the signing policy counts only once the custodian confirme
 describe('ceilings on what a pull request can set', () => {
   it('a CRL never outlives its issuer, whatever its lifetime', async () => {
     // An intermediate of 20 days under a leaf-CRL lifetime of 30 days: the CRL ends with the intermediate.
-    const m = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] }, now: T0, defaults: { ttl: { intermediate: '20d', leaf: '1d' }, crl: { leaf: '30d' } } });
+    const m = await FakeMesh.create({
+      scopes: { global: [], 'us-east-1': ['api'] },
+      now: T0,
+      defaults: { ttl: { intermediate: '20d', leaf: '1d' }, crl: { leaf: '30d' } },
+    });
     const crls = parseCrls(m.read('bundles/us-east-1/crl.pem'));
     expect(crls.length).toBeGreaterThan(0);
     const intermediate = parseCertificate(m.read('bundles/us-east-1/intermediate.pem'));

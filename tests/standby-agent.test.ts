@@ -11,7 +11,15 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { parse, stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { fingerprint, importSigningKey, newIdentity, parseCertificate, sealRelease, tryDecrypt, type Release } from '@trellis/core';
+import {
+  fingerprint,
+  importSigningKey,
+  newIdentity,
+  parseCertificate,
+  sealRelease,
+  tryDecrypt,
+  type Release,
+} from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, baseEnv, tool } from './helpers/cli.js';
 
@@ -21,29 +29,66 @@ let host: { identity: string; recipient: string };
 let idFile: string;
 
 async function install(bundle: string, dir: string, roots: string) {
-  const r = await execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', dir, '--roots', roots], {
-    env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv, extendEnv: false, reject: false,
-  });
+  const r = await execa(
+    'node',
+    [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', dir, '--roots', roots],
+    {
+      env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
+      extendEnv: false,
+      reject: false,
+    },
+  );
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
-const snapshot = (dir: string) => Object.fromEntries(fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e) => e.isFile()).map((e) => {
-  const p = path.join(e.parentPath, e.name);
-  return [p, fs.readFileSync(p, 'utf8')];
-}));
+const snapshot = (dir: string) =>
+  Object.fromEntries(
+    fs
+      .readdirSync(dir, { recursive: true, withFileTypes: true })
+      .filter((e) => e.isFile())
+      .map((e) => {
+        const p = path.join(e.parentPath, e.name);
+        return [p, fs.readFileSync(p, 'utf8')];
+      }),
+  );
 
-interface Signer { scope: string; cert: string; keyPem: string }
+interface Signer {
+  scope: string;
+  cert: string;
+  keyPem: string;
+}
 async function keyOf(m: FakeMesh, scope: string): Promise<Signer> {
-  const ci = fs.readFileSync(m.ciIdentityFile, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
+  const ci = fs
+    .readFileSync(m.ciIdentityFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
   const opened = await tryDecrypt(ci, m.read(`bundles/${scope}/intermediate.key.age`));
   if (!opened.ok) throw new Error('cannot open the intermediate key');
   return { scope, cert: m.read(`bundles/${scope}/intermediate.pem`), keyPem: opened.text };
 }
 let n = 0;
-async function forge(s: Signer, p: { scope: string; rootCrl: string; files: Release; burned?: string }): Promise<string> {
+async function forge(
+  s: Signer,
+  p: { scope: string; rootCrl: string; files: Release; burned?: string },
+): Promise<string> {
   const { key, algorithm } = await importSigningKey(s.keyPem);
   const file = path.join(work, `forged-${++n}.age`);
-  fs.writeFileSync(file, await sealRelease({ version: 1, scope: p.scope, service: 'api', host: 'web-1', created: at(0), rootCrl: p.rootCrl, files: p.files, ...(p.burned ? { burned: p.burned } : {}) },
-    host.recipient, { scope: s.scope, cert: parseCertificate(s.cert), key, algorithm }));
+  fs.writeFileSync(
+    file,
+    await sealRelease(
+      {
+        version: 1,
+        scope: p.scope,
+        service: 'api',
+        host: 'web-1',
+        created: at(0),
+        rootCrl: p.rootCrl,
+        files: p.files,
+        ...(p.burned ? { burned: p.burned } : {}),
+      },
+      host.recipient,
+      { scope: s.scope, cert: parseCertificate(s.cert), key, algorithm },
+    ),
+  );
   return file;
 }
 async function openAsHost(bundle: string): Promise<{ files: Release; burned?: string }> {
@@ -69,7 +114,13 @@ describe('hosts refuse the burned key from the first release after activate-stan
     const bg = path.join(work, 'breakglass.identity');
     expect((await tool('age-keygen', ['-o', bg])).code).toBe(0);
     const y = parse(m.read('trellis.yaml'));
-    m.write('trellis.yaml', stringify({ ...y, recipients: { ...y.recipients, breakglass: (await tool('age-keygen', ['-y', bg])).stdout.trim() } }));
+    m.write(
+      'trellis.yaml',
+      stringify({
+        ...y,
+        recipients: { ...y.recipients, breakglass: (await tool('age-keygen', ['-y', bg])).stdout.trim() },
+      }),
+    );
     expect((await m.root(['intermediate', 'us-east-1', '--standby', '--confirm-recipients'])).code).toBe(0);
     roots = path.join(work, 'roots.pem');
     fs.writeFileSync(roots, m.read('bundles/root/roots.pem'));
@@ -79,9 +130,15 @@ describe('hosts refuse the burned key from the first release after activate-stan
     expect((await install(path.join(before, 'us-east-1/api/web-1.age'), hostDir, roots)).code).toBe(0);
     burned = await keyOf(m, 'us-east-1'); // the thief's copy
     oldFiles = (await openAsHost(path.join(before, 'us-east-1/api/web-1.age'))).files;
-    const a = await execa('node', [path.join(REPO, 'packages/ci/dist/main.js'), '--store', m.dir, 'activate-standby', 'us-east-1'], {
-      env: baseEnv({ TRELLIS_BREAKGLASS_IDENTITY_FILE: bg }) as NodeJS.ProcessEnv, extendEnv: false, reject: false,
-    });
+    const a = await execa(
+      'node',
+      [path.join(REPO, 'packages/ci/dist/main.js'), '--store', m.dir, 'activate-standby', 'us-east-1'],
+      {
+        env: baseEnv({ TRELLIS_BREAKGLASS_IDENTITY_FILE: bg }) as NodeJS.ProcessEnv,
+        extendEnv: false,
+        reject: false,
+      },
+    );
     expect(a.exitCode, String(a.stderr)).toBe(0);
     expect((await m.ci(['renew'])).code).toBe(0);
     const after = path.join(work, 'after');
@@ -99,7 +156,11 @@ describe('hosts refuse the burned key from the first release after activate-stan
   });
 
   it('refuses a release the burned key signed, with the current root CRL, and changes nothing', async () => {
-    const forged = await forge(burned, { scope: 'us-east-1', rootCrl: m.read('bundles/root/crl.pem'), files: oldFiles });
+    const forged = await forge(burned, {
+      scope: 'us-east-1',
+      rootCrl: m.read('bundles/root/crl.pem'),
+      files: oldFiles,
+    });
     const before = snapshot(hostDir);
     const r = await install(forged, hostDir, roots);
     expect(r.code, r.stderr).toBe(3);
@@ -107,13 +168,23 @@ describe('hosts refuse the burned key from the first release after activate-stan
     expect(snapshot(hostDir)).toEqual(before);
   });
 
-  it('a fresh host refuses it too once it is handed the statement, but a statement in another scope\'s release is refused', async () => {
+  it("a fresh host refuses it too once it is handed the statement, but a statement in another scope's release is refused", async () => {
     const fresh = path.join(work, 'fresh-host');
-    const withStatement = await forge(burned, { scope: 'us-east-1', rootCrl: m.read('bundles/root/crl.pem'), files: oldFiles, burned: statement });
+    const withStatement = await forge(burned, {
+      scope: 'us-east-1',
+      rootCrl: m.read('bundles/root/crl.pem'),
+      files: oldFiles,
+      burned: statement,
+    });
     expect((await install(withStatement, fresh, roots)).stderr).toMatch(/was burned/);
     // eu-west-1's key carrying us-east-1's statement: it speaks for its own scope only.
     const eu = await keyOf(m, 'eu-west-1');
-    const cross = await forge(eu, { scope: 'eu-west-1', rootCrl: m.read('bundles/root/crl.pem'), files: {}, burned: statement });
+    const cross = await forge(eu, {
+      scope: 'eu-west-1',
+      rootCrl: m.read('bundles/root/crl.pem'),
+      files: {},
+      burned: statement,
+    });
     const r = await install(cross, path.join(work, 'other-host'), roots);
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(/a statement speaks for its own scope only/);

@@ -29,7 +29,8 @@ describe('standby intermediates and break-glass activation', () => {
   const asBreakglass = () => ({ TRELLIS_BREAKGLASS_IDENTITY_FILE: bg });
   const asCi = () => ({ TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile });
   const fps = (rel: string) => parseCertificates(m.read(rel)).map(fingerprint);
-  const bundleFps = () => SCOPES.flatMap((s) => [...fps(`bundles/${s}/trust.pem`), ...fps(`bundles/${s}/trust.openssl.pem`)]);
+  const bundleFps = () =>
+    SCOPES.flatMap((s) => [...fps(`bundles/${s}/trust.pem`), ...fps(`bundles/${s}/trust.openssl.pem`)]);
   const verifyClean = async () => {
     for (const r of [await ci(['verify', '--json'], asCi()), await m.root(['verify', '--json'])]) {
       expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -46,13 +47,32 @@ describe('standby intermediates and break-glass activation', () => {
   };
   const hostOf = (scope: string, service: string, dir = path.join(m.dir, '.trellis/out')): Party => {
     const f = (file: string) => fs.readFileSync(path.join(dir, scope, service, file), 'utf8');
-    return { name: `${scope}/${service}`, dns: `${service}.${scope}.mesh.example`, key: f('key.pem'), chain: f('chain.pem'), trust: m.read(`bundles/${scope}/trust.openssl.pem`) };
+    return {
+      name: `${scope}/${service}`,
+      dns: `${service}.${scope}.mesh.example`,
+      key: f('key.pem'),
+      chain: f('chain.pem'),
+      trust: m.read(`bundles/${scope}/trust.openssl.pem`),
+    };
   };
   const opensslVerify = async (leafChain: string, scope: string) => {
     const [leaf, ...inters] = leafChain.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----\n/g)!;
-    const w = (name: string, text: string) => { const p = path.join(scratch, name); fs.writeFileSync(p, text); return p; };
-    return tool('openssl', ['verify', '-x509_strict', '-purpose', 'sslserver', '-CAfile', w('ca.pem', m.read(`bundles/${scope}/trust.openssl.pem`)),
-      '-untrusted', w('inter.pem', inters.join('')), w('leaf.pem', leaf!)]);
+    const w = (name: string, text: string) => {
+      const p = path.join(scratch, name);
+      fs.writeFileSync(p, text);
+      return p;
+    };
+    return tool('openssl', [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      'sslserver',
+      '-CAfile',
+      w('ca.pem', m.read(`bundles/${scope}/trust.openssl.pem`)),
+      '-untrusted',
+      w('inter.pem', inters.join('')),
+      w('leaf.pem', leaf!),
+    ]);
   };
 
   beforeAll(async () => {
@@ -75,7 +95,10 @@ describe('standby intermediates and break-glass activation', () => {
   });
 
   it('refuses an unconfirmed break-glass recipient, then mints a standby to it alone, in no bundle', async () => {
-    await refused(() => m.root(['intermediate', 'us-east-1', '--standby']), /recipients\.breakglass has never been confirmed/);
+    await refused(
+      () => m.root(['intermediate', 'us-east-1', '--standby']),
+      /recipients\.breakglass has never been confirmed/,
+    );
     const before = bundleFps();
     const r = await m.root(['intermediate', 'us-east-1', '--standby', '--confirm-recipients']);
     expect(r.code, r.stderr).toBe(0);
@@ -90,10 +113,23 @@ describe('standby intermediates and break-glass activation', () => {
     await verifyClean();
     // verify with the break-glass identity proves the standby's custody: it opens the standby key and nothing else.
     const v = JSON.parse((await ci(['verify', '--json'], asBreakglass())).stdout);
-    expect(v.findings).toContainEqual(expect.objectContaining({ level: 'ok', scope: 'us-east-1', message: 'standby key opens with the break-glass identity and matches its certificate' }));
+    expect(v.findings).toContainEqual(
+      expect.objectContaining({
+        level: 'ok',
+        scope: 'us-east-1',
+        message: 'standby key opens with the break-glass identity and matches its certificate',
+      }),
+    );
     expect(v.findings.filter((f: { level: string }) => f.level === 'error')).toEqual([]);
-    const wrong = JSON.parse((await ci(['verify', '--json'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.ciIdentityFile })).stdout);
-    expect(wrong.findings.map((f: { message: string }) => f.message)).toEqual(expect.arrayContaining(['the break-glass identity does not open this standby key', 'the break-glass identity opens this key: it must open standby keys only']));
+    const wrong = JSON.parse(
+      (await ci(['verify', '--json'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.ciIdentityFile })).stdout,
+    );
+    expect(wrong.findings.map((f: { message: string }) => f.message)).toEqual(
+      expect.arrayContaining([
+        'the break-glass identity does not open this standby key',
+        'the break-glass identity opens this key: it must open standby keys only',
+      ]),
+    );
   });
 
   it('root rotation re-signs the standby with its key kept; after finalize it still activates', async () => {
@@ -119,20 +155,39 @@ describe('standby intermediates and break-glass activation', () => {
 
   it('custody rules refuse activation without the break-glass identity alone (exit 3, store unchanged)', async () => {
     await refused(() => ci(['activate-standby', 'us-east-1'], {}), /needs the break-glass identity/);
-    await refused(() => ci(['activate-standby', 'us-east-1'], asCi()), /TRELLIS_CI_IDENTITY_FILE is set: activate-standby runs with the break-glass identity alone/);
-    await refused(() => ci(['activate-standby', 'us-east-1'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.ciIdentityFile }), /break-glass identity given does not open/);
-    await refused(() => ci(['activate-standby', 'us-east-1'], { ...asBreakglass(), TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }), /root identity must never reach CI/);
-    await refused(() => ci(['activate-standby', 'us-east-1'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.rootIdentityFile }), /opens the root key/);
+    await refused(
+      () => ci(['activate-standby', 'us-east-1'], asCi()),
+      /TRELLIS_CI_IDENTITY_FILE is set: activate-standby runs with the break-glass identity alone/,
+    );
+    await refused(
+      () => ci(['activate-standby', 'us-east-1'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.ciIdentityFile }),
+      /break-glass identity given does not open/,
+    );
+    await refused(
+      () =>
+        ci(['activate-standby', 'us-east-1'], { ...asBreakglass(), TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }),
+      /root identity must never reach CI/,
+    );
+    await refused(
+      () => ci(['activate-standby', 'us-east-1'], { TRELLIS_BREAKGLASS_IDENTITY_FILE: m.rootIdentityFile }),
+      /opens the root key/,
+    );
     // ...and the break-glass identity is refused where it does not belong.
-    await refused(() => ci(['renew'], { ...asCi(), ...asBreakglass() }), /break-glass identity has no business in trellis-ci renew/);
-    await refused(() => m.root(['intermediate', 'eu-west-1', '--standby', '--confirm-recipients'], asBreakglass()), /break-glass identity has no business in a root ceremony/);
+    await refused(
+      () => ci(['renew'], { ...asCi(), ...asBreakglass() }),
+      /break-glass identity has no business in trellis-ci renew/,
+    );
+    await refused(
+      () => m.root(['intermediate', 'eu-west-1', '--standby', '--confirm-recipients'], asBreakglass()),
+      /break-glass identity has no business in a root ceremony/,
+    );
     // A scope without a standby has nothing to activate.
     const r = await ci(['activate-standby', 'eu-west-1'], asBreakglass());
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/no standby intermediate/);
   });
 
-  it('drill: after activation the burned key\'s leaves are refused, the scope\'s new leaves accepted, without the root', async () => {
+  it("drill: after activation the burned key's leaves are refused, the scope's new leaves accepted, without the root", async () => {
     const burned = fps('bundles/us-east-1/intermediate.pem')[0]!;
     const standby = fps('bundles/us-east-1/intermediate.standby.pem')[0]!;
     // The compromised key's leaf, as a host still presents it.
@@ -147,13 +202,29 @@ describe('standby intermediates and break-glass activation', () => {
     expect(fps('bundles/global/trust.pem')).toContain(standby);
     expect(fs.existsSync(m.path('bundles/us-east-1/intermediate.standby.pem'))).toBe(false);
     // The activated key now opens with the CI identity (and the real age CLI agrees).
-    expect((await tool('age', ['-d', '-i', m.ciIdentityFile, m.path('bundles/us-east-1/intermediate.key.age')])).stdout).toMatch(/PRIVATE KEY/);
-    const ledger = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).at(-1);
-    expect(ledger).toMatchObject({ op: 'activate-standby', details: { activated: standby, revoked: [burned] }, signer: { fingerprint: standby } });
+    expect(
+      (await tool('age', ['-d', '-i', m.ciIdentityFile, m.path('bundles/us-east-1/intermediate.key.age')])).stdout,
+    ).toMatch(/PRIVATE KEY/);
+    const ledger = m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .at(-1);
+    expect(ledger).toMatchObject({
+      op: 'activate-standby',
+      details: { activated: standby, revoked: [burned] },
+      signer: { fingerprint: standby },
+    });
     // Verify is clean at once; it warns of the leaves still to re-mint under the standby.
     await verifyClean();
     const v = JSON.parse((await ci(['verify', '--json'], asCi())).stdout);
-    expect(v.findings.some((f: { level: string; message: string }) => f.level === 'warning' && /no longer active; renew re-mints it/.test(f.message))).toBe(true);
+    expect(
+      v.findings.some(
+        (f: { level: string; message: string }) =>
+          f.level === 'warning' && /no longer active; renew re-mints it/.test(f.message),
+      ),
+    ).toBe(true);
 
     // OpenSSL: the burned key's leaf no longer verifies under the scope's bundle.
     const old = await opensslVerify(fs.readFileSync(path.join(oldOut, 'us-east-1/api/chain.pem'), 'utf8'), 'us-east-1');

@@ -9,7 +9,16 @@
 import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  appendToLedger, importSigningKey, leafCreated, ledgerSigner, parseCertificate, parseIssuanceRecord, parseLedger, sha256Hex, tryDecrypt, type LedgerEntry,
+  appendToLedger,
+  importSigningKey,
+  leafCreated,
+  ledgerSigner,
+  parseCertificate,
+  parseIssuanceRecord,
+  parseLedger,
+  sha256Hex,
+  tryDecrypt,
+  type LedgerEntry,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
@@ -41,7 +50,12 @@ async function verify(m: FakeMesh, now = T1) {
 }
 
 /** Runs `act` and checks it was refused with `code` and `message`, the store byte for byte as it was. */
-async function refused(m: FakeMesh, act: () => Promise<{ code: number; stderr: string }>, code: number, message: RegExp) {
+async function refused(
+  m: FakeMesh,
+  act: () => Promise<{ code: number; stderr: string }>,
+  code: number,
+  message: RegExp,
+) {
   const before = m.snapshot();
   const r = await act();
   expect(r.code, r.stderr).toBe(code);
@@ -56,7 +70,10 @@ async function renewGrowth(m: FakeMesh): Promise<{ bytes: number; minted: number
   const r = await c.ci(['renew', '--now', T_DUE, '--now-ahead']);
   expect(r.code, r.stderr).toBe(0);
   const e = lastEntry(c);
-  return { bytes: Buffer.byteLength(c.read(US)) - before, minted: e.details.minted ? Object.values(e.details.minted as Record<string, number>).reduce((a, b) => a + b, 0) : 0 };
+  return {
+    bytes: Buffer.byteLength(c.read(US)) - before,
+    minted: e.details.minted ? Object.values(e.details.minted as Record<string, number>).reduce((a, b) => a + b, 0) : 0,
+  };
 }
 
 describe('a renew adds a bounded entry to the scope ledger, however many leaves it mints', () => {
@@ -90,7 +107,10 @@ describe('a renew adds a bounded entry to the scope ledger, however many leaves 
 
 describe('the hash proves every record of leaves.yaml', () => {
   it.each([
-    ['a later notAfter hiding an expiring leaf', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`)],
+    [
+      'a later notAfter hiding an expiring leaf',
+      (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`),
+    ],
     ['a changed serial', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef')],
     ['a changed fingerprint', (t: string) => t.replace(/ {2}fingerprint: sha256:\w+/, '  fingerprint: sha256:00')],
     ['an extra DNS name', (t: string) => t.replace(/dns:\n/, 'dns:\n    - evil.us-east-1.mesh.example\n')],
@@ -102,15 +122,30 @@ describe('the hash proves every record of leaves.yaml', () => {
     expect(m.read(LEAVES)).not.toBe(small.read(LEAVES));
     const v = await verify(m);
     expect(v.code).toBe(1);
-    expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 2 recorded/) }));
+    expect(v.errors).toContainEqual(
+      expect.objectContaining({
+        file: LEAVES,
+        message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 2 recorded/),
+      }),
+    );
     // Renew would carry the other records forward under a new signed hash: it refuses rather than launder them.
-    await refused(m, () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to sign a new issuance record/s);
+    await refused(
+      m,
+      () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']),
+      1,
+      /leaves\.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to sign a new issuance record/s,
+    );
   });
 
   it('revoke refuses (exit 1) to act on a record of an edited leaves.yaml, the store unchanged', async () => {
     const m = small.clone();
     m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
-    await refused(m, () => m.ci(['revoke', 'us-east-1/svc-002', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: sha256: .*refusing to act on a record the ledger does not prove/s);
+    await refused(
+      m,
+      () => m.ci(['revoke', 'us-east-1/svc-002', '--now', T1, '--now-ahead']),
+      1,
+      /leaves\.yaml: sha256: .*refusing to act on a record the ledger does not prove/s,
+    );
   });
 
   it('a rolled-back leaves.yaml (the one before the last renew) is refused', async () => {
@@ -119,37 +154,59 @@ describe('the hash proves every record of leaves.yaml', () => {
     expect((await m.ci(['renew', '--force', '--now', T1, '--now-ahead'])).code).toBe(0);
     m.write(LEAVES, old);
     const v = await verify(m);
-    expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded.*rolled back/) }));
+    expect(v.errors).toContainEqual(
+      expect.objectContaining({
+        file: LEAVES,
+        message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded.*rolled back/),
+      }),
+    );
   });
 
   it('a missing leaves.yaml is an error once a renew bound it', async () => {
     const m = small.clone();
     fs.rmSync(m.path(LEAVES));
     const v = await verify(m);
-    expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/missing, but scope-ledger entry 2 recorded it/) }));
+    expect(v.errors).toContainEqual(
+      expect.objectContaining({
+        file: LEAVES,
+        message: expect.stringMatching(/missing, but scope-ledger entry 2 recorded it/),
+      }),
+    );
   });
 
-  it('revoke binds the new leaves.yaml and records the revoked leaf\'s expiry; dropping the revocation is still caught', async () => {
+  it("revoke binds the new leaves.yaml and records the revoked leaf's expiry; dropping the revocation is still caught", async () => {
     const m = small.clone();
     const rec = parseIssuanceRecord(m.read(LEAVES), LEAVES).get('svc-001')!;
     const r = await m.ci(['revoke', 'us-east-1/svc-001', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
     const e = lastEntry(m);
     expect(e.op).toBe('revoke');
-    expect(e.details).toMatchObject({ serial: rec.serial, notAfter: rec.notAfter.toISOString().replace('.000Z', 'Z'), leaves: { sha256: sha256Hex(m.read(LEAVES)) } });
+    expect(e.details).toMatchObject({
+      serial: rec.serial,
+      notAfter: rec.notAfter.toISOString().replace('.000Z', 'Z'),
+      leaves: { sha256: sha256Hex(m.read(LEAVES)) },
+    });
     expect((await verify(m)).errors).toEqual([]);
     m.write('bundles/us-east-1/state.yaml', m.read('bundles/us-east-1/state.yaml').replace(/revoked:\n(\s+.*\n)+/, ''));
     const v = await verify(m);
-    expect(v.errors).toContainEqual(expect.objectContaining({ message: expect.stringMatching(/state.yaml no longer lists it: un-revoked\?/) }));
+    expect(v.errors).toContainEqual(
+      expect.objectContaining({ message: expect.stringMatching(/state.yaml no longer lists it: un-revoked\?/) }),
+    );
   });
 });
 
 /** A ledger signer for the scope's intermediate, opened with the CI identity as CI opens it. */
 async function intermediateSigner(m: FakeMesh, scope: string) {
-  const ids = fs.readFileSync(m.ciIdentityFile, 'utf8').split('\n').filter((l) => l.startsWith('AGE-SECRET-KEY'));
+  const ids = fs
+    .readFileSync(m.ciIdentityFile, 'utf8')
+    .split('\n')
+    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
   const opened = await tryDecrypt(ids, m.read(`bundles/${scope}/intermediate.key.age`));
   if (!opened.ok) throw new Error('cannot open the intermediate key');
-  return ledgerSigner({ cert: parseCertificate(m.read(`bundles/${scope}/intermediate.pem`)), ...(await importSigningKey(opened.text)) });
+  return ledgerSigner({
+    cert: parseCertificate(m.read(`bundles/${scope}/intermediate.pem`)),
+    ...(await importSigningKey(opened.text)),
+  });
 }
 
 /**
@@ -161,10 +218,23 @@ async function asOlderFormat(m: FakeMesh): Promise<FakeMesh> {
   const c = m.clone();
   const [first, renew] = parseLedger(c.read(US)).entries;
   const records = parseIssuanceRecord(c.read(LEAVES), LEAVES);
-  const created = [...records].map(([service, record]) => leafCreated({ service, record, subject: `CN=${record.dns[0]}` }));
+  const created = [...records].map(([service, record]) =>
+    leafCreated({ service, record, subject: `CN=${record.dns[0]}` }),
+  );
   const prefix = `${c.read(US).split('\n')[0]}\n`;
   expect(parseLedger(prefix).entries[0]!.hash).toBe(first!.hash);
-  const text = appendToLedger(prefix, { op: 'renew', at: renew!.at, actor: renew!.actor, details: { reasons: Object.fromEntries([...records.keys()].map((s) => [s, 'new'])), crl: renew!.details.crl }, created }, US, await intermediateSigner(c, 'us-east-1')).text;
+  const text = appendToLedger(
+    prefix,
+    {
+      op: 'renew',
+      at: renew!.at,
+      actor: renew!.actor,
+      details: { reasons: Object.fromEntries([...records.keys()].map((s) => [s, 'new'])), crl: renew!.details.crl },
+      created,
+    },
+    US,
+    await intermediateSigner(c, 'us-east-1'),
+  ).text;
   c.write(US, text);
   return c;
 }
@@ -181,15 +251,32 @@ describe('stores written before the hash binding', () => {
   });
 
   it.each([
-    ['a later notAfter', (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`), new RegExp(String.raw`svc-001\.notAfter: ${at(T0, 365 * DAY)} is not what scope-ledger entry 2 recorded`)],
-    ['a changed serial', (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'), /svc-001\.serial: 01deadbeef is not what scope-ledger entry 2 recorded/],
-    ['a changed fingerprint', (t: string) => t.replace(/ {2}fingerprint: sha256:\w+/, '  fingerprint: sha256:00'), /svc-001: leaf \w+ is not recorded in the scope ledger/],
+    [
+      'a later notAfter',
+      (t: string) => t.replace(/notAfter: \S+/, `notAfter: ${at(T0, 365 * DAY)}`),
+      new RegExp(String.raw`svc-001\.notAfter: ${at(T0, 365 * DAY)} is not what scope-ledger entry 2 recorded`),
+    ],
+    [
+      'a changed serial',
+      (t: string) => t.replace(/serial: (\w+)/, 'serial: 01deadbeef'),
+      /svc-001\.serial: 01deadbeef is not what scope-ledger entry 2 recorded/,
+    ],
+    [
+      'a changed fingerprint',
+      (t: string) => t.replace(/ {2}fingerprint: sha256:\w+/, '  fingerprint: sha256:00'),
+      /svc-001: leaf \w+ is not recorded in the scope ledger/,
+    ],
   ])('%s is still an error naming the record and field', async (_, edit, finding) => {
     const m = old.clone();
     m.write(LEAVES, edit(m.read(LEAVES)));
     const v = await verify(m);
     expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(finding) }));
-    await refused(m, () => m.ci(['renew', '--force', '--now', T1, '--now-ahead']), 1, /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s);
+    await refused(
+      m,
+      () => m.ci(['renew', '--force', '--now', T1, '--now-ahead']),
+      1,
+      /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s,
+    );
   });
 
   it('migrate on their next write: that renew binds leaves.yaml, and the store verifies', async () => {
@@ -203,6 +290,11 @@ describe('stores written before the hash binding', () => {
     expect((await verify(m, T_DUE)).errors).toEqual([]);
     // From then on the hash decides.
     m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
-    expect((await verify(m, T_DUE)).errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded/) }));
+    expect((await verify(m, T_DUE)).errors).toContainEqual(
+      expect.objectContaining({
+        file: LEAVES,
+        message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded/),
+      }),
+    );
   });
 });

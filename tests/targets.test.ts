@@ -23,7 +23,11 @@ beforeAll(async () => {
 });
 
 /** A copy of the pristine mesh whose service deploys to `deploy`, selecting from the confirmed allow-list `allow`. */
-async function withTargets(deploy: Record<string, unknown>[], allow: Record<string, unknown> = {}, service = 'api'): Promise<FakeMesh> {
+async function withTargets(
+  deploy: Record<string, unknown>[],
+  allow: Record<string, unknown> = {},
+  service = 'api',
+): Promise<FakeMesh> {
   const m = pristine.clone();
   m.writeScope('us-east-1', [{ [service]: { deploy } }, ...(service === 'api' ? ['web'] : ['api'])]);
   await m.allow({ dir: { paths: [root] }, ...allow });
@@ -33,18 +37,31 @@ async function withTargets(deploy: Record<string, unknown>[], allow: Record<stri
 const current = (dir: string) => fs.readlinkSync(path.join(dir, 'current'));
 
 describe('the recovery evidence names the host of a dir target', () => {
-  it('a signed deploy records the runner\'s host name; recover\'s hosts column reads it as dir:HOST:/path, and says so when no signed deploy did', async () => {
+  it("a signed deploy records the runner's host name; recover's hosts column reads it as dir:HOST:/path, and says so when no signed deploy did", async () => {
     const dir = path.join(root, 'dir-evidence');
     const m = await withTargets([{ type: 'dir', path: dir }]);
     const unsigned = m.clone();
     expect((await m.ci(['deploy'])).code).toBe(0);
-    const entry = m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.op === 'deploy').at(-1);
-    expect(entry.details.targets).toEqual([expect.objectContaining({ service: 'api', target: `dir:${dir}`, host: os.hostname(), status: 'installed' })]);
+    const entry = m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.op === 'deploy')
+      .at(-1);
+    expect(entry.details.targets).toEqual([
+      expect.objectContaining({ service: 'api', target: `dir:${dir}`, host: os.hostname(), status: 'installed' }),
+    ]);
     const hostsOf = async (x: FakeMesh) => {
       const r = await x.root(['recover', 'us-east-1', '--reason', 'keyCompromise']);
       expect(r.code, r.stderr).toBe(0);
       const evidence = x.path('bundles/us-east-1/evidence');
-      const e = JSON.parse(fs.readFileSync(path.join(evidence, fs.readdirSync(evidence).find((f) => f.endsWith('recovery.json'))!), 'utf8'));
+      const e = JSON.parse(
+        fs.readFileSync(
+          path.join(evidence, fs.readdirSync(evidence).find((f) => f.endsWith('recovery.json'))!),
+          'utf8',
+        ),
+      );
       return { out: r.stdout, api: e.affected.find((a: { service: string }) => a.service === 'api').hosts };
     };
     const signed = await hostsOf(m);
@@ -58,9 +75,15 @@ describe('the recovery evidence names the host of a dir target', () => {
 
 describe('every deploy on the record: the identity step signs what the keyless step ships', () => {
   const NO_ID = { TRELLIS_CI_IDENTITY_FILE: undefined };
-  const records = (m: FakeMesh) => m.read('bundles/us-east-1/ledger.jsonl').trim().split('\n').map((l) => JSON.parse(l)).filter((e) => e.op === 'deploy-record');
+  const records = (m: FakeMesh) =>
+    m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .filter((e) => e.op === 'deploy-record');
 
-  it('deploy --record-only signs each target\'s release digest and ships nothing; deploy --recorded without the identity ships exactly that, once', async () => {
+  it("deploy --record-only signs each target's release digest and ships nothing; deploy --recorded without the identity ships exactly that, once", async () => {
     const dir = path.join(root, 'dir-recorded');
     const m = await withTargets([{ type: 'dir', path: dir }]);
     const rec = await m.ci(['deploy', '--type', 'dir', '--record-only']);
@@ -68,7 +91,15 @@ describe('every deploy on the record: the identity step signs what the keyless s
     expect(fs.existsSync(dir)).toBe(false);
     const [entry] = records(m);
     expect(entry.signature).toEqual(expect.any(String));
-    expect(entry.details.targets).toEqual([{ service: 'api', target: `dir:${dir}`, release: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), trust: expect.stringMatching(/^sha256:[0-9a-f]{64}$/), host: os.hostname() }]);
+    expect(entry.details.targets).toEqual([
+      {
+        service: 'api',
+        target: `dir:${dir}`,
+        release: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+        trust: expect.stringMatching(/^sha256:[0-9a-f]{64}$/),
+        host: os.hostname(),
+      },
+    ]);
     expect(rec.stdout).toContain(`recorded  us-east-1/api`);
     // Nothing new: no second entry.
     const again = await m.ci(['deploy', '--type', 'dir', '--record-only']);
@@ -81,7 +112,9 @@ describe('every deploy on the record: the identity step signs what the keyless s
     expect(ship.stdout).toContain('deploy on the record: each release shipped is the one its scope ledger recorded');
     // The keyless step writes nothing into the repository: its outcomes are its output.
     expect(m.read('bundles/us-east-1/ledger.jsonl')).toBe(before);
-    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(
+      fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'),
+    );
     // A later step without the leaf (a publish job) ships the trust part alone: the record's trust digest covers it.
     fs.rmSync(m.path('.trellis/out'), { recursive: true });
     const trustOnly = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
@@ -96,16 +129,33 @@ describe('every deploy on the record: the identity step signs what the keyless s
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     const r = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
     expect(r.code).toBe(1);
-    expect(r.stdout).toMatch(/^failed +us-east-1\/api .*not on the record: the release is sha256:[0-9a-f]{64}, bundles\/us-east-1\/ledger\.jsonl recorded sha256:/m);
+    expect(r.stdout).toMatch(
+      /^failed +us-east-1\/api .*not on the record: the release is sha256:[0-9a-f]{64}, bundles\/us-east-1\/ledger\.jsonl recorded sha256:/m,
+    );
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
     // A pull request appends the digest it wants, unsigned: the ledger does not count it, so it ships nothing either.
     const ledger = m.read('bundles/us-east-1/ledger.jsonl');
     const last = JSON.parse(ledger.trim().split('\n').at(-1)!);
     const { releaseDigest, releaseFor, loadMesh, openStore } = await import('@trellis/core');
     const cert = fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8');
-    const want = releaseDigest(releaseFor(loadMesh(openStore(m.dir)), 'us-east-1', { cert, key: fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'), chain: fs.readFileSync(m.out('us-east-1', 'api', 'chain.pem'), 'utf8') }));
+    const want = releaseDigest(
+      releaseFor(loadMesh(openStore(m.dir)), 'us-east-1', {
+        cert,
+        key: fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'),
+        chain: fs.readFileSync(m.out('us-east-1', 'api', 'chain.pem'), 'utf8'),
+      }),
+    );
     expect(r.stdout).toContain(`the release is ${want}`);
-    const forged = { seq: last.seq + 1, at: last.at, op: 'deploy-record', actor: 'pr', details: { targets: [{ service: 'api', target: `dir:${dir}`, release: want }] }, created: [], prev: last.hash, hash: 'x'.repeat(64) };
+    const forged = {
+      seq: last.seq + 1,
+      at: last.at,
+      op: 'deploy-record',
+      actor: 'pr',
+      details: { targets: [{ service: 'api', target: `dir:${dir}`, release: want }] },
+      created: [],
+      prev: last.hash,
+      hash: 'x'.repeat(64),
+    };
     m.write('bundles/us-east-1/ledger.jsonl', `${ledger}${JSON.stringify(forged)}\n`);
     const f = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
     expect(f.code).toBe(1);
@@ -129,12 +179,16 @@ describe('dir target', () => {
   it('installs a versioned release by an atomic symlink, key 0600, and reloads only when something changed', async () => {
     const dir = path.join(root, 'dir-basic');
     const count = path.join(root, 'reloads');
-    const m = await withTargets([{ type: 'dir', path: dir, reload: 'count' }], { reload: { count: `echo x >> ${count}` } });
+    const m = await withTargets([{ type: 'dir', path: dir, reload: 'count' }], {
+      reload: { count: `echo x >> ${count}` },
+    });
     const d1 = await m.ci(['deploy']);
     expect(d1.code, d1.stdout).toBe(0);
     expect(current(dir)).toMatch(/^releases\//);
     expect(fs.statSync(path.join(dir, 'current', 'key.pem')).mode & 0o777).toBe(0o600);
-    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(
+      fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'),
+    );
     const d2 = await m.ci(['deploy']);
     expect(d2.stdout).toMatch(/^unchanged/m);
     expect(fs.readFileSync(count, 'utf8').trim().split('\n')).toHaveLength(1);
@@ -176,7 +230,10 @@ describe('dir target', () => {
     const good = current(dir);
     const seen = path.join(root, 'reload-saw');
     // The reload fails whenever the new release is current, and records which release it saw.
-    await m.allow({ dir: { paths: [root] }, reload: { picky: `readlink ${dir}/current >> ${seen}; [ "$(readlink ${dir}/current)" = "${good}" ]` } });
+    await m.allow({
+      dir: { paths: [root] },
+      reload: { picky: `readlink ${dir}/current >> ${seen}; [ "$(readlink ${dir}/current)" = "${good}" ]` },
+    });
     m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: 'picky' }] } }, 'web']);
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     const d = await m.ci(['deploy']);
@@ -196,10 +253,15 @@ describe('dir target', () => {
     const m = await withTargets([{ type: 'dir', path: dir, reload: 'nginx' }], { reload: { nginx } });
     const d = await m.ci(['deploy']);
     expect(d.code, d.stdout + d.stderr).toBe(1);
-    expect(d.stdout).toMatch(/reload failed and rolled back: reload failed; rolled back to nothing; the reload said: nginx: \[emerg\] open\(\) ".*absent\.conf" failed \(2: No such file or directory\)/);
+    expect(d.stdout).toMatch(
+      /reload failed and rolled back: reload failed; rolled back to nothing; the reload said: nginx: \[emerg\] open\(\) ".*absent\.conf" failed \(2: No such file or directory\)/,
+    );
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
     // A reload that prints terminal controls and a flood: escaped, one line, cut short.
-    await m.allow({ dir: { paths: [root] }, reload: { loud: `printf 'bad\\033[2J\\n'; yes flood | head -n 500; exit 1` } });
+    await m.allow({
+      dir: { paths: [root] },
+      reload: { loud: `printf 'bad\\033[2J\\n'; yes flood | head -n 500; exit 1` },
+    });
     m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: dir, reload: 'loud' }] } }, 'web']);
     const l = await m.ci(['deploy']);
     expect(l.code).toBe(1);
@@ -216,7 +278,9 @@ describe('dir target', () => {
     fs.rmSync(m.path('.trellis/out'), { recursive: true });
     // A rotation's publish changes the scope's bundle and CRLs without minting a leaf.
     expect((await m.root(['rotate', 'intermediate', 'us-east-1'])).code).toBe(0);
-    expect((await m.ci(['renew', '--scope', 'us-east-1', '--out', path.join(root, 'elsewhere')])).stdout).toMatch(/no leaf is due/);
+    expect((await m.ci(['renew', '--scope', 'us-east-1', '--out', path.join(root, 'elsewhere')])).stdout).toMatch(
+      /no leaf is due/,
+    );
     const d = await m.ci(['deploy', '--scope', 'us-east-1']);
     expect(d.stdout).toMatch(/^installed .*no new leaf/m);
     expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(cert);
@@ -234,25 +298,53 @@ describe('ssh target against a real sshd', () => {
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(d, 'client')]);
     fs.writeFileSync(path.join(d, 'authorized_keys'), fs.readFileSync(path.join(d, 'client.pub')));
     const port = freePort();
-    fs.writeFileSync(path.join(d, 'sshd_config'), [
-      `Port ${port}`, 'ListenAddress 127.0.0.1', `HostKey ${d}/host`, `PidFile ${d}/sshd.pid`, `AuthorizedKeysFile ${d}/authorized_keys`,
-      'PermitRootLogin prohibit-password', 'PasswordAuthentication no', 'StrictModes no', 'UsePAM no', '',
-    ].join('\n'));
+    fs.writeFileSync(
+      path.join(d, 'sshd_config'),
+      [
+        `Port ${port}`,
+        'ListenAddress 127.0.0.1',
+        `HostKey ${d}/host`,
+        `PidFile ${d}/sshd.pid`,
+        `AuthorizedKeysFile ${d}/authorized_keys`,
+        'PermitRootLogin prohibit-password',
+        'PasswordAuthentication no',
+        'StrictModes no',
+        'UsePAM no',
+        '',
+      ].join('\n'),
+    );
     await execa('/usr/sbin/sshd', ['-f', path.join(d, 'sshd_config')]);
     await waitForPort(port);
     const hostKey = fs.readFileSync(path.join(d, 'host.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-    sshd = { port, hostKey, clientKey: path.join(d, 'client'), stop: () => process.kill(Number(fs.readFileSync(path.join(d, 'sshd.pid'), 'utf8'))) };
+    sshd = {
+      port,
+      hostKey,
+      clientKey: path.join(d, 'client'),
+      stop: () => process.kill(Number(fs.readFileSync(path.join(d, 'sshd.pid'), 'utf8'))),
+    };
   });
   afterAll(() => sshd?.stop());
-  const sshHost = (hostKey: string) => ({ host: '127.0.0.1', port: sshd.port, user: os.userInfo().username, hostKey, identityFile: sshd.clientKey, paths: [root] });
+  const sshHost = (hostKey: string) => ({
+    host: '127.0.0.1',
+    port: sshd.port,
+    user: os.userInfo().username,
+    hostKey,
+    identityFile: sshd.clientKey,
+    paths: [root],
+  });
 
   it('installs over SSH with the host key pinned', async () => {
     const dir = path.join(root, 'ssh-target');
-    const m = await withTargets([{ type: 'ssh', host: 'local', path: dir, reload: 'noop' }], { reload: { noop: 'true' }, ssh: { local: sshHost(sshd.hostKey) } });
+    const m = await withTargets([{ type: 'ssh', host: 'local', path: dir, reload: 'noop' }], {
+      reload: { noop: 'true' },
+      ssh: { local: sshHost(sshd.hostKey) },
+    });
     const d = await m.ci(['deploy']);
     expect(d.code, d.stdout + d.stderr).toBe(0);
     expect(d.stdout).toMatch(/^installed .*ssh:/m);
-    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'));
+    expect(fs.readFileSync(path.join(dir, 'current', 'cert.pem'), 'utf8')).toBe(
+      fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8'),
+    );
     expect(fs.statSync(path.join(dir, 'current', 'key.pem')).mode & 0o777).toBe(0o600);
   });
   it('refuses a host whose key is not the pinned one, and still serves the other targets', async () => {
@@ -260,7 +352,13 @@ describe('ssh target against a real sshd', () => {
     const other = path.join(root, 'ssh-wrong-other');
     await execa('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(root, 'impostor')]);
     const wrong = fs.readFileSync(path.join(root, 'impostor.pub'), 'utf8').trim().split(' ').slice(0, 2).join(' ');
-    const m = await withTargets([{ type: 'ssh', host: 'local', path: dir }, { type: 'dir', path: other }], { ssh: { local: sshHost(wrong) } });
+    const m = await withTargets(
+      [
+        { type: 'ssh', host: 'local', path: dir },
+        { type: 'dir', path: other },
+      ],
+      { ssh: { local: sshHost(wrong) } },
+    );
     const d = await m.ci(['deploy']);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/^failed .*does not match the pinned hostKey: refused/m);
@@ -278,7 +376,12 @@ describe('ssh target against a real sshd', () => {
 });
 
 describe('sealed target and trellis-agent', () => {
-  const agent = (args: string[], env: Record<string, string>) => execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), ...args], { env: baseEnv(env) as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+  const agent = (args: string[], env: Record<string, string>) =>
+    execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), ...args], {
+      env: baseEnv(env) as NodeJS.ProcessEnv,
+      extendEnv: false,
+      reject: false,
+    });
   let host: { identity: string; recipient: string };
   let idFile: string;
   let m: FakeMesh;
@@ -301,37 +404,67 @@ describe('sealed target and trellis-agent', () => {
     expect(fs.readFileSync(bundle, 'utf8')).not.toMatch(/PRIVATE KEY/);
     const dir = path.join(root, 'agent-target');
     const marker = path.join(root, 'agent-reloaded');
-    const r = await agent(['install', '--bundle', bundle, '--dir', dir, '--roots', roots, '--reload', `touch ${marker}`, '--expect', 'us-east-1/api'], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    const r = await agent(
+      [
+        'install',
+        '--bundle',
+        bundle,
+        '--dir',
+        dir,
+        '--roots',
+        roots,
+        '--reload',
+        `touch ${marker}`,
+        '--expect',
+        'us-east-1/api',
+      ],
+      { TRELLIS_AGENT_IDENTITY_FILE: idFile },
+    );
     expect(r.exitCode, String(r.stderr)).toBe(0);
     expect(String(r.stdout)).toMatch(/us-east-1\/api .*installed releases\//);
     expect(fs.existsSync(marker)).toBe(true);
-    expect(fs.readFileSync(path.join(dir, 'current', 'key.pem'), 'utf8')).toBe(fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'));
+    expect(fs.readFileSync(path.join(dir, 'current', 'key.pem'), 'utf8')).toBe(
+      fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8'),
+    );
   });
   it('refuses another identity, and the CI identity on the host', async () => {
     const bundle = bundleAt(path.join(root, 'sealed'));
-    const denied = await agent(['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots], { TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity });
+    const denied = await agent(['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots], {
+      TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity,
+    });
     expect(denied.exitCode).toBe(3);
     expect(String(denied.stderr)).toMatch(/host's agent identity given does not open this bundle/);
-    const posture = await agent(['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile, TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' });
+    const posture = await agent(
+      ['install', '--bundle', bundle, '--dir', path.join(root, 'agent-x'), '--roots', roots],
+      { TRELLIS_AGENT_IDENTITY_FILE: idFile, TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' },
+    );
     expect(posture.exitCode).toBe(3);
   });
-  it('refuses a bundle forged by anyone who knows the host\'s recipient: signed outside the pinned roots', async () => {
+  it("refuses a bundle forged by anyone who knows the host's recipient: signed outside the pinned roots", async () => {
     // Another mesh seals to the same host: a real, well-formed, validly signed release of the wrong mesh.
     const other = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] } });
     other.writeScope('us-east-1', [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }]);
     await other.allow({ sealed: { 'web-1': { recipient: host.recipient } } });
     expect((await other.ci(['deploy', '--sealed-out', path.join(root, 'forged')])).code).toBe(0);
     const dir = path.join(root, 'agent-forged');
-    const r = await agent(['install', '--bundle', bundleAt(path.join(root, 'forged')), '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    const r = await agent(
+      ['install', '--bundle', bundleAt(path.join(root, 'forged')), '--dir', dir, '--roots', roots],
+      { TRELLIS_AGENT_IDENTITY_FILE: idFile },
+    );
     expect(r.exitCode).toBe(3);
     expect(String(r.stderr)).toMatch(/refused sealed release: not signed by an intermediate of the pinned roots/);
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
   });
   it('refuses a replay: a release older than the one installed', async () => {
     const dir = path.join(root, 'agent-replay');
-    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'old'), '--now', stamp(Date.now() - 20_000)])).code).toBe(0);
-    expect((await m.ci(['deploy', '--sealed-out', path.join(root, 'new'), '--now', stamp(Date.now() - 10_000)])).code).toBe(0);
-    const install = (b: string) => agent(['install', '--bundle', b, '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
+    expect(
+      (await m.ci(['deploy', '--sealed-out', path.join(root, 'old'), '--now', stamp(Date.now() - 20_000)])).code,
+    ).toBe(0);
+    expect(
+      (await m.ci(['deploy', '--sealed-out', path.join(root, 'new'), '--now', stamp(Date.now() - 10_000)])).code,
+    ).toBe(0);
+    const install = (b: string) =>
+      agent(['install', '--bundle', b, '--dir', dir, '--roots', roots], { TRELLIS_AGENT_IDENTITY_FILE: idFile });
     expect((await install(bundleAt(path.join(root, 'new')))).exitCode).toBe(0);
     const replay = await install(bundleAt(path.join(root, 'old')));
     expect(replay.exitCode, String(replay.stderr)).toBe(3);
@@ -344,7 +477,11 @@ describe('kubernetes target', () => {
     const m = await withTargets([{ type: 'kubernetes', name: 'api-tls', namespace: 'mesh' }]);
     const d = await m.ci(['deploy', '--manifests', path.join(root, 'k8s')]);
     expect(d.code, d.stdout).toBe(0);
-    const docs = fs.readFileSync(path.join(root, 'k8s', 'us-east-1', 'api', 'mesh', 'api-tls.yaml'), 'utf8').split(/^---\n/m).filter(Boolean).map((x) => parse(x));
+    const docs = fs
+      .readFileSync(path.join(root, 'k8s', 'us-east-1', 'api', 'mesh', 'api-tls.yaml'), 'utf8')
+      .split(/^---\n/m)
+      .filter(Boolean)
+      .map((x) => parse(x));
     const secret = docs.find((x) => x.kind === 'Secret');
     expect(secret).toMatchObject({ type: 'kubernetes.io/tls', metadata: { name: 'api-tls', namespace: 'mesh' } });
     const b = (s: string) => Buffer.from(s, 'base64').toString();
@@ -354,8 +491,13 @@ describe('kubernetes target', () => {
     expect(docs.find((x) => x.kind === 'ConfigMap').data['ca.crt']).toBe(m.read('bundles/us-east-1/trust.pem'));
   });
   it('applies with kubectl when a context is named, and reports its failure per target', async () => {
-    const m = await withTargets([{ type: 'kubernetes', name: 'api-tls', context: 'no-such-context' }, { type: 'dir', path: path.join(root, 'k8s-other') }],
-      { kubernetes: { 'no-such-context': { namespaces: ['default'] } } });
+    const m = await withTargets(
+      [
+        { type: 'kubernetes', name: 'api-tls', context: 'no-such-context' },
+        { type: 'dir', path: path.join(root, 'k8s-other') },
+      ],
+      { kubernetes: { 'no-such-context': { namespaces: ['default'] } } },
+    );
     const d = await m.ci(['deploy', '--manifests', path.join(root, 'k8s2')]);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/^failed .*kubectl apply failed: .*no-such-context/m);
@@ -386,7 +528,10 @@ describe('the installer refuses a release that does not validate', () => {
     }
     const target = path.join(root, `installer-${kind}`);
     const r = await stageAndInstall(target, {
-      'cert.pem': cert, 'key.pem': key, 'chain.pem': cert, 'trust.openssl.pem': m.read('bundles/us-east-1/trust.openssl.pem'),
+      'cert.pem': cert,
+      'key.pem': key,
+      'chain.pem': cert,
+      'trust.openssl.pem': m.read('bundles/us-east-1/trust.openssl.pem'),
       'crl.pem': m.read('bundles/global/crl.pem') + m.read('bundles/us-east-1/crl.pem'),
     });
     expect(r.exitCode).toBe(10);
@@ -401,7 +546,13 @@ describe('canary', () => {
   it('deploys the canary, checks a real handshake against it, then the rest', async () => {
     nginx = nginxFor(root, 'canary', path.join(root, 'canary-release'));
     const rest = path.join(root, 'canary-rest');
-    const m = await withTargets([{ type: 'dir', path: nginx.releaseDir, reload: 'nginx', check: `127.0.0.1:${nginx.port}` }, { type: 'dir', path: rest }], { reload: { nginx: nginx.reload } });
+    const m = await withTargets(
+      [
+        { type: 'dir', path: nginx.releaseDir, reload: 'nginx', check: `127.0.0.1:${nginx.port}` },
+        { type: 'dir', path: rest },
+      ],
+      { reload: { nginx: nginx.reload } },
+    );
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code, d.stdout).toBe(0);
     expect(d.stdout).toMatch(/canary handshake ok/);
@@ -410,16 +561,24 @@ describe('canary', () => {
   it('fails a canary whose endpoint does not present the leaf just deployed', async () => {
     const rest = path.join(root, 'canary-wrong-rest');
     // The check points at the nginx of the first canary test, which serves another release.
-    const m = await withTargets([{ type: 'dir', path: path.join(root, 'canary-wrong'), check: `https://127.0.0.1:${nginx.port}/` }, { type: 'dir', path: rest }]);
+    const m = await withTargets([
+      { type: 'dir', path: path.join(root, 'canary-wrong'), check: `https://127.0.0.1:${nginx.port}/` },
+      { type: 'dir', path: rest },
+    ]);
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code).toBe(1);
-    expect(d.stdout).toMatch(/canary check of https:\/\/127.0.0.1:\d+\/ failed: the endpoint presents .*, not the leaf just deployed/);
+    expect(d.stdout).toMatch(
+      /canary check of https:\/\/127.0.0.1:\d+\/ failed: the endpoint presents .*, not the leaf just deployed/,
+    );
     expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
   });
   it('stops the rollout at the first failed canary', async () => {
     const rest = path.join(root, 'canary-stopped');
-    const m = await withTargets([{ type: 'dir', path: path.join(root, 'canary-dead'), check: `127.0.0.1:${freePort()}` }, { type: 'dir', path: rest }]);
+    const m = await withTargets([
+      { type: 'dir', path: path.join(root, 'canary-dead'), check: `127.0.0.1:${freePort()}` },
+      { type: 'dir', path: rest },
+    ]);
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/^failed .*canary check of 127.0.0.1:\d+ failed/m);
@@ -427,4 +586,3 @@ describe('canary', () => {
     expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
   });
 });
-

@@ -27,11 +27,16 @@ describe('the regional boundary in the handshake itself', () => {
   it('matches the rule in every cell: same region ✓, region↔global ✓, region A↔B ✗', async () => {
     const services = [party(m, 'us-east-1', 'api'), party(m, 'eu-west-1', 'api'), party(m, 'global', 'control')];
     const scopeOf = (p: Party) => p.name.split('/')[0]!;
-    const cells = await handshakeMatrix(services, services, (c, s) => scopeOf(c) === scopeOf(s) || scopeOf(c) === 'global' || scopeOf(s) === 'global');
+    const cells = await handshakeMatrix(
+      services,
+      services,
+      (c, s) => scopeOf(c) === scopeOf(s) || scopeOf(c) === 'global' || scopeOf(s) === 'global',
+    );
     expect(cells).toHaveLength(9);
-    for (const cell of cells) expect(cell.outcome.ok, `${cell.client} → ${cell.server}: ${cell.outcome.error}`).toBe(cell.expected);
+    for (const cell of cells)
+      expect(cell.outcome.ok, `${cell.client} → ${cell.server}: ${cell.outcome.error}`).toBe(cell.expected);
   });
-  it('a server refuses another region\'s client by itself, even when the client trusts the server', async () => {
+  it("a server refuses another region's client by itself, even when the client trusts the server", async () => {
     const server = party(m, 'us-east-1', 'web');
     const r = await handshake({ ...party(m, 'eu-west-1', 'api'), trust: server.trust }, server);
     expect(r.ok).toBe(false);
@@ -45,7 +50,10 @@ describe('the regional boundary in the handshake itself', () => {
   });
   it('a leaf of another mesh with the very same names is refused (unknown CA)', async () => {
     // The stranger trusts our bundle, so the refusal is our server's judgement of its certificate.
-    const r = await handshake({ ...party(stranger, 'us-east-1', 'api', 'stranger'), trust: party(m, 'us-east-1', 'api').trust }, party(m, 'us-east-1', 'web'));
+    const r = await handshake(
+      { ...party(stranger, 'us-east-1', 'api', 'stranger'), trust: party(m, 'us-east-1', 'api').trust },
+      party(m, 'us-east-1', 'web'),
+    );
     expect(r.ok).toBe(false);
     expect(r.error).toMatch(/server: UNABLE_TO_GET_ISSUER_CERT_LOCALLY/);
   });
@@ -59,13 +67,28 @@ describe('the regional boundary in the handshake itself', () => {
     expect(asServer.error).toMatch(/client: certificate has expired/);
   });
   it('a leaf forged with a stolen regional key for another region is refused by a global server', async () => {
-    const forged = await forgeLeaf(m, 'us-east-1', { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] });
-    const thief: Party = { name: 'forged', dns: 'api.eu-west-1.mesh.example', key: forged.key, chain: forged.chain, trust: party(m, 'us-east-1', 'api').trust };
+    const forged = await forgeLeaf(m, 'us-east-1', {
+      dns: ['api.eu-west-1.mesh.example'],
+      uris: ['spiffe://eu-west-1.mesh.example/api'],
+    });
+    const thief: Party = {
+      name: 'forged',
+      dns: 'api.eu-west-1.mesh.example',
+      key: forged.key,
+      chain: forged.chain,
+      trust: party(m, 'us-east-1', 'api').trust,
+    };
     const r = await handshake(thief, party(m, 'global', 'control'));
     expect(r.ok).toBe(false);
-    // Node 20 has no name for OpenSSL's error 47 and reports UNSPECIFIED; peers.test.ts asserts OpenSSL's own verdict (47) on such a leaf.
+    // Node 20 has no name for OpenSSL's error 47 and reports UNSPECIFIED; peers.test.ts asserts OpenSSL's own verdict
+    // (47) on such a leaf.
     expect(r.error).toMatch(/server: (PERMITTED_SUBTREE_VIOLATION|UNSPECIFIED)/);
-    const inside = await forgeLeaf(m, 'us-east-1', { dns: ['x.us-east-1.mesh.example'], uris: ['spiffe://us-east-1.mesh.example/x'] });
-    expect((await handshake({ ...thief, key: inside.key, chain: inside.chain }, party(m, 'global', 'control'))).ok).toBe(true);
+    const inside = await forgeLeaf(m, 'us-east-1', {
+      dns: ['x.us-east-1.mesh.example'],
+      uris: ['spiffe://us-east-1.mesh.example/x'],
+    });
+    expect(
+      (await handshake({ ...thief, key: inside.key, chain: inside.chain }, party(m, 'global', 'control'))).ok,
+    ).toBe(true);
   });
 });

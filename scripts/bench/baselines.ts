@@ -1,6 +1,6 @@
 /**
  * The yardsticks trellis renew is judged against, each minting the leaf
- * profile of packages/core/src/profiles.ts (ECDSA P-256, 7 d; critical
+ * profile of packages/core/src/x509/profiles.ts (ECDSA P-256, 7 d; critical
  * basicConstraints CA:FALSE and keyUsage digitalSignature; EKU serverAuth +
  * clientAuth; non-critical SAN of one SPIFFE URI and one DNS name; SKI; AKI):
  *
@@ -34,22 +34,63 @@ export function makeIssuer(dir: string): { cert: string; key: string } {
   fs.mkdirSync(dir, { recursive: true });
   const cert = path.join(dir, 'issuer.pem');
   const key = path.join(dir, 'issuer.key');
-  execFileSync('openssl', ['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert,
-    '-subj', '/O=bench/OU=region-01/CN=bench issuer', '-days', '30', '-addext', 'basicConstraints=critical,CA:TRUE,pathlen:0',
-    '-addext', 'keyUsage=critical,keyCertSign,cRLSign', '-addext', 'subjectKeyIdentifier=hash'], { stdio: 'ignore' });
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-new',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+      '-subj',
+      '/O=bench/OU=region-01/CN=bench issuer',
+      '-days',
+      '30',
+      '-addext',
+      'basicConstraints=critical,CA:TRUE,pathlen:0',
+      '-addext',
+      'keyUsage=critical,keyCertSign,cRLSign',
+      '-addext',
+      'subjectKeyIdentifier=hash',
+    ],
+    { stdio: 'ignore' },
+  );
   return { cert, key };
 }
 
-/** The OpenSSL config for one leaf of the trellis profile; SANs come from the environment so one file serves the loop. */
+/**
+ * The OpenSSL config for one leaf of the trellis profile; SANs come from the environment so one file serves the loop.
+ */
 function opensslLeafConfig(): string {
   return [
-    '[req]', 'distinguished_name = dn', 'x509_extensions = leaf', 'prompt = no', '[dn]', 'CN = $ENV::LEAF_DNS',
-    '[leaf]', 'basicConstraints = critical,CA:FALSE', 'keyUsage = critical,digitalSignature', 'extendedKeyUsage = serverAuth,clientAuth',
-    'subjectAltName = URI:$ENV::LEAF_URI,DNS:$ENV::LEAF_DNS', 'subjectKeyIdentifier = hash', 'authorityKeyIdentifier = keyid', '',
+    '[req]',
+    'distinguished_name = dn',
+    'x509_extensions = leaf',
+    'prompt = no',
+    '[dn]',
+    'CN = $ENV::LEAF_DNS',
+    '[leaf]',
+    'basicConstraints = critical,CA:FALSE',
+    'keyUsage = critical,digitalSignature',
+    'extendedKeyUsage = serverAuth,clientAuth',
+    'subjectAltName = URI:$ENV::LEAF_URI,DNS:$ENV::LEAF_DNS',
+    'subjectKeyIdentifier = hash',
+    'authorityKeyIdentifier = keyid',
+    '',
   ].join('\n');
 }
 
-/** The shell loop the openssl baseline times: `n` leaves, one process each, keys and certificates written as a CA operator would. */
+/**
+ * The shell loop the openssl baseline times: `n` leaves, one process each, keys and certificates written as a CA
+ * operator would.
+ */
 export function opensslLoop(n: number, issuer: { cert: string; key: string }, dir: string): string {
   const conf = path.join(dir, 'leaf.cnf');
   fs.writeFileSync(conf, opensslLeafConfig());
@@ -66,28 +107,42 @@ async function x509Loop(n: number, issuerDir: string): Promise<{ n: number; seco
   x509.cryptoProvider.set(crypto);
   const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
   const issuerCert = new x509.X509Certificate(fs.readFileSync(path.join(issuerDir, 'issuer.pem'), 'utf8'));
-  const pkcs8 = Buffer.from(fs.readFileSync(path.join(issuerDir, 'issuer.key'), 'utf8').replace(/-----[^-]+-----|\s/g, ''), 'base64');
+  const pkcs8 = Buffer.from(
+    fs.readFileSync(path.join(issuerDir, 'issuer.key'), 'utf8').replace(/-----[^-]+-----|\s/g, ''),
+    'base64',
+  );
   const signingKey = await crypto.subtle.importKey('pkcs8', pkcs8, alg, false, ['sign']);
   const issuerPublic = await issuerCert.publicKey.export(alg, ['verify'], crypto);
   let sample = '';
   const start = process.hrtime.bigint();
   for (let i = 0; i < n; i++) {
-    const keys = await crypto.subtle.generateKey(alg, true, ['sign', 'verify']) as CryptoKeyPair;
+    const keys = (await crypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as CryptoKeyPair;
     const dns = `svc-${i}.region-01.mesh.example`;
     const now = Date.now();
     const serial = randomBytes(16);
     serial[0]! &= 0x7f;
     const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serial.toString('hex'), subject: `CN=${dns}`, issuer: issuerCert.subject,
-      notBefore: new Date(now - 60_000), notAfter: new Date(now + LEAF_DAYS * DAY_MS),
-      publicKey: keys.publicKey, signingKey, signingAlgorithm: alg,
+      serialNumber: serial.toString('hex'),
+      subject: `CN=${dns}`,
+      issuer: issuerCert.subject,
+      notBefore: new Date(now - 60_000),
+      notAfter: new Date(now + LEAF_DAYS * DAY_MS),
+      publicKey: keys.publicKey,
+      signingKey,
+      signingAlgorithm: alg,
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
         await x509.AuthorityKeyIdentifierExtension.create(issuerPublic),
         new x509.ExtendedKeyUsageExtension(['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'], false),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `spiffe://region-01.mesh.example/svc-${i}` }, { type: 'dns', value: dns }], false),
+        new x509.SubjectAlternativeNameExtension(
+          [
+            { type: 'url', value: `spiffe://region-01.mesh.example/svc-${i}` },
+            { type: 'dns', value: dns },
+          ],
+          false,
+        ),
       ],
     });
     const pem = cert.toString('pem');
@@ -99,7 +154,10 @@ async function x509Loop(n: number, issuerDir: string): Promise<{ n: number; seco
   return { n, seconds: Number(process.hrtime.bigint() - start) / 1e9, sample };
 }
 
-/** Worker body (CommonJS, eval'd, so no loader is needed in the thread): keygen + sign for `ms` after the start signal; posts its count. */
+/**
+ * Worker body (CommonJS, eval'd, so no loader is needed in the thread): keygen + sign for `ms` after the start signal;
+ * posts its count.
+ */
 const CEILING_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
@@ -120,13 +178,38 @@ parentPort.once('message', () => {
 parentPort.postMessage('ready');
 `;
 
-async function ceiling(ms: number, threads: number, tbsBytes: number, issuerDir: string): Promise<{ n: number; seconds: number; threads: number }> {
+async function ceiling(
+  ms: number,
+  threads: number,
+  tbsBytes: number,
+  issuerDir: string,
+): Promise<{ n: number; seconds: number; threads: number }> {
   const issuerKey = fs.readFileSync(path.join(issuerDir, 'issuer.key'), 'utf8');
-  const workers = Array.from({ length: threads }, () => new Worker(CEILING_WORKER, { eval: true, workerData: { ms, tbsBytes, issuerKey } }));
+  const workers = Array.from(
+    { length: threads },
+    () => new Worker(CEILING_WORKER, { eval: true, workerData: { ms, tbsBytes, issuerKey } }),
+  );
   // Timed from the moment every thread is loaded and told to start to the moment the last one finishes.
-  await Promise.all(workers.map((w) => new Promise<void>((ok, bad) => { w.once('message', () => ok()); w.once('error', bad); })));
+  await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<void>((ok, bad) => {
+          w.once('message', () => ok());
+          w.once('error', bad);
+        }),
+    ),
+  );
   const start = process.hrtime.bigint();
-  const counts = await Promise.all(workers.map((w) => new Promise<number>((ok, bad) => { w.once('message', (c: number) => ok(c)); w.once('error', bad); w.postMessage('go'); })));
+  const counts = await Promise.all(
+    workers.map(
+      (w) =>
+        new Promise<number>((ok, bad) => {
+          w.once('message', (c: number) => ok(c));
+          w.once('error', bad);
+          w.postMessage('go');
+        }),
+    ),
+  );
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   await Promise.all(workers.map((w) => w.terminate()));
   return { n: counts.reduce((a, b) => a + b, 0), seconds, threads };
@@ -134,11 +217,12 @@ async function ceiling(ms: number, threads: number, tbsBytes: number, issuerDir:
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
   const [kind, ...rest] = process.argv.slice(2);
-  const out = kind === 'x509'
-    ? await x509Loop(Number(rest[0]), rest[1]!)
-    : kind === 'ceiling'
-      ? await ceiling(Number(rest[0]), Number(rest[1]), Number(rest[2]), rest[3]!)
-      : undefined;
+  const out =
+    kind === 'x509'
+      ? await x509Loop(Number(rest[0]), rest[1]!)
+      : kind === 'ceiling'
+        ? await ceiling(Number(rest[0]), Number(rest[1]), Number(rest[2]), rest[3]!)
+        : undefined;
   if (!out) {
     process.stderr.write('usage: baselines.ts x509 N ISSUER_DIR | ceiling MS THREADS TBS_BYTES ISSUER_DIR\n');
     process.exit(2);

@@ -34,12 +34,22 @@ const regions = Number(arg('regions', '20'));
 const cycles = Number(arg('cycles', '30'));
 const perScope = Math.floor(services / (regions + 1));
 
-const env = (extra: Record<string, string>) => ({ PATH: process.env.PATH ?? '', HOME: os.tmpdir(), TRELLIS_ALLOW_ONLINE: '1', ...extra });
+const env = (extra: Record<string, string>) => ({
+  PATH: process.env.PATH ?? '',
+  HOME: os.tmpdir(),
+  TRELLIS_ALLOW_ONLINE: '1',
+  ...extra,
+});
 const iso = (ms: number) => new Date(ms).toISOString().replace(/\.\d+Z$/, 'Z');
 
 function run(bin: string, args: string[], extra: Record<string, string>): { ms: number; out: string } {
   const t = process.hrtime.bigint();
-  const out = execFileSync(process.execPath, [bin, ...args], { env: env(extra), maxBuffer: 1 << 30, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = execFileSync(process.execPath, [bin, ...args], {
+    env: env(extra),
+    maxBuffer: 1 << 30,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   return { ms: Number(process.hrtime.bigint() - t) / 1e6, out };
 }
 
@@ -52,15 +62,36 @@ function scopeFile(kind: string): string {
 /** A fresh mesh: init, the scope files, the ceremony. Returns its directory (store/, ci.id). */
 function makeMesh(dir: string): void {
   fs.mkdirSync(dir, { recursive: true });
-  const init = run(ROOT_BIN, ['init', '--store', path.join(dir, 'store'), '--mesh', 'bench', '--trust-domain', 'mesh.example', '--ci-identity-out', path.join(dir, 'ci.id')], {});
+  const init = run(
+    ROOT_BIN,
+    [
+      'init',
+      '--store',
+      path.join(dir, 'store'),
+      '--mesh',
+      'bench',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      path.join(dir, 'ci.id'),
+    ],
+    {},
+  );
   fs.writeFileSync(path.join(dir, 'root.id'), init.out, { mode: 0o600 });
   fs.writeFileSync(path.join(dir, 'store/scopes/global.yaml'), scopeFile('global'));
-  for (let r = 1; r <= regions; r++) fs.writeFileSync(path.join(dir, `store/scopes/region-${String(r).padStart(2, '0')}.yaml`), scopeFile('region'));
-  run(ROOT_BIN, ['intermediate', '--store', path.join(dir, 'store'), '--pending'], { TRELLIS_ROOT_IDENTITY_FILE: path.join(dir, 'root.id') });
+  for (let r = 1; r <= regions; r++)
+    fs.writeFileSync(path.join(dir, `store/scopes/region-${String(r).padStart(2, '0')}.yaml`), scopeFile('region'));
+  run(ROOT_BIN, ['intermediate', '--store', path.join(dir, 'store'), '--pending'], {
+    TRELLIS_ROOT_IDENTITY_FILE: path.join(dir, 'root.id'),
+  });
 }
 
-const ledgers = (store: string) => fs.readdirSync(path.join(store, 'bundles')).filter((s) => s !== 'root' && fs.existsSync(path.join(store, 'bundles', s, 'ledger.jsonl')));
-const sizes = (store: string) => new Map(ledgers(store).map((s) => [s, fs.statSync(path.join(store, 'bundles', s, 'ledger.jsonl')).size]));
+const ledgers = (store: string) =>
+  fs
+    .readdirSync(path.join(store, 'bundles'))
+    .filter((s) => s !== 'root' && fs.existsSync(path.join(store, 'bundles', s, 'ledger.jsonl')));
+const sizes = (store: string) =>
+  new Map(ledgers(store).map((s) => [s, fs.statSync(path.join(store, 'bundles', s, 'ledger.jsonl')).size]));
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -75,7 +106,11 @@ function readCosts(store: string, ci: Record<string, string>, now: number): { ve
     verify.push(run(CI_BIN, ['verify', '--store', store, '--now', iso(now), '--now-ahead'], {}).ms);
     const copy = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-growth-copy-'));
     fs.cpSync(store, copy, { recursive: true });
-    const r = run(CI_BIN, ['renew', '--store', copy, '--out', path.join(copy, '.out'), '--now', iso(now), '--now-ahead'], ci);
+    const r = run(
+      CI_BIN,
+      ['renew', '--store', copy, '--out', path.join(copy, '.out'), '--now', iso(now), '--now-ahead'],
+      ci,
+    );
     if (!/no leaf is due/.test(r.out)) throw new Error(`the nothing-due renew minted something:\n${r.out}`);
     renew.push(r.ms);
     fs.rmSync(copy, { recursive: true, force: true });
@@ -89,7 +124,9 @@ if (cli !== 'release' && cli !== 'tsc') throw new Error(`--cli: ${cli} is neithe
 if (cli === 'release') {
   // Beside the mesh, not in it: --keep copies the work directory.
   const release = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-growth-release-'));
-  const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as { buildRelease: (out: string) => Promise<unknown> };
+  const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as {
+    buildRelease: (out: string) => Promise<unknown>;
+  };
   await buildRelease(release);
   ROOT_BIN = path.join(release, 'trellis-root.mjs');
   CI_BIN = path.join(release, 'trellis-ci.mjs');
@@ -103,12 +140,23 @@ const ci = { TRELLIS_CI_IDENTITY_FILE: path.join(work, 'ci.id') };
 const out = path.join(work, 'out');
 
 // The cycles start after the newest ledger entry, so --now never steps back.
-const newest = Math.max(...[...ledgers(store), 'root'].flatMap((s) => fs.readFileSync(path.join(store, 'bundles', s, 'ledger.jsonl'), 'utf8').trim().split('\n').filter(Boolean).map((l) => Date.parse(JSON.parse(l).at))));
+const newest = Math.max(
+  ...[...ledgers(store), 'root'].flatMap((s) =>
+    fs
+      .readFileSync(path.join(store, 'bundles', s, 'ledger.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => Date.parse(JSON.parse(l).at)),
+  ),
+);
 let now = newest + 60_000;
 const rows: { cycle: number; minted: number; ms: number; total: number; largest: number }[] = [];
 let first: { verify: number; renew: number } | undefined;
 let last: { verify: number; renew: number } | undefined;
-process.stderr.write(`growth: ${(regions + 1) * perScope} services (${regions + 1} scopes × ${perScope}), ${cycles} cycles, in ${work}\n`);
+process.stderr.write(
+  `growth: ${(regions + 1) * perScope} services (${regions + 1} scopes × ${perScope}), ${cycles} cycles, in ${work}\n`,
+);
 for (let c = 1; c <= cycles; c++) {
   const before = sizes(store);
   fs.rmSync(out, { recursive: true, force: true });
@@ -117,7 +165,9 @@ for (let c = 1; c <= cycles; c++) {
   const after = sizes(store);
   const deltas = [...after].map(([s, n]) => n - (before.get(s) ?? 0));
   rows.push({ cycle: c, minted, ms: r.ms, total: deltas.reduce((a, b) => a + b, 0), largest: Math.max(...deltas) });
-  process.stderr.write(`cycle ${c}: minted ${minted} in ${(r.ms / 1000).toFixed(1)} s, ledgers +${rows.at(-1)!.total} B (largest scope +${rows.at(-1)!.largest} B)\n`);
+  process.stderr.write(
+    `cycle ${c}: minted ${minted} in ${(r.ms / 1000).toFixed(1)} s, ledgers +${rows.at(-1)!.total} B (largest scope +${rows.at(-1)!.largest} B)\n`,
+  );
   if (c === 1) first = readCosts(store, ci, now + 60_000);
   if (c === cycles) last = readCosts(store, ci, now + 60_000);
   now += STEP;
@@ -134,7 +184,9 @@ console.log(`|---|---:|---:|`);
 console.log(`| cycle 1 | ${s(first!.verify)} | ${s(first!.renew)} |`);
 console.log(`| cycle ${cycles} | ${s(last!.verify)} | ${s(last!.renew)} |`);
 console.log(`| ratio | ${(last!.verify / first!.verify).toFixed(2)}× | ${(last!.renew / first!.renew).toFixed(2)}× |`);
-console.log(`\nledger bytes per renew: max ${kb(Math.max(...rows.map((r) => r.largest)))} in one scope (target ≤ 20 KB); store ${kb(Number(execFileSync('du', ['-sb', store], { encoding: 'utf8' }).split('\t')[0]))}`);
+console.log(
+  `\nledger bytes per renew: max ${kb(Math.max(...rows.map((r) => r.largest)))} in one scope (target ≤ 20 KB); store ${kb(Number(execFileSync('du', ['-sb', store], { encoding: 'utf8' }).split('\t')[0]))}`,
+);
 const keep = arg('keep');
 if (keep) fs.cpSync(work, keep, { recursive: true });
 fs.rmSync(work, { recursive: true, force: true });

@@ -67,19 +67,29 @@ export function stopRunning(): void {
   for (const pgid of running) {
     try {
       process.kill(-pgid, 'SIGKILL');
-    } catch { /* already gone */ }
+    } catch {
+      /* already gone */
+    }
   }
 }
 
 /** Runs `cmd args` under GNU time with `env` only (nothing inherited), in `cwd`. */
-export function measure(cmd: string, args: string[], opts: { env: Record<string, string | undefined>; cwd?: string }): Promise<Measured> {
-  if (!fs.existsSync(GNU_TIME)) throw new Error(`${GNU_TIME} is missing: apt-get install time (scripts/bootstrap.sh does)`);
+export function measure(
+  cmd: string,
+  args: string[],
+  opts: { env: Record<string, string | undefined>; cwd?: string },
+): Promise<Measured> {
+  if (!fs.existsSync(GNU_TIME))
+    throw new Error(`${GNU_TIME} is missing: apt-get install time (scripts/bootstrap.sh does)`);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-measure-'));
   const timeFile = path.join(tmp, 'time');
   return new Promise((resolve, reject) => {
     const start = process.hrtime.bigint();
     const child = spawn(GNU_TIME, ['-f', '%M', '-o', timeFile, cmd, ...args], {
-      env: opts.env as NodeJS.ProcessEnv, cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], detached: true,
+      env: opts.env as NodeJS.ProcessEnv,
+      cwd: opts.cwd,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
     });
     running.add(child.pid!);
     const out: Buffer[] = [];
@@ -87,8 +97,14 @@ export function measure(cmd: string, args: string[], opts: { env: Record<string,
     child.stdout.on('data', (b: Buffer) => out.push(b));
     child.stderr.on('data', (b: Buffer) => err.push(b));
     let polled = 0;
-    const poll = setInterval(() => { polled = Math.max(polled, treeRssKb(child.pid!)); }, 20);
-    child.on('error', (e) => { clearInterval(poll); running.delete(child.pid!); reject(e); });
+    const poll = setInterval(() => {
+      polled = Math.max(polled, treeRssKb(child.pid!));
+    }, 20);
+    child.on('error', (e) => {
+      clearInterval(poll);
+      running.delete(child.pid!);
+      reject(e);
+    });
     child.on('close', (code) => {
       running.delete(child.pid!);
       const seconds = Number(process.hrtime.bigint() - start) / 1e9;
@@ -98,9 +114,17 @@ export function measure(cmd: string, args: string[], opts: { env: Record<string,
         // GNU time writes "Command exited with non-zero status N" before the value when the command fails.
         const lines = fs.readFileSync(timeFile, 'utf8').trim().split('\n');
         timeKb = Number(lines[lines.length - 1]) || 0;
-      } catch { /* the command never started: no value */ }
+      } catch {
+        /* the command never started: no value */
+      }
       fs.rmSync(tmp, { recursive: true, force: true });
-      resolve({ code: code ?? -1, seconds, rssMb: Math.max(timeKb, polled) / 1024, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() });
+      resolve({
+        code: code ?? -1,
+        seconds,
+        rssMb: Math.max(timeKb, polled) / 1024,
+        stdout: Buffer.concat(out).toString(),
+        stderr: Buffer.concat(err).toString(),
+      });
     });
   });
 }

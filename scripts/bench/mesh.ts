@@ -18,13 +18,25 @@ export const REPO = path.resolve(import.meta.dirname, '../..');
 const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
 const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
 
-/** Which build of the CLIs runs: the tsc build in the workspace (`pnpm run build`), or a single-file release (`pnpm dist`, what the action and releases run). */
-export interface Bins { root: string; ci: string }
+/**
+ * Which build of the CLIs runs: the tsc build in the workspace (`pnpm run build`), or a single-file release (`pnpm
+ * dist`, what the action and releases run).
+ */
+export interface Bins {
+  root: string;
+  ci: string;
+}
 export const TSC_BINS: Bins = { root: ROOT_BIN, ci: CI_BIN };
 /** The CLIs of a release built into `dir` by scripts/dist/build.mjs. */
-export const releaseBins = (dir: string): Bins => ({ root: path.join(dir, 'trellis-root.mjs'), ci: path.join(dir, 'trellis-ci.mjs') });
+export const releaseBins = (dir: string): Bins => ({
+  root: path.join(dir, 'trellis-root.mjs'),
+  ci: path.join(dir, 'trellis-ci.mjs'),
+});
 
-/** `mesh`: global + `regions` regions sharing the services evenly; `single`: the same scopes, one region holding every service (the rest empty). */
+/**
+ * `mesh`: global + `regions` regions sharing the services evenly; `single`: the same scopes, one region holding every
+ * service (the rest empty).
+ */
 export type Layout = 'mesh' | 'single';
 
 export interface MeshOptions {
@@ -34,9 +46,15 @@ export interface MeshOptions {
   regions?: number;
   /** When the offline steps run (their --now); leaves are minted at or after it. */
   now: Date;
-  /** A `dir` deploy target for every service (or every `every`-th one), its allow-list in trellis.yaml confirmed (default true). */
+  /**
+   * A `dir` deploy target for every service (or every `every`-th one), its allow-list in trellis.yaml confirmed
+   * (default true).
+   */
   deploy?: boolean | { every: number };
-  /** Every `shortTtlEvery`-th service has `ttl: 72h` (the rest the 7d default), so stepping --now 49 h makes exactly those due (default 3; 0: none). */
+  /**
+   * Every `shortTtlEvery`-th service has `ttl: 72h` (the rest the 7d default), so stepping --now 49 h makes exactly
+   * those due (default 3; 0: none).
+   */
   shortTtlEvery?: number;
   /** Also run the first renew at `now` (default false: the benchmark times that one itself). */
   leaves?: boolean;
@@ -117,8 +135,26 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
   const now = ['--now', at(o.now), '--now-ahead'];
 
   // init without the root identity in its environment: it generates one and prints it once.
-  const init = must('init', await measure('node', [bins.root, 'init', '--store', store, '--mesh', 'bench', '--trust-domain', 'mesh.example',
-    '--ci-identity-out', ciIdentityFile, ...now], { env: env({ TRELLIS_ALLOW_ONLINE: '1' }), cwd: base }));
+  const init = must(
+    'init',
+    await measure(
+      'node',
+      [
+        bins.root,
+        'init',
+        '--store',
+        store,
+        '--mesh',
+        'bench',
+        '--trust-domain',
+        'mesh.example',
+        '--ci-identity-out',
+        ciIdentityFile,
+        ...now,
+      ],
+      { env: env({ TRELLIS_ALLOW_ONLINE: '1' }), cwd: base },
+    ),
+  );
   fs.writeFileSync(rootIdentityFile, init.stdout, { mode: 0o600 });
 
   const scopes = distribute(o.services, layout, o.regions ?? 20);
@@ -129,12 +165,21 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
     const services: Record<string, Record<string, unknown>> = {};
     for (const name of names) {
       const s: Record<string, unknown> = {};
-      if (every > 0 && index % every === every - 1) { s.ttl = SHORT_TTL; shortTtl++; }
-      if (withDeploy && index % deployEvery === 0) { s.deploy = [{ type: 'dir', path: path.join(targets, scope, name) }]; deployTargets++; }
+      if (every > 0 && index % every === every - 1) {
+        s.ttl = SHORT_TTL;
+        shortTtl++;
+      }
+      if (withDeploy && index % deployEvery === 0) {
+        s.deploy = [{ type: 'dir', path: path.join(targets, scope, name) }];
+        deployTargets++;
+      }
       services[name] = s;
       index++;
     }
-    fs.writeFileSync(path.join(store, 'scopes', `${scope}.yaml`), stringify({ kind: scope === 'global' ? 'global' : 'region', services }));
+    fs.writeFileSync(
+      path.join(store, 'scopes', `${scope}.yaml`),
+      stringify({ kind: scope === 'global' ? 'global' : 'region', services }),
+    );
   }
 
   const root = (args: string[]) => measure('node', [bins.root, '--store', store, ...args], { env: rootEnv, cwd: base });
@@ -144,9 +189,27 @@ export async function buildMesh(base: string, o: MeshOptions): Promise<BenchMesh
   if (withDeploy) {
     fs.mkdirSync(targets, { recursive: true });
     const file = path.join(store, 'trellis.yaml');
-    fs.writeFileSync(file, `${fs.readFileSync(file, 'utf8').trimEnd()}\n${stringify({ deploy: { dir: { paths: [targets] } } })}`);
+    fs.writeFileSync(
+      file,
+      `${fs.readFileSync(file, 'utf8').trimEnd()}\n${stringify({ deploy: { dir: { paths: [targets] } } })}`,
+    );
     must('confirm', await root(['confirm', ...now]));
   }
   if (o.leaves) must('renew', await ci(['renew', ...now]));
-  return { base, store, rootIdentityFile, ciIdentityFile, targets, now: o.now, layout, scopes, services: o.services, shortTtl, deployTargets, setup, root, ci };
+  return {
+    base,
+    store,
+    rootIdentityFile,
+    ciIdentityFile,
+    targets,
+    now: o.now,
+    layout,
+    scopes,
+    services: o.services,
+    shortTtl,
+    deployTargets,
+    setup,
+    root,
+    ci,
+  };
 }

@@ -26,7 +26,15 @@ import { createRequire } from 'node:module';
 import { makeIssuer, opensslLoop } from './baselines.js';
 import { at, buildMesh, releaseBins, REPO, TSC_BINS, type BenchMesh, type Bins } from './mesh.js';
 import { measure, stopRunning, type Measured } from './measure.js';
-import { judge, renderTable, sizeLabel, type BaselineRow, type CommandRow, type Layout, type MintPhase } from './table.js';
+import {
+  judge,
+  renderTable,
+  sizeLabel,
+  type BaselineRow,
+  type CommandRow,
+  type Layout,
+  type MintPhase,
+} from './table.js';
 
 const HOUR = 3_600_000;
 const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE] [--deploy-targets N|all] [--cli release|tsc] [--keep]
@@ -60,7 +68,14 @@ function parseSize(s: string): number {
 }
 
 export function parseArgs(argv: string[]): Options {
-  const o: Options = { sizes: [1000, 10_000, 50_000], layouts: ['mesh', 'single'], deployTargets: 210, keep: false, cli: 'release', samples: { openssl: 200, x509: 300, ceilingMs: 1500 } };
+  const o: Options = {
+    sizes: [1000, 10_000, 50_000],
+    layouts: ['mesh', 'single'],
+    deployTargets: 210,
+    keep: false,
+    cli: 'release',
+    samples: { openssl: 200, x509: 300, ceilingMs: 1500 },
+  };
   let quick = false;
   let sizes: number[] | undefined;
   let layouts: Layout[] | undefined;
@@ -79,13 +94,14 @@ export function parseArgs(argv: string[]): Options {
       const v = value();
       if (v !== 'release' && v !== 'tsc') throw new UsageError(`--cli: ${v} is neither release nor tsc`);
       o.cli = v;
-    }
-    else if (a === '--sizes') sizes = value().split(',').map(parseSize);
+    } else if (a === '--sizes') sizes = value().split(',').map(parseSize);
     else if (a === '--layouts') {
-      layouts = value().split(',').map((l) => {
-        if (l !== 'mesh' && l !== 'single') throw new UsageError(`--layouts: ${l} is neither mesh nor single`);
-        return l;
-      });
+      layouts = value()
+        .split(',')
+        .map((l) => {
+          if (l !== 'mesh' && l !== 'single') throw new UsageError(`--layouts: ${l} is neither mesh nor single`);
+          return l;
+        });
     } else if (a === '--deploy-targets') {
       const v = value();
       o.deployTargets = v === 'all' ? 'all' : parseSize(v);
@@ -112,14 +128,19 @@ function must(what: string, r: Measured): Measured {
   return r;
 }
 
-/** How many leaves renew would mint at `now`, from `plan --json` (unmeasured): the count renew's rate is computed from. */
+/**
+ * How many leaves renew would mint at `now`, from `plan --json` (unmeasured): the count renew's rate is computed from.
+ */
 async function planned(m: BenchMesh, now: Date): Promise<number> {
   const r = must('plan --json', await m.ci(['plan', '--json', '--now', at(now), '--now-ahead']));
   return (JSON.parse(r.stdout) as { mint: unknown[] }).mint.length;
 }
 
 /** Renew's TRELLIS_TIMINGS line on stderr (packages/ci/src/timings.ts). */
-function timingsLine(stderr: string): { ms: Record<string, number>; mint?: { leaves: number; threads: number; wallMs: number; signMs: number[] } } {
+function timingsLine(stderr: string): {
+  ms: Record<string, number>;
+  mint?: { leaves: number; threads: number; wallMs: number; signMs: number[] };
+} {
   const line = stderr.split('\n').find((l) => l.startsWith('{"trellis":"timings"'));
   if (!line) throw new Error(`renew printed no TRELLIS_TIMINGS line: ${stderr.slice(-500)}`);
   return JSON.parse(line) as ReturnType<typeof timingsLine>;
@@ -128,7 +149,9 @@ function timingsLine(stderr: string): { ms: Record<string, number>; mint?: { lea
 /** Renew's minting phase from its TRELLIS_TIMINGS line; none when it minted in-process (below the pool's threshold). */
 export function mintPhase(stderr: string): MintPhase | undefined {
   const m = timingsLine(stderr).mint;
-  return m && { leaves: m.leaves, threads: m.threads, seconds: Math.max(...m.signMs) / 1000, wallSeconds: m.wallMs / 1000 };
+  return (
+    m && { leaves: m.leaves, threads: m.threads, seconds: Math.max(...m.signMs) / 1000, wallSeconds: m.wallMs / 1000 }
+  );
 }
 
 /** The first cert.pem renew left in its output directory (for the profile check), if its layout still has one. */
@@ -161,18 +184,35 @@ interface MeshRun {
 /** Builds one mesh and times every command on it, in the order a fleet lives them. */
 async function runMesh(layout: Layout, services: number, o: Options, scratch: string, bins: Bins): Promise<MeshRun> {
   const dir = path.join(scratch, `${layout}-${sizeLabel(services)}`);
-  // In the past, so that deploy's installer (which checks releases against the real clock) sees valid leaves and CRLs, and the 49 h step is not in the future.
+  // In the past, so that deploy's installer (which checks releases against the real clock) sees valid leaves and CRLs,
+  // and the 49 h step is not in the future.
   const t0 = new Date(Math.floor((Date.now() - 50 * HOUR) / 1000) * 1000);
   const step = (ms: number) => new Date(t0.getTime() + ms);
   const every = o.deployTargets === 'all' ? 1 : Math.max(1, Math.ceil(services / o.deployTargets));
   say(`${layout} ${sizeLabel(services)}: building the mesh in ${dir}`);
   const m = await buildMesh(dir, { services, layout, now: t0, deploy: { every }, bins });
   const rows: CommandRow[] = [];
-  const row = (command: CommandRow['command'], r: Measured, count?: number, extra: Pick<CommandRow, 'tscSeconds' | 'mint' | 'phasesMs'> = {}) => {
-    rows.push({ layout, services, command, seconds: r.seconds, rssMb: r.rssMb, ...(count !== undefined ? { count } : {}), ...extra });
-    say(`${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`);
+  const row = (
+    command: CommandRow['command'],
+    r: Measured,
+    count?: number,
+    extra: Pick<CommandRow, 'tscSeconds' | 'mint' | 'phasesMs'> = {},
+  ) => {
+    rows.push({
+      layout,
+      services,
+      command,
+      seconds: r.seconds,
+      rssMb: r.rssMb,
+      ...(count !== undefined ? { count } : {}),
+      ...extra,
+    });
+    say(
+      `${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`,
+    );
   };
-  const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) => must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now), '--now-ahead'], c));
+  const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) =>
+    must(`${layout} ${sizeLabel(services)} ${what}`, await m.ci([...args, '--now', at(now), '--now-ahead'], c));
   const renew = async (command: CommandRow['command'], now: Date, count: number) => {
     const r = await ci('renew', ['renew'], now, { extra: { TRELLIS_TIMINGS: '1' } });
     const mint = mintPhase(r.stderr);
@@ -202,44 +242,81 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
 
   const third = step(49 * HOUR);
   const due = await planned(m, third);
-  if (due !== m.shortTtl) throw new Error(`plan expects ${due} leaves due at +49 h, the mesh has ${m.shortTtl} services with ttl 72h`);
+  if (due !== m.shortTtl)
+    throw new Error(`plan expects ${due} leaves due at +49 h, the mesh has ${m.shortTtl} services with ttl 72h`);
   await renew('renew-third', third, due);
 
-  const setup = Object.fromEntries(Object.entries(m.setup).map(([k, v]) => [k, { seconds: v.seconds, rssMb: v.rssMb }]));
+  const setup = Object.fromEntries(
+    Object.entries(m.setup).map(([k, v]) => [k, { seconds: v.seconds, rssMb: v.rssMb }]),
+  );
   if (!o.keep) fs.rmSync(dir, { recursive: true, force: true });
   return { layout, services, dir, setup, rows, ...(leaf ? { leaf } : {}) };
 }
 
 /** The line above the table saying what `s` timed. */
 export const CLI_LABEL = {
-  release: 'cli: the single-file release (node trellis-ci.mjs, built by scripts/dist/build.mjs at the start: what the GitHub Action and releases run); "s, tsc build": node packages/ci/dist/main.js on the same store',
+  release:
+    'cli: the single-file release (node trellis-ci.mjs, built by scripts/dist/build.mjs at the start: what the GitHub Action and releases run); "s, tsc build": node packages/ci/dist/main.js on the same store',
   tsc: 'cli: the tsc build (node packages/ci/dist/main.js)',
 } as const;
 
 const NODE_TS = [process.execPath, '--import', 'tsx'] as const;
 
 /** One round of the four baselines; the runner takes the best of two rounds (before and after the meshes). */
-async function runBaselines(o: Options, dir: string, tbsBytes: number, threads: number): Promise<{ rows: BaselineRow[]; samples: Record<string, string> }> {
+async function runBaselines(
+  o: Options,
+  dir: string,
+  tbsBytes: number,
+  threads: number,
+): Promise<{ rows: BaselineRow[]; samples: Record<string, string> }> {
   const issuer = { cert: path.join(dir, 'issuer.pem'), key: path.join(dir, 'issuer.key') };
   const env = { PATH: process.env.PATH, HOME: process.env.HOME };
   const scratch = fs.mkdtempSync(path.join(dir, 'round-'));
   const rows: BaselineRow[] = [];
   const samples: Record<string, string> = {};
 
-  const ossl = must('openssl loop', await measure('bash', ['-c', opensslLoop(o.samples.openssl, issuer, scratch)], { env }));
+  const ossl = must(
+    'openssl loop',
+    await measure('bash', ['-c', opensslLoop(o.samples.openssl, issuer, scratch)], { env }),
+  );
   samples.openssl = fs.readFileSync(path.join(scratch, 'cert-0.pem'), 'utf8');
-  rows.push({ baseline: 'openssl', label: 'openssl req -x509 -CA, a process per leaf', count: o.samples.openssl, seconds: ossl.seconds, rssMb: ossl.rssMb });
+  rows.push({
+    baseline: 'openssl',
+    label: 'openssl req -x509 -CA, a process per leaf',
+    count: o.samples.openssl,
+    seconds: ossl.seconds,
+    rssMb: ossl.rssMb,
+  });
 
   const node = async (what: string, args: string[]) => {
-    const r = must(what, await measure(NODE_TS[0], [...NODE_TS.slice(1), path.join(REPO, 'scripts/bench/baselines.ts'), ...args], { env, cwd: REPO }));
+    const r = must(
+      what,
+      await measure(NODE_TS[0], [...NODE_TS.slice(1), path.join(REPO, 'scripts/bench/baselines.ts'), ...args], {
+        env,
+        cwd: REPO,
+      }),
+    );
     return { r, out: JSON.parse(r.stdout) as { n: number; seconds: number; threads?: number; sample?: string } };
   };
   const x = await node('x509 baseline', ['x509', String(o.samples.x509), dir]);
   samples.x509 = x.out.sample!;
-  rows.push({ baseline: 'x509', label: '@peculiar/x509 naive, in-process', count: x.out.n, seconds: x.out.seconds, rssMb: x.r.rssMb });
+  rows.push({
+    baseline: 'x509',
+    label: '@peculiar/x509 naive, in-process',
+    count: x.out.n,
+    seconds: x.out.seconds,
+    rssMb: x.r.rssMb,
+  });
   for (const t of [1, threads]) {
     const c = await node('ceiling', ['ceiling', String(o.samples.ceilingMs), String(t), String(tbsBytes), dir]);
-    rows.push({ baseline: t === 1 ? 'ceiling-1' : 'ceiling-all', label: `node:crypto keygen + sign, ${t === 1 ? '1 thread' : 'every core'}`, count: c.out.n, seconds: c.out.seconds, rssMb: c.r.rssMb, threads: t });
+    rows.push({
+      baseline: t === 1 ? 'ceiling-1' : 'ceiling-all',
+      label: `node:crypto keygen + sign, ${t === 1 ? '1 thread' : 'every core'}`,
+      count: c.out.n,
+      seconds: c.out.seconds,
+      rssMb: c.r.rssMb,
+      threads: t,
+    });
   }
   fs.rmSync(scratch, { recursive: true, force: true });
   return { rows, samples };
@@ -259,7 +336,10 @@ function tbsLength(pem: string): number {
   return inner.head + inner.len;
 }
 
-/** What "the same leaf profile" means here: key and signature algorithm, extensions with their criticality, lifetime in whole days. */
+/**
+ * What "the same leaf profile" means here: key and signature algorithm, extensions with their criticality, lifetime in
+ * whole days.
+ */
 async function profileOf(pem: string): Promise<string> {
   const req = createRequire(path.join(REPO, 'packages/core/package.json'));
   await import(req.resolve('reflect-metadata'));
@@ -272,7 +352,16 @@ async function profileOf(pem: string): Promise<string> {
 
 function machine(): Record<string, string | number> {
   const cpu = /model name\s*:\s*(.+)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
-  return { nproc: os.availableParallelism(), cpu, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, load: os.loadavg().map((l) => l.toFixed(2)).join(' ') };
+  return {
+    nproc: os.availableParallelism(),
+    cpu,
+    memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+    load: os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(' '),
+  };
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -295,7 +384,9 @@ async function main(argv: string[]): Promise<number> {
   if (o.cli === 'release') {
     const releaseDir = path.join(scratch, 'release');
     say(`building the release into ${releaseDir}`);
-    const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as { buildRelease: (out: string) => Promise<unknown> };
+    const { buildRelease } = (await import(path.join(REPO, 'scripts/dist/build.mjs'))) as {
+      buildRelease: (out: string) => Promise<unknown>;
+    };
     await buildRelease(releaseDir);
     bins = releaseBins(releaseDir);
   }
@@ -306,7 +397,8 @@ async function main(argv: string[]): Promise<number> {
   say('baselines, round 1');
   const first = await runBaselines(o, issuerDir, tbs, threads);
   const meshes: MeshRun[] = [];
-  for (const services of o.sizes) for (const layout of o.layouts) meshes.push(await runMesh(layout, services, o, scratch, bins));
+  for (const services of o.sizes)
+    for (const layout of o.layouts) meshes.push(await runMesh(layout, services, o, scratch, bins));
   const leaf = meshes.find((m) => m.leaf)?.leaf;
   if (leaf) tbs = tbsLength(leaf);
   say('baselines, round 2');
@@ -325,18 +417,40 @@ async function main(argv: string[]): Promise<number> {
 
   const baselines = [...first.rows, ...second.rows];
   const order = ['openssl', 'x509', 'ceiling-1', 'ceiling-all'] as const;
-  // The faster round of each: other load on the machine only ever slows a baseline down, and a faster baseline makes trellis's ratios the harder ones.
-  const best = order.map((b) => baselines.filter((x) => x.baseline === b).reduce((p, x) => (x.count / x.seconds > p.count / p.seconds ? x : p)));
-  const rows = judge(meshes.flatMap((m) => m.rows), best, { sampledDeploy: o.deployTargets !== 'all' });
+  // The faster round of each: other load on the machine only ever slows a baseline down, and a faster baseline makes
+  // trellis's ratios the harder ones.
+  const best = order.map((b) =>
+    baselines.filter((x) => x.baseline === b).reduce((p, x) => (x.count / x.seconds > p.count / p.seconds ? x : p)),
+  );
+  const rows = judge(
+    meshes.flatMap((m) => m.rows),
+    best,
+    { sampledDeploy: o.deployTargets !== 'all' },
+  );
   const table = renderTable(best, rows, threads);
-  process.stdout.write(`trellis bench, ${started.toISOString()}: ${mach.nproc} cores (${mach.cpu}), ${mach.memoryGiB} GiB, node ${mach.node}, load at start ${mach.load}\n`);
+  process.stdout.write(
+    `trellis bench, ${started.toISOString()}: ${mach.nproc} cores (${mach.cpu}), ${mach.memoryGiB} GiB, node ${mach.node}, load at start ${mach.load}\n`,
+  );
   process.stdout.write(`${CLI_LABEL[o.cli]}\n${table}\n`);
   process.stdout.write(`baselines: the faster of two rounds (before and after the meshes). ${profile}\n`);
   if (o.json) {
-    fs.writeFileSync(o.json, `${JSON.stringify({
-      started: started.toISOString(), machine: mach, options: o, tbsBytes: tbs, baselines, rows,
-      setup: meshes.map((m) => ({ layout: m.layout, services: m.services, ...m.setup })), profile,
-    }, null, 2)}\n`);
+    fs.writeFileSync(
+      o.json,
+      `${JSON.stringify(
+        {
+          started: started.toISOString(),
+          machine: mach,
+          options: o,
+          tbsBytes: tbs,
+          baselines,
+          rows,
+          setup: meshes.map((m) => ({ layout: m.layout, services: m.services, ...m.setup })),
+          profile,
+        },
+        null,
+        2,
+      )}\n`,
+    );
   }
   if (o.keep) say(`kept ${scratch}`);
   else fs.rmSync(scratch, { recursive: true, force: true });
@@ -344,8 +458,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(import.meta.filename)) {
-  main(process.argv.slice(2)).then((code) => process.exit(code), (e: unknown) => {
-    process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
-    process.exit(e instanceof UsageError ? 2 : 1);
-  });
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+      process.exit(e instanceof UsageError ? 2 : 1);
+    },
+  );
 }

@@ -81,8 +81,9 @@ async function bundle(entry, outfile, info) {
     // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
     banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
-    // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their source.
-    alias: { '@trellis/core/leaf-template': './packages/core/src/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their
+    // source.
+    alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     // The test-only fault seam stays out of the release: its inert twin takes its place.
     plugins: [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, 'fault-seam.release.ts') })) }],
     metafile: true,
@@ -94,7 +95,8 @@ async function bundle(entry, outfile, info) {
     const outside = o.imports.filter((i) => i.external && !isBuiltin(i.path));
     if (outside.length) throw new Error(`${out} would import ${outside.map((i) => i.path).join(', ')} at run time: bundle it or ship it beside`);
   }
-  // What is in the bundle: inputs with bytes in the output (a module reached only by an import() of code tree-shaken away is an input of none).
+  // What is in the bundle: inputs with bytes in the output (a module reached only by an import() of code tree-shaken
+  // away is an input of none).
   // Inputs named <...> are esbuild's own (the define, its runtime), not files.
   const [output] = Object.values(result.metafile.outputs);
   const inside = Object.entries(output.inputs).filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<')).map(([i]) => i);

@@ -22,7 +22,8 @@ const PACKAGES = ['core', 'agent', 'ci', 'offline', 'drill'];
 export function scan(fileNames, options, under, projectReferences) {
   const program = ts.createProgram({ rootNames: fileNames, options, projectReferences });
   const checker = program.getTypeChecker();
-  const isString = (t) => Boolean(t.flags & ts.TypeFlags.String) || (t.isUnion() && t.types.some((x) => x.flags & ts.TypeFlags.String));
+  const isString = (t) =>
+    Boolean(t.flags & ts.TypeFlags.String) || (t.isUnion() && t.types.some((x) => x.flags & ts.TypeFlags.String));
   const out = [];
   for (const sf of program.getSourceFiles()) {
     if (!sf.fileName.startsWith(under)) continue;
@@ -31,7 +32,12 @@ export function scan(fileNames, options, under, projectReferences) {
         const arg = node.argumentExpression;
         const literal = ts.isStringLiteral(arg) || ts.isNumericLiteral(arg) || ts.isNoSubstitutionTemplateLiteral(arg);
         const table = checker.getTypeAtLocation(node.expression);
-        if (!literal && isString(checker.getTypeAtLocation(arg)) && table.getStringIndexType() && !checker.isArrayLikeType(table)) {
+        if (
+          !literal &&
+          isString(checker.getTypeAtLocation(arg)) &&
+          table.getStringIndexType() &&
+          !checker.isArrayLikeType(table)
+        ) {
           out.push(`${path.relative(ROOT, sf.fileName)}\t${node.getText().replace(/\s+/g, ' ')}`);
         }
       }
@@ -47,7 +53,16 @@ export function lookupSites() {
   const out = [];
   for (const pkg of PACKAGES) {
     const file = path.join(ROOT, 'packages', pkg, 'tsconfig.json');
-    const cfg = ts.getParsedCommandLineOfConfigFile(file, {}, { ...ts.sys, onUnRecoverableConfigFileDiagnostic: (d) => { throw new Error(String(d.messageText)); } });
+    const cfg = ts.getParsedCommandLineOfConfigFile(
+      file,
+      {},
+      {
+        ...ts.sys,
+        onUnRecoverableConfigFileDiagnostic: (d) => {
+          throw new Error(String(d.messageText));
+        },
+      },
+    );
     out.push(...scan(cfg.fileNames, cfg.options, path.join(ROOT, 'packages', pkg, 'src'), cfg.projectReferences));
   }
   return out.sort();

@@ -12,10 +12,17 @@ import { REPO } from './cli.js';
 export async function agentRelease(dir: string): Promise<string> {
   fs.mkdirSync(dir, { recursive: true });
   await build({
-    entryPoints: [path.join(REPO, 'packages/agent/dist/main.js')], outfile: path.join(dir, 'trellis-agent.mjs'),
-    bundle: true, platform: 'node', format: 'esm', target: 'node20', logLevel: 'error',
+    entryPoints: [path.join(REPO, 'packages/agent/dist/main.js')],
+    outfile: path.join(dir, 'trellis-agent.mjs'),
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    logLevel: 'error',
     // CommonJS dependencies inside an ES module bundle call require().
-    banner: { js: "import { createRequire as __trellisRequire } from 'node:module'; const require = __trellisRequire(import.meta.url);" },
+    banner: {
+      js: "import { createRequire as __trellisRequire } from 'node:module'; const require = __trellisRequire(import.meta.url);",
+    },
   });
   fs.copyFileSync(path.join(REPO, 'packages/agent/installer.sh'), path.join(dir, 'installer.sh'));
   return dir;

@@ -21,7 +21,14 @@ export interface Run {
 }
 
 async function run(bin: string, args: string[], env: Env, cwd: string, input?: string): Promise<Run> {
-  const r: Result = await execa('node', [bin, ...args], { env: env as NodeJS.ProcessEnv, extendEnv: false, reject: false, cwd, input, stdin: input === undefined ? 'ignore' : 'pipe' });
+  const r: Result = await execa('node', [bin, ...args], {
+    env: env as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    cwd,
+    input,
+    stdin: input === undefined ? 'ignore' : 'pipe',
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -44,6 +51,11 @@ export function goverify(args: string[]): Promise<Run> {
 }
 
 export async function tool(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<Run> {
-  const r = await execa(cmd, args, { reject: false, cwd: opts.cwd, input: opts.input, stdin: opts.input === undefined ? 'ignore' : 'pipe' });
+  const r = await execa(cmd, args, {
+    reject: false,
+    cwd: opts.cwd,
+    input: opts.input,
+    stdin: opts.input === undefined ? 'ignore' : 'pipe',
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }

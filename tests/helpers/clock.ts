@@ -35,10 +35,16 @@ export const stamp = (d: Date | string): string => new Date(d).toISOString().rep
 export const at = (base: Date | string, ms = 0): string => stamp(plus(base, ms));
 
 /** The compact form names and file names carry (`20261206T1713Z`): whole minutes. */
-export const compact = (d: Date | string): string => stamp(d).replace(/[-:]/g, '').replace(/\d\dZ$/, 'Z');
+export const compact = (d: Date | string): string =>
+  stamp(d)
+    .replace(/[-:]/g, '')
+    .replace(/\d\dZ$/, 'Z');
 
 /** libfaketime where Debian puts it (the `faketime` package), for a process whose clock a test sets. */
-const LIBFAKETIME = [`/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/faketime/libfaketime.so.1`, '/usr/lib/faketime/libfaketime.so.1'];
+const LIBFAKETIME = [
+  `/usr/lib/${process.arch === 'arm64' ? 'aarch64' : 'x86_64'}-linux-gnu/faketime/libfaketime.so.1`,
+  '/usr/lib/faketime/libfaketime.so.1',
+];
 
 /**
  * The environment that sets a child's clock to `when` (libfaketime, preloaded

@@ -55,8 +55,20 @@ function toolEnv(tool: Tool, w: World, extra: Env = {}): Env {
 
 const BIN: Record<Tool, string> = { root: ROOT_BIN, ci: CI_BIN, agent: AGENT_BIN };
 
-export async function runTool(tool: Tool, args: string[], w: World, extra: Env = {}, opts: { killAfterMs?: number } = {}): Promise<Outcome> {
-  const child = execa('node', [BIN[tool], ...args], { env: toolEnv(tool, w, extra) as NodeJS.ProcessEnv, extendEnv: false, reject: false, cwd: w.dir, stdin: 'ignore' });
+export async function runTool(
+  tool: Tool,
+  args: string[],
+  w: World,
+  extra: Env = {},
+  opts: { killAfterMs?: number } = {},
+): Promise<Outcome> {
+  const child = execa('node', [BIN[tool], ...args], {
+    env: toolEnv(tool, w, extra) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    cwd: w.dir,
+    stdin: 'ignore',
+  });
   if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
   const r = await child;
   return { code: r.exitCode, signal: r.signal ?? undefined, stdout: String(r.stdout), stderr: String(r.stderr) };
@@ -93,17 +105,23 @@ export function changedPaths(before: Record<string, string>, after: Record<strin
 export async function bounded<T>(limit: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
   const results: T[] = new Array(jobs.length);
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, async () => {
-    while (next < jobs.length) {
-      const i = next++;
-      results[i] = await jobs[i]!();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, jobs.length) }, async () => {
+      while (next < jobs.length) {
+        const i = next++;
+        results[i] = await jobs[i]!();
+      }
+    }),
+  );
   return results;
 }
 
 /** The fault seam's count of write points for one clean run. */
-export async function countPoints(tool: Tool, args: string[], w: World): Promise<{ outcome: Outcome; fsync: number; rename: number }> {
+export async function countPoints(
+  tool: Tool,
+  args: string[],
+  w: World,
+): Promise<{ outcome: Outcome; fsync: number; rename: number }> {
   const file = path.join(w.dir, 'fault-count.json');
   const outcome = await runTool(tool, args, w, { TRELLIS_FAULT: 'count', TRELLIS_FAULT_COUNT_FILE: file });
   const c = JSON.parse(fs.readFileSync(file, 'utf8')) as { fsync: number; rename: number };

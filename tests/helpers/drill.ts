@@ -19,12 +19,22 @@ export interface Host {
 /** What a deploy at this instant would put on each host: the newest leaf per service and its scope's current bundle. */
 export function deployment(m: FakeMesh, services: [string, string][], outDirs: string[]): Host[] {
   return services.map(([scope, service]) => {
-    const dir = [...outDirs].reverse().map((d) => path.join(d, scope, service)).find((d) => fs.existsSync(path.join(d, 'cert.pem')));
+    const dir = [...outDirs]
+      .reverse()
+      .map((d) => path.join(d, scope, service))
+      .find((d) => fs.existsSync(path.join(d, 'cert.pem')));
     if (!dir) throw new Error(`no leaf for ${scope}/${service}`);
     const f = (file: string) => fs.readFileSync(path.join(dir, file), 'utf8');
     return {
-      scope, service,
-      party: { name: `${scope}/${service}`, dns: `${service}.${scope}.mesh.example`, key: f('key.pem'), chain: f('chain.pem'), trust: m.read(`bundles/${scope}/trust.openssl.pem`) },
+      scope,
+      service,
+      party: {
+        name: `${scope}/${service}`,
+        dns: `${service}.${scope}.mesh.example`,
+        key: f('key.pem'),
+        chain: f('chain.pem'),
+        trust: m.read(`bundles/${scope}/trust.openssl.pem`),
+      },
     };
   });
 }
@@ -35,5 +45,7 @@ export { probeAt, type ProbeResult } from '../../packages/drill/src/probe-at.js'
 /** Every pair of hosts the regional boundary says must handshake, both directions. */
 export function allowedPairs(hosts: Host[]): { client: Party; server: Party }[] {
   const ok = (a: Host, b: Host) => a.scope === b.scope || a.scope === 'global' || b.scope === 'global';
-  return hosts.flatMap((c) => hosts.filter((s) => s !== c && ok(c, s)).map((s) => ({ client: c.party, server: s.party })));
+  return hosts.flatMap((c) =>
+    hosts.filter((s) => s !== c && ok(c, s)).map((s) => ({ client: c.party, server: s.party })),
+  );
 }

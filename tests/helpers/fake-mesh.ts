@@ -22,20 +22,39 @@ export interface MeshSpec {
   intermediates?: boolean;
   leaves?: boolean;
   algorithm?: string;
-  /** trellis.yaml's `defaults:` groups to change after init, confirmed by the custodian (trellis-root confirm) before any ceremony. */
+  /**
+   * trellis.yaml's `defaults:` groups to change after init, confirmed by the custodian (trellis-root confirm) before
+   * any ceremony.
+   */
   defaults?: Record<string, Record<string, string>>;
 }
 
 export class FakeMesh {
-  private constructor(readonly dir: string, readonly rootIdentityFile: string, readonly ciIdentityFile: string) {}
+  private constructor(
+    readonly dir: string,
+    readonly rootIdentityFile: string,
+    readonly ciIdentityFile: string,
+  ) {}
 
   static async create(spec: MeshSpec): Promise<FakeMesh> {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
     const dir = path.join(base, 'store');
     const m = new FakeMesh(dir, path.join(base, 'root.identity'), path.join(base, 'ci.identity'));
     const now = spec.now ? ['--now', spec.now, '--now-ahead'] : [];
-    const init = await trellisRoot(['init', '--store', dir, '--mesh', 'test', '--trust-domain', spec.trustDomain ?? 'mesh.example',
-      '--ci-identity-out', m.ciIdentityFile, '--algorithm', spec.algorithm ?? 'ecdsa-p256', ...now]);
+    const init = await trellisRoot([
+      'init',
+      '--store',
+      dir,
+      '--mesh',
+      'test',
+      '--trust-domain',
+      spec.trustDomain ?? 'mesh.example',
+      '--ci-identity-out',
+      m.ciIdentityFile,
+      '--algorithm',
+      spec.algorithm ?? 'ecdsa-p256',
+      ...now,
+    ]);
     if (init.code !== 0) throw new Error(`init failed: ${init.stderr}`);
     fs.writeFileSync(m.rootIdentityFile, init.stdout, { mode: 0o600 });
     for (const [scope, services] of Object.entries(spec.scopes)) m.writeScope(scope, services);
@@ -71,8 +90,14 @@ export class FakeMesh {
     if (r.code !== 0) throw new Error(`confirm failed: ${r.stderr}`);
   }
 
-  /** Changes groups of trellis.yaml's `defaults:` (the signing policy) and, unless told not to, has the custodian confirm them. */
-  async setDefaults(defaults: Record<string, Record<string, string>>, opts: { confirm?: boolean; now?: string } = {}): Promise<void> {
+  /**
+   * Changes groups of trellis.yaml's `defaults:` (the signing policy) and, unless told not to, has the custodian
+   * confirm them.
+   */
+  async setDefaults(
+    defaults: Record<string, Record<string, string>>,
+    opts: { confirm?: boolean; now?: string } = {},
+  ): Promise<void> {
     const config = parse(this.read('trellis.yaml'));
     for (const [k, v] of Object.entries(defaults)) config.defaults[k] = { ...config.defaults[k], ...v };
     this.write('trellis.yaml', stringify(config));
@@ -83,12 +108,16 @@ export class FakeMesh {
 
   /** trellis-root with the offline identity (unless the test overrides the env). */
   root(args: string[], env: Env = {}): Promise<Run> {
-    return trellisRoot(['--store', this.dir, ...args], { env: { TRELLIS_ROOT_IDENTITY_FILE: this.rootIdentityFile, ...env } });
+    return trellisRoot(['--store', this.dir, ...args], {
+      env: { TRELLIS_ROOT_IDENTITY_FILE: this.rootIdentityFile, ...env },
+    });
   }
 
   /** trellis-ci with the CI identity (unless the test overrides the env). */
   ci(args: string[], env: Env = {}): Promise<Run> {
-    return trellisCi(['--store', this.dir, ...args], { env: { TRELLIS_CI_IDENTITY_FILE: this.ciIdentityFile, ...env } });
+    return trellisCi(['--store', this.dir, ...args], {
+      env: { TRELLIS_CI_IDENTITY_FILE: this.ciIdentityFile, ...env },
+    });
   }
 
   path(rel: string): string {

@@ -2,10 +2,20 @@
 import { execa } from 'execa';
 import type { Run } from './cli.js';
 
-const IDENTITY = { GIT_AUTHOR_NAME: 'trellis ci', GIT_AUTHOR_EMAIL: 'ci@example.invalid', GIT_COMMITTER_NAME: 'trellis ci', GIT_COMMITTER_EMAIL: 'ci@example.invalid' };
+const IDENTITY = {
+  GIT_AUTHOR_NAME: 'trellis ci',
+  GIT_AUTHOR_EMAIL: 'ci@example.invalid',
+  GIT_COMMITTER_NAME: 'trellis ci',
+  GIT_COMMITTER_EMAIL: 'ci@example.invalid',
+};
 
 export async function git(cwd: string, args: string[]): Promise<Run> {
-  const r = await execa('git', ['-c', 'init.defaultBranch=main', '-c', 'advice.detachedHead=false', ...args], { cwd, reject: false, stdin: 'ignore', env: IDENTITY });
+  const r = await execa('git', ['-c', 'init.defaultBranch=main', '-c', 'advice.detachedHead=false', ...args], {
+    cwd,
+    reject: false,
+    stdin: 'ignore',
+    env: IDENTITY,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

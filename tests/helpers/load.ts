@@ -17,7 +17,12 @@ interface Pair {
   clientDir: string;
 }
 
-const spec = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as { pairs: Pair[]; stopFile: string; resultFile: string; workers: number };
+const spec = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
+  pairs: Pair[];
+  stopFile: string;
+  resultFile: string;
+  workers: number;
+};
 let total = 0;
 const failures: { pair: string; at: string; result: string }[] = [];
 
@@ -28,7 +33,13 @@ async function worker(offset: number): Promise<void> {
     let r: number | string;
     try {
       // The client checks the server as the edge does: CRLs along the whole chain, from its own release.
-      r = await request(p.port, p.servername, { name: p.name, key: f('key.pem'), chain: f('chain.pem'), ca: f('trust.openssl.pem'), crl: f('crl.pem') });
+      r = await request(p.port, p.servername, {
+        name: p.name,
+        key: f('key.pem'),
+        chain: f('chain.pem'),
+        ca: f('trust.openssl.pem'),
+        crl: f('crl.pem'),
+      });
     } catch (e) {
       r = `client error: ${(e as Error).message}`; // a release the host cannot read is a failed call too, and must not end the tally
     }

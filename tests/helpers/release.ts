@@ -12,21 +12,38 @@ export interface Manifest {
 }
 
 /** Builds the release of the checkout at `repo` into `out`, signed with `key` if given. */
-export function buildRelease(out: string, opts: { key?: string; repo?: string; env?: NodeJS.ProcessEnv } = {}): Manifest {
+export function buildRelease(
+  out: string,
+  opts: { key?: string; repo?: string; env?: NodeJS.ProcessEnv } = {},
+): Manifest {
   const repo = opts.repo ?? REPO;
-  execFileSync('node', [path.join(repo, 'scripts/dist/build.mjs'), '--out', out, ...(opts.key ? ['--sign-key', opts.key] : [])], {
-    cwd: repo, stdio: ['ignore', 'ignore', 'pipe'], env: opts.env ?? { PATH: process.env.PATH, HOME: process.env.HOME },
-  });
+  execFileSync(
+    'node',
+    [path.join(repo, 'scripts/dist/build.mjs'), '--out', out, ...(opts.key ? ['--sign-key', opts.key] : [])],
+    {
+      cwd: repo,
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: opts.env ?? { PATH: process.env.PATH, HOME: process.env.HOME },
+    },
+  );
   return readManifest(out);
 }
 
-export const readManifest = (dir: string): Manifest => JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
+export const readManifest = (dir: string): Manifest =>
+  JSON.parse(fs.readFileSync(path.join(dir, 'manifest.json'), 'utf8'));
 
 /** A throwaway ed25519 release key; returns the private key's path and an allowed-signers line for `principal`. */
-export function releaseKey(dir: string, name: string, principal = 'release@example.org'): { key: string; allowed: string } {
+export function releaseKey(
+  dir: string,
+  name: string,
+  principal = 'release@example.org',
+): { key: string; allowed: string } {
   const key = path.join(dir, name);
   execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', principal, '-f', key]);
-  return { key, allowed: `${principal} namespaces="trellis-release" ${fs.readFileSync(`${key}.pub`, 'utf8').trim()}\n` };
+  return {
+    key,
+    allowed: `${principal} namespaces="trellis-release" ${fs.readFileSync(`${key}.pub`, 'utf8').trim()}\n`,
+  };
 }
 
 /** True when no directory from `dir` up to / holds a node_modules: a bundle run there finds no package. */

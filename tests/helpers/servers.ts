@@ -31,7 +31,9 @@ export function nginxFor(root: string, name: string, releaseDir: string): Termin
   fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
   const cur = (f: string) => path.join(releaseDir, 'current', f);
   const conf = path.join(prefix, 'nginx.conf');
-  fs.writeFileSync(conf, `worker_processes 1;
+  fs.writeFileSync(
+    conf,
+    `worker_processes 1;
 pid ${prefix}/nginx.pid;
 error_log ${prefix}/logs/error.log info;
 events { worker_connections 256; }
@@ -50,10 +52,13 @@ http {
     location / { return 200 "ok\\n"; }
   }
 }
-`);
+`,
+  );
   const base = `nginx -p ${prefix} -c ${conf}`;
   return {
-    kind: 'nginx', port, releaseDir,
+    kind: 'nginx',
+    port,
+    releaseDir,
     reload: `${base} -s reload 2>/dev/null || ${base}`,
     stop: () => void execaSync('sh', ['-c', `${base} -s stop 2>/dev/null || true`], { reject: false }),
   };
@@ -69,7 +74,9 @@ export function haproxyFor(root: string, name: string, releaseDir: string): Term
   const pid = path.join(dir, 'haproxy.pid');
   const sock = path.join(dir, 'admin.sock');
   // expose-fd listeners + -x: the new process takes over the listening sockets, so a reload drops nothing.
-  fs.writeFileSync(cfg, `global
+  fs.writeFileSync(
+    cfg,
+    `global
   log stderr format raw local0 emerg
   stats socket ${sock} mode 600 level admin expose-fd listeners
 defaults
@@ -80,11 +87,15 @@ defaults
 frontend fe
   bind 127.0.0.1:${port} ssl crt ${cur('chain-and-key.pem')} ca-file ${cur('trust.openssl.pem')} crl-file ${cur('crl.pem')} verify required
   http-request return status 200 content-type text/plain string "ok"
-`);
+`,
+  );
   return {
-    kind: 'haproxy', port, releaseDir,
+    kind: 'haproxy',
+    port,
+    releaseDir,
     reload: `if [ -f ${pid} ] && kill -0 $(cat ${pid}) 2>/dev/null; then haproxy -f ${cfg} -D -p ${pid} -x ${sock} -sf $(cat ${pid}); else haproxy -f ${cfg} -D -p ${pid}; fi`,
-    stop: () => void execaSync('sh', ['-c', `[ -f ${pid} ] && kill $(cat ${pid}) 2>/dev/null || true`], { reject: false }),
+    stop: () =>
+      void execaSync('sh', ['-c', `[ -f ${pid} ] && kill $(cat ${pid}) 2>/dev/null || true`], { reject: false }),
   };
 }
 

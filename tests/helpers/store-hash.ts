@@ -9,7 +9,9 @@ export function hashTree(dir: string): Record<string, string> {
   for (const e of fs.readdirSync(dir, { recursive: true, withFileTypes: true })) {
     if (!e.isFile() && !e.isSymbolicLink()) continue;
     const abs = path.join(e.parentPath, e.name);
-    out[path.relative(dir, abs)] = e.isSymbolicLink() ? `symlink:${fs.readlinkSync(abs)}` : crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');
+    out[path.relative(dir, abs)] = e.isSymbolicLink()
+      ? `symlink:${fs.readlinkSync(abs)}`
+      : crypto.createHash('sha256').update(fs.readFileSync(abs)).digest('hex');
   }
   return out;
 }

@@ -16,7 +16,13 @@ import { goverify, tool } from './cli.js';
 
 export const VERIFIERS = ['openssl', 'go', 'nss', 'gnutls', 'node'] as const;
 export type Verifier = (typeof VERIFIERS)[number];
-export const VERIFIER_LABEL: Record<Verifier, string> = { openssl: 'OpenSSL', go: 'Go', nss: 'NSS', gnutls: 'GnuTLS', node: 'Node TLS' };
+export const VERIFIER_LABEL: Record<Verifier, string> = {
+  openssl: 'OpenSSL',
+  go: 'Go',
+  nss: 'NSS',
+  gnutls: 'GnuTLS',
+  node: 'Node TLS',
+};
 
 /** The role the presented leaf plays: a client is checked for clientAuth, a server for serverAuth. */
 export type Purpose = 'client' | 'server';
@@ -67,7 +73,13 @@ function file(dir: string, ext: string, text: string): string {
 const pemEncodeCert = (der: Uint8Array) => pemEncode('CERTIFICATE', der);
 const firstCert = (chain: string) => pemEncodeCert(pemDecodeAll(chain, 'CERTIFICATE')[0]!);
 const caCerts = (chain: string) => pemDecodeAll(chain, 'CERTIFICATE').slice(1).map(pemEncodeCert).join('');
-const lastLine = (s: string) => s.trim().split('\n').filter((l) => l.trim()).at(-1)?.trim() ?? '';
+const lastLine = (s: string) =>
+  s
+    .trim()
+    .split('\n')
+    .filter((l) => l.trim())
+    .at(-1)
+    ?.trim() ?? '';
 
 export class Verifiers {
   private nssDbs = new Map<string, Promise<string>>();
@@ -78,30 +90,52 @@ export class Verifiers {
 
   run(v: Verifier, c: Cell): Promise<Verdict> {
     switch (v) {
-      case 'openssl': return this.openssl(c);
-      case 'go': return this.go(c);
-      case 'nss': return this.nss(c);
-      case 'gnutls': return this.gnutls(c);
-      case 'node': return nodeHandshake(c);
+      case 'openssl':
+        return this.openssl(c);
+      case 'go':
+        return this.go(c);
+      case 'nss':
+        return this.nss(c);
+      case 'gnutls':
+        return this.gnutls(c);
+      case 'node':
+        return nodeHandshake(c);
     }
   }
 
   /** `openssl verify -x509_strict` on TRUSTED CERTIFICATE anchors, leaf CRL checking. */
   private async openssl(c: Cell): Promise<Verdict> {
     const inters = caCerts(c.presented.chain);
-    const args = ['verify', '-x509_strict', '-purpose', c.purpose === 'client' ? 'sslclient' : 'sslserver',
-      '-CAfile', file(this.dir, 'pem', trustOpensslPem(parseCertificates(c.trust.anchors)))];
-    if (c.trust.crls.length) args.push('-crl_check', '-CRLfile', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
+    const args = [
+      'verify',
+      '-x509_strict',
+      '-purpose',
+      c.purpose === 'client' ? 'sslclient' : 'sslserver',
+      '-CAfile',
+      file(this.dir, 'pem', trustOpensslPem(parseCertificates(c.trust.anchors))),
+    ];
+    if (c.trust.crls.length)
+      args.push('-crl_check', '-CRLfile', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
     if (inters) args.push('-untrusted', file(this.dir, 'pem', inters));
     const r = await tool('openssl', [...args, file(this.dir, 'pem', firstCert(c.presented.chain))]);
-    return { accepted: r.code === 0, detail: r.code === 0 ? 'OK' : (r.stderr.match(/error \d+ at \d+ depth lookup: .*/)?.[0] ?? lastLine(r.stderr)) };
+    return {
+      accepted: r.code === 0,
+      detail: r.code === 0 ? 'OK' : (r.stderr.match(/error \d+ at \d+ depth lookup: .*/)?.[0] ?? lastLine(r.stderr)),
+    };
   }
 
   /** crypto/x509 Verify with the bundle as Roots and the sent CAs as Intermediates; it takes no CRL. */
   private async go(c: Cell): Promise<Verdict> {
     const inters = caCerts(c.presented.chain);
-    const r = await goverify(['-roots', file(this.dir, 'pem', c.trust.anchors), '-cert', file(this.dir, 'pem', firstCert(c.presented.chain)), '-eku', c.purpose,
-      ...(inters ? ['-intermediates', file(this.dir, 'pem', inters)] : [])]);
+    const r = await goverify([
+      '-roots',
+      file(this.dir, 'pem', c.trust.anchors),
+      '-cert',
+      file(this.dir, 'pem', firstCert(c.presented.chain)),
+      '-eku',
+      c.purpose,
+      ...(inters ? ['-intermediates', file(this.dir, 'pem', inters)] : []),
+    ]);
     return { accepted: r.code === 0 && r.stdout.trim() === 'OK', detail: r.stdout.trim() || lastLine(r.stderr) };
   }
 
@@ -119,8 +153,21 @@ export class Verifiers {
         };
         await must(['-N', '--empty-password', '-d', `sql:${d}`]);
         const anchors = pemDecodeAll(t.anchors, 'CERTIFICATE');
-        for (const [i, der] of anchors.entries()) await must(['-A', '-d', `sql:${d}`, '-n', `anchor-${i}`, '-t', 'CT,C,C', '-a', '-i', file(this.dir, 'pem', pemEncodeCert(der))]);
-        // crlutil reads DER (its PEM reader does not take OpenSSL's "X509 CRL" label); -B skips its import-time issuer lookup, a forged CA is not in the database. NSS checks the signature when it uses the CRL.
+        for (const [i, der] of anchors.entries())
+          await must([
+            '-A',
+            '-d',
+            `sql:${d}`,
+            '-n',
+            `anchor-${i}`,
+            '-t',
+            'CT,C,C',
+            '-a',
+            '-i',
+            file(this.dir, 'pem', pemEncodeCert(der)),
+          ]);
+        // crlutil reads DER (its PEM reader does not take OpenSSL's "X509 CRL" label); -B skips its import-time issuer
+        // lookup, a forged CA is not in the database. NSS checks the signature when it uses the CRL.
         for (const der of t.crls.flatMap((p) => pemDecodeAll(p, 'X509 CRL'))) {
           const f = path.join(this.dir, `${createHash('sha256').update(der).digest('hex').slice(0, 16)}.crl.der`);
           fs.writeFileSync(f, der);
@@ -141,16 +188,31 @@ export class Verifiers {
    */
   private async nss(c: Cell): Promise<Verdict> {
     const db = await this.nssDb(c.trust);
-    const certs = pemDecodeAll(c.presented.chain, 'CERTIFICATE').flatMap((der) => ['-a', file(this.dir, 'pem', pemEncodeCert(der))]);
+    const certs = pemDecodeAll(c.presented.chain, 'CERTIFICATE').flatMap((der) => [
+      '-a',
+      file(this.dir, 'pem', pemEncodeCert(der)),
+    ]);
     const r = await tool('vfychain', ['-d', `sql:${db}`, '-u', c.purpose === 'client' ? '0' : '1', ...certs]);
     const out = r.stdout + r.stderr;
-    return { accepted: r.code === 0 && /Chain is good!/.test(out), detail: r.code === 0 ? 'Chain is good!' : (out.match(/ERROR -?\d+: .*/)?.[0] ?? lastLine(out)) };
+    return {
+      accepted: r.code === 0 && /Chain is good!/.test(out),
+      detail: r.code === 0 ? 'Chain is good!' : (out.match(/ERROR -?\d+: .*/)?.[0] ?? lastLine(out)),
+    };
   }
 
   /** certtool --verify against the anchors, the purpose's EKU and the CRLs. */
   private async gnutls(c: Cell): Promise<Verdict> {
-    const args = ['--verify', '--load-ca-certificate', file(this.dir, 'pem', c.trust.anchors), '--infile', file(this.dir, 'pem', c.presented.chain), '--verify-purpose', EKU_OID[c.purpose]];
-    if (c.trust.crls.length) args.push('--load-crl', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
+    const args = [
+      '--verify',
+      '--load-ca-certificate',
+      file(this.dir, 'pem', c.trust.anchors),
+      '--infile',
+      file(this.dir, 'pem', c.presented.chain),
+      '--verify-purpose',
+      EKU_OID[c.purpose],
+    ];
+    if (c.trust.crls.length)
+      args.push('--load-crl', file(this.dir, 'crl', [...c.trust.crls, ...c.trust.anchorCrls].join('')));
     const r = await tool('certtool', args);
     const out = r.stdout + r.stderr;
     const verdict = out.match(/Chain verification output: (.*)/)?.[1]?.trim() ?? lastLine(out);
@@ -166,19 +228,32 @@ export class Verifiers {
  */
 async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
   // Node reads only the first CRL of a PEM string: pass one CRL per string.
-  const crl = [...c.trust.crls, ...c.trust.anchorCrls].flatMap((p) => p.split(/(?=-----BEGIN X509 CRL-----)/)).filter((p) => p.includes('BEGIN X509 CRL'));
+  const crl = [...c.trust.crls, ...c.trust.anchorCrls]
+    .flatMap((p) => p.split(/(?=-----BEGIN X509 CRL-----)/))
+    .filter((p) => p.includes('BEGIN X509 CRL'));
   const ca = [trustOpensslPem(parseCertificates(c.trust.anchors))];
   const judgeIsServer = c.purpose === 'client';
-  const server = judgeIsServer ? { key: c.peer.key, cert: c.peer.chain } : { key: c.presented.key, cert: c.presented.chain };
-  const client = judgeIsServer ? { key: c.presented.key, cert: c.presented.chain } : { key: c.peer.key, cert: c.peer.chain };
+  const server = judgeIsServer
+    ? { key: c.peer.key, cert: c.peer.chain }
+    : { key: c.presented.key, cert: c.presented.chain };
+  const client = judgeIsServer
+    ? { key: c.presented.key, cert: c.presented.chain }
+    : { key: c.peer.key, cert: c.peer.chain };
   let serverVerdict: Verdict | undefined;
-  const srv = tls.createServer({
-    ...server, minVersion: 'TLSv1.2',
-    ...(judgeIsServer ? { ca, crl: crl.length ? crl : undefined, requestCert: true, rejectUnauthorized: false } : {}),
-  }, (s) => {
-    serverVerdict = { accepted: s.authorized, detail: s.authorized ? 'authorized' : `server: ${s.authorizationError ?? 'no client certificate'}` };
-    s.end('done\n');
-  });
+  const srv = tls.createServer(
+    {
+      ...server,
+      minVersion: 'TLSv1.2',
+      ...(judgeIsServer ? { ca, crl: crl.length ? crl : undefined, requestCert: true, rejectUnauthorized: false } : {}),
+    },
+    (s) => {
+      serverVerdict = {
+        accepted: s.authorized,
+        detail: s.authorized ? 'authorized' : `server: ${s.authorizationError ?? 'no client certificate'}`,
+      };
+      s.end('done\n');
+    },
+  );
   srv.on('tlsClientError', (e) => {
     serverVerdict ??= { accepted: false, detail: `server: ${e.message}` };
   });
@@ -189,8 +264,13 @@ async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
     const clientVerdict = await new Promise<Verdict>((resolve) => {
       const timer = setTimeout(() => resolve({ accepted: false, detail: 'timeout' }), timeoutMs);
       const sock = tls.connect({
-        host: '127.0.0.1', port, ...client, minVersion: 'TLSv1.2',
-        ...(judgeIsServer ? { rejectUnauthorized: false } : { ca, crl: crl.length ? crl : undefined, rejectUnauthorized: true, checkServerIdentity: () => undefined }),
+        host: '127.0.0.1',
+        port,
+        ...client,
+        minVersion: 'TLSv1.2',
+        ...(judgeIsServer
+          ? { rejectUnauthorized: false }
+          : { ca, crl: crl.length ? crl : undefined, rejectUnauthorized: true, checkServerIdentity: () => undefined }),
       });
       const done = (v: Verdict) => {
         clearTimeout(timer);
@@ -202,7 +282,9 @@ async function nodeHandshake(c: Cell, timeoutMs = 5000): Promise<Verdict> {
         data += d;
         if (data.includes('done\n')) done({ accepted: true, detail: 'authorized' });
       });
-      sock.on('error', (e) => done({ accepted: false, detail: `client: ${(e as NodeJS.ErrnoException).code ?? e.message}` }));
+      sock.on('error', (e) =>
+        done({ accepted: false, detail: `client: ${(e as NodeJS.ErrnoException).code ?? e.message}` }),
+      );
       sock.on('close', () => done({ accepted: false, detail: 'closed' }));
     });
     if (judgeIsServer) return serverVerdict ?? { accepted: false, detail: clientVerdict.detail };

@@ -17,9 +17,26 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { CI_BIN } from './cli.js';
 
-interface Step { id?: string; name?: string; if?: string; uses?: string; run?: string; with?: Record<string, string>; env?: Record<string, string> }
-export interface Job { needs?: string | string[]; if?: string; env?: Record<string, string>; outputs?: Record<string, string>; strategy?: { matrix?: Record<string, unknown> }; steps: Step[] }
-export interface Workflow { jobs: Record<string, Job> }
+interface Step {
+  id?: string;
+  name?: string;
+  if?: string;
+  uses?: string;
+  run?: string;
+  with?: Record<string, string>;
+  env?: Record<string, string>;
+}
+export interface Job {
+  needs?: string | string[];
+  if?: string;
+  env?: Record<string, string>;
+  outputs?: Record<string, string>;
+  strategy?: { matrix?: Record<string, unknown> };
+  steps: Step[];
+}
+export interface Workflow {
+  jobs: Record<string, Job>;
+}
 
 export interface Context {
   github: Record<string, string>;
@@ -30,12 +47,22 @@ export interface Context {
 }
 
 interface StepLog {
-  job: string; step: string; kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped'; command?: string; code: number; stdout: string; stderr: string;
+  job: string;
+  step: string;
+  kind: 'run' | 'checkout' | 'upload' | 'action' | 'skipped';
+  command?: string;
+  code: number;
+  stdout: string;
+  stderr: string;
   /** The `ci-identity` the action step was given (what a test asserts a job held); unset when none. */
   identity?: string;
 }
 
-export interface JobResult { outputs: Record<string, string>; result: 'success' | 'failure'; log: StepLog[] }
+export interface JobResult {
+  outputs: Record<string, string>;
+  result: 'success' | 'failure';
+  log: StepLog[];
+}
 
 function lookup(ctx: Context, ref: string): unknown {
   let v: unknown = ctx;
@@ -105,7 +132,10 @@ export function matrixOf(job: Job, ctx: Context): Record<string, string>[] {
   const [axis, values] = axes[0]!;
   const list = typeof values === 'string' ? evaluate(values.trim().replace(/^\$\{\{(.*)\}\}$/, '$1'), ctx) : values;
   if (!Array.isArray(list)) throw new Error(`matrix ${axis} is not a list`);
-  if (axis === 'include') return list.map((v) => Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])));
+  if (axis === 'include')
+    return list.map((v) =>
+      Object.fromEntries(Object.entries(v as Record<string, unknown>).map(([k, x]) => [k, String(x)])),
+    );
   return list.map((v) => ({ [axis]: String(v) }));
 }
 
@@ -126,7 +156,12 @@ export interface RunOptions {
 export async function runJob(o: RunOptions): Promise<JobResult> {
   const ctx: Context = { ...o.ctx, steps: {} };
   const log: StepLog[] = [];
-  if (!condition(o.job.if, ctx)) return { outputs: {}, result: 'success', log: [{ job: o.name, step: '(job)', kind: 'skipped', code: 0, stdout: '', stderr: '' }] };
+  if (!condition(o.job.if, ctx))
+    return {
+      outputs: {},
+      result: 'success',
+      log: [{ job: o.name, step: '(job)', kind: 'skipped', code: 0, stdout: '', stderr: '' }],
+    };
   const outputs = path.join(path.dirname(o.workspace), `${path.basename(o.workspace)}.outputs`);
   let failed = false;
   for (const [i, step] of o.job.steps.entries()) {
@@ -137,8 +172,14 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       continue;
     }
     const env: Record<string, string | undefined> = {
-      ...o.env, CI: 'true', GITHUB_ACTIONS: 'true', GITHUB_WORKSPACE: o.workspace, GITHUB_OUTPUT: outputs,
-      GITHUB_RUN_ID: ctx.github.run_id, GITHUB_SHA: ctx.github.sha, GITHUB_REF_NAME: ctx.github.ref_name,
+      ...o.env,
+      CI: 'true',
+      GITHUB_ACTIONS: 'true',
+      GITHUB_WORKSPACE: o.workspace,
+      GITHUB_OUTPUT: outputs,
+      GITHUB_RUN_ID: ctx.github.run_id,
+      GITHUB_SHA: ctx.github.sha,
+      GITHUB_REF_NAME: ctx.github.ref_name,
     };
     for (const [k, v] of Object.entries({ ...o.job.env, ...step.env })) env[k] = interpolate(String(v), ctx);
     const w = Object.fromEntries(Object.entries(step.with ?? {}).map(([k, v]) => [k, interpolate(String(v), ctx)]));
@@ -149,15 +190,31 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       kind = 'checkout';
       const ref = w.ref || ctx.github.sha!;
       const clone = await execa('git', ['clone', '-q', o.origin, o.workspace], { reject: false });
-      const co = clone.exitCode === 0 ? await execa('git', ['-c', 'advice.detachedHead=false', 'checkout', '-q', ref], { cwd: o.workspace, reject: false }) : clone;
-      r = { code: co.exitCode ?? -1, stdout: String(co.stdout), stderr: String(clone.stderr) + String(co.stderr), command: `git clone + checkout ${ref}` };
+      const co =
+        clone.exitCode === 0
+          ? await execa('git', ['-c', 'advice.detachedHead=false', 'checkout', '-q', ref], {
+              cwd: o.workspace,
+              reject: false,
+            })
+          : clone;
+      r = {
+        code: co.exitCode ?? -1,
+        stdout: String(co.stdout),
+        stderr: String(clone.stderr) + String(co.stderr),
+        command: `git clone + checkout ${ref}`,
+      };
     } else if (step.uses?.startsWith('actions/upload-artifact@')) {
       kind = 'upload';
       const from = path.resolve(o.workspace, w.path ?? '');
       const present = fs.existsSync(from) && fs.readdirSync(from).length > 0;
       if (present) fs.cpSync(from, path.join(o.artifacts, w.name!), { recursive: true });
       const missing = !present && w['if-no-files-found'] !== 'ignore';
-      r = { code: missing ? 1 : 0, stdout: present ? `uploaded ${w.name}` : 'no files', stderr: missing ? `no files at ${w.path}` : '', command: `upload-artifact ${w.name}` };
+      r = {
+        code: missing ? 1 : 0,
+        stdout: present ? `uploaded ${w.name}` : 'no files',
+        stderr: missing ? `no files at ${w.path}` : '',
+        command: `upload-artifact ${w.name}`,
+      };
     } else if (step.uses === './') {
       kind = 'action';
       identity = w['ci-identity'] || undefined;
@@ -165,26 +222,55 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       if (unknown.length) throw new Error(`${label}: the action has no input ${unknown.join(', ')}`);
       const args = (w.args ?? '').split(/\s+/).filter(Boolean);
       const x = await execa('node', [CI_BIN, ...args], {
-        cwd: path.resolve(o.workspace, w['working-directory'] || '.'), reject: false, extendEnv: false, stdin: 'ignore',
+        cwd: path.resolve(o.workspace, w['working-directory'] || '.'),
+        reject: false,
+        extendEnv: false,
+        stdin: 'ignore',
         env: { ...env, ...(w['ci-identity'] ? { TRELLIS_CI_IDENTITY: w['ci-identity'] } : {}) },
       });
-      r = { code: x.exitCode ?? -1, stdout: String(x.stdout), stderr: String(x.stderr), command: `trellis-ci ${args.join(' ')}` };
+      r = {
+        code: x.exitCode ?? -1,
+        stdout: String(x.stdout),
+        stderr: String(x.stderr),
+        command: `trellis-ci ${args.join(' ')}`,
+      };
     } else if (step.run !== undefined) {
       kind = 'run';
       fs.writeFileSync(outputs, '');
       const script = path.join(path.dirname(o.workspace), `${path.basename(o.workspace)}.step-${i}.sh`);
       fs.writeFileSync(script, step.run);
       // GitHub's default shell on Linux runners.
-      const x = await execa('bash', ['--noprofile', '--norc', '-eo', 'pipefail', script], { cwd: o.workspace, reject: false, extendEnv: false, env, stdin: 'ignore' });
+      const x = await execa('bash', ['--noprofile', '--norc', '-eo', 'pipefail', script], {
+        cwd: o.workspace,
+        reject: false,
+        extendEnv: false,
+        env,
+        stdin: 'ignore',
+      });
       r = { code: x.exitCode ?? -1, stdout: String(x.stdout), stderr: String(x.stderr), command: step.run };
       if (step.id) {
-        const out = Object.fromEntries(fs.readFileSync(outputs, 'utf8').split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+        const out = Object.fromEntries(
+          fs
+            .readFileSync(outputs, 'utf8')
+            .split('\n')
+            .filter((l) => l.includes('='))
+            .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+        );
         ctx.steps![step.id] = { outputs: out };
       }
     } else {
       throw new Error(`${label}: the local runner does not stand in for uses: ${step.uses}`);
     }
-    log.push({ job: o.name, step: label, kind, command: r.command, code: r.code, stdout: r.stdout, stderr: r.stderr, ...(identity ? { identity } : {}) });
+    log.push({
+      job: o.name,
+      step: label,
+      kind,
+      command: r.command,
+      code: r.code,
+      stdout: r.stdout,
+      stderr: r.stderr,
+      ...(identity ? { identity } : {}),
+    });
     if (r.code !== 0) failed = true;
   }
   const jobOutputs = Object.fromEntries(Object.entries(o.job.outputs ?? {}).map(([k, v]) => [k, interpolate(v, ctx)]));

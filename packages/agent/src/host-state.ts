@@ -8,7 +8,14 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, parseHostState, serializeHostState, type HostState, readBounded, READ_LIMITS } from '@trellis/core';
+import {
+  TrellisError,
+  parseHostState,
+  serializeHostState,
+  type HostState,
+  readBounded,
+  READ_LIMITS,
+} from '@trellis/core';
 
 const HOST_STATE_FILE = '.trellis-host-state.json';
 /** Written by agents before host state existed: the newest release's `created` only. */
@@ -23,7 +30,10 @@ function readIfPresent(file: string): string | undefined {
     return readBounded(file, READ_LIMITS.small);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw new TrellisError('bad-host-state', `cannot read it: ${(e as Error).message}`, { file, hint: 'run trellis-agent as the user that owns --dir' });
+    throw new TrellisError('bad-host-state', `cannot read it: ${(e as Error).message}`, {
+      file,
+      hint: 'run trellis-agent as the user that owns --dir',
+    });
   }
 }
 
@@ -33,7 +43,10 @@ export function readHostState(dir: string): HostState {
   if (text !== undefined) return parseHostState(text, file);
   const legacy = readIfPresent(path.join(dir, LEGACY_STAMP))?.trim();
   // The legacy stamp migrates through the same parser, so it is validated like the state itself.
-  return parseHostState(legacy === undefined ? undefined : JSON.stringify({ version: 1, newestRelease: legacy, rootCrls: {} }), path.join(dir, LEGACY_STAMP));
+  return parseHostState(
+    legacy === undefined ? undefined : JSON.stringify({ version: 1, newestRelease: legacy, rootCrls: {} }),
+    path.join(dir, LEGACY_STAMP),
+  );
 }
 
 export function writeHostState(dir: string, state: HostState): void {

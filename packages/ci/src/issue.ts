@@ -4,7 +4,17 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, certificatePem, crlSetOf, isMachineFailure, liveIntermediates, releaseFor, type Mesh, type MintedLeaf, type ScopeKeys } from '@trellis/core';
+import {
+  TrellisError,
+  certificatePem,
+  crlSetOf,
+  isMachineFailure,
+  liveIntermediates,
+  releaseFor,
+  type Mesh,
+  type MintedLeaf,
+  type ScopeKeys,
+} from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
 import { LEAF_FILES, makeKeyDir, writeLeafDir } from './leaf-files.js';
@@ -20,7 +30,14 @@ export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as 
  * durable by `outputBarrier` before it does: a crash in between re-mints, it
  * never records a leaf whose key was lost.
  */
-export function writeLeafOutput(mesh: Mesh, after: Mesh, scope: string, leaves: MintedLeaf[], outDir: string, opts: { leafFiles: boolean } = { leafFiles: true }): string[] {
+export function writeLeafOutput(
+  mesh: Mesh,
+  after: Mesh,
+  scope: string,
+  leaves: MintedLeaf[],
+  outDir: string,
+  opts: { leafFiles: boolean } = { leafFiles: true },
+): string[] {
   if (!leaves.length) return [];
   const inter = certificatePem(mesh.material.get(scope)!.intermediate!);
   const scopeDir = path.join(outDir, scope);
@@ -66,7 +83,10 @@ export function scopeOutput(mesh: Mesh, scope: string, outDir: string): string[]
   return written;
 }
 
-/** The scopes of `scopes` that already have a directory in the output: a renew that mints nothing for them still keeps their release current there. */
+/**
+ * The scopes of `scopes` that already have a directory in the output: a renew that mints nothing for them still keeps
+ * their release current there.
+ */
 export function scopesInOutput(outDir: string, scopes: string[]): string[] {
   return scopes.filter((s) => {
     try {
@@ -77,10 +97,14 @@ export function scopesInOutput(outDir: string, scopes: string[]): string[] {
   });
 }
 
-/** A failed write into the output directory: a full disk is not bad usage (runMain reports it, exit 1), a bad --out is. */
+/**
+ * A failed write into the output directory: a full disk is not bad usage (runMain reports it, exit 1), a bad --out is.
+ */
 export function outputFailure(e: unknown, outDir: string): unknown {
   if (isMachineFailure(e) || e instanceof TrellisError) return e;
-  return new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, { hint: 'point --out at a writable directory' });
+  return new TrellisError('usage', `cannot write leaves under ${outDir}: ${(e as Error).message}`, {
+    hint: 'point --out at a writable directory',
+  });
 }
 
 /** Opens the scope's signing key and every live key its crl.pem needs (each checked against its certificate). */
@@ -88,8 +112,12 @@ export async function openScopeKeys(mesh: Mesh, scope: string, ids: string[]): P
   const signer = await openIntermediate(mesh, scope, ids, 'active');
   const set = crlSetOf(liveIntermediates(mesh, scope));
   const signers = [...new Set([...set.leaf, ...set.anchor])];
-  const crl = await Promise.all(signers.map(async (l) => ({
-    ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role)), leafCrl: set.leaf.includes(l), anchorCrl: set.anchor.includes(l),
-  })));
+  const crl = await Promise.all(
+    signers.map(async (l) => ({
+      ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role)),
+      leafCrl: set.leaf.includes(l),
+      anchorCrl: set.anchor.includes(l),
+    })),
+  );
   return { signer, crl };
 }

@@ -12,7 +12,8 @@ const REUSE = fs.constants.O_WRONLY | fs.constants.O_NOFOLLOW | fs.constants.O_N
 let counter = 0;
 
 // pid, thread and a counter name a temp file: unique among writers, without a random draw per file.
-const tempName = (file: string, ext: string) => path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+const tempName = (file: string, ext: string) =>
+  path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 const code = (e: unknown) => (e as NodeJS.ErrnoException).code;
 
 /** Replaces `file` with `content` atomically (never a half-written file), not yet durably. */
@@ -118,7 +119,10 @@ export function replaceRecycling(file: string, content: string, mode: number, sc
   if (scrub) zero(spare);
 }
 
-/** Overwrites the file's content with zeros in place (same length, same blocks): a replaced key is not kept beside its successor. */
+/**
+ * Overwrites the file's content with zeros in place (same length, same blocks): a replaced key is not kept beside its
+ * successor.
+ */
 function zero(file: string): void {
   const fd = fs.openSync(file, REUSE);
   try {
@@ -151,8 +155,15 @@ export function makeKeyDir(dir: string): boolean {
 
 export const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
 
-/** Writes `<scopeDir>/<service>/{key,cert,chain}.pem`: into a new directory directly, into an existing one through the spares (replaceRecycling). */
-export function writeLeafDir(scopeDir: string, l: { service: string; certPem: string; keyPem: string }, intermediatePem: string): void {
+/**
+ * Writes `<scopeDir>/<service>/{key,cert,chain}.pem`: into a new directory directly, into an existing one through the
+ * spares (replaceRecycling).
+ */
+export function writeLeafDir(
+  scopeDir: string,
+  l: { service: string; certPem: string; keyPem: string },
+  intermediatePem: string,
+): void {
   const dir = path.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
   // A directory just made holds nothing to replace: a first mint costs what it always did.

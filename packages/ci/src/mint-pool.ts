@@ -14,7 +14,16 @@ import type { Timings } from './timings.js';
 /** Leaves per message: big enough that messaging is noise, small enough that both cores stay busy to the end. */
 const CHUNK = 128;
 
-interface Job { id: number; batch: LeafBatch; from: number; to: number; key: KeyObject; done: (l: EncodedLeaf[]) => void; fail: (e: Error) => void; posted?: number }
+interface Job {
+  id: number;
+  batch: LeafBatch;
+  from: number;
+  to: number;
+  key: KeyObject;
+  done: (l: EncodedLeaf[]) => void;
+  fail: (e: Error) => void;
+  posted?: number;
+}
 
 export interface MintPool {
   sign: LeafSigner;
@@ -31,7 +40,10 @@ export interface MintPool {
  * `outDir`, the workers also write the leaves' files there (in parallel).
  * With `timings`, each chunk's times are recorded there (TRELLIS_TIMINGS).
  */
-export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDir?: string; threads?: number; timings?: Timings } = {}): MintPool {
+export function mintPool(
+  onSigned: (n: number) => void = () => {},
+  opts: { outDir?: string; threads?: number; timings?: Timings } = {},
+): MintPool {
   const threads = opts.threads ?? os.availableParallelism();
   const workers: Worker[] = [];
   const idle: Worker[] = [];
@@ -45,19 +57,39 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     for (let i = 0; i < threads; i++) {
       const w = new Worker(script);
       const thread = i;
-      w.on('message', (m: { id: number; leaves?: EncodedLeaf[]; signMs?: number; filesMs?: number; error?: { message: string; code?: string; path?: string } }) => {
-        const job = running.get(w)!;
-        running.delete(w);
-        if (m.leaves) opts.timings?.chunk(thread, threads, m.leaves.length, job.posted!, performance.now(), m.signMs!, m.filesMs!);
-        // The worker's error as the main thread would have thrown it: its code decides the exit (a full disk is exit 1).
-        if (m.error !== undefined) job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
-        else {
-          onSigned(m.leaves!.length);
-          job.done(m.leaves!);
-        }
-        idle.push(w);
-        pump();
-      });
+      w.on(
+        'message',
+        (m: {
+          id: number;
+          leaves?: EncodedLeaf[];
+          signMs?: number;
+          filesMs?: number;
+          error?: { message: string; code?: string; path?: string };
+        }) => {
+          const job = running.get(w)!;
+          running.delete(w);
+          if (m.leaves)
+            opts.timings?.chunk(
+              thread,
+              threads,
+              m.leaves.length,
+              job.posted!,
+              performance.now(),
+              m.signMs!,
+              m.filesMs!,
+            );
+          // The worker's error as the main thread would have thrown it: its code decides the exit (a full disk is exit
+          // 1).
+          if (m.error !== undefined)
+            job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
+          else {
+            onSigned(m.leaves!.length);
+            job.done(m.leaves!);
+          }
+          idle.push(w);
+          pump();
+        },
+      );
       w.on('error', (e) => {
         broken = e;
         running.get(w)?.fail(e);
@@ -73,8 +105,17 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
       const job = queue.shift()!;
       running.set(w, job);
       job.posted = performance.now();
-      const out = opts.outDir === undefined ? undefined : { dir: opts.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
-      w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key, out });
+      const out =
+        opts.outDir === undefined
+          ? undefined
+          : { dir: opts.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
+      w.postMessage({
+        id: job.id,
+        template: job.batch.template,
+        orders: job.batch.orders.slice(job.from, job.to),
+        key: job.key,
+        out,
+      });
     }
   };
 
@@ -83,15 +124,29 @@ export function mintPool(onSigned: (n: number) => void = () => {}, opts: { outDi
     if (!workers.length) start();
     const parts: Promise<EncodedLeaf[]>[] = [];
     for (let from = 0; from < batch.orders.length; from += CHUNK) {
-      parts.push(new Promise((done, fail) => queue.push({ id: next++, batch, from, to: Math.min(from + CHUNK, batch.orders.length), key, done, fail })));
+      parts.push(
+        new Promise((done, fail) =>
+          queue.push({ id: next++, batch, from, to: Math.min(from + CHUNK, batch.orders.length), key, done, fail }),
+        ),
+      );
     }
     pump();
     return (await Promise.all(parts)).flat();
   };
-  return { sign, writesLeafFiles: opts.outDir !== undefined, warm: () => { if (!workers.length) start(); }, close: async () => void (await Promise.all(workers.map((w) => w.terminate()))) };
+  return {
+    sign,
+    writesLeafFiles: opts.outDir !== undefined,
+    warm: () => {
+      if (!workers.length) start();
+    },
+    close: async () => void (await Promise.all(workers.map((w) => w.terminate()))),
+  };
 }
 
-/** The worker beside this module: mint-worker.js in the workspace build, mint-worker.mjs beside a single-file release (scripts/dist). */
+/**
+ * The worker beside this module: mint-worker.js in the workspace build, mint-worker.mjs beside a single-file release
+ * (scripts/dist).
+ */
 function workerScript(): URL {
   const release = new URL('./mint-worker.mjs', import.meta.url);
   return fs.existsSync(release) ? release : new URL('./mint-worker.js', import.meta.url);

@@ -12,7 +12,13 @@ import { makeKeyDir, setThreadTag, writeLeafDir } from './leaf-files.js';
 
 setThreadTag(threadId);
 
-interface Message { id: number; template: LeafTemplate; orders: LeafOrder[]; key: KeyObject; out?: { dir: string; scope: string; intermediatePem: string } }
+interface Message {
+  id: number;
+  template: LeafTemplate;
+  orders: LeafOrder[];
+  key: KeyObject;
+  out?: { dir: string; scope: string; intermediatePem: string };
+}
 
 parentPort!.on('message', (m: Message) => {
   try {
@@ -26,7 +32,12 @@ parentPort!.on('message', (m: Message) => {
     }
     // The DER stays here: the main thread needs the PEM, the fingerprint and the record only.
     // Its own times, for TRELLIS_TIMINGS (timings.ts): signing apart from writing.
-    parentPort!.postMessage({ id: m.id, leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })), signMs: t1 - t0, filesMs: performance.now() - t1 });
+    parentPort!.postMessage({
+      id: m.id,
+      leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })),
+      signMs: t1 - t0,
+      filesMs: performance.now() - t1,
+    });
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
     parentPort!.postMessage({ id: m.id, error: { message: err.message, code: err.code, path: err.path } });

@@ -15,31 +15,55 @@ import { SCOPE_OUT_FILES } from './issue.js';
  * `store`, a path that leaves the store through a link. Returns a note when
  * it tightened one.
  */
-export function prepareOutDir(dir: string, opts: { flag?: string; store?: string; storeDir?: string } = {}): string | undefined {
+export function prepareOutDir(
+  dir: string,
+  opts: { flag?: string; store?: string; storeDir?: string } = {},
+): string | undefined {
   const flag = opts.flag ?? '--out';
   if (opts.storeDir) assertOutsideTrackedTree(dir, opts.storeDir, flag);
   try {
     makeOutDir(path.dirname(dir), { flag, secret: true }); // parents 0700 whatever the umask
     fs.mkdirSync(dir, { mode: 0o700 });
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new TrellisError('usage', `cannot write leaves under ${dir}: ${(e as Error).message}`, { hint: `point ${flag} at a writable directory` });
+    if ((e as NodeJS.ErrnoException).code !== 'EEXIST')
+      throw new TrellisError('usage', `cannot write leaves under ${dir}: ${(e as Error).message}`, {
+        hint: `point ${flag} at a writable directory`,
+      });
   }
   const st = fs.lstatSync(dir);
   if (st.isSymbolicLink()) {
-    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
+    throw new TrellisError(
+      'custody-out-dir',
+      `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`,
+      { hint: `remove the link, or point ${flag} at a real directory` },
+    );
   }
-  if (!st.isDirectory()) throw new TrellisError('usage', `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  // The default lies inside the store, where a committed symlink (say .trellis -> a served directory) would reroute keys.
+  if (!st.isDirectory())
+    throw new TrellisError('usage', `cannot write leaves under ${dir}: it is not a directory`, {
+      hint: `point ${flag} at a directory`,
+    });
+  // The default lies inside the store, where a committed symlink (say .trellis -> a served directory) would reroute
+  // keys.
   if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir))) {
-    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: 'remove the link (.trellis is a work area, never committed)' });
+    throw new TrellisError(
+      'custody-out-dir',
+      `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`,
+      { hint: 'remove the link (.trellis is a work area, never committed)' },
+    );
   }
   if (process.getuid && st.uid !== process.getuid()) {
-    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
+    throw new TrellisError(
+      'custody-out-dir',
+      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`,
+      { hint: `point ${flag} at a directory of your own` },
+    );
   }
   refuseLinksInside(dir, flag);
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
-  return loose ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n` : undefined;
+  return loose
+    ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n`
+    : undefined;
 }
 
 /**
@@ -51,19 +75,26 @@ export function prepareOutDir(dir: string, opts: { flag?: string; store?: string
  */
 function refuseLinksInside(dir: string, flag: string): void {
   const refuse = (at: string): never => {
-    throw new TrellisError('custody-out-dir', `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
-      hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`,
-    });
+    throw new TrellisError(
+      'custody-out-dir',
+      `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+      {
+        hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`,
+      },
+    );
   };
   for (const scope of fs.readdirSync(dir, { withFileTypes: true })) {
     const at = path.join(dir, scope.name);
     if (scope.isSymbolicLink()) refuse(at);
     if (!scope.isDirectory()) continue;
-    for (const entry of fs.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse(path.join(at, entry.name));
+    for (const entry of fs.readdirSync(at, { withFileTypes: true }))
+      if (entry.isSymbolicLink()) refuse(path.join(at, entry.name));
   }
 }
 
-/** Removes the leaf directories of `services` (SCOPE/SERVICE) under `dir`: never `dir` itself, nor anything else in it. */
+/**
+ * Removes the leaf directories of `services` (SCOPE/SERVICE) under `dir`: never `dir` itself, nor anything else in it.
+ */
 export function wipeOutDir(dir: string, services: string[]): number {
   let wiped = 0;
   for (const s of new Set(services)) {
@@ -73,7 +104,8 @@ export function wipeOutDir(dir: string, services: string[]): number {
     wiped++;
   }
   for (const scope of new Set(services.map((s) => s.split('/')[0]!))) {
-    // A scope directory without a leaf left goes too, with its trust and CRL files; one still holding another service's leaf stays.
+    // A scope directory without a leaf left goes too, with its trust and CRL files; one still holding another service's
+    // leaf stays.
     const scopeDir = path.join(dir, scope);
     let entries: fs.Dirent[];
     try {

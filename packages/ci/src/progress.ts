@@ -25,7 +25,9 @@ export function progressMode(o: { quiet?: boolean; progress?: boolean; isTTY: bo
   return o.isTTY ? 'bar' : 'lines';
 }
 
-interface Sink { write(s: string): unknown }
+interface Sink {
+  write(s: string): unknown;
+}
 
 /**
  * One line every `everyMs` while leaves are signed, and one when done.
@@ -36,7 +38,11 @@ export class LineProgress implements Progress {
   private done = 0;
   private began = 0;
   private last = 0;
-  constructor(private readonly out: Sink, private readonly everyMs = 5000, private readonly now: () => number = () => performance.now()) {}
+  constructor(
+    private readonly out: Sink,
+    private readonly everyMs = 5000,
+    private readonly now: () => number = () => performance.now(),
+  ) {}
   start(total: number): void {
     this.total = total;
     this.began = this.last = this.now();
@@ -55,7 +61,9 @@ export class LineProgress implements Progress {
   private line(t: number): void {
     const s = (t - this.began) / 1000;
     const rate = s > 0 ? Math.round(this.done / s) : 0;
-    this.out.write(`renew: signed ${this.done}/${this.total} leaves (${Math.floor((100 * this.done) / this.total)}%) in ${s.toFixed(1)} s, ${rate} leaves/s\n`);
+    this.out.write(
+      `renew: signed ${this.done}/${this.total} leaves (${Math.floor((100 * this.done) / this.total)}%) in ${s.toFixed(1)} s, ${rate} leaves/s\n`,
+    );
   }
 }
 
@@ -63,9 +71,15 @@ export class LineProgress implements Progress {
 class BarProgress implements Progress {
   private bar: cliProgress.SingleBar;
   constructor(stream: NodeJS.WritableStream) {
-    this.bar = new cliProgress.SingleBar({
-      stream, format: 'renew [{bar}] {percentage}% | {value}/{total} leaves | {eta_formatted} left', hideCursor: true, clearOnComplete: false,
-    }, cliProgress.Presets.shades_classic);
+    this.bar = new cliProgress.SingleBar(
+      {
+        stream,
+        format: 'renew [{bar}] {percentage}% | {value}/{total} leaves | {eta_formatted} left',
+        hideCursor: true,
+        clearOnComplete: false,
+      },
+      cliProgress.Presets.shades_classic,
+    );
   }
   start(total: number): void {
     this.bar.start(total, 0);
@@ -82,7 +96,12 @@ class BarProgress implements Progress {
  * The progress a renew of `total` leaves shows: none below PROGRESS_MIN_LEAVES
  * unless `forced`, none in mode 'none'.
  */
-export function progressFor(mode: ProgressMode, total: number, forced: boolean, stream: NodeJS.WritableStream = process.stderr): Progress {
+export function progressFor(
+  mode: ProgressMode,
+  total: number,
+  forced: boolean,
+  stream: NodeJS.WritableStream = process.stderr,
+): Progress {
   if (mode === 'none' || total === 0 || (!forced && total < PROGRESS_MIN_LEAVES)) return NO_PROGRESS;
   // The bar's cursor control bypasses the output guard (runMain): it prints numbers only.
   return mode === 'bar' ? new BarProgress(stream === process.stderr ? rawStderr : stream) : new LineProgress(stream);

@@ -1,5 +1,16 @@
 /** `renew --metrics FILE`: the run's time, result and count, written after every run, success or failure. */
-import { READ_LIMITS, TrellisError, checkOutFile, clock, ioFailure, lastRenewSuccess, openStore, readBounded, renewMetrics, writeMetricsFile } from '@trellis/core';
+import {
+  READ_LIMITS,
+  TrellisError,
+  checkOutFile,
+  clock,
+  ioFailure,
+  lastRenewSuccess,
+  openStore,
+  readBounded,
+  renewMetrics,
+  writeMetricsFile,
+} from '@trellis/core';
 
 /**
  * Runs `renew` and records it. A failure is recorded and then rethrown, so
@@ -7,7 +18,12 @@ import { READ_LIMITS, TrellisError, checkOutFile, clock, ioFailure, lastRenewSuc
  * A FILE the output-path policy refuses (a link, a device, a directory) is
  * refused before renew mints anything.
  */
-export async function withRenewMetrics(file: string | undefined, nowFlag: string | undefined, run: () => Promise<{ count: number } | undefined>, storeFlag?: string): Promise<void> {
+export async function withRenewMetrics(
+  file: string | undefined,
+  nowFlag: string | undefined,
+  run: () => Promise<{ count: number } | undefined>,
+  storeFlag?: string,
+): Promise<void> {
   if (!file) {
     await run();
     return;
@@ -50,8 +66,12 @@ export async function withRenewMetrics(file: string | undefined, nowFlag: string
   } catch (e) {
     // The store is committed: say so, so nobody reruns renew to "fix" a metrics directory.
     const why = (ioFailure(e) ?? (e as Error).message).split('\n')[0];
-    throw new TrellisError('output-failed', `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
-      hint: 'make the directory writable by this user (the previous file is left as it was)',
-    });
+    throw new TrellisError(
+      'output-failed',
+      `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`,
+      {
+        hint: 'make the directory writable by this user (the previous file is left as it was)',
+      },
+    );
   }
 }

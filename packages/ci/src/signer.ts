@@ -1,6 +1,24 @@
 import {
-  TrellisError, assertIdentityScoped, assertLedgerCounts, assertNoBreakglass, decryptWith, fingerprint, importSigningKey, intermediateProblems, keyMatchesCert, paths, requireConfirmedPolicy, requireIdentities, tryDecrypt,
-  inRole, liveIntermediates, type IntermediateRole, type Mesh, type SigningIntermediate, readBounded, READ_LIMITS
+  TrellisError,
+  assertIdentityScoped,
+  assertLedgerCounts,
+  assertNoBreakglass,
+  decryptWith,
+  fingerprint,
+  importSigningKey,
+  intermediateProblems,
+  keyMatchesCert,
+  paths,
+  requireConfirmedPolicy,
+  requireIdentities,
+  tryDecrypt,
+  inRole,
+  liveIntermediates,
+  type IntermediateRole,
+  type Mesh,
+  type SigningIntermediate,
+  readBounded,
+  READ_LIMITS,
 } from '@trellis/core';
 
 /**
@@ -21,7 +39,8 @@ export async function ciIdentities(mesh: Mesh, scopes?: string[]): Promise<strin
 async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
   if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
     throw new TrellisError('custody-root-identity-in-ci', 'the identity given as the CI identity opens the root key', {
-      file: paths.rootKey, hint: 'take it out of CI now and treat the root identity as exposed: plan a root rotation',
+      file: paths.rootKey,
+      hint: 'take it out of CI now and treat the root identity as exposed: plan a root rotation',
     });
   }
 }
@@ -31,20 +50,39 @@ async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
  * intermediate that does not chain to a recorded root or has drifted from its
  * profile, and a key that does not match its certificate.
  */
-export async function openIntermediate(mesh: Mesh, scope: string, ids: string[], which: IntermediateRole = 'active'): Promise<SigningIntermediate> {
+export async function openIntermediate(
+  mesh: Mesh,
+  scope: string,
+  ids: string[],
+  which: IntermediateRole = 'active',
+): Promise<SigningIntermediate> {
   const live = inRole(liveIntermediates(mesh, scope), which);
-  if (!live) throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, { file: paths.intermediate(scope), hint: `trellis-root intermediate ${scope}` });
+  if (!live)
+    throw new TrellisError('not-yet-minted', `scope ${scope} has no ${which} intermediate`, {
+      file: paths.intermediate(scope),
+      hint: `trellis-root intermediate ${scope}`,
+    });
   const { cert, keyAge: ct, file: certFile, keyFile: file } = live;
   const problems = await intermediateProblems(mesh, scope, cert);
   if (problems.length) {
-    throw new TrellisError('verification-failed', problems.join('; '), { file: certFile, hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)' });
+    throw new TrellisError('verification-failed', problems.join('; '), {
+      file: certFile,
+      hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)',
+    });
   }
   assertLedgerCounts(mesh, scope);
   requireConfirmedPolicy(mesh);
-  if (ct === undefined) throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', { file, hint: 'restore it from git' });
+  if (ct === undefined)
+    throw new TrellisError('corrupt-store', 'the encrypted intermediate key is missing', {
+      file,
+      hint: 'restore it from git',
+    });
   const pem = await decryptWith(ids, ct, file, 'ci');
   if (!keyMatchesCert(pem, cert)) {
-    throw new TrellisError('key-mismatch', `the key does not match intermediate ${fingerprint(cert)}`, { file, hint: 'restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover' });
+    throw new TrellisError('key-mismatch', `the key does not match intermediate ${fingerprint(cert)}`, {
+      file,
+      hint: 'restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover',
+    });
   }
   const { key, algorithm } = await importSigningKey(pem);
   return { scope, cert, key, algorithm };

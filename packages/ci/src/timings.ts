@@ -41,9 +41,26 @@ export class Timings {
     this.last = t;
   }
 
-  /** A chunk of `leaves` signed by worker `thread` of `threads`, posted and back at these performance.now() of this thread, with the worker's own times. */
-  chunk(thread: number, threads: number, leaves: number, posted: number, back: number, signMs: number, filesMs: number): void {
-    const m = (this.mint ??= { leaves: 0, threads, wallMs: 0, signMs: Array<number>(threads).fill(0), filesMs: Array<number>(threads).fill(0) });
+  /**
+   * A chunk of `leaves` signed by worker `thread` of `threads`, posted and back at these performance.now() of this
+   * thread, with the worker's own times.
+   */
+  chunk(
+    thread: number,
+    threads: number,
+    leaves: number,
+    posted: number,
+    back: number,
+    signMs: number,
+    filesMs: number,
+  ): void {
+    const m = (this.mint ??= {
+      leaves: 0,
+      threads,
+      wallMs: 0,
+      signMs: Array<number>(threads).fill(0),
+      filesMs: Array<number>(threads).fill(0),
+    });
     this.firstPosted = Math.min(this.firstPosted, posted);
     this.lastBack = Math.max(this.lastBack, back);
     m.leaves += leaves;
@@ -56,7 +73,13 @@ export class Timings {
   line(): string {
     const r = (v: number) => Math.round(v * 10) / 10;
     const ms = Object.fromEntries(Object.entries({ ...this.ms, total: performance.now() }).map(([k, v]) => [k, r(v)]));
-    const mint = this.mint && { leaves: this.mint.leaves, threads: this.mint.threads, wallMs: r(this.mint.wallMs), signMs: this.mint.signMs.map(r), filesMs: this.mint.filesMs.map(r) };
+    const mint = this.mint && {
+      leaves: this.mint.leaves,
+      threads: this.mint.threads,
+      wallMs: r(this.mint.wallMs),
+      signMs: this.mint.signMs.map(r),
+      filesMs: this.mint.filesMs.map(r),
+    };
     return `${JSON.stringify({ trellis: 'timings', command: this.command, ms, ...(mint ? { mint } : {}) })}\n`;
   }
 }

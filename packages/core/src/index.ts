@@ -1,55 +1,272 @@
-/** @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives in @trellis/offline. */
-export { TrellisError, isTrellisError, REASON_EXIT_CODES } from './errors.js';
-export { parseDuration, formatDuration, iso, CLOCK_SKEW_MS, notYetValid, assertNowNotAhead } from './time.js';
-export { GLOBAL_SCOPE, SCOPE_NAME, scopeDomain, serviceDnsName, type PermittedNames, permittedNamesFor } from './names.js';
-export { parseMeshConfig, serializeMeshConfig, ciRecipientIn, parseScope, describeTarget, toYaml, POLICY_CEILINGS, type MeshConfig, type ScopeDef, type ScopeKind, type DeployTarget, type DeployAllowList } from './config.js';
-export { KEY_ALGORITHMS, randomSerial, exportPrivateKeyPem, importSigningKey, sha256Hex, pemEncode, pemDecodeAll, type KeyAlgorithm } from './crypto.js';
-export { parseCertificate, parseCertificates, certificatePem, fingerprint, keyId, signedBy, subjectAltNames, spkiDer, keyMatchesCert, type Certificate } from './certificates.js';
-export { PROFILES, extensionsFor, validityWithin, assertSignsAt, profileViolations, BACKDATE_MS, type Profile } from './profiles.js';
-export { leafNames, parseIssuanceRecord, serializeIssuanceRecord } from './issuance.js';
-export { mintLeaf, leafTemplateFor, leafBatch, mintedFromBatch, signInProcess, signingKeyObject, type MintedLeaf, type SigningIntermediate, type LeafBatch, type LeafSigner } from './leaf.js';
-export { leafTbs, leafKeyPair, LEAF_SECRET_BYTES, type EncodedLeaf } from './leaf-template.js';
-export { trustedScopes, trustPem, trustOpensslPem } from './trust.js';
-export { subjectHash } from './subject-hash.js';
-export { appendToLedger, ledgerProblems, ledgerHead, parseLedger, canonicalJson, type LedgerEntry, type LedgerDraft, type Created } from './ledger.js';
-export { ledgerSigner, type LedgerSigner } from './ledger-signature.js';
-export { rootLedgerTrustOf, rootClockBound, scopeLedgerTrust, lastConfirmedRecord, assertLedgerCounts } from './ledger-trust.js';
-export { leafCreated } from './record-proofs.js';
-export { readPlainYaml, writePlainYaml } from './plain-yaml.js';
-export { assertCiPosture, assertNoBreakglass, assertBreakglassPosture, assertRootPosture, assertAgentPosture, assertDrillPosture, assertClockNotBehindLedger, childEnv, quoteInput, quotePeerOutput, readIdentities, requireIdentities, validateRecipients, encryptTo, tryDecrypt, decryptWith, newIdentity, recipientOf, isPq } from './custody.js';
-export { SHARE_MAGIC, combineShares, parseShare, parseSharesSpec, splitIdentity, type IdentityShare } from './shares.js';
-export { reencrypt, withRecipients } from './rekey.js';
-export { assertIdentityScoped, ciRecipientOf, ciScopesRecord, confirmedCiCustody, short, unconfirmedCiRecipients } from './scope-custody.js';
+/**
+ * @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives
+ * in @trellis/offline.
+ */
+export { TrellisError, isTrellisError, REASON_EXIT_CODES } from './model/errors.js';
+export { parseDuration, formatDuration, iso, CLOCK_SKEW_MS, notYetValid, assertNowNotAhead } from './model/time.js';
+export {
+  GLOBAL_SCOPE,
+  SCOPE_NAME,
+  scopeDomain,
+  serviceDnsName,
+  type PermittedNames,
+  permittedNamesFor,
+} from './model/names.js';
+export {
+  parseMeshConfig,
+  serializeMeshConfig,
+  ciRecipientIn,
+  parseScope,
+  describeTarget,
+  toYaml,
+  POLICY_CEILINGS,
+  type MeshConfig,
+  type ScopeDef,
+  type ScopeKind,
+  type DeployTarget,
+  type DeployAllowList,
+} from './config/config.js';
+export {
+  KEY_ALGORITHMS,
+  randomSerial,
+  exportPrivateKeyPem,
+  importSigningKey,
+  sha256Hex,
+  pemEncode,
+  pemDecodeAll,
+  type KeyAlgorithm,
+} from './crypto/crypto.js';
+export {
+  parseCertificate,
+  parseCertificates,
+  certificatePem,
+  fingerprint,
+  keyId,
+  signedBy,
+  subjectAltNames,
+  spkiDer,
+  keyMatchesCert,
+  type Certificate,
+} from './x509/certificates.js';
+export {
+  PROFILES,
+  extensionsFor,
+  validityWithin,
+  assertSignsAt,
+  profileViolations,
+  BACKDATE_MS,
+  type Profile,
+} from './x509/profiles.js';
+export { leafNames, parseIssuanceRecord, serializeIssuanceRecord } from './ledger/issuance.js';
+export {
+  mintLeaf,
+  leafTemplateFor,
+  leafBatch,
+  mintedFromBatch,
+  signInProcess,
+  signingKeyObject,
+  type MintedLeaf,
+  type SigningIntermediate,
+  type LeafBatch,
+  type LeafSigner,
+} from './x509/leaf.js';
+export { leafTbs, leafKeyPair, LEAF_SECRET_BYTES, type EncodedLeaf } from './x509/leaf-template.js';
+export { trustedScopes, trustPem, trustOpensslPem } from './trust/trust.js';
+export { subjectHash } from './x509/subject-hash.js';
+export {
+  appendToLedger,
+  ledgerProblems,
+  ledgerHead,
+  parseLedger,
+  canonicalJson,
+  type LedgerEntry,
+  type LedgerDraft,
+  type Created,
+} from './ledger/ledger.js';
+export { ledgerSigner, type LedgerSigner } from './ledger/ledger-signature.js';
+export {
+  rootLedgerTrustOf,
+  rootClockBound,
+  scopeLedgerTrust,
+  lastConfirmedRecord,
+  assertLedgerCounts,
+} from './ledger/ledger-trust.js';
+export { leafCreated } from './ledger/record-proofs.js';
+export { readPlainYaml, writePlainYaml } from './config/plain-yaml.js';
+export {
+  assertCiPosture,
+  assertNoBreakglass,
+  assertBreakglassPosture,
+  assertRootPosture,
+  assertAgentPosture,
+  assertDrillPosture,
+  assertClockNotBehindLedger,
+  childEnv,
+  quoteInput,
+  quotePeerOutput,
+  readIdentities,
+  requireIdentities,
+  validateRecipients,
+  encryptTo,
+  tryDecrypt,
+  decryptWith,
+  newIdentity,
+  recipientOf,
+  isPq,
+} from './custody/custody.js';
+export {
+  SHARE_MAGIC,
+  combineShares,
+  parseShare,
+  parseSharesSpec,
+  splitIdentity,
+  type IdentityShare,
+} from './custody/shares.js';
+export { reencrypt, withRecipients } from './custody/rekey.js';
+export {
+  assertIdentityScoped,
+  ciRecipientOf,
+  ciScopesRecord,
+  confirmedCiCustody,
+  short,
+  unconfirmedCiRecipients,
+} from './custody/scope-custody.js';
 export { ageFilesIn } from './verify/retired.js';
-export { Store, findStore, writeFileAtomic, mergeWrites, STORE_FILE, readBounded, READ_LIMITS, holdsStore, type FileWrite } from './store.js';
-export { writePoint, faultEnv, adoptFaultCount } from './fault-seam.js';
-export { assertOutsideTrackedTree, checkOutDir, checkOutFile, makeOutDir, writeOutFile } from './out-path.js';
-export { loadMesh, paths, scopeDef, activeIntermediate, intermediateLost, trustBundleFiles, scopeTrust, awaitingRetire, effectWrites, type Mesh } from './mesh.js';
-export { liveIntermediates, anchorsBy, crlSetOf, inRole, intermediateFiles, type IntermediateRole } from './live.js';
-export { allowListDigest, allowListChanges, confirmedAllowList, requireConfirmedAllowList, resolveDeployTargets } from './deploy-allow-list.js';
-export { confirmedPolicy, policyRecord, requireConfirmedPolicy, unconfirmedPolicyChanges } from './signing-policy.js';
-export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './uniqueness.js';
-export { verifyMesh, intermediateProblems, type Finding } from './verify.js';
-export { planRenew, type RenewPlan } from './plan.js';
-export { explainHandshake, recordParty, certificateParty, renderExplanation, type Party } from './explain.js';
-export { reportInput, renderReportHtml } from './report-html.js';
-export { refuseRepeatedFlags } from './flags.js';
-export { isSelfContainedBuild, versionCommand } from './build-info.js';
-export { runMain, rawStderr, clock, checkNowFlag, NOW_AHEAD_OPTION, openStore, withStore, actor, onlineInterfaces, failAsUsage, isMachineFailure, ioFailure, EXIT_CODES_HELP } from './shell.js';
-export { advanceScope, advanceRoot, nextGate, assertNoRootOverlap, type RootState, type RevokedIntermediate } from './rotation.js';
-export { serializeScopeState, serializeRootState } from './state-files.js';
-export { nodeCryptoSeam, type CryptoSeam } from './seam.js';
-export { anchorCrlOf, parseCrls, crlEntriesFor, displaySerial, type Revocation } from './revocation.js';
-export { certRef, evidenceFiles, evidencePaths, parseEvidence, procedureId, targetHosts, type Evidence } from './evidence.js';
-export { isReleaseFile, edgeCrl, releaseCrlGaps, releaseFor, sealRelease, openSealedRelease, describeRelease, type Release, type LeafFiles } from './release.js';
-export { statusCommand, verifyCommand } from './inspect-commands.js';
-export { checkCommand, writeMetricsFile } from './check-command.js';
-export { renewMetrics, lastRenewSuccess } from './metrics.js';
-export { caStamp, ceremonyState, intermediatePlan, planOrRefusal, renderCeremonySummary } from './ceremony-plan.js';
-export { advancePhases, leafLifetimes, scopeCrlStaleness, scopeCrlWrite, ceremonyCrlWrite, renewScopes, renewTouched, staleBundleFiles, revokeLeaf, revocableLeaf, type ScopeKeys, type RenewResult, type PhaseStep } from './procedures.js';
-export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState } from './host-trust.js';
-export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns } from './shard.js';
-export { signCertificate as encodeCertificate } from './certificates.js';
-export { signCrl as encodeCrl } from './revocation.js';
-export { signBurnStatement, readBurnStatement } from './burn.js';
-export { DEPLOY_RECORD_OP, releaseDigest, recordFor, onRecord, recordedReleases, recordedRelease, type RecordedTarget } from './deploy-record.js';
+export {
+  Store,
+  findStore,
+  writeFileAtomic,
+  mergeWrites,
+  STORE_FILE,
+  readBounded,
+  READ_LIMITS,
+  holdsStore,
+  type FileWrite,
+} from './store/store.js';
+export { writePoint, faultEnv, adoptFaultCount } from './store/fault-seam.js';
+export { assertOutsideTrackedTree, checkOutDir, checkOutFile, makeOutDir, writeOutFile } from './store/out-path.js';
+export { loadMesh } from './store/load-mesh.js';
+export { paths } from './model/paths.js';
+export {
+  scopeDef,
+  activeIntermediate,
+  intermediateLost,
+  trustBundleFiles,
+  scopeTrust,
+  awaitingRetire,
+} from './trust/scope-trust.js';
+export { effectWrites } from './rotation/effects.js';
+export type { Mesh } from './model/mesh.js';
+export {
+  liveIntermediates,
+  anchorsBy,
+  crlSetOf,
+  inRole,
+  intermediateFiles,
+  type IntermediateRole,
+} from './trust/live.js';
+export {
+  allowListDigest,
+  allowListChanges,
+  confirmedAllowList,
+  requireConfirmedAllowList,
+  resolveDeployTargets,
+} from './config/deploy-allow-list.js';
+export {
+  confirmedPolicy,
+  policyRecord,
+  requireConfirmedPolicy,
+  unconfirmedPolicyChanges,
+} from './custody/signing-policy.js';
+export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
+export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
+export { planRenew, type RenewPlan } from './procedures/plan.js';
+export { explainHandshake, recordParty, certificateParty, renderExplanation, type Party } from './verify/explain.js';
+export { reportInput, renderReportHtml } from './report/report-html.js';
+export { refuseRepeatedFlags } from './shell/flags.js';
+export { isSelfContainedBuild, versionCommand } from './shell/build-info.js';
+export {
+  runMain,
+  rawStderr,
+  clock,
+  checkNowFlag,
+  NOW_AHEAD_OPTION,
+  openStore,
+  withStore,
+  actor,
+  onlineInterfaces,
+  failAsUsage,
+  isMachineFailure,
+  ioFailure,
+  EXIT_CODES_HELP,
+} from './shell/shell.js';
+export {
+  advanceScope,
+  advanceRoot,
+  nextGate,
+  assertNoRootOverlap,
+  type RootState,
+  type RevokedIntermediate,
+} from './rotation/rotation.js';
+export { serializeScopeState, serializeRootState } from './ledger/state-files.js';
+export { nodeCryptoSeam, type CryptoSeam } from './x509/seam.js';
+export { anchorCrlOf, parseCrls, crlEntriesFor, displaySerial, type Revocation } from './x509/revocation.js';
+export {
+  certRef,
+  evidenceFiles,
+  evidencePaths,
+  parseEvidence,
+  procedureId,
+  targetHosts,
+  type Evidence,
+} from './ledger/evidence.js';
+export {
+  isReleaseFile,
+  edgeCrl,
+  releaseCrlGaps,
+  releaseFor,
+  sealRelease,
+  openSealedRelease,
+  describeRelease,
+  type Release,
+  type LeafFiles,
+} from './trust/release.js';
+export { statusCommand, verifyCommand } from './shell/inspect-commands.js';
+export { checkCommand, writeMetricsFile } from './shell/check-command.js';
+export { renewMetrics, lastRenewSuccess } from './report/metrics.js';
+export {
+  caStamp,
+  ceremonyState,
+  intermediatePlan,
+  planOrRefusal,
+  renderCeremonySummary,
+} from './rotation/ceremony-plan.js';
+export {
+  advancePhases,
+  leafLifetimes,
+  scopeCrlStaleness,
+  scopeCrlWrite,
+  ceremonyCrlWrite,
+  renewScopes,
+  renewTouched,
+  staleBundleFiles,
+  revokeLeaf,
+  revocableLeaf,
+  type ScopeKeys,
+  type RenewResult,
+  type PhaseStep,
+} from './procedures/ci-procedures.js';
+export { DEFAULT_HOST_POLICY, parseHostState, serializeHostState, type HostState } from './trust/host-trust.js';
+export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwns } from './rotation/shard.js';
+export { signCertificate as encodeCertificate } from './x509/certificates.js';
+export { signCrl as encodeCrl } from './x509/revocation.js';
+export { signBurnStatement, readBurnStatement } from './ledger/burn.js';
+export {
+  DEPLOY_RECORD_OP,
+  releaseDigest,
+  recordFor,
+  onRecord,
+  recordedReleases,
+  recordedRelease,
+  type RecordedTarget,
+} from './ledger/deploy-record.js';

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config.js';
+import { parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config/config.js';
 import { failure } from './helpers.js';
 
-const recipients = { offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'], ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d' };
+const recipients = {
+  offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'],
+  ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d',
+};
 const good = serializeMeshConfig({ mesh: 'prod', trustDomain: 'mesh.example', recipients });
-
 
 describe('trellis.yaml', () => {
   it('round-trips what init writes, with the contract defaults', () => {
@@ -42,20 +44,43 @@ describe('trellis.yaml', () => {
 describe('scopes/<scope>.yaml', () => {
   const td = 'mesh.example';
   it('reads the smallest form and the optional fields', () => {
-    const s = parseScope('kind: region\nservices:\n  api: {}\n  web:\n    dns: [edge.us-east-1.mesh.example]\n    ttl: 72h\n', 'us-east-1', td);
+    const s = parseScope(
+      'kind: region\nservices:\n  api: {}\n  web:\n    dns: [edge.us-east-1.mesh.example]\n    ttl: 72h\n',
+      'us-east-1',
+      td,
+    );
     expect(s).toEqual({
-      name: 'us-east-1', kind: 'region',
-      services: [{ name: 'api', dns: [], deploy: [] }, { name: 'web', dns: ['edge.us-east-1.mesh.example'], deploy: [], ttl: 72 * 3_600_000 }],
+      name: 'us-east-1',
+      kind: 'region',
+      services: [
+        { name: 'api', dns: [], deploy: [] },
+        { name: 'web', dns: ['edge.us-east-1.mesh.example'], deploy: [], ttl: 72 * 3_600_000 },
+      ],
     });
   });
   it.each([
-    ['an unknown service key', 'kind: region\nservices:\n  api:\n    dsn: [x.us-east-1.mesh.example]\n', 'us-east-1', 'services.api.dsn'],
-    ['an extra DNS name outside the scope', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n', 'us-east-1', 'services.api.dns[0]'],
+    [
+      'an unknown service key',
+      'kind: region\nservices:\n  api:\n    dsn: [x.us-east-1.mesh.example]\n',
+      'us-east-1',
+      'services.api.dsn',
+    ],
+    [
+      'an extra DNS name outside the scope',
+      'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n',
+      'us-east-1',
+      'services.api.dns[0]',
+    ],
     ['a service name that is not a DNS label', 'kind: region\nservices:\n  Api_1: {}\n', 'us-east-1', 'services.Api_1'],
     ['a region named global', 'kind: region\nservices: {}\n', 'global', 'kind'],
     ['a second global scope', 'kind: global\nservices: {}\n', 'us-east-1', 'kind'],
     ['a missing kind', 'services: {}\n', 'us-east-1', 'kind'],
-    ['an unknown deploy type', 'kind: region\nservices:\n  api:\n    deploy: [{type: ftp}]\n', 'us-east-1', 'services.api.deploy[0].type'],
+    [
+      'an unknown deploy type',
+      'kind: region\nservices:\n  api:\n    deploy: [{type: ftp}]\n',
+      'us-east-1',
+      'services.api.deploy[0].type',
+    ],
     ['a bad ttl', 'kind: region\nservices:\n  api:\n    ttl: 7days\n', 'us-east-1', 'services.api.ttl'],
   ])('refuses %s, naming the field', (_, text, scope, field) => {
     const e = failure(() => parseScope(text, scope, td));

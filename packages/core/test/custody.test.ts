@@ -4,8 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
-import { ageStanzaCount, assertCiPosture, assertRootPosture, encryptTo, newIdentity, readIdentities, tryDecrypt, validateRecipients } from '../src/custody.js';
-import { TrellisError } from '../src/errors.js';
+import {
+  ageStanzaCount,
+  assertCiPosture,
+  assertRootPosture,
+  encryptTo,
+  newIdentity,
+  readIdentities,
+  tryDecrypt,
+  validateRecipients,
+} from '../src/custody/custody.js';
+import { TrellisError } from '../src/model/errors.js';
 
 function reasonOf(fn: () => unknown): string | undefined {
   try {
@@ -19,8 +28,16 @@ function reasonOf(fn: () => unknown): string | undefined {
 
 describe('posture: trellis-ci', () => {
   it.each([
-    ['refuses the root identity in its environment', { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1X' }, 'custody-root-identity-in-ci/3'],
-    ['refuses the root identity file variable too', { TRELLIS_ROOT_IDENTITY_FILE: '/x' }, 'custody-root-identity-in-ci/3'],
+    [
+      'refuses the root identity in its environment',
+      { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1X' },
+      'custody-root-identity-in-ci/3',
+    ],
+    [
+      'refuses the root identity file variable too',
+      { TRELLIS_ROOT_IDENTITY_FILE: '/x' },
+      'custody-root-identity-in-ci/3',
+    ],
     ['runs with only the CI identity', { TRELLIS_CI_IDENTITY_FILE: '/x', CI: 'true' }, undefined],
     ['treats an empty variable as unset', { TRELLIS_ROOT_IDENTITY: '' }, undefined],
   ])('%s', (_, env, want) => expect(reasonOf(() => assertCiPosture(env))).toBe(want));
@@ -30,8 +47,20 @@ describe('posture: trellis-root', () => {
   it.each([
     ['refuses to run in CI', { CI: 'true' }, [], false, 'custody-ci-posture/3'],
     ['refuses in CI even with --allow-online', { CI: '1' }, [], true, 'custody-ci-posture/3'],
-    ['refuses next to the CI identity', { TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' }, [], false, 'custody-ci-identity-on-root/3'],
-    ['refuses next to the CI identity even with --allow-online', { TRELLIS_CI_IDENTITY_FILE: '/x' }, [], true, 'custody-ci-identity-on-root/3'],
+    [
+      'refuses next to the CI identity',
+      { TRELLIS_CI_IDENTITY: 'AGE-SECRET-KEY-1X' },
+      [],
+      false,
+      'custody-ci-identity-on-root/3',
+    ],
+    [
+      'refuses next to the CI identity even with --allow-online',
+      { TRELLIS_CI_IDENTITY_FILE: '/x' },
+      [],
+      true,
+      'custody-ci-identity-on-root/3',
+    ],
     ['refuses on a networked machine', {}, ['eth0'], false, 'custody-online/3'],
     ['runs online when explicitly allowed', {}, ['eth0'], true, undefined],
     ['runs on an air-gapped machine', {}, [], false, undefined],
@@ -43,14 +72,23 @@ describe('posture: trellis-root', () => {
 describe('identities and recipients', () => {
   it('reads identities from a file written by age-keygen, skipping comments', async () => {
     const { identity } = await newIdentity();
-    const ids = readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: '/f' }, () => `# created: now\n# public key: age1x\n${identity}\n`);
+    const ids = readIdentities(
+      'ci',
+      { TRELLIS_CI_IDENTITY_FILE: '/f' },
+      () => `# created: now\n# public key: age1x\n${identity}\n`,
+    );
     expect(ids).toEqual([identity]);
   });
   it('refuses a file that holds no age identity, naming the variable', () => {
-    expect(() => readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: '/f' }, () => 'ssh-ed25519 AAAA')).toThrow(/TRELLIS_CI_IDENTITY_FILE/);
+    expect(() => readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: '/f' }, () => 'ssh-ed25519 AAAA')).toThrow(
+      /TRELLIS_CI_IDENTITY_FILE/,
+    );
   });
   it('refuses mixed post-quantum and classic recipients in one file', async () => {
-    const pq = [await identityToRecipient(await generateHybridIdentity()), await identityToRecipient(await generateHybridIdentity())];
+    const pq = [
+      await identityToRecipient(await generateHybridIdentity()),
+      await identityToRecipient(await generateHybridIdentity()),
+    ];
     const classic = (await newIdentity()).recipient;
     expect(reasonOf(() => validateRecipients([pq[0]!, classic], {}))).toBe('custody-recipients/3');
     expect(reasonOf(() => validateRecipients(pq, {}))).toBeUndefined();
@@ -82,7 +120,11 @@ describe('identities and recipients', () => {
     fs.writeFileSync(path.join(dir, 'a'), a.identity);
     fs.writeFileSync(path.join(dir, 'b'), b.identity);
     fs.writeFileSync(path.join(dir, 'ct'), await encryptTo([a.recipient], 'secret'));
-    expect(execFileSync('age', ['-d', '-i', path.join(dir, 'a'), path.join(dir, 'ct')], { encoding: 'utf8' })).toBe('secret');
-    expect(() => execFileSync('age', ['-d', '-i', path.join(dir, 'b'), path.join(dir, 'ct')], { stdio: 'pipe' })).toThrow(/no identity matched/);
+    expect(execFileSync('age', ['-d', '-i', path.join(dir, 'a'), path.join(dir, 'ct')], { encoding: 'utf8' })).toBe(
+      'secret',
+    );
+    expect(() =>
+      execFileSync('age', ['-d', '-i', path.join(dir, 'b'), path.join(dir, 'ct')], { stdio: 'pipe' }),
+    ).toThrow(/no identity matched/);
   });
 });

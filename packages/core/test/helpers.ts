@@ -1,5 +1,5 @@
 /** What core's unit tests share. */
-import { TrellisError } from '../src/errors.js';
+import { TrellisError } from '../src/model/errors.js';
 
 /** The TrellisError `fn` throws; fails the test when it throws nothing or something else. */
 export function failure(fn: () => unknown): TrellisError {

@@ -1,19 +1,21 @@
 import { describe, expect, it } from 'vitest';
-import type { Certificate } from '../src/certificates.js';
-import { parseHostState, serializeHostState, validityProblem } from '../src/host-trust.js';
+import type { Certificate } from '../src/x509/certificates.js';
+import { parseHostState, serializeHostState, validityProblem } from '../src/trust/host-trust.js';
 import { failure } from './helpers.js';
 
 const FILE = '/etc/trellis/api/.trellis-host-state.json';
 const FP = `sha256:${'ab'.repeat(32)}`;
 const CRL = '-----BEGIN X509 CRL-----\nMIIB\n-----END X509 CRL-----\n';
 
-
 describe('host state', () => {
   it('is empty on a host that never installed a sealed release', () => {
     expect(parseHostState(undefined, FILE)).toEqual({ rootCrls: {} });
   });
   it('round-trips deterministically, roots in a stable order', () => {
-    const state = { newestRelease: '2026-12-01T10:00:00.123Z', rootCrls: { [`sha256:${'ff'.repeat(32)}`]: CRL, [FP]: CRL } };
+    const state = {
+      newestRelease: '2026-12-01T10:00:00.123Z',
+      rootCrls: { [`sha256:${'ff'.repeat(32)}`]: CRL, [FP]: CRL },
+    };
     const text = serializeHostState(state);
     expect(text.indexOf(FP)).toBeLessThan(text.indexOf('sha256:ff'));
     expect(text.endsWith('}\n')).toBe(true);
@@ -25,8 +27,16 @@ describe('host state', () => {
     ['an array', '[]', ''],
     ['an unknown field', JSON.stringify({ version: 1, rootCrls: {}, newest: 'x' }), 'newest'],
     ['another version', JSON.stringify({ version: 2, rootCrls: {} }), 'version'],
-    ['a replay mark that is not a release timestamp', JSON.stringify({ version: 1, newestRelease: '2026-12-01T10:00:00Z', rootCrls: {} }), 'newestRelease'],
-    ['an impossible date', JSON.stringify({ version: 1, newestRelease: '2026-02-30T10:00:00.000Z', rootCrls: {} }), 'newestRelease'],
+    [
+      'a replay mark that is not a release timestamp',
+      JSON.stringify({ version: 1, newestRelease: '2026-12-01T10:00:00Z', rootCrls: {} }),
+      'newestRelease',
+    ],
+    [
+      'an impossible date',
+      JSON.stringify({ version: 1, newestRelease: '2026-02-30T10:00:00.000Z', rootCrls: {} }),
+      'newestRelease',
+    ],
     ['CRLs that are not a mapping', JSON.stringify({ version: 1, rootCrls: [CRL] }), 'rootCrls'],
     ['a key that is not a root fingerprint', JSON.stringify({ version: 1, rootCrls: { root: CRL } }), 'rootCrls.root'],
     ['a CRL that is not PEM', JSON.stringify({ version: 1, rootCrls: { [FP]: 42 } }), `rootCrls.${FP}`],
@@ -40,7 +50,10 @@ describe('host state', () => {
 });
 
 describe('is a signer valid now?', () => {
-  const cert = { notBefore: new Date('2026-12-01T10:00:00Z'), notAfter: new Date('2026-12-31T10:00:00Z') } as Certificate;
+  const cert = {
+    notBefore: new Date('2026-12-01T10:00:00Z'),
+    notAfter: new Date('2026-12-31T10:00:00Z'),
+  } as Certificate;
   const skew = 5 * 60_000;
   it.each([
     ['inside its validity it is', '2026-12-10T00:00:00Z', undefined],

@@ -5,14 +5,19 @@
  */
 import { describe, expect, it } from 'vitest';
 import { generateX25519Identity } from 'age-encryption';
-import { MAX_INPUT_BYTES, parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config.js';
-import { assertClockNotBehindLedger, quoteInput, readIdentities, tryDecrypt, withoutSecrets } from '../src/custody.js';
-import { TrellisError } from '../src/errors.js';
-import { dnsSanRefusal } from '../src/names.js';
-import { assertSignsAt, validityWithin } from '../src/profiles.js';
-import { parseDuration, parseInstant } from '../src/time.js';
+import { MAX_INPUT_BYTES, parseMeshConfig, parseScope, serializeMeshConfig } from '../src/config/config.js';
+import {
+  assertClockNotBehindLedger,
+  quoteInput,
+  readIdentities,
+  tryDecrypt,
+  withoutSecrets,
+} from '../src/custody/custody.js';
+import { TrellisError } from '../src/model/errors.js';
+import { dnsSanRefusal } from '../src/model/names.js';
+import { assertSignsAt, validityWithin } from '../src/x509/profiles.js';
+import { parseDuration, parseInstant } from '../src/model/time.js';
 import { failure } from './helpers.js';
-
 
 async function asyncFailure(fn: () => Promise<unknown>): Promise<TrellisError> {
   try {
@@ -74,7 +79,13 @@ describe('--now', () => {
 });
 
 describe('signing time: --now inside the issuer', () => {
-  const issuer = { label: 'us-east-1 intermediate', notBefore: new Date('2026-11-22T10:00:00Z'), notAfter: new Date('2029-11-21T10:00:00Z'), file: 'bundles/us-east-1/intermediate.pem', tier: 'intermediate' as const };
+  const issuer = {
+    label: 'us-east-1 intermediate',
+    notBefore: new Date('2026-11-22T10:00:00Z'),
+    notAfter: new Date('2029-11-21T10:00:00Z'),
+    file: 'bundles/us-east-1/intermediate.pem',
+    tier: 'intermediate' as const,
+  };
   it.each([
     ['before the issuer exists', '2026-11-22T09:59:59Z', 'bad-time'],
     ['at its expiry', '2029-11-21T10:00:00Z', 'issuer-expiring'],
@@ -84,12 +95,17 @@ describe('signing time: --now inside the issuer', () => {
     expect(e.reason).toBe(reason);
     expect(e.place.file).toBe('bundles/us-east-1/intermediate.pem');
   });
-  it('signs inside its validity', () => expect(() => assertSignsAt(issuer, new Date('2027-01-01T00:00:00Z'))).not.toThrow());
+  it('signs inside its validity', () =>
+    expect(() => assertSignsAt(issuer, new Date('2027-01-01T00:00:00Z'))).not.toThrow());
   it('a leaf cannot be minted before its intermediate exists', () => {
-    expect(failure(() => validityWithin('leaf', new Date('2026-01-01T00:00:00Z'), 7 * 86_400_000, issuer)).reason).toBe('bad-time');
+    expect(failure(() => validityWithin('leaf', new Date('2026-01-01T00:00:00Z'), 7 * 86_400_000, issuer)).reason).toBe(
+      'bad-time',
+    );
   });
   it('a lifetime that ends past 9999 is refused, never encoded', () => {
-    expect(failure(() => validityWithin('root', new Date('2026-11-22T10:00:00Z'), 300_000 * YEAR)).reason).toBe('bad-config');
+    expect(failure(() => validityWithin('root', new Date('2026-11-22T10:00:00Z'), 300_000 * YEAR)).reason).toBe(
+      'bad-config',
+    );
     expect(failure(() => validityWithin('root', new Date('9999-06-01T00:00:00Z'), YEAR)).reason).toBe('bad-config');
   });
 });
@@ -97,7 +113,9 @@ describe('signing time: --now inside the issuer', () => {
 describe('the clock against the root ledger', () => {
   const entries = [{ at: '2026-11-22T10:00:00Z' }, { at: '2026-12-01T10:00:00Z' }, { at: '2026-11-30T10:00:00Z' }];
   it('refuses a clock earlier than the newest entry, whatever the order (exit 3)', () => {
-    const e = failure(() => assertClockNotBehindLedger(new Date('2026-11-30T23:00:00Z'), entries, 'bundles/root/ledger.jsonl'));
+    const e = failure(() =>
+      assertClockNotBehindLedger(new Date('2026-11-30T23:00:00Z'), entries, 'bundles/root/ledger.jsonl'),
+    );
     expect(e.reason).toBe('custody-clock-behind');
     expect(e.exitCode).toBe(3);
     expect(e.message).toMatch(/2026-12-01T10:00:00/);
@@ -131,13 +149,26 @@ describe('identities are never echoed', () => {
     expect(quoteInput('x'.repeat(5000)).length).toBeLessThan(100);
   });
   it('a parser message that shows a secret in its context is not passed on', () => {
-    expect(withoutSecrets('Unexpected scalar token in YAML stream: "AGE-SECRET-KEY-1QQQQ" at line 2')).not.toMatch(/QQQQ/);
-    expect(withoutSecrets('Implicit keys need to be on a single line at line 1:\n\n-----BEGIN PRIVATE KEY-----\nMIGHAg')).not.toMatch(/MIGHAg/);
+    expect(withoutSecrets('Unexpected scalar token in YAML stream: "AGE-SECRET-KEY-1QQQQ" at line 2')).not.toMatch(
+      /QQQQ/,
+    );
+    expect(
+      withoutSecrets('Implicit keys need to be on a single line at line 1:\n\n-----BEGIN PRIVATE KEY-----\nMIGHAg'),
+    ).not.toMatch(/MIGHAg/);
     expect(withoutSecrets('Unexpected "]" at line 3, column 1:\n\n]x\n^')).toBe('Unexpected "]" at line 3, column 1:');
   });
   it('a secret pasted as the CI recipient of trellis.yaml is not echoed', () => {
-    const good = serializeMeshConfig({ mesh: 'prod', trustDomain: 'mesh.example', recipients: { offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'], ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d' } });
-    const e = failure(() => parseMeshConfig(good.replace(/ci: age1\w+/, 'ci: AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L')));
+    const good = serializeMeshConfig({
+      mesh: 'prod',
+      trustDomain: 'mesh.example',
+      recipients: {
+        offline: ['age1az7cqtu0lwyk3dvjkd0mgsglamrhfkdxwkeelueh6vj7q256gvns7ep7qy'],
+        ci: 'age1nalk8eaxw4t85ahqjlhgy46kkclt3yv6mt3zdre423jhnhqcufus48435d',
+      },
+    });
+    const e = failure(() =>
+      parseMeshConfig(good.replace(/ci: age1\w+/, 'ci: AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L')),
+    );
     expect(e.place.field).toBe('recipients.ci');
     expect(e.message).not.toMatch(/QPZRY9X8/);
   });
@@ -146,7 +177,11 @@ describe('identities are never echoed', () => {
 describe('hostile YAML', () => {
   const scope = (text: string) => failure(() => parseScope(text, 'us-east-1', 'mesh.example'));
   it.each([
-    ['a billion laughs', 'kind: region\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nservices: {}\n', 'a'],
+    [
+      'a billion laughs',
+      'kind: region\na: &a [x, x, x, x, x, x, x, x, x]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\nservices: {}\n',
+      'a',
+    ],
     ['a single alias', 'kind: region\nservices:\n  api: &api {}\n  web: *api\n', 'services.api'],
     ['a tag', 'kind: !!js/function "function () {}"\nservices: {}\n', 'kind'],
     ['a local tag', 'kind: region\nservices:\n  api: !service {}\n', 'services.api'],
@@ -161,14 +196,17 @@ describe('hostile YAML', () => {
     expect(e.hint).toBeTruthy();
   });
   it('refuses nesting that would exhaust the parser, without a crash', () => {
-    expect(scope(`kind: region\nservices: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`).message).toMatch(/not valid YAML/);
+    expect(scope(`kind: region\nservices: ${'['.repeat(20_000)}${']'.repeat(20_000)}\n`).message).toMatch(
+      /not valid YAML/,
+    );
   });
   it.each([
     ['a list', '- kind: region\n'],
     ['a string', 'region\n'],
     ['a number', '42\n'],
   ])('refuses a top level that is %s', (_, text) => expect(scope(text).message).toMatch(/must be a mapping/));
-  it('refuses binary junk', () => expect(scope('\u0000\u0001\u0002kind: region\n').message).toMatch(/control characters/));
+  it('refuses binary junk', () =>
+    expect(scope('\u0000\u0001\u0002kind: region\n').message).toMatch(/control characters/));
   it('refuses a file over the size limit before parsing it', () => {
     const e = scope(`kind: region\nservices: {}\n${'#'.repeat(MAX_INPUT_BYTES)}\n`);
     expect(e.message).toMatch(/over the limit of 4194304/);
@@ -197,5 +235,6 @@ describe('extra DNS SANs', () => {
     ['a name outside the scope', 'api.eu-west-1.mesh.example', /outside the scope's name constraints/],
     ['a path', '../../etc/passwd', /lower-case DNS name/],
   ])('refuses %s', (_, name, why) => expect(dnsSanRefusal(name, 'us-east-1.mesh.example')?.detail).toMatch(why));
-  it('accepts a name under the scope', () => expect(dnsSanRefusal('api.internal.us-east-1.mesh.example', 'us-east-1.mesh.example')).toBeUndefined());
+  it('accepts a name under the scope', () =>
+    expect(dnsSanRefusal('api.internal.us-east-1.mesh.example', 'us-east-1.mesh.example')).toBeUndefined());
 });

@@ -1,11 +1,23 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { signCertificate, type Certificate } from '../src/certificates.js';
-import { sha256Hex } from '../src/crypto.js';
-import { nodeCryptoSeam } from '../src/seam.js';
-import { TrellisError } from '../src/errors.js';
-import { appendToLedger, canonicalJson, ledgerFingerprints, ledgerProblems, parseLedger, unsignedAfterSigned } from '../src/ledger.js';
-import { entrySignatureValid, ledgerSigner, signerCertificate, type LedgerSigner } from '../src/ledger-signature.js';
-import { evidencePathProblem } from '../src/record-proofs.js';
+import { signCertificate, type Certificate } from '../src/x509/certificates.js';
+import { sha256Hex } from '../src/crypto/crypto.js';
+import { nodeCryptoSeam } from '../src/x509/seam.js';
+import { TrellisError } from '../src/model/errors.js';
+import {
+  appendToLedger,
+  canonicalJson,
+  ledgerFingerprints,
+  ledgerProblems,
+  parseLedger,
+  unsignedAfterSigned,
+} from '../src/ledger/ledger.js';
+import {
+  entrySignatureValid,
+  ledgerSigner,
+  signerCertificate,
+  type LedgerSigner,
+} from '../src/ledger/ledger-signature.js';
+import { evidencePathProblem } from '../src/ledger/record-proofs.js';
 
 const FILE = 'bundles/x/ledger.jsonl';
 const sha = (o: unknown) => sha256Hex(canonicalJson(o));
@@ -13,7 +25,17 @@ const sha = (o: unknown) => sha256Hex(canonicalJson(o));
 function ledgerOf(n: number, signer: LedgerSigner | null = null, from = ''): string {
   let text = from;
   for (let i = 0; i < n; i++) {
-    text = appendToLedger(text, { op: 'renew', at: `2026-11-2${i}T00:00:00Z`, actor: 't', created: [{ kind: 'leaf', fingerprint: `sha256:${i}` }] }, FILE, signer).text;
+    text = appendToLedger(
+      text,
+      {
+        op: 'renew',
+        at: `2026-11-2${i}T00:00:00Z`,
+        actor: 't',
+        created: [{ kind: 'leaf', fingerprint: `sha256:${i}` }],
+      },
+      FILE,
+      signer,
+    ).text;
   }
   return text;
 }
@@ -21,8 +43,15 @@ function ledgerOf(n: number, signer: LedgerSigner | null = null, from = ''): str
 async function selfSigned(name: string): Promise<{ cert: Certificate; signer: LedgerSigner }> {
   const keys = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
   const cert = await signCertificate({
-    serial: '01', subject: `CN=${name}`, issuer: `CN=${name}`, notBefore: new Date('2026-01-01T00:00:00Z'), notAfter: new Date('2030-01-01T00:00:00Z'),
-    subjectPublicKey: keys.publicKey, signingKey: keys.privateKey, signingAlgorithm: 'ecdsa-p256', extensions: [],
+    serial: '01',
+    subject: `CN=${name}`,
+    issuer: `CN=${name}`,
+    notBefore: new Date('2026-01-01T00:00:00Z'),
+    notAfter: new Date('2030-01-01T00:00:00Z'),
+    subjectPublicKey: keys.publicKey,
+    signingKey: keys.privateKey,
+    signingAlgorithm: 'ecdsa-p256',
+    extensions: [],
   });
   return { cert, signer: ledgerSigner({ cert, key: keys.privateKey, algorithm: 'ecdsa-p256' }) };
 }
@@ -67,7 +96,7 @@ describe('signed ledger entries', () => {
     b = await selfSigned('b');
   });
 
-  it('each entry carries its signer and a signature over its hash that verifies under the signer\'s certificate', () => {
+  it("each entry carries its signer and a signature over its hash that verifies under the signer's certificate", () => {
     const { entries } = parseLedger(ledgerOf(2, a.signer));
     expect(ledgerProblems(ledgerOf(2, a.signer))).toEqual([]);
     for (const e of entries) {
@@ -76,7 +105,7 @@ describe('signed ledger entries', () => {
       expect(entrySignatureValid(e.hash, e.signature!, b.cert)).toBe(false);
     }
   });
-  it('carries the signer\'s certificate on the first entry that key signs, and only there', () => {
+  it("carries the signer's certificate on the first entry that key signs, and only there", () => {
     const { entries } = parseLedger(ledgerOf(3, a.signer));
     expect(entries.map((e) => Boolean(e.signer?.certificate))).toEqual([true, false, false]);
     expect(signerCertificate(entries[0]!.signer!, new Map())?.subject).toBe('CN=a');
@@ -103,8 +132,16 @@ describe('signed ledger entries', () => {
     expect(ledgerProblems(`${JSON.stringify(stripped)}\n${l2}\n`).join('\n')).toMatch(/entry 1: hash does not match/);
   });
   it.each([
-    ['an unsigned entry onto a signed ledger', () => ledgerOf(1, null, ledgerOf(1, a.signer)), /the ledger is signed: an unsigned entry cannot be appended/],
-    ['a signed entry on top of an unsigned one that follows signed entries', () => ledgerOf(1, b.signer, forgedAfterSigned()), /entry 2 is unsigned but follows signed entries/],
+    [
+      'an unsigned entry onto a signed ledger',
+      () => ledgerOf(1, null, ledgerOf(1, a.signer)),
+      /the ledger is signed: an unsigned entry cannot be appended/,
+    ],
+    [
+      'a signed entry on top of an unsigned one that follows signed entries',
+      () => ledgerOf(1, b.signer, forgedAfterSigned()),
+      /entry 2 is unsigned but follows signed entries/,
+    ],
   ])('refuses to append %s', (_, act, why) => {
     expect(reasonOf(act)).toMatch(why);
   });
@@ -119,7 +156,12 @@ describe('signed ledger entries', () => {
     const head = parseLedger(signed).entries[0]!;
     // Build the forged entry by extending an unsigned copy, then graft it with the signed entry's hash as prev.
     const unsignedCopy = ledgerOf(1);
-    const grafted = appendToLedger(unsignedCopy, { op: 'confirm', at: '2026-11-29T00:00:00Z', actor: 'pr', details: { ciRecipient: 'age1attacker' } }, FILE, null).entry;
+    const grafted = appendToLedger(
+      unsignedCopy,
+      { op: 'confirm', at: '2026-11-29T00:00:00Z', actor: 'pr', details: { ciRecipient: 'age1attacker' } },
+      FILE,
+      null,
+    ).entry;
     const body = { ...grafted, prev: head.hash };
     const { hash: _h, ...rest } = body;
     const hash = sha(rest);
@@ -129,9 +171,19 @@ describe('signed ledger entries', () => {
 
 describe('evidence paths read from ledgers stay inside the store', () => {
   it.each([
-    ['a scope\'s own evidence', 'bundles/us-east-1/evidence/20261122T1000Z-rotation.json', 'us-east-1', undefined],
-    ['any scope\'s evidence, from the root ledger', 'bundles/us-east-1/evidence/20261122T1000Z-recovery.json', 'root', undefined],
-    ['another scope\'s evidence, from a scope ledger', 'bundles/eu-west-1/evidence/x.json', 'us-east-1', /not a file under bundles\/us-east-1\/evidence/],
+    ["a scope's own evidence", 'bundles/us-east-1/evidence/20261122T1000Z-rotation.json', 'us-east-1', undefined],
+    [
+      "any scope's evidence, from the root ledger",
+      'bundles/us-east-1/evidence/20261122T1000Z-recovery.json',
+      'root',
+      undefined,
+    ],
+    [
+      "another scope's evidence, from a scope ledger",
+      'bundles/eu-west-1/evidence/x.json',
+      'us-east-1',
+      /not a file under bundles\/us-east-1\/evidence/,
+    ],
     ['a path that climbs out', '../../etc/passwd.json', 'us-east-1', /not read/],
     ['a path that climbs out from inside', 'bundles/us-east-1/evidence/../../../x.json', 'us-east-1', /not read/],
     ['an absolute path', '/etc/passwd.json', 'root', /not read/],

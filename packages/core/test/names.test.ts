@@ -1,5 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { dnsWithin, isDnsName, namesOutside, permittedNamesFor, serviceDnsName, serviceSpiffeId, uriHostWithin } from '../src/names.js';
+import {
+  dnsWithin,
+  isDnsName,
+  namesOutside,
+  permittedNamesFor,
+  serviceDnsName,
+  serviceSpiffeId,
+  uriHostWithin,
+} from '../src/model/names.js';
 
 describe('identity of a service', () => {
   it('a service in a region gets its SPIFFE ID and DNS name under the region trust domain', () => {
@@ -28,10 +36,20 @@ describe('name constraints (RFC 5280 matching)', () => {
     expect(uriHostWithin(uri, permitted.uriHosts[0]!)).toBe(inside);
   });
   it('namesOutside lists exactly the offending SANs', () => {
-    expect(namesOutside({ dns: ['a.us-east-1.mesh.example', 'b.eu-west-1.mesh.example'], uris: ['spiffe://global.mesh.example/x'] }, permitted))
-      .toEqual(['DNS:b.eu-west-1.mesh.example', 'URI:spiffe://global.mesh.example/x']);
+    expect(
+      namesOutside(
+        { dns: ['a.us-east-1.mesh.example', 'b.eu-west-1.mesh.example'], uris: ['spiffe://global.mesh.example/x'] },
+        permitted,
+      ),
+    ).toEqual(['DNS:b.eu-west-1.mesh.example', 'URI:spiffe://global.mesh.example/x']);
   });
   it.each([
-    ['a.b', true], ['*.a.b', true], ['A.b', false], ['a', false], ['a..b', false], ['-a.b', false], ['a.*.b', false],
+    ['a.b', true],
+    ['*.a.b', true],
+    ['A.b', false],
+    ['a', false],
+    ['a..b', false],
+    ['-a.b', false],
+    ['a.*.b', false],
   ])('isDnsName(%s) is %s', (n, ok) => expect(isDnsName(n)).toBe(ok));
 });

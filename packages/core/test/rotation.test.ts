@@ -1,7 +1,14 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { advanceRoot, advanceScope, nextGate, type RootState, type ScopeEvent, type ScopeState } from '../src/rotation.js';
-import { TrellisError } from '../src/errors.js';
+import {
+  advanceRoot,
+  advanceScope,
+  nextGate,
+  type RootState,
+  type ScopeEvent,
+  type ScopeState,
+} from '../src/rotation/rotation.js';
+import { TrellisError } from '../src/model/errors.js';
 
 const T = (h: number) => new Date(Date.UTC(2027, 0, 1) + h * 3_600_000);
 const steady: ScopeState = { phase: 'steady', active: 'A', since: '2027-01-01T00:00:00Z', revoked: [] };
@@ -28,11 +35,39 @@ describe('planned intermediate rotation, as a table', () => {
     ['a tick before the propagation gate changes nothing', publish, tick, T(23), 'publish', []],
     ['a tick at the gate switches signing to the new intermediate', publish, tick, T(24), 'switch', ['promote-next']],
     ['a tick before every old-key leaf has expired changes nothing', switched, tick, T(24 + 7 * 24 - 1), 'switch', []],
-    ['a tick once the longest leaf TTL has passed retires the old one', switched, tick, T(24 + 7 * 24), 'steady', ['retire-previous']],
+    [
+      'a tick once the longest leaf TTL has passed retires the old one',
+      switched,
+      tick,
+      T(24 + 7 * 24),
+      'steady',
+      ['retire-previous'],
+    ],
     ['abort during publish drops the new one', publish, abort, T(1), 'steady', ['drop-next']],
-    ['abort during switch switches back: the old key signs, the aborted one is retired like an old one', switched, abort, T(30), 'switch', ['swap-previous']],
-    ['an aborted switch retires the aborted key at its own retire gate', advanceScope(switched, abort, T(30)).state, tick, T(30 + 7 * 24), 'steady', ['retire-previous']],
-    ['recover from any phase replaces everything', switched, { type: 'recover', fresh: 'C' }, T(30), 'steady', ['replace-all']],
+    [
+      'abort during switch switches back: the old key signs, the aborted one is retired like an old one',
+      switched,
+      abort,
+      T(30),
+      'switch',
+      ['swap-previous'],
+    ],
+    [
+      'an aborted switch retires the aborted key at its own retire gate',
+      advanceScope(switched, abort, T(30)).state,
+      tick,
+      T(30 + 7 * 24),
+      'steady',
+      ['retire-previous'],
+    ],
+    [
+      'recover from any phase replaces everything',
+      switched,
+      { type: 'recover', fresh: 'C' },
+      T(30),
+      'steady',
+      ['replace-all'],
+    ],
   ] as const)('%s', (_, state, event, now, phase, effects) => {
     const t = advanceScope(state as ScopeState, event as ScopeEvent, now);
     expect(t.state.phase).toBe(phase);
@@ -44,7 +79,11 @@ describe('planned intermediate rotation, as a table', () => {
   });
   it('the retire gate waits for a recorded leaf that outlives the longest declared TTL (a TTL lowered since)', () => {
     const t = advanceScope(publish, { type: 'tick', longestLeafTtl: DAY, latestLeafExpiry: T(24 + 5 * 24) }, T(24));
-    expect(t.state.rotation!.retireAt).toBe(T(24 + 5 * 24).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+    expect(t.state.rotation!.retireAt).toBe(
+      T(24 + 5 * 24)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z'),
+    );
   });
   it('abort during switch puts signing back on the old key and keeps the aborted one trusted until its leaves expire', () => {
     const t = advanceScope(switched, abort, T(30)).state;
@@ -64,30 +103,49 @@ describe('planned intermediate rotation, as a table', () => {
 describe('rotation invariants under any sequence of events', () => {
   it('publish holds exactly a next, switch exactly a previous, steady neither; the active key is always defined', () => {
     const event = fc.oneof(
-      fc.constant<ScopeEvent>(begin), fc.constant<ScopeEvent>(tick), fc.constant<ScopeEvent>(abort),
+      fc.constant<ScopeEvent>(begin),
+      fc.constant<ScopeEvent>(tick),
+      fc.constant<ScopeEvent>(abort),
       fc.constant<ScopeEvent>({ type: 'recover', fresh: 'C' }),
     );
-    fc.assert(fc.property(fc.array(fc.tuple(event, fc.integer({ min: 0, max: 400 })), { maxLength: 30 }), (steps) => {
-      let s = steady;
-      let hours = 0;
-      for (const [e, dt] of steps) {
-        hours += dt;
-        try {
-          s = advanceScope(s, e, T(hours)).state;
-        } catch (err) {
-          if (!(err instanceof TrellisError && err.reason === 'wrong-phase')) throw err;
+    fc.assert(
+      fc.property(fc.array(fc.tuple(event, fc.integer({ min: 0, max: 400 })), { maxLength: 30 }), (steps) => {
+        let s = steady;
+        let hours = 0;
+        for (const [e, dt] of steps) {
+          hours += dt;
+          try {
+            s = advanceScope(s, e, T(hours)).state;
+          } catch (err) {
+            if (!(err instanceof TrellisError && err.reason === 'wrong-phase')) throw err;
+          }
+          expect(Boolean(s.next)).toBe(s.phase === 'publish');
+          expect(Boolean(s.previous)).toBe(s.phase === 'switch');
+          expect(s.active).toBeTruthy();
+          expect(Boolean(s.rotation)).toBe(s.phase !== 'steady');
         }
-        expect(Boolean(s.next)).toBe(s.phase === 'publish');
-        expect(Boolean(s.previous)).toBe(s.phase === 'switch');
-        expect(s.active).toBeTruthy();
-        expect(Boolean(s.rotation)).toBe(s.phase !== 'steady');
-      }
-    }));
+      }),
+    );
   });
 });
 
 describe('root rotation', () => {
-  const root: RootState = { phase: 'steady', active: 'R1', since: 'x', revoked: [{ scope: 's', serial: '1', fingerprint: 'f', issuer: 'k1', notAfter: '2030-01-01T00:00:00Z', at: 'x', reason: 'r' }] };
+  const root: RootState = {
+    phase: 'steady',
+    active: 'R1',
+    since: 'x',
+    revoked: [
+      {
+        scope: 's',
+        serial: '1',
+        fingerprint: 'f',
+        issuer: 'k1',
+        notAfter: '2030-01-01T00:00:00Z',
+        at: 'x',
+        reason: 'r',
+      },
+    ],
+  };
   it('begin enters the overlap with the old root as previous; finalize drops it and its CRL entries', () => {
     const o = advanceRoot(root, { type: 'begin', fresh: 'R2', retiringKey: 'k1', id: 'x' }, T(0));
     expect(o.state).toMatchObject({ phase: 'overlap', active: 'R2', previous: 'R1' });
@@ -97,7 +155,9 @@ describe('root rotation', () => {
   });
   it('refuses a second begin and a finalize without an overlap', () => {
     const o = advanceRoot(root, { type: 'begin', fresh: 'R2', retiringKey: 'k1', id: 'x' }, T(0)).state;
-    expect(refused(() => advanceRoot(o, { type: 'begin', fresh: 'R3', retiringKey: 'k2', id: 'y' }, T(1)))).toBe('wrong-phase/1');
+    expect(refused(() => advanceRoot(o, { type: 'begin', fresh: 'R3', retiringKey: 'k2', id: 'y' }, T(1)))).toBe(
+      'wrong-phase/1',
+    );
     expect(refused(() => advanceRoot(root, { type: 'finalize' }, T(1)))).toBe('wrong-phase/1');
   });
 });

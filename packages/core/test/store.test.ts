@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { Store, findStore } from '../src/store.js';
-import { TrellisError } from '../src/errors.js';
+import { Store, findStore } from '../src/store/store.js';
+import { TrellisError } from '../src/model/errors.js';
 
 function scratch(): Store {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-store-'));
@@ -14,7 +14,10 @@ function scratch(): Store {
 describe('store writes', () => {
   it('applies a multi-file write and leaves no journal behind', () => {
     const s = scratch();
-    s.commit([{ path: 'a/one', content: '1\n' }, { path: 'b/two', content: '2\n', mode: 0o600 }]);
+    s.commit([
+      { path: 'a/one', content: '1\n' },
+      { path: 'b/two', content: '2\n', mode: 0o600 },
+    ]);
     expect(s.read('a/one')).toBe('1\n');
     expect(fs.statSync(s.abs('b/two')).mode & 0o777).toBe(0o600);
     expect(fs.existsSync(s.abs('.trellis/journal'))).toBe(false);
@@ -40,7 +43,10 @@ describe('store writes', () => {
     const journal = s.abs('.trellis/journal');
     fs.mkdirSync(journal, { recursive: true });
     fs.writeFileSync(path.join(journal, '0.data'), 'new\n');
-    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [{ path: 'x', data: '0.data', mode: 0o644 }] }));
+    fs.writeFileSync(
+      path.join(journal, 'manifest.json'),
+      JSON.stringify({ writes: [{ path: 'x', data: '0.data', mode: 0o644 }] }),
+    );
     fs.mkdirSync(s.abs('.trellis/journal.tmp'));
     fs.writeFileSync(s.abs('.trellis/journal.tmp/manifest.json'), '{"writes":[{"path":"y","data":null,"mode":420}]}');
     expect(s.replayJournal()).toBe(true);
@@ -59,7 +65,10 @@ describe('store writes', () => {
   it('takes over a lock left by a process that died', async () => {
     const s = scratch();
     fs.mkdirSync(s.abs('.trellis'), { recursive: true });
-    fs.writeFileSync(s.abs('.trellis/lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), since: 'then' }));
+    fs.writeFileSync(
+      s.abs('.trellis/lock'),
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: os.hostname(), since: 'then' }),
+    );
     await expect(s.withLock(async () => 'ok')).resolves.toBe('ok');
   });
 });
@@ -78,7 +87,10 @@ describe('stale locks', () => {
   it('the lock a run holds is complete from the moment it exists', async () => {
     const s = scratch();
     await s.withLock(async () => {
-      expect(JSON.parse(fs.readFileSync(s.abs('.trellis/lock'), 'utf8'))).toMatchObject({ pid: process.pid, host: os.hostname() });
+      expect(JSON.parse(fs.readFileSync(s.abs('.trellis/lock'), 'utf8'))).toMatchObject({
+        pid: process.pid,
+        host: os.hostname(),
+      });
       expect(fs.readdirSync(s.abs('.trellis'))).toEqual(['lock']);
     });
   });
@@ -93,9 +105,16 @@ describe('journal replay', () => {
     fs.writeFileSync(s.abs('x'), 'new x\n');
     fs.writeFileSync(path.join(journal, '1.data'), 'new y\n');
     fs.writeFileSync(s.abs('z'), 'doomed\n');
-    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [
-      { path: 'x', data: '0.data', mode: 0o644 }, { path: 'sub/y', data: '1.data', mode: 0o600 }, { path: 'z', data: null, mode: 0o644 },
-    ] }));
+    fs.writeFileSync(
+      path.join(journal, 'manifest.json'),
+      JSON.stringify({
+        writes: [
+          { path: 'x', data: '0.data', mode: 0o644 },
+          { path: 'sub/y', data: '1.data', mode: 0o600 },
+          { path: 'z', data: null, mode: 0o644 },
+        ],
+      }),
+    );
     expect(s.replayJournal()).toBe(true);
     expect([s.read('x'), s.read('sub/y'), s.exists('z')]).toEqual(['new x\n', 'new y\n', false]);
     expect(fs.statSync(s.abs('sub/y')).mode & 0o777).toBe(0o600);
@@ -109,7 +128,10 @@ describe('finding a store', () => {
     const journal = path.join(dir, '.trellis/journal');
     fs.mkdirSync(journal, { recursive: true });
     fs.writeFileSync(path.join(journal, '0.data'), 'version: 1\n');
-    fs.writeFileSync(path.join(journal, 'manifest.json'), JSON.stringify({ writes: [{ path: 'trellis.yaml', data: '0.data', mode: 0o644 }] }));
+    fs.writeFileSync(
+      path.join(journal, 'manifest.json'),
+      JSON.stringify({ writes: [{ path: 'trellis.yaml', data: '0.data', mode: 0o644 }] }),
+    );
     expect(findStore('/', dir)).toBe(dir);
     expect(findStore(path.join(dir, '.trellis'))).toBe(dir);
     await new Store(dir).withLock(async () => undefined);

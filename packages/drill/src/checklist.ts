@@ -6,7 +6,10 @@
 import { GLOBAL_SCOPE, type ScopeKind } from '@trellis/core';
 import { renderMatrix, type Cell, type Party } from './mtls.js';
 
-/** Who a host is, for the expectation: a service as deployed, one a deploy behind, or one the checklist must see refused. */
+/**
+ * Who a host is, for the expectation: a service as deployed, one a deploy behind, or one the checklist must see
+ * refused.
+ */
 export type Role = 'service' | 'behind' | 'unknown-ca' | 'expired' | 'revoked';
 
 export interface Host extends Party {
@@ -43,13 +46,16 @@ export interface Check {
   got: string;
 }
 
-export const wrongCells = (r: PhaseResult): number => r.cells.filter((c) => c.outcome.ok !== c.expected).length + r.checks.filter((c) => c.got !== c.want).length;
+export const wrongCells = (r: PhaseResult): number =>
+  r.cells.filter((c) => c.outcome.ok !== c.expected).length + r.checks.filter((c) => c.got !== c.want).length;
 export const totalCells = (r: PhaseResult): number => r.cells.length + r.checks.length;
 
 export function renderPhase(r: PhaseResult): string {
   const lines = [renderMatrix(r.cells).trimEnd()];
   // Why each unexpected cell came out as it did: the operator's first clue.
-  for (const c of r.cells.filter((x) => x.outcome.ok !== x.expected)) lines.push(`  ${c.client} → ${c.server}: ${c.outcome.ok ? 'accepted' : c.outcome.error ?? 'refused'}`);
-  for (const c of r.checks) lines.push(`${c.name.padEnd(58)} ${c.got}${c.got === c.want ? '' : `   UNEXPECTED (want ${c.want})`}`);
+  for (const c of r.cells.filter((x) => x.outcome.ok !== x.expected))
+    lines.push(`  ${c.client} → ${c.server}: ${c.outcome.ok ? 'accepted' : (c.outcome.error ?? 'refused')}`);
+  for (const c of r.checks)
+    lines.push(`${c.name.padEnd(58)} ${c.got}${c.got === c.want ? '' : `   UNEXPECTED (want ${c.want})`}`);
   return `${lines.join('\n')}\n`;
 }

@@ -7,7 +7,15 @@
  */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { NOW_AHEAD_OPTION, assertDrillPosture, checkNowFlag, failAsUsage, refuseRepeatedFlags, runMain, versionCommand } from '@trellis/core';
+import {
+  NOW_AHEAD_OPTION,
+  assertDrillPosture,
+  checkNowFlag,
+  failAsUsage,
+  refuseRepeatedFlags,
+  runMain,
+  versionCommand,
+} from '@trellis/core';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
 import { rotateRoot } from './commands/rotate-root.js';
@@ -18,8 +26,16 @@ await runMain('trellis-drill', () => {
   return yargs(hideBin(process.argv))
     .scriptName('trellis-drill')
     .usage('$0 <command>: rehearse a runbook on throwaway keys, with a handshake checklist at every phase')
-    .option('store', { type: 'string', global: true, describe: 'the real store whose shape (scopes, services, defaults) is rehearsed; only read' })
-    .option('now', { type: 'string', global: true, describe: 'start the simulated clock at this RFC 3339 time (default: now)' })
+    .option('store', {
+      type: 'string',
+      global: true,
+      describe: 'the real store whose shape (scopes, services, defaults) is rehearsed; only read',
+    })
+    .option('now', {
+      type: 'string',
+      global: true,
+      describe: 'start the simulated clock at this RFC 3339 time (default: now)',
+    })
     .option('now-ahead', NOW_AHEAD_OPTION)
     .option('keep', { type: 'boolean', global: true, describe: 'keep the scratch directory' })
     .command([rotateIntermediate, recover, rotateRoot] as CommandModule[])
@@ -29,7 +45,9 @@ await runMain('trellis-drill', () => {
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
-    .epilogue('exit codes: 0 every check matched its expectation, 1 a check differed or a step failed, 2 usage or bad input, 3 a real identity is set')
+    .epilogue(
+      'exit codes: 0 every check matched its expectation, 1 a check differed or a step failed, 2 usage or bad input, 3 a real identity is set',
+    )
     .fail(failAsUsage)
     .parseAsync();
 });

@@ -33,14 +33,27 @@ export async function handshake(client: Party, server: Party, timeoutMs = 5000):
   // The server checks the client's verification result itself, so a refusal reports OpenSSL's reason.
   // With a CRL, Node's OpenSSL checks revocation along the whole chain (CRL_CHECK_ALL), as nginx's ssl_crl does.
   // Node reads one CRL per array element, so a crl.pem of several is split into its blocks.
-  const crl = server.crl ? { crl: server.crl.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n?/g) ?? [] } : {};
-  const srv = tls.createServer({ key: server.key, cert: server.chain, ca: [server.trust], ...crl, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' }, (s) => {
-    if (s.authorized) s.end('ok\n');
-    else {
-      serverError = `server: ${s.authorizationError ?? 'no client certificate'}`;
-      s.destroy();
-    }
-  });
+  const crl = server.crl
+    ? { crl: server.crl.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n?/g) ?? [] }
+    : {};
+  const srv = tls.createServer(
+    {
+      key: server.key,
+      cert: server.chain,
+      ca: [server.trust],
+      ...crl,
+      requestCert: true,
+      rejectUnauthorized: false,
+      minVersion: 'TLSv1.2',
+    },
+    (s) => {
+      if (s.authorized) s.end('ok\n');
+      else {
+        serverError = `server: ${s.authorizationError ?? 'no client certificate'}`;
+        s.destroy();
+      }
+    },
+  );
   srv.on('tlsClientError', (e) => {
     serverError = `server: ${e.message}`;
   });
@@ -56,7 +69,15 @@ export async function handshake(client: Party, server: Party, timeoutMs = 5000):
         resolve(o);
       };
       let data = '';
-      const sock = tls.connect({ host: '127.0.0.1', port, servername: server.dns, key: client.key, cert: client.chain, ca: [client.trust], minVersion: 'TLSv1.2' });
+      const sock = tls.connect({
+        host: '127.0.0.1',
+        port,
+        servername: server.dns,
+        key: client.key,
+        cert: client.chain,
+        ca: [client.trust],
+        minVersion: 'TLSv1.2',
+      });
       sock.on('data', (d) => {
         data += d;
         if (data.includes('ok\n')) done({ ok: true });
@@ -77,10 +98,15 @@ export interface Cell {
 }
 
 /** Runs every (client, server) pair and compares with `expect(client, server)`. */
-export async function handshakeMatrix(clients: Party[], servers: Party[], expect: (c: Party, s: Party) => boolean): Promise<Cell[]> {
+export async function handshakeMatrix(
+  clients: Party[],
+  servers: Party[],
+  expect: (c: Party, s: Party) => boolean,
+): Promise<Cell[]> {
   const cells: Cell[] = [];
   for (const c of clients) {
-    for (const s of servers) cells.push({ client: c.name, server: s.name, expected: expect(c, s), outcome: await handshake(c, s) });
+    for (const s of servers)
+      cells.push({ client: c.name, server: s.name, expected: expect(c, s), outcome: await handshake(c, s) });
   }
   return cells;
 }
@@ -107,13 +133,31 @@ export function renderMatrix(cells: Cell[]): string {
  * the handshake failed. Given CRLs, the client checks the server's chain
  * against them as the edge does (every certificate of the chain).
  */
-export function httpsStatus(port: number, servername: string, c: { key: string; chain: string; ca: string; crl?: string }): Promise<number | 'refused'> {
+export function httpsStatus(
+  port: number,
+  servername: string,
+  c: { key: string; chain: string; ca: string; crl?: string },
+): Promise<number | 'refused'> {
   const crl = c.crl ? { crl: c.crl.match(/-----BEGIN X509 CRL-----[\s\S]+?-----END X509 CRL-----\n?/g) ?? [] } : {};
   return new Promise((resolve) => {
-    const req = https.request({ host: '127.0.0.1', port, path: '/', servername, key: c.key, cert: c.chain, ca: c.ca, ...crl, agent: false, timeout: 5000 }, (res) => {
-      res.resume();
-      res.on('end', () => resolve(res.statusCode ?? 0));
-    });
+    const req = https.request(
+      {
+        host: '127.0.0.1',
+        port,
+        path: '/',
+        servername,
+        key: c.key,
+        cert: c.chain,
+        ca: c.ca,
+        ...crl,
+        agent: false,
+        timeout: 5000,
+      },
+      (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      },
+    );
     req.on('error', () => resolve('refused'));
     req.on('timeout', () => req.destroy());
     req.end();

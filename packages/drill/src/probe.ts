@@ -15,5 +15,6 @@ interface Pair {
 
 const pairs = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as Pair[];
 const results = [];
-for (const p of pairs) results.push({ client: p.client.name, server: p.server.name, ...(await handshake(p.client, p.server)) });
+for (const p of pairs)
+  results.push({ client: p.client.name, server: p.server.name, ...(await handshake(p.client, p.server)) });
 process.stdout.write(`${JSON.stringify({ now: new Date().toISOString(), results })}\n`);

@@ -11,14 +11,18 @@ export interface DrillArgs {
 }
 
 /** A region with services, else global: the scope a root drill's checklist looks through when none is named. */
-const firstRegion = (scopes: ScopeDef[]) => (scopes.find((s) => s.kind === 'region' && s.services.length) ?? scopes.find((s) => s.services.length))?.name;
+const firstRegion = (scopes: ScopeDef[]) =>
+  (scopes.find((s) => s.kind === 'region' && s.services.length) ?? scopes.find((s) => s.services.length))?.name;
 
 export async function runDrill(a: DrillArgs, procedure: (r: Rehearsal) => Promise<void>): Promise<void> {
   const now = clock(a.now);
   const shape = readShape(a.store);
   const scope = a.scope ?? firstRegion(shape.scopes) ?? 'global';
   const r = new Rehearsal(shape, {
-    scope, now, keep: Boolean(a.keep), out: (t) => process.stdout.write(t),
+    scope,
+    now,
+    keep: Boolean(a.keep),
+    out: (t) => process.stdout.write(t),
     // Test-only, inert unless set: proves that a drill whose handshakes go wrong fails.
     tamper: process.env.TRELLIS_DRILL_TAMPER || undefined,
   });

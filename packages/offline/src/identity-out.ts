@@ -1,4 +1,7 @@
-/** Handing a generated offline identity to its custodians: whole, or as shares, on stdout, before anything opens with it. */
+/**
+ * Handing a generated offline identity to its custodians: whole, or as shares, on stdout, before anything opens with
+ * it.
+ */
 import fs from 'node:fs';
 import { TrellisError, splitIdentity } from '@trellis/core';
 
@@ -23,14 +26,26 @@ export function writeAllToStdout(text: string, say: { what: string; outcome: str
       }
       // stdout is broken: later writes to it (the CLI's final flush) must not turn this refusal into a crash.
       process.stdout.on('error', () => {});
-      throw new TrellisError('output-failed', `cannot write ${say.what} to stdout (${code ?? 'write failed'}); ${say.outcome}`, { hint: say.hint });
+      throw new TrellisError(
+        'output-failed',
+        `cannot write ${say.what} to stdout (${code ?? 'write failed'}); ${say.outcome}`,
+        { hint: say.hint },
+      );
     }
   }
 }
 
 /** Prints N shares of `identity` on stdout (never the identity itself), each its own block for its own custodian. */
-export async function printShares(identity: string, mesh: string, k: number, n: number, say: { outcome: string; hint: string }): Promise<void> {
+export async function printShares(
+  identity: string,
+  mesh: string,
+  k: number,
+  n: number,
+  say: { outcome: string; hint: string },
+): Promise<void> {
   const blocks = await splitIdentity(identity, mesh, k, n);
-  process.stderr.write(`${n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or separate media); any ${k} open the root key, fewer reveal nothing\n`);
+  process.stderr.write(
+    `${n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or separate media); any ${k} open the root key, fewer reveal nothing\n`,
+  );
   writeAllToStdout(blocks.join('\n'), { what: 'the shares of the offline root identity', ...say });
 }

@@ -2,7 +2,15 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
-import { EXIT_CODES_HELP, NOW_AHEAD_OPTION, checkNowFlag, failAsUsage, findStore, refuseRepeatedFlags, runMain } from '@trellis/core';
+import {
+  EXIT_CODES_HELP,
+  NOW_AHEAD_OPTION,
+  checkNowFlag,
+  failAsUsage,
+  findStore,
+  refuseRepeatedFlags,
+  runMain,
+} from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
 import { init } from './commands/init.js';
@@ -20,37 +28,92 @@ import { rekey } from './commands/rekey.js';
 import { setTokenFlags } from './token.js';
 
 await runMain('trellis-root', () => {
-  // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless allowed.
+  // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless
+  // allowed.
   // Ceremonies ask again, for the record their ledger entry keeps.
   // Help and version open no key: they answer on a connected machine too (the other posture refusals stay).
-  requireOfflinePosture({ allowOnline: asksOnlyForHelp(hideBin(process.argv)) || process.argv.includes('--allow-online') });
-  return yargs(hideBin(process.argv))
-    .scriptName('trellis-root')
-    .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
-    .option('store', { type: 'string', global: true, describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)' })
-    .option('allow-online', { type: 'boolean', global: true, describe: 'run although a network interface is up (noted in the ceremony record)' })
-    .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
-    .option('now-ahead', NOW_AHEAD_OPTION)
-    .option('pkcs11-module', { type: 'string', global: true, describe: 'PKCS#11 module of a token root (default TRELLIS_PKCS11_MODULE)' })
-    .option('pin-file', { type: 'string', global: true, describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed' })
-    .option('confirm-recipients', { type: 'boolean', global: true, describe: 'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)' })
-    .option('shares-from', { type: 'string', array: true, global: true, describe: 'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE' })
-    .option('shares-stdin', { type: 'boolean', global: true, describe: 'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until K) or piped; with --shares-from, after its files' })
-    .command([init, intermediate, rotate, recover, retire, crl, confirm, rekey, status, verify, check, version] as CommandModule[])
-    // After parsing, before any command: a clock behind the root ledger is refused for every command.
-    .middleware((argv) => {
-      refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
-      checkNowFlag(argv);
-      requireClockNotBehindLedger(argv as { store?: string; now?: string });
-      setTokenFlags({ ...(argv as { pkcs11Module?: string; pinFile?: string }), storeDir: storeDirOrUndefined(argv.store as string | undefined) });
-    })
-    .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }))
-    .demandCommand(1, 'name a command')
-    .strict()
-    .recommendCommands()
-    .epilogue(`environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`)
-    .fail(failAsUsage)
-    .parseAsync();
+  requireOfflinePosture({
+    allowOnline: asksOnlyForHelp(hideBin(process.argv)) || process.argv.includes('--allow-online'),
+  });
+  return (
+    yargs(hideBin(process.argv))
+      .scriptName('trellis-root')
+      .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
+      .option('store', {
+        type: 'string',
+        global: true,
+        describe: 'the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)',
+      })
+      .option('allow-online', {
+        type: 'boolean',
+        global: true,
+        describe: 'run although a network interface is up (noted in the ceremony record)',
+      })
+      .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
+      .option('now-ahead', NOW_AHEAD_OPTION)
+      .option('pkcs11-module', {
+        type: 'string',
+        global: true,
+        describe: 'PKCS#11 module of a token root (default TRELLIS_PKCS11_MODULE)',
+      })
+      .option('pin-file', {
+        type: 'string',
+        global: true,
+        describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed',
+      })
+      .option('confirm-recipients', {
+        type: 'boolean',
+        global: true,
+        describe:
+          'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)',
+      })
+      .option('shares-from', {
+        type: 'string',
+        array: true,
+        global: true,
+        describe:
+          'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE',
+      })
+      .option('shares-stdin', {
+        type: 'boolean',
+        global: true,
+        describe:
+          'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until K) or piped; with --shares-from, after its files',
+      })
+      .command([
+        init,
+        intermediate,
+        rotate,
+        recover,
+        retire,
+        crl,
+        confirm,
+        rekey,
+        status,
+        verify,
+        check,
+        version,
+      ] as CommandModule[])
+      // After parsing, before any command: a clock behind the root ledger is refused for every command.
+      .middleware((argv) => {
+        refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
+        checkNowFlag(argv);
+        requireClockNotBehindLedger(argv as { store?: string; now?: string });
+        setTokenFlags({
+          ...(argv as { pkcs11Module?: string; pinFile?: string }),
+          storeDir: storeDirOrUndefined(argv.store as string | undefined),
+        });
+      })
+      .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }))
+      .demandCommand(1, 'name a command')
+      .strict()
+      .recommendCommands()
+      .epilogue(
+        `environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
+      )
+      .fail(failAsUsage)
+      .parseAsync()
+  );
 });
 
 function storeDirOrUndefined(flag: string | undefined): string | undefined {

@@ -1,13 +1,29 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { assertClockNotBehindLedger, assertRootPosture, clock, findStore, fingerprint, isTrellisError, onlineInterfaces, parseCertificates, paths, rootClockBound, rootLedgerTrustOf, type Certificate } from '@trellis/core';
+import {
+  assertClockNotBehindLedger,
+  assertRootPosture,
+  clock,
+  findStore,
+  fingerprint,
+  isTrellisError,
+  onlineInterfaces,
+  parseCertificates,
+  paths,
+  rootClockBound,
+  rootLedgerTrustOf,
+  type Certificate,
+} from '@trellis/core';
 
 export interface PostureFlags {
   allowOnline?: boolean;
 }
 
 /** Checks the offline posture before anything is read; returns what the ceremony record notes. */
-export function requireOfflinePosture(flags: PostureFlags, env: NodeJS.ProcessEnv = process.env): { allowOnline: boolean; onlineInterfaces: string[] } {
+export function requireOfflinePosture(
+  flags: PostureFlags,
+  env: NodeJS.ProcessEnv = process.env,
+): { allowOnline: boolean; onlineInterfaces: string[] } {
   const allowOnline = Boolean(flags.allowOnline) || env.TRELLIS_ALLOW_ONLINE === '1';
   const online = onlineInterfaces();
   assertRootPosture({ env, onlineInterfaces: online, allowOnline });
@@ -20,7 +36,10 @@ export function requireOfflinePosture(flags: PostureFlags, env: NodeJS.ProcessEn
  * or CI-signed line bounds nothing, verify reports it. Without a store yet
  * (init) there is nothing to compare with.
  */
-export function requireClockNotBehindLedger(flags: { store?: string; now?: string }, env: NodeJS.ProcessEnv = process.env): void {
+export function requireClockNotBehindLedger(
+  flags: { store?: string; now?: string },
+  env: NodeJS.ProcessEnv = process.env,
+): void {
   let dir: string;
   try {
     dir = findStore(process.cwd(), flags.store ?? (env.TRELLIS_STORE || undefined));
@@ -39,7 +58,10 @@ export function requireClockNotBehindLedger(flags: { store?: string; now?: strin
   assertClockNotBehindLedger(clock(flags.now), bound ? [bound] : [], paths.rootLedger);
 }
 
-/** The roots the store holds (root.pem, roots.pem, the previous root), by fingerprint; an unreadable file holds none (verify reports it). */
+/**
+ * The roots the store holds (root.pem, roots.pem, the previous root), by fingerprint; an unreadable file holds none
+ * (verify reports it).
+ */
 function heldRoots(dir: string): Map<string, Certificate> {
   const out = new Map<string, Certificate>();
   for (const rel of [paths.rootCert, paths.roots, paths.rootPrevious]) {

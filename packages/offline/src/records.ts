@@ -1,7 +1,17 @@
 /** What every offline operation records: ledger entries that note the posture, and the custodian's confirmations. */
 import {
-  TrellisError, actor, allowListDigest, appendToLedger, ciScopesRecord, iso, lastConfirmedRecord, ledgerSigner, unconfirmedCiRecipients,
-  type Created, type DeployAllowList, type Mesh,
+  TrellisError,
+  actor,
+  allowListDigest,
+  appendToLedger,
+  ciScopesRecord,
+  iso,
+  lastConfirmedRecord,
+  ledgerSigner,
+  unconfirmedCiRecipients,
+  type Created,
+  type DeployAllowList,
+  type Mesh,
 } from '@trellis/core';
 import type { RootSigner } from './ceremony.js';
 
@@ -10,9 +20,25 @@ export interface Posture {
   onlineInterfaces: string[];
 }
 
-/** Appends one entry to a ledger text, signed by `root` (the active root of the ceremony); offline entries always carry the posture they ran in. */
-export function offlineEntry(ledger: string, op: string, now: Date, posture: Posture, details: Record<string, unknown>, created: Created[], root: RootSigner): string {
-  return appendToLedger(ledger, { op, at: iso(now), actor: actor(), details: { ...details, ...posture }, created }, 'ledger.jsonl', ledgerSigner(root)).text;
+/**
+ * Appends one entry to a ledger text, signed by `root` (the active root of the ceremony); offline entries always carry
+ * the posture they ran in.
+ */
+export function offlineEntry(
+  ledger: string,
+  op: string,
+  now: Date,
+  posture: Posture,
+  details: Record<string, unknown>,
+  created: Created[],
+  root: RootSigner,
+): string {
+  return appendToLedger(
+    ledger,
+    { op, at: iso(now), actor: actor(), details: { ...details, ...posture }, created },
+    'ledger.jsonl',
+    ledgerSigner(root),
+  ).text;
 }
 
 /**
@@ -22,19 +48,39 @@ export function offlineEntry(ledger: string, op: string, now: Date, posture: Pos
  * to record (nothing when unchanged).
  */
 export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
-  const current = { ciRecipient: mesh.config.recipients.ci, offlineRecipients: mesh.config.recipients.offline, ...ciScopesRecord(mesh.config) };
-  // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull request can append anything else.
+  const current = {
+    ciRecipient: mesh.config.recipients.ci,
+    offlineRecipients: mesh.config.recipients.offline,
+    ...ciScopesRecord(mesh.config),
+  };
+  // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull
+  // request can append anything else.
   const recorded = lastConfirmedRecord(mesh, 'ciRecipient');
   if (!recorded) return current;
-  const scopes = unconfirmedCiRecipients(mesh).filter((u) => u.field !== 'recipients.ci').map((u) => u.text);
-  const same = recorded.ciRecipient === current.ciRecipient && JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients) && !scopes.length;
+  const scopes = unconfirmedCiRecipients(mesh)
+    .filter((u) => u.field !== 'recipients.ci')
+    .map((u) => u.text);
+  const same =
+    recorded.ciRecipient === current.ciRecipient &&
+    JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients) &&
+    !scopes.length;
   if (same) return {};
   if (!confirmed) {
-    const what = recorded.ciRecipient !== current.ciRecipient ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}` : scopes.length ? scopes.join('; ') : 'recipients.offline';
-    throw new TrellisError('custody-recipients', `changed since the root ledger last recorded it (${what}): new keys would be encrypted to it`, {
-      file: 'trellis.yaml', field: 'recipients',
-      hint: 'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); otherwise restore trellis.yaml: a pull request must not redirect keys',
-    });
+    const what =
+      recorded.ciRecipient !== current.ciRecipient
+        ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}`
+        : scopes.length
+          ? scopes.join('; ')
+          : 'recipients.offline';
+    throw new TrellisError(
+      'custody-recipients',
+      `changed since the root ledger last recorded it (${what}): new keys would be encrypted to it`,
+      {
+        file: 'trellis.yaml',
+        field: 'recipients',
+        hint: 'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); otherwise restore trellis.yaml: a pull request must not redirect keys',
+      },
+    );
   }
   return current;
 }

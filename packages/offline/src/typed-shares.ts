@@ -8,7 +8,10 @@ import readline from 'node:readline';
 import { Writable } from 'node:stream';
 import { SHARE_MAGIC, TrellisError, isTrellisError, parseShare, type IdentityShare } from '@trellis/core';
 
-export interface GivenShare { share: IdentityShare; source: string }
+export interface GivenShare {
+  share: IdentityShare;
+  source: string;
+}
 
 const ATTEMPTS = 3;
 
@@ -20,23 +23,47 @@ export async function sharesFromStdin(alsoGiven: GivenShare[]): Promise<GivenSha
 /** Piped text: share blocks separated by blank lines, as init and rekey print them. */
 function pipedShares(text: string): GivenShare[] {
   const blocks = text.split(/\n\s*\n/).filter((b) => b.includes(SHARE_MAGIC));
-  if (!blocks.length) throw new TrellisError('bad-identity', 'stdin holds no trellis identity share', { file: 'stdin', hint: `pipe the share blocks (each starts with "${SHARE_MAGIC}") or type them at a terminal` });
-  return blocks.map((b, i) => ({ share: parseShare(b, `stdin (share block ${i + 1})`), source: `stdin (share block ${i + 1})` }));
+  if (!blocks.length)
+    throw new TrellisError('bad-identity', 'stdin holds no trellis identity share', {
+      file: 'stdin',
+      hint: `pipe the share blocks (each starts with "${SHARE_MAGIC}") or type them at a terminal`,
+    });
+  return blocks.map((b, i) => ({
+    share: parseShare(b, `stdin (share block ${i + 1})`),
+    source: `stdin (share block ${i + 1})`,
+  }));
 }
 
-/** At a terminal: prompts on stderr, reads each share with echo off, re-asks a damaged one, stops at K distinct shares. */
+/**
+ * At a terminal: prompts on stderr, reads each share with echo off, re-asks a damaged one, stops at K distinct shares.
+ */
 async function typedShares(alsoGiven: GivenShare[]): Promise<GivenShare[]> {
   const muted = new Writable({ write: (_chunk, _enc, done) => done() }); // readline echoes into this, not the terminal
   const rl = readline.createInterface({ input: process.stdin, output: muted, terminal: true, historySize: 0 });
   const lines: string[] = [];
   let wake: (() => void) | undefined;
   let interrupted = false;
-  rl.on('line', (l) => { lines.push(l); wake?.(); });
-  rl.on('SIGINT', () => { interrupted = true; wake?.(); });
-  rl.on('close', () => { interrupted = true; wake?.(); });
+  rl.on('line', (l) => {
+    lines.push(l);
+    wake?.();
+  });
+  rl.on('SIGINT', () => {
+    interrupted = true;
+    wake?.();
+  });
+  rl.on('close', () => {
+    interrupted = true;
+    wake?.();
+  });
   const nextLine = async (): Promise<string> => {
-    while (!lines.length && !interrupted) await new Promise<void>((r) => { wake = r; });
-    if (interrupted && !lines.length) throw new TrellisError('usage', 'stopped while reading identity shares; nothing was opened', { hint: 'rerun when every custodian is present' });
+    while (!lines.length && !interrupted)
+      await new Promise<void>((r) => {
+        wake = r;
+      });
+    if (interrupted && !lines.length)
+      throw new TrellisError('usage', 'stopped while reading identity shares; nothing was opened', {
+        hint: 'rerun when every custodian is present',
+      });
     return lines.shift()!;
   };
   const got: GivenShare[] = [...alsoGiven];

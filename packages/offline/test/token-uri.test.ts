@@ -15,16 +15,26 @@ const refusal = (uri: string): string => {
 
 describe('parseTokenUri', () => {
   it('reads token, object and id (percent-decoded, id as bytes) and the module path from the query', () => {
-    expect(parseTokenUri('pkcs11:token=YubiKey%20PIV%20%2312;id=%02%ff;object=SIGN%20key?module-path=/usr/lib/libykcs11.so')).toEqual({
-      token: 'YubiKey PIV #12', object: 'SIGN key', id: Buffer.from([0x02, 0xff]), modulePath: '/usr/lib/libykcs11.so',
+    expect(
+      parseTokenUri('pkcs11:token=YubiKey%20PIV%20%2312;id=%02%ff;object=SIGN%20key?module-path=/usr/lib/libykcs11.so'),
+    ).toEqual({
+      token: 'YubiKey PIV #12',
+      object: 'SIGN key',
+      id: Buffer.from([0x02, 0xff]),
+      modulePath: '/usr/lib/libykcs11.so',
     });
-    expect(parseTokenUri('pkcs11:serial=0123abcd;object=root;type=private')).toEqual({ serial: '0123abcd', object: 'root' });
+    expect(parseTokenUri('pkcs11:serial=0123abcd;object=root;type=private')).toEqual({
+      serial: '0123abcd',
+      object: 'root',
+    });
   });
 
   it('refuses a PIN in the URI (it is recorded in the store), without echoing it', () => {
     for (const q of ['pin-value=40318276', 'pin-source=file:/tmp/pin40318276']) {
       const why = refusal(`pkcs11:token=t;object=root?${q}`);
-      expect(why).toMatch(/^usage: --root-key: not a usable PKCS#11 URI: pin-(value|source) does not belong in the URI/);
+      expect(why).toMatch(
+        /^usage: --root-key: not a usable PKCS#11 URI: pin-(value|source) does not belong in the URI/,
+      );
       expect(why).not.toContain('40318276');
     }
   });

@@ -1,11 +1,52 @@
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, advanceScope, anchorsBy, appendToLedger, assertBreakglassPosture, assertLedgerCounts, certificatePem, clock, decryptWith, effectWrites,
-  ciRecipientIn, ciRecipientOf, confirmedCiCustody, encryptTo, fingerprint, importSigningKey, inRole, intermediateProblems, iso, keyMatchesCert, lastConfirmedRecord, ledgerSigner, liveIntermediates, loadMesh,
-  nodeCryptoSeam, paths, requireIdentities, scopeCrlWrite, scopeDef, serializeScopeState, signBurnStatement, trustBundleFiles, tryDecrypt, withStore, type FileWrite, type Mesh, readBounded, READ_LIMITS
+  TrellisError,
+  actor,
+  advanceScope,
+  anchorsBy,
+  appendToLedger,
+  assertBreakglassPosture,
+  assertLedgerCounts,
+  certificatePem,
+  clock,
+  decryptWith,
+  effectWrites,
+  ciRecipientIn,
+  ciRecipientOf,
+  confirmedCiCustody,
+  encryptTo,
+  fingerprint,
+  importSigningKey,
+  inRole,
+  intermediateProblems,
+  iso,
+  keyMatchesCert,
+  lastConfirmedRecord,
+  ledgerSigner,
+  liveIntermediates,
+  loadMesh,
+  nodeCryptoSeam,
+  paths,
+  requireIdentities,
+  scopeCrlWrite,
+  scopeDef,
+  serializeScopeState,
+  signBurnStatement,
+  trustBundleFiles,
+  tryDecrypt,
+  withStore,
+  type FileWrite,
+  type Mesh,
+  readBounded,
+  READ_LIMITS,
 } from '@trellis/core';
 
-interface Args { store?: string; scope: string; reason?: string; now?: string }
+interface Args {
+  store?: string;
+  scope: string;
+  reason?: string;
+  now?: string;
+}
 
 /**
  * Break-glass: the scope's standby becomes its active intermediate, and every
@@ -15,14 +56,29 @@ interface Args { store?: string; scope: string; reason?: string; now?: string }
  */
 export const activateStandby: CommandModule<object, Args> = {
   command: 'activate-standby <scope>',
-  describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
-  builder: (y) => y
-    .positional('scope', { type: 'string', demandOption: true, describe: 'the scope whose active intermediate is burned' })
-    .option('reason', { type: 'string', default: 'keyCompromise', describe: 'why, recorded in the ledger and the burn statement' })
-    .example('TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1', 'then commit, push, and let renew re-mint the leaves') as never,
+  describe:
+    "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
+  builder: (y) =>
+    y
+      .positional('scope', {
+        type: 'string',
+        demandOption: true,
+        describe: 'the scope whose active intermediate is burned',
+      })
+      .option('reason', {
+        type: 'string',
+        default: 'keyCompromise',
+        describe: 'why, recorded in the ledger and the burn statement',
+      })
+      .example(
+        'TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1',
+        'then commit, push, and let renew re-mint the leaves',
+      ) as never,
   handler: async (a) => {
     assertBreakglassPosture(process.env);
-    const ids = requireIdentities('breakglass', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+    const ids = requireIdentities('breakglass', process.env, (p) =>
+      readBounded(p, READ_LIMITS.small, { followLink: true }),
+    );
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
@@ -33,27 +89,65 @@ export const activateStandby: CommandModule<object, Args> = {
   },
 };
 
-async function activate(mesh: Mesh, scope: string, ids: string[], reason: string, now: Date): Promise<{ writes: FileWrite[]; report: string[] }> {
+async function activate(
+  mesh: Mesh,
+  scope: string,
+  ids: string[],
+  reason: string,
+  now: Date,
+): Promise<{ writes: FileWrite[]; report: string[] }> {
   scopeDef(mesh, scope);
   if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError('custody-root-identity-in-ci', 'the identity given as the break-glass identity opens the root key', { file: paths.rootKey, hint: 'take it out of this environment and treat the root identity as exposed: plan a root rotation' });
+    throw new TrellisError(
+      'custody-root-identity-in-ci',
+      'the identity given as the break-glass identity opens the root key',
+      {
+        file: paths.rootKey,
+        hint: 'take it out of this environment and treat the root identity as exposed: plan a root rotation',
+      },
+    );
   }
   const live = liveIntermediates(mesh, scope);
   const standby = inRole(live, 'standby');
-  if (!standby) throw new TrellisError('not-yet-minted', `scope ${scope} has no standby intermediate`, { file: paths.standbyIntermediate(scope), hint: `a ceremony mints one: trellis-root intermediate ${scope} --standby; until then, trellis-root recover ${scope}` });
+  if (!standby)
+    throw new TrellisError('not-yet-minted', `scope ${scope} has no standby intermediate`, {
+      file: paths.standbyIntermediate(scope),
+      hint: `a ceremony mints one: trellis-root intermediate ${scope} --standby; until then, trellis-root recover ${scope}`,
+    });
   const problems = await intermediateProblems(mesh, scope, standby.cert);
-  if (problems.length) throw new TrellisError('verification-failed', problems.join('; '), { file: standby.file, hint: 'restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover' });
+  if (problems.length)
+    throw new TrellisError('verification-failed', problems.join('; '), {
+      file: standby.file,
+      hint: 'restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover',
+    });
   assertLedgerCounts(mesh, scope);
   const pem = await decryptWith(ids, standby.keyAge ?? '', standby.keyFile, 'breakglass');
-  if (!keyMatchesCert(pem, standby.cert)) throw new TrellisError('key-mismatch', `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: 'restore bundles/<scope>/ from git' });
-  // The key goes to CI next: only to the CI recipient the custodian confirmed, never one a pull request wrote into trellis.yaml.
-  // The scope's own CI recipient when it has one (recipients.ciScopes), else the shared one; as confirmed, never as a pull request wrote it.
+  if (!keyMatchesCert(pem, standby.cert))
+    throw new TrellisError('key-mismatch', `the key does not match standby ${fingerprint(standby.cert)}`, {
+      file: standby.keyFile,
+      hint: 'restore bundles/<scope>/ from git',
+    });
+  // The key goes to CI next: only to the CI recipient the custodian confirmed, never one a pull request wrote into
+  // trellis.yaml.
+  // The scope's own CI recipient when it has one (recipients.ciScopes), else the shared one; as confirmed, never as a
+  // pull request wrote it.
   const ci = ciRecipientIn(mesh.config, scope);
   const custody = lastConfirmedRecord(mesh, 'ciRecipient') ? confirmedCiCustody(mesh) : undefined;
   const confirmed = custody && ciRecipientOf(custody, scope);
   if (confirmed !== undefined && confirmed !== ci) {
-    const field = scope in (mesh.config.recipients.ciScopes ?? {}) || scope in custody!.scopes ? `recipients.ciScopes.${scope}` : 'recipients.ci';
-    throw new TrellisError('custody-recipients', `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: 'trellis.yaml', field, hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first' });
+    const field =
+      scope in (mesh.config.recipients.ciScopes ?? {}) || scope in custody!.scopes
+        ? `recipients.ciScopes.${scope}`
+        : 'recipients.ci';
+    throw new TrellisError(
+      'custody-recipients',
+      `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
+      {
+        file: 'trellis.yaml',
+        field,
+        hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first',
+      },
+    );
   }
   const m = mesh.material.get(scope)!;
   const burned = live.filter((l) => l.role !== 'standby' && l.role !== 'old-root');
@@ -66,16 +160,33 @@ async function activate(mesh: Mesh, scope: string, ids: string[], reason: string
     { path: paths.standbyIntermediate(scope), content: null },
     { path: paths.standbyIntermediateKey(scope), content: null },
     { path: paths.state(scope), content: serializeScopeState({ ...t.state, evidence: undefined }) },
-    { path: paths.burned(scope), content: signBurnStatement({ scope, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) }, signer) },
+    {
+      path: paths.burned(scope),
+      content: signBurnStatement(
+        { scope, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) },
+        signer,
+      ),
+    },
   ];
   // The ledger entry is the standby's: `revoked` makes any later entry the burned key signs count for nothing.
   writes.push({
     path: paths.ledger(scope),
-    content: appendToLedger(m.ledger, { op: 'activate-standby', at: iso(now), actor: actor(), details: { scope, activated: fp, revoked: burnedFps, reason } }, paths.ledger(scope), ledgerSigner(signer)).text,
+    content: appendToLedger(
+      m.ledger,
+      {
+        op: 'activate-standby',
+        at: iso(now),
+        actor: actor(),
+        details: { scope, activated: fp, revoked: burnedFps, reason },
+      },
+      paths.ledger(scope),
+      ledgerSigner(signer),
+    ).text,
   });
   // Every bundle of the mesh, as the store will be: the burned key leaves them all at once.
   writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
-  // A fresh mesh view is not needed for the CRL: the revoked-leaf list is unchanged, and the standby is its only signer now.
+  // A fresh mesh view is not needed for the CRL: the revoked-leaf list is unchanged, and the standby is its only signer
+  // now.
   writes.push(await scopeCrlWrite(mesh, scope, [{ ...signer, leafCrl: true, anchorCrl: true }], now, nodeCryptoSeam));
   return {
     writes,

@@ -2,30 +2,81 @@ import path from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, ledgerHead, loadMesh, scopeDef, scopeDomain, scopeTrust, serviceDnsName, trustOpensslPem, trustPem, trustedScopes,
-  anchorsBy, checkOutDir, withStore, writeOutFile, type Mesh,
+  TrellisError,
+  ledgerHead,
+  loadMesh,
+  scopeDef,
+  scopeDomain,
+  scopeTrust,
+  serviceDnsName,
+  trustOpensslPem,
+  trustPem,
+  trustedScopes,
+  anchorsBy,
+  checkOutDir,
+  withStore,
+  writeOutFile,
+  type Mesh,
 } from '@trellis/core';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
-interface Args { store?: string; scope: string; format: (typeof FORMATS)[number]; out?: string; releaseDir?: string; upstream?: string; serverBlock?: boolean; listen: string }
+interface Args {
+  store?: string;
+  scope: string;
+  format: (typeof FORMATS)[number];
+  out?: string;
+  releaseDir?: string;
+  upstream?: string;
+  serverBlock?: boolean;
+  listen: string;
+}
 
 export const bundle: CommandModule<object, Args> = {
   command: 'bundle <scope>',
   describe: "Print a scope's trust bundle, or the nginx / haproxy configuration that enforces it",
-  builder: (y) => y
-    .positional('scope', { type: 'string', demandOption: true })
-    .option('format', { choices: FORMATS, default: 'pem' as const, describe: 'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)' })
-    .option('out', { type: 'string', describe: 'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)' })
-    .option('release-dir', { type: 'string', describe: 'nginx/haproxy (required): a dir deploy target\'s directory; every path printed is <dir>/current/*, which deploy keeps up to date' })
-    .option('upstream', { type: 'string', describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives' })
-    .option('server-block', { type: 'boolean', describe: 'nginx: print a complete server { … } block (listen, the directives, a location) for a conf.d file' })
-    .option('listen', { type: 'string', default: '443', describe: 'nginx --server-block: the listen address, PORT or ADDRESS:PORT' })
-    .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block')
-    .example('$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > /etc/nginx/conf.d/trellis-api.conf', 'a whole server block') as never,
+  builder: (y) =>
+    y
+      .positional('scope', { type: 'string', demandOption: true })
+      .option('format', {
+        choices: FORMATS,
+        default: 'pem' as const,
+        describe:
+          'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)',
+      })
+      .option('out', {
+        type: 'string',
+        describe: 'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)',
+      })
+      .option('release-dir', {
+        type: 'string',
+        describe:
+          "nginx/haproxy (required): a dir deploy target's directory; every path printed is <dir>/current/*, which deploy keeps up to date",
+      })
+      .option('upstream', {
+        type: 'string',
+        describe: 'nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives',
+      })
+      .option('server-block', {
+        type: 'boolean',
+        describe: 'nginx: print a complete server { … } block (listen, the directives, a location) for a conf.d file',
+      })
+      .option('listen', {
+        type: 'string',
+        default: '443',
+        describe: 'nginx --server-block: the listen address, PORT or ADDRESS:PORT',
+      })
+      .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block')
+      .example(
+        '$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > /etc/nginx/conf.d/trellis-api.conf',
+        'a whole server block',
+      ) as never,
   handler: async (a) => {
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a.scope);
-    if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
+    if (!certs.length)
+      throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, {
+        hint: 'trellis-root intermediate --pending',
+      });
     if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
     if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
     if (a.format === 'spiffe') {
@@ -34,16 +85,29 @@ export const bundle: CommandModule<object, Args> = {
       return void process.stdout.write(spiffeBundles(mesh, a.scope, out));
     }
     const upstream = a.upstream ? upstreamName(mesh, a.scope, a.upstream) : undefined;
-    if (a.serverBlock && a.format !== 'nginx') throw new TrellisError('usage', `--server-block is for --format nginx, not ${a.format}`, { hint: 'add --format nginx, or drop --server-block' });
-    if (a.serverBlock && !/^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$/.test(a.listen)) throw new TrellisError('usage', `--listen ${JSON.stringify(a.listen)} is not PORT or ADDRESS:PORT`, { hint: 'e.g. --listen 8443 or --listen 127.0.0.1:8443' });
-    // Real paths only: a copy of the trust files elsewhere would never get the CRLs deploy re-ships, and a leaf has no path without a release.
-    if (!a.releaseDir) {
-      throw new TrellisError('usage', `--format ${a.format} needs --release-dir: every path it prints is a file of a deploy target's release`, {
-        field: '--release-dir', hint: `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a.scope} --format ${a.format} --release-dir /etc/trellis/SERVICE`,
+    if (a.serverBlock && a.format !== 'nginx')
+      throw new TrellisError('usage', `--server-block is for --format nginx, not ${a.format}`, {
+        hint: 'add --format nginx, or drop --server-block',
       });
+    if (a.serverBlock && !/^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$/.test(a.listen))
+      throw new TrellisError('usage', `--listen ${JSON.stringify(a.listen)} is not PORT or ADDRESS:PORT`, {
+        hint: 'e.g. --listen 8443 or --listen 127.0.0.1:8443',
+      });
+    // Real paths only: a copy of the trust files elsewhere would never get the CRLs deploy re-ships, and a leaf has no
+    // path without a release.
+    if (!a.releaseDir) {
+      throw new TrellisError(
+        'usage',
+        `--format ${a.format} needs --release-dir: every path it prints is a file of a deploy target's release`,
+        {
+          field: '--release-dir',
+          hint: `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a.scope} --format ${a.format} --release-dir /etc/trellis/SERVICE`,
+        },
+      );
     }
     const at = (f: string) => path.join(path.resolve(a.releaseDir!), 'current', f);
-    const directives = a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream);
+    const directives =
+      a.format === 'nginx' ? nginxDirectives(a.scope, at, upstream) : haproxyLines(a.scope, at, upstream);
     process.stdout.write(a.serverBlock ? nginxServerBlock(a.listen, directives) : directives);
   },
 };
@@ -54,9 +118,17 @@ const bundleOut = (mesh: Mesh, out: string) => ({ flag: '--out', store: mesh.dir
 function upstreamName(mesh: Mesh, scope: string, target: string): string {
   const [s, service] = target.split('/');
   const def = scopeDef(mesh, s!);
-  if (!service || !def.services.some((x) => x.name === service)) throw new TrellisError('usage', `--upstream ${target}: no such service`, { hint: 'write it SCOPE/SERVICE' });
-  if (!trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((x) => x.name)).includes(s!)) {
-    throw new TrellisError('usage', `--upstream ${target}: ${scope} does not trust ${s}: the handshake would fail`, { hint: 'a region reaches its own and the global scope only' });
+  if (!service || !def.services.some((x) => x.name === service))
+    throw new TrellisError('usage', `--upstream ${target}: no such service`, { hint: 'write it SCOPE/SERVICE' });
+  if (
+    !trustedScopes(
+      scopeDef(mesh, scope),
+      mesh.scopes.map((x) => x.name),
+    ).includes(s!)
+  ) {
+    throw new TrellisError('usage', `--upstream ${target}: ${scope} does not trust ${s}: the handshake would fail`, {
+      hint: 'a region reaches its own and the global scope only',
+    });
   }
   return serviceDnsName(s!, service, mesh.config.trustDomain);
 }
@@ -92,7 +164,10 @@ function nginxDirectives(scope: string, at: (f: string) => string, upstream?: st
 
 /** The directives inside a whole server block, for a conf.d file an unmodified nginx.conf includes. */
 function nginxServerBlock(listen: string, directives: string): string {
-  const body = directives.trimEnd().split('\n').map((l) => `    ${l}`);
+  const body = directives
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`);
   return [
     'server {',
     `    listen                  ${listen} ssl;`,
@@ -112,7 +187,11 @@ function haproxyLines(scope: string, at: (f: string) => string, upstream?: strin
     `# trellis: mTLS for scope ${scope}; append to your bind line (a client outside the scope's trust fails the handshake)`,
     `bind <address>:<port> ssl crt ${at('chain-and-key.pem')} ${tls}`,
   ];
-  if (upstream) lines.push(`# upstream ${upstream}`, `server ${upstream.split('.')[0]} ${upstream}:<port> ssl crt ${at('chain-and-key.pem')} ${tls} verifyhost ${upstream} sni str(${upstream})`);
+  if (upstream)
+    lines.push(
+      `# upstream ${upstream}`,
+      `server ${upstream.split('.')[0]} ${upstream}:<port> ssl crt ${at('chain-and-key.pem')} ${tls} verifyhost ${upstream} sni str(${upstream})`,
+    );
   return `${lines.join('\n')}\n`;
 }
 
@@ -122,7 +201,10 @@ function haproxyLines(scope: string, at: (f: string) => string, upstream?: strin
  * certificate in x5c. Written to <out>/<trust domain>.json, printed as a map.
  */
 function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
-  const trusted = trustedScopes(scopeDef(mesh, scope), mesh.scopes.map((s) => s.name));
+  const trusted = trustedScopes(
+    scopeDef(mesh, scope),
+    mesh.scopes.map((s) => s.name),
+  );
   const of = anchorsBy(mesh);
   const map: Record<string, unknown> = {};
   for (const s of trusted) {
@@ -132,7 +214,9 @@ function spiffeBundles(mesh: Mesh, scope: string, out: string): string {
     const bundle = {
       keys: certs.map((c) => ({
         use: 'x509-svid',
-        ...createPublicKey({ key: Buffer.from(c.publicKey.rawData), format: 'der', type: 'spki' }).export({ format: 'jwk' }),
+        ...createPublicKey({ key: Buffer.from(c.publicKey.rawData), format: 'der', type: 'spki' }).export({
+          format: 'jwk',
+        }),
         x5c: [Buffer.from(c.rawData).toString('base64')],
       })),
       // Grows with every operation on the scope, so a consumer can tell a newer bundle from an older one.

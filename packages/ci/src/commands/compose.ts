@@ -1,17 +1,44 @@
 import type { CommandModule } from 'yargs';
-import { actor, clock, composePlan, composeScopes, composeTouched, loadMesh, scopeDef, withStore, type SigningIntermediate } from '@trellis/core';
+import {
+  actor,
+  clock,
+  composePlan,
+  composeScopes,
+  composeTouched,
+  loadMesh,
+  scopeDef,
+  withStore,
+  type SigningIntermediate,
+} from '@trellis/core';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
-interface Args { store?: string; scope?: string; dryRun?: boolean; now?: string }
+interface Args {
+  store?: string;
+  scope?: string;
+  dryRun?: boolean;
+  now?: string;
+}
 
 export const compose: CommandModule<object, Args> = {
   command: 'compose',
-  describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
-  builder: (y) => y
-    .option('scope', { type: 'string', describe: "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity" })
-    .option('dry-run', { type: 'boolean', describe: 'print what would be recomposed and stop' })
-    .example('$0 compose', 'the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)')
-    .example('$0 compose --scope us-east-1', 'one job of a compose matrix over scopes, with that scope\'s CI identity only (docs/sharding.md)') as never,
+  describe:
+    "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
+  builder: (y) =>
+    y
+      .option('scope', {
+        type: 'string',
+        describe:
+          "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity",
+      })
+      .option('dry-run', { type: 'boolean', describe: 'print what would be recomposed and stop' })
+      .example(
+        '$0 compose',
+        'the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)',
+      )
+      .example(
+        '$0 compose --scope us-east-1',
+        "one job of a compose matrix over scopes, with that scope's CI identity only (docs/sharding.md)",
+      ) as never,
   handler: (a) => runCompose(a),
 };
 

@@ -1,38 +1,82 @@
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, ageFilesIn, appendToLedger, ciRecipientOf, clock, confirmedCiCustody, iso, isPq, lastConfirmedRecord, ledgerSigner, loadMesh, mergeWrites, paths, recipientOf, short, tryDecrypt,
-  unconfirmedCiRecipients, encryptTo, withStore, type FileWrite,
+  TrellisError,
+  actor,
+  ageFilesIn,
+  appendToLedger,
+  ciRecipientOf,
+  clock,
+  confirmedCiCustody,
+  iso,
+  isPq,
+  lastConfirmedRecord,
+  ledgerSigner,
+  loadMesh,
+  mergeWrites,
+  paths,
+  recipientOf,
+  short,
+  tryDecrypt,
+  unconfirmedCiRecipients,
+  encryptTo,
+  withStore,
+  type FileWrite,
 } from '@trellis/core';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
-interface Args { store?: string; now?: string }
+interface Args {
+  store?: string;
+  now?: string;
+}
 
 export const rekey: CommandModule<object, Args> = {
   command: 'rekey',
-  describe: "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
-  builder: (y) => y
-    .example('$0 rekey', 'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci')
-    .example('$0 rekey', 'with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity') as never,
+  describe:
+    "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
+  builder: (y) =>
+    y
+      .example(
+        '$0 rekey',
+        'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci',
+      )
+      .example(
+        '$0 rekey',
+        'with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity',
+      ) as never,
   handler: async (a) => {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      // Only a root-signed confirmation counts: a pull request that edits recipients.ci or recipients.ciScopes must not get the keys.
-      // A store whose root ledger confirms no CI recipient at all has nothing rekey may hand the keys to (never fall back to trellis.yaml here).
+      // Only a root-signed confirmation counts: a pull request that edits recipients.ci or recipients.ciScopes must not
+      // get the keys.
+      // A store whose root ledger confirms no CI recipient at all has nothing rekey may hand the keys to (never fall
+      // back to trellis.yaml here).
       if (!lastConfirmedRecord(mesh, 'ciRecipient')) {
-        throw new TrellisError('custody-not-confirmed', 'no custodian has confirmed a CI recipient in the root ledger', {
-          file: 'trellis.yaml', field: 'recipients.ci', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first',
-        });
+        throw new TrellisError(
+          'custody-not-confirmed',
+          'no custodian has confirmed a CI recipient in the root ledger',
+          {
+            file: 'trellis.yaml',
+            field: 'recipients.ci',
+            hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first',
+          },
+        );
       }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
         const ci = unconfirmed.some((u) => u.field === 'recipients.ci');
         const confirmedCi = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
-        throw new TrellisError('custody-not-confirmed', ci
-          ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
-          : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`, {
-          file: 'trellis.yaml', field: ci ? 'recipients.ci' : 'recipients.ciScopes', hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
-        });
+        throw new TrellisError(
+          'custody-not-confirmed',
+          ci
+            ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
+            : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`,
+          {
+            file: 'trellis.yaml',
+            field: ci ? 'recipients.ci' : 'recipients.ciScopes',
+            hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
+          },
+        );
       }
       const custody = confirmedCiCustody(mesh);
       const held = await ciIdentities(mesh);
@@ -42,7 +86,8 @@ export const rekey: CommandModule<object, Args> = {
       let files = 0;
       for (const scope of [...mesh.material.keys()].sort()) {
         const next = ciRecipientOf(custody, scope);
-        // The identities being retired for this scope: a key that opens with one of them moves; one already on `next` stays.
+        // The identities being retired for this scope: a key that opens with one of them moves; one already on `next`
+        // stays.
         const retiring = held.filter((_, i) => heldRecipients[i] !== next);
         const old = heldRecipients.filter((r) => r !== next);
         if (!retiring.length) continue;
@@ -56,23 +101,43 @@ export const rekey: CommandModule<object, Args> = {
         const signer = await openIntermediate(mesh, scope, held);
         writes.push(...mine, {
           path: paths.ledger(scope),
-          content: appendToLedger(mesh.material.get(scope)!.ledger, {
-            op: 'rekey', at: iso(now), actor: actor(),
-            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path), ...(scope in custody.scopes ? { scopeRecipient: true } : {}) },
-          }, paths.ledger(scope), ledgerSigner(signer)).text,
+          content: appendToLedger(
+            mesh.material.get(scope)!.ledger,
+            {
+              op: 'rekey',
+              at: iso(now),
+              actor: actor(),
+              details: {
+                oldCiRecipients: old,
+                ciRecipient: next,
+                postQuantum: isPq(next),
+                keys: mine.map((w) => w.path),
+                ...(scope in custody.scopes ? { scopeRecipient: true } : {}),
+              },
+            },
+            paths.ledger(scope),
+            ledgerSigner(signer),
+          ).text,
         });
         moved.set(scope, next);
         files += mine.length;
       }
       if (!writes.length) {
-        process.stdout.write('every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n');
+        process.stdout.write(
+          'every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n',
+        );
         return;
       }
       // One commit for every scope: a crash leaves all keys on the old recipient or all on the new.
       store.commit(mergeWrites(writes));
       const targets = [...new Set(moved.values())];
-      const to = targets.length === 1 ? `to ${short(targets[0]!)}${isPq(targets[0]!) ? ' (post-quantum)' : ''}` : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(', ')})`;
-      process.stdout.write(`rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's\n`);
+      const to =
+        targets.length === 1
+          ? `to ${short(targets[0]!)}${isPq(targets[0]!) ? ' (post-quantum)' : ''}`
+          : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(', ')})`;
+      process.stdout.write(
+        `rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's\n`,
+      );
     });
   },
 };

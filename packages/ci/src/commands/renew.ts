@@ -2,8 +2,30 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError, actor, advancePhases, awaitingRetire, collisionRefusal, describeCollision, assertShardWrites, clock, loadMesh, nodeCryptoSeam, planRenew, renewScopes, renewTouched, scopeCrlStaleness, scopeDef, staleBundleFiles, withStore,
-  type FileWrite, type Mesh, type PhaseStep, type RenewPlan, type RenewResult, type ScopeKeys, type Store,
+  TrellisError,
+  actor,
+  advancePhases,
+  awaitingRetire,
+  collisionRefusal,
+  describeCollision,
+  assertShardWrites,
+  clock,
+  loadMesh,
+  nodeCryptoSeam,
+  planRenew,
+  renewScopes,
+  renewTouched,
+  scopeCrlStaleness,
+  scopeDef,
+  staleBundleFiles,
+  withStore,
+  type FileWrite,
+  type Mesh,
+  type PhaseStep,
+  type RenewPlan,
+  type RenewResult,
+  type ScopeKeys,
+  type Store,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
@@ -14,51 +36,96 @@ import { ciIdentities } from '../signer.js';
 import { withRenewMetrics } from '../renew-metrics.js';
 import { timingsFor, type Timings } from '../timings.js';
 
-interface Args { store?: string; scope?: string; shard?: boolean; force?: boolean; dryRun?: boolean; out?: string; now?: string; metrics?: string; quiet?: boolean; progress?: boolean }
+interface Args {
+  store?: string;
+  scope?: string;
+  shard?: boolean;
+  force?: boolean;
+  dryRun?: boolean;
+  out?: string;
+  now?: string;
+  metrics?: string;
+  quiet?: boolean;
+  progress?: boolean;
+}
 
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
-  describe: 'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
-  builder: (y) => y
-    .option('scope', { type: 'string', describe: 'only this scope' })
-    .option('shard', { type: 'boolean', describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" })
-    .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
-    .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
-    .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
-    .option('metrics', { type: 'string', describe: 'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)' })
-    .option('progress', { type: 'boolean', describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` })
-    .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
-    .example('$0 renew', 'the scheduled CI job')
-    .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
-    .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)')
-    .epilogue('environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true') as never,
+  describe:
+    'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
+  builder: (y) =>
+    y
+      .option('scope', { type: 'string', describe: 'only this scope' })
+      .option('shard', {
+        type: 'boolean',
+        describe:
+          "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge",
+      })
+      .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
+      .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
+      .option('out', { type: 'string', describe: 'where leaves are written (default <store>/.trellis/out)' })
+      .option('metrics', {
+        type: 'string',
+        describe:
+          'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)',
+      })
+      .option('progress', {
+        type: 'boolean',
+        describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)`,
+      })
+      .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
+      .example('$0 renew', 'the scheduled CI job')
+      .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
+      .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)')
+      .epilogue(
+        'environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true',
+      ) as never,
   handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store), // a dry run is not a run to record
 };
 
 function renderPlan(plan: RenewPlan): string {
   const lines = plan.mint.map((i) => `mint ${i.scope}/${i.service} (${i.reason})`);
   for (const s of plan.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
-  for (const h of plan.held) lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
+  for (const h of plan.held)
+    lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
   if (!plan.mint.length) lines.push('no leaf is due');
   return `${lines.join('\n')}\n`;
 }
 
 async function runRenew(a: Args): Promise<RenewResult | undefined> {
-  if (a.quiet && a.progress) throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
+  if (a.quiet && a.progress)
+    throw new TrellisError('usage', '--quiet and --progress contradict each other', { hint: 'give one of them' });
   const mode = progressMode({ quiet: a.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress: Progress = NO_PROGRESS;
   const timings = timingsFor('renew');
   return withStore(a.store, async (store) => {
     const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
-    if (a.shard && !a.scope) throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', { hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)' });
+    if (a.shard && !a.scope)
+      throw new TrellisError('usage', '--shard needs --scope: a shard is one scope', {
+        hint: 'trellis-ci renew --scope S --shard (docs/sharding.md)',
+      });
     // Workers sign and write leaves on every core; the bar follows what they have done.
     const pool = mintPool((n) => progress.tick(n), { outDir: out, timings });
     try {
-      return await renewStore(store, {
-        now: clock(a.now), scope: a.scope, shard: a.shard, force: a.force, dryRun: a.dryRun, out, defaultOutOf: a.out ? undefined : store.dir,
-        pool, progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))), timings,
-      }, (mesh) => ciIdentities(mesh, a.scope ? [a.scope] : undefined), (line) => process.stdout.write(`${line}
-`));
+      return await renewStore(
+        store,
+        {
+          now: clock(a.now),
+          scope: a.scope,
+          shard: a.shard,
+          force: a.force,
+          dryRun: a.dryRun,
+          out,
+          defaultOutOf: a.out ? undefined : store.dir,
+          pool,
+          progress: (total) => (progress = progressFor(mode, total, Boolean(a.progress))),
+          timings,
+        },
+        (mesh) => ciIdentities(mesh, a.scope ? [a.scope] : undefined),
+        (line) =>
+          process.stdout.write(`${line}
+`),
+      );
     } finally {
       progress.stop();
       await pool.close();
@@ -71,8 +138,17 @@ async function runRenew(a: Args): Promise<RenewResult | undefined> {
 
 const WORKER_MIN_LEAVES = 256;
 
-/** Brings the scope files of the output's existing scope directories to their release; no leaf is written, so no key is needed. */
-function refreshOutput(o: RenewOptions, storeDir: string, mesh: Mesh, scopes: string[], say: (line: string) => void): void {
+/**
+ * Brings the scope files of the output's existing scope directories to their release; no leaf is written, so no key is
+ * needed.
+ */
+function refreshOutput(
+  o: RenewOptions,
+  storeDir: string,
+  mesh: Mesh,
+  scopes: string[],
+  say: (line: string) => void,
+): void {
   if (!fs.existsSync(o.out)) return;
   const present = scopesInOutput(o.out, scopes);
   if (!present.length) return;
@@ -87,7 +163,11 @@ function refreshOutput(o: RenewOptions, storeDir: string, mesh: Mesh, scopes: st
 }
 
 export interface RenewOptions {
-  now: Date; scope?: string; force?: boolean; dryRun?: boolean; out: string;
+  now: Date;
+  scope?: string;
+  force?: boolean;
+  dryRun?: boolean;
+  out: string;
   /** One job of a matrix over scopes: only the scope's own files; trust bundles are left to compose. */
   shard?: boolean;
   /** The store whose default output directory `out` is (its link-free path is checked); unset for an explicit --out. */
@@ -101,10 +181,16 @@ export interface RenewOptions {
 }
 
 /**
- * The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it in-process.
+ * The whole of renew on a locked store: phases, plan, keys, mint, output, commit. The model-based test calls it
+ * in-process.
  * A collision (uniqueness.ts) holds its services and fails the run (exit 2) only after every other service was renewed.
  */
-export async function renewStore(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void): Promise<RenewResult | undefined> {
+export async function renewStore(
+  store: Store,
+  o: RenewOptions,
+  identities: (mesh: Mesh) => Promise<string[]>,
+  say: (line: string) => void,
+): Promise<RenewResult | undefined> {
   let collisions: RenewPlan['collisions'] = [];
   const result = await renewPlanned(store, o, identities, say, (plan) => (collisions = plan.collisions));
   const refusal = collisionRefusal(collisions, o.dryRun ? 'renew would hold' : 'renew held');
@@ -126,7 +212,10 @@ export interface RenewOutlook {
   staleBundles: FileWrite[];
 }
 
-export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard' | 'timings'>): Promise<RenewOutlook> {
+export async function renewOutlook(
+  store: Store,
+  o: Pick<RenewOptions, 'now' | 'scope' | 'force' | 'shard' | 'timings'>,
+): Promise<RenewOutlook> {
   const { now } = o;
   const before = loadMesh(store);
   const scopes = o.scope ? [scopeDef(before, o.scope).name] : before.scopes.map((s) => s.name);
@@ -136,8 +225,12 @@ export async function renewOutlook(store: Store, o: Pick<RenewOptions, 'now' | '
   o.timings?.mark('load');
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   const staleCrls = new Map<string, string>();
-  // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current too (a whole-mesh run keeps them).
-  const crlScopes = [...scopes.filter((x) => mesh.material.get(x)!.intermediate), ...(o.scope ? [] : awaitingRetire(mesh))];
+  // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current
+  // too (a whole-mesh run keeps them).
+  const crlScopes = [
+    ...scopes.filter((x) => mesh.material.get(x)!.intermediate),
+    ...(o.scope ? [] : awaitingRetire(mesh)),
+  ];
   for (const s of crlScopes) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
@@ -156,7 +249,13 @@ export function renderOutlook(x: Pick<RenewOutlook, 'phases' | 'plan' | 'staleCr
   ].join('\n');
 }
 
-async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Mesh) => Promise<string[]>, say: (line: string) => void, planned: (plan: RenewPlan) => void): Promise<RenewResult | undefined> {
+async function renewPlanned(
+  store: Store,
+  o: RenewOptions,
+  identities: (mesh: Mesh) => Promise<string[]>,
+  say: (line: string) => void,
+  planned: (plan: RenewPlan) => void,
+): Promise<RenewResult | undefined> {
   const { now, timings: t } = o;
   const outlook = await renewOutlook(store, o);
   const { scopes, phases, mesh, plan, staleCrls, staleBundles } = outlook;
@@ -172,12 +271,16 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   }
 
   if (plan.mint.length >= WORKER_MIN_LEAVES) o.pool?.warm?.(); // the threads load while the keys are opened
-  // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything is written.
+  // Every write signs a scope-ledger entry with the scope's intermediate: the CI identity is needed whenever anything
+  // is written.
   const ids = await identities(mesh);
   // Only now: "mint …" printed by a run that then lacks its identity would read as done.
   tell();
   // It holds plaintext leaf keys: 0700, ours, not a link.
-  const note = plan.mint.length || (fs.existsSync(o.out) && scopesInOutput(o.out, scopes).length) ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir }) : undefined;
+  const note =
+    plan.mint.length || (fs.existsSync(o.out) && scopesInOutput(o.out, scopes).length)
+      ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir })
+      : undefined;
   if (note) say(note.trimEnd());
   const keys = new Map<string, ScopeKeys>();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
@@ -187,21 +290,40 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   // Below a few hundred leaves, starting threads costs more than it saves.
   const pool = plan.mint.length >= WORKER_MIN_LEAVES ? o.pool : undefined;
   const signLeaves = pool?.sign;
-  const result = await renewScopes({ mesh, plan, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...(signLeaves ? { signLeaves } : {}) })
-    .catch((e) => {
-      // A worker that could not write a leaf file fails as the main thread's write would have.
-      throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out) ? outputFailure(e, o.out) : e;
-    });
+  const result = await renewScopes({
+    mesh,
+    plan,
+    phases,
+    staleCrls,
+    staleBundles,
+    keys,
+    now,
+    actor: actor(),
+    seam: nodeCryptoSeam,
+    ...(signLeaves ? { signLeaves } : {}),
+  }).catch((e) => {
+    // A worker that could not write a leaf file fails as the main thread's write would have.
+    throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out)
+      ? outputFailure(e, o.out)
+      : e;
+  });
   if (!signLeaves) progress.tick(result.count);
   // Before any output: a shard that would write another scope's file writes nothing.
   if (o.shard) assertShardWrites(scopes[0]!, result.writes);
   t?.mark('procedures');
-  // The output holds each scope's release as this run leaves the store (a stale trust.pem there once lacked a published intermediate).
+  // The output holds each scope's release as this run leaves the store (a stale trust.pem there once lacked a published
+  // intermediate).
   const after = loadMesh(store.withPending(result.writes));
-  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, after, m.scope, m.leaves, o.out, { leafFiles: !pool?.writesLeafFiles }));
+  const written = result.minted.flatMap((m) =>
+    writeLeafOutput(mesh, after, m.scope, m.leaves, o.out, { leafFiles: !pool?.writesLeafFiles }),
+  );
   const minted = new Set(result.minted.filter((m) => m.leaves.length).map((m) => m.scope));
   try {
-    for (const s of scopesInOutput(o.out, scopes.filter((x) => !minted.has(x)))) written.push(...scopeOutput(after, s, o.out));
+    for (const s of scopesInOutput(
+      o.out,
+      scopes.filter((x) => !minted.has(x)),
+    ))
+      written.push(...scopeOutput(after, s, o.out));
   } catch (e) {
     throw outputFailure(e, o.out);
   }
@@ -211,6 +333,8 @@ async function renewPlanned(store: Store, o: RenewOptions, identities: (mesh: Me
   store.commit(result.writes);
   t?.mark('ledger');
   const count = result.count;
-  say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`);
+  say(
+    `minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`,
+  );
   return result;
 }

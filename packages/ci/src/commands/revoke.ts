@@ -1,24 +1,51 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import { TrellisError, actor, clock, displaySerial, loadMesh, nodeCryptoSeam, revocableLeaf, revokeLeaf, withStore } from '@trellis/core';
+import {
+  TrellisError,
+  actor,
+  clock,
+  displaySerial,
+  loadMesh,
+  nodeCryptoSeam,
+  revocableLeaf,
+  revokeLeaf,
+  withStore,
+} from '@trellis/core';
 import { openScopeKeys, writeLeafOutput } from '../issue.js';
 import { outputBarrier } from '../out-write.js';
 import { ciIdentities } from '../signer.js';
 import { prepareOutDir } from '../out-dir.js';
 
-interface Args { store?: string; target: string; reason?: string; out?: string; now?: string }
+interface Args {
+  store?: string;
+  target: string;
+  reason?: string;
+  out?: string;
+  now?: string;
+}
 
 export const revoke: CommandModule<object, Args> = {
   command: 'revoke <target>',
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
-  builder: (y) => y
-    .positional('target', { type: 'string', demandOption: true, describe: 'SCOPE/SERVICE' })
-    .option('reason', { type: 'string', default: 'unspecified', describe: 'why (an RFC 5280 reason name such as keyCompromise is also the CRL reason code)' })
-    .option('out', { type: 'string', describe: 'where the replacement is written (default <store>/.trellis/out)' })
-    .example('$0 revoke us-east-1/api --reason keyCompromise', 'then deploy: the CRL and the new leaf ship together') as never,
+  builder: (y) =>
+    y
+      .positional('target', { type: 'string', demandOption: true, describe: 'SCOPE/SERVICE' })
+      .option('reason', {
+        type: 'string',
+        default: 'unspecified',
+        describe: 'why (an RFC 5280 reason name such as keyCompromise is also the CRL reason code)',
+      })
+      .option('out', { type: 'string', describe: 'where the replacement is written (default <store>/.trellis/out)' })
+      .example(
+        '$0 revoke us-east-1/api --reason keyCompromise',
+        'then deploy: the CRL and the new leaf ship together',
+      ) as never,
   handler: async (a) => {
     const [scope, service, ...rest] = a.target.split('/');
-    if (!scope || !service || rest.length) throw new TrellisError('usage', `"${a.target}" is not SCOPE/SERVICE`, { hint: 'name one service as its scope and service, such as us-east-1/api' });
+    if (!scope || !service || rest.length)
+      throw new TrellisError('usage', `"${a.target}" is not SCOPE/SERVICE`, {
+        hint: 'name one service as its scope and service, such as us-east-1/api',
+      });
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
@@ -29,7 +56,9 @@ export const revoke: CommandModule<object, Args> = {
       process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir, storeDir: store.dir }) ?? '');
       outputBarrier(out, writeLeafOutput(mesh, loadMesh(store.withPending(r.writes)), scope, [r.leaf], out));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`);
+      process.stdout.write(
+        `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`,
+      );
     });
   },
 };

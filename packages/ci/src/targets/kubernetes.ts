@@ -17,24 +17,43 @@ export function manifests(t: K8sTarget, scope: string, service: string, release:
   const docs: object[] = [];
   if (release['cert.pem'] && release['key.pem'] && release['chain.pem']) {
     docs.push({
-      apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls',
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'kubernetes.io/tls',
       metadata: { name: t.name, namespace: t.namespace, labels },
-      data: { 'tls.crt': b64(release['chain.pem']), 'tls.key': b64(release['key.pem']), 'ca.crt': b64(release['trust.pem']!) },
+      data: {
+        'tls.crt': b64(release['chain.pem']),
+        'tls.key': b64(release['key.pem']),
+        'ca.crt': b64(release['trust.pem']!),
+      },
     });
   }
   docs.push({
-    apiVersion: 'v1', kind: 'ConfigMap',
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
     metadata: { name: `${t.name}-trust`, namespace: t.namespace, labels },
-    data: { 'ca.crt': release['trust.pem'], 'trust.openssl.pem': release['trust.openssl.pem'], ...(release['crl.pem'] ? { 'crl.pem': release['crl.pem'] } : {}) },
+    data: {
+      'ca.crt': release['trust.pem'],
+      'trust.openssl.pem': release['trust.openssl.pem'],
+      ...(release['crl.pem'] ? { 'crl.pem': release['crl.pem'] } : {}),
+    },
   });
   return docs.map((d) => `---\n${stringify(d, { lineWidth: 0 })}`).join('');
 }
 
 export async function applyManifests(t: K8sTarget, file: string): Promise<string> {
   // `--flag=value`: a value is never read as another option; the environment carries no trellis identity.
-  const r = await execa('kubectl', [`--context=${t.context!}`, `--namespace=${t.namespace}`, 'apply', `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
+  const r = await execa(
+    'kubectl',
+    [`--context=${t.context!}`, `--namespace=${t.namespace}`, 'apply', `--filename=${file}`],
+    { reject: false, env: childEnv(process.env), extendEnv: false },
+  );
   if (r.exitCode !== 0) {
-    throw new TrellisError('peer-failed', `${describeTarget(t)}: kubectl apply failed: ${String(r.stderr).trim().split('\n').at(-1)}`, { hint: `the manifests are in ${file}; check the context` });
+    throw new TrellisError(
+      'peer-failed',
+      `${describeTarget(t)}: kubectl apply failed: ${String(r.stderr).trim().split('\n').at(-1)}`,
+      { hint: `the manifests are in ${file}; check the context` },
+    );
   }
   return String(r.stdout).trim();
 }

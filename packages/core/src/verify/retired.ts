@@ -6,12 +6,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { tryDecrypt } from '../custody.js';
+import { tryDecrypt } from '../custody/custody.js';
 import type { Finding } from './finding.js';
 
 /** Every age file of the working tree, relative to `dir`, sorted. */
 export function ageFilesIn(dir: string): string[] {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true })
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
     .filter((e) => e.isFile() && e.name.endsWith('.age'))
     .map((e) => path.relative(dir, path.join(e.parentPath, e.name)))
     .filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f))
@@ -23,9 +24,19 @@ export async function retiredIdentityFindings(dir: string, retired: string[]): P
   const out: Finding[] = [];
   for (const file of files) {
     if ((await tryDecrypt(retired, fs.readFileSync(path.join(dir, file), 'utf8'))).ok) {
-      out.push({ level: 'error', check: 'retired-identity', file, message: 'the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)' });
+      out.push({
+        level: 'error',
+        check: 'retired-identity',
+        file,
+        message: 'the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)',
+      });
     }
   }
-  if (!out.length) out.push({ level: 'ok', check: 'retired-identity', message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)` });
+  if (!out.length)
+    out.push({
+      level: 'ok',
+      check: 'retired-identity',
+      message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)`,
+    });
   return out;
 }

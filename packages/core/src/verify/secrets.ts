@@ -7,8 +7,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { secretIn } from '../custody.js';
-import { READ_LIMITS, readBounded, type Store } from '../store.js';
+import { secretIn } from '../custody/custody.js';
+import { READ_LIMITS, readBounded, type Store } from '../store/store.js';
 import type { Finding } from './finding.js';
 
 /** The files a commit carries that trellis owns: bundles/**, scopes/**, the top-level files. */
@@ -18,7 +18,11 @@ function committedFiles(store: Store): string[] {
     ...store.list(rel, 'dir').flatMap((d) => walk(path.posix.join(rel, d))),
   ];
   // The top level is the repository's too: its links and other entries are not trellis's to refuse.
-  const top = fs.readdirSync(store.dir, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name).sort();
+  const top = fs
+    .readdirSync(store.dir, { withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => e.name)
+    .sort();
   return [...top, ...walk('bundles'), ...walk('scopes')];
 }
 
@@ -26,7 +30,13 @@ export function secretFindings(store: Store): Finding[] {
   const out: Finding[] = [];
   for (const file of committedFiles(store)) {
     const what = secretIn(readBounded(store.abs(file), READ_LIMITS.store));
-    if (what) out.push({ level: 'error', check: 'custody', file, message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)` });
+    if (what)
+      out.push({
+        level: 'error',
+        check: 'custody',
+        file,
+        message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)`,
+      });
   }
   return out;
 }

@@ -3,9 +3,14 @@ import { clock, loadMesh, withStore } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { resignRootCrl } from '../procedures.js';
+import { resignRootCrl } from '../root-procedures.js';
 
-interface Args { store?: string; now?: string; allowOnline?: boolean; confirmRecipients?: boolean }
+interface Args {
+  store?: string;
+  now?: string;
+  allowOnline?: boolean;
+  confirmRecipients?: boolean;
+}
 
 export const crl: CommandModule<object, Args> = {
   command: 'crl',
@@ -16,7 +21,10 @@ export const crl: CommandModule<object, Args> = {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      const result = await resignRootCrl({ ...ceremony(mesh, now, posture, true), recipients: {} }, await openRootKeys(mesh, rootIdentities(), now));
+      const result = await resignRootCrl(
+        { ...ceremony(mesh, now, posture, true), recipients: {} },
+        await openRootKeys(mesh, rootIdentities(), now),
+      );
       store.commit(result.writes);
       say(result.report);
     });

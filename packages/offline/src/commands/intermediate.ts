@@ -1,10 +1,23 @@
 import type { CommandModule } from 'yargs';
 import readline from 'node:readline';
-import { TrellisError, ceremonyState, clock, intermediateLost, loadMesh, withStore, paths, planOrRefusal, quoteInput, renderCeremonySummary, scopeDef, type Mesh } from '@trellis/core';
+import {
+  TrellisError,
+  ceremonyState,
+  clock,
+  intermediateLost,
+  loadMesh,
+  withStore,
+  paths,
+  planOrRefusal,
+  quoteInput,
+  renderCeremonySummary,
+  scopeDef,
+  type Mesh,
+} from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { ceremonyIntermediates } from '../procedures.js';
+import { ceremonyIntermediates } from '../root-procedures.js';
 import { breakglassToRecord, mintStandbys } from '../standby.js';
 
 interface Args {
@@ -21,20 +34,29 @@ interface Args {
 export const intermediate: CommandModule<object, Args> = {
   command: 'intermediate [scope]',
   describe: "Mint a scope's intermediate under the root (needs the offline root identity)",
-  builder: (y) => y
-    .positional('scope', { type: 'string', describe: 'the scope, as named by scopes/<scope>.yaml' })
-    .option('pending', { type: 'boolean', describe: 'mint every declared scope that has no intermediate yet' })
-    .option('standby', { type: 'boolean', describe: 'mint a standby beside the active intermediate, its key to the break-glass recipient only (docs/standby.md)' })
-    .option('yes', { type: 'boolean', describe: 'sign without typing the scope names back (on a terminal, the ceremony asks for them)' })
-    .example('$0 intermediate us-east-1', 'after merging the PR that adds scopes/us-east-1.yaml')
-    .example('$0 intermediate us-east-1 --standby --confirm-recipients', 'a break-glass standby for a minted scope')
-    .example('$0 intermediate --pending', 'every scope awaiting its ceremony') as never,
+  builder: (y) =>
+    y
+      .positional('scope', { type: 'string', describe: 'the scope, as named by scopes/<scope>.yaml' })
+      .option('pending', { type: 'boolean', describe: 'mint every declared scope that has no intermediate yet' })
+      .option('standby', {
+        type: 'boolean',
+        describe:
+          'mint a standby beside the active intermediate, its key to the break-glass recipient only (docs/standby.md)',
+      })
+      .option('yes', {
+        type: 'boolean',
+        describe: 'sign without typing the scope names back (on a terminal, the ceremony asks for them)',
+      })
+      .example('$0 intermediate us-east-1', 'after merging the PR that adds scopes/us-east-1.yaml')
+      .example('$0 intermediate us-east-1 --standby --confirm-recipients', 'a break-glass standby for a minted scope')
+      .example('$0 intermediate --pending', 'every scope awaiting its ceremony') as never,
   handler: (a) => runIntermediate(a),
 };
 
 async function runIntermediate(a: Args): Promise<void> {
   const posture = requireOfflinePosture(a);
-  if (Boolean(a.scope) === Boolean(a.pending)) throw new TrellisError('usage', 'give a SCOPE or --pending, not both or neither');
+  if (Boolean(a.scope) === Boolean(a.pending))
+    throw new TrellisError('usage', 'give a SCOPE or --pending, not both or neither');
   if (a.standby) return runStandby(a, posture);
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
@@ -51,7 +73,8 @@ async function runIntermediate(a: Args): Promise<void> {
       targets = [scopeDef(mesh, a.scope!).name];
       if (!unminted(a.scope!)) {
         throw new TrellisError('already-minted', `scope ${a.scope} already has an intermediate`, {
-          file: paths.intermediate(a.scope!), hint: `to replace it: trellis-root rotate intermediate ${a.scope} (planned) or trellis-root recover ${a.scope} (compromise)`,
+          file: paths.intermediate(a.scope!),
+          hint: `to replace it: trellis-root rotate intermediate ${a.scope} (planned) or trellis-root recover ${a.scope} (compromise)`,
         });
       }
     }
@@ -60,7 +83,13 @@ async function runIntermediate(a: Args): Promise<void> {
       return;
     }
     const c = ceremony(mesh, now, posture, a.confirmRecipients);
-    await confirmSummary(mesh, targets, now, Boolean(a.yes), a.scope ? `trellis-root intermediate ${a.scope}` : undefined);
+    await confirmSummary(
+      mesh,
+      targets,
+      now,
+      Boolean(a.yes),
+      a.scope ? `trellis-root intermediate ${a.scope}` : undefined,
+    );
     const root = await openRootKey(mesh, rootIdentities(), now);
     const result = await ceremonyIntermediates(c, targets, root);
     store.commit(result.writes);
@@ -74,7 +103,9 @@ async function runStandby(a: Args, posture: ReturnType<typeof requireOfflinePost
     const mesh = loadMesh(store);
     const now = clock(a.now);
     const targets = a.pending
-      ? mesh.scopes.map((s) => s.name).filter((s) => ceremonyState(mesh, s) === 'minted' && !mesh.material.get(s)?.standby)
+      ? mesh.scopes
+          .map((s) => s.name)
+          .filter((s) => ceremonyState(mesh, s) === 'minted' && !mesh.material.get(s)?.standby)
       : [scopeDef(mesh, a.scope!).name];
     if (!targets.length) {
       process.stdout.write('every minted scope has its standby\n');
@@ -104,14 +135,24 @@ async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boo
   const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
   const answer = await new Promise<string>((resolve) => {
     rl.on('close', () => resolve(''));
-    rl.question(`type the scope name${targets.length === 1 ? '' : 's'} to sign (${targets.length}), separated by spaces: `, resolve);
+    rl.question(
+      `type the scope name${targets.length === 1 ? '' : 's'} to sign (${targets.length}), separated by spaces: `,
+      resolve,
+    );
   });
   rl.close();
-  const typed = answer.split(/[\s,]+/).filter(Boolean).sort();
+  const typed = answer
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .sort();
   const want = [...targets].sort();
   if (typed.join(' ') !== want.join(' ')) {
-    throw new TrellisError('custody-not-confirmed', `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes this ceremony signs (${want.join(' ')}): nothing was signed`, {
-      hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed',
-    });
+    throw new TrellisError(
+      'custody-not-confirmed',
+      `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes this ceremony signs (${want.join(' ')}): nothing was signed`,
+      {
+        hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed',
+      },
+    );
   }
 }

@@ -1,9 +1,26 @@
 import type { CommandModule } from 'yargs';
-import { TrellisError, activeIntermediate, advanceRoot, advanceScope, assertNoRootOverlap, clock, loadMesh, parseDuration, scopeDef, withStore, type Store } from '@trellis/core';
+import {
+  TrellisError,
+  activeIntermediate,
+  advanceRoot,
+  advanceScope,
+  assertNoRootOverlap,
+  clock,
+  loadMesh,
+  parseDuration,
+  scopeDef,
+  withStore,
+  type Store,
+} from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { abortIntermediateRotation, beginIntermediateRotation, beginRootRotation, finalizeRootRotation } from '../procedures.js';
+import {
+  abortIntermediateRotation,
+  beginIntermediateRotation,
+  beginRootRotation,
+  finalizeRootRotation,
+} from '../root-procedures.js';
 import type { Posture } from '../records.js';
 import { parseTokenUri } from '../token.js';
 
@@ -23,35 +40,76 @@ interface Args {
 export const rotate: CommandModule<object, Args> = {
   command: 'rotate <what> [scope]',
   describe: 'Begin (or abort) a planned intermediate rotation; begin or finalize a root rotation',
-  builder: (y) => y
-    .positional('what', { choices: ['intermediate', 'root'] as const, demandOption: true })
-    .positional('scope', { type: 'string', describe: 'the scope (rotate intermediate)' })
-    .option('propagation', { type: 'string', describe: 'how long bundles trusting {old, new} propagate before CI switches signing (default defaults.overlap.propagation, 24h)' })
-    .option('abort', { type: 'boolean', describe: 'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one stays trusted until its leaves expire' })
-    .option('finalize', { type: 'boolean', describe: 'root: drop the old root, the link and the old intermediate certificates' })
-    .option('root-key', { type: 'string', describe: "root: generate the new root's key on this PKCS#11 token (RFC 7512 URI); without it the new key is a file encrypted to the offline recipients" })
-    .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
-    .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
-    .example('$0 rotate intermediate us-east-1 --abort', 'the rollout went wrong (a stolen new key is a job for recover)')
-    .example('$0 rotate root', 'then, once consumers have the new root: trellis-root rotate root --finalize') as never,
+  builder: (y) =>
+    y
+      .positional('what', { choices: ['intermediate', 'root'] as const, demandOption: true })
+      .positional('scope', { type: 'string', describe: 'the scope (rotate intermediate)' })
+      .option('propagation', {
+        type: 'string',
+        describe:
+          'how long bundles trusting {old, new} propagate before CI switches signing (default defaults.overlap.propagation, 24h)',
+      })
+      .option('abort', {
+        type: 'boolean',
+        describe:
+          'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one stays trusted until its leaves expire',
+      })
+      .option('finalize', {
+        type: 'boolean',
+        describe: 'root: drop the old root, the link and the old intermediate certificates',
+      })
+      .option('root-key', {
+        type: 'string',
+        describe:
+          "root: generate the new root's key on this PKCS#11 token (RFC 7512 URI); without it the new key is a file encrypted to the offline recipients",
+      })
+      .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
+      .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
+      .example(
+        '$0 rotate intermediate us-east-1 --abort',
+        'the rollout went wrong (a stolen new key is a job for recover)',
+      )
+      .example(
+        '$0 rotate root',
+        'then, once consumers have the new root: trellis-root rotate root --finalize',
+      ) as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
     if (a.what === 'intermediate') {
       if (!a.scope) throw new TrellisError('usage', 'rotate intermediate needs a SCOPE');
-      if (a.finalize || a.rootKey !== undefined) throw new TrellisError('usage', `${a.finalize ? '--finalize' : '--root-key'} belongs to rotate root`);
+      if (a.finalize || a.rootKey !== undefined)
+        throw new TrellisError('usage', `${a.finalize ? '--finalize' : '--root-key'} belongs to rotate root`);
       if (a.abort && a.propagation) throw new TrellisError('usage', '--abort takes no --propagation');
-      const propagation = a.propagation === undefined ? undefined : parseDuration(a.propagation, { field: '--propagation' }, 'usage');
-      await withStore(a.store, (store) => (a.abort ? abortIntermediate(store, a.scope!, a, posture) : beginIntermediate(store, a.scope!, propagation, a, posture)));
+      const propagation =
+        a.propagation === undefined ? undefined : parseDuration(a.propagation, { field: '--propagation' }, 'usage');
+      await withStore(a.store, (store) =>
+        a.abort
+          ? abortIntermediate(store, a.scope!, a, posture)
+          : beginIntermediate(store, a.scope!, propagation, a, posture),
+      );
     } else {
-      if (a.scope || a.abort || a.propagation) throw new TrellisError('usage', 'rotate root takes only --finalize or --root-key');
-      if (a.finalize && a.rootKey !== undefined) throw new TrellisError('usage', '--root-key names where the new root key is made: it belongs to the start of a rotation, not --finalize');
+      if (a.scope || a.abort || a.propagation)
+        throw new TrellisError('usage', 'rotate root takes only --finalize or --root-key');
+      if (a.finalize && a.rootKey !== undefined)
+        throw new TrellisError(
+          'usage',
+          '--root-key names where the new root key is made: it belongs to the start of a rotation, not --finalize',
+        );
       if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
-      await withStore(a.store, (store) => (a.finalize ? finalizeRoot(store, a, posture) : beginRoot(store, a, posture)));
+      await withStore(a.store, (store) =>
+        a.finalize ? finalizeRoot(store, a, posture) : beginRoot(store, a, posture),
+      );
     }
   },
 };
 
-async function beginIntermediate(store: Store, scope: string, propagationFlag: number | undefined, a: Args, posture: Posture): Promise<void> {
+async function beginIntermediate(
+  store: Store,
+  scope: string,
+  propagationFlag: number | undefined,
+  a: Args,
+  posture: Posture,
+): Promise<void> {
   const mesh = loadMesh(store);
   const now = clock(a.now);
   scopeDef(mesh, scope);
@@ -72,7 +130,11 @@ async function abortIntermediate(store: Store, scope: string, a: Args, posture: 
   const now = clock(a.now);
   advanceScope(mesh.material.get(scope)!.state!, { type: 'abort', longestLeafTtl: 0 }, now, scope); // refuses before the root key is touched
   // Both ledgers' entries are root-signed, so an abort opens the root key too.
-  const result = abortIntermediateRotation(ceremony(mesh, now, posture, a.confirmRecipients), scope, await openRootKey(mesh, rootIdentities(), now));
+  const result = abortIntermediateRotation(
+    ceremony(mesh, now, posture, a.confirmRecipients),
+    scope,
+    await openRootKey(mesh, rootIdentities(), now),
+  );
   store.commit(result.writes);
   say(result.report);
 }
@@ -92,7 +154,10 @@ async function finalizeRoot(store: Store, a: Args, posture: Posture): Promise<vo
   const now = clock(a.now);
   advanceRoot(mesh.rootState!, { type: 'finalize' }, now);
   // Custody gate: the offline identity must open the new root key before the old root is dropped.
-  const result = await finalizeRootRotation(ceremony(mesh, now, posture, a.confirmRecipients), await openRootKey(mesh, rootIdentities(), now));
+  const result = await finalizeRootRotation(
+    ceremony(mesh, now, posture, a.confirmRecipients),
+    await openRootKey(mesh, rootIdentities(), now),
+  );
   store.commit(result.writes);
   say(result.report);
 }

@@ -13,14 +13,27 @@ export const verify = verifyCommand('root', tokenCustody) as unknown as CommandM
 async function tokenCustody(mesh: Mesh): Promise<Finding[]> {
   if (!tokenPinGiven()) return [];
   const out: Finding[] = [];
-  for (const [cert, uri, file, certFile] of [[mesh.root, mesh.rootKeyUri, paths.rootKeyUri, paths.rootCert], [mesh.previousRoot, mesh.previousRootKeyUri, paths.rootPreviousKeyUri, paths.rootPrevious]] as const) {
+  for (const [cert, uri, file, certFile] of [
+    [mesh.root, mesh.rootKeyUri, paths.rootKeyUri, paths.rootCert],
+    [mesh.previousRoot, mesh.previousRootKeyUri, paths.rootPreviousKeyUri, paths.rootPrevious],
+  ] as const) {
     if (!cert || uri === undefined) continue;
     try {
       openTokenKey(uri, cert, certFile);
-      out.push({ level: 'ok', check: 'custody', file, message: `the token key signs a fresh challenge that ${certFile}'s public key verifies: it is this root's key` });
+      out.push({
+        level: 'ok',
+        check: 'custody',
+        file,
+        message: `the token key signs a fresh challenge that ${certFile}'s public key verifies: it is this root's key`,
+      });
     } catch (e) {
       if (!isTrellisError(e)) throw e;
-      out.push({ level: 'error', check: 'custody', file, message: `the token does not prove this root key: ${e.message.split('\n')[0]}` });
+      out.push({
+        level: 'error',
+        check: 'custody',
+        file,
+        message: `the token does not prove this root key: ${e.message.split('\n')[0]}`,
+      });
     }
   }
   return out;

@@ -1,0 +1,74 @@
+/**
+ * verify's ledger and record concern: every ledger signature (ledger-trust.ts)
+ * and every record proven from the entries that count (record-proofs.ts).
+ */
+import { sha256Hex } from '../crypto/crypto.js';
+import { rootLedgerTrust, scopeLedgerTrust, type LedgerTrust } from '../ledger/ledger-trust.js';
+import type { Mesh } from '../model/mesh.js';
+import {
+  evidenceProblems,
+  issuanceRecordProblems,
+  rootStateProblems,
+  scopeStateProblems,
+  type RecordProblem,
+} from '../ledger/record-proofs.js';
+import { Store } from '../store/store.js';
+import type { Finding } from './finding.js';
+
+function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
+  const where = { file: t.file, ...(scope ? { scope } : {}) };
+  const out: Finding[] = t.problems.map((p) => ({
+    ...where,
+    level: 'error' as const,
+    check: 'ledger',
+    message: `entry ${p.seq}: ${p.message}; restore the ledger from git history before anything signs on top of it`,
+  }));
+  if (t.legacy && t.entries.length) {
+    out.push({
+      ...where,
+      level: 'warning',
+      check: 'ledger',
+      message:
+        'unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write',
+    });
+  }
+  return out;
+}
+
+const asFindings = (ps: RecordProblem[], scope?: string): Finding[] =>
+  ps.map((p) => ({
+    level: 'error',
+    check: 'record',
+    message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`,
+    file: p.file,
+    ...(scope ? { scope } : {}),
+  }));
+
+/**
+ * Findings for every ledger and record of the store. `read` reads a store file
+ * by relative path; it is only ever given paths that evidencePathProblem let through.
+ */
+export function verifyLedgers(
+  mesh: Mesh,
+  now: Date,
+  read: (rel: string) => string | undefined = (rel) => new Store(mesh.dir).read(rel),
+): Finding[] {
+  const root = rootLedgerTrust(mesh);
+  const out = [
+    ...ledgerFindings(root),
+    ...asFindings(rootStateProblems(mesh)),
+    ...asFindings(evidenceProblems(root, 'root', read, sha256Hex)),
+  ];
+  for (const scope of mesh.scopes) {
+    const m = mesh.material.get(scope.name)!;
+    if (!m.ledger) continue;
+    const t = scopeLedgerTrust(mesh, scope.name);
+    out.push(
+      ...ledgerFindings(t, scope.name),
+      ...asFindings(scopeStateProblems(mesh, scope.name, now), scope.name),
+      ...asFindings(evidenceProblems(t, scope.name, read, sha256Hex), scope.name),
+    );
+    out.push(...asFindings(issuanceRecordProblems(mesh, scope.name), scope.name));
+  }
+  return out;
+}
