@@ -85,7 +85,7 @@ async function bundle(entry, outfile, info) {
     // source.
     alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     // The test-only fault seam stays out of the release: its inert twin takes its place.
-    plugins: [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, 'fault-seam.release.ts') })) }],
+    plugins: [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')) })) }],
     metafile: true,
     write: false,
     logLevel: 'warning',
