@@ -80,12 +80,18 @@ swap() { relink "$1" current; }
 durable "$release"/* "$release"
 for d in $dirs; do if [ -d "$release/$d" ]; then durable "$release/$d"/* "$release/$d"; fi; done
 swap "releases/$id"
-if [ -n "$reload" ] && ! sh -c "$reload" >/dev/null 2>&1; then
+# The reload's output goes to a file, not a pipe: a server it starts keeps its stderr open, and a pipe would wait for it.
+said=$(mktemp)
+if [ -n "$reload" ] && ! sh -c "$reload" >"$said" 2>&1; then
   if [ -n "$current" ]; then swap "$current"; sh -c "$reload" >/dev/null 2>&1 || true; else rm -f "$target/current"; fi
   rm -rf "$release"
+  # What the server said, bounded; the caller escapes it before showing it.
+  head -c 2000 "$said" | head -n 10 | sed 's/^/trellis-reload: /'
+  rm -f "$said"
   say "reload failed; rolled back to ${current:-nothing}"
   exit 11
 fi
+rm -f "$said"
 if [ -n "$current" ]; then relink "$current" previous; fi
 # Keep the current and the previous release only.
 for r in "$target"/releases/*; do

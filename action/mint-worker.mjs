@@ -6,7 +6,7 @@ import path2 from "node:path";
 import { performance } from "node:perf_hooks";
 import { parentPort, threadId } from "node:worker_threads";
 
-// packages/core/src/leaf-template.ts
+// packages/core/src/x509/leaf-template.ts
 import { createECDH, createHash, createPrivateKey, createPublicKey, sign } from "node:crypto";
 var LEAF_SECRET_BYTES = { "ecdsa-p256": 40, "ecdsa-p384": 56, ed25519: 32 };
 function derLength(n) {
@@ -44,7 +44,12 @@ var SIGNATURE_ALGORITHM = {
 var DIGEST = { "ecdsa-p256": "sha256", "ecdsa-p384": "sha384", ed25519: null };
 var EC_PUBLIC_KEY = hex("06072a8648ce3d0201");
 var CURVES = {
-  "ecdsa-p256": { name: "prime256v1", oid: hex("06082a8648ce3d030107"), bytes: 32, n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n },
+  "ecdsa-p256": {
+    name: "prime256v1",
+    oid: hex("06082a8648ce3d030107"),
+    bytes: 32,
+    n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n
+  },
   "ecdsa-p384": {
     name: "secp384r1",
     oid: hex("06052b81040022"),
@@ -62,10 +67,14 @@ var OID_COMMON_NAME = hex("0603550403");
 var OID_SKI = hex("0603551d0e");
 var OID_SAN = hex("0603551d11");
 function leafKeyPair(algorithm, secret) {
-  if (secret.length !== LEAF_SECRET_BYTES[algorithm]) throw new Error(`a ${algorithm} leaf key takes ${LEAF_SECRET_BYTES[algorithm]} secret bytes, got ${secret.length}`);
+  if (secret.length !== LEAF_SECRET_BYTES[algorithm])
+    throw new Error(`a ${algorithm} leaf key takes ${LEAF_SECRET_BYTES[algorithm]} secret bytes, got ${secret.length}`);
   if (algorithm === "ed25519") {
     const pkcs8 = Buffer.concat([hex("302e020100300506032b657004220420"), secret]);
-    const spki = createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" });
+    const spki = createPublicKey(createPrivateKey({ key: pkcs8, format: "der", type: "pkcs8" })).export({
+      format: "der",
+      type: "spki"
+    });
     return { pkcs8, spki, point: spki.subarray(spki.length - 32) };
   }
   const c = CURVES[algorithm];
@@ -88,7 +97,14 @@ function extension(oid, value) {
   return tlv(SEQUENCE, oid, tlv(4, value));
 }
 function subjectAltNameDer(uris, dns) {
-  return extension(OID_SAN, tlv(SEQUENCE, ...uris.map((u) => tlv(134, Buffer.from(u, "latin1"))), ...dns.map((n) => tlv(130, Buffer.from(n, "latin1")))));
+  return extension(
+    OID_SAN,
+    tlv(
+      SEQUENCE,
+      ...uris.map((u) => tlv(134, Buffer.from(u, "latin1"))),
+      ...dns.map((n) => tlv(130, Buffer.from(n, "latin1")))
+    )
+  );
 }
 var validities = /* @__PURE__ */ new Map();
 function validityDer(notBefore, notAfter) {
@@ -103,7 +119,8 @@ function validityDer(notBefore, notAfter) {
 }
 function leafTbs(t, o, key) {
   const exts = t.extensions.map((e) => {
-    if (e === "subjectKeyIdentifier") return extension(OID_SKI, tlv(4, createHash("sha1").update(key.point).digest()));
+    if (e === "subjectKeyIdentifier")
+      return extension(OID_SKI, tlv(4, createHash("sha1").update(key.point).digest()));
     if (e === "subjectAltName") return subjectAltNameDer(o.uris, o.dns);
     return e;
   });
@@ -134,7 +151,13 @@ function signLeaves(t, orders, signingKey) {
     const tbs = leafTbs(t, o, key);
     const signature = sign(DIGEST[t.signing], tbs, signingKey);
     const der = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(3, ZERO, signature));
-    return { service: o.service, der, certPem: pem("CERTIFICATE", der), keyPem: pem("PRIVATE KEY", key.pkcs8), fingerprint: `sha256:${createHash("sha256").update(der).digest("hex")}` };
+    return {
+      service: o.service,
+      der,
+      certPem: pem("CERTIFICATE", der),
+      keyPem: pem("PRIVATE KEY", key.pkcs8),
+      fingerprint: `sha256:${createHash("sha256").update(der).digest("hex")}`
+    };
   });
 }
 
@@ -191,7 +214,10 @@ function openSpare(spare, mode) {
 function replaceRecycling(file, content, mode, scrub) {
   const spare = spareOf(file);
   const opened = openSpare(spare, mode);
-  if (opened === void 0) return replaceFileNow(file, content, mode);
+  if (opened === void 0) {
+    replaceFileNow(file, content, mode);
+    return;
+  }
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
   fs.rmSync(old, { force: true });
@@ -262,7 +288,12 @@ parentPort.on("message", (m) => {
       makeKeyDir(scopeDir);
       for (const l of leaves) writeLeafDir(scopeDir, l, m.out.intermediatePem);
     }
-    parentPort.postMessage({ id: m.id, leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })), signMs: t1 - t0, filesMs: performance.now() - t1 });
+    parentPort.postMessage({
+      id: m.id,
+      leaves: leaves.map((l) => ({ ...l, der: new Uint8Array(0) })),
+      signMs: t1 - t0,
+      filesMs: performance.now() - t1
+    });
   } catch (e) {
     const err = e;
     parentPort.postMessage({ id: m.id, error: { message: err.message, code: err.code, path: err.path } });

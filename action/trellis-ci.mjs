@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "72828b268450361f8c8957c3de749cfbe3af7365", date: "2026-12-07T00:05:39Z" };
+    define_TRELLIS_BUILD_default = { commit: "815cd9e1abd0b6fd5e7b09fb2700212ba9c3a558", date: "2026-12-07T00:59:29Z" };
   }
 });
 
@@ -93,13 +93,13 @@ var require_get_caller_file = __commonJS({
   }
 });
 
-// packages/core/src/errors.ts
+// packages/core/src/model/errors.ts
 function isTrellisError(e2) {
   return e2 instanceof TrellisError;
 }
 var REASON_EXIT_CODES, TrellisError;
 var init_errors = __esm({
-  "packages/core/src/errors.ts"() {
+  "packages/core/src/model/errors.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     REASON_EXIT_CODES = {
@@ -170,7 +170,7 @@ var init_errors = __esm({
   }
 });
 
-// packages/core/src/time.ts
+// packages/core/src/model/time.ts
 function parseDuration(text, place = {}, reason = "bad-config") {
   const raw = String(text).trim();
   const m = /^(\d{1,12})(s|m|h|d|w|y)$/.exec(raw);
@@ -183,7 +183,10 @@ function parseDuration(text, place = {}, reason = "bad-config") {
   }
   const ms = Number(m[1]) * UNIT_MS[m[2]];
   if (ms > MAX_DURATION_MS) {
-    throw new TrellisError(reason, `${shown} is longer than 100 years, the most trellis accepts`, { ...place, hint: "certificate lifetimes are days (leaves) to years (roots): see docs/input-limits.md" });
+    throw new TrellisError(reason, `${shown} is longer than 100 years, the most trellis accepts`, {
+      ...place,
+      hint: "certificate lifetimes are days (leaves) to years (roots): see docs/input-limits.md"
+    });
   }
   return ms;
 }
@@ -196,13 +199,18 @@ function formatDuration(ms) {
 function parseInstant(text, flag = "--now") {
   const shown = JSON.stringify(text.length > 40 ? `${text.slice(0, 40)}…` : text);
   const fail = (why) => {
-    throw new TrellisError("bad-time", `${flag} ${shown} ${why}`, { hint: "write an RFC 3339 time with its offset, like 2026-11-22T10:00:00Z" });
+    throw new TrellisError("bad-time", `${flag} ${shown} ${why}`, {
+      hint: "write an RFC 3339 time with its offset, like 2026-11-22T10:00:00Z"
+    });
   };
   const m = RFC3339.exec(text);
   if (!m) return fail("is not an RFC 3339 timestamp");
   const [year, month, day2, hour, minute, second] = m.slice(1, 7).map(Number);
   const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
-  if (month < 1 || month > 12 || day2 < 1 || day2 > daysInMonth) fail(`names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`);
+  if (month < 1 || month > 12 || day2 < 1 || day2 > daysInMonth)
+    fail(
+      `names a day that does not exist (${year}-${m[2]} has ${month >= 1 && month <= 12 ? daysInMonth : "no"} days)`
+    );
   if (hour > 23 || minute > 59 || second > 59) fail("has a time of day out of range (00:00:00 to 23:59:59)");
   if (m[8] && (Number(m[9]) > 23 || Number(m[10]) > 59)) fail("has an offset out of range (-23:59 to +23:59)");
   const d2 = new Date(text.replace(" ", "T"));
@@ -219,14 +227,18 @@ function notYetValid(from, now) {
 }
 function assertNowNotAhead(now, real, nowAhead) {
   if (nowAhead || !notYetValid(now, real)) return;
-  throw new TrellisError("usage", `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`, {
-    field: "--now",
-    hint: "give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid at the real clock, and verify, check and renew say so; or fix this clock"
-  });
+  throw new TrellisError(
+    "usage",
+    `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`,
+    {
+      field: "--now",
+      hint: "give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid at the real clock, and verify, check and renew say so; or fix this clock"
+    }
+  );
 }
 var UNIT_MS, MAX_DURATION_MS, RFC3339, CLOCK_SKEW_MS;
 var init_time = __esm({
-  "packages/core/src/time.ts"() {
+  "packages/core/src/model/time.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
@@ -237,7 +249,7 @@ var init_time = __esm({
   }
 });
 
-// packages/core/src/names.ts
+// packages/core/src/model/names.ts
 function scopeDomain(scope2, trustDomain) {
   return `${scope2}.${trustDomain}`;
 }
@@ -255,13 +267,27 @@ function isDnsName(name) {
 }
 function dnsSanRefusal(name, domain) {
   if (IPV4ISH.test(name) || name.includes(":")) {
-    return { detail: "is an IP address: trellis certifies DNS names and SPIFFE IDs only", hint: `give the service a DNS name under ${domain}; intermediates exclude every IP address (docs/input-limits.md)` };
+    return {
+      detail: "is an IP address: trellis certifies DNS names and SPIFFE IDs only",
+      hint: `give the service a DNS name under ${domain}; intermediates exclude every IP address (docs/input-limits.md)`
+    };
   }
   if (name.startsWith("*.")) {
-    return { detail: "is a wildcard: trellis certifies one service per leaf", hint: `list each name under ${domain} that the service answers to` };
+    return {
+      detail: "is a wildcard: trellis certifies one service per leaf",
+      hint: `list each name under ${domain} that the service answers to`
+    };
   }
-  if (!isDnsName(name)) return { detail: "is not a lower-case DNS name", hint: "write labels of a-z, 0-9 and dashes, separated by dots, at most 253 characters" };
-  if (!dnsWithin(name, domain)) return { detail: "is outside the scope's name constraints", hint: `the intermediate of this scope may only certify names under ${domain}` };
+  if (!isDnsName(name))
+    return {
+      detail: "is not a lower-case DNS name",
+      hint: "write labels of a-z, 0-9 and dashes, separated by dots, at most 253 characters"
+    };
+  if (!dnsWithin(name, domain))
+    return {
+      detail: "is outside the scope's name constraints",
+      hint: `the intermediate of this scope may only certify names under ${domain}`
+    };
   return void 0;
 }
 function dnsWithin(name, subtree) {
@@ -289,7 +315,7 @@ function namesOutside(sans, permitted) {
 }
 var GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, RESERVED_SCOPE_NAMES, DNS_LABEL, IPV4ISH, ALL_IPS;
 var init_names = __esm({
-  "packages/core/src/names.ts"() {
+  "packages/core/src/model/names.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     GLOBAL_SCOPE = "global";
@@ -7253,14 +7279,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs15, sep: [] });
+                map.items.push({ start, key: fs17, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs15);
+                this.stack.push(fs17);
               } else {
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7388,13 +7414,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs15 = this.flowScalar(this.type);
+              const fs17 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs15, sep: [] });
+                fc.items.push({ start: [], key: fs17, sep: [] });
               else if (it.sep)
-                this.stack.push(fs15);
+                this.stack.push(fs17);
               else
-                Object.assign(it, { key: fs15, sep: [] });
+                Object.assign(it, { key: fs17, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -14678,7 +14704,7 @@ var require_registry = __commonJS({
     init_define_TRELLIS_BUILD();
     Object.defineProperty(exports, "__esModule", { value: true });
     exports.createConverterRegistry = createConverterRegistry;
-    function keyOf(name) {
+    function keyOf2(name) {
       return name.trim().toLowerCase();
     }
     function toError(error) {
@@ -14686,9 +14712,9 @@ var require_registry = __commonJS({
     }
     function removeConverter(converters, primaryNames, converter) {
       for (const alias of [converter.name, ...converter.aliases ?? []]) {
-        converters.delete(keyOf(alias));
+        converters.delete(keyOf2(alias));
       }
-      primaryNames.delete(keyOf(converter.name));
+      primaryNames.delete(keyOf2(converter.name));
     }
     function requireCapability(converter, name, capability) {
       const method = converter[capability];
@@ -14698,7 +14724,7 @@ var require_registry = __commonJS({
       return method;
     }
     function detectConfidence(name, text, converter) {
-      const normalizedName = keyOf(converter.name || name);
+      const normalizedName = keyOf2(converter.name || name);
       const trimmed = text.trim();
       if (!trimmed) {
         return 0;
@@ -14760,10 +14786,10 @@ var require_registry = __commonJS({
       const primaryNames = /* @__PURE__ */ new Set();
       const api = {
         register(converter, options = {}) {
-          if (!converter.name || !keyOf(converter.name)) {
+          if (!converter.name || !keyOf2(converter.name)) {
             throw new TypeError("Converter name is required");
           }
-          const names = [...new Set([converter.name, ...converter.aliases ?? []].map(keyOf))];
+          const names = [...new Set([converter.name, ...converter.aliases ?? []].map(keyOf2))];
           const conflicts = /* @__PURE__ */ new Set();
           for (const name of names) {
             const existing = converters.get(name);
@@ -14781,11 +14807,11 @@ var require_registry = __commonJS({
           for (const name of names) {
             converters.set(name, converter);
           }
-          primaryNames.add(keyOf(converter.name));
+          primaryNames.add(keyOf2(converter.name));
           return this;
         },
         unregister(name) {
-          const converter = converters.get(keyOf(name));
+          const converter = converters.get(keyOf2(name));
           if (!converter) {
             return false;
           }
@@ -14793,10 +14819,10 @@ var require_registry = __commonJS({
           return true;
         },
         has(name) {
-          return converters.has(keyOf(name));
+          return converters.has(keyOf2(name));
         },
         get(name) {
-          const converter = converters.get(keyOf(name));
+          const converter = converters.get(keyOf2(name));
           if (!converter) {
             throw new Error(`Converter '${name}' is not registered`);
           }
@@ -14835,7 +14861,7 @@ var require_registry = __commonJS({
           return this.encode(options.to, bytes, options.toOptions);
         },
         detect(text, options = {}) {
-          const formatNames = options.formats?.length ? options.formats.map((name) => String(name)) : this.list().map((converter) => converter.name).filter((name) => !["binary", "utf8", "utf16be", "utf16le"].includes(keyOf(name)));
+          const formatNames = options.formats?.length ? options.formats.map((name) => String(name)) : this.list().map((converter) => converter.name).filter((name) => !["binary", "utf8", "utf16be", "utf16le"].includes(keyOf2(name)));
           const detections = /* @__PURE__ */ new Map();
           for (const requestedName of formatNames) {
             const converter = this.get(requestedName);
@@ -24730,7 +24756,7 @@ var require_x509_cjs = __commonJS({
     function replaceUnknownCharacter(text, char) {
       return `\\${pvtsutils.Convert.ToHex(pvtsutils.Convert.FromUtf8String(char)).toUpperCase()}`;
     }
-    function escape4(data) {
+    function escape3(data) {
       return data.replace(/([,+"\\<>;])/g, "\\$1").replace(/^([ #])/, "\\$1").replace(/([ ]$)/, "\\$1").replace(/([\r\n\t])/, replaceUnknownCharacter);
     }
     var Name2 = class _Name {
@@ -24783,7 +24809,7 @@ var require_x509_cjs = __commonJS({
       toString() {
         return this.asn.map((rdn) => rdn.map((o2) => {
           const type = this.getName(o2.type) || o2.type;
-          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape4(o2.value.toString());
+          const value = o2.value.anyValue ? `#${pvtsutils.Convert.ToHex(o2.value.anyValue)}` : escape3(o2.value.toString());
           return `${type}=${value}`;
         }).join("+")).join(", ");
       }
@@ -27460,7 +27486,7 @@ var require_x509_cjs = __commonJS({
   }
 });
 
-// packages/core/src/crypto.ts
+// packages/core/src/crypto/crypto.ts
 import { KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify, webcrypto } from "node:crypto";
 function privateKeyAlgorithm(pem2) {
   const k = createPrivateKey(pem2);
@@ -27473,7 +27499,13 @@ async function importSigningKey(pem2) {
   const algorithm = privateKeyAlgorithm(pem2);
   if (!algorithm) throw new Error("unsupported private key algorithm");
   const der = createPrivateKey(pem2).export({ type: "pkcs8", format: "der" });
-  const key = await webcrypto.subtle.importKey("pkcs8", der, ALGORITHM_SPECS[algorithm].generate, false, ["sign"]);
+  const key = await webcrypto.subtle.importKey(
+    "pkcs8",
+    der,
+    ALGORITHM_SPECS[algorithm].generate,
+    false,
+    ["sign"]
+  );
   return { key, algorithm };
 }
 function publicKeyDerOf(privatePem) {
@@ -27509,7 +27541,7 @@ function verifyBytes(spki, data, signature) {
 }
 var import_reflect_metadata, x509, KEY_ALGORITHMS, ALGORITHM_SPECS, DIGEST;
 var init_crypto = __esm({
-  "packages/core/src/crypto.ts"() {
+  "packages/core/src/crypto/crypto.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata = __toESM(require_Reflect(), 1);
@@ -27517,22 +27549,29 @@ var init_crypto = __esm({
     x509.cryptoProvider.set(webcrypto);
     KEY_ALGORITHMS = ["ecdsa-p256", "ecdsa-p384", "ed25519"];
     ALGORITHM_SPECS = {
-      "ecdsa-p256": { generate: { name: "ECDSA", namedCurve: "P-256" }, signing: { name: "ECDSA", hash: "SHA-256" } },
-      "ecdsa-p384": { generate: { name: "ECDSA", namedCurve: "P-384" }, signing: { name: "ECDSA", hash: "SHA-384" } },
+      "ecdsa-p256": {
+        generate: { name: "ECDSA", namedCurve: "P-256" },
+        signing: { name: "ECDSA", hash: "SHA-256" }
+      },
+      "ecdsa-p384": {
+        generate: { name: "ECDSA", namedCurve: "P-384" },
+        signing: { name: "ECDSA", hash: "SHA-384" }
+      },
       ed25519: { generate: { name: "Ed25519" }, signing: { name: "Ed25519" } }
     };
     DIGEST = { "ecdsa-p256": "sha256", "ecdsa-p384": "sha384", ed25519: null };
   }
 });
 
-// packages/core/src/plain-yaml.ts
+// packages/core/src/config/plain-yaml.ts
 function scalar(raw) {
   if (raw === "{}") return {};
   if (raw === "[]") return [];
   const q2 = raw[0];
   if (q2 === '"' || q2 === "'") {
     const inner = raw.slice(1, -1);
-    if (raw.length < 2 || raw.at(-1) !== q2 || inner.includes(q2) || q2 === '"' && inner.includes("\\") || /[\0-\x1f\x7f]/.test(inner)) return NO;
+    if (raw.length < 2 || raw.at(-1) !== q2 || inner.includes(q2) || q2 === '"' && inner.includes("\\") || /[\0-\x1f\x7f]/.test(inner))
+      return NO;
     return inner;
   }
   if (!PLAIN.test(raw) || raw.endsWith(":") || NOT_A_STRING.test(raw)) return NO;
@@ -27650,13 +27689,14 @@ function writePlainYaml(value) {
     }
     return true;
   };
-  if (!value || typeof value !== "object" || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype) return void 0;
+  if (!value || typeof value !== "object" || Array.isArray(value) || Object.getPrototypeOf(value) !== Object.prototype)
+    return void 0;
   if (!Object.values(value).some((v) => v !== void 0)) return void 0;
   return map(value, "") ? out.join("") : void 0;
 }
 var PLAIN, KEY, NOT_A_STRING, MAX_DEPTH, NO, COMPACT_KEY, plainString, plainKey;
 var init_plain_yaml = __esm({
-  "packages/core/src/plain-yaml.ts"() {
+  "packages/core/src/config/plain-yaml.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:+=@-]*$/;
@@ -27670,7 +27710,7 @@ var init_plain_yaml = __esm({
   }
 });
 
-// packages/core/src/data.ts
+// packages/core/src/model/data.ts
 function dict(entries2 = []) {
   const out = /* @__PURE__ */ Object.create(null);
   for (const [k, v] of entries2) out[k] = v;
@@ -27688,7 +27728,7 @@ function own(table, key) {
 }
 var parseJsonData;
 var init_data = __esm({
-  "packages/core/src/data.ts"() {
+  "packages/core/src/model/data.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     parseJsonData = (text) => dataOnly(JSON.parse(text));
@@ -37121,20 +37161,20 @@ var init_dist = __esm({
   }
 });
 
-// packages/core/src/untrusted.ts
+// packages/core/src/model/untrusted.ts
 function escapeUnsafe(text) {
   return text.replace(UNSAFE, (c3) => `\\u${c3.charCodeAt(0).toString(16).padStart(4, "0")}`);
 }
 var UNSAFE;
 var init_untrusted = __esm({
-  "packages/core/src/untrusted.ts"() {
+  "packages/core/src/model/untrusted.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     UNSAFE = /[\u0000-\u0008\u000b-\u001f\u007f-\u009f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]/g;
   }
 });
 
-// packages/core/src/custody.ts
+// packages/core/src/custody/custody.ts
 function quoteInput(v) {
   const text = typeof v === "string" ? v : JSON.stringify(v) ?? String(v);
   if (SECRET.test(text)) return "(a secret key, not shown: treat it as exposed)";
@@ -37145,35 +37185,54 @@ function withoutSecrets(message, max = 200) {
   if (SECRET.test(message)) return "the offending text is a secret key, not shown: treat it as exposed";
   return line.length > max ? `${line.slice(0, max)}…` : line;
 }
+function quotePeerOutput(text, max = 600) {
+  if (SECRET.test(text)) return "(it printed a secret key, not shown: treat it as exposed)";
+  const line = text.split("\n").map((l) => l.trim()).filter(Boolean).join(" | ");
+  return escapeUnsafe(line.length > max ? `${line.slice(0, max)}…` : line);
+}
 function identityVarsSet(env2, kind) {
   const prefix = IDENTITY_VARS[kind][0];
   return Object.keys(env2).filter((k) => k.startsWith(prefix) && isSet(env2, k)).sort();
 }
 function childEnv(env2) {
-  return Object.fromEntries(Object.entries(env2).filter((e2) => !e2[0].startsWith("TRELLIS_") && e2[1] !== void 0));
+  return Object.fromEntries(
+    Object.entries(env2).filter((e2) => !e2[0].startsWith("TRELLIS_") && e2[1] !== void 0)
+  );
 }
 function assertCiPosture(env2) {
   const leaked = identityVarsSet(env2, "root");
   if (leaked.length) {
-    throw new TrellisError("custody-root-identity-in-ci", `${leaked.join(", ")} is set: the root identity must never reach CI`, {
-      hint: "remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation"
-    });
+    throw new TrellisError(
+      "custody-root-identity-in-ci",
+      `${leaked.join(", ")} is set: the root identity must never reach CI`,
+      {
+        hint: "remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation"
+      }
+    );
   }
 }
 function assertNoBreakglass(env2, where) {
   const set = identityVarsSet(env2, "breakglass");
   if (set.length) {
-    throw new TrellisError("custody-breakglass-misplaced", `${set.join(", ")} is set: the break-glass identity has no business in ${where}`, {
-      hint: "unset it; it is for trellis-ci activate-standby only, held by the on-call security team"
-    });
+    throw new TrellisError(
+      "custody-breakglass-misplaced",
+      `${set.join(", ")} is set: the break-glass identity has no business in ${where}`,
+      {
+        hint: "unset it; it is for trellis-ci activate-standby only, held by the on-call security team"
+      }
+    );
   }
 }
 function assertBreakglassPosture(env2) {
   const ci = identityVarsSet(env2, "ci");
   if (ci.length) {
-    throw new TrellisError("custody-breakglass-misplaced", `${ci.join(", ")} is set: activate-standby runs with the break-glass identity alone`, {
-      hint: "unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present"
-    });
+    throw new TrellisError(
+      "custody-breakglass-misplaced",
+      `${ci.join(", ")} is set: activate-standby runs with the break-glass identity alone`,
+      {
+        hint: "unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present"
+      }
+    );
   }
 }
 function readIdentities(kind, env2, readFile) {
@@ -37186,7 +37245,10 @@ function readIdentities(kind, env2, readFile) {
     try {
       text = readFile(env2[fileVar]);
     } catch (e2) {
-      throw new TrellisError("bad-identity", `cannot read the identity file: ${e2.message}`, { file: env2[fileVar], hint: `point ${fileVar} at an age identity file` });
+      throw new TrellisError("bad-identity", `cannot read the identity file: ${e2.message}`, {
+        file: env2[fileVar],
+        hint: `point ${fileVar} at an age identity file`
+      });
     }
   }
   if (text === void 0) return void 0;
@@ -37194,13 +37256,18 @@ function readIdentities(kind, env2, readFile) {
   const bad = ids.findIndex((l) => !/^AGE-SECRET-KEY-(PQ-)?1[0-9A-Z]+$/.test(l) || !identityParses(l));
   if (!ids.length || bad !== -1) {
     const which = ids.length ? ` (identity ${bad + 1} of ${ids.length} is damaged: a character is wrong, missing or extra)` : "";
-    throw new TrellisError("bad-identity", `${source} does not hold age identities (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)${which}`, { hint: "use the file written by trellis-root init or age-keygen, copied whole" });
+    throw new TrellisError(
+      "bad-identity",
+      `${source} does not hold age identities (AGE-SECRET-KEY-1… or AGE-SECRET-KEY-PQ-1…)${which}`,
+      { hint: "use the file written by trellis-root init or age-keygen, copied whole" }
+    );
   }
   return ids;
 }
 function secretIn(text) {
   if (/-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY-----/.test(text)) return "a PEM private key";
-  for (const m of text.matchAll(/AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{20,}/g)) if (identityParses(m[0])) return "an age identity";
+  for (const m of text.matchAll(/AGE-SECRET-KEY-(?:PQ-)?1[0-9A-Z]{20,}/g))
+    if (identityParses(m[0])) return "an age identity";
   if (/^trellis-share: v1$/m.test(text) && /^data: [0-9a-f]+$/m.test(text)) return "an identity share";
   return void 0;
 }
@@ -37216,18 +37283,27 @@ function requireIdentities(kind, env2, readFile) {
   const ids = readIdentities(kind, env2, readFile);
   if (!ids) {
     const [direct, fileVar] = IDENTITY_VARS[kind];
-    throw new TrellisError("custody-missing-identity", `this needs the ${WHO[kind]} identity`, { hint: `set ${fileVar} to its file (or ${direct})` });
+    throw new TrellisError("custody-missing-identity", `this needs the ${WHO[kind]} identity`, {
+      hint: `set ${fileVar} to its file (or ${direct})`
+    });
   }
   return ids;
 }
 function validateRecipients(recipients, place) {
   const bad = recipients.find((r) => !/^age1[0-9a-z]+$/.test(r));
-  if (bad !== void 0) throw new TrellisError("bad-recipient", `${quoteInput(bad)} is not an age recipient`, { ...place, hint: "an age recipient starts with age1 (age-keygen -y prints it)" });
+  if (bad !== void 0)
+    throw new TrellisError("bad-recipient", `${quoteInput(bad)} is not an age recipient`, {
+      ...place,
+      hint: "an age recipient starts with age1 (age-keygen -y prints it)"
+    });
   for (const r of recipients) {
     try {
       new Encrypter().addRecipient(r);
     } catch {
-      throw new TrellisError("bad-recipient", `${quoteInput(r)} is not a valid age recipient`, { ...place, hint: "copy it from age-keygen -y or from the file trellis-root init wrote" });
+      throw new TrellisError("bad-recipient", `${quoteInput(r)} is not a valid age recipient`, {
+        ...place,
+        hint: "copy it from age-keygen -y or from the file trellis-root init wrote"
+      });
     }
   }
   if (new Set(recipients.map(isPq)).size > 1) {
@@ -37239,18 +37315,26 @@ function validateRecipients(recipients, place) {
 }
 function assertBreakglassRecipient(offline, ci, breakglass, place) {
   if (offline.includes(breakglass) || ci === breakglass) {
-    throw new TrellisError("custody-recipients", `the break-glass recipient is also ${ci === breakglass ? "the CI" : "an offline"} recipient: standby keys would not be the on-call team's alone`, {
-      ...place,
-      hint: "give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass"
-    });
+    throw new TrellisError(
+      "custody-recipients",
+      `the break-glass recipient is also ${ci === breakglass ? "the CI" : "an offline"} recipient: standby keys would not be the on-call team's alone`,
+      {
+        ...place,
+        hint: "give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass"
+      }
+    );
   }
 }
 function assertSeparateRecipients(offline, ci, place) {
   if (offline.includes(ci)) {
-    throw new TrellisError("custody-recipients", "the CI recipient is also an offline recipient: CI could open the root key", {
-      ...place,
-      hint: "give CI its own identity (trellis-root init --ci-identity-out) and keep the offline identities off CI"
-    });
+    throw new TrellisError(
+      "custody-recipients",
+      "the CI recipient is also an offline recipient: CI could open the root key",
+      {
+        ...place,
+        hint: "give CI its own identity (trellis-root init --ci-identity-out) and keep the offline identities off CI"
+      }
+    );
   }
 }
 async function encryptTo(recipients, plaintext) {
@@ -37265,7 +37349,11 @@ async function tryDecrypt(identities, armored) {
     try {
       d2.addIdentity(id);
     } catch {
-      throw new TrellisError("bad-identity", `identity ${i2 + 1} of ${identities.length} could not be read (a character is wrong, missing or extra)`, { hint: "use the identity file written by trellis-root init or age-keygen, copied whole" });
+      throw new TrellisError(
+        "bad-identity",
+        `identity ${i2 + 1} of ${identities.length} could not be read (a character is wrong, missing or extra)`,
+        { hint: "use the identity file written by trellis-root init or age-keygen, copied whole" }
+      );
     }
   });
   let ct;
@@ -37284,13 +37372,24 @@ async function decryptWith(identities, armored, file, kind) {
   const out = await tryDecrypt(identities, armored);
   if (out.ok) return out.text;
   if (out.why === "malformed") {
-    if (kind === "agent") throw new TrellisError("bad-release", "not a readable age file (truncated, damaged or replaced)", { file, hint: "copy the release from CI again (trellis-ci deploy --type sealed writes it)" });
-    throw new TrellisError("corrupt-store", "not a readable age file (damaged or replaced)", { file, hint: "restore it from git history" });
+    if (kind === "agent")
+      throw new TrellisError("bad-release", "not a readable age file (truncated, damaged or replaced)", {
+        file,
+        hint: "copy the release from CI again (trellis-ci deploy --type sealed writes it)"
+      });
+    throw new TrellisError("corrupt-store", "not a readable age file (damaged or replaced)", {
+      file,
+      hint: "restore it from git history"
+    });
   }
-  throw new TrellisError("custody-wrong-identity", `the ${WHO[kind]} identity given does not open this ${kind === "agent" ? "bundle" : "key"}`, {
-    file,
-    hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`
-  });
+  throw new TrellisError(
+    "custody-wrong-identity",
+    `the ${WHO[kind]} identity given does not open this ${kind === "agent" ? "bundle" : "key"}`,
+    {
+      file,
+      hint: `check ${IDENTITY_VARS[kind][1]}: it must be the identity whose recipient trellis.yaml lists`
+    }
+  );
 }
 function ageStanzaCount(armored) {
   try {
@@ -37315,7 +37414,7 @@ async function recipientOf(identity3) {
 }
 var IDENTITY_VARS, WHO, isSet, SECRET, isPq;
 var init_custody = __esm({
-  "packages/core/src/custody.ts"() {
+  "packages/core/src/custody/custody.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_dist();
@@ -37327,14 +37426,19 @@ var init_custody = __esm({
       agent: ["TRELLIS_AGENT_IDENTITY", "TRELLIS_AGENT_IDENTITY_FILE"],
       breakglass: ["TRELLIS_BREAKGLASS_IDENTITY", "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
     };
-    WHO = { root: "offline root", ci: "CI", agent: "host's agent", breakglass: "break-glass" };
+    WHO = {
+      root: "offline root",
+      ci: "CI",
+      agent: "host's agent",
+      breakglass: "break-glass"
+    };
     isSet = (env2, k) => (env2[k] ?? "") !== "";
     SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
     isPq = (r) => r.startsWith("age1pq1") || r.startsWith("age1tagpq1");
   }
 });
 
-// packages/core/src/config.ts
+// packages/core/src/config/config.ts
 import { isIP } from "node:net";
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
   const fail = (path21, detail, hint) => {
@@ -37346,25 +37450,50 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
-      fail(path21, `uses the alias *${node.source}`, "write the value out in full: anchors and aliases are not accepted in trellis files");
+      fail(
+        path21,
+        `uses the alias *${node.source}`,
+        "write the value out in full: anchors and aliases are not accepted in trellis files"
+      );
     }
     const n2 = node;
-    if (n2.anchor && !allowAliases) fail(path21, `defines the anchor &${n2.anchor}`, "remove the anchor: anchors and aliases are not accepted in trellis files");
-    if (n2.tag) fail(path21, `carries the tag ${n2.tag}`, "remove the tag: trellis files hold plain strings, numbers, lists and mappings");
-    if (path21.length > 32) fail(path21, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (n2.anchor && !allowAliases)
+      fail(
+        path21,
+        `defines the anchor &${n2.anchor}`,
+        "remove the anchor: anchors and aliases are not accepted in trellis files"
+      );
+    if (n2.tag)
+      fail(
+        path21,
+        `carries the tag ${n2.tag}`,
+        "remove the tag: trellis files hold plain strings, numbers, lists and mappings"
+      );
+    if (path21.length > 32)
+      fail(path21, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
       for (const pair of n2.items) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
-        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key)) fail(path21, "has a key that is not a plain string", "keys are names such as kind or services");
+        if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key))
+          fail(path21, "has a key that is not a plain string", "keys are names such as kind or services");
         if ((0, import_yaml.isScalar)(key) && typeof key.value !== "string") {
           const written = key.source ?? String(key.value);
-          fail([...path21, written], `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`, `quote it ("${written}") or choose a name that starts with a letter`);
+          fail(
+            [...path21, written],
+            `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`,
+            `quote it ("${written}") or choose a name that starts with a letter`
+          );
         }
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
-        if (seen.has(k)) fail([...path21, k], `duplicate key ${quoteInput(k)}`, "keep one: a second value would silently replace the first");
+        if (seen.has(k))
+          fail(
+            [...path21, k],
+            `duplicate key ${quoteInput(k)}`,
+            "keep one: a second value would silently replace the first"
+          );
         seen.add(k);
         if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path21, k] });
         children2.push({ node: pair.value, path: [...path21, k] });
@@ -37379,17 +37508,26 @@ function parseYaml(text, file, reason, input = true) {
   if (!input) return parseRecordYaml(text, file, reason);
   const bytes = Buffer.byteLength(text, "utf8");
   if (bytes > MAX_INPUT_BYTES) {
-    throw new TrellisError(reason, `is ${bytes} bytes, over the limit of ${MAX_INPUT_BYTES} (4 MiB)`, { file, hint: reason === "bad-scope" ? "split the scope into several scopes (see docs/input-limits.md)" : "trellis.yaml is a few lines: restore it from git history" });
+    throw new TrellisError(reason, `is ${bytes} bytes, over the limit of ${MAX_INPUT_BYTES} (4 MiB)`, {
+      file,
+      hint: reason === "bad-scope" ? "split the scope into several scopes (see docs/input-limits.md)" : "trellis.yaml is a few lines: restore it from git history"
+    });
   }
   if (/[\u0000-\u0008\u000e-\u001f\u007f\ufffd]/.test(text)) {
-    throw new TrellisError(reason, "holds control characters or bytes that are not UTF-8: this is not a text file", { file, hint: "restore it from git history, or rewrite it as plain YAML" });
+    throw new TrellisError(reason, "holds control characters or bytes that are not UTF-8: this is not a text file", {
+      file,
+      hint: "restore it from git history, or rewrite it as plain YAML"
+    });
   }
   const plain = readPlainYaml(text);
   if (plain !== void 0) return dataOnly(plain);
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   if (doc.errors.length) {
     const e2 = doc.errors[0];
-    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e2.message)}`, { file, hint: "fix the syntax and rerun" });
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(e2.message)}`, {
+      file,
+      hint: "fix the syntax and rerun"
+    });
   }
   refuseHostileNodes(doc.contents, file, reason);
   return dataOnly(doc.toJS() ?? {});
@@ -37399,7 +37537,10 @@ function parseRecordYaml(text, file, reason) {
   if (plain !== void 0) return dataOnly(plain);
   const doc = (0, import_yaml.parseDocument)(text, { uniqueKeys: false, prettyErrors: false });
   const fail = (why) => {
-    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, { file, hint: "restore it from git history" });
+    throw new TrellisError(reason, `not valid YAML: ${withoutSecrets(why)}`, {
+      file,
+      hint: "restore it from git history"
+    });
   };
   if (doc.errors.length) fail(doc.errors[0].message);
   refuseHostileNodes(doc.contents, file, reason, true);
@@ -37411,11 +37552,24 @@ function parseRecordYaml(text, file, reason) {
 }
 function parseMeshConfig(text, file = "trellis.yaml") {
   const r = new Reader(file, "bad-config");
-  const top2 = r.map(parseYaml(text, file, "bad-config"), "", ["version", "mesh", "trustDomain", "recipients", "defaults", "deploy"]);
-  if (top2.version !== 1) r.fail("version", `unsupported store version ${JSON.stringify(top2.version)}`, "this trellis reads version 1");
+  const top2 = r.map(parseYaml(text, file, "bad-config"), "", [
+    "version",
+    "mesh",
+    "trustDomain",
+    "recipients",
+    "defaults",
+    "deploy"
+  ]);
+  if (top2.version !== 1)
+    r.fail("version", `unsupported store version ${JSON.stringify(top2.version)}`, "this trellis reads version 1");
   const recipients = r.map(top2.recipients, "recipients", ["offline", "ci", "breakglass", "ciScopes"]);
   const offline = r.list(recipients.offline, "recipients.offline").map((v, i2) => r.string(v, `recipients.offline[${i2}]`, /^age1/));
-  if (offline.length === 0) r.fail("recipients.offline", "needs at least one offline recipient", "list the age recipient of each offline identity (age-keygen -y prints it)");
+  if (offline.length === 0)
+    r.fail(
+      "recipients.offline",
+      "needs at least one offline recipient",
+      "list the age recipient of each offline identity (age-keygen -y prints it)"
+    );
   const ci = r.string(recipients.ci, "recipients.ci", /^age1/);
   validateRecipients(offline, { file, field: "recipients.offline" });
   validateRecipients([ci], { file, field: "recipients.ci" });
@@ -37440,16 +37594,33 @@ function parseMeshConfig(text, file = "trellis.yaml") {
     recipients: { offline, ci, ...breakglass !== void 0 ? { breakglass } : {}, ...ciScopes ? { ciScopes } : {} },
     algorithms: {
       root: r.oneOf(alg.root ?? d2.algorithms.root, "defaults.algorithms.root", KEY_ALGORITHMS),
-      intermediate: r.oneOf(alg.intermediate ?? d2.algorithms.intermediate, "defaults.algorithms.intermediate", KEY_ALGORITHMS),
+      intermediate: r.oneOf(
+        alg.intermediate ?? d2.algorithms.intermediate,
+        "defaults.algorithms.intermediate",
+        KEY_ALGORITHMS
+      ),
       leaf: r.oneOf(alg.leaf ?? d2.algorithms.leaf, "defaults.algorithms.leaf", KEY_ALGORITHMS)
     },
     ttl: {
       root: r.boundedDuration(ttl.root ?? d2.ttl.root, "defaults.ttl.root", c3.ttl.root),
-      intermediate: r.boundedDuration(ttl.intermediate ?? d2.ttl.intermediate, "defaults.ttl.intermediate", c3.ttl.intermediate),
+      intermediate: r.boundedDuration(
+        ttl.intermediate ?? d2.ttl.intermediate,
+        "defaults.ttl.intermediate",
+        c3.ttl.intermediate
+      ),
       leaf: r.boundedDuration(ttl.leaf ?? d2.ttl.leaf, "defaults.ttl.leaf", c3.ttl.leaf)
     },
-    overlap: { propagation: r.boundedDuration(overlap.propagation ?? d2.overlap.propagation, "defaults.overlap.propagation", c3.overlap.propagation) },
-    crl: { root: r.boundedDuration(crl.root ?? d2.crl.root, "defaults.crl.root", c3.crl.root), leaf: r.boundedDuration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf", c3.crl.leaf) },
+    overlap: {
+      propagation: r.boundedDuration(
+        overlap.propagation ?? d2.overlap.propagation,
+        "defaults.overlap.propagation",
+        c3.overlap.propagation
+      )
+    },
+    crl: {
+      root: r.boundedDuration(crl.root ?? d2.crl.root, "defaults.crl.root", c3.crl.root),
+      leaf: r.boundedDuration(crl.leaf ?? d2.crl.leaf, "defaults.crl.leaf", c3.crl.leaf)
+    },
     deploy: readAllowList(r, top2.deploy ?? {}, "deploy")
   };
 }
@@ -37460,20 +37631,41 @@ function readCiScopes(r, raw, others) {
   const seen = /* @__PURE__ */ new Map();
   for (const scope2 of Object.keys(m).sort()) {
     const at = `recipients.ciScopes.${scope2}`;
-    if (!SCOPE_NAME.test(scope2) || RESERVED_SCOPE_NAMES.includes(scope2)) r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
-    const rec = r.string(m[scope2], at, /^age1/, "the scope's own CI recipient (age-keygen -y of the identity its runner holds)");
+    if (!SCOPE_NAME.test(scope2) || RESERVED_SCOPE_NAMES.includes(scope2))
+      r.fail(at, `${quoteInput(scope2)} is not a scope name`, "name a scope as its file is named: scopes/<scope>.yaml");
+    const rec = r.string(
+      m[scope2],
+      at,
+      /^age1/,
+      "the scope's own CI recipient (age-keygen -y of the identity its runner holds)"
+    );
     validateRecipients([rec], { file: r.file, field: at });
     if (isPq(rec) !== isPq(others.ci)) {
-      throw new TrellisError("custody-recipients", `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`, {
-        file: r.file,
-        field: at,
-        hint: "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)"
-      });
+      throw new TrellisError(
+        "custody-recipients",
+        `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`,
+        {
+          file: r.file,
+          field: at,
+          hint: "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)"
+        }
+      );
     }
     assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
-    if (others.breakglass !== void 0) assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
-    if (rec === others.ci) r.fail(at, "is recipients.ci, the shared CI recipient: the scope would not be separated", "give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one");
-    if (seen.has(rec)) r.fail(at, `is also the recipient of scope ${seen.get(rec)}: one identity would open both`, "give each scope its own identity (age-keygen)");
+    if (others.breakglass !== void 0)
+      assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
+    if (rec === others.ci)
+      r.fail(
+        at,
+        "is recipients.ci, the shared CI recipient: the scope would not be separated",
+        "give the scope its own identity (age-keygen), or delete the entry to keep it on the shared one"
+      );
+    if (seen.has(rec))
+      r.fail(
+        at,
+        `is also the recipient of scope ${seen.get(rec)}: one identity would open both`,
+        "give each scope its own identity (age-keygen)"
+      );
     seen.set(rec, scope2);
     out[scope2] = rec;
   }
@@ -37523,10 +37715,13 @@ function paths(r, v, at) {
 }
 function entries(r, v, at, read2, key = "entry") {
   const m = r.map(v ?? {}, at, Object.keys(v ?? {}));
-  return dict(Object.keys(m).sort().map((k) => {
-    if (!(key === "entry" ? ENTRY_NAME : KUBE_CONTEXT).test(k)) r.fail(`${at}.${k}`, `"${k}" is not a valid name here`, HINT[key]);
-    return [k, read2(m[k], `${at}.${k}`)];
-  }));
+  return dict(
+    Object.keys(m).sort().map((k) => {
+      if (!(key === "entry" ? ENTRY_NAME : KUBE_CONTEXT).test(k))
+        r.fail(`${at}.${k}`, `"${k}" is not a valid name here`, HINT[key]);
+      return [k, read2(m[k], `${at}.${k}`)];
+    })
+  );
 }
 function readAllowList(r, raw, at) {
   const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
@@ -37545,10 +37740,18 @@ function readAllowList(r, raw, at) {
         paths: paths(r, m.paths ?? [], `${f}.paths`)
       };
     }),
-    kubernetes: entries(r, d2.kubernetes, `${at}.kubernetes`, (v, f) => {
-      const m = r.map(v, f, ["namespaces"]);
-      return { namespaces: r.list(m.namespaces ?? [], `${f}.namespaces`).map((n2, i2) => field(r, n2, `${f}.namespaces[${i2}]`, "namespace")) };
-    }, "context"),
+    kubernetes: entries(
+      r,
+      d2.kubernetes,
+      `${at}.kubernetes`,
+      (v, f) => {
+        const m = r.map(v, f, ["namespaces"]);
+        return {
+          namespaces: r.list(m.namespaces ?? [], `${f}.namespaces`).map((n2, i2) => field(r, n2, `${f}.namespaces[${i2}]`, "namespace"))
+        };
+      },
+      "context"
+    ),
     sealed: entries(r, d2.sealed, `${at}.sealed`, (v, f) => {
       const m = r.map(v, f, ["recipient"]);
       const recipient = r.string(m.recipient, `${f}.recipient`, /^age1/, "the host agent's age recipient");
@@ -37573,7 +37776,12 @@ function parseTarget(r, raw, at) {
   switch (type) {
     case "dir": {
       const m = r.map(raw, at, ["type", "path", "reload", "check"]);
-      return { type, path: field(r, m.path, `${at}.path`, "path"), ...opt(m, "reload", "entry"), ...opt(m, "check", "check") };
+      return {
+        type,
+        path: field(r, m.path, `${at}.path`, "path"),
+        ...opt(m, "reload", "entry"),
+        ...opt(m, "check", "check")
+      };
     }
     case "ssh": {
       const m = r.map(raw, at, ["type", "host", "path", "reload", "check", "port", "user", "hostKey", "identityFile"]);
@@ -37590,23 +37798,41 @@ function parseTarget(r, raw, at) {
       const m = r.map(raw, at, ["type", "name", "namespace", "context"]);
       return {
         type,
-        name: r.string(m.name, `${at}.name`, DNS_1123_SUBDOMAIN, "a Kubernetes object name (DNS-1123, at most 247 characters)"),
+        name: r.string(
+          m.name,
+          `${at}.name`,
+          DNS_1123_SUBDOMAIN,
+          "a Kubernetes object name (DNS-1123, at most 247 characters)"
+        ),
         namespace: m.namespace === void 0 ? "default" : field(r, m.namespace, `${at}.namespace`, "namespace"),
         ...opt(m, "context", "context")
       };
     }
     case "sealed": {
       const m = r.map(raw, at, ["type", "host", "recipient"]);
-      return { type, host: field(r, m.host, `${at}.host`, "entry"), ...misplaced(m, { recipient: "recipient" }) };
+      return {
+        type,
+        host: field(r, m.host, `${at}.host`, "entry"),
+        ...misplaced(m, { recipient: "recipient" })
+      };
     }
   }
 }
 function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
   const r = new Reader(file, "bad-scope");
   if (!SCOPE_NAME.test(name)) {
-    r.fail("", `${quoteInput(name)} is not a scope name`, "name the file [a-z0-9-]{1,63}.yaml: lower-case letters, digits and dashes");
+    r.fail(
+      "",
+      `${quoteInput(name)} is not a scope name`,
+      "name the file [a-z0-9-]{1,63}.yaml: lower-case letters, digits and dashes"
+    );
   }
-  if (RESERVED_SCOPE_NAMES.includes(name)) r.fail("", `"${name}" is reserved: bundles/${name}/ holds the root CA`, "rename the scope file (and the region it names)");
+  if (RESERVED_SCOPE_NAMES.includes(name))
+    r.fail(
+      "",
+      `"${name}" is reserved: bundles/${name}/ holds the root CA`,
+      "rename the scope file (and the region it names)"
+    );
   const top2 = r.map(parseYaml(text, file, "bad-scope"), "", ["kind", "services"]);
   const kind = r.oneOf(top2.kind, "kind", ["global", "region"]);
   if (kind === "global" !== (name === GLOBAL_SCOPE)) {
@@ -37619,11 +37845,26 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
   const domain = scopeDomain(name, trustDomain);
   const services = Object.entries(r.map(top2.services ?? {}, "services")).map(([svc, raw]) => {
     const at = `services.${svc}`;
-    if (!SERVICE_NAME.test(svc)) r.fail(quoteInput(svc) === JSON.stringify(svc) ? at : "services", `${quoteInput(svc)} is not a service name`, "use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label");
-    if (`${svc}.${domain}`.length > 64) r.fail(at, `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`, "shorten the service name");
+    if (!SERVICE_NAME.test(svc))
+      r.fail(
+        quoteInput(svc) === JSON.stringify(svc) ? at : "services",
+        `${quoteInput(svc)} is not a service name`,
+        "use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label"
+      );
+    if (`${svc}.${domain}`.length > 64)
+      r.fail(
+        at,
+        `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`,
+        "shorten the service name"
+      );
     const s = r.map(raw ?? {}, at, ["dns", "ttl", "deploy"]);
     const listed = r.list(s.dns ?? [], `${at}.dns`);
-    if (listed.length > POLICY_CEILINGS.dnsPerService) r.fail(`${at}.dns`, `lists ${listed.length} names, more than ${POLICY_CEILINGS.dnsPerService}`, "a leaf with that many names is refused by TLS stacks: split the service, or give its clients fewer names");
+    if (listed.length > POLICY_CEILINGS.dnsPerService)
+      r.fail(
+        `${at}.dns`,
+        `lists ${listed.length} names, more than ${POLICY_CEILINGS.dnsPerService}`,
+        "a leaf with that many names is refused by TLS stacks: split the service, or give its clients fewer names"
+      );
     const dns = listed.map((v, i2) => {
       const n2 = r.string(v, `${at}.dns[${i2}]`);
       const refused = dnsSanRefusal(n2, domain);
@@ -37657,7 +37898,7 @@ function describeTarget(t) {
 }
 var import_yaml, MESH_DEFAULTS, DAY, YEAR, POLICY_CEILINGS, Reader, MAX_INPUT_BYTES, fieldOf, TRUST_DOMAIN, DEPLOY_TYPES, HOST_NAME, POSIX_USER, PATH_SEGMENT, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, KUBE_CONTEXT, ENTRY_NAME, COMMAND, SSH_KEY_TYPES, isIpLiteral, isHost, HINT;
 var init_config = __esm({
-  "packages/core/src/config.ts"() {
+  "packages/core/src/config/config.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_yaml = __toESM(require_dist(), 1);
@@ -37680,7 +37921,10 @@ var init_config = __esm({
       ttl: { root: 30 * YEAR, intermediate: 10 * YEAR, leaf: 398 * DAY },
       overlap: { propagation: 30 * DAY },
       crl: { root: YEAR, leaf: 30 * DAY },
-      /** Extra DNS names per service: a leaf past a few KB is refused by TLS stacks (OpenSSL's handshake refuses a 200 KB one). */
+      /**
+       * Extra DNS names per service: a leaf past a few KB is refused by TLS stacks (OpenSSL's handshake refuses a 200 KB
+       * one).
+       */
       dnsPerService: 100
     };
     Reader = class {
@@ -37695,7 +37939,12 @@ var init_config = __esm({
       }
       /** `allowed` undefined: any key (the keys are names, such as services). */
       map(v, field2, allowed) {
-        if (v === null || typeof v !== "object" || Array.isArray(v)) this.fail(field2, "must be a mapping", field2 ? `write ${field2} as indented key: value lines` : "the file holds keys and values, such as kind: region");
+        if (v === null || typeof v !== "object" || Array.isArray(v))
+          this.fail(
+            field2,
+            "must be a mapping",
+            field2 ? `write ${field2} as indented key: value lines` : "the file holds keys and values, such as kind: region"
+          );
         if (!allowed) return v;
         const unknown = Object.keys(v).filter((k) => !allowed.includes(k));
         if (unknown.length) {
@@ -37708,26 +37957,44 @@ var init_config = __esm({
         return v;
       }
       string(v, field2, pattern2, hint) {
-        if (typeof v !== "string" || v.length === 0) this.fail(field2, "must be a non-empty string", hint ?? "write it as a string");
-        if (pattern2 && !pattern2.test(v)) this.fail(field2, `${quoteInput(v)} is not valid`, hint ?? `it must match ${pattern2.source}`);
+        if (typeof v !== "string" || v.length === 0)
+          this.fail(field2, "must be a non-empty string", hint ?? "write it as a string");
+        if (pattern2 && !pattern2.test(v))
+          this.fail(field2, `${quoteInput(v)} is not valid`, hint ?? `it must match ${pattern2.source}`);
         return v;
       }
       list(v, field2) {
-        if (!Array.isArray(v)) this.fail(field2, "must be a list", 'write it as a YAML list, such as [a, b] or lines starting with "- "');
+        if (!Array.isArray(v))
+          this.fail(field2, "must be a list", 'write it as a YAML list, such as [a, b] or lines starting with "- "');
         return v;
       }
       duration(v, field2) {
-        if (typeof v !== "string") this.fail(field2, "must be a duration such as 72h or 7d", "write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit");
+        if (typeof v !== "string")
+          this.fail(
+            field2,
+            "must be a duration such as 72h or 7d",
+            "write a whole number and a unit (s, m, h, d, w, y): a bare number has no unit"
+          );
         return parseDuration(v, { file: this.file, field: field2 }, this.reason);
       }
       /** A duration with a ceiling, refused (never cut) above it. */
       boundedDuration(v, field2, ceiling) {
         const ms = this.duration(v, field2);
-        if (ms > ceiling) this.fail(field2, `${formatDuration(ms)} is longer than ${formatDuration(ceiling)}, the most trellis accepts here`, "see docs/input-limits.md for each lifetime's ceiling and why");
+        if (ms > ceiling)
+          this.fail(
+            field2,
+            `${formatDuration(ms)} is longer than ${formatDuration(ceiling)}, the most trellis accepts here`,
+            "see docs/input-limits.md for each lifetime's ceiling and why"
+          );
         return ms;
       }
       oneOf(v, field2, values) {
-        if (!values.includes(v)) this.fail(field2, `must be one of ${values.join(", ")} (got ${quoteInput(v)})`, `write one of: ${values.join(", ")}`);
+        if (!values.includes(v))
+          this.fail(
+            field2,
+            `must be one of ${values.join(", ")} (got ${quoteInput(v)})`,
+            `write one of: ${values.join(", ")}`
+          );
         return v;
       }
     };
@@ -37760,12 +38027,13 @@ var init_config = __esm({
   }
 });
 
-// packages/core/src/certificates.ts
+// packages/core/src/x509/certificates.ts
 function parseCertificate(pemOrDer) {
   if (typeof pemOrDer === "string") {
     const blocks = pemOrDer.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g) ?? [];
     if (blocks.length > 1) throw new Error(`${blocks.length} certificates where one certificate belongs`);
-    if (blocks.length === 1 && pemOrDer.replace(blocks[0], "").trim()) throw new Error("data outside its one certificate block");
+    if (blocks.length === 1 && pemOrDer.replace(blocks[0], "").trim())
+      throw new Error("data outside its one certificate block");
   }
   const k = typeof pemOrDer === "string" ? pemOrDer : Buffer.from(pemOrDer).toString("base64");
   let cert2 = parsed.get(k);
@@ -37792,17 +38060,20 @@ function keyId(cert2) {
   return `sha256:${sha256Hex(spkiDer(cert2))}`;
 }
 async function signCertificate(p, crypto3) {
-  return x5092.X509CertificateGenerator.create({
-    serialNumber: p.serial,
-    subject: p.subject,
-    issuer: p.issuer,
-    notBefore: p.notBefore,
-    notAfter: p.notAfter,
-    publicKey: p.subjectPublicKey,
-    signingKey: p.signingKey,
-    signingAlgorithm: ALGORITHM_SPECS[p.signingAlgorithm].signing,
-    extensions: p.extensions
-  }, crypto3);
+  return x5092.X509CertificateGenerator.create(
+    {
+      serialNumber: p.serial,
+      subject: p.subject,
+      issuer: p.issuer,
+      notBefore: p.notBefore,
+      notAfter: p.notAfter,
+      publicKey: p.subjectPublicKey,
+      signingKey: p.signingKey,
+      signingAlgorithm: ALGORITHM_SPECS[p.signingAlgorithm].signing,
+      extensions: p.extensions
+    },
+    crypto3
+  );
 }
 async function signedBy(cert2, issuer) {
   try {
@@ -37833,7 +38104,7 @@ function keyMatchesCert(privatePem, cert2) {
 }
 var import_reflect_metadata2, x5092, parsed;
 var init_certificates = __esm({
-  "packages/core/src/certificates.ts"() {
+  "packages/core/src/x509/certificates.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata2 = __toESM(require_Reflect(), 1);
@@ -37843,17 +38114,19 @@ var init_certificates = __esm({
   }
 });
 
-// packages/core/src/name-constraints.ts
+// packages/core/src/x509/name-constraints.ts
 function encodeNameConstraints(p) {
   const subtrees = [
     ...p.dns.map((d2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ dNSName: d2 }) })),
     ...p.uriHosts.map((h2) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ uniformResourceIdentifier: h2 }) }))
   ];
   const excluded = p.excludedIps.map((cidr) => new import_asn1_x509.GeneralSubtree({ base: new import_asn1_x509.GeneralName({ iPAddress: cidr }) }));
-  return import_asn1_schema.AsnConvert.serialize(new import_asn1_x509.NameConstraints({
-    permittedSubtrees: new import_asn1_x509.GeneralSubtrees(subtrees),
-    ...excluded.length ? { excludedSubtrees: new import_asn1_x509.GeneralSubtrees(excluded) } : {}
-  }));
+  return import_asn1_schema.AsnConvert.serialize(
+    new import_asn1_x509.NameConstraints({
+      permittedSubtrees: new import_asn1_x509.GeneralSubtrees(subtrees),
+      ...excluded.length ? { excludedSubtrees: new import_asn1_x509.GeneralSubtrees(excluded) } : {}
+    })
+  );
 }
 function nameConstraintsExtension(p) {
   return new x5093.Extension(NAME_CONSTRAINTS_OID, true, encodeNameConstraints(p));
@@ -37874,7 +38147,7 @@ function decodeNameConstraints(der) {
 }
 var import_reflect_metadata3, import_asn1_schema, import_asn1_x509, x5093, NAME_CONSTRAINTS_OID;
 var init_name_constraints = __esm({
-  "packages/core/src/name-constraints.ts"() {
+  "packages/core/src/x509/name-constraints.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata3 = __toESM(require_Reflect(), 1);
@@ -37885,7 +38158,7 @@ var init_name_constraints = __esm({
   }
 });
 
-// packages/core/src/profiles.ts
+// packages/core/src/x509/profiles.ts
 async function extensionsFor(profile, inp) {
   const exts = [
     new x5094.BasicConstraintsExtension(profile.ca, profile.pathLength, true),
@@ -37903,20 +38176,29 @@ async function extensionsFor(profile, inp) {
   }
   if (profile.subjectAltName) {
     if (!inp.sans) throw new Error("a leaf needs its SANs");
-    exts.push(new x5094.SubjectAlternativeNameExtension(
-      [...inp.sans.uris.map((v) => ({ type: "url", value: v })), ...inp.sans.dns.map((v) => ({ type: "dns", value: v }))],
-      false
-    ));
+    exts.push(
+      new x5094.SubjectAlternativeNameExtension(
+        [
+          ...inp.sans.uris.map((v) => ({ type: "url", value: v })),
+          ...inp.sans.dns.map((v) => ({ type: "dns", value: v }))
+        ],
+        false
+      )
+    );
   }
   return exts;
 }
 function assertSignsAt(issuer, now) {
   const place = issuer.file ? { file: issuer.file } : {};
   if (now < issuer.notBefore) {
-    throw new TrellisError("bad-time", `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it cannot sign as of then`, {
-      ...place,
-      hint: "check the clock, and give --now only times inside the issuer's validity"
-    });
+    throw new TrellisError(
+      "bad-time",
+      `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it cannot sign as of then`,
+      {
+        ...place,
+        hint: "check the clock, and give --now only times inside the issuer's validity"
+      }
+    );
   }
   if (issuer.notAfter <= now) {
     throw new TrellisError("issuer-expiring", `issuer ${issuer.label} expired at ${issuer.notAfter.toISOString()}`, {
@@ -37928,16 +38210,23 @@ function assertSignsAt(issuer, now) {
 function validityWithin(tier, now, ttl, issuer) {
   const v = { notBefore: new Date(now.getTime() - BACKDATE_MS), notAfter: new Date(now.getTime() + ttl) };
   if (!Number.isFinite(ttl) || ttl <= 0 || Number.isNaN(v.notAfter.getTime()) || v.notAfter > MAX_NOT_AFTER) {
-    throw new TrellisError("bad-config", `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive and end by 9999-12-31T23:59:59Z`, {
-      hint: "shorten the ttl (docs/input-limits.md); an expired certificate cannot be extended, only replaced"
-    });
+    throw new TrellisError(
+      "bad-config",
+      `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive and end by 9999-12-31T23:59:59Z`,
+      {
+        hint: "shorten the ttl (docs/input-limits.md); an expired certificate cannot be extended, only replaced"
+      }
+    );
   }
   if (issuer) assertSignsAt({ tier: tier === "leaf" ? "intermediate" : "root", ...issuer }, now);
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError(
       "outlives-issuer",
       `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
-      { ...issuer.file ? { file: issuer.file } : {}, hint: tier === "leaf" ? "rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl" : "rotate the root first, or shorten defaults.ttl.intermediate" }
+      {
+        ...issuer.file ? { file: issuer.file } : {},
+        hint: tier === "leaf" ? "rotate the intermediate (trellis-root rotate intermediate SCOPE) or shorten the leaf ttl" : "rotate the root first, or shorten defaults.ttl.intermediate"
+      }
     );
   }
   return v;
@@ -37974,10 +38263,12 @@ function profileViolations(cert2, tier, expected = {}) {
   if (!ku) out.push("no keyUsage");
   else if (ku.usages !== p.keyUsage) out.push(`keyUsage ${ku.usages}, want ${p.keyUsage}`);
   if (!cert2.getExtension(x5094.SubjectKeyIdentifierExtension)) out.push("no subjectKeyIdentifier");
-  if (p.authorityKeyId && !cert2.getExtension(x5094.AuthorityKeyIdentifierExtension)) out.push("no authorityKeyIdentifier");
+  if (p.authorityKeyId && !cert2.getExtension(x5094.AuthorityKeyIdentifierExtension))
+    out.push("no authorityKeyIdentifier");
   const eku = cert2.getExtension(x5094.ExtendedKeyUsageExtension);
   const ekus = (eku?.usages ?? []).map(String).sort();
-  if (ekus.join() !== [...p.extendedKeyUsage].sort().join()) out.push(`extendedKeyUsage [${ekus}], want [${p.extendedKeyUsage}]`);
+  if (ekus.join() !== [...p.extendedKeyUsage].sort().join())
+    out.push(`extendedKeyUsage [${ekus}], want [${p.extendedKeyUsage}]`);
   const nc = cert2.extensions.find((e2) => e2.type === NAME_CONSTRAINTS_OID);
   if (p.nameConstraints) {
     if (!nc) out.push("no nameConstraints");
@@ -37986,9 +38277,12 @@ function profileViolations(cert2, tier, expected = {}) {
       const got = decodeNameConstraints(nc.value);
       const want = expected.permitted;
       if (got.otherExcluded || got.otherPermitted) out.push("nameConstraints carry subtrees trellis does not write");
-      if (got.excludedIps.length && got.excludedIps.join() !== ALL_IPS.join()) out.push(`nameConstraints exclude IP [${got.excludedIps}], want [${ALL_IPS}]`);
+      if (got.excludedIps.length && got.excludedIps.join() !== ALL_IPS.join())
+        out.push(`nameConstraints exclude IP [${got.excludedIps}], want [${ALL_IPS}]`);
       if (want && (got.dns.join() !== want.dns.join() || got.uriHosts.join() !== want.uriHosts.join())) {
-        out.push(`nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI [${want.uriHosts}]`);
+        out.push(
+          `nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI [${want.uriHosts}]`
+        );
       }
     }
   } else if (nc) out.push("unexpected nameConstraints");
@@ -37998,7 +38292,10 @@ function profileViolations(cert2, tier, expected = {}) {
     if (!san) out.push("no subjectAltName");
     else if (san.critical) out.push("subjectAltName critical with a non-empty subject");
     if (names.uris.length !== 1) out.push(`${names.uris.length} URI SANs, want exactly one SPIFFE ID`);
-    if (names.other) out.push(`${names.other} SAN(s) that are neither DNS names nor URIs (IP addresses, email...): trellis certifies neither`);
+    if (names.other)
+      out.push(
+        `${names.other} SAN(s) that are neither DNS names nor URIs (IP addresses, email...): trellis certifies neither`
+      );
     if (expected.permitted) {
       const outside = namesOutside(names, expected.permitted);
       if (outside.length) out.push(`SANs outside the scope: ${outside.join(", ")}`);
@@ -38008,7 +38305,7 @@ function profileViolations(cert2, tier, expected = {}) {
 }
 var import_reflect_metadata4, x5094, EKU_SERVER, EKU_CLIENT, PROFILES, BACKDATE_MS, MAX_NOT_AFTER;
 var init_profiles = __esm({
-  "packages/core/src/profiles.ts"() {
+  "packages/core/src/x509/profiles.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata4 = __toESM(require_Reflect(), 1);
@@ -38054,7 +38351,7 @@ var init_profiles = __esm({
   }
 });
 
-// packages/core/src/issuance.ts
+// packages/core/src/ledger/issuance.ts
 function leafNames(scope2, service, trustDomain) {
   return {
     uris: [serviceSpiffeId(scope2, service.name, trustDomain)],
@@ -38078,7 +38375,11 @@ function parseIssuanceRecord(text, file) {
   const out = /* @__PURE__ */ new Map();
   for (const [svc, r] of Object.entries(raw)) {
     const bad = (field2) => {
-      throw new TrellisError("corrupt-store", "missing or malformed", { file, field: `${svc}.${field2}`, hint: "restore the file from git; it is machine-managed" });
+      throw new TrellisError("corrupt-store", "missing or malformed", {
+        file,
+        field: `${svc}.${field2}`,
+        hint: "restore the file from git; it is machine-managed"
+      });
     };
     const str = (k) => typeof r?.[k] === "string" ? r[k] : bad(k);
     const date = (k) => {
@@ -38152,7 +38453,7 @@ function objectRecords(rec) {
   return toYaml(obj);
 }
 var init_issuance = __esm({
-  "packages/core/src/issuance.ts"() {
+  "packages/core/src/ledger/issuance.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
@@ -38164,7 +38465,7 @@ var init_issuance = __esm({
   }
 });
 
-// packages/core/src/leaf-template.ts
+// packages/core/src/x509/leaf-template.ts
 import { createECDH, createHash as createHash2, createPrivateKey as createPrivateKey2, createPublicKey as createPublicKey2, sign as sign2 } from "node:crypto";
 function derLength(n2) {
   if (n2 < 128) return Buffer.from([n2]);
@@ -38190,10 +38491,14 @@ function derTime(d2) {
   return year >= 1950 && year < 2050 ? tlv(23, Buffer.from(`${s.slice(2)}Z`, "latin1")) : tlv(24, Buffer.from(`${s}Z`, "latin1"));
 }
 function leafKeyPair(algorithm, secret) {
-  if (secret.length !== LEAF_SECRET_BYTES[algorithm]) throw new Error(`a ${algorithm} leaf key takes ${LEAF_SECRET_BYTES[algorithm]} secret bytes, got ${secret.length}`);
+  if (secret.length !== LEAF_SECRET_BYTES[algorithm])
+    throw new Error(`a ${algorithm} leaf key takes ${LEAF_SECRET_BYTES[algorithm]} secret bytes, got ${secret.length}`);
   if (algorithm === "ed25519") {
     const pkcs8 = Buffer.concat([hex("302e020100300506032b657004220420"), secret]);
-    const spki = createPublicKey2(createPrivateKey2({ key: pkcs8, format: "der", type: "pkcs8" })).export({ format: "der", type: "spki" });
+    const spki = createPublicKey2(createPrivateKey2({ key: pkcs8, format: "der", type: "pkcs8" })).export({
+      format: "der",
+      type: "spki"
+    });
     return { pkcs8, spki, point: spki.subarray(spki.length - 32) };
   }
   const c3 = CURVES[algorithm];
@@ -38215,7 +38520,14 @@ function extension(oid, value) {
   return tlv(SEQUENCE, oid, tlv(4, value));
 }
 function subjectAltNameDer(uris, dns) {
-  return extension(OID_SAN, tlv(SEQUENCE, ...uris.map((u2) => tlv(134, Buffer.from(u2, "latin1"))), ...dns.map((n2) => tlv(130, Buffer.from(n2, "latin1")))));
+  return extension(
+    OID_SAN,
+    tlv(
+      SEQUENCE,
+      ...uris.map((u2) => tlv(134, Buffer.from(u2, "latin1"))),
+      ...dns.map((n2) => tlv(130, Buffer.from(n2, "latin1")))
+    )
+  );
 }
 function validityDer(notBefore, notAfter) {
   const k = `${notBefore.getTime()}/${notAfter.getTime()}`;
@@ -38229,7 +38541,8 @@ function validityDer(notBefore, notAfter) {
 }
 function leafTbs(t, o2, key) {
   const exts = t.extensions.map((e2) => {
-    if (e2 === "subjectKeyIdentifier") return extension(OID_SKI, tlv(4, createHash2("sha1").update(key.point).digest()));
+    if (e2 === "subjectKeyIdentifier")
+      return extension(OID_SKI, tlv(4, createHash2("sha1").update(key.point).digest()));
     if (e2 === "subjectAltName") return subjectAltNameDer(o2.uris, o2.dns);
     return e2;
   });
@@ -38260,12 +38573,18 @@ function signLeaves(t, orders, signingKey) {
     const tbs = leafTbs(t, o2, key);
     const signature = sign2(DIGEST2[t.signing], tbs, signingKey);
     const der = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(3, ZERO, signature));
-    return { service: o2.service, der, certPem: pem("CERTIFICATE", der), keyPem: pem("PRIVATE KEY", key.pkcs8), fingerprint: `sha256:${createHash2("sha256").update(der).digest("hex")}` };
+    return {
+      service: o2.service,
+      der,
+      certPem: pem("CERTIFICATE", der),
+      keyPem: pem("PRIVATE KEY", key.pkcs8),
+      fingerprint: `sha256:${createHash2("sha256").update(der).digest("hex")}`
+    };
   });
 }
 var LEAF_SECRET_BYTES, hex, SEQUENCE, SIGNATURE_ALGORITHM, DIGEST2, EC_PUBLIC_KEY, CURVES, VERSION_V3, ZERO, INTEGER_0, INTEGER_1, ECDH_BY_CURVE, ALG_ID, OID_COMMON_NAME, OID_SKI, OID_SAN, PRINTABLE, validities;
 var init_leaf_template = __esm({
-  "packages/core/src/leaf-template.ts"() {
+  "packages/core/src/x509/leaf-template.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     LEAF_SECRET_BYTES = { "ecdsa-p256": 40, "ecdsa-p384": 56, ed25519: 32 };
@@ -38281,7 +38600,12 @@ var init_leaf_template = __esm({
     DIGEST2 = { "ecdsa-p256": "sha256", "ecdsa-p384": "sha384", ed25519: null };
     EC_PUBLIC_KEY = hex("06072a8648ce3d0201");
     CURVES = {
-      "ecdsa-p256": { name: "prime256v1", oid: hex("06082a8648ce3d030107"), bytes: 32, n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n },
+      "ecdsa-p256": {
+        name: "prime256v1",
+        oid: hex("06082a8648ce3d030107"),
+        bytes: 32,
+        n: 0xffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551n
+      },
       "ecdsa-p384": {
         name: "secp384r1",
         oid: hex("06052b81040022"),
@@ -38303,16 +38627,22 @@ var init_leaf_template = __esm({
   }
 });
 
-// packages/core/src/leaf.ts
-import { KeyObject as KeyObject3 } from "node:crypto";
+// packages/core/src/x509/leaf.ts
+import { KeyObject as KeyObject2 } from "node:crypto";
 async function leafTemplateFor(issuer, algorithm) {
   const placeholder = await issuer.cert.publicKey.export();
-  const exts = await extensionsFor(PROFILES.leaf, { subjectPublicKey: placeholder, issuerPublicKey: issuer.cert.publicKey, sans: { uris: ["spiffe://x.invalid/x"], dns: ["x.invalid"] } });
+  const exts = await extensionsFor(PROFILES.leaf, {
+    subjectPublicKey: placeholder,
+    issuerPublicKey: issuer.cert.publicKey,
+    sans: { uris: ["spiffe://x.invalid/x"], dns: ["x.invalid"] }
+  });
   return {
     algorithm,
     signing: issuer.algorithm,
     issuerName: new Uint8Array(new x5095.Name(issuer.cert.subject).toArrayBuffer()),
-    extensions: exts.map((e2) => e2.type === SKI_OID ? "subjectKeyIdentifier" : e2.type === SAN_OID ? "subjectAltName" : new Uint8Array(e2.rawData))
+    extensions: exts.map(
+      (e2) => e2.type === SKI_OID ? "subjectKeyIdentifier" : e2.type === SAN_OID ? "subjectAltName" : new Uint8Array(e2.rawData)
+    )
   };
 }
 async function leafBatch(scope2, reqs, issuer, seam) {
@@ -38321,11 +38651,20 @@ async function leafBatch(scope2, reqs, issuer, seam) {
   const secretBytes = LEAF_SECRET_BYTES[algorithm];
   const random = seam.randomBytes(reqs.length * (16 + secretBytes));
   const permitted = permittedNamesFor(issuer.scope, reqs[0]?.trustDomain ?? "");
-  const bound = { notBefore: issuer.cert.notBefore, notAfter: issuer.cert.notAfter, label: `${issuer.scope} intermediate`, file: `bundles/${issuer.scope}/intermediate.pem` };
+  const bound = {
+    notBefore: issuer.cert.notBefore,
+    notAfter: issuer.cert.notAfter,
+    label: `${issuer.scope} intermediate`,
+    file: `bundles/${issuer.scope}/intermediate.pem`
+  };
   const orders = reqs.map((req, i2) => {
     if (req.algorithm !== algorithm) throw new Error("one batch holds one leaf algorithm");
     const sans = leafNames(req.scope, req.service, req.trustDomain);
-    assertNamesInside(sans, req.trustDomain === reqs[0].trustDomain ? permitted : permittedNamesFor(issuer.scope, req.trustDomain), issuer.scope);
+    assertNamesInside(
+      sans,
+      req.trustDomain === reqs[0].trustDomain ? permitted : permittedNamesFor(issuer.scope, req.trustDomain),
+      issuer.scope
+    );
     const at = i2 * (16 + secretBytes);
     return {
       service: req.service.name,
@@ -38336,10 +38675,15 @@ async function leafBatch(scope2, reqs, issuer, seam) {
       secret: random.subarray(at + 16, at + 16 + secretBytes)
     };
   });
-  return { scope: scope2, template, orders, issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert), pem: certificatePem(issuer.cert) } };
+  return {
+    scope: scope2,
+    template,
+    orders,
+    issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert), pem: certificatePem(issuer.cert) }
+  };
 }
 function signingKeyObject(issuer) {
-  return KeyObject3.from(issuer.key);
+  return KeyObject2.from(issuer.key);
 }
 function mintedFromBatch(b, encoded) {
   const byService = new Map(b.orders.map((o2) => [o2.service, o2]));
@@ -38370,7 +38714,7 @@ function mintedFromBatch(b, encoded) {
 }
 var import_reflect_metadata5, x5095, SAN_OID, SKI_OID, signInProcess, secondsOf;
 var init_leaf = __esm({
-  "packages/core/src/leaf.ts"() {
+  "packages/core/src/x509/leaf.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata5 = __toESM(require_Reflect(), 1);
@@ -38388,7 +38732,7 @@ var init_leaf = __esm({
   }
 });
 
-// packages/core/src/subject-hash.ts
+// packages/core/src/x509/subject-hash.ts
 import { createHash as createHash3 } from "node:crypto";
 function tlvAt(der, at) {
   if (at + 2 > der.length) throw new Error("truncated DER");
@@ -38440,16 +38784,18 @@ function canonText(utf8) {
 }
 function canonicalNameEncoding(nameDer) {
   const name = tlvAt(nameDer, 0);
-  return Buffer.concat(children(nameDer, name).map((rdn) => {
-    const avas = children(nameDer, rdn).map((ava) => {
-      const [oid, value] = children(nameDer, ava);
-      const raw = Buffer.from(nameDer.subarray(value.body, value.end));
-      const decode2 = TEXT[value.tag];
-      const canon = decode2 ? tlv2(UTF8, canonText(Buffer.from(decode2(raw), "utf8"))) : Buffer.from(nameDer.subarray(value.start, value.end));
-      return tlv2(48, Buffer.concat([Buffer.from(nameDer.subarray(oid.start, oid.end)), canon]));
-    });
-    return tlv2(49, Buffer.concat(avas.sort(Buffer.compare)));
-  }));
+  return Buffer.concat(
+    children(nameDer, name).map((rdn) => {
+      const avas = children(nameDer, rdn).map((ava) => {
+        const [oid, value] = children(nameDer, ava);
+        const raw = Buffer.from(nameDer.subarray(value.body, value.end));
+        const decode2 = TEXT[value.tag];
+        const canon = decode2 ? tlv2(UTF8, canonText(Buffer.from(decode2(raw), "utf8"))) : Buffer.from(nameDer.subarray(value.start, value.end));
+        return tlv2(48, Buffer.concat([Buffer.from(nameDer.subarray(oid.start, oid.end)), canon]));
+      });
+      return tlv2(49, Buffer.concat(avas.sort(Buffer.compare)));
+    })
+  );
 }
 function subjectHash(cert2) {
   const md = createHash3("sha1").update(canonicalNameEncoding(subjectDer(new Uint8Array(cert2.rawData)))).digest();
@@ -38457,7 +38803,7 @@ function subjectHash(cert2) {
 }
 var tlv2, UTF8, TEXT, isSpace;
 var init_subject_hash = __esm({
-  "packages/core/src/subject-hash.ts"() {
+  "packages/core/src/x509/subject-hash.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     tlv2 = (tag, content) => Buffer.concat([Buffer.from([tag]), encodeLength(content.length), content]);
@@ -38481,7 +38827,59 @@ var init_subject_hash = __esm({
   }
 });
 
-// packages/core/src/trust.ts
+// packages/core/src/model/paths.ts
+var STORE_FILE, CAPATH_DIR, ANCHORS_DIR, paths2;
+var init_paths = __esm({
+  "packages/core/src/model/paths.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    STORE_FILE = "trellis.yaml";
+    CAPATH_DIR = "capath";
+    ANCHORS_DIR = "anchors";
+    paths2 = {
+      config: STORE_FILE,
+      scopeFile: (s) => `scopes/${s}.yaml`,
+      rootCert: "bundles/root/root.pem",
+      roots: "bundles/root/roots.pem",
+      rootKey: "bundles/root/root.key.age",
+      /** A root key on a PKCS#11 token: its RFC 7512 URI, in place of root.key.age. */
+      rootKeyUri: "bundles/root/root.key.uri",
+      rootCrl: "bundles/root/crl.pem",
+      rootLedger: "bundles/root/ledger.jsonl",
+      rootPrevious: "bundles/root/root.previous.pem",
+      rootPreviousKey: "bundles/root/root.previous.key.age",
+      rootPreviousKeyUri: "bundles/root/root.previous.key.uri",
+      link: "bundles/root/link.pem",
+      rootState: "bundles/root/state.yaml",
+      intermediate: (s) => `bundles/${s}/intermediate.pem`,
+      intermediateKey: (s) => `bundles/${s}/intermediate.key.age`,
+      /** publish phase: the intermediate being introduced. */
+      nextIntermediate: (s) => `bundles/${s}/intermediate.next.pem`,
+      nextIntermediateKey: (s) => `bundles/${s}/intermediate.next.key.age`,
+      /** switch phase: the intermediate being retired. */
+      previousIntermediate: (s) => `bundles/${s}/intermediate.previous.pem`,
+      previousIntermediateKey: (s) => `bundles/${s}/intermediate.previous.key.age`,
+      /** standby: minted by a ceremony, its key to the break-glass recipient only; in no bundle until activate-standby. */
+      standbyIntermediate: (s) => `bundles/${s}/intermediate.standby.pem`,
+      standbyIntermediateKey: (s) => `bundles/${s}/intermediate.standby.key.age`,
+      /** activate-standby: the standby's signed statement naming the keys it replaced, carried in sealed releases. */
+      burned: (s) => `bundles/${s}/burned.json`,
+      /** root overlap: the active intermediate's certificate under the previous root. */
+      oldRootIntermediate: (s) => `bundles/${s}/intermediate.old-root.pem`,
+      trust: (s) => `bundles/${s}/trust.pem`,
+      trustOpenssl: (s) => `bundles/${s}/trust.openssl.pem`,
+      /** One anchor per file: hash-named OpenSSL trusted form (CApath), and plain PEM. */
+      capath: (s) => `bundles/${s}/${CAPATH_DIR}`,
+      anchors: (s) => `bundles/${s}/${ANCHORS_DIR}`,
+      scopeCrl: (s) => `bundles/${s}/crl.pem`,
+      state: (s) => `bundles/${s}/state.yaml`,
+      leaves: (s) => `bundles/${s}/leaves.yaml`,
+      ledger: (s) => `bundles/${s}/ledger.jsonl`
+    };
+  }
+});
+
+// packages/core/src/trust/trust.ts
 function trustedScopes(scope2, allScopes) {
   const trusted = scope2.kind === "global" ? allScopes : [scope2.name, GLOBAL_SCOPE].filter((s) => allScopes.includes(s));
   return [...new Set(trusted)].sort();
@@ -38506,7 +38904,10 @@ function anchorFileSet(anchors) {
     seen.set(h2, n2 + 1);
     return [
       { name: `${CAPATH_DIR}/${h2}.${n2}`, content: trustOpensslPem([cert2]) },
-      { name: `${ANCHORS_DIR}/${scope2}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}.pem`, content: certificatePem(cert2) }
+      {
+        name: `${ANCHORS_DIR}/${scope2}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}.pem`,
+        content: certificatePem(cert2)
+      }
     ];
   });
 }
@@ -38524,25 +38925,24 @@ function parseTrustOpensslPem(text) {
     return { cert: parseCertificate(der.subarray(0, n2)), trustsClientAndServer: der.subarray(n2).equals(TRUST_AUX) };
   });
 }
-var TRUST_AUX, CAPATH_DIR, ANCHORS_DIR;
+var TRUST_AUX;
 var init_trust = __esm({
-  "packages/core/src/trust.ts"() {
+  "packages/core/src/trust/trust.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_names();
     init_crypto();
     init_certificates();
     init_subject_hash();
+    init_paths();
     TRUST_AUX = Buffer.from(
       "3016301406082b0601050507030206082b06010505070301",
       "hex"
     );
-    CAPATH_DIR = "capath";
-    ANCHORS_DIR = "anchors";
   }
 });
 
-// packages/core/src/ledger-signature.ts
+// packages/core/src/ledger/ledger-signature.ts
 import { X509Certificate as X509Certificate2, createPublicKey as createPublicKey3 } from "node:crypto";
 function signedPayload(hash) {
   return Buffer.from(`${CONTEXT}${hash}`, "utf8");
@@ -38587,7 +38987,7 @@ function issuedUnder(cert2, issuer) {
 }
 var CONTEXT, publicKeys, publicKeyOf, issued;
 var init_ledger_signature = __esm({
-  "packages/core/src/ledger-signature.ts"() {
+  "packages/core/src/ledger/ledger-signature.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -38603,7 +39003,7 @@ var init_ledger_signature = __esm({
   }
 });
 
-// packages/core/src/ledger.ts
+// packages/core/src/ledger/ledger.ts
 function isEntry(e2) {
   const o2 = e2;
   return !!o2 && typeof o2 === "object" && !Array.isArray(o2) && typeof o2.seq === "number" && typeof o2.at === "string" && typeof o2.op === "string" && typeof o2.actor === "string" && typeof o2.hash === "string" && (o2.prev === null || typeof o2.prev === "string") && !!o2.details && typeof o2.details === "object" && Array.isArray(o2.created) && (o2.signature === void 0 || typeof o2.signature === "string") && (o2.signer === void 0 || isSigner(o2.signer));
@@ -38679,18 +39079,26 @@ function ledgerHead(text) {
 function appendToLedger(text, draft, file, signer) {
   const problems = ledgerProblems(text);
   if (problems.length) {
-    throw new TrellisError("corrupt-store", `the ledger's chain is broken (${problems[0]}): refusing to extend it`, { file, hint: "restore the ledger from git history and rerun" });
+    throw new TrellisError("corrupt-store", `the ledger's chain is broken (${problems[0]}): refusing to extend it`, {
+      file,
+      hint: "restore the ledger from git history and rerun"
+    });
   }
   const { entries: entries2 } = parseLedger(text);
   const forged = unsignedAfterSigned(entries2);
   if (forged) {
-    throw new TrellisError("corrupt-store", `entry ${forged.seq} is unsigned but follows signed entries (appended outside trellis?): refusing to sign on top of it`, {
-      file,
-      field: `seq ${forged.seq}`,
-      hint: "remove the entries a pull request appended (restore the ledger from git), run trellis-ci verify, and rerun"
-    });
+    throw new TrellisError(
+      "corrupt-store",
+      `entry ${forged.seq} is unsigned but follows signed entries (appended outside trellis?): refusing to sign on top of it`,
+      {
+        file,
+        field: `seq ${forged.seq}`,
+        hint: "remove the entries a pull request appended (restore the ledger from git), run trellis-ci verify, and rerun"
+      }
+    );
   }
-  if (!signer && entries2.some((e2) => e2.signer)) throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
+  if (!signer && entries2.some((e2) => e2.signer))
+    throw new TrellisError("corrupt-store", "the ledger is signed: an unsigned entry cannot be appended", { file });
   const head = entries2.at(-1);
   const known = signer && entries2.some((e2) => e2.signer?.fingerprint === signer.fingerprint && e2.signer.certificate);
   const body = {
@@ -38701,10 +39109,20 @@ function appendToLedger(text, draft, file, signer) {
     details: draft.details ?? {},
     created: draft.created ?? [],
     prev: head?.hash ?? null,
-    ...signer ? { signer: { keyId: signer.keyId, fingerprint: signer.fingerprint, ...known ? {} : { certificate: signer.certificate } } } : {}
+    ...signer ? {
+      signer: {
+        keyId: signer.keyId,
+        fingerprint: signer.fingerprint,
+        ...known ? {} : { certificate: signer.certificate }
+      }
+    } : {}
   };
   const hash = entryHash(body);
-  const entry = { ...body, hash, ...signer ? { signature: Buffer.from(signer.sign(signedPayload(hash))).toString("base64") } : {} };
+  const entry = {
+    ...body,
+    hash,
+    ...signer ? { signature: Buffer.from(signer.sign(signedPayload(hash))).toString("base64") } : {}
+  };
   return { text: `${text}${canonicalJson(entry)}
 `, entry };
 }
@@ -38713,7 +39131,7 @@ function ledgerFingerprints(text) {
 }
 var memo;
 var init_ledger = __esm({
-  "packages/core/src/ledger.ts"() {
+  "packages/core/src/ledger/ledger.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_crypto();
@@ -38724,418 +39142,7 @@ var init_ledger = __esm({
   }
 });
 
-// packages/core/src/fault-seam.release.ts
-function writePoint(_kind) {
-}
-function faultEnv() {
-  return {};
-}
-function adoptFaultCount(_childStderr) {
-}
-var init_fault_seam_release = __esm({
-  "packages/core/src/fault-seam.release.ts"() {
-    init_define_TRELLIS_BUILD();
-  }
-});
-
-// packages/core/src/store.ts
-import fs from "node:fs";
-import os from "node:os";
-import path from "node:path";
-import { randomBytes as randomBytes6 } from "node:crypto";
-function readBounded(file, limit, o2 = {}) {
-  const refuse2 = (why) => Object.assign(new Error(why), { code: UNREADABLE });
-  let fd;
-  try {
-    fd = fs.openSync(file, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK | (o2.followLink ? 0 : fs.constants.O_NOFOLLOW));
-  } catch (e2) {
-    if (e2.code === "ELOOP") throw refuse2(`${file} is a symbolic link: trellis reads only regular files`);
-    throw e2;
-  }
-  try {
-    const st = fs.fstatSync(fd);
-    if (!st.isFile()) throw refuse2(`${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`);
-    if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
-    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
-    let n2 = 0;
-    for (let r = 1; r > 0 && n2 < buf.length; n2 += r) r = fs.readSync(fd, buf, n2, buf.length - n2, null);
-    if (n2 > limit) throw refuse2(`${file} grew past the limit of ${limit} bytes while it was read`);
-    return buf.subarray(0, n2).toString("utf8");
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-function findStore(from, explicit) {
-  if (explicit) {
-    const dir = path.resolve(explicit);
-    if (!holdsStore(dir)) {
-      throw new TrellisError("no-store", `${dir} holds no ${STORE_FILE}`, { hint: "point --store (or TRELLIS_STORE) at the directory trellis-root init created" });
-    }
-    return dir;
-  }
-  for (let dir = path.resolve(from); ; dir = path.dirname(dir)) {
-    if (holdsStore(dir)) return dir;
-    if (path.dirname(dir) === dir) break;
-  }
-  throw new TrellisError("no-store", `no ${STORE_FILE} in ${from} or any parent directory`, { hint: "run inside the store, or pass --store DIR" });
-}
-function holdsStore(dir) {
-  if (fs.existsSync(path.join(dir, STORE_FILE))) return true;
-  try {
-    const manifest = JSON.parse(fs.readFileSync(path.join(dir, WORK_DIR, "journal", "manifest.json"), "utf8"));
-    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
-  } catch {
-    return false;
-  }
-}
-function mergeWrites(...lists) {
-  const byPath = /* @__PURE__ */ new Map();
-  for (const w of lists.flat()) {
-    byPath.delete(w.path);
-    byPath.set(w.path, w);
-  }
-  return [...byPath.values()];
-}
-function inode(file) {
-  try {
-    return fs.statSync(file).ino;
-  } catch {
-    return void 0;
-  }
-}
-function lockedError(lock) {
-  let holder = "another run";
-  try {
-    const h2 = JSON.parse(fs.readFileSync(lock, "utf8"));
-    holder = `pid ${h2.pid} on ${h2.host} since ${h2.since}`;
-  } catch {
-  }
-  return new TrellisError("store-locked", `the store is locked by ${holder}`, {
-    file: path.join(WORK_DIR, "lock"),
-    hint: "wait for that run to finish; if it died on another host, remove the lock file by hand"
-  });
-}
-function lockIsStale(lock) {
-  let h2;
-  try {
-    h2 = JSON.parse(fs.readFileSync(lock, "utf8"));
-  } catch {
-    return true;
-  }
-  if (h2.host !== os.hostname()) return false;
-  try {
-    process.kill(h2.pid, 0);
-    return false;
-  } catch (e2) {
-    return e2.code === "ESRCH";
-  }
-}
-function discardStaging(work) {
-  let names = [];
-  try {
-    names = fs.readdirSync(work);
-  } catch {
-    return;
-  }
-  for (const n2 of names) if (n2 === "journal.tmp" || n2.startsWith(STAGING_PREFIX)) fs.rmSync(path.join(work, n2), { recursive: true, force: true });
-}
-function randomSuffix() {
-  return randomBytes6(8).toString("hex");
-}
-function writeExclusive(file, content, mode, durable = false) {
-  const fd = fs.openSync(file, EXCLUSIVE, mode);
-  try {
-    fs.writeFileSync(fd, content);
-    fs.fchmodSync(fd, mode);
-    if (durable) {
-      writePoint("fsync");
-      fs.fsyncSync(fd);
-    }
-  } catch (e2) {
-    fs.closeSync(fd);
-    fs.rmSync(file, { force: true });
-    e2.path ??= file;
-    throw e2;
-  }
-  fs.closeSync(fd);
-}
-function writeDurably(file, content, mode) {
-  writeExclusive(file, content, mode, true);
-}
-function renameDurably(from, to) {
-  writePoint("rename");
-  fs.renameSync(from, to);
-}
-function fsyncDir(dir) {
-  const fd = fs.openSync(dir, "r");
-  try {
-    writePoint("fsync");
-    fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-}
-function writeFileAtomic(file, content, mode = 420) {
-  const dir = path.dirname(file);
-  fs.mkdirSync(dir, { recursive: true });
-  const tmp = path.join(dir, `.trellis-${randomSuffix()}.tmp`);
-  writeDurably(tmp, content, mode);
-  try {
-    renameDurably(tmp, file);
-  } catch (e2) {
-    fs.rmSync(tmp, { force: true });
-    throw e2;
-  }
-  fsyncDir(dir);
-}
-var STORE_FILE, MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE;
-var init_store = __esm({
-  "packages/core/src/store.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_crypto();
-    init_fault_seam_release();
-    STORE_FILE = "trellis.yaml";
-    MiB = 1024 * 1024;
-    READ_LIMITS = {
-      /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
-      store: 256 * MiB,
-      /** An identity file (a few lines), a pinned roots file, a host's state file. */
-      small: 1 * MiB,
-      /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
-      release: 64 * MiB
-    };
-    UNREADABLE = "TRELLIS_UNREADABLE";
-    WORK_DIR = ".trellis";
-    Store = class {
-      constructor(dir) {
-        this.dir = dir;
-      }
-      dir;
-      /** Hash of each file as this run read it; null when it was absent. */
-      seen = /* @__PURE__ */ new Map();
-      abs(rel) {
-        return path.join(this.dir, rel);
-      }
-      read(rel) {
-        let text;
-        try {
-          text = readBounded(this.abs(rel), READ_LIMITS.store);
-        } catch (e2) {
-          const code2 = e2.code;
-          if (code2 === "ENOENT") text = void 0;
-          else if (code2 === UNREADABLE) throw new TrellisError("corrupt-store", e2.message, { file: rel, hint: "restore it from git history as a regular file" });
-          else throw e2;
-        }
-        this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
-        return text;
-      }
-      exists(rel) {
-        return fs.existsSync(this.abs(rel));
-      }
-      /** A read-only view of the store as it will be once `writes` are committed: plans are computed on it. */
-      withPending(writes) {
-        return new PendingView(this, writes);
-      }
-      /** Names of the entries of a store directory, sorted; empty when it does not exist. */
-      list(rel, kind = "file") {
-        let entries2;
-        try {
-          entries2 = fs.readdirSync(this.abs(rel), { withFileTypes: true });
-        } catch {
-          return [];
-        }
-        const odd = kind === "file" ? entries2.find((d2) => !d2.isFile() && !d2.isDirectory()) : void 0;
-        if (odd) throw new TrellisError("corrupt-store", `is ${odd.isSymbolicLink() ? "a symbolic link" : "not a regular file"}: trellis reads only regular files in the store`, { file: `${rel}/${odd.name}`, hint: "replace it with the regular file git history holds, or remove it" });
-        return entries2.filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
-      }
-      /**
-       * Applies every write or none. Refuses (exit 4) when a file this run read
-       * has changed since: someone else wrote the store underneath it.
-       */
-      commit(writes) {
-        writes = mergeWrites(writes);
-        for (const w of writes) {
-          if (!this.seen.has(w.path)) continue;
-          const now = fs.existsSync(this.abs(w.path)) ? sha256Hex(fs.readFileSync(this.abs(w.path), "utf8")) : null;
-          if (now !== this.seen.get(w.path)) {
-            throw new TrellisError("store-changed", "changed on disk while this run was working", { file: w.path, hint: "rerun the command on the current store" });
-          }
-        }
-        const work = this.abs(WORK_DIR);
-        fs.mkdirSync(work, { recursive: true });
-        discardStaging(work);
-        const staging = fs.mkdtempSync(path.join(work, STAGING_PREFIX));
-        const journal = path.join(work, "journal");
-        try {
-          const manifest = { writes: [] };
-          writes.forEach((w, i2) => {
-            const data = w.content === null ? null : `${i2}.data`;
-            if (data) writeDurably(path.join(staging, data), w.content, w.mode ?? 420);
-            manifest.writes.push({ path: w.path, data, mode: w.mode ?? 420 });
-          });
-          writeDurably(path.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
-          fsyncDir(staging);
-          renameDurably(staging, journal);
-        } catch (e2) {
-          fs.rmSync(staging, { recursive: true, force: true });
-          throw e2;
-        }
-        fsyncDir(work);
-        this.replayJournal();
-        for (const w of writes) this.seen.set(w.path, w.content === null ? null : sha256Hex(w.content));
-      }
-      /**
-       * Completes a committed journal and discards an uncommitted one. Idempotent:
-       * each staged file is renamed into place (no copy, so a full disk cannot stop
-       * it), and one already moved is simply gone from the journal.
-       */
-      replayJournal() {
-        const work = this.abs(WORK_DIR);
-        discardStaging(work);
-        const journal = path.join(work, "journal");
-        if (!fs.existsSync(journal)) return false;
-        const manifest = JSON.parse(fs.readFileSync(path.join(journal, "manifest.json"), "utf8"));
-        for (const w of manifest.writes) {
-          const target = this.abs(w.path);
-          if (w.data === null) fs.rmSync(target, { force: true });
-          else {
-            const staged = path.join(journal, w.data);
-            if (!fs.existsSync(staged)) continue;
-            const created = fs.mkdirSync(path.dirname(target), { recursive: true });
-            if (created) fsyncDir(path.dirname(created));
-            fs.chmodSync(staged, w.mode);
-            renameDurably(staged, target);
-            fsyncDir(path.dirname(target));
-          }
-        }
-        fs.rmSync(journal, { recursive: true, force: true });
-        fsyncDir(work);
-        return true;
-      }
-      /**
-       * Runs `fn` holding the store lock (exit 4 when another live run holds it).
-       * A lock left by a dead process on this host is taken over.
-       */
-      async withLock(fn) {
-        const work = this.abs(WORK_DIR);
-        fs.mkdirSync(work, { recursive: true });
-        const lock = path.join(work, "lock");
-        const mine = `${lock}.${process.pid}.${randomSuffix()}.tmp`;
-        try {
-          writeExclusive(mine, JSON.stringify({ pid: process.pid, host: os.hostname(), since: (/* @__PURE__ */ new Date()).toISOString() }), 420);
-          for (let attempt = 0; ; attempt++) {
-            try {
-              fs.linkSync(mine, lock);
-              break;
-            } catch (e2) {
-              if (e2.code !== "EEXIST") throw e2;
-              const judged = inode(lock);
-              if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
-              const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
-              try {
-                fs.renameSync(lock, aside);
-              } catch {
-                throw lockedError(lock);
-              }
-              if (inode(aside) !== judged) {
-                try {
-                  fs.linkSync(aside, lock);
-                } finally {
-                  fs.rmSync(aside, { force: true });
-                }
-                throw lockedError(lock);
-              }
-              fs.rmSync(aside, { force: true });
-            }
-          }
-        } finally {
-          fs.rmSync(mine, { force: true });
-        }
-        try {
-          this.replayJournal();
-          return await fn();
-        } finally {
-          fs.rmSync(lock, { force: true });
-        }
-      }
-    };
-    PendingView = class extends Store {
-      constructor(base, writes) {
-        super(base.dir);
-        this.base = base;
-        this.pending = new Map(mergeWrites(writes).map((w) => [w.path, w.content]));
-      }
-      base;
-      pending;
-      read(rel) {
-        return this.pending.has(rel) ? this.pending.get(rel) ?? void 0 : this.base.read(rel);
-      }
-      exists(rel) {
-        return this.pending.has(rel) ? this.pending.get(rel) !== null : this.base.exists(rel);
-      }
-      commit() {
-        throw new Error("a pending view is read-only: commit on the store it was made from");
-      }
-    };
-    STAGING_PREFIX = "journal.tmp-";
-    EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
-  }
-});
-
-// packages/core/src/paths.ts
-var paths2;
-var init_paths = __esm({
-  "packages/core/src/paths.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_store();
-    init_trust();
-    paths2 = {
-      config: STORE_FILE,
-      scopeFile: (s) => `scopes/${s}.yaml`,
-      rootCert: "bundles/root/root.pem",
-      roots: "bundles/root/roots.pem",
-      rootKey: "bundles/root/root.key.age",
-      /** A root key on a PKCS#11 token: its RFC 7512 URI, in place of root.key.age. */
-      rootKeyUri: "bundles/root/root.key.uri",
-      rootCrl: "bundles/root/crl.pem",
-      rootLedger: "bundles/root/ledger.jsonl",
-      rootPrevious: "bundles/root/root.previous.pem",
-      rootPreviousKey: "bundles/root/root.previous.key.age",
-      rootPreviousKeyUri: "bundles/root/root.previous.key.uri",
-      link: "bundles/root/link.pem",
-      rootState: "bundles/root/state.yaml",
-      intermediate: (s) => `bundles/${s}/intermediate.pem`,
-      intermediateKey: (s) => `bundles/${s}/intermediate.key.age`,
-      /** publish phase: the intermediate being introduced. */
-      nextIntermediate: (s) => `bundles/${s}/intermediate.next.pem`,
-      nextIntermediateKey: (s) => `bundles/${s}/intermediate.next.key.age`,
-      /** switch phase: the intermediate being retired. */
-      previousIntermediate: (s) => `bundles/${s}/intermediate.previous.pem`,
-      previousIntermediateKey: (s) => `bundles/${s}/intermediate.previous.key.age`,
-      /** standby: minted by a ceremony, its key to the break-glass recipient only; in no bundle until activate-standby. */
-      standbyIntermediate: (s) => `bundles/${s}/intermediate.standby.pem`,
-      standbyIntermediateKey: (s) => `bundles/${s}/intermediate.standby.key.age`,
-      /** activate-standby: the standby's signed statement naming the keys it replaced, carried in sealed releases. */
-      burned: (s) => `bundles/${s}/burned.json`,
-      /** root overlap: the active intermediate's certificate under the previous root. */
-      oldRootIntermediate: (s) => `bundles/${s}/intermediate.old-root.pem`,
-      trust: (s) => `bundles/${s}/trust.pem`,
-      trustOpenssl: (s) => `bundles/${s}/trust.openssl.pem`,
-      /** One anchor per file: hash-named OpenSSL trusted form (CApath), and plain PEM. */
-      capath: (s) => `bundles/${s}/${CAPATH_DIR}`,
-      anchors: (s) => `bundles/${s}/${ANCHORS_DIR}`,
-      scopeCrl: (s) => `bundles/${s}/crl.pem`,
-      state: (s) => `bundles/${s}/state.yaml`,
-      leaves: (s) => `bundles/${s}/leaves.yaml`,
-      ledger: (s) => `bundles/${s}/ledger.jsonl`
-    };
-  }
-});
-
-// packages/core/src/live.ts
+// packages/core/src/trust/live.ts
 function materialOf(mesh, scope2) {
   return mesh.material.get(scope2) ?? mesh.retired.get(scope2);
 }
@@ -39161,7 +39168,11 @@ function parseStaged(pem2, file) {
   try {
     return parseCertificate(pem2);
   } catch (e2) {
-    throw new TrellisError("corrupt-store", `a planned write of ${file} is not a certificate (${e2.message})`, { file });
+    throw new TrellisError(
+      "corrupt-store",
+      `a planned write of ${file} is not a certificate (${e2.message})`,
+      { file }
+    );
   }
 }
 function crlSetOf(live) {
@@ -39172,393 +39183,78 @@ function anchorsBy(mesh, pending = []) {
 }
 var SLOTS, anchorsOf, inRole;
 var init_live = __esm({
-  "packages/core/src/live.ts"() {
+  "packages/core/src/trust/live.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_errors();
     init_paths();
     SLOTS = [
-      { role: "previous", file: paths2.previousIntermediate, keyFile: paths2.previousIntermediateKey, cert: (m) => m.previous, key: (m) => m.previousKeyAge, anchored: true, issuing: true },
-      { role: "active", file: paths2.intermediate, keyFile: paths2.intermediateKey, cert: (m) => m.intermediate, key: (m) => m.keyAge, anchored: true, issuing: true },
-      { role: "next", file: paths2.nextIntermediate, keyFile: paths2.nextIntermediateKey, cert: (m) => m.next, key: (m) => m.nextKeyAge, anchored: true, issuing: false },
-      { role: "old-root", file: paths2.oldRootIntermediate, keyFile: paths2.intermediateKey, cert: (m) => m.oldRootIntermediate, key: (m) => m.keyAge, anchored: false, issuing: false },
-      { role: "standby", file: paths2.standbyIntermediate, keyFile: paths2.standbyIntermediateKey, cert: (m) => m.standby, key: (m) => m.standbyKeyAge, anchored: false, issuing: false }
+      {
+        role: "previous",
+        file: paths2.previousIntermediate,
+        keyFile: paths2.previousIntermediateKey,
+        cert: (m) => m.previous,
+        key: (m) => m.previousKeyAge,
+        anchored: true,
+        issuing: true
+      },
+      {
+        role: "active",
+        file: paths2.intermediate,
+        keyFile: paths2.intermediateKey,
+        cert: (m) => m.intermediate,
+        key: (m) => m.keyAge,
+        anchored: true,
+        issuing: true
+      },
+      {
+        role: "next",
+        file: paths2.nextIntermediate,
+        keyFile: paths2.nextIntermediateKey,
+        cert: (m) => m.next,
+        key: (m) => m.nextKeyAge,
+        anchored: true,
+        issuing: false
+      },
+      {
+        role: "old-root",
+        file: paths2.oldRootIntermediate,
+        keyFile: paths2.intermediateKey,
+        cert: (m) => m.oldRootIntermediate,
+        key: (m) => m.keyAge,
+        anchored: false,
+        issuing: false
+      },
+      {
+        role: "standby",
+        file: paths2.standbyIntermediate,
+        keyFile: paths2.standbyIntermediateKey,
+        cert: (m) => m.standby,
+        key: (m) => m.standbyKeyAge,
+        anchored: false,
+        issuing: false
+      }
     ];
     anchorsOf = (live) => live.filter((l) => l.anchored).map((l) => l.cert);
     inRole = (live, role) => live.find((l) => l.role === role);
   }
 });
 
-// packages/core/src/state-files.ts
-function reader(file) {
-  const bad = (field2) => {
-    throw new TrellisError("corrupt-store", "missing or malformed", { file, field: field2, hint: "this file is machine-managed: restore it from git" });
-  };
-  return {
-    str: (o2, k, at = k) => typeof o2[k] === "string" ? o2[k] : bad(at),
-    opt: (o2, k, at = k) => o2[k] === void 0 || o2[k] === null ? void 0 : typeof o2[k] === "string" ? o2[k] : bad(at),
-    list: (o2, k) => o2[k] === void 0 ? [] : Array.isArray(o2[k]) ? o2[k] : bad(k),
-    bad
-  };
-}
-function evidenceId(id, bad) {
-  return id === void 0 || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad("evidence");
-}
-function parseScopeState(text, file) {
-  const o2 = fromYaml(text, file) ?? {};
-  const r = reader(file);
-  const phase = r.str(o2, "phase");
-  if (!["steady", "publish", "switch"].includes(phase)) r.bad("phase");
-  const rot = o2.rotation;
-  return strip({
-    phase,
-    active: r.str(o2, "active"),
-    next: r.opt(o2, "next"),
-    previous: r.opt(o2, "previous"),
-    since: r.str(o2, "since"),
-    evidence: evidenceId(r.opt(o2, "evidence"), r.bad),
-    rotation: rot ? strip({
-      id: r.str(rot, "id", "rotation.id"),
-      propagation: parseDuration(r.str(rot, "propagation", "rotation.propagation"), { file, field: "rotation.propagation" }, "corrupt-store"),
-      started: r.str(rot, "started", "rotation.started"),
-      switchAt: r.str(rot, "switchAt", "rotation.switchAt"),
-      switched: r.opt(rot, "switched", "rotation.switched"),
-      retireAt: r.opt(rot, "retireAt", "rotation.retireAt")
-    }) : void 0,
-    revoked: r.list(o2, "revoked").map((x, i2) => ({
-      service: r.str(x, "service", `revoked[${i2}].service`),
-      serial: r.str(x, "serial", `revoked[${i2}].serial`),
-      issuer: r.str(x, "issuer", `revoked[${i2}].issuer`),
-      notAfter: r.str(x, "notAfter", `revoked[${i2}].notAfter`),
-      at: r.str(x, "at", `revoked[${i2}].at`),
-      reason: r.str(x, "reason", `revoked[${i2}].reason`)
-    }))
-  });
-}
-function serializeScopeState(s) {
-  return toYaml(strip({
-    phase: s.phase,
-    active: s.active,
-    next: s.next,
-    previous: s.previous,
-    since: s.since,
-    evidence: s.evidence,
-    rotation: s.rotation ? strip({ ...s.rotation, propagation: formatDuration(s.rotation.propagation) }) : void 0,
-    revoked: s.revoked.length ? s.revoked.map((x) => ({ service: x.service, serial: x.serial, issuer: x.issuer, notAfter: x.notAfter, at: x.at, reason: x.reason })) : void 0
-  }));
-}
-function parseRootState(text, file) {
-  const o2 = fromYaml(text, file) ?? {};
-  const r = reader(file);
-  const phase = r.str(o2, "phase");
-  if (!["steady", "overlap"].includes(phase)) r.bad("phase");
-  const rot = o2.rotation;
-  return strip({
-    phase,
-    active: r.str(o2, "active"),
-    previous: r.opt(o2, "previous"),
-    previousKey: r.opt(o2, "previousKey"),
-    since: r.str(o2, "since"),
-    rotation: rot ? { id: r.str(rot, "id", "rotation.id"), started: r.str(rot, "started", "rotation.started") } : void 0,
-    revoked: r.list(o2, "revoked").map((x, i2) => {
-      const f = (k) => r.str(x, k, `revoked[${i2}].${k}`);
-      return { scope: f("scope"), serial: f("serial"), fingerprint: f("fingerprint"), issuer: f("issuer"), notAfter: f("notAfter"), at: f("at"), reason: f("reason") };
-    })
-  });
-}
-var strip;
-var init_state_files = __esm({
-  "packages/core/src/state-files.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_config();
-    init_time();
-    strip = (o2) => Object.fromEntries(Object.entries(o2).filter(([, v]) => v !== void 0));
-  }
-});
-
-// packages/core/src/evidence.ts
-function evidencePaths(scope2, id) {
-  if (!EVIDENCE_ID.test(id) || id.includes("..")) {
-    throw new TrellisError("corrupt-store", `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`, { file: `bundles/${scope2}/state.yaml`, field: "evidence", hint: "restore the file from git history" });
-  }
-  return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
-}
-function serializeEvidence(e2) {
-  return `${JSON.stringify(e2, null, 2)}
-`;
-}
-function renderEvidenceMarkdown(e2) {
-  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
-  const lines = [
-    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
-    "",
-    `- status: **${e2.status}**`,
-    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
-    `- started: ${e2.started}`,
-    `- ended: ${e2.ended ?? "(under way)"}`,
-    "",
-    "## Old",
-    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
-    "",
-    "## New",
-    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
-    "",
-    "## Steps",
-    "",
-    "| step | at | actor | tool | note |",
-    "|---|---|---|---|---|",
-    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
-    "",
-    "## Affected leaves",
-    "",
-    "| service | old serial | new serial | hosts |",
-    "|---|---|---|---|",
-    ...e2.affected.map((a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`)
-  ];
-  return `${lines.join("\n")}
-`;
-}
-function recordRemint(e2, minted, step, completeWhenDone) {
-  const affected = e2.affected.map((a2) => {
-    const m = minted.find((x) => x.service === a2.service);
-    return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
-  });
-  const done = completeWhenDone && affected.every((a2) => a2.newSerial);
-  return {
-    ...e2,
-    affected,
-    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
-    ...done ? { status: "completed", ended: step.at } : {}
-  };
-}
-function evidenceFiles(e2) {
-  const p = evidencePaths(e2.scope, e2.id);
-  const json = serializeEvidence(e2);
-  return { writes: [{ path: p.json, content: json }, { path: p.md, content: renderEvidenceMarkdown(e2) }], link: { evidence: p.json, sha256: sha256Hex(json) } };
-}
-function parseEvidence(text) {
-  return parseJsonData(text);
-}
-var EVIDENCE_ID;
-var init_evidence = __esm({
-  "packages/core/src/evidence.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_certificates();
-    init_crypto();
-    init_time();
-    init_errors();
-    init_data();
-    EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-  }
-});
-
-// packages/core/src/mesh.ts
-function certAt(store, rel) {
-  const pem2 = store.read(rel);
-  if (pem2 === void 0) return {};
-  try {
-    return { pem: pem2, cert: parseCertificate(pem2) };
-  } catch (e2) {
-    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, { file: rel, hint: "restore it from git history" });
-  }
-}
-function certsAt(rel, pem2) {
-  try {
-    return parseCertificates(pem2);
-  } catch (e2) {
-    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, { file: rel, hint: "restore it from git history" });
-  }
-}
-function loadMaterial(store, scope2) {
-  const inter = certAt(store, paths2.intermediate(scope2));
-  const leavesText = store.read(paths2.leaves(scope2));
-  const stateText = store.read(paths2.state(scope2));
-  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope2)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
-  const evidencePath = state?.evidence ? evidencePaths(scope2, state.evidence).json : void 0;
-  return {
-    intermediatePem: inter.pem,
-    intermediate: inter.cert,
-    keyAge: store.read(paths2.intermediateKey(scope2)),
-    next: certAt(store, paths2.nextIntermediate(scope2)).cert,
-    nextKeyAge: store.read(paths2.nextIntermediateKey(scope2)),
-    previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
-    previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
-    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
-    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
-    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
-    burned: store.read(paths2.burned(scope2)),
-    state,
-    openEvidence: evidencePath ? store.read(evidencePath) : void 0,
-    crlPem: store.read(paths2.scopeCrl(scope2)),
-    trustPem: store.read(paths2.trust(scope2)),
-    trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
-    anchorFiles: new Map([paths2.capath(scope2), paths2.anchors(scope2)].flatMap((d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)]))),
-    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
-    leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
-    ledger: store.read(paths2.ledger(scope2)) ?? ""
-  };
-}
-function loadMesh(store) {
-  const configText = store.read(paths2.config);
-  if (configText === void 0) throw new TrellisError("no-store", `${store.dir} holds no ${STORE_FILE}`);
-  const config = parseMeshConfig(configText);
-  const scopes = store.list("scopes").filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).map((f) => {
-    if (f.endsWith(".yml")) throw new TrellisError("bad-scope", "scope files end in .yaml", { file: `scopes/${f}`, hint: `rename it to ${f.replace(/\.yml$/, ".yaml")}` });
-    const name = f.slice(0, -".yaml".length);
-    return parseScope(store.read(paths2.scopeFile(name)), name, config.trustDomain);
-  });
-  const root = certAt(store, paths2.rootCert);
-  const rootsPem = store.read(paths2.roots);
-  const rootStateText = store.read(paths2.rootState);
-  const material = /* @__PURE__ */ new Map();
-  for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
-  const declared = new Set(scopes.map((s) => s.name));
-  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
-  const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
-  return {
-    dir: store.dir,
-    config,
-    scopes,
-    rootPem: root.pem,
-    root: root.cert,
-    rootsPem,
-    roots: rootsPem ? certsAt(paths2.roots, rootsPem) : [],
-    rootKeyAge: store.read(paths2.rootKey),
-    rootKeyUri: store.read(paths2.rootKeyUri)?.trim(),
-    rootLedger: store.read(paths2.rootLedger) ?? "",
-    previousRoot: certAt(store, paths2.rootPrevious).cert,
-    previousRootKeyAge: store.read(paths2.rootPreviousKey),
-    previousRootKeyUri: store.read(paths2.rootPreviousKeyUri)?.trim(),
-    link: certAt(store, paths2.link).cert,
-    rootState,
-    rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths("root", rootState.rotation.id).json) : void 0,
-    rootCrlPem: store.read(paths2.rootCrl),
-    material,
-    orphans,
-    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
-  };
-}
-function scopeDef(mesh, name) {
-  const s = mesh.scopes.find((x) => x.name === name);
-  if (!s) {
-    throw new TrellisError("unknown-scope", `no scope "${name}"`, { file: paths2.scopeFile(name), hint: `declared scopes: ${mesh.scopes.map((x) => x.name).join(", ") || "none"}` });
-  }
-  return s;
-}
-function activeIssuer(mesh, scope2) {
-  const live = liveIntermediates(mesh, scope2);
-  const active = inRole(live, "active");
-  if (!active) return void 0;
-  return { key: keyId(active.cert), fingerprints: live.filter((l) => l.role === "active" || l.role === "old-root").map((l) => fingerprint(l.cert)) };
-}
-function intermediateLost(mesh, scope2) {
-  const m = mesh.material.get(scope2);
-  if (!m || m.intermediate || m.keyAge === void 0 && !m.ledger.includes('"kind":"intermediate"')) return void 0;
-  return new TrellisError("corrupt-store", `scope ${scope2} had an intermediate but intermediate.pem is missing`, {
-    file: paths2.intermediate(scope2),
-    hint: `restore it from git history (git log -- ${paths2.intermediate(scope2)}): every procedure needs it, recover included, to revoke it; a scope is minted only once`
-  });
-}
-function effectWrites(mesh, scope2, effects, fresh) {
-  const m = mesh.material.get(scope2);
-  const pem2 = (c3) => c3 ? certificatePem(c3) : null;
-  const out = [];
-  const put = (path21, content) => out.push({ path: path21, content: content ?? null });
-  for (const e2 of effects) {
-    switch (e2) {
-      case "stage-next":
-        put(paths2.nextIntermediate(scope2), fresh.pem);
-        put(paths2.nextIntermediateKey(scope2), fresh.keyAge);
-        break;
-      case "promote-next":
-        put(paths2.previousIntermediate(scope2), pem2(m.intermediate));
-        put(paths2.previousIntermediateKey(scope2), m.keyAge);
-        put(paths2.intermediate(scope2), pem2(m.next));
-        put(paths2.intermediateKey(scope2), m.nextKeyAge);
-        put(paths2.nextIntermediate(scope2), null);
-        put(paths2.nextIntermediateKey(scope2), null);
-        put(paths2.oldRootIntermediate(scope2), null);
-        break;
-      case "retire-previous":
-        put(paths2.previousIntermediate(scope2), null);
-        put(paths2.previousIntermediateKey(scope2), null);
-        break;
-      case "drop-next":
-        put(paths2.nextIntermediate(scope2), null);
-        put(paths2.nextIntermediateKey(scope2), null);
-        break;
-      case "swap-previous":
-        put(paths2.intermediate(scope2), pem2(m.previous));
-        put(paths2.intermediateKey(scope2), m.previousKeyAge);
-        put(paths2.previousIntermediate(scope2), pem2(m.intermediate));
-        put(paths2.previousIntermediateKey(scope2), m.keyAge);
-        put(paths2.oldRootIntermediate(scope2), null);
-        break;
-      case "replace-all":
-        put(paths2.intermediate(scope2), fresh.pem);
-        put(paths2.intermediateKey(scope2), fresh.keyAge);
-        for (const p of [paths2.nextIntermediate, paths2.nextIntermediateKey, paths2.previousIntermediate, paths2.previousIntermediateKey, paths2.oldRootIntermediate]) put(p(scope2), null);
-        break;
-    }
-  }
-  return out;
-}
-function trustedScopeNames(mesh) {
-  return [...mesh.scopes.map((s) => s.name), ...awaitingRetire(mesh)];
-}
-function awaitingRetire(mesh) {
-  return [...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s);
-}
-function scopeTrust(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
-  return composeTrust(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
-}
-function scopeAnchorFiles(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
-  const anchors = composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
-  return anchorFileSet(anchors).map((f) => ({ path: `bundles/${scope2}/${f.name}`, content: f.content }));
-}
-function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
-  return mesh.scopes.filter((s) => intermediatesOf(s.name).length > 0).flatMap((s) => {
-    const certs = scopeTrust(mesh, s.name, intermediatesOf);
-    const perFile = scopeAnchorFiles(mesh, s.name, intermediatesOf);
-    const kept = new Set(perFile.map((f) => f.path));
-    const stale = [...mesh.material.get(s.name)?.anchorFiles.keys() ?? []].filter((p) => !kept.has(p)).map((p) => ({ path: p, content: null }));
-    return [
-      { path: paths2.trust(s.name), content: trustPem(certs) },
-      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) },
-      ...perFile,
-      ...stale
-    ];
-  });
-}
-var init_mesh = __esm({
-  "packages/core/src/mesh.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_config();
-    init_certificates();
-    init_issuance();
-    init_store();
-    init_paths();
-    init_live();
-    init_certificates();
-    init_state_files();
-    init_time();
-    init_crypto();
-    init_names();
-    init_evidence();
-    init_trust();
-    init_paths();
-  }
-});
-
-// packages/core/src/ledger-trust.ts
+// packages/core/src/ledger/ledger-trust.ts
 function storeCertificates(mesh) {
-  const certs = [mesh.root, ...mesh.roots, mesh.previousRoot, ...[...mesh.material.values()].flatMap((m) => [m.intermediate, m.next, m.previous, m.oldRootIntermediate, m.standby])];
+  const certs = [
+    mesh.root,
+    ...mesh.roots,
+    mesh.previousRoot,
+    ...[...mesh.material.values()].flatMap((m) => [
+      m.intermediate,
+      m.next,
+      m.previous,
+      m.oldRootIntermediate,
+      m.standby
+    ])
+  ];
   return new Map(certs.filter((c3) => c3 !== void 0).map((c3) => [fingerprint(c3), c3]));
 }
 function walk(text, file, known, authorize, onCounted) {
@@ -39573,10 +39269,15 @@ function walk(text, file, known, authorize, onCounted) {
       onCounted(e2);
       return;
     }
-    if (!e2.signer || !e2.signature) return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
+    if (!e2.signer || !e2.signature)
+      return fail("unsigned, after signed entries: appended outside trellis (a pull request?); it counts for nothing");
     const cert2 = signerCertificate(e2.signer, pool);
-    if (!cert2) return fail(`signed by an unknown key ${e2.signer.keyId}: no certificate of it in the store or this ledger`);
-    if (!entrySignatureValid(e2.hash, e2.signature, cert2)) return fail(`its signature does not verify under ${e2.signer.fingerprint} (edited after signing, or signed by another key)`);
+    if (!cert2)
+      return fail(`signed by an unknown key ${e2.signer.keyId}: no certificate of it in the store or this ledger`);
+    if (!entrySignatureValid(e2.hash, e2.signature, cert2))
+      return fail(
+        `its signature does not verify under ${e2.signer.fingerprint} (edited after signing, or signed by another key)`
+      );
     const { why, root } = authorize(e2, cert2, out.counted);
     if (why) return fail(why);
     pool.set(fingerprint(cert2), cert2);
@@ -39595,26 +39296,40 @@ function rootLedgerTrust(mesh) {
 function rootLedgerTrustOf(text, known) {
   const roots = /* @__PURE__ */ new Map();
   const revoked = /* @__PURE__ */ new Map();
-  const t = walk(text, paths2.rootLedger, known, (e2, cert2, counted) => {
-    const fp = fingerprint(cert2);
-    if (!selfSigned(cert2)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
-    if (roots.has(fp)) return { root: true };
-    const selfCertifying = counted.length === 0 && e2.seq === 1 && e2.created.some((x) => x.kind === "root" && x.fingerprint === fp);
-    return selfCertifying ? { root: true } : { why: `signed by ${fp}, which the root ledger does not record as a root before this entry`, root: false };
-  }, (e2) => {
-    for (const x of e2.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
-    const list = revokes(e2);
-    const afterSeq = Number.isSafeInteger(e2.details.revokedAfterSeq) ? e2.details.revokedAfterSeq : void 0;
-    for (const fp of list) if (typeof fp === "string" && !revoked.has(fp)) revoked.set(fp, { at: e2.at, ...afterSeq !== void 0 ? { afterSeq } : {} });
-  });
+  const t = walk(
+    text,
+    paths2.rootLedger,
+    known,
+    (e2, cert2, counted) => {
+      const fp = fingerprint(cert2);
+      if (!selfSigned(cert2)) return { why: `signed by ${fp}, which is not a root certificate`, root: false };
+      if (roots.has(fp)) return { root: true };
+      const selfCertifying = counted.length === 0 && e2.seq === 1 && e2.created.some((x) => x.kind === "root" && x.fingerprint === fp);
+      return selfCertifying ? { root: true } : { why: `signed by ${fp}, which the root ledger does not record as a root before this entry`, root: false };
+    },
+    (e2) => {
+      for (const x of e2.created) if (x.kind === "root") roots.set(x.fingerprint, known.get(x.fingerprint));
+      const list = revokes(e2);
+      const afterSeq = Number.isSafeInteger(e2.details.revokedAfterSeq) ? e2.details.revokedAfterSeq : void 0;
+      for (const fp of list)
+        if (typeof fp === "string" && !revoked.has(fp))
+          revoked.set(fp, { at: e2.at, ...afterSeq !== void 0 ? { afterSeq } : {} });
+    }
+  );
   for (const s of t.signers.values()) if (s.root) roots.set(fingerprint(s.cert), s.cert);
   const first = t.entries[0];
   const firstSigner = first && t.signers.get(first.seq);
   if (first && firstSigner) {
     const fp = fingerprint(firstSigner.cert);
     const held = known.has(fp);
-    const vouched = t.counted.slice(1).some((e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root"));
-    if (!held && !vouched) t.problems.push({ seq: first.seq, message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh` });
+    const vouched = t.counted.slice(1).some(
+      (e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root")
+    );
+    if (!held && !vouched)
+      t.problems.push({
+        seq: first.seq,
+        message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh`
+      });
   }
   return { ...t, roots, revoked };
 }
@@ -39628,20 +39343,44 @@ function scopeLedgerTrust(mesh, scope2) {
   const rt = rootLedgerTrust(mesh);
   const recordedRoots2 = [...rt.roots.values()].filter((r) => r !== void 0);
   const ledger = materialOf(mesh, scope2)?.ledger ?? "";
-  const t = walk(ledger, paths2.ledger(scope2), storeCertificates(mesh), (e2, cert2, counted) => {
-    const fp = fingerprint(cert2);
-    if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
-    const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
-    if (!recordedBy) return { why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`, root: false };
-    if (!recordedRoots2.some((r2) => issuedUnder(cert2, r2))) return { why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`, root: false };
-    if (new Date(e2.at) > cert2.notAfter) return { why: `signed by intermediate ${fp} after it expired (${e2.at})`, root: false };
-    if (counted.some((x) => revokes(x).includes(fp))) return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
-    const r = rt.revoked.get(fp);
-    if (r && (r.afterSeq !== void 0 ? e2.seq > r.afterSeq : e2.at > r.at)) return { why: `signed by intermediate ${fp} after it was revoked (${r.at}${r.afterSeq !== void 0 ? `, after entry ${r.afterSeq}` : ""})`, root: false };
-    if (e2.created.some((k) => k.kind === "intermediate" || k.kind === "root")) return { why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can", root: false };
-    return { root: false };
-  }, () => {
-  });
+  const t = walk(
+    ledger,
+    paths2.ledger(scope2),
+    storeCertificates(mesh),
+    (e2, cert2, counted) => {
+      const fp = fingerprint(cert2);
+      if (rt.roots.has(fp) && selfSigned(cert2)) return { root: true };
+      const recordedBy = counted.find((x) => x.created.some((k) => k.kind === "intermediate" && k.fingerprint === fp));
+      if (!recordedBy)
+        return {
+          why: `signed by ${fp}, which is neither a recorded root nor an intermediate this scope's ledger recorded`,
+          root: false
+        };
+      if (!recordedRoots2.some((r2) => issuedUnder(cert2, r2)))
+        return {
+          why: `signed by intermediate ${fp}, which does not chain to a root the root ledger records`,
+          root: false
+        };
+      if (new Date(e2.at) > cert2.notAfter)
+        return { why: `signed by intermediate ${fp} after it expired (${e2.at})`, root: false };
+      if (counted.some((x) => revokes(x).includes(fp)))
+        return { why: `signed by intermediate ${fp} after the entry that revoked it`, root: false };
+      const r = rt.revoked.get(fp);
+      if (r && (r.afterSeq !== void 0 ? e2.seq > r.afterSeq : e2.at > r.at))
+        return {
+          why: `signed by intermediate ${fp} after it was revoked (${r.at}${r.afterSeq !== void 0 ? `, after entry ${r.afterSeq}` : ""})`,
+          root: false
+        };
+      if (e2.created.some((k) => k.kind === "intermediate" || k.kind === "root"))
+        return {
+          why: "records a CA certificate but is signed by an intermediate: only a root-signed entry can",
+          root: false
+        };
+      return { root: false };
+    },
+    () => {
+    }
+  );
   c3.scopes.set(scope2, t);
   return t;
 }
@@ -39661,7 +39400,7 @@ function lastConfirmedRecord(mesh, field2) {
 }
 var selfSigned, cache, cached;
 var init_ledger_trust = __esm({
-  "packages/core/src/ledger-trust.ts"() {
+  "packages/core/src/ledger/ledger-trust.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -39669,7 +39408,7 @@ var init_ledger_trust = __esm({
     init_ledger_signature();
     init_ledger();
     init_live();
-    init_mesh();
+    init_paths();
     selfSigned = (c3) => isSelfIssued(c3) && issuedUnder(c3, c3);
     cache = /* @__PURE__ */ new WeakMap();
     cached = (mesh) => {
@@ -39680,7 +39419,7 @@ var init_ledger_trust = __esm({
   }
 });
 
-// packages/core/src/rotation.ts
+// packages/core/src/rotation/rotation.ts
 function refuse(detail, hint) {
   throw new TrellisError("wrong-phase", detail, { hint });
 }
@@ -39688,9 +39427,24 @@ function advanceScope(s, e2, now, scope2 = "this scope") {
   const at = iso(now);
   switch (e2.type) {
     case "begin":
-      if (s.phase !== "steady") refuse(`${scope2} is already rotating (phase ${s.phase})`, `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope2} --abort`);
+      if (s.phase !== "steady")
+        refuse(
+          `${scope2} is already rotating (phase ${s.phase})`,
+          `let CI finish it (trellis-ci renew), or abort it: trellis-root rotate intermediate ${scope2} --abort`
+        );
       return {
-        state: { ...s, phase: "publish", next: e2.next, since: at, rotation: { id: e2.id, propagation: e2.propagation, started: at, switchAt: iso(new Date(now.getTime() + e2.propagation)) } },
+        state: {
+          ...s,
+          phase: "publish",
+          next: e2.next,
+          since: at,
+          rotation: {
+            id: e2.id,
+            propagation: e2.propagation,
+            started: at,
+            switchAt: iso(new Date(now.getTime() + e2.propagation))
+          }
+        },
         effects: ["stage-next"],
         step: "publish"
       };
@@ -39705,7 +39459,8 @@ function advanceScope(s, e2, now, scope2 = "this scope") {
             previous: s.active,
             next: void 0,
             since: at,
-            // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives longer (a TTL lowered since).
+            // Every old-key leaf must have expired: the longest declared TTL from now, or a recorded leaf that lives
+            // longer (a TTL lowered since).
             rotation: { ...r, switched: at, retireAt: retireGate(now, e2) }
           },
           effects: ["promote-next"],
@@ -39713,23 +39468,54 @@ function advanceScope(s, e2, now, scope2 = "this scope") {
         };
       }
       if (s.phase === "switch" && r?.retireAt && now >= new Date(r.retireAt)) {
-        return { state: { ...s, phase: "steady", previous: void 0, since: at, rotation: void 0 }, effects: ["retire-previous"], step: "retire" };
+        return {
+          state: { ...s, phase: "steady", previous: void 0, since: at, rotation: void 0 },
+          effects: ["retire-previous"],
+          step: "retire"
+        };
       }
       return { state: s, effects: [] };
     }
     case "abort":
-      if (s.phase === "publish") return { state: { ...s, phase: "steady", next: void 0, since: at, rotation: void 0 }, effects: ["drop-next"], step: "abort" };
-      if (s.phase === "switch") {
-        if (s.rotation?.aborted) refuse(`${scope2}'s rotation was already aborted at ${s.rotation.aborted}`, "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover");
+      if (s.phase === "publish")
         return {
-          state: { ...s, active: s.previous, previous: s.active, since: at, rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e2) } },
+          state: { ...s, phase: "steady", next: void 0, since: at, rotation: void 0 },
+          effects: ["drop-next"],
+          step: "abort"
+        };
+      if (s.phase === "switch") {
+        if (s.rotation?.aborted)
+          refuse(
+            `${scope2}'s rotation was already aborted at ${s.rotation.aborted}`,
+            "it winds down by itself at its retire gate; if the key is compromised, trellis-root recover"
+          );
+        return {
+          state: {
+            ...s,
+            active: s.previous,
+            previous: s.active,
+            since: at,
+            rotation: { ...s.rotation, aborted: at, retireAt: retireGate(now, e2) }
+          },
           effects: ["swap-previous"],
           step: "abort"
         };
       }
       return refuse(`${scope2} has no rotation to abort`, "abort applies during publish and switch, before retire");
     case "recover":
-      return { state: { ...s, phase: "steady", active: e2.fresh, next: void 0, previous: void 0, since: at, rotation: void 0 }, effects: ["replace-all"], step: "recover" };
+      return {
+        state: {
+          ...s,
+          phase: "steady",
+          active: e2.fresh,
+          next: void 0,
+          previous: void 0,
+          since: at,
+          rotation: void 0
+        },
+        effects: ["replace-all"],
+        step: "recover"
+      };
   }
 }
 function nextGate(s) {
@@ -39740,23 +39526,40 @@ function nextGate(s) {
 function advanceRoot(s, e2, now) {
   const at = iso(now);
   if (e2.type === "begin") {
-    if (s.phase !== "steady") refuse("a root rotation is already in its overlap", "finish it: trellis-root rotate root --finalize");
+    if (s.phase !== "steady")
+      refuse("a root rotation is already in its overlap", "finish it: trellis-root rotate root --finalize");
     return {
-      state: { ...s, phase: "overlap", active: e2.fresh, previous: s.active, previousKey: e2.retiringKey, since: at, rotation: { id: e2.id, started: at } },
+      state: {
+        ...s,
+        phase: "overlap",
+        active: e2.fresh,
+        previous: s.active,
+        previousKey: e2.retiringKey,
+        since: at,
+        rotation: { id: e2.id, started: at }
+      },
       effects: ["stage-new-root"],
       step: "overlap"
     };
   }
   if (s.phase !== "overlap") refuse("no root rotation to finalize", "begin one with trellis-root rotate root");
   return {
-    state: { ...s, phase: "steady", previous: void 0, previousKey: void 0, since: at, rotation: void 0, revoked: s.revoked.filter((r) => r.issuer !== s.previousKey) },
+    state: {
+      ...s,
+      phase: "steady",
+      previous: void 0,
+      previousKey: void 0,
+      since: at,
+      rotation: void 0,
+      revoked: s.revoked.filter((r) => r.issuer !== s.previousKey)
+    },
     effects: ["drop-old-root"],
     step: "finalize"
   };
 }
 var retireGate;
 var init_rotation = __esm({
-  "packages/core/src/rotation.ts"() {
+  "packages/core/src/rotation/rotation.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
@@ -39765,7 +39568,121 @@ var init_rotation = __esm({
   }
 });
 
-// packages/core/src/record-proofs.ts
+// packages/core/src/x509/revocation.ts
+function crlReason(text) {
+  return own(REASONS, text) ?? x5096.X509CrlReason.unspecified;
+}
+async function signCrl(p, crypto3) {
+  const crl = await x5096.X509CrlGenerator.create(
+    {
+      issuer: p.issuerName ?? p.issuer.subject,
+      thisUpdate: p.thisUpdate,
+      // A CRL promises nothing past its issuer's life: whatever lifetime trellis.yaml sets, it ends with the issuer.
+      nextUpdate: p.nextUpdate > p.issuer.notAfter ? p.issuer.notAfter : p.nextUpdate,
+      signingKey: p.key,
+      signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
+      entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
+      extensions: [
+        await x5096.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
+        // A number that grows with time: RFC 5280 wants it monotonic per issuer.
+        new x5096.Extension(
+          import_asn1_x5092.id_ce_cRLNumber,
+          false,
+          import_asn1_schema2.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3)))
+        )
+      ]
+    },
+    crypto3
+  );
+  return pemEncode("X509 CRL", new Uint8Array(crl.rawData));
+}
+function parseCrls(pem2) {
+  return pemDecodeAll(pem2, "X509 CRL").map((der) => new x5096.X509Crl(new Uint8Array(der)));
+}
+async function crlSignedBy(crl, issuer) {
+  try {
+    return await crl.verify({ publicKey: issuer.publicKey });
+  } catch {
+    return false;
+  }
+}
+function displaySerial(serial) {
+  const hex2 = serialKey(serial).toUpperCase();
+  return hex2.length % 2 ? `0${hex2}` : hex2;
+}
+function serialKey(serial) {
+  return serial.toLowerCase().replace(/[^0-9a-f]/g, "").replace(/^0+(?=.)/, "");
+}
+function signAnchorCrl(p, seam) {
+  return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
+}
+async function crlOf(crls, cert2) {
+  for (const c3 of crls) if (c3.issuer === cert2.subject && await crlSignedBy(c3, cert2)) return c3;
+  return void 0;
+}
+async function anchorCrlOf(crls, cert2) {
+  for (const c3 of crls)
+    if (c3.issuer === cert2.issuer && c3.issuer !== cert2.subject && await crlSignedBy(c3, cert2)) return c3;
+  return void 0;
+}
+function crlEntriesFor(issuer, revoked, now) {
+  const id = keyId(issuer);
+  return revoked.filter((r) => r.issuer === id && new Date(r.notAfter) > now).map((r) => ({ serial: r.serial, at: new Date(r.at), reason: r.reason })).sort((a2, b) => a2.serial.localeCompare(b.serial));
+}
+async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
+  if (crlPem === void 0) return "missing";
+  let crls;
+  try {
+    crls = parseCrls(crlPem);
+  } catch {
+    return "unreadable";
+  }
+  if (crls.length !== issuers.length + anchors.length) return "issuers changed";
+  const halfLife = (crl) => {
+    const next = crl.nextUpdate?.getTime() ?? 0;
+    return next - now.getTime() < (next - crl.thisUpdate.getTime()) / 2;
+  };
+  for (const issuer of issuers) {
+    const crl = await crlOf(crls, issuer);
+    if (!crl) return `no CRL signed by ${issuer.subject}`;
+    const want = crlEntriesFor(issuer, revoked, now).map((e2) => serialKey(e2.serial)).sort().join();
+    const got = crl.entries.map((e2) => serialKey(e2.serialNumber)).sort().join();
+    if (want !== got) return "revocations changed";
+    if (halfLife(crl)) return "past half its life";
+    if (notYetValid(crl.thisUpdate, now)) return "not yet valid";
+  }
+  for (const anchor of anchors) {
+    const crl = await anchorCrlOf(crls, anchor);
+    if (!crl) return `no anchor CRL of ${anchor.subject}`;
+    if (halfLife(crl) || notYetValid(crl.thisUpdate, now))
+      return halfLife(crl) ? "past half its life" : "not yet valid";
+  }
+  return void 0;
+}
+var import_reflect_metadata6, x5096, import_asn1_schema2, import_asn1_x5092, REASONS;
+var init_revocation = __esm({
+  "packages/core/src/x509/revocation.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    import_reflect_metadata6 = __toESM(require_Reflect(), 1);
+    x5096 = __toESM(require_x509_cjs(), 1);
+    import_asn1_schema2 = __toESM(require_cjs2(), 1);
+    import_asn1_x5092 = __toESM(require_cjs3(), 1);
+    init_crypto();
+    init_certificates();
+    init_data();
+    init_time();
+    REASONS = {
+      keyCompromise: x5096.X509CrlReason.keyCompromise,
+      cACompromise: x5096.X509CrlReason.cACompromise,
+      affiliationChanged: x5096.X509CrlReason.affiliationChanged,
+      superseded: x5096.X509CrlReason.superseded,
+      cessationOfOperation: x5096.X509CrlReason.cessationOfOperation
+    };
+  }
+});
+
+// packages/core/src/ledger/record-proofs.ts
 function leafCreated(l) {
   const r = l.record;
   return {
@@ -39813,8 +39730,17 @@ function bindingProblem(mesh, scope2, b) {
   const file = paths2.leaves(scope2);
   const have = mesh.material.get(scope2)?.leavesSha256;
   if (have === b.sha256) return void 0;
-  if (have === void 0) return { file, field: "sha256", message: `missing, but scope-ledger entry ${b.e.seq} recorded it (sha256 ${b.sha256}): restore it from git` };
-  return { file, field: "sha256", message: `does not hash to what scope-ledger entry ${b.e.seq} recorded (${b.sha256}): edited or rolled back?` };
+  if (have === void 0)
+    return {
+      file,
+      field: "sha256",
+      message: `missing, but scope-ledger entry ${b.e.seq} recorded it (sha256 ${b.sha256}): restore it from git`
+    };
+  return {
+    file,
+    field: "sha256",
+    message: `does not hash to what scope-ledger entry ${b.e.seq} recorded (${b.sha256}): edited or rolled back?`
+  };
 }
 function leafRecordProblems(mesh, scope2, service, rec) {
   const t = scopeLedgerTrust(mesh, scope2);
@@ -39825,19 +39751,40 @@ function leafRecordProblems(mesh, scope2, service, rec) {
   }
   const file = paths2.leaves(scope2);
   const hit = proof.byFingerprint.get(rec.fingerprint);
-  if (!hit) return [{ file, field: service, message: `leaf ${rec.serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})` }];
+  if (!hit)
+    return [
+      {
+        file,
+        field: service,
+        message: `leaf ${displaySerial(rec.serial)} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})`
+      }
+    ];
   const out = [];
   for (const [field2, claim] of LEAF_FIELDS) {
     const want = recorded(hit.c, field2);
     if (want === void 0) {
-      if (isSigned(t, hit.e) && field2 !== "issuerKey") out.push({ file, field: `${service}.${field2}`, message: `the signed entry ${hit.e.seq} that created this leaf does not record its ${field2}` });
+      if (isSigned(t, hit.e) && field2 !== "issuerKey")
+        out.push({
+          file,
+          field: `${service}.${field2}`,
+          message: `the signed entry ${hit.e.seq} that created this leaf does not record its ${field2}`
+        });
       continue;
     }
-    if (want !== claim(service, rec)) out.push({ file, field: `${service}.${field2}`, message: `${claim(service, rec) || "(none)"} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): edited?` });
+    if (want !== claim(service, rec))
+      out.push({
+        file,
+        field: `${service}.${field2}`,
+        message: `${claim(service, rec) || "(none)"} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): edited?`
+      });
   }
   const newest = proof.newestByService.get(service);
   if (newest && newest.c.fingerprint !== rec.fingerprint) {
-    out.push({ file, field: `${service}.fingerprint`, message: `the scope ledger's newest leaf for ${service} is ${newest.c.serial} (entry ${newest.e.seq}), not ${rec.serial}: rolled back?` });
+    out.push({
+      file,
+      field: `${service}.fingerprint`,
+      message: `the scope ledger's newest leaf for ${service} is ${displaySerial(newest.c.serial)} (entry ${newest.e.seq}), not ${displaySerial(rec.serial)}: rolled back?`
+    });
   }
   return out;
 }
@@ -39853,11 +39800,15 @@ function issuanceRecordProblems(mesh, scope2) {
 function assertIssuanceProven(mesh, scope2) {
   const p = issuanceRecordProblems(mesh, scope2)[0];
   if (p) {
-    throw new TrellisError("verification-failed", `${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`, {
-      file: p.file,
-      field: p.field,
-      hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`
-    });
+    throw new TrellisError(
+      "verification-failed",
+      `${p.message}; refusing to sign a new issuance record on top of one the ledger does not prove`,
+      {
+        file: p.file,
+        field: p.field,
+        hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`
+      }
+    );
   }
 }
 function provenLeafRecord(mesh, scope2, service) {
@@ -39865,11 +39816,15 @@ function provenLeafRecord(mesh, scope2, service) {
   if (!rec) return void 0;
   const p = leafRecordProblems(mesh, scope2, service, rec)[0];
   if (p) {
-    throw new TrellisError("verification-failed", `${p.message}; refusing to act on a record the ledger does not prove`, {
-      file: p.file,
-      field: p.field,
-      hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`
-    });
+    throw new TrellisError(
+      "verification-failed",
+      `${p.message}; refusing to act on a record the ledger does not prove`,
+      {
+        file: p.file,
+        field: p.field,
+        hint: `restore ${p.file} from git (it is machine-managed), run trellis-ci verify, then rerun`
+      }
+    );
   }
   return rec;
 }
@@ -39882,12 +39837,28 @@ function replayScope(t) {
       if (e2.op === "intermediate" && ca) s = { phase: "steady", active: ca, since: e2.at, revoked: [] };
       else if (!s) continue;
       else if (e2.op === "rotate-intermediate" && ca && typeof e2.details.propagation === "string") {
-        s = advanceScope(s, { type: "begin", next: ca, propagation: parseDuration(e2.details.propagation, {}, "corrupt-store"), id: s.rotation?.id ?? "" }, at).state;
+        s = advanceScope(
+          s,
+          {
+            type: "begin",
+            next: ca,
+            propagation: parseDuration(e2.details.propagation, {}, "corrupt-store"),
+            id: s.rotation?.id ?? ""
+          },
+          at
+        ).state;
       } else if (e2.op === "renew" && (e2.details.phase === "switch" || e2.details.phase === "retire")) {
         const step = advanceScope(s, { type: "tick", longestLeafTtl: 0 }, at);
-        if (step.step !== e2.details.phase) return { problem: { seq: e2.seq, message: `records a ${String(e2.details.phase)} step its gate had not opened for (phase ${s.phase})` } };
+        if (step.step !== e2.details.phase)
+          return {
+            problem: {
+              seq: e2.seq,
+              message: `records a ${String(e2.details.phase)} step its gate had not opened for (phase ${s.phase})`
+            }
+          };
         s = step.state;
-      } else if (e2.op === "rotate-intermediate-abort") s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
+      } else if (e2.op === "rotate-intermediate-abort")
+        s = advanceScope(s, { type: "abort", longestLeafTtl: 0 }, at).state;
       else if (e2.op === "recover" && ca) s = advanceScope(s, { type: "recover", fresh: ca }, at).state;
       else if (e2.op === "resign-intermediate" && ca) s = { ...s, active: ca };
       else if (e2.op === "activate-standby" && typeof e2.details.activated === "string" && t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === e2.details.activated) {
@@ -39895,7 +39866,12 @@ function replayScope(t) {
       }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return { problem: { seq: e2.seq, message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})` } };
+      return {
+        problem: {
+          seq: e2.seq,
+          message: `its phase step does not follow from the entries before it (${err.message.split("\n")[0]})`
+        }
+      };
     }
   }
   return { state: s };
@@ -39908,10 +39884,16 @@ function scopeStateProblems(mesh, scope2, now) {
   const file = paths2.state(scope2);
   const { state: want, problem } = replayScope(t);
   if (problem) return [{ file: paths2.ledger(scope2), field: `seq ${problem.seq}`, message: problem.message }];
-  if (!want) return [{ file, field: "phase", message: "no entry of the scope ledger establishes this scope's intermediate" }];
+  if (!want)
+    return [{ file, field: "phase", message: "no entry of the scope ledger establishes this scope's intermediate" }];
   const out = [];
   const diff = (field2, have, should) => {
-    if (have !== should) out.push({ file, field: field2, message: `${have ?? "(none)"}, but the scope ledger's phase steps lead to ${should ?? "(none)"}: edited?` });
+    if (have !== should)
+      out.push({
+        file,
+        field: field2,
+        message: `${have ?? "(none)"}, but the scope ledger's phase steps lead to ${should ?? "(none)"}: edited?`
+      });
   };
   diff("phase", st.phase, want.phase);
   diff("active", st.active, want.active);
@@ -39920,14 +39902,27 @@ function scopeStateProblems(mesh, scope2, now) {
   if (want.phase !== "steady") diff("rotation.switchAt", st.rotation?.switchAt, want.rotation?.switchAt);
   const revokes2 = t.counted.filter((e2) => e2.op === "revoke" && typeof e2.details.serial === "string");
   st.revoked.forEach((r, i2) => {
-    if (!revokes2.some((e2) => e2.details.serial === r.serial && e2.details.service === r.service)) out.push({ file, field: `revoked[${i2}].serial`, message: `revocation of ${r.service} ${r.serial} is in no revoke entry of the scope ledger` });
+    if (!revokes2.some((e2) => e2.details.serial === r.serial && e2.details.service === r.service))
+      out.push({
+        file,
+        field: `revoked[${i2}].serial`,
+        message: `revocation of ${r.service} ${displaySerial(r.serial)} is in no revoke entry of the scope ledger`
+      });
   });
-  const leafExpiry = new Map(t.counted.flatMap((e2) => e2.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])));
+  const leafExpiry = new Map(
+    t.counted.flatMap(
+      (e2) => e2.created.filter((c3) => c3.kind === "leaf" && c3.serial && c3.notAfter).map((c3) => [c3.serial, c3.notAfter])
+    )
+  );
   for (const e2 of revokes2) {
     const serial = e2.details.serial;
     const expires = typeof e2.details.notAfter === "string" ? e2.details.notAfter : leafExpiry.get(serial);
     if (!st.revoked.some((r) => r.serial === serial) && (!expires || new Date(expires) > now)) {
-      out.push({ file, field: "revoked", message: `the scope ledger revoked ${String(e2.details.service)} ${serial} (entry ${e2.seq}) but state.yaml no longer lists it: un-revoked?` });
+      out.push({
+        file,
+        field: "revoked",
+        message: `the scope ledger revoked ${String(e2.details.service)} ${displaySerial(serial)} (entry ${e2.seq}) but state.yaml no longer lists it: un-revoked?`
+      });
     }
   }
   return out;
@@ -39943,33 +39938,52 @@ function rootStateProblems(mesh) {
     const root = e2.created.find((c3) => c3.kind === "root")?.fingerprint;
     try {
       if (e2.op === "init" && root) s = { phase: "steady", active: root, since: e2.at, revoked: [] };
-      else if (s && e2.op === "rotate-root" && root) s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e2.at)).state;
+      else if (s && e2.op === "rotate-root" && root)
+        s = advanceRoot(s, { type: "begin", fresh: root, retiringKey: "", id: "" }, new Date(e2.at)).state;
       else if (s && e2.op === "rotate-root-finalize") {
         for (const fp of t.revoked.keys()) dropped.add(fp);
         s = advanceRoot(s, { type: "finalize" }, new Date(e2.at)).state;
       }
     } catch (err) {
       if (!(err instanceof TrellisError)) throw err;
-      return [{ file: paths2.rootLedger, field: `seq ${e2.seq}`, message: "its phase step does not follow from the entries before it" }];
+      return [
+        {
+          file: paths2.rootLedger,
+          field: `seq ${e2.seq}`,
+          message: "its phase step does not follow from the entries before it"
+        }
+      ];
     }
   }
-  if (!s) return t.entries.length ? [{ file, field: "active", message: "no init entry of the root ledger establishes the root" }] : [];
+  if (!s)
+    return t.entries.length ? [{ file, field: "active", message: "no init entry of the root ledger establishes the root" }] : [];
   const out = [];
   const diff = (field2, have, should) => {
-    if (have !== should) out.push({ file, field: field2, message: `${have ?? "(none)"}, but the root ledger's steps lead to ${should ?? "(none)"}: edited?` });
+    if (have !== should)
+      out.push({
+        file,
+        field: field2,
+        message: `${have ?? "(none)"}, but the root ledger's steps lead to ${should ?? "(none)"}: edited?`
+      });
   };
   diff("phase", rs.phase, s.phase);
   diff("active", rs.active, s.active);
   diff("previous", rs.previous, s.previous);
   rs.revoked.forEach((r, i2) => {
-    if (!t.revoked.has(r.fingerprint)) out.push({ file, field: `revoked[${i2}].fingerprint`, message: `revocation of ${r.fingerprint} is in no recover or retire entry of the root ledger` });
+    if (!t.revoked.has(r.fingerprint))
+      out.push({
+        file,
+        field: `revoked[${i2}].fingerprint`,
+        message: `revocation of ${r.fingerprint} is in no recover or retire entry of the root ledger`
+      });
   });
   return out;
 }
 function evidencePathProblem(rel, scope2) {
   if (typeof rel !== "string") return "is not a path";
   const m = /^bundles\/([a-z0-9-]{1,63})\/evidence\/[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z_-]+)*\.json$/.exec(rel);
-  if (!m || scope2 !== "root" && m[1] !== scope2) return `${JSON.stringify(rel)} is not a file under bundles/${scope2 === "root" ? "<scope>" : scope2}/evidence/: not read`;
+  if (!m || scope2 !== "root" && m[1] !== scope2)
+    return `${JSON.stringify(rel)} is not a file under bundles/${scope2 === "root" ? "<scope>" : scope2}/evidence/: not read`;
   return void 0;
 }
 function evidenceProblems(t, scope2, read2, sha2563) {
@@ -39982,26 +39996,39 @@ function evidenceProblems(t, scope2, read2, sha2563) {
     const rel = e2.details.evidence;
     if (!t.counted.includes(e2) || scope2 === "root" && !rel.startsWith("bundles/root/")) return;
     const text = read2(rel);
-    if (text === void 0) return out.push({ file: rel, field: field2, message: `linked from ${t.file} entry ${e2.seq} but missing: restore it from git` });
+    if (text === void 0)
+      return out.push({
+        file: rel,
+        field: field2,
+        message: `linked from ${t.file} entry ${e2.seq} but missing: restore it from git`
+      });
     const later = t.entries.slice(i2 + 1);
     const relinked = later.some((x) => x.details.evidence === rel);
-    const updatedSince = later.some((x) => x.op === "recover" || x.op === "renew" && (x.details.phase !== void 0 || mintedFor(x, "issuer-changed") > 0));
-    if (!relinked && !updatedSince && sha2563(text) !== e2.details.sha256) out.push({ file: rel, field: "sha256", message: `does not hash to what ${t.file} entry ${e2.seq} linked: edited?` });
+    const updatedSince = later.some(
+      (x) => x.op === "recover" || x.op === "renew" && (x.details.phase !== void 0 || mintedFor(x, "issuer-changed") > 0)
+    );
+    if (!relinked && !updatedSince && sha2563(text) !== e2.details.sha256)
+      out.push({
+        file: rel,
+        field: "sha256",
+        message: `does not hash to what ${t.file} entry ${e2.seq} linked: edited?`
+      });
   });
   return out;
 }
 var LEAF_FIELDS, recorded, isSigned, proofs;
 var init_record_proofs = __esm({
-  "packages/core/src/record-proofs.ts"() {
+  "packages/core/src/ledger/record-proofs.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_crypto();
     init_errors();
     init_ledger_trust();
-    init_mesh();
+    init_paths();
     init_rotation();
     init_time();
+    init_revocation();
     LEAF_FIELDS = [
       ["serial", (_, r) => r.serial],
       ["notBefore", (_, r) => iso(r.notBefore)],
@@ -40022,43 +40049,9 @@ var init_record_proofs = __esm({
   }
 });
 
-// packages/core/src/verify-ledgers.ts
-function ledgerFindings(t, scope2) {
-  const where = { file: t.file, ...scope2 ? { scope: scope2 } : {} };
-  const out = t.problems.map((p) => ({ ...where, level: "error", check: "ledger", message: `entry ${p.seq}: ${p.message}; restore the ledger from git history before anything signs on top of it` }));
-  if (t.legacy && t.entries.length) {
-    out.push({ ...where, level: "warning", check: "ledger", message: "unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write" });
-  }
-  return out;
-}
-function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)) {
-  const root = rootLedgerTrust(mesh);
-  const out = [...ledgerFindings(root), ...asFindings(rootStateProblems(mesh)), ...asFindings(evidenceProblems(root, "root", read2, sha256Hex))];
-  for (const scope2 of mesh.scopes) {
-    const m = mesh.material.get(scope2.name);
-    if (!m.ledger) continue;
-    const t = scopeLedgerTrust(mesh, scope2.name);
-    out.push(...ledgerFindings(t, scope2.name), ...asFindings(scopeStateProblems(mesh, scope2.name, now), scope2.name), ...asFindings(evidenceProblems(t, scope2.name, read2, sha256Hex), scope2.name));
-    out.push(...asFindings(issuanceRecordProblems(mesh, scope2.name), scope2.name));
-  }
-  return out;
-}
-var asFindings;
-var init_verify_ledgers = __esm({
-  "packages/core/src/verify-ledgers.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_crypto();
-    init_ledger_trust();
-    init_record_proofs();
-    init_store();
-    asFindings = (ps, scope2) => ps.map((p) => ({ level: "error", check: "record", message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`, file: p.file, ...scope2 ? { scope: scope2 } : {} }));
-  }
-});
-
-// packages/core/src/shares.ts
+// packages/core/src/custody/shares.ts
 var init_shares = __esm({
-  "packages/core/src/shares.ts"() {
+  "packages/core/src/custody/shares.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_custody();
@@ -40066,10 +40059,10 @@ var init_shares = __esm({
   }
 });
 
-// packages/core/src/rekey.ts
+// packages/core/src/custody/rekey.ts
 var import_yaml2;
 var init_rekey = __esm({
-  "packages/core/src/rekey.ts"() {
+  "packages/core/src/custody/rekey.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_yaml2 = __toESM(require_dist(), 1);
@@ -40077,22 +40070,31 @@ var init_rekey = __esm({
   }
 });
 
-// packages/core/src/scope-custody.ts
+// packages/core/src/custody/scope-custody.ts
 function confirmedCiCustody(mesh) {
   const rec = lastConfirmedRecord(mesh, "ciRecipient");
   if (!rec) return configuredCiCustody(mesh.config);
   const raw = rec.ciScopeRecipients ?? dict();
   const ok = raw && typeof raw === "object" && !Array.isArray(raw) && Object.values(raw).every((v) => typeof v === "string" && v.startsWith("age1"));
-  if (!ok || typeof rec.ciRecipient !== "string") throw new TrellisError("corrupt-store", "the last confirmation of the CI recipients is not a recipient map", { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+  if (!ok || typeof rec.ciRecipient !== "string")
+    throw new TrellisError("corrupt-store", "the last confirmation of the CI recipients is not a recipient map", {
+      file: paths2.rootLedger,
+      hint: "restore the root ledger from git history"
+    });
   return { shared: rec.ciRecipient, scopes: raw };
 }
 function unconfirmedCiRecipients(mesh) {
   const c3 = confirmedCiCustody(mesh);
   const want = configuredCiCustody(mesh.config);
   const out = [];
-  if (want.shared !== c3.shared) out.push({ field: "recipients.ci", text: `recipients.ci ${short(want.shared)} (confirmed: ${short(c3.shared)})` });
+  if (want.shared !== c3.shared)
+    out.push({ field: "recipients.ci", text: `recipients.ci ${short(want.shared)} (confirmed: ${short(c3.shared)})` });
   for (const s of [.../* @__PURE__ */ new Set([...Object.keys(c3.scopes), ...Object.keys(want.scopes)])].sort()) {
-    if (want.scopes[s] !== c3.scopes[s]) out.push({ field: `recipients.ciScopes.${s}`, text: `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : "(none)"} (confirmed: ${c3.scopes[s] ? short(c3.scopes[s]) : "none, the shared one"})` });
+    if (want.scopes[s] !== c3.scopes[s])
+      out.push({
+        field: `recipients.ciScopes.${s}`,
+        text: `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : "(none)"} (confirmed: ${c3.scopes[s] ? short(c3.scopes[s]) : "none, the shared one"})`
+      });
   }
   return out;
 }
@@ -40131,29 +40133,49 @@ async function assertIdentityScoped(mesh, ids, asked) {
   const list = opened.map((o2) => o2.scope).join(", ");
   const stale = opened.filter((o2) => o2.byTrial && o2.scope in c3.scopes).map((o2) => o2.scope);
   const who = [...new Set(held.map((h2) => whose(c3, h2.recipient)))].join(" and ");
-  throw new TrellisError("custody-identity-too-broad", `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked to work on (${asked.join(", ")})`, {
-    file: paths2.config,
-    field: "recipients.ciScopes",
-    hint: stale.length ? `${stale.join(", ")} ${stale.length === 1 ? "has" : "have"} its own confirmed recipient but ${stale.length === 1 ? "its key is" : "their keys are"} still on the identity given: run trellis-ci rekey (with that identity) to move ${stale.length === 1 ? "it" : "them"}, then give each job its scope's identity only` : `give this job only the identity of ${asked.join(", ")} (the renew workflow passes TRELLIS_CI_IDENTITY_<SCOPE>, docs/sharding.md); a runner must not hold another scope's identity`
-  });
+  throw new TrellisError(
+    "custody-identity-too-broad",
+    `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked to work on (${asked.join(", ")})`,
+    {
+      file: paths2.config,
+      field: "recipients.ciScopes",
+      hint: stale.length ? `${stale.join(", ")} ${stale.length === 1 ? "has" : "have"} its own confirmed recipient but ${stale.length === 1 ? "its key is" : "their keys are"} still on the identity given: run trellis-ci rekey (with that identity) to move ${stale.length === 1 ? "it" : "them"}, then give each job its scope's identity only` : `give this job only the identity of ${asked.join(", ")} (the renew workflow passes TRELLIS_CI_IDENTITY_<SCOPE>, docs/sharding.md); a runner must not hold another scope's identity`
+    }
+  );
 }
 function ciScopeFindings(mesh) {
   const out = [];
   const c3 = confirmedCiCustody(mesh);
   for (const { text: line } of unconfirmedCiRecipients(mesh)) {
-    out.push({ level: "warning", check: "custody", file: paths2.config, message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it` });
+    out.push({
+      level: "warning",
+      check: "custody",
+      file: paths2.config,
+      message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it`
+    });
   }
   const declared = new Set(mesh.scopes.map((s) => s.name));
   for (const s of Object.keys(mesh.config.recipients.ciScopes ?? {}).filter((x) => !declared.has(x))) {
-    out.push({ level: "warning", check: "custody", file: paths2.config, message: `recipients.ciScopes.${s} names no declared scope (no scopes/${s}.yaml): a typo would leave the scope it meant on the shared identity` });
+    out.push({
+      level: "warning",
+      check: "custody",
+      file: paths2.config,
+      message: `recipients.ciScopes.${s} names no declared scope (no scopes/${s}.yaml): a typo would leave the scope it meant on the shared identity`
+    });
   }
   for (const scope2 of [...mesh.material.keys()].sort()) {
     const want = ciRecipientOf(c3, scope2);
     for (const k of ciKeyFiles(mesh, scope2)) {
       const types = ageStanzaTypes(k.ct);
-      if (!types || types.length !== 1) continue;
+      if (types?.length !== 1) continue;
       if (types[0] === "mlkem768x25519" !== isPq(want)) {
-        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: `encrypted to a ${isPq(want) ? "classic" : "post-quantum"} recipient, but its CI recipient is ${whose(c3, want)}, ${isPq(want) ? "post-quantum" : "classic"}: run trellis-ci rekey` });
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: scope2,
+          file: k.file,
+          message: `encrypted to a ${isPq(want) ? "classic" : "post-quantum"} recipient, but its CI recipient is ${whose(c3, want)}, ${isPq(want) ? "post-quantum" : "classic"}: run trellis-ci rekey`
+        });
       }
     }
   }
@@ -40168,11 +40190,28 @@ async function ciScopeCustodyFindings(mesh, ids) {
     const want = ciRecipientOf(c3, scope2);
     const own2 = held.filter((h2) => h2.recipient === want);
     for (const k of ciKeyFiles(mesh, scope2)) {
-      const r = own2.length ? await tryDecrypt(own2.map((h2) => h2.id), k.ct) : void 0;
+      const r = own2.length ? await tryDecrypt(
+        own2.map((h2) => h2.id),
+        k.ct
+      ) : void 0;
       if (r?.ok) {
         reached++;
-        if (!keyMatchesCert(r.text, k.cert)) out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: "the intermediate key does not match its certificate" });
-        else out.push({ level: "ok", check: "custody", scope: scope2, file: k.file, message: `intermediate key opens with the identity of ${whose(c3, want)} and matches its certificate` });
+        if (!keyMatchesCert(r.text, k.cert))
+          out.push({
+            level: "error",
+            check: "custody",
+            scope: scope2,
+            file: k.file,
+            message: "the intermediate key does not match its certificate"
+          });
+        else
+          out.push({
+            level: "ok",
+            check: "custody",
+            scope: scope2,
+            file: k.file,
+            message: `intermediate key opens with the identity of ${whose(c3, want)} and matches its certificate`
+          });
         continue;
       }
       let by;
@@ -40184,50 +40223,79 @@ async function ciScopeCustodyFindings(mesh, ids) {
       }
       if (by !== void 0) {
         reached++;
-        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: `encrypted to ${whose(c3, by)}, but ${scope2}'s confirmed CI recipient is ${whose(c3, want)}: run trellis-ci rekey with the identity that opens it` });
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: scope2,
+          file: k.file,
+          message: `encrypted to ${whose(c3, by)}, but ${scope2}'s confirmed CI recipient is ${whose(c3, want)}: run trellis-ci rekey with the identity that opens it`
+        });
       } else if (own2.length) {
         reached++;
-        out.push({ level: "error", check: "custody", scope: scope2, file: k.file, message: r?.ok === false && r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : `the identity of ${whose(c3, want)} does not open this intermediate key` });
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: scope2,
+          file: k.file,
+          message: r?.ok === false && r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : `the identity of ${whose(c3, want)} does not open this intermediate key`
+        });
       }
     }
   }
-  if (!reached) out.push({ level: "error", check: "custody", message: "the CI identity given opens no intermediate key and is the identity of no confirmed CI recipient (recipients.ci, recipients.ciScopes)" });
+  if (!reached)
+    out.push({
+      level: "error",
+      check: "custody",
+      message: "the CI identity given opens no intermediate key and is the identity of no confirmed CI recipient (recipients.ci, recipients.ciScopes)"
+    });
   return out;
 }
 var configuredCiCustody, ciRecipientOf, short;
 var init_scope_custody = __esm({
-  "packages/core/src/scope-custody.ts"() {
+  "packages/core/src/custody/scope-custody.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
-    init_ledger();
     init_custody();
     init_errors();
     init_ledger_trust();
     init_live();
-    init_mesh();
+    init_paths();
     init_data();
-    configuredCiCustody = (config) => ({ shared: config.recipients.ci, scopes: config.recipients.ciScopes ?? dict() });
+    configuredCiCustody = (config) => ({
+      shared: config.recipients.ci,
+      scopes: config.recipients.ciScopes ?? dict()
+    });
     ciRecipientOf = (c3, scope2) => c3.scopes[scope2] ?? c3.shared;
     short = (r) => r.length > 40 ? `${r.slice(0, 24)}…${r.slice(-8)}` : r;
   }
 });
 
 // packages/core/src/verify/retired.ts
-import fs2 from "node:fs";
-import path2 from "node:path";
+import fs from "node:fs";
+import path from "node:path";
 function ageFilesIn(dir) {
-  return fs2.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e2) => e2.isFile() && e2.name.endsWith(".age")).map((e2) => path2.relative(dir, path2.join(e2.parentPath, e2.name))).filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f)).sort();
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e2) => e2.isFile() && e2.name.endsWith(".age")).map((e2) => path.relative(dir, path.join(e2.parentPath, e2.name))).filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f)).sort();
 }
 async function retiredIdentityFindings(dir, retired) {
   const files = ageFilesIn(dir);
   const out = [];
   for (const file of files) {
-    if ((await tryDecrypt(retired, fs2.readFileSync(path2.join(dir, file), "utf8"))).ok) {
-      out.push({ level: "error", check: "retired-identity", file, message: "the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)" });
+    if ((await tryDecrypt(retired, fs.readFileSync(path.join(dir, file), "utf8"))).ok) {
+      out.push({
+        level: "error",
+        check: "retired-identity",
+        file,
+        message: "the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)"
+      });
     }
   }
-  if (!out.length) out.push({ level: "ok", check: "retired-identity", message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)` });
+  if (!out.length)
+    out.push({
+      level: "ok",
+      check: "retired-identity",
+      message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)`
+    });
   return out;
 }
 var init_retired = __esm({
@@ -40238,7 +40306,407 @@ var init_retired = __esm({
   }
 });
 
-// packages/core/src/out-path.ts
+// packages/core/src/store/fault-seam.release.ts
+function writePoint(_kind) {
+}
+function faultEnv() {
+  return {};
+}
+function adoptFaultCount(_childStderr) {
+}
+var init_fault_seam_release = __esm({
+  "packages/core/src/store/fault-seam.release.ts"() {
+    init_define_TRELLIS_BUILD();
+  }
+});
+
+// packages/core/src/model/file-write.ts
+function mergeWrites(...lists) {
+  const byPath = /* @__PURE__ */ new Map();
+  for (const w of lists.flat()) {
+    byPath.delete(w.path);
+    byPath.set(w.path, w);
+  }
+  return [...byPath.values()];
+}
+var init_file_write = __esm({
+  "packages/core/src/model/file-write.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+  }
+});
+
+// packages/core/src/store/store.ts
+import fs2 from "node:fs";
+import os from "node:os";
+import path2 from "node:path";
+import { randomBytes as randomBytes6 } from "node:crypto";
+function readBounded(file, limit, o2 = {}) {
+  const refuse2 = (why) => Object.assign(new Error(why), { code: UNREADABLE });
+  let fd;
+  try {
+    fd = fs2.openSync(
+      file,
+      fs2.constants.O_RDONLY | fs2.constants.O_NONBLOCK | (o2.followLink ? 0 : fs2.constants.O_NOFOLLOW)
+    );
+  } catch (e2) {
+    if (e2.code === "ELOOP")
+      throw refuse2(`${file} is a symbolic link: trellis reads only regular files`);
+    throw e2;
+  }
+  try {
+    const st = fs2.fstatSync(fd);
+    if (!st.isFile())
+      throw refuse2(
+        `${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`
+      );
+    if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let n2 = 0;
+    for (let r = 1; r > 0 && n2 < buf.length; n2 += r) r = fs2.readSync(fd, buf, n2, buf.length - n2, null);
+    if (n2 > limit) throw refuse2(`${file} grew past the limit of ${limit} bytes while it was read`);
+    return buf.subarray(0, n2).toString("utf8");
+  } finally {
+    fs2.closeSync(fd);
+  }
+}
+function findStore(from, explicit) {
+  if (explicit) {
+    const dir = path2.resolve(explicit);
+    if (!holdsStore(dir)) {
+      throw new TrellisError("no-store", `${dir} holds no ${STORE_FILE}`, {
+        hint: "point --store (or TRELLIS_STORE) at the directory trellis-root init created"
+      });
+    }
+    return dir;
+  }
+  for (let dir = path2.resolve(from); ; dir = path2.dirname(dir)) {
+    if (holdsStore(dir)) return dir;
+    if (path2.dirname(dir) === dir) break;
+  }
+  throw new TrellisError("no-store", `no ${STORE_FILE} in ${from} or any parent directory`, {
+    hint: "run inside the store, or pass --store DIR"
+  });
+}
+function holdsStore(dir) {
+  if (fs2.existsSync(path2.join(dir, STORE_FILE))) return true;
+  try {
+    const manifest = JSON.parse(
+      fs2.readFileSync(path2.join(dir, WORK_DIR, "journal", "manifest.json"), "utf8")
+    );
+    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
+  } catch {
+    return false;
+  }
+}
+function inode(file) {
+  try {
+    return fs2.statSync(file).ino;
+  } catch {
+    return void 0;
+  }
+}
+function lockedError(lock) {
+  let holder = "another run";
+  try {
+    const h2 = JSON.parse(fs2.readFileSync(lock, "utf8"));
+    holder = `pid ${h2.pid} on ${h2.host} since ${h2.since}`;
+  } catch {
+  }
+  return new TrellisError("store-locked", `the store is locked by ${holder}`, {
+    file: path2.join(WORK_DIR, "lock"),
+    hint: "wait for that run to finish; if it died on another host, remove the lock file by hand"
+  });
+}
+function lockIsStale(lock) {
+  let h2;
+  try {
+    h2 = JSON.parse(fs2.readFileSync(lock, "utf8"));
+  } catch {
+    return true;
+  }
+  if (h2.host !== os.hostname()) return false;
+  try {
+    process.kill(h2.pid, 0);
+    return false;
+  } catch (e2) {
+    return e2.code === "ESRCH";
+  }
+}
+function discardStaging(work) {
+  let names = [];
+  try {
+    names = fs2.readdirSync(work);
+  } catch {
+    return;
+  }
+  for (const n2 of names)
+    if (n2 === "journal.tmp" || n2.startsWith(STAGING_PREFIX))
+      fs2.rmSync(path2.join(work, n2), { recursive: true, force: true });
+}
+function randomSuffix() {
+  return randomBytes6(8).toString("hex");
+}
+function writeExclusive(file, content, mode, durable = false) {
+  const fd = fs2.openSync(file, EXCLUSIVE, mode);
+  try {
+    fs2.writeFileSync(fd, content);
+    fs2.fchmodSync(fd, mode);
+    if (durable) {
+      writePoint("fsync");
+      fs2.fsyncSync(fd);
+    }
+  } catch (e2) {
+    fs2.closeSync(fd);
+    fs2.rmSync(file, { force: true });
+    e2.path ??= file;
+    throw e2;
+  }
+  fs2.closeSync(fd);
+}
+function writeDurably(file, content, mode) {
+  writeExclusive(file, content, mode, true);
+}
+function renameDurably(from, to) {
+  writePoint("rename");
+  fs2.renameSync(from, to);
+}
+function fsyncDir(dir) {
+  const fd = fs2.openSync(dir, "r");
+  try {
+    writePoint("fsync");
+    fs2.fsyncSync(fd);
+  } finally {
+    fs2.closeSync(fd);
+  }
+}
+function writeFileAtomic(file, content, mode = 420) {
+  const dir = path2.dirname(file);
+  fs2.mkdirSync(dir, { recursive: true });
+  const tmp = path2.join(dir, `.trellis-${randomSuffix()}.tmp`);
+  writeDurably(tmp, content, mode);
+  try {
+    renameDurably(tmp, file);
+  } catch (e2) {
+    fs2.rmSync(tmp, { force: true });
+    throw e2;
+  }
+  fsyncDir(dir);
+}
+var MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE;
+var init_store = __esm({
+  "packages/core/src/store/store.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_crypto();
+    init_fault_seam_release();
+    init_file_write();
+    init_paths();
+    MiB = 1024 * 1024;
+    READ_LIMITS = {
+      /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
+      store: 256 * MiB,
+      /** An identity file (a few lines), a pinned roots file, a host's state file. */
+      small: 1 * MiB,
+      /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
+      release: 64 * MiB
+    };
+    UNREADABLE = "TRELLIS_UNREADABLE";
+    WORK_DIR = ".trellis";
+    Store = class {
+      constructor(dir) {
+        this.dir = dir;
+      }
+      dir;
+      /** Hash of each file as this run read it; null when it was absent. */
+      seen = /* @__PURE__ */ new Map();
+      abs(rel) {
+        return path2.join(this.dir, rel);
+      }
+      read(rel) {
+        let text;
+        try {
+          text = readBounded(this.abs(rel), READ_LIMITS.store);
+        } catch (e2) {
+          const code2 = e2.code;
+          if (code2 === "ENOENT") text = void 0;
+          else if (code2 === UNREADABLE)
+            throw new TrellisError("corrupt-store", e2.message, {
+              file: rel,
+              hint: "restore it from git history as a regular file"
+            });
+          else throw e2;
+        }
+        this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
+        return text;
+      }
+      exists(rel) {
+        return fs2.existsSync(this.abs(rel));
+      }
+      /** A read-only view of the store as it will be once `writes` are committed: plans are computed on it. */
+      withPending(writes) {
+        return new PendingView(this, writes);
+      }
+      /** Names of the entries of a store directory, sorted; empty when it does not exist. */
+      list(rel, kind = "file") {
+        let entries2;
+        try {
+          entries2 = fs2.readdirSync(this.abs(rel), { withFileTypes: true });
+        } catch {
+          return [];
+        }
+        const odd = kind === "file" ? entries2.find((d2) => !d2.isFile() && !d2.isDirectory()) : void 0;
+        if (odd)
+          throw new TrellisError(
+            "corrupt-store",
+            `is ${odd.isSymbolicLink() ? "a symbolic link" : "not a regular file"}: trellis reads only regular files in the store`,
+            { file: `${rel}/${odd.name}`, hint: "replace it with the regular file git history holds, or remove it" }
+          );
+        return entries2.filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
+      }
+      /**
+       * Applies every write or none. Refuses (exit 4) when a file this run read
+       * has changed since: someone else wrote the store underneath it.
+       */
+      commit(writes) {
+        writes = mergeWrites(writes);
+        for (const w of writes) {
+          if (!this.seen.has(w.path)) continue;
+          const now = fs2.existsSync(this.abs(w.path)) ? sha256Hex(fs2.readFileSync(this.abs(w.path), "utf8")) : null;
+          if (now !== this.seen.get(w.path)) {
+            throw new TrellisError("store-changed", "changed on disk while this run was working", {
+              file: w.path,
+              hint: "rerun the command on the current store"
+            });
+          }
+        }
+        const work = this.abs(WORK_DIR);
+        fs2.mkdirSync(work, { recursive: true });
+        discardStaging(work);
+        const staging = fs2.mkdtempSync(path2.join(work, STAGING_PREFIX));
+        const journal = path2.join(work, "journal");
+        try {
+          const manifest = { writes: [] };
+          writes.forEach((w, i2) => {
+            const data = w.content === null ? null : `${i2}.data`;
+            if (data) writeDurably(path2.join(staging, data), w.content, w.mode ?? 420);
+            manifest.writes.push({ path: w.path, data, mode: w.mode ?? 420 });
+          });
+          writeDurably(path2.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
+          fsyncDir(staging);
+          renameDurably(staging, journal);
+        } catch (e2) {
+          fs2.rmSync(staging, { recursive: true, force: true });
+          throw e2;
+        }
+        fsyncDir(work);
+        this.replayJournal();
+        for (const w of writes) this.seen.set(w.path, w.content === null ? null : sha256Hex(w.content));
+      }
+      /**
+       * Completes a committed journal and discards an uncommitted one. Idempotent:
+       * each staged file is renamed into place (no copy, so a full disk cannot stop
+       * it), and one already moved is simply gone from the journal.
+       */
+      replayJournal() {
+        const work = this.abs(WORK_DIR);
+        discardStaging(work);
+        const journal = path2.join(work, "journal");
+        if (!fs2.existsSync(journal)) return false;
+        const manifest = JSON.parse(fs2.readFileSync(path2.join(journal, "manifest.json"), "utf8"));
+        for (const w of manifest.writes) {
+          const target = this.abs(w.path);
+          if (w.data === null) fs2.rmSync(target, { force: true });
+          else {
+            const staged = path2.join(journal, w.data);
+            if (!fs2.existsSync(staged)) continue;
+            const created = fs2.mkdirSync(path2.dirname(target), { recursive: true });
+            if (created) fsyncDir(path2.dirname(created));
+            fs2.chmodSync(staged, w.mode);
+            renameDurably(staged, target);
+            fsyncDir(path2.dirname(target));
+          }
+        }
+        fs2.rmSync(journal, { recursive: true, force: true });
+        fsyncDir(work);
+        return true;
+      }
+      /**
+       * Runs `fn` holding the store lock (exit 4 when another live run holds it).
+       * A lock left by a dead process on this host is taken over.
+       */
+      async withLock(fn) {
+        const work = this.abs(WORK_DIR);
+        fs2.mkdirSync(work, { recursive: true });
+        const lock = path2.join(work, "lock");
+        const mine = `${lock}.${process.pid}.${randomSuffix()}.tmp`;
+        try {
+          writeExclusive(
+            mine,
+            JSON.stringify({ pid: process.pid, host: os.hostname(), since: (/* @__PURE__ */ new Date()).toISOString() }),
+            420
+          );
+          for (let attempt = 0; ; attempt++) {
+            try {
+              fs2.linkSync(mine, lock);
+              break;
+            } catch (e2) {
+              if (e2.code !== "EEXIST") throw e2;
+              const judged = inode(lock);
+              if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
+              const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
+              try {
+                fs2.renameSync(lock, aside);
+              } catch {
+                throw lockedError(lock);
+              }
+              if (inode(aside) !== judged) {
+                try {
+                  fs2.linkSync(aside, lock);
+                } finally {
+                  fs2.rmSync(aside, { force: true });
+                }
+                throw lockedError(lock);
+              }
+              fs2.rmSync(aside, { force: true });
+            }
+          }
+        } finally {
+          fs2.rmSync(mine, { force: true });
+        }
+        try {
+          this.replayJournal();
+          return await fn();
+        } finally {
+          fs2.rmSync(lock, { force: true });
+        }
+      }
+    };
+    PendingView = class extends Store {
+      constructor(base, writes) {
+        super(base.dir);
+        this.base = base;
+        this.pending = new Map(mergeWrites(writes).map((w) => [w.path, w.content]));
+      }
+      base;
+      pending;
+      read(rel) {
+        return this.pending.has(rel) ? this.pending.get(rel) ?? void 0 : this.base.read(rel);
+      }
+      exists(rel) {
+        return this.pending.has(rel) ? this.pending.get(rel) !== null : this.base.exists(rel);
+      }
+      commit() {
+        throw new Error("a pending view is read-only: commit on the store it was made from");
+      }
+    };
+    STAGING_PREFIX = "journal.tmp-";
+    EXCLUSIVE = fs2.constants.O_WRONLY | fs2.constants.O_CREAT | fs2.constants.O_EXCL | fs2.constants.O_NOFOLLOW;
+  }
+});
+
+// packages/core/src/store/out-path.ts
 import fs3 from "node:fs";
 import path3 from "node:path";
 function kindAt(p) {
@@ -40293,10 +40761,14 @@ function assertOutsideTrackedTree(dir, storeDir, flag) {
   const store = real(storeDir);
   const rel = path3.relative(store, real(dir));
   if (within(store, path3.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path3.sep}`)) {
-    throw new TrellisError("custody-out-dir", `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`, {
-      field: flag,
-      hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
-    });
+    throw new TrellisError(
+      "custody-out-dir",
+      `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`,
+      {
+        field: flag,
+        hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
+      }
+    );
   }
 }
 function checkOutFile(file, o2) {
@@ -40306,11 +40778,15 @@ function checkOutFile(file, o2) {
   const k = kindAt(p);
   if (k?.link) throw linkRefusal(o2, p, p, void 0);
   if (k && !k.file) {
-    throw new TrellisError("usage", `cannot write ${p}: it is ${k.what}, not a regular file, and trellis writes only regular files`, {
-      file: o2.file,
-      field: o2.flag,
-      hint: k.dir ? `name a file inside it (${o2.flag} ${path3.join(file, "…")})` : `point ${o2.flag} at a regular file`
-    });
+    throw new TrellisError(
+      "usage",
+      `cannot write ${p}: it is ${k.what}, not a regular file, and trellis writes only regular files`,
+      {
+        file: o2.file,
+        field: o2.flag,
+        hint: k.dir ? `name a file inside it (${o2.flag} ${path3.join(file, "…")})` : `point ${o2.flag} at a regular file`
+      }
+    );
   }
   return p;
 }
@@ -40325,7 +40801,12 @@ function checkOutDir(dir, o2, named = false) {
     isDir = fs3.statSync(p).isDirectory();
   } catch {
   }
-  if (!isDir) throw new TrellisError("usage", `cannot write under ${p}: it is ${kindAt(p).what}, not a directory`, { file: o2.file, field: o2.flag, hint: `point ${o2.flag} elsewhere` });
+  if (!isDir)
+    throw new TrellisError("usage", `cannot write under ${p}: it is ${kindAt(p).what}, not a directory`, {
+      file: o2.file,
+      field: o2.flag,
+      hint: `point ${o2.flag} elsewhere`
+    });
   return p;
 }
 function makeOutDir(dir, o2) {
@@ -40338,7 +40819,12 @@ function makeOutDir(dir, o2) {
     } catch (e2) {
       const code2 = e2.code;
       if (code2 === "EEXIST") continue;
-      if (code2 === "ENOTDIR") throw new TrellisError("usage", `cannot write under ${p}: ${path3.dirname(at)} is not a directory`, { file: o2.file, field: o2.flag, hint: `point ${o2.flag} elsewhere` });
+      if (code2 === "ENOTDIR")
+        throw new TrellisError("usage", `cannot write under ${p}: ${path3.dirname(at)} is not a directory`, {
+          file: o2.file,
+          field: o2.flag,
+          hint: `point ${o2.flag} elsewhere`
+        });
       throw e2;
     }
     fs3.chmodSync(at, dirMode(o2));
@@ -40353,7 +40839,7 @@ function writeOutFile(file, content, o2) {
 }
 var fileMode, dirMode, within;
 var init_out_path = __esm({
-  "packages/core/src/out-path.ts"() {
+  "packages/core/src/store/out-path.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
@@ -40367,7 +40853,511 @@ var init_out_path = __esm({
   }
 });
 
-// packages/core/src/deploy-allow-list.ts
+// packages/core/src/ledger/state-files.ts
+function reader(file) {
+  const bad = (field2) => {
+    throw new TrellisError("corrupt-store", "missing or malformed", {
+      file,
+      field: field2,
+      hint: "this file is machine-managed: restore it from git"
+    });
+  };
+  return {
+    str: (o2, k, at = k) => typeof o2[k] === "string" ? o2[k] : bad(at),
+    opt: (o2, k, at = k) => o2[k] === void 0 || o2[k] === null ? void 0 : typeof o2[k] === "string" ? o2[k] : bad(at),
+    list: (o2, k) => o2[k] === void 0 ? [] : Array.isArray(o2[k]) ? o2[k] : bad(k),
+    bad
+  };
+}
+function evidenceId(id, bad) {
+  return id === void 0 || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad("evidence");
+}
+function parseScopeState(text, file) {
+  const o2 = fromYaml(text, file) ?? {};
+  const r = reader(file);
+  const phase = r.str(o2, "phase");
+  if (!["steady", "publish", "switch"].includes(phase)) r.bad("phase");
+  const rot = o2.rotation;
+  return strip({
+    phase,
+    active: r.str(o2, "active"),
+    next: r.opt(o2, "next"),
+    previous: r.opt(o2, "previous"),
+    since: r.str(o2, "since"),
+    evidence: evidenceId(r.opt(o2, "evidence"), r.bad),
+    rotation: rot ? strip({
+      id: r.str(rot, "id", "rotation.id"),
+      propagation: parseDuration(
+        r.str(rot, "propagation", "rotation.propagation"),
+        { file, field: "rotation.propagation" },
+        "corrupt-store"
+      ),
+      started: r.str(rot, "started", "rotation.started"),
+      switchAt: r.str(rot, "switchAt", "rotation.switchAt"),
+      switched: r.opt(rot, "switched", "rotation.switched"),
+      retireAt: r.opt(rot, "retireAt", "rotation.retireAt")
+    }) : void 0,
+    revoked: r.list(o2, "revoked").map((x, i2) => ({
+      service: r.str(x, "service", `revoked[${i2}].service`),
+      serial: r.str(x, "serial", `revoked[${i2}].serial`),
+      issuer: r.str(x, "issuer", `revoked[${i2}].issuer`),
+      notAfter: r.str(x, "notAfter", `revoked[${i2}].notAfter`),
+      at: r.str(x, "at", `revoked[${i2}].at`),
+      reason: r.str(x, "reason", `revoked[${i2}].reason`)
+    }))
+  });
+}
+function serializeScopeState(s) {
+  return toYaml(
+    strip({
+      phase: s.phase,
+      active: s.active,
+      next: s.next,
+      previous: s.previous,
+      since: s.since,
+      evidence: s.evidence,
+      rotation: s.rotation ? strip({ ...s.rotation, propagation: formatDuration(s.rotation.propagation) }) : void 0,
+      revoked: s.revoked.length ? s.revoked.map((x) => ({
+        service: x.service,
+        serial: x.serial,
+        issuer: x.issuer,
+        notAfter: x.notAfter,
+        at: x.at,
+        reason: x.reason
+      })) : void 0
+    })
+  );
+}
+function parseRootState(text, file) {
+  const o2 = fromYaml(text, file) ?? {};
+  const r = reader(file);
+  const phase = r.str(o2, "phase");
+  if (!["steady", "overlap"].includes(phase)) r.bad("phase");
+  const rot = o2.rotation;
+  return strip({
+    phase,
+    active: r.str(o2, "active"),
+    previous: r.opt(o2, "previous"),
+    previousKey: r.opt(o2, "previousKey"),
+    since: r.str(o2, "since"),
+    rotation: rot ? { id: r.str(rot, "id", "rotation.id"), started: r.str(rot, "started", "rotation.started") } : void 0,
+    revoked: r.list(o2, "revoked").map((x, i2) => {
+      const f = (k) => r.str(x, k, `revoked[${i2}].${k}`);
+      return {
+        scope: f("scope"),
+        serial: f("serial"),
+        fingerprint: f("fingerprint"),
+        issuer: f("issuer"),
+        notAfter: f("notAfter"),
+        at: f("at"),
+        reason: f("reason")
+      };
+    })
+  });
+}
+var strip;
+var init_state_files = __esm({
+  "packages/core/src/ledger/state-files.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_config();
+    init_time();
+    strip = (o2) => Object.fromEntries(Object.entries(o2).filter(([, v]) => v !== void 0));
+  }
+});
+
+// packages/core/src/ledger/deploy-record.ts
+function releaseDigest(r) {
+  const files = Object.fromEntries(
+    Object.entries(r).filter(([name, content]) => content !== void 0 && !KEY_FILES.has(name))
+  );
+  return `sha256:${sha256Hex(canonicalJson(files))}`;
+}
+function trustDigest(r) {
+  return releaseDigest(Object.fromEntries(Object.entries(r).filter(([name]) => !LEAF_FILES.has(name))));
+}
+function recordFor(service, target, r) {
+  return { service, target, release: releaseDigest(r), trust: trustDigest(r) };
+}
+function onRecord(rec, r) {
+  if (!rec) return false;
+  return rec.release === releaseDigest(r) || r["cert.pem"] === void 0 && rec.trust === trustDigest(r);
+}
+function recordedReleases(counted) {
+  const out = /* @__PURE__ */ new Map();
+  for (const e2 of counted) {
+    if (e2.op !== DEPLOY_RECORD_OP || !Array.isArray(e2.details.targets)) continue;
+    for (const t of e2.details.targets) {
+      if (t && typeof t.service === "string" && typeof t.target === "string" && typeof t.release === "string") {
+        out.set(keyOf(t.service, t.target), {
+          service: t.service,
+          target: t.target,
+          release: t.release,
+          ...typeof t.trust === "string" ? { trust: t.trust } : {}
+        });
+      }
+    }
+  }
+  return out;
+}
+function recordedRelease(recorded2, service, target) {
+  return recorded2.get(keyOf(service, target));
+}
+var DEPLOY_RECORD_OP, KEY_FILES, LEAF_FILES, keyOf;
+var init_deploy_record = __esm({
+  "packages/core/src/ledger/deploy-record.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_crypto();
+    init_ledger();
+    DEPLOY_RECORD_OP = "deploy-record";
+    KEY_FILES = /* @__PURE__ */ new Set(["key.pem", "chain-and-key.pem"]);
+    LEAF_FILES = /* @__PURE__ */ new Set(["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem"]);
+    keyOf = (service, target) => `${service}
+${target}`;
+  }
+});
+
+// packages/core/src/ledger/evidence.ts
+function evidencePaths(scope2, id) {
+  if (!EVIDENCE_ID.test(id) || id.includes("..")) {
+    throw new TrellisError(
+      "corrupt-store",
+      `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`,
+      { file: `bundles/${scope2}/state.yaml`, field: "evidence", hint: "restore the file from git history" }
+    );
+  }
+  return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
+}
+function serializeEvidence(e2) {
+  return `${JSON.stringify(e2, null, 2)}
+`;
+}
+function renderEvidenceMarkdown(e2) {
+  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
+  const lines = [
+    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
+    "",
+    `- status: **${e2.status}**`,
+    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
+    `- started: ${e2.started}`,
+    `- ended: ${e2.ended ?? "(under way)"}`,
+    "",
+    "## Old",
+    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
+    "",
+    "## New",
+    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
+    "",
+    "## Steps",
+    "",
+    "| step | at | actor | tool | note |",
+    "|---|---|---|---|---|",
+    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
+    "",
+    "## Affected leaves",
+    "",
+    "| service | old serial | new serial | hosts |",
+    "|---|---|---|---|",
+    ...e2.affected.map(
+      (a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`
+    )
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function recordRemint(e2, minted, step, completeWhenDone) {
+  const affected = e2.affected.map((a2) => {
+    const m = minted.find((x) => x.service === a2.service);
+    return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
+  });
+  const done = completeWhenDone && affected.every((a2) => a2.newSerial);
+  return {
+    ...e2,
+    affected,
+    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
+    ...done ? { status: "completed", ended: step.at } : {}
+  };
+}
+function evidenceFiles(e2) {
+  const p = evidencePaths(e2.scope, e2.id);
+  const json = serializeEvidence(e2);
+  return {
+    writes: [
+      { path: p.json, content: json },
+      { path: p.md, content: renderEvidenceMarkdown(e2) }
+    ],
+    link: { evidence: p.json, sha256: sha256Hex(json) }
+  };
+}
+function parseEvidence(text) {
+  return parseJsonData(text);
+}
+var EVIDENCE_ID;
+var init_evidence = __esm({
+  "packages/core/src/ledger/evidence.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_certificates();
+    init_crypto();
+    init_time();
+    init_errors();
+    init_data();
+    init_config();
+    init_deploy_record();
+    EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+  }
+});
+
+// packages/core/src/store/load-mesh.ts
+function certAt(store, rel) {
+  const pem2 = store.read(rel);
+  if (pem2 === void 0) return {};
+  try {
+    return { pem: pem2, cert: parseCertificate(pem2) };
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, {
+      file: rel,
+      hint: "restore it from git history"
+    });
+  }
+}
+function certsAt(rel, pem2) {
+  try {
+    return parseCertificates(pem2);
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, {
+      file: rel,
+      hint: "restore it from git history"
+    });
+  }
+}
+function loadMaterial(store, scope2) {
+  const inter = certAt(store, paths2.intermediate(scope2));
+  const leavesText = store.read(paths2.leaves(scope2));
+  const stateText = store.read(paths2.state(scope2));
+  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope2)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
+  const evidencePath = state?.evidence ? evidencePaths(scope2, state.evidence).json : void 0;
+  return {
+    intermediatePem: inter.pem,
+    intermediate: inter.cert,
+    keyAge: store.read(paths2.intermediateKey(scope2)),
+    next: certAt(store, paths2.nextIntermediate(scope2)).cert,
+    nextKeyAge: store.read(paths2.nextIntermediateKey(scope2)),
+    previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
+    previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
+    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
+    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
+    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
+    burned: store.read(paths2.burned(scope2)),
+    state,
+    openEvidence: evidencePath ? store.read(evidencePath) : void 0,
+    crlPem: store.read(paths2.scopeCrl(scope2)),
+    trustPem: store.read(paths2.trust(scope2)),
+    trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
+    anchorFiles: new Map(
+      [paths2.capath(scope2), paths2.anchors(scope2)].flatMap(
+        (d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)])
+      )
+    ),
+    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
+    leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
+    ledger: store.read(paths2.ledger(scope2)) ?? ""
+  };
+}
+function loadMesh(store) {
+  const configText = store.read(paths2.config);
+  if (configText === void 0) throw new TrellisError("no-store", `${store.dir} holds no ${STORE_FILE}`);
+  const config = parseMeshConfig(configText);
+  const scopes = store.list("scopes").filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).map((f) => {
+    if (f.endsWith(".yml"))
+      throw new TrellisError("bad-scope", "scope files end in .yaml", {
+        file: `scopes/${f}`,
+        hint: `rename it to ${f.replace(/\.yml$/, ".yaml")}`
+      });
+    const name = f.slice(0, -".yaml".length);
+    return parseScope(store.read(paths2.scopeFile(name)), name, config.trustDomain);
+  });
+  const root = certAt(store, paths2.rootCert);
+  const rootsPem = store.read(paths2.roots);
+  const rootStateText = store.read(paths2.rootState);
+  const material = /* @__PURE__ */ new Map();
+  for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
+  const declared = new Set(scopes.map((s) => s.name));
+  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
+  const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
+  return {
+    dir: store.dir,
+    config,
+    scopes,
+    rootPem: root.pem,
+    root: root.cert,
+    rootsPem,
+    roots: rootsPem ? certsAt(paths2.roots, rootsPem) : [],
+    rootKeyAge: store.read(paths2.rootKey),
+    rootKeyUri: store.read(paths2.rootKeyUri)?.trim(),
+    rootLedger: store.read(paths2.rootLedger) ?? "",
+    previousRoot: certAt(store, paths2.rootPrevious).cert,
+    previousRootKeyAge: store.read(paths2.rootPreviousKey),
+    previousRootKeyUri: store.read(paths2.rootPreviousKeyUri)?.trim(),
+    link: certAt(store, paths2.link).cert,
+    rootState,
+    rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths("root", rootState.rotation.id).json) : void 0,
+    rootCrlPem: store.read(paths2.rootCrl),
+    material,
+    orphans,
+    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
+  };
+}
+var init_load_mesh = __esm({
+  "packages/core/src/store/load-mesh.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_config();
+    init_certificates();
+    init_issuance();
+    init_store();
+    init_paths();
+    init_certificates();
+    init_state_files();
+    init_time();
+    init_crypto();
+    init_names();
+    init_evidence();
+  }
+});
+
+// packages/core/src/trust/scope-trust.ts
+function scopeDef(mesh, name) {
+  const s = mesh.scopes.find((x) => x.name === name);
+  if (!s) {
+    throw new TrellisError("unknown-scope", `no scope "${name}"`, {
+      file: paths2.scopeFile(name),
+      hint: `declared scopes: ${mesh.scopes.map((x) => x.name).join(", ") || "none"}`
+    });
+  }
+  return s;
+}
+function activeIssuer(mesh, scope2) {
+  const live = liveIntermediates(mesh, scope2);
+  const active = inRole(live, "active");
+  if (!active) return void 0;
+  return {
+    key: keyId(active.cert),
+    fingerprints: live.filter((l) => l.role === "active" || l.role === "old-root").map((l) => fingerprint(l.cert))
+  };
+}
+function intermediateLost(mesh, scope2) {
+  const m = mesh.material.get(scope2);
+  if (!m || m.intermediate || m.keyAge === void 0 && !m.ledger.includes('"kind":"intermediate"')) return void 0;
+  return new TrellisError("corrupt-store", `scope ${scope2} had an intermediate but intermediate.pem is missing`, {
+    file: paths2.intermediate(scope2),
+    hint: `restore it from git history (git log -- ${paths2.intermediate(scope2)}): every procedure needs it, recover included, to revoke it; a scope is minted only once`
+  });
+}
+function trustedScopeNames(mesh) {
+  return [...mesh.scopes.map((s) => s.name), ...awaitingRetire(mesh)];
+}
+function awaitingRetire(mesh) {
+  return [...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s);
+}
+function scopeTrust(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
+  return composeTrust(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
+}
+function scopeAnchorFiles(mesh, scope2, intermediatesOf = anchorsBy(mesh)) {
+  const anchors = composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), intermediatesOf);
+  return anchorFileSet(anchors).map((f) => ({ path: `bundles/${scope2}/${f.name}`, content: f.content }));
+}
+function trustBundleFiles(mesh, intermediatesOf = anchorsBy(mesh)) {
+  return mesh.scopes.filter((s) => intermediatesOf(s.name).length > 0).flatMap((s) => {
+    const certs = scopeTrust(mesh, s.name, intermediatesOf);
+    const perFile = scopeAnchorFiles(mesh, s.name, intermediatesOf);
+    const kept = new Set(perFile.map((f) => f.path));
+    const stale = [...mesh.material.get(s.name)?.anchorFiles.keys() ?? []].filter((p) => !kept.has(p)).map((p) => ({ path: p, content: null }));
+    return [
+      { path: paths2.trust(s.name), content: trustPem(certs) },
+      { path: paths2.trustOpenssl(s.name), content: trustOpensslPem(certs) },
+      ...perFile,
+      ...stale
+    ];
+  });
+}
+var init_scope_trust = __esm({
+  "packages/core/src/trust/scope-trust.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_certificates();
+    init_paths();
+    init_live();
+    init_trust();
+  }
+});
+
+// packages/core/src/rotation/effects.ts
+function effectWrites(mesh, scope2, effects, fresh) {
+  const m = mesh.material.get(scope2);
+  const pem2 = (c3) => c3 ? certificatePem(c3) : null;
+  const out = [];
+  const put = (path21, content) => out.push({ path: path21, content: content ?? null });
+  for (const e2 of effects) {
+    switch (e2) {
+      case "stage-next":
+        put(paths2.nextIntermediate(scope2), fresh.pem);
+        put(paths2.nextIntermediateKey(scope2), fresh.keyAge);
+        break;
+      case "promote-next":
+        put(paths2.previousIntermediate(scope2), pem2(m.intermediate));
+        put(paths2.previousIntermediateKey(scope2), m.keyAge);
+        put(paths2.intermediate(scope2), pem2(m.next));
+        put(paths2.intermediateKey(scope2), m.nextKeyAge);
+        put(paths2.nextIntermediate(scope2), null);
+        put(paths2.nextIntermediateKey(scope2), null);
+        put(paths2.oldRootIntermediate(scope2), null);
+        break;
+      case "retire-previous":
+        put(paths2.previousIntermediate(scope2), null);
+        put(paths2.previousIntermediateKey(scope2), null);
+        break;
+      case "drop-next":
+        put(paths2.nextIntermediate(scope2), null);
+        put(paths2.nextIntermediateKey(scope2), null);
+        break;
+      case "swap-previous":
+        put(paths2.intermediate(scope2), pem2(m.previous));
+        put(paths2.intermediateKey(scope2), m.previousKeyAge);
+        put(paths2.previousIntermediate(scope2), pem2(m.intermediate));
+        put(paths2.previousIntermediateKey(scope2), m.keyAge);
+        put(paths2.oldRootIntermediate(scope2), null);
+        break;
+      case "replace-all":
+        put(paths2.intermediate(scope2), fresh.pem);
+        put(paths2.intermediateKey(scope2), fresh.keyAge);
+        for (const p of [
+          paths2.nextIntermediate,
+          paths2.nextIntermediateKey,
+          paths2.previousIntermediate,
+          paths2.previousIntermediateKey,
+          paths2.oldRootIntermediate
+        ])
+          put(p(scope2), null);
+        break;
+    }
+  }
+  return out;
+}
+var init_effects = __esm({
+  "packages/core/src/rotation/effects.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_paths();
+    init_certificates();
+  }
+});
+
+// packages/core/src/config/deploy-allow-list.ts
 function allowListDigest(a2) {
   return `sha256:${sha256Hex(canonicalJson(a2))}`;
 }
@@ -40376,7 +41366,10 @@ function confirmedAllowList(mesh) {
   if (!e2) return { allowList: EMPTY_ALLOW_LIST };
   const allowList = parseDeployAllowList(e2.details.allowList, paths2.rootLedger, `seq ${e2.seq}.details.allowList`);
   if (allowListDigest(allowList) !== e2.details.allowListDigest) {
-    throw new TrellisError("corrupt-store", `the confirmation at seq ${e2.seq} does not match its own digest`, { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+    throw new TrellisError("corrupt-store", `the confirmation at seq ${e2.seq} does not match its own digest`, {
+      file: paths2.rootLedger,
+      hint: "restore the root ledger from git history"
+    });
   }
   return { allowList, seq: e2.seq, at: e2.at };
 }
@@ -40394,17 +41387,22 @@ function allowListChanges(before, after) {
     }
   }
   for (const p of after.dir.paths.filter((x) => !before.dir.paths.includes(x))) out.push(`deploy.dir.paths ${p} added`);
-  for (const p of before.dir.paths.filter((x) => !after.dir.paths.includes(x))) out.push(`deploy.dir.paths ${p} removed`);
+  for (const p of before.dir.paths.filter((x) => !after.dir.paths.includes(x)))
+    out.push(`deploy.dir.paths ${p} removed`);
   return out;
 }
 function requireConfirmedAllowList(mesh) {
   const changes = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy);
   if (!changes.length) return;
-  throw new TrellisError("custody-allow-list-unconfirmed", `the deploy allow-list differs from the one the custodian last confirmed: ${changes.join("; ")}`, {
-    file: paths2.config,
-    field: "deploy",
-    hint: "if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go"
-  });
+  throw new TrellisError(
+    "custody-allow-list-unconfirmed",
+    `the deploy allow-list differs from the one the custodian last confirmed: ${changes.join("; ")}`,
+    {
+      file: paths2.config,
+      field: "deploy",
+      hint: "if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go"
+    }
+  );
 }
 function resolveTarget(allow, t, at) {
   const refuse2 = (f, detail, hint) => ({ field: `${at}.${f}`, detail, hint });
@@ -40420,20 +41418,40 @@ function resolveTarget(allow, t, at) {
   const reload = (name) => {
     if (name === void 0) return {};
     const cmd = allow.reload[name];
-    if (cmd === void 0) return refuse2("reload", `reload ${JSON.stringify(name)} is not in the allow-list (deploy.reload in trellis.yaml)`, `name one of: ${Object.keys(allow.reload).join(", ") || "(none)"}; ${addOne}`);
+    if (cmd === void 0)
+      return refuse2(
+        "reload",
+        `reload ${JSON.stringify(name)} is not in the allow-list (deploy.reload in trellis.yaml)`,
+        `name one of: ${Object.keys(allow.reload).join(", ") || "(none)"}; ${addOne}`
+      );
     return { reloadCommand: cmd };
   };
   switch (t.type) {
     case "dir": {
-      if (!under(t.path, allow.dir.paths)) return refuse2("path", `path ${t.path} is not at or under an allowed directory (deploy.dir.paths in trellis.yaml)`, `use a path under: ${allow.dir.paths.join(", ") || "(none)"}; ${addOne}`);
+      if (!under(t.path, allow.dir.paths))
+        return refuse2(
+          "path",
+          `path ${t.path} is not at or under an allowed directory (deploy.dir.paths in trellis.yaml)`,
+          `use a path under: ${allow.dir.paths.join(", ") || "(none)"}; ${addOne}`
+        );
       const r = reload(t.reload);
       const allowedRoot = allow.dir.paths.filter((x) => under(t.path, [x])).sort((a2, b) => b.length - a2.length)[0];
       return "field" in r ? r : { ...t, ...r, allowedRoot };
     }
     case "ssh": {
       const host = allow.ssh[t.host];
-      if (!host) return refuse2("host", `ssh host ${JSON.stringify(t.host)} is not in the allow-list (deploy.ssh in trellis.yaml)`, `name one of: ${Object.keys(allow.ssh).join(", ") || "(none)"}; ${addOne}`);
-      if (!under(t.path, host.paths)) return refuse2("path", `path ${t.path} is not at or under a directory allowed on ${t.host} (deploy.ssh.${t.host}.paths)`, `use a path under: ${host.paths.join(", ") || "(none)"}; ${addOne}`);
+      if (!host)
+        return refuse2(
+          "host",
+          `ssh host ${JSON.stringify(t.host)} is not in the allow-list (deploy.ssh in trellis.yaml)`,
+          `name one of: ${Object.keys(allow.ssh).join(", ") || "(none)"}; ${addOne}`
+        );
+      if (!under(t.path, host.paths))
+        return refuse2(
+          "path",
+          `path ${t.path} is not at or under a directory allowed on ${t.host} (deploy.ssh.${t.host}.paths)`,
+          `use a path under: ${host.paths.join(", ") || "(none)"}; ${addOne}`
+        );
       const r = reload(t.reload);
       if ("field" in r) return r;
       const { paths: _, host: address, ...conn } = host;
@@ -40442,13 +41460,28 @@ function resolveTarget(allow, t, at) {
     case "kubernetes": {
       if (t.context === void 0) return t;
       const ctx = allow.kubernetes[t.context];
-      if (!ctx) return refuse2("context", `kubectl context ${JSON.stringify(t.context)} is not in the allow-list (deploy.kubernetes in trellis.yaml)`, `name one of: ${Object.keys(allow.kubernetes).join(", ") || "(none)"}; ${addOne}`);
-      if (!ctx.namespaces.includes(t.namespace)) return refuse2("namespace", `namespace ${JSON.stringify(t.namespace)} is not allowed in context ${t.context} (deploy.kubernetes.${t.context}.namespaces)`, `use one of: ${ctx.namespaces.join(", ") || "(none)"}; ${addOne}`);
+      if (!ctx)
+        return refuse2(
+          "context",
+          `kubectl context ${JSON.stringify(t.context)} is not in the allow-list (deploy.kubernetes in trellis.yaml)`,
+          `name one of: ${Object.keys(allow.kubernetes).join(", ") || "(none)"}; ${addOne}`
+        );
+      if (!ctx.namespaces.includes(t.namespace))
+        return refuse2(
+          "namespace",
+          `namespace ${JSON.stringify(t.namespace)} is not allowed in context ${t.context} (deploy.kubernetes.${t.context}.namespaces)`,
+          `use one of: ${ctx.namespaces.join(", ") || "(none)"}; ${addOne}`
+        );
       return t;
     }
     case "sealed": {
       const host = allow.sealed[t.host];
-      if (!host) return refuse2("host", `sealed host ${JSON.stringify(t.host)} is not in the allow-list (deploy.sealed in trellis.yaml)`, `name one of: ${Object.keys(allow.sealed).join(", ") || "(none)"}; ${addOne}, with the host agent's recipient`);
+      if (!host)
+        return refuse2(
+          "host",
+          `sealed host ${JSON.stringify(t.host)} is not in the allow-list (deploy.sealed in trellis.yaml)`,
+          `name one of: ${Object.keys(allow.sealed).join(", ") || "(none)"}; ${addOne}, with the host agent's recipient`
+        );
       return { type: "sealed", host: t.host, recipient: host.recipient };
     }
   }
@@ -40457,15 +41490,24 @@ function isRefusal(r) {
   return "field" in r && "detail" in r;
 }
 function resolveDeployTargets(mesh, scopes = mesh.scopes) {
-  return scopes.flatMap((s) => s.services.flatMap((svc) => svc.deploy.map((sel, i2) => {
-    const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
-    if (isRefusal(r)) throw new TrellisError("custody-not-allowed", r.detail, { file: paths2.scopeFile(s.name), field: r.field, hint: r.hint });
-    return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i2}]` };
-  })));
+  return scopes.flatMap(
+    (s) => s.services.flatMap(
+      (svc) => svc.deploy.map((sel, i2) => {
+        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
+        if (isRefusal(r))
+          throw new TrellisError("custody-not-allowed", r.detail, {
+            file: paths2.scopeFile(s.name),
+            field: r.field,
+            hint: r.hint
+          });
+        return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i2}]` };
+      })
+    )
+  );
 }
 var EMPTY_ALLOW_LIST, under;
 var init_deploy_allow_list = __esm({
-  "packages/core/src/deploy-allow-list.ts"() {
+  "packages/core/src/config/deploy-allow-list.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_config();
@@ -40473,13 +41515,19 @@ var init_deploy_allow_list = __esm({
     init_errors();
     init_ledger();
     init_ledger_trust();
-    init_mesh();
-    EMPTY_ALLOW_LIST = { reload: {}, dir: { paths: [] }, ssh: {}, kubernetes: {}, sealed: {} };
+    init_paths();
+    EMPTY_ALLOW_LIST = {
+      reload: {},
+      dir: { paths: [] },
+      ssh: {},
+      kubernetes: {},
+      sealed: {}
+    };
     under = (p, prefixes) => prefixes.some((x) => p === x || p.startsWith(`${x}/`));
   }
 });
 
-// packages/core/src/signing-policy.ts
+// packages/core/src/custody/signing-policy.ts
 function signingPolicyOf(config) {
   const { mesh, trustDomain, algorithms, ttl, overlap, crl } = config;
   return { mesh, trustDomain, algorithms, ttl, overlap, crl };
@@ -40492,7 +41540,11 @@ function confirmedPolicy(mesh) {
   if (!d2) return void 0;
   const p = d2.policy;
   if (!p || typeof p !== "object" || policyDigest(p) !== d2.policyDigest) {
-    throw new TrellisError("corrupt-store", "a confirmed signing policy in the root ledger does not match its own digest", { file: paths2.rootLedger, hint: "restore the root ledger from git history" });
+    throw new TrellisError(
+      "corrupt-store",
+      "a confirmed signing policy in the root ledger does not match its own digest",
+      { file: paths2.rootLedger, hint: "restore the root ledger from git history" }
+    );
   }
   return p;
 }
@@ -40507,7 +41559,8 @@ function policyChanges(before, after) {
   for (const group of ["algorithms", "ttl", "overlap", "crl"]) {
     const b = before[group];
     const a2 = after[group];
-    for (const k of Object.keys(a2).sort()) line(`defaults.${group}.${k}`, b[k], a2[k], group === "algorithms" ? text : formatDuration);
+    for (const k of Object.keys(a2).sort())
+      line(`defaults.${group}.${k}`, b[k], a2[k], group === "algorithms" ? text : formatDuration);
   }
   return out;
 }
@@ -40518,57 +41571,30 @@ function unconfirmedPolicyChanges(mesh) {
 function requireConfirmedPolicy(mesh) {
   const changes = unconfirmedPolicyChanges(mesh);
   if (!changes.length) return;
-  throw new TrellisError("custody-policy-unconfirmed", `the signing policy differs from the one the custodian last confirmed: ${changes.join("; ")}`, {
-    file: paths2.config,
-    field: changes[0].split(" ")[0],
-    hint: "if the custodian made this change, they review it with trellis-root confirm --dry-run and record it with trellis-root confirm (offline); otherwise restore trellis.yaml: a pull request must not change what is signed"
-  });
+  throw new TrellisError(
+    "custody-policy-unconfirmed",
+    `the signing policy differs from the one the custodian last confirmed: ${changes.join("; ")}`,
+    {
+      file: paths2.config,
+      field: changes[0].split(" ")[0],
+      hint: "if the custodian made this change, they review it with trellis-root confirm --dry-run and record it with trellis-root confirm (offline); otherwise restore trellis.yaml: a pull request must not change what is signed"
+    }
+  );
 }
 var init_signing_policy = __esm({
-  "packages/core/src/signing-policy.ts"() {
+  "packages/core/src/custody/signing-policy.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_crypto();
     init_errors();
     init_ledger();
     init_ledger_trust();
-    init_mesh();
+    init_paths();
     init_time();
   }
 });
 
-// packages/core/src/verify-deploy.ts
-function deployFindings(mesh) {
-  const out = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy).map((change) => ({
-    level: "error",
-    check: "allow-list",
-    file: paths2.config,
-    message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`
-  }));
-  for (const change of unconfirmedPolicyChanges(mesh)) {
-    out.push({ level: "error", check: "signing-policy", file: paths2.config, message: `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root confirm (or the change is reverted)` });
-  }
-  for (const s of mesh.scopes) {
-    for (const svc of s.services) {
-      svc.deploy.forEach((sel, i2) => {
-        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
-        if (isRefusal(r)) out.push({ level: "error", check: "allow-list", scope: s.name, file: paths2.scopeFile(s.name), message: `${r.field}: ${r.detail}` });
-      });
-    }
-  }
-  return out;
-}
-var init_verify_deploy = __esm({
-  "packages/core/src/verify-deploy.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_deploy_allow_list();
-    init_mesh();
-    init_signing_policy();
-  }
-});
-
-// packages/core/src/uniqueness.ts
+// packages/core/src/trust/uniqueness.ts
 import { posix } from "node:path";
 function canonicalSpiffe(id) {
   const m = /^([a-z][a-z0-9+.-]*:\/\/[^/]*)(.*)$/i.exec(id);
@@ -40584,18 +41610,46 @@ function claimsOf(input) {
       const id = serviceSpiffeId(scope2.name, svc.name, input.trustDomain);
       out.push({ ...own2, kind: "dns", key: canonicalDns(dns), field: at, value: dns, derived: true });
       out.push({ ...own2, kind: "spiffe", key: canonicalSpiffe(id), field: at, value: id, derived: true });
-      svc.dns.forEach((n2, i2) => out.push({ ...own2, kind: "dns", key: canonicalDns(n2), field: `${at}.dns[${i2}]`, value: n2 }));
+      svc.dns.forEach(
+        (n2, i2) => out.push({ ...own2, kind: "dns", key: canonicalDns(n2), field: `${at}.dns[${i2}]`, value: n2 })
+      );
       svc.deploy.forEach((t, i2) => {
         const f = `${at}.deploy[${i2}]`;
         if (t.type === "dir" || t.type === "ssh") {
           const entry = t.type === "ssh" ? input.ssh?.[t.host] : void 0;
           const machine = t.type === "dir" ? "local" : entry ? `${entry.host.toLowerCase()}:${entry.port}` : `ssh-entry ${t.host}`;
           const dir = canonicalDir(t.type === "dir" && input.localDir ? input.localDir(canonicalDir(t.path)) : t.path);
-          out.push({ ...own2, kind: "directory", key: `${machine}:${dir}`, machine, dir, field: `${f}.path`, value: t.path });
+          out.push({
+            ...own2,
+            kind: "directory",
+            key: `${machine}:${dir}`,
+            machine,
+            dir,
+            field: `${f}.path`,
+            value: t.path
+          });
         } else if (t.type === "kubernetes") {
-          out.push({ ...own2, kind: "kubernetes", key: `${t.namespace}/Secret/${t.name}`, field: `${f}.name`, value: `${t.namespace}/Secret/${t.name}` });
-          out.push({ ...own2, kind: "kubernetes", key: `${t.namespace}/ConfigMap/${t.name}-trust`, field: `${f}.name`, value: `${t.namespace}/ConfigMap/${t.name}-trust` });
-          out.push({ ...own2, kind: "kubernetes", key: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml`, field: `${f}.name`, value: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml` });
+          out.push({
+            ...own2,
+            kind: "kubernetes",
+            key: `${t.namespace}/Secret/${t.name}`,
+            field: `${f}.name`,
+            value: `${t.namespace}/Secret/${t.name}`
+          });
+          out.push({
+            ...own2,
+            kind: "kubernetes",
+            key: `${t.namespace}/ConfigMap/${t.name}-trust`,
+            field: `${f}.name`,
+            value: `${t.namespace}/ConfigMap/${t.name}-trust`
+          });
+          out.push({
+            ...own2,
+            kind: "kubernetes",
+            key: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml`,
+            field: `${f}.name`,
+            value: `manifest ${scope2.name}/${svc.name}-${t.name}.yaml`
+          });
         }
       });
     }
@@ -40625,7 +41679,17 @@ function ownershipCollisions(input) {
   for (const [g, list] of groups) {
     if (new Set(list.map(ownerKey)).size < 2) continue;
     const kind = list[0].kind;
-    out.push({ kind, value: g.slice(kind.length + 1), owners: list.map(({ scope: scope2, service, field: field2, value, derived }) => ({ scope: scope2, service, field: field2, value, ...derived ? { derived } : {} })) });
+    out.push({
+      kind,
+      value: g.slice(kind.length + 1),
+      owners: list.map(({ scope: scope2, service, field: field2, value, derived }) => ({
+        scope: scope2,
+        service,
+        field: field2,
+        value,
+        ...derived ? { derived } : {}
+      }))
+    });
   }
   return out;
 }
@@ -40644,7 +41708,9 @@ function heldServices(collisions) {
   return held;
 }
 function describeCollision(c3) {
-  const owners = c3.owners.map((o2) => `${o2.scope}/${o2.service} (scopes/${o2.scope}.yaml ${o2.field}${o2.value !== c3.value ? ` ${quoteInput(o2.value)}` : ""})`);
+  const owners = c3.owners.map(
+    (o2) => `${o2.scope}/${o2.service} (scopes/${o2.scope}.yaml ${o2.field}${o2.value !== c3.value ? ` ${quoteInput(o2.value)}` : ""})`
+  );
   const list = owners.length === 2 ? owners.join(" and ") : `${owners.slice(0, -1).join(", ")} and ${owners.at(-1)}`;
   return `${KIND_WORDS[c3.kind]} ${quoteInput(c3.value)} is claimed by ${list}`;
 }
@@ -40661,7 +41727,12 @@ function collisionHint(c3) {
   }
 }
 function meshCollisions(mesh, localDir) {
-  return ownershipCollisions({ trustDomain: mesh.config.trustDomain, scopes: mesh.scopes, ssh: mesh.config.deploy.ssh, ...localDir ? { localDir } : {} });
+  return ownershipCollisions({
+    trustDomain: mesh.config.trustDomain,
+    scopes: mesh.scopes,
+    ssh: mesh.config.deploy.ssh,
+    ...localDir ? { localDir } : {}
+  });
 }
 function ownershipFindings(mesh) {
   return meshCollisions(mesh).map((c3) => ({
@@ -40676,15 +41747,19 @@ function collisionRefusal(collisions, did) {
   if (!collisions.length) return void 0;
   const first = collisions[0];
   const n2 = collisions.length;
-  return new TrellisError("ownership-collision", `${did} the claimants of ${n2} collision${n2 === 1 ? "" : "s"}, every other service as usual: ${collisions.map(describeCollision).join("; ")}`, {
-    file: `scopes/${first.owners[0].scope}.yaml`,
-    field: first.owners[0].field,
-    hint: collisionHint(first)
-  });
+  return new TrellisError(
+    "ownership-collision",
+    `${did} the claimants of ${n2} collision${n2 === 1 ? "" : "s"}, every other service as usual: ${collisions.map(describeCollision).join("; ")}`,
+    {
+      file: `scopes/${first.owners[0].scope}.yaml`,
+      field: first.owners[0].field,
+      hint: collisionHint(first)
+    }
+  );
 }
 var canonicalDns, canonicalDir, ownerKey, KIND_WORDS;
 var init_uniqueness = __esm({
-  "packages/core/src/uniqueness.ts"() {
+  "packages/core/src/trust/uniqueness.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_names();
@@ -40693,13 +41768,23 @@ var init_uniqueness = __esm({
     canonicalDns = (name) => name.toLowerCase().replace(/\.+$/, "");
     canonicalDir = (p) => posix.resolve("/", p);
     ownerKey = (o2) => `${o2.scope}/${o2.service}`;
-    KIND_WORDS = { dns: "DNS name", spiffe: "SPIFFE ID", directory: "deploy directory", kubernetes: "Kubernetes object" };
+    KIND_WORDS = {
+      dns: "DNS name",
+      spiffe: "SPIFFE ID",
+      directory: "deploy directory",
+      kubernetes: "Kubernetes object"
+    };
   }
 });
 
-// packages/core/src/ceremony-plan.ts
+// packages/core/src/rotation/ceremony-plan.ts
 function intermediatePlan(scope2, config, root, now) {
-  const validity = validityWithin("intermediate", now, config.ttl.intermediate, { notBefore: root.notBefore, notAfter: root.notAfter, label: "the root", file: paths2.rootCert });
+  const validity = validityWithin("intermediate", now, config.ttl.intermediate, {
+    notBefore: root.notBefore,
+    notAfter: root.notAfter,
+    label: "the root",
+    file: paths2.rootCert
+  });
   return {
     scope: scope2,
     subject: `O=${config.mesh}, OU=${scope2}, CN=${scope2} intermediate ${caStamp(now)}`,
@@ -40730,7 +41815,10 @@ function planOrRefusal(mesh, scope2, now) {
 }
 function renderCeremonySummary(mesh, scopes, now, command2 = "trellis-root intermediate --pending") {
   if (!scopes.length) return "No scope is pending its ceremony.\n";
-  const out = [`The ceremony (\`${command2}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`, ""];
+  const out = [
+    `The ceremony (\`${command2}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? "" : "s"} under the root:`,
+    ""
+  ];
   for (const scope2 of scopes) {
     const p = planOrRefusal(mesh, scope2, now);
     out.push(`#### ${scope2}`, "");
@@ -40754,17 +41842,18 @@ function renderCeremonySummary(mesh, scopes, now, command2 = "trellis-root inter
 }
 var caStamp;
 var init_ceremony_plan = __esm({
-  "packages/core/src/ceremony-plan.ts"() {
+  "packages/core/src/rotation/ceremony-plan.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_config();
     init_errors();
-    init_mesh();
+    init_scope_trust();
+    init_paths();
     init_names();
     init_profiles();
     init_time();
-    caStamp = (now) => now.toISOString().slice(0, 16).replace(/[-:]/g, "") + "Z";
+    caStamp = (now) => `${now.toISOString().slice(0, 16).replace(/[-:]/g, "")}Z`;
   }
 });
 
@@ -40791,11 +41880,29 @@ var init_finding = __esm({
 
 // packages/core/src/verify/chain.ts
 function expiry(cert2, tier, now, where) {
-  if (cert2.notAfter <= now) return [{ ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert2.notAfter.toISOString()}` }];
-  if (notYetValid(cert2.notBefore, now)) return [{ ...where, level: "error", check: "expiry", message: `${tier} not valid before ${cert2.notBefore.toISOString()} (later than ${now.toISOString()} and the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then` }];
+  if (cert2.notAfter <= now)
+    return [
+      { ...where, level: "error", check: "expiry", message: `${tier} expired at ${cert2.notAfter.toISOString()}` }
+    ];
+  if (notYetValid(cert2.notBefore, now))
+    return [
+      {
+        ...where,
+        level: "error",
+        check: "expiry",
+        message: `${tier} not valid before ${cert2.notBefore.toISOString()} (later than ${now.toISOString()} and the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then`
+      }
+    ];
   const left2 = cert2.notAfter.getTime() - now.getTime();
   if (left2 < EXPIRY_WARNING[tier]) {
-    return [{ ...where, level: "warning", check: "expiry", message: `${tier} expires in ${Math.floor(left2 / DAY2)} days (${cert2.notAfter.toISOString()}): plan its rotation` }];
+    return [
+      {
+        ...where,
+        level: "warning",
+        check: "expiry",
+        message: `${tier} expires in ${Math.floor(left2 / DAY2)} days (${cert2.notAfter.toISOString()}): plan its rotation`
+      }
+    ];
   }
   return [];
 }
@@ -40808,8 +41915,13 @@ async function intermediateProblems(mesh, scope2, cert2) {
   const signer = (await Promise.all(recordedRoots(mesh).map(async (r) => await signedBy(cert2, r) ? r : void 0))).find(Boolean);
   if (!signer) out.push("intermediate is not signed by any root in roots.pem that the root ledger records");
   else if (cert2.notAfter > signer.notAfter) out.push("intermediate outlives its root");
-  out.push(...profileViolations(cert2, "intermediate", { permitted: permittedNamesFor(scope2, mesh.config.trustDomain) }).map((v) => `intermediate: ${v}`));
-  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert2))) out.push("intermediate is revoked in the root CRL");
+  out.push(
+    ...profileViolations(cert2, "intermediate", { permitted: permittedNamesFor(scope2, mesh.config.trustDomain) }).map(
+      (v) => `intermediate: ${v}`
+    )
+  );
+  if (mesh.rootState?.revoked.some((r) => r.fingerprint === fingerprint(cert2)))
+    out.push("intermediate is revoked in the root CRL");
   return out;
 }
 var EXPIRY_WARNING;
@@ -40827,107 +41939,6 @@ var init_chain = __esm({
   }
 });
 
-// packages/core/src/revocation.ts
-function crlReason(text) {
-  return own(REASONS, text) ?? x5096.X509CrlReason.unspecified;
-}
-async function signCrl(p, crypto3) {
-  const crl = await x5096.X509CrlGenerator.create({
-    issuer: p.issuerName ?? p.issuer.subject,
-    thisUpdate: p.thisUpdate,
-    // A CRL promises nothing past its issuer's life: whatever lifetime trellis.yaml sets, it ends with the issuer.
-    nextUpdate: p.nextUpdate > p.issuer.notAfter ? p.issuer.notAfter : p.nextUpdate,
-    signingKey: p.key,
-    signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
-    entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
-    extensions: [
-      await x5096.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
-      // A number that grows with time: RFC 5280 wants it monotonic per issuer.
-      new x5096.Extension(import_asn1_x5092.id_ce_cRLNumber, false, import_asn1_schema2.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3))))
-    ]
-  }, crypto3);
-  return pemEncode("X509 CRL", new Uint8Array(crl.rawData));
-}
-function parseCrls(pem2) {
-  return pemDecodeAll(pem2, "X509 CRL").map((der) => new x5096.X509Crl(new Uint8Array(der)));
-}
-async function crlSignedBy(crl, issuer) {
-  try {
-    return await crl.verify({ publicKey: issuer.publicKey });
-  } catch {
-    return false;
-  }
-}
-function serialKey(serial) {
-  return serial.toLowerCase().replace(/[^0-9a-f]/g, "").replace(/^0+(?=.)/, "");
-}
-function signAnchorCrl(p, seam) {
-  return seam.signCrl({ ...p, issuerName: p.issuer.issuer, entries: [] });
-}
-async function crlOf(crls, cert2) {
-  for (const c3 of crls) if (c3.issuer === cert2.subject && await crlSignedBy(c3, cert2)) return c3;
-  return void 0;
-}
-async function anchorCrlOf(crls, cert2) {
-  for (const c3 of crls) if (c3.issuer === cert2.issuer && c3.issuer !== cert2.subject && await crlSignedBy(c3, cert2)) return c3;
-  return void 0;
-}
-function crlEntriesFor(issuer, revoked, now) {
-  const id = keyId(issuer);
-  return revoked.filter((r) => r.issuer === id && new Date(r.notAfter) > now).map((r) => ({ serial: r.serial, at: new Date(r.at), reason: r.reason })).sort((a2, b) => a2.serial.localeCompare(b.serial));
-}
-async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
-  if (crlPem === void 0) return "missing";
-  let crls;
-  try {
-    crls = parseCrls(crlPem);
-  } catch {
-    return "unreadable";
-  }
-  if (crls.length !== issuers.length + anchors.length) return "issuers changed";
-  const halfLife = (crl) => {
-    const next = crl.nextUpdate?.getTime() ?? 0;
-    return next - now.getTime() < (next - crl.thisUpdate.getTime()) / 2;
-  };
-  for (const issuer of issuers) {
-    const crl = await crlOf(crls, issuer);
-    if (!crl) return `no CRL signed by ${issuer.subject}`;
-    const want = crlEntriesFor(issuer, revoked, now).map((e2) => serialKey(e2.serial)).sort().join();
-    const got = crl.entries.map((e2) => serialKey(e2.serialNumber)).sort().join();
-    if (want !== got) return "revocations changed";
-    if (halfLife(crl)) return "past half its life";
-    if (notYetValid(crl.thisUpdate, now)) return "not yet valid";
-  }
-  for (const anchor of anchors) {
-    const crl = await anchorCrlOf(crls, anchor);
-    if (!crl) return `no anchor CRL of ${anchor.subject}`;
-    if (halfLife(crl) || notYetValid(crl.thisUpdate, now)) return halfLife(crl) ? "past half its life" : "not yet valid";
-  }
-  return void 0;
-}
-var import_reflect_metadata6, x5096, import_asn1_schema2, import_asn1_x5092, REASONS;
-var init_revocation = __esm({
-  "packages/core/src/revocation.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    import_reflect_metadata6 = __toESM(require_Reflect(), 1);
-    x5096 = __toESM(require_x509_cjs(), 1);
-    import_asn1_schema2 = __toESM(require_cjs2(), 1);
-    import_asn1_x5092 = __toESM(require_cjs3(), 1);
-    init_crypto();
-    init_certificates();
-    init_data();
-    init_time();
-    REASONS = {
-      keyCompromise: x5096.X509CrlReason.keyCompromise,
-      cACompromise: x5096.X509CrlReason.cACompromise,
-      affiliationChanged: x5096.X509CrlReason.affiliationChanged,
-      superseded: x5096.X509CrlReason.superseded,
-      cessationOfOperation: x5096.X509CrlReason.cessationOfOperation
-    };
-  }
-});
-
 // packages/core/src/verify/crl.ts
 async function crlFindings(pem2, issuers, revoked, now, warnAhead, where, unsigned) {
   const out = [];
@@ -40940,16 +41951,45 @@ async function crlFindings(pem2, issuers, revoked, now, warnAhead, where, unsign
   for (const issuer of issuers) {
     const crl = await crlOf(crls, issuer);
     if (!crl) {
-      out.push({ ...where, level: unsigned.level, check: "crl", message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}` });
+      out.push({
+        ...where,
+        level: unsigned.level,
+        check: "crl",
+        message: `no CRL signed by ${issuer.subject}: ${unsigned.hint}`
+      });
       continue;
     }
     const listed = new Set(crl.entries.map((e2) => serialKey(e2.serialNumber)));
     const missing = crlEntriesFor(issuer, revoked, now).filter((e2) => !listed.has(serialKey(e2.serial)));
-    if (missing.length) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e2) => e2.serial).join(", ")}` });
+    if (missing.length)
+      out.push({
+        ...where,
+        level: "error",
+        check: "crl",
+        message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e2) => displaySerial(e2.serial)).join(", ")}`
+      });
     const next = crl.nextUpdate;
-    if (!next || next <= now) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything` });
-    else if (notYetValid(crl.thisUpdate, now)) out.push({ ...where, level: "error", check: "crl", message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}` });
-    else if (next.getTime() - now.getTime() < warnAhead) out.push({ ...where, level: "warning", check: "crl", message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon` });
+    if (!next || next <= now)
+      out.push({
+        ...where,
+        level: "error",
+        check: "crl",
+        message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything`
+      });
+    else if (notYetValid(crl.thisUpdate, now))
+      out.push({
+        ...where,
+        level: "error",
+        check: "crl",
+        message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}`
+      });
+    else if (next.getTime() - now.getTime() < warnAhead)
+      out.push({
+        ...where,
+        level: "warning",
+        check: "crl",
+        message: `CRL of ${issuer.subject} expires ${next.toISOString()}: re-sign it soon`
+      });
   }
   return out;
 }
@@ -40971,42 +42011,80 @@ async function verifyRootTier(mesh, now) {
   if (!root) add3("error", "root", "no root certificate", { file: paths2.rootCert });
   else {
     const file = paths2.rootCert;
-    if (!isSelfIssued(root) || !await signedBy(root, root)) add3("error", "signature", "root is not validly self-signed", { file });
+    if (!isSelfIssued(root) || !await signedBy(root, root))
+      add3("error", "signature", "root is not validly self-signed", { file });
     for (const v of profileViolations(root, "root")) add3("error", "profile", `root: ${v}`, { file });
     out.push(...expiry(root, "root", now, { file }));
-    if (!mesh.roots.some((r) => fingerprint(r) === fingerprint(root))) add3("error", "roots", "roots.pem does not contain the active root", { file: paths2.roots });
+    if (!mesh.roots.some((r) => fingerprint(r) === fingerprint(root)))
+      add3("error", "roots", "roots.pem does not contain the active root", { file: paths2.roots });
   }
   for (const r of mesh.roots) {
-    if (!await signedBy(r, r) || profileViolations(r, "root").length) add3("error", "roots", `${r.subject} in roots.pem is not a valid root`, { file: paths2.roots });
-    if (!rootLedgerFps.has(fingerprint(r))) add3("error", "ledger", `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths2.roots });
+    if (!await signedBy(r, r) || profileViolations(r, "root").length)
+      add3("error", "roots", `${r.subject} in roots.pem is not a valid root`, { file: paths2.roots });
+    if (!rootLedgerFps.has(fingerprint(r)))
+      add3("error", "ledger", `${r.subject} in roots.pem is not recorded in the root ledger`, { file: paths2.roots });
   }
   if (mesh.rootKeyUri !== void 0) {
-    if (mesh.rootKeyAge !== void 0) add3("error", "custody", "the root key is both on a token and in a file: one of them is not the root key", { file: paths2.rootKey });
-    else if (!mesh.rootKeyUri.startsWith("pkcs11:")) add3("error", "custody", "root.key.uri does not hold a PKCS#11 URI", { file: paths2.rootKeyUri });
-    else add3("ok", "custody", "the root key is on a PKCS#11 token (root.key.uri); no key file", { file: paths2.rootKeyUri });
-  } else if (mesh.rootKeyAge === void 0) add3("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
+    if (mesh.rootKeyAge !== void 0)
+      add3("error", "custody", "the root key is both on a token and in a file: one of them is not the root key", {
+        file: paths2.rootKey
+      });
+    else if (!mesh.rootKeyUri.startsWith("pkcs11:"))
+      add3("error", "custody", "root.key.uri does not hold a PKCS#11 URI", { file: paths2.rootKeyUri });
+    else
+      add3("ok", "custody", "the root key is on a PKCS#11 token (root.key.uri); no key file", {
+        file: paths2.rootKeyUri
+      });
+  } else if (mesh.rootKeyAge === void 0)
+    add3("error", "custody", "the encrypted root key is missing", { file: paths2.rootKey });
   else if (ageStanzaCount(mesh.rootKeyAge) !== mesh.config.recipients.offline.length) {
-    add3("error", "custody", `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`, { file: paths2.rootKey });
+    add3(
+      "error",
+      "custody",
+      `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`,
+      { file: paths2.rootKey }
+    );
   }
   for (const p of ledgerProblems(mesh.rootLedger)) add3("error", "ledger", p, { file: paths2.rootLedger });
   const rs = mesh.rootState;
   if (rs && root) {
-    if (rs.active !== fingerprint(root)) add3("error", "state", "root state names another active root than root.pem", { file: paths2.rootState });
+    if (rs.active !== fingerprint(root))
+      add3("error", "state", "root state names another active root than root.pem", { file: paths2.rootState });
     if (rs.phase === "overlap") {
       const prev = mesh.previousRoot;
-      if (!prev || fingerprint(prev) !== rs.previous) add3("error", "state", "root overlap without its previous root", { file: paths2.rootPrevious });
-      if (mesh.roots.map(fingerprint).sort().join() !== [rs.previous, rs.active].sort().join()) add3("error", "roots", "roots.pem must hold exactly {old, new} during the overlap", { file: paths2.roots });
+      if (!prev || fingerprint(prev) !== rs.previous)
+        add3("error", "state", "root overlap without its previous root", { file: paths2.rootPrevious });
+      if (mesh.roots.map(fingerprint).sort().join() !== [rs.previous, rs.active].sort().join())
+        add3("error", "roots", "roots.pem must hold exactly {old, new} during the overlap", { file: paths2.roots });
       const link = mesh.link;
       if (!link || !prev || !await signedBy(link, prev) || keyId(link) !== keyId(root) || link.subject !== root.subject) {
-        add3("error", "link", "the link certificate must carry the new root's name and key, signed by the old root", { file: paths2.link });
+        add3("error", "link", "the link certificate must carry the new root's name and key, signed by the old root", {
+          file: paths2.link
+        });
       }
     } else {
-      if (mesh.previousRoot || mesh.link) add3("error", "state", "old root or link certificate present outside an overlap", { file: paths2.rootPrevious });
-      if (mesh.roots.length !== 1) add3("error", "roots", "roots.pem must hold only the active root", { file: paths2.roots });
+      if (mesh.previousRoot || mesh.link)
+        add3("error", "state", "old root or link certificate present outside an overlap", { file: paths2.rootPrevious });
+      if (mesh.roots.length !== 1)
+        add3("error", "roots", "roots.pem must hold only the active root", { file: paths2.roots });
     }
   }
-  if (mesh.rootCrlPem === void 0) add3("warning", "crl", "no root CRL: revocation of intermediates cannot be checked; run trellis-root crl", { file: paths2.rootCrl });
-  else out.push(...await crlFindings(mesh.rootCrlPem, mesh.roots, liveRevokedIntermediates(mesh, now), now, ROOT_CRL_WARNING, { file: paths2.rootCrl }, { level: "error", hint: "run trellis-root crl" }));
+  if (mesh.rootCrlPem === void 0)
+    add3("warning", "crl", "no root CRL: revocation of intermediates cannot be checked; run trellis-root crl", {
+      file: paths2.rootCrl
+    });
+  else
+    out.push(
+      ...await crlFindings(
+        mesh.rootCrlPem,
+        mesh.roots,
+        liveRevokedIntermediates(mesh, now),
+        now,
+        ROOT_CRL_WARNING,
+        { file: paths2.rootCrl },
+        { level: "error", hint: "run trellis-root crl" }
+      )
+    );
   return out;
 }
 function liveRevokedIntermediates(mesh, now) {
@@ -41020,7 +42098,7 @@ var init_root = __esm({
     init_certificates();
     init_custody();
     init_ledger();
-    init_mesh();
+    init_paths();
     init_profiles();
     init_chain();
     init_crl();
@@ -41037,10 +42115,17 @@ async function verifyIntermediates({ mesh, def, m, live, now }) {
   const scopeLedgerFps = ledgerFingerprints(m.ledger);
   for (const l of live) {
     for (const p of await intermediateProblems(mesh, def.name, l.cert)) add3("error", "chain", p, l.file);
-    if (lacksIpExclusion(l.cert)) add3("warning", "profile", "its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation", l.file);
+    if (lacksIpExclusion(l.cert))
+      add3(
+        "warning",
+        "profile",
+        "its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation",
+        l.file
+      );
     if (l.role === "old-root") continue;
     if (l.keyAge === void 0) add3("error", "custody", "its encrypted key is missing", l.keyFile);
-    else if (ageStanzaCount(l.keyAge) !== 1) add3("error", "custody", "the key file is not age ciphertext to exactly one (the CI) recipient", l.keyFile);
+    else if (ageStanzaCount(l.keyAge) !== 1)
+      add3("error", "custody", "the key file is not age ciphertext to exactly one (the CI) recipient", l.keyFile);
     const fp = fingerprint(l.cert);
     if (!scopeLedgerFps.has(fp)) add3("error", "ledger", "not recorded in the scope ledger", l.file);
     if (!rootLedgerFps.has(fp)) add3("error", "ledger", "not recorded in the root ledger", l.file);
@@ -41058,9 +42143,12 @@ function verifyPhase({ def, m, live }) {
     const l = inRole(live, role);
     return l ? fingerprint(l.cert) : void 0;
   };
-  if (st.active !== fp("active")) add3("error", "state", "state.yaml names another active intermediate than intermediate.pem", file);
-  if (st.phase === "publish" !== Boolean(fp("next")) || fp("next") && st.next !== fp("next")) add3("error", "state", `phase ${st.phase} does not match intermediate.next.pem`, file);
-  if (st.phase === "switch" !== Boolean(fp("previous")) || fp("previous") && st.previous !== fp("previous")) add3("error", "state", `phase ${st.phase} does not match intermediate.previous.pem`, file);
+  if (st.active !== fp("active"))
+    add3("error", "state", "state.yaml names another active intermediate than intermediate.pem", file);
+  if (st.phase === "publish" !== Boolean(fp("next")) || fp("next") && st.next !== fp("next"))
+    add3("error", "state", `phase ${st.phase} does not match intermediate.next.pem`, file);
+  if (st.phase === "switch" !== Boolean(fp("previous")) || fp("previous") && st.previous !== fp("previous"))
+    add3("error", "state", `phase ${st.phase} does not match intermediate.previous.pem`, file);
   return out;
 }
 function verifyBoundary({ mesh, def, m }, revokedFps) {
@@ -41068,14 +42156,33 @@ function verifyBoundary({ mesh, def, m }, revokedFps) {
   const add3 = collector(def.name, out);
   const want = scopeTrust(mesh, def.name).map(fingerprint);
   const plain = m.trustPem === void 0 ? void 0 : safe(() => parseCertificates(m.trustPem).map(fingerprint));
-  if (plain?.join() !== want.join()) add3("error", "boundary", "trust.pem does not hold exactly the intermediates of its trusted scopes", paths2.trust(def.name));
+  if (plain?.join() !== want.join())
+    add3(
+      "error",
+      "boundary",
+      "trust.pem does not hold exactly the intermediates of its trusted scopes",
+      paths2.trust(def.name)
+    );
   const trusted = m.trustOpensslPem === void 0 ? void 0 : safe(() => parseTrustOpensslPem(m.trustOpensslPem));
   if (trusted?.map((t) => fingerprint(t.cert)).join() !== want.join() || trusted.some((t) => !t.trustsClientAndServer)) {
-    add3("error", "boundary", "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth", paths2.trustOpenssl(def.name));
+    add3(
+      "error",
+      "boundary",
+      "trust.openssl.pem does not hold exactly the trusted intermediates, each trusted for clientAuth and serverAuth",
+      paths2.trustOpenssl(def.name)
+    );
   }
   out.push(...verifyAnchorFiles(mesh, def.name, m));
-  const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter((f) => revokedFps.has(f));
-  if (revokedInBundle.length) add3("error", "boundary", `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`, paths2.trust(def.name));
+  const revokedInBundle = [...plain ?? [], ...(trusted ?? []).map((t) => fingerprint(t.cert))].filter(
+    (f) => revokedFps.has(f)
+  );
+  if (revokedInBundle.length)
+    add3(
+      "error",
+      "boundary",
+      `a revoked intermediate is still trusted: ${[...new Set(revokedInBundle)].join(", ")}`,
+      paths2.trust(def.name)
+    );
   return out;
 }
 function verifyAnchorFiles(mesh, scope2, m) {
@@ -41083,32 +42190,90 @@ function verifyAnchorFiles(mesh, scope2, m) {
   const add3 = collector(scope2, out);
   const want = scopeAnchorFiles(mesh, scope2);
   if (m.anchorFiles.size === 0) {
-    add3("warning", "boundary", `no one-anchor-per-file bundle yet (${paths2.capath(scope2)}/, ${paths2.anchors(scope2)}/; the store predates them): the next trellis-ci renew writes them`, paths2.capath(scope2));
+    add3(
+      "warning",
+      "boundary",
+      `no one-anchor-per-file bundle yet (${paths2.capath(scope2)}/, ${paths2.anchors(scope2)}/; the store predates them): the next trellis-ci renew writes them`,
+      paths2.capath(scope2)
+    );
     return out;
   }
   for (const f of want) {
     const held = m.anchorFiles.get(f.path);
-    if (held === void 0) add3("error", "boundary", "anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it", f.path);
-    else if (held !== f.content) add3("error", "boundary", "anchor file does not hold exactly the anchor its name stands for; trellis-ci renew rewrites it", f.path);
+    if (held === void 0)
+      add3(
+        "error",
+        "boundary",
+        "anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it",
+        f.path
+      );
+    else if (held !== f.content)
+      add3(
+        "error",
+        "boundary",
+        "anchor file does not hold exactly the anchor its name stands for; trellis-ci renew rewrites it",
+        f.path
+      );
   }
   const wanted = new Set(want.map((f) => f.path));
   for (const p of m.anchorFiles.keys()) {
-    if (!wanted.has(p)) add3("error", "boundary", "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it", p);
+    if (!wanted.has(p))
+      add3(
+        "error",
+        "boundary",
+        "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it",
+        p
+      );
   }
   return out;
 }
 async function verifyScopeCrl({ def, m, live, now }) {
   const file = paths2.scopeCrl(def.name);
-  if (m.crlPem === void 0) return [{ level: "warning", check: "crl", message: "no leaf CRL yet: the next trellis-ci renew signs it", scope: def.name, file }];
+  if (m.crlPem === void 0)
+    return [
+      {
+        level: "warning",
+        check: "crl",
+        message: "no leaf CRL yet: the next trellis-ci renew signs it",
+        scope: def.name,
+        file
+      }
+    ];
   const set = crlSetOf(live);
-  const out = await crlFindings(m.crlPem, set.leaf.map((l) => l.cert), m.state.revoked, now, 0, { scope: def.name, file }, { level: "warning", hint: "the next trellis-ci renew signs it" });
+  const out = await crlFindings(
+    m.crlPem,
+    set.leaf.map((l) => l.cert),
+    m.state.revoked,
+    now,
+    0,
+    { scope: def.name, file },
+    { level: "warning", hint: "the next trellis-ci renew signs it" }
+  );
   const add3 = collector(def.name, out);
   const crls = safe(() => parseCrls(m.crlPem)) ?? [];
   for (const anchor of set.anchor.map((l) => l.cert)) {
     const crl = await anchorCrlOf(crls, anchor);
-    if (!crl) add3("warning", "crl", `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`, file);
-    else if (!crl.nextUpdate || crl.nextUpdate <= now) add3("error", "crl", `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`, file);
-    else if (notYetValid(crl.thisUpdate, now)) add3("error", "crl", `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`, file);
+    if (!crl)
+      add3(
+        "warning",
+        "crl",
+        `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`,
+        file
+      );
+    else if (!crl.nextUpdate || crl.nextUpdate <= now)
+      add3(
+        "error",
+        "crl",
+        `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`,
+        file
+      );
+    else if (notYetValid(crl.thisUpdate, now))
+      add3(
+        "error",
+        "crl",
+        `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`,
+        file
+      );
   }
   return out;
 }
@@ -41127,9 +42292,21 @@ function verifyIssuance({ mesh, def, m, now }) {
     }
     const outside = namesOutside(rec, permitted);
     if (outside.length) add3("error", "constraints", `${svc.name}: ${outside.join(", ")} outside the scope`, file);
-    if (revokedSerials.has(serialKey(rec.serial))) add3("error", "leaf", `${svc.name}: the current leaf ${rec.serial} is revoked; run trellis-ci renew --force --scope ${def.name}`, file);
+    if (revokedSerials.has(serialKey(rec.serial)))
+      add3(
+        "error",
+        "leaf",
+        `${svc.name}: the current leaf ${displaySerial(rec.serial)} is revoked; run trellis-ci renew --force --scope ${def.name}`,
+        file
+      );
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due]) add3(DUE[due][0], due === "expired" || due === "renewal-window" || due === "not-yet-valid" ? "expiry" : "leaf", `${svc.name}: ${DUE[due][1]} (${due === "not-yet-valid" ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`, file);
+    if (due && DUE[due])
+      add3(
+        DUE[due][0],
+        due === "expired" || due === "renewal-window" || due === "not-yet-valid" ? "expiry" : "leaf",
+        `${svc.name}: ${DUE[due][1]} (${due === "not-yet-valid" ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`,
+        file
+      );
   }
   const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
@@ -41138,7 +42315,13 @@ function verifyIssuance({ mesh, def, m, now }) {
   return out;
 }
 function verifyScopeLedger({ def, m }) {
-  return ledgerProblems(m.ledger).map((p) => ({ level: "error", check: "ledger", message: p, scope: def.name, file: paths2.ledger(def.name) }));
+  return ledgerProblems(m.ledger).map((p) => ({
+    level: "error",
+    check: "ledger",
+    message: p,
+    scope: def.name,
+    file: paths2.ledger(def.name)
+  }));
 }
 var collector, DUE;
 var init_scope = __esm({
@@ -41150,7 +42333,8 @@ var init_scope = __esm({
     init_issuance();
     init_ledger();
     init_live();
-    init_mesh();
+    init_scope_trust();
+    init_paths();
     init_names();
     init_revocation();
     init_profiles();
@@ -41162,11 +42346,115 @@ var init_scope = __esm({
     collector = (scope2, out) => (level, check2, message, file) => out.push({ level, check: check2, message, scope: scope2, file });
     DUE = {
       expired: ["error", "leaf expired; run trellis-ci renew"],
-      "not-yet-valid": ["error", "leaf not yet valid (minted under a --now ahead of this clock): peers refuse it; run trellis-ci renew"],
+      "not-yet-valid": [
+        "error",
+        "leaf not yet valid (minted under a --now ahead of this clock): peers refuse it; run trellis-ci renew"
+      ],
       "issuer-changed": ["warning", "issued by an intermediate that is no longer active; renew re-mints it"],
       "names-changed": ["warning", "names changed in the scope file; renew re-mints it"],
       "renewal-window": ["warning", "leaf is due (⅓ of its life left); run trellis-ci renew"]
     };
+  }
+});
+
+// packages/core/src/verify/deploy.ts
+function deployFindings(mesh) {
+  const out = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy).map((change) => ({
+    level: "error",
+    check: "allow-list",
+    file: paths2.config,
+    message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`
+  }));
+  for (const change of unconfirmedPolicyChanges(mesh)) {
+    out.push({
+      level: "error",
+      check: "signing-policy",
+      file: paths2.config,
+      message: `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root confirm (or the change is reverted)`
+    });
+  }
+  for (const s of mesh.scopes) {
+    for (const svc of s.services) {
+      svc.deploy.forEach((sel, i2) => {
+        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
+        if (isRefusal(r))
+          out.push({
+            level: "error",
+            check: "allow-list",
+            scope: s.name,
+            file: paths2.scopeFile(s.name),
+            message: `${r.field}: ${r.detail}`
+          });
+      });
+    }
+  }
+  return out;
+}
+var init_deploy = __esm({
+  "packages/core/src/verify/deploy.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_deploy_allow_list();
+    init_paths();
+    init_signing_policy();
+  }
+});
+
+// packages/core/src/verify/ledgers.ts
+function ledgerFindings(t, scope2) {
+  const where = { file: t.file, ...scope2 ? { scope: scope2 } : {} };
+  const out = t.problems.map((p) => ({
+    ...where,
+    level: "error",
+    check: "ledger",
+    message: `entry ${p.seq}: ${p.message}; restore the ledger from git history before anything signs on top of it`
+  }));
+  if (t.legacy && t.entries.length) {
+    out.push({
+      ...where,
+      level: "warning",
+      check: "ledger",
+      message: "unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write"
+    });
+  }
+  return out;
+}
+function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)) {
+  const root = rootLedgerTrust(mesh);
+  const out = [
+    ...ledgerFindings(root),
+    ...asFindings(rootStateProblems(mesh)),
+    ...asFindings(evidenceProblems(root, "root", read2, sha256Hex))
+  ];
+  for (const scope2 of mesh.scopes) {
+    const m = mesh.material.get(scope2.name);
+    if (!m.ledger) continue;
+    const t = scopeLedgerTrust(mesh, scope2.name);
+    out.push(
+      ...ledgerFindings(t, scope2.name),
+      ...asFindings(scopeStateProblems(mesh, scope2.name, now), scope2.name),
+      ...asFindings(evidenceProblems(t, scope2.name, read2, sha256Hex), scope2.name)
+    );
+    out.push(...asFindings(issuanceRecordProblems(mesh, scope2.name), scope2.name));
+  }
+  return out;
+}
+var asFindings;
+var init_ledgers = __esm({
+  "packages/core/src/verify/ledgers.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_crypto();
+    init_ledger_trust();
+    init_record_proofs();
+    init_store();
+    asFindings = (ps, scope2) => ps.map((p) => ({
+      level: "error",
+      check: "record",
+      message: `${p.field}: ${p.message} (machine-managed: restore it from git history)`,
+      file: p.file,
+      ...scope2 ? { scope: scope2 } : {}
+    }));
   }
 });
 
@@ -41175,10 +42463,22 @@ async function custodyFindings(mesh, ids) {
   const out = [];
   const open = async (who, ct) => ct === void 0 ? void 0 : tryDecrypt(who, ct);
   const keys = [...mesh.material.keys()].flatMap((scope2) => ciKeyFiles(mesh, scope2).map((k) => ({ scope: scope2, ...k })));
-  const standbys = [...mesh.material.keys()].flatMap((scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role === "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, file: l.keyFile, ct: l.keyAge })));
-  for (const [who, id] of [["CI", ids.ci], ["root", ids.root]]) {
+  const standbys = [...mesh.material.keys()].flatMap(
+    (scope2) => liveIntermediates(mesh, scope2).filter((l) => l.role === "standby" && l.keyAge !== void 0).map((l) => ({ scope: scope2, file: l.keyFile, ct: l.keyAge }))
+  );
+  for (const [who, id] of [
+    ["CI", ids.ci],
+    ["root", ids.root]
+  ]) {
     for (const k of id ? standbys : []) {
-      if ((await open(id, k.ct))?.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only` });
+      if ((await open(id, k.ct))?.ok)
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: `the ${who} identity opens this standby key: it must be encrypted to the break-glass recipient only`
+        });
     }
   }
   if (ids.breakglass) {
@@ -41186,39 +42486,115 @@ async function custodyFindings(mesh, ids) {
     for (const k of standbys) {
       const cert2 = [...mesh.material.entries()].find(([s]) => s === k.scope)[1].standby;
       const r = await open(bg, k.ct);
-      if (!r.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the break-glass identity does not open this standby key" });
-      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the standby key does not match its certificate" });
-      else out.push({ level: "ok", check: "custody", scope: k.scope, file: k.file, message: "standby key opens with the break-glass identity and matches its certificate" });
+      if (!r.ok)
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "the break-glass identity does not open this standby key"
+        });
+      else if (!keyMatchesCert(r.text, cert2))
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "the standby key does not match its certificate"
+        });
+      else
+        out.push({
+          level: "ok",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "standby key opens with the break-glass identity and matches its certificate"
+        });
     }
     for (const [ct, file] of [[mesh.rootKeyAge, paths2.rootKey], ...keys.map((k) => [k.ct, k.file])]) {
-      if ((await open(bg, ct))?.ok) out.push({ level: "error", check: "custody", file, message: "the break-glass identity opens this key: it must open standby keys only" });
+      if ((await open(bg, ct))?.ok)
+        out.push({
+          level: "error",
+          check: "custody",
+          file,
+          message: "the break-glass identity opens this key: it must open standby keys only"
+        });
     }
   }
   if (ids.ci) {
     if ((await open(ids.ci, mesh.rootKeyAge))?.ok) {
-      out.push({ level: "error", check: "custody", file: paths2.rootKey, message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root" });
-    } else if (mesh.rootKeyAge !== void 0) out.push({ level: "ok", check: "custody", file: paths2.rootKey, message: "the CI identity cannot open the root key" });
+      out.push({
+        level: "error",
+        check: "custody",
+        file: paths2.rootKey,
+        message: "the CI identity opens the root key: the root key is exposed to CI; rotate the root"
+      });
+    } else if (mesh.rootKeyAge !== void 0)
+      out.push({
+        level: "ok",
+        check: "custody",
+        file: paths2.rootKey,
+        message: "the CI identity cannot open the root key"
+      });
     if (Object.keys(confirmedCiCustody(mesh).scopes).length) {
       out.push(...await ciScopeCustodyFindings(mesh, ids.ci));
     }
     for (const k of Object.keys(confirmedCiCustody(mesh).scopes).length ? [] : keys) {
       const r = await open(ids.ci, k.ct);
-      if (!r.ok) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : "the CI identity does not open this intermediate key" });
-      else if (!keyMatchesCert(r.text, k.cert)) out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the intermediate key does not match its certificate" });
-      else out.push({ level: "ok", check: "custody", scope: k.scope, file: k.file, message: "intermediate key opens with the CI identity and matches its certificate" });
+      if (!r.ok)
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: r.why === "malformed" ? "this intermediate key file is not readable age ciphertext" : "the CI identity does not open this intermediate key"
+        });
+      else if (!keyMatchesCert(r.text, k.cert))
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "the intermediate key does not match its certificate"
+        });
+      else
+        out.push({
+          level: "ok",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "intermediate key opens with the CI identity and matches its certificate"
+        });
     }
   }
   if (ids.root) {
-    for (const [cert2, ct, file, uri] of [[mesh.root, mesh.rootKeyAge, paths2.rootKey, mesh.rootKeyUri], [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey, mesh.previousRootKeyUri]]) {
+    for (const [cert2, ct, file, uri] of [
+      [mesh.root, mesh.rootKeyAge, paths2.rootKey, mesh.rootKeyUri],
+      [mesh.previousRoot, mesh.previousRootKeyAge, paths2.rootPreviousKey, mesh.previousRootKeyUri]
+    ]) {
       if (!cert2 || ct === void 0 && uri !== void 0) continue;
       const r = await open(ids.root, ct);
-      if (!r?.ok) out.push({ level: "error", check: "custody", file, message: "the root identity does not open this root key" });
-      else if (!keyMatchesCert(r.text, cert2)) out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
-      else out.push({ level: "ok", check: "custody", file, message: "root key opens with the offline identity and matches its certificate" });
+      if (!r?.ok)
+        out.push({ level: "error", check: "custody", file, message: "the root identity does not open this root key" });
+      else if (!keyMatchesCert(r.text, cert2))
+        out.push({ level: "error", check: "custody", file, message: "the root key does not match its certificate" });
+      else
+        out.push({
+          level: "ok",
+          check: "custody",
+          file,
+          message: "root key opens with the offline identity and matches its certificate"
+        });
     }
     for (const k of keys) {
       if ((await open(ids.root, k.ct))?.ok) {
-        out.push({ level: "error", check: "custody", scope: k.scope, file: k.file, message: "the root identity opens this intermediate key: it must be encrypted to the CI recipient only" });
+        out.push({
+          level: "error",
+          check: "custody",
+          scope: k.scope,
+          file: k.file,
+          message: "the root identity opens this intermediate key: it must be encrypted to the CI recipient only"
+        });
       }
     }
   }
@@ -41232,11 +42608,11 @@ var init_custody2 = __esm({
     init_custody();
     init_live();
     init_scope_custody();
-    init_mesh();
+    init_paths();
   }
 });
 
-// packages/core/src/verify.ts
+// packages/core/src/verify/verify.ts
 async function verifyMesh(mesh, now) {
   const out = await verifyRootTier(mesh, now);
   const revokedFps = new Set(liveRevokedIntermediates(mesh, now).map((r) => r.fingerprint));
@@ -41246,8 +42622,22 @@ async function verifyMesh(mesh, now) {
     out.push(...verifyScopeLedger(view));
     if (!m.intermediate) {
       const file = paths2.intermediate(def.name);
-      if (ceremonyState(mesh, def.name) === "lost") out.push({ level: "error", check: "custody", message: "intermediate.pem is missing but the scope had an intermediate: restore it from git", scope: def.name, file });
-      else out.push({ level: "pending", check: "ceremony", message: `declared in ${paths2.scopeFile(def.name)}, awaiting its intermediate: the custodian runs trellis-root intermediate ${def.name} offline`, scope: def.name, file });
+      if (ceremonyState(mesh, def.name) === "lost")
+        out.push({
+          level: "error",
+          check: "custody",
+          message: "intermediate.pem is missing but the scope had an intermediate: restore it from git",
+          scope: def.name,
+          file
+        });
+      else
+        out.push({
+          level: "pending",
+          check: "ceremony",
+          message: `declared in ${paths2.scopeFile(def.name)}, awaiting its intermediate: the custodian runs trellis-root intermediate ${def.name} offline`,
+          scope: def.name,
+          file
+        });
       continue;
     }
     out.push(
@@ -41264,42 +42654,59 @@ async function verifyMesh(mesh, now) {
   out.push(...verifyLedgers(mesh, now));
   for (const o2 of mesh.orphans) {
     if (mesh.retired.has(o2) && retiredScopes(mesh).has(o2)) {
-      if (liveIntermediates(mesh, o2).length) out.push({ level: "error", check: "retire", message: `scope ${o2} was retired but an intermediate of it is still in the store`, file: `bundles/${o2}/intermediate.pem` });
+      if (liveIntermediates(mesh, o2).length)
+        out.push({
+          level: "error",
+          check: "retire",
+          message: `scope ${o2} was retired but an intermediate of it is still in the store`,
+          file: `bundles/${o2}/intermediate.pem`
+        });
       continue;
     }
     if (mesh.retired.get(o2)?.intermediate) {
-      out.push({ level: "pending", check: "retire", message: `scopes/${o2}.yaml was deleted: its intermediates stay trusted until the custodian runs trellis-root retire ${o2}`, file: `bundles/${o2}` });
+      out.push({
+        level: "pending",
+        check: "retire",
+        message: `scopes/${o2}.yaml was deleted: its intermediates stay trusted until the custodian runs trellis-root retire ${o2}`,
+        file: `bundles/${o2}`
+      });
       continue;
     }
-    out.push({ level: "warning", check: "orphan", message: `bundles/${o2}/ has no scopes/${o2}.yaml: a removed scope's material is still in the store; the custodian runs trellis-root retire ${o2}`, file: `bundles/${o2}` });
+    out.push({
+      level: "warning",
+      check: "orphan",
+      message: `bundles/${o2}/ has no scopes/${o2}.yaml: a removed scope's material is still in the store; the custodian runs trellis-root retire ${o2}`,
+      file: `bundles/${o2}`
+    });
   }
   return out;
 }
 function retiredScopes(mesh) {
-  return new Set(parseLedger(mesh.rootLedger).entries.filter((e2) => e2.op === "retire" && typeof e2.details.scope === "string").map((e2) => e2.details.scope));
+  return new Set(
+    parseLedger(mesh.rootLedger).entries.filter((e2) => e2.op === "retire" && typeof e2.details.scope === "string").map((e2) => e2.details.scope)
+  );
 }
 var init_verify = __esm({
-  "packages/core/src/verify.ts"() {
+  "packages/core/src/verify/verify.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_ceremony_plan();
     init_live();
-    init_mesh();
+    init_paths();
     init_ledger();
     init_root();
     init_scope();
-    init_verify_deploy();
+    init_deploy();
     init_scope_custody();
-    init_verify_ledgers();
+    init_ledgers();
     init_uniqueness();
     init_finding();
     init_chain();
-    init_root();
     init_custody2();
   }
 });
 
-// packages/core/src/plan.ts
+// packages/core/src/procedures/plan.ts
 function planRenew(mesh, now, opts2 = {}) {
   const scopes = opts2.scope ? [scopeDef(mesh, opts2.scope)] : mesh.scopes;
   const plan2 = { mint: [], pending: [], held: [], collisions: [] };
@@ -41332,7 +42739,13 @@ function meshStatus(mesh, now) {
     mesh: mesh.config.mesh,
     trustDomain: mesh.config.trustDomain,
     now: iso(now),
-    root: mesh.root ? { fingerprint: fingerprint(mesh.root), subject: mesh.root.subject, notAfter: iso(mesh.root.notAfter), phase: mesh.rootState?.phase ?? "steady", ...early2(mesh.root) } : null,
+    root: mesh.root ? {
+      fingerprint: fingerprint(mesh.root),
+      subject: mesh.root.subject,
+      notAfter: iso(mesh.root.notAfter),
+      phase: mesh.rootState?.phase ?? "steady",
+      ...early2(mesh.root)
+    } : null,
     scopes: mesh.scopes.map((scope2) => {
       const m = mesh.material.get(scope2.name);
       const active = activeIssuer(mesh, scope2.name);
@@ -41342,74 +42755,58 @@ function meshStatus(mesh, now) {
         kind: scope2.kind,
         phase: m.state?.phase ?? "pending",
         ...gate ? { gate } : {},
-        intermediate: m.intermediate ? { fingerprint: fingerprint(m.intermediate), subject: m.intermediate.subject, notAfter: iso(m.intermediate.notAfter), ...early2(m.intermediate) } : null,
+        intermediate: m.intermediate ? {
+          fingerprint: fingerprint(m.intermediate),
+          subject: m.intermediate.subject,
+          notAfter: iso(m.intermediate.notAfter),
+          ...early2(m.intermediate)
+        } : null,
         leaves: scope2.services.map((svc) => {
           const r = m.leaves.get(svc.name);
           if (!r) return { service: svc.name, state: "missing" };
           const renewAt = renewalPoint(r);
           const due = leafDue(r, leafNames(scope2.name, svc, mesh.config.trustDomain), active, now);
           const state = due === "expired" || due === "not-yet-valid" ? due : due === "issuer-changed" ? "stale-issuer" : due ? "due" : "ok";
-          return { service: svc.name, state, serial: r.serial, notAfter: iso(r.notAfter), renewAt: iso(renewAt) };
+          return {
+            service: svc.name,
+            state,
+            serial: displaySerial(r.serial),
+            notAfter: iso(r.notAfter),
+            renewAt: iso(renewAt)
+          };
         })
       };
     })
   };
 }
 var init_plan = __esm({
-  "packages/core/src/plan.ts"() {
+  "packages/core/src/procedures/plan.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_issuance();
     init_rotation();
-    init_mesh();
+    init_scope_trust();
     init_profiles();
     init_time();
+    init_revocation();
     init_uniqueness();
   }
 });
 
-// packages/core/src/report.ts
-function renderFindings(findings) {
-  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
-  const sorted = [...findings].sort((a2, b) => order[a2.level] - order[b.level]);
-  const lines = sorted.map((f) => `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ${f.scope ? `[${f.scope}] ` : ""}${f.message}${f.file ? `  (${f.file})` : ""}`);
-  const count2 = (l) => findings.filter((f) => f.level === l).length;
-  lines.push(`${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`);
-  return `${lines.join("\n")}
-`;
-}
-function renderStatus(s) {
-  const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)");
-  for (const sc of s.scopes) {
-    lines.push(`scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`);
-    if (sc.intermediate) lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`);
-    for (const l of sc.leaves) {
-      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd());
-    }
-  }
-  return `${lines.join("\n")}
-`;
-}
-var MARK;
-var init_report = __esm({
-  "packages/core/src/report.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    MARK = { error: "✗", warning: "!", pending: "…", ok: "✓" };
-  }
-});
-
-// packages/core/src/burn.ts
+// packages/core/src/ledger/burn.ts
 function signBurnStatement(b, signer) {
   const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(b)));
-  const env2 = { statement: b, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  const env2 = {
+    statement: b,
+    signer: certificatePem(signer.cert),
+    signature: signature.toString("base64")
+  };
   return `${JSON.stringify(env2, null, 2)}
 `;
 }
 var init_burn = __esm({
-  "packages/core/src/burn.ts"() {
+  "packages/core/src/ledger/burn.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -41419,10 +42816,10 @@ var init_burn = __esm({
   }
 });
 
-// packages/core/src/host-trust.ts
+// packages/core/src/trust/host-trust.ts
 var DEFAULT_HOST_POLICY;
 var init_host_trust = __esm({
-  "packages/core/src/host-trust.ts"() {
+  "packages/core/src/trust/host-trust.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -41435,7 +42832,26 @@ var init_host_trust = __esm({
   }
 });
 
-// packages/core/src/release.ts
+// packages/core/src/model/mesh.ts
+var RELEASE_FILES;
+var init_mesh = __esm({
+  "packages/core/src/model/mesh.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    RELEASE_FILES = [
+      "cert.pem",
+      "key.pem",
+      "chain.pem",
+      "chain-and-key.pem",
+      "trust.pem",
+      "trust.openssl.pem",
+      "crl.pem",
+      "client-ca-names.pem"
+    ];
+  }
+});
+
+// packages/core/src/trust/release.ts
 function isReleaseFile(name) {
   return RELEASE_FILES.includes(name) || ANCHOR_FILE.test(name);
 }
@@ -41461,7 +42877,12 @@ function releaseFor(mesh, scope2, leaf) {
   const perFile = anchorFileSet(composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), anchorsBy(mesh)));
   return {
     // haproxy's `crt` wants the chain and its key in one file.
-    ...leaf ? { "cert.pem": leaf.cert, "key.pem": leaf.key, "chain.pem": leaf.chain, "chain-and-key.pem": leaf.chain + leaf.key } : {},
+    ...leaf ? {
+      "cert.pem": leaf.cert,
+      "key.pem": leaf.key,
+      "chain.pem": leaf.chain,
+      "chain-and-key.pem": leaf.chain + leaf.key
+    } : {},
     "trust.pem": trustPem(trust),
     "trust.openssl.pem": trustOpensslPem(trust),
     ...crl ? { "crl.pem": crl } : {},
@@ -41471,16 +42892,20 @@ function releaseFor(mesh, scope2, leaf) {
 }
 async function sealRelease(r, recipient, signer) {
   const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
-  const envelope = { release: r, signer: certificatePem(signer.cert), signature: signature.toString("base64") };
+  const envelope = {
+    release: r,
+    signer: certificatePem(signer.cert),
+    signature: signature.toString("base64")
+  };
   return encryptTo([recipient], JSON.stringify(envelope));
 }
 function describeRelease(r) {
   const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
   return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
 }
-var RELEASE_FILES, ANCHOR_FILE, NAMES_ONLY_CA;
+var ANCHOR_FILE, NAMES_ONLY_CA;
 var init_release = __esm({
-  "packages/core/src/release.ts"() {
+  "packages/core/src/trust/release.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -41493,12 +42918,14 @@ var init_release = __esm({
     init_burn();
     init_revocation();
     init_host_trust();
-    init_mesh();
+    init_scope_trust();
     init_live();
     init_trust();
     init_data();
-    RELEASE_FILES = ["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem", "trust.pem", "trust.openssl.pem", "crl.pem", "client-ca-names.pem"];
-    ANCHOR_FILE = new RegExp(`^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`);
+    init_mesh();
+    ANCHOR_FILE = new RegExp(
+      `^(${CAPATH_DIR}/[0-9a-f]{8}\\.[0-9]{1,3}|${ANCHORS_DIR}/[a-z0-9-]{1,63}-[0-9a-f]{16}\\.pem)$`
+    );
     NAMES_ONLY_CA = `-----BEGIN CERTIFICATE-----
 MIIB7zCCAZWgAwIBAgIUUDbYBBwzuw4+nfpfMfqOejweuU4wCgYIKoZIzj0EAwIw
 TDEQMA4GA1UECgwHdHJlbGxpczE4MDYGA1UEAwwvdHJlbGxpcyBjbGllbnQgY2Vy
@@ -41516,42 +42943,80 @@ lS3VAq1U2YhLD0xgN3hnM0gCvA==
   }
 });
 
-// packages/core/src/explain.ts
+// packages/core/src/verify/explain.ts
 function recordParty(mesh, ref) {
   const [scope2, service, ...rest] = ref.split("/");
-  if (!scope2 || !service || rest.length) throw new TrellisError("usage", `"${ref}" is neither SCOPE/SERVICE nor a certificate file`, { hint: "name a party as us-east-1/api, or give the path of a PEM certificate" });
+  if (!scope2 || !service || rest.length)
+    throw new TrellisError("usage", `"${ref}" is neither SCOPE/SERVICE nor a certificate file`, {
+      hint: "name a party as us-east-1/api, or give the path of a PEM certificate"
+    });
   const def = scopeDef(mesh, scope2);
-  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, { file: paths2.scopeFile(scope2) });
+  if (!def.services.some((s) => s.name === service))
+    throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, {
+      file: paths2.scopeFile(scope2)
+    });
   const rec = mesh.material.get(scope2)?.leaves.get(service);
-  if (!rec) throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf yet`, { file: paths2.leaves(scope2), hint: "trellis-ci renew mints it" });
+  if (!rec)
+    throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf yet`, {
+      file: paths2.leaves(scope2),
+      hint: "trellis-ci renew mints it"
+    });
   return {
     label: ref,
     scope: scope2,
-    leaf: { serial: rec.serial, notBefore: rec.notBefore, notAfter: rec.notAfter, dns: rec.dns, uris: rec.uris, ekus: [EKU.server, EKU.client], issuerKey: rec.issuerKey, issuerFingerprint: rec.issuer }
+    leaf: {
+      serial: rec.serial,
+      notBefore: rec.notBefore,
+      notAfter: rec.notAfter,
+      dns: rec.dns,
+      uris: rec.uris,
+      ekus: [EKU.server, EKU.client],
+      issuerKey: rec.issuerKey,
+      issuerFingerprint: rec.issuer
+    }
   };
 }
 function certificateParty(mesh, label, cert2) {
   const sans = subjectAltNames(cert2);
   const eku = cert2.getExtension(x5097.ExtendedKeyUsageExtension);
-  const scope2 = mesh.scopes.find((s) => sans.uris.some((u2) => {
-    try {
-      return new URL(u2).hostname === scopeDomain(s.name, mesh.config.trustDomain);
-    } catch {
-      return false;
-    }
-  }))?.name;
+  const scope2 = mesh.scopes.find(
+    (s) => sans.uris.some((u2) => {
+      try {
+        return new URL(u2).hostname === scopeDomain(s.name, mesh.config.trustDomain);
+      } catch {
+        return false;
+      }
+    })
+  )?.name;
   return {
     label,
     scope: scope2,
-    leaf: { serial: cert2.serialNumber, notBefore: cert2.notBefore, notAfter: cert2.notAfter, dns: sans.dns, uris: sans.uris, ekus: eku ? eku.usages.map(String) : void 0, cert: cert2, issuerName: cert2.issuer }
+    leaf: {
+      serial: cert2.serialNumber,
+      notBefore: cert2.notBefore,
+      notAfter: cert2.notAfter,
+      dns: sans.dns,
+      uris: sans.uris,
+      ekus: eku ? eku.usages.map(String) : void 0,
+      cert: cert2,
+      issuerName: cert2.issuer
+    }
   };
 }
 function meshIntermediates(mesh) {
-  return trustedScopeNames(mesh).flatMap((scope2) => liveIntermediates(mesh, scope2).map((l) => ({ scope: scope2, role: l.role, cert: l.cert })));
+  return trustedScopeNames(mesh).flatMap(
+    (scope2) => liveIntermediates(mesh, scope2).map((l) => ({ scope: scope2, role: l.role, cert: l.cert }))
+  );
 }
 function refOf(mesh, cert2) {
   const known = meshIntermediates(mesh).find((i2) => fingerprint(i2.cert) === fingerprint(cert2));
-  return { scope: known?.scope ?? "?", role: known?.role ?? "unknown", fingerprint: fingerprint(cert2), subject: cert2.subject, notAfter: cert2.notAfter.toISOString() };
+  return {
+    scope: known?.scope ?? "?",
+    role: known?.role ?? "unknown",
+    fingerprint: fingerprint(cert2),
+    subject: cert2.subject,
+    notAfter: cert2.notAfter.toISOString()
+  };
 }
 async function issues(leaf, ca) {
   if (leaf.cert) return ca.subject === leaf.cert.issuer && await signedBy(leaf.cert, ca);
@@ -41564,10 +43029,22 @@ async function judge(mesh, verifier, presenter, purpose, now) {
   const checks = [];
   const done = (anchor2, change) => {
     const decidedBy = checks.find((c3) => !c3.ok);
-    return { ...base, bundle: verifier.scope ? paths2.trustOpenssl(verifier.scope) : void 0, passes: !decidedBy, anchor: anchor2?.ref, checks, decidedBy, change };
+    return {
+      ...base,
+      bundle: verifier.scope ? paths2.trustOpenssl(verifier.scope) : void 0,
+      passes: !decidedBy,
+      anchor: anchor2?.ref,
+      checks,
+      decidedBy,
+      change
+    };
   };
   if (!verifier.scope) {
-    checks.push({ check: "chain", ok: false, detail: `${verifier.label} names no scope of this mesh, so it has no bundle to verify with` });
+    checks.push({
+      check: "chain",
+      ok: false,
+      detail: `${verifier.label} names no scope of this mesh, so it has no bundle to verify with`
+    });
     return done(void 0, "give the party as SCOPE/SERVICE, or a certificate whose SPIFFE ID names a declared scope");
   }
   const vs = verifier.scope;
@@ -41575,52 +43052,184 @@ async function judge(mesh, verifier, presenter, purpose, now) {
   const bundle2 = m?.trustOpensslPem ? parseTrustOpensslPem(m.trustOpensslPem).map((t) => t.cert) : [];
   const anchors = bundle2.map((cert2) => ({ cert: cert2, ref: refOf(mesh, cert2) }));
   let anchor;
-  for (const a2 of anchors) if (await issues(leaf, a2.cert)) {
-    anchor = a2;
-    break;
-  }
-  if (!anchor) {
-    let issuer;
-    for (const i2 of meshIntermediates(mesh)) if (await issues(leaf, i2.cert)) {
-      issuer = i2;
+  for (const a2 of anchors)
+    if (await issues(leaf, a2.cert)) {
+      anchor = a2;
       break;
     }
+  if (!anchor) {
+    let issuer;
+    for (const i2 of meshIntermediates(mesh))
+      if (await issues(leaf, i2.cert)) {
+        issuer = i2;
+        break;
+      }
     const holds = anchors.map((a2) => `${a2.ref.scope} (${a2.ref.role})`).join(", ") || "nothing";
     const openssl = "error 20: unable to get local issuer certificate";
     if (issuer) {
       const rule = trustedScopes(scopeDef(mesh, vs), trustedScopeNames(mesh)).includes(issuer.scope);
       if (!rule) {
         const why = vs === GLOBAL_SCOPE ? "" : `${vs} does not trust ${issuer.scope}: the regional boundary; only global intermediates cross it`;
-        checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it holds ${holds})`, openssl });
-        return done(void 0, `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to the global scope`);
+        checks.push({
+          check: "chain",
+          ok: false,
+          detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it holds ${holds})`,
+          openssl
+        });
+        return done(
+          void 0,
+          `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to the global scope`
+        );
       }
-      checks.push({ check: "chain", ok: false, detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ${paths2.trustOpenssl(vs)} does not hold: the bundle is stale`, openssl });
+      checks.push({
+        check: "chain",
+        ok: false,
+        detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ${paths2.trustOpenssl(vs)} does not hold: the bundle is stale`,
+        openssl
+      });
       return done(void 0, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
     }
-    checks.push({ check: "chain", ok: false, detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA")}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`, openssl });
-    return done(void 0, presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : "only a leaf of a live intermediate of this mesh can pass");
+    checks.push({
+      check: "chain",
+      ok: false,
+      detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA")}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`,
+      openssl
+    });
+    return done(
+      void 0,
+      presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : "only a leaf of a live intermediate of this mesh can pass"
+    );
   }
-  checks.push({ check: "chain", ok: true, detail: `leaf ${leaf.serial} → ${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}` });
+  checks.push({
+    check: "chain",
+    ok: true,
+    detail: `leaf ${displaySerial(leaf.serial)} → ${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}`
+  });
   const eku = EKU[purpose];
   const purposeOk = leaf.ekus === void 0 || leaf.ekus.includes(eku);
-  checks.push({ check: "purpose", ok: purposeOk, detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus.join(", ") || "empty"}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`, ...purposeOk ? {} : { openssl: "error 26: unsupported certificate purpose" } });
-  const crls = await Promise.all((parseCrlsSafe(edgeCrl(mesh, vs)) ?? []).map(async (c3) => c3.issuer === anchor.cert.subject && await crlSignedBy(c3, anchor.cert) ? c3 : void 0));
+  checks.push({
+    check: "purpose",
+    ok: purposeOk,
+    detail: purposeOk ? `EKU allows ${purpose}Auth` : `EKU (${leaf.ekus.join(", ") || "empty"}) lacks ${purpose}Auth (${eku}): it cannot act as a ${purpose}`,
+    ...purposeOk ? {} : { openssl: "error 26: unsupported certificate purpose" }
+  });
+  const edge = parseCrlsSafe(edgeCrl(mesh, vs)) ?? [];
+  const crls = await Promise.all(
+    edge.map(async (c3) => c3.issuer === anchor.cert.subject && await crlSignedBy(c3, anchor.cert) ? c3 : void 0)
+  );
   const crl = crls.find(Boolean);
-  if (!crl) checks.push({ check: "crl", ok: false, detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`, openssl: "error 3: unable to get certificate CRL" });
+  if (!crl)
+    checks.push({
+      check: "crl",
+      ok: false,
+      detail: `no CRL signed by ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped`,
+      openssl: "error 3: unable to get certificate CRL"
+    });
   else {
     const entry = crl.entries.find((e2) => serialKey(e2.serialNumber) === serialKey(leaf.serial));
-    if (crl.nextUpdate && crl.nextUpdate <= now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`, openssl: "error 12: CRL has expired" });
-    else if (crl.thisUpdate > now) checks.push({ check: "crl", ok: false, detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`, openssl: "error 11: CRL is not yet valid" });
-    else if (entry) checks.push({ check: "crl", ok: false, detail: `serial ${leaf.serial} is revoked in ${paths2.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`, openssl: "error 23: certificate revoked" });
-    else checks.push({ check: "crl", ok: true, detail: `not revoked in ${paths2.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? "none"})` });
+    if (crl.nextUpdate && crl.nextUpdate <= now)
+      checks.push({
+        check: "crl",
+        ok: false,
+        detail: `the ${anchor.ref.scope} leaf CRL lapsed at ${crl.nextUpdate.toISOString()}`,
+        openssl: "error 12: CRL has expired"
+      });
+    else if (crl.thisUpdate > now)
+      checks.push({
+        check: "crl",
+        ok: false,
+        detail: `the ${anchor.ref.scope} leaf CRL is not valid before ${crl.thisUpdate.toISOString()}`,
+        openssl: "error 11: CRL is not yet valid"
+      });
+    else if (entry)
+      checks.push({
+        check: "crl",
+        ok: false,
+        detail: `serial ${displaySerial(leaf.serial)} is revoked in ${paths2.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`,
+        openssl: "error 23: certificate revoked"
+      });
+    else
+      checks.push({
+        check: "crl",
+        ok: true,
+        detail: `not revoked in ${paths2.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? "none"})`
+      });
   }
-  const validity = (what, nb, na) => now < nb ? { check: "validity", ok: false, detail: `${what} is not valid before ${nb.toISOString()}`, openssl: "error 9: certificate is not yet valid" } : now >= na ? { check: "validity", ok: false, detail: `${what} expired at ${na.toISOString()}`, openssl: "error 10: certificate has expired" } : void 0;
-  const bad = validity(`leaf ${leaf.serial}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
-  checks.push(bad ?? { check: "validity", ok: true, detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}` });
+  if (crl) checks.push(await anchorCrlCheck(edge, anchor, vs, now));
+  const validity = (what, nb, na) => now < nb ? {
+    check: "validity",
+    ok: false,
+    detail: `${what} is not valid before ${nb.toISOString()}`,
+    openssl: "error 9: certificate is not yet valid"
+  } : now >= na ? {
+    check: "validity",
+    ok: false,
+    detail: `${what} expired at ${na.toISOString()}`,
+    openssl: "error 10: certificate has expired"
+  } : void 0;
+  const bad = validity(`leaf ${displaySerial(leaf.serial)}`, leaf.notBefore, leaf.notAfter) ?? validity(describeAnchor(anchor.ref), anchor.cert.notBefore, anchor.cert.notAfter);
+  checks.push(
+    bad ?? {
+      check: "validity",
+      ok: true,
+      detail: `leaf valid until ${leaf.notAfter.toISOString()}, anchor until ${anchor.cert.notAfter.toISOString()}`
+    }
+  );
   const outside = namesOutside(leaf, permittedNamesFor(anchor.ref.scope, mesh.config.trustDomain));
-  checks.push(outside.length ? { check: "name-constraints", ok: false, detail: `${outside.join(", ")} outside the ${anchor.ref.scope} intermediate's permitted subtree ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`, openssl: "error 47: permitted subtree violation" } : { check: "name-constraints", ok: true, detail: `every name inside ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}` });
+  checks.push(
+    outside.length ? {
+      check: "name-constraints",
+      ok: false,
+      detail: `${outside.join(", ")} outside the ${anchor.ref.scope} intermediate's permitted subtree ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`,
+      openssl: "error 47: permitted subtree violation"
+    } : {
+      check: "name-constraints",
+      ok: true,
+      detail: `every name inside ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`
+    }
+  );
   const failed = checks.find((c3) => !c3.ok);
-  return done(anchor, failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? void 0, presenter));
+  return done(
+    anchor,
+    failed ? changeFor(failed, presenter, vs) : passingUntil(leaf, anchor, crl?.nextUpdate ?? void 0, presenter)
+  );
+}
+async function anchorCrlCheck(edge, anchor, vs, now) {
+  const crl = await anchorCrlOf(edge, anchor.cert);
+  const what = `the anchor CRL of ${describeAnchor(anchor.ref)}`;
+  if (!crl)
+    return {
+      check: "crl",
+      ok: false,
+      detail: `no anchor CRL of ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped: a verifier that checks CRLs along the chain (nginx ssl_crl, haproxy crl-file) wants one for the anchor too`,
+      openssl: "error 3: unable to get certificate CRL"
+    };
+  if (crl.nextUpdate && crl.nextUpdate <= now)
+    return {
+      check: "crl",
+      ok: false,
+      detail: `${what} lapsed at ${crl.nextUpdate.toISOString()}`,
+      openssl: "error 12: CRL has expired"
+    };
+  if (crl.thisUpdate > now)
+    return {
+      check: "crl",
+      ok: false,
+      detail: `${what} is not valid before ${crl.thisUpdate.toISOString()}`,
+      openssl: "error 11: CRL is not yet valid"
+    };
+  if (crl.entries.some((e2) => serialKey(e2.serialNumber) === serialKey(anchor.cert.serialNumber)))
+    return {
+      check: "crl",
+      ok: false,
+      detail: `${what} lists the anchor itself`,
+      openssl: "error 23: certificate revoked"
+    };
+  return {
+    check: "crl",
+    ok: true,
+    detail: `${what} is shipped to ${vs} (next update ${crl.nextUpdate?.toISOString() ?? "none"})`
+  };
 }
 function parseCrlsSafe(pem2) {
   try {
@@ -41652,16 +43261,33 @@ function passingUntil(leaf, anchor, crlNext, presenter) {
   return `passes until ${events[0].at.toISOString()}, when ${events[0].what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
 }
 async function explainHandshake(mesh, client, server, now) {
-  const directions = [await judge(mesh, server, client, "client", now), await judge(mesh, client, server, "server", now)];
-  return { client: client.label, server: server.label, at: now.toISOString(), passes: directions.every((d2) => d2.passes), directions };
+  const directions = [
+    await judge(mesh, server, client, "client", now),
+    await judge(mesh, client, server, "server", now)
+  ];
+  return {
+    client: client.label,
+    server: server.label,
+    at: now.toISOString(),
+    passes: directions.every((d2) => d2.passes),
+    directions
+  };
 }
 function renderExplanation(e2) {
-  const lines = [`client ${e2.client} → server ${e2.server}, as of ${e2.at}: the handshake ${e2.passes ? "PASSES" : "FAILS"}`];
+  const lines = [
+    `client ${e2.client} → server ${e2.server}, as of ${e2.at}: the handshake ${e2.passes ? "PASSES" : "FAILS"}`
+  ];
   for (const d2 of e2.directions) {
-    lines.push("", `${d2.passes ? "✓" : "✗"} ${d2.verifier} verifies ${d2.presenter} as a ${d2.purpose}${d2.bundle ? ` with ${d2.bundle}` : ""}: ${d2.passes ? "accepted" : "REFUSED"}`);
+    lines.push(
+      "",
+      `${d2.passes ? "✓" : "✗"} ${d2.verifier} verifies ${d2.presenter} as a ${d2.purpose}${d2.bundle ? ` with ${d2.bundle}` : ""}: ${d2.passes ? "accepted" : "REFUSED"}`
+    );
     if (d2.anchor) lines.push(`    anchor: ${describeAnchor(d2.anchor)}  ${d2.anchor.subject}`);
     for (const c3 of d2.checks) lines.push(`    ${c3.ok ? "✓" : "✗"} ${c3.check.padEnd(16)} ${c3.detail}`);
-    if (d2.decidedBy) lines.push(`    decided by: ${d2.decidedBy.check}${d2.decidedBy.openssl ? ` (OpenSSL ${d2.decidedBy.openssl})` : ""}`);
+    if (d2.decidedBy)
+      lines.push(
+        `    decided by: ${d2.decidedBy.check}${d2.decidedBy.openssl ? ` (OpenSSL ${d2.decidedBy.openssl})` : ""}`
+      );
     lines.push(`    what would change it: ${d2.change}`);
   }
   return `${lines.join("\n")}
@@ -41669,7 +43295,7 @@ function renderExplanation(e2) {
 }
 var import_reflect_metadata7, x5097, EKU, describeAnchor;
 var init_explain = __esm({
-  "packages/core/src/explain.ts"() {
+  "packages/core/src/verify/explain.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata7 = __toESM(require_Reflect(), 1);
@@ -41677,7 +43303,8 @@ var init_explain = __esm({
     init_certificates();
     init_errors();
     init_live();
-    init_mesh();
+    init_paths();
+    init_scope_trust();
     init_names();
     init_release();
     init_revocation();
@@ -41688,16 +43315,25 @@ var init_explain = __esm({
   }
 });
 
-// packages/core/src/report-html.ts
+// packages/core/src/report/report-html.ts
 async function reportInput(mesh, now, findings, recent = 25) {
   const status2 = meshStatus(mesh, now);
   const scopes = trustedScopeNames(mesh);
-  const inters = scopes.flatMap((s) => liveIntermediates(mesh, s).map((l) => ({ ...cert(`${s} ${l.role}`, "intermediate", l.cert), scope: s, role: l.role, c: l.cert })));
-  const roots = await Promise.all(mesh.roots.map(async (r) => ({
-    ...cert(r.subject, "root", r),
-    current: mesh.root ? fingerprint(mesh.root) === fingerprint(r) : false,
-    intermediates: (await Promise.all(inters.map(async (i2) => await signedBy(i2.c, r) ? i2 : void 0))).filter((i2) => i2 !== void 0).map(({ c: _c2, ...i2 }) => i2)
-  })));
+  const inters = scopes.flatMap(
+    (s) => liveIntermediates(mesh, s).map((l) => ({
+      ...cert(`${s} ${l.role}`, "intermediate", l.cert),
+      scope: s,
+      role: l.role,
+      c: l.cert
+    }))
+  );
+  const roots = await Promise.all(
+    mesh.roots.map(async (r) => ({
+      ...cert(r.subject, "root", r),
+      current: mesh.root ? fingerprint(mesh.root) === fingerprint(r) : false,
+      intermediates: (await Promise.all(inters.map(async (i2) => await signedBy(i2.c, r) ? i2 : void 0))).filter((i2) => i2 !== void 0).map(({ c: _c2, ...i2 }) => i2)
+    }))
+  );
   const byFp = new Map(inters.map((i2) => [i2.fingerprint, i2.scope]));
   const matrix = {
     scopes: mesh.scopes.map((s) => s.name),
@@ -41706,7 +43342,15 @@ async function reportInput(mesh, now, findings, recent = 25) {
       const held = new Set((pem2 ? parseTrustOpensslPem(pem2) : []).map((t) => byFp.get(fingerprint(t.cert))));
       const rule = new Set(trustedScopes(scopeDef(mesh, def.name), trustedScopeNames(mesh)));
       const anchored = (s) => liveIntermediates(mesh, s).some((l) => l.anchored);
-      return { scope: def.name, bundle: pem2 !== void 0, cells: mesh.scopes.map((s) => ({ scope: s.name, trusted: held.has(s.name), rule: rule.has(s.name) && anchored(s.name) })) };
+      return {
+        scope: def.name,
+        bundle: pem2 !== void 0,
+        cells: mesh.scopes.map((s) => ({
+          scope: s.name,
+          trusted: held.has(s.name),
+          rule: rule.has(s.name) && anchored(s.name)
+        }))
+      };
     })
   };
   const scopeRows = status2.scopes.map((s) => {
@@ -41727,11 +43371,24 @@ async function reportInput(mesh, now, findings, recent = 25) {
       crlNextUpdate,
       leaves: s.leaves.map((l) => {
         const rec = m.leaves.get(l.service);
-        return { label: `${s.scope}/${l.service}`, tier: "leaf", service: l.service, serial: l.serial ?? "", fingerprint: rec?.fingerprint ?? "", notBefore: rec ? iso(rec.notBefore) : "", notAfter: l.notAfter ?? "", state: l.state, renewAt: l.renewAt };
+        return {
+          label: `${s.scope}/${l.service}`,
+          tier: "leaf",
+          service: l.service,
+          serial: l.serial ?? "",
+          fingerprint: rec?.fingerprint ?? "",
+          notBefore: rec ? iso(rec.notBefore) : "",
+          notAfter: l.notAfter ?? "",
+          state: l.state,
+          renewAt: l.renewAt
+        };
       })
     };
   });
-  const ledgers = [["root", mesh.rootLedger], ...mesh.scopes.map((s) => [s.name, mesh.material.get(s.name).ledger])];
+  const ledgers = [
+    ["root", mesh.rootLedger],
+    ...mesh.scopes.map((s) => [s.name, mesh.material.get(s.name).ledger])
+  ];
   const ledger = ledgers.flatMap(([name, text]) => {
     try {
       return parseLedger(text).entries.map((e2) => ({ at: e2.at, ledger: name, seq: e2.seq, op: e2.op, actor: e2.actor }));
@@ -41742,25 +43399,36 @@ async function reportInput(mesh, now, findings, recent = 25) {
   return { status: status2, roots, scopes: scopeRows, matrix, ledger, findings: findings.filter((f) => f.level !== "ok") };
 }
 function escapeHtml(s) {
-  return String(s ?? "").replace(/[&<>"']/g, (c3) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c3]);
+  return String(s ?? "").replace(
+    /[&<>"']/g,
+    (c3) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c3]
+  );
 }
 function treeHtml(r) {
   const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
-  const roots = r.roots.map((root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
+  const roots = r.roots.map(
+    (root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
  <span class="mono mute">serial ${e(short2(root.serial))} · until ${e(day(root.notAfter))}</span>
- <ul>${root.intermediates.map((i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
+ <ul>${root.intermediates.map(
+      (i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
   <span class="mono mute">serial ${e(short2(i2.serial))} · until ${e(day(i2.notAfter))}</span>
-  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short2(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`).join("")}</ul></li>`);
-  const pending = r.scopes.filter((s) => s.phase === "pending").map((s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`);
+  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short2(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`
+    ).join("")}</ul></li>`
+  );
+  const pending = r.scopes.filter((s) => s.phase === "pending").map(
+    (s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`
+  );
   return `<ul class="tree" id="tree">${[...roots, ...pending].join("")}</ul>`;
 }
 function matrixHtml(r) {
   const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join("");
-  const rows = r.matrix.rows.map((row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => {
-    const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
-    const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
-    return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(`${row.scope} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`)}">${text}</td>`;
-  }).join("")}</tr>`).join("");
+  const rows = r.matrix.rows.map(
+    (row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => {
+      const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
+      const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
+      return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(`${row.scope} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`)}">${text}</td>`;
+    }).join("")}</tr>`
+  ).join("");
   return `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>
 <p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
 }
@@ -41782,13 +43450,18 @@ function timelineSvg(id, rows, now, from, to) {
 <text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(r.notAfter.slice(0, 16).replace("T", " "))}</text></g>`;
   }).join("");
   const h2 = top2 + rows.length * H + 8;
-  const axis = ticks.map((t) => `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h2}"/><text x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`).join("");
+  const axis = ticks.map(
+    (t) => `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h2}"/><text x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`
+  ).join("");
   const n2 = x(Date.parse(now));
   return `<svg id="${e(id)}" viewBox="0 0 ${W} ${h2}" width="100%" role="img" aria-label="${e(id)}">${axis}<line class="now" x1="${n2.toFixed(1)}" x2="${n2.toFixed(1)}" y1="16" y2="${h2}"/><text x="${n2.toFixed(1)}" y="${h2 - 1}" text-anchor="middle" fill="#cf222e">now</text>${bars}</svg>`;
 }
 function timelinesHtml(r) {
   const now = Date.parse(r.status.now);
-  const cas = r.roots.flatMap((root) => [{ ...root, label: `root${root.current ? "" : " (previous)"}` }, ...root.intermediates.map((i2) => ({ ...i2, label: `${i2.scope} ${i2.role}` }))]);
+  const cas = r.roots.flatMap((root) => [
+    { ...root, label: `root${root.current ? "" : " (previous)"}` },
+    ...root.intermediates.map((i2) => ({ ...i2, label: `${i2.scope} ${i2.role}` }))
+  ]);
   const casTo = Math.max(now + 864e5, ...cas.map((c3) => Date.parse(c3.notAfter)));
   const casFrom = Math.min(now, ...cas.map((c3) => Date.parse(c3.notBefore)));
   const leaves = r.scopes.flatMap((s) => s.leaves.filter((l) => l.notAfter));
@@ -41798,9 +43471,11 @@ function timelinesHtml(r) {
 <h3>leaves</h3>${leaves.length ? timelineSvg("timeline-leaves", leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>'}`;
 }
 function rotationsHtml(r) {
-  const rows = r.scopes.map((s) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning"}">${e(s.phase)}</span></td>
+  const rows = r.scopes.map(
+    (s) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning"}">${e(s.phase)}</span></td>
 <td>${s.switchAt ? `switch ${e(s.switchAt)}` : ""}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ""}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ""}</td>
-<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ""}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`).join("");
+<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ""}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`
+  ).join("");
   const root = r.status.root ? `<p>root phase <span class="tag ${r.status.root.phase === "steady" ? "ok" : "warning"}">${e(r.status.root.phase)}</span></p>` : "";
   return `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
@@ -41810,17 +43485,22 @@ function ledgerHtml(r) {
 function findingsHtml(r) {
   if (!r.findings.length) return '<p class="ok" id="findings">✓ verify found nothing to report</p>';
   const order = { error: 0, warning: 1, pending: 2, ok: 3 };
-  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[...r.findings].sort((a2, b) => order[a2.level] - order[b.level]).map((f) => `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? "")}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? "")}</td></tr>`).join("")}</tbody></table>`;
+  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[
+    ...r.findings
+  ].sort((a2, b) => order[a2.level] - order[b.level]).map(
+    (f) => `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? "")}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? "")}</td></tr>`
+  ).join("")}</tbody></table>`;
 }
 function renderReportHtml(r) {
   const count2 = (l) => r.findings.filter((f) => f.level === l).length;
+  const tally = (l, noun) => `<span id="verify-${l}" class="${count2(l) ? l : "ok"}">${count2(l)} ${noun}</span>`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
 <body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
-<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: <span class="error">${count2("error")} error(s)</span>, <span class="warning">${count2("warning")} warning(s)</span>, <span class="pending">${count2("pending")} pending</span></p></header>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${tally("error", "error(s)")}, ${tally("warning", "warning(s)")}, ${tally("pending", "pending")}</p></header>
 <main>
 <section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
 <section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>
@@ -41833,13 +43513,14 @@ function renderReportHtml(r) {
 }
 var cert, e, day, short2, CSS;
 var init_report_html = __esm({
-  "packages/core/src/report-html.ts"() {
+  "packages/core/src/report/report-html.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_ledger();
+    init_revocation();
     init_live();
-    init_mesh();
+    init_scope_trust();
     init_plan();
     init_revocation();
     init_trust();
@@ -41847,7 +43528,7 @@ var init_report_html = __esm({
     cert = (label, tier, c3) => ({
       label,
       tier,
-      serial: c3.serialNumber,
+      serial: displaySerial(c3.serialNumber),
       fingerprint: fingerprint(c3),
       notBefore: iso(c3.notBefore),
       notAfter: iso(c3.notAfter)
@@ -41875,24 +43556,27 @@ svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--li
   }
 });
 
-// packages/core/src/flags.ts
+// packages/core/src/shell/flags.ts
 function refuseRepeatedFlags(argv, lists = []) {
   const allowed = new Set(lists.flatMap((f) => [f, f.replace(/-([a-z])/g, (_, c3) => c3.toUpperCase())]));
   const repeated = Object.keys(argv).find((k) => k !== "_" && !allowed.has(k) && Array.isArray(argv[k]));
   if (repeated) {
     const flag = repeated.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`);
-    throw new TrellisError("usage", `--${flag} is given more than once`, { field: `--${flag}`, hint: `give --${flag} once` });
+    throw new TrellisError("usage", `--${flag} is given more than once`, {
+      field: `--${flag}`,
+      hint: `give --${flag} once`
+    });
   }
 }
 var init_flags = __esm({
-  "packages/core/src/flags.ts"() {
+  "packages/core/src/shell/flags.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
   }
 });
 
-// packages/core/src/build-info.ts
+// packages/core/src/shell/build-info.ts
 import crypto2 from "node:crypto";
 import fs4 from "node:fs";
 import { fileURLToPath as fileURLToPath2 } from "node:url";
@@ -41928,13 +43612,13 @@ function versionCommand(tool) {
   };
 }
 var init_build_info = __esm({
-  "packages/core/src/build-info.ts"() {
+  "packages/core/src/shell/build-info.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
   }
 });
 
-// packages/core/src/shell.ts
+// packages/core/src/shell/shell.ts
 import fs5 from "node:fs";
 import os2 from "node:os";
 function guardOutput() {
@@ -41969,8 +43653,10 @@ async function runMain(tool, main) {
 `);
       if (process.argv.includes("--json")) {
         const { file, field: field2 } = e2.place;
-        process.stdout.write(`${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
-`);
+        process.stdout.write(
+          `${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
+`
+        );
       }
       code2 = e2.exitCode;
     } else if (io) {
@@ -41978,9 +43664,11 @@ async function runMain(tool, main) {
 `);
       code2 = PATH_ERRORS.includes(e2.code ?? "") ? 2 : 1;
     } else {
-      say(`${tool}: internal error: ${e2?.message ?? e2}
+      say(
+        `${tool}: internal error: ${e2?.message ?? e2}
   this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
-`);
+`
+      );
       if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
 `);
       code2 = 1;
@@ -41988,9 +43676,11 @@ async function runMain(tool, main) {
   }
   await new Promise((r) => process.stdout.write("", r));
   if (stdoutFailed) {
-    say(`${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost
+    say(
+      `${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost
   → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open
-`);
+`
+    );
     code2 = code2 || 1;
   }
   process.exitCode = code2;
@@ -42044,7 +43734,7 @@ function failAsUsage(msg, err) {
 }
 var unguardedStderrWrite, rawStderr, ERRNO, PATH_ERRORS, NOW_AHEAD_OPTION, EXIT_CODES_HELP;
 var init_shell = __esm({
-  "packages/core/src/shell.ts"() {
+  "packages/core/src/shell/shell.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
@@ -42074,16 +43764,20 @@ var init_shell = __esm({
       ENFILE: "too many open files on the system"
     };
     PATH_ERRORS = ["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP"];
-    NOW_AHEAD_OPTION = { type: "boolean", global: true, describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then` };
+    NOW_AHEAD_OPTION = {
+      type: "boolean",
+      global: true,
+      describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then`
+    };
     EXIT_CODES_HELP = "exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed";
   }
 });
 
-// packages/core/src/seam.ts
-import { randomBytes as randomBytes7, webcrypto as webcrypto3 } from "node:crypto";
+// packages/core/src/x509/seam.ts
+import { randomBytes as randomBytes7, webcrypto as webcrypto2 } from "node:crypto";
 var nodeCryptoSeam;
 var init_seam = __esm({
-  "packages/core/src/seam.ts"() {
+  "packages/core/src/x509/seam.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_crypto();
@@ -42091,14 +43785,60 @@ var init_seam = __esm({
     init_revocation();
     nodeCryptoSeam = {
       randomBytes: (n2) => new Uint8Array(randomBytes7(n2)),
-      generateKeyPair: (alg) => webcrypto3.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, ["sign", "verify"]),
+      generateKeyPair: (alg) => webcrypto2.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, [
+        "sign",
+        "verify"
+      ]),
       signCertificate: (p) => signCertificate(p),
       signCrl: (p) => signCrl(p)
     };
   }
 });
 
-// packages/core/src/verify-markdown.ts
+// packages/core/src/report/report.ts
+function renderFindings(findings) {
+  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
+  const sorted = [...findings].sort((a2, b) => order[a2.level] - order[b.level]);
+  const lines = sorted.map(
+    (f) => `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ${f.scope ? `[${f.scope}] ` : ""}${f.message}${f.file ? `  (${f.file})` : ""}`
+  );
+  const count2 = (l) => findings.filter((f) => f.level === l).length;
+  lines.push(`${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`);
+  return `${lines.join("\n")}
+`;
+}
+function renderStatus(s) {
+  const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
+  lines.push(
+    s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)"
+  );
+  for (const sc of s.scopes) {
+    lines.push(
+      `scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`
+    );
+    if (sc.intermediate)
+      lines.push(
+        `  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`
+      );
+    for (const l of sc.leaves) {
+      lines.push(
+        `  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd()
+      );
+    }
+  }
+  return `${lines.join("\n")}
+`;
+}
+var MARK;
+var init_report = __esm({
+  "packages/core/src/report/report.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    MARK = { error: "✗", warning: "!", pending: "…", ok: "✓" };
+  }
+});
+
+// packages/core/src/verify/markdown.ts
 function renderVerifyMarkdown(mesh, findings, now) {
   const count2 = (l) => findings.filter((f) => f.level === l).length;
   const worst = worstLevel(findings);
@@ -42110,26 +43850,33 @@ function renderVerifyMarkdown(mesh, findings, now) {
   ];
   const pending = pendingScopes(mesh);
   if (pending.length) {
-    out.push(`**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(", ")}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`, "");
+    out.push(
+      `**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(", ")}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`,
+      ""
+    );
     out.push(renderCeremonySummary(mesh, pending, now).trimEnd(), "");
   }
   const notable = findings.filter((f) => f.level !== "ok");
   if (notable.length) {
     out.push("| | level | check | scope | finding | file |", "|---|---|---|---|---|---|");
-    for (const f of notable) out.push(`| ${MARK2[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ""} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ""} |`);
+    for (const f of notable)
+      out.push(
+        `| ${MARK2[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ""} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ""} |`
+      );
     out.push("");
   }
   if (count2("ok")) {
     out.push(`<details><summary>${count2("ok")} check(s) passed</summary>`, "");
-    for (const f of findings.filter((x) => x.level === "ok")) out.push(`- ${f.check}${f.scope ? ` [${f.scope}]` : ""}: ${cell(f.message)}`);
+    for (const f of findings.filter((x) => x.level === "ok"))
+      out.push(`- ${f.check}${f.scope ? ` [${f.scope}]` : ""}: ${cell(f.message)}`);
     out.push("", "</details>");
   }
   return `${out.join("\n")}
 `;
 }
 var MARK2, cell;
-var init_verify_markdown = __esm({
-  "packages/core/src/verify-markdown.ts"() {
+var init_markdown = __esm({
+  "packages/core/src/verify/markdown.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_ceremony_plan();
@@ -42155,7 +43902,13 @@ function secretFindings(store) {
   const out = [];
   for (const file of committedFiles(store)) {
     const what = secretIn(readBounded(store.abs(file), READ_LIMITS.store));
-    if (what) out.push({ level: "error", check: "custody", file, message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)` });
+    if (what)
+      out.push({
+        level: "error",
+        check: "custody",
+        file,
+        message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)`
+      });
   }
   return out;
 }
@@ -42168,45 +43921,72 @@ var init_secrets = __esm({
   }
 });
 
-// packages/core/src/inspect-commands.ts
+// packages/core/src/shell/inspect-commands.ts
 function verifyCommand(identity3, extraCustody) {
   return {
     command: "verify",
     describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
-    builder: (y) => formatFlag(y).option("retired-identity", { type: "string", describe: "an identity file retired by rekey: prove it opens no key file in the working tree" }),
+    builder: (y) => formatFlag(y).option("retired-identity", {
+      type: "string",
+      describe: "an identity file retired by rekey: prove it opens no key file in the working tree"
+    }),
     handler: async (a2) => {
-      if (a2.json && a2.format && a2.format !== "json") throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, { field: "--format", hint: "give one of them" });
-      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({ mesh: loadMesh(store), dir: store.dir, secrets: secretFindings(store) }));
+      if (a2.json && a2.format && a2.format !== "json")
+        throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, {
+          field: "--format",
+          hint: "give one of them"
+        });
+      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({
+        mesh: loadMesh(store),
+        dir: store.dir,
+        secrets: secretFindings(store)
+      }));
       const ids = readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(identity3, { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity }, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
+        identity3,
+        { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
+        (p) => readBounded(p, READ_LIMITS.small, { followLink: true })
+      );
       const now = clock(a2.now);
       const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
-      const findings = [...secrets, ...await verifyMesh(mesh, now), ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }), ...retired ? await retiredIdentityFindings(dir, retired) : [], ...await extraCustody?.(mesh, now) ?? []];
+      const findings = [
+        ...secrets,
+        ...await verifyMesh(mesh, now),
+        ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }),
+        ...retired ? await retiredIdentityFindings(dir, retired) : [],
+        ...await extraCustody?.(mesh, now) ?? []
+      ];
       const format4 = a2.json ? "json" : a2.format ?? "text";
-      process.stdout.write(format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
-` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings));
+      process.stdout.write(
+        format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
+` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings)
+      );
       if (worstLevel(findings) === "error") process.exitCode = 1;
     }
   };
 }
 var jsonFlag, formatFlag, statusCommand;
 var init_inspect_commands = __esm({
-  "packages/core/src/inspect-commands.ts"() {
+  "packages/core/src/shell/inspect-commands.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_custody();
-    init_mesh();
+    init_load_mesh();
     init_plan();
     init_report();
     init_shell();
     init_verify();
-    init_verify_markdown();
+    init_markdown();
     init_errors();
     init_retired();
     init_secrets();
     init_store();
     jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
-    formatFlag = (y) => jsonFlag(y).option("format", { type: "string", choices: ["text", "json", "markdown"], describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign" });
+    formatFlag = (y) => jsonFlag(y).option("format", {
+      type: "string",
+      choices: ["text", "json", "markdown"],
+      describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign"
+    });
     statusCommand = {
       command: "status",
       describe: "Show the root, each scope and its leaves",
@@ -42220,7 +44000,7 @@ var init_inspect_commands = __esm({
   }
 });
 
-// packages/core/src/renew-record.ts
+// packages/core/src/ledger/renew-record.ts
 function renewRecord(mints, leaves) {
   if (!mints.length) return {};
   const minted = {};
@@ -42228,13 +44008,13 @@ function renewRecord(mints, leaves) {
   return { minted, ...leaves ? { leaves } : {} };
 }
 var init_renew_record = __esm({
-  "packages/core/src/renew-record.ts"() {
+  "packages/core/src/ledger/renew-record.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
   }
 });
 
-// packages/core/src/procedures.ts
+// packages/core/src/procedures/ci-procedures.ts
 function leafLifetimes(mesh, scope2) {
   const def = scopeDef(mesh, scope2);
   const m = mesh.material.get(scope2);
@@ -42257,29 +44037,65 @@ function advancePhases(mesh, scopes, now, actor2) {
       const prior = parseEvidence(m.openEvidence);
       const done = t.step === "retire";
       const note = t.step === "switch" ? "signing moved to the new intermediate; every leaf re-minted by this renew" : "every old-key leaf has expired: the old intermediate and its key are removed";
-      writes.push(...evidenceFiles({
-        ...prior,
-        steps: [...prior.steps, { step: t.step, at: iso(now), actor: actor2, tool: "trellis-ci renew", note }],
-        ...done ? { status: "completed", ended: iso(now) } : {}
-      }).writes);
+      writes.push(
+        ...evidenceFiles({
+          ...prior,
+          steps: [...prior.steps, { step: t.step, at: iso(now), actor: actor2, tool: "trellis-ci renew", note }],
+          ...done ? { status: "completed", ended: iso(now) } : {}
+        }).writes
+      );
       if (done) state = { ...state, evidence: void 0 };
     }
-    writes.push(...effectWrites(mesh, scope2, t.effects), { path: paths2.state(scope2), content: serializeScopeState(state) });
+    writes.push(...effectWrites(mesh, scope2, t.effects), {
+      path: paths2.state(scope2),
+      content: serializeScopeState(state)
+    });
   }
   return { writes, steps };
 }
 function scopeCrlStaleness(mesh, scope2, now) {
   const set = crlSetOf(liveIntermediates(mesh, scope2));
   const m = materialOf(mesh, scope2);
-  return crlStaleness(m.crlPem, set.leaf.map((l) => l.cert), set.anchor.map((l) => l.cert), m.state.revoked, now);
+  return crlStaleness(
+    m.crlPem,
+    set.leaf.map((l) => l.cert),
+    set.anchor.map((l) => l.cert),
+    m.state.revoked,
+    now
+  );
 }
 async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
   const revoked = materialOf(mesh, scope2)?.state?.revoked ?? [];
-  for (const s of signers) assertSignsAt({ label: `${scope2} intermediate ${fingerprint(s.cert)}`, notBefore: s.cert.notBefore, notAfter: s.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, now);
-  const window2 = { thisUpdate: new Date(now.getTime() - BACKDATE_MS), nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf) };
+  for (const s of signers)
+    assertSignsAt(
+      {
+        label: `${scope2} intermediate ${fingerprint(s.cert)}`,
+        notBefore: s.cert.notBefore,
+        notAfter: s.cert.notAfter,
+        file: paths2.intermediate(scope2),
+        tier: "intermediate"
+      },
+      now
+    );
+  const window2 = {
+    thisUpdate: new Date(now.getTime() - BACKDATE_MS),
+    nextUpdate: new Date(now.getTime() + mesh.config.crl.leaf)
+  };
   const crls = [
-    ...await Promise.all(signers.filter((s) => s.leafCrl).map((s) => seam.signCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2, entries: crlEntriesFor(s.cert, revoked, now) }))),
-    ...await Promise.all(signers.filter((s) => s.anchorCrl).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2 }, seam)))
+    ...await Promise.all(
+      signers.filter((s) => s.leafCrl).map(
+        (s) => seam.signCrl({
+          issuer: s.cert,
+          key: s.key,
+          algorithm: s.algorithm,
+          ...window2,
+          entries: crlEntriesFor(s.cert, revoked, now)
+        })
+      )
+    ),
+    ...await Promise.all(
+      signers.filter((s) => s.anchorCrl).map((s) => signAnchorCrl({ issuer: s.cert, key: s.key, algorithm: s.algorithm, ...window2 }, seam))
+    )
   ];
   return { path: paths2.scopeCrl(scope2), content: crls.join("") };
 }
@@ -42288,7 +44104,14 @@ async function mintScopeLeaves(mesh, scope2, services, signer, now, seam, sign3 
   const byName = new Map(def.services.map((s) => [s.name, s]));
   const reqs = services.map((name) => {
     const service = byName.get(name);
-    return { scope: scope2, service, trustDomain: mesh.config.trustDomain, ttl: service.ttl ?? mesh.config.ttl.leaf, algorithm: mesh.config.algorithms.leaf, now };
+    return {
+      scope: scope2,
+      service,
+      trustDomain: mesh.config.trustDomain,
+      ttl: service.ttl ?? mesh.config.ttl.leaf,
+      algorithm: mesh.config.algorithms.leaf,
+      now
+    };
   });
   const batch = await leafBatch(scope2, reqs, signer, seam);
   return mintedFromBatch(batch, await sign3(batch, signingKeyObject(signer)));
@@ -42297,13 +44120,26 @@ function remintEvidence(mesh, scope2, leaves, now, actor2) {
   const m = mesh.material.get(scope2);
   if (!m.openEvidence) return [];
   const prior = parseEvidence(m.openEvidence);
-  const e2 = recordRemint(prior, leaves.map((l) => ({ service: l.service, serial: l.record.serial })), { at: iso(now), actor: actor2, tool: "trellis-ci renew" }, prior.kind === "compromise-recovery");
+  const e2 = recordRemint(
+    prior,
+    leaves.map((l) => ({ service: l.service, serial: l.record.serial })),
+    { at: iso(now), actor: actor2, tool: "trellis-ci renew" },
+    prior.kind === "compromise-recovery"
+  );
   const writes = evidenceFiles(e2).writes;
-  if (e2.status === "completed") writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
+  if (e2.status === "completed")
+    writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
   return writes;
 }
 function renewTouched(i2) {
-  return [.../* @__PURE__ */ new Set([...i2.plan.mint.map((x) => x.scope), ...i2.staleCrls.keys(), ...i2.staleBundles.map((f) => f.path.split("/")[1]), ...i2.phases.steps.map((p) => p.scope)])];
+  return [
+    .../* @__PURE__ */ new Set([
+      ...i2.plan.mint.map((x) => x.scope),
+      ...i2.staleCrls.keys(),
+      ...i2.staleBundles.map((f) => f.path.split("/")[1]),
+      ...i2.phases.steps.map((p) => p.scope)
+    ])
+  ];
 }
 async function renewScopes(i2) {
   const { mesh, plan: plan2, phases, now } = i2;
@@ -42312,13 +44148,21 @@ async function renewScopes(i2) {
   let count2 = 0;
   const touched = renewTouched(i2);
   for (const scope2 of touched) {
-    if (!i2.keys.get(scope2)) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, { file: paths2.intermediateKey(scope2) });
+    if (!i2.keys.get(scope2))
+      throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, {
+        file: paths2.intermediateKey(scope2)
+      });
     if (plan2.mint.some((x) => x.scope === scope2)) assertIssuanceProven(mesh, scope2);
   }
-  const signing = new Map(touched.map((scope2) => {
-    const services = plan2.mint.filter((x) => x.scope === scope2).map((x) => x.service);
-    return [scope2, services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam, i2.signLeaves) : Promise.resolve([])];
-  }));
+  const signing = new Map(
+    touched.map((scope2) => {
+      const services = plan2.mint.filter((x) => x.scope === scope2).map((x) => x.service);
+      return [
+        scope2,
+        services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam, i2.signLeaves) : Promise.resolve([])
+      ];
+    })
+  );
   for (const p of signing.values()) p.catch(() => {
   });
   for (const scope2 of touched) {
@@ -42339,59 +44183,105 @@ async function renewScopes(i2) {
       const text = serializeIssuanceRecord(record);
       binding = issuanceBinding(text, record.size);
       writes.push({ path: paths2.leaves(scope2), content: text });
-      const caused = new Set(plan2.mint.filter((x) => x.scope === scope2 && x.reason === "issuer-changed").map((x) => x.service));
+      const caused = new Set(
+        plan2.mint.filter((x) => x.scope === scope2 && x.reason === "issuer-changed").map((x) => x.service)
+      );
       const remints = leaves.filter((l) => caused.has(l.service));
       if (remints.length) writes.push(...remintEvidence(mesh, scope2, remints, now, i2.actor));
     }
     const step = phases.steps.find((p) => p.scope === scope2);
     writes.push({
       path: paths2.ledger(scope2),
-      content: appendToLedger(m.ledger, {
-        op: "renew",
-        at: iso(now),
-        actor: i2.actor,
-        details: {
-          ...step ? { phase: step.step } : {},
-          ...renewRecord(plan2.mint.filter((x) => x.scope === scope2), binding),
-          ...crl ? { crl: i2.staleCrls.get(scope2) } : {},
-          ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope2}/`)) ? { bundles: "recomposed" } : {}
-        }
-      }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text
+      content: appendToLedger(
+        m.ledger,
+        {
+          op: "renew",
+          at: iso(now),
+          actor: i2.actor,
+          details: {
+            ...step ? { phase: step.step } : {},
+            ...renewRecord(
+              plan2.mint.filter((x) => x.scope === scope2),
+              binding
+            ),
+            ...crl ? { crl: i2.staleCrls.get(scope2) } : {},
+            ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope2}/`)) ? { bundles: "recomposed" } : {}
+          }
+        },
+        paths2.ledger(scope2),
+        ledgerSigner(keys.signer)
+      ).text
     });
   }
   return { writes: mergeWrites(writes), minted, count: count2 };
 }
 function staleBundleFiles(mesh, scopes, current) {
-  return trustBundleFiles(mesh).filter((f) => scopes.some((s) => f.path.startsWith(`bundles/${s}/`)) && current(f.path) !== f.content);
+  return trustBundleFiles(mesh).filter(
+    (f) => scopes.some((s) => f.path.startsWith(`bundles/${s}/`)) && current(f.path) !== f.content
+  );
 }
 function revocableLeaf(mesh, scope2, service) {
   const def = scopeDef(mesh, scope2);
-  if (!def.services.some((s) => s.name === service)) throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, { file: paths2.scopeFile(scope2) });
+  if (!def.services.some((s) => s.name === service))
+    throw new TrellisError("unknown-service", `scope ${scope2} declares no service "${service}"`, {
+      file: paths2.scopeFile(scope2)
+    });
   const rec = provenLeafRecord(mesh, scope2, service);
-  if (!rec) throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf to revoke`, { file: paths2.leaves(scope2), hint: "trellis-ci renew mints it" });
+  if (!rec)
+    throw new TrellisError("not-yet-minted", `${scope2}/${service} has no leaf to revoke`, {
+      file: paths2.leaves(scope2),
+      hint: "trellis-ci renew mints it"
+    });
   return rec;
 }
 async function revokeLeaf(mesh, scope2, service, reason, keys, now, actor2, seam) {
   const m = mesh.material.get(scope2);
   const rec = revocableLeaf(mesh, scope2, service);
   const issuer = liveIntermediates(mesh, scope2).map((l) => l.cert).find((c3) => rec.issuerKey ? keyId(c3) === rec.issuerKey : false) ?? m.intermediate;
-  const state = { ...m.state, revoked: [...m.state.revoked, { service, serial: rec.serial, issuer: rec.issuerKey ?? keyId(issuer), notAfter: iso(rec.notAfter), at: iso(now), reason }] };
+  const state = {
+    ...m.state,
+    revoked: [
+      ...m.state.revoked,
+      {
+        service,
+        serial: rec.serial,
+        issuer: rec.issuerKey ?? keyId(issuer),
+        notAfter: iso(rec.notAfter),
+        at: iso(now),
+        reason
+      }
+    ]
+  };
   const after = { ...mesh, material: new Map(mesh.material).set(scope2, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope2, keys.crl, now, seam);
   const [leaf] = await mintScopeLeaves(mesh, scope2, [service], keys.signer, now, seam);
   const record = new Map(m.leaves).set(service, leaf.record);
   const leavesText = serializeIssuanceRecord(record);
-  const details = { service, serial: rec.serial, notAfter: iso(rec.notAfter), reason, leaves: issuanceBinding(leavesText, record.size) };
+  const details = {
+    service,
+    serial: rec.serial,
+    notAfter: iso(rec.notAfter),
+    reason,
+    leaves: issuanceBinding(leavesText, record.size)
+  };
   const writes = [
     { path: paths2.state(scope2), content: serializeScopeState(state) },
     crl,
     { path: paths2.leaves(scope2), content: leavesText },
-    { path: paths2.ledger(scope2), content: appendToLedger(m.ledger, { op: "revoke", at: iso(now), actor: actor2, details, created: [leafCreated(leaf)] }, paths2.ledger(scope2), ledgerSigner(keys.signer)).text }
+    {
+      path: paths2.ledger(scope2),
+      content: appendToLedger(
+        m.ledger,
+        { op: "revoke", at: iso(now), actor: actor2, details, created: [leafCreated(leaf)] },
+        paths2.ledger(scope2),
+        ledgerSigner(keys.signer)
+      ).text
+    }
   ];
   return { writes: mergeWrites(writes), leaf, crlPem: crl.content, serial: rec.serial };
 }
-var init_procedures = __esm({
-  "packages/core/src/procedures.ts"() {
+var init_ci_procedures = __esm({
+  "packages/core/src/procedures/ci-procedures.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
@@ -42404,18 +44294,20 @@ var init_procedures = __esm({
     init_renew_record();
     init_leaf();
     init_live();
-    init_mesh();
+    init_effects();
+    init_paths();
+    init_scope_trust();
     init_profiles();
     init_revocation();
     init_rotation();
     init_state_files();
-    init_store();
+    init_file_write();
     init_time();
     init_errors();
   }
 });
 
-// packages/core/src/health.ts
+// packages/core/src/report/health.ts
 function span(ms, round = Math.floor) {
   const h2 = round(Math.abs(ms) / 36e5);
   if (h2 < 1) return `${round(Math.abs(ms) / 6e4)}m`;
@@ -42444,17 +44336,58 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
   else {
     const notYet = early(mesh.root.notBefore, now);
     const level2 = byWindow(mesh.root.notAfter, now, t.root);
-    if (notYet) add3("critical", "certificate", "root", `root serial ${serialKey(mesh.root.serialNumber)} ${notYet}`, paths2.rootCert);
-    certificates.push({ tier: "root", scope: "", service: "", role: "active", serial: serialKey(mesh.root.serialNumber), notBefore: mesh.root.notBefore, notAfter: mesh.root.notAfter });
-    add3(level2, "certificate", "root", `root ${certText(mesh.root.notAfter, serialKey(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`, paths2.rootCert);
+    if (notYet)
+      add3(
+        "critical",
+        "certificate",
+        "root",
+        `root serial ${displaySerial(mesh.root.serialNumber)} ${notYet}`,
+        paths2.rootCert
+      );
+    certificates.push({
+      tier: "root",
+      scope: "",
+      service: "",
+      role: "active",
+      serial: displaySerial(mesh.root.serialNumber),
+      notBefore: mesh.root.notBefore,
+      notAfter: mesh.root.notAfter
+    });
+    add3(
+      level2,
+      "certificate",
+      "root",
+      `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`,
+      paths2.rootCert
+    );
   }
   const rootPhase = mesh.rootState?.phase ?? "steady";
   if (mesh.previousRoot) {
     const p = mesh.previousRoot;
-    certificates.push({ tier: "root", scope: "", service: "", role: "previous", serial: serialKey(p.serialNumber), notBefore: p.notBefore, notAfter: p.notAfter });
-    add3("ok", "certificate", "root", `previous root (being retired) ${certText(p.notAfter, serialKey(p.serialNumber), "ok")}`, paths2.rootPrevious);
+    certificates.push({
+      tier: "root",
+      scope: "",
+      service: "",
+      role: "previous",
+      serial: displaySerial(p.serialNumber),
+      notBefore: p.notBefore,
+      notAfter: p.notAfter
+    });
+    add3(
+      "ok",
+      "certificate",
+      "root",
+      `previous root (being retired) ${certText(p.notAfter, displaySerial(p.serialNumber), "ok")}`,
+      paths2.rootPrevious
+    );
   }
-  if (rootPhase === "overlap") add3("ok", "rotation", "root", `root rotation in its overlap since ${mesh.rootState.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`);
+  if (rootPhase === "overlap")
+    add3(
+      "ok",
+      "rotation",
+      "root",
+      `root rotation in its overlap since ${mesh.rootState.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`
+    );
   await judgeCrlFile(
     mesh.rootCrlPem,
     mesh.roots.map((c3) => ({ cert: c3, kind: "root" })),
@@ -42465,36 +44398,81 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
     crls,
     add3,
     now,
-    { missing: ["warning", "no root CRL: revocation of intermediates cannot be checked; the custodian runs trellis-root crl"], unsigned: "critical", fix: "the custodian runs trellis-root crl" }
+    {
+      missing: [
+        "warning",
+        "no root CRL: revocation of intermediates cannot be checked; the custodian runs trellis-root crl"
+      ],
+      unsigned: "critical",
+      fix: "the custodian runs trellis-root crl"
+    }
   );
   for (const def of mesh.scopes) {
     const m = mesh.material.get(def.name);
     if (!m.intermediate) {
       scopes.push({ scope: def.name, phase: "pending" });
-      add3("warning", "ceremony", def.name, `pending its offline ceremony: declared in ${paths2.scopeFile(def.name)}, no intermediate yet, so none of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ${def.name}`, paths2.scopeFile(def.name));
+      add3(
+        "warning",
+        "ceremony",
+        def.name,
+        `pending its offline ceremony: declared in ${paths2.scopeFile(def.name)}, no intermediate yet, so none of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ${def.name}`,
+        paths2.scopeFile(def.name)
+      );
       continue;
     }
     const live = liveIntermediates(mesh, def.name);
     const next = inRole(live, "next");
     for (const l of live) {
-      const serial = serialKey(l.cert.serialNumber);
-      certificates.push({ tier: "intermediate", scope: def.name, service: "", role: l.role, serial, notBefore: l.cert.notBefore, notAfter: l.cert.notAfter });
+      const serial = displaySerial(l.cert.serialNumber);
+      certificates.push({
+        tier: "intermediate",
+        scope: def.name,
+        service: "",
+        role: l.role,
+        serial,
+        notBefore: l.cert.notBefore,
+        notAfter: l.cert.notAfter
+      });
       const judged = l.role === "next" || l.role === "active" && !next;
       const level2 = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : "ok";
       const notYet = early(l.cert.notBefore, now);
       if (notYet) add3("critical", "certificate", def.name, `${l.role} intermediate serial ${serial} ${notYet}`, l.file);
-      add3(level2, "certificate", def.name, `${l.role} intermediate ${certText(l.cert.notAfter, serial, level2, t.intermediate)}${roleNote(l.role, level2, def.name)}`, l.file);
+      add3(
+        level2,
+        "certificate",
+        def.name,
+        `${l.role} intermediate ${certText(l.cert.notAfter, serial, level2, t.intermediate)}${roleNote(l.role, level2, def.name)}`,
+        l.file
+      );
     }
     const signer = next ?? inRole(live, "active");
     const unsafeAt = new Date(signer.cert.notAfter.getTime() - leafLifetimes(mesh, def.name).longestLeafTtl);
-    if (unsafeAt <= now) add3("critical", "issuer", def.name, `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ${def.name}) or shorten the leaf ttl`, signer.file);
+    if (unsafeAt <= now)
+      add3(
+        "critical",
+        "issuer",
+        def.name,
+        `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ${def.name}) or shorten the leaf ttl`,
+        signer.file
+      );
     const state = m.state;
     const gate = nextGate(state);
-    scopes.push({ scope: def.name, phase: state.phase, ...gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {}, unsafeAt });
+    scopes.push({
+      scope: def.name,
+      phase: state.phase,
+      ...gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {},
+      unsafeAt
+    });
     if (gate) {
       const open = now.getTime() - new Date(gate.at).getTime();
       const overdue = open > t.gateOverdue;
-      add3(overdue ? "warning" : "ok", "gate", def.name, `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ""}`, paths2.state(def.name));
+      add3(
+        overdue ? "warning" : "ok",
+        "gate",
+        def.name,
+        `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ""}`,
+        paths2.state(def.name)
+      );
     }
     const active = activeIssuer(mesh, def.name);
     for (const svc of def.services) {
@@ -42505,7 +44483,16 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
         continue;
       }
       const renewAt = renewalPoint(r);
-      certificates.push({ tier: "leaf", scope: def.name, service: svc.name, role: "current", serial: serialKey(r.serial), notBefore: r.notBefore, notAfter: r.notAfter, renewAt });
+      certificates.push({
+        tier: "leaf",
+        scope: def.name,
+        service: svc.name,
+        role: "current",
+        serial: displaySerial(r.serial),
+        notBefore: r.notBefore,
+        notAfter: r.notAfter,
+        renewAt
+      });
       const w = lifeWindow(r.notBefore, r.notAfter, t.leaf, 1 / 3);
       const due = leafDue(r, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
       let level2 = byWindow(r.notAfter, now, w);
@@ -42513,10 +44500,16 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       const reason = due && DUE_TEXT[due] ? DUE_TEXT[due] : void 0;
       if (reason && (due !== "renewal-window" || t.leaf.warn === void 0)) level2 = worse(level2, "warning");
       if (due === "not-yet-valid") {
-        add3("critical", "certificate", who, `leaf serial ${serialKey(r.serial)} ${early(r.notBefore, now)}; ${reason}`, paths2.leaves(def.name));
+        add3(
+          "critical",
+          "certificate",
+          who,
+          `leaf serial ${displaySerial(r.serial)} ${early(r.notBefore, now)}; ${reason}`,
+          paths2.leaves(def.name)
+        );
         continue;
       }
-      const text = `leaf ${certText(r.notAfter, serialKey(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
+      const text = `leaf ${certText(r.notAfter, displaySerial(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
       add3(level2, "certificate", who, text, paths2.leaves(def.name));
     }
     const crlSet = crlSetOf(live);
@@ -42533,20 +44526,31 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       crls,
       add3,
       now,
-      { missing: ["warning", "no leaf CRL yet: the next trellis-ci renew signs it"], unsigned: "warning", fix: "trellis-ci renew re-signs it" }
+      {
+        missing: ["warning", "no leaf CRL yet: the next trellis-ci renew signs it"],
+        unsigned: "warning",
+        fix: "trellis-ci renew re-signs it"
+      }
     );
   }
   for (const [scope2, m] of mesh.retired) {
     if (!m.intermediate) continue;
     scopes.push({ scope: scope2, phase: "retiring" });
-    add3("warning", "ceremony", scope2, `scopes/${scope2}.yaml was deleted but its intermediates are still trusted: pending the custodian's trellis-root retire ${scope2}`, paths2.intermediate(scope2));
+    add3(
+      "warning",
+      "ceremony",
+      scope2,
+      `scopes/${scope2}.yaml was deleted but its intermediates are still trusted: pending the custodian's trellis-root retire ${scope2}`,
+      paths2.intermediate(scope2)
+    );
   }
   const level = items.reduce((a2, i2) => worse(a2, i2.level), "ok");
   return { now, level, items, certificates, crls, scopes, rootPhase };
 }
 function roleNote(role, level, scope2) {
   if (role === "active") return level === "ok" ? "" : `; rotate it: trellis-root rotate intermediate ${scope2}`;
-  if (role === "next") return level === "ok" ? " (being introduced: signs after the switch gate)" : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate intermediate ${scope2} --abort)`;
+  if (role === "next")
+    return level === "ok" ? " (being introduced: signs after the switch gate)" : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate intermediate ${scope2} --abort)`;
   if (role === "previous") return " (being retired: not judged, its leaves are re-minted)";
   return " (the active key under the retiring root: not judged)";
 }
@@ -42569,7 +44573,13 @@ async function judgeCrlFile(pem2, signers, scope2, subject, file, window2, out, 
       add3(say.unsigned, "crl", subject, `no ${label} (${fingerprint(s.cert).slice(0, 19)}…): ${say.fix}`, file);
       continue;
     }
-    out.push({ kind: s.kind, scope: scope2, issuerSerial: serialKey(s.cert.serialNumber), thisUpdate: crl.thisUpdate, ...crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {} });
+    out.push({
+      kind: s.kind,
+      scope: scope2,
+      issuerSerial: displaySerial(s.cert.serialNumber),
+      thisUpdate: crl.thisUpdate,
+      ...crl.nextUpdate ? { nextUpdate: crl.nextUpdate } : {}
+    });
     if (!crl.nextUpdate) {
       add3("critical", "crl", subject, `${label} has no nextUpdate: ${say.fix}`, file);
       continue;
@@ -42582,7 +44592,13 @@ async function judgeCrlFile(pem2, signers, scope2, subject, file, window2, out, 
     const w = window2(crl);
     const level = byWindow(crl.nextUpdate, now, w);
     const past = crl.nextUpdate <= now;
-    add3(level, "crl", subject, `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}` : ""}${level !== "ok" ? `; ${say.fix}` : ""}`, file);
+    add3(
+      level,
+      "crl",
+      subject,
+      `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}` : ""}${level !== "ok" ? `; ${say.fix}` : ""}`,
+      file
+    );
   }
 }
 function summaryLine(h2, t = DEFAULT_THRESHOLDS) {
@@ -42604,8 +44620,11 @@ function perfdata(h2, t) {
   ];
   const root = soonest(h2.certificates.filter((c3) => c3.tier === "root" && c3.role === "active"));
   if (root !== void 0) fields.push(`root_left=${root}s;${s(t.root.warn)};${s(t.root.crit)}`);
-  const inter = soonest(h2.certificates.filter((c3) => c3.tier === "intermediate" && (c3.role === "active" || c3.role === "next")));
-  if (inter !== void 0) fields.push(`intermediate_left=${inter}s;${s(t.intermediate.warn)};${s(t.intermediate.crit)}`);
+  const inter = soonest(
+    h2.certificates.filter((c3) => c3.tier === "intermediate" && (c3.role === "active" || c3.role === "next"))
+  );
+  if (inter !== void 0)
+    fields.push(`intermediate_left=${inter}s;${s(t.intermediate.warn)};${s(t.intermediate.crit)}`);
   const leaf = soonest(h2.certificates.filter((c3) => c3.tier === "leaf"));
   if (leaf !== void 0) fields.push(`leaf_left=${leaf}s`);
   const crl = h2.crls.filter((c3) => c3.nextUpdate).map((c3) => left2(c3.nextUpdate));
@@ -42614,7 +44633,9 @@ function perfdata(h2, t) {
 }
 function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
   const sorted = [...h2.items].sort((a2, b) => WORST[b.level] - WORST[a2.level]);
-  const lines = sorted.map((i2) => `${WORD[i2.level].padEnd(8)} ${i2.kind.padEnd(11)} ${i2.subject.padEnd(22)} ${i2.message}${i2.file ? `  (${i2.file})` : ""}`);
+  const lines = sorted.map(
+    (i2) => `${WORD[i2.level].padEnd(8)} ${i2.kind.padEnd(11)} ${i2.subject.padEnd(22)} ${i2.message}${i2.file ? `  (${i2.file})` : ""}`
+  );
   return `${[summaryLine(h2, t), `as of ${iso(h2.now)}`, ...lines].join("\n")}
 `;
 }
@@ -42623,14 +44644,15 @@ function unknownLine(why) {
 }
 var DAY3, NAGIOS, DEFAULT_THRESHOLDS, WORST, worse, early, DUE_TEXT, WORD;
 var init_health = __esm({
-  "packages/core/src/health.ts"() {
+  "packages/core/src/report/health.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_issuance();
     init_live();
-    init_mesh();
-    init_procedures();
+    init_scope_trust();
+    init_paths();
+    init_ci_procedures();
     init_profiles();
     init_revocation();
     init_rotation();
@@ -42654,17 +44676,22 @@ var init_health = __esm({
       "issuer-changed": "signed by an intermediate that no longer signs: trellis-ci renew has not re-minted it",
       "names-changed": "its names changed in the scope file: trellis-ci renew has not re-minted it"
     };
-    WORD = { ok: "OK", warning: "WARNING", critical: "CRITICAL", unknown: "UNKNOWN" };
+    WORD = {
+      ok: "OK",
+      warning: "WARNING",
+      critical: "CRITICAL",
+      unknown: "UNKNOWN"
+    };
   }
 });
 
-// packages/core/src/metrics.ts
+// packages/core/src/report/metrics.ts
 function render(families) {
   const out = [];
   for (const f of families) {
     out.push(`# HELP ${f.name} ${f.help}`, `# TYPE ${f.name} gauge`);
     for (const s of f.samples) {
-      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escape3(v)}"`).join(",");
+      const labels = Object.entries(s.labels).map(([k, v]) => `${k}="${escapeLabel(v)}"`).join(",");
       out.push(`${f.name}${labels ? `{${labels}}` : ""} ${s.value}`);
     }
   }
@@ -42672,18 +44699,47 @@ function render(families) {
 `;
 }
 function healthMetrics(h2, m) {
-  const cert2 = (c3) => ({ tier: c3.tier, scope: c3.scope, service: c3.service, role: c3.role, serial: c3.serial });
+  const cert2 = (c3) => ({
+    tier: c3.tier,
+    scope: c3.scope,
+    service: c3.service,
+    role: c3.role,
+    serial: c3.serial
+  });
   const families = [
-    { name: "trellis_mesh_info", help: "The mesh these metrics describe.", samples: [{ labels: { mesh: m.mesh, trust_domain: m.trustDomain }, value: 1 }] },
-    { name: "trellis_check_timestamp_seconds", help: "When trellis check judged the mesh (its --now).", samples: [{ labels: {}, value: seconds(h2.now) }] },
-    { name: "trellis_check_status", help: "The Nagios code of trellis check: 0 ok, 1 warning, 2 critical.", samples: [{ labels: {}, value: NAGIOS[h2.level] }] },
+    {
+      name: "trellis_mesh_info",
+      help: "The mesh these metrics describe.",
+      samples: [{ labels: { mesh: m.mesh, trust_domain: m.trustDomain }, value: 1 }]
+    },
+    {
+      name: "trellis_check_timestamp_seconds",
+      help: "When trellis check judged the mesh (its --now).",
+      samples: [{ labels: {}, value: seconds(h2.now) }]
+    },
+    {
+      name: "trellis_check_status",
+      help: "The Nagios code of trellis check: 0 ok, 1 warning, 2 critical.",
+      samples: [{ labels: {}, value: NAGIOS[h2.level] }]
+    },
     {
       name: "trellis_check_findings",
       help: "Things trellis check judged, by level.",
-      samples: ["ok", "warning", "critical"].map((level) => ({ labels: { level }, value: h2.items.filter((i2) => i2.level === level).length }))
+      samples: ["ok", "warning", "critical"].map((level) => ({
+        labels: { level },
+        value: h2.items.filter((i2) => i2.level === level).length
+      }))
     },
-    { name: "trellis_certificate_not_after_seconds", help: "Expiry (notAfter) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notAfter) })) },
-    { name: "trellis_certificate_not_before_seconds", help: "Start (notBefore) of each live certificate, unix seconds.", samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notBefore) })) },
+    {
+      name: "trellis_certificate_not_after_seconds",
+      help: "Expiry (notAfter) of each live certificate, unix seconds.",
+      samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notAfter) }))
+    },
+    {
+      name: "trellis_certificate_not_before_seconds",
+      help: "Start (notBefore) of each live certificate, unix seconds.",
+      samples: h2.certificates.map((c3) => ({ labels: cert2(c3), value: seconds(c3.notBefore) }))
+    },
     {
       name: "trellis_leaf_renew_at_seconds",
       help: "When renew re-mints each current leaf (its renewal point, a third of its life left), unix seconds.",
@@ -42692,17 +44748,25 @@ function healthMetrics(h2, m) {
     {
       name: "trellis_crl_next_update_seconds",
       help: "nextUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
-      samples: h2.crls.filter((c3) => c3.nextUpdate).map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.nextUpdate) }))
+      samples: h2.crls.filter((c3) => c3.nextUpdate).map((c3) => ({
+        labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial },
+        value: seconds(c3.nextUpdate)
+      }))
     },
     {
       name: "trellis_crl_this_update_seconds",
       help: "thisUpdate of each CRL (kind root, leaf or anchor), unix seconds.",
-      samples: h2.crls.map((c3) => ({ labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial }, value: seconds(c3.thisUpdate) }))
+      samples: h2.crls.map((c3) => ({
+        labels: { kind: c3.kind, scope: c3.scope, issuer_serial: c3.issuerSerial },
+        value: seconds(c3.thisUpdate)
+      }))
     },
     {
       name: "trellis_rotation_phase",
       help: "Phase of each scope (1 for the current one): pending, retiring, steady, publish, switch.",
-      samples: h2.scopes.flatMap((s) => SCOPE_PHASES.map((phase) => ({ labels: { scope: s.scope, phase }, value: s.phase === phase ? 1 : 0 })))
+      samples: h2.scopes.flatMap(
+        (s) => SCOPE_PHASES.map((phase) => ({ labels: { scope: s.scope, phase }, value: s.phase === phase ? 1 : 0 }))
+      )
     },
     {
       name: "trellis_rotation_next_gate_seconds",
@@ -42725,34 +44789,55 @@ function healthMetrics(h2, m) {
 function renewMetrics(r) {
   const lastSuccess = r.success ? r.now : r.lastSuccess;
   return render([
-    { name: "trellis_renew_last_run_timestamp_seconds", help: "When trellis-ci renew last ran (its --now), unix seconds.", samples: [{ labels: {}, value: seconds(r.now) }] },
-    { name: "trellis_renew_success", help: "1 when the last trellis-ci renew succeeded, 0 when it failed.", samples: [{ labels: {}, value: r.success ? 1 : 0 }] },
-    { name: "trellis_renew_leaves_minted", help: "Leaves the last trellis-ci renew minted (0 when it failed).", samples: [{ labels: {}, value: r.success ? r.minted : 0 }] },
-    ...lastSuccess ? [{ name: "trellis_renew_last_success_timestamp_seconds", help: "When trellis-ci renew last succeeded, unix seconds.", samples: [{ labels: {}, value: seconds(lastSuccess) }] }] : []
+    {
+      name: "trellis_renew_last_run_timestamp_seconds",
+      help: "When trellis-ci renew last ran (its --now), unix seconds.",
+      samples: [{ labels: {}, value: seconds(r.now) }]
+    },
+    {
+      name: "trellis_renew_success",
+      help: "1 when the last trellis-ci renew succeeded, 0 when it failed.",
+      samples: [{ labels: {}, value: r.success ? 1 : 0 }]
+    },
+    {
+      name: "trellis_renew_leaves_minted",
+      help: "Leaves the last trellis-ci renew minted (0 when it failed).",
+      samples: [{ labels: {}, value: r.success ? r.minted : 0 }]
+    },
+    ...lastSuccess ? [
+      {
+        name: "trellis_renew_last_success_timestamp_seconds",
+        help: "When trellis-ci renew last succeeded, unix seconds.",
+        samples: [{ labels: {}, value: seconds(lastSuccess) }]
+      }
+    ] : []
   ]);
 }
 function lastRenewSuccess(previous) {
   const m = previous ? /^trellis_renew_last_success_timestamp_seconds (\d+)$/m.exec(previous) : null;
   return m ? new Date(Number(m[1]) * 1e3) : void 0;
 }
-var escape3, seconds, SCOPE_PHASES, ROOT_PHASES;
+var escapeLabel, seconds, SCOPE_PHASES, ROOT_PHASES;
 var init_metrics = __esm({
-  "packages/core/src/metrics.ts"() {
+  "packages/core/src/report/metrics.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_health();
-    escape3 = (v) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+    escapeLabel = (v) => v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
     seconds = (d2) => Math.floor(d2.getTime() / 1e3);
     SCOPE_PHASES = ["pending", "retiring", "steady", "publish", "switch"];
     ROOT_PHASES = ["steady", "overlap"];
   }
 });
 
-// packages/core/src/check-command.ts
+// packages/core/src/shell/check-command.ts
 import path5 from "node:path";
 function thresholdsFrom(a2) {
   const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
-  const win = (w, warn, crit, flag) => ({ warn: dur(warn, `${flag}-warn`) ?? w.warn, crit: dur(crit, `${flag}-crit`) ?? w.crit });
+  const win = (w, warn, crit, flag) => ({
+    warn: dur(warn, `${flag}-warn`) ?? w.warn,
+    crit: dur(crit, `${flag}-crit`) ?? w.crit
+  });
   const opt = (warn, crit, flag) => {
     const w = dur(warn, `${flag}-warn`);
     const c3 = dur(crit, `${flag}-crit`);
@@ -42779,12 +44864,12 @@ function writeMetricsFile(file, text, store) {
 }
 var d, FLAGS, checkCommand;
 var init_check_command = __esm({
-  "packages/core/src/check-command.ts"() {
+  "packages/core/src/shell/check-command.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
     init_health();
-    init_mesh();
+    init_load_mesh();
     init_metrics();
     init_shell();
     init_out_path();
@@ -42793,23 +44878,46 @@ var init_check_command = __esm({
     FLAGS = [
       ["root-warn", `warning when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.warn)})`],
       ["root-crit", `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
-      ["intermediate-warn", `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`],
+      [
+        "intermediate-warn",
+        `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`
+      ],
       ["intermediate-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
-      ["root-crl-warn", `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`],
+      [
+        "root-crl-warn",
+        `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`
+      ],
       ["root-crl-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.rootCrl.crit)})`],
-      ["leaf-warn", "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"],
+      [
+        "leaf-warn",
+        "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"
+      ],
       ["leaf-crit", "critical when a leaf has less than this left (default: a sixth of its life)"],
-      ["crl-warn", "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"],
+      [
+        "crl-warn",
+        "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"
+      ],
       ["crl-crit", "critical when a scope CRL has less than this left (default: a sixth of its life)"],
-      ["gate-overdue", `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`]
+      [
+        "gate-overdue",
+        `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`
+      ]
     ];
     checkCommand = {
       command: "check",
       describe: "Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)",
       builder: (y) => {
-        let b = y.option("metrics", { type: "string", describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)" });
+        let b = y.option("metrics", {
+          type: "string",
+          describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)"
+        });
         for (const [flag, describe] of FLAGS) b = b.option(flag, { type: "string", describe });
-        return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example("$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom", "stricter, and feed Prometheus").epilogue("exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md");
+        return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example(
+          "$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom",
+          "stricter, and feed Prometheus"
+        ).epilogue(
+          "exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md"
+        );
       },
       handler: async (a2) => {
         const unknown = (why) => {
@@ -42839,8 +44947,10 @@ var init_check_command = __esm({
             writeMetricsFile(a2.metrics, metrics, storeDir);
           } catch (e2) {
             const [first, ...rest] = report2.split("\n");
-            process.stdout.write(`${unknownLine(`cannot write the metrics file ${path5.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
-${rest.join("\n")}`);
+            process.stdout.write(
+              `${unknownLine(`cannot write the metrics file ${path5.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+${rest.join("\n")}`
+            );
             process.exitCode = NAGIOS.unknown;
             return;
           }
@@ -42852,20 +44962,25 @@ ${rest.join("\n")}`);
   }
 });
 
-// packages/core/src/shard.ts
+// packages/core/src/rotation/shard.ts
 function spanningFiles(scope2) {
   return [paths2.trust(scope2), paths2.trustOpenssl(scope2)];
 }
 function shardOwns(scope2, file) {
-  return file.startsWith(`bundles/${scope2}/`) && !file.slice(`bundles/${scope2}/`.length).split("/").includes("..") && !spanningFiles(scope2).includes(file) && ![paths2.capath(scope2), paths2.anchors(scope2)].some((d2) => file.startsWith(`${d2}/`));
+  return file.startsWith(`bundles/${scope2}/`) && !file.slice(`bundles/${scope2}/`.length).split("/").includes("..") && !spanningFiles(scope2).includes(file) && // The one-anchor-per-file directories hold the same cross-scope composition as the bundles.
+  ![paths2.capath(scope2), paths2.anchors(scope2)].some((d2) => file.startsWith(`${d2}/`));
 }
 function assertShardWrites(scope2, writes) {
   const stray = writes.find((w) => !shardOwns(scope2, w.path));
   if (stray) {
-    throw new TrellisError("shard-outside-scope", `a renew sharded to scope ${scope2} would write ${stray.path}, which is not the scope's own file: nothing was written`, {
-      file: stray.path,
-      hint: `shards write only bundles/${scope2}/ (its trust bundles excepted); run trellis-ci compose after merging the shards`
-    });
+    throw new TrellisError(
+      "shard-outside-scope",
+      `a renew sharded to scope ${scope2} would write ${stray.path}, which is not the scope's own file: nothing was written`,
+      {
+        file: stray.path,
+        hint: `shards write only bundles/${scope2}/ (its trust bundles excepted); run trellis-ci compose after merging the shards`
+      }
+    );
   }
 }
 function composePlan(mesh, current, scopes = mesh.scopes.map((s) => s.name)) {
@@ -42878,28 +44993,45 @@ function composeScopes(i2) {
   const writes = [...i2.stale];
   for (const scope2 of composeTouched(i2.stale)) {
     const signer = i2.signers.get(scope2);
-    if (!signer) throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, { file: paths2.intermediateKey(scope2) });
-    assertSignsAt({ label: `${scope2} intermediate ${fingerprint(signer.cert)}`, notBefore: signer.cert.notBefore, notAfter: signer.cert.notAfter, file: paths2.intermediate(scope2), tier: "intermediate" }, i2.now);
+    if (!signer)
+      throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, {
+        file: paths2.intermediateKey(scope2)
+      });
+    assertSignsAt(
+      {
+        label: `${scope2} intermediate ${fingerprint(signer.cert)}`,
+        notBefore: signer.cert.notBefore,
+        notAfter: signer.cert.notAfter,
+        file: paths2.intermediate(scope2),
+        tier: "intermediate"
+      },
+      i2.now
+    );
     const files = i2.stale.filter((f) => f.path.startsWith(`bundles/${scope2}/`)).map((f) => f.path.slice(`bundles/${scope2}/`.length));
     writes.push({
       path: paths2.ledger(scope2),
-      content: appendToLedger(i2.mesh.material.get(scope2).ledger, { op: "compose", at: iso(i2.now), actor: i2.actor, details: { bundles: "recomposed", files } }, paths2.ledger(scope2), ledgerSigner(signer)).text
+      content: appendToLedger(
+        i2.mesh.material.get(scope2).ledger,
+        { op: "compose", at: iso(i2.now), actor: i2.actor, details: { bundles: "recomposed", files } },
+        paths2.ledger(scope2),
+        ledgerSigner(signer)
+      ).text
     });
   }
   return mergeWrites(writes);
 }
 var init_shard = __esm({
-  "packages/core/src/shard.ts"() {
+  "packages/core/src/rotation/shard.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
     init_ledger();
     init_ledger_signature();
-    init_mesh();
+    init_paths();
     init_certificates();
-    init_procedures();
+    init_ci_procedures();
     init_profiles();
-    init_store();
+    init_file_write();
     init_time();
   }
 });
@@ -42915,7 +45047,6 @@ var init_src = __esm({
     init_config();
     init_crypto();
     init_certificates();
-    init_name_constraints();
     init_profiles();
     init_issuance();
     init_leaf();
@@ -42927,7 +45058,6 @@ var init_src = __esm({
     init_ledger_trust();
     init_record_proofs();
     init_plain_yaml();
-    init_verify_ledgers();
     init_custody();
     init_shares();
     init_rekey();
@@ -42936,15 +45066,16 @@ var init_src = __esm({
     init_store();
     init_fault_seam_release();
     init_out_path();
-    init_mesh();
+    init_load_mesh();
+    init_paths();
+    init_scope_trust();
+    init_effects();
     init_live();
     init_deploy_allow_list();
     init_signing_policy();
-    init_verify_deploy();
     init_uniqueness();
     init_verify();
     init_plan();
-    init_report();
     init_explain();
     init_report_html();
     init_flags();
@@ -42958,15 +45089,15 @@ var init_src = __esm({
     init_release();
     init_inspect_commands();
     init_check_command();
-    init_health();
     init_metrics();
     init_ceremony_plan();
-    init_procedures();
+    init_ci_procedures();
     init_host_trust();
     init_shard();
     init_certificates();
     init_revocation();
     init_burn();
+    init_deploy_record();
   }
 });
 
@@ -43862,9 +45993,9 @@ var require_cli_progress = __commonJS({
   }
 });
 
-// packages/ci/src/check.ts
-var check_exports = {};
-__export(check_exports, {
+// packages/ci/src/handshake-check.ts
+var handshake_check_exports = {};
+__export(handshake_check_exports, {
   handshakeCheck: () => handshakeCheck
 });
 import https from "node:https";
@@ -43874,27 +46005,33 @@ async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
   if (!tlsOk.ok || !check2.startsWith("https://")) return tlsOk;
   const url = new URL(check2);
   return new Promise((resolve5) => {
-    const req = https.request({
-      host: url.hostname,
-      port: Number(url.port),
-      path: url.pathname || "/",
-      servername,
-      ca: [release["trust.openssl.pem"]],
-      agent: false,
-      timeout: timeoutMs,
-      ...release["key.pem"] ? { key: release["key.pem"], cert: release["chain.pem"] } : {}
-    }, (res) => {
-      res.resume();
-      const status2 = res.statusCode ?? 0;
-      resolve5(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
-    });
+    const req = https.request(
+      {
+        host: url.hostname,
+        port: Number(url.port),
+        path: url.pathname || "/",
+        servername,
+        ca: [release["trust.openssl.pem"]],
+        agent: false,
+        timeout: timeoutMs,
+        ...release["key.pem"] ? { key: release["key.pem"], cert: release["chain.pem"] } : {}
+      },
+      (res) => {
+        res.resume();
+        const status2 = res.statusCode ?? 0;
+        resolve5(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
+      }
+    );
     req.on("error", (e2) => resolve5({ ok: false, error: e2.message }));
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.end();
   });
 }
 async function tlsCheck(address, servername, release, timeoutMs) {
-  const [host, port2] = [address.slice(0, address.lastIndexOf(":")), Number(address.slice(address.lastIndexOf(":") + 1))];
+  const [host, port2] = [
+    address.slice(0, address.lastIndexOf(":")),
+    Number(address.slice(address.lastIndexOf(":") + 1))
+  ];
   const expected = release["cert.pem"] ? fingerprint(parseCertificate(release["cert.pem"])).slice("sha256:".length) : void 0;
   return new Promise((resolve5) => {
     const sock = tls.connect({
@@ -43913,14 +46050,15 @@ async function tlsCheck(address, servername, release, timeoutMs) {
     sock.on("secureConnect", () => {
       const presented = sock.getPeerX509Certificate();
       const got = presented ? Buffer.from(presented.fingerprint256.replace(/:/g, ""), "hex").toString("hex") : "";
-      if (expected && got !== expected) done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
+      if (expected && got !== expected)
+        done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
       else setTimeout(() => done({ ok: !sock.destroyed }), 200);
     });
     sock.on("error", (e2) => done({ ok: false, error: e2.message }));
   });
 }
-var init_check = __esm({
-  "packages/ci/src/check.ts"() {
+var init_handshake_check = __esm({
+  "packages/ci/src/handshake-check.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_src();
@@ -44930,7 +47068,7 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs15 = __require("fs");
+    var fs17 = __require("fs");
     function checkPathExt(path21, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
@@ -44955,12 +47093,12 @@ var require_windows = __commonJS({
       return checkPathExt(path21, options);
     }
     function isexe(path21, options, cb) {
-      fs15.stat(path21, function(er, stat) {
+      fs17.stat(path21, function(er, stat) {
         cb(er, er ? false : checkStat(stat, path21, options));
       });
     }
     function sync(path21, options) {
-      return checkStat(fs15.statSync(path21), path21, options);
+      return checkStat(fs17.statSync(path21), path21, options);
     }
   }
 });
@@ -44971,14 +47109,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs15 = __require("fs");
+    var fs17 = __require("fs");
     function isexe(path21, options, cb) {
-      fs15.stat(path21, function(er, stat) {
+      fs17.stat(path21, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
     function sync(path21, options) {
-      return checkStat(fs15.statSync(path21), options);
+      return checkStat(fs17.statSync(path21), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -45003,7 +47141,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs15 = __require("fs");
+    var fs17 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -45274,16 +47412,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs15 = __require("fs");
+    var fs17 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs15.openSync(command2, "r");
-        fs15.readSync(fd, buffer, 0, size, 0);
-        fs15.closeSync(fd);
+        fd = fs17.openSync(command2, "r");
+        fs17.readSync(fd, buffer, 0, size, 0);
+        fs17.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -45299,7 +47437,7 @@ var require_parse = __commonJS({
     init_define_TRELLIS_BUILD();
     var path21 = __require("path");
     var resolveCommand = require_resolveCommand();
-    var escape4 = require_escape();
+    var escape3 = require_escape();
     var readShebang = require_readShebang();
     var isWin = process.platform === "win32";
     var isExecutableRegExp = /\.(?:com|exe)$/i;
@@ -45323,8 +47461,8 @@ var require_parse = __commonJS({
       if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
         parsed2.command = path21.normalize(parsed2.command);
-        parsed2.command = escape4.command(parsed2.command);
-        parsed2.args = parsed2.args.map((arg) => escape4.argument(arg, needsDoubleEscapeMetaChars));
+        parsed2.command = escape3.command(parsed2.command);
+        parsed2.args = parsed2.args.map((arg) => escape3.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
         parsed2.args = ["/d", "/s", "/c", `"${shellCommand}"`];
         parsed2.command = process.env.comspec || "cmd.exe";
@@ -52329,28 +54467,44 @@ var init_execa = __esm({
 });
 
 // packages/agent/src/install.ts
-import fs11 from "node:fs";
+import fs13 from "node:fs";
 import path18 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 function installerScript() {
-  return fs11.readFileSync(INSTALLER_PATH, "utf8");
+  return fs13.readFileSync(INSTALLER_PATH, "utf8");
 }
 function installOutcome(target, exitCode, stdout, stderr) {
   const line = stdout.split("\n").filter((l) => l.startsWith("trellis-install: ")).at(-1)?.slice("trellis-install: ".length) ?? stderr.trim();
   if (exitCode === 0) return { status: line.startsWith("unchanged") ? "unchanged" : "installed", detail: line };
   const what = exitCode === 10 ? "refused an invalid release (the current one stays)" : exitCode === 11 ? "reload failed and rolled back" : `failed (exit ${exitCode})`;
-  throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}`, { hint: "fix the target and rerun trellis-ci deploy" });
+  const said = stdout.split("\n").filter((l) => l.startsWith("trellis-reload: ")).map((l) => l.slice("trellis-reload: ".length)).join("\n");
+  const server = exitCode === 11 && said.trim() ? `; the reload said: ${quotePeerOutput(said)}` : "";
+  throw new TrellisError("peer-failed", `${target}: install ${what}: ${line}${server}`, {
+    hint: "fix the target and rerun trellis-ci deploy"
+  });
 }
 async function installLocally(targetDir, release, reload, allowedRoot, at = {}) {
-  const o2 = { flag: at.field ?? "--dir", file: at.file, anchor: allowedRoot ?? targetDir, allowList: allowedRoot !== void 0 };
+  const o2 = {
+    flag: at.field ?? "--dir",
+    file: at.file,
+    anchor: allowedRoot ?? targetDir,
+    allowList: allowedRoot !== void 0
+  };
   const target = makeOutDir(targetDir, o2);
   checkOutDir(path18.join(target, "releases"), o2);
-  const staging = fs11.mkdtempSync(path18.join(target, ".staging-"));
+  const staging = fs13.mkdtempSync(path18.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(path18.join(staging, name), content, name === "key.pem" ? 384 : 420);
   }
-  const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], { reject: false, env: { ...childEnv(process.env), ...faultEnv() }, extendEnv: false });
+  const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], {
+    reject: false,
+    env: {
+      ...childEnv(process.env),
+      ...faultEnv()
+    },
+    extendEnv: false
+  });
   adoptFaultCount(String(r.stderr));
   return installOutcome(target, r.exitCode, String(r.stdout), String(r.stderr));
 }
@@ -52361,14 +54515,15 @@ var init_install = __esm({
     init_define_TRELLIS_BUILD();
     init_execa();
     init_src();
-    INSTALLER_PATH = fileURLToPath5(new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url));
+    INSTALLER_PATH = fileURLToPath5(
+      new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url)
+    );
   }
 });
 
 // packages/agent/src/index.ts
 var src_exports = {};
 __export(src_exports, {
-  INSTALLER_PATH: () => INSTALLER_PATH,
   installLocally: () => installLocally,
   installOutcome: () => installOutcome,
   installerScript: () => installerScript
@@ -52385,10 +54540,9 @@ var init_src2 = __esm({
 var ssh_exports = {};
 __export(ssh_exports, {
   installOverSsh: () => installOverSsh,
-  remoteScript: () => remoteScript,
   sshArgs: () => sshArgs
 });
-import fs12 from "node:fs";
+import fs14 from "node:fs";
 import path19 from "node:path";
 function remoteScript(release) {
   return [
@@ -52399,7 +54553,11 @@ function remoteScript(release) {
     "installer=$(mktemp)",
     heredoc('"$installer"', installerScript()),
     // Anchor files live in capath/ and anchors/ (names checked by isReleaseFile).
-    ...[...new Set(Object.keys(release).filter((n2) => n2.includes("/")).map((n2) => n2.split("/")[0]))].map((d2) => `mkdir -p "$staging/${d2}"`),
+    ...[
+      ...new Set(
+        Object.keys(release).filter((n2) => n2.includes("/")).map((n2) => n2.split("/")[0])
+      )
+    ].map((d2) => `mkdir -p "$staging/${d2}"`),
     ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content)),
     "set +e",
     'sh "$installer" "$1" "$staging" "$2"',
@@ -52433,16 +54591,25 @@ function sshArgs(t, knownHosts) {
 }
 async function installOverSsh(t, release, scratch) {
   const knownHosts = path19.join(scratch, `known_hosts-${t.host}`);
-  fs12.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
+  fs14.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
-  const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], { input: remoteScript(release), reject: false, env: childEnv(process.env), extendEnv: false });
+  const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], {
+    input: remoteScript(release),
+    reject: false,
+    env: childEnv(process.env),
+    extendEnv: false
+  });
   const label = describeTarget(t);
   if (r.exitCode === 255) {
     const err = String(r.stderr);
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(err)) {
-      throw new TrellisError("peer-failed", `${label}: the host's key does not match the pinned hostKey: refused`, { hint: "check the host out of band; if it was re-keyed on purpose, the custodian updates deploy.ssh.<host>.hostKey in trellis.yaml and confirms it (trellis-root confirm)" });
+      throw new TrellisError("peer-failed", `${label}: the host's key does not match the pinned hostKey: refused`, {
+        hint: "check the host out of band; if it was re-keyed on purpose, the custodian updates deploy.ssh.<host>.hostKey in trellis.yaml and confirms it (trellis-root confirm)"
+      });
     }
-    throw new TrellisError("peer-failed", `${label}: ssh failed: ${err.trim().split("\n").at(-1)}`, { hint: "check the host, user and identityFile" });
+    throw new TrellisError("peer-failed", `${label}: ssh failed: ${err.trim().split("\n").at(-1)}`, {
+      hint: "check the host, user and identityFile"
+    });
   }
   return installOutcome(label, r.exitCode, String(r.stdout), String(r.stderr));
 }
@@ -52476,22 +54643,38 @@ function manifests(t, scope2, service, release) {
       kind: "Secret",
       type: "kubernetes.io/tls",
       metadata: { name: t.name, namespace: t.namespace, labels },
-      data: { "tls.crt": b64(release["chain.pem"]), "tls.key": b64(release["key.pem"]), "ca.crt": b64(release["trust.pem"]) }
+      data: {
+        "tls.crt": b64(release["chain.pem"]),
+        "tls.key": b64(release["key.pem"]),
+        "ca.crt": b64(release["trust.pem"])
+      }
     });
   }
   docs.push({
     apiVersion: "v1",
     kind: "ConfigMap",
     metadata: { name: `${t.name}-trust`, namespace: t.namespace, labels },
-    data: { "ca.crt": release["trust.pem"], "trust.openssl.pem": release["trust.openssl.pem"], ...release["crl.pem"] ? { "crl.pem": release["crl.pem"] } : {} }
+    data: {
+      "ca.crt": release["trust.pem"],
+      "trust.openssl.pem": release["trust.openssl.pem"],
+      ...release["crl.pem"] ? { "crl.pem": release["crl.pem"] } : {}
+    }
   });
   return docs.map((d2) => `---
 ${(0, import_yaml3.stringify)(d2, { lineWidth: 0 })}`).join("");
 }
 async function applyManifests(t, file) {
-  const r = await execa("kubectl", [`--context=${t.context}`, `--namespace=${t.namespace}`, "apply", `--filename=${file}`], { reject: false, env: childEnv(process.env), extendEnv: false });
+  const r = await execa(
+    "kubectl",
+    [`--context=${t.context}`, `--namespace=${t.namespace}`, "apply", `--filename=${file}`],
+    { reject: false, env: childEnv(process.env), extendEnv: false }
+  );
   if (r.exitCode !== 0) {
-    throw new TrellisError("peer-failed", `${describeTarget(t)}: kubectl apply failed: ${String(r.stderr).trim().split("\n").at(-1)}`, { hint: `the manifests are in ${file}; check the context` });
+    throw new TrellisError(
+      "peer-failed",
+      `${describeTarget(t)}: kubectl apply failed: ${String(r.stderr).trim().split("\n").at(-1)}`,
+      { hint: `the manifests are in ${file}; check the context` }
+    );
   }
   return String(r.stdout).trim();
 }
@@ -58112,41 +60295,81 @@ var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
 var bundle = {
   command: "bundle <scope>",
   describe: "Print a scope's trust bundle, or the nginx / haproxy configuration that enforces it",
-  builder: (y) => y.positional("scope", { type: "string", demandOption: true }).option("format", { choices: FORMATS, default: "pem", describe: "pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)" }).option("out", { type: "string", describe: "nginx/haproxy/spiffe: where referenced files are written (default <store>/.trellis/bundle/<scope>)" }).option("release-dir", { type: "string", describe: "nginx/haproxy: a deploy target's directory; directives then point at <dir>/current/*, which deploy keeps up to date" }).option("upstream", { type: "string", describe: "nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives" }).example("$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api", "paste into the server block"),
+  builder: (y) => y.positional("scope", { type: "string", demandOption: true }).option("format", {
+    choices: FORMATS,
+    default: "pem",
+    describe: "pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)"
+  }).option("out", {
+    type: "string",
+    describe: "spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)"
+  }).option("release-dir", {
+    type: "string",
+    describe: "nginx/haproxy (required): a dir deploy target's directory; every path printed is <dir>/current/*, which deploy keeps up to date"
+  }).option("upstream", {
+    type: "string",
+    describe: "nginx/haproxy: the SCOPE/SERVICE this proxy connects to, for the upstream directives"
+  }).option("server-block", {
+    type: "boolean",
+    describe: "nginx: print a complete server { … } block (listen, the directives, a location) for a conf.d file"
+  }).option("listen", {
+    type: "string",
+    default: "443",
+    describe: "nginx --server-block: the listen address, PORT or ADDRESS:PORT"
+  }).example("$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api", "paste into the server block").example(
+    "$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > /etc/nginx/conf.d/trellis-api.conf",
+    "a whole server block"
+  ),
   handler: async (a2) => {
     const mesh = await withStore(a2.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a2.scope);
-    if (!certs.length) throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, { hint: "trellis-root intermediate --pending" });
+    if (!certs.length)
+      throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, {
+        hint: "trellis-root intermediate --pending"
+      });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
-    const out = path6.resolve(a2.out ?? path6.join(mesh.dir, ".trellis", "bundle", a2.scope));
-    checkOutDir(out, bundleOut(mesh, out), true);
-    if (a2.format === "spiffe") return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
-    const files = writeTrustFiles(mesh, a2.scope, out);
-    const at = (f) => a2.releaseDir ? path6.join(path6.resolve(a2.releaseDir), "current", f) : files[f] ?? `<your release>/current/${f}`;
+    if (a2.format === "spiffe") {
+      const out = path6.resolve(a2.out ?? path6.join(mesh.dir, ".trellis", "bundle", a2.scope));
+      checkOutDir(out, bundleOut(mesh, out), true);
+      return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
+    }
     const upstream = a2.upstream ? upstreamName(mesh, a2.scope, a2.upstream) : void 0;
-    process.stdout.write(a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream));
+    if (a2.serverBlock && a2.format !== "nginx")
+      throw new TrellisError("usage", `--server-block is for --format nginx, not ${a2.format}`, {
+        hint: "add --format nginx, or drop --server-block"
+      });
+    if (a2.serverBlock && !/^([0-9.]+:|\[[0-9a-fA-F:]+\]:)?[0-9]{1,5}$/.test(a2.listen))
+      throw new TrellisError("usage", `--listen ${JSON.stringify(a2.listen)} is not PORT or ADDRESS:PORT`, {
+        hint: "e.g. --listen 8443 or --listen 127.0.0.1:8443"
+      });
+    if (!a2.releaseDir) {
+      throw new TrellisError(
+        "usage",
+        `--format ${a2.format} needs --release-dir: every path it prints is a file of a deploy target's release`,
+        {
+          field: "--release-dir",
+          hint: `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a2.scope} --format ${a2.format} --release-dir /etc/trellis/SERVICE`
+        }
+      );
+    }
+    const at = (f) => path6.join(path6.resolve(a2.releaseDir), "current", f);
+    const directives = a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream);
+    process.stdout.write(a2.serverBlock ? nginxServerBlock(a2.listen, directives) : directives);
   }
 };
 var bundleOut = (mesh, out) => ({ flag: "--out", store: mesh.dir, anchor: out });
-function writeTrustFiles(mesh, scope2, out) {
-  const certs = scopeTrust(mesh, scope2);
-  const files = { "trust.openssl.pem": trustOpensslPem(certs), "client-ca-names.pem": NAMES_ONLY_CA };
-  const crl = edgeCrl(mesh, scope2);
-  if (crl) files["crl.pem"] = crl;
-  const paths3 = {};
-  for (const [name, content] of Object.entries(files)) {
-    writeOutFile(path6.join(out, name), content, bundleOut(mesh, out));
-    paths3[name] = path6.join(out, name);
-  }
-  return paths3;
-}
 function upstreamName(mesh, scope2, target) {
   const [s, service] = target.split("/");
   const def = scopeDef(mesh, s);
-  if (!service || !def.services.some((x) => x.name === service)) throw new TrellisError("usage", `--upstream ${target}: no such service`, { hint: "write it SCOPE/SERVICE" });
-  if (!trustedScopes(scopeDef(mesh, scope2), mesh.scopes.map((x) => x.name)).includes(s)) {
-    throw new TrellisError("usage", `--upstream ${target}: ${scope2} does not trust ${s}: the handshake would fail`, { hint: "a region reaches its own and the global scope only" });
+  if (!service || !def.services.some((x) => x.name === service))
+    throw new TrellisError("usage", `--upstream ${target}: no such service`, { hint: "write it SCOPE/SERVICE" });
+  if (!trustedScopes(
+    scopeDef(mesh, scope2),
+    mesh.scopes.map((x) => x.name)
+  ).includes(s)) {
+    throw new TrellisError("usage", `--upstream ${target}: ${scope2} does not trust ${s}: the handshake would fail`, {
+      hint: "a region reaches its own and the global scope only"
+    });
   }
   return serviceDnsName(s, service, mesh.config.trustDomain);
 }
@@ -58179,18 +60402,39 @@ function nginxDirectives(scope2, at, upstream) {
   return `${lines.join("\n")}
 `;
 }
+function nginxServerBlock(listen, directives) {
+  const body = directives.trimEnd().split("\n").map((l) => `    ${l}`);
+  return [
+    "server {",
+    `    listen                  ${listen} ssl;`,
+    ...body,
+    "    location / {",
+    "        # your application here, e.g. proxy_pass http://127.0.0.1:8080;",
+    '        return 200 "mTLS ok: $ssl_client_s_dn\\n";',
+    "    }",
+    "}",
+    ""
+  ].join("\n");
+}
 function haproxyLines(scope2, at, upstream) {
   const tls2 = `ca-file ${at("trust.openssl.pem")} crl-file ${at("crl.pem")} verify required`;
   const lines = [
     `# trellis: mTLS for scope ${scope2}; append to your bind line (a client outside the scope's trust fails the handshake)`,
     `bind <address>:<port> ssl crt ${at("chain-and-key.pem")} ${tls2}`
   ];
-  if (upstream) lines.push(`# upstream ${upstream}`, `server ${upstream.split(".")[0]} ${upstream}:<port> ssl crt ${at("chain-and-key.pem")} ${tls2} verifyhost ${upstream} sni str(${upstream})`);
+  if (upstream)
+    lines.push(
+      `# upstream ${upstream}`,
+      `server ${upstream.split(".")[0]} ${upstream}:<port> ssl crt ${at("chain-and-key.pem")} ${tls2} verifyhost ${upstream} sni str(${upstream})`
+    );
   return `${lines.join("\n")}
 `;
 }
 function spiffeBundles(mesh, scope2, out) {
-  const trusted = trustedScopes(scopeDef(mesh, scope2), mesh.scopes.map((s) => s.name));
+  const trusted = trustedScopes(
+    scopeDef(mesh, scope2),
+    mesh.scopes.map((s) => s.name)
+  );
   const of = anchorsBy(mesh);
   const map = {};
   for (const s of trusted) {
@@ -58200,7 +60444,9 @@ function spiffeBundles(mesh, scope2, out) {
     const bundle2 = {
       keys: certs.map((c3) => ({
         use: "x509-svid",
-        ...createPublicKey4({ key: Buffer.from(c3.publicKey.rawData), format: "der", type: "spki" }).export({ format: "jwk" }),
+        ...createPublicKey4({ key: Buffer.from(c3.publicKey.rawData), format: "der", type: "spki" }).export({
+          format: "jwk"
+        }),
         x5c: [Buffer.from(c3.rawData).toString("base64")]
       })),
       // Grows with every operation on the scope, so a consumer can tell a newer bundle from an older one.
@@ -58222,11 +60468,13 @@ init_src();
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
 init_src();
+import fs12 from "node:fs";
 import path11 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
+import fs9 from "node:fs";
 import path9 from "node:path";
 
 // packages/ci/src/signer.ts
@@ -58249,18 +60497,32 @@ async function refuseRootOpeners(mesh, ids) {
 }
 async function openIntermediate(mesh, scope2, ids, which = "active") {
   const live = inRole(liveIntermediates(mesh, scope2), which);
-  if (!live) throw new TrellisError("not-yet-minted", `scope ${scope2} has no ${which} intermediate`, { file: paths2.intermediate(scope2), hint: `trellis-root intermediate ${scope2}` });
+  if (!live)
+    throw new TrellisError("not-yet-minted", `scope ${scope2} has no ${which} intermediate`, {
+      file: paths2.intermediate(scope2),
+      hint: `trellis-root intermediate ${scope2}`
+    });
   const { cert: cert2, keyAge: ct, file: certFile, keyFile: file } = live;
   const problems = await intermediateProblems(mesh, scope2, cert2);
   if (problems.length) {
-    throw new TrellisError("verification-failed", problems.join("; "), { file: certFile, hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)" });
+    throw new TrellisError("verification-failed", problems.join("; "), {
+      file: certFile,
+      hint: "restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)"
+    });
   }
   assertLedgerCounts(mesh, scope2);
   requireConfirmedPolicy(mesh);
-  if (ct === void 0) throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", { file, hint: "restore it from git" });
+  if (ct === void 0)
+    throw new TrellisError("corrupt-store", "the encrypted intermediate key is missing", {
+      file,
+      hint: "restore it from git"
+    });
   const pem2 = await decryptWith(ids, ct, file, "ci");
   if (!keyMatchesCert(pem2, cert2)) {
-    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert2)}`, { file, hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover" });
+    throw new TrellisError("key-mismatch", `the key does not match intermediate ${fingerprint(cert2)}`, {
+      file,
+      hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover"
+    });
   }
   const { key, algorithm } = await importSigningKey(pem2);
   return { scope: scope2, cert: cert2, key, algorithm };
@@ -58327,7 +60589,10 @@ function openSpare(spare, mode) {
 function replaceRecycling(file, content, mode, scrub) {
   const spare = spareOf(file);
   const opened = openSpare(spare, mode);
-  if (opened === void 0) return replaceFileNow(file, content, mode);
+  if (opened === void 0) {
+    replaceFileNow(file, content, mode);
+    return;
+  }
   fill(opened.fd, spare, file, content, mode, opened.reused);
   const old = tempName(file, "old");
   fs7.rmSync(old, { force: true });
@@ -58374,7 +60639,7 @@ function makeKeyDir(dir) {
   fs7.chmodSync(dir, 448);
   return true;
 }
-var LEAF_FILES = ["key.pem", "cert.pem", "chain.pem"];
+var LEAF_FILES2 = ["key.pem", "cert.pem", "chain.pem"];
 function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path7.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
@@ -58412,49 +60677,77 @@ function fsyncPath(p) {
 
 // packages/ci/src/issue.ts
 var SCOPE_OUT_FILES = ["trust.pem", "trust.openssl.pem", "crl.pem"];
-function writeLeafOutput(mesh, scope2, leaves, outDir, crlPem, opts2 = { leafFiles: true }) {
+function writeLeafOutput(mesh, after, scope2, leaves, outDir, opts2 = { leafFiles: true }) {
   if (!leaves.length) return [];
-  const trust = scopeTrust(mesh, scope2);
   const inter = certificatePem(mesh.material.get(scope2).intermediate);
   const scopeDir = path9.join(outDir, scope2);
   const written = [];
   try {
     makeKeyDir(scopeDir);
-    const scopeFiles = [["trust.pem", trustPem(trust)], ["trust.openssl.pem", trustOpensslPem(trust)], ["crl.pem", crlPem]];
-    for (const [name, content] of scopeFiles) {
-      if (content === void 0) continue;
-      replaceFile(path9.join(scopeDir, name), content);
-      written.push(path9.join(scopeDir, name));
-    }
+    written.push(...scopeOutput(after, scope2, outDir));
     for (const l of leaves) {
       if (opts2.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES) written.push(path9.join(scopeDir, l.service, f));
+      for (const f of LEAF_FILES2) written.push(path9.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
   }
   return written;
 }
+function scopeOutput(mesh, scope2, outDir) {
+  const release = releaseFor(mesh, scope2);
+  const written = [];
+  for (const name of SCOPE_OUT_FILES) {
+    const file = path9.join(outDir, scope2, name);
+    const want = release[name];
+    let have;
+    try {
+      have = fs9.readFileSync(file, "utf8");
+    } catch {
+      have = void 0;
+    }
+    if (have === want) continue;
+    if (want === void 0) fs9.rmSync(file, { force: true });
+    else {
+      replaceFile(file, want);
+      written.push(file);
+    }
+  }
+  return written;
+}
+function scopesInOutput(outDir, scopes) {
+  return scopes.filter((s) => {
+    try {
+      return fs9.lstatSync(path9.join(outDir, s)).isDirectory();
+    } catch {
+      return false;
+    }
+  });
+}
 function outputFailure(e2, outDir) {
   if (isMachineFailure(e2) || e2 instanceof TrellisError) return e2;
-  return new TrellisError("usage", `cannot write leaves under ${outDir}: ${e2.message}`, { hint: "point --out at a writable directory" });
+  return new TrellisError("usage", `cannot write leaves under ${outDir}: ${e2.message}`, {
+    hint: "point --out at a writable directory"
+  });
 }
 async function openScopeKeys(mesh, scope2, ids) {
   const signer = await openIntermediate(mesh, scope2, ids, "active");
   const set = crlSetOf(liveIntermediates(mesh, scope2));
   const signers = [.../* @__PURE__ */ new Set([...set.leaf, ...set.anchor])];
-  const crl = await Promise.all(signers.map(async (l) => ({
-    ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role),
-    leafCrl: set.leaf.includes(l),
-    anchorCrl: set.anchor.includes(l)
-  })));
+  const crl = await Promise.all(
+    signers.map(async (l) => ({
+      ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role),
+      leafCrl: set.leaf.includes(l),
+      anchorCrl: set.anchor.includes(l)
+    }))
+  );
   return { signer, crl };
 }
 
 // packages/ci/src/mint-pool.ts
 init_define_TRELLIS_BUILD();
 import os3 from "node:os";
-import fs9 from "node:fs";
+import fs10 from "node:fs";
 import { Worker } from "node:worker_threads";
 import { performance as performance2 } from "node:perf_hooks";
 var CHUNK = 128;
@@ -58472,18 +60765,31 @@ function mintPool(onSigned = () => {
     for (let i2 = 0; i2 < threads; i2++) {
       const w = new Worker(script);
       const thread = i2;
-      w.on("message", (m) => {
-        const job = running.get(w);
-        running.delete(w);
-        if (m.leaves) opts2.timings?.chunk(thread, threads, m.leaves.length, job.posted, performance2.now(), m.signMs, m.filesMs);
-        if (m.error !== void 0) job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
-        else {
-          onSigned(m.leaves.length);
-          job.done(m.leaves);
+      w.on(
+        "message",
+        (m) => {
+          const job = running.get(w);
+          running.delete(w);
+          if (m.leaves)
+            opts2.timings?.chunk(
+              thread,
+              threads,
+              m.leaves.length,
+              job.posted,
+              performance2.now(),
+              m.signMs,
+              m.filesMs
+            );
+          if (m.error !== void 0)
+            job.fail(Object.assign(new Error(m.error.message), { code: m.error.code, path: m.error.path }));
+          else {
+            onSigned(m.leaves.length);
+            job.done(m.leaves);
+          }
+          idle.push(w);
+          pump();
         }
-        idle.push(w);
-        pump();
-      });
+      );
       w.on("error", (e2) => {
         broken = e2;
         running.get(w)?.fail(e2);
@@ -58500,7 +60806,13 @@ function mintPool(onSigned = () => {
       running.set(w, job);
       job.posted = performance2.now();
       const out = opts2.outDir === void 0 ? void 0 : { dir: opts2.outDir, scope: job.batch.scope, intermediatePem: job.batch.issuer.pem };
-      w.postMessage({ id: job.id, template: job.batch.template, orders: job.batch.orders.slice(job.from, job.to), key: job.key, out });
+      w.postMessage({
+        id: job.id,
+        template: job.batch.template,
+        orders: job.batch.orders.slice(job.from, job.to),
+        key: job.key,
+        out
+      });
     }
   };
   const sign3 = async (batch, key) => {
@@ -58508,18 +60820,27 @@ function mintPool(onSigned = () => {
     if (!workers.length) start();
     const parts = [];
     for (let from = 0; from < batch.orders.length; from += CHUNK) {
-      parts.push(new Promise((done, fail) => queue.push({ id: next++, batch, from, to: Math.min(from + CHUNK, batch.orders.length), key, done, fail })));
+      parts.push(
+        new Promise(
+          (done, fail) => queue.push({ id: next++, batch, from, to: Math.min(from + CHUNK, batch.orders.length), key, done, fail })
+        )
+      );
     }
     pump();
     return (await Promise.all(parts)).flat();
   };
-  return { sign: sign3, writesLeafFiles: opts2.outDir !== void 0, warm: () => {
-    if (!workers.length) start();
-  }, close: async () => void await Promise.all(workers.map((w) => w.terminate())) };
+  return {
+    sign: sign3,
+    writesLeafFiles: opts2.outDir !== void 0,
+    warm: () => {
+      if (!workers.length) start();
+    },
+    close: async () => void await Promise.all(workers.map((w) => w.terminate()))
+  };
 }
 function workerScript() {
   const release = new URL("./mint-worker.mjs", import.meta.url);
-  return fs9.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
+  return fs10.existsSync(release) ? release : new URL("./mint-worker.js", import.meta.url);
 }
 
 // packages/ci/src/progress.ts
@@ -58566,19 +60887,24 @@ var LineProgress = class {
   line(t) {
     const s = (t - this.began) / 1e3;
     const rate = s > 0 ? Math.round(this.done / s) : 0;
-    this.out.write(`renew: signed ${this.done}/${this.total} leaves (${Math.floor(100 * this.done / this.total)}%) in ${s.toFixed(1)} s, ${rate} leaves/s
-`);
+    this.out.write(
+      `renew: signed ${this.done}/${this.total} leaves (${Math.floor(100 * this.done / this.total)}%) in ${s.toFixed(1)} s, ${rate} leaves/s
+`
+    );
   }
 };
 var BarProgress = class {
   bar;
   constructor(stream2) {
-    this.bar = new import_cli_progress.default.SingleBar({
-      stream: stream2,
-      format: "renew [{bar}] {percentage}% | {value}/{total} leaves | {eta_formatted} left",
-      hideCursor: true,
-      clearOnComplete: false
-    }, import_cli_progress.default.Presets.shades_classic);
+    this.bar = new import_cli_progress.default.SingleBar(
+      {
+        stream: stream2,
+        format: "renew [{bar}] {percentage}% | {value}/{total} leaves | {eta_formatted} left",
+        hideCursor: true,
+        clearOnComplete: false
+      },
+      import_cli_progress.default.Presets.shades_classic
+    );
   }
   start(total) {
     this.bar.start(total, 0);
@@ -58598,67 +60924,90 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs10 from "node:fs";
+import fs11 from "node:fs";
 import path10 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   if (opts2.storeDir) assertOutsideTrackedTree(dir, opts2.storeDir, flag);
   try {
     makeOutDir(path10.dirname(dir), { flag, secret: true });
-    fs10.mkdirSync(dir, { mode: 448 });
+    fs11.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
-    if (e2.code !== "EEXIST") throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, { hint: `point ${flag} at a writable directory` });
+    if (e2.code !== "EEXIST")
+      throw new TrellisError("usage", `cannot write leaves under ${dir}: ${e2.message}`, {
+        hint: `point ${flag} at a writable directory`
+      });
   }
-  const st = fs10.lstatSync(dir);
+  const st = fs11.lstatSync(dir);
   if (st.isSymbolicLink()) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`, { hint: `remove the link, or point ${flag} at a real directory` });
+    throw new TrellisError(
+      "custody-out-dir",
+      `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`,
+      { hint: `remove the link, or point ${flag} at a real directory` }
+    );
   }
-  if (!st.isDirectory()) throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, { hint: `point ${flag} at a directory` });
-  if (opts2.store && fs10.realpathSync(dir) !== path10.join(fs10.realpathSync(opts2.store), path10.relative(opts2.store, dir))) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it resolves to ${fs10.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`, { hint: "remove the link (.trellis is a work area, never committed)" });
+  if (!st.isDirectory())
+    throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, {
+      hint: `point ${flag} at a directory`
+    });
+  if (opts2.store && fs11.realpathSync(dir) !== path10.join(fs11.realpathSync(opts2.store), path10.relative(opts2.store, dir))) {
+    throw new TrellisError(
+      "custody-out-dir",
+      `cannot write leaves under ${dir}: it resolves to ${fs11.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`,
+      { hint: "remove the link (.trellis is a work area, never committed)" }
+    );
   }
   if (process.getuid && st.uid !== process.getuid()) {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`, { hint: `point ${flag} at a directory of your own` });
+    throw new TrellisError(
+      "custody-out-dir",
+      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`,
+      { hint: `point ${flag} at a directory of your own` }
+    );
   }
   refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
-  fs10.chmodSync(dir, 448);
+  fs11.chmodSync(dir, 448);
   return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
 function refuseLinksInside(dir, flag) {
   const refuse2 = (at) => {
-    throw new TrellisError("custody-out-dir", `cannot write leaves under ${dir}: ${path10.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`, {
-      hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
-    });
+    throw new TrellisError(
+      "custody-out-dir",
+      `cannot write leaves under ${dir}: ${path10.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+      {
+        hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
+      }
+    );
   };
-  for (const scope2 of fs10.readdirSync(dir, { withFileTypes: true })) {
+  for (const scope2 of fs11.readdirSync(dir, { withFileTypes: true })) {
     const at = path10.join(dir, scope2.name);
     if (scope2.isSymbolicLink()) refuse2(at);
     if (!scope2.isDirectory()) continue;
-    for (const entry of fs10.readdirSync(at, { withFileTypes: true })) if (entry.isSymbolicLink()) refuse2(path10.join(at, entry.name));
+    for (const entry of fs11.readdirSync(at, { withFileTypes: true }))
+      if (entry.isSymbolicLink()) refuse2(path10.join(at, entry.name));
   }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
     const target = path10.join(dir, s);
-    if (!fs10.existsSync(target)) continue;
-    fs10.rmSync(target, { recursive: true, force: true });
+    if (!fs11.existsSync(target)) continue;
+    fs11.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
     const scopeDir = path10.join(dir, scope2);
     let entries2;
     try {
-      entries2 = fs10.readdirSync(scopeDir, { withFileTypes: true });
+      entries2 = fs11.readdirSync(scopeDir, { withFileTypes: true });
     } catch {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs10.rmSync(path10.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs11.rmSync(path10.join(scopeDir, f), { force: true });
     try {
-      fs10.rmdirSync(scopeDir);
+      fs11.rmdirSync(scopeDir);
     } catch {
     }
   }
@@ -58711,9 +61060,13 @@ async function withRenewMetrics(file, nowFlag, run, storeFlag) {
     record(true, result?.count ?? 0);
   } catch (e2) {
     const why = (ioFailure(e2) ?? e2.message).split("\n")[0];
-    throw new TrellisError("output-failed", `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`, {
-      hint: "make the directory writable by this user (the previous file is left as it was)"
-    });
+    throw new TrellisError(
+      "output-failed",
+      `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`,
+      {
+        hint: "make the directory writable by this user (the previous file is left as it was)"
+      }
+    );
   }
 }
 
@@ -58738,9 +61091,18 @@ var Timings = class {
     this.ms[phase] = (this.ms[phase] ?? 0) + (t - this.last);
     this.last = t;
   }
-  /** A chunk of `leaves` signed by worker `thread` of `threads`, posted and back at these performance.now() of this thread, with the worker's own times. */
+  /**
+   * A chunk of `leaves` signed by worker `thread` of `threads`, posted and back at these performance.now() of this
+   * thread, with the worker's own times.
+   */
   chunk(thread, threads, leaves, posted, back, signMs, filesMs) {
-    const m = this.mint ??= { leaves: 0, threads, wallMs: 0, signMs: Array(threads).fill(0), filesMs: Array(threads).fill(0) };
+    const m = this.mint ??= {
+      leaves: 0,
+      threads,
+      wallMs: 0,
+      signMs: Array(threads).fill(0),
+      filesMs: Array(threads).fill(0)
+    };
     this.firstPosted = Math.min(this.firstPosted, posted);
     this.lastBack = Math.max(this.lastBack, back);
     m.leaves += leaves;
@@ -58752,7 +61114,13 @@ var Timings = class {
   line() {
     const r = (v) => Math.round(v * 10) / 10;
     const ms = Object.fromEntries(Object.entries({ ...this.ms, total: performance3.now() }).map(([k, v]) => [k, r(v)]));
-    const mint = this.mint && { leaves: this.mint.leaves, threads: this.mint.threads, wallMs: r(this.mint.wallMs), signMs: this.mint.signMs.map(r), filesMs: this.mint.filesMs.map(r) };
+    const mint = this.mint && {
+      leaves: this.mint.leaves,
+      threads: this.mint.threads,
+      wallMs: r(this.mint.wallMs),
+      signMs: this.mint.signMs.map(r),
+      filesMs: this.mint.filesMs.map(r)
+    };
     return `${JSON.stringify({ trellis: "timings", command: this.command, ms, ...mint ? { mint } : {} })}
 `;
   }
@@ -58765,41 +61133,62 @@ function timingsFor(command2, env2 = process.env) {
 var renew = {
   command: "renew",
   describe: "Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", { type: "boolean", describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge" }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", { type: "string", describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)" }).option("progress", { type: "boolean", describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)` }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)").epilogue("environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true"),
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("shard", {
+    type: "boolean",
+    describe: "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge"
+  }).option("force", { type: "boolean", describe: "mint every leaf whether due or not" }).option("dry-run", { type: "boolean", describe: "print the plan and stop" }).option("out", { type: "string", describe: "where leaves are written (default <store>/.trellis/out)" }).option("metrics", {
+    type: "string",
+    describe: "after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)"
+  }).option("progress", {
+    type: "boolean",
+    describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)`
+  }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)").epilogue(
+    "environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true"
+  ),
   handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2), a2.store)
   // a dry run is not a run to record
 };
 function renderPlan(plan2) {
   const lines = plan2.mint.map((i2) => `mint ${i2.scope}/${i2.service} (${i2.reason})`);
   for (const s of plan2.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
-  for (const h2 of plan2.held) lines.push(`hold ${h2.scope}/${h2.service}: ${h2.collisions.map(describeCollision).join("; ")}`);
+  for (const h2 of plan2.held)
+    lines.push(`hold ${h2.scope}/${h2.service}: ${h2.collisions.map(describeCollision).join("; ")}`);
   if (!plan2.mint.length) lines.push("no leaf is due");
   return `${lines.join("\n")}
 `;
 }
 async function runRenew(a2) {
-  if (a2.quiet && a2.progress) throw new TrellisError("usage", "--quiet and --progress contradict each other", { hint: "give one of them" });
+  if (a2.quiet && a2.progress)
+    throw new TrellisError("usage", "--quiet and --progress contradict each other", { hint: "give one of them" });
   const mode = progressMode({ quiet: a2.quiet, isTTY: Boolean(process.stderr.isTTY) });
   let progress = NO_PROGRESS;
   const timings = timingsFor("renew");
   return withStore(a2.store, async (store) => {
     const out = path11.resolve(a2.out ?? path11.join(store.dir, ".trellis", "out"));
-    if (a2.shard && !a2.scope) throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", { hint: "trellis-ci renew --scope S --shard (docs/sharding.md)" });
+    if (a2.shard && !a2.scope)
+      throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", {
+        hint: "trellis-ci renew --scope S --shard (docs/sharding.md)"
+      });
     const pool = mintPool((n2) => progress.tick(n2), { outDir: out, timings });
     try {
-      return await renewStore(store, {
-        now: clock(a2.now),
-        scope: a2.scope,
-        shard: a2.shard,
-        force: a2.force,
-        dryRun: a2.dryRun,
-        out,
-        defaultOutOf: a2.out ? void 0 : store.dir,
-        pool,
-        progress: (total) => progress = progressFor(mode, total, Boolean(a2.progress)),
-        timings
-      }, (mesh) => ciIdentities(mesh, a2.scope ? [a2.scope] : void 0), (line) => process.stdout.write(`${line}
-`));
+      return await renewStore(
+        store,
+        {
+          now: clock(a2.now),
+          scope: a2.scope,
+          shard: a2.shard,
+          force: a2.force,
+          dryRun: a2.dryRun,
+          out,
+          defaultOutOf: a2.out ? void 0 : store.dir,
+          pool,
+          progress: (total) => progress = progressFor(mode, total, Boolean(a2.progress)),
+          timings
+        },
+        (mesh) => ciIdentities(mesh, a2.scope ? [a2.scope] : void 0),
+        (line) => process.stdout.write(`${line}
+`)
+      );
     } finally {
       progress.stop();
       await pool.close();
@@ -58810,6 +61199,19 @@ async function runRenew(a2) {
   });
 }
 var WORKER_MIN_LEAVES = 256;
+function refreshOutput(o2, storeDir, mesh, scopes, say) {
+  if (!fs12.existsSync(o2.out)) return;
+  const present = scopesInOutput(o2.out, scopes);
+  if (!present.length) return;
+  const note = prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir });
+  if (note) say(note.trimEnd());
+  try {
+    const written = present.flatMap((s) => scopeOutput(mesh, s, o2.out));
+    outputBarrier(o2.out, written);
+  } catch (e2) {
+    throw outputFailure(e2, o2.out);
+  }
+}
 async function renewStore(store, o2, identities, say) {
   let collisions = [];
   const result = await renewPlanned(store, o2, identities, say, (plan2) => collisions = plan2.collisions);
@@ -58826,7 +61228,10 @@ async function renewOutlook(store, o2) {
   o2.timings?.mark("load");
   const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
   const staleCrls = /* @__PURE__ */ new Map();
-  const crlScopes = [...scopes.filter((x) => mesh.material.get(x).intermediate), ...o2.scope ? [] : awaitingRetire(mesh)];
+  const crlScopes = [
+    ...scopes.filter((x) => mesh.material.get(x).intermediate),
+    ...o2.scope ? [] : awaitingRetire(mesh)
+  ];
   for (const s of crlScopes) {
     const why = await scopeCrlStaleness(mesh, s, now);
     if (why) staleCrls.set(s, why);
@@ -58851,12 +61256,13 @@ async function renewPlanned(store, o2, identities, say, planned) {
   const touched = renewTouched({ plan: plan2, phases, staleCrls, staleBundles });
   if (o2.dryRun || !touched.length) {
     tell();
+    if (!o2.dryRun) refreshOutput(o2, store.dir, mesh, scopes, say);
     return void 0;
   }
   if (plan2.mint.length >= WORKER_MIN_LEAVES) o2.pool?.warm?.();
   const ids = await identities(mesh);
   tell();
-  const note = plan2.mint.length ? prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir: store.dir }) : void 0;
+  const note = plan2.mint.length || fs12.existsSync(o2.out) && scopesInOutput(o2.out, scopes).length ? prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir: store.dir }) : void 0;
   if (note) say(note.trimEnd());
   const keys = /* @__PURE__ */ new Map();
   for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
@@ -58865,19 +61271,45 @@ async function renewPlanned(store, o2, identities, say, planned) {
   progress.start(plan2.mint.length);
   const pool = plan2.mint.length >= WORKER_MIN_LEAVES ? o2.pool : void 0;
   const signLeaves2 = pool?.sign;
-  const result = await renewScopes({ mesh, plan: plan2, phases, staleCrls, staleBundles, keys, now, actor: actor(), seam: nodeCryptoSeam, ...signLeaves2 ? { signLeaves: signLeaves2 } : {} }).catch((e2) => {
+  const result = await renewScopes({
+    mesh,
+    plan: plan2,
+    phases,
+    staleCrls,
+    staleBundles,
+    keys,
+    now,
+    actor: actor(),
+    seam: nodeCryptoSeam,
+    ...signLeaves2 ? { signLeaves: signLeaves2 } : {}
+  }).catch((e2) => {
     throw typeof e2.path === "string" && e2.path.startsWith(o2.out) ? outputFailure(e2, o2.out) : e2;
   });
   if (!signLeaves2) progress.tick(result.count);
   if (o2.shard) assertShardWrites(scopes[0], result.writes);
   t?.mark("procedures");
-  const written = result.minted.flatMap((m) => writeLeafOutput(mesh, m.scope, m.leaves, o2.out, m.crlPem, { leafFiles: !pool?.writesLeafFiles }));
+  const after = loadMesh(store.withPending(result.writes));
+  const written = result.minted.flatMap(
+    (m) => writeLeafOutput(mesh, after, m.scope, m.leaves, o2.out, { leafFiles: !pool?.writesLeafFiles })
+  );
+  const minted = new Set(result.minted.filter((m) => m.leaves.length).map((m) => m.scope));
+  try {
+    for (const s of scopesInOutput(
+      o2.out,
+      scopes.filter((x) => !minted.has(x))
+    ))
+      written.push(...scopeOutput(after, s, o2.out));
+  } catch (e2) {
+    throw outputFailure(e2, o2.out);
+  }
   outputBarrier(o2.out, written);
   t?.mark("write");
   store.commit(result.writes);
   t?.mark("ledger");
   const count2 = result.count;
-  say(`minted ${count2} ${count2 === 1 ? "leaf" : "leaves"}${count2 ? ` into ${o2.out}` : ""}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ""}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ""}`);
+  say(
+    `minted ${count2} ${count2 === 1 ? "leaf" : "leaves"}${count2 ? ` into ${o2.out}` : ""}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ""}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ""}`
+  );
   return result;
 }
 
@@ -58889,7 +61321,11 @@ var plan = {
   handler: async (a2) => {
     const x = await withStore(a2.store, (store) => renewOutlook(store, { now: clock(a2.now), scope: a2.scope }));
     const p = x.plan;
-    const json = { ...p, phases: x.phases.steps.map((s) => ({ scope: s.scope, step: s.step })), crls: Object.fromEntries(x.staleCrls) };
+    const json = {
+      ...p,
+      phases: x.phases.steps.map((s) => ({ scope: s.scope, step: s.step })),
+      crls: Object.fromEntries(x.staleCrls)
+    };
     process.stdout.write(a2.json ? `${JSON.stringify(json, null, 2)}
 ` : `${renderOutlook(x)}
 `);
@@ -58915,10 +61351,20 @@ import path12 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
-  builder: (y) => y.positional("target", { type: "string", demandOption: true, describe: "SCOPE/SERVICE" }).option("reason", { type: "string", default: "unspecified", describe: "why (an RFC 5280 reason name such as keyCompromise is also the CRL reason code)" }).option("out", { type: "string", describe: "where the replacement is written (default <store>/.trellis/out)" }).example("$0 revoke us-east-1/api --reason keyCompromise", "then deploy: the CRL and the new leaf ship together"),
+  builder: (y) => y.positional("target", { type: "string", demandOption: true, describe: "SCOPE/SERVICE" }).option("reason", {
+    type: "string",
+    default: "unspecified",
+    describe: "why (an RFC 5280 reason name such as keyCompromise is also the CRL reason code)"
+  }).option("out", { type: "string", describe: "where the replacement is written (default <store>/.trellis/out)" }).example(
+    "$0 revoke us-east-1/api --reason keyCompromise",
+    "then deploy: the CRL and the new leaf ship together"
+  ),
   handler: async (a2) => {
     const [scope2, service, ...rest] = a2.target.split("/");
-    if (!scope2 || !service || rest.length) throw new TrellisError("usage", `"${a2.target}" is not SCOPE/SERVICE`, { hint: "name one service as its scope and service, such as us-east-1/api" });
+    if (!scope2 || !service || rest.length)
+      throw new TrellisError("usage", `"${a2.target}" is not SCOPE/SERVICE`, {
+        hint: "name one service as its scope and service, such as us-east-1/api"
+      });
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
@@ -58927,10 +61373,12 @@ var revoke = {
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
       const out = path12.resolve(a2.out ?? path12.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir, storeDir: store.dir }) ?? "");
-      outputBarrier(out, writeLeafOutput(mesh, scope2, [r.leaf], out, r.crlPem));
+      outputBarrier(out, writeLeafOutput(mesh, loadMesh(store.withPending(r.writes)), scope2, [r.leaf], out));
       store.commit(r.writes);
-      process.stdout.write(`revoked ${scope2}/${service} serial ${r.serial} (${a2.reason}); replacement ${r.leaf.record.serial} in ${path12.join(out, scope2, service)}; deploy now
-`);
+      process.stdout.write(
+        `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path12.join(out, scope2, service)}; deploy now
+`
+      );
     });
   }
 };
@@ -58938,32 +61386,75 @@ var revoke = {
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs13 from "node:fs";
+import fs15 from "node:fs";
 import os4 from "node:os";
 import path20 from "node:path";
 var TARGET_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
 var deploy = {
   command: "deploy",
   describe: "Ship each service's release (leaf, key, chain, trust bundle, CRLs) to its deploy targets",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("type", { type: "string", array: true, choices: TARGET_TYPES, describe: "only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not" }).option("from", { type: "string", describe: "where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only" }).option("canary", { type: "number", describe: "deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure" }).option("sealed-out", { type: "string", describe: "where sealed releases are written (default <store>/.trellis/sealed)" }).option("manifests", { type: "string", describe: "where Kubernetes manifests are written (default <store>/.trellis/k8s)" }).option("wipe-out", { type: "boolean", describe: "after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry" }).example("$0 renew && $0 deploy", "the scheduled CI job").example("$0 deploy --canary 1", "one target first, checked, then the rest").example("$0 renew && $0 deploy --wipe-out", "in CI: no plaintext leaf key outlives the job").example("$0 deploy --type sealed", "the CI step with the CI identity: seals, executes nothing"),
+  builder: (y) => y.option("scope", { type: "string", describe: "only this scope" }).option("type", {
+    type: "string",
+    array: true,
+    choices: TARGET_TYPES,
+    describe: "only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not"
+  }).option("from", {
+    type: "string",
+    describe: "where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only"
+  }).option("canary", {
+    type: "number",
+    describe: "deploy to the first N targets, check a handshake against each (their `check`), stop at the first failure"
+  }).option("sealed-out", {
+    type: "string",
+    describe: "where sealed releases are written (default <store>/.trellis/sealed)"
+  }).option("manifests", {
+    type: "string",
+    describe: "where Kubernetes manifests are written (default <store>/.trellis/k8s)"
+  }).option("wipe-out", {
+    type: "boolean",
+    describe: "after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry"
+  }).option("record-only", {
+    type: "boolean",
+    describe: "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's release digest) and deliver nothing; the keyless step then runs deploy --recorded"
+  }).option("recorded", {
+    type: "boolean",
+    describe: "ship a release only when the scope's ledger recorded it (a signed deploy --record-only entry): for the step that holds no CI identity"
+  }).example("$0 renew && $0 deploy", "the scheduled CI job").example("$0 deploy --canary 1", "one target first, checked, then the rest").example("$0 renew && $0 deploy --wipe-out", "in CI: no plaintext leaf key outlives the job").example("$0 deploy --type sealed", "the CI step with the CI identity: seals, executes nothing").example(
+    "$0 deploy --type dir ssh kubernetes --record-only",
+    "the CI step with the CI identity: signs what the next step ships"
+  ).example(
+    "$0 deploy --type dir ssh kubernetes --recorded",
+    "the CI step without it: ships only what was signed"
+  ),
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
   const dir = path20.join(from, scope2, service);
-  const read2 = (f) => fs13.readFileSync(path20.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs13.existsSync(path20.join(dir, f)))) return void 0;
+  const read2 = (f) => fs15.readFileSync(path20.join(dir, f), "utf8");
+  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs15.existsSync(path20.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
   if (!current || parsed2.serialNumber !== current.serial) return void 0;
   const key = read2("key.pem");
   if (!keyMatchesCert(key, parsed2)) {
-    throw new TrellisError("output-failed", `${path20.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`);
+    throw new TrellisError(
+      "output-failed",
+      `${path20.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`
+    );
   }
   return { cert: cert2, key, chain: read2("chain.pem") };
 }
 async function runDeploy(a2) {
-  if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1)) throw new TrellisError("usage", "--canary takes a positive whole number");
+  if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1))
+    throw new TrellisError("usage", "--canary takes a positive whole number");
+  if (a2.recordOnly && (a2.recorded || a2.wipeOut || a2.canary !== void 0)) {
+    throw new TrellisError(
+      "usage",
+      `--record-only delivers nothing, so ${a2.recorded ? "--recorded" : a2.wipeOut ? "--wipe-out" : "--canary"} has nothing to act on`,
+      { hint: "record in the step that holds the CI identity, then deploy --recorded in the next" }
+    );
+  }
   await withStore(a2.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a2.now);
@@ -58977,38 +61468,65 @@ async function runDeploy(a2) {
     const heldBy = heldServices(meshCollisions(mesh, onThisRunner));
     const heldOf = (j) => heldBy.get(`${j.scope}/${j.service}`);
     const jobs = selected.filter((j) => !heldOf(j));
-    const heldOutcomes = selected.filter((j) => heldOf(j)).map((job) => ({ job, status: "held", detail: `not delivered: ${heldOf(job).map(describeCollision).join("; ")}` }));
+    const heldOutcomes = selected.filter((j) => heldOf(j)).map((job) => ({
+      job,
+      status: "held",
+      detail: `not delivered: ${heldOf(job).map(describeCollision).join("; ")}`
+    }));
     for (const scope2 of new Set(jobs.map((j) => j.scope))) {
       const gaps = await releaseCrlGaps(mesh, scope2);
       if (gaps.length) {
-        throw new TrellisError("verification-failed", `the release of ${scope2} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ""}; nothing was deployed`, {
-          file: paths2.scopeCrl(scope2),
-          hint: "run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy"
-        });
+        throw new TrellisError(
+          "verification-failed",
+          `the release of ${scope2} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ""}; nothing was deployed`,
+          {
+            file: paths2.scopeCrl(scope2),
+            hint: "run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy"
+          }
+        );
       }
     }
     const canary = a2.canary ?? 0;
     const unchecked = jobs.slice(0, canary).filter((j) => !("check" in j.target) || !j.target.check);
-    if (unchecked.length) throw new TrellisError("usage", `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`, { file: paths2.scopeFile(unchecked[0].scope) });
+    if (unchecked.length)
+      throw new TrellisError(
+        "usage",
+        `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`,
+        { file: paths2.scopeFile(unchecked[0].scope) }
+      );
+    const from = path20.resolve(a2.from ?? path20.join(store.dir, ".trellis", "out"));
+    if (a2.from !== void 0 && !fs15.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
+      throw new TrellisError("usage", `--from ${quoteInput(a2.from)} is not a directory`, {
+        field: "--from",
+        hint: "name the directory renew --out wrote the leaves to (default <store>/.trellis/out)"
+      });
+    }
+    const releases = /* @__PURE__ */ new Map();
+    const releaseOf = (j) => {
+      const key = `${j.scope}/${j.service}`;
+      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
+      return releases.get(key);
+    };
+    if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a2.scope);
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
     const held = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
     if (sealedScopes.length || held) {
       const ids = await ciIdentities(mesh, a2.scope ? [a2.scope] : void 0);
-      for (const s of new Set(selected.map((j) => j.scope))) signers.set(s, await openIntermediate(mesh, s, ids).catch((e2) => {
-        if (e2 instanceof TrellisError) return e2;
-        throw e2;
-      }));
+      for (const s of new Set(selected.map((j) => j.scope)))
+        signers.set(
+          s,
+          await openIntermediate(mesh, s, ids).catch((e2) => {
+            if (e2 instanceof TrellisError) return e2;
+            throw e2;
+          })
+        );
     }
     const signerOf = (scope2) => {
       const s = signers.get(scope2);
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const from = path20.resolve(a2.from ?? path20.join(store.dir, ".trellis", "out"));
-    if (a2.from !== void 0 && !fs13.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
-      throw new TrellisError("usage", `--from ${quoteInput(a2.from)} is not a directory`, { field: "--from", hint: "name the directory renew --out wrote the leaves to (default <store>/.trellis/out)" });
-    }
     const sealedOut = path20.resolve(a2.sealedOut ?? path20.join(store.dir, ".trellis", "sealed"));
     const manifestDir = path20.resolve(a2.manifests ?? path20.join(store.dir, ".trellis", "k8s"));
     if (jobs.some((j) => j.target.type === "kubernetes")) {
@@ -59018,15 +61536,20 @@ async function runDeploy(a2) {
     if (jobs.some((j) => j.target.type === "sealed")) checkOutDir(sealedOut, sealedOutOf(store.dir, sealedOut), true);
     for (const j of jobs) {
       if (j.target.type === "dir") dirTargetChecks(j, j.target);
-      if (j.target.type === "sealed") checkOutFile(sealedFile(sealedOut, j, j.target.host), sealedOutOf(store.dir, sealedOut));
-      if (j.target.type === "kubernetes") checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
+      if (j.target.type === "sealed")
+        checkOutFile(sealedFile(sealedOut, j, j.target.host), sealedOutOf(store.dir, sealedOut));
+      if (j.target.type === "kubernetes")
+        checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
     }
-    const scratch = fs13.mkdtempSync(path20.join(os4.tmpdir(), "trellis-deploy-"));
-    const releases = /* @__PURE__ */ new Map();
-    const releaseOf = (j) => {
-      const key = `${j.scope}/${j.service}`;
-      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
-      return releases.get(key);
+    const scratch = fs15.mkdtempSync(path20.join(os4.tmpdir(), "trellis-deploy-"));
+    const recordOf = /* @__PURE__ */ new Map();
+    const notOnRecord = (job, release) => {
+      if (!a2.recorded) return void 0;
+      if (!recordOf.has(job.scope))
+        recordOf.set(job.scope, recordedReleases(scopeLedgerTrust(mesh, job.scope).counted));
+      const rec = recordedRelease(recordOf.get(job.scope), job.service, describeTarget(job.target));
+      if (onRecord(rec, release)) return void 0;
+      return `not on the record: the release is ${releaseDigest(release)}, ${paths2.ledger(job.scope)} recorded ${rec?.release ?? "none for this target"}; nothing shipped (run deploy --record-only in the step that holds the CI identity, then this again)`;
     };
     const outcomes = [...heldOutcomes];
     let stopped = false;
@@ -59037,11 +61560,26 @@ async function runDeploy(a2) {
       }
       try {
         const release = releaseOf(job);
-        const done = await deliver(job, release, { now, storeDir: store.dir, sealedOut, manifestDir, scratch, signerOf, rootCrl: mesh.rootCrlPem, burnedOf: (s) => mesh.material.get(s)?.burned });
+        const unrecorded = notOnRecord(job, release);
+        if (unrecorded) throw new TrellisError("verification-failed", unrecorded);
+        const done = await deliver(job, release, {
+          now,
+          storeDir: store.dir,
+          sealedOut,
+          manifestDir,
+          scratch,
+          signerOf,
+          rootCrl: mesh.rootCrlPem,
+          burnedOf: (s) => mesh.material.get(s)?.burned
+        });
         if (i2 < canary && "check" in job.target && job.target.check) {
           const material = !release["key.pem"] && job.target.type === "dir" ? installedRelease(job.target.path) : release;
-          const { handshakeCheck: handshakeCheck2 } = await Promise.resolve().then(() => (init_check(), check_exports));
-          const c3 = await handshakeCheck2(job.target.check, serviceDnsName(job.scope, job.service, mesh.config.trustDomain), material);
+          const { handshakeCheck: handshakeCheck2 } = await Promise.resolve().then(() => (init_handshake_check(), handshake_check_exports));
+          const c3 = await handshakeCheck2(
+            job.target.check,
+            serviceDnsName(job.scope, job.service, mesh.config.trustDomain),
+            material
+          );
           if (!c3.ok) throw new TrellisError("peer-failed", `canary check of ${job.target.check} failed: ${c3.error}`);
           done.detail += `; canary handshake ok`;
         }
@@ -59052,7 +61590,8 @@ async function runDeploy(a2) {
         if (i2 < canary) stopped = true;
       }
     }
-    fs13.rmSync(scratch, { recursive: true, force: true });
+    fs15.rmSync(scratch, { recursive: true, force: true });
+    const runner = os4.hostname();
     const writes = [];
     for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
@@ -59060,28 +61599,57 @@ async function runDeploy(a2) {
       const mine = outcomes.filter((o2) => o2.job.scope === s);
       writes.push({
         path: paths2.ledger(s),
-        content: appendToLedger(mesh.material.get(s).ledger, {
-          op: "deploy",
-          at: iso(now),
-          actor: actor(),
-          details: { targets: mine.map((o2) => ({ service: o2.job.service, target: describeTarget(o2.job.target), status: o2.status, detail: o2.detail })) }
-        }, paths2.ledger(s), ledgerSigner(key)).text
+        content: appendToLedger(
+          mesh.material.get(s).ledger,
+          {
+            op: "deploy",
+            at: iso(now),
+            actor: actor(),
+            details: {
+              targets: mine.map((o2) => ({
+                service: o2.job.service,
+                target: describeTarget(o2.job.target),
+                ...o2.job.target.type === "dir" ? { host: runner } : {},
+                status: o2.status,
+                detail: o2.detail
+              }))
+            }
+          },
+          paths2.ledger(s),
+          ledgerSigner(key)
+        ).text
       });
     }
     if (writes.length) store.commit(mergeWrites(writes));
-    else process.stdout.write("deploy not recorded in the ledgers: no CI identity in this step to sign the entries\n");
-    for (const o2 of outcomes) process.stdout.write(`${o2.status.padEnd(9)} ${`${o2.job.scope}/${o2.job.service}`.padEnd(24)} ${describeTarget(o2.job.target)}  ${o2.detail}
-`);
+    else if (a2.recorded)
+      process.stdout.write(
+        "deploy on the record: each release shipped is the one its scope ledger recorded (deploy --record-only); each target's outcome is in this output\n"
+      );
+    else
+      process.stdout.write(
+        "deploy not recorded in the ledgers: no CI identity in this step to sign the entries (sign what it ships first: deploy --record-only in the step that holds it, then deploy --recorded here)\n"
+      );
+    for (const o2 of outcomes)
+      process.stdout.write(
+        `${o2.status.padEnd(9)} ${`${o2.job.scope}/${o2.job.service}`.padEnd(24)} ${describeTarget(o2.job.target)}  ${o2.detail}
+`
+      );
     const failed = outcomes.filter((o2) => o2.status === "failed").length;
     const notDone = failed + heldOutcomes.length;
-    process.stdout.write(`${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ""}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ""}${stopped ? "; rollout stopped at the canary" : ""}
-`);
+    process.stdout.write(
+      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ""}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ""}${stopped ? "; rollout stopped at the canary" : ""}
+`
+    );
     if (failed || stopped) process.exitCode = 1;
     if (a2.wipeOut) {
-      if (failed || stopped) process.stdout.write(`kept ${from}: a target failed, and a rerun of deploy needs the leaves
+      if (failed || stopped)
+        process.stdout.write(`kept ${from}: a target failed, and a rerun of deploy needs the leaves
 `);
       else {
-        const n2 = wipeOutDir(from, jobs.map((j) => `${j.scope}/${j.service}`));
+        const n2 = wipeOutDir(
+          from,
+          jobs.map((j) => `${j.scope}/${j.service}`)
+        );
         process.stdout.write(`wiped ${n2} delivered leaf ${n2 === 1 ? "directory" : "directories"} from ${from}
 `);
       }
@@ -59091,11 +61659,44 @@ async function runDeploy(a2) {
     if (refusal) throw refusal;
   });
 }
+async function recordOnly(store, mesh, jobs, releaseOf, now, scope2) {
+  const ids = await ciIdentities(mesh, scope2 ? [scope2] : void 0);
+  const writes = [];
+  for (const s of new Set(jobs.map((j) => j.scope))) {
+    const have = recordedReleases(scopeLedgerTrust(mesh, s).counted);
+    const mine = jobs.filter((j) => j.scope === s).map((j) => ({
+      ...recordFor(j.service, describeTarget(j.target), releaseOf(j)),
+      ...j.target.type === "dir" ? { host: os4.hostname() } : {}
+    }));
+    const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
+    for (const t of mine)
+      process.stdout.write(
+        `${fresh.includes(t) ? "recorded " : "on record"} ${`${s}/${t.service}`.padEnd(24)} ${t.target}  ${t.release}
+`
+      );
+    if (!fresh.length) continue;
+    const key = await openIntermediate(mesh, s, ids);
+    writes.push({
+      path: paths2.ledger(s),
+      content: appendToLedger(
+        mesh.material.get(s).ledger,
+        { op: DEPLOY_RECORD_OP, at: iso(now), actor: actor(), details: { targets: fresh } },
+        paths2.ledger(s),
+        ledgerSigner(key)
+      ).text
+    });
+  }
+  if (writes.length) store.commit(mergeWrites(writes));
+  process.stdout.write(
+    writes.length ? `recorded what is about to be deployed in ${writes.length} scope ledger(s); deploy --recorded ships exactly that
+` : "every release is already on the record\n"
+  );
+}
 function onThisRunner(p) {
   const rest = [];
   for (let head = p; ; head = path20.dirname(head)) {
     try {
-      return path20.join(fs13.realpathSync(head), ...rest);
+      return path20.join(fs15.realpathSync(head), ...rest);
     } catch {
       if (head === path20.dirname(head)) return p;
       rest.unshift(path20.basename(head));
@@ -59112,15 +61713,23 @@ function dirTargetChecks(j, t) {
   checkOutDir(path20.join(t.path, "releases"), o2);
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs13.readFileSync(path20.join(dir, "current", f), "utf8");
-  return { "key.pem": read2("key.pem"), "chain.pem": read2("chain.pem"), "cert.pem": read2("cert.pem"), "trust.openssl.pem": read2("trust.openssl.pem") };
+  const read2 = (f) => fs15.readFileSync(path20.join(dir, "current", f), "utf8");
+  return {
+    "key.pem": read2("key.pem"),
+    "chain.pem": read2("chain.pem"),
+    "cert.pem": read2("cert.pem"),
+    "trust.openssl.pem": read2("trust.openssl.pem")
+  };
 }
 async function deliver(job, release, ctx) {
   const t = job.target;
   switch (t.type) {
     case "dir": {
       const { installLocally: installLocally2 } = await Promise.resolve().then(() => (init_src2(), src_exports));
-      const r = await installLocally2(t.path, release, t.reloadCommand, t.allowedRoot, { file: paths2.scopeFile(job.scope), field: `${job.field}.path` });
+      const r = await installLocally2(t.path, release, t.reloadCommand, t.allowedRoot, {
+        file: paths2.scopeFile(job.scope),
+        field: `${job.field}.path`
+      });
       return { job, status: r.status, detail: `${describeRelease(release)}: ${r.detail}` };
     }
     case "ssh": {
@@ -59130,9 +61739,31 @@ async function deliver(job, release, ctx) {
     }
     case "sealed": {
       const file = sealedFile(ctx.sealedOut, job, t.host);
-      if (ctx.rootCrl === void 0) throw new TrellisError("corrupt-store", "there is no root CRL to seal with the release, and hosts refuse a release without one", { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" });
+      if (ctx.rootCrl === void 0)
+        throw new TrellisError(
+          "corrupt-store",
+          "there is no root CRL to seal with the release, and hosts refuse a release without one",
+          { file: paths2.rootCrl, hint: "the custodian runs trellis-root crl, then deploy again" }
+        );
       const signer = ctx.signerOf(job.scope);
-      writeOutFile(file, await sealRelease({ version: 1, scope: job.scope, service: job.service, host: t.host, created: ctx.now.toISOString(), rootCrl: ctx.rootCrl, ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {}, files: release }, t.recipient, signer), sealedOutOf(ctx.storeDir, ctx.sealedOut));
+      writeOutFile(
+        file,
+        await sealRelease(
+          {
+            version: 1,
+            scope: job.scope,
+            service: job.service,
+            host: t.host,
+            created: ctx.now.toISOString(),
+            rootCrl: ctx.rootCrl,
+            ...ctx.burnedOf(job.scope) !== void 0 ? { burned: ctx.burnedOf(job.scope) } : {},
+            files: release
+          },
+          t.recipient,
+          signer
+        ),
+        sealedOutOf(ctx.storeDir, ctx.sealedOut)
+      );
       return { job, status: "sealed", detail: `${describeRelease(release)}: ${file}` };
     }
     case "kubernetes": {
@@ -59161,7 +61792,16 @@ init_src();
 var compose = {
   command: "compose",
   describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
-  builder: (y) => y.option("scope", { type: "string", describe: "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity" }).option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example("$0 compose", "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)").example("$0 compose --scope us-east-1", "one job of a compose matrix over scopes, with that scope's CI identity only (docs/sharding.md)"),
+  builder: (y) => y.option("scope", {
+    type: "string",
+    describe: "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity"
+  }).option("dry-run", { type: "boolean", describe: "print what would be recomposed and stop" }).example(
+    "$0 compose",
+    "the job after a matrix of `renew --scope S --shard` jobs, before deploy (docs/sharding.md)"
+  ).example(
+    "$0 compose --scope us-east-1",
+    "one job of a compose matrix over scopes, with that scope's CI identity only (docs/sharding.md)"
+  ),
   handler: (a2) => runCompose(a2)
 };
 async function runCompose(a2) {
@@ -59192,25 +61832,44 @@ init_src();
 var add2 = {
   command: "add <name>",
   describe: "Scaffold scopes/<name>.yaml for a new region and validate it",
-  builder: (y) => y.positional("name", { type: "string", describe: "the region, [a-z0-9-]{1,63}" }).option("service", { type: "string", array: true, describe: "a service of the region (repeat for each)" }).example("$0 scope add ap-south-1 --service api --service web", "then open a pull request with scopes/ap-south-1.yaml"),
+  builder: (y) => y.positional("name", { type: "string", describe: "the region, [a-z0-9-]{1,63}" }).option("service", { type: "string", array: true, describe: "a service of the region (repeat for each)" }).example(
+    "$0 scope add ap-south-1 --service api --service web",
+    "then open a pull request with scopes/ap-south-1.yaml"
+  ),
   handler: (a2) => withStore(a2.store, async (store) => {
     const mesh = loadMesh(store);
     const name = String(a2.name);
     const file = paths2.scopeFile(name);
     const services = (a2.service ?? []).map(String);
     const twice = services.find((s, i2) => services.indexOf(s) !== i2);
-    if (twice !== void 0) throw new TrellisError("usage", `--service ${quoteInput(twice)} is given twice`, { field: "--service", hint: "name each service once" });
-    if (SCOPE_NAME.test(name) && store.exists(file)) throw new TrellisError("bad-scope", `already exists: scope ${name} is declared`, { file, hint: "edit it in your pull request instead (add services under services:)" });
+    if (twice !== void 0)
+      throw new TrellisError("usage", `--service ${quoteInput(twice)} is given twice`, {
+        field: "--service",
+        hint: "name each service once"
+      });
+    if (SCOPE_NAME.test(name) && store.exists(file))
+      throw new TrellisError("bad-scope", `already exists: scope ${name} is declared`, {
+        file,
+        hint: "edit it in your pull request instead (add services under services:)"
+      });
     const text = toYaml({ kind: "region", services: Object.fromEntries(services.map((s) => [s, {}])) });
     const def = parseScope(text, name, mesh.config.trustDomain, file);
     if (mesh.retired.has(name) || store.exists(paths2.ledger(name))) {
-      throw new TrellisError("bad-scope", `bundles/${name}/ holds the record of a scope of that name (retired or not yet cleaned up)`, { file: `bundles/${name}`, hint: "a region name is never reused: pick another" });
+      throw new TrellisError(
+        "bad-scope",
+        `bundles/${name}/ holds the record of a scope of that name (retired or not yet cleaned up)`,
+        { file: `bundles/${name}`, hint: "a region name is never reused: pick another" }
+      );
     }
     store.commit([{ path: file, content: text }]);
-    process.stdout.write(`wrote ${file}: region ${def.name}, ${def.services.length ? `services ${def.services.map((s) => s.name).join(", ")}` : "no service yet"}
-`);
-    process.stdout.write(`next: open a pull request with it; CI's trellis-ci verify --format markdown comments what the ceremony will sign
-`);
+    process.stdout.write(
+      `wrote ${file}: region ${def.name}, ${def.services.length ? `services ${def.services.map((s) => s.name).join(", ")}` : "no service yet"}
+`
+    );
+    process.stdout.write(
+      `next: open a pull request with it; CI's trellis-ci verify --format markdown comments what the ceremony will sign
+`
+    );
   })
 };
 var scope = {
@@ -59223,22 +61882,33 @@ var scope = {
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import fs14 from "node:fs";
+import fs16 from "node:fs";
 function partyOf(mesh, ref) {
-  if (!fs14.existsSync(ref)) return recordParty(mesh, ref);
+  if (!fs16.existsSync(ref)) return recordParty(mesh, ref);
   let certs;
   try {
-    certs = parseCertificates(fs14.readFileSync(ref, "utf8"));
+    certs = parseCertificates(fs16.readFileSync(ref, "utf8"));
   } catch (e2) {
     throw new TrellisError("usage", `holds a certificate that does not parse (${e2.message})`, { file: ref });
   }
-  if (!certs.length) throw new TrellisError("usage", "holds no PEM certificate", { file: ref, hint: "give a leaf (cert.pem or chain.pem), or SCOPE/SERVICE" });
+  if (!certs.length)
+    throw new TrellisError("usage", "holds no PEM certificate", {
+      file: ref,
+      hint: "give a leaf (cert.pem or chain.pem), or SCOPE/SERVICE"
+    });
   return certificateParty(mesh, ref, certs[0]);
 }
 var explain = {
   command: "explain <client> <server>",
   describe: "Would the mTLS handshake between CLIENT and SERVER pass, each direction, and why",
-  builder: (y) => y.positional("client", { type: "string", demandOption: true, describe: "SCOPE/SERVICE (its current leaf in leaves.yaml) or a certificate file" }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example("$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z", "a certificate file, judged as of a time").epilogue("Exit 0 when both directions pass, 1 when either is refused."),
+  builder: (y) => y.positional("client", {
+    type: "string",
+    demandOption: true,
+    describe: "SCOPE/SERVICE (its current leaf in leaves.yaml) or a certificate file"
+  }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example(
+    "$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z",
+    "a certificate file, judged as of a time"
+  ).epilogue("Exit 0 when both directions pass, 1 when either is refused."),
   handler: async (a2) => {
     const e2 = await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
@@ -59263,7 +61933,11 @@ var report = {
       const to = { flag: "--out", store: store.dir };
       checkOutFile(a2.out, to);
       const mesh = loadMesh(store);
-      return writeOutFile(a2.out, renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger)), to);
+      return writeOutFile(
+        a2.out,
+        renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger)),
+        to
+      );
     });
     process.stdout.write(`wrote ${out}
 `);
@@ -59276,27 +61950,41 @@ init_src();
 var rekey = {
   command: "rekey",
   describe: "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
-  builder: (y) => y.example("$0 rekey", "with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci").example("$0 rekey", "with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity"),
+  builder: (y) => y.example(
+    "$0 rekey",
+    "with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci"
+  ).example(
+    "$0 rekey",
+    "with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity"
+  ),
   handler: async (a2) => {
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
       if (!lastConfirmedRecord(mesh, "ciRecipient")) {
-        throw new TrellisError("custody-not-confirmed", "no custodian has confirmed a CI recipient in the root ledger", {
-          file: "trellis.yaml",
-          field: "recipients.ci",
-          hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first"
-        });
+        throw new TrellisError(
+          "custody-not-confirmed",
+          "no custodian has confirmed a CI recipient in the root ledger",
+          {
+            file: "trellis.yaml",
+            field: "recipients.ci",
+            hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first"
+          }
+        );
       }
       const unconfirmed = unconfirmedCiRecipients(mesh);
       if (unconfirmed.length) {
         const ci = unconfirmed.some((u2) => u2.field === "recipients.ci");
         const confirmedCi = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
-        throw new TrellisError("custody-not-confirmed", ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.map((u2) => u2.text).join("; ")}: not what a custodian last confirmed`, {
-          file: "trellis.yaml",
-          field: ci ? "recipients.ci" : "recipients.ciScopes",
-          hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
-        });
+        throw new TrellisError(
+          "custody-not-confirmed",
+          ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.map((u2) => u2.text).join("; ")}: not what a custodian last confirmed`,
+          {
+            file: "trellis.yaml",
+            field: ci ? "recipients.ci" : "recipients.ciScopes",
+            hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
+          }
+        );
       }
       const custody = confirmedCiCustody(mesh);
       const held = await ciIdentities(mesh);
@@ -59318,25 +62006,40 @@ var rekey = {
         const signer = await openIntermediate(mesh, scope2, held);
         writes.push(...mine, {
           path: paths2.ledger(scope2),
-          content: appendToLedger(mesh.material.get(scope2).ledger, {
-            op: "rekey",
-            at: iso(now),
-            actor: actor(),
-            details: { oldCiRecipients: old, ciRecipient: next, postQuantum: isPq(next), keys: mine.map((w) => w.path), ...scope2 in custody.scopes ? { scopeRecipient: true } : {} }
-          }, paths2.ledger(scope2), ledgerSigner(signer)).text
+          content: appendToLedger(
+            mesh.material.get(scope2).ledger,
+            {
+              op: "rekey",
+              at: iso(now),
+              actor: actor(),
+              details: {
+                oldCiRecipients: old,
+                ciRecipient: next,
+                postQuantum: isPq(next),
+                keys: mine.map((w) => w.path),
+                ...scope2 in custody.scopes ? { scopeRecipient: true } : {}
+              }
+            },
+            paths2.ledger(scope2),
+            ledgerSigner(signer)
+          ).text
         });
         moved.set(scope2, next);
         files += mine.length;
       }
       if (!writes.length) {
-        process.stdout.write("every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n");
+        process.stdout.write(
+          "every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n"
+        );
         return;
       }
       store.commit(mergeWrites(writes));
       const targets = [...new Set(moved.values())];
       const to = targets.length === 1 ? `to ${short(targets[0])}${isPq(targets[0]) ? " (post-quantum)" : ""}` : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(", ")})`;
-      process.stdout.write(`rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's
-`);
+      process.stdout.write(
+        `rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's
+`
+      );
     });
   }
 };
@@ -59347,10 +62050,25 @@ init_src();
 var activateStandby = {
   command: "activate-standby <scope>",
   describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
-  builder: (y) => y.positional("scope", { type: "string", demandOption: true, describe: "the scope whose active intermediate is burned" }).option("reason", { type: "string", default: "keyCompromise", describe: "why, recorded in the ledger and the burn statement" }).example("TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1", "then commit, push, and let renew re-mint the leaves"),
+  builder: (y) => y.positional("scope", {
+    type: "string",
+    demandOption: true,
+    describe: "the scope whose active intermediate is burned"
+  }).option("reason", {
+    type: "string",
+    default: "keyCompromise",
+    describe: "why, recorded in the ledger and the burn statement"
+  }).example(
+    "TRELLIS_BREAKGLASS_IDENTITY_FILE=bg.txt $0 activate-standby us-east-1",
+    "then commit, push, and let renew re-mint the leaves"
+  ),
   handler: async (a2) => {
     assertBreakglassPosture(process.env);
-    const ids = requireIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+    const ids = requireIdentities(
+      "breakglass",
+      process.env,
+      (p) => readBounded(p, READ_LIMITS.small, { followLink: true })
+    );
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
@@ -59364,22 +62082,49 @@ var activateStandby = {
 async function activate(mesh, scope2, ids, reason, now) {
   scopeDef(mesh, scope2);
   if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError("custody-root-identity-in-ci", "the identity given as the break-glass identity opens the root key", { file: paths2.rootKey, hint: "take it out of this environment and treat the root identity as exposed: plan a root rotation" });
+    throw new TrellisError(
+      "custody-root-identity-in-ci",
+      "the identity given as the break-glass identity opens the root key",
+      {
+        file: paths2.rootKey,
+        hint: "take it out of this environment and treat the root identity as exposed: plan a root rotation"
+      }
+    );
   }
   const live = liveIntermediates(mesh, scope2);
   const standby = inRole(live, "standby");
-  if (!standby) throw new TrellisError("not-yet-minted", `scope ${scope2} has no standby intermediate`, { file: paths2.standbyIntermediate(scope2), hint: `a ceremony mints one: trellis-root intermediate ${scope2} --standby; until then, trellis-root recover ${scope2}` });
+  if (!standby)
+    throw new TrellisError("not-yet-minted", `scope ${scope2} has no standby intermediate`, {
+      file: paths2.standbyIntermediate(scope2),
+      hint: `a ceremony mints one: trellis-root intermediate ${scope2} --standby; until then, trellis-root recover ${scope2}`
+    });
   const problems = await intermediateProblems(mesh, scope2, standby.cert);
-  if (problems.length) throw new TrellisError("verification-failed", problems.join("; "), { file: standby.file, hint: "restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover" });
+  if (problems.length)
+    throw new TrellisError("verification-failed", problems.join("; "), {
+      file: standby.file,
+      hint: "restore it from git and run trellis-ci verify; a tampered standby is no way out: trellis-root recover"
+    });
   assertLedgerCounts(mesh, scope2);
   const pem2 = await decryptWith(ids, standby.keyAge ?? "", standby.keyFile, "breakglass");
-  if (!keyMatchesCert(pem2, standby.cert)) throw new TrellisError("key-mismatch", `the key does not match standby ${fingerprint(standby.cert)}`, { file: standby.keyFile, hint: "restore bundles/<scope>/ from git" });
+  if (!keyMatchesCert(pem2, standby.cert))
+    throw new TrellisError("key-mismatch", `the key does not match standby ${fingerprint(standby.cert)}`, {
+      file: standby.keyFile,
+      hint: "restore bundles/<scope>/ from git"
+    });
   const ci = ciRecipientIn(mesh.config, scope2);
   const custody = lastConfirmedRecord(mesh, "ciRecipient") ? confirmedCiCustody(mesh) : void 0;
   const confirmed = custody && ciRecipientOf(custody, scope2);
   if (confirmed !== void 0 && confirmed !== ci) {
     const field2 = scope2 in (mesh.config.recipients.ciScopes ?? {}) || scope2 in custody.scopes ? `recipients.ciScopes.${scope2}` : "recipients.ci";
-    throw new TrellisError("custody-recipients", `${field2 === "recipients.ci" ? "recipients.ci" : `the CI recipient of ${scope2}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`, { file: "trellis.yaml", field: field2, hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first" });
+    throw new TrellisError(
+      "custody-recipients",
+      `${field2 === "recipients.ci" ? "recipients.ci" : `the CI recipient of ${scope2}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
+      {
+        file: "trellis.yaml",
+        field: field2,
+        hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first"
+      }
+    );
   }
   const m = mesh.material.get(scope2);
   const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
@@ -59392,11 +62137,27 @@ async function activate(mesh, scope2, ids, reason, now) {
     { path: paths2.standbyIntermediate(scope2), content: null },
     { path: paths2.standbyIntermediateKey(scope2), content: null },
     { path: paths2.state(scope2), content: serializeScopeState({ ...t.state, evidence: void 0 }) },
-    { path: paths2.burned(scope2), content: signBurnStatement({ scope: scope2, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) }, signer) }
+    {
+      path: paths2.burned(scope2),
+      content: signBurnStatement(
+        { scope: scope2, burned: burnedFps, certificates: burned.map((l) => certificatePem(l.cert)), reason, at: iso(now) },
+        signer
+      )
+    }
   ];
   writes.push({
     path: paths2.ledger(scope2),
-    content: appendToLedger(m.ledger, { op: "activate-standby", at: iso(now), actor: actor(), details: { scope: scope2, activated: fp, revoked: burnedFps, reason } }, paths2.ledger(scope2), ledgerSigner(signer)).text
+    content: appendToLedger(
+      m.ledger,
+      {
+        op: "activate-standby",
+        at: iso(now),
+        actor: actor(),
+        details: { scope: scope2, activated: fp, revoked: burnedFps, reason }
+      },
+      paths2.ledger(scope2),
+      ledgerSigner(signer)
+    ).text
   });
   writes.push(...trustBundleFiles(mesh, anchorsBy(mesh, writes)));
   writes.push(await scopeCrlWrite(mesh, scope2, [{ ...signer, leafCrl: true, anchorCrl: true }], now, nodeCryptoSeam));
@@ -59413,11 +62174,38 @@ async function activate(mesh, scope2, ids, reason, now) {
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", { type: "string", global: true, describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)" }).option("now", { type: "string", global: true, describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests" }).option("now-ahead", NOW_AHEAD_OPTION).command([renew, plan, revoke, deploy, bundle, scope, status, verify2, check, explain, report, version, compose, rekey, activateStandby]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
-    if (argv._[0] !== "activate-standby" && argv._[0] !== "verify") assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
-  }).demandCommand(1, "name a command").strict().recommendCommands().epilogue(`environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.
+  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", {
+    type: "string",
+    global: true,
+    describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)"
+  }).option("now", {
+    type: "string",
+    global: true,
+    describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests"
+  }).option("now-ahead", NOW_AHEAD_OPTION).command([
+    renew,
+    plan,
+    revoke,
+    deploy,
+    bundle,
+    scope,
+    status,
+    verify2,
+    check,
+    explain,
+    report,
+    version,
+    compose,
+    rekey,
+    activateStandby
+  ]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
+    if (argv._[0] !== "activate-standby" && argv._[0] !== "verify")
+      assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
+  }).demandCommand(1, "name a command").strict().recommendCommands().epilogue(
+    `environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.
 
-${EXIT_CODES_HELP}; every reason: docs/errors.md`).fail(failAsUsage).parseAsync();
+${EXIT_CODES_HELP}; every reason: docs/errors.md`
+  ).fail(failAsUsage).parseAsync();
 });
 /*! Bundled license information:
 
