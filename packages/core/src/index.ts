@@ -131,7 +131,7 @@ export {
   short,
   unconfirmedCiRecipients,
 } from './custody/scope-custody.js';
-export { ageFilesIn } from './verify/retired.js';
+export { ageFilesIn } from './shell/retired-identity.js';
 export {
   Store,
   findStore,

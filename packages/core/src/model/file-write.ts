@@ -1,4 +1,7 @@
-/** The unit of every plan: a file to write (or remove), in store-relative terms. Procedures return these; only the store applies them. */
+/**
+ * The unit of every plan: a file to write (or remove), in store-relative terms. Procedures return these; only the store
+ * applies them.
+ */
 export interface FileWrite {
   path: string;
   /** null removes the file. */

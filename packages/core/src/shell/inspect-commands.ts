@@ -12,8 +12,8 @@ import { clock, withStore } from './shell.js';
 import { custodyFindings, verifyMesh, worstLevel, type Finding } from '../verify/verify.js';
 import { renderVerifyMarkdown } from '../verify/markdown.js';
 import { TrellisError } from '../model/errors.js';
-import { retiredIdentityFindings } from '../verify/retired.js';
-import { secretFindings } from '../verify/secrets.js';
+import { retiredIdentityFindings } from './retired-identity.js';
+import { secretFindings } from './secret-scan.js';
 import { READ_LIMITS, readBounded } from '../store/store.js';
 
 interface InspectArgs {

@@ -35,7 +35,10 @@ export function activeIssuer(mesh: Mesh, scope: string): ActiveIssuer | undefine
   };
 }
 
-/** A scope whose intermediate.pem is gone though its key or ledger says it had one: never "not minted yet", which would send the custodian to mint over it. */
+/**
+ * A scope whose intermediate.pem is gone though its key or ledger says it had one: never "not minted yet", which would
+ * send the custodian to mint over it.
+ */
 export function intermediateLost(mesh: Mesh, scope: string): TrellisError | undefined {
   const m = mesh.material.get(scope);
   if (!m || m.intermediate || (m.keyAge === undefined && !m.ledger.includes('"kind":"intermediate"'))) return undefined;
@@ -69,7 +72,10 @@ export function trustedScopeNames(mesh: Mesh): string[] {
   return [...mesh.scopes.map((s) => s.name), ...awaitingRetire(mesh)];
 }
 
-/** Scopes a pull request deleted whose intermediate is still trusted: renew keeps their CRLs current until the retire ceremony. */
+/**
+ * Scopes a pull request deleted whose intermediate is still trusted: renew keeps their CRLs current until the retire
+ * ceremony.
+ */
 export function awaitingRetire(mesh: Mesh): string[] {
   return [...mesh.retired].filter(([, m]) => m.intermediate).map(([s]) => s);
 }

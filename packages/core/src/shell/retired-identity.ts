@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { tryDecrypt } from '../custody/custody.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../verify/finding.js';
 
 /** Every age file of the working tree, relative to `dir`, sorted. */
 export function ageFilesIn(dir: string): string[] {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { secretIn } from '../custody/custody.js';
 import { READ_LIMITS, readBounded, type Store } from '../store/store.js';
-import type { Finding } from './finding.js';
+import type { Finding } from '../verify/finding.js';
 
 /** The files a commit carries that trellis owns: bundles/**, scopes/**, the top-level files. */
 function committedFiles(store: Store): string[] {
