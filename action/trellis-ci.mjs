@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "815cd9e1abd0b6fd5e7b09fb2700212ba9c3a558", date: "2026-12-07T00:59:29Z" };
+    define_TRELLIS_BUILD_default = { commit: "767adc936245123b02e9927dbf15860b175104af", date: "2026-12-07T01:00:57Z" };
   }
 });
 
@@ -40271,7 +40271,7 @@ var init_scope_custody = __esm({
   }
 });
 
-// packages/core/src/verify/retired.ts
+// packages/core/src/shell/retired-identity.ts
 import fs from "node:fs";
 import path from "node:path";
 function ageFilesIn(dir) {
@@ -40298,8 +40298,8 @@ async function retiredIdentityFindings(dir, retired) {
     });
   return out;
 }
-var init_retired = __esm({
-  "packages/core/src/verify/retired.ts"() {
+var init_retired_identity = __esm({
+  "packages/core/src/shell/retired-identity.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_custody();
@@ -43887,7 +43887,7 @@ var init_markdown = __esm({
   }
 });
 
-// packages/core/src/verify/secrets.ts
+// packages/core/src/shell/secret-scan.ts
 import fs6 from "node:fs";
 import path4 from "node:path";
 function committedFiles(store) {
@@ -43912,8 +43912,8 @@ function secretFindings(store) {
   }
   return out;
 }
-var init_secrets = __esm({
-  "packages/core/src/verify/secrets.ts"() {
+var init_secret_scan = __esm({
+  "packages/core/src/shell/secret-scan.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_custody();
@@ -43978,8 +43978,8 @@ var init_inspect_commands = __esm({
     init_verify();
     init_markdown();
     init_errors();
-    init_retired();
-    init_secrets();
+    init_retired_identity();
+    init_secret_scan();
     init_store();
     jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
     formatFlag = (y) => jsonFlag(y).option("format", {
@@ -45062,7 +45062,7 @@ var init_src = __esm({
     init_shares();
     init_rekey();
     init_scope_custody();
-    init_retired();
+    init_retired_identity();
     init_store();
     init_fault_seam_release();
     init_out_path();
