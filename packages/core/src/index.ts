@@ -83,3 +83,5 @@ export { assertShardWrites, composePlan, composeScopes, composeTouched, shardOwn
 export { signCertificate as encodeCertificate } from './certificates.js';
 export { signCrl as encodeCrl } from './revocation.js';
 export { signBurnStatement, readBurnStatement, type Burn } from './burn.js';
+export { pkcs12Truststore, pkcs12Keystore, pkcs12Kdf, anchorAlias, type TrustedEntry } from './pkcs12.js';
+export { scopeTruststore, serviceKeystore, jvmCrlPem } from './jvm.js';
