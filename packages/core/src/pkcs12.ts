@@ -85,7 +85,8 @@ function dataContent(der: ArrayBuffer | Uint8Array): ContentInfo {
 }
 
 function attribute(id: string, valueDer: Uint8Array): PKCS12Attribute {
-  return new PKCS12Attribute({ attrId: id, attrValues: [toArrayBuffer(valueDer)] });
+  // Set after construction: asn1-pfx 2.11.1's constructor drops its params (`Object.assign(params)`).
+  return Object.assign(new PKCS12Attribute(), { attrId: id, attrValues: [toArrayBuffer(valueDer)] });
 }
 
 /**

@@ -1,0 +1,143 @@
+/**
+ * JVM consumers (issue 24): `bundle --format pkcs12` as a truststore and as a
+ * per-service keystore that the real keytool lists and a real JSSE mTLS
+ * handshake (tests/jvm/Handshake.java, the configuration docs/jvm.md
+ * documents) uses; `bundle --format crl-jvm` under which Java's PKIX
+ * revocation check refuses a revoked leaf and accepts a good one; and the
+ * scope check that refuses a leaf a scope's key forged for another scope.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { parseCertificates } from '@trellis/core';
+import { REPO, tool } from './helpers/cli.js';
+import { FakeMesh } from './helpers/fake-mesh.js';
+
+const PASSWORD = 'correct horse battery staple';
+const ENV = { TRELLIS_PKCS12_PASSWORD: PASSWORD };
+const HANDSHAKE = path.join(REPO, 'tests/jvm/Handshake.java');
+
+let m: FakeMesh;
+let dir: string;
+let revokedOut: string;
+
+const must = async <T extends { code: number; stderr: string }>(p: Promise<T>): Promise<T> => {
+  const r = await p;
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r;
+};
+
+/** A keystore for scope/service from the leaves under `from` (renew's --out), written to dir. */
+async function keystore(scope: string, service: string, from?: string): Promise<string> {
+  const out = path.join(dir, `${scope}-${service}${from ? '-old' : ''}.p12`);
+  await must(m.ci(['bundle', scope, '--format', 'pkcs12', '--service', service, '--out', out, ...(from ? ['--from', from] : [])], ENV));
+  return out;
+}
+
+/** The real keytool's listing of a PKCS#12 file, the password from the environment as an operator gives it. */
+function keytoolList(file: string, extra: string[] = []) {
+  return tool('env', [`TRELLIS_PKCS12_PASSWORD=${PASSWORD}`, 'keytool', '-list', ...extra, '-storetype', 'PKCS12', '-keystore', file, '-storepass:env', 'TRELLIS_PKCS12_PASSWORD']);
+}
+
+/** One JSSE handshake: each side's verdict ("accepted" or "refused …"). */
+async function handshake(server: string, client: string, trust: string, crls?: string, authz = false): Promise<{ server: string; client: string }> {
+  const r = await tool('env', [`TRELLIS_PKCS12_PASSWORD=${PASSWORD}`, 'java', HANDSHAKE, server, client, trust, crls ?? '-', ...(authz ? ['authz'] : [])]);
+  if (r.code !== 0) throw new Error(`java: ${r.stderr}`);
+  const line = (side: string) => r.stdout.split('\n').find((l) => l.startsWith(`${side}: `))?.slice(side.length + 2) ?? `no verdict: ${r.stdout}`;
+  return { server: line('server'), client: line('client') };
+}
+
+beforeAll(async () => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-jvm-'));
+  m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web', 'gone'], 'eu-west-1': ['api'] } });
+  // The leaf's files as renew wrote them, kept from before the revocation.
+  revokedOut = path.join(dir, 'before-revoke');
+  fs.cpSync(path.dirname(m.out('us-east-1', 'gone', 'key.pem')), path.join(revokedOut, 'us-east-1', 'gone'), { recursive: true });
+  await must(m.ci(['revoke', 'us-east-1/gone', '--reason', 'keyCompromise']));
+}, 120_000);
+
+describe('bundle --format pkcs12', () => {
+  it('writes a truststore keytool lists as one trustedCertEntry per anchor of trust.pem', async () => {
+    const out = path.join(dir, 'us-east-1.trust.p12');
+    const r = await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', out], ENV));
+    expect(r.stdout).not.toContain(PASSWORD);
+    const listed = await keytoolList(out);
+    expect(listed.code, listed.stderr + listed.stdout).toBe(0);
+    const anchors = parseCertificates(m.read('bundles/us-east-1/trust.pem'));
+    expect(anchors.length).toBe(2); // its own intermediate and global's
+    expect(listed.stdout.match(/trustedCertEntry/g)?.length).toBe(anchors.length);
+    expect(listed.stdout).toMatch(/^us-east-1-[0-9a-f]{16},/m);
+    expect(listed.stdout).toMatch(/^global-[0-9a-f]{16},/m);
+  });
+
+  it('writes a keystore keytool lists as one PrivateKeyEntry with the leaf and its intermediate, mode 0600', async () => {
+    const out = await keystore('us-east-1', 'api');
+    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+    const listed = await keytoolList(out, ['-v']);
+    expect(listed.code, listed.stderr + listed.stdout).toBe(0);
+    expect(listed.stdout).toContain('Entry type: PrivateKeyEntry');
+    expect(listed.stdout).toContain('Alias name: api');
+    expect(listed.stdout).toContain('Certificate chain length: 2');
+    // A wrong password is refused by the MAC.
+    const wrong = await tool('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass', 'not the password']);
+    expect(wrong.code).not.toBe(0);
+  });
+
+  it('takes the password from --password-file (its first line) as well as the environment', async () => {
+    const pw = path.join(dir, 'password');
+    fs.writeFileSync(pw, `${PASSWORD}\n`, { mode: 0o600 });
+    const out = path.join(dir, 'from-file.p12');
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', out, '--password-file', pw]));
+    const listed = await tool('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:file', pw]);
+    expect(listed.code, listed.stderr + listed.stdout).toBe(0);
+    expect(listed.stdout).toContain('trustedCertEntry');
+  });
+
+  it('refuses without --out, without a password, or for a service the scope lacks (exit 2), writing nothing', async () => {
+    const before = m.snapshot();
+    const noOut = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12'], ENV);
+    expect(noOut.code).toBe(2);
+    expect(noOut.stderr).toContain('--out');
+    const noPassword = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', path.join(dir, 'none.p12')], { TRELLIS_PKCS12_PASSWORD: '' });
+    expect(noPassword.code).toBe(2);
+    expect(noPassword.stderr).toContain('TRELLIS_PKCS12_PASSWORD');
+    expect(fs.existsSync(path.join(dir, 'none.p12'))).toBe(false);
+    const noService = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'nope', '--out', path.join(dir, 'none.p12')], ENV);
+    expect(noService.code).toBe(2);
+    expect(noService.stderr).toContain('nope');
+    expect(m.snapshot()).toEqual(before);
+  });
+});
+
+describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
+  let trust: string;
+  let crlJvm: string;
+  beforeAll(async () => {
+    trust = path.join(dir, 'us-east-1.p12');
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', trust], ENV));
+    crlJvm = path.join(dir, 'crl.jvm.pem');
+    fs.writeFileSync(crlJvm, (await must(m.ci(['bundle', 'us-east-1', '--format', 'crl-jvm']))).stdout);
+  }, 60_000);
+
+  it('accepts a good leaf and refuses the revoked one, with revocation on and the crl-jvm CertStore', async () => {
+    const api = await keystore('us-east-1', 'api');
+    const web = await keystore('us-east-1', 'web');
+    const gone = await keystore('us-east-1', 'gone', revokedOut);
+    expect(await handshake(api, web, trust, crlJvm)).toEqual({ server: 'accepted', client: 'accepted' });
+    const revoked = await handshake(api, gone, trust, crlJvm);
+    expect(revoked.server).toMatch(/^refused .*revoked/i);
+    expect(revoked.client).toMatch(/^refused/);
+    // The revocation is what refused it: without CRLs the same leaf passes.
+    expect(await handshake(api, gone, trust)).toEqual({ server: 'accepted', client: 'accepted' });
+  }, 60_000);
+
+  it('crl-jvm holds each anchor\'s leaf CRL and no anchor CRL', async () => {
+    const shipped = fs.readFileSync(path.join(dir, 'crl.jvm.pem'), 'utf8');
+    const count = (pem: string) => pem.match(/BEGIN X509 CRL/g)?.length ?? 0;
+    expect(count(shipped)).toBe(2);
+    const edge = fs.mkdtempSync(path.join(dir, 'edge-'));
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
+    expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4); // crl.pem: a leaf CRL and an anchor CRL per anchor
+  });
+});
