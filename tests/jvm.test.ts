@@ -132,10 +132,28 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
     expect(await handshake(api, gone, trust)).toEqual({ server: 'accepted', client: 'accepted' });
   }, 60_000);
 
-  it('crl-jvm holds each anchor\'s leaf CRL and no anchor CRL', async () => {
+  it('a JVM anchored on the root: the shipped crl.pem refuses a good leaf (anchor CRLs), crl-jvm accepts it and refuses the revoked one', async () => {
+    // The root as a trustedCertEntry, imported by the real keytool (trellis ships no root truststore: it loses the boundary).
+    const rootTrust = path.join(dir, 'root.p12');
+    fs.writeFileSync(path.join(dir, 'root.pem'), m.read('bundles/root/roots.pem'));
+    const imported = await tool('env', [`TRELLIS_PKCS12_PASSWORD=${PASSWORD}`, 'keytool', '-importcert', '-noprompt', '-alias', 'root', '-file', path.join(dir, 'root.pem'),
+      '-storetype', 'PKCS12', '-keystore', rootTrust, '-storepass:env', 'TRELLIS_PKCS12_PASSWORD']);
+    expect(imported.code, imported.stderr).toBe(0);
+    const edge = fs.mkdtempSync(path.join(dir, 'edge-'));
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
+    const api = await keystore('us-east-1', 'api');
+    const web = await keystore('us-east-1', 'web');
+    const gone = await keystore('us-east-1', 'gone', revokedOut);
+    const shipped = await handshake(api, web, rootTrust, path.join(edge, 'crl.pem'));
+    expect(shipped.client).toMatch(/^refused .*revocation status/i); // the client judges the server's leaf first
+    expect(await handshake(api, web, rootTrust, crlJvm)).toEqual({ server: 'accepted', client: 'accepted' });
+    expect((await handshake(api, gone, rootTrust, crlJvm)).server).toMatch(/^refused .*revoked/i);
+  }, 60_000);
+
+  it('crl-jvm holds each anchor\'s leaf CRL and the root CRL, and no anchor CRL', async () => {
     const shipped = fs.readFileSync(path.join(dir, 'crl.jvm.pem'), 'utf8');
     const count = (pem: string) => pem.match(/BEGIN X509 CRL/g)?.length ?? 0;
-    expect(count(shipped)).toBe(2);
+    expect(count(shipped)).toBe(3); // us-east-1's and global's leaf CRLs, the root's CRL
     const edge = fs.mkdtempSync(path.join(dir, 'edge-'));
     await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
     expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4); // crl.pem: a leaf CRL and an anchor CRL per anchor

@@ -8,7 +8,7 @@ import { anchorsBy } from './live.js';
 import { scopeDef, trustedScopeNames, type Mesh } from './mesh.js';
 import { anchorAlias, pkcs12Keystore, pkcs12Truststore } from './pkcs12.js';
 import { edgeCrl } from './release.js';
-import { crlOf, parseCrls } from './revocation.js';
+import { crlOf, parseCrls, type Crl } from './revocation.js';
 import { composeTrustByScope } from './trust.js';
 
 /** The scope's anchors, composed as trust.pem composes them, each under its anchors/ alias. */
@@ -27,17 +27,20 @@ export function serviceKeystore(service: string, files: { keyPem: string; chainP
 }
 
 /**
- * crl.jvm.pem: the leaf CRL of each anchor the scope trusts, without the anchor
- * CRLs. An anchor CRL (named for the root, signed by an intermediate) makes
- * Java's CRL check throw and then discard every CRL, so a JVM anchored on
- * the root refuses good leaves; anchored on the bundle it never needs one.
+ * crl.jvm.pem: the leaf CRL of each anchor the scope trusts and the root's
+ * CRL, without the anchor CRLs. An anchor CRL (named for the root, signed by
+ * an intermediate) makes Java's CRL check throw when it anchors on the root,
+ * after which it discards every CRL and refuses good leaves; anchored on the
+ * bundle, Java never needs one.
  */
 export async function jvmCrlPem(mesh: Mesh, scope: string): Promise<string> {
   const crls = parseCrls(edgeCrl(mesh, scope) ?? '');
-  const kept = [];
+  const kept: Crl[] = [];
   for (const a of scopeAnchors(mesh, scope)) {
     const c = await crlOf(crls, a.cert);
-    if (c) kept.push(pemEncode('X509 CRL', new Uint8Array(c.rawData)));
+    if (c) kept.push(c);
   }
-  return kept.join('');
+  // The root's own CRLs: what a JVM anchored on roots.pem checks each intermediate against.
+  for (const c of parseCrls(mesh.rootCrlPem ?? '')) if (mesh.roots.some((r) => r.subject === c.issuer)) kept.push(c);
+  return kept.map((c) => pemEncode('X509 CRL', new Uint8Array(c.rawData))).join('');
 }
