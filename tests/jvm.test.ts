@@ -11,8 +11,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificates } from '@trellis/core';
+import { execa } from 'execa';
 import { REPO, tool } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { DAY, RUN_NOW, plus } from './helpers/clock.js';
+import { PROFILES, forgeCertificate, openCa } from './helpers/forge-chain.js';
 
 const PASSWORD = 'correct horse battery staple';
 const ENV = { TRELLIS_PKCS12_PASSWORD: PASSWORD };
@@ -21,6 +24,7 @@ const HANDSHAKE = path.join(REPO, 'tests/jvm/Handshake.java');
 let m: FakeMesh;
 let dir: string;
 let revokedOut: string;
+let classes: string;
 
 const must = async <T extends { code: number; stderr: string }>(p: Promise<T>): Promise<T> => {
   const r = await p;
@@ -42,7 +46,7 @@ function keytoolList(file: string, extra: string[] = []) {
 
 /** One JSSE handshake: each side's verdict ("accepted" or "refused …"). */
 async function handshake(server: string, client: string, trust: string, crls?: string, authz = false): Promise<{ server: string; client: string }> {
-  const r = await tool('env', [`TRELLIS_PKCS12_PASSWORD=${PASSWORD}`, 'java', HANDSHAKE, server, client, trust, crls ?? '-', ...(authz ? ['authz'] : [])]);
+  const r = await tool('env', [`TRELLIS_PKCS12_PASSWORD=${PASSWORD}`, 'java', '-cp', classes, 'Handshake', server, client, trust, crls ?? '-', ...(authz ? ['authz'] : [])]);
   if (r.code !== 0) throw new Error(`java: ${r.stderr}`);
   const line = (side: string) => r.stdout.split('\n').find((l) => l.startsWith(`${side}: `))?.slice(side.length + 2) ?? `no verdict: ${r.stdout}`;
   return { server: line('server'), client: line('client') };
@@ -50,6 +54,9 @@ async function handshake(server: string, client: string, trust: string, crls?: s
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-jvm-'));
+  // Compiled once (java Handshake.java would compile on every handshake).
+  classes = path.join(dir, 'classes');
+  await execa('javac', ['-d', classes, HANDSHAKE]);
   m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api', 'web', 'gone'], 'eu-west-1': ['api'] } });
   // The leaf's files as renew wrote them, kept from before the revocation.
   revokedOut = path.join(dir, 'before-revoke');
@@ -158,4 +165,28 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
     await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
     expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4); // crl.pem: a leaf CRL and an anchor CRL per anchor
   });
+});
+
+describe('the scope check (ScopeCheck in tests/jvm/Handshake.java, docs/jvm.md)', () => {
+  it('JSSE alone accepts a leaf us-east-1\'s key forged with eu-west-1\'s names; with the check both directions refuse it, and a genuine leaf passes', async () => {
+    // A global service trusts every scope's intermediate, so PKIX accepts what any of them signs.
+    const trust = path.join(dir, 'global.p12');
+    await must(m.ci(['bundle', 'global', '--format', 'pkcs12', '--out', trust], ENV));
+    const region = await openCa(m.ciIdentityFile, m.read('bundles/us-east-1/intermediate.key.age'), m.read('bundles/us-east-1/intermediate.pem'));
+    const sans = { dns: ['api.eu-west-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] };
+    const forged = await forgeCertificate(region, { subject: `CN=${sans.dns[0]}`, profile: PROFILES.leaf, sans, notBefore: plus(RUN_NOW, -DAY), notAfter: plus(RUN_NOW, DAY) });
+    const forgedDir = path.join(dir, 'forged');
+    fs.mkdirSync(path.join(forgedDir, 'eu-west-1', 'api'), { recursive: true });
+    fs.writeFileSync(path.join(forgedDir, 'eu-west-1', 'api', 'key.pem'), forged.key);
+    fs.writeFileSync(path.join(forgedDir, 'eu-west-1', 'api', 'chain.pem'), forged.cert + region.cert);
+    const impostor = await keystore('eu-west-1', 'api', forgedDir);
+    const control = await keystore('global', 'control');
+    const genuine = await keystore('eu-west-1', 'api');
+    expect(await handshake(control, impostor, trust)).toEqual({ server: 'accepted', client: 'accepted' }); // the gap issue 24 names
+    const asClient = await handshake(control, impostor, trust, undefined, true);
+    expect(asClient.server).toMatch(/^refused trellis scope check: \S*eu-west-1\.mesh\.example\S* is outside the scope of anchor .*us-east-1/);
+    const asServer = await handshake(impostor, control, trust, undefined, true);
+    expect(asServer.client).toMatch(/^refused .*outside the scope/);
+    expect(await handshake(control, genuine, trust, undefined, true)).toEqual({ server: 'accepted', client: 'accepted' });
+  }, 60_000);
 });
