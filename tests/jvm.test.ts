@@ -190,3 +190,30 @@ describe('the scope check (ScopeCheck in tests/jvm/Handshake.java, docs/jvm.md)'
     expect(await handshake(control, genuine, trust, undefined, true)).toEqual({ server: 'accepted', client: 'accepted' });
   }, 60_000);
 });
+
+describe('docs/jvm.md', () => {
+  const page = fs.readFileSync(path.join(REPO, 'docs/jvm.md'), 'utf8');
+  const blocks = (lang: string) => [...page.matchAll(new RegExp('^```' + lang + '\\n([\\s\\S]*?)^```$', 'gm'))].map((b) => b[1]!);
+  const squeeze = (t: string) => t.split('\n').map((l) => l.trim()).filter(Boolean).join('\n');
+
+  it('shows the Java the handshakes above ran, verbatim', () => {
+    const java = squeeze(fs.readFileSync(HANDSHAKE, 'utf8'));
+    expect(blocks('java').length).toBe(2);
+    for (const b of blocks('java')) expect(java).toContain(squeeze(b));
+  });
+
+  it('its shell block runs in a store as written: keytool lists the truststore it made', async () => {
+    const [block] = blocks('sh');
+    const bin = path.join(dir, 'bin');
+    fs.mkdirSync(bin, { recursive: true });
+    fs.writeFileSync(path.join(bin, 'trellis-ci'), `#!/bin/sh\nexec node ${JSON.stringify(path.join(REPO, 'packages/ci/dist/main.js'))} "$@"\n`, { mode: 0o755 });
+    const r = await execa('bash', ['-euo', 'pipefail', '-c', block!], {
+      cwd: m.dir, reject: false, extendEnv: false,
+      env: { PATH: `${bin}:${process.env.PATH}`, HOME: process.env.HOME, CI: 'true', TRELLIS_ACTOR: 'test' },
+    });
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(String(r.stdout).match(/trustedCertEntry/g)?.length).toBe(2);
+    expect(fs.statSync(path.join(m.dir, '../jvm/api.p12')).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(path.join(m.dir, '../jvm/crl.jvm.pem'), 'utf8')).toContain('BEGIN X509 CRL');
+  }, 30_000);
+});
