@@ -12,6 +12,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificates } from '@trellis/core';
 import { execa } from 'execa';
+import fc from 'fast-check';
 import { REPO, tool } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { DAY, RUN_NOW, plus } from './helpers/clock.js';
@@ -114,6 +115,55 @@ describe('bundle --format pkcs12', () => {
     expect(noService.code).toBe(2);
     expect(noService.stderr).toContain('nope');
     expect(m.snapshot()).toEqual(before);
+  });
+});
+
+describe('the store password', () => {
+  // Java 17 derives PKCS#12 MAC keys from printable ASCII only: every such password, with what a shell would mangle.
+  const printable = fc.string({ unit: fc.oneof(fc.constantFrom(' ', '"', "'", '$', '\\', '`', '!', '~'), fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c))), minLength: 1, maxLength: 32 });
+  // Anything else an environment can hold: a character outside printable ASCII somewhere in it.
+  const unusable = fc.tuple(fc.string({ maxLength: 8 }), fc.oneof(fc.constantFrom('é', '€', '漢', '😀', '\t', '\u00a0', '\u007f'), fc.integer({ min: 1, max: 0x1f }).map((c) => String.fromCharCode(c))), fc.string({ maxLength: 8 }))
+    .map(([a, bad, b]) => a + bad + b).filter((p) => !p.includes('\0'));
+
+  it('opens the keystore it protects in OpenSSL (MAC and key) for every printable-ASCII password (property)', async () => {
+    await fc.assert(fc.asyncProperty(printable, async (pw) => {
+      const out = path.join(dir, 'prop.p12');
+      await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'api', '--out', out], { TRELLIS_PKCS12_PASSWORD: pw }));
+      const r = await execa('openssl', ['pkcs12', '-in', out, '-passin', 'env:P', '-nodes'], { reject: false, env: { P: pw } });
+      expect(r.exitCode, `${JSON.stringify(pw)}: ${r.stderr}`).toBe(0);
+      expect(r.stdout).toContain('BEGIN PRIVATE KEY');
+    }), { numRuns: 6, examples: [[' "quoted" $HOME `x` \\ ~']] });
+  }, 60_000);
+
+  it('refuses a password Java cannot use (outside printable ASCII), exit 2, writing nothing (property)', async () => {
+    const out = path.join(dir, 'unusable.p12');
+    await fc.assert(fc.asyncProperty(unusable, async (pw) => {
+      const r = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', out], { TRELLIS_PKCS12_PASSWORD: pw });
+      expect(r.code, JSON.stringify(pw)).toBe(2);
+      expect(r.stderr).toContain('printable ASCII');
+      expect(fs.existsSync(out)).toBe(false);
+    }), { numRuns: 5, examples: [['été € 漢字 😀']] });
+  }, 60_000);
+
+  it('keytool opens a keystore under a password full of shell punctuation', async () => {
+    const out = path.join(dir, 'punct.p12');
+    const pw = ' "quoted" $HOME `x` \\ ~!';
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'api', '--out', out], { TRELLIS_PKCS12_PASSWORD: pw }));
+    const listed = await execa('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:env', 'P'], { reject: false, env: { P: pw } });
+    expect(listed.exitCode, String(listed.stderr) + String(listed.stdout)).toBe(0);
+    expect(listed.stdout).toContain('PrivateKeyEntry');
+  });
+
+  it('refuses a --password-file it cannot read (exit 2, naming it) and an empty one', async () => {
+    const missing = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', path.join(dir, 'none.p12'), '--password-file', path.join(dir, 'no-such-file')]);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no-such-file');
+    const empty = path.join(dir, 'empty-password');
+    fs.writeFileSync(empty, '\n');
+    const r = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', path.join(dir, 'none.p12'), '--password-file', empty]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is empty');
+    expect(fs.existsSync(path.join(dir, 'none.p12'))).toBe(false);
   });
 });
 

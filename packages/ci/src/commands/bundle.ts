@@ -89,6 +89,10 @@ function pkcs12Password(file?: string): string {
   if (!password) {
     throw new TrellisError('usage', `--format pkcs12 needs a store password: ${file ? `--password-file ${file} is empty` : `neither --password-file nor ${PKCS12_PASSWORD_ENV} gives one`}`, { field: '--password-file', hint: `--password-file FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore` });
   }
+  // Java 17 derives PKCS#12 MAC keys from printable ASCII only ("Password is not ASCII"): refuse what no JVM could open.
+  if (!/^[\x20-\x7e]+$/.test(password)) {
+    throw new TrellisError('usage', `the store password ${file ? `in --password-file ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`, { field: '--password-file', hint: 'use printable ASCII (space to ~), e.g. openssl rand -base64 24' });
+  }
   return password;
 }
 
