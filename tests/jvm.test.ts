@@ -118,6 +118,23 @@ describe('bundle --format pkcs12', () => {
   });
 });
 
+describe('where a PKCS#12 file may be written', () => {
+  it('never into the store\'s tracked tree (a keystore holds a key) nor through a link', async () => {
+    const before = m.snapshot();
+    const inTree = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'api', '--out', m.path('bundles/us-east-1/api.p12')], ENV);
+    expect(inTree.code, inTree.stderr).not.toBe(0);
+    expect(inTree.stderr).toContain('--out');
+    const target = path.join(dir, 'link-target');
+    fs.writeFileSync(target, 'untouched');
+    const link = path.join(dir, 'link.p12');
+    fs.symlinkSync(target, link);
+    const viaLink = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', link], ENV);
+    expect(viaLink.code, viaLink.stderr).toBe(2);
+    expect(fs.readFileSync(target, 'utf8')).toBe('untouched');
+    expect(m.snapshot()).toEqual(before);
+  });
+});
+
 describe('the store password', () => {
   // Java 17 derives PKCS#12 MAC keys from printable ASCII only: every such password, with what a shell would mangle.
   const printable = fc.string({ unit: fc.oneof(fc.constantFrom(' ', '"', "'", '$', '\\', '`', '!', '~'), fc.integer({ min: 0x20, max: 0x7e }).map((c) => String.fromCharCode(c))), minLength: 1, maxLength: 32 });
