@@ -114,6 +114,9 @@ describe('bundle --format pkcs12', () => {
     const noService = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'nope', '--out', path.join(dir, 'none.p12')], ENV);
     expect(noService.code).toBe(2);
     expect(noService.stderr).toContain('nope');
+    const notPkcs12 = await m.ci(['bundle', 'us-east-1', '--format', 'pem', '--service', 'api'], ENV);
+    expect(notPkcs12.code).toBe(2);
+    expect(notPkcs12.stderr).toContain('--service is for --format pkcs12');
     expect(m.snapshot()).toEqual(before);
   });
 });

@@ -32,6 +32,9 @@ export const bundle: CommandModule<object, Args> = {
     const mesh = await withStore(a.store, async (store) => loadMesh(store));
     const certs = scopeTrust(mesh, a.scope);
     if (!certs.length) throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, { hint: 'trellis-root intermediate --pending' });
+    const pkcs12Only = ([['service', '--service'], ['from', '--from'], ['passwordFile', '--password-file']] as const).find(([k]) => a[k] !== undefined);
+    if (pkcs12Only && a.format !== 'pkcs12') throw new TrellisError('usage', `${pkcs12Only[1]} is for --format pkcs12, not ${a.format}`, { hint: `add --format pkcs12, or drop ${pkcs12Only[1]}` });
+    if (a.from !== undefined && a.service === undefined) throw new TrellisError('usage', '--from is for a keystore: give --service too', { hint: '--format pkcs12 --service S --from DIR' });
     if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
     if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
     if (a.format === 'crl-jvm') return void process.stdout.write(await jvmCrlPem(mesh, a.scope));
