@@ -132,10 +132,20 @@ final class ScopeCheck extends X509ExtendedTrustManager {
       String name = String.valueOf(san.get(1));
       boolean inside = switch (type) {
         case 2 -> dns.stream().anyMatch(p -> within(name.toLowerCase(Locale.ROOT), p));
-        case 6 -> uriHosts.stream().anyMatch(p -> within(String.valueOf(URI.create(name).getHost()).toLowerCase(Locale.ROOT), p));
+        case 6 -> uriHosts.stream().anyMatch(p -> within(uriHost(name), p));
         default -> false; // trellis mints DNS and URI names only; its anchors exclude every IP
       };
       if (!inside) throw new CertificateException("trellis scope check: " + name + " is outside the scope of anchor " + anchor.getSubjectX500Principal());
+    }
+  }
+
+  /** A URI's host, lower-cased; "" when it has none or does not parse (then nothing permits it). */
+  private static String uriHost(String uri) {
+    try {
+      String host = new URI(uri).getHost();
+      return host == null ? "" : host.toLowerCase(Locale.ROOT);
+    } catch (URISyntaxException e) {
+      return "";
     }
   }
 
