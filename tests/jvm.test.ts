@@ -258,6 +258,15 @@ describe('the scope check (ScopeCheck in tests/jvm/Handshake.java, docs/jvm.md)'
     const asServer = await handshake(impostor, control, trust, undefined, true);
     expect(asServer.client).toMatch(/^refused .*outside the scope/);
     expect(await handshake(control, genuine, trust, undefined, true)).toEqual({ server: 'accepted', client: 'accepted' });
+    // Every SAN, not the first: an in-scope DNS name does not carry an out-of-scope SPIFFE ID.
+    const mixed = { dns: ['api.us-east-1.mesh.example'], uris: ['spiffe://eu-west-1.mesh.example/api'] };
+    const half = await forgeCertificate(region, { subject: `CN=${mixed.dns[0]}`, profile: PROFILES.leaf, sans: mixed, notBefore: plus(RUN_NOW, -DAY), notAfter: plus(RUN_NOW, DAY) });
+    fs.mkdirSync(path.join(forgedDir, 'us-east-1', 'api'), { recursive: true });
+    fs.writeFileSync(path.join(forgedDir, 'us-east-1', 'api', 'key.pem'), half.key);
+    fs.writeFileSync(path.join(forgedDir, 'us-east-1', 'api', 'chain.pem'), half.cert + region.cert);
+    const halfImpostor = path.join(dir, 'half.p12');
+    await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'api', '--from', forgedDir, '--out', halfImpostor], ENV));
+    expect((await handshake(control, halfImpostor, trust, undefined, true)).server).toMatch(/^refused trellis scope check: spiffe:\/\/eu-west-1\.mesh\.example\/api is outside/);
   }, 60_000);
 });
 
