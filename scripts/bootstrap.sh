@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what trellis, its demo and its tests need on a fresh Debian machine
-# with Node 20 and npm: pnpm, the peers (openssl, age, Go, nginx, haproxy) when
+# with Node 20 and npm: pnpm, the peers (openssl, age, Go, nginx, haproxy, a JDK) when
 # running as root, the workspace, the build and the Go verifier. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,6 +34,7 @@ command -v curl >/dev/null 2>&1 || need+=(curl)         # the README's quickstar
 [ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)   # tests/root-on-token.test.ts: a PKCS#11 token for the root key
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)       # pkcs11-tool: what the token holds (docs/root-on-token.md)
+command -v keytool >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)   # tests/jvm.test.ts: keytool and a JSSE handshake (docs/jvm.md)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2

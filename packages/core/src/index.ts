@@ -270,3 +270,4 @@ export {
   recordedRelease,
   type RecordedTarget,
 } from './ledger/deploy-record.js';
+export { scopeTruststore, serviceKeystore, jvmCrlPem } from './trust/jvm.js';

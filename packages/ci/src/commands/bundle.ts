@@ -17,9 +17,14 @@ import {
   withStore,
   writeOutFile,
   type Mesh,
+  READ_LIMITS,
+  jvmCrlPem,
+  readBounded,
+  scopeTruststore,
+  serviceKeystore,
 } from '@trellis/core';
 
-const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy'] as const;
+const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy', 'pkcs12', 'crl-jvm'] as const;
 interface Args {
   store?: string;
   scope: string;
@@ -29,7 +34,12 @@ interface Args {
   upstream?: string;
   serverBlock?: boolean;
   listen: string;
+  service?: string;
+  from?: string;
+  passwordFile?: string;
 }
+/** Where a JVM operator keeps a keystore password: never a flag's value (ps, shell history). */
+const PKCS12_PASSWORD_ENV = 'TRELLIS_PKCS12_PASSWORD';
 
 export const bundle: CommandModule<object, Args> = {
   command: 'bundle <scope>',
@@ -41,11 +51,24 @@ export const bundle: CommandModule<object, Args> = {
         choices: FORMATS,
         default: 'pem' as const,
         describe:
-          'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)',
+          'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives) | pkcs12 (JVM truststore, or keystore with --service) | crl-jvm (CRLs for Java PKIX)',
       })
       .option('out', {
         type: 'string',
-        describe: 'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)',
+        describe:
+          'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>); pkcs12: the FILE to write (required)',
+      })
+      .option('service', {
+        type: 'string',
+        describe: "pkcs12: a keystore for this service's CI-minted leaf (key, leaf, chain) instead of the truststore",
+      })
+      .option('from', {
+        type: 'string',
+        describe: 'pkcs12 --service: the directory renew wrote leaves to (its --out; default <store>/.trellis/out)',
+      })
+      .option('password-file', {
+        type: 'string',
+        describe: `pkcs12: read the store password from FILE (its first line); else from $${PKCS12_PASSWORD_ENV}`,
       })
       .option('release-dir', {
         type: 'string',
@@ -77,8 +100,25 @@ export const bundle: CommandModule<object, Args> = {
       throw new TrellisError('not-yet-minted', `scope ${a.scope} trusts no intermediate yet`, {
         hint: 'trellis-root intermediate --pending',
       });
+    const pkcs12Only = (
+      [
+        ['service', '--service'],
+        ['from', '--from'],
+        ['passwordFile', '--password-file'],
+      ] as const
+    ).find(([k]) => a[k] !== undefined);
+    if (pkcs12Only && a.format !== 'pkcs12')
+      throw new TrellisError('usage', `${pkcs12Only[1]} is for --format pkcs12, not ${a.format}`, {
+        hint: `add --format pkcs12, or drop ${pkcs12Only[1]}`,
+      });
+    if (a.from !== undefined && a.service === undefined)
+      throw new TrellisError('usage', '--from is for a keystore: give --service too', {
+        hint: '--format pkcs12 --service S --from DIR',
+      });
     if (a.format === 'pem') return void process.stdout.write(trustPem(certs));
     if (a.format === 'openssl') return void process.stdout.write(trustOpensslPem(certs));
+    if (a.format === 'crl-jvm') return void process.stdout.write(await jvmCrlPem(mesh, a.scope));
+    if (a.format === 'pkcs12') return void process.stdout.write(writePkcs12(mesh, a));
     if (a.format === 'spiffe') {
       const out = path.resolve(a.out ?? path.join(mesh.dir, '.trellis', 'bundle', a.scope));
       checkOutDir(out, bundleOut(mesh, out), true); // no link at it, nor below it (out-path.ts)
@@ -113,6 +153,81 @@ export const bundle: CommandModule<object, Args> = {
 };
 
 const bundleOut = (mesh: Mesh, out: string) => ({ flag: '--out', store: mesh.dir, anchor: out });
+
+/**
+ * `--format pkcs12`: the scope's truststore, or with --service that service's keystore; returns what it says on stdout.
+ */
+function writePkcs12(mesh: Mesh, a: Args): string {
+  if (!a.out)
+    throw new TrellisError('usage', '--format pkcs12 writes a binary file: give --out FILE', {
+      field: '--out',
+      hint: `trellis-ci bundle ${a.scope} --format pkcs12 --out ${a.scope}.p12`,
+    });
+  const password = pkcs12Password(a.passwordFile);
+  const file = path.resolve(a.out);
+  if (!a.service) {
+    writeOutFile(file, scopeTruststore(mesh, a.scope, password), { flag: '--out', store: mesh.dir });
+    return `wrote ${file}: truststore of scope ${a.scope}\n`;
+  }
+  if (!scopeDef(mesh, a.scope).services.some((s) => s.name === a.service)) {
+    throw new TrellisError('unknown-service', `scope ${a.scope} has no service ${JSON.stringify(a.service)}`, {
+      field: '--service',
+      hint: `trellis-ci status --scope ${a.scope}`,
+    });
+  }
+  const dir = path.join(path.resolve(a.from ?? path.join(mesh.dir, '.trellis', 'out')), a.scope, a.service);
+  const read = (name: string) => {
+    try {
+      return readBounded(path.join(dir, name), READ_LIMITS.small);
+    } catch (e) {
+      throw new TrellisError('not-yet-minted', `cannot read ${path.join(dir, name)}: ${(e as Error).message}`, {
+        field: '--from',
+        hint: 'a keystore is for a CI-minted key: run trellis-ci renew (with the same --out as --from) first',
+      });
+    }
+  };
+  const keystore = serviceKeystore(a.service, { keyPem: read('key.pem'), chainPem: read('chain.pem') }, password);
+  writeOutFile(file, keystore, { flag: '--out', store: mesh.dir, secret: true });
+  return `wrote ${file}: keystore of ${a.scope}/${a.service} (alias ${a.service})\n`;
+}
+
+/**
+ * The store password, from --password-file (its first line) or the environment; never from a flag's value, never
+ * echoed.
+ */
+function pkcs12Password(file?: string): string {
+  let password: string | undefined;
+  if (file) {
+    try {
+      password = readBounded(file, READ_LIMITS.small, { followLink: true }).split(/\r?\n/)[0];
+    } catch (e) {
+      throw new TrellisError('usage', `cannot read --password-file ${file}: ${(e as Error).message}`, {
+        field: '--password-file',
+        hint: 'a file holding the store password on one line',
+      });
+    }
+  } else password = process.env[PKCS12_PASSWORD_ENV];
+  if (!password) {
+    throw new TrellisError(
+      'usage',
+      `--format pkcs12 needs a store password: ${file ? `--password-file ${file} is empty` : `neither --password-file nor ${PKCS12_PASSWORD_ENV} gives one`}`,
+      {
+        field: '--password-file',
+        hint: `--password-file FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`,
+      },
+    );
+  }
+  // Java 17 derives PKCS#12 MAC keys from printable ASCII only ("Password is not ASCII"): refuse what no JVM could
+  // open.
+  if (!/^[\x20-\x7e]+$/.test(password)) {
+    throw new TrellisError(
+      'usage',
+      `the store password ${file ? `in --password-file ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
+      { field: '--password-file', hint: 'use printable ASCII (space to ~), e.g. openssl rand -base64 24' },
+    );
+  }
+  return password;
+}
 
 /** An upstream this scope's services may call: the boundary rule decides, not the operator's typing. */
 function upstreamName(mesh: Mesh, scope: string, target: string): string {

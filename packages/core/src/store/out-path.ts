@@ -229,7 +229,7 @@ export function makeOutDir(dir: string, o: OutPath): string {
  * exclusively with its mode and renamed over the old one (rename never follows
  * a link). Mode 0644, or 0600 for a secret, unless `mode` says otherwise.
  */
-export function writeOutFile(file: string, content: string, o: OutPath & { mode?: number }): string {
+export function writeOutFile(file: string, content: string | Uint8Array, o: OutPath & { mode?: number }): string {
   const p = checkOutFile(file, o);
   makeOutDir(path.dirname(p), o);
   writeFileAtomic(p, content, o.mode ?? fileMode(o));

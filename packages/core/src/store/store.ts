@@ -393,7 +393,7 @@ function randomSuffix(): string {
 const EXCLUSIVE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | fs.constants.O_NOFOLLOW;
 
 /** Creates `file` (which must not exist, not even as a symlink) holding `content`. */
-function writeExclusive(file: string, content: string, mode: number, durable = false): void {
+function writeExclusive(file: string, content: string | Uint8Array, mode: number, durable = false): void {
   const fd = fs.openSync(file, EXCLUSIVE, mode);
   try {
     fs.writeFileSync(fd, content);
@@ -411,7 +411,7 @@ function writeExclusive(file: string, content: string, mode: number, durable = f
   fs.closeSync(fd);
 }
 
-function writeDurably(file: string, content: string, mode: number): void {
+function writeDurably(file: string, content: string | Uint8Array, mode: number): void {
   writeExclusive(file, content, mode, true);
 }
 
@@ -435,7 +435,7 @@ function fsyncDir(dir: string): void {
  * atomically: a private temp file beside it, created exclusively under an
  * unpredictable name, fsynced, then renamed over it.
  */
-export function writeFileAtomic(file: string, content: string, mode = 0o644): void {
+export function writeFileAtomic(file: string, content: string | Uint8Array, mode = 0o644): void {
   const dir = path.dirname(file);
   fs.mkdirSync(dir, { recursive: true });
   // A short name of its own: the target's name may already be as long as the file system allows.
