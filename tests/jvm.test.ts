@@ -347,8 +347,8 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
       'TRELLIS_PKCS12_PASSWORD',
     ]);
     expect(imported.code, imported.stderr).toBe(0);
-    const edge = fs.mkdtempSync(path.join(dir, 'edge-'));
-    await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
+    // The release's crl.pem as renew and revoke leave it in the output directory (what deploy ships).
+    const edge = path.dirname(path.dirname(m.out('us-east-1', 'api', 'key.pem')));
     const api = await keystore('us-east-1', 'api');
     const web = await keystore('us-east-1', 'web');
     const gone = await keystore('us-east-1', 'gone', revokedOut);
@@ -362,8 +362,8 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
     const shipped = fs.readFileSync(path.join(dir, 'crl.jvm.pem'), 'utf8');
     const count = (pem: string) => pem.match(/BEGIN X509 CRL/g)?.length ?? 0;
     expect(count(shipped)).toBe(3); // us-east-1's and global's leaf CRLs, the root's CRL
-    const edge = fs.mkdtempSync(path.join(dir, 'edge-'));
-    await must(m.ci(['bundle', 'us-east-1', '--format', 'nginx', '--out', edge]));
+    // The release's crl.pem as renew and revoke leave it in the output directory (what deploy ships).
+    const edge = path.dirname(path.dirname(m.out('us-east-1', 'api', 'key.pem')));
     expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4); // crl.pem: a leaf CRL and an anchor CRL per anchor
   });
 });
