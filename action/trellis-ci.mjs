@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "767adc936245123b02e9927dbf15860b175104af", date: "2026-12-07T01:00:57Z" };
+    define_TRELLIS_BUILD_default = { commit: "95110037832ccb371ee8450835b297f3dc255f3a", date: "2026-12-07T01:07:40Z" };
   }
 });
 
@@ -11698,7 +11698,7 @@ ${values.join("\n")}` : `${blockName} :`;
     LocalOctetStringValueBlock.NAME = "OctetStringValueBlock";
     var ORIGINAL_LOCAL_OCTET_STRING_TO_BER = LocalOctetStringValueBlock.prototype.toBER;
     var _a$r;
-    var OctetString = class extends BaseBlock {
+    var OctetString2 = class extends BaseBlock {
       constructor({ idBlock = {}, lenBlock = {}, ...parameters } = {}) {
         var _b3, _c3;
         (_b3 = parameters.isConstructed) !== null && _b3 !== void 0 ? _b3 : parameters.isConstructed = !!((_c3 = parameters.value) === null || _c3 === void 0 ? void 0 : _c3.length);
@@ -11763,11 +11763,11 @@ ${values.join("\n")}` : `${blockName} :`;
         return pvtsutils__namespace.BufferSourceConverter.concat(array);
       }
     };
-    _a$r = OctetString;
+    _a$r = OctetString2;
     (() => {
       typeStore.OctetString = _a$r;
     })();
-    OctetString.NAME = OCTET_STRING_NAME;
+    OctetString2.NAME = OCTET_STRING_NAME;
     var LocalBitStringValueBlock = class extends HexBlock(LocalConstructedValueBlock) {
       constructor({ unusedBits = 0, isConstructed: isConstructed2 = false, ...parameters } = {}) {
         super(parameters);
@@ -13572,7 +13572,7 @@ ${values.join("\n")}` : `${blockName} :`;
       }
       return compareSchema(asn1.result, asn1.result, inputSchema);
     }
-    registerBuiltinEncoder({ BitString, Integer, OctetString, Primitive, Constructed, Sequence, Set: Set2 }, {
+    registerBuiltinEncoder({ BitString, Integer, OctetString: OctetString2, Primitive, Constructed, Sequence, Set: Set2 }, {
       BaseBlock,
       ViewWriter,
       LocalIdentificationBlock,
@@ -13620,7 +13620,7 @@ ${values.join("\n")}` : `${blockName} :`;
     exports.Null = Null;
     exports.NumericString = NumericString;
     exports.ObjectIdentifier = ObjectIdentifier;
-    exports.OctetString = OctetString;
+    exports.OctetString = OctetString2;
     exports.Primitive = Primitive;
     exports.PrintableString = PrintableString;
     exports.RawData = RawData;
@@ -13658,7 +13658,7 @@ var require_buffer_source = __commonJS({
     exports.assertBufferSource = assertBufferSource;
     exports.toUint8Array = toUint8Array;
     exports.toUint8ArrayCopy = toUint8ArrayCopy;
-    exports.toArrayBuffer = toArrayBuffer;
+    exports.toArrayBuffer = toArrayBuffer2;
     exports.toArrayBufferLike = toArrayBufferLike;
     exports.toView = toView;
     exports.toViewCopy = toViewCopy;
@@ -13723,7 +13723,7 @@ var require_buffer_source = __commonJS({
     function toUint8ArrayCopy(data) {
       return copyBytes5(data);
     }
-    function toArrayBuffer(data) {
+    function toArrayBuffer2(data) {
       assertBufferSource(data);
       if (isArrayBuffer2(data)) {
         return data;
@@ -15422,7 +15422,7 @@ var require_octet_string = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1js = tslib_1.__importStar(require_build2());
     var utils_1 = require_cjs();
-    var OctetString = class {
+    var OctetString2 = class {
       buffer;
       get byteLength() {
         return this.buffer.byteLength;
@@ -15457,7 +15457,7 @@ var require_octet_string = __commonJS({
         return new asn1js.OctetString({ name });
       }
     };
-    exports.OctetString = OctetString;
+    exports.OctetString = OctetString2;
   }
 });
 
@@ -16409,7 +16409,7 @@ var require_convert3 = __commonJS({
     var utils_1 = require_cjs();
     var parser_1 = require_parser2();
     var serializer_1 = require_serializer();
-    var AsnConvert3 = class _AsnConvert {
+    var AsnConvert4 = class _AsnConvert {
       static serialize(obj) {
         return serializer_1.AsnSerializer.serialize(obj);
       }
@@ -16425,7 +16425,7 @@ var require_convert3 = __commonJS({
         return asn.result.toString();
       }
     };
-    exports.AsnConvert = AsnConvert3;
+    exports.AsnConvert = AsnConvert4;
   }
 });
 
@@ -18210,7 +18210,7 @@ var require_algorithm_identifier = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
     var bytes_1 = require_bytes();
-    var AlgorithmIdentifier = class _AlgorithmIdentifier {
+    var AlgorithmIdentifier2 = class _AlgorithmIdentifier {
       algorithm = "";
       parameters;
       constructor(params = {}) {
@@ -18220,16 +18220,16 @@ var require_algorithm_identifier = __commonJS({
         return data instanceof _AlgorithmIdentifier && data.algorithm == this.algorithm && (data.parameters && this.parameters && (0, bytes_1.equal)(data.parameters, this.parameters) || data.parameters === this.parameters);
       }
     };
-    exports.AlgorithmIdentifier = AlgorithmIdentifier;
+    exports.AlgorithmIdentifier = AlgorithmIdentifier2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
-    ], AlgorithmIdentifier.prototype, "algorithm", void 0);
+    ], AlgorithmIdentifier2.prototype, "algorithm", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Any,
         optional: true
       })
-    ], AlgorithmIdentifier.prototype, "parameters", void 0);
+    ], AlgorithmIdentifier2.prototype, "parameters", void 0);
   }
 });
 
@@ -19895,23 +19895,23 @@ var require_content_info = __commonJS({
     exports.ContentInfo = void 0;
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
-    var ContentInfo = class {
+    var ContentInfo2 = class {
       contentType = "";
       content = new ArrayBuffer(0);
       constructor(params = {}) {
         Object.assign(this, params);
       }
     };
-    exports.ContentInfo = ContentInfo;
+    exports.ContentInfo = ContentInfo2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
-    ], ContentInfo.prototype, "contentType", void 0);
+    ], ContentInfo2.prototype, "contentType", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Any,
         context: 0
       })
-    ], ContentInfo.prototype, "content", void 0);
+    ], ContentInfo2.prototype, "content", void 0);
   }
 });
 
@@ -21264,20 +21264,20 @@ var require_rsassa_pkcs1_v1_5 = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_x509_1 = require_cjs3();
     var asn1_schema_1 = require_cjs2();
-    var DigestInfo = class {
+    var DigestInfo2 = class {
       digestAlgorithm = new asn1_x509_1.AlgorithmIdentifier();
       digest = new asn1_schema_1.OctetString();
       constructor(params = {}) {
         Object.assign(this, params);
       }
     };
-    exports.DigestInfo = DigestInfo;
+    exports.DigestInfo = DigestInfo2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_x509_1.AlgorithmIdentifier })
-    ], DigestInfo.prototype, "digestAlgorithm", void 0);
+    ], DigestInfo2.prototype, "digestAlgorithm", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.OctetString })
-    ], DigestInfo.prototype, "digest", void 0);
+    ], DigestInfo2.prototype, "digest", void 0);
   }
 });
 
@@ -22895,23 +22895,23 @@ var require_attribute3 = __commonJS({
     exports.PKCS12AttrSet = exports.PKCS12Attribute = void 0;
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
-    var PKCS12Attribute = class {
+    var PKCS12Attribute2 = class {
       attrId = "";
       attrValues = [];
       constructor(params = {}) {
         Object.assign(params);
       }
     };
-    exports.PKCS12Attribute = PKCS12Attribute;
+    exports.PKCS12Attribute = PKCS12Attribute2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
-    ], PKCS12Attribute.prototype, "attrId", void 0);
+    ], PKCS12Attribute2.prototype, "attrId", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Any,
         repeated: "set"
       })
-    ], PKCS12Attribute.prototype, "attrValues", void 0);
+    ], PKCS12Attribute2.prototype, "attrValues", void 0);
     var PKCS12AttrSet = PKCS12AttrSet_1 = class PKCS12AttrSet extends asn1_schema_1.AsnArray {
       constructor(items) {
         super(items);
@@ -22922,7 +22922,7 @@ var require_attribute3 = __commonJS({
     exports.PKCS12AttrSet = PKCS12AttrSet = PKCS12AttrSet_1 = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({
         type: asn1_schema_1.AsnTypeTypes.Sequence,
-        itemType: PKCS12Attribute
+        itemType: PKCS12Attribute2
       })
     ], PKCS12AttrSet);
   }
@@ -22939,19 +22939,19 @@ var require_authenticated_safe = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
     var asn1_cms_1 = require_cjs5();
-    var AuthenticatedSafe = AuthenticatedSafe_1 = class AuthenticatedSafe extends asn1_schema_1.AsnArray {
+    var AuthenticatedSafe2 = AuthenticatedSafe_1 = class AuthenticatedSafe extends asn1_schema_1.AsnArray {
       constructor(items) {
         super(items);
         Object.setPrototypeOf(this, AuthenticatedSafe_1.prototype);
       }
     };
-    exports.AuthenticatedSafe = AuthenticatedSafe;
-    exports.AuthenticatedSafe = AuthenticatedSafe = AuthenticatedSafe_1 = tslib_1.__decorate([
+    exports.AuthenticatedSafe = AuthenticatedSafe2;
+    exports.AuthenticatedSafe = AuthenticatedSafe2 = AuthenticatedSafe_1 = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({
         type: asn1_schema_1.AsnTypeTypes.Sequence,
         itemType: asn1_cms_1.ContentInfo
       })
-    ], AuthenticatedSafe);
+    ], AuthenticatedSafe2);
   }
 });
 
@@ -23004,23 +23004,23 @@ var require_cert_bag = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
     var types_1 = require_types5();
-    var CertBag = class {
+    var CertBag2 = class {
       certId = "";
       certValue = new ArrayBuffer(0);
       constructor(params = {}) {
         Object.assign(this, params);
       }
     };
-    exports.CertBag = CertBag;
+    exports.CertBag = CertBag2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
-    ], CertBag.prototype, "certId", void 0);
+    ], CertBag2.prototype, "certId", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Any,
         context: 0
       })
-    ], CertBag.prototype, "certValue", void 0);
+    ], CertBag2.prototype, "certValue", void 0);
     exports.id_certTypes = `${types_1.id_pkcs_9}.22`;
     exports.id_x509Certificate = `${exports.id_certTypes}.1`;
     exports.id_sdsiCertificate = `${exports.id_certTypes}.2`;
@@ -23255,7 +23255,7 @@ var require_mac_data = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_rsa_1 = require_cjs7();
     var asn1_schema_1 = require_cjs2();
-    var MacData = class {
+    var MacData2 = class {
       mac = new asn1_rsa_1.DigestInfo();
       macSalt = new asn1_schema_1.OctetString();
       iterations = 1;
@@ -23263,19 +23263,19 @@ var require_mac_data = __commonJS({
         Object.assign(this, params);
       }
     };
-    exports.MacData = MacData;
+    exports.MacData = MacData2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_rsa_1.DigestInfo })
-    ], MacData.prototype, "mac", void 0);
+    ], MacData2.prototype, "mac", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.OctetString })
-    ], MacData.prototype, "macSalt", void 0);
+    ], MacData2.prototype, "macSalt", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Integer,
         defaultValue: 1
       })
-    ], MacData.prototype, "iterations", void 0);
+    ], MacData2.prototype, "iterations", void 0);
   }
 });
 
@@ -23290,7 +23290,7 @@ var require_pfx = __commonJS({
     var asn1_schema_1 = require_cjs2();
     var asn1_cms_1 = require_cjs5();
     var mac_data_1 = require_mac_data();
-    var PFX = class {
+    var PFX2 = class {
       version = 3;
       authSafe = new asn1_cms_1.ContentInfo();
       macData = new mac_data_1.MacData();
@@ -23298,19 +23298,19 @@ var require_pfx = __commonJS({
         Object.assign(this, params);
       }
     };
-    exports.PFX = PFX;
+    exports.PFX = PFX2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.Integer })
-    ], PFX.prototype, "version", void 0);
+    ], PFX2.prototype, "version", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_cms_1.ContentInfo })
-    ], PFX.prototype, "authSafe", void 0);
+    ], PFX2.prototype, "authSafe", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: mac_data_1.MacData,
         optional: true
       })
-    ], PFX.prototype, "macData", void 0);
+    ], PFX2.prototype, "macData", void 0);
   }
 });
 
@@ -23325,7 +23325,7 @@ var require_safe_bag = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
     var attribute_1 = require_attribute3();
-    var SafeBag = class {
+    var SafeBag2 = class {
       bagId = "";
       bagValue = new ArrayBuffer(0);
       bagAttributes;
@@ -23333,36 +23333,36 @@ var require_safe_bag = __commonJS({
         Object.assign(this, params);
       }
     };
-    exports.SafeBag = SafeBag;
+    exports.SafeBag = SafeBag2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.ObjectIdentifier })
-    ], SafeBag.prototype, "bagId", void 0);
+    ], SafeBag2.prototype, "bagId", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Any,
         context: 0
       })
-    ], SafeBag.prototype, "bagValue", void 0);
+    ], SafeBag2.prototype, "bagValue", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: attribute_1.PKCS12Attribute,
         repeated: "set",
         optional: true
       })
-    ], SafeBag.prototype, "bagAttributes", void 0);
-    var SafeContents = SafeContents_1 = class SafeContents extends asn1_schema_1.AsnArray {
+    ], SafeBag2.prototype, "bagAttributes", void 0);
+    var SafeContents2 = SafeContents_1 = class SafeContents extends asn1_schema_1.AsnArray {
       constructor(items) {
         super(items);
         Object.setPrototypeOf(this, SafeContents_1.prototype);
       }
     };
-    exports.SafeContents = SafeContents;
-    exports.SafeContents = SafeContents = SafeContents_1 = tslib_1.__decorate([
+    exports.SafeContents = SafeContents2;
+    exports.SafeContents = SafeContents2 = SafeContents_1 = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({
         type: asn1_schema_1.AsnTypeTypes.Sequence,
-        itemType: SafeBag
+        itemType: SafeBag2
       })
-    ], SafeContents);
+    ], SafeContents2);
   }
 });
 
@@ -23397,7 +23397,7 @@ var require_cjs11 = __commonJS({
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
     var cms = tslib_1.__importStar(require_cjs5());
-    var pfx = tslib_1.__importStar(require_cjs10());
+    var pfx2 = tslib_1.__importStar(require_cjs10());
     var pkcs8 = tslib_1.__importStar(require_cjs9());
     var x5098 = tslib_1.__importStar(require_cjs3());
     var attr = tslib_1.__importStar(require_cjs4());
@@ -23467,7 +23467,7 @@ var require_cjs11 = __commonJS({
     exports.Pkcs7PDU = Pkcs7PDU = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
     ], Pkcs7PDU);
-    var UserPKCS12 = class UserPKCS12 extends pfx.PFX {
+    var UserPKCS12 = class UserPKCS12 extends pfx2.PFX {
     };
     exports.UserPKCS12 = UserPKCS12;
     exports.UserPKCS12 = UserPKCS12 = tslib_1.__decorate([
@@ -25936,12 +25936,12 @@ var require_x509_cjs = __commonJS({
         this.items.set(id, type);
       }
       static create(data, options) {
-        const attribute = new Attribute(data, options);
-        const Type = this.items.get(attribute.type);
+        const attribute2 = new Attribute(data, options);
+        const Type = this.items.get(attribute2.type);
         if (Type) {
           return new Type(data, options);
         }
-        return attribute;
+        return attribute2;
       }
     };
     AttributeFactory.items = /* @__PURE__ */ new Map();
@@ -31474,7 +31474,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = ecdsaOpts.randomBytes || randomBytes3;
+  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes3;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -31616,7 +31616,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
@@ -34195,18 +34195,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes8, length) {
-  if (randomBytes8 === void 0)
+function probeRandomBytes(randomBytes9, length) {
+  if (randomBytes9 === void 0)
     return void 0;
-  afunction(randomBytes8, "randomBytes");
+  afunction(randomBytes9, "randomBytes");
   try {
-    const probe = randomBytes8(length);
+    const probe = randomBytes9(length);
     if (!isBytes5(probe) || probe.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes8;
+  return randomBytes9;
 }
 function validateMSMPoints(points, c3) {
   aarray(points, "points");
@@ -34363,9 +34363,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes8) {
+      constructor(Point, randomBytes9) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -34749,7 +34749,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes8 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
+  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -35166,7 +35166,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -35267,12 +35267,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes8, blindLength);
+  const csprng = probeRandomBytes(randomBytes9, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -35425,7 +35425,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -35581,7 +35581,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n2) {
     if (!Fp.isOdd)
@@ -35842,7 +35842,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -45036,6 +45036,183 @@ var init_shard = __esm({
   }
 });
 
+// packages/core/src/x509/pkcs12.ts
+import { createHash as createHash4, createHmac, createPrivateKey as createPrivateKey3, randomBytes as randomBytes8 } from "node:crypto";
+function anchorAlias(scope2, cert2) {
+  return `${scope2}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}`;
+}
+function pkcs12Truststore(entries2, password) {
+  const bags = entries2.map(
+    (e2) => certBag(e2.cert, [
+      attribute(ID_FRIENDLY_NAME, bmpString(e2.alias)),
+      attribute(ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER)
+    ])
+  );
+  return pfx([bags], password);
+}
+function pkcs12Keystore(p, password) {
+  const [leaf, ...rest] = p.chain;
+  if (!leaf)
+    throw new TrellisError("usage", "a keystore needs the leaf certificate", {
+      hint: "give the leaf output directory renew wrote (cert.pem, chain.pem, key.pem)"
+    });
+  const localKeyId = attribute(
+    ID_LOCAL_KEY_ID,
+    derOctetString(createHash4("sha1").update(Buffer.from(leaf.rawData)).digest())
+  );
+  const name = attribute(ID_FRIENDLY_NAME, bmpString(p.alias));
+  const shrouded = createPrivateKey3(p.keyPem).export({
+    type: "pkcs8",
+    format: "der",
+    cipher: "aes-256-cbc",
+    passphrase: password
+  });
+  const keyBag = new import_asn1_pfx.SafeBag({
+    bagId: import_asn1_pfx.id_pkcs8ShroudedKeyBag,
+    bagValue: toArrayBuffer(shrouded),
+    bagAttributes: [name, localKeyId]
+  });
+  const certBags = [certBag(leaf, [name, localKeyId]), ...rest.map((c3) => certBag(c3, []))];
+  return pfx([[keyBag], certBags], password);
+}
+function certBag(cert2, attrs) {
+  const value = import_asn1_schema3.AsnConvert.serialize(
+    new import_asn1_pfx.CertBag({ certId: import_asn1_pfx.id_x509Certificate, certValue: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(cert2.rawData)) })
+  );
+  return new import_asn1_pfx.SafeBag({ bagId: import_asn1_pfx.id_certBag, bagValue: value, ...attrs.length ? { bagAttributes: attrs } : {} });
+}
+function pfx(groups, password) {
+  const safe2 = new import_asn1_pfx.AuthenticatedSafe(groups.map((bags) => dataContent(import_asn1_schema3.AsnConvert.serialize(new import_asn1_pfx.SafeContents(bags)))));
+  const safeDer = Buffer.from(import_asn1_schema3.AsnConvert.serialize(safe2));
+  const salt = randomBytes8(16);
+  const macKey = pkcs12Kdf(password, salt, 3, ITERATIONS, 32);
+  const mac = createHmac("sha256", macKey).update(safeDer).digest();
+  const out = new import_asn1_pfx.PFX({
+    version: 3,
+    authSafe: dataContent(safeDer),
+    macData: new import_asn1_pfx.MacData({
+      mac: new import_asn1_rsa.DigestInfo({
+        digestAlgorithm: new import_asn1_x5093.AlgorithmIdentifier({ algorithm: ID_SHA256, parameters: null }),
+        digest: new import_asn1_schema3.OctetString(mac)
+      }),
+      macSalt: new import_asn1_schema3.OctetString(salt),
+      iterations: ITERATIONS
+    })
+  });
+  return new Uint8Array(import_asn1_schema3.AsnConvert.serialize(out));
+}
+function dataContent(der) {
+  return new import_asn1_cms.ContentInfo({ contentType: import_asn1_cms.id_data, content: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(der)) });
+}
+function attribute(id, valueDer) {
+  return Object.assign(new import_asn1_pfx.PKCS12Attribute(), { attrId: id, attrValues: [toArrayBuffer(valueDer)] });
+}
+function pkcs12Kdf(password, salt, id, iterations, size) {
+  const u2 = 32;
+  const v = 64;
+  const pw = Buffer.alloc((password.length + 1) * 2);
+  for (let i3 = 0; i3 < password.length; i3++) pw.writeUInt16BE(password.charCodeAt(i3), 2 * i3);
+  const stretch = (b) => {
+    const out = Buffer.alloc(b.length ? v * Math.ceil(b.length / v) : 0);
+    for (let i3 = 0; i3 < out.length; i3++) out[i3] = b[i3 % b.length];
+    return out;
+  };
+  const d2 = Buffer.alloc(v, id);
+  const i2 = Buffer.concat([stretch(salt), stretch(pw)]);
+  const blocks = [];
+  for (let n2 = 0; n2 * u2 < size; n2++) {
+    let a2 = createHash4("sha256").update(d2).update(i2).digest();
+    for (let c3 = 1; c3 < iterations; c3++) a2 = createHash4("sha256").update(a2).digest();
+    blocks.push(a2);
+    const b = stretch(a2);
+    for (let j = 0; j < i2.length; j += v) {
+      let carry = 1;
+      for (let k = v - 1; k >= 0; k--) {
+        const s = i2[j + k] + b[k] + carry;
+        i2[j + k] = s & 255;
+        carry = s >> 8;
+      }
+    }
+  }
+  return Buffer.concat(blocks).subarray(0, size);
+}
+function bmpString(s) {
+  const body = Buffer.alloc(s.length * 2);
+  for (let i2 = 0; i2 < s.length; i2++) body.writeUInt16BE(s.charCodeAt(i2), 2 * i2);
+  return Buffer.concat([Buffer.from([30]), derLength2(body.length), body]);
+}
+function derOctetString(b) {
+  return Buffer.concat([Buffer.from([4]), derLength2(b.length), b]);
+}
+function derLength2(n2) {
+  if (n2 < 128) return Buffer.from([n2]);
+  const bytes = [];
+  for (let x = n2; x > 0; x >>= 8) bytes.unshift(x & 255);
+  return Buffer.from([128 | bytes.length, ...bytes]);
+}
+function toArrayBuffer(b) {
+  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+}
+var import_reflect_metadata8, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS;
+var init_pkcs12 = __esm({
+  "packages/core/src/x509/pkcs12.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    import_reflect_metadata8 = __toESM(require_Reflect(), 1);
+    import_asn1_schema3 = __toESM(require_cjs2(), 1);
+    import_asn1_x5093 = __toESM(require_cjs3(), 1);
+    import_asn1_cms = __toESM(require_cjs5(), 1);
+    import_asn1_rsa = __toESM(require_cjs7(), 1);
+    import_asn1_pfx = __toESM(require_cjs10(), 1);
+    init_certificates();
+    init_errors();
+    ID_FRIENDLY_NAME = "1.2.840.113549.1.9.20";
+    ID_LOCAL_KEY_ID = "1.2.840.113549.1.9.21";
+    ID_ORACLE_TRUSTED_KEY_USAGE = "2.16.840.1.113894.746875.1.1";
+    ANY_EXTENDED_KEY_USAGE_DER = Buffer.from("0604551d2500", "hex");
+    ID_SHA256 = "2.16.840.1.101.3.4.2.1";
+    ITERATIONS = 1e4;
+  }
+});
+
+// packages/core/src/trust/jvm.ts
+function scopeAnchors(mesh, scope2) {
+  return composeTrustByScope(scopeDef(mesh, scope2), trustedScopeNames(mesh), anchorsBy(mesh));
+}
+function scopeTruststore(mesh, scope2, password) {
+  return pkcs12Truststore(
+    scopeAnchors(mesh, scope2).map((a2) => ({ alias: anchorAlias(a2.scope, a2.cert), cert: a2.cert })),
+    password
+  );
+}
+function serviceKeystore(service, files, password) {
+  return pkcs12Keystore({ alias: service, keyPem: files.keyPem, chain: parseCertificates(files.chainPem) }, password);
+}
+async function jvmCrlPem(mesh, scope2) {
+  const crls = parseCrls(edgeCrl(mesh, scope2) ?? "");
+  const kept = [];
+  for (const a2 of scopeAnchors(mesh, scope2)) {
+    const c3 = await crlOf(crls, a2.cert);
+    if (c3) kept.push(c3);
+  }
+  for (const c3 of parseCrls(mesh.rootCrlPem ?? "")) if (mesh.roots.some((r) => r.subject === c3.issuer)) kept.push(c3);
+  return kept.map((c3) => pemEncode("X509 CRL", new Uint8Array(c3.rawData))).join("");
+}
+var init_jvm = __esm({
+  "packages/core/src/trust/jvm.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_certificates();
+    init_crypto();
+    init_live();
+    init_scope_trust();
+    init_pkcs12();
+    init_release();
+    init_revocation();
+    init_trust();
+  }
+});
+
 // packages/core/src/index.ts
 var init_src = __esm({
   "packages/core/src/index.ts"() {
@@ -45098,6 +45275,7 @@ var init_src = __esm({
     init_revocation();
     init_burn();
     init_deploy_record();
+    init_jvm();
   }
 });
 
@@ -60291,17 +60469,27 @@ init_define_TRELLIS_BUILD();
 init_src();
 import path6 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
-var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy"];
+var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy", "pkcs12", "crl-jvm"];
+var PKCS12_PASSWORD_ENV = "TRELLIS_PKCS12_PASSWORD";
 var bundle = {
   command: "bundle <scope>",
   describe: "Print a scope's trust bundle, or the nginx / haproxy configuration that enforces it",
   builder: (y) => y.positional("scope", { type: "string", demandOption: true }).option("format", {
     choices: FORMATS,
     default: "pem",
-    describe: "pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives)"
+    describe: "pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives) | pkcs12 (JVM truststore, or keystore with --service) | crl-jvm (CRLs for Java PKIX)"
   }).option("out", {
     type: "string",
-    describe: "spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>)"
+    describe: "spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>); pkcs12: the FILE to write (required)"
+  }).option("service", {
+    type: "string",
+    describe: "pkcs12: a keystore for this service's CI-minted leaf (key, leaf, chain) instead of the truststore"
+  }).option("from", {
+    type: "string",
+    describe: "pkcs12 --service: the directory renew wrote leaves to (its --out; default <store>/.trellis/out)"
+  }).option("password-file", {
+    type: "string",
+    describe: `pkcs12: read the store password from FILE (its first line); else from $${PKCS12_PASSWORD_ENV}`
   }).option("release-dir", {
     type: "string",
     describe: "nginx/haproxy (required): a dir deploy target's directory; every path printed is <dir>/current/*, which deploy keeps up to date"
@@ -60326,8 +60514,23 @@ var bundle = {
       throw new TrellisError("not-yet-minted", `scope ${a2.scope} trusts no intermediate yet`, {
         hint: "trellis-root intermediate --pending"
       });
+    const pkcs12Only = [
+      ["service", "--service"],
+      ["from", "--from"],
+      ["passwordFile", "--password-file"]
+    ].find(([k]) => a2[k] !== void 0);
+    if (pkcs12Only && a2.format !== "pkcs12")
+      throw new TrellisError("usage", `${pkcs12Only[1]} is for --format pkcs12, not ${a2.format}`, {
+        hint: `add --format pkcs12, or drop ${pkcs12Only[1]}`
+      });
+    if (a2.from !== void 0 && a2.service === void 0)
+      throw new TrellisError("usage", "--from is for a keystore: give --service too", {
+        hint: "--format pkcs12 --service S --from DIR"
+      });
     if (a2.format === "pem") return void process.stdout.write(trustPem(certs));
     if (a2.format === "openssl") return void process.stdout.write(trustOpensslPem(certs));
+    if (a2.format === "crl-jvm") return void process.stdout.write(await jvmCrlPem(mesh, a2.scope));
+    if (a2.format === "pkcs12") return void process.stdout.write(writePkcs12(mesh, a2));
     if (a2.format === "spiffe") {
       const out = path6.resolve(a2.out ?? path6.join(mesh.dir, ".trellis", "bundle", a2.scope));
       checkOutDir(out, bundleOut(mesh, out), true);
@@ -60358,6 +60561,72 @@ var bundle = {
   }
 };
 var bundleOut = (mesh, out) => ({ flag: "--out", store: mesh.dir, anchor: out });
+function writePkcs12(mesh, a2) {
+  if (!a2.out)
+    throw new TrellisError("usage", "--format pkcs12 writes a binary file: give --out FILE", {
+      field: "--out",
+      hint: `trellis-ci bundle ${a2.scope} --format pkcs12 --out ${a2.scope}.p12`
+    });
+  const password = pkcs12Password(a2.passwordFile);
+  const file = path6.resolve(a2.out);
+  if (!a2.service) {
+    writeOutFile(file, scopeTruststore(mesh, a2.scope, password), { flag: "--out", store: mesh.dir });
+    return `wrote ${file}: truststore of scope ${a2.scope}
+`;
+  }
+  if (!scopeDef(mesh, a2.scope).services.some((s) => s.name === a2.service)) {
+    throw new TrellisError("unknown-service", `scope ${a2.scope} has no service ${JSON.stringify(a2.service)}`, {
+      field: "--service",
+      hint: `trellis-ci status --scope ${a2.scope}`
+    });
+  }
+  const dir = path6.join(path6.resolve(a2.from ?? path6.join(mesh.dir, ".trellis", "out")), a2.scope, a2.service);
+  const read2 = (name) => {
+    try {
+      return readBounded(path6.join(dir, name), READ_LIMITS.small);
+    } catch (e2) {
+      throw new TrellisError("not-yet-minted", `cannot read ${path6.join(dir, name)}: ${e2.message}`, {
+        field: "--from",
+        hint: "a keystore is for a CI-minted key: run trellis-ci renew (with the same --out as --from) first"
+      });
+    }
+  };
+  const keystore = serviceKeystore(a2.service, { keyPem: read2("key.pem"), chainPem: read2("chain.pem") }, password);
+  writeOutFile(file, keystore, { flag: "--out", store: mesh.dir, secret: true });
+  return `wrote ${file}: keystore of ${a2.scope}/${a2.service} (alias ${a2.service})
+`;
+}
+function pkcs12Password(file) {
+  let password;
+  if (file) {
+    try {
+      password = readBounded(file, READ_LIMITS.small, { followLink: true }).split(/\r?\n/)[0];
+    } catch (e2) {
+      throw new TrellisError("usage", `cannot read --password-file ${file}: ${e2.message}`, {
+        field: "--password-file",
+        hint: "a file holding the store password on one line"
+      });
+    }
+  } else password = process.env[PKCS12_PASSWORD_ENV];
+  if (!password) {
+    throw new TrellisError(
+      "usage",
+      `--format pkcs12 needs a store password: ${file ? `--password-file ${file} is empty` : `neither --password-file nor ${PKCS12_PASSWORD_ENV} gives one`}`,
+      {
+        field: "--password-file",
+        hint: `--password-file FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`
+      }
+    );
+  }
+  if (!/^[\x20-\x7e]+$/.test(password)) {
+    throw new TrellisError(
+      "usage",
+      `the store password ${file ? `in --password-file ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
+      { field: "--password-file", hint: "use printable ASCII (space to ~), e.g. openssl rand -base64 24" }
+    );
+  }
+  return password;
+}
 function upstreamName(mesh, scope2, target) {
   const [s, service] = target.split("/");
   const def = scopeDef(mesh, s);
