@@ -239,13 +239,13 @@ async function runInit(a: Args): Promise<void> {
     );
   if (offlineId && shares)
     process.stderr.write(
-      `the shares were printed above (stdout): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`,
+      `the shares were written to stdout (the terminal, or the file it was redirected to): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`,
     );
   else if (offlineId)
     process.stderr.write(
       a.rootKey
-        ? 'the offline identity was printed above (stdout): it opens no root key now; keep it for a rotation back to a file root\n'
-        : 'the offline root identity was printed above (stdout): the root key opens with it alone\n',
+        ? 'the offline identity was written to stdout (the terminal, or the file it was redirected to): it opens no root key now; keep it for a rotation back to a file root\n'
+        : 'the offline root identity was written to stdout (the terminal, or the file it was redirected to): the root key opens with it alone\n',
     );
 }
 

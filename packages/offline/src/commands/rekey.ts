@@ -164,7 +164,7 @@ export const rekey: CommandModule<object, Args> = {
         `rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
         ...(split
           ? [
-              `the ${split.n} shares printed above (stdout) are now the only way into the root key: give each to its own custodian; the old identity and its shares are retired (they still open the old ciphertext in git history)`,
+              `the ${split.n} shares written to stdout (the terminal, or the file it was redirected to) are now the only way into the root key: give each to its own custodian; the old identity and its shares are retired (they still open the old ciphertext in git history)`,
             ]
           : generated
             ? [
