@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "95110037832ccb371ee8450835b297f3dc255f3a", date: "2026-12-07T01:07:40Z" };
+    define_TRELLIS_BUILD_default = { commit: "f45da762fcad6c5fa82278dfdd9b3ad25e931982", date: "2026-12-07T01:23:08Z" };
   }
 });
 
