@@ -47,7 +47,7 @@ export const COMMAND_ENVIRONMENT: Record<Cli, Record<string, readonly Environmen
     confirm: ROOT_KEY,
     rekey: ROOT_KEY,
     status: ROOT,
-    verify: [...ROOT, 'TRELLIS_ROOT_IDENTITY_FILE', ...TOKEN],
+    verify: ROOT_KEY,
     check: ROOT,
     version: [],
   },
