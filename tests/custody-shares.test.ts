@@ -89,6 +89,8 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
     }
     const v = await trellisRoot(['verify', '--shares-from', ...pairs[2]!], { cwd: s.store });
     expect(v.code, v.stdout + v.stderr).toBe(0);
+    // verify proves root custody with the identity the shares recombine.
+    expect(v.stdout).toMatch(/root key opens with the offline identity and matches its certificate/);
   });
 
   it('3-of-5: a sample of triples opens the root key; two shares are refused (exit 3, store unchanged, nothing echoed)', async () => {

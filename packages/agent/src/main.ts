@@ -16,6 +16,9 @@ import {
   requireIdentities,
   runMain,
   versionCommand,
+  commandEpilogue,
+  exitCodesHelp,
+  withHelp,
   readBounded,
   READ_LIMITS,
   type Certificate,
@@ -77,7 +80,8 @@ await runMain('trellis-agent', () => {
           .example(
             '$0 install --bundle api.age --dir /etc/trellis/api --roots /etc/trellis/roots.pem --reload "systemctl reload nginx"',
             '',
-          ) as never,
+          )
+          .epilogue(commandEpilogue('trellis-agent', 'install')) as never,
       async (a) => {
         let text: string;
         try {
@@ -125,13 +129,11 @@ await runMain('trellis-agent', () => {
         );
       },
     )
-    .command(versionCommand('trellis-agent'))
+    .command(withHelp('trellis-agent', versionCommand('trellis-agent')))
     .demandCommand(1, 'name a command')
     .strict()
     .recommendCommands()
-    .epilogue(
-      'exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace',
-    )
+    .epilogue(exitCodesHelp('trellis-agent', 'install'))
     .fail(failAsUsage)
     .parseAsync();
 });

@@ -10,6 +10,7 @@ import {
   failAsUsage,
   refuseRepeatedFlags,
   runMain,
+  withHelp,
 } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
@@ -46,23 +47,27 @@ await runMain('trellis-ci', () => {
         describe: 'evaluate (and sign) as of this RFC 3339 time, for drills and tests',
       })
       .option('now-ahead', NOW_AHEAD_OPTION)
-      .command([
-        renew,
-        plan,
-        revoke,
-        deploy,
-        bundle,
-        scope,
-        status,
-        verify,
-        check,
-        explain,
-        report,
-        version,
-        compose,
-        rekey,
-        activateStandby,
-      ] as CommandModule[])
+      .command(
+        (
+          [
+            renew,
+            plan,
+            revoke,
+            deploy,
+            bundle,
+            scope,
+            status,
+            verify,
+            check,
+            explain,
+            report,
+            version,
+            compose,
+            rekey,
+            activateStandby,
+          ] as CommandModule[]
+        ).map((c) => withHelp('trellis-ci', c)),
+      )
       .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
       .middleware((argv) => checkNowFlag(argv))
       // The break-glass identity belongs to activate-standby (and verify, which proves its custody): every other
@@ -75,7 +80,7 @@ await runMain('trellis-ci', () => {
       .strict()
       .recommendCommands()
       .epilogue(
-        `environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
+        `environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store; each command's --help names what it reads.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
       )
       .fail(failAsUsage)
       .parseAsync()

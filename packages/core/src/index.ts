@@ -201,6 +201,16 @@ export {
   EXIT_CODES_HELP,
 } from './shell/shell.js';
 export {
+  ENVIRONMENT,
+  COMMAND_ENVIRONMENT,
+  commandEpilogue,
+  environmentOf,
+  exitCodesHelp,
+  withHelp,
+  type Cli,
+  type EnvironmentVariable,
+} from './shell/help.js';
+export {
   advanceScope,
   advanceRoot,
   nextGate,

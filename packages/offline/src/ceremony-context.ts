@@ -37,6 +37,9 @@ export const rootIdentities = (): string[] =>
       ? []
       : requireIdentities('root', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
 
+/** The offline identity recombined from shares, when they were given (verify proves custody with it). */
+export const rootIdentityFromShares = (): string[] | undefined => (fromShares ? [fromShares] : undefined);
+
 /** Share files from --shares-from or TRELLIS_ROOT_IDENTITY_SHARES (comma-separated); none given: nothing to do. */
 function shareSources(flag: string[] | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
   if (flag?.length) return flag;

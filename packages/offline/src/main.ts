@@ -26,6 +26,7 @@ import { check } from './commands/check.js';
 import { version } from './commands/version.js';
 import { rekey } from './commands/rekey.js';
 import { setTokenFlags } from './token.js';
+import { readsShares, withRootCommandHelp } from './root-key-flags.js';
 
 await runMain('trellis-root', () => {
   // Posture first, for every command: nothing of this CLI runs in CI, next to the CI identity, or online unless
@@ -51,49 +52,24 @@ await runMain('trellis-root', () => {
       })
       .option('now', { type: 'string', global: true, describe: 'act as of this RFC 3339 time (drills)' })
       .option('now-ahead', NOW_AHEAD_OPTION)
-      .option('pkcs11-module', {
-        type: 'string',
-        global: true,
-        describe: 'PKCS#11 module of a token root (default TRELLIS_PKCS11_MODULE)',
-      })
-      .option('pin-file', {
-        type: 'string',
-        global: true,
-        describe: 'file holding the token PIN (default TRELLIS_PKCS11_PIN); never printed',
-      })
-      .option('confirm-recipients', {
-        type: 'boolean',
-        global: true,
-        describe:
-          'accept recipients in trellis.yaml that differ from the ones the root ledger recorded (recorded anew)',
-      })
-      .option('shares-from', {
-        type: 'string',
-        array: true,
-        global: true,
-        describe:
-          'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE',
-      })
-      .option('shares-stdin', {
-        type: 'boolean',
-        global: true,
-        describe:
-          'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until K) or piped; with --shares-from, after its files',
-      })
-      .command([
-        init,
-        intermediate,
-        rotate,
-        recover,
-        retire,
-        crl,
-        confirm,
-        rekey,
-        status,
-        verify,
-        check,
-        version,
-      ] as CommandModule[])
+      .command(
+        (
+          [
+            init,
+            intermediate,
+            rotate,
+            recover,
+            retire,
+            crl,
+            confirm,
+            rekey,
+            status,
+            verify,
+            check,
+            version,
+          ] as CommandModule[]
+        ).map(withRootCommandHelp),
+      )
       // After parsing, before any command: a clock behind the root ledger is refused for every command.
       .middleware((argv) => {
         refuseRepeatedFlags(argv, ['offline-recipient', 'shares-from']);
@@ -104,12 +80,17 @@ await runMain('trellis-root', () => {
           storeDir: storeDirOrUndefined(argv.store as string | undefined),
         });
       })
-      .middleware((argv) => loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean }))
+      // Shares are recombined only for a command that opens the root key with them.
+      .middleware((argv) =>
+        readsShares(String(argv._[0]))
+          ? loadRootShares(argv as { store?: string; sharesFrom?: string[]; sharesStdin?: boolean })
+          : undefined,
+      )
       .demandCommand(1, 'name a command')
       .strict()
       .recommendCommands()
       .epilogue(
-        `environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
+        `environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key: each command's --help names what it reads.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
       )
       .fail(failAsUsage)
       .parseAsync()

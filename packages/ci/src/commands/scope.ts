@@ -5,7 +5,17 @@
  * comes from the offline ceremony after the merge.
  */
 import type { CommandModule } from 'yargs';
-import { SCOPE_NAME, TrellisError, loadMesh, parseScope, paths, quoteInput, toYaml, withStore } from '@trellis/core';
+import {
+  SCOPE_NAME,
+  TrellisError,
+  loadMesh,
+  withHelp,
+  parseScope,
+  paths,
+  quoteInput,
+  toYaml,
+  withStore,
+} from '@trellis/core';
 
 interface Args {
   store?: string;
@@ -64,6 +74,7 @@ const add: CommandModule<object, Args> = {
 export const scope: CommandModule<object, Args> = {
   command: 'scope <command>',
   describe: 'Declare scopes (pull-request side)',
-  builder: (y) => y.command(add).demandCommand(1, 'name a scope command: add') as never,
+  builder: (y) =>
+    y.command(withHelp('trellis-ci', add, 'scope')).demandCommand(1, 'name a scope command: add') as never,
   handler: () => undefined,
 };

@@ -41,7 +41,6 @@ interface CheckArgs {
 interface OptionBuilder {
   option(name: string, opts: { type: 'string'; describe: string }): OptionBuilder;
   example(cmd: string, what: string): OptionBuilder;
-  epilogue(text: string): OptionBuilder;
 }
 
 const d = formatDuration;
@@ -132,9 +131,6 @@ export const checkCommand = {
       .example(
         '$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom',
         'stricter, and feed Prometheus',
-      )
-      .epilogue(
-        'exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md',
       );
   },
   handler: async (a: CheckArgs): Promise<void> => {

@@ -50,6 +50,10 @@ export const statusCommand = {
 export function verifyCommand(
   identity: Exclude<IdentityKind, 'agent'>,
   extraCustody?: (mesh: Mesh, now: Date) => Promise<Finding[]>,
+  /**
+   * The identity this CLI already holds another way (trellis-root: recombined from shares), before the environment's.
+   */
+  held?: () => string[] | undefined,
 ) {
   return {
     command: 'verify',
@@ -73,7 +77,9 @@ export function verifyCommand(
         dir: store.dir,
         secrets: secretFindings(store),
       }));
-      const ids = readIdentities(identity, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const ids =
+        held?.() ??
+        readIdentities(identity, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const retired =
         a.retiredIdentity === undefined
           ? undefined

@@ -207,5 +207,17 @@ export const EXIT_CODES_HELP =
 
 /** yargs `.fail()` for every CLI: its own errors pass through, a parse error is bad usage (exit 2). */
 export function failAsUsage(msg: string | undefined, err: Error | undefined): never {
-  throw err ?? new TrellisError('usage', msg ?? 'bad usage');
+  if (err) throw err;
+  const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? '');
+  if (unknown) {
+    // yargs names an unknown flag twice (pin-file, pinFile): said once, as typed.
+    const names = unknown[1]!.split(', ');
+    const typed = names.filter(
+      (n) => !names.includes(n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)) || !/[A-Z]/.test(n),
+    );
+    throw new TrellisError('usage', `Unknown argument${typed.length > 1 ? 's' : ''}: ${typed.join(', ')}`, {
+      hint: "this command's --help lists the flags it takes",
+    });
+  }
+  throw new TrellisError('usage', msg ?? 'bad usage');
 }

@@ -1,9 +1,13 @@
 import type { CommandModule } from 'yargs';
 import { isTrellisError, paths, verifyCommand, type Finding, type Mesh } from '@trellis/core';
 import { openTokenKey, tokenPinGiven } from '../token.js';
+import { rootIdentityFromShares } from '../ceremony-context.js';
 
-/** Shared with trellis-ci; here custody is proven with the offline root identity, and a token root on its token. */
-export const verify = verifyCommand('root', tokenCustody) as unknown as CommandModule;
+/**
+ * Shared with trellis-ci; here custody is proven with the offline root identity (or the one its shares
+ * recombine), and a token root on its token.
+ */
+export const verify = verifyCommand('root', tokenCustody, rootIdentityFromShares) as unknown as CommandModule;
 
 /**
  * With the token's PIN: each root whose key is on a token signs a fresh
