@@ -67,6 +67,18 @@ describe('help that tells', () => {
     expect(r.stderr).toMatch(/Did you mean renew\?/);
   });
 
+  it('a mistyped flag gets the nearest flag that command takes (exit 2), and no guess when none is near', async () => {
+    const near = await trellisCi(['renew', '--dry-rn'], { env: { CI: 'true' } });
+    expect(near.code).toBe(2);
+    expect(near.stderr).toMatch(/Unknown argument: dry-rn\n.*did you mean --dry-run\?/);
+    const rootNear = await root(['status', '--allow-online', '--jsn']);
+    expect(rootNear.code).toBe(2);
+    expect(rootNear.out).toMatch(/did you mean --json\?/);
+    const far = await trellisCi(['status', '--xyzzy'], { env: { CI: 'true' } });
+    expect(far.code).toBe(2);
+    expect(far.stderr).not.toMatch(/did you mean/);
+  });
+
   it('renew --help names the identity it reads; plan --help describes its flags; no literal $0 in trellis-root rotate --help', async () => {
     expect((await trellisCi(['renew', '--help'], { env: { CI: 'true' } })).stdout).toMatch(
       /TRELLIS_CI_IDENTITY_FILE \(or TRELLIS_CI_IDENTITY\)/,

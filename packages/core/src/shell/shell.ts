@@ -205,8 +205,30 @@ export function onlineInterfaces(): string[] {
 export const EXIT_CODES_HELP =
   'exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed';
 
+/** The known name nearest to a mistyped one (edit distance at most a third of its length, and 2 or less), if any. */
+function nearestName(typed: string, known: readonly string[]): string | undefined {
+  const limit = Math.min(2, Math.max(1, Math.floor(typed.length / 3)));
+  let best: { name: string; d: number } | undefined;
+  for (const name of known) {
+    const d = editDistance(typed, name);
+    if (d <= limit && (!best || d < best.d)) best = { name, d };
+  }
+  return best?.name;
+}
+
+function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
 /** yargs `.fail()` for every CLI: its own errors pass through, a parse error is bad usage (exit 2). */
-export function failAsUsage(msg: string | undefined, err: Error | undefined): never {
+export function failAsUsage(msg: string | undefined, err: Error | undefined, usage?: unknown): never {
   if (err) throw err;
   const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? '');
   if (unknown) {
@@ -215,8 +237,13 @@ export function failAsUsage(msg: string | undefined, err: Error | undefined): ne
     const typed = names.filter(
       (n) => !names.includes(n.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)) || !/[A-Z]/.test(n),
     );
+    // yargs hands .fail() its usage object: the options the failing command describes are the names a typo is near.
+    const described =
+      (usage as { getDescriptions?: () => Record<string, unknown> } | undefined)?.getDescriptions?.() ?? {};
+    const known = Object.keys(described).filter((k) => !/[A-Z]/.test(k) && k.length > 1);
+    const guesses = typed.map((t) => nearestName(t, known)).filter((g): g is string => g !== undefined);
     throw new TrellisError('usage', `Unknown argument${typed.length > 1 ? 's' : ''}: ${typed.join(', ')}`, {
-      hint: "this command's --help lists the flags it takes",
+      hint: `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(', ')}? ` : ''}this command's --help lists the flags it takes`,
     });
   }
   throw new TrellisError('usage', msg ?? 'bad usage');
