@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "f45da762fcad6c5fa82278dfdd9b3ad25e931982", date: "2026-12-07T01:23:08Z" };
+    define_TRELLIS_BUILD_default = { commit: "b6fdb30e46567092992ccd00f2c2a061b9f8bdef", date: "2026-12-07T01:40:14Z" };
   }
 });
 
@@ -43729,8 +43729,41 @@ function actor(env2 = process.env) {
   const job = env2.GITHUB_RUN_ID ? ` run ${env2.GITHUB_RUN_ID}` : "";
   return `${who}@${os2.hostname()}${job}`;
 }
-function failAsUsage(msg, err) {
-  throw err ?? new TrellisError("usage", msg ?? "bad usage");
+function nearestName(typed, known) {
+  const limit = Math.min(2, Math.max(1, Math.floor(typed.length / 3)));
+  let best;
+  for (const name of known) {
+    const d2 = editDistance(typed, name);
+    if (d2 <= limit && (!best || d2 < best.d)) best = { name, d: d2 };
+  }
+  return best?.name;
+}
+function editDistance(a2, b) {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i2 = 1; i2 <= a2.length; i2++) {
+    const row = [i2];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a2[i2 - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+function failAsUsage(msg, err, usage2) {
+  if (err) throw err;
+  const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
+  if (unknown) {
+    const names = unknown[1].split(", ");
+    const typed = names.filter(
+      (n2) => !names.includes(n2.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`)) || !/[A-Z]/.test(n2)
+    );
+    const described = usage2?.getDescriptions?.() ?? {};
+    const known = Object.keys(described).filter((k) => !/[A-Z]/.test(k) && k.length > 1);
+    const guesses = typed.map((t) => nearestName(t, known)).filter((g) => g !== void 0);
+    throw new TrellisError("usage", `Unknown argument${typed.length > 1 ? "s" : ""}: ${typed.join(", ")}`, {
+      hint: `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(", ")}? ` : ""}this command's --help lists the flags it takes`
+    });
+  }
+  throw new TrellisError("usage", msg ?? "bad usage");
 }
 var unguardedStderrWrite, rawStderr, ERRNO, PATH_ERRORS, NOW_AHEAD_OPTION, EXIT_CODES_HELP;
 var init_shell = __esm({
@@ -43770,6 +43803,109 @@ var init_shell = __esm({
       describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then`
     };
     EXIT_CODES_HELP = "exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed";
+  }
+});
+
+// packages/core/src/shell/help.ts
+function exitCodesHelp(cli, command2) {
+  if (command2 === "check") return CHECK_EXIT_CODES;
+  return cli === "trellis-agent" ? AGENT_EXIT_CODES : `${EXIT_CODES_HELP}; every reason: docs/errors.md`;
+}
+function environmentOf(cli, command2) {
+  const table = COMMAND_ENVIRONMENT[cli];
+  if (!Object.hasOwn(table, command2)) throw new Error(`${cli} ${command2} is missing from COMMAND_ENVIRONMENT`);
+  return table[command2];
+}
+function commandEpilogue(cli, command2) {
+  const env2 = environmentOf(cli, command2);
+  const lines = env2.length ? ["environment:", ...env2.map((v) => `  ${v}  ${ENVIRONMENT[v]}`)] : ["environment: none read"];
+  return [...lines, `  (${POSTURE[cli]})`, "", exitCodesHelp(cli, command2)].join("\n");
+}
+function withHelp(cli, module, parent) {
+  const name = String([module.command].flat()[0]).split(" ")[0];
+  const epilogue = commandEpilogue(cli, parent ? `${parent} ${name}` : name);
+  const inner = module.builder;
+  return {
+    ...module,
+    builder: (y) => {
+      const built = (typeof inner === "function" ? inner(y) : inner ? y.options(inner) : y) ?? y;
+      return built.epilogue(epilogue);
+    }
+  };
+}
+var ENVIRONMENT, STORE, ROOT, TOKEN, ROOT_KEY, CI_KEY, COMMAND_ENVIRONMENT, POSTURE, AGENT_EXIT_CODES, CHECK_EXIT_CODES;
+var init_help = __esm({
+  "packages/core/src/shell/help.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_shell();
+    ENVIRONMENT = {
+      TRELLIS_STORE: "the store directory when --store is not given",
+      TRELLIS_ALLOW_ONLINE: "=1 as --allow-online",
+      TRELLIS_ROOT_IDENTITY_FILE: "file holding the offline identity (or TRELLIS_ROOT_IDENTITY, the identity itself)",
+      TRELLIS_ROOT_IDENTITY_SHARES: "FILE,FILE: recombine the offline identity from K of its shares, as --shares-from",
+      TRELLIS_PKCS11_MODULE: "PKCS#11 module of a token root, as --pkcs11-module",
+      TRELLIS_PKCS11_PIN: "the token PIN (or --pin-file); never printed",
+      TRELLIS_CI_IDENTITY_FILE: "file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow (docs/sharding.md)",
+      TRELLIS_BREAKGLASS_IDENTITY_FILE: "file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)",
+      TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
+      TRELLIS_TIMINGS: "=1 prints per-phase timings (one JSON line) on stderr"
+    };
+    STORE = ["TRELLIS_STORE"];
+    ROOT = ["TRELLIS_STORE", "TRELLIS_ALLOW_ONLINE"];
+    TOKEN = ["TRELLIS_PKCS11_MODULE", "TRELLIS_PKCS11_PIN"];
+    ROOT_KEY = [
+      ...ROOT,
+      "TRELLIS_ROOT_IDENTITY_FILE",
+      "TRELLIS_ROOT_IDENTITY_SHARES",
+      ...TOKEN
+    ];
+    CI_KEY = ["TRELLIS_STORE", "TRELLIS_CI_IDENTITY_FILE"];
+    COMMAND_ENVIRONMENT = {
+      "trellis-root": {
+        init: [...ROOT, ...TOKEN],
+        intermediate: ROOT_KEY,
+        rotate: ROOT_KEY,
+        recover: ROOT_KEY,
+        retire: ROOT_KEY,
+        crl: ROOT_KEY,
+        confirm: ROOT_KEY,
+        rekey: ROOT_KEY,
+        status: ROOT,
+        verify: ROOT_KEY,
+        check: ROOT,
+        version: []
+      },
+      "trellis-ci": {
+        renew: [...CI_KEY, "TRELLIS_TIMINGS"],
+        plan: STORE,
+        revoke: CI_KEY,
+        deploy: CI_KEY,
+        bundle: STORE,
+        scope: STORE,
+        "scope add": STORE,
+        status: STORE,
+        verify: [...CI_KEY, "TRELLIS_BREAKGLASS_IDENTITY_FILE"],
+        check: STORE,
+        explain: STORE,
+        report: STORE,
+        version: [],
+        compose: CI_KEY,
+        rekey: CI_KEY,
+        "activate-standby": [...STORE, "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
+      },
+      "trellis-agent": {
+        install: ["TRELLIS_AGENT_IDENTITY_FILE"],
+        version: []
+      }
+    };
+    POSTURE = {
+      "trellis-root": "every command refuses to run when CI, TRELLIS_CI_IDENTITY(_FILE) or TRELLIS_BREAKGLASS_IDENTITY(_FILE) is set",
+      "trellis-ci": "every command refuses to run when TRELLIS_ROOT_IDENTITY(_FILE) is set",
+      "trellis-agent": "every command refuses to run when a root, CI or break-glass identity (TRELLIS_*_IDENTITY(_FILE)) is set"
+    };
+    AGENT_EXIT_CODES = "exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace";
+    CHECK_EXIT_CODES = "exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md";
   }
 });
 
@@ -43922,7 +44058,7 @@ var init_secret_scan = __esm({
 });
 
 // packages/core/src/shell/inspect-commands.ts
-function verifyCommand(identity3, extraCustody) {
+function verifyCommand(identity3, extraCustody, held) {
   return {
     command: "verify",
     describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
@@ -43941,7 +44077,7 @@ function verifyCommand(identity3, extraCustody) {
         dir: store.dir,
         secrets: secretFindings(store)
       }));
-      const ids = readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const ids = held?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
         identity3,
         { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
@@ -44915,8 +45051,6 @@ var init_check_command = __esm({
         return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example(
           "$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom",
           "stricter, and feed Prometheus"
-        ).epilogue(
-          "exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md"
         );
       },
       handler: async (a2) => {
@@ -45258,6 +45392,7 @@ var init_src = __esm({
     init_flags();
     init_build_info();
     init_shell();
+    init_help();
     init_rotation();
     init_state_files();
     init_seam();
@@ -62144,7 +62279,7 @@ var add2 = {
 var scope = {
   command: "scope <command>",
   describe: "Declare scopes (pull-request side)",
-  builder: (y) => y.command(add2).demandCommand(1, "name a scope command: add"),
+  builder: (y) => y.command(withHelp("trellis-ci", add2, "scope")).demandCommand(1, "name a scope command: add"),
   handler: () => void 0
 };
 
@@ -62451,27 +62586,29 @@ await runMain("trellis-ci", () => {
     type: "string",
     global: true,
     describe: "evaluate (and sign) as of this RFC 3339 time, for drills and tests"
-  }).option("now-ahead", NOW_AHEAD_OPTION).command([
-    renew,
-    plan,
-    revoke,
-    deploy,
-    bundle,
-    scope,
-    status,
-    verify2,
-    check,
-    explain,
-    report,
-    version,
-    compose,
-    rekey,
-    activateStandby
-  ]).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
+  }).option("now-ahead", NOW_AHEAD_OPTION).command(
+    [
+      renew,
+      plan,
+      revoke,
+      deploy,
+      bundle,
+      scope,
+      status,
+      verify2,
+      check,
+      explain,
+      report,
+      version,
+      compose,
+      rekey,
+      activateStandby
+    ].map((c3) => withHelp("trellis-ci", c3))
+  ).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
     if (argv._[0] !== "activate-standby" && argv._[0] !== "verify")
       assertNoBreakglass(process.env, `trellis-ci ${String(argv._[0] ?? "")}`);
   }).demandCommand(1, "name a command").strict().recommendCommands().epilogue(
-    `environment: CI=true (trellis-ci runs in CI); TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store.
+    `environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store; each command's --help names what it reads.
 
 ${EXIT_CODES_HELP}; every reason: docs/errors.md`
   ).fail(failAsUsage).parseAsync();
