@@ -3,6 +3,7 @@
  * reads and its exit codes, generated from one table so help cannot name a
  * variable the command ignores or leave out one it reads.
  */
+import { own } from '../model/data.js';
 import { EXIT_CODES_HELP } from './shell.js';
 
 /** Every variable a command's help may name, with what it is for. */
@@ -100,8 +101,9 @@ export function exitCodesHelp(cli: Cli, command: string): string {
 /** The variables `command` of `cli` reads, from the table; a command missing from it is a programming error. */
 export function environmentOf(cli: Cli, command: string): readonly EnvironmentVariable[] {
   const table = COMMAND_ENVIRONMENT[cli];
-  if (!Object.hasOwn(table, command)) throw new Error(`${cli} ${command} is missing from COMMAND_ENVIRONMENT`);
-  return table[command]!;
+  const vars = own(table, command);
+  if (!vars) throw new Error(`${cli} ${command} is missing from COMMAND_ENVIRONMENT`);
+  return vars;
 }
 
 /** The end of one command's help: its environment, the posture refusals, its exit codes. */
