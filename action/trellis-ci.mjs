@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "b6fdb30e46567092992ccd00f2c2a061b9f8bdef", date: "2026-12-07T01:40:14Z" };
+    define_TRELLIS_BUILD_default = { commit: "151a360d619a412fc81dd4331075ae983b3bf3bb", date: "2026-12-07T02:14:00Z" };
   }
 });
 
@@ -43813,8 +43813,9 @@ function exitCodesHelp(cli, command2) {
 }
 function environmentOf(cli, command2) {
   const table = COMMAND_ENVIRONMENT[cli];
-  if (!Object.hasOwn(table, command2)) throw new Error(`${cli} ${command2} is missing from COMMAND_ENVIRONMENT`);
-  return table[command2];
+  const vars = own(table, command2);
+  if (!vars) throw new Error(`${cli} ${command2} is missing from COMMAND_ENVIRONMENT`);
+  return vars;
 }
 function commandEpilogue(cli, command2) {
   const env2 = environmentOf(cli, command2);
@@ -43838,6 +43839,7 @@ var init_help = __esm({
   "packages/core/src/shell/help.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
+    init_data();
     init_shell();
     ENVIRONMENT = {
       TRELLIS_STORE: "the store directory when --store is not given",
