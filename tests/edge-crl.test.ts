@@ -37,12 +37,15 @@ interface Host {
 }
 
 /** A host a deploy behind takes the release staged at the previous deploy: copied in, `current` swapped, reloaded. */
-async function catchUp(h: Host, n: number): Promise<void> {
+async function catchUp(h: Host): Promise<void> {
   const staged = path.join(h.target, 'current');
   if (!fs.existsSync(staged)) return;
-  const dir = path.join(h.server.releaseDir, 'releases', String(n));
+  // A fresh directory each time: copying over the release `current` names unlinks its files mid-request (cpSync's
+  // force).
+  fs.mkdirSync(path.join(h.server.releaseDir, 'releases'), { recursive: true });
+  const dir = fs.mkdtempSync(path.join(h.server.releaseDir, 'releases', 'r-'));
   fs.cpSync(fs.realpathSync(staged), dir, { recursive: true });
-  const link = path.join(h.server.releaseDir, `current.${n}`);
+  const link = `${dir}.link`;
   fs.symlinkSync(dir, link);
   fs.renameSync(link, path.join(h.server.releaseDir, 'current'));
   const r = await execa('sh', ['-c', h.server.reload], { reject: false });
@@ -89,7 +92,7 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     let deploys = 0;
     const step = async (label: string) => {
       // Hosts a deploy behind take what the previous deploy staged for them; then CI runs.
-      for (const h of hosts.filter((x) => x.behind)) await catchUp(h, deploys);
+      for (const h of hosts.filter((x) => x.behind)) await catchUp(h);
       const r = await m.ci(['renew']);
       expect(r.code, r.stderr).toBe(0);
       const d = await m.ci(['deploy']);
@@ -98,7 +101,7 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
       log.push(`${label}: ${r.stdout.match(/^phase .*/m)?.[0] ?? 'no phase step'}`);
     };
     await step('start');
-    for (const h of hosts.filter((x) => x.behind)) await catchUp(h, deploys);
+    for (const h of hosts.filter((x) => x.behind)) await catchUp(h);
     for (const t of servers) await waitForPort(t.port);
 
     // Every host calls every other: both directions of every pair, each side judging the other with its own release.
