@@ -23,7 +23,7 @@ import {
   type Release,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN } from './helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-revocation-'));
 const DAY = 86_400_000;
@@ -57,25 +57,11 @@ interface Agent {
   stderr: string;
 }
 async function install(bundle: string, dir: string, roots: string, flags: string[] = []): Promise<Agent> {
-  const r = await execa(
-    'node',
-    [
-      path.join(REPO, 'packages/agent/dist/main.js'),
-      'install',
-      '--bundle',
-      bundle,
-      '--dir',
-      dir,
-      '--roots',
-      roots,
-      ...flags,
-    ],
-    {
-      env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
-      extendEnv: false,
-      reject: false,
-    },
-  );
+  const r = await execa('node', [AGENT_BIN, 'install', '--bundle', bundle, '--dir', dir, '--roots', roots, ...flags], {
+    env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

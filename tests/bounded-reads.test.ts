@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { newIdentity } from '@trellis/core';
 
@@ -115,7 +115,7 @@ describe('every read is bounded and of a regular file', () => {
         execa(
           'node',
           [
-            path.join(REPO, 'packages/agent/dist/main.js'),
+            AGENT_BIN,
             'install',
             '--bundle',
             args['--bundle'],

@@ -16,7 +16,7 @@ import { parse, stringify } from 'yaml';
 import { execa } from 'execa';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv, tool, trellisCi } from './helpers/cli.js';
+import { REPO, baseEnv, tool, trellisCi, AGENT_BIN } from './helpers/cli.js';
 import { git, mustGit, publishAsOrigin } from './helpers/git.js';
 import { matrixOf, runJob, type Context, type JobResult, type Workflow } from './helpers/workflow.js';
 
@@ -266,7 +266,7 @@ describe('the scheduled renew, run locally as the workflow runs', () => {
     const agent = await execa(
       'node',
       [
-        path.join(REPO, 'packages/agent/dist/main.js'),
+        AGENT_BIN,
         'install',
         '--bundle',
         bundle,

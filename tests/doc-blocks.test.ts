@@ -13,7 +13,7 @@ import path from 'node:path';
 import { execSync } from 'node:child_process';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO } from './helpers/cli.js';
+import { CLI_DIR, REPO } from './helpers/cli.js';
 import { freePort } from './helpers/servers.js';
 
 interface DocBlock {
@@ -154,16 +154,11 @@ function scratchMachine(): Machine {
     path.join(dir, 'work'),
   ])
     fs.mkdirSync(d, { recursive: true });
-  const cli = (name: string, pkg: string) =>
-    fs.writeFileSync(
-      path.join(bin, name),
-      `#!/bin/sh\nexec node ${path.join(REPO, 'packages', pkg, 'dist/main.js')} "$@"\n`,
-      { mode: 0o755 },
-    );
-  cli('trellis-root', 'offline');
-  cli('trellis-ci', 'ci');
-  cli('trellis-agent', 'agent');
-  cli('trellis-drill', 'drill');
+  const cli = (name: string) =>
+    fs.writeFileSync(path.join(bin, name), `#!/bin/sh\nexec node ${path.join(CLI_DIR, `${name}.mjs`)} "$@"\n`, {
+      mode: 0o755,
+    });
+  for (const name of ['trellis-root', 'trellis-ci', 'trellis-agent', 'trellis-drill']) cli(name);
   fs.writeFileSync(
     path.join(nginx, 'nginx.conf'),
     `pid ${nginx}/nginx.pid;\nerror_log ${nginx}/error.log info;\nevents {}\nhttp {\n  access_log off;\n  include ${nginx}/conf.d/*.conf;\n}\n`,

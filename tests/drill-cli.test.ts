@@ -1,17 +1,10 @@
-/**
- * trellis-drill on a small FakeMesh: each runbook rehearsed on a scratch copy
- * of the mesh's shape, its validation checklist printed per phase; refused
- * next to any real identity; and a drill whose handshakes go wrong fails.
- */
-import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv, type Env, type Run } from './helpers/cli.js';
+import { baseEnv, type Env, type Run, DRILL_BIN } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
 import { DAY, HOUR, RUN_NOW, at } from './helpers/clock.js';
 
-const DRILL_BIN = path.join(REPO, 'packages/drill/dist/main.js');
 const NOW = at(RUN_NOW);
 
 async function drill(args: string[], env: Env = {}): Promise<Run> {

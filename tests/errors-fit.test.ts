@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, tool } from './helpers/cli.js';
+import { tool, AGENT_BIN } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { at, RUN_NOW } from './helpers/clock.js';
 
@@ -37,7 +37,7 @@ describe('errors that fit where they run', () => {
     const r = await execa(
       'node',
       [
-        path.join(REPO, 'packages/agent/dist/main.js'),
+        AGENT_BIN,
         'install',
         '--bundle',
         bundle,

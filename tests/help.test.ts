@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseEnv, CI_BIN, REPO, ROOT_BIN, trellisCi } from './helpers/cli.js';
+import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN } from './helpers/cli.js';
 import { execa } from 'execa';
 import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/index.js';
 
@@ -91,7 +91,6 @@ describe('help that tells', () => {
   });
 });
 
-const AGENT_BIN = path.join(REPO, 'packages/agent/dist/main.js');
 const BIN: Record<Cli, string> = { 'trellis-root': ROOT_BIN, 'trellis-ci': CI_BIN, 'trellis-agent': AGENT_BIN };
 /** Each CLI's posture as it runs for help: trellis-root with no allowance (a network may be up), trellis-ci in CI. */
 const POSTURE_ENV: Record<Cli, Record<string, string>> = {

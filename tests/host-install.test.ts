@@ -104,7 +104,7 @@ beforeAll(async () => {
     PATH: process.env.PATH!,
     HOME: process.env.HOME!,
     ROOT: root,
-    AGENT: await agentRelease(path.join(work, 'release')),
+    AGENT: agentRelease(path.join(work, 'release')),
     UNITS,
     ROOTS: mesh.path('bundles/root/roots.pem'),
     SERVICE: 'api',

@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parseCertificates } from '@trellis/core';
 import { execa } from 'execa';
 import fc from 'fast-check';
-import { REPO, tool } from './helpers/cli.js';
+import { REPO, tool, CI_BIN } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { DAY, RUN_NOW, plus } from './helpers/clock.js';
 import { PROFILES, forgeCertificate, openCa } from './helpers/forge-chain.js';
@@ -432,7 +432,7 @@ describe('the scope check (ScopeCheck in tests/jvm/Handshake.java, docs/jvm.md)'
 describe('docs/jvm.md', () => {
   const page = fs.readFileSync(path.join(REPO, 'docs/jvm.md'), 'utf8');
   const blocks = (lang: string) =>
-    [...page.matchAll(new RegExp('^```' + lang + '\\n([\\s\\S]*?)^```$', 'gm'))].map((b) => b[1]!);
+    [...page.matchAll(new RegExp(`^\`\`\`${lang}\\n([\\s\\S]*?)^\`\`\`$`, 'gm'))].map((b) => b[1]!);
   const squeeze = (t: string) =>
     t
       .split('\n')
@@ -450,11 +450,9 @@ describe('docs/jvm.md', () => {
     const [block] = blocks('sh');
     const bin = path.join(dir, 'bin');
     fs.mkdirSync(bin, { recursive: true });
-    fs.writeFileSync(
-      path.join(bin, 'trellis-ci'),
-      `#!/bin/sh\nexec node ${JSON.stringify(path.join(REPO, 'packages/ci/dist/main.js'))} "$@"\n`,
-      { mode: 0o755 },
-    );
+    fs.writeFileSync(path.join(bin, 'trellis-ci'), `#!/bin/sh\nexec node ${JSON.stringify(CI_BIN)} "$@"\n`, {
+      mode: 0o755,
+    });
     const r = await execa('bash', ['-euo', 'pipefail', '-c', block!], {
       cwd: m.dir,
       reject: false,

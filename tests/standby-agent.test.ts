@@ -21,7 +21,7 @@ import {
   type Release,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv, tool } from './helpers/cli.js';
+import { baseEnv, tool, AGENT_BIN, CI_BIN } from './helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-standby-agent-'));
 const at = (offset: number) => new Date(Date.now() + offset).toISOString();
@@ -29,15 +29,11 @@ let host: { identity: string; recipient: string };
 let idFile: string;
 
 async function install(bundle: string, dir: string, roots: string) {
-  const r = await execa(
-    'node',
-    [path.join(REPO, 'packages/agent/dist/main.js'), 'install', '--bundle', bundle, '--dir', dir, '--roots', roots],
-    {
-      env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
-      extendEnv: false,
-      reject: false,
-    },
-  );
+  const r = await execa('node', [AGENT_BIN, 'install', '--bundle', bundle, '--dir', dir, '--roots', roots], {
+    env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+  });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 const snapshot = (dir: string) =>
@@ -130,15 +126,11 @@ describe('hosts refuse the burned key from the first release after activate-stan
     expect((await install(path.join(before, 'us-east-1/api/web-1.age'), hostDir, roots)).code).toBe(0);
     burned = await keyOf(m, 'us-east-1'); // the thief's copy
     oldFiles = (await openAsHost(path.join(before, 'us-east-1/api/web-1.age'))).files;
-    const a = await execa(
-      'node',
-      [path.join(REPO, 'packages/ci/dist/main.js'), '--store', m.dir, 'activate-standby', 'us-east-1'],
-      {
-        env: baseEnv({ TRELLIS_BREAKGLASS_IDENTITY_FILE: bg }) as NodeJS.ProcessEnv,
-        extendEnv: false,
-        reject: false,
-      },
-    );
+    const a = await execa('node', [CI_BIN, '--store', m.dir, 'activate-standby', 'us-east-1'], {
+      env: baseEnv({ TRELLIS_BREAKGLASS_IDENTITY_FILE: bg }) as NodeJS.ProcessEnv,
+      extendEnv: false,
+      reject: false,
+    });
     expect(a.exitCode, String(a.stderr)).toBe(0);
     expect((await m.ci(['renew'])).code).toBe(0);
     const after = path.join(work, 'after');

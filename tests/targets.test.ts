@@ -11,7 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO, baseEnv } from './helpers/cli.js';
+import { REPO, baseEnv, AGENT_BIN } from './helpers/cli.js';
 import { freePort, nginxFor, waitForPort, type Terminator } from './helpers/servers.js';
 import { stamp } from './helpers/clock.js';
 
@@ -377,7 +377,7 @@ describe('ssh target against a real sshd', () => {
 
 describe('sealed target and trellis-agent', () => {
   const agent = (args: string[], env: Record<string, string>) =>
-    execa('node', [path.join(REPO, 'packages/agent/dist/main.js'), ...args], {
+    execa('node', [AGENT_BIN, ...args], {
       env: baseEnv(env) as NodeJS.ProcessEnv,
       extendEnv: false,
       reject: false,

@@ -67,7 +67,7 @@ function sourceCommit() {
   }
 }
 
-async function bundle(entry, outfile, info) {
+async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
   const result = await build({
     absWorkingDir: ROOT, // paths in the output and the metafile are relative to it: the checkout's location never shows
     entryPoints: [entry],
@@ -85,7 +85,7 @@ async function bundle(entry, outfile, info) {
     // source.
     alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     // The test-only fault seam stays out of the release: its inert twin takes its place.
-    plugins: [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')) })) }],
+    plugins: faultSeam ? [] : [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')) })) }],
     metafile: true,
     write: false,
     logLevel: 'warning',
@@ -210,6 +210,38 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
   const sums = [...artifacts, { file: 'manifest.json', sha256: sha256(fs.readFileSync(path.join(out, 'manifest.json'))) }];
   fs.writeFileSync(path.join(out, 'SHA256SUMS'), sums.map((a) => `${a.sha256}  ${a.file}\n`).join(''));
   return manifest;
+}
+
+/**
+ * The tests' build: the release's layout and bundles, but with the test-only fault seam in (the crash tests drive it)
+ * and no manifest. A bundle starts in half the time the workspace's thousand files do, and the suite spawns thousands.
+ * @public imported by path (tests/helpers/global-setup.ts), which knip cannot follow.
+ */
+export async function buildTestCli(out) {
+  const info = { commit: 'test-build', date: '1970-01-01T00:00:00Z' };
+  fs.mkdirSync(out, { recursive: true });
+  await Promise.all(
+    [...CLIS, ...BESIDE.filter((b) => b.entry)].map(async (cli) => {
+      const b = await bundle(cli.entry, path.join(out, cli.file), info, { faultSeam: true });
+      writeIfChanged(path.join(out, cli.file), b.bytes);
+    }),
+  );
+  for (const b of BESIDE.filter((x) => x.from)) writeIfChanged(path.join(out, b.file), fs.readFileSync(path.join(ROOT, b.from)));
+  // The PKCS#11 binding installed beside the bundle, as docs/root-on-token.md has an operator do.
+  const binding = path.join(ROOT, 'packages/offline/node_modules/pkcs11js');
+  const beside = path.join(out, 'node_modules/pkcs11js');
+  if (fs.existsSync(binding) && !fs.existsSync(beside)) {
+    fs.mkdirSync(path.dirname(beside), { recursive: true });
+    fs.symlinkSync(fs.realpathSync(binding), beside);
+  }
+}
+
+/** Rewrites only what changed: a test file already running a bundle keeps reading the bytes it started with. */
+function writeIfChanged(file, bytes) {
+  if (fs.existsSync(file) && Buffer.compare(fs.readFileSync(file), bytes) === 0) return;
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, bytes, { mode: 0o755 });
+  fs.renameSync(tmp, file);
 }
 
 /** The two signed views, manifest.json.sig and SHA256SUMS.sig: SSH signatures in the trellis-release namespace. */

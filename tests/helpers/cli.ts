@@ -3,8 +3,12 @@ import { execa, type Result } from 'execa';
 import path from 'node:path';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
-export const ROOT_BIN = path.join(REPO, 'packages/offline/dist/main.js');
-export const CI_BIN = path.join(REPO, 'packages/ci/dist/main.js');
+/** The CLIs as the release lays them out, bundled from the sources with the test-only fault seam (global-setup.ts). */
+export const CLI_DIR = path.join(REPO, 'build/test-cli');
+export const ROOT_BIN = path.join(CLI_DIR, 'trellis-root.mjs');
+export const CI_BIN = path.join(CLI_DIR, 'trellis-ci.mjs');
+export const AGENT_BIN = path.join(CLI_DIR, 'trellis-agent.mjs');
+export const DRILL_BIN = path.join(CLI_DIR, 'trellis-drill.mjs');
 const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
 
 export type Env = Record<string, string | undefined>;

@@ -7,9 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CI_BIN, REPO, ROOT_BIN, baseEnv, type Env } from './cli.js';
-
-const AGENT_BIN = path.join(REPO, 'packages/agent/dist/main.js');
+import { CI_BIN, ROOT_BIN, baseEnv, type Env, AGENT_BIN } from './cli.js';
 
 export interface World {
   dir: string;

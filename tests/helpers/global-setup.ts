@@ -1,5 +1,5 @@
 /**
- * Builds what the tests run (the CLIs, tsc -b is incremental, and the Go
+ * Builds what the tests run (the packages, tsc -b is incremental; the CLIs bundled as the release ships them; the Go
  * verifiers) and stamps the run's one clock (helpers/clock.ts) for every worker.
  */
 import { execFileSync } from 'node:child_process';
@@ -29,10 +29,12 @@ function clearStaleFaketime(): void {
   }
 }
 
-export default function setup(): void {
+export default async function setup(): Promise<void> {
   process.env.TRELLIS_TEST_NOW ??= new Date().toISOString();
   clearStaleFaketime();
   const repo = path.resolve(import.meta.dirname, '../..');
   execFileSync('pnpm', ['run', '--silent', 'build'], { cwd: repo, stdio: 'inherit' });
+  const { buildTestCli } = await import(path.join(repo, 'scripts/dist/build.mjs'));
+  await buildTestCli(path.join(repo, 'build/test-cli'));
   execFileSync('bash', ['scripts/build-goverify.sh'], { cwd: repo, stdio: 'inherit' });
 }
