@@ -329,14 +329,7 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
   if (!want)
     return [{ file, field: 'phase', message: "no entry of the scope ledger establishes this scope's intermediate" }];
   const out: RecordProblem[] = [];
-  const diff = (field: string, have: string | undefined, should: string | undefined) => {
-    if (have !== should)
-      out.push({
-        file,
-        field,
-        message: `${have ?? '(none)'}, but the scope ledger's phase steps lead to ${should ?? '(none)'}: edited?`,
-      });
-  };
+  const diff = stateDiffer(file, "the scope ledger's phase steps", out);
   diff('phase', st.phase, want.phase);
   diff('active', st.active, want.active);
   diff('next', st.next, want.next);
@@ -409,14 +402,7 @@ export function rootStateProblems(mesh: Mesh): RecordProblem[] {
       ? [{ file, field: 'active', message: 'no init entry of the root ledger establishes the root' }]
       : [];
   const out: RecordProblem[] = [];
-  const diff = (field: string, have: string | undefined, should: string | undefined) => {
-    if (have !== should)
-      out.push({
-        file,
-        field,
-        message: `${have ?? '(none)'}, but the root ledger's steps lead to ${should ?? '(none)'}: edited?`,
-      });
-  };
+  const diff = stateDiffer(file, "the root ledger's steps", out);
   diff('phase', rs.phase, s.phase);
   diff('active', rs.active, s.active);
   diff('previous', rs.previous, s.previous);
@@ -489,4 +475,12 @@ export function evidenceProblems(
       });
   });
   return out;
+}
+
+/** A recorded state field against what its ledger's replay leads to: a difference is an edit nobody signed. */
+function stateDiffer(file: string, steps: string, out: RecordProblem[]) {
+  return (field: string, have: string | undefined, should: string | undefined): void => {
+    if (have !== should)
+      out.push({ file, field, message: `${have ?? '(none)'}, but ${steps} lead to ${should ?? '(none)'}: edited?` });
+  };
 }
