@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "151a360d619a412fc81dd4331075ae983b3bf3bb", date: "2026-12-07T02:14:00Z" };
+    define_TRELLIS_BUILD_default = { commit: "ce942afc1846f82447db55e0b06b75f241e265f6", date: "2026-12-07T03:27:41Z" };
   }
 });
 
@@ -39887,14 +39887,7 @@ function scopeStateProblems(mesh, scope2, now) {
   if (!want)
     return [{ file, field: "phase", message: "no entry of the scope ledger establishes this scope's intermediate" }];
   const out = [];
-  const diff = (field2, have, should) => {
-    if (have !== should)
-      out.push({
-        file,
-        field: field2,
-        message: `${have ?? "(none)"}, but the scope ledger's phase steps lead to ${should ?? "(none)"}: edited?`
-      });
-  };
+  const diff = stateDiffer(file, "the scope ledger's phase steps", out);
   diff("phase", st.phase, want.phase);
   diff("active", st.active, want.active);
   diff("next", st.next, want.next);
@@ -39958,14 +39951,7 @@ function rootStateProblems(mesh) {
   if (!s)
     return t.entries.length ? [{ file, field: "active", message: "no init entry of the root ledger establishes the root" }] : [];
   const out = [];
-  const diff = (field2, have, should) => {
-    if (have !== should)
-      out.push({
-        file,
-        field: field2,
-        message: `${have ?? "(none)"}, but the root ledger's steps lead to ${should ?? "(none)"}: edited?`
-      });
-  };
+  const diff = stateDiffer(file, "the root ledger's steps", out);
   diff("phase", rs.phase, s.phase);
   diff("active", rs.active, s.active);
   diff("previous", rs.previous, s.previous);
@@ -40015,6 +40001,12 @@ function evidenceProblems(t, scope2, read2, sha2563) {
       });
   });
   return out;
+}
+function stateDiffer(file, steps, out) {
+  return (field2, have, should) => {
+    if (have !== should)
+      out.push({ file, field: field2, message: `${have ?? "(none)"}, but ${steps} lead to ${should ?? "(none)"}: edited?` });
+  };
 }
 var LEAF_FIELDS, recorded, isSigned, proofs;
 var init_record_proofs = __esm({
