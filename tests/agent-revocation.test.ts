@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   encryptTo,
   fingerprint,
-  importSigningKey,
+  caKeyFromPem,
   newIdentity,
   parseCertificate,
   sealRelease,
@@ -117,7 +117,6 @@ async function intermediateOf(m: FakeMesh, scope = 'us-east-1'): Promise<Signer>
 let forged = 0;
 /** A release sealed to the host and signed with `signer`, outside trellis-ci. */
 async function forge(signer: Signer, p: { rootCrl: string; files: Release; created?: string }): Promise<string> {
-  const { key, algorithm } = await importSigningKey(signer.keyPem);
   const file = path.join(work, `forged-${++forged}.age`);
   fs.writeFileSync(
     file,
@@ -132,7 +131,7 @@ async function forge(signer: Signer, p: { rootCrl: string; files: Release; creat
         files: p.files,
       },
       host.recipient,
-      { scope: 'us-east-1', cert: parseCertificate(signer.cert), key, algorithm },
+      { scope: 'us-east-1', ...(await caKeyFromPem('intermediate', parseCertificate(signer.cert), signer.keyPem)) },
     ),
   );
   return file;

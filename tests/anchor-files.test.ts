@@ -13,7 +13,6 @@ import {
   DEFAULT_HOST_POLICY,
   Store,
   decryptWith,
-  importSigningKey,
   loadMesh,
   newIdentity,
   openSealedRelease,
@@ -23,6 +22,7 @@ import {
   sealRelease,
   subjectHash,
   trustOpensslPem,
+  caKeyFromPem,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { goverify, tool } from './helpers/cli.js';
@@ -440,8 +440,8 @@ describe('a host admits only anchor files the pinned roots issued, at the names 
       'ci',
     );
     const signer = {
-      cert: parseCertificate(m.read('bundles/us-east-1/intermediate.pem')),
-      ...(await importSigningKey(keyPem)),
+      scope: 'us-east-1',
+      ...(await caKeyFromPem('intermediate', parseCertificate(m.read('bundles/us-east-1/intermediate.pem')), keyPem)),
     };
     const host = await newIdentity();
     const files = { ...releaseFor(mesh, 'us-east-1'), ...extra };

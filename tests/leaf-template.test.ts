@@ -15,7 +15,6 @@ import {
   certificatePem,
   extensionsFor,
   pemEncode,
-  importSigningKey,
   keyMatchesCert,
   leafBatch,
   leafKeyPair,
@@ -27,7 +26,6 @@ import {
   parseCertificate,
   profileViolations,
   permittedNamesFor,
-  signInProcess,
   signingKeyObject,
   LEAF_SECRET_BYTES,
   iso,
@@ -37,6 +35,7 @@ import {
   type CryptoSeam,
   type KeyAlgorithm,
   type SigningIntermediate,
+  caKeyFromPem,
 } from '@trellis/core';
 import { mintIntermediate, mintRoot } from '../packages/offline/src/ceremony.js';
 import { parseMeshConfig, serializeMeshConfig } from '../packages/core/src/config/config.js';
@@ -68,13 +67,13 @@ beforeAll(async () => {
     const i = await mintIntermediate(
       'us-east-1',
       config,
-      { cert: r.cert, ...(await importSigningKey(r.keyPem)) },
+      await caKeyFromPem('root', r.cert, r.keyPem),
       plus(RUN_NOW, -365 * DAY),
       nodeCryptoSeam,
     );
     chains.set(alg, {
       rootPem: certificatePem(r.cert),
-      inter: { scope: 'us-east-1', cert: i.cert, ...(await importSigningKey(i.keyPem)) },
+      inter: { scope: 'us-east-1', ...(await caKeyFromPem('intermediate', i.cert, i.keyPem)) },
     });
   }
 });
@@ -215,7 +214,7 @@ describe('the leaf template', () => {
     }));
     const mint = async (seam: CryptoSeam) => {
       const b = await leafBatch('us-east-1', reqs, inter, seam);
-      return mintedFromBatch(b, await signInProcess(b, signingKeyObject(inter)));
+      return mintedFromBatch(b, await nodeCryptoSeam.signLeafBatch(b, signingKeyObject(inter)));
     };
     const [x, y, z] = [await mint(countingSeam(1)), await mint(countingSeam(1)), await mint(countingSeam(2))];
     expect(x.map((l) => l.keyPem)).toEqual(y.map((l) => l.keyPem));
@@ -241,7 +240,7 @@ describe('the leaf template', () => {
       inter,
       nodeCryptoSeam,
     );
-    const [l] = mintedFromBatch(b, await signInProcess(b, signingKeyObject(inter)));
+    const [l] = mintedFromBatch(b, await nodeCryptoSeam.signLeafBatch(b, signingKeyObject(inter)));
     const cert = parseCertificate(l!.certPem);
     expect(l!.certPem).toBe(certificatePem(cert)); // the worker's PEM is crypto.ts's, byte for byte
     expect(l!.subject).toBe(cert.subject);
@@ -269,7 +268,7 @@ describe('the leaf template', () => {
         now: NOW,
       }));
       const b = await leafBatch('us-east-1', reqs, inter, nodeCryptoSeam);
-      const leaves = mintedFromBatch(b, await signInProcess(b, signingKeyObject(inter)));
+      const leaves = mintedFromBatch(b, await nodeCryptoSeam.signLeafBatch(b, signingKeyObject(inter)));
       const dir = fs.mkdtempSync(path.join(tmp, alg));
       const root = path.join(dir, 'root.pem');
       const interFile = path.join(dir, 'inter.pem');

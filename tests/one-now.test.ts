@@ -16,7 +16,6 @@ import {
   appendToLedger,
   assertNowNotAhead,
   canonicalJson,
-  importSigningKey,
   isTrellisError,
   ledgerSigner,
   notYetValid,
@@ -26,6 +25,7 @@ import {
   tryDecrypt,
   type LedgerDraft,
   type LedgerSigner,
+  caKeyFromPem,
 } from '@trellis/core';
 import fs from 'node:fs';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -83,7 +83,8 @@ const identities = (file: string) =>
 async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFile: string): Promise<LedgerSigner> {
   const opened = await tryDecrypt(identities(identityFile), m.read(keyFile));
   if (!opened.ok) throw new Error(`cannot open ${keyFile}`);
-  return ledgerSigner({ cert: parseCertificate(m.read(certFile)), ...(await importSigningKey(opened.text)) });
+  const role = certFile.startsWith('bundles/root/') ? 'root' : 'intermediate';
+  return ledgerSigner(await caKeyFromPem(role, parseCertificate(m.read(certFile)), opened.text));
 }
 
 /** What a pull request can write: a well-formed entry chained to the head, unsigned. */

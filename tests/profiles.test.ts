@@ -8,9 +8,9 @@ import {
   permittedNamesFor,
   profileViolations,
   validityWithin,
-  importSigningKey,
   type Certificate,
   type SigningIntermediate,
+  caKeyFromPem,
 } from '@trellis/core';
 import { mintIntermediate, mintRoot } from '../packages/offline/src/ceremony.js';
 import { parseMeshConfig, serializeMeshConfig } from '../packages/core/src/config/config.js';
@@ -32,9 +32,9 @@ beforeAll(async () => {
   );
   const r = await mintRoot(config, NOW, nodeCryptoSeam);
   root = r.cert;
-  const signer = { cert: r.cert, ...(await importSigningKey(r.keyPem)) };
+  const signer = await caKeyFromPem('root', r.cert, r.keyPem);
   const i = await mintIntermediate('us-east-1', config, signer, NOW, nodeCryptoSeam);
-  inter = { scope: 'us-east-1', cert: i.cert, ...(await importSigningKey(i.keyPem)) };
+  inter = { scope: 'us-east-1', ...(await caKeyFromPem('intermediate', i.cert, i.keyPem)) };
 });
 
 function reason(fn: () => unknown): string | undefined {

@@ -11,7 +11,6 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   appendToLedger,
   canonicalJson,
-  importSigningKey,
   ledgerSigner,
   newIdentity,
   parseCertificate,
@@ -21,6 +20,8 @@ import {
   tryDecrypt,
   type LedgerDraft,
   type LedgerSigner,
+  caKeyFromPem,
+  caKey,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
@@ -48,7 +49,8 @@ const identities = (file: string) =>
 async function keyOf(m: FakeMesh, certFile: string, keyFile: string, identityFile: string): Promise<LedgerSigner> {
   const opened = await tryDecrypt(identities(identityFile), m.read(keyFile));
   if (!opened.ok) throw new Error(`cannot open ${keyFile}`);
-  return ledgerSigner({ cert: parseCertificate(m.read(certFile)), ...(await importSigningKey(opened.text)) });
+  const role = certFile.startsWith('bundles/root/') ? 'root' : 'intermediate';
+  return ledgerSigner(await caKeyFromPem(role, parseCertificate(m.read(certFile)), opened.text));
 }
 const rootKey = (m: FakeMesh) => keyOf(m, 'bundles/root/root.pem', 'bundles/root/root.key.age', m.rootIdentityFile);
 const intermediateKey = (m: FakeMesh, scope: string) =>
@@ -68,7 +70,7 @@ async function strangerKey(): Promise<LedgerSigner> {
     signingAlgorithm: 'ecdsa-p256',
     extensions: [],
   });
-  return ledgerSigner({ cert, key: keys.privateKey, algorithm: 'ecdsa-p256' });
+  return ledgerSigner(caKey('root', cert, { key: keys.privateKey, algorithm: 'ecdsa-p256' }));
 }
 
 /** What a pull request can write: a well-formed entry chained to the head, unsigned. */

@@ -13,12 +13,12 @@ import { parse, stringify } from 'yaml';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   fingerprint,
-  importSigningKey,
   newIdentity,
   parseCertificate,
   sealRelease,
   tryDecrypt,
   type Release,
+  caKeyFromPem,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { baseEnv, tool, AGENT_BIN, CI_BIN } from './helpers/cli.js';
@@ -66,7 +66,6 @@ async function forge(
   s: Signer,
   p: { scope: string; rootCrl: string; files: Release; burned?: string },
 ): Promise<string> {
-  const { key, algorithm } = await importSigningKey(s.keyPem);
   const file = path.join(work, `forged-${++n}.age`);
   fs.writeFileSync(
     file,
@@ -82,7 +81,7 @@ async function forge(
         ...(p.burned ? { burned: p.burned } : {}),
       },
       host.recipient,
-      { scope: s.scope, cert: parseCertificate(s.cert), key, algorithm },
+      { scope: s.scope, ...(await caKeyFromPem('intermediate', parseCertificate(s.cert), s.keyPem)) },
     ),
   );
   return file;

@@ -10,7 +10,6 @@ import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   appendToLedger,
-  importSigningKey,
   leafCreated,
   ledgerSigner,
   parseCertificate,
@@ -19,6 +18,7 @@ import {
   sha256Hex,
   tryDecrypt,
   type LedgerEntry,
+  caKeyFromPem,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
@@ -203,10 +203,9 @@ async function intermediateSigner(m: FakeMesh, scope: string) {
     .filter((l) => l.startsWith('AGE-SECRET-KEY'));
   const opened = await tryDecrypt(ids, m.read(`bundles/${scope}/intermediate.key.age`));
   if (!opened.ok) throw new Error('cannot open the intermediate key');
-  return ledgerSigner({
-    cert: parseCertificate(m.read(`bundles/${scope}/intermediate.pem`)),
-    ...(await importSigningKey(opened.text)),
-  });
+  return ledgerSigner(
+    await caKeyFromPem('intermediate', parseCertificate(m.read(`bundles/${scope}/intermediate.pem`)), opened.text),
+  );
 }
 
 /**

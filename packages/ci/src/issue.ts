@@ -14,6 +14,8 @@ import {
   type Mesh,
   type MintedLeaf,
   type ScopeKeys,
+  nodeCryptoSeam,
+  type CryptoSeam,
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
@@ -108,13 +110,18 @@ export function outputFailure(e: unknown, outDir: string): unknown {
 }
 
 /** Opens the scope's signing key and every live key its crl.pem needs (each checked against its certificate). */
-export async function openScopeKeys(mesh: Mesh, scope: string, ids: string[]): Promise<ScopeKeys> {
-  const signer = await openIntermediate(mesh, scope, ids, 'active');
+export async function openScopeKeys(
+  mesh: Mesh,
+  scope: string,
+  ids: string[],
+  seam: CryptoSeam = nodeCryptoSeam,
+): Promise<ScopeKeys> {
+  const signer = await openIntermediate(mesh, scope, ids, 'active', seam);
   const set = crlSetOf(liveIntermediates(mesh, scope));
   const signers = [...new Set([...set.leaf, ...set.anchor])];
   const crl = await Promise.all(
     signers.map(async (l) => ({
-      ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role)),
+      ...(l.role === 'active' ? signer : await openIntermediate(mesh, scope, ids, l.role, seam)),
       leafCrl: set.leaf.includes(l),
       anchorCrl: set.anchor.includes(l),
     })),

@@ -5,7 +5,7 @@ import {
   assertNoBreakglass,
   decryptWith,
   fingerprint,
-  importSigningKey,
+  caKeyFromPem,
   intermediateProblems,
   keyMatchesCert,
   paths,
@@ -19,6 +19,8 @@ import {
   type SigningIntermediate,
   readBounded,
   READ_LIMITS,
+  nodeCryptoSeam,
+  type CryptoSeam,
 } from '@trellis/core';
 
 /**
@@ -55,6 +57,7 @@ export async function openIntermediate(
   scope: string,
   ids: string[],
   which: IntermediateRole = 'active',
+  seam: CryptoSeam = nodeCryptoSeam,
 ): Promise<SigningIntermediate> {
   const live = inRole(liveIntermediates(mesh, scope), which);
   if (!live)
@@ -84,6 +87,5 @@ export async function openIntermediate(
       hint: 'restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover',
     });
   }
-  const { key, algorithm } = await importSigningKey(pem);
-  return { scope, cert, key, algorithm };
+  return { scope, ...(await caKeyFromPem('intermediate', cert, pem, seam)) };
 }

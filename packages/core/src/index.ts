@@ -63,12 +63,8 @@ export {
   leafTemplateFor,
   leafBatch,
   mintedFromBatch,
-  signInProcess,
-  signingKeyObject,
   type MintedLeaf,
   type SigningIntermediate,
-  type LeafBatch,
-  type LeafSigner,
 } from './x509/leaf.js';
 export { leafTbs, leafKeyPair, LEAF_SECRET_BYTES, type EncodedLeaf } from './x509/leaf-template.js';
 export { trustedScopes, trustPem, trustOpensslPem } from './trust/trust.js';
@@ -219,7 +215,16 @@ export {
   type RevokedIntermediate,
 } from './rotation/rotation.js';
 export { serializeScopeState, serializeRootState } from './ledger/state-files.js';
-export { nodeCryptoSeam, type CryptoSeam } from './x509/seam.js';
+export {
+  nodeCryptoSeam,
+  caKey,
+  caKeyFromPem,
+  signingKeyObject,
+  type CryptoSeam,
+  type CaKey,
+  type LeafBatch,
+  type LeafSigner,
+} from './x509/seam.js';
 export { anchorCrlOf, parseCrls, crlEntriesFor, displaySerial, type Revocation } from './x509/revocation.js';
 export {
   certRef,

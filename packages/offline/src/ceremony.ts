@@ -16,7 +16,8 @@ import {
   exportPrivateKeyPem,
   extensionsFor,
   fingerprint,
-  importSigningKey,
+  caKeyFromPem,
+  type CaKey,
   keyMatchesCert,
   paths,
   permittedNamesFor,
@@ -28,6 +29,7 @@ import {
   type Mesh,
   type MeshConfig,
   type Revocation,
+  nodeCryptoSeam,
 } from '@trellis/core';
 import { generateOnToken, openTokenKey, type TokenKey } from './token.js';
 
@@ -36,13 +38,8 @@ export interface MintedCa {
   keyPem: string;
 }
 
-export interface RootSigner {
-  cert: Certificate;
-  key: CryptoKey;
-  algorithm: KeyAlgorithm;
-  /** A token root's own synchronous signer (ledger entries); a file root signs through node:crypto. */
-  signDer?: (data: Uint8Array) => Uint8Array;
-}
+/** An opened root key: in memory from its age file, or a handle to it on a PKCS#11 token. */
+export type RootSigner = CaKey<'root'>;
 
 /**
  * A new root: its key in a file (keyPem, for the caller to encrypt) or, given `tokenUri`, generated on that PKCS#11
@@ -88,11 +85,13 @@ export async function mintRoot(
   return { cert, keyPem: await exportPrivateKeyPem(keys.privateKey) };
 }
 
+// The token is the seam's other implementation for a root: its key never leaves it, so it signs data itself.
 const tokenSigner = (cert: Certificate, key: TokenKey, algorithm: KeyAlgorithm): RootSigner => ({
+  role: 'root',
   cert,
   key: key as unknown as CryptoKey,
   algorithm,
-  signDer: key.signDer,
+  signData: (data: Uint8Array) => key.signDer(data),
 });
 
 /**
@@ -138,6 +137,7 @@ async function openRoot(
   ids: string[],
   now: Date,
   keyUri?: string,
+  seam: CryptoSeam = nodeCryptoSeam,
 ): Promise<RootSigner> {
   if (!cert || (keyAge === undefined && keyUri === undefined)) {
     throw new TrellisError('corrupt-store', 'the root certificate or its encrypted key is missing', {
@@ -178,14 +178,27 @@ async function openRoot(
       hint: 'restore bundles/root/ from git history',
     });
   }
-  const { key, algorithm } = await importSigningKey(pem);
-  return { cert, key, algorithm };
+  return caKeyFromPem('root', cert, pem, seam);
 }
 
 /** A token root opens with its PIN (root.key.uri); a file root with the offline identity. */
-export function openRootKey(mesh: Mesh, rootIdentities: string[], now: Date): Promise<RootSigner> {
+export function openRootKey(
+  mesh: Mesh,
+  rootIdentities: string[],
+  now: Date,
+  seam: CryptoSeam = nodeCryptoSeam,
+): Promise<RootSigner> {
   assertLedgerCounts(mesh, 'root');
-  return openRoot(mesh.root, mesh.rootKeyAge, paths.rootKey, paths.rootCert, rootIdentities, now, mesh.rootKeyUri);
+  return openRoot(
+    mesh.root,
+    mesh.rootKeyAge,
+    paths.rootKey,
+    paths.rootCert,
+    rootIdentities,
+    now,
+    mesh.rootKeyUri,
+    seam,
+  );
 }
 
 /** During a root overlap, the retiring root's key too (for its CRL). */

@@ -22,7 +22,7 @@ import {
   evidencePaths,
   fingerprint,
   formatDuration,
-  importSigningKey,
+  caKeyFromPem,
   parseLedger,
   inRole,
   intermediateFiles,
@@ -185,7 +185,7 @@ export async function ceremonyIntermediates(
         mesh,
         scope,
         writes,
-        { scope, cert: ca.cert, ...(await importSigningKey(ca.keyPem)) },
+        { scope, ...(await caKeyFromPem('intermediate', ca.cert, ca.keyPem)) },
         now,
         c.seam,
       ),
@@ -261,7 +261,7 @@ export async function beginIntermediateRotation(
       mesh,
       scope,
       writes,
-      { scope, cert: ca.cert, ...(await importSigningKey(ca.keyPem)) },
+      { scope, ...(await caKeyFromPem('intermediate', ca.cert, ca.keyPem)) },
       now,
       c.seam,
     ),
@@ -446,7 +446,7 @@ export async function recoverScope(
       mesh,
       scope,
       writes,
-      { scope, cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) },
+      { scope, ...(await caKeyFromPem('intermediate', fresh.cert, fresh.keyPem)) },
       now,
       c.seam,
     ),
@@ -582,7 +582,7 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUr
   // root.previous.key.*.
   const onToken = freshKeyUri ? await mintRoot(mesh.config, now, c.seam, freshKeyUri) : undefined;
   const fresh = onToken ?? (await mintRoot(mesh.config, now, c.seam));
-  const freshSigner: RootSigner = onToken?.signer ?? { cert: fresh.cert, ...(await importSigningKey(fresh.keyPem)) };
+  const freshSigner: RootSigner = onToken?.signer ?? (await caKeyFromPem('root', fresh.cert, fresh.keyPem));
   const link = await linkCertificate(fresh.cert, old, now, c.seam);
   const t = advanceRoot(
     mesh.rootState!,

@@ -16,7 +16,7 @@ import {
   confirmedCiCustody,
   encryptTo,
   fingerprint,
-  importSigningKey,
+  caKeyFromPem,
   inRole,
   intermediateProblems,
   iso,
@@ -153,7 +153,7 @@ async function activate(
   const burned = live.filter((l) => l.role !== 'standby' && l.role !== 'old-root');
   const fp = fingerprint(standby.cert);
   const t = advanceScope(m.state!, { type: 'recover', fresh: fp }, now, scope);
-  const signer = { scope, cert: standby.cert, ...(await importSigningKey(pem)) };
+  const signer = { scope, ...(await caKeyFromPem('intermediate', standby.cert, pem)) };
   const burnedFps = burned.map((l) => fingerprint(l.cert));
   const writes: FileWrite[] = [
     ...effectWrites(mesh, scope, t.effects, { pem: certificatePem(standby.cert), keyAge: await encryptTo([ci], pem) }),

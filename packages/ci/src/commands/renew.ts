@@ -26,6 +26,7 @@ import {
   type RenewResult,
   type ScopeKeys,
   type Store,
+  type CryptoSeam,
 } from '@trellis/core';
 import { openScopeKeys, outputFailure, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
@@ -178,6 +179,8 @@ export interface RenewOptions {
   progress?: (total: number) => Progress;
   /** TRELLIS_TIMINGS: each phase marked as it ends (timings.ts). */
   timings?: Timings;
+  /** Every signature's and key's; nodeCryptoSeam unless a test counts (the pool, when used, signs its leaf batches). */
+  seam?: CryptoSeam;
 }
 
 /**
@@ -282,14 +285,14 @@ async function renewPlanned(
       ? prepareOutDir(o.out, { store: o.defaultOutOf, storeDir: store.dir })
       : undefined;
   if (note) say(note.trimEnd());
+  const seam = o.seam ?? nodeCryptoSeam;
   const keys = new Map<string, ScopeKeys>();
-  for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
+  for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids, seam));
   t?.mark('keys');
   const progress = o.progress?.(plan.mint.length) ?? NO_PROGRESS;
   progress.start(plan.mint.length);
   // Below a few hundred leaves, starting threads costs more than it saves.
   const pool = plan.mint.length >= WORKER_MIN_LEAVES ? o.pool : undefined;
-  const signLeaves = pool?.sign;
   const result = await renewScopes({
     mesh,
     plan,
@@ -299,15 +302,15 @@ async function renewPlanned(
     keys,
     now,
     actor: actor(),
-    seam: nodeCryptoSeam,
-    ...(signLeaves ? { signLeaves } : {}),
+    // The pool is the seam's leaf signer on worker threads; every other signature stays on this one.
+    seam: pool ? { ...seam, signLeafBatch: pool.sign } : seam,
   }).catch((e) => {
     // A worker that could not write a leaf file fails as the main thread's write would have.
     throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out)
       ? outputFailure(e, o.out)
       : e;
   });
-  if (!signLeaves) progress.tick(result.count);
+  if (!pool) progress.tick(result.count);
   // Before any output: a shard that would write another scope's file writes nothing.
   if (o.shard) assertShardWrites(scopes[0]!, result.writes);
   t?.mark('procedures');

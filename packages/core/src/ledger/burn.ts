@@ -5,9 +5,9 @@
  * CRL names them (the root is offline; the statement is not). Pure.
  */
 import { certificatePem, fingerprint, parseCertificate, type Certificate } from '../x509/certificates.js';
-import { signBytes, verifyBytes } from '../crypto/crypto.js';
+import { verifyBytes } from '../crypto/crypto.js';
 import { canonicalJson } from './ledger.js';
-import type { SigningIntermediate } from '../x509/leaf.js';
+import type { CaKey } from '../x509/seam.js';
 import { parseJsonData } from '../model/data.js';
 
 export interface Burn {
@@ -26,8 +26,8 @@ interface BurnEnvelope {
   signature: string;
 }
 
-export function signBurnStatement(b: Burn, signer: Pick<SigningIntermediate, 'cert' | 'key' | 'algorithm'>): string {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(b)));
+export function signBurnStatement(b: Burn, signer: CaKey<'intermediate'>): string {
+  const signature = Buffer.from(signer.signData(Buffer.from(canonicalJson(b))));
   const env: BurnEnvelope = {
     statement: b,
     signer: certificatePem(signer.cert),

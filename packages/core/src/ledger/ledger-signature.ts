@@ -12,7 +12,8 @@
  */
 import { type KeyObject, X509Certificate, createPublicKey } from 'node:crypto';
 import { fingerprint, keyId, parseCertificate, spkiDer, type Certificate } from '../x509/certificates.js';
-import { signBytes, verifyBytes, type KeyAlgorithm } from '../crypto/crypto.js';
+import { verifyBytes } from '../crypto/crypto.js';
+import type { CaKey, KeyRole } from '../x509/seam.js';
 
 /** Who signed an entry; part of the hashed body, so it cannot be stripped without breaking the chain. */
 export interface EntrySigner {
@@ -40,22 +41,13 @@ export function signedPayload(hash: string): Buffer {
   return Buffer.from(`${CONTEXT}${hash}`, 'utf8');
 }
 
-/**
- * A ledger signer from what the CLIs already hold: a certificate, its WebCrypto key and algorithm (a RootSigner or
- * SigningIntermediate).
- */
-export function ledgerSigner(holder: {
-  cert: Certificate;
-  key: CryptoKey;
-  algorithm: KeyAlgorithm;
-  signDer?: (data: Uint8Array) => Uint8Array;
-}): LedgerSigner {
+/** A ledger signer from an opened CA key (a root's or an intermediate's): it signs through that key's seam. */
+export function ledgerSigner(holder: CaKey<KeyRole>): LedgerSigner {
   return {
     keyId: keyId(holder.cert),
     fingerprint: fingerprint(holder.cert),
     certificate: Buffer.from(holder.cert.rawData).toString('base64'),
-    // A key that cannot leave its token (a PKCS#11 root) brings its own synchronous signer.
-    sign: holder.signDer ?? ((data) => signBytes(holder.key, holder.algorithm, data)),
+    sign: (data) => holder.signData(data),
   };
 }
 

@@ -6,22 +6,14 @@
  */
 import { fingerprint, keyId, type Certificate } from '../x509/certificates.js';
 import { pemEncode } from '../crypto/crypto.js';
-import type { CryptoSeam } from '../x509/seam.js';
+import { signingKeyObject, type CryptoSeam } from '../x509/seam.js';
 import { evidenceFiles, parseEvidence, recordRemint } from '../ledger/evidence.js';
 import { serializeIssuanceRecord, type LeafRecord } from '../ledger/issuance.js';
 import { appendToLedger } from '../ledger/ledger.js';
 import { ledgerSigner } from '../ledger/ledger-signature.js';
 import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from '../ledger/record-proofs.js';
 import { renewRecord } from '../ledger/renew-record.js';
-import {
-  leafBatch,
-  mintedFromBatch,
-  signInProcess,
-  signingKeyObject,
-  type LeafSigner,
-  type MintedLeaf,
-  type SigningIntermediate,
-} from '../x509/leaf.js';
+import { leafBatch, mintedFromBatch, type MintedLeaf, type SigningIntermediate } from '../x509/leaf.js';
 import { crlSetOf, liveIntermediates, materialOf } from '../trust/live.js';
 import { effectWrites } from '../rotation/effects.js';
 import { paths } from '../model/paths.js';
@@ -221,7 +213,6 @@ async function mintScopeLeaves(
   signer: SigningIntermediate,
   now: Date,
   seam: CryptoSeam,
-  sign: LeafSigner = signInProcess,
 ): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
   const byName = new Map(def.services.map((s) => [s.name, s]));
@@ -237,7 +228,7 @@ async function mintScopeLeaves(
     };
   });
   const batch = await leafBatch(scope, reqs, signer, seam);
-  return mintedFromBatch(batch, await sign(batch, signingKeyObject(signer)));
+  return mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer)));
 }
 
 /**
@@ -273,9 +264,8 @@ export interface RenewInput {
   keys: Map<string, ScopeKeys>;
   now: Date;
   actor: string;
+  /** Every signature's: trellis-ci brings worker threads as its signLeafBatch. */
   seam: CryptoSeam;
-  /** Who signs the leaf batches: in-process unless the shell brings worker threads. */
-  signLeaves?: LeafSigner;
 }
 
 export interface RenewResult {
@@ -322,7 +312,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
       return [
         scope,
         services.length
-          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam, i.signLeaves)
+          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam)
           : Promise.resolve([]),
       ];
     }),

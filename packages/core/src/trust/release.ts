@@ -12,7 +12,7 @@ import {
   type Certificate,
 } from '../x509/certificates.js';
 import { decryptWith, encryptTo } from '../custody/custody.js';
-import { signBytes, verifyBytes } from '../crypto/crypto.js';
+import { verifyBytes } from '../crypto/crypto.js';
 import { canonicalJson } from '../ledger/ledger.js';
 import type { SigningIntermediate } from '../x509/leaf.js';
 import { decodeNameConstraints } from '../x509/name-constraints.js';
@@ -177,7 +177,7 @@ interface SealedEnvelope {
 }
 
 export async function sealRelease(r: SealedRelease, recipient: string, signer: SigningIntermediate): Promise<string> {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
+  const signature = Buffer.from(signer.signData(Buffer.from(canonicalJson(r))));
   const envelope: SealedEnvelope = {
     release: r,
     signer: certificatePem(signer.cert),

@@ -3,22 +3,19 @@
  * encoder can replace its body without touching them.
  */
 import 'reflect-metadata';
-import { KeyObject, type webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { exportPrivateKeyPem, randomSerial, type KeyAlgorithm } from '../crypto/crypto.js';
-import type { CryptoSeam } from './seam.js';
+import type { CaKey, CryptoSeam, LeafBatch } from './seam.js';
 import { certificatePem, fingerprint, keyId, parseCertificate, type Certificate } from './certificates.js';
-import { LEAF_SECRET_BYTES, signLeaves, type EncodedLeaf, type LeafOrder, type LeafTemplate } from './leaf-template.js';
+import { LEAF_SECRET_BYTES, type EncodedLeaf, type LeafTemplate } from './leaf-template.js';
 import { PROFILES, assertNamesInside, extensionsFor, validityWithin } from './profiles.js';
 import { leafNames, type LeafRecord } from '../ledger/issuance.js';
 import { permittedNamesFor } from '../model/names.js';
 import type { ServiceDef } from '../config/config.js';
 
-export interface SigningIntermediate {
-  scope: string;
-  cert: Certificate;
-  key: CryptoKey;
-  algorithm: KeyAlgorithm;
+/** An intermediate's opened key, and the scope it serves. */
+export interface SigningIntermediate extends CaKey<'intermediate'> {
+  readonly scope: string;
 }
 
 export interface LeafRequest {
@@ -109,20 +106,6 @@ export async function leafTemplateFor(issuer: SigningIntermediate, algorithm: Ke
   };
 }
 
-/** A scope's batch of leaves to mint: the template, the orders, and what their records name as issuer. */
-export interface LeafBatch {
-  scope: string;
-  template: LeafTemplate;
-  orders: LeafOrder[];
-  /** The issuing intermediate as records name it, and its PEM (chain.pem is leaf + intermediate). */
-  issuer: { fingerprint: string; key: string; pem: string };
-}
-
-/** Signs a batch: in-process by default; trellis-ci hands batches to worker threads. */
-export type LeafSigner = (batch: LeafBatch, signingKey: KeyObject) => Promise<EncodedLeaf[]>;
-
-export const signInProcess: LeafSigner = async (b, key) => signLeaves(b.template, b.orders, key);
-
 /**
  * The per-leaf checks and inputs of a scope's batch, with its randomness drawn
  * from the seam in one call: serials and key secrets.
@@ -168,11 +151,6 @@ export async function leafBatch(
     orders,
     issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert), pem: certificatePem(issuer.cert) },
   };
-}
-
-/** The KeyObject a LeafSigner signs with (it crosses to worker threads; a CryptoKey does not sign there). */
-export function signingKeyObject(issuer: SigningIntermediate): KeyObject {
-  return KeyObject.from(issuer.key as webcrypto.CryptoKey);
 }
 
 /** Turns a batch's encoded leaves into MintedLeaf: PEM, record; the certificate object only when asked for. */

@@ -5,7 +5,7 @@ import {
   KEY_ALGORITHMS,
   STORE_FILE,
   holdsStore,
-  importSigningKey,
+  caKeyFromPem,
   ledgerSigner,
   serializeRootState,
   Store,
@@ -156,7 +156,7 @@ async function runInit(a: Args): Promise<void> {
     ? await mintRoot(config, now, seam, a.rootKey)
     : await mintRoot(config, now, seam);
   const rootPem = certificatePem(root.cert);
-  const rootSigner = root.signer ?? { cert: root.cert, ...(await importSigningKey(root.keyPem)) };
+  const rootSigner = root.signer ?? (await caKeyFromPem('root', root.cert, root.keyPem));
   const rootState = { phase: 'steady' as const, active: fingerprint(root.cert), since: iso(now), revoked: [] };
   const { text: ledger } = appendToLedger(
     '',
