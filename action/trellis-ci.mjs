@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "ce942afc1846f82447db55e0b06b75f241e265f6", date: "2026-12-07T03:27:41Z" };
+    define_TRELLIS_BUILD_default = { commit: "e2cccd11d702ca77f408bf5f0a6ca29dd98a3332", date: "2026-12-07T04:02:19Z" };
   }
 });
 
@@ -38628,7 +38628,6 @@ var init_leaf_template = __esm({
 });
 
 // packages/core/src/x509/leaf.ts
-import { KeyObject as KeyObject2 } from "node:crypto";
 async function leafTemplateFor(issuer, algorithm) {
   const placeholder = await issuer.cert.publicKey.export();
   const exts = await extensionsFor(PROFILES.leaf, {
@@ -38682,9 +38681,6 @@ async function leafBatch(scope2, reqs, issuer, seam) {
     issuer: { fingerprint: fingerprint(issuer.cert), key: keyId(issuer.cert), pem: certificatePem(issuer.cert) }
   };
 }
-function signingKeyObject(issuer) {
-  return KeyObject2.from(issuer.key);
-}
 function mintedFromBatch(b, encoded) {
   const byService = new Map(b.orders.map((o2) => [o2.service, o2]));
   return encoded.map((e2) => {
@@ -38712,7 +38708,7 @@ function mintedFromBatch(b, encoded) {
     };
   });
 }
-var import_reflect_metadata5, x5095, SAN_OID, SKI_OID, signInProcess, secondsOf;
+var import_reflect_metadata5, x5095, SAN_OID, SKI_OID, secondsOf;
 var init_leaf = __esm({
   "packages/core/src/x509/leaf.ts"() {
     "use strict";
@@ -38727,7 +38723,6 @@ var init_leaf = __esm({
     init_names();
     SAN_OID = "2.5.29.17";
     SKI_OID = "2.5.29.14";
-    signInProcess = async (b, key) => signLeaves(b.template, b.orders, key);
     secondsOf = (d2) => new Date(Math.floor(d2.getTime() / 1e3) * 1e3);
   }
 });
@@ -38952,8 +38947,7 @@ function ledgerSigner(holder) {
     keyId: keyId(holder.cert),
     fingerprint: fingerprint(holder.cert),
     certificate: Buffer.from(holder.cert.rawData).toString("base64"),
-    // A key that cannot leave its token (a PKCS#11 root) brings its own synchronous signer.
-    sign: holder.signDer ?? ((data) => signBytes(holder.key, holder.algorithm, data))
+    sign: (data) => holder.signData(data)
   };
 }
 function signerCertificate(signer, known) {
@@ -42788,7 +42782,7 @@ var init_plan = __esm({
 
 // packages/core/src/ledger/burn.ts
 function signBurnStatement(b, signer) {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(b)));
+  const signature = Buffer.from(signer.signData(Buffer.from(canonicalJson(b))));
   const env2 = {
     statement: b,
     signer: certificatePem(signer.cert),
@@ -42883,7 +42877,7 @@ function releaseFor(mesh, scope2, leaf) {
   };
 }
 async function sealRelease(r, recipient, signer) {
-  const signature = signBytes(signer.key, signer.algorithm, Buffer.from(canonicalJson(r)));
+  const signature = Buffer.from(signer.signData(Buffer.from(canonicalJson(r))));
   const envelope = {
     release: r,
     signer: certificatePem(signer.cert),
@@ -43904,7 +43898,22 @@ var init_help = __esm({
 });
 
 // packages/core/src/x509/seam.ts
-import { randomBytes as randomBytes7, webcrypto as webcrypto2 } from "node:crypto";
+import { KeyObject as KeyObject2, randomBytes as randomBytes7, webcrypto as webcrypto2 } from "node:crypto";
+function caKey(role, cert2, held, seam = nodeCryptoSeam) {
+  return {
+    role,
+    cert: cert2,
+    key: held.key,
+    algorithm: held.algorithm,
+    signData: (d2) => seam.signData(held.key, held.algorithm, d2)
+  };
+}
+async function caKeyFromPem(role, cert2, pem2, seam = nodeCryptoSeam) {
+  return caKey(role, cert2, await importSigningKey(pem2), seam);
+}
+function signingKeyObject(issuer) {
+  return KeyObject2.from(issuer.key);
+}
 var nodeCryptoSeam;
 var init_seam = __esm({
   "packages/core/src/x509/seam.ts"() {
@@ -43913,6 +43922,7 @@ var init_seam = __esm({
     init_crypto();
     init_certificates();
     init_revocation();
+    init_leaf_template();
     nodeCryptoSeam = {
       randomBytes: (n2) => new Uint8Array(randomBytes7(n2)),
       generateKeyPair: (alg) => webcrypto2.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, [
@@ -43920,7 +43930,9 @@ var init_seam = __esm({
         "verify"
       ]),
       signCertificate: (p) => signCertificate(p),
-      signCrl: (p) => signCrl(p)
+      signCrl: (p) => signCrl(p),
+      signLeafBatch: async (b, key) => signLeaves(b.template, b.orders, key),
+      signData: (key, algorithm, data) => signBytes(key, algorithm, data)
     };
   }
 });
@@ -44229,7 +44241,7 @@ async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
   ];
   return { path: paths2.scopeCrl(scope2), content: crls.join("") };
 }
-async function mintScopeLeaves(mesh, scope2, services, signer, now, seam, sign3 = signInProcess) {
+async function mintScopeLeaves(mesh, scope2, services, signer, now, seam) {
   const def = scopeDef(mesh, scope2);
   const byName = new Map(def.services.map((s) => [s.name, s]));
   const reqs = services.map((name) => {
@@ -44244,7 +44256,7 @@ async function mintScopeLeaves(mesh, scope2, services, signer, now, seam, sign3 
     };
   });
   const batch = await leafBatch(scope2, reqs, signer, seam);
-  return mintedFromBatch(batch, await sign3(batch, signingKeyObject(signer)));
+  return mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer)));
 }
 function remintEvidence(mesh, scope2, leaves, now, actor2) {
   const m = mesh.material.get(scope2);
@@ -44289,7 +44301,7 @@ async function renewScopes(i2) {
       const services = plan2.mint.filter((x) => x.scope === scope2).map((x) => x.service);
       return [
         scope2,
-        services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam, i2.signLeaves) : Promise.resolve([])
+        services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam) : Promise.resolve([])
       ];
     })
   );
@@ -44416,6 +44428,7 @@ var init_ci_procedures = __esm({
     init_define_TRELLIS_BUILD();
     init_certificates();
     init_crypto();
+    init_seam();
     init_evidence();
     init_issuance();
     init_ledger();
@@ -60893,7 +60906,7 @@ async function refuseRootOpeners(mesh, ids) {
     });
   }
 }
-async function openIntermediate(mesh, scope2, ids, which = "active") {
+async function openIntermediate(mesh, scope2, ids, which = "active", seam = nodeCryptoSeam) {
   const live = inRole(liveIntermediates(mesh, scope2), which);
   if (!live)
     throw new TrellisError("not-yet-minted", `scope ${scope2} has no ${which} intermediate`, {
@@ -60922,8 +60935,7 @@ async function openIntermediate(mesh, scope2, ids, which = "active") {
       hint: "restore bundles/<scope>/ from git; if it was tampered with, run trellis-root recover"
     });
   }
-  const { key, algorithm } = await importSigningKey(pem2);
-  return { scope: scope2, cert: cert2, key, algorithm };
+  return { scope: scope2, ...await caKeyFromPem("intermediate", cert2, pem2, seam) };
 }
 
 // packages/ci/src/out-write.ts
@@ -61128,13 +61140,13 @@ function outputFailure(e2, outDir) {
     hint: "point --out at a writable directory"
   });
 }
-async function openScopeKeys(mesh, scope2, ids) {
-  const signer = await openIntermediate(mesh, scope2, ids, "active");
+async function openScopeKeys(mesh, scope2, ids, seam = nodeCryptoSeam) {
+  const signer = await openIntermediate(mesh, scope2, ids, "active", seam);
   const set = crlSetOf(liveIntermediates(mesh, scope2));
   const signers = [.../* @__PURE__ */ new Set([...set.leaf, ...set.anchor])];
   const crl = await Promise.all(
     signers.map(async (l) => ({
-      ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role),
+      ...l.role === "active" ? signer : await openIntermediate(mesh, scope2, ids, l.role, seam),
       leafCrl: set.leaf.includes(l),
       anchorCrl: set.anchor.includes(l)
     }))
@@ -61662,13 +61674,13 @@ async function renewPlanned(store, o2, identities, say, planned) {
   tell();
   const note = plan2.mint.length || fs12.existsSync(o2.out) && scopesInOutput(o2.out, scopes).length ? prepareOutDir(o2.out, { store: o2.defaultOutOf, storeDir: store.dir }) : void 0;
   if (note) say(note.trimEnd());
+  const seam = o2.seam ?? nodeCryptoSeam;
   const keys = /* @__PURE__ */ new Map();
-  for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids));
+  for (const s of touched) keys.set(s, await openScopeKeys(mesh, s, ids, seam));
   t?.mark("keys");
   const progress = o2.progress?.(plan2.mint.length) ?? NO_PROGRESS;
   progress.start(plan2.mint.length);
   const pool = plan2.mint.length >= WORKER_MIN_LEAVES ? o2.pool : void 0;
-  const signLeaves2 = pool?.sign;
   const result = await renewScopes({
     mesh,
     plan: plan2,
@@ -61678,12 +61690,12 @@ async function renewPlanned(store, o2, identities, say, planned) {
     keys,
     now,
     actor: actor(),
-    seam: nodeCryptoSeam,
-    ...signLeaves2 ? { signLeaves: signLeaves2 } : {}
+    // The pool is the seam's leaf signer on worker threads; every other signature stays on this one.
+    seam: pool ? { ...seam, signLeafBatch: pool.sign } : seam
   }).catch((e2) => {
     throw typeof e2.path === "string" && e2.path.startsWith(o2.out) ? outputFailure(e2, o2.out) : e2;
   });
-  if (!signLeaves2) progress.tick(result.count);
+  if (!pool) progress.tick(result.count);
   if (o2.shard) assertShardWrites(scopes[0], result.writes);
   t?.mark("procedures");
   const after = loadMesh(store.withPending(result.writes));
@@ -62528,7 +62540,7 @@ async function activate(mesh, scope2, ids, reason, now) {
   const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
   const fp = fingerprint(standby.cert);
   const t = advanceScope(m.state, { type: "recover", fresh: fp }, now, scope2);
-  const signer = { scope: scope2, cert: standby.cert, ...await importSigningKey(pem2) };
+  const signer = { scope: scope2, ...await caKeyFromPem("intermediate", standby.cert, pem2) };
   const burnedFps = burned.map((l) => fingerprint(l.cert));
   const writes = [
     ...effectWrites(mesh, scope2, t.effects, { pem: certificatePem(standby.cert), keyAge: await encryptTo([ci], pem2) }),
