@@ -1,12 +1,12 @@
 /**
- * docs/errors.md is the table of every reason, its exit code and what to do:
- * checked row by row against the code's own table, and every CLI's error line
+ * docs/errors.md is the code's table of every reason (REASONS: its exit code and
+ * what to do), row for row, and every CLI's error line
  * carries the reason (with --json, an error object on stdout too).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REASON_EXIT_CODES } from '@trellis/core';
+import { REASONS } from '@trellis/core';
 import { REPO, trellisCi, trellisRoot } from './helpers/cli.js';
 
 const rows = [
@@ -14,12 +14,10 @@ const rows = [
 ].map((m) => ({ reason: m[1]!, exit: Number(m[2]), todo: m[3]! }));
 
 describe('docs/errors.md', () => {
-  it('lists every reason once, with the exit code the code gives it, and what to do', () => {
-    expect(rows.map((r) => r.reason).sort()).toEqual(Object.keys(REASON_EXIT_CODES).sort());
-    for (const r of rows) {
-      expect(r.exit, r.reason).toBe(REASON_EXIT_CODES[r.reason as keyof typeof REASON_EXIT_CODES]);
-      expect(r.todo.length, r.reason).toBeGreaterThan(20);
-    }
+  it("is the code's table of reasons, row for row: every reason once, its exit code and what to do", () => {
+    expect(rows.map((r) => r.reason)).toEqual(Object.keys(REASONS));
+    for (const r of rows)
+      expect({ exit: r.exit, todo: r.todo }, r.reason).toEqual(REASONS[r.reason as keyof typeof REASONS]);
   });
 
   it('every CLI prints the reason on its error line; --json adds the error object on stdout', async () => {

@@ -11,7 +11,6 @@ import {
   paths,
   requireConfirmedPolicy,
   requireIdentities,
-  tryDecrypt,
   inRole,
   liveIntermediates,
   type IntermediateRole,
@@ -21,6 +20,7 @@ import {
   READ_LIMITS,
   nodeCryptoSeam,
   type CryptoSeam,
+  refuseRootOpeners,
 } from '@trellis/core';
 
 /**
@@ -32,19 +32,9 @@ export async function ciIdentities(mesh: Mesh, scopes?: string[]): Promise<strin
   // Routine CI work (renew, revoke, compose) never carries the on-call team's secret.
   assertNoBreakglass(process.env, 'routine CI work (it is for trellis-ci activate-standby only)');
   const ids = requireIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-  await refuseRootOpeners(mesh, ids);
+  await refuseRootOpeners(mesh, ids, 'the CI identity', 'CI');
   if (scopes) await assertIdentityScoped(mesh, ids, scopes);
   return ids;
-}
-
-/** An identity that opens the root key has no place in CI, even if it was handed over as "the CI identity". */
-async function refuseRootOpeners(mesh: Mesh, ids: string[]): Promise<void> {
-  if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError('custody-root-identity-in-ci', 'the identity given as the CI identity opens the root key', {
-      file: paths.rootKey,
-      hint: 'take it out of CI now and treat the root identity as exposed: plan a root rotation',
-    });
-  }
 }
 
 /**

@@ -2,7 +2,7 @@
  * @trellis/core: the model, rules and store of a trellis mesh. Root-signing code is not here: it lives
  * in @trellis/offline.
  */
-export { TrellisError, isTrellisError, REASON_EXIT_CODES } from './model/errors.js';
+export { TrellisError, isTrellisError, REASONS } from './model/errors.js';
 export { parseDuration, formatDuration, iso, CLOCK_SKEW_MS, notYetValid, assertNowNotAhead } from './model/time.js';
 export {
   GLOBAL_SCOPE,
@@ -121,6 +121,7 @@ export {
 export { reencrypt, withRecipients } from './custody/rekey.js';
 export {
   assertIdentityScoped,
+  refuseRootOpeners,
   ciRecipientOf,
   ciScopesRecord,
   confirmedCiCustody,

@@ -33,12 +33,12 @@ import {
   serializeScopeState,
   signBurnStatement,
   trustBundleFiles,
-  tryDecrypt,
   withStore,
   type FileWrite,
   type Mesh,
   readBounded,
   READ_LIMITS,
+  refuseRootOpeners,
 } from '@trellis/core';
 
 interface Args {
@@ -97,16 +97,7 @@ async function activate(
   now: Date,
 ): Promise<{ writes: FileWrite[]; report: string[] }> {
   scopeDef(mesh, scope);
-  if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError(
-      'custody-root-identity-in-ci',
-      'the identity given as the break-glass identity opens the root key',
-      {
-        file: paths.rootKey,
-        hint: 'take it out of this environment and treat the root identity as exposed: plan a root rotation',
-      },
-    );
-  }
+  await refuseRootOpeners(mesh, ids, 'the break-glass identity', 'this environment');
   const live = liveIntermediates(mesh, scope);
   const standby = inRole(live, 'standby');
   if (!standby)

@@ -106,6 +106,19 @@ function whose(c: CiCustody, r: string): string {
 }
 
 /**
+ * Refuses (exit 3) an identity handed to trellis-ci (`as`: the CI identity, the break-glass identity) that opens the
+ * root key: it has no place there, whatever it was called when it was handed over.
+ */
+export async function refuseRootOpeners(mesh: Mesh, ids: string[], as: string, where: string): Promise<void> {
+  if (mesh.rootKeyAge !== undefined && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
+    throw new TrellisError('custody-root-identity-in-ci', `the identity given as ${as} opens the root key`, {
+      file: paths.rootKey,
+      hint: `take it out of ${where} now and treat the root identity as exposed: plan a root rotation`,
+    });
+  }
+}
+
+/**
  * Refuses (exit 3) CI identities that open an intermediate key of a scope
  * outside `asked`, where separation applies: the other scope has its own
  * recipient, or one asked for has. "Opens" is decided by the identity's
