@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e2cccd11d702ca77f408bf5f0a6ca29dd98a3332", date: "2026-12-07T04:02:19Z" };
+    define_TRELLIS_BUILD_default = { commit: "e8ce1fa56223a5d72d5ca24172c01456f901079e", date: "2026-12-07T04:07:55Z" };
   }
 });
 
@@ -97,58 +97,145 @@ var require_get_caller_file = __commonJS({
 function isTrellisError(e2) {
   return e2 instanceof TrellisError;
 }
-var REASON_EXIT_CODES, TrellisError;
+var REASONS, TrellisError;
 var init_errors = __esm({
   "packages/core/src/model/errors.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    REASON_EXIT_CODES = {
-      usage: 2,
-      "bad-config": 2,
-      "bad-scope": 2,
-      "unknown-scope": 2,
-      "unknown-service": 2,
-      "bad-recipient": 2,
-      "bad-identity": 2,
-      "no-store": 2,
-      "store-exists": 2,
-      "bad-time": 2,
-      "bad-release": 2,
-      "bad-host-state": 2,
-      "ownership-collision": 2,
-      "custody-root-identity-in-ci": 3,
-      "custody-ci-posture": 3,
-      "custody-ci-identity-on-root": 3,
-      "custody-online": 3,
-      "custody-missing-identity": 3,
-      "custody-wrong-identity": 3,
-      "custody-recipients": 3,
-      "release-refused": 3,
-      "custody-out-dir": 3,
-      "custody-not-allowed": 3,
-      "custody-allow-list-unconfirmed": 3,
-      "custody-policy-unconfirmed": 3,
-      "custody-clock-behind": 3,
-      "custody-identity-in-drill": 3,
-      "custody-not-confirmed": 3,
-      "custody-token": 3,
-      "custody-identity-too-broad": 3,
-      "custody-breakglass-misplaced": 3,
-      "store-locked": 4,
-      "store-changed": 4,
-      "profile-violation": 1,
-      "outlives-issuer": 1,
-      "issuer-expiring": 1,
-      "name-outside-constraints": 1,
-      "not-yet-minted": 1,
-      "already-minted": 1,
-      "wrong-phase": 1,
-      "key-mismatch": 1,
-      "corrupt-store": 1,
-      "verification-failed": 1,
-      "peer-failed": 1,
-      "output-failed": 1,
-      "shard-outside-scope": 1
+    REASONS = {
+      usage: { exit: 2, todo: "a flag or argument is wrong: read the hint, or the command's `--help`" },
+      "bad-config": { exit: 2, todo: "`trellis.yaml` does not parse or a field is invalid: fix the named field" },
+      "bad-scope": {
+        exit: 2,
+        todo: "a scope file does not parse or a field is invalid: fix the named field in the pull request"
+      },
+      "unknown-scope": { exit: 2, todo: "no scope of that name is declared: check `scopes/`" },
+      "unknown-service": { exit: 2, todo: "no service of that name in the scope: check the scope file" },
+      "bad-recipient": { exit: 2, todo: "not a valid age recipient: copy it again (`age-keygen -y`)" },
+      "bad-identity": {
+        exit: 2,
+        todo: "an identity (file or variable) is not an age identity, or is unreadable: check the variable named"
+      },
+      "no-store": { exit: 2, todo: "no `trellis.yaml` here or above: pass `--store` or set `TRELLIS_STORE`" },
+      "store-exists": { exit: 2, todo: "`init` into an existing store: choose an empty directory" },
+      "bad-time": {
+        exit: 2,
+        todo: "a `--now` or a date that does not parse, or lies where it may not: write RFC 3339 with an offset"
+      },
+      "bad-release": { exit: 2, todo: "a sealed release is damaged or not one: copy it from CI again" },
+      "bad-host-state": { exit: 2, todo: "the agent's state file is damaged: restore it, or reinstall the host" },
+      "ownership-collision": {
+        exit: 2,
+        todo: "two services claim one DNS name, SPIFFE ID, directory or Kubernetes object: the others were served; fix the pull request that made the collision"
+      },
+      "custody-root-identity-in-ci": {
+        exit: 3,
+        todo: "the offline identity is visible to CI: remove it from CI's secrets at once, and consider it exposed"
+      },
+      "custody-ci-posture": {
+        exit: 3,
+        todo: "`trellis-ci` runs outside CI (`CI` unset), or a command needs CI: run it in CI"
+      },
+      "custody-ci-identity-on-root": { exit: 3, todo: "the CI identity is set on the offline workstation: unset it" },
+      "custody-online": {
+        exit: 3,
+        todo: "`trellis-root` on a machine with a network up: disconnect, or `--allow-online` (recorded)"
+      },
+      "custody-missing-identity": {
+        exit: 3,
+        todo: "the command needs an identity that is not given: set the variable it names"
+      },
+      "custody-wrong-identity": {
+        exit: 3,
+        todo: "the identity given does not open this key or release: use the one whose recipient `trellis.yaml` lists"
+      },
+      "custody-recipients": {
+        exit: 3,
+        todo: "recipients in `trellis.yaml` changed since the custodian recorded them, or mix kinds: confirm (`--confirm-recipients`) or restore"
+      },
+      "release-refused": {
+        exit: 3,
+        todo: "a host refused a release: not signed under its pinned roots, revoked, expired, dated ahead, or a replay; see the message"
+      },
+      "custody-out-dir": {
+        exit: 3,
+        todo: "plaintext keys would be written where they must not be (a link, another user's directory, the tracked tree): choose another path"
+      },
+      "custody-not-allowed": {
+        exit: 3,
+        todo: "a scope file selects what the deploy allow-list does not hold: select an allowed entry, or the custodian adds and confirms one"
+      },
+      "custody-allow-list-unconfirmed": {
+        exit: 3,
+        todo: "the deploy allow-list changed without the custodian: `trellis-root confirm`, or revert"
+      },
+      "custody-policy-unconfirmed": {
+        exit: 3,
+        todo: "`mesh`, `trustDomain` or `defaults` changed without the custodian: `trellis-root confirm`, or revert"
+      },
+      "custody-clock-behind": { exit: 3, todo: "this clock (or `--now`) is behind the root ledger: fix the clock" },
+      "custody-identity-in-drill": { exit: 3, todo: "`trellis-drill` sees a real identity: run it where none is set" },
+      "custody-not-confirmed": {
+        exit: 3,
+        todo: "a step needs a custodian's root-signed confirmation that is missing: see the message"
+      },
+      "custody-token": {
+        exit: 3,
+        todo: "the PKCS#11 token or its PIN is missing or wrong: check the module, the token and `TRELLIS_PKCS11_PIN`"
+      },
+      "custody-identity-too-broad": {
+        exit: 3,
+        todo: "a CI identity that opens another separated scope's key: give each scope's job only its own identity"
+      },
+      "custody-breakglass-misplaced": { exit: 3, todo: "the break-glass identity is somewhere it must not be: remove it" },
+      "store-locked": {
+        exit: 4,
+        todo: "another trellis command holds the store: wait for it, or remove a lock its holder left (the message names it)"
+      },
+      "store-changed": { exit: 4, todo: "the store changed under the command: rerun" },
+      "profile-violation": {
+        exit: 1,
+        todo: "a certificate does not match its profile: restore it from git; if it was tampered with, treat the scope as compromised"
+      },
+      "outlives-issuer": {
+        exit: 1,
+        todo: "a certificate would outlive its issuer: shorten the TTL, or rotate the issuer first"
+      },
+      "issuer-expiring": { exit: 1, todo: "the issuer has too little life left: rotate it" },
+      "name-outside-constraints": {
+        exit: 1,
+        todo: "a name lies outside the scope's name constraints: use a name under the scope's domain"
+      },
+      "not-yet-minted": {
+        exit: 1,
+        todo: "the scope has no intermediate yet: the custodian runs `trellis-root intermediate`"
+      },
+      "already-minted": { exit: 1, todo: "the scope already has an intermediate: rotate or recover it instead" },
+      "wrong-phase": {
+        exit: 1,
+        todo: "the rotation is not in the phase this step needs: `trellis-ci status` shows where it is"
+      },
+      "key-mismatch": {
+        exit: 1,
+        todo: "a key does not match its certificate: restore both from git; if tampered with, recover the scope"
+      },
+      "corrupt-store": {
+        exit: 1,
+        todo: "a store file is damaged or missing: restore it from git history (the message names it)"
+      },
+      "verification-failed": {
+        exit: 1,
+        todo: "a check of the store failed: run `trellis-ci verify` and follow its findings"
+      },
+      "peer-failed": {
+        exit: 1,
+        todo: "a peer (ssh, kubectl, a reload, a TLS handshake) failed: its own error is in the message"
+      },
+      "output-failed": { exit: 1, todo: "an output could not be written whole: free space or fix the path, and rerun" },
+      "shard-outside-scope": {
+        exit: 1,
+        todo: "a shard's output touches another scope: rerun the shard with its own scope"
+      }
     };
     TrellisError = class extends Error {
       reason;
@@ -164,7 +251,7 @@ var init_errors = __esm({
         this.hint = opts2.hint;
       }
       get exitCode() {
-        return REASON_EXIT_CODES[this.reason];
+        return REASONS[this.reason].exit;
       }
     };
   }
@@ -39564,7 +39651,7 @@ var init_rotation = __esm({
 
 // packages/core/src/x509/revocation.ts
 function crlReason(text) {
-  return own(REASONS, text) ?? x5096.X509CrlReason.unspecified;
+  return own(REASONS2, text) ?? x5096.X509CrlReason.unspecified;
 }
 async function signCrl(p, crypto3) {
   const crl = await x5096.X509CrlGenerator.create(
@@ -39653,7 +39740,7 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
   }
   return void 0;
 }
-var import_reflect_metadata6, x5096, import_asn1_schema2, import_asn1_x5092, REASONS;
+var import_reflect_metadata6, x5096, import_asn1_schema2, import_asn1_x5092, REASONS2;
 var init_revocation = __esm({
   "packages/core/src/x509/revocation.ts"() {
     "use strict";
@@ -39666,7 +39753,7 @@ var init_revocation = __esm({
     init_certificates();
     init_data();
     init_time();
-    REASONS = {
+    REASONS2 = {
       keyCompromise: x5096.X509CrlReason.keyCompromise,
       cACompromise: x5096.X509CrlReason.cACompromise,
       affiliationChanged: x5096.X509CrlReason.affiliationChanged,
@@ -40091,6 +40178,14 @@ function whose(c3, r) {
   if (r === c3.shared) return "the shared CI recipient (recipients.ci)";
   const s = Object.keys(c3.scopes).find((k) => c3.scopes[k] === r);
   return s ? `scope ${s}'s own CI recipient (recipients.ciScopes.${s})` : `a recipient trellis.yaml does not name (${short(r)})`;
+}
+async function refuseRootOpeners(mesh, ids, as, where) {
+  if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
+    throw new TrellisError("custody-root-identity-in-ci", `the identity given as ${as} opens the root key`, {
+      file: paths2.rootKey,
+      hint: `take it out of ${where} now and treat the root identity as exposed: plan a root rotation`
+    });
+  }
 }
 async function assertIdentityScoped(mesh, ids, asked) {
   const c3 = confirmedCiCustody(mesh);
@@ -60894,17 +60989,9 @@ init_src();
 async function ciIdentities(mesh, scopes) {
   assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
   const ids = requireIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-  await refuseRootOpeners(mesh, ids);
+  await refuseRootOpeners(mesh, ids, "the CI identity", "CI");
   if (scopes) await assertIdentityScoped(mesh, ids, scopes);
   return ids;
-}
-async function refuseRootOpeners(mesh, ids) {
-  if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError("custody-root-identity-in-ci", "the identity given as the CI identity opens the root key", {
-      file: paths2.rootKey,
-      hint: "take it out of CI now and treat the root identity as exposed: plan a root rotation"
-    });
-  }
 }
 async function openIntermediate(mesh, scope2, ids, which = "active", seam = nodeCryptoSeam) {
   const live = inRole(liveIntermediates(mesh, scope2), which);
@@ -62491,16 +62578,7 @@ var activateStandby = {
 };
 async function activate(mesh, scope2, ids, reason, now) {
   scopeDef(mesh, scope2);
-  if (mesh.rootKeyAge !== void 0 && (await tryDecrypt(ids, mesh.rootKeyAge)).ok) {
-    throw new TrellisError(
-      "custody-root-identity-in-ci",
-      "the identity given as the break-glass identity opens the root key",
-      {
-        file: paths2.rootKey,
-        hint: "take it out of this environment and treat the root identity as exposed: plan a root rotation"
-      }
-    );
-  }
+  await refuseRootOpeners(mesh, ids, "the break-glass identity", "this environment");
   const live = liveIntermediates(mesh, scope2);
   const standby = inRole(live, "standby");
   if (!standby)
