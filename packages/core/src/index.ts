@@ -181,7 +181,15 @@ export {
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
 export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
 export { planRenew, type RenewPlan } from './procedures/plan.js';
-export { explainHandshake, recordParty, certificateParty, renderExplanation, type Party } from './verify/explain.js';
+export {
+  explainHandshake,
+  recordParty,
+  certificateParty,
+  renderExplanation,
+  STACKS,
+  type Party,
+  type Stack,
+} from './verify/explain.js';
 export { reportInput, renderReportHtml } from './report/report-html.js';
 export { refuseRepeatedFlags } from './shell/flags.js';
 export { isSelfContainedBuild, versionCommand } from './shell/build-info.js';
