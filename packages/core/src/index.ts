@@ -157,6 +157,7 @@ export {
 } from './trust/scope-trust.js';
 export { effectWrites } from './rotation/effects.js';
 export type { Mesh } from './model/mesh.js';
+export { RELEASE_SECRET } from './model/mesh.js';
 export {
   liveIntermediates,
   anchorsBy,
@@ -246,6 +247,7 @@ export {
   sealRelease,
   openSealedRelease,
   describeRelease,
+  releaseFileBytes,
   type Release,
   type LeafFiles,
 } from './trust/release.js';
@@ -288,4 +290,4 @@ export {
   recordedRelease,
   type RecordedTarget,
 } from './ledger/deploy-record.js';
-export { scopeTruststore, serviceKeystore, jvmCrlPem } from './trust/jvm.js';
+export { scopeTruststore, serviceKeystore, jvmCrlPem, jvmReleaseFiles } from './trust/jvm.js';
