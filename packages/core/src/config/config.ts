@@ -73,8 +73,8 @@ export type DeploySelection =
  * Extra encodings a deploy entry may ask for, of what its target already gets: `pkcs12` adds keystore.p12 (the same key
  * and leaf), truststore.p12 and crl.jvm.pem (docs/jvm.md). It never adds a destination.
  */
-export const RELEASE_FORMATS = ['pkcs12'] as const;
-export type ReleaseFormat = (typeof RELEASE_FORMATS)[number];
+const RELEASE_FORMATS = ['pkcs12'] as const;
+type ReleaseFormat = (typeof RELEASE_FORMATS)[number];
 
 /** A selection resolved against the confirmed allow-list: what deploy executes and where it delivers. */
 export type DeployTarget =
