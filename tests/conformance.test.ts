@@ -673,6 +673,35 @@ async function listening(port: number): Promise<void> {
 }
 
 describe('what a declared divergence rests on', () => {
+  it("Botan 2 refuses a root-anchored trellis chain for the intermediate's ::/0 exclusion, then for the leaf's SPIFFE ID: only a chain with neither verifies", async () => {
+    const verifiers = new Verifiers(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-botan-')));
+    const judge = async (excludedIps: string[], sans = INSIDE) => {
+      const ca = await forgeCertificate(world.root, {
+        subject: 'O=test, OU=us-east-1, CN=botan probe',
+        profile: PROFILES.intermediate,
+        permitted: { ...permittedNamesFor('us-east-1', 'mesh.example'), excludedIps },
+        notBefore: new Date(world.now.getTime() - 60_000),
+        notAfter: new Date(world.now.getTime() + 30 * DAY),
+      });
+      return verifiers.run('botan', {
+        presented: await forgedLeaf(world, ca, sans),
+        trust: trustOf.root,
+        purpose: 'client',
+        peer: world.peer.root,
+      });
+    };
+    expect(permittedNamesFor('us-east-1', 'mesh.example').excludedIps).toEqual(['0.0.0.0/0', '::/0']);
+    expect((await judge(['0.0.0.0/0', '::/0'])).detail).toMatch(BOTAN_REFUSES.root);
+    // Without it, Botan 2 still refuses a trellis leaf: it matches no URI SAN (the SPIFFE ID) to a URI constraint.
+    expect((await judge(['0.0.0.0/0'])).detail).toMatch(/Certificate does not pass name constraint$/);
+    // Only a chain with neither verifies: not a way out, since without ::/0 an IPv6 SAN would lie outside every
+    // constraint (and so be allowed), and trellis leaves carry their SPIFFE ID.
+    expect(await judge(['0.0.0.0/0'], { dns: INSIDE.dns, uris: [] })).toEqual({
+      accepted: true,
+      detail: 'Certificate passes validation checks',
+    });
+  });
+
   it('GnuTLS refuses the keyEncipherment-only client in a handshake (gnutls-serv), though certtool --verify accepts its chain', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-gnutls-serv-'));
     const f = (name: string, text: string) => {
