@@ -34,7 +34,8 @@ command -v curl >/dev/null 2>&1 || need+=(curl)         # the README's quickstar
 [ -x /usr/bin/chromium ] || need+=(chromium)   # tests/report.test.ts opens the report in it (playwright-core)
 command -v softhsm2-util >/dev/null 2>&1 || need+=(softhsm2)   # tests/root-on-token.test.ts: a PKCS#11 token for the root key
 command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)       # pkcs11-tool: what the token holds (docs/root-on-token.md)
-command -v keytool >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)   # tests/jvm.test.ts: keytool and a JSSE handshake (docs/jvm.md)
+command -v keytool >/dev/null 2>&1 && command -v javac >/dev/null 2>&1 || need+=(default-jdk-headless)   # tests/jvm.test.ts and the conformance table: keytool, JSSE handshakes (docs/jvm.md)
+command -v botan >/dev/null 2>&1 || need+=(botan)   # tests/conformance.test.ts: the Botan column (botan cert_verify)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "bootstrap: apt-get install ${need[*]}" >&2

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { tool } from './helpers/cli.js';
+import { REPO, tool } from './helpers/cli.js';
 import {
   Store,
   certificateParty,
@@ -349,6 +349,65 @@ describe('what explain says', () => {
       check: 'crl',
       openssl: expect.stringMatching(/^error 23/),
     });
+  });
+  it("--stack jvm declares that a JVM ignores its anchors' name constraints, so the boundary holds only with the scope check; --stack botan refuses", async () => {
+    const plain = await m.ci(['explain', 'global/control', 'us-east-1/api', '--now', plus(1), '--now-ahead']);
+    expect(plain.stdout).not.toMatch(/declared for|scope check/);
+    const r = await m.ci([
+      'explain',
+      'global/control',
+      'us-east-1/api',
+      '--stack',
+      'jvm',
+      '--now',
+      plus(1),
+      '--now-ahead',
+    ]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/the handshake PASSES/);
+    expect(r.stdout).toMatch(
+      /✓ name-constraints every name inside global\.mesh\.example \(a JVM applies this only with the scope check in docs\/jvm\.md\)/,
+    );
+    expect(r.stdout).toMatch(
+      /declared for a jvm verifier:\n {2}- a JVM \(Java PKIX, JSSE\) does not apply a trust anchor's name constraints.*the name boundary holds only with the scope check in docs\/jvm\.md/,
+    );
+    expect(r.stdout).toMatch(/crl\.jvm\.pem \(bundle --format crl-jvm\), not crl\.pem/);
+    // The section it points to is there.
+    expect(fs.readFileSync(path.join(REPO, 'docs/jvm.md'), 'utf8')).toMatch(/^## The scope check/m);
+    const j = await m.ci([
+      'explain',
+      'global/control',
+      'us-east-1/api',
+      '--stack',
+      'jvm',
+      '--json',
+      '--now',
+      plus(1),
+      '--now-ahead',
+    ]);
+    expect(JSON.parse(j.stdout)).toMatchObject({
+      stack: 'jvm',
+      passes: true,
+      gaps: [expect.stringMatching(/scope check/), expect.any(String)],
+    });
+    const b = await m.ci([
+      'explain',
+      'global/control',
+      'us-east-1/api',
+      '--stack',
+      'botan',
+      '--json',
+      '--now',
+      plus(1),
+      '--now-ahead',
+    ]);
+    expect(b.code).toBe(1);
+    const e = JSON.parse(b.stdout);
+    expect(e.passes).toBe(false);
+    for (const d of e.directions)
+      expect(d.decidedBy).toMatchObject({ check: 'stack', detail: expect.stringMatching(/^Botan 2 builds no path/) });
+    expect(e.gaps[0]).toMatch(/docs\/conformance\.md#botan-consumers/);
+    expect((await m.ci(['explain', 'global/control', 'us-east-1/api', '--stack', 'gnutls'])).code).toBe(2);
   });
   it('refuses a party that is neither a declared service nor a certificate file (exit 2, naming the scope file)', async () => {
     const r = await m.ci(['explain', 'us-east-1/nope', 'global/control']);

@@ -347,6 +347,21 @@ describe('ssh target against a real sshd', () => {
     );
     expect(fs.statSync(path.join(dir, 'current', 'key.pem')).mode & 0o777).toBe(0o600);
   });
+  it('carries the binary PKCS#12 files of formats: [pkcs12] byte for byte (docs/jvm.md)', async () => {
+    const dir = path.join(root, 'ssh-pkcs12');
+    const m = await withTargets([{ type: 'ssh', host: 'local', path: dir, formats: ['pkcs12'] }], {
+      ssh: { local: sshHost(sshd.hostKey) },
+    });
+    const env = { TRELLIS_PKCS12_PASSWORD: 'ssh carries bytes' };
+    const d = await m.ci(['deploy'], env);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    const out = path.join(root, 'ssh-pkcs12.p12');
+    await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'api', '--out', out], env);
+    // Reproducible under one password: the bytes bundle writes are the bytes that crossed SSH.
+    expect(fs.readFileSync(path.join(dir, 'current', 'keystore.p12'))).toEqual(fs.readFileSync(out));
+    expect(fs.statSync(path.join(dir, 'current', 'keystore.p12')).mode & 0o777).toBe(0o600);
+    expect(fs.existsSync(path.join(dir, 'current', 'truststore.p12'))).toBe(true);
+  });
   it('refuses a host whose key is not the pinned one, and still serves the other targets', async () => {
     const dir = path.join(root, 'ssh-wrong');
     const other = path.join(root, 'ssh-wrong-other');

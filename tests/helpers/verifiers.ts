@@ -12,9 +12,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { parseCertificates, pemDecodeAll, pemEncode, trustOpensslPem } from '@trellis/core';
-import { goverify, tool } from './cli.js';
+import { REPO, goverify, tool } from './cli.js';
 
-export const VERIFIERS = ['openssl', 'go', 'nss', 'gnutls', 'node'] as const;
+export const VERIFIERS = ['openssl', 'go', 'nss', 'gnutls', 'node', 'pkix', 'jsse', 'botan'] as const;
 export type Verifier = (typeof VERIFIERS)[number];
 export const VERIFIER_LABEL: Record<Verifier, string> = {
   openssl: 'OpenSSL',
@@ -22,7 +22,14 @@ export const VERIFIER_LABEL: Record<Verifier, string> = {
   nss: 'NSS',
   gnutls: 'GnuTLS',
   node: 'Node TLS',
+  pkix: 'Java PKIX',
+  jsse: 'Java JSSE',
+  botan: 'Botan',
 };
+
+/** Judged by one JVM for the whole table (tests/jvm/Conformance.java): a JVM per cell would cost a second each. */
+export const JVM_VERIFIERS = ['pkix', 'jsse'] as const satisfies readonly Verifier[];
+const JVM_CONFORMANCE = path.join(REPO, 'tests/jvm/Conformance.java');
 
 /** The role the presented leaf plays: a client is checked for clientAuth, a server for serverAuth. */
 export type Purpose = 'client' | 'server';
@@ -100,7 +107,57 @@ export class Verifiers {
         return this.gnutls(c);
       case 'node':
         return nodeHandshake(c);
+      case 'botan':
+        return this.botan(c);
+      case 'pkix':
+      case 'jsse':
+        throw new Error(`${v} is judged in one JVM for every cell: call jvm()`);
     }
+  }
+
+  /**
+   * Java 17's PKIX CertPathValidator and a JSSE handshake on every cell, in one JVM. The CRLs are the ones
+   * `bundle --format crl-jvm` ships: no anchor CRLs (docs/jvm.md).
+   */
+  async jvm(cells: Cell[]): Promise<Record<(typeof JVM_VERIFIERS)[number], Verdict>[]> {
+    const lines = cells.map((c, i) =>
+      [
+        i,
+        c.purpose,
+        file(this.dir, 'pem', c.presented.chain),
+        file(this.dir, 'key', c.presented.key),
+        file(this.dir, 'pem', c.trust.anchors),
+        c.trust.crls.length ? file(this.dir, 'crl', c.trust.crls.join('')) : '-',
+        file(this.dir, 'pem', c.peer.chain),
+        file(this.dir, 'key', c.peer.key),
+      ].join('\t'),
+    );
+    const r = await tool('java', [JVM_CONFORMANCE, file(this.dir, 'cases', `${lines.join('\n')}\n`)]);
+    if (r.code !== 0) throw new Error(`java Conformance.java: ${r.stderr}`);
+    const out = cells.map(() => ({}) as Record<(typeof JVM_VERIFIERS)[number], Verdict>);
+    for (const line of r.stdout.trim().split('\n')) {
+      const [i, v, verdict, detail] = line.split('\t') as [string, 'pkix' | 'jsse', string, string];
+      out[Number(i)]![v] = { accepted: verdict === 'accepted', detail };
+    }
+    return out;
+  }
+
+  /**
+   * `botan cert_verify leaf CAs…`: Botan 2's path validation with the anchors and the sent CAs as its store (the CLI
+   * takes no CRL or purpose, and trusts every CA it is given). It exits 0 either way; its one line says.
+   */
+  private async botan(c: Cell): Promise<Verdict> {
+    // One certificate per file: the CLI reads the first of each.
+    const each = (pem: string) =>
+      pemDecodeAll(pem, 'CERTIFICATE').map((der) => file(this.dir, 'pem', pemEncodeCert(der)));
+    const r = await tool('botan', [
+      'cert_verify',
+      file(this.dir, 'pem', firstCert(c.presented.chain)),
+      ...each(c.trust.anchors),
+      ...each(caCerts(c.presented.chain)),
+    ]);
+    const said = lastLine(r.stdout + r.stderr);
+    return { accepted: r.code === 0 && /^Certificate passes validation checks/.test(said), detail: said };
   }
 
   /** `openssl verify -x509_strict` on TRUSTED CERTIFICATE anchors, leaf CRL checking. */

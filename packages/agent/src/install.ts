@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import {
   isReleaseFile,
+  releaseFileBytes,
+  RELEASE_SECRET,
   TrellisError,
   quotePeerOutput,
   isSelfContainedBuild,
@@ -90,7 +92,11 @@ export async function installLocally(
   const staging = fs.mkdtempSync(path.join(target, '.staging-'));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path.join(staging, name), content!, name === 'key.pem' ? 0o600 : 0o644);
+    writeFileAtomic(
+      path.join(staging, name),
+      releaseFileBytes(name, content!),
+      RELEASE_SECRET.includes(name) ? 0o600 : 0o644,
+    );
   }
   // faultEnv: the test-only crash seam numbers the installer's fsyncs and renames after ours (empty unless
   // TRELLIS_FAULT is set).

@@ -154,6 +154,7 @@ export {
 } from './trust/scope-trust.js';
 export { effectWrites } from './rotation/effects.js';
 export type { Mesh } from './model/mesh.js';
+export { RELEASE_SECRET } from './model/mesh.js';
 export {
   liveIntermediates,
   anchorsBy,
@@ -178,7 +179,15 @@ export {
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
 export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
 export { planRenew, type RenewPlan } from './procedures/plan.js';
-export { explainHandshake, recordParty, certificateParty, renderExplanation, type Party } from './verify/explain.js';
+export {
+  explainHandshake,
+  recordParty,
+  certificateParty,
+  renderExplanation,
+  STACKS,
+  type Party,
+  type Stack,
+} from './verify/explain.js';
 export { reportInput, renderReportHtml } from './report/report-html.js';
 export { refuseRepeatedFlags } from './shell/flags.js';
 export { isSelfContainedBuild, versionCommand } from './shell/build-info.js';
@@ -244,6 +253,7 @@ export {
   sealRelease,
   openSealedRelease,
   describeRelease,
+  releaseFileBytes,
   type Release,
   type LeafFiles,
 } from './trust/release.js';
@@ -286,4 +296,4 @@ export {
   recordedRelease,
   type RecordedTarget,
 } from './ledger/deploy-record.js';
-export { scopeTruststore, serviceKeystore, jvmCrlPem } from './trust/jvm.js';
+export { scopeTruststore, serviceKeystore, jvmCrlPem, jvmReleaseFiles } from './trust/jvm.js';

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { createPublicKey } from 'node:crypto';
 import type { CommandModule } from 'yargs';
+import { PKCS12_PASSWORD_ENV, pkcs12Password } from '../pkcs12-password.js';
 import {
   TrellisError,
   ledgerHead,
@@ -38,8 +39,6 @@ interface Args {
   from?: string;
   passwordFile?: string;
 }
-/** Where a JVM operator keeps a keystore password: never a flag's value (ps, shell history). */
-const PKCS12_PASSWORD_ENV = 'TRELLIS_PKCS12_PASSWORD';
 
 export const bundle: CommandModule<object, Args> = {
   command: 'bundle <scope>',
@@ -163,7 +162,7 @@ function writePkcs12(mesh: Mesh, a: Args): string {
       field: '--out',
       hint: `trellis-ci bundle ${a.scope} --format pkcs12 --out ${a.scope}.p12`,
     });
-  const password = pkcs12Password(a.passwordFile);
+  const password = pkcs12Password(a.passwordFile, '--password-file', '--format pkcs12');
   const file = path.resolve(a.out);
   if (!a.service) {
     writeOutFile(file, scopeTruststore(mesh, a.scope, password), { flag: '--out', store: mesh.dir });
@@ -189,44 +188,6 @@ function writePkcs12(mesh: Mesh, a: Args): string {
   const keystore = serviceKeystore(a.service, { keyPem: read('key.pem'), chainPem: read('chain.pem') }, password);
   writeOutFile(file, keystore, { flag: '--out', store: mesh.dir, secret: true });
   return `wrote ${file}: keystore of ${a.scope}/${a.service} (alias ${a.service})\n`;
-}
-
-/**
- * The store password, from --password-file (its first line) or the environment; never from a flag's value, never
- * echoed.
- */
-function pkcs12Password(file?: string): string {
-  let password: string | undefined;
-  if (file) {
-    try {
-      password = readBounded(file, READ_LIMITS.small, { followLink: true }).split(/\r?\n/)[0];
-    } catch (e) {
-      throw new TrellisError('usage', `cannot read --password-file ${file}: ${(e as Error).message}`, {
-        field: '--password-file',
-        hint: 'a file holding the store password on one line',
-      });
-    }
-  } else password = process.env[PKCS12_PASSWORD_ENV];
-  if (!password) {
-    throw new TrellisError(
-      'usage',
-      `--format pkcs12 needs a store password: ${file ? `--password-file ${file} is empty` : `neither --password-file nor ${PKCS12_PASSWORD_ENV} gives one`}`,
-      {
-        field: '--password-file',
-        hint: `--password-file FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`,
-      },
-    );
-  }
-  // Java 17 derives PKCS#12 MAC keys from printable ASCII only ("Password is not ASCII"): refuse what no JVM could
-  // open.
-  if (!/^[\x20-\x7e]+$/.test(password)) {
-    throw new TrellisError(
-      'usage',
-      `the store password ${file ? `in --password-file ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
-      { field: '--password-file', hint: 'use printable ASCII (space to ~), e.g. openssl rand -base64 24' },
-    );
-  }
-  return password;
 }
 
 /** An upstream this scope's services may call: the boundary rule decides, not the operator's typing. */

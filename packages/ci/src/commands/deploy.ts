@@ -23,6 +23,7 @@ import {
   parseCertificate,
   paths,
   releaseFor,
+  jvmReleaseFiles,
   quoteInput,
   requireConfirmedAllowList,
   resolveDeployTargets,
@@ -53,6 +54,7 @@ import {
   READ_LIMITS,
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
+import { PKCS12_PASSWORD_ENV, pkcs12Password } from '../pkcs12-password.js';
 import { ciIdentities, openIntermediate } from '../signer.js';
 // The agent's installer, the targets' execa and the handshake check load when a delivery needs them: every other
 // command starts without them.
@@ -70,6 +72,7 @@ interface Args {
   wipeOut?: boolean;
   recordOnly?: boolean;
   recorded?: boolean;
+  pkcs12PasswordFile?: string;
   now?: string;
 }
 
@@ -113,6 +116,10 @@ export const deploy: CommandModule<object, Args> = {
         type: 'boolean',
         describe:
           "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's release digest) and deliver nothing; the keyless step then runs deploy --recorded",
+      })
+      .option('pkcs12-password-file', {
+        type: 'string',
+        describe: `for deploy entries with formats: [pkcs12]: the store password from FILE (its first line); else from $${PKCS12_PASSWORD_ENV}`,
       })
       .option('recorded', {
         type: 'boolean',
@@ -258,10 +265,30 @@ async function runDeploy(a: Args): Promise<void> {
         hint: 'name the directory renew --out wrote the leaves to (default <store>/.trellis/out)',
       });
     }
+    // formats: [pkcs12] re-encodes what the target gets anyway; the password is the deploy side's, asked for before
+    // anything runs.
+    const jvmJob = jobs.find((j) => 'formats' in j.target && j.target.formats?.includes('pkcs12'));
+    const password = jvmJob
+      ? pkcs12Password(
+          a.pkcs12PasswordFile,
+          '--pkcs12-password-file',
+          `${paths.scopeFile(jvmJob.scope)} ${jvmJob.field}.formats: [pkcs12]`,
+        )
+      : undefined;
     const releases = new Map<string, Release>();
-    const releaseOf = (j: Job) => {
-      const key = `${j.scope}/${j.service}`;
-      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
+    const releaseOf = async (j: Job): Promise<Release> => {
+      const formats = ('formats' in j.target && j.target.formats) || [];
+      const key = `${j.scope}/${j.service}/${formats.join(',')}`;
+      if (!releases.has(key)) {
+        const leaf = leafFrom(mesh, from, j.scope, j.service);
+        const base = releaseFor(mesh, j.scope, leaf);
+        releases.set(
+          key,
+          formats.includes('pkcs12')
+            ? { ...base, ...(await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password!)) }
+            : base,
+        );
+      }
       return releases.get(key)!;
     };
     if (a.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a.scope);
@@ -321,7 +348,7 @@ async function runDeploy(a: Args): Promise<void> {
         continue;
       }
       try {
-        const release = releaseOf(job);
+        const release = await releaseOf(job);
         const unrecorded = notOnRecord(job, release);
         if (unrecorded) throw new TrellisError('verification-failed', unrecorded);
         const done = await deliver(job, release, {
@@ -433,7 +460,7 @@ async function recordOnly(
   store: Store,
   mesh: Mesh,
   jobs: Job[],
-  releaseOf: (j: Job) => Release,
+  releaseOf: (j: Job) => Promise<Release>,
   now: Date,
   scope?: string,
 ): Promise<void> {
@@ -441,12 +468,14 @@ async function recordOnly(
   const writes: FileWrite[] = [];
   for (const s of new Set(jobs.map((j) => j.scope))) {
     const have = recordedReleases(scopeLedgerTrust(mesh, s).counted);
-    const mine = jobs
-      .filter((j) => j.scope === s)
-      .map((j) => ({
-        ...recordFor(j.service, describeTarget(j.target), releaseOf(j)),
-        ...(j.target.type === 'dir' ? { host: os.hostname() } : {}),
-      }));
+    const mine = await Promise.all(
+      jobs
+        .filter((j) => j.scope === s)
+        .map(async (j) => ({
+          ...recordFor(j.service, describeTarget(j.target), await releaseOf(j)),
+          ...(j.target.type === 'dir' ? { host: os.hostname() } : {}),
+        })),
+    );
     const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
     for (const t of mine)
       process.stdout.write(

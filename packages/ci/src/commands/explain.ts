@@ -9,10 +9,12 @@ import {
   parseCertificates,
   recordParty,
   renderExplanation,
+  STACKS,
   withStore,
   type Certificate,
   type Mesh,
   type Party,
+  type Stack,
 } from '@trellis/core';
 
 interface Args {
@@ -21,6 +23,7 @@ interface Args {
   server: string;
   now?: string;
   json?: boolean;
+  stack: Stack;
 }
 
 /** A party is a certificate file when the path exists, else SCOPE/SERVICE from the issuance record. */
@@ -52,7 +55,16 @@ export const explain: CommandModule<object, Args> = {
       })
       .positional('server', { type: 'string', demandOption: true, describe: 'SCOPE/SERVICE or a certificate file' })
       .option('json', { type: 'boolean', describe: 'machine-readable output' })
+      .option('stack', {
+        choices: STACKS,
+        default: 'openssl' as Stack,
+        describe: "the verifying peer's TLS stack: jvm and botan declare what they do not check (docs/conformance.md)",
+      })
       .example('$0 explain us-east-1/web eu-west-1/api', 'refused: the regional boundary')
+      .example(
+        '$0 explain us-east-1/api global/control --stack jvm',
+        'what a JVM peer checks only with the scope check',
+      )
       .example(
         '$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z',
         'a certificate file, judged as of a time',
@@ -61,7 +73,7 @@ export const explain: CommandModule<object, Args> = {
   handler: async (a) => {
     const e = await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
-      return explainHandshake(mesh, partyOf(mesh, a.client), partyOf(mesh, a.server), clock(a.now));
+      return explainHandshake(mesh, partyOf(mesh, a.client), partyOf(mesh, a.server), clock(a.now), a.stack);
     });
     process.stdout.write(a.json ? `${JSON.stringify(e, null, 2)}\n` : renderExplanation(e));
     if (!e.passes) process.exitCode = 1;

@@ -7,13 +7,20 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { TrellisError, childEnv, describeTarget, type DeployTarget, type Release } from '@trellis/core';
+import {
+  TrellisError,
+  childEnv,
+  describeTarget,
+  releaseFileBytes,
+  type DeployTarget,
+  type Release,
+} from '@trellis/core';
 import { installOutcome, installerScript, type InstallOutcome } from '@trellis/agent';
 
 type SshTarget = Extract<DeployTarget, { type: 'ssh' }>;
 
 const q = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
-const heredoc = (dest: string, content: string) =>
+const heredoc = (dest: string, content: string | Uint8Array) =>
   `base64 -d > ${dest} <<'TRELLIS_EOF'\n${Buffer.from(content)
     .toString('base64')
     .replace(/.{1,76}/g, '$&\n')}TRELLIS_EOF\n`;
@@ -35,7 +42,9 @@ function remoteScript(release: Release): string {
           .map((n) => n.split('/')[0]!),
       ),
     ].map((d) => `mkdir -p "$staging/${d}"`),
-    ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content!)),
+    ...Object.entries(release).map(([name, content]) =>
+      heredoc(`"$staging/${name}"`, releaseFileBytes(name, content!)),
+    ),
     'set +e',
     'sh "$installer" "$1" "$staging" "$2"',
     'rc=$?',

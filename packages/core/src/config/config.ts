@@ -56,14 +56,37 @@ export type ScopeKind = 'global' | 'region';
  * stores kept them there): deploy refuses them, verify names them.
  */
 export type DeploySelection =
-  | { type: 'dir'; path: string; reload?: string; check?: string }
-  | { type: 'ssh'; host: string; path: string; reload?: string; check?: string; misplaced?: Record<string, string> }
+  | { type: 'dir'; path: string; reload?: string; check?: string; formats?: ReleaseFormat[] }
+  | {
+      type: 'ssh';
+      host: string;
+      path: string;
+      reload?: string;
+      check?: string;
+      formats?: ReleaseFormat[];
+      misplaced?: Record<string, string>;
+    }
   | { type: 'kubernetes'; name: string; namespace: string; context?: string }
-  | { type: 'sealed'; host: string; misplaced?: Record<string, string> };
+  | { type: 'sealed'; host: string; formats?: ReleaseFormat[]; misplaced?: Record<string, string> };
+
+/**
+ * Extra encodings a deploy entry may ask for, of what its target already gets: `pkcs12` adds keystore.p12 (the same key
+ * and leaf), truststore.p12 and crl.jvm.pem (docs/jvm.md). It never adds a destination.
+ */
+const RELEASE_FORMATS = ['pkcs12'] as const;
+type ReleaseFormat = (typeof RELEASE_FORMATS)[number];
 
 /** A selection resolved against the confirmed allow-list: what deploy executes and where it delivers. */
 export type DeployTarget =
-  | { type: 'dir'; path: string; reload?: string; reloadCommand?: string; check?: string; allowedRoot: string }
+  | {
+      type: 'dir';
+      path: string;
+      reload?: string;
+      reloadCommand?: string;
+      check?: string;
+      formats?: ReleaseFormat[];
+      allowedRoot: string;
+    }
   | {
       type: 'ssh';
       host: string;
@@ -71,6 +94,7 @@ export type DeployTarget =
       reload?: string;
       reloadCommand?: string;
       check?: string;
+      formats?: ReleaseFormat[];
       address: string;
       port: number;
       user?: string;
@@ -78,7 +102,7 @@ export type DeployTarget =
       identityFile?: string;
     }
   | { type: 'kubernetes'; name: string; namespace: string; context?: string }
-  | { type: 'sealed'; host: string; recipient: string };
+  | { type: 'sealed'; host: string; recipient: string; formats?: ReleaseFormat[] };
 
 /** An ssh host a scope file may name: every field that decides where CI connects, and as whom. */
 interface SshHostEntry {
@@ -712,24 +736,44 @@ function parseTarget(r: Reader, raw: unknown, at: string): DeploySelection {
       ]);
     return set.length ? { misplaced: Object.fromEntries(set) } : {};
   };
+  // A closed list, each at most once: an encoding of what the target already gets, never a new destination.
+  const formats = (m: Record<string, unknown>) => {
+    if (m.formats === undefined) return {};
+    const list = r.list(m.formats, `${at}.formats`).map((f, i) => r.oneOf(f, `${at}.formats[${i}]`, RELEASE_FORMATS));
+    if (new Set(list).size !== list.length) r.fail(`${at}.formats`, 'names a format twice');
+    return list.length ? { formats: list } : {};
+  };
   switch (type) {
     case 'dir': {
-      const m = r.map(raw, at, ['type', 'path', 'reload', 'check']);
+      const m = r.map(raw, at, ['type', 'path', 'reload', 'check', 'formats']);
       return {
         type,
         path: field(r, m.path, `${at}.path`, 'path'),
         ...opt(m, 'reload', 'entry'),
         ...opt(m, 'check', 'check'),
+        ...formats(m),
       } as DeploySelection;
     }
     case 'ssh': {
-      const m = r.map(raw, at, ['type', 'host', 'path', 'reload', 'check', 'port', 'user', 'hostKey', 'identityFile']);
+      const m = r.map(raw, at, [
+        'type',
+        'host',
+        'path',
+        'reload',
+        'check',
+        'formats',
+        'port',
+        'user',
+        'hostKey',
+        'identityFile',
+      ]);
       return {
         type,
         host: field(r, m.host, `${at}.host`, 'entry'),
         path: field(r, m.path, `${at}.path`, 'path'),
         ...opt(m, 'reload', 'entry'),
         ...opt(m, 'check', 'check'),
+        ...formats(m),
         ...misplaced(m, { port: 'port', user: 'user', hostKey: 'hostKey', identityFile: 'path' }),
       } as DeploySelection;
     }
@@ -748,10 +792,11 @@ function parseTarget(r: Reader, raw: unknown, at: string): DeploySelection {
       } as DeploySelection;
     }
     case 'sealed': {
-      const m = r.map(raw, at, ['type', 'host', 'recipient']);
+      const m = r.map(raw, at, ['type', 'host', 'recipient', 'formats']);
       return {
         type,
         host: field(r, m.host, `${at}.host`, 'entry'),
+        ...formats(m),
         ...misplaced(m, { recipient: 'recipient' }),
       } as DeploySelection;
     }

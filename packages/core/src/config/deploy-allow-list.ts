@@ -181,7 +181,7 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
           `sealed host ${JSON.stringify(t.host)} is not in the allow-list (deploy.sealed in trellis.yaml)`,
           `name one of: ${Object.keys(allow.sealed).join(', ') || '(none)'}; ${addOne}, with the host agent's recipient`,
         );
-      return { type: 'sealed', host: t.host, recipient: host.recipient };
+      return { type: 'sealed', host: t.host, recipient: host.recipient, ...(t.formats ? { formats: t.formats } : {}) };
     }
   }
 }

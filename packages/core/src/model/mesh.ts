@@ -72,8 +72,16 @@ export const RELEASE_FILES = [
   'trust.openssl.pem',
   'crl.pem',
   'client-ca-names.pem',
+  // Only for a deploy entry with `formats: [pkcs12]` (docs/jvm.md): the PKCS#12 files travel base64 (RELEASE_BINARY).
+  'keystore.p12',
+  'truststore.p12',
+  'crl.jvm.pem',
 ] as const;
 type ReleaseFile = (typeof RELEASE_FILES)[number];
+/** Release files that are binary: a release carries them base64, and an installer writes the bytes. */
+export const RELEASE_BINARY: readonly string[] = ['keystore.p12', 'truststore.p12'];
+/** Release files holding key material: written 0600. */
+export const RELEASE_SECRET: readonly string[] = ['key.pem', 'chain-and-key.pem', 'keystore.p12'];
 /**
  * What a host receives for one service: the fixed files, plus the bundle one anchor per file
  * (`capath/<subject-hash>.<n>`, `anchors/<scope>-<fingerprint>.pem`).

@@ -19,6 +19,7 @@ export const ENVIRONMENT = {
   TRELLIS_BREAKGLASS_IDENTITY_FILE: 'file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)',
   TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
   TRELLIS_TIMINGS: '=1 prints per-phase timings (one JSON line) on stderr',
+  TRELLIS_PKCS12_PASSWORD: 'the PKCS#12 store password when no password file is given; never printed (docs/jvm.md)',
 } as const;
 
 export type EnvironmentVariable = keyof typeof ENVIRONMENT;
@@ -56,8 +57,8 @@ export const COMMAND_ENVIRONMENT: Record<Cli, Record<string, readonly Environmen
     renew: [...CI_KEY, 'TRELLIS_TIMINGS'],
     plan: STORE,
     revoke: CI_KEY,
-    deploy: CI_KEY,
-    bundle: STORE,
+    deploy: [...CI_KEY, 'TRELLIS_PKCS12_PASSWORD'],
+    bundle: [...STORE, 'TRELLIS_PKCS12_PASSWORD'],
     scope: STORE,
     'scope add': STORE,
     status: STORE,

@@ -8,7 +8,8 @@ import { anchorsBy } from './live.js';
 import type { Mesh } from '../model/mesh.js';
 import { scopeDef, trustedScopeNames } from './scope-trust.js';
 import { anchorAlias, pkcs12Keystore, pkcs12Truststore } from '../x509/pkcs12.js';
-import { edgeCrl } from './release.js';
+import { edgeCrl, type LeafFiles } from './release.js';
+import type { Release } from '../model/mesh.js';
 import { crlOf, parseCrls, type Crl } from '../x509/revocation.js';
 import { composeTrustByScope } from './trust.js';
 
@@ -51,4 +52,26 @@ export async function jvmCrlPem(mesh: Mesh, scope: string): Promise<string> {
   // The root's own CRLs: what a JVM anchored on roots.pem checks each intermediate against.
   for (const c of parseCrls(mesh.rootCrlPem ?? '')) if (mesh.roots.some((r) => r.subject === c.issuer)) kept.push(c);
   return kept.map((c) => pemEncode('X509 CRL', new Uint8Array(c.rawData))).join('');
+}
+
+/**
+ * What a deploy entry with `formats: [pkcs12]` adds to a service's release: the truststore, crl.jvm.pem and, when the
+ * release carries a leaf, the keystore of that very leaf and key (base64: RELEASE_BINARY). No new key material: the
+ * keystore re-encodes the key.pem the same target already gets.
+ */
+export async function jvmReleaseFiles(
+  mesh: Mesh,
+  scope: string,
+  service: string,
+  leaf: LeafFiles | undefined,
+  password: string,
+): Promise<Release> {
+  const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
+  return {
+    ...(leaf
+      ? { 'keystore.p12': b64(serviceKeystore(service, { keyPem: leaf.key, chainPem: leaf.chain }, password)) }
+      : {}),
+    'truststore.p12': b64(scopeTruststore(mesh, scope, password)),
+    'crl.jvm.pem': await jvmCrlPem(mesh, scope),
+  };
 }

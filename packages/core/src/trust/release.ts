@@ -35,7 +35,7 @@ import {
   trustedScopes,
 } from './trust.js';
 import { parseJsonData } from '../model/data.js';
-import { RELEASE_FILES, type Release } from '../model/mesh.js';
+import { RELEASE_BINARY, RELEASE_FILES, type Release } from '../model/mesh.js';
 
 export type { Release };
 
@@ -332,5 +332,10 @@ export async function openSealedRelease(p: {
 /** A one-line description of what a release carries, for logs. */
 export function describeRelease(r: Release): string {
   const leaf = r['cert.pem'] ? `leaf ${fingerprint(parseCertificate(r['cert.pem'])).slice(0, 19)}…` : 'no new leaf';
-  return `${leaf}, trust${r['crl.pem'] ? ', CRLs' : ''}`;
+  return `${leaf}, trust${r['crl.pem'] ? ', CRLs' : ''}${r['truststore.p12'] ? ', PKCS#12' : ''}`;
+}
+
+/** The bytes an installer writes for one release file: binary files travel base64. */
+export function releaseFileBytes(name: string, content: string): string | Uint8Array {
+  return RELEASE_BINARY.includes(name) ? Buffer.from(content, 'base64') : content;
 }

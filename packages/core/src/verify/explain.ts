@@ -47,7 +47,26 @@ interface PresentedLeaf {
   issuerName?: string;
 }
 
-type CheckName = 'chain' | 'purpose' | 'crl' | 'validity' | 'name-constraints';
+type CheckName = 'stack' | 'chain' | 'purpose' | 'crl' | 'validity' | 'name-constraints';
+
+/**
+ * The verifying stack a consumer runs: `openssl` (and what shares its verdicts: Go, NSS, Node), `jvm` (Java PKIX and
+ * JSSE) or `botan` (Botan 2). What each does not check is declared in docs/conformance.md.
+ */
+export const STACKS = ['openssl', 'jvm', 'botan'] as const;
+export type Stack = (typeof STACKS)[number];
+
+/** What a stack leaves undone that the OpenSSL verdict assumes, said once per explanation. */
+const STACK_GAPS: Record<Stack, string[]> = {
+  openssl: [],
+  jvm: [
+    "a JVM (Java PKIX, JSSE) does not apply a trust anchor's name constraints, and trellis's anchors are the scopes' intermediates: between the scopes it trusts, the name boundary holds only with the scope check in docs/jvm.md (the scope from the anchor the leaf validated under, every SAN inside it)",
+    'give a JVM the truststore (bundle --format pkcs12) and crl.jvm.pem (bundle --format crl-jvm), not crl.pem: anchored on the root, its anchor CRLs make Java refuse good leaves',
+  ],
+  botan: [
+    "Botan 2 verifies no trellis chain: it ends a path only at a self-signed certificate, and under the root it reads the intermediates' ::/0 exclusion as an unknown critical extension (docs/conformance.md#botan-consumers)",
+  ],
+};
 
 interface Check {
   check: CheckName;
@@ -85,6 +104,9 @@ export interface Explanation {
   client: string;
   server: string;
   at: string;
+  /** The stack the verdicts are for; `gaps` says what it leaves undone. */
+  stack: Stack;
+  gaps: string[];
   passes: boolean;
   /** [server verifies client, client verifies server]. */
   directions: [Direction, Direction];
@@ -475,16 +497,56 @@ function passingUntil(leaf: PresentedLeaf, anchor: Anchor, crlNext: Date | undef
   return `passes until ${events[0]!.at.toISOString()}, when ${events[0]!.what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
 }
 
-/** Both directions of the mTLS handshake between `client` and `server`, as of `now`. */
-export async function explainHandshake(mesh: Mesh, client: Party, server: Party, now: Date): Promise<Explanation> {
+/**
+ * One direction as `stack` would judge it: the OpenSSL verdict, with what the stack does not check said where it bites.
+ */
+function forStack(d: Direction, stack: Stack): Direction {
+  if (stack === 'jvm')
+    return {
+      ...d,
+      checks: d.checks.map((c) =>
+        c.check === 'name-constraints' && d.anchor
+          ? { ...c, detail: `${c.detail} (a JVM applies this only with the scope check in docs/jvm.md)` }
+          : c,
+      ),
+    };
+  if (stack === 'botan') {
+    const refused: Check = {
+      check: 'stack',
+      ok: false,
+      detail:
+        'Botan 2 builds no path to a trellis anchor (an intermediate, or the root through constraints it cannot read)',
+    };
+    return {
+      ...d,
+      passes: false,
+      checks: [refused, ...d.checks],
+      decidedBy: refused,
+      change:
+        'put a verifier from docs/conformance.md that holds the boundary (nginx, haproxy) in front of the Botan service: docs/conformance.md#botan-consumers',
+    };
+  }
+  return d;
+}
+
+/** Both directions of the mTLS handshake between `client` and `server`, as of `now`, as `stack` verifies. */
+export async function explainHandshake(
+  mesh: Mesh,
+  client: Party,
+  server: Party,
+  now: Date,
+  stack: Stack = 'openssl',
+): Promise<Explanation> {
   const directions: [Direction, Direction] = [
-    await judge(mesh, server, client, 'client', now),
-    await judge(mesh, client, server, 'server', now),
+    forStack(await judge(mesh, server, client, 'client', now), stack),
+    forStack(await judge(mesh, client, server, 'server', now), stack),
   ];
   return {
     client: client.label,
     server: server.label,
     at: now.toISOString(),
+    stack,
+    gaps: STACK_GAPS[stack],
     passes: directions.every((d) => d.passes),
     directions,
   };
@@ -507,5 +569,6 @@ export function renderExplanation(e: Explanation): string {
       );
     lines.push(`    what would change it: ${d.change}`);
   }
+  if (e.gaps.length) lines.push('', `declared for a ${e.stack} verifier:`, ...e.gaps.map((g) => `  - ${g}`));
   return `${lines.join('\n')}\n`;
 }

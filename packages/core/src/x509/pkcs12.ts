@@ -4,9 +4,11 @@
  * password comes from the caller and is never written anywhere but the MAC
  * and the key's encryption. What Java 17's default PKCS12 keystore reads:
  * PBES2 (PBKDF2-HMAC-SHA256, AES-256-CBC) for the key, an HMAC-SHA256 MAC.
+ * The same content under the same password gives the same bytes (every salt
+ * and IV derives from both), so a deploy that changed nothing changes no file.
  */
 import 'reflect-metadata';
-import { createHash, createHmac, createPrivateKey, randomBytes } from 'node:crypto';
+import { createCipheriv, createHash, createHmac, createPrivateKey, pbkdf2Sync } from 'node:crypto';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import { AlgorithmIdentifier } from '@peculiar/asn1-x509';
 import { ContentInfo, id_data } from '@peculiar/asn1-cms';
@@ -75,12 +77,7 @@ export function pkcs12Keystore(
     derOctetString(createHash('sha1').update(Buffer.from(leaf.rawData)).digest()),
   );
   const name = attribute(ID_FRIENDLY_NAME, bmpString(p.alias));
-  const shrouded = createPrivateKey(p.keyPem).export({
-    type: 'pkcs8',
-    format: 'der',
-    cipher: 'aes-256-cbc',
-    passphrase: password,
-  });
+  const shrouded = pbes2(createPrivateKey(p.keyPem).export({ type: 'pkcs8', format: 'der' }), password);
   const keyBag = new SafeBag({
     bagId: id_pkcs8ShroudedKeyBag,
     bagValue: toArrayBuffer(shrouded),
@@ -103,7 +100,7 @@ function certBag(cert: Certificate, attrs: PKCS12Attribute[]): SafeBag {
 function pfx(groups: SafeBag[][], password: string): Uint8Array {
   const safe = new AuthenticatedSafe(groups.map((bags) => dataContent(AsnConvert.serialize(new SafeContents(bags)))));
   const safeDer = Buffer.from(AsnConvert.serialize(safe));
-  const salt = randomBytes(16);
+  const salt = derivedBytes(password, 'mac salt', safeDer, 16);
   const macKey = pkcs12Kdf(password, salt, 3, ITERATIONS, 32);
   const mac = createHmac('sha256', macKey).update(safeDer).digest();
   const out = new PFX({
@@ -119,6 +116,44 @@ function pfx(groups: SafeBag[][], password: string): Uint8Array {
     }),
   });
   return new Uint8Array(AsnConvert.serialize(out));
+}
+
+/**
+ * Salt or IV bytes for `content` under `password`: equal inputs, equal files. It reveals only that two files hold the
+ * same content under the same password, which their plaintext parts show anyway.
+ */
+function derivedBytes(password: string, label: string, content: Uint8Array, size: number): Buffer {
+  return createHmac('sha256', password).update(`trellis pkcs12 ${label}\0`).update(content).digest().subarray(0, size);
+}
+
+const OID_PBES2 = '06092a864886f70d01050d'; // 1.2.840.113549.1.5.13
+const OID_PBKDF2 = '06092a864886f70d01050c'; // 1.2.840.113549.1.5.12
+const HMAC_SHA256 = '300c06082a864886f70d02090500'; // AlgorithmIdentifier hmacWithSHA256, NULL parameters
+const OID_AES256_CBC = '060960864801650304012a'; // 2.16.840.1.101.3.4.1.42
+
+/** An EncryptedPrivateKeyInfo (RFC 8018 PBES2: PBKDF2-HMAC-SHA256, AES-256-CBC), as Node would write it. */
+function pbes2(pkcs8: Buffer, password: string): Buffer {
+  const salt = derivedBytes(password, 'key salt', pkcs8, 16);
+  const iv = derivedBytes(password, 'key iv', pkcs8, 16);
+  const key = pbkdf2Sync(Buffer.from(password, 'utf8'), salt, ITERATIONS, 32, 'sha256');
+  const cipher = createCipheriv('aes-256-cbc', key, iv);
+  const encrypted = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+  const hex = (h: string) => Buffer.from(h, 'hex');
+  const kdf = der(0x30, hex(OID_PBKDF2), der(0x30, der(0x04, salt), derInteger(ITERATIONS), hex(HMAC_SHA256)));
+  const scheme = der(0x30, hex(OID_AES256_CBC), der(0x04, iv));
+  return der(0x30, der(0x30, hex(OID_PBES2), der(0x30, kdf, scheme)), der(0x04, encrypted));
+}
+
+function der(tag: number, ...parts: Uint8Array[]): Buffer {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([tag]), derLength(body.length), body]);
+}
+
+function derInteger(n: number): Buffer {
+  const bytes: number[] = [];
+  for (let x = n; x > 0; x >>= 8) bytes.unshift(x & 0xff);
+  if (bytes[0]! & 0x80) bytes.unshift(0);
+  return der(0x02, Buffer.from(bytes));
 }
 
 function dataContent(der: ArrayBuffer | Uint8Array): ContentInfo {
