@@ -5,7 +5,8 @@
 #   sh installer.sh TARGET STAGING [RELOAD_COMMAND]
 #
 # STAGING holds the new files (any of cert.pem key.pem chain.pem
-# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem, and the
+# chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem, keystore.p12
+# truststore.p12 crl.jvm.pem (a deploy entry's formats: [pkcs12]), and the
 # directories capath/ and anchors/, which go with trust.pem). A release is the full set: files
 # not staged are taken from the current release. It is validated with OpenSSL
 # before TARGET/current is switched to it by an atomic rename; an identical
@@ -15,7 +16,7 @@
 set -eu
 umask 077
 target=$1 staging=$2 reload=${3:-}
-files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem"
+files="cert.pem key.pem chain.pem chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem keystore.p12 truststore.p12 crl.jvm.pem"
 dirs="capath anchors"
 say() { echo "trellis-install: $*"; }
 
@@ -33,13 +34,22 @@ current=""
 # mktemp -d: created exclusively (never through a planted symlink) under an unpredictable name.
 release=$(mktemp -d "$target/releases/$(date -u +%Y%m%dT%H%M%SZ)-XXXXXXXXXX")
 id=$(basename "$release")
+# The JVM files come with every release that asks for them (truststore.p12 staged): never kept once it stops asking,
+# and the keystore kept only beside the key it holds.
+carry() {
+  case $1 in
+    truststore.p12|crl.jvm.pem) return 1 ;;
+    keystore.p12) [ -f "$staging/truststore.p12" ] && [ ! -f "$staging/key.pem" ] ;;
+    *) return 0 ;;
+  esac
+}
 for f in $files; do
   if [ -f "$staging/$f" ]; then cp "$staging/$f" "$release/$f"
-  elif [ -n "$current" ] && [ -f "$target/$current/$f" ]; then cp "$target/$current/$f" "$release/$f"
+  elif carry "$f" && [ -n "$current" ] && [ -f "$target/$current/$f" ]; then cp "$target/$current/$f" "$release/$f"
   fi
 done
-chmod 0644 "$release"/*.pem 2>/dev/null || true
-chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" 2>/dev/null || true
+chmod 0644 "$release"/*.pem "$release"/*.p12 2>/dev/null || true
+chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" "$release/keystore.p12" 2>/dev/null || true
 # The bundle one anchor per file (capath/, anchors/) travels with trust.pem: staged with it, or kept with it from the current release.
 for d in $dirs; do
   if [ -f "$staging/trust.pem" ]; then src="$staging/$d"; elif [ -n "$current" ]; then src="$target/$current/$d"; else src=""; fi

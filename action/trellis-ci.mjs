@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e8ce1fa56223a5d72d5ca24172c01456f901079e", date: "2026-12-07T04:07:55Z" };
+    define_TRELLIS_BUILD_default = { commit: "d6effdf49955eae846e331805ff0d790ffdf288c", date: "2026-12-07T04:19:49Z" };
   }
 });
 
@@ -27585,10 +27585,10 @@ function privateKeyAlgorithm(pem2) {
 async function importSigningKey(pem2) {
   const algorithm = privateKeyAlgorithm(pem2);
   if (!algorithm) throw new Error("unsupported private key algorithm");
-  const der = createPrivateKey(pem2).export({ type: "pkcs8", format: "der" });
+  const der2 = createPrivateKey(pem2).export({ type: "pkcs8", format: "der" });
   const key = await webcrypto.subtle.importKey(
     "pkcs8",
-    der,
+    der2,
     ALGORITHM_SPECS[algorithm].generate,
     false,
     ["sign"]
@@ -27601,8 +27601,8 @@ function publicKeyDerOf(privatePem) {
 function sha256Hex(data) {
   return createHash("sha256").update(data).digest("hex");
 }
-function pemEncode(label, der) {
-  const b642 = Buffer.from(der.buffer, der.byteOffset, der.length).toString("base64");
+function pemEncode(label, der2) {
+  const b642 = Buffer.from(der2.buffer, der2.byteOffset, der2.length).toString("base64");
   let out = `-----BEGIN ${label}-----
 `;
   for (let i2 = 0; i2 < b642.length; i2 += 64) out += `${b642.slice(i2, i2 + 64)}
@@ -31561,7 +31561,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes3;
+  const randomBytes8 = ecdsaOpts.randomBytes || randomBytes3;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -31703,7 +31703,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
@@ -34282,18 +34282,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes9, length) {
-  if (randomBytes9 === void 0)
+function probeRandomBytes(randomBytes8, length) {
+  if (randomBytes8 === void 0)
     return void 0;
-  afunction(randomBytes9, "randomBytes");
+  afunction(randomBytes8, "randomBytes");
   try {
-    const probe = randomBytes9(length);
+    const probe = randomBytes8(length);
     if (!isBytes5(probe) || probe.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes9;
+  return randomBytes8;
 }
 function validateMSMPoints(points, c3) {
   aarray(points, "points");
@@ -34450,9 +34450,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes9) {
+      constructor(Point, randomBytes8) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -34836,7 +34836,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
+  const randomBytes8 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -35253,7 +35253,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes8);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -35354,12 +35354,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes9, blindLength);
+  const csprng = probeRandomBytes(randomBytes8, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -35512,7 +35512,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -35668,7 +35668,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n2) {
     if (!Fp.isOdd)
@@ -35929,7 +35929,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes8);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -37860,24 +37860,43 @@ function parseTarget(r, raw, at) {
     ]);
     return set.length ? { misplaced: Object.fromEntries(set) } : {};
   };
+  const formats = (m) => {
+    if (m.formats === void 0) return {};
+    const list = r.list(m.formats, `${at}.formats`).map((f, i2) => r.oneOf(f, `${at}.formats[${i2}]`, RELEASE_FORMATS));
+    if (new Set(list).size !== list.length) r.fail(`${at}.formats`, "names a format twice");
+    return list.length ? { formats: list } : {};
+  };
   switch (type) {
     case "dir": {
-      const m = r.map(raw, at, ["type", "path", "reload", "check"]);
+      const m = r.map(raw, at, ["type", "path", "reload", "check", "formats"]);
       return {
         type,
         path: field(r, m.path, `${at}.path`, "path"),
         ...opt(m, "reload", "entry"),
-        ...opt(m, "check", "check")
+        ...opt(m, "check", "check"),
+        ...formats(m)
       };
     }
     case "ssh": {
-      const m = r.map(raw, at, ["type", "host", "path", "reload", "check", "port", "user", "hostKey", "identityFile"]);
+      const m = r.map(raw, at, [
+        "type",
+        "host",
+        "path",
+        "reload",
+        "check",
+        "formats",
+        "port",
+        "user",
+        "hostKey",
+        "identityFile"
+      ]);
       return {
         type,
         host: field(r, m.host, `${at}.host`, "entry"),
         path: field(r, m.path, `${at}.path`, "path"),
         ...opt(m, "reload", "entry"),
         ...opt(m, "check", "check"),
+        ...formats(m),
         ...misplaced(m, { port: "port", user: "user", hostKey: "hostKey", identityFile: "path" })
       };
     }
@@ -37896,10 +37915,11 @@ function parseTarget(r, raw, at) {
       };
     }
     case "sealed": {
-      const m = r.map(raw, at, ["type", "host", "recipient"]);
+      const m = r.map(raw, at, ["type", "host", "recipient", "formats"]);
       return {
         type,
         host: field(r, m.host, `${at}.host`, "entry"),
+        ...formats(m),
         ...misplaced(m, { recipient: "recipient" })
       };
     }
@@ -37983,7 +38003,7 @@ function describeTarget(t) {
       return `sealed:${t.host}`;
   }
 }
-var import_yaml, MESH_DEFAULTS, DAY, YEAR, POLICY_CEILINGS, Reader, MAX_INPUT_BYTES, fieldOf, TRUST_DOMAIN, DEPLOY_TYPES, HOST_NAME, POSIX_USER, PATH_SEGMENT, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, KUBE_CONTEXT, ENTRY_NAME, COMMAND, SSH_KEY_TYPES, isIpLiteral, isHost, HINT;
+var import_yaml, RELEASE_FORMATS, MESH_DEFAULTS, DAY, YEAR, POLICY_CEILINGS, Reader, MAX_INPUT_BYTES, fieldOf, TRUST_DOMAIN, DEPLOY_TYPES, HOST_NAME, POSIX_USER, PATH_SEGMENT, DNS_1123_LABEL, DNS_1123_SUBDOMAIN, KUBE_CONTEXT, ENTRY_NAME, COMMAND, SSH_KEY_TYPES, isIpLiteral, isHost, HINT;
 var init_config = __esm({
   "packages/core/src/config/config.ts"() {
     "use strict";
@@ -37996,6 +38016,7 @@ var init_config = __esm({
     init_plain_yaml();
     init_data();
     init_custody();
+    RELEASE_FORMATS = ["pkcs12"];
     MESH_DEFAULTS = {
       algorithms: { root: "ecdsa-p256", intermediate: "ecdsa-p256", leaf: "ecdsa-p256" },
       ttl: { root: "10y", intermediate: "3y", leaf: "7d" },
@@ -38132,7 +38153,7 @@ function parseCertificate(pemOrDer) {
   return cert2;
 }
 function parseCertificates(pem2) {
-  return pemDecodeAll(pem2, "CERTIFICATE").map((der) => parseCertificate(der));
+  return pemDecodeAll(pem2, "CERTIFICATE").map((der2) => parseCertificate(der2));
 }
 function certificatePem(cert2) {
   return pemEncode("CERTIFICATE", new Uint8Array(cert2.rawData));
@@ -38218,8 +38239,8 @@ function encodeNameConstraints(p) {
 function nameConstraintsExtension(p) {
   return new x5093.Extension(NAME_CONSTRAINTS_OID, true, encodeNameConstraints(p));
 }
-function decodeNameConstraints(der) {
-  const nc = import_asn1_schema.AsnConvert.parse(der, import_asn1_x509.NameConstraints);
+function decodeNameConstraints(der2) {
+  const nc = import_asn1_schema.AsnConvert.parse(der2, import_asn1_x509.NameConstraints);
   const out = { dns: [], uriHosts: [], excludedIps: [], otherPermitted: 0, otherExcluded: 0 };
   for (const st of nc.permittedSubtrees ?? []) {
     if (st.base.dNSName !== void 0) out.dns.push(st.base.dNSName);
@@ -38645,8 +38666,8 @@ function leafTbs(t, o2, key) {
     tlv(163, tlv(SEQUENCE, ...exts))
   );
 }
-function pem(label, der) {
-  const b642 = Buffer.from(der.buffer, der.byteOffset, der.length).toString("base64");
+function pem(label, der2) {
+  const b642 = Buffer.from(der2.buffer, der2.byteOffset, der2.length).toString("base64");
   let out = `-----BEGIN ${label}-----
 `;
   for (let i2 = 0; i2 < b642.length; i2 += 64) out += `${b642.slice(i2, i2 + 64)}
@@ -38659,13 +38680,13 @@ function signLeaves(t, orders, signingKey) {
     const key = leafKeyPair(t.algorithm, o2.secret);
     const tbs = leafTbs(t, o2, key);
     const signature = sign2(DIGEST2[t.signing], tbs, signingKey);
-    const der = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(3, ZERO, signature));
+    const der2 = tlv(SEQUENCE, tbs, SIGNATURE_ALGORITHM[t.signing], tlv(3, ZERO, signature));
     return {
       service: o2.service,
-      der,
-      certPem: pem("CERTIFICATE", der),
+      der: der2,
+      certPem: pem("CERTIFICATE", der2),
       keyPem: pem("PRIVATE KEY", key.pkcs8),
-      fingerprint: `sha256:${createHash2("sha256").update(der).digest("hex")}`
+      fingerprint: `sha256:${createHash2("sha256").update(der2).digest("hex")}`
     };
   });
 }
@@ -38816,25 +38837,25 @@ var init_leaf = __esm({
 
 // packages/core/src/x509/subject-hash.ts
 import { createHash as createHash3 } from "node:crypto";
-function tlvAt(der, at) {
-  if (at + 2 > der.length) throw new Error("truncated DER");
-  const tag = der[at];
+function tlvAt(der2, at) {
+  if (at + 2 > der2.length) throw new Error("truncated DER");
+  const tag = der2[at];
   if ((tag & 31) === 31) throw new Error("multi-byte DER tags are not expected in a name");
-  let len = der[at + 1];
+  let len = der2[at + 1];
   let body = at + 2;
   if (len & 128) {
     const n2 = len & 127;
     if (n2 === 0 || n2 > 4) throw new Error("unsupported DER length");
     len = 0;
-    for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der[body + i2];
+    for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der2[body + i2];
     body += n2;
   }
-  if (body + len > der.length) throw new Error("truncated DER");
+  if (body + len > der2.length) throw new Error("truncated DER");
   return { tag, start: at, body, end: body + len };
 }
-function children(der, parent) {
+function children(der2, parent) {
   const out = [];
-  for (let at = parent.body; at < parent.end; at = out.at(-1).end) out.push(tlvAt(der, at));
+  for (let at = parent.body; at < parent.end; at = out.at(-1).end) out.push(tlvAt(der2, at));
   return out;
 }
 function encodeLength(n2) {
@@ -38993,18 +39014,18 @@ function anchorFileSet(anchors) {
     ];
   });
 }
-function tlvLength(der) {
-  const first = der[1];
+function tlvLength(der2) {
+  const first = der2[1];
   if (first < 128) return 2 + first;
   const n2 = first & 127;
   let len = 0;
-  for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der[2 + i2];
+  for (let i2 = 0; i2 < n2; i2++) len = len * 256 + der2[2 + i2];
   return 2 + n2 + len;
 }
 function parseTrustOpensslPem(text) {
-  return pemDecodeAll(text, "TRUSTED CERTIFICATE").map((der) => {
-    const n2 = tlvLength(der);
-    return { cert: parseCertificate(der.subarray(0, n2)), trustsClientAndServer: der.subarray(n2).equals(TRUST_AUX) };
+  return pemDecodeAll(text, "TRUSTED CERTIFICATE").map((der2) => {
+    const n2 = tlvLength(der2);
+    return { cert: parseCertificate(der2.subarray(0, n2)), trustsClientAndServer: der2.subarray(n2).equals(TRUST_AUX) };
   });
 }
 var TRUST_AUX;
@@ -39678,7 +39699,7 @@ async function signCrl(p, crypto3) {
   return pemEncode("X509 CRL", new Uint8Array(crl.rawData));
 }
 function parseCrls(pem2) {
-  return pemDecodeAll(pem2, "X509 CRL").map((der) => new x5096.X509Crl(new Uint8Array(der)));
+  return pemDecodeAll(pem2, "X509 CRL").map((der2) => new x5096.X509Crl(new Uint8Array(der2)));
 }
 async function crlSignedBy(crl, issuer) {
   try {
@@ -41438,6 +41459,31 @@ var init_effects = __esm({
   }
 });
 
+// packages/core/src/model/mesh.ts
+var RELEASE_FILES, RELEASE_BINARY, RELEASE_SECRET;
+var init_mesh = __esm({
+  "packages/core/src/model/mesh.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    RELEASE_FILES = [
+      "cert.pem",
+      "key.pem",
+      "chain.pem",
+      "chain-and-key.pem",
+      "trust.pem",
+      "trust.openssl.pem",
+      "crl.pem",
+      "client-ca-names.pem",
+      // Only for a deploy entry with `formats: [pkcs12]` (docs/jvm.md): the PKCS#12 files travel base64 (RELEASE_BINARY).
+      "keystore.p12",
+      "truststore.p12",
+      "crl.jvm.pem"
+    ];
+    RELEASE_BINARY = ["keystore.p12", "truststore.p12"];
+    RELEASE_SECRET = ["key.pem", "chain-and-key.pem", "keystore.p12"];
+  }
+});
+
 // packages/core/src/config/deploy-allow-list.ts
 function allowListDigest(a2) {
   return `sha256:${sha256Hex(canonicalJson(a2))}`;
@@ -41563,7 +41609,7 @@ function resolveTarget(allow, t, at) {
           `sealed host ${JSON.stringify(t.host)} is not in the allow-list (deploy.sealed in trellis.yaml)`,
           `name one of: ${Object.keys(allow.sealed).join(", ") || "(none)"}; ${addOne}, with the host agent's recipient`
         );
-      return { type: "sealed", host: t.host, recipient: host.recipient };
+      return { type: "sealed", host: t.host, recipient: host.recipient, ...t.formats ? { formats: t.formats } : {} };
     }
   }
 }
@@ -42913,25 +42959,6 @@ var init_host_trust = __esm({
   }
 });
 
-// packages/core/src/model/mesh.ts
-var RELEASE_FILES;
-var init_mesh = __esm({
-  "packages/core/src/model/mesh.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    RELEASE_FILES = [
-      "cert.pem",
-      "key.pem",
-      "chain.pem",
-      "chain-and-key.pem",
-      "trust.pem",
-      "trust.openssl.pem",
-      "crl.pem",
-      "client-ca-names.pem"
-    ];
-  }
-});
-
 // packages/core/src/trust/release.ts
 function isReleaseFile(name) {
   return RELEASE_FILES.includes(name) || ANCHOR_FILE.test(name);
@@ -42982,7 +43009,10 @@ async function sealRelease(r, recipient, signer) {
 }
 function describeRelease(r) {
   const leaf = r["cert.pem"] ? `leaf ${fingerprint(parseCertificate(r["cert.pem"])).slice(0, 19)}…` : "no new leaf";
-  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}`;
+  return `${leaf}, trust${r["crl.pem"] ? ", CRLs" : ""}${r["truststore.p12"] ? ", PKCS#12" : ""}`;
+}
+function releaseFileBytes(name, content) {
+  return RELEASE_BINARY.includes(name) ? Buffer.from(content, "base64") : content;
 }
 var ANCHOR_FILE, NAMES_ONLY_CA;
 var init_release = __esm({
@@ -43341,15 +43371,41 @@ function passingUntil(leaf, anchor, crlNext, presenter) {
   ].sort((a2, b) => a2.at.getTime() - b.at.getTime());
   return `passes until ${events[0].at.toISOString()}, when ${events[0].what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
 }
-async function explainHandshake(mesh, client, server, now) {
+function forStack(d2, stack) {
+  if (stack === "jvm")
+    return {
+      ...d2,
+      checks: d2.checks.map(
+        (c3) => c3.check === "name-constraints" && d2.anchor ? { ...c3, detail: `${c3.detail} (a JVM applies this only with the scope check in docs/jvm.md)` } : c3
+      )
+    };
+  if (stack === "botan") {
+    const refused = {
+      check: "stack",
+      ok: false,
+      detail: "Botan 2 builds no path to a trellis anchor (an intermediate, or the root through constraints it cannot read)"
+    };
+    return {
+      ...d2,
+      passes: false,
+      checks: [refused, ...d2.checks],
+      decidedBy: refused,
+      change: "put a verifier from docs/conformance.md that holds the boundary (nginx, haproxy) in front of the Botan service: docs/conformance.md#botan-consumers"
+    };
+  }
+  return d2;
+}
+async function explainHandshake(mesh, client, server, now, stack = "openssl") {
   const directions = [
-    await judge(mesh, server, client, "client", now),
-    await judge(mesh, client, server, "server", now)
+    forStack(await judge(mesh, server, client, "client", now), stack),
+    forStack(await judge(mesh, client, server, "server", now), stack)
   ];
   return {
     client: client.label,
     server: server.label,
     at: now.toISOString(),
+    stack,
+    gaps: STACK_GAPS[stack],
     passes: directions.every((d2) => d2.passes),
     directions
   };
@@ -43371,10 +43427,11 @@ function renderExplanation(e2) {
       );
     lines.push(`    what would change it: ${d2.change}`);
   }
+  if (e2.gaps.length) lines.push("", `declared for a ${e2.stack} verifier:`, ...e2.gaps.map((g) => `  - ${g}`));
   return `${lines.join("\n")}
 `;
 }
-var import_reflect_metadata7, x5097, EKU, describeAnchor;
+var import_reflect_metadata7, x5097, STACKS, STACK_GAPS, EKU, describeAnchor;
 var init_explain = __esm({
   "packages/core/src/verify/explain.ts"() {
     "use strict";
@@ -43391,6 +43448,17 @@ var init_explain = __esm({
     init_revocation();
     init_trust();
     init_names();
+    STACKS = ["openssl", "jvm", "botan"];
+    STACK_GAPS = {
+      openssl: [],
+      jvm: [
+        "a JVM (Java PKIX, JSSE) does not apply a trust anchor's name constraints, and trellis's anchors are the scopes' intermediates: between the scopes it trusts, the name boundary holds only with the scope check in docs/jvm.md (the scope from the anchor the leaf validated under, every SAN inside it)",
+        "give a JVM the truststore (bundle --format pkcs12) and crl.jvm.pem (bundle --format crl-jvm), not crl.pem: anchored on the root, its anchor CRLs make Java refuse good leaves"
+      ],
+      botan: [
+        "Botan 2 verifies no trellis chain: it ends a path only at a self-signed certificate, and under the root it reads the intermediates' ::/0 exclusion as an unknown critical extension (docs/conformance.md#botan-consumers)"
+      ]
+    };
     EKU = { client: "1.3.6.1.5.5.7.3.2", server: "1.3.6.1.5.5.7.3.1" };
     describeAnchor = (a2) => `${a2.scope} intermediate (${a2.role}, ${a2.fingerprint.slice(0, 23)}…)`;
   }
@@ -43932,7 +44000,8 @@ var init_help = __esm({
       TRELLIS_CI_IDENTITY_FILE: "file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow (docs/sharding.md)",
       TRELLIS_BREAKGLASS_IDENTITY_FILE: "file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)",
       TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
-      TRELLIS_TIMINGS: "=1 prints per-phase timings (one JSON line) on stderr"
+      TRELLIS_TIMINGS: "=1 prints per-phase timings (one JSON line) on stderr",
+      TRELLIS_PKCS12_PASSWORD: "the PKCS#12 store password when no password file is given; never printed (docs/jvm.md)"
     };
     STORE = ["TRELLIS_STORE"];
     ROOT = ["TRELLIS_STORE", "TRELLIS_ALLOW_ONLINE"];
@@ -43963,8 +44032,8 @@ var init_help = __esm({
         renew: [...CI_KEY, "TRELLIS_TIMINGS"],
         plan: STORE,
         revoke: CI_KEY,
-        deploy: CI_KEY,
-        bundle: STORE,
+        deploy: [...CI_KEY, "TRELLIS_PKCS12_PASSWORD"],
+        bundle: [...STORE, "TRELLIS_PKCS12_PASSWORD"],
         scope: STORE,
         "scope add": STORE,
         status: STORE,
@@ -45273,7 +45342,7 @@ var init_shard = __esm({
 });
 
 // packages/core/src/x509/pkcs12.ts
-import { createHash as createHash4, createHmac, createPrivateKey as createPrivateKey3, randomBytes as randomBytes8 } from "node:crypto";
+import { createCipheriv, createHash as createHash4, createHmac, createPrivateKey as createPrivateKey3, pbkdf2Sync } from "node:crypto";
 function anchorAlias(scope2, cert2) {
   return `${scope2}-${fingerprint(cert2).slice("sha256:".length, "sha256:".length + 16)}`;
 }
@@ -45297,12 +45366,7 @@ function pkcs12Keystore(p, password) {
     derOctetString(createHash4("sha1").update(Buffer.from(leaf.rawData)).digest())
   );
   const name = attribute(ID_FRIENDLY_NAME, bmpString(p.alias));
-  const shrouded = createPrivateKey3(p.keyPem).export({
-    type: "pkcs8",
-    format: "der",
-    cipher: "aes-256-cbc",
-    passphrase: password
-  });
+  const shrouded = pbes2(createPrivateKey3(p.keyPem).export({ type: "pkcs8", format: "der" }), password);
   const keyBag = new import_asn1_pfx.SafeBag({
     bagId: import_asn1_pfx.id_pkcs8ShroudedKeyBag,
     bagValue: toArrayBuffer(shrouded),
@@ -45320,7 +45384,7 @@ function certBag(cert2, attrs) {
 function pfx(groups, password) {
   const safe2 = new import_asn1_pfx.AuthenticatedSafe(groups.map((bags) => dataContent(import_asn1_schema3.AsnConvert.serialize(new import_asn1_pfx.SafeContents(bags)))));
   const safeDer = Buffer.from(import_asn1_schema3.AsnConvert.serialize(safe2));
-  const salt = randomBytes8(16);
+  const salt = derivedBytes(password, "mac salt", safeDer, 16);
   const macKey = pkcs12Kdf(password, salt, 3, ITERATIONS, 32);
   const mac = createHmac("sha256", macKey).update(safeDer).digest();
   const out = new import_asn1_pfx.PFX({
@@ -45337,8 +45401,32 @@ function pfx(groups, password) {
   });
   return new Uint8Array(import_asn1_schema3.AsnConvert.serialize(out));
 }
-function dataContent(der) {
-  return new import_asn1_cms.ContentInfo({ contentType: import_asn1_cms.id_data, content: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(der)) });
+function derivedBytes(password, label, content, size) {
+  return createHmac("sha256", password).update(`trellis pkcs12 ${label}\0`).update(content).digest().subarray(0, size);
+}
+function pbes2(pkcs8, password) {
+  const salt = derivedBytes(password, "key salt", pkcs8, 16);
+  const iv = derivedBytes(password, "key iv", pkcs8, 16);
+  const key = pbkdf2Sync(Buffer.from(password, "utf8"), salt, ITERATIONS, 32, "sha256");
+  const cipher = createCipheriv("aes-256-cbc", key, iv);
+  const encrypted = Buffer.concat([cipher.update(pkcs8), cipher.final()]);
+  const hex2 = (h2) => Buffer.from(h2, "hex");
+  const kdf = der(48, hex2(OID_PBKDF2), der(48, der(4, salt), derInteger(ITERATIONS), hex2(HMAC_SHA256)));
+  const scheme = der(48, hex2(OID_AES256_CBC), der(4, iv));
+  return der(48, der(48, hex2(OID_PBES2), der(48, kdf, scheme)), der(4, encrypted));
+}
+function der(tag, ...parts) {
+  const body = Buffer.concat(parts);
+  return Buffer.concat([Buffer.from([tag]), derLength2(body.length), body]);
+}
+function derInteger(n2) {
+  const bytes = [];
+  for (let x = n2; x > 0; x >>= 8) bytes.unshift(x & 255);
+  if (bytes[0] & 128) bytes.unshift(0);
+  return der(2, Buffer.from(bytes));
+}
+function dataContent(der2) {
+  return new import_asn1_cms.ContentInfo({ contentType: import_asn1_cms.id_data, content: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(der2)) });
 }
 function attribute(id, valueDer) {
   return Object.assign(new import_asn1_pfx.PKCS12Attribute(), { attrId: id, attrValues: [toArrayBuffer(valueDer)] });
@@ -45389,7 +45477,7 @@ function derLength2(n2) {
 function toArrayBuffer(b) {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
 }
-var import_reflect_metadata8, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS;
+var import_reflect_metadata8, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS, OID_PBES2, OID_PBKDF2, HMAC_SHA256, OID_AES256_CBC;
 var init_pkcs12 = __esm({
   "packages/core/src/x509/pkcs12.ts"() {
     "use strict";
@@ -45408,6 +45496,10 @@ var init_pkcs12 = __esm({
     ANY_EXTENDED_KEY_USAGE_DER = Buffer.from("0604551d2500", "hex");
     ID_SHA256 = "2.16.840.1.101.3.4.2.1";
     ITERATIONS = 1e4;
+    OID_PBES2 = "06092a864886f70d01050d";
+    OID_PBKDF2 = "06092a864886f70d01050c";
+    HMAC_SHA256 = "300c06082a864886f70d02090500";
+    OID_AES256_CBC = "060960864801650304012a";
   }
 });
 
@@ -45433,6 +45525,14 @@ async function jvmCrlPem(mesh, scope2) {
   }
   for (const c3 of parseCrls(mesh.rootCrlPem ?? "")) if (mesh.roots.some((r) => r.subject === c3.issuer)) kept.push(c3);
   return kept.map((c3) => pemEncode("X509 CRL", new Uint8Array(c3.rawData))).join("");
+}
+async function jvmReleaseFiles(mesh, scope2, service, leaf, password) {
+  const b642 = (b) => Buffer.from(b).toString("base64");
+  return {
+    ...leaf ? { "keystore.p12": b642(serviceKeystore(service, { keyPem: leaf.key, chainPem: leaf.chain }, password)) } : {},
+    "truststore.p12": b642(scopeTruststore(mesh, scope2, password)),
+    "crl.jvm.pem": await jvmCrlPem(mesh, scope2)
+  };
 }
 var init_jvm = __esm({
   "packages/core/src/trust/jvm.ts"() {
@@ -45483,6 +45583,7 @@ var init_src = __esm({
     init_paths();
     init_scope_trust();
     init_effects();
+    init_mesh();
     init_live();
     init_deploy_allow_list();
     init_signing_policy();
@@ -54910,7 +55011,11 @@ async function installLocally(targetDir, release, reload, allowedRoot, at = {}) 
   const staging = fs13.mkdtempSync(path18.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
-    writeFileAtomic(path18.join(staging, name), content, name === "key.pem" ? 384 : 420);
+    writeFileAtomic(
+      path18.join(staging, name),
+      releaseFileBytes(name, content),
+      RELEASE_SECRET.includes(name) ? 384 : 420
+    );
   }
   const r = await execa("sh", [INSTALLER_PATH, target, staging, reload ?? ""], {
     reject: false,
@@ -54973,7 +55078,9 @@ function remoteScript(release) {
         Object.keys(release).filter((n2) => n2.includes("/")).map((n2) => n2.split("/")[0])
       )
     ].map((d2) => `mkdir -p "$staging/${d2}"`),
-    ...Object.entries(release).map(([name, content]) => heredoc(`"$staging/${name}"`, content)),
+    ...Object.entries(release).map(
+      ([name, content]) => heredoc(`"$staging/${name}"`, releaseFileBytes(name, content))
+    ),
     "set +e",
     'sh "$installer" "$1" "$staging" "$2"',
     "rc=$?",
@@ -60703,11 +60810,48 @@ function requireCiPosture(env2 = process.env) {
 
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
-init_src();
 import path6 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
-var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy", "pkcs12", "crl-jvm"];
+
+// packages/ci/src/pkcs12-password.ts
+init_define_TRELLIS_BUILD();
+init_src();
 var PKCS12_PASSWORD_ENV = "TRELLIS_PKCS12_PASSWORD";
+function pkcs12Password(file, flag, needs) {
+  let password;
+  if (file) {
+    try {
+      password = readBounded(file, READ_LIMITS.small, { followLink: true }).split(/\r?\n/)[0];
+    } catch (e2) {
+      throw new TrellisError("usage", `cannot read ${flag} ${file}: ${e2.message}`, {
+        field: flag,
+        hint: "a file holding the store password on one line"
+      });
+    }
+  } else password = process.env[PKCS12_PASSWORD_ENV];
+  if (!password) {
+    throw new TrellisError(
+      "usage",
+      `${needs} needs a store password: ${file ? `${flag} ${file} is empty` : `neither ${flag} nor ${PKCS12_PASSWORD_ENV} gives one`}`,
+      {
+        field: flag,
+        hint: `${flag} FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`
+      }
+    );
+  }
+  if (!/^[\x20-\x7e]+$/.test(password)) {
+    throw new TrellisError(
+      "usage",
+      `the store password ${file ? `in ${flag} ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
+      { field: flag, hint: "use printable ASCII (space to ~), e.g. openssl rand -base64 24" }
+    );
+  }
+  return password;
+}
+
+// packages/ci/src/commands/bundle.ts
+init_src();
+var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy", "pkcs12", "crl-jvm"];
 var bundle = {
   command: "bundle <scope>",
   describe: "Print a scope's trust bundle, or the nginx / haproxy configuration that enforces it",
@@ -60804,7 +60948,7 @@ function writePkcs12(mesh, a2) {
       field: "--out",
       hint: `trellis-ci bundle ${a2.scope} --format pkcs12 --out ${a2.scope}.p12`
     });
-  const password = pkcs12Password(a2.passwordFile);
+  const password = pkcs12Password(a2.passwordFile, "--password-file", "--format pkcs12");
   const file = path6.resolve(a2.out);
   if (!a2.service) {
     writeOutFile(file, scopeTruststore(mesh, a2.scope, password), { flag: "--out", store: mesh.dir });
@@ -60832,37 +60976,6 @@ function writePkcs12(mesh, a2) {
   writeOutFile(file, keystore, { flag: "--out", store: mesh.dir, secret: true });
   return `wrote ${file}: keystore of ${a2.scope}/${a2.service} (alias ${a2.service})
 `;
-}
-function pkcs12Password(file) {
-  let password;
-  if (file) {
-    try {
-      password = readBounded(file, READ_LIMITS.small, { followLink: true }).split(/\r?\n/)[0];
-    } catch (e2) {
-      throw new TrellisError("usage", `cannot read --password-file ${file}: ${e2.message}`, {
-        field: "--password-file",
-        hint: "a file holding the store password on one line"
-      });
-    }
-  } else password = process.env[PKCS12_PASSWORD_ENV];
-  if (!password) {
-    throw new TrellisError(
-      "usage",
-      `--format pkcs12 needs a store password: ${file ? `--password-file ${file} is empty` : `neither --password-file nor ${PKCS12_PASSWORD_ENV} gives one`}`,
-      {
-        field: "--password-file",
-        hint: `--password-file FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`
-      }
-    );
-  }
-  if (!/^[\x20-\x7e]+$/.test(password)) {
-    throw new TrellisError(
-      "usage",
-      `the store password ${file ? `in --password-file ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
-      { field: "--password-file", hint: "use printable ASCII (space to ~), e.g. openssl rand -base64 24" }
-    );
-  }
-  return password;
 }
 function upstreamName(mesh, scope2, target) {
   const [s, service] = target.split("/");
@@ -61913,6 +62026,9 @@ var deploy = {
   }).option("record-only", {
     type: "boolean",
     describe: "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's release digest) and deliver nothing; the keyless step then runs deploy --recorded"
+  }).option("pkcs12-password-file", {
+    type: "string",
+    describe: `for deploy entries with formats: [pkcs12]: the store password from FILE (its first line); else from $${PKCS12_PASSWORD_ENV}`
   }).option("recorded", {
     type: "boolean",
     describe: "ship a release only when the scope's ledger recorded it (a signed deploy --record-only entry): for the step that holds no CI identity"
@@ -61998,10 +62114,24 @@ async function runDeploy(a2) {
         hint: "name the directory renew --out wrote the leaves to (default <store>/.trellis/out)"
       });
     }
+    const jvmJob = jobs.find((j) => "formats" in j.target && j.target.formats?.includes("pkcs12"));
+    const password = jvmJob ? pkcs12Password(
+      a2.pkcs12PasswordFile,
+      "--pkcs12-password-file",
+      `${paths2.scopeFile(jvmJob.scope)} ${jvmJob.field}.formats: [pkcs12]`
+    ) : void 0;
     const releases = /* @__PURE__ */ new Map();
-    const releaseOf = (j) => {
-      const key = `${j.scope}/${j.service}`;
-      if (!releases.has(key)) releases.set(key, releaseFor(mesh, j.scope, leafFrom(mesh, from, j.scope, j.service)));
+    const releaseOf = async (j) => {
+      const formats = "formats" in j.target && j.target.formats || [];
+      const key = `${j.scope}/${j.service}/${formats.join(",")}`;
+      if (!releases.has(key)) {
+        const leaf = leafFrom(mesh, from, j.scope, j.service);
+        const base = releaseFor(mesh, j.scope, leaf);
+        releases.set(
+          key,
+          formats.includes("pkcs12") ? { ...base, ...await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password) } : base
+        );
+      }
       return releases.get(key);
     };
     if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a2.scope);
@@ -62056,7 +62186,7 @@ async function runDeploy(a2) {
         continue;
       }
       try {
-        const release = releaseOf(job);
+        const release = await releaseOf(job);
         const unrecorded = notOnRecord(job, release);
         if (unrecorded) throw new TrellisError("verification-failed", unrecorded);
         const done = await deliver(job, release, {
@@ -62161,10 +62291,12 @@ async function recordOnly(store, mesh, jobs, releaseOf, now, scope2) {
   const writes = [];
   for (const s of new Set(jobs.map((j) => j.scope))) {
     const have = recordedReleases(scopeLedgerTrust(mesh, s).counted);
-    const mine = jobs.filter((j) => j.scope === s).map((j) => ({
-      ...recordFor(j.service, describeTarget(j.target), releaseOf(j)),
-      ...j.target.type === "dir" ? { host: os4.hostname() } : {}
-    }));
+    const mine = await Promise.all(
+      jobs.filter((j) => j.scope === s).map(async (j) => ({
+        ...recordFor(j.service, describeTarget(j.target), await releaseOf(j)),
+        ...j.target.type === "dir" ? { host: os4.hostname() } : {}
+      }))
+    );
     const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
     for (const t of mine)
       process.stdout.write(
@@ -62402,14 +62534,21 @@ var explain = {
     type: "string",
     demandOption: true,
     describe: "SCOPE/SERVICE (its current leaf in leaves.yaml) or a certificate file"
-  }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example(
+  }).positional("server", { type: "string", demandOption: true, describe: "SCOPE/SERVICE or a certificate file" }).option("json", { type: "boolean", describe: "machine-readable output" }).option("stack", {
+    choices: STACKS,
+    default: "openssl",
+    describe: "the verifying peer's TLS stack: jvm and botan declare what they do not check (docs/conformance.md)"
+  }).example("$0 explain us-east-1/web eu-west-1/api", "refused: the regional boundary").example(
+    "$0 explain us-east-1/api global/control --stack jvm",
+    "what a JVM peer checks only with the scope check"
+  ).example(
     "$0 explain ./old-cert.pem global/control --now 2026-12-24T00:00:00Z",
     "a certificate file, judged as of a time"
   ).epilogue("Exit 0 when both directions pass, 1 when either is refused."),
   handler: async (a2) => {
     const e2 = await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
-      return explainHandshake(mesh, partyOf(mesh, a2.client), partyOf(mesh, a2.server), clock(a2.now));
+      return explainHandshake(mesh, partyOf(mesh, a2.client), partyOf(mesh, a2.server), clock(a2.now), a2.stack);
     });
     process.stdout.write(a2.json ? `${JSON.stringify(e2, null, 2)}
 ` : renderExplanation(e2));
