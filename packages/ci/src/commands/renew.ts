@@ -19,7 +19,9 @@ import {
   scopeDef,
   staleBundleFiles,
   withStore,
+  hostKeyRequests,
   type FileWrite,
+  type HostKeyRequest,
   type Mesh,
   type PhaseStep,
   type RenewPlan,
@@ -210,6 +212,8 @@ export interface RenewOutlook {
   plan: RenewPlan;
   staleCrls: Map<string, string>;
   staleBundles: FileWrite[];
+  /** The checked request of every `key: host` service of the run's scopes. */
+  hostKeys: Map<string, HostKeyRequest>;
 }
 
 export async function renewOutlook(
@@ -223,6 +227,8 @@ export async function renewOutlook(
   // Everything after this is planned on the store as the phase steps leave it.
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
   o.timings?.mark('load');
+  // Before any key is opened: a bad request refuses the run with the store untouched.
+  const hostKeys = await hostKeyRequests(mesh, scopes);
   const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
   const staleCrls = new Map<string, string>();
   // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current
@@ -237,7 +243,7 @@ export async function renewOutlook(
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
   const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  return { scopes, phases, mesh, plan, staleCrls, staleBundles };
+  return { scopes, phases, mesh, plan, staleCrls, staleBundles, hostKeys };
 }
 
 /** The outlook as renew and plan print it. */
@@ -300,6 +306,7 @@ async function renewPlanned(
     now,
     actor: actor(),
     seam: nodeCryptoSeam,
+    hostKeys: outlook.hostKeys,
     ...(signLeaves ? { signLeaves } : {}),
   }).catch((e) => {
     // A worker that could not write a leaf file fails as the main thread's write would have.

@@ -8,6 +8,8 @@ export const ANCHORS_DIR = 'anchors';
 export const paths = {
   config: STORE_FILE,
   scopeFile: (s: string) => `scopes/${s}.yaml`,
+  /** A `key: host` service's certificate request, committed beside its scope file. */
+  csr: (s: string, service: string) => `scopes/${s}/${service}.csr.pem`,
   rootCert: 'bundles/root/root.pem',
   roots: 'bundles/root/roots.pem',
   rootKey: 'bundles/root/root.key.age',

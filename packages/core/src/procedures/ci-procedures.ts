@@ -16,6 +16,7 @@ import { renewRecord } from '../ledger/renew-record.js';
 import {
   leafBatch,
   mintedFromBatch,
+  signHostLeaf,
   signInProcess,
   signingKeyObject,
   type LeafSigner,
@@ -35,6 +36,7 @@ import { serializeScopeState } from '../ledger/state-files.js';
 import { mergeWrites, type FileWrite } from '../model/file-write.js';
 import { iso } from '../model/time.js';
 import { TrellisError } from '../model/errors.js';
+import type { HostKeyRequest } from '../x509/csr.js';
 
 /** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs (crlSetOf decides). */
 export interface CrlSigner extends SigningIntermediate {
@@ -222,6 +224,7 @@ async function mintScopeLeaves(
   now: Date,
   seam: CryptoSeam,
   sign: LeafSigner = signInProcess,
+  hostKeys: ReadonlyMap<string, HostKeyRequest> = new Map(),
 ): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
   const byName = new Map(def.services.map((s) => [s.name, s]));
@@ -236,8 +239,22 @@ async function mintScopeLeaves(
       now,
     };
   });
-  const batch = await leafBatch(scope, reqs, signer, seam);
-  return mintedFromBatch(batch, await sign(batch, signingKeyObject(signer)));
+  // A host-held key is signed from its checked request, one by one: CI has no key to make for it.
+  const hosted = reqs.filter((r) => r.service.key === 'host');
+  const minted = await Promise.all(
+    hosted.map((r) => {
+      const request = hostKeys.get(`${scope}/${r.service.name}`);
+      if (!request)
+        throw new TrellisError('bad-scope', `${scope}/${r.service.name} has key: host but no checked request`, {
+          file: paths.csr(scope, r.service.name),
+        });
+      return signHostLeaf(r, request.spki, signer, seam);
+    }),
+  );
+  const ours = reqs.filter((r) => r.service.key !== 'host');
+  if (!ours.length) return minted;
+  const batch = await leafBatch(scope, ours, signer, seam);
+  return [...mintedFromBatch(batch, await sign(batch, signingKeyObject(signer))), ...minted];
 }
 
 /**
@@ -276,6 +293,8 @@ export interface RenewInput {
   seam: CryptoSeam;
   /** Who signs the leaf batches: in-process unless the shell brings worker threads. */
   signLeaves?: LeafSigner;
+  /** The checked request of each `key: host` service to mint, by `<scope>/<service>` (hostKeyRequests). */
+  hostKeys?: ReadonlyMap<string, HostKeyRequest>;
 }
 
 export interface RenewResult {
@@ -322,7 +341,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
       return [
         scope,
         services.length
-          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam, i.signLeaves)
+          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam, i.signLeaves, i.hostKeys)
           : Promise.resolve([]),
       ];
     }),
@@ -398,6 +417,12 @@ export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafR
   if (!def.services.some((s) => s.name === service))
     throw new TrellisError('unknown-service', `scope ${scope} declares no service "${service}"`, {
       file: paths.scopeFile(scope),
+    });
+  // Re-signing a compromised host key would undo the revocation; recording the key as revoked is not built yet.
+  if (def.services.some((s) => s.name === service && s.key === 'host'))
+    throw new TrellisError('usage', `${scope}/${service} holds its key on its host: revoke cannot replace it yet`, {
+      file: paths.scopeFile(scope),
+      hint: 'generate a new key on the host, commit its CSR, then renew --force --scope (docs/host-keys.md)',
     });
   // The record as the signed ledger proves it: an edited serial must not make revoke revoke the wrong certificate.
   const rec = provenLeafRecord(mesh, scope, service);
