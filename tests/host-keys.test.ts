@@ -1,0 +1,258 @@
+/**
+ * Keys that never leave the host (issue 23, `key: host`): renew signs a leaf
+ * for the public key of a committed CSR, with trellis's names, after checking
+ * possession, the key type and that no other service or CA holds the key; the
+ * output carries no key; a real nginx serves the leaf with a key generated
+ * where CI never reads. Every bad request exits 2 with the store unchanged.
+ */
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Store, loadMesh, parseCertificate, releaseFor } from '@trellis/core';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { tool } from './helpers/cli.js';
+import { at, RUN_NOW } from './helpers/clock.js';
+import { openCa } from './helpers/forge-chain.js';
+import { nginxFor, request, waitForPort, type Terminator } from './helpers/servers.js';
+
+const T0 = at(RUN_NOW);
+const CSR = 'scopes/us-east-1/web.csr.pem';
+/** Where the hosts keep their keys: a directory no trellis command is ever pointed at. */
+const hosts = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-hosts-'));
+let base: FakeMesh;
+let n = 0;
+
+interface HostKey {
+  keyFile: string;
+  keyPem: string;
+  csr: string;
+}
+
+/** A key born on a "host" with plain openssl (the recipe of docs/host-keys.md), and its CSR asking for other names. */
+async function hostKey(algorithm: string[] = ['EC', '-pkeyopt', 'ec_paramgen_curve:P-256']): Promise<HostKey> {
+  const dir = path.join(hosts, `host-${n++}`);
+  fs.mkdirSync(dir, { mode: 0o700 });
+  const keyFile = path.join(dir, 'key.pem');
+  const g = await tool('openssl', ['genpkey', '-algorithm', ...algorithm, '-out', keyFile]);
+  expect(g.code, g.stderr).toBe(0);
+  const r = await tool('openssl', [
+    'req',
+    '-new',
+    '-key',
+    keyFile,
+    '-subj',
+    '/CN=evil.example',
+    '-addext',
+    'subjectAltName=DNS:evil.example,URI:spiffe://mesh.example/global/control',
+  ]);
+  expect(r.code, r.stderr).toBe(0);
+  return { keyFile, keyPem: fs.readFileSync(keyFile, 'utf8'), csr: r.stdout };
+}
+
+const spkiOf = (keyPem: string) =>
+  crypto.createPublicKey(crypto.createPrivateKey(keyPem)).export({ type: 'spki', format: 'der' }).toString('hex');
+/** The base64 body of a PEM: what a copy of the key anywhere would contain. */
+const bodyOf = (pem: string) => pem.split('\n').filter((l) => l && !l.startsWith('-----'))[1]!;
+
+function withHostService(m: FakeMesh, services: Record<string, Record<string, unknown>> = { web: { key: 'host' } }) {
+  m.writeScope('us-east-1', ['api', services]);
+}
+
+/** Every file under `dir` whose bytes contain `needle`. */
+function filesHolding(dir: string, needle: string): string[] {
+  return fs
+    .readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile())
+    .map((e) => path.join(e.parentPath, e.name))
+    .filter((f) => fs.readFileSync(f, 'latin1').includes(needle));
+}
+
+beforeAll(async () => {
+  base = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'] } });
+}, 120_000);
+
+describe('renew signs a host-held key', () => {
+  let m: FakeMesh;
+  let host: HostKey;
+  let nginx: Terminator | undefined;
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-hostkey-nginx-'));
+
+  beforeAll(async () => {
+    m = base.clone();
+    host = await hostKey();
+    withHostService(m);
+    m.write(CSR, host.csr);
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('mint us-east-1/web');
+  }, 60_000);
+
+  afterAll(() => nginx?.stop());
+
+  it("certifies the CSR's key under trellis's names, never the names it asked for", () => {
+    const cert = parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8'));
+    expect(Buffer.from(cert.publicKey.rawData).toString('hex')).toBe(spkiOf(host.keyPem));
+    expect(cert.subject).toBe('CN=web.us-east-1.mesh.example');
+    const san = cert.getExtension('2.5.29.17');
+    const names = JSON.stringify(san);
+    expect(names).not.toContain('evil.example');
+    expect(names).not.toContain('global/control');
+    const record = m.read('bundles/us-east-1/leaves.yaml');
+    expect(record).toContain('spiffe://us-east-1.mesh.example/web');
+  });
+
+  it('writes no key for it: the output directory and the store hold no copy of the host key', () => {
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'key.pem'))).toBe(false);
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(true);
+    // A CI-minted neighbour keeps its key.
+    expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
+    expect(filesHolding(m.dir, bodyOf(host.keyPem))).toEqual([]);
+  });
+
+  it('a real nginx serves the leaf with the key its host generated', async () => {
+    // The host's release as deploy composes it for a key-less leaf, beside the key only the host has.
+    const release = path.join(root, 'release');
+    const cur = path.join(release, 'current');
+    const out = m.path('.trellis/out/us-east-1');
+    const files = releaseFor(loadMesh(new Store(m.dir)), 'us-east-1', {
+      cert: fs.readFileSync(path.join(out, 'web', 'cert.pem'), 'utf8'),
+      chain: fs.readFileSync(path.join(out, 'web', 'chain.pem'), 'utf8'),
+    });
+    expect(Object.keys(files).filter((f) => f.includes('key'))).toEqual([]);
+    for (const [name, content] of Object.entries(files)) {
+      fs.mkdirSync(path.dirname(path.join(cur, name)), { recursive: true });
+      fs.writeFileSync(path.join(cur, name), content!);
+    }
+    fs.symlinkSync(host.keyFile, path.join(cur, 'key.pem'));
+    nginx = nginxFor(root, 'web', release);
+    const up = await tool('sh', ['-c', nginx.reload]);
+    expect(up.code, up.stderr).toBe(0);
+    await waitForPort(nginx.port);
+    const apiDir = path.join(out, 'api');
+    const client = {
+      name: 'us-east-1/api',
+      key: fs.readFileSync(path.join(apiDir, 'key.pem'), 'utf8'),
+      chain: fs.readFileSync(path.join(apiDir, 'chain.pem'), 'utf8'),
+      ca: m.read('bundles/us-east-1/trust.openssl.pem'),
+      crl: fs.readFileSync(path.join(out, 'crl.pem'), 'utf8'),
+    };
+    expect(await request(nginx.port, 'web.us-east-1.mesh.example', client)).toBe(200);
+  }, 30_000);
+});
+
+describe('a bad request exits 2 and leaves the store unchanged', () => {
+  interface Case {
+    name: string;
+    /** Prepares the clone: its scope file and requests. */
+    damage: (m: FakeMesh) => Promise<void>;
+    says: RegExp;
+    file?: string;
+  }
+  const flipLastByte = (pem: string) => {
+    const der = Buffer.from(pem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    der[der.length - 1]! ^= 0x01;
+    const b64 = der.toString('base64').replace(/(.{64})/g, '$1\n');
+    return `-----BEGIN CERTIFICATE REQUEST-----\n${b64}\n-----END CERTIFICATE REQUEST-----\n`;
+  };
+  const cases: Case[] = [
+    {
+      name: 'no CSR committed',
+      damage: async (m) => withHostService(m),
+      says: /no certificate request/,
+    },
+    {
+      name: 'a malformed file',
+      damage: async (m) => {
+        withHostService(m);
+        m.write(CSR, '-----BEGIN CERTIFICATE REQUEST-----\nbm90IGEgY3Ny\n-----END CERTIFICATE REQUEST-----\n');
+      },
+      says: /not a PKCS#10 certificate request/,
+    },
+    {
+      name: 'a wrong signature (no proof of possession)',
+      damage: async (m) => {
+        withHostService(m);
+        m.write(CSR, flipLastByte((await hostKey()).csr));
+      },
+      says: /signature does not verify/,
+    },
+    {
+      name: 'a P-384 key in a P-256 mesh',
+      damage: async (m) => {
+        withHostService(m);
+        m.write(CSR, (await hostKey(['EC', '-pkeyopt', 'ec_paramgen_curve:P-384'])).csr);
+      },
+      says: /ecdsa-p384 key; this mesh's leaves are ecdsa-p256/,
+    },
+    {
+      name: 'an RSA key',
+      damage: async (m) => {
+        withHostService(m);
+        m.write(CSR, (await hostKey(['RSA', '-pkeyopt', 'rsa_keygen_bits:2048'])).csr);
+      },
+      says: /a kind of key; this mesh's leaves are ecdsa-p256/,
+    },
+    {
+      name: "another service's key",
+      damage: async (m) => {
+        withHostService(m, { web: { key: 'host' }, www: { key: 'host' } });
+        const { csr } = await hostKey();
+        m.write(CSR, csr);
+        m.write('scopes/us-east-1/www.csr.pem', csr);
+      },
+      says: /the key of us-east-1\/(web|www)/,
+      file: 'scopes/us-east-1/w',
+    },
+    {
+      name: "the scope intermediate's key",
+      damage: async (m) => {
+        withHostService(m);
+        const ca = await openCa(
+          m.ciIdentityFile,
+          m.read('bundles/us-east-1/intermediate.key.age'),
+          m.read('bundles/us-east-1/intermediate.pem'),
+        );
+        const keyFile = path.join(hosts, `ca-${n++}.pem`);
+        fs.writeFileSync(keyFile, ca.key, { mode: 0o600 });
+        const r = await tool('openssl', ['req', '-new', '-key', keyFile, '-subj', '/CN=x']);
+        m.write(CSR, r.stdout);
+      },
+      says: /the key of the us-east-1 intermediate CA/,
+    },
+    {
+      name: 'a Kubernetes target',
+      damage: async (m) => {
+        withHostService(m, {
+          web: { key: 'host', deploy: [{ type: 'kubernetes', namespace: 'mesh', name: 'web' }] },
+        });
+        m.write(CSR, (await hostKey()).csr);
+      },
+      says: /services\.web\.deploy\[0\]: is a Kubernetes target, and a Kubernetes Secret carries the key/,
+      file: 'scopes/us-east-1.yaml',
+    },
+  ];
+  it.each(cases)(
+    '$name',
+    async (c) => {
+      const m = base.clone();
+      await c.damage(m);
+      const before = m.snapshot();
+      for (const args of [
+        ['renew', '--now', T0],
+        ['plan', '--now', T0],
+      ]) {
+        const r = await m.ci(args);
+        expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(2);
+        expect(r.stderr).toContain(c.file ?? CSR);
+        expect(r.stderr).toMatch(c.says);
+        expect(r.stderr).toContain('→');
+        expect(r.stderr).not.toMatch(/^\s+at /m);
+      }
+      expect(m.snapshot()).toEqual(before);
+      expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(false);
+    },
+    60_000,
+  );
+});
