@@ -84,6 +84,10 @@ describe('renew signs a host-held key', () => {
     host = await hostKey();
     withHostService(m);
     m.write(CSR, host.csr);
+    // The custodian reviews the new key (a custody event) before CI signs for it.
+    const c = await m.root(['confirm', '--now', T0]);
+    expect(c.code, c.stderr).toBe(0);
+    expect(c.stdout).toMatch(/host key us-east-1\/web: sha256:[0-9a-f]{64} \(first key\)/);
     const r = await m.ci(['renew', '--now', T0]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('mint us-east-1/web');
@@ -255,4 +259,113 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
     },
     60_000,
   );
+});
+
+/** The rotation proof of docs/host-keys.md, made with plain openssl: the current key signs the new key's statement. */
+async function rotationProof(current: HostKey, next: HostKey, service = 'web'): Promise<string> {
+  const csr = path.join(hosts, `next-${n++}.csr`);
+  fs.writeFileSync(csr, next.csr);
+  const der = await tool('sh', [
+    '-c',
+    `openssl req -in ${csr} -noout -pubkey | openssl pkey -pubin -outform DER | sha256sum`,
+  ]);
+  expect(der.code, der.stderr).toBe(0);
+  const newKey = `sha256:${der.stdout.split(' ')[0]}`;
+  const statement = path.join(hosts, `statement-${n++}`);
+  fs.writeFileSync(
+    statement,
+    `trellis host key rotation\nmesh: test\nscope: us-east-1\nservice: ${service}\nnew key: ${newKey}\n`,
+  );
+  const sig = await tool('sh', ['-c', `openssl dgst -sha256 -sign ${current.keyFile} ${statement} | base64 -w0`]);
+  const pub = await tool('sh', ['-c', `openssl pkey -in ${current.keyFile} -pubout -outform DER | base64 -w0`]);
+  return `${JSON.stringify({ currentKey: pub.stdout, signature: sig.stdout }, null, 2)}\n`;
+}
+
+describe('every key a pull request introduces is a custody event', () => {
+  let signed: FakeMesh;
+  let first: HostKey;
+  const leafKey = (m: FakeMesh) =>
+    Buffer.from(
+      parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).publicKey.rawData,
+    ).toString('hex');
+
+  beforeAll(async () => {
+    signed = base.clone();
+    first = await hostKey();
+    withHostService(signed);
+    signed.write(CSR, first.csr);
+    expect((await signed.root(['confirm', '--now', T0])).code).toBe(0);
+    const r = await signed.ci(['renew', '--now', T0]);
+    expect(r.code, r.stderr).toBe(0);
+  }, 60_000);
+
+  it("an attacker's pull request adding a service with its own CSR gets no leaf; the other services are renewed", async () => {
+    const m = base.clone();
+    withHostService(m);
+    m.write(CSR, (await hostKey()).csr);
+    const api = m.read('bundles/us-east-1/leaves.yaml');
+    const r = await m.ci(['renew', '--now', T0, '--force']);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/renew held us-east-1\/web \(its first key sha256:[0-9a-f]{64} is not yet confirmed/);
+    expect(r.stderr).toContain(CSR);
+    expect(r.stdout).toContain('mint us-east-1/api (forced)');
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(false);
+    const after = m.read('bundles/us-east-1/leaves.yaml');
+    expect(after).not.toBe(api);
+    expect(after).not.toContain('web');
+    const plan = await m.ci(['plan', '--now', T0]);
+    expect(plan.code).toBe(3);
+  }, 60_000);
+
+  it("a pull request swapping the CSR for the attacker's key gets no leaf", async () => {
+    const m = signed.clone();
+    const before = leafKey(m);
+    const record = m.read('bundles/us-east-1/leaves.yaml');
+    m.write(CSR, (await hostKey()).csr);
+    const r = await m.ci(['renew', '--now', T0, '--force']);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expect(r.stderr).toMatch(/its key changed from sha256:[0-9a-f]{64} to sha256:[0-9a-f]{64} with neither a proof/);
+    expect(leafKey(m)).toBe(before);
+    expect(m.read('bundles/us-east-1/leaves.yaml').match(/web:\n(.*\n){2}/)![0]).toBe(
+      record.match(/web:\n(.*\n){2}/)![0],
+    );
+  }, 60_000);
+
+  it('a swap with a proof signed by a key other than the current one gets no leaf', async () => {
+    const m = signed.clone();
+    const attacker = await hostKey();
+    const next = await hostKey();
+    m.write(CSR, next.csr);
+    m.write('scopes/us-east-1/web.key-proof.json', await rotationProof(attacker, next));
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(3);
+  }, 60_000);
+
+  it('a rotation with the proof from the current key (plain openssl) is signed with no confirmation', async () => {
+    const m = signed.clone();
+    const next = await hostKey();
+    m.write(CSR, next.csr);
+    m.write('scopes/us-east-1/web.key-proof.json', await rotationProof(first, next));
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('mint us-east-1/web (key-changed)');
+    expect(leafKey(m)).toBe(spkiOf(next.keyPem));
+    // The proof was for this one step: the first key, still in the last confirmation, does not come back.
+    m.write(CSR, first.csr);
+    const back = await m.ci(['renew', '--now', T0]);
+    expect(back.code, back.stdout + back.stderr).toBe(3);
+    expect(leafKey(m)).toBe(spkiOf(next.keyPem));
+  }, 60_000);
+
+  it('a changed key a custodian confirmed is signed', async () => {
+    const m = signed.clone();
+    const next = await hostKey();
+    m.write(CSR, next.csr);
+    const dry = await m.root(['confirm', '--now', T0, '--dry-run']);
+    expect(dry.stdout).toMatch(/host key us-east-1\/web: sha256:[0-9a-f]{64} \(replaces sha256:[0-9a-f]{64}\)/);
+    expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(leafKey(m)).toBe(spkiOf(next.keyPem));
+  }, 60_000);
 });

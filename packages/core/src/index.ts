@@ -179,10 +179,10 @@ export {
   unconfirmedPolicyChanges,
 } from './custody/signing-policy.js';
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
-export { hostKeyRequests } from './custody/host-keys.js';
+export { hostKeyRequests, meshHostKeys } from './custody/host-keys.js';
 export type { HostKeyRequest } from './x509/csr.js';
 export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
-export { planRenew, type RenewPlan } from './procedures/plan.js';
+export { planRenew, planHostKeys, custodyRefusal, type RenewPlan } from './procedures/plan.js';
 export { explainHandshake, recordParty, certificateParty, renderExplanation, type Party } from './verify/explain.js';
 export { reportInput, renderReportHtml } from './report/report-html.js';
 export { refuseRepeatedFlags } from './shell/flags.js';

@@ -13,10 +13,12 @@ import {
   loadMesh,
   nodeCryptoSeam,
   planRenew,
+  planHostKeys,
   renewScopes,
   renewTouched,
   scopeCrlStaleness,
   scopeDef,
+  custodyRefusal,
   staleBundleFiles,
   withStore,
   hostKeyRequests,
@@ -90,6 +92,7 @@ function renderPlan(plan: RenewPlan): string {
   for (const s of plan.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
   for (const h of plan.held)
     lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
+  for (const h of plan.custody) lines.push(`hold ${h.scope}/${h.service}: ${h.why}`);
   if (!plan.mint.length) lines.push('no leaf is due');
   return `${lines.join('\n')}\n`;
 }
@@ -193,10 +196,12 @@ export async function renewStore(
   identities: (mesh: Mesh) => Promise<string[]>,
   say: (line: string) => void,
 ): Promise<RenewResult | undefined> {
-  let collisions: RenewPlan['collisions'] = [];
-  const result = await renewPlanned(store, o, identities, say, (plan) => (collisions = plan.collisions));
-  const refusal = collisionRefusal(collisions, o.dryRun ? 'renew would hold' : 'renew held');
+  let planned: RenewPlan | undefined;
+  const result = await renewPlanned(store, o, identities, say, (plan) => (planned = plan));
+  const refusal = collisionRefusal(planned?.collisions ?? [], o.dryRun ? 'renew would hold' : 'renew held');
   if (refusal) throw refusal;
+  const held = custodyRefusal(planned?.custody ?? [], o.dryRun ? 'renew would hold' : 'renew held');
+  if (held) throw held;
   return result;
 }
 
@@ -229,7 +234,7 @@ export async function renewOutlook(
   o.timings?.mark('load');
   // Before any key is opened: a bad request refuses the run with the store untouched.
   const hostKeys = await hostKeyRequests(mesh, scopes);
-  const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
+  const plan = planHostKeys(mesh, planRenew(mesh, now, { scope: o.scope, force: o.force }), hostKeys);
   const staleCrls = new Map<string, string>();
   // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current
   // too (a whole-mesh run keeps them).

@@ -9,6 +9,8 @@ import { paths } from '../model/paths.js';
 import type { Mesh } from '../model/mesh.js';
 import { keyId, type Certificate } from '../x509/certificates.js';
 import { readCertificateRequest, type HostKeyRequest } from '../x509/csr.js';
+import { sha256Hex, verifyBytes } from '../crypto/crypto.js';
+import { lastConfirmedRecord, scopeLedgerTrust } from '../ledger/ledger-trust.js';
 
 /** `<scope>/<service>`: how a host-held key is named in messages and maps. */
 const held = (scope: string, service: string) => `${scope}/${service}`;
@@ -33,6 +35,23 @@ function caKeys(mesh: Mesh): Map<string, string> {
  * a missing, malformed or unproven request, a key of another algorithm, or a key another service or a CA holds.
  */
 export async function hostKeyRequests(mesh: Mesh, scopes: string[]): Promise<Map<string, HostKeyRequest>> {
+  const read = await checkedRequests(mesh, scopes);
+  return new Map([...read].filter(([name]) => scopes.includes(name.split('/')[0]!)));
+}
+
+/**
+ * What `trellis-root confirm` records: every committed request of the mesh, checked as renew checks them, each with
+ * how it stands now.
+ */
+export async function meshHostKeys(mesh: Mesh): Promise<{ name: string; key: string; standing: HostKeyStanding }[]> {
+  return [...(await checkedRequests(mesh, []))].map(([name, r]) => {
+    const [scope, service] = name.split('/') as [string, string];
+    return { name, key: r.keyId, standing: hostKeyStanding(mesh, scope, service, r.keyId) };
+  });
+}
+
+/** Every committed request of the mesh, checked; a missing one is refused only in `required` scopes. */
+async function checkedRequests(mesh: Mesh, required: string[]): Promise<Map<string, HostKeyRequest>> {
   const read = new Map<string, HostKeyRequest>();
   // Every request of the mesh is read: a key reused across scopes is refused whichever scope renews.
   for (const def of mesh.scopes) {
@@ -42,7 +61,7 @@ export async function hostKeyRequests(mesh: Mesh, scopes: string[]): Promise<Map
       const file = paths.csr(def.name, svc.name);
       const pem = m.csrs.get(svc.name);
       if (pem === undefined) {
-        if (!scopes.includes(def.name)) continue;
+        if (!required.includes(def.name)) continue;
         throw new TrellisError('bad-scope', `${held(def.name, svc.name)} has key: host but no certificate request`, {
           file,
           hint: `on the host, run trellis-agent keygen ${svc.name} (or the openssl recipe in docs/host-keys.md) and commit the CSR it prints`,
@@ -85,5 +104,78 @@ export async function hostKeyRequests(mesh: Mesh, scopes: string[]): Promise<Map
       });
     owners.set(r.keyId, name);
   }
-  return new Map([...read].filter(([name]) => scopes.includes(name.split('/')[0]!)));
+  return read;
+}
+
+/** What a key rotation's proof signs: the new key bound to the mesh, scope, service and purpose. */
+function keyProofStatement(mesh: string, scope: string, service: string, newKey: string): string {
+  return `trellis host key rotation\nmesh: ${mesh}\nscope: ${scope}\nservice: ${service}\nnew key: ${newKey}\n`;
+}
+
+/**
+ * The keys each host-held service's leaves were signed for, oldest first, as the scope's counted ledger records them.
+ */
+export function hostKeyHistory(mesh: Mesh, scope: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const e of scopeLedgerTrust(mesh, scope).counted) {
+    const keys = e.details?.hostKeys;
+    if (!keys || typeof keys !== 'object') continue;
+    for (const [svc, k] of Object.entries(keys))
+      if (typeof k === 'string' && out.get(svc)?.at(-1) !== k) out.set(svc, [...(out.get(svc) ?? []), k]);
+  }
+  return out;
+}
+
+/** The host keys the custodian last confirmed (`trellis-root confirm`), by `<scope>/<service>`. */
+function confirmedHostKeys(mesh: Mesh): Map<string, string> {
+  const keys = lastConfirmedRecord(mesh, 'hostKeys')?.hostKeys;
+  if (!keys || typeof keys !== 'object') return new Map();
+  return new Map(Object.entries(keys).filter((x): x is [string, string] => typeof x[1] === 'string'));
+}
+
+/** Whether a key counts for its service, and how; or why it does not (renew holds the service, exit 3). */
+export type HostKeyStanding =
+  | { counts: true; how: 'signed before' | 'confirmed' | 'proven' }
+  | { counts: false; why: string; current?: string };
+
+/** The proof in key-proof.json holds when the current key signed the statement for `newKey`. */
+function proofHolds(mesh: Mesh, scope: string, service: string, newKey: string, current: string): boolean {
+  const text = mesh.material.get(scope)?.keyProofs.get(service);
+  if (text === undefined) return false;
+  let proof: { currentKey?: unknown; signature?: unknown };
+  try {
+    proof = JSON.parse(text) as typeof proof;
+  } catch {
+    return false;
+  }
+  if (typeof proof?.currentKey !== 'string' || typeof proof.signature !== 'string') return false;
+  const spki = Buffer.from(proof.currentKey, 'base64');
+  if (`sha256:${sha256Hex(spki)}` !== current) return false;
+  const statement = Buffer.from(keyProofStatement(mesh.config.mesh, scope, service, newKey));
+  try {
+    return verifyBytes(spki, statement, Buffer.from(proof.signature, 'base64'));
+  } catch {
+    return false; // not a public key
+  }
+}
+
+/**
+ * Every key a pull request introduces is a custody event: a host-held key counts when a leaf was already signed for
+ * it, when the custodian confirmed it, or (a changed key) with a proof from the current key.
+ */
+export function hostKeyStanding(mesh: Mesh, scope: string, service: string, key: string): HostKeyStanding {
+  const history = hostKeyHistory(mesh, scope).get(service) ?? [];
+  const current = history.at(-1);
+  if (current === key) return { counts: true, how: 'signed before' };
+  // A key rotated out never comes back: a confirmation still naming it would let a pull request roll it back in.
+  if (history.includes(key))
+    return { counts: false, why: `its key ${key} was rotated out (the current one is ${current})`, current };
+  if (confirmedHostKeys(mesh).get(held(scope, service)) === key) return { counts: true, how: 'confirmed' };
+  if (current === undefined) return { counts: false, why: `its first key ${key} is not yet confirmed by a custodian` };
+  if (proofHolds(mesh, scope, service, key, current)) return { counts: true, how: 'proven' };
+  return {
+    counts: false,
+    why: `its key changed from ${current} to ${key} with neither a proof from the current key nor a confirmation`,
+    current,
+  };
 }

@@ -37,6 +37,8 @@ export interface ScopeMaterial {
    * Each `key: host` service's committed CSR (PEM text as the store holds it), by service; absent when not committed.
    */
   csrs: Map<string, string>;
+  /** Each `key: host` service's committed rotation proof (key-proof.json as the store holds it), by service. */
+  keyProofs: Map<string, string>;
 }
 
 export interface Mesh {

@@ -304,6 +304,19 @@ export interface RenewResult {
   count: number;
 }
 
+/** The host-held keys this entry's leaves certify: the memory a later key rotation is judged against. */
+function hostKeysSigned(
+  scope: string,
+  leaves: MintedLeaf[],
+  requests: ReadonlyMap<string, HostKeyRequest> = new Map(),
+): { hostKeys?: Record<string, string> } {
+  const signed = leaves.flatMap((l) => {
+    const r = l.keyPem === undefined ? requests.get(`${scope}/${l.service}`) : undefined;
+    return r ? [[l.service, r.keyId] as const] : [];
+  });
+  return signed.length ? { hostKeys: Object.fromEntries(signed) } : {};
+}
+
 /** The scopes a renew touches: they mint, re-sign a CRL, refresh a bundle, or took a phase step. */
 export function renewTouched(i: Pick<RenewInput, 'plan' | 'phases' | 'staleCrls' | 'staleBundles'>): string[] {
   return [
@@ -389,6 +402,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
               binding,
             ),
             ...(crl ? { crl: i.staleCrls.get(scope) } : {}),
+            ...hostKeysSigned(scope, leaves, i.hostKeys),
             ...(i.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
           },
         },

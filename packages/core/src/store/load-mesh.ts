@@ -41,6 +41,16 @@ function certsAt(rel: string, pem: string): Certificate[] {
   }
 }
 
+/** The file at `at(service)` of each service that has one, by service. */
+function filesOf(store: Store, services: string[], at: (service: string) => string): Map<string, string> {
+  return new Map(
+    services.flatMap((svc) => {
+      const text = store.read(at(svc));
+      return text === undefined ? [] : [[svc, text] as const];
+    }),
+  );
+}
+
 function loadMaterial(store: Store, scope: string, hostHeld: string[] = []): ScopeMaterial {
   const inter = certAt(store, paths.intermediate(scope));
   const leavesText = store.read(paths.leaves(scope));
@@ -77,12 +87,8 @@ function loadMaterial(store: Store, scope: string, hostHeld: string[] = []): Sco
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
     leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
-    csrs: new Map(
-      hostHeld.flatMap((svc) => {
-        const pem = store.read(paths.csr(scope, svc));
-        return pem === undefined ? [] : [[svc, pem] as const];
-      }),
-    ),
+    csrs: filesOf(store, hostHeld, (svc) => paths.csr(scope, svc)),
+    keyProofs: filesOf(store, hostHeld, (svc) => paths.keyProof(scope, svc)),
   };
 }
 
