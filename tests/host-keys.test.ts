@@ -12,7 +12,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Store, loadMesh, parseCertificate, releaseFor } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { tool } from './helpers/cli.js';
+import { execa } from 'execa';
+import { REPO, tool } from './helpers/cli.js';
 import { at, RUN_NOW } from './helpers/clock.js';
 import { openCa } from './helpers/forge-chain.js';
 import { nginxFor, request, waitForPort, type Terminator } from './helpers/servers.js';
@@ -23,6 +24,23 @@ const CSR = 'scopes/us-east-1/web.csr.pem';
 const hosts = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-hosts-'));
 let base: FakeMesh;
 let n = 0;
+
+/** The openssl recipe of docs/host-keys.md: key birth, then a rotation with its proof. */
+const [KEYGEN, ROTATE] = [
+  ...fs
+    .readFileSync(path.join(REPO, 'docs/host-keys.md'), 'utf8')
+    .matchAll(/<!-- doc-test: run by=tests\/host-keys\.test\.ts -->\n```sh\n([\s\S]*?)```/g),
+].map((x) => x[1]!);
+
+/** Runs a block of the recipe on a "host" whose keys live in `keys`. */
+async function onHost(block: string, keys: string): Promise<void> {
+  const r = await execa('sh', ['-ec', block], {
+    env: { PATH: process.env.PATH, KEYS: keys, MESH: 'test', SCOPE: 'us-east-1', SERVICE: 'web' },
+    extendEnv: false,
+    reject: false,
+  });
+  expect(r.exitCode, String(r.stderr)).toBe(0);
+}
 
 interface HostKey {
   keyFile: string;
@@ -284,6 +302,8 @@ async function rotationProof(current: HostKey, next: HostKey, service = 'web'): 
 describe('every key a pull request introduces is a custody event', () => {
   let signed: FakeMesh;
   let first: HostKey;
+  /** The host directory of the recipe's keys. */
+  let keys: string;
   const leafKey = (m: FakeMesh) =>
     Buffer.from(
       parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).publicKey.rawData,
@@ -291,7 +311,14 @@ describe('every key a pull request introduces is a custody event', () => {
 
   beforeAll(async () => {
     signed = base.clone();
-    first = await hostKey();
+    keys = path.join(hosts, 'recipe');
+    await onHost(KEYGEN!, keys);
+    const keyFile = path.join(keys, 'web.key');
+    first = {
+      keyFile,
+      keyPem: fs.readFileSync(keyFile, 'utf8'),
+      csr: fs.readFileSync(path.join(keys, 'web.csr.pem'), 'utf8'),
+    };
     withHostService(signed);
     signed.write(CSR, first.csr);
     expect((await signed.root(['confirm', '--now', T0])).code).toBe(0);
@@ -341,11 +368,12 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(r.code, r.stdout + r.stderr).toBe(3);
   }, 60_000);
 
-  it('a rotation with the proof from the current key (plain openssl) is signed with no confirmation', async () => {
+  it("a rotation with the proof from the current key (docs/host-keys.md's openssl recipe) is signed with no confirmation", async () => {
     const m = signed.clone();
-    const next = await hostKey();
-    m.write(CSR, next.csr);
-    m.write('scopes/us-east-1/web.key-proof.json', await rotationProof(first, next));
+    await onHost(ROTATE!, keys);
+    const next = { keyPem: fs.readFileSync(path.join(keys, 'web.next.key'), 'utf8') };
+    m.write(CSR, fs.readFileSync(path.join(keys, 'web.csr.pem'), 'utf8'));
+    m.write('scopes/us-east-1/web.key-proof.json', fs.readFileSync(path.join(keys, 'web.key-proof.json'), 'utf8'));
     const r = await m.ci(['renew', '--now', T0]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(r.stdout).toContain('mint us-east-1/web (key-changed)');
