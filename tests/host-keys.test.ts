@@ -342,6 +342,9 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(after).not.toContain('web');
     const plan = await m.ci(['plan', '--now', T0]);
     expect(plan.code).toBe(3);
+    const v = await m.ci(['verify', '--now', T0, '--format', 'markdown']);
+    expect(v.code).toBe(1);
+    expect(v.stdout).toMatch(/host key us-east-1\/web: sha256:[0-9a-f]{64} \(first key\) does not count/);
   }, 60_000);
 
   it("a pull request swapping the CSR for the attacker's key gets no leaf", async () => {
@@ -352,6 +355,10 @@ describe('every key a pull request introduces is a custody event', () => {
     const r = await m.ci(['renew', '--now', T0, '--force']);
     expect(r.code, r.stdout + r.stderr).toBe(3);
     expect(r.stderr).toMatch(/its key changed from sha256:[0-9a-f]{64} to sha256:[0-9a-f]{64} with neither a proof/);
+    const v = await m.ci(['verify', '--now', T0, '--format', 'markdown']);
+    expect(v.stdout).toMatch(
+      /host key us-east-1\/web: sha256:[0-9a-f]{64} \(replaces sha256:[0-9a-f]{64}\) does not count/,
+    );
     expect(leafKey(m)).toBe(before);
     expect(m.read('bundles/us-east-1/leaves.yaml').match(/web:\n(.*\n){2}/)![0]).toBe(
       record.match(/web:\n(.*\n){2}/)![0],
