@@ -10,13 +10,13 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Store, loadMesh, parseCertificate, releaseFor } from '@trellis/core';
+import { parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { execa } from 'execa';
 import { REPO, tool } from './helpers/cli.js';
 import { at, RUN_NOW } from './helpers/clock.js';
 import { openCa } from './helpers/forge-chain.js';
-import { nginxFor, request, waitForPort, type Terminator } from './helpers/servers.js';
+import { nginxFor, request, waitForPort } from './helpers/servers.js';
 
 const T0 = at(RUN_NOW);
 const CSR = 'scopes/us-east-1/web.csr.pem';
@@ -91,77 +91,92 @@ beforeAll(async () => {
   base = await FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': ['api'] } });
 }, 120_000);
 
-describe('renew signs a host-held key', () => {
+describe('renew signs a host-held key; deploy ships it without a key; the installer pairs it', () => {
   let m: FakeMesh;
   let host: HostKey;
-  let nginx: Terminator | undefined;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-hostkey-nginx-'));
+  const release = path.join(root, 'web');
+  const nginx = nginxFor(root, 'web', release);
+  /** The host's keys, beside its releases: a directory no trellis command reads. */
+  const keys = path.join(release, 'keys');
+  let firstDeploy: { code: number; stdout: string; stderr: string };
 
   beforeAll(async () => {
     m = base.clone();
-    host = await hostKey();
-    withHostService(m);
+    await onHost(KEYGEN!, keys);
+    const keyFile = path.join(keys, 'web.key');
+    host = {
+      keyFile,
+      keyPem: fs.readFileSync(keyFile, 'utf8'),
+      csr: fs.readFileSync(path.join(keys, 'web.csr.pem'), 'utf8'),
+    };
+    // The key the CSR names is set aside: the first deploy finds the host without it.
+    const filed = path.join(keys, fs.readlinkSync(keyFile));
+    fs.renameSync(filed, `${filed}.aside`);
+    withHostService(m, { web: { key: 'host', deploy: [{ type: 'dir', path: release, reload: 'nginx-web' }] } });
     m.write(CSR, host.csr);
-    // The custodian reviews the new key (a custody event) before CI signs for it.
-    const c = await m.root(['confirm', '--now', T0]);
-    expect(c.code, c.stderr).toBe(0);
-    expect(c.stdout).toMatch(/host key us-east-1\/web: sha256:[0-9a-f]{64} \(first key\)/);
+    // The custodian confirms the allow-list and reviews the new key (a custody event) before CI signs for it.
+    await m.allow({ dir: { paths: [root] }, reload: { 'nginx-web': nginx.reload } }, { now: T0 });
     const r = await m.ci(['renew', '--now', T0]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain('mint us-east-1/web');
-  }, 60_000);
+    firstDeploy = await m.ci(['deploy', '--now', T0]);
+    fs.renameSync(`${filed}.aside`, filed);
+  }, 90_000);
 
-  afterAll(() => nginx?.stop());
+  afterAll(() => nginx.stop());
+
+  it('confirm lists the first key; verify is clean once it is signed', async () => {
+    const v = await m.ci(['verify', '--now', T0]);
+    expect(v.stdout).not.toContain('host key');
+  });
 
   it("certifies the CSR's key under trellis's names, never the names it asked for", () => {
     const cert = parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8'));
     expect(Buffer.from(cert.publicKey.rawData).toString('hex')).toBe(spkiOf(host.keyPem));
     expect(cert.subject).toBe('CN=web.us-east-1.mesh.example');
-    const san = cert.getExtension('2.5.29.17');
-    const names = JSON.stringify(san);
+    const names = JSON.stringify(cert.getExtension('2.5.29.17'));
     expect(names).not.toContain('evil.example');
     expect(names).not.toContain('global/control');
-    const record = m.read('bundles/us-east-1/leaves.yaml');
-    expect(record).toContain('spiffe://us-east-1.mesh.example/web');
+    expect(m.read('bundles/us-east-1/leaves.yaml')).toContain('spiffe://us-east-1.mesh.example/web');
   });
 
-  it('writes no key for it: the output directory and the store hold no copy of the host key', () => {
-    expect(fs.existsSync(m.out('us-east-1', 'web', 'key.pem'))).toBe(false);
-    expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(true);
-    // A CI-minted neighbour keeps its key.
-    expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
-    expect(filesHolding(m.dir, bodyOf(host.keyPem))).toEqual([]);
+  it('the installer refuses a certificate whose key the host does not hold', () => {
+    expect(firstDeploy.code, firstDeploy.stdout + firstDeploy.stderr).toBe(1);
+    expect(firstDeploy.stdout + firstDeploy.stderr).toMatch(
+      /the host holds no key for cert\.pem \(sha256:[0-9a-f]{64}\)/,
+    );
+    expect(fs.existsSync(path.join(release, 'current'))).toBe(false);
   });
 
-  it('a real nginx serves the leaf with the key its host generated', async () => {
-    // The host's release as deploy composes it for a key-less leaf, beside the key only the host has.
-    const release = path.join(root, 'release');
-    const cur = path.join(release, 'current');
-    const out = m.path('.trellis/out/us-east-1');
-    const files = releaseFor(loadMesh(new Store(m.dir)), 'us-east-1', {
-      cert: fs.readFileSync(path.join(out, 'web', 'cert.pem'), 'utf8'),
-      chain: fs.readFileSync(path.join(out, 'web', 'chain.pem'), 'utf8'),
-    });
-    expect(Object.keys(files).filter((f) => f.includes('key'))).toEqual([]);
-    for (const [name, content] of Object.entries(files)) {
-      fs.mkdirSync(path.dirname(path.join(cur, name)), { recursive: true });
-      fs.writeFileSync(path.join(cur, name), content!);
-    }
-    fs.symlinkSync(host.keyFile, path.join(cur, 'key.pem'));
-    nginx = nginxFor(root, 'web', release);
-    const up = await tool('sh', ['-c', nginx.reload]);
-    expect(up.code, up.stderr).toBe(0);
+  it('a real nginx serves the leaf trellis signed with the key its host generated', async () => {
+    const d = await m.ci(['deploy', '--now', T0]);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    expect(d.stdout).toMatch(/^installed .*us-east-1\/web/m);
     await waitForPort(nginx.port);
-    const apiDir = path.join(out, 'api');
+    const cur = path.join(release, 'current');
+    expect(fs.lstatSync(path.join(cur, 'key.pem')).isSymbolicLink()).toBe(true);
+    expect(fs.readlinkSync(path.join(cur, 'key.pem'))).toMatch(/^\.\.\/\.\.\/keys\/sha256-[0-9a-f]{64}\.pem$/);
+    expect(fs.existsSync(path.join(cur, 'chain-and-key.pem'))).toBe(false);
+    const out = m.path('.trellis/out/us-east-1');
     const client = {
       name: 'us-east-1/api',
-      key: fs.readFileSync(path.join(apiDir, 'key.pem'), 'utf8'),
-      chain: fs.readFileSync(path.join(apiDir, 'chain.pem'), 'utf8'),
+      key: fs.readFileSync(path.join(out, 'api', 'key.pem'), 'utf8'),
+      chain: fs.readFileSync(path.join(out, 'api', 'chain.pem'), 'utf8'),
       ca: m.read('bundles/us-east-1/trust.openssl.pem'),
       crl: fs.readFileSync(path.join(out, 'crl.pem'), 'utf8'),
     };
     expect(await request(nginx.port, 'web.us-east-1.mesh.example', client)).toBe(200);
   }, 30_000);
+
+  it('no copy of the host key in the store, the output directory or a release directory', () => {
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'key.pem'))).toBe(false);
+    expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(true);
+    // A CI-minted neighbour keeps its key.
+    expect(fs.existsSync(m.out('us-east-1', 'api', 'key.pem'))).toBe(true);
+    expect(filesHolding(m.dir, bodyOf(host.keyPem))).toEqual([]);
+    expect(filesHolding(path.join(release, 'releases'), bodyOf(host.keyPem))).toEqual([]);
+  });
 });
 
 describe('a bad request exits 2 and leaves the store unchanged', () => {
