@@ -10,10 +10,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseCertificate } from '@trellis/core';
+import { newIdentity, parseCertificate, tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { execa } from 'execa';
-import { REPO, tool } from './helpers/cli.js';
+import { AGENT_BIN, REPO, baseEnv, tool } from './helpers/cli.js';
 import { at, RUN_NOW } from './helpers/clock.js';
 import { openCa } from './helpers/forge-chain.js';
 import { nginxFor, request, waitForPort } from './helpers/servers.js';
@@ -417,5 +417,58 @@ describe('every key a pull request introduces is a custody event', () => {
     const r = await m.ci(['renew', '--now', T0]);
     expect(r.code, r.stdout + r.stderr).toBe(0);
     expect(leafKey(m)).toBe(spkiOf(next.keyPem));
+  }, 60_000);
+});
+
+describe('a sealed host installs a key-less release with the real agent', () => {
+  let m: FakeMesh;
+  let bundle: string;
+  const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-hostkey-sealed-'));
+  const hostDir = path.join(work, 'host');
+  const idFile = path.join(work, 'host.identity');
+  const roots = path.join(work, 'roots.pem');
+  let hostKeyPem: string;
+  const install = async (dir: string) => {
+    const r = await execa('node', [AGENT_BIN, 'install', '--bundle', bundle, '--dir', dir, '--roots', roots], {
+      env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv,
+      extendEnv: false,
+      reject: false,
+    });
+    return { code: r.exitCode ?? -1, out: `${r.stdout}${r.stderr}` };
+  };
+
+  beforeAll(async () => {
+    const host = await newIdentity();
+    fs.writeFileSync(idFile, host.identity, { mode: 0o600 });
+    m = base.clone();
+    fs.writeFileSync(roots, m.read('bundles/root/roots.pem'));
+    await onHost(KEYGEN!, path.join(hostDir, 'keys'));
+    hostKeyPem = fs.readFileSync(path.join(hostDir, 'keys', 'web.key'), 'utf8');
+    withHostService(m, { web: { key: 'host', deploy: [{ type: 'sealed', host: 'web-1' }] } });
+    m.write(CSR, fs.readFileSync(path.join(hostDir, 'keys', 'web.csr.pem'), 'utf8'));
+    await m.allow({ sealed: { 'web-1': { recipient: host.recipient } } }, { now: T0 });
+    expect((await m.ci(['renew', '--now', T0])).code).toBe(0);
+    const d = await m.ci(['deploy', '--now', T0, '--sealed-out', path.join(work, 'sealed')]);
+    expect(d.code, d.stdout + d.stderr).toBe(0);
+    bundle = path.join(work, 'sealed', 'us-east-1', 'web', 'web-1.age');
+    const opened = await tryDecrypt([host.identity], fs.readFileSync(bundle, 'utf8'));
+    expect(opened.ok).toBe(true);
+    const files = Object.keys(JSON.parse(opened.ok ? opened.text : '{}').release.files);
+    expect(files).toContain('cert.pem');
+    expect(files.filter((f) => f.includes('key'))).toEqual([]);
+  }, 90_000);
+
+  it('pairs it with the key the host keeps, and refuses it on a host without that key', async () => {
+    const bare = await install(path.join(work, 'bare'));
+    expect(bare.code, bare.out).not.toBe(0);
+    expect(bare.out).toMatch(/the host holds no key for cert\.pem/);
+    const r = await install(hostDir);
+    expect(r.code, r.out).toBe(0);
+    const cur = path.join(hostDir, 'current');
+    expect(fs.lstatSync(path.join(cur, 'key.pem')).isSymbolicLink()).toBe(true);
+    const cert = parseCertificate(fs.readFileSync(path.join(cur, 'cert.pem'), 'utf8'));
+    expect(Buffer.from(cert.publicKey.rawData).toString('hex')).toBe(spkiOf(hostKeyPem));
+    expect(filesHolding(path.join(hostDir, 'releases'), bodyOf(hostKeyPem))).toEqual([]);
+    expect(filesHolding(path.join(work, 'sealed'), bodyOf(hostKeyPem))).toEqual([]);
   }, 60_000);
 });
