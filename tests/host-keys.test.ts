@@ -472,3 +472,55 @@ describe('a sealed host installs a key-less release with the real agent', () => 
     expect(filesHolding(path.join(work, 'sealed'), bodyOf(hostKeyPem))).toEqual([]);
   }, 60_000);
 });
+
+describe('trellis-agent keygen: the key born on the host, never printed', () => {
+  const agent = (args: string[]) =>
+    execa('node', [AGENT_BIN, ...args], { env: baseEnv() as NodeJS.ProcessEnv, extendEnv: false, reject: false });
+
+  it('a first key and a rotation with its proof, each signed by renew', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-keygen-'));
+    const keys = path.join(dir, 'keys');
+    const g = await agent(['keygen', 'web', '--dir', dir]);
+    expect(g.exitCode, String(g.stderr)).toBe(0);
+    const first = fs.readFileSync(path.join(keys, 'web.key'), 'utf8');
+    const filed = path.join(keys, fs.readlinkSync(path.join(keys, 'web.key')));
+    expect(path.basename(filed)).toMatch(/^sha256-[0-9a-f]{64}\.pem$/);
+    expect(fs.statSync(filed).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(keys).mode & 0o777).toBe(0o700);
+    expect(String(g.stdout)).toMatch(
+      /^-----BEGIN CERTIFICATE REQUEST-----\n[\s\S]+-----END CERTIFICATE REQUEST-----\n?$/,
+    );
+    expect(`${g.stdout}${g.stderr}`).not.toContain(bodyOf(first));
+    expect(String(g.stderr)).toContain('scopes/<scope>/web.csr.pem');
+    // A second first key would orphan the one the mesh signs: a new key is a rotation.
+    const again = await agent(['keygen', 'web', '--dir', dir]);
+    expect(again.exitCode).toBe(2);
+    expect(String(again.stderr)).toContain('--rotate');
+
+    const m = base.clone();
+    withHostService(m);
+    m.write(CSR, String(g.stdout));
+    expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stderr).toBe(0);
+    const leafKey = () =>
+      Buffer.from(
+        parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).publicKey.rawData,
+      ).toString('hex');
+    expect(leafKey()).toBe(spkiOf(first));
+
+    const rot = await agent(['keygen', 'web', '--dir', dir, '--rotate', '--mesh', 'test', '--scope', 'us-east-1']);
+    expect(rot.exitCode, String(rot.stderr)).toBe(0);
+    const next = fs.readFileSync(path.join(keys, 'web.next.key'), 'utf8');
+    expect(`${rot.stdout}${rot.stderr}`).not.toContain(bodyOf(next));
+    expect(`${rot.stdout}${rot.stderr}`).not.toContain(bodyOf(first));
+    m.write(CSR, String(rot.stdout));
+    m.write('scopes/us-east-1/web.key-proof.json', fs.readFileSync(path.join(keys, 'web.key-proof.json'), 'utf8'));
+    const r2 = await m.ci(['renew', '--now', T0]);
+    expect(r2.code, r2.stdout + r2.stderr).toBe(0);
+    expect(r2.stdout).toContain('mint us-east-1/web (key-changed)');
+    expect(leafKey()).toBe(spkiOf(next));
+    // Both keys stay filed by hash: a rollback to the previous release still finds its key.
+    expect(fs.readdirSync(keys).filter((f) => f.startsWith('sha256-'))).toHaveLength(2);
+  }, 90_000);
+});

@@ -108,7 +108,7 @@ async function checkedRequests(mesh: Mesh, required: string[]): Promise<Map<stri
 }
 
 /** What a key rotation's proof signs: the new key bound to the mesh, scope, service and purpose. */
-function keyProofStatement(mesh: string, scope: string, service: string, newKey: string): string {
+export function keyProofStatement(mesh: string, scope: string, service: string, newKey: string): string {
   return `trellis host key rotation\nmesh: ${mesh}\nscope: ${scope}\nservice: ${service}\nnew key: ${newKey}\n`;
 }
 

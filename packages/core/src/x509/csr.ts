@@ -7,7 +7,7 @@
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { publicKeyAlgorithm, sha256Hex, type KeyAlgorithm } from '../crypto/crypto.js';
+import { ALGORITHM_SPECS, publicKeyAlgorithm, sha256Hex, type KeyAlgorithm } from '../crypto/crypto.js';
 
 export interface HostKeyRequest {
   /** `sha256:<hex>` of the SubjectPublicKeyInfo: the key's name, as keyId names a certificate's key. */
@@ -59,4 +59,18 @@ export async function requestPublicKey(spki: Uint8Array, algorithm: KeyAlgorithm
       ? { name: 'Ed25519' }
       : { name: 'ECDSA', namedCurve: algorithm === 'ecdsa-p384' ? 'P-384' : 'P-256' };
   return (await webcrypto.subtle.importKey('spki', spki, params, true, ['verify'])) as unknown as CryptoKey;
+}
+
+/** A host's certificate request for its own key pair (`trellis-agent keygen`): the subject is a label only. */
+export async function certificateRequestPem(
+  keys: CryptoKeyPair,
+  algorithm: KeyAlgorithm,
+  name: string,
+): Promise<string> {
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+    name: `CN=${name}`,
+    keys,
+    signingAlgorithm: ALGORITHM_SPECS[algorithm].signing,
+  });
+  return csr.toString('pem').replace(/\r\n/g, '\n').trimEnd() + '\n';
 }
