@@ -14,7 +14,7 @@ import { newIdentity, parseCertificate, tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { execa } from 'execa';
 import { AGENT_BIN, REPO, baseEnv, tool } from './helpers/cli.js';
-import { at, RUN_NOW } from './helpers/clock.js';
+import { at, DAY, RUN_NOW } from './helpers/clock.js';
 import { openCa } from './helpers/forge-chain.js';
 import { nginxFor, request, waitForPort } from './helpers/servers.js';
 
@@ -406,6 +406,41 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(back.code, back.stdout + back.stderr).toBe(3);
     expect(leafKey(m)).toBe(spkiOf(next.keyPem));
   }, 60_000);
+
+  it('renew re-signs the same key when the leaf is due, with no confirmation', async () => {
+    const m = signed.clone();
+    const serial = () => parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).serialNumber;
+    const before = serial();
+    const r = await m.ci(['renew', '--now', at(RUN_NOW, 5 * DAY), '--now-ahead']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('mint us-east-1/web (renewal-window)');
+    expect(serial()).not.toBe(before);
+    expect(leafKey(m)).toBe(spkiOf(first.keyPem));
+  }, 60_000);
+
+  it('revoke revokes the leaf and records the key revoked: no replacement, the same key is held, a new confirmed one is signed', async () => {
+    const m = signed.clone();
+    const serial = parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8')).serialNumber;
+    const r = await m.ci(['revoke', 'us-east-1/web', '--reason', 'keyCompromise', '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('no replacement');
+    expect(m.read('bundles/us-east-1/state.yaml')).toContain(serial.replace(/^0+/, '').slice(0, 8));
+    expect(m.read('bundles/us-east-1/leaves.yaml')).not.toContain('web:');
+    // The revoked key's CSR is still committed: renew holds the service, whatever a confirmation says.
+    expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
+    const held = await m.ci(['renew', '--now', T0]);
+    expect(held.code, held.stdout + held.stderr).toBe(3);
+    expect(held.stderr).toContain('was revoked');
+    // Nor does a proof signed by the revoked key count.
+    await onHost(ROTATE!, keys);
+    m.write(CSR, fs.readFileSync(path.join(keys, 'web.csr.pem'), 'utf8'));
+    m.write('scopes/us-east-1/web.key-proof.json', fs.readFileSync(path.join(keys, 'web.key-proof.json'), 'utf8'));
+    expect((await m.ci(['renew', '--now', T0])).code).toBe(3);
+    expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
+    const fresh = await m.ci(['renew', '--now', T0]);
+    expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
+    expect(leafKey(m)).toBe(spkiOf(fs.readFileSync(path.join(keys, 'web.next.key'), 'utf8')));
+  }, 90_000);
 
   it('a changed key a custodian confirmed is signed', async () => {
     const m = signed.clone();

@@ -286,7 +286,7 @@ class Model {
         this.store.commit(r.writes);
         this.revoked.add(serial);
         this.revokedFrom.set(serial, this.deployCount);
-        this.track(scope, [r.leaf]);
+        this.track(scope, r.leaf ? [r.leaf] : []);
         return 'done';
       }
       case 'root-rotate':

@@ -126,6 +126,17 @@ export function hostKeyHistory(mesh: Mesh, scope: string): Map<string, string[]>
   return out;
 }
 
+/** The host keys `trellis-ci revoke` revoked, by service, as the scope's counted ledger records them. */
+function revokedHostKeys(mesh: Mesh, scope: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const e of scopeLedgerTrust(mesh, scope).counted) {
+    const { service, revokedHostKey: key } = e.details ?? {};
+    if (e.op === 'revoke' && typeof service === 'string' && typeof key === 'string')
+      out.set(service, [...(out.get(service) ?? []), key]);
+  }
+  return out;
+}
+
 /** The host keys the custodian last confirmed (`trellis-root confirm`), by `<scope>/<service>`. */
 function confirmedHostKeys(mesh: Mesh): Map<string, string> {
   const keys = lastConfirmedRecord(mesh, 'hostKeys')?.hostKeys;
@@ -165,14 +176,23 @@ function proofHolds(mesh: Mesh, scope: string, service: string, newKey: string, 
  */
 export function hostKeyStanding(mesh: Mesh, scope: string, service: string, key: string): HostKeyStanding {
   const history = hostKeyHistory(mesh, scope).get(service) ?? [];
+  const revoked = revokedHostKeys(mesh, scope).get(service) ?? [];
   const current = history.at(-1);
+  if (revoked.includes(key))
+    return {
+      counts: false,
+      why: `its key ${key} was revoked (trellis-ci revoke): the host needs a new key, confirmed by a custodian`,
+      current,
+    };
   if (current === key) return { counts: true, how: 'signed before' };
   // A key rotated out never comes back: a confirmation still naming it would let a pull request roll it back in.
   if (history.includes(key))
     return { counts: false, why: `its key ${key} was rotated out (the current one is ${current})`, current };
   if (confirmedHostKeys(mesh).get(held(scope, service)) === key) return { counts: true, how: 'confirmed' };
   if (current === undefined) return { counts: false, why: `its first key ${key} is not yet confirmed by a custodian` };
-  if (proofHolds(mesh, scope, service, key, current)) return { counts: true, how: 'proven' };
+  // A revoked key proves nothing: its thief could sign the proof.
+  if (!revoked.includes(current) && proofHolds(mesh, scope, service, key, current))
+    return { counts: true, how: 'proven' };
   return {
     counts: false,
     why: `its key changed from ${current} to ${key} with neither a proof from the current key nor a confirmation`,

@@ -37,6 +37,7 @@ import { mergeWrites, type FileWrite } from '../model/file-write.js';
 import { iso } from '../model/time.js';
 import { TrellisError } from '../model/errors.js';
 import type { HostKeyRequest } from '../x509/csr.js';
+import { hostKeyHistory } from '../custody/host-keys.js';
 
 /** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs (crlSetOf decides). */
 export interface CrlSigner extends SigningIntermediate {
@@ -432,12 +433,6 @@ export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafR
     throw new TrellisError('unknown-service', `scope ${scope} declares no service "${service}"`, {
       file: paths.scopeFile(scope),
     });
-  // Re-signing a compromised host key would undo the revocation; recording the key as revoked is not built yet.
-  if (def.services.some((s) => s.name === service && s.key === 'host'))
-    throw new TrellisError('usage', `${scope}/${service} holds its key on its host: revoke cannot replace it yet`, {
-      file: paths.scopeFile(scope),
-      hint: 'generate a new key on the host, commit its CSR, then renew --force --scope (docs/host-keys.md)',
-    });
   // The record as the signed ledger proves it: an edited serial must not make revoke revoke the wrong certificate.
   const rec = provenLeafRecord(mesh, scope, service);
   if (!rec)
@@ -448,7 +443,10 @@ export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafR
   return rec;
 }
 
-/** `trellis-ci revoke SCOPE/SERVICE`: the current leaf into the scope's CRL, and its replacement minted. */
+/**
+ * `trellis-ci revoke SCOPE/SERVICE`: the current leaf into the scope's CRL, and its replacement minted; for a
+ * host-held key, the key recorded as revoked instead (no replacement: the host needs a new, confirmed key).
+ */
 export async function revokeLeaf(
   mesh: Mesh,
   scope: string,
@@ -458,7 +456,7 @@ export async function revokeLeaf(
   now: Date,
   actor: string,
   seam: CryptoSeam,
-): Promise<{ writes: FileWrite[]; leaf: MintedLeaf; crlPem: string; serial: string }> {
+): Promise<{ writes: FileWrite[]; leaf: MintedLeaf | undefined; crlPem: string; serial: string }> {
   const m = mesh.material.get(scope)!;
   const rec = revocableLeaf(mesh, scope, service);
   // The revocation names its issuer by key, so it lands in the right CRL whatever certificate carries that key now.
@@ -482,8 +480,14 @@ export async function revokeLeaf(
   };
   const after: Mesh = { ...mesh, material: new Map(mesh.material).set(scope, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope, keys.crl, now, seam);
-  const [leaf] = await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
-  const record = new Map(m.leaves).set(service, leaf!.record);
+  // A host-held key is revoked with its leaf: no replacement for it; the host makes a new key, confirmed.
+  const hostKey = scopeDef(mesh, scope).services.some((s) => s.name === service && s.key === 'host')
+    ? hostKeyHistory(mesh, scope).get(service)?.at(-1)
+    : undefined;
+  const [leaf] = hostKey ? [] : await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
+  const record = new Map(m.leaves);
+  if (leaf) record.set(service, leaf.record);
+  else record.delete(service);
   const leavesText = serializeIssuanceRecord(record);
   const details = {
     service,
@@ -491,6 +495,7 @@ export async function revokeLeaf(
     notAfter: iso(rec.notAfter),
     reason,
     leaves: issuanceBinding(leavesText, record.size),
+    ...(hostKey ? { revokedHostKey: hostKey } : {}),
   };
   const writes: FileWrite[] = [
     { path: paths.state(scope), content: serializeScopeState(state) },
@@ -500,11 +505,11 @@ export async function revokeLeaf(
       path: paths.ledger(scope),
       content: appendToLedger(
         m.ledger,
-        { op: 'revoke', at: iso(now), actor, details, created: [leafCreated(leaf!)] },
+        { op: 'revoke', at: iso(now), actor, details, created: leaf ? [leafCreated(leaf)] : [] },
         paths.ledger(scope),
         ledgerSigner(keys.signer),
       ).text,
     },
   ];
-  return { writes: mergeWrites(writes), leaf: leaf!, crlPem: crl.content!, serial: rec.serial };
+  return { writes: mergeWrites(writes), leaf, crlPem: crl.content!, serial: rec.serial };
 }
