@@ -442,6 +442,20 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(leafKey(m)).toBe(spkiOf(fs.readFileSync(path.join(keys, 'web.next.key'), 'utf8')));
   }, 90_000);
 
+  it("check and the metrics report the host key's age, and warn past 90 days", async () => {
+    const m = signed.clone();
+    const metrics = path.join(hosts, `metrics-${n++}.prom`);
+    const c = await m.ci(['check', '--now', T0, '--metrics', metrics]);
+    expect(fs.readFileSync(metrics, 'utf8')).toMatch(
+      /^trellis_host_key_since_seconds\{scope="us-east-1",service="web",key="sha256:[0-9a-f]{64}"\} \d+$/m,
+    );
+    expect(c.stdout).not.toContain('past 90d');
+    const late = await m.ci(['check', '--now', at(RUN_NOW, 91 * DAY), '--now-ahead']);
+    expect(late.stdout).toMatch(
+      /us-east-1\/web.*host-held key sha256:[0-9a-f]{64} signed since .*, past 90d: rotate it/,
+    );
+  }, 60_000);
+
   it('a changed key a custodian confirmed is signed', async () => {
     const m = signed.clone();
     const next = await hostKey();

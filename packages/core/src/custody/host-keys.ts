@@ -126,6 +126,24 @@ export function hostKeyHistory(mesh: Mesh, scope: string): Map<string, string[]>
   return out;
 }
 
+/** The most a host-held key should serve before its host rotates it (`check` warns past it; docs/host-keys.md). */
+export const HOST_KEY_MAX_AGE_MS = 90 * 86_400_000;
+
+/**
+ * Each host-held service's current key and since when a leaf was first signed for it (the scope ledger's entry), by
+ * service: the key's age as `check` and the metrics report it.
+ */
+export function hostKeySince(mesh: Mesh, scope: string): Map<string, { key: string; since: Date }> {
+  const out = new Map<string, { key: string; since: Date }>();
+  for (const e of scopeLedgerTrust(mesh, scope).counted) {
+    const keys = e.details?.hostKeys;
+    if (!keys || typeof keys !== 'object') continue;
+    for (const [svc, k] of Object.entries(keys))
+      if (typeof k === 'string' && out.get(svc)?.key !== k) out.set(svc, { key: k, since: new Date(e.at) });
+  }
+  return out;
+}
+
 /** The host keys `trellis-ci revoke` revoked, by service, as the scope's counted ledger records them. */
 function revokedHostKeys(mesh: Mesh, scope: string): Map<string, string[]> {
   const out = new Map<string, string[]>();
