@@ -9,6 +9,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity, parseCertificate, tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -270,6 +271,31 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
       file: 'scopes/us-east-1.yaml',
     },
   ];
+  it('property: a CSR with any one byte of its DER changed is refused by plan (exit 2), the store unchanged', async () => {
+    const m = base.clone();
+    withHostService(m);
+    const { csr } = await hostKey();
+    const der = Buffer.from(csr.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const before = m.snapshot();
+    await fc.assert(
+      fc.asyncProperty(fc.nat(der.length - 1), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
+        const bad = Buffer.from(der);
+        bad[at]! ^= xor;
+        m.write(
+          CSR,
+          `-----BEGIN CERTIFICATE REQUEST-----\n${bad.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`,
+        );
+        const r = await m.ci(['plan', '--now', T0]);
+        expect(r.code, `byte ${at} ^ ${xor}: ${r.stdout}${r.stderr}`).toBe(2);
+        expect(r.stderr).toContain(CSR);
+      }),
+      { numRuns: 8 },
+    );
+    const after = m.snapshot();
+    delete after[CSR];
+    expect(after).toEqual(before);
+  }, 120_000);
+
   it.each(cases)(
     '$name',
     async (c) => {
@@ -441,6 +467,26 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
     expect(leafKey(m)).toBe(spkiOf(fs.readFileSync(path.join(keys, 'web.next.key'), 'utf8')));
   }, 90_000);
+
+  it('a compromise recovery of the intermediate re-signs the host key under the new intermediate', async () => {
+    const m = signed.clone();
+    const oldIssuer = m.read('bundles/us-east-1/intermediate.pem');
+    const rec = await m.root(['recover', 'us-east-1', '--reason', 'keyCompromise', '--now', T0]);
+    expect(rec.code, rec.stderr).toBe(0);
+    const r = await m.ci(['renew', '--now', T0]);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toContain('mint us-east-1/web (issuer-changed)');
+    const cert = parseCertificate(fs.readFileSync(m.out('us-east-1', 'web', 'cert.pem'), 'utf8'));
+    expect(cert.issuer).toBe(parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).subject);
+    expect(m.read('bundles/us-east-1/intermediate.pem')).not.toBe(oldIssuer);
+    expect(
+      await cert.verify({
+        publicKey: parseCertificate(m.read('bundles/us-east-1/intermediate.pem')).publicKey,
+        signatureOnly: true,
+      }),
+    ).toBe(true);
+    expect(leafKey(m)).toBe(spkiOf(first.keyPem));
+  }, 60_000);
 
   it("check and the metrics report the host key's age, and warn past 90 days", async () => {
     const m = signed.clone();
