@@ -57,7 +57,7 @@ for f in $files; do
   fi
 done
 # Never through a link: chmod would loosen the host's own key file.
-for f in "$release"/*.pem; do [ -L "$f" ] || chmod 0644 "$f"; done
+for f in "$release"/*.pem; do [ -L "$f" ] || [ ! -e "$f" ] || chmod 0644 "$f"; done
 for f in key.pem chain-and-key.pem; do [ -L "$release/$f" ] || chmod 0600 "$release/$f" 2>/dev/null || true; done
 # The bundle one anchor per file (capath/, anchors/) travels with trust.pem: staged with it, or kept with it from the current release.
 for d in $dirs; do
