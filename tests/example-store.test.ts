@@ -38,7 +38,15 @@ describe('the example store at the repository root', () => {
   });
   it('renew would mint nothing at that time (the issuance record is read as written)', async () => {
     const r = await trellisCi(['plan', '--json', '--store', REPO, '--now', AS_OF, '--now-ahead']);
-    expect(JSON.parse(r.stdout)).toEqual({ mint: [], pending: [], held: [], collisions: [], phases: [], crls: {} });
+    expect(JSON.parse(r.stdout)).toEqual({
+      mint: [],
+      pending: [],
+      held: [],
+      collisions: [],
+      custody: [],
+      phases: [],
+      crls: {},
+    });
   });
   it('holds public material only: no unencrypted private key anywhere in the store', () => {
     const files = fs

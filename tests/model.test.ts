@@ -34,6 +34,12 @@ import {
   revokeLeaf,
   sha256Hex,
   verifyMesh,
+  certificateRequestPem,
+  exportPrivateKeyPem,
+  importSigningKey,
+  keyProofStatement,
+  publicKeyDerOf,
+  signBytes,
   type Certificate,
   type Mesh,
 } from '@trellis/core';
@@ -51,7 +57,9 @@ import {
 import { renewStore } from '../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../packages/ci/src/issue.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { REPO } from './helpers/cli.js';
+import { REPO, trellisRoot } from './helpers/cli.js';
+import { hostKeyHistory } from '../packages/core/src/custody/host-keys.js';
+import { readCertificateRequest } from '../packages/core/src/x509/csr.js';
 import { RUN_HOUR } from './helpers/clock.js';
 import { at, HOUR } from './helpers/drill.js';
 
@@ -69,7 +77,8 @@ type Step =
   | { kind: 'root-rotate' }
   | { kind: 'root-finalize' }
   | { kind: 'delete-scope'; scope: number }
-  | { kind: 'retire'; scope: number };
+  | { kind: 'retire'; scope: number }
+  | { kind: 'rotate-host-key' };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('renew' as const), hours: fc.integer({ min: 0, max: 96 }) }) },
@@ -89,7 +98,25 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'root-finalize' as const }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete-scope' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const), scope: fc.nat(5) }) },
+  { weight: 1, arbitrary: fc.constant({ kind: 'rotate-host-key' as const }) },
 );
+
+/** The host-held service (`key: host`) of the model's mesh: its host's keys live here, never in the store. */
+const HOST_SCOPE = 'us-east-1';
+const HOST_SERVICE = 'host';
+const HOST_CSR = `scopes/${HOST_SCOPE}/${HOST_SERVICE}.csr.pem`;
+const HOST_PROOF = `scopes/${HOST_SCOPE}/${HOST_SERVICE}.key-proof.json`;
+
+/** A key born on the host: its PEM, its id (SHA-256 of the SPKI) and its CSR. */
+async function hostKeyPair(): Promise<{ pem: string; id: string; csr: string }> {
+  const pair = await nodeCryptoSeam.generateKeyPair('ecdsa-p256');
+  const pem = await exportPrivateKeyPem(pair.privateKey);
+  return {
+    pem,
+    id: `sha256:${sha256Hex(publicKeyDerOf(pem))}`,
+    csr: await certificateRequestPem(pair, 'ecdsa-p256', HOST_SERVICE),
+  };
+}
 
 /** A leaf minted during the sequence, kept until it expires: hosts may still present it. */
 interface Tracked {
@@ -135,6 +162,8 @@ class Model {
   /** Revoked serials, by the first deploy that carries the revocation. */
   protected readonly revokedFrom = new Map<string, number>();
   protected regions = 0;
+  /** The host's private keys by id: what it signs rotation proofs with. */
+  readonly hostKeys = new Map<string, string>();
 
   constructor(
     readonly dir: string,
@@ -193,12 +222,56 @@ class Model {
     for (const l of liveIntermediates(mesh, scope)) this.burned.add(keyId(l.cert));
   }
 
+  /** The SCOPE/SERVICE the last revoke step named. */
+  protected lastRevoked = '';
+
+  /**
+   * A new host key after a revocation: its CSR committed, no proof, confirmed by the custodian (trellis-root confirm).
+   */
+  private async rekeyHost(): Promise<void> {
+    const k = await hostKeyPair();
+    this.hostKeys.set(k.id, k.pem);
+    fs.writeFileSync(path.join(this.dir, HOST_CSR), k.csr);
+    fs.rmSync(path.join(this.dir, HOST_PROOF), { force: true });
+    const c = await trellisRoot(['--store', this.dir, 'confirm', '--now', at(this.now), '--now-ahead'], {
+      env: { TRELLIS_ROOT_IDENTITY_FILE: pristine.rootIdentityFile },
+    });
+    expect(c.code, c.stderr).toBe(0);
+    this.log.push(`host key ${k.id} confirmed`);
+  }
+
+  /**
+   * The host rotates its key: the next key's CSR and the proof by the key the mesh signs now, in one pull request.
+   * Skipped while a change is pending (a key not signed yet).
+   */
+  protected async rotateHostKey(mesh: Mesh): Promise<'done' | 'skipped'> {
+    const current = hostKeyHistory(mesh, HOST_SCOPE).get(HOST_SERVICE)?.at(-1);
+    const csr = mesh.material.get(HOST_SCOPE)?.csrs.get(HOST_SERVICE);
+    if (!current || !csr || (await readCertificateRequest(csr)).keyId !== current) return 'skipped';
+    const signer = await importSigningKey(this.hostKeys.get(current)!);
+    const k = await hostKeyPair();
+    this.hostKeys.set(k.id, k.pem);
+    const statement = keyProofStatement(mesh.config.mesh, HOST_SCOPE, HOST_SERVICE, k.id);
+    fs.writeFileSync(path.join(this.dir, HOST_CSR), k.csr);
+    fs.writeFileSync(
+      path.join(this.dir, HOST_PROOF),
+      JSON.stringify({
+        currentKey: publicKeyDerOf(this.hostKeys.get(current)!).toString('base64'),
+        signature: signBytes(signer.key, signer.algorithm, Buffer.from(statement)).toString('base64'),
+      }),
+    );
+    return 'done';
+  }
+
   /** Runs one step under the store lock; a TrellisError is a refusal, and must leave the store as it was. */
   async apply(s: Step): Promise<'done' | 'refused' | 'skipped'> {
     const before = snapshot(this.dir);
     try {
       const r = await this.locked(() => this.run(s));
       this.log.push(`${JSON.stringify(s)} → ${r}`);
+      // A revoked host key never counts again: the host makes a new one and the custodian confirms its CSR.
+      if (r === 'done' && s.kind === 'revoke' && this.lastRevoked === `${HOST_SCOPE}/${HOST_SERVICE}`)
+        await this.rekeyHost();
       if (r === 'done' && (s.kind === 'renew' || s.kind === 'revoke')) this.deployDue = true;
       return r;
     } catch (e) {
@@ -272,6 +345,7 @@ class Model {
         const scope = this.pick(mesh, s.scope)!;
         const services = mesh.scopes.find((x) => x.name === scope)!.services.map((x) => x.name);
         const service = services[s.service % services.length]!;
+        this.lastRevoked = `${scope}/${service}`;
         const serial = revocableLeaf(mesh, scope, service).serial;
         const r = await revokeLeaf(
           mesh,
@@ -286,12 +360,15 @@ class Model {
         this.store.commit(r.writes);
         this.revoked.add(serial);
         this.revokedFrom.set(serial, this.deployCount);
-        this.track(scope, [r.leaf]);
+        this.track(scope, r.leaf ? [r.leaf] : []);
         return 'done';
       }
       case 'root-rotate':
         this.store.commit((await beginRootRotation(c, await openRootKey(mesh, this.rootIds, this.now))).writes);
         return 'done';
+      case 'rotate-host-key':
+        if (!mesh.scopes.some((x) => x.name === HOST_SCOPE)) return 'skipped';
+        return this.rotateHostKey(mesh);
       case 'root-finalize':
         this.store.commit((await finalizeRootRotation(c, await openRootKey(mesh, this.rootIds, this.now))).writes);
         return 'done';
@@ -612,6 +689,7 @@ class CliModel extends Model {
         const services = mesh.scopes.find((x) => x.name === scope)!.services.map((x) => x.name);
         const service = services[s.service % services.length]!;
         const serial = mesh.material.get(scope)!.leaves.get(service)?.serial;
+        this.lastRevoked = `${scope}/${service}`;
         await this.cli(this.fake.ci(['revoke', `${scope}/${service}`, ...out, ...now()]));
         if (serial) {
           this.revoked.add(serial);
@@ -620,6 +698,9 @@ class CliModel extends Model {
         this.collect();
         return 'done';
       }
+      case 'rotate-host-key':
+        if (!mesh.scopes.some((x) => x.name === HOST_SCOPE)) return 'skipped';
+        return this.rotateHostKey(mesh);
       case 'root-rotate':
         return this.cli(this.fake.root(['rotate', 'root', ...now()]));
       case 'root-finalize':
@@ -676,14 +757,32 @@ function snapshot(dir: string): Record<string, string> {
 }
 
 let pristine: FakeMesh;
+let pristineHostKey: { pem: string; id: string };
 let rootIds: string[];
 let ciIds: string[];
 
 beforeAll(async () => {
   pristine = await FakeMesh.create({
-    scopes: { global: ['control'], 'us-east-1': ['api', 'web'], 'eu-west-1': ['api'] },
+    scopes: {
+      global: ['control'],
+      'us-east-1': ['api', 'web', { [HOST_SERVICE]: { key: 'host' } }],
+      'eu-west-1': ['api'],
+    },
     now: at(T0),
+    leaves: false,
   });
+  // A mixed scope: CI mints api and web, the host holds its own key, confirmed by the custodian before the first renew.
+  pristineHostKey = await hostKeyPair();
+  pristine.write(HOST_CSR, pristineHostKey.csr);
+  for (const args of [['confirm'], ['renew']]) {
+    const r = await (args[0] === 'confirm' ? pristine.root : pristine.ci).call(pristine, [
+      ...args,
+      '--now',
+      at(T0),
+      '--now-ahead',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+  }
   const read = (p: string) => fs.readFileSync(p, 'utf8');
   rootIds = readIdentities('root', { TRELLIS_ROOT_IDENTITY_FILE: pristine.rootIdentityFile }, read)!;
   ciIds = readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: pristine.ciIdentityFile }, read)!;
@@ -695,6 +794,7 @@ function freshModel(): Model {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-model-'));
   fs.cpSync(pristine.dir, path.join(base, 'store'), { recursive: true });
   const m = new Model(path.join(base, 'store'), base, rootIds, ciIds);
+  m.hostKeys.set(pristineHostKey.id, pristineHostKey.pem);
   const mesh = m.mesh();
   for (const s of mesh.scopes) {
     for (const [service] of mesh.material.get(s.name)!.leaves) {
@@ -830,6 +930,19 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
+    'a host-held key in a mixed scope: rotated with its proof, revoked and replaced by a confirmed key, re-signed by a recovery',
+    [
+      { kind: 'rotate-host-key' },
+      { kind: 'renew', hours: 1 },
+      { kind: 'revoke', scope: 2, service: 1 },
+      { kind: 'renew', hours: 1 },
+      { kind: 'recover', scope: 2 },
+      { kind: 'renew', hours: 1 },
+      { kind: 'rotate-host-key' },
+      { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
     'an abort after the switch keeps trusting the aborted key until the leaves it signed have expired',
     [
       { kind: 'rotate', scope: 1, propagationHours: 1 },
@@ -844,10 +957,12 @@ const REGRESSIONS: [string, Step[]][] = [
  * One sequence of every procedure, replayed through the real CLIs: the in-process model and the commands must agree.
  */
 const CLI_SAMPLE: Step[] = [
+  { kind: 'rotate-host-key' },
   { kind: 'rotate', scope: 1, propagationHours: 2 },
   { kind: 'add-region' },
   { kind: 'renew', hours: 3 },
   { kind: 'revoke', scope: 2, service: 0 },
+  { kind: 'revoke', scope: 2, service: 1 },
   { kind: 'abort', scope: 1 },
   { kind: 'renew', hours: 24 },
   { kind: 'recover', scope: 2 },
@@ -867,6 +982,7 @@ describe('model sampled through the real CLIs', () => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-model-cli-'));
     const fake = pristine.clone();
     const m = new CliModel(fake, base);
+    m.hostKeys.set(pristineHostKey.id, pristineHostKey.pem);
     for (const s of freshModel().leaves) m.leaves.push(s);
     await m.check();
     for (const s of CLI_SAMPLE) {

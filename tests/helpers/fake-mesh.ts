@@ -10,7 +10,9 @@ import path from 'node:path';
 import { parse, stringify } from 'yaml';
 import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
-export type ServiceSpec = string | Record<string, { dns?: string[]; ttl?: string; deploy?: Record<string, unknown>[] }>;
+export type ServiceSpec =
+  | string
+  | Record<string, { dns?: string[]; ttl?: string; deploy?: Record<string, unknown>[]; key?: string }>;
 
 export interface MeshSpec {
   /** scope name → its services; `global` is kind global, every other scope a region. */

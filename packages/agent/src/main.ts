@@ -21,10 +21,23 @@ import {
   withHelp,
   readBounded,
   READ_LIMITS,
+  KEY_ALGORITHMS,
   type Certificate,
+  type KeyAlgorithm,
 } from '@trellis/core';
+import path from 'node:path';
+import { keygen } from './keygen.js';
 import { hostStatePath, readHostState, writeHostState } from './host-state.js';
 import { installLocally } from './install.js';
+
+interface KeygenArgs {
+  service: string;
+  dir: string;
+  algorithm: KeyAlgorithm;
+  rotate?: boolean;
+  mesh?: string;
+  scope?: string;
+}
 
 interface Args {
   bundle: string;
@@ -126,6 +139,55 @@ await runMain('trellis-agent', () => {
         writeHostState(a.dir, opened.host);
         process.stdout.write(
           `${sealed.scope}/${sealed.service} (${describeRelease(sealed.files)}): ${outcome.detail}\n`,
+        );
+      },
+    )
+    .command<KeygenArgs>(
+      'keygen <service>',
+      "Make a key for a key: host service on this host (0600, never printed) and print its CSR for the pull request; --rotate makes the next key with the current key's proof",
+      (y) =>
+        y
+          .positional('service', {
+            type: 'string',
+            demandOption: true,
+            describe: 'the service, as its scope file names it',
+          })
+          .option('dir', {
+            type: 'string',
+            demandOption: true,
+            describe:
+              "the service's release directory (as install --dir or the dir/ssh target's path): keys go to <dir>/keys/",
+          })
+          .option('algorithm', {
+            choices: KEY_ALGORITHMS,
+            default: 'ecdsa-p256' as KeyAlgorithm,
+            describe: "the mesh's leaf algorithm (trellis.yaml defaults.algorithms.leaf)",
+          })
+          .option('rotate', {
+            type: 'boolean',
+            describe:
+              'make the next key beside the current one, and the proof the current key signs (needs --mesh, --scope)',
+          })
+          .option('mesh', { type: 'string', describe: 'with --rotate: the mesh name (trellis.yaml mesh)' })
+          .option('scope', { type: 'string', describe: "with --rotate: the service's scope" })
+          .example('$0 keygen web --dir /etc/trellis/web > web.csr.pem', 'commit it as scopes/<scope>/web.csr.pem')
+          .example('$0 keygen web --dir /etc/trellis/web --rotate --mesh prod --scope us-east-1', 'a rotation')
+          .epilogue(commandEpilogue('trellis-agent', 'keygen')) as never,
+      async (a) => {
+        if (a.rotate && (!a.mesh || !a.scope))
+          throw new TrellisError('usage', '--rotate needs --mesh and --scope: the proof binds the new key to them', {
+            hint: 'give the mesh name (trellis.yaml mesh) and the scope of the service',
+          });
+        const r = await keygen({
+          service: a.service,
+          dir: a.dir,
+          algorithm: a.algorithm,
+          ...(a.rotate ? { rotate: { mesh: a.mesh!, scope: a.scope! } } : {}),
+        });
+        process.stdout.write(r.csr);
+        const scope = a.scope ?? '<scope>';
+        process.stderr.write(
+          `commit ${r.files.map((f) => `${f} as scopes/${scope}/${path.basename(f)}`).join(' and ')}${a.rotate ? '' : '; a custodian confirms a first key (trellis-root confirm)'}\n`,
         );
       },
     )

@@ -19,7 +19,7 @@ import {
 } from '@trellis/core';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
-import { LEAF_FILES, makeKeyDir, writeLeafDir } from './leaf-files.js';
+import { leafFilesOf, makeKeyDir, writeLeafDir } from './leaf-files.js';
 
 /** What renew writes once per scope beside the leaf directories: `<out>/<scope>/<file>`. */
 export const SCOPE_OUT_FILES = ['trust.pem', 'trust.openssl.pem', 'crl.pem'] as const;
@@ -49,8 +49,9 @@ export function writeLeafOutput(
     written.push(...scopeOutput(after, scope, outDir));
     for (const l of leaves) {
       // The worker threads that signed them wrote them already when `leafFiles` is false.
-      if (opts.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES) written.push(path.join(scopeDir, l.service, f));
+      // Host-held leaves are signed in this thread, so no worker wrote them.
+      if (opts.leafFiles || l.keyPem === undefined) writeLeafDir(scopeDir, l, inter);
+      for (const f of leafFilesOf(l)) written.push(path.join(scopeDir, l.service, f));
     }
   } catch (e) {
     throw outputFailure(e, outDir);

@@ -153,7 +153,11 @@ export function makeKeyDir(dir: string): boolean {
   return true;
 }
 
-export const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
+const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
+
+/** The files of a leaf's directory: a host-held key (no keyPem) has no key.pem. */
+export const leafFilesOf = (l: { keyPem?: string }): readonly string[] =>
+  l.keyPem === undefined ? LEAF_FILES.filter((f) => f !== 'key.pem') : LEAF_FILES;
 
 /**
  * Writes `<scopeDir>/<service>/{key,cert,chain}.pem`: into a new directory directly, into an existing one through the
@@ -161,14 +165,16 @@ export const LEAF_FILES = ['key.pem', 'cert.pem', 'chain.pem'] as const;
  */
 export function writeLeafDir(
   scopeDir: string,
-  l: { service: string; certPem: string; keyPem: string },
+  l: { service: string; certPem: string; keyPem?: string },
   intermediatePem: string,
 ): void {
   const dir = path.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
   // A directory just made holds nothing to replace: a first mint costs what it always did.
   const put = fresh ? (f: string, c: string, mode: number) => replaceFileNow(f, c, mode) : replaceRecycling;
-  put(path.join(dir, 'key.pem'), l.keyPem, 0o600, true);
+  if (l.keyPem !== undefined) put(path.join(dir, 'key.pem'), l.keyPem, 0o600, true);
+  // A service that moved to key: host keeps no CI-made key beside its new certificate.
+  else for (const f of [path.join(dir, 'key.pem'), spareOf(path.join(dir, 'key.pem'))]) fs.rmSync(f, { force: true });
   put(path.join(dir, 'cert.pem'), l.certPem, 0o644, false);
   put(path.join(dir, 'chain.pem'), l.certPem + intermediatePem, 0o644, false);
 }

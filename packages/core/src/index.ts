@@ -31,6 +31,8 @@ export {
   randomSerial,
   exportPrivateKeyPem,
   importSigningKey,
+  publicKeyDerOf,
+  signBytes,
   sha256Hex,
   pemEncode,
   pemDecodeAll,
@@ -177,8 +179,11 @@ export {
   unconfirmedPolicyChanges,
 } from './custody/signing-policy.js';
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
+export { hostKeyRequests, keyProofStatement, meshHostKeys } from './custody/host-keys.js';
+export { certificateRequestPem } from './x509/csr.js';
+export type { HostKeyRequest } from './x509/csr.js';
 export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
-export { planRenew, type RenewPlan } from './procedures/plan.js';
+export { planRenew, planHostKeys, custodyRefusal, type RenewPlan } from './procedures/plan.js';
 export {
   explainHandshake,
   recordParty,

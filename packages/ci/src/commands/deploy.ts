@@ -175,12 +175,16 @@ interface Outcome {
 function leafFrom(mesh: Mesh, from: string, scope: string, service: string): LeafFiles | undefined {
   const dir = path.join(from, scope, service);
   const read = (f: string) => fs.readFileSync(path.join(dir, f), 'utf8');
-  if (!['cert.pem', 'key.pem', 'chain.pem'].every((f) => fs.existsSync(path.join(dir, f)))) return undefined;
+  // A host-held key never reaches CI: its release carries the certificate alone.
+  const hostHeld = scopeDef(mesh, scope).services.some((s) => s.name === service && s.key === 'host');
+  const files = hostHeld ? ['cert.pem', 'chain.pem'] : ['cert.pem', 'key.pem', 'chain.pem'];
+  if (!files.every((f) => fs.existsSync(path.join(dir, f)))) return undefined;
   const cert = read('cert.pem');
   const current = mesh.material.get(scope)?.leaves.get(service);
   // A leaf left over from an older run must never replace the one the record names.
   const parsed = parseCertificate(cert);
   if (!current || parsed.serialNumber !== current.serial) return undefined;
+  if (hostHeld) return { cert, chain: read('chain.pem') };
   const key = read('key.pem');
   // The output directory has one durability barrier, not one per file: after a power loss a key may not be its
   // certificate's.

@@ -1,5 +1,5 @@
 import type { CommandModule } from 'yargs';
-import { clock, collisionRefusal, withStore } from '@trellis/core';
+import { clock, collisionRefusal, custodyRefusal, withStore } from '@trellis/core';
 import { renderOutlook, renewOutlook } from './renew.js';
 
 interface Args {
@@ -27,7 +27,7 @@ export const plan: CommandModule<object, Args> = {
     };
     process.stdout.write(a.json ? `${JSON.stringify(json, null, 2)}\n` : `${renderOutlook(x)}\n`);
     // As renew would: the plan is printed, then the collisions fail it (exit 2).
-    const refusal = collisionRefusal(p.collisions, 'renew would hold');
+    const refusal = collisionRefusal(p.collisions, 'renew would hold') ?? custodyRefusal(p.custody, 'renew would hold');
     if (refusal) throw refusal;
   },
 };

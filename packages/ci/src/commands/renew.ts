@@ -13,13 +13,17 @@ import {
   loadMesh,
   nodeCryptoSeam,
   planRenew,
+  planHostKeys,
   renewScopes,
   renewTouched,
   scopeCrlStaleness,
   scopeDef,
+  custodyRefusal,
   staleBundleFiles,
   withStore,
+  hostKeyRequests,
   type FileWrite,
+  type HostKeyRequest,
   type Mesh,
   type PhaseStep,
   type RenewPlan,
@@ -89,6 +93,7 @@ function renderPlan(plan: RenewPlan): string {
   for (const s of plan.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
   for (const h of plan.held)
     lines.push(`hold ${h.scope}/${h.service}: ${h.collisions.map(describeCollision).join('; ')}`);
+  for (const h of plan.custody) lines.push(`hold ${h.scope}/${h.service}: ${h.why}`);
   if (!plan.mint.length) lines.push('no leaf is due');
   return `${lines.join('\n')}\n`;
 }
@@ -194,10 +199,12 @@ export async function renewStore(
   identities: (mesh: Mesh) => Promise<string[]>,
   say: (line: string) => void,
 ): Promise<RenewResult | undefined> {
-  let collisions: RenewPlan['collisions'] = [];
-  const result = await renewPlanned(store, o, identities, say, (plan) => (collisions = plan.collisions));
-  const refusal = collisionRefusal(collisions, o.dryRun ? 'renew would hold' : 'renew held');
+  let planned: RenewPlan | undefined;
+  const result = await renewPlanned(store, o, identities, say, (plan) => (planned = plan));
+  const refusal = collisionRefusal(planned?.collisions ?? [], o.dryRun ? 'renew would hold' : 'renew held');
   if (refusal) throw refusal;
+  const held = custodyRefusal(planned?.custody ?? [], o.dryRun ? 'renew would hold' : 'renew held');
+  if (held) throw held;
   return result;
 }
 
@@ -213,6 +220,8 @@ export interface RenewOutlook {
   plan: RenewPlan;
   staleCrls: Map<string, string>;
   staleBundles: FileWrite[];
+  /** The checked request of every `key: host` service of the run's scopes. */
+  hostKeys: Map<string, HostKeyRequest>;
 }
 
 export async function renewOutlook(
@@ -226,7 +235,9 @@ export async function renewOutlook(
   // Everything after this is planned on the store as the phase steps leave it.
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
   o.timings?.mark('load');
-  const plan = planRenew(mesh, now, { scope: o.scope, force: o.force });
+  // Before any key is opened: a bad request refuses the run with the store untouched.
+  const hostKeys = await hostKeyRequests(mesh, scopes);
+  const plan = planHostKeys(mesh, planRenew(mesh, now, { scope: o.scope, force: o.force }), hostKeys);
   const staleCrls = new Map<string, string>();
   // A scope a pull request deleted stays in global's bundles until its retire ceremony, so its CRLs must stay current
   // too (a whole-mesh run keeps them).
@@ -240,7 +251,7 @@ export async function renewOutlook(
   }
   // Only this run's scopes: a CI job sharded by scope touches its own files.
   const staleBundles = o.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  return { scopes, phases, mesh, plan, staleCrls, staleBundles };
+  return { scopes, phases, mesh, plan, staleCrls, staleBundles, hostKeys };
 }
 
 /** The outlook as renew and plan print it. */
@@ -304,6 +315,7 @@ async function renewPlanned(
     actor: actor(),
     // The pool is the seam's leaf signer on worker threads; every other signature stays on this one.
     seam: pool ? { ...seam, signLeafBatch: pool.sign } : seam,
+    hostKeys: outlook.hostKeys,
   }).catch((e) => {
     // A worker that could not write a leaf file fails as the main thread's write would have.
     throw typeof (e as NodeJS.ErrnoException).path === 'string' && (e as NodeJS.ErrnoException).path!.startsWith(o.out)

@@ -11,7 +11,7 @@ import {
   revokeLeaf,
   withStore,
 } from '@trellis/core';
-import { openScopeKeys, writeLeafOutput } from '../issue.js';
+import { openScopeKeys, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { outputBarrier } from '../out-write.js';
 import { ciIdentities } from '../signer.js';
 import { prepareOutDir } from '../out-dir.js';
@@ -54,10 +54,18 @@ export const revoke: CommandModule<object, Args> = {
       const r = await revokeLeaf(mesh, scope, service, a.reason ?? 'unspecified', keys, now, actor(), nodeCryptoSeam);
       const out = path.resolve(a.out ?? path.join(store.dir, '.trellis', 'out'));
       process.stdout.write(prepareOutDir(out, { store: a.out ? undefined : store.dir, storeDir: store.dir }) ?? '');
-      outputBarrier(out, writeLeafOutput(mesh, loadMesh(store.withPending(r.writes)), scope, [r.leaf], out));
+      const after = loadMesh(store.withPending(r.writes));
+      outputBarrier(
+        out,
+        r.leaf
+          ? writeLeafOutput(mesh, after, scope, [r.leaf], out)
+          : scopesInOutput(out, [scope]).flatMap((s) => scopeOutput(after, s, out)),
+      );
       store.commit(r.writes);
       process.stdout.write(
-        `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`,
+        r.leaf
+          ? `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`
+          : `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}) and its host-held key; no replacement: the host makes a new key and a custodian confirms its CSR (docs/host-keys.md); deploy now\n`,
       );
     });
   },

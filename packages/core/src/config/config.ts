@@ -135,6 +135,8 @@ export interface ServiceDef {
   /** Leaf lifetime in ms; undefined means the mesh default. */
   ttl?: number;
   deploy: DeploySelection[];
+  /** `host`: the host holds the key and commits a CSR (docs/host-keys.md); absent: CI mints the key. */
+  key?: 'host';
 }
 
 export interface ScopeDef {
@@ -845,7 +847,7 @@ export function parseScope(text: string, name: string, trustDomain: string, file
         `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`,
         'shorten the service name',
       );
-    const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy']);
+    const s = r.map(raw ?? {}, at, ['dns', 'ttl', 'deploy', 'key']);
     const listed = r.list(s.dns ?? [], `${at}.dns`);
     if (listed.length > POLICY_CEILINGS.dnsPerService)
       r.fail(
@@ -862,6 +864,17 @@ export function parseScope(text: string, name: string, trustDomain: string, file
     const deploy = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i) => parseTarget(r, t, `${at}.deploy[${i}]`));
     const def: ServiceDef = { name: svc, dns, deploy };
     if (s.ttl !== undefined) def.ttl = r.boundedDuration(s.ttl, `${at}.ttl`, POLICY_CEILINGS.ttl.leaf);
+    if (s.key !== undefined && r.oneOf(s.key, `${at}.key`, ['ci', 'host'] as const) === 'host') {
+      const k8s = deploy.findIndex((t) => t.type === 'kubernetes');
+      // A Secret is written by deploy from CI: the key would have to leave the host to get there.
+      if (k8s >= 0)
+        r.fail(
+          `${at}.deploy[${k8s}]`,
+          'is a Kubernetes target, and a Kubernetes Secret carries the key, which key: host keeps on its host',
+          'deploy this service through ssh, sealed or dir (where deploy runs on the serving host), or drop key: host',
+        );
+      def.key = 'host';
+    }
     return def;
   });
   return { name, kind, services: services.sort((a, b) => a.name.localeCompare(b.name)) };

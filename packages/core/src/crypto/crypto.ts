@@ -52,6 +52,15 @@ function privateKeyAlgorithm(pem: string): KeyAlgorithm | undefined {
   return curve === 'prime256v1' ? 'ecdsa-p256' : curve === 'secp384r1' ? 'ecdsa-p384' : undefined;
 }
 
+/** The algorithm of a SubjectPublicKeyInfo, or undefined when trellis does not use that kind (RSA, other curves). */
+export function publicKeyAlgorithm(spki: Uint8Array): KeyAlgorithm | undefined {
+  const k = createPublicKey({ key: Buffer.from(spki), format: 'der', type: 'spki' });
+  if (k.asymmetricKeyType === 'ed25519') return 'ed25519';
+  if (k.asymmetricKeyType !== 'ec') return undefined;
+  const curve = k.asymmetricKeyDetails?.namedCurve;
+  return curve === 'prime256v1' ? 'ecdsa-p256' : curve === 'secp384r1' ? 'ecdsa-p384' : undefined;
+}
+
 /** Imports a PKCS#8 PEM private key as a signing CryptoKey. */
 export async function importSigningKey(pem: string): Promise<{ key: CryptoKey; algorithm: KeyAlgorithm }> {
   const algorithm = privateKeyAlgorithm(pem);

@@ -40,7 +40,9 @@ export type DueReason =
   | 'issuer-changed'
   | 'names-changed'
   | 'forced'
-  | 'revoked';
+  | 'revoked'
+  /** A host-held service's CSR carries a key other than the one its leaf certifies. */
+  | 'key-changed';
 
 /** The scope's signing intermediate as leaf records name it: its key, and every certificate of that key. */
 export interface ActiveIssuer {

@@ -33,6 +33,12 @@ export interface ScopeMaterial {
   /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
   leavesSha256?: string;
   ledger: string;
+  /**
+   * Each `key: host` service's committed CSR (PEM text as the store holds it), by service; absent when not committed.
+   */
+  csrs: Map<string, string>;
+  /** Each `key: host` service's committed rotation proof (key-proof.json as the store holds it), by service. */
+  keyProofs: Map<string, string>;
 }
 
 export interface Mesh {

@@ -8,6 +8,10 @@ export const ANCHORS_DIR = 'anchors';
 export const paths = {
   config: STORE_FILE,
   scopeFile: (s: string) => `scopes/${s}.yaml`,
+  /** A `key: host` service's certificate request, committed beside its scope file. */
+  csr: (s: string, service: string) => `scopes/${s}/${service}.csr.pem`,
+  /** A host key rotation's proof: the current key's signature over the new one (docs/host-keys.md). */
+  keyProof: (s: string, service: string) => `scopes/${s}/${service}.key-proof.json`,
   rootCert: 'bundles/root/root.pem',
   roots: 'bundles/root/roots.pem',
   rootKey: 'bundles/root/root.key.age',

@@ -13,7 +13,7 @@ import { appendToLedger } from '../ledger/ledger.js';
 import { ledgerSigner } from '../ledger/ledger-signature.js';
 import { assertIssuanceProven, issuanceBinding, leafCreated, provenLeafRecord } from '../ledger/record-proofs.js';
 import { renewRecord } from '../ledger/renew-record.js';
-import { leafBatch, mintedFromBatch, type MintedLeaf, type SigningIntermediate } from '../x509/leaf.js';
+import { leafBatch, mintedFromBatch, signHostLeaf, type MintedLeaf, type SigningIntermediate } from '../x509/leaf.js';
 import { crlSetOf, liveIntermediates, materialOf } from '../trust/live.js';
 import { effectWrites } from '../rotation/effects.js';
 import { paths } from '../model/paths.js';
@@ -27,6 +27,8 @@ import { serializeScopeState } from '../ledger/state-files.js';
 import { mergeWrites, type FileWrite } from '../model/file-write.js';
 import { iso } from '../model/time.js';
 import { TrellisError } from '../model/errors.js';
+import type { HostKeyRequest } from '../x509/csr.js';
+import { hostKeyHistory } from '../custody/host-keys.js';
 
 /** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs (crlSetOf decides). */
 export interface CrlSigner extends SigningIntermediate {
@@ -213,6 +215,7 @@ async function mintScopeLeaves(
   signer: SigningIntermediate,
   now: Date,
   seam: CryptoSeam,
+  hostKeys: ReadonlyMap<string, HostKeyRequest> = new Map(),
 ): Promise<MintedLeaf[]> {
   const def = scopeDef(mesh, scope);
   const byName = new Map(def.services.map((s) => [s.name, s]));
@@ -227,8 +230,22 @@ async function mintScopeLeaves(
       now,
     };
   });
-  const batch = await leafBatch(scope, reqs, signer, seam);
-  return mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer)));
+  // A host-held key is signed from its checked request, one by one: CI has no key to make for it.
+  const hosted = reqs.filter((r) => r.service.key === 'host');
+  const minted = await Promise.all(
+    hosted.map((r) => {
+      const request = hostKeys.get(`${scope}/${r.service.name}`);
+      if (!request)
+        throw new TrellisError('bad-scope', `${scope}/${r.service.name} has key: host but no checked request`, {
+          file: paths.csr(scope, r.service.name),
+        });
+      return signHostLeaf(r, request.spki, signer, seam);
+    }),
+  );
+  const ours = reqs.filter((r) => r.service.key !== 'host');
+  if (!ours.length) return minted;
+  const batch = await leafBatch(scope, ours, signer, seam);
+  return [...mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer))), ...minted];
 }
 
 /**
@@ -266,6 +283,8 @@ export interface RenewInput {
   actor: string;
   /** Every signature's: trellis-ci brings worker threads as its signLeafBatch. */
   seam: CryptoSeam;
+  /** The checked request of each `key: host` service to mint, by `<scope>/<service>` (hostKeyRequests). */
+  hostKeys?: ReadonlyMap<string, HostKeyRequest>;
 }
 
 export interface RenewResult {
@@ -273,6 +292,19 @@ export interface RenewResult {
   /** Minted leaves by scope, with the crl.pem each scope's output carries. */
   minted: { scope: string; leaves: MintedLeaf[]; crlPem?: string }[];
   count: number;
+}
+
+/** The host-held keys this entry's leaves certify: the memory a later key rotation is judged against. */
+function hostKeysSigned(
+  scope: string,
+  leaves: MintedLeaf[],
+  requests: ReadonlyMap<string, HostKeyRequest> = new Map(),
+): { hostKeys?: Record<string, string> } {
+  const signed = leaves.flatMap((l) => {
+    const r = l.keyPem === undefined ? requests.get(`${scope}/${l.service}`) : undefined;
+    return r ? [[l.service, r.keyId] as const] : [];
+  });
+  return signed.length ? { hostKeys: Object.fromEntries(signed) } : {};
 }
 
 /** The scopes a renew touches: they mint, re-sign a CRL, refresh a bundle, or took a phase step. */
@@ -312,7 +344,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
       return [
         scope,
         services.length
-          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam)
+          ? mintScopeLeaves(mesh, scope, services, i.keys.get(scope)!.signer, now, i.seam, i.hostKeys)
           : Promise.resolve([]),
       ];
     }),
@@ -360,6 +392,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
               binding,
             ),
             ...(crl ? { crl: i.staleCrls.get(scope) } : {}),
+            ...hostKeysSigned(scope, leaves, i.hostKeys),
             ...(i.staleBundles.some((f) => f.path.startsWith(`bundles/${scope}/`)) ? { bundles: 'recomposed' } : {}),
           },
         },
@@ -399,7 +432,10 @@ export function revocableLeaf(mesh: Mesh, scope: string, service: string): LeafR
   return rec;
 }
 
-/** `trellis-ci revoke SCOPE/SERVICE`: the current leaf into the scope's CRL, and its replacement minted. */
+/**
+ * `trellis-ci revoke SCOPE/SERVICE`: the current leaf into the scope's CRL, and its replacement minted; for a
+ * host-held key, the key recorded as revoked instead (no replacement: the host needs a new, confirmed key).
+ */
 export async function revokeLeaf(
   mesh: Mesh,
   scope: string,
@@ -409,7 +445,7 @@ export async function revokeLeaf(
   now: Date,
   actor: string,
   seam: CryptoSeam,
-): Promise<{ writes: FileWrite[]; leaf: MintedLeaf; crlPem: string; serial: string }> {
+): Promise<{ writes: FileWrite[]; leaf: MintedLeaf | undefined; crlPem: string; serial: string }> {
   const m = mesh.material.get(scope)!;
   const rec = revocableLeaf(mesh, scope, service);
   // The revocation names its issuer by key, so it lands in the right CRL whatever certificate carries that key now.
@@ -433,8 +469,14 @@ export async function revokeLeaf(
   };
   const after: Mesh = { ...mesh, material: new Map(mesh.material).set(scope, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope, keys.crl, now, seam);
-  const [leaf] = await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
-  const record = new Map(m.leaves).set(service, leaf!.record);
+  // A host-held key is revoked with its leaf: no replacement for it; the host makes a new key, confirmed.
+  const hostKey = scopeDef(mesh, scope).services.some((s) => s.name === service && s.key === 'host')
+    ? hostKeyHistory(mesh, scope).get(service)?.at(-1)
+    : undefined;
+  const [leaf] = hostKey ? [] : await mintScopeLeaves(mesh, scope, [service], keys.signer, now, seam);
+  const record = new Map(m.leaves);
+  if (leaf) record.set(service, leaf.record);
+  else record.delete(service);
   const leavesText = serializeIssuanceRecord(record);
   const details = {
     service,
@@ -442,6 +484,7 @@ export async function revokeLeaf(
     notAfter: iso(rec.notAfter),
     reason,
     leaves: issuanceBinding(leavesText, record.size),
+    ...(hostKey ? { revokedHostKey: hostKey } : {}),
   };
   const writes: FileWrite[] = [
     { path: paths.state(scope), content: serializeScopeState(state) },
@@ -451,11 +494,11 @@ export async function revokeLeaf(
       path: paths.ledger(scope),
       content: appendToLedger(
         m.ledger,
-        { op: 'revoke', at: iso(now), actor, details, created: [leafCreated(leaf!)] },
+        { op: 'revoke', at: iso(now), actor, details, created: leaf ? [leafCreated(leaf)] : [] },
         paths.ledger(scope),
         ledgerSigner(keys.signer),
       ).text,
     },
   ];
-  return { writes: mergeWrites(writes), leaf: leaf!, crlPem: crl.content!, serial: rec.serial };
+  return { writes: mergeWrites(writes), leaf, crlPem: crl.content!, serial: rec.serial };
 }

@@ -8,6 +8,10 @@ import { renewalPoint } from '../x509/profiles.js';
 import { iso, notYetValid } from '../model/time.js';
 import { displaySerial } from '../x509/revocation.js';
 import { heldServices, meshCollisions, type Collision } from '../trust/uniqueness.js';
+import { hostKeyHistory, hostKeyStanding } from '../custody/host-keys.js';
+import type { HostKeyRequest } from '../x509/csr.js';
+import { TrellisError } from '../model/errors.js';
+import { paths } from '../model/paths.js';
 
 interface RenewItem {
   scope: string;
@@ -25,11 +29,15 @@ export interface RenewPlan {
    * The collisions with an owner in the planned scopes: renew exits 2 naming them, after minting every other service.
    */
   collisions: Collision[];
+  /**
+   * `key: host` services whose key does not count yet (custody/host-keys.ts): not minted; renew exits 3 naming them.
+   */
+  custody: { scope: string; service: string; why: string }[];
 }
 
 export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?: boolean } = {}): RenewPlan {
   const scopes = opts.scope ? [scopeDef(mesh, opts.scope)] : mesh.scopes;
-  const plan: RenewPlan = { mint: [], pending: [], held: [], collisions: [] };
+  const plan: RenewPlan = { mint: [], pending: [], held: [], collisions: [], custody: [] };
   // Ownership is mesh-wide: a service of another scope can claim this scope's names.
   const all = meshCollisions(mesh);
   const held = heldServices(all);
@@ -55,6 +63,42 @@ export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?:
     }
   }
   return plan;
+}
+
+/**
+ * The plan with each host-held key's custody applied: a key that does not count holds its service; a new key that
+ * counts is signed now (`key-changed`), due or not.
+ */
+export function planHostKeys(mesh: Mesh, plan: RenewPlan, requests: ReadonlyMap<string, HostKeyRequest>): RenewPlan {
+  const out: RenewPlan = { ...plan, mint: [...plan.mint], custody: [...plan.custody] };
+  const held = new Set(plan.held.map((h) => `${h.scope}/${h.service}`));
+  for (const [name, request] of requests) {
+    const [scope, service] = name.split('/') as [string, string];
+    if (held.has(name) || plan.pending.includes(scope)) continue;
+    const at = out.mint.findIndex((x) => x.scope === scope && x.service === service);
+    const standing = hostKeyStanding(mesh, scope, service, request.keyId);
+    if (!standing.counts) {
+      if (at >= 0) out.mint.splice(at, 1);
+      out.custody.push({ scope, service, why: standing.why });
+    } else if (hostKeyHistory(mesh, scope).get(service)?.at(-1) !== request.keyId) {
+      if (at < 0) out.mint.push({ scope, service, reason: 'key-changed' });
+      else if (out.mint[at]!.reason !== 'new') out.mint[at] = { scope, service, reason: 'key-changed' };
+    }
+  }
+  return out;
+}
+
+/** The refusal (exit 3) naming each service renew held for its key's custody, or undefined. */
+export function custodyRefusal(custody: RenewPlan['custody'], lead: string): TrellisError | undefined {
+  if (!custody.length) return undefined;
+  return new TrellisError(
+    'custody-not-confirmed',
+    `${lead} ${custody.map((h) => `${h.scope}/${h.service} (${h.why})`).join('; ')}`,
+    {
+      file: paths.csr(custody[0]!.scope, custody[0]!.service),
+      hint: 'a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)',
+    },
+  );
 }
 
 type LeafState = 'ok' | 'due' | 'expired' | 'not-yet-valid' | 'missing' | 'stale-issuer';

@@ -5,6 +5,7 @@
  * `--metrics` renders the same facts for Prometheus (metrics.ts). Pure: the
  * shell passes `now`. Not verify: this judges time, verify judges correctness.
  */
+import { HOST_KEY_MAX_AGE_MS, hostKeySince } from '../custody/host-keys.js';
 import { fingerprint, type Certificate } from '../x509/certificates.js';
 import { leafDue, leafNames, type DueReason } from '../ledger/issuance.js';
 import { crlSetOf, inRole, liveIntermediates, type IntermediateRole } from '../trust/live.js';
@@ -51,7 +52,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   gateOverdue: DAY,
 };
 
-type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation';
+type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation' | 'host-key';
 
 interface HealthItem {
   level: HealthLevel;
@@ -107,6 +108,8 @@ export interface MeshHealth {
   crls: CrlFact[];
   scopes: ScopeFact[];
   rootPhase: string;
+  /** Each host-held service's current key and since when leaves are signed for it. */
+  hostKeys: { scope: string; service: string; key: string; since: Date }[];
 }
 
 const WORST: Record<HealthLevel, number> = { ok: 0, warning: 1, critical: 2 };
@@ -151,6 +154,7 @@ const DUE_TEXT: Partial<Record<DueReason, string>> = {
 export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_THRESHOLDS): Promise<MeshHealth> {
   const items: HealthItem[] = [];
   const certificates: CertificateFact[] = [];
+  const hostKeys: MeshHealth['hostKeys'] = [];
   const crls: CrlFact[] = [];
   const scopes: ScopeFact[] = [];
   const add = (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) =>
@@ -307,8 +311,22 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
     }
 
     const active = activeIssuer(mesh, def.name)!;
+    const hostKeysOf = hostKeySince(mesh, def.name);
     for (const svc of def.services) {
       const who = `${def.name}/${svc.name}`;
+      const hk = svc.key === 'host' ? hostKeysOf.get(svc.name) : undefined;
+      if (hk) {
+        hostKeys.push({ scope: def.name, service: svc.name, ...hk });
+        const age = now.getTime() - hk.since.getTime();
+        const old = age > HOST_KEY_MAX_AGE_MS;
+        add(
+          old ? 'warning' : 'ok',
+          'host-key',
+          who,
+          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ''}`,
+          paths.csr(def.name, svc.name),
+        );
+      }
       const r = m.leaves.get(svc.name);
       if (!r) {
         add('warning', 'certificate', who, 'no leaf yet: the next trellis-ci renew mints it', paths.leaves(def.name));
@@ -382,7 +400,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   }
 
   const level = items.reduce<HealthLevel>((a, i) => worse(a, i.level), 'ok');
-  return { now, level, items, certificates, crls, scopes, rootPhase };
+  return { now, level, items, certificates, crls, scopes, rootPhase, hostKeys };
 }
 
 function roleNote(role: IntermediateRole, level: HealthLevel, scope: string): string {

@@ -123,6 +123,14 @@ export function healthMetrics(h: MeshHealth, m: { mesh: string; trustDomain: str
       samples: ROOT_PHASES.map((phase) => ({ labels: { phase }, value: h.rootPhase === phase ? 1 : 0 })),
     },
     {
+      name: 'trellis_host_key_since_seconds',
+      help: 'Since when leaves are signed for each host-held key (key: host), unix seconds: its age is time() minus this.',
+      samples: h.hostKeys.map((k) => ({
+        labels: { scope: k.scope, service: k.service, key: k.key },
+        value: seconds(k.since),
+      })),
+    },
+    {
       name: 'trellis_scope_unsafe_at_seconds',
       help: 'From when a new leaf of the scope would outlive its signing intermediate (renew refuses), unix seconds.',
       samples: h.scopes

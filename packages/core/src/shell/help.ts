@@ -73,6 +73,7 @@ export const COMMAND_ENVIRONMENT: Record<Cli, Record<string, readonly Environmen
   },
   'trellis-agent': {
     install: ['TRELLIS_AGENT_IDENTITY_FILE'],
+    keygen: [],
     version: [],
   },
 };

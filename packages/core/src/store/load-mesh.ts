@@ -41,7 +41,17 @@ function certsAt(rel: string, pem: string): Certificate[] {
   }
 }
 
-function loadMaterial(store: Store, scope: string): ScopeMaterial {
+/** The file at `at(service)` of each service that has one, by service. */
+function filesOf(store: Store, services: string[], at: (service: string) => string): Map<string, string> {
+  return new Map(
+    services.flatMap((svc) => {
+      const text = store.read(at(svc));
+      return text === undefined ? [] : [[svc, text] as const];
+    }),
+  );
+}
+
+function loadMaterial(store: Store, scope: string, hostHeld: string[] = []): ScopeMaterial {
   const inter = certAt(store, paths.intermediate(scope));
   const leavesText = store.read(paths.leaves(scope));
   const stateText = store.read(paths.state(scope));
@@ -77,6 +87,8 @@ function loadMaterial(store: Store, scope: string): ScopeMaterial {
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
     leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
+    csrs: filesOf(store, hostHeld, (svc) => paths.csr(scope, svc)),
+    keyProofs: filesOf(store, hostHeld, (svc) => paths.keyProof(scope, svc)),
   };
 }
 
@@ -100,7 +112,15 @@ export function loadMesh(store: Store): Mesh {
   const rootsPem = store.read(paths.roots);
   const rootStateText = store.read(paths.rootState);
   const material = new Map<string, ScopeMaterial>();
-  for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
+  for (const s of scopes)
+    material.set(
+      s.name,
+      loadMaterial(
+        store,
+        s.name,
+        s.services.filter((x) => x.key === 'host').map((x) => x.name),
+      ),
+    );
   const declared = new Set(scopes.map((s) => s.name));
   const orphans = store.list('bundles', 'dir').filter((d) => d !== 'root' && !declared.has(d));
   const rootState =

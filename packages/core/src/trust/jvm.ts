@@ -68,7 +68,8 @@ export async function jvmReleaseFiles(
 ): Promise<Release> {
   const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64');
   return {
-    ...(leaf
+    // A host-held key (key: host) never reaches CI: no keystore for it, the host builds its own.
+    ...(leaf?.key
       ? { 'keystore.p12': b64(serviceKeystore(service, { keyPem: leaf.key, chainPem: leaf.chain }, password)) }
       : {}),
     'truststore.p12': b64(scopeTruststore(mesh, scope, password)),

@@ -112,7 +112,8 @@ export async function releaseCrlGaps(mesh: Mesh, scope: string): Promise<string[
 
 export interface LeafFiles {
   cert: string;
-  key: string;
+  /** Absent for a host-held key (`key: host`): the host pairs the certificate with the key it keeps. */
+  key?: string;
   chain: string;
 }
 
@@ -126,9 +127,8 @@ export function releaseFor(mesh: Mesh, scope: string, leaf?: LeafFiles): Release
     ...(leaf
       ? {
           'cert.pem': leaf.cert,
-          'key.pem': leaf.key,
           'chain.pem': leaf.chain,
-          'chain-and-key.pem': leaf.chain + leaf.key,
+          ...(leaf.key === undefined ? {} : { 'key.pem': leaf.key, 'chain-and-key.pem': leaf.chain + leaf.key }),
         }
       : {}),
     'trust.pem': trustPem(trust),

@@ -23,6 +23,7 @@ import { deployFindings } from './deploy.js';
 import { ciScopeFindings } from '../custody/scope-custody.js';
 import { verifyLedgers } from './ledgers.js';
 import { ownershipFindings } from '../trust/uniqueness.js';
+import { hostKeyFindings } from './host-keys.js';
 
 export { worstLevel, type Finding } from './finding.js';
 export { intermediateProblems } from './chain.js';
@@ -65,6 +66,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
   }
   out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
+  out.push(...(await hostKeyFindings(mesh)));
   out.push(...ownershipFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o of mesh.orphans) {

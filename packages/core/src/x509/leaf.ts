@@ -12,6 +12,7 @@ import { PROFILES, assertNamesInside, extensionsFor, validityWithin } from './pr
 import { leafNames, type LeafRecord } from '../ledger/issuance.js';
 import { permittedNamesFor } from '../model/names.js';
 import type { ServiceDef } from '../config/config.js';
+import { requestPublicKey } from './csr.js';
 
 /** An intermediate's opened key, and the scope it serves. */
 export interface SigningIntermediate extends CaKey<'intermediate'> {
@@ -34,11 +35,36 @@ export interface MintedLeaf {
   /** `CN=<first DNS name>`, what the ledger records. */
   subject: string;
   certPem: string;
-  keyPem: string;
+  /** The private key CI made; absent for a host-held key (`key: host`), which never leaves its host. */
+  keyPem?: string;
   record: LeafRecord;
 }
 
 export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, seam: CryptoSeam): Promise<MintedLeaf> {
+  const keys = await seam.generateKeyPair(req.algorithm);
+  const leaf = await signLeafFor(req, keys.publicKey, issuer, seam);
+  return { ...leaf, keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
+
+/**
+ * The leaf for a public key the host holds (its CSR checked by custody/host-keys.ts): the names are trellis's, never
+ * the request's.
+ */
+export async function signHostLeaf(
+  req: LeafRequest,
+  spki: Uint8Array,
+  issuer: SigningIntermediate,
+  seam: CryptoSeam,
+): Promise<MintedLeaf> {
+  return signLeafFor(req, await requestPublicKey(spki, req.algorithm), issuer, seam);
+}
+
+async function signLeafFor(
+  req: LeafRequest,
+  publicKey: CryptoKey,
+  issuer: SigningIntermediate,
+  seam: CryptoSeam,
+): Promise<MintedLeaf> {
   const sans = leafNames(req.scope, req.service, req.trustDomain);
   assertNamesInside(sans, permittedNamesFor(issuer.scope, req.trustDomain), issuer.scope);
   const validity = validityWithin('leaf', req.now, req.ttl, {
@@ -47,18 +73,17 @@ export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, se
     label: `${issuer.scope} intermediate`,
     file: `bundles/${issuer.scope}/intermediate.pem`,
   });
-  const keys = await seam.generateKeyPair(req.algorithm);
   const serial = randomSerial(seam);
   const cert = await seam.signCertificate({
     serial,
     subject: `CN=${sans.dns[0]}`,
     issuer: issuer.cert.subject,
     ...validity,
-    subjectPublicKey: keys.publicKey,
+    subjectPublicKey: publicKey,
     signingKey: issuer.key,
     signingAlgorithm: issuer.algorithm,
     extensions: await extensionsFor(PROFILES.leaf, {
-      subjectPublicKey: keys.publicKey,
+      subjectPublicKey: publicKey,
       issuerPublicKey: issuer.cert.publicKey,
       sans,
     }),
@@ -68,7 +93,6 @@ export async function mintLeaf(req: LeafRequest, issuer: SigningIntermediate, se
     cert,
     subject: cert.subject,
     certPem: certificatePem(cert),
-    keyPem: await exportPrivateKeyPem(keys.privateKey),
     record: {
       serial: cert.serialNumber,
       notBefore: cert.notBefore,

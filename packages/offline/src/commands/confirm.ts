@@ -5,6 +5,7 @@ import {
   confirmedAllowList,
   confirmedPolicy,
   loadMesh,
+  meshHostKeys,
   paths,
   policyRecord,
   unconfirmedCiRecipients,
@@ -27,7 +28,7 @@ interface Args {
 export const confirm: CommandModule<object, Args> = {
   command: 'confirm',
   describe:
-    "Confirm trellis.yaml's deploy allow-list and signing policy (defaults, mesh, trust domain): opens the root key to prove custody, then records them in the root ledger",
+    "Confirm trellis.yaml's deploy allow-list and signing policy (defaults, mesh, trust domain) and each host-held key's CSR: opens the root key to prove custody, then records them in the root ledger",
   builder: (y) =>
     y
       .option('dry-run', { type: 'boolean', describe: 'print what would be confirmed and stop' })
@@ -45,7 +46,18 @@ export const confirm: CommandModule<object, Args> = {
       const policy = confirmedPolicy(mesh)
         ? unconfirmedPolicyChanges(mesh)
         : ['the signing policy (defaults, mesh, trust domain) recorded for the first time'];
-      const changes = [...allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy), ...policy];
+      // Every key a pull request introduces is a custody event: the custodian reviews each here.
+      const hostKeys = await meshHostKeys(mesh);
+      const keyChanges = hostKeys.flatMap((k) =>
+        k.standing.counts
+          ? []
+          : [`host key ${k.name}: ${k.key} (${k.standing.current ? `replaces ${k.standing.current}` : 'first key'})`],
+      );
+      const changes = [
+        ...allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy),
+        ...policy,
+        ...keyChanges,
+      ];
       if (!changes.length) {
         // A recipients change alone (a new CI recipient before trellis-ci rekey) is confirmed here too, with
         // --confirm-recipients.
@@ -102,7 +114,12 @@ export const confirm: CommandModule<object, Args> = {
             'confirm-allow-list',
             now,
             posture,
-            { ...allowListToRecord(mesh), ...policyRecord(mesh.config), ...recipients },
+            {
+              ...allowListToRecord(mesh),
+              ...policyRecord(mesh.config),
+              ...recipients,
+              hostKeys: Object.fromEntries(hostKeys.map((k) => [k.name, k.key])),
+            },
             [],
             root!,
           ),
