@@ -8,7 +8,8 @@
 # chain-and-key.pem trust.pem trust.openssl.pem crl.pem client-ca-names.pem, keystore.p12
 # truststore.p12 crl.jvm.pem (a deploy entry's formats: [pkcs12]), and the
 # directories capath/ and anchors/, which go with trust.pem). A release is the full set: files
-# not staged are taken from the current release. It is validated with OpenSSL
+# not staged are taken from the current release. A cert.pem staged without key.pem is for a key
+# the host holds: key.pem links to TARGET/keys/sha256-<SHA-256 of its public key>.pem. It is validated with OpenSSL
 # before TARGET/current is switched to it by an atomic rename; an identical
 # release is not installed; a failed reload switches back. TARGET/previous
 # keeps the release before, for rollback. Exit codes: 0 installed or
@@ -35,21 +36,27 @@ current=""
 release=$(mktemp -d "$target/releases/$(date -u +%Y%m%dT%H%M%SZ)-XXXXXXXXXX")
 id=$(basename "$release")
 # The JVM files come with every release that asks for them (truststore.p12 staged): never kept once it stops asking,
-# and the keystore kept only beside the key it holds.
+# and the keystore kept only beside the CI-minted key it holds.
 carry() {
   case $1 in
     truststore.p12|crl.jvm.pem) return 1 ;;
-    keystore.p12) [ -f "$staging/truststore.p12" ] && [ ! -f "$staging/key.pem" ] ;;
+    keystore.p12) [ $paired = no ] && [ -f "$staging/truststore.p12" ] && [ ! -f "$staging/key.pem" ] ;;
     *) return 0 ;;
   esac
 }
+# A leaf staged without its key is for a key the host holds (key: host): paired below from TARGET/keys/, never carried over.
+paired=no
+[ -f "$staging/cert.pem" ] && [ ! -f "$staging/key.pem" ] && paired=yes
 for f in $files; do
   if [ -f "$staging/$f" ]; then cp "$staging/$f" "$release/$f"
-  elif carry "$f" && [ -n "$current" ] && [ -f "$target/$current/$f" ]; then cp "$target/$current/$f" "$release/$f"
+  elif [ $paired = yes ] && { [ "$f" = key.pem ] || [ "$f" = chain-and-key.pem ]; }; then :
+  # -P: a paired key.pem stays a link to TARGET/keys/, never a copy of the host's key.
+  elif carry "$f" && [ -n "$current" ] && { [ -f "$target/$current/$f" ] || [ -L "$target/$current/$f" ]; }; then cp -P "$target/$current/$f" "$release/$f"
   fi
 done
-chmod 0644 "$release"/*.pem "$release"/*.p12 2>/dev/null || true
-chmod 0600 "$release/key.pem" "$release/chain-and-key.pem" "$release/keystore.p12" 2>/dev/null || true
+# Never through a link: chmod would loosen the host's own key file.
+for f in "$release"/*.pem "$release"/*.p12; do [ -L "$f" ] || [ ! -e "$f" ] || chmod 0644 "$f"; done
+for f in key.pem chain-and-key.pem keystore.p12; do [ -L "$release/$f" ] || chmod 0600 "$release/$f" 2>/dev/null || true; done
 # The bundle one anchor per file (capath/, anchors/) travels with trust.pem: staged with it, or kept with it from the current release.
 for d in $dirs; do
   if [ -f "$staging/trust.pem" ]; then src="$staging/$d"; elif [ -n "$current" ]; then src="$target/$current/$d"; else src=""; fi
@@ -60,6 +67,12 @@ done
 chmod 0755 "$release"
 
 invalid() { rm -rf "$release"; say "invalid release: $*; current release kept"; exit 10; }
+if [ $paired = yes ]; then
+  # The host keeps each key by the SHA-256 of its public key, outside the release directories: a rollback finds it too.
+  h=$(openssl x509 -in "$release/cert.pem" -noout -pubkey 2>/dev/null | openssl pkey -pubin -outform DER 2>/dev/null | sha256sum | cut -d' ' -f1)
+  [ -f "$target/keys/sha256-$h.pem" ] || invalid "the host holds no key for cert.pem (sha256:$h): keep it as $target/keys/sha256-$h.pem"
+  ln -s "../../keys/sha256-$h.pem" "$release/key.pem"
+fi
 for f in cert.pem key.pem chain.pem trust.openssl.pem; do [ -f "$release/$f" ] || invalid "$f missing (a first release needs a leaf)"; done
 openssl x509 -in "$release/cert.pem" -noout 2>/dev/null || invalid "cert.pem does not parse"
 openssl pkey -in "$release/key.pem" -noout 2>/dev/null || invalid "key.pem does not parse"

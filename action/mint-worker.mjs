@@ -271,7 +271,8 @@ function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
   const put = fresh ? (f, c, mode) => replaceFileNow(f, c, mode) : replaceRecycling;
-  put(path.join(dir, "key.pem"), l.keyPem, 384, true);
+  if (l.keyPem !== void 0) put(path.join(dir, "key.pem"), l.keyPem, 384, true);
+  else for (const f of [path.join(dir, "key.pem"), spareOf(path.join(dir, "key.pem"))]) fs.rmSync(f, { force: true });
   put(path.join(dir, "cert.pem"), l.certPem, 420, false);
   put(path.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }

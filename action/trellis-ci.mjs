@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "d6effdf49955eae846e331805ff0d790ffdf288c", date: "2026-12-07T04:19:49Z" };
+    define_TRELLIS_BUILD_default = { commit: "ec260e1a29713ae699b176c1644947808408f07c", date: "2026-12-07T04:46:35Z" };
   }
 });
 
@@ -23486,7 +23486,7 @@ var require_cjs11 = __commonJS({
     var cms = tslib_1.__importStar(require_cjs5());
     var pfx2 = tslib_1.__importStar(require_cjs10());
     var pkcs8 = tslib_1.__importStar(require_cjs9());
-    var x5098 = tslib_1.__importStar(require_cjs3());
+    var x5099 = tslib_1.__importStar(require_cjs3());
     var attr = tslib_1.__importStar(require_cjs4());
     exports.id_pkcs9 = "1.2.840.113549.1.9";
     exports.id_pkcs9_mo = `${exports.id_pkcs9}.0`;
@@ -23530,7 +23530,7 @@ var require_cjs11 = __commonJS({
     exports.id_certTypes = `${exports.id_pkcs9}.22`;
     exports.crlTypes = `${exports.id_pkcs9}.23`;
     exports.id_at_pseudonym = `${attr.id_at}.65`;
-    var PKCS9String = class PKCS9String extends x5098.DirectoryString {
+    var PKCS9String = class PKCS9String extends x5099.DirectoryString {
       ia5String;
       constructor(params = {}) {
         super(params);
@@ -23588,7 +23588,7 @@ var require_cjs11 = __commonJS({
     exports.UnstructuredName = UnstructuredName = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], UnstructuredName);
-    var UnstructuredAddress = class UnstructuredAddress extends x5098.DirectoryString {
+    var UnstructuredAddress = class UnstructuredAddress extends x5099.DirectoryString {
     };
     exports.UnstructuredAddress = UnstructuredAddress;
     exports.UnstructuredAddress = UnstructuredAddress = tslib_1.__decorate([
@@ -23607,7 +23607,7 @@ var require_cjs11 = __commonJS({
     exports.DateOfBirth = DateOfBirth = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], DateOfBirth);
-    var PlaceOfBirth = class PlaceOfBirth extends x5098.DirectoryString {
+    var PlaceOfBirth = class PlaceOfBirth extends x5099.DirectoryString {
     };
     exports.PlaceOfBirth = PlaceOfBirth;
     exports.PlaceOfBirth = PlaceOfBirth = tslib_1.__decorate([
@@ -23651,7 +23651,7 @@ var require_cjs11 = __commonJS({
     exports.CountryOfResidence = CountryOfResidence = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], CountryOfResidence);
-    var Pseudonym = class Pseudonym extends x5098.DirectoryString {
+    var Pseudonym = class Pseudonym extends x5099.DirectoryString {
     };
     exports.Pseudonym = Pseudonym;
     exports.Pseudonym = Pseudonym = tslib_1.__decorate([
@@ -23676,7 +23676,7 @@ var require_cjs11 = __commonJS({
     var MessageDigest = class extends asn1_schema_1.OctetString {
     };
     exports.MessageDigest = MessageDigest;
-    var SigningTime = class SigningTime extends x5098.Time {
+    var SigningTime = class SigningTime extends x5099.Time {
     };
     exports.SigningTime = SigningTime;
     exports.SigningTime = SigningTime = tslib_1.__decorate([
@@ -23707,13 +23707,13 @@ var require_cjs11 = __commonJS({
     exports.CounterSignature = CounterSignature = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Sequence })
     ], CounterSignature);
-    var ChallengePassword = class ChallengePassword extends x5098.DirectoryString {
+    var ChallengePassword = class ChallengePassword extends x5099.DirectoryString {
     };
     exports.ChallengePassword = ChallengePassword;
     exports.ChallengePassword = ChallengePassword = tslib_1.__decorate([
       (0, asn1_schema_1.AsnType)({ type: asn1_schema_1.AsnTypeTypes.Choice })
     ], ChallengePassword);
-    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5098.Extensions {
+    var ExtensionRequest = ExtensionRequest_1 = class ExtensionRequest extends x5099.Extensions {
       constructor(items) {
         super(items);
         Object.setPrototypeOf(this, ExtensionRequest_1.prototype);
@@ -23755,10 +23755,10 @@ var require_cjs11 = __commonJS({
     var LocalKeyId = class extends asn1_schema_1.OctetString {
     };
     exports.LocalKeyId = LocalKeyId;
-    var SigningDescription = class extends x5098.DirectoryString {
+    var SigningDescription = class extends x5099.DirectoryString {
     };
     exports.SigningDescription = SigningDescription;
-    var SMIMECapability = class SMIMECapability extends x5098.AlgorithmIdentifier {
+    var SMIMECapability = class SMIMECapability extends x5099.AlgorithmIdentifier {
     };
     exports.SMIMECapability = SMIMECapability;
     exports.SMIMECapability = SMIMECapability = tslib_1.__decorate([
@@ -26442,7 +26442,7 @@ var require_x509_cjs = __commonJS({
     var _Pkcs10CertificateRequest_publicKey;
     var _Pkcs10CertificateRequest_attributes;
     var _Pkcs10CertificateRequest_extensions;
-    var Pkcs10CertificateRequest = class extends PemData {
+    var Pkcs10CertificateRequest2 = class extends PemData {
       get subjectName() {
         if (!tslib.__classPrivateFieldGet(this, _Pkcs10CertificateRequest_subjectName, "f")) {
           tslib.__classPrivateFieldSet(this, _Pkcs10CertificateRequest_subjectName, new Name2(this.asn.certificationRequestInfo.subject), "f");
@@ -26579,8 +26579,8 @@ var require_x509_cjs = __commonJS({
       }
     };
     _Pkcs10CertificateRequest_tbs = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_subjectName = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_subject = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_signatureAlgorithm = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_signature = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_publicKey = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_attributes = /* @__PURE__ */ new WeakMap(), _Pkcs10CertificateRequest_extensions = /* @__PURE__ */ new WeakMap();
-    Pkcs10CertificateRequest.NAME = "PKCS#10 Certificate Request";
-    var Pkcs10CertificateRequestGenerator = class {
+    Pkcs10CertificateRequest2.NAME = "PKCS#10 Certificate Request";
+    var Pkcs10CertificateRequestGenerator2 = class {
       static async create(params, crypto3 = cryptoProvider2.get()) {
         if (!params.keys.privateKey) {
           throw new Error("Bad field 'keys' in 'params' argument. 'privateKey' is empty");
@@ -26632,7 +26632,7 @@ var require_x509_cjs = __commonJS({
           throw Error("Cannot convert WebCrypto signature value to ASN.1 format");
         }
         asnReq.signature = asnSignature;
-        return new Pkcs10CertificateRequest(asn1Schema.AsnConvert.serialize(asnReq), selfProducedParseOptions);
+        return new Pkcs10CertificateRequest2(asn1Schema.AsnConvert.serialize(asnReq), selfProducedParseOptions);
       }
     };
     var _X509Certificate_tbs;
@@ -27545,8 +27545,8 @@ var require_x509_cjs = __commonJS({
     exports.OidSerializer = OidSerializer;
     exports.PemConverter = PemConverter;
     exports.PemData = PemData;
-    exports.Pkcs10CertificateRequest = Pkcs10CertificateRequest;
-    exports.Pkcs10CertificateRequestGenerator = Pkcs10CertificateRequestGenerator;
+    exports.Pkcs10CertificateRequest = Pkcs10CertificateRequest2;
+    exports.Pkcs10CertificateRequestGenerator = Pkcs10CertificateRequestGenerator2;
     exports.PublicKey = PublicKey;
     exports.REGISTERED_ID = REGISTERED_ID;
     exports.SubjectAlternativeNameExtension = SubjectAlternativeNameExtension3;
@@ -27575,8 +27575,18 @@ var require_x509_cjs = __commonJS({
 
 // packages/core/src/crypto/crypto.ts
 import { KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify, webcrypto } from "node:crypto";
+function randomSerial(seam) {
+  return `01${Buffer.from(seam.randomBytes(16)).toString("hex")}`;
+}
 function privateKeyAlgorithm(pem2) {
   const k = createPrivateKey(pem2);
+  if (k.asymmetricKeyType === "ed25519") return "ed25519";
+  if (k.asymmetricKeyType !== "ec") return void 0;
+  const curve = k.asymmetricKeyDetails?.namedCurve;
+  return curve === "prime256v1" ? "ecdsa-p256" : curve === "secp384r1" ? "ecdsa-p384" : void 0;
+}
+function publicKeyAlgorithm(spki) {
+  const k = createPublicKey({ key: Buffer.from(spki), format: "der", type: "spki" });
   if (k.asymmetricKeyType === "ed25519") return "ed25519";
   if (k.asymmetricKeyType !== "ec") return void 0;
   const curve = k.asymmetricKeyDetails?.namedCurve;
@@ -37964,7 +37974,7 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
         `${svc}.${domain} is longer than 64 characters, the limit of a certificate's common name`,
         "shorten the service name"
       );
-    const s = r.map(raw ?? {}, at, ["dns", "ttl", "deploy"]);
+    const s = r.map(raw ?? {}, at, ["dns", "ttl", "deploy", "key"]);
     const listed = r.list(s.dns ?? [], `${at}.dns`);
     if (listed.length > POLICY_CEILINGS.dnsPerService)
       r.fail(
@@ -37981,6 +37991,16 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
     const deploy2 = r.list(s.deploy ?? [], `${at}.deploy`).map((t, i2) => parseTarget(r, t, `${at}.deploy[${i2}]`));
     const def = { name: svc, dns, deploy: deploy2 };
     if (s.ttl !== void 0) def.ttl = r.boundedDuration(s.ttl, `${at}.ttl`, POLICY_CEILINGS.ttl.leaf);
+    if (s.key !== void 0 && r.oneOf(s.key, `${at}.key`, ["ci", "host"]) === "host") {
+      const k8s = deploy2.findIndex((t) => t.type === "kubernetes");
+      if (k8s >= 0)
+        r.fail(
+          `${at}.deploy[${k8s}]`,
+          "is a Kubernetes target, and a Kubernetes Secret carries the key, which key: host keeps on its host",
+          "deploy this service through ssh, sealed or dir (where deploy runs on the serving host), or drop key: host"
+        );
+      def.key = "host";
+    }
     return def;
   });
   return { name, kind, services: services.sort((a2, b) => a2.name.localeCompare(b.name)) };
@@ -38735,7 +38755,95 @@ var init_leaf_template = __esm({
   }
 });
 
+// packages/core/src/x509/csr.ts
+import { webcrypto as webcrypto2 } from "node:crypto";
+async function readCertificateRequest(pem2) {
+  const blocks = pem2.match(BLOCK) ?? [];
+  if (blocks.length !== 1) throw new Error(`holds ${blocks.length} CERTIFICATE REQUEST blocks where one belongs`);
+  if (pem2.replace(blocks[0], "").trim()) throw new Error("holds data outside its one CERTIFICATE REQUEST block");
+  let csr;
+  try {
+    csr = new x5095.Pkcs10CertificateRequest(blocks[0].replace(/(BEGIN|END) NEW /g, "$1 "));
+  } catch (e2) {
+    throw new Error(`is not a PKCS#10 certificate request (${e2.message})`);
+  }
+  const spki = new Uint8Array(csr.publicKey.rawData);
+  let algorithm;
+  try {
+    algorithm = publicKeyAlgorithm(spki);
+  } catch (e2) {
+    throw new Error(`carries a public key that does not parse (${e2.message})`);
+  }
+  let possessed = false;
+  if (algorithm) {
+    try {
+      possessed = await csr.verify();
+    } catch {
+      possessed = false;
+    }
+  }
+  return { keyId: `sha256:${sha256Hex(spki)}`, spki, algorithm, possessed };
+}
+async function requestPublicKey(spki, algorithm) {
+  const params = algorithm === "ed25519" ? { name: "Ed25519" } : { name: "ECDSA", namedCurve: algorithm === "ecdsa-p384" ? "P-384" : "P-256" };
+  return await webcrypto2.subtle.importKey("spki", spki, params, true, ["verify"]);
+}
+var import_reflect_metadata5, x5095, BLOCK;
+var init_csr = __esm({
+  "packages/core/src/x509/csr.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    import_reflect_metadata5 = __toESM(require_Reflect(), 1);
+    x5095 = __toESM(require_x509_cjs(), 1);
+    init_crypto();
+    BLOCK = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----[\s\S]*?-----END (NEW )?CERTIFICATE REQUEST-----/g;
+  }
+});
+
 // packages/core/src/x509/leaf.ts
+async function signHostLeaf(req, spki, issuer, seam) {
+  return signLeafFor(req, await requestPublicKey(spki, req.algorithm), issuer, seam);
+}
+async function signLeafFor(req, publicKey, issuer, seam) {
+  const sans = leafNames(req.scope, req.service, req.trustDomain);
+  assertNamesInside(sans, permittedNamesFor(issuer.scope, req.trustDomain), issuer.scope);
+  const validity = validityWithin("leaf", req.now, req.ttl, {
+    notBefore: issuer.cert.notBefore,
+    notAfter: issuer.cert.notAfter,
+    label: `${issuer.scope} intermediate`,
+    file: `bundles/${issuer.scope}/intermediate.pem`
+  });
+  const serial = randomSerial(seam);
+  const cert2 = await seam.signCertificate({
+    serial,
+    subject: `CN=${sans.dns[0]}`,
+    issuer: issuer.cert.subject,
+    ...validity,
+    subjectPublicKey: publicKey,
+    signingKey: issuer.key,
+    signingAlgorithm: issuer.algorithm,
+    extensions: await extensionsFor(PROFILES.leaf, {
+      subjectPublicKey: publicKey,
+      issuerPublicKey: issuer.cert.publicKey,
+      sans
+    })
+  });
+  return {
+    service: req.service.name,
+    cert: cert2,
+    subject: cert2.subject,
+    certPem: certificatePem(cert2),
+    record: {
+      serial: cert2.serialNumber,
+      notBefore: cert2.notBefore,
+      notAfter: cert2.notAfter,
+      issuer: fingerprint(issuer.cert),
+      issuerKey: keyId(issuer.cert),
+      fingerprint: fingerprint(cert2),
+      ...sans
+    }
+  };
+}
 async function leafTemplateFor(issuer, algorithm) {
   const placeholder = await issuer.cert.publicKey.export();
   const exts = await extensionsFor(PROFILES.leaf, {
@@ -38746,7 +38854,7 @@ async function leafTemplateFor(issuer, algorithm) {
   return {
     algorithm,
     signing: issuer.algorithm,
-    issuerName: new Uint8Array(new x5095.Name(issuer.cert.subject).toArrayBuffer()),
+    issuerName: new Uint8Array(new x5096.Name(issuer.cert.subject).toArrayBuffer()),
     extensions: exts.map(
       (e2) => e2.type === SKI_OID ? "subjectKeyIdentifier" : e2.type === SAN_OID ? "subjectAltName" : new Uint8Array(e2.rawData)
     )
@@ -38816,19 +38924,20 @@ function mintedFromBatch(b, encoded) {
     };
   });
 }
-var import_reflect_metadata5, x5095, SAN_OID, SKI_OID, secondsOf;
+var import_reflect_metadata6, x5096, SAN_OID, SKI_OID, secondsOf;
 var init_leaf = __esm({
   "packages/core/src/x509/leaf.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    import_reflect_metadata5 = __toESM(require_Reflect(), 1);
-    x5095 = __toESM(require_x509_cjs(), 1);
+    import_reflect_metadata6 = __toESM(require_Reflect(), 1);
+    x5096 = __toESM(require_x509_cjs(), 1);
     init_crypto();
     init_certificates();
     init_leaf_template();
     init_profiles();
     init_issuance();
     init_names();
+    init_csr();
     SAN_OID = "2.5.29.17";
     SKI_OID = "2.5.29.14";
     secondsOf = (d2) => new Date(Math.floor(d2.getTime() / 1e3) * 1e3);
@@ -38942,6 +39051,10 @@ var init_paths = __esm({
     paths2 = {
       config: STORE_FILE,
       scopeFile: (s) => `scopes/${s}.yaml`,
+      /** A `key: host` service's certificate request, committed beside its scope file. */
+      csr: (s, service) => `scopes/${s}/${service}.csr.pem`,
+      /** A host key rotation's proof: the current key's signature over the new one (docs/host-keys.md). */
+      keyProof: (s, service) => `scopes/${s}/${service}.key-proof.json`,
       rootCert: "bundles/root/root.pem",
       roots: "bundles/root/roots.pem",
       rootKey: "bundles/root/root.key.age",
@@ -39423,11 +39536,11 @@ function rootLedgerTrustOf(text, known) {
   const firstSigner = first && t.signers.get(first.seq);
   if (first && firstSigner) {
     const fp = fingerprint(firstSigner.cert);
-    const held = known.has(fp);
+    const held2 = known.has(fp);
     const vouched = t.counted.slice(1).some(
       (e2) => t.signers.get(e2.seq) && fingerprint(t.signers.get(e2.seq).cert) === fp && e2.created.some((x) => x.kind === "root")
     );
-    if (!held && !vouched)
+    if (!held2 && !vouched)
       t.problems.push({
         seq: first.seq,
         message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh`
@@ -39672,10 +39785,10 @@ var init_rotation = __esm({
 
 // packages/core/src/x509/revocation.ts
 function crlReason(text) {
-  return own(REASONS2, text) ?? x5096.X509CrlReason.unspecified;
+  return own(REASONS2, text) ?? x5097.X509CrlReason.unspecified;
 }
 async function signCrl(p, crypto3) {
-  const crl = await x5096.X509CrlGenerator.create(
+  const crl = await x5097.X509CrlGenerator.create(
     {
       issuer: p.issuerName ?? p.issuer.subject,
       thisUpdate: p.thisUpdate,
@@ -39685,9 +39798,9 @@ async function signCrl(p, crypto3) {
       signingAlgorithm: ALGORITHM_SPECS[p.algorithm].signing,
       entries: p.entries.map((e2) => ({ serialNumber: e2.serial, revocationDate: e2.at, reason: crlReason(e2.reason) })),
       extensions: [
-        await x5096.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
+        await x5097.AuthorityKeyIdentifierExtension.create(p.issuer.publicKey),
         // A number that grows with time: RFC 5280 wants it monotonic per issuer.
-        new x5096.Extension(
+        new x5097.Extension(
           import_asn1_x5092.id_ce_cRLNumber,
           false,
           import_asn1_schema2.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3)))
@@ -39699,7 +39812,7 @@ async function signCrl(p, crypto3) {
   return pemEncode("X509 CRL", new Uint8Array(crl.rawData));
 }
 function parseCrls(pem2) {
-  return pemDecodeAll(pem2, "X509 CRL").map((der2) => new x5096.X509Crl(new Uint8Array(der2)));
+  return pemDecodeAll(pem2, "X509 CRL").map((der2) => new x5097.X509Crl(new Uint8Array(der2)));
 }
 async function crlSignedBy(crl, issuer) {
   try {
@@ -39761,13 +39874,13 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
   }
   return void 0;
 }
-var import_reflect_metadata6, x5096, import_asn1_schema2, import_asn1_x5092, REASONS2;
+var import_reflect_metadata7, x5097, import_asn1_schema2, import_asn1_x5092, REASONS2;
 var init_revocation = __esm({
   "packages/core/src/x509/revocation.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    import_reflect_metadata6 = __toESM(require_Reflect(), 1);
-    x5096 = __toESM(require_x509_cjs(), 1);
+    import_reflect_metadata7 = __toESM(require_Reflect(), 1);
+    x5097 = __toESM(require_x509_cjs(), 1);
     import_asn1_schema2 = __toESM(require_cjs2(), 1);
     import_asn1_x5092 = __toESM(require_cjs3(), 1);
     init_crypto();
@@ -39775,11 +39888,11 @@ var init_revocation = __esm({
     init_data();
     init_time();
     REASONS2 = {
-      keyCompromise: x5096.X509CrlReason.keyCompromise,
-      cACompromise: x5096.X509CrlReason.cACompromise,
-      affiliationChanged: x5096.X509CrlReason.affiliationChanged,
-      superseded: x5096.X509CrlReason.superseded,
-      cessationOfOperation: x5096.X509CrlReason.cessationOfOperation
+      keyCompromise: x5097.X509CrlReason.keyCompromise,
+      cACompromise: x5097.X509CrlReason.cACompromise,
+      affiliationChanged: x5097.X509CrlReason.affiliationChanged,
+      superseded: x5097.X509CrlReason.superseded,
+      cessationOfOperation: x5097.X509CrlReason.cessationOfOperation
     };
   }
 });
@@ -40215,12 +40328,12 @@ async function assertIdentityScoped(mesh, ids, asked) {
   const strict = asked.some((s) => s in c3.scopes);
   const others = [...mesh.material.keys()].filter((s) => !mine.has(s) && (strict || s in c3.scopes) && ciKeyFiles(mesh, s).length).sort();
   if (!others.length) return;
-  const held = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
+  const held2 = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
   const scoped = new Set(Object.values(c3.scopes));
-  const unscoped = held.filter((h2) => !scoped.has(h2.recipient)).map((h2) => h2.id);
+  const unscoped = held2.filter((h2) => !scoped.has(h2.recipient)).map((h2) => h2.id);
   const opened = [];
   for (const s of others) {
-    if (held.some((h2) => h2.recipient === ciRecipientOf(c3, s))) {
+    if (held2.some((h2) => h2.recipient === ciRecipientOf(c3, s))) {
       opened.push({ scope: s, byTrial: false });
       continue;
     }
@@ -40234,7 +40347,7 @@ async function assertIdentityScoped(mesh, ids, asked) {
   if (!opened.length) return;
   const list = opened.map((o2) => o2.scope).join(", ");
   const stale = opened.filter((o2) => o2.byTrial && o2.scope in c3.scopes).map((o2) => o2.scope);
-  const who = [...new Set(held.map((h2) => whose(c3, h2.recipient)))].join(" and ");
+  const who = [...new Set(held2.map((h2) => whose(c3, h2.recipient)))].join(" and ");
   throw new TrellisError(
     "custody-identity-too-broad",
     `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked to work on (${asked.join(", ")})`,
@@ -40286,11 +40399,11 @@ function ciScopeFindings(mesh) {
 async function ciScopeCustodyFindings(mesh, ids) {
   const out = [];
   const c3 = confirmedCiCustody(mesh);
-  const held = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
+  const held2 = await Promise.all(ids.map(async (id) => ({ id, recipient: await recipientOf(id) })));
   let reached = 0;
   for (const scope2 of [...mesh.material.keys()].sort()) {
     const want = ciRecipientOf(c3, scope2);
-    const own2 = held.filter((h2) => h2.recipient === want);
+    const own2 = held2.filter((h2) => h2.recipient === want);
     for (const k of ciKeyFiles(mesh, scope2)) {
       const r = own2.length ? await tryDecrypt(
         own2.map((h2) => h2.id),
@@ -40317,7 +40430,7 @@ async function ciScopeCustodyFindings(mesh, ids) {
         continue;
       }
       let by;
-      for (const h2 of held.filter((x) => x.recipient !== want)) {
+      for (const h2 of held2.filter((x) => x.recipient !== want)) {
         if ((await tryDecrypt([h2.id], k.ct)).ok) {
           by = h2.recipient;
           break;
@@ -41235,7 +41348,15 @@ function certsAt(rel, pem2) {
     });
   }
 }
-function loadMaterial(store, scope2) {
+function filesOf(store, services, at) {
+  return new Map(
+    services.flatMap((svc) => {
+      const text = store.read(at(svc));
+      return text === void 0 ? [] : [[svc, text]];
+    })
+  );
+}
+function loadMaterial(store, scope2, hostHeld = []) {
   const inter = certAt(store, paths2.intermediate(scope2));
   const leavesText = store.read(paths2.leaves(scope2));
   const stateText = store.read(paths2.state(scope2));
@@ -41265,7 +41386,9 @@ function loadMaterial(store, scope2) {
     ),
     leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
     leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
-    ledger: store.read(paths2.ledger(scope2)) ?? ""
+    ledger: store.read(paths2.ledger(scope2)) ?? "",
+    csrs: filesOf(store, hostHeld, (svc) => paths2.csr(scope2, svc)),
+    keyProofs: filesOf(store, hostHeld, (svc) => paths2.keyProof(scope2, svc))
   };
 }
 function loadMesh(store) {
@@ -41285,7 +41408,15 @@ function loadMesh(store) {
   const rootsPem = store.read(paths2.roots);
   const rootStateText = store.read(paths2.rootState);
   const material = /* @__PURE__ */ new Map();
-  for (const s of scopes) material.set(s.name, loadMaterial(store, s.name));
+  for (const s of scopes)
+    material.set(
+      s.name,
+      loadMaterial(
+        store,
+        s.name,
+        s.services.filter((x) => x.key === "host").map((x) => x.name)
+      )
+    );
   const declared = new Set(scopes.map((s) => s.name));
   const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
   const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
@@ -41821,18 +41952,18 @@ function ownershipCollisions(input) {
   return out;
 }
 function heldServices(collisions) {
-  const held = /* @__PURE__ */ new Map();
+  const held2 = /* @__PURE__ */ new Map();
   for (const c3 of collisions) {
     const rightful = c3.owners.find((o2) => o2.derived);
     for (const o2 of c3.owners) {
       if (rightful && ownerKey(o2) === ownerKey(rightful)) continue;
       const k = ownerKey(o2);
-      const list = held.get(k) ?? [];
+      const list = held2.get(k) ?? [];
       if (!list.includes(c3)) list.push(c3);
-      held.set(k, list);
+      held2.set(k, list);
     }
   }
-  return held;
+  return held2;
 }
 function describeCollision(c3) {
   const owners = c3.owners.map(
@@ -41901,6 +42032,184 @@ var init_uniqueness = __esm({
       directory: "deploy directory",
       kubernetes: "Kubernetes object"
     };
+  }
+});
+
+// packages/core/src/custody/host-keys.ts
+function caKeys(mesh) {
+  const out = /* @__PURE__ */ new Map();
+  const add3 = (c3, what) => {
+    if (c3) out.set(keyId(c3), what);
+  };
+  add3(mesh.root, "the root CA");
+  add3(mesh.previousRoot, "the previous root CA");
+  for (const r of mesh.roots) add3(r, "a root CA");
+  for (const [scope2, m] of [...mesh.material, ...mesh.retired])
+    for (const c3 of [m.intermediate, m.next, m.previous, m.standby, m.oldRootIntermediate])
+      add3(c3, `the ${scope2} intermediate CA`);
+  return out;
+}
+async function hostKeyRequests(mesh, scopes) {
+  const read2 = await checkedRequests(mesh, scopes);
+  return new Map([...read2].filter(([name]) => scopes.includes(name.split("/")[0])));
+}
+async function meshHostKeys(mesh) {
+  return [...await checkedRequests(mesh, [])].map(([name, r]) => {
+    const [scope2, service] = name.split("/");
+    return { name, key: r.keyId, standing: hostKeyStanding(mesh, scope2, service, r.keyId) };
+  });
+}
+async function checkedRequests(mesh, required) {
+  const read2 = /* @__PURE__ */ new Map();
+  for (const def of mesh.scopes) {
+    const m = mesh.material.get(def.name);
+    for (const svc of def.services) {
+      if (svc.key !== "host") continue;
+      const file = paths2.csr(def.name, svc.name);
+      const pem2 = m.csrs.get(svc.name);
+      if (pem2 === void 0) {
+        if (!required.includes(def.name)) continue;
+        throw new TrellisError("bad-scope", `${held(def.name, svc.name)} has key: host but no certificate request`, {
+          file,
+          hint: `on the host, run trellis-agent keygen ${svc.name} (or the openssl recipe in docs/host-keys.md) and commit the CSR it prints`
+        });
+      }
+      try {
+        read2.set(held(def.name, svc.name), await readCertificateRequest(pem2));
+      } catch (e2) {
+        throw new TrellisError("bad-scope", e2.message, {
+          file,
+          hint: "commit the PEM CSR the host printed, unchanged"
+        });
+      }
+    }
+  }
+  const cas = caKeys(mesh);
+  const owners = /* @__PURE__ */ new Map();
+  for (const [name, r] of read2) {
+    const [scope2, service] = name.split("/");
+    const file = paths2.csr(scope2, service);
+    const want = mesh.config.algorithms.leaf;
+    if (r.algorithm !== want)
+      throw new TrellisError(
+        "bad-scope",
+        `carries ${r.algorithm ? `an ${r.algorithm}` : "a kind of"} key; this mesh's leaves are ${want}`,
+        { file, hint: `make the host key ${want} (trellis.yaml defaults.algorithms.leaf) and commit its CSR` }
+      );
+    if (!r.possessed)
+      throw new TrellisError(
+        "bad-scope",
+        "its signature does not verify with the key it carries: nothing proves the requester holds that key",
+        { file, hint: "commit the CSR exactly as the host made it" }
+      );
+    const ca = cas.get(r.keyId);
+    const other = owners.get(r.keyId);
+    if (ca || other)
+      throw new TrellisError("bad-scope", `carries ${r.keyId}, the key of ${ca ?? other}`, {
+        file,
+        hint: "each host-held service needs its own key: generate a new one on the host"
+      });
+    owners.set(r.keyId, name);
+  }
+  return read2;
+}
+function keyProofStatement(mesh, scope2, service, newKey) {
+  return `trellis host key rotation
+mesh: ${mesh}
+scope: ${scope2}
+service: ${service}
+new key: ${newKey}
+`;
+}
+function hostKeyHistory(mesh, scope2) {
+  const out = /* @__PURE__ */ new Map();
+  for (const e2 of scopeLedgerTrust(mesh, scope2).counted) {
+    const keys = e2.details?.hostKeys;
+    if (!keys || typeof keys !== "object") continue;
+    for (const [svc, k] of Object.entries(keys))
+      if (typeof k === "string" && out.get(svc)?.at(-1) !== k) out.set(svc, [...out.get(svc) ?? [], k]);
+  }
+  return out;
+}
+function hostKeySince(mesh, scope2) {
+  const out = /* @__PURE__ */ new Map();
+  for (const e2 of scopeLedgerTrust(mesh, scope2).counted) {
+    const keys = e2.details?.hostKeys;
+    if (!keys || typeof keys !== "object") continue;
+    for (const [svc, k] of Object.entries(keys))
+      if (typeof k === "string" && out.get(svc)?.key !== k) out.set(svc, { key: k, since: new Date(e2.at) });
+  }
+  return out;
+}
+function revokedHostKeys(mesh, scope2) {
+  const out = /* @__PURE__ */ new Map();
+  for (const e2 of scopeLedgerTrust(mesh, scope2).counted) {
+    const { service, revokedHostKey: key } = e2.details ?? {};
+    if (e2.op === "revoke" && typeof service === "string" && typeof key === "string")
+      out.set(service, [...out.get(service) ?? [], key]);
+  }
+  return out;
+}
+function confirmedHostKeys(mesh) {
+  const keys = lastConfirmedRecord(mesh, "hostKeys")?.hostKeys;
+  if (!keys || typeof keys !== "object") return /* @__PURE__ */ new Map();
+  return new Map(Object.entries(keys).filter((x) => typeof x[1] === "string"));
+}
+function proofHolds(mesh, scope2, service, newKey, current) {
+  const text = mesh.material.get(scope2)?.keyProofs.get(service);
+  if (text === void 0) return false;
+  let proof;
+  try {
+    proof = JSON.parse(text);
+  } catch {
+    return false;
+  }
+  if (typeof proof?.currentKey !== "string" || typeof proof.signature !== "string") return false;
+  const spki = Buffer.from(proof.currentKey, "base64");
+  if (`sha256:${sha256Hex(spki)}` !== current) return false;
+  const statement = Buffer.from(keyProofStatement(mesh.config.mesh, scope2, service, newKey));
+  try {
+    return verifyBytes(spki, statement, Buffer.from(proof.signature, "base64"));
+  } catch {
+    return false;
+  }
+}
+function hostKeyStanding(mesh, scope2, service, key) {
+  const history = hostKeyHistory(mesh, scope2).get(service) ?? [];
+  const revoked = revokedHostKeys(mesh, scope2).get(service) ?? [];
+  const current = history.at(-1);
+  if (revoked.includes(key))
+    return {
+      counts: false,
+      why: `its key ${key} was revoked (trellis-ci revoke): the host needs a new key, confirmed by a custodian`,
+      current
+    };
+  if (current === key) return { counts: true, how: "signed before" };
+  if (history.includes(key))
+    return { counts: false, why: `its key ${key} was rotated out (the current one is ${current})`, current };
+  if (confirmedHostKeys(mesh).get(held(scope2, service)) === key) return { counts: true, how: "confirmed" };
+  if (current === void 0) return { counts: false, why: `its first key ${key} is not yet confirmed by a custodian` };
+  if (!revoked.includes(current) && proofHolds(mesh, scope2, service, key, current))
+    return { counts: true, how: "proven" };
+  return {
+    counts: false,
+    why: `its key changed from ${current} to ${key} with neither a proof from the current key nor a confirmation`,
+    current
+  };
+}
+var held, HOST_KEY_MAX_AGE_MS;
+var init_host_keys = __esm({
+  "packages/core/src/custody/host-keys.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_paths();
+    init_certificates();
+    init_csr();
+    init_crypto();
+    init_ledger_trust();
+    held = (scope2, service) => `${scope2}/${service}`;
+    HOST_KEY_MAX_AGE_MS = 90 * 864e5;
   }
 });
 
@@ -42326,15 +42635,15 @@ function verifyAnchorFiles(mesh, scope2, m) {
     return out;
   }
   for (const f of want) {
-    const held = m.anchorFiles.get(f.path);
-    if (held === void 0)
+    const held2 = m.anchorFiles.get(f.path);
+    if (held2 === void 0)
       add3(
         "error",
         "boundary",
         "anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it",
         f.path
       );
-    else if (held !== f.content)
+    else if (held2 !== f.content)
       add3(
         "error",
         "boundary",
@@ -42585,6 +42894,50 @@ var init_ledgers = __esm({
   }
 });
 
+// packages/core/src/verify/host-keys.ts
+async function hostKeyFindings(mesh) {
+  const out = [];
+  for (const def of mesh.scopes)
+    for (const svc of def.services)
+      if (svc.key === "host" && !mesh.material.get(def.name).csrs.has(svc.name))
+        out.push({
+          level: "error",
+          check: "host-key",
+          scope: def.name,
+          file: paths2.csr(def.name, svc.name),
+          message: `${def.name}/${svc.name} has key: host but no certificate request: renew refuses until the host's CSR is committed`
+        });
+  let keys;
+  try {
+    keys = await meshHostKeys(mesh);
+  } catch (e2) {
+    if (!isTrellisError(e2)) throw e2;
+    out.push({ level: "error", check: "host-key", file: e2.place.file, message: `${e2.message.split("\n")[0]}` });
+    return out;
+  }
+  for (const k of keys) {
+    if (k.standing.counts) continue;
+    const [scope2, service] = k.name.split("/");
+    out.push({
+      level: "error",
+      check: "host-key",
+      scope: scope2,
+      file: paths2.csr(scope2, service),
+      message: `host key ${k.name}: ${k.key} (${k.standing.current ? `replaces ${k.standing.current}` : "first key"}) does not count: ${k.standing.why}; renew holds the service until a custodian runs trellis-root confirm${k.standing.current ? " or the current key signs a rotation proof" : ""}`
+    });
+  }
+  return out;
+}
+var init_host_keys2 = __esm({
+  "packages/core/src/verify/host-keys.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_host_keys();
+    init_errors();
+    init_paths();
+  }
+});
+
 // packages/core/src/verify/custody.ts
 async function custodyFindings(mesh, ids) {
   const out = [];
@@ -42777,6 +43130,7 @@ async function verifyMesh(mesh, now) {
   }
   out.push(...ciScopeFindings(mesh));
   out.push(...deployFindings(mesh));
+  out.push(...await hostKeyFindings(mesh));
   out.push(...ownershipFindings(mesh));
   out.push(...verifyLedgers(mesh, now));
   for (const o2 of mesh.orphans) {
@@ -42827,6 +43181,7 @@ var init_verify = __esm({
     init_scope_custody();
     init_ledgers();
     init_uniqueness();
+    init_host_keys2();
     init_finding();
     init_chain();
     init_custody2();
@@ -42836,9 +43191,9 @@ var init_verify = __esm({
 // packages/core/src/procedures/plan.ts
 function planRenew(mesh, now, opts2 = {}) {
   const scopes = opts2.scope ? [scopeDef(mesh, opts2.scope)] : mesh.scopes;
-  const plan2 = { mint: [], pending: [], held: [], collisions: [] };
+  const plan2 = { mint: [], pending: [], held: [], collisions: [], custody: [] };
   const all = meshCollisions(mesh);
-  const held = heldServices(all);
+  const held2 = heldServices(all);
   const planned = new Set(scopes.map((s) => s.name));
   plan2.collisions = all.filter((c3) => c3.owners.some((o2) => planned.has(o2.scope)));
   for (const scope2 of scopes) {
@@ -42849,7 +43204,7 @@ function planRenew(mesh, now, opts2 = {}) {
     }
     const active = activeIssuer(mesh, scope2.name);
     for (const svc of scope2.services) {
-      const claims = held.get(`${scope2.name}/${svc.name}`);
+      const claims = held2.get(`${scope2.name}/${svc.name}`);
       if (claims) {
         plan2.held.push({ scope: scope2.name, service: svc.name, collisions: claims });
         continue;
@@ -42859,6 +43214,35 @@ function planRenew(mesh, now, opts2 = {}) {
     }
   }
   return plan2;
+}
+function planHostKeys(mesh, plan2, requests) {
+  const out = { ...plan2, mint: [...plan2.mint], custody: [...plan2.custody] };
+  const held2 = new Set(plan2.held.map((h2) => `${h2.scope}/${h2.service}`));
+  for (const [name, request] of requests) {
+    const [scope2, service] = name.split("/");
+    if (held2.has(name) || plan2.pending.includes(scope2)) continue;
+    const at = out.mint.findIndex((x) => x.scope === scope2 && x.service === service);
+    const standing = hostKeyStanding(mesh, scope2, service, request.keyId);
+    if (!standing.counts) {
+      if (at >= 0) out.mint.splice(at, 1);
+      out.custody.push({ scope: scope2, service, why: standing.why });
+    } else if (hostKeyHistory(mesh, scope2).get(service)?.at(-1) !== request.keyId) {
+      if (at < 0) out.mint.push({ scope: scope2, service, reason: "key-changed" });
+      else if (out.mint[at].reason !== "new") out.mint[at] = { scope: scope2, service, reason: "key-changed" };
+    }
+  }
+  return out;
+}
+function custodyRefusal(custody, lead) {
+  if (!custody.length) return void 0;
+  return new TrellisError(
+    "custody-not-confirmed",
+    `${lead} ${custody.map((h2) => `${h2.scope}/${h2.service} (${h2.why})`).join("; ")}`,
+    {
+      file: paths2.csr(custody[0].scope, custody[0].service),
+      hint: "a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)"
+    }
+  );
 }
 function meshStatus(mesh, now) {
   const early2 = (c3) => notYetValid(c3.notBefore, now) ? { notValidBefore: iso(c3.notBefore) } : {};
@@ -42918,6 +43302,9 @@ var init_plan = __esm({
     init_time();
     init_revocation();
     init_uniqueness();
+    init_host_keys();
+    init_errors();
+    init_paths();
   }
 });
 
@@ -42987,9 +43374,8 @@ function releaseFor(mesh, scope2, leaf) {
     // haproxy's `crt` wants the chain and its key in one file.
     ...leaf ? {
       "cert.pem": leaf.cert,
-      "key.pem": leaf.key,
       "chain.pem": leaf.chain,
-      "chain-and-key.pem": leaf.chain + leaf.key
+      ...leaf.key === void 0 ? {} : { "key.pem": leaf.key, "chain-and-key.pem": leaf.chain + leaf.key }
     } : {},
     "trust.pem": trustPem(trust),
     "trust.openssl.pem": trustOpensslPem(trust),
@@ -43089,7 +43475,7 @@ function recordParty(mesh, ref) {
 }
 function certificateParty(mesh, label, cert2) {
   const sans = subjectAltNames(cert2);
-  const eku = cert2.getExtension(x5097.ExtendedKeyUsageExtension);
+  const eku = cert2.getExtension(x5098.ExtendedKeyUsageExtension);
   const scope2 = mesh.scopes.find(
     (s) => sans.uris.some((u2) => {
       try {
@@ -43431,13 +43817,13 @@ function renderExplanation(e2) {
   return `${lines.join("\n")}
 `;
 }
-var import_reflect_metadata7, x5097, STACKS, STACK_GAPS, EKU, describeAnchor;
+var import_reflect_metadata8, x5098, STACKS, STACK_GAPS, EKU, describeAnchor;
 var init_explain = __esm({
   "packages/core/src/verify/explain.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    import_reflect_metadata7 = __toESM(require_Reflect(), 1);
-    x5097 = __toESM(require_x509_cjs(), 1);
+    import_reflect_metadata8 = __toESM(require_Reflect(), 1);
+    x5098 = __toESM(require_x509_cjs(), 1);
     init_certificates();
     init_errors();
     init_live();
@@ -43488,7 +43874,7 @@ async function reportInput(mesh, now, findings, recent = 25) {
     scopes: mesh.scopes.map((s) => s.name),
     rows: mesh.scopes.map((def) => {
       const pem2 = mesh.material.get(def.name)?.trustOpensslPem;
-      const held = new Set((pem2 ? parseTrustOpensslPem(pem2) : []).map((t) => byFp.get(fingerprint(t.cert))));
+      const held2 = new Set((pem2 ? parseTrustOpensslPem(pem2) : []).map((t) => byFp.get(fingerprint(t.cert))));
       const rule = new Set(trustedScopes(scopeDef(mesh, def.name), trustedScopeNames(mesh)));
       const anchored = (s) => liveIntermediates(mesh, s).some((l) => l.anchored);
       return {
@@ -43496,7 +43882,7 @@ async function reportInput(mesh, now, findings, recent = 25) {
         bundle: pem2 !== void 0,
         cells: mesh.scopes.map((s) => ({
           scope: s.name,
-          trusted: held.has(s.name),
+          trusted: held2.has(s.name),
           rule: rule.has(s.name) && anchored(s.name)
         }))
       };
@@ -44048,6 +44434,7 @@ var init_help = __esm({
       },
       "trellis-agent": {
         install: ["TRELLIS_AGENT_IDENTITY_FILE"],
+        keygen: [],
         version: []
       }
     };
@@ -44062,14 +44449,14 @@ var init_help = __esm({
 });
 
 // packages/core/src/x509/seam.ts
-import { KeyObject as KeyObject2, randomBytes as randomBytes7, webcrypto as webcrypto2 } from "node:crypto";
-function caKey(role, cert2, held, seam = nodeCryptoSeam) {
+import { KeyObject as KeyObject2, randomBytes as randomBytes7, webcrypto as webcrypto3 } from "node:crypto";
+function caKey(role, cert2, held2, seam = nodeCryptoSeam) {
   return {
     role,
     cert: cert2,
-    key: held.key,
-    algorithm: held.algorithm,
-    signData: (d2) => seam.signData(held.key, held.algorithm, d2)
+    key: held2.key,
+    algorithm: held2.algorithm,
+    signData: (d2) => seam.signData(held2.key, held2.algorithm, d2)
   };
 }
 async function caKeyFromPem(role, cert2, pem2, seam = nodeCryptoSeam) {
@@ -44089,7 +44476,7 @@ var init_seam = __esm({
     init_leaf_template();
     nodeCryptoSeam = {
       randomBytes: (n2) => new Uint8Array(randomBytes7(n2)),
-      generateKeyPair: (alg) => webcrypto2.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, [
+      generateKeyPair: (alg) => webcrypto3.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, [
         "sign",
         "verify"
       ]),
@@ -44228,7 +44615,7 @@ var init_secret_scan = __esm({
 });
 
 // packages/core/src/shell/inspect-commands.ts
-function verifyCommand(identity3, extraCustody, held) {
+function verifyCommand(identity3, extraCustody, held2) {
   return {
     command: "verify",
     describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
@@ -44247,7 +44634,7 @@ function verifyCommand(identity3, extraCustody, held) {
         dir: store.dir,
         secrets: secretFindings(store)
       }));
-      const ids = held?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const ids = held2?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
       const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
         identity3,
         { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
@@ -44405,7 +44792,7 @@ async function scopeCrlWrite(mesh, scope2, signers, now, seam) {
   ];
   return { path: paths2.scopeCrl(scope2), content: crls.join("") };
 }
-async function mintScopeLeaves(mesh, scope2, services, signer, now, seam) {
+async function mintScopeLeaves(mesh, scope2, services, signer, now, seam, hostKeys = /* @__PURE__ */ new Map()) {
   const def = scopeDef(mesh, scope2);
   const byName = new Map(def.services.map((s) => [s.name, s]));
   const reqs = services.map((name) => {
@@ -44419,8 +44806,21 @@ async function mintScopeLeaves(mesh, scope2, services, signer, now, seam) {
       now
     };
   });
-  const batch = await leafBatch(scope2, reqs, signer, seam);
-  return mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer)));
+  const hosted = reqs.filter((r) => r.service.key === "host");
+  const minted = await Promise.all(
+    hosted.map((r) => {
+      const request = hostKeys.get(`${scope2}/${r.service.name}`);
+      if (!request)
+        throw new TrellisError("bad-scope", `${scope2}/${r.service.name} has key: host but no checked request`, {
+          file: paths2.csr(scope2, r.service.name)
+        });
+      return signHostLeaf(r, request.spki, signer, seam);
+    })
+  );
+  const ours = reqs.filter((r) => r.service.key !== "host");
+  if (!ours.length) return minted;
+  const batch = await leafBatch(scope2, ours, signer, seam);
+  return [...mintedFromBatch(batch, await seam.signLeafBatch(batch, signingKeyObject(signer))), ...minted];
 }
 function remintEvidence(mesh, scope2, leaves, now, actor2) {
   const m = mesh.material.get(scope2);
@@ -44436,6 +44836,13 @@ function remintEvidence(mesh, scope2, leaves, now, actor2) {
   if (e2.status === "completed")
     writes.push({ path: paths2.state(scope2), content: serializeScopeState({ ...m.state, evidence: void 0 }) });
   return writes;
+}
+function hostKeysSigned(scope2, leaves, requests = /* @__PURE__ */ new Map()) {
+  const signed = leaves.flatMap((l) => {
+    const r = l.keyPem === void 0 ? requests.get(`${scope2}/${l.service}`) : void 0;
+    return r ? [[l.service, r.keyId]] : [];
+  });
+  return signed.length ? { hostKeys: Object.fromEntries(signed) } : {};
 }
 function renewTouched(i2) {
   return [
@@ -44465,7 +44872,7 @@ async function renewScopes(i2) {
       const services = plan2.mint.filter((x) => x.scope === scope2).map((x) => x.service);
       return [
         scope2,
-        services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam) : Promise.resolve([])
+        services.length ? mintScopeLeaves(mesh, scope2, services, i2.keys.get(scope2).signer, now, i2.seam, i2.hostKeys) : Promise.resolve([])
       ];
     })
   );
@@ -44511,6 +44918,7 @@ async function renewScopes(i2) {
               binding
             ),
             ...crl ? { crl: i2.staleCrls.get(scope2) } : {},
+            ...hostKeysSigned(scope2, leaves, i2.hostKeys),
             ...i2.staleBundles.some((f) => f.path.startsWith(`bundles/${scope2}/`)) ? { bundles: "recomposed" } : {}
           }
         },
@@ -44560,15 +44968,19 @@ async function revokeLeaf(mesh, scope2, service, reason, keys, now, actor2, seam
   };
   const after = { ...mesh, material: new Map(mesh.material).set(scope2, { ...m, state }) };
   const crl = await scopeCrlWrite(after, scope2, keys.crl, now, seam);
-  const [leaf] = await mintScopeLeaves(mesh, scope2, [service], keys.signer, now, seam);
-  const record = new Map(m.leaves).set(service, leaf.record);
+  const hostKey = scopeDef(mesh, scope2).services.some((s) => s.name === service && s.key === "host") ? hostKeyHistory(mesh, scope2).get(service)?.at(-1) : void 0;
+  const [leaf] = hostKey ? [] : await mintScopeLeaves(mesh, scope2, [service], keys.signer, now, seam);
+  const record = new Map(m.leaves);
+  if (leaf) record.set(service, leaf.record);
+  else record.delete(service);
   const leavesText = serializeIssuanceRecord(record);
   const details = {
     service,
     serial: rec.serial,
     notAfter: iso(rec.notAfter),
     reason,
-    leaves: issuanceBinding(leavesText, record.size)
+    leaves: issuanceBinding(leavesText, record.size),
+    ...hostKey ? { revokedHostKey: hostKey } : {}
   };
   const writes = [
     { path: paths2.state(scope2), content: serializeScopeState(state) },
@@ -44578,7 +44990,7 @@ async function revokeLeaf(mesh, scope2, service, reason, keys, now, actor2, seam
       path: paths2.ledger(scope2),
       content: appendToLedger(
         m.ledger,
-        { op: "revoke", at: iso(now), actor: actor2, details, created: [leafCreated(leaf)] },
+        { op: "revoke", at: iso(now), actor: actor2, details, created: leaf ? [leafCreated(leaf)] : [] },
         paths2.ledger(scope2),
         ledgerSigner(keys.signer)
       ).text
@@ -44611,6 +45023,7 @@ var init_ci_procedures = __esm({
     init_file_write();
     init_time();
     init_errors();
+    init_host_keys();
   }
 });
 
@@ -44635,6 +45048,7 @@ function lifeWindow(notBefore, notAfter, fixed, warnAtLeft) {
 async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
   const items = [];
   const certificates = [];
+  const hostKeys = [];
   const crls = [];
   const scopes = [];
   const add3 = (level2, kind, subject, message, file) => items.push({ level: level2, kind, subject, message, ...file ? { file } : {} });
@@ -44782,8 +45196,22 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       );
     }
     const active = activeIssuer(mesh, def.name);
+    const hostKeysOf = hostKeySince(mesh, def.name);
     for (const svc of def.services) {
       const who = `${def.name}/${svc.name}`;
+      const hk = svc.key === "host" ? hostKeysOf.get(svc.name) : void 0;
+      if (hk) {
+        hostKeys.push({ scope: def.name, service: svc.name, ...hk });
+        const age = now.getTime() - hk.since.getTime();
+        const old = age > HOST_KEY_MAX_AGE_MS;
+        add3(
+          old ? "warning" : "ok",
+          "host-key",
+          who,
+          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ""}`,
+          paths2.csr(def.name, svc.name)
+        );
+      }
       const r = m.leaves.get(svc.name);
       if (!r) {
         add3("warning", "certificate", who, "no leaf yet: the next trellis-ci renew mints it", paths2.leaves(def.name));
@@ -44852,7 +45280,7 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
     );
   }
   const level = items.reduce((a2, i2) => worse(a2, i2.level), "ok");
-  return { now, level, items, certificates, crls, scopes, rootPhase };
+  return { now, level, items, certificates, crls, scopes, rootPhase, hostKeys };
 }
 function roleNote(role, level, scope2) {
   if (role === "active") return level === "ok" ? "" : `; rotate it: trellis-root rotate intermediate ${scope2}`;
@@ -44954,6 +45382,7 @@ var init_health = __esm({
   "packages/core/src/report/health.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
+    init_host_keys();
     init_certificates();
     init_issuance();
     init_live();
@@ -45084,6 +45513,14 @@ function healthMetrics(h2, m) {
       name: "trellis_root_rotation_phase",
       help: "Phase of the root (1 for the current one): steady, overlap.",
       samples: ROOT_PHASES.map((phase) => ({ labels: { phase }, value: h2.rootPhase === phase ? 1 : 0 }))
+    },
+    {
+      name: "trellis_host_key_since_seconds",
+      help: "Since when leaves are signed for each host-held key (key: host), unix seconds: its age is time() minus this.",
+      samples: h2.hostKeys.map((k) => ({
+        labels: { scope: k.scope, service: k.service, key: k.key },
+        value: seconds(k.since)
+      }))
     },
     {
       name: "trellis_scope_unsafe_at_seconds",
@@ -45477,12 +45914,12 @@ function derLength2(n2) {
 function toArrayBuffer(b) {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
 }
-var import_reflect_metadata8, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS, OID_PBES2, OID_PBKDF2, HMAC_SHA256, OID_AES256_CBC;
+var import_reflect_metadata9, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS, OID_PBES2, OID_PBKDF2, HMAC_SHA256, OID_AES256_CBC;
 var init_pkcs12 = __esm({
   "packages/core/src/x509/pkcs12.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    import_reflect_metadata8 = __toESM(require_Reflect(), 1);
+    import_reflect_metadata9 = __toESM(require_Reflect(), 1);
     import_asn1_schema3 = __toESM(require_cjs2(), 1);
     import_asn1_x5093 = __toESM(require_cjs3(), 1);
     import_asn1_cms = __toESM(require_cjs5(), 1);
@@ -45529,7 +45966,8 @@ async function jvmCrlPem(mesh, scope2) {
 async function jvmReleaseFiles(mesh, scope2, service, leaf, password) {
   const b642 = (b) => Buffer.from(b).toString("base64");
   return {
-    ...leaf ? { "keystore.p12": b642(serviceKeystore(service, { keyPem: leaf.key, chainPem: leaf.chain }, password)) } : {},
+    // A host-held key (key: host) never reaches CI: no keystore for it, the host builds its own.
+    ...leaf?.key ? { "keystore.p12": b642(serviceKeystore(service, { keyPem: leaf.key, chainPem: leaf.chain }, password)) } : {},
     "truststore.p12": b642(scopeTruststore(mesh, scope2, password)),
     "crl.jvm.pem": await jvmCrlPem(mesh, scope2)
   };
@@ -45588,6 +46026,8 @@ var init_src = __esm({
     init_deploy_allow_list();
     init_signing_policy();
     init_uniqueness();
+    init_host_keys();
+    init_csr();
     init_verify();
     init_plan();
     init_explain();
@@ -61250,11 +61690,13 @@ function makeKeyDir(dir) {
   return true;
 }
 var LEAF_FILES2 = ["key.pem", "cert.pem", "chain.pem"];
+var leafFilesOf = (l) => l.keyPem === void 0 ? LEAF_FILES2.filter((f) => f !== "key.pem") : LEAF_FILES2;
 function writeLeafDir(scopeDir, l, intermediatePem) {
   const dir = path7.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
   const put = fresh ? (f, c3, mode) => replaceFileNow(f, c3, mode) : replaceRecycling;
-  put(path7.join(dir, "key.pem"), l.keyPem, 384, true);
+  if (l.keyPem !== void 0) put(path7.join(dir, "key.pem"), l.keyPem, 384, true);
+  else for (const f of [path7.join(dir, "key.pem"), spareOf(path7.join(dir, "key.pem"))]) fs7.rmSync(f, { force: true });
   put(path7.join(dir, "cert.pem"), l.certPem, 420, false);
   put(path7.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
@@ -61296,8 +61738,8 @@ function writeLeafOutput(mesh, after, scope2, leaves, outDir, opts2 = { leafFile
     makeKeyDir(scopeDir);
     written.push(...scopeOutput(after, scope2, outDir));
     for (const l of leaves) {
-      if (opts2.leafFiles) writeLeafDir(scopeDir, l, inter);
-      for (const f of LEAF_FILES2) written.push(path9.join(scopeDir, l.service, f));
+      if (opts2.leafFiles || l.keyPem === void 0) writeLeafDir(scopeDir, l, inter);
+      for (const f of leafFilesOf(l)) written.push(path9.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
@@ -61763,6 +62205,7 @@ function renderPlan(plan2) {
   for (const s of plan2.pending) lines.push(`skip ${s}: pending its offline intermediate ceremony`);
   for (const h2 of plan2.held)
     lines.push(`hold ${h2.scope}/${h2.service}: ${h2.collisions.map(describeCollision).join("; ")}`);
+  for (const h2 of plan2.custody) lines.push(`hold ${h2.scope}/${h2.service}: ${h2.why}`);
   if (!plan2.mint.length) lines.push("no leaf is due");
   return `${lines.join("\n")}
 `;
@@ -61823,10 +62266,12 @@ function refreshOutput(o2, storeDir, mesh, scopes, say) {
   }
 }
 async function renewStore(store, o2, identities, say) {
-  let collisions = [];
-  const result = await renewPlanned(store, o2, identities, say, (plan2) => collisions = plan2.collisions);
-  const refusal = collisionRefusal(collisions, o2.dryRun ? "renew would hold" : "renew held");
+  let planned;
+  const result = await renewPlanned(store, o2, identities, say, (plan2) => planned = plan2);
+  const refusal = collisionRefusal(planned?.collisions ?? [], o2.dryRun ? "renew would hold" : "renew held");
   if (refusal) throw refusal;
+  const held2 = custodyRefusal(planned?.custody ?? [], o2.dryRun ? "renew would hold" : "renew held");
+  if (held2) throw held2;
   return result;
 }
 async function renewOutlook(store, o2) {
@@ -61836,7 +62281,8 @@ async function renewOutlook(store, o2) {
   const phases = advancePhases(before, scopes, now, actor());
   const mesh = phases.writes.length ? loadMesh(store.withPending(phases.writes)) : before;
   o2.timings?.mark("load");
-  const plan2 = planRenew(mesh, now, { scope: o2.scope, force: o2.force });
+  const hostKeys = await hostKeyRequests(mesh, scopes);
+  const plan2 = planHostKeys(mesh, planRenew(mesh, now, { scope: o2.scope, force: o2.force }), hostKeys);
   const staleCrls = /* @__PURE__ */ new Map();
   const crlScopes = [
     ...scopes.filter((x) => mesh.material.get(x).intermediate),
@@ -61847,7 +62293,7 @@ async function renewOutlook(store, o2) {
     if (why) staleCrls.set(s, why);
   }
   const staleBundles = o2.shard ? [] : staleBundleFiles(mesh, scopes, (p) => store.read(p));
-  return { scopes, phases, mesh, plan: plan2, staleCrls, staleBundles };
+  return { scopes, phases, mesh, plan: plan2, staleCrls, staleBundles, hostKeys };
 }
 function renderOutlook(x) {
   return [
@@ -61891,7 +62337,8 @@ async function renewPlanned(store, o2, identities, say, planned) {
     now,
     actor: actor(),
     // The pool is the seam's leaf signer on worker threads; every other signature stays on this one.
-    seam: pool ? { ...seam, signLeafBatch: pool.sign } : seam
+    seam: pool ? { ...seam, signLeafBatch: pool.sign } : seam,
+    hostKeys: outlook.hostKeys
   }).catch((e2) => {
     throw typeof e2.path === "string" && e2.path.startsWith(o2.out) ? outputFailure(e2, o2.out) : e2;
   });
@@ -61939,7 +62386,7 @@ var plan = {
     process.stdout.write(a2.json ? `${JSON.stringify(json, null, 2)}
 ` : `${renderOutlook(x)}
 `);
-    const refusal = collisionRefusal(p.collisions, "renew would hold");
+    const refusal = collisionRefusal(p.collisions, "renew would hold") ?? custodyRefusal(p.custody, "renew would hold");
     if (refusal) throw refusal;
   }
 };
@@ -61983,10 +62430,15 @@ var revoke = {
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
       const out = path12.resolve(a2.out ?? path12.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir, storeDir: store.dir }) ?? "");
-      outputBarrier(out, writeLeafOutput(mesh, loadMesh(store.withPending(r.writes)), scope2, [r.leaf], out));
+      const after = loadMesh(store.withPending(r.writes));
+      outputBarrier(
+        out,
+        r.leaf ? writeLeafOutput(mesh, after, scope2, [r.leaf], out) : scopesInOutput(out, [scope2]).flatMap((s) => scopeOutput(after, s, out))
+      );
       store.commit(r.writes);
       process.stdout.write(
-        `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path12.join(out, scope2, service)}; deploy now
+        r.leaf ? `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path12.join(out, scope2, service)}; deploy now
+` : `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}) and its host-held key; no replacement: the host makes a new key and a custodian confirms its CSR (docs/host-keys.md); deploy now
 `
       );
     });
@@ -62044,11 +62496,14 @@ var deploy = {
 function leafFrom(mesh, from, scope2, service) {
   const dir = path20.join(from, scope2, service);
   const read2 = (f) => fs15.readFileSync(path20.join(dir, f), "utf8");
-  if (!["cert.pem", "key.pem", "chain.pem"].every((f) => fs15.existsSync(path20.join(dir, f)))) return void 0;
+  const hostHeld = scopeDef(mesh, scope2).services.some((s) => s.name === service && s.key === "host");
+  const files = hostHeld ? ["cert.pem", "chain.pem"] : ["cert.pem", "key.pem", "chain.pem"];
+  if (!files.every((f) => fs15.existsSync(path20.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
   if (!current || parsed2.serialNumber !== current.serial) return void 0;
+  if (hostHeld) return { cert: cert2, chain: read2("chain.pem") };
   const key = read2("key.pem");
   if (!keyMatchesCert(key, parsed2)) {
     throw new TrellisError(
@@ -62137,8 +62592,8 @@ async function runDeploy(a2) {
     if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a2.scope);
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
-    const held = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-    if (sealedScopes.length || held) {
+    const held2 = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+    if (sealedScopes.length || held2) {
       const ids = await ciIdentities(mesh, a2.scope ? [a2.scope] : void 0);
       for (const s of new Set(selected.map((j) => j.scope)))
         signers.set(
@@ -62623,14 +63078,14 @@ var rekey = {
         );
       }
       const custody = confirmedCiCustody(mesh);
-      const held = await ciIdentities(mesh);
-      const heldRecipients = await Promise.all(held.map(recipientOf));
+      const held2 = await ciIdentities(mesh);
+      const heldRecipients = await Promise.all(held2.map(recipientOf));
       const writes = [];
       const moved = /* @__PURE__ */ new Map();
       let files = 0;
       for (const scope2 of [...mesh.material.keys()].sort()) {
         const next = ciRecipientOf(custody, scope2);
-        const retiring = held.filter((_, i2) => heldRecipients[i2] !== next);
+        const retiring = held2.filter((_, i2) => heldRecipients[i2] !== next);
         const old = heldRecipients.filter((r) => r !== next);
         if (!retiring.length) continue;
         const mine = [];
@@ -62639,7 +63094,7 @@ var rekey = {
           if (r.ok) mine.push({ path: file, content: await encryptTo([next], r.text) });
         }
         if (!mine.length) continue;
-        const signer = await openIntermediate(mesh, scope2, held);
+        const signer = await openIntermediate(mesh, scope2, held2);
         writes.push(...mine, {
           path: paths2.ledger(scope2),
           content: appendToLedger(
