@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { signCertificate, type Certificate } from '../src/x509/certificates.js';
 import { sha256Hex } from '../src/crypto/crypto.js';
-import { nodeCryptoSeam } from '../src/x509/seam.js';
+import { caKey, nodeCryptoSeam } from '../src/x509/seam.js';
 import { TrellisError } from '../src/model/errors.js';
 import {
   appendToLedger,
@@ -53,7 +53,7 @@ async function selfSigned(name: string): Promise<{ cert: Certificate; signer: Le
     signingAlgorithm: 'ecdsa-p256',
     extensions: [],
   });
-  return { cert, signer: ledgerSigner({ cert, key: keys.privateKey, algorithm: 'ecdsa-p256' }) };
+  return { cert, signer: ledgerSigner(caKey('intermediate', cert, { key: keys.privateKey, algorithm: 'ecdsa-p256' })) };
 }
 
 function reasonOf(fn: () => unknown): string | undefined {
