@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN } from './helpers/cli.js';
+import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN } from './helpers/cli.js';
 import { execa } from 'execa';
 import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/index.js';
 
@@ -120,6 +120,20 @@ const ROOT_KEY_FLAGS: Record<string, string[]> = {
   verify: [...TOKEN_FLAGS, ...SHARE_FLAGS], // proves custody with the identity (or its shares), a token with its PIN
 };
 const ALL_ROOT_KEY_FLAGS = CEREMONY;
+
+describe('--version', () => {
+  it('is the version command for every CLI (not yargs\' "unknown"), and help no longer offers the flag', async () => {
+    for (const [cli, bin] of [...Object.entries(BIN), ['trellis-drill', DRILL_BIN]] as [string, string][]) {
+      const env = baseEnv(POSTURE_ENV[cli as Cli] ?? {}) as NodeJS.ProcessEnv;
+      const run = (args: string[]) => execa('node', [bin, ...args], { env, extendEnv: false, reject: false });
+      const [flag, command] = await Promise.all([run(['--version']), run(['version'])]);
+      expect(flag.exitCode, `${cli} --version: ${flag.stderr}`).toBe(0);
+      expect(flag.stdout, cli).toBe(command.stdout);
+      expect(flag.stdout, cli).toMatch(new RegExp(`^${cli}\\ncommit`));
+      expect((await run(['--help'])).stdout, cli).not.toMatch(/--version/);
+    }
+  });
+});
 
 async function help(cli: Cli, args: string[]) {
   const r = await execa('node', [BIN[cli], ...args, '--help'], {

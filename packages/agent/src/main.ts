@@ -24,6 +24,7 @@ import {
   KEY_ALGORITHMS,
   type Certificate,
   type KeyAlgorithm,
+  versionAsCommand,
 } from '@trellis/core';
 import path from 'node:path';
 import { keygen } from './keygen.js';
@@ -51,8 +52,9 @@ interface Args {
 
 await runMain('trellis-agent', () => {
   assertAgentPosture(process.env);
-  return yargs(hideBin(process.argv))
+  return yargs(versionAsCommand(hideBin(process.argv)))
     .scriptName('trellis-agent')
+    .version(false)
     .command<Args>(
       'install',
       "Open a sealed release with this host's identity (TRELLIS_AGENT_IDENTITY_FILE), validate it, install it atomically and reload",

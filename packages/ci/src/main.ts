@@ -11,6 +11,7 @@ import {
   refuseRepeatedFlags,
   runMain,
   withHelp,
+  versionAsCommand,
 } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
@@ -33,8 +34,9 @@ await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
   requireCiPosture();
   return (
-    yargs(hideBin(process.argv))
+    yargs(versionAsCommand(hideBin(process.argv)))
       .scriptName('trellis-ci')
+      .version(false)
       .usage('$0 <command>: leaf issuance, bundles and checks, in CI')
       .option('store', {
         type: 'string',

@@ -207,6 +207,7 @@ export {
   actor,
   onlineInterfaces,
   failAsUsage,
+  versionAsCommand,
   isMachineFailure,
   ioFailure,
   EXIT_CODES_HELP,

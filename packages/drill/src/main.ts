@@ -15,6 +15,7 @@ import {
   refuseRepeatedFlags,
   runMain,
   versionCommand,
+  versionAsCommand,
 } from '@trellis/core';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
@@ -23,8 +24,9 @@ import { rotateRoot } from './commands/rotate-root.js';
 await runMain('trellis-drill', () => {
   // Posture first: a real identity in this environment is refused before anything is read.
   assertDrillPosture(process.env);
-  return yargs(hideBin(process.argv))
+  return yargs(versionAsCommand(hideBin(process.argv)))
     .scriptName('trellis-drill')
+    .version(false)
     .usage('$0 <command>: rehearse a runbook on throwaway keys, with a handshake checklist at every phase')
     .option('store', {
       type: 'string',

@@ -10,6 +10,7 @@ import {
   findStore,
   refuseRepeatedFlags,
   runMain,
+  versionAsCommand,
 } from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
@@ -37,8 +38,9 @@ await runMain('trellis-root', () => {
     allowOnline: asksOnlyForHelp(hideBin(process.argv)) || process.argv.includes('--allow-online'),
   });
   return (
-    yargs(hideBin(process.argv))
+    yargs(versionAsCommand(hideBin(process.argv)))
       .scriptName('trellis-root')
+      .version(false)
       .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')
       .option('store', {
         type: 'string',

@@ -227,6 +227,11 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/** A lone `--version` is the `version` command (yargs' own flag would print the bundle's missing package version). */
+export function versionAsCommand(args: string[]): string[] {
+  return args.length === 1 && args[0] === '--version' ? ['version'] : args;
+}
+
 /** yargs `.fail()` for every CLI: its own errors pass through, a parse error is bad usage (exit 2). */
 export function failAsUsage(msg: string | undefined, err: Error | undefined, usage?: unknown): never {
   if (err) throw err;
