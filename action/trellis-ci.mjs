@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "ec260e1a29713ae699b176c1644947808408f07c", date: "2026-12-07T04:46:35Z" };
+    define_TRELLIS_BUILD_default = { commit: "911fa46d99805e71ab7201587a3c55fa65de3ea4", date: "2026-12-07T04:50:29Z" };
   }
 });
 
@@ -44283,6 +44283,9 @@ function editDistance(a2, b) {
   }
   return prev[b.length];
 }
+function versionAsCommand(args) {
+  return args.length === 1 && args[0] === "--version" ? ["version"] : args;
+}
 function failAsUsage(msg, err, usage2) {
   if (err) throw err;
   const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
@@ -63256,7 +63259,7 @@ async function activate(mesh, scope2, ids, reason, now) {
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(hideBin(process.argv)).scriptName("trellis-ci").usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", {
+  return yargs_default(versionAsCommand(hideBin(process.argv))).scriptName("trellis-ci").version(false).usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", {
     type: "string",
     global: true,
     describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)"
