@@ -10,7 +10,11 @@ import os from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { parse } from 'yaml';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+// Chromium under libfaketime (scripts/test-ahead.sh) takes most of a minute for a page: every timer goes through it.
+const SLOW = process.env.TRELLIS_TEST_AHEAD ? 4 : 1;
+vi.setConfig({ testTimeout: 60_000 * SLOW });
 import { Store, loadMesh, renderReportHtml, reportInput, verifyMesh } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, tool } from './helpers/cli.js';
@@ -52,6 +56,7 @@ beforeAll(async () => {
   expect(r.code, r.stderr).toBe(0);
   browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS });
   page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  page.setDefaultTimeout(30_000 * SLOW);
   page.on('request', (req) => requests.push(req.url()));
   await page.goto(`file://${out}`);
 });
@@ -167,6 +172,7 @@ describe("the header colours verify's counts by their value", () => {
     const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
     const colours = async (findings: typeof model.findings) => {
       const p = await browser.newPage();
+      p.setDefaultTimeout(30_000 * SLOW);
       try {
         await p.setContent(renderReportHtml({ ...model, findings }));
         const colour = (id: string) => p.locator(`#verify-${id}`).evaluate((el) => getComputedStyle(el).color);
