@@ -13,6 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { AGENT_BIN, REPO, baseEnv, tool } from './helpers/cli.js';
+import { keytoolList } from './helpers/keytool.js';
 
 const PASSWORD = 'deploy side only 42';
 const ENV = { TRELLIS_PKCS12_PASSWORD: PASSWORD };
@@ -36,19 +37,7 @@ async function withTargets(
   return m;
 }
 
-function keytoolList(file: string) {
-  return tool('env', [
-    `TRELLIS_PKCS12_PASSWORD=${PASSWORD}`,
-    'keytool',
-    '-list',
-    '-storetype',
-    'PKCS12',
-    '-keystore',
-    file,
-    '-storepass:env',
-    'TRELLIS_PKCS12_PASSWORD',
-  ]);
-}
+const keytool = (file: string, extra: string[] = []) => keytoolList(file, PASSWORD, extra);
 
 describe('a dir target with formats: [pkcs12]', () => {
   let m: FakeMesh;
@@ -65,11 +54,11 @@ describe('a dir target with formats: [pkcs12]', () => {
   it("installs the keystore of the very leaf and key shipped beside it, the scope's truststore and crl.jvm.pem; keytool reads them", async () => {
     expect(first.code, first.stderr + first.stdout).toBe(0);
     expect(first.stdout).toMatch(/installed\s+us-east-1\/api .*PKCS#12/);
-    const ks = await keytoolList(current(apiDir, 'keystore.p12'));
+    const ks = await keytool(current(apiDir, 'keystore.p12'));
     expect(ks.code, ks.stderr + ks.stdout).toBe(0);
     expect(ks.stdout).toMatch(/^api, .*PrivateKeyEntry/m);
     expect(fs.statSync(current(apiDir, 'keystore.p12')).mode & 0o777).toBe(0o600);
-    const ts = await keytoolList(current(apiDir, 'truststore.p12'));
+    const ts = await keytool(current(apiDir, 'truststore.p12'));
     expect(ts.code, ts.stderr + ts.stdout).toBe(0);
     expect(ts.stdout.match(/trustedCertEntry/g)).toHaveLength(2); // its own intermediate and global's
     // The keystore holds the key.pem it was shipped beside, not another.
@@ -143,7 +132,7 @@ describe('a dir target with formats: [pkcs12]', () => {
     fs.writeFileSync(pw, `${PASSWORD}\n`, { mode: 0o600 });
     const f = await fresh.ci(['deploy', '--pkcs12-password-file', pw]);
     expect(f.code, f.stderr).toBe(0);
-    expect((await keytoolList(current(path.join(root, 'no-password'), 'keystore.p12'))).code).toBe(0);
+    expect((await keytool(current(path.join(root, 'no-password'), 'keystore.p12'))).code).toBe(0);
   });
 
   it('a scope file asks only for a known format, once, and only where files land (never a new destination)', async () => {
@@ -195,8 +184,8 @@ describe('a sealed host with formats: [pkcs12]', () => {
       { env: baseEnv({ TRELLIS_AGENT_IDENTITY_FILE: idFile }) as NodeJS.ProcessEnv, extendEnv: false, reject: false },
     );
     expect(r.exitCode, String(r.stderr)).toBe(0);
-    expect((await keytoolList(current(dir, 'keystore.p12'))).stdout).toMatch(/^api, .*PrivateKeyEntry/m);
-    expect((await keytoolList(current(dir, 'truststore.p12'))).stdout.match(/trustedCertEntry/g)).toHaveLength(2);
+    expect((await keytool(current(dir, 'keystore.p12'))).stdout).toMatch(/^api, .*PrivateKeyEntry/m);
+    expect((await keytool(current(dir, 'truststore.p12'))).stdout.match(/trustedCertEntry/g)).toHaveLength(2);
     expect(fs.readFileSync(current(dir, 'crl.jvm.pem'), 'utf8')).toMatch(/^-----BEGIN X509 CRL-----/);
   });
 });

@@ -14,6 +14,7 @@ import { parseCertificates } from '@trellis/core';
 import { execa } from 'execa';
 import fc from 'fast-check';
 import { REPO, tool, CI_BIN } from './helpers/cli.js';
+import { keytoolList } from './helpers/keytool.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { DAY, RUN_NOW, plus } from './helpers/clock.js';
 import { PROFILES, forgeCertificate, openCa } from './helpers/forge-chain.js';
@@ -48,21 +49,7 @@ async function keystore(scope: string, service: string, from?: string): Promise<
 }
 const made = new Set<string>();
 
-/** The real keytool's listing of a PKCS#12 file, the password from the environment as an operator gives it. */
-function keytoolList(file: string, extra: string[] = []) {
-  return tool('env', [
-    `TRELLIS_PKCS12_PASSWORD=${PASSWORD}`,
-    'keytool',
-    '-list',
-    ...extra,
-    '-storetype',
-    'PKCS12',
-    '-keystore',
-    file,
-    '-storepass:env',
-    'TRELLIS_PKCS12_PASSWORD',
-  ]);
-}
+const keytool = (file: string, extra: string[] = []) => keytoolList(file, PASSWORD, extra);
 
 /** One JSSE handshake: each side's verdict ("accepted" or "refused …"). */
 async function handshake(
@@ -114,7 +101,7 @@ describe('bundle --format pkcs12', () => {
     const out = path.join(dir, 'us-east-1.trust.p12');
     const r = await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', out], ENV));
     expect(r.stdout).not.toContain(PASSWORD);
-    const listed = await keytoolList(out);
+    const listed = await keytool(out);
     expect(listed.code, listed.stderr + listed.stdout).toBe(0);
     const anchors = parseCertificates(m.read('bundles/us-east-1/trust.pem'));
     expect(anchors.length).toBe(2); // its own intermediate and global's
@@ -126,7 +113,7 @@ describe('bundle --format pkcs12', () => {
   it('writes a keystore keytool lists as one PrivateKeyEntry with the leaf and its intermediate, mode 0600', async () => {
     const out = await keystore('us-east-1', 'api');
     expect(fs.statSync(out).mode & 0o777).toBe(0o600);
-    const listed = await keytoolList(out, ['-v']);
+    const listed = await keytool(out, ['-v']);
     expect(listed.code, listed.stderr + listed.stdout).toBe(0);
     expect(listed.stdout).toContain('Entry type: PrivateKeyEntry');
     expect(listed.stdout).toContain('Alias name: api');

@@ -279,20 +279,19 @@ async function runDeploy(a: Args): Promise<void> {
           `${paths.scopeFile(jvmJob.scope)} ${jvmJob.field}.formats: [pkcs12]`,
         )
       : undefined;
-    const releases = new Map<string, Release>();
-    const releaseOf = async (j: Job): Promise<Release> => {
+    // The promise is what is kept: jobs that ask at once for one release compose it once.
+    const releases = new Map<string, Promise<Release>>();
+    const compose = async (j: Job, formats: string[]): Promise<Release> => {
+      const leaf = leafFrom(mesh, from, j.scope, j.service);
+      const base = releaseFor(mesh, j.scope, leaf);
+      return formats.includes('pkcs12')
+        ? { ...base, ...(await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password!)) }
+        : base;
+    };
+    const releaseOf = (j: Job): Promise<Release> => {
       const formats = ('formats' in j.target && j.target.formats) || [];
       const key = `${j.scope}/${j.service}/${formats.join(',')}`;
-      if (!releases.has(key)) {
-        const leaf = leafFrom(mesh, from, j.scope, j.service);
-        const base = releaseFor(mesh, j.scope, leaf);
-        releases.set(
-          key,
-          formats.includes('pkcs12')
-            ? { ...base, ...(await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password!)) }
-            : base,
-        );
-      }
+      if (!releases.has(key)) releases.set(key, compose(j, formats));
       return releases.get(key)!;
     };
     if (a.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a.scope);
