@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "911fa46d99805e71ab7201587a3c55fa65de3ea4", date: "2026-12-07T04:50:29Z" };
+    define_TRELLIS_BUILD_default = { commit: "c6a9ebba3f291fa35f36183c754af43ced2d6cbf", date: "2026-12-07T05:51:33Z" };
   }
 });
 
@@ -62579,17 +62579,15 @@ async function runDeploy(a2) {
       `${paths2.scopeFile(jvmJob.scope)} ${jvmJob.field}.formats: [pkcs12]`
     ) : void 0;
     const releases = /* @__PURE__ */ new Map();
-    const releaseOf = async (j) => {
+    const compose2 = async (j, formats) => {
+      const leaf = leafFrom(mesh, from, j.scope, j.service);
+      const base = releaseFor(mesh, j.scope, leaf);
+      return formats.includes("pkcs12") ? { ...base, ...await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password) } : base;
+    };
+    const releaseOf = (j) => {
       const formats = "formats" in j.target && j.target.formats || [];
       const key = `${j.scope}/${j.service}/${formats.join(",")}`;
-      if (!releases.has(key)) {
-        const leaf = leafFrom(mesh, from, j.scope, j.service);
-        const base = releaseFor(mesh, j.scope, leaf);
-        releases.set(
-          key,
-          formats.includes("pkcs12") ? { ...base, ...await jvmReleaseFiles(mesh, j.scope, j.service, leaf, password) } : base
-        );
-      }
+      if (!releases.has(key)) releases.set(key, compose2(j, formats));
       return releases.get(key);
     };
     if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a2.scope);
