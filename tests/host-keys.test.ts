@@ -289,7 +289,8 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
         expect(r.code, `byte ${at} ^ ${xor}: ${r.stdout}${r.stderr}`).toBe(2);
         expect(r.stderr).toContain(CSR);
       }),
-      { numRuns: 8 },
+      // [3, 32]: a length byte the parser tolerated, once found by CI (x509/csr.ts now asks for DER).
+      { numRuns: 8, examples: [[3, 32]] },
     );
     const after = m.snapshot();
     delete after[CSR];

@@ -6,6 +6,9 @@
  */
 import 'reflect-metadata';
 import { webcrypto } from 'node:crypto';
+import { CertificationRequest } from '@peculiar/asn1-csr';
+import { ECDSASigValue } from '@peculiar/asn1-ecc';
+import { AsnConvert } from '@peculiar/asn1-schema';
 import * as x509 from '@peculiar/x509';
 import { ALGORITHM_SPECS, publicKeyAlgorithm, sha256Hex, type KeyAlgorithm } from '../crypto/crypto.js';
 
@@ -33,6 +36,9 @@ export async function readCertificateRequest(pem: string): Promise<HostKeyReques
   } catch (e) {
     throw new Error(`is not a PKCS#10 certificate request (${(e as Error).message})`);
   }
+  if (!isDistinguishedEncoding(new Uint8Array(csr.rawData))) {
+    throw new Error('is not in DER: the request, or its signature value, does not re-encode to the same bytes');
+  }
   const spki = new Uint8Array(csr.publicKey.rawData);
   let algorithm: KeyAlgorithm | undefined;
   try {
@@ -50,6 +56,24 @@ export async function readCertificateRequest(pem: string): Promise<HostKeyReques
     }
   }
   return { keyId: `sha256:${sha256Hex(spki)}`, spki, algorithm, possessed };
+}
+
+/**
+ * The parsers accept BER and some malformed lengths (a changed length byte, a
+ * sign bit flipped in an ECDSA integer), so one request could be written many
+ * ways: only the one encoding that re-encodes to itself is a request here.
+ */
+function isDistinguishedEncoding(der: Uint8Array): boolean {
+  const same = (a: ArrayBuffer, b: Uint8Array) => Buffer.from(a).equals(b);
+  try {
+    const request = AsnConvert.parse(der, CertificationRequest);
+    if (!same(AsnConvert.serialize(request), der)) return false;
+    if (!request.signatureAlgorithm.algorithm.startsWith('1.2.840.10045.4.')) return true;
+    const signature = new Uint8Array(request.signature);
+    return same(AsnConvert.serialize(AsnConvert.parse(signature, ECDSASigValue)), signature);
+  } catch {
+    return false;
+  }
 }
 
 /** The request's public key as the certificate encoder takes it. */
