@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c6a9ebba3f291fa35f36183c754af43ced2d6cbf", date: "2026-12-07T05:51:33Z" };
+    define_TRELLIS_BUILD_default = { commit: "9382180ed2e910d354d8446b6782fe1637557a08", date: "2026-12-07T06:35:03Z" };
   }
 });
 
@@ -16496,7 +16496,7 @@ var require_convert3 = __commonJS({
     var utils_1 = require_cjs();
     var parser_1 = require_parser2();
     var serializer_1 = require_serializer();
-    var AsnConvert4 = class _AsnConvert {
+    var AsnConvert5 = class _AsnConvert {
       static serialize(obj) {
         return serializer_1.AsnSerializer.serialize(obj);
       }
@@ -16512,7 +16512,7 @@ var require_convert3 = __commonJS({
         return asn.result.toString();
       }
     };
-    exports.AsnConvert = AsnConvert4;
+    exports.AsnConvert = AsnConvert5;
   }
 });
 
@@ -21108,26 +21108,26 @@ var require_ec_signature_value = __commonJS({
     exports.ECDSASigValue = void 0;
     var tslib_1 = (init_tslib_es6(), __toCommonJS(tslib_es6_exports));
     var asn1_schema_1 = require_cjs2();
-    var ECDSASigValue = class {
+    var ECDSASigValue2 = class {
       r = new ArrayBuffer(0);
       s = new ArrayBuffer(0);
       constructor(params = {}) {
         Object.assign(this, params);
       }
     };
-    exports.ECDSASigValue = ECDSASigValue;
+    exports.ECDSASigValue = ECDSASigValue2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Integer,
         converter: asn1_schema_1.AsnIntegerArrayBufferConverter
       })
-    ], ECDSASigValue.prototype, "r", void 0);
+    ], ECDSASigValue2.prototype, "r", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: asn1_schema_1.AsnPropTypes.Integer,
         converter: asn1_schema_1.AsnIntegerArrayBufferConverter
       })
-    ], ECDSASigValue.prototype, "s", void 0);
+    ], ECDSASigValue2.prototype, "s", void 0);
   }
 });
 
@@ -24092,7 +24092,7 @@ var require_certification_request = __commonJS({
     var asn1_schema_1 = require_cjs2();
     var asn1_x509_1 = require_cjs3();
     var certification_request_info_1 = require_certification_request_info();
-    var CertificationRequest = class {
+    var CertificationRequest2 = class {
       certificationRequestInfo = new certification_request_info_1.CertificationRequestInfo();
       certificationRequestInfoRaw;
       signatureAlgorithm = new asn1_x509_1.AlgorithmIdentifier();
@@ -24101,19 +24101,19 @@ var require_certification_request = __commonJS({
         Object.assign(this, params);
       }
     };
-    exports.CertificationRequest = CertificationRequest;
+    exports.CertificationRequest = CertificationRequest2;
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({
         type: certification_request_info_1.CertificationRequestInfo,
         raw: true
       })
-    ], CertificationRequest.prototype, "certificationRequestInfo", void 0);
+    ], CertificationRequest2.prototype, "certificationRequestInfo", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_x509_1.AlgorithmIdentifier })
-    ], CertificationRequest.prototype, "signatureAlgorithm", void 0);
+    ], CertificationRequest2.prototype, "signatureAlgorithm", void 0);
     tslib_1.__decorate([
       (0, asn1_schema_1.AsnProp)({ type: asn1_schema_1.AsnPropTypes.BitString })
-    ], CertificationRequest.prototype, "signature", void 0);
+    ], CertificationRequest2.prototype, "signature", void 0);
   }
 });
 
@@ -38767,6 +38767,9 @@ async function readCertificateRequest(pem2) {
   } catch (e2) {
     throw new Error(`is not a PKCS#10 certificate request (${e2.message})`);
   }
+  if (!isDistinguishedEncoding(new Uint8Array(csr.rawData))) {
+    throw new Error("is not in DER: the request, or its signature value, does not re-encode to the same bytes");
+  }
   const spki = new Uint8Array(csr.publicKey.rawData);
   let algorithm;
   try {
@@ -38784,16 +38787,31 @@ async function readCertificateRequest(pem2) {
   }
   return { keyId: `sha256:${sha256Hex(spki)}`, spki, algorithm, possessed };
 }
+function isDistinguishedEncoding(der2) {
+  const same = (a2, b) => Buffer.from(a2).equals(b);
+  try {
+    const request = import_asn1_schema2.AsnConvert.parse(der2, import_asn1_csr.CertificationRequest);
+    if (!same(import_asn1_schema2.AsnConvert.serialize(request), der2)) return false;
+    if (!request.signatureAlgorithm.algorithm.startsWith("1.2.840.10045.4.")) return true;
+    const signature = new Uint8Array(request.signature);
+    return same(import_asn1_schema2.AsnConvert.serialize(import_asn1_schema2.AsnConvert.parse(signature, import_asn1_ecc.ECDSASigValue)), signature);
+  } catch {
+    return false;
+  }
+}
 async function requestPublicKey(spki, algorithm) {
   const params = algorithm === "ed25519" ? { name: "Ed25519" } : { name: "ECDSA", namedCurve: algorithm === "ecdsa-p384" ? "P-384" : "P-256" };
   return await webcrypto2.subtle.importKey("spki", spki, params, true, ["verify"]);
 }
-var import_reflect_metadata5, x5095, BLOCK;
+var import_reflect_metadata5, import_asn1_csr, import_asn1_ecc, import_asn1_schema2, x5095, BLOCK;
 var init_csr = __esm({
   "packages/core/src/x509/csr.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata5 = __toESM(require_Reflect(), 1);
+    import_asn1_csr = __toESM(require_cjs14(), 1);
+    import_asn1_ecc = __toESM(require_cjs6(), 1);
+    import_asn1_schema2 = __toESM(require_cjs2(), 1);
     x5095 = __toESM(require_x509_cjs(), 1);
     init_crypto();
     BLOCK = /-----BEGIN (NEW )?CERTIFICATE REQUEST-----[\s\S]*?-----END (NEW )?CERTIFICATE REQUEST-----/g;
@@ -39803,7 +39821,7 @@ async function signCrl(p, crypto3) {
         new x5097.Extension(
           import_asn1_x5092.id_ce_cRLNumber,
           false,
-          import_asn1_schema2.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3)))
+          import_asn1_schema3.AsnConvert.serialize(new import_asn1_x5092.CRLNumber(Math.floor(p.thisUpdate.getTime() / 1e3)))
         )
       ]
     },
@@ -39874,14 +39892,14 @@ async function crlStaleness(crlPem, issuers, anchors, revoked, now) {
   }
   return void 0;
 }
-var import_reflect_metadata7, x5097, import_asn1_schema2, import_asn1_x5092, REASONS2;
+var import_reflect_metadata7, x5097, import_asn1_schema3, import_asn1_x5092, REASONS2;
 var init_revocation = __esm({
   "packages/core/src/x509/revocation.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata7 = __toESM(require_Reflect(), 1);
     x5097 = __toESM(require_x509_cjs(), 1);
-    import_asn1_schema2 = __toESM(require_cjs2(), 1);
+    import_asn1_schema3 = __toESM(require_cjs2(), 1);
     import_asn1_x5092 = __toESM(require_cjs3(), 1);
     init_crypto();
     init_certificates();
@@ -45816,14 +45834,14 @@ function pkcs12Keystore(p, password) {
   return pfx([[keyBag], certBags], password);
 }
 function certBag(cert2, attrs) {
-  const value = import_asn1_schema3.AsnConvert.serialize(
-    new import_asn1_pfx.CertBag({ certId: import_asn1_pfx.id_x509Certificate, certValue: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(cert2.rawData)) })
+  const value = import_asn1_schema4.AsnConvert.serialize(
+    new import_asn1_pfx.CertBag({ certId: import_asn1_pfx.id_x509Certificate, certValue: import_asn1_schema4.AsnConvert.serialize(new import_asn1_schema4.OctetString(cert2.rawData)) })
   );
   return new import_asn1_pfx.SafeBag({ bagId: import_asn1_pfx.id_certBag, bagValue: value, ...attrs.length ? { bagAttributes: attrs } : {} });
 }
 function pfx(groups, password) {
-  const safe2 = new import_asn1_pfx.AuthenticatedSafe(groups.map((bags) => dataContent(import_asn1_schema3.AsnConvert.serialize(new import_asn1_pfx.SafeContents(bags)))));
-  const safeDer = Buffer.from(import_asn1_schema3.AsnConvert.serialize(safe2));
+  const safe2 = new import_asn1_pfx.AuthenticatedSafe(groups.map((bags) => dataContent(import_asn1_schema4.AsnConvert.serialize(new import_asn1_pfx.SafeContents(bags)))));
+  const safeDer = Buffer.from(import_asn1_schema4.AsnConvert.serialize(safe2));
   const salt = derivedBytes(password, "mac salt", safeDer, 16);
   const macKey = pkcs12Kdf(password, salt, 3, ITERATIONS, 32);
   const mac = createHmac("sha256", macKey).update(safeDer).digest();
@@ -45833,13 +45851,13 @@ function pfx(groups, password) {
     macData: new import_asn1_pfx.MacData({
       mac: new import_asn1_rsa.DigestInfo({
         digestAlgorithm: new import_asn1_x5093.AlgorithmIdentifier({ algorithm: ID_SHA256, parameters: null }),
-        digest: new import_asn1_schema3.OctetString(mac)
+        digest: new import_asn1_schema4.OctetString(mac)
       }),
-      macSalt: new import_asn1_schema3.OctetString(salt),
+      macSalt: new import_asn1_schema4.OctetString(salt),
       iterations: ITERATIONS
     })
   });
-  return new Uint8Array(import_asn1_schema3.AsnConvert.serialize(out));
+  return new Uint8Array(import_asn1_schema4.AsnConvert.serialize(out));
 }
 function derivedBytes(password, label, content, size) {
   return createHmac("sha256", password).update(`trellis pkcs12 ${label}\0`).update(content).digest().subarray(0, size);
@@ -45866,7 +45884,7 @@ function derInteger(n2) {
   return der(2, Buffer.from(bytes));
 }
 function dataContent(der2) {
-  return new import_asn1_cms.ContentInfo({ contentType: import_asn1_cms.id_data, content: import_asn1_schema3.AsnConvert.serialize(new import_asn1_schema3.OctetString(der2)) });
+  return new import_asn1_cms.ContentInfo({ contentType: import_asn1_cms.id_data, content: import_asn1_schema4.AsnConvert.serialize(new import_asn1_schema4.OctetString(der2)) });
 }
 function attribute(id, valueDer) {
   return Object.assign(new import_asn1_pfx.PKCS12Attribute(), { attrId: id, attrValues: [toArrayBuffer(valueDer)] });
@@ -45917,13 +45935,13 @@ function derLength2(n2) {
 function toArrayBuffer(b) {
   return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
 }
-var import_reflect_metadata9, import_asn1_schema3, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS, OID_PBES2, OID_PBKDF2, HMAC_SHA256, OID_AES256_CBC;
+var import_reflect_metadata9, import_asn1_schema4, import_asn1_x5093, import_asn1_cms, import_asn1_rsa, import_asn1_pfx, ID_FRIENDLY_NAME, ID_LOCAL_KEY_ID, ID_ORACLE_TRUSTED_KEY_USAGE, ANY_EXTENDED_KEY_USAGE_DER, ID_SHA256, ITERATIONS, OID_PBES2, OID_PBKDF2, HMAC_SHA256, OID_AES256_CBC;
 var init_pkcs12 = __esm({
   "packages/core/src/x509/pkcs12.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     import_reflect_metadata9 = __toESM(require_Reflect(), 1);
-    import_asn1_schema3 = __toESM(require_cjs2(), 1);
+    import_asn1_schema4 = __toESM(require_cjs2(), 1);
     import_asn1_x5093 = __toESM(require_cjs3(), 1);
     import_asn1_cms = __toESM(require_cjs5(), 1);
     import_asn1_rsa = __toESM(require_cjs7(), 1);
