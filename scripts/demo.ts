@@ -142,7 +142,8 @@ async function main(): Promise<number> {
   );
 
   step(
-    `${PR_TIME}: a pull request adds scopes/eu-west-1.yaml (trellis-ci scope add); CI verify reports it pending the ceremony, not broken`,
+    `${PR_TIME}: a pull request adds scopes/eu-west-1.yaml (trellis-ci scope add); CI verify reports it ` +
+      `pending the ceremony, not broken`,
   );
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['scope', 'add', 'eu-west-1', '--service', 'api'])));
   process.stdout.write(
@@ -155,7 +156,8 @@ async function main(): Promise<number> {
   );
   const comment = await ci(mesh.store, mesh.ciId, ['verify', '--format', 'markdown', '--now', PR_TIME, '--now-ahead']);
   process.stdout.write(
-    `   the pull request's comment (verify --format markdown), what the ceremony will sign:\n${indent(comment.slice(comment.indexOf('#### eu-west-1'), comment.indexOf('\n\n|')))}`,
+    `   the pull request's comment (verify --format markdown), what the ceremony will ` +
+      `sign:\n${indent(comment.slice(comment.indexOf('#### eu-west-1'), comment.indexOf('\n\n|')))}`,
   );
 
   step('now, offline: the custodian runs trellis-root intermediate --pending and commits');
@@ -264,7 +266,8 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
         .readFileSync(file, 'utf8')
         .replace(
           `  ${service}: {}`,
-          `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: nginx-${scope}-${service}\n        check: 127.0.0.1:${port}`,
+          `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: ` +
+            `nginx-${scope}-${service}\n        check: 127.0.0.1:${port}`,
         ),
     );
     reloads[`nginx-${scope}-${service}`] = `${base} -s reload 2>/dev/null || ${base}`;
@@ -275,7 +278,8 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
       .filter((l) => l && !l.startsWith('#'));
     fs.writeFileSync(
       path.join(prefix, 'nginx.conf'),
-      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`,
+      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server ` +
+        `{ listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`,
     );
     served.push({ scope, service, port: port++, prefix });
   }

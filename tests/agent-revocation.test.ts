@@ -427,7 +427,8 @@ describe('malformed input and host state', () => {
       dir,
       2,
       new RegExp(
-        `${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned root\n  → restore it from a backup`,
+        `${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned ` +
+          `root\n  → restore it from a backup`,
       ),
     );
   });

@@ -215,7 +215,9 @@ describe('haproxy with one anchor file per directive', () => {
     const cas = `ca-file ${first}${rest.map((f) => ` ca-verify-file ${f}`).join('')}`;
     fs.writeFileSync(
       path.join(dir, 'haproxy.cfg'),
-      `defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\nfrontend fe\n  bind 127.0.0.1:${port} ssl crt ${path.join(dir, 'crt.pem')} ${cas} verify required\n  http-request return status 200 content-type text/plain string "ok"\n`,
+      `defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\nfrontend fe\n  ` +
+        `bind 127.0.0.1:${port} ssl crt ${path.join(dir, 'crt.pem')} ${cas} verify required\n  http-request ` +
+        `return status 200 content-type text/plain string "ok"\n`,
     );
     await execa('haproxy', ['-f', path.join(dir, 'haproxy.cfg'), '-D', '-p', path.join(dir, 'pid')]);
     stops.push(() => void execa('sh', ['-c', `kill $(cat ${path.join(dir, 'pid')})`], { reject: false }));

@@ -1009,7 +1009,8 @@ const CASES: [string, Case][] = [
           writeScratch(
             s,
             'key.pem',
-            '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg: [\n-----END PRIVATE KEY-----\n',
+            '-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg: [\n-----END ' +
+              'PRIVATE KEY-----\n',
           ),
           m.path('trellis.yaml'),
         );

@@ -180,7 +180,8 @@ describe("the issue's targets", () => {
       ['ok ≤ 3.5 s', 'ok ≥ ½ ceiling', 'ok ≤ 400 MB'],
     ],
     [
-      'with its minting phase timed, half the ceiling is judged on that phase: 10k leaves in 2 s of signing is 5,000/s, the half ceiling',
+      'with its minting phase timed, half the ceiling is judged on that phase: 10k leaves in 2 s of signing is ' +
+        '5,000/s, the half ceiling',
       [{ ...row(10_000, 'renew-cold', 3.4), mint: { leaves: 10_000, seconds: 2, wallSeconds: 2.5, threads: 2 } }],
       ['ok ≤ 3.5 s', 'ok ≥ ½ ceiling (mint phase)', 'ok ≤ 400 MB'],
     ],

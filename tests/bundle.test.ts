@@ -52,7 +52,8 @@ describe('nginx, configured by exactly what bundle --format nginx prints', () =>
     fs.mkdirSync(path.join(prefix, 'logs'), { recursive: true });
     fs.writeFileSync(
       path.join(prefix, 'nginx.conf'),
-      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server { listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`,
+      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/logs/error.log;\nevents {}\nhttp { access_log off; server ` +
+        `{ listen 127.0.0.1:${port} ssl;\n${directives.join('\n')}\nlocation / { return 200 "ok"; } } }\n`,
     );
     await execa('nginx', ['-p', prefix, '-c', path.join(prefix, 'nginx.conf')]);
     stops.push(
@@ -111,7 +112,8 @@ describe('bundle --format nginx --server-block', () => {
     // Debian's nginx.conf, reduced to what matters here: it includes conf.d/*.conf inside http.
     fs.writeFileSync(
       path.join(prefix, 'nginx.conf'),
-      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents {}\nhttp { access_log off; include ${prefix}/conf.d/*.conf; }\n`,
+      `pid ${prefix}/nginx.pid;\nerror_log ${prefix}/error.log;\nevents {}\nhttp { access_log off; include ` +
+        `${prefix}/conf.d/*.conf; }\n`,
     );
     const nginx = (...a: string[]) =>
       execa(
@@ -155,7 +157,8 @@ describe('haproxy, configured by exactly what bundle --format haproxy prints', (
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(
       path.join(dir, 'haproxy.cfg'),
-      `defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\nfrontend fe\n  ${bind}\n  http-request return status 200 content-type text/plain string "ok"\n`,
+      `defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\nfrontend fe\n  ` +
+        `${bind}\n  http-request return status 200 content-type text/plain string "ok"\n`,
     );
     await execa('haproxy', ['-f', path.join(dir, 'haproxy.cfg'), '-D', '-p', path.join(dir, 'pid')]);
     stops.push(() => void execa('sh', ['-c', `kill $(cat ${path.join(dir, 'pid')})`], { reject: false }));

@@ -194,11 +194,14 @@ const BOTAN_REFUSES: Record<Anchor, RegExp> = {
 const BOTAN_NO_PATH =
   "Botan 2 ends a path only at a self-signed certificate: the bundle's intermediates anchor nothing (issuer not found)";
 const BOTAN_NO_NC =
-  "Botan 2 cannot decode the intermediates' ::/0 exclusion, so their critical name constraints are an unknown critical extension";
+  "Botan 2 cannot decode the intermediates' ::/0 exclusion, so their critical name constraints are an unknown " +
+  'critical extension';
 const JAVA_ANCHOR_NC =
-  "Java does not apply a trust anchor's name constraints, and the scope's intermediate is the anchor here: docs/jvm.md's scope check refuses it";
+  "Java does not apply a trust anchor's name constraints, and the scope's intermediate is the anchor here: " +
+  "docs/jvm.md's scope check refuses it";
 const JAVA_ANCHOR_PATHLEN =
-  "Java does not apply a trust anchor's basic constraints either: the anchor's pathLen 0 does not bind the sub-CA under it";
+  "Java does not apply a trust anchor's basic constraints either: the anchor's pathLen 0 does not bind the " +
+  'sub-CA under it';
 const PKIX_NO_EKU =
   'CertPathValidator checks no extended key usage: the application (JSSE, the next column) checks it for TLS';
 const PKIX_NO_LEAF_KU =
@@ -272,7 +275,9 @@ const ROWS: Row[] = [
     build: async (w) => ({ presented: w.leaf('eu-west-1', 'api') }),
   },
   {
-    name: "a leaf forged with the scope's intermediate key, inside its name constraints (the control for the forgeries)",
+    name:
+      "a leaf forged with the scope's intermediate key, inside its name constraints (the control for the " +
+      'forgeries)',
     purpose: 'client',
     anchor: 'region',
     accepted: true,
@@ -448,14 +453,17 @@ const ROWS: Row[] = [
       pkix: PKIX_NO_LEAF_KU,
       go: "Go 1.19 crypto/x509 does not check a leaf's key usage (it checks EKU, and keyCertSign on CAs)",
       gnutls:
-        "certtool --verify (GnuTLS chain verification) checks EKU, not a leaf's key usage; GnuTLS checks that in a handshake, against the signature it verifies",
+        "certtool --verify (GnuTLS chain verification) checks EKU, not a leaf's key usage; GnuTLS checks that " +
+        'in a handshake, against the signature it verifies',
     },
     build: async (w) => ({
       presented: await forgedLeaf(w, w.region, INSIDE, { ...PROFILES.leaf, keyUsage: KU_KEY_ENCIPHERMENT }),
     }),
   },
   {
-    name: 'a second us-east-1 intermediate the root signed to the profile, for a root-anchored consumer (the control for the next row)',
+    name:
+      'a second us-east-1 intermediate the root signed to the profile, for a root-anchored consumer (the control ' +
+      'for the next row)',
     purpose: 'client',
     anchor: 'root',
     accepted: true,
@@ -625,7 +633,8 @@ describe.each(VERIFIERS.map((v) => [VERIFIER_LABEL[v], v] as const))('%s', (_, v
     const want = expectedOf(row, v);
     expect(
       got.accepted,
-      `${VERIFIER_LABEL[v]} said ${got.detail}; the table wants ${want ? 'accepted' : 'refused'}${row.diverges?.[v] ? ` (declared divergence: ${row.diverges[v]})` : ''}`,
+      `${VERIFIER_LABEL[v]} said ${got.detail}; the table wants ` +
+        `${want ? 'accepted' : 'refused'}${row.diverges?.[v] ? ` (declared divergence: ${row.diverges[v]})` : ''}`,
     ).toBe(want);
     if (!want)
       expect(got.detail, `${VERIFIER_LABEL[v]} refused, but not for ${row.refusedFor}`).toMatch(
@@ -748,7 +757,8 @@ function renderMatrix(rows: Row[]): string {
   const mark = (ok: boolean) => (ok ? '✓' : '✗');
   const lines = rows.map(
     (r) =>
-      `| ${r.name} | ${r.purpose} | ${r.anchor} | ${mark(r.accepted)} | ${VERIFIERS.map((v) => (r.diverges?.[v] ? `${mark(!r.accepted)} †` : v === 'botan' ? '✗ ‡' : mark(r.accepted))).join(' | ')} |`,
+      `| ${r.name} | ${r.purpose} | ${r.anchor} | ${mark(r.accepted)} | ` +
+      `${VERIFIERS.map((v) => (r.diverges?.[v] ? `${mark(!r.accepted)} †` : v === 'botan' ? '✗ ‡' : mark(r.accepted))).join(' | ')} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

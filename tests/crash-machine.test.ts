@@ -103,7 +103,8 @@ describe('standard output that cannot be written', () => {
         'bash',
         [
           '-c',
-          `node ${q(ROOT_BIN)} init --store ${q(path.join(dir, 'store'))} --mesh t --trust-domain mesh.example --ci-identity-out ${q(ciOut)} >&-`,
+          `node ${q(ROOT_BIN)} init --store ${q(path.join(dir, 'store'))} --mesh t --trust-domain mesh.example ` +
+            `--ci-identity-out ${q(ciOut)} >&-`,
         ],
         { env: baseEnv({ TRELLIS_ALLOW_ONLINE: '1' }) as NodeJS.ProcessEnv, extendEnv: false, reject: false },
       );

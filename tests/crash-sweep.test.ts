@@ -135,7 +135,8 @@ beforeAll(async () => {
   await allow(worlds.deploy, { dir: { paths: [os.tmpdir()] } });
   fs.writeFileSync(
     path.join(worlds.deploy.store, 'scopes/us-east-1.yaml'),
-    `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: ${path.join(worlds.deploy.dir, 'target')}\n`,
+    `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: ` +
+      `${path.join(worlds.deploy.dir, 'target')}\n`,
   );
 
   const host = await newIdentity();
@@ -442,7 +443,9 @@ describe('a crash at any write point of any mutating command', () => {
   it('reports the points tried', () => {
     // The summary line for the report: every point tried ended old or new and recovered.
     process.stdout.write(
-      `crash sweep: ${CASES.length} commands, ${tally.points} write points, ${tally.tried} kill points tried and recovered (${tally.old} old, ${tally.new} new incl. ${tally.thrown} ENOSPC), ${tally.external} external SIGKILLs recovered\n`,
+      `crash sweep: ${CASES.length} commands, ${tally.points} write points, ${tally.tried} kill points tried ` +
+        `and recovered (${tally.old} old, ${tally.new} new incl. ${tally.thrown} ENOSPC), ${tally.external} ` +
+        `external SIGKILLs recovered\n`,
     );
     for (const [name, n] of Object.entries(pointsOf)) process.stdout.write(`  ${name}: ${n} write points\n`);
     expect(tally.tried).toBeGreaterThanOrEqual(CASES.length * 2);

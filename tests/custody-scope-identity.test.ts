@@ -102,7 +102,8 @@ describe('recipients.ciScopes in trellis.yaml', () => {
     };
   });
   const cfg = (ciScopes: unknown) =>
-    `version: 1\nmesh: prod\ntrustDomain: mesh.example\nrecipients:\n  offline: [${base.offline}]\n  ci: ${base.ci}\n  ciScopes: ${JSON.stringify(ciScopes)}\n`;
+    `version: 1\nmesh: prod\ntrustDomain: mesh.example\nrecipients:\n  offline: [${base.offline}]\n  ci: ` +
+    `${base.ci}\n  ciScopes: ${JSON.stringify(ciScopes)}\n`;
   const refusal = (text: string) => {
     try {
       parseMeshConfig(text);

@@ -12,7 +12,9 @@ import type { TrellisError } from '../packages/core/src/model/errors.js';
 
 const KEY = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIA/TKLibEc18gpv+xIYTkcKC5PWK9g4m+7H/U9y/jYl/';
 // A well-formed base64 blob that names ssh-rsa: refused under the ssh-ed25519 prefix.
-const MISLABELLED = `ssh-ed25519 ${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.alloc(16)]).toString('base64')}`;
+const MISLABELLED =
+  `ssh-ed25519 ` +
+  `${Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from('ssh-rsa'), Buffer.alloc(16)]).toString('base64')}`;
 let base: string;
 let recipient: string;
 

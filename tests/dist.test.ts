@@ -341,7 +341,8 @@ describe('verifying a release', () => {
     const r = await verifyRelease(rel);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toContain(
-      `manifest signed by release@example.org (trellis-release); ${manifest.artifacts.length} file(s) match; commit ${manifest.commit}`,
+      `manifest signed by release@example.org (trellis-release); ${manifest.artifacts.length} file(s) match; ` +
+        `commit ${manifest.commit}`,
     );
   });
 
@@ -545,7 +546,8 @@ describe('reproducible', () => {
 
     // The Action runs action/trellis-ci.mjs: it must be exactly this build, or it went stale.
     const stale =
-      'action/ is not the build of this commit: commit your source changes, then run `pnpm dist --action action` and commit action/';
+      'action/ is not the build of this commit: commit your source changes, then run `pnpm dist --action ' +
+      'action` and commit action/';
     const actionFiles = ['trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs'];
     for (const f of actionFiles)
       expect(sha256(path.join(REPO, 'action', f)), `${f}: ${stale}`).toBe(sha256(path.join(a, f)));

@@ -161,7 +161,8 @@ function scratchMachine(): Machine {
   for (const name of ['trellis-root', 'trellis-ci', 'trellis-agent', 'trellis-drill']) cli(name);
   fs.writeFileSync(
     path.join(nginx, 'nginx.conf'),
-    `pid ${nginx}/nginx.pid;\nerror_log ${nginx}/error.log info;\nevents {}\nhttp {\n  access_log off;\n  include ${nginx}/conf.d/*.conf;\n}\n`,
+    `pid ${nginx}/nginx.pid;\nerror_log ${nginx}/error.log info;\nevents {}\nhttp {\n  access_log off;\n  ` +
+      `include ${nginx}/conf.d/*.conf;\n}\n`,
   );
   fs.writeFileSync(
     path.join(bin, 'nginx'),

@@ -109,7 +109,9 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
       hosts
         .filter((s) => s !== c)
         .map((s) => ({
-          name: `${c.scope}/${c.service}${c.behind ? ' (behind)' : ''} → ${s.scope}/${s.service}${s.behind ? ' (behind)' : ''} (${s.server.kind})`,
+          name:
+            `${c.scope}/${c.service}${c.behind ? ' (behind)' : ''} → ` +
+            `${s.scope}/${s.service}${s.behind ? ' (behind)' : ''} (${s.server.kind})`,
           port: s.server.port,
           servername: `${s.service}.${s.scope}.mesh.example`,
           clientDir: c.server.releaseDir,

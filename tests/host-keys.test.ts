@@ -283,7 +283,9 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
         bad[at]! ^= xor;
         m.write(
           CSR,
-          `-----BEGIN CERTIFICATE REQUEST-----\n${bad.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE REQUEST-----\n`,
+          `-----BEGIN CERTIFICATE ` +
+            `REQUEST-----\n${bad.toString('base64').replace(/(.{64})/g, '$1\n')}\n-----END CERTIFICATE ` +
+            `REQUEST-----\n`,
         );
         const r = await m.ci(['plan', '--now', T0]);
         expect(r.code, `byte ${at} ^ ${xor}: ${r.stdout}${r.stderr}`).toBe(2);

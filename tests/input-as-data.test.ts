@@ -53,7 +53,8 @@ describe('input is data, never a key into our objects', () => {
       let parsed: unknown;
       try {
         parsed = parseScope(
-          `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: /tmp/x\n        reload: ${name}\n`,
+          `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: /tmp/x\n        ` +
+            `reload: ${name}\n`,
           'us-east-1',
           'mesh.example',
         );
@@ -149,7 +150,8 @@ describe('untrusted text is never printed raw', () => {
         else if (where === 'reload')
           m.write(
             'scopes/us-east-1.yaml',
-            `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: /tmp/x\n        reload: "n${bad}x"\n`,
+            `kind: region\nservices:\n  api:\n    deploy:\n      - type: dir\n        path: /tmp/x\n        ` +
+              `reload: "n${bad}x"\n`,
           );
         else m.write(`scopes/eu${bad}x.yaml`, 'kind: region\nservices:\n  api: {}\n');
         for (const r of [await m.ci(['verify']), await m.ci(['deploy']), await m.root(['confirm', '--dry-run'])]) {

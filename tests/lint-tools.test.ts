@@ -33,7 +33,8 @@ describe('the lint tools refuse what they exist to refuse', () => {
           "import { a } from './a.js';\nimport { root } from '@trellis/offline';\nexport const index = [a, root];\n",
         'packages/offline/src/main.ts': 'export const root = 1;\n',
         'packages/ci/src/main.ts':
-          "import { root } from '@trellis/offline';\nimport { index } from '@trellis/core';\nconsole.log(root, index);\n",
+          "import { root } from '@trellis/offline';\nimport { index } from '@trellis/core';\nconsole.log(root, " +
+          'index);\n',
       },
       ['.dependency-cruiser.cjs', 'tsconfig.depcruise.json', 'tsconfig.base.json'],
     );

@@ -217,7 +217,8 @@ describe('the metrics file is replaced atomically', () => {
       expect(r.code).toBe(3);
       expect(r.stdout.split('\n')[0]).toMatch(
         new RegExp(
-          `^TRELLIS UNKNOWN - cannot write the metrics file ${file}: .*(permission denied|operation not permitted).*the previous file is left as it was \\(checks: WARNING - `,
+          `^TRELLIS UNKNOWN - cannot write the metrics file ${file}: .*(permission denied|operation not ` +
+            `permitted).*the previous file is left as it was \\(checks: WARNING - `,
         ),
       );
     } finally {

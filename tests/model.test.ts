@@ -512,7 +512,9 @@ class Model {
       );
     }
     pairs.forEach((p, i) => {
-      const what = `${p.l.scope}/${p.l.service} serial ${p.l.serial} against bundles/${p.bundle} at ${when}; steps: ${this.log.join(' | ')}`;
+      const what =
+        `${p.l.scope}/${p.l.service} serial ${p.l.serial} against bundles/${p.bundle} at ${when}; steps: ` +
+        `${this.log.join(' | ')}`;
       expect(sslOk.get(p.bundle)!.has(p.l.file), `OpenSSL: ${what}`).toBe(p.want);
       expect(goVerdicts[i] === 'OK', `Go: ${what}: ${goVerdicts[i]}`).toBe(p.want);
     });
@@ -596,7 +598,9 @@ class Model {
       );
     }
     cases.forEach((c, i) => {
-      const what = `${c.l.scope}/${c.l.service} serial ${c.l.serial} against the release of ${c.bundle} a host holds ${c.behind} deploy(s) behind, CRLs checked along the chain, at ${when}; steps: ${this.log.join(' | ')}`;
+      const what =
+        `${c.l.scope}/${c.l.service} serial ${c.l.serial} against the release of ${c.bundle} a host holds ` +
+        `${c.behind} deploy(s) behind, CRLs checked along the chain, at ${when}; steps: ${this.log.join(' | ')}`;
       expect(sslOk.get(c.held)!.has(c.l.file), `OpenSSL: ${what}`).toBe(c.want);
       expect(goVerdicts[i] === 'OK', `Go: ${what}: ${goVerdicts[i]}`).toBe(c.want);
     });
@@ -850,7 +854,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    'a region deleted by pull request stays trusted by the global scope until its retire ceremony; renew in between recomposes nothing away',
+    'a region deleted by pull request stays trusted by the global scope until its retire ceremony; renew in ' +
+      'between recomposes nothing away',
     [
       { kind: 'add-region' },
       { kind: 'renew', hours: 1 },
@@ -865,7 +870,8 @@ const REGRESSIONS: [string, Step[]][] = [
     [{ kind: 'add-region' }, { kind: 'renew', hours: 1 }, { kind: 'retire', scope: 0 }, { kind: 'renew', hours: 1 }],
   ],
   [
-    'two recoveries of one scope at one instant keep two evidence records (the second used to overwrite the first, which its ledger entry had linked)',
+    'two recoveries of one scope at one instant keep two evidence records (the second used to overwrite the ' +
+      'first, which its ledger entry had linked)',
     [
       { kind: 'recover', scope: 1 },
       { kind: 'recover', scope: 1 },
@@ -883,7 +889,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    "hosts a deploy behind, checking CRLs along the chain, accept the leaves the switch mints (the publish release carries the next intermediate's leaf CRL)",
+    'hosts a deploy behind, checking CRLs along the chain, accept the leaves the switch mints (the publish ' +
+      "release carries the next intermediate's leaf CRL)",
     [
       { kind: 'rotate', scope: 1, propagationHours: 1 },
       { kind: 'renew', hours: 0 },
@@ -892,7 +899,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    "a region's first leaves verify at hosts a deploy behind, CRLs checked, when the deploy before them came from a revoke elsewhere",
+    "a region's first leaves verify at hosts a deploy behind, CRLs checked, when the deploy before them came " +
+      'from a revoke elsewhere',
     [{ kind: 'add-region' }, { kind: 'revoke', scope: 4, service: 0 }, { kind: 'renew', hours: 37 }],
   ],
   [
@@ -900,7 +908,8 @@ const REGRESSIONS: [string, Step[]][] = [
     [{ kind: 'root-rotate' }, { kind: 'revoke', scope: 1, service: 0 }, { kind: 'renew', hours: 1 }],
   ],
   [
-    "a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf's file name); two intermediates of one name keep their own CRLs",
+    "a leaf revoked after older leaves expired is judged as itself (the harness once reused a tracked leaf's " +
+      'file name); two intermediates of one name keep their own CRLs',
     [
       { kind: 'rotate', scope: 4, propagationHours: 46 },
       { kind: 'renew', hours: 69 },
@@ -911,7 +920,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    "a region deleted by pull request, then a root rotation: renew signs its anchor CRL for the new root, so global's hosts checking CRLs along the chain still accept its leaves",
+    'a region deleted by pull request, then a root rotation: renew signs its anchor CRL for the new root, so ' +
+      "global's hosts checking CRLs along the chain still accept its leaves",
     [
       { kind: 'add-region' },
       { kind: 'renew', hours: 70 },
@@ -921,7 +931,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    'a region deleted by pull request and never retired: renew keeps its CRLs current, so the newest release never carries an expired one',
+    'a region deleted by pull request and never retired: renew keeps its CRLs current, so the newest release ' +
+      'never carries an expired one',
     [
       { kind: 'delete-scope', scope: 2 },
       { kind: 'renew', hours: 60 },
@@ -930,7 +941,8 @@ const REGRESSIONS: [string, Step[]][] = [
     ],
   ],
   [
-    'a host-held key in a mixed scope: rotated with its proof, revoked and replaced by a confirmed key, re-signed by a recovery',
+    'a host-held key in a mixed scope: rotated with its proof, revoked and replaced by a confirmed key, ' +
+      're-signed by a recovery',
     [
       { kind: 'rotate-host-key' },
       { kind: 'renew', hours: 1 },

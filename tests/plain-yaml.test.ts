@@ -161,7 +161,8 @@ describe('the plain YAML reader', () => {
 
   it('reads a sequence of compact mappings (deploy targets) as the yaml package does, and declines the shapes around it', () => {
     const scope =
-      'kind: region\nservices:\n  api:\n    ttl: 72h\n    deploy:\n      - type: dir\n        path: /srv/tls/api\n      - type: ssh\n        host: a.example\n        path: /etc/tls\n  web: {}\n';
+      'kind: region\nservices:\n  api:\n    ttl: 72h\n    deploy:\n      - type: dir\n        path: ' +
+      '/srv/tls/api\n      - type: ssh\n        host: a.example\n        path: /etc/tls\n  web: {}\n';
     expect(readPlainYaml(scope)).toEqual(full(scope));
     expect(readPlainYaml(scope)).toEqual({
       kind: 'region',

@@ -315,7 +315,9 @@ function tamper(pem: string): string {
     .join('');
   const der = Buffer.from(b64, 'base64');
   der[der.length - 5] ^= 0x01;
-  return `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END CERTIFICATE-----\n`;
+  return (
+    `-----BEGIN CERTIFICATE-----\n${der.toString('base64').replace(/.{1,64}/g, '$&\n')}-----END ` + `CERTIFICATE-----\n`
+  );
 }
 
 describe('init in an existing repository', () => {

@@ -340,7 +340,9 @@ describe('the single-file build and the optional addon', () => {
       target: 'node20.19',
       logLevel: 'warning',
       banner: {
-        js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);",
+        js:
+          "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = " +
+          '__trellisCreateRequire(import.meta.url);',
       },
       define: { TRELLIS_BUILD: JSON.stringify({ commit: 'test', version: '0.0.0' }) },
       alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },

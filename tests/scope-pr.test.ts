@@ -121,7 +121,8 @@ describe('the pull-request comment and the ceremony summary', () => {
     const summary = block(v.stdout, 'ap-south-1')!;
     expect(summary).toContain(`- subject: \`O=test, OU=ap-south-1, CN=ap-south-1 intermediate ${compact(T)}\``);
     expect(summary).toContain(
-      `- validity: ${at(T, -MINUTE)} → ${at(T, 3 * 365 * DAY)} (3y from the ceremony; shown as of this run), CA pathLen 0, key ecdsa-p256`,
+      `- validity: ${at(T, -MINUTE)} → ${at(T, 3 * 365 * DAY)} (3y from the ceremony; shown as of this run), ` +
+        `CA pathLen 0, key ecdsa-p256`,
     );
     expect(summary).toContain(
       'permitted DNS `ap-south-1.mesh.example`, URI host `ap-south-1.mesh.example`; excluded IP `0.0.0.0/0`, `::/0`',

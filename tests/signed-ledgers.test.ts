@@ -364,7 +364,8 @@ describe('a legacy (unsigned) store migrates on its next write', () => {
         .sort()
         .map(
           (f) =>
-            `warning ${f} unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write`,
+            `warning ${f} unsigned (legacy) ledger, written before ledgers were signed: its entries are taken ` +
+            `as written; signed from its next write`,
         ),
     );
   });
@@ -452,7 +453,8 @@ describe('records are claims: verify proves them from the ledger', () => {
       'a revocation nobody made',
       'bundles/us-east-1/state.yaml',
       (t: string) =>
-        `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`,
+        `${t}revoked:\n  - service: api\n    serial: 01aa\n    issuer: sha256:00\n    notAfter: ` +
+        `${at(T0, 7 * DAY)}\n    at: ${T1}\n    reason: x\n`,
       /revoked\[0\]\.serial: revocation of api 01AA is in no revoke entry/,
     ],
     [

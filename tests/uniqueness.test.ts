@@ -393,7 +393,8 @@ describe('through the real commands', () => {
     const own = v.findings.filter((f) => f.check === 'ownership');
     expect(own).toHaveLength(1);
     expect(own[0]!.message).toContain(
-      'DNS name "api.us-east-1.mesh.example" is claimed by us-east-1/api (scopes/us-east-1.yaml services.api) and us-east-1/web (scopes/us-east-1.yaml services.web.dns[0])',
+      'DNS name "api.us-east-1.mesh.example" is claimed by us-east-1/api (scopes/us-east-1.yaml services.api) ' +
+        'and us-east-1/web (scopes/us-east-1.yaml services.web.dns[0])',
     );
     expect(v.findings.filter((f) => f.level === 'error' && f.check !== 'ownership')).toEqual([]);
 
@@ -462,7 +463,9 @@ describe('through the real commands', () => {
       expect(v.code).toBe(1);
       const msg = v.findings.find((f) => f.check === 'ownership')!.message;
       expect(msg).toContain(
-        `deploy directory "local:${base}/${p}" is claimed by us-east-1/db (scopes/us-east-1.yaml services.db.deploy[0].path "${base}/${q}") and us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].path "${base}/${p}")`,
+        `deploy directory "local:${base}/${p}" is claimed by us-east-1/db (scopes/us-east-1.yaml ` +
+          `services.db.deploy[0].path "${base}/${q}") and us-east-1/web (scopes/us-east-1.yaml ` +
+          `services.web.deploy[0].path "${base}/${p}")`,
       );
 
       const r = await m.ci(['renew', '--now', T]);
@@ -495,7 +498,8 @@ describe('through the real commands', () => {
     const d = await m.ci(['deploy', '--now', T]);
     expect(d.code, d.stdout + d.stderr).toBe(2);
     expect(d.stderr).toContain(
-      `deploy directory "local:${base}/real/tls" is claimed by us-east-1/db (scopes/us-east-1.yaml services.db.deploy[0].path "${base}/link/tls")`,
+      `deploy directory "local:${base}/real/tls" is claimed by us-east-1/db (scopes/us-east-1.yaml ` +
+        `services.db.deploy[0].path "${base}/link/tls")`,
     );
     expect(d.stdout).toMatch(/installed\s+us-east-1\/api/);
     expect(fs.readdirSync(`${base}/real`)).toEqual([]);
@@ -528,7 +532,8 @@ describe('through the real commands', () => {
     const msgs = v.findings.filter((f) => f.check === 'ownership').map((f) => f.message);
     expect(msgs).toEqual([
       expect.stringContaining(
-        'Kubernetes object "mesh/Secret/mesh-tls" is claimed by eu-west-1/api (scopes/eu-west-1.yaml services.api.deploy[0].name) and us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].name)',
+        'Kubernetes object "mesh/Secret/mesh-tls" is claimed by eu-west-1/api (scopes/eu-west-1.yaml ' +
+          'services.api.deploy[0].name) and us-east-1/web (scopes/us-east-1.yaml services.web.deploy[0].name)',
       ),
       expect.stringContaining('Kubernetes object "mesh/ConfigMap/mesh-tls-trust"'),
     ]);

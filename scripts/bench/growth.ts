@@ -166,7 +166,8 @@ for (let c = 1; c <= cycles; c++) {
   const deltas = [...after].map(([s, n]) => n - (before.get(s) ?? 0));
   rows.push({ cycle: c, minted, ms: r.ms, total: deltas.reduce((a, b) => a + b, 0), largest: Math.max(...deltas) });
   process.stderr.write(
-    `cycle ${c}: minted ${minted} in ${(r.ms / 1000).toFixed(1)} s, ledgers +${rows.at(-1)!.total} B (largest scope +${rows.at(-1)!.largest} B)\n`,
+    `cycle ${c}: minted ${minted} in ${(r.ms / 1000).toFixed(1)} s, ledgers +${rows.at(-1)!.total} B (largest ` +
+      `scope +${rows.at(-1)!.largest} B)\n`,
   );
   if (c === 1) first = readCosts(store, ci, now + 60_000);
   if (c === cycles) last = readCosts(store, ci, now + 60_000);
@@ -185,7 +186,8 @@ console.log(`| cycle 1 | ${s(first!.verify)} | ${s(first!.renew)} |`);
 console.log(`| cycle ${cycles} | ${s(last!.verify)} | ${s(last!.renew)} |`);
 console.log(`| ratio | ${(last!.verify / first!.verify).toFixed(2)}× | ${(last!.renew / first!.renew).toFixed(2)}× |`);
 console.log(
-  `\nledger bytes per renew: max ${kb(Math.max(...rows.map((r) => r.largest)))} in one scope (target ≤ 20 KB); store ${kb(Number(execFileSync('du', ['-sb', store], { encoding: 'utf8' }).split('\t')[0]))}`,
+  `\nledger bytes per renew: max ${kb(Math.max(...rows.map((r) => r.largest)))} in one scope (target ≤ 20 KB); ` +
+    `store ${kb(Number(execFileSync('du', ['-sb', store], { encoding: 'utf8' }).split('\t')[0]))}`,
 );
 const keep = arg('keep');
 if (keep) fs.cpSync(work, keep, { recursive: true });

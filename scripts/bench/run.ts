@@ -208,7 +208,8 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
       ...extra,
     });
     say(
-      `${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`,
+      `${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} ` +
+        `MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`,
     );
   };
   const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) =>
@@ -256,7 +257,8 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
 /** The line above the table saying what `s` timed. */
 export const CLI_LABEL = {
   release:
-    'cli: the single-file release (node trellis-ci.mjs, built by scripts/dist/build.mjs at the start: what the GitHub Action and releases run); "s, tsc build": node packages/ci/dist/main.js on the same store',
+    'cli: the single-file release (node trellis-ci.mjs, built by scripts/dist/build.mjs at the start: what the ' +
+    'GitHub Action and releases run); "s, tsc build": node packages/ci/dist/main.js on the same store',
   tsc: 'cli: the tsc build (node packages/ci/dist/main.js)',
 } as const;
 
@@ -429,7 +431,8 @@ async function main(argv: string[]): Promise<number> {
   );
   const table = renderTable(best, rows, threads);
   process.stdout.write(
-    `trellis bench, ${started.toISOString()}: ${mach.nproc} cores (${mach.cpu}), ${mach.memoryGiB} GiB, node ${mach.node}, load at start ${mach.load}\n`,
+    `trellis bench, ${started.toISOString()}: ${mach.nproc} cores (${mach.cpu}), ${mach.memoryGiB} GiB, node ` +
+      `${mach.node}, load at start ${mach.load}\n`,
   );
   process.stdout.write(`${CLI_LABEL[o.cli]}\n${table}\n`);
   process.stdout.write(`baselines: the faster of two rounds (before and after the meshes). ${profile}\n`);

@@ -55,7 +55,7 @@ const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8'
 function sourceCommit() {
   try {
     if (git('rev-parse', '--is-shallow-repository') === 'true') {
-      throw new Error('a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch --unshallow)');
+      throw new Error('a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch ' + '--unshallow)');
     }
     const commit = git('log', '-1', '--format=%H', '--', ...INPUTS);
     const date = new Date(git('log', '-1', '--format=%cI', commit)).toISOString().replace(/\.000Z$/, 'Z');
@@ -79,7 +79,7 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
     charset: 'utf8',
     legalComments: 'eof', // the bundled packages' licence notices travel with them
     // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
-    banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = __trellisCreateRequire(import.meta.url);" },
+    banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = " + "__trellisCreateRequire(import.meta.url);" },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their
     // source.
@@ -278,7 +278,7 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const action = flag(args, '--action');
     if (action) copyForAction(out, path.resolve(action), manifest);
     for (const a of manifest.artifacts) process.stdout.write(`${a.sha256}  ${a.file}\n`);
-    process.stdout.write(`${path.relative(process.cwd(), out) || '.'}: ${manifest.artifacts.length} files of commit ${manifest.commit}${key ? ', manifest signed' : ', manifest not signed (no --sign-key or TRELLIS_RELEASE_KEY)'}\n`);
+    process.stdout.write(`${path.relative(process.cwd(), out) || '.'}: ${manifest.artifacts.length} files of commit ` + `${manifest.commit}${key ? ', manifest signed' : ', manifest not signed (no --sign-key or TRELLIS_RELEASE_KEY)'}\n`);
   } catch (e) {
     process.stderr.write(`pnpm dist: ${e.message}\n`);
     process.exit(1);

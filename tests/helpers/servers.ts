@@ -93,7 +93,9 @@ frontend fe
     kind: 'haproxy',
     port,
     releaseDir,
-    reload: `if [ -f ${pid} ] && kill -0 $(cat ${pid}) 2>/dev/null; then haproxy -f ${cfg} -D -p ${pid} -x ${sock} -sf $(cat ${pid}); else haproxy -f ${cfg} -D -p ${pid}; fi`,
+    reload:
+      `if [ -f ${pid} ] && kill -0 $(cat ${pid}) 2>/dev/null; then haproxy -f ${cfg} -D -p ${pid} -x ${sock} -sf ` +
+      `$(cat ${pid}); else haproxy -f ${cfg} -D -p ${pid}; fi`,
     stop: () =>
       void execaSync('sh', ['-c', `[ -f ${pid} ] && kill $(cat ${pid}) 2>/dev/null || true`], { reject: false }),
   };

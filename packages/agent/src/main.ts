@@ -57,7 +57,8 @@ await runMain('trellis-agent', () => {
     .version(false)
     .command<Args>(
       'install',
-      "Open a sealed release with this host's identity (TRELLIS_AGENT_IDENTITY_FILE), validate it, install it atomically and reload",
+      "Open a sealed release with this host's identity (TRELLIS_AGENT_IDENTITY_FILE), validate it, install it " +
+        'atomically and reload',
       (y) =>
         y
           .option('bundle', {
@@ -74,7 +75,8 @@ await runMain('trellis-agent', () => {
             type: 'string',
             demandOption: true,
             describe:
-              'the mesh roots this host pins (bundles/root/roots.pem, installed out of band): the release must be signed under them',
+              'the mesh roots this host pins (bundles/root/roots.pem, installed out of band): the release must ' +
+              'be signed under them',
           })
           .option('reload', {
             type: 'string',
@@ -90,10 +92,12 @@ await runMain('trellis-agent', () => {
             type: 'string',
             default: formatDuration(DEFAULT_HOST_POLICY.crlGrace),
             describe:
-              'how long past its nextUpdate the newest root CRL is still relied on (with a warning) before every release is refused',
+              'how long past its nextUpdate the newest root CRL is still relied on (with a warning) before ' +
+              'every release is refused',
           })
           .example(
-            '$0 install --bundle api.age --dir /etc/trellis/api --roots /etc/trellis/roots.pem --reload "systemctl reload nginx"',
+            '$0 install --bundle api.age --dir /etc/trellis/api --roots /etc/trellis/roots.pem --reload ' +
+              '"systemctl reload nginx"',
             '',
           )
           .epilogue(commandEpilogue('trellis-agent', 'install')) as never,
@@ -146,7 +150,8 @@ await runMain('trellis-agent', () => {
     )
     .command<KeygenArgs>(
       'keygen <service>',
-      "Make a key for a key: host service on this host (0600, never printed) and print its CSR for the pull request; --rotate makes the next key with the current key's proof",
+      'Make a key for a key: host service on this host (0600, never printed) and print its CSR for the pull ' +
+        "request; --rotate makes the next key with the current key's proof",
       (y) =>
         y
           .positional('service', {

@@ -82,7 +82,10 @@ await runMain('trellis-ci', () => {
       .strict()
       .recommendCommands()
       .epilogue(
-        `environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store; each command's --help names what it reads.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
+        `environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, read by renew, ` +
+          `revoke, compose, rekey, deploy --type sealed and verify's custody checks (TRELLIS_CI_IDENTITY_<SCOPE> ` +
+          `per scope in a sharded workflow, docs/sharding.md); TRELLIS_STORE the store; each command's --help ` +
+          `names what it reads.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
       )
       .fail(failAsUsage)
       .parseAsync()

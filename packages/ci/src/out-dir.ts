@@ -47,14 +47,16 @@ export function prepareOutDir(
   if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir))) {
     throw new TrellisError(
       'custody-out-dir',
-      `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`,
+      `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside ` +
+        `the store, and leaf keys would leave it`,
       { hint: 'remove the link (.trellis is a work area, never committed)' },
     );
   }
   if (process.getuid && st.uid !== process.getuid()) {
     throw new TrellisError(
       'custody-out-dir',
-      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`,
+      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ` +
+        `${process.getuid()}), and its owner could read the leaf keys`,
       { hint: `point ${flag} at a directory of your own` },
     );
   }
@@ -77,7 +79,8 @@ function refuseLinksInside(dir: string, flag: string): void {
   const refuse = (at: string): never => {
     throw new TrellisError(
       'custody-out-dir',
-      `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+      `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys ` +
+        `would be written wherever it points`,
       {
         hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`,
       },

@@ -23,7 +23,8 @@ export function pkcs12Password(file: string | undefined, flag: string, needs: st
   if (!password) {
     throw new TrellisError(
       'usage',
-      `${needs} needs a store password: ${file ? `${flag} ${file} is empty` : `neither ${flag} nor ${PKCS12_PASSWORD_ENV} gives one`}`,
+      `${needs} needs a store password: ` +
+        `${file ? `${flag} ${file} is empty` : `neither ${flag} nor ${PKCS12_PASSWORD_ENV} gives one`}`,
       {
         field: flag,
         hint: `${flag} FILE (one line), or export ${PKCS12_PASSWORD_ENV}; keep it away from the keystore`,
@@ -35,7 +36,8 @@ export function pkcs12Password(file: string | undefined, flag: string, needs: st
   if (!/^[\x20-\x7e]+$/.test(password)) {
     throw new TrellisError(
       'usage',
-      `the store password ${file ? `in ${flag} ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
+      `the store password ${file ? `in ${flag} ${file}` : `in ${PKCS12_PASSWORD_ENV}`} has a character outside ` +
+        `printable ASCII, which Java 17 cannot use for a PKCS#12 file`,
       { field: flag, hint: 'use printable ASCII (space to ~), e.g. openssl rand -base64 24' },
     );
   }

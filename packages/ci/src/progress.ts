@@ -62,7 +62,8 @@ export class LineProgress implements Progress {
     const s = (t - this.began) / 1000;
     const rate = s > 0 ? Math.round(this.done / s) : 0;
     this.out.write(
-      `renew: signed ${this.done}/${this.total} leaves (${Math.floor((100 * this.done) / this.total)}%) in ${s.toFixed(1)} s, ${rate} leaves/s\n`,
+      `renew: signed ${this.done}/${this.total} leaves (${Math.floor((100 * this.done) / this.total)}%) in ` +
+        `${s.toFixed(1)} s, ${rate} leaves/s\n`,
     );
   }
 }

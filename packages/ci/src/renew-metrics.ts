@@ -68,7 +68,8 @@ export async function withRenewMetrics(
     const why = (ioFailure(e) ?? (e as Error).message).split('\n')[0];
     throw new TrellisError(
       'output-failed',
-      `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was not written: ${why}`,
+      `renew completed (${result?.count ?? 0} leaves minted and committed) but its metrics file ${file} was ` +
+        `not written: ${why}`,
       {
         hint: 'make the directory writable by this user (the previous file is left as it was)',
       },

@@ -60,7 +60,9 @@ export async function openIntermediate(
   if (problems.length) {
     throw new TrellisError('verification-failed', problems.join('; '), {
       file: certFile,
-      hint: 'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised (trellis-root recover)',
+      hint:
+        'restore it from git and run trellis-ci verify; if it was tampered with, treat the scope as compromised ' +
+        '(trellis-root recover)',
     });
   }
   assertLedgerCounts(mesh, scope);

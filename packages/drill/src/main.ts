@@ -48,7 +48,8 @@ await runMain('trellis-drill', () => {
     .strict()
     .recommendCommands()
     .epilogue(
-      'exit codes: 0 every check matched its expectation, 1 a check differed or a step failed, 2 usage or bad input, 3 a real identity is set',
+      'exit codes: 0 every check matched its expectation, 1 a check differed or a step failed, 2 usage or bad ' +
+        'input, 3 a real identity is set',
     )
     .fail(failAsUsage)
     .parseAsync();

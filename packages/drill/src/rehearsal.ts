@@ -102,7 +102,9 @@ export class Rehearsal {
     const past = new Date(now.getTime() - this.longestLeaf() - DAY);
     this.opts.out(`trellis-drill: rehearsing on a scratch copy of ${this.shape.mesh}'s shape in ${this.work}\n`);
     this.opts.out(
-      `   scopes: ${this.shape.scopes.map((s) => `${s.name} (${s.services.length} service${s.services.length === 1 ? '' : 's'})`).join(', ')}; throwaway root and CI identities\n`,
+      `   scopes: ` +
+        `${this.shape.scopes.map((s) => `${s.name} (${s.services.length} service${s.services.length === 1 ? '' : 's'})`).join(', ')}; ` +
+        `throwaway root and CI identities\n`,
     );
     if (this.shape.added.length)
       this.opts.out(
@@ -170,7 +172,8 @@ export class Rehearsal {
       },
     ];
     this.log(
-      `${this.members.map(([s, v]) => `${s.name}/${v}`).join(', ')} minted; ${scope}/${revokedService}'s first leaf revoked; a stranger mesh minted with the same names`,
+      `${this.members.map(([s, v]) => `${s.name}/${v}`).join(', ')} minted; ${scope}/${revokedService}'s first ` +
+        `leaf revoked; a stranger mesh minted with the same names`,
     );
   }
 

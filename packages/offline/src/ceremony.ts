@@ -153,7 +153,9 @@ async function openRoot(
       `the root ${fingerprint(cert)} expired at ${cert.notAfter.toISOString()}`,
       {
         file: certFile,
-        hint: 'a root rotation must finish before the old root expires; past that, stand up a new mesh (trellis-root init) and re-establish trust in it out of band',
+        hint:
+          'a root rotation must finish before the old root expires; past that, stand up a new mesh (trellis-root ' +
+          'init) and re-establish trust in it out of band',
       },
     );
   }

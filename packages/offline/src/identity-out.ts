@@ -45,7 +45,8 @@ export async function printShares(
 ): Promise<void> {
   const blocks = await splitIdentity(identity, mesh, k, n);
   process.stderr.write(
-    `${n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or separate media); any ${k} open the root key, fewer reveal nothing\n`,
+    `${n} shares of the offline root identity follow on stdout, ONCE: give each to its own custodian (paper or ` +
+      `separate media); any ${k} open the root key, fewer reveal nothing\n`,
   );
   writeAllToStdout(blocks.join('\n'), { what: 'the shares of the offline root identity', ...say });
 }

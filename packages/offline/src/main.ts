@@ -92,7 +92,11 @@ await runMain('trellis-root', () => {
       .strict()
       .recommendCommands()
       .epilogue(
-        `environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands that open the root key: each command's --help names what it reads.\n\n${EXIT_CODES_HELP}; every reason: docs/errors.md`,
+        `environment: TRELLIS_ROOT_IDENTITY_FILE (or TRELLIS_ROOT_IDENTITY) the offline identity, or ` +
+          `TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE its shares; TRELLIS_PKCS11_MODULE and TRELLIS_PKCS11_PIN a ` +
+          `token root; TRELLIS_STORE the store; TRELLIS_ALLOW_ONLINE=1 as --allow-online. Read only by commands ` +
+          `that open the root key: each command's --help names what it reads.\n\n${EXIT_CODES_HELP}; every ` +
+          `reason: docs/errors.md`,
       )
       .fail(failAsUsage)
       .parseAsync()

@@ -78,7 +78,9 @@ export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<strin
       {
         file: 'trellis.yaml',
         field: 'recipients',
-        hint: 'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); otherwise restore trellis.yaml: a pull request must not redirect keys',
+        hint:
+          'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); ' +
+          'otherwise restore trellis.yaml: a pull request must not redirect keys',
       },
     );
   }

@@ -35,12 +35,14 @@ function rootKeyFlags(y: Argv, command: string): Argv {
         type: 'string',
         array: true,
         describe:
-          'recombine the offline identity from these share files (K of N, in memory only); or TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE',
+          'recombine the offline identity from these share files (K of N, in memory only); or ' +
+          'TRELLIS_ROOT_IDENTITY_SHARES=FILE,FILE',
       })
       .option('shares-stdin', {
         type: 'boolean',
         describe:
-          'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until K) or piped; with --shares-from, after its files',
+          'read identity shares from stdin: typed at a terminal (echo off, one custodian after another, until ' +
+          'K) or piped; with --shares-from, after its files',
       });
   }
   if (CONFIRMS_RECIPIENTS.has(command)) {

@@ -207,7 +207,8 @@ export async function ceremonyIntermediates(
     ([scope, cert]) => `minted ${scope} intermediate ${fingerprint(cert)} (expires ${iso(cert.notAfter)})`,
   );
   report.push(
-    'commit and push the store (the ceremony is already reviewed: the pull request that declared the scope); CI mints the leaves on its next renew',
+    'commit and push the store (the ceremony is already reviewed: the pull request that declared the scope); ' +
+      'CI mints the leaves on its next renew',
   );
   // A new scope changes what others trust (global trusts every scope), so every bundle is recomposed.
   return { writes: withBundles(mesh, writes), report, minted };
@@ -278,8 +279,10 @@ export async function beginIntermediateRotation(
       [intermediateCreated(ca.cert)],
     ),
     report: [
-      `${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ${fingerprint(current)}; signing stays on the old one.`,
-      `the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the phases (evidence: ${evidencePaths(scope, id).md})`,
+      `${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ` +
+        `${fingerprint(current)}; signing stays on the old one.`,
+      `the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the ` +
+        `phases (evidence: ${evidencePaths(scope, id).md})`,
     ],
   };
 }
@@ -325,7 +328,8 @@ export function abortIntermediateRotation(c: Ceremony, scope: string, root: Root
   const report = [`${scope}: rotation aborted in ${from}; signing is back on ${t.state.active}.`];
   if (from === 'switch') {
     report.push(
-      `the aborted intermediate stays in the bundles until the leaves it signed have expired (retire gate ${t.state.rotation!.retireAt}); the next trellis-ci renew re-mints them from the old key`,
+      `the aborted intermediate stays in the bundles until the leaves it signed have expired (retire gate ` +
+        `${t.state.rotation!.retireAt}); the next trellis-ci renew re-mints them from the old key`,
     );
   }
   return { writes: scopeStep(c, scope, root, writes, [evidence], 'rotate-intermediate-abort', { from }), report };
@@ -456,10 +460,12 @@ export async function recoverScope(
     `revoked (root CRL) and removed from every bundle:`,
     ...revoked.map((r) => `  ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
     `new intermediate: ${fingerprint(fresh.cert)}`,
-    `blast radius: ${evidence.affected.length} leaf(s) of ${scope}, all re-minted by the next trellis-ci renew whatever their age:`,
+    `blast radius: ${evidence.affected.length} leaf(s) of ${scope}, all re-minted by the next trellis-ci renew ` +
+      `whatever their age:`,
     ...evidence.affected.map(
       (x) =>
-        `  ${x.service.padEnd(20)} serial ${displaySerial(x.oldSerial)}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`,
+        `  ${x.service.padEnd(20)} serial ` +
+        `${displaySerial(x.oldSerial)}${x.hosts?.length ? `  hosts: ${x.hosts.join(', ')}` : ''}`,
     ),
     `evidence: ${evidencePaths(scope, id).md}`,
     'next: commit and push now; run trellis-ci renew and deploy at once.',
@@ -556,7 +562,8 @@ export async function retireScope(
     report: [
       `RETIRED ${scope} (${reason}) at ${iso(now)}`,
       ...revoked.map((r) => `  revoked ${r.fingerprint}  serial ${displaySerial(r.serial)}`),
-      `removed from every bundle; its leaves are refused by every peer after the next deploy${open ? `; the open procedure ${open} ends with it` : ''}`,
+      `removed from every bundle; its leaves are refused by every peer after the next ` +
+        `deploy${open ? `; the open procedure ${open} ends with it` : ''}`,
       'next: commit and push; CI deploys the recomposed bundles.',
     ],
   };
@@ -575,7 +582,9 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUr
     .map((s) => s.name);
   if (rotating.length) {
     throw new TrellisError('wrong-phase', `scope(s) ${rotating.join(', ')} are mid-rotation`, {
-      hint: 'let CI retire the rotation, or abort it (trellis-root rotate intermediate SCOPE --abort), before rotating the root',
+      hint:
+        'let CI retire the rotation, or abort it (trellis-root rotate intermediate SCOPE --abort), before ' +
+        'rotating the root',
     });
   }
   // The new root's key on a token (freshKeyUri) or in a file: either way the old key's custody stays where it was, as
@@ -660,7 +669,9 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUr
         at: iso(now),
         actor: c.actor,
         tool: 'trellis-root rotate root',
-        note: `custody of the old root proven; ${resigned.length} intermediate(s) re-signed with their keys preserved; link certificate issued`,
+        note:
+          `custody of the old root proven; ${resigned.length} intermediate(s) re-signed with their keys ` +
+          `preserved; link certificate issued`,
       },
     ],
     affected: [],
@@ -686,8 +697,10 @@ export async function beginRootRotation(c: Ceremony, old: RootSigner, freshKeyUr
   return {
     writes: withBundles(mesh, writes),
     report: [
-      `root overlap: new root ${fingerprint(fresh.cert)}; roots.pem holds {old, new}; link certificate in ${paths.link}.`,
-      `${resigned.length} intermediate(s) re-signed with their keys preserved: live leaves keep verifying. Finalize once every root-anchoring consumer has the new root: trellis-root rotate root --finalize`,
+      `root overlap: new root ${fingerprint(fresh.cert)}; roots.pem holds {old, new}; link certificate in ` +
+        `${paths.link}.`,
+      `${resigned.length} intermediate(s) re-signed with their keys preserved: live leaves keep verifying. ` +
+        `Finalize once every root-anchoring consumer has the new root: trellis-root rotate root --finalize`,
     ],
   };
 }
@@ -769,7 +782,8 @@ export async function resignRootCrl(c: Ceremony, signers: RootSigner[]): Promise
   return {
     writes,
     report: [
-      `root CRL re-signed by ${signers.length} root(s), ${mesh.rootState!.revoked.length} revoked intermediate(s), next update ${nextUpdate}`,
+      `root CRL re-signed by ${signers.length} root(s), ${mesh.rootState!.revoked.length} revoked ` +
+        `intermediate(s), next update ${nextUpdate}`,
     ],
   };
 }

@@ -41,7 +41,9 @@ export function breakglassToRecord(c: Ceremony, confirmed: boolean): Record<stri
       {
         file: 'trellis.yaml',
         field: 'recipients.breakglass',
-        hint: "add the on-call security team's age recipient as recipients.breakglass, then rerun with --confirm-recipients",
+        hint:
+          "add the on-call security team's age recipient as recipients.breakglass, then rerun with " +
+          '--confirm-recipients',
       },
     );
   }
@@ -50,11 +52,15 @@ export function breakglassToRecord(c: Ceremony, confirmed: boolean): Record<stri
   if (!confirmed) {
     throw new TrellisError(
       'custody-recipients',
-      `recipients.breakglass ${recorded === undefined ? 'has never been confirmed' : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`}: the standby key would be encrypted to it`,
+      `recipients.breakglass ` +
+        `${recorded === undefined ? 'has never been confirmed' : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`}: ` +
+        `the standby key would be encrypted to it`,
       {
         file: 'trellis.yaml',
         field: 'recipients.breakglass',
-        hint: 'check it with the on-call security team and rerun with --confirm-recipients (recorded in the root ledger); otherwise restore trellis.yaml',
+        hint:
+          'check it with the on-call security team and rerun with --confirm-recipients (recorded in the root ' +
+          'ledger); otherwise restore trellis.yaml',
       },
     );
   }
@@ -168,10 +174,13 @@ async function burnedToRevoke(c: Ceremony, scope: string, root: RootSigner): Pro
   ) {
     throw new TrellisError(
       'corrupt-store',
-      `${'problem' in read ? read.problem : `not signed by the active intermediate of ${scope}`}: the burned keys cannot be revoked from it`,
+      `${'problem' in read ? read.problem : `not signed by the active intermediate of ${scope}`}: the burned ` +
+        `keys cannot be revoked from it`,
       {
         file: paths.burned(scope),
-        hint: 'restore it from git (trellis-ci activate-standby wrote it); if it was forged, treat the scope as compromised: trellis-root recover',
+        hint:
+          'restore it from git (trellis-ci activate-standby wrote it); if it was forged, treat the scope as ' +
+          'compromised: trellis-root recover',
       },
     );
   }

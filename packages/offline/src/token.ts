@@ -118,7 +118,8 @@ export function parseTokenUri(
     const [k, v = ''] = part.split('=', 2) as [string, string?];
     if (k === 'pin-value' || k === 'pin-source')
       throw bad(
-        `${k} does not belong in the URI (it is recorded in the store): give the PIN with TRELLIS_PKCS11_PIN or --pin-file`,
+        `${k} does not belong in the URI (it is recorded in the store): give the PIN with TRELLIS_PKCS11_PIN ` +
+          `or --pin-file`,
       );
     if (k === 'module-path') out.modulePath = dec(v);
   }
@@ -160,7 +161,8 @@ function load(uri: TokenUri): { mod: Pkcs11; lib: Pkcs11 } {
   if (!modulePath)
     throw tokenError(
       'no PKCS#11 module to reach the token with',
-      'pass --pkcs11-module /path/to/module.so or set TRELLIS_PKCS11_MODULE (SoftHSM2: /usr/lib/softhsm/libsofthsm2.so; YubiKey: libykcs11.so)',
+      'pass --pkcs11-module /path/to/module.so or set TRELLIS_PKCS11_MODULE (SoftHSM2: ' +
+        '/usr/lib/softhsm/libsofthsm2.so; YubiKey: libykcs11.so)',
     );
   if (binding) {
     if (binding.path !== modulePath)

@@ -103,7 +103,9 @@ async function activate(
   if (!standby)
     throw new TrellisError('not-yet-minted', `scope ${scope} has no standby intermediate`, {
       file: paths.standbyIntermediate(scope),
-      hint: `a ceremony mints one: trellis-root intermediate ${scope} --standby; until then, trellis-root recover ${scope}`,
+      hint:
+        `a ceremony mints one: trellis-root intermediate ${scope} --standby; until then, trellis-root recover ` +
+        `${scope}`,
     });
   const problems = await intermediateProblems(mesh, scope, standby.cert);
   if (problems.length)
@@ -132,7 +134,8 @@ async function activate(
         : 'recipients.ci';
     throw new TrellisError(
       'custody-recipients',
-      `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
+      `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ` +
+        `ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
       {
         file: 'trellis.yaml',
         field,
@@ -183,8 +186,11 @@ async function activate(
     writes,
     report: [
       `${scope}: standby ${fp} is the active intermediate; burned and out of every bundle: ${burnedFps.join(', ')}`,
-      `burn statement ${paths.burned(scope)} (signed by the standby) ships in the scope's releases: agents refuse the burned key before any root CRL names it`,
-      'commit and push now; the next trellis-ci renew re-mints every leaf of the scope; the next ceremony (trellis-root recover or intermediate --standby) revokes the burned key in the root CRL and mints a new standby',
+      `burn statement ${paths.burned(scope)} (signed by the standby) ships in the scope's releases: agents ` +
+        `refuse the burned key before any root CRL names it`,
+      'commit and push now; the next trellis-ci renew re-mints every leaf of the scope; the next ceremony ' +
+        '(trellis-root recover or intermediate --standby) revokes the burned key in the root CRL and mints a new ' +
+        'standby',
     ],
   };
 }

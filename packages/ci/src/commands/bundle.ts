@@ -50,12 +50,14 @@ export const bundle: CommandModule<object, Args> = {
         choices: FORMATS,
         default: 'pem' as const,
         describe:
-          'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | haproxy (directives) | pkcs12 (JVM truststore, or keystore with --service) | crl-jvm (CRLs for Java PKIX)',
+          'pem (Go, most stacks) | openssl (TRUSTED CERTIFICATE) | spiffe (JWKS per trust domain) | nginx | ' +
+          'haproxy (directives) | pkcs12 (JVM truststore, or keystore with --service) | crl-jvm (CRLs for Java PKIX)',
       })
       .option('out', {
         type: 'string',
         describe:
-          'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>); pkcs12: the FILE to write (required)',
+          'spiffe: where the bundles are written (default <store>/.trellis/bundle/<scope>); pkcs12: the FILE ' +
+          'to write (required)',
       })
       .option('service', {
         type: 'string',
@@ -72,7 +74,8 @@ export const bundle: CommandModule<object, Args> = {
       .option('release-dir', {
         type: 'string',
         describe:
-          "nginx/haproxy (required): a dir deploy target's directory; every path printed is <dir>/current/*, which deploy keeps up to date",
+          "nginx/haproxy (required): a dir deploy target's directory; every path printed is <dir>/current/*, " +
+          'which deploy keeps up to date',
       })
       .option('upstream', {
         type: 'string',
@@ -89,7 +92,8 @@ export const bundle: CommandModule<object, Args> = {
       })
       .example('$0 bundle us-east-1 --format nginx --release-dir /etc/trellis/api', 'paste into the server block')
       .example(
-        '$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > /etc/nginx/conf.d/trellis-api.conf',
+        '$0 bundle us-east-1 --format nginx --server-block --release-dir /etc/trellis/api > ' +
+          '/etc/nginx/conf.d/trellis-api.conf',
         'a whole server block',
       ) as never,
   handler: async (a) => {
@@ -140,7 +144,9 @@ export const bundle: CommandModule<object, Args> = {
         `--format ${a.format} needs --release-dir: every path it prints is a file of a deploy target's release`,
         {
           field: '--release-dir',
-          hint: `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a.scope} --format ${a.format} --release-dir /etc/trellis/SERVICE`,
+          hint:
+            `give the directory of the service's dir deploy target, e.g. trellis-ci bundle ${a.scope} --format ` +
+            `${a.format} --release-dir /etc/trellis/SERVICE`,
         },
       );
     }
@@ -260,13 +266,15 @@ function nginxServerBlock(listen: string, directives: string): string {
 function haproxyLines(scope: string, at: (f: string) => string, upstream?: string): string {
   const tls = `ca-file ${at('trust.openssl.pem')} crl-file ${at('crl.pem')} verify required`;
   const lines = [
-    `# trellis: mTLS for scope ${scope}; append to your bind line (a client outside the scope's trust fails the handshake)`,
+    `# trellis: mTLS for scope ${scope}; append to your bind line (a client outside the scope's trust fails ` +
+      `the handshake)`,
     `bind <address>:<port> ssl crt ${at('chain-and-key.pem')} ${tls}`,
   ];
   if (upstream)
     lines.push(
       `# upstream ${upstream}`,
-      `server ${upstream.split('.')[0]} ${upstream}:<port> ssl crt ${at('chain-and-key.pem')} ${tls} verifyhost ${upstream} sni str(${upstream})`,
+      `server ${upstream.split('.')[0]} ${upstream}:<port> ssl crt ${at('chain-and-key.pem')} ${tls} ` +
+        `verifyhost ${upstream} sni str(${upstream})`,
     );
   return `${lines.join('\n')}\n`;
 }

@@ -22,13 +22,15 @@ interface Args {
 export const compose: CommandModule<object, Args> = {
   command: 'compose',
   describe:
-    "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
+    "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every " +
+    "scope's intermediates) and record it in each changed scope's ledger",
   builder: (y) =>
     y
       .option('scope', {
         type: 'string',
         describe:
-          "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of a compose matrix, each with its scope's CI identity",
+          "only this scope's bundles and ledger entry (bundles/SCOPE/), signed with its key alone: one job of " +
+          "a compose matrix, each with its scope's CI identity",
       })
       .option('dry-run', { type: 'boolean', describe: 'print what would be recomposed and stop' })
       .example(

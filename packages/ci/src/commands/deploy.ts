@@ -87,12 +87,14 @@ export const deploy: CommandModule<object, Args> = {
         array: true,
         choices: TARGET_TYPES,
         describe:
-          'only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which runs no command), the rest in one that does not',
+          'only targets of these types: seal in a CI step that holds the CI identity (--type sealed, which ' +
+          'runs no command), the rest in one that does not',
       })
       .option('from', {
         type: 'string',
         describe:
-          'where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and CRL updates only',
+          'where renew wrote leaves (default <store>/.trellis/out); services without a new leaf get trust and ' +
+          'CRL updates only',
       })
       .option('canary', {
         type: 'number',
@@ -110,21 +112,26 @@ export const deploy: CommandModule<object, Args> = {
       .option('wipe-out', {
         type: 'boolean',
         describe:
-          'after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; kept when anything failed, so a rerun can retry',
+          'after every target succeeded, delete the leaves (plaintext keys) this deploy shipped from --from; ' +
+          'kept when anything failed, so a rerun can retry',
       })
       .option('record-only', {
         type: 'boolean',
         describe:
-          "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's release digest) and deliver nothing; the keyless step then runs deploy --recorded",
+          "with the CI identity: sign in each scope's ledger what this deploy would ship (each target's " +
+          'release digest) and deliver nothing; the keyless step then runs deploy --recorded',
       })
       .option('pkcs12-password-file', {
         type: 'string',
-        describe: `for deploy entries with formats: [pkcs12]: the store password from FILE (its first line); else from $${PKCS12_PASSWORD_ENV}`,
+        describe:
+          `for deploy entries with formats: [pkcs12]: the store password from FILE (its first line); else from ` +
+          `$${PKCS12_PASSWORD_ENV}`,
       })
       .option('recorded', {
         type: 'boolean',
         describe:
-          "ship a release only when the scope's ledger recorded it (a signed deploy --record-only entry): for the step that holds no CI identity",
+          "ship a release only when the scope's ledger recorded it (a signed deploy --record-only entry): for " +
+          'the step that holds no CI identity',
       })
       .example('$0 renew && $0 deploy', 'the scheduled CI job')
       .example('$0 deploy --canary 1', 'one target first, checked, then the rest')
@@ -191,7 +198,8 @@ function leafFrom(mesh: Mesh, from: string, scope: string, service: string): Lea
   if (!keyMatchesCert(key, parsed)) {
     throw new TrellisError(
       'output-failed',
-      `${path.join(dir, 'key.pem')} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope}, then deploy`,
+      `${path.join(dir, 'key.pem')} is not the key of the certificate beside it (a write cut short?): mint it ` +
+        `again with trellis-ci renew --force --scope ${scope}, then deploy`,
     );
   }
   return { cert, key, chain: read('chain.pem') };
@@ -203,7 +211,8 @@ async function runDeploy(a: Args): Promise<void> {
   if (a.recordOnly && (a.recorded || a.wipeOut || a.canary !== undefined)) {
     throw new TrellisError(
       'usage',
-      `--record-only delivers nothing, so ${a.recorded ? '--recorded' : a.wipeOut ? '--wipe-out' : '--canary'} has nothing to act on`,
+      `--record-only delivers nothing, so ${a.recorded ? '--recorded' : a.wipeOut ? '--wipe-out' : '--canary'} ` +
+        `has nothing to act on`,
       { hint: 'record in the step that holds the CI identity, then deploy --recorded in the next' },
     );
   }
@@ -238,7 +247,8 @@ async function runDeploy(a: Args): Promise<void> {
       if (gaps.length) {
         throw new TrellisError(
           'verification-failed',
-          `the release of ${scope} is not ready for hosts that check CRLs along the chain: ${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ''}; nothing was deployed`,
+          `the release of ${scope} is not ready for hosts that check CRLs along the chain: ` +
+            `${gaps[0]}${gaps.length > 1 ? ` (and ${gaps.length - 1} more)` : ''}; nothing was deployed`,
           {
             file: paths.scopeCrl(scope),
             hint: 'run trellis-ci renew first (it signs the CRLs a ceremony could not), then deploy',
@@ -340,7 +350,11 @@ async function runDeploy(a: Args): Promise<void> {
         recordOf.set(job.scope, recordedReleases(scopeLedgerTrust(mesh, job.scope).counted));
       const rec = recordedRelease(recordOf.get(job.scope)!, job.service, describeTarget(job.target));
       if (onRecord(rec, release)) return undefined;
-      return `not on the record: the release is ${releaseDigest(release)}, ${paths.ledger(job.scope)} recorded ${rec?.release ?? 'none for this target'}; nothing shipped (run deploy --record-only in the step that holds the CI identity, then this again)`;
+      return (
+        `not on the record: the release is ${releaseDigest(release)}, ${paths.ledger(job.scope)} recorded ` +
+        `${rec?.release ?? 'none for this target'}; nothing shipped (run deploy --record-only in the step that ` +
+        `holds the CI identity, then this again)`
+      );
     };
 
     const outcomes: Outcome[] = [...heldOutcomes];
@@ -420,20 +434,24 @@ async function runDeploy(a: Args): Promise<void> {
     if (writes.length) store.commit(mergeWrites(writes));
     else if (a.recorded)
       process.stdout.write(
-        "deploy on the record: each release shipped is the one its scope ledger recorded (deploy --record-only); each target's outcome is in this output\n",
+        'deploy on the record: each release shipped is the one its scope ledger recorded (deploy ' +
+          "--record-only); each target's outcome is in this output\n",
       );
     else
       process.stdout.write(
-        'deploy not recorded in the ledgers: no CI identity in this step to sign the entries (sign what it ships first: deploy --record-only in the step that holds it, then deploy --recorded here)\n',
+        'deploy not recorded in the ledgers: no CI identity in this step to sign the entries (sign what it ' +
+          'ships first: deploy --record-only in the step that holds it, then deploy --recorded here)\n',
       );
     for (const o of outcomes)
       process.stdout.write(
-        `${o.status.padEnd(9)} ${`${o.job.scope}/${o.job.service}`.padEnd(24)} ${describeTarget(o.job.target)}  ${o.detail}\n`,
+        `${o.status.padEnd(9)} ${`${o.job.scope}/${o.job.service}`.padEnd(24)} ` +
+          `${describeTarget(o.job.target)}  ${o.detail}\n`,
       );
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     const notDone = failed + heldOutcomes.length;
     process.stdout.write(
-      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ''}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`,
+      `${outcomes.length - notDone} of ${outcomes.length} target(s) ` +
+        `done${failed ? `, ${failed} failed` : ''}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`,
     );
     if (failed || stopped) process.exitCode = 1;
     if (a.wipeOut) {
@@ -482,7 +500,8 @@ async function recordOnly(
     const fresh = mine.filter((t) => recordedRelease(have, t.service, t.target)?.release !== t.release);
     for (const t of mine)
       process.stdout.write(
-        `${fresh.includes(t) ? 'recorded ' : 'on record'} ${`${s}/${t.service}`.padEnd(24)} ${t.target}  ${t.release}\n`,
+        `${fresh.includes(t) ? 'recorded ' : 'on record'} ${`${s}/${t.service}`.padEnd(24)} ${t.target}  ` +
+          `${t.release}\n`,
       );
     if (!fresh.length) continue;
     const key = await openIntermediate(mesh, s, ids);
@@ -499,7 +518,8 @@ async function recordOnly(
   if (writes.length) store.commit(mergeWrites(writes));
   process.stdout.write(
     writes.length
-      ? `recorded what is about to be deployed in ${writes.length} scope ledger(s); deploy --recorded ships exactly that\n`
+      ? `recorded what is about to be deployed in ${writes.length} scope ledger(s); deploy --recorded ships ` +
+          `exactly that\n`
       : 'every release is already on the record\n',
   );
 }

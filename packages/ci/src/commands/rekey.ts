@@ -32,16 +32,20 @@ interface Args {
 export const rekey: CommandModule<object, Args> = {
   command: 'rekey',
   describe:
-    "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
+    "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient " +
+    '(recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those ' +
+    'scopes)',
   builder: (y) =>
     y
       .example(
         '$0 rekey',
-        'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the new recipients.ci',
+        'with the current TRELLIS_CI_IDENTITY, after trellis-root confirm --confirm-recipients recorded the ' +
+          'new recipients.ci',
       )
       .example(
         '$0 rekey',
-        'with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to its own identity',
+        'with the shared identity, after a custodian confirmed recipients.ciScopes: moves each listed scope to ' +
+          'its own identity',
       ) as never,
   handler: async (a) => {
     await withStore(a.store, async (store) => {
@@ -69,12 +73,15 @@ export const rekey: CommandModule<object, Args> = {
         throw new TrellisError(
           'custody-not-confirmed',
           ci
-            ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
+            ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last ` +
+                `confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
             : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`,
           {
             file: 'trellis.yaml',
             field: ci ? 'recipients.ci' : 'recipients.ciScopes',
-            hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml',
+            hint:
+              'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if ' +
+              'nobody asked for this change, restore trellis.yaml',
           },
         );
       }
@@ -124,7 +131,8 @@ export const rekey: CommandModule<object, Args> = {
       }
       if (!writes.length) {
         process.stdout.write(
-          'every intermediate key the CI identity given opens is already on its confirmed recipient: nothing to rekey (run rekey with the identity being retired)\n',
+          'every intermediate key the CI identity given opens is already on its confirmed recipient: nothing ' +
+            'to rekey (run rekey with the identity being retired)\n',
         );
         return;
       }
@@ -136,7 +144,9 @@ export const rekey: CommandModule<object, Args> = {
           ? `to ${short(targets[0]!)}${isPq(targets[0]!) ? ' (post-quantum)' : ''}`
           : `(${[...moved].map(([s, r]) => `${s} → ${short(r)}`).join(', ')})`;
       process.stdout.write(
-        `rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that opened them is retired for those scopes: remove it from CI's secrets where it is no longer any scope's\n`,
+        `rekeyed ${files} intermediate key file(s) ${to}; recorded in each scope's ledger. The identity that ` +
+          `opened them is retired for those scopes: remove it from CI's secrets where it is no longer any ` +
+          `scope's\n`,
       );
     });
   },

@@ -57,14 +57,16 @@ interface Args {
 export const renew: CommandModule<object, Args> = {
   command: 'renew',
   describe:
-    'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired intermediate; refresh leaf CRLs and bundles',
+    'Advance rotation phases whose gates are met; mint the leaves that are due, new, or from a retired ' +
+    'intermediate; refresh leaf CRLs and bundles',
   builder: (y) =>
     y
       .option('scope', { type: 'string', describe: 'only this scope' })
       .option('shard', {
         type: 'boolean',
         describe:
-          "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes those after the shards merge",
+          "with --scope: write only the scope's own files (not its trust bundles); trellis-ci compose writes " +
+          'those after the shards merge',
       })
       .option('force', { type: 'boolean', describe: 'mint every leaf whether due or not' })
       .option('dry-run', { type: 'boolean', describe: 'print the plan and stop' })
@@ -72,18 +74,22 @@ export const renew: CommandModule<object, Args> = {
       .option('metrics', {
         type: 'string',
         describe:
-          'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter textfile, atomically)',
+          'after the run, success or failure, write its time, result and leaves minted to FILE (node-exporter ' +
+          'textfile, atomically)',
       })
       .option('progress', {
         type: 'boolean',
-        describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)`,
+        describe:
+          `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 ` +
+          `s otherwise)`,
       })
       .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
       .example('$0 renew', 'the scheduled CI job')
       .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
       .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)')
       .epilogue(
-        'environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true',
+        'environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever ' +
+          'something is signed (not for --dry-run); CI=true',
       ) as never,
   handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store), // a dry run is not a run to record
 };
@@ -349,7 +355,8 @@ async function renewPlanned(
   t?.mark('ledger');
   const count = result.count;
   say(
-    `minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`,
+    `minted ${count} ` +
+      `${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`,
   );
   return result;
 }

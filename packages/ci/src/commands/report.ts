@@ -20,7 +20,8 @@ interface Args {
 export const report: CommandModule<object, Args> = {
   command: 'report',
   describe:
-    'Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings',
+    'Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ' +
+    'ledger, findings',
   builder: (y) =>
     y
       .option('out', { type: 'string', demandOption: true, describe: 'the HTML file to write' })

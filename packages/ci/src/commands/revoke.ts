@@ -64,8 +64,11 @@ export const revoke: CommandModule<object, Args> = {
       store.commit(r.writes);
       process.stdout.write(
         r.leaf
-          ? `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`
-          : `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}) and its host-held key; no replacement: the host makes a new key and a custodian confirms its CSR (docs/host-keys.md); deploy now\n`,
+          ? `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}); replacement ` +
+              `${displaySerial(r.leaf.record.serial)} in ${path.join(out, scope, service)}; deploy now\n`
+          : `revoked ${scope}/${service} serial ${displaySerial(r.serial)} (${a.reason}) and its host-held key; ` +
+              `no replacement: the host makes a new key and a custodian confirms its CSR (docs/host-keys.md); ` +
+              `deploy now\n`,
       );
     });
   },

@@ -63,10 +63,12 @@ const add: CommandModule<object, Args> = {
       }
       store.commit([{ path: file, content: text }]);
       process.stdout.write(
-        `wrote ${file}: region ${def.name}, ${def.services.length ? `services ${def.services.map((s) => s.name).join(', ')}` : 'no service yet'}\n`,
+        `wrote ${file}: region ${def.name}, ` +
+          `${def.services.length ? `services ${def.services.map((s) => s.name).join(', ')}` : 'no service yet'}\n`,
       );
       process.stdout.write(
-        `next: open a pull request with it; CI's trellis-ci verify --format markdown comments what the ceremony will sign\n`,
+        `next: open a pull request with it; CI's trellis-ci verify --format markdown comments what the ` +
+          `ceremony will sign\n`,
       );
     }),
 };

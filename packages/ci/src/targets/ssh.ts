@@ -91,7 +91,9 @@ export async function installOverSsh(t: SshTarget, release: Release, scratch: st
     const err = String(r.stderr);
     if (/Host key verification failed|REMOTE HOST IDENTIFICATION HAS CHANGED|No .* host key is known/i.test(err)) {
       throw new TrellisError('peer-failed', `${label}: the host's key does not match the pinned hostKey: refused`, {
-        hint: 'check the host out of band; if it was re-keyed on purpose, the custodian updates deploy.ssh.<host>.hostKey in trellis.yaml and confirms it (trellis-root confirm)',
+        hint:
+          'check the host out of band; if it was re-keyed on purpose, the custodian updates ' +
+          'deploy.ssh.<host>.hostKey in trellis.yaml and confirms it (trellis-root confirm)',
       });
     }
     throw new TrellisError('peer-failed', `${label}: ssh failed: ${err.trim().split('\n').at(-1)}`, {

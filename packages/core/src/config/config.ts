@@ -312,7 +312,8 @@ function refuseHostileNodes(root: unknown, file: string, reason: Reason, allowAl
           const written = (key as { source?: string }).source ?? String(key.value);
           fail(
             [...path, written],
-            `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? 'null' : `the ${typeof key.value} ${String(key.value)}`}, not as a name`,
+            `the name ${quoteInput(written)} is read by YAML as ` +
+              `${key.value === null ? 'null' : `the ${typeof key.value} ${String(key.value)}`}, not as a name`,
             `quote it ("${written}") or choose a name that starts with a letter`,
           );
         }
@@ -506,7 +507,8 @@ function readCiScopes(
     if (isPq(rec) !== isPq(others.ci)) {
       throw new TrellisError(
         'custody-recipients',
-        `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(others.ci) ? 'post-quantum' : 'classic'}`,
+        `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ` +
+          `${isPq(others.ci) ? 'post-quantum' : 'classic'}`,
         {
           file: r.file,
           field: at,
@@ -617,7 +619,8 @@ const HINT = {
   entry: 'the name of an entry of the deploy allow-list in trellis.yaml (lower-case letters, digits, "-" and ".")',
   check: 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400',
   hostKey:
-    'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use',
+    'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never ' +
+    'learned on first use',
   namespace: 'a Kubernetes namespace (DNS-1123 label: lower-case letters, digits, "-")',
   context: 'a kubectl context name (letters, digits, ".", "_", ":", "@", "/", "-"), not beginning with "-"',
   command: 'one line, no control characters',

@@ -82,7 +82,9 @@ export function requireConfirmedAllowList(mesh: Mesh): void {
     {
       file: paths.config,
       field: 'deploy',
-      hint: 'if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go',
+      hint:
+        'if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); ' +
+        'otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go',
     },
   );
 }
@@ -108,7 +110,8 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
     return refuse(
       k,
       `${k} ${JSON.stringify(v)} is custodian-owned and has no place in a scope file`,
-      `delete it here; it comes from trellis.yaml deploy.${t.type}.${t.host}.${k}, which the custodian sets and confirms (trellis-root confirm)`,
+      `delete it here; it comes from trellis.yaml deploy.${t.type}.${t.host}.${k}, which the custodian sets ` +
+        `and confirms (trellis-root confirm)`,
     );
   }
   const reload = (name: string | undefined): { reloadCommand?: string } | Refusal => {
@@ -168,7 +171,8 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
       if (!ctx.namespaces.includes(t.namespace))
         return refuse(
           'namespace',
-          `namespace ${JSON.stringify(t.namespace)} is not allowed in context ${t.context} (deploy.kubernetes.${t.context}.namespaces)`,
+          `namespace ${JSON.stringify(t.namespace)} is not allowed in context ${t.context} ` +
+            `(deploy.kubernetes.${t.context}.namespaces)`,
           `use one of: ${ctx.namespaces.join(', ') || '(none)'}; ${addOne}`,
         );
       return t;
@@ -179,7 +183,8 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
         return refuse(
           'host',
           `sealed host ${JSON.stringify(t.host)} is not in the allow-list (deploy.sealed in trellis.yaml)`,
-          `name one of: ${Object.keys(allow.sealed).join(', ') || '(none)'}; ${addOne}, with the host agent's recipient`,
+          `name one of: ${Object.keys(allow.sealed).join(', ') || '(none)'}; ${addOne}, with the host agent's ` +
+            `recipient`,
         );
       return { type: 'sealed', host: t.host, recipient: host.recipient, ...(t.formats ? { formats: t.formats } : {}) };
     }

@@ -107,7 +107,9 @@ export function assertCiPosture(env: Env): void {
       'custody-root-identity-in-ci',
       `${leaked.join(', ')} is set: the root identity must never reach CI`,
       {
-        hint: 'remove it from this environment and its secrets store, and treat the root identity as exposed: plan a root rotation',
+        hint:
+          'remove it from this environment and its secrets store, and treat the root identity as exposed: plan a ' +
+          'root rotation',
       },
     );
   }
@@ -127,7 +129,9 @@ export function assertDrillPosture(env: Env): void {
       'custody-identity-in-drill',
       `${real.join(', ')} is set: a drill runs on throwaway identities only`,
       {
-        hint: 'run the drill in a shell without any real trellis identity (unset it); the drill mints and discards its own',
+        hint:
+          'run the drill in a shell without any real trellis identity (unset it); the drill mints and discards ' +
+          'its own',
       },
     );
   }
@@ -162,7 +166,9 @@ export function assertBreakglassPosture(env: Env): void {
       'custody-breakglass-misplaced',
       `${ci.join(', ')} is set: activate-standby runs with the break-glass identity alone`,
       {
-        hint: 'unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs to be present',
+        hint:
+          'unset the CI identity; activation re-encrypts the standby key to the CI recipient, so CI never needs ' +
+          'to be present',
       },
     );
   }
@@ -203,7 +209,9 @@ export function assertRootPosture({ env, onlineInterfaces, allowOnline }: RootPo
   assertNoBreakglass(env, 'a root ceremony');
   if (onlineInterfaces.length && !allowOnline) {
     throw new TrellisError('custody-online', `network interface(s) up: ${onlineInterfaces.join(', ')}`, {
-      hint: 'disconnect the workstation, or pass --allow-online (TRELLIS_ALLOW_ONLINE=1) if you accept the risk; the ceremony record will note it',
+      hint:
+        'disconnect the workstation, or pass --allow-online (TRELLIS_ALLOW_ONLINE=1) if you accept the risk; the ' +
+        'ceremony record will note it',
     });
   }
 }
@@ -226,7 +234,9 @@ export function assertClockNotBehindLedger(now: Date, entries: { at: string }[],
       `the time ${now.toISOString()} is earlier than the newest root ledger entry (${newest.toISOString()})`,
       {
         file,
-        hint: 'set the workstation clock right (or give a --now after that entry); a clock set back would let expired roots and CRLs be used again',
+        hint:
+          'set the workstation clock right (or give a --now after that entry); a clock set back would let ' +
+          'expired roots and CRLs be used again',
       },
     );
   }
@@ -344,10 +354,13 @@ export function assertBreakglassRecipient(
   if (offline.includes(breakglass) || ci === breakglass) {
     throw new TrellisError(
       'custody-recipients',
-      `the break-glass recipient is also ${ci === breakglass ? 'the CI' : 'an offline'} recipient: standby keys would not be the on-call team's alone`,
+      `the break-glass recipient is also ${ci === breakglass ? 'the CI' : 'an offline'} recipient: standby ` +
+        `keys would not be the on-call team's alone`,
       {
         ...place,
-        hint: 'give the on-call security team its own identity (age-keygen) and list its recipient as recipients.breakglass',
+        hint:
+          'give the on-call security team its own identity (age-keygen) and list its recipient as ' +
+          'recipients.breakglass',
       },
     );
   }

@@ -64,7 +64,9 @@ async function checkedRequests(mesh: Mesh, required: string[]): Promise<Map<stri
         if (!required.includes(def.name)) continue;
         throw new TrellisError('bad-scope', `${held(def.name, svc.name)} has key: host but no certificate request`, {
           file,
-          hint: `on the host, run trellis-agent keygen ${svc.name} (or the openssl recipe in docs/host-keys.md) and commit the CSR it prints`,
+          hint:
+            `on the host, run trellis-agent keygen ${svc.name} (or the openssl recipe in docs/host-keys.md) and ` +
+            `commit the CSR it prints`,
         });
       }
       try {

@@ -77,7 +77,9 @@ export function unconfirmedCiRecipients(mesh: Mesh): UnconfirmedCiRecipient[] {
     if (want.scopes[s] !== c.scopes[s])
       out.push({
         field: `recipients.ciScopes.${s}`,
-        text: `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : '(none)'} (confirmed: ${c.scopes[s] ? short(c.scopes[s]) : 'none, the shared one'})`,
+        text:
+          `recipients.ciScopes.${s} ${want.scopes[s] ? short(want.scopes[s]) : '(none)'} (confirmed: ` +
+          `${c.scopes[s] ? short(c.scopes[s]) : 'none, the shared one'})`,
       });
   }
   return out;
@@ -160,13 +162,18 @@ export async function assertIdentityScoped(mesh: Mesh, ids: string[], asked: str
   const who = [...new Set(held.map((h) => whose(c, h.recipient)))].join(' and ');
   throw new TrellisError(
     'custody-identity-too-broad',
-    `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked to work on (${asked.join(', ')})`,
+    `the CI identity given (${who}) also opens the intermediate key of ${list}, which this run was not asked ` +
+      `to work on (${asked.join(', ')})`,
     {
       file: paths.config,
       field: 'recipients.ciScopes',
       hint: stale.length
-        ? `${stale.join(', ')} ${stale.length === 1 ? 'has' : 'have'} its own confirmed recipient but ${stale.length === 1 ? 'its key is' : 'their keys are'} still on the identity given: run trellis-ci rekey (with that identity) to move ${stale.length === 1 ? 'it' : 'them'}, then give each job its scope's identity only`
-        : `give this job only the identity of ${asked.join(', ')} (the renew workflow passes TRELLIS_CI_IDENTITY_<SCOPE>, docs/sharding.md); a runner must not hold another scope's identity`,
+        ? `${stale.join(', ')} ${stale.length === 1 ? 'has' : 'have'} its own confirmed recipient but ` +
+          `${stale.length === 1 ? 'its key is' : 'their keys are'} still on the identity given: run trellis-ci ` +
+          `rekey (with that identity) to move ${stale.length === 1 ? 'it' : 'them'}, then give each job its ` +
+          `scope's identity only`
+        : `give this job only the identity of ${asked.join(', ')} (the renew workflow passes ` +
+          `TRELLIS_CI_IDENTITY_<SCOPE>, docs/sharding.md); a runner must not hold another scope's identity`,
     },
   );
 }
@@ -185,7 +192,9 @@ export function ciScopeFindings(mesh: Mesh): Finding[] {
       level: 'warning',
       check: 'custody',
       file: paths.config,
-      message: `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one until trellis-root confirm --confirm-recipients records it`,
+      message:
+        `${line} is not confirmed by a custodian: ceremonies refuse it and trellis-ci keeps to the confirmed one ` +
+        `until trellis-root confirm --confirm-recipients records it`,
     });
   }
   const declared = new Set(mesh.scopes.map((s) => s.name));
@@ -194,7 +203,9 @@ export function ciScopeFindings(mesh: Mesh): Finding[] {
       level: 'warning',
       check: 'custody',
       file: paths.config,
-      message: `recipients.ciScopes.${s} names no declared scope (no scopes/${s}.yaml): a typo would leave the scope it meant on the shared identity`,
+      message:
+        `recipients.ciScopes.${s} names no declared scope (no scopes/${s}.yaml): a typo would leave the scope it ` +
+        `meant on the shared identity`,
     });
   }
   for (const scope of [...mesh.material.keys()].sort()) {
@@ -208,7 +219,9 @@ export function ciScopeFindings(mesh: Mesh): Finding[] {
           check: 'custody',
           scope,
           file: k.file,
-          message: `encrypted to a ${isPq(want) ? 'classic' : 'post-quantum'} recipient, but its CI recipient is ${whose(c, want)}, ${isPq(want) ? 'post-quantum' : 'classic'}: run trellis-ci rekey`,
+          message:
+            `encrypted to a ${isPq(want) ? 'classic' : 'post-quantum'} recipient, but its CI recipient is ` +
+            `${whose(c, want)}, ${isPq(want) ? 'post-quantum' : 'classic'}: run trellis-ci rekey`,
         });
       }
     }
@@ -272,7 +285,9 @@ export async function ciScopeCustodyFindings(mesh: Mesh, ids: string[]): Promise
           check: 'custody',
           scope,
           file: k.file,
-          message: `encrypted to ${whose(c, by)}, but ${scope}'s confirmed CI recipient is ${whose(c, want)}: run trellis-ci rekey with the identity that opens it`,
+          message:
+            `encrypted to ${whose(c, by)}, but ${scope}'s confirmed CI recipient is ${whose(c, want)}: run ` +
+            `trellis-ci rekey with the identity that opens it`,
         });
       } else if (own.length) {
         reached++;
@@ -294,7 +309,8 @@ export async function ciScopeCustodyFindings(mesh: Mesh, ids: string[]): Promise
       level: 'error',
       check: 'custody',
       message:
-        'the CI identity given opens no intermediate key and is the identity of no confirmed CI recipient (recipients.ci, recipients.ciScopes)',
+        'the CI identity given opens no intermediate key and is the identity of no confirmed CI recipient ' +
+        '(recipients.ci, recipients.ciScopes)',
     });
   return out;
 }

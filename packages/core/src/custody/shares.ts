@@ -58,7 +58,8 @@ export async function splitIdentity(identity: string, mesh: string, k: number, n
       `data: ${Buffer.from(data).toString('hex')}`,
     ];
     return [
-      `# trellis offline root identity, share ${i + 1} of ${n} for mesh ${mesh}: any ${k} shares open the root key, fewer reveal nothing`,
+      `# trellis offline root identity, share ${i + 1} of ${n} for mesh ${mesh}: any ${k} shares open the root ` +
+        `key, fewer reveal nothing`,
       ...lines,
       `check: ${checksum(lines)}`,
       '',
@@ -71,7 +72,9 @@ export function parseShare(text: string, source: string): IdentityShare {
   const bad = (why: string): never => {
     throw new TrellisError('bad-identity', `${source} is not a trellis identity share: ${why}`, {
       file: source,
-      hint: "use the share exactly as trellis-root init --shares printed it; a damaged share is unusable, use another custodian's",
+      hint:
+        'use the share exactly as trellis-root init --shares printed it; a damaged share is unusable, use ' +
+        "another custodian's",
     });
   };
   const lines = text
@@ -126,7 +129,8 @@ export async function combineShares(
     if (known && !known.includes(share.recipient)) {
       throw new TrellisError(
         'custody-wrong-identity',
-        `${source} is a share of another identity (recipient ${share.recipient}, mesh ${share.mesh}), not of this store's offline identity`,
+        `${source} is a share of another identity (recipient ${share.recipient}, mesh ${share.mesh}), not of ` +
+          `this store's offline identity`,
         { file: source, hint: "use the shares of this mesh's offline identity (trellis.yaml recipients.offline)" },
       );
     }
@@ -142,7 +146,8 @@ export async function combineShares(
   if (distinct.size < k) {
     throw new TrellisError(
       'custody-missing-identity',
-      `${distinct.size} distinct share(s) of ${n} given (${[...distinct.keys()].sort().join(', ')}); the offline identity needs ${k}`,
+      `${distinct.size} distinct share(s) of ${n} given (${[...distinct.keys()].sort().join(', ')}); the ` +
+        `offline identity needs ${k}`,
       { hint: `bring ${k - distinct.size} more custodian(s) with their share; nothing was opened` },
     );
   }

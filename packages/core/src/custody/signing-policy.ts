@@ -88,7 +88,10 @@ export function requireConfirmedPolicy(mesh: Mesh): void {
     {
       file: paths.config,
       field: changes[0]!.split(' ')[0],
-      hint: 'if the custodian made this change, they review it with trellis-root confirm --dry-run and record it with trellis-root confirm (offline); otherwise restore trellis.yaml: a pull request must not change what is signed',
+      hint:
+        'if the custodian made this change, they review it with trellis-root confirm --dry-run and record it ' +
+        'with trellis-root confirm (offline); otherwise restore trellis.yaml: a pull request must not change ' +
+        'what is signed',
     },
   );
 }

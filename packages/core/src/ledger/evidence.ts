@@ -48,7 +48,8 @@ export function evidencePaths(scope: string, id: string): { json: string; md: st
   if (!EVIDENCE_ID.test(id) || id.includes('..')) {
     throw new TrellisError(
       'corrupt-store',
-      `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`,
+      `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a ` +
+        `path a record names`,
       { file: `bundles/${scope}/state.yaml`, field: 'evidence', hint: 'restore the file from git history' },
     );
   }
@@ -87,7 +88,8 @@ function renderEvidenceMarkdown(e: Evidence): string {
     '|---|---|---|---|',
     ...e.affected.map(
       (a) =>
-        `| ${a.service} | \`${a.oldSerial}\` | ${a.newSerial ? `\`${a.newSerial}\`` : '(not yet re-minted)'} | ${a.hosts?.join(', ') ?? ''} |`,
+        `| ${a.service} | \`${a.oldSerial}\` | ${a.newSerial ? `\`${a.newSerial}\`` : '(not yet re-minted)'} | ` +
+        `${a.hosts?.join(', ') ?? ''} |`,
     ),
   ];
   return `${lines.join('\n')}\n`;

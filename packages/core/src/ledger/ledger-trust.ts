@@ -166,7 +166,9 @@ export function rootLedgerTrustOf(text: string, known: Map<string, Certificate>)
     if (!held && !vouched)
       t.problems.push({
         seq: first.seq,
-        message: `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ledger belongs to another mesh`,
+        message:
+          `creates root ${fp}, which is neither in roots.pem/root.pem nor the issuer of a later root: this ` +
+          `ledger belongs to another mesh`,
       });
   }
   return { ...t, roots, revoked };
@@ -236,7 +238,9 @@ export function scopeLedgerTrust(mesh: Mesh, scope: string): LedgerTrust {
       const r = rt.revoked.get(fp);
       if (r && (r.afterSeq !== undefined ? e.seq > r.afterSeq : e.at > r.at))
         return {
-          why: `signed by intermediate ${fp} after it was revoked (${r.at}${r.afterSeq !== undefined ? `, after entry ${r.afterSeq}` : ''})`,
+          why:
+            `signed by intermediate ${fp} after it was revoked ` +
+            `(${r.at}${r.afterSeq !== undefined ? `, after entry ${r.afterSeq}` : ''})`,
           root: false,
         };
       if (e.created.some((k) => k.kind === 'intermediate' || k.kind === 'root'))
@@ -265,7 +269,9 @@ export function assertLedgerCounts(mesh: Mesh, ledger: 'root' | string): void {
     throw new TrellisError('verification-failed', `entry ${p.seq}: ${p.message}: refusing to sign on top of it`, {
       file: t.file,
       field: `seq ${p.seq}`,
-      hint: 'restore the ledger from git history to before that entry (entries a pull request appended do not belong in it), run trellis-ci verify, then rerun',
+      hint:
+        'restore the ledger from git history to before that entry (entries a pull request appended do not belong ' +
+        'in it), run trellis-ci verify, then rerun',
     });
   }
 }

@@ -179,7 +179,8 @@ export function appendToLedger(
   if (forged) {
     throw new TrellisError(
       'corrupt-store',
-      `entry ${forged.seq} is unsigned but follows signed entries (appended outside trellis?): refusing to sign on top of it`,
+      `entry ${forged.seq} is unsigned but follows signed entries (appended outside trellis?): refusing to ` +
+        `sign on top of it`,
       {
         file,
         field: `seq ${forged.seq}`,

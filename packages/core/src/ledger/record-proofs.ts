@@ -185,7 +185,9 @@ function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: Lea
       out.push({
         file,
         field: `${service}.${field}`,
-        message: `${claim(service, rec) || '(none)'} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): edited?`,
+        message:
+          `${claim(service, rec) || '(none)'} is not what scope-ledger entry ${hit.e.seq} recorded (${want}): ` +
+          `edited?`,
       });
   }
   const newest = proof.newestByService.get(service);
@@ -193,7 +195,9 @@ function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: Lea
     out.push({
       file,
       field: `${service}.fingerprint`,
-      message: `the scope ledger's newest leaf for ${service} is ${displaySerial(newest.c.serial!)} (entry ${newest.e.seq}), not ${displaySerial(rec.serial)}: rolled back?`,
+      message:
+        `the scope ledger's newest leaf for ${service} is ${displaySerial(newest.c.serial!)} (entry ` +
+        `${newest.e.seq}), not ${displaySerial(rec.serial)}: rolled back?`,
     });
   }
   return out;
@@ -358,7 +362,9 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
       out.push({
         file,
         field: 'revoked',
-        message: `the scope ledger revoked ${String(e.details.service)} ${displaySerial(serial)} (entry ${e.seq}) but state.yaml no longer lists it: un-revoked?`,
+        message:
+          `the scope ledger revoked ${String(e.details.service)} ${displaySerial(serial)} (entry ${e.seq}) but ` +
+          `state.yaml no longer lists it: un-revoked?`,
       });
     }
   }

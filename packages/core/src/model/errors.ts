@@ -79,7 +79,9 @@ export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: strin
   'bad-host-state': { exit: 2, todo: "the agent's state file is damaged: restore it, or reinstall the host" },
   'ownership-collision': {
     exit: 2,
-    todo: 'two services claim one DNS name, SPIFFE ID, directory or Kubernetes object: the others were served; fix the pull request that made the collision',
+    todo:
+      'two services claim one DNS name, SPIFFE ID, directory or Kubernetes object: the others were served; fix ' +
+      'the pull request that made the collision',
   },
   'custody-root-identity-in-ci': {
     exit: 3,
@@ -104,19 +106,27 @@ export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: strin
   },
   'custody-recipients': {
     exit: 3,
-    todo: 'recipients in `trellis.yaml` changed since the custodian recorded them, or mix kinds: confirm (`--confirm-recipients`) or restore',
+    todo:
+      'recipients in `trellis.yaml` changed since the custodian recorded them, or mix kinds: confirm ' +
+      '(`--confirm-recipients`) or restore',
   },
   'release-refused': {
     exit: 3,
-    todo: 'a host refused a release: not signed under its pinned roots, revoked, expired, dated ahead, or a replay; see the message',
+    todo:
+      'a host refused a release: not signed under its pinned roots, revoked, expired, dated ahead, or a replay; ' +
+      'see the message',
   },
   'custody-out-dir': {
     exit: 3,
-    todo: "plaintext keys would be written where they must not be (a link, another user's directory, the tracked tree): choose another path",
+    todo:
+      "plaintext keys would be written where they must not be (a link, another user's directory, the tracked " +
+      'tree): choose another path',
   },
   'custody-not-allowed': {
     exit: 3,
-    todo: 'a scope file selects what the deploy allow-list does not hold: select an allowed entry, or the custodian adds and confirms one',
+    todo:
+      'a scope file selects what the deploy allow-list does not hold: select an allowed entry, or the custodian ' +
+      'adds and confirms one',
   },
   'custody-allow-list-unconfirmed': {
     exit: 3,
@@ -148,7 +158,9 @@ export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: strin
   'store-changed': { exit: 4, todo: 'the store changed under the command: rerun' },
   'profile-violation': {
     exit: 1,
-    todo: 'a certificate does not match its profile: restore it from git; if it was tampered with, treat the scope as compromised',
+    todo:
+      'a certificate does not match its profile: restore it from git; if it was tampered with, treat the scope ' +
+      'as compromised',
   },
   'outlives-issuer': {
     exit: 1,

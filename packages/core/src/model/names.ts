@@ -46,7 +46,9 @@ export function dnsSanRefusal(name: string, domain: string): { detail: string; h
   if (IPV4ISH.test(name) || name.includes(':')) {
     return {
       detail: 'is an IP address: trellis certifies DNS names and SPIFFE IDs only',
-      hint: `give the service a DNS name under ${domain}; intermediates exclude every IP address (docs/input-limits.md)`,
+      hint:
+        `give the service a DNS name under ${domain}; intermediates exclude every IP address ` +
+        `(docs/input-limits.md)`,
     };
   }
   if (name.startsWith('*.')) {

@@ -104,10 +104,13 @@ export function assertNowNotAhead(now: Date, real: Date, nowAhead: boolean): voi
   if (nowAhead || !notYetValid(now, real)) return;
   throw new TrellisError(
     'usage',
-    `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`,
+    `--now ${iso(now)} is ahead of this machine's clock (${iso(real)}) by more than the ` +
+      `${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance`,
     {
       field: '--now',
-      hint: 'give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid at the real clock, and verify, check and renew say so; or fix this clock',
+      hint:
+        'give --now-ahead as well to act as of a future time (a drill, a test): what is signed is not yet valid ' +
+        'at the real clock, and verify, check and renew say so; or fix this clock',
     },
   );
 }

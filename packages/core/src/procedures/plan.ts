@@ -96,7 +96,9 @@ export function custodyRefusal(custody: RenewPlan['custody'], lead: string): Tre
     `${lead} ${custody.map((h) => `${h.scope}/${h.service} (${h.why})`).join('; ')}`,
     {
       file: paths.csr(custody[0]!.scope, custody[0]!.service),
-      hint: 'a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)',
+      hint:
+        'a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the ' +
+        'key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)',
     },
   );
 }

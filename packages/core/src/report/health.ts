@@ -160,7 +160,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   const add = (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) =>
     items.push({ level, kind, subject, message, ...(file ? { file } : {}) });
   const certText = (notAfter: Date, serial: string, level: HealthLevel, w?: Window) =>
-    `serial ${serial} ${notAfter <= now ? 'expired' : 'expires'} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? '' : level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
+    `serial ${serial} ${notAfter <= now ? 'expired' : 'expires'} ${iso(notAfter)} ` +
+    `(${when(notAfter, now)})${notAfter <= now ? '' : level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
 
   // The root tier.
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
@@ -217,7 +218,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       'ok',
       'rotation',
       'root',
-      `root rotation in its overlap since ${mesh.rootState!.since}: the custodian finalizes it (trellis-root rotate root --finalize) once every host has the new bundles`,
+      `root rotation in its overlap since ${mesh.rootState!.since}: the custodian finalizes it (trellis-root ` +
+        `rotate root --finalize) once every host has the new bundles`,
     );
   await judgeCrlFile(
     mesh.rootCrlPem,
@@ -247,7 +249,9 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         'warning',
         'ceremony',
         def.name,
-        `pending its offline ceremony: declared in ${paths.scopeFile(def.name)}, no intermediate yet, so none of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ${def.name}`,
+        `pending its offline ceremony: declared in ${paths.scopeFile(def.name)}, no intermediate yet, so none ` +
+          `of its ${def.services.length} service(s) can get a leaf; the custodian runs trellis-root intermediate ` +
+          `${def.name}`,
         paths.scopeFile(def.name),
       );
       continue;
@@ -273,7 +277,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         level,
         'certificate',
         def.name,
-        `${l.role} intermediate ${certText(l.cert.notAfter, serial, level, t.intermediate)}${roleNote(l.role, level, def.name)}`,
+        `${l.role} intermediate ` +
+          `${certText(l.cert.notAfter, serial, level, t.intermediate)}${roleNote(l.role, level, def.name)}`,
         l.file,
       );
     }
@@ -286,7 +291,9 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         'critical',
         'issuer',
         def.name,
-        `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ${def.name}) or shorten the leaf ttl`,
+        `since ${iso(unsafeAt)} a new leaf would outlive the intermediate (expires ` +
+          `${iso(signer.cert.notAfter)}): renew refuses; rotate it (trellis-root rotate intermediate ` +
+          `${def.name}) or shorten the leaf ttl`,
         signer.file,
       );
 
@@ -305,7 +312,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         overdue ? 'warning' : 'ok',
         'gate',
         def.name,
-        `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ''}`,
+        `phase ${state.phase}: its ${gate.gate} gate ` +
+          `${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ''}`,
         paths.state(def.name),
       );
     }
@@ -323,7 +331,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
           old ? 'warning' : 'ok',
           'host-key',
           who,
-          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ''}`,
+          `host-held key ${hk.key} signed since ${iso(hk.since)} ` +
+            `(${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ''}`,
           paths.csr(def.name, svc.name),
         );
       }
@@ -361,7 +370,10 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         );
         continue;
       }
-      const text = `leaf ${certText(r.notAfter, displaySerial(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, renew at ${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
+      const text =
+        `leaf ${certText(r.notAfter, displaySerial(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, ` +
+        `renew at ` +
+        `${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
       add(level, 'certificate', who, text, paths.leaves(def.name));
     }
 
@@ -394,7 +406,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       'warning',
       'ceremony',
       scope,
-      `scopes/${scope}.yaml was deleted but its intermediates are still trusted: pending the custodian's trellis-root retire ${scope}`,
+      `scopes/${scope}.yaml was deleted but its intermediates are still trusted: pending the custodian's ` +
+        `trellis-root retire ${scope}`,
       paths.intermediate(scope),
     );
   }
@@ -408,7 +421,8 @@ function roleNote(role: IntermediateRole, level: HealthLevel, scope: string): st
   if (role === 'next')
     return level === 'ok'
       ? ' (being introduced: signs after the switch gate)'
-      : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate intermediate ${scope} --abort)`;
+      : `; the intermediate being introduced is itself expiring: abort and rotate again (trellis-root rotate ` +
+          `intermediate ${scope} --abort)`;
   if (role === 'previous') return ' (being retired: not judged, its leaves are re-minted)';
   return ' (the active key under the retiring root: not judged)';
 }
@@ -469,7 +483,8 @@ async function judgeCrlFile(
       level,
       'crl',
       subject,
-      `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ': stale, verifiers that check CRLs refuse every chain through it' : level !== 'ok' ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}${level !== 'ok' ? `; ${say.fix}` : ''}`,
+      `${label} next update ${iso(crl.nextUpdate)} ` +
+        `(${when(crl.nextUpdate, now)})${past ? ': stale, verifiers that check CRLs refuse every chain through it' : level !== 'ok' ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}${level !== 'ok' ? `; ${say.fix}` : ''}`,
       file,
     );
   }
@@ -488,7 +503,8 @@ function summaryLine(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS): string 
   const bad = h.items.filter((i) => i.level !== 'ok').sort((a, b) => WORST[b.level] - WORST[a.level]);
   const head =
     h.level === 'ok'
-      ? `${h.certificates.length} certificates, ${h.crls.length} CRLs, ${h.scopes.filter((s) => s.phase !== 'pending' && s.phase !== 'retiring').length} scopes in service`
+      ? `${h.certificates.length} certificates, ${h.crls.length} CRLs, ` +
+        `${h.scopes.filter((s) => s.phase !== 'pending' && s.phase !== 'retiring').length} scopes in service`
       : `${count('critical')} critical, ${count('warning')} warning: ${bad
           .slice(0, 3)
           .map((i) => `${i.subject}: ${i.message.split(/[;:] /)[0]}`)
@@ -527,7 +543,8 @@ export function renderHealth(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS):
   const sorted = [...h.items].sort((a, b) => WORST[b.level] - WORST[a.level]);
   const lines = sorted.map(
     (i) =>
-      `${WORD[i.level].padEnd(8)} ${i.kind.padEnd(11)} ${i.subject.padEnd(22)} ${i.message}${i.file ? `  (${i.file})` : ''}`,
+      `${WORD[i.level].padEnd(8)} ${i.kind.padEnd(11)} ${i.subject.padEnd(22)} ` +
+      `${i.message}${i.file ? `  (${i.file})` : ''}`,
   );
   return `${[summaryLine(h, t), `as of ${iso(h.now)}`, ...lines].join('\n')}\n`;
 }

@@ -205,7 +205,8 @@ function treeHtml(r: ReportInput): string {
     .filter((s) => s.phase === 'pending')
     .map(
       (s) =>
-        `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`,
+        `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag ` +
+        `pending">pending ceremony</span></span></li>`,
     );
   return `<ul class="tree" id="tree">${[...roots, ...pending].join('')}</ul>`;
 }
@@ -265,11 +266,16 @@ function timelineSvg(id: string, rows: CertRow[], now: string, from: number, to:
   const axis = ticks
     .map(
       (t) =>
-        `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h}"/><text x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`,
+        `<line class="axis" x1="${x(t).toFixed(1)}" x2="${x(t).toFixed(1)}" y1="16" y2="${h}"/><text ` +
+        `x="${x(t).toFixed(1)}" y="12" text-anchor="middle">${e(new Date(t).toISOString().slice(0, 10))}</text>`,
     )
     .join('');
   const n = x(Date.parse(now));
-  return `<svg id="${e(id)}" viewBox="0 0 ${W} ${h}" width="100%" role="img" aria-label="${e(id)}">${axis}<line class="now" x1="${n.toFixed(1)}" x2="${n.toFixed(1)}" y1="16" y2="${h}"/><text x="${n.toFixed(1)}" y="${h - 1}" text-anchor="middle" fill="#cf222e">now</text>${bars}</svg>`;
+  return (
+    `<svg id="${e(id)}" viewBox="0 0 ${W} ${h}" width="100%" role="img" aria-label="${e(id)}">${axis}<line ` +
+    `class="now" x1="${n.toFixed(1)}" x2="${n.toFixed(1)}" y1="16" y2="${h}"/><text x="${n.toFixed(1)}" ` +
+    `y="${h - 1}" text-anchor="middle" fill="#cf222e">now</text>${bars}</svg>`
+  );
 }
 
 function timelinesHtml(r: ReportInput): string {
@@ -298,9 +304,13 @@ function rotationsHtml(r: ReportInput): string {
     )
     .join('');
   const root = r.status.root
-    ? `<p>root phase <span class="tag ${r.status.root.phase === 'steady' ? 'ok' : 'warning'}">${e(r.status.root.phase)}</span></p>`
+    ? `<p>root phase <span class="tag ` +
+      `${r.status.root.phase === 'steady' ? 'ok' : 'warning'}">${e(r.status.root.phase)}</span></p>`
     : '';
-  return `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`;
+  return (
+    `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next ` +
+    `gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`
+  );
 }
 
 function ledgerHtml(r: ReportInput): string {

@@ -9,7 +9,8 @@ export function renderFindings(findings: Finding[]): string {
   const sorted = [...findings].sort((a, b) => order[a.level] - order[b.level]);
   const lines = sorted.map(
     (f) =>
-      `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ${f.scope ? `[${f.scope}] ` : ''}${f.message}${f.file ? `  (${f.file})` : ''}`,
+      `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ` +
+      `${f.scope ? `[${f.scope}] ` : ''}${f.message}${f.file ? `  (${f.file})` : ''}`,
   );
   const count = (l: Finding['level']) => findings.filter((f) => f.level === l).length;
   lines.push(`${count('error')} error(s), ${count('warning')} warning(s), ${count('pending')} pending`);
@@ -20,16 +21,19 @@ export function renderStatus(s: MeshStatus): string {
   const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
   lines.push(
     s.root
-      ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ''}${s.root.phase !== 'steady' ? `  [${s.root.phase}]` : ''}`
+      ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ` +
+          `${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ''}${s.root.phase !== 'steady' ? `  [${s.root.phase}]` : ''}`
       : 'root  (none)',
   );
   for (const sc of s.scopes) {
     lines.push(
-      `scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ''}` : 'PENDING: awaiting its offline intermediate ceremony'}`,
+      `scope ${sc.scope} (${sc.kind})  ` +
+        `${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ''}` : 'PENDING: awaiting its offline intermediate ceremony'}`,
     );
     if (sc.intermediate)
       lines.push(
-        `  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? ' (open: the next renew advances it)' : ''}` : ''}`,
+        `  phase ` +
+          `${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? ' (open: the next renew advances it)' : ''}` : ''}`,
       );
     for (const l of sc.leaves) {
       lines.push(

@@ -96,7 +96,8 @@ export function renderCeremonySummary(
 ): string {
   if (!scopes.length) return 'No scope is pending its ceremony.\n';
   const out = [
-    `The ceremony (\`${command}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? '' : 's'} under the root:`,
+    `The ceremony (\`${command}\`) will sign ${scopes.length} intermediate${scopes.length === 1 ? '' : 's'} ` +
+      `under the root:`,
     '',
   ];
   for (const scope of scopes) {
@@ -110,8 +111,10 @@ export function renderCeremonySummary(
     out.push(
       `- subject: \`${p.subject}\` (the minute is the ceremony's)`,
       `- issuer: \`${p.issuer}\` (${p.root})`,
-      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
-      `- name constraints (critical): permitted DNS \`${p.permitted.dns.join('`, `')}\`, URI host \`${p.permitted.uriHosts.join('`, `')}\`; excluded IP \`${p.permitted.excludedIps.join('`, `')}\``,
+      `- validity: ${iso(p.notBefore)} → ${iso(p.notAfter)} (${formatDuration(mesh.config.ttl.intermediate)} ` +
+        `from the ceremony; shown as of this run), CA pathLen ${p.pathLength}, key ${p.algorithm}`,
+      `- name constraints (critical): permitted DNS \`${p.permitted.dns.join('`, `')}\`, URI host ` +
+        `\`${p.permitted.uriHosts.join('`, `')}\`; excluded IP \`${p.permitted.excludedIps.join('`, `')}\``,
       `- key encrypted to the CI recipient only: \`${p.recipient}\``,
       `- services: ${services.length ? services.map((s) => `\`${s.name}\``).join(', ') : 'none yet'}`,
       '',

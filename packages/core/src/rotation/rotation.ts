@@ -272,7 +272,8 @@ export function assertNoRootOverlap(root: RootState, scope: string): void {
   if (root.phase === 'overlap') {
     refuse(
       `a root rotation is in its overlap: no planned rotation of ${scope} until it is finalized`,
-      'finalize the root rotation (trellis-root rotate root --finalize) first; a compromised intermediate can still be recovered now with trellis-root recover',
+      'finalize the root rotation (trellis-root rotate root --finalize) first; a compromised intermediate can ' +
+        'still be recovered now with trellis-root recover',
     );
   }
 }

@@ -44,10 +44,13 @@ export function assertShardWrites(scope: string, writes: FileWrite[]): void {
   if (stray) {
     throw new TrellisError(
       'shard-outside-scope',
-      `a renew sharded to scope ${scope} would write ${stray.path}, which is not the scope's own file: nothing was written`,
+      `a renew sharded to scope ${scope} would write ${stray.path}, which is not the scope's own file: nothing ` +
+        `was written`,
       {
         file: stray.path,
-        hint: `shards write only bundles/${scope}/ (its trust bundles excepted); run trellis-ci compose after merging the shards`,
+        hint:
+          `shards write only bundles/${scope}/ (its trust bundles excepted); run trellis-ci compose after ` +
+          `merging the shards`,
       },
     );
   }

@@ -45,7 +45,8 @@ function renderVersion(tool: string, info: BuildInfo | undefined): string {
     `date    ${info.date}`,
     `file    ${info.file}`,
     `sha256  ${info.sha256}`,
-    'this digest is what the file says of itself: check it against the signed release manifest (scripts/dist/verify-release.sh)',
+    'this digest is what the file says of itself: check it against the signed release manifest ' +
+      '(scripts/dist/verify-release.sh)',
     '',
   ].join('\n');
 }

@@ -49,7 +49,8 @@ const FLAGS: [string, string][] = [
   ['root-crit', `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
   [
     'intermediate-warn',
-    `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`,
+    `warning when an active or incoming intermediate has less than this left (default ` +
+      `${d(DEFAULT_THRESHOLDS.intermediate.warn)})`,
   ],
   ['intermediate-crit', `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
   [
@@ -69,7 +70,8 @@ const FLAGS: [string, string][] = [
   ['crl-crit', 'critical when a scope CRL has less than this left (default: a sixth of its life)'],
   [
     'gate-overdue',
-    `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`,
+    `warning when an open rotation gate has waited longer than this for renew (default ` +
+      `${d(DEFAULT_THRESHOLDS.gateOverdue)})`,
   ],
 ];
 
@@ -118,12 +120,14 @@ export function writeMetricsFile(file: string, text: string, store?: string): vo
 export const checkCommand = {
   command: 'check',
   describe:
-    'Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)',
+    'Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios ' +
+    'exit codes (0 ok, 1 warning, 2 critical, 3 unknown)',
   builder: (y: OptionBuilder) => {
     let b = y.option('metrics', {
       type: 'string',
       describe:
-        'also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)',
+        'also write the node-exporter textfile metrics to FILE, atomically (e.g. ' +
+        '/var/lib/prometheus/node-exporter/trellis.prom)',
     });
     for (const [flag, describe] of FLAGS) b = b.option(flag, { type: 'string', describe });
     return b

@@ -15,7 +15,8 @@ export const ENVIRONMENT = {
   TRELLIS_PKCS11_MODULE: 'PKCS#11 module of a token root, as --pkcs11-module',
   TRELLIS_PKCS11_PIN: 'the token PIN (or --pin-file); never printed',
   TRELLIS_CI_IDENTITY_FILE:
-    'file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow (docs/sharding.md)',
+    'file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded ' +
+    'workflow (docs/sharding.md)',
   TRELLIS_BREAKGLASS_IDENTITY_FILE: 'file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)',
   TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
   TRELLIS_TIMINGS: '=1 prints per-phase timings (one JSON line) on stderr',
@@ -88,11 +89,15 @@ const POSTURE: Record<Cli, string> = {
 };
 
 const AGENT_EXIT_CODES =
-  'exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace';
+  'exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled ' +
+  'back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer ' +
+  'outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond ' +
+  '--clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace';
 
 /** `check` answers a monitoring system, in the Nagios plugin codes, in both CLIs. */
 const CHECK_EXIT_CODES =
-  'exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md';
+  'exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN ' +
+  '(store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md';
 
 /** The exit codes a command's help names. */
 export function exitCodesHelp(cli: Cli, command: string): string {

@@ -36,7 +36,9 @@ export async function retiredIdentityFindings(dir: string, retired: string[]): P
     out.push({
       level: 'ok',
       check: 'retired-identity',
-      message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)`,
+      message:
+        `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history ` +
+        `still holds older ciphertext)`,
     });
   return out;
 }

@@ -35,7 +35,9 @@ export function secretFindings(store: Store): Finding[] {
         level: 'error',
         check: 'custody',
         file,
-        message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)`,
+        message:
+          `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it ` +
+          `as exposed (rotate what it opens)`,
       });
   }
   return out;

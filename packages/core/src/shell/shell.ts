@@ -69,7 +69,8 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
       code = PATH_ERRORS.includes((e as NodeJS.ErrnoException).code ?? '') ? 2 : 1;
     } else {
       say(
-        `${tool}: internal error: ${(e as Error)?.message ?? e}\n  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …\n`,
+        `${tool}: internal error: ${(e as Error)?.message ?? e}\n  this is a bug in trellis: report it with ` +
+          `the output of TRELLIS_DEBUG=1 ${tool} …\n`,
       );
       if (process.env.TRELLIS_DEBUG) say(`${(e as Error)?.stack}\n`);
       code = 1;
@@ -79,7 +80,9 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
   await new Promise((r) => process.stdout.write('', r));
   if (stdoutFailed) {
     say(
-      `${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost\n  → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open\n`,
+      `${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost\n  → the ` +
+        `store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that ` +
+        `stays open\n`,
     );
     code = code || 1;
   }
@@ -130,7 +133,8 @@ export function ioFailure(e: unknown): string | undefined {
       : err.code === 'EIO'
         ? 'check the disk, then rerun: an interrupted write is completed or discarded by the next run'
         : err.code === 'EBADF'
-          ? 'run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost'
+          ? 'run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity ' +
+            'included, would be lost'
           : PATH_ERRORS.includes(err.code)
             ? 'check the path (the flag or variable that named it: --out, --store, TMPDIR …) and rerun'
             : err.code === 'EMFILE' || err.code === 'ENFILE'
@@ -170,7 +174,9 @@ export function checkNowFlag(argv: { _?: unknown[]; now?: unknown; nowAhead?: un
 export const NOW_AHEAD_OPTION = {
   type: 'boolean',
   global: true,
-  describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then`,
+  describe:
+    `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is ` +
+    `signed is not yet valid until then`,
 } as const;
 
 export function openStore(flag: string | undefined, env: NodeJS.ProcessEnv = process.env): Store {
@@ -203,7 +209,8 @@ export function onlineInterfaces(): string[] {
 
 /** The contract's exit codes, for every CLI's help. */
 export const EXIT_CODES_HELP =
-  'exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed';
+  'exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store ' +
+  'locked or changed';
 
 /** The known name nearest to a mistyped one (edit distance at most a third of its length, and 2 or less), if any. */
 function nearestName(typed: string, known: readonly string[]): string | undefined {
@@ -248,7 +255,9 @@ export function failAsUsage(msg: string | undefined, err: Error | undefined, usa
     const known = Object.keys(described).filter((k) => !/[A-Z]/.test(k) && k.length > 1);
     const guesses = typed.map((t) => nearestName(t, known)).filter((g): g is string => g !== undefined);
     throw new TrellisError('usage', `Unknown argument${typed.length > 1 ? 's' : ''}: ${typed.join(', ')}`, {
-      hint: `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(', ')}? ` : ''}this command's --help lists the flags it takes`,
+      hint:
+        `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(', ')}? ` : ''}this command's ` +
+        `--help lists the flags it takes`,
     });
   }
   throw new TrellisError('usage', msg ?? 'bad usage');

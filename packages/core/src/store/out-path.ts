@@ -133,7 +133,8 @@ export function assertOutsideTrackedTree(dir: string, storeDir: string, flag: st
   if (within(store, path.join(store, rel)) && rel !== '.trellis' && !rel.startsWith(`.trellis${path.sep}`)) {
     throw new TrellisError(
       'custody-out-dir',
-      `${flag} ${dir} lies in the store's tracked tree (${rel || '.'}), where git would commit the plaintext keys written there`,
+      `${flag} ${dir} lies in the store's tracked tree (${rel || '.'}), where git would commit the plaintext ` +
+        `keys written there`,
       {
         field: flag,
         hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`,

@@ -60,7 +60,8 @@ export function readBounded(file: string, limit: number, o: { followLink?: boole
     const st = fs.fstatSync(fd);
     if (!st.isFile())
       throw refuse(
-        `${file} is not a regular file (a ${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})`,
+        `${file} is not a regular file (a ` +
+          `${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})`,
       );
     if (st.size > limit) throw refuse(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
     const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
@@ -165,7 +166,8 @@ export class Store {
     if (odd)
       throw new TrellisError(
         'corrupt-store',
-        `is ${odd.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}: trellis reads only regular files in the store`,
+        `is ${odd.isSymbolicLink() ? 'a symbolic link' : 'not a regular file'}: trellis reads only regular ` +
+          `files in the store`,
         { file: `${rel}/${odd.name}`, hint: 'replace it with the regular file git history holds, or remove it' },
       );
     return entries

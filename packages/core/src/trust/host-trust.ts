@@ -54,7 +54,9 @@ export function parseHostState(text: string | undefined, file: string): HostStat
     throw new TrellisError('bad-host-state', why, {
       file,
       field,
-      hint: 'restore it from a backup; deleting it makes this host forget the newest release and root CRL it saw, so replay and revocation-rollback protection start over',
+      hint:
+        'restore it from a backup; deleting it makes this host forget the newest release and root CRL it saw, so ' +
+        'replay and revocation-rollback protection start over',
     });
   };
   let j: { version?: unknown; newestRelease?: unknown; rootCrls?: unknown; burned?: unknown };
@@ -185,7 +187,8 @@ export async function admitRelease(
   if (!isReleaseInstant(p.created)) return r.malformed('its created date is not a millisecond RFC 3339 UTC timestamp');
   if (typeof p.rootCrl !== 'string')
     return r.refuse(
-      'it carries no root CRL, so whether its signer is revoked cannot be checked (sealed by a trellis-ci older than this agent: upgrade it)',
+      'it carries no root CRL, so whether its signer is revoked cannot be checked (sealed by a trellis-ci ' +
+        'older than this agent: upgrade it)',
     );
 
   // The newest CRL per root: what the host remembers, unless the release carries a newer one.
@@ -225,25 +228,31 @@ export async function admitRelease(
   const entry = decisive.crl.entries.find((e) => serialKey(e.serialNumber) === serialKey(signer.serialNumber));
   if (entry) {
     r.refuse(
-      `its signer ${signer.subject} (serial ${displaySerial(signer.serialNumber)}) is revoked in root CRL number ${decisive.number} of ${signerRoot.subject}, since ${entry.revocationDate.toISOString()}`,
+      `its signer ${signer.subject} (serial ${displaySerial(signer.serialNumber)}) is revoked in root CRL ` +
+        `number ${decisive.number} of ${signerRoot.subject}, since ${entry.revocationDate.toISOString()}`,
     );
   }
   for (const c of carried) {
     const seen = remembered.get(c.root);
     if (seen && c.number < seen.number)
       r.refuse(
-        `its root CRL of ${c.root.subject} is number ${c.number}, older than number ${seen.number} this host has seen: a rollback of revocation`,
+        `its root CRL of ${c.root.subject} is number ${c.number}, older than number ${seen.number} this host ` +
+          `has seen: a rollback of revocation`,
       );
   }
   const warnings: string[] = [];
   const lapsed = now.getTime() - decisive.crl.nextUpdate!.getTime();
   if (lapsed > policy.crlGrace) {
     r.refuse(
-      `the newest root CRL of ${signerRoot.subject} (number ${decisive.number}) passed its nextUpdate ${decisive.crl.nextUpdate!.toISOString()}, more than the ${formatDuration(policy.crlGrace)} grace (--crl-grace) ago; the custodian must run trellis-root crl, then deploy`,
+      `the newest root CRL of ${signerRoot.subject} (number ${decisive.number}) passed its nextUpdate ` +
+        `${decisive.crl.nextUpdate!.toISOString()}, more than the ${formatDuration(policy.crlGrace)} grace ` +
+        `(--crl-grace) ago; the custodian must run trellis-root crl, then deploy`,
     );
   } else if (lapsed > 0) {
     warnings.push(
-      `WARNING: the root CRL of ${signerRoot.subject} (number ${decisive.number}) is past its nextUpdate ${decisive.crl.nextUpdate!.toISOString()}; relied on for ${formatDuration(policy.crlGrace)} after it (--crl-grace), then this host refuses every release: the custodian must run trellis-root crl, then deploy`,
+      `WARNING: the root CRL of ${signerRoot.subject} (number ${decisive.number}) is past its nextUpdate ` +
+        `${decisive.crl.nextUpdate!.toISOString()}; relied on for ${formatDuration(policy.crlGrace)} after it ` +
+        `(--crl-grace), then this host refuses every release: the custodian must run trellis-root crl, then deploy`,
     );
   }
 

@@ -278,7 +278,8 @@ export async function openSealedRelease(p: {
     if ('problem' in b) return r.refuse(b.problem);
     if (b.statement.scope !== rel.scope)
       r.refuse(
-        `it carries a burn statement of scope ${b.statement.scope} in a release of scope ${rel.scope}: a statement speaks for its own scope only`,
+        `it carries a burn statement of scope ${b.statement.scope} in a release of scope ${rel.scope}: a ` +
+          `statement speaks for its own scope only`,
       );
     if (!(await rootOf(b.signer)) || !ofScope(b.signer))
       r.refuse(`its burn statement is not signed by an intermediate of scope ${rel.scope} under the pinned roots`);

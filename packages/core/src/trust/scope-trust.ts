@@ -44,7 +44,9 @@ export function intermediateLost(mesh: Mesh, scope: string): TrellisError | unde
   if (!m || m.intermediate || (m.keyAge === undefined && !m.ledger.includes('"kind":"intermediate"'))) return undefined;
   return new TrellisError('corrupt-store', `scope ${scope} had an intermediate but intermediate.pem is missing`, {
     file: paths.intermediate(scope),
-    hint: `restore it from git history (git log -- ${paths.intermediate(scope)}): every procedure needs it, recover included, to revoke it; a scope is minted only once`,
+    hint:
+      `restore it from git history (git log -- ${paths.intermediate(scope)}): every procedure needs it, recover ` +
+      `included, to revoke it; a scope is minted only once`,
   });
 }
 

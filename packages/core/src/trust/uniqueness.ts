@@ -209,7 +209,8 @@ const KIND_WORDS: Record<ClaimKind, string> = {
 export function describeCollision(c: Collision): string {
   const owners = c.owners.map(
     (o) =>
-      `${o.scope}/${o.service} (scopes/${o.scope}.yaml ${o.field}${o.value !== c.value ? ` ${quoteInput(o.value)}` : ''})`,
+      `${o.scope}/${o.service} (scopes/${o.scope}.yaml ` +
+      `${o.field}${o.value !== c.value ? ` ${quoteInput(o.value)}` : ''})`,
   );
   const list = owners.length === 2 ? owners.join(' and ') : `${owners.slice(0, -1).join(', ')} and ${owners.at(-1)}`;
   return `${KIND_WORDS[c.kind]} ${quoteInput(c.value)} is claimed by ${list}`;
@@ -225,7 +226,10 @@ function collisionHint(c: Collision): string {
     case 'directory':
       return 'each deploy directory (and everything under it) belongs to one service: give each service its own path';
     case 'kubernetes':
-      return 'each Kubernetes object (namespace/kind/name, in any context) belongs to one service: give each target its own name';
+      return (
+        'each Kubernetes object (namespace/kind/name, in any context) belongs to one service: give each target ' +
+        'its own name'
+      );
   }
 }
 
@@ -263,7 +267,8 @@ export function collisionRefusal(collisions: readonly Collision[], did: string):
   const n = collisions.length;
   return new TrellisError(
     'ownership-collision',
-    `${did} the claimants of ${n} collision${n === 1 ? '' : 's'}, every other service as usual: ${collisions.map(describeCollision).join('; ')}`,
+    `${did} the claimants of ${n} collision${n === 1 ? '' : 's'}, every other service as usual: ` +
+      `${collisions.map(describeCollision).join('; ')}`,
     {
       file: `scopes/${first.owners[0]!.scope}.yaml`,
       field: first.owners[0]!.field,

@@ -21,7 +21,9 @@ export function expiry(cert: Certificate, tier: Exclude<Tier, 'leaf'>, now: Date
         ...where,
         level: 'error',
         check: 'expiry',
-        message: `${tier} not valid before ${cert.notBefore.toISOString()} (later than ${now.toISOString()} and the ${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then`,
+        message:
+          `${tier} not valid before ${cert.notBefore.toISOString()} (later than ${now.toISOString()} and the ` +
+          `${formatDuration(CLOCK_SKEW_MS)} clock-skew allowance): peers refuse it until then`,
       },
     ];
   const left = cert.notAfter.getTime() - now.getTime();

@@ -47,7 +47,9 @@ export async function crlFindings(
         ...where,
         level: 'error',
         check: 'crl',
-        message: `CRL of ${issuer.subject} does not list revoked serial(s) ${missing.map((e) => displaySerial(e.serial)).join(', ')}`,
+        message:
+          `CRL of ${issuer.subject} does not list revoked serial(s) ` +
+          `${missing.map((e) => displaySerial(e.serial)).join(', ')}`,
       });
     const next = crl.nextUpdate;
     if (!next || next <= now)
@@ -55,14 +57,18 @@ export async function crlFindings(
         ...where,
         level: 'error',
         check: 'crl',
-        message: `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs refuse everything`,
+        message:
+          `CRL of ${issuer.subject} is past its nextUpdate (${next?.toISOString()}): verifiers that check CRLs ` +
+          `refuse everything`,
       });
     else if (notYetValid(crl.thisUpdate, now))
       out.push({
         ...where,
         level: 'error',
         check: 'crl',
-        message: `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}`,
+        message:
+          `CRL of ${issuer.subject} is not valid before ${crl.thisUpdate.toISOString()} (signed under a --now ` +
+          `ahead of this clock): verifiers that check CRLs refuse everything until then; ${unsigned.hint}`,
       });
     else if (next.getTime() - now.getTime() < warnAhead)
       out.push({

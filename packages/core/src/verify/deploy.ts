@@ -15,14 +15,18 @@ export function deployFindings(mesh: Mesh): Finding[] {
     level: 'error',
     check: 'allow-list',
     file: paths.config,
-    message: `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the change is reverted)`,
+    message:
+      `${change}, not confirmed by the custodian: deploy refuses until they run trellis-root confirm (or the ` +
+      `change is reverted)`,
   }));
   for (const change of unconfirmedPolicyChanges(mesh)) {
     out.push({
       level: 'error',
       check: 'signing-policy',
       file: paths.config,
-      message: `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root confirm (or the change is reverted)`,
+      message:
+        `${change}, not confirmed by the custodian: renew and the ceremonies refuse until they run trellis-root ` +
+        `confirm (or the change is reverted)`,
     });
   }
   for (const s of mesh.scopes) {

@@ -60,11 +60,16 @@ export type Stack = (typeof STACKS)[number];
 const STACK_GAPS: Record<Stack, string[]> = {
   openssl: [],
   jvm: [
-    "a JVM (Java PKIX, JSSE) does not apply a trust anchor's name constraints, and trellis's anchors are the scopes' intermediates: between the scopes it trusts, the name boundary holds only with the scope check in docs/jvm.md (the scope from the anchor the leaf validated under, every SAN inside it)",
-    'give a JVM the truststore (bundle --format pkcs12) and crl.jvm.pem (bundle --format crl-jvm), not crl.pem: anchored on the root, its anchor CRLs make Java refuse good leaves',
+    "a JVM (Java PKIX, JSSE) does not apply a trust anchor's name constraints, and trellis's anchors are the " +
+      "scopes' intermediates: between the scopes it trusts, the name boundary holds only with the scope check in " +
+      'docs/jvm.md (the scope from the anchor the leaf validated under, every SAN inside it)',
+    'give a JVM the truststore (bundle --format pkcs12) and crl.jvm.pem (bundle --format crl-jvm), not ' +
+      'crl.pem: anchored on the root, its anchor CRLs make Java refuse good leaves',
   ],
   botan: [
-    "Botan 2 verifies no trellis chain: it ends a path only at a self-signed certificate, and under the root it reads the intermediates' ::/0 exclusion as an unknown critical extension (docs/conformance.md#botan-consumers)",
+    'Botan 2 verifies no trellis chain: it ends a path only at a self-signed certificate, and under the root ' +
+      "it reads the intermediates' ::/0 exclusion as an unknown critical extension " +
+      '(docs/conformance.md#botan-consumers)',
   ],
 };
 
@@ -273,18 +278,23 @@ async function judge(
         checks.push({
           check: 'chain',
           ok: false,
-          detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it holds ${holds})`,
+          detail:
+            `issued by the ${issuer.scope} intermediate (${issuer.role}), which ${vs}'s bundle does not hold (it ` +
+            `holds ${holds})`,
           openssl,
         });
         return done(
           undefined,
-          `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to the global scope`,
+          `${why}: a service of ${issuer.scope} reaches ${vs} only through a global service, or by moving to ` +
+            `the global scope`,
         );
       }
       checks.push({
         check: 'chain',
         ok: false,
-        detail: `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ${paths.trustOpenssl(vs)} does not hold: the bundle is stale`,
+        detail:
+          `issued by the ${issuer.scope} intermediate (${issuer.role}), which the boundary rule trusts but ` +
+          `${paths.trustOpenssl(vs)} does not hold: the bundle is stale`,
         openssl,
       });
       return done(undefined, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
@@ -292,7 +302,11 @@ async function judge(
     checks.push({
       check: 'chain',
       ok: false,
-      detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA')}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`,
+      detail:
+        `issued by ` +
+        `${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA')}, ` +
+        `which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle ` +
+        `holds ${holds}`,
       openssl,
     });
     return done(
@@ -353,14 +367,18 @@ async function judge(
       checks.push({
         check: 'crl',
         ok: false,
-        detail: `serial ${displaySerial(leaf.serial)} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ${entry.revocationDate.toISOString()})`,
+        detail:
+          `serial ${displaySerial(leaf.serial)} is revoked in ${paths.scopeCrl(anchor.ref.scope)} (since ` +
+          `${entry.revocationDate.toISOString()})`,
         openssl: 'error 23: certificate revoked',
       });
     else
       checks.push({
         check: 'crl',
         ok: true,
-        detail: `not revoked in ${paths.scopeCrl(anchor.ref.scope)} (next update ${crl.nextUpdate?.toISOString() ?? 'none'})`,
+        detail:
+          `not revoked in ${paths.scopeCrl(anchor.ref.scope)} (next update ` +
+          `${crl.nextUpdate?.toISOString() ?? 'none'})`,
       });
   }
   // 3b. The edge checks CRLs along the whole chain (nginx ssl_crl, haproxy crl-file, openssl verify -crl_check_all):
@@ -402,7 +420,9 @@ async function judge(
       ? {
           check: 'name-constraints',
           ok: false,
-          detail: `${outside.join(', ')} outside the ${anchor.ref.scope} intermediate's permitted subtree ${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`,
+          detail:
+            `${outside.join(', ')} outside the ${anchor.ref.scope} intermediate's permitted subtree ` +
+            `${scopeDomain(anchor.ref.scope, mesh.config.trustDomain)}`,
           openssl: 'error 47: permitted subtree violation',
         }
       : {
@@ -430,7 +450,9 @@ async function anchorCrlCheck(edge: Crl[], anchor: Anchor, vs: string, now: Date
     return {
       check: 'crl',
       ok: false,
-      detail: `no anchor CRL of ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped: a verifier that checks CRLs along the chain (nginx ssl_crl, haproxy crl-file) wants one for the anchor too`,
+      detail:
+        `no anchor CRL of ${describeAnchor(anchor.ref)} in the CRLs ${vs} is shipped: a verifier that checks ` +
+        `CRLs along the chain (nginx ssl_crl, haproxy crl-file) wants one for the anchor too`,
       openssl: 'error 3: unable to get certificate CRL',
     };
   if (crl.nextUpdate && crl.nextUpdate <= now)
@@ -475,7 +497,8 @@ function changeFor(c: Check, presenter: Party, vs: string): string {
       return 'only a leaf minted with the purpose EKU passes: trellis leaves carry serverAuth and clientAuth';
     case 'crl':
       return c.openssl?.startsWith('error 23')
-        ? `the leaf is revoked: deploy the replacement leaf (trellis-ci revoke minted it; renew --force --scope ${presenter.scope ?? 'SCOPE'} mints another)`
+        ? `the leaf is revoked: deploy the replacement leaf (trellis-ci revoke minted it; renew --force --scope ` +
+            `${presenter.scope ?? 'SCOPE'} mints another)`
         : `trellis-ci renew re-signs the CRL; deploy it to ${vs}'s hosts`;
     case 'validity':
       return presenter.scope
@@ -494,7 +517,10 @@ function passingUntil(leaf: PresentedLeaf, anchor: Anchor, crlNext: Date | undef
     { at: anchor.cert.notAfter, what: `the ${anchor.ref.scope} intermediate expires` },
     ...(crlNext ? [{ at: crlNext, what: `the ${anchor.ref.scope} leaf CRL lapses unless renew re-signs it` }] : []),
   ].sort((a, b) => a.at.getTime() - b.at.getTime());
-  return `passes until ${events[0]!.at.toISOString()}, when ${events[0]!.what}; revoking the leaf, or removing the ${anchor.ref.scope} intermediate from the bundle, would refuse it`;
+  return (
+    `passes until ${events[0]!.at.toISOString()}, when ${events[0]!.what}; revoking the leaf, or removing the ` +
+    `${anchor.ref.scope} intermediate from the bundle, would refuse it`
+  );
 }
 
 /**
@@ -523,7 +549,8 @@ function forStack(d: Direction, stack: Stack): Direction {
       checks: [refused, ...d.checks],
       decidedBy: refused,
       change:
-        'put a verifier from docs/conformance.md that holds the boundary (nginx, haproxy) in front of the Botan service: docs/conformance.md#botan-consumers',
+        'put a verifier from docs/conformance.md that holds the boundary (nginx, haproxy) in front of the ' +
+        'Botan service: docs/conformance.md#botan-consumers',
     };
   }
   return d;
@@ -559,7 +586,8 @@ export function renderExplanation(e: Explanation): string {
   for (const d of e.directions) {
     lines.push(
       '',
-      `${d.passes ? '✓' : '✗'} ${d.verifier} verifies ${d.presenter} as a ${d.purpose}${d.bundle ? ` with ${d.bundle}` : ''}: ${d.passes ? 'accepted' : 'REFUSED'}`,
+      `${d.passes ? '✓' : '✗'} ${d.verifier} verifies ${d.presenter} as a ` +
+        `${d.purpose}${d.bundle ? ` with ${d.bundle}` : ''}: ${d.passes ? 'accepted' : 'REFUSED'}`,
     );
     if (d.anchor) lines.push(`    anchor: ${describeAnchor(d.anchor)}  ${d.anchor.subject}`);
     for (const c of d.checks) lines.push(`    ${c.ok ? '✓' : '✗'} ${c.check.padEnd(16)} ${c.detail}`);

@@ -19,7 +19,9 @@ export async function hostKeyFindings(mesh: Mesh): Promise<Finding[]> {
           check: 'host-key',
           scope: def.name,
           file: paths.csr(def.name, svc.name),
-          message: `${def.name}/${svc.name} has key: host but no certificate request: renew refuses until the host's CSR is committed`,
+          message:
+            `${def.name}/${svc.name} has key: host but no certificate request: renew refuses until the host's ` +
+            `CSR is committed`,
         });
   let keys: Awaited<ReturnType<typeof meshHostKeys>>;
   try {
@@ -37,7 +39,10 @@ export async function hostKeyFindings(mesh: Mesh): Promise<Finding[]> {
       check: 'host-key',
       scope,
       file: paths.csr(scope, service),
-      message: `host key ${k.name}: ${k.key} (${k.standing.current ? `replaces ${k.standing.current}` : 'first key'}) does not count: ${k.standing.why}; renew holds the service until a custodian runs trellis-root confirm${k.standing.current ? ' or the current key signs a rotation proof' : ''}`,
+      message:
+        `host key ${k.name}: ${k.key} (${k.standing.current ? `replaces ${k.standing.current}` : 'first key'}) ` +
+        `does not count: ${k.standing.why}; renew holds the service until a custodian runs trellis-root ` +
+        `confirm${k.standing.current ? ' or the current key signs a rotation proof' : ''}`,
     });
   }
   return out;

@@ -29,7 +29,8 @@ function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
       level: 'warning',
       check: 'ledger',
       message:
-        'unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; signed from its next write',
+        'unsigned (legacy) ledger, written before ledgers were signed: its entries are taken as written; ' +
+        'signed from its next write',
     });
   }
   return out;

@@ -17,7 +17,8 @@ export function renderVerifyMarkdown(mesh: Mesh, findings: Finding[], now: Date)
   const count = (l: Finding['level']) => findings.filter((f) => f.level === l).length;
   const worst = worstLevel(findings);
   const out = [
-    `### ${MARK[worst]} trellis verify: ${count('error')} error(s), ${count('warning')} warning(s), ${count('pending')} pending`,
+    `### ${MARK[worst]} trellis verify: ${count('error')} error(s), ${count('warning')} warning(s), ` +
+      `${count('pending')} pending`,
     '',
     `Mesh \`${mesh.config.mesh}\` (trust domain \`${mesh.config.trustDomain}\`), as of ${iso(now)}.`,
     '',
@@ -25,7 +26,8 @@ export function renderVerifyMarkdown(mesh: Mesh, findings: Finding[], now: Date)
   const pending = pendingScopes(mesh);
   if (pending.length) {
     out.push(
-      `**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(', ')}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`,
+      `**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(', ')}. After merging, the ` +
+        `custodian runs \`trellis-root intermediate --pending\`.`,
       '',
     );
     out.push(renderCeremonySummary(mesh, pending, now).trimEnd(), '');
@@ -35,7 +37,8 @@ export function renderVerifyMarkdown(mesh: Mesh, findings: Finding[], now: Date)
     out.push('| | level | check | scope | finding | file |', '|---|---|---|---|---|---|');
     for (const f of notable)
       out.push(
-        `| ${MARK[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ''} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ''} |`,
+        `| ${MARK[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ''} | ${cell(f.message)} | ` +
+          `${f.file ? `\`${cell(f.file)}\`` : ''} |`,
       );
     out.push('');
   }

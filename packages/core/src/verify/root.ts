@@ -55,7 +55,8 @@ export async function verifyRootTier(mesh: Mesh, now: Date): Promise<Finding[]> 
     add(
       'error',
       'custody',
-      `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline recipient(s)`,
+      `the root key file is not age ciphertext to exactly the ${mesh.config.recipients.offline.length} offline ` +
+        `recipient(s)`,
       { file: paths.rootKey },
     );
   }

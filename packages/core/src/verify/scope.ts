@@ -47,7 +47,8 @@ export async function verifyIntermediates({ mesh, def, m, live, now }: ScopeView
       add(
         'warning',
         'profile',
-        'its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could certify any IP; re-mint it at the next rotation',
+        'its name constraints do not exclude IP addresses (minted before trellis excluded them): its key could ' +
+          'certify any IP; re-mint it at the next rotation',
         l.file,
       );
     if (l.role === 'old-root') continue; // its key is the active one's, checked there
@@ -134,7 +135,8 @@ function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding
     add(
       'warning',
       'boundary',
-      `no one-anchor-per-file bundle yet (${paths.capath(scope)}/, ${paths.anchors(scope)}/; the store predates them): the next trellis-ci renew writes them`,
+      `no one-anchor-per-file bundle yet (${paths.capath(scope)}/, ${paths.anchors(scope)}/; the store ` +
+        `predates them): the next trellis-ci renew writes them`,
       paths.capath(scope),
     );
     return out;
@@ -145,7 +147,8 @@ function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding
       add(
         'error',
         'boundary',
-        'anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew rewrites it',
+        'anchor file missing: the bundle trusts an intermediate this directory does not hold; trellis-ci renew ' +
+          'rewrites it',
         f.path,
       );
     else if (held !== f.content)
@@ -162,7 +165,8 @@ function verifyAnchorFiles(mesh: Mesh, scope: string, m: ScopeMaterial): Finding
       add(
         'error',
         'boundary',
-        "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); trellis-ci renew removes it",
+        "extra anchor file: it is not in the scope's trust bundle (a CApath consumer would still trust it); " +
+          'trellis-ci renew removes it',
         p,
       );
   }
@@ -200,21 +204,24 @@ export async function verifyScopeCrl({ def, m, live, now }: ScopeView): Promise<
       add(
         'warning',
         'crl',
-        `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at it; the next trellis-ci renew signs it`,
+        `no anchor CRL of ${anchor.subject}: nginx ssl_crl and haproxy crl-file cannot check chains ending at ` +
+          `it; the next trellis-ci renew signs it`,
         file,
       );
     else if (!crl.nextUpdate || crl.nextUpdate <= now)
       add(
         'error',
         'crl',
-        `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every chain ending at it`,
+        `the anchor CRL of ${anchor.subject} is past its nextUpdate: full-chain CRL checking refuses every ` +
+          `chain ending at it`,
         file,
       );
     else if (notYetValid(crl.thisUpdate, now))
       add(
         'error',
         'crl',
-        `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`,
+        `the anchor CRL of ${anchor.subject} is not valid before ${crl.thisUpdate.toISOString()}: full-chain ` +
+          `CRL checking refuses every chain ending at it; trellis-ci renew re-signs it`,
         file,
       );
   }
@@ -253,7 +260,8 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
       add(
         'error',
         'leaf',
-        `${svc.name}: the current leaf ${displaySerial(rec.serial)} is revoked; run trellis-ci renew --force --scope ${def.name}`,
+        `${svc.name}: the current leaf ${displaySerial(rec.serial)} is revoked; run trellis-ci renew --force ` +
+          `--scope ${def.name}`,
         file,
       );
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
@@ -261,7 +269,8 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
       add(
         DUE[due][0],
         due === 'expired' || due === 'renewal-window' || due === 'not-yet-valid' ? 'expiry' : 'leaf',
-        `${svc.name}: ${DUE[due][1]} (${due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`,
+        `${svc.name}: ${DUE[due][1]} ` +
+          `(${due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`,
         file,
       );
   }

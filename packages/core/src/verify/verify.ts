@@ -50,7 +50,9 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
         out.push({
           level: 'pending',
           check: 'ceremony',
-          message: `declared in ${paths.scopeFile(def.name)}, awaiting its intermediate: the custodian runs trellis-root intermediate ${def.name} offline`,
+          message:
+            `declared in ${paths.scopeFile(def.name)}, awaiting its intermediate: the custodian runs ` +
+            `trellis-root intermediate ${def.name} offline`,
           scope: def.name,
           file,
         });
@@ -86,7 +88,9 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
       out.push({
         level: 'pending',
         check: 'retire',
-        message: `scopes/${o}.yaml was deleted: its intermediates stay trusted until the custodian runs trellis-root retire ${o}`,
+        message:
+          `scopes/${o}.yaml was deleted: its intermediates stay trusted until the custodian runs trellis-root ` +
+          `retire ${o}`,
         file: `bundles/${o}`,
       });
       continue;
@@ -94,7 +98,9 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
     out.push({
       level: 'warning',
       check: 'orphan',
-      message: `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store; the custodian runs trellis-root retire ${o}`,
+      message:
+        `bundles/${o}/ has no scopes/${o}.yaml: a removed scope's material is still in the store; the custodian ` +
+        `runs trellis-root retire ${o}`,
       file: `bundles/${o}`,
     });
   }

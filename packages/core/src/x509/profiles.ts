@@ -131,7 +131,8 @@ export function assertSignsAt(issuer: SigningIssuer, now: Date): void {
   if (now < issuer.notBefore) {
     throw new TrellisError(
       'bad-time',
-      `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it cannot sign as of then`,
+      `${now.toISOString()} is before ${issuer.label} became valid (${issuer.notBefore.toISOString()}): it ` +
+        `cannot sign as of then`,
       {
         ...place,
         hint: "check the clock, and give --now only times inside the issuer's validity",
@@ -144,7 +145,8 @@ export function assertSignsAt(issuer: SigningIssuer, now: Date): void {
       hint:
         issuer.tier === 'root'
           ? 'the root has expired: a new mesh root is needed'
-          : 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an overlap any more)',
+          : 'the scope needs a new intermediate: trellis-root recover SCOPE (it cannot be rotated with an ' +
+            'overlap any more)',
     });
   }
 }
@@ -158,7 +160,8 @@ export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: Sign
   if (!Number.isFinite(ttl) || ttl <= 0 || Number.isNaN(v.notAfter.getTime()) || v.notAfter > MAX_NOT_AFTER) {
     throw new TrellisError(
       'bad-config',
-      `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive and end by 9999-12-31T23:59:59Z`,
+      `a ${tier} valid for ${ttl} ms from ${now.toISOString()} cannot be encoded: a lifetime must be positive ` +
+        `and end by 9999-12-31T23:59:59Z`,
       {
         hint: 'shorten the ttl (docs/input-limits.md); an expired certificate cannot be extended, only replaced',
       },
@@ -168,7 +171,8 @@ export function validityWithin(tier: Tier, now: Date, ttl: number, issuer?: Sign
   if (issuer && v.notAfter > issuer.notAfter) {
     throw new TrellisError(
       'outlives-issuer',
-      `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ${issuer.notAfter.toISOString()})`,
+      `a ${tier} valid until ${v.notAfter.toISOString()} would outlive its issuer ${issuer.label} (expires ` +
+        `${issuer.notAfter.toISOString()})`,
       {
         ...(issuer.file ? { file: issuer.file } : {}),
         hint:
@@ -248,7 +252,8 @@ export function profileViolations(
         out.push(`nameConstraints exclude IP [${got.excludedIps}], want [${ALL_IPS}]`);
       if (want && (got.dns.join() !== want.dns.join() || got.uriHosts.join() !== want.uriHosts.join())) {
         out.push(
-          `nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI [${want.uriHosts}]`,
+          `nameConstraints permit DNS [${got.dns}] URI [${got.uriHosts}], want DNS [${want.dns}] URI ` +
+            `[${want.uriHosts}]`,
         );
       }
     }

@@ -28,7 +28,8 @@ interface Args {
 export const confirm: CommandModule<object, Args> = {
   command: 'confirm',
   describe:
-    "Confirm trellis.yaml's deploy allow-list and signing policy (defaults, mesh, trust domain) and each host-held key's CSR: opens the root key to prove custody, then records them in the root ledger",
+    "Confirm trellis.yaml's deploy allow-list and signing policy (defaults, mesh, trust domain) and each " +
+    "host-held key's CSR: opens the root key to prove custody, then records them in the root ledger",
   builder: (y) =>
     y
       .option('dry-run', { type: 'boolean', describe: 'print what would be confirmed and stop' })
@@ -81,7 +82,8 @@ export const confirm: CommandModule<object, Args> = {
             .map(([s, r]) => `; ${s}: ${r}`)
             .join('');
           process.stdout.write(
-            `confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ${mesh.config.recipients.ci}${own}\n`,
+            `confirmed the recipients in trellis.yaml (recorded in ${paths.rootLedger}): CI ` +
+              `${mesh.config.recipients.ci}${own}\n`,
           );
           return;
         }
@@ -89,7 +91,8 @@ export const confirm: CommandModule<object, Args> = {
         const pending = unconfirmedCiRecipients(mesh);
         if (a.dryRun && pending.length)
           process.stdout.write(
-            `would confirm (with --confirm-recipients) ${pending.length} CI recipient change(s):\n${pending.map((u) => `  ${u.text}\n`).join('')}`,
+            `would confirm (with --confirm-recipients) ${pending.length} CI recipient ` +
+              `change(s):\n${pending.map((u) => `  ${u.text}\n`).join('')}`,
           );
         process.stdout.write(
           'the deploy allow-list and signing policy in trellis.yaml are the ones last confirmed: nothing to record\n',
@@ -126,7 +129,8 @@ export const confirm: CommandModule<object, Args> = {
         },
       ]);
       process.stdout.write(
-        `confirmed ${changes.length} change(s) to the deploy allow-list and signing policy (recorded in ${paths.rootLedger}):\n${list}`,
+        `confirmed ${changes.length} change(s) to the deploy allow-list and signing policy (recorded in ` +
+          `${paths.rootLedger}):\n${list}`,
       );
     });
   },

@@ -68,12 +68,14 @@ export const init: CommandModule<object, Args> = {
       .option('shares', {
         type: 'string',
         describe:
-          'print the generated offline identity as N Shamir shares, any K of which open the root key (K-of-N, e.g. 2-of-3)',
+          'print the generated offline identity as N Shamir shares, any K of which open the root key (K-of-N, ' +
+          'e.g. 2-of-3)',
       })
       .option('pq', {
         type: 'boolean',
         describe:
-          'post-quantum at rest: generate ML-KEM-768 hybrid identities (age1pq1…) for the offline and CI postures; the age CLI before 1.3 cannot read them',
+          'post-quantum at rest: generate ML-KEM-768 hybrid identities (age1pq1…) for the offline and CI ' +
+          'postures; the age CLI before 1.3 cannot read them',
       })
       .option('algorithm', {
         type: 'string',
@@ -84,7 +86,8 @@ export const init: CommandModule<object, Args> = {
       .option('root-key', {
         type: 'string',
         describe:
-          "generate the root key on a PKCS#11 token instead of a file: an RFC 7512 URI, e.g. 'pkcs11:token=trellis-root;object=root' (docs/root-on-token.md)",
+          'generate the root key on a PKCS#11 token instead of a file: an RFC 7512 URI, e.g. ' +
+          "'pkcs11:token=trellis-root;object=root' (docs/root-on-token.md)",
       })
       .example(
         '$0 init --mesh prod --trust-domain mesh.example --ci-recipient age1…',
@@ -207,7 +210,8 @@ async function runInit(a: Args): Promise<void> {
       'the offline root identity follows on stdout, ONCE: write it to offline media now; it is not stored anywhere\n',
     );
     writeAllToStdout(
-      `# trellis offline root identity for mesh ${config.mesh}\n# recipient: ${offlineId.recipient}\n${offlineId.identity}\n`,
+      `# trellis offline root identity for mesh ${config.mesh}\n# recipient: ` +
+        `${offlineId.recipient}\n${offlineId.identity}\n`,
       { what: 'the offline root identity', ...INIT_STDOUT },
     );
   }
@@ -227,29 +231,38 @@ async function runInit(a: Args): Promise<void> {
   await store.withLock(async () => store.commit([...writes, ...ignoreWork]));
 
   process.stderr.write(
-    `created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ${iso(root.cert.notAfter)}\n`,
+    `created mesh ${config.mesh} in ${dir}\nroot ${root.cert.subject}\n     ${fingerprint(root.cert)}, expires ` +
+      `${iso(root.cert.notAfter)}\n`,
   );
   if (ciId)
     process.stderr.write(
-      `CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's TRELLIS_CI_IDENTITY secret, then delete it here\n`,
+      `CI identity written to ${a.ciIdentityOut} (recipient ${ciId.recipient}): store it as CI's ` +
+        `TRELLIS_CI_IDENTITY secret, then delete it here\n`,
     );
   if (a.rootKey)
     process.stderr.write(
-      `the root key was generated on the token (${a.rootKey}) and never left it; every root signature needs the token and its PIN\n`,
+      `the root key was generated on the token (${a.rootKey}) and never left it; every root signature needs ` +
+        `the token and its PIN\n`,
     );
   if (offlineId && shares)
     process.stderr.write(
-      `the shares were written to stdout (the terminal, or the file it was redirected to): trellis-root recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`,
+      `the shares were written to stdout (the terminal, or the file it was redirected to): trellis-root ` +
+        `recombines any ${shares.k} of them (--shares-from FILE… or ` +
+        `TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`,
     );
   else if (offlineId)
     process.stderr.write(
       a.rootKey
-        ? 'the offline identity was written to stdout (the terminal, or the file it was redirected to): it opens no root key now; keep it for a rotation back to a file root\n'
-        : 'the offline root identity was written to stdout (the terminal, or the file it was redirected to): the root key opens with it alone\n',
+        ? 'the offline identity was written to stdout (the terminal, or the file it was redirected to): it opens ' +
+            'no root key now; keep it for a rotation back to a file root\n'
+        : 'the offline root identity was written to stdout (the terminal, or the file it was redirected to): the ' +
+            'root key opens with it alone\n',
     );
 }
 
 const INIT_STDOUT = {
   outcome: 'nothing was created',
-  hint: 'rerun with stdout going to a terminal or a file on offline media (trellis-root init … > /media/offline/root.identity), or pass --offline-recipient',
+  hint:
+    'rerun with stdout going to a terminal or a file on offline media (trellis-root init … > ' +
+    '/media/offline/root.identity), or pass --offline-recipient',
 };

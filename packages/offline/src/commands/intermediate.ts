@@ -74,7 +74,9 @@ async function runIntermediate(a: Args): Promise<void> {
       if (!unminted(a.scope!)) {
         throw new TrellisError('already-minted', `scope ${a.scope} already has an intermediate`, {
           file: paths.intermediate(a.scope!),
-          hint: `to replace it: trellis-root rotate intermediate ${a.scope} (planned) or trellis-root recover ${a.scope} (compromise)`,
+          hint:
+            `to replace it: trellis-root rotate intermediate ${a.scope} (planned) or trellis-root recover ` +
+            `${a.scope} (compromise)`,
         });
       }
     }
@@ -149,7 +151,8 @@ async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boo
   if (typed.join(' ') !== want.join(' ')) {
     throw new TrellisError(
       'custody-not-confirmed',
-      `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes this ceremony signs (${want.join(' ')}): nothing was signed`,
+      `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes ` +
+        `this ceremony signs (${want.join(' ')}): nothing was signed`,
       {
         hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed',
       },

@@ -17,7 +17,8 @@ interface Args {
 export const recover: CommandModule<object, Args> = {
   command: 'recover <scope>',
   describe:
-    'Recover a compromised intermediate now: fresh key, old revoked and out of every bundle, every leaf re-minted on the next renew',
+    'Recover a compromised intermediate now: fresh key, old revoked and out of every bundle, every leaf ' +
+    're-minted on the next renew',
   builder: (y) =>
     y
       .positional('scope', { type: 'string', demandOption: true })

@@ -41,7 +41,8 @@ interface Args {
 export const rekey: CommandModule<object, Args> = {
   command: 'rekey',
   describe:
-    'Re-encrypt the root key(s) to new offline recipients (retires the current offline identity; the root key itself is unchanged)',
+    'Re-encrypt the root key(s) to new offline recipients (retires the current offline identity; the root key ' +
+    'itself is unchanged)',
   builder: (y) =>
     y
       .option('offline-recipient', {
@@ -56,7 +57,8 @@ export const rekey: CommandModule<object, Args> = {
       .option('shares', {
         type: 'string',
         describe:
-          'generate the new offline identity and print it as N Shamir shares on stdout, never whole (K-of-N, e.g. 3-of-5): new share holders',
+          'generate the new offline identity and print it as N Shamir shares on stdout, never whole (K-of-N, ' +
+          'e.g. 3-of-5): new share holders',
       })
       .option('pq', {
         type: 'boolean',
@@ -68,7 +70,8 @@ export const rekey: CommandModule<object, Args> = {
       )
       .example(
         '$0 rekey --shares-from /media/a/share /media/b/share --shares 2-of-3',
-        "hand the root key to new share holders: the shares print on the terminal, each copied to its own custodian's medium",
+        'hand the root key to new share holders: the shares print on the terminal, each copied to its own ' +
+          "custodian's medium",
       ) as never,
   handler: async (a) => {
     const posture = requireOfflinePosture(a);
@@ -155,20 +158,25 @@ export const rekey: CommandModule<object, Args> = {
       else if (generated)
         writeOutFile(
           a.identityOut!,
-          `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ${generated.recipient}\n${generated.identity}\n`,
+          `# trellis offline root identity for mesh ${mesh.config.mesh}\n# recipient: ` +
+            `${generated.recipient}\n${generated.identity}\n`,
           identityOut,
         );
       store.commit(writes);
       // With --shares, stdout holds the shares alone (as init prints them), so the summary goes to stderr.
       (split ? (lines: string[]) => process.stderr.write(lines.map((l) => `${l}\n`).join('')) : say)([
-        `rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
+        `rekeyed ${writes.length - 2} root key file(s) to ${next.length} new offline ` +
+          `recipient(s)${next.every(isPq) ? ' (post-quantum)' : ''}; recorded in ${paths.rootLedger}`,
         ...(split
           ? [
-              `the ${split.n} shares written to stdout (the terminal, or the file it was redirected to) are now the only way into the root key: give each to its own custodian; the old identity and its shares are retired (they still open the old ciphertext in git history)`,
+              `the ${split.n} shares written to stdout (the terminal, or the file it was redirected to) are ` +
+                `now the only way into the root key: give each to its own custodian; the old identity and its ` +
+                `shares are retired (they still open the old ciphertext in git history)`,
             ]
           : generated
             ? [
-                `the new offline identity is in ${a.identityOut}: move it to offline media; the old identity is retired (it still opens the old ciphertext in git history)`,
+                `the new offline identity is in ${a.identityOut}: move it to offline media; the old identity ` +
+                  `is retired (it still opens the old ciphertext in git history)`,
               ]
             : []),
       ]);

@@ -17,7 +17,8 @@ interface Args {
 export const retire: CommandModule<object, Args> = {
   command: 'retire <scope>',
   describe:
-    'Retire a region whose scope file a pull request deleted: revoke its intermediates, drop them from every bundle, remove its material',
+    'Retire a region whose scope file a pull request deleted: revoke its intermediates, drop them from every ' +
+    'bundle, remove its material',
   builder: (y) =>
     y
       .positional('scope', { type: 'string', demandOption: true })

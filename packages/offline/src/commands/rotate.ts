@@ -47,12 +47,14 @@ export const rotate: CommandModule<object, Args> = {
       .option('propagation', {
         type: 'string',
         describe:
-          'how long bundles trusting {old, new} propagate before CI switches signing (default defaults.overlap.propagation, 24h)',
+          'how long bundles trusting {old, new} propagate before CI switches signing (default ' +
+          'defaults.overlap.propagation, 24h)',
       })
       .option('abort', {
         type: 'boolean',
         describe:
-          'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one stays trusted until its leaves expire',
+          'intermediate: signing back on the old intermediate (until retire); after the switch the aborted one ' +
+          'stays trusted until its leaves expire',
       })
       .option('finalize', {
         type: 'boolean',
@@ -61,7 +63,8 @@ export const rotate: CommandModule<object, Args> = {
       .option('root-key', {
         type: 'string',
         describe:
-          "root: generate the new root's key on this PKCS#11 token (RFC 7512 URI); without it the new key is a file encrypted to the offline recipients",
+          "root: generate the new root's key on this PKCS#11 token (RFC 7512 URI); without it the new key is a " +
+          'file encrypted to the offline recipients',
       })
       .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
       .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
