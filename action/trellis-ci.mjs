@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "9382180ed2e910d354d8446b6782fe1637557a08", date: "2026-12-07T06:35:03Z" };
+    define_TRELLIS_BUILD_default = { commit: "b81fc79827a5f26f7432d18daf4ef6710299632d", date: "2026-12-07T06:39:40Z" };
   }
 });
 
