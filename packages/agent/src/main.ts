@@ -25,6 +25,7 @@ import {
   type Certificate,
   type KeyAlgorithm,
   versionAsCommand,
+  withoutHelpCache,
 } from '@trellis/core';
 import path from 'node:path';
 import { keygen } from './keygen.js';
@@ -52,7 +53,7 @@ interface Args {
 
 await runMain('trellis-agent', () => {
   assertAgentPosture(process.env);
-  return yargs(versionAsCommand(hideBin(process.argv)))
+  return withoutHelpCache(yargs(versionAsCommand(hideBin(process.argv))))
     .scriptName('trellis-agent')
     .version(false)
     .command<Args>(

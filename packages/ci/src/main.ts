@@ -12,6 +12,7 @@ import {
   runMain,
   withHelp,
   versionAsCommand,
+  withoutHelpCache,
 } from '@trellis/core';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
@@ -34,7 +35,7 @@ await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
   requireCiPosture();
   return (
-    yargs(versionAsCommand(hideBin(process.argv)))
+    withoutHelpCache(yargs(versionAsCommand(hideBin(process.argv))))
       .scriptName('trellis-ci')
       .version(false)
       .usage('$0 <command>: leaf issuance, bundles and checks, in CI')

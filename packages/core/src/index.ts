@@ -208,6 +208,7 @@ export {
   onlineInterfaces,
   failAsUsage,
   versionAsCommand,
+  withoutHelpCache,
   isMachineFailure,
   ioFailure,
   EXIT_CODES_HELP,

@@ -16,6 +16,7 @@ import {
   runMain,
   versionCommand,
   versionAsCommand,
+  withoutHelpCache,
 } from '@trellis/core';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
@@ -24,7 +25,7 @@ import { rotateRoot } from './commands/rotate-root.js';
 await runMain('trellis-drill', () => {
   // Posture first: a real identity in this environment is refused before anything is read.
   assertDrillPosture(process.env);
-  return yargs(versionAsCommand(hideBin(process.argv)))
+  return withoutHelpCache(yargs(versionAsCommand(hideBin(process.argv))))
     .scriptName('trellis-drill')
     .version(false)
     .usage('$0 <command>: rehearse a runbook on throwaway keys, with a handshake checklist at every phase')

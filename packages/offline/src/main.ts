@@ -11,6 +11,7 @@ import {
   refuseRepeatedFlags,
   runMain,
   versionAsCommand,
+  withoutHelpCache,
 } from '@trellis/core';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
@@ -38,7 +39,7 @@ await runMain('trellis-root', () => {
     allowOnline: asksOnlyForHelp(hideBin(process.argv)) || process.argv.includes('--allow-online'),
   });
   return (
-    yargs(versionAsCommand(hideBin(process.argv)))
+    withoutHelpCache(yargs(versionAsCommand(hideBin(process.argv))))
       .scriptName('trellis-root')
       .version(false)
       .usage('$0 <command>: root and intermediate operations, on the air-gapped workstation')

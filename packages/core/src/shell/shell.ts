@@ -234,6 +234,17 @@ function editDistance(a: string, b: string): number {
   return prev[b.length]!;
 }
 
+/**
+ * yargs renders a command's whole help text each time it starts the command's handler, kept in case the handler
+ * fails into it; trellis's `.fail()` never shows help, so that render (about a tenth of each start) is skipped.
+ */
+export function withoutHelpCache<T>(cli: T): T {
+  type Internal = { getInternalMethods?: () => { getUsageInstance: () => { cacheHelpMessage: () => void } } };
+  const usage = (cli as Internal).getInternalMethods?.().getUsageInstance();
+  if (usage) usage.cacheHelpMessage = () => {};
+  return cli;
+}
+
 /** A lone `--version` is the `version` command (yargs' own flag would print the bundle's missing package version). */
 export function versionAsCommand(args: string[]): string[] {
   return args.length === 1 && args[0] === '--version' ? ['version'] : args;
