@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "b81fc79827a5f26f7432d18daf4ef6710299632d", date: "2026-12-07T06:39:40Z" };
+    define_TRELLIS_BUILD_default = { commit: "def7b6cf3290d8b441bdabe9fd5f5f82cdc15701", date: "2026-12-07T06:42:47Z" };
   }
 });
 
@@ -44301,6 +44301,12 @@ function editDistance(a2, b) {
   }
   return prev[b.length];
 }
+function withoutHelpCache(cli) {
+  const usage2 = cli.getInternalMethods?.().getUsageInstance();
+  if (usage2) usage2.cacheHelpMessage = () => {
+  };
+  return cli;
+}
 function versionAsCommand(args) {
   return args.length === 1 && args[0] === "--version" ? ["version"] : args;
 }
@@ -63275,7 +63281,7 @@ async function activate(mesh, scope2, ids, reason, now) {
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
-  return yargs_default(versionAsCommand(hideBin(process.argv))).scriptName("trellis-ci").version(false).usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", {
+  return withoutHelpCache(yargs_default(versionAsCommand(hideBin(process.argv)))).scriptName("trellis-ci").version(false).usage("$0 <command>: leaf issuance, bundles and checks, in CI").option("store", {
     type: "string",
     global: true,
     describe: "the store directory (default: nearest ancestor with trellis.yaml, or TRELLIS_STORE)"
