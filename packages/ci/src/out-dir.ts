@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, assertOutsideTrackedTree, makeOutDir } from '@trellis/core';
+import { TrellisError, assertOutsideTrackedTree, makeOutDir, outDirRefusal } from '@trellis/core';
 import { SCOPE_OUT_FILES } from './issue.js';
 
 /**
@@ -31,35 +31,17 @@ export function prepareOutDir(
       });
   }
   const st = fs.lstatSync(dir);
-  if (st.isSymbolicLink()) {
-    throw new TrellisError(
-      'custody-out-dir',
-      `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`,
-      { hint: `remove the link, or point ${flag} at a real directory` },
-    );
-  }
+  if (st.isSymbolicLink()) throw outDirRefusal(dir, flag, { kind: 'is-link' });
   if (!st.isDirectory())
     throw new TrellisError('usage', `cannot write leaves under ${dir}: it is not a directory`, {
       hint: `point ${flag} at a directory`,
     });
   // The default lies inside the store, where a committed symlink (say .trellis -> a served directory) would reroute
   // keys.
-  if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir))) {
-    throw new TrellisError(
-      'custody-out-dir',
-      `cannot write leaves under ${dir}: it resolves to ${fs.realpathSync(dir)} through a symbolic link inside ` +
-        `the store, and leaf keys would leave it`,
-      { hint: 'remove the link (.trellis is a work area, never committed)' },
-    );
-  }
-  if (process.getuid && st.uid !== process.getuid()) {
-    throw new TrellisError(
-      'custody-out-dir',
-      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ` +
-        `${process.getuid()}), and its owner could read the leaf keys`,
-      { hint: `point ${flag} at a directory of your own` },
-    );
-  }
+  if (opts.store && fs.realpathSync(dir) !== path.join(fs.realpathSync(opts.store), path.relative(opts.store, dir)))
+    throw outDirRefusal(dir, flag, { kind: 'leaves-store', real: fs.realpathSync(dir) });
+  if (process.getuid && st.uid !== process.getuid())
+    throw outDirRefusal(dir, flag, { kind: 'foreign-owner', uid: st.uid, me: process.getuid() });
   refuseLinksInside(dir, flag);
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
@@ -77,14 +59,7 @@ export function prepareOutDir(
  */
 function refuseLinksInside(dir: string, flag: string): void {
   const refuse = (at: string): never => {
-    throw new TrellisError(
-      'custody-out-dir',
-      `cannot write leaves under ${dir}: ${path.relative(dir, at)} in it is a symbolic link, and leaf keys ` +
-        `would be written wherever it points`,
-      {
-        hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`,
-      },
-    );
+    throw outDirRefusal(dir, flag, { kind: 'link-inside', at });
   };
   for (const scope of fs.readdirSync(dir, { withFileTypes: true })) {
     const at = path.join(dir, scope.name);

@@ -86,7 +86,6 @@ export {
   rootLedgerTrustOf,
   rootClockBound,
   scopeLedgerTrust,
-  lastConfirmedRecord,
   assertLedgerCounts,
 } from './ledger/ledger-trust.js';
 export { leafCreated } from './ledger/record-proofs.js';
@@ -111,6 +110,9 @@ export {
   newIdentity,
   recipientOf,
   isPq,
+  assertTypedBack,
+  assertPqRecipients,
+  tokenRefusal,
 } from './custody/custody.js';
 export {
   SHARE_MAGIC,
@@ -129,6 +131,10 @@ export {
   confirmedCiCustody,
   short,
   unconfirmedCiRecipients,
+  breakglassToRecord,
+  recipientsToRecord,
+  requireConfirmedCiRecipientOf,
+  requireConfirmedCiRecipients,
 } from './custody/scope-custody.js';
 export { ageFilesIn } from './shell/retired-identity.js';
 export {
@@ -169,8 +175,6 @@ export {
   allowListDigest,
   allowListChanges,
   confirmedAllowList,
-  requireConfirmedAllowList,
-  resolveDeployTargets,
 } from './config/deploy-allow-list.js';
 export {
   confirmedPolicy,
@@ -179,11 +183,13 @@ export {
   unconfirmedPolicyChanges,
 } from './custody/signing-policy.js';
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
-export { hostKeyRequests, keyProofStatement, meshHostKeys } from './custody/host-keys.js';
+export { requireConfirmedAllowList, resolveDeployTargets } from './custody/allow-list.js';
+export { outDirRefusal } from './custody/out-paths.js';
+export { custodyRefusal, hostKeyRequests, keyProofStatement, meshHostKeys } from './custody/host-keys.js';
 export { certificateRequestPem } from './x509/csr.js';
 export type { HostKeyRequest } from './x509/csr.js';
 export { verifyMesh, intermediateProblems, type Finding } from './verify/verify.js';
-export { planRenew, planHostKeys, custodyRefusal, type RenewPlan } from './procedures/plan.js';
+export { planRenew, planHostKeys, type RenewPlan } from './procedures/plan.js';
 export {
   explainHandshake,
   recordParty,

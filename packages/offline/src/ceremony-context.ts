@@ -16,12 +16,12 @@ import {
   type Mesh,
   readBounded,
   READ_LIMITS,
+  recipientsToRecord,
 } from '@trellis/core';
 import type { Ceremony } from './root-procedures.js';
 import { sharesFromStdin } from './typed-shares.js';
 import { tokenAwareSeam, tokenRootsOnly } from './token.js';
 import type { Posture } from './records.js';
-import { recipientsToRecord } from './records.js';
 
 /** The offline identity recombined from shares, held in this process's memory only (never written, never printed). */
 let fromShares: string | undefined;

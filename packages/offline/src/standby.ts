@@ -13,7 +13,6 @@ import {
   inRole,
   iso,
   keyId,
-  lastConfirmedRecord,
   liveIntermediates,
   parseCertificate,
   paths,
@@ -22,50 +21,11 @@ import {
   signedBy,
   type FileWrite,
   type RevokedIntermediate,
+  breakglassToRecord,
 } from '@trellis/core';
 import { mintIntermediate, type RootSigner } from './ceremony.js';
 import { rootRecords, type Ceremony, type ProcedureResult } from './root-procedures.js';
 import { offlineEntry } from './records.js';
-
-/**
- * The break-glass recipient must be one the custodian confirmed: trellis.yaml
- * is a file a pull request can edit, and a redirected recipient would hand the
- * standby key to whoever wrote it. First use and every change need --confirm-recipients.
- */
-export function breakglassToRecord(c: Ceremony, confirmed: boolean): Record<string, unknown> {
-  const current = c.mesh.config.recipients.breakglass;
-  if (!current) {
-    throw new TrellisError(
-      'bad-config',
-      'no break-glass recipient: a standby key needs a reader who is neither the custodian nor CI',
-      {
-        file: 'trellis.yaml',
-        field: 'recipients.breakglass',
-        hint:
-          "add the on-call security team's age recipient as recipients.breakglass, then rerun with " +
-          '--confirm-recipients',
-      },
-    );
-  }
-  const recorded = lastConfirmedRecord(c.mesh, 'breakglassRecipient')?.breakglassRecipient;
-  if (recorded === current) return {};
-  if (!confirmed) {
-    throw new TrellisError(
-      'custody-recipients',
-      `recipients.breakglass ` +
-        `${recorded === undefined ? 'has never been confirmed' : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`}: ` +
-        `the standby key would be encrypted to it`,
-      {
-        file: 'trellis.yaml',
-        field: 'recipients.breakglass',
-        hint:
-          'check it with the on-call security team and rerun with --confirm-recipients (recorded in the root ' +
-          'ledger); otherwise restore trellis.yaml',
-      },
-    );
-  }
-  return { breakglassRecipient: current };
-}
 
 /**
  * `trellis-root intermediate --standby SCOPE…`: one standby per target scope that has an active intermediate and no
@@ -78,7 +38,7 @@ export async function mintStandbys(
   confirmed: boolean,
 ): Promise<ProcedureResult> {
   const { mesh, now } = c;
-  const recorded = breakglassToRecord(c, confirmed);
+  const recorded = breakglassToRecord(c.mesh, confirmed);
   const breakglass = mesh.config.recipients.breakglass!;
   const writes: FileWrite[] = [];
   const minted: { scope: string; fp: string; ref: ReturnType<typeof certRef> }[] = [];

@@ -18,6 +18,7 @@ import {
   type Certificate,
   type CryptoSeam,
   type KeyAlgorithm,
+  tokenRefusal,
 } from '@trellis/core';
 
 /** What a token root's signer carries instead of a WebCrypto key: the session and the key's handle. */
@@ -151,9 +152,7 @@ const CURVES: Partial<
 type Pkcs11 = any;
 let binding: { mod: Pkcs11; lib: Pkcs11; path: string } | undefined;
 
-function tokenError(message: string, hint: string): TrellisError {
-  return new TrellisError('custody-token', message, { file: 'bundles/root/root.key.uri', hint });
-}
+const tokenError = tokenRefusal;
 
 /** Loads pkcs11js and the token's module once per process. */
 function load(uri: TokenUri): { mod: Pkcs11; lib: Pkcs11 } {

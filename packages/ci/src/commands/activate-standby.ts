@@ -11,9 +11,6 @@ import {
   clock,
   decryptWith,
   effectWrites,
-  ciRecipientIn,
-  ciRecipientOf,
-  confirmedCiCustody,
   encryptTo,
   fingerprint,
   caKeyFromPem,
@@ -21,7 +18,6 @@ import {
   intermediateProblems,
   iso,
   keyMatchesCert,
-  lastConfirmedRecord,
   ledgerSigner,
   liveIntermediates,
   loadMesh,
@@ -39,6 +35,7 @@ import {
   readBounded,
   READ_LIMITS,
   refuseRootOpeners,
+  requireConfirmedCiRecipientOf,
 } from '@trellis/core';
 
 interface Args {
@@ -120,29 +117,8 @@ async function activate(
       file: standby.keyFile,
       hint: 'restore bundles/<scope>/ from git',
     });
-  // The key goes to CI next: only to the CI recipient the custodian confirmed, never one a pull request wrote into
-  // trellis.yaml.
-  // The scope's own CI recipient when it has one (recipients.ciScopes), else the shared one; as confirmed, never as a
-  // pull request wrote it.
-  const ci = ciRecipientIn(mesh.config, scope);
-  const custody = lastConfirmedRecord(mesh, 'ciRecipient') ? confirmedCiCustody(mesh) : undefined;
-  const confirmed = custody && ciRecipientOf(custody, scope);
-  if (confirmed !== undefined && confirmed !== ci) {
-    const field =
-      scope in (mesh.config.recipients.ciScopes ?? {}) || scope in custody!.scopes
-        ? `recipients.ciScopes.${scope}`
-        : 'recipients.ci';
-    throw new TrellisError(
-      'custody-recipients',
-      `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ` +
-        `ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
-      {
-        file: 'trellis.yaml',
-        field,
-        hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first',
-      },
-    );
-  }
+  // The key goes to CI next: only to the CI recipient the custodian confirmed for the scope.
+  const ci = requireConfirmedCiRecipientOf(mesh, scope, 'the activated key');
   const m = mesh.material.get(scope)!;
   const burned = live.filter((l) => l.role !== 'standby' && l.role !== 'old-root');
   const fp = fingerprint(standby.cert);

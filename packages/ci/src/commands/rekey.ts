@@ -1,6 +1,5 @@
 import type { CommandModule } from 'yargs';
 import {
-  TrellisError,
   actor,
   ageFilesIn,
   appendToLedger,
@@ -9,7 +8,6 @@ import {
   confirmedCiCustody,
   iso,
   isPq,
-  lastConfirmedRecord,
   ledgerSigner,
   loadMesh,
   mergeWrites,
@@ -17,7 +15,7 @@ import {
   recipientOf,
   short,
   tryDecrypt,
-  unconfirmedCiRecipients,
+  requireConfirmedCiRecipients,
   encryptTo,
   withStore,
   type FileWrite,
@@ -51,40 +49,7 @@ export const rekey: CommandModule<object, Args> = {
     await withStore(a.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a.now);
-      // Only a root-signed confirmation counts: a pull request that edits recipients.ci or recipients.ciScopes must not
-      // get the keys.
-      // A store whose root ledger confirms no CI recipient at all has nothing rekey may hand the keys to (never fall
-      // back to trellis.yaml here).
-      if (!lastConfirmedRecord(mesh, 'ciRecipient')) {
-        throw new TrellisError(
-          'custody-not-confirmed',
-          'no custodian has confirmed a CI recipient in the root ledger',
-          {
-            file: 'trellis.yaml',
-            field: 'recipients.ci',
-            hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first',
-          },
-        );
-      }
-      const unconfirmed = unconfirmedCiRecipients(mesh);
-      if (unconfirmed.length) {
-        const ci = unconfirmed.some((u) => u.field === 'recipients.ci');
-        const confirmedCi = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
-        throw new TrellisError(
-          'custody-not-confirmed',
-          ci
-            ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last ` +
-                `confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
-            : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`,
-          {
-            file: 'trellis.yaml',
-            field: ci ? 'recipients.ci' : 'recipients.ciScopes',
-            hint:
-              'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if ' +
-              'nobody asked for this change, restore trellis.yaml',
-          },
-        );
-      }
+      requireConfirmedCiRecipients(mesh);
       const custody = confirmedCiCustody(mesh);
       const held = await ciIdentities(mesh);
       const heldRecipients = await Promise.all(held.map(recipientOf));

@@ -20,8 +20,8 @@ import { readPlainYaml, writePlainYaml } from './plain-yaml.js';
 import { dataOnly, dict } from '../model/data.js';
 import {
   assertBreakglassRecipient,
+  assertOneCiTier,
   assertSeparateRecipients,
-  isPq,
   quoteInput,
   validateRecipients,
   withoutSecrets,
@@ -503,19 +503,7 @@ function readCiScopes(
       "the scope's own CI recipient (age-keygen -y of the identity its runner holds)",
     );
     validateRecipients([rec], { file: r.file, field: at });
-    // A custody rule like a mixed file (exit 3): a classic scope would undo the post-quantum protection of the CI tier.
-    if (isPq(rec) !== isPq(others.ci)) {
-      throw new TrellisError(
-        'custody-recipients',
-        `is ${isPq(rec) ? 'post-quantum' : 'classic'} but recipients.ci is ` +
-          `${isPq(others.ci) ? 'post-quantum' : 'classic'}`,
-        {
-          file: r.file,
-          field: at,
-          hint: 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)',
-        },
-      );
-    }
+    assertOneCiTier(rec, others.ci, { file: r.file, field: at });
     assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
     if (others.breakglass !== undefined)
       assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });

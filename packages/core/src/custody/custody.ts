@@ -344,6 +344,16 @@ export function validateRecipients(recipients: string[], place: { file?: string;
   }
 }
 
+/** The CI tier is one kind: a classic scope recipient would undo the post-quantum protection of the others. */
+export function assertOneCiTier(scopeRecipient: string, ci: string, place: { file?: string; field?: string }): void {
+  if (isPq(scopeRecipient) === isPq(ci)) return;
+  throw new TrellisError(
+    'custody-recipients',
+    `is ${isPq(scopeRecipient) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(ci) ? 'post-quantum' : 'classic'}`,
+    { ...place, hint: 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)' },
+  );
+}
+
 /** The break-glass recipient is a third party: neither an offline nor the CI recipient. */
 export function assertBreakglassRecipient(
   offline: string[],
@@ -490,4 +500,37 @@ export async function newIdentity(pq = false): Promise<{ identity: string; recip
 
 export async function recipientOf(identity: string): Promise<string> {
   return identityToRecipient(identity);
+}
+
+/**
+ * A ceremony's typed-back confirmation: the custodian typed exactly the scopes it signs (any order), else nothing is
+ * signed (exit 3).
+ */
+export function assertTypedBack(answer: string, scopes: string[]): void {
+  const typed = answer
+    .split(/[\s,]+/)
+    .filter(Boolean)
+    .sort();
+  const want = [...scopes].sort();
+  if (typed.join(' ') === want.join(' ')) return;
+  throw new TrellisError(
+    'custody-not-confirmed',
+    `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes ` +
+      `this ceremony signs (${want.join(' ')}): nothing was signed`,
+    { hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed' },
+  );
+}
+
+/** With --pq every recipient given is post-quantum: a classic one beside it would leave one tier classic. */
+export function assertPqRecipients(given: readonly string[], field: string): void {
+  if (given.every(isPq)) return;
+  throw new TrellisError('custody-recipients', 'with --pq every recipient must be post-quantum (age1pq1…)', {
+    field,
+    hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one',
+  });
+}
+
+/** The root key's token cannot be reached or used (exit 3): the key stays where it is, and nothing is signed. */
+export function tokenRefusal(message: string, hint: string): TrellisError {
+  return new TrellisError('custody-token', message, { file: 'bundles/root/root.key.uri', hint });
 }

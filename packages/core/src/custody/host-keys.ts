@@ -12,6 +12,13 @@ import { readCertificateRequest, type HostKeyRequest } from '../x509/csr.js';
 import { sha256Hex, verifyBytes } from '../crypto/crypto.js';
 import { lastConfirmedRecord, scopeLedgerTrust } from '../ledger/ledger-trust.js';
 
+/** A `key: host` service renew holds because its key does not count yet (`why` says which rule). */
+export interface HostKeyHold {
+  scope: string;
+  service: string;
+  why: string;
+}
+
 /** `<scope>/<service>`: how a host-held key is named in messages and maps. */
 const held = (scope: string, service: string) => `${scope}/${service}`;
 
@@ -218,4 +225,19 @@ export function hostKeyStanding(mesh: Mesh, scope: string, service: string, key:
     why: `its key changed from ${current} to ${key} with neither a proof from the current key nor a confirmation`,
     current,
   };
+}
+
+/** The refusal (exit 3) naming each service renew held for its key's custody, or undefined. */
+export function custodyRefusal(custody: HostKeyHold[], lead: string): TrellisError | undefined {
+  if (!custody.length) return undefined;
+  return new TrellisError(
+    'custody-not-confirmed',
+    `${lead} ${custody.map((h) => `${h.scope}/${h.service} (${h.why})`).join('; ')}`,
+    {
+      file: paths.csr(custody[0]!.scope, custody[0]!.service),
+      hint:
+        'a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the ' +
+        'key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)',
+    },
+  );
 }

@@ -5,7 +5,7 @@
  * on; and what verify can prove about it. See docs/custody-keys.md.
  */
 import { keyMatchesCert, type Certificate } from '../x509/certificates.js';
-import type { MeshConfig } from '../config/config.js';
+import { ciRecipientIn, type MeshConfig } from '../config/config.js';
 import { ageStanzaTypes, isPq, recipientOf, tryDecrypt } from './custody.js';
 import { TrellisError } from '../model/errors.js';
 import { lastConfirmedRecord } from '../ledger/ledger-trust.js';
@@ -313,4 +313,161 @@ export async function ciScopeCustodyFindings(mesh: Mesh, ids: string[]): Promise
         '(recipients.ci, recipients.ciScopes)',
     });
   return out;
+}
+
+/** The opened key of `scope`: a run that must sign for a scope whose key it did not open is refused (exit 3). */
+export function requireScopeKey<K>(keys: ReadonlyMap<string, K>, scope: string): K {
+  const key = keys.get(scope);
+  if (!key)
+    throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, {
+      file: paths.intermediateKey(scope),
+    });
+  return key;
+}
+
+/**
+ * The CI recipients as a custodian last confirmed them, or a refusal (exit 3): only a root-signed confirmation
+ * counts, so a pull request that edits recipients.ci or recipients.ciScopes does not get the keys, and a store whose
+ * root ledger confirms no CI recipient has nobody to hand them to (never falling back to trellis.yaml).
+ */
+export function requireConfirmedCiRecipients(mesh: Mesh): void {
+  if (!lastConfirmedRecord(mesh, 'ciRecipient')) {
+    throw new TrellisError('custody-not-confirmed', 'no custodian has confirmed a CI recipient in the root ledger', {
+      file: 'trellis.yaml',
+      field: 'recipients.ci',
+      hint: 'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first',
+    });
+  }
+  const unconfirmed = unconfirmedCiRecipients(mesh);
+  if (unconfirmed.length) {
+    const ci = unconfirmed.some((u) => u.field === 'recipients.ci');
+    const confirmedCi = lastConfirmedRecord(mesh, 'ciRecipient')?.ciRecipient;
+    throw new TrellisError(
+      'custody-not-confirmed',
+      ci
+        ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last ` +
+            `confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ''}`
+        : `${unconfirmed.map((u) => u.text).join('; ')}: not what a custodian last confirmed`,
+      {
+        file: 'trellis.yaml',
+        field: ci ? 'recipients.ci' : 'recipients.ciScopes',
+        hint:
+          'the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if ' +
+          'nobody asked for this change, restore trellis.yaml',
+      },
+    );
+  }
+}
+
+/**
+ * The CI recipient `what` goes to for `scope` (its own, recipients.ciScopes, else the shared one): refused (exit 3)
+ * when trellis.yaml names another than the root ledger last recorded, since a pull request could have written it.
+ */
+export function requireConfirmedCiRecipientOf(mesh: Mesh, scope: string, what: string): string {
+  const ci = ciRecipientIn(mesh.config, scope);
+  const custody = lastConfirmedRecord(mesh, 'ciRecipient') ? confirmedCiCustody(mesh) : undefined;
+  const confirmed = custody && ciRecipientOf(custody, scope);
+  if (confirmed === undefined || confirmed === ci) return ci;
+  const field =
+    scope in (mesh.config.recipients.ciScopes ?? {}) || scope in custody!.scopes
+      ? `recipients.ciScopes.${scope}`
+      : 'recipients.ci';
+  throw new TrellisError(
+    'custody-recipients',
+    `${field === 'recipients.ci' ? 'recipients.ci' : `the CI recipient of ${scope}`} changed since the root ` +
+      `ledger last recorded it (${String(confirmed)} → ${ci}): ${what} would be encrypted to it`,
+    {
+      file: 'trellis.yaml',
+      field,
+      hint: 'restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first',
+    },
+  );
+}
+
+/**
+ * What a ceremony that mints standby keys records of recipients.breakglass: nothing when the root ledger already
+ * holds it; the recipient when the custodian confirms it now (`confirmed`); else a refusal (exit 3), since the
+ * standby keys would be encrypted to a recipient a pull request could have written.
+ */
+export function breakglassToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
+  const current = mesh.config.recipients.breakglass;
+  if (!current) {
+    throw new TrellisError(
+      'bad-config',
+      'no break-glass recipient: a standby key needs a reader who is neither the custodian nor CI',
+      {
+        file: 'trellis.yaml',
+        field: 'recipients.breakglass',
+        hint:
+          "add the on-call security team's age recipient as recipients.breakglass, then rerun with " +
+          '--confirm-recipients',
+      },
+    );
+  }
+  const recorded = lastConfirmedRecord(mesh, 'breakglassRecipient')?.breakglassRecipient;
+  if (recorded === current) return {};
+  if (!confirmed) {
+    const change =
+      recorded === undefined
+        ? 'has never been confirmed'
+        : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`;
+    throw new TrellisError(
+      'custody-recipients',
+      `recipients.breakglass ${change}: the standby key would be encrypted to it`,
+      {
+        file: 'trellis.yaml',
+        field: 'recipients.breakglass',
+        hint:
+          'check it with the on-call security team and rerun with --confirm-recipients (recorded in the root ' +
+          'ledger); otherwise restore trellis.yaml',
+      },
+    );
+  }
+  return { breakglassRecipient: current };
+}
+
+/**
+ * Keys are encrypted to the recipients in trellis.yaml, a file a pull request
+ * can change. Every ceremony compares them with the last ones the root ledger
+ * recorded, and refuses a change the custodian has not confirmed. Returns what
+ * to record (nothing when unchanged).
+ */
+export function recipientsToRecord(mesh: Mesh, confirmed: boolean): Record<string, unknown> {
+  const current = {
+    ciRecipient: mesh.config.recipients.ci,
+    offlineRecipients: mesh.config.recipients.offline,
+    ...ciScopesRecord(mesh.config),
+  };
+  // Only a root-signed entry confirms (or, on a ledger written before ledgers were signed, its legacy prefix): a pull
+  // request can append anything else.
+  const recorded = lastConfirmedRecord(mesh, 'ciRecipient');
+  if (!recorded) return current;
+  const scopes = unconfirmedCiRecipients(mesh)
+    .filter((u) => u.field !== 'recipients.ci')
+    .map((u) => u.text);
+  const same =
+    recorded.ciRecipient === current.ciRecipient &&
+    JSON.stringify(recorded.offlineRecipients) === JSON.stringify(current.offlineRecipients) &&
+    !scopes.length;
+  if (same) return {};
+  if (!confirmed) {
+    const what =
+      recorded.ciRecipient !== current.ciRecipient
+        ? `recipients.ci ${String(recorded.ciRecipient)} → ${current.ciRecipient}`
+        : scopes.length
+          ? scopes.join('; ')
+          : 'recipients.offline';
+    throw new TrellisError(
+      'custody-recipients',
+      `changed since the root ledger last recorded it (${what}): new keys would be encrypted to it`,
+      {
+        file: 'trellis.yaml',
+        field: 'recipients',
+        hint:
+          'if you rotated that identity on purpose, rerun with --confirm-recipients (recorded in the ledger); ' +
+          'otherwise restore trellis.yaml: a pull request must not redirect keys',
+      },
+    );
+  }
+  return current;
 }

@@ -29,6 +29,7 @@ import { iso } from '../model/time.js';
 import { TrellisError } from '../model/errors.js';
 import type { HostKeyRequest } from '../x509/csr.js';
 import { hostKeyHistory } from '../custody/host-keys.js';
+import { requireScopeKey } from '../custody/scope-custody.js';
 
 /** A live intermediate's opened key, and which CRLs of the scope's crl.pem it signs (crlSetOf decides). */
 export interface CrlSigner extends SigningIntermediate {
@@ -328,10 +329,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
   const touched = renewTouched(i);
   for (const scope of touched) {
     // Every scope-ledger entry is signed by the scope's intermediate, so every touched scope needs its keys.
-    if (!i.keys.get(scope))
-      throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, {
-        file: paths.intermediateKey(scope),
-      });
+    requireScopeKey(i.keys, scope);
     // The records carried forward must be proven before a signed entry binds them (else it would launder an edited
     // record).
     if (plan.mint.some((x) => x.scope === scope)) assertIssuanceProven(mesh, scope);

@@ -8,10 +8,8 @@ import { renewalPoint } from '../x509/profiles.js';
 import { iso, notYetValid } from '../model/time.js';
 import { displaySerial } from '../x509/revocation.js';
 import { heldServices, meshCollisions, type Collision } from '../trust/uniqueness.js';
-import { hostKeyHistory, hostKeyStanding } from '../custody/host-keys.js';
+import { hostKeyHistory, hostKeyStanding, type HostKeyHold } from '../custody/host-keys.js';
 import type { HostKeyRequest } from '../x509/csr.js';
-import { TrellisError } from '../model/errors.js';
-import { paths } from '../model/paths.js';
 
 interface RenewItem {
   scope: string;
@@ -32,7 +30,7 @@ export interface RenewPlan {
   /**
    * `key: host` services whose key does not count yet (custody/host-keys.ts): not minted; renew exits 3 naming them.
    */
-  custody: { scope: string; service: string; why: string }[];
+  custody: HostKeyHold[];
 }
 
 export function planRenew(mesh: Mesh, now: Date, opts: { scope?: string; force?: boolean } = {}): RenewPlan {
@@ -86,21 +84,6 @@ export function planHostKeys(mesh: Mesh, plan: RenewPlan, requests: ReadonlyMap<
     }
   }
   return out;
-}
-
-/** The refusal (exit 3) naming each service renew held for its key's custody, or undefined. */
-export function custodyRefusal(custody: RenewPlan['custody'], lead: string): TrellisError | undefined {
-  if (!custody.length) return undefined;
-  return new TrellisError(
-    'custody-not-confirmed',
-    `${lead} ${custody.map((h) => `${h.scope}/${h.service} (${h.why})`).join('; ')}`,
-    {
-      file: paths.csr(custody[0]!.scope, custody[0]!.service),
-      hint:
-        'a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the ' +
-        'key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)',
-    },
-  );
 }
 
 type LeafState = 'ok' | 'due' | 'expired' | 'not-yet-valid' | 'missing' | 'stale-issuer';

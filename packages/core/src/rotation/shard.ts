@@ -11,6 +11,7 @@
  * compose jobs does not matter.
  */
 import { TrellisError } from '../model/errors.js';
+import { requireScopeKey } from '../custody/scope-custody.js';
 import { appendToLedger } from '../ledger/ledger.js';
 import { ledgerSigner } from '../ledger/ledger-signature.js';
 import { paths } from '../model/paths.js';
@@ -83,11 +84,7 @@ export function composeScopes(i: {
 }): FileWrite[] {
   const writes: FileWrite[] = [...i.stale];
   for (const scope of composeTouched(i.stale)) {
-    const signer = i.signers.get(scope);
-    if (!signer)
-      throw new TrellisError('custody-missing-identity', `no key opened for scope ${scope}`, {
-        file: paths.intermediateKey(scope),
-      });
+    const signer = requireScopeKey(i.signers, scope);
     // --now must lie inside the validity of the key that signs the entry.
     assertSignsAt(
       {

@@ -12,7 +12,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, type Reason } from '../model/errors.js';
+import { TrellisError } from '../model/errors.js';
+import { linkRefusal, trackedTreeRefusal } from '../custody/out-paths.js';
 import { writeFileAtomic } from './store.js';
 
 export interface OutPath {
@@ -73,27 +74,6 @@ function anchorOf(p: string, o: OutPath): string | undefined {
   return o.anchor === undefined ? undefined : path.resolve(o.anchor);
 }
 
-function linkRefusal(o: OutPath, p: string, at: string, anchor: string | undefined): TrellisError {
-  const reason: Reason = o.allowList ? 'custody-not-allowed' : o.secret ? 'custody-out-dir' : 'usage';
-  const inside = anchor ? ` inside ${anchor}` : '';
-  const where =
-    at === p
-      ? `it is a symbolic link${inside}`
-      : `${anchor ? path.relative(anchor, at) : at} on the way to it is a symbolic link${inside}`;
-  const goes = o.allowList
-    ? 'and the release (its key included) would land wherever it points, outside the allow-list'
-    : o.secret
-      ? 'and the plaintext key would be written wherever it points'
-      : 'and trellis would write wherever it points';
-  return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
-    file: o.file,
-    field: o.flag,
-    hint: o.allowList
-      ? 'replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)'
-      : `remove the link, or point ${o.flag} at a real path`,
-  });
-}
-
 /**
  * Refuses a link at any existing directory strictly below the anchor on the way to `p` (and `p` itself when `self`).
  */
@@ -131,15 +111,7 @@ export function assertOutsideTrackedTree(dir: string, storeDir: string, flag: st
   const store = real(storeDir);
   const rel = path.relative(store, real(dir));
   if (within(store, path.join(store, rel)) && rel !== '.trellis' && !rel.startsWith(`.trellis${path.sep}`)) {
-    throw new TrellisError(
-      'custody-out-dir',
-      `${flag} ${dir} lies in the store's tracked tree (${rel || '.'}), where git would commit the plaintext ` +
-        `keys written there`,
-      {
-        field: flag,
-        hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`,
-      },
-    );
+    throw trackedTreeRefusal(dir, flag, rel);
   }
 }
 

@@ -11,11 +11,12 @@ import {
   unconfirmedCiRecipients,
   unconfirmedPolicyChanges,
   withStore,
+  recipientsToRecord,
 } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
-import { allowListToRecord, offlineEntry, recipientsToRecord } from '../records.js';
+import { allowListToRecord, offlineEntry } from '../records.js';
 
 interface Args {
   store?: string;

@@ -18,7 +18,6 @@ import {
   fingerprint,
   iso,
   newIdentity,
-  isPq,
   nodeCryptoSeam,
   parseMeshConfig,
   parseSharesSpec,
@@ -30,6 +29,7 @@ import {
   checkOutFile,
   writeOutFile,
   type KeyAlgorithm,
+  assertPqRecipients,
 } from '@trellis/core';
 import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { printShares, writeAllToStdout } from '../identity-out.js';
@@ -132,11 +132,7 @@ async function runInit(a: Args): Promise<void> {
     ['--offline-recipient', offline],
     ['--ci-recipient', a.ciRecipient ? [a.ciRecipient] : []],
   ] as const) {
-    if (a.pq && given.some((r) => !isPq(r)))
-      throw new TrellisError('custody-recipients', 'with --pq every recipient must be post-quantum (age1pq1…)', {
-        field,
-        hint: 'give the recipient of an AGE-SECRET-KEY-PQ-1… identity, or let init generate one',
-      });
+    if (a.pq) assertPqRecipients(given, field);
   }
   if (a.rootKey !== undefined) parseTokenUri(a.rootKey);
   const now = clock(a.now);

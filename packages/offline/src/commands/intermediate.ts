@@ -9,16 +9,17 @@ import {
   withStore,
   paths,
   planOrRefusal,
-  quoteInput,
   renderCeremonySummary,
   scopeDef,
   type Mesh,
+  breakglassToRecord,
+  assertTypedBack,
 } from '@trellis/core';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';
 import { ceremonyIntermediates } from '../root-procedures.js';
-import { breakglassToRecord, mintStandbys } from '../standby.js';
+import { mintStandbys } from '../standby.js';
 
 interface Args {
   store?: string;
@@ -114,7 +115,7 @@ async function runStandby(a: Args, posture: ReturnType<typeof requireOfflinePost
       return;
     }
     const c = ceremony(mesh, now, posture, a.confirmRecipients);
-    breakglassToRecord(c, Boolean(a.confirmRecipients)); // refused before the root key is opened
+    breakglassToRecord(c.mesh, Boolean(a.confirmRecipients)); // refused before the root key is opened
     const root = await openRootKey(mesh, rootIdentities(), now);
     const result = await mintStandbys(c, targets, root, Boolean(a.confirmRecipients));
     store.commit(result.writes);
@@ -143,19 +144,5 @@ async function confirmSummary(mesh: Mesh, targets: string[], now: Date, yes: boo
     );
   });
   rl.close();
-  const typed = answer
-    .split(/[\s,]+/)
-    .filter(Boolean)
-    .sort();
-  const want = [...targets].sort();
-  if (typed.join(' ') !== want.join(' ')) {
-    throw new TrellisError(
-      'custody-not-confirmed',
-      `the names typed back (${typed.length ? typed.map(quoteInput).join(' ') : 'none'}) are not the scopes ` +
-        `this ceremony signs (${want.join(' ')}): nothing was signed`,
-      {
-        hint: 'read the summary above and type exactly its scope names, or rerun with --yes once it has been reviewed',
-      },
-    );
-  }
+  assertTypedBack(answer, targets);
 }

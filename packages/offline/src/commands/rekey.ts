@@ -20,12 +20,13 @@ import {
   openStore,
   writeOutFile,
   type FileWrite,
+  recipientsToRecord,
 } from '@trellis/core';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities, say } from '../ceremony-context.js';
 import { printShares } from '../identity-out.js';
 import { requireOfflinePosture } from '../posture.js';
-import { offlineEntry, recipientsToRecord } from '../records.js';
+import { offlineEntry } from '../records.js';
 
 interface Args {
   store?: string;
