@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "def7b6cf3290d8b441bdabe9fd5f5f82cdc15701", date: "2026-12-07T06:42:47Z" };
+    define_TRELLIS_BUILD_default = { commit: "e57c544f0aa7d2787d6ca3cff1abab742cb71dec", date: "2026-12-07T07:12:20Z" };
   }
 });
 
@@ -494,17 +494,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path21) {
-      const ctrl = callVisitor(key, node, visitor, path21);
+    function visit_(key, node, visitor, path22) {
+      const ctrl = callVisitor(key, node, visitor, path22);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path21, ctrl);
-        return visit_(key, ctrl, visitor, path21);
+        replaceNode(key, path22, ctrl);
+        return visit_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path21 = Object.freeze(path21.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path21);
+            const ci = visit_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -515,13 +515,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path21 = Object.freeze(path21.concat(node));
-          const ck = visit_("key", node.key, visitor, path21);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = visit_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path21);
+          const cv = visit_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -542,17 +542,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path21) {
-      const ctrl = await callVisitor(key, node, visitor, path21);
+    async function visitAsync_(key, node, visitor, path22) {
+      const ctrl = await callVisitor(key, node, visitor, path22);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path21, ctrl);
-        return visitAsync_(key, ctrl, visitor, path21);
+        replaceNode(key, path22, ctrl);
+        return visitAsync_(key, ctrl, visitor, path22);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path21 = Object.freeze(path21.concat(node));
+          path22 = Object.freeze(path22.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path21);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -563,13 +563,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path21 = Object.freeze(path21.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path21);
+          path22 = Object.freeze(path22.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path22);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path21);
+          const cv = await visitAsync_("value", node.value, visitor, path22);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -596,23 +596,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path21) {
+    function callVisitor(key, node, visitor, path22) {
       if (typeof visitor === "function")
-        return visitor(key, node, path21);
+        return visitor(key, node, path22);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path21);
+        return visitor.Map?.(key, node, path22);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path21);
+        return visitor.Seq?.(key, node, path22);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path21);
+        return visitor.Pair?.(key, node, path22);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path21);
+        return visitor.Scalar?.(key, node, path22);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path21);
+        return visitor.Alias?.(key, node, path22);
       return void 0;
     }
-    function replaceNode(key, path21, node) {
-      const parent = path21[path21.length - 1];
+    function replaceNode(key, path22, node) {
+      const parent = path22[path22.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -1233,10 +1233,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path21, value) {
+    function collectionFromPath(schema, path22, value) {
       let v = value;
-      for (let i2 = path21.length - 1; i2 >= 0; --i2) {
-        const k = path21[i2];
+      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
+        const k = path22[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -1255,7 +1255,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path21) => path21 == null || typeof path21 === "object" && !!path21[Symbol.iterator]().next().done;
+    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -1285,11 +1285,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path21, value) {
-        if (isEmptyPath(path21))
+      addIn(path22, value) {
+        if (isEmptyPath(path22))
           this.add(value);
         else {
-          const [key, ...rest] = path21;
+          const [key, ...rest] = path22;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -1303,8 +1303,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path21) {
-        const [key, ...rest] = path21;
+      deleteIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -1318,8 +1318,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path21, keepScalar) {
-        const [key, ...rest] = path21;
+      getIn(path22, keepScalar) {
+        const [key, ...rest] = path22;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1337,8 +1337,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path21) {
-        const [key, ...rest] = path21;
+      hasIn(path22) {
+        const [key, ...rest] = path22;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1348,8 +1348,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path21, value) {
-        const [key, ...rest] = path21;
+      setIn(path22, value) {
+        const [key, ...rest] = path22;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -3899,9 +3899,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path21, value) {
+      addIn(path22, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path21, value);
+          this.contents.addIn(path22, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3976,14 +3976,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path21) {
-        if (Collection.isEmptyPath(path21)) {
+      deleteIn(path22) {
+        if (Collection.isEmptyPath(path22)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path21) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3998,10 +3998,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path21, keepScalar) {
-        if (Collection.isEmptyPath(path21))
+      getIn(path22, keepScalar) {
+        if (Collection.isEmptyPath(path22))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path21, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -4012,10 +4012,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path21) {
-        if (Collection.isEmptyPath(path21))
+      hasIn(path22) {
+        if (Collection.isEmptyPath(path22))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path21) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -4032,13 +4032,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path21, value) {
-        if (Collection.isEmptyPath(path21)) {
+      setIn(path22, value) {
+        if (Collection.isEmptyPath(path22)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path21), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path22), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path21, value);
+          this.contents.setIn(path22, value);
         }
       }
       /**
@@ -6019,9 +6019,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path21) => {
+    visit.itemAtPath = (cst, path22) => {
       let item = cst;
-      for (const [field2, index] of path21) {
+      for (const [field2, index] of path22) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -6030,23 +6030,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path21) => {
-      const parent = visit.itemAtPath(cst, path21.slice(0, -1));
-      const field2 = path21[path21.length - 1][0];
+    visit.parentCollection = (cst, path22) => {
+      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
+      const field2 = path22[path22.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path21, item, visitor) {
-      let ctrl = visitor(item, path21);
+    function _visit(path22, item, visitor) {
+      let ctrl = visitor(item, path22);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path21.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path22.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -6057,10 +6057,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path21);
+            ctrl = ctrl(item, path22);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path21) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
     }
     exports.visit = visit;
   }
@@ -9332,22 +9332,22 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path21, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path21 === "string" && /^\.\.?\//.test(path21)) {
+function __rewriteRelativeImportExtension(path22, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path22 === "string" && /^\.\.?\//.test(path22)) {
     if (extraExtensions) {
       for (var extension2 in extraExtensions) {
-        var suffix = path21.slice(-extension2.length);
+        var suffix = path22.slice(-extension2.length);
         if (suffix === extension2 || ignoreCase && suffix.toLowerCase() === extension2.toLowerCase()) {
           var output = extraExtensions[extension2];
-          return output === extension2 ? path21 : path21.slice(0, -extension2.length) + output;
+          return output === extension2 ? path22 : path22.slice(0, -extension2.length) + output;
         }
       }
     }
-    return path21.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+    return path22.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
       return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path21;
+  return path22;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
@@ -22329,14 +22329,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path21 = [token];
+          const path22 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path21.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path21, currentToken].join(" -> ")}`);
+            if (path22.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path22, currentToken].join(" -> ")}`);
             }
-            path21.push(currentToken);
+            path22.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -37410,6 +37410,14 @@ function validateRecipients(recipients, place) {
     });
   }
 }
+function assertOneCiTier(scopeRecipient, ci, place) {
+  if (isPq(scopeRecipient) === isPq(ci)) return;
+  throw new TrellisError(
+    "custody-recipients",
+    `is ${isPq(scopeRecipient) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(ci) ? "post-quantum" : "classic"}`,
+    { ...place, hint: "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)" }
+  );
+}
 function assertBreakglassRecipient(offline, ci, breakglass, place) {
   if (offline.includes(breakglass) || ci === breakglass) {
     throw new TrellisError(
@@ -37538,17 +37546,17 @@ var init_custody = __esm({
 // packages/core/src/config/config.ts
 import { isIP } from "node:net";
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path21, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path21) || void 0, hint });
+  const fail = (path22, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path22) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path21 } = stack.pop();
+    const { node, path: path22 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
       fail(
-        path21,
+        path22,
         `uses the alias *${node.source}`,
         "write the value out in full: anchors and aliases are not accepted in trellis files"
       );
@@ -37556,18 +37564,18 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
     const n2 = node;
     if (n2.anchor && !allowAliases)
       fail(
-        path21,
+        path22,
         `defines the anchor &${n2.anchor}`,
         "remove the anchor: anchors and aliases are not accepted in trellis files"
       );
     if (n2.tag)
       fail(
-        path21,
+        path22,
         `carries the tag ${n2.tag}`,
         "remove the tag: trellis files hold plain strings, numbers, lists and mappings"
       );
-    if (path21.length > 32)
-      fail(path21, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (path22.length > 32)
+      fail(path22, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
@@ -37575,11 +37583,11 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
         if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key))
-          fail(path21, "has a key that is not a plain string", "keys are names such as kind or services");
+          fail(path22, "has a key that is not a plain string", "keys are names such as kind or services");
         if ((0, import_yaml.isScalar)(key) && typeof key.value !== "string") {
           const written = key.source ?? String(key.value);
           fail(
-            [...path21, written],
+            [...path22, written],
             `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`,
             `quote it ("${written}") or choose a name that starts with a letter`
           );
@@ -37587,16 +37595,16 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
         if (seen.has(k))
           fail(
-            [...path21, k],
+            [...path22, k],
             `duplicate key ${quoteInput(k)}`,
             "keep one: a second value would silently replace the first"
           );
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path21, k] });
-        children2.push({ node: pair.value, path: [...path21, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path22, k] });
+        children2.push({ node: pair.value, path: [...path22, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path21, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path22, i2] }));
     }
     for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
@@ -37737,17 +37745,7 @@ function readCiScopes(r, raw, others) {
       "the scope's own CI recipient (age-keygen -y of the identity its runner holds)"
     );
     validateRecipients([rec], { file: r.file, field: at });
-    if (isPq(rec) !== isPq(others.ci)) {
-      throw new TrellisError(
-        "custody-recipients",
-        `is ${isPq(rec) ? "post-quantum" : "classic"} but recipients.ci is ${isPq(others.ci) ? "post-quantum" : "classic"}`,
-        {
-          file: r.file,
-          field: at,
-          hint: "the CI tier is one kind: move every CI recipient together (trellis-ci rekey)"
-        }
-      );
-    }
+    assertOneCiTier(rec, others.ci, { file: r.file, field: at });
     assertSeparateRecipients(others.offline, rec, { file: r.file, field: at });
     if (others.breakglass !== void 0)
       assertBreakglassRecipient(others.offline, rec, others.breakglass, { file: r.file, field: at });
@@ -38127,7 +38125,7 @@ var init_config = __esm({
       }
     };
     MAX_INPUT_BYTES = 4 * 1024 * 1024;
-    fieldOf = (path21) => path21.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+    fieldOf = (path22) => path22.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
     TRUST_DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
     DEPLOY_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
     HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -40483,12 +40481,60 @@ async function ciScopeCustodyFindings(mesh, ids) {
     });
   return out;
 }
+function requireScopeKey(keys, scope2) {
+  const key = keys.get(scope2);
+  if (!key)
+    throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, {
+      file: paths2.intermediateKey(scope2)
+    });
+  return key;
+}
+function requireConfirmedCiRecipients(mesh) {
+  if (!lastConfirmedRecord(mesh, "ciRecipient")) {
+    throw new TrellisError("custody-not-confirmed", "no custodian has confirmed a CI recipient in the root ledger", {
+      file: "trellis.yaml",
+      field: "recipients.ci",
+      hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first"
+    });
+  }
+  const unconfirmed = unconfirmedCiRecipients(mesh);
+  if (unconfirmed.length) {
+    const ci = unconfirmed.some((u2) => u2.field === "recipients.ci");
+    const confirmedCi = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
+    throw new TrellisError(
+      "custody-not-confirmed",
+      ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.map((u2) => u2.text).join("; ")}: not what a custodian last confirmed`,
+      {
+        file: "trellis.yaml",
+        field: ci ? "recipients.ci" : "recipients.ciScopes",
+        hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
+      }
+    );
+  }
+}
+function requireConfirmedCiRecipientOf(mesh, scope2, what) {
+  const ci = ciRecipientIn(mesh.config, scope2);
+  const custody = lastConfirmedRecord(mesh, "ciRecipient") ? confirmedCiCustody(mesh) : void 0;
+  const confirmed = custody && ciRecipientOf(custody, scope2);
+  if (confirmed === void 0 || confirmed === ci) return ci;
+  const field2 = scope2 in (mesh.config.recipients.ciScopes ?? {}) || scope2 in custody.scopes ? `recipients.ciScopes.${scope2}` : "recipients.ci";
+  throw new TrellisError(
+    "custody-recipients",
+    `${field2 === "recipients.ci" ? "recipients.ci" : `the CI recipient of ${scope2}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): ${what} would be encrypted to it`,
+    {
+      file: "trellis.yaml",
+      field: field2,
+      hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first"
+    }
+  );
+}
 var configuredCiCustody, ciRecipientOf, short;
 var init_scope_custody = __esm({
   "packages/core/src/custody/scope-custody.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_certificates();
+    init_config();
     init_custody();
     init_errors();
     init_ledger_trust();
@@ -40939,23 +40985,43 @@ var init_store = __esm({
   }
 });
 
-// packages/core/src/store/out-path.ts
-import fs3 from "node:fs";
+// packages/core/src/custody/out-paths.ts
 import path3 from "node:path";
-function kindAt(p) {
-  let st;
-  try {
-    st = fs3.lstatSync(p);
-  } catch (e2) {
-    if (["ENOENT", "ENOTDIR"].includes(e2.code ?? "")) return void 0;
-    throw e2;
+function outDirRefusal(dir, flag, h2) {
+  const lead = `cannot write leaves under ${dir}`;
+  switch (h2.kind) {
+    case "is-link":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it is a symbolic link, and leaf keys would be written wherever it points`,
+        { hint: `remove the link, or point ${flag} at a real directory` }
+      );
+    case "leaves-store":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it resolves to ${h2.real} through a symbolic link inside the store, and leaf keys would leave it`,
+        { hint: "remove the link (.trellis is a work area, never committed)" }
+      );
+    case "foreign-owner":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it belongs to uid ${h2.uid}, not to this user (uid ${h2.me}), and its owner could read the leaf keys`,
+        { hint: `point ${flag} at a directory of your own` }
+      );
+    case "link-inside":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: ${path3.relative(dir, h2.at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+        { hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory` }
+      );
   }
-  const what = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "a regular file";
-  return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
 }
-function anchorOf(p, o2) {
-  if (o2.store !== void 0 && within(path3.resolve(o2.store), p)) return path3.resolve(o2.store);
-  return o2.anchor === void 0 ? void 0 : path3.resolve(o2.anchor);
+function trackedTreeRefusal(dir, flag, rel) {
+  return new TrellisError(
+    "custody-out-dir",
+    `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`,
+    { field: flag, hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)` }
+  );
 }
 function linkRefusal(o2, p, at, anchor) {
   const reason = o2.allowList ? "custody-not-allowed" : o2.secret ? "custody-out-dir" : "usage";
@@ -40968,13 +41034,39 @@ function linkRefusal(o2, p, at, anchor) {
     hint: o2.allowList ? "replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)" : `remove the link, or point ${o2.flag} at a real path`
   });
 }
+var init_out_paths = __esm({
+  "packages/core/src/custody/out-paths.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+  }
+});
+
+// packages/core/src/store/out-path.ts
+import fs3 from "node:fs";
+import path4 from "node:path";
+function kindAt(p) {
+  let st;
+  try {
+    st = fs3.lstatSync(p);
+  } catch (e2) {
+    if (["ENOENT", "ENOTDIR"].includes(e2.code ?? "")) return void 0;
+    throw e2;
+  }
+  const what = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "a regular file";
+  return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
+}
+function anchorOf(p, o2) {
+  if (o2.store !== void 0 && within(path4.resolve(o2.store), p)) return path4.resolve(o2.store);
+  return o2.anchor === void 0 ? void 0 : path4.resolve(o2.anchor);
+}
 function refuseLinksBelowAnchor(p, o2, self2) {
   const anchor = anchorOf(p, o2);
   if (anchor === void 0) return;
-  const parts = path3.relative(anchor, p).split(path3.sep).filter(Boolean);
+  const parts = path4.relative(anchor, p).split(path4.sep).filter(Boolean);
   let at = anchor;
   for (const [i2, part] of parts.entries()) {
-    at = path3.join(at, part);
+    at = path4.join(at, part);
     if (i2 === parts.length - 1 && !self2) return;
     const k = kindAt(at);
     if (k === void 0) return;
@@ -40983,29 +41075,22 @@ function refuseLinksBelowAnchor(p, o2, self2) {
 }
 function assertOutsideTrackedTree(dir, storeDir, flag) {
   const real = (p) => {
-    let existing = path3.resolve(p);
+    let existing = path4.resolve(p);
     const rest = [];
     while (!fs3.existsSync(existing)) {
-      rest.unshift(path3.basename(existing));
-      existing = path3.dirname(existing);
+      rest.unshift(path4.basename(existing));
+      existing = path4.dirname(existing);
     }
-    return path3.join(fs3.realpathSync(existing), ...rest);
+    return path4.join(fs3.realpathSync(existing), ...rest);
   };
   const store = real(storeDir);
-  const rel = path3.relative(store, real(dir));
-  if (within(store, path3.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path3.sep}`)) {
-    throw new TrellisError(
-      "custody-out-dir",
-      `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`,
-      {
-        field: flag,
-        hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)`
-      }
-    );
+  const rel = path4.relative(store, real(dir));
+  if (within(store, path4.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path4.sep}`)) {
+    throw trackedTreeRefusal(dir, flag, rel);
   }
 }
 function checkOutFile(file, o2) {
-  const p = path3.resolve(file);
+  const p = path4.resolve(file);
   if (o2.secret && o2.store !== void 0) assertOutsideTrackedTree(p, o2.store, o2.flag);
   refuseLinksBelowAnchor(p, o2, false);
   const k = kindAt(p);
@@ -41017,14 +41102,14 @@ function checkOutFile(file, o2) {
       {
         file: o2.file,
         field: o2.flag,
-        hint: k.dir ? `name a file inside it (${o2.flag} ${path3.join(file, "…")})` : `point ${o2.flag} at a regular file`
+        hint: k.dir ? `name a file inside it (${o2.flag} ${path4.join(file, "…")})` : `point ${o2.flag} at a regular file`
       }
     );
   }
   return p;
 }
 function checkOutDir(dir, o2, named = false) {
-  const p = path3.resolve(dir);
+  const p = path4.resolve(dir);
   refuseLinksBelowAnchor(p, o2, true);
   const k = kindAt(p);
   if (k === void 0) return p;
@@ -41045,7 +41130,7 @@ function checkOutDir(dir, o2, named = false) {
 function makeOutDir(dir, o2) {
   const p = checkOutDir(dir, o2);
   const missing = [];
-  for (let at = p; kindAt(at) === void 0 && path3.dirname(at) !== at; at = path3.dirname(at)) missing.unshift(at);
+  for (let at = p; kindAt(at) === void 0 && path4.dirname(at) !== at; at = path4.dirname(at)) missing.unshift(at);
   for (const at of missing) {
     try {
       fs3.mkdirSync(at, { mode: dirMode(o2) });
@@ -41053,7 +41138,7 @@ function makeOutDir(dir, o2) {
       const code2 = e2.code;
       if (code2 === "EEXIST") continue;
       if (code2 === "ENOTDIR")
-        throw new TrellisError("usage", `cannot write under ${p}: ${path3.dirname(at)} is not a directory`, {
+        throw new TrellisError("usage", `cannot write under ${p}: ${path4.dirname(at)} is not a directory`, {
           file: o2.file,
           field: o2.flag,
           hint: `point ${o2.flag} elsewhere`
@@ -41066,7 +41151,7 @@ function makeOutDir(dir, o2) {
 }
 function writeOutFile(file, content, o2) {
   const p = checkOutFile(file, o2);
-  makeOutDir(path3.dirname(p), o2);
+  makeOutDir(path4.dirname(p), o2);
   writeFileAtomic(p, content, o2.mode ?? fileMode(o2));
   return p;
 }
@@ -41076,12 +41161,13 @@ var init_out_path = __esm({
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
+    init_out_paths();
     init_store();
     fileMode = (o2) => o2.secret ? 384 : 420;
     dirMode = (o2) => o2.secret ? 448 : 493;
     within = (base, p) => {
-      const rel = path3.relative(base, p);
-      return rel === "" || !rel.startsWith("..") && !path3.isAbsolute(rel);
+      const rel = path4.relative(base, p);
+      return rel === "" || !rel.startsWith("..") && !path4.isAbsolute(rel);
     };
   }
 });
@@ -41552,7 +41638,7 @@ function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem2 = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path21, content) => out.push({ path: path21, content: content ?? null });
+  const put = (path22, content) => out.push({ path: path22, content: content ?? null });
   for (const e2 of effects) {
     switch (e2) {
       case "stage-next":
@@ -41667,19 +41753,6 @@ function allowListChanges(before, after) {
     out.push(`deploy.dir.paths ${p} removed`);
   return out;
 }
-function requireConfirmedAllowList(mesh) {
-  const changes = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy);
-  if (!changes.length) return;
-  throw new TrellisError(
-    "custody-allow-list-unconfirmed",
-    `the deploy allow-list differs from the one the custodian last confirmed: ${changes.join("; ")}`,
-    {
-      file: paths2.config,
-      field: "deploy",
-      hint: "if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go"
-    }
-  );
-}
 function resolveTarget(allow, t, at) {
   const refuse2 = (f, detail, hint) => ({ field: `${at}.${f}`, detail, hint });
   const addOne = "a new one is added to trellis.yaml by the custodian and confirmed with trellis-root confirm";
@@ -41764,22 +41837,6 @@ function resolveTarget(allow, t, at) {
 }
 function isRefusal(r) {
   return "field" in r && "detail" in r;
-}
-function resolveDeployTargets(mesh, scopes = mesh.scopes) {
-  return scopes.flatMap(
-    (s) => s.services.flatMap(
-      (svc) => svc.deploy.map((sel, i2) => {
-        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
-        if (isRefusal(r))
-          throw new TrellisError("custody-not-allowed", r.detail, {
-            file: paths2.scopeFile(s.name),
-            field: r.field,
-            hint: r.hint
-          });
-        return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i2}]` };
-      })
-    )
-  );
 }
 var EMPTY_ALLOW_LIST, under;
 var init_deploy_allow_list = __esm({
@@ -42053,6 +42110,46 @@ var init_uniqueness = __esm({
   }
 });
 
+// packages/core/src/custody/allow-list.ts
+function requireConfirmedAllowList(mesh) {
+  const changes = allowListChanges(confirmedAllowList(mesh).allowList, mesh.config.deploy);
+  if (!changes.length) return;
+  throw new TrellisError(
+    "custody-allow-list-unconfirmed",
+    `the deploy allow-list differs from the one the custodian last confirmed: ${changes.join("; ")}`,
+    {
+      file: paths2.config,
+      field: "deploy",
+      hint: "if the custodian made this change, they run trellis-root confirm offline (recorded in the root ledger); otherwise restore trellis.yaml: a pull request must not widen what CI executes or where keys go"
+    }
+  );
+}
+function resolveDeployTargets(mesh, scopes = mesh.scopes) {
+  return scopes.flatMap(
+    (s) => s.services.flatMap(
+      (svc) => svc.deploy.map((sel, i2) => {
+        const r = resolveTarget(mesh.config.deploy, sel, `services.${svc.name}.deploy[${i2}]`);
+        if (isRefusal(r))
+          throw new TrellisError("custody-not-allowed", r.detail, {
+            file: paths2.scopeFile(s.name),
+            field: r.field,
+            hint: r.hint
+          });
+        return { scope: s.name, service: svc.name, target: r, field: `services.${svc.name}.deploy[${i2}]` };
+      })
+    )
+  );
+}
+var init_allow_list = __esm({
+  "packages/core/src/custody/allow-list.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_deploy_allow_list();
+    init_errors();
+    init_paths();
+  }
+});
+
 // packages/core/src/custody/host-keys.ts
 function caKeys(mesh) {
   const out = /* @__PURE__ */ new Map();
@@ -42214,6 +42311,17 @@ function hostKeyStanding(mesh, scope2, service, key) {
     why: `its key changed from ${current} to ${key} with neither a proof from the current key nor a confirmation`,
     current
   };
+}
+function custodyRefusal(custody, lead) {
+  if (!custody.length) return void 0;
+  return new TrellisError(
+    "custody-not-confirmed",
+    `${lead} ${custody.map((h2) => `${h2.scope}/${h2.service} (${h2.why})`).join("; ")}`,
+    {
+      file: paths2.csr(custody[0].scope, custody[0].service),
+      hint: "a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)"
+    }
+  );
 }
 var held, HOST_KEY_MAX_AGE_MS;
 var init_host_keys = __esm({
@@ -43251,17 +43359,6 @@ function planHostKeys(mesh, plan2, requests) {
   }
   return out;
 }
-function custodyRefusal(custody, lead) {
-  if (!custody.length) return void 0;
-  return new TrellisError(
-    "custody-not-confirmed",
-    `${lead} ${custody.map((h2) => `${h2.scope}/${h2.service} (${h2.why})`).join("; ")}`,
-    {
-      file: paths2.csr(custody[0].scope, custody[0].service),
-      hint: "a custodian reviews the CSR and records it with trellis-root confirm; a rotation commits the key-proof.json trellis-agent keygen --rotate wrote (docs/host-keys.md)"
-    }
-  );
-}
 function meshStatus(mesh, now) {
   const early2 = (c3) => notYetValid(c3.notBefore, now) ? { notValidBefore: iso(c3.notBefore) } : {};
   return {
@@ -43321,8 +43418,6 @@ var init_plan = __esm({
     init_revocation();
     init_uniqueness();
     init_host_keys();
-    init_errors();
-    init_paths();
   }
 });
 
@@ -44609,11 +44704,11 @@ var init_markdown = __esm({
 
 // packages/core/src/shell/secret-scan.ts
 import fs6 from "node:fs";
-import path4 from "node:path";
+import path5 from "node:path";
 function committedFiles(store) {
   const walk2 = (rel) => [
-    ...store.list(rel).map((f) => path4.posix.join(rel, f)),
-    ...store.list(rel, "dir").flatMap((d2) => walk2(path4.posix.join(rel, d2)))
+    ...store.list(rel).map((f) => path5.posix.join(rel, f)),
+    ...store.list(rel, "dir").flatMap((d2) => walk2(path5.posix.join(rel, d2)))
   ];
   const top2 = fs6.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
   return [...top2, ...walk2("bundles"), ...walk2("scopes")];
@@ -44888,10 +44983,7 @@ async function renewScopes(i2) {
   let count2 = 0;
   const touched = renewTouched(i2);
   for (const scope2 of touched) {
-    if (!i2.keys.get(scope2))
-      throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, {
-        file: paths2.intermediateKey(scope2)
-      });
+    requireScopeKey(i2.keys, scope2);
     if (plan2.mint.some((x) => x.scope === scope2)) assertIssuanceProven(mesh, scope2);
   }
   const signing = new Map(
@@ -45051,6 +45143,7 @@ var init_ci_procedures = __esm({
     init_time();
     init_errors();
     init_host_keys();
+    init_scope_custody();
   }
 });
 
@@ -45602,7 +45695,7 @@ var init_metrics = __esm({
 });
 
 // packages/core/src/shell/check-command.ts
-import path5 from "node:path";
+import path6 from "node:path";
 function thresholdsFrom(a2) {
   const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
   const win = (w, warn, crit, flag) => ({
@@ -45717,7 +45810,7 @@ var init_check_command = __esm({
           } catch (e2) {
             const [first, ...rest] = report2.split("\n");
             process.stdout.write(
-              `${unknownLine(`cannot write the metrics file ${path5.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+              `${unknownLine(`cannot write the metrics file ${path6.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
 ${rest.join("\n")}`
             );
             process.exitCode = NAGIOS.unknown;
@@ -45761,11 +45854,7 @@ function composeTouched(stale) {
 function composeScopes(i2) {
   const writes = [...i2.stale];
   for (const scope2 of composeTouched(i2.stale)) {
-    const signer = i2.signers.get(scope2);
-    if (!signer)
-      throw new TrellisError("custody-missing-identity", `no key opened for scope ${scope2}`, {
-        file: paths2.intermediateKey(scope2)
-      });
+    const signer = requireScopeKey(i2.signers, scope2);
     assertSignsAt(
       {
         label: `${scope2} intermediate ${fingerprint(signer.cert)}`,
@@ -45794,6 +45883,7 @@ var init_shard = __esm({
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
+    init_scope_custody();
     init_ledger();
     init_ledger_signature();
     init_paths();
@@ -46053,6 +46143,8 @@ var init_src = __esm({
     init_deploy_allow_list();
     init_signing_policy();
     init_uniqueness();
+    init_allow_list();
+    init_out_paths();
     init_host_keys();
     init_csr();
     init_verify();
@@ -48052,7 +48144,7 @@ var require_windows = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs17 = __require("fs");
-    function checkPathExt(path21, options) {
+    function checkPathExt(path22, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -48063,25 +48155,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path21.substr(-p.length).toLowerCase() === p) {
+        if (p && path22.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path21, options) {
+    function checkStat(stat, path22, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path21, options);
+      return checkPathExt(path22, options);
     }
-    function isexe(path21, options, cb) {
-      fs17.stat(path21, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path21, options));
+    function isexe(path22, options, cb) {
+      fs17.stat(path22, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path22, options));
       });
     }
-    function sync(path21, options) {
-      return checkStat(fs17.statSync(path21), path21, options);
+    function sync(path22, options) {
+      return checkStat(fs17.statSync(path22), path22, options);
     }
   }
 });
@@ -48093,13 +48185,13 @@ var require_mode = __commonJS({
     module.exports = isexe;
     isexe.sync = sync;
     var fs17 = __require("fs");
-    function isexe(path21, options, cb) {
-      fs17.stat(path21, function(er, stat) {
+    function isexe(path22, options, cb) {
+      fs17.stat(path22, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path21, options) {
-      return checkStat(fs17.statSync(path21), options);
+    function sync(path22, options) {
+      return checkStat(fs17.statSync(path22), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -48133,7 +48225,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path21, options, cb) {
+    function isexe(path22, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -48143,7 +48235,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path21, options || {}, function(er, is) {
+          isexe(path22, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -48152,7 +48244,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path21, options || {}, function(er, is) {
+      core(path22, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -48162,9 +48254,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path21, options) {
+    function sync(path22, options) {
       try {
-        return core.sync(path21, options || {});
+        return core.sync(path22, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -48181,7 +48273,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path21 = __require("path");
+    var path22 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -48219,7 +48311,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path21.join(pathPart, cmd);
+        const pCmd = path22.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -48246,7 +48338,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path21.join(pathPart, cmd);
+        const pCmd = path22.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -48296,7 +48388,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path21 = __require("path");
+    var path22 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed2, withoutPathExt) {
@@ -48314,7 +48406,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed2.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path21.delimiter : void 0
+          pathExt: withoutPathExt ? path22.delimiter : void 0
         });
       } catch (e2) {
       } finally {
@@ -48323,7 +48415,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path21.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
+        resolved = path22.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -48380,8 +48472,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path21, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path21.split("/").pop();
+      const [path22, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path22.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -48418,7 +48510,7 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path21 = __require("path");
+    var path22 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape3 = require_escape();
     var readShebang = require_readShebang();
@@ -48443,7 +48535,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed2.command = path21.normalize(parsed2.command);
+        parsed2.command = path22.normalize(parsed2.command);
         parsed2.command = escape3.command(parsed2.command);
         parsed2.args = parsed2.args.map((arg) => escape3.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
@@ -48582,7 +48674,7 @@ var init_default2 = __esm({
 // node_modules/.pnpm/unicorn-magic@0.3.0/node_modules/unicorn-magic/node.js
 import { promisify } from "node:util";
 import { execFile as execFileCallback, execFileSync as execFileSyncOriginal } from "node:child_process";
-import path13 from "node:path";
+import path14 from "node:path";
 import { fileURLToPath as fileURLToPath4 } from "node:url";
 function toPath(urlOrPath) {
   return urlOrPath instanceof URL ? fileURLToPath4(urlOrPath) : urlOrPath;
@@ -48590,12 +48682,12 @@ function toPath(urlOrPath) {
 function traversePathUp(startPath) {
   return {
     *[Symbol.iterator]() {
-      let currentPath = path13.resolve(toPath(startPath));
+      let currentPath = path14.resolve(toPath(startPath));
       let previousPath;
       while (previousPath !== currentPath) {
         yield currentPath;
         previousPath = currentPath;
-        currentPath = path13.resolve(currentPath, "..");
+        currentPath = path14.resolve(currentPath, "..");
       }
     }
   };
@@ -48612,7 +48704,7 @@ var init_node = __esm({
 
 // node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js
 import process4 from "node:process";
-import path14 from "node:path";
+import path15 from "node:path";
 var npmRunPath, applyPreferLocal, applyExecPath, npmRunPathEnv;
 var init_npm_run_path = __esm({
   "node_modules/.pnpm/npm-run-path@6.0.0/node_modules/npm-run-path/index.js"() {
@@ -48626,27 +48718,27 @@ var init_npm_run_path = __esm({
       execPath: execPath2 = process4.execPath,
       addExecPath = true
     } = {}) => {
-      const cwdPath = path14.resolve(toPath(cwd));
+      const cwdPath = path15.resolve(toPath(cwd));
       const result = [];
-      const pathParts = pathOption.split(path14.delimiter);
+      const pathParts = pathOption.split(path15.delimiter);
       if (preferLocal) {
         applyPreferLocal(result, pathParts, cwdPath);
       }
       if (addExecPath) {
         applyExecPath(result, pathParts, execPath2, cwdPath);
       }
-      return pathOption === "" || pathOption === path14.delimiter ? `${result.join(path14.delimiter)}${pathOption}` : [...result, pathOption].join(path14.delimiter);
+      return pathOption === "" || pathOption === path15.delimiter ? `${result.join(path15.delimiter)}${pathOption}` : [...result, pathOption].join(path15.delimiter);
     };
     applyPreferLocal = (result, pathParts, cwdPath) => {
       for (const directory of traversePathUp(cwdPath)) {
-        const pathPart = path14.join(directory, "node_modules/.bin");
+        const pathPart = path15.join(directory, "node_modules/.bin");
         if (!pathParts.includes(pathPart)) {
           result.push(pathPart);
         }
       }
     };
     applyExecPath = (result, pathParts, execPath2, cwdPath) => {
-      const pathPart = path14.resolve(cwdPath, toPath(execPath2), "..");
+      const pathPart = path15.resolve(cwdPath, toPath(execPath2), "..");
       if (!pathParts.includes(pathPart)) {
         result.push(pathPart);
       }
@@ -49952,7 +50044,7 @@ var init_timeout = __esm({
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js
 import { execPath, execArgv } from "node:process";
-import path15 from "node:path";
+import path16 from "node:path";
 var mapNode, handleNodeOption;
 var init_node2 = __esm({
   "node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/methods/node.js"() {
@@ -49976,7 +50068,7 @@ var init_node2 = __esm({
         throw new TypeError('The "execPath" option has been removed. Please use the "nodePath" option instead.');
       }
       const normalizedNodePath = safeNormalizeFileUrl(nodePath, 'The "nodePath" option');
-      const resolvedNodePath = path15.resolve(cwd, normalizedNodePath);
+      const resolvedNodePath = path16.resolve(cwd, normalizedNodePath);
       const newOptions = {
         ...options,
         nodePath: resolvedNodePath,
@@ -49986,7 +50078,7 @@ var init_node2 = __esm({
       if (!shouldHandleNode) {
         return [file, commandArguments, newOptions];
       }
-      if (path15.basename(file, ".exe") === "node") {
+      if (path16.basename(file, ".exe") === "node") {
         throw new TypeError('When the "node" option is true, the first argument does not need to be "node".');
       }
       return [
@@ -50090,7 +50182,7 @@ Please rename it to one of: ${correctEncodings}.`);
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
 import { statSync as statSync3 } from "node:fs";
-import path16 from "node:path";
+import path17 from "node:path";
 import process5 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
 var init_cwd = __esm({
@@ -50099,7 +50191,7 @@ var init_cwd = __esm({
     init_file_url();
     normalizeCwd = (cwd = getDefaultCwd()) => {
       const cwdString = safeNormalizeFileUrl(cwd, 'The "cwd" option');
-      return path16.resolve(cwdString);
+      return path17.resolve(cwdString);
     };
     getDefaultCwd = () => {
       try {
@@ -50132,7 +50224,7 @@ ${originalMessage}`;
 });
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/options.js
-import path17 from "node:path";
+import path18 from "node:path";
 import process6 from "node:process";
 var import_cross_spawn, normalizeOptions, addDefaultOptions, getEnv;
 var init_options = __esm({
@@ -50167,7 +50259,7 @@ var init_options = __esm({
       options.killSignal = normalizeKillSignal(options.killSignal);
       options.forceKillAfterDelay = normalizeForceKillAfterDelay(options.forceKillAfterDelay);
       options.lines = options.lines.map((lines, fdNumber) => lines && !BINARY_ENCODINGS.has(options.encoding) && options.buffer[fdNumber]);
-      if (process6.platform === "win32" && path17.basename(file, ".exe") === "cmd") {
+      if (process6.platform === "win32" && path18.basename(file, ".exe") === "cmd") {
         commandArguments.unshift("/q");
       }
       return { file, commandArguments, options };
@@ -52650,13 +52742,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path21, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path21 === "string" ? path21 : path21.toString();
+      for (const { path: path22, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path22 === "string" ? path22 : path22.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync(path21, serializedResult);
+          appendFileSync(path22, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path21, serializedResult);
+          writeFileSync(path22, serializedResult);
         }
       }
     };
@@ -55451,7 +55543,7 @@ var init_execa = __esm({
 
 // packages/agent/src/install.ts
 import fs13 from "node:fs";
-import path18 from "node:path";
+import path19 from "node:path";
 import { fileURLToPath as fileURLToPath5 } from "node:url";
 function installerScript() {
   return fs13.readFileSync(INSTALLER_PATH, "utf8");
@@ -55474,12 +55566,12 @@ async function installLocally(targetDir, release, reload, allowedRoot, at = {}) 
     allowList: allowedRoot !== void 0
   };
   const target = makeOutDir(targetDir, o2);
-  checkOutDir(path18.join(target, "releases"), o2);
-  const staging = fs13.mkdtempSync(path18.join(target, ".staging-"));
+  checkOutDir(path19.join(target, "releases"), o2);
+  const staging = fs13.mkdtempSync(path19.join(target, ".staging-"));
   for (const [name, content] of Object.entries(release)) {
     if (!isReleaseFile(name)) throw new Error(`unexpected release file ${name}`);
     writeFileAtomic(
-      path18.join(staging, name),
+      path19.join(staging, name),
       releaseFileBytes(name, content),
       RELEASE_SECRET.includes(name) ? 384 : 420
     );
@@ -55530,7 +55622,7 @@ __export(ssh_exports, {
   sshArgs: () => sshArgs
 });
 import fs14 from "node:fs";
-import path19 from "node:path";
+import path20 from "node:path";
 function remoteScript(release) {
   return [
     "set -eu",
@@ -55579,7 +55671,7 @@ function sshArgs(t, knownHosts) {
   ];
 }
 async function installOverSsh(t, release, scratch) {
-  const knownHosts = path19.join(scratch, `known_hosts-${t.host}`);
+  const knownHosts = path20.join(scratch, `known_hosts-${t.host}`);
   fs14.writeFileSync(knownHosts, `trellis-pinned ${t.hostKey}
 `);
   const r = await execa("ssh", [...sshArgs(t, knownHosts), `sh -s -- ${q(t.path)} ${q(t.reloadCommand ?? "")}`], {
@@ -57468,11 +57560,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path21) => {
+  require: (path22) => {
     if (typeof require2 !== "undefined") {
-      return require2(path21);
-    } else if (path21.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path21, "utf8"));
+      return require2(path22);
+    } else if (path22.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path22, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -61277,7 +61369,7 @@ function requireCiPosture(env2 = process.env) {
 
 // packages/ci/src/commands/bundle.ts
 init_define_TRELLIS_BUILD();
-import path6 from "node:path";
+import path7 from "node:path";
 import { createPublicKey as createPublicKey4 } from "node:crypto";
 
 // packages/ci/src/pkcs12-password.ts
@@ -61380,7 +61472,7 @@ var bundle = {
     if (a2.format === "crl-jvm") return void process.stdout.write(await jvmCrlPem(mesh, a2.scope));
     if (a2.format === "pkcs12") return void process.stdout.write(writePkcs12(mesh, a2));
     if (a2.format === "spiffe") {
-      const out = path6.resolve(a2.out ?? path6.join(mesh.dir, ".trellis", "bundle", a2.scope));
+      const out = path7.resolve(a2.out ?? path7.join(mesh.dir, ".trellis", "bundle", a2.scope));
       checkOutDir(out, bundleOut(mesh, out), true);
       return void process.stdout.write(spiffeBundles(mesh, a2.scope, out));
     }
@@ -61403,7 +61495,7 @@ var bundle = {
         }
       );
     }
-    const at = (f) => path6.join(path6.resolve(a2.releaseDir), "current", f);
+    const at = (f) => path7.join(path7.resolve(a2.releaseDir), "current", f);
     const directives = a2.format === "nginx" ? nginxDirectives(a2.scope, at, upstream) : haproxyLines(a2.scope, at, upstream);
     process.stdout.write(a2.serverBlock ? nginxServerBlock(a2.listen, directives) : directives);
   }
@@ -61416,7 +61508,7 @@ function writePkcs12(mesh, a2) {
       hint: `trellis-ci bundle ${a2.scope} --format pkcs12 --out ${a2.scope}.p12`
     });
   const password = pkcs12Password(a2.passwordFile, "--password-file", "--format pkcs12");
-  const file = path6.resolve(a2.out);
+  const file = path7.resolve(a2.out);
   if (!a2.service) {
     writeOutFile(file, scopeTruststore(mesh, a2.scope, password), { flag: "--out", store: mesh.dir });
     return `wrote ${file}: truststore of scope ${a2.scope}
@@ -61428,12 +61520,12 @@ function writePkcs12(mesh, a2) {
       hint: `trellis-ci status --scope ${a2.scope}`
     });
   }
-  const dir = path6.join(path6.resolve(a2.from ?? path6.join(mesh.dir, ".trellis", "out")), a2.scope, a2.service);
+  const dir = path7.join(path7.resolve(a2.from ?? path7.join(mesh.dir, ".trellis", "out")), a2.scope, a2.service);
   const read2 = (name) => {
     try {
-      return readBounded(path6.join(dir, name), READ_LIMITS.small);
+      return readBounded(path7.join(dir, name), READ_LIMITS.small);
     } catch (e2) {
-      throw new TrellisError("not-yet-minted", `cannot read ${path6.join(dir, name)}: ${e2.message}`, {
+      throw new TrellisError("not-yet-minted", `cannot read ${path7.join(dir, name)}: ${e2.message}`, {
         field: "--from",
         hint: "a keystore is for a CI-minted key: run trellis-ci renew (with the same --out as --from) first"
       });
@@ -61539,7 +61631,7 @@ function spiffeBundles(mesh, scope2, out) {
       spiffe_sequence: ledgerHead(mesh.material.get(s).ledger)?.seq ?? 0,
       spiffe_refresh_hint: 3600
     };
-    writeOutFile(path6.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
+    writeOutFile(path7.join(out, `${domain}.json`), `${JSON.stringify(bundle2, null, 2)}
 `, bundleOut(mesh, out));
     map[`spiffe://${domain}`] = bundle2;
   }
@@ -61555,13 +61647,13 @@ init_src();
 init_define_TRELLIS_BUILD();
 init_src();
 import fs12 from "node:fs";
-import path11 from "node:path";
+import path12 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
 import fs9 from "node:fs";
-import path9 from "node:path";
+import path10 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
@@ -61610,16 +61702,16 @@ init_define_TRELLIS_BUILD();
 init_src();
 import { spawnSync } from "node:child_process";
 import fs8 from "node:fs";
-import path8 from "node:path";
+import path9 from "node:path";
 
 // packages/ci/src/leaf-files.ts
 init_define_TRELLIS_BUILD();
 import fs7 from "node:fs";
-import path7 from "node:path";
+import path8 from "node:path";
 var EXCLUSIVE2 = fs7.constants.O_WRONLY | fs7.constants.O_CREAT | fs7.constants.O_EXCL | fs7.constants.O_NOFOLLOW;
 var REUSE = fs7.constants.O_WRONLY | fs7.constants.O_NOFOLLOW | fs7.constants.O_NONBLOCK;
 var counter = 0;
-var tempName = (file, ext) => path7.join(path7.dirname(file), `.${path7.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
+var tempName = (file, ext) => path8.join(path8.dirname(file), `.${path8.basename(file)}.${process.pid}-${threadTag}-${counter++}.${ext}`);
 var code = (e2) => e2.code;
 function replaceFileNow(file, content, mode = 420) {
   const tmp = tempName(file, "tmp");
@@ -61645,7 +61737,7 @@ function fill(fd, at, file, content, mode, reused) {
   }
   fs7.closeSync(fd);
 }
-var spareOf = (file) => path7.join(path7.dirname(file), `.${path7.basename(file)}.spare`);
+var spareOf = (file) => path8.join(path8.dirname(file), `.${path8.basename(file)}.spare`);
 function openSpare(spare, mode) {
   try {
     const fd = fs7.openSync(spare, REUSE);
@@ -61719,13 +61811,13 @@ function makeKeyDir(dir) {
 var LEAF_FILES2 = ["key.pem", "cert.pem", "chain.pem"];
 var leafFilesOf = (l) => l.keyPem === void 0 ? LEAF_FILES2.filter((f) => f !== "key.pem") : LEAF_FILES2;
 function writeLeafDir(scopeDir, l, intermediatePem) {
-  const dir = path7.join(scopeDir, l.service);
+  const dir = path8.join(scopeDir, l.service);
   const fresh = makeKeyDir(dir);
   const put = fresh ? (f, c3, mode) => replaceFileNow(f, c3, mode) : replaceRecycling;
-  if (l.keyPem !== void 0) put(path7.join(dir, "key.pem"), l.keyPem, 384, true);
-  else for (const f of [path7.join(dir, "key.pem"), spareOf(path7.join(dir, "key.pem"))]) fs7.rmSync(f, { force: true });
-  put(path7.join(dir, "cert.pem"), l.certPem, 420, false);
-  put(path7.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
+  if (l.keyPem !== void 0) put(path8.join(dir, "key.pem"), l.keyPem, 384, true);
+  else for (const f of [path8.join(dir, "key.pem"), spareOf(path8.join(dir, "key.pem"))]) fs7.rmSync(f, { force: true });
+  put(path8.join(dir, "cert.pem"), l.certPem, 420, false);
+  put(path8.join(dir, "chain.pem"), l.certPem + intermediatePem, 420, false);
 }
 
 // packages/ci/src/out-write.ts
@@ -61741,7 +61833,7 @@ function outputBarrier(dir, files) {
   const dirs = /* @__PURE__ */ new Set();
   for (const f of files) {
     fsyncPath(f);
-    dirs.add(path8.dirname(f));
+    dirs.add(path9.dirname(f));
   }
   for (const d2 of dirs) fsyncPath(d2);
 }
@@ -61759,14 +61851,14 @@ var SCOPE_OUT_FILES = ["trust.pem", "trust.openssl.pem", "crl.pem"];
 function writeLeafOutput(mesh, after, scope2, leaves, outDir, opts2 = { leafFiles: true }) {
   if (!leaves.length) return [];
   const inter = certificatePem(mesh.material.get(scope2).intermediate);
-  const scopeDir = path9.join(outDir, scope2);
+  const scopeDir = path10.join(outDir, scope2);
   const written = [];
   try {
     makeKeyDir(scopeDir);
     written.push(...scopeOutput(after, scope2, outDir));
     for (const l of leaves) {
       if (opts2.leafFiles || l.keyPem === void 0) writeLeafDir(scopeDir, l, inter);
-      for (const f of leafFilesOf(l)) written.push(path9.join(scopeDir, l.service, f));
+      for (const f of leafFilesOf(l)) written.push(path10.join(scopeDir, l.service, f));
     }
   } catch (e2) {
     throw outputFailure(e2, outDir);
@@ -61777,7 +61869,7 @@ function scopeOutput(mesh, scope2, outDir) {
   const release = releaseFor(mesh, scope2);
   const written = [];
   for (const name of SCOPE_OUT_FILES) {
-    const file = path9.join(outDir, scope2, name);
+    const file = path10.join(outDir, scope2, name);
     const want = release[name];
     let have;
     try {
@@ -61797,7 +61889,7 @@ function scopeOutput(mesh, scope2, outDir) {
 function scopesInOutput(outDir, scopes) {
   return scopes.filter((s) => {
     try {
-      return fs9.lstatSync(path9.join(outDir, s)).isDirectory();
+      return fs9.lstatSync(path10.join(outDir, s)).isDirectory();
     } catch {
       return false;
     }
@@ -62004,12 +62096,12 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 init_define_TRELLIS_BUILD();
 init_src();
 import fs11 from "node:fs";
-import path10 from "node:path";
+import path11 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
   const flag = opts2.flag ?? "--out";
   if (opts2.storeDir) assertOutsideTrackedTree(dir, opts2.storeDir, flag);
   try {
-    makeOutDir(path10.dirname(dir), { flag, secret: true });
+    makeOutDir(path11.dirname(dir), { flag, secret: true });
     fs11.mkdirSync(dir, { mode: 448 });
   } catch (e2) {
     if (e2.code !== "EEXIST")
@@ -62018,31 +62110,15 @@ function prepareOutDir(dir, opts2 = {}) {
       });
   }
   const st = fs11.lstatSync(dir);
-  if (st.isSymbolicLink()) {
-    throw new TrellisError(
-      "custody-out-dir",
-      `cannot write leaves under ${dir}: it is a symbolic link, and leaf keys would be written wherever it points`,
-      { hint: `remove the link, or point ${flag} at a real directory` }
-    );
-  }
+  if (st.isSymbolicLink()) throw outDirRefusal(dir, flag, { kind: "is-link" });
   if (!st.isDirectory())
     throw new TrellisError("usage", `cannot write leaves under ${dir}: it is not a directory`, {
       hint: `point ${flag} at a directory`
     });
-  if (opts2.store && fs11.realpathSync(dir) !== path10.join(fs11.realpathSync(opts2.store), path10.relative(opts2.store, dir))) {
-    throw new TrellisError(
-      "custody-out-dir",
-      `cannot write leaves under ${dir}: it resolves to ${fs11.realpathSync(dir)} through a symbolic link inside the store, and leaf keys would leave it`,
-      { hint: "remove the link (.trellis is a work area, never committed)" }
-    );
-  }
-  if (process.getuid && st.uid !== process.getuid()) {
-    throw new TrellisError(
-      "custody-out-dir",
-      `cannot write leaves under ${dir}: it belongs to uid ${st.uid}, not to this user (uid ${process.getuid()}), and its owner could read the leaf keys`,
-      { hint: `point ${flag} at a directory of your own` }
-    );
-  }
+  if (opts2.store && fs11.realpathSync(dir) !== path11.join(fs11.realpathSync(opts2.store), path11.relative(opts2.store, dir)))
+    throw outDirRefusal(dir, flag, { kind: "leaves-store", real: fs11.realpathSync(dir) });
+  if (process.getuid && st.uid !== process.getuid())
+    throw outDirRefusal(dir, flag, { kind: "foreign-owner", uid: st.uid, me: process.getuid() });
   refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
   fs11.chmodSync(dir, 448);
@@ -62051,32 +62127,26 @@ function prepareOutDir(dir, opts2 = {}) {
 }
 function refuseLinksInside(dir, flag) {
   const refuse2 = (at) => {
-    throw new TrellisError(
-      "custody-out-dir",
-      `cannot write leaves under ${dir}: ${path10.relative(dir, at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
-      {
-        hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory`
-      }
-    );
+    throw outDirRefusal(dir, flag, { kind: "link-inside", at });
   };
   for (const scope2 of fs11.readdirSync(dir, { withFileTypes: true })) {
-    const at = path10.join(dir, scope2.name);
+    const at = path11.join(dir, scope2.name);
     if (scope2.isSymbolicLink()) refuse2(at);
     if (!scope2.isDirectory()) continue;
     for (const entry of fs11.readdirSync(at, { withFileTypes: true }))
-      if (entry.isSymbolicLink()) refuse2(path10.join(at, entry.name));
+      if (entry.isSymbolicLink()) refuse2(path11.join(at, entry.name));
   }
 }
 function wipeOutDir(dir, services) {
   let wiped = 0;
   for (const s of new Set(services)) {
-    const target = path10.join(dir, s);
+    const target = path11.join(dir, s);
     if (!fs11.existsSync(target)) continue;
     fs11.rmSync(target, { recursive: true, force: true });
     wiped++;
   }
   for (const scope2 of new Set(services.map((s) => s.split("/")[0]))) {
-    const scopeDir = path10.join(dir, scope2);
+    const scopeDir = path11.join(dir, scope2);
     let entries2;
     try {
       entries2 = fs11.readdirSync(scopeDir, { withFileTypes: true });
@@ -62084,7 +62154,7 @@ function wipeOutDir(dir, services) {
       continue;
     }
     if (entries2.some((e2) => e2.isDirectory())) continue;
-    for (const f of SCOPE_OUT_FILES) fs11.rmSync(path10.join(scopeDir, f), { force: true });
+    for (const f of SCOPE_OUT_FILES) fs11.rmSync(path11.join(scopeDir, f), { force: true });
     try {
       fs11.rmdirSync(scopeDir);
     } catch {
@@ -62244,7 +62314,7 @@ async function runRenew(a2) {
   let progress = NO_PROGRESS;
   const timings = timingsFor("renew");
   return withStore(a2.store, async (store) => {
-    const out = path11.resolve(a2.out ?? path11.join(store.dir, ".trellis", "out"));
+    const out = path12.resolve(a2.out ?? path12.join(store.dir, ".trellis", "out"));
     if (a2.shard && !a2.scope)
       throw new TrellisError("usage", "--shard needs --scope: a shard is one scope", {
         hint: "trellis-ci renew --scope S --shard (docs/sharding.md)"
@@ -62431,7 +62501,7 @@ var verify2 = verifyCommand("ci");
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
 init_src();
-import path12 from "node:path";
+import path13 from "node:path";
 var revoke = {
   command: "revoke <target>",
   describe: "Revoke a service's current leaf (into the scope's CRL) and mint its replacement",
@@ -62455,7 +62525,7 @@ var revoke = {
       revocableLeaf(mesh, scope2, service);
       const keys = await openScopeKeys(mesh, scope2, await ciIdentities(mesh, [scope2]));
       const r = await revokeLeaf(mesh, scope2, service, a2.reason ?? "unspecified", keys, now, actor(), nodeCryptoSeam);
-      const out = path12.resolve(a2.out ?? path12.join(store.dir, ".trellis", "out"));
+      const out = path13.resolve(a2.out ?? path13.join(store.dir, ".trellis", "out"));
       process.stdout.write(prepareOutDir(out, { store: a2.out ? void 0 : store.dir, storeDir: store.dir }) ?? "");
       const after = loadMesh(store.withPending(r.writes));
       outputBarrier(
@@ -62464,7 +62534,7 @@ var revoke = {
       );
       store.commit(r.writes);
       process.stdout.write(
-        r.leaf ? `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path12.join(out, scope2, service)}; deploy now
+        r.leaf ? `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}); replacement ${displaySerial(r.leaf.record.serial)} in ${path13.join(out, scope2, service)}; deploy now
 ` : `revoked ${scope2}/${service} serial ${displaySerial(r.serial)} (${a2.reason}) and its host-held key; no replacement: the host makes a new key and a custodian confirms its CSR (docs/host-keys.md); deploy now
 `
       );
@@ -62477,7 +62547,7 @@ init_define_TRELLIS_BUILD();
 init_src();
 import fs15 from "node:fs";
 import os4 from "node:os";
-import path20 from "node:path";
+import path21 from "node:path";
 var TARGET_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
 var deploy = {
   command: "deploy",
@@ -62521,11 +62591,11 @@ var deploy = {
   handler: (a2) => runDeploy(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
-  const dir = path20.join(from, scope2, service);
-  const read2 = (f) => fs15.readFileSync(path20.join(dir, f), "utf8");
+  const dir = path21.join(from, scope2, service);
+  const read2 = (f) => fs15.readFileSync(path21.join(dir, f), "utf8");
   const hostHeld = scopeDef(mesh, scope2).services.some((s) => s.name === service && s.key === "host");
   const files = hostHeld ? ["cert.pem", "chain.pem"] : ["cert.pem", "key.pem", "chain.pem"];
-  if (!files.every((f) => fs15.existsSync(path20.join(dir, f)))) return void 0;
+  if (!files.every((f) => fs15.existsSync(path21.join(dir, f)))) return void 0;
   const cert2 = read2("cert.pem");
   const current = mesh.material.get(scope2)?.leaves.get(service);
   const parsed2 = parseCertificate(cert2);
@@ -62535,7 +62605,7 @@ function leafFrom(mesh, from, scope2, service) {
   if (!keyMatchesCert(key, parsed2)) {
     throw new TrellisError(
       "output-failed",
-      `${path20.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`
+      `${path21.join(dir, "key.pem")} is not the key of the certificate beside it (a write cut short?): mint it again with trellis-ci renew --force --scope ${scope2}, then deploy`
     );
   }
   return { cert: cert2, key, chain: read2("chain.pem") };
@@ -62589,7 +62659,7 @@ async function runDeploy(a2) {
         `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`,
         { file: paths2.scopeFile(unchecked[0].scope) }
       );
-    const from = path20.resolve(a2.from ?? path20.join(store.dir, ".trellis", "out"));
+    const from = path21.resolve(a2.from ?? path21.join(store.dir, ".trellis", "out"));
     if (a2.from !== void 0 && !fs15.statSync(from, { throwIfNoEntry: false })?.isDirectory()) {
       throw new TrellisError("usage", `--from ${quoteInput(a2.from)} is not a directory`, {
         field: "--from",
@@ -62634,8 +62704,8 @@ async function runDeploy(a2) {
       if (s instanceof TrellisError) throw s;
       return s;
     };
-    const sealedOut = path20.resolve(a2.sealedOut ?? path20.join(store.dir, ".trellis", "sealed"));
-    const manifestDir = path20.resolve(a2.manifests ?? path20.join(store.dir, ".trellis", "k8s"));
+    const sealedOut = path21.resolve(a2.sealedOut ?? path21.join(store.dir, ".trellis", "sealed"));
+    const manifestDir = path21.resolve(a2.manifests ?? path21.join(store.dir, ".trellis", "k8s"));
     if (jobs.some((j) => j.target.type === "kubernetes")) {
       assertOutsideTrackedTree(manifestDir, store.dir, "--manifests");
       checkOutDir(manifestDir, manifestsOut(store.dir, manifestDir), true);
@@ -62648,7 +62718,7 @@ async function runDeploy(a2) {
       if (j.target.type === "kubernetes")
         checkOutFile(manifestFile(manifestDir, j, j.target), manifestsOut(store.dir, manifestDir));
     }
-    const scratch = fs15.mkdtempSync(path20.join(os4.tmpdir(), "trellis-deploy-"));
+    const scratch = fs15.mkdtempSync(path21.join(os4.tmpdir(), "trellis-deploy-"));
     const recordOf = /* @__PURE__ */ new Map();
     const notOnRecord = (job, release) => {
       if (!a2.recorded) return void 0;
@@ -62803,26 +62873,26 @@ async function recordOnly(store, mesh, jobs, releaseOf, now, scope2) {
 }
 function onThisRunner(p) {
   const rest = [];
-  for (let head = p; ; head = path20.dirname(head)) {
+  for (let head = p; ; head = path21.dirname(head)) {
     try {
-      return path20.join(fs15.realpathSync(head), ...rest);
+      return path21.join(fs15.realpathSync(head), ...rest);
     } catch {
-      if (head === path20.dirname(head)) return p;
-      rest.unshift(path20.basename(head));
+      if (head === path21.dirname(head)) return p;
+      rest.unshift(path21.basename(head));
     }
   }
 }
-var sealedFile = (dir, j, host) => path20.join(dir, j.scope, j.service, `${host}.age`);
-var manifestFile = (dir, j, t) => path20.join(dir, j.scope, j.service, t.namespace, `${t.name}.yaml`);
+var sealedFile = (dir, j, host) => path21.join(dir, j.scope, j.service, `${host}.age`);
+var manifestFile = (dir, j, t) => path21.join(dir, j.scope, j.service, t.namespace, `${t.name}.yaml`);
 var sealedOutOf = (store, dir) => ({ flag: "--sealed-out", store, anchor: dir });
 var manifestsOut = (store, dir) => ({ flag: "--manifests", secret: true, store, anchor: dir });
 function dirTargetChecks(j, t) {
   const o2 = { flag: `${j.field}.path`, file: paths2.scopeFile(j.scope), anchor: t.allowedRoot, allowList: true };
   checkOutDir(t.path, o2);
-  checkOutDir(path20.join(t.path, "releases"), o2);
+  checkOutDir(path21.join(t.path, "releases"), o2);
 }
 function installedRelease(dir) {
-  const read2 = (f) => fs15.readFileSync(path20.join(dir, "current", f), "utf8");
+  const read2 = (f) => fs15.readFileSync(path21.join(dir, "current", f), "utf8");
   return {
     "key.pem": read2("key.pem"),
     "chain.pem": read2("chain.pem"),
@@ -63077,31 +63147,7 @@ var rekey = {
     await withStore(a2.store, async (store) => {
       const mesh = loadMesh(store);
       const now = clock(a2.now);
-      if (!lastConfirmedRecord(mesh, "ciRecipient")) {
-        throw new TrellisError(
-          "custody-not-confirmed",
-          "no custodian has confirmed a CI recipient in the root ledger",
-          {
-            file: "trellis.yaml",
-            field: "recipients.ci",
-            hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first"
-          }
-        );
-      }
-      const unconfirmed = unconfirmedCiRecipients(mesh);
-      if (unconfirmed.length) {
-        const ci = unconfirmed.some((u2) => u2.field === "recipients.ci");
-        const confirmedCi = lastConfirmedRecord(mesh, "ciRecipient")?.ciRecipient;
-        throw new TrellisError(
-          "custody-not-confirmed",
-          ci ? `recipients.ci ${short(mesh.config.recipients.ci)} is not the CI recipient a custodian last confirmed${confirmedCi ? ` (${short(String(confirmedCi))})` : ""}` : `${unconfirmed.map((u2) => u2.text).join("; ")}: not what a custodian last confirmed`,
-          {
-            file: "trellis.yaml",
-            field: ci ? "recipients.ci" : "recipients.ciScopes",
-            hint: "the custodian runs trellis-root confirm --confirm-recipients on the offline workstation first; if nobody asked for this change, restore trellis.yaml"
-          }
-        );
-      }
+      requireConfirmedCiRecipients(mesh);
       const custody = confirmedCiCustody(mesh);
       const held2 = await ciIdentities(mesh);
       const heldRecipients = await Promise.all(held2.map(recipientOf));
@@ -63218,21 +63264,7 @@ async function activate(mesh, scope2, ids, reason, now) {
       file: standby.keyFile,
       hint: "restore bundles/<scope>/ from git"
     });
-  const ci = ciRecipientIn(mesh.config, scope2);
-  const custody = lastConfirmedRecord(mesh, "ciRecipient") ? confirmedCiCustody(mesh) : void 0;
-  const confirmed = custody && ciRecipientOf(custody, scope2);
-  if (confirmed !== void 0 && confirmed !== ci) {
-    const field2 = scope2 in (mesh.config.recipients.ciScopes ?? {}) || scope2 in custody.scopes ? `recipients.ciScopes.${scope2}` : "recipients.ci";
-    throw new TrellisError(
-      "custody-recipients",
-      `${field2 === "recipients.ci" ? "recipients.ci" : `the CI recipient of ${scope2}`} changed since the root ledger last recorded it (${String(confirmed)} → ${ci}): the activated key would be encrypted to it`,
-      {
-        file: "trellis.yaml",
-        field: field2,
-        hint: "restore trellis.yaml; a changed CI recipient is confirmed at a ceremony first"
-      }
-    );
-  }
+  const ci = requireConfirmedCiRecipientOf(mesh, scope2, "the activated key");
   const m = mesh.material.get(scope2);
   const burned = live.filter((l) => l.role !== "standby" && l.role !== "old-root");
   const fp = fingerprint(standby.cert);
