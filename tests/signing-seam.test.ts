@@ -1,7 +1,8 @@
 /**
  * One seam for every signature and key (packages/core/src/x509/seam.ts). A recording seam keeps what it signed; a
  * new region's ceremony, an intermediate rotation, a renew in-process and a renew of 300 leaves through the real worker
- * pool, and a sealed release run with it; then every certificate, CRL, leaf and ledger signature they wrote must be
+ * pool, a sealed release and a deploy run with it; then every certificate, CRL, leaf and ledger signature they wrote
+ * must be
  * one the seam made (a signature made beside it is not, and fails). Key handles carry their role: the TypeScript
  * compiler refuses a root key where the CI side takes an intermediate's. And no module but the seam's two
  * implementations (the file key, the PKCS#11 token) calls a signing primitive.
@@ -14,6 +15,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   Store,
   loadMesh,
+  newIdentity,
   nodeCryptoSeam,
   parseCertificates,
   parseLedger,
@@ -24,6 +26,7 @@ import {
 import { openRootKey } from '../packages/offline/src/ceremony.js';
 import { beginIntermediateRotation, ceremonyIntermediates } from '../packages/offline/src/root-procedures.js';
 import { renewStore } from '../packages/ci/src/commands/renew.js';
+import { deployStore } from '../packages/ci/src/commands/deploy.js';
 import { openIntermediate } from '../packages/ci/src/signer.js';
 import { mintPool } from '../packages/ci/dist/mint-pool.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -221,6 +224,42 @@ describe('one seam for every signature', () => {
       };
     }
   }, 180_000);
+
+  it('a deploy signs through it: the releases it seals and the deploys it records in the ledgers', async () => {
+    const hosts = path.join(work, 'hosts');
+    const host = await newIdentity();
+    const d = await FakeMesh.create({
+      scopes: {
+        global: [],
+        'us-east-1': [
+          { api: { deploy: [{ type: 'dir', path: path.join(hosts, 'api') }] } },
+          { web: { deploy: [{ type: 'sealed', host: 'web-1' }] } },
+        ],
+      },
+    });
+    await d.allow({ dir: { paths: [hosts] }, sealed: { 'web-1': { recipient: host.recipient } } });
+    const renewed = await d.ci(['renew']);
+    expect(renewed.code, renewed.stderr).toBe(0);
+    const { seam, made } = recordingSeam();
+    const before = snapshot(d.dir);
+    const sealedOut = path.join(work, 'sealed');
+    const saved = process.env.TRELLIS_CI_IDENTITY_FILE;
+    process.env.TRELLIS_CI_IDENTITY_FILE = d.ciIdentityFile;
+    try {
+      await deployStore({ store: d.dir, type: ['sealed'], sealedOut }, seam);
+      const sealedSigned = made.data.size;
+      expect(sealedSigned, 'the sealed release of web, signed through the seam').toBeGreaterThan(0);
+      await deployStore({ store: d.dir, recordOnly: true }, seam);
+      expect(made.data.size).toBeGreaterThan(sealedSigned);
+    } finally {
+      if (saved === undefined) delete process.env.TRELLIS_CI_IDENTITY_FILE;
+      else process.env.TRELLIS_CI_IDENTITY_FILE = saved;
+    }
+    expect(fs.readdirSync(sealedOut, { recursive: true }).length).toBeGreaterThan(0);
+    const wrote = newSignatures(before, snapshot(d.dir));
+    expect(wrote.ledger.size, 'the deploy records').toBeGreaterThan(0);
+    for (const s of wrote.ledger) expect(made.data.has(s), 'a deploy record signed beside the seam').toBe(true);
+  }, 120_000);
 
   it('no module signs beside the seam: signing primitives appear only in its two implementations', () => {
     const allowed = new Set([

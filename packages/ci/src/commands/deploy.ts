@@ -52,6 +52,8 @@ import {
   type SigningIntermediate,
   readBounded,
   READ_LIMITS,
+  nodeCryptoSeam,
+  type CryptoSeam,
 } from '@trellis/core';
 import { wipeOutDir } from '../out-dir.js';
 import { PKCS12_PASSWORD_ENV, pkcs12Password } from '../pkcs12-password.js';
@@ -145,7 +147,7 @@ export const deploy: CommandModule<object, Args> = {
         '$0 deploy --type dir ssh kubernetes --recorded',
         'the CI step without it: ships only what was signed',
       ) as never,
-  handler: (a) => runDeploy(a),
+  handler: (a) => deployStore(a),
 };
 
 interface Job {
@@ -205,7 +207,8 @@ function leafFrom(mesh: Mesh, from: string, scope: string, service: string): Lea
   return { cert, key, chain: read('chain.pem') };
 }
 
-async function runDeploy(a: Args): Promise<void> {
+/** `trellis-ci deploy`; `seam` signs the releases it seals and the ledger entries it records (a test records them). */
+export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): Promise<void> {
   if (a.canary !== undefined && (!Number.isInteger(a.canary) || a.canary < 1))
     throw new TrellisError('usage', '--canary takes a positive whole number');
   if (a.recordOnly && (a.recorded || a.wipeOut || a.canary !== undefined)) {
@@ -304,7 +307,7 @@ async function runDeploy(a: Args): Promise<void> {
       if (!releases.has(key)) releases.set(key, compose(j, formats));
       return releases.get(key)!;
     };
-    if (a.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a.scope);
+    if (a.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, seam, a.scope);
     const signers = new Map<string, SigningIntermediate | TrellisError>();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === 'sealed').map((j) => j.scope))];
     const held = readIdentities('ci', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
@@ -313,7 +316,7 @@ async function runDeploy(a: Args): Promise<void> {
       for (const s of new Set(selected.map((j) => j.scope)))
         signers.set(
           s,
-          await openIntermediate(mesh, s, ids).catch((e: unknown) => {
+          await openIntermediate(mesh, s, ids, 'active', seam).catch((e: unknown) => {
             if (e instanceof TrellisError) return e;
             throw e;
           }),
@@ -483,6 +486,7 @@ async function recordOnly(
   jobs: Job[],
   releaseOf: (j: Job) => Promise<Release>,
   now: Date,
+  seam: CryptoSeam,
   scope?: string,
 ): Promise<void> {
   const ids = await ciIdentities(mesh, scope ? [scope] : undefined);
@@ -504,7 +508,7 @@ async function recordOnly(
           `${t.release}\n`,
       );
     if (!fresh.length) continue;
-    const key = await openIntermediate(mesh, s, ids);
+    const key = await openIntermediate(mesh, s, ids, 'active', seam);
     writes.push({
       path: paths.ledger(s),
       content: appendToLedger(
