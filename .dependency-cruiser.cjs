@@ -40,8 +40,17 @@ module.exports = {
       name: 'shell-only-in-commands',
       severity: 'error',
       comment: 'The shell (runMain, the wall clock, process exit) is for command modules: a rule that imports it is no longer pure.',
-      from: { path: '^packages/core/src/', pathNot: '^packages/core/src/(index\\.ts|shell/)' },
+      from: { path: '^packages/core/src/', pathNot: '^packages/core/src/shell/' },
       to: { path: '^packages/core/src/shell/' },
+    },
+    {
+      name: 'core-entry-is-pure',
+      severity: 'error',
+      comment:
+        "import from '@trellis/core' is the pure core: the store and the shell are its other entry points " +
+        "('@trellis/core/store', '@trellis/core/shell').",
+      from: { path: '^packages/core/src/index\\.ts$' },
+      to: { path: '^packages/core/src/(store|shell)/', reachable: true },
     },
     {
       name: 'model-imports-nothing',

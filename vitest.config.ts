@@ -3,7 +3,12 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   // Tests import the sources; the CLIs they spawn run the build (global setup keeps it fresh).
-  resolve: { alias: { '@trellis/core': path.resolve(import.meta.dirname, 'packages/core/src/index.ts') } },
+  resolve: {
+    alias: [
+      { find: /^@trellis\/core$/, replacement: path.resolve(import.meta.dirname, 'packages/core/src/index.ts') },
+      { find: /^@trellis\/core\/(store|shell)$/, replacement: path.resolve(import.meta.dirname, 'packages/core/src/$1/index.ts') },
+    ],
+  },
   test: {
     include: ['packages/*/test/**/*.test.ts', 'tests/**/*.test.ts'],
     globalSetup: ['tests/helpers/global-setup.ts'],

@@ -11,9 +11,7 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_HOST_POLICY,
-  Store,
   decryptWith,
-  loadMesh,
   newIdentity,
   openSealedRelease,
   parseCertificate,
@@ -24,6 +22,7 @@ import {
   trustOpensslPem,
   caKeyFromPem,
 } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { goverify, tool } from './helpers/cli.js';
 import { freePort, request, waitForPort, type Client } from './helpers/servers.js';

@@ -14,9 +14,7 @@ import tls from 'node:tls';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Store,
   anchorCrlOf,
-  loadMesh,
   parseCertificate,
   parseCrls,
   pemEncode,
@@ -24,6 +22,7 @@ import {
   releaseFor,
   type Certificate,
 } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import { REPO } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { freePort } from './helpers/servers.js';

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { writeFileAtomic } from '@trellis/core';
+import { writeFileAtomic } from '@trellis/core/store';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { ROOT_BIN, baseEnv } from './helpers/cli.js';
 import { STACK_TRACE, changedPaths } from './helpers/crash-world.js';

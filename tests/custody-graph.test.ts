@@ -23,9 +23,11 @@ function reachable(entry: string): Set<string> {
       if (!spec) continue;
       if (spec.startsWith('.')) queue.push(path.resolve(path.dirname(file), spec));
       else if (spec.startsWith('@trellis/')) {
-        const pkgDir = fs.realpathSync(path.join(REPO, 'packages/ci/node_modules', spec));
+        // A package (`@trellis/core`) or one of its entry points (`@trellis/core/store`), by its package.json.
+        const [scope, name, ...sub] = spec.split('/');
+        const pkgDir = fs.realpathSync(path.join(REPO, 'packages/ci/node_modules', `${scope}/${name}`));
         const pkg = JSON.parse(fs.readFileSync(path.join(pkgDir, 'package.json'), 'utf8'));
-        queue.push(path.join(pkgDir, pkg.main));
+        queue.push(path.join(pkgDir, sub.length ? pkg.exports[`./${sub.join('/')}`].default : pkg.main));
       }
     }
   }

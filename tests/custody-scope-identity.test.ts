@@ -12,15 +12,14 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import {
-  Store,
   type TrellisError,
   assertIdentityScoped,
   encryptTo,
-  loadMesh,
   newIdentity,
   parseMeshConfig,
   tryDecrypt,
 } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { tool, trellisCi } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';

@@ -11,15 +11,14 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, tool } from './helpers/cli.js';
 import {
-  Store,
   certificateParty,
   explainHandshake,
-  loadMesh,
   parseCertificates,
   parseCrls,
   recordParty,
   releaseFor,
 } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import { RUN_NOW, at } from './helpers/clock.js';
 
 const NOW = at(RUN_NOW);

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN } from './helpers/cli.js';
 import { execa } from 'execa';
-import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/index.js';
+import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/shell/index.js';
 
 const COMMANDS = [
   'init',

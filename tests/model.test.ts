@@ -17,7 +17,6 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Store,
   TrellisError,
   isTrellisError,
   parseCertificate,
@@ -25,7 +24,6 @@ import {
   parseCrls,
   keyId,
   liveIntermediates,
-  loadMesh,
   nodeCryptoSeam,
   readIdentities,
   releaseFor,
@@ -43,6 +41,7 @@ import {
   type Certificate,
   type Mesh,
 } from '@trellis/core';
+import { Store, loadMesh, storeReader } from '@trellis/core/store';
 import { openRootKey, openRootKeys } from '../packages/offline/src/ceremony.js';
 import {
   abortIntermediateRotation,
@@ -453,7 +452,7 @@ class Model {
   /** The invariants, after every step. */
   async check(): Promise<void> {
     const mesh = this.mesh();
-    const errors = (await verifyMesh(mesh, this.now)).filter((f) => f.level === 'error');
+    const errors = (await verifyMesh(mesh, this.now, storeReader(mesh.dir))).filter((f) => f.level === 'error');
     expect(errors, `verify after: ${this.log.join(' | ')}`).toEqual([]);
     if (this.deployDue)
       await this.deploy(

@@ -138,7 +138,9 @@ describe("the output directory holds the scope's release", () => {
     fs.readFileSync(m.path(`.trellis/out/${scope}/${f}`), 'utf8');
   /** What deploy would ship for the scope: composed by releaseFor from the store as it stands. */
   const release = async (m: FakeMesh, scope: string) => {
-    const { loadMesh, openStore, releaseFor } = await import('@trellis/core');
+    const { releaseFor } = await import('@trellis/core');
+    const { loadMesh } = await import('@trellis/core/store');
+    const { openStore } = await import('@trellis/core/shell');
     return releaseFor(loadMesh(openStore(m.dir)), scope);
   };
   const expectRelease = async (m: FakeMesh, scope: string) => {

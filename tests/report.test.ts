@@ -15,7 +15,8 @@ import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 // Chromium under libfaketime (scripts/test-ahead.sh) takes most of a minute for a page: every timer goes through it.
 const SLOW = process.env.TRELLIS_TEST_AHEAD ? 4 : 1;
 vi.setConfig({ testTimeout: 60_000 * SLOW });
-import { Store, loadMesh, renderReportHtml, reportInput, verifyMesh } from '@trellis/core';
+import { renderReportHtml, reportInput, verifyMesh } from '@trellis/core';
+import { Store, loadMesh, storeReader } from '@trellis/core/store';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, tool } from './helpers/cli.js';
 import { HOUR, RUN_NOW, at } from './helpers/clock.js';
@@ -169,7 +170,7 @@ describe('the report in Chromium', () => {
 describe("the header colours verify's counts by their value", () => {
   it("0 error(s) is shown in the ok colour, never red; a count above 0 in its level's colour", async () => {
     const mesh = loadMesh(new Store(m.dir));
-    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
+    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT), storeReader(mesh.dir)));
     const colours = async (findings: typeof model.findings) => {
       const p = await browser.newPage();
       p.setDefaultTimeout(30_000 * SLOW);
@@ -202,7 +203,7 @@ describe("the header colours verify's counts by their value", () => {
 describe('the renderer escapes every store-derived string', () => {
   it('a scope and a service named like markup render as text in the tree, matrix, timeline and rotations', async () => {
     const mesh = loadMesh(new Store(m.dir));
-    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT)));
+    const model = await reportInput(mesh, new Date(AT), await verifyMesh(mesh, new Date(AT), storeReader(mesh.dir)));
     // Names a pull request might try, were the schema ever loosened: the renderer must not rely on it.
     const hostile = JSON.parse(
       JSON.stringify(model)

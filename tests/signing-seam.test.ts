@@ -13,8 +13,6 @@ import path from 'node:path';
 import ts from 'typescript';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
-  Store,
-  loadMesh,
   newIdentity,
   nodeCryptoSeam,
   parseCertificates,
@@ -23,6 +21,7 @@ import {
   sealRelease,
   type CryptoSeam,
 } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import { openRootKey } from '../packages/offline/src/ceremony.js';
 import { beginIntermediateRotation, ceremonyIntermediates } from '../packages/offline/src/root-procedures.js';
 import { renewStore } from '../packages/ci/src/commands/renew.js';

@@ -136,7 +136,9 @@ describe('every deploy on the record: the identity step signs what the keyless s
     // A pull request appends the digest it wants, unsigned: the ledger does not count it, so it ships nothing either.
     const ledger = m.read('bundles/us-east-1/ledger.jsonl');
     const last = JSON.parse(ledger.trim().split('\n').at(-1)!);
-    const { releaseDigest, releaseFor, loadMesh, openStore } = await import('@trellis/core');
+    const { releaseDigest, releaseFor } = await import('@trellis/core');
+    const { loadMesh } = await import('@trellis/core/store');
+    const { openStore } = await import('@trellis/core/shell');
     const cert = fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8');
     const want = releaseDigest(
       releaseFor(loadMesh(openStore(m.dir)), 'us-east-1', {

@@ -83,7 +83,7 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their
     // source.
-    alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core/store': './packages/core/src/store/index.ts', '@trellis/core/shell': './packages/core/src/shell/index.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
     // The test-only fault seam stays out of the release: its inert twin takes its place.
     plugins: faultSeam ? [] : [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')) })) }],
     metafile: true,

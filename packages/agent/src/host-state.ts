@@ -8,14 +8,8 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import {
-  TrellisError,
-  parseHostState,
-  serializeHostState,
-  type HostState,
-  readBounded,
-  READ_LIMITS,
-} from '@trellis/core';
+import { TrellisError, parseHostState, serializeHostState, type HostState } from '@trellis/core';
+import { readBounded, READ_LIMITS } from '@trellis/core/store';
 
 const HOST_STATE_FILE = '.trellis-host-state.json';
 /** Written by agents before host state existed: the newest release's `created` only. */

@@ -12,15 +12,11 @@ import {
   RELEASE_SECRET,
   TrellisError,
   quotePeerOutput,
-  isSelfContainedBuild,
-  adoptFaultCount,
-  checkOutDir,
   childEnv,
-  faultEnv,
-  makeOutDir,
-  writeFileAtomic,
   type Release,
 } from '@trellis/core';
+import { adoptFaultCount, checkOutDir, faultEnv, makeOutDir, writeFileAtomic } from '@trellis/core/store';
+import { isSelfContainedBuild } from '@trellis/core/shell';
 
 // The package keeps installer.sh beside dist/; the self-contained build (scripts/dist) ships it beside the bundle.
 const INSTALLER_PATH = fileURLToPath(

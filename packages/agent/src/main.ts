@@ -6,27 +6,28 @@ import {
   DEFAULT_HOST_POLICY,
   TrellisError,
   assertAgentPosture,
-  clock,
   describeRelease,
-  failAsUsage,
   formatDuration,
   openSealedRelease,
   parseCertificates,
   parseDuration,
   requireIdentities,
+  KEY_ALGORITHMS,
+  type Certificate,
+  type KeyAlgorithm,
+} from '@trellis/core';
+import { readBounded, READ_LIMITS } from '@trellis/core/store';
+import {
+  clock,
+  failAsUsage,
   runMain,
   versionCommand,
   commandEpilogue,
   exitCodesHelp,
   withHelp,
-  readBounded,
-  READ_LIMITS,
-  KEY_ALGORITHMS,
-  type Certificate,
-  type KeyAlgorithm,
   versionAsCommand,
   withoutHelpCache,
-} from '@trellis/core';
+} from '@trellis/core/shell';
 import path from 'node:path';
 import { keygen } from './keygen.js';
 import { hostStatePath, readHostState, writeHostState } from './host-state.js';

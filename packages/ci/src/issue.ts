@@ -8,7 +8,6 @@ import {
   TrellisError,
   certificatePem,
   crlSetOf,
-  isMachineFailure,
   liveIntermediates,
   releaseFor,
   type Mesh,
@@ -17,6 +16,7 @@ import {
   nodeCryptoSeam,
   type CryptoSeam,
 } from '@trellis/core';
+import { isMachineFailure } from '@trellis/core/shell';
 import { openIntermediate } from './signer.js';
 import { replaceFile } from './out-write.js';
 import { leafFilesOf, makeKeyDir, writeLeafDir } from './leaf-files.js';

@@ -2,10 +2,10 @@
 /** trellis-ci: the CI CLI. It never sees the root identity, and imports no root-signing code. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { assertNoBreakglass } from '@trellis/core';
 import {
   EXIT_CODES_HELP,
   NOW_AHEAD_OPTION,
-  assertNoBreakglass,
   checkNowFlag,
   failAsUsage,
   refuseRepeatedFlags,
@@ -13,7 +13,7 @@ import {
   withHelp,
   versionAsCommand,
   withoutHelpCache,
-} from '@trellis/core';
+} from '@trellis/core/shell';
 import { requireCiPosture } from './posture.js';
 import { bundle } from './commands/bundle.js';
 import { plan } from './commands/plan.js';

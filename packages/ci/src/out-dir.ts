@@ -5,7 +5,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, assertOutsideTrackedTree, makeOutDir, outDirRefusal } from '@trellis/core';
+import { TrellisError, outDirRefusal } from '@trellis/core';
+import { assertOutsideTrackedTree, makeOutDir } from '@trellis/core/store';
 import { SCOPE_OUT_FILES } from './issue.js';
 
 /**

@@ -8,7 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { writePoint } from '@trellis/core';
+import { writePoint } from '@trellis/core/store';
 import { replaceFileNow } from './leaf-files.js';
 
 /** Replaces `file` atomically, not yet durably: see `outputBarrier`. A crash-sweep point precedes the rename. */

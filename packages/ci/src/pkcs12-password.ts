@@ -1,5 +1,6 @@
 /** The PKCS#12 store password, for `bundle --format pkcs12` and deploy entries that ask for `formats: [pkcs12]`. */
-import { READ_LIMITS, TrellisError, readBounded } from '@trellis/core';
+import { TrellisError } from '@trellis/core';
+import { READ_LIMITS, readBounded } from '@trellis/core/store';
 
 /** Where a JVM operator keeps a keystore password: never a flag's value (ps, shell history). */
 export const PKCS12_PASSWORD_ENV = 'TRELLIS_PKCS12_PASSWORD';

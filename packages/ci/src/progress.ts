@@ -4,7 +4,7 @@
  * elsewhere (CI logs), nothing on a quiet run.
  */
 import cliProgress from 'cli-progress';
-import { rawStderr } from '@trellis/core';
+import { rawStderr } from '@trellis/core/shell';
 
 export interface Progress {
   start(total: number): void;

@@ -1,16 +1,7 @@
 /** `renew --metrics FILE`: the run's time, result and count, written after every run, success or failure. */
-import {
-  READ_LIMITS,
-  TrellisError,
-  checkOutFile,
-  clock,
-  ioFailure,
-  lastRenewSuccess,
-  openStore,
-  readBounded,
-  renewMetrics,
-  writeMetricsFile,
-} from '@trellis/core';
+import { TrellisError, lastRenewSuccess, renewMetrics } from '@trellis/core';
+import { READ_LIMITS, checkOutFile, readBounded } from '@trellis/core/store';
+import { clock, ioFailure, openStore, writeMetricsFile } from '@trellis/core/shell';
 
 /**
  * Runs `renew` and records it. A failure is recorded and then rethrown, so

@@ -16,12 +16,11 @@ import {
   type IntermediateRole,
   type Mesh,
   type SigningIntermediate,
-  readBounded,
-  READ_LIMITS,
   nodeCryptoSeam,
   type CryptoSeam,
   refuseRootOpeners,
 } from '@trellis/core';
+import { readBounded, READ_LIMITS } from '@trellis/core/store';
 
 /**
  * The CI identity, for work on `scopes` (all of them when unset): refused if it

@@ -136,22 +136,8 @@ export {
   requireConfirmedCiRecipientOf,
   requireConfirmedCiRecipients,
 } from './custody/scope-custody.js';
-export { ageFilesIn } from './shell/retired-identity.js';
-export {
-  Store,
-  findStore,
-  writeFileAtomic,
-  mergeWrites,
-  STORE_FILE,
-  readBounded,
-  READ_LIMITS,
-  holdsStore,
-  type FileWrite,
-} from './store/store.js';
-export { writePoint, faultEnv, adoptFaultCount } from './store/fault-seam.js';
-export { assertOutsideTrackedTree, checkOutDir, checkOutFile, makeOutDir, writeOutFile } from './store/out-path.js';
-export { loadMesh } from './store/load-mesh.js';
 export { paths } from './model/paths.js';
+export { mergeWrites, type FileWrite } from './model/file-write.js';
 export {
   scopeDef,
   activeIntermediate,
@@ -200,35 +186,6 @@ export {
   type Stack,
 } from './verify/explain.js';
 export { reportInput, renderReportHtml } from './report/report-html.js';
-export { refuseRepeatedFlags } from './shell/flags.js';
-export { isSelfContainedBuild, versionCommand } from './shell/build-info.js';
-export {
-  runMain,
-  rawStderr,
-  clock,
-  checkNowFlag,
-  NOW_AHEAD_OPTION,
-  openStore,
-  withStore,
-  actor,
-  onlineInterfaces,
-  failAsUsage,
-  versionAsCommand,
-  withoutHelpCache,
-  isMachineFailure,
-  ioFailure,
-  EXIT_CODES_HELP,
-} from './shell/shell.js';
-export {
-  ENVIRONMENT,
-  COMMAND_ENVIRONMENT,
-  commandEpilogue,
-  environmentOf,
-  exitCodesHelp,
-  withHelp,
-  type Cli,
-  type EnvironmentVariable,
-} from './shell/help.js';
 export {
   advanceScope,
   advanceRoot,
@@ -270,8 +227,6 @@ export {
   type Release,
   type LeafFiles,
 } from './trust/release.js';
-export { statusCommand, verifyCommand } from './shell/inspect-commands.js';
-export { checkCommand, writeMetricsFile } from './shell/check-command.js';
 export { renewMetrics, lastRenewSuccess } from './report/metrics.js';
 export {
   caStamp,

@@ -7,9 +7,9 @@
  */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { assertDrillPosture } from '@trellis/core';
 import {
   NOW_AHEAD_OPTION,
-  assertDrillPosture,
   checkNowFlag,
   failAsUsage,
   refuseRepeatedFlags,
@@ -17,7 +17,7 @@ import {
   versionCommand,
   versionAsCommand,
   withoutHelpCache,
-} from '@trellis/core';
+} from '@trellis/core/shell';
 import { recover } from './commands/recover.js';
 import { rotateIntermediate } from './commands/rotate-intermediate.js';
 import { rotateRoot } from './commands/rotate-root.js';

@@ -7,16 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import {
-  GLOBAL_SCOPE,
-  POLICY_CEILINGS,
-  Store,
-  edgeCrl,
-  loadMesh,
-  nextGate,
-  type Finding,
-  type ScopeDef,
-} from '@trellis/core';
+import { GLOBAL_SCOPE, POLICY_CEILINGS, edgeCrl, nextGate, type Finding, type ScopeDef } from '@trellis/core';
+import { Store, loadMesh } from '@trellis/core/store';
 import {
   expectHandshake,
   renderPhase,

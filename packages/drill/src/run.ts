@@ -1,5 +1,6 @@
 /** What every drill command does around its procedure: read the shape, stand the scratch mesh up, rehearse, judge. */
-import { clock, type ScopeDef } from '@trellis/core';
+import type { ScopeDef } from '@trellis/core';
+import { clock } from '@trellis/core/shell';
 import { PhaseFailed, Rehearsal } from './rehearsal.js';
 import { readShape } from './shape.js';
 

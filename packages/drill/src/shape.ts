@@ -5,7 +5,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
-import { GLOBAL_SCOPE, TrellisError, findStore, parseMeshConfig, parseScope, type ScopeDef } from '@trellis/core';
+import { GLOBAL_SCOPE, TrellisError, parseMeshConfig, parseScope, type ScopeDef } from '@trellis/core';
+import { findStore } from '@trellis/core/store';
 
 export interface MeshShape {
   mesh: string;

@@ -2,11 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import {
-  STORE_FILE,
   TrellisError,
-  actor,
   combineShares,
-  findStore,
   isTrellisError,
   nodeCryptoSeam,
   parseMeshConfig,
@@ -14,10 +11,10 @@ import {
   requireIdentities,
   requireConfirmedPolicy,
   type Mesh,
-  readBounded,
-  READ_LIMITS,
   recipientsToRecord,
 } from '@trellis/core';
+import { STORE_FILE, findStore, readBounded, READ_LIMITS } from '@trellis/core/store';
+import { actor } from '@trellis/core/shell';
 import type { Ceremony } from './root-procedures.js';
 import { sharesFromStdin } from './typed-shares.js';
 import { tokenAwareSeam, tokenRootsOnly } from './token.js';

@@ -2,17 +2,17 @@
 /** trellis-root: the offline CLI. Every command checks the air-gapped posture first. */
 import yargs, { type CommandModule } from 'yargs';
 import { hideBin } from 'yargs/helpers';
+import { findStore } from '@trellis/core/store';
 import {
   EXIT_CODES_HELP,
   NOW_AHEAD_OPTION,
   checkNowFlag,
   failAsUsage,
-  findStore,
   refuseRepeatedFlags,
   runMain,
   versionAsCommand,
   withoutHelpCache,
-} from '@trellis/core';
+} from '@trellis/core/shell';
 import { requireClockNotBehindLedger, requireOfflinePosture } from './posture.js';
 import { loadRootShares } from './ceremony-context.js';
 import { init } from './commands/init.js';

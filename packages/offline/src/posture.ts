@@ -3,17 +3,16 @@ import path from 'node:path';
 import {
   assertClockNotBehindLedger,
   assertRootPosture,
-  clock,
-  findStore,
   fingerprint,
   isTrellisError,
-  onlineInterfaces,
   parseCertificates,
   paths,
   rootClockBound,
   rootLedgerTrustOf,
   type Certificate,
 } from '@trellis/core';
+import { findStore } from '@trellis/core/store';
+import { clock, onlineInterfaces } from '@trellis/core/shell';
 
 export interface PostureFlags {
   allowOnline?: boolean;

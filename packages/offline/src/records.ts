@@ -1,6 +1,5 @@
 /** What every offline operation records: ledger entries that note the posture, and the custodian's confirmations. */
 import {
-  actor,
   allowListDigest,
   appendToLedger,
   iso,
@@ -9,6 +8,7 @@ import {
   type DeployAllowList,
   type Mesh,
 } from '@trellis/core';
+import { actor } from '@trellis/core/shell';
 import type { RootSigner } from './ceremony.js';
 
 export interface Posture {

@@ -4,7 +4,7 @@
  * (COMMAND_ENVIRONMENT), so a flag and its variable cannot part ways.
  */
 import type { Argv, CommandModule } from 'yargs';
-import { environmentOf, withHelp, type EnvironmentVariable } from '@trellis/core';
+import { environmentOf, withHelp, type EnvironmentVariable } from '@trellis/core/shell';
 
 /** Commands whose ceremony records recipients, and so may accept changed ones. */
 const CONFIRMS_RECIPIENTS = new Set(['intermediate', 'rotate', 'recover', 'retire', 'confirm', 'rekey']);

@@ -1,14 +1,12 @@
 import type { CommandModule } from 'yargs';
 import {
   TrellisError,
-  actor,
   advanceScope,
   anchorsBy,
   appendToLedger,
   assertBreakglassPosture,
   assertLedgerCounts,
   certificatePem,
-  clock,
   decryptWith,
   effectWrites,
   encryptTo,
@@ -20,7 +18,6 @@ import {
   keyMatchesCert,
   ledgerSigner,
   liveIntermediates,
-  loadMesh,
   nodeCryptoSeam,
   paths,
   requireIdentities,
@@ -29,14 +26,13 @@ import {
   serializeScopeState,
   signBurnStatement,
   trustBundleFiles,
-  withStore,
   type FileWrite,
   type Mesh,
-  readBounded,
-  READ_LIMITS,
   refuseRootOpeners,
   requireConfirmedCiRecipientOf,
 } from '@trellis/core';
+import { loadMesh, readBounded, READ_LIMITS } from '@trellis/core/store';
+import { actor, clock, withStore } from '@trellis/core/shell';
 
 interface Args {
   store?: string;

@@ -5,7 +5,6 @@ import { PKCS12_PASSWORD_ENV, pkcs12Password } from '../pkcs12-password.js';
 import {
   TrellisError,
   ledgerHead,
-  loadMesh,
   scopeDef,
   scopeDomain,
   scopeTrust,
@@ -14,16 +13,13 @@ import {
   trustPem,
   trustedScopes,
   anchorsBy,
-  checkOutDir,
-  withStore,
-  writeOutFile,
   type Mesh,
-  READ_LIMITS,
   jvmCrlPem,
-  readBounded,
   scopeTruststore,
   serviceKeystore,
 } from '@trellis/core';
+import { loadMesh, checkOutDir, writeOutFile, READ_LIMITS, readBounded } from '@trellis/core/store';
+import { withStore } from '@trellis/core/shell';
 
 const FORMATS = ['pem', 'openssl', 'spiffe', 'nginx', 'haproxy', 'pkcs12', 'crl-jvm'] as const;
 interface Args {

@@ -1,15 +1,7 @@
 import type { CommandModule } from 'yargs';
-import {
-  actor,
-  clock,
-  composePlan,
-  composeScopes,
-  composeTouched,
-  loadMesh,
-  scopeDef,
-  withStore,
-  type SigningIntermediate,
-} from '@trellis/core';
+import { composePlan, composeScopes, composeTouched, scopeDef, type SigningIntermediate } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { actor, clock, withStore } from '@trellis/core/shell';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
 interface Args {

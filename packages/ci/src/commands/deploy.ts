@@ -4,7 +4,6 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError,
-  actor,
   appendToLedger,
   collisionRefusal,
   describeCollision,
@@ -13,12 +12,10 @@ import {
   releaseCrlGaps,
   ledgerSigner,
   readIdentities,
-  clock,
   describeRelease,
   describeTarget,
   iso,
   keyMatchesCert,
-  loadMesh,
   mergeWrites,
   parseCertificate,
   paths,
@@ -30,11 +27,6 @@ import {
   scopeDef,
   sealRelease,
   serviceDnsName,
-  withStore,
-  writeOutFile,
-  checkOutDir,
-  checkOutFile,
-  assertOutsideTrackedTree,
   DEPLOY_RECORD_OP,
   onRecord,
   recordFor,
@@ -47,14 +39,22 @@ import {
   type FileWrite,
   type LeafFiles,
   type Mesh,
-  type Store,
   type Release,
   type SigningIntermediate,
-  readBounded,
-  READ_LIMITS,
   nodeCryptoSeam,
   type CryptoSeam,
 } from '@trellis/core';
+import {
+  loadMesh,
+  writeOutFile,
+  checkOutDir,
+  checkOutFile,
+  assertOutsideTrackedTree,
+  type Store,
+  readBounded,
+  READ_LIMITS,
+} from '@trellis/core/store';
+import { actor, clock, withStore } from '@trellis/core/shell';
 import { wipeOutDir } from '../out-dir.js';
 import { PKCS12_PASSWORD_ENV, pkcs12Password } from '../pkcs12-password.js';
 import { ciIdentities, openIntermediate } from '../signer.js';

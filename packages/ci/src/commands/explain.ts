@@ -3,19 +3,18 @@ import type { CommandModule } from 'yargs';
 import {
   TrellisError,
   certificateParty,
-  clock,
   explainHandshake,
-  loadMesh,
   parseCertificates,
   recordParty,
   renderExplanation,
   STACKS,
-  withStore,
   type Certificate,
   type Mesh,
   type Party,
   type Stack,
 } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 
 interface Args {
   store?: string;

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { clock, collisionRefusal, custodyRefusal, withStore } from '@trellis/core';
+import { collisionRefusal, custodyRefusal } from '@trellis/core';
+import { clock, withStore } from '@trellis/core/shell';
 import { renderOutlook, renewOutlook } from './renew.js';
 
 interface Args {

@@ -1,15 +1,11 @@
 import type { CommandModule } from 'yargs';
 import {
-  actor,
-  ageFilesIn,
   appendToLedger,
   ciRecipientOf,
-  clock,
   confirmedCiCustody,
   iso,
   isPq,
   ledgerSigner,
-  loadMesh,
   mergeWrites,
   paths,
   recipientOf,
@@ -17,9 +13,10 @@ import {
   tryDecrypt,
   requireConfirmedCiRecipients,
   encryptTo,
-  withStore,
   type FileWrite,
 } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { actor, ageFilesIn, clock, withStore } from '@trellis/core/shell';
 import { ciIdentities, openIntermediate } from '../signer.js';
 
 interface Args {

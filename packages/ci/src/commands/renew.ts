@@ -3,14 +3,11 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   TrellisError,
-  actor,
   advancePhases,
   awaitingRetire,
   collisionRefusal,
   describeCollision,
   assertShardWrites,
-  clock,
-  loadMesh,
   nodeCryptoSeam,
   planRenew,
   planHostKeys,
@@ -20,7 +17,6 @@ import {
   scopeDef,
   custodyRefusal,
   staleBundleFiles,
-  withStore,
   hostKeyRequests,
   type FileWrite,
   type HostKeyRequest,
@@ -29,9 +25,10 @@ import {
   type RenewPlan,
   type RenewResult,
   type ScopeKeys,
-  type Store,
   type CryptoSeam,
 } from '@trellis/core';
+import { loadMesh, type Store } from '@trellis/core/store';
+import { actor, clock, withStore } from '@trellis/core/shell';
 import { openScopeKeys, outputFailure, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { mintPool, type MintPool } from '../mint-pool.js';
 import { outputBarrier } from '../out-write.js';

@@ -1,14 +1,7 @@
 import type { CommandModule } from 'yargs';
-import {
-  checkOutFile,
-  clock,
-  loadMesh,
-  renderReportHtml,
-  reportInput,
-  verifyMesh,
-  withStore,
-  writeOutFile,
-} from '@trellis/core';
+import { renderReportHtml, reportInput, verifyMesh } from '@trellis/core';
+import { checkOutFile, loadMesh, storeReader, writeOutFile } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 
 interface Args {
   store?: string;
@@ -35,7 +28,7 @@ export const report: CommandModule<object, Args> = {
       const mesh = loadMesh(store);
       return writeOutFile(
         a.out,
-        renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a.ledger)),
+        renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now, storeReader(mesh.dir)), a.ledger)),
         to,
       );
     });

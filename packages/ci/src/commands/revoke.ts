@@ -1,16 +1,8 @@
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
-import {
-  TrellisError,
-  actor,
-  clock,
-  displaySerial,
-  loadMesh,
-  nodeCryptoSeam,
-  revocableLeaf,
-  revokeLeaf,
-  withStore,
-} from '@trellis/core';
+import { TrellisError, displaySerial, nodeCryptoSeam, revocableLeaf, revokeLeaf } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { actor, clock, withStore } from '@trellis/core/shell';
 import { openScopeKeys, scopeOutput, scopesInOutput, writeLeafOutput } from '../issue.js';
 import { outputBarrier } from '../out-write.js';
 import { ciIdentities } from '../signer.js';

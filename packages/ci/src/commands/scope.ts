@@ -5,17 +5,9 @@
  * comes from the offline ceremony after the merge.
  */
 import type { CommandModule } from 'yargs';
-import {
-  SCOPE_NAME,
-  TrellisError,
-  loadMesh,
-  withHelp,
-  parseScope,
-  paths,
-  quoteInput,
-  toYaml,
-  withStore,
-} from '@trellis/core';
+import { SCOPE_NAME, TrellisError, parseScope, paths, quoteInput, toYaml } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { withHelp, withStore } from '@trellis/core/shell';
 
 interface Args {
   store?: string;

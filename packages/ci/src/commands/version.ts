@@ -1,4 +1,4 @@
-import { versionCommand } from '@trellis/core';
+import { versionCommand } from '@trellis/core/shell';
 
 /** trellis-ci version: what this file was built as (informational; the signed manifest is the proof). */
 export const version = versionCommand('trellis-ci');

@@ -14,7 +14,7 @@ import { renderVerifyMarkdown } from '../verify/markdown.js';
 import { TrellisError } from '../model/errors.js';
 import { retiredIdentityFindings } from './retired-identity.js';
 import { secretFindings } from './secret-scan.js';
-import { READ_LIMITS, readBounded } from '../store/store.js';
+import { READ_LIMITS, readBounded, storeReader } from '../store/store.js';
 
 interface InspectArgs {
   store?: string;
@@ -95,7 +95,7 @@ export function verifyCommand(
           : undefined;
       const findings = [
         ...secrets,
-        ...(await verifyMesh(mesh, now)),
+        ...(await verifyMesh(mesh, now, storeReader(mesh.dir))),
         ...(await custodyFindings(mesh, { [identity]: ids, ...(breakglass ? { breakglass } : {}) })),
         ...(retired ? await retiredIdentityFindings(dir, retired) : []),
         ...((await extraCustody?.(mesh, now)) ?? []),

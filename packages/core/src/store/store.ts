@@ -18,7 +18,7 @@ import { writePoint } from './fault-seam.js';
 import { mergeWrites, type FileWrite } from '../model/file-write.js';
 import { STORE_FILE } from '../model/paths.js';
 
-export { mergeWrites, type FileWrite };
+export type { FileWrite };
 
 export { STORE_FILE };
 
@@ -450,4 +450,10 @@ export function writeFileAtomic(file: string, content: string | Uint8Array, mode
     throw e;
   }
   fsyncDir(dir);
+}
+
+/** A store file by relative path, read as Store.read does (bounded, never through a link), for the pure verifiers. */
+export function storeReader(dir: string): (rel: string) => string | undefined {
+  const store = new Store(dir);
+  return (rel) => store.read(rel);
 }

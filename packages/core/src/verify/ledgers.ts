@@ -12,7 +12,6 @@ import {
   scopeStateProblems,
   type RecordProblem,
 } from '../ledger/record-proofs.js';
-import { Store } from '../store/store.js';
 import type { Finding } from './finding.js';
 
 function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
@@ -49,11 +48,7 @@ const asFindings = (ps: RecordProblem[], scope?: string): Finding[] =>
  * Findings for every ledger and record of the store. `read` reads a store file
  * by relative path; it is only ever given paths that evidencePathProblem let through.
  */
-export function verifyLedgers(
-  mesh: Mesh,
-  now: Date,
-  read: (rel: string) => string | undefined = (rel) => new Store(mesh.dir).read(rel),
-): Finding[] {
+export function verifyLedgers(mesh: Mesh, now: Date, read: (rel: string) => string | undefined): Finding[] {
   const root = rootLedgerTrust(mesh);
   const out = [
     ...ledgerFindings(root),

@@ -29,7 +29,11 @@ export { worstLevel, type Finding } from './finding.js';
 export { intermediateProblems } from './chain.js';
 export { custodyFindings } from './custody.js';
 
-export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
+/**
+ * Every finding about the store as loaded; `read` reads a store file by relative path (the evidence files a ledger
+ * cites), given by the shell (`storeReader`), so this stays a function of what it is handed.
+ */
+export async function verifyMesh(mesh: Mesh, now: Date, read: (rel: string) => string | undefined): Promise<Finding[]> {
   const out = await verifyRootTier(mesh, now);
   const revokedFps = new Set(liveRevokedIntermediates(mesh, now).map((r) => r.fingerprint));
   for (const def of mesh.scopes) {
@@ -70,7 +74,7 @@ export async function verifyMesh(mesh: Mesh, now: Date): Promise<Finding[]> {
   out.push(...deployFindings(mesh));
   out.push(...(await hostKeyFindings(mesh)));
   out.push(...ownershipFindings(mesh));
-  out.push(...verifyLedgers(mesh, now));
+  out.push(...verifyLedgers(mesh, now, read));
   for (const o of mesh.orphans) {
     // A retired scope keeps its ledger and evidence as its record; any intermediate left would still be trusted by
     // someone.

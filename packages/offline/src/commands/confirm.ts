@@ -1,18 +1,17 @@
 import type { CommandModule } from 'yargs';
 import {
   allowListChanges,
-  clock,
   confirmedAllowList,
   confirmedPolicy,
-  loadMesh,
   meshHostKeys,
   paths,
   policyRecord,
   unconfirmedCiRecipients,
   unconfirmedPolicyChanges,
-  withStore,
   recipientsToRecord,
 } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';

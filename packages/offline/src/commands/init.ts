@@ -3,17 +3,12 @@ import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
   KEY_ALGORITHMS,
-  STORE_FILE,
-  holdsStore,
   caKeyFromPem,
   ledgerSigner,
   serializeRootState,
-  Store,
   TrellisError,
-  actor,
   appendToLedger,
   certificatePem,
-  clock,
   encryptTo,
   fingerprint,
   iso,
@@ -26,11 +21,11 @@ import {
   serializeMeshConfig,
   toYaml,
   validateRecipients,
-  checkOutFile,
-  writeOutFile,
   type KeyAlgorithm,
   assertPqRecipients,
 } from '@trellis/core';
+import { STORE_FILE, holdsStore, Store, checkOutFile, writeOutFile } from '@trellis/core/store';
+import { actor, clock } from '@trellis/core/shell';
 import { mintRoot, rootCrlPem, type MintedCa, type RootSigner } from '../ceremony.js';
 import { printShares, writeAllToStdout } from '../identity-out.js';
 import { requireOfflinePosture } from '../posture.js';

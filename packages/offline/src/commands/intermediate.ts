@@ -3,10 +3,7 @@ import readline from 'node:readline';
 import {
   TrellisError,
   ceremonyState,
-  clock,
   intermediateLost,
-  loadMesh,
-  withStore,
   paths,
   planOrRefusal,
   renderCeremonySummary,
@@ -15,6 +12,8 @@ import {
   breakglassToRecord,
   assertTypedBack,
 } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';

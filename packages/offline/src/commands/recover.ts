@@ -1,5 +1,7 @@
 import type { CommandModule } from 'yargs';
-import { activeIntermediate, clock, loadMesh, scopeDef, withStore } from '@trellis/core';
+import { activeIntermediate, scopeDef } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 import { openRootKeys } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';

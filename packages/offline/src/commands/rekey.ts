@@ -1,27 +1,22 @@
 import fs from 'node:fs';
 import type { CommandModule } from 'yargs';
 import {
-  STORE_FILE,
   TrellisError,
   ciScopesRecord,
-  clock,
   parseMeshConfig,
   parseSharesSpec,
   isPq,
-  loadMesh,
   newIdentity,
   paths,
   reencrypt,
   recipientOf,
   validateRecipients,
   withRecipients,
-  withStore,
-  checkOutFile,
-  openStore,
-  writeOutFile,
   type FileWrite,
   recipientsToRecord,
 } from '@trellis/core';
+import { STORE_FILE, loadMesh, checkOutFile, writeOutFile } from '@trellis/core/store';
+import { clock, withStore, openStore } from '@trellis/core/shell';
 import { openRootKeys } from '../ceremony.js';
 import { rootIdentities, say } from '../ceremony-context.js';
 import { printShares } from '../identity-out.js';

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { clock, loadMesh, withStore } from '@trellis/core';
+import { loadMesh } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 import { openRootKeys } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';

@@ -5,13 +5,11 @@ import {
   advanceRoot,
   advanceScope,
   assertNoRootOverlap,
-  clock,
-  loadMesh,
   parseDuration,
   scopeDef,
-  withStore,
-  type Store,
 } from '@trellis/core';
+import { loadMesh, type Store } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
 import { openRootKey } from '../ceremony.js';
 import { ceremony, rootIdentities, say } from '../ceremony-context.js';
 import { requireOfflinePosture } from '../posture.js';

@@ -1,5 +1,6 @@
 import type { CommandModule } from 'yargs';
-import { isTrellisError, paths, verifyCommand, type Finding, type Mesh } from '@trellis/core';
+import { isTrellisError, paths, type Finding, type Mesh } from '@trellis/core';
+import { verifyCommand } from '@trellis/core/shell';
 import { openTokenKey, tokenPinGiven } from '../token.js';
 import { rootIdentityFromShares } from '../ceremony-context.js';
 
