@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "e57c544f0aa7d2787d6ca3cff1abab742cb71dec", date: "2026-12-07T07:12:20Z" };
+    define_TRELLIS_BUILD_default = { commit: "438cba2bcca7c5cf68ef4a573f907f7c671e390f", date: "2026-12-07T07:20:51Z" };
   }
 });
 
@@ -40550,55 +40550,6 @@ var init_scope_custody = __esm({
   }
 });
 
-// packages/core/src/shell/retired-identity.ts
-import fs from "node:fs";
-import path from "node:path";
-function ageFilesIn(dir) {
-  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e2) => e2.isFile() && e2.name.endsWith(".age")).map((e2) => path.relative(dir, path.join(e2.parentPath, e2.name))).filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f)).sort();
-}
-async function retiredIdentityFindings(dir, retired) {
-  const files = ageFilesIn(dir);
-  const out = [];
-  for (const file of files) {
-    if ((await tryDecrypt(retired, fs.readFileSync(path.join(dir, file), "utf8"))).ok) {
-      out.push({
-        level: "error",
-        check: "retired-identity",
-        file,
-        message: "the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)"
-      });
-    }
-  }
-  if (!out.length)
-    out.push({
-      level: "ok",
-      check: "retired-identity",
-      message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)`
-    });
-  return out;
-}
-var init_retired_identity = __esm({
-  "packages/core/src/shell/retired-identity.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_custody();
-  }
-});
-
-// packages/core/src/store/fault-seam.release.ts
-function writePoint(_kind) {
-}
-function faultEnv() {
-  return {};
-}
-function adoptFaultCount(_childStderr) {
-}
-var init_fault_seam_release = __esm({
-  "packages/core/src/store/fault-seam.release.ts"() {
-    init_define_TRELLIS_BUILD();
-  }
-});
-
 // packages/core/src/model/file-write.ts
 function mergeWrites(...lists) {
   const byPath = /* @__PURE__ */ new Map();
@@ -40612,957 +40563,6 @@ var init_file_write = __esm({
   "packages/core/src/model/file-write.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-  }
-});
-
-// packages/core/src/store/store.ts
-import fs2 from "node:fs";
-import os from "node:os";
-import path2 from "node:path";
-import { randomBytes as randomBytes6 } from "node:crypto";
-function readBounded(file, limit, o2 = {}) {
-  const refuse2 = (why) => Object.assign(new Error(why), { code: UNREADABLE });
-  let fd;
-  try {
-    fd = fs2.openSync(
-      file,
-      fs2.constants.O_RDONLY | fs2.constants.O_NONBLOCK | (o2.followLink ? 0 : fs2.constants.O_NOFOLLOW)
-    );
-  } catch (e2) {
-    if (e2.code === "ELOOP")
-      throw refuse2(`${file} is a symbolic link: trellis reads only regular files`);
-    throw e2;
-  }
-  try {
-    const st = fs2.fstatSync(fd);
-    if (!st.isFile())
-      throw refuse2(
-        `${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`
-      );
-    if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
-    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
-    let n2 = 0;
-    for (let r = 1; r > 0 && n2 < buf.length; n2 += r) r = fs2.readSync(fd, buf, n2, buf.length - n2, null);
-    if (n2 > limit) throw refuse2(`${file} grew past the limit of ${limit} bytes while it was read`);
-    return buf.subarray(0, n2).toString("utf8");
-  } finally {
-    fs2.closeSync(fd);
-  }
-}
-function findStore(from, explicit) {
-  if (explicit) {
-    const dir = path2.resolve(explicit);
-    if (!holdsStore(dir)) {
-      throw new TrellisError("no-store", `${dir} holds no ${STORE_FILE}`, {
-        hint: "point --store (or TRELLIS_STORE) at the directory trellis-root init created"
-      });
-    }
-    return dir;
-  }
-  for (let dir = path2.resolve(from); ; dir = path2.dirname(dir)) {
-    if (holdsStore(dir)) return dir;
-    if (path2.dirname(dir) === dir) break;
-  }
-  throw new TrellisError("no-store", `no ${STORE_FILE} in ${from} or any parent directory`, {
-    hint: "run inside the store, or pass --store DIR"
-  });
-}
-function holdsStore(dir) {
-  if (fs2.existsSync(path2.join(dir, STORE_FILE))) return true;
-  try {
-    const manifest = JSON.parse(
-      fs2.readFileSync(path2.join(dir, WORK_DIR, "journal", "manifest.json"), "utf8")
-    );
-    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
-  } catch {
-    return false;
-  }
-}
-function inode(file) {
-  try {
-    return fs2.statSync(file).ino;
-  } catch {
-    return void 0;
-  }
-}
-function lockedError(lock) {
-  let holder = "another run";
-  try {
-    const h2 = JSON.parse(fs2.readFileSync(lock, "utf8"));
-    holder = `pid ${h2.pid} on ${h2.host} since ${h2.since}`;
-  } catch {
-  }
-  return new TrellisError("store-locked", `the store is locked by ${holder}`, {
-    file: path2.join(WORK_DIR, "lock"),
-    hint: "wait for that run to finish; if it died on another host, remove the lock file by hand"
-  });
-}
-function lockIsStale(lock) {
-  let h2;
-  try {
-    h2 = JSON.parse(fs2.readFileSync(lock, "utf8"));
-  } catch {
-    return true;
-  }
-  if (h2.host !== os.hostname()) return false;
-  try {
-    process.kill(h2.pid, 0);
-    return false;
-  } catch (e2) {
-    return e2.code === "ESRCH";
-  }
-}
-function discardStaging(work) {
-  let names = [];
-  try {
-    names = fs2.readdirSync(work);
-  } catch {
-    return;
-  }
-  for (const n2 of names)
-    if (n2 === "journal.tmp" || n2.startsWith(STAGING_PREFIX))
-      fs2.rmSync(path2.join(work, n2), { recursive: true, force: true });
-}
-function randomSuffix() {
-  return randomBytes6(8).toString("hex");
-}
-function writeExclusive(file, content, mode, durable = false) {
-  const fd = fs2.openSync(file, EXCLUSIVE, mode);
-  try {
-    fs2.writeFileSync(fd, content);
-    fs2.fchmodSync(fd, mode);
-    if (durable) {
-      writePoint("fsync");
-      fs2.fsyncSync(fd);
-    }
-  } catch (e2) {
-    fs2.closeSync(fd);
-    fs2.rmSync(file, { force: true });
-    e2.path ??= file;
-    throw e2;
-  }
-  fs2.closeSync(fd);
-}
-function writeDurably(file, content, mode) {
-  writeExclusive(file, content, mode, true);
-}
-function renameDurably(from, to) {
-  writePoint("rename");
-  fs2.renameSync(from, to);
-}
-function fsyncDir(dir) {
-  const fd = fs2.openSync(dir, "r");
-  try {
-    writePoint("fsync");
-    fs2.fsyncSync(fd);
-  } finally {
-    fs2.closeSync(fd);
-  }
-}
-function writeFileAtomic(file, content, mode = 420) {
-  const dir = path2.dirname(file);
-  fs2.mkdirSync(dir, { recursive: true });
-  const tmp = path2.join(dir, `.trellis-${randomSuffix()}.tmp`);
-  writeDurably(tmp, content, mode);
-  try {
-    renameDurably(tmp, file);
-  } catch (e2) {
-    fs2.rmSync(tmp, { force: true });
-    throw e2;
-  }
-  fsyncDir(dir);
-}
-var MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE;
-var init_store = __esm({
-  "packages/core/src/store/store.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_crypto();
-    init_fault_seam_release();
-    init_file_write();
-    init_paths();
-    MiB = 1024 * 1024;
-    READ_LIMITS = {
-      /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
-      store: 256 * MiB,
-      /** An identity file (a few lines), a pinned roots file, a host's state file. */
-      small: 1 * MiB,
-      /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
-      release: 64 * MiB
-    };
-    UNREADABLE = "TRELLIS_UNREADABLE";
-    WORK_DIR = ".trellis";
-    Store = class {
-      constructor(dir) {
-        this.dir = dir;
-      }
-      dir;
-      /** Hash of each file as this run read it; null when it was absent. */
-      seen = /* @__PURE__ */ new Map();
-      abs(rel) {
-        return path2.join(this.dir, rel);
-      }
-      read(rel) {
-        let text;
-        try {
-          text = readBounded(this.abs(rel), READ_LIMITS.store);
-        } catch (e2) {
-          const code2 = e2.code;
-          if (code2 === "ENOENT") text = void 0;
-          else if (code2 === UNREADABLE)
-            throw new TrellisError("corrupt-store", e2.message, {
-              file: rel,
-              hint: "restore it from git history as a regular file"
-            });
-          else throw e2;
-        }
-        this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
-        return text;
-      }
-      exists(rel) {
-        return fs2.existsSync(this.abs(rel));
-      }
-      /** A read-only view of the store as it will be once `writes` are committed: plans are computed on it. */
-      withPending(writes) {
-        return new PendingView(this, writes);
-      }
-      /** Names of the entries of a store directory, sorted; empty when it does not exist. */
-      list(rel, kind = "file") {
-        let entries2;
-        try {
-          entries2 = fs2.readdirSync(this.abs(rel), { withFileTypes: true });
-        } catch {
-          return [];
-        }
-        const odd = kind === "file" ? entries2.find((d2) => !d2.isFile() && !d2.isDirectory()) : void 0;
-        if (odd)
-          throw new TrellisError(
-            "corrupt-store",
-            `is ${odd.isSymbolicLink() ? "a symbolic link" : "not a regular file"}: trellis reads only regular files in the store`,
-            { file: `${rel}/${odd.name}`, hint: "replace it with the regular file git history holds, or remove it" }
-          );
-        return entries2.filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
-      }
-      /**
-       * Applies every write or none. Refuses (exit 4) when a file this run read
-       * has changed since: someone else wrote the store underneath it.
-       */
-      commit(writes) {
-        writes = mergeWrites(writes);
-        for (const w of writes) {
-          if (!this.seen.has(w.path)) continue;
-          const now = fs2.existsSync(this.abs(w.path)) ? sha256Hex(fs2.readFileSync(this.abs(w.path), "utf8")) : null;
-          if (now !== this.seen.get(w.path)) {
-            throw new TrellisError("store-changed", "changed on disk while this run was working", {
-              file: w.path,
-              hint: "rerun the command on the current store"
-            });
-          }
-        }
-        const work = this.abs(WORK_DIR);
-        fs2.mkdirSync(work, { recursive: true });
-        discardStaging(work);
-        const staging = fs2.mkdtempSync(path2.join(work, STAGING_PREFIX));
-        const journal = path2.join(work, "journal");
-        try {
-          const manifest = { writes: [] };
-          writes.forEach((w, i2) => {
-            const data = w.content === null ? null : `${i2}.data`;
-            if (data) writeDurably(path2.join(staging, data), w.content, w.mode ?? 420);
-            manifest.writes.push({ path: w.path, data, mode: w.mode ?? 420 });
-          });
-          writeDurably(path2.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
-          fsyncDir(staging);
-          renameDurably(staging, journal);
-        } catch (e2) {
-          fs2.rmSync(staging, { recursive: true, force: true });
-          throw e2;
-        }
-        fsyncDir(work);
-        this.replayJournal();
-        for (const w of writes) this.seen.set(w.path, w.content === null ? null : sha256Hex(w.content));
-      }
-      /**
-       * Completes a committed journal and discards an uncommitted one. Idempotent:
-       * each staged file is renamed into place (no copy, so a full disk cannot stop
-       * it), and one already moved is simply gone from the journal.
-       */
-      replayJournal() {
-        const work = this.abs(WORK_DIR);
-        discardStaging(work);
-        const journal = path2.join(work, "journal");
-        if (!fs2.existsSync(journal)) return false;
-        const manifest = JSON.parse(fs2.readFileSync(path2.join(journal, "manifest.json"), "utf8"));
-        for (const w of manifest.writes) {
-          const target = this.abs(w.path);
-          if (w.data === null) fs2.rmSync(target, { force: true });
-          else {
-            const staged = path2.join(journal, w.data);
-            if (!fs2.existsSync(staged)) continue;
-            const created = fs2.mkdirSync(path2.dirname(target), { recursive: true });
-            if (created) fsyncDir(path2.dirname(created));
-            fs2.chmodSync(staged, w.mode);
-            renameDurably(staged, target);
-            fsyncDir(path2.dirname(target));
-          }
-        }
-        fs2.rmSync(journal, { recursive: true, force: true });
-        fsyncDir(work);
-        return true;
-      }
-      /**
-       * Runs `fn` holding the store lock (exit 4 when another live run holds it).
-       * A lock left by a dead process on this host is taken over.
-       */
-      async withLock(fn) {
-        const work = this.abs(WORK_DIR);
-        fs2.mkdirSync(work, { recursive: true });
-        const lock = path2.join(work, "lock");
-        const mine = `${lock}.${process.pid}.${randomSuffix()}.tmp`;
-        try {
-          writeExclusive(
-            mine,
-            JSON.stringify({ pid: process.pid, host: os.hostname(), since: (/* @__PURE__ */ new Date()).toISOString() }),
-            420
-          );
-          for (let attempt = 0; ; attempt++) {
-            try {
-              fs2.linkSync(mine, lock);
-              break;
-            } catch (e2) {
-              if (e2.code !== "EEXIST") throw e2;
-              const judged = inode(lock);
-              if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
-              const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
-              try {
-                fs2.renameSync(lock, aside);
-              } catch {
-                throw lockedError(lock);
-              }
-              if (inode(aside) !== judged) {
-                try {
-                  fs2.linkSync(aside, lock);
-                } finally {
-                  fs2.rmSync(aside, { force: true });
-                }
-                throw lockedError(lock);
-              }
-              fs2.rmSync(aside, { force: true });
-            }
-          }
-        } finally {
-          fs2.rmSync(mine, { force: true });
-        }
-        try {
-          this.replayJournal();
-          return await fn();
-        } finally {
-          fs2.rmSync(lock, { force: true });
-        }
-      }
-    };
-    PendingView = class extends Store {
-      constructor(base, writes) {
-        super(base.dir);
-        this.base = base;
-        this.pending = new Map(mergeWrites(writes).map((w) => [w.path, w.content]));
-      }
-      base;
-      pending;
-      read(rel) {
-        return this.pending.has(rel) ? this.pending.get(rel) ?? void 0 : this.base.read(rel);
-      }
-      exists(rel) {
-        return this.pending.has(rel) ? this.pending.get(rel) !== null : this.base.exists(rel);
-      }
-      commit() {
-        throw new Error("a pending view is read-only: commit on the store it was made from");
-      }
-    };
-    STAGING_PREFIX = "journal.tmp-";
-    EXCLUSIVE = fs2.constants.O_WRONLY | fs2.constants.O_CREAT | fs2.constants.O_EXCL | fs2.constants.O_NOFOLLOW;
-  }
-});
-
-// packages/core/src/custody/out-paths.ts
-import path3 from "node:path";
-function outDirRefusal(dir, flag, h2) {
-  const lead = `cannot write leaves under ${dir}`;
-  switch (h2.kind) {
-    case "is-link":
-      return new TrellisError(
-        "custody-out-dir",
-        `${lead}: it is a symbolic link, and leaf keys would be written wherever it points`,
-        { hint: `remove the link, or point ${flag} at a real directory` }
-      );
-    case "leaves-store":
-      return new TrellisError(
-        "custody-out-dir",
-        `${lead}: it resolves to ${h2.real} through a symbolic link inside the store, and leaf keys would leave it`,
-        { hint: "remove the link (.trellis is a work area, never committed)" }
-      );
-    case "foreign-owner":
-      return new TrellisError(
-        "custody-out-dir",
-        `${lead}: it belongs to uid ${h2.uid}, not to this user (uid ${h2.me}), and its owner could read the leaf keys`,
-        { hint: `point ${flag} at a directory of your own` }
-      );
-    case "link-inside":
-      return new TrellisError(
-        "custody-out-dir",
-        `${lead}: ${path3.relative(dir, h2.at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
-        { hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory` }
-      );
-  }
-}
-function trackedTreeRefusal(dir, flag, rel) {
-  return new TrellisError(
-    "custody-out-dir",
-    `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`,
-    { field: flag, hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)` }
-  );
-}
-function linkRefusal(o2, p, at, anchor) {
-  const reason = o2.allowList ? "custody-not-allowed" : o2.secret ? "custody-out-dir" : "usage";
-  const inside = anchor ? ` inside ${anchor}` : "";
-  const where = at === p ? `it is a symbolic link${inside}` : `${anchor ? path3.relative(anchor, at) : at} on the way to it is a symbolic link${inside}`;
-  const goes = o2.allowList ? "and the release (its key included) would land wherever it points, outside the allow-list" : o2.secret ? "and the plaintext key would be written wherever it points" : "and trellis would write wherever it points";
-  return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
-    file: o2.file,
-    field: o2.flag,
-    hint: o2.allowList ? "replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)" : `remove the link, or point ${o2.flag} at a real path`
-  });
-}
-var init_out_paths = __esm({
-  "packages/core/src/custody/out-paths.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-  }
-});
-
-// packages/core/src/store/out-path.ts
-import fs3 from "node:fs";
-import path4 from "node:path";
-function kindAt(p) {
-  let st;
-  try {
-    st = fs3.lstatSync(p);
-  } catch (e2) {
-    if (["ENOENT", "ENOTDIR"].includes(e2.code ?? "")) return void 0;
-    throw e2;
-  }
-  const what = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "a regular file";
-  return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
-}
-function anchorOf(p, o2) {
-  if (o2.store !== void 0 && within(path4.resolve(o2.store), p)) return path4.resolve(o2.store);
-  return o2.anchor === void 0 ? void 0 : path4.resolve(o2.anchor);
-}
-function refuseLinksBelowAnchor(p, o2, self2) {
-  const anchor = anchorOf(p, o2);
-  if (anchor === void 0) return;
-  const parts = path4.relative(anchor, p).split(path4.sep).filter(Boolean);
-  let at = anchor;
-  for (const [i2, part] of parts.entries()) {
-    at = path4.join(at, part);
-    if (i2 === parts.length - 1 && !self2) return;
-    const k = kindAt(at);
-    if (k === void 0) return;
-    if (k.link) throw linkRefusal(o2, p, at, anchor);
-  }
-}
-function assertOutsideTrackedTree(dir, storeDir, flag) {
-  const real = (p) => {
-    let existing = path4.resolve(p);
-    const rest = [];
-    while (!fs3.existsSync(existing)) {
-      rest.unshift(path4.basename(existing));
-      existing = path4.dirname(existing);
-    }
-    return path4.join(fs3.realpathSync(existing), ...rest);
-  };
-  const store = real(storeDir);
-  const rel = path4.relative(store, real(dir));
-  if (within(store, path4.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path4.sep}`)) {
-    throw trackedTreeRefusal(dir, flag, rel);
-  }
-}
-function checkOutFile(file, o2) {
-  const p = path4.resolve(file);
-  if (o2.secret && o2.store !== void 0) assertOutsideTrackedTree(p, o2.store, o2.flag);
-  refuseLinksBelowAnchor(p, o2, false);
-  const k = kindAt(p);
-  if (k?.link) throw linkRefusal(o2, p, p, void 0);
-  if (k && !k.file) {
-    throw new TrellisError(
-      "usage",
-      `cannot write ${p}: it is ${k.what}, not a regular file, and trellis writes only regular files`,
-      {
-        file: o2.file,
-        field: o2.flag,
-        hint: k.dir ? `name a file inside it (${o2.flag} ${path4.join(file, "…")})` : `point ${o2.flag} at a regular file`
-      }
-    );
-  }
-  return p;
-}
-function checkOutDir(dir, o2, named = false) {
-  const p = path4.resolve(dir);
-  refuseLinksBelowAnchor(p, o2, true);
-  const k = kindAt(p);
-  if (k === void 0) return p;
-  if (named && k.link) throw linkRefusal(o2, p, p, void 0);
-  let isDir = false;
-  try {
-    isDir = fs3.statSync(p).isDirectory();
-  } catch {
-  }
-  if (!isDir)
-    throw new TrellisError("usage", `cannot write under ${p}: it is ${kindAt(p).what}, not a directory`, {
-      file: o2.file,
-      field: o2.flag,
-      hint: `point ${o2.flag} elsewhere`
-    });
-  return p;
-}
-function makeOutDir(dir, o2) {
-  const p = checkOutDir(dir, o2);
-  const missing = [];
-  for (let at = p; kindAt(at) === void 0 && path4.dirname(at) !== at; at = path4.dirname(at)) missing.unshift(at);
-  for (const at of missing) {
-    try {
-      fs3.mkdirSync(at, { mode: dirMode(o2) });
-    } catch (e2) {
-      const code2 = e2.code;
-      if (code2 === "EEXIST") continue;
-      if (code2 === "ENOTDIR")
-        throw new TrellisError("usage", `cannot write under ${p}: ${path4.dirname(at)} is not a directory`, {
-          file: o2.file,
-          field: o2.flag,
-          hint: `point ${o2.flag} elsewhere`
-        });
-      throw e2;
-    }
-    fs3.chmodSync(at, dirMode(o2));
-  }
-  return p;
-}
-function writeOutFile(file, content, o2) {
-  const p = checkOutFile(file, o2);
-  makeOutDir(path4.dirname(p), o2);
-  writeFileAtomic(p, content, o2.mode ?? fileMode(o2));
-  return p;
-}
-var fileMode, dirMode, within;
-var init_out_path = __esm({
-  "packages/core/src/store/out-path.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_out_paths();
-    init_store();
-    fileMode = (o2) => o2.secret ? 384 : 420;
-    dirMode = (o2) => o2.secret ? 448 : 493;
-    within = (base, p) => {
-      const rel = path4.relative(base, p);
-      return rel === "" || !rel.startsWith("..") && !path4.isAbsolute(rel);
-    };
-  }
-});
-
-// packages/core/src/ledger/state-files.ts
-function reader(file) {
-  const bad = (field2) => {
-    throw new TrellisError("corrupt-store", "missing or malformed", {
-      file,
-      field: field2,
-      hint: "this file is machine-managed: restore it from git"
-    });
-  };
-  return {
-    str: (o2, k, at = k) => typeof o2[k] === "string" ? o2[k] : bad(at),
-    opt: (o2, k, at = k) => o2[k] === void 0 || o2[k] === null ? void 0 : typeof o2[k] === "string" ? o2[k] : bad(at),
-    list: (o2, k) => o2[k] === void 0 ? [] : Array.isArray(o2[k]) ? o2[k] : bad(k),
-    bad
-  };
-}
-function evidenceId(id, bad) {
-  return id === void 0 || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad("evidence");
-}
-function parseScopeState(text, file) {
-  const o2 = fromYaml(text, file) ?? {};
-  const r = reader(file);
-  const phase = r.str(o2, "phase");
-  if (!["steady", "publish", "switch"].includes(phase)) r.bad("phase");
-  const rot = o2.rotation;
-  return strip({
-    phase,
-    active: r.str(o2, "active"),
-    next: r.opt(o2, "next"),
-    previous: r.opt(o2, "previous"),
-    since: r.str(o2, "since"),
-    evidence: evidenceId(r.opt(o2, "evidence"), r.bad),
-    rotation: rot ? strip({
-      id: r.str(rot, "id", "rotation.id"),
-      propagation: parseDuration(
-        r.str(rot, "propagation", "rotation.propagation"),
-        { file, field: "rotation.propagation" },
-        "corrupt-store"
-      ),
-      started: r.str(rot, "started", "rotation.started"),
-      switchAt: r.str(rot, "switchAt", "rotation.switchAt"),
-      switched: r.opt(rot, "switched", "rotation.switched"),
-      retireAt: r.opt(rot, "retireAt", "rotation.retireAt")
-    }) : void 0,
-    revoked: r.list(o2, "revoked").map((x, i2) => ({
-      service: r.str(x, "service", `revoked[${i2}].service`),
-      serial: r.str(x, "serial", `revoked[${i2}].serial`),
-      issuer: r.str(x, "issuer", `revoked[${i2}].issuer`),
-      notAfter: r.str(x, "notAfter", `revoked[${i2}].notAfter`),
-      at: r.str(x, "at", `revoked[${i2}].at`),
-      reason: r.str(x, "reason", `revoked[${i2}].reason`)
-    }))
-  });
-}
-function serializeScopeState(s) {
-  return toYaml(
-    strip({
-      phase: s.phase,
-      active: s.active,
-      next: s.next,
-      previous: s.previous,
-      since: s.since,
-      evidence: s.evidence,
-      rotation: s.rotation ? strip({ ...s.rotation, propagation: formatDuration(s.rotation.propagation) }) : void 0,
-      revoked: s.revoked.length ? s.revoked.map((x) => ({
-        service: x.service,
-        serial: x.serial,
-        issuer: x.issuer,
-        notAfter: x.notAfter,
-        at: x.at,
-        reason: x.reason
-      })) : void 0
-    })
-  );
-}
-function parseRootState(text, file) {
-  const o2 = fromYaml(text, file) ?? {};
-  const r = reader(file);
-  const phase = r.str(o2, "phase");
-  if (!["steady", "overlap"].includes(phase)) r.bad("phase");
-  const rot = o2.rotation;
-  return strip({
-    phase,
-    active: r.str(o2, "active"),
-    previous: r.opt(o2, "previous"),
-    previousKey: r.opt(o2, "previousKey"),
-    since: r.str(o2, "since"),
-    rotation: rot ? { id: r.str(rot, "id", "rotation.id"), started: r.str(rot, "started", "rotation.started") } : void 0,
-    revoked: r.list(o2, "revoked").map((x, i2) => {
-      const f = (k) => r.str(x, k, `revoked[${i2}].${k}`);
-      return {
-        scope: f("scope"),
-        serial: f("serial"),
-        fingerprint: f("fingerprint"),
-        issuer: f("issuer"),
-        notAfter: f("notAfter"),
-        at: f("at"),
-        reason: f("reason")
-      };
-    })
-  });
-}
-var strip;
-var init_state_files = __esm({
-  "packages/core/src/ledger/state-files.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_config();
-    init_time();
-    strip = (o2) => Object.fromEntries(Object.entries(o2).filter(([, v]) => v !== void 0));
-  }
-});
-
-// packages/core/src/ledger/deploy-record.ts
-function releaseDigest(r) {
-  const files = Object.fromEntries(
-    Object.entries(r).filter(([name, content]) => content !== void 0 && !KEY_FILES.has(name))
-  );
-  return `sha256:${sha256Hex(canonicalJson(files))}`;
-}
-function trustDigest(r) {
-  return releaseDigest(Object.fromEntries(Object.entries(r).filter(([name]) => !LEAF_FILES.has(name))));
-}
-function recordFor(service, target, r) {
-  return { service, target, release: releaseDigest(r), trust: trustDigest(r) };
-}
-function onRecord(rec, r) {
-  if (!rec) return false;
-  return rec.release === releaseDigest(r) || r["cert.pem"] === void 0 && rec.trust === trustDigest(r);
-}
-function recordedReleases(counted) {
-  const out = /* @__PURE__ */ new Map();
-  for (const e2 of counted) {
-    if (e2.op !== DEPLOY_RECORD_OP || !Array.isArray(e2.details.targets)) continue;
-    for (const t of e2.details.targets) {
-      if (t && typeof t.service === "string" && typeof t.target === "string" && typeof t.release === "string") {
-        out.set(keyOf(t.service, t.target), {
-          service: t.service,
-          target: t.target,
-          release: t.release,
-          ...typeof t.trust === "string" ? { trust: t.trust } : {}
-        });
-      }
-    }
-  }
-  return out;
-}
-function recordedRelease(recorded2, service, target) {
-  return recorded2.get(keyOf(service, target));
-}
-var DEPLOY_RECORD_OP, KEY_FILES, LEAF_FILES, keyOf;
-var init_deploy_record = __esm({
-  "packages/core/src/ledger/deploy-record.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_crypto();
-    init_ledger();
-    DEPLOY_RECORD_OP = "deploy-record";
-    KEY_FILES = /* @__PURE__ */ new Set(["key.pem", "chain-and-key.pem"]);
-    LEAF_FILES = /* @__PURE__ */ new Set(["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem"]);
-    keyOf = (service, target) => `${service}
-${target}`;
-  }
-});
-
-// packages/core/src/ledger/evidence.ts
-function evidencePaths(scope2, id) {
-  if (!EVIDENCE_ID.test(id) || id.includes("..")) {
-    throw new TrellisError(
-      "corrupt-store",
-      `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`,
-      { file: `bundles/${scope2}/state.yaml`, field: "evidence", hint: "restore the file from git history" }
-    );
-  }
-  return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
-}
-function serializeEvidence(e2) {
-  return `${JSON.stringify(e2, null, 2)}
-`;
-}
-function renderEvidenceMarkdown(e2) {
-  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
-  const lines = [
-    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
-    "",
-    `- status: **${e2.status}**`,
-    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
-    `- started: ${e2.started}`,
-    `- ended: ${e2.ended ?? "(under way)"}`,
-    "",
-    "## Old",
-    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
-    "",
-    "## New",
-    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
-    "",
-    "## Steps",
-    "",
-    "| step | at | actor | tool | note |",
-    "|---|---|---|---|---|",
-    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
-    "",
-    "## Affected leaves",
-    "",
-    "| service | old serial | new serial | hosts |",
-    "|---|---|---|---|",
-    ...e2.affected.map(
-      (a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`
-    )
-  ];
-  return `${lines.join("\n")}
-`;
-}
-function recordRemint(e2, minted, step, completeWhenDone) {
-  const affected = e2.affected.map((a2) => {
-    const m = minted.find((x) => x.service === a2.service);
-    return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
-  });
-  const done = completeWhenDone && affected.every((a2) => a2.newSerial);
-  return {
-    ...e2,
-    affected,
-    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
-    ...done ? { status: "completed", ended: step.at } : {}
-  };
-}
-function evidenceFiles(e2) {
-  const p = evidencePaths(e2.scope, e2.id);
-  const json = serializeEvidence(e2);
-  return {
-    writes: [
-      { path: p.json, content: json },
-      { path: p.md, content: renderEvidenceMarkdown(e2) }
-    ],
-    link: { evidence: p.json, sha256: sha256Hex(json) }
-  };
-}
-function parseEvidence(text) {
-  return parseJsonData(text);
-}
-var EVIDENCE_ID;
-var init_evidence = __esm({
-  "packages/core/src/ledger/evidence.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_certificates();
-    init_crypto();
-    init_time();
-    init_errors();
-    init_data();
-    init_config();
-    init_deploy_record();
-    EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
-  }
-});
-
-// packages/core/src/store/load-mesh.ts
-function certAt(store, rel) {
-  const pem2 = store.read(rel);
-  if (pem2 === void 0) return {};
-  try {
-    return { pem: pem2, cert: parseCertificate(pem2) };
-  } catch (e2) {
-    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, {
-      file: rel,
-      hint: "restore it from git history"
-    });
-  }
-}
-function certsAt(rel, pem2) {
-  try {
-    return parseCertificates(pem2);
-  } catch (e2) {
-    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, {
-      file: rel,
-      hint: "restore it from git history"
-    });
-  }
-}
-function filesOf(store, services, at) {
-  return new Map(
-    services.flatMap((svc) => {
-      const text = store.read(at(svc));
-      return text === void 0 ? [] : [[svc, text]];
-    })
-  );
-}
-function loadMaterial(store, scope2, hostHeld = []) {
-  const inter = certAt(store, paths2.intermediate(scope2));
-  const leavesText = store.read(paths2.leaves(scope2));
-  const stateText = store.read(paths2.state(scope2));
-  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope2)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
-  const evidencePath = state?.evidence ? evidencePaths(scope2, state.evidence).json : void 0;
-  return {
-    intermediatePem: inter.pem,
-    intermediate: inter.cert,
-    keyAge: store.read(paths2.intermediateKey(scope2)),
-    next: certAt(store, paths2.nextIntermediate(scope2)).cert,
-    nextKeyAge: store.read(paths2.nextIntermediateKey(scope2)),
-    previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
-    previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
-    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
-    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
-    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
-    burned: store.read(paths2.burned(scope2)),
-    state,
-    openEvidence: evidencePath ? store.read(evidencePath) : void 0,
-    crlPem: store.read(paths2.scopeCrl(scope2)),
-    trustPem: store.read(paths2.trust(scope2)),
-    trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
-    anchorFiles: new Map(
-      [paths2.capath(scope2), paths2.anchors(scope2)].flatMap(
-        (d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)])
-      )
-    ),
-    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
-    leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
-    ledger: store.read(paths2.ledger(scope2)) ?? "",
-    csrs: filesOf(store, hostHeld, (svc) => paths2.csr(scope2, svc)),
-    keyProofs: filesOf(store, hostHeld, (svc) => paths2.keyProof(scope2, svc))
-  };
-}
-function loadMesh(store) {
-  const configText = store.read(paths2.config);
-  if (configText === void 0) throw new TrellisError("no-store", `${store.dir} holds no ${STORE_FILE}`);
-  const config = parseMeshConfig(configText);
-  const scopes = store.list("scopes").filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).map((f) => {
-    if (f.endsWith(".yml"))
-      throw new TrellisError("bad-scope", "scope files end in .yaml", {
-        file: `scopes/${f}`,
-        hint: `rename it to ${f.replace(/\.yml$/, ".yaml")}`
-      });
-    const name = f.slice(0, -".yaml".length);
-    return parseScope(store.read(paths2.scopeFile(name)), name, config.trustDomain);
-  });
-  const root = certAt(store, paths2.rootCert);
-  const rootsPem = store.read(paths2.roots);
-  const rootStateText = store.read(paths2.rootState);
-  const material = /* @__PURE__ */ new Map();
-  for (const s of scopes)
-    material.set(
-      s.name,
-      loadMaterial(
-        store,
-        s.name,
-        s.services.filter((x) => x.key === "host").map((x) => x.name)
-      )
-    );
-  const declared = new Set(scopes.map((s) => s.name));
-  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
-  const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
-  return {
-    dir: store.dir,
-    config,
-    scopes,
-    rootPem: root.pem,
-    root: root.cert,
-    rootsPem,
-    roots: rootsPem ? certsAt(paths2.roots, rootsPem) : [],
-    rootKeyAge: store.read(paths2.rootKey),
-    rootKeyUri: store.read(paths2.rootKeyUri)?.trim(),
-    rootLedger: store.read(paths2.rootLedger) ?? "",
-    previousRoot: certAt(store, paths2.rootPrevious).cert,
-    previousRootKeyAge: store.read(paths2.rootPreviousKey),
-    previousRootKeyUri: store.read(paths2.rootPreviousKeyUri)?.trim(),
-    link: certAt(store, paths2.link).cert,
-    rootState,
-    rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths("root", rootState.rotation.id).json) : void 0,
-    rootCrlPem: store.read(paths2.rootCrl),
-    material,
-    orphans,
-    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
-  };
-}
-var init_load_mesh = __esm({
-  "packages/core/src/store/load-mesh.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_config();
-    init_certificates();
-    init_issuance();
-    init_store();
-    init_paths();
-    init_certificates();
-    init_state_files();
-    init_time();
-    init_crypto();
-    init_names();
-    init_evidence();
   }
 });
 
@@ -42147,6 +41147,63 @@ var init_allow_list = __esm({
     init_deploy_allow_list();
     init_errors();
     init_paths();
+  }
+});
+
+// packages/core/src/custody/out-paths.ts
+import path from "node:path";
+function outDirRefusal(dir, flag, h2) {
+  const lead = `cannot write leaves under ${dir}`;
+  switch (h2.kind) {
+    case "is-link":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it is a symbolic link, and leaf keys would be written wherever it points`,
+        { hint: `remove the link, or point ${flag} at a real directory` }
+      );
+    case "leaves-store":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it resolves to ${h2.real} through a symbolic link inside the store, and leaf keys would leave it`,
+        { hint: "remove the link (.trellis is a work area, never committed)" }
+      );
+    case "foreign-owner":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: it belongs to uid ${h2.uid}, not to this user (uid ${h2.me}), and its owner could read the leaf keys`,
+        { hint: `point ${flag} at a directory of your own` }
+      );
+    case "link-inside":
+      return new TrellisError(
+        "custody-out-dir",
+        `${lead}: ${path.relative(dir, h2.at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+        { hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory` }
+      );
+  }
+}
+function trackedTreeRefusal(dir, flag, rel) {
+  return new TrellisError(
+    "custody-out-dir",
+    `${flag} ${dir} lies in the store's tracked tree (${rel || "."}), where git would commit the plaintext keys written there`,
+    { field: flag, hint: `point ${flag} outside the store, or under its .trellis/ (git-ignored)` }
+  );
+}
+function linkRefusal(o2, p, at, anchor) {
+  const reason = o2.allowList ? "custody-not-allowed" : o2.secret ? "custody-out-dir" : "usage";
+  const inside = anchor ? ` inside ${anchor}` : "";
+  const where = at === p ? `it is a symbolic link${inside}` : `${anchor ? path.relative(anchor, at) : at} on the way to it is a symbolic link${inside}`;
+  const goes = o2.allowList ? "and the release (its key included) would land wherever it points, outside the allow-list" : o2.secret ? "and the plaintext key would be written wherever it points" : "and trellis would write wherever it points";
+  return new TrellisError(reason, `cannot write ${p}: ${where}, ${goes}`, {
+    file: o2.file,
+    field: o2.flag,
+    hint: o2.allowList ? "replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)" : `remove the link, or point ${o2.flag} at a real path`
+  });
+}
+var init_out_paths = __esm({
+  "packages/core/src/custody/out-paths.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
   }
 });
 
@@ -42981,7 +42038,7 @@ function ledgerFindings(t, scope2) {
   }
   return out;
 }
-function verifyLedgers(mesh, now, read2 = (rel) => new Store(mesh.dir).read(rel)) {
+function verifyLedgers(mesh, now, read2) {
   const root = rootLedgerTrust(mesh);
   const out = [
     ...ledgerFindings(root),
@@ -43009,7 +42066,6 @@ var init_ledgers = __esm({
     init_crypto();
     init_ledger_trust();
     init_record_proofs();
-    init_store();
     asFindings = (ps, scope2) => ps.map((p) => ({
       level: "error",
       check: "record",
@@ -43219,7 +42275,7 @@ var init_custody2 = __esm({
 });
 
 // packages/core/src/verify/verify.ts
-async function verifyMesh(mesh, now) {
+async function verifyMesh(mesh, now, read2) {
   const out = await verifyRootTier(mesh, now);
   const revokedFps = new Set(liveRevokedIntermediates(mesh, now).map((r) => r.fingerprint));
   for (const def of mesh.scopes) {
@@ -43258,7 +42314,7 @@ async function verifyMesh(mesh, now) {
   out.push(...deployFindings(mesh));
   out.push(...await hostKeyFindings(mesh));
   out.push(...ownershipFindings(mesh));
-  out.push(...verifyLedgers(mesh, now));
+  out.push(...verifyLedgers(mesh, now, read2));
   for (const o2 of mesh.orphans) {
     if (mesh.retired.has(o2) && retiredScopes(mesh).has(o2)) {
       if (liveIntermediates(mesh, o2).length)
@@ -44204,374 +43260,122 @@ svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--li
   }
 });
 
-// packages/core/src/shell/flags.ts
-function refuseRepeatedFlags(argv, lists = []) {
-  const allowed = new Set(lists.flatMap((f) => [f, f.replace(/-([a-z])/g, (_, c3) => c3.toUpperCase())]));
-  const repeated = Object.keys(argv).find((k) => k !== "_" && !allowed.has(k) && Array.isArray(argv[k]));
-  if (repeated) {
-    const flag = repeated.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`);
-    throw new TrellisError("usage", `--${flag} is given more than once`, {
-      field: `--${flag}`,
-      hint: `give --${flag} once`
+// packages/core/src/ledger/state-files.ts
+function reader(file) {
+  const bad = (field2) => {
+    throw new TrellisError("corrupt-store", "missing or malformed", {
+      file,
+      field: field2,
+      hint: "this file is machine-managed: restore it from git"
     });
-  }
-}
-var init_flags = __esm({
-  "packages/core/src/shell/flags.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-  }
-});
-
-// packages/core/src/shell/build-info.ts
-import crypto2 from "node:crypto";
-import fs4 from "node:fs";
-import { fileURLToPath as fileURLToPath2 } from "node:url";
-function buildInfo() {
-  if (typeof define_TRELLIS_BUILD_default === "undefined") return void 0;
-  const file = fileURLToPath2(import.meta.url);
-  const sha2563 = crypto2.createHash("sha256").update(fs4.readFileSync(file)).digest("hex");
-  return { commit: define_TRELLIS_BUILD_default.commit, date: define_TRELLIS_BUILD_default.date, file, sha256: sha2563 };
-}
-function isSelfContainedBuild() {
-  return typeof define_TRELLIS_BUILD_default !== "undefined";
-}
-function renderVersion(tool, info) {
-  if (!info) return `${tool}: not a self-contained build (run from the workspace); build one with pnpm dist
-`;
-  return [
-    `${tool}`,
-    `commit  ${info.commit}`,
-    `date    ${info.date}`,
-    `file    ${info.file}`,
-    `sha256  ${info.sha256}`,
-    "this digest is what the file says of itself: check it against the signed release manifest (scripts/dist/verify-release.sh)",
-    ""
-  ].join("\n");
-}
-function versionCommand(tool) {
+  };
   return {
-    command: "version",
-    describe: "Print the commit and SHA-256 this file was built as (check them against the signed release manifest)",
-    handler: () => {
-      process.stdout.write(renderVersion(tool, buildInfo()));
-    }
+    str: (o2, k, at = k) => typeof o2[k] === "string" ? o2[k] : bad(at),
+    opt: (o2, k, at = k) => o2[k] === void 0 || o2[k] === null ? void 0 : typeof o2[k] === "string" ? o2[k] : bad(at),
+    list: (o2, k) => o2[k] === void 0 ? [] : Array.isArray(o2[k]) ? o2[k] : bad(k),
+    bad
   };
 }
-var init_build_info = __esm({
-  "packages/core/src/shell/build-info.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-  }
-});
-
-// packages/core/src/shell/shell.ts
-import fs5 from "node:fs";
-import os2 from "node:os";
-function guardOutput() {
-  for (const stream2 of [process.stdout, process.stderr]) {
-    const write = stream2.write.bind(stream2);
-    stream2.write = ((chunk, ...rest) => write(typeof chunk === "string" ? escapeUnsafe(chunk) : chunk, ...rest));
-  }
+function evidenceId(id, bad) {
+  return id === void 0 || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad("evidence");
 }
-async function runMain(tool, main) {
-  guardOutput();
-  const say = (text) => {
-    try {
-      process.stderr.write(text);
-    } catch {
-    }
-  };
-  let stdoutFailed;
-  process.stdout.on("error", (e2) => {
-    stdoutFailed ??= e2;
+function parseScopeState(text, file) {
+  const o2 = fromYaml(text, file) ?? {};
+  const r = reader(file);
+  const phase = r.str(o2, "phase");
+  if (!["steady", "publish", "switch"].includes(phase)) r.bad("phase");
+  const rot = o2.rotation;
+  return strip({
+    phase,
+    active: r.str(o2, "active"),
+    next: r.opt(o2, "next"),
+    previous: r.opt(o2, "previous"),
+    since: r.str(o2, "since"),
+    evidence: evidenceId(r.opt(o2, "evidence"), r.bad),
+    rotation: rot ? strip({
+      id: r.str(rot, "id", "rotation.id"),
+      propagation: parseDuration(
+        r.str(rot, "propagation", "rotation.propagation"),
+        { file, field: "rotation.propagation" },
+        "corrupt-store"
+      ),
+      started: r.str(rot, "started", "rotation.started"),
+      switchAt: r.str(rot, "switchAt", "rotation.switchAt"),
+      switched: r.opt(rot, "switched", "rotation.switched"),
+      retireAt: r.opt(rot, "retireAt", "rotation.retireAt")
+    }) : void 0,
+    revoked: r.list(o2, "revoked").map((x, i2) => ({
+      service: r.str(x, "service", `revoked[${i2}].service`),
+      serial: r.str(x, "serial", `revoked[${i2}].serial`),
+      issuer: r.str(x, "issuer", `revoked[${i2}].issuer`),
+      notAfter: r.str(x, "notAfter", `revoked[${i2}].notAfter`),
+      at: r.str(x, "at", `revoked[${i2}].at`),
+      reason: r.str(x, "reason", `revoked[${i2}].reason`)
+    }))
   });
-  let code2;
-  try {
-    if (stdoutWasClosed()) {
-      throw Object.assign(new Error("standard output is closed"), { code: "EBADF", path: "standard output" });
-    }
-    await main();
-    code2 = Number(process.exitCode ?? 0);
-  } catch (e2) {
-    const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
-    if (isTrellisError(e2)) {
-      say(`${tool}: ${e2.reason}: ${e2.message}
-`);
-      if (process.argv.includes("--json")) {
-        const { file, field: field2 } = e2.place;
-        process.stdout.write(
-          `${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
-`
-        );
-      }
-      code2 = e2.exitCode;
-    } else if (io) {
-      say(`${tool}: ${io}
-`);
-      code2 = PATH_ERRORS.includes(e2.code ?? "") ? 2 : 1;
-    } else {
-      say(
-        `${tool}: internal error: ${e2?.message ?? e2}
-  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
-`
-      );
-      if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
-`);
-      code2 = 1;
-    }
-  }
-  await new Promise((r) => process.stdout.write("", r));
-  if (stdoutFailed) {
-    say(
-      `${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost
-  → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open
-`
-    );
-    code2 = code2 || 1;
-  }
-  process.exitCode = code2;
-  process.exit(code2);
 }
-function describeErrno(e2) {
-  return e2.code && ERRNO[e2.code] ? `${ERRNO[e2.code]} (${e2.code})` : e2.message ?? String(e2);
+function serializeScopeState(s) {
+  return toYaml(
+    strip({
+      phase: s.phase,
+      active: s.active,
+      next: s.next,
+      previous: s.previous,
+      since: s.since,
+      evidence: s.evidence,
+      rotation: s.rotation ? strip({ ...s.rotation, propagation: formatDuration(s.rotation.propagation) }) : void 0,
+      revoked: s.revoked.length ? s.revoked.map((x) => ({
+        service: x.service,
+        serial: x.serial,
+        issuer: x.issuer,
+        notAfter: x.notAfter,
+        at: x.at,
+        reason: x.reason
+      })) : void 0
+    })
+  );
 }
-function isMachineFailure(e2) {
-  return ["ENOSPC", "EDQUOT", "EIO"].includes(e2?.code ?? "");
+function parseRootState(text, file) {
+  const o2 = fromYaml(text, file) ?? {};
+  const r = reader(file);
+  const phase = r.str(o2, "phase");
+  if (!["steady", "overlap"].includes(phase)) r.bad("phase");
+  const rot = o2.rotation;
+  return strip({
+    phase,
+    active: r.str(o2, "active"),
+    previous: r.opt(o2, "previous"),
+    previousKey: r.opt(o2, "previousKey"),
+    since: r.str(o2, "since"),
+    rotation: rot ? { id: r.str(rot, "id", "rotation.id"), started: r.str(rot, "started", "rotation.started") } : void 0,
+    revoked: r.list(o2, "revoked").map((x, i2) => {
+      const f = (k) => r.str(x, k, `revoked[${i2}].${k}`);
+      return {
+        scope: f("scope"),
+        serial: f("serial"),
+        fingerprint: f("fingerprint"),
+        issuer: f("issuer"),
+        notAfter: f("notAfter"),
+        at: f("at"),
+        reason: f("reason")
+      };
+    })
+  });
 }
-function ioFailure(e2) {
-  const err = e2;
-  if (!err || typeof err.code !== "string" || !ERRNO[err.code]) return void 0;
-  const where = err.path ? `${err.path}: ` : "";
-  const op = err.syscall ? `${err.syscall} failed: ` : "";
-  const hint = err.code === "ENOSPC" || err.code === "EDQUOT" ? "free space on that disk and rerun: an interrupted write is completed or discarded by the next run" : err.code === "EIO" ? "check the disk, then rerun: an interrupted write is completed or discarded by the next run" : err.code === "EBADF" ? "run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost" : PATH_ERRORS.includes(err.code) ? "check the path (the flag or variable that named it: --out, --store, TMPDIR …) and rerun" : err.code === "EMFILE" || err.code === "ENFILE" ? "raise the open-file limit (ulimit -n) and rerun" : "make it writable by this user (or choose another place) and rerun";
-  return `${where}${op}${describeErrno(err)}
-  → ${hint}`;
-}
-function stdoutWasClosed() {
-  try {
-    if (fs5.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
-    const flags = /^flags:\s*([0-7]+)$/m.exec(fs5.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
-    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs5.constants.O_RDWR;
-  } catch {
-    return false;
-  }
-}
-function clock(nowFlag) {
-  return nowFlag ? parseInstant(nowFlag) : /* @__PURE__ */ new Date();
-}
-function checkNowFlag(argv, inHandler = false) {
-  if (!inHandler && argv._?.[0] === "check") return;
-  if (typeof argv.now === "string") assertNowNotAhead(parseInstant(argv.now), /* @__PURE__ */ new Date(), argv.nowAhead === true);
-}
-function openStore(flag, env2 = process.env) {
-  return new Store(findStore(process.cwd(), flag ?? (env2.TRELLIS_STORE || void 0)));
-}
-function withStore(flag, fn) {
-  const store = openStore(flag);
-  return store.withLock(() => fn(store));
-}
-function actor(env2 = process.env) {
-  const who = env2.TRELLIS_ACTOR || env2.GITHUB_ACTOR || env2.GITLAB_USER_LOGIN || env2.USER || os2.userInfo().username;
-  const job = env2.GITHUB_RUN_ID ? ` run ${env2.GITHUB_RUN_ID}` : "";
-  return `${who}@${os2.hostname()}${job}`;
-}
-function nearestName(typed, known) {
-  const limit = Math.min(2, Math.max(1, Math.floor(typed.length / 3)));
-  let best;
-  for (const name of known) {
-    const d2 = editDistance(typed, name);
-    if (d2 <= limit && (!best || d2 < best.d)) best = { name, d: d2 };
-  }
-  return best?.name;
-}
-function editDistance(a2, b) {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i2 = 1; i2 <= a2.length; i2++) {
-    const row = [i2];
-    for (let j = 1; j <= b.length; j++)
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a2[i2 - 1] === b[j - 1] ? 0 : 1));
-    prev = row;
-  }
-  return prev[b.length];
-}
-function withoutHelpCache(cli) {
-  const usage2 = cli.getInternalMethods?.().getUsageInstance();
-  if (usage2) usage2.cacheHelpMessage = () => {
-  };
-  return cli;
-}
-function versionAsCommand(args) {
-  return args.length === 1 && args[0] === "--version" ? ["version"] : args;
-}
-function failAsUsage(msg, err, usage2) {
-  if (err) throw err;
-  const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
-  if (unknown) {
-    const names = unknown[1].split(", ");
-    const typed = names.filter(
-      (n2) => !names.includes(n2.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`)) || !/[A-Z]/.test(n2)
-    );
-    const described = usage2?.getDescriptions?.() ?? {};
-    const known = Object.keys(described).filter((k) => !/[A-Z]/.test(k) && k.length > 1);
-    const guesses = typed.map((t) => nearestName(t, known)).filter((g) => g !== void 0);
-    throw new TrellisError("usage", `Unknown argument${typed.length > 1 ? "s" : ""}: ${typed.join(", ")}`, {
-      hint: `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(", ")}? ` : ""}this command's --help lists the flags it takes`
-    });
-  }
-  throw new TrellisError("usage", msg ?? "bad usage");
-}
-var unguardedStderrWrite, rawStderr, ERRNO, PATH_ERRORS, NOW_AHEAD_OPTION, EXIT_CODES_HELP;
-var init_shell = __esm({
-  "packages/core/src/shell/shell.ts"() {
+var strip;
+var init_state_files = __esm({
+  "packages/core/src/ledger/state-files.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
-    init_store();
+    init_config();
     init_time();
-    init_untrusted();
-    unguardedStderrWrite = process.stderr.write.bind(process.stderr);
-    rawStderr = new Proxy(process.stderr, {
-      get: (target, prop) => prop === "write" ? unguardedStderrWrite : Reflect.get(target, prop, target)
-    });
-    ERRNO = {
-      ENOSPC: "no space left on the device",
-      EDQUOT: "disk quota exceeded",
-      EIO: "input/output error",
-      EROFS: "read-only file system",
-      EACCES: "permission denied",
-      EPERM: "operation not permitted",
-      EPIPE: "the reading end of the pipe is closed",
-      EBADF: "not open for writing",
-      // A path the user gave (a flag, TMPDIR, a link) that cannot be used: their input, not a bug.
-      ENOENT: "no such file or directory",
-      ENOTDIR: "a part of the path is not a directory",
-      EISDIR: "is a directory",
-      ENAMETOOLONG: "the path is too long",
-      ELOOP: "too many symbolic links",
-      EMFILE: "too many open files",
-      ENFILE: "too many open files on the system"
-    };
-    PATH_ERRORS = ["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP"];
-    NOW_AHEAD_OPTION = {
-      type: "boolean",
-      global: true,
-      describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then`
-    };
-    EXIT_CODES_HELP = "exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed";
-  }
-});
-
-// packages/core/src/shell/help.ts
-function exitCodesHelp(cli, command2) {
-  if (command2 === "check") return CHECK_EXIT_CODES;
-  return cli === "trellis-agent" ? AGENT_EXIT_CODES : `${EXIT_CODES_HELP}; every reason: docs/errors.md`;
-}
-function environmentOf(cli, command2) {
-  const table = COMMAND_ENVIRONMENT[cli];
-  const vars = own(table, command2);
-  if (!vars) throw new Error(`${cli} ${command2} is missing from COMMAND_ENVIRONMENT`);
-  return vars;
-}
-function commandEpilogue(cli, command2) {
-  const env2 = environmentOf(cli, command2);
-  const lines = env2.length ? ["environment:", ...env2.map((v) => `  ${v}  ${ENVIRONMENT[v]}`)] : ["environment: none read"];
-  return [...lines, `  (${POSTURE[cli]})`, "", exitCodesHelp(cli, command2)].join("\n");
-}
-function withHelp(cli, module, parent) {
-  const name = String([module.command].flat()[0]).split(" ")[0];
-  const epilogue = commandEpilogue(cli, parent ? `${parent} ${name}` : name);
-  const inner = module.builder;
-  return {
-    ...module,
-    builder: (y) => {
-      const built = (typeof inner === "function" ? inner(y) : inner ? y.options(inner) : y) ?? y;
-      return built.epilogue(epilogue);
-    }
-  };
-}
-var ENVIRONMENT, STORE, ROOT, TOKEN, ROOT_KEY, CI_KEY, COMMAND_ENVIRONMENT, POSTURE, AGENT_EXIT_CODES, CHECK_EXIT_CODES;
-var init_help = __esm({
-  "packages/core/src/shell/help.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_data();
-    init_shell();
-    ENVIRONMENT = {
-      TRELLIS_STORE: "the store directory when --store is not given",
-      TRELLIS_ALLOW_ONLINE: "=1 as --allow-online",
-      TRELLIS_ROOT_IDENTITY_FILE: "file holding the offline identity (or TRELLIS_ROOT_IDENTITY, the identity itself)",
-      TRELLIS_ROOT_IDENTITY_SHARES: "FILE,FILE: recombine the offline identity from K of its shares, as --shares-from",
-      TRELLIS_PKCS11_MODULE: "PKCS#11 module of a token root, as --pkcs11-module",
-      TRELLIS_PKCS11_PIN: "the token PIN (or --pin-file); never printed",
-      TRELLIS_CI_IDENTITY_FILE: "file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow (docs/sharding.md)",
-      TRELLIS_BREAKGLASS_IDENTITY_FILE: "file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)",
-      TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
-      TRELLIS_TIMINGS: "=1 prints per-phase timings (one JSON line) on stderr",
-      TRELLIS_PKCS12_PASSWORD: "the PKCS#12 store password when no password file is given; never printed (docs/jvm.md)"
-    };
-    STORE = ["TRELLIS_STORE"];
-    ROOT = ["TRELLIS_STORE", "TRELLIS_ALLOW_ONLINE"];
-    TOKEN = ["TRELLIS_PKCS11_MODULE", "TRELLIS_PKCS11_PIN"];
-    ROOT_KEY = [
-      ...ROOT,
-      "TRELLIS_ROOT_IDENTITY_FILE",
-      "TRELLIS_ROOT_IDENTITY_SHARES",
-      ...TOKEN
-    ];
-    CI_KEY = ["TRELLIS_STORE", "TRELLIS_CI_IDENTITY_FILE"];
-    COMMAND_ENVIRONMENT = {
-      "trellis-root": {
-        init: [...ROOT, ...TOKEN],
-        intermediate: ROOT_KEY,
-        rotate: ROOT_KEY,
-        recover: ROOT_KEY,
-        retire: ROOT_KEY,
-        crl: ROOT_KEY,
-        confirm: ROOT_KEY,
-        rekey: ROOT_KEY,
-        status: ROOT,
-        verify: ROOT_KEY,
-        check: ROOT,
-        version: []
-      },
-      "trellis-ci": {
-        renew: [...CI_KEY, "TRELLIS_TIMINGS"],
-        plan: STORE,
-        revoke: CI_KEY,
-        deploy: [...CI_KEY, "TRELLIS_PKCS12_PASSWORD"],
-        bundle: [...STORE, "TRELLIS_PKCS12_PASSWORD"],
-        scope: STORE,
-        "scope add": STORE,
-        status: STORE,
-        verify: [...CI_KEY, "TRELLIS_BREAKGLASS_IDENTITY_FILE"],
-        check: STORE,
-        explain: STORE,
-        report: STORE,
-        version: [],
-        compose: CI_KEY,
-        rekey: CI_KEY,
-        "activate-standby": [...STORE, "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
-      },
-      "trellis-agent": {
-        install: ["TRELLIS_AGENT_IDENTITY_FILE"],
-        keygen: [],
-        version: []
-      }
-    };
-    POSTURE = {
-      "trellis-root": "every command refuses to run when CI, TRELLIS_CI_IDENTITY(_FILE) or TRELLIS_BREAKGLASS_IDENTITY(_FILE) is set",
-      "trellis-ci": "every command refuses to run when TRELLIS_ROOT_IDENTITY(_FILE) is set",
-      "trellis-agent": "every command refuses to run when a root, CI or break-glass identity (TRELLIS_*_IDENTITY(_FILE)) is set"
-    };
-    AGENT_EXIT_CODES = "exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace";
-    CHECK_EXIT_CODES = "exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md";
+    strip = (o2) => Object.fromEntries(Object.entries(o2).filter(([, v]) => v !== void 0));
   }
 });
 
 // packages/core/src/x509/seam.ts
-import { KeyObject as KeyObject2, randomBytes as randomBytes7, webcrypto as webcrypto3 } from "node:crypto";
+import { KeyObject as KeyObject2, randomBytes as randomBytes6, webcrypto as webcrypto3 } from "node:crypto";
 function caKey(role, cert2, held2, seam = nodeCryptoSeam) {
   return {
     role,
@@ -44597,7 +43401,7 @@ var init_seam = __esm({
     init_revocation();
     init_leaf_template();
     nodeCryptoSeam = {
-      randomBytes: (n2) => new Uint8Array(randomBytes7(n2)),
+      randomBytes: (n2) => new Uint8Array(randomBytes6(n2)),
       generateKeyPair: (alg) => webcrypto3.subtle.generateKey(ALGORITHM_SPECS[alg].generate, true, [
         "sign",
         "verify"
@@ -44610,208 +43414,146 @@ var init_seam = __esm({
   }
 });
 
-// packages/core/src/report/report.ts
-function renderFindings(findings) {
-  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
-  const sorted = [...findings].sort((a2, b) => order[a2.level] - order[b.level]);
-  const lines = sorted.map(
-    (f) => `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ${f.scope ? `[${f.scope}] ` : ""}${f.message}${f.file ? `  (${f.file})` : ""}`
+// packages/core/src/ledger/deploy-record.ts
+function releaseDigest(r) {
+  const files = Object.fromEntries(
+    Object.entries(r).filter(([name, content]) => content !== void 0 && !KEY_FILES.has(name))
   );
-  const count2 = (l) => findings.filter((f) => f.level === l).length;
-  lines.push(`${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`);
-  return `${lines.join("\n")}
-`;
+  return `sha256:${sha256Hex(canonicalJson(files))}`;
 }
-function renderStatus(s) {
-  const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(
-    s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)"
-  );
-  for (const sc of s.scopes) {
-    lines.push(
-      `scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`
-    );
-    if (sc.intermediate)
-      lines.push(
-        `  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`
-      );
-    for (const l of sc.leaves) {
-      lines.push(
-        `  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd()
-      );
+function trustDigest(r) {
+  return releaseDigest(Object.fromEntries(Object.entries(r).filter(([name]) => !LEAF_FILES.has(name))));
+}
+function recordFor(service, target, r) {
+  return { service, target, release: releaseDigest(r), trust: trustDigest(r) };
+}
+function onRecord(rec, r) {
+  if (!rec) return false;
+  return rec.release === releaseDigest(r) || r["cert.pem"] === void 0 && rec.trust === trustDigest(r);
+}
+function recordedReleases(counted) {
+  const out = /* @__PURE__ */ new Map();
+  for (const e2 of counted) {
+    if (e2.op !== DEPLOY_RECORD_OP || !Array.isArray(e2.details.targets)) continue;
+    for (const t of e2.details.targets) {
+      if (t && typeof t.service === "string" && typeof t.target === "string" && typeof t.release === "string") {
+        out.set(keyOf(t.service, t.target), {
+          service: t.service,
+          target: t.target,
+          release: t.release,
+          ...typeof t.trust === "string" ? { trust: t.trust } : {}
+        });
+      }
     }
-  }
-  return `${lines.join("\n")}
-`;
-}
-var MARK;
-var init_report = __esm({
-  "packages/core/src/report/report.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    MARK = { error: "✗", warning: "!", pending: "…", ok: "✓" };
-  }
-});
-
-// packages/core/src/verify/markdown.ts
-function renderVerifyMarkdown(mesh, findings, now) {
-  const count2 = (l) => findings.filter((f) => f.level === l).length;
-  const worst = worstLevel(findings);
-  const out = [
-    `### ${MARK2[worst]} trellis verify: ${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`,
-    "",
-    `Mesh \`${mesh.config.mesh}\` (trust domain \`${mesh.config.trustDomain}\`), as of ${iso(now)}.`,
-    ""
-  ];
-  const pending = pendingScopes(mesh);
-  if (pending.length) {
-    out.push(
-      `**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(", ")}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`,
-      ""
-    );
-    out.push(renderCeremonySummary(mesh, pending, now).trimEnd(), "");
-  }
-  const notable = findings.filter((f) => f.level !== "ok");
-  if (notable.length) {
-    out.push("| | level | check | scope | finding | file |", "|---|---|---|---|---|---|");
-    for (const f of notable)
-      out.push(
-        `| ${MARK2[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ""} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ""} |`
-      );
-    out.push("");
-  }
-  if (count2("ok")) {
-    out.push(`<details><summary>${count2("ok")} check(s) passed</summary>`, "");
-    for (const f of findings.filter((x) => x.level === "ok"))
-      out.push(`- ${f.check}${f.scope ? ` [${f.scope}]` : ""}: ${cell(f.message)}`);
-    out.push("", "</details>");
-  }
-  return `${out.join("\n")}
-`;
-}
-var MARK2, cell;
-var init_markdown = __esm({
-  "packages/core/src/verify/markdown.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_ceremony_plan();
-    init_time();
-    init_finding();
-    MARK2 = { error: "❌", warning: "⚠️", pending: "⏳", ok: "✅" };
-    cell = (s) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
-  }
-});
-
-// packages/core/src/shell/secret-scan.ts
-import fs6 from "node:fs";
-import path5 from "node:path";
-function committedFiles(store) {
-  const walk2 = (rel) => [
-    ...store.list(rel).map((f) => path5.posix.join(rel, f)),
-    ...store.list(rel, "dir").flatMap((d2) => walk2(path5.posix.join(rel, d2)))
-  ];
-  const top2 = fs6.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
-  return [...top2, ...walk2("bundles"), ...walk2("scopes")];
-}
-function secretFindings(store) {
-  const out = [];
-  for (const file of committedFiles(store)) {
-    const what = secretIn(readBounded(store.abs(file), READ_LIMITS.store));
-    if (what)
-      out.push({
-        level: "error",
-        check: "custody",
-        file,
-        message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)`
-      });
   }
   return out;
 }
-var init_secret_scan = __esm({
-  "packages/core/src/shell/secret-scan.ts"() {
+function recordedRelease(recorded2, service, target) {
+  return recorded2.get(keyOf(service, target));
+}
+var DEPLOY_RECORD_OP, KEY_FILES, LEAF_FILES, keyOf;
+var init_deploy_record = __esm({
+  "packages/core/src/ledger/deploy-record.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    init_custody();
-    init_store();
+    init_crypto();
+    init_ledger();
+    DEPLOY_RECORD_OP = "deploy-record";
+    KEY_FILES = /* @__PURE__ */ new Set(["key.pem", "chain-and-key.pem"]);
+    LEAF_FILES = /* @__PURE__ */ new Set(["cert.pem", "key.pem", "chain.pem", "chain-and-key.pem"]);
+    keyOf = (service, target) => `${service}
+${target}`;
   }
 });
 
-// packages/core/src/shell/inspect-commands.ts
-function verifyCommand(identity3, extraCustody, held2) {
+// packages/core/src/ledger/evidence.ts
+function evidencePaths(scope2, id) {
+  if (!EVIDENCE_ID.test(id) || id.includes("..")) {
+    throw new TrellisError(
+      "corrupt-store",
+      `the evidence id ${JSON.stringify(id.slice(0, 80))} is not one trellis generates: refusing to read a path a record names`,
+      { file: `bundles/${scope2}/state.yaml`, field: "evidence", hint: "restore the file from git history" }
+    );
+  }
+  return { json: `bundles/${scope2}/evidence/${id}.json`, md: `bundles/${scope2}/evidence/${id}.md` };
+}
+function serializeEvidence(e2) {
+  return `${JSON.stringify(e2, null, 2)}
+`;
+}
+function renderEvidenceMarkdown(e2) {
+  const cert2 = (c3) => `- \`${c3.fingerprint}\` serial \`${c3.serial}\`, ${c3.subject}, expires ${c3.notAfter}`;
+  const lines = [
+    `# ${e2.kind.replace(/-/g, " ")}: ${e2.scope} (${e2.id})`,
+    "",
+    `- status: **${e2.status}**`,
+    ...e2.reason ? [`- reason: ${e2.reason}`] : [],
+    `- started: ${e2.started}`,
+    `- ended: ${e2.ended ?? "(under way)"}`,
+    "",
+    "## Old",
+    ...e2.old.length ? e2.old.map(cert2) : ["- (none)"],
+    "",
+    "## New",
+    ...e2.new.length ? e2.new.map(cert2) : ["- (none)"],
+    "",
+    "## Steps",
+    "",
+    "| step | at | actor | tool | note |",
+    "|---|---|---|---|---|",
+    ...e2.steps.map((s) => `| ${s.step} | ${s.at} | ${s.actor} | ${s.tool} | ${s.note ?? ""} |`),
+    "",
+    "## Affected leaves",
+    "",
+    "| service | old serial | new serial | hosts |",
+    "|---|---|---|---|",
+    ...e2.affected.map(
+      (a2) => `| ${a2.service} | \`${a2.oldSerial}\` | ${a2.newSerial ? `\`${a2.newSerial}\`` : "(not yet re-minted)"} | ${a2.hosts?.join(", ") ?? ""} |`
+    )
+  ];
+  return `${lines.join("\n")}
+`;
+}
+function recordRemint(e2, minted, step, completeWhenDone) {
+  const affected = e2.affected.map((a2) => {
+    const m = minted.find((x) => x.service === a2.service);
+    return m && !a2.newSerial ? { ...a2, newSerial: m.serial } : a2;
+  });
+  const done = completeWhenDone && affected.every((a2) => a2.newSerial);
   return {
-    command: "verify",
-    describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
-    builder: (y) => formatFlag(y).option("retired-identity", {
-      type: "string",
-      describe: "an identity file retired by rekey: prove it opens no key file in the working tree"
-    }),
-    handler: async (a2) => {
-      if (a2.json && a2.format && a2.format !== "json")
-        throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, {
-          field: "--format",
-          hint: "give one of them"
-        });
-      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({
-        mesh: loadMesh(store),
-        dir: store.dir,
-        secrets: secretFindings(store)
-      }));
-      const ids = held2?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
-        identity3,
-        { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
-        (p) => readBounded(p, READ_LIMITS.small, { followLink: true })
-      );
-      const now = clock(a2.now);
-      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
-      const findings = [
-        ...secrets,
-        ...await verifyMesh(mesh, now),
-        ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }),
-        ...retired ? await retiredIdentityFindings(dir, retired) : [],
-        ...await extraCustody?.(mesh, now) ?? []
-      ];
-      const format4 = a2.json ? "json" : a2.format ?? "text";
-      process.stdout.write(
-        format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
-` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings)
-      );
-      if (worstLevel(findings) === "error") process.exitCode = 1;
-    }
+    ...e2,
+    affected,
+    steps: [...e2.steps, { step: "remint", ...step, note: `${minted.length} leaf(s) re-minted` }],
+    ...done ? { status: "completed", ended: step.at } : {}
   };
 }
-var jsonFlag, formatFlag, statusCommand;
-var init_inspect_commands = __esm({
-  "packages/core/src/shell/inspect-commands.ts"() {
+function evidenceFiles(e2) {
+  const p = evidencePaths(e2.scope, e2.id);
+  const json = serializeEvidence(e2);
+  return {
+    writes: [
+      { path: p.json, content: json },
+      { path: p.md, content: renderEvidenceMarkdown(e2) }
+    ],
+    link: { evidence: p.json, sha256: sha256Hex(json) }
+  };
+}
+function parseEvidence(text) {
+  return parseJsonData(text);
+}
+var EVIDENCE_ID;
+var init_evidence = __esm({
+  "packages/core/src/ledger/evidence.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
-    init_custody();
-    init_load_mesh();
-    init_plan();
-    init_report();
-    init_shell();
-    init_verify();
-    init_markdown();
+    init_certificates();
+    init_crypto();
+    init_time();
     init_errors();
-    init_retired_identity();
-    init_secret_scan();
-    init_store();
-    jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
-    formatFlag = (y) => jsonFlag(y).option("format", {
-      type: "string",
-      choices: ["text", "json", "markdown"],
-      describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign"
-    });
-    statusCommand = {
-      command: "status",
-      describe: "Show the root, each scope and its leaves",
-      builder: jsonFlag,
-      handler: async (a2) => {
-        const s = await withStore(a2.store, async (store) => meshStatus(loadMesh(store), clock(a2.now)));
-        process.stdout.write(a2.json ? `${JSON.stringify(s, null, 2)}
-` : renderStatus(s));
-      }
-    };
+    init_data();
+    init_config();
+    init_deploy_record();
+    EVIDENCE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
   }
 });
 
@@ -45694,136 +44436,6 @@ var init_metrics = __esm({
   }
 });
 
-// packages/core/src/shell/check-command.ts
-import path6 from "node:path";
-function thresholdsFrom(a2) {
-  const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
-  const win = (w, warn, crit, flag) => ({
-    warn: dur(warn, `${flag}-warn`) ?? w.warn,
-    crit: dur(crit, `${flag}-crit`) ?? w.crit
-  });
-  const opt = (warn, crit, flag) => {
-    const w = dur(warn, `${flag}-warn`);
-    const c3 = dur(crit, `${flag}-crit`);
-    return { ...w !== void 0 ? { warn: w } : {}, ...c3 !== void 0 ? { crit: c3 } : {} };
-  };
-  return {
-    root: win(DEFAULT_THRESHOLDS.root, a2.rootWarn, a2.rootCrit, "root"),
-    intermediate: win(DEFAULT_THRESHOLDS.intermediate, a2.intermediateWarn, a2.intermediateCrit, "intermediate"),
-    rootCrl: win(DEFAULT_THRESHOLDS.rootCrl, a2.rootCrlWarn, a2.rootCrlCrit, "root-crl"),
-    leaf: opt(a2.leafWarn, a2.leafCrit, "leaf"),
-    crl: opt(a2.crlWarn, a2.crlCrit, "crl"),
-    gateOverdue: dur(a2.gateOverdue, "gate-overdue") ?? DEFAULT_THRESHOLDS.gateOverdue
-  };
-}
-function describeFailure(e2) {
-  if (isTrellisError(e2)) return e2.message.split("\n")[0];
-  const io = ioFailure(e2);
-  if (io) return io.split("\n")[0];
-  const err = e2;
-  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
-}
-function writeMetricsFile(file, text, store) {
-  writeOutFile(file, text, { flag: "--metrics", store });
-}
-var d, FLAGS, checkCommand;
-var init_check_command = __esm({
-  "packages/core/src/shell/check-command.ts"() {
-    "use strict";
-    init_define_TRELLIS_BUILD();
-    init_errors();
-    init_health();
-    init_load_mesh();
-    init_metrics();
-    init_shell();
-    init_out_path();
-    init_time();
-    d = formatDuration;
-    FLAGS = [
-      ["root-warn", `warning when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.warn)})`],
-      ["root-crit", `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
-      [
-        "intermediate-warn",
-        `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`
-      ],
-      ["intermediate-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
-      [
-        "root-crl-warn",
-        `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`
-      ],
-      ["root-crl-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.rootCrl.crit)})`],
-      [
-        "leaf-warn",
-        "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"
-      ],
-      ["leaf-crit", "critical when a leaf has less than this left (default: a sixth of its life)"],
-      [
-        "crl-warn",
-        "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"
-      ],
-      ["crl-crit", "critical when a scope CRL has less than this left (default: a sixth of its life)"],
-      [
-        "gate-overdue",
-        `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`
-      ]
-    ];
-    checkCommand = {
-      command: "check",
-      describe: "Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)",
-      builder: (y) => {
-        let b = y.option("metrics", {
-          type: "string",
-          describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)"
-        });
-        for (const [flag, describe] of FLAGS) b = b.option(flag, { type: "string", describe });
-        return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example(
-          "$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom",
-          "stricter, and feed Prometheus"
-        );
-      },
-      handler: async (a2) => {
-        const unknown = (why) => {
-          process.stdout.write(`${unknownLine(why)}
-`);
-          process.exitCode = NAGIOS.unknown;
-        };
-        let report2;
-        let code2;
-        let metrics;
-        let storeDir;
-        try {
-          const t = thresholdsFrom(a2);
-          checkNowFlag(a2, true);
-          const now = clock(a2.now);
-          const mesh = await withStore(a2.store, async (store) => loadMesh(store));
-          storeDir = mesh.dir;
-          const h2 = await meshHealth(mesh, now, t);
-          report2 = renderHealth(h2, t);
-          code2 = NAGIOS[h2.level];
-          if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
-        } catch (e2) {
-          return unknown(describeFailure(e2));
-        }
-        if (a2.metrics && metrics !== void 0) {
-          try {
-            writeMetricsFile(a2.metrics, metrics, storeDir);
-          } catch (e2) {
-            const [first, ...rest] = report2.split("\n");
-            process.stdout.write(
-              `${unknownLine(`cannot write the metrics file ${path6.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
-${rest.join("\n")}`
-            );
-            process.exitCode = NAGIOS.unknown;
-            return;
-          }
-        }
-        process.stdout.write(report2);
-        process.exitCode = code2;
-      }
-    };
-  }
-});
-
 // packages/core/src/rotation/shard.ts
 function spanningFiles(scope2) {
   return [paths2.trust(scope2), paths2.trustOpenssl(scope2)];
@@ -46130,12 +44742,8 @@ var init_src = __esm({
     init_shares();
     init_rekey();
     init_scope_custody();
-    init_retired_identity();
-    init_store();
-    init_fault_seam_release();
-    init_out_path();
-    init_load_mesh();
     init_paths();
+    init_file_write();
     init_scope_trust();
     init_effects();
     init_mesh();
@@ -46151,18 +44759,12 @@ var init_src = __esm({
     init_plan();
     init_explain();
     init_report_html();
-    init_flags();
-    init_build_info();
-    init_shell();
-    init_help();
     init_rotation();
     init_state_files();
     init_seam();
     init_revocation();
     init_evidence();
     init_release();
-    init_inspect_commands();
-    init_check_command();
     init_metrics();
     init_ceremony_plan();
     init_ci_procedures();
@@ -46173,6 +44775,1424 @@ var init_src = __esm({
     init_burn();
     init_deploy_record();
     init_jvm();
+  }
+});
+
+// packages/core/src/shell/retired-identity.ts
+import fs from "node:fs";
+import path2 from "node:path";
+function ageFilesIn(dir) {
+  return fs.readdirSync(dir, { recursive: true, withFileTypes: true }).filter((e2) => e2.isFile() && e2.name.endsWith(".age")).map((e2) => path2.relative(dir, path2.join(e2.parentPath, e2.name))).filter((f) => !/^(\.git|\.trellis)(\/|$)/.test(f)).sort();
+}
+async function retiredIdentityFindings(dir, retired) {
+  const files = ageFilesIn(dir);
+  const out = [];
+  for (const file of files) {
+    if ((await tryDecrypt(retired, fs.readFileSync(path2.join(dir, file), "utf8"))).ok) {
+      out.push({
+        level: "error",
+        check: "retired-identity",
+        file,
+        message: "the retired identity still opens this file: rekey it (trellis-root rekey / trellis-ci rekey)"
+      });
+    }
+  }
+  if (!out.length)
+    out.push({
+      level: "ok",
+      check: "retired-identity",
+      message: `the retired identity opens none of the ${files.length} key file(s) in the working tree (git history still holds older ciphertext)`
+    });
+  return out;
+}
+var init_retired_identity = __esm({
+  "packages/core/src/shell/retired-identity.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_custody();
+  }
+});
+
+// packages/core/src/shell/flags.ts
+function refuseRepeatedFlags(argv, lists = []) {
+  const allowed = new Set(lists.flatMap((f) => [f, f.replace(/-([a-z])/g, (_, c3) => c3.toUpperCase())]));
+  const repeated = Object.keys(argv).find((k) => k !== "_" && !allowed.has(k) && Array.isArray(argv[k]));
+  if (repeated) {
+    const flag = repeated.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`);
+    throw new TrellisError("usage", `--${flag} is given more than once`, {
+      field: `--${flag}`,
+      hint: `give --${flag} once`
+    });
+  }
+}
+var init_flags = __esm({
+  "packages/core/src/shell/flags.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+  }
+});
+
+// packages/core/src/shell/build-info.ts
+import crypto2 from "node:crypto";
+import fs2 from "node:fs";
+import { fileURLToPath as fileURLToPath2 } from "node:url";
+function buildInfo() {
+  if (typeof define_TRELLIS_BUILD_default === "undefined") return void 0;
+  const file = fileURLToPath2(import.meta.url);
+  const sha2563 = crypto2.createHash("sha256").update(fs2.readFileSync(file)).digest("hex");
+  return { commit: define_TRELLIS_BUILD_default.commit, date: define_TRELLIS_BUILD_default.date, file, sha256: sha2563 };
+}
+function isSelfContainedBuild() {
+  return typeof define_TRELLIS_BUILD_default !== "undefined";
+}
+function renderVersion(tool, info) {
+  if (!info) return `${tool}: not a self-contained build (run from the workspace); build one with pnpm dist
+`;
+  return [
+    `${tool}`,
+    `commit  ${info.commit}`,
+    `date    ${info.date}`,
+    `file    ${info.file}`,
+    `sha256  ${info.sha256}`,
+    "this digest is what the file says of itself: check it against the signed release manifest (scripts/dist/verify-release.sh)",
+    ""
+  ].join("\n");
+}
+function versionCommand(tool) {
+  return {
+    command: "version",
+    describe: "Print the commit and SHA-256 this file was built as (check them against the signed release manifest)",
+    handler: () => {
+      process.stdout.write(renderVersion(tool, buildInfo()));
+    }
+  };
+}
+var init_build_info = __esm({
+  "packages/core/src/shell/build-info.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+  }
+});
+
+// packages/core/src/store/fault-seam.release.ts
+function writePoint(_kind) {
+}
+function faultEnv() {
+  return {};
+}
+function adoptFaultCount(_childStderr) {
+}
+var init_fault_seam_release = __esm({
+  "packages/core/src/store/fault-seam.release.ts"() {
+    init_define_TRELLIS_BUILD();
+  }
+});
+
+// packages/core/src/store/store.ts
+import fs3 from "node:fs";
+import os from "node:os";
+import path3 from "node:path";
+import { randomBytes as randomBytes7 } from "node:crypto";
+function readBounded(file, limit, o2 = {}) {
+  const refuse2 = (why) => Object.assign(new Error(why), { code: UNREADABLE });
+  let fd;
+  try {
+    fd = fs3.openSync(
+      file,
+      fs3.constants.O_RDONLY | fs3.constants.O_NONBLOCK | (o2.followLink ? 0 : fs3.constants.O_NOFOLLOW)
+    );
+  } catch (e2) {
+    if (e2.code === "ELOOP")
+      throw refuse2(`${file} is a symbolic link: trellis reads only regular files`);
+    throw e2;
+  }
+  try {
+    const st = fs3.fstatSync(fd);
+    if (!st.isFile())
+      throw refuse2(
+        `${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`
+      );
+    if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
+    const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
+    let n2 = 0;
+    for (let r = 1; r > 0 && n2 < buf.length; n2 += r) r = fs3.readSync(fd, buf, n2, buf.length - n2, null);
+    if (n2 > limit) throw refuse2(`${file} grew past the limit of ${limit} bytes while it was read`);
+    return buf.subarray(0, n2).toString("utf8");
+  } finally {
+    fs3.closeSync(fd);
+  }
+}
+function findStore(from, explicit) {
+  if (explicit) {
+    const dir = path3.resolve(explicit);
+    if (!holdsStore(dir)) {
+      throw new TrellisError("no-store", `${dir} holds no ${STORE_FILE}`, {
+        hint: "point --store (or TRELLIS_STORE) at the directory trellis-root init created"
+      });
+    }
+    return dir;
+  }
+  for (let dir = path3.resolve(from); ; dir = path3.dirname(dir)) {
+    if (holdsStore(dir)) return dir;
+    if (path3.dirname(dir) === dir) break;
+  }
+  throw new TrellisError("no-store", `no ${STORE_FILE} in ${from} or any parent directory`, {
+    hint: "run inside the store, or pass --store DIR"
+  });
+}
+function holdsStore(dir) {
+  if (fs3.existsSync(path3.join(dir, STORE_FILE))) return true;
+  try {
+    const manifest = JSON.parse(
+      fs3.readFileSync(path3.join(dir, WORK_DIR, "journal", "manifest.json"), "utf8")
+    );
+    return manifest.writes.some((w) => w.path === STORE_FILE && w.data !== null);
+  } catch {
+    return false;
+  }
+}
+function inode(file) {
+  try {
+    return fs3.statSync(file).ino;
+  } catch {
+    return void 0;
+  }
+}
+function lockedError(lock) {
+  let holder = "another run";
+  try {
+    const h2 = JSON.parse(fs3.readFileSync(lock, "utf8"));
+    holder = `pid ${h2.pid} on ${h2.host} since ${h2.since}`;
+  } catch {
+  }
+  return new TrellisError("store-locked", `the store is locked by ${holder}`, {
+    file: path3.join(WORK_DIR, "lock"),
+    hint: "wait for that run to finish; if it died on another host, remove the lock file by hand"
+  });
+}
+function lockIsStale(lock) {
+  let h2;
+  try {
+    h2 = JSON.parse(fs3.readFileSync(lock, "utf8"));
+  } catch {
+    return true;
+  }
+  if (h2.host !== os.hostname()) return false;
+  try {
+    process.kill(h2.pid, 0);
+    return false;
+  } catch (e2) {
+    return e2.code === "ESRCH";
+  }
+}
+function discardStaging(work) {
+  let names = [];
+  try {
+    names = fs3.readdirSync(work);
+  } catch {
+    return;
+  }
+  for (const n2 of names)
+    if (n2 === "journal.tmp" || n2.startsWith(STAGING_PREFIX))
+      fs3.rmSync(path3.join(work, n2), { recursive: true, force: true });
+}
+function randomSuffix() {
+  return randomBytes7(8).toString("hex");
+}
+function writeExclusive(file, content, mode, durable = false) {
+  const fd = fs3.openSync(file, EXCLUSIVE, mode);
+  try {
+    fs3.writeFileSync(fd, content);
+    fs3.fchmodSync(fd, mode);
+    if (durable) {
+      writePoint("fsync");
+      fs3.fsyncSync(fd);
+    }
+  } catch (e2) {
+    fs3.closeSync(fd);
+    fs3.rmSync(file, { force: true });
+    e2.path ??= file;
+    throw e2;
+  }
+  fs3.closeSync(fd);
+}
+function writeDurably(file, content, mode) {
+  writeExclusive(file, content, mode, true);
+}
+function renameDurably(from, to) {
+  writePoint("rename");
+  fs3.renameSync(from, to);
+}
+function fsyncDir(dir) {
+  const fd = fs3.openSync(dir, "r");
+  try {
+    writePoint("fsync");
+    fs3.fsyncSync(fd);
+  } finally {
+    fs3.closeSync(fd);
+  }
+}
+function writeFileAtomic(file, content, mode = 420) {
+  const dir = path3.dirname(file);
+  fs3.mkdirSync(dir, { recursive: true });
+  const tmp = path3.join(dir, `.trellis-${randomSuffix()}.tmp`);
+  writeDurably(tmp, content, mode);
+  try {
+    renameDurably(tmp, file);
+  } catch (e2) {
+    fs3.rmSync(tmp, { force: true });
+    throw e2;
+  }
+  fsyncDir(dir);
+}
+function storeReader(dir) {
+  const store = new Store(dir);
+  return (rel) => store.read(rel);
+}
+var MiB, READ_LIMITS, UNREADABLE, WORK_DIR, Store, PendingView, STAGING_PREFIX, EXCLUSIVE;
+var init_store = __esm({
+  "packages/core/src/store/store.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_crypto();
+    init_fault_seam_release();
+    init_file_write();
+    init_paths();
+    MiB = 1024 * 1024;
+    READ_LIMITS = {
+      /** Any store file: leaves.yaml of a 50,000-service scope is about 25 MB. */
+      store: 256 * MiB,
+      /** An identity file (a few lines), a pinned roots file, a host's state file. */
+      small: 1 * MiB,
+      /** A sealed release (a few KB; a scope's bundle of many anchors stays far below). */
+      release: 64 * MiB
+    };
+    UNREADABLE = "TRELLIS_UNREADABLE";
+    WORK_DIR = ".trellis";
+    Store = class {
+      constructor(dir) {
+        this.dir = dir;
+      }
+      dir;
+      /** Hash of each file as this run read it; null when it was absent. */
+      seen = /* @__PURE__ */ new Map();
+      abs(rel) {
+        return path3.join(this.dir, rel);
+      }
+      read(rel) {
+        let text;
+        try {
+          text = readBounded(this.abs(rel), READ_LIMITS.store);
+        } catch (e2) {
+          const code2 = e2.code;
+          if (code2 === "ENOENT") text = void 0;
+          else if (code2 === UNREADABLE)
+            throw new TrellisError("corrupt-store", e2.message, {
+              file: rel,
+              hint: "restore it from git history as a regular file"
+            });
+          else throw e2;
+        }
+        this.seen.set(rel, text === void 0 ? null : sha256Hex(text));
+        return text;
+      }
+      exists(rel) {
+        return fs3.existsSync(this.abs(rel));
+      }
+      /** A read-only view of the store as it will be once `writes` are committed: plans are computed on it. */
+      withPending(writes) {
+        return new PendingView(this, writes);
+      }
+      /** Names of the entries of a store directory, sorted; empty when it does not exist. */
+      list(rel, kind = "file") {
+        let entries2;
+        try {
+          entries2 = fs3.readdirSync(this.abs(rel), { withFileTypes: true });
+        } catch {
+          return [];
+        }
+        const odd = kind === "file" ? entries2.find((d2) => !d2.isFile() && !d2.isDirectory()) : void 0;
+        if (odd)
+          throw new TrellisError(
+            "corrupt-store",
+            `is ${odd.isSymbolicLink() ? "a symbolic link" : "not a regular file"}: trellis reads only regular files in the store`,
+            { file: `${rel}/${odd.name}`, hint: "replace it with the regular file git history holds, or remove it" }
+          );
+        return entries2.filter((d2) => kind === "dir" ? d2.isDirectory() : d2.isFile()).map((d2) => d2.name).sort();
+      }
+      /**
+       * Applies every write or none. Refuses (exit 4) when a file this run read
+       * has changed since: someone else wrote the store underneath it.
+       */
+      commit(writes) {
+        writes = mergeWrites(writes);
+        for (const w of writes) {
+          if (!this.seen.has(w.path)) continue;
+          const now = fs3.existsSync(this.abs(w.path)) ? sha256Hex(fs3.readFileSync(this.abs(w.path), "utf8")) : null;
+          if (now !== this.seen.get(w.path)) {
+            throw new TrellisError("store-changed", "changed on disk while this run was working", {
+              file: w.path,
+              hint: "rerun the command on the current store"
+            });
+          }
+        }
+        const work = this.abs(WORK_DIR);
+        fs3.mkdirSync(work, { recursive: true });
+        discardStaging(work);
+        const staging = fs3.mkdtempSync(path3.join(work, STAGING_PREFIX));
+        const journal = path3.join(work, "journal");
+        try {
+          const manifest = { writes: [] };
+          writes.forEach((w, i2) => {
+            const data = w.content === null ? null : `${i2}.data`;
+            if (data) writeDurably(path3.join(staging, data), w.content, w.mode ?? 420);
+            manifest.writes.push({ path: w.path, data, mode: w.mode ?? 420 });
+          });
+          writeDurably(path3.join(staging, "manifest.json"), JSON.stringify(manifest), 384);
+          fsyncDir(staging);
+          renameDurably(staging, journal);
+        } catch (e2) {
+          fs3.rmSync(staging, { recursive: true, force: true });
+          throw e2;
+        }
+        fsyncDir(work);
+        this.replayJournal();
+        for (const w of writes) this.seen.set(w.path, w.content === null ? null : sha256Hex(w.content));
+      }
+      /**
+       * Completes a committed journal and discards an uncommitted one. Idempotent:
+       * each staged file is renamed into place (no copy, so a full disk cannot stop
+       * it), and one already moved is simply gone from the journal.
+       */
+      replayJournal() {
+        const work = this.abs(WORK_DIR);
+        discardStaging(work);
+        const journal = path3.join(work, "journal");
+        if (!fs3.existsSync(journal)) return false;
+        const manifest = JSON.parse(fs3.readFileSync(path3.join(journal, "manifest.json"), "utf8"));
+        for (const w of manifest.writes) {
+          const target = this.abs(w.path);
+          if (w.data === null) fs3.rmSync(target, { force: true });
+          else {
+            const staged = path3.join(journal, w.data);
+            if (!fs3.existsSync(staged)) continue;
+            const created = fs3.mkdirSync(path3.dirname(target), { recursive: true });
+            if (created) fsyncDir(path3.dirname(created));
+            fs3.chmodSync(staged, w.mode);
+            renameDurably(staged, target);
+            fsyncDir(path3.dirname(target));
+          }
+        }
+        fs3.rmSync(journal, { recursive: true, force: true });
+        fsyncDir(work);
+        return true;
+      }
+      /**
+       * Runs `fn` holding the store lock (exit 4 when another live run holds it).
+       * A lock left by a dead process on this host is taken over.
+       */
+      async withLock(fn) {
+        const work = this.abs(WORK_DIR);
+        fs3.mkdirSync(work, { recursive: true });
+        const lock = path3.join(work, "lock");
+        const mine = `${lock}.${process.pid}.${randomSuffix()}.tmp`;
+        try {
+          writeExclusive(
+            mine,
+            JSON.stringify({ pid: process.pid, host: os.hostname(), since: (/* @__PURE__ */ new Date()).toISOString() }),
+            420
+          );
+          for (let attempt = 0; ; attempt++) {
+            try {
+              fs3.linkSync(mine, lock);
+              break;
+            } catch (e2) {
+              if (e2.code !== "EEXIST") throw e2;
+              const judged = inode(lock);
+              if (attempt > 0 || !lockIsStale(lock)) throw lockedError(lock);
+              const aside = `${lock}.stale-${process.pid}-${randomSuffix()}`;
+              try {
+                fs3.renameSync(lock, aside);
+              } catch {
+                throw lockedError(lock);
+              }
+              if (inode(aside) !== judged) {
+                try {
+                  fs3.linkSync(aside, lock);
+                } finally {
+                  fs3.rmSync(aside, { force: true });
+                }
+                throw lockedError(lock);
+              }
+              fs3.rmSync(aside, { force: true });
+            }
+          }
+        } finally {
+          fs3.rmSync(mine, { force: true });
+        }
+        try {
+          this.replayJournal();
+          return await fn();
+        } finally {
+          fs3.rmSync(lock, { force: true });
+        }
+      }
+    };
+    PendingView = class extends Store {
+      constructor(base, writes) {
+        super(base.dir);
+        this.base = base;
+        this.pending = new Map(mergeWrites(writes).map((w) => [w.path, w.content]));
+      }
+      base;
+      pending;
+      read(rel) {
+        return this.pending.has(rel) ? this.pending.get(rel) ?? void 0 : this.base.read(rel);
+      }
+      exists(rel) {
+        return this.pending.has(rel) ? this.pending.get(rel) !== null : this.base.exists(rel);
+      }
+      commit() {
+        throw new Error("a pending view is read-only: commit on the store it was made from");
+      }
+    };
+    STAGING_PREFIX = "journal.tmp-";
+    EXCLUSIVE = fs3.constants.O_WRONLY | fs3.constants.O_CREAT | fs3.constants.O_EXCL | fs3.constants.O_NOFOLLOW;
+  }
+});
+
+// packages/core/src/shell/shell.ts
+import fs4 from "node:fs";
+import os2 from "node:os";
+function guardOutput() {
+  for (const stream2 of [process.stdout, process.stderr]) {
+    const write = stream2.write.bind(stream2);
+    stream2.write = ((chunk, ...rest) => write(typeof chunk === "string" ? escapeUnsafe(chunk) : chunk, ...rest));
+  }
+}
+async function runMain(tool, main) {
+  guardOutput();
+  const say = (text) => {
+    try {
+      process.stderr.write(text);
+    } catch {
+    }
+  };
+  let stdoutFailed;
+  process.stdout.on("error", (e2) => {
+    stdoutFailed ??= e2;
+  });
+  let code2;
+  try {
+    if (stdoutWasClosed()) {
+      throw Object.assign(new Error("standard output is closed"), { code: "EBADF", path: "standard output" });
+    }
+    await main();
+    code2 = Number(process.exitCode ?? 0);
+  } catch (e2) {
+    const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
+    if (isTrellisError(e2)) {
+      say(`${tool}: ${e2.reason}: ${e2.message}
+`);
+      if (process.argv.includes("--json")) {
+        const { file, field: field2 } = e2.place;
+        process.stdout.write(
+          `${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
+`
+        );
+      }
+      code2 = e2.exitCode;
+    } else if (io) {
+      say(`${tool}: ${io}
+`);
+      code2 = PATH_ERRORS.includes(e2.code ?? "") ? 2 : 1;
+    } else {
+      say(
+        `${tool}: internal error: ${e2?.message ?? e2}
+  this is a bug in trellis: report it with the output of TRELLIS_DEBUG=1 ${tool} …
+`
+      );
+      if (process.env.TRELLIS_DEBUG) say(`${e2?.stack}
+`);
+      code2 = 1;
+    }
+  }
+  await new Promise((r) => process.stdout.write("", r));
+  if (stdoutFailed) {
+    say(
+      `${tool}: cannot write standard output: ${describeErrno(stdoutFailed)}; what it printed is lost
+  → the store is as this run left it (old or completed): rerun with stdout to a terminal, a file or a pipe that stays open
+`
+    );
+    code2 = code2 || 1;
+  }
+  process.exitCode = code2;
+  process.exit(code2);
+}
+function describeErrno(e2) {
+  return e2.code && ERRNO[e2.code] ? `${ERRNO[e2.code]} (${e2.code})` : e2.message ?? String(e2);
+}
+function isMachineFailure(e2) {
+  return ["ENOSPC", "EDQUOT", "EIO"].includes(e2?.code ?? "");
+}
+function ioFailure(e2) {
+  const err = e2;
+  if (!err || typeof err.code !== "string" || !ERRNO[err.code]) return void 0;
+  const where = err.path ? `${err.path}: ` : "";
+  const op = err.syscall ? `${err.syscall} failed: ` : "";
+  const hint = err.code === "ENOSPC" || err.code === "EDQUOT" ? "free space on that disk and rerun: an interrupted write is completed or discarded by the next run" : err.code === "EIO" ? "check the disk, then rerun: an interrupted write is completed or discarded by the next run" : err.code === "EBADF" ? "run it with stdout open (a terminal, a file or a pipe): what this command prints, an identity included, would be lost" : PATH_ERRORS.includes(err.code) ? "check the path (the flag or variable that named it: --out, --store, TMPDIR …) and rerun" : err.code === "EMFILE" || err.code === "ENFILE" ? "raise the open-file limit (ulimit -n) and rerun" : "make it writable by this user (or choose another place) and rerun";
+  return `${where}${op}${describeErrno(err)}
+  → ${hint}`;
+}
+function stdoutWasClosed() {
+  try {
+    if (fs4.readlinkSync("/proc/self/fd/1") !== "/dev/null") return false;
+    const flags = /^flags:\s*([0-7]+)$/m.exec(fs4.readFileSync("/proc/self/fdinfo/1", "utf8"))?.[1];
+    return flags !== void 0 && (parseInt(flags, 8) & 3) === fs4.constants.O_RDWR;
+  } catch {
+    return false;
+  }
+}
+function clock(nowFlag) {
+  return nowFlag ? parseInstant(nowFlag) : /* @__PURE__ */ new Date();
+}
+function checkNowFlag(argv, inHandler = false) {
+  if (!inHandler && argv._?.[0] === "check") return;
+  if (typeof argv.now === "string") assertNowNotAhead(parseInstant(argv.now), /* @__PURE__ */ new Date(), argv.nowAhead === true);
+}
+function openStore(flag, env2 = process.env) {
+  return new Store(findStore(process.cwd(), flag ?? (env2.TRELLIS_STORE || void 0)));
+}
+function withStore(flag, fn) {
+  const store = openStore(flag);
+  return store.withLock(() => fn(store));
+}
+function actor(env2 = process.env) {
+  const who = env2.TRELLIS_ACTOR || env2.GITHUB_ACTOR || env2.GITLAB_USER_LOGIN || env2.USER || os2.userInfo().username;
+  const job = env2.GITHUB_RUN_ID ? ` run ${env2.GITHUB_RUN_ID}` : "";
+  return `${who}@${os2.hostname()}${job}`;
+}
+function nearestName(typed, known) {
+  const limit = Math.min(2, Math.max(1, Math.floor(typed.length / 3)));
+  let best;
+  for (const name of known) {
+    const d2 = editDistance(typed, name);
+    if (d2 <= limit && (!best || d2 < best.d)) best = { name, d: d2 };
+  }
+  return best?.name;
+}
+function editDistance(a2, b) {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i2 = 1; i2 <= a2.length; i2++) {
+    const row = [i2];
+    for (let j = 1; j <= b.length; j++)
+      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a2[i2 - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+function withoutHelpCache(cli) {
+  const usage2 = cli.getInternalMethods?.().getUsageInstance();
+  if (usage2) usage2.cacheHelpMessage = () => {
+  };
+  return cli;
+}
+function versionAsCommand(args) {
+  return args.length === 1 && args[0] === "--version" ? ["version"] : args;
+}
+function failAsUsage(msg, err, usage2) {
+  if (err) throw err;
+  const unknown = /^Unknown arguments?: (.+)$/.exec(msg ?? "");
+  if (unknown) {
+    const names = unknown[1].split(", ");
+    const typed = names.filter(
+      (n2) => !names.includes(n2.replace(/[A-Z]/g, (c3) => `-${c3.toLowerCase()}`)) || !/[A-Z]/.test(n2)
+    );
+    const described = usage2?.getDescriptions?.() ?? {};
+    const known = Object.keys(described).filter((k) => !/[A-Z]/.test(k) && k.length > 1);
+    const guesses = typed.map((t) => nearestName(t, known)).filter((g) => g !== void 0);
+    throw new TrellisError("usage", `Unknown argument${typed.length > 1 ? "s" : ""}: ${typed.join(", ")}`, {
+      hint: `${guesses.length ? `did you mean ${guesses.map((g) => `--${g}`).join(", ")}? ` : ""}this command's --help lists the flags it takes`
+    });
+  }
+  throw new TrellisError("usage", msg ?? "bad usage");
+}
+var unguardedStderrWrite, rawStderr, ERRNO, PATH_ERRORS, NOW_AHEAD_OPTION, EXIT_CODES_HELP;
+var init_shell = __esm({
+  "packages/core/src/shell/shell.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_store();
+    init_time();
+    init_untrusted();
+    unguardedStderrWrite = process.stderr.write.bind(process.stderr);
+    rawStderr = new Proxy(process.stderr, {
+      get: (target, prop) => prop === "write" ? unguardedStderrWrite : Reflect.get(target, prop, target)
+    });
+    ERRNO = {
+      ENOSPC: "no space left on the device",
+      EDQUOT: "disk quota exceeded",
+      EIO: "input/output error",
+      EROFS: "read-only file system",
+      EACCES: "permission denied",
+      EPERM: "operation not permitted",
+      EPIPE: "the reading end of the pipe is closed",
+      EBADF: "not open for writing",
+      // A path the user gave (a flag, TMPDIR, a link) that cannot be used: their input, not a bug.
+      ENOENT: "no such file or directory",
+      ENOTDIR: "a part of the path is not a directory",
+      EISDIR: "is a directory",
+      ENAMETOOLONG: "the path is too long",
+      ELOOP: "too many symbolic links",
+      EMFILE: "too many open files",
+      ENFILE: "too many open files on the system"
+    };
+    PATH_ERRORS = ["ENOENT", "ENOTDIR", "EISDIR", "ENAMETOOLONG", "ELOOP"];
+    NOW_AHEAD_OPTION = {
+      type: "boolean",
+      global: true,
+      describe: `allow --now ahead of this machine's clock by more than the clock-skew allowance (drills, tests): what is signed is not yet valid until then`
+    };
+    EXIT_CODES_HELP = "exit codes: 0 done, 1 failed or problems found, 2 usage or bad input, 3 custody or posture refused, 4 store locked or changed";
+  }
+});
+
+// packages/core/src/shell/help.ts
+function exitCodesHelp(cli, command2) {
+  if (command2 === "check") return CHECK_EXIT_CODES;
+  return cli === "trellis-agent" ? AGENT_EXIT_CODES : `${EXIT_CODES_HELP}; every reason: docs/errors.md`;
+}
+function environmentOf(cli, command2) {
+  const table = COMMAND_ENVIRONMENT[cli];
+  const vars = own(table, command2);
+  if (!vars) throw new Error(`${cli} ${command2} is missing from COMMAND_ENVIRONMENT`);
+  return vars;
+}
+function commandEpilogue(cli, command2) {
+  const env2 = environmentOf(cli, command2);
+  const lines = env2.length ? ["environment:", ...env2.map((v) => `  ${v}  ${ENVIRONMENT[v]}`)] : ["environment: none read"];
+  return [...lines, `  (${POSTURE[cli]})`, "", exitCodesHelp(cli, command2)].join("\n");
+}
+function withHelp(cli, module, parent) {
+  const name = String([module.command].flat()[0]).split(" ")[0];
+  const epilogue = commandEpilogue(cli, parent ? `${parent} ${name}` : name);
+  const inner = module.builder;
+  return {
+    ...module,
+    builder: (y) => {
+      const built = (typeof inner === "function" ? inner(y) : inner ? y.options(inner) : y) ?? y;
+      return built.epilogue(epilogue);
+    }
+  };
+}
+var ENVIRONMENT, STORE, ROOT, TOKEN, ROOT_KEY, CI_KEY, COMMAND_ENVIRONMENT, POSTURE, AGENT_EXIT_CODES, CHECK_EXIT_CODES;
+var init_help = __esm({
+  "packages/core/src/shell/help.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_data();
+    init_shell();
+    ENVIRONMENT = {
+      TRELLIS_STORE: "the store directory when --store is not given",
+      TRELLIS_ALLOW_ONLINE: "=1 as --allow-online",
+      TRELLIS_ROOT_IDENTITY_FILE: "file holding the offline identity (or TRELLIS_ROOT_IDENTITY, the identity itself)",
+      TRELLIS_ROOT_IDENTITY_SHARES: "FILE,FILE: recombine the offline identity from K of its shares, as --shares-from",
+      TRELLIS_PKCS11_MODULE: "PKCS#11 module of a token root, as --pkcs11-module",
+      TRELLIS_PKCS11_PIN: "the token PIN (or --pin-file); never printed",
+      TRELLIS_CI_IDENTITY_FILE: "file holding the CI identity (or TRELLIS_CI_IDENTITY); TRELLIS_CI_IDENTITY_<SCOPE> per scope in a sharded workflow (docs/sharding.md)",
+      TRELLIS_BREAKGLASS_IDENTITY_FILE: "file holding the break-glass identity (or TRELLIS_BREAKGLASS_IDENTITY)",
+      TRELLIS_AGENT_IDENTITY_FILE: "file holding this host's identity (or TRELLIS_AGENT_IDENTITY)",
+      TRELLIS_TIMINGS: "=1 prints per-phase timings (one JSON line) on stderr",
+      TRELLIS_PKCS12_PASSWORD: "the PKCS#12 store password when no password file is given; never printed (docs/jvm.md)"
+    };
+    STORE = ["TRELLIS_STORE"];
+    ROOT = ["TRELLIS_STORE", "TRELLIS_ALLOW_ONLINE"];
+    TOKEN = ["TRELLIS_PKCS11_MODULE", "TRELLIS_PKCS11_PIN"];
+    ROOT_KEY = [
+      ...ROOT,
+      "TRELLIS_ROOT_IDENTITY_FILE",
+      "TRELLIS_ROOT_IDENTITY_SHARES",
+      ...TOKEN
+    ];
+    CI_KEY = ["TRELLIS_STORE", "TRELLIS_CI_IDENTITY_FILE"];
+    COMMAND_ENVIRONMENT = {
+      "trellis-root": {
+        init: [...ROOT, ...TOKEN],
+        intermediate: ROOT_KEY,
+        rotate: ROOT_KEY,
+        recover: ROOT_KEY,
+        retire: ROOT_KEY,
+        crl: ROOT_KEY,
+        confirm: ROOT_KEY,
+        rekey: ROOT_KEY,
+        status: ROOT,
+        verify: ROOT_KEY,
+        check: ROOT,
+        version: []
+      },
+      "trellis-ci": {
+        renew: [...CI_KEY, "TRELLIS_TIMINGS"],
+        plan: STORE,
+        revoke: CI_KEY,
+        deploy: [...CI_KEY, "TRELLIS_PKCS12_PASSWORD"],
+        bundle: [...STORE, "TRELLIS_PKCS12_PASSWORD"],
+        scope: STORE,
+        "scope add": STORE,
+        status: STORE,
+        verify: [...CI_KEY, "TRELLIS_BREAKGLASS_IDENTITY_FILE"],
+        check: STORE,
+        explain: STORE,
+        report: STORE,
+        version: [],
+        compose: CI_KEY,
+        rekey: CI_KEY,
+        "activate-standby": [...STORE, "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
+      },
+      "trellis-agent": {
+        install: ["TRELLIS_AGENT_IDENTITY_FILE"],
+        keygen: [],
+        version: []
+      }
+    };
+    POSTURE = {
+      "trellis-root": "every command refuses to run when CI, TRELLIS_CI_IDENTITY(_FILE) or TRELLIS_BREAKGLASS_IDENTITY(_FILE) is set",
+      "trellis-ci": "every command refuses to run when TRELLIS_ROOT_IDENTITY(_FILE) is set",
+      "trellis-agent": "every command refuses to run when a root, CI or break-glass identity (TRELLIS_*_IDENTITY(_FILE)) is set"
+    };
+    AGENT_EXIT_CODES = "exit codes: 0 installed or unchanged; 1 the installer refused the release or the reload failed (rolled back); 2 usage, or a malformed bundle or host state; 3 custody or trust refused: another identity, a signer outside the pinned roots, revoked, expired or not yet valid, a release or root CRL dated beyond --clock-skew, a replay, an older root CRL than this host has seen, a root CRL lapsed beyond --crl-grace";
+    CHECK_EXIT_CODES = "exit codes of check (the Nagios plugin codes, this command only): 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (store missing, unreadable or locked, a bad threshold, the metrics file not written); see docs/alerting.md";
+  }
+});
+
+// packages/core/src/store/load-mesh.ts
+function certAt(store, rel) {
+  const pem2 = store.read(rel);
+  if (pem2 === void 0) return {};
+  try {
+    return { pem: pem2, cert: parseCertificate(pem2) };
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `not a PEM certificate (${e2.message})`, {
+      file: rel,
+      hint: "restore it from git history"
+    });
+  }
+}
+function certsAt(rel, pem2) {
+  try {
+    return parseCertificates(pem2);
+  } catch (e2) {
+    throw new TrellisError("corrupt-store", `holds a certificate that does not parse (${e2.message})`, {
+      file: rel,
+      hint: "restore it from git history"
+    });
+  }
+}
+function filesOf(store, services, at) {
+  return new Map(
+    services.flatMap((svc) => {
+      const text = store.read(at(svc));
+      return text === void 0 ? [] : [[svc, text]];
+    })
+  );
+}
+function loadMaterial(store, scope2, hostHeld = []) {
+  const inter = certAt(store, paths2.intermediate(scope2));
+  const leavesText = store.read(paths2.leaves(scope2));
+  const stateText = store.read(paths2.state(scope2));
+  const state = stateText !== void 0 ? parseScopeState(stateText, paths2.state(scope2)) : inter.cert ? { phase: "steady", active: fingerprint(inter.cert), since: iso(inter.cert.notBefore), revoked: [] } : void 0;
+  const evidencePath = state?.evidence ? evidencePaths(scope2, state.evidence).json : void 0;
+  return {
+    intermediatePem: inter.pem,
+    intermediate: inter.cert,
+    keyAge: store.read(paths2.intermediateKey(scope2)),
+    next: certAt(store, paths2.nextIntermediate(scope2)).cert,
+    nextKeyAge: store.read(paths2.nextIntermediateKey(scope2)),
+    previous: certAt(store, paths2.previousIntermediate(scope2)).cert,
+    previousKeyAge: store.read(paths2.previousIntermediateKey(scope2)),
+    oldRootIntermediate: certAt(store, paths2.oldRootIntermediate(scope2)).cert,
+    standby: certAt(store, paths2.standbyIntermediate(scope2)).cert,
+    standbyKeyAge: store.read(paths2.standbyIntermediateKey(scope2)),
+    burned: store.read(paths2.burned(scope2)),
+    state,
+    openEvidence: evidencePath ? store.read(evidencePath) : void 0,
+    crlPem: store.read(paths2.scopeCrl(scope2)),
+    trustPem: store.read(paths2.trust(scope2)),
+    trustOpensslPem: store.read(paths2.trustOpenssl(scope2)),
+    anchorFiles: new Map(
+      [paths2.capath(scope2), paths2.anchors(scope2)].flatMap(
+        (d2) => store.list(d2).map((f) => [`${d2}/${f}`, store.read(`${d2}/${f}`)])
+      )
+    ),
+    leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
+    leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
+    ledger: store.read(paths2.ledger(scope2)) ?? "",
+    csrs: filesOf(store, hostHeld, (svc) => paths2.csr(scope2, svc)),
+    keyProofs: filesOf(store, hostHeld, (svc) => paths2.keyProof(scope2, svc))
+  };
+}
+function loadMesh(store) {
+  const configText = store.read(paths2.config);
+  if (configText === void 0) throw new TrellisError("no-store", `${store.dir} holds no ${STORE_FILE}`);
+  const config = parseMeshConfig(configText);
+  const scopes = store.list("scopes").filter((f) => f.endsWith(".yaml") || f.endsWith(".yml")).map((f) => {
+    if (f.endsWith(".yml"))
+      throw new TrellisError("bad-scope", "scope files end in .yaml", {
+        file: `scopes/${f}`,
+        hint: `rename it to ${f.replace(/\.yml$/, ".yaml")}`
+      });
+    const name = f.slice(0, -".yaml".length);
+    return parseScope(store.read(paths2.scopeFile(name)), name, config.trustDomain);
+  });
+  const root = certAt(store, paths2.rootCert);
+  const rootsPem = store.read(paths2.roots);
+  const rootStateText = store.read(paths2.rootState);
+  const material = /* @__PURE__ */ new Map();
+  for (const s of scopes)
+    material.set(
+      s.name,
+      loadMaterial(
+        store,
+        s.name,
+        s.services.filter((x) => x.key === "host").map((x) => x.name)
+      )
+    );
+  const declared = new Set(scopes.map((s) => s.name));
+  const orphans = store.list("bundles", "dir").filter((d2) => d2 !== "root" && !declared.has(d2));
+  const rootState = rootStateText !== void 0 ? parseRootState(rootStateText, paths2.rootState) : root.cert ? { phase: "steady", active: fingerprint(root.cert), since: iso(root.cert.notBefore), revoked: [] } : void 0;
+  return {
+    dir: store.dir,
+    config,
+    scopes,
+    rootPem: root.pem,
+    root: root.cert,
+    rootsPem,
+    roots: rootsPem ? certsAt(paths2.roots, rootsPem) : [],
+    rootKeyAge: store.read(paths2.rootKey),
+    rootKeyUri: store.read(paths2.rootKeyUri)?.trim(),
+    rootLedger: store.read(paths2.rootLedger) ?? "",
+    previousRoot: certAt(store, paths2.rootPrevious).cert,
+    previousRootKeyAge: store.read(paths2.rootPreviousKey),
+    previousRootKeyUri: store.read(paths2.rootPreviousKeyUri)?.trim(),
+    link: certAt(store, paths2.link).cert,
+    rootState,
+    rootOpenEvidence: rootState?.rotation ? store.read(evidencePaths("root", rootState.rotation.id).json) : void 0,
+    rootCrlPem: store.read(paths2.rootCrl),
+    material,
+    orphans,
+    retired: new Map(orphans.filter((d2) => SCOPE_NAME.test(d2)).map((d2) => [d2, loadMaterial(store, d2)]))
+  };
+}
+var init_load_mesh = __esm({
+  "packages/core/src/store/load-mesh.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_config();
+    init_certificates();
+    init_issuance();
+    init_store();
+    init_paths();
+    init_certificates();
+    init_state_files();
+    init_time();
+    init_crypto();
+    init_names();
+    init_evidence();
+  }
+});
+
+// packages/core/src/report/report.ts
+function renderFindings(findings) {
+  const order = { error: 0, warning: 1, pending: 2, ok: 3 };
+  const sorted = [...findings].sort((a2, b) => order[a2.level] - order[b.level]);
+  const lines = sorted.map(
+    (f) => `${MARK[f.level]} ${f.level.padEnd(7)} ${f.check.padEnd(11)} ${f.scope ? `[${f.scope}] ` : ""}${f.message}${f.file ? `  (${f.file})` : ""}`
+  );
+  const count2 = (l) => findings.filter((f) => f.level === l).length;
+  lines.push(`${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`);
+  return `${lines.join("\n")}
+`;
+}
+function renderStatus(s) {
+  const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
+  lines.push(
+    s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)"
+  );
+  for (const sc of s.scopes) {
+    lines.push(
+      `scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`
+    );
+    if (sc.intermediate)
+      lines.push(
+        `  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`
+      );
+    for (const l of sc.leaves) {
+      lines.push(
+        `  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd()
+      );
+    }
+  }
+  return `${lines.join("\n")}
+`;
+}
+var MARK;
+var init_report = __esm({
+  "packages/core/src/report/report.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    MARK = { error: "✗", warning: "!", pending: "…", ok: "✓" };
+  }
+});
+
+// packages/core/src/verify/markdown.ts
+function renderVerifyMarkdown(mesh, findings, now) {
+  const count2 = (l) => findings.filter((f) => f.level === l).length;
+  const worst = worstLevel(findings);
+  const out = [
+    `### ${MARK2[worst]} trellis verify: ${count2("error")} error(s), ${count2("warning")} warning(s), ${count2("pending")} pending`,
+    "",
+    `Mesh \`${mesh.config.mesh}\` (trust domain \`${mesh.config.trustDomain}\`), as of ${iso(now)}.`,
+    ""
+  ];
+  const pending = pendingScopes(mesh);
+  if (pending.length) {
+    out.push(
+      `**Pending the offline ceremony**: ${pending.map((s) => `\`${s}\``).join(", ")}. After merging, the custodian runs \`trellis-root intermediate --pending\`.`,
+      ""
+    );
+    out.push(renderCeremonySummary(mesh, pending, now).trimEnd(), "");
+  }
+  const notable = findings.filter((f) => f.level !== "ok");
+  if (notable.length) {
+    out.push("| | level | check | scope | finding | file |", "|---|---|---|---|---|---|");
+    for (const f of notable)
+      out.push(
+        `| ${MARK2[f.level]} | ${f.level} | ${f.check} | ${f.scope ?? ""} | ${cell(f.message)} | ${f.file ? `\`${cell(f.file)}\`` : ""} |`
+      );
+    out.push("");
+  }
+  if (count2("ok")) {
+    out.push(`<details><summary>${count2("ok")} check(s) passed</summary>`, "");
+    for (const f of findings.filter((x) => x.level === "ok"))
+      out.push(`- ${f.check}${f.scope ? ` [${f.scope}]` : ""}: ${cell(f.message)}`);
+    out.push("", "</details>");
+  }
+  return `${out.join("\n")}
+`;
+}
+var MARK2, cell;
+var init_markdown = __esm({
+  "packages/core/src/verify/markdown.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_ceremony_plan();
+    init_time();
+    init_finding();
+    MARK2 = { error: "❌", warning: "⚠️", pending: "⏳", ok: "✅" };
+    cell = (s) => s.replace(/\|/g, "\\|").replace(/\n/g, " ");
+  }
+});
+
+// packages/core/src/shell/secret-scan.ts
+import fs5 from "node:fs";
+import path4 from "node:path";
+function committedFiles(store) {
+  const walk2 = (rel) => [
+    ...store.list(rel).map((f) => path4.posix.join(rel, f)),
+    ...store.list(rel, "dir").flatMap((d2) => walk2(path4.posix.join(rel, d2)))
+  ];
+  const top2 = fs5.readdirSync(store.dir, { withFileTypes: true }).filter((e2) => e2.isFile()).map((e2) => e2.name).sort();
+  return [...top2, ...walk2("bundles"), ...walk2("scopes")];
+}
+function secretFindings(store) {
+  const out = [];
+  for (const file of committedFiles(store)) {
+    const what = secretIn(readBounded(store.abs(file), READ_LIMITS.store));
+    if (what)
+      out.push({
+        level: "error",
+        check: "custody",
+        file,
+        message: `holds ${what}: a secret must never be in the tree; remove it, purge it from git history, and treat it as exposed (rotate what it opens)`
+      });
+  }
+  return out;
+}
+var init_secret_scan = __esm({
+  "packages/core/src/shell/secret-scan.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_custody();
+    init_store();
+  }
+});
+
+// packages/core/src/shell/inspect-commands.ts
+function verifyCommand(identity3, extraCustody, held2) {
+  return {
+    command: "verify",
+    describe: identity3 === "ci" ? "Check the store without secrets; with the CI identity, also prove key custody" : "Check the store; with the offline identity, also prove root custody",
+    builder: (y) => formatFlag(y).option("retired-identity", {
+      type: "string",
+      describe: "an identity file retired by rekey: prove it opens no key file in the working tree"
+    }),
+    handler: async (a2) => {
+      if (a2.json && a2.format && a2.format !== "json")
+        throw new TrellisError("usage", `--json and --format ${a2.format} ask for two formats`, {
+          field: "--format",
+          hint: "give one of them"
+        });
+      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({
+        mesh: loadMesh(store),
+        dir: store.dir,
+        secrets: secretFindings(store)
+      }));
+      const ids = held2?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
+      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
+        identity3,
+        { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
+        (p) => readBounded(p, READ_LIMITS.small, { followLink: true })
+      );
+      const now = clock(a2.now);
+      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
+      const findings = [
+        ...secrets,
+        ...await verifyMesh(mesh, now, storeReader(mesh.dir)),
+        ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }),
+        ...retired ? await retiredIdentityFindings(dir, retired) : [],
+        ...await extraCustody?.(mesh, now) ?? []
+      ];
+      const format4 = a2.json ? "json" : a2.format ?? "text";
+      process.stdout.write(
+        format4 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
+` : format4 === "markdown" ? renderVerifyMarkdown(mesh, findings, now) : renderFindings(findings)
+      );
+      if (worstLevel(findings) === "error") process.exitCode = 1;
+    }
+  };
+}
+var jsonFlag, formatFlag, statusCommand;
+var init_inspect_commands = __esm({
+  "packages/core/src/shell/inspect-commands.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_custody();
+    init_load_mesh();
+    init_plan();
+    init_report();
+    init_shell();
+    init_verify();
+    init_markdown();
+    init_errors();
+    init_retired_identity();
+    init_secret_scan();
+    init_store();
+    jsonFlag = (y) => y.option("json", { type: "boolean", describe: "machine-readable output" });
+    formatFlag = (y) => jsonFlag(y).option("format", {
+      type: "string",
+      choices: ["text", "json", "markdown"],
+      describe: "text (default), json (= --json), or markdown: a pull-request comment with what the ceremony will sign"
+    });
+    statusCommand = {
+      command: "status",
+      describe: "Show the root, each scope and its leaves",
+      builder: jsonFlag,
+      handler: async (a2) => {
+        const s = await withStore(a2.store, async (store) => meshStatus(loadMesh(store), clock(a2.now)));
+        process.stdout.write(a2.json ? `${JSON.stringify(s, null, 2)}
+` : renderStatus(s));
+      }
+    };
+  }
+});
+
+// packages/core/src/store/out-path.ts
+import fs6 from "node:fs";
+import path5 from "node:path";
+function kindAt(p) {
+  let st;
+  try {
+    st = fs6.lstatSync(p);
+  } catch (e2) {
+    if (["ENOENT", "ENOTDIR"].includes(e2.code ?? "")) return void 0;
+    throw e2;
+  }
+  const what = st.isSymbolicLink() ? "a symbolic link" : st.isDirectory() ? "a directory" : st.isFIFO() ? "a FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "a device" : st.isSocket() ? "a socket" : "a regular file";
+  return { what, link: st.isSymbolicLink(), file: st.isFile(), dir: st.isDirectory() };
+}
+function anchorOf(p, o2) {
+  if (o2.store !== void 0 && within(path5.resolve(o2.store), p)) return path5.resolve(o2.store);
+  return o2.anchor === void 0 ? void 0 : path5.resolve(o2.anchor);
+}
+function refuseLinksBelowAnchor(p, o2, self2) {
+  const anchor = anchorOf(p, o2);
+  if (anchor === void 0) return;
+  const parts = path5.relative(anchor, p).split(path5.sep).filter(Boolean);
+  let at = anchor;
+  for (const [i2, part] of parts.entries()) {
+    at = path5.join(at, part);
+    if (i2 === parts.length - 1 && !self2) return;
+    const k = kindAt(at);
+    if (k === void 0) return;
+    if (k.link) throw linkRefusal(o2, p, at, anchor);
+  }
+}
+function assertOutsideTrackedTree(dir, storeDir, flag) {
+  const real = (p) => {
+    let existing = path5.resolve(p);
+    const rest = [];
+    while (!fs6.existsSync(existing)) {
+      rest.unshift(path5.basename(existing));
+      existing = path5.dirname(existing);
+    }
+    return path5.join(fs6.realpathSync(existing), ...rest);
+  };
+  const store = real(storeDir);
+  const rel = path5.relative(store, real(dir));
+  if (within(store, path5.join(store, rel)) && rel !== ".trellis" && !rel.startsWith(`.trellis${path5.sep}`)) {
+    throw trackedTreeRefusal(dir, flag, rel);
+  }
+}
+function checkOutFile(file, o2) {
+  const p = path5.resolve(file);
+  if (o2.secret && o2.store !== void 0) assertOutsideTrackedTree(p, o2.store, o2.flag);
+  refuseLinksBelowAnchor(p, o2, false);
+  const k = kindAt(p);
+  if (k?.link) throw linkRefusal(o2, p, p, void 0);
+  if (k && !k.file) {
+    throw new TrellisError(
+      "usage",
+      `cannot write ${p}: it is ${k.what}, not a regular file, and trellis writes only regular files`,
+      {
+        file: o2.file,
+        field: o2.flag,
+        hint: k.dir ? `name a file inside it (${o2.flag} ${path5.join(file, "…")})` : `point ${o2.flag} at a regular file`
+      }
+    );
+  }
+  return p;
+}
+function checkOutDir(dir, o2, named = false) {
+  const p = path5.resolve(dir);
+  refuseLinksBelowAnchor(p, o2, true);
+  const k = kindAt(p);
+  if (k === void 0) return p;
+  if (named && k.link) throw linkRefusal(o2, p, p, void 0);
+  let isDir = false;
+  try {
+    isDir = fs6.statSync(p).isDirectory();
+  } catch {
+  }
+  if (!isDir)
+    throw new TrellisError("usage", `cannot write under ${p}: it is ${kindAt(p).what}, not a directory`, {
+      file: o2.file,
+      field: o2.flag,
+      hint: `point ${o2.flag} elsewhere`
+    });
+  return p;
+}
+function makeOutDir(dir, o2) {
+  const p = checkOutDir(dir, o2);
+  const missing = [];
+  for (let at = p; kindAt(at) === void 0 && path5.dirname(at) !== at; at = path5.dirname(at)) missing.unshift(at);
+  for (const at of missing) {
+    try {
+      fs6.mkdirSync(at, { mode: dirMode(o2) });
+    } catch (e2) {
+      const code2 = e2.code;
+      if (code2 === "EEXIST") continue;
+      if (code2 === "ENOTDIR")
+        throw new TrellisError("usage", `cannot write under ${p}: ${path5.dirname(at)} is not a directory`, {
+          file: o2.file,
+          field: o2.flag,
+          hint: `point ${o2.flag} elsewhere`
+        });
+      throw e2;
+    }
+    fs6.chmodSync(at, dirMode(o2));
+  }
+  return p;
+}
+function writeOutFile(file, content, o2) {
+  const p = checkOutFile(file, o2);
+  makeOutDir(path5.dirname(p), o2);
+  writeFileAtomic(p, content, o2.mode ?? fileMode(o2));
+  return p;
+}
+var fileMode, dirMode, within;
+var init_out_path = __esm({
+  "packages/core/src/store/out-path.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_out_paths();
+    init_store();
+    fileMode = (o2) => o2.secret ? 384 : 420;
+    dirMode = (o2) => o2.secret ? 448 : 493;
+    within = (base, p) => {
+      const rel = path5.relative(base, p);
+      return rel === "" || !rel.startsWith("..") && !path5.isAbsolute(rel);
+    };
+  }
+});
+
+// packages/core/src/shell/check-command.ts
+import path6 from "node:path";
+function thresholdsFrom(a2) {
+  const dur = (v, flag) => v === void 0 ? void 0 : parseDuration(v, { field: `--${flag}` }, "usage");
+  const win = (w, warn, crit, flag) => ({
+    warn: dur(warn, `${flag}-warn`) ?? w.warn,
+    crit: dur(crit, `${flag}-crit`) ?? w.crit
+  });
+  const opt = (warn, crit, flag) => {
+    const w = dur(warn, `${flag}-warn`);
+    const c3 = dur(crit, `${flag}-crit`);
+    return { ...w !== void 0 ? { warn: w } : {}, ...c3 !== void 0 ? { crit: c3 } : {} };
+  };
+  return {
+    root: win(DEFAULT_THRESHOLDS.root, a2.rootWarn, a2.rootCrit, "root"),
+    intermediate: win(DEFAULT_THRESHOLDS.intermediate, a2.intermediateWarn, a2.intermediateCrit, "intermediate"),
+    rootCrl: win(DEFAULT_THRESHOLDS.rootCrl, a2.rootCrlWarn, a2.rootCrlCrit, "root-crl"),
+    leaf: opt(a2.leafWarn, a2.leafCrit, "leaf"),
+    crl: opt(a2.crlWarn, a2.crlCrit, "crl"),
+    gateOverdue: dur(a2.gateOverdue, "gate-overdue") ?? DEFAULT_THRESHOLDS.gateOverdue
+  };
+}
+function describeFailure(e2) {
+  if (isTrellisError(e2)) return e2.message.split("\n")[0];
+  const io = ioFailure(e2);
+  if (io) return io.split("\n")[0];
+  const err = e2;
+  return err?.code && err.path ? `${err.path}: ${err.code} (${err.message.split(":")[0]})` : String(err?.message ?? e2);
+}
+function writeMetricsFile(file, text, store) {
+  writeOutFile(file, text, { flag: "--metrics", store });
+}
+var d, FLAGS, checkCommand;
+var init_check_command = __esm({
+  "packages/core/src/shell/check-command.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_errors();
+    init_health();
+    init_load_mesh();
+    init_metrics();
+    init_shell();
+    init_out_path();
+    init_time();
+    d = formatDuration;
+    FLAGS = [
+      ["root-warn", `warning when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.warn)})`],
+      ["root-crit", `critical when the root has less than this left (default ${d(DEFAULT_THRESHOLDS.root.crit)})`],
+      [
+        "intermediate-warn",
+        `warning when an active or incoming intermediate has less than this left (default ${d(DEFAULT_THRESHOLDS.intermediate.warn)})`
+      ],
+      ["intermediate-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.intermediate.crit)})`],
+      [
+        "root-crl-warn",
+        `warning when the root CRL's nextUpdate is closer than this (default ${d(DEFAULT_THRESHOLDS.rootCrl.warn)})`
+      ],
+      ["root-crl-crit", `critical under this (default ${d(DEFAULT_THRESHOLDS.rootCrl.crit)})`],
+      [
+        "leaf-warn",
+        "warning when a leaf has less than this left (default: past its renewal point, a third of its life left)"
+      ],
+      ["leaf-crit", "critical when a leaf has less than this left (default: a sixth of its life)"],
+      [
+        "crl-warn",
+        "warning when a scope CRL has less than this left (default: past half its life, where renew re-signs it)"
+      ],
+      ["crl-crit", "critical when a scope CRL has less than this left (default: a sixth of its life)"],
+      [
+        "gate-overdue",
+        `warning when an open rotation gate has waited longer than this for renew (default ${d(DEFAULT_THRESHOLDS.gateOverdue)})`
+      ]
+    ];
+    checkCommand = {
+      command: "check",
+      describe: "Monitoring check: every certificate, CRL, pending ceremony and rotation gate against thresholds; Nagios exit codes (0 ok, 1 warning, 2 critical, 3 unknown)",
+      builder: (y) => {
+        let b = y.option("metrics", {
+          type: "string",
+          describe: "also write the node-exporter textfile metrics to FILE, atomically (e.g. /var/lib/prometheus/node-exporter/trellis.prom)"
+        });
+        for (const [flag, describe] of FLAGS) b = b.option(flag, { type: "string", describe });
+        return b.example("$0 check", "from cron, a systemd timer or a monitoring agent: pages on exit 1 and 2").example(
+          "$0 check --intermediate-crit 45d --metrics /var/lib/prometheus/node-exporter/trellis.prom",
+          "stricter, and feed Prometheus"
+        );
+      },
+      handler: async (a2) => {
+        const unknown = (why) => {
+          process.stdout.write(`${unknownLine(why)}
+`);
+          process.exitCode = NAGIOS.unknown;
+        };
+        let report2;
+        let code2;
+        let metrics;
+        let storeDir;
+        try {
+          const t = thresholdsFrom(a2);
+          checkNowFlag(a2, true);
+          const now = clock(a2.now);
+          const mesh = await withStore(a2.store, async (store) => loadMesh(store));
+          storeDir = mesh.dir;
+          const h2 = await meshHealth(mesh, now, t);
+          report2 = renderHealth(h2, t);
+          code2 = NAGIOS[h2.level];
+          if (a2.metrics) metrics = healthMetrics(h2, mesh.config);
+        } catch (e2) {
+          return unknown(describeFailure(e2));
+        }
+        if (a2.metrics && metrics !== void 0) {
+          try {
+            writeMetricsFile(a2.metrics, metrics, storeDir);
+          } catch (e2) {
+            const [first, ...rest] = report2.split("\n");
+            process.stdout.write(
+              `${unknownLine(`cannot write the metrics file ${path6.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
+${rest.join("\n")}`
+            );
+            process.exitCode = NAGIOS.unknown;
+            return;
+          }
+        }
+        process.stdout.write(report2);
+        process.exitCode = code2;
+      }
+    };
+  }
+});
+
+// packages/core/src/shell/index.ts
+var init_shell2 = __esm({
+  "packages/core/src/shell/index.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_retired_identity();
+    init_flags();
+    init_build_info();
+    init_shell();
+    init_help();
+    init_inspect_commands();
+    init_check_command();
+  }
+});
+
+// packages/core/src/store/index.ts
+var init_store2 = __esm({
+  "packages/core/src/store/index.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_store();
+    init_fault_seam_release();
+    init_out_path();
+    init_load_mesh();
   }
 });
 
@@ -50317,7 +50337,7 @@ var init_options = __esm({
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/shell.js
 var concatenateShell;
-var init_shell2 = __esm({
+var init_shell3 = __esm({
   "node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/shell.js"() {
     init_define_TRELLIS_BUILD();
     concatenateShell = (file, commandArguments, options) => options.shell && commandArguments.length > 0 ? [[file, ...commandArguments].join(" "), [], options] : [file, commandArguments, options];
@@ -52864,7 +52884,7 @@ var init_main_sync = __esm({
     init_define_TRELLIS_BUILD();
     init_command();
     init_options();
-    init_shell2();
+    init_shell3();
     init_result();
     init_reject();
     init_handle_sync();
@@ -55206,7 +55226,7 @@ var init_main_async = __esm({
     init_command();
     init_options();
     init_fd_options();
-    init_shell2();
+    init_shell3();
     init_methods();
     init_result();
     init_reject();
@@ -55594,6 +55614,8 @@ var init_install = __esm({
     init_define_TRELLIS_BUILD();
     init_execa();
     init_src();
+    init_store2();
+    init_shell2();
     INSTALLER_PATH = fileURLToPath5(
       new URL(isSelfContainedBuild() ? "./installer.sh" : "../installer.sh", import.meta.url)
     );
@@ -61359,6 +61381,7 @@ init_define_TRELLIS_BUILD();
 
 // packages/ci/src/main.ts
 init_src();
+init_shell2();
 
 // packages/ci/src/posture.ts
 init_define_TRELLIS_BUILD();
@@ -61375,6 +61398,7 @@ import { createPublicKey as createPublicKey4 } from "node:crypto";
 // packages/ci/src/pkcs12-password.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
 var PKCS12_PASSWORD_ENV = "TRELLIS_PKCS12_PASSWORD";
 function pkcs12Password(file, flag, needs) {
   let password;
@@ -61410,6 +61434,8 @@ function pkcs12Password(file, flag, needs) {
 
 // packages/ci/src/commands/bundle.ts
 init_src();
+init_store2();
+init_shell2();
 var FORMATS = ["pem", "openssl", "spiffe", "nginx", "haproxy", "pkcs12", "crl-jvm"];
 var bundle = {
   command: "bundle <scope>",
@@ -61642,22 +61668,27 @@ function spiffeBundles(mesh, scope2, out) {
 // packages/ci/src/commands/plan.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_shell2();
 
 // packages/ci/src/commands/renew.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 import fs12 from "node:fs";
 import path12 from "node:path";
 
 // packages/ci/src/issue.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_shell2();
 import fs9 from "node:fs";
 import path10 from "node:path";
 
 // packages/ci/src/signer.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
 async function ciIdentities(mesh, scopes) {
   assertNoBreakglass(process.env, "routine CI work (it is for trellis-ci activate-standby only)");
   const ids = requireIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
@@ -61699,7 +61730,7 @@ async function openIntermediate(mesh, scope2, ids, which = "active", seam = node
 
 // packages/ci/src/out-write.ts
 init_define_TRELLIS_BUILD();
-init_src();
+init_store2();
 import { spawnSync } from "node:child_process";
 import fs8 from "node:fs";
 import path9 from "node:path";
@@ -62017,7 +62048,7 @@ function workerScript() {
 // packages/ci/src/progress.ts
 init_define_TRELLIS_BUILD();
 var import_cli_progress = __toESM(require_cli_progress(), 1);
-init_src();
+init_shell2();
 var NO_PROGRESS = { start() {
 }, tick() {
 }, stop() {
@@ -62095,6 +62126,7 @@ function progressFor(mode, total, forced, stream2 = process.stderr) {
 // packages/ci/src/out-dir.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
 import fs11 from "node:fs";
 import path11 from "node:path";
 function prepareOutDir(dir, opts2 = {}) {
@@ -62166,6 +62198,8 @@ function wipeOutDir(dir, services) {
 // packages/ci/src/renew-metrics.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 async function withRenewMetrics(file, nowFlag, run, storeFlag) {
   if (!file) {
     await run();
@@ -62490,17 +62524,19 @@ var plan = {
 
 // packages/ci/src/commands/status.ts
 init_define_TRELLIS_BUILD();
-init_src();
+init_shell2();
 var status = statusCommand;
 
 // packages/ci/src/commands/verify.ts
 init_define_TRELLIS_BUILD();
-init_src();
+init_shell2();
 var verify2 = verifyCommand("ci");
 
 // packages/ci/src/commands/revoke.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 import path13 from "node:path";
 var revoke = {
   command: "revoke <target>",
@@ -62545,6 +62581,8 @@ var revoke = {
 // packages/ci/src/commands/deploy.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 import fs15 from "node:fs";
 import os4 from "node:os";
 import path21 from "node:path";
@@ -62588,7 +62626,7 @@ var deploy = {
     "$0 deploy --type dir ssh kubernetes --recorded",
     "the CI step without it: ships only what was signed"
   ),
-  handler: (a2) => runDeploy(a2)
+  handler: (a2) => deployStore(a2)
 };
 function leafFrom(mesh, from, scope2, service) {
   const dir = path21.join(from, scope2, service);
@@ -62610,7 +62648,7 @@ function leafFrom(mesh, from, scope2, service) {
   }
   return { cert: cert2, key, chain: read2("chain.pem") };
 }
-async function runDeploy(a2) {
+async function deployStore(a2, seam = nodeCryptoSeam) {
   if (a2.canary !== void 0 && (!Number.isInteger(a2.canary) || a2.canary < 1))
     throw new TrellisError("usage", "--canary takes a positive whole number");
   if (a2.recordOnly && (a2.recorded || a2.wipeOut || a2.canary !== void 0)) {
@@ -62684,7 +62722,7 @@ async function runDeploy(a2) {
       if (!releases.has(key)) releases.set(key, compose2(j, formats));
       return releases.get(key);
     };
-    if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, a2.scope);
+    if (a2.recordOnly) return recordOnly(store, mesh, jobs, releaseOf, now, seam, a2.scope);
     const signers = /* @__PURE__ */ new Map();
     const sealedScopes = [...new Set(jobs.filter((j) => j.target.type === "sealed").map((j) => j.scope))];
     const held2 = readIdentities("ci", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
@@ -62693,7 +62731,7 @@ async function runDeploy(a2) {
       for (const s of new Set(selected.map((j) => j.scope)))
         signers.set(
           s,
-          await openIntermediate(mesh, s, ids).catch((e2) => {
+          await openIntermediate(mesh, s, ids, "active", seam).catch((e2) => {
             if (e2 instanceof TrellisError) return e2;
             throw e2;
           })
@@ -62836,7 +62874,7 @@ async function runDeploy(a2) {
     if (refusal) throw refusal;
   });
 }
-async function recordOnly(store, mesh, jobs, releaseOf, now, scope2) {
+async function recordOnly(store, mesh, jobs, releaseOf, now, seam, scope2) {
   const ids = await ciIdentities(mesh, scope2 ? [scope2] : void 0);
   const writes = [];
   for (const s of new Set(jobs.map((j) => j.scope))) {
@@ -62854,7 +62892,7 @@ async function recordOnly(store, mesh, jobs, releaseOf, now, scope2) {
 `
       );
     if (!fresh.length) continue;
-    const key = await openIntermediate(mesh, s, ids);
+    const key = await openIntermediate(mesh, s, ids, "active", seam);
     writes.push({
       path: paths2.ledger(s),
       content: appendToLedger(
@@ -62957,17 +62995,19 @@ async function deliver(job, release, ctx) {
 
 // packages/ci/src/commands/check.ts
 init_define_TRELLIS_BUILD();
-init_src();
+init_shell2();
 var check = checkCommand;
 
 // packages/ci/src/commands/version.ts
 init_define_TRELLIS_BUILD();
-init_src();
+init_shell2();
 var version = versionCommand("trellis-ci");
 
 // packages/ci/src/commands/compose.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 var compose = {
   command: "compose",
   describe: "After sharded renews merged: write what spans scopes (each scope's trust bundles, composed from every scope's intermediates) and record it in each changed scope's ledger",
@@ -63008,6 +63048,8 @@ async function runCompose(a2) {
 // packages/ci/src/commands/scope.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 var add2 = {
   command: "add <name>",
   describe: "Scaffold scopes/<name>.yaml for a new region and validate it",
@@ -63061,6 +63103,8 @@ var scope = {
 // packages/ci/src/commands/explain.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 import fs16 from "node:fs";
 function partyOf(mesh, ref) {
   if (!fs16.existsSync(ref)) return recordParty(mesh, ref);
@@ -63109,6 +63153,8 @@ var explain = {
 // packages/ci/src/commands/report.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 var report = {
   command: "report",
   describe: "Write the mesh as one self-contained HTML page: tree, boundary matrix, expiry timeline, rotations, ledger, findings",
@@ -63121,7 +63167,7 @@ var report = {
       const mesh = loadMesh(store);
       return writeOutFile(
         a2.out,
-        renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now), a2.ledger)),
+        renderReportHtml(await reportInput(mesh, now, await verifyMesh(mesh, now, storeReader(mesh.dir)), a2.ledger)),
         to
       );
     });
@@ -63133,6 +63179,8 @@ var report = {
 // packages/ci/src/commands/rekey.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 var rekey = {
   command: "rekey",
   describe: "Re-encrypt every intermediate key the CI identity opens to its scope's confirmed CI recipient (recipients.ciScopes, else recipients.ci), once a custodian confirmed it (retires the identity for those scopes)",
@@ -63209,6 +63257,8 @@ var rekey = {
 // packages/ci/src/commands/activate-standby.ts
 init_define_TRELLIS_BUILD();
 init_src();
+init_store2();
+init_shell2();
 var activateStandby = {
   command: "activate-standby <scope>",
   describe: "Swap in a scope's standby intermediate after a compromise (needs the break-glass identity, not the CI one)",
