@@ -250,6 +250,7 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
   const served: { scope: string; service: string; port: number; prefix: string }[] = [];
   let port = 19443;
   const reloads: Record<string, string> = {};
+  const probes: Record<string, { address: string; spiffe: string }> = {};
   for (const [scope, service] of [
     ['us-east-1', 'api'],
     ['global', 'control'],
@@ -267,10 +268,15 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
         .replace(
           `  ${service}: {}`,
           `  ${service}:\n    deploy:\n      - type: dir\n        path: ${release}\n        reload: ` +
-            `nginx-${scope}-${service}\n        check: 127.0.0.1:${port}`,
+            `nginx-${scope}-${service}\n        check: nginx-${scope}-${service}`,
         ),
     );
     reloads[`nginx-${scope}-${service}`] = `${base} -s reload 2>/dev/null || ${base}`;
+    // The endpoint deploy --canary may connect to, and the SPIFFE ID its leaf carries: the custodian's to allow.
+    probes[`nginx-${scope}-${service}`] = {
+      address: `127.0.0.1:${port}`,
+      spiffe: `spiffe://${scope}.mesh.example/${service}`,
+    };
     const directives = (
       await ci(mesh.store, mesh.ciId, ['bundle', scope, '--format', 'nginx', '--release-dir', release])
     )
@@ -287,7 +293,7 @@ async function throughNginx(mesh: MeshDirs, stranger: MeshDirs, expiredOut: stri
   // key.
   fs.appendFileSync(
     path.join(mesh.store, 'trellis.yaml'),
-    stringify({ deploy: { reload: reloads, dir: { paths: [path.join(work, 'hosts')] } } }),
+    stringify({ deploy: { reload: reloads, dir: { paths: [path.join(work, 'hosts')] }, probe: probes } }),
   );
   process.stdout.write(indent(await offline(mesh.store, ['confirm'], { TRELLIS_ROOT_IDENTITY_FILE: mesh.rootId })));
   process.stdout.write(indent(await ci(mesh.store, mesh.ciId, ['deploy', '--canary', '1'])));

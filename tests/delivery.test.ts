@@ -58,7 +58,7 @@ beforeAll(async () => {
         type: 'dir',
         path: t.releaseDir,
         reload: reloadName(`${k} ${scope}/${service}`),
-        check: `127.0.0.1:${t.port}`,
+        check: reloadName(`${k} ${scope}/${service}`),
       };
     });
   // The custodian allows each terminator's reload command and the release directories; the scope files name them.
@@ -66,6 +66,13 @@ beforeAll(async () => {
   await m.allow({
     dir: { paths: [root] },
     reload: Object.fromEntries(Object.entries(servers).map(([k, t]) => [reloadName(k), t.reload])),
+    // The endpoint each canary check connects to, with the SPIFFE ID its leaf must carry.
+    probe: Object.fromEntries(
+      Object.entries(servers).map(([k, t]) => {
+        const [scope, service] = k.split(' ')[1]!.split('/') as [string, string];
+        return [reloadName(k), { address: `127.0.0.1:${t.port}`, spiffe: `spiffe://${scope}.mesh.example/${service}` }];
+      }),
+    ),
   });
   m.writeScope('us-east-1', [{ api: { deploy: targets('us-east-1', 'api') } }, 'web']);
   m.writeScope('global', [{ control: { deploy: targets('global', 'control') } }]);

@@ -560,15 +560,20 @@ describe('the installer refuses a release that does not validate', () => {
 describe('canary', () => {
   let nginx: Terminator;
   afterAll(() => nginx?.stop());
+  const API = 'spiffe://us-east-1.mesh.example/api';
+  /** deploy.probe with one entry, `name`, as the custodian confirms it. */
+  const probe = (name: string, address: string, extra: { path?: string; spiffe?: string } = {}) => ({
+    probe: { [name]: { address, spiffe: API, ...extra } },
+  });
   it('deploys the canary, checks a real handshake against it, then the rest', async () => {
     nginx = nginxFor(root, 'canary', path.join(root, 'canary-release'));
     const rest = path.join(root, 'canary-rest');
     const m = await withTargets(
       [
-        { type: 'dir', path: nginx.releaseDir, reload: 'nginx', check: `127.0.0.1:${nginx.port}` },
+        { type: 'dir', path: nginx.releaseDir, reload: 'nginx', check: 'canary' },
         { type: 'dir', path: rest },
       ],
-      { reload: { nginx: nginx.reload } },
+      { reload: { nginx: nginx.reload }, ...probe('canary', `127.0.0.1:${nginx.port}`) },
     );
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code, d.stdout).toBe(0);
@@ -578,10 +583,13 @@ describe('canary', () => {
   it('fails a canary whose endpoint does not present the leaf just deployed', async () => {
     const rest = path.join(root, 'canary-wrong-rest');
     // The check points at the nginx of the first canary test, which serves another release.
-    const m = await withTargets([
-      { type: 'dir', path: path.join(root, 'canary-wrong'), check: `https://127.0.0.1:${nginx.port}/` },
-      { type: 'dir', path: rest },
-    ]);
+    const m = await withTargets(
+      [
+        { type: 'dir', path: path.join(root, 'canary-wrong'), check: 'wrong' },
+        { type: 'dir', path: rest },
+      ],
+      probe('wrong', `127.0.0.1:${nginx.port}`, { path: '/' }),
+    );
     expect((await m.ci(['renew', '--force', '--scope', 'us-east-1'])).code).toBe(0);
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code).toBe(1);
@@ -592,14 +600,90 @@ describe('canary', () => {
   });
   it('stops the rollout at the first failed canary', async () => {
     const rest = path.join(root, 'canary-stopped');
-    const m = await withTargets([
-      { type: 'dir', path: path.join(root, 'canary-dead'), check: `127.0.0.1:${freePort()}` },
-      { type: 'dir', path: rest },
-    ]);
+    const m = await withTargets(
+      [
+        { type: 'dir', path: path.join(root, 'canary-dead'), check: 'dead' },
+        { type: 'dir', path: rest },
+      ],
+      probe('dead', `127.0.0.1:${freePort()}`),
+    );
     const d = await m.ci(['deploy', '--canary', '1']);
     expect(d.code).toBe(1);
     expect(d.stdout).toMatch(/^failed .*canary check of 127.0.0.1:\d+ failed/m);
     expect(d.stdout).toMatch(/^skipped .*rollout stopped by a failed canary/m);
     expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
+  });
+  it('fails a canary whose endpoint presents the leaf just deployed under another SPIFFE ID than its entry names', async () => {
+    const rest = path.join(root, 'canary-spiffe-rest');
+    const m = await withTargets(
+      [
+        { type: 'dir', path: nginx.releaseDir, reload: 'nginx', check: 'canary' },
+        { type: 'dir', path: rest },
+      ],
+      {
+        reload: { nginx: nginx.reload },
+        ...probe('canary', `127.0.0.1:${nginx.port}`, { spiffe: 'spiffe://us-east-1.mesh.example/web' }),
+      },
+    );
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code, d.stdout).toBe(1);
+    expect(d.stdout).toContain(`the endpoint's leaf names ${API}, not spiffe://us-east-1.mesh.example/web`);
+    expect(fs.existsSync(path.join(rest, 'current'))).toBe(false);
+  });
+});
+
+describe('a check connects only to an endpoint the custodian confirmed (deploy.probe)', () => {
+  // Each would have CI connect where a pull request says: deploy refuses (exit 3) before it delivers or connects.
+  it.each([
+    {
+      name: 'a scope file that names the endpoint itself, as scope files once did',
+      check: '127.0.0.1:443',
+      allow: {},
+      says: /check "127.0.0.1:443" names an endpoint itself[\s\S]*move it into trellis.yaml as deploy.probe/,
+    },
+    {
+      name: 'an https:// endpoint named in the scope file',
+      check: 'https://evil.example:8443/x',
+      allow: {},
+      says: /names an endpoint itself/,
+    },
+    {
+      name: 'an entry the allow-list does not hold',
+      check: 'elsewhere',
+      allow: { probe: { api: { address: '127.0.0.1:443', spiffe: 'spiffe://us-east-1.mesh.example/api' } } },
+      says: /check "elsewhere" is not in the allow-list \(deploy.probe in trellis.yaml\)[\s\S]*name one of: api/,
+    },
+  ])('$name', async ({ check, allow, says }) => {
+    const target = path.join(root, `probe-refused-${check.replace(/\W/g, '-')}`);
+    const m = await withTargets([{ type: 'dir', path: target, check }], allow);
+    const before = m.snapshot();
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code, d.stdout + d.stderr).toBe(3);
+    expect(d.stderr).toMatch(says);
+    expect(d.stderr).toContain('scopes/us-east-1.yaml');
+    expect(fs.existsSync(target)).toBe(false);
+    expect(m.snapshot()).toEqual(before);
+  });
+
+  it('a probe entry a pull request adds counts only once the custodian confirmed it', async () => {
+    const target = path.join(root, 'probe-unconfirmed');
+    const m = await withTargets([{ type: 'dir', path: target }]);
+    m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: target, check: 'mine' }] } }, 'web']);
+    await m.allow(
+      {
+        dir: { paths: [root] },
+        probe: { mine: { address: '203.0.113.9:443', spiffe: 'spiffe://us-east-1.mesh.example/api' } },
+      },
+      { confirm: false },
+    );
+    const before = m.snapshot();
+    const d = await m.ci(['deploy', '--canary', '1']);
+    expect(d.code, d.stdout + d.stderr).toBe(3);
+    expect(d.stderr).toMatch(/custody-allow-list-unconfirmed[\s\S]*deploy.probe.mine added/);
+    expect(fs.existsSync(target)).toBe(false);
+    expect(m.snapshot()).toEqual(before);
+    // Confirmed, the same entry resolves and deploy runs (without --canary nothing connects to it).
+    expect((await m.root(['confirm'])).code).toBe(0);
+    expect((await m.ci(['deploy', '--scope', 'us-east-1'])).code).toBe(0);
   });
 });

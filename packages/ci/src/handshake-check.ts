@@ -1,7 +1,8 @@
 /**
  * The canary's handshake check: after a target reloads, connect to its TLS
  * endpoint as a client of the same service and require that the server both
- * verifies under the new bundle and presents the leaf just deployed. With an
+ * verifies under the new bundle and presents the leaf just deployed, with the
+ * SPIFFE ID its deploy.probe entry names. With an
  * https:// check, an HTTP request must also get a status below 400 (nginx
  * completes the handshake and answers 400 when it refuses a client).
  */
@@ -13,9 +14,11 @@ export async function handshakeCheck(
   check: string,
   servername: string,
   release: Release,
+  spiffe: string | undefined,
   timeoutMs = 5000,
 ): Promise<{ ok: boolean; error?: string }> {
-  const tlsOk = await tlsCheck(check.replace(/^https:\/\//, '').replace(/\/.*$/, ''), servername, release, timeoutMs);
+  const address = check.replace(/^https:\/\//, '').replace(/\/.*$/, '');
+  const tlsOk = await tlsCheck(address, servername, release, spiffe, timeoutMs);
   if (!tlsOk.ok || !check.startsWith('https://')) return tlsOk;
   const url = new URL(check);
   return new Promise((resolve) => {
@@ -46,6 +49,7 @@ async function tlsCheck(
   address: string,
   servername: string,
   release: Release,
+  spiffe: string | undefined,
   timeoutMs: number,
 ): Promise<{ ok: boolean; error?: string }> {
   const [host, port] = [
@@ -72,8 +76,14 @@ async function tlsCheck(
     sock.on('secureConnect', () => {
       const presented = sock.getPeerX509Certificate();
       const got = presented ? Buffer.from(presented.fingerprint256.replace(/:/g, ''), 'hex').toString('hex') : '';
+      const uris = (presented?.subjectAltName ?? '').split(', ').filter((n) => n.startsWith('URI:'));
       if (expected && got !== expected)
         done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
+      else if (spiffe && !uris.includes(`URI:${spiffe}`))
+        done({
+          ok: false,
+          error: `the endpoint's leaf names ${uris.map((u) => u.slice(4)).join(', ') || 'no SPIFFE ID'}, not ${spiffe}`,
+        });
       // Give the server its turn to refuse our client certificate (TLS 1.3 does so after the client's Finished).
       else setTimeout(() => done({ ok: !sock.destroyed }), 200);
     });

@@ -264,7 +264,7 @@ export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): P
     if (unchecked.length)
       throw new TrellisError(
         'usage',
-        `canary target ${describeTarget(unchecked[0]!.target)} has no check (host:port) to run a handshake against`,
+        `canary target ${describeTarget(unchecked[0]!.target)} has no check (an entry of deploy.probe) to run a handshake against`,
         { file: paths.scopeFile(unchecked[0]!.scope) },
       );
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
@@ -391,6 +391,7 @@ export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): P
             job.target.check,
             serviceDnsName(job.scope, job.service, mesh.config.trustDomain),
             material,
+            job.target.checkSpiffe,
           );
           if (!c.ok) throw new TrellisError('peer-failed', `canary check of ${job.target.check} failed: ${c.error}`);
           done.detail += `; canary handshake ok`;

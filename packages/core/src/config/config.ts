@@ -83,7 +83,9 @@ export type DeployTarget =
       path: string;
       reload?: string;
       reloadCommand?: string;
+      /** The confirmed endpoint: host:port, or https://host:port/path. */
       check?: string;
+      checkSpiffe?: string;
       formats?: ReleaseFormat[];
       allowedRoot: string;
     }
@@ -94,6 +96,7 @@ export type DeployTarget =
       reload?: string;
       reloadCommand?: string;
       check?: string;
+      checkSpiffe?: string;
       formats?: ReleaseFormat[];
       address: string;
       port: number;
@@ -126,6 +129,21 @@ export interface DeployAllowList {
   kubernetes: Record<string, { namespaces: string[] }>;
   /** host name → its agent's age recipient. */
   sealed: Record<string, { recipient: string }>;
+  /**
+   * name → a TLS endpoint CI may connect to as a client (a deploy's canary check). Absent when there is none, so a
+   * confirmation recorded before the section existed keeps its digest.
+   */
+  probe?: Record<string, ProbeEndpoint>;
+}
+
+/** An endpoint CI may connect to: where, the HTTP path to ask for (a refusal after the handshake counts), who it is. */
+interface ProbeEndpoint {
+  /** host:port */
+  address: string;
+  /** With a path, a request must get a status below 400 (nginx answers 400 to a client it does not verify). */
+  path?: string;
+  /** The SPIFFE ID the endpoint's leaf must carry. */
+  spiffe: string;
 }
 
 export interface ServiceDef {
@@ -605,7 +623,10 @@ const HINT = {
   user: 'a POSIX user name: letters, digits, "_", ".", "-", not beginning with "-"',
   path: 'an absolute, normalized path: no "..", "." or empty segments, no spaces or control characters',
   entry: 'the name of an entry of the deploy allow-list in trellis.yaml (lower-case letters, digits, "-" and ".")',
-  check: 'host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400',
+  check: 'the name of an entry of deploy.probe in trellis.yaml (the endpoint a canary handshake checks)',
+  address: 'host:port of a TLS endpoint (an IPv6 literal in brackets)',
+  httpPath: 'an absolute HTTP path: "/" then printable characters, no spaces',
+  spiffe: 'a SPIFFE ID: spiffe://<trust domain>/<path>',
   hostKey:
     'the host\'s public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never ' +
     'learned on first use',
@@ -622,7 +643,12 @@ function field(r: Reader, v: unknown, at: string, kind: keyof typeof HINT): stri
     user: (x: string) => POSIX_USER.test(x),
     path: isNormalizedPath,
     entry: (x: string) => ENTRY_NAME.test(x),
-    check: isCheckEndpoint,
+    // An entry name; an endpoint written here (as scope files once did) parses, and deploy refuses it with the way
+    // to move it into the allow-list.
+    check: (x: string) => ENTRY_NAME.test(x) || isCheckEndpoint(x),
+    address: (x: string) => isCheckEndpoint(x) && !x.startsWith('https://') && !x.includes('/'),
+    httpPath: (x: string) => /^\/[!-~]*$/.test(x),
+    spiffe: (x: string) => /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(x),
     hostKey: isSshPublicKey,
     namespace: (x: string) => DNS_1123_LABEL.test(x),
     context: (x: string) => KUBE_CONTEXT.test(x),
@@ -661,9 +687,18 @@ function entries<T>(
 }
 
 function readAllowList(r: Reader, raw: unknown, at: string): DeployAllowList {
-  const d = r.map(raw, at, ['reload', 'dir', 'ssh', 'kubernetes', 'sealed']);
+  const d = r.map(raw, at, ['reload', 'dir', 'ssh', 'kubernetes', 'sealed', 'probe']);
   const dir = r.map(d.dir ?? {}, `${at}.dir`, ['paths']);
+  const probe = entries(r, d.probe, `${at}.probe`, (v, f) => {
+    const m = r.map(v, f, ['address', 'path', 'spiffe']);
+    return {
+      address: field(r, m.address, `${f}.address`, 'address'),
+      ...(m.path === undefined ? {} : { path: field(r, m.path, `${f}.path`, 'httpPath') }),
+      spiffe: field(r, m.spiffe, `${f}.spiffe`, 'spiffe'),
+    };
+  });
   return {
+    ...(Object.keys(probe).length ? { probe } : {}),
     reload: entries(r, d.reload, `${at}.reload`, (v, f) => field(r, v, f, 'command')),
     dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
     ssh: entries(r, d.ssh, `${at}.ssh`, (v, f) => {

@@ -56,9 +56,9 @@ export function confirmedAllowList(mesh: Mesh): Confirmation {
 export function allowListChanges(before: DeployAllowList, after: DeployAllowList): string[] {
   const out: string[] = [];
   const show = (v: unknown) => (typeof v === 'string' ? JSON.stringify(v) : canonicalJson(v));
-  for (const section of ['reload', 'ssh', 'kubernetes', 'sealed'] as const) {
-    const b = before[section] as Record<string, unknown>;
-    const a = after[section] as Record<string, unknown>;
+  for (const section of ['reload', 'ssh', 'kubernetes', 'sealed', 'probe'] as const) {
+    const b = (before[section] ?? {}) as Record<string, unknown>;
+    const a = (after[section] ?? {}) as Record<string, unknown>;
     for (const k of [...new Set([...Object.keys(b), ...Object.keys(a)])].sort()) {
       const at = `deploy.${section}.${k}`;
       if (!(k in b)) out.push(`${at} added: ${show(a[k])}`);
@@ -108,6 +108,30 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
       );
     return { reloadCommand: cmd };
   };
+  // CI connects only to an endpoint the custodian confirmed: a scope file names an entry of deploy.probe.
+  const check = (name: string | undefined): { check?: string; checkSpiffe?: string } | Refusal => {
+    if (name === undefined) return {};
+    if (name.includes(':'))
+      return refuse(
+        'check',
+        `check ${JSON.stringify(name)} names an endpoint itself, and CI connects only to endpoints the custodian ` +
+          `confirmed (deploy.probe in trellis.yaml)`,
+        `move it into trellis.yaml as deploy.probe.<name> (address: host:port; path: the https:// path, if any; ` +
+          `spiffe: the SPIFFE ID the endpoint presents), have the custodian confirm it (trellis-root confirm), and ` +
+          `write check: <name> here (docs/deploy-allow-list.md)`,
+      );
+    const probe = allow.probe?.[name];
+    if (!probe)
+      return refuse(
+        'check',
+        `check ${JSON.stringify(name)} is not in the allow-list (deploy.probe in trellis.yaml)`,
+        `name one of: ${Object.keys(allow.probe ?? {}).join(', ') || '(none)'}; ${addOne}`,
+      );
+    return {
+      check: probe.path ? `https://${probe.address}${probe.path}` : probe.address,
+      checkSpiffe: probe.spiffe,
+    };
+  };
   switch (t.type) {
     case 'dir': {
       if (!under(t.path, allow.dir.paths))
@@ -117,10 +141,11 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
           `use a path under: ${allow.dir.paths.join(', ') || '(none)'}; ${addOne}`,
         );
       const r = reload(t.reload);
+      const c = check(t.check);
       // The most specific grant: below it, deploy follows no link (out-path.ts), so the release stays where the
       // custodian allowed.
       const allowedRoot = allow.dir.paths.filter((x) => under(t.path, [x])).sort((a, b) => b.length - a.length)[0]!;
-      return 'field' in r ? r : { ...t, ...r, allowedRoot };
+      return 'field' in r ? r : 'field' in c ? c : { ...t, ...r, ...c, allowedRoot };
     }
     case 'ssh': {
       const host = allow.ssh[t.host];
@@ -138,8 +163,10 @@ export function resolveTarget(allow: DeployAllowList, t: DeploySelection, at: st
         );
       const r = reload(t.reload);
       if ('field' in r) return r;
+      const c = check(t.check);
+      if ('field' in c) return c;
       const { paths: _, host: address, ...conn } = host;
-      return { ...t, ...r, ...conn, address };
+      return { ...t, ...r, ...c, ...conn, address };
     }
     case 'kubernetes': {
       // Without a context nothing is applied: the manifests stay in CI's workspace.

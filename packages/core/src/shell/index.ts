@@ -1,4 +1,7 @@
-/** @trellis/core/shell: the shell every CLI shares (runMain, the clock, help, shared commands): the only code of the core that reads process or the wall clock. */
+/**
+ * @trellis/core/shell: the shell every CLI shares (runMain, the clock, help, shared commands): the only code of the
+ * core that reads process or the wall clock.
+ */
 export { ageFilesIn } from './retired-identity.js';
 export { refuseRepeatedFlags } from './flags.js';
 export { isSelfContainedBuild, versionCommand } from './build-info.js';

@@ -1,4 +1,7 @@
-/** @trellis/core/store: the store (journal, lock, loading, output paths): the only code of the core that touches the filesystem. */
+/**
+ * @trellis/core/store: the store (journal, lock, loading, output paths): the only code of the core that touches the
+ * filesystem.
+ */
 export {
   Store,
   storeReader,
