@@ -86,7 +86,8 @@ beforeAll(async () => {
 
 describe('check --metrics', () => {
   it('writes a file promtool accepts, with HELP and TYPE for every family', async () => {
-    expect(checkRun.code, checkRun.stdout).toBe(1); // a pending ceremony, the incoming intermediate's missing anchor CRL
+    // A pending ceremony, the incoming intermediate's missing anchor CRL.
+    expect(checkRun.code, checkRun.stdout).toBe(1);
     const text = fs.readFileSync(checkFile, 'utf8');
     const r = await tool('promtool', ['check', 'metrics'], { input: text });
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -132,7 +133,8 @@ describe('check --metrics', () => {
         `trellis_certificate_not_after_seconds{tier="leaf",scope="us-east-1",service="api",role="current",serial="${leaf.serial.toUpperCase()}"}`,
       ),
     ).toBe(unix(new Date(leaf.notAfter)));
-    expect(samples(text).filter((s) => s.name === 'trellis_certificate_not_after_seconds')).toHaveLength(6); // root, 3 intermediates, 2 leaves
+    // Root, 3 intermediates, 2 leaves.
+    expect(samples(text).filter((s) => s.name === 'trellis_certificate_not_after_seconds')).toHaveLength(6);
   });
 
   it('CRL nextUpdate matches OpenSSL; phases, the next gate and time-to-unsafe per scope', async () => {

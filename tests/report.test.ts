@@ -64,8 +64,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
+// The page shows serials as OpenSSL prints them.
 const serialOf = async (rel: string) =>
-  (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!; // the page shows serials as OpenSSL prints them
+  (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!;
 const notAfterOf = async (rel: string) =>
   new Date(
     (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-enddate'])).stdout.trim().split('=')[1]!,

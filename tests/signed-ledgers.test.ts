@@ -600,7 +600,8 @@ describe('revoke acts only on a proven record', () => {
     const serial = /serial: (\w+)/.exec(m.read('bundles/us-east-1/leaves.yaml'))![1]!;
     const r = await m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`serial ${serial.toUpperCase()}`); // printed as OpenSSL prints it; the ledger keeps the stored form
+    // Printed as OpenSSL prints it; the ledger keeps the stored form.
+    expect(r.stdout).toContain(`serial ${serial.toUpperCase()}`);
     expect(parseLedger(m.read(US)).entries.at(-1)!.details.serial).toBe(serial);
   });
 });

@@ -50,11 +50,13 @@ export function breakglassToRecord(c: Ceremony, confirmed: boolean): Record<stri
   const recorded = lastConfirmedRecord(c.mesh, 'breakglassRecipient')?.breakglassRecipient;
   if (recorded === current) return {};
   if (!confirmed) {
+    const since =
+      recorded === undefined
+        ? 'has never been confirmed'
+        : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`;
     throw new TrellisError(
       'custody-recipients',
-      `recipients.breakglass ` +
-        `${recorded === undefined ? 'has never been confirmed' : `changed since the root ledger last recorded it (${String(recorded)} → ${current})`}: ` +
-        `the standby key would be encrypted to it`,
+      `recipients.breakglass ${since}: the standby key would be encrypted to it`,
       {
         file: 'trellis.yaml',
         field: 'recipients.breakglass',

@@ -406,7 +406,8 @@ async function runDeploy(a: Args): Promise<void> {
     const writes: FileWrite[] = [];
     for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
-      if (!key || key instanceof TrellisError) continue; // unsigned, so unrecorded: a ledger holds only what its keys vouch for
+      // Unsigned, so unrecorded: a ledger holds only what its keys vouch for.
+      if (!key || key instanceof TrellisError) continue;
       const mine = outcomes.filter((o) => o.job.scope === s);
       writes.push({
         path: paths.ledger(s),
@@ -449,9 +450,11 @@ async function runDeploy(a: Args): Promise<void> {
       );
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     const notDone = failed + heldOutcomes.length;
+    const failedNote = failed ? `, ${failed} failed` : '';
+    const heldNote = heldOutcomes.length ? `, ${heldOutcomes.length} held` : '';
+    const stoppedNote = stopped ? '; rollout stopped at the canary' : '';
     process.stdout.write(
-      `${outcomes.length - notDone} of ${outcomes.length} target(s) ` +
-        `done${failed ? `, ${failed} failed` : ''}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`,
+      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failedNote}${heldNote}${stoppedNote}\n`,
     );
     if (failed || stopped) process.exitCode = 1;
     if (a.wipeOut) {
