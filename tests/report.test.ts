@@ -98,9 +98,8 @@ describe('the report in Chromium', () => {
         expect(await node.isVisible()).toBe(true);
       }
     }
-    const next = page.locator(
-      `#tree .inter[data-scope="us-east-1"][data-serial="${await serialOf('bundles/us-east-1/intermediate.next.pem')}"]`,
-    );
+    const nextSerial = await serialOf('bundles/us-east-1/intermediate.next.pem');
+    const next = page.locator(`#tree .inter[data-scope="us-east-1"][data-serial="${nextSerial}"]`);
     expect(await next.textContent()).toMatch(/us-east-1\s*next/);
   });
 
