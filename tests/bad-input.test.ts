@@ -1466,7 +1466,7 @@ describe('the workstation clock set back (faketime, no --now)', () => {
       new RegExp(
         String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than ` +
           String.raw`the newest root ledger entry \(${new Date(T0).toISOString()}\)\n\s+` +
-          String.raw`→ set the workstation clock right`,
+          '→ set the workstation clock right',
       ),
     );
     expect(snap.now()).toEqual(snap.before);

@@ -100,7 +100,7 @@ describe('exit codes from real store states', () => {
     expect(r.code, r.stdout).toBe(1);
     expect(lines(r.stdout)[0]).toMatch(
       new RegExp(
-        String.raw`^TRELLIS WARNING - 0 critical, 2 warning: ` +
+        '^TRELLIS WARNING - 0 critical, 2 warning: ' +
           String.raw`global\/control: leaf serial \w+ expires ${later(DAY)} \(in 7h\)`,
       ),
     );
@@ -189,7 +189,7 @@ describe('intermediates, by remaining time (warn 90d, crit 30d)', () => {
     expect(r.code, r.stdout).toBe(2);
     expect(lines(r.stdout)[0]).toMatch(
       new RegExp(
-        String.raw`^TRELLIS CRITICAL - 2 critical, 0 warning: ` +
+        '^TRELLIS CRITICAL - 2 critical, 0 warning: ' +
           String.raw`global: active intermediate serial \w+ expires ${at(end)} \(in 20d\)`,
       ),
     );
@@ -223,7 +223,7 @@ describe('CRLs by nextUpdate', () => {
     expect(half.stdout).toMatch(
       new RegExp(
         String.raw`^WARNING +crl +us-east-1 +leaf CRL of .* next update ${later(6 * HOUR)} \(in 2h\): ` +
-          String.raw`warning under 3h; trellis-ci renew re-signs it`,
+          'warning under 3h; trellis-ci renew re-signs it',
         'm',
       ),
     );
