@@ -141,10 +141,10 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
 /** A shipped script without its test-only fault seam: the lines between its markers become inert definitions. */
 export function withoutFaultSeam(text) {
   const m = /^# fault-seam:begin.*\n[\s\S]*?^# fault-seam:end\n/m.exec(text);
-  const outside = 'a shipped script reads TRELLIS_FAULT outside its fault-seam markers';
-  if (!m && /TRELLIS_FAULT/.test(text)) throw new Error(outside);
+  const stray = 'a shipped script reads TRELLIS_FAULT outside its fault-seam markers';
+  if (!m && /TRELLIS_FAULT/.test(text)) throw new Error(stray);
   const out = m ? text.replace(m[0], 'point() { :; }\nfault_report() { :; }\n') : text;
-  if (/TRELLIS_FAULT/.test(out)) throw new Error(outside);
+  if (/TRELLIS_FAULT/.test(out)) throw new Error(stray);
   return Buffer.from(out);
 }
 
@@ -252,7 +252,6 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
   const bom = files.get('sbom.cdx.json');
   artifacts.push({ file: 'sbom.cdx.json', sha256: sha256(bom), bytes: bom.length });
   const manifest = { format: 'trellis-release/1', commit: info.commit, date: info.date, node: '>=20.19', artifacts };
-  // Scripts run as they are; everything else is read.
   const mode = (file) => (file.endsWith('.mjs') || file.endsWith('.sh') ? 0o755 : 0o644);
   for (const [file, bytes] of files) fs.writeFileSync(path.join(out, file), bytes, { mode: mode(file) });
   fs.writeFileSync(path.join(out, 'manifest.json'), json(manifest));
