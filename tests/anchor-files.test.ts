@@ -309,13 +309,11 @@ describe('verify judges the anchor files; renew repairs them', () => {
     ['missing', (d: FakeMesh, f: string) => fs.rmSync(d.path(f)), /anchor file missing/],
     [
       'stale (another anchor in it)',
-      (d: FakeMesh, f: string) =>
-        fs.writeFileSync(
-          d.path(f),
-          d.read(
-            `bundles/eu-west-1/capath/${ls(d, 'bundles/eu-west-1/capath').find((n) => !ls(d, 'bundles/us-east-1/capath').includes(n))!}`,
-          ),
-        ),
+      (d: FakeMesh, f: string) => {
+        // An anchor file of eu-west-1's capath that us-east-1's does not hold.
+        const other = ls(d, 'bundles/eu-west-1/capath').find((n) => !ls(d, 'bundles/us-east-1/capath').includes(n))!;
+        fs.writeFileSync(d.path(f), d.read(`bundles/eu-west-1/capath/${other}`));
+      },
       /does not hold exactly the anchor/,
     ],
   ] as const)('a %s capath file is an error naming it, and renew rewrites it', async (_, damage, message) => {

@@ -1464,7 +1464,9 @@ describe('the workstation clock set back (faketime, no --now)', () => {
     expect(r.code, r.stderr).toBe(3);
     expect(r.stderr).toMatch(
       new RegExp(
-        String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than the newest root ledger entry \(${new Date(T0).toISOString()}\)\n\s+→ set the workstation clock right`,
+        String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than ` +
+          String.raw`the newest root ledger entry \(${new Date(T0).toISOString()}\)\n\s+` +
+          '→ set the workstation clock right',
       ),
     );
     expect(snap.now()).toEqual(snap.before);

@@ -619,10 +619,10 @@ beforeAll(async () => {
   // On demand, each verifier's own words per cell and the matrix docs/conformance.md shows: to refresh the doc.
   if (process.env.CONFORMANCE_REPORT) {
     fs.writeFileSync(`${process.env.CONFORMANCE_REPORT}.md`, `${renderMatrix(ROWS)}\n`);
-    fs.writeFileSync(
-      process.env.CONFORMANCE_REPORT,
-      `${cells.map((c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`).join('\n')}\n`,
+    const lines = cells.map(
+      (c, i) => `${c.row.name}\t${VERIFIER_LABEL[c.v]}\t${results[i]!.accepted ? '✓' : '✗'}\t${results[i]!.detail}`,
     );
+    fs.writeFileSync(process.env.CONFORMANCE_REPORT, `${lines.join('\n')}\n`);
   }
 }, 120_000);
 
@@ -754,10 +754,12 @@ function renderMatrix(rows: Row[]): string {
   const head = `| case | purpose | anchor | table | ${VERIFIERS.map((v) => VERIFIER_LABEL[v]).join(' | ')} |`;
   const sep = `|---|---|---|---|${VERIFIERS.map(() => '---').join('|')}|`;
   const mark = (ok: boolean) => (ok ? '✓' : '✗');
+  const cell = (r: (typeof rows)[number], v: (typeof VERIFIERS)[number]) =>
+    r.diverges?.[v] ? `${mark(!r.accepted)} †` : v === 'botan' ? '✗ ‡' : mark(r.accepted);
   const lines = rows.map(
     (r) =>
       `| ${r.name} | ${r.purpose} | ${r.anchor} | ${mark(r.accepted)} | ` +
-      `${VERIFIERS.map((v) => (r.diverges?.[v] ? `${mark(!r.accepted)} †` : v === 'botan' ? '✗ ‡' : mark(r.accepted))).join(' | ')} |`,
+      `${VERIFIERS.map((v) => cell(r, v)).join(' | ')} |`,
   );
   return [head, sep, ...lines].join('\n');
 }

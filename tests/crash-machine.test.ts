@@ -147,7 +147,10 @@ describe('a full disk', () => {
     const r = await disk.m.root(['rotate', 'intermediate', 'us-east-1', '--now', T0, '--now-ahead']);
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(
-      /\.trellis\/journal\.tmp-\w+\/[\w.]+: write failed: no space left on the device \(ENOSPC\)\n  → free space on that disk and rerun/,
+      new RegExp(
+        /\.trellis\/journal\.tmp-\w+\/[\w.]+: write failed: no space left on the device \(ENOSPC\)\n  → /.source +
+          /free space on that disk and rerun/.source,
+      ),
     );
     expect(r.stderr).not.toMatch(STACK_TRACE);
     expect(disk.m.snapshot()).toEqual(before);

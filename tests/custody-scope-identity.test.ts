@@ -148,7 +148,10 @@ describe('a CI identity per scope, end to end', () => {
     const rekey = await m.ci(['rekey']);
     expect(rekey.code).toBe(3);
     expect(rekey.stderr).toMatch(
-      /recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\).*not what a custodian last confirmed/,
+      new RegExp(
+        /recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\).*not what a /.source +
+          /custodian last confirmed/.source,
+      ),
     );
     expect(snap.now()).toEqual(snap.before);
     // Unconfirmed, the map separates nothing: the shared identity still renews a region, and verify warns.
@@ -185,7 +188,10 @@ describe('a CI identity per scope, end to end', () => {
     const v = await m.ci(['verify']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(
-      /encrypted to the shared CI recipient \(recipients\.ci\), but us-east-1's confirmed CI recipient is scope us-east-1's own/,
+      new RegExp(
+        /encrypted to the shared CI recipient \(recipients\.ci\), but us-east-1's confirmed CI recipient /.source +
+          /is scope us-east-1's own/.source,
+      ),
     );
 
     const k = await m.ci(['rekey']);
@@ -230,7 +236,10 @@ describe('a CI identity per scope, end to end', () => {
       [
         ids['eu-west-1']!.file,
         'us-east-1',
-        /scope eu-west-1's own CI recipient \(recipients\.ciScopes\.eu-west-1\)\) also opens the intermediate key of eu-west-1/,
+        new RegExp(
+          /scope eu-west-1's own CI recipient \(recipients\.ciScopes\.eu-west-1\)\) also opens the /.source +
+            /intermediate key of eu-west-1/.source,
+        ),
       ],
       [
         m.ciIdentityFile,
@@ -312,7 +321,10 @@ describe('a CI identity per scope, end to end', () => {
     expect(refused.code).toBe(3);
     const dry = await m.root(['confirm', '--confirm-recipients', '--dry-run']);
     expect(dry.stdout).toMatch(
-      /would confirm \(with --confirm-recipients\) 1 CI recipient change\(s\):\n {2}recipients\.ciScopes\.ap-south-1 age1\S+ \(confirmed: none, the shared one\)/,
+      new RegExp(
+        /would confirm \(with --confirm-recipients\) 1 CI recipient change\(s\):\n {2}/.source +
+          /recipients\.ciScopes\.ap-south-1 age1\S+ \(confirmed: none, the shared one\)/.source,
+      ),
     );
     expect((await m.root(['confirm', '--confirm-recipients'])).code).toBe(0);
     // ap-south-1's identity provisioned before its ceremony opens nothing yet: beside us-east-1's it is not too broad,
@@ -389,7 +401,10 @@ describe('a CI identity per scope, end to end', () => {
     const v = await g.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: all });
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(
-      /global.*encrypted to scope us-east-1's own CI recipient \(recipients\.ciScopes\.us-east-1\), but global's confirmed CI recipient is the shared CI recipient/,
+      new RegExp(
+        /global.*encrypted to scope us-east-1's own CI recipient \(recipients\.ciScopes\.us-east-1\), but /.source +
+          /global's confirmed CI recipient is the shared CI recipient/.source,
+      ),
     );
 
     // Without any secret: a region key on a post-quantum recipient when its recipient is classic.

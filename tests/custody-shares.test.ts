@@ -295,7 +295,10 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).not.toMatch(/AGE-SECRET-KEY/);
     expect(r.stdout + r.stderr).toMatch(
-      /the 4 shares written to stdout \(the terminal, or the file it was redirected to\) are now the only way into the root key/,
+      new RegExp(
+        /the 4 shares written to stdout \(the terminal, or the file it was redirected to\) are now the /.source +
+          /only way into the root key/.source,
+      ),
     );
     const fresh = r.stdout.split(/\n(?=# trellis offline root identity, share )/).map((b, i) => {
       const f = path.join(s.base, `new-share-${i + 1}`);

@@ -520,7 +520,8 @@ describe('reproducible', () => {
       ['a', 'UTC'],
       ['b', 'Pacific/Kiritimati'],
     ] as const) {
-      const clone = path.join(work, `clone-${i}`, 'trellis'); // different depths and names: nothing may depend on the path
+      // Different depths and names: nothing may depend on the path.
+      const clone = path.join(work, `clone-${i}`, 'trellis');
       if (i === 'b') fs.mkdirSync(path.join(work, 'clone-b', 'deeper'), { recursive: true });
       const dir = i === 'b' ? path.join(work, 'clone-b', 'deeper', 'src') : clone;
       execFileSync('git', ['clone', '--quiet', '--no-checkout', REPO, dir]);

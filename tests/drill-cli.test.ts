@@ -77,7 +77,8 @@ describe('trellis-drill', () => {
     expect(r.stdout).toContain(`== switch, ${at(RUN_NOW, DAY + HOUR)}`);
     expect(r.stdout).toContain(`== retire, ${at(RUN_NOW, 8 * DAY + HOUR)}`);
     expect(r.stdout).toMatch(/the old intermediate's key is deleted\s+yes/);
-    const total = 4 * 7 * 4 + 3 * 4 + 4 + 1; // 4 phases × 7 rows × 4 servers, the behind row in 3 phases, verify in each phase, the key check
+    // 4 phases × 7 rows × 4 servers, the behind row in 3 phases, verify in each phase, the key check.
+    const total = 4 * 7 * 4 + 3 * 4 + 4 + 1;
     expect(r.stdout).toContain(`OK: all ${total} checks across 4 phases match their expectation`);
     expect(hashTree(mesh.dir)).toEqual(before); // the real store is only read
   }, 180_000);
@@ -114,15 +115,18 @@ describe('trellis-drill', () => {
     });
     expect(r.code).toBe(1);
     const m = matrixOf(r.stdout, 'publish');
-    expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗'); // a valid pair refused: both trust a stranger's intermediate now
+    // A valid pair refused: both trust a stranger's intermediate now.
+    expect(m.get('us-east-1/web')!.get('us-east-1/api')).toBe('✗');
     expect(r.stdout).toMatch(/us-east-1\/web → us-east-1\/api: (client|server): /);
-    expect(r.stdout).toMatch(/trellis-ci verify \(errors\)\s+1: .*UNEXPECTED \(want none\)/); // verify sees the tampered bundle too
+    // verify sees the tampered bundle too.
+    expect(r.stdout).toMatch(/trellis-ci verify \(errors\)\s+1: .*UNEXPECTED \(want none\)/);
     expect(r.stdout).toMatch(
       /^FAIL: publish: bundles trust \{old, new\}, signing on old: \d+ of \d+ cell\(s\) differ$/m,
     );
     expect(r.stdout).toContain('stopped after publish');
     expect(r.stdout).not.toContain('checklist, switch');
-    expect(matrixOf(r.stdout, 'before').get('us-east-1/web')!.get('us-east-1/api')).toBe('✓'); // the phase before was fine
+    // The phase before was fine.
+    expect(matrixOf(r.stdout, 'before').get('us-east-1/web')!.get('us-east-1/api')).toBe('✓');
   }, 180_000);
 
   it.each([

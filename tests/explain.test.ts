@@ -78,7 +78,8 @@ beforeAll(async () => {
   ).toBe(0);
   fs.writeFileSync(
     path.join(scratch, 'ext'),
-    'subjectAltName=URI:spiffe://us-east-1.mesh.example/api,DNS:api.us-east-1.mesh.example\nextendedKeyUsage=serverAuth,clientAuth\n',
+    'subjectAltName=URI:spiffe://us-east-1.mesh.example/api,DNS:api.us-east-1.mesh.example\n' +
+      'extendedKeyUsage=serverAuth,clientAuth\n',
   );
   expect(
     (
@@ -365,10 +366,16 @@ describe('what explain says', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/the handshake PASSES/);
     expect(r.stdout).toMatch(
-      /✓ name-constraints every name inside global\.mesh\.example \(a JVM applies this only with the scope check in docs\/jvm\.md\)/,
+      new RegExp(
+        /✓ name-constraints every name inside global\.mesh\.example \(a JVM applies this only with the /.source +
+          /scope check in docs\/jvm\.md\)/.source,
+      ),
     );
     expect(r.stdout).toMatch(
-      /declared for a jvm verifier:\n {2}- a JVM \(Java PKIX, JSSE\) does not apply a trust anchor's name constraints.*the name boundary holds only with the scope check in docs\/jvm\.md/,
+      new RegExp(
+        /declared for a jvm verifier:\n {2}- a JVM \(Java PKIX, JSSE\) does not apply a trust anchor's /.source +
+          /name constraints.*the name boundary holds only with the scope check in docs\/jvm\.md/.source,
+      ),
     );
     expect(r.stdout).toMatch(/crl\.jvm\.pem \(bundle --format crl-jvm\), not crl\.pem/);
     // The section it points to is there.

@@ -277,7 +277,8 @@ function setAt(obj: Record<string, any>, dotted: string, value: unknown): void {
 function apply(m: FakeMesh, a: Attempt): void {
   for (const s of a.scopes) {
     const file = m.path(`scopes/${s.name}.yaml`);
-    if (!path.resolve(file).startsWith(m.path('scopes'))) continue; // a name that leaves scopes/ is not a file a pull request adds there
+    // A name that leaves scopes/ is not a file a pull request adds there.
+    if (!path.resolve(file).startsWith(m.path('scopes'))) continue;
     try {
       fs.rmSync(file, { force: true });
       const link = {

@@ -123,7 +123,10 @@ describe('a dir target with formats: [pkcs12]', () => {
     const r = await fresh.ci(['deploy']);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /scopes\/us-east-1\.yaml services\.api\.deploy\[0\]\.formats: \[pkcs12\] needs a store password: neither --pkcs12-password-file nor TRELLIS_PKCS12_PASSWORD gives one/,
+      new RegExp(
+        /scopes\/us-east-1\.yaml services\.api\.deploy\[0\]\.formats: \[pkcs12\] needs a store password: /.source +
+          /neither --pkcs12-password-file nor TRELLIS_PKCS12_PASSWORD gives one/.source,
+      ),
     );
     expect(fs.existsSync(path.join(root, 'no-password'))).toBe(false);
     expect(fresh.snapshot()).toEqual(before);

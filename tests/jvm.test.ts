@@ -351,7 +351,8 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
     expect(count(shipped)).toBe(3); // us-east-1's and global's leaf CRLs, the root's CRL
     // The release's crl.pem as renew and revoke leave it in the output directory (what deploy ships).
     const edge = path.dirname(path.dirname(m.out('us-east-1', 'api', 'key.pem')));
-    expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4); // crl.pem: a leaf CRL and an anchor CRL per anchor
+    // crl.pem: a leaf CRL and an anchor CRL per anchor.
+    expect(count(fs.readFileSync(path.join(edge, 'crl.pem'), 'utf8'))).toBe(4);
   });
 });
 
@@ -380,7 +381,8 @@ describe('the scope check (ScopeCheck in tests/jvm/Handshake.java, docs/jvm.md)'
     const impostor = await keystore('eu-west-1', 'api', forgedDir);
     const control = await keystore('global', 'control');
     const genuine = await keystore('eu-west-1', 'api');
-    expect(await handshake(control, impostor, trust)).toEqual({ server: 'accepted', client: 'accepted' }); // the gap issue 24 names
+    // The gap issue 24 names.
+    expect(await handshake(control, impostor, trust)).toEqual({ server: 'accepted', client: 'accepted' });
     const asClient = await handshake(control, impostor, trust, undefined, true);
     expect(asClient.server).toMatch(
       /^refused trellis scope check: \S*eu-west-1\.mesh\.example\S* is outside the scope of anchor .*us-east-1/,

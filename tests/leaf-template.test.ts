@@ -391,7 +391,8 @@ describe('PEM', () => {
         .toString('base64')
         .replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
     for (let n = 0; n <= 200; n++) {
-      const der = webcrypto.getRandomValues(new Uint8Array(n + 3)).subarray(3); // a view at an offset, as DER slices are
+      // A view at an offset, as DER slices are.
+      const der = webcrypto.getRandomValues(new Uint8Array(n + 3)).subarray(3);
       expect(pemEncode('CERTIFICATE', der), `${n} bytes`).toBe(reference('CERTIFICATE', der));
     }
   });

@@ -86,7 +86,8 @@ beforeAll(async () => {
 
 describe('check --metrics', () => {
   it('writes a file promtool accepts, with HELP and TYPE for every family', async () => {
-    expect(checkRun.code, checkRun.stdout).toBe(1); // a pending ceremony, the incoming intermediate's missing anchor CRL
+    // A pending ceremony, the incoming intermediate's missing anchor CRL.
+    expect(checkRun.code, checkRun.stdout).toBe(1);
     const text = fs.readFileSync(checkFile, 'utf8');
     const r = await tool('promtool', ['check', 'metrics'], { input: text });
     expect(r.code, r.stdout + r.stderr).toBe(0);
@@ -104,35 +105,24 @@ describe('check --metrics', () => {
       const serial = /serial=(\w+)/.exec(r.stdout)![1]!; // the label is the serial as OpenSSL prints it
       return { notAfter: unix(new Date(/notAfter=(.*)/.exec(r.stdout)![1]!)), serial };
     };
+    // Each certificate's sample, by its labels.
+    const notAfter = (labels: string) => value(text, `trellis_certificate_not_after_seconds{${labels}}`);
     const root = await expiry('bundles/root/root.pem');
-    expect(
-      value(
-        text,
-        `trellis_certificate_not_after_seconds{tier="root",scope="",service="",role="active",serial="${root.serial}"}`,
-      ),
-    ).toBe(root.notAfter);
+    expect(notAfter(`tier="root",scope="",service="",role="active",serial="${root.serial}"`)).toBe(root.notAfter);
     const active = await expiry('bundles/us-east-1/intermediate.pem');
-    expect(
-      value(
-        text,
-        `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="active",serial="${active.serial}"}`,
-      ),
-    ).toBe(active.notAfter);
+    expect(notAfter(`tier="intermediate",scope="us-east-1",service="",role="active",serial="${active.serial}"`)).toBe(
+      active.notAfter,
+    );
     const next = await expiry('bundles/us-east-1/intermediate.next.pem');
-    expect(
-      value(
-        text,
-        `trellis_certificate_not_after_seconds{tier="intermediate",scope="us-east-1",service="",role="next",serial="${next.serial}"}`,
-      ),
-    ).toBe(next.notAfter);
+    expect(notAfter(`tier="intermediate",scope="us-east-1",service="",role="next",serial="${next.serial}"`)).toBe(
+      next.notAfter,
+    );
     const leaf = parse(m.read('bundles/us-east-1/leaves.yaml')).api;
     expect(
-      value(
-        text,
-        `trellis_certificate_not_after_seconds{tier="leaf",scope="us-east-1",service="api",role="current",serial="${leaf.serial.toUpperCase()}"}`,
-      ),
+      notAfter(`tier="leaf",scope="us-east-1",service="api",role="current",serial="${leaf.serial.toUpperCase()}"`),
     ).toBe(unix(new Date(leaf.notAfter)));
-    expect(samples(text).filter((s) => s.name === 'trellis_certificate_not_after_seconds')).toHaveLength(6); // root, 3 intermediates, 2 leaves
+    // Root, 3 intermediates, 2 leaves.
+    expect(samples(text).filter((s) => s.name === 'trellis_certificate_not_after_seconds')).toHaveLength(6);
   });
 
   it('CRL nextUpdate matches OpenSSL; phases, the next gate and time-to-unsafe per scope', async () => {
@@ -237,7 +227,10 @@ describe('the metrics file is replaced atomically', () => {
       const r = await m.clone().ci(['renew', '--now', at(T), '--now-ahead', '--metrics', path.join(d, 'trellis.prom')]);
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
-        /renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not written: .*(permission denied|operation not permitted)/,
+        new RegExp(
+          /renew completed \(0 leaves minted and committed\) but its metrics file .*trellis\.prom was not /.source +
+            /written: .*(permission denied|operation not permitted)/.source,
+        ),
       );
     } finally {
       await tool('chattr', ['-i', d]);

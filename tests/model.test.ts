@@ -476,10 +476,9 @@ class Model {
     if (!pairs.length) return;
     const when = at(this.now);
     const epoch = String(Math.floor(this.now.getTime() / 1000));
-    const go = spawnSync(GOBATCH, {
-      input: `${pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`).join('\n')}\n`,
-      encoding: 'utf8',
-    });
+    // One line per pair for the Go batch verifier: bundle, leaf, time.
+    const batch = pairs.map((p) => `${path.join(this.dir, `bundles/${p.bundle}/trust.pem`)}\t${p.l.file}\t${when}`);
+    const go = spawnSync(GOBATCH, { input: `${batch.join('\n')}\n`, encoding: 'utf8' });
     expect(go.status, go.stderr).toBe(0);
     const goVerdicts = go.stdout.trim().split('\n');
     // One OpenSSL run per bundle, every judged leaf in it: "FILE: OK" for each that verifies.

@@ -63,7 +63,10 @@ describe('renew output directory', () => {
         fs.symlinkSync(elsewhere, link);
         return { args: ['--out', link], untouched: elsewhere };
       },
-      /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it points\n  → remove the link, or point --out at a real directory/,
+      new RegExp(
+        /cannot write leaves under .*: it is a symbolic link, and leaf keys would be written wherever it /.source +
+          /points\n  → remove the link, or point --out at a real directory/.source,
+      ),
     ],
     [
       'a default whose .trellis is a symbolic link out of the store',
@@ -74,7 +77,10 @@ describe('renew output directory', () => {
         fs.symlinkSync(elsewhere, m.path('.trellis'));
         return { args: [], untouched: elsewhere };
       },
-      /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the store, and leaf keys would leave it/,
+      new RegExp(
+        /cannot write leaves under .*\.trellis\/out: it resolves to .* through a symbolic link inside the /.source +
+          /store, and leaf keys would leave it/.source,
+      ),
     ],
     [
       'a scope directory in the output that links into bundles/ (keys git would commit)',
@@ -84,7 +90,10 @@ describe('renew output directory', () => {
         fs.symlinkSync('../../bundles/us-east-1', m.path('.trellis/out/us-east-1'));
         return { args: [], untouched: undefined }; // the store, bundles/ included, stays byte-identical
       },
-      /cannot write leaves under .*\.trellis\/out: us-east-1 in it is a symbolic link, and leaf keys would be written wherever it points/,
+      new RegExp(
+        /cannot write leaves under .*\.trellis\/out: us-east-1 in it is a symbolic link, and leaf keys /.source +
+          /would be written wherever it points/.source,
+      ),
     ],
     [
       'a service directory in the output that links elsewhere',
@@ -106,7 +115,10 @@ describe('renew output directory', () => {
         fs.chownSync(theirs, 65534, 65534);
         return { args: ['--out', theirs], untouched: theirs };
       },
-      /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), and its owner could read the leaf keys/,
+      new RegExp(
+        /cannot write leaves under .*theirs-\w+: it belongs to uid 65534, not to this user \(uid \d+\), /.source +
+          /and its owner could read the leaf keys/.source,
+      ),
     ],
     [
       '--out at a file',

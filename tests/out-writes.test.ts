@@ -332,7 +332,11 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
         const r = await m.ci(['deploy']);
         expect(r.code, r.stdout + r.stderr).toBe(3);
         expect(r.stderr).toMatch(
-          /scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic link inside .*, and the release \(its key included\) would land wherever it points, outside the allow-list/,
+          new RegExp(
+            /scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic /.source +
+              /link inside .*, and the release \(its key included\) would land wherever it points, outside /.source +
+              /the allow-list/.source,
+          ),
         );
         expect(fs.readdirSync(victim)).toEqual([]);
         expect(hashTree(m.dir)).toEqual(before);

@@ -216,8 +216,11 @@ const attacks: [string, Attack][] = [
         scopeWith(m, { type: 'sealed', host: 'edge-1' });
       },
       code: 3,
-      names:
-        /trellis.yaml: deploy: the deploy allow-list differs .*deploy.sealed.edge-1 changed: .*age1.*→.*age1.*trellis-root confirm/s,
+      names: new RegExp(
+        /trellis.yaml: deploy: the deploy allow-list differs .*deploy.sealed.edge-1 changed: /.source +
+          /.*age1.*→.*age1.*trellis-root confirm/.source,
+        's',
+      ),
       verify: /deploy.sealed.edge-1 changed/,
     },
   ],
@@ -279,8 +282,11 @@ const attacks: [string, Attack][] = [
     {
       pr: (m) => scopeWith(m, { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: 'attacker-cluster' }),
       code: 3,
-      names:
-        /services.api.deploy\[0\].context: kubectl context "attacker-cluster" is not in the allow-list.*name one of: prod-eu/s,
+      names: new RegExp(
+        /services.api.deploy\[0\].context: kubectl context "attacker-cluster" is not in the /.source +
+          /allow-list.*name one of: prod-eu/.source,
+        's',
+      ),
       verify: /context "attacker-cluster"/,
     },
   ],
@@ -313,8 +319,11 @@ const attacks: [string, Attack][] = [
         scopeWith(m, { type: 'dir', path: path.join(srv, 'api'), reload: 'pwn' });
       },
       code: 3,
-      names:
-        /trellis.yaml: deploy: the deploy allow-list differs from the one the custodian last confirmed: deploy.reload.pwn added: "touch .*".*trellis-root confirm/s,
+      names: new RegExp(
+        /trellis.yaml: deploy: the deploy allow-list differs from the one the custodian last confirmed: /.source +
+          /deploy.reload.pwn added: "touch .*".*trellis-root confirm/.source,
+        's',
+      ),
       verify: /deploy.reload.pwn added: "touch .*", not confirmed by the custodian/,
     },
   ],
@@ -396,7 +405,10 @@ describe('the same targets, confirmed by the custodian, deploy', () => {
     const dry = await m.root(['confirm', '--dry-run']);
     expect(dry.code).toBe(0);
     expect(dry.stdout).toMatch(
-      /would confirm 1 change\(s\) to the deploy allow-list and signing policy:\n {2}deploy.reload.second added: "true"/,
+      new RegExp(
+        /would confirm 1 change\(s\) to the deploy allow-list and signing /.source +
+          /policy:\n {2}deploy.reload.second added: "true"/.source,
+      ),
     );
     const noRoot = await m.root(['confirm'], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
     expect(noRoot.code).toBe(3);

@@ -65,8 +65,9 @@ afterAll(async () => {
   await browser?.close();
 });
 
+// The page shows serials as OpenSSL prints them.
 const serialOf = async (rel: string) =>
-  (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!; // the page shows serials as OpenSSL prints them
+  (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-serial'])).stdout.trim().split('=')[1]!;
 const notAfterOf = async (rel: string) =>
   new Date(
     (await tool('openssl', ['x509', '-in', m.path(rel), '-noout', '-enddate'])).stdout.trim().split('=')[1]!,
@@ -98,9 +99,8 @@ describe('the report in Chromium', () => {
         expect(await node.isVisible()).toBe(true);
       }
     }
-    const next = page.locator(
-      `#tree .inter[data-scope="us-east-1"][data-serial="${await serialOf('bundles/us-east-1/intermediate.next.pem')}"]`,
-    );
+    const nextSerial = await serialOf('bundles/us-east-1/intermediate.next.pem');
+    const next = page.locator(`#tree .inter[data-scope="us-east-1"][data-serial="${nextSerial}"]`);
     expect(await next.textContent()).toMatch(/us-east-1\s*next/);
   });
 

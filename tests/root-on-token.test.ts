@@ -89,7 +89,10 @@ describe('a root key on a PKCS#11 token', () => {
     expect(fs.readFileSync(path.join(store, 'bundles/root/root.key.uri'), 'utf8')).toBe(`${URI}\n`);
     const objects = await pkcs11Objects(t);
     expect(objects).toMatch(
-      /Private Key Object; EC[\s\S]*label:\s+root[\s\S]*Access:\s+sensitive, always sensitive, never extractable, local/,
+      new RegExp(
+        /Private Key Object; EC[\s\S]*label:\s+root[\s\S]*Access:\s+sensitive, always sensitive, never /.source +
+          /extractable, local/.source,
+      ),
     );
     expect(objects).toMatch(/Usage:\s+sign\n/); // a signing key only
     // The init ledger entry and root CRL were signed on the token: OpenSSL checks the CRL with root.pem.
@@ -232,7 +235,10 @@ describe('a root key on a PKCS#11 token', () => {
     const v = await trellisRoot(['verify', '--store', store], { env: t.env });
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(
-      /error\s+custody\s+the token does not prove this root key: bundles\/root\/root.pem: the token key pkcs11:token=trellis-root;object=other does not match bundles\/root\/root.pem/,
+      new RegExp(
+        /error\s+custody\s+the token does not prove this root key: bundles\/root\/root.pem: the token key /.source +
+          /pkcs11:token=trellis-root;object=other does not match bundles\/root\/root.pem/.source,
+      ),
     );
     const before = hashTree(store);
     const crl = await trellisRoot(['crl', '--store', store], { env: t.env });

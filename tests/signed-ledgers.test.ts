@@ -143,7 +143,8 @@ describe('every entry is signed by a key its writer holds', () => {
         f,
       ).toBe(true);
     }
-    const rootFp = `sha256:${sha256Hex(new Uint8Array(parseCertificate(pristine.read('bundles/root/root.pem')).rawData))}`;
+    const rootDer = new Uint8Array(parseCertificate(pristine.read('bundles/root/root.pem')).rawData);
+    const rootFp = `sha256:${sha256Hex(rootDer)}`;
     const [init] = parseLedger(pristine.read(ROOT_LEDGER)).entries;
     expect(init!.signer!.fingerprint).toBe(rootFp);
     const us = parseLedger(pristine.read(US)).entries;
@@ -175,7 +176,10 @@ describe('every entry is signed by a key its writer holds', () => {
         const k = await strangerKey();
         return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'pr' }, US, k).text;
       },
-      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/,
+      new RegExp(
+        /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's /.source +
+          /ledger recorded/.source,
+      ),
     ],
     [
       "a scope-ledger entry signed by another region's intermediate",
@@ -184,7 +188,10 @@ describe('every entry is signed by a key its writer holds', () => {
         const k = await intermediateKey(m, 'eu-west-1');
         return (t: string) => appendToLedger(t, { op: 'renew', at: T1, actor: 'ci' }, US, k).text;
       },
-      /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's ledger recorded/,
+      new RegExp(
+        /entry 3: signed by sha256:\w+, which is neither a recorded root nor an intermediate this scope's /.source +
+          /ledger recorded/.source,
+      ),
     ],
     [
       "a root-ledger entry signed by a scope's intermediate (a stolen CI identity)",
@@ -556,7 +563,10 @@ describe('paths read from records stay inside the store', () => {
         level: 'error',
         file: US,
         message: expect.stringMatching(
-          /seq 3 details\.evidence: evidence path ".*secret\.json" is not a file under bundles\/us-east-1\/evidence\/: not read/,
+          new RegExp(
+            /seq 3 details\.evidence: evidence path ".*secret\.json" is not a file under /.source +
+              /bundles\/us-east-1\/evidence\/: not read/.source,
+          ),
         ),
       }),
     );
@@ -592,7 +602,12 @@ describe('revoke acts only on a proven record', () => {
       m,
       () => m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']),
       1,
-      /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to act on a record the ledger does not prove.*restore bundles\/us-east-1\/leaves.yaml from git/s,
+      new RegExp(
+        /bundles\/us-east-1\/leaves.yaml: sha256: does not hash to what scope-ledger entry 2 /.source +
+          /recorded.*refusing to act on a record the ledger does not prove.*restore /.source +
+          /bundles\/us-east-1\/leaves.yaml from git/.source,
+        's',
+      ),
     );
   });
   it('with the record as the ledger proves it, revoke revokes exactly that serial', async () => {
@@ -600,7 +615,8 @@ describe('revoke acts only on a proven record', () => {
     const serial = /serial: (\w+)/.exec(m.read('bundles/us-east-1/leaves.yaml'))![1]!;
     const r = await m.ci(['revoke', 'us-east-1/api', '--now', T1, '--now-ahead']);
     expect(r.code, r.stderr).toBe(0);
-    expect(r.stdout).toContain(`serial ${serial.toUpperCase()}`); // printed as OpenSSL prints it; the ledger keeps the stored form
+    // Printed as OpenSSL prints it; the ledger keeps the stored form.
+    expect(r.stdout).toContain(`serial ${serial.toUpperCase()}`);
     expect(parseLedger(m.read(US)).entries.at(-1)!.details.serial).toBe(serial);
   });
 });

@@ -269,8 +269,10 @@ describe('one seam for every signature', () => {
       'packages/core/src/x509/certificates.ts', // @peculiar/x509's encode-and-sign: nodeCryptoSeam.signCertificate
       'packages/core/src/x509/revocation.ts', // the same for CRLs: nodeCryptoSeam.signCrl
     ]);
-    const primitive =
-      /(?:^|[^.\w])(?:sign|createSign|signBytes|signLeaves)\(|subtle\.sign\(|X509(?:Certificate|Crl)Generator\.create\(/;
+    const primitive = new RegExp(
+      /(?:^|[^.\w])(?:sign|createSign|signBytes|signLeaves)\(|/.source +
+        /subtle\.sign\(|X509(?:Certificate|Crl)Generator\.create\(/.source,
+    );
     const offenders: string[] = [];
     for (const pkg of fs.readdirSync(path.join(REPO, 'packages'))) {
       const src = path.join(REPO, 'packages', pkg, 'src');

@@ -130,7 +130,11 @@ describe('every deploy on the record: the identity step signs what the keyless s
     const r = await m.ci(['deploy', '--type', 'dir', '--recorded'], NO_ID);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(
-      /^failed +us-east-1\/api .*not on the record: the release is sha256:[0-9a-f]{64}, bundles\/us-east-1\/ledger\.jsonl recorded sha256:/m,
+      new RegExp(
+        /^failed +us-east-1\/api .*not on the record: the release is sha256:[0-9a-f]{64}, /.source +
+          /bundles\/us-east-1\/ledger\.jsonl recorded sha256:/.source,
+        'm',
+      ),
     );
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
     // A pull request appends the digest it wants, unsigned: the ledger does not count it, so it ships nothing either.
@@ -256,7 +260,10 @@ describe('dir target', () => {
     const d = await m.ci(['deploy']);
     expect(d.code, d.stdout + d.stderr).toBe(1);
     expect(d.stdout).toMatch(
-      /reload failed and rolled back: reload failed; rolled back to nothing; the reload said: nginx: \[emerg\] open\(\) ".*absent\.conf" failed \(2: No such file or directory\)/,
+      new RegExp(
+        /reload failed and rolled back: reload failed; rolled back to nothing; the reload said: nginx: /.source +
+          /\[emerg\] open\(\) ".*absent\.conf" failed \(2: No such file or directory\)/.source,
+      ),
     );
     expect(fs.existsSync(path.join(dir, 'current'))).toBe(false);
     // A reload that prints terminal controls and a flood: escaped, one line, cut short.

@@ -435,7 +435,10 @@ describe('through the real commands', () => {
     const v = await findings(m);
     expect(v.code).toBe(1);
     expect(v.findings.find((f) => f.check === 'ownership')?.message).toMatch(
-      /"edge\.us-east-1\.mesh\.example" is claimed by us-east-1\/db \(scopes\/us-east-1\.yaml services\.db\.dns\[0\]\) and us-east-1\/web \(scopes\/us-east-1\.yaml services\.web\.dns\[0\]\)/,
+      new RegExp(
+        /"edge\.us-east-1\.mesh\.example" is claimed by us-east-1\/db \(scopes\/us-east-1\.yaml /.source +
+          /services\.db\.dns\[0\]\) and us-east-1\/web \(scopes\/us-east-1\.yaml services\.web\.dns\[0\]\)/.source,
+      ),
     );
     const before = serials(m, 'us-east-1');
     const r = await m.ci(['renew', '--force', '--now', T]);

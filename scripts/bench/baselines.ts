@@ -95,8 +95,10 @@ export function opensslLoop(n: number, issuer: { cert: string; key: string }, di
   const conf = path.join(dir, 'leaf.cnf');
   fs.writeFileSync(conf, opensslLeafConfig());
   return `set -e; cd '${dir}'; i=0; while [ $i -lt ${n} ]; do
-LEAF_DNS=svc-$i.region-01.mesh.example LEAF_URI=spiffe://region-01.mesh.example/svc-$i openssl req -x509 -new -config '${conf}' \
--newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key-$i.pem -out cert-$i.pem -days ${LEAF_DAYS} -CA '${issuer.cert}' -CAkey '${issuer.key}' 2>/dev/null
+LEAF_DNS=svc-$i.region-01.mesh.example LEAF_URI=spiffe://region-01.mesh.example/svc-$i \
+openssl req -x509 -new -config '${conf}' \
+-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout key-$i.pem -out cert-$i.pem \
+-days ${LEAF_DAYS} -CA '${issuer.cert}' -CAkey '${issuer.key}' 2>/dev/null
 i=$((i+1)); done`;
 }
 

@@ -37,13 +37,15 @@ import {
 } from './table.js';
 
 const HOUR = 3_600_000;
-const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE] [--deploy-targets N|all] [--cli release|tsc] [--keep]
+const USAGE = `usage: pnpm bench [--sizes 1k,10k,50k] [--layouts mesh,single] [--quick] [--json FILE] \
+[--deploy-targets N|all] [--cli release|tsc] [--keep]
   --sizes           services per mesh (default 1k,10k,50k)
   --layouts         mesh: global + 20 regions; single: one region holds every service (default both)
   --quick           a smoke run: 1k, mesh layout, small samples
   --json FILE       keep the raw numbers
   --deploy-targets  how many services get a dir target (default 210, spread over the scopes; all: every one)
-  --cli             which build runs: release (default; the single-file bundles of pnpm dist, built into the scratch directory) or tsc (packages/*/dist)
+  --cli             which build runs: release (default; the single-file bundles of pnpm dist, built into the scratch \
+directory) or tsc (packages/*/dist)
   --keep            keep the scratch meshes (their paths are printed)`;
 
 export interface Options {
@@ -207,9 +209,11 @@ async function runMesh(layout: Layout, services: number, o: Options, scratch: st
       ...(count !== undefined ? { count } : {}),
       ...extra,
     });
+    const mint = extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : '';
+    const tsc = extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : '';
     say(
       `${layout} ${sizeLabel(services)}: ${command} ${r.seconds.toFixed(2)} s, ${r.rssMb.toFixed(0)} ` +
-        `MB${count !== undefined ? `, ${count}` : ''}${extra.mint ? `; mint phase ${extra.mint.seconds.toFixed(2)} s` : ''}${extra.tscSeconds ? `; tsc build ${extra.tscSeconds.toFixed(2)} s` : ''}`,
+        `MB${count !== undefined ? `, ${count}` : ''}${mint}${tsc}`,
     );
   };
   const ci = async (what: string, args: string[], now: Date, c: Parameters<BenchMesh['ci']>[1] = {}) =>

@@ -32,7 +32,11 @@ const CLIS = [
   { file: 'trellis-ci.mjs', entry: 'packages/ci/src/main.ts', needs: ['installer.sh', 'mint-worker.mjs'] },
   { file: 'trellis-agent.mjs', entry: 'packages/agent/src/main.ts', needs: ['installer.sh'] },
   // The drill runs the real trellis-root and trellis-ci of the same release, beside it.
-  { file: 'trellis-drill.mjs', entry: 'packages/drill/src/main.ts', needs: ['trellis-root.mjs', 'trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs', 'drill-probe.mjs'] },
+  {
+    file: 'trellis-drill.mjs',
+    entry: 'packages/drill/src/main.ts',
+    needs: ['trellis-root.mjs', 'trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs', 'drill-probe.mjs'],
+  },
 ];
 /**
  * Files that ship beside the bundles, as the code finds them (new URL('./name', import.meta.url)).
@@ -40,22 +44,33 @@ const CLIS = [
  */
 const BESIDE = [
   { file: 'installer.sh', from: 'packages/agent/installer.sh' },
-  { file: 'mint-worker.mjs', entry: 'packages/ci/src/mint-worker.ts' }, // renew's leaf-signing threads (packages/ci/src/mint-pool.ts)
-  { file: 'drill-probe.mjs', entry: 'packages/drill/src/probe.ts' }, // the drill's handshakes, run under libfaketime (packages/drill/src/probe-at.ts)
+  // renew's leaf-signing threads (packages/ci/src/mint-pool.ts)
+  { file: 'mint-worker.mjs', entry: 'packages/ci/src/mint-worker.ts' },
+  // the drill's handshakes, run under libfaketime (packages/drill/src/probe-at.ts)
+  { file: 'drill-probe.mjs', entry: 'packages/drill/src/probe.ts' },
 ];
 /** What the bundles are made of: the newest commit touching these names the build (tests and docs do not count). */
-const INPUTS = ['packages', ':(exclude)packages/*/test', 'pnpm-lock.yaml', 'tsconfig.base.json', 'scripts/dist/build.mjs'];
+const INPUTS = [
+  'packages',
+  ':(exclude)packages/*/test',
+  'pnpm-lock.yaml',
+  'tsconfig.base.json',
+  'scripts/dist/build.mjs',
+];
 /** What the GitHub Action runs (action.yml): trellis-ci and what it needs. */
 const ACTION_FILES = ['trellis-ci.mjs', 'installer.sh', 'mint-worker.mjs'];
 
 const sha256 = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex');
-const git = (...args) => execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+const git = (...args) =>
+  execFileSync('git', args, { cwd: ROOT, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
 
 /** The commit the sources are, and its date: the only clock this build reads. */
 function sourceCommit() {
   try {
     if (git('rev-parse', '--is-shallow-repository') === 'true') {
-      throw new Error('a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch ' + '--unshallow)');
+      throw new Error(
+        'a shallow clone cannot tell which commit last changed the sources: fetch the history (git fetch --unshallow)',
+      );
     }
     const commit = git('log', '-1', '--format=%H', '--', ...INPUTS);
     const date = new Date(git('log', '-1', '--format=%cI', commit)).toISOString().replace(/\.000Z$/, 'Z');
@@ -66,6 +81,15 @@ function sourceCommit() {
     throw new Error(`not a git checkout (${ROOT}): the build is named by the commit of its sources`);
   }
 }
+
+/** Resolves each import of fault-seam.js to fault-seam.release.ts beside it. */
+const INERT_FAULT_SEAM = {
+  name: 'inert-fault-seam',
+  setup: (b) =>
+    b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({
+      path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')),
+    })),
+};
 
 async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
   const result = await build({
@@ -79,13 +103,23 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
     charset: 'utf8',
     legalComments: 'eof', // the bundled packages' licence notices travel with them
     // Bundled CommonJS packages call require() for Node's built-ins; an ES module has none of its own.
-    banner: { js: "import { createRequire as __trellisCreateRequire } from 'node:module';\nconst require = " + "__trellisCreateRequire(import.meta.url);" },
+    banner: {
+      js:
+        "import { createRequire as __trellisCreateRequire } from 'node:module';\n" +
+        'const require = __trellisCreateRequire(import.meta.url);',
+    },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their
     // source.
-    alias: { '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts', '@trellis/core/store': './packages/core/src/store/index.ts', '@trellis/core/shell': './packages/core/src/shell/index.ts', '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+    alias: {
+      '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts',
+      '@trellis/core/store': './packages/core/src/store/index.ts',
+      '@trellis/core/shell': './packages/core/src/shell/index.ts',
+      '@trellis/core': './packages/core/src/index.ts',
+      '@trellis/agent': './packages/agent/src/index.ts',
+    },
     // The test-only fault seam stays out of the release: its inert twin takes its place.
-    plugins: faultSeam ? [] : [{ name: 'inert-fault-seam', setup: (b) => b.onResolve({ filter: /\/fault-seam\.js$/ }, (args) => ({ path: path.join(args.resolveDir, args.path.replace(/fault-seam\.js$/, 'fault-seam.release.ts')) })) }],
+    plugins: faultSeam ? [] : [INERT_FAULT_SEAM],
     metafile: true,
     write: false,
     logLevel: 'warning',
@@ -93,22 +127,26 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
   // Self-contained means every import left in the output is one of Node's own modules.
   for (const [out, o] of Object.entries(result.metafile.outputs)) {
     const outside = o.imports.filter((i) => i.external && !isBuiltin(i.path));
-    if (outside.length) throw new Error(`${out} would import ${outside.map((i) => i.path).join(', ')} at run time: bundle it or ship it beside`);
+    const names = outside.map((i) => i.path).join(', ');
+    if (outside.length) throw new Error(`${out} would import ${names} at run time: bundle it or ship it beside`);
   }
   // What is in the bundle: inputs with bytes in the output (a module reached only by an import() of code tree-shaken
   // away is an input of none).
   // Inputs named <...> are esbuild's own (the define, its runtime), not files.
   const [output] = Object.values(result.metafile.outputs);
-  const inside = Object.entries(output.inputs).filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<')).map(([i]) => i);
+  const inside = Object.entries(output.inputs)
+    .filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<'))
+    .map(([i]) => i);
   return { bytes: result.outputFiles[0].contents, inputs: inside.sort() };
 }
 
 /** A shipped script without its test-only fault seam: the lines between its markers become inert definitions. */
 export function withoutFaultSeam(text) {
   const m = /^# fault-seam:begin.*\n[\s\S]*?^# fault-seam:end\n/m.exec(text);
-  if (!m && /TRELLIS_FAULT/.test(text)) throw new Error('a shipped script reads TRELLIS_FAULT outside its fault-seam markers');
+  const stray = 'a shipped script reads TRELLIS_FAULT outside its fault-seam markers';
+  if (!m && /TRELLIS_FAULT/.test(text)) throw new Error(stray);
   const out = m ? text.replace(m[0], 'point() { :; }\nfault_report() { :; }\n') : text;
-  if (/TRELLIS_FAULT/.test(out)) throw new Error('a shipped script reads TRELLIS_FAULT outside its fault-seam markers');
+  if (/TRELLIS_FAULT/.test(out)) throw new Error(stray);
   return Buffer.from(out);
 }
 
@@ -122,7 +160,8 @@ function packageOf(input, cache) {
       const pkg = JSON.parse(fs.readFileSync(file, 'utf8'));
       if (pkg.name && pkg.version) {
         const license = typeof pkg.license === 'string' ? pkg.license : pkg.license?.type;
-        const found = { name: pkg.name, version: pkg.version, license, workspace: !path.relative(ROOT, dir).startsWith('node_modules') };
+        const workspace = !path.relative(ROOT, dir).startsWith('node_modules');
+        const found = { name: pkg.name, version: pkg.version, license, workspace };
         cache.set(dir, found);
         return found;
       }
@@ -155,11 +194,19 @@ function sbom(info, artifacts, contents) {
     version: 1,
     metadata: {
       timestamp: info.date,
-      tools: { components: [{ type: 'application', name: 'trellis scripts/dist/build.mjs' }, { type: 'application', name: 'esbuild', version: esbuildVersion() }] },
+      tools: {
+        components: [
+          { type: 'application', name: 'trellis scripts/dist/build.mjs' },
+          { type: 'application', name: 'esbuild', version: esbuildVersion() },
+        ],
+      },
       component: { type: 'application', 'bom-ref': 'trellis', name: 'trellis', version: info.commit },
     },
     components: [
-      ...artifacts.filter((a) => contents.has(a.file)).map((a) => ({ type: 'application', 'bom-ref': a.file, name: a.file, version: info.commit, hashes: [{ alg: 'SHA-256', content: a.sha256 }] })),
+      ...artifacts.filter((a) => contents.has(a.file)).map((a) => ({
+        type: 'application', 'bom-ref': a.file, name: a.file, version: info.commit,
+        hashes: [{ alg: 'SHA-256', content: a.sha256 }],
+      })),
       ...[...packages.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([ref, p]) => ({
         type: 'library', 'bom-ref': ref, name: p.name, version: p.version, purl: ref, licenses: license(p),
         ...(p.workspace ? { description: 'trellis workspace package' } : {}),
@@ -195,19 +242,24 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
     const cache = new Map();
     contents.set(cli.file, new Set(b.inputs.map((i) => packageOf(i, cache))));
   }
-  for (const b of BESIDE.filter((x) => x.from)) files.set(b.file, withoutFaultSeam(fs.readFileSync(path.join(ROOT, b.from), 'utf8')));
+  for (const b of BESIDE.filter((x) => x.from)) {
+    files.set(b.file, withoutFaultSeam(fs.readFileSync(path.join(ROOT, b.from), 'utf8')));
+  }
   const needs = Object.fromEntries(CLIS.map((c) => [c.file, c.needs]));
   const artifacts = [...files.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([file, bytes]) => ({
     file, sha256: sha256(bytes), bytes: bytes.length,
     ...(needs[file] ? { run: `node ${file}`, needs: needs[file] } : {}),
   }));
   files.set('sbom.cdx.json', Buffer.from(json(sbom(info, artifacts, contents))));
-  artifacts.push({ file: 'sbom.cdx.json', sha256: sha256(files.get('sbom.cdx.json')), bytes: files.get('sbom.cdx.json').length });
+  const bom = files.get('sbom.cdx.json');
+  artifacts.push({ file: 'sbom.cdx.json', sha256: sha256(bom), bytes: bom.length });
   const manifest = { format: 'trellis-release/1', commit: info.commit, date: info.date, node: '>=20.19', artifacts };
-  for (const [file, bytes] of files) fs.writeFileSync(path.join(out, file), bytes, { mode: file.endsWith('.mjs') || file.endsWith('.sh') ? 0o755 : 0o644 });
+  const mode = (file) => (file.endsWith('.mjs') || file.endsWith('.sh') ? 0o755 : 0o644);
+  for (const [file, bytes] of files) fs.writeFileSync(path.join(out, file), bytes, { mode: mode(file) });
   fs.writeFileSync(path.join(out, 'manifest.json'), json(manifest));
   // The same hashes in the form sha256sum -c reads, manifest included: a custodian checks with standard tools alone.
-  const sums = [...artifacts, { file: 'manifest.json', sha256: sha256(fs.readFileSync(path.join(out, 'manifest.json'))) }];
+  const manifestHash = sha256(fs.readFileSync(path.join(out, 'manifest.json')));
+  const sums = [...artifacts, { file: 'manifest.json', sha256: manifestHash }];
   fs.writeFileSync(path.join(out, 'SHA256SUMS'), sums.map((a) => `${a.sha256}  ${a.file}\n`).join(''));
   return manifest;
 }
@@ -226,7 +278,9 @@ export async function buildTestCli(out) {
       writeIfChanged(path.join(out, cli.file), b.bytes);
     }),
   );
-  for (const b of BESIDE.filter((x) => x.from)) writeIfChanged(path.join(out, b.file), fs.readFileSync(path.join(ROOT, b.from)));
+  for (const b of BESIDE.filter((x) => x.from)) {
+    writeIfChanged(path.join(out, b.file), fs.readFileSync(path.join(ROOT, b.from)));
+  }
   // The PKCS#11 binding installed beside the bundle, as docs/root-on-token.md has an operator do.
   const binding = path.join(ROOT, 'packages/offline/node_modules/pkcs11js');
   const beside = path.join(out, 'node_modules/pkcs11js');
@@ -248,7 +302,10 @@ function writeIfChanged(file, bytes) {
 const SIGNED = ['manifest.json', 'SHA256SUMS'];
 function signRelease(out, key) {
   for (const f of SIGNED) fs.rmSync(path.join(out, `${f}.sig`), { force: true });
-  execFileSync('ssh-keygen', ['-q', '-Y', 'sign', '-f', key, '-n', NAMESPACE, ...SIGNED.map((f) => path.join(out, f))], { stdio: ['inherit', 'ignore', 'inherit'] });
+  const files = SIGNED.map((f) => path.join(out, f));
+  execFileSync('ssh-keygen', ['-q', '-Y', 'sign', '-f', key, '-n', NAMESPACE, ...files], {
+    stdio: ['inherit', 'ignore', 'inherit'],
+  });
 }
 
 /** The action's copy: the same bytes as the release's, and a manifest of just those. */
@@ -269,7 +326,8 @@ function flag(args, name) {
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2);
   try {
-    const unknown = args.filter((a, i) => a.startsWith('--') && !['--out', '--sign-key', '--action'].includes(a) && !['--out', '--sign-key', '--action'].includes(args[i - 1]));
+    const known = ['--out', '--sign-key', '--action'];
+    const unknown = args.filter((a, i) => a.startsWith('--') && !known.includes(a) && !known.includes(args[i - 1]));
     if (unknown.length) throw new Error(`unknown flag ${unknown[0]} (known: --out DIR, --sign-key FILE, --action DIR)`);
     const out = path.resolve(flag(args, '--out') ?? path.join(ROOT, 'dist'));
     const key = flag(args, '--sign-key') ?? (process.env.TRELLIS_RELEASE_KEY || undefined);
@@ -278,7 +336,9 @@ if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.me
     const action = flag(args, '--action');
     if (action) copyForAction(out, path.resolve(action), manifest);
     for (const a of manifest.artifacts) process.stdout.write(`${a.sha256}  ${a.file}\n`);
-    process.stdout.write(`${path.relative(process.cwd(), out) || '.'}: ${manifest.artifacts.length} files of commit ` + `${manifest.commit}${key ? ', manifest signed' : ', manifest not signed (no --sign-key or TRELLIS_RELEASE_KEY)'}\n`);
+    const signed = key ? ', manifest signed' : ', manifest not signed (no --sign-key or TRELLIS_RELEASE_KEY)';
+    const where = path.relative(process.cwd(), out) || '.';
+    process.stdout.write(`${where}: ${manifest.artifacts.length} files of commit ${manifest.commit}${signed}\n`);
   } catch (e) {
     process.stderr.write(`pnpm dist: ${e.message}\n`);
     process.exit(1);

@@ -41,7 +41,8 @@ async function worker(offset: number): Promise<void> {
         crl: f('crl.pem'),
       });
     } catch (e) {
-      r = `client error: ${(e as Error).message}`; // a release the host cannot read is a failed call too, and must not end the tally
+      // A release the host cannot read is a failed call too, and must not end the tally.
+      r = `client error: ${(e as Error).message}`;
     }
     total++;
     if (r !== 200) failures.push({ pair: p.name, at: new Date().toISOString(), result: String(r) });

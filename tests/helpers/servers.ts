@@ -73,6 +73,7 @@ export function haproxyFor(root: string, name: string, releaseDir: string): Term
   const cfg = path.join(dir, 'haproxy.cfg');
   const pid = path.join(dir, 'haproxy.pid');
   const sock = path.join(dir, 'admin.sock');
+  const tls = `ssl crt ${cur('chain-and-key.pem')} ca-file ${cur('trust.openssl.pem')} crl-file ${cur('crl.pem')}`;
   // expose-fd listeners + -x: the new process takes over the listening sockets, so a reload drops nothing.
   fs.writeFileSync(
     cfg,
@@ -85,7 +86,7 @@ defaults
   timeout client 5s
   timeout server 5s
 frontend fe
-  bind 127.0.0.1:${port} ssl crt ${cur('chain-and-key.pem')} ca-file ${cur('trust.openssl.pem')} crl-file ${cur('crl.pem')} verify required
+  bind 127.0.0.1:${port} ${tls} verify required
   http-request return status 200 content-type text/plain string "ok"
 `,
   );

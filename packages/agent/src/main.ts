@@ -195,9 +195,9 @@ await runMain('trellis-agent', () => {
         });
         process.stdout.write(r.csr);
         const scope = a.scope ?? '<scope>';
-        process.stderr.write(
-          `commit ${r.files.map((f) => `${f} as scopes/${scope}/${path.basename(f)}`).join(' and ')}${a.rotate ? '' : '; a custodian confirms a first key (trellis-root confirm)'}\n`,
-        );
+        const files = r.files.map((f) => `${f} as scopes/${scope}/${path.basename(f)}`).join(' and ');
+        const confirm = a.rotate ? '' : '; a custodian confirms a first key (trellis-root confirm)';
+        process.stderr.write(`commit ${files}${confirm}\n`);
       },
     )
     .command(withHelp('trellis-agent', versionCommand('trellis-agent')))

@@ -71,7 +71,8 @@ await runMain('trellis-ci', () => {
           ] as CommandModule[]
         ).map((c) => withHelp('trellis-ci', c)),
       )
-      .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service'])) // deploy --type and scope add --service take lists
+      // deploy --type and scope add --service take lists
+      .middleware((argv) => refuseRepeatedFlags(argv, ['type', 'service']))
       .middleware((argv) => checkNowFlag(argv))
       // The break-glass identity belongs to activate-standby (and verify, which proves its custody): every other
       // command refuses it.

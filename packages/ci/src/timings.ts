@@ -3,7 +3,8 @@
  * stderr at the end (stdout is unchanged), so the benchmark can read the
  * minting engine's rate apart from the process around it (BENCHMARKS.md).
  *
- *   {"trellis":"timings","command":"renew","ms":{"start":…,"load":…,"plan":…,"keys":…,"procedures":…,"write":…,"ledger":…,"total":…},
+ *   {"trellis":"timings","command":"renew",
+ *    "ms":{"start":…,"load":…,"plan":…,"keys":…,"procedures":…,"write":…,"ledger":…,"total":…},
  *    "mint":{"leaves":…,"threads":…,"wallMs":…,"signMs":[…],"filesMs":[…]}}
  *
  * `start` is node start-up and module loading (the process's time origin to the

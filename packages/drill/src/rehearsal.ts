@@ -93,11 +93,10 @@ export class Rehearsal {
     const { scope, now } = this.opts;
     const past = new Date(now.getTime() - this.longestLeaf() - DAY);
     this.opts.out(`trellis-drill: rehearsing on a scratch copy of ${this.shape.mesh}'s shape in ${this.work}\n`);
-    this.opts.out(
-      `   scopes: ` +
-        `${this.shape.scopes.map((s) => `${s.name} (${s.services.length} service${s.services.length === 1 ? '' : 's'})`).join(', ')}; ` +
-        `throwaway root and CI identities\n`,
+    const scopes = this.shape.scopes.map(
+      (s) => `${s.name} (${s.services.length} service${s.services.length === 1 ? '' : 's'})`,
     );
+    this.opts.out(`   scopes: ${scopes.join(', ')}; throwaway root and CI identities\n`);
     if (this.shape.added.length)
       this.opts.out(
         `   added for the checklist (the mesh has too few regions to refuse one): ${this.shape.added.join(', ')}\n`,

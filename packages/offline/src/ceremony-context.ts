@@ -86,7 +86,8 @@ function storeOfflineRecipients(store: string | undefined, env: NodeJS.ProcessEn
     const dir = findStore(process.cwd(), store ?? (env.TRELLIS_STORE || undefined));
     return parseMeshConfig(fs.readFileSync(path.join(dir, STORE_FILE), 'utf8'), STORE_FILE).recipients.offline;
   } catch (e) {
-    if (isTrellisError(e) || (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined; // the command reports the store itself
+    // The command reports the store itself.
+    if (isTrellisError(e) || (e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
 }

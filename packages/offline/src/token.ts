@@ -148,7 +148,7 @@ const CURVES: Partial<
   },
 };
 
-// biome-ignore lint/suspicious/noExplicitAny: pkcs11js is an optional native module, loaded with require; its handles are untyped.
+// biome-ignore lint/suspicious/noExplicitAny: the optional native pkcs11js, loaded with require, has untyped handles.
 type Pkcs11 = any;
 let binding: { mod: Pkcs11; lib: Pkcs11; path: string } | undefined;
 

@@ -264,7 +264,8 @@ export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): P
     if (unchecked.length)
       throw new TrellisError(
         'usage',
-        `canary target ${describeTarget(unchecked[0]!.target)} has no check (an entry of deploy.probe) to run a handshake against`,
+        `canary target ${describeTarget(unchecked[0]!.target)} has no check (an entry of deploy.probe) to run ` +
+          `a handshake against`,
         { file: paths.scopeFile(unchecked[0]!.scope) },
       );
     // The CI identity is opened here, before any reload, ssh or kubectl runs, and only when a sealed target needs it;
@@ -410,7 +411,8 @@ export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): P
     const writes: FileWrite[] = [];
     for (const s of new Set(selected.map((j) => j.scope))) {
       const key = signers.get(s);
-      if (!key || key instanceof TrellisError) continue; // unsigned, so unrecorded: a ledger holds only what its keys vouch for
+      // Unsigned, so unrecorded: a ledger holds only what its keys vouch for.
+      if (!key || key instanceof TrellisError) continue;
       const mine = outcomes.filter((o) => o.job.scope === s);
       writes.push({
         path: paths.ledger(s),
@@ -453,9 +455,11 @@ export async function deployStore(a: Args, seam: CryptoSeam = nodeCryptoSeam): P
       );
     const failed = outcomes.filter((o) => o.status === 'failed').length;
     const notDone = failed + heldOutcomes.length;
+    const failedNote = failed ? `, ${failed} failed` : '';
+    const heldNote = heldOutcomes.length ? `, ${heldOutcomes.length} held` : '';
+    const stoppedNote = stopped ? '; rollout stopped at the canary' : '';
     process.stdout.write(
-      `${outcomes.length - notDone} of ${outcomes.length} target(s) ` +
-        `done${failed ? `, ${failed} failed` : ''}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ''}${stopped ? '; rollout stopped at the canary' : ''}\n`,
+      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failedNote}${heldNote}${stoppedNote}\n`,
     );
     if (failed || stopped) process.exitCode = 1;
     if (a.wipeOut) {

@@ -88,7 +88,8 @@ export const renew: CommandModule<object, Args> = {
         'environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever ' +
           'something is signed (not for --dry-run); CI=true',
       ) as never,
-  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store), // a dry run is not a run to record
+  // A dry run is not a run to record.
+  handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store),
 };
 
 function renderPlan(plan: RenewPlan): string {
@@ -351,9 +352,8 @@ async function renewPlanned(
   store.commit(result.writes);
   t?.mark('ledger');
   const count = result.count;
-  say(
-    `minted ${count} ` +
-      `${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ''}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ''}`,
-  );
+  const crls = staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : '';
+  const bundles = staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : '';
+  say(`minted ${count} ${count === 1 ? 'leaf' : 'leaves'}${count ? ` into ${o.out}` : ''}${crls}${bundles}`);
   return result;
 }

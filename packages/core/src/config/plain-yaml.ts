@@ -17,9 +17,15 @@
 /** Plain scalars of characters YAML gives no meaning to, starting with one that starts no indicator. */
 const PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:+=@-]*$/;
 const KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-/** What YAML 1.2's core schema reads as a number, boolean or null: never taken as a string here. */
-const NOT_A_STRING =
-  /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+/** What YAML 1.2's core schema reads as a number, boolean or null: integers, floats, ±inf and NaN, null, bools. */
+const CORE_SCHEMA_SCALARS = [
+  /[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+/,
+  /[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?/,
+  /[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN/,
+  /~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE/,
+];
+/** Never taken as a string here. */
+const NOT_A_STRING = new RegExp(`^(?:${CORE_SCHEMA_SCALARS.map((r) => r.source).join('|')})$`);
 const MAX_DEPTH = 32;
 
 /**

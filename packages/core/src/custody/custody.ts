@@ -349,7 +349,8 @@ export function assertOneCiTier(scopeRecipient: string, ci: string, place: { fil
   if (isPq(scopeRecipient) === isPq(ci)) return;
   throw new TrellisError(
     'custody-recipients',
-    `is ${isPq(scopeRecipient) ? 'post-quantum' : 'classic'} but recipients.ci is ${isPq(ci) ? 'post-quantum' : 'classic'}`,
+    `is ${isPq(scopeRecipient) ? 'post-quantum' : 'classic'} but recipients.ci is ` +
+      `${isPq(ci) ? 'post-quantum' : 'classic'}`,
     { ...place, hint: 'the CI tier is one kind: move every CI recipient together (trellis-ci rekey)' },
   );
 }

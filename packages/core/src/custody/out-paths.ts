@@ -40,7 +40,8 @@ export function outDirRefusal(dir: string, flag: string, h: OutDirHazard): Trell
     case 'link-inside':
       return new TrellisError(
         'custody-out-dir',
-        `${lead}: ${path.relative(dir, h.at)} in it is a symbolic link, and leaf keys would be written wherever it points`,
+        `${lead}: ${path.relative(dir, h.at)} in it is a symbolic link, and leaf keys would be written ` +
+          `wherever it points`,
         { hint: `remove it (the output directory holds only what renew wrote), or point ${flag} at a new directory` },
       );
   }

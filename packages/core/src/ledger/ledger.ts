@@ -184,7 +184,9 @@ export function appendToLedger(
       {
         file,
         field: `seq ${forged.seq}`,
-        hint: 'remove the entries a pull request appended (restore the ledger from git), run trellis-ci verify, and rerun',
+        hint:
+          'remove the entries a pull request appended (restore the ledger from git), ' +
+          'run trellis-ci verify, and rerun',
       },
     );
   }

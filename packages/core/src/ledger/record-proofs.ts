@@ -161,14 +161,16 @@ function leafRecordProblems(mesh: Mesh, scope: string, service: string, rec: Lea
   }
   const file = paths.leaves(scope);
   const hit = proof.byFingerprint.get(rec.fingerprint);
-  if (!hit)
+  if (!hit) {
+    const serial = displaySerial(rec.serial);
     return [
       {
         file,
         field: service,
-        message: `leaf ${displaySerial(rec.serial)} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})`,
+        message: `leaf ${serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})`,
       },
     ];
+  }
   const out: RecordProblem[] = [];
   for (const [field, claim] of LEAF_FIELDS) {
     const want = recorded(hit.c, field);
@@ -431,8 +433,10 @@ export function rootStateProblems(mesh: Mesh): RecordProblem[] {
 export function evidencePathProblem(rel: unknown, scope: string): string | undefined {
   if (typeof rel !== 'string') return 'is not a path';
   const m = /^bundles\/([a-z0-9-]{1,63})\/evidence\/[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z_-]+)*\.json$/.exec(rel);
-  if (!m || (scope !== 'root' && m[1] !== scope))
-    return `${JSON.stringify(rel)} is not a file under bundles/${scope === 'root' ? '<scope>' : scope}/evidence/: not read`;
+  if (!m || (scope !== 'root' && m[1] !== scope)) {
+    const dir = `bundles/${scope === 'root' ? '<scope>' : scope}/evidence/`;
+    return `${JSON.stringify(rel)} is not a file under ${dir}: not read`;
+  }
   return undefined;
 }
 

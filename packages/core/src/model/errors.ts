@@ -153,7 +153,9 @@ export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: strin
   'custody-breakglass-misplaced': { exit: 3, todo: 'the break-glass identity is somewhere it must not be: remove it' },
   'store-locked': {
     exit: 4,
-    todo: 'another trellis command holds the store: wait for it, or remove a lock its holder left (the message names it)',
+    todo:
+      'another trellis command holds the store: wait for it, ' +
+      'or remove a lock its holder left (the message names it)',
   },
   'store-changed': { exit: 4, todo: 'the store changed under the command: rerun' },
   'profile-violation': {

@@ -128,6 +128,11 @@ function when(at: Date, now: Date): string {
   return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
 }
 
+/** ": critical under 2d": the threshold a level was judged by. */
+function under(level: HealthLevel, w: Window): string {
+  return `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}`;
+}
+
 /** A certificate or CRL dated after `now` (beyond the skew allowance): every peer refuses it, so critical. */
 const early = (from: Date, now: Date, refused = 'peers refuse it'): string | undefined =>
   notYetValid(from, now) ? `not valid before ${iso(from)} (${when(from, now)}): ${refused} until then` : undefined;
@@ -161,7 +166,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
     items.push({ level, kind, subject, message, ...(file ? { file } : {}) });
   const certText = (notAfter: Date, serial: string, level: HealthLevel, w?: Window) =>
     `serial ${serial} ${notAfter <= now ? 'expired' : 'expires'} ${iso(notAfter)} ` +
-    `(${when(notAfter, now)})${notAfter <= now ? '' : level !== 'ok' && w ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}`;
+    `(${when(notAfter, now)})${notAfter <= now ? '' : level !== 'ok' && w ? under(level, w) : ''}`;
 
   // The root tier.
   if (!mesh.root) add('critical', 'certificate', 'root', 'no root certificate', paths.rootCert);
@@ -185,11 +190,12 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       notBefore: mesh.root.notBefore,
       notAfter: mesh.root.notAfter,
     });
+    const plan = level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : '';
     add(
       level,
       'certificate',
       'root',
-      `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level, t.root)}${level !== 'ok' ? '; plan a root rotation (trellis-root rotate root)' : ''}`,
+      `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level, t.root)}${plan}`,
       paths.rootCert,
     );
   }
@@ -308,12 +314,15 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
     if (gate) {
       const open = now.getTime() - new Date(gate.at).getTime();
       const overdue = open > t.gateOverdue;
+      const opens = `${open < 0 ? 'opens' : 'opened'} ${gate.at} (${when(new Date(gate.at), now)})`;
+      const late = overdue
+        ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it`
+        : '';
       add(
         overdue ? 'warning' : 'ok',
         'gate',
         def.name,
-        `phase ${state.phase}: its ${gate.gate} gate ` +
-          `${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ''}`,
+        `phase ${state.phase}: its ${gate.gate} gate ${opens}${late}`,
         paths.state(def.name),
       );
     }
@@ -327,12 +336,14 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         hostKeys.push({ scope: def.name, service: svc.name, ...hk });
         const age = now.getTime() - hk.since.getTime();
         const old = age > HOST_KEY_MAX_AGE_MS;
+        const rotate = old
+          ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)`
+          : '';
         add(
           old ? 'warning' : 'ok',
           'host-key',
           who,
-          `host-held key ${hk.key} signed since ${iso(hk.since)} ` +
-            `(${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ''}`,
+          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${rotate}`,
           paths.csr(def.name, svc.name),
         );
       }
@@ -370,10 +381,11 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         );
         continue;
       }
-      const text =
-        `leaf ${certText(r.notAfter, displaySerial(r.serial), level, level === 'critical' || t.leaf.warn !== undefined ? w : undefined)}, ` +
-        `renew at ` +
-        `${iso(renewAt)}${level !== 'ok' && reason ? `; ${reason}` : ''}${level === 'critical' ? '; run trellis-ci renew' : ''}`;
+      const judged = level === 'critical' || t.leaf.warn !== undefined ? w : undefined;
+      const why = level !== 'ok' && reason ? `; ${reason}` : '';
+      const run = level === 'critical' ? '; run trellis-ci renew' : '';
+      const expiry = certText(r.notAfter, displaySerial(r.serial), level, judged);
+      const text = `leaf ${expiry}, renew at ${iso(renewAt)}${why}${run}`;
       add(level, 'certificate', who, text, paths.leaves(def.name));
     }
 
@@ -479,12 +491,17 @@ async function judgeCrlFile(
     const w = window(crl);
     const level = byWindow(crl.nextUpdate, now, w);
     const past = crl.nextUpdate <= now;
+    const verdict = past
+      ? ': stale, verifiers that check CRLs refuse every chain through it'
+      : level !== 'ok'
+        ? under(level, w)
+        : '';
+    const fix = level !== 'ok' ? `; ${say.fix}` : '';
     add(
       level,
       'crl',
       subject,
-      `${label} next update ${iso(crl.nextUpdate)} ` +
-        `(${when(crl.nextUpdate, now)})${past ? ': stale, verifiers that check CRLs refuse every chain through it' : level !== 'ok' ? `: ${level} under ${span(level === 'critical' ? w.crit : w.warn, Math.round)}` : ''}${level !== 'ok' ? `; ${say.fix}` : ''}`,
+      `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${verdict}${fix}`,
       file,
     );
   }

@@ -124,7 +124,9 @@ export function healthMetrics(h: MeshHealth, m: { mesh: string; trustDomain: str
     },
     {
       name: 'trellis_host_key_since_seconds',
-      help: 'Since when leaves are signed for each host-held key (key: host), unix seconds: its age is time() minus this.',
+      help:
+        'Since when leaves are signed for each host-held key (key: host), unix seconds: ' +
+        'its age is time() minus this.',
       samples: h.hostKeys.map((k) => ({
         labels: { scope: k.scope, service: k.service, key: k.key },
         value: seconds(k.since),

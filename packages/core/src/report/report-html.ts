@@ -166,41 +166,108 @@ const e = escapeHtml;
 const day = (iso: string) => iso.slice(0, 10);
 const short = (s: string) => (s.length > 16 ? `${s.slice(0, 16)}…` : s);
 
-const CSS = `
-:root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
-*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
-header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:var(--mute)}
-main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}
-section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}section.wide{grid-column:1/-1}h2{font-size:15px;margin:0 0 10px}
-ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}ul.tree{padding-left:0}ul.tree li{margin:3px 0;position:relative}
-ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;border-top:1px solid var(--line)}
-.node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
-code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
-.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
-.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.not-yet-valid,.missing{color:var(--err)}.pending{color:var(--pend)}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
-table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
-td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
-svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}svg .now{stroke:var(--err);stroke-width:1.5}
-`;
+/** The page's style: each inner array is one line of the `<style>`, one rule (or part of a long one) a string. */
+const CSS_LINES = [
+  [
+    ':root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;',
+    '--line:#d1d9e0;--bg:#f6f8fa}',
+  ],
+  [
+    '*{box-sizing:border-box}',
+    'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}',
+  ],
+  [
+    'header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}',
+    'h1{font-size:20px;margin:0 0 4px}',
+    'header p{margin:0;color:var(--mute)}',
+  ],
+  ['main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}'],
+  [
+    'section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}',
+    'section.wide{grid-column:1/-1}',
+    'h2{font-size:15px;margin:0 0 10px}',
+  ],
+  [
+    'ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}',
+    'ul.tree{padding-left:0}',
+    'ul.tree li{margin:3px 0;position:relative}',
+  ],
+  [
+    'ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;',
+    'border-top:1px solid var(--line)}',
+  ],
+  [
+    '.node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}',
+    '.root{background:#ddf4ff}',
+    '.inter{background:#fff8c5}',
+  ],
+  [
+    'code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}',
+    'td:first-child,#ledger td:nth-child(2){white-space:nowrap}',
+    '.mute{color:var(--mute)}',
+  ],
+  [
+    '.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;',
+    'border:1px solid currentColor;margin-left:4px}',
+  ],
+  [
+    '.ok{color:var(--ok)}',
+    '.warning,.due,.stale-issuer{color:var(--warn)}',
+    '.error,.expired,.not-yet-valid,.missing{color:var(--err)}',
+    '.pending{color:var(--pend)}',
+  ],
+  [
+    'table{border-collapse:collapse;width:100%}',
+    'th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}',
+    'th{font-weight:600;background:var(--bg)}',
+  ],
+  [
+    'table.matrix td,table.matrix th{text-align:center}',
+    'table.matrix th:first-child,table.matrix td:first-child{text-align:left}',
+  ],
+  [
+    'td.yes{background:#dafbe1;color:var(--ok);font-weight:700}',
+    'td.no{background:#ffebe9;color:var(--err)}',
+    'td.drift{background:#fff8c5;color:var(--warn);font-weight:700}',
+  ],
+  [
+    'svg text{font:11px system-ui,sans-serif;fill:var(--fg)}',
+    'svg .axis{stroke:var(--line)}',
+    'svg .now{stroke:var(--err);stroke-width:1.5}',
+  ],
+];
+const CSS = `\n${CSS_LINES.map((rules) => rules.join('')).join('\n')}\n`;
+
+type IntermediateRow = ReportInput['roots'][number]['intermediates'][number];
+type LeafRow = ReportInput['scopes'][number]['leaves'][number];
+
+function leafHtml(l: LeafRow): string {
+  const validity = l.serial ? `serial ${e(short(l.serial))} · until ${e(l.notAfter)}` : 'no leaf yet';
+  return (
+    `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> ` +
+    `<span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${validity}</span></li>`
+  );
+}
+
+/** An intermediate, with the leaves it signs when it is the active one. */
+function intermediateHtml(i: IntermediateRow, leaves: LeafRow[]): string {
+  const node =
+    `<span class="node inter" data-scope="${e(i.scope)}" data-serial="${e(i.serial)}">` +
+    `${e(i.scope)} <span class="tag">${e(i.role)}</span></span>`;
+  const dates = `<span class="mono mute">serial ${e(short(i.serial))} · until ${e(day(i.notAfter))}</span>`;
+  const signs = i.role === 'active' ? `<ul>${leaves.map(leafHtml).join('')}</ul>` : '';
+  return `<li>${node}\n  ${dates}\n  ${signs}</li>`;
+}
 
 function treeHtml(r: ReportInput): string {
   const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
-  const roots = r.roots.map(
-    (
-      root,
-    ) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? '' : ' <span class="tag warning">previous</span>'}</span>
- <span class="mono mute">serial ${e(short(root.serial))} · until ${e(day(root.notAfter))}</span>
- <ul>${root.intermediates
-   .map(
-     (
-       i,
-     ) => `<li><span class="node inter" data-scope="${e(i.scope)}" data-serial="${e(i.serial)}">${e(i.scope)} <span class="tag">${e(i.role)}</span></span>
-  <span class="mono mute">serial ${e(short(i.serial))} · until ${e(day(i.notAfter))}</span>
-  ${i.role === 'active' ? `<ul>${(scopeOf.get(i.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short(l.serial))} · until ${e(l.notAfter)}` : 'no leaf yet'}</span></li>`).join('')}</ul>` : ''}</li>`,
-   )
-   .join('')}</ul></li>`,
-  );
+  const roots = r.roots.map((root) => {
+    const previous = root.current ? '' : ' <span class="tag warning">previous</span>';
+    const node = `<span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${previous}</span>`;
+    const dates = `<span class="mono mute">serial ${e(short(root.serial))} · until ${e(day(root.notAfter))}</span>`;
+    const inters = root.intermediates.map((i) => intermediateHtml(i, scopeOf.get(i.scope)?.leaves ?? [])).join('');
+    return `<li>${node}\n ${dates}\n <ul>${inters}</ul></li>`;
+  });
   const pending = r.scopes
     .filter((s) => s.phase === 'pending')
     .map(
@@ -211,26 +278,35 @@ function treeHtml(r: ReportInput): string {
   return `<ul class="tree" id="tree">${[...roots, ...pending].join('')}</ul>`;
 }
 
+/** One cell: green where the bundle trusts the issuer, red where not, yellow where the bundle and the rule differ. */
+function matrixCellHtml(verifier: string, c: ReportInput['matrix']['rows'][number]['cells'][number]): string {
+  const cls = c.trusted !== c.rule ? 'drift' : c.trusted ? 'yes' : 'no';
+  const text = c.trusted !== c.rule ? (c.trusted ? '✓ ≠ rule' : '✗ ≠ rule') : c.trusted ? '✓' : '✗';
+  const title = `${verifier} ${c.trusted ? 'trusts' : 'does not trust'} ${c.scope}`;
+  return (
+    `<td class="${cls}" data-verifier="${e(verifier)}" data-issuer="${e(c.scope)}" data-trusted="${c.trusted}" ` +
+    `title="${e(title)}">${text}</td>`
+  );
+}
+
 function matrixHtml(r: ReportInput): string {
   const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join('');
   const rows = r.matrix.rows
-    .map(
-      (row) =>
-        `<tr><th scope="row">${e(row.scope)}</th>${
-          !row.bundle
-            ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>`
-            : row.cells
-                .map((c) => {
-                  const cls = c.trusted !== c.rule ? 'drift' : c.trusted ? 'yes' : 'no';
-                  const text = c.trusted !== c.rule ? (c.trusted ? '✓ ≠ rule' : '✗ ≠ rule') : c.trusted ? '✓' : '✗';
-                  return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c.scope)}" data-trusted="${c.trusted}" title="${e(`${row.scope} ${c.trusted ? 'trusts' : 'does not trust'} ${c.scope}`)}">${text}</td>`;
-                })
-                .join('')
-        }</tr>`,
-    )
+    .map((row) => {
+      const cells = !row.bundle
+        ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">` +
+          'no bundle yet: pending its ceremony</td>'
+        : row.cells.map((c) => matrixCellHtml(row.scope, c)).join('');
+      return `<tr><th scope="row">${e(row.scope)}</th>${cells}</tr>`;
+    })
     .join('');
-  return `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>
-<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
+  const table =
+    `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead>` +
+    `<tbody>${rows}</tbody></table>`;
+  const legend =
+    `<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle ` +
+    'that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>';
+  return `${table}\n${legend}`;
 }
 
 /** A horizontal bar per certificate between its validity dates, with a line at now. */
@@ -257,9 +333,15 @@ function timelineSvg(id: string, rows: CertRow[], now: string, from: number, to:
       const y = top + i * H;
       const x0 = x(Date.parse(r.notBefore || now));
       const x1 = x(Date.parse(r.notAfter));
-      return `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}"><text x="4" y="${y + 14}">${e(r.label)}</text>
-<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" fill="${colour(r)}"><title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title></rect>
-<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(r.notAfter.slice(0, 16).replace('T', ' '))}</text></g>`;
+      const label = `<text x="4" y="${y + 14}">${e(r.label)}</text>`;
+      const title = `<title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title>`;
+      const rect =
+        `<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" ` +
+        `fill="${colour(r)}">${title}</rect>`;
+      const minute = r.notAfter.slice(0, 16).replace('T', ' ');
+      const until = `<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(minute)}</text>`;
+      const g = `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}">`;
+      return `${g}${label}\n${rect}\n${until}</g>`;
     })
     .join('');
   const h = top + rows.length * H + 8;
@@ -289,19 +371,30 @@ function timelinesHtml(r: ReportInput): string {
   const leaves = r.scopes.flatMap((s) => s.leaves.filter((l) => l.notAfter));
   const leavesFrom = Math.min(now - 86_400_000, ...leaves.map((l) => Date.parse(l.notBefore)));
   const leavesTo = Math.max(now + 86_400_000, ...leaves.map((l) => Date.parse(l.notAfter)));
-  return `<h3>root and intermediates</h3>${timelineSvg('timeline-cas', cas, r.status.now, casFrom, casTo)}
-<h3>leaves</h3>${leaves.length ? timelineSvg('timeline-leaves', leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>'}`;
+  const leafTimeline = leaves.length
+    ? timelineSvg('timeline-leaves', leaves, r.status.now, leavesFrom, leavesTo)
+    : '<p class="mute">no leaf minted yet</p>';
+  return (
+    `<h3>root and intermediates</h3>${timelineSvg('timeline-cas', cas, r.status.now, casFrom, casTo)}\n` +
+    `<h3>leaves</h3>${leafTimeline}`
+  );
 }
 
 function rotationsHtml(r: ReportInput): string {
   const rows = r.scopes
-    .map(
-      (
-        s,
-      ) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === 'steady' ? 'ok' : s.phase === 'pending' ? 'pending' : 'warning'}">${e(s.phase)}</span></td>
-<td>${s.switchAt ? `switch ${e(s.switchAt)}` : ''}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ''}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ''}</td>
-<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ''}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? '')}</td></tr>`,
-    )
+    .map((s) => {
+      const phaseTag = s.phase === 'steady' ? 'ok' : s.phase === 'pending' ? 'pending' : 'warning';
+      const gates =
+        `${s.switchAt ? `switch ${e(s.switchAt)}` : ''}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ''}` +
+        `${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ''}`;
+      const open = s.gate && s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : '';
+      const nextGate = s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${open}` : '<span class="mute">—</span>';
+      return (
+        `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td>` +
+        `<td><span class="tag ${phaseTag}">${e(s.phase)}</span></td>\n<td>${gates}</td>\n` +
+        `<td>${nextGate}</td><td class="mono">${e(s.crlNextUpdate ?? '')}</td></tr>`
+      );
+    })
     .join('');
   const root = r.status.root
     ? `<p>root phase <span class="tag ` +
@@ -314,21 +407,34 @@ function rotationsHtml(r: ReportInput): string {
 }
 
 function ledgerHtml(r: ReportInput): string {
-  return `<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr></thead><tbody>${r.ledger.map((l) => `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td><td>${e(l.actor)}</td></tr>`).join('')}</tbody></table>`;
+  const rows = r.ledger
+    .map(
+      (l) =>
+        `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td>` +
+        `<td>${e(l.actor)}</td></tr>`,
+    )
+    .join('');
+  return (
+    '<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr>' +
+    `</thead><tbody>${rows}</tbody></table>`
+  );
 }
 
 function findingsHtml(r: ReportInput): string {
   if (!r.findings.length) return '<p class="ok" id="findings">✓ verify found nothing to report</p>';
   const order = { error: 0, warning: 1, pending: 2, ok: 3 } as const;
-  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[
-    ...r.findings,
-  ]
+  const rows = [...r.findings]
     .sort((a, b) => order[a.level] - order[b.level])
     .map(
       (f) =>
-        `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? '')}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? '')}</td></tr>`,
+        `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? '')}</td>` +
+        `<td>${e(f.message)}</td><td class="mono">${e(f.file ?? '')}</td></tr>`,
     )
-    .join('')}</tbody></table>`;
+    .join('');
+  return (
+    '<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr>' +
+    `</thead><tbody>${rows}</tbody></table>`
+  );
 }
 
 /** The whole page: no script, no external resource, and a CSP that would refuse one anyway. */
@@ -337,13 +443,14 @@ export function renderReportHtml(r: ReportInput): string {
   // Coloured by its count: "0 error(s)" is good news, not red.
   const tally = (l: Finding['level'], noun: string) =>
     `<span id="verify-${l}" class="${count(l) ? l : 'ok'}">${count(l)} ${noun}</span>`;
+  const verify = `${tally('error', 'error(s)')}, ${tally('warning', 'warning(s)')}, ${tally('pending', 'pending')}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
 <body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
-<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${tally('error', 'error(s)')}, ${tally('warning', 'warning(s)')}, ${tally('pending', 'pending')}</p></header>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${verify}</p></header>
 <main>
 <section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
 <section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>

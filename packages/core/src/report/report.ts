@@ -17,28 +17,31 @@ export function renderFindings(findings: Finding[]): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** The mark after a certificate whose notBefore is still ahead. */
+const notYet = (validFrom: string | undefined) => (validFrom ? `  NOT YET VALID: valid from ${validFrom}` : '');
+
 export function renderStatus(s: MeshStatus): string {
   const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(
-    s.root
-      ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ` +
-          `${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ''}${s.root.phase !== 'steady' ? `  [${s.root.phase}]` : ''}`
-      : 'root  (none)',
-  );
-  for (const sc of s.scopes) {
+  if (s.root) {
+    const phase = s.root.phase !== 'steady' ? `  [${s.root.phase}]` : '';
     lines.push(
-      `scope ${sc.scope} (${sc.kind})  ` +
-        `${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ''}` : 'PENDING: awaiting its offline intermediate ceremony'}`,
+      `root  ${s.root.subject}  expires ${s.root.notAfter}  ` +
+        `${s.root.fingerprint}${notYet(s.root.notValidBefore)}${phase}`,
     );
-    if (sc.intermediate)
-      lines.push(
-        `  phase ` +
-          `${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? ' (open: the next renew advances it)' : ''}` : ''}`,
-      );
+  } else lines.push('root  (none)');
+  for (const sc of s.scopes) {
+    const i = sc.intermediate;
+    const tier = i
+      ? `intermediate expires ${i.notAfter}  ${i.fingerprint}${notYet(i.notValidBefore)}`
+      : 'PENDING: awaiting its offline intermediate ceremony';
+    lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
+    if (i) {
+      const open = sc.gate && sc.gate.at <= s.now ? ' (open: the next renew advances it)' : '';
+      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${open}` : ''}`);
+    }
     for (const l of sc.leaves) {
-      lines.push(
-        `  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ''}`.trimEnd(),
-      );
+      const dates = l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : '';
+      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${dates}`.trimEnd());
     }
   }
   return `${lines.join('\n')}\n`;

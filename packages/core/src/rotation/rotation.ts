@@ -81,7 +81,9 @@ export type ScopeEffect =
   | 'promote-next' // active → previous, next → active; every leaf becomes due
   | 'retire-previous' // delete the previous intermediate and its key
   | 'drop-next' // delete the next intermediate and its key
-  | 'swap-previous' // previous ↔ active: signing returns to the old key, the aborted one is retired like an old one; every leaf becomes due
+  // previous ↔ active: signing returns to the old key, the aborted one is retired like an old one;
+  // every leaf becomes due
+  | 'swap-previous'
   | 'replace-all'; // a fresh active intermediate; every other one deleted; every leaf becomes due
 
 export interface Transition<S, E> {

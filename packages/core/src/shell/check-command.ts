@@ -165,9 +165,11 @@ export const checkCommand = {
       } catch (e) {
         // The verdict stands in the details; the monitoring that reads the file is blind, which is its own alarm.
         const [first, ...rest] = report.split('\n');
-        process.stdout.write(
-          `${unknownLine(`cannot write the metrics file ${path.resolve(a.metrics)}: ${describeFailure(e)}; the previous file is left as it was (checks: ${first!.replace(/^TRELLIS /, '').split(' | ')[0]})`)}\n${rest.join('\n')}`,
-        );
+        const checks = first!.replace(/^TRELLIS /, '').split(' | ')[0];
+        const why =
+          `cannot write the metrics file ${path.resolve(a.metrics)}: ${describeFailure(e)}; ` +
+          `the previous file is left as it was (checks: ${checks})`;
+        process.stdout.write(`${unknownLine(why)}\n${rest.join('\n')}`);
         process.exitCode = NAGIOS.unknown;
         return;
       }

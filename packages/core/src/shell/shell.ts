@@ -59,9 +59,15 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
       say(`${tool}: ${e.reason}: ${e.message}\n`);
       if (process.argv.includes('--json')) {
         const { file, field } = e.place;
-        process.stdout.write(
-          `${JSON.stringify({ error: { reason: e.reason, exitCode: e.exitCode, ...(file ? { file } : {}), ...(field ? { field } : {}), message: e.message.split('\n')[0], ...(e.hint ? { hint: e.hint } : {}) } })}\n`,
-        );
+        const error = {
+          reason: e.reason,
+          exitCode: e.exitCode,
+          ...(file ? { file } : {}),
+          ...(field ? { field } : {}),
+          message: e.message.split('\n')[0],
+          ...(e.hint ? { hint: e.hint } : {}),
+        };
+        process.stdout.write(`${JSON.stringify({ error })}\n`);
       }
       code = e.exitCode;
     } else if (io) {

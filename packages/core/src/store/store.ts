@@ -58,11 +58,16 @@ export function readBounded(file: string, limit: number, o: { followLink?: boole
   }
   try {
     const st = fs.fstatSync(fd);
-    if (!st.isFile())
-      throw refuse(
-        `${file} is not a regular file (a ` +
-          `${st.isDirectory() ? 'directory' : st.isFIFO() ? 'FIFO' : st.isCharacterDevice() || st.isBlockDevice() ? 'device' : 'special file'})`,
-      );
+    if (!st.isFile()) {
+      const kind = st.isDirectory()
+        ? 'directory'
+        : st.isFIFO()
+          ? 'FIFO'
+          : st.isCharacterDevice() || st.isBlockDevice()
+            ? 'device'
+            : 'special file';
+      throw refuse(`${file} is not a regular file (a ${kind})`);
+    }
     if (st.size > limit) throw refuse(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
     const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
     let n = 0;

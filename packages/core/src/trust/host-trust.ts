@@ -100,7 +100,8 @@ export function serializeHostState(s: HostState): string {
     s.burned && Object.keys(s.burned).length
       ? { burned: Object.fromEntries(Object.entries(s.burned).sort(([a], [b]) => a.localeCompare(b))) }
       : {};
-  return `${JSON.stringify({ version: HOST_STATE_VERSION, ...(s.newestRelease ? { newestRelease: s.newestRelease } : {}), rootCrls, ...burned }, null, 2)}\n`;
+  const newest = s.newestRelease ? { newestRelease: s.newestRelease } : {};
+  return `${JSON.stringify({ version: HOST_STATE_VERSION, ...newest, rootCrls, ...burned }, null, 2)}\n`;
 }
 
 /** A root CRL a host relies on: signed by a pinned root, named for it, numbered. */

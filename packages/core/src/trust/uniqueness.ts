@@ -87,8 +87,9 @@ function claimsOf(input: OwnershipInput): Claim[] {
         const f = `${at}.deploy[${i}]`;
         if (t.type === 'dir' || t.type === 'ssh') {
           const entry = t.type === 'ssh' ? input.ssh?.[t.host] : undefined;
+          // An entry outside the allow-list: by its name.
           const machine =
-            t.type === 'dir' ? 'local' : entry ? `${entry.host.toLowerCase()}:${entry.port}` : `ssh-entry ${t.host}`; // an entry outside the allow-list: by its name
+            t.type === 'dir' ? 'local' : entry ? `${entry.host.toLowerCase()}:${entry.port}` : `ssh-entry ${t.host}`;
           const dir = canonicalDir(t.type === 'dir' && input.localDir ? input.localDir(canonicalDir(t.path)) : t.path);
           out.push({
             ...own,

@@ -28,12 +28,13 @@ export function expiry(cert: Certificate, tier: Exclude<Tier, 'leaf'>, now: Date
     ];
   const left = cert.notAfter.getTime() - now.getTime();
   if (left < EXPIRY_WARNING[tier]) {
+    const days = Math.floor(left / DAY);
     return [
       {
         ...where,
         level: 'warning',
         check: 'expiry',
-        message: `${tier} expires in ${Math.floor(left / DAY)} days (${cert.notAfter.toISOString()}): plan its rotation`,
+        message: `${tier} expires in ${days} days (${cert.notAfter.toISOString()}): plan its rotation`,
       },
     ];
   }

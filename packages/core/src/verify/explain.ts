@@ -299,12 +299,14 @@ async function judge(
       });
       return done(undefined, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
     }
+    const signer =
+      leaf.issuerName ??
+      (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA');
     checks.push({
       check: 'chain',
       ok: false,
       detail:
-        `issued by ` +
-        `${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : 'an unknown CA')}, ` +
+        `issued by ${signer}, ` +
         `which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle ` +
         `holds ${holds}`,
       openssl,
@@ -316,11 +318,8 @@ async function judge(
         : 'only a leaf of a live intermediate of this mesh can pass',
     );
   }
-  checks.push({
-    check: 'chain',
-    ok: true,
-    detail: `leaf ${displaySerial(leaf.serial)} → ${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}`,
-  });
+  const reached = `${describeAnchor(anchor.ref)}, an anchor of ${paths.trustOpenssl(vs)}`;
+  checks.push({ check: 'chain', ok: true, detail: `leaf ${displaySerial(leaf.serial)} → ${reached}` });
 
   // 2. Purpose: the leaf's EKU must allow the role it plays.
   const eku = EKU[purpose];

@@ -265,14 +265,16 @@ export function verifyIssuance({ mesh, def, m, now }: ScopeView): Finding[] {
         file,
       );
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due])
+    if (due && DUE[due]) {
+      const date =
+        due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`;
       add(
         DUE[due][0],
         due === 'expired' || due === 'renewal-window' || due === 'not-yet-valid' ? 'expiry' : 'leaf',
-        `${svc.name}: ${DUE[due][1]} ` +
-          `(${due === 'not-yet-valid' ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`,
+        `${svc.name}: ${DUE[due][1]} (${date})`,
         file,
       );
+    }
   }
   const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {

@@ -73,7 +73,8 @@ const TEXT: Record<number, (b: Buffer) => string> = {
   0x16: (b) => b.toString('latin1'), // IA5String
   0x1a: (b) => b.toString('latin1'), // VisibleString
   0x1e: (b) => Buffer.from(b).swap16().toString('utf16le'), // BMPString: UTF-16BE
-  0x1c: (b) => [...Array(b.length / 4).keys()].map((i) => String.fromCodePoint(b.readUInt32BE(i * 4))).join(''), // UniversalString
+  // UniversalString
+  0x1c: (b) => [...Array(b.length / 4).keys()].map((i) => String.fromCodePoint(b.readUInt32BE(i * 4))).join(''),
 };
 
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);

@@ -235,11 +235,11 @@ async function runInit(a: Args): Promise<void> {
       `the root key was generated on the token (${a.rootKey}) and never left it; every root signature needs ` +
         `the token and its PIN\n`,
     );
+  const keep = a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : '';
   if (offlineId && shares)
     process.stderr.write(
       `the shares were written to stdout (the terminal, or the file it was redirected to): trellis-root ` +
-        `recombines any ${shares.k} of them (--shares-from FILE… or ` +
-        `TRELLIS_ROOT_IDENTITY_SHARES)${a.rootKey ? '; they open no root key now: keep them for a rotation back to a file root' : ''}\n`,
+        `recombines any ${shares.k} of them (--shares-from FILE… or TRELLIS_ROOT_IDENTITY_SHARES)${keep}\n`,
     );
   else if (offlineId)
     process.stderr.write(

@@ -121,7 +121,8 @@ export const rekey: CommandModule<object, Args> = {
         if (ct !== undefined) writes.push({ path: file, content: await reencrypt(ct, file, held, 'root', next) });
       }
       const configText = withRecipients(store.read(STORE_FILE)!, { offline: next });
-      parseMeshConfig(configText, STORE_FILE); // the config's own rules (a CI recipient never also offline) hold for the new one
+      // The config's own rules (a CI recipient never also offline) hold for the new one.
+      parseMeshConfig(configText, STORE_FILE);
       writes.push({ path: STORE_FILE, content: configText });
       // Root-signed, with the new recipients: this entry is the custodian's confirmation of them.
       writes.push({

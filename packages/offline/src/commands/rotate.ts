@@ -117,7 +117,8 @@ async function beginIntermediate(
   activeIntermediate(mesh, scope);
   assertNoRootOverlap(mesh.rootState!, scope);
   const propagation = propagationFlag ?? mesh.config.overlap.propagation;
-  advanceScope(mesh.material.get(scope)!.state!, { type: 'begin', next: '', propagation, id: '' }, now, scope); // refuses a wrong phase before the root key is touched
+  // Refuses a wrong phase before the root key is touched.
+  advanceScope(mesh.material.get(scope)!.state!, { type: 'begin', next: '', propagation, id: '' }, now, scope);
   const c = ceremony(mesh, now, posture, a.confirmRecipients);
   const result = await beginIntermediateRotation(c, scope, propagation, await openRootKey(mesh, rootIdentities(), now));
   store.commit(result.writes);
@@ -129,7 +130,8 @@ async function abortIntermediate(store: Store, scope: string, a: Args, posture: 
   scopeDef(mesh, scope);
   activeIntermediate(mesh, scope);
   const now = clock(a.now);
-  advanceScope(mesh.material.get(scope)!.state!, { type: 'abort', longestLeafTtl: 0 }, now, scope); // refuses before the root key is touched
+  // Refuses before the root key is touched.
+  advanceScope(mesh.material.get(scope)!.state!, { type: 'abort', longestLeafTtl: 0 }, now, scope);
   // Both ledgers' entries are root-signed, so an abort opens the root key too.
   const result = abortIntermediateRotation(
     ceremony(mesh, now, posture, a.confirmRecipients),
@@ -143,7 +145,8 @@ async function abortIntermediate(store: Store, scope: string, a: Args, posture: 
 async function beginRoot(store: Store, a: Args, posture: Posture): Promise<void> {
   const mesh = loadMesh(store);
   const now = clock(a.now);
-  advanceRoot(mesh.rootState!, { type: 'begin', fresh: '', retiringKey: '', id: '' }, now); // refuses a second rotation before the root key is touched
+  // Refuses a second rotation before the root key is touched.
+  advanceRoot(mesh.rootState!, { type: 'begin', fresh: '', retiringKey: '', id: '' }, now);
   const c = ceremony(mesh, now, posture, a.confirmRecipients);
   const result = await beginRootRotation(c, await openRootKey(mesh, rootIdentities(), now), a.rootKey);
   store.commit(result.writes);
