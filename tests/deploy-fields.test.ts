@@ -86,8 +86,10 @@ describe("a scope file's deploy fields", () => {
   it.each([
     [
       'a dir target with a named reload and a check',
-      { type: 'dir', path: '/etc/trellis/api', reload: 'nginx', check: '127.0.0.1:443' },
+      { type: 'dir', path: '/etc/trellis/api', reload: 'nginx', check: 'api-east' },
     ],
+    // An endpoint where an entry name belongs parses (as scope files once wrote it): deploy refuses it (exit 3).
+    ['a check that is still an endpoint', { type: 'dir', path: '/srv/a', check: '127.0.0.1:443' }],
     ['an https check on an IPv6 literal', { type: 'dir', path: '/srv/a', check: 'https://[::1]:8443/health' }],
     ['an ssh target naming an entry', { type: 'ssh', host: 'web-1', path: '/srv/tls/api' }],
     [
@@ -129,10 +131,36 @@ describe("trellis.yaml's allow-list", () => {
       'deploy.sealed.web-2.recipient',
     ],
     ['an unknown section', { hooks: {} }, 'deploy.hooks'],
+    ...(
+      [
+        ['a probe address with a path', { address: '127.0.0.1:443/x' }, 'address'],
+        ['a probe address that is an https:// URL', { address: 'https://a.internal:443' }, 'address'],
+        ['a probe address without a port', { address: 'a.internal' }, 'address'],
+        ['a probe address that is an option', { address: '-oX:443' }, 'address'],
+        ['a probe path with a space', { path: '/a b' }, 'path'],
+        ['a probe path that is relative', { path: 'healthz' }, 'path'],
+        ['a probe without a SPIFFE ID', { spiffe: undefined }, 'spiffe'],
+        ['a probe SPIFFE ID of another scheme', { spiffe: 'https://us-east-1.mesh.example/api' }, 'spiffe'],
+        ['a probe with an unknown key', { proxy: 'http://x' }, 'proxy'],
+      ] as const
+    ).map(([name, over, f]) => [
+      name,
+      { probe: { 'api-east': { address: '127.0.0.1:443', spiffe: 'spiffe://us-east-1.mesh.example/api', ...over } } },
+      `deploy.probe.api-east.${f}`,
+    ]),
   ])('refuses %s (exit 2, naming the field)', (_, deploy, field) => {
     const e = refusal(() => parseMeshConfig(withDeploy(deploy)));
     expect(e?.exitCode).toBe(2);
     expect(e?.place).toEqual({ file: 'trellis.yaml', field });
+  });
+
+  it('reads deploy.probe entries, and leaves the section out when there is none (older confirmations keep their digest)', () => {
+    const probe = {
+      'api-east': { address: '[::1]:8443', path: '/healthz', spiffe: 'spiffe://us-east-1.mesh.example/api' },
+    };
+    expect(parseMeshConfig(withDeploy({ probe })).deploy.probe).toEqual(probe);
+    expect('probe' in parseMeshConfig(withDeploy({ dir: { paths: ['/srv'] } })).deploy).toBe(false);
+    expect('probe' in parseMeshConfig(withDeploy({ dir: { paths: ['/srv'] }, probe: {} })).deploy).toBe(false);
   });
 
   it('accepts host names, IPv4 and IPv6 literals, and fills the default port', () => {
