@@ -86,7 +86,11 @@ function wrapComments(text, fileName) {
 }
 
 function files() {
-  const listed = execFileSync('git', ['ls-files', '-z', '--', ...PATTERNS], { cwd: ROOT, encoding: 'utf8' });
+  const listed = execFileSync(
+    'git',
+    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...PATTERNS],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   return listed.split('\0').filter(Boolean);
 }
 

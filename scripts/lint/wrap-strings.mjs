@@ -165,7 +165,11 @@ function testTitleLines(text, fileName) {
 }
 
 function files() {
-  const listed = execFileSync('git', ['ls-files', '-z', '--', ...PATTERNS], { cwd: ROOT, encoding: 'utf8' });
+  const listed = execFileSync(
+    'git',
+    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...PATTERNS],
+    { cwd: ROOT, encoding: 'utf8' },
+  );
   return listed.split('\0').filter(Boolean);
 }
 
