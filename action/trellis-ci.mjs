@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "438cba2bcca7c5cf68ef4a573f907f7c671e390f", date: "2026-12-07T07:20:51Z" };
+    define_TRELLIS_BUILD_default = { commit: "a78231870273cfcd01243a9ac1099eb0d7f34c7a", date: "2026-12-07T07:25:41Z" };
   }
 });
 
@@ -27791,14 +27791,20 @@ function writePlainYaml(value) {
   if (!Object.values(value).some((v) => v !== void 0)) return void 0;
   return map(value, "") ? out.join("") : void 0;
 }
-var PLAIN, KEY, NOT_A_STRING, MAX_DEPTH, NO, COMPACT_KEY, plainString, plainKey;
+var PLAIN, KEY, CORE_SCHEMA_SCALARS, NOT_A_STRING, MAX_DEPTH, NO, COMPACT_KEY, plainString, plainKey;
 var init_plain_yaml = __esm({
   "packages/core/src/config/plain-yaml.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     PLAIN = /^[A-Za-z0-9_./][A-Za-z0-9_./:+=@-]*$/;
     KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*$/;
-    NOT_A_STRING = /^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN|~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE)$/;
+    CORE_SCHEMA_SCALARS = [
+      /[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+/,
+      /[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?/,
+      /[-+]?\.(?:inf|Inf|INF)|\.nan|\.NaN|\.NAN/,
+      /~|[Nn]ull|NULL|[Tt]rue|TRUE|[Ff]alse|FALSE/
+    ];
+    NOT_A_STRING = new RegExp(`^(?:${CORE_SCHEMA_SCALARS.map((r) => r.source).join("|")})$`);
     MAX_DEPTH = 32;
     NO = /* @__PURE__ */ Symbol("not plain");
     COMPACT_KEY = /^[A-Za-z0-9_][A-Za-z0-9_.-]*:(?: |$)/;
@@ -37792,7 +37798,12 @@ function field(r, v, at, kind) {
     user: (x) => POSIX_USER.test(x),
     path: isNormalizedPath,
     entry: (x) => ENTRY_NAME.test(x),
-    check: isCheckEndpoint,
+    // An entry name; an endpoint written here (as scope files once did) parses, and deploy refuses it with the way
+    // to move it into the allow-list.
+    check: (x) => ENTRY_NAME.test(x) || isCheckEndpoint(x),
+    address: (x) => isCheckEndpoint(x) && !x.startsWith("https://") && !x.includes("/"),
+    httpPath: (x) => /^\/[!-~]*$/.test(x),
+    spiffe: (x) => /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/.test(x),
     hostKey: isSshPublicKey,
     namespace: (x) => DNS_1123_LABEL.test(x),
     context: (x) => KUBE_CONTEXT.test(x),
@@ -37819,9 +37830,18 @@ function entries(r, v, at, read2, key = "entry") {
   );
 }
 function readAllowList(r, raw, at) {
-  const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed"]);
+  const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed", "probe"]);
   const dir = r.map(d2.dir ?? {}, `${at}.dir`, ["paths"]);
+  const probe = entries(r, d2.probe, `${at}.probe`, (v, f) => {
+    const m = r.map(v, f, ["address", "path", "spiffe"]);
+    return {
+      address: field(r, m.address, `${f}.address`, "address"),
+      ...m.path === void 0 ? {} : { path: field(r, m.path, `${f}.path`, "httpPath") },
+      spiffe: field(r, m.spiffe, `${f}.spiffe`, "spiffe")
+    };
+  });
   return {
+    ...Object.keys(probe).length ? { probe } : {},
     reload: entries(r, d2.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
     dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
     ssh: entries(r, d2.ssh, `${at}.ssh`, (v, f) => {
@@ -38144,7 +38164,10 @@ var init_config = __esm({
       user: 'a POSIX user name: letters, digits, "_", ".", "-", not beginning with "-"',
       path: 'an absolute, normalized path: no "..", "." or empty segments, no spaces or control characters',
       entry: 'the name of an entry of the deploy allow-list in trellis.yaml (lower-case letters, digits, "-" and ".")',
-      check: "host:port of the TLS endpoint to check, or https://host:port/path to also require an HTTP status below 400",
+      check: "the name of an entry of deploy.probe in trellis.yaml (the endpoint a canary handshake checks)",
+      address: "host:port of a TLS endpoint (an IPv6 literal in brackets)",
+      httpPath: 'an absolute HTTP path: "/" then printable characters, no spaces',
+      spiffe: "a SPIFFE ID: spiffe://<trust domain>/<path>",
       hostKey: `the host's public key as "ssh-ed25519 AAAA…" (ssh-keyscan, checked out of band): it is pinned, never learned on first use`,
       namespace: 'a Kubernetes namespace (DNS-1123 label: lower-case letters, digits, "-")',
       context: 'a kubectl context name (letters, digits, ".", "_", ":", "@", "/", "-"), not beginning with "-"',
@@ -39048,8 +39071,8 @@ var init_subject_hash = __esm({
       // VisibleString
       30: (b) => Buffer.from(b).swap16().toString("utf16le"),
       // BMPString: UTF-16BE
-      28: (b) => [...Array(b.length / 4).keys()].map((i2) => String.fromCodePoint(b.readUInt32BE(i2 * 4))).join("")
       // UniversalString
+      28: (b) => [...Array(b.length / 4).keys()].map((i2) => String.fromCodePoint(b.readUInt32BE(i2 * 4))).join("")
     };
     isSpace = (c3) => c3 === 32 || c3 >= 9 && c3 <= 13;
   }
@@ -39982,14 +40005,16 @@ function leafRecordProblems(mesh, scope2, service, rec) {
   }
   const file = paths2.leaves(scope2);
   const hit = proof.byFingerprint.get(rec.fingerprint);
-  if (!hit)
+  if (!hit) {
+    const serial = displaySerial(rec.serial);
     return [
       {
         file,
         field: service,
-        message: `leaf ${displaySerial(rec.serial)} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})`
+        message: `leaf ${serial} is not recorded in the scope ledger (fingerprint ${rec.fingerprint})`
       }
     ];
+  }
   const out = [];
   for (const [field2, claim] of LEAF_FIELDS) {
     const want = recorded(hit.c, field2);
@@ -40199,8 +40224,10 @@ function rootStateProblems(mesh) {
 function evidencePathProblem(rel, scope2) {
   if (typeof rel !== "string") return "is not a path";
   const m = /^bundles\/([a-z0-9-]{1,63})\/evidence\/[0-9A-Za-z][0-9A-Za-z_-]*(\.[0-9A-Za-z_-]+)*\.json$/.exec(rel);
-  if (!m || scope2 !== "root" && m[1] !== scope2)
-    return `${JSON.stringify(rel)} is not a file under bundles/${scope2 === "root" ? "<scope>" : scope2}/evidence/: not read`;
+  if (!m || scope2 !== "root" && m[1] !== scope2) {
+    const dir = `bundles/${scope2 === "root" ? "<scope>" : scope2}/evidence/`;
+    return `${JSON.stringify(rel)} is not a file under ${dir}: not read`;
+  }
   return void 0;
 }
 function evidenceProblems(t, scope2, read2, sha2563) {
@@ -40738,9 +40765,9 @@ function confirmedAllowList(mesh) {
 function allowListChanges(before, after) {
   const out = [];
   const show = (v) => typeof v === "string" ? JSON.stringify(v) : canonicalJson(v);
-  for (const section of ["reload", "ssh", "kubernetes", "sealed"]) {
-    const b = before[section];
-    const a2 = after[section];
+  for (const section of ["reload", "ssh", "kubernetes", "sealed", "probe"]) {
+    const b = before[section] ?? {};
+    const a2 = after[section] ?? {};
     for (const k of [.../* @__PURE__ */ new Set([...Object.keys(b), ...Object.keys(a2)])].sort()) {
       const at = `deploy.${section}.${k}`;
       if (!(k in b)) out.push(`${at} added: ${show(a2[k])}`);
@@ -40775,6 +40802,26 @@ function resolveTarget(allow, t, at) {
       );
     return { reloadCommand: cmd };
   };
+  const check2 = (name) => {
+    if (name === void 0) return {};
+    if (name.includes(":"))
+      return refuse2(
+        "check",
+        `check ${JSON.stringify(name)} names an endpoint itself, and CI connects only to endpoints the custodian confirmed (deploy.probe in trellis.yaml)`,
+        `move it into trellis.yaml as deploy.probe.<name> (address: host:port; path: the https:// path, if any; spiffe: the SPIFFE ID the endpoint presents), have the custodian confirm it (trellis-root confirm), and write check: <name> here (docs/deploy-allow-list.md)`
+      );
+    const probe = allow.probe?.[name];
+    if (!probe)
+      return refuse2(
+        "check",
+        `check ${JSON.stringify(name)} is not in the allow-list (deploy.probe in trellis.yaml)`,
+        `name one of: ${Object.keys(allow.probe ?? {}).join(", ") || "(none)"}; ${addOne}`
+      );
+    return {
+      check: probe.path ? `https://${probe.address}${probe.path}` : probe.address,
+      checkSpiffe: probe.spiffe
+    };
+  };
   switch (t.type) {
     case "dir": {
       if (!under(t.path, allow.dir.paths))
@@ -40784,8 +40831,9 @@ function resolveTarget(allow, t, at) {
           `use a path under: ${allow.dir.paths.join(", ") || "(none)"}; ${addOne}`
         );
       const r = reload(t.reload);
+      const c3 = check2(t.check);
       const allowedRoot = allow.dir.paths.filter((x) => under(t.path, [x])).sort((a2, b) => b.length - a2.length)[0];
-      return "field" in r ? r : { ...t, ...r, allowedRoot };
+      return "field" in r ? r : "field" in c3 ? c3 : { ...t, ...r, ...c3, allowedRoot };
     }
     case "ssh": {
       const host = allow.ssh[t.host];
@@ -40803,8 +40851,10 @@ function resolveTarget(allow, t, at) {
         );
       const r = reload(t.reload);
       if ("field" in r) return r;
+      const c3 = check2(t.check);
+      if ("field" in c3) return c3;
       const { paths: _, host: address, ...conn } = host;
-      return { ...t, ...r, ...conn, address };
+      return { ...t, ...r, ...c3, ...conn, address };
     }
     case "kubernetes": {
       if (t.context === void 0) return t;
@@ -41514,12 +41564,13 @@ function expiry(cert2, tier, now, where) {
     ];
   const left2 = cert2.notAfter.getTime() - now.getTime();
   if (left2 < EXPIRY_WARNING[tier]) {
+    const days = Math.floor(left2 / DAY2);
     return [
       {
         ...where,
         level: "warning",
         check: "expiry",
-        message: `${tier} expires in ${Math.floor(left2 / DAY2)} days (${cert2.notAfter.toISOString()}): plan its rotation`
+        message: `${tier} expires in ${days} days (${cert2.notAfter.toISOString()}): plan its rotation`
       }
     ];
   }
@@ -41919,13 +41970,15 @@ function verifyIssuance({ mesh, def, m, now }) {
         file
       );
     const due = leafDue(rec, leafNames(def.name, svc, mesh.config.trustDomain), active, now);
-    if (due && DUE[due])
+    if (due && DUE[due]) {
+      const date = due === "not-yet-valid" ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`;
       add3(
         DUE[due][0],
         due === "expired" || due === "renewal-window" || due === "not-yet-valid" ? "expiry" : "leaf",
-        `${svc.name}: ${DUE[due][1]} (${due === "not-yet-valid" ? `valid from ${rec.notBefore.toISOString()}` : `expires ${rec.notAfter.toISOString()}`})`,
+        `${svc.name}: ${DUE[due][1]} (${date})`,
         file
       );
+    }
   }
   const declared = new Set(def.services.map((s) => s.name));
   for (const svc of m.leaves.keys()) {
@@ -42755,10 +42808,11 @@ async function judge(mesh, verifier, presenter, purpose, now) {
       });
       return done(void 0, `trellis-ci renew recomposes ${vs}'s bundle (verify reports it), then deploy`);
     }
+    const signer = leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA");
     checks.push({
       check: "chain",
       ok: false,
-      detail: `issued by ${leaf.issuerName ?? (leaf.issuerFingerprint ? `an intermediate ${leaf.issuerFingerprint.slice(0, 23)}…` : "an unknown CA")}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`,
+      detail: `issued by ${signer}, which is no live intermediate of this mesh (rotated out, recovered, retired or foreign); ${vs}'s bundle holds ${holds}`,
       openssl
     });
     return done(
@@ -42766,11 +42820,8 @@ async function judge(mesh, verifier, presenter, purpose, now) {
       presenter.scope ? `trellis-ci renew re-mints ${presenter.label}'s leaf under its scope's active intermediate; deploy it` : "only a leaf of a live intermediate of this mesh can pass"
     );
   }
-  checks.push({
-    check: "chain",
-    ok: true,
-    detail: `leaf ${displaySerial(leaf.serial)} → ${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}`
-  });
+  const reached = `${describeAnchor(anchor.ref)}, an anchor of ${paths2.trustOpenssl(vs)}`;
+  checks.push({ check: "chain", ok: true, detail: `leaf ${displaySerial(leaf.serial)} → ${reached}` });
   const eku = EKU[purpose];
   const purposeOk = leaf.ekus === void 0 || leaf.ekus.includes(eku);
   checks.push({
@@ -43108,33 +43159,50 @@ function escapeHtml(s) {
     (c3) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c3]
   );
 }
+function leafHtml(l) {
+  const validity = l.serial ? `serial ${e(short2(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet";
+  return `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${validity}</span></li>`;
+}
+function intermediateHtml(i2, leaves) {
+  const node = `<span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>`;
+  const dates = `<span class="mono mute">serial ${e(short2(i2.serial))} · until ${e(day(i2.notAfter))}</span>`;
+  const signs = i2.role === "active" ? `<ul>${leaves.map(leafHtml).join("")}</ul>` : "";
+  return `<li>${node}
+  ${dates}
+  ${signs}</li>`;
+}
 function treeHtml(r) {
   const scopeOf = new Map(r.scopes.map((s) => [s.scope, s]));
-  const roots = r.roots.map(
-    (root) => `<li><span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${root.current ? "" : ' <span class="tag warning">previous</span>'}</span>
- <span class="mono mute">serial ${e(short2(root.serial))} · until ${e(day(root.notAfter))}</span>
- <ul>${root.intermediates.map(
-      (i2) => `<li><span class="node inter" data-scope="${e(i2.scope)}" data-serial="${e(i2.serial)}">${e(i2.scope)} <span class="tag">${e(i2.role)}</span></span>
-  <span class="mono mute">serial ${e(short2(i2.serial))} · until ${e(day(i2.notAfter))}</span>
-  ${i2.role === "active" ? `<ul>${(scopeOf.get(i2.scope)?.leaves ?? []).map((l) => `<li><span class="node" data-service="${e(l.label)}" data-serial="${e(l.serial)}">${e(l.service)}</span> <span class="tag ${e(l.state)}">${e(l.state)}</span> <span class="mono mute">${l.serial ? `serial ${e(short2(l.serial))} · until ${e(l.notAfter)}` : "no leaf yet"}</span></li>`).join("")}</ul>` : ""}</li>`
-    ).join("")}</ul></li>`
-  );
+  const roots = r.roots.map((root) => {
+    const previous = root.current ? "" : ' <span class="tag warning">previous</span>';
+    const node = `<span class="node root" data-serial="${e(root.serial)}">root ${e(root.label)}${previous}</span>`;
+    const dates = `<span class="mono mute">serial ${e(short2(root.serial))} · until ${e(day(root.notAfter))}</span>`;
+    const inters = root.intermediates.map((i2) => intermediateHtml(i2, scopeOf.get(i2.scope)?.leaves ?? [])).join("");
+    return `<li>${node}
+ ${dates}
+ <ul>${inters}</ul></li>`;
+  });
   const pending = r.scopes.filter((s) => s.phase === "pending").map(
     (s) => `<li><span class="node pending" data-scope="${e(s.scope)}">${e(s.scope)} <span class="tag pending">pending ceremony</span></span></li>`
   );
   return `<ul class="tree" id="tree">${[...roots, ...pending].join("")}</ul>`;
 }
+function matrixCellHtml(verifier, c3) {
+  const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
+  const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
+  const title = `${verifier} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`;
+  return `<td class="${cls}" data-verifier="${e(verifier)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(title)}">${text}</td>`;
+}
 function matrixHtml(r) {
   const head = r.matrix.scopes.map((s) => `<th scope="col">${e(s)}</th>`).join("");
-  const rows = r.matrix.rows.map(
-    (row) => `<tr><th scope="row">${e(row.scope)}</th>${!row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => {
-      const cls = c3.trusted !== c3.rule ? "drift" : c3.trusted ? "yes" : "no";
-      const text = c3.trusted !== c3.rule ? c3.trusted ? "✓ ≠ rule" : "✗ ≠ rule" : c3.trusted ? "✓" : "✗";
-      return `<td class="${cls}" data-verifier="${e(row.scope)}" data-issuer="${e(c3.scope)}" data-trusted="${c3.trusted}" title="${e(`${row.scope} ${c3.trusted ? "trusts" : "does not trust"} ${c3.scope}`)}">${text}</td>`;
-    }).join("")}</tr>`
-  ).join("");
-  return `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>
-<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
+  const rows = r.matrix.rows.map((row) => {
+    const cells = !row.bundle ? `<td colspan="${row.cells.length}" class="pending" data-verifier="${e(row.scope)}">no bundle yet: pending its ceremony</td>` : row.cells.map((c3) => matrixCellHtml(row.scope, c3)).join("");
+    return `<tr><th scope="row">${e(row.scope)}</th>${cells}</tr>`;
+  }).join("");
+  const table = `<table class="matrix" id="matrix"><thead><tr><th>verifier ↓ · issuer →</th>${head}</tr></thead><tbody>${rows}</tbody></table>`;
+  const legend = `<p class="mute">Read from each scope's <code>trust.openssl.pem</code> as written; a yellow cell is a bundle that differs from the boundary rule (a region trusts itself and global; global trusts every scope).</p>`;
+  return `${table}
+${legend}`;
 }
 function timelineSvg(id, rows, now, from, to) {
   const W = 900;
@@ -43149,9 +43217,15 @@ function timelineSvg(id, rows, now, from, to) {
     const y = top2 + i2 * H;
     const x0 = x(Date.parse(r.notBefore || now));
     const x1 = x(Date.parse(r.notAfter));
-    return `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}"><text x="4" y="${y + 14}">${e(r.label)}</text>
-<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" fill="${colour(r)}"><title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title></rect>
-<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(r.notAfter.slice(0, 16).replace("T", " "))}</text></g>`;
+    const label = `<text x="4" y="${y + 14}">${e(r.label)}</text>`;
+    const title = `<title>${e(`${r.label} serial ${r.serial}: ${r.notBefore} → ${r.notAfter}`)}</title>`;
+    const rect = `<rect x="${x0.toFixed(1)}" y="${y + 4}" width="${Math.max(2, x1 - x0).toFixed(1)}" height="12" rx="3" fill="${colour(r)}">${title}</rect>`;
+    const minute = r.notAfter.slice(0, 16).replace("T", " ");
+    const until = `<text x="${(W - R + 6).toFixed(1)}" y="${y + 14}">${e(minute)}</text>`;
+    const g = `<g class="bar" data-serial="${e(r.serial)}" data-not-after="${e(r.notAfter)}">`;
+    return `${g}${label}
+${rect}
+${until}</g>`;
   }).join("");
   const h2 = top2 + rows.length * H + 8;
   const axis = ticks.map(
@@ -43171,40 +43245,48 @@ function timelinesHtml(r) {
   const leaves = r.scopes.flatMap((s) => s.leaves.filter((l) => l.notAfter));
   const leavesFrom = Math.min(now - 864e5, ...leaves.map((l) => Date.parse(l.notBefore)));
   const leavesTo = Math.max(now + 864e5, ...leaves.map((l) => Date.parse(l.notAfter)));
+  const leafTimeline = leaves.length ? timelineSvg("timeline-leaves", leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>';
   return `<h3>root and intermediates</h3>${timelineSvg("timeline-cas", cas, r.status.now, casFrom, casTo)}
-<h3>leaves</h3>${leaves.length ? timelineSvg("timeline-leaves", leaves, r.status.now, leavesFrom, leavesTo) : '<p class="mute">no leaf minted yet</p>'}`;
+<h3>leaves</h3>${leafTimeline}`;
 }
 function rotationsHtml(r) {
-  const rows = r.scopes.map(
-    (s) => `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning"}">${e(s.phase)}</span></td>
-<td>${s.switchAt ? `switch ${e(s.switchAt)}` : ""}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ""}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ""}</td>
-<td>${s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : ""}` : '<span class="mute">—</span>'}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`
-  ).join("");
+  const rows = r.scopes.map((s) => {
+    const phaseTag = s.phase === "steady" ? "ok" : s.phase === "pending" ? "pending" : "warning";
+    const gates = `${s.switchAt ? `switch ${e(s.switchAt)}` : ""}${s.retireAt ? `<br>retire ${e(s.retireAt)}` : ""}${!s.switchAt && !s.retireAt ? '<span class="mute">none</span>' : ""}`;
+    const open = s.gate && s.gate.at <= r.status.now ? ' <span class="tag ok">open</span>' : "";
+    const nextGate2 = s.gate ? `${e(s.gate.gate)} ${e(s.gate.at)}${open}` : '<span class="mute">—</span>';
+    return `<tr data-scope="${e(s.scope)}"><td>${e(s.scope)}</td><td>${e(s.kind)}</td><td><span class="tag ${phaseTag}">${e(s.phase)}</span></td>
+<td>${gates}</td>
+<td>${nextGate2}</td><td class="mono">${e(s.crlNextUpdate ?? "")}</td></tr>`;
+  }).join("");
   const root = r.status.root ? `<p>root phase <span class="tag ${r.status.root.phase === "steady" ? "ok" : "warning"}">${e(r.status.root.phase)}</span></p>` : "";
   return `${root}<table id="rotations"><thead><tr><th>scope</th><th>kind</th><th>phase</th><th>gates</th><th>next gate</th><th>leaf CRL next update</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 function ledgerHtml(r) {
-  return `<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr></thead><tbody>${r.ledger.map((l) => `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td><td>${e(l.actor)}</td></tr>`).join("")}</tbody></table>`;
+  const rows = r.ledger.map(
+    (l) => `<tr><td class="mono">${e(l.at)}</td><td>${e(l.ledger)}</td><td>${e(l.seq)}</td><td>${e(l.op)}</td><td>${e(l.actor)}</td></tr>`
+  ).join("");
+  return `<table id="ledger"><thead><tr><th>at</th><th>ledger</th><th>#</th><th>operation</th><th>actor</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 function findingsHtml(r) {
   if (!r.findings.length) return '<p class="ok" id="findings">✓ verify found nothing to report</p>';
   const order = { error: 0, warning: 1, pending: 2, ok: 3 };
-  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${[
-    ...r.findings
-  ].sort((a2, b) => order[a2.level] - order[b.level]).map(
+  const rows = [...r.findings].sort((a2, b) => order[a2.level] - order[b.level]).map(
     (f) => `<tr><td class="${e(f.level)}">${e(f.level)}</td><td>${e(f.check)}</td><td>${e(f.scope ?? "")}</td><td>${e(f.message)}</td><td class="mono">${e(f.file ?? "")}</td></tr>`
-  ).join("")}</tbody></table>`;
+  ).join("");
+  return `<table id="findings"><thead><tr><th>level</th><th>check</th><th>scope</th><th>finding</th><th>file</th></tr></thead><tbody>${rows}</tbody></table>`;
 }
 function renderReportHtml(r) {
   const count2 = (l) => r.findings.filter((f) => f.level === l).length;
   const tally = (l, noun) => `<span id="verify-${l}" class="${count2(l) ? l : "ok"}">${count2(l)} ${noun}</span>`;
+  const verify3 = `${tally("error", "error(s)")}, ${tally("warning", "warning(s)")}, ${tally("pending", "pending")}`;
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>trellis report: ${e(r.status.mesh)}</title><style>${CSS}</style></head>
 <body><header><h1>mesh ${e(r.status.mesh)} <span class="mute">(${e(r.status.trustDomain)})</span></h1>
-<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${tally("error", "error(s)")}, ${tally("warning", "warning(s)")}, ${tally("pending", "pending")}</p></header>
+<p>as of <span class="mono" id="as-of">${e(r.status.now)}</span> · verify: ${verify3}</p></header>
 <main>
 <section><h2>trust tree: root → intermediates → services</h2>${treeHtml(r)}</section>
 <section><h2>boundary: which scope trusts which</h2>${matrixHtml(r)}</section>
@@ -43215,7 +43297,7 @@ function renderReportHtml(r) {
 </main></body></html>
 `;
 }
-var cert, e, day, short2, CSS;
+var cert, e, day, short2, CSS_LINES, CSS;
 var init_report_html = __esm({
   "packages/core/src/report/report-html.ts"() {
     "use strict";
@@ -43240,22 +43322,77 @@ var init_report_html = __esm({
     e = escapeHtml;
     day = (iso2) => iso2.slice(0, 10);
     short2 = (s) => s.length > 16 ? `${s.slice(0, 16)}…` : s;
+    CSS_LINES = [
+      [
+        ":root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;",
+        "--line:#d1d9e0;--bg:#f6f8fa}"
+      ],
+      [
+        "*{box-sizing:border-box}",
+        'body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}'
+      ],
+      [
+        "header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}",
+        "h1{font-size:20px;margin:0 0 4px}",
+        "header p{margin:0;color:var(--mute)}"
+      ],
+      ["main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}"],
+      [
+        "section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}",
+        "section.wide{grid-column:1/-1}",
+        "h2{font-size:15px;margin:0 0 10px}"
+      ],
+      [
+        "ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}",
+        "ul.tree{padding-left:0}",
+        "ul.tree li{margin:3px 0;position:relative}"
+      ],
+      [
+        'ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;',
+        "border-top:1px solid var(--line)}"
+      ],
+      [
+        ".node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}",
+        ".root{background:#ddf4ff}",
+        ".inter{background:#fff8c5}"
+      ],
+      [
+        "code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}",
+        "td:first-child,#ledger td:nth-child(2){white-space:nowrap}",
+        ".mute{color:var(--mute)}"
+      ],
+      [
+        ".tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;",
+        "border:1px solid currentColor;margin-left:4px}"
+      ],
+      [
+        ".ok{color:var(--ok)}",
+        ".warning,.due,.stale-issuer{color:var(--warn)}",
+        ".error,.expired,.not-yet-valid,.missing{color:var(--err)}",
+        ".pending{color:var(--pend)}"
+      ],
+      [
+        "table{border-collapse:collapse;width:100%}",
+        "th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}",
+        "th{font-weight:600;background:var(--bg)}"
+      ],
+      [
+        "table.matrix td,table.matrix th{text-align:center}",
+        "table.matrix th:first-child,table.matrix td:first-child{text-align:left}"
+      ],
+      [
+        "td.yes{background:#dafbe1;color:var(--ok);font-weight:700}",
+        "td.no{background:#ffebe9;color:var(--err)}",
+        "td.drift{background:#fff8c5;color:var(--warn);font-weight:700}"
+      ],
+      [
+        "svg text{font:11px system-ui,sans-serif;fill:var(--fg)}",
+        "svg .axis{stroke:var(--line)}",
+        "svg .now{stroke:var(--err);stroke-width:1.5}"
+      ]
+    ];
     CSS = `
-:root{--ok:#1a7f37;--warn:#9a6700;--err:#cf222e;--pend:#6e7781;--fg:#1f2328;--mute:#59636e;--line:#d1d9e0;--bg:#f6f8fa}
-*{box-sizing:border-box}body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;color:var(--fg);margin:0;background:#fff}
-header{padding:18px 28px;border-bottom:1px solid var(--line);background:var(--bg)}h1{font-size:20px;margin:0 0 4px}header p{margin:0;color:var(--mute)}
-main{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:18px;padding:18px 28px}
-section{border:1px solid var(--line);border-radius:8px;padding:12px 16px;min-width:0}section.wide{grid-column:1/-1}h2{font-size:15px;margin:0 0 10px}
-ul.tree,ul.tree ul{list-style:none;margin:0;padding-left:18px}ul.tree{padding-left:0}ul.tree li{margin:3px 0;position:relative}
-ul.tree ul li::before{content:"";position:absolute;left:-12px;top:10px;width:8px;border-top:1px solid var(--line)}
-.node{display:inline-block;padding:1px 8px;border:1px solid var(--line);border-radius:6px;background:#fff}.root{background:#ddf4ff}.inter{background:#fff8c5}
-code,.mono{font:12px ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap}td:first-child,#ledger td:nth-child(2){white-space:nowrap}.mute{color:var(--mute)}
-.tag{display:inline-block;font-size:11px;padding:0 6px;border-radius:10px;border:1px solid currentColor;margin-left:4px}
-.ok{color:var(--ok)}.warning,.due,.stale-issuer{color:var(--warn)}.error,.expired,.not-yet-valid,.missing{color:var(--err)}.pending{color:var(--pend)}
-table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid var(--line);padding:4px 8px;text-align:left;vertical-align:top}th{font-weight:600;background:var(--bg)}
-table.matrix td,table.matrix th{text-align:center}table.matrix th:first-child,table.matrix td:first-child{text-align:left}
-td.yes{background:#dafbe1;color:var(--ok);font-weight:700}td.no{background:#ffebe9;color:var(--err)}td.drift{background:#fff8c5;color:var(--warn);font-weight:700}
-svg text{font:11px system-ui,sans-serif;fill:var(--fg)}svg .axis{stroke:var(--line)}svg .now{stroke:var(--err);stroke-width:1.5}
+${CSS_LINES.map((rules) => rules.join("")).join("\n")}
 `;
   }
 });
@@ -43899,6 +44036,9 @@ function when(at, now) {
   const ms = at.getTime() - now.getTime();
   return ms >= 0 ? `in ${span(ms)}` : `${span(ms)} ago`;
 }
+function under2(level, w) {
+  return `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}`;
+}
 function byWindow(notAfter, now, w) {
   const left2 = notAfter.getTime() - now.getTime();
   return left2 <= 0 || left2 < w.crit ? "critical" : left2 < w.warn ? "warning" : "ok";
@@ -43914,17 +44054,17 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
   const crls = [];
   const scopes = [];
   const add3 = (level2, kind, subject, message, file) => items.push({ level: level2, kind, subject, message, ...file ? { file } : {} });
-  const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? `: ${level2} under ${span(level2 === "critical" ? w.crit : w.warn, Math.round)}` : ""}`;
+  const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? under2(level2, w) : ""}`;
   if (!mesh.root) add3("critical", "certificate", "root", "no root certificate", paths2.rootCert);
   else {
-    const notYet = early(mesh.root.notBefore, now);
+    const notYet2 = early(mesh.root.notBefore, now);
     const level2 = byWindow(mesh.root.notAfter, now, t.root);
-    if (notYet)
+    if (notYet2)
       add3(
         "critical",
         "certificate",
         "root",
-        `root serial ${displaySerial(mesh.root.serialNumber)} ${notYet}`,
+        `root serial ${displaySerial(mesh.root.serialNumber)} ${notYet2}`,
         paths2.rootCert
       );
     certificates.push({
@@ -43936,11 +44076,12 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       notBefore: mesh.root.notBefore,
       notAfter: mesh.root.notAfter
     });
+    const plan2 = level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : "";
     add3(
       level2,
       "certificate",
       "root",
-      `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level2, t.root)}${level2 !== "ok" ? "; plan a root rotation (trellis-root rotate root)" : ""}`,
+      `root ${certText(mesh.root.notAfter, displaySerial(mesh.root.serialNumber), level2, t.root)}${plan2}`,
       paths2.rootCert
     );
   }
@@ -44018,8 +44159,8 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       });
       const judged = l.role === "next" || l.role === "active" && !next;
       const level2 = judged ? byWindow(l.cert.notAfter, now, t.intermediate) : "ok";
-      const notYet = early(l.cert.notBefore, now);
-      if (notYet) add3("critical", "certificate", def.name, `${l.role} intermediate serial ${serial} ${notYet}`, l.file);
+      const notYet2 = early(l.cert.notBefore, now);
+      if (notYet2) add3("critical", "certificate", def.name, `${l.role} intermediate serial ${serial} ${notYet2}`, l.file);
       add3(
         level2,
         "certificate",
@@ -44049,11 +44190,13 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
     if (gate) {
       const open = now.getTime() - new Date(gate.at).getTime();
       const overdue = open > t.gateOverdue;
+      const opens = `${open < 0 ? "opens" : "opened"} ${gate.at} (${when(new Date(gate.at), now)})`;
+      const late = overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : "";
       add3(
         overdue ? "warning" : "ok",
         "gate",
         def.name,
-        `phase ${state.phase}: its ${gate.gate} gate ${open < 0 ? `opens ${gate.at} (${when(new Date(gate.at), now)})` : `opened ${gate.at} (${when(new Date(gate.at), now)})`}${overdue ? `, overdue by more than ${formatDuration(t.gateOverdue)}: trellis-ci renew has not advanced it` : ""}`,
+        `phase ${state.phase}: its ${gate.gate} gate ${opens}${late}`,
         paths2.state(def.name)
       );
     }
@@ -44066,11 +44209,12 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
         hostKeys.push({ scope: def.name, service: svc.name, ...hk });
         const age = now.getTime() - hk.since.getTime();
         const old = age > HOST_KEY_MAX_AGE_MS;
+        const rotate = old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : "";
         add3(
           old ? "warning" : "ok",
           "host-key",
           who,
-          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${old ? `, past ${span(HOST_KEY_MAX_AGE_MS)}: rotate it on the host (trellis-agent keygen --rotate)` : ""}`,
+          `host-held key ${hk.key} signed since ${iso(hk.since)} (${span(age)})${rotate}`,
           paths2.csr(def.name, svc.name)
         );
       }
@@ -44106,7 +44250,11 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
         );
         continue;
       }
-      const text = `leaf ${certText(r.notAfter, displaySerial(r.serial), level2, level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0)}, renew at ${iso(renewAt)}${level2 !== "ok" && reason ? `; ${reason}` : ""}${level2 === "critical" ? "; run trellis-ci renew" : ""}`;
+      const judged = level2 === "critical" || t.leaf.warn !== void 0 ? w : void 0;
+      const why = level2 !== "ok" && reason ? `; ${reason}` : "";
+      const run = level2 === "critical" ? "; run trellis-ci renew" : "";
+      const expiry2 = certText(r.notAfter, displaySerial(r.serial), level2, judged);
+      const text = `leaf ${expiry2}, renew at ${iso(renewAt)}${why}${run}`;
       add3(level2, "certificate", who, text, paths2.leaves(def.name));
     }
     const crlSet = crlSetOf(live);
@@ -44181,19 +44329,21 @@ async function judgeCrlFile(pem2, signers, scope2, subject, file, window2, out, 
       add3("critical", "crl", subject, `${label} has no nextUpdate: ${say.fix}`, file);
       continue;
     }
-    const notYet = early(crl.thisUpdate, now, "verifiers that check CRLs refuse every chain through it");
-    if (notYet) {
-      add3("critical", "crl", subject, `${label} ${notYet}; ${say.fix}`, file);
+    const notYet2 = early(crl.thisUpdate, now, "verifiers that check CRLs refuse every chain through it");
+    if (notYet2) {
+      add3("critical", "crl", subject, `${label} ${notYet2}; ${say.fix}`, file);
       continue;
     }
     const w = window2(crl);
     const level = byWindow(crl.nextUpdate, now, w);
     const past = crl.nextUpdate <= now;
+    const verdict = past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? under2(level, w) : "";
+    const fix = level !== "ok" ? `; ${say.fix}` : "";
     add3(
       level,
       "crl",
       subject,
-      `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${past ? ": stale, verifiers that check CRLs refuse every chain through it" : level !== "ok" ? `: ${level} under ${span(level === "critical" ? w.crit : w.warn, Math.round)}` : ""}${level !== "ok" ? `; ${say.fix}` : ""}`,
+      `${label} next update ${iso(crl.nextUpdate)} (${when(crl.nextUpdate, now)})${verdict}${fix}`,
       file
     );
   }
@@ -44909,10 +45059,10 @@ function readBounded(file, limit, o2 = {}) {
   }
   try {
     const st = fs3.fstatSync(fd);
-    if (!st.isFile())
-      throw refuse2(
-        `${file} is not a regular file (a ${st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file"})`
-      );
+    if (!st.isFile()) {
+      const kind = st.isDirectory() ? "directory" : st.isFIFO() ? "FIFO" : st.isCharacterDevice() || st.isBlockDevice() ? "device" : "special file";
+      throw refuse2(`${file} is not a regular file (a ${kind})`);
+    }
     if (st.size > limit) throw refuse2(`${file} is ${st.size} bytes, over the limit of ${limit} for this file`);
     const buf = Buffer.alloc(Math.min(st.size, limit) + 1);
     let n2 = 0;
@@ -45298,10 +45448,16 @@ async function runMain(tool, main) {
 `);
       if (process.argv.includes("--json")) {
         const { file, field: field2 } = e2.place;
-        process.stdout.write(
-          `${JSON.stringify({ error: { reason: e2.reason, exitCode: e2.exitCode, ...file ? { file } : {}, ...field2 ? { field: field2 } : {}, message: e2.message.split("\n")[0], ...e2.hint ? { hint: e2.hint } : {} } })}
-`
-        );
+        const error = {
+          reason: e2.reason,
+          exitCode: e2.exitCode,
+          ...file ? { file } : {},
+          ...field2 ? { field: field2 } : {},
+          message: e2.message.split("\n")[0],
+          ...e2.hint ? { hint: e2.hint } : {}
+        };
+        process.stdout.write(`${JSON.stringify({ error })}
+`);
       }
       code2 = e2.exitCode;
     } else if (io) {
@@ -45718,32 +45874,35 @@ function renderFindings(findings) {
 }
 function renderStatus(s) {
   const lines = [`mesh ${s.mesh} (trust domain ${s.trustDomain}) as of ${s.now}`];
-  lines.push(
-    s.root ? `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${s.root.notValidBefore ? `  NOT YET VALID: valid from ${s.root.notValidBefore}` : ""}${s.root.phase !== "steady" ? `  [${s.root.phase}]` : ""}` : "root  (none)"
-  );
-  for (const sc of s.scopes) {
+  if (s.root) {
+    const phase = s.root.phase !== "steady" ? `  [${s.root.phase}]` : "";
     lines.push(
-      `scope ${sc.scope} (${sc.kind})  ${sc.intermediate ? `intermediate expires ${sc.intermediate.notAfter}  ${sc.intermediate.fingerprint}${sc.intermediate.notValidBefore ? `  NOT YET VALID: valid from ${sc.intermediate.notValidBefore}` : ""}` : "PENDING: awaiting its offline intermediate ceremony"}`
+      `root  ${s.root.subject}  expires ${s.root.notAfter}  ${s.root.fingerprint}${notYet(s.root.notValidBefore)}${phase}`
     );
-    if (sc.intermediate)
-      lines.push(
-        `  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${sc.gate.at <= s.now ? " (open: the next renew advances it)" : ""}` : ""}`
-      );
+  } else lines.push("root  (none)");
+  for (const sc of s.scopes) {
+    const i2 = sc.intermediate;
+    const tier = i2 ? `intermediate expires ${i2.notAfter}  ${i2.fingerprint}${notYet(i2.notValidBefore)}` : "PENDING: awaiting its offline intermediate ceremony";
+    lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
+    if (i2) {
+      const open = sc.gate && sc.gate.at <= s.now ? " (open: the next renew advances it)" : "";
+      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${open}` : ""}`);
+    }
     for (const l of sc.leaves) {
-      lines.push(
-        `  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : ""}`.trimEnd()
-      );
+      const dates = l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : "";
+      lines.push(`  ${l.service.padEnd(20)} ${l.state.padEnd(13)} ${dates}`.trimEnd());
     }
   }
   return `${lines.join("\n")}
 `;
 }
-var MARK;
+var MARK, notYet;
 var init_report = __esm({
   "packages/core/src/report/report.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     MARK = { error: "✗", warning: "!", pending: "…", ok: "✓" };
+    notYet = (validFrom) => validFrom ? `  NOT YET VALID: valid from ${validFrom}` : "";
   }
 });
 
@@ -46154,10 +46313,10 @@ var init_check_command = __esm({
             writeMetricsFile(a2.metrics, metrics, storeDir);
           } catch (e2) {
             const [first, ...rest] = report2.split("\n");
-            process.stdout.write(
-              `${unknownLine(`cannot write the metrics file ${path6.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${first.replace(/^TRELLIS /, "").split(" | ")[0]})`)}
-${rest.join("\n")}`
-            );
+            const checks = first.replace(/^TRELLIS /, "").split(" | ")[0];
+            const why = `cannot write the metrics file ${path6.resolve(a2.metrics)}: ${describeFailure(e2)}; the previous file is left as it was (checks: ${checks})`;
+            process.stdout.write(`${unknownLine(why)}
+${rest.join("\n")}`);
             process.exitCode = NAGIOS.unknown;
             return;
           }
@@ -47095,8 +47254,9 @@ __export(handshake_check_exports, {
 });
 import https from "node:https";
 import tls from "node:tls";
-async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
-  const tlsOk = await tlsCheck(check2.replace(/^https:\/\//, "").replace(/\/.*$/, ""), servername, release, timeoutMs);
+async function handshakeCheck(check2, servername, release, spiffe, timeoutMs = 5e3) {
+  const address = check2.replace(/^https:\/\//, "").replace(/\/.*$/, "");
+  const tlsOk = await tlsCheck(address, servername, release, spiffe, timeoutMs);
   if (!tlsOk.ok || !check2.startsWith("https://")) return tlsOk;
   const url = new URL(check2);
   return new Promise((resolve5) => {
@@ -47122,7 +47282,7 @@ async function handshakeCheck(check2, servername, release, timeoutMs = 5e3) {
     req.end();
   });
 }
-async function tlsCheck(address, servername, release, timeoutMs) {
+async function tlsCheck(address, servername, release, spiffe, timeoutMs) {
   const [host, port2] = [
     address.slice(0, address.lastIndexOf(":")),
     Number(address.slice(address.lastIndexOf(":") + 1))
@@ -47145,8 +47305,14 @@ async function tlsCheck(address, servername, release, timeoutMs) {
     sock.on("secureConnect", () => {
       const presented = sock.getPeerX509Certificate();
       const got = presented ? Buffer.from(presented.fingerprint256.replace(/:/g, ""), "hex").toString("hex") : "";
+      const uris = (presented?.subjectAltName ?? "").split(", ").filter((n2) => n2.startsWith("URI:"));
       if (expected && got !== expected)
         done({ ok: false, error: `the endpoint presents ${got.slice(0, 16)}…, not the leaf just deployed` });
+      else if (spiffe && !uris.includes(`URI:${spiffe}`))
+        done({
+          ok: false,
+          error: `the endpoint's leaf names ${uris.map((u2) => u2.slice(4)).join(", ") || "no SPIFFE ID"}, not ${spiffe}`
+        });
       else setTimeout(() => done({ ok: !sock.destroyed }), 200);
     });
     sock.on("error", (e2) => done({ ok: false, error: e2.message }));
@@ -62328,8 +62494,8 @@ var renew = {
   }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)").epilogue(
     "environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true"
   ),
+  // A dry run is not a run to record.
   handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2), a2.store)
-  // a dry run is not a run to record
 };
 function renderPlan(plan2) {
   const lines = plan2.mint.map((i2) => `mint ${i2.scope}/${i2.service} (${i2.reason})`);
@@ -62495,9 +62661,9 @@ async function renewPlanned(store, o2, identities, say, planned) {
   store.commit(result.writes);
   t?.mark("ledger");
   const count2 = result.count;
-  say(
-    `minted ${count2} ${count2 === 1 ? "leaf" : "leaves"}${count2 ? ` into ${o2.out}` : ""}${staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : ""}${staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : ""}`
-  );
+  const crls = staleCrls.size ? `; re-signed ${staleCrls.size} scope CRL file(s)` : "";
+  const bundles = staleBundles.length ? `; refreshed ${staleBundles.length} bundle file(s)` : "";
+  say(`minted ${count2} ${count2 === 1 ? "leaf" : "leaves"}${count2 ? ` into ${o2.out}` : ""}${crls}${bundles}`);
   return result;
 }
 
@@ -62694,7 +62860,7 @@ async function deployStore(a2, seam = nodeCryptoSeam) {
     if (unchecked.length)
       throw new TrellisError(
         "usage",
-        `canary target ${describeTarget(unchecked[0].target)} has no check (host:port) to run a handshake against`,
+        `canary target ${describeTarget(unchecked[0].target)} has no check (an entry of deploy.probe) to run a handshake against`,
         { file: paths2.scopeFile(unchecked[0].scope) }
       );
     const from = path21.resolve(a2.from ?? path21.join(store.dir, ".trellis", "out"));
@@ -62793,7 +62959,8 @@ async function deployStore(a2, seam = nodeCryptoSeam) {
           const c3 = await handshakeCheck2(
             job.target.check,
             serviceDnsName(job.scope, job.service, mesh.config.trustDomain),
-            material
+            material,
+            job.target.checkSpiffe
           );
           if (!c3.ok) throw new TrellisError("peer-failed", `canary check of ${job.target.check} failed: ${c3.error}`);
           done.detail += `; canary handshake ok`;
@@ -62851,8 +63018,11 @@ async function deployStore(a2, seam = nodeCryptoSeam) {
       );
     const failed = outcomes.filter((o2) => o2.status === "failed").length;
     const notDone = failed + heldOutcomes.length;
+    const failedNote = failed ? `, ${failed} failed` : "";
+    const heldNote = heldOutcomes.length ? `, ${heldOutcomes.length} held` : "";
+    const stoppedNote = stopped ? "; rollout stopped at the canary" : "";
     process.stdout.write(
-      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failed ? `, ${failed} failed` : ""}${heldOutcomes.length ? `, ${heldOutcomes.length} held` : ""}${stopped ? "; rollout stopped at the canary" : ""}
+      `${outcomes.length - notDone} of ${outcomes.length} target(s) done${failedNote}${heldNote}${stoppedNote}
 `
     );
     if (failed || stopped) process.exitCode = 1;
