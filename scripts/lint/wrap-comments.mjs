@@ -1,28 +1,10 @@
 #!/usr/bin/env node
-/**
- * Comments at most 120 columns, the formatter's line width: biome breaks code but never a comment.
- * Rewraps whole-line `//` comments and `/** … *\/` blocks that run past 120 (a one-line block becomes
- * three lines); comments are found by TypeScript's parser, so text inside strings is never touched.
- * Directives (`biome-ignore`, `@ts-…`) and indented examples are left as written.
- *
- *   node scripts/lint/wrap-comments.mjs           rewrites the files biome formats
- *   node scripts/lint/wrap-comments.mjs --check   names the files it would rewrap, and fails if any
- */
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
+import { lintedFiles, ROOT, WIDTH } from './width.mjs';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const WIDTH = 120;
-const PATTERNS = [
-  'packages/*/src/**/*.ts',
-  'packages/*/test/**/*.ts',
-  'tests/**/*.ts',
-  'scripts/**/*.ts',
-  'scripts/**/*.mjs',
-].map((p) => `:(glob)${p}`);
 const DIRECTIVE = /^(biome-ignore|@ts-|eslint-|#|!)/;
 
 /** The [start, end) ranges of every comment in `text`. */
@@ -85,19 +67,10 @@ function wrapComments(text, fileName) {
   return { text: out.join('\n') };
 }
 
-function files() {
-  const listed = execFileSync(
-    'git',
-    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...PATTERNS],
-    { cwd: ROOT, encoding: 'utf8' },
-  );
-  return listed.split('\0').filter(Boolean);
-}
-
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   const long = [];
-  for (const rel of files()) {
+  for (const rel of lintedFiles()) {
     const file = path.join(ROOT, rel);
     const text = fs.readFileSync(file, 'utf8');
     const r = wrapComments(text, rel);

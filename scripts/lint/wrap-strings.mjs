@@ -13,16 +13,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import ts from 'typescript';
-
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const WIDTH = 120;
-const PATTERNS = [
-  'packages/*/src/**/*.ts',
-  'packages/*/test/**/*.ts',
-  'tests/**/*.ts',
-  'scripts/**/*.ts',
-  'scripts/**/*.mjs',
-].map((p) => `:(glob)${p}`);
+import { lintedFiles, ROOT, WIDTH } from './width.mjs';
 
 const LITERALS = new Set([
   ts.SyntaxKind.StringLiteral,
@@ -164,20 +155,11 @@ function testTitleLines(text, fileName) {
   return lines;
 }
 
-function files() {
-  const listed = execFileSync(
-    'git',
-    ['ls-files', '-z', '--cached', '--others', '--exclude-standard', '--', ...PATTERNS],
-    { cwd: ROOT, encoding: 'utf8' },
-  );
-  return listed.split('\0').filter(Boolean);
-}
-
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const check = process.argv.includes('--check');
   const long = [];
   const changed = [];
-  for (const rel of files()) {
+  for (const rel of lintedFiles()) {
     const file = path.join(ROOT, rel);
     const text = fs.readFileSync(file, 'utf8');
     if (check) {
