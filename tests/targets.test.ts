@@ -670,6 +670,10 @@ describe('a check connects only to an endpoint the custodian confirmed (deploy.p
     expect(d.stderr).toContain('scopes/us-east-1.yaml');
     expect(fs.existsSync(target)).toBe(false);
     expect(m.snapshot()).toEqual(before);
+    // verify names it on the pull request, before anyone deploys.
+    const v = await m.ci(['verify']);
+    expect(v.code).not.toBe(0);
+    expect(v.stdout).toContain('services.api.deploy[0].check');
   });
 
   it('a probe entry a pull request adds counts only once the custodian confirmed it', async () => {
