@@ -53,3 +53,57 @@ describe('init whose stdout cannot be written creates nothing', () => {
     expect(fs.readdirSync(base)).toEqual([]);
   });
 });
+
+describe('init whose stdout is a file others may read', () => {
+  it.each([
+    ['0644 (umask 022)', 0o644],
+    ['0666', 0o666],
+    ['0640', 0o640],
+  ])('%s: made 0600 before the identity is written, and said so', async (_, mode) => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-loose-'));
+    const out = path.join(base, 'root.identity');
+    fs.writeFileSync(out, '');
+    fs.chmodSync(out, mode);
+    const fd = fs.openSync(out, 'w');
+    const r = await initWithStdout(fd, [
+      '--store',
+      path.join(base, 'store'),
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      path.join(base, 'ci.identity'),
+    ]);
+    fs.closeSync(fd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(out, 'utf8')).toMatch(/^AGE-SECRET-KEY-1/m);
+    expect(r.stderr).toContain(
+      `stdout is a file others could read (mode ${mode.toString(8).padStart(4, '0')}): made it 0600 before writing ` +
+        'the offline root identity',
+    );
+  });
+
+  it('a file only its owner reads is left as it is, and nothing is said', async () => {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-tight-'));
+    const out = path.join(base, 'root.identity');
+    fs.writeFileSync(out, '', { mode: 0o600 });
+    fs.chmodSync(out, 0o600);
+    const fd = fs.openSync(out, 'w');
+    const r = await initWithStdout(fd, [
+      '--store',
+      path.join(base, 'store'),
+      '--mesh',
+      'prod',
+      '--trust-domain',
+      'mesh.example',
+      '--ci-identity-out',
+      path.join(base, 'ci.identity'),
+    ]);
+    fs.closeSync(fd);
+    expect(r.code, r.stderr).toBe(0);
+    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+    expect(r.stderr).not.toContain('others could read');
+  });
+});

@@ -3,7 +3,30 @@
  * it.
  */
 import fs from 'node:fs';
-import { TrellisError, splitIdentity } from '@trellis/core';
+import { TrellisError, looseStdoutRefusal, splitIdentity } from '@trellis/core';
+
+/**
+ * A secret printed into a redirected file takes the shell's umask (`> root.identity` under 022 is world-readable): a
+ * regular file others may read is made 0600 before a byte is written, and said so on stderr.
+ */
+function tightenStdoutFile(what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(1);
+  } catch {
+    return; // no stdout to judge: the write below says what went wrong
+  }
+  if (!st.isFile() || (st.mode & 0o077) === 0) return;
+  try {
+    fs.fchmodSync(1, 0o600);
+  } catch (e) {
+    throw looseStdoutRefusal(what, st.mode, (e as NodeJS.ErrnoException).code ?? 'chmod failed');
+  }
+  process.stderr.write(
+    `stdout is a file others could read (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): made it 0600 ` +
+      `before writing ${what}\n`,
+  );
+}
 
 /**
  * Writes `text` to stdout synchronously and confirms every byte went out;
@@ -11,6 +34,7 @@ import { TrellisError, splitIdentity } from '@trellis/core';
  * never leaves a key nobody can open.
  */
 export function writeAllToStdout(text: string, say: { what: string; outcome: string; hint: string }): void {
+  tightenStdoutFile(say.what);
   const buf = Buffer.from(text);
   let done = 0;
   let waits = 0;
