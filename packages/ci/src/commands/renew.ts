@@ -83,11 +83,7 @@ export const renew: CommandModule<object, Args> = {
       .option('quiet', { type: 'boolean', describe: 'no progress on stderr' })
       .example('$0 renew', 'the scheduled CI job')
       .example('$0 renew --scope us-east-1 --force', 're-mint one scope')
-      .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)')
-      .epilogue(
-        'environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever ' +
-          'something is signed (not for --dry-run); CI=true',
-      ) as never,
+      .example('$0 renew --scope us-east-1 --shard', 'one job of a CI matrix over scopes (docs/sharding.md)') as never,
   // A dry run is not a run to record.
   handler: (a) => withRenewMetrics(a.dryRun ? undefined : a.metrics, a.now, () => runRenew(a), a.store),
 };
