@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "a78231870273cfcd01243a9ac1099eb0d7f34c7a", date: "2026-12-07T07:25:41Z" };
+    define_TRELLIS_BUILD_default = { commit: "dce882b2407109af2b78ac5c32b94a0246d82890", date: "2026-12-07T07:48:29Z" };
   }
 });
 
@@ -62491,9 +62491,7 @@ var renew = {
   }).option("progress", {
     type: "boolean",
     describe: `show progress on stderr even below ${PROGRESS_MIN_LEAVES} leaves (a bar on a terminal, a line every 5 s otherwise)`
-  }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)").epilogue(
-    "environment: TRELLIS_CI_IDENTITY_FILE (or TRELLIS_CI_IDENTITY) the CI identity, needed whenever something is signed (not for --dry-run); CI=true"
-  ),
+  }).option("quiet", { type: "boolean", describe: "no progress on stderr" }).example("$0 renew", "the scheduled CI job").example("$0 renew --scope us-east-1 --force", "re-mint one scope").example("$0 renew --scope us-east-1 --shard", "one job of a CI matrix over scopes (docs/sharding.md)"),
   // A dry run is not a run to record.
   handler: (a2) => withRenewMetrics(a2.dryRun ? void 0 : a2.metrics, a2.now, () => runRenew(a2), a2.store)
 };
