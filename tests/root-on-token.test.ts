@@ -9,6 +9,7 @@ import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
+import { WORKSPACE_SOURCES } from '../scripts/dist/build.mjs';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { REPO, baseEnv, trellisRoot, tool, type Env, type Run } from './helpers/cli.js';
@@ -351,7 +352,7 @@ describe('the single-file build and the optional addon', () => {
           '__trellisCreateRequire(import.meta.url);',
       },
       define: { TRELLIS_BUILD: JSON.stringify({ commit: 'test', version: '0.0.0' }) },
-      alias: { '@trellis/core': './packages/core/src/index.ts', '@trellis/agent': './packages/agent/src/index.ts' },
+      alias: WORKSPACE_SOURCES,
     });
     const env = baseEnv({ TRELLIS_ALLOW_ONLINE: '1', ...t.env }) as NodeJS.ProcessEnv;
     const runBundle = (args: string[]) =>

@@ -82,6 +82,19 @@ function sourceCommit() {
   }
 }
 
+/**
+ * The workspace packages by their TypeScript sources (tsc type-checks them; esbuild only strips types), each entry
+ * point of @trellis/core by its own: an alias also rewrites subpaths, so `@trellis/core` alone would send
+ * `@trellis/core/store` into `index.ts/store`.
+ */
+export const WORKSPACE_SOURCES = {
+  '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts',
+  '@trellis/core/store': './packages/core/src/store/index.ts',
+  '@trellis/core/shell': './packages/core/src/shell/index.ts',
+  '@trellis/core': './packages/core/src/index.ts',
+  '@trellis/agent': './packages/agent/src/index.ts',
+};
+
 /** Resolves each import of fault-seam.js to fault-seam.release.ts beside it. */
 const INERT_FAULT_SEAM = {
   name: 'inert-fault-seam',
@@ -109,15 +122,7 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
         'const require = __trellisCreateRequire(import.meta.url);',
     },
     define: { TRELLIS_BUILD: JSON.stringify(info) },
-    // From the TypeScript sources (tsc type-checks them; esbuild only strips types): the workspace packages by their
-    // source.
-    alias: {
-      '@trellis/core/leaf-template': './packages/core/src/x509/leaf-template.ts',
-      '@trellis/core/store': './packages/core/src/store/index.ts',
-      '@trellis/core/shell': './packages/core/src/shell/index.ts',
-      '@trellis/core': './packages/core/src/index.ts',
-      '@trellis/agent': './packages/agent/src/index.ts',
-    },
+    alias: WORKSPACE_SOURCES,
     // The test-only fault seam stays out of the release: its inert twin takes its place.
     plugins: faultSeam ? [] : [INERT_FAULT_SEAM],
     metafile: true,
