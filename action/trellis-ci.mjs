@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "dce882b2407109af2b78ac5c32b94a0246d82890-dirty", date: "2026-12-07T07:48:29Z" };
+    define_TRELLIS_BUILD_default = { commit: "3f89ddcc1ad8ee12c3d7400b41fbf8f8e3729ebc", date: "2026-12-07T08:08:53Z" };
   }
 });
 
