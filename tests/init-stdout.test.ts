@@ -27,24 +27,25 @@ function initWithStdout(
   });
 }
 
+/** init's flags for a new store under `base`, the CI identity written beside it. */
+const initArgs = (base: string) => [
+  '--store',
+  path.join(base, 'store'),
+  '--mesh',
+  'prod',
+  '--trust-domain',
+  'mesh.example',
+  '--ci-identity-out',
+  path.join(base, 'ci.identity'),
+];
+
 describe('init whose stdout cannot be written creates nothing', () => {
   it.each([
     ['stdout on a full device', () => fs.openSync('/dev/full', 'w'), /ENOSPC/],
     ['stdout a pipe whose reader has gone', () => 'pipe-closed' as const, /EPIPE/],
   ])('%s: exit 1, a clear message, no store, no CI identity file', async (_, open, errno) => {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-out-'));
-    const store = path.join(base, 'store');
-    const ciOut = path.join(base, 'ci.identity');
-    const r = await initWithStdout(open(), [
-      '--store',
-      store,
-      '--mesh',
-      'prod',
-      '--trust-domain',
-      'mesh.example',
-      '--ci-identity-out',
-      ciOut,
-    ]);
+    const r = await initWithStdout(open(), initArgs(base));
     expect(r.code, r.stderr).toBe(1);
     expect(r.stderr).toMatch(/cannot write the offline root identity to stdout/);
     expect(r.stderr).toMatch(errno);
@@ -55,30 +56,27 @@ describe('init whose stdout cannot be written creates nothing', () => {
 });
 
 describe('init whose stdout is a file others may read', () => {
+  /** init with stdout redirected into a file that had `mode`, as `> root.identity` under a umask would make it. */
+  async function initIntoFileOfMode(mode: number): Promise<{ code: number | null; stderr: string; out: string }> {
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-mode-'));
+    const out = path.join(base, 'root.identity');
+    fs.writeFileSync(out, '');
+    fs.chmodSync(out, mode);
+    const fd = fs.openSync(out, 'w');
+    const r = await initWithStdout(fd, initArgs(base));
+    fs.closeSync(fd);
+    return { ...r, out };
+  }
+
   it.each([
     ['0644 (umask 022)', 0o644],
     ['0666', 0o666],
     ['0640', 0o640],
   ])('%s: made 0600 before the identity is written, and said so', async (_, mode) => {
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-loose-'));
-    const out = path.join(base, 'root.identity');
-    fs.writeFileSync(out, '');
-    fs.chmodSync(out, mode);
-    const fd = fs.openSync(out, 'w');
-    const r = await initWithStdout(fd, [
-      '--store',
-      path.join(base, 'store'),
-      '--mesh',
-      'prod',
-      '--trust-domain',
-      'mesh.example',
-      '--ci-identity-out',
-      path.join(base, 'ci.identity'),
-    ]);
-    fs.closeSync(fd);
+    const r = await initIntoFileOfMode(mode);
     expect(r.code, r.stderr).toBe(0);
-    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
-    expect(fs.readFileSync(out, 'utf8')).toMatch(/^AGE-SECRET-KEY-1/m);
+    expect(fs.statSync(r.out).mode & 0o777).toBe(0o600);
+    expect(fs.readFileSync(r.out, 'utf8')).toMatch(/^AGE-SECRET-KEY-1/m);
     expect(r.stderr).toContain(
       `stdout is a file others could read (mode ${mode.toString(8).padStart(4, '0')}): made it 0600 before writing ` +
         'the offline root identity',
@@ -86,24 +84,9 @@ describe('init whose stdout is a file others may read', () => {
   });
 
   it('a file only its owner reads is left as it is, and nothing is said', async () => {
-    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-tight-'));
-    const out = path.join(base, 'root.identity');
-    fs.writeFileSync(out, '', { mode: 0o600 });
-    fs.chmodSync(out, 0o600);
-    const fd = fs.openSync(out, 'w');
-    const r = await initWithStdout(fd, [
-      '--store',
-      path.join(base, 'store'),
-      '--mesh',
-      'prod',
-      '--trust-domain',
-      'mesh.example',
-      '--ci-identity-out',
-      path.join(base, 'ci.identity'),
-    ]);
-    fs.closeSync(fd);
+    const r = await initIntoFileOfMode(0o600);
     expect(r.code, r.stderr).toBe(0);
-    expect(fs.statSync(out).mode & 0o777).toBe(0o600);
+    expect(fs.statSync(r.out).mode & 0o777).toBe(0o600);
     expect(r.stderr).not.toContain('others could read');
   });
 });

@@ -155,36 +155,42 @@ function testTitleLines(text, fileName) {
   return lines;
 }
 
-if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const check = process.argv.includes('--check');
+/** Every line over the width, as `file:line: N columns` (a test's title may run long). */
+function longLines() {
   const long = [];
-  const changed = [];
   for (const rel of lintedFiles()) {
-    const file = path.join(ROOT, rel);
-    const text = fs.readFileSync(file, 'utf8');
-    if (check) {
-      const titles = testTitleLines(text, rel);
-      text.split('\n').forEach((l, i) => {
-        if (l.length > WIDTH && !titles.has(i)) long.push(`${rel}:${i + 1}: ${l.length} columns`);
-      });
-      continue;
-    }
-    const next = splitLong(text, rel);
-    if (next !== undefined) {
+    const text = fs.readFileSync(path.join(ROOT, rel), 'utf8');
+    const titles = testTitleLines(text, rel);
+    text.split('\n').forEach((l, i) => {
+      if (l.length > WIDTH && !titles.has(i)) long.push(`${rel}:${i + 1}: ${l.length} columns`);
+    });
+  }
+  return long;
+}
+
+/** Splits every long literal, then biome lays the parts out; a part still too long is split on the next pass. */
+function splitAll(passes = 3) {
+  for (let pass = 0; pass < passes; pass++) {
+    const changed = [];
+    for (const rel of lintedFiles()) {
+      const file = path.join(ROOT, rel);
+      const next = splitLong(fs.readFileSync(file, 'utf8'), rel);
+      if (next === undefined) continue;
       fs.writeFileSync(file, next);
       changed.push(file);
     }
-  }
-  // Each pass splits, biome lays the parts out; a part that still runs long is split on the next pass.
-  if (changed.length) {
+    if (!changed.length) return;
     execFileSync('pnpm', ['exec', 'biome', 'format', '--write', ...changed], { cwd: ROOT });
-    if (!process.argv.includes('--pass-3')) {
-      const pass = process.argv.includes('--pass-2') ? '--pass-3' : '--pass-2';
-      execFileSync(process.execPath, [fileURLToPath(import.meta.url), pass], { cwd: ROOT, stdio: 'inherit' });
-    }
   }
-  if (long.length) {
-    process.stderr.write(`${long.join('\n')}\nlines over ${WIDTH} columns: node scripts/lint/wrap-strings.mjs\n`);
-    process.exit(1);
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  if (!process.argv.includes('--check')) splitAll();
+  else {
+    const long = longLines();
+    if (long.length) {
+      process.stderr.write(`${long.join('\n')}\nlines over ${WIDTH} columns: node scripts/lint/wrap-strings.mjs\n`);
+      process.exit(1);
+    }
   }
 }

@@ -5,7 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { TrellisError, outDirRefusal } from '@trellis/core';
+import { TrellisError, octalMode, outDirRefusal } from '@trellis/core';
 import { assertOutsideTrackedTree, makeOutDir } from '@trellis/core/store';
 import { SCOPE_OUT_FILES } from './issue.js';
 
@@ -46,9 +46,7 @@ export function prepareOutDir(
   refuseLinksInside(dir, flag);
   const loose = st.mode & 0o077;
   fs.chmodSync(dir, 0o700); // also where mkdir's mode met a umask
-  return loose
-    ? `tightened ${dir} from ${(st.mode & 0o777).toString(8).padStart(4, '0')} to 0700: it holds plaintext leaf keys\n`
-    : undefined;
+  return loose ? `tightened ${dir} from ${octalMode(st.mode)} to 0700: it holds plaintext leaf keys\n` : undefined;
 }
 
 /**

@@ -170,7 +170,7 @@ export {
 } from './custody/signing-policy.js';
 export { meshCollisions, heldServices, collisionRefusal, describeCollision } from './trust/uniqueness.js';
 export { requireConfirmedAllowList, resolveDeployTargets } from './custody/allow-list.js';
-export { looseStdoutRefusal, outDirRefusal } from './custody/out-paths.js';
+export { looseStdoutRefusal, octalMode, outDirRefusal } from './custody/out-paths.js';
 export { custodyRefusal, hostKeyRequests, keyProofStatement, meshHostKeys } from './custody/host-keys.js';
 export { certificateRequestPem } from './x509/csr.js';
 export type { HostKeyRequest } from './x509/csr.js';

@@ -3,7 +3,7 @@
  * it.
  */
 import fs from 'node:fs';
-import { TrellisError, looseStdoutRefusal, splitIdentity } from '@trellis/core';
+import { TrellisError, looseStdoutRefusal, octalMode, splitIdentity } from '@trellis/core';
 
 /**
  * A secret printed into a redirected file takes the shell's umask (`> root.identity` under 022 is world-readable): a
@@ -23,8 +23,7 @@ function tightenStdoutFile(what: string): void {
     throw looseStdoutRefusal(what, st.mode, (e as NodeJS.ErrnoException).code ?? 'chmod failed');
   }
   process.stderr.write(
-    `stdout is a file others could read (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}): made it 0600 ` +
-      `before writing ${what}\n`,
+    `stdout is a file others could read (mode ${octalMode(st.mode)}): made it 0600 ` + `before writing ${what}\n`,
   );
 }
 

@@ -57,6 +57,9 @@ export function trackedTreeRefusal(dir: string, flag: string, rel: string): Trel
   );
 }
 
+/** A file's permission bits as `ls` and chmod say them: `0644`. */
+export const octalMode = (mode: number): string => (mode & 0o777).toString(8).padStart(4, '0');
+
 /**
  * A secret bound for stdout redirected into a file others may read (`> root.identity` under umask 022) that could not
  * be made 0600 (exit 3): written, it would be readable by them.
@@ -64,7 +67,7 @@ export function trackedTreeRefusal(dir: string, flag: string, rel: string): Trel
 export function looseStdoutRefusal(what: string, mode: number, why: string): TrellisError {
   return new TrellisError(
     'custody-out-dir',
-    `stdout is a file others may read (mode ${(mode & 0o777).toString(8).padStart(4, '0')}) and could not be ` +
+    `stdout is a file others may read (mode ${octalMode(mode)}) and could not be ` +
       `made 0600 (${why}): ${what} was not written`,
     { hint: 'redirect stdout to a new file in a directory of your own (or run umask 077 first), then rerun' },
   );
