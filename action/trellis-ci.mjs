@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "3f89ddcc1ad8ee12c3d7400b41fbf8f8e3729ebc", date: "2026-12-07T08:08:53Z" };
+    define_TRELLIS_BUILD_default = { commit: "7bf29d26dcfa3aeef3b8186b5ae1f8c0a9727047", date: "2026-12-07T08:54:04Z" };
   }
 });
 
@@ -41249,11 +41249,13 @@ function linkRefusal(o2, p, at, anchor) {
     hint: o2.allowList ? "replace the link with a real directory, or have the custodian allow the real path (trellis-root confirm)" : `remove the link, or point ${o2.flag} at a real path`
   });
 }
+var octalMode;
 var init_out_paths = __esm({
   "packages/core/src/custody/out-paths.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_errors();
+    octalMode = (mode) => (mode & 511).toString(8).padStart(4, "0");
   }
 });
 
@@ -62320,7 +62322,7 @@ function prepareOutDir(dir, opts2 = {}) {
   refuseLinksInside(dir, flag);
   const loose = st.mode & 63;
   fs11.chmodSync(dir, 448);
-  return loose ? `tightened ${dir} from ${(st.mode & 511).toString(8).padStart(4, "0")} to 0700: it holds plaintext leaf keys
+  return loose ? `tightened ${dir} from ${octalMode(st.mode)} to 0700: it holds plaintext leaf keys
 ` : void 0;
 }
 function refuseLinksInside(dir, flag) {
