@@ -30,6 +30,7 @@ import { explain } from './commands/explain.js';
 import { report } from './commands/report.js';
 import { rekey } from './commands/rekey.js';
 import { activateStandby } from './commands/activate-standby.js';
+import { probe } from './commands/probe.js';
 
 await runMain('trellis-ci', () => {
   // Posture first, for every command: the root identity in this environment is refused before anything else runs.
@@ -68,6 +69,7 @@ await runMain('trellis-ci', () => {
             compose,
             rekey,
             activateStandby,
+            probe,
           ] as CommandModule[]
         ).map((c) => withHelp('trellis-ci', c)),
       )

@@ -97,6 +97,7 @@ export {
   assertRootPosture,
   assertAgentPosture,
   assertDrillPosture,
+  assertProbePosture,
   assertClockNotBehindLedger,
   childEnv,
   quoteInput,
@@ -194,6 +195,22 @@ export {
   type RootState,
   type RevokedIntermediate,
 } from './rotation/rotation.js';
+export {
+  PROBE_RUNS_KEPT,
+  PROBE_TTL,
+  confirmedEndpoints,
+  fleetGate,
+  issuingIntermediate,
+  probeEvidence,
+  probeRunPath,
+  probeService,
+  probeSpiffeId,
+  serializeProbeRun,
+  type Endpoint,
+  type FleetGate,
+  type ProbeOutcome,
+  type ProbeRun,
+} from './rotation/fleet-gate.js';
 export { serializeScopeState, serializeRootState } from './ledger/state-files.js';
 export {
   nodeCryptoSeam,

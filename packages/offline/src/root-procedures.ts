@@ -220,6 +220,7 @@ export async function beginIntermediateRotation(
   scope: string,
   propagation: number,
   root: RootSigner,
+  gate?: 'fleet',
 ): Promise<ProcedureResult> {
   const { mesh, now } = c;
   scopeDef(mesh, scope);
@@ -228,7 +229,7 @@ export async function beginIntermediateRotation(
   assertNoRootOverlap(mesh.rootState!, scope);
   const id = freshId(m.ledger, scope, now, 'rotation');
   const ca = await mintIntermediate(scope, mesh.config, root, now, c.seam);
-  const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id }, now, scope);
+  const t = advanceScope(m.state!, { type: 'begin', next: fingerprint(ca.cert), propagation, id, gate }, now, scope);
   const evidence: Evidence = {
     id,
     kind: 'intermediate-rotation',
@@ -243,7 +244,9 @@ export async function beginIntermediateRotation(
         at: iso(now),
         actor: c.actor,
         tool: 'trellis-root rotate intermediate',
-        note: `bundles trust {old, new}; propagation ${formatDuration(propagation)}`,
+        note:
+          `bundles trust {old, new}; propagation ${formatDuration(propagation)}` +
+          (gate ? '; each gate also waits for probe evidence from the fleet' : ''),
       },
     ],
     affected: [...m.leaves].map(([service, r]) => ({ service, oldSerial: r.serial })),
@@ -275,14 +278,15 @@ export async function beginIntermediateRotation(
       writes,
       [evidence],
       'rotate-intermediate',
-      { phase: 'publish', propagation: formatDuration(propagation) },
+      { phase: 'publish', propagation: formatDuration(propagation), ...(gate ? { gate } : {}) },
       [intermediateCreated(ca.cert)],
     ),
     report: [
       `${scope}: publish. Next intermediate ${fingerprint(ca.cert)} is in the bundles beside ` +
         `${fingerprint(current)}; signing stays on the old one.`,
-      `the switch gate opens ${t.state.rotation!.switchAt}; commit and push, then CI's renew advances the ` +
-        `phases (evidence: ${evidencePaths(scope, id).md})`,
+      `the switch gate opens ${t.state.rotation!.switchAt}` +
+        (gate ? ' once probes show every endpoint trusting the scope accepts its clients (trellis-ci probe)' : '') +
+        `; commit and push, then CI's renew advances the phases (evidence: ${evidencePaths(scope, id).md})`,
     ],
   };
 }

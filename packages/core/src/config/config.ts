@@ -8,6 +8,7 @@ import { isAlias, isMap, isNode, isPair, isScalar, isSeq, parseDocument, stringi
 import { TrellisError, type Reason } from '../model/errors.js';
 import {
   GLOBAL_SCOPE,
+  PROBE_SERVICE,
   RESERVED_SCOPE_NAMES,
   SCOPE_NAME,
   SERVICE_NAME,
@@ -867,6 +868,8 @@ export function parseScope(text: string, name: string, trustDomain: string, file
         `${quoteInput(svc)} is not a service name`,
         'use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label',
       );
+    if (svc === PROBE_SERVICE)
+      r.fail(at, `${svc} is reserved for the fleet probe's client certificates`, 'choose another service name');
     if (`${svc}.${domain}`.length > 64)
       r.fail(
         at,

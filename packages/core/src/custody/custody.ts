@@ -121,9 +121,7 @@ export function assertCiPosture(env: Env): void {
  * rehearsal can never sign with, or leak, the real thing.
  */
 export function assertDrillPosture(env: Env): void {
-  const real = Object.keys(env)
-    .filter((k) => /^TRELLIS_[A-Z_]*IDENTITY/.test(k) && isSet(env, k))
-    .sort();
+  const real = identitiesSet(env);
   if (real.length) {
     throw new TrellisError(
       'custody-identity-in-drill',
@@ -135,6 +133,24 @@ export function assertDrillPosture(env: Env): void {
       },
     );
   }
+}
+
+/** Every trellis identity variable set in `env`: root, CI (per scope too), a host's agent, break-glass. */
+const identitiesSet = (env: Env) =>
+  Object.keys(env)
+    .filter((k) => /^TRELLIS_[A-Z_0-9]*IDENTITY/.test(k) && isSet(env, k))
+    .sort();
+
+/**
+ * The probe's handshake step connects to endpoints: it holds no identity, so no intermediate key is ever opened in a
+ * process that talks to the network (its probe keys live minutes and sign nothing but its evidence).
+ */
+export function assertProbePosture(env: Env): void {
+  const real = identitiesSet(env);
+  if (real.length)
+    throw new TrellisError('custody-identity-in-probe', `${real.join(', ')} is set where the probe connects out`, {
+      hint: 'run trellis-ci probe handshake in a job without any trellis identity; the certify step is the one with it',
+    });
 }
 
 /**

@@ -278,11 +278,13 @@ function replayScope(t: LedgerTrust): { state?: ScopeState; problem?: { seq: num
             next: ca,
             propagation: parseDuration(e.details.propagation, {}, 'corrupt-store'),
             id: s.rotation?.id ?? '',
+            ...(e.details.gate === 'fleet' ? { gate: 'fleet' as const } : {}),
           },
           at,
         ).state;
       } else if (e.op === 'renew' && (e.details.phase === 'switch' || e.details.phase === 'retire')) {
-        const step = advanceScope(s, { type: 'tick', longestLeafTtl: 0 }, at);
+        // A fleet-gated step counts only when it cites probe runs (scopeStateProblems checks what they prove).
+        const step = advanceScope(s, { type: 'tick', longestLeafTtl: 0, fleetReady: Array.isArray(e.details.fleet) }, at);
         if (step.step !== e.details.phase)
           return {
             problem: {
@@ -341,6 +343,7 @@ export function scopeStateProblems(mesh: Mesh, scope: string, now: Date): Record
   diff('next', st.next, want.next);
   diff('previous', st.previous, want.previous);
   if (want.phase !== 'steady') diff('rotation.switchAt', st.rotation?.switchAt, want.rotation?.switchAt);
+  if (want.phase !== 'steady') diff('rotation.gate', st.rotation?.gate, want.rotation?.gate);
   const revokes = t.counted.filter((e) => e.op === 'revoke' && typeof e.details.serial === 'string');
   st.revoked.forEach((r, i) => {
     if (!revokes.some((e) => e.details.serial === r.serial && e.details.service === r.service))

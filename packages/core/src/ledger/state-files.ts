@@ -34,6 +34,9 @@ function evidenceId(id: string | undefined, bad: (field: string) => never): stri
   return id === undefined || /^[0-9A-Za-z][0-9A-Za-z_-]*$/.test(id) ? id : bad('evidence');
 }
 
+const fleetOrNone = (g: string | undefined, bad: (field: string) => never): 'fleet' | undefined =>
+  g === undefined || g === 'fleet' ? g : bad('rotation.gate');
+
 export function parseScopeState(text: string, file: string): ScopeState {
   const o = (fromYaml(text, file) ?? {}) as Raw;
   const r = reader(file);
@@ -59,6 +62,8 @@ export function parseScopeState(text: string, file: string): ScopeState {
           switchAt: r.str(rot, 'switchAt', 'rotation.switchAt'),
           switched: r.opt(rot, 'switched', 'rotation.switched'),
           retireAt: r.opt(rot, 'retireAt', 'rotation.retireAt'),
+          aborted: r.opt(rot, 'aborted', 'rotation.aborted'),
+          gate: fleetOrNone(r.opt(rot, 'gate', 'rotation.gate'), r.bad),
         })
       : undefined,
     revoked: r.list(o, 'revoked').map((x, i) => ({

@@ -30,6 +30,7 @@ export type Reason =
   | 'custody-policy-unconfirmed'
   | 'custody-clock-behind'
   | 'custody-identity-in-drill'
+  | 'custody-identity-in-probe'
   | 'custody-not-confirmed'
   | 'custody-token'
   | 'custody-identity-too-broad'
@@ -138,6 +139,10 @@ export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: strin
   },
   'custody-clock-behind': { exit: 3, todo: 'this clock (or `--now`) is behind the root ledger: fix the clock' },
   'custody-identity-in-drill': { exit: 3, todo: '`trellis-drill` sees a real identity: run it where none is set' },
+  'custody-identity-in-probe': {
+    exit: 3,
+    todo: '`trellis-ci probe handshake` connects out, so it holds no identity: run it in a job without one',
+  },
   'custody-not-confirmed': {
     exit: 3,
     todo: "a step needs a custodian's root-signed confirmation that is missing: see the message",

@@ -33,6 +33,8 @@ export interface ScopeMaterial {
   /** SHA-256 of leaves.yaml as read: what a renew entry's hash binding is checked against. */
   leavesSha256?: string;
   ledger: string;
+  /** Each signed probe run under probes/, by store path, as the store holds it (rotation/fleet-gate.ts judges it). */
+  probeRuns: Map<string, string>;
   /**
    * Each `key: host` service's committed CSR (PEM text as the store holds it), by service; absent when not committed.
    */

@@ -10,6 +10,8 @@ export const SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 export const SERVICE_NAME = SCOPE_NAME;
 /** `bundles/root/` is the root CA's: a scope of that name would write its intermediate over the root's state. */
 export const RESERVED_SCOPE_NAMES: readonly string[] = ['root'];
+/** The fleet probe's client name (rotation/fleet-gate.ts): reserved, so no declared service claims its SPIFFE ID. */
+export const PROBE_SERVICE = 'trellis-probe';
 const DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
 
 /** `us-east-1` in a mesh whose trust domain is `mesh.example` → `us-east-1.mesh.example`. */

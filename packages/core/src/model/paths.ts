@@ -48,4 +48,6 @@ export const paths = {
   state: (s: string) => `bundles/${s}/state.yaml`,
   leaves: (s: string) => `bundles/${s}/leaves.yaml`,
   ledger: (s: string) => `bundles/${s}/ledger.jsonl`,
+  /** Signed probe runs of the scope's endpoints (rotation/fleet-gate.ts), the newest few. */
+  probes: (s: string) => `bundles/${s}/probes`,
 };

@@ -23,6 +23,7 @@ import type { RenewPlan } from './plan.js';
 import { BACKDATE_MS, assertSignsAt } from '../x509/profiles.js';
 import { crlEntriesFor, crlSignedBy, crlStaleness, parseCrls, signAnchorCrl, type Crl } from '../x509/revocation.js';
 import { advanceScope, type LeafLifetimes } from '../rotation/rotation.js';
+import { fleetGate, probeEvidence } from '../rotation/fleet-gate.js';
 import { serializeScopeState } from '../ledger/state-files.js';
 import { mergeWrites, type FileWrite } from '../model/file-write.js';
 import { iso } from '../model/time.js';
@@ -46,6 +47,8 @@ export interface ScopeKeys {
 export interface PhaseStep {
   scope: string;
   step: string;
+  /** A fleet-gated step: the probe runs its gate decision rests on (the ledger entry cites them). */
+  fleet?: string[];
 }
 
 /** What a scope's retire gate waits for: its longest declared leaf TTL and its latest recorded leaf expiry. */
@@ -67,12 +70,22 @@ export function advancePhases(
 ): { writes: FileWrite[]; steps: PhaseStep[] } {
   const writes: FileWrite[] = [];
   const steps: PhaseStep[] = [];
+  const probes = probeEvidence(mesh, now).runs;
   for (const scope of scopes) {
     const m = mesh.material.get(scope)!;
     if (!m.state || !m.intermediate) continue;
-    const t = advanceScope(m.state, { type: 'tick', ...leafLifetimes(mesh, scope) }, now, scope);
+    const gate = m.state.phase === 'steady' ? undefined : fleetGate(mesh, scope, m.state, probes);
+    // Rollback on evidence: an endpoint refusing clients of the new intermediate holds every gate, whatever the mode.
+    if (gate?.refusing.length) continue;
+    const fleet = m.state.rotation?.gate === 'fleet' ? gate : undefined;
+    const t = advanceScope(
+      m.state,
+      { type: 'tick', ...leafLifetimes(mesh, scope), fleetReady: fleet?.ready },
+      now,
+      scope,
+    );
     if (!t.step) continue;
-    steps.push({ scope, step: t.step });
+    steps.push({ scope, step: t.step, ...(fleet && !m.state.rotation?.aborted ? { fleet: fleet.cites } : {}) });
     let state = t.state;
     if (m.openEvidence) {
       const prior = parseEvidence(m.openEvidence);
@@ -384,7 +397,7 @@ export async function renewScopes(i: RenewInput): Promise<RenewResult> {
           at: iso(now),
           actor: i.actor,
           details: {
-            ...(step ? { phase: step.step } : {}),
+            ...(step ? { phase: step.step, ...(step.fleet ? { fleet: step.fleet } : {}) } : {}),
             ...renewRecord(
               plan.mint.filter((x) => x.scope === scope),
               binding,

@@ -2,6 +2,7 @@
 import { fingerprint } from '../x509/certificates.js';
 import { leafDue, leafNames, type DueReason } from '../ledger/issuance.js';
 import { nextGate } from '../rotation/rotation.js';
+import { fleetGate, probeEvidence, type ProbeRun, type Waiting } from '../rotation/fleet-gate.js';
 import { activeIssuer, scopeDef } from '../trust/scope-trust.js';
 import type { Mesh } from '../model/mesh.js';
 import { renewalPoint } from '../x509/profiles.js';
@@ -94,6 +95,11 @@ interface ScopeStatus {
   phase: string;
   /** The next rotation gate and when it opens. */
   gate?: { gate: string; at: string };
+  /**
+   * What the probes say while the scope rotates: endpoints a fleet gate waits for, and endpoints refusing clients of the
+   * new intermediate after the switch (roll back).
+   */
+  fleet?: { waiting: string[]; refusing: string[] };
   intermediate: null | { fingerprint: string; subject: string; notAfter: string; notValidBefore?: string };
   leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
 }
@@ -107,6 +113,8 @@ export interface MeshStatus {
 }
 
 export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
+  let proven: ProbeRun[] | undefined;
+  const runs = () => (proven ??= probeEvidence(mesh, now).runs);
   // Only when it applies: a certificate not yet valid at `now` says from when.
   const early = (c: { notBefore: Date }) => (notYetValid(c.notBefore, now) ? { notValidBefore: iso(c.notBefore) } : {});
   return {
@@ -126,11 +134,17 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
       const m = mesh.material.get(scope.name)!;
       const active = activeIssuer(mesh, scope.name);
       const gate = m.state ? nextGate(m.state) : undefined;
+      const fleet =
+        m.state && m.state.phase !== 'steady' ? fleetGate(mesh, scope.name, m.state, runs()) : undefined;
+      const said = (ws: Waiting[]) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
+      const waiting = fleet && m.state?.rotation?.gate === 'fleet' && !fleet.refusing.length ? said(fleet.waiting) : [];
+      const refusing = fleet ? said(fleet.refusing) : [];
       return {
         scope: scope.name,
         kind: scope.kind,
         phase: m.state?.phase ?? 'pending',
         ...(gate ? { gate } : {}),
+        ...(waiting.length || refusing.length ? { fleet: { waiting, refusing } } : {}),
         intermediate: m.intermediate
           ? {
               fingerprint: fingerprint(m.intermediate),

@@ -15,7 +15,9 @@ import type { Mesh } from '../model/mesh.js';
 import { leafLifetimes } from '../procedures/ci-procedures.js';
 import { renewalPoint } from '../x509/profiles.js';
 import { anchorCrlOf, crlOf, displaySerial, parseCrls, type Crl } from '../x509/revocation.js';
-import { nextGate } from '../rotation/rotation.js';
+import { nextGate, type ScopeState } from '../rotation/rotation.js';
+import { endpointsTrusting, fleetGate, probeEvidence } from '../rotation/fleet-gate.js';
+import { serviceSpiffeId } from '../model/names.js';
 import { formatDuration, iso, notYetValid } from '../model/time.js';
 
 const DAY = 86_400_000;
@@ -52,7 +54,7 @@ export const DEFAULT_THRESHOLDS: Thresholds = {
   gateOverdue: DAY,
 };
 
-type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation' | 'host-key';
+type HealthKind = 'certificate' | 'crl' | 'ceremony' | 'gate' | 'issuer' | 'rotation' | 'host-key' | 'fleet';
 
 interface HealthItem {
   level: HealthLevel;
@@ -327,6 +329,8 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
       );
     }
 
+    if (state.phase !== 'steady') fleetHealth(mesh, def.name, state, now, add);
+
     const active = activeIssuer(mesh, def.name)!;
     const hostKeysOf = hostKeySince(mesh, def.name);
     for (const svc of def.services) {
@@ -569,4 +573,57 @@ export function renderHealth(h: MeshHealth, t: Thresholds = DEFAULT_THRESHOLDS):
 /** The line printed when check cannot judge at all (exit 3). */
 export function unknownLine(why: string): string {
   return `TRELLIS UNKNOWN - ${why.split('\n')[0]}`;
+}
+
+/**
+ * What the probes say of a rotation: a fleet gate held names the endpoints it waits for (warning); an endpoint
+ * refusing clients of the new intermediate after the switch is an outage under way (critical, whatever the gate
+ * mode); consumers no probe can prove are listed, so nobody reads a green gate as covering them.
+ */
+function fleetHealth(
+  mesh: Mesh,
+  scope: string,
+  state: ScopeState,
+  now: Date,
+  add: (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => void,
+): void {
+  const g = fleetGate(mesh, scope, state, probeEvidence(mesh, now).runs);
+  const list = (ws: { endpoint: string; scope: string; why: string }[]) =>
+    ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`).join('; ');
+  if (g.refusing.length)
+    add(
+      'critical',
+      'fleet',
+      scope,
+      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(g.refusing)}; ` +
+        `renew holds the next gate; roll back: trellis-root rotate intermediate ${scope} --abort`,
+      paths.state(scope),
+    );
+  if (state.rotation?.gate !== 'fleet') return;
+  if (!g.ready && !g.refusing.length)
+    add(
+      'warning',
+      'fleet',
+      scope,
+      `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet, waiting for ${list(g.waiting)}` +
+        `; deploy them, then trellis-ci probe`,
+      paths.state(scope),
+    );
+  const proven = new Set(endpointsTrusting(mesh, scope).map((e) => e.spiffe));
+  const unproven = mesh.scopes
+    .filter((d) => endpointsTrusting(mesh, scope).some((e) => e.scope === d.name) || d.name === scope)
+    .flatMap((d) =>
+      d.services
+        .filter((s) => !proven.has(serviceSpiffeId(d.name, s.name, mesh.config.trustDomain)))
+        .map((s) => `${d.name}/${s.name}`),
+    );
+  if (unproven.length)
+    add(
+      'ok',
+      'fleet',
+      scope,
+      `not proven by a probe (no confirmed endpoint; the time gate and the longest leaf TTL cover them): ` +
+        unproven.join(', '),
+      paths.state(scope),
+    );
 }

@@ -37,7 +37,14 @@ export function renderStatus(s: MeshStatus): string {
     lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
     if (i) {
       const open = sc.gate && sc.gate.at <= s.now ? ' (open: the next renew advances it)' : '';
-      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${open}` : ''}`);
+      const held = sc.fleet?.waiting.length ? ' (held by the fleet)' : open;
+      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${held}` : ''}`);
+      if (sc.fleet?.waiting.length) lines.push(`  held by the fleet, waiting for: ${sc.fleet.waiting.join('; ')}`);
+      if (sc.fleet?.refusing.length)
+        lines.push(
+          `  REFUSING clients of the new intermediate: ${sc.fleet.refusing.join('; ')}; roll back: trellis-root ` +
+            `rotate intermediate ${sc.scope} --abort`,
+        );
     }
     for (const l of sc.leaves) {
       const dates = l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : '';

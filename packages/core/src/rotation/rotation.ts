@@ -40,6 +40,8 @@ interface ScopeRotation {
   retireAt?: string;
   /** Set when the rotation was aborted after its switch: it winds down through the retire gate. */
   aborted?: string;
+  /** `fleet`: each gate also waits for probe evidence that the fleet is ready (fleet-gate.ts); absent: time only. */
+  gate?: 'fleet';
 }
 
 export interface ScopeState {
@@ -70,8 +72,9 @@ const retireGate = (now: Date, l: LeafLifetimes): string =>
   iso(new Date(Math.max(now.getTime() + l.longestLeafTtl, l.latestLeafExpiry?.getTime() ?? 0)));
 
 export type ScopeEvent =
-  | { type: 'begin'; next: string; propagation: number; id: string }
-  | ({ type: 'tick' } & LeafLifetimes)
+  | { type: 'begin'; next: string; propagation: number; id: string; gate?: 'fleet' }
+  // fleetReady: what the probe evidence says of the gate the phase waits on; only a fleet-gated rotation asks.
+  | ({ type: 'tick'; fleetReady?: boolean } & LeafLifetimes)
   | ({ type: 'abort' } & LeafLifetimes)
   | { type: 'recover'; fresh: string };
 
@@ -122,6 +125,7 @@ export function advanceScope(
             propagation: e.propagation,
             started: at,
             switchAt: iso(new Date(now.getTime() + e.propagation)),
+            ...(e.gate ? { gate: e.gate } : {}),
           },
         },
         effects: ['stage-next'],
@@ -129,6 +133,8 @@ export function advanceScope(
       };
     case 'tick': {
       const r = s.rotation;
+      // An aborted rotation winds down on time: the fleet already holds leaves of the key it returned to.
+      if (r?.gate === 'fleet' && !r.aborted && !e.fleetReady) return { state: s, effects: [] };
       if (s.phase === 'publish' && r && now >= new Date(r.switchAt)) {
         return {
           state: {

@@ -71,6 +71,8 @@ export const COMMAND_ENVIRONMENT: Record<Cli, Record<string, readonly Environmen
     compose: CI_KEY,
     rekey: CI_KEY,
     'activate-standby': [...STORE, 'TRELLIS_BREAKGLASS_IDENTITY_FILE'],
+    // certify opens intermediate keys; handshake refuses any identity (it connects out).
+    probe: CI_KEY,
   },
   'trellis-agent': {
     install: ['TRELLIS_AGENT_IDENTITY_FILE'],

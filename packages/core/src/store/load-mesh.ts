@@ -87,6 +87,12 @@ function loadMaterial(store: Store, scope: string, hostHeld: string[] = []): Sco
     leaves: leavesText === undefined ? new Map() : parseIssuanceRecord(leavesText, paths.leaves(scope)),
     leavesSha256: leavesText === undefined ? undefined : sha256Hex(leavesText),
     ledger: store.read(paths.ledger(scope)) ?? '',
+    probeRuns: new Map(
+      store
+        .list(paths.probes(scope))
+        .filter((f) => f.endsWith('.json'))
+        .map((f) => [`${paths.probes(scope)}/${f}`, store.read(`${paths.probes(scope)}/${f}`)!] as const),
+    ),
     csrs: filesOf(store, hostHeld, (svc) => paths.csr(scope, svc)),
     keyProofs: filesOf(store, hostHeld, (svc) => paths.keyProof(scope, svc)),
   };

@@ -13,6 +13,38 @@ import {
   type RecordProblem,
 } from '../ledger/record-proofs.js';
 import type { Finding } from './finding.js';
+import { probeEvidence } from '../rotation/fleet-gate.js';
+import { paths } from '../model/paths.js';
+
+/**
+ * Probe runs that do not prove themselves, and fleet-gated steps of an open rotation citing a run the store does not
+ * hold as proven: a gate decision is only as good as what it cites.
+ */
+function probeFindings(mesh: Mesh, now: Date): Finding[] {
+  const { runs, problems } = probeEvidence(mesh, now);
+  const out: Finding[] = problems.map((p) => ({
+    level: 'error',
+    check: 'record',
+    message: `${p.message}: not evidence of the fleet (remove it, or restore it from git history)`,
+    file: p.file,
+  }));
+  const proven = new Set(runs.map((r) => r.id));
+  for (const scope of mesh.scopes) {
+    const st = mesh.material.get(scope.name)?.state;
+    if (st?.rotation?.gate !== 'fleet') continue;
+    for (const e of scopeLedgerTrust(mesh, scope.name).counted.filter((x) => x.at >= st.rotation!.started))
+      for (const id of Array.isArray(e.details.fleet) ? (e.details.fleet as unknown[]) : [])
+        if (!proven.has(String(id)))
+          out.push({
+            level: 'error',
+            check: 'record',
+            scope: scope.name,
+            file: paths.ledger(scope.name),
+            message: `entry ${e.seq}: its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`,
+          });
+  }
+  return out;
+}
 
 function ledgerFindings(t: LedgerTrust, scope?: string): Finding[] {
   const where = { file: t.file, ...(scope ? { scope } : {}) };
@@ -66,5 +98,6 @@ export function verifyLedgers(mesh: Mesh, now: Date, read: (rel: string) => stri
     );
     out.push(...asFindings(issuanceRecordProblems(mesh, scope.name), scope.name));
   }
+  out.push(...probeFindings(mesh, now));
   return out;
 }

@@ -27,6 +27,7 @@ interface Args {
   what: 'intermediate' | 'root';
   scope?: string;
   propagation?: string;
+  gate?: 'time' | 'fleet';
   abort?: boolean;
   finalize?: boolean;
   rootKey?: string;
@@ -48,6 +49,12 @@ export const rotate: CommandModule<object, Args> = {
           'how long bundles trusting {old, new} propagate before CI switches signing (default ' +
           'defaults.overlap.propagation, 24h)',
       })
+      .option('gate', {
+        choices: ['time', 'fleet'] as const,
+        describe:
+          'intermediate: `fleet` also holds each gate until probes (trellis-ci probe) show every endpoint ready; ' +
+          'recorded in the root-signed rotation (docs/fleet-gates.md); default time',
+      })
       .option('abort', {
         type: 'boolean',
         describe:
@@ -66,6 +73,7 @@ export const rotate: CommandModule<object, Args> = {
       })
       .example('$0 rotate intermediate us-east-1', 'planned rotation; CI runs the phases')
       .example('$0 rotate intermediate us-east-1 --propagation 1h', 'a key holder left: do not wait a day')
+      .example('$0 rotate intermediate us-east-1 --gate fleet', 'each gate waits for probes of every endpoint')
       .example(
         '$0 rotate intermediate us-east-1 --abort',
         'the rollout went wrong (a stolen new key is a job for recover)',
@@ -80,7 +88,8 @@ export const rotate: CommandModule<object, Args> = {
       if (!a.scope) throw new TrellisError('usage', 'rotate intermediate needs a SCOPE');
       if (a.finalize || a.rootKey !== undefined)
         throw new TrellisError('usage', `${a.finalize ? '--finalize' : '--root-key'} belongs to rotate root`);
-      if (a.abort && a.propagation) throw new TrellisError('usage', '--abort takes no --propagation');
+      if (a.abort && (a.propagation || a.gate))
+        throw new TrellisError('usage', `--abort takes no ${a.gate ? '--gate' : '--propagation'}`);
       const propagation =
         a.propagation === undefined ? undefined : parseDuration(a.propagation, { field: '--propagation' }, 'usage');
       await withStore(a.store, (store) =>
@@ -89,7 +98,7 @@ export const rotate: CommandModule<object, Args> = {
           : beginIntermediate(store, a.scope!, propagation, a, posture),
       );
     } else {
-      if (a.scope || a.abort || a.propagation)
+      if (a.scope || a.abort || a.propagation || a.gate)
         throw new TrellisError('usage', 'rotate root takes only --finalize or --root-key');
       if (a.finalize && a.rootKey !== undefined)
         throw new TrellisError(
@@ -120,7 +129,13 @@ async function beginIntermediate(
   // Refuses a wrong phase before the root key is touched.
   advanceScope(mesh.material.get(scope)!.state!, { type: 'begin', next: '', propagation, id: '' }, now, scope);
   const c = ceremony(mesh, now, posture, a.confirmRecipients);
-  const result = await beginIntermediateRotation(c, scope, propagation, await openRootKey(mesh, rootIdentities(), now));
+  const result = await beginIntermediateRotation(
+    c,
+    scope,
+    propagation,
+    await openRootKey(mesh, rootIdentities(), now),
+    a.gate === 'fleet' ? 'fleet' : undefined,
+  );
   store.commit(result.writes);
   say(result.report);
 }

@@ -1,0 +1,190 @@
+/**
+ * `trellis-ci probe`: the fleet's proof for a fleet-gated rotation (docs/fleet-gates.md), in two steps so that no
+ * process holds an intermediate key while it connects out. `certify` (with the CI identity, no network) writes
+ * short-lived probe keys, one per live intermediate; `handshake` (with no identity, on the region's runner) connects
+ * to each confirmed endpoint of a scope with each probe key its scope must trust, and records the signed outcome in
+ * the store, where renew's gate decision reads it.
+ */
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import type { CommandModule } from 'yargs';
+import {
+  PROBE_RUNS_KEPT,
+  TrellisError,
+  assertProbePosture,
+  certificatePem,
+  confirmedEndpoints,
+  fingerprint,
+  importSigningKey,
+  issuingIntermediate,
+  iso,
+  liveIntermediates,
+  mintLeaf,
+  nodeCryptoSeam,
+  parseCertificates,
+  probeRunPath,
+  probeService,
+  requireConfirmedAllowList,
+  scopeDef,
+  signBytes,
+  trustedScopes,
+  serializeProbeRun,
+  type Mesh,
+  type ProbeOutcome,
+} from '@trellis/core';
+import { loadMesh, readBounded, READ_LIMITS } from '@trellis/core/store';
+import { clock, withStore } from '@trellis/core/shell';
+import { openIntermediate, ciIdentities } from '../signer.js';
+import { prepareOutDir } from '../out-dir.js';
+import { replaceFile, outputBarrier } from '../out-write.js';
+import { probeEndpoint, type ProbeClient } from '../probe-handshake.js';
+
+interface Args {
+  store?: string;
+  now?: string;
+  step: 'certify' | 'handshake';
+  scope?: string;
+  out?: string;
+  keys?: string;
+}
+
+const INDEX = 'probe-keys.json';
+
+interface KeyIndexEntry {
+  scope: string;
+  key: string;
+  chain: string;
+}
+
+export const probe: CommandModule<object, Args> = {
+  command: 'probe <step>',
+  describe: 'Prove the fleet ready for a rotation gate: certify probe keys (CI identity), then handshake (none)',
+  builder: (y) =>
+    y
+      .positional('step', { choices: ['certify', 'handshake'] as const, demandOption: true })
+      .option('scope', {
+        type: 'string',
+        describe: "certify: only this scope's intermediates; handshake: the scope whose endpoints this runner probes",
+      })
+      .option('out', { type: 'string', describe: 'certify: the directory for the probe keys (0700, outside the store)' })
+      .option('keys', { type: 'string', describe: 'handshake: the directory certify wrote' })
+      .example('$0 probe certify --out /tmp/probe-keys', 'in the job with the CI identity')
+      .example(
+        '$0 probe handshake --keys /tmp/probe-keys --scope us-east-1',
+        "on us-east-1's runner, with no identity (any is refused, exit 3); docs/fleet-gates.md",
+      ) as never,
+  handler: async (a) => {
+    if (a.step === 'certify') {
+      if (!a.out) throw new TrellisError('usage', 'probe certify needs --out DIR', { hint: 'a directory outside the store' });
+      await certify(a, a.out);
+    } else {
+      if (!a.keys || !a.scope)
+        throw new TrellisError('usage', 'probe handshake needs --keys DIR and --scope S', {
+          hint: 'the directory probe certify wrote, and the scope whose endpoints this runner reaches',
+        });
+      assertProbePosture(process.env);
+      await handshake(a, a.keys, a.scope);
+    }
+  },
+};
+
+async function certify(a: Args, outFlag: string): Promise<void> {
+  await withStore(a.store, async (store) => {
+    const mesh = loadMesh(store);
+    const now = clock(a.now);
+    requireConfirmedAllowList(mesh);
+    const scopes = a.scope ? [scopeDef(mesh, a.scope).name] : mesh.scopes.map((s) => s.name);
+    const ids = await ciIdentities(mesh, a.scope ? scopes : undefined);
+    const out = path.resolve(outFlag);
+    process.stdout.write(prepareOutDir(out, { storeDir: store.dir }) ?? '');
+    const index: KeyIndexEntry[] = [];
+    const files: string[] = [];
+    for (const scope of scopes)
+      for (const live of liveIntermediates(mesh, scope).filter((l) => l.anchored && l.keyAge)) {
+        const signer = await openIntermediate(mesh, scope, ids, live.role);
+        const def = probeService();
+        const leaf = await mintLeaf(
+          { scope, service: def, trustDomain: mesh.config.trustDomain, ttl: def.ttl!, algorithm: mesh.config.algorithms.leaf, now },
+          signer,
+          nodeCryptoSeam,
+        );
+        const base = `${scope}-${fingerprint(live.cert).slice('sha256:'.length, 'sha256:'.length + 16)}`;
+        replaceFile(path.join(out, `${base}.key.pem`), leaf.keyPem!, 0o600);
+        replaceFile(path.join(out, `${base}.chain.pem`), leaf.certPem + certificatePem(live.cert));
+        files.push(path.join(out, `${base}.key.pem`), path.join(out, `${base}.chain.pem`));
+        index.push({ scope, key: `${base}.key.pem`, chain: `${base}.chain.pem` });
+        process.stdout.write(
+          `${scope}: probe key under ${live.role} intermediate ${fingerprint(live.cert)}, serial ${leaf.record.serial}, ` +
+            `until ${iso(leaf.cert.notAfter)}\n`,
+        );
+      }
+    replaceFile(path.join(out, INDEX), `${JSON.stringify(index, null, 2)}\n`);
+    outputBarrier(out, [...files, path.join(out, INDEX)]);
+  });
+}
+
+/** The probe keys in `dir`, each with the live intermediate that certified it (judged, not taken from the index). */
+function readProbeKeys(mesh: Mesh, dir: string): (ProbeClient & { scope: string; serial: string })[] {
+  const read = (f: string) => readBounded(path.join(dir, path.basename(f)), READ_LIMITS.small);
+  let index: KeyIndexEntry[];
+  try {
+    index = JSON.parse(read(INDEX)) as KeyIndexEntry[];
+  } catch (e) {
+    throw new TrellisError('usage', `cannot read ${path.join(dir, INDEX)}: ${(e as Error).message.split('\n')[0]}`, {
+      hint: 'pass --keys the directory trellis-ci probe certify wrote',
+    });
+  }
+  return index.flatMap((k) => {
+    const chainPem = read(k.chain);
+    const [leaf] = parseCertificates(chainPem);
+    const client = leaf && issuingIntermediate(mesh, k.scope, leaf);
+    return client ? [{ scope: k.scope, client, keyPem: read(k.key), chainPem, serial: leaf.serialNumber }] : [];
+  });
+}
+
+async function handshake(a: Args, keysDir: string, scope: string): Promise<void> {
+  await withStore(a.store, async (store) => {
+    const mesh = loadMesh(store);
+    const now = clock(a.now);
+    scopeDef(mesh, scope);
+    requireConfirmedAllowList(mesh);
+    const keys = readProbeKeys(mesh, keysDir);
+    const own = keys.find((k) => k.scope === scope);
+    if (!own)
+      throw new TrellisError('usage', `${keysDir} holds no probe key of ${scope}, which signs this run's evidence`, {
+        hint: 'run trellis-ci probe certify for every scope (or with --scope for this one) first',
+      });
+    const kind = (s: string) => mesh.scopes.find((d) => d.name === s)?.kind ?? 'region';
+    const all = mesh.scopes.map((s) => s.name);
+    const outcomes: ProbeOutcome[] = [];
+    for (const e of confirmedEndpoints(mesh).filter((x) => x.scope === scope))
+      for (const k of keys.filter((x) => trustedScopes({ name: scope, kind: kind(scope) }, all).includes(x.scope))) {
+        const o = await probeEndpoint(mesh, e, k, now);
+        outcomes.push(o);
+        process.stdout.write(
+          `${e.name} (${e.address}) with a client of ${k.scope} ${k.client.slice(0, 23)}…: ` +
+            `${o.accepted ? 'accepted' : `NOT ready: ${o.error}`}\n`,
+        );
+      }
+    const id = `${iso(now).replace(/[-:]/g, '').replace(/\.\d+/, '')}-${randomBytes(4).toString('hex')}`;
+    const run = { id, scope, at: iso(now), outcomes, serials: keys.map((k) => k.serial) };
+    const signing = await importSigningKey(own.keyPem);
+    const text = serializeProbeRun(run, own.chainPem.slice(0, own.chainPem.indexOf('-----END CERTIFICATE-----') + 26), (d) =>
+      signBytes(signing.key, signing.algorithm, d),
+    );
+    // While any scope is in a fleet-gated rotation, every run stays: a gate decision may cite it.
+    const gated = [...mesh.material.values()].some((m) => m.state?.rotation?.gate === 'fleet');
+    const old = [...mesh.material.get(scope)!.probeRuns.keys()].sort();
+    const drop = gated ? [] : old.slice(0, Math.max(0, old.length - (PROBE_RUNS_KEPT - 1)));
+    store.commit([...drop.map((p) => ({ path: p, content: null })), { path: probeRunPath(scope, id), content: text }]);
+    const refused = outcomes.filter((o) => !o.accepted);
+    process.stdout.write(`recorded ${probeRunPath(scope, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted\n`);
+    if (refused.length)
+      throw new TrellisError(
+        'peer-failed',
+        `${new Set(refused.map((o) => o.endpoint)).size} endpoint(s) of ${scope} not ready: ` +
+          [...new Set(refused.map((o) => `${o.endpoint} (${o.error})`))].join('; '),
+        { hint: 'the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)' },
+      );
+  });
+}

@@ -1,0 +1,213 @@
+/**
+ * The fleet gate (docs/fleet-gates.md): a rotation begun with `--gate fleet` takes its switch and retire steps only
+ * on signed probe evidence that every confirmed endpoint is ready, besides the time gates. Which endpoints count comes
+ * from the confirmed allow-list alone: an entry's SPIFFE ID names its scope, so no field a pull request edits can drop
+ * an endpoint from a gate. Evidence is signed by a probe key CI certified, so a pull request cannot forge it.
+ */
+import { canonicalJson } from '../ledger/ledger.js';
+import { issuedUnder } from '../ledger/ledger-signature.js';
+import { confirmedAllowList } from '../config/deploy-allow-list.js';
+import { verifyBytes } from '../crypto/crypto.js';
+import { fingerprint, parseCertificate, spkiDer, subjectAltNames, type Certificate } from '../x509/certificates.js';
+import { PROBE_SERVICE, scopeDomain, serviceSpiffeId } from '../model/names.js';
+import { trustedScopes } from '../trust/trust.js';
+import { liveIntermediates } from '../trust/live.js';
+import { trustedScopeNames } from '../trust/scope-trust.js';
+import type { Mesh } from '../model/mesh.js';
+import { paths } from '../model/paths.js';
+import type { ScopeState } from './rotation.js';
+import type { ServiceDef } from '../config/config.js';
+
+/** A probe key lives minutes: long enough for one run of handshakes, too short to be worth stealing. */
+export const PROBE_TTL = 15 * 60_000;
+/** Probe runs a scope keeps: the newest; older ones are dropped by the run that writes a new one. */
+export const PROBE_RUNS_KEPT = 8;
+
+export const probeSpiffeId = (scope: string, trustDomain: string) =>
+  serviceSpiffeId(scope, PROBE_SERVICE, trustDomain);
+
+/** A confirmed endpoint, with the scope its SPIFFE ID belongs to. */
+export interface Endpoint {
+  name: string;
+  scope: string;
+  address: string;
+  path?: string;
+  spiffe: string;
+}
+
+/** One handshake: a probe client certified by `client` at `endpoint`. */
+export interface ProbeOutcome {
+  endpoint: string;
+  /** Fingerprint of the intermediate that certified the probe's client key. */
+  client: string;
+  /** The endpoint completed the handshake with this client (and, with a path, answered below 400). */
+  accepted: boolean;
+  /** Fingerprint of the live intermediate of the endpoint's scope that signed the leaf it presented, if one did. */
+  presented?: string;
+  /** Why the endpoint is not ready, in a line (refused, wrong SPIFFE ID, expired, revoked, unreachable). */
+  error?: string;
+}
+
+export interface ProbeRun {
+  id: string;
+  /** The scope whose endpoints were probed (one region's runner). */
+  scope: string;
+  at: string;
+  outcomes: ProbeOutcome[];
+  /** Serials of the probe certificates used: what a probe key could have been used for is on the record. */
+  serials: string[];
+}
+
+/** The signed file under bundles/<scope>/probes/. */
+export interface SignedProbeRun {
+  run: ProbeRun;
+  /** PEM of the probe certificate whose key signed `run`. */
+  signer: string;
+  /** base64 signature over canonicalJson(run). */
+  signature: string;
+}
+
+export const probeRunPath = (scope: string, id: string) => `${paths.probes(scope)}/${id}.json`;
+
+/** Every endpoint the custodian confirmed, with its scope; an entry naming no declared scope belongs to none. */
+export function confirmedEndpoints(mesh: Mesh): Endpoint[] {
+  const probe = confirmedAllowList(mesh).allowList.probe ?? {};
+  const scopes = trustedScopeNames(mesh);
+  return Object.entries(probe).flatMap(([name, p]) => {
+    const host = /^spiffe:\/\/([^/]+)\//.exec(p.spiffe)?.[1];
+    const scope = scopes.find((s) => scopeDomain(s, mesh.config.trustDomain) === host);
+    return scope ? [{ name, scope, address: p.address, ...(p.path ? { path: p.path } : {}), spiffe: p.spiffe }] : [];
+  });
+}
+
+/** The confirmed endpoints whose scope trusts `scope`'s intermediates (the boundary rule). */
+export function endpointsTrusting(mesh: Mesh, scope: string): Endpoint[] {
+  const all = trustedScopeNames(mesh);
+  const kindOf = (s: string) => mesh.scopes.find((d) => d.name === s)?.kind ?? 'region';
+  return confirmedEndpoints(mesh).filter((e) =>
+    trustedScopes({ name: e.scope, kind: kindOf(e.scope) }, all).includes(scope),
+  );
+}
+
+export function serializeProbeRun(run: ProbeRun, signerPem: string, sign: (data: Uint8Array) => Uint8Array): string {
+  const signature = Buffer.from(sign(Buffer.from(canonicalJson(run)))).toString('base64');
+  return `${JSON.stringify({ run, signer: signerPem, signature } satisfies SignedProbeRun, null, 2)}\n`;
+}
+
+/**
+ * The run a probe file proves, or why it proves nothing: signed by a probe certificate that a live intermediate of
+ * the run's scope issued to that scope's probe SPIFFE ID, valid when the run says it ran, and not dated after `now`.
+ */
+export function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem: string } {
+  let f: SignedProbeRun;
+  let signer: Certificate;
+  try {
+    f = JSON.parse(text) as SignedProbeRun;
+    signer = parseCertificate(f.signer);
+  } catch (e) {
+    return { problem: `not a signed probe run (${(e as Error).message.split('\n')[0]})` };
+  }
+  const run = f.run;
+  if (!run || typeof run.id !== 'string' || typeof run.scope !== 'string' || !Array.isArray(run.outcomes))
+    return { problem: 'not a signed probe run (no run, scope or outcomes)' };
+  const at = new Date(run.at);
+  if (Number.isNaN(at.getTime()) || at > now) return { problem: `dated ${String(run.at)}, which is not a past time` };
+  if (at < signer.notBefore || at > signer.notAfter)
+    return { problem: "dated outside its probe certificate's validity" };
+  const issuers = liveIntermediates(mesh, run.scope).map((l) => l.cert);
+  if (!issuers.some((i) => issuedUnder(signer, i)))
+    return { problem: `its probe certificate was not issued by a live intermediate of ${run.scope}` };
+  if (!subjectAltNames(signer).uris.includes(probeSpiffeId(run.scope, mesh.config.trustDomain)))
+    return { problem: `its signer is not ${run.scope}'s probe (${PROBE_SERVICE})` };
+  if (!verifyBytes(spkiDer(signer), Buffer.from(canonicalJson(run)), Buffer.from(String(f.signature), 'base64')))
+    return { problem: 'its signature does not verify' };
+  return run;
+}
+
+/** An endpoint a fleet gate waits for, and why. */
+export interface Waiting {
+  endpoint: string;
+  scope: string;
+  why: string;
+}
+
+export interface FleetGate {
+  /** The evidence says every endpoint is ready for the gate the phase waits on. */
+  ready: boolean;
+  waiting: Waiting[];
+  /** Ids of the probe runs the decision rests on. */
+  cites: string[];
+  /** A probe after the switch found an endpoint refusing clients of the new intermediate: abort. */
+  refusing: Waiting[];
+}
+
+/**
+ * What the fleet says about `scope`'s next gate. publish → switch: every endpoint of every scope that trusts `scope`
+ * accepted a client of the next intermediate, in a run after the publish step. switch → retire: every endpoint of
+ * `scope` presents a leaf of the new intermediate, in a run after the switch. The newest outcome of each counts.
+ */
+export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: readonly ProbeRun[]): FleetGate {
+  const r = state.rotation;
+  const none: FleetGate = { ready: true, waiting: [], cites: [], refusing: [] };
+  if (!r || state.phase === 'steady') return none;
+  const since = new Date(state.phase === 'publish' ? r.started : (r.switched ?? r.started));
+  const newer = runs.filter((x) => new Date(x.at) > since).sort((a, b) => a.at.localeCompare(b.at));
+  const newest = (endpoint: string, match: (o: ProbeOutcome) => boolean) => {
+    let found: { run: ProbeRun; o: ProbeOutcome } | undefined;
+    for (const run of newer) for (const o of run.outcomes) if (o.endpoint === endpoint && match(o)) found = { run, o };
+    return found;
+  };
+  const waiting: Waiting[] = [];
+  const refusing: Waiting[] = [];
+  const cites = new Set<string>();
+  // Clients of the intermediate now signing must be accepted everywhere that trusts the scope.
+  const client = state.phase === 'publish' ? state.next! : state.active;
+  for (const e of endpointsTrusting(mesh, scope)) {
+    const n = newest(e.name, (o) => o.client === client);
+    if (!n) waiting.push({ endpoint: e.name, scope: e.scope, why: 'no probe since the phase began' });
+    else if (!n.o.accepted) {
+      const w = { endpoint: e.name, scope: e.scope, why: `refused a client of ${client}: ${n.o.error ?? 'refused'}` };
+      waiting.push(w);
+      if (state.phase === 'switch') refusing.push(w);
+    } else cites.add(n.run.id);
+  }
+  if (state.phase === 'switch')
+    for (const e of endpointsTrusting(mesh, scope).filter((x) => x.scope === scope)) {
+      const n = newest(e.name, () => true);
+      if (n && n.o.presented !== state.active)
+        waiting.push({
+          endpoint: e.name,
+          scope: e.scope,
+          why: `presents a leaf of ${n.o.presented ?? 'no live intermediate'}, not of ${state.active}`,
+        });
+      else if (n) cites.add(n.run.id);
+    }
+  const unique = [...new Map(waiting.map((w) => [w.endpoint, w])).values()];
+  return { ready: unique.length === 0, waiting: unique, cites: [...cites].sort(), refusing };
+}
+
+/** The fingerprint of the live intermediate of `scope` that issued `leaf`, if one did. */
+export function issuingIntermediate(mesh: Mesh, scope: string, leaf: Certificate): string | undefined {
+  const i = liveIntermediates(mesh, scope).find((l) => issuedUnder(leaf, l.cert));
+  return i ? fingerprint(i.cert) : undefined;
+}
+
+/** Every probe run the store holds that proves itself, and the files that do not (verify names them). */
+export function probeEvidence(mesh: Mesh, now: Date): { runs: ProbeRun[]; problems: { file: string; message: string }[] } {
+  const runs: ProbeRun[] = [];
+  const problems: { file: string; message: string }[] = [];
+  for (const [scope, m] of mesh.material)
+    for (const [file, text] of m.probeRuns) {
+      const r = readProbeRun(mesh, text, now);
+      if ('problem' in r) problems.push({ file, message: r.problem });
+      else if (r.scope !== scope || file !== probeRunPath(scope, r.id))
+        problems.push({ file, message: `holds run ${JSON.stringify(r.id)} of ${r.scope}, not a run of this path` });
+      else runs.push(r);
+    }
+  return { runs, problems };
+}
+
+/** The probe client for one intermediate: the scope's reserved probe name, minutes of life, no DNS name of its own. */
+export function probeService(): ServiceDef {
+  return { name: PROBE_SERVICE, dns: [], deploy: [], ttl: PROBE_TTL };
+}

@@ -1,0 +1,238 @@
+/**
+ * The fleet gate for real: six nginx and haproxy endpoints on 127.0.0.1 in two scopes, one of which misses the publish
+ * deploy. With `--gate fleet` the switch holds and names it, opens once it is deployed, and the rotation completes with
+ * every handshake of the matrix accepted after every step. The control, `--gate time`, switches anyway and the lagging
+ * endpoint refuses the new leaves: the gate is what prevents the outage.
+ */
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import { FakeMesh } from './helpers/fake-mesh.js';
+import { haproxyFor, nginxFor, request, waitForPort, type Client, type Terminator } from './helpers/servers.js';
+import { hashTree } from './helpers/store-hash.js';
+
+const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-fleet-'));
+const TD = 'mesh.example';
+const SERVICES: [scope: string, service: string][] = [
+  ['global', 'g1'],
+  ['global', 'g2'],
+  ['global', 'g3'],
+  ['us-east-1', 'a1'],
+  ['us-east-1', 'a2'],
+  ['us-east-1', 'a3'],
+];
+/** The endpoint that misses the publish deploy. */
+const LAGGING = 'a1';
+const servers = new Map<string, Terminator>();
+let pristine: FakeMesh;
+
+const rel = (svc: string) => path.join(root, `release-${svc}`);
+const current = (svc: string) => fs.readlinkSync(path.join(rel(svc), 'current'));
+
+/** Every service a dir target served by its own server, every server a confirmed probe endpoint. */
+beforeAll(async () => {
+  const m = await FakeMesh.create({
+    scopes: { global: ['g1', 'g2', 'g3'], 'us-east-1': ['a1', 'a2', 'a3'] },
+    trustDomain: TD,
+  });
+  const reload: Record<string, string> = {};
+  const probe: Record<string, unknown> = {};
+  for (const [scope, svc] of SERVICES) {
+    const t = svc.endsWith('3') ? haproxyFor(root, svc, rel(svc)) : nginxFor(root, svc, rel(svc));
+    servers.set(svc, t);
+    reload[svc] = t.reload;
+    probe[svc] = { address: `127.0.0.1:${t.port}`, path: '/', spiffe: `spiffe://${scope}.${TD}/${svc}` };
+  }
+  for (const scope of ['global', 'us-east-1'])
+    m.writeScope(
+      scope,
+      SERVICES.filter(([s]) => s === scope).map(([, svc]) => ({
+        [svc]: { deploy: [{ type: 'dir', path: rel(svc), reload: svc, check: svc }] },
+      })),
+    );
+  await m.allow({ dir: { paths: [root] }, reload, probe });
+  const d = await m.ci(['deploy']);
+  expect(d.code, d.stdout + d.stderr).toBe(0);
+  for (const t of servers.values()) await waitForPort(t.port);
+  pristine = m;
+}, 240_000);
+
+afterAll(() => {
+  for (const t of servers.values()) t.stop();
+});
+
+function client(m: FakeMesh, scope: string, svc: string): Client {
+  const f = (x: string) => fs.readFileSync(m.out(scope, svc, x), 'utf8');
+  return { name: svc, key: f('key.pem'), chain: f('chain.pem'), ca: m.read('bundles/global/trust.openssl.pem') };
+}
+
+/** Every service calls every server its scope may reach (the boundary rule); the ones refused, as `from→to`. */
+async function failedHandshakes(m: FakeMesh): Promise<string[]> {
+  const failed: string[] = [];
+  for (const [fromScope, from] of SERVICES)
+    for (const [toScope, to] of SERVICES) {
+      if (fromScope !== toScope && fromScope !== 'global' && toScope !== 'global') continue;
+      const r = await request(servers.get(to)!.port, `${to}.${toScope}.${TD}`, client(m, fromScope, from));
+      if (r !== 200) failed.push(`${from}→${to}`);
+    }
+  return failed;
+}
+
+/** Deploys everything, then puts the lagging endpoint back on the release it had: it missed this deploy. */
+async function deployAllBut(m: FakeMesh, lagging?: string): Promise<void> {
+  const before = lagging ? current(lagging) : undefined;
+  const d = await m.ci(['deploy']);
+  expect(d.code, d.stdout + d.stderr).toBe(0);
+  if (lagging && before) {
+    const link = path.join(rel(lagging), 'current');
+    fs.rmSync(link);
+    fs.symlinkSync(before, link);
+    const t = servers.get(lagging)!;
+    const r = await import('execa').then((x) => x.execa('sh', ['-c', t.reload], { reject: false }));
+    expect(r.exitCode).toBe(0);
+  }
+}
+
+const phase = (m: FakeMesh, scope: string) => parse(m.read(`bundles/${scope}/state.yaml`)).phase as string;
+
+async function probeAll(m: FakeMesh, keys: string) {
+  const c = await m.ci(['probe', 'certify', '--out', keys]);
+  expect(c.code, c.stderr).toBe(0);
+  const noId = { TRELLIS_CI_IDENTITY_FILE: undefined };
+  return {
+    global: await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'global'], noId),
+    region: await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'us-east-1'], noId),
+  };
+}
+
+describe('a rotation gated by the fleet', () => {
+  it('control (--gate time): the switch comes on time and the endpoint that missed the publish deploy refuses the new leaves', async () => {
+    const m = pristine.clone();
+    expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1s'])).code).toBe(0);
+    await deployAllBut(m, LAGGING);
+    await new Promise((r) => setTimeout(r, 1100));
+    const r = await m.ci(['renew']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(phase(m, 'us-east-1')).toBe('switch');
+    await deployAllBut(m, LAGGING);
+    const failed = await failedHandshakes(m);
+    // Every client of the new intermediate is refused by the lagging endpoint, and only there.
+    expect(failed.length).toBeGreaterThan(0);
+    expect(failed.every((f) => f.endsWith(`→${LAGGING}`))).toBe(true);
+    // The probe after the switch sees it, and check goes critical pointing to the abort.
+    const p = await probeAll(m, path.join(root, 'keys-control'));
+    expect(p.region.code).toBe(1);
+    expect(p.region.stdout).toMatch(new RegExp(`^${LAGGING} .*NOT ready`, 'm'));
+  }, 240_000);
+
+  it('--gate fleet: the switch holds and names the lagging endpoint, opens once it is deployed, and no handshake fails', async () => {
+    const m = pristine.clone();
+    await deployAllBut(m); // the control left the servers on its releases
+    expect(await failedHandshakes(m)).toEqual([]);
+    const rot = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1s', '--gate', 'fleet']);
+    expect(rot.code, rot.stderr).toBe(0);
+    expect(parse(m.read('bundles/us-east-1/state.yaml')).rotation.gate).toBe('fleet');
+    await deployAllBut(m, LAGGING);
+    expect(await failedHandshakes(m)).toEqual([]);
+    await new Promise((r) => setTimeout(r, 1100));
+
+    const keys = path.join(root, 'keys-fleet');
+    const p1 = await probeAll(m, keys);
+    expect(p1.global.code, p1.global.stdout + p1.global.stderr).toBe(0);
+    expect(p1.region.code).toBe(1);
+    expect(p1.region.stderr).toMatch(/peer-failed/);
+    const held = await m.ci(['renew']);
+    expect(held.code, held.stderr).toBe(0);
+    expect(phase(m, 'us-east-1')).toBe('publish');
+    const st = await m.ci(['status']);
+    expect(st.stdout).toMatch(new RegExp(`us-east-1[\\s\\S]*held by the fleet[\\s\\S]*${LAGGING}`));
+    const ck = await m.ci(['check']);
+    expect(ck.stdout + ck.stderr).toMatch(new RegExp(`WARN[^\\n]*us-east-1[^\\n]*${LAGGING}`));
+
+    await deployAllBut(m); // the lagging endpoint catches up
+    const p2 = await probeAll(m, keys);
+    expect(p2.region.code, p2.region.stdout).toBe(0);
+    const sw = await m.ci(['renew']);
+    expect(sw.code, sw.stderr).toBe(0);
+    expect(phase(m, 'us-east-1')).toBe('switch');
+    const entry = m
+      .read('bundles/us-east-1/ledger.jsonl')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l))
+      .at(-1);
+    expect(entry.details.phase).toBe('switch');
+    expect(entry.details.fleet.length).toBeGreaterThan(0);
+    await deployAllBut(m);
+    expect(await failedHandshakes(m)).toEqual([]);
+    const v = await m.ci(['verify']);
+    expect(v.code, v.stdout + v.stderr).toBe(0);
+  }, 300_000);
+
+  it('a fleet gate a pull request removes from state.yaml is named by verify', async () => {
+    const m = pristine.clone();
+    expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--gate', 'fleet'])).code).toBe(0);
+    const state = parse(m.read('bundles/us-east-1/state.yaml'));
+    delete state.rotation.gate;
+    m.write('bundles/us-east-1/state.yaml', stringify(state));
+    const v = await m.ci(['verify']);
+    expect(v.code).toBe(1);
+    expect(v.stdout + v.stderr).toMatch(/rotation\.gate/);
+  }, 120_000);
+});
+
+describe('what the probe refuses', () => {
+  it('an endpoint a pull request adds to deploy.probe is connected to by nobody: exit 3, store unchanged', async () => {
+    const m = pristine.clone();
+    let connections = 0;
+    const trap = net.createServer((s) => {
+      connections++;
+      s.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const port = (trap.address() as net.AddressInfo).port;
+    const config = parse(m.read('trellis.yaml'));
+    config.deploy.probe.mine = { address: `127.0.0.1:${port}`, spiffe: `spiffe://us-east-1.${TD}/a1` };
+    m.write('trellis.yaml', stringify(config));
+    const before = hashTree(m.dir);
+    const keys = path.join(root, 'keys-attack');
+    const c = await m.ci(['probe', 'certify', '--out', keys]);
+    expect(c.code).toBe(3);
+    expect(c.stderr).toMatch(/custody-allow-list-unconfirmed/);
+    const h = await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'us-east-1'], {
+      TRELLIS_CI_IDENTITY_FILE: undefined,
+    });
+    expect(h.code).toBe(3);
+    trap.close();
+    expect(connections).toBe(0);
+    expect(hashTree(m.dir)).toEqual(before);
+  });
+
+  it('the handshake step holds no identity: with one set it refuses before connecting (exit 3)', async () => {
+    const m = pristine.clone();
+    const keys = path.join(root, 'keys-posture');
+    expect((await m.ci(['probe', 'certify', '--out', keys])).code).toBe(0);
+    const before = hashTree(m.dir);
+    const h = await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'us-east-1']);
+    expect(h.code).toBe(3);
+    expect(h.stderr).toMatch(/custody-identity-in-probe: TRELLIS_CI_IDENTITY_FILE is set/);
+    expect(hashTree(m.dir)).toEqual(before);
+  });
+
+  it('a probe run a pull request forges (outcomes edited after signing) is not evidence: verify names it', async () => {
+    const m = pristine.clone();
+    const keys = path.join(root, 'keys-forge');
+    await probeAll(m, keys);
+    const dir = m.path('bundles/us-east-1/probes');
+    const file = path.join(dir, fs.readdirSync(dir)[0]!);
+    const run = JSON.parse(fs.readFileSync(file, 'utf8'));
+    run.run.outcomes[0].accepted = !run.run.outcomes[0].accepted;
+    fs.writeFileSync(file, JSON.stringify(run));
+    const v = await m.ci(['verify']);
+    expect(v.code).toBe(1);
+    expect(v.stdout + v.stderr).toMatch(/signature does not verify.*bundles\/us-east-1\/probes\//);
+  });
+});
