@@ -126,6 +126,11 @@ describe('a rotation gated by the fleet', () => {
     const p = await probeAll(m, path.join(root, 'keys-control'));
     expect(p.region.code).toBe(1);
     expect(p.region.stdout).toMatch(new RegExp(`^${LAGGING} .*NOT ready`, 'm'));
+    const ck = await m.ci(['check']);
+    expect(ck.code).toBe(2);
+    expect(ck.stdout).toMatch(new RegExp(`CRITICAL[\\s\\S]*${LAGGING}[\\s\\S]*rotate intermediate us-east-1 --abort`));
+    const st = await m.ci(['status']);
+    expect(st.stdout).toMatch(new RegExp(`REFUSING clients of the new intermediate: ${LAGGING} `));
   }, 240_000);
 
   it('--gate fleet: the switch holds and names the lagging endpoint, opens once it is deployed, and no handshake fails', async () => {

@@ -49,7 +49,12 @@ export function probeEndpoint(mesh: Mesh, e: Endpoint, c: ProbeClient, now: Date
       clearTimeout(timer);
       sock.destroy();
       const err = problem ?? error;
-      resolve({ ...base, accepted: accepted && !problem, ...(presented ? { presented } : {}), ...(err ? { error: err } : {}) });
+      resolve({
+        ...base,
+        accepted: accepted && !problem,
+        ...(presented ? { presented } : {}),
+        ...(err ? { error: err } : {}),
+      });
     };
     const timer = setTimeout(() => done(false, `no answer within ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
     sock.on('error', (err) => done(false, err.message.split('\n')[0]));

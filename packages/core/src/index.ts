@@ -197,19 +197,13 @@ export {
 } from './rotation/rotation.js';
 export {
   PROBE_RUNS_KEPT,
-  PROBE_TTL,
   confirmedEndpoints,
-  fleetGate,
   issuingIntermediate,
-  probeEvidence,
   probeRunPath,
   probeService,
-  probeSpiffeId,
   serializeProbeRun,
   type Endpoint,
-  type FleetGate,
   type ProbeOutcome,
-  type ProbeRun,
 } from './rotation/fleet-gate.js';
 export { serializeScopeState, serializeRootState } from './ledger/state-files.js';
 export {

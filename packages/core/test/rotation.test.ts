@@ -161,3 +161,35 @@ describe('root rotation', () => {
     expect(refused(() => advanceRoot(root, { type: 'finalize' }, T(1)))).toBe('wrong-phase/1');
   });
 });
+
+describe('a fleet-gated rotation (--gate fleet)', () => {
+  const fleetBegin: ScopeEvent = { ...begin, gate: 'fleet' } as ScopeEvent;
+  const publish = advanceScope(steady, fleetBegin, T(0)).state;
+  const ready = (fleetReady: boolean): ScopeEvent => ({ type: 'tick', longestLeafTtl: 7 * DAY, fleetReady });
+  it('records the mode in the state the root signs', () => {
+    expect(publish.rotation?.gate).toBe('fleet');
+    expect(advanceScope(steady, begin, T(0)).state.rotation?.gate).toBeUndefined();
+  });
+  it.each([
+    ['time passed, fleet not ready: holds', publish, ready(false), T(48), 'publish'],
+    ['fleet ready, time not passed: holds', publish, ready(true), T(23), 'publish'],
+    ['both: switches', publish, ready(true), T(24), 'switch'],
+  ])('publish → switch: %s', (_, s, e, now, phase) => {
+    expect(advanceScope(s, e, now).state.phase).toBe(phase);
+  });
+  it('switch → retire waits for the fleet and for the longest leaf TTL', () => {
+    const sw = advanceScope(publish, ready(true), T(24)).state;
+    expect(advanceScope(sw, ready(false), T(24 * 30)).state.phase).toBe('switch');
+    expect(advanceScope(sw, ready(true), T(24 + 7 * 24 - 1)).state.phase).toBe('switch');
+    expect(advanceScope(sw, ready(true), T(24 + 7 * 24)).state.phase).toBe('steady');
+  });
+  it('an aborted fleet-gated rotation winds down on time: the fleet already holds leaves of the key it returned to', () => {
+    const sw = advanceScope(publish, ready(true), T(24)).state;
+    const aborted = advanceScope(sw, abort, T(25)).state;
+    expect(advanceScope(aborted, ready(false), T(25 + 7 * 24)).state.phase).toBe('steady');
+  });
+  it('a time-gated rotation ignores the fleet', () => {
+    const p = advanceScope(steady, begin, T(0)).state;
+    expect(advanceScope(p, ready(false), T(24)).state.phase).toBe('switch');
+  });
+});

@@ -66,7 +66,10 @@ export const probe: CommandModule<object, Args> = {
         type: 'string',
         describe: "certify: only this scope's intermediates; handshake: the scope whose endpoints this runner probes",
       })
-      .option('out', { type: 'string', describe: 'certify: the directory for the probe keys (0700, outside the store)' })
+      .option('out', {
+        type: 'string',
+        describe: 'certify: the directory for the probe keys (0700, outside the store)',
+      })
       .option('keys', { type: 'string', describe: 'handshake: the directory certify wrote' })
       .example('$0 probe certify --out /tmp/probe-keys', 'in the job with the CI identity')
       .example(
@@ -75,7 +78,8 @@ export const probe: CommandModule<object, Args> = {
       ) as never,
   handler: async (a) => {
     if (a.step === 'certify') {
-      if (!a.out) throw new TrellisError('usage', 'probe certify needs --out DIR', { hint: 'a directory outside the store' });
+      if (!a.out)
+        throw new TrellisError('usage', 'probe certify needs --out DIR', { hint: 'a directory outside the store' });
       await certify(a, a.out);
     } else {
       if (!a.keys || !a.scope)
@@ -104,7 +108,14 @@ async function certify(a: Args, outFlag: string): Promise<void> {
         const signer = await openIntermediate(mesh, scope, ids, live.role);
         const def = probeService();
         const leaf = await mintLeaf(
-          { scope, service: def, trustDomain: mesh.config.trustDomain, ttl: def.ttl!, algorithm: mesh.config.algorithms.leaf, now },
+          {
+            scope,
+            service: def,
+            trustDomain: mesh.config.trustDomain,
+            ttl: def.ttl!,
+            algorithm: mesh.config.algorithms.leaf,
+            now,
+          },
           signer,
           nodeCryptoSeam,
         );
@@ -114,7 +125,8 @@ async function certify(a: Args, outFlag: string): Promise<void> {
         files.push(path.join(out, `${base}.key.pem`), path.join(out, `${base}.chain.pem`));
         index.push({ scope, key: `${base}.key.pem`, chain: `${base}.chain.pem` });
         process.stdout.write(
-          `${scope}: probe key under ${live.role} intermediate ${fingerprint(live.cert)}, serial ${leaf.record.serial}, ` +
+          `${scope}: probe key under ${live.role} intermediate ${fingerprint(live.cert)}, serial ` +
+            `${leaf.record.serial}, ` +
             `until ${iso(leaf.cert.notAfter)}\n`,
         );
       }
@@ -169,22 +181,27 @@ async function handshake(a: Args, keysDir: string, scope: string): Promise<void>
     const id = `${iso(now).replace(/[-:]/g, '').replace(/\.\d+/, '')}-${randomBytes(4).toString('hex')}`;
     const run = { id, scope, at: iso(now), outcomes, serials: keys.map((k) => k.serial) };
     const signing = await importSigningKey(own.keyPem);
-    const text = serializeProbeRun(run, own.chainPem.slice(0, own.chainPem.indexOf('-----END CERTIFICATE-----') + 26), (d) =>
-      signBytes(signing.key, signing.algorithm, d),
-    );
+    // The run is signed by this scope's probe key and carries its certificate (the chain's first), so verify can
+    // check both.
+    const signer = certificatePem(parseCertificates(own.chainPem)[0]!);
+    const text = serializeProbeRun(run, signer, (d) => signBytes(signing.key, signing.algorithm, d));
     // While any scope is in a fleet-gated rotation, every run stays: a gate decision may cite it.
     const gated = [...mesh.material.values()].some((m) => m.state?.rotation?.gate === 'fleet');
     const old = [...mesh.material.get(scope)!.probeRuns.keys()].sort();
     const drop = gated ? [] : old.slice(0, Math.max(0, old.length - (PROBE_RUNS_KEPT - 1)));
     store.commit([...drop.map((p) => ({ path: p, content: null })), { path: probeRunPath(scope, id), content: text }]);
     const refused = outcomes.filter((o) => !o.accepted);
-    process.stdout.write(`recorded ${probeRunPath(scope, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted\n`);
+    process.stdout.write(
+      `recorded ${probeRunPath(scope, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted\n`,
+    );
     if (refused.length)
       throw new TrellisError(
         'peer-failed',
         `${new Set(refused.map((o) => o.endpoint)).size} endpoint(s) of ${scope} not ready: ` +
           [...new Set(refused.map((o) => `${o.endpoint} (${o.error})`))].join('; '),
-        { hint: 'the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)' },
+        {
+          hint: 'the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)',
+        },
       );
   });
 }

@@ -284,7 +284,11 @@ function replayScope(t: LedgerTrust): { state?: ScopeState; problem?: { seq: num
         ).state;
       } else if (e.op === 'renew' && (e.details.phase === 'switch' || e.details.phase === 'retire')) {
         // A fleet-gated step counts only when it cites probe runs (scopeStateProblems checks what they prove).
-        const step = advanceScope(s, { type: 'tick', longestLeafTtl: 0, fleetReady: Array.isArray(e.details.fleet) }, at);
+        const step = advanceScope(
+          s,
+          { type: 'tick', longestLeafTtl: 0, fleetReady: Array.isArray(e.details.fleet) },
+          at,
+        );
         if (step.step !== e.details.phase)
           return {
             problem: {

@@ -96,7 +96,8 @@ interface ScopeStatus {
   /** The next rotation gate and when it opens. */
   gate?: { gate: string; at: string };
   /**
-   * What the probes say while the scope rotates: endpoints a fleet gate waits for, and endpoints refusing clients of the
+   * What the probes say while the scope rotates: endpoints a fleet gate waits for, and endpoints refusing clients of
+   * the
    * new intermediate after the switch (roll back).
    */
   fleet?: { waiting: string[]; refusing: string[] };
@@ -134,8 +135,7 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
       const m = mesh.material.get(scope.name)!;
       const active = activeIssuer(mesh, scope.name);
       const gate = m.state ? nextGate(m.state) : undefined;
-      const fleet =
-        m.state && m.state.phase !== 'steady' ? fleetGate(mesh, scope.name, m.state, runs()) : undefined;
+      const fleet = m.state && m.state.phase !== 'steady' ? fleetGate(mesh, scope.name, m.state, runs()) : undefined;
       const said = (ws: Waiting[]) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
       const waiting = fleet && m.state?.rotation?.gate === 'fleet' && !fleet.refusing.length ? said(fleet.waiting) : [];
       const refusing = fleet ? said(fleet.refusing) : [];

@@ -605,7 +605,8 @@ function fleetHealth(
       'warning',
       'fleet',
       scope,
-      `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet, waiting for ${list(g.waiting)}` +
+      `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet, waiting for ` +
+        `${list(g.waiting)}` +
         `; deploy them, then trellis-ci probe`,
       paths.state(scope),
     );

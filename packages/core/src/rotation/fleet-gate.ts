@@ -19,12 +19,11 @@ import type { ScopeState } from './rotation.js';
 import type { ServiceDef } from '../config/config.js';
 
 /** A probe key lives minutes: long enough for one run of handshakes, too short to be worth stealing. */
-export const PROBE_TTL = 15 * 60_000;
+const PROBE_TTL = 15 * 60_000;
 /** Probe runs a scope keeps: the newest; older ones are dropped by the run that writes a new one. */
 export const PROBE_RUNS_KEPT = 8;
 
-export const probeSpiffeId = (scope: string, trustDomain: string) =>
-  serviceSpiffeId(scope, PROBE_SERVICE, trustDomain);
+const probeSpiffeId = (scope: string, trustDomain: string) => serviceSpiffeId(scope, PROBE_SERVICE, trustDomain);
 
 /** A confirmed endpoint, with the scope its SPIFFE ID belongs to. */
 export interface Endpoint {
@@ -59,7 +58,7 @@ export interface ProbeRun {
 }
 
 /** The signed file under bundles/<scope>/probes/. */
-export interface SignedProbeRun {
+interface SignedProbeRun {
   run: ProbeRun;
   /** PEM of the probe certificate whose key signed `run`. */
   signer: string;
@@ -98,7 +97,7 @@ export function serializeProbeRun(run: ProbeRun, signerPem: string, sign: (data:
  * The run a probe file proves, or why it proves nothing: signed by a probe certificate that a live intermediate of
  * the run's scope issued to that scope's probe SPIFFE ID, valid when the run says it ran, and not dated after `now`.
  */
-export function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem: string } {
+function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem: string } {
   let f: SignedProbeRun;
   let signer: Certificate;
   try {
@@ -193,7 +192,10 @@ export function issuingIntermediate(mesh: Mesh, scope: string, leaf: Certificate
 }
 
 /** Every probe run the store holds that proves itself, and the files that do not (verify names them). */
-export function probeEvidence(mesh: Mesh, now: Date): { runs: ProbeRun[]; problems: { file: string; message: string }[] } {
+export function probeEvidence(
+  mesh: Mesh,
+  now: Date,
+): { runs: ProbeRun[]; problems: { file: string; message: string }[] } {
   const runs: ProbeRun[] = [];
   const problems: { file: string; message: string }[] = [];
   for (const [scope, m] of mesh.material)
