@@ -177,6 +177,42 @@ describe('a rotation gated by the fleet', () => {
     expect(v.code, v.stdout + v.stderr).toBe(0);
   }, 300_000);
 
+  it('a waiver the custodian signs lets the gate stop waiting for a named endpoint; the metrics name what holds it', async () => {
+    const m = pristine.clone();
+    expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1s', '--gate', 'fleet'])).code).toBe(
+      0,
+    );
+    await deployAllBut(m, LAGGING);
+    await new Promise((r) => setTimeout(r, 1100));
+    await probeAll(m, path.join(root, 'keys-waiver'));
+    expect((await m.ci(['renew'])).code).toBe(0);
+    expect(phase(m, 'us-east-1')).toBe('publish');
+    const prom = path.join(root, 'waiver.prom');
+    await m.ci(['check', '--metrics', prom]);
+    expect(fs.readFileSync(prom, 'utf8')).toMatch(
+      new RegExp(`trellis_fleet_endpoint_not_ready\\{scope="us-east-1",endpoint="${LAGGING}",state="waiting"\\} 1`),
+    );
+    // Refusals first, each leaving the store as it was.
+    const before = hashTree(m.dir);
+    const unknown = await m.root(['rotate', 'intermediate', 'us-east-1', '--waive', 'nowhere', '--reason', 'x']);
+    expect([unknown.code, unknown.stderr]).toEqual([2, expect.stringMatching(/usage: .*"nowhere" is not a confirmed/)]);
+    const bare = await m.root(['rotate', 'intermediate', 'us-east-1', '--waive', LAGGING]);
+    expect(bare.code).toBe(2);
+    const steady = await m.root(['rotate', 'intermediate', 'global', '--waive', 'g1', '--reason', 'x']);
+    expect([steady.code, steady.stderr]).toEqual([1, expect.stringMatching(/wrong-phase/)]);
+    expect(hashTree(m.dir)).toEqual(before);
+
+    const w = await m.root(['rotate', 'intermediate', 'us-east-1', '--waive', LAGGING, '--reason', 'decommissioned']);
+    expect(w.code, w.stderr).toBe(0);
+    expect((await m.ci(['status'])).stdout).toMatch(
+      new RegExp(`waived by the custodian: ${LAGGING} \\(decommissioned\\)`),
+    );
+    expect((await m.ci(['renew'])).code).toBe(0);
+    expect(phase(m, 'us-east-1')).toBe('switch');
+    const v = await m.ci(['verify']);
+    expect(v.code, v.stdout).toBe(0);
+  }, 240_000);
+
   it('a fleet gate a pull request removes from state.yaml is named by verify', async () => {
     const m = pristine.clone();
     expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--gate', 'fleet'])).code).toBe(0);

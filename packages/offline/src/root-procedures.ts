@@ -8,6 +8,7 @@
 import {
   TrellisError,
   advanceRoot,
+  confirmedEndpoints,
   displaySerial,
   scopeLedgerTrust,
   targetHosts,
@@ -337,6 +338,38 @@ export function abortIntermediateRotation(c: Ceremony, scope: string, root: Root
     );
   }
   return { writes: scopeStep(c, scope, root, writes, [evidence], 'rotate-intermediate-abort', { from }), report };
+}
+
+/**
+ * `trellis-root rotate intermediate S --waive E --reason R`: the fleet gate of S's rotation stops waiting for endpoint
+ * E, on the custodian's signed word (a host being decommissioned, one that cannot be reached from any runner).
+ */
+export function waiveFleetEndpoint(
+  c: Ceremony,
+  scope: string,
+  endpoint: string,
+  reason: string,
+  root: RootSigner,
+): ProcedureResult {
+  assertWaivable(c.mesh, scope, endpoint);
+  return {
+    writes: scopeStep(c, scope, root, [], [], 'fleet-waiver', { endpoint, reason }),
+    report: [`${scope}: the fleet gate no longer waits for ${endpoint} (${reason}); commit and push`],
+  };
+}
+
+/** A waiver needs a fleet-gated rotation under way and an endpoint the custodian confirmed; checked before the key. */
+export function assertWaivable(mesh: Mesh, scope: string, endpoint: string): void {
+  const st = mesh.material.get(scope)?.state;
+  if (st?.rotation?.gate !== 'fleet' || st.phase === 'steady')
+    throw new TrellisError('wrong-phase', `${scope} has no fleet-gated rotation under way`, {
+      hint: 'a waiver belongs to a rotation begun with --gate fleet, before it retires',
+    });
+  const names = confirmedEndpoints(mesh).map((e) => e.name);
+  if (!names.includes(endpoint))
+    throw new TrellisError('usage', `--waive ${JSON.stringify(endpoint)} is not a confirmed probe endpoint`, {
+      hint: `name one of: ${names.join(', ') || '(none)'}`,
+    });
 }
 
 /** Every live intermediate of a scope as a root-CRL revocation, named by the root (of `signers`) that issued it. */

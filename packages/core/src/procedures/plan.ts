@@ -100,7 +100,7 @@ interface ScopeStatus {
    * the
    * new intermediate after the switch (roll back).
    */
-  fleet?: { waiting: string[]; refusing: string[] };
+  fleet?: { waiting: string[]; refusing: string[]; waived: string[] };
   intermediate: null | { fingerprint: string; subject: string; notAfter: string; notValidBefore?: string };
   leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
 }
@@ -144,7 +144,9 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
         kind: scope.kind,
         phase: m.state?.phase ?? 'pending',
         ...(gate ? { gate } : {}),
-        ...(waiting.length || refusing.length ? { fleet: { waiting, refusing } } : {}),
+        ...(waiting.length || refusing.length || fleet?.waived.length
+          ? { fleet: { waiting, refusing, waived: fleet!.waived.map((w) => `${w.endpoint} (${w.reason})`) } }
+          : {}),
         intermediate: m.intermediate
           ? {
               fingerprint: fingerprint(m.intermediate),

@@ -100,6 +100,8 @@ interface ScopeFact {
    * After this, a new leaf of the scope's longest TTL would outlive the intermediate that would sign it: renew refuses.
    */
   unsafeAt?: Date;
+  /** Endpoints holding a fleet gate, and endpoints refusing clients of the new intermediate after a switch. */
+  fleet?: { waiting: string[]; refusing: string[] };
 }
 
 export interface MeshHealth {
@@ -307,11 +309,13 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
 
     const state = m.state!;
     const gate = nextGate(state);
+    const fleet = state.phase !== 'steady' ? fleetHealth(mesh, def.name, state, now, add) : undefined;
     scopes.push({
       scope: def.name,
       phase: state.phase,
       ...(gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {}),
       unsafeAt,
+      ...(fleet ? { fleet } : {}),
     });
     if (gate) {
       const open = now.getTime() - new Date(gate.at).getTime();
@@ -328,8 +332,6 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
         paths.state(def.name),
       );
     }
-
-    if (state.phase !== 'steady') fleetHealth(mesh, def.name, state, now, add);
 
     const active = activeIssuer(mesh, def.name)!;
     const hostKeysOf = hostKeySince(mesh, def.name);
@@ -586,8 +588,10 @@ function fleetHealth(
   state: ScopeState,
   now: Date,
   add: (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => void,
-): void {
+): ScopeFact['fleet'] {
   const g = fleetGate(mesh, scope, state, probeEvidence(mesh, now).runs);
+  const held = state.rotation?.gate === 'fleet' && !g.refusing.length ? g.waiting : [];
+  const fact = { waiting: held.map((w) => w.endpoint), refusing: g.refusing.map((w) => w.endpoint) };
   const list = (ws: { endpoint: string; scope: string; why: string }[]) =>
     ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`).join('; ');
   if (g.refusing.length)
@@ -599,7 +603,7 @@ function fleetHealth(
         `renew holds the next gate; roll back: trellis-root rotate intermediate ${scope} --abort`,
       paths.state(scope),
     );
-  if (state.rotation?.gate !== 'fleet') return;
+  if (state.rotation?.gate !== 'fleet') return fact;
   if (!g.ready && !g.refusing.length)
     add(
       'warning',
@@ -627,4 +631,5 @@ function fleetHealth(
         unproven.join(', '),
       paths.state(scope),
     );
+  return fact;
 }

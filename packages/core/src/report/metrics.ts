@@ -118,6 +118,22 @@ export function healthMetrics(h: MeshHealth, m: { mesh: string; trustDomain: str
         .map((s) => ({ labels: { scope: s.scope, gate: s.gate!.gate }, value: seconds(s.gate!.at) })),
     },
     {
+      name: 'trellis_fleet_endpoint_not_ready',
+      help:
+        'An endpoint a rotation waits for (state waiting: it holds a fleet gate) or that refuses clients of the new ' +
+        'intermediate after a switch (state refusing: roll back), 1 per endpoint.',
+      samples: h.scopes.flatMap((s) => [
+        ...(s.fleet?.waiting ?? []).map((endpoint) => ({
+          labels: { scope: s.scope, endpoint, state: 'waiting' },
+          value: 1,
+        })),
+        ...(s.fleet?.refusing ?? []).map((endpoint) => ({
+          labels: { scope: s.scope, endpoint, state: 'refusing' },
+          value: 1,
+        })),
+      ]),
+    },
+    {
       name: 'trellis_root_rotation_phase',
       help: 'Phase of the root (1 for the current one): steady, overlap.',
       samples: ROOT_PHASES.map((phase) => ({ labels: { phase }, value: h.rootPhase === phase ? 1 : 0 })),

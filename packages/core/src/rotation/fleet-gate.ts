@@ -5,6 +5,7 @@
  * an endpoint from a gate. Evidence is signed by a probe key CI certified, so a pull request cannot forge it.
  */
 import { canonicalJson } from '../ledger/ledger.js';
+import { scopeLedgerTrust } from '../ledger/ledger-trust.js';
 import { issuedUnder } from '../ledger/ledger-signature.js';
 import { confirmedAllowList } from '../config/deploy-allow-list.js';
 import { verifyBytes } from '../crypto/crypto.js';
@@ -138,6 +139,29 @@ export interface FleetGate {
   cites: string[];
   /** A probe after the switch found an endpoint refusing clients of the new intermediate: abort. */
   refusing: Waiting[];
+  /** Endpoints the custodian waived for this rotation, with the reason the root signed. */
+  waived: { endpoint: string; reason: string }[];
+}
+
+/**
+ * The endpoints waived for the rotation under way: `fleet-waiver` entries of the scope ledger since it began, each
+ * signed by a root (trellis-root rotate intermediate S --waive E --reason R). Nothing unsigned or older counts.
+ */
+export function fleetWaivers(mesh: Mesh, scope: string, state: ScopeState): Map<string, string> {
+  const out = new Map<string, string>();
+  const r = state.rotation;
+  if (!r) return out;
+  const t = scopeLedgerTrust(mesh, scope);
+  for (const e of t.counted)
+    if (
+      e.op === 'fleet-waiver' &&
+      e.at >= r.started &&
+      t.signers.get(e.seq)?.root &&
+      typeof e.details.endpoint === 'string' &&
+      typeof e.details.reason === 'string'
+    )
+      out.set(e.details.endpoint, e.details.reason);
+  return out;
 }
 
 /**
@@ -147,7 +171,7 @@ export interface FleetGate {
  */
 export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: readonly ProbeRun[]): FleetGate {
   const r = state.rotation;
-  const none: FleetGate = { ready: true, waiting: [], cites: [], refusing: [] };
+  const none: FleetGate = { ready: true, waiting: [], cites: [], refusing: [], waived: [] };
   if (!r || state.phase === 'steady') return none;
   const since = new Date(state.phase === 'publish' ? r.started : (r.switched ?? r.started));
   const newer = runs.filter((x) => new Date(x.at) > since).sort((a, b) => a.at.localeCompare(b.at));
@@ -181,8 +205,15 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
         });
       else if (n) cites.add(n.run.id);
     }
-  const unique = [...new Map(waiting.map((w) => [w.endpoint, w])).values()];
-  return { ready: unique.length === 0, waiting: unique, cites: [...cites].sort(), refusing };
+  const waivers = fleetWaivers(mesh, scope, state);
+  const unique = [...new Map(waiting.map((w) => [w.endpoint, w])).values()].filter((w) => !waivers.has(w.endpoint));
+  return {
+    ready: unique.length === 0,
+    waiting: unique,
+    cites: [...cites].sort(),
+    refusing,
+    waived: [...waivers].map(([endpoint, reason]) => ({ endpoint, reason })),
+  };
 }
 
 /** The fingerprint of the live intermediate of `scope` that issued `leaf`, if one did. */

@@ -18,6 +18,8 @@ import {
   beginIntermediateRotation,
   beginRootRotation,
   finalizeRootRotation,
+  assertWaivable,
+  waiveFleetEndpoint,
 } from '../root-procedures.js';
 import type { Posture } from '../records.js';
 import { parseTokenUri } from '../token.js';
@@ -28,6 +30,8 @@ interface Args {
   scope?: string;
   propagation?: string;
   gate?: 'time' | 'fleet';
+  waive?: string;
+  reason?: string;
   abort?: boolean;
   finalize?: boolean;
   rootKey?: string;
@@ -55,6 +59,13 @@ export const rotate: CommandModule<object, Args> = {
           'intermediate: `fleet` also holds each gate until probes (trellis-ci probe) show every endpoint ready; ' +
           'recorded in the root-signed rotation (docs/fleet-gates.md); default time',
       })
+      .option('waive', {
+        type: 'string',
+        describe:
+          'intermediate: the fleet gate of the rotation under way stops waiting for this confirmed probe endpoint ' +
+          '(needs --reason; signed and recorded)',
+      })
+      .option('reason', { type: 'string', describe: 'why the endpoint is waived (with --waive)' })
       .option('abort', {
         type: 'boolean',
         describe:
@@ -90,6 +101,13 @@ export const rotate: CommandModule<object, Args> = {
         throw new TrellisError('usage', `${a.finalize ? '--finalize' : '--root-key'} belongs to rotate root`);
       if (a.abort && (a.propagation || a.gate))
         throw new TrellisError('usage', `--abort takes no ${a.gate ? '--gate' : '--propagation'}`);
+      if (a.waive !== undefined || a.reason !== undefined) {
+        if (!a.waive || !a.reason?.trim() || a.abort || a.propagation || a.gate)
+          throw new TrellisError('usage', '--waive ENDPOINT takes --reason TEXT, and nothing else', {
+            hint: 'trellis-root rotate intermediate S --waive E --reason "decommissioned host"',
+          });
+        return withStore(a.store, (store) => waive(store, a.scope!, a.waive!, a.reason!, a, posture));
+      }
       const propagation =
         a.propagation === undefined ? undefined : parseDuration(a.propagation, { field: '--propagation' }, 'usage');
       await withStore(a.store, (store) =>
@@ -98,7 +116,7 @@ export const rotate: CommandModule<object, Args> = {
           : beginIntermediate(store, a.scope!, propagation, a, posture),
       );
     } else {
-      if (a.scope || a.abort || a.propagation || a.gate)
+      if (a.scope || a.abort || a.propagation || a.gate || a.waive !== undefined)
         throw new TrellisError('usage', 'rotate root takes only --finalize or --root-key');
       if (a.finalize && a.rootKey !== undefined)
         throw new TrellisError(
@@ -136,6 +154,17 @@ async function beginIntermediate(
     await openRootKey(mesh, rootIdentities(), now),
     a.gate === 'fleet' ? 'fleet' : undefined,
   );
+  store.commit(result.writes);
+  say(result.report);
+}
+
+async function waive(store: Store, scope: string, endpoint: string, reason: string, a: Args, posture: Posture) {
+  const mesh = loadMesh(store);
+  scopeDef(mesh, scope);
+  const now = clock(a.now);
+  assertWaivable(mesh, scope, endpoint);
+  const c = ceremony(mesh, now, posture, a.confirmRecipients);
+  const result = waiveFleetEndpoint(c, scope, endpoint, reason, await openRootKey(mesh, rootIdentities(), now));
   store.commit(result.writes);
   say(result.report);
 }
