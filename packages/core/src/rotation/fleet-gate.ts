@@ -147,7 +147,7 @@ export interface FleetGate {
  * The endpoints waived for the rotation under way: `fleet-waiver` entries of the scope ledger since it began, each
  * signed by a root (trellis-root rotate intermediate S --waive E --reason R). Nothing unsigned or older counts.
  */
-export function fleetWaivers(mesh: Mesh, scope: string, state: ScopeState): Map<string, string> {
+function fleetWaivers(mesh: Mesh, scope: string, state: ScopeState): Map<string, string> {
   const out = new Map<string, string>();
   const r = state.rotation;
   if (!r) return out;
