@@ -16,6 +16,7 @@ import path from 'node:path';
 import { execFileSync, spawnSync } from 'node:child_process';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
 import {
   TrellisError,
   isTrellisError,
@@ -38,8 +39,18 @@ import {
   keyProofStatement,
   publicKeyDerOf,
   signBytes,
+  confirmedEndpoints,
+  endpointsTrusting,
+  fingerprint,
+  mintLeaf,
+  probeRunPath,
+  probeService,
+  serializeProbeRun,
+  trustedScopes,
   type Certificate,
+  type FileWrite,
   type Mesh,
+  type ProbeOutcome,
 } from '@trellis/core';
 import { Store, loadMesh, storeReader } from '@trellis/core/store';
 import { openRootKey, openRootKeys } from '../packages/offline/src/ceremony.js';
@@ -59,7 +70,7 @@ import { FakeMesh } from './helpers/fake-mesh.js';
 import { REPO, trellisRoot } from './helpers/cli.js';
 import { hostKeyHistory } from '../packages/core/src/custody/host-keys.js';
 import { readCertificateRequest } from '../packages/core/src/x509/csr.js';
-import { RUN_HOUR } from './helpers/clock.js';
+import { MINUTE, RUN_HOUR } from './helpers/clock.js';
 import { at, HOUR } from './helpers/drill.js';
 
 const GOBATCH = path.join(REPO, 'scripts/gobatch/gobatch');
@@ -69,7 +80,7 @@ const RUNS = Number(process.env.TRELLIS_MODEL_RUNS ?? 10);
 type Step =
   | { kind: 'renew'; hours: number }
   | { kind: 'add-region' }
-  | { kind: 'rotate'; scope: number; propagationHours: number }
+  | { kind: 'rotate'; scope: number; propagationHours: number; fleet?: boolean }
   | { kind: 'abort'; scope: number }
   | { kind: 'recover'; scope: number }
   | { kind: 'revoke'; scope: number; service: number }
@@ -77,7 +88,11 @@ type Step =
   | { kind: 'root-finalize' }
   | { kind: 'delete-scope'; scope: number }
   | { kind: 'retire'; scope: number }
-  | { kind: 'rotate-host-key' };
+  | { kind: 'rotate-host-key' }
+  // A confirmed endpoint stops taking deploys (it stays on the release it holds), or catches up.
+  | { kind: 'lag'; endpoint: number; on: boolean }
+  // Every scope's runner probes its endpoints (in-process: what each endpoint's held release accepts and presents).
+  | { kind: 'probe'; minutes: number };
 
 const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 5, arbitrary: fc.record({ kind: fc.constant('renew' as const), hours: fc.integer({ min: 0, max: 96 }) }) },
@@ -88,6 +103,7 @@ const step: fc.Arbitrary<Step> = fc.oneof(
       kind: fc.constant('rotate' as const),
       scope: fc.nat(5),
       propagationHours: fc.integer({ min: 1, max: 48 }),
+      fleet: fc.boolean(),
     }),
   },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('abort' as const), scope: fc.nat(5) }) },
@@ -98,7 +114,24 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('delete-scope' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('retire' as const), scope: fc.nat(5) }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'rotate-host-key' as const }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('lag' as const), endpoint: fc.nat(2), on: fc.boolean() }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('probe' as const), minutes: fc.integer({ min: 1, max: 90 }) }),
+  },
 );
+
+/**
+ * The confirmed probe endpoints of the model's mesh: one service of each first scope (regions added later have none).
+ */
+const ENDPOINTS = [
+  ['global', 'control'],
+  ['us-east-1', 'api'],
+  ['eu-west-1', 'api'],
+] as const;
 
 /** The host-held service (`key: host`) of the model's mesh: its host's keys live here, never in the store. */
 const HOST_SCOPE = 'us-east-1';
@@ -139,6 +172,8 @@ interface Held {
   anchorKeys: Set<string>;
   crlsUntil: number;
   crlsFrom: number;
+  /** Key id of the intermediate that signed each service's leaf in this release. */
+  presents: Map<string, string>;
 }
 
 /** How many deploys behind the fleet's slowest hosts may be: each is judged with the release it holds. */
@@ -163,6 +198,10 @@ class Model {
   protected regions = 0;
   /** The host's private keys by id: what it signs rotation proofs with. */
   readonly hostKeys = new Map<string, string>();
+  /**
+   * Endpoints that stopped taking deploys, by name: the index (into their scope's deploys) of the release they hold.
+   */
+  readonly frozen = new Map<string, number>();
 
   constructor(
     readonly dir: string,
@@ -262,6 +301,93 @@ class Model {
     return 'done';
   }
 
+  /** The release an endpoint holds: the one it froze at, or its scope's newest. */
+  protected heldBy(scope: string, name: string): Held | undefined {
+    const history = this.deploys.get(scope) ?? [];
+    return history[this.frozen.get(name) ?? history.length - 1];
+  }
+
+  protected lag(s: { endpoint: number; on: boolean }): 'done' | 'skipped' {
+    const [scope, service] = ENDPOINTS[s.endpoint % ENDPOINTS.length]!;
+    const name = `${scope}-${service}`;
+    const history = this.deploys.get(scope) ?? [];
+    if (s.on === this.frozen.has(name) || !history.length) return 'skipped';
+    if (s.on) this.frozen.set(name, history.length - 1);
+    else this.frozen.delete(name);
+    return 'done';
+  }
+
+  /**
+   * What `trellis-ci probe` records, in-process: for each confirmed endpoint and each live intermediate its scope
+   * trusts, whether the release it holds anchors that intermediate's key, and which intermediate signed the leaf it
+   * presents; signed by the endpoint scope's probe key, certified by its active intermediate.
+   */
+  private async probe(mesh: Mesh): Promise<void> {
+    const eps = confirmedEndpoints(mesh);
+    const all = mesh.scopes.map((x) => x.name);
+    const kindOf = (x: string) => mesh.scopes.find((d) => d.name === x)?.kind ?? 'region';
+    const writes: FileWrite[] = [];
+    for (const scope of new Set(eps.map((e) => e.scope))) {
+      if (!mesh.material.get(scope)?.intermediate) continue;
+      const outcomes: ProbeOutcome[] = [];
+      for (const e of eps.filter((x) => x.scope === scope)) {
+        const held = this.heldBy(scope, e.name);
+        if (!held) continue;
+        const presentsKey = held.presents.get(e.spiffe.split('/').at(-1)!);
+        const presented = liveIntermediates(mesh, scope).find((l) => l.anchored && keyId(l.cert) === presentsKey);
+        for (const trusted of trustedScopes({ name: scope, kind: kindOf(scope) }, all))
+          for (const l of liveIntermediates(mesh, trusted).filter((x) => x.anchored && x.keyAge))
+            outcomes.push({
+              endpoint: e.name,
+              client: fingerprint(l.cert),
+              accepted: held.anchorKeys.has(keyId(l.cert)),
+              ...(presented ? { presented: fingerprint(presented.cert) } : {}),
+            });
+      }
+      const signer = (await openScopeKeys(mesh, scope, this.ciIds)).signer;
+      const leaf = await mintLeaf(
+        {
+          scope,
+          service: probeService(),
+          trustDomain: mesh.config.trustDomain,
+          ttl: 15 * MINUTE,
+          algorithm: 'ecdsa-p256',
+          now: this.now,
+        },
+        signer,
+        nodeCryptoSeam,
+      );
+      const key = await importSigningKey(leaf.keyPem!);
+      const id = `${this.now.getTime()}-${scope}`;
+      const run = { id, scope, at: this.now.toISOString(), outcomes, serials: [leaf.record.serial] };
+      writes.push({
+        path: probeRunPath(scope, id),
+        content: serializeProbeRun(run, leaf.certPem, (d) => signBytes(key.key, key.algorithm, d)),
+      });
+    }
+    this.store.commit(writes);
+  }
+
+  /**
+   * The fleet gate's promise: a fleet-gated rotation in its switch never signs with a key some confirmed endpoint that
+   * trusts the scope cannot verify, whatever release that endpoint was left on.
+   */
+  protected checkFleetGate(mesh: Mesh): void {
+    for (const def of mesh.scopes) {
+      const st = mesh.material.get(def.name)?.state;
+      if (st?.phase !== 'switch' || st.rotation?.gate !== 'fleet' || st.rotation.aborted) continue;
+      const active = liveIntermediates(mesh, def.name).find((l) => l.role === 'active')!;
+      for (const e of endpointsTrusting(mesh, def.name)) {
+        const held = this.heldBy(e.scope, e.name);
+        expect(
+          held?.anchorKeys.has(keyId(active.cert)),
+          `${def.name} switched under --gate fleet while ${e.name} holds a release that does not trust its new ` +
+            `intermediate; steps: ${this.log.join(' | ')}`,
+        ).toBe(true);
+      }
+    }
+  }
+
   /** Runs one step under the store lock; a TrellisError is a refusal, and must leave the store as it was. */
   async apply(s: Step): Promise<'done' | 'refused' | 'skipped'> {
     const before = snapshot(this.dir);
@@ -323,11 +449,18 @@ class Model {
               scope,
               s.propagationHours * HOUR,
               await openRootKey(mesh, this.rootIds, this.now),
+              s.fleet ? 'fleet' : undefined,
             )
           ).writes,
         );
         return 'done';
       }
+      case 'lag':
+        return this.lag(s);
+      case 'probe':
+        this.now = new Date(this.now.getTime() + s.minutes * MINUTE);
+        await this.probe(mesh);
+        return 'done';
       case 'abort': {
         const scope = this.pick(mesh, s.scope)!;
         this.store.commit(abortIntermediateRotation(c, scope, await openRootKey(mesh, this.rootIds, this.now)).writes);
@@ -442,6 +575,7 @@ class Model {
         trustOpenssl: file('pem', r['trust.openssl.pem']!),
         crl: file('crl', r['crl.pem'] ?? ''),
         anchorKeys: new Set(parseCertificates(r['trust.pem']!).map(keyId)),
+        presents: new Map([...mesh.material.get(def.name)!.leaves].map(([svc, l]) => [svc, l.issuerKey ?? ''])),
         crlsFrom: Math.max(...crls.map((c) => c.thisUpdate.getTime())),
         crlsUntil: Math.min(...crls.map((c) => c.nextUpdate?.getTime() ?? 0)),
       };
@@ -460,6 +594,7 @@ class Model {
         this.log.at(-1)?.startsWith('{"kind":"renew"') === true && this.log.at(-1)?.endsWith('done') === true,
       );
     this.deployDue = false;
+    this.checkFleetGate(mesh);
 
     const kind = new Map(mesh.scopes.map((s) => [s.name, s.kind]));
     const live = this.leaves.filter((l) => l.cert.notAfter > this.now);
@@ -674,9 +809,14 @@ class CliModel extends Model {
             this.pick(mesh, s.scope)!,
             '--propagation',
             `${s.propagationHours}h`,
+            ...(s.fleet ? ['--gate', 'fleet'] : []),
             ...now(),
           ]),
         );
+      case 'lag':
+        return this.lag(s);
+      case 'probe':
+        return 'skipped'; // the real probe connects out: tests/fleet-gate.test.ts runs it against real servers
       case 'abort':
         return this.cli(this.fake.root(['rotate', 'intermediate', this.pick(mesh, s.scope)!, '--abort', ...now()]));
       case 'recover': {
@@ -776,6 +916,19 @@ beforeAll(async () => {
   // A mixed scope: CI mints api and web, the host holds its own key, confirmed by the custodian before the first renew.
   pristineHostKey = await hostKeyPair();
   pristine.write(HOST_CSR, pristineHostKey.csr);
+  // Every first scope has one confirmed probe endpoint (the probe step never connects: it reads what hosts hold).
+  const td = parse(pristine.read('trellis.yaml')).trustDomain as string;
+  await pristine.allow(
+    {
+      probe: Object.fromEntries(
+        ENDPOINTS.map(([scope, svc]) => [
+          `${scope}-${svc}`,
+          { address: '127.0.0.1:9', spiffe: `spiffe://${scope}.${td}/${svc}` },
+        ]),
+      ),
+    },
+    { confirm: false },
+  );
   for (const args of [['confirm'], ['renew']]) {
     const r = await (args[0] === 'confirm' ? pristine.root : pristine.ci).call(pristine, [
       ...args,
@@ -950,6 +1103,21 @@ const REGRESSIONS: [string, Step[]][] = [
       { kind: 'renew', hours: 1 },
       { kind: 'rotate-host-key' },
       { kind: 'renew', hours: 1 },
+    ],
+  ],
+  [
+    'a fleet-gated rotation waits for an endpoint left on a release from before the publish, and switches once it ' +
+      'caught up and a probe saw it',
+    [
+      { kind: 'lag', endpoint: 1, on: true },
+      { kind: 'rotate', scope: 1, propagationHours: 1, fleet: true },
+      { kind: 'renew', hours: 0 },
+      { kind: 'probe', minutes: 5 },
+      { kind: 'renew', hours: 2 },
+      { kind: 'lag', endpoint: 1, on: false },
+      { kind: 'probe', minutes: 5 },
+      { kind: 'renew', hours: 1 },
+      { kind: 'renew', hours: 200 },
     ],
   ],
   [

@@ -198,6 +198,7 @@ export {
 export {
   PROBE_RUNS_KEPT,
   confirmedEndpoints,
+  endpointsTrusting,
   issuingIntermediate,
   probeRunPath,
   probeService,

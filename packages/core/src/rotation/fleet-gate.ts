@@ -97,8 +97,9 @@ export function serializeProbeRun(run: ProbeRun, signerPem: string, sign: (data:
 /**
  * The run a probe file proves, or why it proves nothing: signed by a probe certificate that a live intermediate of
  * the run's scope issued to that scope's probe SPIFFE ID, valid when the run says it ran, and not dated after `now`.
+ * `stale`: signed under an intermediate no longer live.
  */
-function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem: string } {
+function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem: string } | { stale: true } {
   let f: SignedProbeRun;
   let signer: Certificate;
   try {
@@ -115,8 +116,8 @@ function readProbeRun(mesh: Mesh, text: string, now: Date): ProbeRun | { problem
   if (at < signer.notBefore || at > signer.notAfter)
     return { problem: "dated outside its probe certificate's validity" };
   const issuers = liveIntermediates(mesh, run.scope).map((l) => l.cert);
-  if (!issuers.some((i) => issuedUnder(signer, i)))
-    return { problem: `its probe certificate was not issued by a live intermediate of ${run.scope}` };
+  // A run from before a retire or a recovery proves nothing now, and is no error: its intermediate is gone.
+  if (!issuers.some((i) => issuedUnder(signer, i))) return { stale: true };
   if (!subjectAltNames(signer).uris.includes(probeSpiffeId(run.scope, mesh.config.trustDomain)))
     return { problem: `its signer is not ${run.scope}'s probe (${PROBE_SERVICE})` };
   if (!verifyBytes(spkiDer(signer), Buffer.from(canonicalJson(run)), Buffer.from(String(f.signature), 'base64')))
@@ -232,6 +233,7 @@ export function probeEvidence(
   for (const [scope, m] of mesh.material)
     for (const [file, text] of m.probeRuns) {
       const r = readProbeRun(mesh, text, now);
+      if ('stale' in r) continue;
       if ('problem' in r) problems.push({ file, message: r.problem });
       else if (r.scope !== scope || file !== probeRunPath(scope, r.id))
         problems.push({ file, message: `holds run ${JSON.stringify(r.id)} of ${r.scope}, not a run of this path` });
