@@ -189,7 +189,7 @@ describe('bad input (exit 2)', () => {
       (await newIdentity()).recipient,
     ]);
     expectRefused(r, 'custody-recipients');
-    expect(r.stderr).toMatch(/--offline-recipient: /);
+    expect(r.stderr, 'names the flag').toMatch(/--offline-recipient: /);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
   it('a command given no store says where it looked', async () => {
@@ -363,7 +363,7 @@ describe('custody of recipients (exit 3)', () => {
       shared,
     ]);
     expectRefused(r, 'custody-recipients');
-    expect(r.stderr).toMatch(/recipients.ci: /);
+    expect(r.stderr, 'names the field').toMatch(/recipients.ci: /);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
   it('a pull request that changes recipients.ci cannot redirect the next intermediate key', async () => {
