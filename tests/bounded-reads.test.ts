@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, AGENT_BIN } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN, expectRefused } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { newIdentity } from '@trellis/core';
 
@@ -66,9 +66,10 @@ describe('every read is bounded and of a regular file', () => {
       const snap = snapshotStore(m.dir);
       const { r, ms } = await timed(() => m.ci(['verify'], { TRELLIS_CI_IDENTITY_FILE: undefined }));
       expect(ms).toBeLessThan(20_000);
-      expect(r.code, r.stderr).not.toBe(0);
-      expect(r.stdout + r.stderr).toContain(rel);
-      expect(r.stdout + r.stderr).toMatch(says);
+      expectRefused(r, 'corrupt-store');
+      expect(r.stderr, 'names the file').toContain(`corrupt-store: ${rel}: `);
+      // Which bound held (a link, a size, a non-regular file): the point of this suite.
+      expect(r.stderr).toMatch(says);
       expect(r.stderr).not.toMatch(/internal error|\n\s+at /);
       expect(snap.now()).toEqual(snap.before);
     },
@@ -81,8 +82,8 @@ describe('every read is bounded and of a regular file', () => {
       const m = pristine.clone();
       const { r, ms } = await timed(() => m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: dev }));
       expect(ms).toBeLessThan(20_000);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/cannot read the identity file: .*not a regular file/);
+      expectRefused(r, 'bad-identity');
+      expect(r.stderr, 'names the file and which bound').toMatch(new RegExp(`${dev}: .*not a regular file`));
     },
     30_000,
   );
@@ -93,8 +94,8 @@ describe('every read is bounded and of a regular file', () => {
     fs.writeFileSync(big, '');
     fs.truncateSync(big, 2 * 1024 * 1024);
     const r = await m.ci(['renew', '--force'], { TRELLIS_CI_IDENTITY_FILE: big });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/over the limit/);
+    expectRefused(r, 'bad-identity');
+    expect(r.stderr, 'which bound').toMatch(/over the limit/);
   });
 
   it.each([
@@ -134,8 +135,9 @@ describe('every read is bounded and of a regular file', () => {
         ),
       );
       expect(ms).toBeLessThan(20_000);
-      expect(r.exitCode, String(r.stderr)).toBe(2);
-      expect(String(r.stderr)).toMatch(/not a regular file/);
+      expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
+      // The agent names the file it could not read (the flag's value) and which bound held.
+      expect(String(r.stderr)).toMatch(/\/dev\/zero is not a regular file/);
     },
     40_000,
   );
@@ -205,8 +207,8 @@ describe('plaintext keys go nowhere git commits', () => {
     const out = where(m);
     const snap = snapshotStore(m.dir);
     const r = await m.ci(['renew', '--force', '--out', out]);
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/tracked tree .*git would commit/);
+    expectRefused(r, 'custody-out-dir');
+    expect(r.stderr, 'names why').toMatch(/tracked tree/);
     expect(snap.now()).toEqual(snap.before);
   });
   it('renew --out under .trellis/ or outside the store is allowed', async () => {

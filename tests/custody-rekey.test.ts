@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { newIdentity, tryDecrypt } from '../packages/core/src/custody/custody.js';
-import { trellisCi, trellisRoot } from './helpers/cli.js';
+import { expectRefused, trellisCi, trellisRoot } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 interface World {
@@ -116,7 +116,7 @@ describe('rekey', () => {
     const crl = await trellisRoot(['crl'], { cwd: w.store, env: { TRELLIS_ROOT_IDENTITY_FILE: newId } });
     expect(crl.code, crl.stderr).toBe(0);
     const old = await trellisRoot(['crl'], { cwd: w.store, env: { TRELLIS_ROOT_IDENTITY_FILE: w.rootId } });
-    expect(old.code).toBe(3);
+    expectRefused(old, 'custody-wrong-identity');
     const v = await trellisRoot(['verify', '--retired-identity', w.rootId], {
       cwd: w.store,
       env: { TRELLIS_ROOT_IDENTITY_FILE: newId },
@@ -140,13 +140,13 @@ describe('rekey', () => {
       cwd: w.store,
       env: { TRELLIS_ROOT_IDENTITY_FILE: w.rootId },
     });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/a new offline recipient is a current one/);
+    expectRefused(r, 'usage');
+    expect(r.stderr, 'names the flag').toMatch(/--offline-recipient: /);
     r = await trellisRoot(['rekey', '--offline-recipient', (await newIdentity()).recipient], {
       cwd: w.store,
       env: { TRELLIS_ROOT_IDENTITY_FILE: w.ciId },
     });
-    expect(r.code).toBe(3);
+    expectRefused(r, 'custody-wrong-identity');
     expect(snap.now()).toEqual(snap.before);
     await proposeCiRecipient(w);
     const snap2 = snapshotStore(w.store);
@@ -154,8 +154,8 @@ describe('rekey', () => {
       cwd: w.store,
       env: { TRELLIS_ROOT_IDENTITY_FILE: w.rootId },
     });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/changed since the root ledger last recorded it/);
+    expectRefused(r, 'custody-recipients');
+    expect(r.stderr, 'names the file and field').toMatch(/trellis.yaml: recipients: /);
     expect(snap2.now()).toEqual(snap2.before);
   });
 
@@ -164,8 +164,8 @@ describe('rekey', () => {
     const next = await proposeCiRecipient(w);
     const snap = snapshotStore(w.store);
     let r = await trellisCi(['rekey'], { cwd: w.store, env: { TRELLIS_CI_IDENTITY_FILE: w.ciId } });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/recipients\.ci age1pq1\S+ is not the CI recipient a custodian last confirmed/);
+    expectRefused(r, 'custody-not-confirmed');
+    expect(r.stderr, 'names the field and the recipient').toMatch(/recipients\.ci age1pq1\S+ /);
     expect(snap.now()).toEqual(snap.before);
 
     const confirm = await trellisRoot(['confirm', '--confirm-recipients'], {
@@ -209,7 +209,7 @@ describe('rekey', () => {
     expect(v.code, v.stdout).toBe(0);
     expect(v.stdout).toMatch(/retired identity opens none/);
     const stale = await trellisCi(['renew', '--force'], { cwd: w.store, env: { TRELLIS_CI_IDENTITY_FILE: w.ciId } });
-    expect(stale.code).toBe(3);
+    expectRefused(stale, 'custody-wrong-identity');
   });
 
   it('a crash at write points of trellis-ci rekey leaves every key openable by the old or the new identity', async () => {

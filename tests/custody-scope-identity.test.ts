@@ -21,7 +21,7 @@ import {
 } from '@trellis/core';
 import { Store, loadMesh } from '@trellis/core/store';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { tool, trellisCi } from './helpers/cli.js';
+import { expectRefused, tool, trellisCi } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 const SCOPES = ['eu-west-1', 'global', 'us-east-1'] as const;
@@ -143,15 +143,14 @@ describe('a CI identity per scope, end to end', () => {
     const { m } = await proposed();
     const snap = snapshotStore(m.dir);
     const rotate = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h']);
-    expect(rotate.code, rotate.stderr).toBe(3);
-    expect(rotate.stderr).toMatch(/recipients\.ciScopes\.us-east-1 .* \(confirmed: none, the shared one\)/);
+    expectRefused(rotate, 'custody-recipients');
+    expect(rotate.stderr, 'names the field').toMatch(
+      /recipients\.ciScopes\.us-east-1 .* \(confirmed: none, the shared one\)/,
+    );
     const rekey = await m.ci(['rekey']);
-    expect(rekey.code).toBe(3);
-    expect(rekey.stderr).toMatch(
-      new RegExp(
-        /recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\).*not what a /.source +
-          /custodian last confirmed/.source,
-      ),
+    expectRefused(rekey, 'custody-not-confirmed');
+    expect(rekey.stderr, 'names the field').toMatch(
+      /recipients\.ciScopes\.eu-west-1 age1\S+ \(confirmed: none, the shared one\)/,
     );
     expect(snap.now()).toEqual(snap.before);
     // Unconfirmed, the map separates nothing: the shared identity still renews a region, and verify warns.
@@ -177,11 +176,11 @@ describe('a CI identity per scope, end to end', () => {
     const { m, ids } = w;
     const snap = snapshotStore(m.dir);
     const r = await m.ci(['renew', '--scope', 'global', '--shard', '--force']);
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(
+    expectRefused(r, 'custody-identity-too-broad');
+    expect(r.stderr, 'names the identity and the scopes').toMatch(
       /the shared CI recipient \(recipients\.ci\)\) also opens the intermediate key of eu-west-1, us-east-1/,
     );
-    expect(r.stderr).toMatch(/run trellis-ci rekey/);
+    expect(r.stderr, 'the hint').toMatch(/→ .*run trellis-ci rekey/);
     expect(r.stderr).not.toMatch(/AGE-SECRET-KEY/);
     expect(snap.now()).toEqual(snap.before);
     // verify with the shared identity names each key still on it.
@@ -255,8 +254,8 @@ describe('a CI identity per scope, end to end', () => {
     ];
     for (const [file, scope, msg] of cases) {
       const r = await m.ci(['renew', '--scope', scope, '--shard', '--force'], { TRELLIS_CI_IDENTITY_FILE: file });
-      expect(r.code, `${scope} with ${path.basename(file)}: ${r.stderr}`).toBe(3);
-      expect(r.stderr).toMatch(msg);
+      expectRefused(r, 'custody-identity-too-broad');
+      expect(r.stderr, `${scope} with ${path.basename(file)}: names the identity and the scope`).toMatch(msg);
       expect(r.stderr).not.toMatch(/AGE-SECRET-KEY/);
       expect(snap.now()).toEqual(snap.before);
     }
@@ -265,18 +264,16 @@ describe('a CI identity per scope, end to end', () => {
       TRELLIS_CI_IDENTITY_FILE: '',
       TRELLIS_CI_IDENTITY: idLines(ids['eu-west-1']!.file)[0],
     });
-    expect(direct.code).toBe(3);
+    expectRefused(direct, 'custody-identity-too-broad');
     // revoke and deploy of a scope: the same refusal.
     const revoke = await m.ci(['revoke', 'us-east-1/api'], { TRELLIS_CI_IDENTITY_FILE: ids['eu-west-1']!.file });
-    expect(revoke.code, revoke.stderr).toBe(3);
-    expect(revoke.stderr).toMatch(/also opens the intermediate key of eu-west-1/);
+    expectRefused(revoke, 'custody-identity-too-broad');
+    expect(revoke.stderr, 'names the scope').toMatch(/intermediate key of eu-west-1/);
     const deploy = await m.ci(['deploy', '--scope', 'us-east-1'], {
       TRELLIS_CI_IDENTITY_FILE: both(w, 'us-east-1', 'eu-west-1'),
     });
-    expect([deploy.code, deploy.stderr]).toEqual([
-      3,
-      expect.stringMatching(/also opens the intermediate key of eu-west-1/),
-    ]);
+    expectRefused(deploy, 'custody-identity-too-broad');
+    expect(deploy.stderr, 'names the scope').toMatch(/intermediate key of eu-west-1/);
     // The reason, as the contract names it (docs/decisions.md).
     const e = await assertIdentityScoped(loadMesh(new Store(m.dir)), idLines(ids['eu-west-1']!.file), [
       'us-east-1',
@@ -318,7 +315,7 @@ describe('a CI identity per scope, end to end', () => {
     const cfg = parse(m.read('trellis.yaml')) as { recipients: { ciScopes: Record<string, string> } };
     setCiScopes(m, { ...cfg.recipients.ciScopes, 'ap-south-1': ap.recipient });
     const refused = await m.root(['intermediate', 'ap-south-1']);
-    expect(refused.code).toBe(3);
+    expectRefused(refused, 'custody-recipients');
     const dry = await m.root(['confirm', '--confirm-recipients', '--dry-run']);
     expect(dry.stdout).toMatch(
       new RegExp(
@@ -340,8 +337,8 @@ describe('a CI identity per scope, end to end', () => {
     const late = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
       TRELLIS_CI_IDENTITY_FILE: pair,
     });
-    expect(late.code).toBe(3);
-    expect(late.stderr).toMatch(/also opens the intermediate key of ap-south-1/);
+    expectRefused(late, 'custody-identity-too-broad');
+    expect(late.stderr, 'names the scope').toMatch(/intermediate key of ap-south-1/);
     const key = m.path('bundles/ap-south-1/intermediate.key.age');
     expect(await ageOpens(apFile, key)).toBe(true);
     expect(await ageOpens(m.ciIdentityFile, key)).toBe(false);
@@ -422,13 +419,13 @@ describe('a CI identity per scope, end to end', () => {
     const attacker = await newIdentity();
     setCiScopes(m, { 'us-east-1': attacker.recipient, 'eu-west-1': ids['eu-west-1']!.recipient });
     const snap = snapshotStore(m.dir);
-    expect((await m.ci(['rekey'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file })).code).toBe(3);
-    expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h'])).code).toBe(3);
+    expectRefused(await m.ci(['rekey'], { TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file }), 'custody-not-confirmed');
+    expectRefused(await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1h']), 'custody-recipients');
     expect(snap.now()).toEqual(snap.before);
     // Dropping the map in a pull request does not let the shared identity at a region either.
     setCiScopes(m, undefined);
     const r = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force']);
-    expect(r.code).toBe(3);
+    expectRefused(r, 'custody-identity-too-broad');
     const ok = await m.ci(['renew', '--scope', 'us-east-1', '--shard', '--force'], {
       TRELLIS_CI_IDENTITY_FILE: ids['us-east-1']!.file,
     });

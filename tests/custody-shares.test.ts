@@ -11,7 +11,7 @@ import { spawn } from 'node:child_process';
 import { execa } from 'execa';
 import { combine } from 'shamir-secret-sharing';
 import { describe, expect, it } from 'vitest';
-import { REPO, ROOT_BIN, baseEnv, trellisCi, trellisRoot, tool } from './helpers/cli.js';
+import { REPO, ROOT_BIN, baseEnv, expectRefused, trellisCi, trellisRoot, tool } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 
 interface Split {
@@ -110,8 +110,8 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
       [s.shares[1]!, s.shares[1]!, s.shares[4]!],
     ]) {
       const r = await trellisRoot(['crl', '--shares-from', ...pair], { cwd: s.store });
-      expect(r.code, r.stderr).toBe(3);
-      expect(r.stderr).toMatch(/2 distinct share\(s\) of 5 given .*needs 3/);
+      expectRefused(r, 'custody-missing-identity');
+      expect(r.stderr, 'counts the distinct shares').toMatch(/2 distinct share\(s\) of 5 given .*needs 3/);
       for (const f of pair) expect(r.stderr).not.toContain(/^data: (\S{12})/m.exec(fs.readFileSync(f, 'utf8'))![1]);
       expect(r.stderr).not.toMatch(/AGE-SECRET-KEY/);
     }
@@ -149,8 +149,10 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
         .replace(/^(data: \S{10})(\S)/m, (_, a: string, c: string) => a + (c === '0' ? '1' : '0')),
     );
     let r = await trellisRoot(['crl', '--shares-from', s.shares[0]!, forged], { cwd: s.store });
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toContain(`${forged} is not a trellis identity share: its checksum does not match`);
+    expectRefused(r, 'bad-identity');
+    expect(r.stderr, 'names the file and which check').toContain(
+      `${forged} is not a trellis identity share: its checksum does not match`,
+    );
     expect(r.stderr).not.toMatch(/[0-9a-f]{40}/);
     // The same change with its checksum recomputed (someone who knows the format): recombination proves it wrong (exit
     // 3).
@@ -165,20 +167,22 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
       `${body.join('\n')}\ncheck: ${createHash('sha256').update(body.join('\n')).digest('hex').slice(0, 16)}\n`,
     );
     r = await trellisRoot(['crl', '--shares-from', s.shares[0]!, forged], { cwd: s.store });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/do not recombine into the identity they name/);
-    expect(r.stderr).toContain(forged);
+    expectRefused(r, 'custody-wrong-identity');
+    expect(r.stderr, 'which check').toMatch(/do not recombine into the identity they name/);
+    expect(r.stderr, 'names the file').toContain(forged);
     // A share of another mesh's identity is refused before combining (exit 3), naming it.
     const other = await splitMesh('2-of-3', 'staging');
     r = await trellisRoot(['crl', '--shares-from', s.shares[0]!, other.shares[1]!], { cwd: s.store });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toContain(`${other.shares[1]} is a share of another identity`);
+    expectRefused(r, 'custody-wrong-identity');
+    expect(r.stderr, 'names the file').toContain(`${other.shares[1]} is a share of another identity`);
     // A file with two shares, and a missing file, are refused naming the file.
     const two = path.join(s.base, 'two-shares');
     fs.writeFileSync(two, fs.readFileSync(s.shares[0]!, 'utf8') + fs.readFileSync(s.shares[1]!, 'utf8'));
     r = await trellisRoot(['crl', '--shares-from', two, s.shares[2]!], { cwd: s.store });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`${two} is not a trellis identity share: it holds more than one share`);
+    expectRefused(r, 'bad-identity');
+    expect(r.stderr, 'names the file').toContain(
+      `${two} is not a trellis identity share: it holds more than one share`,
+    );
     expect(snap.now()).toEqual(snap.before);
   });
 
@@ -203,16 +207,16 @@ describe('split custody of the offline identity (init --shares K-of-N)', () => {
         spec,
         ...extra,
       ]);
-      expect(r.code, r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/--shares/);
+      expectRefused(r, 'usage');
+      expect(r.stderr, 'names the flag').toMatch(/: --shares /);
     }
     expect(fs.readdirSync(base)).toEqual([]);
   });
 
   it('share files are part of the root identity: trellis-ci refuses TRELLIS_ROOT_IDENTITY_SHARES (exit 3)', async () => {
     const r = await trellisCi(['status'], { env: { TRELLIS_ROOT_IDENTITY_SHARES: '/media/a,/media/b' } });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/TRELLIS_ROOT_IDENTITY_SHARES is set/);
+    expectRefused(r, 'custody-root-identity-in-ci');
+    expect(r.stderr, 'names the variable').toMatch(/TRELLIS_ROOT_IDENTITY_SHARES/);
   });
 });
 
@@ -278,12 +282,14 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
       cwd: s.store,
       input: fs.readFileSync(s.shares[0]!, 'utf8'),
     });
-    expect(one.code, one.stderr).toBe(3);
-    expect(one.stderr).toMatch(/1 distinct share\(s\) of 3 given \(1\); the offline identity needs 2/);
+    expectRefused(one, 'custody-missing-identity');
+    expect(one.stderr, 'counts the distinct shares').toMatch(
+      /1 distinct share\(s\) of 3 given \(1\); the offline identity needs 2/,
+    );
     expect(snap.now()).toEqual(snap.before);
     const none = await trellisRoot(['crl', '--shares-stdin'], { cwd: s.store, input: 'nothing here\n' });
-    expect(none.code, none.stderr).toBe(2);
-    expect(none.stderr).toMatch(/stdin holds no trellis identity share/);
+    expectRefused(none, 'bad-identity');
+    expect(none.stderr, 'names stdin').toMatch(/bad-identity: stdin: /);
   });
 
   it('rekey --shares 3-of-4 hands the root key to new share holders: the old shares open nothing, any 3 new ones do', async () => {
@@ -310,10 +316,9 @@ describe('shares on stdin (--shares-stdin) and rekey to new share holders (rekey
     const ledger = fs.readFileSync(path.join(s.store, 'bundles/root/ledger.jsonl'), 'utf8');
     expect(ledger).toMatch(/rekey-root/);
     const old = await trellisRoot(['crl', '--shares-from', s.shares[0]!, s.shares[1]!], { cwd: s.store });
-    expect(old.code, old.stderr).toBe(3);
-    expect(old.stderr).toMatch(/a share of another identity/);
+    expectRefused(old, 'custody-wrong-identity');
     const two = await trellisRoot(['crl', '--shares-from', fresh[0]!, fresh[3]!], { cwd: s.store });
-    expect(two.code, two.stderr).toBe(3);
+    expectRefused(two, 'custody-missing-identity');
     const three = await trellisRoot(['crl', '--shares-from', fresh[0]!, fresh[2]!, fresh[3]!], { cwd: s.store });
     expect(three.code, three.stderr).toBe(0);
     const v = await trellisRoot(['verify'], { cwd: s.store });

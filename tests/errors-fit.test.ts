@@ -11,7 +11,7 @@ import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { tool, AGENT_BIN } from './helpers/cli.js';
+import { tool, AGENT_BIN, expectRefused } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { at, RUN_NOW } from './helpers/clock.js';
 
@@ -53,8 +53,7 @@ describe('errors that fit where they run', () => {
         stdin: 'ignore',
       },
     );
-    expect(r.exitCode, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/not a readable age file/);
+    expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'bad-release');
     expect(r.stderr).not.toMatch(/git/);
     noBug(r.stderr);
   });
@@ -64,14 +63,14 @@ describe('errors that fit where they run', () => {
     m.writeScope('root', ['api']);
     const snap = snapshotStore(m.dir);
     const cer = await m.root(['intermediate', '--pending', '--now', T0]);
-    expect(cer.code, cer.stdout + cer.stderr).toBe(2);
-    expect(cer.stderr).toMatch(/scopes\/root\.yaml: "root" is reserved/);
+    expectRefused(cer, 'bad-scope');
+    expect(cer.stderr, 'names the file and why').toMatch(/scopes\/root\.yaml: "root" is reserved/);
     expect(snap.now()).toEqual(snap.before);
     const v = await m.ci(['verify', '--now', T0]);
-    expect(v.code).toBe(2);
-    expect(v.stderr).toMatch(/reserved/);
+    expectRefused(v, 'bad-scope');
+    expect(v.stderr, 'names the file').toMatch(/scopes\/root\.yaml: /);
     const add = await m.ci(['scope', 'add', 'root', '--service', 'api']);
-    expect(add.code, add.stderr).toBe(2);
+    expectRefused(add, 'bad-scope');
     expect(snap.now()).toEqual(snap.before);
   });
 
@@ -81,8 +80,8 @@ describe('errors that fit where they run', () => {
     const inter = await m.root(['intermediate', 'us-east-1', '--now', T0]);
     const rec = await m.root(['recover', 'us-east-1', '--now', T0]);
     for (const r of [inter, rec]) {
-      expect(r.code, r.stderr).toBe(1);
-      expect(r.stderr).toMatch(/git log -- bundles\/us-east-1\/intermediate\.pem/);
+      expectRefused(r, 'corrupt-store');
+      expect(r.stderr, 'the hint').toMatch(/git log -- bundles\/us-east-1\/intermediate\.pem/);
       noBug(r.stderr);
     }
     expect(rec.stderr).not.toMatch(/→ trellis-root intermediate/);
@@ -105,16 +104,15 @@ describe('errors that fit where they run', () => {
     await m.allow({ dir: { paths: [srv] } });
     m.writeScope('us-east-1', [{ api: { deploy: [{ type: 'dir', path: path.join(srv, 'api') }] } }]);
     const r = await m.ci(['deploy', '--type', 'dir', '--from', path.join(scratch, 'ouf'), '--now', T0]);
-    expect(r.code, r.stdout + r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/--from .*ouf.* is not a directory/);
+    expectRefused(r, 'usage');
+    expect(r.stderr, 'names the flag and the path').toMatch(/--from .*ouf/);
     expect(fs.existsSync(srv), 'nothing shipped').toBe(false);
   });
 
   it('renew without the CI identity says only that (exit 3): no "mint …" line that reads as done', async () => {
     const m = pristine.clone();
     const r = await m.ci(['renew', '--force', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: undefined });
-    expect(r.code, r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/custody-missing-identity/);
+    expectRefused(r, 'custody-missing-identity');
     expect(r.stdout).not.toMatch(/^mint /m);
     const dry = await m.ci(['renew', '--force', '--dry-run', '--now', T0], { TRELLIS_CI_IDENTITY_FILE: undefined });
     expect(dry.code, dry.stderr).toBe(0);

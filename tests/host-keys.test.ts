@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity, parseCertificate, tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { execa } from 'execa';
-import { AGENT_BIN, REPO, baseEnv, tool } from './helpers/cli.js';
+import { AGENT_BIN, REPO, baseEnv, expectRefused, tool } from './helpers/cli.js';
 import { at, DAY, RUN_NOW } from './helpers/clock.js';
 import { openCa } from './helpers/forge-chain.js';
 import { nginxFor, request, waitForPort } from './helpers/servers.js';
@@ -288,7 +288,7 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
             `REQUEST-----\n`,
         );
         const r = await m.ci(['plan', '--now', T0]);
-        expect(r.code, `byte ${at} ^ ${xor}: ${r.stdout}${r.stderr}`).toBe(2);
+        expectRefused(r, 'bad-scope');
         expect(r.stderr).toContain(CSR);
       }),
       // [3, 32]: a length byte the parser tolerated, once found by CI (x509/csr.ts now asks for DER).
@@ -310,9 +310,10 @@ describe('a bad request exits 2 and leaves the store unchanged', () => {
         ['plan', '--now', T0],
       ]) {
         const r = await m.ci(args);
-        expect(r.code, `${args[0]}: ${r.stdout}${r.stderr}`).toBe(2);
-        expect(r.stderr).toContain(c.file ?? CSR);
-        expect(r.stderr).toMatch(c.says);
+        expectRefused(r, 'bad-scope');
+        expect(r.stderr, `${args[0]}: names the file`).toContain(c.file ?? CSR);
+        // Every case is bad-scope: what is wrong with the request is the point, so its words are checked.
+        expect(r.stderr, `${args[0]}: says what is wrong`).toMatch(c.says);
         expect(r.stderr).toContain('→');
         expect(r.stderr).not.toMatch(/^\s+at /m);
       }
@@ -376,8 +377,10 @@ describe('every key a pull request introduces is a custody event', () => {
     m.write(CSR, (await hostKey()).csr);
     const api = m.read('bundles/us-east-1/leaves.yaml');
     const r = await m.ci(['renew', '--now', T0, '--force']);
-    expect(r.code, r.stdout + r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/renew held us-east-1\/web \(its first key sha256:[0-9a-f]{64} is not yet confirmed/);
+    expectRefused(r, 'custody-not-confirmed');
+    expect(r.stderr, 'names the service and its key').toMatch(
+      /renew held us-east-1\/web \(its first key sha256:[0-9a-f]{64} is not yet confirmed/,
+    );
     expect(r.stderr).toContain(CSR);
     expect(r.stdout).toContain('mint us-east-1/api (forced)');
     expect(fs.existsSync(m.out('us-east-1', 'web', 'cert.pem'))).toBe(false);
@@ -385,7 +388,7 @@ describe('every key a pull request introduces is a custody event', () => {
     expect(after).not.toBe(api);
     expect(after).not.toContain('web');
     const plan = await m.ci(['plan', '--now', T0]);
-    expect(plan.code).toBe(3);
+    expectRefused(plan, 'custody-not-confirmed');
     const v = await m.ci(['verify', '--now', T0, '--format', 'markdown']);
     expect(v.code).toBe(1);
     expect(v.stdout).toMatch(/host key us-east-1\/web: sha256:[0-9a-f]{64} \(first key\) does not count/);
@@ -397,8 +400,10 @@ describe('every key a pull request introduces is a custody event', () => {
     const record = m.read('bundles/us-east-1/leaves.yaml');
     m.write(CSR, (await hostKey()).csr);
     const r = await m.ci(['renew', '--now', T0, '--force']);
-    expect(r.code, r.stdout + r.stderr).toBe(3);
-    expect(r.stderr).toMatch(/its key changed from sha256:[0-9a-f]{64} to sha256:[0-9a-f]{64} with neither a proof/);
+    expectRefused(r, 'custody-not-confirmed');
+    expect(r.stderr, 'names both keys').toMatch(
+      /its key changed from sha256:[0-9a-f]{64} to sha256:[0-9a-f]{64} with neither a proof/,
+    );
     const v = await m.ci(['verify', '--now', T0, '--format', 'markdown']);
     expect(v.stdout).toMatch(
       /host key us-east-1\/web: sha256:[0-9a-f]{64} \(replaces sha256:[0-9a-f]{64}\) does not count/,
@@ -415,8 +420,7 @@ describe('every key a pull request introduces is a custody event', () => {
     const next = await hostKey();
     m.write(CSR, next.csr);
     m.write('scopes/us-east-1/web.key-proof.json', await rotationProof(attacker, next));
-    const r = await m.ci(['renew', '--now', T0]);
-    expect(r.code, r.stdout + r.stderr).toBe(3);
+    expectRefused(await m.ci(['renew', '--now', T0]), 'custody-not-confirmed');
   }, 60_000);
 
   it("a rotation with the proof from the current key (docs/host-keys.md's openssl recipe) is signed with no confirmation", async () => {
@@ -432,7 +436,7 @@ describe('every key a pull request introduces is a custody event', () => {
     // The proof was for this one step: the first key, still in the last confirmation, does not come back.
     m.write(CSR, first.csr);
     const back = await m.ci(['renew', '--now', T0]);
-    expect(back.code, back.stdout + back.stderr).toBe(3);
+    expectRefused(back, 'custody-not-confirmed');
     expect(leafKey(m)).toBe(spkiOf(next.keyPem));
   }, 60_000);
 
@@ -458,13 +462,13 @@ describe('every key a pull request introduces is a custody event', () => {
     // The revoked key's CSR is still committed: renew holds the service, whatever a confirmation says.
     expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
     const held = await m.ci(['renew', '--now', T0]);
-    expect(held.code, held.stdout + held.stderr).toBe(3);
-    expect(held.stderr).toContain('was revoked');
+    expectRefused(held, 'custody-not-confirmed');
+    expect(held.stderr, 'says why').toContain('was revoked');
     // Nor does a proof signed by the revoked key count.
     await onHost(ROTATE!, keys);
     m.write(CSR, fs.readFileSync(path.join(keys, 'web.csr.pem'), 'utf8'));
     m.write('scopes/us-east-1/web.key-proof.json', fs.readFileSync(path.join(keys, 'web.key-proof.json'), 'utf8'));
-    expect((await m.ci(['renew', '--now', T0])).code).toBe(3);
+    expectRefused(await m.ci(['renew', '--now', T0]), 'custody-not-confirmed');
     expect((await m.root(['confirm', '--now', T0])).code).toBe(0);
     const fresh = await m.ci(['renew', '--now', T0]);
     expect(fresh.code, fresh.stdout + fresh.stderr).toBe(0);
@@ -592,8 +596,8 @@ describe('trellis-agent keygen: the key born on the host, never printed', () => 
     expect(String(g.stderr)).toContain('scopes/<scope>/web.csr.pem');
     // A second first key would orphan the one the mesh signs: a new key is a rotation.
     const again = await agent(['keygen', 'web', '--dir', dir]);
-    expect(again.exitCode).toBe(2);
-    expect(String(again.stderr)).toContain('--rotate');
+    expectRefused({ code: again.exitCode ?? -1, stdout: String(again.stdout), stderr: String(again.stderr) }, 'usage');
+    expect(String(again.stderr), 'the hint').toMatch(/→ .*--rotate/);
 
     const m = base.clone();
     withHostService(m);

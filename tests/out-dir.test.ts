@@ -8,6 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { expectRefused, type Reason } from './helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-out-dir-'));
 const mode = (p: string) => fs.statSync(p).mode & 0o777;
@@ -56,7 +57,7 @@ describe('renew output directory', () => {
   it.each([
     [
       '--out that is a symbolic link',
-      3,
+      'custody-out-dir',
       (_m: FakeMesh) => {
         const elsewhere = fs.mkdtempSync(path.join(work, 'elsewhere-'));
         const link = path.join(work, `link-${path.basename(elsewhere)}`);
@@ -70,7 +71,7 @@ describe('renew output directory', () => {
     ],
     [
       'a default whose .trellis is a symbolic link out of the store',
-      3,
+      'custody-out-dir',
       (m: FakeMesh) => {
         const elsewhere = fs.mkdtempSync(path.join(work, 'served-'));
         fs.rmSync(m.path('.trellis'), { recursive: true });
@@ -84,7 +85,7 @@ describe('renew output directory', () => {
     ],
     [
       'a scope directory in the output that links into bundles/ (keys git would commit)',
-      3,
+      'custody-out-dir',
       (m: FakeMesh) => {
         fs.rmSync(m.path('.trellis/out/us-east-1'), { recursive: true, force: true });
         fs.symlinkSync('../../bundles/us-east-1', m.path('.trellis/out/us-east-1'));
@@ -97,7 +98,7 @@ describe('renew output directory', () => {
     ],
     [
       'a service directory in the output that links elsewhere',
-      3,
+      'custody-out-dir',
       (m: FakeMesh) => {
         const elsewhere = fs.mkdtempSync(path.join(work, 'service-'));
         fs.rmSync(m.path('.trellis/out/us-east-1/api'), { recursive: true, force: true });
@@ -108,7 +109,7 @@ describe('renew output directory', () => {
     ],
     [
       '--out owned by another user',
-      3,
+      'custody-out-dir',
       () => {
         // The suite runs as root (as the sshd tests do), so it can hand the directory to nobody.
         const theirs = fs.mkdtempSync(path.join(work, 'theirs-'));
@@ -122,7 +123,7 @@ describe('renew output directory', () => {
     ],
     [
       '--out at a file',
-      2,
+      'usage',
       () => {
         const file = path.join(work, 'a-file');
         fs.writeFileSync(file, 'x');
@@ -130,19 +131,23 @@ describe('renew output directory', () => {
       },
       /cannot write leaves under .*a-file: it is not a directory\n  → point --out at a directory/,
     ],
-  ])('renew refuses %s (exit %i), the store byte-identical and no key written', async (_name, code, setup, message) => {
-    const m = pristine.clone();
-    const { args, untouched } = setup(m);
-    const before = storeFiles(m);
-    expect(Object.keys(before)).toContain(path.join('bundles', 'us-east-1', 'leaves.yaml'));
-    const r = await m.ci(['renew', '--force', ...args]);
-    expect(r.code, r.stderr).toBe(code);
-    expect(r.stderr).toMatch(message);
-    expect(r.stderr).not.toMatch(/\n\s+at .*\.js:\d+/);
-    expect(storeFiles(m)).toEqual(before);
-    if (untouched)
-      expect(fs.readdirSync(untouched, { recursive: true }).filter((f) => String(f).endsWith('.pem'))).toEqual([]);
-  });
+  ] as [string, Reason, (m: FakeMesh) => { args: string[]; untouched?: string }, RegExp][])(
+    'renew refuses %s (%s), the store byte-identical and no key written',
+    async (_name, reason, setup, message) => {
+      const m = pristine.clone();
+      const { args, untouched } = setup(m);
+      const before = storeFiles(m);
+      expect(Object.keys(before)).toContain(path.join('bundles', 'us-east-1', 'leaves.yaml'));
+      const r = await m.ci(['renew', '--force', ...args]);
+      expectRefused(r, reason);
+      // Which link or owner, and where: the case the reason's sentence is about.
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr).not.toMatch(/\n\s+at .*\.js:\d+/);
+      expect(storeFiles(m)).toEqual(before);
+      if (untouched)
+        expect(fs.readdirSync(untouched, { recursive: true }).filter((f) => String(f).endsWith('.pem'))).toEqual([]);
+    },
+  );
 });
 
 describe("the output directory holds the scope's release", () => {
@@ -199,6 +204,7 @@ describe('deploy --wipe-out', () => {
     const key = m.out('us-east-1', 'api', 'key.pem');
     fs.writeFileSync(key, Buffer.alloc(fs.statSync(key).size)); // what a zeroed spare would read as
     const d = await m.ci(['deploy']);
+    // Not a refusal: the deploy ran and reports the failed target in its table (stdout), exit 1.
     expect(d.code, d.stdout + d.stderr).toBe(1);
     expect(d.stdout + d.stderr).toMatch(/us-east-1\/api\/key\.pem is not the key of the certificate beside it/);
     expect(d.stdout + d.stderr).toMatch(/renew --force --scope us-east-1/);

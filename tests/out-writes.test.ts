@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity } from '@trellis/core';
-import { baseEnv, CI_BIN, ROOT_BIN, trellisRoot, type Run } from './helpers/cli.js';
+import { baseEnv, CI_BIN, ROOT_BIN, expectRefused, trellisRoot, type Reason, type Run } from './helpers/cli.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { hashTree } from './helpers/store-hash.js';
 
@@ -131,14 +131,15 @@ const NO_TRACE = /internal error|\n\s+at \S/;
 
 /**
  * The property: for every shape (each one a fixed example, kept whatever
- * fast-check draws) and generated names, the command exits `code(shape)`,
- * says `says`, leaves the victim and the store as they were.
+ * fast-check draws) and generated names, the command is refused for
+ * `refusal(shape)` (a reason, or a bare exit code where the command reports
+ * instead of failing: check's UNKNOWN), names the flag (`says`), leaves the victim and the store as they were.
  */
 async function refusesEveryShape(
   shapes: Shape[],
   kind: 'file' | 'dir',
   fresh: () => FakeMesh,
-  code: (s: Shape) => number,
+  refusal: (s: Shape) => Reason | 3,
   run: (m: FakeMesh, at: string) => Promise<Run>,
   says: RegExp,
 ): Promise<void> {
@@ -149,7 +150,9 @@ async function refusesEveryShape(
       const snap = () => (fs.existsSync(m.dir) ? hashTree(m.dir) : null);
       const before = snap();
       const r = await run(m, p.at);
-      expect(r.code, `${shape} ${name}: ${r.stdout}${r.stderr}`).toBe(code(shape));
+      const want = refusal(shape);
+      if (want === 3) expect(r.code, `${shape} ${name}: ${r.stdout}${r.stderr}`).toBe(3);
+      else expectRefused(r, want);
       expect(r.stdout + r.stderr).toMatch(says);
       expect(r.stdout + r.stderr).not.toMatch(NO_TRACE);
       p.untouched();
@@ -186,7 +189,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       FILE_SHAPES,
       'file',
       () => pristine.clone(),
-      () => 2,
+      () => 'usage',
       (m, at) => m.ci(['report', '--out', at]),
       /cannot write .*: it is|on the way to it is a symbolic link/,
     );
@@ -197,7 +200,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       FILE_SHAPES,
       'file',
       () => pristine.clone(),
-      () => 3,
+      () => 3, // check reports UNKNOWN on stdout: no error line
       (m, at) => m.ci(['check', '--metrics', at]),
       /^TRELLIS UNKNOWN .*cannot write the metrics file/m,
     );
@@ -213,7 +216,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       FILE_SHAPES,
       'file',
       () => pristine.clone(),
-      () => 2,
+      () => 'usage',
       (m, at) => m.ci(['renew', '--force', '--metrics', at]),
       /--metrics: cannot write/,
     );
@@ -225,7 +228,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       DIR_SHAPES,
       'dir',
       () => m0.clone(),
-      () => 2,
+      () => 'usage',
       (m, at) => m.ci(['deploy', '--type', 'sealed', '--sealed-out', at]),
       /--sealed-out: cannot write/,
     );
@@ -233,7 +236,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
 
   it('deploy --manifests (plaintext tls.key): a link or the tracked tree exit 3, a non-directory exit 2', async () => {
     const m0 = await withDeployTargets();
-    const code = (s: Shape) => (['fifo', 'regular-file', 'device'].includes(s) ? 2 : 3);
+    const code = (s: Shape): Reason => (['fifo', 'regular-file', 'device'].includes(s) ? 'usage' : 'custody-out-dir');
     await refusesEveryShape(
       [...DIR_SHAPES, 'tracked-tree'],
       'dir',
@@ -250,7 +253,7 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       DIR_SHAPES.filter((x) => x !== 'linked-child'),
       'dir',
       () => pristine.clone(),
-      () => 2,
+      () => 'usage',
       (m, at) => m.ci(['bundle', 'us-east-1', '--format', 'spiffe', '--out', at]),
       /--out: cannot write/,
     );
@@ -262,15 +265,15 @@ describe('a write that follows a link: every writing flag refuses every shape', 
       const p = plant(shape, m.dir, 'new.identity', 'file');
       const before = hashTree(m.dir);
       const r = await m.root(['rekey', '--identity-out', p.at]);
-      expect(r.code, `${shape}: ${r.stderr}`).toBe(3);
-      expect(r.stderr).toMatch(/--identity-out/);
+      expectRefused(r, 'custody-out-dir');
+      expect(r.stderr, `${shape}: names the flag`).toMatch(/--identity-out: /);
       p.untouched();
       expect(hashTree(m.dir)).toEqual(before);
     }
   }, 120_000);
 
   it('trellis-root init --ci-identity-out: a link or the tracked tree exit 3, a non-file exit 2; no store is made', async () => {
-    const code = (s: Shape) => (['fifo', 'directory', 'device'].includes(s) ? 2 : 3);
+    const code = (s: Shape): Reason => (['fifo', 'directory', 'device'].includes(s) ? 'usage' : 'custody-out-dir');
     const stores: string[] = [];
     // The store to be: init's "store byte-identical" is "not made" (a planted link aside).
     const fresh = () => {
@@ -330,13 +333,9 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
         const m = await withDir(root, target);
         const before = hashTree(m.dir);
         const r = await m.ci(['deploy']);
-        expect(r.code, r.stdout + r.stderr).toBe(3);
-        expect(r.stderr).toMatch(
-          new RegExp(
-            /scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic /.source +
-              /link inside .*, and the release \(its key included\) would land wherever it points, outside /.source +
-              /the allow-list/.source,
-          ),
+        expectRefused(r, 'custody-not-allowed');
+        expect(r.stderr, 'names the file and field').toMatch(
+          /scopes\/us-east-1\.yaml: services\.api\.deploy\[0\]\.path: cannot write .* is a symbolic link/,
         );
         expect(fs.readdirSync(victim)).toEqual([]);
         expect(hashTree(m.dir)).toEqual(before);
@@ -359,8 +358,8 @@ describe('deploy dir targets: no link below the allow-listed directory', () => {
       fs.renameSync(p.at, path.join(root, 'api'));
       const m = await withDir(root, path.join(root, 'api'));
       const r = await m.ci(['deploy']);
-      expect(r.code, r.stdout + r.stderr).toBe(2);
-      expect(r.stderr).toMatch(/is (a regular file|a FIFO), not a directory/);
+      expectRefused(r, 'usage');
+      expect(r.stderr, 'names the field').toMatch(/services\.api\.deploy\[0\]\.path: /);
     }
   }, 120_000);
 
@@ -381,8 +380,8 @@ describe('a file where a directory goes', () => {
     const file = path.join(fs.mkdtempSync(path.join(work, 'case-')), 'plain');
     fs.writeFileSync(file, 'mine\n');
     const r = await m.ci(['report', '--out', path.join(file, 'sub', 'report.html')]);
-    expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/--out: cannot write under .*plain\/sub: .*plain is not a directory/);
+    expectRefused(r, 'usage');
+    expect(r.stderr, 'names the flag and the path').toMatch(/--out: cannot write under .*plain\/sub: /);
     const c = await m.ci(['check', '--metrics', path.join(file, 'trellis.prom')]);
     expect(c.code, c.stdout).toBe(3);
     expect(c.stdout).toMatch(

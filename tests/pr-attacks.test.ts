@@ -2,8 +2,8 @@
  * Pull requests as an attacker writes them. Scope files are the pull
  * request's to edit, trellis.yaml only the custodian's: every attempt to run
  * a command, reach a host or route key material that the confirmed allow-list
- * does not hold is refused before anything runs. Each case checks the exit
- * code, the file and field named, that a canary command never ran, that
+ * does not hold is refused before anything runs. Each case checks the reason
+ * and its exit code, the file and field named, that a canary command never ran, that
  * nothing readable by the attacker was written, and that the store is
  * byte-identical; then that `verify` on the same pull request names it.
  */
@@ -15,6 +15,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { newIdentity, tryDecrypt } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
+import { expectRefused, type Reason } from './helpers/cli.js';
 
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-pr-'));
 const srv = path.join(root, 'srv');
@@ -84,7 +85,8 @@ function editAllowList(m: FakeMesh, edit: (a: Record<string, any>) => void): voi
 interface Attack {
   /** The pull request: changes to the clone's files. `canary` is a path that exists only if the attacker's code ran. */
   pr: (m: FakeMesh, canary: string) => void;
-  code: 2 | 3;
+  /** Bad input (exit 2) or a custody refusal (exit 3): the pull request is refused either way. */
+  reason: Reason;
   /** What the refusal names: file, field and the value. */
   names: RegExp;
   /** What `verify` on the same pull request says (exit 2 when the scope file does not even parse). */
@@ -96,7 +98,7 @@ const attacks: [string, Attack][] = [
     'an ssh host that is an option: -oProxyCommand=touch …',
     {
       pr: (m, c) => scopeWith(m, { type: 'ssh', host: `-oProxyCommand=touch ${c}`, path: '/srv/tls/api' }),
-      code: 2,
+      reason: 'bad-scope',
       names: /scopes\/us-east-1.yaml: services.api.deploy\[0\].host: "-oProxyCommand=touch .*" is not valid/,
       verify: /services.api.deploy\[0\].host/,
     },
@@ -110,7 +112,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'ssh', host: 'web-1', path: '/srv/tls/api' });
       },
-      code: 2,
+      reason: 'bad-config',
       names: /trellis.yaml: deploy.ssh.web-1.host: "-oProxyCommand=touch .*" is not valid.*must not begin with "-"/s,
       verify: /deploy.ssh.web-1.host/,
     },
@@ -119,7 +121,7 @@ const attacks: [string, Attack][] = [
     'an ssh user that is an option: -oX',
     {
       pr: (m) => scopeWith(m, { type: 'ssh', host: 'web-1', user: '-oX', path: '/srv/tls/api' }),
-      code: 2,
+      reason: 'bad-scope',
       names: /services.api.deploy\[0\].user: "-oX" is not valid.*POSIX user name/s,
       verify: /services.api.deploy\[0\].user/,
     },
@@ -128,7 +130,7 @@ const attacks: [string, Attack][] = [
     'a reload that names no allowed command',
     {
       pr: (m) => scopeWith(m, { type: 'dir', path: path.join(srv, 'api'), reload: 'pwn' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].reload: reload "pwn" is not in the allow-list.*name one of: mark/s,
       verify: /services.api.deploy\[0\].reload: reload "pwn" is not in the allow-list/,
     },
@@ -137,7 +139,7 @@ const attacks: [string, Attack][] = [
     'a reload that is a shell command instead of a name',
     {
       pr: (m, c) => scopeWith(m, { type: 'dir', path: path.join(srv, 'api'), reload: `touch ${c}` }),
-      code: 2,
+      reason: 'bad-scope',
       names: /services.api.deploy\[0\].reload: "touch .*" is not valid.*entry of the deploy allow-list/s,
       verify: /services.api.deploy\[0\].reload/,
     },
@@ -146,7 +148,7 @@ const attacks: [string, Attack][] = [
     'a dir target at /root/.ssh',
     {
       pr: (m) => scopeWith(m, { type: 'dir', path: '/root/.ssh' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].path: path \/root\/.ssh is not at or under an allowed directory/,
       verify: /deploy\[0\].path: path \/root\/.ssh/,
     },
@@ -155,7 +157,7 @@ const attacks: [string, Attack][] = [
     'a dir target at /etc/cron.d',
     {
       pr: (m) => scopeWith(m, { type: 'dir', path: '/etc/cron.d' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].path: path \/etc\/cron.d is not at or under an allowed directory/,
       verify: /deploy\[0\].path: path \/etc\/cron.d/,
     },
@@ -164,7 +166,7 @@ const attacks: [string, Attack][] = [
     'a dir target that climbs out of an allowed directory with ..',
     {
       pr: (m) => scopeWith(m, { type: 'dir', path: `${srv}/../../etc/cron.d` }),
-      code: 2,
+      reason: 'bad-scope',
       names: /services.api.deploy\[0\].path: ".*\/\.\.\/\.\.\/etc\/cron.d" is not valid.*no "\.\."/s,
       verify: /deploy\[0\].path/,
     },
@@ -173,7 +175,7 @@ const attacks: [string, Attack][] = [
     'a dir target beside an allowed directory that shares its prefix',
     {
       pr: (m) => scopeWith(m, { type: 'dir', path: `${srv}-evil` }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].path: path .*srv-evil is not at or under an allowed directory/,
       verify: /srv-evil is not at or under/,
     },
@@ -182,7 +184,7 @@ const attacks: [string, Attack][] = [
     "an ssh path outside the host's allowed directories",
     {
       pr: (m) => scopeWith(m, { type: 'ssh', host: 'web-1', path: '/root/.ssh' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].path: path \/root\/.ssh is not at or under a directory allowed on web-1/,
       verify: /allowed on web-1/,
     },
@@ -191,7 +193,7 @@ const attacks: [string, Attack][] = [
     'an ssh host that is not in the allow-list',
     {
       pr: (m) => scopeWith(m, { type: 'ssh', host: 'attacker', path: '/srv/tls/api' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].host: ssh host "attacker" is not in the allow-list/,
       verify: /ssh host "attacker"/,
     },
@@ -200,7 +202,7 @@ const attacks: [string, Attack][] = [
     "a sealed recipient swapped to the attacker's in the scope file",
     {
       pr: (m) => scopeWith(m, { type: 'sealed', host: 'edge-1', recipient: attacker.recipient }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names:
         /services.api.deploy\[0\].recipient: recipient "age1.*" is custodian-owned.*deploy.sealed.edge-1.recipient/s,
       verify: /deploy\[0\].recipient: recipient "age1/,
@@ -215,7 +217,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'sealed', host: 'edge-1' });
       },
-      code: 3,
+      reason: 'custody-allow-list-unconfirmed',
       names: new RegExp(
         /trellis.yaml: deploy: the deploy allow-list differs .*deploy.sealed.edge-1 changed: /.source +
           /.*age1.*→.*age1.*trellis-root confirm/.source,
@@ -233,7 +235,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'sealed', host: 'mine' });
       },
-      code: 3,
+      reason: 'custody-allow-list-unconfirmed',
       names: /the deploy allow-list differs .*deploy.sealed.mine added/s,
       verify: /deploy.sealed.mine added/,
     },
@@ -248,7 +250,7 @@ const attacks: [string, Attack][] = [
           identityFile: '/home/runner/.ssh/id_ed25519',
           path: '/srv/tls/api',
         }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names:
         /services.api.deploy\[0\].identityFile: identityFile "\/home\/runner\/.ssh\/id_ed25519" is custodian-owned/,
       verify: /deploy\[0\].identityFile/,
@@ -263,7 +265,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'ssh', host: 'web-1', path: '/srv/tls/api' });
       },
-      code: 3,
+      reason: 'custody-allow-list-unconfirmed',
       names: /the deploy allow-list differs .*deploy.ssh.web-1 changed/s,
       verify: /deploy.ssh.web-1 changed: .*id_ed25519/,
     },
@@ -272,7 +274,7 @@ const attacks: [string, Attack][] = [
     'a hostKey in the scope file',
     {
       pr: (m) => scopeWith(m, { type: 'ssh', host: 'web-1', hostKey: attackerKey, path: '/srv/tls/api' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].hostKey: hostKey "ssh-ed25519 .*" is custodian-owned.*deploy.ssh.web-1.hostKey/s,
       verify: /deploy\[0\].hostKey/,
     },
@@ -281,7 +283,7 @@ const attacks: [string, Attack][] = [
     'a kubectl context that is not allowed',
     {
       pr: (m) => scopeWith(m, { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: 'attacker-cluster' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: new RegExp(
         /services.api.deploy\[0\].context: kubectl context "attacker-cluster" is not in the /.source +
           /allow-list.*name one of: prod-eu/.source,
@@ -294,7 +296,7 @@ const attacks: [string, Attack][] = [
     'a namespace not allowed in an allowed context',
     {
       pr: (m) => scopeWith(m, { type: 'kubernetes', name: 'api-tls', namespace: 'kube-system', context: 'prod-eu' }),
-      code: 3,
+      reason: 'custody-not-allowed',
       names: /services.api.deploy\[0\].namespace: namespace "kube-system" is not allowed in context prod-eu/,
       verify: /namespace "kube-system"/,
     },
@@ -304,7 +306,7 @@ const attacks: [string, Attack][] = [
     {
       pr: (m, c) =>
         scopeWith(m, { type: 'kubernetes', name: 'api-tls', namespace: 'mesh', context: `--kubeconfig=${c}` }),
-      code: 2,
+      reason: 'bad-scope',
       names: /services.api.deploy\[0\].context: "--kubeconfig=.*" is not valid/,
       verify: /deploy\[0\].context/,
     },
@@ -318,7 +320,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'dir', path: path.join(srv, 'api'), reload: 'pwn' });
       },
-      code: 3,
+      reason: 'custody-allow-list-unconfirmed',
       names: new RegExp(
         /trellis.yaml: deploy: the deploy allow-list differs from the one the custodian last confirmed: /.source +
           /deploy.reload.pwn added: "touch .*".*trellis-root confirm/.source,
@@ -336,7 +338,7 @@ const attacks: [string, Attack][] = [
         });
         scopeWith(m, { type: 'dir', path: '/etc/cron.d' });
       },
-      code: 3,
+      reason: 'custody-allow-list-unconfirmed',
       names: /deploy.dir.paths \/etc added; deploy.dir.paths .*srv removed/,
       verify: /deploy.dir.paths \/etc added/,
     },
@@ -360,7 +362,7 @@ describe("an attacker's pull request is refused, and nothing runs or is encrypte
     const before = m.snapshot();
     const out = fs.mkdtempSync(path.join(root, 'out-'));
     const d = await m.ci(['deploy', '--sealed-out', path.join(out, 'sealed'), '--manifests', path.join(out, 'k8s')]);
-    expect(d.code, d.stdout + d.stderr).toBe(a.code);
+    expectRefused(d, a.reason);
     expect(d.stderr).toMatch(a.names);
     expect(d.stderr).toMatch(/→ /);
     expect(d.stderr).not.toMatch(/\n\s+at .*\.js:\d+/);
@@ -375,7 +377,9 @@ describe("an attacker's pull request is refused, and nothing runs or is encrypte
     expect(m.snapshot()).toEqual(before);
 
     const v = await m.ci(['verify']);
-    expect(v.code).toBe(a.code === 2 ? 2 : 1);
+    // Input verify cannot parse is refused with the same reason; a custody refusal is a finding of verify (exit 1).
+    if (d.code === 2) expectRefused(v, a.reason);
+    else expect(v.code).toBe(1);
     expect(v.stdout + v.stderr).toMatch(a.verify);
     expect(fs.existsSync(canary)).toBe(false);
   });
@@ -411,7 +415,7 @@ describe('the same targets, confirmed by the custodian, deploy', () => {
       ),
     );
     const noRoot = await m.root(['confirm'], { TRELLIS_ROOT_IDENTITY_FILE: undefined });
-    expect(noRoot.code).toBe(3);
+    expectRefused(noRoot, 'custody-missing-identity');
     const c = await m.root(['confirm']);
     expect(c.code, c.stderr).toBe(0);
     expect(c.stdout).toMatch(/confirmed 1 change\(s\) .*\n {2}deploy.reload.second added/);
@@ -515,8 +519,8 @@ describe('what deploy executes cannot reach the CI identity', () => {
     const d = await m.ci(['deploy', '--sealed-out', path.join(root, 'no-identity')], {
       TRELLIS_CI_IDENTITY_FILE: undefined,
     });
-    expect(d.code).toBe(3);
-    expect(d.stderr).toMatch(/needs the CI identity/);
+    expectRefused(d, 'custody-missing-identity');
+    expect(d.stderr, 'names the variable').toMatch(/→ set TRELLIS_CI_IDENTITY_FILE/);
     expect(fs.existsSync(allowedRan)).toBe(false);
     expect(fs.existsSync(path.join(srv, 'web'))).toBe(false);
     expect(m.snapshot()).toEqual(before);

@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { generateHybridIdentity, identityToRecipient } from 'age-encryption';
 import { encryptTo, newIdentity, parseCertificate } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { trellisRoot } from './helpers/cli.js';
+import { expectRefused, trellisRoot, type Reason } from './helpers/cli.js';
 import { at, HOUR, RUN_NOW } from './helpers/clock.js';
 
 const T0 = at(RUN_NOW);
@@ -25,19 +25,23 @@ beforeAll(async () => {
   fs.writeFileSync(strangerFile, (await newIdentity()).identity);
 });
 
-/** Runs `act` on a copy of the mesh and checks the refusal left the store byte for byte as it was. */
+/**
+ * Runs `act` on a copy of the mesh and checks the refusal's reason and exit code, that it names what `names` says
+ * (the file, the field, the way out: prose only where the words are the point), and that it left the store byte for
+ * byte as it was.
+ */
 async function refused(
-  act: (m: FakeMesh) => Promise<{ code: number; stderr: string }>,
-  code: number,
-  message: RegExp,
+  act: (m: FakeMesh) => Promise<{ code: number; stdout: string; stderr: string }>,
+  reason: Reason,
+  names?: RegExp,
   prepare?: (m: FakeMesh) => void,
 ) {
   const m = pristine.clone();
   prepare?.(m);
   const before = m.snapshot();
   const r = await act(m);
-  expect(r.code, r.stderr).toBe(code);
-  expect(r.stderr).toMatch(message);
+  expectRefused(r, reason);
+  if (names) expect(r.stderr).toMatch(names);
   expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace for an expected failure
   expect(m.snapshot()).toEqual(before);
   return m;
@@ -51,54 +55,56 @@ describe('custody and posture (exit 3)', () => {
   it('trellis-ci refuses to run with the root identity in its environment', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_ROOT_IDENTITY_FILE: m.rootIdentityFile }),
-      3,
-      /TRELLIS_ROOT_IDENTITY_FILE is set: the root identity must never reach CI/,
+      'custody-root-identity-in-ci',
+      /TRELLIS_ROOT_IDENTITY_FILE is set/,
     );
   });
   it('trellis-root refuses to run in CI', async () => {
-    await refused((m) => m.root(['intermediate', '--pending'], { CI: 'true' }), 3, /CI is set/);
+    await refused((m) => m.root(['intermediate', '--pending'], { CI: 'true' }), 'custody-ci-posture');
   });
   it('trellis-root refuses to run next to the CI identity', async () => {
     await refused(
       (m) => m.root(['status'], { TRELLIS_CI_IDENTITY_FILE: m.ciIdentityFile }),
-      3,
+      'custody-ci-identity-on-root',
       /TRELLIS_CI_IDENTITY_FILE is set/,
     );
   });
   it('trellis-root refuses a networked machine unless --allow-online is given', async () => {
     const m = pristine.clone();
     const r = await m.root(['status'], { TRELLIS_ALLOW_ONLINE: '' });
-    expect(r.code).toBe(online ? 3 : 0);
-    if (online) expect(r.stderr).toMatch(/network interface\(s\) up: .*--allow-online/s);
+    if (online) {
+      expectRefused(r, 'custody-online');
+      expect(r.stderr, 'names the way out').toMatch(/--allow-online/);
+    } else expect(r.code).toBe(0);
     expect((await m.root(['status', '--allow-online'], { TRELLIS_ALLOW_ONLINE: '' })).code).toBe(0);
   });
   it('renew refuses a CI identity that does not open the intermediate key', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: strangerFile }),
-      3,
-      /bundles\/\S+\/intermediate.key.age: the CI identity given does not open this key/,
+      'custody-wrong-identity',
+      /bundles\/\S+\/intermediate.key.age: /,
     );
   });
   it('renew refuses to run without the CI identity when a leaf is due', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: '' }),
-      3,
-      /needs the CI identity.*TRELLIS_CI_IDENTITY_FILE/s,
+      'custody-missing-identity',
+      /→ set TRELLIS_CI_IDENTITY_FILE/,
     );
   });
   it('the root ceremony refuses the CI identity in place of the root identity', async () => {
     await refused(
       (m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: m.ciIdentityFile }),
-      3,
-      /bundles\/root\/root.key.age: the offline root identity given does not open this key/,
+      'custody-wrong-identity',
+      /bundles\/root\/root.key.age: /,
       (m) => m.writeScope('ap-south-1', ['api']),
     );
   });
   it('the root ceremony refuses to run without the root identity', async () => {
     await refused(
       (m) => m.root(['intermediate', 'ap-south-1'], { TRELLIS_ROOT_IDENTITY_FILE: '' }),
-      3,
-      /needs the offline root identity/,
+      'custody-missing-identity',
+      /→ set TRELLIS_ROOT_IDENTITY/,
       (m) => m.writeScope('ap-south-1', ['api']),
     );
   });
@@ -108,24 +114,24 @@ describe('bad input (exit 2)', () => {
   it('a scope file with an unknown key names the file and the field', async () => {
     await refused(
       (m) => m.ci(['renew', '--now', T0, '--now-ahead']),
-      2,
-      /scopes\/us-east-1.yaml: services.api.dsn: unknown key "dsn"/,
+      'bad-scope',
+      /scopes\/us-east-1.yaml: services.api.dsn: /,
       (m) => m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dsn: [x]\n'),
     );
   });
   it('a scope file that is not YAML names the file', async () => {
     await refused(
       (m) => m.ci(['renew', '--now', T0, '--now-ahead']),
-      2,
-      /scopes\/eu-west-1.yaml: not valid YAML/,
+      'bad-scope',
+      /scopes\/eu-west-1.yaml: /,
       (m) => m.write('scopes/eu-west-1.yaml', 'kind: [region\n'),
     );
   });
   it('an extra DNS name outside the scope is refused before any leaf is minted', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
-      2,
-      /services.api.dns\[0\]: "api.eu-west-1.mesh.example" is outside the scope's name constraints/,
+      'bad-scope',
+      /services.api.dns\[0\]: "api.eu-west-1.mesh.example"/,
       (m) =>
         m.write('scopes/us-east-1.yaml', 'kind: region\nservices:\n  api:\n    dns: [api.eu-west-1.mesh.example]\n'),
     );
@@ -133,19 +139,19 @@ describe('bad input (exit 2)', () => {
   it('trellis.yaml with a typo names the field', async () => {
     await refused(
       (m) => m.ci(['status']),
-      2,
-      /trellis.yaml: defaults.ttl.laef: unknown key/,
+      'bad-config',
+      /trellis.yaml: defaults.ttl.laef: /,
       (m) => m.write('trellis.yaml', m.read('trellis.yaml').replace('    leaf: 7d', '    leaf: 7d\n    laef: 1d')),
     );
   });
   it('a --now that is not RFC 3339 is refused', async () => {
-    await refused((m) => m.ci(['renew', '--now', 'tomorrow']), 2, /--now "tomorrow" is not an RFC 3339 timestamp/);
+    await refused((m) => m.ci(['renew', '--now', 'tomorrow']), 'bad-time', /--now "tomorrow"/);
   });
   it('an unknown scope is refused with the declared ones listed', async () => {
     await refused(
       (m) => m.root(['intermediate', 'mars-1']),
-      2,
-      /no scope "mars-1".*declared scopes: eu-west-1, global, us-east-1/s,
+      'unknown-scope',
+      /→ declared scopes: eu-west-1, global, us-east-1/,
     );
   });
   it('init refuses to overwrite an existing store', async () => {
@@ -162,8 +168,7 @@ describe('bad input (exit 2)', () => {
           '--ci-recipient',
           'age1qqqq',
         ]),
-      2,
-      /already holds a store/,
+      'store-exists',
     );
   });
   it('init refuses to mix post-quantum and classic offline recipients', async () => {
@@ -183,14 +188,14 @@ describe('bad input (exit 2)', () => {
       '--offline-recipient',
       (await newIdentity()).recipient,
     ]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/mixes post-quantum/);
+    expectRefused(r, 'custody-recipients');
+    expect(r.stderr, 'names the flag').toMatch(/--offline-recipient: /);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
   it('a command given no store says where it looked', async () => {
     const r = await trellisRoot(['status'], { cwd: os.tmpdir() });
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/no trellis.yaml in .* or any parent directory/);
+    expectRefused(r, 'no-store');
+    expect(r.stderr, 'says where it looked').toContain(os.tmpdir());
   });
 });
 
@@ -198,8 +203,8 @@ describe('refused operations (exit 1)', () => {
   it('a second ceremony for a minted scope points at rotation and recovery', async () => {
     await refused(
       (m) => m.root(['intermediate', 'us-east-1']),
-      1,
-      /already has an intermediate.*rotate intermediate us-east-1.*recover us-east-1/s,
+      'already-minted',
+      /→ .*rotate intermediate us-east-1.*recover us-east-1/s,
     );
   });
   it('a leaf that would outlive its intermediate is refused, not truncated', async () => {
@@ -207,15 +212,15 @@ describe('refused operations (exit 1)', () => {
     const late = new Date(notAfter.getTime() - 3 * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
     await refused(
       (m) => m.ci(['renew', '--scope', 'us-east-1', '--force', '--now', late, '--now-ahead']),
-      1,
-      /would outlive its issuer.*rotate the intermediate/s,
+      'outlives-issuer',
+      /→ .*rotate the intermediate/s,
     );
   });
   it('renew refuses to sign under a tampered intermediate certificate', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
-      1,
-      /intermediate.pem: intermediate is not signed by any root/,
+      'verification-failed',
+      /bundles\/us-east-1\/intermediate.pem: /,
       (m) => {
         // Swap in eu-west-1's certificate: a real certificate, but not this scope's key or constraints.
         m.write('bundles/us-east-1/intermediate.pem', tamper(m.read('bundles/us-east-1/intermediate.pem')));
@@ -228,8 +233,8 @@ describe('concurrency (exit 4)', () => {
   it('a run refuses a store locked by another live run', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
-      4,
-      /locked by pid \d+/,
+      'store-locked',
+      /\.trellis\/lock: .*pid \d+/,
       (m) => {
         fs.mkdirSync(m.path('.trellis'), { recursive: true });
         fs.writeFileSync(
@@ -357,16 +362,16 @@ describe('custody of recipients (exit 3)', () => {
       '--offline-recipient',
       shared,
     ]);
-    expect(r.code).toBe(3);
-    expect(r.stderr).toMatch(/CI recipient is also an offline recipient/);
+    expectRefused(r, 'custody-recipients');
+    expect(r.stderr, 'names the field').toMatch(/recipients.ci: /);
     expect(fs.readdirSync(dir)).toEqual([]);
   });
   it('a pull request that changes recipients.ci cannot redirect the next intermediate key', async () => {
     const attacker = (await newIdentity()).recipient;
     const m = await refused(
       (x) => x.root(['intermediate', 'ap-south-1']),
-      3,
-      /trellis.yaml: recipients: changed since the root ledger last recorded it.*--confirm-recipients/s,
+      'custody-recipients',
+      /trellis.yaml: recipients: .*--confirm-recipients/s,
       (x) => {
         x.write('trellis.yaml', x.read('trellis.yaml').replace(/ci: age1\w+/, `ci: ${attacker}`));
         x.writeScope('ap-south-1', ['api']);
@@ -379,15 +384,14 @@ describe('custody of recipients (exit 3)', () => {
   it('renew refuses an identity that opens the root key, even when handed over as the CI identity', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead'], { TRELLIS_CI_IDENTITY_FILE: m.rootIdentityFile }),
-      3,
-      /opens the root key/,
+      'custody-root-identity-in-ci',
+      /bundles\/root\/root.key.age: /,
     );
   });
   it('a usage error with the root identity set is still a custody refusal', async () => {
     await refused(
       (m) => m.ci(['renw'], { TRELLIS_ROOT_IDENTITY: 'AGE-SECRET-KEY-1QQQQ' }),
-      3,
-      /root identity must never reach CI/,
+      'custody-root-identity-in-ci',
     );
   });
 });
@@ -396,24 +400,24 @@ describe('a damaged store is refused before anything is signed', () => {
   it('a garbage intermediate key file is called damaged, not a wrong identity (exit 1)', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead']),
-      1,
-      /intermediate.key.age: not a readable age file/,
+      'corrupt-store',
+      /bundles\/us-east-1\/intermediate.key.age: /,
       (m) => m.write('bundles/us-east-1/intermediate.key.age', 'garbage\n'),
     );
   });
   it("an intermediate key swapped with another scope's does not sign (exit 1)", async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']),
-      1,
-      /key does not match intermediate/,
+      'key-mismatch',
+      /bundles\/us-east-1\/intermediate.key.age: /,
       (m) => m.write('bundles/us-east-1/intermediate.key.age', m.read('bundles/eu-west-1/intermediate.key.age')),
     );
   });
   it('a missing intermediate.pem is not a pending scope: the ceremony refuses to mint over it', async () => {
     const m = await refused(
       (x) => x.root(['intermediate', '--pending']),
-      1,
-      /had an intermediate but intermediate.pem is missing/,
+      'corrupt-store',
+      /bundles\/us-east-1\/intermediate.pem: /,
       (x) => fs.rmSync(x.path('bundles/us-east-1/intermediate.pem')),
     );
     const v = await m.ci(['verify', '--now', T0, '--now-ahead']);
@@ -423,8 +427,8 @@ describe('a damaged store is refused before anything is signed', () => {
   it('a ledger whose chain is broken is not extended (exit 1)', async () => {
     await refused(
       (m) => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T0, '--now-ahead']),
-      1,
-      /ledger.jsonl: the ledger's chain is broken/,
+      'corrupt-store',
+      /bundles\/us-east-1\/ledger.jsonl: /,
       (m) => m.write('bundles/us-east-1/ledger.jsonl', `${m.read('bundles/us-east-1/ledger.jsonl')}null\n`),
     );
   });
@@ -433,8 +437,8 @@ describe('a damaged store is refused before anything is signed', () => {
     fs.writeFileSync(file, 'x');
     await refused(
       (m) => m.ci(['renew', '--force', '--now', T0, '--now-ahead', '--out', file]),
-      2,
-      /cannot write leaves under/,
+      'usage',
+      /→ point --out at a directory/,
     );
   });
 });

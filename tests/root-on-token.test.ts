@@ -12,7 +12,7 @@ import { build } from 'esbuild';
 import { WORKSPACE_SOURCES } from '../scripts/dist/build.mjs';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { REPO, baseEnv, trellisRoot, tool, type Env, type Run } from './helpers/cli.js';
+import { REPO, baseEnv, expectRefused, trellisRoot, tool, type Env, type Run } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
 
 const MODULE =
@@ -143,12 +143,13 @@ describe('a root key on a PKCS#11 token', () => {
     const r = await trellisRoot(['intermediate', '--pending', '--yes', '--store', store], {
       env: { ...t.env, TRELLIS_PKCS11_PIN: wrong },
     });
-    expect(r.code).toBe(3);
+    expectRefused(r, 'custody-token');
+    // custody-token covers every way a token fails: which one is the case, in the message.
     expect(r.stderr).toMatch(/bundles\/root\/root.key.uri: the token refused the login: the PIN is wrong/);
     expect(`${r.stdout}${r.stderr}`).not.toContain(wrong);
     expect(hashTree(store)).toEqual(before);
     const none = await trellisRoot(['crl', '--store', store], { env: without(t.env, 'TRELLIS_PKCS11_PIN') });
-    expect(none.code).toBe(3);
+    expectRefused(none, 'custody-token');
     expect(none.stderr).toMatch(/no token PIN/);
     expect(hashTree(store)).toEqual(before);
   });
@@ -171,7 +172,7 @@ describe('a root key on a PKCS#11 token', () => {
       ],
       { env: t.env },
     );
-    expect(missing.code).toBe(3);
+    expectRefused(missing, 'custody-token');
     expect(missing.stderr).toMatch(/no token matching pkcs11:token=absent;object=root is present/);
     expect(fs.existsSync(path.join(t.dir, 'nostore'))).toBe(false);
     const pinInUri = await trellisRoot(
@@ -190,15 +191,15 @@ describe('a root key on a PKCS#11 token', () => {
       ],
       { env: t.env },
     );
-    expect(pinInUri.code).toBe(2);
-    expect(pinInUri.stderr).toMatch(/pin-value does not belong in the URI/);
+    expectRefused(pinInUri, 'usage');
+    expect(pinInUri.stderr, 'names the flag').toMatch(/--root-key: /);
     noPin(pinInUri);
 
     const { store } = await initStore(t, URI);
     fs.writeFileSync(path.join(store, 'bundles/root/root.key.uri'), 'pkcs11:token=trellis-root;object=nothing\n');
     const before = hashTree(store);
     const r = await trellisRoot(['crl', '--store', store], { env: t.env });
-    expect(r.code).toBe(3);
+    expectRefused(r, 'custody-token');
     expect(r.stderr).toMatch(/the token holds no private key matching pkcs11:token=trellis-root;object=nothing/);
     expect(hashTree(store)).toEqual(before);
     // With the module unloadable, too.
@@ -206,7 +207,7 @@ describe('a root key on a PKCS#11 token', () => {
     const noModule = await trellisRoot(['crl', '--store', store], {
       env: { ...t.env, TRELLIS_PKCS11_MODULE: path.join(t.dir, 'absent.so') },
     });
-    expect(noModule.code).toBe(3);
+    expectRefused(noModule, 'custody-token');
     expect(noModule.stderr).toMatch(/cannot load the PKCS#11 module/);
   });
 
@@ -243,8 +244,8 @@ describe('a root key on a PKCS#11 token', () => {
     );
     const before = hashTree(store);
     const crl = await trellisRoot(['crl', '--store', store], { env: t.env });
-    expect(crl.code).toBe(1);
-    expect(crl.stderr).toMatch(/does not match bundles\/root\/root.pem/);
+    expectRefused(crl, 'key-mismatch');
+    expect(crl.stderr, 'names the file').toMatch(/key-mismatch: bundles\/root\/root.pem: /);
     expect(hashTree(store)).toEqual(before);
   });
 
@@ -323,8 +324,8 @@ describe('a root key on a PKCS#11 token', () => {
       ],
       { env: t.env },
     );
-    expect(r.code).toBe(2);
-    expect(r.stderr).toMatch(/a token root must be ecdsa-p256 or ecdsa-p384/);
+    expectRefused(r, 'usage');
+    expect(r.stderr, 'names the flag').toMatch(/--algorithm: /);
     expect(fs.existsSync(path.join(t.dir, 's'))).toBe(false);
     expect(await pkcs11Objects(t)).not.toMatch(/Private Key Object/);
   });
@@ -359,7 +360,10 @@ describe('the single-file build and the optional addon', () => {
       execa('node', [outfile, ...args], { env, extendEnv: false, reject: false, cwd: dir });
     const before = hashTree(store);
     const missing = await runBundle(['crl', '--store', store]);
-    expect(missing.exitCode).toBe(3);
+    expectRefused(
+      { code: missing.exitCode ?? -1, stdout: String(missing.stdout), stderr: String(missing.stderr) },
+      'custody-token',
+    );
     expect(String(missing.stderr)).toMatch(/the PKCS#11 binding \(pkcs11js\) is not installed beside trellis-root/);
     expect(hashTree(store)).toEqual(before);
     fs.mkdirSync(path.join(dir, 'node_modules'));

@@ -1,6 +1,8 @@
 /** Runs the real CLIs as a user would: separate processes, a clean environment, exit codes. */
 import { execa, type Result } from 'execa';
 import path from 'node:path';
+import { expect } from 'vitest';
+import { REASONS } from '@trellis/core';
 
 export const REPO = path.resolve(import.meta.dirname, '../..');
 /** The CLIs as the release lays them out, bundled from the sources with the test-only fault seam (global-setup.ts). */
@@ -62,4 +64,25 @@ export async function tool(cmd: string, args: string[], opts: { cwd?: string; in
     stdin: opts.input === undefined ? 'ignore' : 'pipe',
   });
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+export type Reason = keyof typeof REASONS;
+
+/** The reason on a CLI's error line (`tool: reason: …`, docs/errors.md); undefined when no line names one. */
+export function reasonOf(r: Run): string | undefined {
+  for (const m of r.stderr.matchAll(/^trellis-[a-z]+: ([a-z]+(?:-[a-z]+)*): /gm))
+    if (Object.hasOwn(REASONS, m[1]!)) return m[1];
+  return undefined;
+}
+
+/**
+ * A refusal as the contract states it: the error line names `reason`, and the exit code is the one the table gives
+ * it. With `--json`, the error object on stdout must say the same. Prose stays with the test, where it is the point.
+ */
+export function expectRefused(r: Run, reason: Reason): void {
+  const all = `${r.stdout}\n${r.stderr}`;
+  expect(reasonOf(r), all).toBe(reason);
+  expect(r.code, all).toBe(REASONS[reason].exit);
+  const json = /^\{"error":.*\}$/m.exec(r.stdout)?.[0];
+  if (json) expect(JSON.parse(json).error, all).toMatchObject({ reason, exitCode: REASONS[reason].exit });
 }

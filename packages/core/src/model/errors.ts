@@ -57,7 +57,7 @@ export type Reason =
  * it for the case). docs/errors.md is this table, row for row (tests/errors-table.test.ts).
  */
 export const REASONS: Readonly<Record<Reason, { exit: 1 | 2 | 3 | 4; todo: string }>> = {
-  usage: { exit: 2, todo: "a flag or argument is wrong: read the hint, or the command's `--help`" },
+  usage: { exit: 2, todo: "a flag or argument is wrong: the command's `--help` lists what it takes" },
   'bad-config': { exit: 2, todo: '`trellis.yaml` does not parse or a field is invalid: fix the named field' },
   'bad-scope': {
     exit: 2,
@@ -239,4 +239,17 @@ export class TrellisError extends Error {
 
 export function isTrellisError(e: unknown): e is TrellisError {
   return e instanceof TrellisError;
+}
+
+/** What to do: the throw site's own hint for its case, else the table's for the reason; every error carries one. */
+export function whatToDo(e: TrellisError): string {
+  return e.hint ?? REASONS[e.reason].todo;
+}
+
+/**
+ * The error line, as Go's `CertificateInvalidError.Error()` builds its text: the reason selects the sentence (the
+ * table's `todo`), the throw site supplies the case (file, field, detail, and its hint when it has one).
+ */
+export function errorLine(tool: string, e: TrellisError): string {
+  return `${tool}: ${e.reason}: ${e.message}${e.hint ? '' : `\n  → ${REASONS[e.reason].todo}`}\n`;
 }

@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import os from 'node:os';
-import { TrellisError, isTrellisError } from '../model/errors.js';
+import { TrellisError, errorLine, isTrellisError, whatToDo } from '../model/errors.js';
 import { findStore, Store } from '../store/store.js';
 import { assertNowNotAhead, parseInstant } from '../model/time.js';
 import { escapeUnsafe } from '../model/untrusted.js';
@@ -55,8 +55,8 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
   } catch (e) {
     const io = isTrellisError(e) ? undefined : ioFailure(e);
     if (isTrellisError(e)) {
-      // The reason first: what a user searches for (docs/errors.md) and a test asserts.
-      say(`${tool}: ${e.reason}: ${e.message}\n`);
+      // The reason first: what a user searches for (docs/errors.md) and a test asserts; then what to do.
+      say(errorLine(tool, e));
       if (process.argv.includes('--json')) {
         const { file, field } = e.place;
         const error = {
@@ -65,7 +65,7 @@ export async function runMain(tool: string, main: () => Promise<unknown>): Promi
           ...(file ? { file } : {}),
           ...(field ? { field } : {}),
           message: e.message.split('\n')[0],
-          ...(e.hint ? { hint: e.hint } : {}),
+          hint: whatToDo(e),
         };
         process.stdout.write(`${JSON.stringify({ error })}\n`);
       }
