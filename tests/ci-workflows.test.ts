@@ -76,7 +76,7 @@ describe('renew.yml guards what a pull request names', () => {
 });
 
 describe('workflow templates pass the validator', () => {
-  it.each(['verify.yml', 'renew.yml'])('%s is a valid workflow', async (f) => {
+  it.each(['verify.yml', 'renew.yml', 'probe.yml'])('%s is a valid workflow', async (f) => {
     const r = await tool(VALIDATOR, [path.join(TEMPLATES, f)]);
     expect(r.code, r.stderr + r.stdout).toBe(0);
   });
@@ -96,7 +96,7 @@ describe('workflow templates pass the validator', () => {
     const pr = fs.readFileSync(path.join(TEMPLATES, 'verify.yml'), 'utf8');
     expect(pr).not.toMatch(/secrets\./);
     expect(load('verify.yml').permissions).toEqual({ contents: 'read' });
-    for (const f of ['verify.yml', 'renew.yml']) {
+    for (const f of ['verify.yml', 'renew.yml', 'probe.yml']) {
       for (const [name, job] of Object.entries(load(f).jobs)) {
         for (const s of job.steps) if (s.run) expect(s.run, `${f} ${name}: ${s.name}`).not.toMatch(/\$\{\{/);
       }
@@ -105,6 +105,22 @@ describe('workflow templates pass the validator', () => {
       .jobs.verify!.steps.filter((s) => s.uses === './')
       .map((s) => s.with?.args);
     expect(verifyArgs).toEqual(['verify', 'plan']);
+  });
+});
+
+describe('probe.yml keeps the identity away from the handshake', () => {
+  it('secrets reach only the certify matrix, as ci-identity inputs; the probe job holds none and runs handshake', () => {
+    const wf = load('probe.yml');
+    const withSecrets = Object.entries(wf.jobs).filter(([, j]) => JSON.stringify(j).includes('secrets'));
+    expect(withSecrets.map(([n]) => n)).toEqual(['certify']);
+    for (const s of wf.jobs.certify!.steps)
+      if (JSON.stringify(s).includes('secrets')) expect(Object.keys(s.with ?? {})).toContain('ci-identity');
+    const probe = wf.jobs.probe!;
+    expect(JSON.stringify(probe)).not.toMatch(/secrets|ci-identity/);
+    expect(probe.steps.filter((s) => s.uses === './').map((s) => s.with?.args)).toEqual([
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a GitHub expression, as the template writes it
+      'probe handshake --scope ${{ matrix.scope }}',
+    ]);
   });
 });
 

@@ -6,6 +6,7 @@
  * the store, where renew's gate decision reads it.
  */
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
 import {
@@ -48,7 +49,10 @@ interface Args {
   keys?: string;
 }
 
-const INDEX = 'probe-keys.json';
+/** Each scope's keys are listed in `<scope>.probe-keys.json`, so directories certified per scope merge by copying. */
+const INDEX = '.probe-keys.json';
+/** The default key directory: the runner's work area in the checkout, never tracked (like renew's .trellis/out). */
+const DEFAULT_KEYS = path.join('.trellis', 'probe-keys');
 
 interface KeyIndexEntry {
   scope: string;
@@ -68,42 +72,46 @@ export const probe: CommandModule<object, Args> = {
       })
       .option('out', {
         type: 'string',
-        describe: 'certify: the directory for the probe keys (0700, outside the store)',
+        describe:
+          'certify: the directory for the probe keys, 0700 (default <store>/.trellis/probe-keys; never the ' +
+          'tracked tree)',
       })
-      .option('keys', { type: 'string', describe: 'handshake: the directory certify wrote' })
-      .example('$0 probe certify --out /tmp/probe-keys', 'in the job with the CI identity')
+      .option('keys', { type: 'string', describe: 'handshake: the directory certify wrote (the same default)' })
+      .example('$0 probe certify', 'in the step with the CI identity; connects nowhere')
       .example(
-        '$0 probe handshake --keys /tmp/probe-keys --scope us-east-1',
+        '$0 probe handshake --scope us-east-1',
         "on us-east-1's runner, with no identity (any is refused, exit 3); docs/fleet-gates.md",
       ) as never,
   handler: async (a) => {
-    if (a.step === 'certify') {
-      if (!a.out)
-        throw new TrellisError('usage', 'probe certify needs --out DIR', { hint: 'a directory outside the store' });
-      await certify(a, a.out);
-    } else {
-      if (!a.keys || !a.scope)
-        throw new TrellisError('usage', 'probe handshake needs --keys DIR and --scope S', {
-          hint: 'the directory probe certify wrote, and the scope whose endpoints this runner reaches',
+    if (a.keys !== undefined && a.step === 'certify')
+      throw new TrellisError('usage', '--keys belongs to probe handshake', { hint: 'certify writes to --out' });
+    if (a.out !== undefined && a.step === 'handshake')
+      throw new TrellisError('usage', '--out belongs to probe certify', { hint: 'handshake reads --keys' });
+    if (a.step === 'certify') await certify(a);
+    else {
+      if (!a.scope)
+        throw new TrellisError('usage', 'probe handshake needs --scope S', {
+          hint: 'the scope whose endpoints this runner reaches',
         });
       assertProbePosture(process.env);
-      await handshake(a, a.keys, a.scope);
+      await handshake(a, a.scope);
     }
   },
 };
 
-async function certify(a: Args, outFlag: string): Promise<void> {
+async function certify(a: Args): Promise<void> {
   await withStore(a.store, async (store) => {
     const mesh = loadMesh(store);
     const now = clock(a.now);
     requireConfirmedAllowList(mesh);
     const scopes = a.scope ? [scopeDef(mesh, a.scope).name] : mesh.scopes.map((s) => s.name);
     const ids = await ciIdentities(mesh, a.scope ? scopes : undefined);
-    const out = path.resolve(outFlag);
-    process.stdout.write(prepareOutDir(out, { storeDir: store.dir }) ?? '');
-    const index: KeyIndexEntry[] = [];
+    const out = path.resolve(a.out ?? path.join(store.dir, DEFAULT_KEYS));
+    // The default lies inside the store: a committed link there must not reroute the keys (prepareOutDir refuses it).
+    process.stdout.write(prepareOutDir(out, { storeDir: store.dir, store: a.out ? undefined : store.dir }) ?? '');
     const files: string[] = [];
-    for (const scope of scopes)
+    for (const scope of scopes) {
+      const index: KeyIndexEntry[] = [];
       for (const live of liveIntermediates(mesh, scope).filter((l) => l.anchored && l.keyAge)) {
         const signer = await openIntermediate(mesh, scope, ids, live.role);
         const def = probeService();
@@ -130,8 +138,10 @@ async function certify(a: Args, outFlag: string): Promise<void> {
             `until ${iso(leaf.cert.notAfter)}\n`,
         );
       }
-    replaceFile(path.join(out, INDEX), `${JSON.stringify(index, null, 2)}\n`);
-    outputBarrier(out, [...files, path.join(out, INDEX)]);
+      replaceFile(path.join(out, `${scope}${INDEX}`), `${JSON.stringify(index, null, 2)}\n`);
+      files.push(path.join(out, `${scope}${INDEX}`));
+    }
+    outputBarrier(out, files);
   });
 }
 
@@ -140,9 +150,13 @@ function readProbeKeys(mesh: Mesh, dir: string): (ProbeClient & { scope: string;
   const read = (f: string) => readBounded(path.join(dir, path.basename(f)), READ_LIMITS.small);
   let index: KeyIndexEntry[];
   try {
-    index = JSON.parse(read(INDEX)) as KeyIndexEntry[];
+    // One index per scope certified; the scopes are the mesh's, so a file name from elsewhere is never opened.
+    index = mesh.scopes
+      .filter((s) => fs.existsSync(path.join(dir, `${s.name}${INDEX}`)))
+      .flatMap((s) => (JSON.parse(read(`${s.name}${INDEX}`)) as KeyIndexEntry[]).map((k) => ({ ...k, scope: s.name })))
+      .filter((k) => typeof k.key === 'string' && typeof k.chain === 'string');
   } catch (e) {
-    throw new TrellisError('usage', `cannot read ${path.join(dir, INDEX)}: ${(e as Error).message.split('\n')[0]}`, {
+    throw new TrellisError('usage', `cannot read the probe keys in ${dir}: ${(e as Error).message.split('\n')[0]}`, {
       hint: 'pass --keys the directory trellis-ci probe certify wrote',
     });
   }
@@ -154,8 +168,9 @@ function readProbeKeys(mesh: Mesh, dir: string): (ProbeClient & { scope: string;
   });
 }
 
-async function handshake(a: Args, keysDir: string, scope: string): Promise<void> {
+async function handshake(a: Args, scope: string): Promise<void> {
   await withStore(a.store, async (store) => {
+    const keysDir = path.resolve(a.keys ?? path.join(store.dir, DEFAULT_KEYS));
     const mesh = loadMesh(store);
     const now = clock(a.now);
     scopeDef(mesh, scope);
