@@ -35,7 +35,8 @@ const current = (svc: string) => fs.readlinkSync(path.join(rel(svc), 'current'))
 /** Every service a dir target served by its own server, every server a confirmed probe endpoint. */
 beforeAll(async () => {
   const m = await FakeMesh.create({
-    scopes: { global: ['g1', 'g2', 'g3'], 'us-east-1': ['a1', 'a2', 'a3'] },
+    // c1 is a client-only service: no endpoint, so no probe can prove it.
+    scopes: { global: ['g1', 'g2', 'g3'], 'us-east-1': ['a1', 'a2', 'a3', 'c1'] },
     trustDomain: TD,
   });
   const reload: Record<string, string> = {};
@@ -47,12 +48,12 @@ beforeAll(async () => {
     probe[svc] = { address: `127.0.0.1:${t.port}`, path: '/', spiffe: `spiffe://${scope}.${TD}/${svc}` };
   }
   for (const scope of ['global', 'us-east-1'])
-    m.writeScope(
-      scope,
-      SERVICES.filter(([s]) => s === scope).map(([, svc]) => ({
+    m.writeScope(scope, [
+      ...SERVICES.filter(([s]) => s === scope).map(([, svc]) => ({
         [svc]: { deploy: [{ type: 'dir', path: rel(svc), reload: svc, check: svc }] },
       })),
-    );
+      ...(scope === 'us-east-1' ? ['c1'] : []),
+    ]);
   await m.allow({ dir: { paths: [root] }, reload, probe });
   const d = await m.ci(['deploy']);
   expect(d.code, d.stdout + d.stderr).toBe(0);
@@ -154,6 +155,7 @@ describe('a rotation gated by the fleet', () => {
     expect(phase(m, 'us-east-1')).toBe('publish');
     const st = await m.ci(['status']);
     expect(st.stdout).toMatch(new RegExp(`us-east-1[\\s\\S]*held by the fleet[\\s\\S]*${LAGGING}`));
+    expect(st.stdout).toMatch(/not proven by a probe \(time gates only\): us-east-1\/c1$/m);
     const ck = await m.ci(['check']);
     expect(ck.stdout + ck.stderr).toMatch(new RegExp(`WARN[^\\n]*us-east-1[^\\n]*${LAGGING}`));
 

@@ -2,7 +2,7 @@
 import { fingerprint } from '../x509/certificates.js';
 import { leafDue, leafNames, type DueReason } from '../ledger/issuance.js';
 import { nextGate } from '../rotation/rotation.js';
-import { fleetGate, probeEvidence, type ProbeRun, type Waiting } from '../rotation/fleet-gate.js';
+import { fleetGate, probeEvidence, unprovenConsumers, type ProbeRun, type Waiting } from '../rotation/fleet-gate.js';
 import { activeIssuer, scopeDef } from '../trust/scope-trust.js';
 import type { Mesh } from '../model/mesh.js';
 import { renewalPoint } from '../x509/profiles.js';
@@ -100,7 +100,7 @@ interface ScopeStatus {
    * the
    * new intermediate after the switch (roll back).
    */
-  fleet?: { waiting: string[]; refusing: string[]; waived: string[] };
+  fleet?: { waiting: string[]; refusing: string[]; waived: string[]; unproven: string[] };
   intermediate: null | { fingerprint: string; subject: string; notAfter: string; notValidBefore?: string };
   leaves: { service: string; state: LeafState; serial?: string; notAfter?: string; renewAt?: string }[];
 }
@@ -144,9 +144,18 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
         kind: scope.kind,
         phase: m.state?.phase ?? 'pending',
         ...(gate ? { gate } : {}),
-        ...(waiting.length || refusing.length || fleet?.waived.length
-          ? { fleet: { waiting, refusing, waived: fleet!.waived.map((w) => `${w.endpoint} (${w.reason})`) } }
-          : {}),
+        ...(fleet && m.state?.rotation?.gate === 'fleet'
+          ? {
+              fleet: {
+                waiting,
+                refusing,
+                waived: fleet.waived.map((w) => `${w.endpoint} (${w.reason})`),
+                unproven: unprovenConsumers(mesh, scope.name),
+              },
+            }
+          : refusing.length
+            ? { fleet: { waiting, refusing, waived: [], unproven: [] } }
+            : {}),
         intermediate: m.intermediate
           ? {
               fingerprint: fingerprint(m.intermediate),

@@ -16,8 +16,7 @@ import { leafLifetimes } from '../procedures/ci-procedures.js';
 import { renewalPoint } from '../x509/profiles.js';
 import { anchorCrlOf, crlOf, displaySerial, parseCrls, type Crl } from '../x509/revocation.js';
 import { nextGate, type ScopeState } from '../rotation/rotation.js';
-import { endpointsTrusting, fleetGate, probeEvidence } from '../rotation/fleet-gate.js';
-import { serviceSpiffeId } from '../model/names.js';
+import { fleetGate, probeEvidence, unprovenConsumers } from '../rotation/fleet-gate.js';
 import { formatDuration, iso, notYetValid } from '../model/time.js';
 
 const DAY = 86_400_000;
@@ -614,14 +613,7 @@ function fleetHealth(
         `; deploy them, then trellis-ci probe`,
       paths.state(scope),
     );
-  const proven = new Set(endpointsTrusting(mesh, scope).map((e) => e.spiffe));
-  const unproven = mesh.scopes
-    .filter((d) => endpointsTrusting(mesh, scope).some((e) => e.scope === d.name) || d.name === scope)
-    .flatMap((d) =>
-      d.services
-        .filter((s) => !proven.has(serviceSpiffeId(d.name, s.name, mesh.config.trustDomain)))
-        .map((s) => `${d.name}/${s.name}`),
-    );
+  const unproven = unprovenConsumers(mesh, scope);
   if (unproven.length)
     add(
       'ok',

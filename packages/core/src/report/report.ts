@@ -41,6 +41,8 @@ export function renderStatus(s: MeshStatus): string {
       lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${held}` : ''}`);
       if (sc.fleet?.waiting.length) lines.push(`  held by the fleet, waiting for: ${sc.fleet.waiting.join('; ')}`);
       if (sc.fleet?.waived.length) lines.push(`  waived by the custodian: ${sc.fleet.waived.join('; ')}`);
+      if (sc.fleet?.unproven.length)
+        lines.push(`  not proven by a probe (time gates only): ${sc.fleet.unproven.join(', ')}`);
       if (sc.fleet?.refusing.length)
         lines.push(
           `  REFUSING clients of the new intermediate: ${sc.fleet.refusing.join('; ')}; roll back: trellis-root ` +

@@ -246,3 +246,20 @@ export function probeEvidence(
 export function probeService(): ServiceDef {
   return { name: PROBE_SERVICE, dns: [], deploy: [], ttl: PROBE_TTL };
 }
+
+/**
+ * Services of the scopes that trust `scope` whose SPIFFE ID no confirmed endpoint carries: sealed hosts without an
+ * endpoint, client-only services, Kubernetes targets. A fleet gate cannot see them; the time gates still hold.
+ */
+export function unprovenConsumers(mesh: Mesh, scope: string): string[] {
+  const trusting = endpointsTrusting(mesh, scope);
+  const proven = new Set(trusting.map((e) => e.spiffe));
+  const all = trustedScopeNames(mesh);
+  return mesh.scopes
+    .filter((d) => trustedScopes(d, all).includes(scope))
+    .flatMap((d) =>
+      d.services
+        .filter((s) => !proven.has(serviceSpiffeId(d.name, s.name, mesh.config.trustDomain)))
+        .map((s) => `${d.name}/${s.name}`),
+    );
+}
