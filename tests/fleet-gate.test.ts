@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
 import { FakeMesh } from './helpers/fake-mesh.js';
@@ -253,6 +254,74 @@ describe('what the probe refuses', () => {
     expect(connections).toBe(0);
     expect(hashTree(m.dir)).toEqual(before);
   });
+
+  it('property: whatever endpoint a pull request adds, edits or points elsewhere, probe and deploy connect nowhere (exit 3, store unchanged)', async () => {
+    let connections = 0;
+    const trap = net.createServer((sock) => {
+      connections++;
+      sock.destroy();
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const trapAt = `127.0.0.1:${(trap.address() as net.AddressInfo).port}`;
+    const keys = path.join(root, 'keys-property');
+    expect((await pristine.clone().ci(['probe', 'certify', '--out', keys])).code).toBe(0);
+    const edit = fc.oneof(
+      // a new entry, under any name, claiming any service's SPIFFE ID
+      fc.record({
+        kind: fc.constant('add' as const),
+        name: fc.stringMatching(/^[a-z][a-z0-9-]{0,12}$/),
+        svc: fc.constantFrom(...SERVICES.map(([sc, sv]) => `${sc}/${sv}`)),
+        path: fc.option(fc.constantFrom('/', '/healthz', '/a?b=c'), { nil: undefined }),
+      }),
+      // a confirmed entry moved to another address, or given another identity
+      fc.record({
+        kind: fc.constant('move' as const),
+        svc: fc.constantFrom(...SERVICES.map(([, sv]) => sv)),
+        spiffe: fc.boolean(),
+      }),
+    );
+    await fc.assert(
+      fc.asyncProperty(edit, async (e) => {
+        const m = pristine.clone();
+        const config = parse(m.read('trellis.yaml'));
+        if (e.kind === 'add') {
+          const [scope, svc] = e.svc.split('/');
+          config.deploy.probe[`x-${e.name}`] = {
+            address: trapAt,
+            spiffe: `spiffe://${scope}.${TD}/${svc}`,
+            ...(e.path ? { path: e.path } : {}),
+          };
+        } else {
+          config.deploy.probe[e.svc].address = trapAt;
+          if (e.spiffe) config.deploy.probe[e.svc].spiffe = `spiffe://us-east-1.${TD}/someone-else`;
+        }
+        m.write('trellis.yaml', stringify(config));
+        const before = hashTree(m.dir);
+        const noId = { TRELLIS_CI_IDENTITY_FILE: undefined };
+        for (const r of [
+          await m.ci(['probe', 'certify', '--out', path.join(root, 'keys-property-refused')]),
+          await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'us-east-1'], noId),
+          await m.ci(['probe', 'handshake', '--keys', keys, '--scope', 'global'], noId),
+          await m.ci(['deploy', '--canary', '1']),
+        ]) {
+          // Unconfirmed (exit 3), or not even a valid entry (exit 2): either way nothing is reached.
+          expect([2, 3], r.stdout + r.stderr).toContain(r.code);
+          expect(r.stderr).toMatch(
+            r.code === 3 ? /custody-allow-list-unconfirmed/ : /bad-config: trellis.yaml: deploy.probe/,
+          );
+        }
+        expect(hashTree(m.dir)).toEqual(before);
+        expect(connections).toBe(0);
+      }),
+      {
+        numRuns: Number(process.env.TRELLIS_FUZZ_RUNS ?? 6),
+        endOnFailure: true,
+        // shrunk counterexample: a name the allow-list's parser refuses (exit 2 before anything connects)
+        examples: [[{ kind: 'add', name: 'zu-', svc: 'global/g2', path: '/healthz' }]],
+      },
+    );
+    trap.close();
+  }, 300_000);
 
   it('the handshake step holds no identity: with one set it refuses before connecting (exit 3)', async () => {
     const m = pristine.clone();
