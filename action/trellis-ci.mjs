@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "7bf29d26dcfa3aeef3b8186b5ae1f8c0a9727047", date: "2026-12-07T08:54:04Z" };
+    define_TRELLIS_BUILD_default = { commit: "1973e7e91918a133fbea760df4b29679b24b492b", date: "2026-12-07T10:19:05Z" };
   }
 });
 
@@ -97,13 +97,21 @@ var require_get_caller_file = __commonJS({
 function isTrellisError(e2) {
   return e2 instanceof TrellisError;
 }
+function whatToDo(e2) {
+  return e2.hint ?? REASONS[e2.reason].todo;
+}
+function errorLine(tool, e2) {
+  return `${tool}: ${e2.reason}: ${e2.message}${e2.hint ? "" : `
+  → ${REASONS[e2.reason].todo}`}
+`;
+}
 var REASONS, TrellisError;
 var init_errors = __esm({
   "packages/core/src/model/errors.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     REASONS = {
-      usage: { exit: 2, todo: "a flag or argument is wrong: read the hint, or the command's `--help`" },
+      usage: { exit: 2, todo: "a flag or argument is wrong: the command's `--help` lists what it takes" },
       "bad-config": { exit: 2, todo: "`trellis.yaml` does not parse or a field is invalid: fix the named field" },
       "bad-scope": {
         exit: 2,
@@ -175,6 +183,10 @@ var init_errors = __esm({
       },
       "custody-clock-behind": { exit: 3, todo: "this clock (or `--now`) is behind the root ledger: fix the clock" },
       "custody-identity-in-drill": { exit: 3, todo: "`trellis-drill` sees a real identity: run it where none is set" },
+      "custody-identity-in-probe": {
+        exit: 3,
+        todo: "`trellis-ci probe handshake` connects out, so it holds no identity: run it in a job without one"
+      },
       "custody-not-confirmed": {
         exit: 3,
         todo: "a step needs a custodian's root-signed confirmation that is missing: see the message"
@@ -400,7 +412,7 @@ function namesOutside(sans, permitted) {
   const badUri = sans.uris.filter((u2) => !permitted.uriHosts.some((h2) => uriHostWithin(u2, h2)));
   return [...badDns.map((d2) => `DNS:${d2}`), ...badUri.map((u2) => `URI:${u2}`)];
 }
-var GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, RESERVED_SCOPE_NAMES, DNS_LABEL, IPV4ISH, ALL_IPS;
+var GLOBAL_SCOPE, SCOPE_NAME, SERVICE_NAME, RESERVED_SCOPE_NAMES, PROBE_SERVICE, DNS_LABEL, IPV4ISH, ALL_IPS;
 var init_names = __esm({
   "packages/core/src/model/names.ts"() {
     "use strict";
@@ -409,6 +421,7 @@ var init_names = __esm({
     SCOPE_NAME = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
     SERVICE_NAME = SCOPE_NAME;
     RESERVED_SCOPE_NAMES = ["root"];
+    PROBE_SERVICE = "trellis-probe";
     DNS_LABEL = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
     IPV4ISH = /^[0-9.]+$/;
     ALL_IPS = ["0.0.0.0/0", "::/0"];
@@ -494,17 +507,17 @@ var require_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    function visit_(key, node, visitor, path22) {
-      const ctrl = callVisitor(key, node, visitor, path22);
+    function visit_(key, node, visitor, path23) {
+      const ctrl = callVisitor(key, node, visitor, path23);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path22, ctrl);
-        return visit_(key, ctrl, visitor, path22);
+        replaceNode(key, path23, ctrl);
+        return visit_(key, ctrl, visitor, path23);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path22 = Object.freeze(path22.concat(node));
+          path23 = Object.freeze(path23.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = visit_(i2, node.items[i2], visitor, path22);
+            const ci = visit_(i2, node.items[i2], visitor, path23);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -515,13 +528,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path22 = Object.freeze(path22.concat(node));
-          const ck = visit_("key", node.key, visitor, path22);
+          path23 = Object.freeze(path23.concat(node));
+          const ck = visit_("key", node.key, visitor, path23);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = visit_("value", node.value, visitor, path22);
+          const cv = visit_("value", node.value, visitor, path23);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -542,17 +555,17 @@ var require_visit = __commonJS({
     visitAsync.BREAK = BREAK;
     visitAsync.SKIP = SKIP;
     visitAsync.REMOVE = REMOVE;
-    async function visitAsync_(key, node, visitor, path22) {
-      const ctrl = await callVisitor(key, node, visitor, path22);
+    async function visitAsync_(key, node, visitor, path23) {
+      const ctrl = await callVisitor(key, node, visitor, path23);
       if (identity3.isNode(ctrl) || identity3.isPair(ctrl)) {
-        replaceNode(key, path22, ctrl);
-        return visitAsync_(key, ctrl, visitor, path22);
+        replaceNode(key, path23, ctrl);
+        return visitAsync_(key, ctrl, visitor, path23);
       }
       if (typeof ctrl !== "symbol") {
         if (identity3.isCollection(node)) {
-          path22 = Object.freeze(path22.concat(node));
+          path23 = Object.freeze(path23.concat(node));
           for (let i2 = 0; i2 < node.items.length; ++i2) {
-            const ci = await visitAsync_(i2, node.items[i2], visitor, path22);
+            const ci = await visitAsync_(i2, node.items[i2], visitor, path23);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -563,13 +576,13 @@ var require_visit = __commonJS({
             }
           }
         } else if (identity3.isPair(node)) {
-          path22 = Object.freeze(path22.concat(node));
-          const ck = await visitAsync_("key", node.key, visitor, path22);
+          path23 = Object.freeze(path23.concat(node));
+          const ck = await visitAsync_("key", node.key, visitor, path23);
           if (ck === BREAK)
             return BREAK;
           else if (ck === REMOVE)
             node.key = null;
-          const cv = await visitAsync_("value", node.value, visitor, path22);
+          const cv = await visitAsync_("value", node.value, visitor, path23);
           if (cv === BREAK)
             return BREAK;
           else if (cv === REMOVE)
@@ -596,23 +609,23 @@ var require_visit = __commonJS({
       }
       return visitor;
     }
-    function callVisitor(key, node, visitor, path22) {
+    function callVisitor(key, node, visitor, path23) {
       if (typeof visitor === "function")
-        return visitor(key, node, path22);
+        return visitor(key, node, path23);
       if (identity3.isMap(node))
-        return visitor.Map?.(key, node, path22);
+        return visitor.Map?.(key, node, path23);
       if (identity3.isSeq(node))
-        return visitor.Seq?.(key, node, path22);
+        return visitor.Seq?.(key, node, path23);
       if (identity3.isPair(node))
-        return visitor.Pair?.(key, node, path22);
+        return visitor.Pair?.(key, node, path23);
       if (identity3.isScalar(node))
-        return visitor.Scalar?.(key, node, path22);
+        return visitor.Scalar?.(key, node, path23);
       if (identity3.isAlias(node))
-        return visitor.Alias?.(key, node, path22);
+        return visitor.Alias?.(key, node, path23);
       return void 0;
     }
-    function replaceNode(key, path22, node) {
-      const parent = path22[path22.length - 1];
+    function replaceNode(key, path23, node) {
+      const parent = path23[path23.length - 1];
       if (identity3.isCollection(parent)) {
         parent.items[key] = node;
       } else if (identity3.isPair(parent)) {
@@ -1233,10 +1246,10 @@ var require_Collection = __commonJS({
     var createNode = require_createNode();
     var identity3 = require_identity();
     var Node = require_Node();
-    function collectionFromPath(schema, path22, value) {
+    function collectionFromPath(schema, path23, value) {
       let v = value;
-      for (let i2 = path22.length - 1; i2 >= 0; --i2) {
-        const k = path22[i2];
+      for (let i2 = path23.length - 1; i2 >= 0; --i2) {
+        const k = path23[i2];
         if (typeof k === "number" && Number.isInteger(k) && k >= 0) {
           const a2 = [];
           a2[k] = v;
@@ -1255,7 +1268,7 @@ var require_Collection = __commonJS({
         sourceObjects: /* @__PURE__ */ new Map()
       });
     }
-    var isEmptyPath = (path22) => path22 == null || typeof path22 === "object" && !!path22[Symbol.iterator]().next().done;
+    var isEmptyPath = (path23) => path23 == null || typeof path23 === "object" && !!path23[Symbol.iterator]().next().done;
     var Collection = class extends Node.NodeBase {
       constructor(type, schema) {
         super(type);
@@ -1285,11 +1298,11 @@ var require_Collection = __commonJS({
        * be a Pair instance or a `{ key, value }` object, which may not have a key
        * that already exists in the map.
        */
-      addIn(path22, value) {
-        if (isEmptyPath(path22))
+      addIn(path23, value) {
+        if (isEmptyPath(path23))
           this.add(value);
         else {
-          const [key, ...rest] = path22;
+          const [key, ...rest] = path23;
           const node = this.get(key, true);
           if (identity3.isCollection(node))
             node.addIn(rest, value);
@@ -1303,8 +1316,8 @@ var require_Collection = __commonJS({
        * Removes a value from the collection.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path22) {
-        const [key, ...rest] = path22;
+      deleteIn(path23) {
+        const [key, ...rest] = path23;
         if (rest.length === 0)
           return this.delete(key);
         const node = this.get(key, true);
@@ -1318,8 +1331,8 @@ var require_Collection = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path22, keepScalar) {
-        const [key, ...rest] = path22;
+      getIn(path23, keepScalar) {
+        const [key, ...rest] = path23;
         const node = this.get(key, true);
         if (rest.length === 0)
           return !keepScalar && identity3.isScalar(node) ? node.value : node;
@@ -1337,8 +1350,8 @@ var require_Collection = __commonJS({
       /**
        * Checks if the collection includes a value with the key `key`.
        */
-      hasIn(path22) {
-        const [key, ...rest] = path22;
+      hasIn(path23) {
+        const [key, ...rest] = path23;
         if (rest.length === 0)
           return this.has(key);
         const node = this.get(key, true);
@@ -1348,8 +1361,8 @@ var require_Collection = __commonJS({
        * Sets a value in this collection. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path22, value) {
-        const [key, ...rest] = path22;
+      setIn(path23, value) {
+        const [key, ...rest] = path23;
         if (rest.length === 0) {
           this.set(key, value);
         } else {
@@ -3899,9 +3912,9 @@ var require_Document = __commonJS({
           this.contents.add(value);
       }
       /** Adds a value to the document. */
-      addIn(path22, value) {
+      addIn(path23, value) {
         if (assertCollection(this.contents))
-          this.contents.addIn(path22, value);
+          this.contents.addIn(path23, value);
       }
       /**
        * Create a new `Alias` node, ensuring that the target `node` has the required anchor.
@@ -3976,14 +3989,14 @@ var require_Document = __commonJS({
        * Removes a value from the document.
        * @returns `true` if the item was found and removed.
        */
-      deleteIn(path22) {
-        if (Collection.isEmptyPath(path22)) {
+      deleteIn(path23) {
+        if (Collection.isEmptyPath(path23)) {
           if (this.contents == null)
             return false;
           this.contents = null;
           return true;
         }
-        return assertCollection(this.contents) ? this.contents.deleteIn(path22) : false;
+        return assertCollection(this.contents) ? this.contents.deleteIn(path23) : false;
       }
       /**
        * Returns item at `key`, or `undefined` if not found. By default unwraps
@@ -3998,10 +4011,10 @@ var require_Document = __commonJS({
        * scalar values from their surrounding node; to disable set `keepScalar` to
        * `true` (collections are always returned intact).
        */
-      getIn(path22, keepScalar) {
-        if (Collection.isEmptyPath(path22))
+      getIn(path23, keepScalar) {
+        if (Collection.isEmptyPath(path23))
           return !keepScalar && identity3.isScalar(this.contents) ? this.contents.value : this.contents;
-        return identity3.isCollection(this.contents) ? this.contents.getIn(path22, keepScalar) : void 0;
+        return identity3.isCollection(this.contents) ? this.contents.getIn(path23, keepScalar) : void 0;
       }
       /**
        * Checks if the document includes a value with the key `key`.
@@ -4012,10 +4025,10 @@ var require_Document = __commonJS({
       /**
        * Checks if the document includes a value at `path`.
        */
-      hasIn(path22) {
-        if (Collection.isEmptyPath(path22))
+      hasIn(path23) {
+        if (Collection.isEmptyPath(path23))
           return this.contents !== void 0;
-        return identity3.isCollection(this.contents) ? this.contents.hasIn(path22) : false;
+        return identity3.isCollection(this.contents) ? this.contents.hasIn(path23) : false;
       }
       /**
        * Sets a value in this document. For `!!set`, `value` needs to be a
@@ -4032,13 +4045,13 @@ var require_Document = __commonJS({
        * Sets a value in this document. For `!!set`, `value` needs to be a
        * boolean to add/remove the item from the set.
        */
-      setIn(path22, value) {
-        if (Collection.isEmptyPath(path22)) {
+      setIn(path23, value) {
+        if (Collection.isEmptyPath(path23)) {
           this.contents = value;
         } else if (this.contents == null) {
-          this.contents = Collection.collectionFromPath(this.schema, Array.from(path22), value);
+          this.contents = Collection.collectionFromPath(this.schema, Array.from(path23), value);
         } else if (assertCollection(this.contents)) {
-          this.contents.setIn(path22, value);
+          this.contents.setIn(path23, value);
         }
       }
       /**
@@ -6019,9 +6032,9 @@ var require_cst_visit = __commonJS({
     visit.BREAK = BREAK;
     visit.SKIP = SKIP;
     visit.REMOVE = REMOVE;
-    visit.itemAtPath = (cst, path22) => {
+    visit.itemAtPath = (cst, path23) => {
       let item = cst;
-      for (const [field2, index] of path22) {
+      for (const [field2, index] of path23) {
         const tok = item?.[field2];
         if (tok && "items" in tok) {
           item = tok.items[index];
@@ -6030,23 +6043,23 @@ var require_cst_visit = __commonJS({
       }
       return item;
     };
-    visit.parentCollection = (cst, path22) => {
-      const parent = visit.itemAtPath(cst, path22.slice(0, -1));
-      const field2 = path22[path22.length - 1][0];
+    visit.parentCollection = (cst, path23) => {
+      const parent = visit.itemAtPath(cst, path23.slice(0, -1));
+      const field2 = path23[path23.length - 1][0];
       const coll = parent?.[field2];
       if (coll && "items" in coll)
         return coll;
       throw new Error("Parent collection not found");
     };
-    function _visit(path22, item, visitor) {
-      let ctrl = visitor(item, path22);
+    function _visit(path23, item, visitor) {
+      let ctrl = visitor(item, path23);
       if (typeof ctrl === "symbol")
         return ctrl;
       for (const field2 of ["key", "value"]) {
         const token = item[field2];
         if (token && "items" in token) {
           for (let i2 = 0; i2 < token.items.length; ++i2) {
-            const ci = _visit(Object.freeze(path22.concat([[field2, i2]])), token.items[i2], visitor);
+            const ci = _visit(Object.freeze(path23.concat([[field2, i2]])), token.items[i2], visitor);
             if (typeof ci === "number")
               i2 = ci - 1;
             else if (ci === BREAK)
@@ -6057,10 +6070,10 @@ var require_cst_visit = __commonJS({
             }
           }
           if (typeof ctrl === "function" && field2 === "key")
-            ctrl = ctrl(item, path22);
+            ctrl = ctrl(item, path23);
         }
       }
-      return typeof ctrl === "function" ? ctrl(item, path22) : ctrl;
+      return typeof ctrl === "function" ? ctrl(item, path23) : ctrl;
     }
     exports.visit = visit;
   }
@@ -7366,14 +7379,14 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (atNextItem || it.value) {
-                map.items.push({ start, key: fs17, sep: [] });
+                map.items.push({ start, key: fs18, sep: [] });
                 this.onKeyLine = true;
               } else if (it.sep) {
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               } else {
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
                 this.onKeyLine = true;
               }
               return;
@@ -7501,13 +7514,13 @@ var require_parser = __commonJS({
             case "scalar":
             case "single-quoted-scalar":
             case "double-quoted-scalar": {
-              const fs17 = this.flowScalar(this.type);
+              const fs18 = this.flowScalar(this.type);
               if (!it || it.value)
-                fc.items.push({ start: [], key: fs17, sep: [] });
+                fc.items.push({ start: [], key: fs18, sep: [] });
               else if (it.sep)
-                this.stack.push(fs17);
+                this.stack.push(fs18);
               else
-                Object.assign(it, { key: fs17, sep: [] });
+                Object.assign(it, { key: fs18, sep: [] });
               return;
             }
             case "flow-map-end":
@@ -9332,22 +9345,22 @@ function __disposeResources(env2) {
   }
   return next();
 }
-function __rewriteRelativeImportExtension(path22, preserveJsx, extraExtensions, ignoreCase) {
-  if (typeof path22 === "string" && /^\.\.?\//.test(path22)) {
+function __rewriteRelativeImportExtension(path23, preserveJsx, extraExtensions, ignoreCase) {
+  if (typeof path23 === "string" && /^\.\.?\//.test(path23)) {
     if (extraExtensions) {
       for (var extension2 in extraExtensions) {
-        var suffix = path22.slice(-extension2.length);
+        var suffix = path23.slice(-extension2.length);
         if (suffix === extension2 || ignoreCase && suffix.toLowerCase() === extension2.toLowerCase()) {
           var output = extraExtensions[extension2];
-          return output === extension2 ? path22 : path22.slice(0, -extension2.length) + output;
+          return output === extension2 ? path23 : path23.slice(0, -extension2.length) + output;
         }
       }
     }
-    return path22.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
+    return path23.replace(/\.(tsx)$|((?:\.d)?)((?:\.[^./]+?)?)\.([cm]?)ts$/i, function(m, tsx, d2, ext, cm) {
       return tsx ? preserveJsx ? ".jsx" : ".js" : d2 && (!ext || !cm) ? m : d2 + ext + "." + cm.toLowerCase() + "js";
     });
   }
-  return path22;
+  return path23;
 }
 var extendStatics, __assign, __createBinding, __setModuleDefault, ownKeys, _SuppressedError, tslib_es6_default;
 var init_tslib_es6 = __esm({
@@ -22329,14 +22342,14 @@ var require_dependency_container = __commonJS({
           provider = providerOrConstructor;
         }
         if (providers_1.isTokenProvider(provider)) {
-          const path22 = [token];
+          const path23 = [token];
           let tokenProvider = provider;
           while (tokenProvider != null) {
             const currentToken = tokenProvider.useToken;
-            if (path22.includes(currentToken)) {
-              throw new Error(`Token registration cycle detected! ${[...path22, currentToken].join(" -> ")}`);
+            if (path23.includes(currentToken)) {
+              throw new Error(`Token registration cycle detected! ${[...path23, currentToken].join(" -> ")}`);
             }
-            path22.push(currentToken);
+            path23.push(currentToken);
             const registration = this._registry.get(currentToken);
             if (registration && providers_1.isTokenProvider(registration.provider)) {
               tokenProvider = registration.provider;
@@ -27578,6 +27591,10 @@ import { KeyObject, createHash, createPrivateKey, createPublicKey, sign, verify,
 function randomSerial(seam) {
   return `01${Buffer.from(seam.randomBytes(16)).toString("hex")}`;
 }
+async function exportPrivateKeyPem(key) {
+  const der2 = Buffer.from(await webcrypto.subtle.exportKey("pkcs8", key));
+  return pemEncode("PRIVATE KEY", der2);
+}
 function privateKeyAlgorithm(pem2) {
   const k = createPrivateKey(pem2);
   if (k.asymmetricKeyType === "ed25519") return "ed25519";
@@ -31577,7 +31594,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = ecdsaOpts.randomBytes || randomBytes3;
+  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes3;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -31719,7 +31736,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
@@ -34298,18 +34315,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes8, length) {
-  if (randomBytes8 === void 0)
+function probeRandomBytes(randomBytes9, length) {
+  if (randomBytes9 === void 0)
     return void 0;
-  afunction(randomBytes8, "randomBytes");
+  afunction(randomBytes9, "randomBytes");
   try {
-    const probe = randomBytes8(length);
-    if (!isBytes5(probe) || probe.length !== length)
+    const probe2 = randomBytes9(length);
+    if (!isBytes5(probe2) || probe2.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes8;
+  return randomBytes9;
 }
 function validateMSMPoints(points, c3) {
   aarray(points, "points");
@@ -34466,9 +34483,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes8) {
+      constructor(Point, randomBytes9) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -34852,7 +34869,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes8 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
+  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -35269,7 +35286,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -35370,12 +35387,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes8, blindLength);
+  const csprng = probeRandomBytes(randomBytes9, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -35528,7 +35545,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -35684,7 +35701,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n2) {
     if (!Fp.isOdd)
@@ -35945,7 +35962,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes8);
+  const wnaf = new ScalarMultiplier(Point, randomBytes9);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -37314,6 +37331,13 @@ function assertCiPosture(env2) {
     );
   }
 }
+function assertProbePosture(env2) {
+  const real = identitiesSet(env2);
+  if (real.length)
+    throw new TrellisError("custody-identity-in-probe", `${real.join(", ")} is set where the probe connects out`, {
+      hint: "run trellis-ci probe handshake in a job without any trellis identity; the certify step is the one with it"
+    });
+}
 function assertNoBreakglass(env2, where) {
   const set = identityVarsSet(env2, "breakglass");
   if (set.length) {
@@ -37523,7 +37547,7 @@ function ageStanzaTypes(armored) {
 async function recipientOf(identity3) {
   return identityToRecipient(identity3);
 }
-var IDENTITY_VARS, WHO, isSet, SECRET, isPq;
+var IDENTITY_VARS, WHO, isSet, SECRET, identitiesSet, isPq;
 var init_custody = __esm({
   "packages/core/src/custody/custody.ts"() {
     "use strict";
@@ -37545,6 +37569,7 @@ var init_custody = __esm({
     };
     isSet = (env2, k) => (env2[k] ?? "") !== "";
     SECRET = /AGE-SECRET-KEY|PRIVATE KEY/i;
+    identitiesSet = (env2) => Object.keys(env2).filter((k) => /^TRELLIS_[A-Z_0-9]*IDENTITY/.test(k) && isSet(env2, k)).sort();
     isPq = (r) => r.startsWith("age1pq1") || r.startsWith("age1tagpq1");
   }
 });
@@ -37552,17 +37577,17 @@ var init_custody = __esm({
 // packages/core/src/config/config.ts
 import { isIP } from "node:net";
 function refuseHostileNodes(root, file, reason, allowAliases = false) {
-  const fail = (path22, detail, hint) => {
-    throw new TrellisError(reason, detail, { file, field: fieldOf(path22) || void 0, hint });
+  const fail = (path23, detail, hint) => {
+    throw new TrellisError(reason, detail, { file, field: fieldOf(path23) || void 0, hint });
   };
   const stack = [{ node: root, path: [] }];
   while (stack.length) {
-    const { node, path: path22 } = stack.pop();
+    const { node, path: path23 } = stack.pop();
     if (!(0, import_yaml.isNode)(node)) continue;
     if ((0, import_yaml.isAlias)(node)) {
       if (allowAliases) continue;
       fail(
-        path22,
+        path23,
         `uses the alias *${node.source}`,
         "write the value out in full: anchors and aliases are not accepted in trellis files"
       );
@@ -37570,18 +37595,18 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
     const n2 = node;
     if (n2.anchor && !allowAliases)
       fail(
-        path22,
+        path23,
         `defines the anchor &${n2.anchor}`,
         "remove the anchor: anchors and aliases are not accepted in trellis files"
       );
     if (n2.tag)
       fail(
-        path22,
+        path23,
         `carries the tag ${n2.tag}`,
         "remove the tag: trellis files hold plain strings, numbers, lists and mappings"
       );
-    if (path22.length > 32)
-      fail(path22, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
+    if (path23.length > 32)
+      fail(path23, "is nested deeper than 32 levels", "trellis files are a few levels deep: this is not one");
     const children2 = [];
     if ((0, import_yaml.isMap)(n2)) {
       const seen = /* @__PURE__ */ new Set();
@@ -37589,11 +37614,11 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
         if (!(0, import_yaml.isPair)(pair)) continue;
         const key = pair.key;
         if ((0, import_yaml.isNode)(key) && !(0, import_yaml.isScalar)(key))
-          fail(path22, "has a key that is not a plain string", "keys are names such as kind or services");
+          fail(path23, "has a key that is not a plain string", "keys are names such as kind or services");
         if ((0, import_yaml.isScalar)(key) && typeof key.value !== "string") {
           const written = key.source ?? String(key.value);
           fail(
-            [...path22, written],
+            [...path23, written],
             `the name ${quoteInput(written)} is read by YAML as ${key.value === null ? "null" : `the ${typeof key.value} ${String(key.value)}`}, not as a name`,
             `quote it ("${written}") or choose a name that starts with a letter`
           );
@@ -37601,16 +37626,16 @@ function refuseHostileNodes(root, file, reason, allowAliases = false) {
         const k = String((0, import_yaml.isScalar)(key) ? key.value : key);
         if (seen.has(k))
           fail(
-            [...path22, k],
+            [...path23, k],
             `duplicate key ${quoteInput(k)}`,
             "keep one: a second value would silently replace the first"
           );
         seen.add(k);
-        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path22, k] });
-        children2.push({ node: pair.value, path: [...path22, k] });
+        if ((0, import_yaml.isNode)(key) && (key.anchor || key.tag)) children2.push({ node: key, path: [...path23, k] });
+        children2.push({ node: pair.value, path: [...path23, k] });
       }
     } else if ((0, import_yaml.isSeq)(n2)) {
-      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path22, i2] }));
+      n2.items.forEach((item, i2) => children2.push({ node: item, path: [...path23, i2] }));
     }
     for (let i2 = children2.length - 1; i2 >= 0; i2--) stack.push(children2[i2]);
   }
@@ -37832,7 +37857,7 @@ function entries(r, v, at, read2, key = "entry") {
 function readAllowList(r, raw, at) {
   const d2 = r.map(raw, at, ["reload", "dir", "ssh", "kubernetes", "sealed", "probe"]);
   const dir = r.map(d2.dir ?? {}, `${at}.dir`, ["paths"]);
-  const probe = entries(r, d2.probe, `${at}.probe`, (v, f) => {
+  const probe2 = entries(r, d2.probe, `${at}.probe`, (v, f) => {
     const m = r.map(v, f, ["address", "path", "spiffe"]);
     return {
       address: field(r, m.address, `${f}.address`, "address"),
@@ -37841,7 +37866,7 @@ function readAllowList(r, raw, at) {
     };
   });
   return {
-    ...Object.keys(probe).length ? { probe } : {},
+    ...Object.keys(probe2).length ? { probe: probe2 } : {},
     reload: entries(r, d2.reload, `${at}.reload`, (v, f) => field(r, v, f, "command")),
     dir: { paths: paths(r, dir.paths ?? [], `${at}.dir.paths`) },
     ssh: entries(r, d2.ssh, `${at}.ssh`, (v, f) => {
@@ -37986,6 +38011,8 @@ function parseScope(text, name, trustDomain, file = `scopes/${name}.yaml`) {
         `${quoteInput(svc)} is not a service name`,
         "use [a-z0-9-]{1,63}, lower-case: it becomes a DNS label"
       );
+    if (svc === PROBE_SERVICE)
+      r.fail(at, `${svc} is reserved for the fleet probe's client certificates`, "choose another service name");
     if (`${svc}.${domain}`.length > 64)
       r.fail(
         at,
@@ -38145,7 +38172,7 @@ var init_config = __esm({
       }
     };
     MAX_INPUT_BYTES = 4 * 1024 * 1024;
-    fieldOf = (path22) => path22.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
+    fieldOf = (path23) => path23.map((p, i2) => typeof p === "number" ? `[${p}]` : i2 ? `.${p}` : p).join("");
     TRUST_DOMAIN = /^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$/;
     DEPLOY_TYPES = ["dir", "ssh", "kubernetes", "sealed"];
     HOST_NAME = /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/;
@@ -38840,6 +38867,11 @@ var init_csr = __esm({
 });
 
 // packages/core/src/x509/leaf.ts
+async function mintLeaf(req, issuer, seam) {
+  const keys = await seam.generateKeyPair(req.algorithm);
+  const leaf = await signLeafFor(req, keys.publicKey, issuer, seam);
+  return { ...leaf, keyPem: await exportPrivateKeyPem(keys.privateKey) };
+}
 async function signHostLeaf(req, spki, issuer, seam) {
   return signLeafFor(req, await requestPublicKey(spki, req.algorithm), issuer, seam);
 }
@@ -39129,7 +39161,9 @@ var init_paths = __esm({
       scopeCrl: (s) => `bundles/${s}/crl.pem`,
       state: (s) => `bundles/${s}/state.yaml`,
       leaves: (s) => `bundles/${s}/leaves.yaml`,
-      ledger: (s) => `bundles/${s}/ledger.jsonl`
+      ledger: (s) => `bundles/${s}/ledger.jsonl`,
+      /** Signed probe runs of the scope's endpoints (rotation/fleet-gate.ts), the newest few. */
+      probes: (s) => `bundles/${s}/probes`
     };
   }
 });
@@ -39696,7 +39730,8 @@ function advanceScope(s, e2, now, scope2 = "this scope") {
             id: e2.id,
             propagation: e2.propagation,
             started: at,
-            switchAt: iso(new Date(now.getTime() + e2.propagation))
+            switchAt: iso(new Date(now.getTime() + e2.propagation)),
+            ...e2.gate ? { gate: e2.gate } : {}
           }
         },
         effects: ["stage-next"],
@@ -39704,6 +39739,7 @@ function advanceScope(s, e2, now, scope2 = "this scope") {
       };
     case "tick": {
       const r = s.rotation;
+      if (r?.gate === "fleet" && !r.aborted && !e2.fleetReady) return { state: s, effects: [] };
       if (s.phase === "publish" && r && now >= new Date(r.switchAt)) {
         return {
           state: {
@@ -40099,12 +40135,17 @@ function replayScope(t) {
             type: "begin",
             next: ca,
             propagation: parseDuration(e2.details.propagation, {}, "corrupt-store"),
-            id: s.rotation?.id ?? ""
+            id: s.rotation?.id ?? "",
+            ...e2.details.gate === "fleet" ? { gate: "fleet" } : {}
           },
           at
         ).state;
       } else if (e2.op === "renew" && (e2.details.phase === "switch" || e2.details.phase === "retire")) {
-        const step = advanceScope(s, { type: "tick", longestLeafTtl: 0 }, at);
+        const step = advanceScope(
+          s,
+          { type: "tick", longestLeafTtl: 0, fleetReady: Array.isArray(e2.details.fleet) },
+          at
+        );
         if (step.step !== e2.details.phase)
           return {
             problem: {
@@ -40149,6 +40190,7 @@ function scopeStateProblems(mesh, scope2, now) {
   diff("next", st.next, want.next);
   diff("previous", st.previous, want.previous);
   if (want.phase !== "steady") diff("rotation.switchAt", st.rotation?.switchAt, want.rotation?.switchAt);
+  if (want.phase !== "steady") diff("rotation.gate", st.rotation?.gate, want.rotation?.gate);
   const revokes2 = t.counted.filter((e2) => e2.op === "revoke" && typeof e2.details.serial === "string");
   st.revoked.forEach((r, i2) => {
     if (!revokes2.some((e2) => e2.details.serial === r.serial && e2.details.service === r.service))
@@ -40665,7 +40707,7 @@ function effectWrites(mesh, scope2, effects, fresh) {
   const m = mesh.material.get(scope2);
   const pem2 = (c3) => c3 ? certificatePem(c3) : null;
   const out = [];
-  const put = (path22, content) => out.push({ path: path22, content: content ?? null });
+  const put = (path23, content) => out.push({ path: path23, content: content ?? null });
   for (const e2 of effects) {
     switch (e2) {
       case "stage-next":
@@ -40810,16 +40852,16 @@ function resolveTarget(allow, t, at) {
         `check ${JSON.stringify(name)} names an endpoint itself, and CI connects only to endpoints the custodian confirmed (deploy.probe in trellis.yaml)`,
         `move it into trellis.yaml as deploy.probe.<name> (address: host:port; path: the https:// path, if any; spiffe: the SPIFFE ID the endpoint presents), have the custodian confirm it (trellis-root confirm), and write check: <name> here (docs/deploy-allow-list.md)`
       );
-    const probe = allow.probe?.[name];
-    if (!probe)
+    const probe2 = allow.probe?.[name];
+    if (!probe2)
       return refuse2(
         "check",
         `check ${JSON.stringify(name)} is not in the allow-list (deploy.probe in trellis.yaml)`,
         `name one of: ${Object.keys(allow.probe ?? {}).join(", ") || "(none)"}; ${addOne}`
       );
     return {
-      check: probe.path ? `https://${probe.address}${probe.path}` : probe.address,
-      checkSpiffe: probe.spiffe
+      check: probe2.path ? `https://${probe2.address}${probe2.path}` : probe2.address,
+      checkSpiffe: probe2.spiffe
     };
   };
   switch (t.type) {
@@ -42074,7 +42116,185 @@ var init_deploy = __esm({
   }
 });
 
+// packages/core/src/rotation/fleet-gate.ts
+function confirmedEndpoints(mesh) {
+  const probe2 = confirmedAllowList(mesh).allowList.probe ?? {};
+  const scopes = trustedScopeNames(mesh);
+  return Object.entries(probe2).flatMap(([name, p]) => {
+    const host = /^spiffe:\/\/([^/]+)\//.exec(p.spiffe)?.[1];
+    const scope2 = scopes.find((s) => scopeDomain(s, mesh.config.trustDomain) === host);
+    return scope2 ? [{ name, scope: scope2, address: p.address, ...p.path ? { path: p.path } : {}, spiffe: p.spiffe }] : [];
+  });
+}
+function endpointsTrusting(mesh, scope2) {
+  const all = trustedScopeNames(mesh);
+  const kindOf = (s) => mesh.scopes.find((d2) => d2.name === s)?.kind ?? "region";
+  return confirmedEndpoints(mesh).filter(
+    (e2) => trustedScopes({ name: e2.scope, kind: kindOf(e2.scope) }, all).includes(scope2)
+  );
+}
+function serializeProbeRun(run, signerPem, sign3) {
+  const signature = Buffer.from(sign3(Buffer.from(canonicalJson(run)))).toString("base64");
+  return `${JSON.stringify({ run, signer: signerPem, signature }, null, 2)}
+`;
+}
+function readProbeRun(mesh, text, now) {
+  let f;
+  let signer;
+  try {
+    f = JSON.parse(text);
+    signer = parseCertificate(f.signer);
+  } catch (e2) {
+    return { problem: `not a signed probe run (${e2.message.split("\n")[0]})` };
+  }
+  const run = f.run;
+  if (!run || typeof run.id !== "string" || typeof run.scope !== "string" || !Array.isArray(run.outcomes))
+    return { problem: "not a signed probe run (no run, scope or outcomes)" };
+  const at = new Date(run.at);
+  if (Number.isNaN(at.getTime()) || at > now) return { problem: `dated ${String(run.at)}, which is not a past time` };
+  if (at < signer.notBefore || at > signer.notAfter)
+    return { problem: "dated outside its probe certificate's validity" };
+  const issuers = liveIntermediates(mesh, run.scope).map((l) => l.cert);
+  if (!issuers.some((i2) => issuedUnder(signer, i2))) return { stale: true };
+  if (!subjectAltNames(signer).uris.includes(probeSpiffeId(run.scope, mesh.config.trustDomain)))
+    return { problem: `its signer is not ${run.scope}'s probe (${PROBE_SERVICE})` };
+  if (!verifyBytes(spkiDer(signer), Buffer.from(canonicalJson(run)), Buffer.from(String(f.signature), "base64")))
+    return { problem: "its signature does not verify" };
+  return run;
+}
+function fleetWaivers(mesh, scope2, state) {
+  const out = /* @__PURE__ */ new Map();
+  const r = state.rotation;
+  if (!r) return out;
+  const t = scopeLedgerTrust(mesh, scope2);
+  for (const e2 of t.counted)
+    if (e2.op === "fleet-waiver" && e2.at >= r.started && t.signers.get(e2.seq)?.root && typeof e2.details.endpoint === "string" && typeof e2.details.reason === "string")
+      out.set(e2.details.endpoint, e2.details.reason);
+  return out;
+}
+function fleetGate(mesh, scope2, state, runs) {
+  const r = state.rotation;
+  const none = { ready: true, waiting: [], cites: [], refusing: [], waived: [] };
+  if (!r || state.phase === "steady") return none;
+  const since = new Date(state.phase === "publish" ? r.started : r.switched ?? r.started);
+  const newer = runs.filter((x) => new Date(x.at) > since).sort((a2, b) => a2.at.localeCompare(b.at));
+  const newest = (endpoint, match) => {
+    let found;
+    for (const run of newer) for (const o2 of run.outcomes) if (o2.endpoint === endpoint && match(o2)) found = { run, o: o2 };
+    return found;
+  };
+  const waiting = [];
+  const refusing = [];
+  const cites = /* @__PURE__ */ new Set();
+  const client = state.phase === "publish" ? state.next : state.active;
+  for (const e2 of endpointsTrusting(mesh, scope2)) {
+    const n2 = newest(e2.name, (o2) => o2.client === client);
+    if (!n2) waiting.push({ endpoint: e2.name, scope: e2.scope, why: "no probe since the phase began" });
+    else if (!n2.o.accepted) {
+      const w = { endpoint: e2.name, scope: e2.scope, why: `refused a client of ${client}: ${n2.o.error ?? "refused"}` };
+      waiting.push(w);
+      if (state.phase === "switch") refusing.push(w);
+    } else cites.add(n2.run.id);
+  }
+  if (state.phase === "switch")
+    for (const e2 of endpointsTrusting(mesh, scope2).filter((x) => x.scope === scope2)) {
+      const n2 = newest(e2.name, () => true);
+      if (n2 && n2.o.presented !== state.active)
+        waiting.push({
+          endpoint: e2.name,
+          scope: e2.scope,
+          why: `presents a leaf of ${n2.o.presented ?? "no live intermediate"}, not of ${state.active}`
+        });
+      else if (n2) cites.add(n2.run.id);
+    }
+  const waivers = fleetWaivers(mesh, scope2, state);
+  const unique = [...new Map(waiting.map((w) => [w.endpoint, w])).values()].filter((w) => !waivers.has(w.endpoint));
+  return {
+    ready: unique.length === 0,
+    waiting: unique,
+    cites: [...cites].sort(),
+    refusing,
+    waived: [...waivers].map(([endpoint, reason]) => ({ endpoint, reason }))
+  };
+}
+function issuingIntermediate(mesh, scope2, leaf) {
+  const i2 = liveIntermediates(mesh, scope2).find((l) => issuedUnder(leaf, l.cert));
+  return i2 ? fingerprint(i2.cert) : void 0;
+}
+function probeEvidence(mesh, now) {
+  const runs = [];
+  const problems = [];
+  for (const [scope2, m] of mesh.material)
+    for (const [file, text] of m.probeRuns) {
+      const r = readProbeRun(mesh, text, now);
+      if ("stale" in r) continue;
+      if ("problem" in r) problems.push({ file, message: r.problem });
+      else if (r.scope !== scope2 || file !== probeRunPath(scope2, r.id))
+        problems.push({ file, message: `holds run ${JSON.stringify(r.id)} of ${r.scope}, not a run of this path` });
+      else runs.push(r);
+    }
+  return { runs, problems };
+}
+function probeService() {
+  return { name: PROBE_SERVICE, dns: [], deploy: [], ttl: PROBE_TTL };
+}
+function unprovenConsumers(mesh, scope2) {
+  const trusting = endpointsTrusting(mesh, scope2);
+  const proven = new Set(trusting.map((e2) => e2.spiffe));
+  const all = trustedScopeNames(mesh);
+  return mesh.scopes.filter((d2) => trustedScopes(d2, all).includes(scope2)).flatMap(
+    (d2) => d2.services.filter((s) => !proven.has(serviceSpiffeId(d2.name, s.name, mesh.config.trustDomain))).map((s) => `${d2.name}/${s.name}`)
+  );
+}
+var PROBE_TTL, PROBE_RUNS_KEPT, probeSpiffeId, probeRunPath;
+var init_fleet_gate = __esm({
+  "packages/core/src/rotation/fleet-gate.ts"() {
+    "use strict";
+    init_define_TRELLIS_BUILD();
+    init_ledger();
+    init_ledger_trust();
+    init_ledger_signature();
+    init_deploy_allow_list();
+    init_crypto();
+    init_certificates();
+    init_names();
+    init_trust();
+    init_live();
+    init_scope_trust();
+    init_paths();
+    PROBE_TTL = 15 * 6e4;
+    PROBE_RUNS_KEPT = 8;
+    probeSpiffeId = (scope2, trustDomain) => serviceSpiffeId(scope2, PROBE_SERVICE, trustDomain);
+    probeRunPath = (scope2, id) => `${paths2.probes(scope2)}/${id}.json`;
+  }
+});
+
 // packages/core/src/verify/ledgers.ts
+function probeFindings(mesh, now) {
+  const { runs, problems } = probeEvidence(mesh, now);
+  const out = problems.map((p) => ({
+    level: "error",
+    check: "record",
+    message: `${p.message}: not evidence of the fleet (remove it, or restore it from git history)`,
+    file: p.file
+  }));
+  const proven = new Set(runs.map((r) => r.id));
+  for (const scope2 of mesh.scopes) {
+    const st = mesh.material.get(scope2.name)?.state;
+    if (st?.rotation?.gate !== "fleet") continue;
+    for (const e2 of scopeLedgerTrust(mesh, scope2.name).counted.filter((x) => x.at >= st.rotation.started))
+      for (const id of Array.isArray(e2.details.fleet) ? e2.details.fleet : [])
+        if (!proven.has(String(id)))
+          out.push({
+            level: "error",
+            check: "record",
+            scope: scope2.name,
+            file: paths2.ledger(scope2.name),
+            message: `entry ${e2.seq}: its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`
+          });
+  }
+  return out;
+}
 function ledgerFindings(t, scope2) {
   const where = { file: t.file, ...scope2 ? { scope: scope2 } : {} };
   const out = t.problems.map((p) => ({
@@ -42111,6 +42331,7 @@ function verifyLedgers(mesh, now, read2) {
     );
     out.push(...asFindings(issuanceRecordProblems(mesh, scope2.name), scope2.name));
   }
+  out.push(...probeFindings(mesh, now));
   return out;
 }
 var asFindings;
@@ -42121,6 +42342,8 @@ var init_ledgers = __esm({
     init_crypto();
     init_ledger_trust();
     init_record_proofs();
+    init_fleet_gate();
+    init_paths();
     asFindings = (ps, scope2) => ps.map((p) => ({
       level: "error",
       check: "record",
@@ -42471,6 +42694,8 @@ function planHostKeys(mesh, plan2, requests) {
   return out;
 }
 function meshStatus(mesh, now) {
+  let proven;
+  const runs = () => proven ??= probeEvidence(mesh, now).runs;
   const early2 = (c3) => notYetValid(c3.notBefore, now) ? { notValidBefore: iso(c3.notBefore) } : {};
   return {
     mesh: mesh.config.mesh,
@@ -42487,11 +42712,23 @@ function meshStatus(mesh, now) {
       const m = mesh.material.get(scope2.name);
       const active = activeIssuer(mesh, scope2.name);
       const gate = m.state ? nextGate(m.state) : void 0;
+      const fleet = m.state && m.state.phase !== "steady" ? fleetGate(mesh, scope2.name, m.state, runs()) : void 0;
+      const said = (ws) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
+      const waiting = fleet && m.state?.rotation?.gate === "fleet" && !fleet.refusing.length ? said(fleet.waiting) : [];
+      const refusing = fleet ? said(fleet.refusing) : [];
       return {
         scope: scope2.name,
         kind: scope2.kind,
         phase: m.state?.phase ?? "pending",
         ...gate ? { gate } : {},
+        ...fleet && m.state?.rotation?.gate === "fleet" ? {
+          fleet: {
+            waiting,
+            refusing,
+            waived: fleet.waived.map((w) => `${w.endpoint} (${w.reason})`),
+            unproven: unprovenConsumers(mesh, scope2.name)
+          }
+        } : refusing.length ? { fleet: { waiting, refusing, waived: [], unproven: [] } } : {},
         intermediate: m.intermediate ? {
           fingerprint: fingerprint(m.intermediate),
           subject: m.intermediate.subject,
@@ -42523,6 +42760,7 @@ var init_plan = __esm({
     init_certificates();
     init_issuance();
     init_rotation();
+    init_fleet_gate();
     init_scope_trust();
     init_profiles();
     init_time();
@@ -43441,7 +43679,9 @@ function parseScopeState(text, file) {
       started: r.str(rot, "started", "rotation.started"),
       switchAt: r.str(rot, "switchAt", "rotation.switchAt"),
       switched: r.opt(rot, "switched", "rotation.switched"),
-      retireAt: r.opt(rot, "retireAt", "rotation.retireAt")
+      retireAt: r.opt(rot, "retireAt", "rotation.retireAt"),
+      aborted: r.opt(rot, "aborted", "rotation.aborted"),
+      gate: fleetOrNone(r.opt(rot, "gate", "rotation.gate"), r.bad)
     }) : void 0,
     revoked: r.list(o2, "revoked").map((x, i2) => ({
       service: r.str(x, "service", `revoked[${i2}].service`),
@@ -43501,7 +43741,7 @@ function parseRootState(text, file) {
     })
   });
 }
-var strip;
+var strip, fleetOrNone;
 var init_state_files = __esm({
   "packages/core/src/ledger/state-files.ts"() {
     "use strict";
@@ -43510,6 +43750,7 @@ var init_state_files = __esm({
     init_config();
     init_time();
     strip = (o2) => Object.fromEntries(Object.entries(o2).filter(([, v]) => v !== void 0));
+    fleetOrNone = (g, bad) => g === void 0 || g === "fleet" ? g : bad("rotation.gate");
   }
 });
 
@@ -43722,12 +43963,21 @@ function leafLifetimes(mesh, scope2) {
 function advancePhases(mesh, scopes, now, actor2) {
   const writes = [];
   const steps = [];
+  const probes = probeEvidence(mesh, now).runs;
   for (const scope2 of scopes) {
     const m = mesh.material.get(scope2);
     if (!m.state || !m.intermediate) continue;
-    const t = advanceScope(m.state, { type: "tick", ...leafLifetimes(mesh, scope2) }, now, scope2);
+    const gate = m.state.phase === "steady" ? void 0 : fleetGate(mesh, scope2, m.state, probes);
+    if (gate?.refusing.length) continue;
+    const fleet = m.state.rotation?.gate === "fleet" ? gate : void 0;
+    const t = advanceScope(
+      m.state,
+      { type: "tick", ...leafLifetimes(mesh, scope2), fleetReady: fleet?.ready },
+      now,
+      scope2
+    );
     if (!t.step) continue;
-    steps.push({ scope: scope2, step: t.step });
+    steps.push({ scope: scope2, step: t.step, ...fleet && !m.state.rotation?.aborted ? { fleet: fleet.cites } : {} });
     let state = t.state;
     if (m.openEvidence) {
       const prior = parseEvidence(m.openEvidence);
@@ -43912,7 +44162,7 @@ async function renewScopes(i2) {
           at: iso(now),
           actor: i2.actor,
           details: {
-            ...step ? { phase: step.step } : {},
+            ...step ? { phase: step.step, ...step.fleet ? { fleet: step.fleet } : {} } : {},
             ...renewRecord(
               plan2.mint.filter((x) => x.scope === scope2),
               binding
@@ -44019,6 +44269,7 @@ var init_ci_procedures = __esm({
     init_profiles();
     init_revocation();
     init_rotation();
+    init_fleet_gate();
     init_state_files();
     init_file_write();
     init_time();
@@ -44183,11 +44434,13 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       );
     const state = m.state;
     const gate = nextGate(state);
+    const fleet = state.phase !== "steady" ? fleetHealth(mesh, def.name, state, now, add3) : void 0;
     scopes.push({
       scope: def.name,
       phase: state.phase,
       ...gate ? { gate: { gate: gate.gate, at: new Date(gate.at) } } : {},
-      unsafeAt
+      unsafeAt,
+      ...fleet ? { fleet } : {}
     });
     if (gate) {
       const open = now.getTime() - new Date(gate.at).getTime();
@@ -44391,6 +44644,39 @@ function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
 function unknownLine(why) {
   return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
 }
+function fleetHealth(mesh, scope2, state, now, add3) {
+  const g = fleetGate(mesh, scope2, state, probeEvidence(mesh, now).runs);
+  const held2 = state.rotation?.gate === "fleet" && !g.refusing.length ? g.waiting : [];
+  const fact = { waiting: held2.map((w) => w.endpoint), refusing: g.refusing.map((w) => w.endpoint) };
+  const list = (ws) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`).join("; ");
+  if (g.refusing.length)
+    add3(
+      "critical",
+      "fleet",
+      scope2,
+      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(g.refusing)}; renew holds the next gate; roll back: trellis-root rotate intermediate ${scope2} --abort`,
+      paths2.state(scope2)
+    );
+  if (state.rotation?.gate !== "fleet") return fact;
+  if (!g.ready && !g.refusing.length)
+    add3(
+      "warning",
+      "fleet",
+      scope2,
+      `its ${state.phase === "publish" ? "switch" : "retire"} gate is held by the fleet, waiting for ${list(g.waiting)}; deploy them, then trellis-ci probe`,
+      paths2.state(scope2)
+    );
+  const unproven = unprovenConsumers(mesh, scope2);
+  if (unproven.length)
+    add3(
+      "ok",
+      "fleet",
+      scope2,
+      `not proven by a probe (no confirmed endpoint; the time gate and the longest leaf TTL cover them): ` + unproven.join(", "),
+      paths2.state(scope2)
+    );
+  return fact;
+}
 var DAY3, NAGIOS, DEFAULT_THRESHOLDS, WORST, worse, early, DUE_TEXT, WORD;
 var init_health = __esm({
   "packages/core/src/report/health.ts"() {
@@ -44406,6 +44692,7 @@ var init_health = __esm({
     init_profiles();
     init_revocation();
     init_rotation();
+    init_fleet_gate();
     init_time();
     DAY3 = 864e5;
     NAGIOS = { ok: 0, warning: 1, critical: 2, unknown: 3 };
@@ -44522,6 +44809,20 @@ function healthMetrics(h2, m) {
       name: "trellis_rotation_next_gate_seconds",
       help: "When the next rotation gate of a scope opens (gate switch or retire), unix seconds.",
       samples: h2.scopes.filter((s) => s.gate).map((s) => ({ labels: { scope: s.scope, gate: s.gate.gate }, value: seconds(s.gate.at) }))
+    },
+    {
+      name: "trellis_fleet_endpoint_not_ready",
+      help: "An endpoint a rotation waits for (state waiting: it holds a fleet gate) or that refuses clients of the new intermediate after a switch (state refusing: roll back), 1 per endpoint.",
+      samples: h2.scopes.flatMap((s) => [
+        ...(s.fleet?.waiting ?? []).map((endpoint) => ({
+          labels: { scope: s.scope, endpoint, state: "waiting" },
+          value: 1
+        })),
+        ...(s.fleet?.refusing ?? []).map((endpoint) => ({
+          labels: { scope: s.scope, endpoint, state: "refusing" },
+          value: 1
+        }))
+      ])
     },
     {
       name: "trellis_root_rotation_phase",
@@ -44912,6 +45213,7 @@ var init_src = __esm({
     init_explain();
     init_report_html();
     init_rotation();
+    init_fleet_gate();
     init_state_files();
     init_seam();
     init_revocation();
@@ -45446,8 +45748,7 @@ async function runMain(tool, main) {
   } catch (e2) {
     const io = isTrellisError(e2) ? void 0 : ioFailure(e2);
     if (isTrellisError(e2)) {
-      say(`${tool}: ${e2.reason}: ${e2.message}
-`);
+      say(errorLine(tool, e2));
       if (process.argv.includes("--json")) {
         const { file, field: field2 } = e2.place;
         const error = {
@@ -45456,7 +45757,7 @@ async function runMain(tool, main) {
           ...file ? { file } : {},
           ...field2 ? { field: field2 } : {},
           message: e2.message.split("\n")[0],
-          ...e2.hint ? { hint: e2.hint } : {}
+          hint: whatToDo(e2)
         };
         process.stdout.write(`${JSON.stringify({ error })}
 `);
@@ -45707,7 +46008,9 @@ var init_help = __esm({
         version: [],
         compose: CI_KEY,
         rekey: CI_KEY,
-        "activate-standby": [...STORE, "TRELLIS_BREAKGLASS_IDENTITY_FILE"]
+        "activate-standby": [...STORE, "TRELLIS_BREAKGLASS_IDENTITY_FILE"],
+        // certify opens intermediate keys; handshake refuses any identity (it connects out).
+        probe: CI_KEY
       },
       "trellis-agent": {
         install: ["TRELLIS_AGENT_IDENTITY_FILE"],
@@ -45787,6 +46090,9 @@ function loadMaterial(store, scope2, hostHeld = []) {
     leaves: leavesText === void 0 ? /* @__PURE__ */ new Map() : parseIssuanceRecord(leavesText, paths2.leaves(scope2)),
     leavesSha256: leavesText === void 0 ? void 0 : sha256Hex(leavesText),
     ledger: store.read(paths2.ledger(scope2)) ?? "",
+    probeRuns: new Map(
+      store.list(paths2.probes(scope2)).filter((f) => f.endsWith(".json")).map((f) => [`${paths2.probes(scope2)}/${f}`, store.read(`${paths2.probes(scope2)}/${f}`)])
+    ),
     csrs: filesOf(store, hostHeld, (svc) => paths2.csr(scope2, svc)),
     keyProofs: filesOf(store, hostHeld, (svc) => paths2.keyProof(scope2, svc))
   };
@@ -45888,7 +46194,16 @@ function renderStatus(s) {
     lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
     if (i2) {
       const open = sc.gate && sc.gate.at <= s.now ? " (open: the next renew advances it)" : "";
-      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${open}` : ""}`);
+      const held2 = sc.fleet?.waiting.length ? " (held by the fleet)" : open;
+      lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${held2}` : ""}`);
+      if (sc.fleet?.waiting.length) lines.push(`  held by the fleet, waiting for: ${sc.fleet.waiting.join("; ")}`);
+      if (sc.fleet?.waived.length) lines.push(`  waived by the custodian: ${sc.fleet.waived.join("; ")}`);
+      if (sc.fleet?.unproven.length)
+        lines.push(`  not proven by a probe (time gates only): ${sc.fleet.unproven.join(", ")}`);
+      if (sc.fleet?.refusing.length)
+        lines.push(
+          `  REFUSING clients of the new intermediate: ${sc.fleet.refusing.join("; ")}; roll back: trellis-root rotate intermediate ${sc.scope} --abort`
+        );
     }
     for (const l of sc.leaves) {
       const dates = l.notAfter ? `expires ${l.notAfter}  renew at ${l.renewAt}` : "";
@@ -48331,8 +48646,8 @@ var require_windows = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs17 = __require("fs");
-    function checkPathExt(path22, options) {
+    var fs18 = __require("fs");
+    function checkPathExt(path23, options) {
       var pathext = options.pathExt !== void 0 ? options.pathExt : process.env.PATHEXT;
       if (!pathext) {
         return true;
@@ -48343,25 +48658,25 @@ var require_windows = __commonJS({
       }
       for (var i2 = 0; i2 < pathext.length; i2++) {
         var p = pathext[i2].toLowerCase();
-        if (p && path22.substr(-p.length).toLowerCase() === p) {
+        if (p && path23.substr(-p.length).toLowerCase() === p) {
           return true;
         }
       }
       return false;
     }
-    function checkStat(stat, path22, options) {
+    function checkStat(stat, path23, options) {
       if (!stat.isSymbolicLink() && !stat.isFile()) {
         return false;
       }
-      return checkPathExt(path22, options);
+      return checkPathExt(path23, options);
     }
-    function isexe(path22, options, cb) {
-      fs17.stat(path22, function(er, stat) {
-        cb(er, er ? false : checkStat(stat, path22, options));
+    function isexe(path23, options, cb) {
+      fs18.stat(path23, function(er, stat) {
+        cb(er, er ? false : checkStat(stat, path23, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs17.statSync(path22), path22, options);
+    function sync(path23, options) {
+      return checkStat(fs18.statSync(path23), path23, options);
     }
   }
 });
@@ -48372,14 +48687,14 @@ var require_mode = __commonJS({
     init_define_TRELLIS_BUILD();
     module.exports = isexe;
     isexe.sync = sync;
-    var fs17 = __require("fs");
-    function isexe(path22, options, cb) {
-      fs17.stat(path22, function(er, stat) {
+    var fs18 = __require("fs");
+    function isexe(path23, options, cb) {
+      fs18.stat(path23, function(er, stat) {
         cb(er, er ? false : checkStat(stat, options));
       });
     }
-    function sync(path22, options) {
-      return checkStat(fs17.statSync(path22), options);
+    function sync(path23, options) {
+      return checkStat(fs18.statSync(path23), options);
     }
     function checkStat(stat, options) {
       return stat.isFile() && checkMode(stat, options);
@@ -48404,7 +48719,7 @@ var require_mode = __commonJS({
 var require_isexe = __commonJS({
   "node_modules/.pnpm/isexe@2.0.0/node_modules/isexe/index.js"(exports, module) {
     init_define_TRELLIS_BUILD();
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     var core;
     if (process.platform === "win32" || global.TESTING_WINDOWS) {
       core = require_windows();
@@ -48413,7 +48728,7 @@ var require_isexe = __commonJS({
     }
     module.exports = isexe;
     isexe.sync = sync;
-    function isexe(path22, options, cb) {
+    function isexe(path23, options, cb) {
       if (typeof options === "function") {
         cb = options;
         options = {};
@@ -48423,7 +48738,7 @@ var require_isexe = __commonJS({
           throw new TypeError("callback not provided");
         }
         return new Promise(function(resolve5, reject) {
-          isexe(path22, options || {}, function(er, is) {
+          isexe(path23, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
@@ -48432,7 +48747,7 @@ var require_isexe = __commonJS({
           });
         });
       }
-      core(path22, options || {}, function(er, is) {
+      core(path23, options || {}, function(er, is) {
         if (er) {
           if (er.code === "EACCES" || options && options.ignoreErrors) {
             er = null;
@@ -48442,9 +48757,9 @@ var require_isexe = __commonJS({
         cb(er, is);
       });
     }
-    function sync(path22, options) {
+    function sync(path23, options) {
       try {
-        return core.sync(path22, options || {});
+        return core.sync(path23, options || {});
       } catch (er) {
         if (options && options.ignoreErrors || er.code === "EACCES") {
           return false;
@@ -48461,7 +48776,7 @@ var require_which = __commonJS({
   "node_modules/.pnpm/which@2.0.2/node_modules/which/which.js"(exports, module) {
     init_define_TRELLIS_BUILD();
     var isWindows = process.platform === "win32" || process.env.OSTYPE === "cygwin" || process.env.OSTYPE === "msys";
-    var path22 = __require("path");
+    var path23 = __require("path");
     var COLON = isWindows ? ";" : ":";
     var isexe = require_isexe();
     var getNotFoundError = (cmd) => Object.assign(new Error(`not found: ${cmd}`), { code: "ENOENT" });
@@ -48499,7 +48814,7 @@ var require_which = __commonJS({
           return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd);
+        const pCmd = path23.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         resolve5(subStep(p, i2, 0));
       });
@@ -48526,7 +48841,7 @@ var require_which = __commonJS({
       for (let i2 = 0; i2 < pathEnv.length; i2++) {
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
-        const pCmd = path22.join(pathPart, cmd);
+        const pCmd = path23.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
         for (let j = 0; j < pathExt.length; j++) {
           const cur = p + pathExt[j];
@@ -48576,7 +48891,7 @@ var require_resolveCommand = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/resolveCommand.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path22 = __require("path");
+    var path23 = __require("path");
     var which = require_which();
     var getPathKey = require_path_key();
     function resolveCommandAttempt(parsed2, withoutPathExt) {
@@ -48594,7 +48909,7 @@ var require_resolveCommand = __commonJS({
       try {
         resolved = which.sync(parsed2.command, {
           path: env2[getPathKey({ env: env2 })],
-          pathExt: withoutPathExt ? path22.delimiter : void 0
+          pathExt: withoutPathExt ? path23.delimiter : void 0
         });
       } catch (e2) {
       } finally {
@@ -48603,7 +48918,7 @@ var require_resolveCommand = __commonJS({
         }
       }
       if (resolved) {
-        resolved = path22.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
+        resolved = path23.resolve(hasCustomCwd ? parsed2.options.cwd : "", resolved);
       }
       return resolved;
     }
@@ -48660,8 +48975,8 @@ var require_shebang_command = __commonJS({
       if (!match) {
         return null;
       }
-      const [path22, argument] = match[0].replace(/#! ?/, "").split(" ");
-      const binary = path22.split("/").pop();
+      const [path23, argument] = match[0].replace(/#! ?/, "").split(" ");
+      const binary = path23.split("/").pop();
       if (binary === "env") {
         return argument;
       }
@@ -48675,16 +48990,16 @@ var require_readShebang = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/util/readShebang.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var fs17 = __require("fs");
+    var fs18 = __require("fs");
     var shebangCommand = require_shebang_command();
     function readShebang(command2) {
       const size = 150;
       const buffer = Buffer.alloc(size);
       let fd;
       try {
-        fd = fs17.openSync(command2, "r");
-        fs17.readSync(fd, buffer, 0, size, 0);
-        fs17.closeSync(fd);
+        fd = fs18.openSync(command2, "r");
+        fs18.readSync(fd, buffer, 0, size, 0);
+        fs18.closeSync(fd);
       } catch (e2) {
       }
       return shebangCommand(buffer.toString());
@@ -48698,7 +49013,7 @@ var require_parse = __commonJS({
   "node_modules/.pnpm/cross-spawn@7.0.6/node_modules/cross-spawn/lib/parse.js"(exports, module) {
     "use strict";
     init_define_TRELLIS_BUILD();
-    var path22 = __require("path");
+    var path23 = __require("path");
     var resolveCommand = require_resolveCommand();
     var escape3 = require_escape();
     var readShebang = require_readShebang();
@@ -48723,7 +49038,7 @@ var require_parse = __commonJS({
       const needsShell = !isExecutableRegExp.test(commandFile);
       if (parsed2.options.forceShell || needsShell) {
         const needsDoubleEscapeMetaChars = isCmdShimRegExp.test(commandFile);
-        parsed2.command = path22.normalize(parsed2.command);
+        parsed2.command = path23.normalize(parsed2.command);
         parsed2.command = escape3.command(parsed2.command);
         parsed2.args = parsed2.args.map((arg) => escape3.argument(arg, needsDoubleEscapeMetaChars));
         const shellCommand = [parsed2.command].concat(parsed2.args).join(" ");
@@ -52930,13 +53245,13 @@ var init_output_sync = __esm({
       }
     };
     writeToFiles = (serializedResult, stdioItems, outputFiles) => {
-      for (const { path: path22, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
-        const pathString = typeof path22 === "string" ? path22 : path22.toString();
+      for (const { path: path23, append } of stdioItems.filter(({ type }) => FILE_TYPES.has(type))) {
+        const pathString = typeof path23 === "string" ? path23 : path23.toString();
         if (append || outputFiles.has(pathString)) {
-          appendFileSync(path22, serializedResult);
+          appendFileSync(path23, serializedResult);
         } else {
           outputFiles.add(pathString);
-          writeFileSync(path22, serializedResult);
+          writeFileSync(path23, serializedResult);
         }
       }
     };
@@ -57750,11 +58065,11 @@ var parser = new YargsParser({
   format,
   normalize,
   resolve: resolve2,
-  require: (path22) => {
+  require: (path23) => {
     if (typeof require2 !== "undefined") {
-      return require2(path22);
-    } else if (path22.match(/\.json$/)) {
-      return JSON.parse(readFileSync(path22, "utf8"));
+      return require2(path23);
+    } else if (path23.match(/\.json$/)) {
+      return JSON.parse(readFileSync(path23, "utf8"));
     } else {
       throw Error("only .json config files are supported in ESM");
     }
@@ -61789,15 +62104,15 @@ function nginxServerBlock(listen, directives) {
   ].join("\n");
 }
 function haproxyLines(scope2, at, upstream) {
-  const tls2 = `ca-file ${at("trust.openssl.pem")} crl-file ${at("crl.pem")} verify required`;
+  const tls3 = `ca-file ${at("trust.openssl.pem")} crl-file ${at("crl.pem")} verify required`;
   const lines = [
     `# trellis: mTLS for scope ${scope2}; append to your bind line (a client outside the scope's trust fails the handshake)`,
-    `bind <address>:<port> ssl crt ${at("chain-and-key.pem")} ${tls2}`
+    `bind <address>:<port> ssl crt ${at("chain-and-key.pem")} ${tls3}`
   ];
   if (upstream)
     lines.push(
       `# upstream ${upstream}`,
-      `server ${upstream.split(".")[0]} ${upstream}:<port> ssl crt ${at("chain-and-key.pem")} ${tls2} verifyhost ${upstream} sni str(${upstream})`
+      `server ${upstream.split(".")[0]} ${upstream}:<port> ssl crt ${at("chain-and-key.pem")} ${tls3} verifyhost ${upstream} sni str(${upstream})`
     );
   return `${lines.join("\n")}
 `;
@@ -63530,6 +63845,225 @@ async function activate(mesh, scope2, ids, reason, now) {
   };
 }
 
+// packages/ci/src/commands/probe.ts
+init_define_TRELLIS_BUILD();
+init_src();
+init_store2();
+init_shell2();
+import { randomBytes as randomBytes8 } from "node:crypto";
+import fs17 from "node:fs";
+import path22 from "node:path";
+
+// packages/ci/src/probe-handshake.ts
+init_define_TRELLIS_BUILD();
+init_src();
+import tls2 from "node:tls";
+var TIMEOUT_MS = 5e3;
+var REFUSAL_WINDOW_MS = 300;
+function probeEndpoint(mesh, e2, c3, now) {
+  const i2 = e2.address.lastIndexOf(":");
+  const [host, port2] = [e2.address.slice(0, i2), Number(e2.address.slice(i2 + 1))];
+  const m = /^spiffe:\/\/([^/]+)\/([^/]+)$/.exec(e2.spiffe);
+  const servername = m ? `${m[2]}.${m[1]}` : void 0;
+  const base = { endpoint: e2.name, client: c3.client };
+  return new Promise((resolve5) => {
+    const sock = tls2.connect({
+      host,
+      port: port2,
+      ...servername ? { servername } : {},
+      key: c3.keyPem,
+      cert: c3.chainPem,
+      // Judged below against the store's live intermediates: a handshake that fails verification would say less.
+      rejectUnauthorized: false
+    });
+    let presented;
+    let problem;
+    const done = (accepted, error) => {
+      clearTimeout(timer);
+      sock.destroy();
+      const err = problem ?? error;
+      resolve5({
+        ...base,
+        accepted: accepted && !problem,
+        ...presented ? { presented } : {},
+        ...err ? { error: err } : {}
+      });
+    };
+    const timer = setTimeout(() => done(false, `no answer within ${TIMEOUT_MS / 1e3} s`), TIMEOUT_MS);
+    sock.on("error", (err) => done(false, err.message.split("\n")[0]));
+    sock.on("secureConnect", () => {
+      const raw = sock.getPeerX509Certificate()?.raw;
+      if (!raw) return done(false, "the endpoint presented no certificate");
+      const leaf = parseCertificate(new Uint8Array(raw));
+      presented = issuingIntermediate(mesh, e2.scope, leaf);
+      const revoked = mesh.material.get(e2.scope)?.state?.revoked ?? [];
+      if (!presented) problem = `presents a leaf no live intermediate of ${e2.scope} signed`;
+      else if (!subjectAltNames(leaf).uris.includes(e2.spiffe))
+        problem = `presents ${subjectAltNames(leaf).uris.join(", ") || "no SPIFFE ID"}, not ${e2.spiffe}`;
+      else if (now < leaf.notBefore || now >= leaf.notAfter) problem = "presents a leaf outside its validity";
+      else if (revoked.some((r) => r.serial.toLowerCase() === leaf.serialNumber.toLowerCase()))
+        problem = "presents a revoked leaf";
+      if (!e2.path) return setTimeout(() => done(!sock.destroyed), REFUSAL_WINDOW_MS);
+      let head = "";
+      sock.on("data", (d2) => {
+        head += d2.toString("latin1");
+        const status2 = /^HTTP\/1\.[01] (\d{3})/.exec(head);
+        if (status2) done(Number(status2[1]) < 400, Number(status2[1]) < 400 ? void 0 : `HTTP ${status2[1]}`);
+        else if (head.includes("\r\n") || head.length > 1024) done(false, "not an HTTP answer");
+      });
+      sock.on("end", () => done(false, "closed before an HTTP answer"));
+      sock.write(`GET ${e2.path} HTTP/1.1\r
+Host: ${servername ?? host}\r
+Connection: close\r
+\r
+`);
+    });
+  });
+}
+
+// packages/ci/src/commands/probe.ts
+var INDEX = ".probe-keys.json";
+var DEFAULT_KEYS = path22.join(".trellis", "probe-keys");
+var probe = {
+  command: "probe <step>",
+  describe: "Prove the fleet ready for a rotation gate: certify probe keys (CI identity), then handshake (none)",
+  builder: (y) => y.positional("step", { choices: ["certify", "handshake"], demandOption: true }).option("scope", {
+    type: "string",
+    describe: "certify: only this scope's intermediates; handshake: the scope whose endpoints this runner probes"
+  }).option("out", {
+    type: "string",
+    describe: "certify: the directory for the probe keys, 0700 (default <store>/.trellis/probe-keys; never the tracked tree)"
+  }).option("keys", { type: "string", describe: "handshake: the directory certify wrote (the same default)" }).example("$0 probe certify", "in the step with the CI identity; connects nowhere").example(
+    "$0 probe handshake --scope us-east-1",
+    "on us-east-1's runner, with no identity (any is refused, exit 3); docs/fleet-gates.md"
+  ),
+  handler: async (a2) => {
+    if (a2.keys !== void 0 && a2.step === "certify")
+      throw new TrellisError("usage", "--keys belongs to probe handshake", { hint: "certify writes to --out" });
+    if (a2.out !== void 0 && a2.step === "handshake")
+      throw new TrellisError("usage", "--out belongs to probe certify", { hint: "handshake reads --keys" });
+    if (a2.step === "certify") await certify(a2);
+    else {
+      if (!a2.scope)
+        throw new TrellisError("usage", "probe handshake needs --scope S", {
+          hint: "the scope whose endpoints this runner reaches"
+        });
+      assertProbePosture(process.env);
+      await handshake(a2, a2.scope);
+    }
+  }
+};
+async function certify(a2) {
+  await withStore(a2.store, async (store) => {
+    const mesh = loadMesh(store);
+    const now = clock(a2.now);
+    requireConfirmedAllowList(mesh);
+    const scopes = a2.scope ? [scopeDef(mesh, a2.scope).name] : mesh.scopes.map((s) => s.name);
+    const ids = await ciIdentities(mesh, a2.scope ? scopes : void 0);
+    const out = path22.resolve(a2.out ?? path22.join(store.dir, DEFAULT_KEYS));
+    process.stdout.write(prepareOutDir(out, { storeDir: store.dir, store: a2.out ? void 0 : store.dir }) ?? "");
+    const files = [];
+    for (const scope2 of scopes) {
+      const index = [];
+      for (const live of liveIntermediates(mesh, scope2).filter((l) => l.anchored && l.keyAge)) {
+        const signer = await openIntermediate(mesh, scope2, ids, live.role);
+        const def = probeService();
+        const leaf = await mintLeaf(
+          {
+            scope: scope2,
+            service: def,
+            trustDomain: mesh.config.trustDomain,
+            ttl: def.ttl,
+            algorithm: mesh.config.algorithms.leaf,
+            now
+          },
+          signer,
+          nodeCryptoSeam
+        );
+        const base = `${scope2}-${fingerprint(live.cert).slice("sha256:".length, "sha256:".length + 16)}`;
+        replaceFile(path22.join(out, `${base}.key.pem`), leaf.keyPem, 384);
+        replaceFile(path22.join(out, `${base}.chain.pem`), leaf.certPem + certificatePem(live.cert));
+        files.push(path22.join(out, `${base}.key.pem`), path22.join(out, `${base}.chain.pem`));
+        index.push({ scope: scope2, key: `${base}.key.pem`, chain: `${base}.chain.pem` });
+        process.stdout.write(
+          `${scope2}: probe key under ${live.role} intermediate ${fingerprint(live.cert)}, serial ${leaf.record.serial}, until ${iso(leaf.cert.notAfter)}
+`
+        );
+      }
+      replaceFile(path22.join(out, `${scope2}${INDEX}`), `${JSON.stringify(index, null, 2)}
+`);
+      files.push(path22.join(out, `${scope2}${INDEX}`));
+    }
+    outputBarrier(out, files);
+  });
+}
+function readProbeKeys(mesh, dir) {
+  const read2 = (f) => readBounded(path22.join(dir, path22.basename(f)), READ_LIMITS.small);
+  let index;
+  try {
+    index = mesh.scopes.filter((s) => fs17.existsSync(path22.join(dir, `${s.name}${INDEX}`))).flatMap((s) => JSON.parse(read2(`${s.name}${INDEX}`)).map((k) => ({ ...k, scope: s.name }))).filter((k) => typeof k.key === "string" && typeof k.chain === "string");
+  } catch (e2) {
+    throw new TrellisError("usage", `cannot read the probe keys in ${dir}: ${e2.message.split("\n")[0]}`, {
+      hint: "pass --keys the directory trellis-ci probe certify wrote"
+    });
+  }
+  return index.flatMap((k) => {
+    const chainPem = read2(k.chain);
+    const [leaf] = parseCertificates(chainPem);
+    const client = leaf && issuingIntermediate(mesh, k.scope, leaf);
+    return client ? [{ scope: k.scope, client, keyPem: read2(k.key), chainPem, serial: leaf.serialNumber }] : [];
+  });
+}
+async function handshake(a2, scope2) {
+  await withStore(a2.store, async (store) => {
+    const keysDir = path22.resolve(a2.keys ?? path22.join(store.dir, DEFAULT_KEYS));
+    const mesh = loadMesh(store);
+    const now = clock(a2.now);
+    scopeDef(mesh, scope2);
+    requireConfirmedAllowList(mesh);
+    const keys = readProbeKeys(mesh, keysDir);
+    const own2 = keys.find((k) => k.scope === scope2);
+    if (!own2)
+      throw new TrellisError("usage", `${keysDir} holds no probe key of ${scope2}, which signs this run's evidence`, {
+        hint: "run trellis-ci probe certify for every scope (or with --scope for this one) first"
+      });
+    const kind = (s) => mesh.scopes.find((d2) => d2.name === s)?.kind ?? "region";
+    const all = mesh.scopes.map((s) => s.name);
+    const outcomes = [];
+    for (const e2 of confirmedEndpoints(mesh).filter((x) => x.scope === scope2))
+      for (const k of keys.filter((x) => trustedScopes({ name: scope2, kind: kind(scope2) }, all).includes(x.scope))) {
+        const o2 = await probeEndpoint(mesh, e2, k, now);
+        outcomes.push(o2);
+        process.stdout.write(
+          `${e2.name} (${e2.address}) with a client of ${k.scope} ${k.client.slice(0, 23)}…: ${o2.accepted ? "accepted" : `NOT ready: ${o2.error}`}
+`
+        );
+      }
+    const id = `${iso(now).replace(/[-:]/g, "").replace(/\.\d+/, "")}-${randomBytes8(4).toString("hex")}`;
+    const run = { id, scope: scope2, at: iso(now), outcomes, serials: keys.map((k) => k.serial) };
+    const signing = await importSigningKey(own2.keyPem);
+    const signer = certificatePem(parseCertificates(own2.chainPem)[0]);
+    const text = serializeProbeRun(run, signer, (d2) => signBytes(signing.key, signing.algorithm, d2));
+    const gated = [...mesh.material.values()].some((m) => m.state?.rotation?.gate === "fleet");
+    const old = [...mesh.material.get(scope2).probeRuns.keys()].sort();
+    const drop = gated ? [] : old.slice(0, Math.max(0, old.length - (PROBE_RUNS_KEPT - 1)));
+    store.commit([...drop.map((p) => ({ path: p, content: null })), { path: probeRunPath(scope2, id), content: text }]);
+    const refused = outcomes.filter((o2) => !o2.accepted);
+    process.stdout.write(
+      `recorded ${probeRunPath(scope2, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted
+`
+    );
+    if (refused.length)
+      throw new TrellisError(
+        "peer-failed",
+        `${new Set(refused.map((o2) => o2.endpoint)).size} endpoint(s) of ${scope2} not ready: ` + [...new Set(refused.map((o2) => `${o2.endpoint} (${o2.error})`))].join("; "),
+        {
+          hint: "the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)"
+        }
+      );
+  });
+}
+
 // packages/ci/src/main.ts
 await runMain("trellis-ci", () => {
   requireCiPosture();
@@ -63557,7 +64091,8 @@ await runMain("trellis-ci", () => {
       version,
       compose,
       rekey,
-      activateStandby
+      activateStandby,
+      probe
     ].map((c3) => withHelp("trellis-ci", c3))
   ).middleware((argv) => refuseRepeatedFlags(argv, ["type", "service"])).middleware((argv) => checkNowFlag(argv)).middleware((argv) => {
     if (argv._[0] !== "activate-standby" && argv._[0] !== "verify")
