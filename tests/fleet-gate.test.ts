@@ -323,6 +323,22 @@ describe('what the probe refuses', () => {
     trap.close();
   }, 300_000);
 
+  it('probe keys live minutes: a handshake 20 minutes after certify refuses them (exit 2), the store unchanged', async () => {
+    const m = pristine.clone();
+    const keys = path.join(root, 'keys-expired');
+    expect((await m.ci(['probe', 'certify', '--out', keys])).code).toBe(0);
+    const before = hashTree(m.dir);
+    const later = new Date(Date.now() + 20 * 60_000).toISOString().replace(/\.\d+Z$/, 'Z');
+    const h = await m.ci(
+      ['probe', 'handshake', '--keys', keys, '--scope', 'us-east-1', '--now', later, '--now-ahead'],
+      {
+        TRELLIS_CI_IDENTITY_FILE: undefined,
+      },
+    );
+    expect([h.code, h.stderr]).toEqual([2, expect.stringMatching(/usage: .*probe key of .* expired at/)]);
+    expect(hashTree(m.dir)).toEqual(before);
+  });
+
   it('the handshake step holds no identity: with one set it refuses before connecting (exit 3)', async () => {
     const m = pristine.clone();
     const keys = path.join(root, 'keys-posture');

@@ -202,6 +202,7 @@ export {
   issuingIntermediate,
   probeRunPath,
   probeService,
+  probeSpiffeId,
   serializeProbeRun,
   type Endpoint,
   type ProbeOutcome,

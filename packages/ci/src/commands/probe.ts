@@ -25,6 +25,8 @@ import {
   parseCertificates,
   probeRunPath,
   probeService,
+  probeSpiffeId,
+  subjectAltNames,
   requireConfirmedAllowList,
   scopeDef,
   signBytes,
@@ -146,7 +148,7 @@ async function certify(a: Args): Promise<void> {
 }
 
 /** The probe keys in `dir`, each with the live intermediate that certified it (judged, not taken from the index). */
-function readProbeKeys(mesh: Mesh, dir: string): (ProbeClient & { scope: string; serial: string })[] {
+function readProbeKeys(mesh: Mesh, dir: string, now: Date): (ProbeClient & { scope: string; serial: string })[] {
   const read = (f: string) => readBounded(path.join(dir, path.basename(f)), READ_LIMITS.small);
   let index: KeyIndexEntry[];
   try {
@@ -160,11 +162,18 @@ function readProbeKeys(mesh: Mesh, dir: string): (ProbeClient & { scope: string;
       hint: 'pass --keys the directory trellis-ci probe certify wrote',
     });
   }
+  // Only a probe certificate of its scope, from a live intermediate and live now, is a probe key.
   return index.flatMap((k) => {
     const chainPem = read(k.chain);
     const [leaf] = parseCertificates(chainPem);
     const client = leaf && issuingIntermediate(mesh, k.scope, leaf);
-    return client ? [{ scope: k.scope, client, keyPem: read(k.key), chainPem, serial: leaf.serialNumber }] : [];
+    const probe = leaf && subjectAltNames(leaf).uris.includes(probeSpiffeId(k.scope, mesh.config.trustDomain));
+    if (!client || !probe) return [];
+    if (now < leaf.notBefore || now >= leaf.notAfter)
+      throw new TrellisError('usage', `the probe key of ${k.scope} in ${dir} expired at ${iso(leaf.notAfter)}`, {
+        hint: 'probe keys live minutes: run trellis-ci probe certify again, then the handshake at once',
+      });
+    return [{ scope: k.scope, client, keyPem: read(k.key), chainPem, serial: leaf.serialNumber }];
   });
 }
 
@@ -175,7 +184,7 @@ async function handshake(a: Args, scope: string): Promise<void> {
     const now = clock(a.now);
     scopeDef(mesh, scope);
     requireConfirmedAllowList(mesh);
-    const keys = readProbeKeys(mesh, keysDir);
+    const keys = readProbeKeys(mesh, keysDir, now);
     const own = keys.find((k) => k.scope === scope);
     if (!own)
       throw new TrellisError('usage', `${keysDir} holds no probe key of ${scope}, which signs this run's evidence`, {

@@ -24,7 +24,7 @@ const PROBE_TTL = 15 * 60_000;
 /** Probe runs a scope keeps: the newest; older ones are dropped by the run that writes a new one. */
 export const PROBE_RUNS_KEPT = 8;
 
-const probeSpiffeId = (scope: string, trustDomain: string) => serviceSpiffeId(scope, PROBE_SERVICE, trustDomain);
+export const probeSpiffeId = (scope: string, trustDomain: string) => serviceSpiffeId(scope, PROBE_SERVICE, trustDomain);
 
 /** A confirmed endpoint, with the scope its SPIFFE ID belongs to. */
 export interface Endpoint {
@@ -176,9 +176,11 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
   if (!r || state.phase === 'steady') return none;
   const since = new Date(state.phase === 'publish' ? r.started : (r.switched ?? r.started));
   const newer = runs.filter((x) => new Date(x.at) > since).sort((a, b) => a.at.localeCompare(b.at));
-  const newest = (endpoint: string, match: (o: ProbeOutcome) => boolean) => {
+  // Only a run of the endpoint's own scope speaks for it: one scope's probe key cannot vouch for another's fleet.
+  const newest = (e: Endpoint, match: (o: ProbeOutcome) => boolean) => {
     let found: { run: ProbeRun; o: ProbeOutcome } | undefined;
-    for (const run of newer) for (const o of run.outcomes) if (o.endpoint === endpoint && match(o)) found = { run, o };
+    for (const run of newer.filter((x) => x.scope === e.scope))
+      for (const o of run.outcomes) if (o.endpoint === e.name && match(o)) found = { run, o };
     return found;
   };
   const waiting: Waiting[] = [];
@@ -187,7 +189,7 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
   // Clients of the intermediate now signing must be accepted everywhere that trusts the scope.
   const client = state.phase === 'publish' ? state.next! : state.active;
   for (const e of endpointsTrusting(mesh, scope)) {
-    const n = newest(e.name, (o) => o.client === client);
+    const n = newest(e, (o) => o.client === client);
     if (!n) waiting.push({ endpoint: e.name, scope: e.scope, why: 'no probe since the phase began' });
     else if (!n.o.accepted) {
       const w = { endpoint: e.name, scope: e.scope, why: `refused a client of ${client}: ${n.o.error ?? 'refused'}` };
@@ -197,7 +199,7 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
   }
   if (state.phase === 'switch')
     for (const e of endpointsTrusting(mesh, scope).filter((x) => x.scope === scope)) {
-      const n = newest(e.name, () => true);
+      const n = newest(e, () => true);
       if (n && n.o.presented !== state.active)
         waiting.push({
           endpoint: e.name,
