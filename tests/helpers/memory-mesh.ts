@@ -45,6 +45,16 @@ import {
 import { renewStore } from '../../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../../packages/ci/src/issue.js';
 import { FakeMesh, type MeshSpec } from './fake-mesh.js';
+import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
+
+/** A MemoryMesh written to disk, for the one subprocess case that guards a CLI contract. */
+export interface DiskMesh {
+  dir: string;
+  root(args: string[], env?: Env): Promise<Run>;
+  ci(args: string[], env?: Env): Promise<Run>;
+  /** Every file of the store (outside .trellis), as MemoryMesh.snapshot gives it. */
+  snapshot(): Record<string, string>;
+}
 
 /** A Store over a map of files: reads, listings and commits never touch the disk. */
 class MemoryStore extends Store {
@@ -139,6 +149,8 @@ function readTree(dir: string, skip?: string): Map<string, string> {
   return out;
 }
 
+const sorted = (m: Map<string, string>) => Object.fromEntries([...m].sort(([a], [b]) => (a < b ? -1 : 1)));
+
 export class MemoryMesh {
   readonly store: MemoryStore;
   /** Where renew writes leaves (keys, chains): a directory made on the first renew. */
@@ -193,7 +205,7 @@ export class MemoryMesh {
 
   /** Every file of the store with its content: for byte-identical comparisons. */
   snapshot(): Record<string, string> {
-    return Object.fromEntries([...this.store.files].sort(([a], [b]) => (a < b ? -1 : 1)));
+    return sorted(this.store.files);
   }
 
   verify(now: Date): Promise<Finding[]> {
@@ -285,6 +297,28 @@ export class MemoryMesh {
       nodeCryptoSeam,
     );
     this.store.commit(r.writes);
+  }
+
+  /** This store written to a fresh directory, with the real CLIs and the template's identities bound to it. */
+  onDisk(): DiskMesh {
+    const dir = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-memory-disk-')), 'store');
+    for (const [rel, text] of this.store.files) {
+      fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+      fs.writeFileSync(path.join(dir, rel), text);
+    }
+    const ids = path.dirname(this.source);
+    return {
+      dir,
+      root: (args, env = {}) =>
+        trellisRoot(['--store', dir, ...args], {
+          env: { TRELLIS_ROOT_IDENTITY_FILE: path.join(ids, 'root.identity'), ...env },
+        }),
+      ci: (args, env = {}) =>
+        trellisCi(['--store', dir, ...args], {
+          env: { TRELLIS_CI_IDENTITY_FILE: path.join(ids, 'ci.identity'), ...env },
+        }),
+      snapshot: () => sorted(readTree(dir, '.trellis')),
+    };
   }
 
   /** Runs a step that must be refused: the TrellisError, after checking the store is byte-identical. */
