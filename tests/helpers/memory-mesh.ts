@@ -29,6 +29,7 @@ import {
   type Mesh,
   type TrellisError,
 } from '@trellis/core';
+import { custodyFindings } from '../../packages/core/src/verify/verify.js';
 import { meshHealth, type MeshHealth, type Thresholds } from '../../packages/core/src/report/health.js';
 import { Store, loadMesh } from '@trellis/core/store';
 import { openRootKey, openRootKeys } from '../../packages/offline/src/ceremony.js';
@@ -50,6 +51,9 @@ import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 /** A MemoryMesh written to disk, for the one subprocess case that guards a CLI contract. */
 export interface DiskMesh {
   dir: string;
+  path(rel: string): string;
+  read(rel: string): string;
+  write(rel: string, text: string): void;
   root(args: string[], env?: Env): Promise<Run>;
   ci(args: string[], env?: Env): Promise<Run>;
   /** Every file of the store (outside .trellis), as MemoryMesh.snapshot gives it. */
@@ -191,8 +195,11 @@ export class MemoryMesh {
     return loadMesh(this.store);
   }
 
-  read(rel: string): string | undefined {
-    return this.store.files.get(rel);
+  /** A file of the store; throws when there is none (as FakeMesh.read does). */
+  read(rel: string): string {
+    const text = this.store.files.get(rel);
+    if (text === undefined) throw new Error(`no ${rel} in the store`);
+    return text;
   }
 
   write(rel: string, text: string): void {
@@ -208,8 +215,17 @@ export class MemoryMesh {
     return sorted(this.store.files);
   }
 
-  verify(now: Date): Promise<Finding[]> {
-    return verifyMesh(this.mesh(), now, (rel) => this.read(rel));
+  /**
+   * verify's findings at `now`; with `held`, also what that CLI proves with its identity (custodyFindings), as
+   * `trellis-ci verify` does with TRELLIS_CI_IDENTITY_FILE set. The disk-only secret scan is the CLI's.
+   */
+  async verify(now: Date, held?: 'ci' | 'root'): Promise<Finding[]> {
+    const mesh = this.mesh();
+    const ids = held === 'ci' ? this.ciIds : this.rootIds;
+    return [
+      ...(await verifyMesh(mesh, now, (rel) => this.store.read(rel))),
+      ...(held ? await custodyFindings(mesh, { [held]: ids }) : []),
+    ];
   }
 
   health(now: Date, t?: Thresholds): Promise<MeshHealth> {
@@ -309,6 +325,12 @@ export class MemoryMesh {
     const ids = path.dirname(this.source);
     return {
       dir,
+      path: (rel) => path.join(dir, rel),
+      read: (rel) => fs.readFileSync(path.join(dir, rel), 'utf8'),
+      write: (rel, text) => {
+        fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
+        fs.writeFileSync(path.join(dir, rel), text);
+      },
       root: (args, env = {}) =>
         trellisRoot(['--store', dir, ...args], {
           env: { TRELLIS_ROOT_IDENTITY_FILE: path.join(ids, 'root.identity'), ...env },
