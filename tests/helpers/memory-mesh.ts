@@ -40,6 +40,7 @@ import {
   ceremonyIntermediates,
   finalizeRootRotation,
   recoverScope,
+  resignRootCrl,
   type Ceremony,
   type ProcedureResult,
 } from '../../packages/offline/src/root-procedures.js';
@@ -272,12 +273,17 @@ export class MemoryMesh {
     return this.commit(ceremonyIntermediates(c, scopes, await openRootKey(c.mesh, this.rootIds, now)));
   }
 
-  /** trellis-root rotate intermediate SCOPE --propagation. */
-  async rotate(scope: string, propagationMs: number, now: Date): Promise<string[]> {
+  /** trellis-root rotate intermediate SCOPE [--propagation]: by default the mesh's (defaults.overlap.propagation). */
+  async rotate(scope: string, propagationMs: number | undefined, now: Date): Promise<string[]> {
     const c = this.ceremony(now);
-    return this.commit(
-      beginIntermediateRotation(c, scope, propagationMs, await openRootKey(c.mesh, this.rootIds, now)),
-    );
+    const propagation = propagationMs ?? c.mesh.config.overlap.propagation;
+    return this.commit(beginIntermediateRotation(c, scope, propagation, await openRootKey(c.mesh, this.rootIds, now)));
+  }
+
+  /** trellis-root crl: the root CRL re-signed. */
+  async crl(now: Date): Promise<string[]> {
+    const c = this.ceremony(now);
+    return this.commit(resignRootCrl(c, await openRootKeys(c.mesh, this.rootIds, now)));
   }
 
   /** trellis-root rotate intermediate SCOPE --abort. */
