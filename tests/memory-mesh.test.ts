@@ -22,7 +22,7 @@ describe('MemoryMesh', () => {
   it('loads the mesh the real CLIs made, byte for byte, and verify finds no error', async () => {
     const real = await MemoryMesh.create(SPEC); // the same spec again: the run's one template
     expect(real.snapshot()).toEqual(m.snapshot());
-    expect({ ...m.mesh(), dir: '' }).toEqual({ ...loadMesh(new Store(m.source)), dir: '' });
+    expect({ ...m.mesh(), dir: '' }).toEqual({ ...loadMesh(new Store(m.source.dir)), dir: '' });
     expect(m.mesh().scopes.map((s) => s.name)).toEqual(['global', 'us-east-1']);
     expect(await errors(m, T0)).toEqual([]);
     expect(m.firstOut.has('us-east-1/api/cert.pem')).toBe(true);

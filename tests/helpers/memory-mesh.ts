@@ -162,8 +162,8 @@ export class MemoryMesh {
   private outDir?: string;
 
   private constructor(
-    /** The store the real CLIs made, on disk, that this one was read from: never written. */
-    readonly source: string,
+    /** The store the real CLIs made, on disk, that this one was read from (never written), and its identity files. */
+    readonly source: Pick<FakeMesh, 'dir' | 'rootIdentityFile' | 'ciIdentityFile'>,
     files: Map<string, string>,
     /** The leaves the first renew wrote (.trellis/out), by `scope/service/file`. */
     readonly firstOut: ReadonlyMap<string, string>,
@@ -175,15 +175,23 @@ export class MemoryMesh {
 
   static async create(spec: MeshSpec): Promise<MemoryMesh> {
     const dir = await template(spec);
-    const store = path.join(dir, 'store');
+    return MemoryMesh.of({
+      dir: path.join(dir, 'store'),
+      rootIdentityFile: path.join(dir, 'root.identity'),
+      ciIdentityFile: path.join(dir, 'ci.identity'),
+    });
+  }
+
+  /** A store on disk (a FakeMesh a test already made) read into memory; the disk copy is never written. */
+  static of(fake: Pick<FakeMesh, 'dir' | 'rootIdentityFile' | 'ciIdentityFile'>): MemoryMesh {
     const read = (p: string) => fs.readFileSync(p, 'utf8');
-    const out = path.join(store, '.trellis/out');
+    const out = path.join(fake.dir, '.trellis/out');
     return new MemoryMesh(
-      store,
-      readTree(store, '.trellis'),
+      fake,
+      readTree(fake.dir, '.trellis'),
       fs.existsSync(out) ? readTree(out) : new Map(),
-      readIdentities('root', { TRELLIS_ROOT_IDENTITY_FILE: path.join(dir, 'root.identity') }, read)!,
-      readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: path.join(dir, 'ci.identity') }, read)!,
+      readIdentities('root', { TRELLIS_ROOT_IDENTITY_FILE: fake.rootIdentityFile }, read)!,
+      readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: fake.ciIdentityFile }, read)!,
     );
   }
 
@@ -328,7 +336,6 @@ export class MemoryMesh {
       fs.mkdirSync(path.dirname(path.join(dir, rel)), { recursive: true });
       fs.writeFileSync(path.join(dir, rel), text);
     }
-    const ids = path.dirname(this.source);
     return {
       dir,
       path: (rel) => path.join(dir, rel),
@@ -339,11 +346,11 @@ export class MemoryMesh {
       },
       root: (args, env = {}) =>
         trellisRoot(['--store', dir, ...args], {
-          env: { TRELLIS_ROOT_IDENTITY_FILE: path.join(ids, 'root.identity'), ...env },
+          env: { TRELLIS_ROOT_IDENTITY_FILE: this.source.rootIdentityFile, ...env },
         }),
       ci: (args, env = {}) =>
         trellisCi(['--store', dir, ...args], {
-          env: { TRELLIS_CI_IDENTITY_FILE: path.join(ids, 'ci.identity'), ...env },
+          env: { TRELLIS_CI_IDENTITY_FILE: this.source.ciIdentityFile, ...env },
         }),
       snapshot: () => sorted(readTree(dir, '.trellis')),
     };
