@@ -30,7 +30,6 @@ import {
   type TrellisError,
 } from '@trellis/core';
 import { custodyFindings } from '../../packages/core/src/verify/verify.js';
-import { meshHealth, type MeshHealth, type Thresholds } from '../../packages/core/src/report/health.js';
 import { Store, loadMesh } from '@trellis/core/store';
 import { openRootKey, openRootKeys } from '../../packages/offline/src/ceremony.js';
 import {
@@ -47,7 +46,7 @@ import {
 import { renewStore } from '../../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../../packages/ci/src/issue.js';
 import { FakeMesh, type MeshSpec } from './fake-mesh.js';
-import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
+import { ROOT_BIN, trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
 /** A MemoryMesh written to disk, for the one subprocess case that guards a CLI contract. */
 export interface DiskMesh {
@@ -122,7 +121,8 @@ class MemoryStore extends Store {
 async function template(spec: MeshSpec): Promise<string> {
   const key = crypto
     .createHash('sha256')
-    .update(JSON.stringify([spec, process.env.TRELLIS_TEST_NOW ?? String(process.pid)]))
+    // The run's clock and the CLIs' build: a template made by another run or another build is never taken.
+    .update(JSON.stringify([spec, process.env.TRELLIS_TEST_NOW ?? String(process.pid), fs.statSync(ROOT_BIN).mtimeMs]))
     .digest('hex')
     .slice(0, 16);
   const dir = path.join(os.tmpdir(), `trellis-memory-mesh-${key}`);
@@ -235,10 +235,6 @@ export class MemoryMesh {
       ...(await verifyMesh(mesh, now, (rel) => this.store.read(rel))),
       ...(held ? await custodyFindings(mesh, { [held]: ids }) : []),
     ];
-  }
-
-  health(now: Date, t?: Thresholds): Promise<MeshHealth> {
-    return meshHealth(this.mesh(), now, t);
   }
 
   /** The CI's renew, in-process (no worker pool): its printed lines, and what it minted. */
