@@ -4,9 +4,10 @@
  * hundred bytes however many leaves it mints; the hash still proves every
  * record (an edited or rolled-back leaves.yaml is refused, and renew will not
  * sign on top of one); stores whose entries list leaves keep their per-field
- * proofs and move to the binding on their next write.
+ * proofs and move to the binding on their next write. The rules run
+ * in-process on MemoryMesh (renew, revoke and verify on a map of files); each
+ * refusal's exit code and unchanged store once through the real CLI.
  */
-import fs from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   appendToLedger,
@@ -20,7 +21,8 @@ import {
   type LedgerEntry,
   caKeyFromPem,
 } from '@trellis/core';
-import { FakeMesh } from './helpers/fake-mesh.js';
+import { worstLevel } from '../packages/core/src/verify/finding.js';
+import { MemoryMesh, type DiskMesh } from './helpers/memory-mesh.js';
 import { at, DAY, HOUR, RUN_NOW } from './helpers/clock.js';
 
 const T0 = at(RUN_NOW);
@@ -31,27 +33,36 @@ const LEAVES = 'bundles/us-east-1/leaves.yaml';
 const US = 'bundles/us-east-1/ledger.jsonl';
 const services = (n: number) => Array.from({ length: n }, (_, i) => `svc-${String(i + 1).padStart(3, '0')}`);
 
-let small: FakeMesh;
-let large: FakeMesh;
+let small: MemoryMesh;
+let large: MemoryMesh;
 
 beforeAll(async () => {
   [small, large] = await Promise.all([
-    FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': services(2) } }),
-    FakeMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': services(60) } }),
+    MemoryMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': services(2) } }),
+    MemoryMesh.create({ now: T0, scopes: { global: ['control'], 'us-east-1': services(60) } }),
   ]);
 }, 120_000);
 
-const lastEntry = (m: FakeMesh, file = US): LedgerEntry => parseLedger(m.read(file)).entries.at(-1)!;
+const lastEntry = (m: MemoryMesh, file = US): LedgerEntry => parseLedger(m.read(file)).entries.at(-1)!;
 
-async function verify(m: FakeMesh, now = T1) {
-  const r = await m.ci(['verify', '--json', '--now', now, '--now-ahead']);
-  const findings = JSON.parse(r.stdout).findings as { level: string; message: string; file?: string }[];
-  return { code: r.code, errors: findings.filter((f) => f.level === 'error') };
+/** `trellis-ci verify --json` with the CI identity, in-process: its errors and exit code. */
+async function verify(m: MemoryMesh, now = T1) {
+  const findings = await m.verify(new Date(now), 'ci');
+  return { code: worstLevel(findings) === 'error' ? 1 : 0, errors: findings.filter((f) => f.level === 'error') };
 }
 
-/** Runs `act` and checks it was refused with `code` and `message`, the store byte for byte as it was. */
+/** A step refused in-process: its exit code and message (file, field, detail and hint), the map unchanged. */
+async function refusedInProcess(m: MemoryMesh, step: () => Promise<unknown>, code: number, message: RegExp) {
+  const e = await m.refused(step);
+  expect(e.exitCode, e.message).toBe(code);
+  expect(e.message).toMatch(message);
+}
+
+/**
+ * Runs `act` through a real CLI and checks it was refused with `code` and `message`, the store byte for byte as it was.
+ */
 async function refused(
-  m: FakeMesh,
+  m: DiskMesh,
   act: () => Promise<{ code: number; stderr: string }>,
   code: number,
   message: RegExp,
@@ -64,11 +75,10 @@ async function refused(
 }
 
 /** Bytes a full renew (every leaf due) appends to the scope ledger. */
-async function renewGrowth(m: FakeMesh): Promise<{ bytes: number; minted: number }> {
+async function renewGrowth(m: MemoryMesh): Promise<{ bytes: number; minted: number }> {
   const c = m.clone();
   const before = Buffer.byteLength(c.read(US));
-  const r = await c.ci(['renew', '--now', T_DUE, '--now-ahead']);
-  expect(r.code, r.stderr).toBe(0);
+  await c.renew(new Date(T_DUE));
   const e = lastEntry(c);
   return {
     bytes: Buffer.byteLength(c.read(US)) - before,
@@ -129,6 +139,21 @@ describe('the hash proves every record of leaves.yaml', () => {
       }),
     );
     // Renew would carry the other records forward under a new signed hash: it refuses rather than launder them.
+    await refusedInProcess(
+      m,
+      () => m.renew(new Date(T1), { force: true, scope: 'us-east-1' }),
+      1,
+      new RegExp(
+        /leaves\.yaml: sha256: does not hash to what scope-ledger entry 2 recorded.*refusing to sign a /.source +
+          /new issuance record/.source,
+        's',
+      ),
+    );
+  });
+
+  it('through the real CLIs: renew and revoke refuse (exit 1) an edited leaves.yaml, the store unchanged', async () => {
+    const m = small.onDisk();
+    m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
     await refused(
       m,
       () => m.ci(['renew', '--force', '--scope', 'us-east-1', '--now', T1, '--now-ahead']),
@@ -139,11 +164,6 @@ describe('the hash proves every record of leaves.yaml', () => {
         's',
       ),
     );
-  });
-
-  it('revoke refuses (exit 1) to act on a record of an edited leaves.yaml, the store unchanged', async () => {
-    const m = small.clone();
-    m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
     await refused(
       m,
       () => m.ci(['revoke', 'us-east-1/svc-002', '--now', T1, '--now-ahead']),
@@ -152,10 +172,21 @@ describe('the hash proves every record of leaves.yaml', () => {
     );
   });
 
+  it('revoke refuses to act on a record of an edited leaves.yaml (in-process), the store unchanged', async () => {
+    const m = small.clone();
+    m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
+    await refusedInProcess(
+      m,
+      () => m.revoke('us-east-1', 'svc-002', new Date(T1)),
+      1,
+      /leaves\.yaml: sha256: .*refusing to act on a record the ledger does not prove/s,
+    );
+  });
+
   it('a rolled-back leaves.yaml (the one before the last renew) is refused', async () => {
     const m = small.clone();
     const old = m.read(LEAVES);
-    expect((await m.ci(['renew', '--force', '--now', T1, '--now-ahead'])).code).toBe(0);
+    await m.renew(new Date(T1), { force: true });
     m.write(LEAVES, old);
     const v = await verify(m);
     expect(v.errors).toContainEqual(
@@ -168,7 +199,7 @@ describe('the hash proves every record of leaves.yaml', () => {
 
   it('a missing leaves.yaml is an error once a renew bound it', async () => {
     const m = small.clone();
-    fs.rmSync(m.path(LEAVES));
+    m.remove(LEAVES);
     const v = await verify(m);
     expect(v.errors).toContainEqual(
       expect.objectContaining({
@@ -181,8 +212,7 @@ describe('the hash proves every record of leaves.yaml', () => {
   it("revoke binds the new leaves.yaml and records the revoked leaf's expiry; dropping the revocation is still caught", async () => {
     const m = small.clone();
     const rec = parseIssuanceRecord(m.read(LEAVES), LEAVES).get('svc-001')!;
-    const r = await m.ci(['revoke', 'us-east-1/svc-001', '--now', T1, '--now-ahead']);
-    expect(r.code, r.stderr).toBe(0);
+    await m.revoke('us-east-1', 'svc-001', new Date(T1));
     const e = lastEntry(m);
     expect(e.op).toBe('revoke');
     expect(e.details).toMatchObject({
@@ -200,12 +230,8 @@ describe('the hash proves every record of leaves.yaml', () => {
 });
 
 /** A ledger signer for the scope's intermediate, opened with the CI identity as CI opens it. */
-async function intermediateSigner(m: FakeMesh, scope: string) {
-  const ids = fs
-    .readFileSync(m.ciIdentityFile, 'utf8')
-    .split('\n')
-    .filter((l) => l.startsWith('AGE-SECRET-KEY'));
-  const opened = await tryDecrypt(ids, m.read(`bundles/${scope}/intermediate.key.age`));
+async function intermediateSigner(m: MemoryMesh, scope: string) {
+  const opened = await tryDecrypt(m.ciIds, m.read(`bundles/${scope}/intermediate.key.age`));
   if (!opened.ok) throw new Error('cannot open the intermediate key');
   return ledgerSigner(
     await caKeyFromPem('intermediate', parseCertificate(m.read(`bundles/${scope}/intermediate.pem`)), opened.text),
@@ -217,7 +243,7 @@ async function intermediateSigner(m: FakeMesh, scope: string) {
  * entry lists every leaf in `created` and each service's reason, and binds
  * no hash (the same signer, so it is what CI would have signed).
  */
-async function asOlderFormat(m: FakeMesh): Promise<FakeMesh> {
+async function asOlderFormat(m: MemoryMesh): Promise<MemoryMesh> {
   const c = m.clone();
   const [first, renew] = parseLedger(c.read(US)).entries;
   const records = parseIssuanceRecord(c.read(LEAVES), LEAVES);
@@ -243,7 +269,7 @@ async function asOlderFormat(m: FakeMesh): Promise<FakeMesh> {
 }
 
 describe('stores written before the hash binding', () => {
-  let old: FakeMesh;
+  let old: MemoryMesh;
   beforeAll(async () => {
     old = await asOlderFormat(small);
   });
@@ -274,9 +300,9 @@ describe('stores written before the hash binding', () => {
     m.write(LEAVES, edit(m.read(LEAVES)));
     const v = await verify(m);
     expect(v.errors).toContainEqual(expect.objectContaining({ file: LEAVES, message: expect.stringMatching(finding) }));
-    await refused(
+    await refusedInProcess(
       m,
-      () => m.ci(['renew', '--force', '--now', T1, '--now-ahead']),
+      () => m.renew(new Date(T1), { force: true }),
       1,
       /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s,
     );
@@ -284,8 +310,7 @@ describe('stores written before the hash binding', () => {
 
   it('migrate on their next write: that renew binds leaves.yaml, and the store verifies', async () => {
     const m = old.clone();
-    const r = await m.ci(['renew', '--now', T_DUE, '--now-ahead']);
-    expect(r.code, r.stderr).toBe(0);
+    await m.renew(new Date(T_DUE));
     const e = lastEntry(m);
     expect(e.seq).toBe(3);
     expect(e.created).toEqual([]);
@@ -298,6 +323,17 @@ describe('stores written before the hash binding', () => {
         file: LEAVES,
         message: expect.stringMatching(/sha256: does not hash to what scope-ledger entry 3 recorded/),
       }),
+    );
+  });
+
+  it('through the real CLI: renew refuses (exit 1) an edited record of an older store, the store unchanged', async () => {
+    const m = old.onDisk();
+    m.write(LEAVES, m.read(LEAVES).replace(/serial: (\w+)/, 'serial: 01deadbeef'));
+    await refused(
+      m,
+      () => m.ci(['renew', '--force', '--now', T1, '--now-ahead']),
+      1,
+      /leaves\.yaml: svc-001.*refusing to sign a new issuance record/s,
     );
   });
 });
