@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "1973e7e91918a133fbea760df4b29679b24b492b", date: "2026-12-07T10:19:05Z" };
+    define_TRELLIS_BUILD_default = { commit: "5379109cc0278eb4a0704fd9c6750db6c0301777", date: "2026-12-07T10:25:23Z" };
   }
 });
 
@@ -42178,9 +42178,10 @@ function fleetGate(mesh, scope2, state, runs) {
   if (!r || state.phase === "steady") return none;
   const since = new Date(state.phase === "publish" ? r.started : r.switched ?? r.started);
   const newer = runs.filter((x) => new Date(x.at) > since).sort((a2, b) => a2.at.localeCompare(b.at));
-  const newest = (endpoint, match) => {
+  const newest = (e2, match) => {
     let found;
-    for (const run of newer) for (const o2 of run.outcomes) if (o2.endpoint === endpoint && match(o2)) found = { run, o: o2 };
+    for (const run of newer.filter((x) => x.scope === e2.scope))
+      for (const o2 of run.outcomes) if (o2.endpoint === e2.name && match(o2)) found = { run, o: o2 };
     return found;
   };
   const waiting = [];
@@ -42188,7 +42189,7 @@ function fleetGate(mesh, scope2, state, runs) {
   const cites = /* @__PURE__ */ new Set();
   const client = state.phase === "publish" ? state.next : state.active;
   for (const e2 of endpointsTrusting(mesh, scope2)) {
-    const n2 = newest(e2.name, (o2) => o2.client === client);
+    const n2 = newest(e2, (o2) => o2.client === client);
     if (!n2) waiting.push({ endpoint: e2.name, scope: e2.scope, why: "no probe since the phase began" });
     else if (!n2.o.accepted) {
       const w = { endpoint: e2.name, scope: e2.scope, why: `refused a client of ${client}: ${n2.o.error ?? "refused"}` };
@@ -42198,7 +42199,7 @@ function fleetGate(mesh, scope2, state, runs) {
   }
   if (state.phase === "switch")
     for (const e2 of endpointsTrusting(mesh, scope2).filter((x) => x.scope === scope2)) {
-      const n2 = newest(e2.name, () => true);
+      const n2 = newest(e2, () => true);
       if (n2 && n2.o.presented !== state.active)
         waiting.push({
           endpoint: e2.name,
@@ -63997,7 +63998,7 @@ async function certify(a2) {
     outputBarrier(out, files);
   });
 }
-function readProbeKeys(mesh, dir) {
+function readProbeKeys(mesh, dir, now) {
   const read2 = (f) => readBounded(path22.join(dir, path22.basename(f)), READ_LIMITS.small);
   let index;
   try {
@@ -64011,7 +64012,13 @@ function readProbeKeys(mesh, dir) {
     const chainPem = read2(k.chain);
     const [leaf] = parseCertificates(chainPem);
     const client = leaf && issuingIntermediate(mesh, k.scope, leaf);
-    return client ? [{ scope: k.scope, client, keyPem: read2(k.key), chainPem, serial: leaf.serialNumber }] : [];
+    const probe2 = leaf && subjectAltNames(leaf).uris.includes(probeSpiffeId(k.scope, mesh.config.trustDomain));
+    if (!client || !probe2) return [];
+    if (now < leaf.notBefore || now >= leaf.notAfter)
+      throw new TrellisError("usage", `the probe key of ${k.scope} in ${dir} expired at ${iso(leaf.notAfter)}`, {
+        hint: "probe keys live minutes: run trellis-ci probe certify again, then the handshake at once"
+      });
+    return [{ scope: k.scope, client, keyPem: read2(k.key), chainPem, serial: leaf.serialNumber }];
   });
 }
 async function handshake(a2, scope2) {
@@ -64021,7 +64028,7 @@ async function handshake(a2, scope2) {
     const now = clock(a2.now);
     scopeDef(mesh, scope2);
     requireConfirmedAllowList(mesh);
-    const keys = readProbeKeys(mesh, keysDir);
+    const keys = readProbeKeys(mesh, keysDir, now);
     const own2 = keys.find((k) => k.scope === scope2);
     if (!own2)
       throw new TrellisError("usage", `${keysDir} holds no probe key of ${scope2}, which signs this run's evidence`, {
