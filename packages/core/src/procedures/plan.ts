@@ -2,7 +2,7 @@
 import { fingerprint } from '../x509/certificates.js';
 import { leafDue, leafNames, type DueReason } from '../ledger/issuance.js';
 import { nextGate } from '../rotation/rotation.js';
-import { fleetGate, probeEvidence, unprovenConsumers, type ProbeRun, type Waiting } from '../rotation/fleet-gate.js';
+import { describeWaiting, fleetStatus, probeEvidence, type ProbeRun } from '../rotation/fleet-gate.js';
 import { activeIssuer, scopeDef } from '../trust/scope-trust.js';
 import type { Mesh } from '../model/mesh.js';
 import { renewalPoint } from '../x509/profiles.js';
@@ -135,27 +135,22 @@ export function meshStatus(mesh: Mesh, now: Date): MeshStatus {
       const m = mesh.material.get(scope.name)!;
       const active = activeIssuer(mesh, scope.name);
       const gate = m.state ? nextGate(m.state) : undefined;
-      const fleet = m.state && m.state.phase !== 'steady' ? fleetGate(mesh, scope.name, m.state, runs()) : undefined;
-      const said = (ws: Waiting[]) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
-      const waiting = fleet && m.state?.rotation?.gate === 'fleet' && !fleet.refusing.length ? said(fleet.waiting) : [];
-      const refusing = fleet ? said(fleet.refusing) : [];
+      const fleet = m.state && m.state.phase !== 'steady' ? fleetStatus(mesh, scope.name, m.state, runs()) : undefined;
       return {
         scope: scope.name,
         kind: scope.kind,
         phase: m.state?.phase ?? 'pending',
         ...(gate ? { gate } : {}),
-        ...(fleet && m.state?.rotation?.gate === 'fleet'
+        ...(fleet && (fleet.gated || fleet.refusing.length)
           ? {
               fleet: {
-                waiting,
-                refusing,
+                waiting: describeWaiting(fleet.waiting),
+                refusing: describeWaiting(fleet.refusing),
                 waived: fleet.waived.map((w) => `${w.endpoint} (${w.reason})`),
-                unproven: unprovenConsumers(mesh, scope.name),
+                unproven: fleet.unproven,
               },
             }
-          : refusing.length
-            ? { fleet: { waiting, refusing, waived: [], unproven: [] } }
-            : {}),
+          : {}),
         intermediate: m.intermediate
           ? {
               fingerprint: fingerprint(m.intermediate),

@@ -16,7 +16,7 @@ import { leafLifetimes } from '../procedures/ci-procedures.js';
 import { renewalPoint } from '../x509/profiles.js';
 import { anchorCrlOf, crlOf, displaySerial, parseCrls, type Crl } from '../x509/revocation.js';
 import { nextGate, type ScopeState } from '../rotation/rotation.js';
-import { fleetGate, probeEvidence, unprovenConsumers } from '../rotation/fleet-gate.js';
+import { describeWaiting, fleetStatus, probeEvidence, type Waiting } from '../rotation/fleet-gate.js';
 import { formatDuration, iso, notYetValid } from '../model/time.js';
 
 const DAY = 86_400_000;
@@ -588,40 +588,34 @@ function fleetHealth(
   now: Date,
   add: (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => void,
 ): ScopeFact['fleet'] {
-  const g = fleetGate(mesh, scope, state, probeEvidence(mesh, now).runs);
-  const held = state.rotation?.gate === 'fleet' && !g.refusing.length ? g.waiting : [];
-  const fact = { waiting: held.map((w) => w.endpoint), refusing: g.refusing.map((w) => w.endpoint) };
-  const list = (ws: { endpoint: string; scope: string; why: string }[]) =>
-    ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`).join('; ');
-  if (g.refusing.length)
+  const f = fleetStatus(mesh, scope, state, probeEvidence(mesh, now).runs);
+  const list = (ws: Waiting[]) => describeWaiting(ws).join('; ');
+  if (f.refusing.length)
     add(
       'critical',
       'fleet',
       scope,
-      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(g.refusing)}; ` +
+      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(f.refusing)}; ` +
         `renew holds the next gate; roll back: trellis-root rotate intermediate ${scope} --abort`,
       paths.state(scope),
     );
-  if (state.rotation?.gate !== 'fleet') return fact;
-  if (!g.ready && !g.refusing.length)
+  if (f.waiting.length)
     add(
       'warning',
       'fleet',
       scope,
       `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet, waiting for ` +
-        `${list(g.waiting)}` +
-        `; deploy them, then trellis-ci probe`,
+        `${list(f.waiting)}; deploy them, then trellis-ci probe`,
       paths.state(scope),
     );
-  const unproven = unprovenConsumers(mesh, scope);
-  if (unproven.length)
+  if (f.unproven.length)
     add(
       'ok',
       'fleet',
       scope,
       `not proven by a probe (no confirmed endpoint; the time gate and the longest leaf TTL cover them): ` +
-        unproven.join(', '),
+        f.unproven.join(', '),
       paths.state(scope),
     );
-  return fact;
+  return { waiting: f.waiting.map((w) => w.endpoint), refusing: f.refusing.map((w) => w.endpoint) };
 }

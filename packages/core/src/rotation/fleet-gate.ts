@@ -253,7 +253,7 @@ export function probeService(): ServiceDef {
  * Services of the scopes that trust `scope` whose SPIFFE ID no confirmed endpoint carries: sealed hosts without an
  * endpoint, client-only services, Kubernetes targets. A fleet gate cannot see them; the time gates still hold.
  */
-export function unprovenConsumers(mesh: Mesh, scope: string): string[] {
+function unprovenConsumers(mesh: Mesh, scope: string): string[] {
   const trusting = endpointsTrusting(mesh, scope);
   const proven = new Set(trusting.map((e) => e.spiffe));
   const all = trustedScopeNames(mesh);
@@ -265,3 +265,30 @@ export function unprovenConsumers(mesh: Mesh, scope: string): string[] {
         .map((s) => `${d.name}/${s.name}`),
     );
 }
+
+/** What status, check and the metrics say of a rotating scope's fleet, in one reading (each as `name (why)`). */
+export interface FleetStatus {
+  /** The rotation waits for the fleet (`--gate fleet`). */
+  gated: boolean;
+  /** Endpoints a fleet gate waits for (none while some refuse: then the advice is to abort, not to wait). */
+  waiting: Waiting[];
+  /** Endpoints refusing clients of the new intermediate after a switch, whatever the gate mode. */
+  refusing: Waiting[];
+  waived: { endpoint: string; reason: string }[];
+  unproven: string[];
+}
+
+export function fleetStatus(mesh: Mesh, scope: string, state: ScopeState, runs: readonly ProbeRun[]): FleetStatus {
+  const g = fleetGate(mesh, scope, state, runs);
+  const gated = state.rotation?.gate === 'fleet';
+  return {
+    gated,
+    waiting: gated && !g.refusing.length ? g.waiting : [],
+    refusing: g.refusing,
+    waived: gated ? g.waived : [],
+    unproven: gated ? unprovenConsumers(mesh, scope) : [],
+  };
+}
+
+/** `name (scope: why)`, the way every output lists an endpoint. */
+export const describeWaiting = (ws: readonly Waiting[]) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
