@@ -130,7 +130,9 @@ describe('a rotation gated by the fleet', () => {
     expect(p.region.stdout).toMatch(new RegExp(`^${LAGGING} .*NOT ready`, 'm'));
     const ck = await m.ci(['check']);
     expect(ck.code).toBe(2);
-    expect(ck.stdout).toMatch(new RegExp(`CRITICAL[\\s\\S]*${LAGGING}[\\s\\S]*rotate intermediate us-east-1 --abort`));
+    expect(ck.stdout).toMatch(
+      new RegExp(`CRITICAL[\\s\\S]*rotate intermediate us-east-1 --abort[^\\n]*refusing: ${LAGGING} `),
+    );
     const st = await m.ci(['status']);
     expect(st.stdout).toMatch(new RegExp(`REFUSING clients of the new intermediate: ${LAGGING} `));
   }, 240_000);
@@ -178,7 +180,25 @@ describe('a rotation gated by the fleet', () => {
     expect(await failedHandshakes(m)).toEqual([]);
     const v = await m.ci(['verify']);
     expect(v.code, v.stdout + v.stderr).toBe(0);
+
+    // An endpoint that cannot be reached after the switch holds the retire gate, but refuses no one: no rollback.
+    servers.get('a3')!.stop();
+    const p3 = await probeAll(m, keys);
+    expect(p3.region.code).toBe(1);
+    expect(p3.region.stderr).toMatch(/a3 \(.*ECONNREFUSED/);
+    const ck3 = await m.ci(['check']);
+    expect(ck3.code, ck3.stdout).toBe(1);
+    expect(ck3.stdout).toMatch(/^TRELLIS WARNING - .*us-east-1: its retire gate is held by the fleet \|/m);
+    expect((await m.ci(['status'])).stdout).not.toMatch(/REFUSING/);
   }, 300_000);
+
+  it('--gate fleet where no confirmed endpoint trusts the scope is refused before the root key opens (exit 2)', async () => {
+    const bare = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] }, trustDomain: TD });
+    const before = hashTree(bare.dir);
+    const r = await bare.root(['rotate', 'intermediate', 'us-east-1', '--gate', 'fleet']);
+    expect([r.code, r.stderr]).toEqual([2, expect.stringMatching(/usage: --gate fleet: no confirmed probe endpoint/)]);
+    expect(hashTree(bare.dir)).toEqual(before);
+  }, 120_000);
 
   it('a waiver the custodian signs lets the gate stop waiting for a named endpoint; the metrics name what holds it', async () => {
     const m = pristine.clone();

@@ -341,6 +341,7 @@ class Model {
               endpoint: e.name,
               client: fingerprint(l.cert),
               accepted: held.anchorKeys.has(keyId(l.cert)),
+              ...(held.anchorKeys.has(keyId(l.cert)) ? {} : { refused: true }),
               ...(presented ? { presented: fingerprint(presented.cert) } : {}),
             });
       }

@@ -45,19 +45,21 @@ export function probeEndpoint(mesh: Mesh, e: Endpoint, c: ProbeClient, now: Date
     });
     let presented: string | undefined;
     let problem: string | undefined;
-    const done = (accepted: boolean, error?: string) => {
+    const done = (accepted: boolean, error?: string, refused = false) => {
       clearTimeout(timer);
       sock.destroy();
       const err = problem ?? error;
       resolve({
         ...base,
         accepted: accepted && !problem,
+        ...(refused ? { refused } : {}),
         ...(presented ? { presented } : {}),
         ...(err ? { error: err } : {}),
       });
     };
     const timer = setTimeout(() => done(false, `no answer within ${TIMEOUT_MS / 1000} s`), TIMEOUT_MS);
-    sock.on('error', (err) => done(false, err.message.split('\n')[0]));
+    // A TLS alert about our certificate is the endpoint refusing the client; a dead port or a reset is not.
+    sock.on('error', (err) => done(false, err.message.split('\n')[0], /alert|certificate/i.test(err.message)));
     sock.on('secureConnect', () => {
       const raw = sock.getPeerX509Certificate()?.raw;
       if (!raw) return done(false, 'the endpoint presented no certificate');
@@ -70,12 +72,18 @@ export function probeEndpoint(mesh: Mesh, e: Endpoint, c: ProbeClient, now: Date
       else if (now < leaf.notBefore || now >= leaf.notAfter) problem = 'presents a leaf outside its validity';
       else if (revoked.some((r) => r.serial.toLowerCase() === leaf.serialNumber.toLowerCase()))
         problem = 'presents a revoked leaf';
-      if (!e.path) return setTimeout(() => done(!sock.destroyed), REFUSAL_WINDOW_MS);
+      if (!e.path)
+        return setTimeout(
+          () => (sock.destroyed ? done(false, 'closed the connection after the handshake', true) : done(true)),
+          REFUSAL_WINDOW_MS,
+        );
       let head = '';
       sock.on('data', (d: Buffer) => {
         head += d.toString('latin1');
         const status = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-        if (status) done(Number(status[1]) < 400, Number(status[1]) < 400 ? undefined : `HTTP ${status[1]}`);
+        const code = Number(status?.[1]);
+        // nginx answers 400 (or 495/496) to a client certificate it does not verify; 403 is a refusal by policy.
+        if (status) done(code < 400, code < 400 ? undefined : `HTTP ${code}`, [400, 403, 495, 496].includes(code));
         else if (head.includes('\r\n') || head.length > 1024) done(false, 'not an HTTP answer');
       });
       sock.on('end', () => done(false, 'closed before an HTTP answer'));

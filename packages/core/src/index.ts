@@ -197,12 +197,16 @@ export {
 } from './rotation/rotation.js';
 export {
   PROBE_RUNS_KEPT,
+  assertFleetGateable,
   confirmedEndpoints,
   endpointsTrusting,
   issuingIntermediate,
   probeRunPath,
   probeService,
   probeSpiffeId,
+  probeEvidence,
+  fleetStatus,
+  describeWaiting,
   serializeProbeRun,
   type Endpoint,
   type ProbeOutcome,

@@ -26,6 +26,9 @@ import {
   probeRunPath,
   probeService,
   probeSpiffeId,
+  probeEvidence,
+  fleetStatus,
+  describeWaiting,
   subjectAltNames,
   requireConfirmedAllowList,
   scopeDef,
@@ -192,6 +195,11 @@ async function handshake(a: Args, scope: string): Promise<void> {
       });
     const kind = (s: string) => mesh.scopes.find((d) => d.name === s)?.kind ?? 'region';
     const all = mesh.scopes.map((s) => s.name);
+    for (const t of trustedScopes({ name: scope, kind: kind(scope) }, all))
+      if (!keys.some((k) => k.scope === t))
+        process.stdout.write(
+          `no probe key of ${t} in ${keysDir}: clients of ${t}'s intermediates are not tried, so its gates wait\n`,
+        );
     const outcomes: ProbeOutcome[] = [];
     for (const e of confirmedEndpoints(mesh).filter((x) => x.scope === scope))
       for (const k of keys.filter((x) => trustedScopes({ name: scope, kind: kind(scope) }, all).includes(x.scope))) {
@@ -218,14 +226,22 @@ async function handshake(a: Args, scope: string): Promise<void> {
     process.stdout.write(
       `recorded ${probeRunPath(scope, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted\n`,
     );
-    if (refused.length)
-      throw new TrellisError(
-        'peer-failed',
-        `${new Set(refused.map((o) => o.endpoint)).size} endpoint(s) of ${scope} not ready: ` +
-          [...new Set(refused.map((o) => `${o.endpoint} (${o.error})`))].join('; '),
-        {
-          hint: 'the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)',
-        },
+    // Ready means what the gates say, judged on the store with this run in it: a handshake that is accepted can still
+    // hold a retire gate (the endpoint presents a leaf of the old intermediate).
+    const after = loadMesh(store);
+    const runs = probeEvidence(after, now).runs;
+    const notReady = after.scopes.flatMap((d) => {
+      const st = after.material.get(d.name)?.state;
+      if (!st || st.phase === 'steady') return [];
+      const f = fleetStatus(after, d.name, st, runs);
+      return describeWaiting([...f.waiting, ...f.refusing].filter((w) => w.scope === scope)).map(
+        (w) => `${d.name}'s ${st.phase === 'publish' ? 'switch' : 'retire'} gate: ${w}`,
       );
+    });
+    const failed = [...new Set(refused.map((o) => `${o.endpoint} (${o.error})`))];
+    if (failed.length || notReady.length)
+      throw new TrellisError('peer-failed', `endpoints of ${scope} not ready: ${[...failed, ...notReady].join('; ')}`, {
+        hint: 'the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)',
+      });
   });
 }

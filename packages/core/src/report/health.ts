@@ -595,8 +595,8 @@ function fleetHealth(
       'critical',
       'fleet',
       scope,
-      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(f.refusing)}; ` +
-        `renew holds the next gate; roll back: trellis-root rotate intermediate ${scope} --abort`,
+      `endpoints refuse clients of the new intermediate after the switch; roll back: trellis-root rotate ` +
+        `intermediate ${scope} --abort (renew holds the next gate); refusing: ${list(f.refusing)}`,
       paths.state(scope),
     );
   if (f.waiting.length)
@@ -604,8 +604,8 @@ function fleetHealth(
       'warning',
       'fleet',
       scope,
-      `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet, waiting for ` +
-        `${list(f.waiting)}; deploy them, then trellis-ci probe`,
+      `its ${state.phase === 'publish' ? 'switch' : 'retire'} gate is held by the fleet; deploy to these ` +
+        `endpoints, then trellis-ci probe; waiting for ${list(f.waiting)}`,
       paths.state(scope),
     );
   if (f.unproven.length)

@@ -37,9 +37,9 @@ export function renderStatus(s: MeshStatus): string {
     lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
     if (i) {
       const open = sc.gate && sc.gate.at <= s.now ? ' (open: the next renew advances it)' : '';
-      const held = sc.fleet?.waiting.length ? ' (held by the fleet)' : open;
+      const held = sc.fleet?.waiting.length && open ? ' (its time has come; held by the fleet)' : open;
       lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${held}` : ''}`);
-      if (sc.fleet?.waiting.length) lines.push(`  held by the fleet, waiting for: ${sc.fleet.waiting.join('; ')}`);
+      if (sc.fleet?.waiting.length) lines.push(`  the fleet gate waits for: ${sc.fleet.waiting.join('; ')}`);
       if (sc.fleet?.waived.length) lines.push(`  waived by the custodian: ${sc.fleet.waived.join('; ')}`);
       if (sc.fleet?.unproven.length)
         lines.push(`  not proven by a probe (time gates only): ${sc.fleet.unproven.join(', ')}`);

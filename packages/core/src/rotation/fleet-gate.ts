@@ -5,6 +5,7 @@
  * an endpoint from a gate. Evidence is signed by a probe key CI certified, so a pull request cannot forge it.
  */
 import { canonicalJson } from '../ledger/ledger.js';
+import { TrellisError } from '../model/errors.js';
 import { scopeLedgerTrust } from '../ledger/ledger-trust.js';
 import { issuedUnder } from '../ledger/ledger-signature.js';
 import { confirmedAllowList } from '../config/deploy-allow-list.js';
@@ -42,6 +43,11 @@ export interface ProbeOutcome {
   client: string;
   /** The endpoint completed the handshake with this client (and, with a path, answered below 400). */
   accepted: boolean;
+  /**
+   * The endpoint itself turned the client away (a TLS alert on its certificate, or HTTP 400/403/495/496): the outage a
+   * rollback answers. Unreachable, or presenting the wrong leaf, is not ready but refuses no one.
+   */
+  refused?: boolean;
   /** Fingerprint of the live intermediate of the endpoint's scope that signed the leaf it presented, if one did. */
   presented?: string;
   /** Why the endpoint is not ready, in a line (refused, wrong SPIFFE ID, expired, revoked, unreachable). */
@@ -194,7 +200,7 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
     else if (!n.o.accepted) {
       const w = { endpoint: e.name, scope: e.scope, why: `refused a client of ${client}: ${n.o.error ?? 'refused'}` };
       waiting.push(w);
-      if (state.phase === 'switch') refusing.push(w);
+      if (state.phase === 'switch' && n.o.refused) refusing.push(w);
     } else cites.add(n.run.id);
   }
   if (state.phase === 'switch')
@@ -292,3 +298,13 @@ export function fleetStatus(mesh: Mesh, scope: string, state: ScopeState, runs: 
 
 /** `name (scope: why)`, the way every output lists an endpoint. */
 export const describeWaiting = (ws: readonly Waiting[]) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
+
+/** `--gate fleet` on a scope no confirmed endpoint trusts would wait for nothing: a time gate that looks like more. */
+export function assertFleetGateable(mesh: Mesh, scope: string): void {
+  if (!endpointsTrusting(mesh, scope).length)
+    throw new TrellisError('usage', `--gate fleet: no confirmed probe endpoint (deploy.probe) trusts ${scope}`, {
+      hint:
+        'the custodian adds the endpoints to deploy.probe in trellis.yaml and confirms them (trellis-root ' +
+        'confirm) first, or rotate with the time gate (docs/fleet-gates.md)',
+    });
+}

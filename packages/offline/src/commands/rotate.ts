@@ -4,6 +4,7 @@ import {
   activeIntermediate,
   advanceRoot,
   advanceScope,
+  assertFleetGateable,
   assertNoRootOverlap,
   parseDuration,
   scopeDef,
@@ -144,8 +145,9 @@ async function beginIntermediate(
   activeIntermediate(mesh, scope);
   assertNoRootOverlap(mesh.rootState!, scope);
   const propagation = propagationFlag ?? mesh.config.overlap.propagation;
-  // Refuses a wrong phase before the root key is touched.
+  // Refuses a wrong phase, or a fleet gate with no endpoint to wait for, before the root key is touched.
   advanceScope(mesh.material.get(scope)!.state!, { type: 'begin', next: '', propagation, id: '' }, now, scope);
+  if (a.gate === 'fleet') assertFleetGateable(mesh, scope);
   const c = ceremony(mesh, now, posture, a.confirmRecipients);
   const result = await beginIntermediateRotation(
     c,
