@@ -83,6 +83,44 @@ async function failedHandshakes(m: FakeMesh): Promise<string[]> {
   return failed;
 }
 
+/**
+ * Live traffic: every service calls every server its scope may reach, over and over, as its host would: with the
+ * leaf, key and trust bundle of the release its server holds, read at the last `use` (after each deploy).
+ */
+class Traffic {
+  private clients = new Map<string, Client>();
+  private stopped = false;
+  private loop: Promise<void> = Promise.resolve();
+  readonly failures: string[] = [];
+  requests = 0;
+  use(): void {
+    const held = (svc: string, f: string) => fs.readFileSync(path.join(rel(svc), 'current', f), 'utf8');
+    this.clients = new Map(
+      SERVICES.map(([, svc]) => [
+        svc,
+        { name: svc, key: held(svc, 'key.pem'), chain: held(svc, 'chain.pem'), ca: held(svc, 'trust.openssl.pem') },
+      ]),
+    );
+  }
+  start(): void {
+    this.use();
+    this.loop = (async () => {
+      while (!this.stopped)
+        for (const [fromScope, from] of SERVICES)
+          for (const [toScope, to] of SERVICES) {
+            if (fromScope !== toScope && fromScope !== 'global' && toScope !== 'global') continue;
+            const r = await request(servers.get(to)!.port, `${to}.${toScope}.${TD}`, this.clients.get(from)!);
+            this.requests++;
+            if (r !== 200) this.failures.push(`${from}→${to}: ${r}`);
+          }
+    })();
+  }
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+}
+
 /** Deploys everything, then puts the lagging endpoint back on the release it had: it missed this deploy. */
 async function deployAllBut(m: FakeMesh, lagging?: string): Promise<void> {
   const before = lagging ? current(lagging) : undefined;
@@ -113,13 +151,21 @@ async function probeAll(m: FakeMesh, keys: string) {
 describe('a rotation gated by the fleet', () => {
   it('control (--gate time): the switch comes on time and the endpoint that missed the publish deploy refuses the new leaves', async () => {
     const m = pristine.clone();
+    const traffic = new Traffic();
+    traffic.start();
     expect((await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1s'])).code).toBe(0);
     await deployAllBut(m, LAGGING);
+    traffic.use();
     await new Promise((r) => setTimeout(r, 1100));
     const r = await m.ci(['renew']);
     expect(r.code, r.stderr).toBe(0);
     expect(phase(m, 'us-east-1')).toBe('switch');
     await deployAllBut(m, LAGGING);
+    traffic.use();
+    await new Promise((r) => setTimeout(r, 1500));
+    await traffic.stop();
+    // Under live traffic the outage shows: calls to the lagging endpoint fail once the others present new leaves.
+    expect(traffic.failures.some((f) => f.includes(`→${LAGGING}:`))).toBe(true);
     const failed = await failedHandshakes(m);
     // Every client of the new intermediate is refused by the lagging endpoint, and only there.
     expect(failed.length).toBeGreaterThan(0);
@@ -141,10 +187,13 @@ describe('a rotation gated by the fleet', () => {
     const m = pristine.clone();
     await deployAllBut(m); // the control left the servers on its releases
     expect(await failedHandshakes(m)).toEqual([]);
+    const traffic = new Traffic();
+    traffic.start();
     const rot = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '1s', '--gate', 'fleet']);
     expect(rot.code, rot.stderr).toBe(0);
     expect(parse(m.read('bundles/us-east-1/state.yaml')).rotation.gate).toBe('fleet');
     await deployAllBut(m, LAGGING);
+    traffic.use();
     expect(await failedHandshakes(m)).toEqual([]);
     await new Promise((r) => setTimeout(r, 1100));
 
@@ -163,6 +212,7 @@ describe('a rotation gated by the fleet', () => {
     expect(ck.stdout + ck.stderr).toMatch(new RegExp(`WARN[^\\n]*us-east-1[^\\n]*${LAGGING}`));
 
     await deployAllBut(m); // the lagging endpoint catches up
+    traffic.use();
     const p2 = await probeAll(m, keys);
     expect(p2.region.code, p2.region.stdout).toBe(0);
     const sw = await m.ci(['renew']);
@@ -176,10 +226,22 @@ describe('a rotation gated by the fleet', () => {
       .at(-1);
     expect(entry.details.phase).toBe('switch');
     expect(entry.details.fleet.length).toBeGreaterThan(0);
+    // The rotation's evidence names the runs its switch rests on.
+    const evidence = fs.readdirSync(m.path('bundles/us-east-1/evidence')).find((f) => f.endsWith('rotation.json'))!;
+    const steps = JSON.parse(m.read(`bundles/us-east-1/evidence/${evidence}`)).steps;
+    expect(steps.map((x: { note: string }) => x.note).join('\n')).toContain(
+      `the fleet ready by probe runs ${entry.details.fleet.join(', ')}`,
+    );
     await deployAllBut(m);
+    traffic.use(); // the services now present the leaves the switch minted
     expect(await failedHandshakes(m)).toEqual([]);
     const v = await m.ci(['verify']);
     expect(v.code, v.stdout + v.stderr).toBe(0);
+    await new Promise((r) => setTimeout(r, 2000));
+    await traffic.stop();
+    // Zero failed handshakes under live traffic, through the publish, the held gate, the lagging deploy and the switch.
+    expect(traffic.failures).toEqual([]);
+    expect(traffic.requests).toBeGreaterThan(200);
 
     // An endpoint that cannot be reached after the switch holds the retire gate, but refuses no one: no rollback.
     servers.get('a3')!.stop();

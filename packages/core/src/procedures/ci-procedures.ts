@@ -90,10 +90,12 @@ export function advancePhases(
     if (m.openEvidence) {
       const prior = parseEvidence(m.openEvidence);
       const done = t.step === 'retire';
+      const proof =
+        fleet && !m.state.rotation?.aborted ? `; the fleet ready by probe runs ${fleet.cites.join(', ')}` : '';
       const note =
-        t.step === 'switch'
+        (t.step === 'switch'
           ? 'signing moved to the new intermediate; every leaf re-minted by this renew'
-          : 'every old-key leaf has expired: the old intermediate and its key are removed';
+          : 'every old-key leaf has expired: the old intermediate and its key are removed') + proof;
       writes.push(
         ...evidenceFiles({
           ...prior,
