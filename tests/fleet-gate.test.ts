@@ -11,6 +11,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
+import { importSigningKey, serializeProbeRun, signBytes } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { haproxyFor, nginxFor, request, waitForPort, type Client, type Terminator } from './helpers/servers.js';
 import { hashTree } from './helpers/store-hash.js';
@@ -237,6 +238,31 @@ describe('a rotation gated by the fleet', () => {
     expect(await failedHandshakes(m)).toEqual([]);
     const v = await m.ci(['verify']);
     expect(v.code, v.stdout + v.stderr).toBe(0);
+    // verify judges the switch again on what it cites: a cited run re-signed (with a real probe key) to say an
+    // endpoint refused the next intermediate's clients is named, though its signature holds.
+    const forged = m.clone();
+    const citedId = (entry.details.fleet as string[]).find((id) =>
+      fs.existsSync(forged.path(`bundles/us-east-1/probes/${id}.json`)),
+    )!;
+    const citedFile = forged.path(`bundles/us-east-1/probes/${citedId}.json`);
+    const signed = JSON.parse(fs.readFileSync(citedFile, 'utf8'));
+    for (const o of signed.run.outcomes) o.accepted = false;
+    const firstCert = (pem: string) => pem.slice(0, pem.indexOf('-----END CERTIFICATE-----') + 26);
+    const probeKey = fs
+      .readdirSync(keys)
+      .filter((f) => f.endsWith('.chain.pem'))
+      .find((f) => firstCert(fs.readFileSync(path.join(keys, f), 'utf8')) === signed.signer)!;
+    expect(probeKey).toBeDefined();
+    const k = await importSigningKey(
+      fs.readFileSync(path.join(keys, probeKey.replace('.chain.pem', '.key.pem')), 'utf8'),
+    );
+    fs.writeFileSync(
+      citedFile,
+      serializeProbeRun(signed.run, signed.signer, (d) => signBytes(k.key, k.algorithm, d)),
+    );
+    const fv = await forged.ci(['verify']);
+    expect(fv.code).toBe(1);
+    expect(fv.stdout).toMatch(/its fleet gate cites runs that do not show the fleet ready/);
     await new Promise((r) => setTimeout(r, 2000));
     await traffic.stop();
     // Zero failed handshakes under live traffic, through the publish, the held gate, the lagging deploy and the switch.

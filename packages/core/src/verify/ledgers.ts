@@ -13,7 +13,9 @@ import {
   type RecordProblem,
 } from '../ledger/record-proofs.js';
 import type { Finding } from './finding.js';
-import { probeEvidence } from '../rotation/fleet-gate.js';
+import { describeWaiting, fleetGate, probeEvidence } from '../rotation/fleet-gate.js';
+import { confirmedAllowList } from '../config/deploy-allow-list.js';
+import type { ScopeState } from '../rotation/rotation.js';
 import { paths } from '../model/paths.js';
 
 /**
@@ -28,20 +30,44 @@ function probeFindings(mesh: Mesh, now: Date): Finding[] {
     message: `${p.message}: not evidence of the fleet (remove it, or restore it from git history)`,
     file: p.file,
   }));
-  const proven = new Set(runs.map((r) => r.id));
+  const proven = new Map(runs.map((r) => [r.id, r]));
+  const confirmedAt = confirmedAllowList(mesh).at;
   for (const scope of mesh.scopes) {
     const st = mesh.material.get(scope.name)?.state;
     if (st?.rotation?.gate !== 'fleet') continue;
-    for (const e of scopeLedgerTrust(mesh, scope.name).counted.filter((x) => x.at >= st.rotation!.started))
-      for (const id of Array.isArray(e.details.fleet) ? (e.details.fleet as unknown[]) : [])
-        if (!proven.has(String(id)))
-          out.push({
-            level: 'error',
-            check: 'record',
-            scope: scope.name,
-            file: paths.ledger(scope.name),
-            message: `entry ${e.seq}: its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`,
-          });
+    const problem = (seq: number, message: string) =>
+      out.push({
+        level: 'error',
+        check: 'record',
+        scope: scope.name,
+        file: paths.ledger(scope.name),
+        message: `entry ${seq}: ${message}`,
+      });
+    for (const e of scopeLedgerTrust(mesh, scope.name).counted.filter((x) => x.at >= st.rotation!.started)) {
+      if (!Array.isArray(e.details.fleet)) continue;
+      const ids = (e.details.fleet as unknown[]).map(String);
+      for (const id of ids.filter((x) => !proven.has(x)))
+        problem(e.seq, `its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`);
+      // The switch of the rotation under way is judged again on what it cites, as the phase was before it: unless
+      // the endpoints were confirmed anew since, when the rule would judge it by a list it never saw.
+      const beforeSwitch = st.phase === 'switch' && e.details.phase === 'switch' && st.previous;
+      if (!beforeSwitch || (confirmedAt && confirmedAt > e.at)) continue;
+      const cited = ids.flatMap((x) => proven.get(x) ?? []).filter((r) => r.at <= e.at);
+      const publish: ScopeState = {
+        ...st,
+        phase: 'publish',
+        active: st.previous!,
+        next: st.active,
+        previous: undefined,
+        rotation: { ...st.rotation!, switched: undefined },
+      };
+      const g = fleetGate(mesh, scope.name, publish, cited);
+      if (!g.ready)
+        problem(
+          e.seq,
+          `its fleet gate cites runs that do not show the fleet ready: ${describeWaiting(g.waiting).join('; ')}`,
+        );
+    }
   }
   return out;
 }
