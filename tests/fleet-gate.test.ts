@@ -11,7 +11,7 @@ import path from 'node:path';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { importSigningKey, serializeProbeRun, signBytes } from '@trellis/core';
+import { importSigningKey, nodeCryptoSeam, serializeProbeRun } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { haproxyFor, nginxFor, request, waitForPort, type Client, type Terminator } from './helpers/servers.js';
 import { hashTree } from './helpers/store-hash.js';
@@ -256,10 +256,7 @@ describe('a rotation gated by the fleet', () => {
     const k = await importSigningKey(
       fs.readFileSync(path.join(keys, probeKey.replace('.chain.pem', '.key.pem')), 'utf8'),
     );
-    fs.writeFileSync(
-      citedFile,
-      serializeProbeRun(signed.run, signed.signer, (d) => signBytes(k.key, k.algorithm, d)),
-    );
+    fs.writeFileSync(citedFile, serializeProbeRun(signed.run, signed.signer, k, nodeCryptoSeam));
     const fv = await forged.ci(['verify']);
     expect(fv.code).toBe(1);
     expect(fv.stdout).toMatch(/its fleet gate cites runs that do not show the fleet ready/);

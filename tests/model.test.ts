@@ -363,7 +363,7 @@ class Model {
       const run = { id, scope, at: this.now.toISOString(), outcomes, serials: [leaf.record.serial] };
       writes.push({
         path: probeRunPath(scope, id),
-        content: serializeProbeRun(run, leaf.certPem, (d) => signBytes(key.key, key.algorithm, d)),
+        content: serializeProbeRun(run, leaf.certPem, key, nodeCryptoSeam),
       });
     }
     this.store.commit(writes);

@@ -5,7 +5,6 @@
  * to each confirmed endpoint of a scope with each probe key its scope must trust, and records the signed outcome in
  * the store, where renew's gate decision reads it.
  */
-import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CommandModule } from 'yargs';
@@ -32,7 +31,6 @@ import {
   subjectAltNames,
   requireConfirmedAllowList,
   scopeDef,
-  signBytes,
   trustedScopes,
   serializeProbeRun,
   type Mesh,
@@ -210,13 +208,14 @@ async function handshake(a: Args, scope: string): Promise<void> {
             `${o.accepted ? 'accepted' : `NOT ready: ${o.error}`}\n`,
         );
       }
-    const id = `${iso(now).replace(/[-:]/g, '').replace(/\.\d+/, '')}-${randomBytes(4).toString('hex')}`;
+    const nonce = Buffer.from(nodeCryptoSeam.randomBytes(4)).toString('hex');
+    const id = `${iso(now).replace(/[-:]/g, '').replace(/\.\d+/, '')}-${nonce}`;
     const run = { id, scope, at: iso(now), outcomes, serials: keys.map((k) => k.serial) };
     const signing = await importSigningKey(own.keyPem);
     // The run is signed by this scope's probe key and carries its certificate (the chain's first), so verify can
     // check both.
     const signer = certificatePem(parseCertificates(own.chainPem)[0]!);
-    const text = serializeProbeRun(run, signer, (d) => signBytes(signing.key, signing.algorithm, d));
+    const text = serializeProbeRun(run, signer, signing, nodeCryptoSeam);
     // While any scope is in a fleet-gated rotation, every run stays: a gate decision may cite it.
     const gated = [...mesh.material.values()].some((m) => m.state?.rotation?.gate === 'fleet');
     const old = [...mesh.material.get(scope)!.probeRuns.keys()].sort();

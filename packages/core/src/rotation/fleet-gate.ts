@@ -9,7 +9,8 @@ import { TrellisError } from '../model/errors.js';
 import { scopeLedgerTrust } from '../ledger/ledger-trust.js';
 import { issuedUnder } from '../ledger/ledger-signature.js';
 import { confirmedAllowList } from '../config/deploy-allow-list.js';
-import { verifyBytes } from '../crypto/crypto.js';
+import { verifyBytes, type KeyAlgorithm } from '../crypto/crypto.js';
+import type { CryptoSeam } from '../x509/seam.js';
 import { fingerprint, parseCertificate, spkiDer, subjectAltNames, type Certificate } from '../x509/certificates.js';
 import { PROBE_SERVICE, scopeDomain, serviceSpiffeId } from '../model/names.js';
 import { trustedScopes } from '../trust/trust.js';
@@ -95,8 +96,16 @@ export function endpointsTrusting(mesh: Mesh, scope: string): Endpoint[] {
   );
 }
 
-export function serializeProbeRun(run: ProbeRun, signerPem: string, sign: (data: Uint8Array) => Uint8Array): string {
-  const signature = Buffer.from(sign(Buffer.from(canonicalJson(run)))).toString('base64');
+/** The signed run file: the probe key signs through the seam, like every other signature. */
+export function serializeProbeRun(
+  run: ProbeRun,
+  signerPem: string,
+  key: { key: CryptoKey; algorithm: KeyAlgorithm },
+  seam: CryptoSeam,
+): string {
+  const signature = Buffer.from(seam.signData(key.key, key.algorithm, Buffer.from(canonicalJson(run)))).toString(
+    'base64',
+  );
   return `${JSON.stringify({ run, signer: signerPem, signature } satisfies SignedProbeRun, null, 2)}\n`;
 }
 
