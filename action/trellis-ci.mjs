@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "5379109cc0278eb4a0704fd9c6750db6c0301777", date: "2026-12-07T10:25:23Z" };
+    define_TRELLIS_BUILD_default = { commit: "8f1afba4594b9ab9091cae8a54bc4b582b35f5bf", date: "2026-12-07T11:01:25Z" };
   }
 });
 
@@ -31594,7 +31594,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   ecdsaOpts = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = ecdsaOpts.randomBytes || randomBytes3;
+  const randomBytes8 = ecdsaOpts.randomBytes || randomBytes3;
   const hmac3 = ecdsaOpts.hmac || ((key, msg) => hmac2(hash, key, msg));
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
@@ -31736,7 +31736,7 @@ function ecdsa(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes4(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes2(...seedArgs);
@@ -34315,18 +34315,18 @@ function validateTableBytes(numPoints, fpBytes) {
   if (bytes > TABLE_BYTES_MAX)
     throw new Error("invalid window size: table would need ~" + Math.ceil(bytes / 2 ** 20) + " MiB, max " + TABLE_BYTES_MAX / 2 ** 20 + " MiB");
 }
-function probeRandomBytes(randomBytes9, length) {
-  if (randomBytes9 === void 0)
+function probeRandomBytes(randomBytes8, length) {
+  if (randomBytes8 === void 0)
     return void 0;
-  afunction(randomBytes9, "randomBytes");
+  afunction(randomBytes8, "randomBytes");
   try {
-    const probe2 = randomBytes9(length);
+    const probe2 = randomBytes8(length);
     if (!isBytes5(probe2) || probe2.length !== length)
       return void 0;
   } catch {
     return void 0;
   }
-  return randomBytes9;
+  return randomBytes8;
 }
 function validateMSMPoints(points, c3) {
   aarray(points, "points");
@@ -34483,9 +34483,9 @@ var init_curve2 = __esm({
       baseCanBeBlinded;
       bits;
       // Parametrized with a given Point class (not individual point)
-      constructor(Point, randomBytes9) {
+      constructor(Point, randomBytes8) {
         validatePointCons(Point);
-        this.randomBytes = probeRandomBytes(randomBytes9, BLIND_BYTES);
+        this.randomBytes = probeRandomBytes(randomBytes8, BLIND_BYTES);
         this.Point = Point;
         this.BASE = Point.BASE;
         this.ZERO = Point.ZERO;
@@ -34869,7 +34869,7 @@ function weierstrass2(params, extraOpts = {}) {
     randomBytes: "function"
   });
   const { endo: endoOpts, allowInfinityPoint, clearCofactor, isTorsionFree, fromBytes, toBytes } = extraOpts;
-  const randomBytes9 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
+  const randomBytes8 = extraOpts.randomBytes === void 0 ? randomBytes5 : extraOpts.randomBytes;
   if (endoOpts) {
     if (!Fp.is0(CURVE.a) || typeof endoOpts.beta !== "bigint" || !Array.isArray(endoOpts.basises)) {
       throw new Error('invalid endo: expected "beta": bigint and "basises": array');
@@ -35286,7 +35286,7 @@ function weierstrass2(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes8);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -35387,12 +35387,12 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
     bits2int_modN: "function"
   });
   const opts2 = Object.assign({}, ecdsaOpts);
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const hmac3 = opts2.hmac === void 0 ? (key, msg) => hmac(hash_, key, msg) : opts2.hmac;
   const { Fp, Fn } = Point;
   const { ORDER: CURVE_ORDER, BITS: fnBits } = Fn;
   const blindLength = getMinHashLength2(CURVE_ORDER);
-  const csprng = probeRandomBytes(randomBytes9, blindLength);
+  const csprng = probeRandomBytes(randomBytes8, blindLength);
   const { keygen, getPublicKey, getSharedSecret, utils, lengths } = ecdh2(Point, opts2);
   const defaultSigOpts = {
     prehash: true,
@@ -35545,7 +35545,7 @@ function ecdsa2(Point, hash, ecdsaOpts = {}) {
       throw new Error("invalid private key");
     const seedArgs = [int2octets(d2), int2octets(h1int)];
     if (extraEntropy != null && extraEntropy !== false) {
-      const e2 = extraEntropy === true ? randomBytes9(lengths.secretKey) : extraEntropy;
+      const e2 = extraEntropy === true ? randomBytes8(lengths.secretKey) : extraEntropy;
       seedArgs.push(abytes5(e2, void 0, "extraEntropy"));
     }
     const seed = concatBytes3(...seedArgs);
@@ -35701,7 +35701,7 @@ function edwards(params, extraOpts = {}) {
   if (FpLegendre2(Fp, CURVE.d) !== -1)
     throw new Error("edwards: CURVE.d must be a non-square in Fp for complete addition formulas");
   validateObject2(opts2, {}, { uvRatio: "function", randomBytes: "function" });
-  const randomBytes9 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
+  const randomBytes8 = opts2.randomBytes === void 0 ? randomBytes5 : opts2.randomBytes;
   const MASK = _2n8 << BigInt(Fp.BYTES * 8) - _1n12;
   function isOdd(n2) {
     if (!Fp.isOdd)
@@ -35962,7 +35962,7 @@ function edwards(params, extraOpts = {}) {
     }
   }
   const normalize2 = (points) => normalizeZ2(Point, points);
-  const wnaf = new ScalarMultiplier(Point, randomBytes9);
+  const wnaf = new ScalarMultiplier(Point, randomBytes8);
   if (wnaf.bits >= 6)
     Point.BASE.precompute(6);
   Object.freeze(Point.prototype);
@@ -42133,8 +42133,10 @@ function endpointsTrusting(mesh, scope2) {
     (e2) => trustedScopes({ name: e2.scope, kind: kindOf(e2.scope) }, all).includes(scope2)
   );
 }
-function serializeProbeRun(run, signerPem, sign3) {
-  const signature = Buffer.from(sign3(Buffer.from(canonicalJson(run)))).toString("base64");
+function serializeProbeRun(run, signerPem, key, seam) {
+  const signature = Buffer.from(seam.signData(key.key, key.algorithm, Buffer.from(canonicalJson(run)))).toString(
+    "base64"
+  );
   return `${JSON.stringify({ run, signer: signerPem, signature }, null, 2)}
 `;
 }
@@ -42194,7 +42196,7 @@ function fleetGate(mesh, scope2, state, runs) {
     else if (!n2.o.accepted) {
       const w = { endpoint: e2.name, scope: e2.scope, why: `refused a client of ${client}: ${n2.o.error ?? "refused"}` };
       waiting.push(w);
-      if (state.phase === "switch") refusing.push(w);
+      if (state.phase === "switch" && n2.o.refused) refusing.push(w);
     } else cites.add(n2.run.id);
   }
   if (state.phase === "switch")
@@ -42247,12 +42249,24 @@ function unprovenConsumers(mesh, scope2) {
     (d2) => d2.services.filter((s) => !proven.has(serviceSpiffeId(d2.name, s.name, mesh.config.trustDomain))).map((s) => `${d2.name}/${s.name}`)
   );
 }
-var PROBE_TTL, PROBE_RUNS_KEPT, probeSpiffeId, probeRunPath;
+function fleetStatus(mesh, scope2, state, runs) {
+  const g = fleetGate(mesh, scope2, state, runs);
+  const gated = state.rotation?.gate === "fleet";
+  return {
+    gated,
+    waiting: gated && !g.refusing.length ? g.waiting : [],
+    refusing: g.refusing,
+    waived: gated ? g.waived : [],
+    unproven: gated ? unprovenConsumers(mesh, scope2) : []
+  };
+}
+var PROBE_TTL, PROBE_RUNS_KEPT, probeSpiffeId, probeRunPath, describeWaiting;
 var init_fleet_gate = __esm({
   "packages/core/src/rotation/fleet-gate.ts"() {
     "use strict";
     init_define_TRELLIS_BUILD();
     init_ledger();
+    init_errors();
     init_ledger_trust();
     init_ledger_signature();
     init_deploy_allow_list();
@@ -42267,6 +42281,7 @@ var init_fleet_gate = __esm({
     PROBE_RUNS_KEPT = 8;
     probeSpiffeId = (scope2, trustDomain) => serviceSpiffeId(scope2, PROBE_SERVICE, trustDomain);
     probeRunPath = (scope2, id) => `${paths2.probes(scope2)}/${id}.json`;
+    describeWaiting = (ws) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
   }
 });
 
@@ -42279,20 +42294,41 @@ function probeFindings(mesh, now) {
     message: `${p.message}: not evidence of the fleet (remove it, or restore it from git history)`,
     file: p.file
   }));
-  const proven = new Set(runs.map((r) => r.id));
+  const proven = new Map(runs.map((r) => [r.id, r]));
+  const confirmedAt = confirmedAllowList(mesh).at;
   for (const scope2 of mesh.scopes) {
     const st = mesh.material.get(scope2.name)?.state;
     if (st?.rotation?.gate !== "fleet") continue;
-    for (const e2 of scopeLedgerTrust(mesh, scope2.name).counted.filter((x) => x.at >= st.rotation.started))
-      for (const id of Array.isArray(e2.details.fleet) ? e2.details.fleet : [])
-        if (!proven.has(String(id)))
-          out.push({
-            level: "error",
-            check: "record",
-            scope: scope2.name,
-            file: paths2.ledger(scope2.name),
-            message: `entry ${e2.seq}: its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`
-          });
+    const problem = (seq, message) => out.push({
+      level: "error",
+      check: "record",
+      scope: scope2.name,
+      file: paths2.ledger(scope2.name),
+      message: `entry ${seq}: ${message}`
+    });
+    for (const e2 of scopeLedgerTrust(mesh, scope2.name).counted.filter((x) => x.at >= st.rotation.started)) {
+      if (!Array.isArray(e2.details.fleet)) continue;
+      const ids = e2.details.fleet.map(String);
+      for (const id of ids.filter((x) => !proven.has(x)))
+        problem(e2.seq, `its fleet gate cites probe run ${JSON.stringify(id)}, which no proven run is`);
+      const beforeSwitch = st.phase === "switch" && e2.details.phase === "switch" && st.previous;
+      if (!beforeSwitch || confirmedAt && confirmedAt > e2.at) continue;
+      const cited = ids.flatMap((x) => proven.get(x) ?? []).filter((r) => r.at <= e2.at);
+      const publish = {
+        ...st,
+        phase: "publish",
+        active: st.previous,
+        next: st.active,
+        previous: void 0,
+        rotation: { ...st.rotation, switched: void 0 }
+      };
+      const g = fleetGate(mesh, scope2.name, publish, cited);
+      if (!g.ready)
+        problem(
+          e2.seq,
+          `its fleet gate cites runs that do not show the fleet ready: ${describeWaiting(g.waiting).join("; ")}`
+        );
+    }
   }
   return out;
 }
@@ -42344,6 +42380,7 @@ var init_ledgers = __esm({
     init_ledger_trust();
     init_record_proofs();
     init_fleet_gate();
+    init_deploy_allow_list();
     init_paths();
     asFindings = (ps, scope2) => ps.map((p) => ({
       level: "error",
@@ -42713,23 +42750,20 @@ function meshStatus(mesh, now) {
       const m = mesh.material.get(scope2.name);
       const active = activeIssuer(mesh, scope2.name);
       const gate = m.state ? nextGate(m.state) : void 0;
-      const fleet = m.state && m.state.phase !== "steady" ? fleetGate(mesh, scope2.name, m.state, runs()) : void 0;
-      const said = (ws) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`);
-      const waiting = fleet && m.state?.rotation?.gate === "fleet" && !fleet.refusing.length ? said(fleet.waiting) : [];
-      const refusing = fleet ? said(fleet.refusing) : [];
+      const fleet = m.state && m.state.phase !== "steady" ? fleetStatus(mesh, scope2.name, m.state, runs()) : void 0;
       return {
         scope: scope2.name,
         kind: scope2.kind,
         phase: m.state?.phase ?? "pending",
         ...gate ? { gate } : {},
-        ...fleet && m.state?.rotation?.gate === "fleet" ? {
+        ...fleet && (fleet.gated || fleet.refusing.length) ? {
           fleet: {
-            waiting,
-            refusing,
+            waiting: describeWaiting(fleet.waiting),
+            refusing: describeWaiting(fleet.refusing),
             waived: fleet.waived.map((w) => `${w.endpoint} (${w.reason})`),
-            unproven: unprovenConsumers(mesh, scope2.name)
+            unproven: fleet.unproven
           }
-        } : refusing.length ? { fleet: { waiting, refusing, waived: [], unproven: [] } } : {},
+        } : {},
         intermediate: m.intermediate ? {
           fingerprint: fingerprint(m.intermediate),
           subject: m.intermediate.subject,
@@ -43983,7 +44017,8 @@ function advancePhases(mesh, scopes, now, actor2) {
     if (m.openEvidence) {
       const prior = parseEvidence(m.openEvidence);
       const done = t.step === "retire";
-      const note = t.step === "switch" ? "signing moved to the new intermediate; every leaf re-minted by this renew" : "every old-key leaf has expired: the old intermediate and its key are removed";
+      const proof = fleet && !m.state.rotation?.aborted ? `; the fleet ready by probe runs ${fleet.cites.join(", ")}` : "";
+      const note = (t.step === "switch" ? "signing moved to the new intermediate; every leaf re-minted by this renew" : "every old-key leaf has expired: the old intermediate and its key are removed") + proof;
       writes.push(
         ...evidenceFiles({
           ...prior,
@@ -44646,37 +44681,33 @@ function unknownLine(why) {
   return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
 }
 function fleetHealth(mesh, scope2, state, now, add3) {
-  const g = fleetGate(mesh, scope2, state, probeEvidence(mesh, now).runs);
-  const held2 = state.rotation?.gate === "fleet" && !g.refusing.length ? g.waiting : [];
-  const fact = { waiting: held2.map((w) => w.endpoint), refusing: g.refusing.map((w) => w.endpoint) };
-  const list = (ws) => ws.map((w) => `${w.endpoint} (${w.scope}: ${w.why})`).join("; ");
-  if (g.refusing.length)
+  const f = fleetStatus(mesh, scope2, state, probeEvidence(mesh, now).runs);
+  const list = (ws) => describeWaiting(ws).join("; ");
+  if (f.refusing.length)
     add3(
       "critical",
       "fleet",
       scope2,
-      `a probe after the switch found endpoints refusing clients of the new intermediate: ${list(g.refusing)}; renew holds the next gate; roll back: trellis-root rotate intermediate ${scope2} --abort`,
+      `endpoints refuse clients of the new intermediate after the switch; roll back: trellis-root rotate intermediate ${scope2} --abort (renew holds the next gate); refusing: ${list(f.refusing)}`,
       paths2.state(scope2)
     );
-  if (state.rotation?.gate !== "fleet") return fact;
-  if (!g.ready && !g.refusing.length)
+  if (f.waiting.length)
     add3(
       "warning",
       "fleet",
       scope2,
-      `its ${state.phase === "publish" ? "switch" : "retire"} gate is held by the fleet, waiting for ${list(g.waiting)}; deploy them, then trellis-ci probe`,
+      `its ${state.phase === "publish" ? "switch" : "retire"} gate is held by the fleet; deploy to these endpoints, then trellis-ci probe; waiting for ${list(f.waiting)}`,
       paths2.state(scope2)
     );
-  const unproven = unprovenConsumers(mesh, scope2);
-  if (unproven.length)
+  if (f.unproven.length)
     add3(
       "ok",
       "fleet",
       scope2,
-      `not proven by a probe (no confirmed endpoint; the time gate and the longest leaf TTL cover them): ` + unproven.join(", "),
+      `not proven by a probe (no confirmed endpoint; the time gate and the longest leaf TTL cover them): ` + f.unproven.join(", "),
       paths2.state(scope2)
     );
-  return fact;
+  return { waiting: f.waiting.map((w) => w.endpoint), refusing: f.refusing.map((w) => w.endpoint) };
 }
 var DAY3, NAGIOS, DEFAULT_THRESHOLDS, WORST, worse, early, DUE_TEXT, WORD;
 var init_health = __esm({
@@ -46195,9 +46226,9 @@ function renderStatus(s) {
     lines.push(`scope ${sc.scope} (${sc.kind})  ${tier}`);
     if (i2) {
       const open = sc.gate && sc.gate.at <= s.now ? " (open: the next renew advances it)" : "";
-      const held2 = sc.fleet?.waiting.length ? " (held by the fleet)" : open;
+      const held2 = sc.fleet?.waiting.length && open ? " (its time has come; held by the fleet)" : open;
       lines.push(`  phase ${sc.phase}${sc.gate ? `: ${sc.gate.gate} gate opens ${sc.gate.at}${held2}` : ""}`);
-      if (sc.fleet?.waiting.length) lines.push(`  held by the fleet, waiting for: ${sc.fleet.waiting.join("; ")}`);
+      if (sc.fleet?.waiting.length) lines.push(`  the fleet gate waits for: ${sc.fleet.waiting.join("; ")}`);
       if (sc.fleet?.waived.length) lines.push(`  waived by the custodian: ${sc.fleet.waived.join("; ")}`);
       if (sc.fleet?.unproven.length)
         lines.push(`  not proven by a probe (time gates only): ${sc.fleet.unproven.join(", ")}`);
@@ -63851,7 +63882,6 @@ init_define_TRELLIS_BUILD();
 init_src();
 init_store2();
 init_shell2();
-import { randomBytes as randomBytes8 } from "node:crypto";
 import fs17 from "node:fs";
 import path22 from "node:path";
 
@@ -63879,19 +63909,20 @@ function probeEndpoint(mesh, e2, c3, now) {
     });
     let presented;
     let problem;
-    const done = (accepted, error) => {
+    const done = (accepted, error, refused = false) => {
       clearTimeout(timer);
       sock.destroy();
       const err = problem ?? error;
       resolve5({
         ...base,
         accepted: accepted && !problem,
+        ...refused ? { refused } : {},
         ...presented ? { presented } : {},
         ...err ? { error: err } : {}
       });
     };
     const timer = setTimeout(() => done(false, `no answer within ${TIMEOUT_MS / 1e3} s`), TIMEOUT_MS);
-    sock.on("error", (err) => done(false, err.message.split("\n")[0]));
+    sock.on("error", (err) => done(false, err.message.split("\n")[0], /alert|certificate/i.test(err.message)));
     sock.on("secureConnect", () => {
       const raw = sock.getPeerX509Certificate()?.raw;
       if (!raw) return done(false, "the endpoint presented no certificate");
@@ -63904,12 +63935,17 @@ function probeEndpoint(mesh, e2, c3, now) {
       else if (now < leaf.notBefore || now >= leaf.notAfter) problem = "presents a leaf outside its validity";
       else if (revoked.some((r) => r.serial.toLowerCase() === leaf.serialNumber.toLowerCase()))
         problem = "presents a revoked leaf";
-      if (!e2.path) return setTimeout(() => done(!sock.destroyed), REFUSAL_WINDOW_MS);
+      if (!e2.path)
+        return setTimeout(
+          () => sock.destroyed ? done(false, "closed the connection after the handshake", true) : done(true),
+          REFUSAL_WINDOW_MS
+        );
       let head = "";
       sock.on("data", (d2) => {
         head += d2.toString("latin1");
         const status2 = /^HTTP\/1\.[01] (\d{3})/.exec(head);
-        if (status2) done(Number(status2[1]) < 400, Number(status2[1]) < 400 ? void 0 : `HTTP ${status2[1]}`);
+        const code2 = Number(status2?.[1]);
+        if (status2) done(code2 < 400, code2 < 400 ? void 0 : `HTTP ${code2}`, [400, 403, 495, 496].includes(code2));
         else if (head.includes("\r\n") || head.length > 1024) done(false, "not an HTTP answer");
       });
       sock.on("end", () => done(false, "closed before an HTTP answer"));
@@ -64036,6 +64072,12 @@ async function handshake(a2, scope2) {
       });
     const kind = (s) => mesh.scopes.find((d2) => d2.name === s)?.kind ?? "region";
     const all = mesh.scopes.map((s) => s.name);
+    for (const t of trustedScopes({ name: scope2, kind: kind(scope2) }, all))
+      if (!keys.some((k) => k.scope === t))
+        process.stdout.write(
+          `no probe key of ${t} in ${keysDir}: clients of ${t}'s intermediates are not tried, so its gates wait
+`
+        );
     const outcomes = [];
     for (const e2 of confirmedEndpoints(mesh).filter((x) => x.scope === scope2))
       for (const k of keys.filter((x) => trustedScopes({ name: scope2, kind: kind(scope2) }, all).includes(x.scope))) {
@@ -64046,11 +64088,12 @@ async function handshake(a2, scope2) {
 `
         );
       }
-    const id = `${iso(now).replace(/[-:]/g, "").replace(/\.\d+/, "")}-${randomBytes8(4).toString("hex")}`;
+    const nonce = Buffer.from(nodeCryptoSeam.randomBytes(4)).toString("hex");
+    const id = `${iso(now).replace(/[-:]/g, "").replace(/\.\d+/, "")}-${nonce}`;
     const run = { id, scope: scope2, at: iso(now), outcomes, serials: keys.map((k) => k.serial) };
     const signing = await importSigningKey(own2.keyPem);
     const signer = certificatePem(parseCertificates(own2.chainPem)[0]);
-    const text = serializeProbeRun(run, signer, (d2) => signBytes(signing.key, signing.algorithm, d2));
+    const text = serializeProbeRun(run, signer, signing, nodeCryptoSeam);
     const gated = [...mesh.material.values()].some((m) => m.state?.rotation?.gate === "fleet");
     const old = [...mesh.material.get(scope2).probeRuns.keys()].sort();
     const drop = gated ? [] : old.slice(0, Math.max(0, old.length - (PROBE_RUNS_KEPT - 1)));
@@ -64060,14 +64103,21 @@ async function handshake(a2, scope2) {
       `recorded ${probeRunPath(scope2, id)}: ${outcomes.length - refused.length} of ${outcomes.length} accepted
 `
     );
-    if (refused.length)
-      throw new TrellisError(
-        "peer-failed",
-        `${new Set(refused.map((o2) => o2.endpoint)).size} endpoint(s) of ${scope2} not ready: ` + [...new Set(refused.map((o2) => `${o2.endpoint} (${o2.error})`))].join("; "),
-        {
-          hint: "the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)"
-        }
+    const after = loadMesh(store);
+    const runs = probeEvidence(after, now).runs;
+    const notReady = after.scopes.flatMap((d2) => {
+      const st = after.material.get(d2.name)?.state;
+      if (!st || st.phase === "steady") return [];
+      const f = fleetStatus(after, d2.name, st, runs);
+      return describeWaiting([...f.waiting, ...f.refusing].filter((w) => w.scope === scope2)).map(
+        (w) => `${d2.name}'s ${st.phase === "publish" ? "switch" : "retire"} gate: ${w}`
       );
+    });
+    const failed = [...new Set(refused.map((o2) => `${o2.endpoint} (${o2.error})`))];
+    if (failed.length || notReady.length)
+      throw new TrellisError("peer-failed", `endpoints of ${scope2} not ready: ${[...failed, ...notReady].join("; ")}`, {
+        hint: "the evidence is recorded; a fleet gate holds until a later run shows them ready (docs/fleet-gates.md)"
+      });
   });
 }
 
