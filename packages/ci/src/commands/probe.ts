@@ -191,16 +191,19 @@ async function handshake(a: Args, scope: string): Promise<void> {
       throw new TrellisError('usage', `${keysDir} holds no probe key of ${scope}, which signs this run's evidence`, {
         hint: 'run trellis-ci probe certify for every scope (or with --scope for this one) first',
       });
-    const kind = (s: string) => mesh.scopes.find((d) => d.name === s)?.kind ?? 'region';
-    const all = mesh.scopes.map((s) => s.name);
-    for (const t of trustedScopes({ name: scope, kind: kind(scope) }, all))
+    // The boundary rule: the scopes whose clients this scope's endpoints must accept.
+    const trusted = trustedScopes(
+      scopeDef(mesh, scope),
+      mesh.scopes.map((s) => s.name),
+    );
+    for (const t of trusted)
       if (!keys.some((k) => k.scope === t))
         process.stdout.write(
           `no probe key of ${t} in ${keysDir}: clients of ${t}'s intermediates are not tried, so its gates wait\n`,
         );
     const outcomes: ProbeOutcome[] = [];
     for (const e of confirmedEndpoints(mesh).filter((x) => x.scope === scope))
-      for (const k of keys.filter((x) => trustedScopes({ name: scope, kind: kind(scope) }, all).includes(x.scope))) {
+      for (const k of keys.filter((x) => trusted.includes(x.scope))) {
         const o = await probeEndpoint(mesh, e, k, now);
         outcomes.push(o);
         process.stdout.write(

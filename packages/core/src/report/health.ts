@@ -16,7 +16,7 @@ import { leafLifetimes } from '../procedures/ci-procedures.js';
 import { renewalPoint } from '../x509/profiles.js';
 import { anchorCrlOf, crlOf, displaySerial, parseCrls, type Crl } from '../x509/revocation.js';
 import { nextGate, type ScopeState } from '../rotation/rotation.js';
-import { describeWaiting, fleetStatus, probeEvidence, type Waiting } from '../rotation/fleet-gate.js';
+import { describeWaiting, fleetStatus, probeEvidence, type ProbeRun, type Waiting } from '../rotation/fleet-gate.js';
 import { formatDuration, iso, notYetValid } from '../model/time.js';
 
 const DAY = 86_400_000;
@@ -165,6 +165,9 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
   const hostKeys: MeshHealth['hostKeys'] = [];
   const crls: CrlFact[] = [];
   const scopes: ScopeFact[] = [];
+  // Every probe run is verified once per health reading, not once per rotating scope.
+  let proven: ProbeRun[] | undefined;
+  const probeRuns = () => (proven ??= probeEvidence(mesh, now).runs);
   const add = (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) =>
     items.push({ level, kind, subject, message, ...(file ? { file } : {}) });
   const certText = (notAfter: Date, serial: string, level: HealthLevel, w?: Window) =>
@@ -308,7 +311,7 @@ export async function meshHealth(mesh: Mesh, now: Date, t: Thresholds = DEFAULT_
 
     const state = m.state!;
     const gate = nextGate(state);
-    const fleet = state.phase !== 'steady' ? fleetHealth(mesh, def.name, state, now, add) : undefined;
+    const fleet = state.phase !== 'steady' ? fleetHealth(mesh, def.name, state, probeRuns(), add) : undefined;
     scopes.push({
       scope: def.name,
       phase: state.phase,
@@ -585,10 +588,10 @@ function fleetHealth(
   mesh: Mesh,
   scope: string,
   state: ScopeState,
-  now: Date,
+  runs: readonly ProbeRun[],
   add: (level: HealthLevel, kind: HealthKind, subject: string, message: string, file?: string) => void,
 ): ScopeFact['fleet'] {
-  const f = fleetStatus(mesh, scope, state, probeEvidence(mesh, now).runs);
+  const f = fleetStatus(mesh, scope, state, runs);
   const list = (ws: Waiting[]) => describeWaiting(ws).join('; ');
   if (f.refusing.length)
     add(

@@ -203,7 +203,8 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
   const cites = new Set<string>();
   // Clients of the intermediate now signing must be accepted everywhere that trusts the scope.
   const client = state.phase === 'publish' ? state.next! : state.active;
-  for (const e of endpointsTrusting(mesh, scope)) {
+  const endpoints = endpointsTrusting(mesh, scope);
+  for (const e of endpoints) {
     const n = newest(e, (o) => o.client === client);
     if (!n) waiting.push({ endpoint: e.name, scope: e.scope, why: 'no probe since the phase began' });
     else if (!n.o.accepted) {
@@ -213,7 +214,7 @@ export function fleetGate(mesh: Mesh, scope: string, state: ScopeState, runs: re
     } else cites.add(n.run.id);
   }
   if (state.phase === 'switch')
-    for (const e of endpointsTrusting(mesh, scope).filter((x) => x.scope === scope)) {
+    for (const e of endpoints.filter((x) => x.scope === scope)) {
       const n = newest(e, () => true);
       if (n && n.o.presented !== state.active)
         waiting.push({
