@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "8f1afba4594b9ab9091cae8a54bc4b582b35f5bf", date: "2026-12-07T11:01:25Z" };
+    define_TRELLIS_BUILD_default = { commit: "63bffba705e8de20ffd844c08af84dad2aef18d9", date: "2026-12-07T11:57:24Z" };
   }
 });
 
@@ -42190,7 +42190,8 @@ function fleetGate(mesh, scope2, state, runs) {
   const refusing = [];
   const cites = /* @__PURE__ */ new Set();
   const client = state.phase === "publish" ? state.next : state.active;
-  for (const e2 of endpointsTrusting(mesh, scope2)) {
+  const endpoints = endpointsTrusting(mesh, scope2);
+  for (const e2 of endpoints) {
     const n2 = newest(e2, (o2) => o2.client === client);
     if (!n2) waiting.push({ endpoint: e2.name, scope: e2.scope, why: "no probe since the phase began" });
     else if (!n2.o.accepted) {
@@ -42200,7 +42201,7 @@ function fleetGate(mesh, scope2, state, runs) {
     } else cites.add(n2.run.id);
   }
   if (state.phase === "switch")
-    for (const e2 of endpointsTrusting(mesh, scope2).filter((x) => x.scope === scope2)) {
+    for (const e2 of endpoints.filter((x) => x.scope === scope2)) {
       const n2 = newest(e2, () => true);
       if (n2 && n2.o.presented !== state.active)
         waiting.push({
@@ -44342,6 +44343,8 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
   const hostKeys = [];
   const crls = [];
   const scopes = [];
+  let proven;
+  const probeRuns = () => proven ??= probeEvidence(mesh, now).runs;
   const add3 = (level2, kind, subject, message, file) => items.push({ level: level2, kind, subject, message, ...file ? { file } : {} });
   const certText = (notAfter, serial, level2, w) => `serial ${serial} ${notAfter <= now ? "expired" : "expires"} ${iso(notAfter)} (${when(notAfter, now)})${notAfter <= now ? "" : level2 !== "ok" && w ? under2(level2, w) : ""}`;
   if (!mesh.root) add3("critical", "certificate", "root", "no root certificate", paths2.rootCert);
@@ -44470,7 +44473,7 @@ async function meshHealth(mesh, now, t = DEFAULT_THRESHOLDS) {
       );
     const state = m.state;
     const gate = nextGate(state);
-    const fleet = state.phase !== "steady" ? fleetHealth(mesh, def.name, state, now, add3) : void 0;
+    const fleet = state.phase !== "steady" ? fleetHealth(mesh, def.name, state, probeRuns(), add3) : void 0;
     scopes.push({
       scope: def.name,
       phase: state.phase,
@@ -44680,8 +44683,8 @@ function renderHealth(h2, t = DEFAULT_THRESHOLDS) {
 function unknownLine(why) {
   return `TRELLIS UNKNOWN - ${why.split("\n")[0]}`;
 }
-function fleetHealth(mesh, scope2, state, now, add3) {
-  const f = fleetStatus(mesh, scope2, state, probeEvidence(mesh, now).runs);
+function fleetHealth(mesh, scope2, state, runs, add3) {
+  const f = fleetStatus(mesh, scope2, state, runs);
   const list = (ws) => describeWaiting(ws).join("; ");
   if (f.refusing.length)
     add3(
@@ -64070,9 +64073,11 @@ async function handshake(a2, scope2) {
       throw new TrellisError("usage", `${keysDir} holds no probe key of ${scope2}, which signs this run's evidence`, {
         hint: "run trellis-ci probe certify for every scope (or with --scope for this one) first"
       });
-    const kind = (s) => mesh.scopes.find((d2) => d2.name === s)?.kind ?? "region";
-    const all = mesh.scopes.map((s) => s.name);
-    for (const t of trustedScopes({ name: scope2, kind: kind(scope2) }, all))
+    const trusted = trustedScopes(
+      scopeDef(mesh, scope2),
+      mesh.scopes.map((s) => s.name)
+    );
+    for (const t of trusted)
       if (!keys.some((k) => k.scope === t))
         process.stdout.write(
           `no probe key of ${t} in ${keysDir}: clients of ${t}'s intermediates are not tried, so its gates wait
@@ -64080,7 +64085,7 @@ async function handshake(a2, scope2) {
         );
     const outcomes = [];
     for (const e2 of confirmedEndpoints(mesh).filter((x) => x.scope === scope2))
-      for (const k of keys.filter((x) => trustedScopes({ name: scope2, kind: kind(scope2) }, all).includes(x.scope))) {
+      for (const k of keys.filter((x) => trusted.includes(x.scope))) {
         const o2 = await probeEndpoint(mesh, e2, k, now);
         outcomes.push(o2);
         process.stdout.write(
