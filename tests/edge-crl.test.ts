@@ -8,10 +8,12 @@
  * release, the hosts a deploy behind refused every leaf minted at the switch
  * ("unable to get certificate CRL").
  *
- * It runs on the real clock, compressed: leaves live 90 seconds, the
- * propagation window is 20 seconds, CI's schedule (renew, then deploy) runs
- * every 10 seconds (docs/decisions.md: a libfaketime clock does not hold nginx
- * workers under load). It replaced the drill with every host current: the
+ * It runs on the real clock, compressed: leaves live 45 seconds, the
+ * propagation window is 8 seconds, CI's schedule (renew, then deploy) runs
+ * every 4 seconds (docs/decisions.md: a libfaketime clock does not hold nginx
+ * workers under load). Each step waits for the one before, so a host a deploy
+ * behind always takes the publish release before the switch, however slow the
+ * machine. It replaced the drill with every host current: the
  * current half of this fleet is that drill.
  */
 import fs from 'node:fs';
@@ -86,7 +88,7 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     for (const scope of ['global', 'us-east-1']) {
       m.writeScope(
         scope,
-        hosts.filter((h) => h.scope === scope).map((h) => ({ [h.service]: { ttl: '90s', deploy: [deployOf(h)] } })),
+        hosts.filter((h) => h.scope === scope).map((h) => ({ [h.service]: { ttl: '45s', deploy: [deployOf(h)] } })),
       );
     }
     let deploys = 0;
@@ -117,7 +119,13 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
           clientDir: c.server.releaseDir,
         })),
     );
-    const spec = { pairs, stopFile: path.join(root, 'stop'), resultFile: path.join(root, 'tally.json'), workers: 4 };
+    const spec = {
+      pairs,
+      stopFile: path.join(root, 'stop'),
+      resultFile: path.join(root, 'tally.json'),
+      workers: 4,
+      pauseMs: 20,
+    };
     fs.writeFileSync(path.join(root, 'load.json'), JSON.stringify(spec));
     const load = execa(
       path.join(REPO, 'node_modules/.bin/tsx'),
@@ -126,15 +134,15 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
     );
     await sleep(500);
 
-    const begin = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '20s']);
+    const begin = await m.root(['rotate', 'intermediate', 'us-east-1', '--propagation', '8s']);
     expect(begin.code, begin.stderr).toBe(0);
     await step('publish');
     const deadline = Date.now() + 300_000;
     while (!log.some((l) => l.includes('phase us-east-1: retire')) && Date.now() < deadline) {
-      await sleep(10_000);
+      await sleep(4_000);
       await step(`deploy ${deploys}`);
     }
-    await sleep(10_000);
+    await sleep(4_000);
     await step('after retire');
     await sleep(2_000);
     fs.writeFileSync(spec.stopFile, '');

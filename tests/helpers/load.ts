@@ -22,6 +22,8 @@ const spec = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
   stopFile: string;
   resultFile: string;
   workers: number;
+  /** Between one worker's requests: steady traffic without taking the cores the servers and the CLIs need. */
+  pauseMs?: number;
 };
 let total = 0;
 const failures: { pair: string; at: string; result: string }[] = [];
@@ -46,6 +48,7 @@ async function worker(offset: number): Promise<void> {
     }
     total++;
     if (r !== 200) failures.push({ pair: p.name, at: new Date().toISOString(), result: String(r) });
+    if (spec.pauseMs) await new Promise((ok) => setTimeout(ok, spec.pauseMs));
   }
 }
 
