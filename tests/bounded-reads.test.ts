@@ -12,7 +12,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, AGENT_BIN, expectRefused } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN, CI_BIN, DRILL_BIN, ROOT_BIN, expectRefused } from './helpers/cli.js';
 import { snapshotStore } from './helpers/store-hash.js';
 import { newIdentity } from '@trellis/core';
 
@@ -140,6 +140,32 @@ describe('every read is bounded and of a regular file', () => {
       expect(String(r.stderr)).toMatch(/\/dev\/zero is not a regular file/);
     },
     40_000,
+  );
+});
+
+describe('a CLI reads nothing above its working directory', () => {
+  // yargs looked up the tree for a package.json at every start (shell/no-find-up.release.ts): a FIFO never ended.
+  it.each([ROOT_BIN, CI_BIN, AGENT_BIN, DRILL_BIN].map((bin) => [path.basename(bin), bin]))(
+    '%s version, below a package.json that is a FIFO, ends at once',
+    async (_name, bin) => {
+      const top = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-fifo-up-'));
+      await execa('mkfifo', [path.join(top, 'package.json')]);
+      const cwd = path.join(top, 'work', 'here');
+      fs.mkdirSync(cwd, { recursive: true });
+      const { r, ms } = await timed(() =>
+        execa('node', [bin, 'version'], {
+          cwd,
+          env: baseEnv() as NodeJS.ProcessEnv,
+          extendEnv: false,
+          reject: false,
+          stdin: 'ignore',
+          timeout: 20_000,
+        }),
+      );
+      expect([r.exitCode, r.timedOut, String(r.stderr)]).toEqual([0, false, '']);
+      expect(ms).toBeLessThan(15_000);
+    },
+    30_000,
   );
 });
 

@@ -104,6 +104,17 @@ const INERT_FAULT_SEAM = {
     })),
 };
 
+/**
+ * yargs' upward search for a package.json finds nothing in a bundle (packages/core/src/shell/no-find-up.release.ts).
+ */
+const NO_FIND_UP = {
+  name: 'no-find-up',
+  setup: (b) =>
+    b.onResolve({ filter: /^escalade\/sync$/ }, () => ({
+      path: path.join(ROOT, 'packages/core/src/shell/no-find-up.release.ts'),
+    })),
+};
+
 async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
   const result = await build({
     absWorkingDir: ROOT, // paths in the output and the metafile are relative to it: the checkout's location never shows
@@ -124,7 +135,7 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
     define: { TRELLIS_BUILD: JSON.stringify(info) },
     alias: WORKSPACE_SOURCES,
     // The test-only fault seam stays out of the release: its inert twin takes its place.
-    plugins: faultSeam ? [] : [INERT_FAULT_SEAM],
+    plugins: faultSeam ? [NO_FIND_UP] : [NO_FIND_UP, INERT_FAULT_SEAM],
     metafile: true,
     write: false,
     logLevel: 'warning',
