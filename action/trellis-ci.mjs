@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "63bffba705e8de20ffd844c08af84dad2aef18d9", date: "2026-12-07T11:57:24Z" };
+    define_TRELLIS_BUILD_default = { commit: "92016908539b52a95de33eb41b975b1ee2ea0729", date: "2026-12-07T13:11:20Z" };
   }
 });
 
@@ -9035,11 +9035,11 @@ function __metadata(metadataKey, metadataValue) {
 }
 function __awaiter(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve5) {
-      resolve5(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve5, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -9055,7 +9055,7 @@ function __awaiter(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -9246,14 +9246,14 @@ function __asyncValues(o2) {
   }, i2);
   function verb(n2) {
     i2[n2] = o2[n2] && function(v) {
-      return new Promise(function(resolve5, reject) {
-        v = o2[n2](v), settle(resolve5, reject, v.done, v.value);
+      return new Promise(function(resolve4, reject) {
+        v = o2[n2](v), settle(resolve4, reject, v.done, v.value);
       });
     };
   }
-  function settle(resolve5, reject, d2, v) {
+  function settle(resolve4, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d2 });
+      resolve4({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -21642,11 +21642,11 @@ function __metadata2(metadataKey, metadataValue) {
 }
 function __awaiter2(thisArg, _arguments, P, generator) {
   function adopt(value) {
-    return value instanceof P ? value : new P(function(resolve5) {
-      resolve5(value);
+    return value instanceof P ? value : new P(function(resolve4) {
+      resolve4(value);
     });
   }
-  return new (P || (P = Promise))(function(resolve5, reject) {
+  return new (P || (P = Promise))(function(resolve4, reject) {
     function fulfilled(value) {
       try {
         step(generator.next(value));
@@ -21662,7 +21662,7 @@ function __awaiter2(thisArg, _arguments, P, generator) {
       }
     }
     function step(result) {
-      result.done ? resolve5(result.value) : adopt(result.value).then(fulfilled, rejected);
+      result.done ? resolve4(result.value) : adopt(result.value).then(fulfilled, rejected);
     }
     step((generator = generator.apply(thisArg, _arguments || [])).next());
   });
@@ -21840,14 +21840,14 @@ function __asyncValues2(o2) {
   }, i2);
   function verb(n2) {
     i2[n2] = o2[n2] && function(v) {
-      return new Promise(function(resolve5, reject) {
-        v = o2[n2](v), settle(resolve5, reject, v.done, v.value);
+      return new Promise(function(resolve4, reject) {
+        v = o2[n2](v), settle(resolve4, reject, v.done, v.value);
       });
     };
   }
-  function settle(resolve5, reject, d2, v) {
+  function settle(resolve4, reject, d2, v) {
     Promise.resolve(v).then(function(v2) {
-      resolve5({ value: v2, done: d2 });
+      resolve4({ value: v2, done: d2 });
     }, reject);
   }
 }
@@ -47611,7 +47611,7 @@ async function handshakeCheck(check2, servername, release, spiffe, timeoutMs = 5
   const tlsOk = await tlsCheck(address, servername, release, spiffe, timeoutMs);
   if (!tlsOk.ok || !check2.startsWith("https://")) return tlsOk;
   const url = new URL(check2);
-  return new Promise((resolve5) => {
+  return new Promise((resolve4) => {
     const req = https.request(
       {
         host: url.hostname,
@@ -47626,10 +47626,10 @@ async function handshakeCheck(check2, servername, release, spiffe, timeoutMs = 5
       (res) => {
         res.resume();
         const status2 = res.statusCode ?? 0;
-        resolve5(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
+        resolve4(status2 < 400 ? { ok: true } : { ok: false, error: `HTTP ${status2}` });
       }
     );
-    req.on("error", (e2) => resolve5({ ok: false, error: e2.message }));
+    req.on("error", (e2) => resolve4({ ok: false, error: e2.message }));
     req.on("timeout", () => req.destroy(new Error("timeout")));
     req.end();
   });
@@ -47640,7 +47640,7 @@ async function tlsCheck(address, servername, release, spiffe, timeoutMs) {
     Number(address.slice(address.lastIndexOf(":") + 1))
   ];
   const expected = release["cert.pem"] ? fingerprint(parseCertificate(release["cert.pem"])).slice("sha256:".length) : void 0;
-  return new Promise((resolve5) => {
+  return new Promise((resolve4) => {
     const sock = tls.connect({
       host,
       port: port2,
@@ -47651,7 +47651,7 @@ async function tlsCheck(address, servername, release, spiffe, timeoutMs) {
     const done = (r) => {
       clearTimeout(timer);
       sock.destroy();
-      resolve5(r);
+      resolve4(r);
     };
     const timer = setTimeout(() => done({ ok: false, error: "timeout" }), timeoutMs);
     sock.on("secureConnect", () => {
@@ -48772,12 +48772,12 @@ var require_isexe = __commonJS({
         if (typeof Promise !== "function") {
           throw new TypeError("callback not provided");
         }
-        return new Promise(function(resolve5, reject) {
+        return new Promise(function(resolve4, reject) {
           isexe(path23, options || {}, function(er, is) {
             if (er) {
               reject(er);
             } else {
-              resolve5(is);
+              resolve4(is);
             }
           });
         });
@@ -48844,27 +48844,27 @@ var require_which = __commonJS({
         opt = {};
       const { pathEnv, pathExt, pathExtExe } = getPathInfo(cmd, opt);
       const found = [];
-      const step = (i2) => new Promise((resolve5, reject) => {
+      const step = (i2) => new Promise((resolve4, reject) => {
         if (i2 === pathEnv.length)
-          return opt.all && found.length ? resolve5(found) : reject(getNotFoundError(cmd));
+          return opt.all && found.length ? resolve4(found) : reject(getNotFoundError(cmd));
         const ppRaw = pathEnv[i2];
         const pathPart = /^".*"$/.test(ppRaw) ? ppRaw.slice(1, -1) : ppRaw;
         const pCmd = path23.join(pathPart, cmd);
         const p = !pathPart && /^\.[\\\/]/.test(cmd) ? cmd.slice(0, 2) + pCmd : pCmd;
-        resolve5(subStep(p, i2, 0));
+        resolve4(subStep(p, i2, 0));
       });
-      const subStep = (p, i2, ii) => new Promise((resolve5, reject) => {
+      const subStep = (p, i2, ii) => new Promise((resolve4, reject) => {
         if (ii === pathExt.length)
-          return resolve5(step(i2 + 1));
+          return resolve4(step(i2 + 1));
         const ext = pathExt[ii];
         isexe(p + ext, { pathExt: pathExtExe }, (er, is) => {
           if (!er && is) {
             if (opt.all)
               found.push(p + ext);
             else
-              return resolve5(p + ext);
+              return resolve4(p + ext);
           }
-          return resolve5(subStep(p, i2, ii + 1));
+          return resolve4(subStep(p, i2, ii + 1));
         });
       });
       return cb ? step(0).then((res) => cb(null, res), cb) : step(0);
@@ -49968,8 +49968,8 @@ var init_deferred = __esm({
     init_define_TRELLIS_BUILD();
     createDeferred = () => {
       const methods = {};
-      const promise = new Promise((resolve5, reject) => {
-        Object.assign(methods, { resolve: resolve5, reject });
+      const promise = new Promise((resolve4, reject) => {
+        Object.assign(methods, { resolve: resolve4, reject });
       });
       return Object.assign(promise, methods);
     };
@@ -50719,7 +50719,7 @@ Please rename it to one of: ${correctEncodings}.`);
 });
 
 // node_modules/.pnpm/execa@9.6.1/node_modules/execa/lib/arguments/cwd.js
-import { statSync as statSync3 } from "node:fs";
+import { statSync as statSync2 } from "node:fs";
 import path17 from "node:path";
 import process5 from "node:process";
 var normalizeCwd, getDefaultCwd, fixCwdError;
@@ -50746,7 +50746,7 @@ ${error.message}`;
       }
       let cwdStat;
       try {
-        cwdStat = statSync3(cwd);
+        cwdStat = statSync2(cwd);
       } catch (error) {
         return `The "cwd" option is invalid: ${cwd}.
 ${error.message}
@@ -55356,11 +55356,11 @@ var init_concurrent = __esm({
       const promises = weakMap.get(stream2);
       const promise = createDeferred();
       promises.push(promise);
-      const resolve5 = promise.resolve.bind(promise);
-      return { resolve: resolve5, promises };
+      const resolve4 = promise.resolve.bind(promise);
+      return { resolve: resolve4, promises };
     };
-    waitForConcurrentStreams = async ({ resolve: resolve5, promises }, subprocess) => {
-      resolve5();
+    waitForConcurrentStreams = async ({ resolve: resolve4, promises }, subprocess) => {
+      resolve4();
       const [isSubprocessExit] = await Promise.race([
         Promise.allSettled([true, subprocess]),
         Promise.all([false, ...promises])
@@ -57108,22 +57108,10 @@ function ui(opts2) {
   });
 }
 
-// node_modules/.pnpm/escalade@3.2.0/node_modules/escalade/sync/index.mjs
+// packages/core/src/shell/no-find-up.release.ts
 init_define_TRELLIS_BUILD();
-import { dirname, resolve } from "path";
-import { readdirSync, statSync } from "fs";
-function sync_default(start, callback) {
-  let dir = resolve(".", start);
-  let tmp, stats = statSync(dir);
-  if (!stats.isDirectory()) {
-    dir = dirname(dir);
-  }
-  while (true) {
-    tmp = callback(dir, readdirSync(dir));
-    if (tmp) return resolve(dir, tmp);
-    dir = dirname(tmp = dir);
-    if (tmp === dir) break;
-  }
+function findUp() {
+  return void 0;
 }
 
 // node_modules/.pnpm/yargs@18.2.0/node_modules/yargs/lib/platform-shims/esm.mjs
@@ -57133,7 +57121,7 @@ import { fileURLToPath } from "url";
 // node_modules/.pnpm/yargs-parser@22.0.0/node_modules/yargs-parser/build/lib/index.js
 init_define_TRELLIS_BUILD();
 import { format } from "util";
-import { normalize, resolve as resolve2 } from "path";
+import { normalize, resolve } from "path";
 
 // node_modules/.pnpm/yargs-parser@22.0.0/node_modules/yargs-parser/build/lib/string-utils.js
 init_define_TRELLIS_BUILD();
@@ -58099,7 +58087,7 @@ var parser = new YargsParser({
   },
   format,
   normalize,
-  resolve: resolve2,
+  resolve,
   require: (path23) => {
     if (typeof require2 !== "undefined") {
       return require2(path23);
@@ -58123,7 +58111,7 @@ yargsParser.looksLikeNumber = looksLikeNumber;
 var lib_default = yargsParser;
 
 // node_modules/.pnpm/yargs@18.2.0/node_modules/yargs/lib/platform-shims/esm.mjs
-import { basename, dirname as dirname2, extname, relative, resolve as resolve4, join } from "path";
+import { basename, dirname, extname, relative, resolve as resolve3, join } from "path";
 
 // node_modules/.pnpm/yargs@18.2.0/node_modules/yargs/build/lib/utils/process-argv.js
 init_define_TRELLIS_BUILD();
@@ -58274,19 +58262,19 @@ init_define_TRELLIS_BUILD();
 
 // node_modules/.pnpm/y18n@5.0.8/node_modules/y18n/build/lib/platform-shims/node.js
 init_define_TRELLIS_BUILD();
-import { readFileSync as readFileSync2, statSync as statSync2, writeFile } from "fs";
+import { readFileSync as readFileSync2, statSync, writeFile } from "fs";
 import { format as format2 } from "util";
-import { resolve as resolve3 } from "path";
+import { resolve as resolve2 } from "path";
 var node_default = {
   fs: {
     readFileSync: readFileSync2,
     writeFile
   },
   format: format2,
-  resolve: resolve3,
+  resolve: resolve2,
   exists: (file) => {
     try {
-      return statSync2(file).isFile();
+      return statSync(file).isFile();
     } catch (err) {
       return false;
     }
@@ -58464,7 +58452,7 @@ var y18n_default = y18n2;
 // node_modules/.pnpm/yargs@18.2.0/node_modules/yargs/lib/platform-shims/esm.mjs
 var import_get_caller_file = __toESM(require_get_caller_file(), 1);
 import { createRequire as createRequire2 } from "node:module";
-import { readFileSync as readFileSync3, readdirSync as readdirSync2 } from "node:fs";
+import { readFileSync as readFileSync3, readdirSync } from "node:fs";
 var __dirname = fileURLToPath(import.meta.url);
 var mainFilename = __dirname.substring(0, __dirname.lastIndexOf("node_modules"));
 var require3 = createRequire2(import.meta.url);
@@ -58474,7 +58462,7 @@ var esm_default = {
     strictEqual
   },
   cliui: ui,
-  findUp: sync_default,
+  findUp,
   getEnv: (key) => {
     return process.env[key];
   },
@@ -58484,10 +58472,10 @@ var esm_default = {
   Parser: lib_default,
   path: {
     basename,
-    dirname: dirname2,
+    dirname,
     extname,
     relative,
-    resolve: resolve4,
+    resolve: resolve3,
     join
   },
   process: {
@@ -58502,7 +58490,7 @@ var esm_default = {
     stdColumns: typeof process.stdout.columns !== "undefined" ? process.stdout.columns : null
   },
   readFileSync: readFileSync3,
-  readdirSync: readdirSync2,
+  readdirSync,
   require: require3,
   getCallerFile: () => {
     const callerFile = (0, import_get_caller_file.default)(3);
@@ -58510,7 +58498,7 @@ var esm_default = {
   },
   stringWidth: stringWidth2,
   y18n: y18n_default({
-    directory: resolve4(__dirname, "../../../locales"),
+    directory: resolve3(__dirname, "../../../locales"),
     updateFiles: false
   })
 };
@@ -60844,12 +60832,12 @@ var YargsInstance = class {
   async getCompletion(args, done) {
     argsert("<array> [function]", [args, done], arguments.length);
     if (!done) {
-      return new Promise((resolve5, reject) => {
+      return new Promise((resolve4, reject) => {
         __classPrivateFieldGet(this, _YargsInstance_completion, "f").getCompletion(args, (err, completions) => {
           if (err)
             reject(err);
           else
-            resolve5(completions);
+            resolve4(completions);
         });
       });
     } else {
@@ -63900,7 +63888,7 @@ function probeEndpoint(mesh, e2, c3, now) {
   const m = /^spiffe:\/\/([^/]+)\/([^/]+)$/.exec(e2.spiffe);
   const servername = m ? `${m[2]}.${m[1]}` : void 0;
   const base = { endpoint: e2.name, client: c3.client };
-  return new Promise((resolve5) => {
+  return new Promise((resolve4) => {
     const sock = tls2.connect({
       host,
       port: port2,
@@ -63916,7 +63904,7 @@ function probeEndpoint(mesh, e2, c3, now) {
       clearTimeout(timer);
       sock.destroy();
       const err = problem ?? error;
-      resolve5({
+      resolve4({
         ...base,
         accepted: accepted && !problem,
         ...refused ? { refused } : {},
