@@ -136,8 +136,8 @@ describe('every read is bounded and of a regular file', () => {
       );
       expect(ms).toBeLessThan(20_000);
       expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
-      // The agent names the file it could not read (the flag's value) and which bound held.
-      expect(String(r.stderr)).toMatch(/\/dev\/zero is not a regular file/);
+      // The agent names the flag, the file it could not read (the flag's value) and which bound held.
+      expect(String(r.stderr)).toMatch(new RegExp(`\\(${flag}\\): /dev/zero is not a regular file`));
     },
     40_000,
   );

@@ -451,6 +451,8 @@ describe('docs/jvm.md', () => {
     expect(r.exitCode, r.stderr).toBe(0);
     expect(String(r.stdout).match(/trustedCertEntry/g)?.length).toBe(2);
     expect(fs.statSync(path.join(m.dir, '../jvm/api.p12')).mode & 0o777).toBe(0o600);
+    // The truststore is public, 0644 under the block's umask 077 (docs/jvm.md says so).
+    expect(fs.statSync(path.join(m.dir, '../jvm/trust.p12')).mode & 0o777).toBe(0o644);
     expect(fs.readFileSync(path.join(m.dir, '../jvm/crl.jvm.pem'), 'utf8')).toContain('BEGIN X509 CRL');
   }, 30_000);
 });
