@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "92016908539b52a95de33eb41b975b1ee2ea0729", date: "2026-12-07T13:11:20Z" };
+    define_TRELLIS_BUILD_default = { commit: "5fabd10076a55d9e7557965dca34ba00a171929c", date: "2026-12-07T13:16:38Z" };
   }
 });
 
