@@ -1,5 +1,6 @@
 /** Runs the real CLIs as a user would: separate processes, a clean environment, exit codes. */
 import { execa, type Result } from 'execa';
+import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'vitest';
 import { REASONS } from '@trellis/core';
@@ -26,6 +27,9 @@ export interface Run {
   stderr: string;
 }
 
+/** TRELLIS_SPAWN_LOG=FILE: a line per CLI run (test file, CLI, wall ms) for `node scripts/spawn-table.mjs FILE`. */
+const SPAWN_LOG = process.env.TRELLIS_SPAWN_LOG;
+
 async function run(bin: string, args: string[], env: Env, cwd: string, input?: string): Promise<Run> {
   const r: Result = await execa('node', [bin, ...args], {
     env: env as NodeJS.ProcessEnv,
@@ -35,6 +39,13 @@ async function run(bin: string, args: string[], env: Env, cwd: string, input?: s
     input,
     stdin: input === undefined ? 'ignore' : 'pipe',
   });
+  if (SPAWN_LOG) {
+    const file = path.relative(REPO, expect.getState().testPath ?? '(outside a test)');
+    fs.appendFileSync(
+      SPAWN_LOG,
+      `${JSON.stringify({ file, cli: path.basename(bin), ms: Math.round(r.durationMs) })}\n`,
+    );
+  }
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
