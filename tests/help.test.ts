@@ -155,12 +155,17 @@ function listedCommands(cli: Cli, text: string): string[] {
   return [...section.matchAll(re)].map((m) => m[1]!);
 }
 
-/** Every command and subcommand with its help, found by walking the CLI's own help. */
-async function walk(cli: Cli, prefix: string[] = []): Promise<Map<string, Awaited<ReturnType<typeof help>>>> {
+/** Every command and subcommand with its help, found by walking the CLI's own help (each help asked for once). */
+async function walk(
+  cli: Cli,
+  prefix: string[] = [],
+  text?: string,
+): Promise<Map<string, Awaited<ReturnType<typeof help>>>> {
   const found = new Map<string, Awaited<ReturnType<typeof help>>>();
-  for (const c of listedCommands(cli, (await help(cli, prefix)).out)) {
-    found.set(c, await help(cli, c.split(' ')));
-    for (const [sub, r] of await walk(cli, c.split(' '))) found.set(sub, r);
+  for (const c of listedCommands(cli, text ?? (await help(cli, prefix)).out)) {
+    const r = await help(cli, c.split(' '));
+    found.set(c, r);
+    for (const [sub, x] of await walk(cli, c.split(' '), r.out)) found.set(sub, x);
   }
   return found;
 }
