@@ -23,7 +23,7 @@ import {
   type Release,
 } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, AGENT_BIN, expectRefused, type Reason } from './helpers/cli.js';
+import { baseEnv, AGENT_BIN, expectRefused, noteCliRun, type Reason } from './helpers/cli.js';
 
 const work = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-revocation-'));
 const DAY = 86_400_000;
@@ -62,6 +62,7 @@ async function install(bundle: string, dir: string, roots: string, flags: string
     extendEnv: false,
     reject: false,
   });
+  noteCliRun(AGENT_BIN, r);
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -1,7 +1,7 @@
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, type Env, type Run, DRILL_BIN } from './helpers/cli.js';
+import { baseEnv, noteCliRun, type Env, type Run, DRILL_BIN } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
 import { DAY, HOUR, RUN_NOW, at } from './helpers/clock.js';
 
@@ -14,6 +14,7 @@ async function drill(args: string[], env: Env = {}): Promise<Run> {
     reject: false,
     stdin: 'ignore',
   });
+  noteCliRun(DRILL_BIN, r);
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN } from './helpers/cli.js';
+import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN, noteCliRun } from './helpers/cli.js';
 import { execa } from 'execa';
 import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/shell/index.js';
 
@@ -34,6 +34,7 @@ async function root(args: string[], env: Record<string, string> = {}) {
     reject: false,
     stdin: 'ignore',
   });
+  noteCliRun(ROOT_BIN, r);
   return { code: r.exitCode, out: `${r.stdout}\n${r.stderr}` };
 }
 
@@ -143,6 +144,7 @@ async function help(cli: Cli, args: string[]) {
     reject: false,
     stdin: 'ignore',
   });
+  noteCliRun(BIN[cli], r);
   return { code: r.exitCode, out: r.stdout, err: r.stderr };
 }
 

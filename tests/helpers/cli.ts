@@ -30,6 +30,13 @@ export interface Run {
 /** TRELLIS_SPAWN_LOG=FILE: a line per CLI run (test file, CLI, wall ms) for `node scripts/spawn-table.mjs FILE`. */
 const SPAWN_LOG = process.env.TRELLIS_SPAWN_LOG;
 
+/** Notes one CLI run in the spawn log, if one is kept; every helper that starts a CLI calls it. */
+export function noteCliRun(bin: string, r: { durationMs: number }): void {
+  if (!SPAWN_LOG) return;
+  const file = path.relative(REPO, expect.getState().testPath ?? '(outside a test)');
+  fs.appendFileSync(SPAWN_LOG, `${JSON.stringify({ file, cli: path.basename(bin), ms: Math.round(r.durationMs) })}\n`);
+}
+
 async function run(bin: string, args: string[], env: Env, cwd: string, input?: string): Promise<Run> {
   const r: Result = await execa('node', [bin, ...args], {
     env: env as NodeJS.ProcessEnv,
@@ -39,13 +46,7 @@ async function run(bin: string, args: string[], env: Env, cwd: string, input?: s
     input,
     stdin: input === undefined ? 'ignore' : 'pipe',
   });
-  if (SPAWN_LOG) {
-    const file = path.relative(REPO, expect.getState().testPath ?? '(outside a test)');
-    fs.appendFileSync(
-      SPAWN_LOG,
-      `${JSON.stringify({ file, cli: path.basename(bin), ms: Math.round(r.durationMs) })}\n`,
-    );
-  }
+  noteCliRun(bin, r);
   return { code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

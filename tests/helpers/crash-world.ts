@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CI_BIN, ROOT_BIN, baseEnv, type Env, AGENT_BIN } from './cli.js';
+import { CI_BIN, ROOT_BIN, baseEnv, noteCliRun, type Env, AGENT_BIN } from './cli.js';
 
 export interface World {
   dir: string;
@@ -69,6 +69,7 @@ export async function runTool(
   });
   if (opts.killAfterMs !== undefined) setTimeout(() => child.kill('SIGKILL'), opts.killAfterMs);
   const r = await child;
+  noteCliRun(BIN[tool], r);
   return { code: r.exitCode, signal: r.signal ?? undefined, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 

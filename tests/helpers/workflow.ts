@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CI_BIN } from './cli.js';
+import { CI_BIN, noteCliRun } from './cli.js';
 
 interface Step {
   id?: string;
@@ -228,6 +228,7 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
         stdin: 'ignore',
         env: { ...env, ...(w['ci-identity'] ? { TRELLIS_CI_IDENTITY: w['ci-identity'] } : {}) },
       });
+      noteCliRun(CI_BIN, x);
       r = {
         code: x.exitCode ?? -1,
         stdout: String(x.stdout),
