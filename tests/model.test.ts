@@ -702,10 +702,14 @@ class Model {
     const goVerdicts = go.stdout.trim().split('\n');
     // Releases are content-addressed files: hosts a deploy or two behind often hold the same ones, judged once.
     const release = (h: Held) => `${h.trustOpenssl}\0${h.crl}`;
+    const byRelease = new Map<string, { held: Held; leaves: Set<string> }>();
+    for (const c of cases) {
+      const r = byRelease.get(release(c.held)) ?? { held: c.held, leaves: new Set<string>() };
+      r.leaves.add(c.l.file);
+      byRelease.set(release(c.held), r);
+    }
     const sslOk = new Map<string, Set<string>>();
-    for (const key of new Set(cases.map((c) => release(c.held)))) {
-      const held = cases.find((c) => release(c.held) === key)!.held;
-      const leaves = [...new Set(cases.filter((c) => release(c.held) === key).map((c) => c.l.file))];
+    for (const [key, { held, leaves }] of byRelease) {
       const ssl = spawnSync(
         'openssl',
         [
