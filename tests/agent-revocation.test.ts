@@ -41,8 +41,8 @@ beforeAll(async () => {
 
 const sealedTo = () => [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }];
 /** A mesh whose us-east-1/api is sealed to web-1, the host's recipient confirmed in trellis.yaml's allow-list. */
-const meshAt = async (now?: string, extra: { intermediates?: boolean } = {}) => {
-  const m = await FakeMesh.create({
+const meshAt = async (now?: string, extra: { intermediates?: boolean } = {}, own?: 'own keys') => {
+  const m = await (own ? FakeMesh.fresh : FakeMesh.create)({
     scopes: { global: [], 'us-east-1': sealedTo() },
     ...(now ? { now } : {}),
     ...extra,
@@ -225,7 +225,7 @@ describe('a real recover burns the old intermediate on every host that has seen 
   });
 
   it('a root CRL that no pinned root signed is refused', async () => {
-    const other = await meshAt();
+    const other = await meshAt(undefined, {}, 'own keys');
     const bundle = await forge(await intermediateOf(m), {
       rootCrl: other.read('bundles/root/crl.pem'),
       files: oldFiles,
@@ -430,7 +430,7 @@ describe('malformed input and host state', () => {
   it('a remembered root CRL that its root did not sign exits 2: the host state is damaged, not the release', async () => {
     const dir = path.join(work, 'host-forged-state');
     expect((await install(good, dir, roots)).code).toBe(0);
-    const other = await meshAt();
+    const other = await meshAt(undefined, {}, 'own keys');
     const root = fingerprint(parseCertificate(m.read('bundles/root/roots.pem')));
     fs.writeFileSync(
       path.join(dir, STATE),

@@ -82,7 +82,7 @@ beforeAll(async () => {
   expect(d.stdout.match(/^installed/gm)).toHaveLength(4);
   for (const t of Object.values(servers)) await waitForPort(t.port);
 
-  stranger = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['web'] } });
+  stranger = await FakeMesh.fresh({ scopes: { global: [], 'us-east-1': ['web'] } });
   const forged = await forgeLeaf(m, 'us-east-1', {
     dns: ['web.eu-west-1.mesh.example'],
     uris: ['spiffe://eu-west-1.mesh.example/web'],

@@ -553,6 +553,6 @@ describe('scoped renew', () => {
 
 let other: FakeMesh | undefined;
 async function otherMesh(): Promise<FakeMesh> {
-  other ??= await FakeMesh.create({ now: T0, scopes: { global: [], 'us-east-1': ['api'] }, leaves: false });
+  other ??= await FakeMesh.fresh({ now: T0, scopes: { global: [], 'us-east-1': ['api'] }, leaves: false });
   return other;
 }

@@ -466,7 +466,7 @@ describe('sealed target and trellis-agent', () => {
   });
   it("refuses a bundle forged by anyone who knows the host's recipient: signed outside the pinned roots", async () => {
     // Another mesh seals to the same host: a real, well-formed, validly signed release of the wrong mesh.
-    const other = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] } });
+    const other = await FakeMesh.fresh({ scopes: { global: [], 'us-east-1': ['api'] } });
     other.writeScope('us-east-1', [{ api: { deploy: [{ type: 'sealed', host: 'web-1' }] } }]);
     await other.allow({ sealed: { 'web-1': { recipient: host.recipient } } });
     expect((await other.ci(['deploy', '--sealed-out', path.join(root, 'forged')])).code).toBe(0);
@@ -544,7 +544,7 @@ describe('the installer refuses a release that does not validate', () => {
     let cert = fs.readFileSync(m.out('us-east-1', 'api', 'cert.pem'), 'utf8');
     let key = fs.readFileSync(m.out('us-east-1', 'api', 'key.pem'), 'utf8');
     if (kind === 'unknown') {
-      const other = await FakeMesh.create({ scopes: { global: [], 'us-east-1': ['api'] } });
+      const other = await FakeMesh.fresh({ scopes: { global: [], 'us-east-1': ['api'] } });
       cert = fs.readFileSync(other.out('us-east-1', 'api', 'cert.pem'), 'utf8');
       key = fs.readFileSync(other.out('us-east-1', 'api', 'key.pem'), 'utf8');
     } else {

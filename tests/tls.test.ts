@@ -20,7 +20,7 @@ beforeAll(async () => {
   expiredOut = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-expired-'));
   expect((await m.ci(['renew', '--now', longAgo, '--out', expiredOut])).code).toBe(0);
   expect((await m.ci(['renew'])).stdout).toContain('(expired)');
-  stranger = await FakeMesh.create({ scopes: SPEC });
+  stranger = await FakeMesh.fresh({ scopes: SPEC });
 });
 
 describe('the regional boundary in the handshake itself', () => {

@@ -3,12 +3,17 @@
  * a test states only what it is about.
  *
  *   const m = await FakeMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] } });
+ *
+ * The first store of each spec is made once per run (init, the ceremony, the first renew) and every later `create` of
+ * that spec, in any test file, is a copy of it: the same keys, a directory of its own. A test that needs keys no other
+ * mesh has (two meshes told apart) uses `FakeMesh.fresh`.
  */
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parse, stringify } from 'yaml';
-import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
+import { ROOT_BIN, trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
 export type ServiceSpec =
   | string
@@ -38,7 +43,16 @@ export class FakeMesh {
     readonly ciIdentityFile: string,
   ) {}
 
+  /** A copy of this run's first store of `spec` (made now if there is none yet). */
   static async create(spec: MeshSpec): Promise<FakeMesh> {
+    const template = await templateOf(spec);
+    const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
+    fs.cpSync(template, base, { recursive: true, filter: (src) => src !== path.join(template, 'ready') });
+    return new FakeMesh(path.join(base, 'store'), path.join(base, 'root.identity'), path.join(base, 'ci.identity'));
+  }
+
+  /** A store of `spec` with keys of its own, made by the real CLIs. */
+  static async fresh(spec: MeshSpec): Promise<FakeMesh> {
     const base = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-test-'));
     const dir = path.join(base, 'store');
     const m = new FakeMesh(dir, path.join(base, 'root.identity'), path.join(base, 'ci.identity'));
@@ -160,4 +174,28 @@ export class FakeMesh {
     fs.cpSync(this.dir, path.join(base, 'store'), { recursive: true });
     return new FakeMesh(path.join(base, 'store'), this.rootIdentityFile, this.ciIdentityFile);
   }
+}
+
+/**
+ * This run's first store of a spec, shared by every test file: a directory (store/ and the two identities) keyed by
+ * the spec, the run's clock and the CLIs' build, so a template of another run or another build is never taken.
+ */
+export async function templateOf(spec: MeshSpec): Promise<string> {
+  const key = crypto
+    .createHash('sha256')
+    .update(JSON.stringify([spec, process.env.TRELLIS_TEST_NOW ?? String(process.pid), fs.statSync(ROOT_BIN).mtimeMs]))
+    .digest('hex')
+    .slice(0, 16);
+  const dir = path.join(os.tmpdir(), `trellis-mesh-template-${key}`);
+  if (fs.existsSync(path.join(dir, 'ready'))) return dir;
+  const made = await FakeMesh.fresh(spec);
+  const base = path.dirname(made.dir);
+  fs.writeFileSync(path.join(base, 'ready'), '');
+  try {
+    fs.renameSync(base, dir);
+  } catch {
+    // Another worker made the same one meanwhile: its copy is as good.
+    return fs.existsSync(path.join(dir, 'ready')) ? dir : base;
+  }
+  return dir;
 }

@@ -2,18 +2,15 @@
  * MemoryMesh: a loaded mesh from a few lines of spec whose store is a map of files in memory, with the procedures
  * called in-process on a simulated clock (as tests/model.test.ts drives them), for the pure rules: trust, rotation,
  * custody decisions, verify findings, health, plans. What is about the process (the CLI contract, crash and kill
- * points,
- * posture, real peers and servers) stays on FakeMesh and the real CLIs.
+ * points, posture, real peers and servers) stays on FakeMesh and the real CLIs.
  *
  *   const m = await MemoryMesh.create({ scopes: { global: ['control'], 'us-east-1': ['api'] }, now: at(T0) });
  *   await m.renew(later);                     // the CI's renew, in-process, into this map
  *   expect((await m.verify(later)).filter((f) => f.level === 'error')).toEqual([]);
  *
- * The first store of each spec is made once per run by the real CLIs (FakeMesh: init, the ceremony, the first renew)
- * and shared by every test file through a directory keyed by the spec and the run's clock; each MemoryMesh then reads
- * it into memory, so a case costs no process and no disk.
+ * It reads this run's first store of the spec (fake-mesh.ts `templateOf`, made once by the real CLIs and shared by
+ * every test file) into memory, so a case costs no process and no disk.
  */
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -45,8 +42,8 @@ import {
 } from '../../packages/offline/src/root-procedures.js';
 import { renewStore } from '../../packages/ci/src/commands/renew.js';
 import { openScopeKeys } from '../../packages/ci/src/issue.js';
-import { FakeMesh, type MeshSpec } from './fake-mesh.js';
-import { ROOT_BIN, trellisCi, trellisRoot, type Env, type Run } from './cli.js';
+import { type FakeMesh, templateOf, type MeshSpec } from './fake-mesh.js';
+import { trellisCi, trellisRoot, type Env, type Run } from './cli.js';
 
 /** A MemoryMesh written to disk, for the one subprocess case that guards a CLI contract. */
 export interface DiskMesh {
@@ -117,28 +114,6 @@ class MemoryStore extends Store {
   }
 }
 
-/** The first store of a spec, made once per run by the real CLIs: its directory (store/ and the two identities). */
-async function template(spec: MeshSpec): Promise<string> {
-  const key = crypto
-    .createHash('sha256')
-    // The run's clock and the CLIs' build: a template made by another run or another build is never taken.
-    .update(JSON.stringify([spec, process.env.TRELLIS_TEST_NOW ?? String(process.pid), fs.statSync(ROOT_BIN).mtimeMs]))
-    .digest('hex')
-    .slice(0, 16);
-  const dir = path.join(os.tmpdir(), `trellis-memory-mesh-${key}`);
-  if (fs.existsSync(path.join(dir, 'ready'))) return dir;
-  const fake = await FakeMesh.create(spec);
-  const base = path.dirname(fake.dir);
-  fs.writeFileSync(path.join(base, 'ready'), '');
-  try {
-    // Another worker may have made the same one meanwhile: its copy is as good.
-    fs.renameSync(base, dir);
-  } catch {
-    return fs.existsSync(path.join(dir, 'ready')) ? dir : base;
-  }
-  return dir;
-}
-
 /** Every file under `dir`, by its path relative to `dir`, leaving out `skip` (a top-level name). */
 function readTree(dir: string, skip?: string): Map<string, string> {
   const out = new Map<string, string>();
@@ -174,7 +149,7 @@ export class MemoryMesh {
   }
 
   static async create(spec: MeshSpec): Promise<MemoryMesh> {
-    const dir = await template(spec);
+    const dir = await templateOf(spec);
     return MemoryMesh.of({
       dir: path.join(dir, 'store'),
       rootIdentityFile: path.join(dir, 'root.identity'),
