@@ -12,6 +12,11 @@ if (!file) {
   process.stderr.write('usage: node scripts/spawn-table.mjs SPAWN_LOG\n');
   process.exit(2);
 }
+// Piped into head: a closed stdout ends the table, not with a stack trace.
+process.stdout.on('error', (e) => {
+  if (e.code !== 'EPIPE') throw e;
+  process.exit(0);
+});
 const byFile = new Map();
 for (const line of fs.readFileSync(file, 'utf8').split('\n').filter(Boolean)) {
   const { file: f, ms } = JSON.parse(line);
