@@ -120,17 +120,18 @@ const NO_FIND_UP = {
  * start), yet only help and usage text measure widths: the ES modules that import it (yargs, cliui) get a stand-in
  * that loads it on first use. The CommonJS copy cli-progress requires is already loaded only when required.
  */
+const LAZY_NAMESPACE = 'lazy-string-width';
 const LAZY_STRING_WIDTH = {
-  name: 'lazy-string-width',
+  name: LAZY_NAMESPACE,
   setup: (b) => {
     b.onResolve({ filter: /^string-width$/ }, async (args) => {
       if (args.kind !== 'import-statement' || args.pluginData === 'real') return undefined;
       const real = await b.resolve(args.path, { kind: args.kind, resolveDir: args.resolveDir, pluginData: 'real' });
       if (real.errors.length > 0) return { errors: real.errors };
       // Relative to the checkout, so no absolute path reaches the bundle.
-      return { path: path.relative(ROOT, real.path), namespace: 'lazy-string-width' };
+      return { path: path.relative(ROOT, real.path), namespace: LAZY_NAMESPACE };
     });
-    b.onLoad({ filter: /./, namespace: 'lazy-string-width' }, (args) => ({
+    b.onLoad({ filter: /./, namespace: LAZY_NAMESPACE }, (args) => ({
       contents:
         `let width;\nexport default function stringWidth(text, options) {\n` +
         `  width ??= require(${JSON.stringify(`./${path.basename(args.path)}`)}).default;\n` +
@@ -199,7 +200,8 @@ export function withoutFaultSeam(text) {
  * (`lazy-string-width:PATH`) belongs to the package of the file it stands in for.
  */
 function packageOf(input, cache) {
-  let dir = path.dirname(path.join(ROOT, input.replace(/^lazy-string-width:/, '')));
+  const file = input.startsWith(`${LAZY_NAMESPACE}:`) ? input.slice(LAZY_NAMESPACE.length + 1) : input;
+  let dir = path.dirname(path.join(ROOT, file));
   while (dir.startsWith(ROOT) && dir !== ROOT) {
     if (cache.has(dir)) return cache.get(dir);
     const file = path.join(dir, 'package.json');
