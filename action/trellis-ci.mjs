@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "70f42ecb3c24e1790716afdd62d2c5a6a46bec3b", date: "2026-12-07T17:01:42Z" };
+    define_TRELLIS_BUILD_default = { commit: "d307754bfb7252a3507373695b83dfb19b0b64c0", date: "2026-12-07T18:20:01Z" };
   }
 });
 
