@@ -124,7 +124,7 @@ describe('a fleet half a deploy behind, CRLs checked along the chain at every ed
       stopFile: path.join(root, 'stop'),
       resultFile: path.join(root, 'tally.json'),
       workers: 4,
-      pauseMs: 20,
+      pauseMs: 100,
     };
     fs.writeFileSync(path.join(root, 'load.json'), JSON.stringify(spec));
     const load = execa(
