@@ -31,9 +31,12 @@ const failures: { pair: string; at: string; result: string }[] = [];
 async function worker(offset: number): Promise<void> {
   for (let i = offset; !fs.existsSync(spec.stopFile); i++) {
     const p = spec.pairs[i % spec.pairs.length]!;
-    const f = (x: string) => fs.readFileSync(path.join(p.clientDir, 'current', x), 'utf8');
     let r: number | string;
     try {
+      // One release for the whole request: `current` may be switched between two reads, and a key from one release
+      // with the chain of the next is no host's state (the installer keeps the previous release, so this one stays).
+      const release = fs.realpathSync(path.join(p.clientDir, 'current'));
+      const f = (x: string) => fs.readFileSync(path.join(release, x), 'utf8');
       // The client checks the server as the edge does: CRLs along the whole chain, from its own release.
       r = await request(p.port, p.servername, {
         name: p.name,
