@@ -14,9 +14,7 @@ export default defineConfig({
     globalSetup: ['tests/helpers/global-setup.ts'],
     testTimeout: 60_000,
     hookTimeout: 120_000,
-    // Worker threads, not a process a file: every test that is about a process spawns a real one, and a thread starts
-    // and imports the sources in less CPU (docs/tests.md, "The suite's time": 12 % of the suite's CPU).
-    pool: 'threads',
+    pool: 'forks',
     // Two files at once: most tests wait on the processes they spawn, so one worker leaves a core idle (TRELLIS_TEST_WORKERS overrides).
     maxWorkers: Number(process.env.TRELLIS_TEST_WORKERS ?? 2),
     reporters: ['default', ['json', { outputFile: 'test-results/vitest.json' }]],
