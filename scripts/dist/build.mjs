@@ -200,8 +200,8 @@ export function withoutFaultSeam(text) {
  * (`lazy-string-width:PATH`) belongs to the package of the file it stands in for.
  */
 function packageOf(input, cache) {
-  const file = input.startsWith(`${LAZY_NAMESPACE}:`) ? input.slice(LAZY_NAMESPACE.length + 1) : input;
-  let dir = path.dirname(path.join(ROOT, file));
+  const source = input.startsWith(`${LAZY_NAMESPACE}:`) ? input.slice(LAZY_NAMESPACE.length + 1) : input;
+  let dir = path.dirname(path.join(ROOT, source));
   while (dir.startsWith(ROOT) && dir !== ROOT) {
     if (cache.has(dir)) return cache.get(dir);
     const file = path.join(dir, 'package.json');
