@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "d307754bfb7252a3507373695b83dfb19b0b64c0", date: "2026-12-07T18:20:01Z" };
+    define_TRELLIS_BUILD_default = { commit: "677d5fddeec084e6d832dd3aecb0a8c3781ffba5", date: "2026-12-07T21:02:13Z" };
   }
 });
 
