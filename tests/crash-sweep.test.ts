@@ -17,7 +17,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
-import { newIdentity } from '@trellis/core';
+import { newIdentity, readIdentities } from '@trellis/core';
+import { verifyStore } from '@trellis/core/shell';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import {
   STACK_TRACE,
@@ -280,10 +281,22 @@ const isAgent = (c: Case) => c.tool === 'agent';
 
 /**
  * The next command on the store: takes the lock, completes or discards the interrupted write, and checks everything.
+ * It is verify's own composition (`verifyStore`, what both CLIs' verify run) with CI's identity, in this process: the
+ * crashed command ran in its own, and a verify's process start is most of its cost.
  */
 async function settle(c: Case, w: World): Promise<Outcome | undefined> {
   if (isAgent(c)) return undefined; // the agent keeps no store: its release directory is switched by one rename
-  return runTool('ci', ['--store', w.store, 'verify', '--now', c.at, '--now-ahead'], w);
+  const read = (p: string) => fs.readFileSync(p, 'utf8');
+  try {
+    const { findings } = await verifyStore(w.store, () => ({
+      now: new Date(c.at),
+      custody: { ci: readIdentities('ci', { TRELLIS_CI_IDENTITY_FILE: path.join(w.dir, 'ci.identity') }, read) },
+    }));
+    const errors = findings.filter((f) => f.level === 'error');
+    return { code: errors.length ? 1 : 0, signal: undefined, stdout: JSON.stringify(errors, null, 2), stderr: '' };
+  } catch (e) {
+    return { code: 1, signal: undefined, stdout: '', stderr: String(e) };
+  }
 }
 
 /** Old or new, never in between: the store (and the target) after a failure, once the next command ran. */

@@ -32,5 +32,5 @@ export {
   type Cli,
   type EnvironmentVariable,
 } from './help.js';
-export { statusCommand, verifyCommand } from './inspect-commands.js';
+export { statusCommand, verifyCommand, verifyStore } from './inspect-commands.js';
 export { checkCommand, writeMetricsFile } from './check-command.js';

@@ -46,6 +46,40 @@ export const statusCommand = {
   },
 };
 
+/** What verify judges with besides the store: its instant, and identities as the shell read them (none read here). */
+export interface VerifyInputs {
+  now: Date;
+  custody: { ci?: string[]; root?: string[]; breakglass?: string[] };
+  /** Identities retired by rekey: each must open no key file in the working tree. */
+  retired?: string[];
+  extraCustody?: (mesh: Mesh, now: Date) => Promise<Finding[]>;
+}
+
+/**
+ * Everything verify judges in one store, in the order it reports it: the one composition behind both CLIs' verify.
+ * It takes the lock first, so it completes or discards a write a crash interrupted (the crash sweep settles with it).
+ * `inputs` is asked for once the store is loaded: a store that cannot be read is reported before a bad identity.
+ */
+export async function verifyStore(
+  storeFlag: string | undefined,
+  inputs: () => VerifyInputs,
+): Promise<{ mesh: Mesh; now: Date; findings: Finding[] }> {
+  const { mesh, dir, secrets } = await withStore(storeFlag, async (store) => ({
+    mesh: loadMesh(store),
+    dir: store.dir,
+    secrets: secretFindings(store),
+  }));
+  const { now, custody, retired, extraCustody } = inputs();
+  const findings = [
+    ...secrets,
+    ...(await verifyMesh(mesh, now, storeReader(mesh.dir))),
+    ...(await custodyFindings(mesh, custody)),
+    ...(retired ? await retiredIdentityFindings(dir, retired) : []),
+    ...((await extraCustody?.(mesh, now)) ?? []),
+  ];
+  return { mesh, now, findings };
+}
+
 /** verify, proving custody with the identity this CLI's posture holds. */
 export function verifyCommand(
   identity: Exclude<IdentityKind, 'agent'>,
@@ -72,34 +106,28 @@ export function verifyCommand(
           field: '--format',
           hint: 'give one of them',
         });
-      const { mesh, dir, secrets } = await withStore(a.store, async (store) => ({
-        mesh: loadMesh(store),
-        dir: store.dir,
-        secrets: secretFindings(store),
-      }));
-      const ids =
-        held?.() ??
-        readIdentities(identity, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-      const retired =
-        a.retiredIdentity === undefined
-          ? undefined
-          : readIdentities(identity, { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity }, (p) =>
-              readBounded(p, READ_LIMITS.small, { followLink: true }),
-            );
-      const now = clock(a.now);
-      // trellis-ci verify also proves the standby keys' custody when the on-call team runs it with the break-glass
-      // identity.
-      const breakglass =
-        identity === 'ci'
-          ? readIdentities('breakglass', process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }))
-          : undefined;
-      const findings = [
-        ...secrets,
-        ...(await verifyMesh(mesh, now, storeReader(mesh.dir))),
-        ...(await custodyFindings(mesh, { [identity]: ids, ...(breakglass ? { breakglass } : {}) })),
-        ...(retired ? await retiredIdentityFindings(dir, retired) : []),
-        ...((await extraCustody?.(mesh, now)) ?? []),
-      ];
+      const read = (p: string) => readBounded(p, READ_LIMITS.small, { followLink: true });
+      const { mesh, now, findings } = await verifyStore(a.store, () => {
+        const ids = held?.() ?? readIdentities(identity, process.env, read);
+        const retired =
+          a.retiredIdentity === undefined
+            ? undefined
+            : readIdentities(
+                identity,
+                { [`TRELLIS_${identity.toUpperCase()}_IDENTITY_FILE`]: a.retiredIdentity },
+                read,
+              );
+        const now = clock(a.now);
+        // trellis-ci verify also proves the standby keys' custody when the on-call team runs it with the break-glass
+        // identity.
+        const breakglass = identity === 'ci' ? readIdentities('breakglass', process.env, read) : undefined;
+        return {
+          now,
+          custody: { [identity]: ids, ...(breakglass ? { breakglass } : {}) },
+          retired,
+          extraCustody,
+        };
+      });
       const format = a.json ? 'json' : (a.format ?? 'text');
       process.stdout.write(
         format === 'json'
