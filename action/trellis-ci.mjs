@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "677d5fddeec084e6d832dd3aecb0a8c3781ffba5", date: "2026-12-07T21:02:13Z" };
+    define_TRELLIS_BUILD_default = { commit: "3365f40e7b725753566d392ce5f075f9ff221d43", date: "2026-12-07T22:17:31Z" };
   }
 });
 
@@ -43944,6 +43944,22 @@ var init_secret_scan = __esm({
 });
 
 // packages/core/src/shell/inspect-commands.ts
+async function verifyStore(storeFlag, inputs) {
+  const { mesh, dir, secrets } = await withStore(storeFlag, async (store) => ({
+    mesh: loadMesh(store),
+    dir: store.dir,
+    secrets: secretFindings(store)
+  }));
+  const { now, custody, retired, extraCustody } = inputs();
+  const findings = [
+    ...secrets,
+    ...await verifyMesh(mesh, now, storeReader(mesh.dir)),
+    ...await custodyFindings(mesh, custody),
+    ...retired ? await retiredIdentityFindings(dir, retired) : [],
+    ...await extraCustody?.(mesh, now) ?? []
+  ];
+  return { mesh, now, findings };
+}
 function verifyCommand(identity3, extraCustody, held2) {
   return {
     command: "verify",
@@ -43958,26 +43974,23 @@ function verifyCommand(identity3, extraCustody, held2) {
           field: "--format",
           hint: "give one of them"
         });
-      const { mesh, dir, secrets } = await withStore(a2.store, async (store) => ({
-        mesh: loadMesh(store),
-        dir: store.dir,
-        secrets: secretFindings(store)
-      }));
-      const ids = held2?.() ?? readIdentities(identity3, process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true }));
-      const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
-        identity3,
-        { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
-        (p) => readBounded(p, READ_LIMITS.small, { followLink: true })
-      );
-      const now = clock(a2.now);
-      const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, (p) => readBounded(p, READ_LIMITS.small, { followLink: true })) : void 0;
-      const findings = [
-        ...secrets,
-        ...await verifyMesh(mesh, now, storeReader(mesh.dir)),
-        ...await custodyFindings(mesh, { [identity3]: ids, ...breakglass ? { breakglass } : {} }),
-        ...retired ? await retiredIdentityFindings(dir, retired) : [],
-        ...await extraCustody?.(mesh, now) ?? []
-      ];
+      const read2 = (p) => readBounded(p, READ_LIMITS.small, { followLink: true });
+      const { mesh, now, findings } = await verifyStore(a2.store, () => {
+        const ids = held2?.() ?? readIdentities(identity3, process.env, read2);
+        const retired = a2.retiredIdentity === void 0 ? void 0 : readIdentities(
+          identity3,
+          { [`TRELLIS_${identity3.toUpperCase()}_IDENTITY_FILE`]: a2.retiredIdentity },
+          read2
+        );
+        const now2 = clock(a2.now);
+        const breakglass = identity3 === "ci" ? readIdentities("breakglass", process.env, read2) : void 0;
+        return {
+          now: now2,
+          custody: { [identity3]: ids, ...breakglass ? { breakglass } : {} },
+          retired,
+          extraCustody
+        };
+      });
       const format7 = a2.json ? "json" : a2.format ?? "text";
       process.stdout.write(
         format7 === "json" ? `${JSON.stringify({ ok: worstLevel(findings) !== "error", findings }, null, 2)}
