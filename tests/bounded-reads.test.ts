@@ -136,11 +136,33 @@ describe('every read is bounded and of a regular file', () => {
       );
       expect(ms).toBeLessThan(20_000);
       expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
-      // The agent names the flag, the file it could not read (the flag's value) and which bound held.
-      expect(String(r.stderr)).toMatch(new RegExp(`\\(${flag}\\): /dev/zero is not a regular file`));
+      // The agent names the file it could not read, the flag as the field at fault, and which bound held.
+      expect(String(r.stderr)).toMatch(
+        new RegExp(`: /dev/zero: ${flag}: cannot read .*/dev/zero is not a regular file`),
+      );
     },
     40_000,
   );
+
+  it('trellis-agent install with a --roots file that holds no certificate names the file and --roots (exit 2)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-agent-roots-'));
+    const [bundle, roots] = [path.join(dir, 'api.age'), path.join(dir, 'roots.pem')];
+    fs.writeFileSync(bundle, 'not a bundle\n');
+    fs.writeFileSync(roots, '');
+    const r = await execa(
+      'node',
+      [AGENT_BIN, 'install', '--bundle', bundle, '--dir', path.join(dir, 'svc'), '--roots', roots],
+      {
+        env: baseEnv({ TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity }) as NodeJS.ProcessEnv,
+        extendEnv: false,
+        reject: false,
+        stdin: 'ignore',
+      },
+    );
+    expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
+    expect(String(r.stderr)).toContain(`: ${roots}: --roots: holds no root certificate`);
+    expect(fs.existsSync(path.join(dir, 'svc')), 'nothing installed').toBe(false);
+  });
 });
 
 describe('a CLI reads nothing above its working directory', () => {

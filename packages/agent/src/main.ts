@@ -108,8 +108,9 @@ await runMain('trellis-agent', () => {
         try {
           text = readBounded(a.bundle, READ_LIMITS.release, { followLink: true });
         } catch (e) {
-          throw new TrellisError('usage', `cannot read the bundle (--bundle): ${(e as Error).message}`, {
+          throw new TrellisError('usage', `cannot read the bundle: ${(e as Error).message}`, {
             file: a.bundle,
+            field: '--bundle',
           });
         }
         const ids = requireIdentities('agent', process.env, (p) =>
@@ -119,11 +120,13 @@ await runMain('trellis-agent', () => {
         try {
           roots = parseCertificates(readBounded(a.roots, READ_LIMITS.small, { followLink: true }));
         } catch (e) {
-          throw new TrellisError('usage', `cannot read the pinned roots (--roots): ${(e as Error).message}`, {
+          throw new TrellisError('usage', `cannot read the pinned roots: ${(e as Error).message}`, {
             file: a.roots,
+            field: '--roots',
           });
         }
-        if (!roots.length) throw new TrellisError('usage', 'holds no root certificate (--roots)', { file: a.roots });
+        if (!roots.length)
+          throw new TrellisError('usage', 'holds no root certificate', { file: a.roots, field: '--roots' });
         const policy = {
           clockSkew: parseDuration(a.clockSkew, { field: '--clock-skew' }, 'usage'),
           crlGrace: parseDuration(a.crlGrace, { field: '--crl-grace' }, 'usage'),
