@@ -27,6 +27,17 @@ const timed = async <T>(fn: () => Promise<T>): Promise<{ r: T; ms: number }> => 
   return { r, ms: Date.now() - t0 };
 };
 
+/** trellis-agent install with a throwaway identity: each case here is refused before any identity matters. */
+async function agentInstall(bundle: string, dir: string, roots: string) {
+  return execa('node', [AGENT_BIN, 'install', '--bundle', bundle, '--dir', dir, '--roots', roots], {
+    env: baseEnv({ TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity }) as NodeJS.ProcessEnv,
+    extendEnv: false,
+    reject: false,
+    stdin: 'ignore',
+    timeout: 30_000,
+  });
+}
+
 describe('every read is bounded and of a regular file', () => {
   it.each([
     [
@@ -111,29 +122,7 @@ describe('every read is bounded and of a regular file', () => {
         [flag]: dev,
       };
       fs.writeFileSync(args['--bundle'] === dev ? path.join(dir, 'unused') : args['--bundle'], 'not a bundle\n');
-      const identity = (await newIdentity()).identity;
-      const { r, ms } = await timed(() =>
-        execa(
-          'node',
-          [
-            AGENT_BIN,
-            'install',
-            '--bundle',
-            args['--bundle'],
-            '--dir',
-            path.join(dir, 'svc'),
-            '--roots',
-            args['--roots'],
-          ],
-          {
-            env: baseEnv({ TRELLIS_AGENT_IDENTITY: identity }) as NodeJS.ProcessEnv,
-            extendEnv: false,
-            reject: false,
-            stdin: 'ignore',
-            timeout: 30_000,
-          },
-        ),
-      );
+      const { r, ms } = await timed(() => agentInstall(args['--bundle'], path.join(dir, 'svc'), args['--roots']));
       expect(ms).toBeLessThan(20_000);
       expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
       // The agent names the file it could not read, the flag as the field at fault, and which bound held.
@@ -149,16 +138,7 @@ describe('every read is bounded and of a regular file', () => {
     const [bundle, roots] = [path.join(dir, 'api.age'), path.join(dir, 'roots.pem')];
     fs.writeFileSync(bundle, 'not a bundle\n');
     fs.writeFileSync(roots, '');
-    const r = await execa(
-      'node',
-      [AGENT_BIN, 'install', '--bundle', bundle, '--dir', path.join(dir, 'svc'), '--roots', roots],
-      {
-        env: baseEnv({ TRELLIS_AGENT_IDENTITY: (await newIdentity()).identity }) as NodeJS.ProcessEnv,
-        extendEnv: false,
-        reject: false,
-        stdin: 'ignore',
-      },
-    );
+    const r = await agentInstall(bundle, path.join(dir, 'svc'), roots);
     expectRefused({ code: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) }, 'usage');
     expect(String(r.stderr)).toContain(`: ${roots}: --roots: holds no root certificate`);
     expect(fs.existsSync(path.join(dir, 'svc')), 'nothing installed').toBe(false);
