@@ -1,14 +1,14 @@
 import { execa } from 'execa';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { FakeMesh } from './helpers/fake-mesh.js';
-import { baseEnv, noteCliRun, type Env, type Run, DRILL_BIN } from './helpers/cli.js';
+import { baseEnv, nodeArgs, noteCliRun, type Env, type Run, DRILL_BIN } from './helpers/cli.js';
 import { hashTree } from './helpers/store-hash.js';
 import { DAY, HOUR, RUN_NOW, at } from './helpers/clock.js';
 
 const NOW = at(RUN_NOW);
 
 async function drill(args: string[], env: Env = {}): Promise<Run> {
-  const r = await execa('node', [DRILL_BIN, ...args], {
+  const r = await execa('node', nodeArgs(DRILL_BIN, args), {
     env: baseEnv(env) as NodeJS.ProcessEnv,
     extendEnv: false,
     reject: false,

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN, noteCliRun } from './helpers/cli.js';
+import { baseEnv, CI_BIN, ROOT_BIN, trellisCi, AGENT_BIN, DRILL_BIN, nodeArgs, noteCliRun } from './helpers/cli.js';
 import { execa } from 'execa';
 import { COMMAND_ENVIRONMENT, ENVIRONMENT, type Cli } from '../packages/core/src/shell/index.js';
 
@@ -28,7 +28,7 @@ const COMMANDS = [
 
 /** trellis-root as on a connected machine: no TRELLIS_ALLOW_ONLINE. */
 async function root(args: string[], env: Record<string, string> = {}) {
-  const r = await execa('node', [ROOT_BIN, ...args], {
+  const r = await execa('node', nodeArgs(ROOT_BIN, args), {
     env: baseEnv(env) as NodeJS.ProcessEnv,
     extendEnv: false,
     reject: false,
@@ -138,7 +138,7 @@ describe('--version', () => {
 });
 
 async function help(cli: Cli, args: string[]) {
-  const r = await execa('node', [BIN[cli], ...args, '--help'], {
+  const r = await execa('node', nodeArgs(BIN[cli], [...args, '--help']), {
     env: baseEnv(POSTURE_ENV[cli]) as NodeJS.ProcessEnv,
     extendEnv: false,
     reject: false,

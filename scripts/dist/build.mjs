@@ -14,7 +14,7 @@
  * public key whose private half is in ssh-agent). --action DIR also refreshes the
  * bundle the GitHub Action runs (committed under action/; docs/installing.md).
  */
-import { execFileSync } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { isBuiltin } from 'node:module';
@@ -182,7 +182,38 @@ async function bundle(entry, outfile, info, { faultSeam = false } = {}) {
   const inside = Object.entries(output.inputs)
     .filter(([i, o]) => o.bytesInOutput > 0 && !i.startsWith('<'))
     .map(([i]) => i);
-  return { bytes: result.outputFiles[0].contents, inputs: inside.sort() };
+  // The banner's import is not an input's, so the metafile does not list it.
+  const imports = output.imports.filter((i) => i.kind === 'import-statement').length + 1;
+  return { bytes: result.outputFiles[0].contents, inputs: inside.sort(), imports };
+}
+
+/**
+ * A test CLI's script form, for scripts/dist/start-cached.cjs: the bundle as the body of an async function, its
+ * `import … from "node:…"` lines made calls to the loader's `builtin` and hoisted to the first line (where the shebang
+ * was, so every other line keeps its number), `import.meta` the loader's. A script, unlike a module, can have its code
+ * cache made after it ran. `imports` is esbuild's count of import statements: every one must be matched, no other line.
+ * @public imported by path (tests/start-cached.test.ts), which knip cannot follow.
+ */
+export function scriptForm(bytes, imports) {
+  const hoisted = [];
+  const IMPORT = /^import\s+(?:([\w$]+)|\{([^}]*)\})\s+from\s+(["'])([^"']+)\3;?$/gm;
+  const body = Buffer.from(bytes)
+    .toString('utf8')
+    .replace(/^#!.*/, '')
+    .replace(IMPORT, (line, name, named, _quote, id) => {
+      const from = `__trellisBuiltin(${JSON.stringify(id)})`;
+      const bindings = named?.replace(/\s+/g, ' ').replace(/ as /g, ': ');
+      // A module's default export is module.exports; `{ default as x }` would need that said, and no bundle has one.
+      if (/\bdefault\b/.test(bindings ?? '')) throw new Error(`${line}: a named default import`);
+      hoisted.push(name ? `const ${name} = ${from};` : `const {${bindings}} = ${from};`);
+      return '\n'.repeat(line.split('\n').length - 1);
+    })
+    .replace(/\bimport\.meta\b/g, '__trellisImportMeta');
+  if (hoisted.length !== imports) {
+    throw new Error(`script form: ${hoisted.length} imports matched, esbuild made ${imports}`);
+  }
+  const head = '(async function (__trellisBuiltin, __trellisImportMeta) {"use strict";';
+  return Buffer.from(`${head} ${hoisted.join(' ')}${body}\n})`);
 }
 
 /** A shipped script without its test-only fault seam: the lines between its markers become inert definitions. */
@@ -252,14 +283,26 @@ function sbom(info, artifacts, contents) {
       component: { type: 'application', 'bom-ref': 'trellis', name: 'trellis', version: info.commit },
     },
     components: [
-      ...artifacts.filter((a) => contents.has(a.file)).map((a) => ({
-        type: 'application', 'bom-ref': a.file, name: a.file, version: info.commit,
-        hashes: [{ alg: 'SHA-256', content: a.sha256 }],
-      })),
-      ...[...packages.entries()].sort(([x], [y]) => x.localeCompare(y)).map(([ref, p]) => ({
-        type: 'library', 'bom-ref': ref, name: p.name, version: p.version, purl: ref, licenses: license(p),
-        ...(p.workspace ? { description: 'trellis workspace package' } : {}),
-      })),
+      ...artifacts
+        .filter((a) => contents.has(a.file))
+        .map((a) => ({
+          type: 'application',
+          'bom-ref': a.file,
+          name: a.file,
+          version: info.commit,
+          hashes: [{ alg: 'SHA-256', content: a.sha256 }],
+        })),
+      ...[...packages.entries()]
+        .sort(([x], [y]) => x.localeCompare(y))
+        .map(([ref, p]) => ({
+          type: 'library',
+          'bom-ref': ref,
+          name: p.name,
+          version: p.version,
+          purl: ref,
+          licenses: license(p),
+          ...(p.workspace ? { description: 'trellis workspace package' } : {}),
+        })),
     ],
     dependencies: [{ ref: 'trellis', dependsOn: dependencies.map((d) => d.ref) }, ...dependencies],
   };
@@ -295,10 +338,14 @@ export async function buildRelease(out, { info = sourceCommit() } = {}) {
     files.set(b.file, withoutFaultSeam(fs.readFileSync(path.join(ROOT, b.from), 'utf8')));
   }
   const needs = Object.fromEntries(CLIS.map((c) => [c.file, c.needs]));
-  const artifacts = [...files.entries()].sort(([x], [y]) => (x < y ? -1 : 1)).map(([file, bytes]) => ({
-    file, sha256: sha256(bytes), bytes: bytes.length,
-    ...(needs[file] ? { run: `node ${file}`, needs: needs[file] } : {}),
-  }));
+  const artifacts = [...files.entries()]
+    .sort(([x], [y]) => (x < y ? -1 : 1))
+    .map(([file, bytes]) => ({
+      file,
+      sha256: sha256(bytes),
+      bytes: bytes.length,
+      ...(needs[file] ? { run: `node ${file}`, needs: needs[file] } : {}),
+    }));
   files.set('sbom.cdx.json', Buffer.from(json(sbom(info, artifacts, contents))));
   const bom = files.get('sbom.cdx.json');
   artifacts.push({ file: 'sbom.cdx.json', sha256: sha256(bom), bytes: bom.length });
@@ -325,6 +372,7 @@ export async function buildTestCli(out) {
     [...CLIS, ...BESIDE.filter((b) => b.entry)].map(async (cli) => {
       const b = await bundle(cli.entry, path.join(out, cli.file), info, { faultSeam: true });
       writeIfChanged(path.join(out, cli.file), b.bytes);
+      if (CLIS.includes(cli)) await codeCache(path.join(out, cli.file), scriptForm(b.bytes, b.imports));
     }),
   );
   for (const b of BESIDE.filter((x) => x.from)) {
@@ -337,6 +385,29 @@ export async function buildTestCli(out) {
     fs.mkdirSync(path.dirname(beside), { recursive: true });
     fs.symlinkSync(fs.realpathSync(binding), beside);
   }
+}
+
+/**
+ * Writes a test CLI's script form beside it and, unless the cache there is whole and made from these bytes, runs the
+ * CLI's `version` through start-cached.cjs once to make it: the functions every start compiles are then in it.
+ */
+async function codeCache(cli, script) {
+  const file = cli.replace(/\.mjs$/, '.script.js');
+  writeIfChanged(file, script);
+  const cache = fs.existsSync(`${file}.cache`) ? fs.readFileSync(`${file}.cache`) : Buffer.alloc(0);
+  const digest = crypto.createHash('sha256').update(script).update(cache.subarray(32)).digest();
+  if (cache.subarray(0, 32).equals(digest)) return;
+  const start = path.join(ROOT, 'scripts/dist/start-cached.cjs');
+  await new Promise((resolve, reject) => {
+    execFile(
+      process.execPath,
+      [start, cli, 'version'],
+      {
+        env: { PATH: process.env.PATH, TRELLIS_TEST_CODE_CACHE: 'produce' },
+      },
+      (e) => (e ? reject(new Error(`${cli} version, started from its script form: ${e.message}`)) : resolve()),
+    );
+  });
 }
 
 /** Rewrites only what changed: a test file already running a bundle keeps reading the bytes it started with. */

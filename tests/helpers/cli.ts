@@ -14,6 +14,16 @@ export const AGENT_BIN = path.join(CLI_DIR, 'trellis-agent.mjs');
 export const DRILL_BIN = path.join(CLI_DIR, 'trellis-drill.mjs');
 const GOVERIFY = path.join(REPO, 'scripts/goverify/goverify');
 
+/**
+ * How the helpers start a test CLI: scripts/dist/start-cached.cjs runs it as `node BIN ARGS` does, but from V8's code
+ * cache, a third less of each start (docs/decisions.md). tests/start-cached.test.ts holds it to `node BIN`'s output.
+ */
+const START_CACHED = path.join(REPO, 'scripts/dist/start-cached.cjs');
+/** `node`'s arguments that run the test CLI `bin` with `args`. */
+export function nodeArgs(bin: string, args: readonly string[]): string[] {
+  return [START_CACHED, bin, ...args];
+}
+
 export type Env = Record<string, string | undefined>;
 
 /** PATH and HOME only: no CI, no identities, unless a test adds them. */
@@ -38,7 +48,7 @@ export function noteCliRun(bin: string, r: { durationMs: number }): void {
 }
 
 async function run(bin: string, args: string[], env: Env, cwd: string, input?: string): Promise<Run> {
-  const r: Result = await execa('node', [bin, ...args], {
+  const r: Result = await execa('node', nodeArgs(bin, args), {
     env: env as NodeJS.ProcessEnv,
     extendEnv: false,
     reject: false,

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CI_BIN, ROOT_BIN, baseEnv, noteCliRun, type Env, AGENT_BIN } from './cli.js';
+import { CI_BIN, ROOT_BIN, baseEnv, noteCliRun, nodeArgs, type Env, AGENT_BIN } from './cli.js';
 
 export interface World {
   dir: string;
@@ -60,7 +60,7 @@ export async function runTool(
   extra: Env = {},
   opts: { killAfterMs?: number } = {},
 ): Promise<Outcome> {
-  const child = execa('node', [BIN[tool], ...args], {
+  const child = execa('node', nodeArgs(BIN[tool], args), {
     env: toolEnv(tool, w, extra) as NodeJS.ProcessEnv,
     extendEnv: false,
     reject: false,

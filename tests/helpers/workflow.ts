@@ -15,7 +15,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { execa } from 'execa';
-import { CI_BIN, noteCliRun } from './cli.js';
+import { CI_BIN, nodeArgs, noteCliRun } from './cli.js';
 
 interface Step {
   id?: string;
@@ -221,7 +221,7 @@ export async function runJob(o: RunOptions): Promise<JobResult> {
       const unknown = Object.keys(w).filter((k) => !['args', 'ci-identity', 'working-directory'].includes(k));
       if (unknown.length) throw new Error(`${label}: the action has no input ${unknown.join(', ')}`);
       const args = (w.args ?? '').split(/\s+/).filter(Boolean);
-      const x = await execa('node', [CI_BIN, ...args], {
+      const x = await execa('node', nodeArgs(CI_BIN, args), {
         cwd: path.resolve(o.workspace, w['working-directory'] || '.'),
         reject: false,
         extendEnv: false,
