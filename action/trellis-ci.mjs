@@ -54,7 +54,7 @@ var __toCommonJS = (mod4) => __copyProps(__defProp({}, "__esModule", { value: tr
 var define_TRELLIS_BUILD_default;
 var init_define_TRELLIS_BUILD = __esm({
   "<define:TRELLIS_BUILD>"() {
-    define_TRELLIS_BUILD_default = { commit: "c8c74b86c8f2f4d103c61f169439857a3b6cb081", date: "2026-12-07T22:29:33Z" };
+    define_TRELLIS_BUILD_default = { commit: "ce5e4492afd4aa1be6e8d33550172c699f147817", date: "2026-12-08T00:31:26Z" };
   }
 });
 
