@@ -13,7 +13,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { newIdentity } from '@trellis/core';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { AGENT_BIN, REPO, baseEnv, tool } from './helpers/cli.js';
-import { keytoolList } from './helpers/keytool.js';
+import { jvmArgs, keytoolList } from './helpers/keytool.js';
 
 const PASSWORD = 'deploy side only 42';
 const ENV = { TRELLIS_PKCS12_PASSWORD: PASSWORD };
@@ -91,13 +91,11 @@ describe('a dir target with formats: [pkcs12]', () => {
     const b = await m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--service', 'web', '--out', webKs], ENV);
     expect(b.code, b.stderr).toBe(0);
     const classes = path.join(root, 'classes');
-    await execa('javac', ['-d', classes, path.join(REPO, 'tests/jvm/Handshake.java')]);
+    await execa('javac', jvmArgs('javac', ['-d', classes, path.join(REPO, 'tests/jvm/Handshake.java')]));
     const r = await tool('env', [
       `TRELLIS_PKCS12_PASSWORD=${PASSWORD}`,
       'java',
-      '-cp',
-      classes,
-      'Handshake',
+      ...jvmArgs('java', ['-cp', classes, 'Handshake']),
       current(apiDir, 'keystore.p12'),
       webKs,
       current(apiDir, 'truststore.p12'),

@@ -14,7 +14,7 @@ import { parseCertificates } from '@trellis/core';
 import { execa } from 'execa';
 import fc from 'fast-check';
 import { REPO, tool, CI_BIN } from './helpers/cli.js';
-import { keytoolList } from './helpers/keytool.js';
+import { jvmArgs, keytoolList } from './helpers/keytool.js';
 import { FakeMesh } from './helpers/fake-mesh.js';
 import { DAY, RUN_NOW, plus } from './helpers/clock.js';
 import { PROFILES, forgeCertificate, openCa } from './helpers/forge-chain.js';
@@ -62,14 +62,7 @@ async function handshake(
   const r = await tool('env', [
     `TRELLIS_PKCS12_PASSWORD=${PASSWORD}`,
     'java',
-    '-cp',
-    classes,
-    'Handshake',
-    server,
-    client,
-    trust,
-    crls ?? '-',
-    ...(authz ? ['authz'] : []),
+    ...jvmArgs('java', ['-cp', classes, 'Handshake', server, client, trust, crls ?? '-', ...(authz ? ['authz'] : [])]),
   ]);
   if (r.code !== 0) throw new Error(`java: ${r.stderr}`);
   const line = (side: string) =>
@@ -84,7 +77,7 @@ beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-jvm-'));
   // Compiled once (java Handshake.java would compile on every handshake).
   classes = path.join(dir, 'classes');
-  await execa('javac', ['-d', classes, HANDSHAKE]);
+  await execa('javac', jvmArgs('javac', ['-d', classes, HANDSHAKE]));
   m = await FakeMesh.create({
     scopes: { global: ['control'], 'us-east-1': ['api', 'web', 'gone'], 'eu-west-1': ['api'] },
   });
@@ -119,15 +112,10 @@ describe('bundle --format pkcs12', () => {
     expect(listed.stdout).toContain('Alias name: api');
     expect(listed.stdout).toContain('Certificate chain length: 2');
     // A wrong password is refused by the MAC.
-    const wrong = await tool('keytool', [
-      '-list',
-      '-storetype',
-      'PKCS12',
-      '-keystore',
-      out,
-      '-storepass',
-      'not the password',
-    ]);
+    const wrong = await tool(
+      'keytool',
+      jvmArgs('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass', 'not the password']),
+    );
     expect(wrong.code).not.toBe(0);
   });
 
@@ -136,7 +124,10 @@ describe('bundle --format pkcs12', () => {
     fs.writeFileSync(pw, `${PASSWORD}\n`, { mode: 0o600 });
     const out = path.join(dir, 'from-file.p12');
     await must(m.ci(['bundle', 'us-east-1', '--format', 'pkcs12', '--out', out, '--password-file', pw]));
-    const listed = await tool('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:file', pw]);
+    const listed = await tool(
+      'keytool',
+      jvmArgs('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:file', pw]),
+    );
     expect(listed.code, listed.stderr + listed.stdout).toBe(0);
     expect(listed.stdout).toContain('trustedCertEntry');
   });
@@ -251,7 +242,8 @@ describe('the store password', () => {
         TRELLIS_PKCS12_PASSWORD: pw,
       }),
     );
-    const listed = await execa('keytool', ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:env', 'P'], {
+    const list = ['-list', '-storetype', 'PKCS12', '-keystore', out, '-storepass:env', 'P'];
+    const listed = await execa('keytool', jvmArgs('keytool', list), {
       reject: false,
       env: { P: pw },
     });
@@ -320,7 +312,7 @@ describe('JSSE mTLS with the trellis truststore, keystores and crl-jvm', () => {
     const imported = await tool('env', [
       `TRELLIS_PKCS12_PASSWORD=${PASSWORD}`,
       'keytool',
-      '-importcert',
+      ...jvmArgs('keytool', ['-importcert']),
       '-noprompt',
       '-alias',
       'root',

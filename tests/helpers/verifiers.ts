@@ -13,6 +13,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { parseCertificates, pemDecodeAll, pemEncode, trustOpensslPem } from '@trellis/core';
 import { REPO, goverify, tool } from './cli.js';
+import { jvmArgs } from './keytool.js';
 
 export const VERIFIERS = ['openssl', 'go', 'nss', 'gnutls', 'node', 'pkix', 'jsse', 'botan'] as const;
 export type Verifier = (typeof VERIFIERS)[number];
@@ -132,7 +133,7 @@ export class Verifiers {
         file(this.dir, 'key', c.peer.key),
       ].join('\t'),
     );
-    const r = await tool('java', [JVM_CONFORMANCE, file(this.dir, 'cases', `${lines.join('\n')}\n`)]);
+    const r = await tool('java', jvmArgs('java', [JVM_CONFORMANCE, file(this.dir, 'cases', `${lines.join('\n')}\n`)]));
     if (r.code !== 0) throw new Error(`java Conformance.java: ${r.stderr}`);
     const out = cells.map(() => ({}) as Record<(typeof JVM_VERIFIERS)[number], Verdict>);
     for (const line of r.stdout.trim().split('\n')) {
